@@ -1,0 +1,61 @@
+/**
+ * `ckpt coordinator`: runs a coordinator until SIGTERM or SIGINT, then
+ * shuts down gracefully (a second signal forces).
+ */
+import type { Command } from 'commander';
+import { resolveConfig, type CoordinatorConfigInput } from '../config/index.js';
+import { createLogger } from '../log/index.js';
+import { runCoordinator } from '../server/run.js';
+
+/** Flags of `ckpt coordinator`, each feeding the config option of the same name. */
+const FLAGS: Array<[flag: string, option: keyof CoordinatorConfigInput, help: string]> = [
+  ['--etcd <urls>', 'etcd', 'etcd client URLs, comma-separated (CKPT_ETCD)'],
+  ['--nats <urls>', 'nats', 'NATS server URLs, comma-separated (CKPT_NATS)'],
+  ['--listen <addr>', 'listen', 'gRPC listen address host:port (CKPT_LISTEN)'],
+  ['--etcd-prefix <prefix>', 'etcdPrefix', 'prefix of every etcd key (CKPT_ETCD_PREFIX)'],
+  ['--subject-prefix <prefix>', 'subjectPrefix', 'first token of every NATS subject (CKPT_SUBJECT_PREFIX)'],
+  ['--auth-token <token>', 'authToken', 'require "authorization: Bearer <token>" on every call (CKPT_AUTH_TOKEN)'],
+  ['--heartbeat-interval-ms <ms>', 'heartbeatIntervalMs', 'worker heartbeat interval (CKPT_HEARTBEAT_INTERVAL_MS)'],
+  ['--heartbeat-timeout-ms <ms>', 'heartbeatTimeoutMs', 'session timeout without heartbeat (CKPT_HEARTBEAT_TIMEOUT_MS)'],
+  ['--etcd-timeout-ms <ms>', 'etcdTimeoutMs', 'deadline of each etcd request (CKPT_ETCD_TIMEOUT_MS)'],
+  ['--max-message-bytes <n>', 'maxMessageBytes', 'largest gRPC message (CKPT_MAX_MESSAGE_BYTES)'],
+  ['--id-block-size <n>', 'idBlockSize', 'checkpoint ids reserved per etcd write (CKPT_ID_BLOCK_SIZE)'],
+  ['--history-size <n>', 'historySize', 'finished checkpoints remembered per job (CKPT_HISTORY_SIZE)'],
+  ['--shutdown-grace-ms <ms>', 'shutdownGraceMs', 'graceful shutdown limit (CKPT_SHUTDOWN_GRACE_MS)'],
+  ['--log-level <level>', 'logLevel', 'fatal|error|warn|info|debug|trace|silent (CKPT_LOG_LEVEL)'],
+];
+
+/** Adds the `coordinator` command to the program. */
+export function addCoordinatorCommand(program: Command): void {
+  const command = program.command('coordinator').description('run a checkpoint coordinator (gRPC server)');
+  for (const [flag, , help] of FLAGS) command.option(flag, help);
+  command.action(async (flags: Record<string, string | undefined>) => {
+    const input: CoordinatorConfigInput = {};
+    for (const [, option] of FLAGS) {
+      const value = flags[option];
+      if (value !== undefined) (input as Record<string, string>)[option] = value;
+    }
+    const config = resolveConfig(input);
+    const logger = createLogger(config.logLevel);
+    const running = await runCoordinator(config, logger);
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: forcing shutdown');
+        void running.kill().finally(() => process.exit(1));
+        return;
+      }
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      running.stop().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}

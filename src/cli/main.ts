@@ -1,0 +1,34 @@
+/**
+ * The `ckpt` command line. The only module that handles process signals
+ * and writes to the console.
+ */
+import { Command } from 'commander';
+import { errorInfo, isServiceError } from '../client/index.js';
+import { addClientCommands } from './client-commands.js';
+import { addCoordinatorCommand } from './coordinator-command.js';
+import { addDemoCommand } from './demo-command.js';
+
+/** Builds the program; exported for tests of the argument parsing. */
+export function buildProgram(): Command {
+  const program = new Command('ckpt')
+    .description('distributed checkpoint coordinator')
+    .option('--address <host:port>', 'coordinator address', process.env.CKPT_ADDRESS ?? '127.0.0.1:7070')
+    .option('--token <token>', 'bearer token for a coordinator started with --auth-token', process.env.CKPT_AUTH_TOKEN)
+    .option('--json', 'print JSON instead of tables');
+  addCoordinatorCommand(program);
+  addClientCommands(program);
+  addDemoCommand(program);
+  return program;
+}
+
+buildProgram()
+  .parseAsync(process.argv)
+  .catch((err: unknown) => {
+    if (isServiceError(err)) {
+      const info = errorInfo(err);
+      console.error(`ckpt: ${err.details} (${info?.reason ?? 'grpc status ' + String(err.code)})`);
+    } else {
+      console.error(`ckpt: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    process.exitCode = 1;
+  });

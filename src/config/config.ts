@@ -1,0 +1,134 @@
+/**
+ * The coordinator's configuration: one function turns options from flags,
+ * environment variables and code into a complete, validated config.
+ * Environment variable names are the option names in CONSTANT_CASE with a
+ * `CKPT_` prefix (`heartbeatTimeoutMs` → `CKPT_HEARTBEAT_TIMEOUT_MS`).
+ */
+import type { LevelWithSilent } from 'pino';
+import { CkptError } from '../core/errors.js';
+import { DEFAULT_ID_BLOCK_SIZE } from '../core/id-allocator.js';
+import { DEFAULT_HISTORY_SIZE } from '../core/job-tracker.js';
+import { LOG_LEVELS } from '../log/index.js';
+
+/** The complete configuration of a coordinator process. */
+export interface CoordinatorConfig {
+  /** etcd client URLs. @default ['http://127.0.0.1:2379'] */
+  etcd: string[];
+  /** NATS server URLs. @default ['nats://127.0.0.1:4222'] */
+  nats: string[];
+  /** gRPC listen address, host:port; port 0 picks a free one. @default '127.0.0.1:7070' */
+  listen: string;
+  /** Prefix of every etcd key the coordinator writes; ends with '/'. @default '/ckpt/' */
+  etcdPrefix: string;
+  /** First token(s) of every NATS subject. @default 'ckpt' */
+  subjectPrefix: string;
+  /** When set, every gRPC call must carry `authorization: Bearer <token>`. @default undefined (no auth) */
+  authToken: string | undefined;
+  /** Interval at which workers send heartbeats. @default 1000 */
+  heartbeatIntervalMs: number;
+  /** A session without a heartbeat for this long ends. @default 10000 */
+  heartbeatTimeoutMs: number;
+  /** Deadline of every etcd request. @default 5000 */
+  etcdTimeoutMs: number;
+  /** Largest gRPC message the coordinator accepts or sends. @default 67108864 (64 MiB) */
+  maxMessageBytes: number;
+  /** Checkpoint ids reserved per etcd write. @default 1000 */
+  idBlockSize: number;
+  /** Finished checkpoints remembered per job for listings. @default 100 */
+  historySize: number;
+  /** Time a graceful shutdown waits for calls in flight before forcing. @default 10000 */
+  shutdownGraceMs: number;
+  /** pino log level. @default 'info' */
+  logLevel: LevelWithSilent;
+}
+
+/** Every option, as given by a user: strings from flags and env, or typed values from code. */
+export type CoordinatorConfigInput = { [K in keyof CoordinatorConfig]?: CoordinatorConfig[K] | string };
+
+/** The defaults of every option. */
+export const DEFAULT_CONFIG: Readonly<CoordinatorConfig> = Object.freeze({
+  etcd: ['http://127.0.0.1:2379'],
+  nats: ['nats://127.0.0.1:4222'],
+  listen: '127.0.0.1:7070',
+  etcdPrefix: '/ckpt/',
+  subjectPrefix: 'ckpt',
+  authToken: undefined,
+  heartbeatIntervalMs: 1000,
+  heartbeatTimeoutMs: 10_000,
+  etcdTimeoutMs: 5000,
+  maxMessageBytes: 64 * 1024 * 1024,
+  idBlockSize: DEFAULT_ID_BLOCK_SIZE,
+  historySize: DEFAULT_HISTORY_SIZE,
+  shutdownGraceMs: 10_000,
+  logLevel: 'info',
+});
+
+function envName(option: string): string {
+  return 'CKPT_' + option.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
+}
+
+function invalid(option: string, message: string): CkptError {
+  return new CkptError('MALFORMED', `option ${option} (${envName(option)}) ${message}`);
+}
+
+function list(option: string, value: string | string[]): string[] {
+  const items = (Array.isArray(value) ? value : value.split(',')).map((s) => s.trim()).filter((s) => s !== '');
+  if (items.length === 0) throw invalid(option, 'needs at least one URL');
+  return items;
+}
+
+function integer(option: string, value: number | string, min: number): number {
+  const n = typeof value === 'number' ? value : Number(value);
+  if (!Number.isSafeInteger(n) || n < min) throw invalid(option, `must be an integer of at least ${min}, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/**
+ * Merges `input` over the environment over the defaults, normalises and
+ * validates; throws MALFORMED naming the option at the first problem.
+ */
+export function resolveConfig(input: CoordinatorConfigInput = {}, env: NodeJS.ProcessEnv = process.env): CoordinatorConfig {
+  const pick = <K extends keyof CoordinatorConfig>(k: K): CoordinatorConfig[K] | string => {
+    const given = input[k];
+    if (given !== undefined) return given;
+    const fromEnv = env[envName(k)];
+    return fromEnv !== undefined && fromEnv !== '' ? fromEnv : DEFAULT_CONFIG[k];
+  };
+  const config: CoordinatorConfig = {
+    etcd: list('etcd', pick('etcd') as string | string[]),
+    nats: list('nats', pick('nats') as string | string[]),
+    listen: String(pick('listen')),
+    etcdPrefix: String(pick('etcdPrefix')),
+    subjectPrefix: String(pick('subjectPrefix')),
+    authToken: pick('authToken') as string | undefined,
+    heartbeatIntervalMs: integer('heartbeatIntervalMs', pick('heartbeatIntervalMs') as number | string, 10),
+    heartbeatTimeoutMs: integer('heartbeatTimeoutMs', pick('heartbeatTimeoutMs') as number | string, 20),
+    etcdTimeoutMs: integer('etcdTimeoutMs', pick('etcdTimeoutMs') as number | string, 100),
+    maxMessageBytes: integer('maxMessageBytes', pick('maxMessageBytes') as number | string, 64 * 1024),
+    idBlockSize: integer('idBlockSize', pick('idBlockSize') as number | string, 1),
+    historySize: integer('historySize', pick('historySize') as number | string, 1),
+    shutdownGraceMs: integer('shutdownGraceMs', pick('shutdownGraceMs') as number | string, 0),
+    logLevel: pick('logLevel') as LevelWithSilent,
+  };
+  checkConfig(config);
+  return config;
+}
+
+function checkConfig(c: CoordinatorConfig): void {
+  if (!/^[^:]*:\d{1,5}$/.test(c.listen) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(c.listen)) throw invalid('listen', `must be host:port, got ${JSON.stringify(c.listen)}`);
+  if (!c.etcdPrefix.endsWith('/')) throw invalid('etcdPrefix', 'must end with "/"');
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(c.subjectPrefix)) throw invalid('subjectPrefix', 'must be dot-separated tokens of [A-Za-z0-9_-]');
+  if (c.authToken === '') c.authToken = undefined;
+  if (c.heartbeatTimeoutMs <= c.heartbeatIntervalMs) throw invalid('heartbeatTimeoutMs', 'must be larger than heartbeatIntervalMs');
+  if (!LOG_LEVELS.includes(c.logLevel)) throw invalid('logLevel', `must be one of ${LOG_LEVELS.join(', ')}`);
+  for (const url of c.etcd) if (!/^https?:\/\//.test(url)) throw invalid('etcd', `URL ${url} must start with http:// or https://`);
+}
+
+/** For the README and `--help`: every option with its environment variable and default. */
+export function describeOptions(): Array<{ option: string; env: string; default: string }> {
+  return (Object.keys(DEFAULT_CONFIG) as Array<keyof CoordinatorConfig>).map((k) => ({
+    option: k,
+    env: envName(k),
+    default: JSON.stringify(DEFAULT_CONFIG[k]) ?? 'unset',
+  }));
+}

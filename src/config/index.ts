@@ -1,0 +1,2 @@
+/** Configuration of the coordinator process. */
+export * from './config.js';

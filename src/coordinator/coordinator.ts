@@ -1,0 +1,307 @@
+/**
+ * The coordinator: the registry of jobs and worker sessions, and the
+ * operations the gRPC services expose. Protocol decisions live in
+ * `JobTracker`; this class loads state from etcd, routes calls to the
+ * right job, and owns the session heartbeats.
+ */
+import type { AttachResponse } from '../gen/ckpt/v1/AttachResponse.js';
+import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
+import type { JobInfo__Output } from '../gen/ckpt/v1/JobInfo.js';
+import type { JobSpec } from '../gen/ckpt/v1/JobSpec.js';
+import type { Manifest__Output } from '../gen/ckpt/v1/Manifest.js';
+import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
+import type { WorkerHello__Output } from '../gen/ckpt/v1/WorkerHello.js';
+import { isDeepStrictEqual } from 'node:util';
+import type { CheckpointInit } from '../core/checkpoint.js';
+import { CkptError } from '../core/errors.js';
+import { DEFAULT_ID_BLOCK_SIZE } from '../core/id-allocator.js';
+import { JobTracker } from '../core/job-tracker.js';
+import type { CheckpointStore, ControlBus, StoredJobState } from '../core/ports.js';
+import { checkId, validateJobSpec } from '../core/validate.js';
+import type { Logger } from '../log/index.js';
+import { CheckpointEvents } from './events.js';
+import { JobRuntime } from './job-runtime.js';
+import { SessionRegistry, type Session, type SessionChannel } from './sessions.js';
+
+/** Options of a coordinator; see `src/config` for their defaults. */
+export interface CoordinatorOptions {
+  store: CheckpointStore;
+  bus: ControlBus;
+  logger: Logger;
+  /** Workers send a heartbeat this often. */
+  heartbeatIntervalMs: number;
+  /** A session without a heartbeat for this long is ended and its tasks detached. */
+  heartbeatTimeoutMs: number;
+  /** Checkpoint ids reserved per etcd write. @default 1000 */
+  idBlockSize?: number;
+  /** Finished checkpoints remembered per job. @default 100 */
+  historySize?: number;
+  /** The clock; tests may replace it. @default Date.now */
+  now?: () => number;
+}
+
+/** The checkpoint coordinator of a set of jobs. */
+export class Coordinator {
+  readonly events = new CheckpointEvents();
+  private readonly options: CoordinatorOptions;
+  private readonly log: Logger;
+  private readonly jobs = new Map<string, JobRuntime>();
+  private readonly sessions = new SessionRegistry();
+  private readonly now: () => number;
+  private sweeper: NodeJS.Timeout | undefined;
+  private state: 'new' | 'running' | 'stopped' = 'new';
+
+  constructor(options: CoordinatorOptions) {
+    this.options = options;
+    this.log = options.logger.child({ component: 'coordinator' });
+    this.now = options.now ?? Date.now;
+  }
+
+  /**
+   * Loads every job from etcd and starts their schedules. Checkpoints that
+   * an earlier coordinator left pending are aborted by a broadcast with
+   * reason COORDINATOR_RESTART.
+   */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error(`coordinator cannot start when ${this.state}`);
+    const stored = await this.options.store.loadJobs();
+    for (const job of stored) this.addJob(job);
+    this.state = 'running';
+    for (const runtime of this.jobs.values()) {
+      runtime.start();
+      await this.abortLeftovers(runtime);
+    }
+    const sweepMs = Math.max(10, Math.floor(this.options.heartbeatTimeoutMs / 4));
+    this.sweeper = setInterval(() => this.sweepSessions(), sweepMs);
+    this.log.info({ jobs: this.jobs.size }, 'coordinator started');
+  }
+
+  /** Stops timers and ends every session; commits in flight finish first. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped') return;
+    this.state = 'stopped';
+    if (this.sweeper !== undefined) clearInterval(this.sweeper);
+    for (const runtime of this.jobs.values()) runtime.stop();
+    await Promise.all([...this.jobs.values()].map((r) => r.settled()));
+    for (const session of this.sessions.all()) {
+      this.sessions.remove(session.sessionId);
+      session.channel.end(new CkptError('SHUTTING_DOWN', 'the coordinator is shutting down', { retryable: true }));
+    }
+    this.log.info('coordinator stopped');
+  }
+
+  private addJob(job: StoredJobState): JobRuntime {
+    const tracker = new JobTracker({ ...job, historySize: this.options.historySize });
+    const runtime = new JobRuntime(tracker, {
+      store: this.options.store,
+      bus: this.options.bus,
+      events: this.events,
+      logger: this.options.logger,
+      now: this.now,
+      idBlockSize: this.options.idBlockSize ?? DEFAULT_ID_BLOCK_SIZE,
+    });
+    this.jobs.set(job.spec.jobId, runtime);
+    return runtime;
+  }
+
+  private async abortLeftovers(runtime: JobRuntime): Promise<void> {
+    const { tracker } = runtime;
+    const from = tracker.latestCheckpointId + 1;
+    const below = tracker.ids.nextId;
+    if (tracker.state !== 'JOB_STATE_RUNNING' || from >= below) return;
+    // Ids in [from, below) may have been triggered by the previous coordinator.
+    await this.options.bus
+      .publishAbort({ jobId: tracker.jobId, checkpointId: below - 1, epoch: tracker.epoch, reason: 'ABORT_REASON_COORDINATOR_RESTART', message: `every checkpoint from ${from} to ${below - 1} that was pending` })
+      .catch((err: unknown) => this.log.warn({ err, jobId: tracker.jobId }, 'restart abort not broadcast'));
+  }
+
+  private requireRunning(): void {
+    if (this.state !== 'running') throw new CkptError('SHUTTING_DOWN', `the coordinator is ${this.state === 'new' ? 'starting' : 'shutting down'}`, { retryable: true });
+  }
+
+  /** The job's runtime; throws UNKNOWN_JOB. */
+  private job(jobId: string): JobRuntime {
+    checkId(jobId, 'job_id');
+    const runtime = this.jobs.get(jobId);
+    if (runtime === undefined) throw new CkptError('UNKNOWN_JOB', `no job ${jobId}`, { jobId });
+    return runtime;
+  }
+
+  // --- jobs -------------------------------------------------------------------
+
+  /** Registers a job; the same spec again is a no-op. */
+  async submitJob(input: JobSpec | null | undefined): Promise<{ job: JobInfo__Output; created: boolean }> {
+    this.requireRunning();
+    const spec = validateJobSpec(input);
+    const existing = this.jobs.get(spec.jobId);
+    if (existing !== undefined) {
+      if (isDeepStrictEqual(existing.tracker.spec, spec)) return { job: this.jobInfo(existing), created: false };
+      throw new CkptError('JOB_EXISTS', `job ${spec.jobId} exists with another spec`, { jobId: spec.jobId });
+    }
+    const { job, created } = await this.options.store.createJob(spec, this.now());
+    if (!created && !isDeepStrictEqual(job.spec, spec)) {
+      throw new CkptError('JOB_EXISTS', `job ${spec.jobId} exists with another spec`, { jobId: spec.jobId });
+    }
+    const runtime = this.jobs.get(spec.jobId) ?? this.addJob(job);
+    runtime.start();
+    this.log.info({ jobId: spec.jobId, tasks: spec.tasks.length, created }, 'job submitted');
+    return { job: this.jobInfo(runtime), created };
+  }
+
+  getJob(jobId: string): JobInfo__Output {
+    return this.jobInfo(this.job(jobId));
+  }
+
+  /** Jobs ordered by id, after `afterJobId`. */
+  listJobs(afterJobId: string, limit: number): { jobs: JobInfo__Output[]; more: boolean } {
+    const ids = [...this.jobs.keys()].filter((id) => id > afterJobId).sort();
+    return { jobs: ids.slice(0, limit).map((id) => this.getJob(id)), more: ids.length > limit };
+  }
+
+  /** Cancels a job: pending checkpoints abort, workers are told. */
+  async cancelJob(jobId: string): Promise<JobInfo__Output> {
+    this.requireRunning();
+    const runtime = this.job(jobId);
+    if (runtime.tracker.state !== 'JOB_STATE_CANCELED') {
+      await this.options.store.updateJob(jobId, runtime.tracker.spec, 'JOB_STATE_CANCELED');
+      runtime.tracker.cancel();
+      runtime.abortAll('ABORT_REASON_JOB_CANCELED', `job ${jobId} was canceled`);
+      runtime.stop();
+      for (const s of this.sessions.ofJob(jobId)) s.channel.send({ canceled: { jobId } });
+      this.log.info({ jobId }, 'job canceled');
+    }
+    return this.jobInfo(runtime);
+  }
+
+  private jobInfo(runtime: JobRuntime): JobInfo__Output {
+    const t = runtime.tracker;
+    return {
+      spec: t.spec,
+      state: t.state,
+      epoch: t.epoch,
+      latestCheckpointId: t.latestCheckpointId,
+      checkpointing: t.checkpointing,
+      attachedTasks: t.attachedTasks,
+      createdAtMs: t.createdAtMs,
+    };
+  }
+
+  // --- sessions ---------------------------------------------------------------
+
+  /** Opens a worker session from its hello; the welcome is sent on the channel. */
+  openSession(hello: WorkerHello__Output, channel: SessionChannel): Session {
+    this.requireRunning();
+    const workerId = hello.workerId;
+    if (!workerId || Buffer.byteLength(workerId) > 256) throw new CkptError('MALFORMED', 'hello.worker_id must be 1-256 bytes');
+    const runtime = this.job(hello.jobId);
+    if (hello.taskIds.length === 0) throw new CkptError('MALFORMED', 'hello.task_ids names no task', { jobId: hello.jobId });
+    const session = this.sessions.add(workerId, hello.jobId, hello.taskIds, channel, this.now());
+    try {
+      runtime.tracker.attach(workerId, hello.taskIds);
+    } catch (err) {
+      this.sessions.remove(session.sessionId);
+      throw err;
+    }
+    channel.send(this.welcome(session, runtime));
+    this.log.info({ jobId: hello.jobId, workerId, sessionId: session.sessionId, tasks: hello.taskIds.length }, 'worker attached');
+    runtime.arm();
+    return session;
+  }
+
+  private welcome(session: Session, runtime: JobRuntime): AttachResponse {
+    return {
+      welcome: {
+        sessionId: session.sessionId,
+        epoch: runtime.tracker.epoch,
+        heartbeatIntervalMs: this.options.heartbeatIntervalMs,
+        heartbeatTimeoutMs: this.options.heartbeatTimeoutMs,
+        latestCheckpointId: runtime.tracker.latestCheckpointId,
+        controlSubjectPrefix: this.options.bus.controlPrefix(runtime.jobId),
+        spec: runtime.tracker.spec,
+      },
+    };
+  }
+
+  /** Records a heartbeat of a live session. */
+  heartbeat(sessionId: string): void {
+    const session = this.sessions.get(sessionId);
+    if (session !== undefined) session.lastHeartbeatMs = this.now();
+  }
+
+  /**
+   * Ends a session: its tasks detach, and the checkpoints pending for them
+   * can no longer complete, so they abort with reason TASK_FAILURE.
+   */
+  closeSession(sessionId: string, why: string): void {
+    const session = this.sessions.remove(sessionId);
+    if (session === undefined) return;
+    const runtime = this.jobs.get(session.jobId);
+    if (runtime === undefined) return;
+    const tasks = runtime.tracker.detach(session.workerId);
+    this.log.warn({ jobId: session.jobId, workerId: session.workerId, sessionId, tasks: tasks.length, why }, 'worker detached');
+    if (tasks.length > 0 && runtime.tracker.state === 'JOB_STATE_RUNNING') {
+      runtime.abortAll('ABORT_REASON_TASK_FAILURE', `worker ${session.workerId} left: ${why}`);
+    }
+    runtime.arm();
+  }
+
+  private sweepSessions(): void {
+    for (const session of this.sessions.overdue(this.now(), this.options.heartbeatTimeoutMs)) {
+      const why = `no heartbeat for ${this.options.heartbeatTimeoutMs} ms`;
+      this.closeSession(session.sessionId, why);
+      session.channel.end(new CkptError('UNAVAILABLE', `session ended: ${why}`, { jobId: session.jobId, retryable: true }));
+    }
+  }
+
+  // --- checkpoints ------------------------------------------------------------
+
+  /** Starts a checkpoint now; with `wait`, resolves when it has finished. */
+  async triggerCheckpoint(jobId: string, snapshotType: CheckpointInit['snapshotType'] | undefined, wait: boolean): Promise<CheckpointSummary__Output> {
+    this.requireRunning();
+    const runtime = this.job(jobId);
+    const checkpoint = await runtime.trigger(true, snapshotType);
+    return wait ? runtime.waitFor(checkpoint.id) : checkpoint.summary();
+  }
+
+  /** Records one worker's acknowledgements of one checkpoint. */
+  acknowledge(request: { jobId: string; epoch: number; checkpointId: number; workerId: string; snapshots: TaskSnapshot__Output[] }) {
+    this.requireRunning();
+    const runtime = this.job(request.jobId);
+    if (request.snapshots.length === 0) throw new CkptError('MALFORMED', 'snapshots is empty', { jobId: request.jobId });
+    const { checkpoint, duplicates } = runtime.acknowledge(request, request.snapshots);
+    return { acknowledgedTasks: checkpoint.acknowledgedTasks, totalTasks: checkpoint.init.taskIds.length, duplicates };
+  }
+
+  /** Records declines: the checkpoint aborts with reason DECLINED. */
+  decline(request: { jobId: string; epoch: number; checkpointId: number; workerId: string; declines: Array<{ taskId: string; message: string }> }): void {
+    this.requireRunning();
+    if (request.declines.length === 0) throw new CkptError('MALFORMED', 'declines is empty', { jobId: request.jobId });
+    this.job(request.jobId).decline(request, request.declines);
+  }
+
+  /** Pending, remembered and retained checkpoints of a job, newest first. */
+  async listCheckpoints(jobId: string): Promise<CheckpointSummary__Output[]> {
+    const runtime = this.job(jobId);
+    const inMemory = runtime.tracker.known().map((c) => c.summary());
+    const stored = await this.options.store.listSummaries(jobId);
+    const byId = new Map<number, CheckpointSummary__Output>();
+    for (const s of stored) byId.set(s.checkpointId, s);
+    for (const s of inMemory) if (!byId.has(s.checkpointId) || s.state !== 'CHECKPOINT_STATE_COMPLETED') byId.set(s.checkpointId, s);
+    return [...byId.values()].sort((a, b) => b.checkpointId - a.checkpointId);
+  }
+
+  /** One checkpoint, with its manifest when it is completed and retained. */
+  async getCheckpoint(jobId: string, checkpointId: number): Promise<{ summary: CheckpointSummary__Output; manifest?: Manifest__Output }> {
+    const runtime = this.job(jobId);
+    const manifest = await this.options.store.readManifest(jobId, checkpointId);
+    const known = runtime.tracker.find(checkpointId)?.summary();
+    const summary = known ?? (manifest === undefined ? undefined : (await this.options.store.listSummaries(jobId)).find((s) => s.checkpointId === checkpointId));
+    if (summary === undefined) throw new CkptError('UNKNOWN_CHECKPOINT', `job ${jobId} has no checkpoint ${checkpointId} that is pending, remembered or retained`, { jobId, checkpointId });
+    return manifest === undefined ? { summary } : { summary, manifest };
+  }
+
+  /** Waits for every job's commits in flight (tests and shutdown). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.jobs.values()].map((r) => r.settled()));
+  }
+}

@@ -1,0 +1,287 @@
+/**
+ * One job inside the coordinator: its `JobTracker` (the pure protocol) plus
+ * the timers, the etcd commits and the NATS broadcasts that carry out what
+ * the tracker decides. Commits of one job run one at a time, in order.
+ */
+import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
+import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
+import type { Checkpoint, AbortCause, CheckpointInit } from '../core/checkpoint.js';
+import { CkptError, hasReason } from '../core/errors.js';
+import type { JobTracker } from '../core/job-tracker.js';
+import type { CheckpointStore, ControlBus } from '../core/ports.js';
+import type { Logger } from '../log/index.js';
+import type { CheckpointEvents } from './events.js';
+
+/** What a job runtime needs from the coordinator. */
+export interface JobRuntimeDeps {
+  store: CheckpointStore;
+  bus: ControlBus;
+  events: CheckpointEvents;
+  logger: Logger;
+  now: () => number;
+  idBlockSize: number;
+}
+
+/** A job's timers, commits and broadcasts around its tracker. */
+export class JobRuntime {
+  readonly tracker: JobTracker;
+  private readonly deps: JobRuntimeDeps;
+  private readonly log: Logger;
+  private timer: NodeJS.Timeout | undefined;
+  private commitChain: Promise<void> = Promise.resolve();
+  private reservation: Promise<void> | undefined;
+  private partsMayExist = true;
+  private stopped = false;
+  private recovering: Promise<void> | undefined;
+  private readonly waiters = new Map<number, Array<(s: CheckpointSummary__Output) => void>>();
+
+  constructor(tracker: JobTracker, deps: JobRuntimeDeps) {
+    this.tracker = tracker;
+    this.deps = deps;
+    this.log = deps.logger.child({ component: 'job', jobId: tracker.jobId });
+  }
+
+  get jobId(): string {
+    return this.tracker.jobId;
+  }
+
+  /** Starts the job's timers. */
+  start(): void {
+    this.arm();
+  }
+
+  /** Stops timers; pending checkpoints are left to the next coordinator. */
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Waits for the job's commits in flight. */
+  async settled(): Promise<void> {
+    await this.commitChain;
+    await this.recovering;
+  }
+
+  // --- timers ---------------------------------------------------------------
+
+  /** Sets the one timer to the next deadline or periodic trigger. */
+  arm(): void {
+    if (this.stopped) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    const due = [this.tracker.nextDeadlineMs(), this.periodicDueMs()].filter((t): t is number => t !== undefined);
+    if (due.length === 0) return;
+    const delay = Math.max(0, Math.min(...due) - this.deps.now());
+    this.timer = setTimeout(() => this.onTimer(), Math.min(delay, 2 ** 31 - 1));
+  }
+
+  private periodicDueMs(): number | undefined {
+    const due = this.tracker.nextPeriodicDueAtMs();
+    if (due === undefined || !this.tracker.allTasksAttached()) return undefined;
+    if (this.tracker.pendingCheckpoints().length >= this.tracker.policy.maxConcurrent) return undefined;
+    return due;
+  }
+
+  private onTimer(): void {
+    this.timer = undefined;
+    const now = this.deps.now();
+    for (const checkpoint of this.tracker.expired(now)) {
+      this.abort(checkpoint, 'ABORT_REASON_TIMEOUT', `not acknowledged by ${checkpoint.init.taskIds.length - checkpoint.acknowledgedTasks} tasks within ${this.tracker.policy.timeoutMs} ms`);
+    }
+    const periodic = this.periodicDueMs();
+    if (periodic !== undefined && periodic <= now && this.recovering === undefined) {
+      this.trigger(false).catch((err: unknown) => {
+        if (!hasReason(err, 'TASKS_NOT_READY', 'TOO_MANY_PENDING', 'JOB_CANCELED')) {
+          this.log.error({ err }, 'periodic trigger failed');
+        }
+      });
+    }
+    this.arm();
+  }
+
+  // --- trigger --------------------------------------------------------------
+
+  /** Starts a checkpoint now and sends the trigger to the sources. */
+  async trigger(manual: boolean, snapshotType?: CheckpointInit['snapshotType']): Promise<Checkpoint> {
+    if (this.recovering !== undefined) {
+      throw new CkptError('TASKS_NOT_READY', 'the job is recovering', { jobId: this.jobId });
+    }
+    this.tracker.checkCanTrigger();
+    if (!this.tracker.ids.hasReserved()) await this.reserveIds();
+    const checkpoint = this.tracker.trigger(this.deps.now(), manual, snapshotType);
+    this.log.debug({ checkpointId: checkpoint.id, manual }, 'checkpoint triggered');
+    this.deps.events.publish(checkpoint.summary());
+    this.arm();
+    await this.deps.bus
+      .publishTrigger({
+        jobId: this.jobId,
+        checkpointId: checkpoint.id,
+        epoch: checkpoint.init.epoch,
+        snapshotType: checkpoint.init.snapshotType,
+        triggeredAtMs: checkpoint.init.triggeredAtMs,
+        deadlineMs: checkpoint.init.deadlineMs,
+      })
+      .catch((err: unknown) => this.log.error({ err, checkpointId: checkpoint.id }, 'trigger not published; the checkpoint will time out'));
+    return checkpoint;
+  }
+
+  /** One etcd write reserves the next block of ids; concurrent triggers share it. */
+  private async reserveIds(): Promise<void> {
+    this.reservation ??= (async () => {
+      const floor = this.tracker.ids.floorToReserve(this.deps.idBlockSize);
+      await this.deps.store.reserveIds(this.jobId, floor);
+      this.tracker.ids.reserved(floor);
+      this.log.debug({ floor }, 'checkpoint ids reserved');
+    })().finally(() => {
+      this.reservation = undefined;
+    });
+    await this.reservation;
+  }
+
+  /** Resolves when the checkpoint completes or aborts. */
+  waitFor(checkpointId: number): Promise<CheckpointSummary__Output> {
+    const known = this.tracker.find(checkpointId);
+    if (known !== undefined && known.status !== 'PENDING') return Promise.resolve(known.summary());
+    return new Promise((resolve) => {
+      this.waiters.set(checkpointId, [...(this.waiters.get(checkpointId) ?? []), resolve]);
+    });
+  }
+
+  private finished(checkpoint: Checkpoint): void {
+    const summary = checkpoint.summary();
+    this.deps.events.publish(summary);
+    for (const resolve of this.waiters.get(checkpoint.id) ?? []) resolve(summary);
+    this.waiters.delete(checkpoint.id);
+  }
+
+  // --- acknowledgements -----------------------------------------------------
+
+  /** Records acknowledgements; commits when the last task has acknowledged. */
+  acknowledge(call: { epoch: number; checkpointId: number; workerId: string }, snapshots: readonly TaskSnapshot__Output[]) {
+    const { checkpoint, duplicates } = this.tracker.acknowledge(call, snapshots);
+    if (checkpoint.fullyAcknowledged && !checkpoint.committing && checkpoint.status === 'PENDING') {
+      checkpoint.beginCommit();
+      this.commitChain = this.commitChain.then(() => this.commit(checkpoint));
+    }
+    return { checkpoint, duplicates };
+  }
+
+  /** A task declined: the checkpoint aborts. */
+  decline(call: { epoch: number; checkpointId: number; workerId: string }, declines: ReadonlyArray<{ taskId: string; message: string }>): void {
+    const checkpoint = this.tracker.checkCall({ ...call, taskIds: declines.map((d) => d.taskId) });
+    if (checkpoint.status !== 'PENDING') return;
+    if (checkpoint.committing) {
+      throw new CkptError('CHECKPOINT_COMPLETED', `checkpoint ${checkpoint.id} is fully acknowledged and committing`, { jobId: this.jobId, checkpointId: checkpoint.id });
+    }
+    const detail = declines.map((d) => `${d.taskId}: ${d.message || 'no reason given'}`).join('; ');
+    this.abort(checkpoint, 'ABORT_REASON_DECLINED', detail);
+  }
+
+  // --- commit and abort -----------------------------------------------------
+
+  private async commit(checkpoint: Checkpoint): Promise<void> {
+    if (checkpoint.status !== 'PENDING') return;
+    const now = this.deps.now();
+    const manifest = checkpoint.manifest(now);
+    const subsumed = this.tracker.subsumedBy(checkpoint.id);
+    const summary = { ...checkpoint.summary(), state: 'CHECKPOINT_STATE_COMPLETED' as const, finishedAtMs: now };
+    let result: { manifestBytes: number; manifestParts: number };
+    try {
+      result = await this.deps.store.commit({ manifest, summary, subsumedCheckpointIds: subsumed });
+    } catch (err) {
+      const committed = await this.resolveUnknownOutcome(checkpoint, err);
+      if (committed === undefined) {
+        this.abort(checkpoint, 'ABORT_REASON_COMMIT_FAILED', CkptError.from(err).message);
+        return;
+      }
+      result = committed;
+    }
+    this.completeCommitted(checkpoint, now, result, subsumed.length > 0);
+  }
+
+  /**
+   * After a failed commit call: if etcd did not answer, the transaction may
+   * have happened. Reads etcd to find out; never deletes anything.
+   */
+  private async resolveUnknownOutcome(checkpoint: Checkpoint, err: unknown): Promise<{ manifestBytes: number; manifestParts: number } | undefined> {
+    if (!hasReason(err, 'UNAVAILABLE', 'INTERNAL')) return undefined;
+    try {
+      const summaries = await this.deps.store.listSummaries(this.jobId);
+      const found = summaries.find((s) => s.checkpointId === checkpoint.id);
+      if (found !== undefined) this.log.warn({ checkpointId: checkpoint.id }, 'commit answered with an error but is in etcd');
+      return found;
+    } catch (readErr) {
+      this.log.error({ err: readErr, checkpointId: checkpoint.id }, 'commit outcome unknown and etcd unreadable');
+      return undefined;
+    }
+  }
+
+  private completeCommitted(checkpoint: Checkpoint, now: number, result: { manifestBytes: number; manifestParts: number }, deletedSome: boolean): void {
+    if (checkpoint.status !== 'PENDING') return;
+    const older = this.tracker.complete(checkpoint, now, result.manifestBytes, result.manifestParts);
+    this.log.info({ checkpointId: checkpoint.id, tasks: checkpoint.init.taskIds.length, manifestBytes: result.manifestBytes, manifestParts: result.manifestParts, durationMs: now - checkpoint.init.triggeredAtMs }, 'checkpoint completed');
+    this.finished(checkpoint);
+    this.publish(() => this.deps.bus.publishComplete({ jobId: this.jobId, checkpointId: checkpoint.id, epoch: checkpoint.init.epoch, completedAtMs: now }));
+    for (const old of older) this.abort(old, 'ABORT_REASON_SUBSUMED', `checkpoint ${checkpoint.id} completed first`);
+    if (result.manifestParts > 0) this.partsMayExist = true;
+    if (this.partsMayExist && (deletedSome || result.manifestParts > 0)) this.collectGarbage();
+    this.arm();
+  }
+
+  private collectGarbage(): void {
+    this.commitChain = this.commitChain.then(async () => {
+      try {
+        const deleted = await this.deps.store.collectGarbage(this.jobId);
+        if (deleted > 0) this.log.debug({ deleted }, 'manifest parts collected');
+      } catch (err) {
+        this.log.warn({ err }, 'manifest part collection failed; it runs again after the next commit');
+      }
+    });
+  }
+
+  /** Aborts a pending checkpoint and broadcasts it; may start a recovery. */
+  abort(checkpoint: Checkpoint, reason: AbortCause, message: string): void {
+    if (checkpoint.status !== 'PENDING') return;
+    const failed = this.tracker.abort(checkpoint, reason, message, this.deps.now());
+    this.log.info({ checkpointId: checkpoint.id, reason, message }, 'checkpoint aborted');
+    this.finished(checkpoint);
+    this.publish(() => this.deps.bus.publishAbort({ jobId: this.jobId, checkpointId: checkpoint.id, epoch: checkpoint.init.epoch, reason, message }));
+    if (failed) this.recover(`more than ${this.tracker.policy.tolerableFailures} consecutive checkpoint failures`);
+    this.arm();
+  }
+
+  /** Aborts every pending checkpoint, including one that is committing only if `force`. */
+  abortAll(reason: AbortCause, message: string): void {
+    for (const checkpoint of this.tracker.pendingCheckpoints()) {
+      if (!checkpoint.committing) this.abort(checkpoint, reason, message);
+    }
+  }
+
+  /**
+   * Rolls the job back to its latest committed checkpoint: pending
+   * checkpoints abort, the epoch rises in etcd, and `recover` is broadcast.
+   */
+  recover(why: string): Promise<void> {
+    this.recovering ??= (async () => {
+      this.log.warn({ why }, 'job recovery started');
+      await this.commitChain;
+      this.abortAll('ABORT_REASON_TASK_FAILURE', why);
+      const epoch = await this.deps.store.bumpEpoch(this.jobId, this.tracker.epoch);
+      this.tracker.enterEpoch(epoch);
+      const checkpointId = this.tracker.latestCheckpointId;
+      await this.deps.bus.publishRecover({ jobId: this.jobId, epoch, checkpointId });
+      this.log.info({ epoch, checkpointId }, 'job recovery broadcast');
+    })()
+      .catch((err: unknown) => this.log.error({ err }, 'job recovery failed'))
+      .finally(() => {
+        this.recovering = undefined;
+        this.arm();
+      });
+    return this.recovering;
+  }
+
+  private publish(send: () => Promise<void>): void {
+    send().catch((err: unknown) => this.log.error({ err }, 'broadcast failed'));
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * One checkpoint's life: PENDING, then COMPLETED or ABORTED. This is the
+ * only place that changes a checkpoint's state; an illegal transition
+ * throws, so a bug cannot quietly complete an aborted checkpoint.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import type { AbortReason__Output } from '../gen/ckpt/v1/AbortReason.js';
+import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
+import type { Manifest__Output } from '../gen/ckpt/v1/Manifest.js';
+import type { SnapshotType__Output } from '../gen/ckpt/v1/SnapshotType.js';
+import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
+import { CkptError } from './errors.js';
+
+/** The states of one checkpoint. */
+export type CheckpointStatus = 'PENDING' | 'COMPLETED' | 'ABORTED';
+
+/** Why a checkpoint ended without completing. */
+export type AbortCause = Exclude<AbortReason__Output, 'ABORT_REASON_UNSPECIFIED'>;
+
+/** What a checkpoint is started with. */
+export interface CheckpointInit {
+  jobId: string;
+  checkpointId: number;
+  epoch: number;
+  snapshotType: Exclude<SnapshotType__Output, 'SNAPSHOT_TYPE_UNSPECIFIED'>;
+  manual: boolean;
+  triggeredAtMs: number;
+  deadlineMs: number;
+  /** Every task that must acknowledge, sorted. */
+  taskIds: readonly string[];
+}
+
+/** The outcome of recording one call's acknowledgements. */
+export interface AckOutcome {
+  recorded: number;
+  duplicates: number;
+}
+
+/** A checkpoint being taken or already finished. */
+export class Checkpoint {
+  readonly init: CheckpointInit;
+  private readonly tasks: ReadonlySet<string>;
+  private readonly acks = new Map<string, TaskSnapshot__Output>();
+  private statusValue: CheckpointStatus = 'PENDING';
+  private committingValue = false;
+  private abortReason: AbortCause | undefined;
+  private abortMessage = '';
+  private finishedAtMs = 0;
+  private manifestBytes = 0;
+  private manifestParts = 0;
+
+  constructor(init: CheckpointInit) {
+    this.init = init;
+    this.tasks = new Set(init.taskIds);
+  }
+
+  get id(): number {
+    return this.init.checkpointId;
+  }
+
+  get status(): CheckpointStatus {
+    return this.statusValue;
+  }
+
+  /** True between `beginCommit` and `complete` or `abort`. */
+  get committing(): boolean {
+    return this.committingValue;
+  }
+
+  get acknowledgedTasks(): number {
+    return this.acks.size;
+  }
+
+  get fullyAcknowledged(): boolean {
+    return this.acks.size === this.tasks.size;
+  }
+
+  hasTask(taskId: string): boolean {
+    return this.tasks.has(taskId);
+  }
+
+  /**
+   * Checks a call's snapshots without recording anything: every task must
+   * belong to the checkpoint, appear once, and not contradict an earlier
+   * acknowledgement. Throws the first refusal.
+   */
+  checkAcknowledge(snapshots: readonly TaskSnapshot__Output[]): void {
+    this.requirePending('acknowledge');
+    const seen = new Set<string>();
+    for (const s of snapshots) {
+      const ids = { jobId: this.init.jobId, checkpointId: this.id, taskId: s.taskId };
+      if (!this.tasks.has(s.taskId)) throw new CkptError('UNKNOWN_TASK', `task ${s.taskId} is not part of the job`, ids);
+      if (seen.has(s.taskId)) throw new CkptError('MALFORMED', `task ${s.taskId} appears twice in one call`, ids);
+      seen.add(s.taskId);
+      const earlier = this.acks.get(s.taskId);
+      if (earlier !== undefined && !isDeepStrictEqual(earlier, s)) {
+        throw new CkptError('CONFLICTING_ACK', `task ${s.taskId} already acknowledged checkpoint ${this.id} differently`, ids);
+      }
+    }
+  }
+
+  /** Records snapshots that passed `checkAcknowledge`; repeats are no-ops. */
+  acknowledge(snapshots: readonly TaskSnapshot__Output[]): AckOutcome {
+    this.checkAcknowledge(snapshots);
+    if (this.committingValue) return { recorded: 0, duplicates: snapshots.length };
+    let recorded = 0;
+    for (const s of snapshots) {
+      if (this.acks.has(s.taskId)) continue;
+      this.acks.set(s.taskId, s);
+      recorded += 1;
+    }
+    return { recorded, duplicates: snapshots.length - recorded };
+  }
+
+  /** Marks the start of the etcd commit; needs every acknowledgement. */
+  beginCommit(): void {
+    this.requirePending('commit');
+    if (!this.fullyAcknowledged) throw new Error(`checkpoint ${this.id}: commit before every task acknowledged`);
+    if (this.committingValue) throw new Error(`checkpoint ${this.id}: commit started twice`);
+    this.committingValue = true;
+  }
+
+  /** PENDING → COMPLETED, after the commit transaction succeeded. */
+  complete(nowMs: number, manifestBytes: number, manifestParts: number): void {
+    this.requirePending('complete');
+    if (!this.committingValue) throw new Error(`checkpoint ${this.id}: complete without a commit`);
+    this.statusValue = 'COMPLETED';
+    this.committingValue = false;
+    this.finishedAtMs = nowMs;
+    this.manifestBytes = manifestBytes;
+    this.manifestParts = manifestParts;
+  }
+
+  /** PENDING → ABORTED with a reason. */
+  abort(reason: AbortCause, message: string, nowMs: number): void {
+    this.requirePending('abort');
+    this.statusValue = 'ABORTED';
+    this.committingValue = false;
+    this.abortReason = reason;
+    this.abortMessage = message;
+    this.finishedAtMs = nowMs;
+  }
+
+  private requirePending(action: string): void {
+    const ids = { jobId: this.init.jobId, checkpointId: this.id };
+    if (this.statusValue === 'COMPLETED') {
+      throw new CkptError('CHECKPOINT_COMPLETED', `cannot ${action} checkpoint ${this.id}: it already completed`, ids);
+    }
+    if (this.statusValue === 'ABORTED') {
+      throw new CkptError('CHECKPOINT_ABORTED', `cannot ${action} checkpoint ${this.id}: it was aborted (${this.abortReason ?? ''})`, ids);
+    }
+  }
+
+  /** The manifest to commit: every task's snapshot, ordered by task id. */
+  manifest(completedAtMs: number): Manifest__Output {
+    if (!this.fullyAcknowledged) throw new Error(`checkpoint ${this.id}: manifest before every task acknowledged`);
+    return {
+      jobId: this.init.jobId,
+      checkpointId: this.id,
+      epoch: this.init.epoch,
+      snapshotType: this.init.snapshotType,
+      triggeredAtMs: this.init.triggeredAtMs,
+      completedAtMs,
+      tasks: this.init.taskIds.map((t) => this.acks.get(t) as TaskSnapshot__Output),
+    };
+  }
+
+  /** Figures for listings and lifecycle events. */
+  summary(): CheckpointSummary__Output {
+    let stateSize = 0;
+    let persisted = 0;
+    let maxAlignment = 0;
+    let maxSnapshot = 0;
+    for (const s of this.acks.values()) {
+      const m = s.metrics;
+      stateSize += m?.stateSizeBytes ?? s.state?.sizeBytes ?? 0;
+      persisted += m?.persistedBytes ?? 0;
+      maxAlignment = Math.max(maxAlignment, m?.alignmentMs ?? 0);
+      maxSnapshot = Math.max(maxSnapshot, (m?.syncMs ?? 0) + (m?.asyncMs ?? 0));
+    }
+    return {
+      jobId: this.init.jobId,
+      checkpointId: this.id,
+      epoch: this.init.epoch,
+      state: `CHECKPOINT_STATE_${this.statusValue}`,
+      abortReason: this.abortReason ?? 'ABORT_REASON_UNSPECIFIED',
+      abortMessage: this.abortMessage,
+      snapshotType: this.init.snapshotType,
+      manual: this.init.manual,
+      triggeredAtMs: this.init.triggeredAtMs,
+      finishedAtMs: this.finishedAtMs,
+      totalTasks: this.tasks.size,
+      acknowledgedTasks: this.acks.size,
+      stateSizeBytes: stateSize,
+      persistedBytes: persisted,
+      maxAlignmentMs: maxAlignment,
+      maxSnapshotMs: maxSnapshot,
+      manifestBytes: this.manifestBytes,
+      manifestParts: this.manifestParts,
+    };
+  }
+}

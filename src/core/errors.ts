@@ -1,0 +1,76 @@
+/**
+ * The one error type of ckpt. Every refusal and failure the coordinator
+ * raises is a `CkptError` with a stable reason; the gRPC adapter maps the
+ * reason to a status code and sends it as metadata, so callers in any
+ * language can branch on it.
+ */
+
+/** Stable, machine-readable reasons; mirror `ckpt.v1.ErrorReason`. */
+export type ErrorReason =
+  | 'MALFORMED'
+  | 'OVERSIZED'
+  | 'UNKNOWN_JOB'
+  | 'UNKNOWN_TASK'
+  | 'UNKNOWN_CHECKPOINT'
+  | 'STALE_EPOCH'
+  | 'CHECKPOINT_ABORTED'
+  | 'CHECKPOINT_COMPLETED'
+  | 'TASK_NOT_ATTACHED'
+  | 'CONFLICTING_ACK'
+  | 'JOB_EXISTS'
+  | 'JOB_CANCELED'
+  | 'TASKS_NOT_READY'
+  | 'TOO_MANY_PENDING'
+  | 'UNAUTHENTICATED'
+  | 'TASK_ALREADY_ATTACHED'
+  | 'UNAVAILABLE'
+  | 'SHUTTING_DOWN'
+  | 'INTERNAL';
+
+/** The ids an error concerns, as far as known. */
+export interface ErrorIds {
+  jobId?: string;
+  taskId?: string;
+  checkpointId?: number;
+  epoch?: number;
+}
+
+/** Options of a `CkptError`. */
+export interface CkptErrorOptions extends ErrorIds {
+  /** The error this one translates. */
+  cause?: unknown;
+  /** Whether the same call may succeed if retried later. Default: false. */
+  retryable?: boolean;
+}
+
+/** An error with a stable reason, the ids it concerns, and retryability. */
+export class CkptError extends Error {
+  override readonly name = 'CkptError';
+  readonly reason: ErrorReason;
+  readonly ids: ErrorIds;
+  readonly retryable: boolean;
+
+  constructor(reason: ErrorReason, message: string, options: CkptErrorOptions = {}) {
+    super(`${reason}: ${message}`, options.cause === undefined ? undefined : { cause: options.cause });
+    this.reason = reason;
+    this.retryable = options.retryable ?? false;
+    const ids: ErrorIds = {};
+    if (options.jobId !== undefined) ids.jobId = options.jobId;
+    if (options.taskId !== undefined) ids.taskId = options.taskId;
+    if (options.checkpointId !== undefined) ids.checkpointId = options.checkpointId;
+    if (options.epoch !== undefined) ids.epoch = options.epoch;
+    this.ids = ids;
+  }
+
+  /** Wraps anything thrown into a `CkptError`, keeping it as `cause`. */
+  static from(err: unknown, reason: ErrorReason = 'INTERNAL'): CkptError {
+    if (err instanceof CkptError) return err;
+    const message = err instanceof Error ? err.message : String(err);
+    return new CkptError(reason, message, { cause: err });
+  }
+}
+
+/** True when `err` is a `CkptError` with one of the given reasons. */
+export function hasReason(err: unknown, ...reasons: ErrorReason[]): err is CkptError {
+  return err instanceof CkptError && reasons.includes(err.reason);
+}

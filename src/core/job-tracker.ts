@@ -1,0 +1,327 @@
+/**
+ * The checkpoint protocol of one job, as a pure state machine: which tasks
+ * are attached, which checkpoints are pending, when the next one is due,
+ * which acknowledgements to accept, and what retention subsumes. It does no
+ * I/O and reads no clock; the coordinator feeds it times and carries out
+ * what it decides against etcd and NATS.
+ */
+import type { JobCheckpointing__Output } from '../gen/ckpt/v1/JobCheckpointing.js';
+import type { JobSpec__Output } from '../gen/ckpt/v1/JobSpec.js';
+import type { JobState__Output } from '../gen/ckpt/v1/JobState.js';
+import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
+import { Checkpoint, type AbortCause, type CheckpointInit } from './checkpoint.js';
+import { CkptError } from './errors.js';
+import { IdAllocator } from './id-allocator.js';
+import { resolvePolicy, type ResolvedPolicy } from './policy.js';
+import { validateTaskSnapshot } from './validate.js';
+
+/** @default 100 finished checkpoints remembered per job for listings. */
+export const DEFAULT_HISTORY_SIZE = 100;
+
+/** What the tracker starts from: the job as stored in etcd. */
+export interface JobTrackerInit {
+  spec: JobSpec__Output;
+  state: JobState__Output;
+  createdAtMs: number;
+  epoch: number;
+  latestCheckpointId: number;
+  idFloor: number;
+  retainedCheckpointIds: number[];
+  historySize?: number;
+}
+
+/** One acknowledge or decline call, as received. */
+export interface CheckpointCall {
+  epoch: number;
+  checkpointId: number;
+  workerId: string;
+  taskIds: readonly string[];
+}
+
+/** Aborts that count towards the tolerable-failures limit (as in Flink). */
+const FAILURE_CAUSES: ReadonlySet<AbortCause> = new Set<AbortCause>([
+  'ABORT_REASON_TIMEOUT',
+  'ABORT_REASON_DECLINED',
+  'ABORT_REASON_TASK_FAILURE',
+  'ABORT_REASON_COMMIT_FAILED',
+]);
+
+/** The per-job checkpoint state machine. */
+export class JobTracker {
+  readonly spec: JobSpec__Output;
+  readonly policy: ResolvedPolicy;
+  readonly createdAtMs: number;
+  readonly ids: IdAllocator;
+  private stateValue: JobState__Output;
+  private epochValue: number;
+  private latest: number;
+  private retained: number[];
+  private readonly pending = new Map<number, Checkpoint>();
+  private readonly history: Checkpoint[] = [];
+  private readonly historySize: number;
+  private readonly attached = new Map<string, string>();
+  private readonly sources: readonly string[];
+  private readonly taskIds: readonly string[];
+  private consecutiveFailures = 0;
+  private lastTriggeredAtMs = -Infinity;
+  private lastFinishedAtMs = -Infinity;
+  private lastOutcome: 'none' | 'completed' | 'failed' = 'none';
+  private triggersSinceFull = 0;
+
+  constructor(init: JobTrackerInit) {
+    this.spec = init.spec;
+    this.policy = resolvePolicy(init.spec.policy);
+    this.createdAtMs = init.createdAtMs;
+    this.stateValue = init.state;
+    this.epochValue = init.epoch;
+    this.latest = init.latestCheckpointId;
+    this.retained = [...init.retainedCheckpointIds].sort((a, b) => a - b);
+    this.ids = new IdAllocator(Math.max(init.idFloor, init.latestCheckpointId + 1));
+    this.historySize = init.historySize ?? DEFAULT_HISTORY_SIZE;
+    this.taskIds = init.spec.tasks.map((t) => t.taskId);
+    this.sources = init.spec.tasks.filter((t) => t.inputs.length === 0).map((t) => t.taskId);
+    if (this.latest > 0) this.lastOutcome = 'completed';
+  }
+
+  get jobId(): string {
+    return this.spec.jobId;
+  }
+  get state(): JobState__Output {
+    return this.stateValue;
+  }
+  get epoch(): number {
+    return this.epochValue;
+  }
+  get latestCheckpointId(): number {
+    return this.latest;
+  }
+  get retainedCheckpointIds(): readonly number[] {
+    return this.retained;
+  }
+  get attachedTasks(): number {
+    return this.attached.size;
+  }
+  get sourceTaskIds(): readonly string[] {
+    return this.sources;
+  }
+
+  /** The per-job view: Idle, Checkpointing or Checkpointed. */
+  get checkpointing(): JobCheckpointing__Output {
+    if (this.pending.size > 0) return 'JOB_CHECKPOINTING_CHECKPOINTING';
+    return this.lastOutcome === 'completed' ? 'JOB_CHECKPOINTING_CHECKPOINTED' : 'JOB_CHECKPOINTING_IDLE';
+  }
+
+  /** Pending checkpoints, oldest first. */
+  pendingCheckpoints(): Checkpoint[] {
+    return [...this.pending.values()].sort((a, b) => a.id - b.id);
+  }
+
+  /** A pending or remembered checkpoint. */
+  find(checkpointId: number): Checkpoint | undefined {
+    return this.pending.get(checkpointId) ?? this.history.find((c) => c.id === checkpointId);
+  }
+
+  /** Pending and remembered checkpoints, newest first. */
+  known(): Checkpoint[] {
+    return [...this.pending.values(), ...this.history].sort((a, b) => b.id - a.id);
+  }
+
+  // --- sessions -----------------------------------------------------------
+
+  /** Attaches tasks to a worker; all or none. */
+  attach(workerId: string, taskIds: readonly string[]): void {
+    this.requireRunning();
+    const known = new Set(this.taskIds);
+    const seen = new Set<string>();
+    for (const taskId of taskIds) {
+      const ids = { jobId: this.jobId, taskId };
+      if (!known.has(taskId)) throw new CkptError('UNKNOWN_TASK', `job ${this.jobId} has no task ${taskId}`, ids);
+      if (seen.has(taskId)) throw new CkptError('MALFORMED', `task ${taskId} named twice in hello`, ids);
+      seen.add(taskId);
+      const owner = this.attached.get(taskId);
+      if (owner !== undefined && owner !== workerId) {
+        throw new CkptError('TASK_ALREADY_ATTACHED', `task ${taskId} is attached by worker ${owner}`, ids);
+      }
+    }
+    for (const taskId of taskIds) this.attached.set(taskId, workerId);
+  }
+
+  /** Detaches every task of a worker; returns the task ids it had. */
+  detach(workerId: string): string[] {
+    const gone: string[] = [];
+    for (const [taskId, owner] of this.attached) {
+      if (owner === workerId) gone.push(taskId);
+    }
+    for (const taskId of gone) this.attached.delete(taskId);
+    return gone;
+  }
+
+  allTasksAttached(): boolean {
+    return this.attached.size === this.taskIds.length;
+  }
+
+  // --- triggering ---------------------------------------------------------
+
+  /** Throws why a checkpoint cannot start now; returns if it can. */
+  checkCanTrigger(): void {
+    this.requireRunning();
+    if (!this.allTasksAttached()) {
+      throw new CkptError('TASKS_NOT_READY', `${this.taskIds.length - this.attached.size} of ${this.taskIds.length} tasks are not attached`, { jobId: this.jobId });
+    }
+    if (this.pending.size >= this.policy.maxConcurrent) {
+      throw new CkptError('TOO_MANY_PENDING', `${this.pending.size} checkpoints pending, policy allows ${this.policy.maxConcurrent}`, { jobId: this.jobId });
+    }
+  }
+
+  /**
+   * When the next periodic checkpoint is due, or undefined when periodic
+   * checkpoints are off or the job is not running. The time may be in the
+   * past; the caller still checks `checkCanTrigger`.
+   */
+  nextPeriodicDueAtMs(): number | undefined {
+    if (this.policy.intervalMs === 0 || this.stateValue !== 'JOB_STATE_RUNNING') return undefined;
+    return Math.max(this.lastTriggeredAtMs + this.policy.intervalMs, this.lastFinishedAtMs + this.policy.minPauseMs, 0);
+  }
+
+  /** Starts a checkpoint with the next id; the id must be reserved. */
+  trigger(nowMs: number, manual: boolean, snapshotType?: CheckpointInit['snapshotType']): Checkpoint {
+    this.checkCanTrigger();
+    const id = this.ids.take();
+    const full = this.policy.fullEvery === 0 || this.triggersSinceFull % this.policy.fullEvery === 0;
+    const type = snapshotType ?? (full ? 'SNAPSHOT_TYPE_FULL' : 'SNAPSHOT_TYPE_INCREMENTAL');
+    this.triggersSinceFull = type === 'SNAPSHOT_TYPE_FULL' ? 1 : this.triggersSinceFull + 1;
+    const checkpoint = new Checkpoint({
+      jobId: this.jobId,
+      checkpointId: id,
+      epoch: this.epochValue,
+      snapshotType: type,
+      manual,
+      triggeredAtMs: nowMs,
+      deadlineMs: nowMs + this.policy.timeoutMs,
+      taskIds: this.taskIds,
+    });
+    this.pending.set(id, checkpoint);
+    this.lastTriggeredAtMs = nowMs;
+    return checkpoint;
+  }
+
+  // --- acknowledgements ---------------------------------------------------
+
+  /**
+   * Validates an acknowledge or decline call against the job's state and
+   * returns the pending checkpoint it concerns. Changes nothing.
+   */
+  checkCall(call: CheckpointCall): Checkpoint {
+    const ids = { jobId: this.jobId, checkpointId: call.checkpointId, epoch: call.epoch };
+    if (call.epoch !== this.epochValue) {
+      throw new CkptError('STALE_EPOCH', `epoch ${call.epoch} is not the job's epoch ${this.epochValue}`, ids);
+    }
+    if (call.taskIds.length === 0) throw new CkptError('MALFORMED', 'the call names no task', ids);
+    const checkpoint = this.find(call.checkpointId);
+    if (checkpoint === undefined) {
+      if (this.retained.includes(call.checkpointId)) {
+        throw new CkptError('CHECKPOINT_COMPLETED', `checkpoint ${call.checkpointId} already completed`, ids);
+      }
+      throw new CkptError('UNKNOWN_CHECKPOINT', `no checkpoint ${call.checkpointId} is known for job ${this.jobId}`, ids);
+    }
+    for (const taskId of call.taskIds) {
+      if (!checkpoint.hasTask(taskId)) {
+        throw new CkptError('UNKNOWN_TASK', `job ${this.jobId} has no task ${taskId}`, { ...ids, taskId });
+      }
+      if (this.attached.get(taskId) !== call.workerId) {
+        throw new CkptError('TASK_NOT_ATTACHED', `task ${taskId} is not attached by worker ${call.workerId}`, { ...ids, taskId });
+      }
+    }
+    return checkpoint;
+  }
+
+  /** Validates and records acknowledgements; all or none. */
+  acknowledge(call: Omit<CheckpointCall, 'taskIds'>, snapshots: readonly TaskSnapshot__Output[]): {
+    checkpoint: Checkpoint;
+    duplicates: number;
+  } {
+    const checkpoint = this.checkCall({ ...call, taskIds: snapshots.map((s) => s.taskId) });
+    for (const s of snapshots) {
+      validateTaskSnapshot(s, { jobId: this.jobId, checkpointId: call.checkpointId, taskId: s.taskId });
+    }
+    checkpoint.checkAcknowledge(snapshots);
+    const { duplicates } = checkpoint.acknowledge(snapshots);
+    return { checkpoint, duplicates };
+  }
+
+  // --- outcomes -----------------------------------------------------------
+
+  /** Pending checkpoints past their deadline that are not committing. */
+  expired(nowMs: number): Checkpoint[] {
+    return this.pendingCheckpoints().filter((c) => !c.committing && c.init.deadlineMs <= nowMs);
+  }
+
+  /** The earliest deadline of the pending checkpoints. */
+  nextDeadlineMs(): number | undefined {
+    const deadlines = this.pendingCheckpoints().map((c) => c.init.deadlineMs);
+    return deadlines.length === 0 ? undefined : Math.min(...deadlines);
+  }
+
+  /**
+   * Aborts a pending checkpoint. Returns true when this failure exceeds the
+   * policy's tolerable consecutive failures: the job's attempt has failed.
+   */
+  abort(checkpoint: Checkpoint, reason: AbortCause, message: string, nowMs: number): boolean {
+    checkpoint.abort(reason, message, nowMs);
+    this.finish(checkpoint, nowMs);
+    if (!FAILURE_CAUSES.has(reason)) return false;
+    this.lastOutcome = 'failed';
+    this.consecutiveFailures += 1;
+    const tolerable = this.policy.tolerableFailures;
+    return tolerable >= 0 && this.consecutiveFailures > tolerable;
+  }
+
+  /** Committed ids that retention deletes when `checkpointId` commits. */
+  subsumedBy(checkpointId: number): number[] {
+    const after = [...this.retained, checkpointId];
+    return after.slice(0, Math.max(0, after.length - this.policy.retained));
+  }
+
+  /**
+   * Records a committed checkpoint; returns the older pending ones, which it
+   * subsumes and which the caller aborts with reason SUBSUMED.
+   */
+  complete(checkpoint: Checkpoint, nowMs: number, manifestBytes: number, manifestParts: number): Checkpoint[] {
+    const subsumed = this.subsumedBy(checkpoint.id);
+    checkpoint.complete(nowMs, manifestBytes, manifestParts);
+    this.finish(checkpoint, nowMs);
+    this.latest = checkpoint.id;
+    this.retained = [...this.retained, checkpoint.id].filter((id) => !subsumed.includes(id));
+    this.consecutiveFailures = 0;
+    this.lastOutcome = 'completed';
+    return this.pendingCheckpoints().filter((c) => c.id < checkpoint.id && !c.committing);
+  }
+
+  private finish(checkpoint: Checkpoint, nowMs: number): void {
+    this.pending.delete(checkpoint.id);
+    this.history.unshift(checkpoint);
+    if (this.history.length > this.historySize) this.history.length = this.historySize;
+    this.lastFinishedAtMs = nowMs;
+  }
+
+  // --- job state ----------------------------------------------------------
+
+  /** Marks the job canceled; the caller aborts what is pending. */
+  cancel(): void {
+    this.stateValue = 'JOB_STATE_CANCELED';
+  }
+
+  /** Moves to a new epoch after a recovery; pending ones must be aborted first. */
+  enterEpoch(epoch: number): void {
+    if (this.pending.size > 0) throw new Error(`job ${this.jobId}: new epoch with checkpoints pending`);
+    if (epoch <= this.epochValue) throw new Error(`job ${this.jobId}: epoch ${epoch} is not above ${this.epochValue}`);
+    this.epochValue = epoch;
+    this.consecutiveFailures = 0;
+  }
+
+  private requireRunning(): void {
+    if (this.stateValue === 'JOB_STATE_CANCELED') {
+      throw new CkptError('JOB_CANCELED', `job ${this.jobId} is canceled`, { jobId: this.jobId });
+    }
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * The coordinator's view of its adapters. The protocol logic depends only on
+ * these interfaces; `src/store` implements `CheckpointStore` on etcd and
+ * `src/bus` implements `ControlBus` on NATS.
+ */
+import type { CheckpointSummary__Output as CheckpointSummary } from '../gen/ckpt/v1/CheckpointSummary.js';
+import type { JobSpec__Output as JobSpec } from '../gen/ckpt/v1/JobSpec.js';
+import type { JobState__Output as JobState } from '../gen/ckpt/v1/JobState.js';
+import type { Manifest__Output as Manifest } from '../gen/ckpt/v1/Manifest.js';
+import type { Trigger } from '../gen/ckpt/v1/Trigger.js';
+import type { CheckpointComplete } from '../gen/ckpt/v1/CheckpointComplete.js';
+import type { CheckpointAbort } from '../gen/ckpt/v1/CheckpointAbort.js';
+import type { Recover } from '../gen/ckpt/v1/Recover.js';
+
+/** What etcd holds about one job. */
+export interface StoredJobState {
+  spec: JobSpec;
+  state: JobState;
+  createdAtMs: number;
+  epoch: number;
+  /** Latest committed checkpoint id, 0 if none. */
+  latestCheckpointId: number;
+  /** Every id below the floor may have been used; new ids start at it. */
+  idFloor: number;
+  /** Ids of the retained committed checkpoints, ascending. */
+  retainedCheckpointIds: number[];
+}
+
+/** A checkpoint to commit. */
+export interface CommitRequest {
+  manifest: Manifest;
+  /** Stored beside the manifest for listings; state must be COMPLETED. */
+  summary: CheckpointSummary;
+  /** Committed ids to delete in the same transaction (retention). */
+  subsumedCheckpointIds: number[];
+}
+
+/** What a successful commit wrote. */
+export interface CommitResult {
+  /** Size of the encoded manifest and how many parts it was split into (0 when inline). */
+  manifestBytes: number;
+  manifestParts: number;
+  /** etcd revision of the commit transaction. */
+  revision: string;
+}
+
+/**
+ * Consensus storage. Every method either fully happens or throws a
+ * `CkptError` (reason UNAVAILABLE with `retryable` for etcd outages,
+ * OVERSIZED when a request would exceed etcd's limits, checked before
+ * sending).
+ */
+export interface CheckpointStore {
+  /** Every job under the prefix with its counters. */
+  loadJobs(): Promise<StoredJobState[]>;
+  /**
+   * Creates a job with epoch 1, latest 0 and id floor 1 if no job of that
+   * id exists; returns the stored state, and whether it was created.
+   */
+  createJob(spec: JobSpec, nowMs: number): Promise<{ job: StoredJobState; created: boolean }>;
+  /** Replaces the spec and state of an existing job (resubmit, cancel). */
+  updateJob(jobId: string, spec: JobSpec, state: JobState): Promise<void>;
+  /** Raises the id floor to `floor` (never lowers it). */
+  reserveIds(jobId: string, floor: number): Promise<void>;
+  /**
+   * Increases the epoch by one if it is still `expectedEpoch`; returns the
+   * new epoch. Throws STALE_EPOCH if it was not.
+   */
+  bumpEpoch(jobId: string, expectedEpoch: number): Promise<number>;
+  /**
+   * Commits a checkpoint in one transaction guarded by `latest < id` and
+   * `epoch == manifest.epoch`; the same transaction moves `latest` and
+   * deletes the subsumed checkpoints. A manifest larger than one request
+   * is first written as content-addressed parts. Throws
+   * CHECKPOINT_COMPLETED or STALE_EPOCH if a guard fails.
+   */
+  commit(request: CommitRequest): Promise<CommitResult>;
+  /** The manifest of a retained checkpoint, verified against its hashes. */
+  readManifest(jobId: string, checkpointId: number): Promise<Manifest | undefined>;
+  /** Summaries of the retained checkpoints, newest first. */
+  listSummaries(jobId: string): Promise<CheckpointSummary[]>;
+  /** Deletes manifest parts that no retained root names; returns how many. */
+  collectGarbage(jobId: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** The NATS barrier plane as the coordinator uses it. */
+export interface ControlBus {
+  /** `<subjectPrefix>.<jobId>`: the job's control subjects start with it. */
+  controlPrefix(jobId: string): string;
+  publishTrigger(message: Trigger & { jobId: string }): Promise<void>;
+  publishComplete(message: CheckpointComplete & { jobId: string }): Promise<void>;
+  publishAbort(message: CheckpointAbort & { jobId: string }): Promise<void>;
+  publishRecover(message: Recover & { jobId: string }): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,71 @@
+/**
+ * The `Attach` stream: a worker's session. The first message must be a
+ * hello; heartbeats follow. The session ends when the worker ends or
+ * cancels the stream, or when the coordinator ends it (heartbeat timeout,
+ * shutdown), and then the worker's tasks detach.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import type { AttachRequest__Output } from '../gen/ckpt/v1/AttachRequest.js';
+import type { AttachResponse } from '../gen/ckpt/v1/AttachResponse.js';
+import { CkptError } from '../core/errors.js';
+import type { Coordinator } from '../coordinator/coordinator.js';
+import type { SessionChannel } from '../coordinator/sessions.js';
+import { statusError, type AuthCheck } from './handlers.js';
+
+type AttachCall = grpc.ServerDuplexStream<AttachRequest__Output, AttachResponse>;
+
+function channelOf(call: AttachCall): SessionChannel {
+  return {
+    send(message) {
+      if (!call.writableEnded && !call.destroyed) call.write(message);
+    },
+    end(error) {
+      if (call.writableEnded || call.destroyed) return;
+      if (error === undefined) call.end();
+      else call.emit('error', statusError(error));
+    },
+  };
+}
+
+/** The bidirectional `Attach` handler. */
+export function attachHandler(coordinator: Coordinator, auth: AuthCheck): grpc.handleBidiStreamingCall<AttachRequest__Output, AttachResponse> {
+  return (call) => {
+    const channel = channelOf(call);
+    let sessionId: string | undefined;
+    const fail = (err: unknown): void => {
+      if (sessionId !== undefined) coordinator.closeSession(sessionId, CkptError.from(err).message);
+      sessionId = undefined;
+      channel.end(CkptError.from(err));
+    };
+    try {
+      auth(call.metadata);
+    } catch (err) {
+      fail(err);
+      return;
+    }
+    call.on('data', (message: AttachRequest__Output) => {
+      try {
+        if (sessionId === undefined) {
+          if (message.hello == null) throw new CkptError('MALFORMED', 'the first message of a session must be a hello');
+          sessionId = coordinator.openSession(message.hello, channel).sessionId;
+        } else if (message.heartbeat != null) {
+          coordinator.heartbeat(sessionId);
+        } else {
+          throw new CkptError('MALFORMED', `unexpected ${message.body ?? 'empty'} message in a session`);
+        }
+      } catch (err) {
+        fail(err);
+      }
+    });
+    const close = (why: string) => () => {
+      if (sessionId !== undefined) coordinator.closeSession(sessionId, why);
+      sessionId = undefined;
+    };
+    call.on('end', () => {
+      close('the worker ended its session')();
+      channel.end();
+    });
+    call.on('cancelled', close('the worker cancelled its session'));
+    call.on('error', close('the session stream failed'));
+  };
+}

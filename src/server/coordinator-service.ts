@@ -1,0 +1,49 @@
+/**
+ * The `ckpt.v1.Coordinator` service: job submission, acknowledgements,
+ * declines and manual triggers, over the `Coordinator` class.
+ */
+import type { CoordinatorHandlers } from '../gen/ckpt/v1/Coordinator.js';
+import type { SnapshotType__Output } from '../gen/ckpt/v1/SnapshotType.js';
+import type { CheckpointInit } from '../core/checkpoint.js';
+import { CkptError } from '../core/errors.js';
+import type { Coordinator } from '../coordinator/coordinator.js';
+import { attachHandler } from './attach.js';
+import { unary, type AuthCheck } from './handlers.js';
+
+function snapshotType(value: SnapshotType__Output | number): CheckpointInit['snapshotType'] | undefined {
+  switch (value) {
+    case 'SNAPSHOT_TYPE_UNSPECIFIED':
+      return undefined;
+    case 'SNAPSHOT_TYPE_FULL':
+    case 'SNAPSHOT_TYPE_INCREMENTAL':
+      return value;
+    default:
+      throw new CkptError('MALFORMED', `snapshot_type ${String(value)} is not a snapshot type`);
+  }
+}
+
+/** The handlers of `ckpt.v1.Coordinator`. */
+export function coordinatorHandlers(coordinator: Coordinator, auth: AuthCheck): CoordinatorHandlers {
+  return {
+    SubmitJob: unary(auth, async (req) => coordinator.submitJob(req.spec)),
+    GetJob: unary(auth, (req) => ({ job: coordinator.getJob(req.jobId) })),
+    CancelJob: unary(auth, async (req) => ({ job: await coordinator.cancelJob(req.jobId) })),
+    AcknowledgeCheckpoint: unary(auth, (req) =>
+      coordinator.acknowledge({
+        jobId: req.jobId,
+        epoch: req.epoch,
+        checkpointId: req.checkpointId,
+        workerId: req.workerId,
+        snapshots: req.snapshots,
+      }),
+    ),
+    DeclineCheckpoint: unary(auth, (req) => {
+      coordinator.decline({ jobId: req.jobId, epoch: req.epoch, checkpointId: req.checkpointId, workerId: req.workerId, declines: req.declines });
+      return {};
+    }),
+    TriggerCheckpoint: unary(auth, async (req) => ({
+      checkpoint: await coordinator.triggerCheckpoint(req.jobId, snapshotType(req.snapshotType), req.wait),
+    })),
+    Attach: attachHandler(coordinator, auth),
+  };
+}

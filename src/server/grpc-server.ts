@@ -1,0 +1,82 @@
+/**
+ * The coordinator's gRPC server: the Coordinator and CheckpointQuery
+ * services, the standard health service, and server reflection so that
+ * grpcurl and other generic tools work against it.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import type { ProtoGrpcType as CoordinatorProto } from '../gen/coordinator.js';
+import type { ProtoGrpcType as QueryProto } from '../gen/query.js';
+import type { Coordinator } from '../coordinator/coordinator.js';
+import type { Logger } from '../log/index.js';
+import { loadPackageDefinition } from '../proto/index.js';
+import { createAuthCheck } from './auth.js';
+import { coordinatorHandlers } from './coordinator-service.js';
+import { queryHandlers } from './query-service.js';
+
+/** Fully qualified names of the services, as the health service knows them. */
+export const SERVICE_NAMES = ['ckpt.v1.Coordinator', 'ckpt.v1.CheckpointQuery'] as const;
+
+/** Options of the gRPC server. */
+export interface GrpcServerOptions {
+  coordinator: Coordinator;
+  logger: Logger;
+  /** host:port; port 0 picks a free port. */
+  listen: string;
+  authToken: string | undefined;
+  maxMessageBytes: number;
+}
+
+/** A started gRPC server. */
+export interface CoordinatorGrpcServer {
+  /** host:port it listens on, with the real port. */
+  readonly address: string;
+  /** Marks the services NOT_SERVING, waits up to `graceMs` for calls in flight, then forces. */
+  shutdown(graceMs: number): Promise<void>;
+  /** Closes every call and connection at once. */
+  forceShutdown(): void;
+}
+
+function bind(server: grpc.Server, listen: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+  });
+}
+
+/** Starts serving; resolves once the port is bound. */
+export async function startGrpcServer(options: GrpcServerOptions): Promise<CoordinatorGrpcServer> {
+  const log = options.logger.child({ component: 'grpc' });
+  const definition = loadPackageDefinition();
+  const proto = grpc.loadPackageDefinition(definition) as unknown as CoordinatorProto & QueryProto;
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': options.maxMessageBytes,
+    'grpc.max_send_message_length': options.maxMessageBytes,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  const auth = createAuthCheck(options.authToken);
+  server.addService(proto.ckpt.v1.Coordinator.service, coordinatorHandlers(options.coordinator, auth));
+  server.addService(proto.ckpt.v1.CheckpointQuery.service, queryHandlers(options.coordinator, auth));
+  const health = new HealthImplementation({ '': 'SERVING', ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, 'SERVING'])) });
+  health.addToServer(server);
+  new ReflectionService(definition).addToServer(server);
+  const port = await bind(server, options.listen);
+  const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
+  const address = `${host}:${port}`;
+  log.info({ address, auth: options.authToken !== undefined }, 'gRPC server listening');
+  return {
+    address,
+    async shutdown(graceMs) {
+      for (const name of ['', ...SERVICE_NAMES]) health.setStatus(name, 'NOT_SERVING');
+      const drained = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      const timer = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), graceMs).unref());
+      if ((await Promise.race([drained, timer])) === 'timeout') {
+        log.warn({ graceMs }, 'calls still open after the grace period; closing them');
+        server.forceShutdown();
+      }
+    },
+    forceShutdown() {
+      server.forceShutdown();
+    },
+  };
+}
