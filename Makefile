@@ -2,7 +2,46 @@
 SHELL := /bin/bash
 PROTOS := ckpt/v1/types.proto ckpt/v1/coordinator.proto ckpt/v1/query.proto ckpt/v1/bus.proto ckpt/v1/storage.proto
 
-.PHONY: gen
+.PHONY: all deps system-deps build check test demo clean gen
+all: build
+
+# Node packages and the system packages the tests and the demo run (etcd, NATS)
+# or generate code with (protoc, the Python gRPC plugin). Silent when all is there.
+deps: node_modules/.installed system-deps
+
+system-deps:
+	@missing=""; \
+	command -v etcd >/dev/null || missing="$$missing etcd-server"; \
+	command -v etcdctl >/dev/null || missing="$$missing etcd-client"; \
+	command -v nats-server >/dev/null || test -x /usr/sbin/nats-server || missing="$$missing nats-server"; \
+	command -v protoc >/dev/null || missing="$$missing protobuf-compiler"; \
+	test -x /usr/bin/grpc_python_plugin || missing="$$missing protobuf-compiler-grpc"; \
+	/usr/bin/python3 -c 'import grpc, google.protobuf' 2>/dev/null || missing="$$missing python3-grpcio python3-protobuf"; \
+	if [ -n "$$missing" ]; then \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	  echo "installing:$$missing"; \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build: node_modules/.installed
+	npx tsc -p tsconfig.json
+
+check: node_modules/.installed
+	npx tsc --noEmit -p tsconfig.json
+	npx eslint .
+	npx prettier --check --log-level warn .
+	npx buf lint proto
+
+test: deps
+	npx ava
+
+demo: deps
+	npx tsx src/cli/main.ts demo
+
+clean:
+	rm -rf dist .tmp
+
 gen: node_modules/.installed
 	rm -rf src/gen
 	npx proto-loader-gen-types --longs=Number --enums=String --defaults --oneofs --includeComments \

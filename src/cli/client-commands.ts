@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { createCoordinatorClient, createQueryClient, type ClientOptions } from '../client/index.js';
+import type { JobInfo__Output } from '../gen/ckpt/v1/JobInfo.js';
 import { checkpointsTable, jobsTable } from './format.js';
 
 interface GlobalFlags {
@@ -31,7 +32,7 @@ export function addClientCommands(program: Command): void {
     const { address, options } = connect(f);
     const query = createQueryClient(address, options);
     try {
-      const jobs = [];
+      const jobs: JobInfo__Output[] = [];
       let pageToken = '';
       do {
         const page = await query.listJobs({ pageToken });

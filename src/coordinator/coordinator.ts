@@ -238,7 +238,7 @@ export class Coordinator {
     const runtime = this.jobs.get(session.jobId);
     if (runtime === undefined) return;
     const tasks = runtime.tracker.detach(session.workerId);
-    this.log.warn({ jobId: session.jobId, workerId: session.workerId, sessionId, tasks: tasks.length, why }, 'worker detached');
+    this.log.info({ jobId: session.jobId, workerId: session.workerId, sessionId, tasks: tasks.length, why }, 'worker detached');
     if (tasks.length > 0 && runtime.tracker.state === 'JOB_STATE_RUNNING') {
       runtime.abortAll('ABORT_REASON_TASK_FAILURE', `worker ${session.workerId} left: ${why}`);
     }
@@ -248,6 +248,7 @@ export class Coordinator {
   private sweepSessions(): void {
     for (const session of this.sessions.overdue(this.now(), this.options.heartbeatTimeoutMs)) {
       const why = `no heartbeat for ${this.options.heartbeatTimeoutMs} ms`;
+      this.log.warn({ jobId: session.jobId, workerId: session.workerId, sessionId: session.sessionId }, 'worker session timed out');
       this.closeSession(session.sessionId, why);
       session.channel.end(new CkptError('UNAVAILABLE', `session ended: ${why}`, { jobId: session.jobId, retryable: true }));
     }

@@ -10,7 +10,7 @@ import type { AttachResponse } from '../gen/ckpt/v1/AttachResponse.js';
 import { CkptError } from '../core/errors.js';
 import type { Coordinator } from '../coordinator/coordinator.js';
 import type { SessionChannel } from '../coordinator/sessions.js';
-import { statusError, type AuthCheck } from './handlers.js';
+import { requireDecoded, statusError, type AuthCheck } from './handlers.js';
 
 type AttachCall = grpc.ServerDuplexStream<AttachRequest__Output, AttachResponse>;
 
@@ -45,6 +45,7 @@ export function attachHandler(coordinator: Coordinator, auth: AuthCheck): grpc.h
     }
     call.on('data', (message: AttachRequest__Output) => {
       try {
+        requireDecoded(message);
         if (sessionId === undefined) {
           if (message.hello == null) throw new CkptError('MALFORMED', 'the first message of a session must be a hello');
           sessionId = coordinator.openSession(message.hello, channel).sessionId;

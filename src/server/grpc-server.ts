@@ -12,6 +12,7 @@ import type { Coordinator } from '../coordinator/coordinator.js';
 import type { Logger } from '../log/index.js';
 import { loadPackageDefinition } from '../proto/index.js';
 import { createAuthCheck } from './auth.js';
+import { tolerantDeserializers } from './handlers.js';
 import { coordinatorHandlers } from './coordinator-service.js';
 import { queryHandlers } from './query-service.js';
 
@@ -55,8 +56,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Coord
     'grpc.keepalive_permit_without_calls': 1,
   });
   const auth = createAuthCheck(options.authToken);
-  server.addService(proto.ckpt.v1.Coordinator.service, coordinatorHandlers(options.coordinator, auth));
-  server.addService(proto.ckpt.v1.CheckpointQuery.service, queryHandlers(options.coordinator, auth));
+  server.addService(tolerantDeserializers(proto.ckpt.v1.Coordinator.service), coordinatorHandlers(options.coordinator, auth));
+  server.addService(tolerantDeserializers(proto.ckpt.v1.CheckpointQuery.service), queryHandlers(options.coordinator, auth));
   const health = new HealthImplementation({ '': 'SERVING', ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, 'SERVING'])) });
   health.addToServer(server);
   new ReflectionService(definition).addToServer(server);

@@ -4,7 +4,44 @@
  * reason (see `status.ts`).
  */
 import type * as grpc from '@grpc/grpc-js';
+import { CkptError } from '../core/errors.js';
 import { toStatus } from './status.js';
+
+/** Marks a request whose bytes did not decode, so that the handler can refuse it with a reason. */
+const UNDECODABLE = Symbol('undecodable');
+
+interface Undecodable {
+  [UNDECODABLE]: string;
+}
+
+/**
+ * Makes every method of a service decode bad bytes into a marker instead of
+ * throwing, so that a malformed request is refused as MALFORMED with reason
+ * metadata rather than grpc-js's bare INTERNAL.
+ */
+export function tolerantDeserializers(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const wrapped: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, method] of Object.entries(service)) {
+    wrapped[name] = {
+      ...method,
+      requestDeserialize: (bytes: Buffer): unknown => {
+        try {
+          return method.requestDeserialize(bytes) as unknown;
+        } catch (err) {
+          return { [UNDECODABLE]: err instanceof Error ? err.message : String(err) } satisfies Undecodable;
+        }
+      },
+    };
+  }
+  return wrapped;
+}
+
+/** Throws MALFORMED for a request that did not decode. */
+export function requireDecoded(request: unknown): void {
+  if (typeof request === 'object' && request !== null && UNDECODABLE in request) {
+    throw new CkptError('MALFORMED', `the request is not a valid protobuf message: ${(request as Undecodable)[UNDECODABLE]}`);
+  }
+}
 
 /** Checks a call's metadata; throws UNAUTHENTICATED. */
 export type AuthCheck = (metadata: grpc.Metadata) => void;
@@ -18,6 +55,7 @@ export function unary<Req, Res>(
     Promise.resolve()
       .then(() => {
         auth(call.metadata);
+        requireDecoded(call.request);
         return handle(call.request, call);
       })
       .then(

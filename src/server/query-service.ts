@@ -8,7 +8,7 @@ import type { WatchCheckpointsResponse } from '../gen/ckpt/v1/WatchCheckpointsRe
 import { CkptError } from '../core/errors.js';
 import { checkId } from '../core/validate.js';
 import type { Coordinator } from '../coordinator/coordinator.js';
-import { statusError, unary, type AuthCheck } from './handlers.js';
+import { requireDecoded, statusError, unary, type AuthCheck } from './handlers.js';
 
 /** Page size when a request gives 0, and the largest page. */
 export const DEFAULT_PAGE_SIZE = 100;
@@ -47,6 +47,7 @@ export function queryHandlers(coordinator: Coordinator, auth: AuthCheck): Checkp
     WatchCheckpoints: (call: grpc.ServerWritableStream<WatchCheckpointsRequest__Output, WatchCheckpointsResponse>) => {
       try {
         auth(call.metadata);
+        requireDecoded(call.request);
         if (call.request.jobId !== '') coordinator.getJob(call.request.jobId);
       } catch (err) {
         call.emit('error', statusError(err));

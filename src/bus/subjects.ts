@@ -1,0 +1,125 @@
+/**
+ * The NATS subject scheme of the barrier plane (see `proto/ckpt/v1/bus.proto`).
+ * Pure functions, so that the coordinator, workers, tests and tools build
+ * exactly the same subjects.
+ *
+ * With `<p>` the subject prefix and `<job>` the job id:
+ *   <p>.<job>.trigger | complete | abort | recover   control messages
+ *   <p>.<job>.data.<task>                            records and barriers
+ * `<p>.<job>` is the job's control prefix, which the coordinator sends to
+ * workers in their welcome.
+ */
+import { CkptError } from '../core/errors.js';
+
+/** The default subject prefix of the barrier plane. */
+export const DEFAULT_SUBJECT_PREFIX = 'ckpt';
+
+/** The control subjects of a job, by the message each carries. */
+export type ControlKind = 'trigger' | 'complete' | 'abort' | 'recover';
+
+/** Every control kind, in protocol order. */
+export const CONTROL_KINDS: readonly ControlKind[] = ['trigger', 'complete', 'abort', 'recover'];
+
+/** The token between the control prefix and a task id on data subjects. */
+export const DATA_TOKEN = 'data';
+
+/**
+ * A subject token ckpt accepts: 1-128 characters of `[A-Za-z0-9_-]`. This is
+ * the id alphabet of job and task ids, and a strict subset of what NATS
+ * allows, so no id can inject a `.`, a wildcard or whitespace.
+ */
+export const SUBJECT_TOKEN_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** True when `token` is one valid subject token (see `SUBJECT_TOKEN_PATTERN`). */
+export function isSubjectToken(token: string): boolean {
+  return SUBJECT_TOKEN_PATTERN.test(token);
+}
+
+/** True when `prefix` is one or more valid tokens joined by dots. */
+export function isSubjectPrefix(prefix: string): boolean {
+  return prefix.length > 0 && prefix.length <= 256 && prefix.split('.').every(isSubjectToken);
+}
+
+/**
+ * Throws `CkptError('MALFORMED')` naming `what` unless `token` is a valid
+ * subject token; returns it otherwise.
+ */
+export function assertSubjectToken(token: string, what: string): string {
+  if (!isSubjectToken(token)) {
+    throw new CkptError('MALFORMED', `${what} ${JSON.stringify(token)} is not 1-128 characters of [A-Za-z0-9_-]`);
+  }
+  return token;
+}
+
+/** Throws `CkptError('MALFORMED')` naming `what` unless `prefix` is a valid subject prefix. */
+export function assertSubjectPrefix(prefix: string, what: string): string {
+  if (!isSubjectPrefix(prefix)) {
+    throw new CkptError('MALFORMED', `${what} ${JSON.stringify(prefix)} is not dot-separated tokens of [A-Za-z0-9_-]`);
+  }
+  return prefix;
+}
+
+/** `<subjectPrefix>.<jobId>`: the job's control prefix. Validates both parts. */
+export function controlPrefix(subjectPrefix: string, jobId: string): string {
+  assertSubjectPrefix(subjectPrefix, 'subject prefix');
+  assertSubjectToken(jobId, 'job id');
+  return `${subjectPrefix}.${jobId}`;
+}
+
+/** `<controlPrefix>.<kind>`: where the coordinator publishes one kind of control message. */
+export function controlSubject(jobControlPrefix: string, kind: ControlKind): string {
+  assertSubjectPrefix(jobControlPrefix, 'control prefix');
+  return `${jobControlPrefix}.${kind}`;
+}
+
+/** `<controlPrefix>.data.<taskId>`: where a task publishes its records and barriers. */
+export function dataSubject(jobControlPrefix: string, taskId: string): string {
+  assertSubjectPrefix(jobControlPrefix, 'control prefix');
+  assertSubjectToken(taskId, 'task id');
+  return `${jobControlPrefix}.${DATA_TOKEN}.${taskId}`;
+}
+
+/** `<controlPrefix>.data.*`: matches the data subjects of every task of the job. */
+export function allDataSubjects(jobControlPrefix: string): string {
+  assertSubjectPrefix(jobControlPrefix, 'control prefix');
+  return `${jobControlPrefix}.${DATA_TOKEN}.*`;
+}
+
+/** Every subject of one job, built once. */
+export interface JobSubjects {
+  /** `<p>.<job>` */
+  readonly prefix: string;
+  readonly trigger: string;
+  readonly complete: string;
+  readonly abort: string;
+  readonly recover: string;
+  /** `<p>.<job>.data.*` */
+  readonly allData: string;
+  /** `<p>.<job>.data.<taskId>` */
+  data(taskId: string): string;
+}
+
+/** The subjects of a job from its control prefix (as a welcome names it). */
+export function jobSubjects(jobControlPrefix: string): JobSubjects {
+  assertSubjectPrefix(jobControlPrefix, 'control prefix');
+  return {
+    prefix: jobControlPrefix,
+    trigger: `${jobControlPrefix}.trigger`,
+    complete: `${jobControlPrefix}.complete`,
+    abort: `${jobControlPrefix}.abort`,
+    recover: `${jobControlPrefix}.recover`,
+    allData: `${jobControlPrefix}.${DATA_TOKEN}.*`,
+    data: (taskId) => dataSubject(jobControlPrefix, taskId),
+  };
+}
+
+/**
+ * The task id of a data subject under `jobControlPrefix`, or undefined when
+ * the subject is not one.
+ */
+export function taskOfDataSubject(jobControlPrefix: string, subject: string): string | undefined {
+  const head = `${jobControlPrefix}.${DATA_TOKEN}.`;
+  if (!subject.startsWith(head)) return undefined;
+  const task = subject.slice(head.length);
+  return isSubjectToken(task) ? task : undefined;
+}

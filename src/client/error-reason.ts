@@ -1,0 +1,117 @@
+/**
+ * Reading the coordinator's errors on the client side. The coordinator sends
+ * a machine-readable reason in the trailing metadata `ckpt-reason` and the
+ * ids an error concerns in `ckpt-job-id`, `ckpt-task-id`,
+ * `ckpt-checkpoint-id` and `ckpt-epoch` (see coordinator.proto).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { CkptError, type ErrorIds, type ErrorReason } from '../core/errors.js';
+import { ErrorReason as WireErrorReason } from '../gen/ckpt/v1/ErrorReason.js';
+
+/** Metadata key of the reason. */
+export const REASON_METADATA = 'ckpt-reason';
+/** Metadata key of the job id an error concerns. */
+export const JOB_ID_METADATA = 'ckpt-job-id';
+/** Metadata key of the task id an error concerns. */
+export const TASK_ID_METADATA = 'ckpt-task-id';
+/** Metadata key of the checkpoint id an error concerns. */
+export const CHECKPOINT_ID_METADATA = 'ckpt-checkpoint-id';
+/** Metadata key of the epoch an error concerns. */
+export const EPOCH_METADATA = 'ckpt-epoch';
+
+const REASONS = new Set<string>(
+  Object.keys(WireErrorReason)
+    .map((name) => name.replace(/^ERROR_REASON_/, ''))
+    .filter((name) => name !== 'UNSPECIFIED'),
+);
+
+/** What a failed call reports. */
+export interface RemoteErrorInfo {
+  /** The gRPC status code. */
+  code: grpc.status;
+  /** The coordinator's reason; undefined when the error did not come from it (e.g. a transport failure). */
+  reason: ErrorReason | undefined;
+  ids: ErrorIds;
+  /** The status details. */
+  message: string;
+}
+
+/** True when `err` is a grpc-js `ServiceError` (a failed call). */
+export function isServiceError(err: unknown): err is grpc.ServiceError {
+  return err instanceof Error && typeof (err as Partial<grpc.ServiceError>).code === 'number' && 'metadata' in err;
+}
+
+/** True when `err` is a call that failed with CANCELLED. */
+export function isCancelled(err: unknown): boolean {
+  return isServiceError(err) && err.code === grpc.status.CANCELLED;
+}
+
+/** The reason of a failed call (or of a `CkptError`), or undefined when it carries none. */
+export function errorReason(err: unknown): ErrorReason | undefined {
+  if (err instanceof CkptError) return err.reason;
+  return errorInfo(err)?.reason;
+}
+
+/** Code, reason, ids and details of a failed call; undefined when `err` is no `ServiceError`. */
+export function errorInfo(err: unknown): RemoteErrorInfo | undefined {
+  if (!isServiceError(err)) return undefined;
+  const md = err.metadata as grpc.Metadata | undefined;
+  const raw = md === undefined ? undefined : first(md, REASON_METADATA);
+  const reason = raw !== undefined && REASONS.has(raw) ? (raw as ErrorReason) : undefined;
+  return { code: err.code, reason, ids: md === undefined ? {} : idsOf(md), message: err.details };
+}
+
+/**
+ * Turns a failed call into a `CkptError` with the coordinator's reason, or,
+ * when it sent none, a reason derived from the status code. UNAVAILABLE and
+ * DEADLINE_EXCEEDED are retryable.
+ */
+export function toCkptError(err: unknown): CkptError {
+  if (err instanceof CkptError) return err;
+  const info = errorInfo(err);
+  if (info === undefined) return CkptError.from(err);
+  const transient = info.code === grpc.status.UNAVAILABLE || info.code === grpc.status.DEADLINE_EXCEEDED;
+  const reason = info.reason ?? reasonOfCode(info.code);
+  const message = info.message.startsWith(`${reason}: `) ? info.message.slice(reason.length + 2) : info.message;
+  return new CkptError(reason, message, { ...info.ids, cause: err, retryable: transient || reason === 'UNAVAILABLE' });
+}
+
+function reasonOfCode(code: grpc.status): ErrorReason {
+  switch (code) {
+    case grpc.status.UNAUTHENTICATED:
+      return 'UNAUTHENTICATED';
+    case grpc.status.INVALID_ARGUMENT:
+      return 'MALFORMED';
+    case grpc.status.RESOURCE_EXHAUSTED:
+      return 'OVERSIZED';
+    case grpc.status.UNAVAILABLE:
+    case grpc.status.DEADLINE_EXCEEDED:
+    case grpc.status.CANCELLED:
+      return 'UNAVAILABLE';
+    default:
+      return 'INTERNAL';
+  }
+}
+
+function idsOf(md: grpc.Metadata): ErrorIds {
+  const ids: ErrorIds = {};
+  const jobId = first(md, JOB_ID_METADATA);
+  const taskId = first(md, TASK_ID_METADATA);
+  const checkpointId = numeric(first(md, CHECKPOINT_ID_METADATA));
+  const epoch = numeric(first(md, EPOCH_METADATA));
+  if (jobId !== undefined) ids.jobId = jobId;
+  if (taskId !== undefined) ids.taskId = taskId;
+  if (checkpointId !== undefined) ids.checkpointId = checkpointId;
+  if (epoch !== undefined) ids.epoch = epoch;
+  return ids;
+}
+
+function first(md: grpc.Metadata, key: string): string | undefined {
+  const value = md.get(key)[0];
+  if (value === undefined || value === '') return undefined;
+  return typeof value === 'string' ? value : value.toString('utf8');
+}
+
+function numeric(value: string | undefined): number | undefined {
+  return value !== undefined && /^\d{1,15}$/.test(value) ? Number(value) : undefined;
+}

@@ -1,0 +1,28 @@
+/**
+ * Typed gRPC clients of the coordinator for TypeScript callers (CLI, tests,
+ * demo, worker SDK), and helpers to read the coordinator's error reasons.
+ */
+export { createCoordinatorClient, CoordinatorClient } from './coordinator-client.js';
+export type { AttachStream } from './coordinator-client.js';
+export { createQueryClient, QueryClient } from './query-client.js';
+export type { ClientOptions } from './client-options.js';
+export { DEFAULT_DEADLINE_MS } from './call-options.js';
+export type { CallOptions } from './call-options.js';
+export { unary } from './unary.js';
+export type { UnaryMethod } from './unary.js';
+export { AUTHORIZATION_METADATA, bearerTokenInterceptor } from './auth.js';
+export { ckptGrpc } from './services.js';
+export type { CkptGrpcNamespace } from './services.js';
+export {
+  CHECKPOINT_ID_METADATA,
+  EPOCH_METADATA,
+  errorInfo,
+  errorReason,
+  isCancelled,
+  isServiceError,
+  JOB_ID_METADATA,
+  REASON_METADATA,
+  TASK_ID_METADATA,
+  toCkptError,
+} from './error-reason.js';
+export type { RemoteErrorInfo } from './error-reason.js';

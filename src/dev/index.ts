@@ -1,0 +1,21 @@
+/**
+ * Local etcd and NATS servers on loopback ports with temporary data, started
+ * and torn down by tests, the demo and benchmarks.
+ */
+export { freePort } from './free-port.js';
+export { DEFAULT_START_TIMEOUT_MS, ServerStartError, type ManagedServer } from './server-process.js';
+export { startEtcd, startEtcdCluster, type EtcdCluster, type EtcdOptions, type EtcdProcess } from './etcd-process.js';
+export {
+  startNats,
+  startNatsCluster,
+  type NatsCluster,
+  type NatsClusterOptions,
+  type NatsOptions,
+  type NatsProcess,
+} from './nats-process.js';
+export {
+  killLocalServersSync,
+  startLocalServers,
+  type LocalServers,
+  type LocalServersOptions,
+} from './local-servers.js';

@@ -1,0 +1,145 @@
+/**
+ * The checkpoint side of the simulated tasks: sources snapshot on a
+ * trigger, readers on aligned barriers; each forwards its barrier on its
+ * own data subject and hands its result to the acknowledgement batcher.
+ */
+import type { MsgHdrs, NatsConnection } from '@nats-io/nats-core';
+import { barrierHeaders, controlMessageCodecs, type JobSubjects } from '../bus/index.js';
+import type { Barrier__Output } from '../gen/ckpt/v1/Barrier.js';
+import type { SnapshotType__Output } from '../gen/ckpt/v1/SnapshotType.js';
+import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
+import type { Trigger__Output } from '../gen/ckpt/v1/Trigger.js';
+import type { Logger } from '../log/index.js';
+import type { AckBatcher, TaskResult } from './ack-batcher.js';
+import { BarrierAligner } from './alignment.js';
+import type { HookResult, TaskBehaviour } from './options.js';
+import { simulatedSnapshot } from './snapshot.js';
+import type { WorkerTopology } from './topology.js';
+
+/** What the runner works with. */
+export interface RunnerOptions {
+  nc: NatsConnection;
+  jobId: string;
+  topology: WorkerTopology;
+  /** Snapshot at the first barrier instead of the last (unaligned mode). */
+  unaligned: boolean;
+  stateBytes: number;
+  behaviourOf(taskId: string): TaskBehaviour;
+  batcher: AckBatcher;
+  logger: Logger;
+}
+
+interface Round {
+  checkpointId: number;
+  epoch: number;
+  snapshotType: SnapshotType__Output;
+}
+
+/** Runs the local tasks' part of each checkpoint. */
+export class CheckpointRunner {
+  readonly #o: RunnerOptions;
+  readonly #aligner: BarrierAligner;
+  readonly #codec = controlMessageCodecs().barrier;
+  #subjects: JobSubjects | undefined;
+  #lastTriggered = 0;
+  // One header set per epoch: 10,000 sources share it instead of building their own.
+  #headers: { epoch: number; headers: MsgHdrs } | undefined;
+
+  constructor(options: RunnerOptions) {
+    this.#o = options;
+    this.#aligner = new BarrierAligner(options.topology.inputsByTask);
+  }
+
+  /** Sets the subjects barriers are forwarded on (from the welcome's control prefix). */
+  bind(subjects: JobSubjects): void {
+    this.#subjects = subjects;
+  }
+
+  /** Snapshots every local source for `trigger`; a repeated trigger is ignored. */
+  onTrigger(trigger: Trigger__Output): void {
+    if (trigger.checkpointId <= this.#lastTriggered) return;
+    this.#lastTriggered = trigger.checkpointId;
+    const round: Round = {
+      checkpointId: trigger.checkpointId,
+      epoch: trigger.epoch,
+      snapshotType: trigger.snapshotType,
+    };
+    for (const taskId of this.#o.topology.sources) this.#complete(taskId, round, 0, true);
+  }
+
+  /** Feeds a barrier from input `barrier.fromTaskId` to the local tasks reading it. */
+  onBarrier(barrier: Barrier__Output, nowMs: number): void {
+    const readers = this.#o.topology.readersByInput.get(barrier.fromTaskId) ?? [];
+    const round: Round = {
+      checkpointId: barrier.checkpointId,
+      epoch: barrier.epoch,
+      snapshotType: barrier.snapshotType,
+    };
+    for (const taskId of readers) {
+      const step = this.#aligner.offer(taskId, barrier.fromTaskId, barrier.checkpointId, nowMs);
+      if (step === undefined) continue;
+      if (this.#o.unaligned && step.first) this.#forward(taskId, round);
+      if (step.aligned) this.#complete(taskId, round, step.alignmentMs, !this.#o.unaligned);
+    }
+  }
+
+  /** Forgets an aborted checkpoint. */
+  discard(checkpointId: number): void {
+    this.#aligner.discard(checkpointId);
+  }
+
+  /** Forgets all alignment in progress (recovery). */
+  reset(): void {
+    this.#aligner.reset();
+  }
+
+  #complete(taskId: string, round: Round, alignmentMs: number, forward: boolean): void {
+    const snapshot = simulatedSnapshot({
+      jobId: this.#o.jobId,
+      taskId,
+      checkpointId: round.checkpointId,
+      stateBytes: this.#o.stateBytes,
+      source: !this.#o.topology.inputsByTask.has(taskId),
+      alignmentMs,
+    });
+    if (forward) this.#forward(taskId, round);
+    const behaviour = this.#o.behaviourOf(taskId);
+    if (typeof behaviour !== 'function') {
+      this.#result(round, toResult(taskId, behaviour, snapshot));
+      return;
+    }
+    const context = { taskId, checkpointId: round.checkpointId, epoch: round.epoch, snapshot };
+    Promise.resolve()
+      .then(() => behaviour(context))
+      .then((verdict) => this.#result(round, toResult(taskId, verdict, snapshot)))
+      .catch((err: unknown) =>
+        this.#result(round, { kind: 'decline', taskId, message: `hook failed: ${String(err)}` }),
+      );
+  }
+
+  #result(round: Round, result: TaskResult): void {
+    this.#o.batcher.add(round.checkpointId, round.epoch, result);
+  }
+
+  #barrierHeaders(epoch: number): MsgHdrs {
+    if (this.#headers?.epoch !== epoch) this.#headers = { epoch, headers: barrierHeaders(epoch) };
+    return this.#headers.headers;
+  }
+
+  #forward(taskId: string, round: Round): void {
+    if (this.#subjects === undefined) return;
+    const payload = this.#codec.encode({ jobId: this.#o.jobId, fromTaskId: taskId, ...round });
+    try {
+      this.#o.nc.publish(this.#subjects.data(taskId), payload, { headers: this.#barrierHeaders(round.epoch) });
+    } catch (err) {
+      this.#o.logger.warn({ err, taskId, checkpointId: round.checkpointId }, 'barrier not published');
+    }
+  }
+}
+
+function toResult(taskId: string, verdict: HookResult, snapshot: TaskSnapshot__Output): TaskResult {
+  if (verdict === 'ack') return { kind: 'ack', taskId, snapshot };
+  if (verdict === 'decline') return { kind: 'decline', taskId, message: 'simulated decline' };
+  if (verdict === 'silent') return { kind: 'silent', taskId };
+  return { kind: 'ack', taskId, snapshot: verdict };
+}

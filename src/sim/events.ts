@@ -1,0 +1,43 @@
+/**
+ * What a simulated worker reports while it runs.
+ */
+import type { AcknowledgeCheckpointResponse__Output } from '../gen/ckpt/v1/AcknowledgeCheckpointResponse.js';
+import type { CheckpointAbort__Output } from '../gen/ckpt/v1/CheckpointAbort.js';
+import type { CheckpointComplete__Output } from '../gen/ckpt/v1/CheckpointComplete.js';
+import type { JobCanceledCommand__Output } from '../gen/ckpt/v1/JobCanceledCommand.js';
+import type { Recover__Output } from '../gen/ckpt/v1/Recover.js';
+import type { Trigger__Output } from '../gen/ckpt/v1/Trigger.js';
+import type { Welcome__Output } from '../gen/ckpt/v1/Welcome.js';
+
+/** One AcknowledgeCheckpoint or DeclineCheckpoint call and its outcome. */
+export interface CallEvent {
+  checkpointId: number;
+  epoch: number;
+  taskIds: string[];
+}
+
+/** The events of a simulated worker, by name, with their arguments. */
+export interface SimEventMap {
+  /** The session is open. */
+  welcome: [Welcome__Output];
+  /** A trigger for this worker's sources in the current epoch. */
+  trigger: [Trigger__Output];
+  /** An acknowledgement call succeeded. */
+  acked: [CallEvent & { response: AcknowledgeCheckpointResponse__Output }];
+  /** A decline call succeeded. */
+  declined: [CallEvent];
+  /** An acknowledgement or decline call failed; `error` is the grpc-js `ServiceError`. */
+  'call-failed': [CallEvent & { method: 'acknowledgeCheckpoint' | 'declineCheckpoint'; error: Error }];
+  /** A `complete` broadcast. */
+  complete: [CheckpointComplete__Output];
+  /** An `abort` broadcast. */
+  abort: [CheckpointAbort__Output];
+  /** A `recover` broadcast; the worker now runs in its epoch. */
+  recover: [Recover__Output];
+  /** A control message or barrier of another epoch, dropped. */
+  dropped: [{ what: string; epoch: number; currentEpoch: number }];
+  /** The coordinator canceled the job. */
+  canceled: [JobCanceledCommand__Output];
+  /** The Attach stream ended; `error` unless the worker ended it itself. */
+  'session-ended': [{ error?: Error }];
+}

@@ -1,0 +1,157 @@
+/**
+ * A worker session over the raw `Attach` stream: hello, welcome, heartbeats
+ * and the coordinator's commands.
+ */
+import type { AttachStream, CoordinatorClient } from '../client/index.js';
+import { CkptError } from '../core/errors.js';
+import type { AttachResponse__Output } from '../gen/ckpt/v1/AttachResponse.js';
+import type { JobCanceledCommand__Output } from '../gen/ckpt/v1/JobCanceledCommand.js';
+import type { Welcome__Output } from '../gen/ckpt/v1/Welcome.js';
+import type { Logger } from '../log/index.js';
+
+/** Heartbeat interval when a welcome names none. */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
+
+/** How long `end()` waits for the coordinator to close its side. */
+export const SESSION_END_TIMEOUT_MS = 5000;
+
+/** What a session needs to open. */
+export interface SessionOptions {
+  client: CoordinatorClient;
+  jobId: string;
+  workerId: string;
+  taskIds: string[];
+  labels: Record<string, string>;
+  attachTimeoutMs: number;
+  logger: Logger;
+  onCanceled(command: JobCanceledCommand__Output): void;
+  /** Called once when the stream ends after the welcome; `error` unless `end()`/`cancel()` ended it. */
+  onEnded(error?: Error): void;
+}
+
+/** An open session: heartbeats run until `end()` or `cancel()`. */
+export class AttachSession {
+  readonly welcome: Welcome__Output;
+  readonly #call: AttachStream;
+  readonly #logger: Logger;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #heartbeatsOn = true;
+  #ending = false;
+  readonly #done: Promise<void>;
+
+  private constructor(call: AttachStream, welcome: Welcome__Output, options: SessionOptions) {
+    this.#call = call;
+    this.welcome = welcome;
+    this.#logger = options.logger;
+    this.#done = new Promise((resolve) => call.once('close', resolve));
+    call.on('data', (message: AttachResponse__Output) => {
+      if (message.canceled) options.onCanceled(message.canceled);
+    });
+    call.on('error', (err: Error) => {
+      this.#stopHeartbeats();
+      if (!this.#ending) options.onEnded(err);
+    });
+    call.on('end', () => {
+      this.#stopHeartbeats();
+      if (!this.#ending) options.onEnded();
+    });
+    const intervalMs = welcome.heartbeatIntervalMs > 0 ? welcome.heartbeatIntervalMs : DEFAULT_HEARTBEAT_INTERVAL_MS;
+    this.#heartbeat = setInterval(() => this.#beat(), intervalMs);
+  }
+
+  /**
+   * Opens `Attach`, sends the hello and resolves with the session once the
+   * welcome arrives. Rejects with the stream's `ServiceError` if the
+   * coordinator refuses, or after `attachTimeoutMs`.
+   */
+  static async open(options: SessionOptions): Promise<AttachSession> {
+    const call = options.client.attach();
+    call.write({
+      hello: { workerId: options.workerId, jobId: options.jobId, taskIds: options.taskIds, labels: options.labels },
+    });
+    try {
+      // The session is built in the welcome's own event, so no later message or error goes unheard.
+      return await awaitWelcome(call, options.attachTimeoutMs, (welcome) => new AttachSession(call, welcome, options));
+    } catch (err) {
+      call.on('error', () => {});
+      call.cancel();
+      throw err;
+    }
+  }
+
+  /** Pauses or resumes heartbeats, so tests can make the session miss them. */
+  setHeartbeats(enabled: boolean): void {
+    this.#heartbeatsOn = enabled;
+  }
+
+  /** Ends the session cleanly: half-closes and waits for the coordinator to close its side. */
+  async end(): Promise<void> {
+    this.#ending = true;
+    this.#stopHeartbeats();
+    this.#call.end();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, SESSION_END_TIMEOUT_MS);
+    });
+    await Promise.race([this.#done, timeout]);
+    clearTimeout(timer);
+    this.#call.cancel();
+  }
+
+  /** Drops the session at once (the coordinator sees CANCELLED). */
+  cancel(): void {
+    this.#ending = true;
+    this.#stopHeartbeats();
+    this.#call.cancel();
+  }
+
+  #beat(): void {
+    if (!this.#heartbeatsOn) return;
+    try {
+      this.#call.write({ heartbeat: { sentAtMs: Date.now() } });
+    } catch (err) {
+      this.#logger.debug({ err }, 'heartbeat not sent');
+    }
+  }
+
+  #stopHeartbeats(): void {
+    clearInterval(this.#heartbeat);
+    this.#heartbeat = undefined;
+  }
+}
+
+/** Resolves with `onWelcome` of the first response, which must be a welcome. */
+function awaitWelcome<T>(
+  call: AttachStream,
+  timeoutMs: number,
+  onWelcome: (welcome: Welcome__Output) => T,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      call.off('data', onData);
+      call.off('error', onError);
+      call.off('end', onEnd);
+    };
+    const onData = (message: AttachResponse__Output): void => {
+      cleanup();
+      if (message.welcome) resolve(onWelcome(message.welcome));
+      else reject(new CkptError('MALFORMED', `expected a welcome, got ${message.body ?? 'nothing'}`));
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      reject(new CkptError('UNAVAILABLE', 'the coordinator ended the session before its welcome', { retryable: true }));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new CkptError('UNAVAILABLE', `no welcome within ${timeoutMs} ms`, { retryable: true }));
+    }, timeoutMs);
+    call.on('data', onData);
+    call.on('error', onError);
+    call.on('end', onEnd);
+  });
+}

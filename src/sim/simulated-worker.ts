@@ -1,0 +1,354 @@
+/**
+ * A simulated worker for tests, the demo and benchmarks. It speaks the raw
+ * protocol (gRPC `Attach` and acknowledgements, NATS triggers, barriers and
+ * broadcasts) without the SDK, and records everything it acknowledged and
+ * every broadcast it received.
+ */
+import { EventEmitter } from 'node:events';
+import type { Msg, NatsConnection } from '@nats-io/nats-core';
+import { connectNats, controlMessageCodecs, controlPrefix, epochOf, isBarrier, jobSubjects } from '../bus/index.js';
+import { createCoordinatorClient, type CoordinatorClient } from '../client/index.js';
+import { CkptError } from '../core/errors.js';
+import type { CheckpointAbort__Output } from '../gen/ckpt/v1/CheckpointAbort.js';
+import type { CheckpointComplete__Output } from '../gen/ckpt/v1/CheckpointComplete.js';
+import type { Recover__Output } from '../gen/ckpt/v1/Recover.js';
+import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
+import type { Welcome__Output } from '../gen/ckpt/v1/Welcome.js';
+import type { Logger } from '../log/index.js';
+import { AckBatcher, splitBySize, type AckBatch } from './ack-batcher.js';
+import { CheckpointRunner } from './checkpoint-runner.js';
+import type { SimEventMap } from './events.js';
+import { resolveSimOptions, type SimConfig, type SimulatedWorkerOptions, type TaskBehaviour } from './options.js';
+import { AttachSession } from './session.js';
+import { subscribeWorker } from './subscriptions.js';
+import { workerTopology, type WorkerTopology } from './topology.js';
+import { waitForEvent, type WaitOptions } from './wait.js';
+
+/** Lifecycle of a simulated worker. */
+export type SimWorkerState = 'starting' | 'running' | 'closing' | 'closed';
+
+/** A running simulated worker. Create it with `startSimulatedWorker`. */
+export class SimulatedWorker {
+  /** Everything the worker reports (see `SimEventMap`). */
+  readonly events = new EventEmitter<SimEventMap>();
+  /** Every snapshot acknowledged successfully, by checkpoint id, in the order sent. */
+  readonly acked = new Map<number, TaskSnapshot__Output[]>();
+  /** Tasks that declined successfully, by checkpoint id. */
+  readonly declined = new Map<number, string[]>();
+  /** `complete` broadcasts received, by checkpoint id. */
+  readonly completed = new Map<number, CheckpointComplete__Output>();
+  /** `abort` broadcasts received, by checkpoint id. */
+  readonly aborted = new Map<number, CheckpointAbort__Output>();
+  /** `recover` broadcasts adopted, in order. */
+  readonly recovered: Recover__Output[] = [];
+  /** The worker's own NATS connection. */
+  readonly nats: NatsConnection;
+  /** The worker's own coordinator client. */
+  readonly client: CoordinatorClient;
+
+  readonly #config: SimConfig;
+  readonly #topology: WorkerTopology;
+  readonly #logger: Logger;
+  readonly #batcher: AckBatcher;
+  readonly #runner: CheckpointRunner;
+  readonly #lifetime = new AbortController();
+  readonly #codecs = controlMessageCodecs();
+  #state: SimWorkerState = 'starting';
+  #session: AttachSession | undefined;
+  #unsubscribe: () => void = () => {};
+  #epoch = 0;
+  #queued: (() => void)[] = [];
+
+  /** Use `startSimulatedWorker`. */
+  constructor(config: SimConfig, nc: NatsConnection, client: CoordinatorClient) {
+    this.#config = config;
+    this.nats = nc;
+    this.client = client;
+    this.#topology = workerTopology(config.spec, config.taskIds);
+    this.#logger = config.logger.child({ component: 'sim', jobId: config.jobId, workerId: config.workerId });
+    this.#batcher = new AckBatcher({
+      batchMs: config.ackBatchMs,
+      expectedResults: config.taskIds.length,
+      send: (batch) => this.#send(batch),
+      logger: this.#logger,
+    });
+    const mode = config.spec.policy?.mode;
+    this.#runner = new CheckpointRunner({
+      nc,
+      jobId: config.jobId,
+      topology: this.#topology,
+      unaligned: mode === 'CHECKPOINT_MODE_UNALIGNED' || mode === 2,
+      stateBytes: config.stateBytes,
+      behaviourOf: (taskId) => this.#config.behaviour[taskId] ?? this.#config.defaultBehaviour,
+      batcher: this.#batcher,
+      logger: this.#logger,
+    });
+  }
+
+  /** The job's epoch as this worker knows it (from the welcome, then from `recover`). */
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  /** The welcome of the session. */
+  get welcome(): Welcome__Output | undefined {
+    return this.#session?.welcome;
+  }
+
+  /** `starting`, `running`, `closing` or `closed`. */
+  get state(): SimWorkerState {
+    return this.#state;
+  }
+
+  /** The local tasks without inputs. */
+  get sourceTaskIds(): readonly string[] {
+    return this.#topology.sources;
+  }
+
+  /** Changes what `taskId` does from the next checkpoint on. */
+  setBehaviour(taskId: string, behaviour: TaskBehaviour): void {
+    this.#config.behaviour[taskId] = behaviour;
+  }
+
+  /** Stops or resumes heartbeats while the session stays open. */
+  setHeartbeats(enabled: boolean): void {
+    this.#session?.setHeartbeats(enabled);
+  }
+
+  /**
+   * Resolves with the `complete` broadcast of `checkpointId` (at once if it
+   * came already). Rejects with `CkptError('CHECKPOINT_ABORTED')` if an
+   * `abort` for it comes instead, and on timeout (default 30 s) or close.
+   */
+  async waitForComplete(checkpointId: number, options: WaitOptions = {}): Promise<CheckpointComplete__Output> {
+    const aborted = (): CkptError =>
+      new CkptError('CHECKPOINT_ABORTED', `checkpoint ${checkpointId} aborted`, {
+        jobId: this.#config.jobId,
+        checkpointId,
+      });
+    const done = this.completed.get(checkpointId);
+    if (done !== undefined) return done;
+    if (this.aborted.has(checkpointId)) throw aborted();
+    const abortWatch = new AbortController();
+    const signals = [this.#lifetime.signal, abortWatch.signal, ...(options.signal ? [options.signal] : [])];
+    const onAbort = (m: CheckpointAbort__Output): void => {
+      if (m.checkpointId === checkpointId) abortWatch.abort(aborted());
+    };
+    this.events.on('abort', onAbort);
+    try {
+      const [message] = await waitForEvent(this.events, 'complete', ([m]) => m.checkpointId === checkpointId, {
+        timeoutMs: options.timeoutMs,
+        signal: AbortSignal.any(signals),
+      });
+      return message;
+    } catch (err) {
+      throw abortWatch.signal.aborted ? (abortWatch.signal.reason as CkptError) : err;
+    } finally {
+      this.events.off('abort', onAbort);
+    }
+  }
+
+  /** Resolves with the arguments of the next `name` event that `match` accepts (default: any). */
+  waitFor<K extends keyof SimEventMap>(
+    name: K,
+    match: (args: SimEventMap[K]) => boolean = () => true,
+    options: WaitOptions = {},
+  ): Promise<SimEventMap[K]> {
+    const signal = options.signal ? AbortSignal.any([options.signal, this.#lifetime.signal]) : this.#lifetime.signal;
+    return waitForEvent(this.events, name, match, { timeoutMs: options.timeoutMs, signal });
+  }
+
+  /** Opens the session and the subscriptions; called once by `startSimulatedWorker`. */
+  async start(): Promise<void> {
+    const expected = jobSubjects(controlPrefix(this.#config.subjectPrefix, this.#config.jobId));
+    // Subscribe before the hello, so that a trigger right after the welcome is not missed.
+    this.#unsubscribe = await subscribeWorker(this.nats, expected, this.#topology, this.#handlers(), this.#logger);
+    this.#session = await AttachSession.open({
+      client: this.client,
+      jobId: this.#config.jobId,
+      workerId: this.#config.workerId,
+      taskIds: this.#config.taskIds,
+      labels: this.#config.labels,
+      attachTimeoutMs: this.#config.attachTimeoutMs,
+      logger: this.#logger,
+      onCanceled: (command) => this.events.emit('canceled', command),
+      onEnded: (error) => this.#sessionEnded(error),
+    });
+    const welcome = this.#session.welcome;
+    if (welcome.controlSubjectPrefix !== expected.prefix) await this.#rebind(welcome.controlSubjectPrefix);
+    this.#runner.bind(jobSubjects(welcome.controlSubjectPrefix));
+    this.#epoch = welcome.epoch;
+    this.#state = 'running';
+    this.#logger.debug({ epoch: welcome.epoch, tasks: this.#config.taskIds.length }, 'attached');
+    this.events.emit('welcome', welcome);
+    for (const run of this.#queued.splice(0)) run();
+  }
+
+  /**
+   * Stops cleanly: sends what is batched, ends the session and waits for the
+   * coordinator to close it, unsubscribes, drains NATS, closes the channel.
+   */
+  async close(): Promise<void> {
+    if (this.#state === 'closing' || this.#state === 'closed') return;
+    this.#state = 'closing';
+    await this.#batcher.flushAll();
+    this.#batcher.close();
+    await this.#session?.end();
+    this.#unsubscribe();
+    await this.nats.drain().catch(() => this.nats.close());
+    this.client.close();
+    this.#state = 'closed';
+    this.#lifetime.abort(new CkptError('SHUTTING_DOWN', 'the simulated worker is closed'));
+  }
+
+  /** Drops everything at once, like a crashed process: no flush, no clean end of the session. */
+  kill(): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#batcher.close();
+    this.#session?.cancel();
+    this.#unsubscribe();
+    void this.nats.close().catch(() => {});
+    this.client.close();
+    this.#lifetime.abort(new CkptError('SHUTTING_DOWN', 'the simulated worker was killed'));
+  }
+
+  async #rebind(prefix: string): Promise<void> {
+    this.#logger.warn({ prefix }, 'the coordinator uses another subject prefix; resubscribing');
+    this.#unsubscribe();
+    this.#unsubscribe = await subscribeWorker(
+      this.nats,
+      jobSubjects(prefix),
+      this.#topology,
+      this.#handlers(),
+      this.#logger,
+    );
+  }
+
+  #handlers(): Parameters<typeof subscribeWorker>[3] {
+    return {
+      trigger: (msg) => this.#gate(() => this.#onTrigger(msg)),
+      complete: (msg) => this.#gate(() => this.#onComplete(msg)),
+      abort: (msg) => this.#gate(() => this.#onAbort(msg)),
+      recover: (msg) => this.#gate(() => this.#onRecover(msg)),
+      data: (msg) => this.#gate(() => this.#onData(msg)),
+    };
+  }
+
+  /** Runs `handle` now when running, after the welcome when starting, never when closed. */
+  #gate(handle: () => void): void {
+    if (this.#state === 'starting') this.#queued.push(handle);
+    else if (this.#state === 'running') handle();
+  }
+
+  #onTrigger(msg: Msg): void {
+    const trigger = this.#codecs.trigger.decode(msg.data);
+    if (!this.#currentEpoch('trigger', trigger.epoch)) return;
+    this.events.emit('trigger', trigger);
+    this.#runner.onTrigger(trigger);
+  }
+
+  #onData(msg: Msg): void {
+    if (!isBarrier(msg.headers)) return;
+    const barrier = this.#codecs.barrier.decode(msg.data);
+    if (!this.#currentEpoch('barrier', epochOf(msg.headers) ?? barrier.epoch)) return;
+    if (!this.#currentEpoch('barrier', barrier.epoch)) return;
+    this.#runner.onBarrier(barrier, Date.now());
+  }
+
+  #onComplete(msg: Msg): void {
+    const complete = this.#codecs.complete.decode(msg.data);
+    this.completed.set(complete.checkpointId, complete);
+    this.events.emit('complete', complete);
+  }
+
+  #onAbort(msg: Msg): void {
+    const abort = this.#codecs.abort.decode(msg.data);
+    this.#batcher.discard(abort.checkpointId);
+    this.#runner.discard(abort.checkpointId);
+    this.aborted.set(abort.checkpointId, abort);
+    this.events.emit('abort', abort);
+  }
+
+  #onRecover(msg: Msg): void {
+    const recover = this.#codecs.recover.decode(msg.data);
+    if (recover.epoch <= this.#epoch) {
+      this.events.emit('dropped', { what: 'recover', epoch: recover.epoch, currentEpoch: this.#epoch });
+      return;
+    }
+    this.#epoch = recover.epoch;
+    this.#batcher.discardAll();
+    this.#runner.reset();
+    this.recovered.push(recover);
+    this.#logger.debug({ epoch: recover.epoch, checkpointId: recover.checkpointId }, 'recovered');
+    this.events.emit('recover', recover);
+  }
+
+  #currentEpoch(what: string, epoch: number): boolean {
+    if (epoch === this.#epoch) return true;
+    this.events.emit('dropped', { what, epoch, currentEpoch: this.#epoch });
+    return false;
+  }
+
+  #sessionEnded(error?: Error): void {
+    this.#logger.debug({ err: error }, 'session ended');
+    this.events.emit('session-ended', error === undefined ? {} : { error });
+  }
+
+  async #send(batch: AckBatch): Promise<void> {
+    const { checkpointId, epoch } = batch;
+    const base = { jobId: this.#config.jobId, workerId: this.#config.workerId, checkpointId, epoch };
+    const options = { deadlineMs: this.#config.ackDeadlineMs };
+    if (batch.declines.length > 0) {
+      const taskIds = batch.declines.map((d) => d.taskId);
+      try {
+        await this.client.declineCheckpoint({ ...base, declines: batch.declines }, options);
+        this.declined.set(checkpointId, [...(this.declined.get(checkpointId) ?? []), ...taskIds]);
+        this.events.emit('declined', { checkpointId, epoch, taskIds });
+      } catch (err) {
+        this.#callFailed('declineCheckpoint', { checkpointId, epoch, taskIds }, err);
+      }
+    }
+    for (const run of splitBySize(batch.acks, this.#config.maxAckRequestBytes)) {
+      const taskIds = run.map((s) => s.taskId);
+      try {
+        const response = await this.client.acknowledgeCheckpoint({ ...base, snapshots: run }, options);
+        this.acked.set(checkpointId, [...(this.acked.get(checkpointId) ?? []), ...run]);
+        this.events.emit('acked', { checkpointId, epoch, taskIds, response });
+      } catch (err) {
+        this.#callFailed('acknowledgeCheckpoint', { checkpointId, epoch, taskIds }, err);
+      }
+    }
+  }
+
+  #callFailed(
+    method: 'acknowledgeCheckpoint' | 'declineCheckpoint',
+    call: { checkpointId: number; epoch: number; taskIds: string[] },
+    err: unknown,
+  ): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    this.#logger.debug({ err: error, checkpointId: call.checkpointId, method }, 'call failed');
+    this.events.emit('call-failed', { ...call, method, error });
+  }
+}
+
+/**
+ * Starts a simulated worker: connects to NATS, subscribes, opens the
+ * session and resolves after the welcome. Rejects with the coordinator's
+ * `ServiceError` if it refuses the hello (read it with `errorReason`), or
+ * with `CkptError('MALFORMED')` for bad options; nothing stays open then.
+ */
+export async function startSimulatedWorker(options: SimulatedWorkerOptions): Promise<SimulatedWorker> {
+  const config = resolveSimOptions(options);
+  workerTopology(config.spec, config.taskIds);
+  const nc = await connectNats(config.nats, `ckpt-sim-${config.workerId}`, { logger: config.logger });
+  const client = createCoordinatorClient(config.coordinator, config.token === undefined ? {} : { token: config.token });
+  const worker = new SimulatedWorker(config, nc, client);
+  try {
+    await worker.start();
+    return worker;
+  } catch (err) {
+    worker.kill();
+    throw err;
+  }
+}

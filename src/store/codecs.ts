@@ -1,0 +1,62 @@
+/**
+ * Protobuf codecs of the stored messages, and decoding that reports
+ * unreadable bytes as a corrupt store.
+ */
+import { CkptError, type ErrorIds } from '../core/errors.js';
+import type { CheckpointSummary, CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
+import type { Manifest, Manifest__Output } from '../gen/ckpt/v1/Manifest.js';
+import type { ManifestRoot, ManifestRoot__Output } from '../gen/ckpt/v1/ManifestRoot.js';
+import type { StoredJob, StoredJob__Output } from '../gen/ckpt/v1/StoredJob.js';
+import { codec, type Codec } from '../proto/index.js';
+
+/** The codecs of everything the store writes. */
+export interface StoreCodecs {
+  storedJob: Codec<StoredJob, StoredJob__Output>;
+  manifest: Codec<Manifest, Manifest__Output>;
+  manifestRoot: Codec<ManifestRoot, ManifestRoot__Output>;
+  summary: Codec<CheckpointSummary, CheckpointSummary__Output>;
+}
+
+let codecs: StoreCodecs | undefined;
+
+/** The codecs, loaded from `proto/` at first use. */
+export function storeCodecs(): StoreCodecs {
+  codecs ??= {
+    storedJob: codec<StoredJob, StoredJob__Output>('StoredJob'),
+    manifest: codec<Manifest, Manifest__Output>('Manifest'),
+    manifestRoot: codec<ManifestRoot, ManifestRoot__Output>('ManifestRoot'),
+    summary: codec<CheckpointSummary, CheckpointSummary__Output>('CheckpointSummary'),
+  };
+  return codecs;
+}
+
+/** Decodes a stored value; throws INTERNAL naming the key when it is unreadable. */
+export function decodeStored<In, Out>(
+  codecOf: Codec<In, Out>,
+  bytes: Uint8Array,
+  key: string,
+  ids: ErrorIds = {},
+): Out {
+  try {
+    return codecOf.decode(bytes);
+  } catch (err) {
+    throw new CkptError('INTERNAL', `etcd value at ${key} is corrupt: ${(err as Error).message}`, {
+      ...ids,
+      cause: err,
+    });
+  }
+}
+
+/** Encodes a message to store; throws MALFORMED when it is not a valid message. */
+export function encodeForStore<In, Out>(
+  codecOf: Codec<In, Out>,
+  message: In,
+  what: string,
+  ids: ErrorIds = {},
+): Uint8Array {
+  try {
+    return codecOf.encode(message);
+  } catch (err) {
+    throw new CkptError('MALFORMED', `${what} cannot be encoded: ${(err as Error).message}`, { ...ids, cause: err });
+  }
+}

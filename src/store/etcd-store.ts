@@ -1,0 +1,125 @@
+/**
+ * The coordinator's consensus storage on etcd: `CheckpointStore` with the
+ * key layout and formats of `proto/ckpt/v1/storage.proto`.
+ */
+import { Etcd3 } from 'etcd3';
+import type { CheckpointStore, CommitRequest, CommitResult, StoredJobState } from '../core/ports.js';
+import type { CheckpointSummary__Output as CheckpointSummary } from '../gen/ckpt/v1/CheckpointSummary.js';
+import type { JobSpec__Output as JobSpec } from '../gen/ckpt/v1/JobSpec.js';
+import type { JobState } from '../gen/ckpt/v1/JobState.js';
+import type { Manifest__Output as Manifest } from '../gen/ckpt/v1/Manifest.js';
+import { commitCheckpoint, type CommitGuard } from './commit.js';
+import { collectGarbage } from './garbage.js';
+import { bumpEpoch, createJob, loadJobs, reserveIds, updateJob } from './job-records.js';
+import { KeyLayout } from './keys.js';
+import { listSummaries, readManifest } from './manifest-read.js';
+import { resolveEtcdStoreOptions, type EtcdStoreOptions, type ResolvedEtcdStoreOptions } from './options.js';
+import type { StoreContext } from './store-context.js';
+
+/**
+ * `CheckpointStore` on etcd. Every method either fully happens or throws a
+ * `CkptError`; requests that would exceed etcd's limits are refused with
+ * OVERSIZED before anything is sent.
+ */
+export class EtcdStore implements CheckpointStore {
+  /** The options in force, defaults applied. */
+  readonly options: ResolvedEtcdStoreOptions;
+  /** The etcd client, created by the store unless one was given. */
+  readonly client: Etcd3;
+  private readonly ownsClient: boolean;
+  private readonly ctx: StoreContext;
+  private closed = false;
+
+  /** Validates `options` (MALFORMED naming the option) and creates the client; connects lazily. */
+  constructor(options: EtcdStoreOptions) {
+    this.options = resolveEtcdStoreOptions(options);
+    const { client, hosts, requestTimeoutMs } = this.options;
+    this.ownsClient = client === undefined;
+    this.client =
+      client ??
+      new Etcd3({
+        hosts,
+        // Unary calls get a deadline each; watch and lease streams must not.
+        defaultCallOptions: (call) => (call.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
+      });
+    this.ctx = {
+      kv: this.client.kv,
+      keys: new KeyLayout(this.options.prefix),
+      options: this.options,
+      logger: this.options.logger.child({ component: 'store' }),
+    };
+  }
+
+  /** The key layout under the configured prefix. */
+  get keys(): KeyLayout {
+    return this.ctx.keys;
+  }
+
+  /** Every job under the prefix, each read consistently in one transaction. */
+  loadJobs(): Promise<StoredJobState[]> {
+    return loadJobs(this.ctx);
+  }
+
+  /** Creates the job (epoch 1, latest 0, id floor 1) unless it exists; then returns the stored one. */
+  createJob(spec: JobSpec, nowMs: number): Promise<{ job: StoredJobState; created: boolean }> {
+    return createJob(this.ctx, spec, nowMs);
+  }
+
+  /** Replaces spec and state, keeping the creation time; UNKNOWN_JOB if absent. */
+  updateJob(jobId: string, spec: JobSpec, state: JobState): Promise<void> {
+    return updateJob(this.ctx, jobId, spec, state);
+  }
+
+  /** Raises the id floor to `floor`; never lowers it. */
+  reserveIds(jobId: string, floor: number): Promise<void> {
+    return reserveIds(this.ctx, jobId, floor);
+  }
+
+  /** Moves the epoch from `expectedEpoch` to the next; STALE_EPOCH otherwise. */
+  bumpEpoch(jobId: string, expectedEpoch: number): Promise<number> {
+    return bumpEpoch(this.ctx, jobId, expectedEpoch);
+  }
+
+  /**
+   * Commits a checkpoint (see `CheckpointStore.commit`). With `guard`, the
+   * transaction also requires the leadership key to be unchanged, and a
+   * changed one is refused with UNAVAILABLE. Does not collect garbage on
+   * success: call `collectGarbage` after it.
+   */
+  commit(request: CommitRequest, guard?: CommitGuard): Promise<CommitResult> {
+    return commitCheckpoint(this.ctx, request, guard);
+  }
+
+  /** The verified manifest of a retained checkpoint, or undefined. */
+  readManifest(jobId: string, checkpointId: number): Promise<Manifest | undefined> {
+    return readManifest(this.ctx, jobId, checkpointId);
+  }
+
+  /** Summaries of the retained checkpoints, newest first. */
+  listSummaries(jobId: string): Promise<CheckpointSummary[]> {
+    return listSummaries(this.ctx, jobId);
+  }
+
+  /**
+   * Deletes the manifest parts of `jobId` that no retained root names.
+   * Safe beside a concurrent commit (see `garbage.ts`); a commit during
+   * the collection ends it early, leaving the rest to the next call.
+   */
+  collectGarbage(jobId: string): Promise<number> {
+    return collectGarbage(this.ctx, jobId);
+  }
+
+  /** Closes the client if the store created it; idempotent. */
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      if (this.ownsClient) this.client.close();
+    }
+    return Promise.resolve();
+  }
+}
+
+/** Creates an etcd store; see `EtcdStoreOptions` for the options and their defaults. */
+export function createEtcdStore(options: EtcdStoreOptions): EtcdStore {
+  return new EtcdStore(options);
+}

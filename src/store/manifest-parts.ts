@@ -1,0 +1,108 @@
+/**
+ * A manifest as stored: its encoding either inline in the root, or split
+ * into content-addressed parts that the root names in order, with the size
+ * and SHA-256 of every part and of the whole.
+ */
+import { createHash } from 'node:crypto';
+import { CkptError } from '../core/errors.js';
+import type { ManifestRoot, ManifestRoot__Output } from '../gen/ckpt/v1/ManifestRoot.js';
+
+/** One part of an encoded manifest. */
+export interface ManifestChunk {
+  /** Hex SHA-256 of `bytes`; also the part's key suffix. */
+  sha256: string;
+  bytes: Uint8Array;
+}
+
+/** A manifest laid out for storage. */
+export interface StoredManifestLayout {
+  root: ManifestRoot;
+  /** Hex SHA-256 of the whole encoded manifest. */
+  sha256: string;
+  /** The parts to write before the root, in order; empty when inline. */
+  chunks: ManifestChunk[];
+}
+
+/** Hex SHA-256 of `bytes`. */
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/**
+ * Lays out an encoded manifest: inline when at most `inlineManifestBytes`,
+ * else in parts of at most `partBytes`, in order.
+ */
+export function layoutManifest(
+  encoded: Uint8Array,
+  ids: { checkpointId: number; epoch: number },
+  sizes: { inlineManifestBytes: number; partBytes: number },
+): StoredManifestLayout {
+  const sha256 = sha256Hex(encoded);
+  const whole = {
+    checkpointId: ids.checkpointId,
+    epoch: ids.epoch,
+    manifestBytes: encoded.length,
+    manifestSha256: sha256,
+  };
+  if (encoded.length <= sizes.inlineManifestBytes) {
+    return { root: { ...whole, inline: Buffer.from(encoded), parts: [] }, sha256, chunks: [] };
+  }
+  const chunks: ManifestChunk[] = [];
+  for (let offset = 0; offset < encoded.length; offset += sizes.partBytes) {
+    const bytes = encoded.subarray(offset, offset + sizes.partBytes);
+    chunks.push({ sha256: sha256Hex(bytes), bytes });
+  }
+  const parts = chunks.map((chunk) => ({ sha256: chunk.sha256, sizeBytes: chunk.bytes.length }));
+  return { root: { ...whole, parts }, sha256, chunks };
+}
+
+/** The distinct part hashes a root names, in first-named order. */
+export function partHashes(root: ManifestRoot__Output): string[] {
+  return [...new Set(root.parts.map((part) => part.sha256))];
+}
+
+/** Where a manifest being read belongs, for errors. */
+export interface ManifestOrigin {
+  jobId: string;
+  checkpointId: number;
+}
+
+/**
+ * The encoded manifest of `root`, from its inline bytes or from its parts
+ * (`parts` maps a hash to the bytes read, absent when the key was missing),
+ * verified against every recorded size and hash. Throws INTERNAL on any
+ * mismatch.
+ */
+export function assembleManifest(
+  root: ManifestRoot__Output,
+  parts: ReadonlyMap<string, Uint8Array | undefined>,
+  origin: ManifestOrigin,
+): Uint8Array {
+  const pieces: Uint8Array[] = [];
+  if (root.parts.length === 0) pieces.push(root.inline);
+  for (const [index, part] of root.parts.entries()) {
+    const bytes = parts.get(part.sha256);
+    if (bytes === undefined) throw corrupt(origin, `part ${index} (${part.sha256}) is missing`);
+    if (bytes.length !== part.sizeBytes || sha256Hex(bytes) !== part.sha256) {
+      throw corrupt(origin, `part ${index} (${part.sha256}) does not match its recorded size or hash`);
+    }
+    pieces.push(bytes);
+  }
+  const encoded = Buffer.concat(pieces);
+  if (encoded.length !== root.manifestBytes || sha256Hex(encoded) !== root.manifestSha256) {
+    throw corrupt(origin, 'the assembled bytes do not match the recorded size or hash');
+  }
+  return encoded;
+}
+
+/** The error of a manifest whose stored bytes are not what its root records. */
+export function corrupt(origin: ManifestOrigin, problem: string): CkptError {
+  return new CkptError(
+    'INTERNAL',
+    `manifest of checkpoint ${origin.checkpointId} of job ${origin.jobId} is corrupt: ${problem}`,
+    {
+      jobId: origin.jobId,
+      checkpointId: origin.checkpointId,
+    },
+  );
+}

@@ -1,0 +1,186 @@
+/**
+ * Options of the etcd store, and the one function that turns them into a
+ * complete, validated configuration.
+ */
+import type { Etcd3 } from 'etcd3';
+import { CkptError } from '../core/errors.js';
+import { silentLogger, type Logger } from '../log/index.js';
+
+/** Default key prefix of everything the store writes. */
+export const DEFAULT_PREFIX = '/ckpt/';
+/** Default deadline of every unary etcd call, in milliseconds. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
+/**
+ * Default largest request the store sends. etcd refuses requests above its
+ * `--max-request-bytes` (1.5 MiB = 1,572,864 bytes by default); this leaves
+ * about 70 KiB below it for framing the size estimate does not see.
+ */
+export const DEFAULT_MAX_REQUEST_BYTES = 1_500_000;
+/** Default most operations in one transaction; etcd's `--max-txn-ops` default. */
+export const DEFAULT_MAX_TXN_OPS = 128;
+/** Default largest manifest part, 1 MiB. */
+export const DEFAULT_PART_BYTES = 1_048_576;
+/** Default number of manifest parts written or read at once. */
+export const DEFAULT_PART_CONCURRENCY = 4;
+/**
+ * Room a single-part request needs beside the part's bytes: its key
+ * (prefix, job id, 64 hex digits) and the protobuf framing.
+ */
+export const PART_REQUEST_OVERHEAD_BYTES = 4_096;
+/** Longest key prefix accepted, so that keys stay far below etcd's limits. */
+export const MAX_PREFIX_LENGTH = 1_024;
+
+/** How to reach etcd and how to lay out and size what is stored there. */
+export interface EtcdStoreOptions {
+  /**
+   * etcd client URLs, e.g. `['http://127.0.0.1:2379']`. Required unless
+   * `client` is given.
+   */
+  hosts?: string[];
+  /**
+   * An existing client to use instead of creating one. The store does not
+   * close it, and `requestTimeoutMs` does not apply to it: its own default
+   * call options do.
+   * @default undefined (the store creates and owns a client)
+   */
+  client?: Etcd3;
+  /**
+   * Prefix of every key the store reads or writes; must end with `/`.
+   * @default '/ckpt/'
+   */
+  prefix?: string;
+  /**
+   * Deadline of every unary call of the client the store creates. Without
+   * one, a write during an etcd leader loss blocks for several seconds.
+   * @default 5000
+   */
+  requestTimeoutMs?: number;
+  /**
+   * Largest request sent to etcd, estimated before sending; larger ones are
+   * refused with OVERSIZED instead of being sent (etcd would reject them,
+   * and the client would retry and then stop calling etcd for 5 s).
+   * @default 1500000
+   */
+  maxRequestBytes?: number;
+  /**
+   * Most compares, or most operations of either branch, in one transaction;
+   * etcd's `--max-txn-ops`.
+   * @default 128
+   */
+  maxTxnOps?: number;
+  /**
+   * Largest part of a manifest stored in parts. Must leave 4096 bytes below
+   * `maxRequestBytes` for the part's key and framing.
+   * @default 1048576 (1 MiB)
+   */
+  partBytes?: number;
+  /**
+   * An encoded manifest up to this size is stored inline in its root;
+   * a larger one in parts. At most `partBytes`.
+   * @default partBytes
+   */
+  inlineManifestBytes?: number;
+  /**
+   * Manifest parts written or read at once.
+   * @default 4
+   */
+  partConcurrency?: number;
+  /**
+   * Logger; the store logs with `component: 'store'`.
+   * @default a silent logger
+   */
+  logger?: Logger;
+}
+
+/** `EtcdStoreOptions` with defaults applied and validated. */
+export interface ResolvedEtcdStoreOptions {
+  hosts: string[];
+  client: Etcd3 | undefined;
+  prefix: string;
+  requestTimeoutMs: number;
+  maxRequestBytes: number;
+  maxTxnOps: number;
+  partBytes: number;
+  inlineManifestBytes: number;
+  partConcurrency: number;
+  logger: Logger;
+}
+
+/**
+ * Applies the defaults and validates every option; throws a MALFORMED
+ * `CkptError` naming the first option that is wrong.
+ */
+export function resolveEtcdStoreOptions(options: EtcdStoreOptions): ResolvedEtcdStoreOptions {
+  const hosts = resolveHosts(options);
+  const prefix = resolvePrefix(options.prefix ?? DEFAULT_PREFIX);
+  const requestTimeoutMs = positiveInteger('requestTimeoutMs', options.requestTimeoutMs, DEFAULT_REQUEST_TIMEOUT_MS);
+  const maxRequestBytes = positiveInteger('maxRequestBytes', options.maxRequestBytes, DEFAULT_MAX_REQUEST_BYTES);
+  const maxTxnOps = positiveInteger('maxTxnOps', options.maxTxnOps, DEFAULT_MAX_TXN_OPS);
+  if (maxTxnOps < 8) invalid('maxTxnOps', `must be at least 8, got ${maxTxnOps}`);
+  const partBytes = positiveInteger('partBytes', options.partBytes, DEFAULT_PART_BYTES);
+  if (partBytes > maxRequestBytes - PART_REQUEST_OVERHEAD_BYTES) {
+    invalid(
+      'partBytes',
+      `must be at most maxRequestBytes (${maxRequestBytes}) minus ${PART_REQUEST_OVERHEAD_BYTES} bytes ` +
+        `for the part's key and framing, got ${partBytes}`,
+    );
+  }
+  const inlineManifestBytes = nonNegativeInteger('inlineManifestBytes', options.inlineManifestBytes, partBytes);
+  if (inlineManifestBytes > partBytes) {
+    invalid('inlineManifestBytes', `must be at most partBytes (${partBytes}), got ${inlineManifestBytes}`);
+  }
+  const partConcurrency = positiveInteger('partConcurrency', options.partConcurrency, DEFAULT_PART_CONCURRENCY);
+  return {
+    hosts,
+    client: options.client,
+    prefix,
+    requestTimeoutMs,
+    maxRequestBytes,
+    maxTxnOps,
+    partBytes,
+    inlineManifestBytes,
+    partConcurrency,
+    logger: options.logger ?? silentLogger(),
+  };
+}
+
+function resolveHosts(options: EtcdStoreOptions): string[] {
+  const hosts = options.hosts ?? [];
+  if (options.client === undefined && hosts.length === 0) {
+    invalid('hosts', 'must name at least one etcd client URL unless client is given');
+  }
+  for (const host of hosts) {
+    if (typeof host !== 'string' || !/^https?:\/\/[^/\s]+\/?$/.test(host)) {
+      invalid('hosts', `each host must be an http:// or https:// URL like http://127.0.0.1:2379, got ${String(host)}`);
+    }
+  }
+  return [...hosts];
+}
+
+function resolvePrefix(prefix: string): string {
+  if (typeof prefix !== 'string' || !prefix.endsWith('/')) {
+    invalid('prefix', `must end with "/", got ${JSON.stringify(prefix)}`);
+  }
+  if (prefix.length > MAX_PREFIX_LENGTH) invalid('prefix', `must be at most ${MAX_PREFIX_LENGTH} characters`);
+  return prefix;
+}
+
+function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+  const resolved = value ?? fallback;
+  if (!Number.isSafeInteger(resolved) || resolved <= 0) {
+    invalid(name, `must be a positive integer, got ${String(value)}`);
+  }
+  return resolved;
+}
+
+function nonNegativeInteger(name: string, value: number | undefined, fallback: number): number {
+  const resolved = value ?? fallback;
+  if (!Number.isSafeInteger(resolved) || resolved < 0) {
+    invalid(name, `must be a non-negative integer, got ${String(value)}`);
+  }
+  return resolved;
+}
+
+function invalid(option: string, problem: string): never {
+  throw new CkptError('MALFORMED', `etcd store option ${option} ${problem}`);
+}

@@ -1,0 +1,7 @@
+/**
+ * Test helpers: per-file servers, per-test prefixes, self-closing clients, polling.
+ */
+export { useServers, type TestServers, type UseServersOptions } from './servers.js';
+export { slugify, uniquePrefix, type TestPrefix, type Titled } from './prefix.js';
+export { etcdClient, natsConnection, DEFAULT_ETCD_CALL_MS } from './clients.js';
+export { eventually, processExists, DEFAULT_EVENTUALLY_MS, DEFAULT_POLL_MS, type EventuallyOptions } from './wait.js';

@@ -1,0 +1,168 @@
+/**
+ * Invariant 7: bad input gets a clear error with a machine-readable reason
+ * and changes nothing, in etcd or in the coordinator.
+ */
+import * as grpc from '@grpc/grpc-js';
+import test, { type ExecutionContext } from 'ava';
+import { createCoordinatorClient, errorInfo } from '../../src/client/index.js';
+import type { ErrorReason } from '../../src/core/errors.js';
+import type { AttachResponse__Output } from '../../src/gen/ckpt/v1/AttachResponse.js';
+import type { TaskSnapshot } from '../../src/gen/ckpt/v1/TaskSnapshot.js';
+import { useServers } from '../helpers/index.js';
+import { fanInSpec, startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';
+
+const servers = useServers();
+
+async function refused(t: ExecutionContext, call: Promise<unknown>, reason: ErrorReason, code?: grpc.status): Promise<void> {
+  const err = await t.throwsAsync(call);
+  const info = errorInfo(err);
+  t.is(info?.reason, reason, `expected ${reason}, got ${info?.reason ?? 'none'}: ${err?.message ?? ''}`);
+  if (code !== undefined) t.is((err as grpc.ServiceError).code, code);
+}
+
+function snap(taskId: string, uri = `file:///state/${taskId}`): TaskSnapshot {
+  return { taskId, state: { uri, sizeBytes: 10, checksum: 'sha256:ab' }, positions: taskId.startsWith('src') ? [{ input: 'in', offset: 5 }] : [] };
+}
+
+/** A job whose worker `w0` never acknowledges by itself, so the test acknowledges by hand. */
+async function setUp(t: ExecutionContext, c: TestCoordinator) {
+  const spec = fanInSpec('job', 1, 1, { timeoutMs: 60_000, tolerableFailures: -1, maxConcurrent: 4 });
+  await c.client.submitJob({ spec });
+  const w = await c.worker({ jobId: 'job', workerId: 'w0', taskIds: ['src-0', 'sink-0'], spec, behaviour: 'silent' });
+  const epoch = w.epoch;
+  const trigger = async () => (await c.client.triggerCheckpoint({ jobId: 'job' })).checkpoint?.checkpointId ?? 0;
+  const ack = (checkpointId: number, snapshots: TaskSnapshot[], extra: Record<string, unknown> = {}) =>
+    c.client.acknowledgeCheckpoint({ jobId: 'job', epoch, checkpointId, workerId: 'w0', snapshots, ...extra });
+  const completed = await trigger();
+  await ack(completed, [snap('src-0'), snap('sink-0')]);
+  await c.running.coordinator.settled();
+  const aborted = await trigger();
+  await c.client.declineCheckpoint({ jobId: 'job', epoch, checkpointId: aborted, workerId: 'w0', declines: [{ taskId: 'sink-0', message: 'disk full' }] });
+  const pending = await trigger();
+  t.is((await c.query.getCheckpoint({ jobId: 'job', checkpointId: completed })).checkpoint?.state, 'CHECKPOINT_STATE_COMPLETED');
+  t.is((await c.query.getCheckpoint({ jobId: 'job', checkpointId: aborted })).checkpoint?.state, 'CHECKPOINT_STATE_ABORTED');
+  return { epoch, ack, completed, aborted, pending };
+}
+
+test('bad acknowledgements are refused with their reason and change nothing', async (t) => {
+  const c = await startTestCoordinator(t, servers, { maxMessageBytes: 1024 * 1024 });
+  const { epoch, ack, completed, aborted, pending } = await setUp(t, c);
+  const before = await c.dump();
+
+  await refused(t, c.client.acknowledgeCheckpoint({ jobId: 'nope', epoch, checkpointId: pending, workerId: 'w0', snapshots: [snap('src-0')] }), 'UNKNOWN_JOB', grpc.status.NOT_FOUND);
+  await refused(t, ack(pending, [snap('ghost')]), 'UNKNOWN_TASK', grpc.status.NOT_FOUND);
+  await refused(t, ack(pending, [snap('src-0'), snap('ghost')]), 'UNKNOWN_TASK');
+  await refused(t, ack(pending, [snap('src-0')], { epoch: epoch + 1 }), 'STALE_EPOCH', grpc.status.FAILED_PRECONDITION);
+  await refused(t, ack(pending, [snap('src-0')], { epoch: epoch - 1 }), 'STALE_EPOCH');
+  await refused(t, ack(999_999, [snap('src-0')]), 'UNKNOWN_CHECKPOINT', grpc.status.NOT_FOUND);
+  await refused(t, ack(aborted, [snap('src-0')]), 'CHECKPOINT_ABORTED', grpc.status.FAILED_PRECONDITION);
+  await refused(t, ack(completed, [snap('src-0')]), 'CHECKPOINT_COMPLETED', grpc.status.FAILED_PRECONDITION);
+  await refused(t, ack(pending, [snap('src-0')], { workerId: 'intruder' }), 'TASK_NOT_ATTACHED', grpc.status.FAILED_PRECONDITION);
+  await refused(t, ack(pending, [snap('src-0', 'x'.repeat(5000))]), 'OVERSIZED', grpc.status.RESOURCE_EXHAUSTED);
+  await refused(t, ack(pending, []), 'MALFORMED', grpc.status.INVALID_ARGUMENT);
+  await refused(t, ack(pending, [snap('src-0'), snap('src-0')]), 'MALFORMED');
+  await refused(t, ack(pending, [{ ...snap('src-0'), positions: [{ input: '', offset: 1 }] }]), 'MALFORMED');
+  await refused(t, c.client.declineCheckpoint({ jobId: 'job', epoch: epoch + 5, checkpointId: pending, workerId: 'w0', declines: [{ taskId: 'src-0', message: 'x' }] }), 'STALE_EPOCH');
+
+  const huge = Array.from({ length: 3000 }, (_, i) => snap('src-0', `file:///${i}/${'y'.repeat(500)}`));
+  const tooBig = await t.throwsAsync(ack(pending, huge));
+  t.is((tooBig as grpc.ServiceError).code, grpc.status.RESOURCE_EXHAUSTED);
+
+  const raw = new grpc.Client(c.address, grpc.credentials.createInsecure());
+  t.teardown(() => raw.close());
+  const garbage = await new Promise<grpc.ServiceError | null>((resolve) => {
+    raw.makeUnaryRequest('/ckpt.v1.Coordinator/AcknowledgeCheckpoint', (b: Buffer) => b, (b: Buffer) => b, Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]), (err) => resolve(err));
+  });
+  t.is(errorInfo(garbage)?.reason, 'MALFORMED');
+  t.is(garbage?.code, grpc.status.INVALID_ARGUMENT);
+
+  t.deepEqual(await c.dump(), before);
+  const state = await c.query.getCheckpoint({ jobId: 'job', checkpointId: pending });
+  t.is(state.checkpoint?.acknowledgedTasks, 0, 'nothing of a refused call was recorded');
+  t.is(state.checkpoint?.state, 'CHECKPOINT_STATE_PENDING');
+
+  // A repeated acknowledgement is idempotent; a different one conflicts.
+  t.is((await ack(pending, [snap('src-0')])).duplicates, 0);
+  t.is((await ack(pending, [snap('src-0')])).duplicates, 1);
+  await refused(t, ack(pending, [snap('src-0', 'file:///elsewhere')]), 'CONFLICTING_ACK');
+  t.is((await c.query.getCheckpoint({ jobId: 'job', checkpointId: pending })).checkpoint?.acknowledgedTasks, 1);
+  t.deepEqual(await c.dump(), before);
+});
+
+test('bad jobs, triggers and queries are refused with their reason and change nothing', async (t) => {
+  const c = await startTestCoordinator(t, servers);
+  await c.client.submitJob({ spec: fanInSpec('job', 2, 1) });
+  const before = await c.dump();
+  await refused(t, c.client.submitJob({ spec: { jobId: 'loop', tasks: [{ taskId: 'a', inputs: ['b'] }, { taskId: 'b', inputs: ['a'] }] } }), 'MALFORMED', grpc.status.INVALID_ARGUMENT);
+  await refused(t, c.client.submitJob({ spec: { jobId: 'has space', tasks: [{ taskId: 'a' }] } }), 'MALFORMED');
+  await refused(t, c.client.submitJob({}), 'MALFORMED');
+  await refused(t, c.client.submitJob({ spec: fanInSpec('job', 3, 1) }), 'JOB_EXISTS', grpc.status.ALREADY_EXISTS);
+  t.false((await c.client.submitJob({ spec: fanInSpec('job', 2, 1) })).created, 'the same spec again is a no-op');
+  await refused(t, c.client.getJob({ jobId: 'nope' }), 'UNKNOWN_JOB', grpc.status.NOT_FOUND);
+  await refused(t, c.client.triggerCheckpoint({ jobId: 'nope' }), 'UNKNOWN_JOB');
+  await refused(t, c.client.triggerCheckpoint({ jobId: 'job' }), 'TASKS_NOT_READY', grpc.status.FAILED_PRECONDITION);
+  await refused(t, c.client.triggerCheckpoint({ jobId: 'job', snapshotType: 7 as unknown as 'SNAPSHOT_TYPE_FULL' }), 'MALFORMED');
+  await refused(t, c.query.getCheckpoint({ jobId: 'job', checkpointId: 42 }), 'UNKNOWN_CHECKPOINT');
+  await refused(t, c.query.listCheckpoints({ jobId: 'job', pageToken: 'abc' }), 'MALFORMED');
+  await refused(t, c.query.listJobs({ pageToken: '../etc' }), 'MALFORMED');
+  t.deepEqual(await c.dump(), before);
+});
+
+test('a bad session is refused: unknown task, a task attached elsewhere, no hello first', async (t) => {
+  const c = await startTestCoordinator(t, servers);
+  const spec = fanInSpec('job', 2, 1);
+  await c.client.submitJob({ spec });
+  await c.worker({ jobId: 'job', workerId: 'w0', taskIds: ['src-0'], spec });
+  const session = (first: Record<string, unknown>) =>
+    new Promise<grpc.ServiceError>((resolve, reject) => {
+      const call = c.client.attach();
+      call.on('data', (m: AttachResponse__Output) => reject(new Error(`unexpected ${m.body ?? ''}`)));
+      call.on('error', (err: grpc.ServiceError) => resolve(err));
+      call.write(first);
+    });
+  t.is(errorInfo(await session({ hello: { workerId: 'w1', jobId: 'job', taskIds: ['ghost'] } }))?.reason, 'UNKNOWN_TASK');
+  t.is(errorInfo(await session({ hello: { workerId: 'w1', jobId: 'job', taskIds: ['sink-0', 'src-0'] } }))?.reason, 'TASK_ALREADY_ATTACHED');
+  t.is(errorInfo(await session({ hello: { workerId: 'w1', jobId: 'nope', taskIds: ['a'] } }))?.reason, 'UNKNOWN_JOB');
+  t.is(errorInfo(await session({ heartbeat: { sentAtMs: 1 } }))?.reason, 'MALFORMED');
+  t.is((await c.client.getJob({ jobId: 'job' })).job?.attachedTasks, 1, 'only w0 is attached');
+});
+
+test('callers without the bearer token are refused', async (t) => {
+  const c = await startTestCoordinator(t, servers, { authToken: 's3cret' });
+  const before = await c.dump();
+  const anonymous = createCoordinatorClient(c.address);
+  const wrong = createCoordinatorClient(c.address, { token: 'guess' });
+  t.teardown(() => {
+    anonymous.close();
+    wrong.close();
+  });
+  await refused(t, anonymous.submitJob({ spec: fanInSpec('job', 1, 1) }), 'UNAUTHENTICATED', grpc.status.UNAUTHENTICATED);
+  await refused(t, wrong.submitJob({ spec: fanInSpec('job', 1, 1) }), 'UNAUTHENTICATED');
+  await refused(t, wrong.getJob({ jobId: 'job' }), 'UNAUTHENTICATED');
+  t.deepEqual(await c.dump(), before);
+  t.true((await c.client.submitJob({ spec: fanInSpec('job', 1, 1) })).created, 'the right token is accepted');
+});
+
+test('the health service and server reflection answer generic gRPC tools', async (t) => {
+  const c = await startTestCoordinator(t, servers);
+  const raw = new grpc.Client(c.address, grpc.credentials.createInsecure());
+  t.teardown(() => raw.close());
+  // grpc.health.v1.HealthCheckRequest { service = "ckpt.v1.Coordinator" }, hand-encoded.
+  const name = Buffer.from('ckpt.v1.Coordinator');
+  const health = await new Promise<Buffer>((resolve, reject) => {
+    raw.makeUnaryRequest('/grpc.health.v1.Health/Check', (b: Buffer) => b, (b: Buffer) => b, Buffer.concat([Buffer.from([0x0a, name.length]), name]), (err, res) => (err ? reject(err) : resolve(res as Buffer)));
+  });
+  t.deepEqual([...health], [0x08, 0x01], 'status SERVING');
+  const listed = await new Promise<string>((resolve, reject) => {
+    const call = raw.makeBidiStreamRequest('/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo', (b: Buffer) => b, (b: Buffer) => b);
+    call.on('data', (b: Buffer) => {
+      resolve(b.toString('latin1'));
+      call.end();
+    });
+    call.on('error', reject);
+    // ServerReflectionRequest { list_services = "" } (field 7).
+    call.write(Buffer.from([0x3a, 0x00]));
+  });
+  t.true(listed.includes('ckpt.v1.Coordinator'));
+  t.true(listed.includes('ckpt.v1.CheckpointQuery'));
+});

@@ -1,0 +1,125 @@
+import test from 'ava';
+import { setTimeout as delay } from 'node:timers/promises';
+import { AckBatcher, estimateSnapshotBytes, splitBySize, type AckBatch } from '../../src/sim/ack-batcher.js';
+import { BarrierAligner } from '../../src/sim/alignment.js';
+import { simulatedSnapshot, workerTopology } from '../../src/sim/index.js';
+import { CkptError } from '../../src/core/errors.js';
+import { silentLogger } from '../../src/log/index.js';
+
+const spec = {
+  jobId: 'job',
+  tasks: [
+    { taskId: 'a', inputs: [] },
+    { taskId: 'b', inputs: [] },
+    { taskId: 'm', inputs: ['a', 'b', 'a'] },
+    { taskId: 'n', inputs: ['a'] },
+  ],
+};
+
+function snap(taskId: string, checkpointId = 1) {
+  return simulatedSnapshot({ jobId: 'job', taskId, checkpointId, stateBytes: 10, source: false, alignmentMs: 0 });
+}
+
+test('a simulated snapshot is deterministic and names its job, task and checkpoint', (t) => {
+  const input = { jobId: 'job', taskId: 'a', checkpointId: 3, stateBytes: 2048, source: true, alignmentMs: 0 };
+  const s = simulatedSnapshot(input);
+  t.deepEqual(simulatedSnapshot(input), s);
+  t.is(s.state?.uri, 'sim://job/a/3');
+  t.is(s.state?.sizeBytes, 2048);
+  t.regex(s.state?.checksum ?? '', /^sha256:[0-9a-f]{64}$/);
+  t.deepEqual(s.positions, [{ input: 'stream-a', offset: 300 }]);
+  t.not(simulatedSnapshot({ ...input, checkpointId: 4 }).state?.checksum, s.state?.checksum);
+  t.deepEqual(simulatedSnapshot({ ...input, source: false }).positions, []);
+});
+
+test('the topology splits sources from readers and indexes readers by input', (t) => {
+  const topo = workerTopology(spec, ['a', 'm', 'n']);
+  t.deepEqual(topo.sources, ['a']);
+  t.deepEqual(topo.inputsByTask.get('m'), ['a', 'b']);
+  t.deepEqual(topo.readersByInput.get('a'), ['m', 'n']);
+  t.deepEqual(topo.readersByInput.get('b'), ['m']);
+  t.throws(() => workerTopology(spec, ['x']), { instanceOf: CkptError, message: /MALFORMED/ });
+  t.throws(() => workerTopology(spec, ['a', 'a']), { instanceOf: CkptError, message: /twice/ });
+});
+
+test('a task aligns when barrier n has arrived on every input, once', (t) => {
+  const aligner = new BarrierAligner(workerTopology(spec, ['m', 'n']).inputsByTask);
+  t.deepEqual(aligner.offer('m', 'a', 1, 100), { first: true, aligned: false, alignmentMs: 0 });
+  t.is(aligner.offer('m', 'a', 1, 110), undefined, 'a repeated barrier is ignored');
+  t.is(aligner.offer('m', 'x', 1, 110), undefined, 'an unknown input is ignored');
+  t.deepEqual(aligner.offer('m', 'b', 1, 130), { first: false, aligned: true, alignmentMs: 30 });
+  t.is(aligner.offer('m', 'b', 1, 140), undefined, 'an aligned checkpoint is done');
+  t.deepEqual(aligner.offer('n', 'a', 1, 100), { first: true, aligned: true, alignmentMs: 0 });
+});
+
+test('aborted checkpoints and resets forget partial alignment', (t) => {
+  const aligner = new BarrierAligner(workerTopology(spec, ['m']).inputsByTask);
+  aligner.offer('m', 'a', 2, 0);
+  aligner.discard(2);
+  t.deepEqual(aligner.offer('m', 'b', 2, 5), { first: true, aligned: false, alignmentMs: 0 });
+  aligner.reset();
+  t.is(aligner.offer('m', 'b', 3, 5)?.aligned, false);
+});
+
+function batcher(expectedResults: number, batchMs = 20) {
+  const sent: AckBatch[] = [];
+  const b = new AckBatcher({
+    batchMs,
+    expectedResults,
+    send: (batch) => {
+      sent.push(batch);
+      return Promise.resolve();
+    },
+    logger: silentLogger(),
+  });
+  return { b, sent };
+}
+
+test('the batcher sends at once when every task of the worker is in', (t) => {
+  const { b, sent } = batcher(3, 10_000);
+  b.add(1, 1, { kind: 'ack', taskId: 'a', snapshot: snap('a') });
+  b.add(1, 1, { kind: 'decline', taskId: 'b', message: 'no' });
+  t.is(sent.length, 0);
+  b.add(1, 1, { kind: 'silent', taskId: 'c' });
+  t.is(sent.length, 1);
+  t.deepEqual(
+    sent[0]?.acks.map((s) => s.taskId),
+    ['a'],
+  );
+  t.deepEqual(sent[0]?.declines, [{ taskId: 'b', message: 'no' }]);
+  b.close();
+});
+
+test('the batcher sends what it has after the window, and nothing for silent tasks only', async (t) => {
+  const { b, sent } = batcher(10, 10);
+  b.add(1, 1, { kind: 'ack', taskId: 'a', snapshot: snap('a') });
+  b.add(2, 1, { kind: 'silent', taskId: 'a' });
+  await delay(40);
+  t.deepEqual(
+    sent.map((s) => s.checkpointId),
+    [1],
+  );
+  b.close();
+});
+
+test('the batcher drops discarded checkpoints and everything after close', async (t) => {
+  const { b, sent } = batcher(10, 10);
+  b.add(1, 1, { kind: 'ack', taskId: 'a', snapshot: snap('a') });
+  b.discard(1);
+  b.close();
+  b.add(2, 1, { kind: 'ack', taskId: 'a', snapshot: snap('a', 2) });
+  await delay(30);
+  t.is(sent.length, 0);
+});
+
+test('acknowledgements are split into runs below the size limit', (t) => {
+  const snapshots = Array.from({ length: 100 }, (_, i) => snap(`t${i}`));
+  const limit = estimateSnapshotBytes(snapshots[99]!) * 10;
+  t.deepEqual(splitBySize(snapshots, 1e9).length, 1);
+  const runs = splitBySize(snapshots, limit);
+  t.true(runs.length >= 10 && runs.length <= 11, String(runs.length));
+  for (const run of runs) t.true(run.reduce((n, s) => n + estimateSnapshotBytes(s), 0) <= limit);
+  t.deepEqual(runs.flat(), snapshots);
+  t.is(splitBySize(snapshots, 1).length, 100, 'an entry above the limit still goes, alone');
+  t.deepEqual(splitBySize([], 10), []);
+});
