@@ -27,101 +27,140 @@ function connect(flags: GlobalFlags): { options: ClientOptions; address: string 
 export function addClientCommands(program: Command): void {
   const globals = (cmd: Command): GlobalFlags => cmd.optsWithGlobals<GlobalFlags>();
 
-  program.command('jobs').description('list jobs').action(async (_o, cmd: Command) => {
-    const f = globals(cmd);
-    const { address, options } = connect(f);
-    const query = createQueryClient(address, options);
-    try {
-      const jobs: JobInfo__Output[] = [];
-      let pageToken = '';
-      do {
-        const page = await query.listJobs({ pageToken });
-        jobs.push(...page.jobs);
-        pageToken = page.nextPageToken;
-      } while (pageToken !== '');
-      print(f, jobs, () => jobsTable(jobs));
-    } finally {
-      query.close();
-    }
-  });
-
-  program.command('checkpoints <job>').description("list a job's checkpoints, newest first").option('--limit <n>', 'at most this many', '20').action(async (job: string, o: { limit: string }, cmd: Command) => {
-    const f = globals(cmd);
-    const { address, options } = connect(f);
-    const query = createQueryClient(address, options);
-    try {
-      const page = await query.listCheckpoints({ jobId: job, pageSize: Number(o.limit) });
-      print(f, page.checkpoints, () => checkpointsTable(page.checkpoints));
-    } finally {
-      query.close();
-    }
-  });
-
-  program.command('checkpoint <job> <id>').description('show one checkpoint and its manifest').action(async (job: string, id: string, _o, cmd: Command) => {
-    const f = globals(cmd);
-    const { address, options } = connect(f);
-    const query = createQueryClient(address, options);
-    try {
-      const res = await query.getCheckpoint({ jobId: job, checkpointId: Number(id) });
-      print(f, res, () => {
-        const head = checkpointsTable(res.checkpoint === null ? [] : [res.checkpoint]);
-        const tasks = (res.manifest?.tasks ?? []).map((t) => `  ${t.taskId}  ${t.state?.uri ?? ''}  ${t.state?.sizeBytes ?? 0} B  ${t.positions.map((p) => `${p.input}@${p.offset}`).join(' ')}`);
-        return [head, ...(tasks.length > 0 ? ['manifest:', ...tasks] : [])].join('\n');
-      });
-    } finally {
-      query.close();
-    }
-  });
-
-  program.command('submit <file>').description('submit a job spec (JSON, field names as in ckpt.v1.JobSpec)').action(async (file: string, _o, cmd: Command) => {
-    const f = globals(cmd);
-    const { address, options } = connect(f);
-    const client = createCoordinatorClient(address, options);
-    try {
-      const spec = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
-      const res = await client.submitJob({ spec });
-      print(f, res, () => `${res.created ? 'submitted' : 'already registered'}: ${res.job?.spec?.jobId ?? ''}`);
-    } finally {
-      client.close();
-    }
-  });
-
-  program.command('cancel <job>').description('cancel a job').action(async (job: string, _o, cmd: Command) => {
-    const f = globals(cmd);
-    const { address, options } = connect(f);
-    const client = createCoordinatorClient(address, options);
-    try {
-      const res = await client.cancelJob({ jobId: job });
-      print(f, res, () => jobsTable(res.job === null ? [] : [res.job]));
-    } finally {
-      client.close();
-    }
-  });
-
-  program.command('trigger <job>').description('start a checkpoint now').option('--wait', 'wait until it completes or aborts').option('--full', 'force a full snapshot').action(async (job: string, o: { wait?: boolean; full?: boolean }, cmd: Command) => {
-    const f = globals(cmd);
-    const { address, options } = connect(f);
-    const client = createCoordinatorClient(address, options);
-    try {
-      const res = await client.triggerCheckpoint({ jobId: job, wait: o.wait === true, snapshotType: o.full === true ? 'SNAPSHOT_TYPE_FULL' : 'SNAPSHOT_TYPE_UNSPECIFIED' }, { deadlineMs: 15 * 60_000 });
-      print(f, res, () => checkpointsTable(res.checkpoint === null ? [] : [res.checkpoint]));
-    } finally {
-      client.close();
-    }
-  });
-
-  program.command('watch [job]').description('stream checkpoint events until interrupted').action(async (job: string | undefined, _o, cmd: Command) => {
-    const f = globals(cmd);
-    const { address, options } = connect(f);
-    const query = createQueryClient(address, options);
-    const abort = new AbortController();
-    process.once('SIGINT', () => abort.abort());
-    try {
-      for await (const c of query.watchCheckpoints({ jobId: job ?? '' }, { signal: abort.signal })) {
-        print(f, c, () => `${c.jobId} ${c.checkpointId} ${c.state.replace('CHECKPOINT_STATE_', '')}${c.abortReason === 'ABORT_REASON_UNSPECIFIED' ? '' : ' ' + c.abortReason.replace('ABORT_REASON_', '') + ' ' + c.abortMessage}`);
+  program
+    .command('jobs')
+    .description('list jobs')
+    .action(async (_o, cmd: Command) => {
+      const f = globals(cmd);
+      const { address, options } = connect(f);
+      const query = createQueryClient(address, options);
+      try {
+        const jobs: JobInfo__Output[] = [];
+        let pageToken = '';
+        do {
+          const page = await query.listJobs({ pageToken });
+          jobs.push(...page.jobs);
+          pageToken = page.nextPageToken;
+        } while (pageToken !== '');
+        print(f, jobs, () => jobsTable(jobs));
+      } finally {
+        query.close();
       }
-    } finally {
-      query.close();
-    }
-  });
+    });
+
+  program
+    .command('checkpoints <job>')
+    .description("list a job's checkpoints, newest first")
+    .option('--limit <n>', 'at most this many', '20')
+    .action(async (job: string, o: { limit: string }, cmd: Command) => {
+      const f = globals(cmd);
+      const { address, options } = connect(f);
+      const query = createQueryClient(address, options);
+      try {
+        const page = await query.listCheckpoints({ jobId: job, pageSize: Number(o.limit) });
+        print(f, page.checkpoints, () => checkpointsTable(page.checkpoints));
+      } finally {
+        query.close();
+      }
+    });
+
+  program
+    .command('checkpoint <job> <id>')
+    .description('show one checkpoint and its manifest')
+    .action(async (job: string, id: string, _o, cmd: Command) => {
+      const f = globals(cmd);
+      const { address, options } = connect(f);
+      const query = createQueryClient(address, options);
+      try {
+        const res = await query.getCheckpoint({ jobId: job, checkpointId: Number(id) });
+        print(f, res, () => {
+          const head = checkpointsTable(res.checkpoint === null ? [] : [res.checkpoint]);
+          const tasks = (res.manifest?.tasks ?? []).map(
+            (t) =>
+              `  ${t.taskId}  ${t.state?.uri ?? ''}  ${t.state?.sizeBytes ?? 0} B  ${t.positions.map((p) => `${p.input}@${p.offset}`).join(' ')}`,
+          );
+          return [head, ...(tasks.length > 0 ? ['manifest:', ...tasks] : [])].join('\n');
+        });
+      } finally {
+        query.close();
+      }
+    });
+
+  program
+    .command('submit <file>')
+    .description('submit a job spec (JSON, field names as in ckpt.v1.JobSpec)')
+    .action(async (file: string, _o, cmd: Command) => {
+      const f = globals(cmd);
+      const { address, options } = connect(f);
+      const client = createCoordinatorClient(address, options);
+      try {
+        const spec = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+        const res = await client.submitJob({ spec });
+        print(f, res, () => `${res.created ? 'submitted' : 'already registered'}: ${res.job?.spec?.jobId ?? ''}`);
+      } finally {
+        client.close();
+      }
+    });
+
+  program
+    .command('cancel <job>')
+    .description('cancel a job')
+    .action(async (job: string, _o, cmd: Command) => {
+      const f = globals(cmd);
+      const { address, options } = connect(f);
+      const client = createCoordinatorClient(address, options);
+      try {
+        const res = await client.cancelJob({ jobId: job });
+        print(f, res, () => jobsTable(res.job === null ? [] : [res.job]));
+      } finally {
+        client.close();
+      }
+    });
+
+  program
+    .command('trigger <job>')
+    .description('start a checkpoint now')
+    .option('--wait', 'wait until it completes or aborts')
+    .option('--full', 'force a full snapshot')
+    .action(async (job: string, o: { wait?: boolean; full?: boolean }, cmd: Command) => {
+      const f = globals(cmd);
+      const { address, options } = connect(f);
+      const client = createCoordinatorClient(address, options);
+      try {
+        const res = await client.triggerCheckpoint(
+          {
+            jobId: job,
+            wait: o.wait === true,
+            snapshotType: o.full === true ? 'SNAPSHOT_TYPE_FULL' : 'SNAPSHOT_TYPE_UNSPECIFIED',
+          },
+          { deadlineMs: 15 * 60_000 },
+        );
+        print(f, res, () => checkpointsTable(res.checkpoint === null ? [] : [res.checkpoint]));
+      } finally {
+        client.close();
+      }
+    });
+
+  program
+    .command('watch [job]')
+    .description('stream checkpoint events until interrupted')
+    .action(async (job: string | undefined, _o, cmd: Command) => {
+      const f = globals(cmd);
+      const { address, options } = connect(f);
+      const query = createQueryClient(address, options);
+      const abort = new AbortController();
+      process.once('SIGINT', () => abort.abort());
+      try {
+        for await (const c of query.watchCheckpoints({ jobId: job ?? '' }, { signal: abort.signal })) {
+          print(
+            f,
+            c,
+            () =>
+              `${c.jobId} ${c.checkpointId} ${c.state.replace('CHECKPOINT_STATE_', '')}${c.abortReason === 'ABORT_REASON_UNSPECIFIED' ? '' : ' ' + c.abortReason.replace('ABORT_REASON_', '') + ' ' + c.abortMessage}`,
+          );
+        }
+      } finally {
+        query.close();
+      }
+    });
 }

@@ -16,7 +16,11 @@ const FLAGS: Array<[flag: string, option: keyof CoordinatorConfigInput, help: st
   ['--subject-prefix <prefix>', 'subjectPrefix', 'first token of every NATS subject (CKPT_SUBJECT_PREFIX)'],
   ['--auth-token <token>', 'authToken', 'require "authorization: Bearer <token>" on every call (CKPT_AUTH_TOKEN)'],
   ['--heartbeat-interval-ms <ms>', 'heartbeatIntervalMs', 'worker heartbeat interval (CKPT_HEARTBEAT_INTERVAL_MS)'],
-  ['--heartbeat-timeout-ms <ms>', 'heartbeatTimeoutMs', 'session timeout without heartbeat (CKPT_HEARTBEAT_TIMEOUT_MS)'],
+  [
+    '--heartbeat-timeout-ms <ms>',
+    'heartbeatTimeoutMs',
+    'session timeout without heartbeat (CKPT_HEARTBEAT_TIMEOUT_MS)',
+  ],
   ['--etcd-timeout-ms <ms>', 'etcdTimeoutMs', 'deadline of each etcd request (CKPT_ETCD_TIMEOUT_MS)'],
   ['--max-message-bytes <n>', 'maxMessageBytes', 'largest gRPC message (CKPT_MAX_MESSAGE_BYTES)'],
   ['--id-block-size <n>', 'idBlockSize', 'checkpoint ids reserved per etcd write (CKPT_ID_BLOCK_SIZE)'],

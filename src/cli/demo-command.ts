@@ -28,11 +28,7 @@ export const DEMO_SPEC: JobSpec = {
   policy: { intervalMs: 500, timeoutMs: 10_000, retained: 3, maxConcurrent: 1 },
 };
 
-const WORKERS: string[][] = [
-  ['source-0', 'split-0', 'count-0'],
-  ['source-1', 'split-1', 'count-1'],
-  ['sink'],
-];
+const WORKERS: string[][] = [['source-0', 'split-0', 'count-0'], ['source-1', 'split-1', 'count-1'], ['sink']];
 
 /** Adds the `demo` command. */
 export function addDemoCommand(program: Command): void {
@@ -54,14 +50,37 @@ async function runDemo(target: number): Promise<number> {
     console.log('demo: starting etcd and NATS on free loopback ports');
     servers = await startLocalServers();
     console.log(`demo: etcd ${servers.etcd.clientUrl}, NATS ${servers.nats.url}`);
-    const config = resolveConfig({ etcd: [servers.etcd.clientUrl], nats: [servers.nats.url], listen: '127.0.0.1:0', logLevel: 'warn', heartbeatIntervalMs: 250, heartbeatTimeoutMs: 2500 }, {});
+    const config = resolveConfig(
+      {
+        etcd: [servers.etcd.clientUrl],
+        nats: [servers.nats.url],
+        listen: '127.0.0.1:0',
+        logLevel: 'warn',
+        heartbeatIntervalMs: 250,
+        heartbeatTimeoutMs: 2500,
+      },
+      {},
+    );
     coordinator = await runCoordinator(config, logger);
     console.log(`demo: coordinator listening on ${coordinator.address}`);
     await coordinator.coordinator.submitJob(DEMO_SPEC);
-    console.log(`demo: job ${DEMO_SPEC.jobId} submitted: ${DEMO_SPEC.tasks?.length ?? 0} tasks, a checkpoint every ${Number(DEMO_SPEC.policy?.intervalMs)} ms`);
+    console.log(
+      `demo: job ${DEMO_SPEC.jobId} submitted: ${DEMO_SPEC.tasks?.length ?? 0} tasks, a checkpoint every ${Number(DEMO_SPEC.policy?.intervalMs)} ms`,
+    );
     const committed = watchCommits(coordinator, target);
     for (const [i, taskIds] of WORKERS.entries()) {
-      workers.push(await startSimulatedWorker({ coordinator: coordinator.address, nats: [servers.nats.url], jobId: 'wordcount', workerId: `worker-${i}`, taskIds, spec: DEMO_SPEC, stateBytes: 4096 * (i + 1), logger }));
+      workers.push(
+        await startSimulatedWorker({
+          coordinator: coordinator.address,
+          nats: [servers.nats.url],
+          jobId: 'wordcount',
+          workerId: `worker-${i}`,
+          taskIds,
+          spec: DEMO_SPEC,
+          stateBytes: 4096 * (i + 1),
+          logger,
+        }),
+      );
       console.log(`demo: worker-${i} attached with ${taskIds.join(', ')}`);
     }
     await committed;
@@ -84,10 +103,13 @@ function watchCommits(running: RunningCoordinator, target: number): Promise<void
     let count = 0;
     const timer = setTimeout(() => reject(new Error(`fewer than ${target} checkpoints committed within 60 s`)), 60_000);
     const stop = running.coordinator.events.subscribe('wordcount', (c) => {
-      if (c.state === 'CHECKPOINT_STATE_ABORTED') console.log(`demo: checkpoint ${c.checkpointId} aborted: ${c.abortReason} ${c.abortMessage}`);
+      if (c.state === 'CHECKPOINT_STATE_ABORTED')
+        console.log(`demo: checkpoint ${c.checkpointId} aborted: ${c.abortReason} ${c.abortMessage}`);
       if (c.state !== 'CHECKPOINT_STATE_COMPLETED') return;
       count += 1;
-      console.log(`demo: checkpoint ${c.checkpointId} committed in ${c.finishedAtMs - c.triggeredAtMs} ms: ${c.acknowledgedTasks} tasks, state ${bytes(c.stateSizeBytes)}, manifest ${bytes(c.manifestBytes)}`);
+      console.log(
+        `demo: checkpoint ${c.checkpointId} committed in ${c.finishedAtMs - c.triggeredAtMs} ms: ${c.acknowledgedTasks} tasks, state ${bytes(c.stateSizeBytes)}, manifest ${bytes(c.manifestBytes)}`,
+      );
       if (count >= target) {
         clearTimeout(timer);
         stop();
@@ -109,7 +131,9 @@ async function printCommitted(address: string): Promise<void> {
     console.log(`\nmanifest of checkpoint ${latest.checkpointId}, as committed to etcd:`);
     for (const t of manifest?.tasks ?? []) {
       const positions = t.positions.map((p) => `${p.input}@${p.offset}`).join(' ');
-      console.log(`  ${t.taskId.padEnd(9)} ${(t.state?.uri ?? '').padEnd(30)} ${bytes(t.state?.sizeBytes ?? 0).padStart(9)}  ${positions}`);
+      console.log(
+        `  ${t.taskId.padEnd(9)} ${(t.state?.uri ?? '').padEnd(30)} ${bytes(t.state?.sizeBytes ?? 0).padStart(9)}  ${positions}`,
+      );
     }
     console.log('');
   } finally {

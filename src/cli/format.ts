@@ -7,7 +7,11 @@ import type { JobInfo__Output } from '../gen/ckpt/v1/JobInfo.js';
 /** Left-aligned columns separated by two spaces. */
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
 }
 
@@ -51,7 +55,9 @@ export function checkpointsTable(checkpoints: CheckpointSummary__Output[]): stri
       `${c.acknowledgedTasks}/${c.totalTasks}`,
       c.finishedAtMs === 0 ? '-' : `${c.finishedAtMs - c.triggeredAtMs} ms`,
       bytes(c.stateSizeBytes),
-      c.manifestBytes === 0 ? '-' : `${bytes(c.manifestBytes)}${c.manifestParts > 0 ? ` in ${c.manifestParts} parts` : ''}`,
+      c.manifestBytes === 0
+        ? '-'
+        : `${bytes(c.manifestBytes)}${c.manifestParts > 0 ? ` in ${c.manifestParts} parts` : ''}`,
       `${c.maxAlignmentMs} ms`,
       `${c.maxSnapshotMs} ms`,
     ]),

@@ -71,15 +71,18 @@ function invalid(option: string, message: string): CkptError {
   return new CkptError('MALFORMED', `option ${option} (${envName(option)}) ${message}`);
 }
 
-function list(option: string, value: string | string[]): string[] {
-  const items = (Array.isArray(value) ? value : value.split(',')).map((s) => s.trim()).filter((s) => s !== '');
+function list(option: string, value: unknown): string[] {
+  const items = (Array.isArray(value) ? value.map(String) : String(value).split(','))
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (items.length === 0) throw invalid(option, 'needs at least one URL');
   return items;
 }
 
-function integer(option: string, value: number | string, min: number): number {
+function integer(option: string, value: unknown, min: number): number {
   const n = typeof value === 'number' ? value : Number(value);
-  if (!Number.isSafeInteger(n) || n < min) throw invalid(option, `must be an integer of at least ${min}, got ${JSON.stringify(value)}`);
+  if (!Number.isSafeInteger(n) || n < min)
+    throw invalid(option, `must be an integer of at least ${min}, got ${JSON.stringify(value)}`);
   return n;
 }
 
@@ -87,41 +90,54 @@ function integer(option: string, value: number | string, min: number): number {
  * Merges `input` over the environment over the defaults, normalises and
  * validates; throws MALFORMED naming the option at the first problem.
  */
-export function resolveConfig(input: CoordinatorConfigInput = {}, env: NodeJS.ProcessEnv = process.env): CoordinatorConfig {
-  const pick = <K extends keyof CoordinatorConfig>(k: K): CoordinatorConfig[K] | string => {
+export function resolveConfig(
+  input: CoordinatorConfigInput = {},
+  env: NodeJS.ProcessEnv = process.env,
+): CoordinatorConfig {
+  const pick = (k: keyof CoordinatorConfig): unknown => {
     const given = input[k];
     if (given !== undefined) return given;
     const fromEnv = env[envName(k)];
     return fromEnv !== undefined && fromEnv !== '' ? fromEnv : DEFAULT_CONFIG[k];
   };
   const config: CoordinatorConfig = {
-    etcd: list('etcd', pick('etcd') as string | string[]),
-    nats: list('nats', pick('nats') as string | string[]),
+    etcd: list('etcd', pick('etcd')),
+    nats: list('nats', pick('nats')),
     listen: String(pick('listen')),
     etcdPrefix: String(pick('etcdPrefix')),
     subjectPrefix: String(pick('subjectPrefix')),
-    authToken: pick('authToken') as string | undefined,
-    heartbeatIntervalMs: integer('heartbeatIntervalMs', pick('heartbeatIntervalMs') as number | string, 10),
-    heartbeatTimeoutMs: integer('heartbeatTimeoutMs', pick('heartbeatTimeoutMs') as number | string, 20),
-    etcdTimeoutMs: integer('etcdTimeoutMs', pick('etcdTimeoutMs') as number | string, 100),
-    maxMessageBytes: integer('maxMessageBytes', pick('maxMessageBytes') as number | string, 64 * 1024),
-    idBlockSize: integer('idBlockSize', pick('idBlockSize') as number | string, 1),
-    historySize: integer('historySize', pick('historySize') as number | string, 1),
-    shutdownGraceMs: integer('shutdownGraceMs', pick('shutdownGraceMs') as number | string, 0),
-    logLevel: pick('logLevel') as LevelWithSilent,
+    authToken: optionalString(pick('authToken')),
+    heartbeatIntervalMs: integer('heartbeatIntervalMs', pick('heartbeatIntervalMs'), 10),
+    heartbeatTimeoutMs: integer('heartbeatTimeoutMs', pick('heartbeatTimeoutMs'), 20),
+    etcdTimeoutMs: integer('etcdTimeoutMs', pick('etcdTimeoutMs'), 100),
+    maxMessageBytes: integer('maxMessageBytes', pick('maxMessageBytes'), 64 * 1024),
+    idBlockSize: integer('idBlockSize', pick('idBlockSize'), 1),
+    historySize: integer('historySize', pick('historySize'), 1),
+    shutdownGraceMs: integer('shutdownGraceMs', pick('shutdownGraceMs'), 0),
+    logLevel: String(pick('logLevel')) as LevelWithSilent,
   };
   checkConfig(config);
   return config;
 }
 
+function optionalString(value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw invalid('authToken', 'must be a string');
+  return value;
+}
+
 function checkConfig(c: CoordinatorConfig): void {
-  if (!/^[^:]*:\d{1,5}$/.test(c.listen) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(c.listen)) throw invalid('listen', `must be host:port, got ${JSON.stringify(c.listen)}`);
+  if (!/^[^:]*:\d{1,5}$/.test(c.listen) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(c.listen))
+    throw invalid('listen', `must be host:port, got ${JSON.stringify(c.listen)}`);
   if (!c.etcdPrefix.endsWith('/')) throw invalid('etcdPrefix', 'must end with "/"');
-  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(c.subjectPrefix)) throw invalid('subjectPrefix', 'must be dot-separated tokens of [A-Za-z0-9_-]');
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(c.subjectPrefix))
+    throw invalid('subjectPrefix', 'must be dot-separated tokens of [A-Za-z0-9_-]');
   if (c.authToken === '') c.authToken = undefined;
-  if (c.heartbeatTimeoutMs <= c.heartbeatIntervalMs) throw invalid('heartbeatTimeoutMs', 'must be larger than heartbeatIntervalMs');
+  if (c.heartbeatTimeoutMs <= c.heartbeatIntervalMs)
+    throw invalid('heartbeatTimeoutMs', 'must be larger than heartbeatIntervalMs');
   if (!LOG_LEVELS.includes(c.logLevel)) throw invalid('logLevel', `must be one of ${LOG_LEVELS.join(', ')}`);
-  for (const url of c.etcd) if (!/^https?:\/\//.test(url)) throw invalid('etcd', `URL ${url} must start with http:// or https://`);
+  for (const url of c.etcd)
+    if (!/^https?:\/\//.test(url)) throw invalid('etcd', `URL ${url} must start with http:// or https://`);
 }
 
 /** For the README and `--help`: every option with its environment variable and default. */

@@ -111,12 +111,23 @@ export class Coordinator {
     if (tracker.state !== 'JOB_STATE_RUNNING' || from >= below) return;
     // Ids in [from, below) may have been triggered by the previous coordinator.
     await this.options.bus
-      .publishAbort({ jobId: tracker.jobId, checkpointId: below - 1, epoch: tracker.epoch, reason: 'ABORT_REASON_COORDINATOR_RESTART', message: `every checkpoint from ${from} to ${below - 1} that was pending` })
+      .publishAbort({
+        jobId: tracker.jobId,
+        checkpointId: below - 1,
+        epoch: tracker.epoch,
+        reason: 'ABORT_REASON_COORDINATOR_RESTART',
+        message: `every checkpoint from ${from} to ${below - 1} that was pending`,
+      })
       .catch((err: unknown) => this.log.warn({ err, jobId: tracker.jobId }, 'restart abort not broadcast'));
   }
 
   private requireRunning(): void {
-    if (this.state !== 'running') throw new CkptError('SHUTTING_DOWN', `the coordinator is ${this.state === 'new' ? 'starting' : 'shutting down'}`, { retryable: true });
+    if (this.state !== 'running')
+      throw new CkptError(
+        'SHUTTING_DOWN',
+        `the coordinator is ${this.state === 'new' ? 'starting' : 'shutting down'}`,
+        { retryable: true },
+      );
   }
 
   /** The job's runtime; throws UNKNOWN_JOB. */
@@ -192,9 +203,11 @@ export class Coordinator {
   openSession(hello: WorkerHello__Output, channel: SessionChannel): Session {
     this.requireRunning();
     const workerId = hello.workerId;
-    if (!workerId || Buffer.byteLength(workerId) > 256) throw new CkptError('MALFORMED', 'hello.worker_id must be 1-256 bytes');
+    if (!workerId || Buffer.byteLength(workerId) > 256)
+      throw new CkptError('MALFORMED', 'hello.worker_id must be 1-256 bytes');
     const runtime = this.job(hello.jobId);
-    if (hello.taskIds.length === 0) throw new CkptError('MALFORMED', 'hello.task_ids names no task', { jobId: hello.jobId });
+    if (hello.taskIds.length === 0)
+      throw new CkptError('MALFORMED', 'hello.task_ids names no task', { jobId: hello.jobId });
     const session = this.sessions.add(workerId, hello.jobId, hello.taskIds, channel, this.now());
     try {
       runtime.tracker.attach(workerId, hello.taskIds);
@@ -203,7 +216,10 @@ export class Coordinator {
       throw err;
     }
     channel.send(this.welcome(session, runtime));
-    this.log.info({ jobId: hello.jobId, workerId, sessionId: session.sessionId, tasks: hello.taskIds.length }, 'worker attached');
+    this.log.info(
+      { jobId: hello.jobId, workerId, sessionId: session.sessionId, tasks: hello.taskIds.length },
+      'worker attached',
+    );
     runtime.arm();
     return session;
   }
@@ -238,7 +254,10 @@ export class Coordinator {
     const runtime = this.jobs.get(session.jobId);
     if (runtime === undefined) return;
     const tasks = runtime.tracker.detach(session.workerId);
-    this.log.info({ jobId: session.jobId, workerId: session.workerId, sessionId, tasks: tasks.length, why }, 'worker detached');
+    this.log.info(
+      { jobId: session.jobId, workerId: session.workerId, sessionId, tasks: tasks.length, why },
+      'worker detached',
+    );
     if (tasks.length > 0 && runtime.tracker.state === 'JOB_STATE_RUNNING') {
       runtime.abortAll('ABORT_REASON_TASK_FAILURE', `worker ${session.workerId} left: ${why}`);
     }
@@ -248,16 +267,25 @@ export class Coordinator {
   private sweepSessions(): void {
     for (const session of this.sessions.overdue(this.now(), this.options.heartbeatTimeoutMs)) {
       const why = `no heartbeat for ${this.options.heartbeatTimeoutMs} ms`;
-      this.log.warn({ jobId: session.jobId, workerId: session.workerId, sessionId: session.sessionId }, 'worker session timed out');
+      this.log.warn(
+        { jobId: session.jobId, workerId: session.workerId, sessionId: session.sessionId },
+        'worker session timed out',
+      );
       this.closeSession(session.sessionId, why);
-      session.channel.end(new CkptError('UNAVAILABLE', `session ended: ${why}`, { jobId: session.jobId, retryable: true }));
+      session.channel.end(
+        new CkptError('UNAVAILABLE', `session ended: ${why}`, { jobId: session.jobId, retryable: true }),
+      );
     }
   }
 
   // --- checkpoints ------------------------------------------------------------
 
   /** Starts a checkpoint now; with `wait`, resolves when it has finished. */
-  async triggerCheckpoint(jobId: string, snapshotType: CheckpointInit['snapshotType'] | undefined, wait: boolean): Promise<CheckpointSummary__Output> {
+  async triggerCheckpoint(
+    jobId: string,
+    snapshotType: CheckpointInit['snapshotType'] | undefined,
+    wait: boolean,
+  ): Promise<CheckpointSummary__Output> {
     this.requireRunning();
     const runtime = this.job(jobId);
     const checkpoint = await runtime.trigger(true, snapshotType);
@@ -265,16 +293,29 @@ export class Coordinator {
   }
 
   /** Records one worker's acknowledgements of one checkpoint. */
-  acknowledge(request: { jobId: string; epoch: number; checkpointId: number; workerId: string; snapshots: TaskSnapshot__Output[] }) {
+  acknowledge(request: {
+    jobId: string;
+    epoch: number;
+    checkpointId: number;
+    workerId: string;
+    snapshots: TaskSnapshot__Output[];
+  }) {
     this.requireRunning();
     const runtime = this.job(request.jobId);
-    if (request.snapshots.length === 0) throw new CkptError('MALFORMED', 'snapshots is empty', { jobId: request.jobId });
+    if (request.snapshots.length === 0)
+      throw new CkptError('MALFORMED', 'snapshots is empty', { jobId: request.jobId });
     const { checkpoint, duplicates } = runtime.acknowledge(request, request.snapshots);
     return { acknowledgedTasks: checkpoint.acknowledgedTasks, totalTasks: checkpoint.init.taskIds.length, duplicates };
   }
 
   /** Records declines: the checkpoint aborts with reason DECLINED. */
-  decline(request: { jobId: string; epoch: number; checkpointId: number; workerId: string; declines: Array<{ taskId: string; message: string }> }): void {
+  decline(request: {
+    jobId: string;
+    epoch: number;
+    checkpointId: number;
+    workerId: string;
+    declines: Array<{ taskId: string; message: string }>;
+  }): void {
     this.requireRunning();
     if (request.declines.length === 0) throw new CkptError('MALFORMED', 'declines is empty', { jobId: request.jobId });
     this.job(request.jobId).decline(request, request.declines);
@@ -287,17 +328,30 @@ export class Coordinator {
     const stored = await this.options.store.listSummaries(jobId);
     const byId = new Map<number, CheckpointSummary__Output>();
     for (const s of stored) byId.set(s.checkpointId, s);
-    for (const s of inMemory) if (!byId.has(s.checkpointId) || s.state !== 'CHECKPOINT_STATE_COMPLETED') byId.set(s.checkpointId, s);
+    for (const s of inMemory)
+      if (!byId.has(s.checkpointId) || s.state !== 'CHECKPOINT_STATE_COMPLETED') byId.set(s.checkpointId, s);
     return [...byId.values()].sort((a, b) => b.checkpointId - a.checkpointId);
   }
 
   /** One checkpoint, with its manifest when it is completed and retained. */
-  async getCheckpoint(jobId: string, checkpointId: number): Promise<{ summary: CheckpointSummary__Output; manifest?: Manifest__Output }> {
+  async getCheckpoint(
+    jobId: string,
+    checkpointId: number,
+  ): Promise<{ summary: CheckpointSummary__Output; manifest?: Manifest__Output }> {
     const runtime = this.job(jobId);
     const manifest = await this.options.store.readManifest(jobId, checkpointId);
     const known = runtime.tracker.find(checkpointId)?.summary();
-    const summary = known ?? (manifest === undefined ? undefined : (await this.options.store.listSummaries(jobId)).find((s) => s.checkpointId === checkpointId));
-    if (summary === undefined) throw new CkptError('UNKNOWN_CHECKPOINT', `job ${jobId} has no checkpoint ${checkpointId} that is pending, remembered or retained`, { jobId, checkpointId });
+    const summary =
+      known ??
+      (manifest === undefined
+        ? undefined
+        : (await this.options.store.listSummaries(jobId)).find((s) => s.checkpointId === checkpointId));
+    if (summary === undefined)
+      throw new CkptError(
+        'UNKNOWN_CHECKPOINT',
+        `job ${jobId} has no checkpoint ${checkpointId} that is pending, remembered or retained`,
+        { jobId, checkpointId },
+      );
     return manifest === undefined ? { summary } : { summary, manifest };
   }
 

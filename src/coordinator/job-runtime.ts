@@ -87,7 +87,11 @@ export class JobRuntime {
     this.timer = undefined;
     const now = this.deps.now();
     for (const checkpoint of this.tracker.expired(now)) {
-      this.abort(checkpoint, 'ABORT_REASON_TIMEOUT', `not acknowledged by ${checkpoint.init.taskIds.length - checkpoint.acknowledgedTasks} tasks within ${this.tracker.policy.timeoutMs} ms`);
+      this.abort(
+        checkpoint,
+        'ABORT_REASON_TIMEOUT',
+        `not acknowledged by ${checkpoint.init.taskIds.length - checkpoint.acknowledgedTasks} tasks within ${this.tracker.policy.timeoutMs} ms`,
+      );
     }
     const periodic = this.periodicDueMs();
     if (periodic !== undefined && periodic <= now && this.recovering === undefined) {
@@ -122,7 +126,9 @@ export class JobRuntime {
         triggeredAtMs: checkpoint.init.triggeredAtMs,
         deadlineMs: checkpoint.init.deadlineMs,
       })
-      .catch((err: unknown) => this.log.error({ err, checkpointId: checkpoint.id }, 'trigger not published; the checkpoint will time out'));
+      .catch((err: unknown) =>
+        this.log.error({ err, checkpointId: checkpoint.id }, 'trigger not published; the checkpoint will time out'),
+      );
     return checkpoint;
   }
 
@@ -158,7 +164,10 @@ export class JobRuntime {
   // --- acknowledgements -----------------------------------------------------
 
   /** Records acknowledgements; commits when the last task has acknowledged. */
-  acknowledge(call: { epoch: number; checkpointId: number; workerId: string }, snapshots: readonly TaskSnapshot__Output[]) {
+  acknowledge(
+    call: { epoch: number; checkpointId: number; workerId: string },
+    snapshots: readonly TaskSnapshot__Output[],
+  ) {
     const { checkpoint, duplicates } = this.tracker.acknowledge(call, snapshots);
     if (checkpoint.fullyAcknowledged && !checkpoint.committing && checkpoint.status === 'PENDING') {
       checkpoint.beginCommit();
@@ -168,11 +177,17 @@ export class JobRuntime {
   }
 
   /** A task declined: the checkpoint aborts. */
-  decline(call: { epoch: number; checkpointId: number; workerId: string }, declines: ReadonlyArray<{ taskId: string; message: string }>): void {
+  decline(
+    call: { epoch: number; checkpointId: number; workerId: string },
+    declines: ReadonlyArray<{ taskId: string; message: string }>,
+  ): void {
     const checkpoint = this.tracker.checkCall({ ...call, taskIds: declines.map((d) => d.taskId) });
     if (checkpoint.status !== 'PENDING') return;
     if (checkpoint.committing) {
-      throw new CkptError('CHECKPOINT_COMPLETED', `checkpoint ${checkpoint.id} is fully acknowledged and committing`, { jobId: this.jobId, checkpointId: checkpoint.id });
+      throw new CkptError('CHECKPOINT_COMPLETED', `checkpoint ${checkpoint.id} is fully acknowledged and committing`, {
+        jobId: this.jobId,
+        checkpointId: checkpoint.id,
+      });
     }
     const detail = declines.map((d) => `${d.taskId}: ${d.message || 'no reason given'}`).join('; ');
     this.abort(checkpoint, 'ABORT_REASON_DECLINED', detail);
@@ -204,12 +219,16 @@ export class JobRuntime {
    * After a failed commit call: if etcd did not answer, the transaction may
    * have happened. Reads etcd to find out; never deletes anything.
    */
-  private async resolveUnknownOutcome(checkpoint: Checkpoint, err: unknown): Promise<{ manifestBytes: number; manifestParts: number } | undefined> {
+  private async resolveUnknownOutcome(
+    checkpoint: Checkpoint,
+    err: unknown,
+  ): Promise<{ manifestBytes: number; manifestParts: number } | undefined> {
     if (!hasReason(err, 'UNAVAILABLE', 'INTERNAL')) return undefined;
     try {
       const summaries = await this.deps.store.listSummaries(this.jobId);
       const found = summaries.find((s) => s.checkpointId === checkpoint.id);
-      if (found !== undefined) this.log.warn({ checkpointId: checkpoint.id }, 'commit answered with an error but is in etcd');
+      if (found !== undefined)
+        this.log.warn({ checkpointId: checkpoint.id }, 'commit answered with an error but is in etcd');
       return found;
     } catch (readErr) {
       this.log.error({ err: readErr, checkpointId: checkpoint.id }, 'commit outcome unknown and etcd unreadable');
@@ -217,12 +236,33 @@ export class JobRuntime {
     }
   }
 
-  private completeCommitted(checkpoint: Checkpoint, now: number, result: { manifestBytes: number; manifestParts: number }, deletedSome: boolean): void {
+  private completeCommitted(
+    checkpoint: Checkpoint,
+    now: number,
+    result: { manifestBytes: number; manifestParts: number },
+    deletedSome: boolean,
+  ): void {
     if (checkpoint.status !== 'PENDING') return;
     const older = this.tracker.complete(checkpoint, now, result.manifestBytes, result.manifestParts);
-    this.log.info({ checkpointId: checkpoint.id, tasks: checkpoint.init.taskIds.length, manifestBytes: result.manifestBytes, manifestParts: result.manifestParts, durationMs: now - checkpoint.init.triggeredAtMs }, 'checkpoint completed');
+    this.log.info(
+      {
+        checkpointId: checkpoint.id,
+        tasks: checkpoint.init.taskIds.length,
+        manifestBytes: result.manifestBytes,
+        manifestParts: result.manifestParts,
+        durationMs: now - checkpoint.init.triggeredAtMs,
+      },
+      'checkpoint completed',
+    );
     this.finished(checkpoint);
-    this.publish(() => this.deps.bus.publishComplete({ jobId: this.jobId, checkpointId: checkpoint.id, epoch: checkpoint.init.epoch, completedAtMs: now }));
+    this.publish(() =>
+      this.deps.bus.publishComplete({
+        jobId: this.jobId,
+        checkpointId: checkpoint.id,
+        epoch: checkpoint.init.epoch,
+        completedAtMs: now,
+      }),
+    );
     for (const old of older) this.abort(old, 'ABORT_REASON_SUBSUMED', `checkpoint ${checkpoint.id} completed first`);
     if (result.manifestParts > 0) this.partsMayExist = true;
     if (this.partsMayExist && (deletedSome || result.manifestParts > 0)) this.collectGarbage();
@@ -246,8 +286,16 @@ export class JobRuntime {
     const failed = this.tracker.abort(checkpoint, reason, message, this.deps.now());
     this.log.info({ checkpointId: checkpoint.id, reason, message }, 'checkpoint aborted');
     this.finished(checkpoint);
-    this.publish(() => this.deps.bus.publishAbort({ jobId: this.jobId, checkpointId: checkpoint.id, epoch: checkpoint.init.epoch, reason, message }));
-    if (failed) this.recover(`more than ${this.tracker.policy.tolerableFailures} consecutive checkpoint failures`);
+    this.publish(() =>
+      this.deps.bus.publishAbort({
+        jobId: this.jobId,
+        checkpointId: checkpoint.id,
+        epoch: checkpoint.init.epoch,
+        reason,
+        message,
+      }),
+    );
+    if (failed) void this.recover(`more than ${this.tracker.policy.tolerableFailures} consecutive checkpoint failures`);
     this.arm();
   }
 

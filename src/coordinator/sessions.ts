@@ -33,7 +33,9 @@ export class SessionRegistry {
   add(workerId: string, jobId: string, taskIds: readonly string[], channel: SessionChannel, nowMs: number): Session {
     for (const s of this.byId.values()) {
       if (s.workerId === workerId && s.jobId === jobId) {
-        throw new CkptError('TASK_ALREADY_ATTACHED', `worker ${workerId} already has a session for job ${jobId}`, { jobId });
+        throw new CkptError('TASK_ALREADY_ATTACHED', `worker ${workerId} already has a session for job ${jobId}`, {
+          jobId,
+        });
       }
     }
     const session: Session = { sessionId: randomUUID(), workerId, jobId, taskIds, channel, lastHeartbeatMs: nowMs };

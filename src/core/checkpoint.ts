@@ -89,12 +89,17 @@ export class Checkpoint {
     const seen = new Set<string>();
     for (const s of snapshots) {
       const ids = { jobId: this.init.jobId, checkpointId: this.id, taskId: s.taskId };
-      if (!this.tasks.has(s.taskId)) throw new CkptError('UNKNOWN_TASK', `task ${s.taskId} is not part of the job`, ids);
+      if (!this.tasks.has(s.taskId))
+        throw new CkptError('UNKNOWN_TASK', `task ${s.taskId} is not part of the job`, ids);
       if (seen.has(s.taskId)) throw new CkptError('MALFORMED', `task ${s.taskId} appears twice in one call`, ids);
       seen.add(s.taskId);
       const earlier = this.acks.get(s.taskId);
       if (earlier !== undefined && !isDeepStrictEqual(earlier, s)) {
-        throw new CkptError('CONFLICTING_ACK', `task ${s.taskId} already acknowledged checkpoint ${this.id} differently`, ids);
+        throw new CkptError(
+          'CONFLICTING_ACK',
+          `task ${s.taskId} already acknowledged checkpoint ${this.id} differently`,
+          ids,
+        );
       }
     }
   }
@@ -147,7 +152,11 @@ export class Checkpoint {
       throw new CkptError('CHECKPOINT_COMPLETED', `cannot ${action} checkpoint ${this.id}: it already completed`, ids);
     }
     if (this.statusValue === 'ABORTED') {
-      throw new CkptError('CHECKPOINT_ABORTED', `cannot ${action} checkpoint ${this.id}: it was aborted (${this.abortReason ?? ''})`, ids);
+      throw new CkptError(
+        'CHECKPOINT_ABORTED',
+        `cannot ${action} checkpoint ${this.id}: it was aborted (${this.abortReason ?? ''})`,
+        ids,
+      );
     }
   }
 

@@ -166,10 +166,18 @@ export class JobTracker {
   checkCanTrigger(): void {
     this.requireRunning();
     if (!this.allTasksAttached()) {
-      throw new CkptError('TASKS_NOT_READY', `${this.taskIds.length - this.attached.size} of ${this.taskIds.length} tasks are not attached`, { jobId: this.jobId });
+      throw new CkptError(
+        'TASKS_NOT_READY',
+        `${this.taskIds.length - this.attached.size} of ${this.taskIds.length} tasks are not attached`,
+        { jobId: this.jobId },
+      );
     }
     if (this.pending.size >= this.policy.maxConcurrent) {
-      throw new CkptError('TOO_MANY_PENDING', `${this.pending.size} checkpoints pending, policy allows ${this.policy.maxConcurrent}`, { jobId: this.jobId });
+      throw new CkptError(
+        'TOO_MANY_PENDING',
+        `${this.pending.size} checkpoints pending, policy allows ${this.policy.maxConcurrent}`,
+        { jobId: this.jobId },
+      );
     }
   }
 
@@ -222,21 +230,31 @@ export class JobTracker {
       if (this.retained.includes(call.checkpointId)) {
         throw new CkptError('CHECKPOINT_COMPLETED', `checkpoint ${call.checkpointId} already completed`, ids);
       }
-      throw new CkptError('UNKNOWN_CHECKPOINT', `no checkpoint ${call.checkpointId} is known for job ${this.jobId}`, ids);
+      throw new CkptError(
+        'UNKNOWN_CHECKPOINT',
+        `no checkpoint ${call.checkpointId} is known for job ${this.jobId}`,
+        ids,
+      );
     }
     for (const taskId of call.taskIds) {
       if (!checkpoint.hasTask(taskId)) {
         throw new CkptError('UNKNOWN_TASK', `job ${this.jobId} has no task ${taskId}`, { ...ids, taskId });
       }
       if (this.attached.get(taskId) !== call.workerId) {
-        throw new CkptError('TASK_NOT_ATTACHED', `task ${taskId} is not attached by worker ${call.workerId}`, { ...ids, taskId });
+        throw new CkptError('TASK_NOT_ATTACHED', `task ${taskId} is not attached by worker ${call.workerId}`, {
+          ...ids,
+          taskId,
+        });
       }
     }
     return checkpoint;
   }
 
   /** Validates and records acknowledgements; all or none. */
-  acknowledge(call: Omit<CheckpointCall, 'taskIds'>, snapshots: readonly TaskSnapshot__Output[]): {
+  acknowledge(
+    call: Omit<CheckpointCall, 'taskIds'>,
+    snapshots: readonly TaskSnapshot__Output[],
+  ): {
     checkpoint: Checkpoint;
     duplicates: number;
   } {

@@ -60,7 +60,11 @@ export function resolvePolicy(policy: CheckpointPolicy | null | undefined): Reso
     mode: resolveMode(p.mode),
     fullEvery: p.fullEvery ?? 0,
   };
-  check(resolved.intervalMs === 0 || resolved.intervalMs >= MIN_INTERVAL_MS, 'interval_ms', `must be 0 or at least ${MIN_INTERVAL_MS}`);
+  check(
+    resolved.intervalMs === 0 || resolved.intervalMs >= MIN_INTERVAL_MS,
+    'interval_ms',
+    `must be 0 or at least ${MIN_INTERVAL_MS}`,
+  );
   check(resolved.timeoutMs >= MIN_TIMEOUT_MS, 'timeout_ms', `must be at least ${MIN_TIMEOUT_MS}`);
   check(resolved.maxConcurrent <= MAX_CONCURRENT_LIMIT, 'max_concurrent', `must be at most ${MAX_CONCURRENT_LIMIT}`);
   check(resolved.retained <= MAX_RETAINED, 'retained', `must be at most ${MAX_RETAINED}`);

@@ -28,7 +28,11 @@ export const MAX_LABEL_BYTES = 256;
 /** Throws MALFORMED unless `id` is a valid job or task id. */
 export function checkId(id: string | undefined, field: string, ids: ErrorIds = {}): string {
   if (id === undefined || !ID_PATTERN.test(id)) {
-    throw new CkptError('MALFORMED', `${field} ${JSON.stringify(id ?? '')} must be 1-128 characters of [A-Za-z0-9_-]`, ids);
+    throw new CkptError(
+      'MALFORMED',
+      `${field} ${JSON.stringify(id ?? '')} must be 1-128 characters of [A-Za-z0-9_-]`,
+      ids,
+    );
   }
   return id;
 }
@@ -85,7 +89,8 @@ function normaliseTask(
     throw new CkptError('OVERSIZED', `task ${taskId} has more than ${MAX_INPUTS_PER_TASK} inputs`, { jobId, taskId });
   }
   for (const input of inputs) {
-    if (!ids.has(input)) throw new CkptError('MALFORMED', `task ${taskId} reads from unknown task ${input}`, { jobId, taskId });
+    if (!ids.has(input))
+      throw new CkptError('MALFORMED', `task ${taskId} reads from unknown task ${input}`, { jobId, taskId });
     if (input === taskId) throw new CkptError('MALFORMED', `task ${taskId} reads from itself`, { jobId, taskId });
   }
   if (new Set(inputs).size !== inputs.length) {

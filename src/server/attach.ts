@@ -28,7 +28,10 @@ function channelOf(call: AttachCall): SessionChannel {
 }
 
 /** The bidirectional `Attach` handler. */
-export function attachHandler(coordinator: Coordinator, auth: AuthCheck): grpc.handleBidiStreamingCall<AttachRequest__Output, AttachResponse> {
+export function attachHandler(
+  coordinator: Coordinator,
+  auth: AuthCheck,
+): grpc.handleBidiStreamingCall<AttachRequest__Output, AttachResponse> {
   return (call) => {
     const channel = channelOf(call);
     let sessionId: string | undefined;

@@ -20,7 +20,10 @@ export function createAuthCheck(token: string | undefined): (metadata: grpc.Meta
     const header = typeof values[0] === 'string' ? values[0] : '';
     const match = /^Bearer (.+)$/i.exec(header);
     if (match === null || !timingSafeEqual(digest(match[1] ?? ''), expected)) {
-      throw new CkptError('UNAUTHENTICATED', header === '' ? 'the call carries no authorization metadata' : 'the bearer token is not valid');
+      throw new CkptError(
+        'UNAUTHENTICATED',
+        header === '' ? 'the call carries no authorization metadata' : 'the bearer token is not valid',
+      );
     }
   };
 }

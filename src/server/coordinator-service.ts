@@ -38,7 +38,13 @@ export function coordinatorHandlers(coordinator: Coordinator, auth: AuthCheck): 
       }),
     ),
     DeclineCheckpoint: unary(auth, (req) => {
-      coordinator.decline({ jobId: req.jobId, epoch: req.epoch, checkpointId: req.checkpointId, workerId: req.workerId, declines: req.declines });
+      coordinator.decline({
+        jobId: req.jobId,
+        epoch: req.epoch,
+        checkpointId: req.checkpointId,
+        workerId: req.workerId,
+        declines: req.declines,
+      });
       return {};
     }),
     TriggerCheckpoint: unary(auth, async (req) => ({

@@ -41,7 +41,9 @@ export interface CoordinatorGrpcServer {
 
 function bind(server: grpc.Server, listen: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+    server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, port) =>
+      err ? reject(err) : resolve(port),
+    );
   });
 }
 
@@ -56,9 +58,18 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Coord
     'grpc.keepalive_permit_without_calls': 1,
   });
   const auth = createAuthCheck(options.authToken);
-  server.addService(tolerantDeserializers(proto.ckpt.v1.Coordinator.service), coordinatorHandlers(options.coordinator, auth));
-  server.addService(tolerantDeserializers(proto.ckpt.v1.CheckpointQuery.service), queryHandlers(options.coordinator, auth));
-  const health = new HealthImplementation({ '': 'SERVING', ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, 'SERVING'])) });
+  server.addService(
+    tolerantDeserializers(proto.ckpt.v1.Coordinator.service),
+    coordinatorHandlers(options.coordinator, auth),
+  );
+  server.addService(
+    tolerantDeserializers(proto.ckpt.v1.CheckpointQuery.service),
+    queryHandlers(options.coordinator, auth),
+  );
+  const health = new HealthImplementation({
+    '': 'SERVING',
+    ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, 'SERVING'])),
+  });
   health.addToServer(server);
   new ReflectionService(definition).addToServer(server);
   const port = await bind(server, options.listen);

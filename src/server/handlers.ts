@@ -39,7 +39,10 @@ export function tolerantDeserializers(service: grpc.ServiceDefinition): grpc.Ser
 /** Throws MALFORMED for a request that did not decode. */
 export function requireDecoded(request: unknown): void {
   if (typeof request === 'object' && request !== null && UNDECODABLE in request) {
-    throw new CkptError('MALFORMED', `the request is not a valid protobuf message: ${(request as Undecodable)[UNDECODABLE]}`);
+    throw new CkptError(
+      'MALFORMED',
+      `the request is not a valid protobuf message: ${(request as Undecodable)[UNDECODABLE]}`,
+    );
   }
 }
 

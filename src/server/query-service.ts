@@ -21,7 +21,8 @@ function pageSize(requested: number): number {
 function checkpointToken(token: string): number {
   if (token === '') return Number.MAX_SAFE_INTEGER;
   const n = Number(token);
-  if (!Number.isSafeInteger(n) || n < 1) throw new CkptError('MALFORMED', `page_token ${JSON.stringify(token)} is not from a previous response`);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new CkptError('MALFORMED', `page_token ${JSON.stringify(token)} is not from a previous response`);
   return n;
 }
 

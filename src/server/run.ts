@@ -27,7 +27,12 @@ export interface RunningCoordinator {
 
 /** Connects to etcd and NATS, loads the jobs, and serves gRPC. */
 export async function runCoordinator(config: CoordinatorConfig, logger: Logger): Promise<RunningCoordinator> {
-  const store = createEtcdStore({ hosts: config.etcd, prefix: config.etcdPrefix, requestTimeoutMs: config.etcdTimeoutMs, logger });
+  const store = createEtcdStore({
+    hosts: config.etcd,
+    prefix: config.etcdPrefix,
+    requestTimeoutMs: config.etcdTimeoutMs,
+    logger,
+  });
   let bus;
   try {
     bus = await createNatsBus({ servers: config.nats, subjectPrefix: config.subjectPrefix, logger });
@@ -49,7 +54,13 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
   };
   try {
     await coordinator.start();
-    const server = await startGrpcServer({ coordinator, logger, listen: config.listen, authToken: config.authToken, maxMessageBytes: config.maxMessageBytes });
+    const server = await startGrpcServer({
+      coordinator,
+      logger,
+      listen: config.listen,
+      authToken: config.authToken,
+      maxMessageBytes: config.maxMessageBytes,
+    });
     return {
       address: server.address,
       coordinator,

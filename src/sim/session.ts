@@ -37,13 +37,19 @@ export class AttachSession {
   #heartbeat: NodeJS.Timeout | undefined;
   #heartbeatsOn = true;
   #ending = false;
+  #closed = false;
   readonly #done: Promise<void>;
 
   private constructor(call: AttachStream, welcome: Welcome__Output, options: SessionOptions) {
     this.#call = call;
     this.welcome = welcome;
     this.#logger = options.logger;
-    this.#done = new Promise((resolve) => call.once('close', resolve));
+    this.#done = new Promise((resolve) =>
+      call.once('close', () => {
+        this.#closed = true;
+        resolve();
+      }),
+    );
     call.on('data', (message: AttachResponse__Output) => {
       if (message.canceled) options.onCanceled(message.canceled);
     });
@@ -88,6 +94,7 @@ export class AttachSession {
   async end(): Promise<void> {
     this.#ending = true;
     this.#stopHeartbeats();
+    if (this.#closed) return;
     this.#call.end();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => {

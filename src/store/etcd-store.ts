@@ -1,6 +1,13 @@
 /**
  * The coordinator's consensus storage on etcd: `CheckpointStore` with the
  * key layout and formats of `proto/ckpt/v1/storage.proto`.
+ *
+ * The etcd client retries transient failures (three attempts, each with
+ * its own deadline) and stops calling a host for 5 s after three failures
+ * in a row. A retried write may thus reach etcd twice, when the reply to
+ * the first was lost; every write tolerates that (content-addressed parts,
+ * a commit that finds itself committed, a creation that finds its own
+ * bytes, guarded deletes), except `bumpEpoch`, which reports STALE_EPOCH.
  */
 import { Etcd3 } from 'etcd3';
 import type { CheckpointStore, CommitRequest, CommitResult, StoredJobState } from '../core/ports.js';

@@ -49,14 +49,7 @@ export async function createJob(
   const jobId = spec.jobId;
   assertJobId(jobId);
   const { keys } = ctx;
-  const stored = encodeForStore(
-    storeCodecs().storedJob,
-    { spec, state: 'JOB_STATE_RUNNING', createdAtMs: nowMs },
-    'job spec',
-    {
-      jobId,
-    },
-  );
+  const stored = encodeStoredJob(jobId, spec, 'JOB_STATE_RUNNING', nowMs);
   const response = await sendTxn(
     ctx,
     {
@@ -72,6 +65,7 @@ export async function createJob(
     { operation: 'create job', jobId },
   );
   if (response.succeeded) {
+    // Decoded back, so that the spec has the same shape as one read later.
     const job: StoredJobState = {
       spec: storeCodecs().storedJob.decode(stored).spec ?? spec,
       state: 'JOB_STATE_RUNNING',
@@ -106,14 +100,7 @@ export async function updateJob(ctx: StoreContext, jobId: string, spec: JobSpec,
     const { kv } = await getValue(ctx, key, context);
     if (kv === undefined) throw new CkptError('UNKNOWN_JOB', `job ${jobId} does not exist`, { jobId });
     const previous = decodeStored(storeCodecs().storedJob, kv.value, key, { jobId });
-    const stored = encodeForStore(
-      storeCodecs().storedJob,
-      { spec, state, createdAtMs: previous.createdAtMs },
-      'job spec',
-      {
-        jobId,
-      },
-    );
+    const stored = encodeStoredJob(jobId, spec, state, previous.createdAtMs);
     const response = await sendTxn(
       ctx,
       { compare: [modRevisionIs(key, kv.mod_revision)], success: [putOp(key, Buffer.from(stored))] },
@@ -163,6 +150,10 @@ export async function bumpEpoch(ctx: StoreContext, jobId: string, expectedEpoch:
     jobId,
     epoch: expectedEpoch,
   });
+}
+
+function encodeStoredJob(jobId: string, spec: JobSpec, state: JobState, createdAtMs: number): Uint8Array {
+  return encodeForStore(storeCodecs().storedJob, { spec, state, createdAtMs }, 'job spec', { jobId });
 }
 
 /** Reads of everything `parseJobRead` needs, for one transaction. */

@@ -5,7 +5,12 @@
  */
 import type { ExecutionContext } from 'ava';
 import { Etcd3 } from 'etcd3';
-import { createCoordinatorClient, createQueryClient, type CoordinatorClient, type QueryClient } from '../../src/client/index.js';
+import {
+  createCoordinatorClient,
+  createQueryClient,
+  type CoordinatorClient,
+  type QueryClient,
+} from '../../src/client/index.js';
 import { resolveConfig, type CoordinatorConfigInput } from '../../src/config/index.js';
 import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
 import { silentLogger } from '../../src/log/index.js';
@@ -26,16 +31,33 @@ export interface TestCoordinator {
   /** Stops the coordinator and starts a new one on the same prefixes. */
   restart(): Promise<void>;
   /** Starts a simulated worker against this coordinator. */
-  worker(options: Omit<SimulatedWorkerOptions, 'coordinator' | 'nats' | 'subjectPrefix' | 'logger'>): Promise<SimulatedWorker>;
+  worker(
+    options: Omit<SimulatedWorkerOptions, 'coordinator' | 'nats' | 'subjectPrefix' | 'logger'>,
+  ): Promise<SimulatedWorker>;
   /** Every key and value under the test's etcd prefix, for before/after comparisons. */
   dump(): Promise<Record<string, string>>;
 }
 
 /** Starts a coordinator for the test `t`; everything stops at the test's end. */
-export async function startTestCoordinator(t: ExecutionContext, servers: TestServers, overrides: CoordinatorConfigInput = {}): Promise<TestCoordinator> {
+export async function startTestCoordinator(
+  t: ExecutionContext,
+  servers: TestServers,
+  overrides: CoordinatorConfigInput = {},
+): Promise<TestCoordinator> {
   const prefix = uniquePrefix(t);
   const config = resolveConfig(
-    { etcd: [servers.etcdUrl], nats: [servers.natsUrl], listen: '127.0.0.1:0', etcdPrefix: prefix.etcd, subjectPrefix: prefix.nats, heartbeatIntervalMs: 200, heartbeatTimeoutMs: 2000, logLevel: 'silent', shutdownGraceMs: 2000, ...overrides },
+    {
+      etcd: [servers.etcdUrl],
+      nats: [servers.natsUrl],
+      listen: '127.0.0.1:0',
+      etcdPrefix: prefix.etcd,
+      subjectPrefix: prefix.nats,
+      heartbeatIntervalMs: 200,
+      heartbeatTimeoutMs: 2000,
+      logLevel: 'silent',
+      shutdownGraceMs: 2000,
+      ...overrides,
+    },
     {},
   );
   let running = await runCoordinator(config, silentLogger());
@@ -43,7 +65,10 @@ export async function startTestCoordinator(t: ExecutionContext, servers: TestSer
   const address = running.address;
   const client = createCoordinatorClient(address, clientOptions);
   const query = createQueryClient(address, clientOptions);
-  const etcd = new Etcd3({ hosts: servers.etcdUrl, defaultCallOptions: () => ({ deadline: new Date(Date.now() + 5000) }) });
+  const etcd = new Etcd3({
+    hosts: servers.etcdUrl,
+    defaultCallOptions: () => ({ deadline: new Date(Date.now() + 5000) }),
+  });
   const workers: SimulatedWorker[] = [];
   t.teardown(async () => {
     await Promise.allSettled(workers.map((w) => w.close()));
@@ -69,7 +94,14 @@ export async function startTestCoordinator(t: ExecutionContext, servers: TestSer
       running = await runCoordinator({ ...config, listen: address }, silentLogger());
     },
     async worker(options) {
-      const w = await startSimulatedWorker({ ...options, coordinator: address, nats: [servers.natsUrl], subjectPrefix: prefix.nats, logger: silentLogger(), ...(config.authToken === undefined ? {} : { token: config.authToken }) });
+      const w = await startSimulatedWorker({
+        ...options,
+        coordinator: address,
+        nats: [servers.natsUrl],
+        subjectPrefix: prefix.nats,
+        logger: silentLogger(),
+        ...(config.authToken === undefined ? {} : { token: config.authToken }),
+      });
       workers.push(w);
       return w;
     },
@@ -83,7 +115,10 @@ export async function startTestCoordinator(t: ExecutionContext, servers: TestSer
 /** A job spec: `sources` sources each feeding one of `sinks` sinks round-robin. */
 export function fanInSpec(jobId: string, sources: number, sinks: number, policy: JobSpec['policy'] = {}): JobSpec {
   const src = Array.from({ length: sources }, (_, i) => ({ taskId: `src-${i}` }));
-  const snk = Array.from({ length: sinks }, (_, i) => ({ taskId: `sink-${i}`, inputs: src.filter((_, j) => j % sinks === i).map((s) => s.taskId) }));
+  const snk = Array.from({ length: sinks }, (_, i) => ({
+    taskId: `sink-${i}`,
+    inputs: src.filter((_, j) => j % sinks === i).map((s) => s.taskId),
+  }));
   return { jobId, tasks: [...src, ...snk.filter((s) => s.inputs.length > 0)], policy };
 }
 

@@ -13,7 +13,12 @@ import { fanInSpec, startTestCoordinator, type TestCoordinator } from '../helper
 
 const servers = useServers();
 
-async function refused(t: ExecutionContext, call: Promise<unknown>, reason: ErrorReason, code?: grpc.status): Promise<void> {
+async function refused(
+  t: ExecutionContext,
+  call: Promise<unknown>,
+  reason: ErrorReason,
+  code?: grpc.status,
+): Promise<void> {
   const err = await t.throwsAsync(call);
   const info = errorInfo(err);
   t.is(info?.reason, reason, `expected ${reason}, got ${info?.reason ?? 'none'}: ${err?.message ?? ''}`);
@@ -21,7 +26,11 @@ async function refused(t: ExecutionContext, call: Promise<unknown>, reason: Erro
 }
 
 function snap(taskId: string, uri = `file:///state/${taskId}`): TaskSnapshot {
-  return { taskId, state: { uri, sizeBytes: 10, checksum: 'sha256:ab' }, positions: taskId.startsWith('src') ? [{ input: 'in', offset: 5 }] : [] };
+  return {
+    taskId,
+    state: { uri, sizeBytes: 10, checksum: 'sha256:ab' },
+    positions: taskId.startsWith('src') ? [{ input: 'in', offset: 5 }] : [],
+  };
 }
 
 /** A job whose worker `w0` never acknowledges by itself, so the test acknowledges by hand. */
@@ -37,10 +46,22 @@ async function setUp(t: ExecutionContext, c: TestCoordinator) {
   await ack(completed, [snap('src-0'), snap('sink-0')]);
   await c.running.coordinator.settled();
   const aborted = await trigger();
-  await c.client.declineCheckpoint({ jobId: 'job', epoch, checkpointId: aborted, workerId: 'w0', declines: [{ taskId: 'sink-0', message: 'disk full' }] });
+  await c.client.declineCheckpoint({
+    jobId: 'job',
+    epoch,
+    checkpointId: aborted,
+    workerId: 'w0',
+    declines: [{ taskId: 'sink-0', message: 'disk full' }],
+  });
   const pending = await trigger();
-  t.is((await c.query.getCheckpoint({ jobId: 'job', checkpointId: completed })).checkpoint?.state, 'CHECKPOINT_STATE_COMPLETED');
-  t.is((await c.query.getCheckpoint({ jobId: 'job', checkpointId: aborted })).checkpoint?.state, 'CHECKPOINT_STATE_ABORTED');
+  t.is(
+    (await c.query.getCheckpoint({ jobId: 'job', checkpointId: completed })).checkpoint?.state,
+    'CHECKPOINT_STATE_COMPLETED',
+  );
+  t.is(
+    (await c.query.getCheckpoint({ jobId: 'job', checkpointId: aborted })).checkpoint?.state,
+    'CHECKPOINT_STATE_ABORTED',
+  );
   return { epoch, ack, completed, aborted, pending };
 }
 
@@ -49,7 +70,18 @@ test('bad acknowledgements are refused with their reason and change nothing', as
   const { epoch, ack, completed, aborted, pending } = await setUp(t, c);
   const before = await c.dump();
 
-  await refused(t, c.client.acknowledgeCheckpoint({ jobId: 'nope', epoch, checkpointId: pending, workerId: 'w0', snapshots: [snap('src-0')] }), 'UNKNOWN_JOB', grpc.status.NOT_FOUND);
+  await refused(
+    t,
+    c.client.acknowledgeCheckpoint({
+      jobId: 'nope',
+      epoch,
+      checkpointId: pending,
+      workerId: 'w0',
+      snapshots: [snap('src-0')],
+    }),
+    'UNKNOWN_JOB',
+    grpc.status.NOT_FOUND,
+  );
   await refused(t, ack(pending, [snap('ghost')]), 'UNKNOWN_TASK', grpc.status.NOT_FOUND);
   await refused(t, ack(pending, [snap('src-0'), snap('ghost')]), 'UNKNOWN_TASK');
   await refused(t, ack(pending, [snap('src-0')], { epoch: epoch + 1 }), 'STALE_EPOCH', grpc.status.FAILED_PRECONDITION);
@@ -57,12 +89,27 @@ test('bad acknowledgements are refused with their reason and change nothing', as
   await refused(t, ack(999_999, [snap('src-0')]), 'UNKNOWN_CHECKPOINT', grpc.status.NOT_FOUND);
   await refused(t, ack(aborted, [snap('src-0')]), 'CHECKPOINT_ABORTED', grpc.status.FAILED_PRECONDITION);
   await refused(t, ack(completed, [snap('src-0')]), 'CHECKPOINT_COMPLETED', grpc.status.FAILED_PRECONDITION);
-  await refused(t, ack(pending, [snap('src-0')], { workerId: 'intruder' }), 'TASK_NOT_ATTACHED', grpc.status.FAILED_PRECONDITION);
+  await refused(
+    t,
+    ack(pending, [snap('src-0')], { workerId: 'intruder' }),
+    'TASK_NOT_ATTACHED',
+    grpc.status.FAILED_PRECONDITION,
+  );
   await refused(t, ack(pending, [snap('src-0', 'x'.repeat(5000))]), 'OVERSIZED', grpc.status.RESOURCE_EXHAUSTED);
   await refused(t, ack(pending, []), 'MALFORMED', grpc.status.INVALID_ARGUMENT);
   await refused(t, ack(pending, [snap('src-0'), snap('src-0')]), 'MALFORMED');
   await refused(t, ack(pending, [{ ...snap('src-0'), positions: [{ input: '', offset: 1 }] }]), 'MALFORMED');
-  await refused(t, c.client.declineCheckpoint({ jobId: 'job', epoch: epoch + 5, checkpointId: pending, workerId: 'w0', declines: [{ taskId: 'src-0', message: 'x' }] }), 'STALE_EPOCH');
+  await refused(
+    t,
+    c.client.declineCheckpoint({
+      jobId: 'job',
+      epoch: epoch + 5,
+      checkpointId: pending,
+      workerId: 'w0',
+      declines: [{ taskId: 'src-0', message: 'x' }],
+    }),
+    'STALE_EPOCH',
+  );
 
   const huge = Array.from({ length: 3000 }, (_, i) => snap('src-0', `file:///${i}/${'y'.repeat(500)}`));
   const tooBig = await t.throwsAsync(ack(pending, huge));
@@ -71,7 +118,13 @@ test('bad acknowledgements are refused with their reason and change nothing', as
   const raw = new grpc.Client(c.address, grpc.credentials.createInsecure());
   t.teardown(() => raw.close());
   const garbage = await new Promise<grpc.ServiceError | null>((resolve) => {
-    raw.makeUnaryRequest('/ckpt.v1.Coordinator/AcknowledgeCheckpoint', (b: Buffer) => b, (b: Buffer) => b, Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]), (err) => resolve(err));
+    raw.makeUnaryRequest(
+      '/ckpt.v1.Coordinator/AcknowledgeCheckpoint',
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]),
+      (err) => resolve(err),
+    );
   });
   t.is(errorInfo(garbage)?.reason, 'MALFORMED');
   t.is(garbage?.code, grpc.status.INVALID_ARGUMENT);
@@ -93,7 +146,20 @@ test('bad jobs, triggers and queries are refused with their reason and change no
   const c = await startTestCoordinator(t, servers);
   await c.client.submitJob({ spec: fanInSpec('job', 2, 1) });
   const before = await c.dump();
-  await refused(t, c.client.submitJob({ spec: { jobId: 'loop', tasks: [{ taskId: 'a', inputs: ['b'] }, { taskId: 'b', inputs: ['a'] }] } }), 'MALFORMED', grpc.status.INVALID_ARGUMENT);
+  await refused(
+    t,
+    c.client.submitJob({
+      spec: {
+        jobId: 'loop',
+        tasks: [
+          { taskId: 'a', inputs: ['b'] },
+          { taskId: 'b', inputs: ['a'] },
+        ],
+      },
+    }),
+    'MALFORMED',
+    grpc.status.INVALID_ARGUMENT,
+  );
   await refused(t, c.client.submitJob({ spec: { jobId: 'has space', tasks: [{ taskId: 'a' }] } }), 'MALFORMED');
   await refused(t, c.client.submitJob({}), 'MALFORMED');
   await refused(t, c.client.submitJob({ spec: fanInSpec('job', 3, 1) }), 'JOB_EXISTS', grpc.status.ALREADY_EXISTS);
@@ -101,7 +167,11 @@ test('bad jobs, triggers and queries are refused with their reason and change no
   await refused(t, c.client.getJob({ jobId: 'nope' }), 'UNKNOWN_JOB', grpc.status.NOT_FOUND);
   await refused(t, c.client.triggerCheckpoint({ jobId: 'nope' }), 'UNKNOWN_JOB');
   await refused(t, c.client.triggerCheckpoint({ jobId: 'job' }), 'TASKS_NOT_READY', grpc.status.FAILED_PRECONDITION);
-  await refused(t, c.client.triggerCheckpoint({ jobId: 'job', snapshotType: 7 as unknown as 'SNAPSHOT_TYPE_FULL' }), 'MALFORMED');
+  await refused(
+    t,
+    c.client.triggerCheckpoint({ jobId: 'job', snapshotType: 7 as unknown as 'SNAPSHOT_TYPE_FULL' }),
+    'MALFORMED',
+  );
   await refused(t, c.query.getCheckpoint({ jobId: 'job', checkpointId: 42 }), 'UNKNOWN_CHECKPOINT');
   await refused(t, c.query.listCheckpoints({ jobId: 'job', pageToken: 'abc' }), 'MALFORMED');
   await refused(t, c.query.listJobs({ pageToken: '../etc' }), 'MALFORMED');
@@ -120,8 +190,14 @@ test('a bad session is refused: unknown task, a task attached elsewhere, no hell
       call.on('error', (err: grpc.ServiceError) => resolve(err));
       call.write(first);
     });
-  t.is(errorInfo(await session({ hello: { workerId: 'w1', jobId: 'job', taskIds: ['ghost'] } }))?.reason, 'UNKNOWN_TASK');
-  t.is(errorInfo(await session({ hello: { workerId: 'w1', jobId: 'job', taskIds: ['sink-0', 'src-0'] } }))?.reason, 'TASK_ALREADY_ATTACHED');
+  t.is(
+    errorInfo(await session({ hello: { workerId: 'w1', jobId: 'job', taskIds: ['ghost'] } }))?.reason,
+    'UNKNOWN_TASK',
+  );
+  t.is(
+    errorInfo(await session({ hello: { workerId: 'w1', jobId: 'job', taskIds: ['sink-0', 'src-0'] } }))?.reason,
+    'TASK_ALREADY_ATTACHED',
+  );
   t.is(errorInfo(await session({ hello: { workerId: 'w1', jobId: 'nope', taskIds: ['a'] } }))?.reason, 'UNKNOWN_JOB');
   t.is(errorInfo(await session({ heartbeat: { sentAtMs: 1 } }))?.reason, 'MALFORMED');
   t.is((await c.client.getJob({ jobId: 'job' })).job?.attachedTasks, 1, 'only w0 is attached');
@@ -136,7 +212,12 @@ test('callers without the bearer token are refused', async (t) => {
     anonymous.close();
     wrong.close();
   });
-  await refused(t, anonymous.submitJob({ spec: fanInSpec('job', 1, 1) }), 'UNAUTHENTICATED', grpc.status.UNAUTHENTICATED);
+  await refused(
+    t,
+    anonymous.submitJob({ spec: fanInSpec('job', 1, 1) }),
+    'UNAUTHENTICATED',
+    grpc.status.UNAUTHENTICATED,
+  );
   await refused(t, wrong.submitJob({ spec: fanInSpec('job', 1, 1) }), 'UNAUTHENTICATED');
   await refused(t, wrong.getJob({ jobId: 'job' }), 'UNAUTHENTICATED');
   t.deepEqual(await c.dump(), before);
@@ -150,11 +231,21 @@ test('the health service and server reflection answer generic gRPC tools', async
   // grpc.health.v1.HealthCheckRequest { service = "ckpt.v1.Coordinator" }, hand-encoded.
   const name = Buffer.from('ckpt.v1.Coordinator');
   const health = await new Promise<Buffer>((resolve, reject) => {
-    raw.makeUnaryRequest('/grpc.health.v1.Health/Check', (b: Buffer) => b, (b: Buffer) => b, Buffer.concat([Buffer.from([0x0a, name.length]), name]), (err, res) => (err ? reject(err) : resolve(res as Buffer)));
+    raw.makeUnaryRequest(
+      '/grpc.health.v1.Health/Check',
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      Buffer.concat([Buffer.from([0x0a, name.length]), name]),
+      (err, res) => (err ? reject(err) : resolve(res as Buffer)),
+    );
   });
   t.deepEqual([...health], [0x08, 0x01], 'status SERVING');
   const listed = await new Promise<string>((resolve, reject) => {
-    const call = raw.makeBidiStreamRequest('/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo', (b: Buffer) => b, (b: Buffer) => b);
+    const call = raw.makeBidiStreamRequest(
+      '/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo',
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+    );
     call.on('data', (b: Buffer) => {
       resolve(b.toString('latin1'));
       call.end();

@@ -18,7 +18,14 @@ const servers = useServers();
 async function startWorkers(c: TestCoordinator, spec: JobSpec, workers: number): Promise<SimulatedWorker[]> {
   const ids = (spec.tasks ?? []).map((t) => t.taskId as string);
   return Promise.all(
-    Array.from({ length: workers }, (_, w) => c.worker({ jobId: spec.jobId as string, workerId: `w${w}`, taskIds: ids.filter((_, i) => i % workers === w), spec })),
+    Array.from({ length: workers }, (_, w) =>
+      c.worker({
+        jobId: spec.jobId as string,
+        workerId: `w${w}`,
+        taskIds: ids.filter((_, i) => i % workers === w),
+        spec,
+      }),
+    ),
   );
 }
 
@@ -42,7 +49,8 @@ for (const [tasks, workers] of [
 ] as const) {
   test(`a checkpoint of ${tasks} tasks commits the manifest the tasks acknowledged`, async (t) => {
     const c = await startTestCoordinator(t, servers);
-    const spec = tasks === 1 ? sourcesSpec('job', 1) : fanInSpec('job', Math.ceil((tasks * 2) / 3), Math.floor(tasks / 3));
+    const spec =
+      tasks === 1 ? sourcesSpec('job', 1) : fanInSpec('job', Math.ceil((tasks * 2) / 3), Math.floor(tasks / 3));
     t.is(spec.tasks?.length, tasks);
     await c.client.submitJob({ spec });
     const ws = await startWorkers(c, spec, workers);
@@ -84,7 +92,10 @@ test('periodic checkpoints follow the policy and retention keeps exactly the con
   const dump = await c.dump();
   const roots = Object.keys(dump).filter((k) => k.endsWith('/root'));
   t.is(roots.length, 3);
-  t.deepEqual(roots.map((k) => Number(k.split('/').at(-2))).sort((a, b) => a - b), [latest - 2, latest - 1, latest]);
+  t.deepEqual(
+    roots.map((k) => Number(k.split('/').at(-2))).sort((a, b) => a - b),
+    [latest - 2, latest - 1, latest],
+  );
   t.true(completed.length >= 6, 'the in-memory history lists the completed ones too');
   const summaries = Object.keys(dump).filter((k) => k.endsWith('/summary'));
   t.is(summaries.length, 3);
@@ -105,7 +116,10 @@ test('a missing acknowledgement times out into ABORTED with an abort broadcast',
   await t.throwsAsync(ws[0]!.waitForComplete(id, { timeoutMs: 5000 }), { message: /aborted/ });
   t.is(ws[0]?.aborted.get(id)?.reason, 'ABORT_REASON_TIMEOUT');
   const after = await c.dump();
-  t.deepEqual(Object.keys(after).filter((k) => k.includes('/checkpoints/')), []);
+  t.deepEqual(
+    Object.keys(after).filter((k) => k.includes('/checkpoints/')),
+    [],
+  );
   t.is(after[`${c.prefix.etcd}jobs/job/latest`], before[`${c.prefix.etcd}jobs/job/latest`]);
 });
 
@@ -142,7 +156,10 @@ test('checkpoint ids keep increasing across a coordinator restart', async (t) =>
   await c.restart();
   const job = await c.client.getJob({ jobId: 'job' });
   t.is(job.job?.latestCheckpointId, second.checkpoint?.checkpointId);
-  t.deepEqual(job.job?.spec?.tasks.map((x) => x.taskId), ['t00000', 't00001', 't00002']);
+  t.deepEqual(
+    job.job?.spec?.tasks.map((x) => x.taskId),
+    ['t00000', 't00001', 't00002'],
+  );
   ws = await startWorkers(c, spec, 1);
   const third = await c.client.triggerCheckpoint({ jobId: 'job', wait: true }, { deadlineMs: 10_000 });
   t.is(third.checkpoint?.state, 'CHECKPOINT_STATE_COMPLETED');
@@ -188,13 +205,19 @@ test('a job of 10,000 tasks with a manifest over 1.5 MiB commits atomically', as
         workerId: `w${w}`,
         taskIds: ids.filter((_, i) => i % 2 === w),
         spec,
-        behaviour: ({ snapshot }) => ({ ...snapshot, state: { ...snapshot.state!, uri: `${snapshot.state?.uri ?? ''}/${'0123456789abcdef'.repeat(6)}` } }),
+        behaviour: ({ snapshot }) => ({
+          ...snapshot,
+          state: { ...snapshot.state!, uri: `${snapshot.state?.uri ?? ''}/${'0123456789abcdef'.repeat(6)}` },
+        }),
       }),
     ),
   );
   const res = await c.client.triggerCheckpoint({ jobId: 'big', wait: true }, { deadlineMs: 150_000 });
   t.is(res.checkpoint?.state, 'CHECKPOINT_STATE_COMPLETED');
-  t.true((res.checkpoint?.manifestBytes ?? 0) > 1.5 * 1024 * 1024, `manifest is ${res.checkpoint?.manifestBytes} bytes`);
+  t.true(
+    (res.checkpoint?.manifestBytes ?? 0) > 1.5 * 1024 * 1024,
+    `manifest is ${res.checkpoint?.manifestBytes} bytes`,
+  );
   t.true((res.checkpoint?.manifestParts ?? 0) > 1);
   const id = res.checkpoint?.checkpointId ?? 0;
   const manifest = await readManifest(c, 'big', id);

@@ -21,7 +21,14 @@ test('a Python client lists jobs and checkpoints through CheckpointQuery', async
   const stubs = await mkdtemp(join(tmpdir(), 'ckpt-py-'));
   t.teardown(() => rm(stubs, { recursive: true, force: true }));
   const protos = (await readdir('proto/ckpt/v1')).filter((f) => f.endsWith('.proto')).map((f) => `proto/ckpt/v1/${f}`);
-  await run('protoc', ['-I', 'proto', `--python_out=${stubs}`, `--grpc_python_out=${stubs}`, '--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin', ...protos]);
+  await run('protoc', [
+    '-I',
+    'proto',
+    `--python_out=${stubs}`,
+    `--grpc_python_out=${stubs}`,
+    '--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin',
+    ...protos,
+  ]);
 
   const c = await startTestCoordinator(t, servers);
   const spec = fanInSpec('orders', 2, 1, { retained: 5 });
@@ -34,7 +41,9 @@ test('a Python client lists jobs and checkpoints through CheckpointQuery', async
     ids.push(res.checkpoint?.checkpointId ?? 0);
   }
 
-  const { stdout } = await run(PYTHON, ['test/python/query_client.py', stubs, c.address, 'orders'], { timeout: 30_000 });
+  const { stdout } = await run(PYTHON, ['test/python/query_client.py', stubs, c.address, 'orders'], {
+    timeout: 30_000,
+  });
   const out = JSON.parse(stdout) as {
     jobs: string[];
     checkpoints: Array<{ id: number; state: string }>;
@@ -43,7 +52,11 @@ test('a Python client lists jobs and checkpoints through CheckpointQuery', async
     unknown_job: { code: string; reason: string };
   };
   t.deepEqual(out.jobs, ['billing', 'orders']);
-  t.deepEqual(out.checkpoints, [...ids].reverse().map((id) => ({ id, state: 'CHECKPOINT_STATE_COMPLETED' })), 'two pages (two, then one), newest first');
+  t.deepEqual(
+    out.checkpoints,
+    [...ids].reverse().map((id) => ({ id, state: 'CHECKPOINT_STATE_COMPLETED' })),
+    'two pages (two, then one), newest first',
+  );
   t.deepEqual(out.manifest_tasks, ['sink-0', 'src-0', 'src-1']);
   t.is(out.manifest_positions['src-0']?.length, 1);
   t.deepEqual(out.unknown_job, { code: 'NOT_FOUND', reason: 'UNKNOWN_JOB' });

@@ -34,9 +34,9 @@ interface Rig {
   prefix: string;
   stub: StubCoordinator;
   bus: NatsBus;
-  worker(
+  worker: (
     options: Partial<SimulatedWorkerOptions> & Pick<SimulatedWorkerOptions, 'workerId' | 'taskIds'>,
-  ): Promise<SimulatedWorker>;
+  ) => Promise<SimulatedWorker>;
 }
 
 async function rig(t: ExecutionContext, stubOptions: Partial<StubOptions> = {}): Promise<Rig> {
@@ -88,7 +88,9 @@ test('a trigger flows through the graph: every task snapshots once and each work
   );
 
   await bus.publishTrigger({ jobId: 'job', checkpointId: 1, epoch: 1, snapshotType: 'SNAPSHOT_TYPE_FULL' });
-  await eventually(() => tasksOf(stub, 1).length === 5, { what: 'five acknowledged tasks' });
+  // The workers record an acknowledgement when its call returns, which is after the stub has it.
+  const recorded = (): number => (w1.acked.get(1)?.length ?? 0) + (w2.acked.get(1)?.length ?? 0);
+  await eventually(() => recorded() === 5, { what: 'five acknowledged tasks' });
   t.deepEqual(tasksOf(stub, 1), ['a', 'b', 'm', 'n', 'sink']);
   // sink waits for m (w1) and n (w2), so w2 may ack n and sink separately; w1 has all its tasks at once.
   t.is(stub.acks.filter((a) => a.workerId === 'w1').length, 1);
@@ -120,11 +122,11 @@ test('behaviours decline, stay silent, or acknowledge a snapshot from a hook', a
     behaviour: {
       b: 'decline',
       n: 'silent',
-      m: async ({ snapshot }) => ({ ...snapshot, state: { ...snapshot.state!, uri: 'custom://m' } }),
+      m: ({ snapshot }) => Promise.resolve({ ...snapshot, state: { ...snapshot.state!, uri: 'custom://m' } }),
     },
   });
   await bus.publishTrigger({ jobId: 'job', checkpointId: 1, epoch: 1 });
-  await eventually(() => stub.declines.length === 1 && tasksOf(stub, 1).length === 3);
+  await eventually(() => w.declined.get(1)?.length === 1 && w.acked.get(1)?.length === 3);
   t.deepEqual(stub.declines[0]?.declines, [{ taskId: 'b', message: 'simulated decline' }]);
   t.deepEqual(tasksOf(stub, 1), ['a', 'm', 'sink']);
   t.is(w.acked.get(1)?.find((s) => s.taskId === 'm')?.state?.uri, 'custom://m');
@@ -259,4 +261,16 @@ test('acknowledgements above the size limit are split into several calls', async
     stub.acks.reduce((n, a) => n + a.snapshots.length, 0),
     50,
   );
+});
+
+test('when the coordinator goes away the worker reports it and still closes at once', async (t) => {
+  const { stub, worker } = await rig(t);
+  const w = await worker({ workerId: 'w', taskIds: ['a'] });
+  const ended = w.waitFor('session-ended');
+  stub.close();
+  const [event] = await ended;
+  t.truthy(event.error);
+  const started = Date.now();
+  await w.close();
+  t.true(Date.now() - started < 2000, `close took ${Date.now() - started} ms`);
 });

@@ -8,12 +8,29 @@ function snap(taskId: string, uri = `file:///s/${taskId}`): TaskSnapshot__Output
     taskId,
     state: { uri, sizeBytes: 10, checksum: 'sha256:00', shared: [] },
     positions: [],
-    metrics: { alignmentMs: 1, syncMs: 2, asyncMs: 3, stateSizeBytes: 10, persistedBytes: 5, inFlightBytes: 0, processedRecords: 0 },
+    metrics: {
+      alignmentMs: 1,
+      syncMs: 2,
+      asyncMs: 3,
+      stateSizeBytes: 10,
+      persistedBytes: 5,
+      inFlightBytes: 0,
+      processedRecords: 0,
+    },
   };
 }
 
 function make(): Checkpoint {
-  return new Checkpoint({ jobId: 'j', checkpointId: 7, epoch: 1, snapshotType: 'SNAPSHOT_TYPE_FULL', manual: false, triggeredAtMs: 100, deadlineMs: 200, taskIds: ['a', 'b'] });
+  return new Checkpoint({
+    jobId: 'j',
+    checkpointId: 7,
+    epoch: 1,
+    snapshotType: 'SNAPSHOT_TYPE_FULL',
+    manual: false,
+    triggeredAtMs: 100,
+    deadlineMs: 200,
+    taskIds: ['a', 'b'],
+  });
 }
 
 function reason(t: import('ava').ExecutionContext, fn: () => unknown): string {
@@ -46,23 +63,38 @@ test('a repeated acknowledgement is a no-op; a different one conflicts', (t) => 
   const c = make();
   t.deepEqual(c.acknowledge([snap('a')]), { recorded: 1, duplicates: 0 });
   t.deepEqual(c.acknowledge([snap('a')]), { recorded: 0, duplicates: 1 });
-  t.is(reason(t, () => c.acknowledge([snap('a', 'file:///other')])), 'CONFLICTING_ACK');
+  t.is(
+    reason(t, () => c.acknowledge([snap('a', 'file:///other')])),
+    'CONFLICTING_ACK',
+  );
   t.is(c.acknowledgedTasks, 1);
 });
 
 test('a call is refused whole: an unknown task records nothing', (t) => {
   const c = make();
-  t.is(reason(t, () => c.acknowledge([snap('a'), snap('zz')])), 'UNKNOWN_TASK');
+  t.is(
+    reason(t, () => c.acknowledge([snap('a'), snap('zz')])),
+    'UNKNOWN_TASK',
+  );
   t.is(c.acknowledgedTasks, 0);
-  t.is(reason(t, () => c.acknowledge([snap('a'), snap('a')])), 'MALFORMED');
+  t.is(
+    reason(t, () => c.acknowledge([snap('a'), snap('a')])),
+    'MALFORMED',
+  );
   t.is(c.acknowledgedTasks, 0);
 });
 
 test('illegal transitions throw with the reason of the state', (t) => {
   const aborted = make();
   aborted.abort('ABORT_REASON_TIMEOUT', 'late', 300);
-  t.is(reason(t, () => aborted.acknowledge([snap('a')])), 'CHECKPOINT_ABORTED');
-  t.is(reason(t, () => aborted.abort('ABORT_REASON_DECLINED', 'x', 301)), 'CHECKPOINT_ABORTED');
+  t.is(
+    reason(t, () => aborted.acknowledge([snap('a')])),
+    'CHECKPOINT_ABORTED',
+  );
+  t.is(
+    reason(t, () => aborted.abort('ABORT_REASON_DECLINED', 'x', 301)),
+    'CHECKPOINT_ABORTED',
+  );
   t.is(aborted.summary().abortReason, 'ABORT_REASON_TIMEOUT');
 
   const done = make();
@@ -70,15 +102,24 @@ test('illegal transitions throw with the reason of the state', (t) => {
   done.beginCommit();
   t.throws(() => done.beginCommit(), { message: /twice/ });
   done.complete(150, 1, 0);
-  t.is(reason(t, () => done.acknowledge([snap('a')])), 'CHECKPOINT_COMPLETED');
-  t.is(reason(t, () => done.abort('ABORT_REASON_TIMEOUT', 'x', 1)), 'CHECKPOINT_COMPLETED');
+  t.is(
+    reason(t, () => done.acknowledge([snap('a')])),
+    'CHECKPOINT_COMPLETED',
+  );
+  t.is(
+    reason(t, () => done.abort('ABORT_REASON_TIMEOUT', 'x', 1)),
+    'CHECKPOINT_COMPLETED',
+  );
 });
 
 test('the manifest lists every task in task-id order', (t) => {
   const c = make();
   c.acknowledge([snap('b'), snap('a')]);
   const m = c.manifest(123);
-  t.deepEqual(m.tasks.map((x) => x.taskId), ['a', 'b']);
+  t.deepEqual(
+    m.tasks.map((x) => x.taskId),
+    ['a', 'b'],
+  );
   t.is(m.completedAtMs, 123);
   t.is(m.checkpointId, 7);
 });

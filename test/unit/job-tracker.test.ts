@@ -5,15 +5,32 @@ import { validateJobSpec } from '../../src/core/validate.js';
 import type { CheckpointPolicy } from '../../src/gen/ckpt/v1/CheckpointPolicy.js';
 import type { TaskSnapshot__Output } from '../../src/gen/ckpt/v1/TaskSnapshot.js';
 
-function tracker(policy: CheckpointPolicy = {}, extra: Partial<ConstructorParameters<typeof JobTracker>[0]> = {}): JobTracker {
+function tracker(
+  policy: CheckpointPolicy = {},
+  extra: Partial<ConstructorParameters<typeof JobTracker>[0]> = {},
+): JobTracker {
   const spec = validateJobSpec({ jobId: 'j', tasks: [{ taskId: 'src' }, { taskId: 'sink', inputs: ['src'] }], policy });
-  const t = new JobTracker({ spec, state: 'JOB_STATE_RUNNING', createdAtMs: 0, epoch: 1, latestCheckpointId: 0, idFloor: 1, retainedCheckpointIds: [], ...extra });
+  const t = new JobTracker({
+    spec,
+    state: 'JOB_STATE_RUNNING',
+    createdAtMs: 0,
+    epoch: 1,
+    latestCheckpointId: 0,
+    idFloor: 1,
+    retainedCheckpointIds: [],
+    ...extra,
+  });
   t.ids.reserved(t.ids.floorToReserve(10));
   return t;
 }
 
 function snap(taskId: string): TaskSnapshot__Output {
-  return { taskId, state: { uri: `u://${taskId}`, sizeBytes: 1, checksum: '', shared: [] }, positions: [], metrics: null };
+  return {
+    taskId,
+    state: { uri: `u://${taskId}`, sizeBytes: 1, checksum: '', shared: [] },
+    positions: [],
+    metrics: null,
+  };
 }
 
 function reason(fn: () => unknown): string {
@@ -27,22 +44,37 @@ function reason(fn: () => unknown): string {
 
 test('triggers need every task attached and respect max concurrent', (t) => {
   const j = tracker({ maxConcurrent: 1 });
-  t.is(reason(() => j.trigger(0, true)), 'TASKS_NOT_READY');
+  t.is(
+    reason(() => j.trigger(0, true)),
+    'TASKS_NOT_READY',
+  );
   j.attach('w1', ['src']);
-  t.is(reason(() => j.trigger(0, true)), 'TASKS_NOT_READY');
+  t.is(
+    reason(() => j.trigger(0, true)),
+    'TASKS_NOT_READY',
+  );
   j.attach('w2', ['sink']);
   const c = j.trigger(0, true);
   t.is(c.id, 1);
   t.is(j.checkpointing, 'JOB_CHECKPOINTING_CHECKPOINTING');
-  t.is(reason(() => j.trigger(1, true)), 'TOO_MANY_PENDING');
+  t.is(
+    reason(() => j.trigger(1, true)),
+    'TOO_MANY_PENDING',
+  );
 });
 
 test('attach is all or none and a task has one owner', (t) => {
   const j = tracker();
   j.attach('w1', ['src']);
-  t.is(reason(() => j.attach('w2', ['sink', 'src'])), 'TASK_ALREADY_ATTACHED');
+  t.is(
+    reason(() => j.attach('w2', ['sink', 'src'])),
+    'TASK_ALREADY_ATTACHED',
+  );
   t.is(j.attachedTasks, 1);
-  t.is(reason(() => j.attach('w2', ['nope'])), 'UNKNOWN_TASK');
+  t.is(
+    reason(() => j.attach('w2', ['nope'])),
+    'UNKNOWN_TASK',
+  );
   t.deepEqual(j.detach('w1'), ['src']);
   t.is(j.attachedTasks, 0);
 });
@@ -52,13 +84,28 @@ test('acknowledgements are checked against epoch, checkpoint, and the attaching 
   j.attach('w1', ['src']);
   j.attach('w2', ['sink']);
   const c = j.trigger(0, false);
-  t.is(reason(() => j.acknowledge({ epoch: 2, checkpointId: c.id, workerId: 'w1' }, [snap('src')])), 'STALE_EPOCH');
-  t.is(reason(() => j.acknowledge({ epoch: 1, checkpointId: 99, workerId: 'w1' }, [snap('src')])), 'UNKNOWN_CHECKPOINT');
-  t.is(reason(() => j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w2' }, [snap('src')])), 'TASK_NOT_ATTACHED');
-  t.is(reason(() => j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w1' }, [snap('ghost')])), 'UNKNOWN_TASK');
+  t.is(
+    reason(() => j.acknowledge({ epoch: 2, checkpointId: c.id, workerId: 'w1' }, [snap('src')])),
+    'STALE_EPOCH',
+  );
+  t.is(
+    reason(() => j.acknowledge({ epoch: 1, checkpointId: 99, workerId: 'w1' }, [snap('src')])),
+    'UNKNOWN_CHECKPOINT',
+  );
+  t.is(
+    reason(() => j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w2' }, [snap('src')])),
+    'TASK_NOT_ATTACHED',
+  );
+  t.is(
+    reason(() => j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w1' }, [snap('ghost')])),
+    'UNKNOWN_TASK',
+  );
   const big = snap('src');
   big.state = { uri: 'x'.repeat(5000), sizeBytes: 1, checksum: '', shared: [] };
-  t.is(reason(() => j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w1' }, [big])), 'OVERSIZED');
+  t.is(
+    reason(() => j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w1' }, [big])),
+    'OVERSIZED',
+  );
   t.is(c.acknowledgedTasks, 0);
   j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w1' }, [snap('src')]);
   t.is(j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w1' }, [snap('src')]).duplicates, 1);
@@ -80,7 +127,10 @@ test('retention subsumes the oldest beyond the retained count', (t) => {
   t.deepEqual([...j.retainedCheckpointIds], [3, 4]);
   t.is(j.latestCheckpointId, 4);
   t.is(j.checkpointing, 'JOB_CHECKPOINTING_CHECKPOINTED');
-  t.is(reason(() => j.acknowledge({ epoch: 1, checkpointId: 4, workerId: 'w' }, [snap('src')])), 'CHECKPOINT_COMPLETED');
+  t.is(
+    reason(() => j.acknowledge({ epoch: 1, checkpointId: 4, workerId: 'w' }, [snap('src')])),
+    'CHECKPOINT_COMPLETED',
+  );
 });
 
 test('a completed checkpoint subsumes older pending ones', (t) => {
@@ -90,7 +140,10 @@ test('a completed checkpoint subsumes older pending ones', (t) => {
   const newer = j.trigger(1, false);
   j.acknowledge({ epoch: 1, checkpointId: newer.id, workerId: 'w' }, [snap('src'), snap('sink')]);
   newer.beginCommit();
-  t.deepEqual(j.complete(newer, 2, 1, 0).map((c) => c.id), [older.id]);
+  t.deepEqual(
+    j.complete(newer, 2, 1, 0).map((c) => c.id),
+    [older.id],
+  );
 });
 
 test('consecutive failures beyond the tolerable count fail the job; subsumed ones do not count', (t) => {
@@ -109,7 +162,10 @@ test('expired lists pending checkpoints past their deadline', (t) => {
   j.trigger(50, false);
   t.is(j.nextDeadlineMs(), 100);
   t.deepEqual(j.expired(99), []);
-  t.deepEqual(j.expired(100).map((c) => c.id), [a.id]);
+  t.deepEqual(
+    j.expired(100).map((c) => c.id),
+    [a.id],
+  );
 });
 
 test('periodic schedule honours interval and minimum pause', (t) => {
@@ -126,7 +182,15 @@ test('periodic schedule honours interval and minimum pause', (t) => {
 
 test('ids continue from the stored floor and need a reservation', (t) => {
   const spec = validateJobSpec({ jobId: 'j', tasks: [{ taskId: 'a' }] });
-  const j = new JobTracker({ spec, state: 'JOB_STATE_RUNNING', createdAtMs: 0, epoch: 3, latestCheckpointId: 40, idFloor: 1001, retainedCheckpointIds: [40] });
+  const j = new JobTracker({
+    spec,
+    state: 'JOB_STATE_RUNNING',
+    createdAtMs: 0,
+    epoch: 3,
+    latestCheckpointId: 40,
+    idFloor: 1001,
+    retainedCheckpointIds: [40],
+  });
   j.attach('w', ['a']);
   t.throws(() => j.trigger(0, false), { message: /not reserved/ });
   j.ids.reserved(j.ids.floorToReserve(5));
@@ -136,13 +200,21 @@ test('ids continue from the stored floor and need a reservation', (t) => {
 test('full snapshots every n-th checkpoint', (t) => {
   const j = tracker({ fullEvery: 3, maxConcurrent: 16 });
   j.attach('w', ['src', 'sink']);
-  const types = Array.from({ length: 7 }, (_, i) => j.trigger(i, false).init.snapshotType.replace('SNAPSHOT_TYPE_', ''));
+  const types = Array.from({ length: 7 }, (_, i) =>
+    j.trigger(i, false).init.snapshotType.replace('SNAPSHOT_TYPE_', ''),
+  );
   t.deepEqual(types, ['FULL', 'INCREMENTAL', 'INCREMENTAL', 'FULL', 'INCREMENTAL', 'INCREMENTAL', 'FULL']);
 });
 
 test('a canceled job refuses triggers and attaches', (t) => {
   const j = tracker();
   j.cancel();
-  t.is(reason(() => j.attach('w', ['src'])), 'JOB_CANCELED');
-  t.is(reason(() => j.checkCanTrigger()), 'JOB_CANCELED');
+  t.is(
+    reason(() => j.attach('w', ['src'])),
+    'JOB_CANCELED',
+  );
+  t.is(
+    reason(() => j.checkCanTrigger()),
+    'JOB_CANCELED',
+  );
 });

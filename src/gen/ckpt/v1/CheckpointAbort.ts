@@ -5,7 +5,10 @@ import type { AbortReason as _ckpt_v1_AbortReason, AbortReason__Output as _ckpt_
 import type { Long } from '@grpc/proto-loader';
 
 /**
- * Checkpoint `checkpoint_id` will never complete; tasks discard it.
+ * Checkpoint `checkpoint_id` will never complete; tasks discard it. With
+ * reason ABORT_REASON_COORDINATOR_RESTART, sent by a coordinator that
+ * starts without knowing what its predecessor had pending, it aborts every
+ * checkpoint up to and including `checkpoint_id` that has not completed.
  */
 export interface CheckpointAbort {
   'jobId'?: (string);
@@ -16,7 +19,10 @@ export interface CheckpointAbort {
 }
 
 /**
- * Checkpoint `checkpoint_id` will never complete; tasks discard it.
+ * Checkpoint `checkpoint_id` will never complete; tasks discard it. With
+ * reason ABORT_REASON_COORDINATOR_RESTART, sent by a coordinator that
+ * starts without knowing what its predecessor had pending, it aborts every
+ * checkpoint up to and including `checkpoint_id` that has not completed.
  */
 export interface CheckpointAbort__Output {
   'jobId': (string);
