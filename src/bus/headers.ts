@@ -1,5 +1,5 @@
 /**
- * Header names and helpers for messages on the barrier plane. Records keep
+ * Header names and functions for messages on the barrier plane. Records keep
  * the user's encoding; the headers carry the epoch and mark barriers, so a
  * consumer can tell them apart without decoding the payload.
  */

@@ -1,10 +1,10 @@
 /**
  * The NATS barrier plane: the coordinator's `ControlBus`, the subject
  * scheme, header names, codecs of the control messages, and a connection
- * helper for workers.
+ * function for workers.
  */
 export { createNatsBus, resolveNatsBusOptions, DEFAULT_CONFIRM_TIMEOUT_MS } from './nats-bus.js';
-export type { NatsBus, NatsBusOptions } from './nats-bus.js';
+export type { NatsBus, NatsBusConfig, NatsBusOptions } from './nats-bus.js';
 export { connectNats, DEFAULT_RECONNECT_TIME_WAIT_MS } from './connect.js';
 export type { ConnectNatsOptions } from './connect.js';
 export { controlMessageCodecs } from './control-codecs.js';

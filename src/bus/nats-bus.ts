@@ -54,7 +54,8 @@ export interface NatsBus extends ControlBus {
   readonly subjectPrefix: string;
 }
 
-interface BusConfig {
+/** `NatsBusOptions` with every default applied. */
+export interface NatsBusConfig {
   servers: string[];
   subjectPrefix: string;
   name: string;
@@ -62,7 +63,7 @@ interface BusConfig {
 }
 
 /** Applies defaults and validates; errors name the option. */
-export function resolveNatsBusOptions(options: NatsBusOptions): BusConfig {
+export function resolveNatsBusOptions(options: NatsBusOptions): NatsBusConfig {
   if (options.connection === undefined && options.servers.length === 0) {
     throw new CkptError('MALFORMED', 'servers: at least one NATS server is required');
   }
@@ -94,7 +95,7 @@ class NatsControlBus implements NatsBus {
   constructor(
     readonly connection: NatsConnection,
     private readonly owned: boolean,
-    private readonly config: BusConfig,
+    private readonly config: NatsBusConfig,
     private readonly logger: Logger,
   ) {}
 

@@ -1,6 +1,6 @@
 /**
  * The NATS subject scheme of the barrier plane (see `proto/ckpt/v1/bus.proto`).
- * Pure functions, so that the coordinator, workers, tests and tools build
+ * Pure functions, so that the coordinator, workers, tests and the CLI build
  * exactly the same subjects.
  *
  * With `<p>` the subject prefix and `<job>` the job id:

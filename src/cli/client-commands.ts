@@ -49,6 +49,21 @@ export function addClientCommands(program: Command): void {
     });
 
   program
+    .command('job <job>')
+    .description('show one job: state, epoch, latest checkpoint, attached tasks')
+    .action(async (job: string, _o, cmd: Command) => {
+      const f = globals(cmd);
+      const { address, options } = connect(f);
+      const client = createCoordinatorClient(address, options);
+      try {
+        const res = await client.getJob({ jobId: job });
+        print(f, res.job, () => jobsTable(res.job === null ? [] : [res.job]));
+      } finally {
+        client.close();
+      }
+    });
+
+  program
     .command('checkpoints <job>')
     .description("list a job's checkpoints, newest first")
     .option('--limit <n>', 'at most this many', '20')

@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * The `ckpt` command line. The only module that handles process signals
  * and writes to the console.

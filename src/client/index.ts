@@ -1,6 +1,6 @@
 /**
  * Typed gRPC clients of the coordinator for TypeScript callers (CLI, tests,
- * demo, worker SDK), and helpers to read the coordinator's error reasons.
+ * demo, worker SDK), and functions that read the coordinator's error reasons.
  */
 export { createCoordinatorClient, CoordinatorClient } from './coordinator-client.js';
 export type { AttachStream } from './coordinator-client.js';

@@ -92,6 +92,8 @@ export async function startTestCoordinator(
     async restart() {
       await running.stop();
       running = await runCoordinator({ ...config, listen: address }, silentLogger());
+      // The clients' channels saw the old server go away; wait until they reconnect.
+      await Promise.all([client.waitForReady(10_000), query.waitForReady(10_000)]);
     },
     async worker(options) {
       const w = await startSimulatedWorker({

@@ -1,0 +1,98 @@
+/**
+ * The `ckpt` command line as a user runs it: a coordinator process
+ * configured by flags and environment, client commands against it, and a
+ * graceful shutdown on SIGTERM.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import test from 'ava';
+import { freePort } from '../../src/dev/index.js';
+import { eventually, uniquePrefix, useServers } from '../helpers/index.js';
+
+const run = promisify(execFile);
+const servers = useServers();
+const CLI = ['--import=tsx', 'src/cli/main.ts'];
+
+async function ckpt(address: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run('node', [...CLI, '--address', address, ...args], { timeout: 30_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+test('ckpt coordinator serves the CLI and stops gracefully on SIGTERM', async (t) => {
+  const prefix = uniquePrefix(t);
+  const port = await freePort();
+  const address = `127.0.0.1:${port}`;
+  const child = spawn(
+    'node',
+    [...CLI, 'coordinator', '--etcd', servers.etcdUrl, '--nats', servers.natsUrl, '--etcd-prefix', prefix.etcd],
+    {
+      env: { ...process.env, CKPT_LISTEN: address, CKPT_SUBJECT_PREFIX: prefix.nats, CKPT_LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  let log = '';
+  child.stderr.on('data', (b: Buffer) => (log += b.toString()));
+  const exited = once(child, 'exit');
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  await eventually(() => log.includes('gRPC server listening'), { timeoutMs: 20_000 });
+  t.true(
+    log
+      .split('\n')
+      .filter(Boolean)
+      .every((line) => typeof JSON.parse(line) === 'object'),
+    'structured log lines',
+  );
+
+  const dir = await mkdtemp(join(tmpdir(), 'ckpt-cli-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const specFile = join(dir, 'job.json');
+  await writeFile(
+    specFile,
+    JSON.stringify({
+      jobId: 'orders',
+      tasks: [{ taskId: 'src' }, { taskId: 'sink', inputs: ['src'] }],
+      policy: { retained: 2 },
+    }),
+  );
+  const submitted = await ckpt(address, 'submit', specFile);
+  t.is(submitted.code, 0, submitted.stderr);
+  t.regex(submitted.stdout, /submitted: orders/);
+
+  const jobs = await ckpt(address, '--json', 'jobs');
+  const listed = JSON.parse(jobs.stdout) as Array<{ spec: { jobId: string }; state: string; epoch: number }>;
+  t.deepEqual(
+    listed.map((j) => [j.spec.jobId, j.state, j.epoch]),
+    [['orders', 'JOB_STATE_RUNNING', 1]],
+  );
+  t.regex((await ckpt(address, 'job', 'orders')).stdout, /orders\s+RUNNING\s+2\s+0\s+1/);
+
+  const refused = await ckpt(address, 'trigger', 'orders');
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /TASKS_NOT_READY/);
+  t.regex((await ckpt(address, 'job', 'nope')).stderr, /UNKNOWN_JOB/);
+
+  child.kill('SIGTERM');
+  const [code] = (await exited) as [number | null];
+  t.is(code, 0);
+  t.regex(log, /"msg":"shutting down"/);
+  t.regex(log, /"msg":"coordinator stopped"/);
+});
+
+test('ckpt coordinator refuses a bad option naming it', async (t) => {
+  const res = await run('node', [...CLI, 'coordinator', '--etcd-prefix', 'no-slash', '--etcd', servers.etcdUrl], {
+    timeout: 30_000,
+  }).catch((err: { code: number; stderr: string }) => err);
+  t.is(res.code, 1);
+  t.regex(res.stderr, /etcdPrefix \(CKPT_ETCD_PREFIX\) must end with "\/"/);
+});

@@ -1,0 +1,132 @@
+/**
+ * Checkpoints under failure: workers that leave or stop heartbeating,
+ * more failures than the policy tolerates, coordinator restarts and
+ * cancellation. Each ends pending checkpoints with the right reason.
+ */
+import test from 'ava';
+import { errorInfo } from '../../src/client/index.js';
+import { useServers } from '../helpers/index.js';
+import { eventually } from '../helpers/wait.js';
+import { fanInSpec, startTestCoordinator } from '../helpers/coordinator.js';
+
+const servers = useServers();
+
+test('a worker leaving aborts pending checkpoints with TASK_FAILURE; checkpoints resume when it is back', async (t) => {
+  const c = await startTestCoordinator(t, servers);
+  const spec = fanInSpec('job', 2, 1, { tolerableFailures: -1 });
+  await c.client.submitJob({ spec });
+  const a = await c.worker({ jobId: 'job', workerId: 'a', taskIds: ['src-0', 'src-1'], spec });
+  const b = await c.worker({ jobId: 'job', workerId: 'b', taskIds: ['sink-0'], spec, behaviour: 'silent' });
+  const pending = (await c.client.triggerCheckpoint({ jobId: 'job' })).checkpoint?.checkpointId ?? 0;
+  await eventually(
+    async () =>
+      (await c.query.getCheckpoint({ jobId: 'job', checkpointId: pending })).checkpoint?.acknowledgedTasks === 2,
+  );
+  await b.close();
+  const aborted = await eventually(async () => {
+    const s = (await c.query.getCheckpoint({ jobId: 'job', checkpointId: pending })).checkpoint;
+    return s?.state === 'CHECKPOINT_STATE_ABORTED' ? s : undefined;
+  });
+  t.is(aborted.abortReason, 'ABORT_REASON_TASK_FAILURE');
+  t.regex(aborted.abortMessage, /worker b left/);
+  await eventually(() => a.aborted.has(pending));
+  const err = await t.throwsAsync(c.client.triggerCheckpoint({ jobId: 'job' }));
+  t.is(errorInfo(err)?.reason, 'TASKS_NOT_READY');
+  await c.worker({ jobId: 'job', workerId: 'b2', taskIds: ['sink-0'], spec });
+  const next = await c.client.triggerCheckpoint({ jobId: 'job', wait: true }, { deadlineMs: 10_000 });
+  t.is(next.checkpoint?.state, 'CHECKPOINT_STATE_COMPLETED');
+});
+
+test('a session without heartbeats times out and its tasks detach', async (t) => {
+  const c = await startTestCoordinator(t, servers, { heartbeatIntervalMs: 50, heartbeatTimeoutMs: 300 });
+  const spec = fanInSpec('job', 1, 1);
+  await c.client.submitJob({ spec });
+  const w = await c.worker({ jobId: 'job', workerId: 'w', taskIds: ['src-0', 'sink-0'], spec });
+  t.is((await c.client.getJob({ jobId: 'job' })).job?.attachedTasks, 2);
+  const ended = new Promise<Error | undefined>((resolve) =>
+    w.events.once('session-ended', ({ error }) => resolve(error)),
+  );
+  w.setHeartbeats(false);
+  t.is(errorInfo(await ended)?.reason, 'UNAVAILABLE');
+  t.is((await c.client.getJob({ jobId: 'job' })).job?.attachedTasks, 0);
+});
+
+test('more consecutive failures than tolerated start a recovery: new epoch, recover broadcast, old epoch refused', async (t) => {
+  const c = await startTestCoordinator(t, servers);
+  const spec = fanInSpec('job', 1, 1, { tolerableFailures: 1 });
+  await c.client.submitJob({ spec });
+  const w = await c.worker({ jobId: 'job', workerId: 'w', taskIds: ['src-0', 'sink-0'], spec });
+  const ok = await c.client.triggerCheckpoint({ jobId: 'job', wait: true }, { deadlineMs: 10_000 });
+  const committed = ok.checkpoint?.checkpointId ?? 0;
+  w.setBehaviour('sink-0', 'decline');
+  const first = await c.client.triggerCheckpoint({ jobId: 'job', wait: true }, { deadlineMs: 10_000 });
+  t.is(first.checkpoint?.abortReason, 'ABORT_REASON_DECLINED');
+  t.is((await c.client.getJob({ jobId: 'job' })).job?.epoch, 1, 'one failure is tolerated');
+  const second = await c.client.triggerCheckpoint({ jobId: 'job', wait: true }, { deadlineMs: 10_000 });
+  t.is(second.checkpoint?.abortReason, 'ABORT_REASON_DECLINED');
+  await eventually(() => w.recovered.length === 1);
+  t.deepEqual(w.recovered[0], { jobId: 'job', epoch: 2, checkpointId: committed });
+  t.is((await c.client.getJob({ jobId: 'job' })).job?.epoch, 2);
+  t.is((await c.dump())[`${c.prefix.etcd}jobs/job/epoch`], '2'.padStart(20, '0'));
+  w.setBehaviour('sink-0', 'ack');
+  const after = await c.client.triggerCheckpoint({ jobId: 'job', wait: true }, { deadlineMs: 10_000 });
+  t.is(after.checkpoint?.state, 'CHECKPOINT_STATE_COMPLETED');
+  t.is(after.checkpoint?.epoch, 2);
+  const stale = await t.throwsAsync(
+    c.client.acknowledgeCheckpoint({
+      jobId: 'job',
+      epoch: 1,
+      checkpointId: after.checkpoint?.checkpointId ?? 0,
+      workerId: 'w',
+      snapshots: [{ taskId: 'src-0' }],
+    }),
+  );
+  t.is(errorInfo(stale)?.reason, 'STALE_EPOCH');
+});
+
+test('a coordinator restart aborts what was pending with COORDINATOR_RESTART', async (t) => {
+  const c = await startTestCoordinator(t, servers);
+  const spec = fanInSpec('job', 1, 1);
+  await c.client.submitJob({ spec });
+  const w = await c.worker({
+    jobId: 'job',
+    workerId: 'w',
+    taskIds: ['src-0', 'sink-0'],
+    spec,
+    behaviour: { 'sink-0': 'silent' },
+  });
+  const pending = (await c.client.triggerCheckpoint({ jobId: 'job' })).checkpoint?.checkpointId ?? 0;
+  await c.restart();
+  // The new coordinator does not know what was pending: it aborts every id up to the ones it may hand out.
+  const abort = await eventually(() =>
+    [...w.aborted.values()].find((a) => a.reason === 'ABORT_REASON_COORDINATOR_RESTART'),
+  );
+  t.true(abort.checkpointId >= pending);
+  t.is((await c.client.getJob({ jobId: 'job' })).job?.latestCheckpointId, 0);
+});
+
+test('cancelling a job aborts pending checkpoints and tells its workers', async (t) => {
+  const c = await startTestCoordinator(t, servers);
+  const spec = fanInSpec('job', 1, 1);
+  await c.client.submitJob({ spec });
+  const w = await c.worker({
+    jobId: 'job',
+    workerId: 'w',
+    taskIds: ['src-0', 'sink-0'],
+    spec,
+    behaviour: { 'sink-0': 'silent' },
+  });
+  const canceled = new Promise((resolve) => w.events.once('canceled', resolve));
+  const pending = (await c.client.triggerCheckpoint({ jobId: 'job' })).checkpoint?.checkpointId ?? 0;
+  const job = await c.client.cancelJob({ jobId: 'job' });
+  t.is(job.job?.state, 'JOB_STATE_CANCELED');
+  await canceled;
+  t.is((await eventually(() => w.aborted.get(pending))).reason, 'ABORT_REASON_JOB_CANCELED');
+  t.is(errorInfo(await t.throwsAsync(c.client.triggerCheckpoint({ jobId: 'job' })))?.reason, 'JOB_CANCELED');
+  await c.restart();
+  t.is(
+    (await c.client.getJob({ jobId: 'job' })).job?.state,
+    'JOB_STATE_CANCELED',
+    'the cancellation is stored in etcd',
+  );
+});
