@@ -90,9 +90,7 @@ test('ckpt coordinator serves the CLI and stops gracefully on SIGTERM', async (t
 });
 
 test('ckpt coordinator refuses a bad option naming it', async (t) => {
-  const res = await run('node', [...CLI, 'coordinator', '--etcd-prefix', 'no-slash', '--etcd', servers.etcdUrl], {
-    timeout: 30_000,
-  }).catch((err: { code: number; stderr: string }) => err);
+  const res = await ckpt('127.0.0.1:1', 'coordinator', '--etcd-prefix', 'no-slash', '--etcd', servers.etcdUrl);
   t.is(res.code, 1);
   t.regex(res.stderr, /etcdPrefix \(CKPT_ETCD_PREFIX\) must end with "\/"/);
 });
