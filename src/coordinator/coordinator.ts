@@ -43,6 +43,7 @@ export interface CoordinatorOptions {
 /** The checkpoint coordinator of a set of jobs. */
 export class Coordinator {
   readonly events = new CheckpointEvents();
+  private readonly stopController = new AbortController();
   private readonly options: CoordinatorOptions;
   private readonly log: Logger;
   private readonly jobs = new Map<string, JobRuntime>();
@@ -80,6 +81,7 @@ export class Coordinator {
   async stop(): Promise<void> {
     if (this.state === 'stopped') return;
     this.state = 'stopped';
+    this.stopController.abort();
     if (this.sweeper !== undefined) clearInterval(this.sweeper);
     for (const runtime of this.jobs.values()) runtime.stop();
     await Promise.all([...this.jobs.values()].map((r) => r.settled()));
@@ -88,6 +90,11 @@ export class Coordinator {
       session.channel.end(new CkptError('SHUTTING_DOWN', 'the coordinator is shutting down', { retryable: true }));
     }
     this.log.info('coordinator stopped');
+  }
+
+  /** Aborted when the coordinator stops; long-lived streams end on it. */
+  get stopping(): AbortSignal {
+    return this.stopController.signal;
   }
 
   private addJob(job: StoredJobState): JobRuntime {

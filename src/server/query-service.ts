@@ -57,6 +57,12 @@ export function queryHandlers(coordinator: Coordinator, auth: AuthCheck): Checkp
       const unsubscribe = coordinator.events.subscribe(call.request.jobId || undefined, (checkpoint) => {
         if (!call.writableEnded && !call.destroyed) call.write({ checkpoint });
       });
+      const end = (): void => {
+        unsubscribe();
+        if (!call.writableEnded && !call.destroyed) call.end();
+      };
+      coordinator.stopping.addEventListener('abort', end, { once: true });
+      call.on('close', () => coordinator.stopping.removeEventListener('abort', end));
       call.on('cancelled', unsubscribe);
       call.on('close', unsubscribe);
       call.on('error', unsubscribe);

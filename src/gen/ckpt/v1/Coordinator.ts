@@ -107,7 +107,8 @@ export interface CoordinatorClient extends grpc.Client {
   
   /**
    * Registers a job. Submitting the same spec again is a no-op; a different
-   * spec under the id of a running job fails with ALREADY_EXISTS.
+   * spec under the id of an existing job (running or canceled) fails with
+   * ALREADY_EXISTS.
    */
   SubmitJob(argument: _ckpt_v1_SubmitJobRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_SubmitJobResponse__Output>): grpc.ClientUnaryCall;
   SubmitJob(argument: _ckpt_v1_SubmitJobRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_ckpt_v1_SubmitJobResponse__Output>): grpc.ClientUnaryCall;
@@ -115,7 +116,8 @@ export interface CoordinatorClient extends grpc.Client {
   SubmitJob(argument: _ckpt_v1_SubmitJobRequest, callback: grpc.requestCallback<_ckpt_v1_SubmitJobResponse__Output>): grpc.ClientUnaryCall;
   /**
    * Registers a job. Submitting the same spec again is a no-op; a different
-   * spec under the id of a running job fails with ALREADY_EXISTS.
+   * spec under the id of an existing job (running or canceled) fails with
+   * ALREADY_EXISTS.
    */
   submitJob(argument: _ckpt_v1_SubmitJobRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_SubmitJobResponse__Output>): grpc.ClientUnaryCall;
   submitJob(argument: _ckpt_v1_SubmitJobRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_ckpt_v1_SubmitJobResponse__Output>): grpc.ClientUnaryCall;
@@ -176,7 +178,8 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
   
   /**
    * Registers a job. Submitting the same spec again is a no-op; a different
-   * spec under the id of a running job fails with ALREADY_EXISTS.
+   * spec under the id of an existing job (running or canceled) fails with
+   * ALREADY_EXISTS.
    */
   SubmitJob: grpc.handleUnaryCall<_ckpt_v1_SubmitJobRequest__Output, _ckpt_v1_SubmitJobResponse>;
   
