@@ -103,7 +103,7 @@ test('periodic checkpoints follow the policy and retention keeps exactly the con
 
 test('a missing acknowledgement times out into ABORTED with an abort broadcast', async (t) => {
   const c = await startTestCoordinator(t, servers);
-  const spec = fanInSpec('job', 2, 1, { timeoutMs: 300 });
+  const spec = fanInSpec('job', 2, 1, { timeoutMs: 2000 });
   await c.client.submitJob({ spec });
   const ws = await startWorkers(c, spec, 1);
   ws[0]?.setBehaviour('sink-0', 'silent');

@@ -1,22 +1,23 @@
-import test, { type ExecutionContext } from 'ava';
-import * as grpc from '@grpc/grpc-js';
+/**
+ * The simulated worker against the real coordinator on real etcd and NATS:
+ * sessions, triggers and barriers through a task graph, acknowledgement
+ * batching and splitting, behaviours, broadcasts, recovery and the ways a
+ * session ends.
+ */
+import test from 'ava';
 import type { Msg } from '@nats-io/nats-core';
-import { controlMessageCodecs, createNatsBus, epochOf, isBarrier, type NatsBus } from '../../src/bus/index.js';
+import { controlMessageCodecs, epochOf, isBarrier } from '../../src/bus/index.js';
 import { errorInfo, errorReason } from '../../src/client/index.js';
+import type { CheckpointSummary__Output } from '../../src/gen/ckpt/v1/CheckpointSummary.js';
 import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
 import { silentLogger } from '../../src/log/index.js';
-import {
-  simulatedSnapshot,
-  startSimulatedWorker,
-  type SimulatedWorker,
-  type SimulatedWorkerOptions,
-} from '../../src/sim/index.js';
+import { simulatedSnapshot, startSimulatedWorker, type CallEvent, type SimulatedWorker } from '../../src/sim/index.js';
 import { natsConnection } from '../helpers/clients.js';
-import { uniquePrefix, useServers } from '../helpers/servers.js';
+import { sourcesSpec, startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';
+import { useServers } from '../helpers/servers.js';
 import { eventually } from '../helpers/wait.js';
-import { startStubCoordinator, type StubCoordinator, type StubOptions } from './stub-coordinator.js';
 
-const servers = useServers({ etcd: false });
+const servers = useServers();
 
 /** a, b → m; a → n; m, n → sink */
 const diamond: JobSpec = {
@@ -30,246 +31,344 @@ const diamond: JobSpec = {
   ],
 };
 
-interface Rig {
-  prefix: string;
-  stub: StubCoordinator;
-  bus: NatsBus;
-  worker: (
-    options: Partial<SimulatedWorkerOptions> & Pick<SimulatedWorkerOptions, 'workerId' | 'taskIds'>,
-  ) => Promise<SimulatedWorker>;
+const ALL_TASKS = ['a', 'b', 'm', 'n', 'sink'];
+
+/** Every successful AcknowledgeCheckpoint call of `w` from now on, in order. */
+function ackCalls(w: SimulatedWorker): CallEvent[] {
+  const calls: CallEvent[] = [];
+  w.events.on('acked', (call) => calls.push(call));
+  return calls;
 }
 
-async function rig(t: ExecutionContext, stubOptions: Partial<StubOptions> = {}): Promise<Rig> {
-  const prefix = uniquePrefix(t).nats;
-  const stub = await startStubCoordinator({ subjectPrefix: prefix, ...stubOptions });
-  t.teardown(() => stub.close());
-  const bus = await createNatsBus({ servers: [servers.natsUrl], subjectPrefix: prefix, logger: silentLogger() });
-  t.teardown(() => bus.close());
-  const worker = async (
-    options: Partial<SimulatedWorkerOptions> & Pick<SimulatedWorkerOptions, 'workerId' | 'taskIds'>,
-  ) => {
-    const w = await startSimulatedWorker({
-      coordinator: stub.address,
-      nats: [servers.natsUrl],
-      subjectPrefix: prefix,
-      jobId: 'job',
-      spec: diamond,
-      logger: silentLogger(),
-      ...options,
-    });
-    t.teardown(() => w.kill());
-    return w;
-  };
-  return { prefix, stub, bus, worker };
+/** Task ids `w` acknowledged successfully for `checkpointId`, sorted. */
+function ackedTasks(w: SimulatedWorker, checkpointId: number): string[] {
+  return (w.acked.get(checkpointId) ?? []).map((s) => s.taskId).sort();
 }
 
-function tasksOf(stub: StubCoordinator, checkpointId: number): string[] {
-  return stub.acks
-    .filter((a) => a.checkpointId === checkpointId)
-    .flatMap((a) => a.snapshots.map((s) => s.taskId))
-    .sort();
+/** Triggers a checkpoint of `job` and returns its summary once it has finished. */
+async function checkpoint(c: TestCoordinator, deadlineMs = 10_000): Promise<CheckpointSummary__Output> {
+  const res = await c.client.triggerCheckpoint({ jobId: 'job', wait: true }, { deadlineMs });
+  if (res.checkpoint === null) throw new Error('TriggerCheckpoint returned no summary');
+  return res.checkpoint;
+}
+
+/** Records the messages published on `subject`. */
+async function capture(t: Parameters<Parameters<typeof test>[1]>[0], subject: string): Promise<Msg[]> {
+  const nc = await natsConnection(t, servers.natsUrl);
+  const seen: Msg[] = [];
+  nc.subscribe(subject, { callback: (_err, m) => void seen.push(m) });
+  await nc.flush();
+  return seen;
 }
 
 test('a trigger flows through the graph: every task snapshots once and each worker acks in one call', async (t) => {
-  const { stub, bus, worker, prefix } = await rig(t);
-  const nc = await natsConnection(t, servers.natsUrl);
-  const barriers: Msg[] = [];
-  nc.subscribe(`${prefix}.job.data.*`, { callback: (_e, m) => void barriers.push(m) });
-  await nc.flush();
+  const c = await startTestCoordinator(t, servers);
+  await c.client.submitJob({ spec: diamond });
+  const barriers = await capture(t, `${c.prefix.nats}.job.data.*`);
+  const triggers = await capture(t, `${c.prefix.nats}.job.trigger`);
   // A long batch window: w1's batch is sent when all three of its tasks are in, not when the window closes.
-  const w1 = await worker({ workerId: 'w1', taskIds: ['a', 'b', 'm'], ackBatchMs: 5000 });
-  const w2 = await worker({ workerId: 'w2', taskIds: ['n', 'sink'] });
-  t.deepEqual(
-    stub.sessions.map((s) => [s.hello.workerId, s.hello.taskIds]),
-    [
-      ['w1', ['a', 'b', 'm']],
-      ['w2', ['n', 'sink']],
-    ],
-  );
+  const w1 = await c.worker({ jobId: 'job', spec: diamond, workerId: 'w1', taskIds: ['a', 'b', 'm'], ackBatchMs: 5000 });
+  const w2 = await c.worker({ jobId: 'job', spec: diamond, workerId: 'w2', taskIds: ['n', 'sink'] });
+  for (const w of [w1, w2]) t.like(w.welcome, { epoch: 1, controlSubjectPrefix: `${c.prefix.nats}.job` });
+  t.is((await c.client.getJob({ jobId: 'job' })).job?.attachedTasks, 5);
+  const calls1 = ackCalls(w1);
+  const calls2 = ackCalls(w2);
 
-  await bus.publishTrigger({ jobId: 'job', checkpointId: 1, epoch: 1, snapshotType: 'SNAPSHOT_TYPE_FULL' });
-  // The workers record an acknowledgement when its call returns, which is after the stub has it.
-  const recorded = (): number => (w1.acked.get(1)?.length ?? 0) + (w2.acked.get(1)?.length ?? 0);
-  await eventually(() => recorded() === 5, { what: 'five acknowledged tasks' });
-  t.deepEqual(tasksOf(stub, 1), ['a', 'b', 'm', 'n', 'sink']);
+  const summary = await checkpoint(c);
+  t.like(summary, { state: 'CHECKPOINT_STATE_COMPLETED', epoch: 1, acknowledgedTasks: 5, totalTasks: 5 });
+  t.true(summary.finishedAtMs - summary.triggeredAtMs < 5000, 'w1 did not wait for its batch window');
+  const id = summary.checkpointId;
+  // A worker records an acknowledgement when its call returns, which may be after the commit.
+  await eventually(() => ackedTasks(w1, id).length + ackedTasks(w2, id).length === 5, { what: 'five acks' });
+  t.deepEqual(ackedTasks(w1, id), ['a', 'b', 'm']);
+  t.deepEqual(ackedTasks(w2, id), ['n', 'sink']);
   // sink waits for m (w1) and n (w2), so w2 may ack n and sink separately; w1 has all its tasks at once.
-  t.is(stub.acks.filter((a) => a.workerId === 'w1').length, 1);
-  for (const ack of stub.acks) t.is(ack.epoch, 1);
-
-  const a = w1.acked.get(1)?.find((s) => s.taskId === 'a');
   t.deepEqual(
-    a,
-    simulatedSnapshot({ jobId: 'job', taskId: 'a', checkpointId: 1, stateBytes: 1024, source: true, alignmentMs: 0 }),
+    calls1.map((call) => [call.checkpointId, [...call.taskIds].sort()]),
+    [[id, ['a', 'b', 'm']]],
   );
-  const all = [...(w1.acked.get(1) ?? []), ...(w2.acked.get(1) ?? [])].map((s) => s.taskId).sort();
-  t.deepEqual(all, tasksOf(stub, 1));
+  for (const call of [...calls1, ...calls2]) t.is(call.epoch, 1);
 
+  t.deepEqual(
+    w1.acked.get(id)?.find((s) => s.taskId === 'a'),
+    simulatedSnapshot({ jobId: 'job', taskId: 'a', checkpointId: id, stateBytes: 1024, source: true, alignmentMs: 0 }),
+  );
+  const acked = new Map([...(w1.acked.get(id) ?? []), ...(w2.acked.get(id) ?? [])].map((s) => [s.taskId, s]));
+  const { manifest } = await c.query.getCheckpoint({ jobId: 'job', checkpointId: id });
+  t.deepEqual(manifest?.tasks.map((s) => s.taskId).sort(), ALL_TASKS);
+  for (const task of manifest?.tasks ?? []) t.deepEqual(task, acked.get(task.taskId), task.taskId);
+
+  t.is(triggers.length, 1);
+  t.like(controlMessageCodecs().trigger.decode(triggers[0]!.data), { jobId: 'job', checkpointId: id, epoch: 1 });
   await eventually(() => barriers.length === 5, { what: 'one barrier per task' });
   for (const m of barriers) {
     t.true(isBarrier(m.headers));
     t.is(epochOf(m.headers), 1);
     const barrier = controlMessageCodecs().barrier.decode(m.data);
-    t.is(m.subject, `${prefix}.job.data.${barrier.fromTaskId}`);
-    t.like(barrier, { jobId: 'job', checkpointId: 1, epoch: 1, snapshotType: 'SNAPSHOT_TYPE_FULL' });
+    t.is(m.subject, `${c.prefix.nats}.job.data.${barrier.fromTaskId}`);
+    t.like(barrier, { jobId: 'job', checkpointId: id, epoch: 1, snapshotType: 'SNAPSHOT_TYPE_FULL' });
   }
+  t.deepEqual(barriers.map((m) => controlMessageCodecs().barrier.decode(m.data).fromTaskId).sort(), ALL_TASKS);
 });
 
 test('behaviours decline, stay silent, or acknowledge a snapshot from a hook', async (t) => {
-  const { stub, bus, worker } = await rig(t);
-  const w = await worker({
+  const c = await startTestCoordinator(t, servers);
+  const spec: JobSpec = { ...diamond, policy: { tolerableFailures: -1, timeoutMs: 1000 } };
+  await c.client.submitJob({ spec });
+  const w = await c.worker({
+    jobId: 'job',
+    spec,
     workerId: 'w',
-    taskIds: ['a', 'b', 'm', 'n', 'sink'],
+    taskIds: ALL_TASKS,
     behaviour: {
       b: 'decline',
       n: 'silent',
       m: ({ snapshot }) => Promise.resolve({ ...snapshot, state: { ...snapshot.state!, uri: 'custom://m' } }),
     },
   });
-  await bus.publishTrigger({ jobId: 'job', checkpointId: 1, epoch: 1 });
-  await eventually(() => w.declined.get(1)?.length === 1 && w.acked.get(1)?.length === 3);
-  t.deepEqual(stub.declines[0]?.declines, [{ taskId: 'b', message: 'simulated decline' }]);
-  t.deepEqual(tasksOf(stub, 1), ['a', 'm', 'sink']);
-  t.is(w.acked.get(1)?.find((s) => s.taskId === 'm')?.state?.uri, 'custom://m');
-  t.deepEqual(w.declined.get(1), ['b']);
 
+  // The decline of source b goes out first and aborts the checkpoint before any acknowledgement counts.
+  const declined = await checkpoint(c);
+  t.like(declined, {
+    state: 'CHECKPOINT_STATE_ABORTED',
+    abortReason: 'ABORT_REASON_DECLINED',
+    abortMessage: 'b: simulated decline',
+    acknowledgedTasks: 0,
+  });
+  await eventually(() => w.declined.has(declined.checkpointId));
+  t.deepEqual(w.declined.get(declined.checkpointId), ['b']);
+
+  // n stays silent: the others acknowledge and the checkpoint times out waiting for n.
   w.setBehaviour('b', 'ack');
-  await bus.publishTrigger({ jobId: 'job', checkpointId: 2, epoch: 1 });
-  await eventually(() => tasksOf(stub, 2).length === 4);
-  t.deepEqual(tasksOf(stub, 2), ['a', 'b', 'm', 'sink']);
+  const silent = await checkpoint(c);
+  t.like(silent, { state: 'CHECKPOINT_STATE_ABORTED', abortReason: 'ABORT_REASON_TIMEOUT', acknowledgedTasks: 4 });
+  await eventually(() => ackedTasks(w, silent.checkpointId).length === 4);
+  t.deepEqual(ackedTasks(w, silent.checkpointId), ['a', 'b', 'm', 'sink']);
+  t.is(w.acked.get(silent.checkpointId)?.find((s) => s.taskId === 'm')?.state?.uri, 'custom://m');
+
+  w.setBehaviour('n', 'ack');
+  const done = await checkpoint(c);
+  t.like(done, { state: 'CHECKPOINT_STATE_COMPLETED', acknowledgedTasks: 5 });
+  const { manifest } = await c.query.getCheckpoint({ jobId: 'job', checkpointId: done.checkpointId });
+  t.is(manifest?.tasks.find((s) => s.taskId === 'm')?.state?.uri, 'custom://m', 'the hook snapshot is committed');
+  t.is(manifest?.tasks.find((s) => s.taskId === 'a')?.state?.uri, `sim://job/a/${done.checkpointId}`);
 });
 
 test('complete and abort broadcasts are recorded and settle waitForComplete', async (t) => {
-  const { bus, worker } = await rig(t);
-  const w = await worker({ workerId: 'w', taskIds: ['a'] });
-  const done = w.waitForComplete(1, { timeoutMs: 5000 });
-  await bus.publishComplete({ jobId: 'job', checkpointId: 1, epoch: 1, completedAtMs: 5 });
-  t.like(await done, { checkpointId: 1, completedAtMs: 5 });
-  t.is(w.completed.get(1)?.completedAtMs, 5);
-  t.is((await w.waitForComplete(1)).checkpointId, 1, 'an earlier complete resolves at once');
+  const c = await startTestCoordinator(t, servers);
+  const spec = sourcesSpec('job', 2, { tolerableFailures: -1, timeoutMs: 300 });
+  await c.client.submitJob({ spec });
+  const w = await c.worker({ jobId: 'job', spec, workerId: 'w', taskIds: ['t00000', 't00001'] });
 
-  const aborted = w.waitForComplete(2, { timeoutMs: 5000 });
-  await bus.publishAbort({ jobId: 'job', checkpointId: 2, epoch: 1, reason: 'ABORT_REASON_TIMEOUT' });
-  await t.throwsAsync(aborted, { message: /^CHECKPOINT_ABORTED/ });
-  t.is(w.aborted.get(2)?.reason, 'ABORT_REASON_TIMEOUT');
-  await t.throwsAsync(w.waitForComplete(3, { timeoutMs: 50 }), { message: /no complete event/ });
+  const first = (await c.client.triggerCheckpoint({ jobId: 'job' })).checkpoint?.checkpointId ?? 0;
+  const complete = await w.waitForComplete(first, { timeoutMs: 5000 });
+  const summary = (await c.query.getCheckpoint({ jobId: 'job', checkpointId: first })).checkpoint;
+  t.like(complete, { jobId: 'job', checkpointId: first, epoch: 1, completedAtMs: summary?.finishedAtMs });
+  t.is(w.completed.get(first), complete);
+  t.is(await w.waitForComplete(first), complete, 'an earlier complete resolves at once');
+
+  w.setBehaviour('t00001', 'silent');
+  const second = (await c.client.triggerCheckpoint({ jobId: 'job' })).checkpoint?.checkpointId ?? 0;
+  t.true(second > first);
+  await t.throwsAsync(w.waitForComplete(second, { timeoutMs: 5000 }), { message: /^CHECKPOINT_ABORTED/ });
+  t.like(w.aborted.get(second), { checkpointId: second, reason: 'ABORT_REASON_TIMEOUT' });
+  await t.throwsAsync(w.waitForComplete(second), { message: /^CHECKPOINT_ABORTED/ }, 'an earlier abort rejects at once');
+  await t.throwsAsync(w.waitForComplete(second + 1, { timeoutMs: 50 }), { message: /no complete event/ });
 });
 
-test('a recover moves the worker to the new epoch and messages of other epochs are dropped', async (t) => {
-  const { stub, bus, worker } = await rig(t, { epoch: 4 });
-  const w = await worker({ workerId: 'w', taskIds: ['a', 'n'] });
-  t.is(w.epoch, 4);
-  const dropped = w.waitFor('dropped');
-  await bus.publishTrigger({ jobId: 'job', checkpointId: 1, epoch: 3 });
-  t.deepEqual(await dropped, [{ what: 'trigger', epoch: 3, currentEpoch: 4 }]);
+test('a recovery moves the worker to the new epoch and messages of the old epoch are dropped', async (t) => {
+  const c = await startTestCoordinator(t, servers);
+  // The default policy tolerates no failure: the first declined checkpoint starts a recovery.
+  await c.client.submitJob({ spec: diamond });
+  const triggers = await capture(t, `${c.prefix.nats}.job.trigger`);
+  const recovers = await capture(t, `${c.prefix.nats}.job.recover`);
+  const w1 = await c.worker({ jobId: 'job', spec: diamond, workerId: 'w1', taskIds: ['a', 'b', 'm'] });
+  const w2 = await c.worker({ jobId: 'job', spec: diamond, workerId: 'w2', taskIds: ['n', 'sink'] });
+  const committed = (await checkpoint(c)).checkpointId;
 
-  await bus.publishRecover({ jobId: 'job', epoch: 5, checkpointId: 0 });
-  await eventually(() => w.epoch === 5);
-  t.deepEqual(w.recovered, [{ jobId: 'job', epoch: 5, checkpointId: 0 }]);
-  await bus.publishTrigger({ jobId: 'job', checkpointId: 2, epoch: 5 });
-  await eventually(() => tasksOf(stub, 2).length === 2);
-  t.true(stub.acks.every((a) => a.epoch === 5));
-  t.is(tasksOf(stub, 1).length, 0);
+  w2.setBehaviour('sink', 'decline');
+  const failed = await checkpoint(c);
+  t.like(failed, { state: 'CHECKPOINT_STATE_ABORTED', abortReason: 'ABORT_REASON_DECLINED', epoch: 1 });
+  await eventually(() => w1.epoch === 2 && w2.epoch === 2, { what: 'both workers in epoch 2' });
+  for (const w of [w1, w2]) t.deepEqual(w.recovered, [{ jobId: 'job', epoch: 2, checkpointId: committed }]);
+  t.is((await c.client.getJob({ jobId: 'job' })).job?.epoch, 2);
+  t.is((await c.dump())[`${c.prefix.etcd}jobs/job/epoch`], '2'.padStart(20, '0'));
+  t.is(recovers.length, 1);
+
+  // A trigger of epoch 1 delivered late (the coordinator's own message, published again) is dropped.
+  const stale = triggers.find((m) => controlMessageCodecs().trigger.decode(m.data).checkpointId === failed.checkpointId);
+  const droppedTrigger = w1.waitFor('dropped', ([d]) => d.what === 'trigger', { timeoutMs: 5000 });
+  w1.nats.publish(stale!.subject, stale!.data, { headers: stale!.headers });
+  t.deepEqual(await droppedTrigger, [{ what: 'trigger', epoch: 1, currentEpoch: 2 }]);
+  // So is the recover delivered twice: the workers are in its epoch already.
+  const droppedRecover = w2.waitFor('dropped', ([d]) => d.what === 'recover', { timeoutMs: 5000 });
+  w1.nats.publish(recovers[0]!.subject, recovers[0]!.data, { headers: recovers[0]!.headers });
+  t.deepEqual(await droppedRecover, [{ what: 'recover', epoch: 2, currentEpoch: 2 }]);
+  t.false(w1.acked.has(failed.checkpointId), 'the stale trigger started nothing');
+
+  w2.setBehaviour('sink', 'ack');
+  const calls = [...ackCalls(w1), ...ackCalls(w2)];
+  // The recovery ends just after its broadcast; until then the job refuses triggers.
+  const after = await eventually(() => checkpoint(c), { what: 'a checkpoint after the recovery' });
+  t.like(after, { state: 'CHECKPOINT_STATE_COMPLETED', epoch: 2, acknowledgedTasks: 5 });
+  await eventually(() => ackedTasks(w1, after.checkpointId).length + ackedTasks(w2, after.checkpointId).length === 5);
+  t.true(calls.length > 0);
+  t.true(calls.every((call) => call.epoch === 2 && call.checkpointId === after.checkpointId));
 });
 
 test('the session carries the token and heartbeats; close ends it cleanly, kill drops it', async (t) => {
-  const { stub, bus, worker } = await rig(t, { heartbeatIntervalMs: 20 });
-  const w1 = await worker({ workerId: 'w1', taskIds: ['a'], token: 'sekret' });
-  const w2 = await worker({ workerId: 'w2', taskIds: ['b'] });
-  t.deepEqual(stub.sessions[0]?.metadata.get('authorization'), ['Bearer sekret']);
-  t.deepEqual(stub.sessions[1]?.metadata.get('authorization'), []);
-  await eventually(() => (stub.sessions[0]?.heartbeats ?? 0) >= 3, { what: 'heartbeats' });
-  await bus.publishTrigger({ jobId: 'job', checkpointId: 1, epoch: 1 });
-  await eventually(() => stub.acks.length === 2);
-  t.deepEqual(stub.unaryMetadata.map((m) => m.get('authorization')).sort(), [[], ['Bearer sekret']]);
+  const c = await startTestCoordinator(t, servers, {
+    authToken: 'sekret',
+    heartbeatIntervalMs: 50,
+    heartbeatTimeoutMs: 300,
+  });
+  const spec = sourcesSpec('job', 3, { tolerableFailures: -1 });
+  await c.client.submitJob({ spec });
+  const refused = (token?: string) =>
+    startSimulatedWorker({
+      coordinator: c.address,
+      nats: [servers.natsUrl],
+      subjectPrefix: c.prefix.nats,
+      logger: silentLogger(),
+      jobId: 'job',
+      spec,
+      workerId: 'intruder',
+      taskIds: ['t00000'],
+      ...(token === undefined ? {} : { token }),
+    });
+  t.like(errorInfo(await t.throwsAsync(refused())), {
+    reason: 'UNAUTHENTICATED',
+    message: 'UNAUTHENTICATED: the call carries no authorization metadata',
+  });
+  t.like(errorInfo(await t.throwsAsync(refused('guess'))), {
+    reason: 'UNAUTHENTICATED',
+    message: 'UNAUTHENTICATED: the bearer token is not valid',
+  });
 
+  // c.worker passes the coordinator's token.
+  const w1 = await c.worker({ jobId: 'job', spec, workerId: 'w1', taskIds: ['t00000'] });
+  const w2 = await c.worker({ jobId: 'job', spec, workerId: 'w2', taskIds: ['t00001'] });
+  const w3 = await c.worker({ jobId: 'job', spec, workerId: 'w3', taskIds: ['t00002'] });
+  t.is(w1.welcome?.heartbeatIntervalMs, 50);
   const ended: unknown[] = [];
-  w1.events.on('session-ended', (e) => ended.push(e));
-  await w1.close();
+  for (const w of [w1, w2]) w.events.on('session-ended', (e) => ended.push(e));
+  // Three heartbeat timeouts later every session is still open: the heartbeats arrive.
+  await new Promise((resolve) => setTimeout(resolve, 900));
+  t.is((await c.client.getJob({ jobId: 'job' })).job?.attachedTasks, 3);
+  t.is((await checkpoint(c)).state, 'CHECKPOINT_STATE_COMPLETED', 'acknowledgements carry the token');
+
+  /** Leaves a checkpoint pending on `w`'s silent task, runs `leave`, and returns how the checkpoint ended. */
+  const pendingWhile = async (w: SimulatedWorker, taskId: string, leave: () => unknown) => {
+    w.setBehaviour(taskId, 'silent');
+    const others = [w1, w2, w3].filter((x) => x !== w && x.state === 'running');
+    const finished = checkpoint(c);
+    const id = await eventually(async () => {
+      const pending = (await c.query.listCheckpoints({ jobId: 'job' })).checkpoints[0];
+      return pending?.state === 'CHECKPOINT_STATE_PENDING' && pending.checkpointId;
+    });
+    await eventually(() => others.every((x) => x.acked.has(id)), { what: 'the other workers acked' });
+    await leave();
+    return finished;
+  };
+
+  const closed = await pendingWhile(w1, 't00000', () => w1.close());
   t.is(w1.state, 'closed');
-  t.true(stub.sessions[0]?.ended);
-  t.deepEqual(ended, [], 'a clean close reports no session failure');
-  t.false(stub.sessions[1]?.ended);
-  w2.kill();
+  t.like(closed, { state: 'CHECKPOINT_STATE_ABORTED', abortReason: 'ABORT_REASON_TASK_FAILURE' });
+  t.is(closed.abortMessage, 'worker w1 left: the worker ended its session');
+  t.is((await c.client.getJob({ jobId: 'job' })).job?.attachedTasks, 2);
+
+  await c.worker({ jobId: 'job', spec, workerId: 'w1b', taskIds: ['t00000'] });
+  const killed = await pendingWhile(w2, 't00001', () => w2.kill());
   t.is(w2.state, 'closed');
-  await eventually(() => stub.sessions[1]?.ended);
+  t.like(killed, { state: 'CHECKPOINT_STATE_ABORTED', abortReason: 'ABORT_REASON_TASK_FAILURE' });
+  t.is(killed.abortMessage, 'worker w2 left: the worker cancelled its session');
+  t.deepEqual(ended, [], 'a session the worker ends itself reports no failure');
+
+  const timedOut = w3.waitFor('session-ended', () => true, { timeoutMs: 5000 });
+  w3.setHeartbeats(false);
+  const [{ error }] = await timedOut;
+  t.like(errorInfo(error), { reason: 'UNAVAILABLE', message: 'UNAVAILABLE: session ended: no heartbeat for 300 ms' });
+  t.is((await c.client.getJob({ jobId: 'job' })).job?.attachedTasks, 1);
 });
 
 test('a refused hello rejects the start with the coordinator reason', async (t) => {
-  const { worker } = await rig(t, {
-    refuseHello: () => ({
-      code: grpc.status.ALREADY_EXISTS,
-      reason: 'TASK_ALREADY_ATTACHED',
-      message: 'task a is attached by w0',
-      ids: { 'ckpt-task-id': 'a', 'ckpt-job-id': 'job' },
-    }),
+  const c = await startTestCoordinator(t, servers);
+  await c.client.submitJob({ spec: diamond });
+  await c.worker({ jobId: 'job', spec: diamond, workerId: 'w0', taskIds: ['a'] });
+  const err = await t.throwsAsync(c.worker({ jobId: 'job', spec: diamond, workerId: 'w', taskIds: ['b', 'a'] }));
+  t.like(errorInfo(err), {
+    reason: 'TASK_ALREADY_ATTACHED',
+    message: 'TASK_ALREADY_ATTACHED: task a is attached by worker w0',
+    ids: { jobId: 'job', taskId: 'a' },
   });
-  const err = await t.throwsAsync(worker({ workerId: 'w', taskIds: ['a'] }));
-  t.is(errorReason(err), 'TASK_ALREADY_ATTACHED');
-  t.deepEqual(errorInfo(err)?.ids, { jobId: 'job', taskId: 'a' });
+  t.is((await c.client.getJob({ jobId: 'job' })).job?.attachedTasks, 1, 'a refused hello attaches nothing');
+  const other = { ...diamond, jobId: 'other' };
+  const unknown = await t.throwsAsync(c.worker({ jobId: 'other', spec: other, workerId: 'w', taskIds: ['a'] }));
+  t.is(errorReason(unknown), 'UNKNOWN_JOB');
+  t.deepEqual(errorInfo(unknown)?.ids, { jobId: 'other' });
 });
 
 test('options naming tasks outside the spec are refused before connecting', async (t) => {
-  const { worker } = await rig(t);
-  await t.throwsAsync(worker({ workerId: 'w', taskIds: ['nope'] }), { message: /^MALFORMED: task nope/ });
-  await t.throwsAsync(worker({ workerId: 'w', taskIds: ['bad.id'] }), { message: /^MALFORMED/ });
+  const c = await startTestCoordinator(t, servers);
+  await c.client.submitJob({ spec: diamond });
+  const options = { jobId: 'job', spec: diamond, workerId: 'w' };
+  await t.throwsAsync(c.worker({ ...options, taskIds: ['nope'] }), { message: /^MALFORMED: task nope/ });
+  await t.throwsAsync(c.worker({ ...options, taskIds: ['bad.id'] }), { message: /^MALFORMED/ });
+  t.is((await c.client.getJob({ jobId: 'job' })).job?.attachedTasks, 0);
 });
 
-test('10,000 sources in one worker share one trigger subscription and ack in one call', async (t) => {
-  const big: JobSpec = {
-    jobId: 'job',
-    tasks: Array.from({ length: 10_000 }, (_, i) => ({ taskId: `s${i}`, inputs: [] })),
-  };
-  const { stub, bus, worker, prefix } = await rig(t);
-  const nc = await natsConnection(t, servers.natsUrl);
+test.serial('10,000 sources in one worker share one trigger subscription and ack in one call', async (t) => {
+  const c = await startTestCoordinator(t, servers, { heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 30_000 });
+  const spec = sourcesSpec('job', 10_000, { timeoutMs: 60_000 });
+  await c.client.submitJob({ spec });
   let barriers = 0;
-  nc.subscribe(`${prefix}.job.data.*`, { callback: () => void (barriers += 1) });
+  const nc = await natsConnection(t, servers.natsUrl);
+  nc.subscribe(`${c.prefix.nats}.job.data.*`, { callback: () => void (barriers += 1) });
   await nc.flush();
-  const w = await worker({ workerId: 'w', taskIds: big.tasks!.map((x) => x.taskId!), spec: big });
-  await bus.publishTrigger({ jobId: 'job', checkpointId: 1, epoch: 1 });
-  await eventually(() => w.acked.get(1)?.length === 10_000, { timeoutMs: 30_000, what: '10,000 acknowledged tasks' });
-  t.is(stub.acks.length, 1);
-  t.is(stub.acks[0]?.snapshots.length, 10_000);
+  const taskIds = (spec.tasks ?? []).map((x) => x.taskId as string);
+  const w = await c.worker({ jobId: 'job', spec, workerId: 'big', taskIds });
+  const calls = ackCalls(w);
+  const summary = await checkpoint(c, 30_000);
+  t.like(summary, { state: 'CHECKPOINT_STATE_COMPLETED', acknowledgedTasks: 10_000 });
+  await eventually(() => calls.length > 0);
+  t.is(calls.length, 1);
+  t.is(calls[0]?.taskIds.length, 10_000);
   await eventually(() => barriers === 10_000, { what: '10,000 barriers' });
-  const subz = (await (await fetch(`${servers.nats.monitorUrl}/connz?subs=1`)).json()) as {
+  const connz = (await (await fetch(`${servers.nats.monitorUrl}/connz?subs=1`)).json()) as {
     connections: { name?: string; subscriptions_list?: string[] }[];
   };
-  const mine = subz.connections.find((c) => c.name === 'ckpt-sim-w');
+  const mine = connz.connections.find((x) => x.name === 'ckpt-sim-big');
   t.deepEqual(mine?.subscriptions_list?.sort(), [
-    `${prefix}.job.abort`,
-    `${prefix}.job.complete`,
-    `${prefix}.job.recover`,
-    `${prefix}.job.trigger`,
+    `${c.prefix.nats}.job.abort`,
+    `${c.prefix.nats}.job.complete`,
+    `${c.prefix.nats}.job.recover`,
+    `${c.prefix.nats}.job.trigger`,
   ]);
 });
 
 test('acknowledgements above the size limit are split into several calls', async (t) => {
-  const { stub, bus, worker } = await rig(t);
-  const many: JobSpec = {
-    jobId: 'job',
-    tasks: Array.from({ length: 50 }, (_, i) => ({ taskId: `s${i}`, inputs: [] })),
-  };
-  const w = await worker({
-    workerId: 'w',
-    taskIds: many.tasks!.map((x) => x.taskId!),
-    spec: many,
-    maxAckRequestBytes: 2000,
-  });
-  await bus.publishTrigger({ jobId: 'job', checkpointId: 1, epoch: 1 });
-  await eventually(() => w.acked.get(1)?.length === 50);
-  t.true(stub.acks.length > 1, String(stub.acks.length));
-  t.is(
-    stub.acks.reduce((n, a) => n + a.snapshots.length, 0),
-    50,
-  );
+  const c = await startTestCoordinator(t, servers);
+  const spec = sourcesSpec('job', 50);
+  await c.client.submitJob({ spec });
+  const taskIds = (spec.tasks ?? []).map((x) => x.taskId as string);
+  const w = await c.worker({ jobId: 'job', spec, workerId: 'w', taskIds, maxAckRequestBytes: 2000 });
+  const calls = ackCalls(w);
+  const summary = await checkpoint(c);
+  t.like(summary, { state: 'CHECKPOINT_STATE_COMPLETED', acknowledgedTasks: 50 });
+  await eventually(() => calls.reduce((n, call) => n + call.taskIds.length, 0) === 50);
+  t.true(calls.length > 1, String(calls.length));
+  t.deepEqual(calls.flatMap((call) => call.taskIds).sort(), taskIds);
 });
 
 test('when the coordinator goes away the worker reports it and still closes at once', async (t) => {
-  const { stub, worker } = await rig(t);
-  const w = await worker({ workerId: 'w', taskIds: ['a'] });
-  const ended = w.waitFor('session-ended');
-  stub.close();
+  const c = await startTestCoordinator(t, servers);
+  const spec = sourcesSpec('job', 1);
+  await c.client.submitJob({ spec });
+  const w = await c.worker({ jobId: 'job', spec, workerId: 'w', taskIds: ['t00000'] });
+  const ended = w.waitFor('session-ended', () => true, { timeoutMs: 5000 });
+  await c.running.stop();
   const [event] = await ended;
-  t.truthy(event.error);
+  t.is(errorReason(event.error), 'SHUTTING_DOWN');
   const started = Date.now();
   await w.close();
   t.true(Date.now() - started < 2000, `close took ${Date.now() - started} ms`);
