@@ -23,6 +23,12 @@ import { CheckpointEvents } from './events.js';
 import { JobRuntime } from './job-runtime.js';
 import { SessionRegistry, type Session, type SessionChannel } from './sessions.js';
 
+const ATTEMPT_ON_WIRE = {
+  resuming: 'JOB_ATTEMPT_RESUMING',
+  restoring: 'JOB_ATTEMPT_RESTORING',
+  running: 'JOB_ATTEMPT_RUNNING',
+} as const;
+
 /** Options of a coordinator; see `src/config` for their defaults. */
 export interface CoordinatorOptions {
   store: CheckpointStore;
@@ -66,7 +72,7 @@ export class Coordinator {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error(`coordinator cannot start when ${this.state}`);
     const stored = await this.options.store.loadJobs();
-    for (const job of stored) this.addJob(job);
+    for (const job of stored) this.addJob(job, 'resuming');
     this.state = 'running';
     for (const runtime of this.jobs.values()) {
       runtime.start();
@@ -97,8 +103,8 @@ export class Coordinator {
     return this.stopController.signal;
   }
 
-  private addJob(job: StoredJobState): JobRuntime {
-    const tracker = new JobTracker({ ...job, historySize: this.options.historySize });
+  private addJob(job: StoredJobState, attempt: 'resuming' | 'restoring'): JobRuntime {
+    const tracker = new JobTracker({ ...job, historySize: this.options.historySize, attempt });
     const runtime = new JobRuntime(tracker, {
       store: this.options.store,
       bus: this.options.bus,
@@ -106,6 +112,7 @@ export class Coordinator {
       logger: this.options.logger,
       now: this.now,
       idBlockSize: this.options.idBlockSize ?? DEFAULT_ID_BLOCK_SIZE,
+      sessions: () => this.sessions.ofJob(job.spec.jobId),
     });
     this.jobs.set(job.spec.jobId, runtime);
     return runtime;
@@ -160,7 +167,7 @@ export class Coordinator {
     if (!created && !isDeepStrictEqual(job.spec, spec)) {
       throw new CkptError('JOB_EXISTS', `job ${spec.jobId} exists with another spec`, { jobId: spec.jobId });
     }
-    const runtime = this.jobs.get(spec.jobId) ?? this.addJob(job);
+    const runtime = this.jobs.get(spec.jobId) ?? this.addJob(job, created ? 'restoring' : 'resuming');
     runtime.start();
     this.log.info({ jobId: spec.jobId, tasks: spec.tasks.length, created }, 'job submitted');
     return { job: this.jobInfo(runtime), created };
@@ -201,6 +208,8 @@ export class Coordinator {
       checkpointing: t.checkpointing,
       attachedTasks: t.attachedTasks,
       createdAtMs: t.createdAtMs,
+      readyTasks: t.readyTasks,
+      attempt: ATTEMPT_ON_WIRE[t.attempt],
     };
   }
 
@@ -227,6 +236,7 @@ export class Coordinator {
       { jobId: hello.jobId, workerId, sessionId: session.sessionId, tasks: hello.taskIds.length },
       'worker attached',
     );
+    runtime.attempts.onAttach(session, hello.epoch);
     runtime.arm();
     return session;
   }
@@ -252,8 +262,9 @@ export class Coordinator {
   }
 
   /**
-   * Ends a session: its tasks detach, and the checkpoints pending for them
-   * can no longer complete, so they abort with reason TASK_FAILURE.
+   * Ends a session: its tasks detach, the checkpoints pending for them can
+   * no longer complete, so they abort with reason TASK_FAILURE, and if the
+   * tasks may have run in this epoch the job recovers.
    */
   closeSession(sessionId: string, why: string): void {
     const session = this.sessions.remove(sessionId);
@@ -267,8 +278,36 @@ export class Coordinator {
     );
     if (tasks.length > 0 && runtime.tracker.state === 'JOB_STATE_RUNNING') {
       runtime.abortAll('ABORT_REASON_TASK_FAILURE', `worker ${session.workerId} left: ${why}`);
+      runtime.attempts.onDetach(session, tasks, why);
     }
     runtime.arm();
+  }
+
+  /** A worker reports tasks restored and ready in `epoch`. */
+  tasksReady(sessionId: string, epoch: number, taskIds: readonly string[]): void {
+    const { session, runtime } = this.sessionJob(sessionId);
+    runtime.attempts.ready(session, epoch, taskIds);
+  }
+
+  /** A worker reports a failed task: the job rolls back, unless the report is of an older epoch. */
+  taskFailed(sessionId: string, epoch: number, taskId: string, message: string): void {
+    const { session, runtime } = this.sessionJob(sessionId);
+    if (!session.taskIds.includes(taskId)) {
+      const ids = { jobId: session.jobId, taskId };
+      throw new CkptError('TASK_NOT_ATTACHED', `task ${taskId} is not attached by worker ${session.workerId}`, ids);
+    }
+    if (epoch !== runtime.tracker.epoch) return;
+    this.log.warn({ jobId: session.jobId, taskId, epoch, message }, 'task failed');
+    void runtime.recover(`task ${taskId} failed: ${message}`);
+  }
+
+  private sessionJob(sessionId: string): { session: Session; runtime: JobRuntime } {
+    const session = this.sessions.get(sessionId);
+    const runtime = session === undefined ? undefined : this.jobs.get(session.jobId);
+    if (session === undefined || runtime === undefined) {
+      throw new CkptError('UNAVAILABLE', 'the session has ended', { retryable: true });
+    }
+    return { session, runtime };
   }
 
   private sweepSessions(): void {

@@ -10,7 +10,9 @@ import { CkptError, hasReason } from '../core/errors.js';
 import type { JobTracker } from '../core/job-tracker.js';
 import type { CheckpointStore, ControlBus } from '../core/ports.js';
 import type { Logger } from '../log/index.js';
+import { AttemptControl } from './attempt-control.js';
 import type { CheckpointEvents } from './events.js';
+import type { Session } from './sessions.js';
 
 /** What a job runtime needs from the coordinator. */
 export interface JobRuntimeDeps {
@@ -20,11 +22,15 @@ export interface JobRuntimeDeps {
   logger: Logger;
   now: () => number;
   idBlockSize: number;
+  /** The job's live worker sessions. */
+  sessions: () => Session[];
 }
 
 /** A job's timers, commits and broadcasts around its tracker. */
 export class JobRuntime {
   readonly tracker: JobTracker;
+  /** Restore, ready and start of the job's attempts. */
+  readonly attempts: AttemptControl;
   private readonly deps: JobRuntimeDeps;
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
@@ -39,6 +45,14 @@ export class JobRuntime {
     this.tracker = tracker;
     this.deps = deps;
     this.log = deps.logger.child({ component: 'job', jobId: tracker.jobId });
+    this.attempts = new AttemptControl({
+      tracker,
+      store: deps.store,
+      logger: deps.logger,
+      sessions: deps.sessions,
+      recover: (why) => void this.recover(why),
+      onStarted: () => this.arm(),
+    });
   }
 
   get jobId(): string {
@@ -318,8 +332,11 @@ export class JobRuntime {
       const epoch = await this.deps.store.bumpEpoch(this.jobId, this.tracker.epoch);
       this.tracker.enterEpoch(epoch);
       const checkpointId = this.tracker.latestCheckpointId;
-      await this.deps.bus.publishRecover({ jobId: this.jobId, epoch, checkpointId });
-      this.log.info({ epoch, checkpointId }, 'job recovery broadcast');
+      await this.deps.bus
+        .publishRecover({ jobId: this.jobId, epoch, checkpointId })
+        .catch((err: unknown) => this.log.warn({ err }, 'recover not broadcast; sessions still get their restore'));
+      this.attempts.restoreAll();
+      this.log.info({ epoch, checkpointId }, 'job recovery: every task restores');
     })()
       .catch((err: unknown) => this.log.error({ err }, 'job recovery failed'))
       .finally(() => {

@@ -18,6 +18,15 @@ import { validateTaskSnapshot } from './validate.js';
 /** @default 100 finished checkpoints remembered per job for listings. */
 export const DEFAULT_HISTORY_SIZE = 100;
 
+/**
+ * Where the job's current attempt is. `restoring`: tasks restore the
+ * latest checkpoint in the current epoch and report ready; nothing runs
+ * yet. `running`: every task reported ready and was told to start.
+ * `resuming`: a coordinator started and does not know yet whether the
+ * tasks kept running in the stored epoch while it was away.
+ */
+export type JobAttempt = 'resuming' | 'restoring' | 'running';
+
 /** What the tracker starts from: the job as stored in etcd. */
 export interface JobTrackerInit {
   spec: JobSpec__Output;
@@ -28,6 +37,8 @@ export interface JobTrackerInit {
   idFloor: number;
   retainedCheckpointIds: number[];
   historySize?: number;
+  /** `restoring` for a job just created, `resuming` for one loaded from etcd. */
+  attempt: Exclude<JobAttempt, 'running'>;
 }
 
 /** One acknowledge or decline call, as received. */
@@ -60,6 +71,8 @@ export class JobTracker {
   private readonly history: Checkpoint[] = [];
   private readonly historySize: number;
   private readonly attached = new Map<string, string>();
+  private readonly ready = new Set<string>();
+  private attemptValue: JobAttempt;
   private readonly sources: readonly string[];
   private readonly taskIds: readonly string[];
   private consecutiveFailures = 0;
@@ -81,6 +94,14 @@ export class JobTracker {
     this.taskIds = init.spec.tasks.map((t) => t.taskId);
     this.sources = init.spec.tasks.filter((t) => t.inputs.length === 0).map((t) => t.taskId);
     if (this.latest > 0) this.lastOutcome = 'completed';
+    this.attemptValue = init.attempt;
+  }
+
+  get attempt(): JobAttempt {
+    return this.attemptValue;
+  }
+  get readyTasks(): number {
+    return this.ready.size;
   }
 
   get jobId(): string {
@@ -152,7 +173,10 @@ export class JobTracker {
     for (const [taskId, owner] of this.attached) {
       if (owner === workerId) gone.push(taskId);
     }
-    for (const taskId of gone) this.attached.delete(taskId);
+    for (const taskId of gone) {
+      this.attached.delete(taskId);
+      this.ready.delete(taskId);
+    }
     return gone;
   }
 
@@ -160,11 +184,40 @@ export class JobTracker {
     return this.attached.size === this.taskIds.length;
   }
 
+  /** Task ids a worker has attached. */
+  tasksOf(workerId: string): string[] {
+    return [...this.attached].filter(([, owner]) => owner === workerId).map(([taskId]) => taskId);
+  }
+
+  /**
+   * Records that a worker's tasks are ready in `epoch` (restored, or found
+   * still running while resuming). Reports of another epoch or of tasks the
+   * worker has not attached are ignored. Returns true when this makes every
+   * task ready: the attempt is then `running` and the caller tells the
+   * workers to start.
+   */
+  markReady(workerId: string, epoch: number, taskIds: readonly string[]): boolean {
+    if (epoch !== this.epochValue || this.attemptValue === 'running') return false;
+    for (const taskId of taskIds) {
+      if (this.attached.get(taskId) === workerId) this.ready.add(taskId);
+    }
+    if (this.ready.size < this.taskIds.length) return false;
+    this.attemptValue = 'running';
+    return true;
+  }
+
   // --- triggering ---------------------------------------------------------
 
   /** Throws why a checkpoint cannot start now; returns if it can. */
   checkCanTrigger(): void {
     this.requireRunning();
+    if (this.attemptValue !== 'running' && this.allTasksAttached()) {
+      throw new CkptError(
+        'TASKS_NOT_READY',
+        `${this.taskIds.length - this.ready.size} of ${this.taskIds.length} tasks have not restored epoch ${this.epochValue} yet`,
+        { jobId: this.jobId },
+      );
+    }
     if (!this.allTasksAttached()) {
       throw new CkptError(
         'TASKS_NOT_READY',
@@ -187,7 +240,8 @@ export class JobTracker {
    * past; the caller still checks `checkCanTrigger`.
    */
   nextPeriodicDueAtMs(): number | undefined {
-    if (this.policy.intervalMs === 0 || this.stateValue !== 'JOB_STATE_RUNNING') return undefined;
+    if (this.policy.intervalMs === 0 || this.stateValue !== 'JOB_STATE_RUNNING' || this.attemptValue !== 'running')
+      return undefined;
     return Math.max(this.lastTriggeredAtMs + this.policy.intervalMs, this.lastFinishedAtMs + this.policy.minPauseMs, 0);
   }
 
@@ -335,6 +389,8 @@ export class JobTracker {
     if (epoch <= this.epochValue) throw new Error(`job ${this.jobId}: epoch ${epoch} is not above ${this.epochValue}`);
     this.epochValue = epoch;
     this.consecutiveFailures = 0;
+    this.attemptValue = 'restoring';
+    this.ready.clear();
   }
 
   private requireRunning(): void {

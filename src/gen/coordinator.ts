@@ -20,14 +20,18 @@ import type { JobCanceledCommand as _ckpt_v1_JobCanceledCommand, JobCanceledComm
 import type { JobInfo as _ckpt_v1_JobInfo, JobInfo__Output as _ckpt_v1_JobInfo__Output } from './ckpt/v1/JobInfo.js';
 import type { JobSpec as _ckpt_v1_JobSpec, JobSpec__Output as _ckpt_v1_JobSpec__Output } from './ckpt/v1/JobSpec.js';
 import type { Manifest as _ckpt_v1_Manifest, Manifest__Output as _ckpt_v1_Manifest__Output } from './ckpt/v1/Manifest.js';
+import type { RestoreCommand as _ckpt_v1_RestoreCommand, RestoreCommand__Output as _ckpt_v1_RestoreCommand__Output } from './ckpt/v1/RestoreCommand.js';
 import type { SnapshotMetrics as _ckpt_v1_SnapshotMetrics, SnapshotMetrics__Output as _ckpt_v1_SnapshotMetrics__Output } from './ckpt/v1/SnapshotMetrics.js';
 import type { SourcePosition as _ckpt_v1_SourcePosition, SourcePosition__Output as _ckpt_v1_SourcePosition__Output } from './ckpt/v1/SourcePosition.js';
+import type { StartCommand as _ckpt_v1_StartCommand, StartCommand__Output as _ckpt_v1_StartCommand__Output } from './ckpt/v1/StartCommand.js';
 import type { StateHandle as _ckpt_v1_StateHandle, StateHandle__Output as _ckpt_v1_StateHandle__Output } from './ckpt/v1/StateHandle.js';
 import type { SubmitJobRequest as _ckpt_v1_SubmitJobRequest, SubmitJobRequest__Output as _ckpt_v1_SubmitJobRequest__Output } from './ckpt/v1/SubmitJobRequest.js';
 import type { SubmitJobResponse as _ckpt_v1_SubmitJobResponse, SubmitJobResponse__Output as _ckpt_v1_SubmitJobResponse__Output } from './ckpt/v1/SubmitJobResponse.js';
 import type { TaskDecline as _ckpt_v1_TaskDecline, TaskDecline__Output as _ckpt_v1_TaskDecline__Output } from './ckpt/v1/TaskDecline.js';
+import type { TaskFailure as _ckpt_v1_TaskFailure, TaskFailure__Output as _ckpt_v1_TaskFailure__Output } from './ckpt/v1/TaskFailure.js';
 import type { TaskSnapshot as _ckpt_v1_TaskSnapshot, TaskSnapshot__Output as _ckpt_v1_TaskSnapshot__Output } from './ckpt/v1/TaskSnapshot.js';
 import type { TaskSpec as _ckpt_v1_TaskSpec, TaskSpec__Output as _ckpt_v1_TaskSpec__Output } from './ckpt/v1/TaskSpec.js';
+import type { TasksReady as _ckpt_v1_TasksReady, TasksReady__Output as _ckpt_v1_TasksReady__Output } from './ckpt/v1/TasksReady.js';
 import type { TriggerCheckpointRequest as _ckpt_v1_TriggerCheckpointRequest, TriggerCheckpointRequest__Output as _ckpt_v1_TriggerCheckpointRequest__Output } from './ckpt/v1/TriggerCheckpointRequest.js';
 import type { TriggerCheckpointResponse as _ckpt_v1_TriggerCheckpointResponse, TriggerCheckpointResponse__Output as _ckpt_v1_TriggerCheckpointResponse__Output } from './ckpt/v1/TriggerCheckpointResponse.js';
 import type { Welcome as _ckpt_v1_Welcome, Welcome__Output as _ckpt_v1_Welcome__Output } from './ckpt/v1/Welcome.js';
@@ -61,21 +65,26 @@ export interface ProtoGrpcType {
       GetJobRequest: MessageTypeDefinition<_ckpt_v1_GetJobRequest, _ckpt_v1_GetJobRequest__Output>
       GetJobResponse: MessageTypeDefinition<_ckpt_v1_GetJobResponse, _ckpt_v1_GetJobResponse__Output>
       Heartbeat: MessageTypeDefinition<_ckpt_v1_Heartbeat, _ckpt_v1_Heartbeat__Output>
+      JobAttempt: EnumTypeDefinition
       JobCanceledCommand: MessageTypeDefinition<_ckpt_v1_JobCanceledCommand, _ckpt_v1_JobCanceledCommand__Output>
       JobCheckpointing: EnumTypeDefinition
       JobInfo: MessageTypeDefinition<_ckpt_v1_JobInfo, _ckpt_v1_JobInfo__Output>
       JobSpec: MessageTypeDefinition<_ckpt_v1_JobSpec, _ckpt_v1_JobSpec__Output>
       JobState: EnumTypeDefinition
       Manifest: MessageTypeDefinition<_ckpt_v1_Manifest, _ckpt_v1_Manifest__Output>
+      RestoreCommand: MessageTypeDefinition<_ckpt_v1_RestoreCommand, _ckpt_v1_RestoreCommand__Output>
       SnapshotMetrics: MessageTypeDefinition<_ckpt_v1_SnapshotMetrics, _ckpt_v1_SnapshotMetrics__Output>
       SnapshotType: EnumTypeDefinition
       SourcePosition: MessageTypeDefinition<_ckpt_v1_SourcePosition, _ckpt_v1_SourcePosition__Output>
+      StartCommand: MessageTypeDefinition<_ckpt_v1_StartCommand, _ckpt_v1_StartCommand__Output>
       StateHandle: MessageTypeDefinition<_ckpt_v1_StateHandle, _ckpt_v1_StateHandle__Output>
       SubmitJobRequest: MessageTypeDefinition<_ckpt_v1_SubmitJobRequest, _ckpt_v1_SubmitJobRequest__Output>
       SubmitJobResponse: MessageTypeDefinition<_ckpt_v1_SubmitJobResponse, _ckpt_v1_SubmitJobResponse__Output>
       TaskDecline: MessageTypeDefinition<_ckpt_v1_TaskDecline, _ckpt_v1_TaskDecline__Output>
+      TaskFailure: MessageTypeDefinition<_ckpt_v1_TaskFailure, _ckpt_v1_TaskFailure__Output>
       TaskSnapshot: MessageTypeDefinition<_ckpt_v1_TaskSnapshot, _ckpt_v1_TaskSnapshot__Output>
       TaskSpec: MessageTypeDefinition<_ckpt_v1_TaskSpec, _ckpt_v1_TaskSpec__Output>
+      TasksReady: MessageTypeDefinition<_ckpt_v1_TasksReady, _ckpt_v1_TasksReady__Output>
       TriggerCheckpointRequest: MessageTypeDefinition<_ckpt_v1_TriggerCheckpointRequest, _ckpt_v1_TriggerCheckpointRequest__Output>
       TriggerCheckpointResponse: MessageTypeDefinition<_ckpt_v1_TriggerCheckpointResponse, _ckpt_v1_TriggerCheckpointResponse__Output>
       Welcome: MessageTypeDefinition<_ckpt_v1_Welcome, _ckpt_v1_Welcome__Output>

@@ -40,6 +40,7 @@ export interface ProtoGrpcType {
       CheckpointSummary: MessageTypeDefinition<_ckpt_v1_CheckpointSummary, _ckpt_v1_CheckpointSummary__Output>
       GetCheckpointRequest: MessageTypeDefinition<_ckpt_v1_GetCheckpointRequest, _ckpt_v1_GetCheckpointRequest__Output>
       GetCheckpointResponse: MessageTypeDefinition<_ckpt_v1_GetCheckpointResponse, _ckpt_v1_GetCheckpointResponse__Output>
+      JobAttempt: EnumTypeDefinition
       JobCheckpointing: EnumTypeDefinition
       JobInfo: MessageTypeDefinition<_ckpt_v1_JobInfo, _ckpt_v1_JobInfo__Output>
       JobSpec: MessageTypeDefinition<_ckpt_v1_JobSpec, _ckpt_v1_JobSpec__Output>

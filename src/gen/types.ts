@@ -25,6 +25,7 @@ export interface ProtoGrpcType {
       CheckpointPolicy: MessageTypeDefinition<_ckpt_v1_CheckpointPolicy, _ckpt_v1_CheckpointPolicy__Output>
       CheckpointState: EnumTypeDefinition
       CheckpointSummary: MessageTypeDefinition<_ckpt_v1_CheckpointSummary, _ckpt_v1_CheckpointSummary__Output>
+      JobAttempt: EnumTypeDefinition
       JobCheckpointing: EnumTypeDefinition
       JobInfo: MessageTypeDefinition<_ckpt_v1_JobInfo, _ckpt_v1_JobInfo__Output>
       JobSpec: MessageTypeDefinition<_ckpt_v1_JobSpec, _ckpt_v1_JobSpec__Output>

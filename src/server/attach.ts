@@ -54,6 +54,10 @@ export function attachHandler(
           sessionId = coordinator.openSession(message.hello, channel).sessionId;
         } else if (message.heartbeat != null) {
           coordinator.heartbeat(sessionId);
+        } else if (message.ready != null) {
+          coordinator.tasksReady(sessionId, message.ready.epoch, message.ready.taskIds);
+        } else if (message.failure != null) {
+          coordinator.taskFailed(sessionId, message.failure.epoch, message.failure.taskId, message.failure.message);
         } else {
           throw new CkptError('MALFORMED', `unexpected ${message.body ?? 'empty'} message in a session`);
         }

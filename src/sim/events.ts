@@ -1,6 +1,8 @@
 /**
  * What a simulated worker reports while it runs.
  */
+import type { RestoreCommand__Output } from '../gen/ckpt/v1/RestoreCommand.js';
+import type { StartCommand__Output } from '../gen/ckpt/v1/StartCommand.js';
 import type { AcknowledgeCheckpointResponse__Output } from '../gen/ckpt/v1/AcknowledgeCheckpointResponse.js';
 import type { CheckpointAbort__Output } from '../gen/ckpt/v1/CheckpointAbort.js';
 import type { CheckpointComplete__Output } from '../gen/ckpt/v1/CheckpointComplete.js';
@@ -36,6 +38,10 @@ export interface SimEventMap {
   recover: [Recover__Output];
   /** A control message or barrier of another epoch, dropped. */
   dropped: [{ what: string; epoch: number; currentEpoch: number }];
+  /** The coordinator asked for a restore; the worker adopted its epoch and reported ready. */
+  restore: [RestoreCommand__Output];
+  /** Every task of the job is ready: the job runs in this epoch. */
+  start: [StartCommand__Output];
   /** The coordinator canceled the job. */
   canceled: [JobCanceledCommand__Output];
   /** The Attach stream ended; `error` unless the worker ended it itself. */

@@ -2,6 +2,8 @@
  * A worker session over the raw `Attach` stream: hello, welcome, heartbeats
  * and the coordinator's commands.
  */
+import type { RestoreCommand__Output } from '../gen/ckpt/v1/RestoreCommand.js';
+import type { StartCommand__Output } from '../gen/ckpt/v1/StartCommand.js';
 import type { AttachStream, CoordinatorClient } from '../client/index.js';
 import { CkptError } from '../core/errors.js';
 import type { AttachResponse__Output } from '../gen/ckpt/v1/AttachResponse.js';
@@ -25,6 +27,10 @@ export interface SessionOptions {
   attachTimeoutMs: number;
   logger: Logger;
   onCanceled(command: JobCanceledCommand__Output): void;
+  /** The coordinator asks the session's tasks to restore a checkpoint in a new epoch. */
+  onRestore(command: RestoreCommand__Output): void;
+  /** Every task of the job is ready: sources may start. */
+  onStart(command: StartCommand__Output): void;
   /** Called once when the stream ends after the welcome; `error` unless `end()`/`cancel()` ended it. */
   onEnded(error?: Error): void;
 }
@@ -52,6 +58,8 @@ export class AttachSession {
     );
     call.on('data', (message: AttachResponse__Output) => {
       if (message.canceled) options.onCanceled(message.canceled);
+      if (message.restore) options.onRestore(message.restore);
+      if (message.start) options.onStart(message.start);
     });
     call.on('error', (err: Error) => {
       this.#stopHeartbeats();
@@ -83,6 +91,16 @@ export class AttachSession {
       call.cancel();
       throw err;
     }
+  }
+
+  /** Reports tasks restored and ready in `epoch`. */
+  sendReady(epoch: number, taskIds: string[]): void {
+    if (!this.#closed) this.#call.write({ ready: { epoch, taskIds } });
+  }
+
+  /** Reports a failed task. */
+  sendFailure(epoch: number, taskId: string, message: string): void {
+    if (!this.#closed) this.#call.write({ failure: { epoch, taskId, message } });
   }
 
   /** Pauses or resumes heartbeats, so tests can make the session miss them. */

@@ -4,6 +4,8 @@
  * broadcasts) without the SDK, and records everything it acknowledged and
  * every broadcast it received.
  */
+import type { RestoreCommand__Output } from '../gen/ckpt/v1/RestoreCommand.js';
+import type { StartCommand__Output } from '../gen/ckpt/v1/StartCommand.js';
 import { EventEmitter } from 'node:events';
 import type { Msg, NatsConnection } from '@nats-io/nats-core';
 import { connectNats, controlMessageCodecs, controlPrefix, epochOf, isBarrier, jobSubjects } from '../bus/index.js';
@@ -41,6 +43,10 @@ export class SimulatedWorker {
   readonly aborted = new Map<number, CheckpointAbort__Output>();
   /** `recover` broadcasts adopted, in order. */
   readonly recovered: Recover__Output[] = [];
+  /** Restore commands of the session, in order. */
+  readonly restored: RestoreCommand__Output[] = [];
+  /** Epochs in which the coordinator started the job. */
+  readonly started: number[] = [];
   /** The worker's own NATS connection. */
   readonly nats: NatsConnection;
   /** The worker's own coordinator client. */
@@ -172,6 +178,8 @@ export class SimulatedWorker {
       attachTimeoutMs: this.#config.attachTimeoutMs,
       logger: this.#logger,
       onCanceled: (command) => this.events.emit('canceled', command),
+      onRestore: (command) => this.#gate(() => this.#onRestore(command)),
+      onStart: (command) => this.#gate(() => this.#onStart(command)),
       onEnded: (error) => this.#sessionEnded(error),
     });
     const welcome = this.#session.welcome;
@@ -282,6 +290,33 @@ export class SimulatedWorker {
     this.recovered.push(recover);
     this.#logger.debug({ epoch: recover.epoch, checkpointId: recover.checkpointId }, 'recovered');
     this.events.emit('recover', recover);
+  }
+
+  /** A simulated task has no state to fetch: it adopts the epoch and reports ready at once. */
+  #onRestore(command: RestoreCommand__Output): void {
+    if (command.epoch < this.#epoch) {
+      this.events.emit('dropped', { what: 'restore', epoch: command.epoch, currentEpoch: this.#epoch });
+      return;
+    }
+    if (command.epoch > this.#epoch) {
+      this.#epoch = command.epoch;
+      this.#batcher.discardAll();
+      this.#runner.reset();
+    }
+    this.restored.push(command);
+    this.events.emit('restore', command);
+    this.#session?.sendReady(command.epoch, this.#config.taskIds);
+  }
+
+  #onStart(command: StartCommand__Output): void {
+    if (command.epoch !== this.#epoch) return;
+    this.started.push(command.epoch);
+    this.events.emit('start', command);
+  }
+
+  /** Reports a task failure on the session, as a crashing task would. */
+  fail(taskId: string, message: string): void {
+    this.#session?.sendFailure(this.#epoch, taskId, message);
   }
 
   #currentEpoch(what: string, epoch: number): boolean {

@@ -17,6 +17,7 @@ import { silentLogger } from '../../src/log/index.js';
 import { runCoordinator, type RunningCoordinator } from '../../src/server/run.js';
 import { startSimulatedWorker, type SimulatedWorker, type SimulatedWorkerOptions } from '../../src/sim/index.js';
 import { uniquePrefix, type TestPrefix } from './prefix.js';
+import { eventually } from './wait.js';
 import type { TestServers } from './servers.js';
 
 /** A test's coordinator, its clients and its namespace. */
@@ -34,6 +35,8 @@ export interface TestCoordinator {
   worker(
     options: Omit<SimulatedWorkerOptions, 'coordinator' | 'nats' | 'subjectPrefix' | 'logger'>,
   ): Promise<SimulatedWorker>;
+  /** Resolves when every task of the job has restored and the job runs (attempt RUNNING). */
+  started(jobId: string): Promise<void>;
   /** Every key and value under the test's etcd prefix, for before/after comparisons. */
   dump(): Promise<Record<string, string>>;
 }
@@ -106,6 +109,11 @@ export async function startTestCoordinator(
       });
       workers.push(w);
       return w;
+    },
+    async started(jobId) {
+      await eventually(async () => (await client.getJob({ jobId })).job?.attempt === 'JOB_ATTEMPT_RUNNING', {
+        what: `job ${jobId} running`,
+      });
     },
     async dump() {
       return etcd.getAll().prefix(prefix.etcd).strings();

@@ -38,6 +38,7 @@ async function setUp(t: ExecutionContext, c: TestCoordinator) {
   const spec = fanInSpec('job', 1, 1, { timeoutMs: 60_000, tolerableFailures: -1, maxConcurrent: 4 });
   await c.client.submitJob({ spec });
   const w = await c.worker({ jobId: 'job', workerId: 'w0', taskIds: ['src-0', 'sink-0'], spec, behaviour: 'silent' });
+  await c.started('job');
   const epoch = w.epoch;
   const trigger = async () => (await c.client.triggerCheckpoint({ jobId: 'job' })).checkpoint?.checkpointId ?? 0;
   const ack = (checkpointId: number, snapshots: TaskSnapshot[], extra: Record<string, unknown> = {}) =>

@@ -17,7 +17,7 @@ const servers = useServers();
 /** Splits the spec's tasks over `workers` simulated workers. */
 async function startWorkers(c: TestCoordinator, spec: JobSpec, workers: number): Promise<SimulatedWorker[]> {
   const ids = (spec.tasks ?? []).map((t) => t.taskId as string);
-  return Promise.all(
+  const started = await Promise.all(
     Array.from({ length: workers }, (_, w) =>
       c.worker({
         jobId: spec.jobId as string,
@@ -27,6 +27,8 @@ async function startWorkers(c: TestCoordinator, spec: JobSpec, workers: number):
       }),
     ),
   );
+  await c.started(spec.jobId as string);
+  return started;
 }
 
 function byTask(snapshots: TaskSnapshot__Output[]): Map<string, TaskSnapshot__Output> {
@@ -212,6 +214,7 @@ test('a job of 10,000 tasks with a manifest over 1.5 MiB commits atomically', as
       }),
     ),
   );
+  await c.started('big');
   const res = await c.client.triggerCheckpoint({ jobId: 'big', wait: true }, { deadlineMs: 150_000 });
   t.is(res.checkpoint?.state, 'CHECKPOINT_STATE_COMPLETED');
   t.true(

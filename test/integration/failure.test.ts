@@ -17,6 +17,7 @@ test('a worker leaving aborts pending checkpoints with TASK_FAILURE; checkpoints
   await c.client.submitJob({ spec });
   const a = await c.worker({ jobId: 'job', workerId: 'a', taskIds: ['src-0', 'src-1'], spec });
   const b = await c.worker({ jobId: 'job', workerId: 'b', taskIds: ['sink-0'], spec, behaviour: 'silent' });
+  await c.started('job');
   const pending = (await c.client.triggerCheckpoint({ jobId: 'job' })).checkpoint?.checkpointId ?? 0;
   await eventually(
     async () =>
@@ -32,7 +33,16 @@ test('a worker leaving aborts pending checkpoints with TASK_FAILURE; checkpoints
   await eventually(() => a.aborted.has(pending));
   const err = await t.throwsAsync(c.client.triggerCheckpoint({ jobId: 'job' }));
   t.is(errorInfo(err)?.reason, 'TASKS_NOT_READY');
-  await c.worker({ jobId: 'job', workerId: 'b2', taskIds: ['sink-0'], spec });
+  // The tasks that stayed roll back too: a new epoch, restored from the latest checkpoint (none yet).
+  const restore = await eventually(() => a.restored.find((r) => r.epoch === 2));
+  t.is(restore.checkpointId, 0);
+  const b2 = await c.worker({ jobId: 'job', workerId: 'b2', taskIds: ['sink-0'], spec });
+  await c.started('job');
+  t.deepEqual(
+    b2.restored.map((r) => [r.epoch, r.checkpointId]),
+    [[2, 0]],
+  );
+  t.deepEqual(a.started, [1, 2]);
   const next = await c.client.triggerCheckpoint({ jobId: 'job', wait: true }, { deadlineMs: 10_000 });
   t.is(next.checkpoint?.state, 'CHECKPOINT_STATE_COMPLETED');
 });
@@ -56,6 +66,7 @@ test('more consecutive failures than tolerated start a recovery: new epoch, reco
   const spec = fanInSpec('job', 1, 1, { tolerableFailures: 1 });
   await c.client.submitJob({ spec });
   const w = await c.worker({ jobId: 'job', workerId: 'w', taskIds: ['src-0', 'sink-0'], spec });
+  await c.started('job');
   const ok = await c.client.triggerCheckpoint({ jobId: 'job', wait: true }, { deadlineMs: 10_000 });
   const committed = ok.checkpoint?.checkpointId ?? 0;
   w.setBehaviour('sink-0', 'decline');
@@ -68,7 +79,17 @@ test('more consecutive failures than tolerated start a recovery: new epoch, reco
   t.deepEqual(w.recovered[0], { jobId: 'job', epoch: 2, checkpointId: committed });
   t.is((await c.client.getJob({ jobId: 'job' })).job?.epoch, 2);
   t.is((await c.dump())[`${c.prefix.etcd}jobs/job/epoch`], '2'.padStart(20, '0'));
+  const restore = await eventually(() => w.restored.find((r) => r.epoch === 2));
+  t.is(restore.checkpointId, committed);
+  const byTask = (list: typeof restore.snapshots) => [...list].sort((x, y) => x.taskId.localeCompare(y.taskId));
+  t.deepEqual(
+    restore.snapshots.map((s) => s.taskId),
+    ['src-0', 'sink-0'],
+    'the tasks of the hello, in its order',
+  );
+  t.deepEqual(byTask(restore.snapshots), byTask(w.acked.get(committed) ?? []), 'what the tasks acknowledged');
   w.setBehaviour('sink-0', 'ack');
+  await c.started('job');
   const after = await c.client.triggerCheckpoint({ jobId: 'job', wait: true }, { deadlineMs: 10_000 });
   t.is(after.checkpoint?.state, 'CHECKPOINT_STATE_COMPLETED');
   t.is(after.checkpoint?.epoch, 2);
@@ -95,6 +116,7 @@ test('a coordinator restart aborts what was pending with COORDINATOR_RESTART', a
     spec,
     behaviour: { 'sink-0': 'silent' },
   });
+  await c.started('job');
   const pending = (await c.client.triggerCheckpoint({ jobId: 'job' })).checkpoint?.checkpointId ?? 0;
   await c.restart();
   // The new coordinator does not know what was pending: it aborts every id up to the ones it may hand out.
@@ -117,6 +139,7 @@ test('cancelling a job aborts pending checkpoints and tells its workers', async 
     behaviour: { 'sink-0': 'silent' },
   });
   const canceled = new Promise((resolve) => w.events.once('canceled', resolve));
+  await c.started('job');
   const pending = (await c.client.triggerCheckpoint({ jobId: 'job' })).checkpoint?.checkpointId ?? 0;
   const job = await c.client.cancelJob({ jobId: 'job' });
   t.is(job.job?.state, 'JOB_STATE_CANCELED');
@@ -129,4 +152,42 @@ test('cancelling a job aborts pending checkpoints and tells its workers', async 
     'JOB_STATE_CANCELED',
     'the cancellation is stored in etcd',
   );
+});
+
+test('a task failure rolls every task of the job back to the same checkpoint', async (t) => {
+  const c = await startTestCoordinator(t, servers);
+  const spec = fanInSpec('job', 2, 1);
+  await c.client.submitJob({ spec });
+  const a = await c.worker({ jobId: 'job', workerId: 'a', taskIds: ['src-0', 'src-1'], spec });
+  const b = await c.worker({ jobId: 'job', workerId: 'b', taskIds: ['sink-0'], spec });
+  await c.started('job');
+  const done = await c.client.triggerCheckpoint({ jobId: 'job', wait: true }, { deadlineMs: 10_000 });
+  const id = done.checkpoint?.checkpointId ?? 0;
+  b.fail('sink-0', 'out of memory');
+  const [ra, rb] = await Promise.all([
+    eventually(() => a.restored.find((r) => r.epoch === 2)),
+    eventually(() => b.restored.find((r) => r.epoch === 2)),
+  ]);
+  t.is(ra.checkpointId, id);
+  t.is(rb.checkpointId, id);
+  t.deepEqual(
+    ra.snapshots.map((s) => s.taskId),
+    ['src-0', 'src-1'],
+  );
+  t.deepEqual(
+    rb.snapshots.map((s) => s.taskId),
+    ['sink-0'],
+  );
+  await c.started('job');
+  t.is((await c.client.getJob({ jobId: 'job' })).job?.epoch, 2);
+  const stale = await t.throwsAsync(
+    c.client.acknowledgeCheckpoint({
+      jobId: 'job',
+      epoch: 1,
+      checkpointId: id + 1,
+      workerId: 'a',
+      snapshots: [{ taskId: 'src-0' }],
+    }),
+  );
+  t.is(errorInfo(stale)?.reason, 'STALE_EPOCH');
 });

@@ -35,6 +35,7 @@ test('a Python client lists jobs and checkpoints through CheckpointQuery', async
   await c.client.submitJob({ spec });
   await c.client.submitJob({ spec: fanInSpec('billing', 1, 1) });
   await c.worker({ jobId: 'orders', workerId: 'w0', taskIds: ['src-0', 'src-1', 'sink-0'], spec });
+  await c.started('orders');
   const ids: number[] = [];
   for (let i = 0; i < 3; i++) {
     const res = await c.client.triggerCheckpoint({ jobId: 'orders', wait: true }, { deadlineMs: 10_000 });

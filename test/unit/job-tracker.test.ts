@@ -7,7 +7,7 @@ import type { TaskSnapshot__Output } from '../../src/gen/ckpt/v1/TaskSnapshot.js
 
 function tracker(
   policy: CheckpointPolicy = {},
-  extra: Partial<ConstructorParameters<typeof JobTracker>[0]> = {},
+  extra: Partial<Omit<ConstructorParameters<typeof JobTracker>[0], 'attempt'>> = {},
 ): JobTracker {
   const spec = validateJobSpec({ jobId: 'j', tasks: [{ taskId: 'src' }, { taskId: 'sink', inputs: ['src'] }], policy });
   const t = new JobTracker({
@@ -18,10 +18,17 @@ function tracker(
     latestCheckpointId: 0,
     idFloor: 1,
     retainedCheckpointIds: [],
+    attempt: 'restoring',
     ...extra,
   });
   t.ids.reserved(t.ids.floorToReserve(10));
   return t;
+}
+
+/** Attaches tasks and reports them ready, as a worker does after its restore. */
+function run(j: JobTracker, workerId: string, taskIds: string[]): boolean {
+  j.attach(workerId, taskIds);
+  return j.markReady(workerId, j.epoch, taskIds);
 }
 
 function snap(taskId: string): TaskSnapshot__Output {
@@ -54,6 +61,15 @@ test('triggers need every task attached and respect max concurrent', (t) => {
     'TASKS_NOT_READY',
   );
   j.attach('w2', ['sink']);
+  t.is(
+    reason(() => j.trigger(0, true)),
+    'TASKS_NOT_READY',
+    'attached but not restored',
+  );
+  t.false(j.markReady('w1', 1, ['src']));
+  t.false(j.markReady('w2', 0, ['sink']), 'a ready report of another epoch is ignored');
+  t.true(j.markReady('w2', 1, ['sink']));
+  t.is(j.attempt, 'running');
   const c = j.trigger(0, true);
   t.is(c.id, 1);
   t.is(j.checkpointing, 'JOB_CHECKPOINTING_CHECKPOINTING');
@@ -81,8 +97,8 @@ test('attach is all or none and a task has one owner', (t) => {
 
 test('acknowledgements are checked against epoch, checkpoint, and the attaching worker', (t) => {
   const j = tracker();
-  j.attach('w1', ['src']);
-  j.attach('w2', ['sink']);
+  run(j, 'w1', ['src']);
+  run(j, 'w2', ['sink']);
   const c = j.trigger(0, false);
   t.is(
     reason(() => j.acknowledge({ epoch: 2, checkpointId: c.id, workerId: 'w1' }, [snap('src')])),
@@ -113,7 +129,7 @@ test('acknowledgements are checked against epoch, checkpoint, and the attaching 
 
 test('retention subsumes the oldest beyond the retained count', (t) => {
   const j = tracker({ retained: 2 });
-  j.attach('w', ['src', 'sink']);
+  run(j, 'w', ['src', 'sink']);
   const done: number[] = [];
   for (let i = 0; i < 4; i++) {
     const c = j.trigger(i * 10, false);
@@ -135,7 +151,7 @@ test('retention subsumes the oldest beyond the retained count', (t) => {
 
 test('a completed checkpoint subsumes older pending ones', (t) => {
   const j = tracker({ maxConcurrent: 2 });
-  j.attach('w', ['src', 'sink']);
+  run(j, 'w', ['src', 'sink']);
   const older = j.trigger(0, false);
   const newer = j.trigger(1, false);
   j.acknowledge({ epoch: 1, checkpointId: newer.id, workerId: 'w' }, [snap('src'), snap('sink')]);
@@ -148,7 +164,7 @@ test('a completed checkpoint subsumes older pending ones', (t) => {
 
 test('consecutive failures beyond the tolerable count fail the job; subsumed ones do not count', (t) => {
   const j = tracker({ tolerableFailures: 1, maxConcurrent: 2 });
-  j.attach('w', ['src', 'sink']);
+  run(j, 'w', ['src', 'sink']);
   t.false(j.abort(j.trigger(0, false), 'ABORT_REASON_SUBSUMED', '', 1));
   t.false(j.abort(j.trigger(2, false), 'ABORT_REASON_TIMEOUT', '', 3));
   t.is(j.checkpointing, 'JOB_CHECKPOINTING_IDLE');
@@ -157,7 +173,7 @@ test('consecutive failures beyond the tolerable count fail the job; subsumed one
 
 test('expired lists pending checkpoints past their deadline', (t) => {
   const j = tracker({ timeoutMs: 100, maxConcurrent: 2 });
-  j.attach('w', ['src', 'sink']);
+  run(j, 'w', ['src', 'sink']);
   const a = j.trigger(0, false);
   j.trigger(50, false);
   t.is(j.nextDeadlineMs(), 100);
@@ -170,7 +186,7 @@ test('expired lists pending checkpoints past their deadline', (t) => {
 
 test('periodic schedule honours interval and minimum pause', (t) => {
   const j = tracker({ intervalMs: 1000, minPauseMs: 500 });
-  j.attach('w', ['src', 'sink']);
+  run(j, 'w', ['src', 'sink']);
   t.is(j.nextPeriodicDueAtMs(), 0);
   const c = j.trigger(0, false);
   j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w' }, [snap('src'), snap('sink')]);
@@ -190,8 +206,9 @@ test('ids continue from the stored floor and need a reservation', (t) => {
     latestCheckpointId: 40,
     idFloor: 1001,
     retainedCheckpointIds: [40],
+    attempt: 'resuming',
   });
-  j.attach('w', ['a']);
+  t.true(run(j, 'w', ['a']));
   t.throws(() => j.trigger(0, false), { message: /not reserved/ });
   j.ids.reserved(j.ids.floorToReserve(5));
   t.is(j.trigger(0, false).id, 1001);
@@ -199,7 +216,7 @@ test('ids continue from the stored floor and need a reservation', (t) => {
 
 test('full snapshots every n-th checkpoint', (t) => {
   const j = tracker({ fullEvery: 3, maxConcurrent: 16 });
-  j.attach('w', ['src', 'sink']);
+  run(j, 'w', ['src', 'sink']);
   const types = Array.from({ length: 7 }, (_, i) =>
     j.trigger(i, false).init.snapshotType.replace('SNAPSHOT_TYPE_', ''),
   );
@@ -217,4 +234,21 @@ test('a canceled job refuses triggers and attaches', (t) => {
     reason(() => j.checkCanTrigger()),
     'JOB_CANCELED',
   );
+});
+
+test('a new epoch needs every task to restore again; a detached task is no longer ready', (t) => {
+  const j = tracker();
+  t.true(run(j, 'w', ['src', 'sink']));
+  j.enterEpoch(2);
+  t.is(j.attempt, 'restoring');
+  t.is(
+    reason(() => j.checkCanTrigger()),
+    'TASKS_NOT_READY',
+  );
+  t.false(j.markReady('w', 1, ['src', 'sink']), 'the old epoch does not count');
+  t.true(j.markReady('w', 2, ['src', 'sink']));
+  j.enterEpoch(3);
+  j.markReady('w', 3, ['src']);
+  j.detach('w');
+  t.is(j.readyTasks, 0);
 });

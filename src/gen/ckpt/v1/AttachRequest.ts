@@ -3,6 +3,8 @@
 
 import type { WorkerHello as _ckpt_v1_WorkerHello, WorkerHello__Output as _ckpt_v1_WorkerHello__Output } from '../../ckpt/v1/WorkerHello.js';
 import type { Heartbeat as _ckpt_v1_Heartbeat, Heartbeat__Output as _ckpt_v1_Heartbeat__Output } from '../../ckpt/v1/Heartbeat.js';
+import type { TasksReady as _ckpt_v1_TasksReady, TasksReady__Output as _ckpt_v1_TasksReady__Output } from '../../ckpt/v1/TasksReady.js';
+import type { TaskFailure as _ckpt_v1_TaskFailure, TaskFailure__Output as _ckpt_v1_TaskFailure__Output } from '../../ckpt/v1/TaskFailure.js';
 
 /**
  * A message from a worker in its session.
@@ -10,7 +12,9 @@ import type { Heartbeat as _ckpt_v1_Heartbeat, Heartbeat__Output as _ckpt_v1_Hea
 export interface AttachRequest {
   'hello'?: (_ckpt_v1_WorkerHello | null);
   'heartbeat'?: (_ckpt_v1_Heartbeat | null);
-  'body'?: "hello"|"heartbeat";
+  'ready'?: (_ckpt_v1_TasksReady | null);
+  'failure'?: (_ckpt_v1_TaskFailure | null);
+  'body'?: "hello"|"heartbeat"|"ready"|"failure";
 }
 
 /**
@@ -19,5 +23,7 @@ export interface AttachRequest {
 export interface AttachRequest__Output {
   'hello'?: (_ckpt_v1_WorkerHello__Output | null);
   'heartbeat'?: (_ckpt_v1_Heartbeat__Output | null);
-  'body'?: "hello"|"heartbeat";
+  'ready'?: (_ckpt_v1_TasksReady__Output | null);
+  'failure'?: (_ckpt_v1_TaskFailure__Output | null);
+  'body'?: "hello"|"heartbeat"|"ready"|"failure";
 }

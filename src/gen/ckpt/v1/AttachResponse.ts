@@ -3,6 +3,8 @@
 
 import type { Welcome as _ckpt_v1_Welcome, Welcome__Output as _ckpt_v1_Welcome__Output } from '../../ckpt/v1/Welcome.js';
 import type { JobCanceledCommand as _ckpt_v1_JobCanceledCommand, JobCanceledCommand__Output as _ckpt_v1_JobCanceledCommand__Output } from '../../ckpt/v1/JobCanceledCommand.js';
+import type { RestoreCommand as _ckpt_v1_RestoreCommand, RestoreCommand__Output as _ckpt_v1_RestoreCommand__Output } from '../../ckpt/v1/RestoreCommand.js';
+import type { StartCommand as _ckpt_v1_StartCommand, StartCommand__Output as _ckpt_v1_StartCommand__Output } from '../../ckpt/v1/StartCommand.js';
 
 /**
  * A message from the coordinator in a session.
@@ -10,7 +12,9 @@ import type { JobCanceledCommand as _ckpt_v1_JobCanceledCommand, JobCanceledComm
 export interface AttachResponse {
   'welcome'?: (_ckpt_v1_Welcome | null);
   'canceled'?: (_ckpt_v1_JobCanceledCommand | null);
-  'body'?: "welcome"|"canceled";
+  'restore'?: (_ckpt_v1_RestoreCommand | null);
+  'start'?: (_ckpt_v1_StartCommand | null);
+  'body'?: "welcome"|"canceled"|"restore"|"start";
 }
 
 /**
@@ -19,5 +23,7 @@ export interface AttachResponse {
 export interface AttachResponse__Output {
   'welcome'?: (_ckpt_v1_Welcome__Output | null);
   'canceled'?: (_ckpt_v1_JobCanceledCommand__Output | null);
-  'body'?: "welcome"|"canceled";
+  'restore'?: (_ckpt_v1_RestoreCommand__Output | null);
+  'start'?: (_ckpt_v1_StartCommand__Output | null);
+  'body'?: "welcome"|"canceled"|"restore"|"start";
 }

@@ -4,6 +4,7 @@
 import type { JobSpec as _ckpt_v1_JobSpec, JobSpec__Output as _ckpt_v1_JobSpec__Output } from '../../ckpt/v1/JobSpec.js';
 import type { JobState as _ckpt_v1_JobState, JobState__Output as _ckpt_v1_JobState__Output } from '../../ckpt/v1/JobState.js';
 import type { JobCheckpointing as _ckpt_v1_JobCheckpointing, JobCheckpointing__Output as _ckpt_v1_JobCheckpointing__Output } from '../../ckpt/v1/JobCheckpointing.js';
+import type { JobAttempt as _ckpt_v1_JobAttempt, JobAttempt__Output as _ckpt_v1_JobAttempt__Output } from '../../ckpt/v1/JobAttempt.js';
 import type { Long } from '@grpc/proto-loader';
 
 /**
@@ -26,6 +27,11 @@ export interface JobInfo {
    */
   'attachedTasks'?: (number);
   'createdAtMs'?: (number | string | Long);
+  /**
+   * Tasks that reported ready in the current epoch.
+   */
+  'readyTasks'?: (number);
+  'attempt'?: (_ckpt_v1_JobAttempt);
 }
 
 /**
@@ -48,4 +54,9 @@ export interface JobInfo__Output {
    */
   'attachedTasks': (number);
   'createdAtMs': (number);
+  /**
+   * Tasks that reported ready in the current epoch.
+   */
+  'readyTasks': (number);
+  'attempt': (_ckpt_v1_JobAttempt__Output);
 }

@@ -1,0 +1,123 @@
+/**
+ * A job's attempts: restoring every task to the latest checkpoint in a new
+ * epoch, starting them once all report ready, and deciding what a worker
+ * joining or leaving means. The tracker holds the state; this class talks
+ * to the sessions and reads the manifest to restore from.
+ */
+import type { Manifest__Output } from '../gen/ckpt/v1/Manifest.js';
+import type { RestoreCommand } from '../gen/ckpt/v1/RestoreCommand.js';
+import { CkptError } from '../core/errors.js';
+import type { JobTracker } from '../core/job-tracker.js';
+import type { CheckpointStore } from '../core/ports.js';
+import type { Logger } from '../log/index.js';
+import type { Session } from './sessions.js';
+
+/** What attempt control needs from its job. */
+export interface AttemptDeps {
+  tracker: JobTracker;
+  store: CheckpointStore;
+  logger: Logger;
+  /** The live sessions of the job. */
+  sessions: () => Session[];
+  /** Starts a recovery (new epoch, restore of every task). */
+  recover: (why: string) => void;
+  /** Called when every task is ready and started. */
+  onStarted: () => void;
+}
+
+/** Restore, ready and start for one job. */
+export class AttemptControl {
+  private readonly deps: AttemptDeps;
+  private readonly log: Logger;
+  private manifest: { id: number; tasks: Map<string, Manifest__Output['tasks'][number]> } | undefined;
+
+  constructor(deps: AttemptDeps) {
+    this.deps = deps;
+    this.log = deps.logger.child({ component: 'attempt', jobId: deps.tracker.jobId });
+  }
+
+  /** A session has attached (after its welcome was sent). */
+  onAttach(session: Session, helloEpoch: number): void {
+    const t = this.deps.tracker;
+    if (t.attempt === 'restoring') {
+      this.restore(session);
+    } else if (t.attempt === 'resuming' && helloEpoch === t.epoch) {
+      this.log.info({ workerId: session.workerId, epoch: helloEpoch }, 'worker resumed in the current epoch');
+      this.ready(session, helloEpoch, session.taskIds);
+    } else {
+      this.deps.recover(
+        `worker ${session.workerId} joined ${helloEpoch === 0 ? 'without an epoch' : `in epoch ${helloEpoch}`} while the job ${t.attempt === 'running' ? 'was running' : `resumes epoch ${t.epoch}`}`,
+      );
+    }
+  }
+
+  /**
+   * A session's tasks detached. If they may have run in this epoch, the
+   * others must roll back with them; while restoring, nothing ran yet and
+   * the tasks simply restore when a worker attaches them again.
+   */
+  onDetach(session: Session, tasks: readonly string[], why: string): void {
+    if (tasks.length === 0 || this.deps.tracker.attempt === 'restoring') return;
+    this.deps.recover(`worker ${session.workerId} left: ${why}`);
+  }
+
+  /** A worker reports tasks ready; the last one starts the job. */
+  ready(session: Session, epoch: number, taskIds: readonly string[]): void {
+    const t = this.deps.tracker;
+    if (epoch !== t.epoch) {
+      this.log.debug({ workerId: session.workerId, epoch }, 'ready report of another epoch ignored');
+      return;
+    }
+    if (!t.markReady(session.workerId, epoch, taskIds)) return;
+    for (const s of this.deps.sessions()) s.channel.send({ start: { jobId: t.jobId, epoch } });
+    this.log.info({ epoch, tasks: t.readyTasks }, 'every task ready: job started');
+    this.deps.onStarted();
+  }
+
+  /** Sends every session its part of the latest checkpoint. */
+  restoreAll(): void {
+    for (const session of this.deps.sessions()) this.restore(session);
+  }
+
+  /** Sends one session its part of the latest checkpoint, read from etcd. */
+  restore(session: Session): void {
+    this.command(session).then(
+      (restore) => session.channel.send({ restore }),
+      (err: unknown) => {
+        this.log.error({ err, workerId: session.workerId }, 'restore plan not read; the worker must attach again');
+        session.channel.end(
+          new CkptError('UNAVAILABLE', `restore plan not read: ${CkptError.from(err).message}`, {
+            jobId: this.deps.tracker.jobId,
+            retryable: true,
+          }),
+        );
+      },
+    );
+  }
+
+  private async command(session: Session): Promise<RestoreCommand> {
+    const t = this.deps.tracker;
+    const epoch = t.epoch;
+    const checkpointId = t.latestCheckpointId;
+    const tasks = await this.manifestTasks(checkpointId);
+    const snapshots = session.taskIds.flatMap((taskId) => {
+      const entry = tasks.get(taskId);
+      return entry === undefined ? [] : [entry];
+    });
+    return { jobId: t.jobId, epoch, checkpointId, snapshots };
+  }
+
+  private async manifestTasks(checkpointId: number): Promise<Map<string, Manifest__Output['tasks'][number]>> {
+    if (checkpointId === 0) return new Map();
+    if (this.manifest?.id === checkpointId) return this.manifest.tasks;
+    const manifest = await this.deps.store.readManifest(this.deps.tracker.jobId, checkpointId);
+    if (manifest === undefined) {
+      throw new CkptError('INTERNAL', `latest checkpoint ${checkpointId} has no manifest in etcd`, {
+        jobId: this.deps.tracker.jobId,
+        checkpointId,
+      });
+    }
+    this.manifest = { id: checkpointId, tasks: new Map(manifest.tasks.map((task) => [task.taskId, task])) };
+    return this.manifest.tasks;
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * Barrier alignment of one task with inputs, as a pure state machine.
+ *
+ * Items arrive per input, in order (records and barriers of one input keep
+ * their order on its NATS subject). `next()` says what the task does next:
+ * process a record, snapshot a checkpoint, or give up on one.
+ *
+ * - ALIGNED: when barrier n arrives on an input, that input's later items
+ *   are held back until barrier n has arrived on every input; then the task
+ *   snapshots n and the held items are released (exactly-once).
+ * - AT_LEAST_ONCE: nothing is held back; the task snapshots n when barrier
+ *   n has arrived on every input.
+ *
+ * A checkpoint that can no longer align, because an input delivered a newer
+ * barrier without it, is cancelled, so that no input stays blocked by a
+ * barrier that will never come.
+ */
+import { Fifo } from './fifo.js';
+
+/** How a task aligns barriers (the job policy's mode). */
+export type AlignmentMode = 'aligned' | 'at-least-once';
+
+/** One item of an input. */
+export type InputItem<R> = { kind: 'record'; record: R } | { kind: 'barrier'; checkpointId: number };
+
+/** What the task does next. */
+export type AlignAction<R> =
+  | { kind: 'process'; input: string; record: R }
+  | { kind: 'snapshot'; checkpointId: number; alignmentMs: number }
+  | { kind: 'cancel'; checkpointId: number; reason: string };
+
+interface Pending {
+  seen: Set<string>;
+  firstAtMs: number;
+}
+
+/** The alignment of one task's inputs. */
+export class InputAligner<R> {
+  readonly #inputs: readonly string[];
+  readonly #mode: AlignmentMode;
+  readonly #now: () => number;
+  readonly #queues = new Map<string, Fifo<InputItem<R>>>();
+  readonly #pending = new Map<number, Pending>();
+  readonly #lastBarrier = new Map<string, number>();
+  readonly #cancelled = new Set<number>();
+  readonly #out = new Fifo<AlignAction<R>>();
+  #lastSnapshot = 0;
+  #cursor = 0;
+
+  /** `inputs`: the task's distinct inputs; `now`: the clock for alignment times. */
+  constructor(inputs: readonly string[], mode: AlignmentMode, now: () => number = Date.now) {
+    this.#inputs = [...new Set(inputs)];
+    this.#mode = mode;
+    this.#now = now;
+    for (const input of this.#inputs) this.#queues.set(input, new Fifo());
+  }
+
+  /** Queues one item of `input`; returns false (and drops it) for an unknown input. */
+  offer(input: string, item: InputItem<R>): boolean {
+    const queue = this.#queues.get(input);
+    if (queue === undefined) return false;
+    queue.push(item);
+    return true;
+  }
+
+  /** The next action, or undefined when nothing can proceed until more items arrive. */
+  next(): AlignAction<R> | undefined {
+    for (;;) {
+      const ready = this.#out.shift();
+      if (ready !== undefined) return ready;
+      const input = this.#nextInput();
+      if (input === undefined) return undefined;
+      const item = this.#queues.get(input)?.shift();
+      if (item === undefined) continue;
+      if (item.kind === 'record') return { kind: 'process', input, record: item.record };
+      this.#onBarrier(input, item.checkpointId);
+    }
+  }
+
+  /**
+   * Gives up on checkpoint `checkpointId` (aborted), or on every checkpoint
+   * up to it when `upTo`: inputs held back for it are released and its
+   * later barriers are ignored.
+   */
+  cancel(checkpointId: number, upTo = false): void {
+    for (const id of [...this.#pending.keys()]) {
+      if (id === checkpointId || (upTo && id < checkpointId)) this.#pending.delete(id);
+    }
+    if (checkpointId > this.#lastSnapshot) this.#cancelled.add(checkpointId);
+  }
+
+  /** Drops every queued item and all alignment state (a restore). */
+  reset(): void {
+    for (const queue of this.#queues.values()) queue.clear();
+    this.#pending.clear();
+    this.#lastBarrier.clear();
+    this.#cancelled.clear();
+    this.#out.clear();
+    this.#lastSnapshot = 0;
+  }
+
+  /** Items queued over all inputs, held back or not. */
+  get queued(): number {
+    let n = 0;
+    for (const queue of this.#queues.values()) n += queue.length;
+    return n;
+  }
+
+  /** The inputs held back now, waiting for the other inputs' barrier. */
+  blockedInputs(): string[] {
+    return this.#inputs.filter((input) => this.#isBlocked(input));
+  }
+
+  /** The checkpoints whose alignment is in progress, ascending. */
+  aligning(): number[] {
+    return [...this.#pending.keys()].sort((a, b) => a - b);
+  }
+
+  /** Round robin over the inputs that are not held back and have items. */
+  #nextInput(): string | undefined {
+    const n = this.#inputs.length;
+    for (let i = 0; i < n; i += 1) {
+      const input = this.#inputs[(this.#cursor + i) % n] as string;
+      if ((this.#queues.get(input)?.length ?? 0) > 0 && !this.#isBlocked(input)) {
+        this.#cursor = (this.#cursor + i + 1) % n;
+        return input;
+      }
+    }
+    return undefined;
+  }
+
+  #isBlocked(input: string): boolean {
+    if (this.#mode !== 'aligned') return false;
+    for (const pending of this.#pending.values()) if (pending.seen.has(input)) return true;
+    return false;
+  }
+
+  #onBarrier(input: string, checkpointId: number): void {
+    this.#lastBarrier.set(input, Math.max(checkpointId, this.#lastBarrier.get(input) ?? 0));
+    this.#cancelSkipped(input, checkpointId);
+    if (checkpointId <= this.#lastSnapshot || this.#cancelled.has(checkpointId)) return;
+    const passed = this.#inputs.find(
+      (other) =>
+        other !== input &&
+        (this.#lastBarrier.get(other) ?? 0) > checkpointId &&
+        this.#pending.get(checkpointId)?.seen.has(other) !== true,
+    );
+    if (passed !== undefined) {
+      this.#giveUp(checkpointId, `input ${passed} delivered a newer barrier without barrier ${checkpointId}`);
+      return;
+    }
+    const now = this.#now();
+    const pending = this.#pending.get(checkpointId) ?? { seen: new Set<string>(), firstAtMs: now };
+    pending.seen.add(input);
+    this.#pending.set(checkpointId, pending);
+    if (pending.seen.size < this.#inputs.length) return;
+    this.#pending.delete(checkpointId);
+    this.#lastSnapshot = checkpointId;
+    for (const id of this.#cancelled) if (id <= checkpointId) this.#cancelled.delete(id);
+    this.#out.push({ kind: 'snapshot', checkpointId, alignmentMs: now - pending.firstAtMs });
+  }
+
+  /** Barrier `checkpointId` on `input` means `input` skipped every older checkpoint it did not deliver. */
+  #cancelSkipped(input: string, checkpointId: number): void {
+    for (const [id, pending] of this.#pending) {
+      if (id < checkpointId && !pending.seen.has(input)) {
+        this.#giveUp(id, `input ${input} delivered barrier ${checkpointId} without barrier ${id}`);
+      }
+    }
+  }
+
+  #giveUp(checkpointId: number, reason: string): void {
+    this.#pending.delete(checkpointId);
+    this.#cancelled.add(checkpointId);
+    this.#out.push({ kind: 'cancel', checkpointId, reason });
+  }
+}

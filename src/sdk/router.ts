@@ -1,0 +1,70 @@
+/**
+ * Where a task's records go: to one downstream task chosen by a stable hash
+ * of the record's key, to one named downstream task, or to all of them.
+ * Every worker computes the same choice for the same key and graph, so a
+ * key always lands on the same task.
+ */
+import { CkptError } from '../core/errors.js';
+
+/** Where `emit` sends one record. */
+export interface EmitOptions {
+  /** Partitions by key: the record goes to one downstream task, the same for the same key. */
+  key?: string;
+  /** Sends to this downstream task only (takes precedence over `key`). */
+  to?: string;
+}
+
+const FNV_OFFSET_BASIS = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+const encoder = new TextEncoder();
+
+/** The 32-bit FNV-1a hash of the UTF-8 bytes of `text`. */
+export function fnv1a32(text: string): number {
+  let hash = FNV_OFFSET_BASIS;
+  for (const byte of encoder.encode(text)) {
+    hash ^= byte;
+    hash = Math.imul(hash, FNV_PRIME) >>> 0;
+  }
+  return hash >>> 0;
+}
+
+/**
+ * The index in `[0, n)` of the partition of `key`. Uses the high bits of
+ * the hash (multiply-shift), which FNV-1a mixes better than the low ones.
+ */
+export function partitionOf(key: string, n: number): number {
+  if (n <= 0) throw new CkptError('MALFORMED', `cannot partition over ${n} targets`);
+  return Math.floor((fnv1a32(key) / 2 ** 32) * n);
+}
+
+/** Picks the downstream tasks of one producing task. */
+export class Router {
+  /** The downstream task ids, sorted: the order the hash partitions over. */
+  readonly targets: readonly string[];
+  readonly #taskId: string;
+
+  /** `taskId` is the producer, `downstream` the tasks reading from it (any order). */
+  constructor(taskId: string, downstream: readonly string[]) {
+    this.#taskId = taskId;
+    this.targets = [...new Set(downstream)].sort();
+  }
+
+  /**
+   * The tasks one record goes to: the named one, the key's partition, or
+   * all. Throws `CkptError('MALFORMED')` when `to` is not a downstream task.
+   */
+  route(options: EmitOptions = {}): readonly string[] {
+    if (options.to !== undefined) {
+      if (!this.targets.includes(options.to)) {
+        throw new CkptError('MALFORMED', `task ${options.to} does not read from task ${this.#taskId}`, {
+          taskId: this.#taskId,
+        });
+      }
+      return [options.to];
+    }
+    if (options.key !== undefined && this.targets.length > 0) {
+      return [this.targets[partitionOf(options.key, this.targets.length)] as string];
+    }
+    return this.targets;
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * Snapshots as objects in a NATS JetStream Object Store bucket, named
+ * `<jobId>/<taskId>/<checkpointId>-<epoch>` and addressed by
+ * `nats-obj://<bucket>/<name>` uris. Suits a cluster: every worker reaches
+ * every snapshot through NATS. The handle carries our own sha256 of the
+ * bytes, checked on `get` beside the object store's own digest.
+ */
+import { createHash } from 'node:crypto';
+import { Objm, StorageType, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
+import { CkptError } from '../../core/errors.js';
+import type { StateHandle__Output } from '../../gen/ckpt/v1/StateHandle.js';
+import type { Logger } from '../../log/index.js';
+import { formatChecksum } from './checksum.js';
+import { callObjectStore, translateObjectStoreError } from './object-store-errors.js';
+import {
+  resolveObjectStoreBackendOptions,
+  type ObjectStoreBackendOptions,
+  type ResolvedObjectStoreBackendOptions,
+} from './object-store-options.js';
+import { NATS_OBJ_URI_SCHEME, objectName, objectUri, parseObjectUri, taskPrefix } from './object-store-uri.js';
+import { chunkStream, readVerifiedObject } from './object-streams.js';
+import { OperationGate } from './operation-gate.js';
+import { corruptSnapshotError, missingSnapshotError, throwIfAborted } from './snapshot-errors.js';
+import { checkReleaseArguments, checkSnapshotKey, parseSnapshotName } from './snapshot-key.js';
+import type { SnapshotKey, StateBackend } from './state-backend.js';
+import { checkHandle, checkUriLength, stateHandle, type CheckedHandle } from './state-handle.js';
+
+/** A `StateBackend` keeping snapshots in a NATS JetStream Object Store bucket. */
+export interface ObjectStoreBackend extends StateBackend {
+  /** The bucket `put` writes to. */
+  readonly bucket: string;
+}
+
+/**
+ * Opens the bucket, creating it when missing, and returns a backend keeping
+ * snapshots in it. Rejects with MALFORMED for bad options, UNAVAILABLE when
+ * JetStream cannot be reached or refuses the bucket.
+ */
+export async function createObjectStoreBackend(options: ObjectStoreBackendOptions): Promise<ObjectStoreBackend> {
+  const resolved = resolveObjectStoreBackendOptions(options);
+  const objm = new Objm(resolved.connection);
+  const store = await createBucket(objm, resolved);
+  return new NatsObjectBackend(resolved, objm, store);
+}
+
+/** Creates or opens the bucket; another worker may create it at the same moment. */
+async function createBucket(objm: Objm, options: ResolvedObjectStoreBackendOptions): Promise<ObjectStore> {
+  const { bucket, replicas } = options;
+  const storage = options.storage === 'memory' ? StorageType.Memory : StorageType.File;
+  try {
+    return await objm.create(bucket, { storage, replicas });
+  } catch (err) {
+    try {
+      return await objm.open(bucket);
+    } catch {
+      throw translateObjectStoreError(err, { operation: `create bucket ${bucket}` });
+    }
+  }
+}
+
+class NatsObjectBackend implements ObjectStoreBackend {
+  readonly bucket: string;
+  readonly #options: ResolvedObjectStoreBackendOptions;
+  readonly #objm: Objm;
+  readonly #logger: Logger;
+  readonly #gate = new OperationGate('nats-obj');
+  /** Opened buckets by name; `get` may name a bucket other than ours. */
+  readonly #stores = new Map<string, Promise<ObjectStore>>();
+  /** The listing of our bucket in progress, shared by concurrent `release` calls. */
+  #listing: Promise<ObjectInfo[]> | undefined;
+
+  constructor(options: ResolvedObjectStoreBackendOptions, objm: Objm, store: ObjectStore) {
+    this.bucket = options.bucket;
+    this.#options = options;
+    this.#objm = objm;
+    this.#logger = options.logger.child({ component: 'state', backend: 'nats-obj', bucket: options.bucket });
+    this.#stores.set(options.bucket, Promise.resolve(store));
+  }
+
+  put(key: SnapshotKey, bytes: Uint8Array, signal?: AbortSignal): Promise<StateHandle__Output> {
+    return this.#gate.run(() => this.#put(key, bytes, signal));
+  }
+
+  get(handle: StateHandle__Output, signal?: AbortSignal): Promise<Uint8Array> {
+    return this.#gate.run(() => this.#get(handle, signal));
+  }
+
+  release(jobId: string, taskId: string, keep: ReadonlySet<string>, keepFrom: number): Promise<number> {
+    return this.#gate.run(() => this.#release(jobId, taskId, keep, keepFrom));
+  }
+
+  close(): Promise<void> {
+    return this.#gate.close();
+  }
+
+  async #put(key: SnapshotKey, bytes: Uint8Array, signal: AbortSignal | undefined): Promise<StateHandle__Output> {
+    const ids = checkSnapshotKey(key);
+    const name = objectName(key);
+    const uri = objectUri(this.bucket, name);
+    checkUriLength(uri, ids);
+    throwIfAborted(signal, 'put', uri, ids);
+    const { chunkBytes, chunkTimeoutMs } = this.#options;
+    const hash = createHash('sha256');
+    const data = chunkStream(bytes, chunkBytes, (chunk) => {
+      throwIfAborted(signal, 'put', uri, ids);
+      hash.update(chunk);
+    });
+    const store = await this.#store(this.bucket, uri);
+    const info = await callObjectStore({ ...ids, operation: `put ${uri}` }, () =>
+      store.put({ name, options: { max_chunk_size: chunkBytes } }, data, { timeout: chunkTimeoutMs }),
+    );
+    if (info.size !== bytes.length) {
+      throw new CkptError('INTERNAL', `put ${uri} stored ${info.size} of ${bytes.length} bytes`, ids);
+    }
+    this.#logger.debug({ ...ids, uri, sizeBytes: bytes.length }, 'snapshot stored');
+    return stateHandle(uri, bytes.length, formatChecksum(hash));
+  }
+
+  async #get(handle: StateHandle__Output, signal: AbortSignal | undefined): Promise<Uint8Array> {
+    const expected = checkHandle(handle, NATS_OBJ_URI_SCHEME);
+    const { bucket, name } = parseObjectUri(expected.uri);
+    const checkpoint = (): void => throwIfAborted(signal, 'get', expected.uri);
+    const store = await this.#store(bucket, expected.uri);
+    const context = { operation: `get ${expected.uri}` };
+    const info = await callObjectStore(context, () => store.info(name));
+    checkpoint();
+    checkObjectInfo(info, expected);
+    const result = await callObjectStore(context, () => store.get(name));
+    if (result === null) throw missingSnapshotError(expected.uri);
+    return callObjectStore(context, () => readVerifiedObject(result, expected, checkpoint, signal));
+  }
+
+  /** The opened bucket; a bucket that does not exist means the snapshot is missing. */
+  async #store(bucket: string, uri: string): Promise<ObjectStore> {
+    let store = this.#stores.get(bucket);
+    if (store === undefined) {
+      store = this.#objm.open(bucket);
+      this.#stores.set(bucket, store);
+    }
+    try {
+      return await store;
+    } catch (err) {
+      this.#stores.delete(bucket);
+      if (err instanceof Error && err.message === 'object store not found') throw missingSnapshotError(uri, {}, err);
+      throw translateObjectStoreError(err, { operation: `open bucket ${bucket}` });
+    }
+  }
+
+  async #release(jobId: string, taskId: string, keep: ReadonlySet<string>, keepFrom: number): Promise<number> {
+    checkReleaseArguments(jobId, taskId, keepFrom);
+    const ids = { jobId, taskId };
+    const prefix = taskPrefix(jobId, taskId);
+    const store = await this.#store(this.bucket, objectUri(this.bucket, prefix));
+    let released = 0;
+    for (const info of await this.#list(store)) {
+      if (info.deleted || !info.name.startsWith(prefix)) continue;
+      const parsed = parseSnapshotName(info.name.slice(prefix.length));
+      if (parsed === undefined || parsed.checkpointId >= keepFrom) continue;
+      const uri = objectUri(this.bucket, info.name);
+      if (keep.has(uri)) continue;
+      await callObjectStore({ ...ids, operation: `delete ${uri}` }, () => store.delete(info.name));
+      released++;
+    }
+    this.#logger.debug({ ...ids, keepFrom, released }, 'snapshots released');
+    return released;
+  }
+
+  /**
+   * Every object of our bucket. The object store cannot list by name
+   * prefix, so this reads the metadata of the whole bucket; concurrent
+   * `release` calls (one per task after a checkpoint completes) share one
+   * listing. A snapshot stored while a listing runs may be missed by it and
+   * is released by a later call.
+   */
+  #list(store: ObjectStore): Promise<ObjectInfo[]> {
+    if (this.#listing === undefined) {
+      const listing = callObjectStore({ operation: `list bucket ${this.bucket}` }, () => store.list());
+      this.#listing = listing;
+      const forget = (): void => {
+        if (this.#listing === listing) this.#listing = undefined;
+      };
+      void listing.then(forget, forget);
+    }
+    return this.#listing;
+  }
+}
+
+/** Throws when the object is gone or its size differs from the handle's. */
+function checkObjectInfo(info: ObjectInfo | null, expected: CheckedHandle): void {
+  if (info === null || info.deleted) throw missingSnapshotError(expected.uri);
+  if (info.size !== expected.sizeBytes) {
+    throw corruptSnapshotError(expected.uri, `it has ${info.size} bytes, the handle says ${expected.sizeBytes}`);
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * The contract every snapshot store of the worker SDK fulfils: a task's
+ * snapshot goes in as bytes and comes back as a `StateHandle`; the handle
+ * brings the same bytes back, verified, on recovery.
+ */
+import type { StateHandle__Output } from '../../gen/ckpt/v1/StateHandle.js';
+
+/** Which snapshot a `put` stores: one per job, task, checkpoint and epoch. */
+export interface SnapshotKey {
+  /** The job's id (`ID_PATTERN`). */
+  jobId: string;
+  /** The task's id (`ID_PATTERN`). */
+  taskId: string;
+  /** The checkpoint the snapshot belongs to; a non-negative safe integer. */
+  checkpointId: number;
+  /** The epoch the snapshot was taken in; a non-negative safe integer. */
+  epoch: number;
+}
+
+/**
+ * Where snapshots live.
+ *
+ * Every method rejects with a `CkptError` only:
+ * - `MALFORMED`: a bad key, or a handle that is not this backend's (wrong
+ *   scheme, unparsable checksum or size);
+ * - `INTERNAL`, not retryable: a snapshot that is missing (message
+ *   `snapshot <uri> is missing`) or corrupt (`snapshot <uri> is corrupt: …`),
+ *   or an unexpected failure of the store;
+ * - `UNAVAILABLE`: the store cannot be reached or is out of space;
+ *   `retryable` says whether trying again later may help;
+ * - `CHECKPOINT_ABORTED`: `signal` aborted a `put`; `SHUTTING_DOWN`:
+ *   `signal` aborted a `get`, or the backend is closed. When the signal's
+ *   reason is itself a `CkptError`, that error is thrown instead.
+ */
+export interface StateBackend {
+  /**
+   * Stores `bytes` for `key`; resolves with the handle once the bytes are
+   * durable. Hashing and writing are streamed in slices, so the caller's
+   * event loop is never blocked for long. `bytes` must not change until the
+   * promise settles. Storing the same key again replaces the snapshot.
+   */
+  put(key: SnapshotKey, bytes: Uint8Array, signal?: AbortSignal): Promise<StateHandle__Output>;
+  /**
+   * Fetches the bytes of a handle this kind of backend produced and verifies
+   * their size and checksum before resolving.
+   */
+  get(handle: StateHandle__Output, signal?: AbortSignal): Promise<Uint8Array>;
+  /**
+   * Deletes the snapshots of (`jobId`, `taskId`) whose checkpoint id is
+   * below `keepFrom` and whose uri is not in `keep`; resolves with how many
+   * it deleted. Used to release what a completed checkpoint subsumes.
+   */
+  release(jobId: string, taskId: string, keep: ReadonlySet<string>, keepFrom: number): Promise<number>;
+  /**
+   * Waits for the calls in progress to settle and refuses new ones. Does not
+   * close connections the backend was given.
+   */
+  close(): Promise<void>;
+}
