@@ -8,6 +8,7 @@ import { errorInfo, isServiceError } from '../client/index.js';
 import { addClientCommands } from './client-commands.js';
 import { addCoordinatorCommand } from './coordinator-command.js';
 import { addDemoCommand } from './demo-command.js';
+import { addDevCommand } from './dev-command.js';
 
 /** Builds the program; exported for tests of the argument parsing. */
 export function buildProgram(): Command {
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   addCoordinatorCommand(program);
   addClientCommands(program);
   addDemoCommand(program);
+  addDevCommand(program);
   return program;
 }
 

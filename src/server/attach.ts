@@ -70,8 +70,12 @@ export function attachHandler(
       sessionId = undefined;
     };
     call.on('end', () => {
-      close('the worker ended its session')();
-      channel.end();
+      // grpc-js emits 'end' before 'cancelled' when the client cancels; decide a tick later.
+      setImmediate(() => {
+        if (call.cancelled) return;
+        close('the worker ended its session')();
+        channel.end();
+      });
     });
     call.on('cancelled', close('the worker cancelled its session'));
     call.on('error', close('the session stream failed'));

@@ -1,7 +1,11 @@
-import test, { type ExecutionContext } from 'ava';
+/**
+ * The TypeScript clients against the real coordinator: decoded responses,
+ * bearer tokens, reasons and ids read from trailing metadata, reasons
+ * derived from status codes, deadlines, cancellation and the watch stream.
+ */
+import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import {
-  ckptGrpc,
   createCoordinatorClient,
   createQueryClient,
   errorInfo,
@@ -10,150 +14,166 @@ import {
   toCkptError,
 } from '../../src/client/index.js';
 import type { CheckpointSummary__Output } from '../../src/gen/ckpt/v1/CheckpointSummary.js';
-import { failure } from './stub-coordinator.js';
+import { sourcesSpec, startTestCoordinator } from '../helpers/coordinator.js';
+import { useServers } from '../helpers/servers.js';
+import { eventually } from '../helpers/wait.js';
 
-interface Seen {
-  metadata: grpc.Metadata[];
-  watchCancelled: boolean;
-}
-
-/** A server whose handlers exercise the client: errors with reasons, slow calls, a stream. */
-async function server(t: ExecutionContext): Promise<{ address: string; seen: Seen }> {
-  const seen: Seen = { metadata: [], watchCancelled: false };
-  const s = new grpc.Server();
-  const unimplemented = (_call: unknown, cb: grpc.sendUnaryData<never>): void =>
-    cb({ code: grpc.status.UNIMPLEMENTED, details: 'stub' });
-  s.addService(ckptGrpc().Coordinator.service, {
-    GetJob: (call: grpc.ServerUnaryCall<{ jobId: string }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-      seen.metadata.push(call.metadata);
-      cb(
-        failure({
-          code: grpc.status.FAILED_PRECONDITION,
-          reason: 'STALE_EPOCH',
-          message: 'epoch 3 is not 4',
-          ids: { 'ckpt-job-id': call.request.jobId, 'ckpt-epoch': '3', 'ckpt-checkpoint-id': '12' },
-        }),
-      );
-    },
-    SubmitJob: (call: grpc.ServerUnaryCall<{ spec: unknown }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-      seen.metadata.push(call.metadata);
-      cb(null, { job: { spec: call.request.spec, epoch: 1 }, created: true });
-    },
-    TriggerCheckpoint: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => {
-      setTimeout(() => cb(null, {}), 2000);
-    },
-    CancelJob: unimplemented,
-    Attach: () => {},
-    AcknowledgeCheckpoint: unimplemented,
-    DeclineCheckpoint: unimplemented,
-  });
-  s.addService(ckptGrpc().CheckpointQuery.service, {
-    ListJobs: (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-      seen.metadata.push(call.metadata);
-      cb(null, { jobs: [], nextPageToken: '' });
-    },
-    WatchCheckpoints: (call: grpc.ServerWritableStream<{ jobId: string }, unknown>) => {
-      for (let id = 1; id <= 3; id++) call.write({ checkpoint: { jobId: call.request.jobId, checkpointId: id } });
-      call.on('cancelled', () => {
-        seen.watchCancelled = true;
-      });
-    },
-    ListCheckpoints: unimplemented,
-    GetCheckpoint: unimplemented,
-  });
-  const port = await new Promise<number>((resolve, reject) =>
-    s.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  t.teardown(() => s.forceShutdown());
-  return { address: `127.0.0.1:${port}`, seen };
-}
+const servers = useServers();
 
 test('unary calls resolve with decoded responses and carry the bearer token', async (t) => {
-  const { address, seen } = await server(t);
-  const client = createCoordinatorClient(address, { token: 'sekret' });
-  t.teardown(() => client.close());
-  const response = await client.submitJob({ spec: { jobId: 'job', tasks: [{ taskId: 'a' }] } });
+  const c = await startTestCoordinator(t, servers, { authToken: 'sekret' });
+  // c.client and c.query carry the coordinator's token.
+  const spec = { jobId: 'job', tasks: [{ taskId: 'a' }] };
+  const response = await c.client.submitJob({ spec });
   t.true(response.created);
+  t.like(response.job, { state: 'JOB_STATE_RUNNING', epoch: 1, latestCheckpointId: 0 });
   t.is(response.job?.spec?.tasks[0]?.taskId, 'a');
-  t.deepEqual(seen.metadata[0]?.get('authorization'), ['Bearer sekret']);
+  t.false((await c.client.submitJob({ spec })).created, 'the same spec again is a no-op');
+  t.deepEqual(
+    (await c.query.listJobs()).jobs.map((j) => j.spec?.jobId),
+    ['job'],
+  );
 
-  const anonymous = createQueryClient(address);
+  const anonymous = createQueryClient(c.address);
   t.teardown(() => anonymous.close());
-  await anonymous.listJobs();
-  t.deepEqual(seen.metadata[1]?.get('authorization'), []);
+  t.like(errorInfo(await t.throwsAsync(anonymous.listJobs())), {
+    code: grpc.status.UNAUTHENTICATED,
+    reason: 'UNAUTHENTICATED',
+    message: 'UNAUTHENTICATED: the call carries no authorization metadata',
+  });
+  const wrong = createCoordinatorClient(c.address, { token: 'guess' });
+  t.teardown(() => wrong.close());
+  t.like(errorInfo(await t.throwsAsync(wrong.getJob({ jobId: 'job' }))), {
+    code: grpc.status.UNAUTHENTICATED,
+    reason: 'UNAUTHENTICATED',
+    message: 'UNAUTHENTICATED: the bearer token is not valid',
+  });
 });
 
 test('errorReason and errorInfo read the reason and ids the server sends', async (t) => {
-  const { address } = await server(t);
-  const client = createCoordinatorClient(address);
-  t.teardown(() => client.close());
-  const err = await t.throwsAsync(client.getJob({ jobId: 'job' }));
+  const c = await startTestCoordinator(t, servers);
+  await c.client.submitJob({ spec: sourcesSpec('job', 1) });
+  const err = await t.throwsAsync(
+    c.client.acknowledgeCheckpoint({
+      jobId: 'job',
+      epoch: 3,
+      checkpointId: 12,
+      workerId: 'w',
+      snapshots: [{ taskId: 't00000' }],
+    }),
+  );
   t.is(errorReason(err), 'STALE_EPOCH');
   t.deepEqual(errorInfo(err), {
     code: grpc.status.FAILED_PRECONDITION,
     reason: 'STALE_EPOCH',
     ids: { jobId: 'job', epoch: 3, checkpointId: 12 },
-    message: 'STALE_EPOCH: epoch 3 is not 4',
+    message: "STALE_EPOCH: epoch 3 is not the job's epoch 1",
   });
   const ckpt = toCkptError(err);
-  t.is(ckpt.message, 'STALE_EPOCH: epoch 3 is not 4');
+  t.is(ckpt.message, "STALE_EPOCH: epoch 3 is not the job's epoch 1");
   t.deepEqual(ckpt.ids, { jobId: 'job', epoch: 3, checkpointId: 12 });
   t.false(ckpt.retryable);
+  t.is(ckpt.cause, err);
+
+  const unknown = await t.throwsAsync(c.client.getJob({ jobId: 'nope' }));
+  t.deepEqual(errorInfo(unknown), {
+    code: grpc.status.NOT_FOUND,
+    reason: 'UNKNOWN_JOB',
+    ids: { jobId: 'nope' },
+    message: 'UNKNOWN_JOB: no job nope',
+  });
   t.is(errorReason(new Error('plain')), undefined);
+  t.is(errorInfo(new Error('plain')), undefined);
 });
 
 test('a call without a reason gets one from its status code', async (t) => {
-  const { address } = await server(t);
-  const client = createCoordinatorClient(address);
-  t.teardown(() => client.close());
-  const err = await t.throwsAsync(client.cancelJob({ jobId: 'job' }));
-  t.is(errorReason(err), undefined);
-  t.is(toCkptError(err).reason, 'INTERNAL');
+  const c = await startTestCoordinator(t, servers, { maxMessageBytes: 64 * 1024 });
+  // The coordinator refuses a bad id itself, with a reason...
+  const malformed = await t.throwsAsync(c.client.getJob({ jobId: 'x'.repeat(200) }));
+  t.like(errorInfo(malformed), { code: grpc.status.INVALID_ARGUMENT, reason: 'MALFORMED' });
+  // ...but a message over its size limit is refused by grpc-js before any handler runs.
+  const oversized = await t.throwsAsync(c.client.getJob({ jobId: 'x'.repeat(100_000) }));
+  t.like(errorInfo(oversized), { code: grpc.status.RESOURCE_EXHAUSTED, reason: undefined });
+  t.is(errorReason(oversized), undefined);
+  t.like(toCkptError(oversized), { reason: 'OVERSIZED', retryable: false });
 
   const down = createCoordinatorClient('127.0.0.1:1');
   t.teardown(() => down.close());
-  const unreachable = toCkptError(await t.throwsAsync(down.getJob({ jobId: 'x' }, { deadlineMs: 500 })));
-  t.is(unreachable.reason, 'UNAVAILABLE');
-  t.true(unreachable.retryable);
+  const unreachable = await t.throwsAsync(down.getJob({ jobId: 'x' }, { deadlineMs: 500 }));
+  t.is(errorReason(unreachable), undefined);
+  t.like(toCkptError(unreachable), { reason: 'UNAVAILABLE', retryable: true });
 });
 
 test('deadlines and abort signals end a call', async (t) => {
-  const { address } = await server(t);
-  const client = createCoordinatorClient(address);
-  t.teardown(() => client.close());
-  const late = await t.throwsAsync(client.triggerCheckpoint({ jobId: 'job' }, { deadlineMs: 100 }));
-  t.is((late as grpc.ServiceError).code, grpc.status.DEADLINE_EXCEEDED);
+  const c = await startTestCoordinator(t, servers);
+  const spec = sourcesSpec('job', 1, { maxConcurrent: 2 });
+  await c.client.submitJob({ spec });
+  // A silent task: no checkpoint finishes, so a trigger that waits for one ends only by its deadline or signal.
+  await c.worker({ jobId: 'job', spec, workerId: 'w', taskIds: ['t00000'], behaviour: 'silent' });
+  const pendingCheckpoints = async (): Promise<number> =>
+    (await c.query.listCheckpoints({ jobId: 'job' })).checkpoints.filter((s) => s.state === 'CHECKPOINT_STATE_PENDING')
+      .length;
+
+  const late = await t.throwsAsync(c.client.triggerCheckpoint({ jobId: 'job', wait: true }, { deadlineMs: 1000 }));
+  t.is(errorInfo(late)?.code, grpc.status.DEADLINE_EXCEEDED);
+  t.like(toCkptError(late), { reason: 'UNAVAILABLE', retryable: true });
+  // The call ended; the checkpoint it started goes on.
+  await eventually(async () => (await pendingCheckpoints()) === 1, { what: 'one pending checkpoint' });
 
   const controller = new AbortController();
-  const pending = client.triggerCheckpoint({ jobId: 'job' }, { signal: controller.signal });
-  setTimeout(() => controller.abort(), 50);
+  const pending = c.client.triggerCheckpoint({ jobId: 'job', wait: true }, { signal: controller.signal });
+  await eventually(async () => (await pendingCheckpoints()) === 2, { what: 'a second pending checkpoint' });
+  controller.abort();
   t.true(isCancelled(await t.throwsAsync(pending)));
+  t.is(await pendingCheckpoints(), 2);
 });
 
 test('watchCheckpoints yields summaries and cancels the stream when the consumer stops', async (t) => {
-  const { address, seen } = await server(t);
-  const client = createQueryClient(address);
-  t.teardown(() => client.close());
+  const c = await startTestCoordinator(t, servers);
+  const spec = sourcesSpec('job', 1);
+  await c.client.submitJob({ spec });
+  await c.worker({ jobId: 'job', spec, workerId: 'w', taskIds: ['t00000'] });
+  const trigger = async (): Promise<number> =>
+    (await c.client.triggerCheckpoint({ jobId: 'job', wait: true })).checkpoint?.checkpointId ?? 0;
+  // Each open watch is one subscriber of the coordinator's checkpoint events.
+  const { events } = c.running.coordinator;
+  const idle = events.size;
+
   const got: CheckpointSummary__Output[] = [];
-  for await (const summary of client.watchCheckpoints({ jobId: 'job' })) {
-    got.push(summary);
-    if (got.length === 3) break;
-  }
+  const watching = (async () => {
+    for await (const summary of c.query.watchCheckpoints({ jobId: 'job' })) {
+      got.push(summary);
+      if (got.length === 3) break;
+    }
+  })();
+  await eventually(() => events.size === idle + 1, { what: 'the watch subscribed' });
+  const first = await trigger();
+  const second = await trigger();
+  await watching;
   t.deepEqual(
-    got.map((s) => [s.jobId, s.checkpointId]),
+    got.map((s) => [s.jobId, s.checkpointId, s.state]),
     [
-      ['job', 1],
-      ['job', 2],
-      ['job', 3],
+      ['job', first, 'CHECKPOINT_STATE_PENDING'],
+      ['job', first, 'CHECKPOINT_STATE_COMPLETED'],
+      ['job', second, 'CHECKPOINT_STATE_PENDING'],
     ],
   );
-  await new Promise((resolve) => setTimeout(resolve, 100));
-  t.true(seen.watchCancelled);
+  await eventually(() => events.size === idle, { what: 'the coordinator saw the stream cancelled' });
 
   const controller = new AbortController();
   const ids: number[] = [];
-  setTimeout(() => controller.abort(), 100);
-  for await (const summary of client.watchCheckpoints({ jobId: 'job' }, { signal: controller.signal }))
-    ids.push(summary.checkpointId);
-  t.deepEqual(ids, [1, 2, 3], 'an aborted watch ends without an error');
+  const aborted = (async () => {
+    for await (const summary of c.query.watchCheckpoints({ jobId: 'job' }, { signal: controller.signal }))
+      ids.push(summary.checkpointId);
+  })();
+  await eventually(() => events.size === idle + 1, { what: 'the second watch subscribed' });
+  const third = await trigger();
+  await eventually(() => ids.length === 2, { what: 'the third checkpoint watched' });
+  controller.abort();
+  await t.notThrowsAsync(aborted, 'an aborted watch ends without an error');
+  t.deepEqual(ids, [third, third]);
+  await eventually(() => events.size === idle, { what: 'the coordinator saw the aborted stream' });
+
+  const unknown = await t.throwsAsync(c.query.watchCheckpoints({ jobId: 'nope' }).next());
+  t.like(errorInfo(unknown), { code: grpc.status.NOT_FOUND, reason: 'UNKNOWN_JOB', ids: { jobId: 'nope' } });
 });

@@ -5,9 +5,10 @@
  * session ends.
  */
 import test from 'ava';
-import type { Msg } from '@nats-io/nats-core';
+import * as grpc from '@grpc/grpc-js';
+import type { Msg, NatsConnection } from '@nats-io/nats-core';
 import { controlMessageCodecs, epochOf, isBarrier } from '../../src/bus/index.js';
-import { errorInfo, errorReason } from '../../src/client/index.js';
+import { errorInfo, errorReason, toCkptError } from '../../src/client/index.js';
 import type { CheckpointSummary__Output } from '../../src/gen/ckpt/v1/CheckpointSummary.js';
 import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
 import { silentLogger } from '../../src/log/index.js';
@@ -47,14 +48,14 @@ function ackedTasks(w: SimulatedWorker, checkpointId: number): string[] {
 
 /** Triggers a checkpoint of `job` and returns its summary once it has finished. */
 async function checkpoint(c: TestCoordinator, deadlineMs = 10_000): Promise<CheckpointSummary__Output> {
+  await c.started('job');
   const res = await c.client.triggerCheckpoint({ jobId: 'job', wait: true }, { deadlineMs });
   if (res.checkpoint === null) throw new Error('TriggerCheckpoint returned no summary');
   return res.checkpoint;
 }
 
-/** Records the messages published on `subject`. */
-async function capture(t: Parameters<Parameters<typeof test>[1]>[0], subject: string): Promise<Msg[]> {
-  const nc = await natsConnection(t, servers.natsUrl);
+/** Records the messages published on `subject` from now on. */
+async function capture(nc: NatsConnection, subject: string): Promise<Msg[]> {
   const seen: Msg[] = [];
   nc.subscribe(subject, { callback: (_err, m) => void seen.push(m) });
   await nc.flush();
@@ -64,10 +65,17 @@ async function capture(t: Parameters<Parameters<typeof test>[1]>[0], subject: st
 test('a trigger flows through the graph: every task snapshots once and each worker acks in one call', async (t) => {
   const c = await startTestCoordinator(t, servers);
   await c.client.submitJob({ spec: diamond });
-  const barriers = await capture(t, `${c.prefix.nats}.job.data.*`);
-  const triggers = await capture(t, `${c.prefix.nats}.job.trigger`);
+  const nc = await natsConnection(t, servers.natsUrl);
+  const barriers = await capture(nc, `${c.prefix.nats}.job.data.*`);
+  const triggers = await capture(nc, `${c.prefix.nats}.job.trigger`);
   // A long batch window: w1's batch is sent when all three of its tasks are in, not when the window closes.
-  const w1 = await c.worker({ jobId: 'job', spec: diamond, workerId: 'w1', taskIds: ['a', 'b', 'm'], ackBatchMs: 5000 });
+  const w1 = await c.worker({
+    jobId: 'job',
+    spec: diamond,
+    workerId: 'w1',
+    taskIds: ['a', 'b', 'm'],
+    ackBatchMs: 5000,
+  });
   const w2 = await c.worker({ jobId: 'job', spec: diamond, workerId: 'w2', taskIds: ['n', 'sink'] });
   for (const w of [w1, w2]) t.like(w.welcome, { epoch: 1, controlSubjectPrefix: `${c.prefix.nats}.job` });
   t.is((await c.client.getJob({ jobId: 'job' })).job?.attachedTasks, 5);
@@ -98,6 +106,7 @@ test('a trigger flows through the graph: every task snapshots once and each work
   t.deepEqual(manifest?.tasks.map((s) => s.taskId).sort(), ALL_TASKS);
   for (const task of manifest?.tasks ?? []) t.deepEqual(task, acked.get(task.taskId), task.taskId);
 
+  await eventually(() => triggers.length > 0, { what: 'the trigger' });
   t.is(triggers.length, 1);
   t.like(controlMessageCodecs().trigger.decode(triggers[0]!.data), { jobId: 'job', checkpointId: id, epoch: 1 });
   await eventually(() => barriers.length === 5, { what: 'one barrier per task' });
@@ -156,7 +165,7 @@ test('behaviours decline, stay silent, or acknowledge a snapshot from a hook', a
 
 test('complete and abort broadcasts are recorded and settle waitForComplete', async (t) => {
   const c = await startTestCoordinator(t, servers);
-  const spec = sourcesSpec('job', 2, { tolerableFailures: -1, timeoutMs: 300 });
+  const spec = sourcesSpec('job', 2, { tolerableFailures: -1, timeoutMs: 1000 });
   await c.client.submitJob({ spec });
   const w = await c.worker({ jobId: 'job', spec, workerId: 'w', taskIds: ['t00000', 't00001'] });
 
@@ -172,7 +181,11 @@ test('complete and abort broadcasts are recorded and settle waitForComplete', as
   t.true(second > first);
   await t.throwsAsync(w.waitForComplete(second, { timeoutMs: 5000 }), { message: /^CHECKPOINT_ABORTED/ });
   t.like(w.aborted.get(second), { checkpointId: second, reason: 'ABORT_REASON_TIMEOUT' });
-  await t.throwsAsync(w.waitForComplete(second), { message: /^CHECKPOINT_ABORTED/ }, 'an earlier abort rejects at once');
+  await t.throwsAsync(
+    w.waitForComplete(second),
+    { message: /^CHECKPOINT_ABORTED/ },
+    'an earlier abort rejects at once',
+  );
   await t.throwsAsync(w.waitForComplete(second + 1, { timeoutMs: 50 }), { message: /no complete event/ });
 });
 
@@ -180,8 +193,9 @@ test('a recovery moves the worker to the new epoch and messages of the old epoch
   const c = await startTestCoordinator(t, servers);
   // The default policy tolerates no failure: the first declined checkpoint starts a recovery.
   await c.client.submitJob({ spec: diamond });
-  const triggers = await capture(t, `${c.prefix.nats}.job.trigger`);
-  const recovers = await capture(t, `${c.prefix.nats}.job.recover`);
+  const nc = await natsConnection(t, servers.natsUrl);
+  const triggers = await capture(nc, `${c.prefix.nats}.job.trigger`);
+  const recovers = await capture(nc, `${c.prefix.nats}.job.recover`);
   const w1 = await c.worker({ jobId: 'job', spec: diamond, workerId: 'w1', taskIds: ['a', 'b', 'm'] });
   const w2 = await c.worker({ jobId: 'job', spec: diamond, workerId: 'w2', taskIds: ['n', 'sink'] });
   const committed = (await checkpoint(c)).checkpointId;
@@ -196,22 +210,26 @@ test('a recovery moves the worker to the new epoch and messages of the old epoch
   t.is(recovers.length, 1);
 
   // A trigger of epoch 1 delivered late (the coordinator's own message, published again) is dropped.
-  const stale = triggers.find((m) => controlMessageCodecs().trigger.decode(m.data).checkpointId === failed.checkpointId);
+  const stale = triggers.find(
+    (m) => controlMessageCodecs().trigger.decode(m.data).checkpointId === failed.checkpointId,
+  );
   const droppedTrigger = w1.waitFor('dropped', ([d]) => d.what === 'trigger', { timeoutMs: 5000 });
-  w1.nats.publish(stale!.subject, stale!.data, { headers: stale!.headers });
+  nc.publish(stale!.subject, stale!.data, { headers: stale!.headers });
   t.deepEqual(await droppedTrigger, [{ what: 'trigger', epoch: 1, currentEpoch: 2 }]);
   // So is the recover delivered twice: the workers are in its epoch already.
   const droppedRecover = w2.waitFor('dropped', ([d]) => d.what === 'recover', { timeoutMs: 5000 });
-  w1.nats.publish(recovers[0]!.subject, recovers[0]!.data, { headers: recovers[0]!.headers });
+  nc.publish(recovers[0]!.subject, recovers[0]!.data, { headers: recovers[0]!.headers });
   t.deepEqual(await droppedRecover, [{ what: 'recover', epoch: 2, currentEpoch: 2 }]);
-  t.false(w1.acked.has(failed.checkpointId), 'the stale trigger started nothing');
+  t.is(w2.recovered.length, 1);
 
   w2.setBehaviour('sink', 'ack');
-  const calls = [...ackCalls(w1), ...ackCalls(w2)];
+  const calls1 = ackCalls(w1);
+  const calls2 = ackCalls(w2);
   // The recovery ends just after its broadcast; until then the job refuses triggers.
   const after = await eventually(() => checkpoint(c), { what: 'a checkpoint after the recovery' });
   t.like(after, { state: 'CHECKPOINT_STATE_COMPLETED', epoch: 2, acknowledgedTasks: 5 });
   await eventually(() => ackedTasks(w1, after.checkpointId).length + ackedTasks(w2, after.checkpointId).length === 5);
+  const calls = [...calls1, ...calls2];
   t.true(calls.length > 0);
   t.true(calls.every((call) => call.epoch === 2 && call.checkpointId === after.checkpointId));
 });
@@ -249,6 +267,7 @@ test('the session carries the token and heartbeats; close ends it cleanly, kill 
   const w1 = await c.worker({ jobId: 'job', spec, workerId: 'w1', taskIds: ['t00000'] });
   const w2 = await c.worker({ jobId: 'job', spec, workerId: 'w2', taskIds: ['t00001'] });
   const w3 = await c.worker({ jobId: 'job', spec, workerId: 'w3', taskIds: ['t00002'] });
+  const live = [w1, w2, w3];
   t.is(w1.welcome?.heartbeatIntervalMs, 50);
   const ended: unknown[] = [];
   for (const w of [w1, w2]) w.events.on('session-ended', (e) => ended.push(e));
@@ -260,7 +279,7 @@ test('the session carries the token and heartbeats; close ends it cleanly, kill 
   /** Leaves a checkpoint pending on `w`'s silent task, runs `leave`, and returns how the checkpoint ended. */
   const pendingWhile = async (w: SimulatedWorker, taskId: string, leave: () => unknown) => {
     w.setBehaviour(taskId, 'silent');
-    const others = [w1, w2, w3].filter((x) => x !== w && x.state === 'running');
+    const others = live.filter((x) => x !== w && x.state === 'running');
     const finished = checkpoint(c);
     const id = await eventually(async () => {
       const pending = (await c.query.listCheckpoints({ jobId: 'job' })).checkpoints[0];
@@ -277,7 +296,7 @@ test('the session carries the token and heartbeats; close ends it cleanly, kill 
   t.is(closed.abortMessage, 'worker w1 left: the worker ended its session');
   t.is((await c.client.getJob({ jobId: 'job' })).job?.attachedTasks, 2);
 
-  await c.worker({ jobId: 'job', spec, workerId: 'w1b', taskIds: ['t00000'] });
+  live.push(await c.worker({ jobId: 'job', spec, workerId: 'w1b', taskIds: ['t00000'] }));
   const killed = await pendingWhile(w2, 't00001', () => w2.kill());
   t.is(w2.state, 'closed');
   t.like(killed, { state: 'CHECKPOINT_STATE_ABORTED', abortReason: 'ABORT_REASON_TASK_FAILURE' });
@@ -364,12 +383,27 @@ test('when the coordinator goes away the worker reports it and still closes at o
   const c = await startTestCoordinator(t, servers);
   const spec = sourcesSpec('job', 1);
   await c.client.submitJob({ spec });
-  const w = await c.worker({ jobId: 'job', spec, workerId: 'w', taskIds: ['t00000'] });
-  const ended = w.waitFor('session-ended', () => true, { timeoutMs: 5000 });
-  await c.running.stop();
-  const [event] = await ended;
-  t.is(errorReason(event.error), 'SHUTTING_DOWN');
-  const started = Date.now();
-  await w.close();
-  t.true(Date.now() - started < 2000, `close took ${Date.now() - started} ms`);
+  const options = { jobId: 'job', spec, workerId: 'w', taskIds: ['t00000'] };
+  const closesAtOnce = async (w: SimulatedWorker): Promise<void> => {
+    const started = Date.now();
+    await w.close();
+    t.true(Date.now() - started < 2000, `close took ${Date.now() - started} ms`);
+  };
+
+  // A graceful stop ends the session with a reason.
+  const w1 = await c.worker(options);
+  const stopped = w1.waitFor('session-ended', () => true, { timeoutMs: 5000 });
+  await c.restart();
+  const [{ error: shutdown }] = await stopped;
+  t.like(errorInfo(shutdown), { code: grpc.status.UNAVAILABLE, reason: 'SHUTTING_DOWN' });
+  await closesAtOnce(w1);
+
+  // A crash leaves only the transport's word for it.
+  const w2 = await c.worker(options);
+  const crashed = w2.waitFor('session-ended', () => true, { timeoutMs: 5000 });
+  await c.running.kill();
+  const [{ error: lost }] = await crashed;
+  t.is(errorReason(lost), undefined);
+  t.like(toCkptError(lost), { reason: 'UNAVAILABLE', retryable: true });
+  await closesAtOnce(w2);
 });
