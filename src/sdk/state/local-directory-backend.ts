@@ -40,7 +40,9 @@ export interface LocalDirectoryBackend extends StateBackend {
  * snapshots in it. Rejects with MALFORMED for bad options and with the
  * translated file system error when the directory cannot be created.
  */
-export async function createLocalDirectoryBackend(options: LocalDirectoryBackendOptions): Promise<LocalDirectoryBackend> {
+export async function createLocalDirectoryBackend(
+  options: LocalDirectoryBackendOptions,
+): Promise<LocalDirectoryBackend> {
   const resolved = resolveLocalDirectoryBackendOptions(options);
   await callFs({ operation: `create directory ${resolved.dir}` }, () => mkdir(resolved.dir, { recursive: true }));
   return new DirectoryBackend(resolved);

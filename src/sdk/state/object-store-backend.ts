@@ -6,7 +6,7 @@
  * bytes, checked on `get` beside the object store's own digest.
  */
 import { createHash } from 'node:crypto';
-import { Objm, StorageType, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
+import { Objm, setSha256Backend, StorageType, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
 import { CkptError } from '../../core/errors.js';
 import type { StateHandle__Output } from '../../gen/ckpt/v1/StateHandle.js';
 import type { Logger } from '../../log/index.js';
@@ -38,6 +38,7 @@ export interface ObjectStoreBackend extends StateBackend {
  */
 export async function createObjectStoreBackend(options: ObjectStoreBackendOptions): Promise<ObjectStoreBackend> {
   const resolved = resolveObjectStoreBackendOptions(options);
+  if (resolved.nativeSha256) setSha256Backend('native');
   const objm = new Objm(resolved.connection);
   const store = await createBucket(objm, resolved);
   return new NatsObjectBackend(resolved, objm, store);
@@ -64,8 +65,10 @@ class NatsObjectBackend implements ObjectStoreBackend {
   readonly #objm: Objm;
   readonly #logger: Logger;
   readonly #gate = new OperationGate('nats-obj');
-  /** Opened buckets by name; `get` may name a bucket other than ours. */
-  readonly #stores = new Map<string, Promise<ObjectStore>>();
+  /** Our bucket, where `put` writes and `release` deletes. */
+  readonly #own: ObjectStore;
+  /** Other buckets `get` was asked to read from, opened once. */
+  readonly #others = new Map<string, Promise<ObjectStore>>();
   /** The listing of our bucket in progress, shared by concurrent `release` calls. */
   #listing: Promise<ObjectInfo[]> | undefined;
 
@@ -74,7 +77,7 @@ class NatsObjectBackend implements ObjectStoreBackend {
     this.#options = options;
     this.#objm = objm;
     this.#logger = options.logger.child({ component: 'state', backend: 'nats-obj', bucket: options.bucket });
-    this.#stores.set(options.bucket, Promise.resolve(store));
+    this.#own = store;
   }
 
   put(key: SnapshotKey, bytes: Uint8Array, signal?: AbortSignal): Promise<StateHandle__Output> {
@@ -105,9 +108,8 @@ class NatsObjectBackend implements ObjectStoreBackend {
       throwIfAborted(signal, 'put', uri, ids);
       hash.update(chunk);
     });
-    const store = await this.#store(this.bucket, uri);
     const info = await callObjectStore({ ...ids, operation: `put ${uri}` }, () =>
-      store.put({ name, options: { max_chunk_size: chunkBytes } }, data, { timeout: chunkTimeoutMs }),
+      this.#own.put({ name, options: { max_chunk_size: chunkBytes } }, data, { timeout: chunkTimeoutMs }),
     );
     if (info.size !== bytes.length) {
       throw new CkptError('INTERNAL', `put ${uri} stored ${info.size} of ${bytes.length} bytes`, ids);
@@ -132,15 +134,16 @@ class NatsObjectBackend implements ObjectStoreBackend {
 
   /** The opened bucket; a bucket that does not exist means the snapshot is missing. */
   async #store(bucket: string, uri: string): Promise<ObjectStore> {
-    let store = this.#stores.get(bucket);
+    if (bucket === this.bucket) return this.#own;
+    let store = this.#others.get(bucket);
     if (store === undefined) {
       store = this.#objm.open(bucket);
-      this.#stores.set(bucket, store);
+      this.#others.set(bucket, store);
     }
     try {
       return await store;
     } catch (err) {
-      this.#stores.delete(bucket);
+      this.#others.delete(bucket);
       if (err instanceof Error && err.message === 'object store not found') throw missingSnapshotError(uri, {}, err);
       throw translateObjectStoreError(err, { operation: `open bucket ${bucket}` });
     }
@@ -150,15 +153,14 @@ class NatsObjectBackend implements ObjectStoreBackend {
     checkReleaseArguments(jobId, taskId, keepFrom);
     const ids = { jobId, taskId };
     const prefix = taskPrefix(jobId, taskId);
-    const store = await this.#store(this.bucket, objectUri(this.bucket, prefix));
     let released = 0;
-    for (const info of await this.#list(store)) {
+    for (const info of await this.#list()) {
       if (info.deleted || !info.name.startsWith(prefix)) continue;
       const parsed = parseSnapshotName(info.name.slice(prefix.length));
       if (parsed === undefined || parsed.checkpointId >= keepFrom) continue;
       const uri = objectUri(this.bucket, info.name);
       if (keep.has(uri)) continue;
-      await callObjectStore({ ...ids, operation: `delete ${uri}` }, () => store.delete(info.name));
+      await callObjectStore({ ...ids, operation: `delete ${uri}` }, () => this.#own.delete(info.name));
       released++;
     }
     this.#logger.debug({ ...ids, keepFrom, released }, 'snapshots released');
@@ -172,9 +174,9 @@ class NatsObjectBackend implements ObjectStoreBackend {
    * listing. A snapshot stored while a listing runs may be missed by it and
    * is released by a later call.
    */
-  #list(store: ObjectStore): Promise<ObjectInfo[]> {
+  #list(): Promise<ObjectInfo[]> {
     if (this.#listing === undefined) {
-      const listing = callObjectStore({ operation: `list bucket ${this.bucket}` }, () => store.list());
+      const listing = callObjectStore({ operation: `list bucket ${this.bucket}` }, () => this.#own.list());
       this.#listing = listing;
       const forget = (): void => {
         if (this.#listing === listing) this.#listing = undefined;

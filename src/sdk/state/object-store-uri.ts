@@ -38,7 +38,8 @@ export function parseObjectUri(uri: string): ObjectLocation {
   const slash = rest.indexOf('/');
   const bucket = slash < 0 ? rest : rest.slice(0, slash);
   const name = slash < 0 ? '' : rest.slice(slash + 1);
-  if (!BUCKET_PATTERN.test(bucket)) throw malformedHandleError(uri, `names an invalid bucket ${JSON.stringify(bucket)}`);
+  if (!BUCKET_PATTERN.test(bucket))
+    throw malformedHandleError(uri, `names an invalid bucket ${JSON.stringify(bucket)}`);
   if (name === '') throw malformedHandleError(uri, 'names no object');
   return { bucket, name };
 }

@@ -4,8 +4,9 @@
  * back and verified against its handle.
  */
 import { createHash } from 'node:crypto';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { ObjectResult } from '@nats-io/obj';
-import { CHECKSUM_PREFIX, formatChecksum, slices } from './checksum.js';
+import { CHECKSUM_PREFIX, formatChecksum, SLICE_BYTES, slices } from './checksum.js';
 import { corruptSnapshotError } from './snapshot-errors.js';
 import type { CheckedHandle } from './state-handle.js';
 
@@ -50,7 +51,7 @@ export async function readVerifiedObject(
   signal?: AbortSignal,
 ): Promise<Uint8Array> {
   // The client rejects `error` when the transfer fails; observe it at once so that no rejection goes unhandled.
-  const transfer = result.error.then(
+  const transfer: Promise<unknown> = result.error.then(
     (err) => err,
     (err: unknown) => err,
   );
@@ -60,7 +61,9 @@ export async function readVerifiedObject(
   try {
     const bytes = await readAll(reader, expected, checkpoint);
     const failure = await transfer;
-    if (failure !== null && failure !== undefined) throw failure;
+    if (failure !== null && failure !== undefined) {
+      throw failure instanceof Error ? failure : new Error('object transfer failed', { cause: failure });
+    }
     return bytes;
   } catch (err) {
     await reader.cancel().catch(() => undefined);
@@ -81,11 +84,18 @@ async function readAll(
   const bytes = new Uint8Array(expected.sizeBytes);
   const hash = createHash('sha256');
   let offset = 0;
+  let sinceTurn = 0;
   for (;;) {
+    // Chunks the client has buffered arrive as microtasks; let other work run between slices.
+    if (sinceTurn >= SLICE_BYTES) {
+      sinceTurn = 0;
+      await nextTurn();
+    }
     checkpoint();
     const { done, value } = await reader.read();
     checkpoint();
     if (done) break;
+    sinceTurn += value.length;
     if (offset + value.length > bytes.length) {
       throw corruptSnapshotError(expected.uri, `it has more than the ${bytes.length} bytes the handle says`);
     }
@@ -98,6 +108,8 @@ async function readAll(
   }
   const checksum = formatChecksum(hash);
   const wanted = `${CHECKSUM_PREFIX}${expected.digestHex}`;
-  if (checksum !== wanted) throw corruptSnapshotError(expected.uri, `its checksum is ${checksum}, the handle says ${wanted}`);
+  if (checksum !== wanted) {
+    throw corruptSnapshotError(expected.uri, `its checksum is ${checksum}, the handle says ${wanted}`);
+  }
   return bytes;
 }
