@@ -37,7 +37,7 @@ test: deps
 	npx ava
 
 demo: deps
-	npx tsx src/cli/main.ts demo
+	node --import tsx examples/wordcount/demo.ts
 
 clean:
 	rm -rf dist .tmp

@@ -7,7 +7,6 @@ import { Command } from 'commander';
 import { errorInfo, isServiceError } from '../client/index.js';
 import { addClientCommands } from './client-commands.js';
 import { addCoordinatorCommand } from './coordinator-command.js';
-import { addDemoCommand } from './demo-command.js';
 import { addDevCommand } from './dev-command.js';
 
 /** Builds the program; exported for tests of the argument parsing. */
@@ -19,7 +18,6 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON instead of tables');
   addCoordinatorCommand(program);
   addClientCommands(program);
-  addDemoCommand(program);
   addDevCommand(program);
   return program;
 }

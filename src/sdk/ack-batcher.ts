@@ -7,8 +7,7 @@ import type { TaskSnapshot } from '../gen/ckpt/v1/TaskSnapshot.js';
 
 /** One task's outcome for one checkpoint. */
 export type TaskResult =
-  | { kind: 'ack'; taskId: string; snapshot: TaskSnapshot }
-  | { kind: 'decline'; taskId: string; message: string };
+  { kind: 'ack'; taskId: string; snapshot: TaskSnapshot } | { kind: 'decline'; taskId: string; message: string };
 
 /** The results of one checkpoint that are sent together. */
 export interface AckBatch {

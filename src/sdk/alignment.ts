@@ -10,6 +10,11 @@
  *   snapshots n and the held items are released (exactly-once).
  * - AT_LEAST_ONCE: nothing is held back; the task snapshots n when barrier
  *   n has arrived on every input.
+ * - UNALIGNED: the task snapshots n as soon as the first barrier n is
+ *   offered, ahead of the records queued before it; nothing is held back.
+ *   Every record taken afterwards from an input before that input's barrier
+ *   n is in flight for n (`inFlightFor`) and belongs to n's snapshot; when
+ *   barrier n has arrived on every input, n is finished.
  *
  * A checkpoint that can no longer align, because an input delivered a newer
  * barrier without it, is cancelled, so that no input stays blocked by a
@@ -18,15 +23,16 @@
 import { Fifo } from './fifo.js';
 
 /** How a task aligns barriers (the job policy's mode). */
-export type AlignmentMode = 'aligned' | 'at-least-once';
+export type AlignmentMode = 'aligned' | 'at-least-once' | 'unaligned';
 
 /** One item of an input. */
 export type InputItem<R> = { kind: 'record'; record: R } | { kind: 'barrier'; checkpointId: number };
 
 /** What the task does next. */
 export type AlignAction<R> =
-  | { kind: 'process'; input: string; record: R }
+  | { kind: 'process'; input: string; record: R; inFlightFor?: number[] }
   | { kind: 'snapshot'; checkpointId: number; alignmentMs: number }
+  | { kind: 'finish'; checkpointId: number; alignmentMs: number }
   | { kind: 'cancel'; checkpointId: number; reason: string };
 
 interface Pending {
@@ -45,6 +51,7 @@ export class InputAligner<R> {
   readonly #cancelled = new Set<number>();
   readonly #out = new Fifo<AlignAction<R>>();
   #lastSnapshot = 0;
+  #lastStarted = 0;
   #cursor = 0;
 
   /** `inputs`: the task's distinct inputs; `now`: the clock for alignment times. */
@@ -59,6 +66,7 @@ export class InputAligner<R> {
   offer(input: string, item: InputItem<R>): boolean {
     const queue = this.#queues.get(input);
     if (queue === undefined) return false;
+    if (this.#mode === 'unaligned' && item.kind === 'barrier') this.#startUnaligned(item.checkpointId);
     queue.push(item);
     return true;
   }
@@ -72,8 +80,9 @@ export class InputAligner<R> {
       if (input === undefined) return undefined;
       const item = this.#queues.get(input)?.shift();
       if (item === undefined) continue;
-      if (item.kind === 'record') return { kind: 'process', input, record: item.record };
-      this.#onBarrier(input, item.checkpointId);
+      if (item.kind === 'record') return this.#process(input, item.record);
+      if (this.#mode === 'unaligned') this.#onUnalignedBarrier(input, item.checkpointId);
+      else this.#onBarrier(input, item.checkpointId);
     }
   }
 
@@ -83,10 +92,14 @@ export class InputAligner<R> {
    * later barriers are ignored.
    */
   cancel(checkpointId: number, upTo = false): void {
-    for (const id of [...this.#pending.keys()]) {
-      if (id === checkpointId || (upTo && id < checkpointId)) this.#pending.delete(id);
-    }
+    const matches = (id: number): boolean => id === checkpointId || (upTo && id < checkpointId);
+    for (const id of [...this.#pending.keys()]) if (matches(id)) this.#pending.delete(id);
     if (checkpointId > this.#lastSnapshot) this.#cancelled.add(checkpointId);
+    const kept: AlignAction<R>[] = [];
+    for (let action = this.#out.shift(); action !== undefined; action = this.#out.shift()) {
+      if (action.kind === 'process' || !matches(action.checkpointId)) kept.push(action);
+    }
+    for (const action of kept) this.#out.push(action);
   }
 
   /** Drops every queued item and all alignment state (a restore). */
@@ -97,6 +110,7 @@ export class InputAligner<R> {
     this.#cancelled.clear();
     this.#out.clear();
     this.#lastSnapshot = 0;
+    this.#lastStarted = 0;
   }
 
   /** Items queued over all inputs, held back or not. */
@@ -158,6 +172,35 @@ export class InputAligner<R> {
     this.#lastSnapshot = checkpointId;
     for (const id of this.#cancelled) if (id <= checkpointId) this.#cancelled.delete(id);
     this.#out.push({ kind: 'snapshot', checkpointId, alignmentMs: now - pending.firstAtMs });
+  }
+
+  #process(input: string, record: R): AlignAction<R> {
+    if (this.#mode !== 'unaligned' || this.#pending.size === 0) return { kind: 'process', input, record };
+    const inFlightFor = [...this.#pending].filter(([, p]) => !p.seen.has(input)).map(([id]) => id);
+    return inFlightFor.length === 0
+      ? { kind: 'process', input, record }
+      : { kind: 'process', input, record, inFlightFor };
+  }
+
+  /** The first barrier n offered on any input: snapshot now, ahead of what is queued. */
+  #startUnaligned(checkpointId: number): void {
+    if (checkpointId <= this.#lastStarted || this.#cancelled.has(checkpointId)) return;
+    this.#lastStarted = checkpointId;
+    this.#pending.set(checkpointId, { seen: new Set(), firstAtMs: this.#now() });
+    this.#out.push({ kind: 'snapshot', checkpointId, alignmentMs: 0 });
+  }
+
+  #onUnalignedBarrier(input: string, checkpointId: number): void {
+    this.#lastBarrier.set(input, Math.max(checkpointId, this.#lastBarrier.get(input) ?? 0));
+    this.#cancelSkipped(input, checkpointId);
+    const pending = this.#pending.get(checkpointId);
+    if (pending === undefined) return;
+    pending.seen.add(input);
+    if (pending.seen.size < this.#inputs.length) return;
+    this.#pending.delete(checkpointId);
+    this.#lastSnapshot = checkpointId;
+    for (const id of this.#cancelled) if (id <= checkpointId) this.#cancelled.delete(id);
+    this.#out.push({ kind: 'finish', checkpointId, alignmentMs: this.#now() - pending.firstAtMs });
   }
 
   /** Barrier `checkpointId` on `input` means `input` skipped every older checkpoint it did not deliver. */

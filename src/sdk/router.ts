@@ -29,12 +29,12 @@ export function fnv1a32(text: string): number {
 }
 
 /**
- * The index in `[0, n)` of the partition of `key`. Uses the high bits of
- * the hash (multiply-shift), which FNV-1a mixes better than the low ones.
+ * The index in `[0, n)` of the partition of `key`: `fnv1a32(key) mod n`,
+ * simple to reproduce in any language.
  */
 export function partitionOf(key: string, n: number): number {
-  if (n <= 0) throw new CkptError('MALFORMED', `cannot partition over ${n} targets`);
-  return Math.floor((fnv1a32(key) / 2 ** 32) * n);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new CkptError('MALFORMED', `cannot partition over ${n} targets`);
+  return fnv1a32(key) % n;
 }
 
 /** Picks the downstream tasks of one producing task. */

@@ -1,0 +1,232 @@
+/**
+ * Runs the word count end to end on a local etcd and NATS: a coordinator,
+ * three worker processes, a known corpus fed into JetStream, workers
+ * SIGKILLed and restarted at chosen moments, and the sink's visible output
+ * checked against the crash-free answer.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { connectNats } from '../../src/bus/index.js';
+import { resolveConfig } from '../../src/config/index.js';
+import { startLocalServers, type LocalServers } from '../../src/dev/index.js';
+import { silentLogger, type Logger } from '../../src/log/index.js';
+import { runCoordinator, type RunningCoordinator } from '../../src/server/run.js';
+import { expectedCounts, sentences } from './corpus.js';
+import { INPUT_STREAM, INPUT_SUBJECTS, OUTPUT_STREAM, WORKER_TASKS, wordCountSpec } from './job.js';
+import { readStream, verify, type Verdict } from './verify.js';
+
+/** How to run. */
+export interface WordCountOptions {
+  /** Sentences in the corpus. */
+  sentences: number;
+  /** Time over which the corpus is fed. */
+  feedMs: number;
+  /** Checkpoint interval of the job. */
+  intervalMs: number;
+  /** Workers to SIGKILL: when (fraction of the corpus fed) and which (0-2); each is restarted. */
+  kills: ReadonlyArray<{ at: number; worker: number }>;
+  /** How long to wait for the output after the corpus is fed. */
+  settleTimeoutMs: number;
+  /** Receives progress lines. */
+  log: (line: string) => void;
+  logger?: Logger;
+}
+
+/** What a run measured. */
+export interface WordCountResult {
+  verdict: Verdict;
+  records: number;
+  checkpoints: number;
+  recoveries: number;
+  /** Per kill: SIGKILL to every task running again, in ms. */
+  recoveryMs: number[];
+  durationMs: number;
+}
+
+const WORKER_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'worker.ts');
+const JOB_ID = 'wordcount';
+
+/** Everything a run started, so that it can all be stopped. */
+interface Stack {
+  servers?: LocalServers;
+  coordinator?: RunningCoordinator;
+  nc?: NatsConnection;
+  stateDir?: string;
+  workers: Map<number, ChildProcess>;
+  /** Checkpoints completed so far. */
+  completed: number;
+}
+
+/** Runs the word count once; never leaves a process behind. */
+export async function runWordCount(o: WordCountOptions): Promise<WordCountResult> {
+  const stack: Stack = { workers: new Map(), completed: 0 };
+  const started = Date.now();
+  try {
+    await startStack(stack, o);
+    const corpus = sentences(o.sentences);
+    const recoveryMs = await feed(stack, corpus, o);
+    o.log(`fed ${corpus.length} sentences; waiting for the sink's output`);
+    const expected = expectedCounts(corpus);
+    const verdict = await settle(stack, expected, o);
+    const { job } = getJob(stack);
+    return {
+      verdict,
+      records: corpus.length,
+      checkpoints: stack.completed,
+      recoveries: job.epoch - 1,
+      recoveryMs,
+      durationMs: Date.now() - started,
+    };
+  } finally {
+    await stopStack(stack);
+  }
+}
+
+async function startStack(stack: Stack, o: WordCountOptions): Promise<void> {
+  stack.servers = await startLocalServers();
+  o.log(`etcd ${stack.servers.etcd.clientUrl}, NATS ${stack.servers.nats.url}`);
+  const config = resolveConfig(
+    {
+      etcd: [stack.servers.etcd.clientUrl],
+      nats: [stack.servers.nats.url],
+      listen: '127.0.0.1:0',
+      logLevel: 'warn',
+      heartbeatIntervalMs: 250,
+      heartbeatTimeoutMs: 3000,
+    },
+    {},
+  );
+  stack.coordinator = await runCoordinator(config, o.logger ?? silentLogger());
+  o.log(`coordinator ${stack.coordinator.address}`);
+  stack.coordinator.coordinator.events.subscribe(JOB_ID, (c) => {
+    if (c.state === 'CHECKPOINT_STATE_COMPLETED') stack.completed += 1;
+  });
+  stack.nc = await connectNats([stack.servers.nats.url], 'wordcount-feeder');
+  const jsm = await jetstreamManager(stack.nc);
+  await jsm.streams.add({ name: INPUT_STREAM, subjects: ['sentences.*'] });
+  await stack.coordinator.coordinator.submitJob(wordCountSpec(JOB_ID, o.intervalMs));
+  stack.stateDir = await mkdtemp(join(tmpdir(), 'ckpt-wordcount-'));
+  for (let i = 0; i < WORKER_TASKS.length; i++) startWorker(stack, i, 0);
+  await waitRunning(stack, 1, 60_000);
+  o.log(`job ${JOB_ID} running: ${WORKER_TASKS.map((t, i) => `worker-${i} [${t.join(', ')}]`).join(', ')}`);
+}
+
+function startWorker(stack: Stack, index: number, generation: number): void {
+  const args = [
+    '--import=tsx',
+    WORKER_SCRIPT,
+    '--coordinator',
+    stack.coordinator!.address,
+    '--nats',
+    stack.servers!.nats.url,
+    '--job',
+    JOB_ID,
+    '--tasks',
+    WORKER_TASKS[index]!.join(','),
+    '--state-dir',
+    stack.stateDir!,
+    '--worker-id',
+    `worker-${index}-${generation}`,
+  ];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  stack.workers.set(index, child);
+}
+
+function getJob(stack: Stack) {
+  return { job: stack.coordinator!.coordinator.getJob(JOB_ID) };
+}
+
+async function waitRunning(stack: Stack, minEpoch: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { job } = getJob(stack);
+    if (job.attempt === 'JOB_ATTEMPT_RUNNING' && job.epoch >= minEpoch) return;
+    if (Date.now() > deadline)
+      throw new Error(
+        `the job is not running in epoch ${minEpoch} after ${timeoutMs} ms (attempt ${job.attempt}, epoch ${job.epoch})`,
+      );
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Publishes the corpus at an even pace, killing and restarting workers on the way. */
+async function feed(stack: Stack, corpus: readonly string[], o: WordCountOptions): Promise<number[]> {
+  const js = jetstream(stack.nc!);
+  const kills = [...o.kills].sort((a, b) => a.at - b.at);
+  const recoveries: Promise<number>[] = [];
+  const batch = Math.max(1, Math.ceil(corpus.length / (o.feedMs / 20)));
+  const begin = Date.now();
+  let lastReport = begin;
+  for (let i = 0; i < corpus.length; i += batch) {
+    const acks = corpus.slice(i, i + batch).map((s, j) => js.publish(INPUT_SUBJECTS[(i + j) % 2] as string, s));
+    await Promise.all(acks);
+    while (kills.length > 0 && (kills[0]?.at ?? 1) * corpus.length <= i + batch)
+      recoveries.push(kill(stack, kills.shift()!.worker, recoveries.length + 1, o));
+    const due = begin + ((i + batch) / corpus.length) * o.feedMs;
+    if (Date.now() - lastReport >= 1000) {
+      lastReport = Date.now();
+      const { job } = getJob(stack);
+      o.log(
+        `fed ${Math.min(i + batch, corpus.length)}/${corpus.length}; latest checkpoint ${job.latestCheckpointId}, epoch ${job.epoch}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, Math.max(0, due - Date.now())));
+  }
+  return Promise.all(recoveries);
+}
+
+/** SIGKILLs a worker, restarts it, and resolves with the time until the job runs again. */
+async function kill(stack: Stack, index: number, generation: number, o: WordCountOptions): Promise<number> {
+  const epoch = (getJob(stack)).job.epoch;
+  const killedAt = Date.now();
+  stack.workers.get(index)?.kill('SIGKILL');
+  o.log(`SIGKILL worker-${index} [${WORKER_TASKS[index]!.join(', ')}]`);
+  await new Promise((r) => setTimeout(r, 300));
+  startWorker(stack, index, generation);
+  await waitRunning(stack, epoch + 1, 60_000);
+  const ms = Date.now() - killedAt;
+  o.log(`recovered: epoch ${(getJob(stack)).job.epoch}, every task running again ${ms} ms after the kill`);
+  return ms;
+}
+
+/** Waits until the visible output has as many updates as the corpus has words, then checks it. */
+async function settle(stack: Stack, expected: ReadonlyMap<string, number>, o: WordCountOptions): Promise<Verdict> {
+  const wanted = [...expected.values()].reduce((a, b) => a + b, 0);
+  const jsm = await jetstreamManager(stack.nc!);
+  const deadline = Date.now() + o.settleTimeoutMs;
+  let visible = 0;
+  while (Date.now() < deadline) {
+    visible = await jsm.streams.info(OUTPUT_STREAM).then(
+      (i) => i.state.messages,
+      () => 0,
+    );
+    if (visible >= wanted) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  o.log(`${visible} of ${wanted} updates visible`);
+  // One more checkpoint interval: anything beyond the expected output would show now.
+  await new Promise((r) => setTimeout(r, o.intervalMs * 2));
+  return verify(await readStream(stack.nc!, OUTPUT_STREAM).catch(() => []), expected);
+}
+
+async function stopStack(stack: Stack): Promise<void> {
+  for (const child of stack.workers.values()) if (child.exitCode === null) child.kill('SIGTERM');
+  await Promise.all([...stack.workers.values()].map((c) => waitExit(c, 5000)));
+  await stack.nc?.close().catch(() => undefined);
+  await stack.coordinator?.stop().catch(() => undefined);
+  await stack.servers?.stop();
+  if (stack.stateDir !== undefined) await rm(stack.stateDir, { recursive: true, force: true });
+}
+
+async function waitExit(child: ChildProcess, timeoutMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  await exited;
+  clearTimeout(timer);
+}

@@ -1,0 +1,54 @@
+/**
+ * A word count worker process: runs the named tasks until SIGTERM.
+ *
+ *   node --import tsx examples/wordcount/worker.ts --coordinator 127.0.0.1:7070 \
+ *     --nats nats://127.0.0.1:4222 --job wordcount --tasks split-0,count-0 --state-dir /tmp/wc
+ */
+import { parseArgs } from 'node:util';
+import { createLogger } from '../../src/log/index.js';
+import { createLocalDirectoryBackend, createWorker } from '../../src/sdk/index.js';
+import { taskFor } from './tasks.js';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      coordinator: { type: 'string' },
+      nats: { type: 'string' },
+      job: { type: 'string', default: 'wordcount' },
+      tasks: { type: 'string' },
+      'state-dir': { type: 'string' },
+      'worker-id': { type: 'string' },
+      'log-level': { type: 'string', default: 'warn' },
+    },
+  });
+  if (!values.coordinator || !values.nats || !values.tasks || !values['state-dir']) {
+    throw new Error(
+      'usage: worker.ts --coordinator ADDR --nats URLS --tasks T1,T2 --state-dir DIR [--job ID] [--worker-id ID]',
+    );
+  }
+  const logger = createLogger(values['log-level'] as 'warn', 'wordcount-worker');
+  const state = await createLocalDirectoryBackend({ dir: values['state-dir'], logger });
+  const worker = createWorker({
+    coordinator: values.coordinator,
+    nats: values.nats.split(','),
+    jobId: values.job,
+    ...(values['worker-id'] === undefined ? {} : { workerId: values['worker-id'] }),
+    state,
+    logger,
+  });
+  for (const taskId of values.tasks.split(',')) worker.addTask(taskId, taskFor(taskId));
+  await worker.start();
+  const stop = (): void => {
+    worker.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`worker: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,135 @@
+/**
+ * Options of a `Worker`, their defaults and validation.
+ */
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { assertSubjectToken } from '../bus/index.js';
+import { CkptError } from '../core/errors.js';
+import { silentLogger, type Logger } from '../log/index.js';
+import { resolveBackoff, type BackoffConfig, type BackoffOptions } from './backoff.js';
+import type { StateBackend } from './state/index.js';
+
+/** Options of `new Worker(...)` / `createWorker(...)`. */
+export interface WorkerOptions {
+  /** The coordinator's gRPC address, `host:port`. Required. */
+  coordinator: string;
+  /** Bearer token for a coordinator started with an auth token. Default: none. */
+  token?: string;
+  /** NATS server URLs. Required, at least one. */
+  nats: string[];
+  /** The job the worker's tasks belong to. Required. */
+  jobId: string;
+  /** Unique among the job's live workers. Default `<host>:<pid>:<random>`. */
+  workerId?: string;
+  /** Where snapshots are stored and fetched back from. Required. */
+  state: StateBackend;
+  /** Default: a logger that drops everything. */
+  logger?: Logger;
+  /** How long to collect this worker's acknowledgements of one checkpoint. Default 5 ms. */
+  ackBatchMs?: number;
+  /** Deadline of one acknowledgement or decline call. Default 10000 ms. */
+  ackDeadlineMs?: number;
+  /** How long a failing acknowledgement is retried while the coordinator is unreachable. Default 30000 ms. */
+  ackRetryTimeoutMs?: number;
+  /** How long one attach attempt waits for the welcome. Default 10000 ms. */
+  attachTimeoutMs?: number;
+  /** How long `start()` keeps trying to attach while the coordinator is unreachable. Default 30000 ms. */
+  startTimeoutMs?: number;
+  /** Backoff between attach attempts and acknowledgement retries. Defaults: see `BackoffOptions`. */
+  reconnect?: BackoffOptions;
+  /** How many messages a source reads ahead of its task. Default 256. */
+  maxQueuedSourceMessages?: number;
+  /** Labels sent in the hello, added to the SDK's own (`sdk`, `language`, `host`). */
+  labels?: Record<string, string>;
+  /** Aborting it stops the worker (as `stop()`). */
+  signal?: AbortSignal;
+}
+
+/** Default of `WorkerOptions.ackBatchMs`. */
+export const DEFAULT_ACK_BATCH_MS = 5;
+/** Default of `WorkerOptions.ackDeadlineMs`. */
+export const DEFAULT_ACK_DEADLINE_MS = 10_000;
+/** Default of `WorkerOptions.ackRetryTimeoutMs`. */
+export const DEFAULT_ACK_RETRY_TIMEOUT_MS = 30_000;
+/** Default of `WorkerOptions.attachTimeoutMs`. */
+export const DEFAULT_ATTACH_TIMEOUT_MS = 10_000;
+/** Default of `WorkerOptions.startTimeoutMs`. */
+export const DEFAULT_START_TIMEOUT_MS = 30_000;
+/** Default of `WorkerOptions.maxQueuedSourceMessages`. */
+export const DEFAULT_MAX_QUEUED_SOURCE_MESSAGES = 256;
+/** The `sdk` label of this SDK. */
+export const SDK_LABEL = 'ckpt-ts';
+
+/** The options with every default applied. */
+export interface WorkerConfig {
+  coordinator: string;
+  token: string | undefined;
+  nats: string[];
+  jobId: string;
+  workerId: string;
+  state: StateBackend;
+  logger: Logger;
+  ackBatchMs: number;
+  ackDeadlineMs: number;
+  ackRetryTimeoutMs: number;
+  attachTimeoutMs: number;
+  startTimeoutMs: number;
+  reconnect: BackoffConfig;
+  maxQueuedSourceMessages: number;
+  labels: Record<string, string>;
+  signal: AbortSignal | undefined;
+}
+
+/** A worker id unique per process: `<host>:<pid>:<random>`. */
+export function defaultWorkerId(): string {
+  return `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+}
+
+/** Applies defaults and validates; errors name the option. */
+export function resolveWorkerOptions(options: WorkerOptions): WorkerConfig {
+  if (typeof options.coordinator !== 'string' || options.coordinator === '') {
+    throw new CkptError('MALFORMED', 'coordinator: the coordinator address (host:port) is required');
+  }
+  if (!Array.isArray(options.nats) || options.nats.length === 0) {
+    throw new CkptError('MALFORMED', 'nats: at least one NATS server is required');
+  }
+  assertSubjectToken(options.jobId, 'jobId');
+  if (options.state === undefined || options.state === null) {
+    throw new CkptError('MALFORMED', 'state: a state backend is required');
+  }
+  const workerId = options.workerId ?? defaultWorkerId();
+  if (workerId === '') throw new CkptError('MALFORMED', 'workerId: must not be empty');
+  return {
+    coordinator: options.coordinator,
+    token: options.token,
+    nats: [...options.nats],
+    jobId: options.jobId,
+    workerId,
+    state: options.state,
+    logger: options.logger ?? silentLogger(),
+    ackBatchMs: nonNegative('ackBatchMs', options.ackBatchMs ?? DEFAULT_ACK_BATCH_MS),
+    ackDeadlineMs: positive('ackDeadlineMs', options.ackDeadlineMs ?? DEFAULT_ACK_DEADLINE_MS),
+    ackRetryTimeoutMs: nonNegative('ackRetryTimeoutMs', options.ackRetryTimeoutMs ?? DEFAULT_ACK_RETRY_TIMEOUT_MS),
+    attachTimeoutMs: positive('attachTimeoutMs', options.attachTimeoutMs ?? DEFAULT_ATTACH_TIMEOUT_MS),
+    startTimeoutMs: nonNegative('startTimeoutMs', options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS),
+    reconnect: resolveBackoff(options.reconnect, 'reconnect'),
+    maxQueuedSourceMessages: positive(
+      'maxQueuedSourceMessages',
+      options.maxQueuedSourceMessages ?? DEFAULT_MAX_QUEUED_SOURCE_MESSAGES,
+    ),
+    labels: { sdk: SDK_LABEL, language: 'typescript', host: hostname(), ...options.labels },
+    signal: options.signal,
+  };
+}
+
+function nonNegative(option: string, value: number): number {
+  if (!Number.isFinite(value) || value < 0) {
+    throw new CkptError('MALFORMED', `${option}: ${value} is not a non-negative number`);
+  }
+  return value;
+}
+
+function positive(option: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) throw new CkptError('MALFORMED', `${option}: ${value} is not positive`);
+  return value;
+}

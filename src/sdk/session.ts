@@ -1,0 +1,276 @@
+/**
+ * The worker's session with the coordinator over the `Attach` stream:
+ * hello, welcome, heartbeats and the coordinator's commands. A session
+ * lost to a coordinator restart or an outage is opened again with backoff;
+ * the hello then names the epoch the worker's tasks run in, so that the
+ * coordinator can let them carry on.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { errorInfo, type AttachStream, type CoordinatorClient } from '../client/index.js';
+import { CkptError, type ErrorReason } from '../core/errors.js';
+import type { AttachRequest } from '../gen/ckpt/v1/AttachRequest.js';
+import type { AttachResponse__Output } from '../gen/ckpt/v1/AttachResponse.js';
+import type { Welcome__Output } from '../gen/ckpt/v1/Welcome.js';
+import type { Logger } from '../log/index.js';
+import { backoffDelayMs, sleep, type BackoffConfig } from './backoff.js';
+
+/** Heartbeat interval when a welcome names none. */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
+
+/** How long `close()` waits for the coordinator to close its side. */
+export const SESSION_END_TIMEOUT_MS = 5000;
+
+/** Refusals that no retry can fix. */
+const FATAL_REASONS: ReadonlySet<ErrorReason> = new Set<ErrorReason>([
+  'MALFORMED',
+  'OVERSIZED',
+  'UNKNOWN_JOB',
+  'UNKNOWN_TASK',
+  'JOB_CANCELED',
+  'UNAUTHENTICATED',
+]);
+
+/** What the session reports to its worker. */
+export interface SessionHandlers {
+  /** The epoch to name in a hello. */
+  helloEpoch(): number;
+  /** A welcome arrived; `resumed` after a reconnect. Called before any command of that stream. */
+  onWelcome(welcome: Welcome__Output, resumed: boolean): void;
+  /** A command (restore, start, canceled). */
+  onCommand(message: AttachResponse__Output): void;
+  /** The stream was lost; the session reconnects. */
+  onLost(error: Error): void;
+  /** The coordinator refused the session for good; it will not reconnect. */
+  onFatal(error: CkptError): void;
+}
+
+/** What a session needs. */
+export interface SessionOptions {
+  client: CoordinatorClient;
+  jobId: string;
+  workerId: string;
+  taskIds: readonly string[];
+  labels: Record<string, string>;
+  /** How long one attempt waits for the welcome. */
+  attachTimeoutMs: number;
+  backoff: BackoffConfig;
+  logger: Logger;
+  handlers: SessionHandlers;
+}
+
+/** The worker's session, reconnecting until closed. */
+export class WorkerSession {
+  readonly #o: SessionOptions;
+  readonly #closing = new AbortController();
+  readonly #outbox: AttachRequest[] = [];
+  #call: AttachStream | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #reconnecting: Promise<void> | undefined;
+  #opened = false;
+
+  /** See `SessionOptions`. */
+  constructor(options: SessionOptions) {
+    this.#o = options;
+  }
+
+  /** True while a stream is open and welcomed. */
+  get connected(): boolean {
+    return this.#call !== undefined;
+  }
+
+  /**
+   * Opens the session: retries refusals that may heal with backoff until
+   * `deadlineMs` from now, and resolves with the first welcome. Rejects with
+   * the refusal as a `CkptError` when it is final or time is up.
+   */
+  async open(deadlineMs: number): Promise<Welcome__Output> {
+    const until = Date.now() + deadlineMs;
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        const welcome = await this.#attachOnce(false);
+        this.#opened = true;
+        return welcome;
+      } catch (err) {
+        const error = sessionError(err);
+        const delay = backoffDelayMs(this.#o.backoff, attempt);
+        if (isFatal(error) || Date.now() + delay > until || this.#closing.signal.aborted) throw error;
+        this.#o.logger.debug({ err: error, attempt }, 'attach failed; retrying');
+        await sleep(delay, this.#closing.signal);
+      }
+    }
+  }
+
+  /** Sends `request` now, or after the next welcome when the session is reconnecting. */
+  send(request: AttachRequest): void {
+    if (this.#call === undefined || !this.#write(this.#call, request)) this.#outbox.push(request);
+  }
+
+  /** Ends the session cleanly and stops reconnecting; timers are cleared. */
+  async close(): Promise<void> {
+    this.#closing.abort(new CkptError('SHUTTING_DOWN', 'the worker is stopping'));
+    this.#stopHeartbeats();
+    const call = this.#call;
+    this.#call = undefined;
+    this.#outbox.length = 0;
+    await this.#reconnecting?.catch(() => {});
+    if (call === undefined) return;
+    const closed = new Promise<void>((resolve) => call.once('close', resolve));
+    call.end();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, SESSION_END_TIMEOUT_MS);
+    });
+    await Promise.race([closed, timeout]);
+    clearTimeout(timer);
+    call.cancel();
+  }
+
+  /** One attempt: opens the stream, sends the hello, resolves on the welcome. */
+  #attachOnce(resumed: boolean): Promise<Welcome__Output> {
+    const call = this.#o.client.attach();
+    call.on('error', () => {});
+    const hello = {
+      workerId: this.#o.workerId,
+      jobId: this.#o.jobId,
+      taskIds: [...this.#o.taskIds],
+      labels: this.#o.labels,
+      epoch: this.#o.handlers.helloEpoch(),
+    };
+    call.write({ hello });
+    // Closing the session gives up on a welcome that has not come yet.
+    const onClose = (): void => call.cancel();
+    this.#closing.signal.addEventListener('abort', onClose, { once: true });
+    return awaitWelcome(call, this.#o.attachTimeoutMs, (welcome) => this.#bind(call, welcome, resumed))
+      .catch((err: unknown) => {
+        call.cancel();
+        throw err;
+      })
+      .finally(() => this.#closing.signal.removeEventListener('abort', onClose));
+  }
+
+  /** Runs in the welcome's own event, so no later message of the stream goes unheard. */
+  #bind(call: AttachStream, welcome: Welcome__Output, resumed: boolean): Welcome__Output {
+    if (this.#closing.signal.aborted) throw new CkptError('SHUTTING_DOWN', 'the session is closing');
+    this.#call = call;
+    call.on('data', (message: AttachResponse__Output) => {
+      if (message.welcome === undefined || message.welcome === null) this.#o.handlers.onCommand(message);
+    });
+    call.on('error', (err: Error) => this.#ended(call, err));
+    call.on('end', () =>
+      this.#ended(call, new CkptError('UNAVAILABLE', 'the coordinator ended the session', { retryable: true })),
+    );
+    const intervalMs = welcome.heartbeatIntervalMs > 0 ? welcome.heartbeatIntervalMs : DEFAULT_HEARTBEAT_INTERVAL_MS;
+    this.#stopHeartbeats();
+    this.#heartbeat = setInterval(() => this.#write(call, { heartbeat: { sentAtMs: Date.now() } }), intervalMs);
+    this.#o.handlers.onWelcome(welcome, resumed);
+    for (const request of this.#outbox.splice(0)) this.#write(call, request);
+    return welcome;
+  }
+
+  #ended(call: AttachStream, err: Error): void {
+    if (call !== this.#call) return;
+    this.#call = undefined;
+    this.#stopHeartbeats();
+    call.cancel();
+    if (this.#closing.signal.aborted) return;
+    const error = sessionError(err);
+    if (isFatal(error)) {
+      this.#o.handlers.onFatal(error);
+      return;
+    }
+    this.#o.logger.warn({ err: error }, 'session lost; reconnecting');
+    this.#o.handlers.onLost(error);
+    this.#reconnecting = this.#reconnect();
+  }
+
+  async #reconnect(): Promise<void> {
+    for (let attempt = 0; !this.#closing.signal.aborted; attempt += 1) {
+      try {
+        await sleep(backoffDelayMs(this.#o.backoff, attempt), this.#closing.signal);
+        await this.#attachOnce(this.#opened);
+        this.#o.logger.info({ attempt }, 'session resumed');
+        return;
+      } catch (err) {
+        if (this.#closing.signal.aborted) return;
+        const error = sessionError(err);
+        if (isFatal(error)) {
+          this.#o.handlers.onFatal(error);
+          return;
+        }
+        this.#o.logger.debug({ err: error, attempt }, 'reconnect failed');
+      }
+    }
+  }
+
+  #write(call: AttachStream, request: AttachRequest): boolean {
+    try {
+      call.write(request);
+      return true;
+    } catch (err) {
+      this.#o.logger.debug({ err }, 'session write failed');
+      return false;
+    }
+  }
+
+  #stopHeartbeats(): void {
+    clearInterval(this.#heartbeat);
+    this.#heartbeat = undefined;
+  }
+}
+
+/** A session error as a `CkptError` with the coordinator's reason when it sent one. */
+export function sessionError(err: unknown): CkptError {
+  if (err instanceof CkptError) return err;
+  const info = errorInfo(err);
+  if (info === undefined) return CkptError.from(err, 'UNAVAILABLE');
+  const reason = info.reason ?? (info.code === grpc.status.UNAUTHENTICATED ? 'UNAUTHENTICATED' : 'UNAVAILABLE');
+  return new CkptError(reason, info.message, { ...info.ids, cause: err, retryable: !FATAL_REASONS.has(reason) });
+}
+
+/** True for a refusal no reconnect can fix. */
+export function isFatal(error: CkptError): boolean {
+  return FATAL_REASONS.has(error.reason);
+}
+
+/** Resolves with `onWelcome` of the first response, which must be a welcome. */
+function awaitWelcome<T>(
+  call: AttachStream,
+  timeoutMs: number,
+  onWelcome: (welcome: Welcome__Output) => T,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      call.off('data', onData);
+      call.off('error', onError);
+      call.off('end', onEnd);
+    };
+    const onData = (message: AttachResponse__Output): void => {
+      cleanup();
+      if (!message.welcome) {
+        reject(new CkptError('MALFORMED', `expected a welcome, got ${message.body ?? 'nothing'}`));
+        return;
+      }
+      try {
+        resolve(onWelcome(message.welcome));
+      } catch (err) {
+        reject(err instanceof Error ? err : new Error(String(err)));
+      }
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      reject(new CkptError('UNAVAILABLE', 'the coordinator ended the session before its welcome', { retryable: true }));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new CkptError('UNAVAILABLE', `no welcome within ${timeoutMs} ms`, { retryable: true }));
+    }, timeoutMs);
+    call.on('data', onData);
+    call.on('error', onError);
+    call.on('end', onEnd);
+  });
+}

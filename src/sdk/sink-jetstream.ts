@@ -1,0 +1,133 @@
+/**
+ * An exactly-once sink task writing to a JetStream stream. Records of a
+ * checkpoint interval are staged in the task's snapshot, and published only
+ * when a checkpoint that includes them completes (two-phase commit), each
+ * with a message id `<job>/<task>/<checkpoint>/<index>` so that the stream
+ * drops a re-publication after a recovery. Nothing is visible in the stream
+ * before its checkpoint completes.
+ */
+import { jetstream } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { fromNatsError } from '../bus/index.js';
+import { ensureStream } from './jetstream-stream.js';
+import { payloadBytes } from './record.js';
+import { SinkStaging } from './sink-staging.js';
+import type { DataRecord, SnapshotContext, Task, TaskContext } from './task.js';
+
+/** Options of `jetStreamSink`. */
+export interface JetStreamSinkOptions {
+  /** The stream to write to. */
+  stream: string;
+  /** The subject records are published on; must be a subject of the stream. */
+  subject: string;
+  /**
+   * Creates the stream (subject `subject`, duplicate window
+   * `duplicateWindowMs`) when it does not exist. Default true.
+   */
+  createStream?: boolean;
+  /**
+   * Duplicate window of a created stream; must exceed the longest time
+   * between a checkpoint's completion and a re-publication after a
+   * recovery. Default 10 minutes.
+   */
+  duplicateWindowMs?: number;
+  /** Deadline of one publication. Default 5000 ms. */
+  publishTimeoutMs?: number;
+  /** Most publications in flight at once. Default 256. */
+  maxInFlight?: number;
+  /** Turns a record into the published payload. Default: the record's value. */
+  map?: (record: DataRecord) => string | Uint8Array;
+  /** Publishes on this connection instead of the worker's. */
+  connection?: NatsConnection;
+}
+
+/** Default of `JetStreamSinkOptions.duplicateWindowMs`: 10 minutes. */
+export const DEFAULT_SINK_DUPLICATE_WINDOW_MS = 10 * 60 * 1000;
+
+/** The message id of record `index` of checkpoint `checkpointId` of a sink task. */
+export function sinkMessageId(jobId: string, taskId: string, checkpointId: number, index: number): string {
+  return `${jobId}/${taskId}/${checkpointId}/${index}`;
+}
+
+/** A `Task` writing exactly once to `options.stream`. Use one instance per task. */
+export function jetStreamSink(options: JetStreamSinkOptions): Task {
+  let staging = new SinkStaging();
+  const ensure = streamEnsurer(options);
+  const commit = async (upTo: number, ctx: TaskContext): Promise<void> => {
+    const groups = staging.committable(upTo);
+    if (groups.length === 0) return;
+    await ensure(ctx);
+    for (const [checkpointId, records] of groups) {
+      await publishGroup(options, ctx, checkpointId, records);
+      staging.drop(checkpointId);
+    }
+  };
+  return {
+    process(record: DataRecord): void {
+      staging.stage(copy(options.map === undefined ? record.value : payloadBytes(options.map(record))));
+    },
+    snapshot(ctx: SnapshotContext): Uint8Array {
+      staging.seal(ctx.checkpointId);
+      return staging.encode();
+    },
+    async restore(bytes: Uint8Array | undefined, ctx: TaskContext): Promise<void> {
+      staging = bytes === undefined ? new SinkStaging() : SinkStaging.decode(bytes);
+      await ensure(ctx);
+      // Everything in a restored snapshot belongs to a committed checkpoint.
+      await commit(Number.MAX_SAFE_INTEGER, ctx);
+    },
+    onCheckpointComplete: (checkpointId, ctx) => commit(checkpointId, ctx),
+  };
+}
+
+/** Makes sure the sink's stream exists, once (again after a failure). */
+function streamEnsurer(options: JetStreamSinkOptions): (ctx: TaskContext) => Promise<void> {
+  let ensured: Promise<void> | undefined;
+  return (ctx) => {
+    if (options.createStream === false) return Promise.resolve();
+    const spec = {
+      name: options.stream,
+      subjects: [options.subject],
+      duplicateWindowMs: options.duplicateWindowMs ?? DEFAULT_SINK_DUPLICATE_WINDOW_MS,
+    };
+    ensured ??= ensureStream(options.connection ?? ctx.nats, spec, ctx.logger).catch((err: unknown) => {
+      ensured = undefined;
+      throw err;
+    });
+    return ensured;
+  };
+}
+
+async function publishGroup(
+  options: JetStreamSinkOptions,
+  ctx: TaskContext,
+  checkpointId: number,
+  records: readonly Uint8Array[],
+): Promise<void> {
+  const js = jetstream(options.connection ?? ctx.nats);
+  const timeout = options.publishTimeoutMs ?? 5000;
+  const window = Math.max(1, options.maxInFlight ?? 256);
+  try {
+    for (let start = 0; start < records.length; start += window) {
+      const slice = records.slice(start, start + window);
+      await Promise.all(
+        slice.map((payload, i) =>
+          js.publish(options.subject, payload, {
+            msgID: sinkMessageId(ctx.jobId, ctx.taskId, checkpointId, start + i),
+            timeout,
+          }),
+        ),
+      );
+    }
+  } catch (err) {
+    throw fromNatsError(err, `publish checkpoint ${checkpointId} to ${options.stream}`, {
+      jobId: ctx.jobId,
+      taskId: ctx.taskId,
+      checkpointId,
+    });
+  }
+}
+
+function copy(bytes: Uint8Array): Uint8Array {
+  return bytes.slice();
+}

@@ -1,0 +1,105 @@
+/**
+ * The staged records of an exactly-once sink: records of the checkpoint
+ * interval in progress, and per checkpoint k the records sealed by its
+ * snapshot ("pending(k)"), waiting for a checkpoint ≥ k to complete.
+ * Encoded as the sink's snapshot.
+ *
+ * Encoding: "CKS1", a u32 group count, then per group the checkpoint id as
+ * u64, a u32 record count and per record a u32 length and its bytes (all
+ * big-endian).
+ */
+import { CkptError } from '../core/errors.js';
+
+const MAGIC = [0x43, 0x4b, 0x53, 0x31];
+
+/** Staged and pending records of one sink task. */
+export class SinkStaging {
+  #current: Uint8Array[] = [];
+  readonly #pending = new Map<number, Uint8Array[]>();
+
+  /** Stages one record of the interval in progress. */
+  stage(bytes: Uint8Array): void {
+    this.#current.push(bytes);
+  }
+
+  /** Records staged since the last seal. */
+  get staged(): number {
+    return this.#current.length;
+  }
+
+  /** Checkpoint ids with pending records, ascending. */
+  get pendingIds(): number[] {
+    return [...this.#pending.keys()].sort((a, b) => a - b);
+  }
+
+  /** Makes the records staged so far pending(`checkpointId`). */
+  seal(checkpointId: number): void {
+    if (this.#current.length === 0) return;
+    const earlier = this.#pending.get(checkpointId);
+    // concat, not push(...): a checkpoint interval may stage more records than a call takes arguments.
+    this.#pending.set(checkpointId, earlier === undefined ? this.#current : earlier.concat(this.#current));
+    this.#current = [];
+  }
+
+  /** The pending groups of checkpoints ≤ `checkpointId`, ascending. */
+  committable(checkpointId: number): [number, Uint8Array[]][] {
+    return this.pendingIds.filter((k) => k <= checkpointId).map((k) => [k, this.#pending.get(k) ?? []]);
+  }
+
+  /** Forgets pending(`checkpointId`) (published). */
+  drop(checkpointId: number): void {
+    this.#pending.delete(checkpointId);
+  }
+
+  /** The pending groups as snapshot bytes (records not sealed yet are not part of it). */
+  encode(): Uint8Array {
+    const groups = this.pendingIds.map((k) => [k, this.#pending.get(k) ?? []] as const);
+    let size = 8;
+    for (const [, records] of groups) size += 12 + records.reduce((n, r) => n + 4 + r.length, 0);
+    const out = new Uint8Array(size);
+    const view = new DataView(out.buffer);
+    out.set(MAGIC, 0);
+    view.setUint32(4, groups.length);
+    let at = 8;
+    for (const [k, records] of groups) {
+      view.setBigUint64(at, BigInt(k));
+      view.setUint32(at + 8, records.length);
+      at += 12;
+      for (const r of records) {
+        view.setUint32(at, r.length);
+        out.set(r, at + 4);
+        at += 4 + r.length;
+      }
+    }
+    return out;
+  }
+
+  /** Decodes what `encode` wrote; throws `CkptError('MALFORMED')` for anything else. */
+  static decode(bytes: Uint8Array): SinkStaging {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const need = (at: number, n: number): void => {
+      if (at + n > bytes.length) throw new CkptError('MALFORMED', 'sink snapshot is truncated');
+    };
+    need(0, 8);
+    if (MAGIC.some((b, i) => bytes[i] !== b)) throw new CkptError('MALFORMED', 'sink snapshot has a wrong header');
+    const staging = new SinkStaging();
+    let at = 8;
+    for (let g = view.getUint32(4); g > 0; g -= 1) {
+      need(at, 12);
+      const k = Number(view.getBigUint64(at));
+      const records: Uint8Array[] = [];
+      let count = view.getUint32(at + 8);
+      at += 12;
+      for (; count > 0; count -= 1) {
+        need(at, 4);
+        const length = view.getUint32(at);
+        need(at + 4, length);
+        records.push(bytes.slice(at + 4, at + 4 + length));
+        at += 4 + length;
+      }
+      staging.#pending.set(k, records);
+    }
+    if (at !== bytes.length) throw new CkptError('MALFORMED', 'sink snapshot has trailing bytes');
+    return staging;
+  }
+}

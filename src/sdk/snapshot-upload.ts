@@ -1,0 +1,90 @@
+/**
+ * The asynchronous part of a task's snapshot: storing the bytes in the
+ * state backend and building the `TaskSnapshot` its acknowledgement
+ * carries, with the measured times and sizes.
+ */
+import { CkptError } from '../core/errors.js';
+import type { StateHandle__Output } from '../gen/ckpt/v1/StateHandle.js';
+import type { TaskSnapshot } from '../gen/ckpt/v1/TaskSnapshot.js';
+import type { StateBackend } from './state/index.js';
+import type { SourcePosition } from './task.js';
+
+/** The measurements taken before the upload. */
+export interface SyncMetrics {
+  alignmentMs: number;
+  syncMs: number;
+  processedRecords: number;
+  /** Bytes of in-flight records stored with the state (unaligned mode). */
+  inFlightBytes?: number;
+}
+
+/** One snapshot to store. */
+export interface SnapshotUpload {
+  jobId: string;
+  taskId: string;
+  checkpointId: number;
+  epoch: number;
+  bytes: Uint8Array;
+  positions: readonly SourcePosition[];
+  metrics: SyncMetrics;
+  /** Aborts the upload (the task's epoch ended). */
+  signal: AbortSignal;
+}
+
+/** The handle of an empty snapshot: nothing is stored, the uri is empty. */
+export function emptyStateHandle(): StateHandle__Output {
+  return { uri: '', sizeBytes: 0, checksum: '', shared: [] };
+}
+
+/**
+ * Stores the bytes (an empty snapshot is not stored) and resolves with the
+ * task's entry of the acknowledgement; `stateSizeBytes` is the size of the
+ * task's own state within them. Rejects with the backend's `CkptError`.
+ */
+export async function uploadSnapshot(
+  backend: StateBackend,
+  upload: SnapshotUpload,
+  stateSizeBytes = upload.bytes.length,
+): Promise<TaskSnapshot> {
+  const { jobId, taskId, checkpointId, epoch, bytes } = upload;
+  const started = performance.now();
+  let state: StateHandle__Output;
+  try {
+    state =
+      bytes.length === 0
+        ? emptyStateHandle()
+        : await backend.put({ jobId, taskId, checkpointId, epoch }, bytes, upload.signal);
+  } catch (err) {
+    throw CkptError.from(err);
+  }
+  return {
+    taskId,
+    state,
+    positions: upload.positions.map((p) => ({ input: p.input, offset: p.offset })),
+    metrics: {
+      ...upload.metrics,
+      asyncMs: elapsedMs(started),
+      stateSizeBytes,
+      persistedBytes: Number(state.sizeBytes),
+      inFlightBytes: upload.metrics.inFlightBytes ?? 0,
+    },
+  };
+}
+
+/**
+ * Fetches and verifies the bytes a restored snapshot names; undefined when
+ * there is none (no entry, or an empty uri).
+ */
+export async function fetchSnapshot(
+  backend: StateBackend,
+  state: StateHandle__Output | null | undefined,
+  signal: AbortSignal,
+): Promise<Uint8Array | undefined> {
+  if (state === null || state === undefined || state.uri === '') return undefined;
+  return backend.get(state, signal);
+}
+
+/** Whole milliseconds since `started` (a `performance.now()` reading). */
+export function elapsedMs(started: number): number {
+  return Math.max(0, Math.round(performance.now() - started));
+}

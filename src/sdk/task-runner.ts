@@ -1,0 +1,392 @@
+/**
+ * Runs one task: a single sequential loop that processes its records (or,
+ * for a source, the messages it reads), aligns barriers, snapshots,
+ * forwards barriers, and runs the checkpoint hooks. One loop per task, so a
+ * slow task holds back only itself.
+ *
+ * Phases: `idle` until the first restore, `restoring`, `active`, `halted`
+ * (a recovery stopped it; a restore follows), `failed` (it threw; the job
+ * rolls back), `closed`.
+ */
+import type { NatsConnection } from '@nats-io/nats-core';
+import { CkptError } from '../core/errors.js';
+import type { SnapshotType } from '../gen/ckpt/v1/SnapshotType.js';
+import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
+import type { Logger } from '../log/index.js';
+import type { TaskResult } from './ack-batcher.js';
+import { InputAligner, type AlignAction, type AlignmentMode } from './alignment.js';
+import { createTaskContext, type ContextCell } from './context.js';
+import type { DataPlane } from './data-plane.js';
+import { Fifo } from './fifo.js';
+import { SourceLane } from './source-lane.js';
+import { dataRecord, payloadBytes } from './record.js';
+import { Router, type EmitOptions } from './router.js';
+import { fetchSnapshot } from './snapshot-upload.js';
+import { Snapshotter, type SnapshotEvent, type SnapshotPoint } from './snapshotter.js';
+import { decodeUnalignedSnapshot } from './unaligned-snapshot.js';
+import { decodeKeyedState, type StateBackend } from './state/index.js';
+import { isSourceTask, type AnyTask, type DataRecord, type SourceMessage, type SourcePosition } from './task.js';
+
+/** Where a task runner is in its life. */
+export type RunnerPhase = 'idle' | 'restoring' | 'active' | 'halted' | 'failed' | 'closed';
+
+/** What a runner works with. */
+export interface RunnerOptions {
+  jobId: string;
+  taskId: string;
+  task: AnyTask;
+  inputs: readonly string[];
+  outputs: readonly string[];
+  mode: AlignmentMode;
+  plane: DataPlane;
+  backend: StateBackend;
+  nats: NatsConnection;
+  logger: Logger;
+  /** A source reads ahead at most this many messages. */
+  maxQueuedSourceMessages: number;
+  /** The task's acknowledgement or decline of a checkpoint. */
+  onResult(checkpointId: number, epoch: number, result: TaskResult): void;
+  /** The task took a snapshot (for listeners). */
+  onSnapshot(event: SnapshotEvent): void;
+  /** The task failed in `epoch`. */
+  onFailure(taskId: string, epoch: number, error: CkptError): void;
+}
+
+/** What a restore brings back. */
+export interface RestoreRequest {
+  epoch: number;
+  checkpointId: number;
+  /** The task's entry of the manifest; undefined for none. */
+  snapshot: TaskSnapshot__Output | undefined;
+  signal: AbortSignal;
+}
+
+type Work = () => unknown;
+
+/** The runtime of one task. */
+export class TaskRunner {
+  readonly taskId: string;
+  readonly isSource: boolean;
+  readonly #o: RunnerOptions;
+  readonly #router: Router;
+  readonly #aligner: InputAligner<DataRecord> | undefined;
+  readonly #control = new Fifo<Work>();
+  readonly #sourceLane: SourceLane;
+  readonly #snapshots: Snapshotter;
+  readonly #loop: Promise<void>;
+  #phase: RunnerPhase = 'idle';
+  #generation = 0;
+  #epoch = 0;
+  #epochAbort = new AbortController();
+  #cell: ContextCell | undefined;
+  #positions = new Map<string, number>();
+  #processed = 0;
+  #lastTriggered = 0;
+  #current: Promise<unknown> = Promise.resolve();
+  #wakeUp: (() => void) | undefined;
+  #warnedNoOutputs = false;
+
+  /** Starts the task's loop; it waits for a restore. */
+  constructor(options: RunnerOptions) {
+    this.#o = options;
+    this.taskId = options.taskId;
+    this.isSource = isSourceTask(options.task);
+    this.#router = new Router(options.taskId, options.outputs);
+    this.#aligner = options.inputs.length > 0 ? new InputAligner(options.inputs, options.mode) : undefined;
+    this.#sourceLane = new SourceLane(options.maxQueuedSourceMessages, () => this.#wake());
+    this.#snapshots = new Snapshotter({
+      ...options,
+      isCurrent: (generation) => generation === this.#generation,
+    });
+    this.#loop = this.#run();
+  }
+
+  /** The runner's phase. */
+  get phase(): RunnerPhase {
+    return this.#phase;
+  }
+
+  /** The epoch the task runs (or restores) in. */
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  /** The task's context in the current epoch, once restored. */
+  get context(): ContextCell['context'] | undefined {
+    return this.#cell?.context;
+  }
+
+  /** Queues a record of `input` sent in `epoch`; dropped unless the task runs or restores in `epoch`. */
+  offerRecord(epoch: number, input: string, record: DataRecord): void {
+    if (!this.#accepting(epoch)) return;
+    this.#aligner?.offer(input, { kind: 'record', record });
+    this.#wake();
+  }
+
+  /** Queues barrier `checkpointId` of `input` sent in `epoch`. */
+  offerBarrier(epoch: number, input: string, checkpointId: number, snapshotType: SnapshotType): void {
+    if (!this.#accepting(epoch)) return;
+    this.#snapshots.noteType(checkpointId, snapshotType);
+    this.#aligner?.offer(input, { kind: 'barrier', checkpointId });
+    this.#wake();
+  }
+
+  /** A trigger for a source: snapshot between two messages. Returns false when ignored. */
+  trigger(epoch: number, checkpointId: number, snapshotType: SnapshotType): boolean {
+    if (this.#phase !== 'active' || epoch !== this.#epoch || checkpointId <= this.#lastTriggered) return false;
+    this.#lastTriggered = checkpointId;
+    this.#snapshots.noteType(checkpointId, snapshotType);
+    this.#push(() => this.#snapshots.snapshot(this.#point(checkpointId), 0));
+    return true;
+  }
+
+  /** Checkpoint `checkpointId` is committed: runs the task's hook in turn. */
+  complete(checkpointId: number): void {
+    const task = this.#o.task;
+    if (this.#phase !== 'active' || task.onCheckpointComplete === undefined) return;
+    this.#push(() => task.onCheckpointComplete?.(checkpointId, this.#requireContext()));
+  }
+
+  /** Checkpoint `checkpointId` (or every one up to it with `upTo`) aborted. */
+  abort(checkpointId: number, upTo: boolean): void {
+    this.#aligner?.cancel(checkpointId, upTo);
+    this.#snapshots.drop(checkpointId, upTo);
+    const task = this.#o.task;
+    if (this.#phase === 'active' && task.onCheckpointAbort !== undefined) {
+      this.#push(() => task.onCheckpointAbort?.(checkpointId, this.#requireContext()));
+    } else {
+      this.#wake();
+    }
+  }
+
+  /** Stops at once and drops everything queued (a recovery); a restore follows. */
+  halt(phase: RunnerPhase = 'halted'): void {
+    if (this.#phase === 'closed') return;
+    this.#generation += 1;
+    this.#epochAbort.abort(new CkptError('STALE_EPOCH', `task ${this.taskId} left epoch ${this.#epoch}`));
+    this.#epochAbort = new AbortController();
+    this.#control.clear();
+    this.#aligner?.reset();
+    this.#sourceLane.stop();
+    this.#snapshots.clear();
+    this.#phase = phase;
+    this.#wake();
+  }
+
+  /**
+   * Restores the task in `request.epoch`: waits for the work in progress of
+   * the old epoch, fetches and verifies the state, restores it, and makes
+   * the task active (a source reads only after `start`). Rejects when the
+   * restore fails or a newer restore or halt supersedes it.
+   */
+  async restore(request: RestoreRequest): Promise<void> {
+    if (this.#phase === 'closed') throw new CkptError('SHUTTING_DOWN', `task ${this.taskId} is closed`);
+    this.halt('restoring');
+    this.#epoch = request.epoch;
+    const generation = this.#generation;
+    await this.#current.catch(() => {});
+    const cell = this.#newContext(generation, request.epoch);
+    const signal = AbortSignal.any([request.signal, cell.context.signal]);
+    try {
+      const stored = await fetchSnapshot(this.#o.backend, request.snapshot?.state, signal);
+      this.#assertCurrent(generation);
+      const unaligned = this.#o.mode === 'unaligned' && this.#aligner !== undefined && stored !== undefined;
+      const { state: bytes, inFlight } = unaligned ? decodeUnalignedSnapshot(stored) : { state: stored, inFlight: [] };
+      if (this.#o.task.restore !== undefined) await this.#o.task.restore(bytes, cell.context);
+      else if (bytes !== undefined) cell.setState(decodeKeyedState(bytes));
+      this.#assertCurrent(generation);
+      // In-flight records of the restored snapshot are processed first, before anything new.
+      for (const r of inFlight)
+        this.#aligner?.offer(r.from, { kind: 'record', record: dataRecord(r.value, r.from, r.key) });
+    } catch (err) {
+      if (generation === this.#generation) this.halt('failed');
+      throw CkptError.from(err);
+    }
+    this.#cell = cell;
+    this.#positions = new Map((request.snapshot?.positions ?? []).map((p) => [p.input, Number(p.offset)]));
+    this.#processed = 0;
+    this.#phase = 'active';
+    this.#wake();
+  }
+
+  /** The job started in `epoch`: a source begins reading. */
+  start(epoch: number): void {
+    const task = this.#o.task;
+    const context = this.#cell?.context;
+    if (!isSourceTask(task) || context === undefined || this.#phase !== 'active' || epoch !== this.#epoch) return;
+    const generation = this.#generation;
+    this.#sourceLane.start(task, this.#positionList(), context, (err) => this.#fail(err, generation));
+  }
+
+  /** Waits until the snapshots being stored now are stored (or failed). */
+  async settleUploads(): Promise<void> {
+    await this.#snapshots.settled();
+  }
+
+  /** Stops the loop, aborts uploads, and waits for the work in progress. */
+  async close(): Promise<void> {
+    if (this.#phase === 'closed') return;
+    this.halt('closed');
+    await this.#loop;
+    await this.#current.catch(() => {});
+    await this.settleUploads();
+  }
+
+  // --- the loop -------------------------------------------------------------
+
+  async #run(): Promise<void> {
+    while (this.#phase !== 'closed') {
+      const work = this.#nextWork();
+      if (work === undefined) {
+        await new Promise<void>((resolve) => {
+          this.#wakeUp = resolve;
+        });
+        continue;
+      }
+      const generation = this.#generation;
+      this.#current = Promise.resolve().then(work);
+      try {
+        await this.#current;
+      } catch (err) {
+        this.#fail(err, generation);
+      }
+    }
+  }
+
+  #nextWork(): Work | undefined {
+    if (this.#phase !== 'active') return undefined;
+    const control = this.#control.shift();
+    if (control !== undefined) return control;
+    const action = this.#aligner?.next();
+    if (action !== undefined) return () => this.#onAction(action);
+    const message = this.#sourceLane.shift();
+    if (message === undefined) return undefined;
+    return () => this.#handleSource(message);
+  }
+
+  async #onAction(action: AlignAction<DataRecord>): Promise<void> {
+    switch (action.kind) {
+      case 'process': {
+        this.#processed += 1;
+        const { record, input } = action;
+        if (action.inFlightFor !== undefined) {
+          this.#snapshots.recordInFlight(action.inFlightFor, { from: input, key: record.key, value: record.value });
+        }
+        const task = this.#o.task;
+        if (!isSourceTask(task)) await task.process(record, this.#requireContext());
+        return;
+      }
+      case 'snapshot':
+        if (this.#o.mode === 'unaligned') await this.#snapshots.open(this.#point(action.checkpointId));
+        else await this.#snapshots.snapshot(this.#point(action.checkpointId), action.alignmentMs);
+        return;
+      case 'finish':
+        this.#snapshots.finish(action.checkpointId, action.alignmentMs);
+        return;
+      case 'cancel':
+        this.#snapshots.drop(action.checkpointId);
+        this.#o.logger.debug({ checkpointId: action.checkpointId, reason: action.reason }, 'alignment cancelled');
+        this.#o.onResult(action.checkpointId, this.#epoch, {
+          kind: 'decline',
+          taskId: this.taskId,
+          message: `barrier alignment cancelled: ${action.reason}`,
+        });
+        return;
+    }
+  }
+
+  async #handleSource(message: SourceMessage<unknown>): Promise<void> {
+    const task = this.#o.task;
+    if (!isSourceTask(task)) return;
+    this.#processed += 1;
+    await task.handle(message, this.#requireContext());
+    this.#positions.set(message.input, message.offset);
+  }
+
+  // --- snapshots ------------------------------------------------------------
+
+  /** The task's position for a snapshot of `checkpointId`; resets the processed-records count. */
+  #point(checkpointId: number): SnapshotPoint {
+    const processedRecords = this.#processed;
+    this.#processed = 0;
+    return {
+      checkpointId,
+      epoch: this.#epoch,
+      generation: this.#generation,
+      context: this.#requireContext(),
+      processedRecords,
+      positions: this.#positionList(),
+    };
+  }
+
+  #positionList(): SourcePosition[] {
+    return [...this.#positions].map(([input, offset]) => ({ input, offset }));
+  }
+
+  // --- helpers --------------------------------------------------------------
+
+  #newContext(generation: number, epoch: number): ContextCell {
+    return createTaskContext({
+      taskId: this.taskId,
+      jobId: this.#o.jobId,
+      epoch,
+      outputs: this.#router.targets,
+      signal: this.#epochAbort.signal,
+      nats: this.#o.nats,
+      logger: this.#o.logger,
+      emit: (value, options) => this.#emit(generation, epoch, value, options),
+    });
+  }
+
+  #emit(generation: number, epoch: number, value: string | Uint8Array, options?: EmitOptions): void {
+    if (generation !== this.#generation) return;
+    const targets = this.#router.route(options);
+    if (targets.length === 0) {
+      if (!this.#warnedNoOutputs) this.#o.logger.warn('task has no downstream tasks; emitted records are dropped');
+      this.#warnedNoOutputs = true;
+      return;
+    }
+    const bytes = payloadBytes(value);
+    for (const to of targets) this.#o.plane.publishRecord(this.taskId, to, bytes, epoch, options?.key);
+  }
+
+  #accepting(epoch: number): boolean {
+    return (this.#phase === 'active' || this.#phase === 'restoring') && epoch === this.#epoch;
+  }
+
+  #push(work: Work): void {
+    this.#control.push(work);
+    this.#wake();
+  }
+
+  #wake(): void {
+    const wakeUp = this.#wakeUp;
+    this.#wakeUp = undefined;
+    wakeUp?.();
+  }
+
+  #requireContext(): ContextCell['context'] {
+    if (this.#cell === undefined) throw new CkptError('INTERNAL', `task ${this.taskId} has no context`);
+    return this.#cell.context;
+  }
+
+  #assertCurrent(generation: number): void {
+    if (generation !== this.#generation) {
+      throw new CkptError('STALE_EPOCH', `restore of task ${this.taskId} superseded`, { taskId: this.taskId });
+    }
+  }
+
+  #fail(err: unknown, generation: number): void {
+    if (generation !== this.#generation || this.#phase === 'closed') return;
+    const epoch = this.#epoch;
+    this.halt('failed');
+    const cause = err instanceof Error ? err.message : String(err);
+    const error = new CkptError('INTERNAL', `task ${this.taskId} failed: ${cause}`, {
+      taskId: this.taskId,
+      epoch,
+      cause: err,
+    });
+    this.#o.logger.warn({ err, epoch }, 'task failed');
+    this.#o.onFailure(this.taskId, epoch, error);
+  }
+}

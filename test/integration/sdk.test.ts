@@ -1,0 +1,514 @@
+/**
+ * The worker SDK against the real coordinator on real etcd and NATS:
+ * barrier alignment, the exactly-once JetStream sink, and coordinated
+ * recovery after a task failure.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { EventEmitter } from 'node:events';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { CkptError } from '../../src/core/errors.js';
+import { createLogger } from '../../src/log/index.js';
+import type { CheckpointSummary__Output } from '../../src/gen/ckpt/v1/CheckpointSummary.js';
+import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
+import {
+  createLocalDirectoryBackend,
+  decodeKeyedState,
+  decodeUnalignedSnapshot,
+  jetStreamSink,
+  jetStreamSource,
+  Worker,
+  type AnyTask,
+  type RestoredEvent,
+  type SourceTask,
+  type StateBackend,
+  type Task,
+  type WorkerEventMap,
+} from '../../src/sdk/index.js';
+import { natsConnection } from '../helpers/clients.js';
+import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';
+import { useServers } from '../helpers/servers.js';
+import { eventually } from '../helpers/wait.js';
+
+const servers = useServers();
+
+/** An append-only in-memory input, read by `logSource`. */
+class MemoryLog {
+  readonly items: string[] = [];
+  readonly #changed = new EventEmitter();
+
+  push(...items: string[]): void {
+    this.items.push(...items);
+    this.#changed.emit('push');
+  }
+
+  /** Resolves at the next push or when `signal` aborts. */
+  changed(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.#changed.off('push', done);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      this.#changed.once('push', done);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+}
+
+/** A source reading a `MemoryLog`; offsets are 1-based indexes. `hooks` adds checkpoint hooks. */
+function logSource(log: MemoryLog, hooks: Partial<SourceTask<string>> = {}): SourceTask<string> {
+  return {
+    async *read(positions, ctx) {
+      let next = (positions.find((p) => p.input === 'log')?.offset ?? 0) + 1;
+      while (!ctx.signal.aborted) {
+        const value = log.items[next - 1];
+        if (value === undefined) {
+          await log.changed(ctx.signal);
+          continue;
+        }
+        yield { input: 'log', offset: next, value };
+        next += 1;
+      }
+    },
+    handle: (message, ctx) => ctx.emit(message.value),
+    ...hooks,
+  };
+}
+
+/** A task appending every record's text to `seen` and to the keyed state entry `seen`. */
+function recorder(seen: string[]): Task {
+  return {
+    process(record, ctx) {
+      seen.push(record.text());
+      const list = (ctx.state.get('seen') as string[] | undefined) ?? [];
+      ctx.state.set('seen', [...list, record.text()]);
+    },
+  };
+}
+
+/** The `seen` entry of a keyed state snapshot. */
+function seenIn(bytes: Uint8Array): string[] {
+  return [...((decodeKeyedState(bytes).get('seen') as string[] | undefined) ?? [])].sort();
+}
+
+interface Harness {
+  c: TestCoordinator;
+  /** Where the snapshots are stored. */
+  dir: string;
+  state: StateBackend;
+  nc: NatsConnection;
+  worker(workerId: string, tasks: Record<string, AnyTask>, state?: StateBackend): Promise<Worker>;
+  checkpoint(): Promise<CheckpointSummary__Output>;
+}
+
+/** A coordinator, a job, a snapshot directory and a NATS connection for one test. */
+async function harness(t: ExecutionContext, spec: JobSpec): Promise<Harness> {
+  const c = await startTestCoordinator(t, servers);
+  await c.client.submitJob({ spec });
+  const dir = await mkdtemp(join(tmpdir(), 'ckpt-sdk-'));
+  const state = await createLocalDirectoryBackend({ dir, fsync: false });
+  const nc = await natsConnection(t, servers.natsUrl);
+  const workers: Worker[] = [];
+  t.teardown(async () => {
+    await Promise.allSettled(workers.map((w) => w.stop()));
+    await state.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  return {
+    c,
+    dir,
+    state,
+    nc,
+    async worker(workerId, tasks, backend = state) {
+      const w = new Worker({
+        coordinator: c.address,
+        nats: [servers.natsUrl],
+        jobId: spec.jobId ?? '',
+        workerId,
+        state: backend,
+        reconnect: { initialDelayMs: 50, maxDelayMs: 500 },
+        ...(process.env.CKPT_TEST_LOG === undefined ? {} : { logger: createLogger('debug', workerId) }),
+      });
+      for (const [taskId, task] of Object.entries(tasks)) w.addTask(taskId, task);
+      workers.push(w);
+      await w.start();
+      return w;
+    },
+    async checkpoint() {
+      await c.started(spec.jobId ?? '');
+      const res = await c.client.triggerCheckpoint({ jobId: spec.jobId ?? '', wait: true }, { deadlineMs: 20_000 });
+      if (res.checkpoint === null) throw new Error('TriggerCheckpoint returned no summary');
+      return res.checkpoint;
+    },
+  };
+}
+
+/** Collects every `name` event of `w` from now on. */
+function collect<K extends keyof WorkerEventMap>(w: Worker, name: K): WorkerEventMap[K][0][] {
+  const out: WorkerEventMap[K][0][] = [];
+  (w as EventEmitter).on(name, (event: WorkerEventMap[K][0]) => out.push(event));
+  return out;
+}
+
+test('aligned: records after barrier n on one input wait until barrier n arrived on every input', async (t) => {
+  const spec: JobSpec = {
+    jobId: 'align',
+    tasks: [{ taskId: 's1' }, { taskId: 's2' }, { taskId: 'm', inputs: ['s1', 's2'] }],
+  };
+  const h = await harness(t, spec);
+  const log1 = new MemoryLog();
+  const log2 = new MemoryLog();
+  let openGate: () => void = () => {};
+  let gated = false;
+  const gate = new Promise<void>((resolve) => {
+    openGate = resolve;
+  });
+  const slowSnapshot = async (): Promise<Uint8Array> => {
+    if (gated) await gate;
+    return new Uint8Array();
+  };
+  const seen: string[] = [];
+  const sources = await h.worker('w-sources', {
+    s1: logSource(log1),
+    s2: logSource(log2, { snapshot: slowSnapshot }),
+  });
+  const reader = await h.worker('w-reader', { m: recorder(seen) });
+  await h.c.started('align');
+
+  log1.push('a1', 'a2');
+  log2.push('b1');
+  await eventually(() => seen.length === 3, { what: 'the first records processed' });
+
+  // s2's snapshot hangs, so its barrier 1 is late; s1 forwards barrier 1 and then a3, a4.
+  gated = true;
+  const s1Snapshotted = sources.waitFor('snapshot', (e) => e.taskId === 's1');
+  const mSnapshot = reader.waitFor('snapshot', (e) => e.taskId === 'm');
+  const mAcked = reader.waitFor('checkpoint-acked', (e) => e.taskIds.includes('m'));
+  const done = h.checkpoint();
+  const [{ checkpointId }] = await s1Snapshotted;
+  log1.push('a3', 'a4');
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  t.deepEqual([...seen].sort(), ['a1', 'a2', 'b1'], 'a3 and a4 are held back while barrier 1 of s2 is missing');
+
+  openGate();
+  const [snapshot] = await mSnapshot;
+  t.is(snapshot.checkpointId, checkpointId);
+  t.deepEqual(seenIn(snapshot.bytes), ['a1', 'a2', 'b1'], 'the snapshot of m does not contain the held records');
+  const summary = await done;
+  t.is(summary.state, 'CHECKPOINT_STATE_COMPLETED');
+  await eventually(() => seen.length === 5, { what: 'the held records processed after the snapshot' });
+  t.deepEqual(seen.slice(3).sort(), ['a3', 'a4']);
+
+  const [ack] = await mAcked;
+  const entry = ack.snapshots.find((s) => s.taskId === 'm');
+  t.true(Number(entry?.metrics?.alignmentMs ?? 0) >= 300, 'the alignment time covers the wait for s2');
+  t.is(Number(entry?.metrics?.processedRecords ?? -1), 3);
+  const stored = await h.state.get({
+    uri: entry?.state?.uri ?? '',
+    sizeBytes: Number(entry?.state?.sizeBytes),
+    checksum: entry?.state?.checksum ?? '',
+    shared: [],
+  });
+  t.deepEqual(seenIn(stored), ['a1', 'a2', 'b1'], 'the stored snapshot is the one taken');
+});
+
+test('the JetStream sink makes nothing visible before its checkpoint completes, and nothing of an aborted one', async (t) => {
+  const spec: JobSpec = {
+    jobId: 'sink',
+    tasks: [{ taskId: 'src' }, { taskId: 'out', inputs: ['src'] }],
+    policy: { tolerableFailures: -1 },
+  };
+  const h = await harness(t, spec);
+  const prefix = h.c.prefix.nats;
+  const inStream = `IN_${prefix}`;
+  const outStream = `OUT_${prefix}`;
+  const inSubject = `${prefix}.in`;
+  const outSubject = `${prefix}.out`;
+  const jsm = await jetstreamManager(h.nc);
+  await jsm.streams.add({ name: inStream, subjects: [inSubject] });
+  t.teardown(async () => {
+    await jsm.streams.delete(inStream).catch(() => false);
+    await jsm.streams.delete(outStream).catch(() => false);
+  });
+  const js = jetstream(h.nc);
+  for (const r of ['r1', 'r2', 'r3']) await js.publish(inSubject, r);
+
+  // The sink's snapshot of checkpoint 2 cannot be stored: the sink declines it.
+  const failingPut: StateBackend = {
+    put: (key, bytes, signal) =>
+      key.checkpointId === 2
+        ? Promise.reject(new CkptError('UNAVAILABLE', 'disk full (test)'))
+        : h.state.put(key, bytes, signal),
+    get: (handle, signal) => h.state.get(handle, signal),
+    release: (...args) => h.state.release(...args),
+    close: async () => {},
+  };
+  // Messages as they reach the output subject, with the time they arrive.
+  const arrivals: { text: string; at: number }[] = [];
+  h.nc.subscribe(outSubject, { callback: (_e, m) => void arrivals.push({ text: m.string(), at: Date.now() }) });
+  await h.nc.flush();
+
+  const processed: string[] = [];
+  const sink = jetStreamSink({ stream: outStream, subject: outSubject });
+  const spy: Task = { ...sink, process: (r, ctx) => (processed.push(r.text()), sink.process(r, ctx)) };
+  await h.worker('w-src', { src: jetStreamSource({ stream: inStream, subject: inSubject }) });
+  const w = await h.worker('w-out', { out: spy }, failingPut);
+  const completedAt = new Map<number, number>();
+  w.on('complete', (c) => completedAt.set(c.checkpointId, Date.now()));
+  await h.c.started('sink');
+  await eventually(() => processed.length === 3, { what: 'the sink staged three records' });
+  const info = await jsm.streams.info(outStream);
+  t.is(info.state.messages, 0, 'nothing is visible before a checkpoint completes');
+  t.true(info.config.duplicate_window >= 10 * 60 * 1e9, 'the sink created its stream with a 10 min duplicate window');
+
+  const first = await h.checkpoint();
+  t.is(first.state, 'CHECKPOINT_STATE_COMPLETED');
+  await eventually(() => arrivals.length === 3, { what: 'checkpoint 1 published' });
+  t.deepEqual(
+    arrivals.map((a) => a.text),
+    ['r1', 'r2', 'r3'],
+  );
+  const firstAt = completedAt.get(first.checkpointId) ?? Infinity;
+  t.true(
+    arrivals.every((a) => a.at >= firstAt),
+    'published only after the complete broadcast',
+  );
+
+  for (const r of ['r4', 'r5']) await js.publish(inSubject, r);
+  await eventually(() => processed.length === 5, { what: 'the sink staged two more records' });
+  const second = await h.checkpoint();
+  t.is(second.state, 'CHECKPOINT_STATE_ABORTED');
+  t.is(second.abortReason, 'ABORT_REASON_DECLINED');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  t.is((await jsm.streams.info(outStream)).state.messages, 3, 'nothing of the aborted checkpoint is visible');
+
+  const third = await h.checkpoint();
+  t.is(third.state, 'CHECKPOINT_STATE_COMPLETED');
+  await eventually(async () => (await jsm.streams.info(outStream)).state.messages === 5, {
+    what: 'the records of the aborted checkpoint published with the next completed one',
+  });
+  t.deepEqual(
+    arrivals.map((a) => a.text),
+    ['r1', 'r2', 'r3', 'r4', 'r5'],
+  );
+  const thirdAt = completedAt.get(third.checkpointId) ?? Infinity;
+  t.true(
+    arrivals.slice(3).every((a) => a.at >= thirdAt),
+    "the aborted checkpoint's records wait for the next complete",
+  );
+  const ids: string[] = [];
+  for (let seq = 1; seq <= 5; seq += 1) {
+    const m = await jsm.streams.getMessage(outStream, { seq });
+    ids.push(m?.header.get('Nats-Msg-Id') ?? '');
+  }
+  t.deepEqual(ids, [
+    `sink/out/${first.checkpointId}/0`,
+    `sink/out/${first.checkpointId}/1`,
+    `sink/out/${first.checkpointId}/2`,
+    `sink/out/${second.checkpointId}/0`,
+    `sink/out/${second.checkpointId}/1`,
+  ]);
+});
+
+test('a task that throws makes the job recover, and every task restores the same checkpoint', async (t) => {
+  const spec: JobSpec = {
+    jobId: 'recover',
+    tasks: [{ taskId: 'src' }, { taskId: 'mid', inputs: ['src'] }, { taskId: 'last', inputs: ['mid'] }],
+  };
+  const h = await harness(t, spec);
+  const log = new MemoryLog();
+  let thrown = false;
+  const mid: Task = {
+    process(record, ctx) {
+      if (record.text() === 'boom' && !thrown) {
+        thrown = true;
+        throw new Error('boom (test)');
+      }
+      ctx.state.set('count', ((ctx.state.get('count') as number | undefined) ?? 0) + 1);
+      ctx.emit(record.value, { key: record.text() });
+    },
+  };
+  const lastSeen: string[] = [];
+  const w1 = await h.worker('w1', { src: logSource(log), mid });
+  const w2 = await h.worker('w2', { last: recorder(lastSeen) });
+  await h.c.started('recover');
+  log.push('x1', 'x2', 'x3');
+  await eventually(() => lastSeen.length === 3, { what: 'the first records through' });
+  const first = await h.checkpoint();
+  t.is(first.state, 'CHECKPOINT_STATE_COMPLETED');
+
+  const restored1 = collect(w1, 'restored');
+  const restored2 = collect(w2, 'restored');
+  const failed = w1.waitFor('failed');
+  log.push('x4', 'boom', 'x5');
+  const [failure] = await failed;
+  t.is(failure.taskId, 'mid');
+  t.regex(failure.error.message, /boom \(test\)/);
+  await eventually(() => restored1.length > 0 && restored2.length > 0, { what: 'both workers restored' });
+  const all: RestoredEvent[] = [...restored1, ...restored2];
+  t.true(
+    all.every((e) => e.checkpointId === first.checkpointId),
+    JSON.stringify(all),
+  );
+  t.true(all.every((e) => e.epoch === all[0]?.epoch && e.epoch > failure.epoch));
+  t.deepEqual(all.flatMap((e) => e.taskIds).sort(), ['last', 'mid', 'src']);
+  await h.c.started('recover');
+
+  // The source resumed after its recorded position: every record counted exactly once in mid's state.
+  await eventually(() => w1.epoch === all[0]?.epoch, { what: 'the new epoch' });
+  const midSnapshot = w1.waitFor('snapshot', (e) => e.taskId === 'mid');
+  await eventually(() => lastSeen.includes('x5'), { what: 'the replayed records through' });
+  const second = await h.checkpoint();
+  t.is(second.state, 'CHECKPOINT_STATE_COMPLETED');
+  const [snap] = await midSnapshot;
+  t.is(decodeKeyedState(snap.bytes).get('count'), 6, 'x1..x5 and boom, each once');
+  const job = await h.c.client.getJob({ jobId: 'recover' });
+  t.like(job.job, { epoch: all[0]?.epoch, latestCheckpointId: second.checkpointId });
+  // Retention 1: the snapshots that checkpoint `second` subsumes are released.
+  const files = await eventually(async () => {
+    const names = await readdir(join(h.dir, 'recover', 'mid'));
+    return names.every((n) => n.startsWith(`${second.checkpointId}-`)) ? names : undefined;
+  });
+  t.is(files.length, 1);
+});
+
+test('a coordinator restart: workers re-attach in their epoch, tasks keep processing, checkpoints go on', async (t) => {
+  const spec: JobSpec = { jobId: 'restart', tasks: [{ taskId: 'src' }, { taskId: 'sum', inputs: ['src'] }] };
+  const h = await harness(t, spec);
+  const log = new MemoryLog();
+  const seen: string[] = [];
+  const w1 = await h.worker('w1', { src: logSource(log) });
+  const w2 = await h.worker('w2', { sum: recorder(seen) });
+  await h.c.started('restart');
+  log.push('x1', 'x2');
+  await eventually(() => seen.length === 2, { what: 'the first records' });
+  const first = await h.checkpoint();
+  t.is(first.state, 'CHECKPOINT_STATE_COMPLETED');
+  const epoch = w1.epoch;
+  const recovers = [...collect(w1, 'recover'), ...collect(w2, 'recover')];
+  const lost = w2.waitFor('session-lost');
+  const resumed = w2.waitFor('welcome');
+
+  await h.c.running.stop();
+  await lost;
+  log.push('x3', 'x4');
+  await eventually(() => seen.length === 4, { what: 'records processed while the coordinator is away' });
+  await h.c.restart();
+  const [welcome] = await resumed;
+  t.is(welcome.epoch, epoch, 'the job resumes in the same epoch');
+
+  await h.c.started('restart');
+  const mSnapshot = w2.waitFor('snapshot', (e) => e.taskId === 'sum');
+  const second = await h.checkpoint();
+  t.is(second.state, 'CHECKPOINT_STATE_COMPLETED');
+  t.true(second.checkpointId > first.checkpointId);
+  const [snap] = await mSnapshot;
+  t.deepEqual(seenIn(snap.bytes), ['x1', 'x2', 'x3', 'x4']);
+  t.deepEqual(recovers, []);
+  t.is(w1.epoch, epoch);
+  t.is(w2.epoch, epoch);
+});
+
+test('a canceled job stops its workers', async (t) => {
+  const spec: JobSpec = { jobId: 'cancel', tasks: [{ taskId: 'src' }, { taskId: 'sink', inputs: ['src'] }] };
+  const h = await harness(t, spec);
+  const w = await h.worker('w', { src: logSource(new MemoryLog()), sink: recorder([]) });
+  await h.c.started('cancel');
+  const stopped = w.waitFor('stopped');
+  await h.c.client.cancelJob({ jobId: 'cancel' });
+  await stopped;
+  t.is(w.state, 'stopped');
+});
+
+test('unaligned: the snapshot is taken at the first barrier with the in-flight records, replayed once after a failure', async (t) => {
+  const spec: JobSpec = {
+    jobId: 'unaligned',
+    tasks: [{ taskId: 's1' }, { taskId: 's2' }, { taskId: 'm', inputs: ['s1', 's2'] }],
+    policy: { mode: 'CHECKPOINT_MODE_UNALIGNED' },
+  };
+  const h = await harness(t, spec);
+  const log1 = new MemoryLog();
+  const log2 = new MemoryLog();
+  let openGate: () => void = () => {};
+  const gate = new Promise<void>((resolve) => {
+    openGate = resolve;
+  });
+  // s2 is busy with "slow" when the trigger comes: its barrier follows the record it emits then.
+  const s2 = logSource(log2, {
+    handle: async (message, ctx) => {
+      if (message.value === 'slow') await gate;
+      ctx.emit(message.value === 'slow' ? 'b-slow' : message.value);
+    },
+  });
+  let thrown = false;
+  const seen: string[] = [];
+  const m = recorder(seen);
+  const failing: Task = {
+    process(record, ctx) {
+      if (record.text() === 'boom' && !thrown) {
+        thrown = true;
+        throw new Error('boom (test)');
+      }
+      return m.process(record, ctx);
+    },
+  };
+  const sources = await h.worker('w-sources', { s1: logSource(log1), s2 });
+  const reader = await h.worker('w-reader', { m: failing });
+  await h.c.started('unaligned');
+  log1.push('a1', 'a2');
+  log2.push('b1', 'b2', 'slow');
+  await eventually(() => seen.length === 4, { what: 'the first records processed' });
+
+  const mSnapshot = reader.waitFor('snapshot', (e) => e.taskId === 'm');
+  const mAcked = reader.waitFor('checkpoint-acked', (e) => e.taskIds.includes('m'));
+  const s1Snapshotted = sources.waitFor('snapshot', (e) => e.taskId === 's1');
+  const done = h.checkpoint();
+  await s1Snapshotted;
+  const [snapshot] = await mSnapshot;
+  t.deepEqual(
+    seenIn(snapshot.bytes),
+    ['a1', 'a2', 'b1', 'b2'],
+    'm snapshots at the first barrier, without waiting for s2',
+  );
+  log1.push('a3');
+  await eventually(() => seen.includes('a3'), { what: 'records after the barrier processed at once' });
+  openGate();
+  const first = await done;
+  t.is(first.state, 'CHECKPOINT_STATE_COMPLETED');
+  const [ack] = await mAcked;
+  const entry = ack.snapshots.find((e) => e.taskId === 'm');
+  t.true(Number(entry?.metrics?.inFlightBytes ?? 0) > 0, 'the in-flight records are counted');
+  const stored = await h.state.get({
+    uri: entry?.state?.uri ?? '',
+    sizeBytes: Number(entry?.state?.sizeBytes),
+    checksum: entry?.state?.checksum ?? '',
+    shared: [],
+  });
+  const decoded = decodeUnalignedSnapshot(stored);
+  t.deepEqual(seenIn(decoded.state), ['a1', 'a2', 'b1', 'b2']);
+  t.deepEqual(
+    decoded.inFlight.map((r) => [r.from, new TextDecoder().decode(r.value)]),
+    [['s2', 'b-slow']],
+    "b-slow came from s2 after the snapshot and before s2's barrier",
+  );
+
+  // A failure rolls back to checkpoint 1: m's state plus b-slow replayed; s1 replays a3 and boom.
+  const restored = reader.waitFor('restored', (e) => e.checkpointId === first.checkpointId);
+  log1.push('boom');
+  await restored;
+  await h.c.started('unaligned');
+  await eventually(() => seen.filter((x) => x === 'boom').length === 1, { what: 'the replay' });
+  const final = reader.waitFor('snapshot', (e) => e.taskId === 'm');
+  const second = await h.checkpoint();
+  t.is(second.state, 'CHECKPOINT_STATE_COMPLETED');
+  const [last] = await final;
+  t.deepEqual(
+    seenIn(last.bytes),
+    ['a1', 'a2', 'a3', 'b-slow', 'b1', 'b2', 'boom'],
+    'every record counted exactly once after the recovery',
+  );
+});
