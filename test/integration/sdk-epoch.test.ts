@@ -1,0 +1,96 @@
+/**
+ * Records of another epoch never reach a task: after a recovery, whatever
+ * was in flight before it, or anything published with a wrong epoch, is
+ * dropped by the SDK, and acknowledgements of an older epoch are refused
+ * by the coordinator.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { epochHeaders } from '../../src/bus/index.js';
+import { errorInfo } from '../../src/client/index.js';
+import { silentLogger } from '../../src/log/index.js';
+import {
+  createLocalDirectoryBackend,
+  decodeKeyedState,
+  edgeSubject,
+  Worker,
+  type SourceTask,
+} from '../../src/sdk/index.js';
+import { natsConnection } from '../helpers/clients.js';
+import { startTestCoordinator } from '../helpers/coordinator.js';
+import { useServers } from '../helpers/servers.js';
+import { eventually } from '../helpers/wait.js';
+
+const servers = useServers();
+
+/** A source that emits `n` records "x" once, then idles. */
+function fixedSource(n: number): SourceTask<string> {
+  return {
+    async *read(positions, ctx) {
+      const from = positions.find((p) => p.input === 'fixed')?.offset ?? 0;
+      for (let i = from + 1; i <= n && !ctx.signal.aborted; i++) yield { input: 'fixed', offset: i, value: 'x' };
+      await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }));
+    },
+    handle: (message, ctx) => ctx.emit(message.value),
+  };
+}
+
+test('records of a stale or unknown epoch are dropped; an acknowledgement of an old epoch is refused', async (t) => {
+  const c = await startTestCoordinator(t, servers);
+  const spec = {
+    jobId: 'epochs',
+    tasks: [{ taskId: 'src' }, { taskId: 'count', inputs: ['src'] }],
+    policy: { tolerableFailures: -1 },
+  };
+  await c.client.submitJob({ spec });
+  const dir = await mkdtemp(join(tmpdir(), 'ckpt-epoch-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const worker = new Worker({
+    coordinator: c.address,
+    nats: [servers.natsUrl],
+    jobId: 'epochs',
+    workerId: 'w',
+    state: await createLocalDirectoryBackend({ dir }),
+    logger: silentLogger(),
+  });
+  worker.addTask('src', fixedSource(50));
+  worker.addTask('count', {
+    process(record, ctx) {
+      ctx.state.set(record.text(), ((ctx.state.get(record.text()) as number | undefined) ?? 0) + 1);
+    },
+  });
+  t.teardown(() => worker.stop());
+  await worker.start();
+  await c.started('epochs');
+
+  const nc = await natsConnection(t, servers.natsUrl);
+  const edge = edgeSubject(`${c.prefix.nats}.epochs`, 'src', 'count');
+  const epoch = worker.epoch;
+  nc.publish(edge, 'stale', { headers: epochHeaders(epoch - 1) });
+  nc.publish(edge, 'future', { headers: epochHeaders(epoch + 7) });
+  nc.publish(edge, 'bare');
+  await nc.flush();
+
+  const snapshots: Uint8Array[] = [];
+  worker.on('snapshot', (e) => {
+    if (e.taskId === 'count') snapshots.push(e.bytes);
+  });
+  const done = await c.client.triggerCheckpoint({ jobId: 'epochs', wait: true }, { deadlineMs: 20_000 });
+  t.is(done.checkpoint?.state, 'CHECKPOINT_STATE_COMPLETED');
+  await eventually(() => snapshots.length > 0);
+  const state = decodeKeyedState(snapshots[0]!);
+  t.deepEqual([...state.entries()], [['x', 50]], 'only the 50 records of the current epoch were processed');
+
+  const stale = await t.throwsAsync(
+    c.client.acknowledgeCheckpoint({
+      jobId: 'epochs',
+      epoch: epoch - 1,
+      checkpointId: done.checkpoint?.checkpointId ?? 0,
+      workerId: 'w',
+      snapshots: [{ taskId: 'count' }],
+    }),
+  );
+  t.is(errorInfo(stale)?.reason, 'STALE_EPOCH');
+});
