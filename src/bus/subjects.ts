@@ -5,9 +5,13 @@
  *
  * With `<p>` the subject prefix and `<job>` the job id:
  *   <p>.<job>.trigger | complete | abort | recover   control messages
- *   <p>.<job>.data.<task>                            records and barriers
+ *   <p>.<job>.data.<from>.<to>                       records and barriers of one edge
  * `<p>.<job>` is the job's control prefix, which the coordinator sends to
  * workers in their welcome.
+ *
+ * Every edge of the job graph is its own subject: a reader's subscription
+ * is then one FIFO channel per input, which barrier alignment needs, and a
+ * record partitioned by key goes only to the task it is meant for.
  */
 import { CkptError } from '../core/errors.js';
 
@@ -20,7 +24,7 @@ export type ControlKind = 'trigger' | 'complete' | 'abort' | 'recover';
 /** Every control kind, in protocol order. */
 export const CONTROL_KINDS: readonly ControlKind[] = ['trigger', 'complete', 'abort', 'recover'];
 
-/** The token between the control prefix and a task id on data subjects. */
+/** The token between the control prefix and the edge on data subjects. */
 export const DATA_TOKEN = 'data';
 
 /**
@@ -72,17 +76,53 @@ export function controlSubject(jobControlPrefix: string, kind: ControlKind): str
   return `${jobControlPrefix}.${kind}`;
 }
 
-/** `<controlPrefix>.data.<taskId>`: where a task publishes its records and barriers. */
-export function dataSubject(jobControlPrefix: string, taskId: string): string {
-  assertSubjectPrefix(jobControlPrefix, 'control prefix');
-  assertSubjectToken(taskId, 'task id');
-  return `${jobControlPrefix}.${DATA_TOKEN}.${taskId}`;
+/** One edge of the job graph: records and barriers flow from `from` to `to`. */
+export interface Edge {
+  /** The producing task. */
+  from: string;
+  /** The consuming task. */
+  to: string;
 }
 
-/** `<controlPrefix>.data.*`: matches the data subjects of every task of the job. */
-export function allDataSubjects(jobControlPrefix: string): string {
+/**
+ * `<controlPrefix>.data.<from>.<to>`: where task `from` publishes its
+ * records and barriers for task `to`. Validates every part.
+ */
+export function edgeSubject(jobControlPrefix: string, from: string, to: string): string {
   assertSubjectPrefix(jobControlPrefix, 'control prefix');
-  return `${jobControlPrefix}.${DATA_TOKEN}.*`;
+  assertSubjectToken(from, 'task id');
+  assertSubjectToken(to, 'task id');
+  return `${jobControlPrefix}.${DATA_TOKEN}.${from}.${to}`;
+}
+
+/**
+ * `<controlPrefix>.data.*.<taskId>`: matches the edge subjects of every
+ * input of one task, for a reader that subscribes once instead of once per
+ * input.
+ */
+export function inputSubjectsOf(jobControlPrefix: string, taskId: string): string {
+  assertSubjectPrefix(jobControlPrefix, 'control prefix');
+  assertSubjectToken(taskId, 'task id');
+  return `${jobControlPrefix}.${DATA_TOKEN}.*.${taskId}`;
+}
+
+/** `<controlPrefix>.data.*.*`: matches the edge subjects of every edge of the job. */
+export function allEdgeSubjects(jobControlPrefix: string): string {
+  assertSubjectPrefix(jobControlPrefix, 'control prefix');
+  return `${jobControlPrefix}.${DATA_TOKEN}.*.*`;
+}
+
+/**
+ * The edge of a data subject under `jobControlPrefix`, or undefined when
+ * the subject is not an edge subject of that prefix.
+ */
+export function edgeOfSubject(jobControlPrefix: string, subject: string): Edge | undefined {
+  const head = `${jobControlPrefix}.${DATA_TOKEN}.`;
+  if (!subject.startsWith(head)) return undefined;
+  const parts = subject.slice(head.length).split('.');
+  if (parts.length !== 2) return undefined;
+  const [from, to] = parts as [string, string];
+  return isSubjectToken(from) && isSubjectToken(to) ? { from, to } : undefined;
 }
 
 /** Every subject of one job, built once. */
@@ -93,10 +133,12 @@ export interface JobSubjects {
   readonly complete: string;
   readonly abort: string;
   readonly recover: string;
-  /** `<p>.<job>.data.*` */
-  readonly allData: string;
-  /** `<p>.<job>.data.<taskId>` */
-  data(taskId: string): string;
+  /** `<p>.<job>.data.*.*`: every edge of the job. */
+  readonly allEdges: string;
+  /** `<p>.<job>.data.<from>.<to>` */
+  edge(from: string, to: string): string;
+  /** `<p>.<job>.data.*.<taskId>`: every input edge of `taskId`. */
+  inputs(taskId: string): string;
 }
 
 /** The subjects of a job from its control prefix (as a welcome names it). */
@@ -108,18 +150,8 @@ export function jobSubjects(jobControlPrefix: string): JobSubjects {
     complete: `${jobControlPrefix}.complete`,
     abort: `${jobControlPrefix}.abort`,
     recover: `${jobControlPrefix}.recover`,
-    allData: `${jobControlPrefix}.${DATA_TOKEN}.*`,
-    data: (taskId) => dataSubject(jobControlPrefix, taskId),
+    allEdges: `${jobControlPrefix}.${DATA_TOKEN}.*.*`,
+    edge: (from, to) => edgeSubject(jobControlPrefix, from, to),
+    inputs: (taskId) => inputSubjectsOf(jobControlPrefix, taskId),
   };
-}
-
-/**
- * The task id of a data subject under `jobControlPrefix`, or undefined when
- * the subject is not one.
- */
-export function taskOfDataSubject(jobControlPrefix: string, subject: string): string | undefined {
-  const head = `${jobControlPrefix}.${DATA_TOKEN}.`;
-  if (!subject.startsWith(head)) return undefined;
-  const task = subject.slice(head.length);
-  return isSubjectToken(task) ? task : undefined;
 }

@@ -1,10 +1,11 @@
 /**
  * The checkpoint side of the simulated tasks: sources snapshot on a
- * trigger, readers on aligned barriers; each forwards its barrier on its
- * own data subject and hands its result to the acknowledgement batcher.
+ * trigger, readers on aligned barriers; each forwards its barrier on the
+ * edge subject to every downstream task and hands its result to the
+ * acknowledgement batcher.
  */
 import type { MsgHdrs, NatsConnection } from '@nats-io/nats-core';
-import { barrierHeaders, controlMessageCodecs, type JobSubjects } from '../bus/index.js';
+import { barrierHeaders, controlMessageCodecs, type Edge, type JobSubjects } from '../bus/index.js';
 import type { Barrier__Output } from '../gen/ckpt/v1/Barrier.js';
 import type { SnapshotType__Output } from '../gen/ckpt/v1/SnapshotType.js';
 import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
@@ -41,6 +42,8 @@ export class CheckpointRunner {
   readonly #aligner: BarrierAligner;
   readonly #codec = controlMessageCodecs().barrier;
   #subjects: JobSubjects | undefined;
+  // The edge subjects of each local task's outputs, built on first use.
+  readonly #outputSubjects = new Map<string, readonly string[]>();
   #lastTriggered = 0;
   // One header set per epoch: 10,000 sources share it instead of building their own.
   #headers: { epoch: number; headers: MsgHdrs } | undefined;
@@ -53,6 +56,7 @@ export class CheckpointRunner {
   /** Sets the subjects barriers are forwarded on (from the welcome's control prefix). */
   bind(subjects: JobSubjects): void {
     this.#subjects = subjects;
+    this.#outputSubjects.clear();
   }
 
   /** Snapshots every local source for `trigger`; a repeated trigger is ignored. */
@@ -67,20 +71,17 @@ export class CheckpointRunner {
     for (const taskId of this.#o.topology.sources) this.#complete(taskId, round, 0, true);
   }
 
-  /** Feeds a barrier from input `barrier.fromTaskId` to the local tasks reading it. */
-  onBarrier(barrier: Barrier__Output, nowMs: number): void {
-    const readers = this.#o.topology.readersByInput.get(barrier.fromTaskId) ?? [];
+  /** Feeds a barrier that arrived on `edge` to its local reader `edge.to`. */
+  onBarrier(edge: Edge, barrier: Barrier__Output, nowMs: number): void {
     const round: Round = {
       checkpointId: barrier.checkpointId,
       epoch: barrier.epoch,
       snapshotType: barrier.snapshotType,
     };
-    for (const taskId of readers) {
-      const step = this.#aligner.offer(taskId, barrier.fromTaskId, barrier.checkpointId, nowMs);
-      if (step === undefined) continue;
-      if (this.#o.unaligned && step.first) this.#forward(taskId, round);
-      if (step.aligned) this.#complete(taskId, round, step.alignmentMs, !this.#o.unaligned);
-    }
+    const step = this.#aligner.offer(edge.to, edge.from, barrier.checkpointId, nowMs);
+    if (step === undefined) return;
+    if (this.#o.unaligned && step.first) this.#forward(edge.to, round);
+    if (step.aligned) this.#complete(edge.to, round, step.alignmentMs, !this.#o.unaligned);
   }
 
   /** Forgets an aborted checkpoint. */
@@ -127,13 +128,26 @@ export class CheckpointRunner {
   }
 
   #forward(taskId: string, round: Round): void {
-    if (this.#subjects === undefined) return;
+    const subjects = this.#subjectsOfOutputs(taskId);
+    if (subjects.length === 0) return;
     const payload = this.#codec.encode({ jobId: this.#o.jobId, fromTaskId: taskId, ...round });
+    const headers = this.#barrierHeaders(round.epoch);
     try {
-      this.#o.nc.publish(this.#subjects.data(taskId), payload, { headers: this.#barrierHeaders(round.epoch) });
+      for (const subject of subjects) this.#o.nc.publish(subject, payload, { headers });
     } catch (err) {
       this.#o.logger.warn({ err, taskId, checkpointId: round.checkpointId }, 'barrier not published');
     }
+  }
+
+  #subjectsOfOutputs(taskId: string): readonly string[] {
+    const bound = this.#subjects;
+    if (bound === undefined) return [];
+    let subjects = this.#outputSubjects.get(taskId);
+    if (subjects === undefined) {
+      subjects = (this.#o.topology.outputsByTask.get(taskId) ?? []).map((to) => bound.edge(taskId, to));
+      this.#outputSubjects.set(taskId, subjects);
+    }
+    return subjects;
   }
 }
 

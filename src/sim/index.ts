@@ -18,7 +18,7 @@ export { simulatedInput, simulatedSnapshot, simulatedUri, SIM_RECORDS_PER_CHECKP
 export type { SimulatedSnapshotInput } from './snapshot.js';
 export { DEFAULT_WAIT_MS } from './wait.js';
 export type { WaitOptions } from './wait.js';
-export { DATA_WILDCARD_THRESHOLD } from './subscriptions.js';
+export { DATA_WILDCARD_THRESHOLD, dataSubscriptions } from './subscriptions.js';
 export { DEFAULT_HEARTBEAT_INTERVAL_MS } from './session.js';
 export { workerTopology } from './topology.js';
 export type { WorkerTopology } from './topology.js';

@@ -8,7 +8,15 @@ import type { RestoreCommand__Output } from '../gen/ckpt/v1/RestoreCommand.js';
 import type { StartCommand__Output } from '../gen/ckpt/v1/StartCommand.js';
 import { EventEmitter } from 'node:events';
 import type { Msg, NatsConnection } from '@nats-io/nats-core';
-import { connectNats, controlMessageCodecs, controlPrefix, epochOf, isBarrier, jobSubjects } from '../bus/index.js';
+import {
+  connectNats,
+  controlMessageCodecs,
+  controlPrefix,
+  epochOf,
+  isBarrier,
+  jobSubjects,
+  type Edge,
+} from '../bus/index.js';
 import { createCoordinatorClient, type CoordinatorClient } from '../client/index.js';
 import { CkptError } from '../core/errors.js';
 import type { CheckpointAbort__Output } from '../gen/ckpt/v1/CheckpointAbort.js';
@@ -239,7 +247,7 @@ export class SimulatedWorker {
       complete: (msg) => this.#gate(() => this.#onComplete(msg)),
       abort: (msg) => this.#gate(() => this.#onAbort(msg)),
       recover: (msg) => this.#gate(() => this.#onRecover(msg)),
-      data: (msg) => this.#gate(() => this.#onData(msg)),
+      data: (msg, edge) => this.#gate(() => this.#onData(msg, edge)),
     };
   }
 
@@ -256,12 +264,12 @@ export class SimulatedWorker {
     this.#runner.onTrigger(trigger);
   }
 
-  #onData(msg: Msg): void {
+  #onData(msg: Msg, edge: Edge): void {
     if (!isBarrier(msg.headers)) return;
     const barrier = this.#codecs.barrier.decode(msg.data);
     if (!this.#currentEpoch('barrier', epochOf(msg.headers) ?? barrier.epoch)) return;
     if (!this.#currentEpoch('barrier', barrier.epoch)) return;
-    this.#runner.onBarrier(barrier, Date.now());
+    this.#runner.onBarrier(edge, barrier, Date.now());
   }
 
   #onComplete(msg: Msg): void {

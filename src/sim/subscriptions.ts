@@ -1,16 +1,18 @@
 /**
  * The NATS subscriptions of a simulated worker: one trigger subscription
- * shared by all its sources, the three broadcasts, and the data subjects
+ * shared by all its sources, the three broadcasts, and the edge subjects
  * its readers consume.
  */
 import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
-import { taskOfDataSubject, type JobSubjects } from '../bus/index.js';
+import { edgeOfSubject, type Edge, type JobSubjects } from '../bus/index.js';
 import type { Logger } from '../log/index.js';
 import type { WorkerTopology } from './topology.js';
 
 /**
- * Above this many distinct inputs, a worker reads all data subjects of the
- * job with one wildcard subscription and drops what its tasks do not read.
+ * Above this many input edges, a worker subscribes once per reading task
+ * (`<cp>.data.*.<task>`) instead of once per edge; above this many reading
+ * tasks, once for all edges of the job (`<cp>.data.*.*`), dropping what its
+ * tasks do not read.
  */
 export const DATA_WILDCARD_THRESHOLD = 64;
 
@@ -20,8 +22,8 @@ export interface SubscriptionHandlers {
   complete: (msg: Msg) => void;
   abort: (msg: Msg) => void;
   recover: (msg: Msg) => void;
-  /** A record or barrier of `inputTaskId`. */
-  data: (msg: Msg, inputTaskId: string) => void;
+  /** A record or barrier on `edge`, whose reader `edge.to` is a local task. */
+  data: (msg: Msg, edge: Edge) => void;
 }
 
 /**
@@ -43,17 +45,26 @@ export async function subscribeWorker(
   on(subjects.complete, handlers.complete);
   on(subjects.abort, handlers.abort);
   on(subjects.recover, handlers.recover);
-  const inputs = [...topology.readersByInput.keys()];
   const dispatch = (msg: Msg): void => {
-    const input = taskOfDataSubject(subjects.prefix, msg.subject);
-    if (input !== undefined && topology.readersByInput.has(input)) handlers.data(msg, input);
+    const edge = edgeOfSubject(subjects.prefix, msg.subject);
+    if (edge !== undefined && topology.inputsByTask.has(edge.to)) handlers.data(msg, edge);
   };
-  if (inputs.length > DATA_WILDCARD_THRESHOLD) on(subjects.allData, dispatch);
-  else for (const input of inputs) on(subjects.data(input), dispatch);
+  for (const subject of dataSubscriptions(subjects, topology)) on(subject, dispatch);
   await nc.flush();
   return () => {
     for (const sub of subs) sub.unsubscribe();
   };
+}
+
+/** The subjects that deliver every input edge of the local readers (see `DATA_WILDCARD_THRESHOLD`). */
+export function dataSubscriptions(subjects: JobSubjects, topology: WorkerTopology): string[] {
+  const readers = [...topology.inputsByTask];
+  const edges = readers.reduce((n, [, inputs]) => n + inputs.length, 0);
+  if (edges <= DATA_WILDCARD_THRESHOLD) {
+    return readers.flatMap(([taskId, inputs]) => inputs.map((input) => subjects.edge(input, taskId)));
+  }
+  if (readers.length <= DATA_WILDCARD_THRESHOLD) return readers.map(([taskId]) => subjects.inputs(taskId));
+  return [subjects.allEdges];
 }
 
 function guarded(subject: string, handle: (msg: Msg) => void, logger: Logger) {

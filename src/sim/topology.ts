@@ -1,6 +1,7 @@
 /**
  * What a simulated worker needs to know about its tasks in the job graph:
- * which are sources, and which local tasks read which inputs.
+ * which are sources, which local tasks read which inputs, and which tasks
+ * (local or not) each local task sends its barriers to.
  */
 import { CkptError } from '../core/errors.js';
 import type { JobSpec } from '../gen/ckpt/v1/JobSpec.js';
@@ -13,6 +14,8 @@ export interface WorkerTopology {
   readonly inputsByTask: ReadonlyMap<string, readonly string[]>;
   /** For each input task id, the local tasks reading it. */
   readonly readersByInput: ReadonlyMap<string, readonly string[]>;
+  /** For each local task, the distinct tasks of the job that read it, in spec order. */
+  readonly outputsByTask: ReadonlyMap<string, readonly string[]>;
 }
 
 /**
@@ -21,10 +24,21 @@ export interface WorkerTopology {
  */
 export function workerTopology(spec: JobSpec, taskIds: readonly string[]): WorkerTopology {
   const inputsOf = new Map<string, readonly string[]>();
-  for (const task of spec.tasks ?? []) inputsOf.set(task.taskId ?? '', [...new Set(task.inputs ?? [])]);
+  const outputsOf = new Map<string, string[]>();
+  for (const task of spec.tasks ?? []) {
+    const taskId = task.taskId ?? '';
+    const inputs = [...new Set(task.inputs ?? [])];
+    inputsOf.set(taskId, inputs);
+    for (const input of inputs) {
+      const outputs = outputsOf.get(input) ?? [];
+      outputs.push(taskId);
+      outputsOf.set(input, outputs);
+    }
+  }
   const sources: string[] = [];
   const inputsByTask = new Map<string, readonly string[]>();
   const readersByInput = new Map<string, string[]>();
+  const outputsByTask = new Map<string, readonly string[]>();
   const seen = new Set<string>();
   for (const taskId of taskIds) {
     const inputs = inputsOf.get(taskId);
@@ -32,6 +46,7 @@ export function workerTopology(spec: JobSpec, taskIds: readonly string[]): Worke
       throw new CkptError('MALFORMED', `task ${taskId} is not in the spec of job ${spec.jobId ?? ''}`, { taskId });
     if (seen.has(taskId)) throw new CkptError('MALFORMED', `task ${taskId} is given twice`, { taskId });
     seen.add(taskId);
+    outputsByTask.set(taskId, outputsOf.get(taskId) ?? []);
     if (inputs.length === 0) {
       sources.push(taskId);
       continue;
@@ -43,5 +58,5 @@ export function workerTopology(spec: JobSpec, taskIds: readonly string[]): Worke
       readersByInput.set(input, readers);
     }
   }
-  return { sources, inputsByTask, readersByInput };
+  return { sources, inputsByTask, readersByInput, outputsByTask };
 }

@@ -6,13 +6,14 @@ import {
   controlMessageCodecs,
   controlPrefix,
   createNatsBus,
-  dataSubject,
+  edgeOfSubject,
+  edgeSubject,
   epochOf,
+  inputSubjectsOf,
   isBarrier,
   isSubjectPrefix,
   isSubjectToken,
   jobSubjects,
-  taskOfDataSubject,
   type NatsBus,
 } from '../../src/bus/index.js';
 import { CkptError, hasReason } from '../../src/core/errors.js';
@@ -140,10 +141,19 @@ test('the subject validator refuses bad tokens', (t) => {
   t.throws(() => controlPrefix('ckpt', 'job.1'), malformed);
   t.throws(() => controlPrefix('ckpt', '*'), malformed);
   t.throws(() => controlPrefix('ckpt.', 'job'), malformed);
-  t.throws(() => dataSubject('ckpt.job', 'task>'), malformed);
-  t.is(dataSubject('ckpt.job', 'map-1'), 'ckpt.job.data.map-1');
-  t.is(taskOfDataSubject('ckpt.job', 'ckpt.job.data.map-1'), 'map-1');
-  t.is(taskOfDataSubject('ckpt.job', 'ckpt.other.data.map-1'), undefined);
+  t.throws(() => edgeSubject('ckpt.job', 'src', 'task>'), malformed);
+  t.throws(() => edgeSubject('ckpt.job', 'a.b', 'c'), malformed);
+  t.throws(() => inputSubjectsOf('ckpt.job', '*'), malformed);
+  t.is(edgeSubject('ckpt.job', 'src', 'map-1'), 'ckpt.job.data.src.map-1');
+  t.is(inputSubjectsOf('ckpt.job', 'map-1'), 'ckpt.job.data.*.map-1');
+  t.is(jobSubjects('ckpt.job').edge('src', 'map-1'), 'ckpt.job.data.src.map-1');
+  t.is(jobSubjects('ckpt.job').inputs('map-1'), 'ckpt.job.data.*.map-1');
+  t.is(jobSubjects('ckpt.job').allEdges, 'ckpt.job.data.*.*');
+  t.deepEqual(edgeOfSubject('ckpt.job', 'ckpt.job.data.src.map-1'), { from: 'src', to: 'map-1' });
+  t.is(edgeOfSubject('ckpt.job', 'ckpt.job.data.map-1'), undefined, 'a per-task subject is no edge');
+  t.is(edgeOfSubject('ckpt.job', 'ckpt.job.data.a.b.c'), undefined);
+  t.is(edgeOfSubject('ckpt.job', 'ckpt.job.data.*.b'), undefined);
+  t.is(edgeOfSubject('ckpt.job', 'ckpt.other.data.src.map-1'), undefined);
 });
 
 test('publishing for a job id that is no subject token fails MALFORMED and publishes nothing', async (t) => {
@@ -167,24 +177,31 @@ test('a bus refuses an invalid subject prefix', async (t) => {
   t.regex(err?.message ?? '', /subjectPrefix/);
 });
 
-test('barrier headers mark a barrier and carry the epoch on a data subject', async (t) => {
+test('barrier headers mark a barrier and carry the epoch on an edge subject', async (t) => {
   const prefix = uniquePrefix(t).nats;
   const nc = await natsConnection(t, servers.natsUrl);
   const cp = controlPrefix(prefix, 'job');
-  const received = await record(nc, jobSubjects(cp).allData);
+  const received = await record(nc, jobSubjects(cp).allEdges);
+  const intoMap = await record(nc, inputSubjectsOf(cp, 'map'));
   const codecs = controlMessageCodecs();
-  nc.publish(dataSubject(cp, 'src'), new TextEncoder().encode('record'), { headers: barrierHeaders(4) });
+  nc.publish(edgeSubject(cp, 'src', 'map'), new TextEncoder().encode('record'), { headers: barrierHeaders(4) });
   nc.publish(
-    dataSubject(cp, 'src'),
+    edgeSubject(cp, 'src', 'map'),
     codecs.barrier.encode({ jobId: 'job', checkpointId: 3, epoch: 4, fromTaskId: 'src' }),
     { headers: barrierHeaders(4) },
   );
-  await eventually(() => received.length === 2);
+  nc.publish(edgeSubject(cp, 'src', 'other'), new TextEncoder().encode('elsewhere'));
+  await eventually(() => received.length === 3);
   const barrier = received[1];
   t.true(isBarrier(barrier?.headers));
   t.is(epochOf(barrier?.headers), 4);
   t.is(codecs.barrier.decode(barrier?.data ?? new Uint8Array()).checkpointId, 3);
-  t.is(taskOfDataSubject(cp, barrier?.subject ?? ''), 'src');
+  t.deepEqual(edgeOfSubject(cp, barrier?.subject ?? ''), { from: 'src', to: 'map' });
+  t.deepEqual(
+    intoMap.map((m) => m.subject),
+    [edgeSubject(cp, 'src', 'map'), edgeSubject(cp, 'src', 'map')],
+    'the inputs of map only',
+  );
 });
 
 test('after close, publishing fails UNAVAILABLE and is not retryable', async (t) => {

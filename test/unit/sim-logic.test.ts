@@ -2,7 +2,8 @@ import test from 'ava';
 import { setTimeout as delay } from 'node:timers/promises';
 import { AckBatcher, estimateSnapshotBytes, splitBySize, type AckBatch } from '../../src/sim/ack-batcher.js';
 import { BarrierAligner } from '../../src/sim/alignment.js';
-import { simulatedSnapshot, workerTopology } from '../../src/sim/index.js';
+import { jobSubjects } from '../../src/bus/index.js';
+import { DATA_WILDCARD_THRESHOLD, dataSubscriptions, simulatedSnapshot, workerTopology } from '../../src/sim/index.js';
 import { CkptError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/log/index.js';
 
@@ -38,8 +39,34 @@ test('the topology splits sources from readers and indexes readers by input', (t
   t.deepEqual(topo.inputsByTask.get('m'), ['a', 'b']);
   t.deepEqual(topo.readersByInput.get('a'), ['m', 'n']);
   t.deepEqual(topo.readersByInput.get('b'), ['m']);
+  t.deepEqual(topo.outputsByTask.get('a'), ['m', 'n'], 'a barrier goes once per downstream task');
+  t.deepEqual(topo.outputsByTask.get('m'), []);
+  t.false(topo.outputsByTask.has('b'), 'only local tasks forward barriers');
+  t.deepEqual(workerTopology(spec, ['b']).outputsByTask.get('b'), ['m'], 'downstream tasks may be remote');
   t.throws(() => workerTopology(spec, ['x']), { instanceOf: CkptError, message: /MALFORMED/ });
   t.throws(() => workerTopology(spec, ['a', 'a']), { instanceOf: CkptError, message: /twice/ });
+});
+
+test('readers subscribe per edge, per task with many edges, per job with many tasks', (t) => {
+  const subjects = jobSubjects('ckpt.job');
+  t.deepEqual(dataSubscriptions(subjects, workerTopology(spec, ['a', 'm', 'n'])), [
+    'ckpt.job.data.a.m',
+    'ckpt.job.data.b.m',
+    'ckpt.job.data.a.n',
+  ]);
+  t.deepEqual(dataSubscriptions(subjects, workerTopology(spec, ['a', 'b'])), [], 'sources read nothing');
+  const ids = (n: number, p: string) => Array.from({ length: n }, (_, i) => `${p}${i}`);
+  const many = DATA_WILDCARD_THRESHOLD + 1;
+  const fanIn = {
+    jobId: 'job',
+    tasks: [...ids(many, 's').map((taskId) => ({ taskId })), { taskId: 'sink', inputs: ids(many, 's') }],
+  };
+  t.deepEqual(dataSubscriptions(subjects, workerTopology(fanIn, ['sink'])), ['ckpt.job.data.*.sink']);
+  const fanOut = {
+    jobId: 'job',
+    tasks: [{ taskId: 'src' }, ...ids(many, 'r').map((taskId) => ({ taskId, inputs: ['src'] }))],
+  };
+  t.deepEqual(dataSubscriptions(subjects, workerTopology(fanOut, ids(many, 'r'))), ['ckpt.job.data.*.*']);
 });
 
 test('a task aligns when barrier n has arrived on every input, once', (t) => {

@@ -5,7 +5,7 @@ import type { SnapshotType as _ckpt_v1_SnapshotType, SnapshotType__Output as _ck
 import type { Long } from '@grpc/proto-loader';
 
 /**
- * In-band marker on a data subject.
+ * In-band marker on an edge subject.
  */
 export interface Barrier {
   'jobId'?: (string);
@@ -19,7 +19,7 @@ export interface Barrier {
 }
 
 /**
- * In-band marker on a data subject.
+ * In-band marker on an edge subject.
  */
 export interface Barrier__Output {
   'jobId': (string);
