@@ -51,3 +51,13 @@ gen: node_modules/.installed
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
+
+# The fault suite (test/chaos): a seeded schedule of FAULTS faults against the
+# word count on a 3-member etcd cluster, NATS and the coordinators; exits
+# non-zero on any violation. COORDINATORS, FAULT_KINDS, NATS_CLUSTER,
+# SPACING_MS and CHAOS_LOG_DIR are read from the environment (test/chaos/main.ts).
+SEED ?= 1
+FAULTS ?= 20
+.PHONY: chaos
+chaos: deps
+	node --import tsx test/chaos/main.ts --seed $(SEED) --faults $(FAULTS)

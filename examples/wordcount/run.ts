@@ -145,7 +145,8 @@ async function waitRunning(stack: Stack, minEpoch: number, timeoutMs: number): P
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const { job } = getJob(stack);
-    if (job.attempt === 'JOB_ATTEMPT_RUNNING' && job.epoch >= minEpoch) return;
+    const total = job.spec?.tasks.length ?? 0;
+    if (job.attempt === 'JOB_ATTEMPT_RUNNING' && job.epoch >= minEpoch && job.attachedTasks === total) return;
     if (Date.now() > deadline)
       throw new Error(
         `the job is not running in epoch ${minEpoch} after ${timeoutMs} ms (attempt ${job.attempt}, epoch ${job.epoch})`,
@@ -182,15 +183,17 @@ async function feed(stack: Stack, corpus: readonly string[], o: WordCountOptions
 
 /** SIGKILLs a worker, restarts it, and resolves with the time until the job runs again. */
 async function kill(stack: Stack, index: number, generation: number, o: WordCountOptions): Promise<number> {
-  const epoch = (getJob(stack)).job.epoch;
+  const before = getJob(stack).job;
+  // A worker lost while the job runs raises the epoch; one lost while it restores does not.
+  const minEpoch = before.attempt === 'JOB_ATTEMPT_RUNNING' ? before.epoch + 1 : before.epoch;
   const killedAt = Date.now();
   stack.workers.get(index)?.kill('SIGKILL');
   o.log(`SIGKILL worker-${index} [${WORKER_TASKS[index]!.join(', ')}]`);
   await new Promise((r) => setTimeout(r, 300));
   startWorker(stack, index, generation);
-  await waitRunning(stack, epoch + 1, 60_000);
+  await waitRunning(stack, minEpoch, 60_000);
   const ms = Date.now() - killedAt;
-  o.log(`recovered: epoch ${(getJob(stack)).job.epoch}, every task running again ${ms} ms after the kill`);
+  o.log(`recovered: epoch ${getJob(stack).job.epoch}, every task running again ${ms} ms after the kill`);
   return ms;
 }
 

@@ -11,4 +11,5 @@ export { controlMessageCodecs } from './control-codecs.js';
 export type { ControlMessageCodecs } from './control-codecs.js';
 export { BARRIER_HEADER, EPOCH_HEADER, barrierHeaders, epochHeaders, epochOf, isBarrier } from './headers.js';
 export { fromNatsError } from './nats-errors.js';
+export { LeaderTerms } from './leader-terms.js';
 export * from './subjects.js';

@@ -1,7 +1,8 @@
 /**
  * CLI commands that talk to a running coordinator: jobs, checkpoints,
- * submit, cancel, trigger, watch. `--address` (CKPT_ADDRESS) and `--token`
- * (CKPT_AUTH_TOKEN) apply to all of them.
+ * submit, cancel, trigger, watch. `--address` (CKPT_ADDRESS, one address
+ * or several comma-separated, among which calls follow the leader) and
+ * `--token` (CKPT_AUTH_TOKEN) apply to all of them.
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';

@@ -12,6 +12,12 @@ const FLAGS: Array<[flag: string, option: keyof CoordinatorConfigInput, help: st
   ['--etcd <urls>', 'etcd', 'etcd client URLs, comma-separated (CKPT_ETCD)'],
   ['--nats <urls>', 'nats', 'NATS server URLs, comma-separated (CKPT_NATS)'],
   ['--listen <addr>', 'listen', 'gRPC listen address host:port (CKPT_LISTEN)'],
+  [
+    '--advertise <addr>',
+    'advertise',
+    'address host:port that clients and other coordinators reach this one at (CKPT_ADVERTISE)',
+  ],
+  ['--lease-ttl-ms <ms>', 'leaseTtlMs', 'TTL of the leader election lease (CKPT_LEASE_TTL_MS)'],
   ['--etcd-prefix <prefix>', 'etcdPrefix', 'prefix of every etcd key (CKPT_ETCD_PREFIX)'],
   ['--subject-prefix <prefix>', 'subjectPrefix', 'first token of every NATS subject (CKPT_SUBJECT_PREFIX)'],
   ['--auth-token <token>', 'authToken', 'require "authorization: Bearer <token>" on every call (CKPT_AUTH_TOKEN)'],

@@ -13,7 +13,11 @@ import { addDevCommand } from './dev-command.js';
 export function buildProgram(): Command {
   const program = new Command('ckpt')
     .description('distributed checkpoint coordinator')
-    .option('--address <host:port>', 'coordinator address', process.env.CKPT_ADDRESS ?? '127.0.0.1:7070')
+    .option(
+      '--address <host:port,...>',
+      'coordinator address, or several comma-separated: calls follow the leader among them',
+      process.env.CKPT_ADDRESS ?? '127.0.0.1:7070',
+    )
     .option('--token <token>', 'bearer token for a coordinator started with --auth-token', process.env.CKPT_AUTH_TOKEN)
     .option('--json', 'print JSON instead of tables');
   addCoordinatorCommand(program);

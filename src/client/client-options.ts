@@ -3,6 +3,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { bearerTokenInterceptor } from './auth.js';
+import type { LeaderRetryOptions } from './leader-routing.js';
 
 /** Options of `createCoordinatorClient` and `createQueryClient`. */
 export interface ClientOptions {
@@ -12,6 +13,8 @@ export interface ClientOptions {
   credentials?: grpc.ChannelCredentials;
   /** grpc-js channel options (keepalive, message sizes…). Default: none. */
   channelOptions?: grpc.ChannelOptions;
+  /** How calls are retried while the client looks for the leader. Defaults: see `LeaderRetryOptions`. */
+  retry?: LeaderRetryOptions;
 }
 
 /** The credentials and grpc-js client options for `options`. */

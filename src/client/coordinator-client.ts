@@ -1,5 +1,6 @@
 /**
- * A typed client of the Coordinator service with promise-returning methods.
+ * A typed client of the Coordinator service with promise-returning methods,
+ * following the leader among one or more coordinator addresses.
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { CoordinatorClient as GrpcCoordinatorClient } from '../gen/ckpt/v1/Coordinator.js';
@@ -19,8 +20,9 @@ import type { AttachRequest } from '../gen/ckpt/v1/AttachRequest.js';
 import type { AttachResponse__Output } from '../gen/ckpt/v1/AttachResponse.js';
 import { callMetadata, cancelOnAbort, grpcCallOptions, type CallOptions } from './call-options.js';
 import { grpcClientOptions, waitForReady, type ClientOptions } from './client-options.js';
+import { LeaderRouter, parseAddresses, type Repeatable } from './leader-routing.js';
 import { ckptGrpc } from './services.js';
-import { unary } from './unary.js';
+import { unary, type UnaryMethod } from './unary.js';
 
 /** The worker session stream of `Attach`. */
 export type AttachStream = grpc.ClientDuplexStream<AttachRequest, AttachResponse__Output>;
@@ -28,37 +30,58 @@ export type AttachStream = grpc.ClientDuplexStream<AttachRequest, AttachResponse
 /**
  * The Coordinator service. Every method rejects with the grpc-js
  * `ServiceError`; `errorReason(err)` reads the coordinator's reason.
+ *
+ * With several addresses, or when a standby names the leader, calls go to
+ * the leader: a call refused with NOT_LEADER or SHUTTING_DOWN is sent again
+ * there, with backoff, within its deadline; so are the idempotent calls
+ * (submitJob, getJob, cancelJob, acknowledgeCheckpoint) after a transport
+ * failure. triggerCheckpoint and declineCheckpoint are not repeated when
+ * their outcome is unknown.
  */
 export class CoordinatorClient {
-  /** The generated grpc-js client, for calls this class does not wrap. */
-  readonly raw: GrpcCoordinatorClient;
+  readonly #router: LeaderRouter<GrpcCoordinatorClient>;
 
   /** Use `createCoordinatorClient`. */
-  constructor(raw: GrpcCoordinatorClient) {
-    this.raw = raw;
+  constructor(router: LeaderRouter<GrpcCoordinatorClient>) {
+    this.#router = router;
+  }
+
+  /** The generated grpc-js client of the current address, for calls this class does not wrap. */
+  get raw(): GrpcCoordinatorClient {
+    return this.#router.client;
+  }
+
+  /** The address calls go to now. */
+  get address(): string {
+    return this.#router.address;
+  }
+
+  /** Every address known: the ones given, then leaders named by standbys. */
+  get addresses(): readonly string[] {
+    return this.#router.addresses;
   }
 
   /** Registers a job (a no-op for the same spec again). */
   submitJob(request: SubmitJobRequest, options?: CallOptions): Promise<SubmitJobResponse__Output> {
-    return unary((r, m, o, cb) => this.raw.submitJob(r, m, o, cb), request, options);
+    return this.#unary((raw) => raw.submitJob.bind(raw), request, 'idempotent', options);
   }
 
   /** Returns a job and its checkpointing status. */
   getJob(request: GetJobRequest, options?: CallOptions): Promise<GetJobResponse__Output> {
-    return unary((r, m, o, cb) => this.raw.getJob(r, m, o, cb), request, options);
+    return this.#unary((raw) => raw.getJob.bind(raw), request, 'idempotent', options);
   }
 
-  /** Cancels a job. */
+  /** Cancels a job (a no-op for a canceled one). */
   cancelJob(request: CancelJobRequest, options?: CallOptions): Promise<CancelJobResponse__Output> {
-    return unary((r, m, o, cb) => this.raw.cancelJob(r, m, o, cb), request, options);
+    return this.#unary((raw) => raw.cancelJob.bind(raw), request, 'idempotent', options);
   }
 
-  /** Acknowledges one checkpoint for one or more tasks of one worker. */
+  /** Acknowledges one checkpoint for one or more tasks of one worker (repeating it is a no-op). */
   acknowledgeCheckpoint(
     request: AcknowledgeCheckpointRequest,
     options?: CallOptions,
   ): Promise<AcknowledgeCheckpointResponse__Output> {
-    return unary((r, m, o, cb) => this.raw.acknowledgeCheckpoint(r, m, o, cb), request, options);
+    return this.#unary((raw) => raw.acknowledgeCheckpoint.bind(raw), request, 'idempotent', options);
   }
 
   /** Declines one checkpoint for one or more tasks. */
@@ -66,7 +89,7 @@ export class CoordinatorClient {
     request: DeclineCheckpointRequest,
     options?: CallOptions,
   ): Promise<DeclineCheckpointResponse__Output> {
-    return unary((r, m, o, cb) => this.raw.declineCheckpoint(r, m, o, cb), request, options);
+    return this.#unary((raw) => raw.declineCheckpoint.bind(raw), request, 'once', options);
   }
 
   /**
@@ -77,13 +100,14 @@ export class CoordinatorClient {
     request: TriggerCheckpointRequest,
     options?: CallOptions,
   ): Promise<TriggerCheckpointResponse__Output> {
-    return unary((r, m, o, cb) => this.raw.triggerCheckpoint(r, m, o, cb), request, options);
+    return this.#unary((raw) => raw.triggerCheckpoint.bind(raw), request, 'once', options);
   }
 
   /**
-   * Opens a worker session: the raw duplex stream. Write a hello first, then
-   * heartbeats; `end()` closes the session cleanly, `cancel()` drops it.
-   * No deadline unless `deadlineMs` is given.
+   * Opens a worker session on the current address: the raw duplex stream.
+   * Write a hello first, then heartbeats; `end()` closes the session
+   * cleanly, `cancel()` drops it. No deadline unless `deadlineMs` is given.
+   * When it fails, `followLeader(err)` before opening the next one.
    */
   attach(options: CallOptions = {}): AttachStream {
     const call = this.raw.attach(callMetadata(options), grpcCallOptions(options, 0));
@@ -92,19 +116,49 @@ export class CoordinatorClient {
     return call;
   }
 
-  /** Resolves when the channel is connected; rejects after `deadlineMs`. */
+  /**
+   * After a failed call or session: moves to the leader a NOT_LEADER
+   * refusal names, or to the next address when the coordinator named none,
+   * is stopping or is unreachable.
+   */
+  followLeader(err: unknown): void {
+    this.#router.follow(err);
+  }
+
+  /** Resolves when the channel to the current address is connected; rejects after `deadlineMs`. */
   waitForReady(deadlineMs: number): Promise<void> {
     return waitForReady(this.raw, deadlineMs);
   }
 
-  /** Closes the channel; calls in progress fail with CANCELLED or UNAVAILABLE. */
+  /** Closes every channel; calls in progress fail with CANCELLED or UNAVAILABLE. */
   close(): void {
-    this.raw.close();
+    this.#router.close();
+  }
+
+  #unary<Req, Res>(
+    method: (raw: GrpcCoordinatorClient) => UnaryMethod<Req, Res>,
+    request: Req,
+    repeatable: Repeatable,
+    options: CallOptions = {},
+  ): Promise<Res> {
+    return this.#router.call((raw, o) => unary(method(raw), request, o), repeatable, options);
   }
 }
 
-/** A client of the Coordinator service at `address` (`host:port`). */
-export function createCoordinatorClient(address: string, options: ClientOptions = {}): CoordinatorClient {
+/**
+ * A client of the Coordinator service at `addresses`: one `host:port`, a
+ * comma-separated list, or an array; calls follow the leader among them.
+ */
+export function createCoordinatorClient(
+  addresses: string | readonly string[],
+  options: ClientOptions = {},
+): CoordinatorClient {
   const { credentials, clientOptions } = grpcClientOptions(options);
-  return new CoordinatorClient(new (ckptGrpc().Coordinator)(address, credentials, clientOptions));
+  const Client = ckptGrpc().Coordinator;
+  const router = new LeaderRouter(
+    parseAddresses(addresses),
+    (address) => new Client(address, credentials, clientOptions),
+    options.retry,
+  );
+  return new CoordinatorClient(router);
 }

@@ -2,7 +2,8 @@
  * Reading the coordinator's errors on the client side. The coordinator sends
  * a machine-readable reason in the trailing metadata `ckpt-reason` and the
  * ids an error concerns in `ckpt-job-id`, `ckpt-task-id`,
- * `ckpt-checkpoint-id` and `ckpt-epoch` (see coordinator.proto).
+ * `ckpt-checkpoint-id` and `ckpt-epoch`, and a standby names the leader in
+ * `ckpt-leader` (see coordinator.proto).
  */
 import * as grpc from '@grpc/grpc-js';
 import { CkptError, type ErrorIds, type ErrorReason } from '../core/errors.js';
@@ -18,6 +19,8 @@ export const TASK_ID_METADATA = 'ckpt-task-id';
 export const CHECKPOINT_ID_METADATA = 'ckpt-checkpoint-id';
 /** Metadata key of the epoch an error concerns. */
 export const EPOCH_METADATA = 'ckpt-epoch';
+/** Metadata key of the leader's address in a NOT_LEADER refusal. */
+export const LEADER_METADATA = 'ckpt-leader';
 
 const REASONS = new Set<string>(
   Object.keys(WireErrorReason)
@@ -34,6 +37,8 @@ export interface RemoteErrorInfo {
   ids: ErrorIds;
   /** The status details. */
   message: string;
+  /** With NOT_LEADER: the leader's address, when the refusing coordinator knows it. */
+  leader?: string;
 }
 
 /** True when `err` is a grpc-js `ServiceError` (a failed call). */
@@ -58,7 +63,15 @@ export function errorInfo(err: unknown): RemoteErrorInfo | undefined {
   const md = err.metadata as grpc.Metadata | undefined;
   const raw = md === undefined ? undefined : first(md, REASON_METADATA);
   const reason = raw !== undefined && REASONS.has(raw) ? (raw as ErrorReason) : undefined;
-  return { code: err.code, reason, ids: md === undefined ? {} : idsOf(md), message: err.details };
+  const info: RemoteErrorInfo = {
+    code: err.code,
+    reason,
+    ids: md === undefined ? {} : idsOf(md),
+    message: err.details,
+  };
+  const leader = md === undefined ? undefined : first(md, LEADER_METADATA);
+  if (leader !== undefined) info.leader = leader;
+  return info;
 }
 
 /**
@@ -73,7 +86,12 @@ export function toCkptError(err: unknown): CkptError {
   const transient = info.code === grpc.status.UNAVAILABLE || info.code === grpc.status.DEADLINE_EXCEEDED;
   const reason = info.reason ?? reasonOfCode(info.code);
   const message = info.message.startsWith(`${reason}: `) ? info.message.slice(reason.length + 2) : info.message;
-  return new CkptError(reason, message, { ...info.ids, cause: err, retryable: transient || reason === 'UNAVAILABLE' });
+  return new CkptError(reason, message, {
+    ...info.ids,
+    cause: err,
+    retryable: transient || reason === 'UNAVAILABLE',
+    ...(info.leader === undefined ? {} : { leader: info.leader }),
+  });
 }
 
 function reasonOfCode(code: grpc.status): ErrorReason {

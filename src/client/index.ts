@@ -7,6 +7,8 @@ export type { AttachStream } from './coordinator-client.js';
 export { createQueryClient, QueryClient } from './query-client.js';
 export type { ClientOptions } from './client-options.js';
 export { DEFAULT_DEADLINE_MS } from './call-options.js';
+export { DEFAULT_LEADER_RETRY, parseAddresses } from './leader-routing.js';
+export type { LeaderRetryOptions } from './leader-routing.js';
 export type { CallOptions } from './call-options.js';
 export { unary } from './unary.js';
 export type { UnaryMethod } from './unary.js';
@@ -21,6 +23,7 @@ export {
   isCancelled,
   isServiceError,
   JOB_ID_METADATA,
+  LEADER_METADATA,
   REASON_METADATA,
   TASK_ID_METADATA,
   toCkptError,

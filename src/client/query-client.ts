@@ -1,5 +1,6 @@
 /**
- * A typed client of the read-only CheckpointQuery service.
+ * A typed client of the read-only CheckpointQuery service, following the
+ * leader among one or more coordinator addresses.
  */
 import type { CheckpointQueryClient as GrpcQueryClient } from '../gen/ckpt/v1/CheckpointQuery.js';
 import type { ListJobsRequest } from '../gen/ckpt/v1/ListJobsRequest.js';
@@ -14,46 +15,91 @@ import type { WatchCheckpointsResponse__Output } from '../gen/ckpt/v1/WatchCheck
 import { callMetadata, cancelOnAbort, grpcCallOptions, type CallOptions } from './call-options.js';
 import { grpcClientOptions, waitForReady, type ClientOptions } from './client-options.js';
 import { isCancelled } from './error-reason.js';
+import { LeaderRouter, parseAddresses, retriable } from './leader-routing.js';
 import { ckptGrpc } from './services.js';
-import { unary } from './unary.js';
+import { unary, type UnaryMethod } from './unary.js';
 
 /**
  * The CheckpointQuery service. Every method rejects with the grpc-js
- * `ServiceError`; `errorReason(err)` reads the coordinator's reason.
+ * `ServiceError`; `errorReason(err)` reads the coordinator's reason. Every
+ * call is read-only: one that a standby refuses or that cannot reach its
+ * coordinator is sent again to the leader, with backoff, within its
+ * deadline.
  */
 export class QueryClient {
-  /** The generated grpc-js client, for calls this class does not wrap. */
-  readonly raw: GrpcQueryClient;
+  readonly #router: LeaderRouter<GrpcQueryClient>;
 
   /** Use `createQueryClient`. */
-  constructor(raw: GrpcQueryClient) {
-    this.raw = raw;
+  constructor(router: LeaderRouter<GrpcQueryClient>) {
+    this.#router = router;
+  }
+
+  /** The generated grpc-js client of the current address, for calls this class does not wrap. */
+  get raw(): GrpcQueryClient {
+    return this.#router.client;
+  }
+
+  /** The address calls go to now. */
+  get address(): string {
+    return this.#router.address;
   }
 
   /** One page of jobs, ordered by id. */
   listJobs(request: ListJobsRequest = {}, options?: CallOptions): Promise<ListJobsResponse__Output> {
-    return unary((r, m, o, cb) => this.raw.listJobs(r, m, o, cb), request, options);
+    return this.#unary((raw) => raw.listJobs.bind(raw), request, options);
   }
 
   /** One page of a job's checkpoints, newest first. */
   listCheckpoints(request: ListCheckpointsRequest, options?: CallOptions): Promise<ListCheckpointsResponse__Output> {
-    return unary((r, m, o, cb) => this.raw.listCheckpoints(r, m, o, cb), request, options);
+    return this.#unary((raw) => raw.listCheckpoints.bind(raw), request, options);
   }
 
   /** One checkpoint, with its manifest when completed and retained. */
   getCheckpoint(request: GetCheckpointRequest, options?: CallOptions): Promise<GetCheckpointResponse__Output> {
-    return unary((r, m, o, cb) => this.raw.getCheckpoint(r, m, o, cb), request, options);
+    return this.#unary((raw) => raw.getCheckpoint.bind(raw), request, options);
   }
 
   /**
    * Checkpoint lifecycle events as they happen, as summaries after each
    * change. Ends without error when `options.signal` aborts or the consumer
    * stops iterating (the call is then cancelled); throws the `ServiceError`
-   * when the stream fails.
+   * when the stream fails. A stream refused or unreachable before its first
+   * event is opened again at the leader, a few times.
    */
   async *watchCheckpoints(
     request: WatchCheckpointsRequest = {},
     options: CallOptions = {},
+  ): AsyncGenerator<CheckpointSummary__Output, void, undefined> {
+    for (let attempt = 0; ; attempt += 1) {
+      let received = false;
+      try {
+        for await (const checkpoint of this.#watchOnce(request, options)) {
+          received = true;
+          yield checkpoint;
+        }
+        return;
+      } catch (err) {
+        if (options.signal?.aborted === true && isCancelled(err)) return;
+        this.#router.follow(err);
+        if (received || attempt >= WATCH_OPEN_ATTEMPTS || !retriable(err, 'idempotent')) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+      }
+    }
+  }
+
+  /** Resolves when the channel to the current address is connected; rejects after `deadlineMs`. */
+  waitForReady(deadlineMs: number): Promise<void> {
+    return waitForReady(this.raw, deadlineMs);
+  }
+
+  /** Closes every channel. */
+  close(): void {
+    this.#router.close();
+  }
+
+  async *#watchOnce(
+    request: WatchCheckpointsRequest,
+    options: CallOptions,
   ): AsyncGenerator<CheckpointSummary__Output, void, undefined> {
     const call = this.raw.watchCheckpoints(request, callMetadata(options), grpcCallOptions(options, 0));
     const stop = cancelOnAbort(call, options.signal);
@@ -61,28 +107,35 @@ export class QueryClient {
       for await (const message of call as AsyncIterable<WatchCheckpointsResponse__Output>) {
         if (message.checkpoint !== null) yield message.checkpoint;
       }
-    } catch (err) {
-      if (options.signal?.aborted === true && isCancelled(err)) return;
-      throw err;
     } finally {
       stop();
       call.cancel();
     }
   }
 
-  /** Resolves when the channel is connected; rejects after `deadlineMs`. */
-  waitForReady(deadlineMs: number): Promise<void> {
-    return waitForReady(this.raw, deadlineMs);
-  }
-
-  /** Closes the channel. */
-  close(): void {
-    this.raw.close();
+  #unary<Req, Res>(
+    method: (raw: GrpcQueryClient) => UnaryMethod<Req, Res>,
+    request: Req,
+    options: CallOptions = {},
+  ): Promise<Res> {
+    return this.#router.call((raw, o) => unary(method(raw), request, o), 'idempotent', options);
   }
 }
 
-/** A client of the CheckpointQuery service at `address` (`host:port`). */
-export function createQueryClient(address: string, options: ClientOptions = {}): QueryClient {
+/** How often `watchCheckpoints` opens a stream again before its first event. */
+const WATCH_OPEN_ATTEMPTS = 5;
+
+/**
+ * A client of the CheckpointQuery service at `addresses`: one `host:port`,
+ * a comma-separated list, or an array; calls follow the leader among them.
+ */
+export function createQueryClient(addresses: string | readonly string[], options: ClientOptions = {}): QueryClient {
   const { credentials, clientOptions } = grpcClientOptions(options);
-  return new QueryClient(new (ckptGrpc().CheckpointQuery)(address, credentials, clientOptions));
+  const Client = ckptGrpc().CheckpointQuery;
+  const router = new LeaderRouter(
+    parseAddresses(addresses),
+    (address) => new Client(address, credentials, clientOptions),
+    options.retry,
+  );
+  return new QueryClient(router);
 }

@@ -18,6 +18,20 @@ export interface CoordinatorConfig {
   nats: string[];
   /** gRPC listen address, host:port; port 0 picks a free one. @default '127.0.0.1:7070' */
   listen: string;
+  /**
+   * The gRPC address (host:port) other coordinators and clients reach this
+   * one at; the leader publishes it in its election key and standbys name
+   * it in NOT_LEADER refusals. @default undefined (the listen address with
+   * the port actually bound)
+   */
+  advertise: string | undefined;
+  /**
+   * TTL of the lease behind the leader election. A leader that cannot renew
+   * its lease for this long steps down; a crashed leader is replaced after
+   * at most about this long. Sent to etcd in whole seconds, rounded up.
+   * @default 5000
+   */
+  leaseTtlMs: number;
   /** Prefix of every etcd key the coordinator writes; ends with '/'. @default '/ckpt/' */
   etcdPrefix: string;
   /** First token(s) of every NATS subject. @default 'ckpt' */
@@ -42,6 +56,11 @@ export interface CoordinatorConfig {
   logLevel: LevelWithSilent;
 }
 
+/** Default of `CoordinatorConfig.leaseTtlMs`. */
+export const DEFAULT_LEASE_TTL_MS = 5000;
+/** Smallest `leaseTtlMs`: etcd leases count in whole seconds. */
+export const MIN_LEASE_TTL_MS = 1000;
+
 /** Every option, as given by a user: strings from flags and env, or typed values from code. */
 export type CoordinatorConfigInput = { [K in keyof CoordinatorConfig]?: CoordinatorConfig[K] | string };
 
@@ -50,6 +69,8 @@ export const DEFAULT_CONFIG: Readonly<CoordinatorConfig> = Object.freeze({
   etcd: ['http://127.0.0.1:2379'],
   nats: ['nats://127.0.0.1:4222'],
   listen: '127.0.0.1:7070',
+  advertise: undefined,
+  leaseTtlMs: DEFAULT_LEASE_TTL_MS,
   etcdPrefix: '/ckpt/',
   subjectPrefix: 'ckpt',
   authToken: undefined,
@@ -104,9 +125,11 @@ export function resolveConfig(
     etcd: list('etcd', pick('etcd')),
     nats: list('nats', pick('nats')),
     listen: String(pick('listen')),
+    advertise: optionalString('advertise', pick('advertise')),
+    leaseTtlMs: integer('leaseTtlMs', pick('leaseTtlMs'), MIN_LEASE_TTL_MS),
     etcdPrefix: String(pick('etcdPrefix')),
     subjectPrefix: String(pick('subjectPrefix')),
-    authToken: optionalString(pick('authToken')),
+    authToken: optionalString('authToken', pick('authToken')),
     heartbeatIntervalMs: integer('heartbeatIntervalMs', pick('heartbeatIntervalMs'), 10),
     heartbeatTimeoutMs: integer('heartbeatTimeoutMs', pick('heartbeatTimeoutMs'), 20),
     etcdTimeoutMs: integer('etcdTimeoutMs', pick('etcdTimeoutMs'), 100),
@@ -120,15 +143,21 @@ export function resolveConfig(
   return config;
 }
 
-function optionalString(value: unknown): string | undefined {
+function optionalString(option: string, value: unknown): string | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string') throw invalid('authToken', 'must be a string');
+  if (typeof value !== 'string') throw invalid(option, 'must be a string');
   return value;
 }
 
+function isHostPort(address: string): boolean {
+  return /^[^:]*:\d{1,5}$/.test(address) || /^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(address);
+}
+
 function checkConfig(c: CoordinatorConfig): void {
-  if (!/^[^:]*:\d{1,5}$/.test(c.listen) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(c.listen))
-    throw invalid('listen', `must be host:port, got ${JSON.stringify(c.listen)}`);
+  if (!isHostPort(c.listen)) throw invalid('listen', `must be host:port, got ${JSON.stringify(c.listen)}`);
+  if (c.advertise === '') c.advertise = undefined;
+  if (c.advertise !== undefined && (!isHostPort(c.advertise) || c.advertise.endsWith(':0')))
+    throw invalid('advertise', `must be host:port with a port other than 0, got ${JSON.stringify(c.advertise)}`);
   if (!c.etcdPrefix.endsWith('/')) throw invalid('etcdPrefix', 'must end with "/"');
   if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(c.subjectPrefix))
     throw invalid('subjectPrefix', 'must be dot-separated tokens of [A-Za-z0-9_-]');

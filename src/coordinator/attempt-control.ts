@@ -19,6 +19,8 @@ export interface AttemptDeps {
   logger: Logger;
   /** The live sessions of the job. */
   sessions: () => Session[];
+  /** The leader's term, sent with every command. */
+  term: number;
   /** Starts a recovery (new epoch, restore of every task). */
   recover: (why: string) => void;
   /** Called when every task is ready and started. */
@@ -69,7 +71,8 @@ export class AttemptControl {
       return;
     }
     if (!t.markReady(session.workerId, epoch, taskIds)) return;
-    for (const s of this.deps.sessions()) s.channel.send({ start: { jobId: t.jobId, epoch } });
+    const start = { jobId: t.jobId, epoch, term: this.deps.term };
+    for (const s of this.deps.sessions()) s.channel.send({ start });
     this.log.info({ epoch, tasks: t.readyTasks }, 'every task ready: job started');
     this.deps.onStarted();
   }
@@ -104,7 +107,7 @@ export class AttemptControl {
       const entry = tasks.get(taskId);
       return entry === undefined ? [] : [entry];
     });
-    return { jobId: t.jobId, epoch, checkpointId, snapshots };
+    return { jobId: t.jobId, epoch, checkpointId, snapshots, term: this.deps.term };
   }
 
   private async manifestTasks(checkpointId: number): Promise<Map<string, Manifest__Output['tasks'][number]>> {

@@ -13,10 +13,10 @@ import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
 import type { WorkerHello__Output } from '../gen/ckpt/v1/WorkerHello.js';
 import { isDeepStrictEqual } from 'node:util';
 import type { CheckpointInit } from '../core/checkpoint.js';
-import { CkptError } from '../core/errors.js';
+import { CkptError, LeadershipLostError } from '../core/errors.js';
 import { DEFAULT_ID_BLOCK_SIZE } from '../core/id-allocator.js';
 import { JobTracker } from '../core/job-tracker.js';
-import type { CheckpointStore, ControlBus, StoredJobState } from '../core/ports.js';
+import type { CheckpointStore, ControlBus, LeaderGuard, StoredJobState } from '../core/ports.js';
 import { checkId, validateJobSpec } from '../core/validate.js';
 import type { Logger } from '../log/index.js';
 import { CheckpointEvents } from './events.js';
@@ -44,6 +44,17 @@ export interface CoordinatorOptions {
   historySize?: number;
   /** The clock; tests may replace it. @default Date.now */
   now?: () => number;
+  /**
+   * The leadership this coordinator runs under: every etcd write is fenced
+   * by `guard`, and every control message and command carries `term`.
+   * @default undefined (no fencing, term 0: a coordinator that runs alone)
+   */
+  leadership?: { guard: LeaderGuard; term: number };
+  /**
+   * Called once when a fenced write was refused because another
+   * coordinator leads now; the owner should stop this coordinator.
+   */
+  onLeadershipLost?: (err: LeadershipLostError) => void;
 }
 
 /** The checkpoint coordinator of a set of jobs. */
@@ -57,6 +68,7 @@ export class Coordinator {
   private readonly now: () => number;
   private sweeper: NodeJS.Timeout | undefined;
   private state: 'new' | 'running' | 'stopped' = 'new';
+  private leadershipLost = false;
 
   constructor(options: CoordinatorOptions) {
     this.options = options;
@@ -83,17 +95,22 @@ export class Coordinator {
     this.log.info({ jobs: this.jobs.size }, 'coordinator started');
   }
 
-  /** Stops timers and ends every session; commits in flight finish first. */
-  async stop(): Promise<void> {
+  /**
+   * Stops timers and ends every session with `reason` (default
+   * SHUTTING_DOWN); calls waiting for a checkpoint fail with UNAVAILABLE.
+   * Commits in flight finish first.
+   */
+  async stop(reason?: CkptError): Promise<void> {
     if (this.state === 'stopped') return;
     this.state = 'stopped';
+    const error = reason ?? new CkptError('SHUTTING_DOWN', 'the coordinator is shutting down', { retryable: true });
     this.stopController.abort();
     if (this.sweeper !== undefined) clearInterval(this.sweeper);
-    for (const runtime of this.jobs.values()) runtime.stop();
+    for (const runtime of this.jobs.values()) runtime.stop(error.message);
     await Promise.all([...this.jobs.values()].map((r) => r.settled()));
     for (const session of this.sessions.all()) {
       this.sessions.remove(session.sessionId);
-      session.channel.end(new CkptError('SHUTTING_DOWN', 'the coordinator is shutting down', { retryable: true }));
+      session.channel.end(error);
     }
     this.log.info('coordinator stopped');
   }
@@ -113,6 +130,9 @@ export class Coordinator {
       now: this.now,
       idBlockSize: this.options.idBlockSize ?? DEFAULT_ID_BLOCK_SIZE,
       sessions: () => this.sessions.ofJob(job.spec.jobId),
+      guard: this.options.leadership?.guard,
+      term: this.term,
+      onLeadershipLost: (err) => this.lostLeadership(err),
     });
     this.jobs.set(job.spec.jobId, runtime);
     return runtime;
@@ -131,8 +151,32 @@ export class Coordinator {
         epoch: tracker.epoch,
         reason: 'ABORT_REASON_COORDINATOR_RESTART',
         message: `every checkpoint from ${from} to ${below - 1} that was pending`,
+        term: this.term,
       })
       .catch((err: unknown) => this.log.warn({ err, jobId: tracker.jobId }, 'restart abort not broadcast'));
+  }
+
+  /** The leader's term this coordinator runs in; 0 when it runs alone. */
+  get term(): number {
+    return this.options.leadership?.term ?? 0;
+  }
+
+  private lostLeadership(err: LeadershipLostError): void {
+    if (this.leadershipLost) return;
+    this.leadershipLost = true;
+    this.log.warn({ err }, 'a fenced etcd write was refused: another coordinator leads');
+    this.options.onLeadershipLost?.(err);
+  }
+
+  /** Runs a write; a refused fence reports the lost leadership and becomes NOT_LEADER for the caller. */
+  private async fenced<T>(write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } catch (err) {
+      if (!(err instanceof LeadershipLostError)) throw err;
+      this.lostLeadership(err);
+      throw new CkptError('NOT_LEADER', 'this coordinator is no longer the leader', { cause: err, retryable: true });
+    }
   }
 
   private requireRunning(): void {
@@ -163,7 +207,8 @@ export class Coordinator {
       if (isDeepStrictEqual(existing.tracker.spec, spec)) return { job: this.jobInfo(existing), created: false };
       throw new CkptError('JOB_EXISTS', `job ${spec.jobId} exists with another spec`, { jobId: spec.jobId });
     }
-    const { job, created } = await this.options.store.createJob(spec, this.now());
+    const guard = this.options.leadership?.guard;
+    const { job, created } = await this.fenced(() => this.options.store.createJob(spec, this.now(), guard));
     if (!created && !isDeepStrictEqual(job.spec, spec)) {
       throw new CkptError('JOB_EXISTS', `job ${spec.jobId} exists with another spec`, { jobId: spec.jobId });
     }
@@ -188,7 +233,8 @@ export class Coordinator {
     this.requireRunning();
     const runtime = this.job(jobId);
     if (runtime.tracker.state !== 'JOB_STATE_CANCELED') {
-      await this.options.store.updateJob(jobId, runtime.tracker.spec, 'JOB_STATE_CANCELED');
+      const guard = this.options.leadership?.guard;
+      await this.fenced(() => this.options.store.updateJob(jobId, runtime.tracker.spec, 'JOB_STATE_CANCELED', guard));
       runtime.tracker.cancel();
       runtime.abortAll('ABORT_REASON_JOB_CANCELED', `job ${jobId} was canceled`);
       runtime.stop();
@@ -251,6 +297,7 @@ export class Coordinator {
         latestCheckpointId: runtime.tracker.latestCheckpointId,
         controlSubjectPrefix: this.options.bus.controlPrefix(runtime.jobId),
         spec: runtime.tracker.spec,
+        term: this.term,
       },
     };
   }
@@ -334,7 +381,7 @@ export class Coordinator {
   ): Promise<CheckpointSummary__Output> {
     this.requireRunning();
     const runtime = this.job(jobId);
-    const checkpoint = await runtime.trigger(true, snapshotType);
+    const checkpoint = await this.fenced(() => runtime.trigger(true, snapshotType));
     return wait ? runtime.waitFor(checkpoint.id) : checkpoint.summary();
   }
 

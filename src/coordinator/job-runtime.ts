@@ -6,9 +6,9 @@
 import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
 import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
 import type { Checkpoint, AbortCause, CheckpointInit } from '../core/checkpoint.js';
-import { CkptError, hasReason } from '../core/errors.js';
+import { CkptError, hasReason, LeadershipLostError } from '../core/errors.js';
 import type { JobTracker } from '../core/job-tracker.js';
-import type { CheckpointStore, ControlBus } from '../core/ports.js';
+import type { CheckpointStore, ControlBus, LeaderGuard } from '../core/ports.js';
 import type { Logger } from '../log/index.js';
 import { AttemptControl } from './attempt-control.js';
 import type { CheckpointEvents } from './events.js';
@@ -24,7 +24,15 @@ export interface JobRuntimeDeps {
   idBlockSize: number;
   /** The job's live worker sessions. */
   sessions: () => Session[];
+  /** Fences every etcd write to this coordinator's leadership; none when it runs alone. */
+  guard: LeaderGuard | undefined;
+  /** The leader's term, sent with every control message and command. */
+  term: number;
+  /** A guarded write was refused: this coordinator is no longer the leader. */
+  onLeadershipLost: (err: LeadershipLostError) => void;
 }
+
+type Waiter = { resolve: (s: CheckpointSummary__Output) => void; reject: (err: CkptError) => void };
 
 /** A job's timers, commits and broadcasts around its tracker. */
 export class JobRuntime {
@@ -39,7 +47,7 @@ export class JobRuntime {
   private partsMayExist = true;
   private stopped = false;
   private recovering: Promise<void> | undefined;
-  private readonly waiters = new Map<number, Array<(s: CheckpointSummary__Output) => void>>();
+  private readonly waiters = new Map<number, Waiter[]>();
 
   constructor(tracker: JobTracker, deps: JobRuntimeDeps) {
     this.tracker = tracker;
@@ -50,6 +58,7 @@ export class JobRuntime {
       store: deps.store,
       logger: deps.logger,
       sessions: deps.sessions,
+      term: deps.term,
       recover: (why) => void this.recover(why),
       onStarted: () => this.arm(),
     });
@@ -64,11 +73,22 @@ export class JobRuntime {
     this.arm();
   }
 
-  /** Stops timers; pending checkpoints are left to the next coordinator. */
-  stop(): void {
+  /**
+   * Stops timers; pending checkpoints are left to the next coordinator.
+   * With `why`, calls waiting for a checkpoint fail with UNAVAILABLE (not
+   * NOT_LEADER or SHUTTING_DOWN: their trigger did happen).
+   */
+  stop(why?: string): void {
     this.stopped = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    if (why === undefined) return;
+    for (const [checkpointId, waiters] of this.waiters) {
+      const message = `the coordinator stopped before checkpoint ${checkpointId} finished: ${why}`;
+      const error = new CkptError('UNAVAILABLE', message, { jobId: this.jobId, checkpointId, retryable: true });
+      for (const waiter of waiters) waiter.reject(error);
+    }
+    this.waiters.clear();
   }
 
   /** Waits for the job's commits in flight. */
@@ -110,7 +130,8 @@ export class JobRuntime {
     const periodic = this.periodicDueMs();
     if (periodic !== undefined && periodic <= now && this.recovering === undefined) {
       this.trigger(false).catch((err: unknown) => {
-        if (!hasReason(err, 'TASKS_NOT_READY', 'TOO_MANY_PENDING', 'JOB_CANCELED')) {
+        if (err instanceof LeadershipLostError) this.deps.onLeadershipLost(err);
+        else if (!hasReason(err, 'TASKS_NOT_READY', 'TOO_MANY_PENDING', 'JOB_CANCELED')) {
           this.log.error({ err }, 'periodic trigger failed');
         }
       });
@@ -139,6 +160,7 @@ export class JobRuntime {
         snapshotType: checkpoint.init.snapshotType,
         triggeredAtMs: checkpoint.init.triggeredAtMs,
         deadlineMs: checkpoint.init.deadlineMs,
+        term: this.deps.term,
       })
       .catch((err: unknown) =>
         this.log.error({ err, checkpointId: checkpoint.id }, 'trigger not published; the checkpoint will time out'),
@@ -150,7 +172,7 @@ export class JobRuntime {
   private async reserveIds(): Promise<void> {
     this.reservation ??= (async () => {
       const floor = this.tracker.ids.floorToReserve(this.deps.idBlockSize);
-      await this.deps.store.reserveIds(this.jobId, floor);
+      await this.deps.store.reserveIds(this.jobId, floor, this.deps.guard);
       this.tracker.ids.reserved(floor);
       this.log.debug({ floor }, 'checkpoint ids reserved');
     })().finally(() => {
@@ -163,15 +185,21 @@ export class JobRuntime {
   waitFor(checkpointId: number): Promise<CheckpointSummary__Output> {
     const known = this.tracker.find(checkpointId);
     if (known !== undefined && known.status !== 'PENDING') return Promise.resolve(known.summary());
-    return new Promise((resolve) => {
-      this.waiters.set(checkpointId, [...(this.waiters.get(checkpointId) ?? []), resolve]);
+    if (this.stopped) {
+      const message = `the coordinator stopped before checkpoint ${checkpointId} finished`;
+      return Promise.reject(
+        new CkptError('UNAVAILABLE', message, { jobId: this.jobId, checkpointId, retryable: true }),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      this.waiters.set(checkpointId, [...(this.waiters.get(checkpointId) ?? []), { resolve, reject }]);
     });
   }
 
   private finished(checkpoint: Checkpoint): void {
     const summary = checkpoint.summary();
     this.deps.events.publish(summary);
-    for (const resolve of this.waiters.get(checkpoint.id) ?? []) resolve(summary);
+    for (const waiter of this.waiters.get(checkpoint.id) ?? []) waiter.resolve(summary);
     this.waiters.delete(checkpoint.id);
   }
 
@@ -217,8 +245,13 @@ export class JobRuntime {
     const summary = { ...checkpoint.summary(), state: 'CHECKPOINT_STATE_COMPLETED' as const, finishedAtMs: now };
     let result: { manifestBytes: number; manifestParts: number };
     try {
-      result = await this.deps.store.commit({ manifest, summary, subsumedCheckpointIds: subsumed });
+      result = await this.deps.store.commit({ manifest, summary, subsumedCheckpointIds: subsumed }, this.deps.guard);
     } catch (err) {
+      if (err instanceof LeadershipLostError) {
+        this.deps.onLeadershipLost(err);
+        this.abort(checkpoint, 'ABORT_REASON_COMMIT_FAILED', err.message);
+        return;
+      }
       const committed = await this.resolveUnknownOutcome(checkpoint, err);
       if (committed === undefined) {
         this.abort(checkpoint, 'ABORT_REASON_COMMIT_FAILED', CkptError.from(err).message);
@@ -275,6 +308,7 @@ export class JobRuntime {
         checkpointId: checkpoint.id,
         epoch: checkpoint.init.epoch,
         completedAtMs: now,
+        term: this.deps.term,
       }),
     );
     for (const old of older) this.abort(old, 'ABORT_REASON_SUBSUMED', `checkpoint ${checkpoint.id} completed first`);
@@ -307,6 +341,7 @@ export class JobRuntime {
         epoch: checkpoint.init.epoch,
         reason,
         message,
+        term: this.deps.term,
       }),
     );
     if (failed) void this.recover(`more than ${this.tracker.policy.tolerableFailures} consecutive checkpoint failures`);
@@ -329,16 +364,19 @@ export class JobRuntime {
       this.log.warn({ why }, 'job recovery started');
       await this.commitChain;
       this.abortAll('ABORT_REASON_TASK_FAILURE', why);
-      const epoch = await this.deps.store.bumpEpoch(this.jobId, this.tracker.epoch);
+      const epoch = await this.deps.store.bumpEpoch(this.jobId, this.tracker.epoch, this.deps.guard);
       this.tracker.enterEpoch(epoch);
       const checkpointId = this.tracker.latestCheckpointId;
       await this.deps.bus
-        .publishRecover({ jobId: this.jobId, epoch, checkpointId })
+        .publishRecover({ jobId: this.jobId, epoch, checkpointId, term: this.deps.term })
         .catch((err: unknown) => this.log.warn({ err }, 'recover not broadcast; sessions still get their restore'));
       this.attempts.restoreAll();
       this.log.info({ epoch, checkpointId }, 'job recovery: every task restores');
     })()
-      .catch((err: unknown) => this.log.error({ err }, 'job recovery failed'))
+      .catch((err: unknown) => {
+        if (err instanceof LeadershipLostError) this.deps.onLeadershipLost(err);
+        else this.log.error({ err }, 'job recovery failed');
+      })
       .finally(() => {
         this.recovering = undefined;
         this.arm();

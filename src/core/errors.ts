@@ -25,7 +25,8 @@ export type ErrorReason =
   | 'TASK_ALREADY_ATTACHED'
   | 'UNAVAILABLE'
   | 'SHUTTING_DOWN'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  | 'NOT_LEADER';
 
 /** The ids an error concerns, as far as known. */
 export interface ErrorIds {
@@ -41,6 +42,8 @@ export interface CkptErrorOptions extends ErrorIds {
   cause?: unknown;
   /** Whether the same call may succeed if retried later. Default: false. */
   retryable?: boolean;
+  /** With NOT_LEADER: the leader's advertised address, when known. */
+  leader?: string;
 }
 
 /** An error with a stable reason, the ids it concerns, and retryability. */
@@ -49,11 +52,14 @@ export class CkptError extends Error {
   readonly reason: ErrorReason;
   readonly ids: ErrorIds;
   readonly retryable: boolean;
+  /** With NOT_LEADER: the leader's advertised address, when known. */
+  readonly leader: string | undefined;
 
   constructor(reason: ErrorReason, message: string, options: CkptErrorOptions = {}) {
     super(`${reason}: ${message}`, options.cause === undefined ? undefined : { cause: options.cause });
     this.reason = reason;
     this.retryable = options.retryable ?? false;
+    this.leader = options.leader;
     const ids: ErrorIds = {};
     if (options.jobId !== undefined) ids.jobId = options.jobId;
     if (options.taskId !== undefined) ids.taskId = options.taskId;
@@ -73,4 +79,15 @@ export class CkptError extends Error {
 /** True when `err` is a `CkptError` with one of the given reasons. */
 export function hasReason(err: unknown, ...reasons: ErrorReason[]): err is CkptError {
   return err instanceof CkptError && reasons.includes(err.reason);
+}
+
+/**
+ * A write guarded by the leader's election key was refused because the key
+ * changed: the writer is no longer the leader and must step down. Its
+ * reason is UNAVAILABLE (not retryable): the write did not happen.
+ */
+export class LeadershipLostError extends CkptError {
+  constructor(message: string, options: Omit<CkptErrorOptions, 'retryable'> = {}) {
+    super('UNAVAILABLE', message, { ...options, retryable: false });
+  }
 }

@@ -26,6 +26,18 @@ export interface StoredJobState {
   retainedCheckpointIds: number[];
 }
 
+/**
+ * Fences a write to the current leader: it happens only while `key` (the
+ * leader's election key, a full etcd key) still has the create revision
+ * the leader saw when it was elected. A refused write throws
+ * `LeadershipLostError`.
+ */
+export interface LeaderGuard {
+  key: string;
+  /** Decimal create revision of `key`. */
+  createRevision: string;
+}
+
 /** A checkpoint to commit. */
 export interface CommitRequest {
   manifest: Manifest;
@@ -48,7 +60,8 @@ export interface CommitResult {
  * Consensus storage. Every method either fully happens or throws a
  * `CkptError` (reason UNAVAILABLE with `retryable` for etcd outages,
  * OVERSIZED when a request would exceed etcd's limits, checked before
- * sending).
+ * sending). Every write takes an optional `LeaderGuard` and throws
+ * `LeadershipLostError` when it fails.
  */
 export interface CheckpointStore {
   /** Every job under the prefix with its counters. */
@@ -57,24 +70,25 @@ export interface CheckpointStore {
    * Creates a job with epoch 1, latest 0 and id floor 1 if no job of that
    * id exists; returns the stored state, and whether it was created.
    */
-  createJob(spec: JobSpec, nowMs: number): Promise<{ job: StoredJobState; created: boolean }>;
+  createJob(spec: JobSpec, nowMs: number, guard?: LeaderGuard): Promise<{ job: StoredJobState; created: boolean }>;
   /** Replaces the spec and state of an existing job (resubmit, cancel). */
-  updateJob(jobId: string, spec: JobSpec, state: JobState): Promise<void>;
+  updateJob(jobId: string, spec: JobSpec, state: JobState, guard?: LeaderGuard): Promise<void>;
   /** Raises the id floor to `floor` (never lowers it). */
-  reserveIds(jobId: string, floor: number): Promise<void>;
+  reserveIds(jobId: string, floor: number, guard?: LeaderGuard): Promise<void>;
   /**
    * Increases the epoch by one if it is still `expectedEpoch`; returns the
    * new epoch. Throws STALE_EPOCH if it was not.
    */
-  bumpEpoch(jobId: string, expectedEpoch: number): Promise<number>;
+  bumpEpoch(jobId: string, expectedEpoch: number, guard?: LeaderGuard): Promise<number>;
   /**
-   * Commits a checkpoint in one transaction guarded by `latest < id` and
-   * `epoch == manifest.epoch`; the same transaction moves `latest` and
-   * deletes the subsumed checkpoints. A manifest larger than one request
-   * is first written as content-addressed parts. Throws
-   * CHECKPOINT_COMPLETED or STALE_EPOCH if a guard fails.
+   * Commits a checkpoint in one transaction guarded by `latest < id`,
+   * `epoch == manifest.epoch` and, with `guard`, the leader's election
+   * key; the same transaction moves `latest` and deletes the subsumed
+   * checkpoints. A manifest larger than one request is first written as
+   * content-addressed parts. Throws CHECKPOINT_COMPLETED, STALE_EPOCH or
+   * `LeadershipLostError` if a guard fails.
    */
-  commit(request: CommitRequest): Promise<CommitResult>;
+  commit(request: CommitRequest, guard?: LeaderGuard): Promise<CommitResult>;
   /** The manifest of a retained checkpoint, verified against its hashes. */
   readManifest(jobId: string, checkpointId: number): Promise<Manifest | undefined>;
   /** Summaries of the retained checkpoints, newest first. */

@@ -1,6 +1,7 @@
 /**
  * Local etcd and NATS servers on loopback ports with temporary data, started
- * and torn down by tests, the demo and benchmarks.
+ * and torn down by tests, the demo and benchmarks, and a TCP proxy that cuts
+ * and stalls the links to them.
  */
 export { freePort } from './free-port.js';
 export { DEFAULT_START_TIMEOUT_MS, ServerStartError, type ManagedServer } from './server-process.js';
@@ -13,6 +14,7 @@ export {
   type NatsOptions,
   type NatsProcess,
 } from './nats-process.js';
+export { startTcpProxy, type TcpProxy, type TcpProxyOptions, type TcpProxyState } from './tcp-proxy.js';
 export {
   killLocalServersSync,
   startLocalServers,

@@ -1,9 +1,11 @@
 /**
  * A worker's subscriptions to its job's control subjects: triggers for its
  * sources and the `complete`, `abort` and `recover` broadcasts, decoded.
+ * Messages of a lower leader term than the highest seen come from a
+ * deposed coordinator and are dropped.
  */
 import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
-import { controlMessageCodecs, type JobSubjects } from '../bus/index.js';
+import { controlMessageCodecs, LeaderTerms, type JobSubjects } from '../bus/index.js';
 import type { CheckpointAbort__Output } from '../gen/ckpt/v1/CheckpointAbort.js';
 import type { CheckpointComplete__Output } from '../gen/ckpt/v1/CheckpointComplete.js';
 import type { Recover__Output } from '../gen/ckpt/v1/Recover.js';
@@ -22,7 +24,9 @@ export interface ControlHandlers {
  * Subscribes to the control subjects (the trigger subject only when
  * `triggers`) and resolves once the server has registered them. Returns
  * the function that unsubscribes them all. Messages that do not decode are
- * logged and dropped.
+ * logged and dropped, and so are messages whose term is lower than the
+ * highest in `terms` (pass the session's, so that a welcome from a new
+ * leader counts too; default: the terms of these subscriptions alone).
  */
 export async function subscribeControl(
   nc: NatsConnection,
@@ -30,10 +34,15 @@ export async function subscribeControl(
   handlers: ControlHandlers,
   triggers: boolean,
   logger: Logger,
+  terms: LeaderTerms = new LeaderTerms(),
 ): Promise<() => void> {
   const codecs = controlMessageCodecs();
   const subs: Subscription[] = [];
-  const on = <T>(subject: string, decode: (bytes: Uint8Array) => T, handle: (message: T) => void): void => {
+  const on = <T extends { term: number }>(
+    subject: string,
+    decode: (bytes: Uint8Array) => T,
+    handle: (message: T) => void,
+  ): void => {
     const callback = (err: Error | null, msg: Msg): void => {
       if (err !== null) {
         logger.warn({ err, subject }, 'control subscription failed');
@@ -44,6 +53,13 @@ export async function subscribeControl(
         message = decode(msg.data);
       } catch (error) {
         logger.warn({ err: error, subject }, 'undecodable control message dropped');
+        return;
+      }
+      if (!terms.admit(message.term)) {
+        logger.debug(
+          { subject, term: message.term, highest: terms.highest },
+          'control message of a deposed leader dropped',
+        );
         return;
       }
       handle(message);

@@ -9,7 +9,10 @@ import { barrierHeaders, controlMessageCodecs } from '../bus/index.js';
 import type { Barrier } from '../gen/ckpt/v1/Barrier.js';
 import type { Logger } from '../log/index.js';
 import { recordHeaders } from './record.js';
-import { edgeSubject, taskOfEdgeSubject, type Edge } from './subjects.js';
+import { edgeSubject, type Edge } from './subjects.js';
+
+/** Keys whose record headers are kept for reuse. */
+const MAX_CACHED_KEY_HEADERS = 4096;
 
 /** Receives one message of an edge a local task reads. */
 export type EdgeHandler = (edge: Edge, msg: Msg) => void;
@@ -21,7 +24,9 @@ export class DataPlane {
   readonly #logger: Logger;
   readonly #codec = controlMessageCodecs().barrier;
   readonly #subjects = new Map<string, string>();
-  #plain: { epoch: number; headers: MsgHdrs } | undefined;
+  readonly #keyed = new Map<string, MsgHdrs>();
+  #headersEpoch = -1;
+  #plain: MsgHdrs = recordHeaders(0);
 
   /** `controlPrefix`: the job's control prefix from the welcome. */
   constructor(nc: NatsConnection, controlPrefix: string, logger: Logger) {
@@ -53,7 +58,8 @@ export class DataPlane {
     for (const [reader, inputs] of readers) {
       for (const input of inputs) {
         const subject = this.#subject(input, reader);
-        subs.push(this.#nc.subscribe(subject, { callback: (err, msg) => this.#deliver(subject, err, msg, handle) }));
+        const edge: Edge = { from: input, to: reader };
+        subs.push(this.#nc.subscribe(subject, { callback: (err, msg) => this.#deliver(edge, err, msg, handle) }));
       }
     }
     await this.#nc.flush();
@@ -62,17 +68,16 @@ export class DataPlane {
     };
   }
 
-  #deliver(subject: string, err: Error | null, msg: Msg, handle: EdgeHandler): void {
+  /** One message of `edge`'s subscription: its subject is exactly the edge's subject, nothing to parse. */
+  #deliver(edge: Edge, err: Error | null, msg: Msg, handle: EdgeHandler): void {
     if (err !== null) {
-      this.#logger.warn({ err, subject }, 'data subscription failed');
+      this.#logger.warn({ err, edge }, 'data subscription failed');
       return;
     }
-    const edge = taskOfEdgeSubject(this.#prefix, msg.subject);
-    if (edge === undefined) return;
     try {
       handle(edge, msg);
     } catch (error) {
-      this.#logger.warn({ err: error, subject }, 'data message dropped');
+      this.#logger.warn({ err: error, edge }, 'data message dropped');
     }
   }
 
@@ -86,9 +91,25 @@ export class DataPlane {
     return subject;
   }
 
+  /**
+   * The headers of a record, shared by the records of one epoch and key:
+   * `publish` only encodes them, and building them is a good part of the
+   * cost of a small record.
+   */
   #headers(epoch: number, key: string | undefined): MsgHdrs {
-    if (key !== undefined) return recordHeaders(epoch, key);
-    if (this.#plain?.epoch !== epoch) this.#plain = { epoch, headers: recordHeaders(epoch) };
-    return this.#plain.headers;
+    if (this.#headersEpoch !== epoch) {
+      this.#headersEpoch = epoch;
+      this.#plain = recordHeaders(epoch);
+      this.#keyed.clear();
+    }
+    if (key === undefined) return this.#plain;
+    let headers = this.#keyed.get(key);
+    if (headers === undefined) {
+      // Many distinct keys: start over rather than hold on to all of them.
+      if (this.#keyed.size >= MAX_CACHED_KEY_HEADERS) this.#keyed.clear();
+      headers = recordHeaders(epoch, key);
+      this.#keyed.set(key, headers);
+    }
+    return headers;
   }
 }

@@ -54,7 +54,13 @@ export type { JobGraph } from './graph.js';
 export { retentionFloor } from './retention.js';
 export { jetStreamSource, jetStreamInput } from './source-jetstream.js';
 export type { JetStreamSourceOptions } from './source-jetstream.js';
-export { jetStreamSink, sinkMessageId, DEFAULT_SINK_DUPLICATE_WINDOW_MS } from './sink-jetstream.js';
+export {
+  jetStreamSink,
+  sinkMessageId,
+  DEFAULT_SINK_DUPLICATE_WINDOW_MS,
+  DEFAULT_SINK_MAX_IN_FLIGHT,
+  DEFAULT_SINK_PUBLISH_TIMEOUT_MS,
+} from './sink-jetstream.js';
 export type { JetStreamSinkOptions } from './sink-jetstream.js';
 export { SinkStaging } from './sink-staging.js';
 export { ensureStream } from './jetstream-stream.js';

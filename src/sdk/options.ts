@@ -11,8 +11,12 @@ import type { StateBackend } from './state/index.js';
 
 /** Options of `new Worker(...)` / `createWorker(...)`. */
 export interface WorkerOptions {
-  /** The coordinator's gRPC address, `host:port`. Required. */
-  coordinator: string;
+  /**
+   * The coordinator's gRPC address, `host:port`, or several (an array or a
+   * comma-separated list) when coordinators run as leader and standbys:
+   * the worker follows the leader among them. Required.
+   */
+  coordinator: string | readonly string[];
   /** Bearer token for a coordinator started with an auth token. Default: none. */
   token?: string;
   /** NATS server URLs. Required, at least one. */
@@ -62,7 +66,7 @@ export const SDK_LABEL = 'ckpt-ts';
 
 /** The options with every default applied. */
 export interface WorkerConfig {
-  coordinator: string;
+  coordinator: string[];
   token: string | undefined;
   nats: string[];
   jobId: string;
@@ -87,9 +91,7 @@ export function defaultWorkerId(): string {
 
 /** Applies defaults and validates; errors name the option. */
 export function resolveWorkerOptions(options: WorkerOptions): WorkerConfig {
-  if (typeof options.coordinator !== 'string' || options.coordinator === '') {
-    throw new CkptError('MALFORMED', 'coordinator: the coordinator address (host:port) is required');
-  }
+  const coordinator = coordinatorAddresses(options.coordinator);
   if (!Array.isArray(options.nats) || options.nats.length === 0) {
     throw new CkptError('MALFORMED', 'nats: at least one NATS server is required');
   }
@@ -100,7 +102,7 @@ export function resolveWorkerOptions(options: WorkerOptions): WorkerConfig {
   const workerId = options.workerId ?? defaultWorkerId();
   if (workerId === '') throw new CkptError('MALFORMED', 'workerId: must not be empty');
   return {
-    coordinator: options.coordinator,
+    coordinator,
     token: options.token,
     nats: [...options.nats],
     jobId: options.jobId,
@@ -120,6 +122,18 @@ export function resolveWorkerOptions(options: WorkerOptions): WorkerConfig {
     labels: { sdk: SDK_LABEL, language: 'typescript', host: hostname(), ...options.labels },
     signal: options.signal,
   };
+}
+
+function coordinatorAddresses(value: string | readonly string[] | undefined): string[] {
+  const given = typeof value === 'string' ? [value] : Array.isArray(value) ? (value as readonly unknown[]) : [];
+  const addresses = given
+    .flatMap((a) => (typeof a === 'string' ? a.split(',') : []))
+    .map((a) => a.trim())
+    .filter((a) => a !== '');
+  if (addresses.length === 0) {
+    throw new CkptError('MALFORMED', 'coordinator: at least one coordinator address (host:port) is required');
+  }
+  return addresses;
 }
 
 function nonNegative(option: string, value: number): number {

@@ -21,7 +21,19 @@ const encoder = new TextEncoder();
 /** The 32-bit FNV-1a hash of the UTF-8 bytes of `text`. */
 export function fnv1a32(text: string): number {
   let hash = FNV_OFFSET_BASIS;
-  for (const byte of encoder.encode(text)) {
+  // ASCII text is its own UTF-8: hashed without encoding it first.
+  for (let i = 0; i < text.length; i += 1) {
+    const code = text.charCodeAt(i);
+    if (code >= 0x80) return fnv1a32Bytes(encoder.encode(text));
+    hash ^= code;
+    hash = Math.imul(hash, FNV_PRIME) >>> 0;
+  }
+  return hash >>> 0;
+}
+
+function fnv1a32Bytes(bytes: Uint8Array): number {
+  let hash = FNV_OFFSET_BASIS;
+  for (const byte of bytes) {
     hash ^= byte;
     hash = Math.imul(hash, FNV_PRIME) >>> 0;
   }
@@ -42,11 +54,14 @@ export class Router {
   /** The downstream task ids, sorted: the order the hash partitions over. */
   readonly targets: readonly string[];
   readonly #taskId: string;
+  /** Per target, the one-element list `route` returns for it. */
+  readonly #single: ReadonlyMap<string, readonly string[]>;
 
   /** `taskId` is the producer, `downstream` the tasks reading from it (any order). */
   constructor(taskId: string, downstream: readonly string[]) {
     this.#taskId = taskId;
     this.targets = [...new Set(downstream)].sort();
+    this.#single = new Map(this.targets.map((t) => [t, [t]]));
   }
 
   /**
@@ -55,15 +70,16 @@ export class Router {
    */
   route(options: EmitOptions = {}): readonly string[] {
     if (options.to !== undefined) {
-      if (!this.targets.includes(options.to)) {
+      const named = this.#single.get(options.to);
+      if (named === undefined) {
         throw new CkptError('MALFORMED', `task ${options.to} does not read from task ${this.#taskId}`, {
           taskId: this.#taskId,
         });
       }
-      return [options.to];
+      return named;
     }
     if (options.key !== undefined && this.targets.length > 0) {
-      return [this.targets[partitionOf(options.key, this.targets.length)] as string];
+      return this.#single.get(this.targets[fnv1a32(options.key) % this.targets.length] as string) ?? [];
     }
     return this.targets;
   }

@@ -1,11 +1,15 @@
 /**
  * The worker's session with the coordinator over the `Attach` stream:
  * hello, welcome, heartbeats and the coordinator's commands. A session
- * lost to a coordinator restart or an outage is opened again with backoff;
- * the hello then names the epoch the worker's tasks run in, so that the
- * coordinator can let them carry on.
+ * lost to a coordinator restart, a change of leader or an outage is opened
+ * again with backoff, at the leader a standby names or else at the next
+ * coordinator address; the hello then names the epoch the worker's tasks
+ * run in, so that the coordinator can let them carry on. Welcomes and
+ * commands of a lower leader term than the highest seen come from a
+ * deposed leader and are refused or dropped.
  */
 import * as grpc from '@grpc/grpc-js';
+import { LeaderTerms } from '../bus/index.js';
 import { errorInfo, type AttachStream, type CoordinatorClient } from '../client/index.js';
 import { CkptError, type ErrorReason } from '../core/errors.js';
 import type { AttachRequest } from '../gen/ckpt/v1/AttachRequest.js';
@@ -56,6 +60,11 @@ export interface SessionOptions {
   backoff: BackoffConfig;
   logger: Logger;
   handlers: SessionHandlers;
+  /**
+   * The highest leader term seen, shared with the control subscriptions.
+   * Default: the session's own.
+   */
+  terms?: LeaderTerms;
 }
 
 /** The worker's session, reconnecting until closed. */
@@ -63,6 +72,7 @@ export class WorkerSession {
   readonly #o: SessionOptions;
   readonly #closing = new AbortController();
   readonly #outbox: AttachRequest[] = [];
+  readonly #terms: LeaderTerms;
   #call: AttachStream | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #reconnecting: Promise<void> | undefined;
@@ -71,6 +81,12 @@ export class WorkerSession {
   /** See `SessionOptions`. */
   constructor(options: SessionOptions) {
     this.#o = options;
+    this.#terms = options.terms ?? new LeaderTerms();
+  }
+
+  /** The highest leader term the session has seen. */
+  get terms(): LeaderTerms {
+    return this.#terms;
   }
 
   /** True while a stream is open and welcomed. */
@@ -94,7 +110,8 @@ export class WorkerSession {
         const error = sessionError(err);
         const delay = backoffDelayMs(this.#o.backoff, attempt);
         if (isFatal(error) || Date.now() + delay > until || this.#closing.signal.aborted) throw error;
-        this.#o.logger.debug({ err: error, attempt }, 'attach failed; retrying');
+        this.#o.client.followLeader(err);
+        this.#o.logger.debug({ err: error, attempt, address: this.#o.client.address }, 'attach failed; retrying');
         await sleep(delay, this.#closing.signal);
       }
     }
@@ -151,9 +168,12 @@ export class WorkerSession {
   /** Runs in the welcome's own event, so no later message of the stream goes unheard. */
   #bind(call: AttachStream, welcome: Welcome__Output, resumed: boolean): Welcome__Output {
     if (this.#closing.signal.aborted) throw new CkptError('SHUTTING_DOWN', 'the session is closing');
+    if (!this.#terms.admit(welcome.term)) {
+      throw new CkptError('NOT_LEADER', `welcome of term ${welcome.term} from a deposed leader`, { retryable: true });
+    }
     this.#call = call;
     call.on('data', (message: AttachResponse__Output) => {
-      if (message.welcome === undefined || message.welcome === null) this.#o.handlers.onCommand(message);
+      if (message.welcome === undefined || message.welcome === null) this.#command(message);
     });
     call.on('error', (err: Error) => this.#ended(call, err));
     call.on('end', () =>
@@ -167,6 +187,16 @@ export class WorkerSession {
     return welcome;
   }
 
+  /** Passes a command on, unless it is of a deposed leader's term. */
+  #command(message: AttachResponse__Output): void {
+    const term = message.restore?.term ?? message.start?.term;
+    if (term !== undefined && !this.#terms.admit(term)) {
+      this.#o.logger.debug({ command: message.body, term, highest: this.#terms.highest }, 'stale command dropped');
+      return;
+    }
+    this.#o.handlers.onCommand(message);
+  }
+
   #ended(call: AttachStream, err: Error): void {
     if (call !== this.#call) return;
     this.#call = undefined;
@@ -178,7 +208,8 @@ export class WorkerSession {
       this.#o.handlers.onFatal(error);
       return;
     }
-    this.#o.logger.warn({ err: error }, 'session lost; reconnecting');
+    this.#o.client.followLeader(err);
+    this.#o.logger.warn({ err: error, address: this.#o.client.address }, 'session lost; reconnecting');
     this.#o.handlers.onLost(error);
     this.#reconnecting = this.#reconnect();
   }
@@ -197,7 +228,8 @@ export class WorkerSession {
           this.#o.handlers.onFatal(error);
           return;
         }
-        this.#o.logger.debug({ err: error, attempt }, 'reconnect failed');
+        this.#o.client.followLeader(err);
+        this.#o.logger.debug({ err: error, attempt, address: this.#o.client.address }, 'reconnect failed');
       }
     }
   }

@@ -6,9 +6,9 @@
  * drops a re-publication after a recovery. Nothing is visible in the stream
  * before its checkpoint completes.
  */
-import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { fromNatsError } from '../bus/index.js';
+import { publishToStream } from './jetstream-publish.js';
 import { ensureStream } from './jetstream-stream.js';
 import { payloadBytes } from './record.js';
 import { SinkStaging } from './sink-staging.js';
@@ -31,9 +31,12 @@ export interface JetStreamSinkOptions {
    * recovery. Default 10 minutes.
    */
   duplicateWindowMs?: number;
-  /** Deadline of one publication. Default 5000 ms. */
+  /**
+   * A commit fails when publications wait for their acknowledgement and
+   * none arrives for this long. Default 5000 ms.
+   */
   publishTimeoutMs?: number;
-  /** Most publications in flight at once. Default 256. */
+  /** Most publications waiting for their acknowledgement at once. Default 256. */
   maxInFlight?: number;
   /** Turns a record into the published payload. Default: the record's value. */
   map?: (record: DataRecord) => string | Uint8Array;
@@ -43,6 +46,12 @@ export interface JetStreamSinkOptions {
 
 /** Default of `JetStreamSinkOptions.duplicateWindowMs`: 10 minutes. */
 export const DEFAULT_SINK_DUPLICATE_WINDOW_MS = 10 * 60 * 1000;
+
+/** Default of `JetStreamSinkOptions.publishTimeoutMs`. */
+export const DEFAULT_SINK_PUBLISH_TIMEOUT_MS = 5000;
+
+/** Default of `JetStreamSinkOptions.maxInFlight`. */
+export const DEFAULT_SINK_MAX_IN_FLIGHT = 256;
 
 /** The message id of record `index` of checkpoint `checkpointId` of a sink task. */
 export function sinkMessageId(jobId: string, taskId: string, checkpointId: number, index: number): string {
@@ -104,21 +113,15 @@ async function publishGroup(
   checkpointId: number,
   records: readonly Uint8Array[],
 ): Promise<void> {
-  const js = jetstream(options.connection ?? ctx.nats);
-  const timeout = options.publishTimeoutMs ?? 5000;
-  const window = Math.max(1, options.maxInFlight ?? 256);
   try {
-    for (let start = 0; start < records.length; start += window) {
-      const slice = records.slice(start, start + window);
-      await Promise.all(
-        slice.map((payload, i) =>
-          js.publish(options.subject, payload, {
-            msgID: sinkMessageId(ctx.jobId, ctx.taskId, checkpointId, start + i),
-            timeout,
-          }),
-        ),
-      );
-    }
+    await publishToStream(options.connection ?? ctx.nats, {
+      subject: options.subject,
+      payloads: records,
+      msgId: (index) => sinkMessageId(ctx.jobId, ctx.taskId, checkpointId, index),
+      maxInFlight: options.maxInFlight ?? DEFAULT_SINK_MAX_IN_FLIGHT,
+      timeoutMs: options.publishTimeoutMs ?? DEFAULT_SINK_PUBLISH_TIMEOUT_MS,
+      signal: ctx.signal,
+    });
   } catch (err) {
     throw fromNatsError(err, `publish checkpoint ${checkpointId} to ${options.stream}`, {
       jobId: ctx.jobId,

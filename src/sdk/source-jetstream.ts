@@ -8,14 +8,21 @@ import { DeliverPolicy, jetstream, type ConsumerMessages, type JsMsg } from '@na
 import type { NatsConnection } from '@nats-io/nats-core';
 import { fromNatsError } from '../bus/index.js';
 import { emitAll, type Emissions } from './emission.js';
+import { filtersSlowlyWhenResuming, subjectMatches } from './jetstream-filter.js';
 import { ensureStream } from './jetstream-stream.js';
+import { isPromiseLike } from './promise-like.js';
 import type { SourceMessage, SourcePosition, SourceTask, TaskContext } from './task.js';
 
 /** Options of `jetStreamSource`. */
 export interface JetStreamSourceOptions {
   /** The stream to read. */
   stream: string;
-  /** Reads only this subject (filter). Default: every subject of the stream. */
+  /**
+   * Reads only this subject (filter). Default: every subject of the stream.
+   * Against nats-server before 2.10, a source resuming inside the stream
+   * reads every subject and skips the others itself, which is much faster
+   * there than the server's filter.
+   */
   subject?: string;
   /** Creates the stream (with `subject` as its subject) when it does not exist. Default false. */
   createStream?: boolean;
@@ -40,8 +47,14 @@ export function jetStreamSource(options: JetStreamSourceOptions): SourceTask<JsM
   const input = jetStreamInput(options.stream, options.subject);
   return {
     read: (positions, ctx) => readStream(options, input, positions, ctx),
-    async handle(message: SourceMessage<JsMsg>, ctx: TaskContext): Promise<void> {
-      const emissions = options.map === undefined ? message.value.data : await options.map(message.value, ctx);
+    handle(message: SourceMessage<JsMsg>, ctx: TaskContext): void | Promise<void> {
+      if (options.map === undefined) {
+        emitAll(message.value.data, ctx);
+        return;
+      }
+      const emissions = options.map(message.value, ctx);
+      // A synchronous map is handled without a microtask turn per message.
+      if (isPromiseLike(emissions)) return Promise.resolve(emissions).then((e) => emitAll(e, ctx));
       emitAll(emissions, ctx);
     },
   };
@@ -55,12 +68,16 @@ async function* readStream(
 ): AsyncGenerator<SourceMessage<JsMsg>> {
   const nc = options.connection ?? ctx.nats;
   const after = positions.find((p) => p.input === input)?.offset ?? 0;
-  const messages = await openConsumer(nc, options, after, ctx);
+  const { subject } = options;
+  // Resuming inside the stream: on servers that filter slowly there, read every subject and filter here.
+  const filterHere = subject !== undefined && after > 0 && filtersSlowlyWhenResuming(nc.info?.version);
+  const messages = await openConsumer(nc, options, after, filterHere, ctx);
   const stop = (): void => void messages.close().catch(() => {});
   ctx.signal.addEventListener('abort', stop, { once: true });
   try {
     for await (const msg of messages) {
       if (ctx.signal.aborted) return;
+      if (filterHere && !subjectMatches(subject, msg.subject)) continue;
       yield { input, offset: msg.seq, value: msg };
     }
   } finally {
@@ -73,6 +90,7 @@ async function openConsumer(
   nc: NatsConnection,
   options: JetStreamSourceOptions,
   after: number,
+  filterHere: boolean,
   ctx: TaskContext,
 ): Promise<ConsumerMessages> {
   if (options.createStream === true) {
@@ -81,7 +99,7 @@ async function openConsumer(
   try {
     const consumer = await jetstream(nc).consumers.get(options.stream, {
       // A single subject as a string: servers before 2.10 know only one filter subject.
-      ...(options.subject === undefined ? {} : { filter_subjects: options.subject }),
+      ...(options.subject === undefined || filterHere ? {} : { filter_subjects: options.subject }),
       ...(after > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 } : {}),
     });
     return await consumer.consume({ max_messages: options.batchSize ?? 256 });

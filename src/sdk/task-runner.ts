@@ -4,10 +4,16 @@
  * forwards barriers, and runs the checkpoint hooks. One loop per task, so a
  * slow task holds back only itself.
  *
+ * The loop awaits only what returns a promise: records whose `process` (or
+ * messages whose `handle`) returns nothing run back to back in one
+ * synchronous batch, typically one NATS delivery, so that their emitted
+ * records leave in one write. Long batches give the event loop a turn.
+ *
  * Phases: `idle` until the first restore, `restoring`, `active`, `halted`
  * (a recovery stopped it; a restore follows), `failed` (it threw; the job
  * rolls back), `closed`.
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { CkptError } from '../core/errors.js';
 import type { SnapshotType } from '../gen/ckpt/v1/SnapshotType.js';
@@ -18,6 +24,7 @@ import { InputAligner, type AlignAction, type AlignmentMode } from './alignment.
 import { createTaskContext, type ContextCell } from './context.js';
 import type { DataPlane } from './data-plane.js';
 import { Fifo } from './fifo.js';
+import { isPromiseLike, settledOf } from './promise-like.js';
 import { SourceLane } from './source-lane.js';
 import { dataRecord, payloadBytes } from './record.js';
 import { Router, type EmitOptions } from './router.js';
@@ -61,7 +68,19 @@ export interface RestoreRequest {
   signal: AbortSignal;
 }
 
+/** Control work: runs synchronously unless it returns a promise, which the loop waits for. */
 type Work = () => unknown;
+
+/** What `#step` returns when there is nothing to do. */
+const IDLE = Symbol('idle');
+
+/**
+ * The loop gives the event loop a turn after this much synchronous work,
+ * so that heartbeats, timers and deliveries keep flowing under load.
+ */
+const SLICE_MS = 10;
+/** The clock is read once every this many pieces of work. */
+const SLICE_CHECK_EVERY = 32;
 
 /** The runtime of one task. */
 export class TaskRunner {
@@ -82,7 +101,7 @@ export class TaskRunner {
   #positions = new Map<string, number>();
   #processed = 0;
   #lastTriggered = 0;
-  #current: Promise<unknown> = Promise.resolve();
+  #current: PromiseLike<unknown> = Promise.resolve();
   #wakeUp: (() => void) | undefined;
   #warnedNoOutputs = false;
 
@@ -184,7 +203,7 @@ export class TaskRunner {
     this.halt('restoring');
     this.#epoch = request.epoch;
     const generation = this.#generation;
-    await this.#current.catch(() => {});
+    await settledOf(this.#current);
     const cell = this.#newContext(generation, request.epoch);
     const signal = AbortSignal.any([request.signal, cell.context.signal]);
     try {
@@ -228,7 +247,7 @@ export class TaskRunner {
     if (this.#phase === 'closed') return;
     this.halt('closed');
     await this.#loop;
-    await this.#current.catch(() => {});
+    await settledOf(this.#current);
     await this.settleUploads();
   }
 
@@ -236,35 +255,59 @@ export class TaskRunner {
 
   async #run(): Promise<void> {
     while (this.#phase !== 'closed') {
-      const work = this.#nextWork();
-      if (work === undefined) {
+      const step = this.#drain();
+      if (step === 'idle') {
         await new Promise<void>((resolve) => {
           this.#wakeUp = resolve;
         });
-        continue;
-      }
-      const generation = this.#generation;
-      this.#current = Promise.resolve().then(work);
-      try {
-        await this.#current;
-      } catch (err) {
-        this.#fail(err, generation);
+        // Let the rest of the delivery that woke the loop arrive, so that it is processed as one batch.
+        await nextTurn();
+      } else if (step === 'yield') {
+        await nextTurn();
+      } else {
+        this.#current = step.promise;
+        try {
+          await step.promise;
+        } catch (err) {
+          this.#fail(err, step.generation);
+        }
       }
     }
   }
 
-  #nextWork(): Work | undefined {
-    if (this.#phase !== 'active') return undefined;
-    const control = this.#control.shift();
-    if (control !== undefined) return control;
-    const action = this.#aligner?.next();
-    if (action !== undefined) return () => this.#onAction(action);
-    const message = this.#sourceLane.shift();
-    if (message === undefined) return undefined;
-    return () => this.#handleSource(message);
+  /**
+   * Runs queued work synchronously until the queues are empty (`idle`), a
+   * piece of work returns a promise (the loop waits for it before the next
+   * one), or the time slice is used up (`yield`: timers and I/O run first).
+   */
+  #drain(): 'idle' | 'yield' | { promise: PromiseLike<unknown>; generation: number } {
+    const until = performance.now() + SLICE_MS;
+    for (let n = 1; ; n += 1) {
+      const generation = this.#generation;
+      try {
+        const result = this.#step();
+        if (result === IDLE) return 'idle';
+        if (isPromiseLike(result)) return { promise: result, generation };
+      } catch (err) {
+        this.#fail(err, generation);
+      }
+      if (n % SLICE_CHECK_EVERY === 0 && performance.now() >= until) return 'yield';
+    }
   }
 
-  async #onAction(action: AlignAction<DataRecord>): Promise<void> {
+  /** Does the next piece of work and returns its result, or `IDLE` when there is none. */
+  #step(): unknown {
+    if (this.#phase !== 'active') return IDLE;
+    const control = this.#control.shift();
+    if (control !== undefined) return control();
+    const action = this.#aligner?.next();
+    if (action !== undefined) return this.#onAction(action);
+    const message = this.#sourceLane.shift();
+    if (message === undefined) return IDLE;
+    return this.#handleSource(message);
+  }
+
+  #onAction(action: AlignAction<DataRecord>): unknown {
     switch (action.kind) {
       case 'process': {
         this.#processed += 1;
@@ -273,16 +316,15 @@ export class TaskRunner {
           this.#snapshots.recordInFlight(action.inFlightFor, { from: input, key: record.key, value: record.value });
         }
         const task = this.#o.task;
-        if (!isSourceTask(task)) await task.process(record, this.#requireContext());
-        return;
+        return isSourceTask(task) ? undefined : task.process(record, this.#requireContext());
       }
       case 'snapshot':
-        if (this.#o.mode === 'unaligned') await this.#snapshots.open(this.#point(action.checkpointId));
-        else await this.#snapshots.snapshot(this.#point(action.checkpointId), action.alignmentMs);
-        return;
+        return this.#o.mode === 'unaligned'
+          ? this.#snapshots.open(this.#point(action.checkpointId))
+          : this.#snapshots.snapshot(this.#point(action.checkpointId), action.alignmentMs);
       case 'finish':
         this.#snapshots.finish(action.checkpointId, action.alignmentMs);
-        return;
+        return undefined;
       case 'cancel':
         this.#snapshots.drop(action.checkpointId);
         this.#o.logger.debug({ checkpointId: action.checkpointId, reason: action.reason }, 'alignment cancelled');
@@ -291,16 +333,19 @@ export class TaskRunner {
           taskId: this.taskId,
           message: `barrier alignment cancelled: ${action.reason}`,
         });
-        return;
+        return undefined;
     }
   }
 
-  async #handleSource(message: SourceMessage<unknown>): Promise<void> {
+  /** Handles one source message; its position counts once it is handled. */
+  #handleSource(message: SourceMessage<unknown>): unknown {
     const task = this.#o.task;
-    if (!isSourceTask(task)) return;
+    if (!isSourceTask(task)) return undefined;
     this.#processed += 1;
-    await task.handle(message, this.#requireContext());
+    const handled = task.handle(message, this.#requireContext());
+    if (isPromiseLike(handled)) return handled.then(() => this.#positions.set(message.input, message.offset));
     this.#positions.set(message.input, message.offset);
+    return undefined;
   }
 
   // --- snapshots ------------------------------------------------------------

@@ -10,6 +10,7 @@ import type { AttachResponse } from '../gen/ckpt/v1/AttachResponse.js';
 import { CkptError } from '../core/errors.js';
 import type { Coordinator } from '../coordinator/coordinator.js';
 import type { SessionChannel } from '../coordinator/sessions.js';
+import type { CoordinatorProvider } from './coordinator-host.js';
 import { requireDecoded, statusError, type AuthCheck } from './handlers.js';
 
 type AttachCall = grpc.ServerDuplexStream<AttachRequest__Output, AttachResponse>;
@@ -27,16 +28,21 @@ function channelOf(call: AttachCall): SessionChannel {
   };
 }
 
-/** The bidirectional `Attach` handler. */
+/**
+ * The bidirectional `Attach` handler. The hello binds the session to the
+ * leader's coordinator of the moment; that coordinator ends the session
+ * when it stops.
+ */
 export function attachHandler(
-  coordinator: Coordinator,
+  coordinators: CoordinatorProvider,
   auth: AuthCheck,
 ): grpc.handleBidiStreamingCall<AttachRequest__Output, AttachResponse> {
   return (call) => {
     const channel = channelOf(call);
+    let coordinator: Coordinator | undefined;
     let sessionId: string | undefined;
     const fail = (err: unknown): void => {
-      if (sessionId !== undefined) coordinator.closeSession(sessionId, CkptError.from(err).message);
+      if (sessionId !== undefined) coordinator?.closeSession(sessionId, CkptError.from(err).message);
       sessionId = undefined;
       channel.end(CkptError.from(err));
     };
@@ -49,9 +55,11 @@ export function attachHandler(
     call.on('data', (message: AttachRequest__Output) => {
       try {
         requireDecoded(message);
-        if (sessionId === undefined) {
+        if (sessionId === undefined || coordinator === undefined) {
           if (message.hello == null) throw new CkptError('MALFORMED', 'the first message of a session must be a hello');
-          sessionId = coordinator.openSession(message.hello, channel).sessionId;
+          const current = coordinators.current();
+          sessionId = current.openSession(message.hello, channel).sessionId;
+          coordinator = current;
         } else if (message.heartbeat != null) {
           coordinator.heartbeat(sessionId);
         } else if (message.ready != null) {
@@ -66,7 +74,7 @@ export function attachHandler(
       }
     });
     const close = (why: string) => () => {
-      if (sessionId !== undefined) coordinator.closeSession(sessionId, why);
+      if (sessionId !== undefined) coordinator?.closeSession(sessionId, why);
       sessionId = undefined;
     };
     call.on('end', () => {

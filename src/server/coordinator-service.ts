@@ -6,8 +6,8 @@ import type { CoordinatorHandlers } from '../gen/ckpt/v1/Coordinator.js';
 import type { SnapshotType__Output } from '../gen/ckpt/v1/SnapshotType.js';
 import type { CheckpointInit } from '../core/checkpoint.js';
 import { CkptError } from '../core/errors.js';
-import type { Coordinator } from '../coordinator/coordinator.js';
 import { attachHandler } from './attach.js';
+import type { CoordinatorProvider } from './coordinator-host.js';
 import { unary, type AuthCheck } from './handlers.js';
 
 function snapshotType(value: SnapshotType__Output | number): CheckpointInit['snapshotType'] | undefined {
@@ -22,14 +22,14 @@ function snapshotType(value: SnapshotType__Output | number): CheckpointInit['sna
   }
 }
 
-/** The handlers of `ckpt.v1.Coordinator`. */
-export function coordinatorHandlers(coordinator: Coordinator, auth: AuthCheck): CoordinatorHandlers {
+/** The handlers of `ckpt.v1.Coordinator`; each call goes to the leader's coordinator of the moment. */
+export function coordinatorHandlers(coordinators: CoordinatorProvider, auth: AuthCheck): CoordinatorHandlers {
   return {
-    SubmitJob: unary(auth, async (req) => coordinator.submitJob(req.spec)),
-    GetJob: unary(auth, (req) => ({ job: coordinator.getJob(req.jobId) })),
-    CancelJob: unary(auth, async (req) => ({ job: await coordinator.cancelJob(req.jobId) })),
+    SubmitJob: unary(auth, async (req) => coordinators.current().submitJob(req.spec)),
+    GetJob: unary(auth, (req) => ({ job: coordinators.current().getJob(req.jobId) })),
+    CancelJob: unary(auth, async (req) => ({ job: await coordinators.current().cancelJob(req.jobId) })),
     AcknowledgeCheckpoint: unary(auth, (req) =>
-      coordinator.acknowledge({
+      coordinators.current().acknowledge({
         jobId: req.jobId,
         epoch: req.epoch,
         checkpointId: req.checkpointId,
@@ -38,7 +38,7 @@ export function coordinatorHandlers(coordinator: Coordinator, auth: AuthCheck): 
       }),
     ),
     DeclineCheckpoint: unary(auth, (req) => {
-      coordinator.decline({
+      coordinators.current().decline({
         jobId: req.jobId,
         epoch: req.epoch,
         checkpointId: req.checkpointId,
@@ -47,9 +47,10 @@ export function coordinatorHandlers(coordinator: Coordinator, auth: AuthCheck): 
       });
       return {};
     }),
-    TriggerCheckpoint: unary(auth, async (req) => ({
-      checkpoint: await coordinator.triggerCheckpoint(req.jobId, snapshotType(req.snapshotType), req.wait),
-    })),
-    Attach: attachHandler(coordinator, auth),
+    TriggerCheckpoint: unary(auth, async (req) => {
+      const type = snapshotType(req.snapshotType);
+      return { checkpoint: await coordinators.current().triggerCheckpoint(req.jobId, type, req.wait) };
+    }),
+    Attach: attachHandler(coordinators, auth),
   };
 }

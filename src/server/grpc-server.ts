@@ -8,10 +8,10 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { ProtoGrpcType as CoordinatorProto } from '../gen/coordinator.js';
 import type { ProtoGrpcType as QueryProto } from '../gen/query.js';
-import type { Coordinator } from '../coordinator/coordinator.js';
 import type { Logger } from '../log/index.js';
 import { loadPackageDefinition } from '../proto/index.js';
 import { createAuthCheck } from './auth.js';
+import type { CoordinatorProvider } from './coordinator-host.js';
 import { tolerantDeserializers } from './handlers.js';
 import { coordinatorHandlers } from './coordinator-service.js';
 import { queryHandlers } from './query-service.js';
@@ -21,7 +21,8 @@ export const SERVICE_NAMES = ['ckpt.v1.Coordinator', 'ckpt.v1.CheckpointQuery'] 
 
 /** Options of the gRPC server. */
 export interface GrpcServerOptions {
-  coordinator: Coordinator;
+  /** Gives each call the leader's coordinator, or refuses it. */
+  coordinators: CoordinatorProvider;
   logger: Logger;
   /** host:port; port 0 picks a free port. */
   listen: string;
@@ -33,6 +34,11 @@ export interface GrpcServerOptions {
 export interface CoordinatorGrpcServer {
   /** host:port it listens on, with the real port. */
   readonly address: string;
+  /**
+   * Sets the health of the ckpt services: SERVING while this process
+   * leads, NOT_SERVING on a standby. They start NOT_SERVING.
+   */
+  setServing(serving: boolean): void;
   /** Marks the services NOT_SERVING, waits up to `graceMs` for calls in flight, then forces. */
   shutdown(graceMs: number): Promise<void>;
   /** Closes every call and connection at once. */
@@ -60,16 +66,18 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Coord
   const auth = createAuthCheck(options.authToken);
   server.addService(
     tolerantDeserializers(proto.ckpt.v1.Coordinator.service),
-    coordinatorHandlers(options.coordinator, auth),
+    coordinatorHandlers(options.coordinators, auth),
   );
   server.addService(
     tolerantDeserializers(proto.ckpt.v1.CheckpointQuery.service),
-    queryHandlers(options.coordinator, auth),
+    queryHandlers(options.coordinators, auth),
   );
+  // The server as a whole serves from the start; the ckpt services only while this process leads.
   const health = new HealthImplementation({
     '': 'SERVING',
-    ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, 'SERVING'])),
+    ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, 'NOT_SERVING'])),
   });
+  let shuttingDown = false;
   health.addToServer(server);
   new ReflectionService(definition).addToServer(server);
   const port = await bind(server, options.listen);
@@ -78,7 +86,12 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Coord
   log.info({ address, auth: options.authToken !== undefined }, 'gRPC server listening');
   return {
     address,
+    setServing(serving) {
+      if (shuttingDown) return;
+      for (const name of SERVICE_NAMES) health.setStatus(name, serving ? 'SERVING' : 'NOT_SERVING');
+    },
     async shutdown(graceMs) {
+      shuttingDown = true;
       for (const name of ['', ...SERVICE_NAMES]) health.setStatus(name, 'NOT_SERVING');
       const drained = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       const timer = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), graceMs).unref());
@@ -88,6 +101,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Coord
       }
     },
     forceShutdown() {
+      shuttingDown = true;
       server.forceShutdown();
     },
   };

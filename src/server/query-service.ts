@@ -8,6 +8,7 @@ import type { WatchCheckpointsResponse } from '../gen/ckpt/v1/WatchCheckpointsRe
 import { CkptError } from '../core/errors.js';
 import { checkId } from '../core/validate.js';
 import type { Coordinator } from '../coordinator/coordinator.js';
+import type { CoordinatorProvider } from './coordinator-host.js';
 import { requireDecoded, statusError, unary, type AuthCheck } from './handlers.js';
 
 /** Page size when a request gives 0, and the largest page. */
@@ -26,29 +27,31 @@ function checkpointToken(token: string): number {
   return n;
 }
 
-/** The handlers of `ckpt.v1.CheckpointQuery`. */
-export function queryHandlers(coordinator: Coordinator, auth: AuthCheck): CheckpointQueryHandlers {
+/** The handlers of `ckpt.v1.CheckpointQuery`; each call goes to the leader's coordinator of the moment. */
+export function queryHandlers(coordinators: CoordinatorProvider, auth: AuthCheck): CheckpointQueryHandlers {
   return {
     ListJobs: unary(auth, (req) => {
       if (req.pageToken !== '') checkId(req.pageToken, 'page_token');
-      const { jobs, more } = coordinator.listJobs(req.pageToken, pageSize(req.pageSize));
+      const { jobs, more } = coordinators.current().listJobs(req.pageToken, pageSize(req.pageSize));
       return { jobs, nextPageToken: more ? (jobs.at(-1)?.spec?.jobId ?? '') : '' };
     }),
     ListCheckpoints: unary(auth, async (req) => {
       const below = checkpointToken(req.pageToken);
       const size = pageSize(req.pageSize);
-      const all = (await coordinator.listCheckpoints(req.jobId)).filter((c) => c.checkpointId < below);
+      const all = (await coordinators.current().listCheckpoints(req.jobId)).filter((c) => c.checkpointId < below);
       const page = all.slice(0, size);
       return { checkpoints: page, nextPageToken: all.length > size ? String(page.at(-1)?.checkpointId ?? '') : '' };
     }),
     GetCheckpoint: unary(auth, async (req) => {
-      const { summary, manifest } = await coordinator.getCheckpoint(req.jobId, req.checkpointId);
+      const { summary, manifest } = await coordinators.current().getCheckpoint(req.jobId, req.checkpointId);
       return { checkpoint: summary, manifest: manifest ?? null };
     }),
     WatchCheckpoints: (call: grpc.ServerWritableStream<WatchCheckpointsRequest__Output, WatchCheckpointsResponse>) => {
+      let coordinator: Coordinator;
       try {
         auth(call.metadata);
         requireDecoded(call.request);
+        coordinator = coordinators.current();
         if (call.request.jobId !== '') coordinator.getJob(call.request.jobId);
       } catch (err) {
         call.emit('error', statusError(err));

@@ -1,31 +1,69 @@
 /**
- * A whole coordinator: etcd store, NATS bus, the protocol, and the gRPC
- * server, started and stopped together. The CLI, the demo and the tests
- * all start a coordinator through `runCoordinator`.
+ * A whole coordinator process: etcd store, NATS bus, the gRPC server, and
+ * the leader election that decides whether this process runs the protocol.
+ * The CLI, the demo and the tests all start a coordinator through
+ * `runCoordinator`.
+ *
+ * The gRPC server starts at once. The process campaigns in the election
+ * under the etcd prefix; only when elected does it build and start its
+ * `Coordinator`, which loads the state from etcd, aborts what an earlier
+ * leader left pending and fences every write with its election key. Until
+ * then, and again after it lost the leadership, it is a standby: every call
+ * is refused with NOT_LEADER naming the leader.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import type { CoordinatorConfig } from '../config/config.js';
-import { createNatsBus } from '../bus/index.js';
+import { createNatsBus, type NatsBus } from '../bus/index.js';
+import { CkptError } from '../core/errors.js';
 import { Coordinator } from '../coordinator/coordinator.js';
 import type { Logger } from '../log/index.js';
-import { createEtcdStore } from '../store/index.js';
-import { startGrpcServer } from './grpc-server.js';
+import { createEtcdStore, type EtcdStore } from '../store/index.js';
+import { CoordinatorHost } from './coordinator-host.js';
+import { startGrpcServer, type CoordinatorGrpcServer } from './grpc-server.js';
+import { Leadership, type LeaderTerm } from './leadership.js';
 
-/** A running coordinator. */
+/** How often `runCoordinator` and `whenLeader` look at the election while they wait. */
+const ELECTION_POLL_MS = 10;
+
+/** A running coordinator process, leader or standby. */
 export interface RunningCoordinator {
-  /** host:port of the gRPC server. */
+  /** host:port of the gRPC server, with the port actually bound. */
   readonly address: string;
+  /** The address this process campaigns with and standbys name when it leads. */
+  readonly advertise: string;
+  /**
+   * The coordinator while this process leads; throws a `CkptError`
+   * (NOT_LEADER on a standby, SHUTTING_DOWN while it takes over or stops).
+   */
   readonly coordinator: Coordinator;
+  /** True while this process leads and its coordinator runs. */
+  readonly isLeader: boolean;
+  /** The leader's advertised address as far as known: this process's own while it leads. */
+  readonly leader: string | undefined;
+  /** The leadership term while this process leads. */
+  readonly term: LeaderTerm | undefined;
+  /** Resolves once this process leads with its coordinator running; rejects after `timeoutMs`. */
+  whenLeader(timeoutMs: number): Promise<void>;
   /**
    * Graceful stop: stops accepting calls, ends worker sessions, waits for
    * commits in flight and open calls up to the configured grace period,
-   * then closes etcd and NATS.
+   * resigns the leadership so that a standby takes over at once, then
+   * closes etcd and NATS.
    */
   stop(): Promise<void>;
-  /** Immediate stop without waiting, as if the process died (for fault tests). */
+  /**
+   * Immediate stop without waiting, as if the process died (for fault
+   * tests): the lease is not revoked, a standby takes over once it expires.
+   */
   kill(): Promise<void>;
 }
 
-/** Connects to etcd and NATS, loads the jobs, and serves gRPC. */
+/**
+ * Connects to etcd and NATS, serves gRPC and campaigns. Resolves once the
+ * first election has an outcome: this process leads with its coordinator
+ * started, or another coordinator is seen leading, or `etcdTimeoutMs`
+ * passed without either (it keeps campaigning in the background).
+ */
 export async function runCoordinator(config: CoordinatorConfig, logger: Logger): Promise<RunningCoordinator> {
   const store = createEtcdStore({
     hosts: config.etcd,
@@ -33,52 +71,131 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
     requestTimeoutMs: config.etcdTimeoutMs,
     logger,
   });
-  let bus;
+  let bus: NatsBus;
   try {
     bus = await createNatsBus({ servers: config.nats, subjectPrefix: config.subjectPrefix, logger });
   } catch (err) {
     await store.close();
     throw err;
   }
-  const coordinator = new Coordinator({
-    store,
-    bus,
-    logger,
-    heartbeatIntervalMs: config.heartbeatIntervalMs,
-    heartbeatTimeoutMs: config.heartbeatTimeoutMs,
-    idBlockSize: config.idBlockSize,
-    historySize: config.historySize,
-  });
   const closeAdapters = async (): Promise<void> => {
     await Promise.allSettled([bus.close(), store.close()]);
   };
+  // Elections start only with `leadership.start()`, once everything below exists.
+  const leadership: Leadership = new Leadership({
+    client: store.client,
+    prefix: config.etcdPrefix,
+    leaseTtlMs: config.leaseTtlMs,
+    logger,
+    onElected: (term) => host.lead(term),
+    onDeposed: (why) => host.follow(why),
+  });
+  let server: CoordinatorGrpcServer | undefined;
+  const host = new CoordinatorHost({
+    create: (term) => createCoordinator(config, logger, store, bus, term, (why) => leadership.stepDown(why)),
+    leader: () => leadership.leader,
+    onServing: (serving) => server?.setServing(serving),
+    onFailed: (why) => leadership.stepDown(why),
+    logger,
+  });
   try {
-    await coordinator.start();
-    const server = await startGrpcServer({
-      coordinator,
+    server = await startGrpcServer({
+      coordinators: host,
       logger,
       listen: config.listen,
       authToken: config.authToken,
       maxMessageBytes: config.maxMessageBytes,
     });
-    return {
-      address: server.address,
-      coordinator,
-      async stop() {
-        const drained = server.shutdown(config.shutdownGraceMs);
-        await coordinator.stop();
-        await drained;
-        await closeAdapters();
-      },
-      async kill() {
-        server.forceShutdown();
-        await coordinator.stop();
-        await closeAdapters();
-      },
-    };
   } catch (err) {
-    await coordinator.stop();
     await closeAdapters();
     throw err;
   }
+  const advertise = config.advertise ?? server.address;
+  leadership.start(advertise);
+  const running = runningCoordinator(config, server, host, leadership, advertise, closeAdapters);
+  await firstOutcome(host, leadership, config.etcdTimeoutMs);
+  return running;
+}
+
+function createCoordinator(
+  config: CoordinatorConfig,
+  logger: Logger,
+  store: EtcdStore,
+  bus: NatsBus,
+  term: LeaderTerm,
+  stepDown: (why: string) => void,
+): Coordinator {
+  return new Coordinator({
+    store,
+    bus,
+    logger: logger.child({ term: term.term }),
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+    idBlockSize: config.idBlockSize,
+    historySize: config.historySize,
+    leadership: { guard: { key: term.key, createRevision: term.createRevision }, term: term.term },
+    onLeadershipLost: (err) => stepDown(err.message),
+  });
+}
+
+function runningCoordinator(
+  config: CoordinatorConfig,
+  server: CoordinatorGrpcServer,
+  host: CoordinatorHost,
+  leadership: Leadership,
+  advertise: string,
+  closeAdapters: () => Promise<void>,
+): RunningCoordinator {
+  let ending: Promise<void> | undefined;
+  return {
+    address: server.address,
+    advertise,
+    get coordinator() {
+      return host.current();
+    },
+    get isLeader() {
+      return host.state === 'leading';
+    },
+    get leader() {
+      return leadership.leader;
+    },
+    get term() {
+      return host.state === 'leading' ? leadership.term : undefined;
+    },
+    async whenLeader(timeoutMs) {
+      const until = Date.now() + timeoutMs;
+      while (host.state !== 'leading') {
+        if (host.state === 'stopped') throw new CkptError('SHUTTING_DOWN', 'the coordinator process has stopped');
+        if (Date.now() >= until) throw new CkptError('NOT_LEADER', `not elected leader within ${timeoutMs} ms`);
+        await delay(ELECTION_POLL_MS);
+      }
+    },
+    stop() {
+      ending ??= (async () => {
+        const drained = server.shutdown(config.shutdownGraceMs);
+        await host.stop();
+        await leadership.stop(true);
+        await drained;
+        await closeAdapters();
+      })();
+      return ending;
+    },
+    kill() {
+      server.forceShutdown();
+      ending ??= (async () => {
+        await leadership.stop(false);
+        await host.stop();
+        await closeAdapters();
+      })();
+      return ending;
+    },
+  };
+}
+
+/** Waits until this process leads, another is seen leading, or `timeoutMs` passed. */
+async function firstOutcome(host: CoordinatorHost, leadership: Leadership, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  const decided = (): boolean =>
+    host.state === 'leading' || (leadership.state === 'campaigning' && leadership.leader !== undefined);
+  while (!decided() && Date.now() < until) await delay(ELECTION_POLL_MS);
 }

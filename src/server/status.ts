@@ -27,6 +27,7 @@ export const STATUS_OF_REASON: Readonly<Record<ErrorReason, grpc.status>> = {
   UNAVAILABLE: grpc.status.UNAVAILABLE,
   SHUTTING_DOWN: grpc.status.UNAVAILABLE,
   INTERNAL: grpc.status.INTERNAL,
+  NOT_LEADER: grpc.status.UNAVAILABLE,
 };
 
 /** Metadata keys of an error. */
@@ -36,6 +37,8 @@ export const TASK_ID_KEY = 'ckpt-task-id';
 export const CHECKPOINT_ID_KEY = 'ckpt-checkpoint-id';
 export const EPOCH_KEY = 'ckpt-epoch';
 export const RETRYABLE_KEY = 'ckpt-retryable';
+/** With NOT_LEADER: the leader's advertised address. */
+export const LEADER_KEY = 'ckpt-leader';
 
 /** Turns anything thrown into a status object with reason metadata. */
 export function toStatus(err: unknown): Partial<grpc.StatusObject> {
@@ -47,5 +50,6 @@ export function toStatus(err: unknown): Partial<grpc.StatusObject> {
   if (e.ids.checkpointId !== undefined) metadata.set(CHECKPOINT_ID_KEY, String(e.ids.checkpointId));
   if (e.ids.epoch !== undefined) metadata.set(EPOCH_KEY, String(e.ids.epoch));
   if (e.retryable) metadata.set(RETRYABLE_KEY, 'true');
+  if (e.leader !== undefined) metadata.set(LEADER_KEY, e.leader);
   return { code: STATUS_OF_REASON[e.reason], details: e.message, metadata };
 }

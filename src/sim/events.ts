@@ -20,7 +20,7 @@ export interface CallEvent {
 
 /** The events of a simulated worker, by name, with their arguments. */
 export interface SimEventMap {
-  /** The session is open. */
+  /** The session is open (again, after a re-attach). */
   welcome: [Welcome__Output];
   /** A trigger for this worker's sources in the current epoch. */
   trigger: [Trigger__Output];
@@ -36,8 +36,12 @@ export interface SimEventMap {
   abort: [CheckpointAbort__Output];
   /** A `recover` broadcast; the worker now runs in its epoch. */
   recover: [Recover__Output];
-  /** A control message or barrier of another epoch, dropped. */
-  dropped: [{ what: string; epoch: number; currentEpoch: number }];
+  /**
+   * A control message or barrier of another epoch, or a message or command
+   * of a lower leader term than the highest seen (with `term` and
+   * `currentTerm`), dropped.
+   */
+  dropped: [{ what: string; epoch: number; currentEpoch: number; term?: number; currentTerm?: number }];
   /** The coordinator asked for a restore; the worker adopted its epoch and reported ready. */
   restore: [RestoreCommand__Output];
   /** Every task of the job is ready: the job runs in this epoch. */

@@ -31,8 +31,11 @@ export type TaskBehaviour = 'ack' | 'decline' | 'silent' | BehaviourHook;
 
 /** Options of `startSimulatedWorker`. */
 export interface SimulatedWorkerOptions {
-  /** The coordinator's gRPC address, `host:port`. */
-  coordinator: string;
+  /**
+   * The coordinator's gRPC address, `host:port`, or several (an array or a
+   * comma-separated list): calls and the session follow the leader.
+   */
+  coordinator: string | readonly string[];
   /** Bearer token for the coordinator. Default: none. */
   token?: string;
   /** NATS server URLs. */
@@ -63,6 +66,13 @@ export interface SimulatedWorkerOptions {
   attachTimeoutMs?: number;
   /** Labels sent in the hello. Default `{ sdk: 'ckpt-sim' }`. */
   labels?: Record<string, string>;
+  /**
+   * When the session ends (a coordinator restart, a change of leader),
+   * attach again with backoff, at the leader a standby names or else at the
+   * next address, naming the worker's epoch in the hello. Default false:
+   * the worker stays detached and only reports `session-ended`.
+   */
+  reattach?: boolean;
   logger: Logger;
 }
 
@@ -78,8 +88,12 @@ export const DEFAULT_ACK_DEADLINE_MS = 10_000;
 export const DEFAULT_ATTACH_TIMEOUT_MS = 10_000;
 
 /** The options with every default applied. */
-export type SimConfig = Required<Omit<SimulatedWorkerOptions, 'token' | 'behaviour'>> &
-  Pick<SimulatedWorkerOptions, 'token'> & { behaviour: Record<string, TaskBehaviour>; defaultBehaviour: TaskBehaviour };
+export type SimConfig = Required<Omit<SimulatedWorkerOptions, 'token' | 'behaviour' | 'coordinator'>> &
+  Pick<SimulatedWorkerOptions, 'token'> & {
+    coordinator: string[];
+    behaviour: Record<string, TaskBehaviour>;
+    defaultBehaviour: TaskBehaviour;
+  };
 
 /** Applies defaults and validates; errors name the option. */
 export function resolveSimOptions(options: SimulatedWorkerOptions): SimConfig {
@@ -91,8 +105,15 @@ export function resolveSimOptions(options: SimulatedWorkerOptions): SimConfig {
   if (options.nats.length === 0) throw new CkptError('MALFORMED', 'nats: at least one server is required');
   const behaviour = options.behaviour;
   const perTask = typeof behaviour === 'object' ? behaviour : {};
+  const coordinator = (typeof options.coordinator === 'string' ? [options.coordinator] : [...options.coordinator])
+    .flatMap((a) => a.split(','))
+    .map((a) => a.trim())
+    .filter((a) => a !== '');
+  if (coordinator.length === 0) throw new CkptError('MALFORMED', 'coordinator: at least one address is required');
   const config: SimConfig = {
     ...options,
+    coordinator,
+    reattach: options.reattach ?? false,
     subjectPrefix: assertSubjectPrefix(options.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX, 'subjectPrefix'),
     stateBytes: nonNegative('stateBytes', options.stateBytes ?? DEFAULT_SIM_STATE_BYTES),
     ackBatchMs: nonNegative('ackBatchMs', options.ackBatchMs ?? DEFAULT_ACK_BATCH_MS),

@@ -24,6 +24,8 @@ export interface SessionOptions {
   workerId: string;
   taskIds: string[];
   labels: Record<string, string>;
+  /** The epoch the worker's tasks run in, named in the hello; 0 (default) for none. */
+  epoch?: number;
   attachTimeoutMs: number;
   logger: Logger;
   onCanceled(command: JobCanceledCommand__Output): void;
@@ -81,7 +83,13 @@ export class AttachSession {
   static async open(options: SessionOptions): Promise<AttachSession> {
     const call = options.client.attach();
     call.write({
-      hello: { workerId: options.workerId, jobId: options.jobId, taskIds: options.taskIds, labels: options.labels },
+      hello: {
+        workerId: options.workerId,
+        jobId: options.jobId,
+        taskIds: options.taskIds,
+        labels: options.labels,
+        epoch: options.epoch ?? 0,
+      },
     });
     try {
       // The session is built in the welcome's own event, so no later message or error goes unheard.

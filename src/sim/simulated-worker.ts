@@ -15,6 +15,7 @@ import {
   epochOf,
   isBarrier,
   jobSubjects,
+  LeaderTerms,
   type Edge,
 } from '../bus/index.js';
 import { createCoordinatorClient, type CoordinatorClient } from '../client/index.js';
@@ -29,7 +30,8 @@ import { AckBatcher, splitBySize, type AckBatch } from './ack-batcher.js';
 import { CheckpointRunner } from './checkpoint-runner.js';
 import type { SimEventMap } from './events.js';
 import { resolveSimOptions, type SimConfig, type SimulatedWorkerOptions, type TaskBehaviour } from './options.js';
-import { AttachSession } from './session.js';
+import { mayReattach, openFollowing, reattach } from './reattach.js';
+import type { AttachSession, SessionOptions } from './session.js';
 import { subscribeWorker } from './subscriptions.js';
 import { workerTopology, type WorkerTopology } from './topology.js';
 import { waitForEvent, type WaitOptions } from './wait.js';
@@ -66,12 +68,16 @@ export class SimulatedWorker {
   readonly #batcher: AckBatcher;
   readonly #runner: CheckpointRunner;
   readonly #lifetime = new AbortController();
+  /** Aborted when the worker closes or is killed: stops attaching again. */
+  readonly #detach = new AbortController();
   readonly #codecs = controlMessageCodecs();
+  readonly #terms = new LeaderTerms();
   #state: SimWorkerState = 'starting';
   #session: AttachSession | undefined;
   #unsubscribe: () => void = () => {};
   #epoch = 0;
   #queued: (() => void)[] = [];
+  #reattaching: Promise<void> | undefined;
 
   /** Use `startSimulatedWorker`. */
   constructor(config: SimConfig, nc: NatsConnection, client: CoordinatorClient) {
@@ -107,6 +113,11 @@ export class SimulatedWorker {
   /** The welcome of the session. */
   get welcome(): Welcome__Output | undefined {
     return this.#session?.welcome;
+  }
+
+  /** The highest leader term seen in a welcome, a command or a control message. */
+  get term(): number {
+    return this.#terms.highest;
   }
 
   /** `starting`, `running`, `closing` or `closed`. */
@@ -177,20 +188,11 @@ export class SimulatedWorker {
     const expected = jobSubjects(controlPrefix(this.#config.subjectPrefix, this.#config.jobId));
     // Subscribe before the hello, so that a trigger right after the welcome is not missed.
     this.#unsubscribe = await subscribeWorker(this.nats, expected, this.#topology, this.#handlers(), this.#logger);
-    this.#session = await AttachSession.open({
-      client: this.client,
-      jobId: this.#config.jobId,
-      workerId: this.#config.workerId,
-      taskIds: this.#config.taskIds,
-      labels: this.#config.labels,
-      attachTimeoutMs: this.#config.attachTimeoutMs,
-      logger: this.#logger,
-      onCanceled: (command) => this.events.emit('canceled', command),
-      onRestore: (command) => this.#gate(() => this.#onRestore(command)),
-      onStart: (command) => this.#gate(() => this.#onStart(command)),
-      onEnded: (error) => this.#sessionEnded(error),
-    });
+    const { reattach: follow, attachTimeoutMs } = this.#config;
+    const options = (): SessionOptions => this.#sessionOptions();
+    this.#session = await openFollowing(this.client, options, follow, attachTimeoutMs, this.#detach.signal);
     const welcome = this.#session.welcome;
+    this.#terms.admit(welcome.term);
     if (welcome.controlSubjectPrefix !== expected.prefix) await this.#rebind(welcome.controlSubjectPrefix);
     this.#runner.bind(jobSubjects(welcome.controlSubjectPrefix));
     this.#epoch = welcome.epoch;
@@ -207,6 +209,8 @@ export class SimulatedWorker {
   async close(): Promise<void> {
     if (this.#state === 'closing' || this.#state === 'closed') return;
     this.#state = 'closing';
+    this.#detach.abort();
+    await this.#reattaching;
     await this.#batcher.flushAll();
     this.#batcher.close();
     await this.#session?.end();
@@ -221,6 +225,7 @@ export class SimulatedWorker {
   kill(): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
+    this.#detach.abort();
     this.#batcher.close();
     this.#session?.cancel();
     this.#unsubscribe();
@@ -257,8 +262,26 @@ export class SimulatedWorker {
     else if (this.#state === 'running') handle();
   }
 
+  #sessionOptions(): SessionOptions {
+    return {
+      client: this.client,
+      jobId: this.#config.jobId,
+      workerId: this.#config.workerId,
+      taskIds: this.#config.taskIds,
+      labels: this.#config.labels,
+      epoch: this.#epoch,
+      attachTimeoutMs: this.#config.attachTimeoutMs,
+      logger: this.#logger,
+      onCanceled: (command) => this.events.emit('canceled', command),
+      onRestore: (command) => this.#gate(() => this.#onRestore(command)),
+      onStart: (command) => this.#gate(() => this.#onStart(command)),
+      onEnded: (error) => this.#sessionEnded(error),
+    };
+  }
+
   #onTrigger(msg: Msg): void {
     const trigger = this.#codecs.trigger.decode(msg.data);
+    if (!this.#currentTerm('trigger', trigger)) return;
     if (!this.#currentEpoch('trigger', trigger.epoch)) return;
     this.events.emit('trigger', trigger);
     this.#runner.onTrigger(trigger);
@@ -274,12 +297,14 @@ export class SimulatedWorker {
 
   #onComplete(msg: Msg): void {
     const complete = this.#codecs.complete.decode(msg.data);
+    if (!this.#currentTerm('complete', complete)) return;
     this.completed.set(complete.checkpointId, complete);
     this.events.emit('complete', complete);
   }
 
   #onAbort(msg: Msg): void {
     const abort = this.#codecs.abort.decode(msg.data);
+    if (!this.#currentTerm('abort', abort)) return;
     this.#batcher.discard(abort.checkpointId);
     this.#runner.discard(abort.checkpointId);
     this.aborted.set(abort.checkpointId, abort);
@@ -288,6 +313,7 @@ export class SimulatedWorker {
 
   #onRecover(msg: Msg): void {
     const recover = this.#codecs.recover.decode(msg.data);
+    if (!this.#currentTerm('recover', recover)) return;
     if (recover.epoch <= this.#epoch) {
       this.events.emit('dropped', { what: 'recover', epoch: recover.epoch, currentEpoch: this.#epoch });
       return;
@@ -302,6 +328,7 @@ export class SimulatedWorker {
 
   /** A simulated task has no state to fetch: it adopts the epoch and reports ready at once. */
   #onRestore(command: RestoreCommand__Output): void {
+    if (!this.#currentTerm('restore', command)) return;
     if (command.epoch < this.#epoch) {
       this.events.emit('dropped', { what: 'restore', epoch: command.epoch, currentEpoch: this.#epoch });
       return;
@@ -317,6 +344,7 @@ export class SimulatedWorker {
   }
 
   #onStart(command: StartCommand__Output): void {
+    if (!this.#currentTerm('start', command)) return;
     if (command.epoch !== this.#epoch) return;
     this.started.push(command.epoch);
     this.events.emit('start', command);
@@ -333,9 +361,53 @@ export class SimulatedWorker {
     return false;
   }
 
+  /** False, reporting a drop, for a message of a lower term than the highest seen (a deposed leader's). */
+  #currentTerm(what: string, message: { term: number; epoch: number }): boolean {
+    if (this.#terms.admit(message.term)) return true;
+    const currentTerm = this.#terms.highest;
+    this.events.emit('dropped', {
+      what,
+      epoch: message.epoch,
+      currentEpoch: this.#epoch,
+      term: message.term,
+      currentTerm,
+    });
+    return false;
+  }
+
   #sessionEnded(error?: Error): void {
     this.#logger.debug({ err: error }, 'session ended');
     this.events.emit('session-ended', error === undefined ? {} : { error });
+    if (!this.#config.reattach || this.#state !== 'running' || !mayReattach(error)) return;
+    if (error !== undefined) this.client.followLeader(error);
+    this.#reattaching ??= this.#reattach().finally(() => {
+      this.#reattaching = undefined;
+    });
+  }
+
+  async #reattach(): Promise<void> {
+    const accept = (session: AttachSession): boolean => this.#terms.admit(session.welcome.term);
+    const session = await reattach(
+      this.client,
+      () => this.#sessionOptions(),
+      accept,
+      this.#detach.signal,
+      this.#logger,
+    );
+    if (session === undefined) return;
+    if (this.#state !== 'running') {
+      session.cancel();
+      return;
+    }
+    this.#session = session;
+    const welcome = session.welcome;
+    if (welcome.epoch !== this.#epoch) {
+      this.#epoch = welcome.epoch;
+      this.#batcher.discardAll();
+      this.#runner.reset();
+    }
+    this.#logger.debug({ epoch: welcome.epoch, term: welcome.term, address: this.client.address }, 'attached again');
+    this.events.emit('welcome', welcome);
   }
 
   async #send(batch: AckBatch): Promise<void> {

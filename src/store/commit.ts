@@ -10,9 +10,9 @@
  * summary and `latest`, and deletes the subsumed checkpoints.
  *
  * A refusal says which guard failed: CHECKPOINT_COMPLETED (`latest >= id`),
- * STALE_EPOCH, UNKNOWN_JOB, or UNAVAILABLE when the leadership key changed
- * (not retryable: this coordinator must step down) or a part was deleted
- * meanwhile (retryable). The client retries requests whose reply was lost,
+ * STALE_EPOCH, UNKNOWN_JOB, `LeadershipLostError` (UNAVAILABLE, not
+ * retryable: this coordinator must step down) when the leadership key
+ * changed, or UNAVAILABLE (retryable) when a part was deleted meanwhile. The client retries requests whose reply was lost,
  * and callers retry UNAVAILABLE; so a commit that finds this very manifest
  * (same hash and epoch) already committed returns success instead of
  * CHECKPOINT_COMPLETED.
@@ -26,12 +26,13 @@
  */
 import type { IRequestOp, ITxnRequest, ITxnResponse } from 'etcd3';
 import { CkptError, hasReason } from '../core/errors.js';
-import type { CommitRequest, CommitResult } from '../core/ports.js';
+import type { CommitRequest, CommitResult, LeaderGuard } from '../core/ports.js';
 import { decodeStored, encodeForStore, storeCodecs } from './codecs.js';
 import { mapConcurrent } from './concurrency.js';
-import { createRevisionIs, deletePrefixOp, firstKv, getOp, putOp, valueIs, versionIs } from './etcd-ops.js';
+import { deletePrefixOp, firstKv, getOp, putOp, valueIs, versionIs } from './etcd-ops.js';
 import { collectGarbage } from './garbage.js';
 import { paddedValue } from './job-records.js';
+import { guardCompares, guardReadOps as leaderReadOps, leadershipLost, validateGuard } from './leader-guard.js';
 import { assertJobId, pad } from './keys.js';
 import { layoutManifest, type ManifestChunk } from './manifest-parts.js';
 import { assertTxnFits } from './request-limits.js';
@@ -40,14 +41,10 @@ import type { EtcdCallContext } from './translate-error.js';
 
 /**
  * Fences a commit to the current leader: the commit happens only while
- * `key` (the leader's election key, a full etcd key outside the store's
- * prefix) still has the create revision the leader saw when it won.
+ * `key` (the leader's election key, a full etcd key) still has the create
+ * revision the leader saw when it won.
  */
-export interface CommitGuard {
-  key: string;
-  /** Decimal create revision of `key`. */
-  createRevision: string;
-}
+export type CommitGuard = LeaderGuard;
 
 /** Everything a commit sends, prepared and size-checked before anything is sent. */
 interface CommitPlan {
@@ -161,7 +158,7 @@ function buildCommitTxn(
     valueIs(keys.latest(jobId), 'Less', pad(checkpointId)),
     valueIs(keys.epoch(jobId), 'Equal', pad(plan.epoch)),
   ];
-  if (plan.guard !== undefined) compare.push(createRevisionIs(plan.guard.key, plan.guard.createRevision));
+  compare.push(...guardCompares(plan.guard));
   for (const chunk of plan.chunks) compare.push(versionIs(keys.part(jobId, chunk.sha256), 'Greater', 0));
   const success: IRequestOp[] = [
     putOp(keys.root(jobId, checkpointId), Buffer.from(root)),
@@ -196,9 +193,7 @@ function validateRequest(request: CommitRequest, guard: CommitGuard | undefined)
       refuse(`subsumed checkpoint ${id} is not an earlier checkpoint`);
     }
   }
-  if (guard !== undefined && (guard.key.length === 0 || !/^[1-9]\d*$/.test(guard.createRevision))) {
-    refuse('the leadership guard needs a key and a positive decimal create revision');
-  }
+  validateGuard(guard, ids);
 }
 
 function uniqueChunks(chunks: ManifestChunk[]): ManifestChunk[] {
@@ -209,9 +204,7 @@ function uniqueChunks(chunks: ManifestChunk[]): ManifestChunk[] {
 
 /** Reads of the guarded keys: latest, epoch and the leadership key. */
 function guardReadOps(ctx: StoreContext, plan: CommitPlan): IRequestOp[] {
-  const ops = [getOp(ctx.keys.latest(plan.jobId)), getOp(ctx.keys.epoch(plan.jobId))];
-  if (plan.guard !== undefined) ops.push(getOp(plan.guard.key, true));
-  return ops;
+  return [getOp(ctx.keys.latest(plan.jobId)), getOp(ctx.keys.epoch(plan.jobId)), ...leaderReadOps(plan.guard)];
 }
 
 /**
@@ -245,16 +238,16 @@ function judgeGuards(plan: CommitPlan, response: ITxnResponse): Verdict {
     };
   }
   const latest = paddedValue(latestKv, jobId);
-  if (latest > checkpointId) return { kind: 'refuse', error: completed(plan, latest) };
+  // An earlier attempt of this very commit may have gone through while this coordinator still led.
   if (latest === checkpointId) return { kind: 'latest-is-id' };
+  if (plan.guard !== undefined && firstKv(guardResponse)?.create_revision !== plan.guard.createRevision) {
+    return { kind: 'refuse', error: leadershipLost(plan.guard, { jobId, checkpointId }) };
+  }
+  if (latest > checkpointId) return { kind: 'refuse', error: completed(plan, latest) };
   const epoch = paddedValue(epochKv, jobId);
   if (epoch !== plan.epoch) {
     const message = `job ${jobId} is in epoch ${epoch}; checkpoint ${checkpointId} of epoch ${plan.epoch} cannot be committed`;
     return { kind: 'refuse', error: new CkptError('STALE_EPOCH', message, { jobId, checkpointId, epoch: plan.epoch }) };
-  }
-  if (plan.guard !== undefined && firstKv(guardResponse)?.create_revision !== plan.guard.createRevision) {
-    const message = `leadership key ${plan.guard.key} changed: this coordinator is no longer the leader`;
-    return { kind: 'refuse', error: new CkptError('UNAVAILABLE', message, { jobId, checkpointId }) };
   }
   return { kind: 'pass' };
 }

@@ -8,9 +8,11 @@
  * the first was lost; every write tolerates that (content-addressed parts,
  * a commit that finds itself committed, a creation that finds its own
  * bytes, guarded deletes), except `bumpEpoch`, which reports STALE_EPOCH.
+ * Writes guarded by a `LeaderGuard` happen only while the leader's
+ * election key is unchanged.
  */
 import { Etcd3 } from 'etcd3';
-import type { CheckpointStore, CommitRequest, CommitResult, StoredJobState } from '../core/ports.js';
+import type { CheckpointStore, CommitRequest, CommitResult, LeaderGuard, StoredJobState } from '../core/ports.js';
 import type { CheckpointSummary__Output as CheckpointSummary } from '../gen/ckpt/v1/CheckpointSummary.js';
 import type { JobSpec__Output as JobSpec } from '../gen/ckpt/v1/JobSpec.js';
 import type { JobState } from '../gen/ckpt/v1/JobState.js';
@@ -67,31 +69,35 @@ export class EtcdStore implements CheckpointStore {
     return loadJobs(this.ctx);
   }
 
-  /** Creates the job (epoch 1, latest 0, id floor 1) unless it exists; then returns the stored one. */
-  createJob(spec: JobSpec, nowMs: number): Promise<{ job: StoredJobState; created: boolean }> {
-    return createJob(this.ctx, spec, nowMs);
+  /**
+   * Creates the job (epoch 1, latest 0, id floor 1) unless it exists; then
+   * returns the stored one. With `guard`, only while the leadership key is
+   * unchanged (as every write below), else `LeadershipLostError`.
+   */
+  createJob(spec: JobSpec, nowMs: number, guard?: LeaderGuard): Promise<{ job: StoredJobState; created: boolean }> {
+    return createJob(this.ctx, spec, nowMs, guard);
   }
 
   /** Replaces spec and state, keeping the creation time; UNKNOWN_JOB if absent. */
-  updateJob(jobId: string, spec: JobSpec, state: JobState): Promise<void> {
-    return updateJob(this.ctx, jobId, spec, state);
+  updateJob(jobId: string, spec: JobSpec, state: JobState, guard?: LeaderGuard): Promise<void> {
+    return updateJob(this.ctx, jobId, spec, state, guard);
   }
 
   /** Raises the id floor to `floor`; never lowers it. */
-  reserveIds(jobId: string, floor: number): Promise<void> {
-    return reserveIds(this.ctx, jobId, floor);
+  reserveIds(jobId: string, floor: number, guard?: LeaderGuard): Promise<void> {
+    return reserveIds(this.ctx, jobId, floor, guard);
   }
 
   /** Moves the epoch from `expectedEpoch` to the next; STALE_EPOCH otherwise. */
-  bumpEpoch(jobId: string, expectedEpoch: number): Promise<number> {
-    return bumpEpoch(this.ctx, jobId, expectedEpoch);
+  bumpEpoch(jobId: string, expectedEpoch: number, guard?: LeaderGuard): Promise<number> {
+    return bumpEpoch(this.ctx, jobId, expectedEpoch, guard);
   }
 
   /**
    * Commits a checkpoint (see `CheckpointStore.commit`). With `guard`, the
    * transaction also requires the leadership key to be unchanged, and a
-   * changed one is refused with UNAVAILABLE. Does not collect garbage on
-   * success: call `collectGarbage` after it.
+   * changed one is refused with `LeadershipLostError` (UNAVAILABLE). Does
+   * not collect garbage on success: call `collectGarbage` after it.
    */
   commit(request: CommitRequest, guard?: CommitGuard): Promise<CommitResult> {
     return commitCheckpoint(this.ctx, request, guard);

@@ -3,7 +3,7 @@
  * checkpoint id and id floor, and the ids of its retained checkpoints.
  */
 import type { IKeyValue, IRequestOp, IResponseOp } from 'etcd3';
-import type { StoredJobState } from '../core/ports.js';
+import type { LeaderGuard, StoredJobState } from '../core/ports.js';
 import { CkptError } from '../core/errors.js';
 import type { JobSpec__Output as JobSpec } from '../gen/ckpt/v1/JobSpec.js';
 import type { JobState } from '../gen/ckpt/v1/JobState.js';
@@ -11,6 +11,7 @@ import { decodeStored, encodeForStore, storeCodecs } from './codecs.js';
 import { firstKv, getOp, modRevisionIs, putOp, rangeKvs, rangePrefixOp, valueIs, versionIs } from './etcd-ops.js';
 import { assertJobId, pad, unpad } from './keys.js';
 import { mapConcurrent } from './concurrency.js';
+import { assertGuardHeld, guardCompares, guardReadOps, validateGuard } from './leader-guard.js';
 import { getValue, listKeys, sendTxn, type StoreContext } from './store-context.js';
 
 /** Jobs read at once by `loadJobs`. */
@@ -38,29 +39,31 @@ export async function readJob(ctx: StoreContext, jobId: string): Promise<StoredJ
 
 /**
  * Creates the job with epoch 1, latest 0 and id floor 1 in one transaction
- * if its spec key is absent; otherwise reads the job back in the same
- * transaction.
+ * if its spec key is absent (and `guard` holds); otherwise reads the job
+ * back in the same transaction.
  */
 export async function createJob(
   ctx: StoreContext,
   spec: JobSpec,
   nowMs: number,
+  guard?: LeaderGuard,
 ): Promise<{ job: StoredJobState; created: boolean }> {
   const jobId = spec.jobId;
   assertJobId(jobId);
+  validateGuard(guard, { jobId });
   const { keys } = ctx;
   const stored = encodeStoredJob(jobId, spec, 'JOB_STATE_RUNNING', nowMs);
   const response = await sendTxn(
     ctx,
     {
-      compare: [versionIs(keys.spec(jobId), 'Equal', 0)],
+      compare: [versionIs(keys.spec(jobId), 'Equal', 0), ...guardCompares(guard)],
       success: [
         putOp(keys.spec(jobId), Buffer.from(stored)),
         putOp(keys.epoch(jobId), pad(1)),
         putOp(keys.latest(jobId), pad(0)),
         putOp(keys.idFloor(jobId), pad(1)),
       ],
-      failure: jobReadOps(ctx, jobId),
+      failure: [...jobReadOps(ctx, jobId), ...guardReadOps(guard)],
     },
     { operation: 'create job', jobId },
   );
@@ -77,6 +80,7 @@ export async function createJob(
     };
     return { job, created: true };
   }
+  assertGuardHeld(guard, response.responses[JOB_READ_OPS], { jobId });
   const job = parseJobRead(ctx, jobId, response.responses);
   if (job === undefined) throw new CkptError('INTERNAL', `job ${jobId} vanished while it was created`, { jobId });
   // The client retries a request whose reply was lost; finding exactly what
@@ -90,10 +94,17 @@ export async function createJob(
  * Replaces the spec and run state of an existing job, keeping its creation
  * time; throws UNKNOWN_JOB if there is none.
  */
-export async function updateJob(ctx: StoreContext, jobId: string, spec: JobSpec, state: JobState): Promise<void> {
+export async function updateJob(
+  ctx: StoreContext,
+  jobId: string,
+  spec: JobSpec,
+  state: JobState,
+  guard?: LeaderGuard,
+): Promise<void> {
   if (spec.jobId !== jobId) {
     throw new CkptError('MALFORMED', `spec of job ${spec.jobId} given to update job ${jobId}`, { jobId });
   }
+  validateGuard(guard, { jobId });
   const key = ctx.keys.spec(jobId);
   const context = { operation: 'update job', jobId };
   for (let attempt = 1; attempt <= UPDATE_JOB_ATTEMPTS; attempt++) {
@@ -103,25 +114,37 @@ export async function updateJob(ctx: StoreContext, jobId: string, spec: JobSpec,
     const stored = encodeStoredJob(jobId, spec, state, previous.createdAtMs);
     const response = await sendTxn(
       ctx,
-      { compare: [modRevisionIs(key, kv.mod_revision)], success: [putOp(key, Buffer.from(stored))] },
+      {
+        compare: [modRevisionIs(key, kv.mod_revision), ...guardCompares(guard)],
+        success: [putOp(key, Buffer.from(stored))],
+        failure: guardReadOps(guard),
+      },
       context,
     );
     if (response.succeeded) return;
+    assertGuardHeld(guard, response.responses[0], { jobId });
     ctx.logger.debug({ jobId, attempt }, 'job spec changed while it was updated; retrying');
   }
   throw new CkptError('INTERNAL', `job ${jobId} kept changing while it was updated`, { jobId, retryable: true });
 }
 
 /** Raises the id floor to `floor`; does nothing if it is already at least `floor`. */
-export async function reserveIds(ctx: StoreContext, jobId: string, floor: number): Promise<void> {
+export async function reserveIds(ctx: StoreContext, jobId: string, floor: number, guard?: LeaderGuard): Promise<void> {
   const key = ctx.keys.idFloor(jobId);
   const padded = pad(floor);
+  validateGuard(guard, { jobId });
   const response = await sendTxn(
     ctx,
-    { compare: [valueIs(key, 'Less', padded)], success: [putOp(key, padded)], failure: [getOp(key)] },
+    {
+      compare: [valueIs(key, 'Less', padded), ...guardCompares(guard)],
+      success: [putOp(key, padded)],
+      failure: [getOp(key), ...guardReadOps(guard)],
+    },
     { operation: 'reserve ids', jobId },
   );
-  if (!response.succeeded && firstKv(response.responses[0]) === undefined) {
+  if (response.succeeded) return;
+  assertGuardHeld(guard, response.responses[1], { jobId });
+  if (firstKv(response.responses[0]) === undefined) {
     throw new CkptError('UNKNOWN_JOB', `job ${jobId} does not exist`, { jobId });
   }
 }
@@ -134,15 +157,26 @@ export async function reserveIds(ctx: StoreContext, jobId: string, floor: number
  * from there (an epoch skipped is harmless, one shared by two recoveries
  * would not be).
  */
-export async function bumpEpoch(ctx: StoreContext, jobId: string, expectedEpoch: number): Promise<number> {
+export async function bumpEpoch(
+  ctx: StoreContext,
+  jobId: string,
+  expectedEpoch: number,
+  guard?: LeaderGuard,
+): Promise<number> {
   const key = ctx.keys.epoch(jobId);
   const next = expectedEpoch + 1;
+  validateGuard(guard, { jobId });
   const response = await sendTxn(
     ctx,
-    { compare: [valueIs(key, 'Equal', pad(expectedEpoch))], success: [putOp(key, pad(next))], failure: [getOp(key)] },
+    {
+      compare: [valueIs(key, 'Equal', pad(expectedEpoch)), ...guardCompares(guard)],
+      success: [putOp(key, pad(next))],
+      failure: [getOp(key), ...guardReadOps(guard)],
+    },
     { operation: 'bump epoch', jobId, epoch: expectedEpoch },
   );
   if (response.succeeded) return next;
+  assertGuardHeld(guard, response.responses[1], { jobId, epoch: expectedEpoch });
   const current = firstKv(response.responses[0]);
   if (current === undefined) throw new CkptError('UNKNOWN_JOB', `job ${jobId} does not exist`, { jobId });
   const epoch = paddedValue(current, jobId);
@@ -155,6 +189,9 @@ export async function bumpEpoch(ctx: StoreContext, jobId: string, expectedEpoch:
 function encodeStoredJob(jobId: string, spec: JobSpec, state: JobState, createdAtMs: number): Uint8Array {
   return encodeForStore(storeCodecs().storedJob, { spec, state, createdAtMs }, 'job spec', { jobId });
 }
+
+/** How many operations `jobReadOps` returns. */
+const JOB_READ_OPS = 5;
 
 /** Reads of everything `parseJobRead` needs, for one transaction. */
 export function jobReadOps(ctx: StoreContext, jobId: string): IRequestOp[] {

@@ -69,16 +69,18 @@ test('control messages arrive decoded on the documented subjects with the epoch 
     snapshotType: 'SNAPSHOT_TYPE_FULL',
     triggeredAtMs: 1000,
     deadlineMs: 61000,
+    term: 5,
   });
-  await b.publishComplete({ jobId: 'job-1', checkpointId: 7, epoch: 2, completedAtMs: 1500 });
+  await b.publishComplete({ jobId: 'job-1', checkpointId: 7, epoch: 2, completedAtMs: 1500, term: 5 });
   await b.publishAbort({
     jobId: 'job-1',
     checkpointId: 8,
     epoch: 2,
     reason: 'ABORT_REASON_DECLINED',
     message: 'task a declined',
+    term: 5,
   });
-  await b.publishRecover({ jobId: 'job-1', epoch: 3, checkpointId: 7 });
+  await b.publishRecover({ jobId: 'job-1', epoch: 3, checkpointId: 7, term: 5 });
 
   await eventually(() => received.length >= 4, { what: 'four control messages' });
   const s = jobSubjects(b.controlPrefix('job-1'));
@@ -99,12 +101,14 @@ test('control messages arrive decoded on the documented subjects with the epoch 
     snapshotType: 'SNAPSHOT_TYPE_FULL',
     triggeredAtMs: 1000,
     deadlineMs: 61000,
+    term: 5,
   });
   t.deepEqual(codecs.complete.decode(complete.data), {
     jobId: 'job-1',
     checkpointId: 7,
     epoch: 2,
     completedAtMs: 1500,
+    term: 5,
   });
   t.deepEqual(codecs.abort.decode(abort.data), {
     jobId: 'job-1',
@@ -112,8 +116,9 @@ test('control messages arrive decoded on the documented subjects with the epoch 
     epoch: 2,
     reason: 'ABORT_REASON_DECLINED',
     message: 'task a declined',
+    term: 5,
   });
-  t.deepEqual(codecs.recover.decode(recover.data), { jobId: 'job-1', epoch: 3, checkpointId: 7 });
+  t.deepEqual(codecs.recover.decode(recover.data), { jobId: 'job-1', epoch: 3, checkpointId: 7, term: 5 });
 });
 
 test('messages of one job do not reach subscribers of another', async (t) => {

@@ -76,7 +76,7 @@ test('more consecutive failures than tolerated start a recovery: new epoch, reco
   const second = await c.client.triggerCheckpoint({ jobId: 'job', wait: true }, { deadlineMs: 10_000 });
   t.is(second.checkpoint?.abortReason, 'ABORT_REASON_DECLINED');
   await eventually(() => w.recovered.length === 1);
-  t.deepEqual(w.recovered[0], { jobId: 'job', epoch: 2, checkpointId: committed });
+  t.deepEqual(w.recovered[0], { jobId: 'job', epoch: 2, checkpointId: committed, term: c.running.term?.term });
   t.is((await c.client.getJob({ jobId: 'job' })).job?.epoch, 2);
   t.is((await c.dump())[`${c.prefix.etcd}jobs/job/epoch`], '2'.padStart(20, '0'));
   const restore = await eventually(() => w.restored.find((r) => r.epoch === 2));

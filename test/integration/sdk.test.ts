@@ -1,23 +1,26 @@
 /**
  * The worker SDK against the real coordinator on real etcd and NATS:
- * barrier alignment, the exactly-once JetStream sink, and coordinated
- * recovery after a task failure.
+ * barrier alignment, record order, the JetStream source and publication,
+ * the exactly-once JetStream sink, and coordinated recovery after a task
+ * failure.
  */
 import test, { type ExecutionContext } from 'ava';
 import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/nats-core';
+import { jetstream, jetstreamManager, JetStreamApiError } from '@nats-io/jetstream';
+import { nanos, type NatsConnection } from '@nats-io/nats-core';
 import { CkptError } from '../../src/core/errors.js';
-import { createLogger } from '../../src/log/index.js';
+import { createLogger, silentLogger } from '../../src/log/index.js';
 import type { CheckpointSummary__Output } from '../../src/gen/ckpt/v1/CheckpointSummary.js';
 import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
 import {
   createLocalDirectoryBackend,
   decodeKeyedState,
   decodeUnalignedSnapshot,
+  jetStreamInput,
   jetStreamSink,
   jetStreamSource,
   Worker,
@@ -26,8 +29,10 @@ import {
   type SourceTask,
   type StateBackend,
   type Task,
+  type TaskContext,
   type WorkerEventMap,
 } from '../../src/sdk/index.js';
+import { publishToStream } from '../../src/sdk/jetstream-publish.js';
 import { natsConnection } from '../helpers/clients.js';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';
 import { useServers } from '../helpers/servers.js';
@@ -511,4 +516,110 @@ test('unaligned: the snapshot is taken at the first barrier with the in-flight r
     ['a1', 'a2', 'a3', 'b-slow', 'b1', 'b2', 'boom'],
     'every record counted exactly once after the recovery',
   );
+});
+
+test('records are processed one at a time and in order, whether process returns a promise or not', async (t) => {
+  const spec: JobSpec = { jobId: 'mixed', tasks: [{ taskId: 'src' }, { taskId: 'm', inputs: ['src'] }] };
+  const h = await harness(t, spec);
+  const log = new MemoryLog();
+  const seen: string[] = [];
+  let busy = false;
+  let overlapped = false;
+  const m: Task = {
+    process(record, ctx) {
+      if (busy) overlapped = true;
+      const value = record.text();
+      const record_ = (): void => {
+        seen.push(value);
+        ctx.state.set('seen', [...((ctx.state.get('seen') as string[] | undefined) ?? []), value]);
+      };
+      // Every third record is asynchronous; the others return nothing.
+      if (Number(value.slice(1)) % 3 !== 0) return record_();
+      busy = true;
+      return new Promise<void>((resolve) =>
+        setTimeout(() => {
+          record_();
+          busy = false;
+          resolve();
+        }, 2),
+      );
+    },
+  };
+  await h.worker('w1', { src: logSource(log) });
+  const w2 = await h.worker('w2', { m });
+  await h.c.started('mixed');
+  const values = Array.from({ length: 60 }, (_, i) => `r${i}`);
+  log.push(...values);
+  await eventually(() => seen.length === values.length, { what: 'every record processed' });
+  t.deepEqual(seen, values);
+  t.false(overlapped, 'no record starts before the one before it is done');
+  const snapshot = w2.waitFor('snapshot', (e) => e.taskId === 'm');
+  t.is((await h.checkpoint()).state, 'CHECKPOINT_STATE_COMPLETED');
+  const [taken] = await snapshot;
+  t.is(seenIn(taken.bytes).length, values.length);
+});
+
+test('a JetStream source with a subject filter resumes right after its position', async (t) => {
+  const nc = await natsConnection(t, servers.natsUrl);
+  const id = randomBytes(4).toString('hex');
+  const stream = `RESUME_${id}`;
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: stream, subjects: [`resume.${id}.*`] });
+  t.teardown(async () => {
+    await jsm.streams.delete(stream).catch(() => false);
+  });
+  const js = jetstream(nc);
+  // Sequences 1..40: odd ones on .a, even ones on .b.
+  for (let i = 1; i <= 40; i += 1) await js.publish(`resume.${id}.${i % 2 === 1 ? 'a' : 'b'}`, `m${i}`);
+  const subject = `resume.${id}.a`;
+  const source = jetStreamSource({ stream, subject });
+  const input = jetStreamInput(stream, subject);
+  const read = async (after: number, count: number): Promise<string[]> => {
+    const abort = new AbortController();
+    const ctx = { nats: nc, signal: abort.signal, logger: silentLogger(), jobId: 'j', taskId: 't' } as TaskContext;
+    const got: string[] = [];
+    for await (const m of source.read(after === 0 ? [] : [{ input, offset: after }], ctx)) {
+      got.push(`${m.offset}:${m.value.string()}`);
+      if (got.length === count) break;
+    }
+    abort.abort();
+    return got;
+  };
+  const expected = (from: number): string[] =>
+    Array.from({ length: (41 - from) / 2 }, (_, i) => `${from + 2 * i}:m${from + 2 * i}`);
+  t.deepEqual(await read(0, 20), expected(1));
+  t.deepEqual(await read(9, 15), expected(11));
+  t.deepEqual(await read(38, 1), expected(39));
+});
+
+test('publishToStream keeps the order, counts a duplicate as stored, and fails on a refusal', async (t) => {
+  const nc = await natsConnection(t, servers.natsUrl);
+  const id = randomBytes(4).toString('hex');
+  const stream = `PUB_${id}`;
+  const small = `PUB_SMALL_${id}`;
+  const subject = `pub.${id}`;
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: stream, subjects: [subject], duplicate_window: nanos(60_000) });
+  await jsm.streams.add({ name: small, subjects: [`${subject}.small`], max_msg_size: 8 });
+  t.teardown(async () => {
+    await jsm.streams.delete(stream).catch(() => false);
+    await jsm.streams.delete(small).catch(() => false);
+  });
+  const payloads = Array.from({ length: 1000 }, (_, i) => new TextEncoder().encode(`m${i}`));
+  const publication = { subject, payloads, msgId: (i: number) => `id-${i}`, maxInFlight: 64, timeoutMs: 5000 };
+  await publishToStream(nc, publication);
+  await publishToStream(nc, publication);
+  t.is((await jsm.streams.info(stream)).state.messages, 1000, 'the second publication is all duplicates');
+  for (const seq of [1, 2, 500, 1000]) t.is((await jsm.streams.getMessage(stream, { seq }))?.string(), `m${seq - 1}`);
+
+  await t.throwsAsync(publishToStream(nc, { ...publication, subject: `nostream.${id}` }), {
+    message: /no stream answered/,
+  });
+  await t.throwsAsync(
+    publishToStream(nc, { ...publication, subject: `${subject}.small`, payloads: [new Uint8Array(64)] }),
+    { instanceOf: JetStreamApiError },
+  );
+  const abort = new AbortController();
+  abort.abort(new Error('stopped (test)'));
+  await t.throwsAsync(publishToStream(nc, { ...publication, signal: abort.signal }), { message: 'stopped (test)' });
 });

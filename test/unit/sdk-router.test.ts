@@ -9,6 +9,17 @@ test('FNV-1a matches the reference values', (t) => {
   t.is(fnv1a32('foobar'), 0xbf9cf968);
 });
 
+test('FNV-1a hashes the UTF-8 bytes of text that is not ASCII', (t) => {
+  const overBytes = (text: string): number => {
+    let hash = 0x811c9dc5;
+    for (const byte of new TextEncoder().encode(text)) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+    return hash;
+  };
+  for (const text of ['é', 'über', 'ab\u00ffc', '日本語', 'emoji 😀', 'mixed ascii then é']) {
+    t.is(fnv1a32(text), overBytes(text), text);
+  }
+});
+
 test('the key router is stable: the same key always goes to the same task, whatever the given order', (t) => {
   const a = new Router('src', ['t3', 't1', 't2']);
   const b = new Router('src', ['t2', 't3', 't1']);

@@ -16,6 +16,10 @@ export interface CheckpointAbort {
   'epoch'?: (number | string | Long);
   'reason'?: (_ckpt_v1_AbortReason);
   'message'?: (string);
+  /**
+   * The term of the leader that sent it.
+   */
+  'term'?: (number | string | Long);
 }
 
 /**
@@ -30,4 +34,8 @@ export interface CheckpointAbort__Output {
   'epoch': (number);
   'reason': (_ckpt_v1_AbortReason__Output);
   'message': (string);
+  /**
+   * The term of the leader that sent it.
+   */
+  'term': (number);
 }

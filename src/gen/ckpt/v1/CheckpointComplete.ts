@@ -12,6 +12,10 @@ export interface CheckpointComplete {
   'checkpointId'?: (number | string | Long);
   'epoch'?: (number | string | Long);
   'completedAtMs'?: (number | string | Long);
+  /**
+   * The term of the leader that sent it.
+   */
+  'term'?: (number | string | Long);
 }
 
 /**
@@ -23,4 +27,8 @@ export interface CheckpointComplete__Output {
   'checkpointId': (number);
   'epoch': (number);
   'completedAtMs': (number);
+  /**
+   * The term of the leader that sent it.
+   */
+  'term': (number);
 }

@@ -86,6 +86,12 @@ export const ErrorReason = {
    * Anything else (INTERNAL).
    */
   ERROR_REASON_INTERNAL: 'ERROR_REASON_INTERNAL',
+  /**
+   * This coordinator is a standby, or has just lost its leadership
+   * (UNAVAILABLE). Nothing was done; the trailing metadata "ckpt-leader"
+   * names the leader's address when it is known.
+   */
+  ERROR_REASON_NOT_LEADER: 'ERROR_REASON_NOT_LEADER',
 } as const;
 
 /**
@@ -193,6 +199,13 @@ export type ErrorReason =
    */
   | 'ERROR_REASON_INTERNAL'
   | 19
+  /**
+   * This coordinator is a standby, or has just lost its leadership
+   * (UNAVAILABLE). Nothing was done; the trailing metadata "ckpt-leader"
+   * names the leader's address when it is known.
+   */
+  | 'ERROR_REASON_NOT_LEADER'
+  | 20
 
 /**
  * Stable, machine-readable error reasons, sent as their names without the

@@ -11,6 +11,10 @@ export interface Recover {
   'jobId'?: (string);
   'epoch'?: (number | string | Long);
   'checkpointId'?: (number | string | Long);
+  /**
+   * The term of the leader that sent it.
+   */
+  'term'?: (number | string | Long);
 }
 
 /**
@@ -21,4 +25,8 @@ export interface Recover__Output {
   'jobId': (string);
   'epoch': (number);
   'checkpointId': (number);
+  /**
+   * The term of the leader that sent it.
+   */
+  'term': (number);
 }

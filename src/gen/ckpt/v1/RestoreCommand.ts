@@ -23,6 +23,10 @@ export interface RestoreCommand {
    * The manifest's entries for this session's tasks.
    */
   'snapshots'?: (_ckpt_v1_TaskSnapshot)[];
+  /**
+   * The term of the leader that sent it (see Welcome.term).
+   */
+  'term'?: (number | string | Long);
 }
 
 /**
@@ -44,4 +48,8 @@ export interface RestoreCommand__Output {
    * The manifest's entries for this session's tasks.
    */
   'snapshots': (_ckpt_v1_TaskSnapshot__Output)[];
+  /**
+   * The term of the leader that sent it (see Welcome.term).
+   */
+  'term': (number);
 }

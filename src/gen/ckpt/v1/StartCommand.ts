@@ -9,6 +9,10 @@ import type { Long } from '@grpc/proto-loader';
 export interface StartCommand {
   'jobId'?: (string);
   'epoch'?: (number | string | Long);
+  /**
+   * The term of the leader that sent it (see Welcome.term).
+   */
+  'term'?: (number | string | Long);
 }
 
 /**
@@ -17,4 +21,8 @@ export interface StartCommand {
 export interface StartCommand__Output {
   'jobId': (string);
   'epoch': (number);
+  /**
+   * The term of the leader that sent it (see Welcome.term).
+   */
+  'term': (number);
 }

@@ -17,6 +17,10 @@ export interface Trigger {
    * Absolute deadline after which the checkpoint is aborted.
    */
   'deadlineMs'?: (number | string | Long);
+  /**
+   * The term of the leader that sent it.
+   */
+  'term'?: (number | string | Long);
 }
 
 /**
@@ -32,4 +36,8 @@ export interface Trigger__Output {
    * Absolute deadline after which the checkpoint is aborted.
    */
   'deadlineMs': (number);
+  /**
+   * The term of the leader that sent it.
+   */
+  'term': (number);
 }

@@ -38,6 +38,12 @@ export interface Welcome {
    * The job's spec, so that a worker can wire its tasks' inputs.
    */
   'spec'?: (_ckpt_v1_JobSpec | null);
+  /**
+   * The term of the leader that sent the welcome: the create revision of
+   * its election key in etcd. Control messages of a lower term come from a
+   * deposed leader and are ignored.
+   */
+  'term'?: (number | string | Long);
 }
 
 /**
@@ -74,4 +80,10 @@ export interface Welcome__Output {
    * The job's spec, so that a worker can wire its tasks' inputs.
    */
   'spec': (_ckpt_v1_JobSpec__Output | null);
+  /**
+   * The term of the leader that sent the welcome: the create revision of
+   * its election key in etcd. Control messages of a lower term come from a
+   * deposed leader and are ignored.
+   */
+  'term': (number);
 }

@@ -1,0 +1,168 @@
+/**
+ * Following the leader among several coordinators. A client knows one or
+ * more addresses and talks to one of them at a time. A standby refuses
+ * with NOT_LEADER and names the leader in the trailing metadata
+ * `ckpt-leader`; the client moves there, or to its next address when no
+ * leader is named or the one it talks to is unreachable, and retries the
+ * call with backoff within the call's deadline.
+ *
+ * Which calls are retried: any call that a coordinator refused with
+ * NOT_LEADER or SHUTTING_DOWN (it did nothing); idempotent calls also when
+ * the transport failed or the coordinator reported itself UNAVAILABLE,
+ * since their repetition changes nothing.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { CallOptions } from './call-options.js';
+import { DEFAULT_DEADLINE_MS } from './call-options.js';
+import { errorInfo } from './error-reason.js';
+
+/** How a client retries calls while it looks for the leader. */
+export interface LeaderRetryOptions {
+  /** Longest time one call keeps retrying, within its own deadline. Default 15000 ms; 0: never retry. */
+  timeoutMs?: number;
+  /** Delay before the first retry. Default 50 ms. */
+  initialDelayMs?: number;
+  /** Largest delay between retries; delays double up to it. Default 1000 ms. */
+  maxDelayMs?: number;
+}
+
+/** The defaults of `LeaderRetryOptions`. */
+export const DEFAULT_LEADER_RETRY: Required<LeaderRetryOptions> = {
+  timeoutMs: 15_000,
+  initialDelayMs: 50,
+  maxDelayMs: 1000,
+};
+
+/** Whether a call may be repeated after an unknown outcome. */
+export type Repeatable = 'idempotent' | 'once';
+
+/**
+ * Splits `addresses` (an address, a comma-separated list, or an array of
+ * either) into a list of `host:port` strings; throws when none is left.
+ */
+export function parseAddresses(addresses: string | readonly string[]): string[] {
+  const list = (typeof addresses === 'string' ? [addresses] : [...addresses])
+    .flatMap((a) => a.split(','))
+    .map((a) => a.trim())
+    .filter((a) => a !== '');
+  if (list.length === 0) throw new Error('at least one coordinator address is required');
+  return [...new Set(list)];
+}
+
+/** One grpc-js client per known address, and the one in use. */
+export class LeaderRouter<C extends grpc.Client> {
+  readonly #create: (address: string) => C;
+  readonly #retry: Required<LeaderRetryOptions>;
+  readonly #addresses: string[];
+  readonly #clients = new Map<string, C>();
+  #index = 0;
+
+  /** `create` opens a client for an address; clients are created on first use. */
+  constructor(addresses: readonly string[], create: (address: string) => C, retry: LeaderRetryOptions = {}) {
+    this.#addresses = [...addresses];
+    this.#create = create;
+    this.#retry = { ...DEFAULT_LEADER_RETRY, ...definedOnly(retry) };
+  }
+
+  /** Every address known: the ones given, then leaders named by standbys. */
+  get addresses(): readonly string[] {
+    return this.#addresses;
+  }
+
+  /** The address calls go to now. */
+  get address(): string {
+    return this.#addresses[this.#index] ?? '';
+  }
+
+  /** The client of `address`. */
+  get client(): C {
+    const address = this.address;
+    let client = this.#clients.get(address);
+    if (client === undefined) {
+      client = this.#create(address);
+      this.#clients.set(address, client);
+    }
+    return client;
+  }
+
+  /**
+   * After a failed call: moves to the leader a NOT_LEADER refusal names, or
+   * to the next address when none is named, the coordinator is stopping or
+   * unreachable. Other failures change nothing.
+   */
+  follow(err: unknown): void {
+    const info = errorInfo(err);
+    if (info === undefined || info.code !== grpc.status.UNAVAILABLE) return;
+    if (info.reason === 'NOT_LEADER' && info.leader !== undefined) {
+      if (!this.#addresses.includes(info.leader)) this.#addresses.push(info.leader);
+      this.#index = this.#addresses.indexOf(info.leader);
+      return;
+    }
+    if (info.reason === undefined || info.reason === 'NOT_LEADER' || info.reason === 'SHUTTING_DOWN') {
+      this.#index = (this.#index + 1) % this.#addresses.length;
+    }
+  }
+
+  /**
+   * Runs `attempt` against the current client, following the leader and
+   * retrying with backoff as the module comment says, until it succeeds,
+   * fails for good, or the call's deadline or retry time is up. Each
+   * attempt gets the time left of the call's deadline.
+   */
+  async call<T>(
+    attempt: (client: C, options: CallOptions) => Promise<T>,
+    repeatable: Repeatable,
+    options: CallOptions = {},
+  ): Promise<T> {
+    const startedAt = Date.now();
+    const deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
+    const retryUntil = startedAt + this.#retry.timeoutMs;
+    const until = deadlineMs > 0 ? Math.min(startedAt + deadlineMs, retryUntil) : retryUntil;
+    for (let n = 0; ; n += 1) {
+      const left = deadlineMs > 0 ? Math.max(1, startedAt + deadlineMs - Date.now()) : 0;
+      try {
+        return await attempt(this.client, { ...options, deadlineMs: left });
+      } catch (err) {
+        const delay = this.#delayMs(n);
+        if (!retriable(err, repeatable) || options.signal?.aborted === true || Date.now() + delay >= until) throw err;
+        this.follow(err);
+        await sleep(delay, options.signal);
+      }
+    }
+  }
+
+  /** Closes every client. */
+  close(): void {
+    for (const client of this.#clients.values()) client.close();
+    this.#clients.clear();
+  }
+
+  #delayMs(attempt: number): number {
+    const base = Math.min(this.#retry.maxDelayMs, this.#retry.initialDelayMs * 2 ** attempt);
+    return Math.round(base * (0.8 + 0.4 * Math.random()));
+  }
+}
+
+/** True when a call that failed with `err` may be sent again (see the module comment). */
+export function retriable(err: unknown, repeatable: Repeatable): boolean {
+  const info = errorInfo(err);
+  if (info === undefined || info.code !== grpc.status.UNAVAILABLE) return false;
+  if (info.reason === 'NOT_LEADER' || info.reason === 'SHUTTING_DOWN') return true;
+  return repeatable === 'idempotent' && (info.reason === undefined || info.reason === 'UNAVAILABLE');
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+function definedOnly<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,144 @@
+/**
+ * Publishing a run of messages to a JetStream stream with a window of
+ * publications in flight. All of them share one reply subscription, and the
+ * stream acknowledges message `i` on `<inbox>.<i>`: no request object,
+ * timer or error object per message, as a request per message would cost.
+ * Messages of one connection reach the stream in the order they are
+ * published, so the stream keeps the order of `payloads`.
+ */
+import { JetStreamApiError, PubHeaders, type ApiError } from '@nats-io/jetstream';
+import {
+  createInbox,
+  headers as natsHeaders,
+  type Msg,
+  type NatsConnection,
+  type Subscription,
+} from '@nats-io/nats-core';
+import { abortReason } from './backoff.js';
+
+/** A run of messages to publish. */
+export interface StreamPublication {
+  /** The subject, one of the stream's. */
+  subject: string;
+  payloads: readonly Uint8Array[];
+  /** The message id of `payloads[index]`, for the stream's duplicate detection. */
+  msgId(index: number): string;
+  /** Most publications waiting for their acknowledgement at once (at least 1). */
+  maxInFlight: number;
+  /** Fails when publications wait and none is acknowledged for this long. */
+  timeoutMs: number;
+  /** Fails with the signal's reason when it aborts. */
+  signal?: AbortSignal;
+}
+
+/** What an acknowledgement of the stream carries. */
+interface PubAck {
+  stream?: string;
+  error?: ApiError;
+}
+
+/**
+ * Publishes every payload and resolves once the stream has acknowledged
+ * each (a duplicate counts: the stream has it). Rejects with the first
+ * refusal, the timeout, a closed connection or the signal's reason;
+ * messages published before that may be in the stream.
+ */
+export function publishToStream(nc: NatsConnection, p: StreamPublication): Promise<void> {
+  if (p.payloads.length === 0) return Promise.resolve();
+  if (p.signal?.aborted === true) return Promise.reject(abortReason(p.signal));
+  return new Promise((resolve, reject) => new Publisher(nc, p, resolve, reject).start());
+}
+
+class Publisher {
+  readonly #nc: NatsConnection;
+  readonly #p: StreamPublication;
+  readonly #inbox = createInbox();
+  readonly #acked: Uint8Array;
+  readonly #resolve: () => void;
+  readonly #reject: (err: unknown) => void;
+  readonly #onAbort = (): void => this.#finish(abortReason(this.#p.signal));
+  #sub: Subscription | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #sent = 0;
+  #done = 0;
+  #settled = false;
+
+  constructor(nc: NatsConnection, p: StreamPublication, resolve: () => void, reject: (err: unknown) => void) {
+    this.#nc = nc;
+    this.#p = p;
+    this.#acked = new Uint8Array(p.payloads.length);
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  start(): void {
+    try {
+      const sub = this.#nc.subscribe(`${this.#inbox}.*`, { callback: (err, msg) => this.#onReply(err, msg) });
+      this.#sub = sub;
+      const closed = (): void => this.#finish(new Error('the reply subscription closed'));
+      void sub.closed.then(closed, closed);
+      this.#timer = setTimeout(() => this.#onTimeout(), this.#p.timeoutMs);
+      this.#p.signal?.addEventListener('abort', this.#onAbort, { once: true });
+      this.#fill();
+    } catch (err) {
+      this.#finish(err);
+    }
+  }
+
+  /** Publishes until the window is full or everything is sent. */
+  #fill(): void {
+    const { payloads, subject } = this.#p;
+    const window = Math.max(1, this.#p.maxInFlight);
+    while (this.#sent < payloads.length && this.#sent - this.#done < window && !this.#settled) {
+      const index = this.#sent;
+      const headers = natsHeaders();
+      headers.set(PubHeaders.MsgIdHdr, this.#p.msgId(index));
+      this.#nc.publish(subject, payloads[index], { reply: `${this.#inbox}.${index}`, headers });
+      this.#sent += 1;
+    }
+  }
+
+  #onReply(err: Error | null, msg: Msg): void {
+    if (this.#settled) return;
+    try {
+      if (err !== null) throw err;
+      const index = Number(msg.subject.slice(this.#inbox.length + 1));
+      if (!Number.isInteger(index) || index < 0 || index >= this.#sent) return;
+      checkAck(msg, index);
+      if (this.#acked[index] === 1) return;
+      this.#acked[index] = 1;
+      this.#done += 1;
+      this.#timer?.refresh();
+      if (this.#done === this.#p.payloads.length) this.#finish();
+      else this.#fill();
+    } catch (error) {
+      this.#finish(error);
+    }
+  }
+
+  #onTimeout(): void {
+    const waiting = this.#sent - this.#done;
+    this.#finish(new Error(`no acknowledgement within ${this.#p.timeoutMs} ms (${waiting} publications waiting)`));
+  }
+
+  #finish(err?: unknown): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    clearTimeout(this.#timer);
+    this.#p.signal?.removeEventListener('abort', this.#onAbort);
+    this.#sub?.unsubscribe();
+    if (err === undefined) this.#resolve();
+    else this.#reject(err);
+  }
+}
+
+/** Throws when `msg` is not the stream's acknowledgement of message `index`. */
+function checkAck(msg: Msg, index: number): void {
+  const status = msg.headers;
+  if (status?.hasError === true || (msg.data.length === 0 && status !== undefined)) {
+    throw new Error(`message ${index}: no stream answered (${status.code} ${status.description})`);
+  }
+  const ack = msg.json<PubAck>();
+  if (ack.error !== undefined) throw new JetStreamApiError(ack.error);
+  if (typeof ack.stream !== 'string' || ack.stream === '') throw new Error(`message ${index}: invalid acknowledgement`);
+}

@@ -1,0 +1,92 @@
+/**
+ * `make chaos`: runs the fault suite once and prints its summary; exits
+ * non-zero on any violation.
+ *
+ *   node --import tsx test/chaos/main.ts --seed 7 --faults 30 --coordinators 1
+ *
+ * Every flag can also be given as an environment variable (a flag wins):
+ * SEED, FAULTS, COORDINATORS, FAULT_KINDS (comma-separated), NATS_CLUSTER
+ * (1 or true), SPACING_MS, COORDINATOR_ARGS (space-separated), CHAOS_LOG_DIR.
+ */
+import { parseArgs } from 'node:util';
+import { killLocalServersSync } from '../../src/dev/index.js';
+import { killChildrenSync } from './child.js';
+import { parseKinds, type ChaosOptions } from './options.js';
+import { runChaos } from './run.js';
+import { formatSummary } from './summary.js';
+
+const USAGE =
+  'usage: main.ts [--seed N] [--faults N] [--coordinators N] [--kinds k1,k2] [--nats-cluster] ' +
+  '[--spacing-ms MS] [--coordinator-arg FLAG]... [--log-dir DIR]';
+
+function options(): ChaosOptions {
+  const { values } = parseArgs({
+    options: {
+      seed: { type: 'string', default: process.env.SEED },
+      faults: { type: 'string', default: process.env.FAULTS },
+      coordinators: { type: 'string', default: process.env.COORDINATORS },
+      kinds: { type: 'string', default: process.env.FAULT_KINDS },
+      'nats-cluster': { type: 'boolean', default: /^(1|true|yes)$/i.test(process.env.NATS_CLUSTER ?? '') },
+      'spacing-ms': { type: 'string', default: process.env.SPACING_MS },
+      'coordinator-arg': { type: 'string', multiple: true, default: splitWords(process.env.COORDINATOR_ARGS) },
+      'log-dir': { type: 'string', default: process.env.CHAOS_LOG_DIR },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const started = Date.now();
+  return {
+    ...number('seed', values.seed),
+    ...number('faults', values.faults),
+    ...number('coordinators', values.coordinators),
+    ...number('spacingMs', values['spacing-ms']),
+    ...(values.kinds === undefined || values.kinds === '' ? {} : { kinds: parseKinds(values.kinds) }),
+    natsCluster: values['nats-cluster'],
+    coordinatorArgs: values['coordinator-arg'],
+    ...(values['log-dir'] === undefined || values['log-dir'] === '' ? {} : { logDir: values['log-dir'] }),
+    log: (line) => console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${line}`),
+  };
+}
+
+/** `{ [option]: n }` for a numeric flag that was given, `{}` for one that was not. */
+function number(option: keyof ChaosOptions, text: string | undefined): Partial<ChaosOptions> {
+  if (text === undefined || text === '') return {};
+  const n = Number(text);
+  if (!Number.isFinite(n)) throw new Error(`option ${option}: not a number: ${JSON.stringify(text)}\n${USAGE}`);
+  return { [option]: n };
+}
+
+function splitWords(text: string | undefined): string[] {
+  return (text ?? '').split(/\s+/).filter((w) => w !== '');
+}
+
+async function main(): Promise<number> {
+  const abort = new AbortController();
+  const onSignal = (): void => {
+    if (abort.signal.aborted) {
+      killChildrenSync();
+      killLocalServersSync();
+      process.exit(130);
+    }
+    console.log('interrupted: stopping after the current fault (again to force)');
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const report = await runChaos({ ...options(), signal: abort.signal });
+  for (const [label, tail] of Object.entries(report.tails)) console.log(`--- ${label}, last lines ---\n${tail}`);
+  console.log('--- chaos summary ---');
+  for (const line of formatSummary(report)) console.log(line);
+  return report.violations.length === 0 ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(`chaos: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,272 @@
+/**
+ * Everything a fault-suite run starts: a 3-member etcd cluster, NATS (one
+ * server or a 3-node JetStream cluster), a TCP proxy on every link from a
+ * coordinator or a worker to a server, the coordinator processes, and the
+ * word count's three worker processes. The feeder and the checks reach the
+ * servers directly, never through a proxy.
+ */
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as delay } from 'node:timers/promises';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { nanos, type NatsConnection } from '@nats-io/nats-core';
+import { connectNats } from '../../src/bus/index.js';
+import {
+  freePort,
+  startEtcdCluster,
+  startNats,
+  startNatsCluster,
+  startTcpProxy,
+  type EtcdCluster,
+  type NatsProcess,
+  type TcpProxy,
+} from '../../src/dev/index.js';
+import {
+  INPUT_STREAM,
+  OUTPUT_STREAM,
+  OUTPUT_SUBJECT,
+  WORKER_TASKS,
+  wordCountSpec,
+} from '../../examples/wordcount/job.js';
+import { ManagedChild } from './child.js';
+import { parseCoordinatorLine, type CoordinatorEvent } from './coordinator-log.js';
+import { leaderOf, probeAll, ProbeClient } from './leader.js';
+import type { ChaosConfig } from './options.js';
+
+/** The job the suite runs. */
+export const JOB_ID = 'wordcount';
+
+/** Members of the etcd cluster. */
+export const ETCD_MEMBERS = 3;
+
+/** How long the streams remember publication ids: longer than any run, so a retried publication is never stored twice. */
+const DUPLICATE_WINDOW_MS = 10 * 60_000;
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CLI = join(REPO, 'src', 'cli', 'main.ts');
+const WORKER = join(REPO, 'examples', 'wordcount', 'worker.ts');
+
+/** One coordinator process and its links. */
+export interface CoordinatorNode {
+  readonly index: number;
+  /** Its gRPC address; the same across restarts. */
+  readonly address: string;
+  readonly child: ManagedChild;
+  /** Its links to each etcd member, in member order. */
+  readonly etcdLinks: readonly TcpProxy[];
+  /** Its links to each NATS server. */
+  readonly natsLinks: readonly TcpProxy[];
+  /** Talks to this coordinator only. */
+  readonly client: ProbeClient;
+}
+
+/** One worker process and its links. */
+export interface WorkerNode {
+  readonly index: number;
+  readonly tasks: readonly string[];
+  readonly child: ManagedChild;
+  readonly natsLinks: readonly TcpProxy[];
+}
+
+/** A running stack. */
+export interface Stack {
+  readonly etcd: EtcdCluster;
+  readonly nats: readonly NatsProcess[];
+  /** Direct NATS URLs, for the feeder and the checks. */
+  readonly natsUrls: readonly string[];
+  readonly coordinators: readonly CoordinatorNode[];
+  readonly workers: readonly WorkerNode[];
+  /** Events parsed from every coordinator's log, in arrival order. */
+  readonly events: CoordinatorEvent[];
+  /** A direct NATS connection. */
+  readonly nc: NatsConnection;
+  /** Stops everything and removes every temporary directory. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Closers of everything started so far, run in reverse order. */
+type Closers = Array<() => Promise<void> | void>;
+
+/** Starts the stack and the job; on failure stops what was started. */
+export async function startStack(config: ChaosConfig): Promise<Stack> {
+  const closers: Closers = [];
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => (stopped ??= closeAll(closers));
+  try {
+    return { ...(await build(config, closers)), stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+async function build(config: ChaosConfig, closers: Closers): Promise<Omit<Stack, 'stop'>> {
+  if (config.logDir !== undefined) await mkdir(config.logDir, { recursive: true });
+  const [etcd, nats] = await Promise.all([startEtcdCluster(ETCD_MEMBERS), startNatsServers(config)]);
+  closers.push(
+    () => etcd.stop(),
+    () => Promise.all(nats.map((n) => n.stop())).then(() => undefined),
+  );
+  config.log(`etcd ${etcd.clientUrls.join(', ')}; NATS ${nats.map((n) => n.url).join(', ')}`);
+  const natsUrls = nats.map((n) => n.url);
+  const proxy = async (target: string, label: string): Promise<TcpProxy> => {
+    const p = await startTcpProxy({ target, label });
+    closers.push(() => p.close());
+    return p;
+  };
+  const etcdHosts = etcd.clientUrls.map((u) => new URL(u).host);
+  const natsHosts = natsUrls.map((u) => new URL(u).host);
+  const events: CoordinatorEvent[] = [];
+  const coordinators: CoordinatorNode[] = [];
+  for (let i = 0; i < config.coordinators; i++) {
+    const etcdLinks = await Promise.all(etcdHosts.map((h, m) => proxy(h, `coordinator-${i} → etcd n${m + 1}`)));
+    const natsLinks = await Promise.all(natsHosts.map((h, s) => proxy(h, `coordinator-${i} → nats${s + 1}`)));
+    const address = `127.0.0.1:${await freePort()}`;
+    const child = new ManagedChild({
+      label: `coordinator-${i}`,
+      ...logFile(config, `coordinator-${i}`),
+      args: () => coordinatorArgs(config, address, etcdLinks, natsLinks),
+      onLine: (line) => {
+        const event = parseCoordinatorLine(line, i);
+        if (event !== undefined) events.push(event);
+      },
+    });
+    const client = new ProbeClient(address);
+    closers.push(() => client.close());
+    closers.push(() => child.stop());
+    coordinators.push({ index: i, address, child, etcdLinks, natsLinks, client });
+  }
+  for (const c of coordinators) c.child.start();
+  const nc = await connectNats(natsUrls, 'chaos-checks');
+  closers.push(() => nc.close().catch(() => undefined));
+  await createStreams(nc, nats.length);
+  const leader = await awaitLeader(coordinators, config);
+  await coordinators[leader]!.client.submitJob(wordCountSpec(JOB_ID, config.intervalMs));
+  config.log(`coordinators ${coordinators.map((c) => c.address).join(', ')}; coordinator-${leader} leads`);
+  const stateDir = await mkdtemp(join(tmpdir(), 'ckpt-chaos-'));
+  closers.push(() => rm(stateDir, { recursive: true, force: true }));
+  const workers: WorkerNode[] = [];
+  for (let i = 0; i < WORKER_TASKS.length; i++) {
+    const natsLinks = await Promise.all(natsHosts.map((h, s) => proxy(h, `worker-${i} → nats${s + 1}`)));
+    const tasks = WORKER_TASKS[i] as readonly string[];
+    const child: ManagedChild = new ManagedChild({
+      label: `worker-${i}`,
+      ...logFile(config, `worker-${i}`),
+      args: (): string[] => workerArgs(coordinators, natsLinks, tasks, stateDir, `worker-${i}-${child.starts}`),
+    });
+    closers.push(() => child.stop());
+    workers.push({ index: i, tasks, child, natsLinks });
+  }
+  for (const w of workers) w.child.start();
+  return { etcd, nats, natsUrls, coordinators, workers, events, nc };
+}
+
+function logFile(config: ChaosConfig, label: string): { logFile?: string } {
+  return config.logDir === undefined ? {} : { logFile: join(config.logDir, `${label}.log`) };
+}
+
+async function startNatsServers(config: ChaosConfig): Promise<NatsProcess[]> {
+  if (!config.natsCluster) return [await startNats()];
+  // Without --no_advertise, clients would learn the servers' own ports and bypass the proxies.
+  const cluster = await startNatsCluster(3, { extraArgs: ['--no_advertise'] });
+  return [...cluster.servers];
+}
+
+function coordinatorArgs(
+  config: ChaosConfig,
+  listen: string,
+  etcdLinks: readonly TcpProxy[],
+  natsLinks: readonly TcpProxy[],
+): string[] {
+  return [
+    CLI,
+    'coordinator',
+    ...['--etcd', etcdLinks.map((p) => `http://${p.address}`).join(',')],
+    ...['--nats', natsLinks.map((p) => `nats://${p.address}`).join(',')],
+    ...['--listen', listen],
+    ...['--etcd-prefix', config.etcdPrefix],
+    ...['--subject-prefix', config.subjectPrefix],
+    ...['--heartbeat-interval-ms', String(config.heartbeatIntervalMs)],
+    ...['--heartbeat-timeout-ms', String(config.heartbeatTimeoutMs)],
+    ...['--etcd-timeout-ms', '2000'],
+    ...['--shutdown-grace-ms', '2000'],
+    ...['--log-level', 'info'],
+    // The lease TTL matters only where a standby can take over; a single coordinator keeps its default.
+    ...(config.coordinators > 1 ? ['--lease-ttl-ms', String(config.leaderLeaseMs)] : []),
+    ...config.coordinatorArgs,
+  ];
+}
+
+/** A worker is told every coordinator; it attaches to whichever leads. */
+function workerArgs(
+  coordinators: readonly CoordinatorNode[],
+  natsLinks: readonly TcpProxy[],
+  tasks: readonly string[],
+  stateDir: string,
+  workerId: string,
+): string[] {
+  return [
+    WORKER,
+    ...['--coordinator', coordinators.map((c) => c.address).join(',')],
+    ...['--nats', natsLinks.map((p) => `nats://${p.address}`).join(',')],
+    ...['--job', JOB_ID],
+    ...['--tasks', tasks.join(',')],
+    ...['--state-dir', stateDir],
+    ...['--worker-id', workerId],
+  ];
+}
+
+/** The input stream, and the output stream the sink would create, replicated on every NATS server. */
+async function createStreams(nc: NatsConnection, replicas: number): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const duplicate_window = nanos(DUPLICATE_WINDOW_MS);
+  await jsm.streams.add({ name: INPUT_STREAM, subjects: ['sentences.*'], num_replicas: replicas, duplicate_window });
+  await jsm.streams.add({
+    name: OUTPUT_STREAM,
+    subjects: [OUTPUT_SUBJECT],
+    num_replicas: replicas,
+    duplicate_window,
+  });
+}
+
+/**
+ * Waits until exactly one coordinator answers as leader. With several
+ * coordinators and none refusing as a standby, they have no leader election,
+ * and a run would only measure that.
+ */
+async function awaitLeader(coordinators: readonly CoordinatorNode[], config: ChaosConfig): Promise<number> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const probes = await probeAll(
+      coordinators.map((c) => c.client),
+      JOB_ID,
+    );
+    const leaders = probes.filter((p) => p.role === 'leader').length;
+    const standbys = probes.filter((p) => p.role === 'standby').length;
+    if (leaders === 1 && (coordinators.length === 1 || standbys > 0)) return leaderOf(probes) as number;
+    if (leaders === coordinators.length && coordinators.length > 1) {
+      throw new Error(
+        `all ${coordinators.length} coordinators answer as leader and none as a standby (NOT_LEADER): ` +
+          'these coordinators have no leader election; run with coordinators: 1',
+      );
+    }
+    if (Date.now() > deadline) {
+      const tails = coordinators.map((c) => `--- ${c.child.spec.label} ---\n${c.child.tail(10)}`).join('\n');
+      throw new Error(`no coordinator leads after 60 s (${probes.map((p) => p.role).join(', ')})\n${tails}`);
+    }
+    await delay(200);
+    if (config.signal?.aborted) throw new Error('aborted while waiting for a leader');
+  }
+}
+
+async function closeAll(closers: Closers): Promise<void> {
+  for (const close of closers.reverse()) {
+    try {
+      await close();
+    } catch {
+      // Stopping goes on: one failed closer must not leave the others running.
+    }
+  }
+}
