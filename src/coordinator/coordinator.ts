@@ -315,7 +315,7 @@ export class Coordinator {
    */
   closeSession(sessionId: string, why: string): void {
     const session = this.sessions.remove(sessionId);
-    if (session === undefined) return;
+    if (session === undefined || this.state === 'stopped') return;
     const runtime = this.jobs.get(session.jobId);
     if (runtime === undefined) return;
     const tasks = runtime.tracker.detach(session.workerId);

@@ -360,9 +360,12 @@ export class JobRuntime {
    * checkpoints abort, the epoch rises in etcd, and `recover` is broadcast.
    */
   recover(why: string): Promise<void> {
+    // A stopped coordinator leaves the job to the next one.
+    if (this.stopped) return Promise.resolve();
     this.recovering ??= (async () => {
       this.log.warn({ why }, 'job recovery started');
       await this.commitChain;
+      if (this.stopped) return;
       this.abortAll('ABORT_REASON_TASK_FAILURE', why);
       const epoch = await this.deps.store.bumpEpoch(this.jobId, this.tracker.epoch, this.deps.guard);
       this.tracker.enterEpoch(epoch);

@@ -11,13 +11,16 @@
  * campaigns again. The owner hears `onElected` and `onDeposed`, which
  * alternate, starting with `onElected`.
  */
-import type { Campaign, Election, ElectionObserver, Etcd3, Lease } from 'etcd3';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Campaign, Election, ElectionObserver, Etcd3, Lease, Watcher } from 'etcd3';
 import type { Logger } from '../log/index.js';
 
 /** Name of the election under the etcd prefix. */
 export const ELECTION_NAME = 'leader';
 /** Pause before campaigning again after a failed campaign or a lost leadership. */
 export const DEFAULT_CAMPAIGN_RETRY_MS = 500;
+/** How long `stop()` waits for etcd to confirm that the election's watches are cancelled. */
+const WATCH_CANCEL_MS = 1000;
 
 /** A leadership won: the election key, its create revision, and that as a number. */
 export interface LeaderTerm {
@@ -34,7 +37,12 @@ export type LeadershipState = 'idle' | 'campaigning' | 'leading' | 'stopped';
 
 /** Options of a `Leadership`. */
 export interface LeadershipOptions {
-  /** The etcd client; the leadership never closes it. */
+  /**
+   * The etcd client, with a deadline on unary calls; the leadership never
+   * closes it. Best its own: the client stops calling etcd for a while
+   * after a few failed calls, and other traffic should not make the
+   * leader step down.
+   */
   client: Etcd3;
   /** The etcd key prefix, ending with '/'. */
   prefix: string;
@@ -65,6 +73,7 @@ export class Leadership {
   #watchdog: NodeJS.Timeout | undefined;
   #confirmedAtMs = 0;
   #checking = false;
+  #staleTicks = 0;
 
   /** See `LeadershipOptions`; nothing happens before `start()`. */
   constructor(options: LeadershipOptions) {
@@ -127,15 +136,16 @@ export class Leadership {
     this.#timers.clear();
     const observer = this.#observer;
     this.#observer = undefined;
-    observer?.cancel().catch((err: unknown) => this.#log.debug({ err }, 'election observer did not close'));
+    const observed = observer?.cancel().catch((err: unknown) => this.#log.debug({ err }, 'observer did not close'));
     const campaign = this.#campaign;
     this.#campaign = undefined;
-    if (campaign === undefined) return;
-    if (resign) {
+    if (campaign !== undefined && resign) {
       await campaign.resign().catch((err: unknown) => this.#log.warn({ err }, 'resigning failed; the lease expires'));
-    } else {
+    } else if (campaign !== undefined) {
       releaseLease(campaign);
     }
+    const cancelled = Promise.all([observed, cancelWatches(this.#election)]);
+    await Promise.race([cancelled, delay(WATCH_CANCEL_MS, undefined, { ref: false })]);
   }
 
   // --- campaign -------------------------------------------------------------
@@ -163,6 +173,7 @@ export class Leadership {
     this.#state = 'leading';
     this.#term = term;
     this.#confirmedAtMs = readAtMs;
+    this.#staleTicks = 0;
     this.#startWatchdog(term);
     this.#log.info({ term: term.term, address: this.#advertise }, 'elected leader');
     this.#o.onElected(term);
@@ -170,7 +181,7 @@ export class Leadership {
 
   async #readTerm(campaign: Campaign): Promise<LeaderTerm> {
     const key = await campaign.getCampaignKey();
-    const response = await this.#o.client.get(key).options(this.#callOptions()).exec();
+    const response = await this.#o.client.get(key).exec();
     const createRevision = response.kvs[0]?.create_revision;
     if (createRevision === undefined) throw new Error(`election key ${key} vanished when it won`);
     return { key, createRevision, term: Number(createRevision) };
@@ -224,33 +235,38 @@ export class Leadership {
   async #checkKey(term: LeaderTerm): Promise<void> {
     if (this.#term !== term) return;
     if (this.#checking) {
-      if (Date.now() - this.#confirmedAtMs > this.#o.leaseTtlMs) this.#unconfirmed();
+      // A read still open with the key unconfirmed for a TTL: etcd does not
+      // answer. Judged at the second such tick, since after the process
+      // itself stalled, timers run before the reply etcd sent in time.
+      if (!this.#stale()) this.#staleTicks = 0;
+      else if (++this.#staleTicks >= 2) this.#unconfirmed();
       return;
     }
     this.#checking = true;
     const sentAtMs = Date.now();
     try {
-      const response = await this.#o.client.get(term.key).options(this.#callOptions()).exec();
+      const response = await this.#o.client.get(term.key).exec();
       if (this.#term !== term) return;
       if (response.kvs[0]?.create_revision !== term.createRevision) {
         this.#depose('the election key is gone: the lease expired or was revoked');
         return;
       }
       this.#confirmedAtMs = sentAtMs;
+      this.#staleTicks = 0;
     } catch (err) {
       this.#log.debug({ err }, 'election key not confirmed');
-      if (this.#term === term && Date.now() - this.#confirmedAtMs > this.#o.leaseTtlMs) this.#unconfirmed();
+      if (this.#term === term && this.#stale()) this.#unconfirmed();
     } finally {
       this.#checking = false;
     }
   }
 
-  #unconfirmed(): void {
-    this.#depose(`etcd has not confirmed the election key for ${this.#o.leaseTtlMs} ms`);
+  #stale(): boolean {
+    return Date.now() - this.#confirmedAtMs > this.#o.leaseTtlMs;
   }
 
-  #callOptions(): { deadline: number } {
-    return { deadline: Date.now() + Math.max(100, Math.floor(this.#o.leaseTtlMs / 2)) };
+  #unconfirmed(): void {
+    this.#depose(`etcd has not confirmed the election key for ${this.#o.leaseTtlMs} ms`);
   }
 
   // --- who leads ------------------------------------------------------------
@@ -291,6 +307,19 @@ export class Leadership {
     }, this.#retryDelayMs);
     this.#timers.add(timer);
   }
+}
+
+/**
+ * Cancels every watch of the election. etcd3's `Campaign` keeps watching
+ * the key of the candidate before it after `resign()`, until that key goes;
+ * once the client is closed, a watch left open would be retried forever and
+ * keep the process alive. etcd3 offers no way to reach those watches but
+ * through the election's namespace.
+ */
+async function cancelWatches(election: Election): Promise<void> {
+  type WithWatches = { namespace?: { watchManager?: { watchers?: Watcher[] } } };
+  const watchers = (election as unknown as WithWatches).namespace?.watchManager?.watchers ?? [];
+  await Promise.allSettled([...watchers].map((watcher) => watcher.cancel()));
 }
 
 /**

@@ -12,6 +12,7 @@
  * is refused with NOT_LEADER naming the leader.
  */
 import { setTimeout as delay } from 'node:timers/promises';
+import { Etcd3 } from 'etcd3';
 import type { CoordinatorConfig } from '../config/config.js';
 import { createNatsBus, type NatsBus } from '../bus/index.js';
 import { CkptError } from '../core/errors.js';
@@ -78,12 +79,20 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
     await store.close();
     throw err;
   }
+  // The election has a client of its own: the etcd client stops calling a
+  // host for a while after a few failed calls, and the store's should not
+  // make the leader lose its lease.
+  const electionClient = new Etcd3({
+    hosts: config.etcd,
+    defaultCallOptions: (call) => (call.isStream ? {} : { deadline: Date.now() + config.etcdTimeoutMs }),
+  });
   const closeAdapters = async (): Promise<void> => {
+    electionClient.close();
     await Promise.allSettled([bus.close(), store.close()]);
   };
   // Elections start only with `leadership.start()`, once everything below exists.
   const leadership: Leadership = new Leadership({
-    client: store.client,
+    client: electionClient,
     prefix: config.etcdPrefix,
     leaseTtlMs: config.leaseTtlMs,
     logger,
@@ -181,12 +190,14 @@ function runningCoordinator(
       return ending;
     },
     kill() {
-      server.forceShutdown();
+      // The coordinator stops acting before the server drops its sessions, as if the process died.
       ending ??= (async () => {
-        await leadership.stop(false);
-        await host.stop();
+        const halted = host.coordinator?.stop();
+        server.forceShutdown();
+        await Promise.all([halted, host.stop(), leadership.stop(false)]);
         await closeAdapters();
       })();
+      server.forceShutdown();
       return ending;
     },
   };
