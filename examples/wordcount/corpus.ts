@@ -11,8 +11,8 @@ const VOCABULARY = (
   'apple river mountain cloud forest ocean desert valley meadow harbor'
 ).split(' ');
 
-/** A small, fast, seedable generator (mulberry32). */
-function random(seed: number): () => number {
+/** mulberry32: a small, fast generator of floats in [0, 1) from a 32-bit seed. */
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -25,7 +25,7 @@ function random(seed: number): () => number {
 
 /** `count` sentences of 4 to 12 words; the same seed gives the same corpus. */
 export function sentences(count: number, seed = 42): string[] {
-  const next = random(seed);
+  const next = mulberry32(seed);
   const out: string[] = [];
   for (let i = 0; i < count; i++) {
     const length = 4 + Math.floor(next() * 9);

@@ -5,17 +5,8 @@
 /** A generator of floats in [0, 1). */
 export type Random = () => number;
 
-/** mulberry32: small, fast and good enough to draw fault schedules from a 32-bit seed. */
-export function mulberry32(seed: number): Random {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The corpus and the fault schedule draw from the same generator. */
+export { mulberry32 } from '../../examples/wordcount/corpus.js';
 
 /** An integer in [min, max]. */
 export function between(random: Random, min: number, max: number): number {
