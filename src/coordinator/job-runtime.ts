@@ -32,6 +32,10 @@ export interface JobRuntimeDeps {
   onLeadershipLost: (err: LeadershipLostError) => void;
 }
 
+/** Bounds of the backoff between failed periodic triggers. */
+const MIN_TRIGGER_RETRY_MS = 100;
+const MAX_TRIGGER_RETRY_MS = 5000;
+
 type Waiter = { resolve: (s: CheckpointSummary__Output) => void; reject: (err: CkptError) => void };
 
 /** A job's timers, commits and broadcasts around its tracker. */
@@ -47,6 +51,11 @@ export class JobRuntime {
   private partsMayExist = true;
   private stopped = false;
   private recovering: Promise<void> | undefined;
+  /** A periodic trigger is on its way (reserving ids, say): no second one. */
+  private periodicInFlight = false;
+  /** Periodic triggers that failed in a row, and when the next may be tried. */
+  private periodicFailures = 0;
+  private periodicRetryAtMs = 0;
   private readonly waiters = new Map<number, Waiter[]>();
 
   constructor(tracker: JobTracker, deps: JobRuntimeDeps) {
@@ -112,9 +121,22 @@ export class JobRuntime {
 
   private periodicDueMs(): number | undefined {
     const due = this.tracker.nextPeriodicDueAtMs();
-    if (due === undefined || !this.tracker.allTasksAttached()) return undefined;
+    if (due === undefined || this.periodicInFlight || !this.tracker.allTasksAttached()) return undefined;
     if (this.tracker.pendingCheckpoints().length >= this.tracker.policy.maxConcurrent) return undefined;
-    return due;
+    return Math.max(due, this.periodicRetryAtMs);
+  }
+
+  /**
+   * A periodic trigger that failed (etcd unreachable while reserving ids,
+   * say) is retried after a backoff that doubles from 100 ms up to the
+   * checkpoint interval, at most 5 s, instead of at once.
+   */
+  private periodicFailed(err: unknown): void {
+    this.periodicFailures++;
+    const cap = Math.min(MAX_TRIGGER_RETRY_MS, Math.max(MIN_TRIGGER_RETRY_MS, this.tracker.policy.intervalMs));
+    const backoffMs = Math.min(cap, MIN_TRIGGER_RETRY_MS * 2 ** (this.periodicFailures - 1));
+    this.periodicRetryAtMs = this.deps.now() + backoffMs;
+    this.log.error({ err, failures: this.periodicFailures, retryInMs: backoffMs }, 'periodic trigger failed');
   }
 
   private onTimer(): void {
@@ -129,12 +151,22 @@ export class JobRuntime {
     }
     const periodic = this.periodicDueMs();
     if (periodic !== undefined && periodic <= now && this.recovering === undefined) {
-      this.trigger(false).catch((err: unknown) => {
-        if (err instanceof LeadershipLostError) this.deps.onLeadershipLost(err);
-        else if (!hasReason(err, 'TASKS_NOT_READY', 'TOO_MANY_PENDING', 'JOB_CANCELED')) {
-          this.log.error({ err }, 'periodic trigger failed');
-        }
-      });
+      this.periodicInFlight = true;
+      this.trigger(false)
+        .then(
+          () => {
+            this.periodicFailures = 0;
+            this.periodicRetryAtMs = 0;
+          },
+          (err: unknown) => {
+            if (err instanceof LeadershipLostError) this.deps.onLeadershipLost(err);
+            else if (!hasReason(err, 'TASKS_NOT_READY', 'TOO_MANY_PENDING', 'JOB_CANCELED')) this.periodicFailed(err);
+          },
+        )
+        .finally(() => {
+          this.periodicInFlight = false;
+          this.arm();
+        });
     }
     this.arm();
   }
@@ -162,9 +194,11 @@ export class JobRuntime {
         deadlineMs: checkpoint.init.deadlineMs,
         term: this.deps.term,
       })
-      .catch((err: unknown) =>
-        this.log.error({ err, checkpointId: checkpoint.id }, 'trigger not published; the checkpoint will time out'),
-      );
+      .catch((err: unknown) => {
+        // No source will ever see it: end it now rather than at its timeout.
+        this.log.warn({ err, checkpointId: checkpoint.id }, 'trigger not published');
+        this.abort(checkpoint, 'ABORT_REASON_TRIGGER_FAILED', `trigger not published: ${CkptError.from(err).message}`);
+      });
     return checkpoint;
   }
 

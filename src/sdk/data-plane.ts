@@ -17,13 +17,20 @@ const MAX_CACHED_KEY_HEADERS = 4096;
 /** Receives one message of an edge a local task reads. */
 export type EdgeHandler = (edge: Edge, msg: Msg) => void;
 
+/** One outgoing edge: its subject, and how many records it carried in `epoch`. */
+interface OutEdge {
+  readonly subject: string;
+  epoch: number;
+  sent: number;
+}
+
 /** Publishes and subscribes the data subjects of one job. */
 export class DataPlane {
   readonly #nc: NatsConnection;
   readonly #prefix: string;
   readonly #logger: Logger;
   readonly #codec = controlMessageCodecs().barrier;
-  readonly #subjects = new Map<string, string>();
+  readonly #out = new Map<string, OutEdge>();
   readonly #keyed = new Map<string, MsgHdrs>();
   #headersEpoch = -1;
   #plain: MsgHdrs = recordHeaders(0);
@@ -35,17 +42,31 @@ export class DataPlane {
     this.#logger = logger;
   }
 
-  /** Publishes one record from `from` to `to` in `epoch`. */
+  /** Publishes one record from `from` to `to` in `epoch`, and counts it on the edge. */
   publishRecord(from: string, to: string, value: Uint8Array, epoch: number, key?: string): void {
-    this.#nc.publish(this.#subject(from, to), value, { headers: this.#headers(epoch, key) });
+    const edge = this.#edge(from, to);
+    if (epoch > edge.epoch) {
+      edge.epoch = epoch;
+      edge.sent = 0;
+    }
+    // A record of an older epoch is dropped by its reader, so it is not counted.
+    if (epoch === edge.epoch) edge.sent++;
+    this.#nc.publish(edge.subject, value, { headers: this.#headers(epoch, key) });
   }
 
-  /** Publishes `barrier` from `from` on every edge to `outputs`. */
+  /**
+   * Publishes `barrier` from `from` on every edge to `outputs`, each with
+   * the number of records the edge carried before it in the barrier's epoch
+   * (`Barrier.records`), which lets the reader detect lost records.
+   */
   publishBarrier(from: string, outputs: readonly string[], barrier: Barrier & { epoch: number }): void {
-    if (outputs.length === 0) return;
-    const payload = this.#codec.encode({ ...barrier, fromTaskId: from });
     const headers = barrierHeaders(barrier.epoch);
-    for (const to of outputs) this.#nc.publish(this.#subject(from, to), payload, { headers });
+    for (const to of outputs) {
+      const edge = this.#edge(from, to);
+      const records = edge.epoch === barrier.epoch ? edge.sent : 0;
+      const payload = this.#codec.encode({ ...barrier, fromTaskId: from, records });
+      this.#nc.publish(edge.subject, payload, { headers });
+    }
   }
 
   /**
@@ -57,7 +78,7 @@ export class DataPlane {
     const subs: Subscription[] = [];
     for (const [reader, inputs] of readers) {
       for (const input of inputs) {
-        const subject = this.#subject(input, reader);
+        const subject = edgeSubject(this.#prefix, input, reader);
         const edge: Edge = { from: input, to: reader };
         subs.push(this.#nc.subscribe(subject, { callback: (err, msg) => this.#deliver(edge, err, msg, handle) }));
       }
@@ -81,14 +102,14 @@ export class DataPlane {
     }
   }
 
-  #subject(from: string, to: string): string {
+  #edge(from: string, to: string): OutEdge {
     const id = `${from}\u0000${to}`;
-    let subject = this.#subjects.get(id);
-    if (subject === undefined) {
-      subject = edgeSubject(this.#prefix, from, to);
-      this.#subjects.set(id, subject);
+    let edge = this.#out.get(id);
+    if (edge === undefined) {
+      edge = { subject: edgeSubject(this.#prefix, from, to), epoch: -1, sent: 0 };
+      this.#out.set(id, edge);
     }
-    return subject;
+    return edge;
   }
 
   /**

@@ -6,7 +6,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { Msg, NatsConnection } from '@nats-io/nats-core';
-import { controlMessageCodecs, epochOf, isBarrier, jobSubjects } from '../bus/index.js';
+import { controlMessageCodecs, epochOf, isBarrier, jobSubjects, type LeaderTerms } from '../bus/index.js';
 import type { CoordinatorClient } from '../client/index.js';
 import { CkptError } from '../core/errors.js';
 import type { AttachRequest } from '../gen/ckpt/v1/AttachRequest.js';
@@ -42,6 +42,8 @@ export interface RuntimeDeps {
   events: EventEmitter<WorkerEventMap>;
   /** Sends a message on the session (queued while it reconnects). */
   send(request: AttachRequest): void;
+  /** The highest leader term the session has seen; control messages of a lower one are dropped. */
+  terms: LeaderTerms;
   /** Aborted when the worker stops. */
   signal: AbortSignal;
   logger: Logger;
@@ -56,6 +58,8 @@ export class WorkerRuntime {
   readonly #retention: SnapshotRetention;
   readonly #barrierCodec = controlMessageCodecs().barrier;
   #unsubscribe: (() => void)[] = [];
+  /** Records received per input edge in the current epoch, checked against each barrier's count. */
+  readonly #received = new Map<Edge, number>();
   #epoch: number;
   #restoredEpoch = -1;
   #startRequested = -1;
@@ -110,6 +114,7 @@ export class WorkerRuntime {
     const plane = new DataPlane(deps.nc, deps.welcome.controlSubjectPrefix, deps.logger);
     for (const [taskId, task] of deps.tasks) runtime.#addRunner(taskId, task, plane, mode);
     await runtime.#subscribe(plane);
+    void runtime.#watchConnection();
     return runtime;
   }
 
@@ -202,6 +207,7 @@ export class WorkerRuntime {
       },
       hasSources,
       this.#d.logger,
+      this.#d.terms,
     );
     this.#unsubscribe.push(control);
     this.#unsubscribe.push(await plane.subscribe(readers, (edge, msg) => this.#onData(edge, msg)));
@@ -264,6 +270,7 @@ export class WorkerRuntime {
     this.#started = false;
     this.#restoredEpoch = -1;
     this.#batcher.discardOtherEpochs(epoch);
+    this.#received.clear();
     for (const runner of this.#runners.values()) runner.halt();
   }
 
@@ -271,6 +278,33 @@ export class WorkerRuntime {
     this.#d.events.emit('failed', { taskId, epoch, error });
     if (epoch !== this.#epoch || this.#closed) return;
     this.#d.send({ failure: { taskId, epoch, message: error.message } });
+  }
+
+  /**
+   * A dropped NATS connection or a slow-consumer drop loses records and
+   * barriers in flight on core NATS subjects. A barrier's record count would
+   * reveal the loss at the next checkpoint; failing a task at once makes the
+   * job recover now instead of after that checkpoint or its timeout.
+   */
+  async #watchConnection(): Promise<void> {
+    try {
+      for await (const status of this.#d.nc.status()) {
+        if (this.#closed) return;
+        if (status.type === 'disconnect') this.#connectionLost(`the NATS connection to ${status.server} dropped`);
+        else if (status.type === 'slowConsumer') {
+          this.#connectionLost(`NATS dropped messages of ${status.sub.getSubject()} (slow consumer)`);
+        }
+      }
+    } catch (err) {
+      this.#d.logger.debug({ err }, 'NATS status ended');
+    }
+  }
+
+  #connectionLost(what: string): void {
+    const taskId = this.#runners.keys().next().value;
+    if (taskId === undefined || this.#restoredEpoch !== this.#epoch) return;
+    const message = `${what}: records and barriers in flight may be lost`;
+    this.#taskFailed(taskId, this.#epoch, new CkptError('UNAVAILABLE', message));
   }
 
   // --- broadcasts and data --------------------------------------------------
@@ -308,11 +342,24 @@ export class WorkerRuntime {
     const runner = this.#runners.get(edge.to);
     const epoch = epochOf(msg.headers);
     if (runner === undefined || epoch !== this.#epoch) return;
+    const received = this.#received.get(edge) ?? 0;
     if (!isBarrier(msg.headers)) {
+      this.#received.set(edge, received + 1);
       runner.offerRecord(epoch, edge.from, recordOfMessage(msg, edge.from));
       return;
     }
     const barrier = this.#barrierCodec.decode(msg.data);
-    if (barrier.epoch === epoch) runner.offerBarrier(epoch, edge.from, barrier.checkpointId, barrier.snapshotType);
+    if (barrier.epoch !== epoch) return;
+    if (barrier.records !== received) {
+      // Records were lost in transit: snapshotting now would commit state
+      // without them, so the task fails and the job recovers.
+      const message =
+        `records lost on edge ${edge.from} -> ${edge.to} in epoch ${epoch}: ` +
+        `${barrier.records} sent before barrier ${barrier.checkpointId}, ${received} received`;
+      this.#d.logger.warn({ edge, epoch, sent: barrier.records, received }, 'records lost in transit');
+      this.#taskFailed(edge.to, epoch, new CkptError('UNAVAILABLE', message));
+      return;
+    }
+    runner.offerBarrier(epoch, edge.from, barrier.checkpointId, barrier.snapshotType);
   }
 }

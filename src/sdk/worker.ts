@@ -218,6 +218,7 @@ export class Worker extends EventEmitter<WorkerEventMap> {
       client,
       events: this,
       send: (request) => session.send(request),
+      terms: session.terms,
       signal: this.#lifetime.signal,
       logger: this.#logger,
     });

@@ -13,7 +13,7 @@ import {
 } from '../../src/client/index.js';
 import { resolveConfig, type CoordinatorConfigInput } from '../../src/config/index.js';
 import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
-import { silentLogger } from '../../src/log/index.js';
+import { silentLogger, type Logger } from '../../src/log/index.js';
 import { runCoordinator, type RunningCoordinator } from '../../src/server/run.js';
 import { startSimulatedWorker, type SimulatedWorker, type SimulatedWorkerOptions } from '../../src/sim/index.js';
 import { uniquePrefix, type TestPrefix } from './prefix.js';
@@ -46,7 +46,9 @@ export async function startTestCoordinator(
   t: ExecutionContext,
   servers: TestServers,
   overrides: CoordinatorConfigInput = {},
+  options: { logger?: Logger } = {},
 ): Promise<TestCoordinator> {
+  const logger = options.logger ?? silentLogger();
   const prefix = uniquePrefix(t);
   const config = resolveConfig(
     {
@@ -63,7 +65,7 @@ export async function startTestCoordinator(
     },
     {},
   );
-  let running = await runCoordinator(config, silentLogger());
+  let running = await runCoordinator(config, logger);
   const clientOptions = config.authToken === undefined ? {} : { token: config.authToken };
   const address = running.address;
   const client = createCoordinatorClient(address, clientOptions);
@@ -94,7 +96,7 @@ export async function startTestCoordinator(
     etcd,
     async restart() {
       await running.stop();
-      running = await runCoordinator({ ...config, listen: address }, silentLogger());
+      running = await runCoordinator({ ...config, listen: address }, logger);
       // The clients' channels saw the old server go away; wait until they reconnect.
       await Promise.all([client.waitForReady(10_000), query.waitForReady(10_000)]);
     },

@@ -4,6 +4,8 @@
  * cancellation. Each ends pending checkpoints with the right reason.
  */
 import test from 'ava';
+import { pino } from 'pino';
+import { startTcpProxy } from '../../src/dev/index.js';
 import { errorInfo } from '../../src/client/index.js';
 import { useServers } from '../helpers/index.js';
 import { eventually } from '../helpers/wait.js';
@@ -190,4 +192,41 @@ test('a task failure rolls every task of the job back to the same checkpoint', a
     }),
   );
   t.is(errorInfo(stale)?.reason, 'STALE_EPOCH');
+});
+
+test('a periodic trigger that cannot reach etcd backs off instead of retrying at once', async (t) => {
+  const proxy = await startTcpProxy({ target: new URL(servers.etcdUrl).host });
+  t.teardown(() => proxy.close());
+  const failures: number[] = [];
+  const logger = pino(
+    { level: 'error' },
+    {
+      write(line: string) {
+        if ((JSON.parse(line) as { msg?: string }).msg === 'periodic trigger failed') failures.push(Date.now());
+      },
+    },
+  );
+  // One id per etcd write, so that every trigger needs etcd.
+  const c = await startTestCoordinator(
+    t,
+    servers,
+    { etcd: [`http://${proxy.address}`], idBlockSize: 1, etcdTimeoutMs: 1000, leaseTtlMs: 20_000 },
+    { logger },
+  );
+  const spec = fanInSpec('job', 1, 1, { intervalMs: 1000, tolerableFailures: -1 });
+  await c.client.submitJob({ spec });
+  await c.worker({ jobId: 'job', workerId: 'w', taskIds: ['src-0', 'sink-0'], spec });
+  await c.started('job');
+  const latest = async () => (await c.client.getJob({ jobId: 'job' })).job?.latestCheckpointId ?? 0;
+  await eventually(async () => (await latest()) >= 1, { timeoutMs: 10_000 });
+
+  proxy.cut();
+  await eventually(() => failures.length >= 1, { timeoutMs: 10_000 });
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+  const during = failures.length;
+  proxy.restore();
+  // Retries 100, 200, 400, 800, 1000 ms apart: a handful in 2.5 s, not hundreds.
+  t.true(during >= 2 && during <= 8, `${during} failed periodic triggers in 2.5 s`);
+  const before = await latest();
+  await eventually(async () => (await latest()) > before, { timeoutMs: 15_000, what: 'checkpoints resume' });
 });

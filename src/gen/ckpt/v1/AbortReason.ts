@@ -34,6 +34,11 @@ export const AbortReason = {
    * The manifest could not be committed to etcd.
    */
   ABORT_REASON_COMMIT_FAILED: 'ABORT_REASON_COMMIT_FAILED',
+  /**
+   * The trigger could not be published to the sources (NATS unreachable).
+   * Does not count towards the tolerable failures: no task failed.
+   */
+  ABORT_REASON_TRIGGER_FAILED: 'ABORT_REASON_TRIGGER_FAILED',
 } as const;
 
 /**
@@ -77,6 +82,12 @@ export type AbortReason =
    */
   | 'ABORT_REASON_COMMIT_FAILED'
   | 7
+  /**
+   * The trigger could not be published to the sources (NATS unreachable).
+   * Does not count towards the tolerable failures: no task failed.
+   */
+  | 'ABORT_REASON_TRIGGER_FAILED'
+  | 8
 
 /**
  * Why a checkpoint was aborted.

@@ -16,6 +16,15 @@ export interface Barrier {
    * The task that published it.
    */
   'fromTaskId'?: (string);
+  /**
+   * How many records `from_task_id` published on this edge in `epoch`
+   * before this barrier. The reader compares it with what it received on
+   * the edge: a difference means records were lost in transit (a NATS
+   * server restarted or a link was cut), and the reader fails the task
+   * instead of snapshotting, so the job recovers rather than committing a
+   * checkpoint that misses them. A sender that publishes no records sends 0.
+   */
+  'records'?: (number | string | Long);
 }
 
 /**
@@ -30,4 +39,13 @@ export interface Barrier__Output {
    * The task that published it.
    */
   'fromTaskId': (string);
+  /**
+   * How many records `from_task_id` published on this edge in `epoch`
+   * before this barrier. The reader compares it with what it received on
+   * the edge: a difference means records were lost in transit (a NATS
+   * server restarted or a link was cut), and the reader fails the task
+   * instead of snapshotting, so the job recovers rather than committing a
+   * checkpoint that misses them. A sender that publishes no records sends 0.
+   */
+  'records': (number);
 }
