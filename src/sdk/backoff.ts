@@ -8,7 +8,10 @@ import { CkptError } from '../core/errors.js';
 export interface BackoffOptions {
   /** Delay before the first retry. Default 100 ms. */
   initialDelayMs?: number;
-  /** Largest delay. Default 5000 ms. */
+  /**
+   * Largest delay. Default 1000 ms: a session looks for a new leader during
+   * a fail-over, and a longer wait would delay resuming after the election.
+   */
   maxDelayMs?: number;
   /** Factor between consecutive delays. Default 2. */
   multiplier?: number;
@@ -20,7 +23,7 @@ export interface BackoffOptions {
 export type BackoffConfig = Required<BackoffOptions>;
 
 /** The defaults of `BackoffOptions`. */
-export const DEFAULT_BACKOFF: BackoffConfig = { initialDelayMs: 100, maxDelayMs: 5000, multiplier: 2, jitter: 0.2 };
+export const DEFAULT_BACKOFF: BackoffConfig = { initialDelayMs: 100, maxDelayMs: 1000, multiplier: 2, jitter: 0.2 };
 
 /** Applies defaults and validates; errors name the option under `what`. */
 export function resolveBackoff(options: BackoffOptions = {}, what = 'reconnect'): BackoffConfig {

@@ -228,8 +228,11 @@ export class WorkerSession {
           this.#o.handlers.onFatal(error);
           return;
         }
+        const from = this.#o.client.address;
         this.#o.client.followLeader(err);
-        this.#o.logger.debug({ err: error, attempt, address: this.#o.client.address }, 'reconnect failed');
+        this.#o.logger.debug({ err: error, attempt, address: from }, 'reconnect failed');
+        // Sent to the leader a standby named: try it at once, not after the grown backoff.
+        if (error.reason === 'NOT_LEADER' && this.#o.client.address !== from) attempt = -1;
       }
     }
   }

@@ -2,7 +2,13 @@
  * Figures read from the coordinators' log lines: pure functions, no servers.
  */
 import test from 'ava';
-import { logFigures, parseCoordinatorLine, spread, type CoordinatorEvent } from './coordinator-log.js';
+import {
+  logFigures,
+  parseCoordinatorLine,
+  spread,
+  timesToNextCommit,
+  type CoordinatorEvent,
+} from './coordinator-log.js';
 
 function line(time: number, msg: string, extra: Record<string, unknown> = {}): CoordinatorEvent {
   const event = parseCoordinatorLine(JSON.stringify({ level: 30, time, msg, jobId: 'j', ...extra }), 0);
@@ -35,4 +41,13 @@ test('recoveries are timed from detection to every task ready; resumes from the 
   t.deepEqual(figures.abortedByReason, { TIMEOUT: 1 });
   t.is(parseCoordinatorLine('not json', 0), undefined);
   t.deepEqual(spread([5, 1, 3, 2]), { min: 1, median: 2, max: 5 });
+});
+
+test('a fail-over is timed from the kill to the next commit of the job', (t) => {
+  const events = [
+    line(1000, 'checkpoint completed', { checkpointId: 1 }),
+    line(2500, 'checkpoint completed', { checkpointId: 2, jobId: 'other' }),
+    line(3200, 'checkpoint completed', { checkpointId: 1001 }),
+  ];
+  t.deepEqual(timesToNextCommit(events, 'j', [900, 2000, 4000]), [100, 1200]);
 });

@@ -152,6 +152,26 @@ export function logFigures(events: readonly CoordinatorEvent[], jobId: string, s
   return figures;
 }
 
+/**
+ * For each time in `from` (a leader killed, say), the time to the first
+ * checkpoint of `jobId` completed after it, in ms; times after which none
+ * completed are left out.
+ */
+export function timesToNextCommit(
+  events: readonly CoordinatorEvent[],
+  jobId: string,
+  from: readonly number[],
+): number[] {
+  const commits = events
+    .filter((e) => e.kind === 'checkpoint-completed' && e.jobId === jobId)
+    .map((e) => e.time)
+    .sort((a, b) => a - b);
+  return from.flatMap((t) => {
+    const next = commits.find((c) => c > t);
+    return next === undefined ? [] : [next - t];
+  });
+}
+
 /** min, median and max of `values`, or undefined when empty. */
 export function spread(values: readonly number[]): { min: number; median: number; max: number } | undefined {
   if (values.length === 0) return undefined;

@@ -11,7 +11,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { expectedCounts, sentences } from '../../examples/wordcount/corpus.js';
 import { OUTPUT_STREAM, WORKER_TASKS } from '../../examples/wordcount/job.js';
 import { readStream, verify, type Verdict } from '../../examples/wordcount/verify.js';
-import { logFigures, type LogFigures } from './coordinator-log.js';
+import { logFigures, timesToNextCommit, type LogFigures } from './coordinator-log.js';
 import { describeRecord, injectFault, type FaultRecord } from './faults.js';
 import { feedCorpus } from './feeder.js';
 import { checkHistory, failovers, type HistoryReport } from './history-check.js';
@@ -49,6 +49,8 @@ export interface ChaosReport {
   failovers: number;
   /** Leadership terms (election keys that led), 0 without an election. */
   terms: number;
+  /** Per leader killed: the kill to the next checkpoint committed, in ms. */
+  failoverToCommitMs: number[];
   /** Checkpoints committed, from etcd. */
   committed: number;
   /** Sentences fed. */
@@ -228,6 +230,11 @@ async function judge(o: Outcome): Promise<ChaosReport> {
     recoveries: Math.max(0, (job?.epochs.length ?? 1) - 1),
     failovers: history.leaders.length > 0 ? failovers(history.leaders) : o.monitor.view().failovers,
     terms: history.leaders.length,
+    failoverToCommitMs: timesToNextCommit(
+      o.stack.events,
+      JOB_ID,
+      o.faults.filter((f) => f.fault.kind === 'kill-coordinator').map((f) => f.startedAt),
+    ),
     committed: job?.committedIds.length ?? 0,
     sentences: o.corpus.length,
     violations,

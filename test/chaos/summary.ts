@@ -29,6 +29,7 @@ export function formatSummary(r: ChaosReport): string[] {
       `longest time without a commit ${(r.log.longestCommitGapMs / 1000).toFixed(1)} s`,
     `recovery, detection to all tasks ready: ${describeSpread(r.log.recoveryMs)}`,
     `resume after a coordinator start, start to all tasks ready: ${describeSpread(r.log.resumeMs)}`,
+    `fail-over, leader killed to the next commit: ${describeSpread(r.failoverToCommitMs)}`,
     `exactly-once: ${r.exactlyOnce.ok ? 'OK' : 'FAIL'} (${r.exactlyOnce.updates} updates visible)`,
     `etcd history: ${r.history.revisions} revisions, ${r.history.violations.length} violation(s)`,
   ];
