@@ -1,11 +1,11 @@
 /**
  * CLI commands that talk to a running coordinator: jobs, checkpoints,
- * submit, cancel, trigger, watch. `--address` (CKPT_ADDRESS, one address
+ * submit, cancel, trigger, restore, watch. `--address` (CKPT_ADDRESS, one address
  * or several comma-separated, among which calls follow the leader) and
  * `--token` (CKPT_AUTH_TOKEN) apply to all of them.
  */
 import { readFile } from 'node:fs/promises';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { createCoordinatorClient, createQueryClient, type ClientOptions } from '../client/index.js';
 import type { JobInfo__Output } from '../gen/ckpt/v1/JobInfo.js';
 import { checkpointsTable, jobsTable } from './format.js';
@@ -18,6 +18,15 @@ interface GlobalFlags {
 
 function print(flags: GlobalFlags, value: unknown, text: () => string): void {
   console.log(flags.json === true ? JSON.stringify(value, null, 2) : text());
+}
+
+/** Parses a checkpoint id option: a non-negative integer. */
+function parseCheckpointId(value: string): number {
+  const id = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(id)) {
+    throw new InvalidArgumentError(`expected a checkpoint id (a non-negative integer), got ${JSON.stringify(value)}`);
+  }
+  return id;
 }
 
 function connect(flags: GlobalFlags): { options: ClientOptions; address: string } {
@@ -152,6 +161,22 @@ export function addClientCommands(program: Command): void {
           { deadlineMs: 15 * 60_000 },
         );
         print(f, res, () => checkpointsTable(res.checkpoint === null ? [] : [res.checkpoint]));
+      } finally {
+        client.close();
+      }
+    });
+
+  program
+    .command('restore <job>')
+    .description('restore every task of a job from a retained checkpoint, in a new epoch')
+    .option('--checkpoint <id>', 'the retained checkpoint to restore; 0 for the latest', parseCheckpointId, 0)
+    .action(async (job: string, o: { checkpoint: number }, cmd: Command) => {
+      const f = globals(cmd);
+      const { address, options } = connect(f);
+      const client = createCoordinatorClient(address, options);
+      try {
+        const res = await client.restoreJob({ jobId: job, checkpointId: o.checkpoint });
+        print(f, res, () => `restored: ${job} from checkpoint ${res.checkpointId} in epoch ${res.epoch}`);
       } finally {
         client.close();
       }

@@ -27,10 +27,10 @@ export function bytes(n: number): string {
   return `${(n / 1024 / 1024).toFixed(1)} MiB`;
 }
 
-/** One row per job. */
+/** One row per job; the restore point shows while recoveries restore from it. */
 export function jobsTable(jobs: JobInfo__Output[]): string {
   return table(
-    ['JOB', 'STATE', 'TASKS', 'ATTACHED', 'EPOCH', 'LATEST', 'CHECKPOINTING'],
+    ['JOB', 'STATE', 'TASKS', 'ATTACHED', 'EPOCH', 'LATEST', 'CHECKPOINTING', 'RESTORE POINT'],
     jobs.map((j) => [
       j.spec?.jobId ?? '',
       short(j.state, 'JOB_STATE_'),
@@ -39,6 +39,7 @@ export function jobsTable(jobs: JobInfo__Output[]): string {
       String(j.epoch),
       String(j.latestCheckpointId || '-'),
       short(j.checkpointing, 'JOB_CHECKPOINTING_'),
+      j.restorePoint === null ? '-' : String(j.restorePoint.checkpointId),
     ]),
   );
 }

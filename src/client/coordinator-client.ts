@@ -16,6 +16,8 @@ import type { DeclineCheckpointRequest } from '../gen/ckpt/v1/DeclineCheckpointR
 import type { DeclineCheckpointResponse__Output } from '../gen/ckpt/v1/DeclineCheckpointResponse.js';
 import type { TriggerCheckpointRequest } from '../gen/ckpt/v1/TriggerCheckpointRequest.js';
 import type { TriggerCheckpointResponse__Output } from '../gen/ckpt/v1/TriggerCheckpointResponse.js';
+import type { RestoreJobRequest } from '../gen/ckpt/v1/RestoreJobRequest.js';
+import type { RestoreJobResponse__Output } from '../gen/ckpt/v1/RestoreJobResponse.js';
 import type { AttachRequest } from '../gen/ckpt/v1/AttachRequest.js';
 import type { AttachResponse__Output } from '../gen/ckpt/v1/AttachResponse.js';
 import { callMetadata, cancelOnAbort, grpcCallOptions, type CallOptions } from './call-options.js';
@@ -35,8 +37,8 @@ export type AttachStream = grpc.ClientDuplexStream<AttachRequest, AttachResponse
  * the leader: a call refused with NOT_LEADER or SHUTTING_DOWN is sent again
  * there, with backoff, within its deadline; so are the idempotent calls
  * (submitJob, getJob, cancelJob, acknowledgeCheckpoint) after a transport
- * failure. triggerCheckpoint and declineCheckpoint are not repeated when
- * their outcome is unknown.
+ * failure. triggerCheckpoint, declineCheckpoint and restoreJob are not
+ * repeated when their outcome is unknown.
  */
 export class CoordinatorClient {
   readonly #router: LeaderRouter<GrpcCoordinatorClient>;
@@ -101,6 +103,15 @@ export class CoordinatorClient {
     options?: CallOptions,
   ): Promise<TriggerCheckpointResponse__Output> {
     return this.#unary((raw) => raw.triggerCheckpoint.bind(raw), request, 'once', options);
+  }
+
+  /**
+   * Restores a job to a retained checkpoint (`checkpointId` 0: the latest):
+   * every task restores from it in a new epoch. Resolves with that epoch
+   * and checkpoint.
+   */
+  restoreJob(request: RestoreJobRequest, options?: CallOptions): Promise<RestoreJobResponse__Output> {
+    return this.#unary((raw) => raw.restoreJob.bind(raw), request, 'once', options);
   }
 
   /**

@@ -1,7 +1,8 @@
 /**
- * A job's attempts: restoring every task to the latest checkpoint in a new
- * epoch, starting them once all report ready, and deciding what a worker
- * joining or leaving means. The tracker holds the state; this class talks
+ * A job's attempts: restoring every task to the recovery's checkpoint (the
+ * latest, or the restore point an operator chose) in a new epoch, starting
+ * them once all report ready, and deciding what a worker joining or
+ * leaving means. The tracker holds the state; this class talks
  * to the sessions and reads the manifest to restore from.
  */
 import type { Manifest__Output } from '../gen/ckpt/v1/Manifest.js';
@@ -77,12 +78,12 @@ export class AttemptControl {
     this.deps.onStarted();
   }
 
-  /** Sends every session its part of the latest checkpoint. */
+  /** Sends every session its part of the recovery's checkpoint. */
   restoreAll(): void {
     for (const session of this.deps.sessions()) this.restore(session);
   }
 
-  /** Sends one session its part of the latest checkpoint, read from etcd. */
+  /** Sends one session its part of the recovery's checkpoint, read from etcd. */
   restore(session: Session): void {
     this.command(session).then(
       (restore) => session.channel.send({ restore }),
@@ -101,7 +102,7 @@ export class AttemptControl {
   private async command(session: Session): Promise<RestoreCommand> {
     const t = this.deps.tracker;
     const epoch = t.epoch;
-    const checkpointId = t.latestCheckpointId;
+    const checkpointId = t.recoveryCheckpointId;
     const tasks = await this.manifestTasks(checkpointId);
     const snapshots = session.taskIds.flatMap((taskId) => {
       const entry = tasks.get(taskId);
@@ -115,7 +116,7 @@ export class AttemptControl {
     if (this.manifest?.id === checkpointId) return this.manifest.tasks;
     const manifest = await this.deps.store.readManifest(this.deps.tracker.jobId, checkpointId);
     if (manifest === undefined) {
-      throw new CkptError('INTERNAL', `latest checkpoint ${checkpointId} has no manifest in etcd`, {
+      throw new CkptError('INTERNAL', `checkpoint ${checkpointId} to restore has no manifest in etcd`, {
         jobId: this.deps.tracker.jobId,
         checkpointId,
       });

@@ -9,6 +9,7 @@ import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary
 import type { JobInfo__Output } from '../gen/ckpt/v1/JobInfo.js';
 import type { JobSpec } from '../gen/ckpt/v1/JobSpec.js';
 import type { Manifest__Output } from '../gen/ckpt/v1/Manifest.js';
+import type { TaskHealth__Output } from '../gen/ckpt/v1/TaskHealth.js';
 import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
 import type { WorkerHello__Output } from '../gen/ckpt/v1/WorkerHello.js';
 import { isDeepStrictEqual } from 'node:util';
@@ -17,10 +18,11 @@ import { CkptError, LeadershipLostError } from '../core/errors.js';
 import { DEFAULT_ID_BLOCK_SIZE } from '../core/id-allocator.js';
 import { JobTracker } from '../core/job-tracker.js';
 import type { CheckpointStore, ControlBus, LeaderGuard, StoredJobState } from '../core/ports.js';
+import { hungReason, silentTask } from '../core/task-health.js';
 import { checkId, validateJobSpec } from '../core/validate.js';
 import type { Logger } from '../log/index.js';
 import { CheckpointEvents } from './events.js';
-import { JobRuntime } from './job-runtime.js';
+import { JobRuntime, type RollBack } from './job-runtime.js';
 import { SessionRegistry, type Session, type SessionChannel } from './sessions.js';
 
 const ATTEMPT_ON_WIRE = {
@@ -244,6 +246,20 @@ export class Coordinator {
     return this.jobInfo(runtime);
   }
 
+  /**
+   * Restores a job to a retained checkpoint (0: the latest): pending
+   * checkpoints abort, the epoch rises with the checkpoint stored as the
+   * restore point, and every task restores from it. A refused call changes
+   * nothing.
+   */
+  async restoreJob(jobId: string, checkpointId: number): Promise<RollBack> {
+    this.requireRunning();
+    const runtime = this.job(jobId);
+    const restored = await this.fenced(() => runtime.restore(checkpointId));
+    this.log.info({ jobId, ...restored }, 'job restored to a checkpoint');
+    return restored;
+  }
+
   private jobInfo(runtime: JobRuntime): JobInfo__Output {
     const t = runtime.tracker;
     return {
@@ -256,6 +272,7 @@ export class Coordinator {
       createdAtMs: t.createdAtMs,
       readyTasks: t.readyTasks,
       attempt: ATTEMPT_ON_WIRE[t.attempt],
+      restorePoint: t.restorePoint ?? null,
     };
   }
 
@@ -302,10 +319,29 @@ export class Coordinator {
     };
   }
 
-  /** Records a heartbeat of a live session. */
-  heartbeat(sessionId: string): void {
+  /**
+   * Records a heartbeat of a live session and judges the task health it
+   * reports: a hung task fails, and the job recovers. Throws
+   * TASK_NOT_ATTACHED, recording nothing, for a task the session does not run.
+   */
+  heartbeat(sessionId: string, tasks: readonly TaskHealth__Output[] = []): void {
     const session = this.sessions.get(sessionId);
-    if (session !== undefined) session.lastHeartbeatMs = this.now();
+    if (session === undefined) return;
+    for (const { taskId } of tasks) this.requireSessionTask(session, taskId);
+    const now = this.now();
+    session.lastHeartbeatMs = now;
+    if (tasks.length === 0) {
+      session.taskReports = undefined;
+      return;
+    }
+    session.taskReports ??= { sinceMs: now, lastMs: new Map() };
+    for (const { taskId } of tasks) session.taskReports.lastMs.set(taskId, now);
+    const runtime = this.runningJob(session.jobId);
+    if (runtime === undefined) return;
+    for (const health of tasks) {
+      const why = hungReason(runtime.tracker.policy, health);
+      if (why !== undefined) return this.taskHung(runtime, session, health.taskId, why);
+    }
   }
 
   /**
@@ -339,13 +375,30 @@ export class Coordinator {
   /** A worker reports a failed task: the job rolls back, unless the report is of an older epoch. */
   taskFailed(sessionId: string, epoch: number, taskId: string, message: string): void {
     const { session, runtime } = this.sessionJob(sessionId);
+    this.requireSessionTask(session, taskId);
+    if (epoch !== runtime.tracker.epoch) return;
+    this.log.warn({ jobId: session.jobId, taskId, epoch, message }, 'task failed');
+    void runtime.recover(`task ${taskId} failed: ${message}`);
+  }
+
+  private requireSessionTask(session: Session, taskId: string): void {
     if (!session.taskIds.includes(taskId)) {
       const ids = { jobId: session.jobId, taskId };
       throw new CkptError('TASK_NOT_ATTACHED', `task ${taskId} is not attached by worker ${session.workerId}`, ids);
     }
-    if (epoch !== runtime.tracker.epoch) return;
-    this.log.warn({ jobId: session.jobId, taskId, epoch, message }, 'task failed');
-    void runtime.recover(`task ${taskId} failed: ${message}`);
+  }
+
+  /** The job's runtime while its tasks run (hung tasks are judged only then). */
+  private runningJob(jobId: string): JobRuntime | undefined {
+    const runtime = this.jobs.get(jobId);
+    const running = runtime?.tracker.state === 'JOB_STATE_RUNNING' && runtime.tracker.attempt === 'running';
+    return running ? runtime : undefined;
+  }
+
+  /** A hung task fails like one its worker reported failed: the job recovers. */
+  private taskHung(runtime: JobRuntime, session: Session, taskId: string, why: string): void {
+    this.log.warn({ jobId: session.jobId, workerId: session.workerId, taskId, why }, 'task hung');
+    void runtime.recover(`task ${taskId} hung: ${why}`);
   }
 
   private sessionJob(sessionId: string): { session: Session; runtime: JobRuntime } {
@@ -358,6 +411,7 @@ export class Coordinator {
   }
 
   private sweepSessions(): void {
+    this.sweepSilentTasks();
     for (const session of this.sessions.overdue(this.now(), this.options.heartbeatTimeoutMs)) {
       const why = `no heartbeat for ${this.options.heartbeatTimeoutMs} ms`;
       this.log.warn(
@@ -368,6 +422,18 @@ export class Coordinator {
       session.channel.end(
         new CkptError('UNAVAILABLE', `session ended: ${why}`, { jobId: session.jobId, retryable: true }),
       );
+    }
+  }
+
+  /** Tasks that their heartbeating workers stopped reporting are hung. */
+  private sweepSilentTasks(): void {
+    const now = this.now();
+    for (const session of this.sessions.all()) {
+      const reports = session.taskReports;
+      const runtime = reports === undefined ? undefined : this.runningJob(session.jobId);
+      if (reports === undefined || runtime === undefined) continue;
+      const silent = silentTask(runtime.tracker.policy, session.taskIds, reports.lastMs, reports.sinceMs, now);
+      if (silent !== undefined) this.taskHung(runtime, session, silent.taskId, silent.why);
     }
   }
 

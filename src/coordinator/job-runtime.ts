@@ -38,6 +38,19 @@ const MAX_TRIGGER_RETRY_MS = 5000;
 
 type Waiter = { resolve: (s: CheckpointSummary__Output) => void; reject: (err: CkptError) => void };
 
+/** What a rollback does: why, how pending checkpoints abort, and an operator's checkpoint (0: the latest). */
+interface RollBackPlan {
+  why: string;
+  reason: AbortCause;
+  restoreTo?: number;
+}
+
+/** The epoch a rollback moved the job to, and the checkpoint every task restores from in it. */
+export interface RollBack {
+  epoch: number;
+  checkpointId: number;
+}
+
 /** A job's timers, commits and broadcasts around its tracker. */
 export class JobRuntime {
   readonly tracker: JobTracker;
@@ -390,35 +403,86 @@ export class JobRuntime {
   }
 
   /**
-   * Rolls the job back to its latest committed checkpoint: pending
-   * checkpoints abort, the epoch rises in etcd, and `recover` is broadcast.
+   * Rolls the job back to the recovery's checkpoint (the latest, or the
+   * restore point in force): pending checkpoints abort, the epoch rises in
+   * etcd, and `recover` is broadcast.
    */
   recover(why: string): Promise<void> {
     // A stopped coordinator leaves the job to the next one.
     if (this.stopped) return Promise.resolve();
-    this.recovering ??= (async () => {
-      this.log.warn({ why }, 'job recovery started');
-      await this.commitChain;
-      if (this.stopped) return;
-      this.abortAll('ABORT_REASON_TASK_FAILURE', why);
-      const epoch = await this.deps.store.bumpEpoch(this.jobId, this.tracker.epoch, this.deps.guard);
-      this.tracker.enterEpoch(epoch);
-      const checkpointId = this.tracker.latestCheckpointId;
-      await this.deps.bus
-        .publishRecover({ jobId: this.jobId, epoch, checkpointId, term: this.deps.term })
-        .catch((err: unknown) => this.log.warn({ err }, 'recover not broadcast; sessions still get their restore'));
-      this.attempts.restoreAll();
-      this.log.info({ epoch, checkpointId }, 'job recovery: every task restores');
-    })()
-      .catch((err: unknown) => {
-        if (err instanceof LeadershipLostError) this.deps.onLeadershipLost(err);
-        else this.log.error({ err }, 'job recovery failed');
-      })
+    if (this.recovering === undefined) void this.startRollBack({ why, reason: 'ABORT_REASON_TASK_FAILURE' });
+    return this.recovering ?? Promise.resolve();
+  }
+
+  /**
+   * An operator's restore to retained checkpoint `checkpointId` (0: the
+   * latest): a recovery whose pending checkpoints abort with JOB_RESTORED,
+   * whose epoch bump stores the checkpoint as the restore point, and whose
+   * tasks restore from it. Refused without changing anything while a
+   * recovery is under way (TASKS_NOT_READY), for a canceled job
+   * (JOB_CANCELED) or a checkpoint that is not retained
+   * (UNKNOWN_CHECKPOINT).
+   */
+  async restore(checkpointId: number): Promise<RollBack> {
+    if (this.recovering !== undefined) {
+      throw new CkptError('TASKS_NOT_READY', 'the job is recovering; restore it once it has its new epoch', {
+        jobId: this.jobId,
+      });
+    }
+    const target = this.tracker.checkRestore(checkpointId);
+    if (this.stopped) throw this.stoppedBeforeRestore();
+    const why = `restore to checkpoint ${target} requested`;
+    const done = await this.startRollBack({ why, reason: 'ABORT_REASON_JOB_RESTORED', restoreTo: checkpointId });
+    if (done === undefined) throw this.stoppedBeforeRestore();
+    return done;
+  }
+
+  private stoppedBeforeRestore(): CkptError {
+    return new CkptError('SHUTTING_DOWN', 'the coordinator stopped before the restore began', {
+      jobId: this.jobId,
+      retryable: true,
+    });
+  }
+
+  /**
+   * Starts the job's one rollback. `recovering` follows it and never
+   * rejects; the returned promise rejects with the rollback's error.
+   */
+  private startRollBack(plan: RollBackPlan): Promise<RollBack | undefined> {
+    const run = this.rollBack(plan);
+    this.recovering = run
+      .then(
+        () => undefined,
+        (err: unknown) => {
+          if (err instanceof LeadershipLostError) this.deps.onLeadershipLost(err);
+          else if (plan.restoreTo !== undefined) this.log.warn({ err }, 'job restore failed');
+          else this.log.error({ err }, 'job recovery failed');
+        },
+      )
       .finally(() => {
         this.recovering = undefined;
         this.arm();
       });
-    return this.recovering;
+    return run;
+  }
+
+  /** The rollback itself; undefined when the coordinator stopped first. */
+  private async rollBack(plan: RollBackPlan): Promise<RollBack | undefined> {
+    this.log.warn({ why: plan.why }, 'job recovery started');
+    await this.commitChain;
+    if (this.stopped) return undefined;
+    // A commit while waiting may have dropped the checkpoint: checked again before anything changes.
+    const restoreTo = plan.restoreTo === undefined ? undefined : this.tracker.checkRestore(plan.restoreTo);
+    this.abortAll(plan.reason, plan.why);
+    const epoch = await this.deps.store.bumpEpoch(this.jobId, this.tracker.epoch, this.deps.guard, restoreTo);
+    this.tracker.enterEpoch(epoch, restoreTo);
+    const checkpointId = this.tracker.recoveryCheckpointId;
+    await this.deps.bus
+      .publishRecover({ jobId: this.jobId, epoch, checkpointId, term: this.deps.term })
+      .catch((err: unknown) => this.log.warn({ err }, 'recover not broadcast; sessions still get their restore'));
+    this.attempts.restoreAll();
+    this.log.info({ epoch, checkpointId }, 'job recovery: every task restores');
+    return { epoch, checkpointId };
   }
 
   private publish(send: () => Promise<void>): void {

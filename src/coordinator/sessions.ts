@@ -23,6 +23,11 @@ export interface Session {
   readonly taskIds: readonly string[];
   readonly channel: SessionChannel;
   lastHeartbeatMs: number;
+  /**
+   * While the worker reports task health: when it began, and when it last
+   * reported each task. Undefined while it reports none (its tasks restore).
+   */
+  taskReports?: { sinceMs: number; lastMs: Map<string, number> };
 }
 
 /** The live sessions, by id and by worker. */

@@ -13,6 +13,13 @@ import { Checkpoint, type AbortCause, type CheckpointInit } from './checkpoint.j
 import { CkptError } from './errors.js';
 import { IdAllocator } from './id-allocator.js';
 import { resolvePolicy, type ResolvedPolicy } from './policy.js';
+import {
+  recoveryCheckpointId,
+  restorePointInForce,
+  restoreTarget,
+  type LatestCheckpoint,
+  type RestorePoint,
+} from './restore-point.js';
 import { validateTaskSnapshot } from './validate.js';
 
 /** @default 100 finished checkpoints remembered per job for listings. */
@@ -20,10 +27,11 @@ export const DEFAULT_HISTORY_SIZE = 100;
 
 /**
  * Where the job's current attempt is. `restoring`: tasks restore the
- * latest checkpoint in the current epoch and report ready; nothing runs
- * yet. `running`: every task reported ready and was told to start.
- * `resuming`: a coordinator started and does not know yet whether the
- * tasks kept running in the stored epoch while it was away.
+ * recovery's checkpoint (see `recoveryCheckpointId`) in the current epoch
+ * and report ready; nothing runs yet. `running`: every task reported ready
+ * and was told to start. `resuming`: a coordinator started and does not
+ * know yet whether the tasks kept running in the stored epoch while it was
+ * away.
  */
 export type JobAttempt = 'resuming' | 'restoring' | 'running';
 
@@ -34,6 +42,10 @@ export interface JobTrackerInit {
   createdAtMs: number;
   epoch: number;
   latestCheckpointId: number;
+  /** The epoch the latest checkpoint was committed in. @default 0 */
+  latestCheckpointEpoch?: number;
+  /** The job's last restore to a checkpoint an operator chose, if any. */
+  restorePoint?: RestorePoint;
   idFloor: number;
   retainedCheckpointIds: number[];
   historySize?: number;
@@ -66,6 +78,8 @@ export class JobTracker {
   private stateValue: JobState__Output;
   private epochValue: number;
   private latest: number;
+  private latestEpoch: number;
+  private restorePointValue: RestorePoint | undefined;
   private retained: number[];
   private readonly pending = new Map<number, Checkpoint>();
   private readonly history: Checkpoint[] = [];
@@ -88,6 +102,8 @@ export class JobTracker {
     this.stateValue = init.state;
     this.epochValue = init.epoch;
     this.latest = init.latestCheckpointId;
+    this.latestEpoch = init.latestCheckpointEpoch ?? 0;
+    this.restorePointValue = init.restorePoint;
     this.retained = [...init.retainedCheckpointIds].sort((a, b) => a - b);
     this.ids = new IdAllocator(Math.max(init.idFloor, init.latestCheckpointId + 1));
     this.historySize = init.historySize ?? DEFAULT_HISTORY_SIZE;
@@ -118,6 +134,15 @@ export class JobTracker {
   }
   get retainedCheckpointIds(): readonly number[] {
     return this.retained;
+  }
+  /** The restore point while recoveries restore from it, else undefined. */
+  get restorePoint(): RestorePoint | undefined {
+    const point = this.restorePointValue;
+    return restorePointInForce(this.latestCheckpoint(), point) ? point : undefined;
+  }
+  /** The checkpoint a recovery restores from now: the restore point in force, else the latest. */
+  get recoveryCheckpointId(): number {
+    return recoveryCheckpointId(this.latestCheckpoint(), this.restorePointValue);
   }
   get attachedTasks(): number {
     return this.attached.size;
@@ -363,6 +388,7 @@ export class JobTracker {
     checkpoint.complete(nowMs, manifestBytes, manifestParts);
     this.finish(checkpoint, nowMs);
     this.latest = checkpoint.id;
+    this.latestEpoch = checkpoint.init.epoch;
     this.retained = [...this.retained, checkpoint.id].filter((id) => !subsumed.includes(id));
     this.consecutiveFailures = 0;
     this.lastOutcome = 'completed';
@@ -383,14 +409,33 @@ export class JobTracker {
     this.stateValue = 'JOB_STATE_CANCELED';
   }
 
-  /** Moves to a new epoch after a recovery; pending ones must be aborted first. */
-  enterEpoch(epoch: number): void {
+  /**
+   * The retained checkpoint a restore to `checkpointId` (0: the latest)
+   * goes to. Throws JOB_CANCELED, or UNKNOWN_CHECKPOINT naming the
+   * retained ids; changes nothing.
+   */
+  checkRestore(checkpointId: number): number {
+    this.requireRunning();
+    return restoreTarget(this.jobId, checkpointId, this.latest, this.retained);
+  }
+
+  /**
+   * Moves to a new epoch after a recovery; pending ones must be aborted
+   * first. With `restoreTo`, an operator's restore: that checkpoint is the
+   * restore point from this epoch on.
+   */
+  enterEpoch(epoch: number, restoreTo?: number): void {
     if (this.pending.size > 0) throw new Error(`job ${this.jobId}: new epoch with checkpoints pending`);
     if (epoch <= this.epochValue) throw new Error(`job ${this.jobId}: epoch ${epoch} is not above ${this.epochValue}`);
+    if (restoreTo !== undefined) this.restorePointValue = { checkpointId: restoreTo, epoch };
     this.epochValue = epoch;
     this.consecutiveFailures = 0;
     this.attemptValue = 'restoring';
     this.ready.clear();
+  }
+
+  private latestCheckpoint(): LatestCheckpoint {
+    return { checkpointId: this.latest, epoch: this.latestEpoch };
   }
 
   private requireRunning(): void {

@@ -19,6 +19,8 @@ export const DEFAULT_TIMEOUT_MS = 600_000;
 export const DEFAULT_TOLERABLE_FAILURES = 0;
 /** @default 1 */
 export const DEFAULT_RETAINED = 1;
+/** @default 60000 (1 minute). */
+export const DEFAULT_TASK_STALL_TIMEOUT_MS = 60_000;
 /** Upper bounds that keep a policy sane. */
 export const MAX_RETAINED = 100;
 export const MAX_CONCURRENT_LIMIT = 16;
@@ -37,6 +39,10 @@ export interface ResolvedPolicy {
   mode: Exclude<CheckpointMode__Output, 'CHECKPOINT_MODE_UNSPECIFIED'>;
   /** 0: every checkpoint is full. */
   fullEvery: number;
+  /** A task's snapshot running longer fails the task (defaults to `timeoutMs`). */
+  snapshotTimeoutMs: number;
+  /** A task busy in one call, or not reported by its heartbeating worker, this long fails. */
+  taskStallTimeoutMs: number;
 }
 
 function positive(value: number | undefined, fallback: number): number {
@@ -50,15 +56,18 @@ function check(ok: boolean, field: string, message: string): void {
 /** Applies defaults and checks ranges; throws MALFORMED naming the field. */
 export function resolvePolicy(policy: CheckpointPolicy | null | undefined): ResolvedPolicy {
   const p = policy ?? {};
+  const timeoutMs = positive(Number(p.timeoutMs ?? 0), DEFAULT_TIMEOUT_MS);
   const resolved: ResolvedPolicy = {
     intervalMs: Number(p.intervalMs ?? DEFAULT_INTERVAL_MS),
     minPauseMs: Number(p.minPauseMs ?? DEFAULT_MIN_PAUSE_MS),
     maxConcurrent: positive(p.maxConcurrent, DEFAULT_MAX_CONCURRENT),
-    timeoutMs: positive(Number(p.timeoutMs ?? 0), DEFAULT_TIMEOUT_MS),
+    timeoutMs,
     tolerableFailures: p.tolerableFailures ?? DEFAULT_TOLERABLE_FAILURES,
     retained: positive(p.retained, DEFAULT_RETAINED),
     mode: resolveMode(p.mode),
     fullEvery: p.fullEvery ?? 0,
+    snapshotTimeoutMs: positive(Number(p.snapshotTimeoutMs ?? 0), timeoutMs),
+    taskStallTimeoutMs: positive(Number(p.taskStallTimeoutMs ?? 0), DEFAULT_TASK_STALL_TIMEOUT_MS),
   };
   check(
     resolved.intervalMs === 0 || resolved.intervalMs >= MIN_INTERVAL_MS,
@@ -66,6 +75,8 @@ export function resolvePolicy(policy: CheckpointPolicy | null | undefined): Reso
     `must be 0 or at least ${MIN_INTERVAL_MS}`,
   );
   check(resolved.timeoutMs >= MIN_TIMEOUT_MS, 'timeout_ms', `must be at least ${MIN_TIMEOUT_MS}`);
+  check(resolved.snapshotTimeoutMs >= MIN_TIMEOUT_MS, 'snapshot_timeout_ms', `must be at least ${MIN_TIMEOUT_MS}`);
+  check(resolved.taskStallTimeoutMs >= MIN_TIMEOUT_MS, 'task_stall_timeout_ms', `must be at least ${MIN_TIMEOUT_MS}`);
   check(resolved.maxConcurrent <= MAX_CONCURRENT_LIMIT, 'max_concurrent', `must be at most ${MAX_CONCURRENT_LIMIT}`);
   check(resolved.retained <= MAX_RETAINED, 'retained', `must be at most ${MAX_RETAINED}`);
   check(resolved.tolerableFailures >= -1, 'tolerable_failures', 'must be -1 (unlimited) or at least 0');

@@ -11,6 +11,7 @@ import type { Trigger } from '../gen/ckpt/v1/Trigger.js';
 import type { CheckpointComplete } from '../gen/ckpt/v1/CheckpointComplete.js';
 import type { CheckpointAbort } from '../gen/ckpt/v1/CheckpointAbort.js';
 import type { Recover } from '../gen/ckpt/v1/Recover.js';
+import type { RestorePoint } from './restore-point.js';
 
 /** What etcd holds about one job. */
 export interface StoredJobState {
@@ -20,6 +21,10 @@ export interface StoredJobState {
   epoch: number;
   /** Latest committed checkpoint id, 0 if none. */
   latestCheckpointId: number;
+  /** The epoch the latest checkpoint was committed in, 0 if none. */
+  latestCheckpointEpoch: number;
+  /** The job's last restore to a checkpoint an operator chose; absent if it was never restored. */
+  restorePoint?: RestorePoint;
   /** Every id below the floor may have been used; new ids start at it. */
   idFloor: number;
   /** Ids of the retained committed checkpoints, ascending. */
@@ -77,9 +82,12 @@ export interface CheckpointStore {
   reserveIds(jobId: string, floor: number, guard?: LeaderGuard): Promise<void>;
   /**
    * Increases the epoch by one if it is still `expectedEpoch`; returns the
-   * new epoch. Throws STALE_EPOCH if it was not.
+   * new epoch. Throws STALE_EPOCH if it was not. With `restoreTo`, the same
+   * transaction also requires that checkpoint to be retained (else
+   * UNKNOWN_CHECKPOINT) and stores it as the job's restore point in the
+   * new epoch.
    */
-  bumpEpoch(jobId: string, expectedEpoch: number, guard?: LeaderGuard): Promise<number>;
+  bumpEpoch(jobId: string, expectedEpoch: number, guard?: LeaderGuard, restoreTo?: number): Promise<number>;
   /**
    * Commits a checkpoint in one transaction guarded by `latest < id`,
    * `epoch == manifest.epoch` and, with `guard`, the leader's election

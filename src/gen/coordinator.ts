@@ -21,6 +21,9 @@ import type { JobInfo as _ckpt_v1_JobInfo, JobInfo__Output as _ckpt_v1_JobInfo__
 import type { JobSpec as _ckpt_v1_JobSpec, JobSpec__Output as _ckpt_v1_JobSpec__Output } from './ckpt/v1/JobSpec.js';
 import type { Manifest as _ckpt_v1_Manifest, Manifest__Output as _ckpt_v1_Manifest__Output } from './ckpt/v1/Manifest.js';
 import type { RestoreCommand as _ckpt_v1_RestoreCommand, RestoreCommand__Output as _ckpt_v1_RestoreCommand__Output } from './ckpt/v1/RestoreCommand.js';
+import type { RestoreJobRequest as _ckpt_v1_RestoreJobRequest, RestoreJobRequest__Output as _ckpt_v1_RestoreJobRequest__Output } from './ckpt/v1/RestoreJobRequest.js';
+import type { RestoreJobResponse as _ckpt_v1_RestoreJobResponse, RestoreJobResponse__Output as _ckpt_v1_RestoreJobResponse__Output } from './ckpt/v1/RestoreJobResponse.js';
+import type { RestorePoint as _ckpt_v1_RestorePoint, RestorePoint__Output as _ckpt_v1_RestorePoint__Output } from './ckpt/v1/RestorePoint.js';
 import type { SnapshotMetrics as _ckpt_v1_SnapshotMetrics, SnapshotMetrics__Output as _ckpt_v1_SnapshotMetrics__Output } from './ckpt/v1/SnapshotMetrics.js';
 import type { SourcePosition as _ckpt_v1_SourcePosition, SourcePosition__Output as _ckpt_v1_SourcePosition__Output } from './ckpt/v1/SourcePosition.js';
 import type { StartCommand as _ckpt_v1_StartCommand, StartCommand__Output as _ckpt_v1_StartCommand__Output } from './ckpt/v1/StartCommand.js';
@@ -29,6 +32,7 @@ import type { SubmitJobRequest as _ckpt_v1_SubmitJobRequest, SubmitJobRequest__O
 import type { SubmitJobResponse as _ckpt_v1_SubmitJobResponse, SubmitJobResponse__Output as _ckpt_v1_SubmitJobResponse__Output } from './ckpt/v1/SubmitJobResponse.js';
 import type { TaskDecline as _ckpt_v1_TaskDecline, TaskDecline__Output as _ckpt_v1_TaskDecline__Output } from './ckpt/v1/TaskDecline.js';
 import type { TaskFailure as _ckpt_v1_TaskFailure, TaskFailure__Output as _ckpt_v1_TaskFailure__Output } from './ckpt/v1/TaskFailure.js';
+import type { TaskHealth as _ckpt_v1_TaskHealth, TaskHealth__Output as _ckpt_v1_TaskHealth__Output } from './ckpt/v1/TaskHealth.js';
 import type { TaskSnapshot as _ckpt_v1_TaskSnapshot, TaskSnapshot__Output as _ckpt_v1_TaskSnapshot__Output } from './ckpt/v1/TaskSnapshot.js';
 import type { TaskSpec as _ckpt_v1_TaskSpec, TaskSpec__Output as _ckpt_v1_TaskSpec__Output } from './ckpt/v1/TaskSpec.js';
 import type { TasksReady as _ckpt_v1_TasksReady, TasksReady__Output as _ckpt_v1_TasksReady__Output } from './ckpt/v1/TasksReady.js';
@@ -73,6 +77,9 @@ export interface ProtoGrpcType {
       JobState: EnumTypeDefinition
       Manifest: MessageTypeDefinition<_ckpt_v1_Manifest, _ckpt_v1_Manifest__Output>
       RestoreCommand: MessageTypeDefinition<_ckpt_v1_RestoreCommand, _ckpt_v1_RestoreCommand__Output>
+      RestoreJobRequest: MessageTypeDefinition<_ckpt_v1_RestoreJobRequest, _ckpt_v1_RestoreJobRequest__Output>
+      RestoreJobResponse: MessageTypeDefinition<_ckpt_v1_RestoreJobResponse, _ckpt_v1_RestoreJobResponse__Output>
+      RestorePoint: MessageTypeDefinition<_ckpt_v1_RestorePoint, _ckpt_v1_RestorePoint__Output>
       SnapshotMetrics: MessageTypeDefinition<_ckpt_v1_SnapshotMetrics, _ckpt_v1_SnapshotMetrics__Output>
       SnapshotType: EnumTypeDefinition
       SourcePosition: MessageTypeDefinition<_ckpt_v1_SourcePosition, _ckpt_v1_SourcePosition__Output>
@@ -82,6 +89,7 @@ export interface ProtoGrpcType {
       SubmitJobResponse: MessageTypeDefinition<_ckpt_v1_SubmitJobResponse, _ckpt_v1_SubmitJobResponse__Output>
       TaskDecline: MessageTypeDefinition<_ckpt_v1_TaskDecline, _ckpt_v1_TaskDecline__Output>
       TaskFailure: MessageTypeDefinition<_ckpt_v1_TaskFailure, _ckpt_v1_TaskFailure__Output>
+      TaskHealth: MessageTypeDefinition<_ckpt_v1_TaskHealth, _ckpt_v1_TaskHealth__Output>
       TaskSnapshot: MessageTypeDefinition<_ckpt_v1_TaskSnapshot, _ckpt_v1_TaskSnapshot__Output>
       TaskSpec: MessageTypeDefinition<_ckpt_v1_TaskSpec, _ckpt_v1_TaskSpec__Output>
       TasksReady: MessageTypeDefinition<_ckpt_v1_TasksReady, _ckpt_v1_TasksReady__Output>

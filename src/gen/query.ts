@@ -14,6 +14,7 @@ import type { ListCheckpointsResponse as _ckpt_v1_ListCheckpointsResponse, ListC
 import type { ListJobsRequest as _ckpt_v1_ListJobsRequest, ListJobsRequest__Output as _ckpt_v1_ListJobsRequest__Output } from './ckpt/v1/ListJobsRequest.js';
 import type { ListJobsResponse as _ckpt_v1_ListJobsResponse, ListJobsResponse__Output as _ckpt_v1_ListJobsResponse__Output } from './ckpt/v1/ListJobsResponse.js';
 import type { Manifest as _ckpt_v1_Manifest, Manifest__Output as _ckpt_v1_Manifest__Output } from './ckpt/v1/Manifest.js';
+import type { RestorePoint as _ckpt_v1_RestorePoint, RestorePoint__Output as _ckpt_v1_RestorePoint__Output } from './ckpt/v1/RestorePoint.js';
 import type { SnapshotMetrics as _ckpt_v1_SnapshotMetrics, SnapshotMetrics__Output as _ckpt_v1_SnapshotMetrics__Output } from './ckpt/v1/SnapshotMetrics.js';
 import type { SourcePosition as _ckpt_v1_SourcePosition, SourcePosition__Output as _ckpt_v1_SourcePosition__Output } from './ckpt/v1/SourcePosition.js';
 import type { StateHandle as _ckpt_v1_StateHandle, StateHandle__Output as _ckpt_v1_StateHandle__Output } from './ckpt/v1/StateHandle.js';
@@ -50,6 +51,7 @@ export interface ProtoGrpcType {
       ListJobsRequest: MessageTypeDefinition<_ckpt_v1_ListJobsRequest, _ckpt_v1_ListJobsRequest__Output>
       ListJobsResponse: MessageTypeDefinition<_ckpt_v1_ListJobsResponse, _ckpt_v1_ListJobsResponse__Output>
       Manifest: MessageTypeDefinition<_ckpt_v1_Manifest, _ckpt_v1_Manifest__Output>
+      RestorePoint: MessageTypeDefinition<_ckpt_v1_RestorePoint, _ckpt_v1_RestorePoint__Output>
       SnapshotMetrics: MessageTypeDefinition<_ckpt_v1_SnapshotMetrics, _ckpt_v1_SnapshotMetrics__Output>
       SnapshotType: EnumTypeDefinition
       SourcePosition: MessageTypeDefinition<_ckpt_v1_SourcePosition, _ckpt_v1_SourcePosition__Output>

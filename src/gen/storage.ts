@@ -9,6 +9,7 @@ import type { JobSpec as _ckpt_v1_JobSpec, JobSpec__Output as _ckpt_v1_JobSpec__
 import type { Manifest as _ckpt_v1_Manifest, Manifest__Output as _ckpt_v1_Manifest__Output } from './ckpt/v1/Manifest.js';
 import type { ManifestPart as _ckpt_v1_ManifestPart, ManifestPart__Output as _ckpt_v1_ManifestPart__Output } from './ckpt/v1/ManifestPart.js';
 import type { ManifestRoot as _ckpt_v1_ManifestRoot, ManifestRoot__Output as _ckpt_v1_ManifestRoot__Output } from './ckpt/v1/ManifestRoot.js';
+import type { RestorePoint as _ckpt_v1_RestorePoint, RestorePoint__Output as _ckpt_v1_RestorePoint__Output } from './ckpt/v1/RestorePoint.js';
 import type { SnapshotMetrics as _ckpt_v1_SnapshotMetrics, SnapshotMetrics__Output as _ckpt_v1_SnapshotMetrics__Output } from './ckpt/v1/SnapshotMetrics.js';
 import type { SourcePosition as _ckpt_v1_SourcePosition, SourcePosition__Output as _ckpt_v1_SourcePosition__Output } from './ckpt/v1/SourcePosition.js';
 import type { StateHandle as _ckpt_v1_StateHandle, StateHandle__Output as _ckpt_v1_StateHandle__Output } from './ckpt/v1/StateHandle.js';
@@ -36,6 +37,7 @@ export interface ProtoGrpcType {
       Manifest: MessageTypeDefinition<_ckpt_v1_Manifest, _ckpt_v1_Manifest__Output>
       ManifestPart: MessageTypeDefinition<_ckpt_v1_ManifestPart, _ckpt_v1_ManifestPart__Output>
       ManifestRoot: MessageTypeDefinition<_ckpt_v1_ManifestRoot, _ckpt_v1_ManifestRoot__Output>
+      RestorePoint: MessageTypeDefinition<_ckpt_v1_RestorePoint, _ckpt_v1_RestorePoint__Output>
       SnapshotMetrics: MessageTypeDefinition<_ckpt_v1_SnapshotMetrics, _ckpt_v1_SnapshotMetrics__Output>
       SnapshotType: EnumTypeDefinition
       SourcePosition: MessageTypeDefinition<_ckpt_v1_SourcePosition, _ckpt_v1_SourcePosition__Output>

@@ -43,6 +43,14 @@ export interface WorkerOptions {
   reconnect?: BackoffOptions;
   /** How many messages a source reads ahead of its task. Default 256. */
   maxQueuedSourceMessages?: number;
+  /**
+   * After a recovery or `stop()`, how long a task's call of the ended epoch
+   * (a `process` or `snapshot` that has not returned: a hung task) is waited
+   * for before it is abandoned and the task restores or closes without it.
+   * Keep task state in the task context: state held elsewhere may still be
+   * changed by an abandoned call that returns late. Default 10000 ms.
+   */
+  abandonCallAfterMs?: number;
   /** Labels sent in the hello, added to the SDK's own (`sdk`, `language`, `host`). */
   labels?: Record<string, string>;
   /** Aborting it stops the worker (as `stop()`). */
@@ -61,6 +69,8 @@ export const DEFAULT_ATTACH_TIMEOUT_MS = 10_000;
 export const DEFAULT_START_TIMEOUT_MS = 30_000;
 /** Default of `WorkerOptions.maxQueuedSourceMessages`. */
 export const DEFAULT_MAX_QUEUED_SOURCE_MESSAGES = 256;
+/** Default of `WorkerOptions.abandonCallAfterMs`. */
+export const DEFAULT_ABANDON_CALL_AFTER_MS = 10_000;
 /** The `sdk` label of this SDK. */
 export const SDK_LABEL = 'ckpt-ts';
 
@@ -80,6 +90,7 @@ export interface WorkerConfig {
   startTimeoutMs: number;
   reconnect: BackoffConfig;
   maxQueuedSourceMessages: number;
+  abandonCallAfterMs: number;
   labels: Record<string, string>;
   signal: AbortSignal | undefined;
 }
@@ -119,6 +130,7 @@ export function resolveWorkerOptions(options: WorkerOptions): WorkerConfig {
       'maxQueuedSourceMessages',
       options.maxQueuedSourceMessages ?? DEFAULT_MAX_QUEUED_SOURCE_MESSAGES,
     ),
+    abandonCallAfterMs: positive('abandonCallAfterMs', options.abandonCallAfterMs ?? DEFAULT_ABANDON_CALL_AFTER_MS),
     labels: { sdk: SDK_LABEL, language: 'typescript', host: hostname(), ...options.labels },
     signal: options.signal,
   };

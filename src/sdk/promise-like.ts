@@ -21,3 +21,19 @@ export async function settledOf(work: PromiseLike<unknown>): Promise<void> {
     // The outcome was handled where the work ran.
   }
 }
+
+/**
+ * Resolves true once `work` has settled, or false when `ms` passed first
+ * (the work is left running).
+ */
+export async function settledWithin(work: PromiseLike<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([settledOf(work).then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -14,6 +14,7 @@ import { errorInfo, type AttachStream, type CoordinatorClient } from '../client/
 import { CkptError, type ErrorReason } from '../core/errors.js';
 import type { AttachRequest } from '../gen/ckpt/v1/AttachRequest.js';
 import type { AttachResponse__Output } from '../gen/ckpt/v1/AttachResponse.js';
+import type { TaskHealth } from '../gen/ckpt/v1/TaskHealth.js';
 import type { Welcome__Output } from '../gen/ckpt/v1/Welcome.js';
 import type { Logger } from '../log/index.js';
 import { backoffDelayMs, sleep, type BackoffConfig } from './backoff.js';
@@ -38,6 +39,8 @@ const FATAL_REASONS: ReadonlySet<ErrorReason> = new Set<ErrorReason>([
 export interface SessionHandlers {
   /** The epoch to name in a hello. */
   helloEpoch(): number;
+  /** How the worker's tasks are doing, sent with every heartbeat; empty before the tasks run. */
+  taskHealth(): TaskHealth[];
   /** A welcome arrived; `resumed` after a reconnect. Called before any command of that stream. */
   onWelcome(welcome: Welcome__Output, resumed: boolean): void;
   /** A command (restore, start, canceled). */
@@ -181,7 +184,9 @@ export class WorkerSession {
     );
     const intervalMs = welcome.heartbeatIntervalMs > 0 ? welcome.heartbeatIntervalMs : DEFAULT_HEARTBEAT_INTERVAL_MS;
     this.#stopHeartbeats();
-    this.#heartbeat = setInterval(() => this.#write(call, { heartbeat: { sentAtMs: Date.now() } }), intervalMs);
+    this.#heartbeat = setInterval(() => {
+      this.#write(call, { heartbeat: { sentAtMs: Date.now(), tasks: this.#o.handlers.taskHealth() } });
+    }, intervalMs);
     this.#o.handlers.onWelcome(welcome, resumed);
     for (const request of this.#outbox.splice(0)) this.#write(call, request);
     return welcome;

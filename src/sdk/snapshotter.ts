@@ -64,10 +64,21 @@ export class Snapshotter {
   readonly #types = new Map<number, SnapshotType>();
   readonly #inFlight = new InFlightRecorder<Taken>();
   readonly #uploads = new Set<Promise<void>>();
+  /** Snapshots in progress: when each began its synchronous part or, unaligned, its store. */
+  readonly #running = new Map<number, number>();
 
   /** See `SnapshotterOptions`. */
   constructor(options: SnapshotterOptions) {
     this.#o = options;
+  }
+
+  /** The oldest snapshot in progress and when it began (`performance.now()`), if any. */
+  inProgress(): { checkpointId: number; since: number } | undefined {
+    let oldest: { checkpointId: number; since: number } | undefined;
+    for (const [checkpointId, since] of this.#running) {
+      if (oldest === undefined || since < oldest.since) oldest = { checkpointId, since };
+    }
+    return oldest;
   }
 
   /** Remembers the snapshot type the first barrier or trigger of `checkpointId` named. */
@@ -87,6 +98,8 @@ export class Snapshotter {
   /** Unaligned: snapshots now and records in-flight records until `finish`. */
   async open(point: SnapshotPoint): Promise<void> {
     this.#inFlight.open(point.checkpointId, await this.#take(point));
+    // Waiting for the other barriers is not the task's own work: the clock restarts at `finish`.
+    this.#running.delete(point.checkpointId);
   }
 
   /** Unaligned: `record` is in flight for `checkpointIds`. */
@@ -98,6 +111,7 @@ export class Snapshotter {
   finish(checkpointId: number, alignmentMs: number): void {
     const open = this.#inFlight.take(checkpointId);
     if (open === undefined) return;
+    this.#running.set(checkpointId, performance.now());
     const { epoch, bytes, syncMs, processedRecords, context, generation } = open.taken;
     const metrics = { alignmentMs, syncMs, processedRecords, inFlightBytes: open.inFlightBytes };
     const envelope = encodeUnalignedSnapshot(bytes, open.inFlight);
@@ -110,12 +124,15 @@ export class Snapshotter {
     this.#inFlight.drop(checkpointId, upTo);
     for (const id of [...this.#types.keys()])
       if (id === checkpointId || (upTo && id < checkpointId)) this.#types.delete(id);
+    for (const id of [...this.#running.keys()])
+      if (id === checkpointId || (upTo && id < checkpointId)) this.#running.delete(id);
   }
 
   /** Forgets everything not stored yet (the task's run ended). */
   clear(): void {
     this.#types.clear();
     this.#inFlight.clear();
+    this.#running.clear();
   }
 
   /** Resolves when the stores in progress have settled. */
@@ -127,6 +144,7 @@ export class Snapshotter {
   async #take(point: SnapshotPoint): Promise<Taken> {
     const { checkpointId, epoch, context } = point;
     const started = performance.now();
+    this.#running.set(checkpointId, started);
     let bytes: Uint8Array;
     try {
       const task = this.#o.task;
@@ -135,6 +153,7 @@ export class Snapshotter {
           ? encodeKeyedState(context.state)
           : await task.snapshot(snapshotContext(context, checkpointId));
     } catch (err) {
+      this.#running.delete(checkpointId);
       const message = `snapshot failed: ${CkptError.from(err).message}`;
       this.#o.onResult(checkpointId, epoch, { kind: 'decline', taskId: this.#o.taskId, message });
       throw err;
@@ -159,6 +178,8 @@ export class Snapshotter {
       const message = `snapshot upload failed: ${CkptError.from(err).message}`;
       this.#o.logger.warn({ err, checkpointId }, 'snapshot upload failed; declining');
       this.#o.onResult(checkpointId, epoch, { kind: 'decline', taskId, message });
+    } finally {
+      this.#running.delete(checkpointId);
     }
   }
 

@@ -17,6 +17,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { CkptError } from '../core/errors.js';
 import type { SnapshotType } from '../gen/ckpt/v1/SnapshotType.js';
+import type { TaskHealth } from '../gen/ckpt/v1/TaskHealth.js';
 import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
 import type { Logger } from '../log/index.js';
 import type { TaskResult } from './ack-batcher.js';
@@ -24,7 +25,7 @@ import { InputAligner, type AlignAction, type AlignmentMode } from './alignment.
 import { createTaskContext, type ContextCell } from './context.js';
 import type { DataPlane } from './data-plane.js';
 import { Fifo } from './fifo.js';
-import { isPromiseLike, settledOf } from './promise-like.js';
+import { isPromiseLike, settledWithin } from './promise-like.js';
 import { SourceLane } from './source-lane.js';
 import { dataRecord, payloadBytes } from './record.js';
 import { Router, type EmitOptions } from './router.js';
@@ -51,6 +52,8 @@ export interface RunnerOptions {
   logger: Logger;
   /** A source reads ahead at most this many messages. */
   maxQueuedSourceMessages: number;
+  /** How long a call of an ended run is waited for before it is abandoned. */
+  abandonCallAfterMs: number;
   /** The task's acknowledgement or decline of a checkpoint. */
   onResult(checkpointId: number, epoch: number, result: TaskResult): void;
   /** The task took a snapshot (for listeners). */
@@ -102,6 +105,10 @@ export class TaskRunner {
   #processed = 0;
   #lastTriggered = 0;
   #current: PromiseLike<unknown> = Promise.resolve();
+  /** When the call the loop waits for began (`performance.now()`); undefined when none. */
+  #busySince: number | undefined;
+  /** Ends the loop's wait for the current call (a halt). */
+  #interrupt: (() => void) | undefined;
   #wakeUp: (() => void) | undefined;
   #warnedNoOutputs = false;
 
@@ -118,6 +125,21 @@ export class TaskRunner {
       isCurrent: (generation) => generation === this.#generation,
     });
     this.#loop = this.#run();
+  }
+
+  /**
+   * The task's liveness at `now` (`performance.now()`): how long the loop
+   * has waited for the current call of the task's code, and how long its
+   * oldest snapshot in progress has run.
+   */
+  health(now: number): TaskHealth {
+    const snapshot = this.#snapshots.inProgress();
+    return {
+      taskId: this.taskId,
+      busyMs: this.#busySince === undefined ? 0 : Math.round(now - this.#busySince),
+      snapshotMs: snapshot === undefined ? 0 : Math.round(now - snapshot.since),
+      snapshotCheckpointId: snapshot?.checkpointId ?? 0,
+    };
   }
 
   /** The runner's phase. */
@@ -189,6 +211,7 @@ export class TaskRunner {
     this.#sourceLane.stop();
     this.#snapshots.clear();
     this.#phase = phase;
+    this.#interrupt?.();
     this.#wake();
   }
 
@@ -203,7 +226,7 @@ export class TaskRunner {
     this.halt('restoring');
     this.#epoch = request.epoch;
     const generation = this.#generation;
-    await settledOf(this.#current);
+    await this.#settleCurrent();
     const cell = this.#newContext(generation, request.epoch);
     const signal = AbortSignal.any([request.signal, cell.context.signal]);
     try {
@@ -247,7 +270,7 @@ export class TaskRunner {
     if (this.#phase === 'closed') return;
     this.halt('closed');
     await this.#loop;
-    await settledOf(this.#current);
+    await this.#settleCurrent();
     await this.settleUploads();
   }
 
@@ -266,11 +289,10 @@ export class TaskRunner {
         await nextTurn();
       } else {
         this.#current = step.promise;
-        try {
-          await step.promise;
-        } catch (err) {
-          this.#fail(err, step.generation);
-        }
+        this.#busySince = performance.now();
+        const failure = await this.#settleOrHalt(step.promise);
+        this.#busySince = undefined;
+        if (failure !== undefined) this.#fail(failure.err, step.generation);
       }
     }
   }
@@ -397,6 +419,35 @@ export class TaskRunner {
 
   #accepting(epoch: number): boolean {
     return (this.#phase === 'active' || this.#phase === 'restoring') && epoch === this.#epoch;
+  }
+
+  /**
+   * Waits until `call` settles, or the runner halts: a call that never
+   * returns must not hold up the next epoch. Resolves with the rejection.
+   */
+  async #settleOrHalt(call: PromiseLike<unknown>): Promise<{ err: unknown } | undefined> {
+    try {
+      return await new Promise<{ err: unknown } | undefined>((resolve) => {
+        this.#interrupt = () => resolve(undefined);
+        call.then(
+          () => resolve(undefined),
+          (err: unknown) => resolve({ err }),
+        );
+      });
+    } finally {
+      this.#interrupt = undefined;
+    }
+  }
+
+  /** Waits for the call of the ended run, at most `abandonCallAfterMs`, then abandons it. */
+  async #settleCurrent(): Promise<void> {
+    const current = this.#current;
+    if (await settledWithin(current, this.#o.abandonCallAfterMs)) return;
+    if (this.#current === current) this.#current = Promise.resolve();
+    this.#o.logger.error(
+      { abandonedAfterMs: this.#o.abandonCallAfterMs },
+      'a call of the task did not return after its run ended; abandoned',
+    );
   }
 
   #push(work: Work): void {

@@ -15,6 +15,7 @@ import type { CheckpointAbort__Output } from '../gen/ckpt/v1/CheckpointAbort.js'
 import type { CheckpointComplete__Output } from '../gen/ckpt/v1/CheckpointComplete.js';
 import type { Recover__Output } from '../gen/ckpt/v1/Recover.js';
 import type { RestoreCommand__Output } from '../gen/ckpt/v1/RestoreCommand.js';
+import type { TaskHealth } from '../gen/ckpt/v1/TaskHealth.js';
 import type { Trigger__Output } from '../gen/ckpt/v1/Trigger.js';
 import type { Welcome__Output } from '../gen/ckpt/v1/Welcome.js';
 import type { Logger } from '../log/index.js';
@@ -128,6 +129,17 @@ export class WorkerRuntime {
     return this.#restoredEpoch === this.#epoch ? this.#epoch : 0;
   }
 
+  /**
+   * How each task is doing, for the heartbeats: once the tasks run in the
+   * current epoch (a task restoring is not reported; the restore has its own
+   * bounds), how long each has been in its current call and its snapshot.
+   */
+  taskHealth(): TaskHealth[] {
+    if (this.runningEpoch === 0 || this.#closed) return [];
+    const now = performance.now();
+    return [...this.#runners.values()].map((runner) => runner.health(now));
+  }
+
   /** The runner of `taskId`, for inspection. */
   runner(taskId: string): TaskRunner | undefined {
     return this.#runners.get(taskId);
@@ -181,6 +193,7 @@ export class WorkerRuntime {
       nats: this.#d.nc,
       logger: this.#d.logger.child({ taskId }),
       maxQueuedSourceMessages: config.maxQueuedSourceMessages,
+      abandonCallAfterMs: config.abandonCallAfterMs,
       onResult: (checkpointId, epoch, result) => this.#batcher.add(checkpointId, epoch, result),
       onSnapshot: (event) => this.#d.events.emit('snapshot', event),
       onFailure: (failed, epoch, error) => this.#taskFailed(failed, epoch, error),

@@ -181,6 +181,7 @@ export class Worker extends EventEmitter<WorkerEventMap> {
       logger: this.#logger,
       handlers: {
         helloEpoch: () => this.#runtime?.runningEpoch ?? 0,
+        taskHealth: () => this.#runtime?.taskHealth() ?? [],
         onWelcome: (welcome, resumed) => {
           this.#welcome = welcome;
           if (resumed) this.#runtime?.onResumed(welcome);

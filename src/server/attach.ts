@@ -61,7 +61,7 @@ export function attachHandler(
           sessionId = current.openSession(message.hello, channel).sessionId;
           coordinator = current;
         } else if (message.heartbeat != null) {
-          coordinator.heartbeat(sessionId);
+          coordinator.heartbeat(sessionId, message.heartbeat.tasks);
         } else if (message.ready != null) {
           coordinator.tasksReady(sessionId, message.ready.epoch, message.ready.taskIds);
         } else if (message.failure != null) {

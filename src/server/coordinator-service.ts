@@ -1,6 +1,6 @@
 /**
  * The `ckpt.v1.Coordinator` service: job submission, acknowledgements,
- * declines and manual triggers, over the `Coordinator` class.
+ * declines, manual triggers and restores, over the `Coordinator` class.
  */
 import type { CoordinatorHandlers } from '../gen/ckpt/v1/Coordinator.js';
 import type { SnapshotType__Output } from '../gen/ckpt/v1/SnapshotType.js';
@@ -51,6 +51,7 @@ export function coordinatorHandlers(coordinators: CoordinatorProvider, auth: Aut
       const type = snapshotType(req.snapshotType);
       return { checkpoint: await coordinators.current().triggerCheckpoint(req.jobId, type, req.wait) };
     }),
+    RestoreJob: unary(auth, async (req) => coordinators.current().restoreJob(req.jobId, req.checkpointId)),
     Attach: attachHandler(coordinators, auth),
   };
 }

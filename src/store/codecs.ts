@@ -6,6 +6,7 @@ import { CkptError, type ErrorIds } from '../core/errors.js';
 import type { CheckpointSummary, CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
 import type { Manifest, Manifest__Output } from '../gen/ckpt/v1/Manifest.js';
 import type { ManifestRoot, ManifestRoot__Output } from '../gen/ckpt/v1/ManifestRoot.js';
+import type { RestorePoint, RestorePoint__Output } from '../gen/ckpt/v1/RestorePoint.js';
 import type { StoredJob, StoredJob__Output } from '../gen/ckpt/v1/StoredJob.js';
 import { codec, type Codec } from '../proto/index.js';
 
@@ -15,6 +16,7 @@ export interface StoreCodecs {
   manifest: Codec<Manifest, Manifest__Output>;
   manifestRoot: Codec<ManifestRoot, ManifestRoot__Output>;
   summary: Codec<CheckpointSummary, CheckpointSummary__Output>;
+  restorePoint: Codec<RestorePoint, RestorePoint__Output>;
 }
 
 let codecs: StoreCodecs | undefined;
@@ -26,6 +28,7 @@ export function storeCodecs(): StoreCodecs {
     manifest: codec<Manifest, Manifest__Output>('Manifest'),
     manifestRoot: codec<ManifestRoot, ManifestRoot__Output>('ManifestRoot'),
     summary: codec<CheckpointSummary, CheckpointSummary__Output>('CheckpointSummary'),
+    restorePoint: codec<RestorePoint, RestorePoint__Output>('RestorePoint'),
   };
   return codecs;
 }

@@ -37,6 +37,19 @@ export function rangePrefixOp(prefix: string, keysOnly: boolean): IRequestOp {
   return { request_range: { key: Buffer.from(prefix), range_end: prefixEnd(prefix), keys_only: keysOnly } };
 }
 
+/** Reads the last key starting with `prefix` in key order, with its value. */
+export function lastInPrefixOp(prefix: string): IRequestOp {
+  return {
+    request_range: {
+      key: Buffer.from(prefix),
+      range_end: prefixEnd(prefix),
+      sort_order: 'Descend',
+      sort_target: 'Key',
+      limit: 1,
+    },
+  };
+}
+
 /** Deletes `key`. */
 export function deleteKeyOp(key: string): IRequestOp {
   return { request_delete_range: { key: Buffer.from(key) } };

@@ -88,9 +88,13 @@ export class EtcdStore implements CheckpointStore {
     return reserveIds(this.ctx, jobId, floor, guard);
   }
 
-  /** Moves the epoch from `expectedEpoch` to the next; STALE_EPOCH otherwise. */
-  bumpEpoch(jobId: string, expectedEpoch: number, guard?: LeaderGuard): Promise<number> {
-    return bumpEpoch(this.ctx, jobId, expectedEpoch, guard);
+  /**
+   * Moves the epoch from `expectedEpoch` to the next; STALE_EPOCH otherwise.
+   * With `restoreTo`, also stores that retained checkpoint as the restore
+   * point (UNKNOWN_CHECKPOINT when it is not retained).
+   */
+  bumpEpoch(jobId: string, expectedEpoch: number, guard?: LeaderGuard, restoreTo?: number): Promise<number> {
+    return bumpEpoch(this.ctx, jobId, expectedEpoch, guard, restoreTo);
   }
 
   /**

@@ -1,14 +1,26 @@
 /**
  * A job's records in etcd: its spec and run state, epoch, latest committed
- * checkpoint id and id floor, and the ids of its retained checkpoints.
+ * checkpoint id (and the epoch it was committed in), id floor, restore
+ * point, and the ids of its retained checkpoints.
  */
-import type { IKeyValue, IRequestOp, IResponseOp } from 'etcd3';
+import type { ICompare, IKeyValue, IRequestOp, IResponseOp } from 'etcd3';
 import type { LeaderGuard, StoredJobState } from '../core/ports.js';
+import type { RestorePoint } from '../core/restore-point.js';
 import { CkptError } from '../core/errors.js';
 import type { JobSpec__Output as JobSpec } from '../gen/ckpt/v1/JobSpec.js';
 import type { JobState } from '../gen/ckpt/v1/JobState.js';
 import { decodeStored, encodeForStore, storeCodecs } from './codecs.js';
-import { firstKv, getOp, modRevisionIs, putOp, rangeKvs, rangePrefixOp, valueIs, versionIs } from './etcd-ops.js';
+import {
+  firstKv,
+  getOp,
+  lastInPrefixOp,
+  modRevisionIs,
+  putOp,
+  rangeKvs,
+  rangePrefixOp,
+  valueIs,
+  versionIs,
+} from './etcd-ops.js';
 import { assertJobId, pad, unpad } from './keys.js';
 import { mapConcurrent } from './concurrency.js';
 import { assertGuardHeld, guardCompares, guardReadOps, validateGuard } from './leader-guard.js';
@@ -75,6 +87,7 @@ export async function createJob(
       createdAtMs: nowMs,
       epoch: 1,
       latestCheckpointId: 0,
+      latestCheckpointEpoch: 0,
       idFloor: 1,
       retainedCheckpointIds: [],
     };
@@ -156,34 +169,61 @@ export async function reserveIds(ctx: StoreContext, jobId: string, floor: number
  * earlier bump from another's; the caller reloads the epoch and bumps again
  * from there (an epoch skipped is harmless, one shared by two recoveries
  * would not be).
+ *
+ * With `restoreTo`, the same transaction requires checkpoint `restoreTo`
+ * to be retained, else throws UNKNOWN_CHECKPOINT, and stores it as the
+ * job's restore point in the new epoch. `latest` is left as it is.
  */
 export async function bumpEpoch(
   ctx: StoreContext,
   jobId: string,
   expectedEpoch: number,
   guard?: LeaderGuard,
+  restoreTo?: number,
 ): Promise<number> {
   const key = ctx.keys.epoch(jobId);
   const next = expectedEpoch + 1;
   validateGuard(guard, { jobId });
+  const restore =
+    restoreTo === undefined ? undefined : restorePointWrite(ctx, jobId, { checkpointId: restoreTo, epoch: next });
   const response = await sendTxn(
     ctx,
     {
-      compare: [valueIs(key, 'Equal', pad(expectedEpoch)), ...guardCompares(guard)],
-      success: [putOp(key, pad(next))],
+      compare: [valueIs(key, 'Equal', pad(expectedEpoch)), ...(restore?.compares ?? []), ...guardCompares(guard)],
+      success: [putOp(key, pad(next)), ...(restore?.puts ?? [])],
       failure: [getOp(key), ...guardReadOps(guard)],
     },
-    { operation: 'bump epoch', jobId, epoch: expectedEpoch },
+    { operation: restore === undefined ? 'bump epoch' : 'bump epoch to restore', jobId, epoch: expectedEpoch },
   );
   if (response.succeeded) return next;
   assertGuardHeld(guard, response.responses[1], { jobId, epoch: expectedEpoch });
   const current = firstKv(response.responses[0]);
   if (current === undefined) throw new CkptError('UNKNOWN_JOB', `job ${jobId} does not exist`, { jobId });
   const epoch = paddedValue(current, jobId);
+  if (epoch === expectedEpoch && restoreTo !== undefined) {
+    // The epoch and the leadership held: the checkpoint's root was the guard that failed.
+    throw new CkptError('UNKNOWN_CHECKPOINT', `checkpoint ${restoreTo} of job ${jobId} is no longer retained`, {
+      jobId,
+      checkpointId: restoreTo,
+    });
+  }
   throw new CkptError('STALE_EPOCH', `job ${jobId} is in epoch ${epoch}, not ${expectedEpoch}`, {
     jobId,
     epoch: expectedEpoch,
   });
+}
+
+/** The compare and put that store `point` while its checkpoint is retained. */
+function restorePointWrite(
+  ctx: StoreContext,
+  jobId: string,
+  point: RestorePoint,
+): { compares: ICompare[]; puts: IRequestOp[] } {
+  const value = encodeForStore(storeCodecs().restorePoint, point, 'restore point', { jobId });
+  return {
+    compares: [versionIs(ctx.keys.root(jobId, point.checkpointId), 'Greater', 0)],
+    puts: [putOp(ctx.keys.restorePoint(jobId), Buffer.from(value))],
+  };
 }
 
 function encodeStoredJob(jobId: string, spec: JobSpec, state: JobState, createdAtMs: number): Uint8Array {
@@ -191,7 +231,7 @@ function encodeStoredJob(jobId: string, spec: JobSpec, state: JobState, createdA
 }
 
 /** How many operations `jobReadOps` returns. */
-const JOB_READ_OPS = 5;
+const JOB_READ_OPS = 7;
 
 /** Reads of everything `parseJobRead` needs, for one transaction. */
 export function jobReadOps(ctx: StoreContext, jobId: string): IRequestOp[] {
@@ -202,12 +242,23 @@ export function jobReadOps(ctx: StoreContext, jobId: string): IRequestOp[] {
     getOp(keys.latest(jobId)),
     getOp(keys.idFloor(jobId)),
     rangePrefixOp(keys.checkpoints(jobId), true),
+    getOp(keys.restorePoint(jobId)),
+    // The last key of the checkpoints is the summary of the newest one, the latest.
+    lastInPrefixOp(keys.checkpoints(jobId)),
   ];
 }
 
 /** The job from the responses of `jobReadOps`; undefined when it has no spec. */
 export function parseJobRead(ctx: StoreContext, jobId: string, responses: IResponseOp[]): StoredJobState | undefined {
-  const [specResponse, epochResponse, latestResponse, floorResponse, checkpointsResponse] = responses;
+  const [
+    specResponse,
+    epochResponse,
+    latestResponse,
+    floorResponse,
+    checkpointsResponse,
+    restoreResponse,
+    lastResponse,
+  ] = responses;
   const specKv = firstKv(specResponse);
   if (specKv === undefined) return undefined;
   const stored = decodeStored(storeCodecs().storedJob, specKv.value, specKv.key.toString(), { jobId });
@@ -217,15 +268,39 @@ export function parseJobRead(ctx: StoreContext, jobId: string, responses: IRespo
     const parsed = ctx.keys.parse(kv.key.toString());
     if (parsed?.kind === 'root') retainedCheckpointIds.push(parsed.checkpointId);
   }
+  const latestCheckpointId = paddedValue(requiredKv(latestResponse, 'latest', jobId), jobId);
+  const restorePoint = parseRestorePoint(firstKv(restoreResponse), jobId);
   return {
     spec: stored.spec,
     state: stored.state,
     createdAtMs: stored.createdAtMs,
     epoch: paddedValue(requiredKv(epochResponse, 'epoch', jobId), jobId),
-    latestCheckpointId: paddedValue(requiredKv(latestResponse, 'latest', jobId), jobId),
+    latestCheckpointId,
+    latestCheckpointEpoch: latestEpoch(ctx, jobId, latestCheckpointId, firstKv(lastResponse)),
     idFloor: paddedValue(requiredKv(floorResponse, 'id-floor', jobId), jobId),
     retainedCheckpointIds,
+    ...(restorePoint === undefined ? {} : { restorePoint }),
   };
+}
+
+function parseRestorePoint(kv: IKeyValue | undefined, jobId: string): RestorePoint | undefined {
+  if (kv === undefined) return undefined;
+  const { checkpointId, epoch } = decodeStored(storeCodecs().restorePoint, kv.value, kv.key.toString(), { jobId });
+  return { checkpointId, epoch };
+}
+
+/** The epoch of the latest checkpoint, from its summary: `last`, the last key of the job's checkpoints. */
+function latestEpoch(ctx: StoreContext, jobId: string, latest: number, last: IKeyValue | undefined): number {
+  if (latest === 0) return 0;
+  const key = last?.key.toString() ?? '';
+  const parsed = ctx.keys.parse(key);
+  if (last === undefined || parsed?.kind !== 'summary' || parsed.checkpointId !== latest) {
+    throw new CkptError('INTERNAL', `job ${jobId} has no summary of its latest checkpoint ${latest}`, {
+      jobId,
+      checkpointId: latest,
+    });
+  }
+  return decodeStored(storeCodecs().summary, last.value, key, { jobId, checkpointId: latest }).epoch;
 }
 
 function requiredKv(response: IResponseOp | undefined, name: string, jobId: string): IKeyValue {

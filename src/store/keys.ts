@@ -36,9 +36,24 @@ export function assertJobId(jobId: string): void {
   }
 }
 
+/** The kinds of key of which a job has at most one. */
+export type SingleKeyKind = 'spec' | 'epoch' | 'latest' | 'id-floor' | 'restore-point';
+
+const SINGLE_KEY_KINDS: ReadonlySet<string> = new Set<SingleKeyKind>([
+  'spec',
+  'epoch',
+  'latest',
+  'id-floor',
+  'restore-point',
+]);
+
+function isSingleKeyKind(kind: string): kind is SingleKeyKind {
+  return SINGLE_KEY_KINDS.has(kind);
+}
+
 /** What a key under the jobs prefix names. */
 export type ParsedKey =
-  | { kind: 'spec' | 'epoch' | 'latest' | 'id-floor'; jobId: string }
+  | { kind: SingleKeyKind; jobId: string }
   | { kind: 'root' | 'summary'; jobId: string; checkpointId: number }
   | { kind: 'part'; jobId: string; sha256: string };
 
@@ -76,6 +91,11 @@ export class KeyLayout {
   /** The job's id floor, padded. */
   idFloor(jobId: string): string {
     return `${this.job(jobId)}id-floor`;
+  }
+
+  /** The job's RestorePoint, written with the epoch by a restore. */
+  restorePoint(jobId: string): string {
+    return `${this.job(jobId)}restore-point`;
   }
 
   /** Prefix of every committed checkpoint of the job. */
@@ -116,8 +136,7 @@ export class KeyLayout {
     const [jobId, kind, name, leaf] = segments;
     if (jobId === undefined || !JOB_ID_PATTERN.test(jobId) || kind === undefined) return undefined;
     if (segments.length === 2) {
-      if (kind === 'spec' || kind === 'epoch' || kind === 'latest' || kind === 'id-floor') return { kind, jobId };
-      return undefined;
+      return isSingleKeyKind(kind) ? { kind, jobId } : undefined;
     }
     if (segments.length === 3 && kind === 'parts' && name !== undefined && SHA256_PATTERN.test(name)) {
       return { kind: 'part', jobId, sha256: name };

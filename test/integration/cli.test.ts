@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import test from 'ava';
 import { freePort } from '../../src/dev/index.js';
 import { eventually, uniquePrefix, useServers } from '../helpers/index.js';
+import { fanInSpec, startTestCoordinator } from '../helpers/coordinator.js';
 
 const run = promisify(execFile);
 const servers = useServers();
@@ -93,4 +94,41 @@ test('ckpt coordinator refuses a bad option naming it', async (t) => {
   const res = await ckpt('127.0.0.1:1', 'coordinator', '--etcd-prefix', 'no-slash', '--etcd', servers.etcdUrl);
   t.is(res.code, 1);
   t.regex(res.stderr, /etcdPrefix \(CKPT_ETCD_PREFIX\) must end with "\/"/);
+});
+
+test('ckpt restore rolls a job back to a retained checkpoint and prints the new epoch', async (t) => {
+  const c = await startTestCoordinator(t, servers);
+  const spec = fanInSpec('orders', 1, 1, { retained: 2 });
+  await c.client.submitJob({ spec });
+  const w = await c.worker({ jobId: 'orders', workerId: 'w', taskIds: ['src-0', 'sink-0'], spec });
+  await c.started('orders');
+  const ids: number[] = [];
+  for (let i = 0; i < 2; i++) {
+    const done = await c.client.triggerCheckpoint({ jobId: 'orders', wait: true }, { deadlineMs: 10_000 });
+    ids.push(done.checkpoint?.checkpointId ?? 0);
+  }
+  const [older, latest] = ids as [number, number];
+
+  const restored = await ckpt(c.address, 'restore', 'orders', '--checkpoint', String(older));
+  t.is(restored.code, 0, restored.stderr);
+  t.is(restored.stdout.trim(), `restored: orders from checkpoint ${older} in epoch 2`);
+  t.is((await eventually(() => w.restored.find((r) => r.epoch === 2))).checkpointId, older);
+  await c.started('orders');
+  const row = (await ckpt(c.address, 'job', 'orders')).stdout.trim().split('\n')[1] ?? '';
+  t.deepEqual(row.split(/\s+/).slice(-3), [String(latest), 'CHECKPOINTED', String(older)], 'latest and restore point');
+
+  const json = await ckpt(c.address, '--json', 'restore', 'orders');
+  t.deepEqual(JSON.parse(json.stdout), { epoch: 3, checkpointId: latest });
+
+  const before = await c.dump();
+  const unknown = await ckpt(c.address, 'restore', 'orders', '--checkpoint', String(latest + 1000));
+  t.is(unknown.code, 1);
+  t.regex(
+    unknown.stderr,
+    new RegExp(`^ckpt: UNKNOWN_CHECKPOINT: .*retained: ${older}, ${latest} \\(UNKNOWN_CHECKPOINT\\)`),
+  );
+  const malformed = await ckpt(c.address, 'restore', 'orders', '--checkpoint', 'newest');
+  t.not(malformed.code, 0);
+  t.regex(malformed.stderr, /expected a checkpoint id \(a non-negative integer\), got "newest"/);
+  t.deepEqual(await c.dump(), before);
 });

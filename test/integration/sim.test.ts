@@ -457,12 +457,6 @@ test("a simulated worker and an SDK worker in one job see each other's barriers"
   const sim = await c.worker({ jobId: 'mixed', spec, workerId: 'sim', taskIds: ['src', 'sink'] });
   await c.started('mixed');
 
-  // A record of the simulated source reaches fwd on its edge and is forwarded to sink on the next.
-  nc.publish(edgeSubject(cp, 'src', 'fwd'), new TextEncoder().encode('hello'), { headers: epochHeaders(1) });
-  await eventually(() => traffic.some((m) => m.subject === edgeSubject(cp, 'fwd', 'sink')), {
-    what: 'the record forwarded by fwd',
-  });
-
   const res = await c.client.triggerCheckpoint({ jobId: 'mixed', wait: true }, { deadlineMs: 10_000 });
   t.like(res.checkpoint, { state: 'CHECKPOINT_STATE_COMPLETED', acknowledgedTasks: 3, totalTasks: 3 });
   const id = res.checkpoint?.checkpointId ?? 0;
@@ -472,4 +466,10 @@ test("a simulated worker and an SDK worker in one job see each other's barriers"
   t.deepEqual(barrierEdges, [edgeSubject(cp, 'src', 'fwd'), edgeSubject(cp, 'fwd', 'sink')]);
   const { manifest } = await c.query.getCheckpoint({ jobId: 'mixed', checkpointId: id });
   t.deepEqual(manifest?.tasks.map((s) => s.taskId).sort(), ['fwd', 'sink', 'src']);
+
+  // A record on src's edge (after its barrier, which counted none before it) is forwarded to sink.
+  nc.publish(edgeSubject(cp, 'src', 'fwd'), new TextEncoder().encode('hello'), { headers: epochHeaders(1) });
+  await eventually(() => traffic.some((m) => m.subject === edgeSubject(cp, 'fwd', 'sink') && !isBarrier(m.headers)), {
+    what: 'the record forwarded by fwd',
+  });
 });

@@ -39,6 +39,11 @@ export const AbortReason = {
    * Does not count towards the tolerable failures: no task failed.
    */
   ABORT_REASON_TRIGGER_FAILED: 'ABORT_REASON_TRIGGER_FAILED',
+  /**
+   * An operator restored the job to a checkpoint (RestoreJob). Does not
+   * count towards the tolerable failures.
+   */
+  ABORT_REASON_JOB_RESTORED: 'ABORT_REASON_JOB_RESTORED',
 } as const;
 
 /**
@@ -88,6 +93,12 @@ export type AbortReason =
    */
   | 'ABORT_REASON_TRIGGER_FAILED'
   | 8
+  /**
+   * An operator restored the job to a checkpoint (RestoreJob). Does not
+   * count towards the tolerable failures.
+   */
+  | 'ABORT_REASON_JOB_RESTORED'
+  | 9
 
 /**
  * Why a checkpoint was aborted.

@@ -48,6 +48,19 @@ export interface CheckpointPolicy {
    * incremental. Default 0: every checkpoint is full.
    */
   'fullEvery'?: (number);
+  /**
+   * A task whose snapshot of one checkpoint (serialising its state and
+   * storing it, as its worker reports in heartbeats) runs longer is hung:
+   * it fails and the job recovers. Default 0: the checkpoint's timeout_ms.
+   */
+  'snapshotTimeoutMs'?: (number | string | Long);
+  /**
+   * A task that is hung this long fails and the job recovers: one call of
+   * its code (processing a record, a snapshot, a completion) has not
+   * returned, or its worker, still heartbeating, stopped reporting the
+   * task in its heartbeats. Default 60000 (1 minute).
+   */
+  'taskStallTimeoutMs'?: (number | string | Long);
 }
 
 /**
@@ -94,4 +107,17 @@ export interface CheckpointPolicy__Output {
    * incremental. Default 0: every checkpoint is full.
    */
   'fullEvery': (number);
+  /**
+   * A task whose snapshot of one checkpoint (serialising its state and
+   * storing it, as its worker reports in heartbeats) runs longer is hung:
+   * it fails and the job recovers. Default 0: the checkpoint's timeout_ms.
+   */
+  'snapshotTimeoutMs': (number);
+  /**
+   * A task that is hung this long fails and the job recovers: one call of
+   * its code (processing a record, a snapshot, a completion) has not
+   * returned, or its worker, still heartbeating, stopped reporting the
+   * task in its heartbeats. Default 60000 (1 minute).
+   */
+  'taskStallTimeoutMs': (number);
 }

@@ -13,6 +13,8 @@ import type { DeclineCheckpointRequest as _ckpt_v1_DeclineCheckpointRequest, Dec
 import type { DeclineCheckpointResponse as _ckpt_v1_DeclineCheckpointResponse, DeclineCheckpointResponse__Output as _ckpt_v1_DeclineCheckpointResponse__Output } from '../../ckpt/v1/DeclineCheckpointResponse.js';
 import type { GetJobRequest as _ckpt_v1_GetJobRequest, GetJobRequest__Output as _ckpt_v1_GetJobRequest__Output } from '../../ckpt/v1/GetJobRequest.js';
 import type { GetJobResponse as _ckpt_v1_GetJobResponse, GetJobResponse__Output as _ckpt_v1_GetJobResponse__Output } from '../../ckpt/v1/GetJobResponse.js';
+import type { RestoreJobRequest as _ckpt_v1_RestoreJobRequest, RestoreJobRequest__Output as _ckpt_v1_RestoreJobRequest__Output } from '../../ckpt/v1/RestoreJobRequest.js';
+import type { RestoreJobResponse as _ckpt_v1_RestoreJobResponse, RestoreJobResponse__Output as _ckpt_v1_RestoreJobResponse__Output } from '../../ckpt/v1/RestoreJobResponse.js';
 import type { SubmitJobRequest as _ckpt_v1_SubmitJobRequest, SubmitJobRequest__Output as _ckpt_v1_SubmitJobRequest__Output } from '../../ckpt/v1/SubmitJobRequest.js';
 import type { SubmitJobResponse as _ckpt_v1_SubmitJobResponse, SubmitJobResponse__Output as _ckpt_v1_SubmitJobResponse__Output } from '../../ckpt/v1/SubmitJobResponse.js';
 import type { TriggerCheckpointRequest as _ckpt_v1_TriggerCheckpointRequest, TriggerCheckpointRequest__Output as _ckpt_v1_TriggerCheckpointRequest__Output } from '../../ckpt/v1/TriggerCheckpointRequest.js';
@@ -106,6 +108,37 @@ export interface CoordinatorClient extends grpc.Client {
   getJob(argument: _ckpt_v1_GetJobRequest, callback: grpc.requestCallback<_ckpt_v1_GetJobResponse__Output>): grpc.ClientUnaryCall;
   
   /**
+   * Rolls the job back to a retained checkpoint an operator chose: pending
+   * checkpoints abort with JOB_RESTORED, the epoch rises, and every task
+   * restores from that checkpoint, then the job starts as after any
+   * recovery. The latest committed checkpoint stays as it is; recoveries
+   * restore from the chosen checkpoint until one is committed in the new
+   * epoch or later. Fails with UNKNOWN_CHECKPOINT, naming the retained
+   * ids, when the checkpoint is not retained; JOB_CANCELED for a canceled
+   * job; TASKS_NOT_READY while a recovery is under way. A refused call
+   * changes nothing.
+   */
+  RestoreJob(argument: _ckpt_v1_RestoreJobRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_RestoreJobResponse__Output>): grpc.ClientUnaryCall;
+  RestoreJob(argument: _ckpt_v1_RestoreJobRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_ckpt_v1_RestoreJobResponse__Output>): grpc.ClientUnaryCall;
+  RestoreJob(argument: _ckpt_v1_RestoreJobRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_RestoreJobResponse__Output>): grpc.ClientUnaryCall;
+  RestoreJob(argument: _ckpt_v1_RestoreJobRequest, callback: grpc.requestCallback<_ckpt_v1_RestoreJobResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Rolls the job back to a retained checkpoint an operator chose: pending
+   * checkpoints abort with JOB_RESTORED, the epoch rises, and every task
+   * restores from that checkpoint, then the job starts as after any
+   * recovery. The latest committed checkpoint stays as it is; recoveries
+   * restore from the chosen checkpoint until one is committed in the new
+   * epoch or later. Fails with UNKNOWN_CHECKPOINT, naming the retained
+   * ids, when the checkpoint is not retained; JOB_CANCELED for a canceled
+   * job; TASKS_NOT_READY while a recovery is under way. A refused call
+   * changes nothing.
+   */
+  restoreJob(argument: _ckpt_v1_RestoreJobRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_RestoreJobResponse__Output>): grpc.ClientUnaryCall;
+  restoreJob(argument: _ckpt_v1_RestoreJobRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_ckpt_v1_RestoreJobResponse__Output>): grpc.ClientUnaryCall;
+  restoreJob(argument: _ckpt_v1_RestoreJobRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_RestoreJobResponse__Output>): grpc.ClientUnaryCall;
+  restoreJob(argument: _ckpt_v1_RestoreJobRequest, callback: grpc.requestCallback<_ckpt_v1_RestoreJobResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
    * Registers a job. Submitting the same spec again is a no-op; a different
    * spec under the id of an existing job (running or canceled) fails with
    * ALREADY_EXISTS.
@@ -177,6 +210,19 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
   GetJob: grpc.handleUnaryCall<_ckpt_v1_GetJobRequest__Output, _ckpt_v1_GetJobResponse>;
   
   /**
+   * Rolls the job back to a retained checkpoint an operator chose: pending
+   * checkpoints abort with JOB_RESTORED, the epoch rises, and every task
+   * restores from that checkpoint, then the job starts as after any
+   * recovery. The latest committed checkpoint stays as it is; recoveries
+   * restore from the chosen checkpoint until one is committed in the new
+   * epoch or later. Fails with UNKNOWN_CHECKPOINT, naming the retained
+   * ids, when the checkpoint is not retained; JOB_CANCELED for a canceled
+   * job; TASKS_NOT_READY while a recovery is under way. A refused call
+   * changes nothing.
+   */
+  RestoreJob: grpc.handleUnaryCall<_ckpt_v1_RestoreJobRequest__Output, _ckpt_v1_RestoreJobResponse>;
+  
+  /**
    * Registers a job. Submitting the same spec again is a no-op; a different
    * spec under the id of an existing job (running or canceled) fails with
    * ALREADY_EXISTS.
@@ -196,6 +242,7 @@ export interface CoordinatorDefinition extends grpc.ServiceDefinition {
   CancelJob: MethodDefinition<_ckpt_v1_CancelJobRequest, _ckpt_v1_CancelJobResponse, _ckpt_v1_CancelJobRequest__Output, _ckpt_v1_CancelJobResponse__Output>
   DeclineCheckpoint: MethodDefinition<_ckpt_v1_DeclineCheckpointRequest, _ckpt_v1_DeclineCheckpointResponse, _ckpt_v1_DeclineCheckpointRequest__Output, _ckpt_v1_DeclineCheckpointResponse__Output>
   GetJob: MethodDefinition<_ckpt_v1_GetJobRequest, _ckpt_v1_GetJobResponse, _ckpt_v1_GetJobRequest__Output, _ckpt_v1_GetJobResponse__Output>
+  RestoreJob: MethodDefinition<_ckpt_v1_RestoreJobRequest, _ckpt_v1_RestoreJobResponse, _ckpt_v1_RestoreJobRequest__Output, _ckpt_v1_RestoreJobResponse__Output>
   SubmitJob: MethodDefinition<_ckpt_v1_SubmitJobRequest, _ckpt_v1_SubmitJobResponse, _ckpt_v1_SubmitJobRequest__Output, _ckpt_v1_SubmitJobResponse__Output>
   TriggerCheckpoint: MethodDefinition<_ckpt_v1_TriggerCheckpointRequest, _ckpt_v1_TriggerCheckpointResponse, _ckpt_v1_TriggerCheckpointRequest__Output, _ckpt_v1_TriggerCheckpointResponse__Output>
 }

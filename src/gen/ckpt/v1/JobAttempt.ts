@@ -12,8 +12,8 @@ export const JobAttempt = {
    */
   JOB_ATTEMPT_RESUMING: 'JOB_ATTEMPT_RESUMING',
   /**
-   * Tasks restore the latest checkpoint in the current epoch and report
-   * ready; nothing runs yet.
+   * Tasks restore the recovery's checkpoint (the latest, or the restore
+   * point) in the current epoch and report ready; nothing runs yet.
    */
   JOB_ATTEMPT_RESTORING: 'JOB_ATTEMPT_RESTORING',
   /**
@@ -35,8 +35,8 @@ export type JobAttempt =
   | 'JOB_ATTEMPT_RESUMING'
   | 1
   /**
-   * Tasks restore the latest checkpoint in the current epoch and report
-   * ready; nothing runs yet.
+   * Tasks restore the recovery's checkpoint (the latest, or the restore
+   * point) in the current epoch and report ready; nothing runs yet.
    */
   | 'JOB_ATTEMPT_RESTORING'
   | 2

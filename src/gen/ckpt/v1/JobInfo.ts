@@ -5,6 +5,7 @@ import type { JobSpec as _ckpt_v1_JobSpec, JobSpec__Output as _ckpt_v1_JobSpec__
 import type { JobState as _ckpt_v1_JobState, JobState__Output as _ckpt_v1_JobState__Output } from '../../ckpt/v1/JobState.js';
 import type { JobCheckpointing as _ckpt_v1_JobCheckpointing, JobCheckpointing__Output as _ckpt_v1_JobCheckpointing__Output } from '../../ckpt/v1/JobCheckpointing.js';
 import type { JobAttempt as _ckpt_v1_JobAttempt, JobAttempt__Output as _ckpt_v1_JobAttempt__Output } from '../../ckpt/v1/JobAttempt.js';
+import type { RestorePoint as _ckpt_v1_RestorePoint, RestorePoint__Output as _ckpt_v1_RestorePoint__Output } from '../../ckpt/v1/RestorePoint.js';
 import type { Long } from '@grpc/proto-loader';
 
 /**
@@ -32,6 +33,13 @@ export interface JobInfo {
    */
   'readyTasks'?: (number);
   'attempt'?: (_ckpt_v1_JobAttempt);
+  /**
+   * The checkpoint an operator restored the job to (RestoreJob), while
+   * recoveries still restore from it: until a checkpoint is committed in
+   * its epoch or later. Unset when recoveries restore from the latest
+   * checkpoint.
+   */
+  'restorePoint'?: (_ckpt_v1_RestorePoint | null);
 }
 
 /**
@@ -59,4 +67,11 @@ export interface JobInfo__Output {
    */
   'readyTasks': (number);
   'attempt': (_ckpt_v1_JobAttempt__Output);
+  /**
+   * The checkpoint an operator restored the job to (RestoreJob), while
+   * recoveries still restore from it: until a checkpoint is committed in
+   * its epoch or later. Unset when recoveries restore from the latest
+   * checkpoint.
+   */
+  'restorePoint': (_ckpt_v1_RestorePoint__Output | null);
 }
