@@ -36,6 +36,17 @@ export interface JobRuntimeDeps {
 const MIN_TRIGGER_RETRY_MS = 100;
 const MAX_TRIGGER_RETRY_MS = 5000;
 
+/** Bounds of the backoff between recoveries in a row, and when it starts over. */
+const MIN_RESTART_DELAY_MS = 250;
+const MAX_RESTART_DELAY_MS = 10_000;
+const RESTART_BACKOFF_RESET_MS = 60_000;
+
+/** The wait before the `n`-th recovery in a row (0-based): none, then doubling from 250 ms to 10 s. */
+export function restartDelayMs(n: number): number {
+  if (n <= 0) return 0;
+  return Math.min(MAX_RESTART_DELAY_MS, MIN_RESTART_DELAY_MS * 2 ** (n - 1));
+}
+
 type Waiter = { resolve: (s: CheckpointSummary__Output) => void; reject: (err: CkptError) => void };
 
 /** What a rollback does: why, how pending checkpoints abort, and an operator's checkpoint (0: the latest). */
@@ -70,6 +81,11 @@ export class JobRuntime {
   private periodicFailures = 0;
   private periodicRetryAtMs = 0;
   private readonly waiters = new Map<number, Waiter[]>();
+  /** Recoveries since a checkpoint last completed, for the restart backoff. */
+  private recoveriesInARow = 0;
+  private lastRecoveryAtMs = 0;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private wakeRestart: (() => void) | undefined;
 
   constructor(tracker: JobTracker, deps: JobRuntimeDeps) {
     this.tracker = tracker;
@@ -104,6 +120,8 @@ export class JobRuntime {
     this.stopped = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    clearTimeout(this.restartTimer);
+    this.wakeRestart?.();
     if (why === undefined) return;
     for (const [checkpointId, waiters] of this.waiters) {
       const message = `the coordinator stopped before checkpoint ${checkpointId} finished: ${why}`;
@@ -245,6 +263,7 @@ export class JobRuntime {
 
   private finished(checkpoint: Checkpoint): void {
     const summary = checkpoint.summary();
+    if (checkpoint.status === 'COMPLETED') this.recoveriesInARow = 0;
     this.deps.events.publish(summary);
     for (const waiter of this.waiters.get(checkpoint.id) ?? []) waiter.resolve(summary);
     this.waiters.delete(checkpoint.id);
@@ -471,6 +490,8 @@ export class JobRuntime {
     this.log.warn({ why: plan.why }, 'job recovery started');
     await this.commitChain;
     if (this.stopped) return undefined;
+    if (plan.restoreTo === undefined) await this.restartDelay();
+    if (this.stopped) return undefined;
     // A commit while waiting may have dropped the checkpoint: checked again before anything changes.
     const restoreTo = plan.restoreTo === undefined ? undefined : this.tracker.checkRestore(plan.restoreTo);
     this.abortAll(plan.reason, plan.why);
@@ -483,6 +504,30 @@ export class JobRuntime {
     this.attempts.restoreAll();
     this.log.info({ epoch, checkpointId }, 'job recovery: every task restores');
     return { epoch, checkpointId };
+  }
+
+  /**
+   * Recoveries in a row back off, as Flink's exponential-delay restart
+   * strategy does: the first starts at once, each next one that follows
+   * without a completed checkpoint in between (and within a minute of the
+   * last) waits twice as long, from 250 ms up to 10 s. A failure that
+   * recurs on every restore (storage unreachable, say) then costs a few
+   * recoveries a minute, not hundreds a second.
+   */
+  private async restartDelay(): Promise<void> {
+    const now = this.deps.now();
+    if (now - this.lastRecoveryAtMs > RESTART_BACKOFF_RESET_MS) this.recoveriesInARow = 0;
+    const delayMs = restartDelayMs(this.recoveriesInARow);
+    this.recoveriesInARow += 1;
+    this.lastRecoveryAtMs = now;
+    if (delayMs === 0) return;
+    this.log.info({ delayMs, recoveriesInARow: this.recoveriesInARow }, 'job recovery: backing off before the restart');
+    await new Promise<void>((resolve) => {
+      this.restartTimer = setTimeout(resolve, delayMs);
+      this.wakeRestart = resolve;
+    });
+    this.restartTimer = undefined;
+    this.wakeRestart = undefined;
   }
 
   private publish(send: () => Promise<void>): void {

@@ -5,7 +5,9 @@
  */
 import test from 'ava';
 import { pino } from 'pino';
+import { restartDelayMs } from '../../src/coordinator/job-runtime.js';
 import { startTcpProxy } from '../../src/dev/index.js';
+import type { AttachResponse__Output } from '../../src/gen/ckpt/v1/AttachResponse.js';
 import { errorInfo } from '../../src/client/index.js';
 import { useServers } from '../helpers/index.js';
 import { eventually } from '../helpers/wait.js';
@@ -229,4 +231,36 @@ test('a periodic trigger that cannot reach etcd backs off instead of retrying at
   t.true(during >= 2 && during <= 8, `${during} failed periodic triggers in 2.5 s`);
   const before = await latest();
   await eventually(async () => (await latest()) > before, { timeoutMs: 15_000, what: 'checkpoints resume' });
+});
+
+test('recoveries in a row back off: a task failing every restore is restored after growing pauses', async (t) => {
+  const c = await startTestCoordinator(t, servers);
+  const spec = fanInSpec('job', 1, 1, { tolerableFailures: -1 });
+  await c.client.submitJob({ spec });
+  // A worker whose task fails at every restore, as one whose state store is unreachable.
+  const restores: { epoch: number; at: number }[] = [];
+  const call = c.client.attach();
+  t.teardown(() => call.cancel());
+  call.on('error', () => {});
+  call.on('data', (m: AttachResponse__Output) => {
+    if (!m.restore) return;
+    restores.push({ epoch: m.restore.epoch, at: Date.now() });
+    if (restores.length < 5) {
+      call.write({ failure: { taskId: 'sink-0', epoch: m.restore.epoch, message: 'state store unreachable' } });
+    } else {
+      call.write({ ready: { epoch: m.restore.epoch, taskIds: ['src-0', 'sink-0'] } });
+    }
+  });
+  call.write({ hello: { workerId: 'w', jobId: 'job', taskIds: ['src-0', 'sink-0'] } });
+  await eventually(() => restores.length >= 5, { timeoutMs: 15_000, what: 'five restores' });
+  await c.started('job');
+  const gaps = restores.slice(1).map((r, i) => r.at - (restores[i]?.at ?? 0));
+  // The first recovery starts at once; then 250, 500 and 1000 ms pass before each restart.
+  t.true(gaps[0]! < 250, `first gap ${gaps[0]} ms`);
+  for (const [i, least] of [250, 500, 1000].entries()) t.true(gaps[i + 1]! >= least, `gaps ${gaps.join(', ')} ms`);
+  t.deepEqual(
+    restores.map((r) => r.epoch),
+    [1, 2, 3, 4, 5].map((n) => restores[0]!.epoch + n - 1),
+  );
+  t.deepEqual([0, 1, 2, 3, 4, 10].map(restartDelayMs), [0, 250, 500, 1000, 2000, 10_000]);
 });
