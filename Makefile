@@ -53,8 +53,9 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 # The fault suite (test/chaos): a seeded schedule of FAULTS faults against the
-# word count on a 3-member etcd cluster, NATS and the coordinators; exits
-# non-zero on any violation. COORDINATORS, FAULT_KINDS, NATS_CLUSTER,
+# word count on a 3-member etcd cluster, a 3-node NATS cluster (NATS_CLUSTER=0:
+# one server) and 3 coordinators; exits non-zero on any violation.
+# COORDINATORS, FAULT_KINDS, NATS_CLUSTER,
 # SPACING_MS and CHAOS_LOG_DIR are read from the environment (test/chaos/main.ts).
 SEED ?= 1
 FAULTS ?= 20

@@ -6,7 +6,8 @@
  *
  * Every flag can also be given as an environment variable (a flag wins):
  * SEED, FAULTS, COORDINATORS, FAULT_KINDS (comma-separated), NATS_CLUSTER
- * (1 or true), SPACING_MS, COORDINATOR_ARGS (space-separated), CHAOS_LOG_DIR.
+ * (default 1: a 3-node NATS cluster with JetStream; 0 for one server),
+ * SPACING_MS, COORDINATOR_ARGS (space-separated), CHAOS_LOG_DIR.
  */
 import { parseArgs } from 'node:util';
 import { killLocalServersSync } from '../../src/dev/index.js';
@@ -26,7 +27,7 @@ function options(): ChaosOptions {
       faults: { type: 'string', default: process.env.FAULTS },
       coordinators: { type: 'string', default: process.env.COORDINATORS },
       kinds: { type: 'string', default: process.env.FAULT_KINDS },
-      'nats-cluster': { type: 'boolean', default: /^(1|true|yes)$/i.test(process.env.NATS_CLUSTER ?? '') },
+      'nats-cluster': { type: 'boolean', default: !/^(0|false|no)$/i.test(process.env.NATS_CLUSTER ?? '1') },
       'spacing-ms': { type: 'string', default: process.env.SPACING_MS },
       'coordinator-arg': { type: 'string', multiple: true, default: splitWords(process.env.COORDINATOR_ARGS) },
       'log-dir': { type: 'string', default: process.env.CHAOS_LOG_DIR },
