@@ -8,6 +8,7 @@
  */
 import type { NatsConnection } from '@nats-io/nats-core';
 import { fromNatsError } from '../bus/index.js';
+import { backoffDelayMs, sleep } from './backoff.js';
 import { publishToStream } from './jetstream-publish.js';
 import { ensureStream } from './jetstream-stream.js';
 import { payloadBytes } from './record.js';
@@ -36,6 +37,13 @@ export interface JetStreamSinkOptions {
    * none arrives for this long. Default 5000 ms.
    */
   publishTimeoutMs?: number;
+  /**
+   * A commit whose publications no stream answered (the stream's leader is
+   * being elected after a NATS server restart) or that timed out is
+   * published again, all of it (the message ids make that safe), with
+   * backoff for up to this long before the task fails. Default 15000 ms.
+   */
+  retryForMs?: number;
   /** Most publications waiting for their acknowledgement at once. Default 256. */
   maxInFlight?: number;
   /** Turns a record into the published payload. Default: the record's value. */
@@ -49,6 +57,9 @@ export const DEFAULT_SINK_DUPLICATE_WINDOW_MS = 10 * 60 * 1000;
 
 /** Default of `JetStreamSinkOptions.publishTimeoutMs`. */
 export const DEFAULT_SINK_PUBLISH_TIMEOUT_MS = 5000;
+
+/** Default of `JetStreamSinkOptions.retryForMs`. */
+export const DEFAULT_SINK_RETRY_FOR_MS = 15_000;
 
 /** Default of `JetStreamSinkOptions.maxInFlight`. */
 export const DEFAULT_SINK_MAX_IN_FLIGHT = 256;
@@ -113,22 +124,40 @@ async function publishGroup(
   checkpointId: number,
   records: readonly Uint8Array[],
 ): Promise<void> {
-  try {
-    await publishToStream(options.connection ?? ctx.nats, {
-      subject: options.subject,
-      payloads: records,
-      msgId: (index) => sinkMessageId(ctx.jobId, ctx.taskId, checkpointId, index),
-      maxInFlight: options.maxInFlight ?? DEFAULT_SINK_MAX_IN_FLIGHT,
-      timeoutMs: options.publishTimeoutMs ?? DEFAULT_SINK_PUBLISH_TIMEOUT_MS,
-      signal: ctx.signal,
-    });
-  } catch (err) {
-    throw fromNatsError(err, `publish checkpoint ${checkpointId} to ${options.stream}`, {
-      jobId: ctx.jobId,
-      taskId: ctx.taskId,
-      checkpointId,
-    });
+  const until = Date.now() + (options.retryForMs ?? DEFAULT_SINK_RETRY_FOR_MS);
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      await publishToStream(options.connection ?? ctx.nats, {
+        subject: options.subject,
+        payloads: records,
+        msgId: (index) => sinkMessageId(ctx.jobId, ctx.taskId, checkpointId, index),
+        maxInFlight: options.maxInFlight ?? DEFAULT_SINK_MAX_IN_FLIGHT,
+        timeoutMs: options.publishTimeoutMs ?? DEFAULT_SINK_PUBLISH_TIMEOUT_MS,
+        signal: ctx.signal,
+      });
+      return;
+    } catch (err) {
+      const delayMs = backoffDelayMs(SINK_RETRY_BACKOFF, attempt);
+      if (!isTransient(err) || ctx.signal.aborted || Date.now() + delayMs > until) {
+        throw fromNatsError(err, `publish checkpoint ${checkpointId} to ${options.stream}`, {
+          jobId: ctx.jobId,
+          taskId: ctx.taskId,
+          checkpointId,
+        });
+      }
+      ctx.logger.debug({ err, checkpointId, attempt }, 'sink publication not acknowledged; publishing again');
+      await sleep(delayMs, ctx.signal);
+    }
   }
+}
+
+/** Backoff between publications of one commit: 250 ms doubling to 2 s. */
+const SINK_RETRY_BACKOFF = { initialDelayMs: 250, maxDelayMs: 2000, multiplier: 2, jitter: 0.2 };
+
+/** True for a publication no stream answered or acknowledged in time: worth publishing again. */
+function isTransient(err: unknown): boolean {
+  const message = err instanceof Error ? err.message : String(err);
+  return /no stream answered|no acknowledgement within/.test(message);
 }
 
 function copy(bytes: Uint8Array): Uint8Array {

@@ -623,3 +623,41 @@ test('publishToStream keeps the order, counts a duplicate as stored, and fails o
   abort.abort(new Error('stopped (test)'));
   await t.throwsAsync(publishToStream(nc, { ...publication, signal: abort.signal }), { message: 'stopped (test)' });
 });
+
+test('a sink commit that no stream answers is published again until the stream is back, without a recovery', async (t) => {
+  const spec: JobSpec = {
+    jobId: 'retry',
+    tasks: [{ taskId: 'src' }, { taskId: 'out', inputs: ['src'] }],
+    policy: { tolerableFailures: -1 },
+  };
+  const h = await harness(t, spec);
+  const outStream = `RETRY_${h.c.prefix.nats}`;
+  const outSubject = `${h.c.prefix.nats}.retry`;
+  const jsm = await jetstreamManager(h.nc);
+  t.teardown(() => jsm.streams.delete(outStream).catch(() => false));
+  const log = new MemoryLog();
+  await h.worker('w-src', { src: logSource(log) });
+  // The stream does not exist yet: publications get "no responders", as while a stream's leader is elected.
+  const processed: string[] = [];
+  const sink = jetStreamSink({ stream: outStream, subject: outSubject, createStream: false });
+  const spy: Task = { ...sink, process: (r, ctx) => (processed.push(r.text()), sink.process(r, ctx)) };
+  const w = await h.worker('w-out', { out: spy });
+  const failures: string[] = [];
+  w.on('failed', (e) => failures.push(e.error.message));
+  await h.c.started('retry');
+  const epoch = w.epoch;
+  log.push('r1', 'r2');
+  await eventually(() => processed.length === 2, { what: 'the sink staged two records' });
+  const completed = w.waitFor('complete', () => true);
+  const done = await h.checkpoint();
+  t.is(done.state, 'CHECKPOINT_STATE_COMPLETED');
+  await completed;
+  await new Promise((resolve) => setTimeout(resolve, 700));
+  await jsm.streams.add({ name: outStream, subjects: [outSubject], duplicate_window: nanos(60_000) });
+  await eventually(async () => (await jsm.streams.info(outStream)).state.messages === 2, {
+    timeoutMs: 15_000,
+    what: 'the commit published once the stream exists',
+  });
+  t.deepEqual(failures, []);
+  t.is(w.epoch, epoch, 'no recovery');
+});
