@@ -252,6 +252,8 @@ test('recoveries in a row back off: a task failing every restore is restored aft
     }
   });
   call.write({ hello: { workerId: 'w', jobId: 'job', taskIds: ['src-0', 'sink-0'] } });
+  const beat = setInterval(() => call.write({ heartbeat: { sentAtMs: Date.now() } }), 200);
+  t.teardown(() => clearInterval(beat));
   await eventually(() => restores.length >= 5, { timeoutMs: 15_000, what: 'five restores' });
   await c.started('job');
   const gaps = restores.slice(1).map((r, i) => r.at - (restores[i]?.at ?? 0));
