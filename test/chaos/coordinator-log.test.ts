@@ -43,11 +43,16 @@ test('recoveries are timed from detection to every task ready; resumes from the 
   t.deepEqual(spread([5, 1, 3, 2]), { min: 1, median: 2, max: 5 });
 });
 
-test('a fail-over is timed from the kill to the next commit of the job', (t) => {
-  const events = [
-    line(1000, 'checkpoint completed', { checkpointId: 1 }),
-    line(2500, 'checkpoint completed', { checkpointId: 2, jobId: 'other' }),
-    line(3200, 'checkpoint completed', { checkpointId: 1001 }),
+test('a fail-over is timed from the kill to the next commit of the job by another coordinator', (t) => {
+  const commit = (time: number, coordinator: number, jobId = 'j'): CoordinatorEvent => ({
+    ...line(time, 'checkpoint completed', { checkpointId: time, jobId }),
+    coordinator,
+  });
+  const events = [commit(1000, 0), commit(1050, 1), commit(2500, 0, 'other'), commit(3200, 2)];
+  const kills = [
+    { at: 900, coordinator: 0 },
+    { at: 2000, coordinator: 1 },
+    { at: 4000, coordinator: 2 },
   ];
-  t.deepEqual(timesToNextCommit(events, 'j', [900, 2000, 4000]), [100, 1200]);
+  t.deepEqual(timesToNextCommit(events, 'j', kills), [150, 1200]);
 });

@@ -153,22 +153,21 @@ export function logFigures(events: readonly CoordinatorEvent[], jobId: string, s
 }
 
 /**
- * For each time in `from` (a leader killed, say), the time to the first
- * checkpoint of `jobId` completed after it, in ms; times after which none
- * completed are left out.
+ * For each leader killed (`at`, and the index of the coordinator killed),
+ * the time to the first checkpoint of `jobId` that another coordinator
+ * completed after it, in ms; kills after which none completed are left out.
  */
 export function timesToNextCommit(
   events: readonly CoordinatorEvent[],
   jobId: string,
-  from: readonly number[],
+  kills: readonly { at: number; coordinator: number }[],
 ): number[] {
   const commits = events
     .filter((e) => e.kind === 'checkpoint-completed' && e.jobId === jobId)
-    .map((e) => e.time)
-    .sort((a, b) => a - b);
-  return from.flatMap((t) => {
-    const next = commits.find((c) => c > t);
-    return next === undefined ? [] : [next - t];
+    .sort((a, b) => a.time - b.time);
+  return kills.flatMap(({ at, coordinator }) => {
+    const next = commits.find((c) => c.time > at && c.coordinator !== coordinator);
+    return next === undefined ? [] : [next.time - at];
   });
 }
 

@@ -233,7 +233,9 @@ async function judge(o: Outcome): Promise<ChaosReport> {
     failoverToCommitMs: timesToNextCommit(
       o.stack.events,
       JOB_ID,
-      o.faults.filter((f) => f.fault.kind === 'kill-coordinator').map((f) => f.startedAt),
+      o.faults
+        .filter((f) => f.fault.kind === 'kill-coordinator')
+        .map((f) => ({ at: f.startedAt, coordinator: Number(/coordinator-(\d+)/.exec(f.target)?.[1] ?? -1) })),
     ),
     committed: job?.committedIds.length ?? 0,
     sentences: o.corpus.length,
