@@ -317,7 +317,8 @@ test('the session carries the token and heartbeats; close ends it cleanly, kill 
   const killed = await pendingWhile(w2, 't00001', () => w2.kill());
   t.is(w2.state, 'closed');
   t.like(killed, { state: 'CHECKPOINT_STATE_ABORTED', abortReason: 'ABORT_REASON_TASK_FAILURE' });
-  t.is(killed.abortMessage, 'worker w2 left: the worker cancelled its session');
+  // A cancelled stream may reach the server as its end first: either way the worker left.
+  t.regex(killed.abortMessage, /^worker w2 left: the worker (cancelled|ended) its session$/);
   t.deepEqual(ended, [], 'a session the worker ends itself reports no failure');
 
   const timedOut = w3.waitFor('session-ended', () => true, { timeoutMs: 5000 });
