@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PROTOS := ckpt/v1/types.proto ckpt/v1/coordinator.proto ckpt/v1/query.proto ckpt/v1/bus.proto ckpt/v1/storage.proto
 
-.PHONY: all deps system-deps build check test demo clean gen
+.PHONY: all deps system-deps build check test demo bench clean gen
 all: build
 
 # Node packages and the system packages the tests and the demo run (etcd, NATS)
@@ -38,6 +38,11 @@ test: deps
 
 demo: deps
 	node --import tsx examples/wordcount/demo.ts
+
+# The benchmarks (bench/run.ts) on a local etcd and NATS; results in bench/results/.
+# BENCH_ARGS is passed on, e.g. BENCH_ARGS=--quick or BENCH_ARGS='--only checkpoint-latency'.
+bench: deps
+	node --import tsx bench/run.ts $(BENCH_ARGS)
 
 clean:
 	rm -rf dist .tmp

@@ -19,17 +19,47 @@ export const OUTPUT_SUBJECT = 'wordcount.out';
 /** Which tasks each of the three worker processes runs. */
 export const WORKER_TASKS: readonly (readonly string[])[] = [['split-0', 'count-0'], ['split-1', 'count-1'], ['sink']];
 
-/** The job spec, with a checkpoint every `intervalMs`. */
-export function wordCountSpec(jobId: string, intervalMs: number): JobSpec {
+/** How many split and count tasks the job has; there is always one sink. */
+export interface WordCountShape {
+  /** Split tasks; split `i` reads the input subject `inputSubject(i)`. */
+  splits: number;
+  /** Count tasks, each reading every split. */
+  counts: number;
+}
+
+/** The reference pipeline: two splits and two counts, five tasks. */
+export const REFERENCE_SHAPE: WordCountShape = { splits: 2, counts: 2 };
+
+/** The input subject split task `partition` reads. */
+export function inputSubject(partition: number): string {
+  return `sentences.${partition}`;
+}
+
+/** The job spec, with a checkpoint every `intervalMs` (0: manual triggers only). */
+export function wordCountSpec(jobId: string, intervalMs: number, shape = REFERENCE_SHAPE): JobSpec {
+  const { splits, counts } = taskIds(shape);
   return {
     jobId,
     tasks: [
-      { taskId: 'split-0', labels: { operator: 'split' } },
-      { taskId: 'split-1', labels: { operator: 'split' } },
-      { taskId: 'count-0', inputs: ['split-0', 'split-1'], labels: { operator: 'count' } },
-      { taskId: 'count-1', inputs: ['split-0', 'split-1'], labels: { operator: 'count' } },
-      { taskId: 'sink', inputs: ['count-0', 'count-1'], labels: { operator: 'sink' } },
+      ...splits.map((taskId) => ({ taskId, labels: { operator: 'split' } })),
+      ...counts.map((taskId) => ({ taskId, inputs: splits, labels: { operator: 'count' } })),
+      { taskId: 'sink', inputs: counts, labels: { operator: 'sink' } },
     ],
     policy: { intervalMs, timeoutMs: 30_000, retained: 3, tolerableFailures: -1 },
+  };
+}
+
+/** The task ids of a job of `shape`, dealt round-robin to `workers` worker processes. */
+export function workerTasks(shape: WordCountShape, workers: number): string[][] {
+  const { splits, counts } = taskIds(shape);
+  const out = Array.from({ length: workers }, (): string[] => []);
+  [...splits, ...counts, 'sink'].forEach((taskId, i) => out[i % workers]?.push(taskId));
+  return out;
+}
+
+function taskIds(shape: WordCountShape): { splits: string[]; counts: string[] } {
+  return {
+    splits: Array.from({ length: shape.splits }, (_, i) => `split-${i}`),
+    counts: Array.from({ length: shape.counts }, (_, i) => `count-${i}`),
   };
 }

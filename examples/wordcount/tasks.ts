@@ -6,14 +6,14 @@
  */
 import type { AnyTask, KeyedState, Task } from '../../src/sdk/index.js';
 import { jetStreamSink, jetStreamSource } from '../../src/sdk/index.js';
-import { INPUT_STREAM, INPUT_SUBJECTS, OUTPUT_STREAM, OUTPUT_SUBJECT } from './job.js';
+import { INPUT_STREAM, OUTPUT_STREAM, OUTPUT_SUBJECT, inputSubject } from './job.js';
 import { words } from './corpus.js';
 
 /** Reads sentences of one input subject and emits each word, keyed by the word. */
 export function splitTask(partition: number): AnyTask {
   return jetStreamSource({
     stream: INPUT_STREAM,
-    subject: INPUT_SUBJECTS[partition],
+    subject: inputSubject(partition),
     map: (message) => words(message.string()).map((word) => ({ value: word, key: word })),
   });
 }

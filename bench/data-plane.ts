@@ -1,0 +1,328 @@
+/**
+ * Scenario 4, data-plane overhead: the reference word count's records per
+ * second with a checkpoint every 1 s and every 100 ms, against none
+ * (policy `intervalMs` 0), and the coordinator's CPU time per checkpoint.
+ *
+ * Every run reads the same corpus, stored in JetStream before the first
+ * run, from its first message, with the demo's three worker processes,
+ * and is timed from the coordinator's "every task ready: job started" to
+ * the moment the sink's last update is stored (the output stream's
+ * `last_ts`) with every update visible. The sink publishes only what a
+ * completed checkpoint covers, so once both sources have read all input a
+ * checkpoint is triggered at every poll until the output is complete, in
+ * every mode: the runs without checkpoints publish their whole output at
+ * the end, and every run does the same work. That end is not overlapped
+ * with the reading, as the interval modes' publications are, which favours
+ * them; the rows' conditions also give each run's read phase alone.
+ *
+ * After each run, the job stays up with its workers idle for a short
+ * window, in which the coordinator's CPU time is read: with the pipeline
+ * idle, what remains is the cost of running a job and of its checkpoints.
+ *
+ *   node --import tsx bench/data-plane.ts [--quick]
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+import { jetstreamManager, type ConsumerInfo, type JetStreamManager } from '@nats-io/jetstream';
+import { sentences, words } from '../examples/wordcount/corpus.js';
+import { INPUT_STREAM, INPUT_SUBJECTS, OUTPUT_STREAM, WORKER_TASKS, wordCountSpec } from '../examples/wordcount/job.js';
+import type { ManagedChild } from '../test/chaos/child.js';
+import { median } from './lib/percentiles.js';
+import type { Row, Scenario, ScenarioContext } from './lib/row.js';
+import { isMain, runStandalone } from './standalone.js';
+import {
+  deleteStream,
+  preloadInput,
+  processCpuMs,
+  startBenchStack,
+  startWorkers,
+  stopWorkers,
+  type BenchCoordinator,
+  type BenchStack,
+  type LogEntry,
+} from './wordcount-stack.js';
+
+/** How the scenario runs. */
+export interface DataPlaneOptions {
+  /** Sentences in the corpus every run reads. */
+  sentences: number;
+  /** Runs per mode; each round runs every mode once, in a rotated order. */
+  rounds: number;
+}
+
+/** The full run's options: about 2 minutes on 2 cores. */
+export const DEFAULT_DATA_PLANE_OPTIONS: DataPlaneOptions = { sentences: 25_000, rounds: 3 };
+/** A smoke run's options (`ctx.quick`). */
+export const QUICK_DATA_PLANE_OPTIONS: DataPlaneOptions = { sentences: 5_000, rounds: 1 };
+
+/** A checkpoint policy compared, and the share of the baseline's throughput it must keep. */
+interface Mode {
+  id: 'none' | 'interval_1000ms' | 'interval_100ms';
+  intervalMs: number;
+  /** Target as a share of `none`; undefined for the baseline itself. */
+  share?: number;
+}
+
+const MODES: readonly Mode[] = [
+  { id: 'none', intervalMs: 0 },
+  { id: 'interval_1000ms', intervalMs: 1000, share: 0.98 },
+  { id: 'interval_100ms', intervalMs: 100, share: 0.9 },
+];
+
+/** How often a run's progress is looked at (and, once the input is read, a checkpoint triggered). */
+const POLL_MS = 100;
+/**
+ * A worker process using at most this much CPU time in one poll is idle.
+ * Whether the sources have read all input is asked of JetStream only then:
+ * consumer info of a subject-filtered consumer costs nats-server 2.9 a scan
+ * of the stream from the consumer's position, which polled all along took
+ * most of a core from the pipeline.
+ */
+const IDLE_CPU_MS = 10;
+/** How long the job stays up after a run, idle, for the coordinator's CPU time. */
+const IDLE_WINDOW_MS = 2000;
+/** Longest a run may take from its start to the whole output visible. */
+const RUN_TIMEOUT_MS = 90_000;
+/** Longest the workers may take to attach and restore. */
+const START_TIMEOUT_MS = 60_000;
+
+/** What one run measured. */
+interface RunFigures {
+  mode: Mode;
+  /** Job started to the whole output visible, in ms. */
+  runMs: number;
+  /** Job started to the sources seen to have read all input, in ms. */
+  readMs: number;
+  /** Durations of the checkpoints completed during the run, in ms. */
+  checkpointMs: number[];
+  /** The idle window after the run: the coordinator's CPU time and the window, in ms, and checkpoints completed. */
+  idle: { cpuMs: number; wallMs: number; checkpoints: number };
+}
+
+/** The corpus every run reads. */
+interface Corpus {
+  sentences: number;
+  /** Updates the sink makes visible: one per word. */
+  updates: number;
+}
+
+/** Scenario 4 with `options`. */
+export function dataPlaneScenario(options: DataPlaneOptions): Scenario {
+  return async (ctx) => {
+    const stack = await startBenchStack(ctx, ['--heartbeat-interval-ms', '250', '--heartbeat-timeout-ms', '3000']);
+    try {
+      const text = sentences(options.sentences);
+      await preloadInput(stack.nc, text, [...INPUT_SUBJECTS]);
+      const corpus = { sentences: text.length, updates: text.reduce((n, s) => n + words(s).length, 0) };
+      ctx.log(`${corpus.sentences} sentences (${corpus.updates} words) stored in ${INPUT_STREAM}`);
+      const runs: RunFigures[] = [];
+      for (let round = 0; round < options.rounds; round++) {
+        for (const mode of rotate(MODES, round)) runs.push(await timeRun(stack, ctx, corpus, mode, round));
+      }
+      return rows(runs, corpus, options);
+    } finally {
+      await stack.stop([INPUT_STREAM, OUTPUT_STREAM]);
+    }
+  };
+}
+
+/** Scenario 4 as `make bench` runs it: with the default options, or the quick ones for `ctx.quick`. */
+export const dataPlane: Scenario = (ctx) =>
+  dataPlaneScenario(ctx.quick === true ? QUICK_DATA_PLANE_OPTIONS : DEFAULT_DATA_PLANE_OPTIONS)(ctx);
+
+function rotate<T>(items: readonly T[], by: number): T[] {
+  const k = by % items.length;
+  return [...items.slice(k), ...items.slice(0, k)];
+}
+
+/** One run of the word count in `mode`, on fresh workers and an empty output stream. */
+async function timeRun(
+  stack: BenchStack,
+  ctx: ScenarioContext,
+  corpus: Corpus,
+  mode: Mode,
+  round: number,
+): Promise<RunFigures> {
+  const { coordinator } = stack;
+  const jobId = `dataplane-${mode.id}-${round}`;
+  await deleteStream(stack.nc, OUTPUT_STREAM);
+  await coordinator.client.submitJob({ spec: wordCountSpec(jobId, mode.intervalMs) });
+  const workers = startWorkers({ coordinator, nats: ctx.nats, jobId, tasks: WORKER_TASKS, stateDir: stack.stateDir });
+  try {
+    const isStart = (e: LogEntry): boolean => e.jobId === jobId && e.msg === 'every task ready: job started';
+    const started = await coordinator.waitFor(isStart, START_TIMEOUT_MS, `job ${jobId} started`);
+    const sources = workers.filter((_, i) => WORKER_TASKS[i]?.some((t) => t.startsWith('split')));
+    const { finishedAt, inputReadAt } = await awaitOutput(stack, jobId, corpus.updates, started.time, sources);
+    const checkpointMs = coordinator.logged(jobId, 'checkpoint completed').map((e) => e.durationMs ?? 0);
+    const idle = await idleWindow(coordinator, jobId);
+    if (coordinator.logged(jobId, 'job recovery started').length > 0)
+      throw new Error(`job ${jobId} recovered during the run; its figures would not be comparable`);
+    const figures = { mode, runMs: finishedAt - started.time, readMs: inputReadAt - started.time, checkpointMs, idle };
+    ctx.log(
+      `${mode.id} round ${round + 1}: ${Math.round(recordsPerS(figures, corpus))} records/s ` +
+        `(${figures.runMs} ms, input read after ${figures.readMs} ms, ${checkpointMs.length} checkpoints; ` +
+        `idle: coordinator CPU ${idle.cpuMs} ms in ${idle.wallMs} ms, ${idle.checkpoints} checkpoints)`,
+    );
+    return figures;
+  } finally {
+    await coordinator.client.cancelJob({ jobId }).catch(() => undefined);
+    await stopWorkers(workers);
+  }
+}
+
+function recordsPerS(run: RunFigures, corpus: Corpus): number {
+  return corpus.sentences / (run.runMs / 1000);
+}
+
+/**
+ * Polls the output stream until all `wanted` updates are visible and
+ * resolves with the time the last one was stored, and when the sources
+ * were first seen to have read all input (their worker processes idle,
+ * and their consumers, created since `sinceMs`, with nothing pending).
+ * From then on, triggers a checkpoint at every poll; refusals (one
+ * pending) do not matter.
+ */
+async function awaitOutput(
+  stack: BenchStack,
+  jobId: string,
+  wanted: number,
+  sinceMs: number,
+  sources: readonly ManagedChild[],
+): Promise<{ finishedAt: number; inputReadAt: number }> {
+  const jsm = await jetstreamManager(stack.nc);
+  const deadline = Date.now() + RUN_TIMEOUT_MS;
+  const idle = idleWatch(sources.map((w) => w.pid));
+  let inputReadAt: number | undefined;
+  for (;;) {
+    const { state } = await jsm.streams.info(OUTPUT_STREAM);
+    if (state.messages > wanted) throw new Error(`${state.messages} updates visible, ${wanted} expected`);
+    if (state.messages === wanted)
+      return { finishedAt: Date.parse(state.last_ts), inputReadAt: inputReadAt ?? Date.parse(state.last_ts) };
+    if (Date.now() > deadline)
+      throw new Error(`job ${jobId}: ${state.messages} of ${wanted} updates visible after ${RUN_TIMEOUT_MS} ms`);
+    if (inputReadAt === undefined && (await idle()) && (await inputRead(jsm, sinceMs))) inputReadAt = Date.now();
+    if (inputReadAt !== undefined) await stack.coordinator.client.triggerCheckpoint({ jobId }).catch(() => undefined);
+    await delay(POLL_MS);
+  }
+}
+
+/** A function that tells whether every process of `pids` used at most `IDLE_CPU_MS` of CPU time since its last call. */
+function idleWatch(pids: readonly number[]): () => Promise<boolean> {
+  let last: number[] = [];
+  return async () => {
+    const now = await Promise.all(pids.map((pid) => processCpuMs(pid)));
+    const idle = last.length > 0 && now.every((ms, i) => ms - (last[i] ?? 0) <= IDLE_CPU_MS);
+    last = now;
+    return idle;
+  };
+}
+
+/** True when, for each input subject, a consumer created since `sinceMs` has delivered everything. */
+async function inputRead(jsm: JetStreamManager, sinceMs: number): Promise<boolean> {
+  // The server's clock may lag a little behind the coordinator's log.
+  const since = sinceMs - 1000;
+  const consumers = (await jsm.consumers.list(INPUT_STREAM).next()).filter((c) => Date.parse(c.created) >= since);
+  return INPUT_SUBJECTS.every((subject) => consumers.some((c) => filterOf(c) === subject && c.num_pending === 0));
+}
+
+function filterOf(consumer: ConsumerInfo): string | undefined {
+  return consumer.config.filter_subject ?? consumer.config.filter_subjects?.[0];
+}
+
+/** Keeps the job up, idle, for `IDLE_WINDOW_MS` and reads the coordinator's CPU time over it. */
+async function idleWindow(coordinator: BenchCoordinator, jobId: string): Promise<RunFigures['idle']> {
+  const [cpuBefore, from] = [await coordinator.cpuMs(), Date.now()];
+  await delay(IDLE_WINDOW_MS);
+  const [cpuAfter, to] = [await coordinator.cpuMs(), Date.now()];
+  const within = (e: { time: number }): boolean => e.time > from && e.time <= to;
+  const checkpoints = coordinator.logged(jobId, 'checkpoint completed').filter(within).length;
+  return { cpuMs: cpuAfter - cpuBefore, wallMs: to - from, checkpoints };
+}
+
+/** The scenario's rows: median records/s per mode and the coordinator's CPU time per checkpoint. */
+function rows(runs: readonly RunFigures[], corpus: Corpus, options: DataPlaneOptions): Row[] {
+  const of = (mode: Mode): RunFigures[] => runs.filter((r) => r.mode === mode);
+  const medianOf = (mode: Mode): number => median(of(mode).map((r) => recordsPerS(r, corpus)));
+  const none = medianOf(MODES[0] as Mode);
+  const conditions = throughputConditions(runs, corpus, options);
+  const throughput = MODES.map((mode): Row => {
+    const value = Math.round(medianOf(mode));
+    const target = mode.share === undefined ? null : Math.round(mode.share * none);
+    return {
+      id: `dataplane.records_per_s.${mode.id}`,
+      value,
+      unit: 'records/s',
+      target,
+      ratio: mode.share === undefined ? null : round3(value / none),
+      met: target === null ? null : value >= target,
+      conditions,
+    };
+  });
+  return [...throughput, cpuRow(runs)];
+}
+
+function throughputConditions(runs: readonly RunFigures[], corpus: Corpus, options: DataPlaneOptions): string {
+  const perMode = (figure: (r: RunFigures) => string): string =>
+    MODES.map((m) =>
+      runs
+        .filter((r) => r.mode === m)
+        .map(figure)
+        .join('/'),
+    ).join(', ');
+  return (
+    `records = input sentences: ${corpus.sentences} sentences (${corpus.updates} words, one sink update each) ` +
+    `stored in JetStream before the runs, read from the first message by every run; the demo's 3 worker processes ` +
+    `[${WORKER_TASKS.map((t) => t.join(', ')).join('] [')}], a coordinator child process, one etcd and one NATS, 2 cores; ` +
+    `a run is timed from the coordinator's "every task ready: job started" to the last sink update stored ` +
+    `(output stream last_ts) with all updates visible exactly once; once both sources have read all input a checkpoint ` +
+    `is triggered every ${POLL_MS} ms until the output is complete, in every mode: the runs without checkpoints publish ` +
+    `their whole output at that end, not overlapped with the reading, which favours the interval modes; ` +
+    `median of ${options.rounds} runs per mode, rounds alternate the modes in rotated order, fresh workers per run; ` +
+    `records/s per run (none, 1000 ms, 100 ms): ${perMode((r) => String(Math.round(recordsPerS(r, corpus))))}; ` +
+    `sources done reading at (records/s of the read phase alone): ${perMode((r) => String(Math.round(corpus.sentences / (r.readMs / 1000))))}; ` +
+    `checkpoints completed per run and their median duration: ${perMode((r) => `${r.checkpointMs.length}@${median(r.checkpointMs)}ms`)} ` +
+    `(with nothing holding the sources back, barriers queue behind the records in flight, so at 100 ms checkpoints run back to back)`
+  );
+}
+
+/** The coordinator's CPU time per checkpoint, from the idle windows after the runs. */
+function cpuRow(runs: readonly RunFigures[]): Row {
+  const fit = cpuPerCheckpoint(runs.map((r) => r.idle));
+  const checkpoints = runs.reduce((n, r) => n + r.idle.checkpoints, 0);
+  return {
+    id: 'dataplane.coordinator_cpu_per_checkpoint',
+    value: round3(fit.perCheckpointMs),
+    unit: 'ms/checkpoint',
+    target: null,
+    ratio: null,
+    met: null,
+    conditions:
+      `the coordinator child's CPU time (user + system, /proc/<pid>/stat, 10 ms ticks) in a ${IDLE_WINDOW_MS} ms window ` +
+      `after each of the ${runs.length} runs of the records/s rows, the job up and its 3 workers idle; least-squares fit ` +
+      `CPU = a × window + b × checkpoints completed in it over all windows (${checkpoints} checkpoints of 5 tasks, ` +
+      `one etcd commit each), b reported; a = ${round3(fit.perSecondMs)} ms/s (heartbeats of 3 workers every 250 ms, timers)`,
+  };
+}
+
+/**
+ * Least squares of CPU time on window length and checkpoints: the cost of
+ * a checkpoint, with the cost of just running a job separated out.
+ */
+function cpuPerCheckpoint(windows: readonly RunFigures['idle'][]): { perCheckpointMs: number; perSecondMs: number } {
+  let [ww, wc, cc, wy, cy] = [0, 0, 0, 0, 0];
+  for (const { cpuMs, wallMs, checkpoints } of windows) {
+    const w = wallMs / 1000;
+    ww += w * w;
+    wc += w * checkpoints;
+    cc += checkpoints * checkpoints;
+    wy += w * cpuMs;
+    cy += checkpoints * cpuMs;
+  }
+  const det = ww * cc - wc * wc;
+  return { perCheckpointMs: (ww * cy - wc * wy) / det, perSecondMs: (cc * wy - wc * cy) / det };
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+if (isMain(import.meta.url)) await runStandalone('data-plane', dataPlane);

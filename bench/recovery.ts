@@ -1,0 +1,184 @@
+/**
+ * Scenario 5, recovery: the word count scaled to 64 tasks in four worker
+ * processes, with small state; one worker is SIGKILLed and started again
+ * at once, a few times. Reported: from the kill, and from the
+ * coordinator's detection (its "worker detached" log line, when the
+ * session ends), to every task ready in the new epoch (its "every task
+ * ready: job started" log line), both by the coordinator's timestamps.
+ *
+ *   node --import tsx bench/recovery.ts [--quick]
+ */
+import { sentences } from '../examples/wordcount/corpus.js';
+import { INPUT_STREAM, OUTPUT_STREAM, inputSubject, wordCountSpec, workerTasks } from '../examples/wordcount/job.js';
+import type { ManagedChild } from '../test/chaos/child.js';
+import { median, spread } from './lib/percentiles.js';
+import type { Row, Scenario } from './lib/row.js';
+import { isMain, runStandalone } from './standalone.js';
+import {
+  preloadInput,
+  startBenchStack,
+  startWorkers,
+  stopWorkers,
+  type BenchCoordinator,
+  type LogEntry,
+} from './wordcount-stack.js';
+
+/** How the scenario runs. */
+export interface RecoveryOptions {
+  /** Kills, one at a time, each after the job has run and committed a checkpoint since the last. */
+  kills: number;
+}
+
+/** The full run's options. */
+export const DEFAULT_RECOVERY_OPTIONS: RecoveryOptions = { kills: 7 };
+/** A smoke run's options (`ctx.quick`). */
+export const QUICK_RECOVERY_OPTIONS: RecoveryOptions = { kills: 2 };
+
+/** 8 splits, 55 counts and the sink: 64 tasks. */
+const SHAPE = { splits: 8, counts: 55 };
+const WORKERS = 4;
+/** Sentences stored before the job starts, so that every count holds a little state. */
+const SENTENCES = 4000;
+const INTERVAL_MS = 500;
+const JOB_ID = 'recovery';
+/** Longest the job may take to start, or to recover after a kill. */
+const READY_TIMEOUT_MS = 60_000;
+
+/** One kill's figures, in ms. */
+interface KillFigures {
+  killToReady: number;
+  detectionToReady: number;
+  /** The new worker process's start to its session opened ("worker attached"). */
+  restartToAttach: number;
+  /** That attach to every task ready. */
+  attachToReady: number;
+}
+
+/** Scenario 5 with `options`. */
+export function recoveryScenario(options: RecoveryOptions): Scenario {
+  return async (ctx) => {
+    const stack = await startBenchStack(ctx, ['--heartbeat-interval-ms', '250', '--heartbeat-timeout-ms', '3000']);
+    const layout = workerTasks(SHAPE, WORKERS);
+    let workers: ManagedChild[] = [];
+    try {
+      const subjects = Array.from({ length: SHAPE.splits }, (_, i) => inputSubject(i));
+      await preloadInput(stack.nc, sentences(SENTENCES), subjects);
+      await stack.coordinator.client.submitJob({ spec: wordCountSpec(JOB_ID, INTERVAL_MS, SHAPE) });
+      workers = startWorkers({
+        coordinator: stack.coordinator,
+        nats: ctx.nats,
+        jobId: JOB_ID,
+        tasks: layout,
+        stateDir: stack.stateDir,
+      });
+      let ready = await stack.coordinator.waitFor((e) => isReady(e, 1), READY_TIMEOUT_MS, 'the job started');
+      ctx.log(`job ${JOB_ID} running: 64 tasks in ${WORKERS} worker processes`);
+      const kills: KillFigures[] = [];
+      for (let k = 0; k < options.kills; k++) {
+        const { figures, next } = await killOne(stack.coordinator, workers[k % WORKERS] as ManagedChild, ready);
+        kills.push(figures);
+        ready = next;
+        ctx.log(
+          `kill ${k + 1} (worker-${k % WORKERS}): kill to ready ${figures.killToReady} ms, detection to ready ${figures.detectionToReady} ms`,
+        );
+      }
+      return rows(kills, layout);
+    } finally {
+      await stopWorkers(workers);
+      await stack.stop([INPUT_STREAM, OUTPUT_STREAM]);
+    }
+  };
+}
+
+/** Scenario 5 as `make bench` runs it: with the default options, or the quick ones for `ctx.quick`. */
+export const recovery: Scenario = (ctx) =>
+  recoveryScenario(ctx.quick === true ? QUICK_RECOVERY_OPTIONS : DEFAULT_RECOVERY_OPTIONS)(ctx);
+
+function isReady(e: LogEntry, epoch: number): boolean {
+  return e.jobId === JOB_ID && e.msg === 'every task ready: job started' && (e.epoch ?? 0) >= epoch;
+}
+
+/**
+ * Waits for a checkpoint completed after the job's last start (so that the
+ * coordinator's backoff between recoveries in a row is reset and the
+ * state is small), SIGKILLs `worker`, starts it again at once, and waits
+ * until every task is ready in a newer epoch.
+ */
+async function killOne(
+  coordinator: BenchCoordinator,
+  worker: ManagedChild,
+  ready: LogEntry,
+): Promise<{ figures: KillFigures; next: LogEntry }> {
+  const epoch = ready.epoch ?? 1;
+  const committed = (e: LogEntry): boolean =>
+    e.jobId === JOB_ID && e.msg === 'checkpoint completed' && e.time > ready.time;
+  await coordinator.waitFor(committed, READY_TIMEOUT_MS, `a checkpoint in epoch ${epoch}`);
+  const killedAt = Date.now();
+  await worker.kill();
+  const restartedAt = Date.now();
+  worker.start();
+  const next = await coordinator.waitFor(
+    (e) => isReady(e, epoch + 1),
+    READY_TIMEOUT_MS,
+    `every task ready in epoch ${epoch + 1}`,
+  );
+  const after = (msg: string): LogEntry | undefined =>
+    coordinator.entries.find((e) => e.msg === msg && e.jobId === JOB_ID && e.time >= killedAt);
+  const detected = after('worker detached');
+  const attached = after('worker attached');
+  if (detected === undefined || attached === undefined)
+    throw new Error('the coordinator did not log the session end and the new attach');
+  return {
+    figures: {
+      killToReady: next.time - killedAt,
+      detectionToReady: next.time - detected.time,
+      restartToAttach: attached.time - restartedAt,
+      attachToReady: next.time - attached.time,
+    },
+    next,
+  };
+}
+
+function rows(kills: readonly KillFigures[], layout: readonly (readonly string[])[]): Row[] {
+  const conditions =
+    `64 tasks (${SHAPE.splits} splits, ${SHAPE.counts} counts, 1 sink) in ${WORKERS} worker processes of ` +
+    `${layout.map((t) => t.length).join('/')} tasks, ${SENTENCES} sentences stored before the start (small keyed ` +
+    `state, all read before the first kill), a checkpoint every ${INTERVAL_MS} ms, local-directory state; a ` +
+    `coordinator child process with heartbeats every 250 ms (timeout 3000 ms), one etcd and one NATS, 2 cores; ` +
+    `${kills.length} kills, one worker at a time in turn, each after a checkpoint completed since the last recovery; ` +
+    `the killed worker is started again (node --import tsx) as soon as it has exited, so both figures include that ` +
+    `start: new process to its attach p50 ${median(kills.map((k) => k.restartToAttach))} ms, its attach to every ` +
+    `task ready p50 ${median(kills.map((k) => k.attachToReady))} ms; times from the coordinator's log timestamps; ` +
+    `per kill, kill/detection to ready: ${kills.map((k) => `${k.killToReady}/${k.detectionToReady}`).join(', ')} ms`;
+  const figure = (name: string, values: readonly number[], what: string): Row[] => {
+    const { p50, max } = spread(values);
+    return (
+      [
+        ['p50', p50],
+        ['max', max],
+      ] as const
+    ).map(([stat, value]) => ({
+      id: `recovery.${name}.${stat}`,
+      value,
+      unit: 'ms',
+      target: null,
+      ratio: null,
+      met: null,
+      conditions: `${what}, ${stat}; ${conditions}`,
+    }));
+  };
+  return [
+    ...figure(
+      'kill_to_ready',
+      kills.map((k) => k.killToReady),
+      'SIGKILL of one worker to every task ready in the new epoch',
+    ),
+    ...figure(
+      'detection_to_ready',
+      kills.map((k) => k.detectionToReady),
+      'the session end logged ("worker detached") to every task ready in the new epoch',
+    ),
+  ];
+}
+
+if (isMain(import.meta.url)) await runStandalone('recovery', recovery);

@@ -1,0 +1,147 @@
+/**
+ * `make bench`: starts one etcd and one NATS (JetStream) on loopback, runs
+ * the benchmark scenarios in order against them, stops them, and writes
+ * `bench/results/summary.json`, `summary.md` and `latency.svg`. Exits
+ * non-zero when a figure misses its target or a scenario fails.
+ *
+ *   node --import tsx bench/run.ts [--only <id,...>] [--quick]
+ *
+ * The floor always runs first: every ratio is taken against it. `--only`
+ * picks which of the other scenarios run; `--quick` is a short smoke run
+ * with fewer repetitions. `CKPT_BENCH_CPU_PROF_DIR=<dir>` profiles the
+ * coordinator processes (`lib/coordinator-child.ts`).
+ */
+import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { killLocalServersSync, startLocalServers, type LocalServers } from '../src/dev/index.js';
+import { ackThroughput } from './ack-throughput.js';
+import { checkpointLatency } from './checkpoint-latency.js';
+import { dataPlane } from './data-plane.js';
+import { etcdCost } from './etcd-cost.js';
+import { floor } from './floor.js';
+import { writeReport } from './lib/report.js';
+import type { Row, Scenario } from './lib/row.js';
+import { recovery } from './recovery.js';
+
+/** Every scenario, in the order they run. */
+const SCENARIOS: ReadonlyArray<{ id: string; run: Scenario }> = [
+  { id: 'floor', run: floor },
+  { id: 'checkpoint-latency', run: checkpointLatency },
+  { id: 'ack-throughput', run: ackThroughput },
+  { id: 'etcd-cost', run: etcdCost },
+  { id: 'data-plane', run: dataPlane },
+  { id: 'recovery', run: recovery },
+];
+
+const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
+
+/** Parsed command line. */
+interface RunOptions {
+  ids: readonly string[];
+  quick: boolean;
+}
+
+/** A failed scenario. */
+interface Failure {
+  id: string;
+  error: unknown;
+}
+
+const startedAt = Date.now();
+
+function log(line: string): void {
+  console.log(`[${((Date.now() - startedAt) / 1000).toFixed(1).padStart(6)} s] ${line}`);
+}
+
+function parseOptions(argv: string[]): RunOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: { only: { type: 'string' }, quick: { type: 'boolean', default: false } },
+  });
+  const known = SCENARIOS.map((s) => s.id);
+  const only = values.only
+    ?.split(',')
+    .map((id) => id.trim())
+    .filter((id) => id !== '');
+  for (const id of only ?? []) {
+    if (!known.includes(id)) throw new Error(`--only: unknown scenario ${id}; known: ${known.join(', ')}`);
+  }
+  const ids = only === undefined ? known : known.filter((id) => id === 'floor' || only.includes(id));
+  return { ids, quick: values.quick ?? false };
+}
+
+/** Runs the chosen scenarios in order; a failed one is reported and the others still run. */
+async function runScenarios(servers: LocalServers, options: RunOptions): Promise<{ rows: Row[]; failures: Failure[] }> {
+  const rows: Row[] = [];
+  const failures: Failure[] = [];
+  const earlier = new Map<string, Row>();
+  for (const scenario of SCENARIOS.filter((s) => options.ids.includes(s.id))) {
+    const began = Date.now();
+    log(`${scenario.id}: start`);
+    try {
+      const measured = await scenario.run({
+        etcd: [servers.etcd.clientUrl],
+        nats: [servers.nats.url],
+        prefix: `bench-${scenario.id}-${randomBytes(3).toString('hex')}`,
+        earlier,
+        quick: options.quick,
+        log: (line) => log(`${scenario.id}: ${line}`),
+      });
+      rows.push(...measured);
+      for (const row of measured) earlier.set(row.id, row);
+      log(`${scenario.id}: ${measured.length} rows in ${((Date.now() - began) / 1000).toFixed(1)} s`);
+    } catch (error) {
+      failures.push({ id: scenario.id, error });
+      log(`${scenario.id}: FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    }
+  }
+  return { rows, failures };
+}
+
+/** Stops the servers on Ctrl-C or SIGTERM, as an error would. */
+function stopOnSignals(): void {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      log(`${signal}: stopping etcd and NATS`);
+      killLocalServersSync();
+      process.exit(130);
+    });
+  }
+}
+
+async function main(): Promise<number> {
+  const options = parseOptions(process.argv.slice(2));
+  log(`scenarios: ${options.ids.join(', ')}${options.quick ? ' (quick)' : ''}`);
+  stopOnSignals();
+  const servers = await startLocalServers();
+  log(`etcd ${servers.etcd.clientUrl}, NATS ${servers.nats.url}`);
+  let outcome: { rows: Row[]; failures: Failure[] };
+  try {
+    outcome = await runScenarios(servers, options);
+  } finally {
+    await servers.stop();
+  }
+  const files = await writeReport(RESULTS_DIR, outcome.rows);
+  log(`wrote ${[files.json, files.markdown, files.svg].filter((f) => f !== undefined).join(', ')}`);
+  return verdict(outcome.rows, outcome.failures);
+}
+
+/** Prints the missed targets and failed scenarios; the exit status. */
+function verdict(rows: readonly Row[], failures: readonly Failure[]): number {
+  const missed = rows.filter((r) => r.met === false);
+  for (const r of missed) log(`target missed: ${r.id} = ${r.value} ${r.unit}, target ${r.target} ${r.unit}`);
+  for (const f of failures) log(`scenario failed: ${f.id}`);
+  const withTarget = rows.filter((r) => r.met !== null).length;
+  log(`${withTarget - missed.length} of ${withTarget} targets met; ${failures.length} scenario(s) failed`);
+  return missed.length > 0 || failures.length > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+    process.exit(1);
+  },
+);

@@ -1,0 +1,248 @@
+/**
+ * The word count as the data-plane and recovery scenarios run it on the
+ * run's etcd and NATS: one coordinator child process, whose JSON log lines
+ * are kept and whose CPU time is read from /proc, worker child processes
+ * (examples/wordcount/worker.ts), and the JetStream input stream.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { connectNats } from '../src/bus/index.js';
+import { createCoordinatorClient, type CoordinatorClient } from '../src/client/index.js';
+import { freePort } from '../src/dev/index.js';
+import { INPUT_STREAM } from '../examples/wordcount/job.js';
+import { ManagedChild } from '../test/chaos/child.js';
+import type { ScenarioContext } from './lib/row.js';
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
+const CLI = join(REPO, 'src', 'cli', 'main.ts');
+const WORKER = join(REPO, 'examples', 'wordcount', 'worker.ts');
+
+/** Linux counts a process's CPU time in ticks of 1/100 s (USER_HZ). */
+const CLOCK_TICKS_PER_S = 100;
+
+/** Publications of the input waiting for their acknowledgement at once. */
+const PRELOAD_WINDOW = 1024;
+
+/** How long the coordinator has to start and lead. */
+const COORDINATOR_START_TIMEOUT_MS = 30_000;
+
+/** One JSON log line of the coordinator, with the fields the scenarios read. */
+export interface LogEntry {
+  /** pino's timestamp: ms since the Unix epoch, on this machine's clock. */
+  time: number;
+  msg: string;
+  jobId?: string;
+  epoch?: number;
+  workerId?: string;
+  /** A completed checkpoint's time from trigger to commit. */
+  durationMs?: number;
+}
+
+/** A coordinator child process on the scenario's etcd prefix and subject prefix. */
+export class BenchCoordinator {
+  readonly address: string;
+  readonly client: CoordinatorClient;
+  /** Every log line so far, in arrival order. */
+  readonly entries: LogEntry[] = [];
+  readonly #child: ManagedChild;
+  readonly #listeners = new Set<() => void>();
+
+  private constructor(ctx: ScenarioContext, address: string, extraArgs: readonly string[]) {
+    this.address = address;
+    this.#child = new ManagedChild({
+      label: 'coordinator',
+      args: () => [
+        CLI,
+        'coordinator',
+        ...['--etcd', ctx.etcd.join(',')],
+        ...['--nats', ctx.nats.join(',')],
+        ...['--listen', address],
+        ...['--etcd-prefix', `/${ctx.prefix}/`],
+        ...['--subject-prefix', ctx.prefix],
+        ...['--log-level', 'info'],
+        ...extraArgs,
+      ],
+      onLine: (line) => this.#onLine(line),
+    });
+    this.client = createCoordinatorClient(address);
+  }
+
+  /** Starts a coordinator with `extraArgs` and resolves once it leads. */
+  static async start(ctx: ScenarioContext, extraArgs: readonly string[]): Promise<BenchCoordinator> {
+    const coordinator = new BenchCoordinator(ctx, `127.0.0.1:${await freePort()}`, extraArgs);
+    coordinator.#child.start();
+    try {
+      await coordinator.waitFor((e) => e.msg === 'coordinator started', COORDINATOR_START_TIMEOUT_MS, 'its start');
+    } catch (err) {
+      await coordinator.stop();
+      throw err;
+    }
+    return coordinator;
+  }
+
+  /** The CPU time (user and system, every thread) the process has used so far, in ms. */
+  cpuMs(): Promise<number> {
+    return processCpuMs(this.#child.pid);
+  }
+
+  /** The first log entry matching `match`, kept or yet to come; rejects after `timeoutMs`. */
+  waitFor(match: (e: LogEntry) => boolean, timeoutMs: number, what: string): Promise<LogEntry> {
+    const found = this.entries.find(match);
+    if (found !== undefined) return Promise.resolve(found);
+    return new Promise((resolve, reject) => {
+      const listener = (): void => {
+        const entry = this.entries.find(match);
+        if (entry === undefined) return;
+        done();
+        resolve(entry);
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`the coordinator did not log ${what} within ${timeoutMs} ms:\n${this.#child.tail(10)}`));
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#listeners.delete(listener);
+      };
+      this.#listeners.add(listener);
+    });
+  }
+
+  /** Entries of `jobId` with message `msg`. */
+  logged(jobId: string, msg: string): LogEntry[] {
+    return this.entries.filter((e) => e.jobId === jobId && e.msg === msg);
+  }
+
+  /** Closes the client and stops the process (SIGTERM, then SIGKILL). */
+  async stop(): Promise<void> {
+    this.client.close();
+    await this.#child.stop();
+  }
+
+  #onLine(line: string): void {
+    const entry = parseLogLine(line);
+    if (entry === undefined) return;
+    this.entries.push(entry);
+    for (const listener of [...this.#listeners]) listener();
+  }
+}
+
+/** The CPU time (user and system, every thread) process `pid` has used so far, in ms, from /proc. */
+export async function processCpuMs(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may hold spaces: utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
+}
+
+/** The fields of a pino JSON line the scenarios read; undefined for any other line. */
+function parseLogLine(line: string): LogEntry | undefined {
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  if (typeof raw.time !== 'number' || typeof raw.msg !== 'string') return undefined;
+  const entry: LogEntry = { time: raw.time, msg: raw.msg };
+  if (typeof raw.jobId === 'string') entry.jobId = raw.jobId;
+  if (typeof raw.epoch === 'number') entry.epoch = raw.epoch;
+  if (typeof raw.workerId === 'string') entry.workerId = raw.workerId;
+  if (typeof raw.durationMs === 'number') entry.durationMs = raw.durationMs;
+  return entry;
+}
+
+/** What worker processes of one job run and where they attach. */
+export interface WorkerLayout {
+  coordinator: BenchCoordinator;
+  nats: readonly string[];
+  jobId: string;
+  /** The tasks of each worker process. */
+  tasks: readonly (readonly string[])[];
+  stateDir: string;
+}
+
+/** Starts one word count worker process per entry of `layout.tasks`; each new start has a new worker id. */
+export function startWorkers(layout: WorkerLayout): ManagedChild[] {
+  const workers = layout.tasks.map((tasks, i) => {
+    const child: ManagedChild = new ManagedChild({
+      label: `worker-${i}`,
+      args: () => [
+        WORKER,
+        ...['--coordinator', layout.coordinator.address],
+        ...['--nats', layout.nats.join(',')],
+        ...['--job', layout.jobId],
+        ...['--tasks', tasks.join(',')],
+        ...['--state-dir', layout.stateDir],
+        ...['--worker-id', `${layout.jobId}-worker-${i}-${child.starts}`],
+      ],
+    });
+    return child;
+  });
+  for (const w of workers) w.start();
+  return workers;
+}
+
+/** Stops worker processes: SIGTERM, SIGKILL after `graceMs`. */
+export async function stopWorkers(workers: readonly ManagedChild[], graceMs = 3000): Promise<void> {
+  await Promise.all(workers.map((w) => w.stop(graceMs)));
+}
+
+/** A coordinator, a NATS connection of the scenario's own and a state directory for the workers. */
+export interface BenchStack {
+  coordinator: BenchCoordinator;
+  nc: NatsConnection;
+  stateDir: string;
+  /** Stops the coordinator, deletes `streams`, closes the connection and removes the state directory. */
+  stop(streams: readonly string[]): Promise<void>;
+}
+
+/** Starts a `BenchStack`; `coordinatorArgs` are added to the coordinator's flags. */
+export async function startBenchStack(ctx: ScenarioContext, coordinatorArgs: readonly string[]): Promise<BenchStack> {
+  const stateDir = await mkdtemp(join(tmpdir(), 'ckpt-bench-'));
+  const nc = await connectNats([...ctx.nats], `${ctx.prefix}-bench`).catch(async (err: unknown) => {
+    await rm(stateDir, { recursive: true, force: true });
+    throw err;
+  });
+  const coordinator = await BenchCoordinator.start(ctx, coordinatorArgs).catch(async (err: unknown) => {
+    await nc.close();
+    await rm(stateDir, { recursive: true, force: true });
+    throw err;
+  });
+  const stop = async (streams: readonly string[]): Promise<void> => {
+    await coordinator.stop();
+    for (const stream of streams) await deleteStream(nc, stream).catch(() => undefined);
+    await nc.close().catch(() => undefined);
+    await rm(stateDir, { recursive: true, force: true });
+  };
+  return { coordinator, nc, stateDir, stop };
+}
+
+/**
+ * Creates the input stream afresh (`sentences.*`) and stores `corpus` in
+ * it, sentence `i` on `subjects[i % subjects.length]`, each acknowledged.
+ */
+export async function preloadInput(nc: NatsConnection, corpus: readonly string[], subjects: string[]): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  await deleteStream(nc, INPUT_STREAM);
+  await jsm.streams.add({ name: INPUT_STREAM, subjects: ['sentences.*'] });
+  const js = jetstream(nc);
+  for (let i = 0; i < corpus.length; i += PRELOAD_WINDOW) {
+    const window = corpus.slice(i, i + PRELOAD_WINDOW);
+    await Promise.all(window.map((sentence, j) => js.publish(subjects[(i + j) % subjects.length] as string, sentence)));
+  }
+}
+
+/** Deletes a stream; a stream that does not exist is fine. */
+export async function deleteStream(nc: NatsConnection, name: string): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  try {
+    await jsm.streams.delete(name);
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.StreamNotFound) throw err;
+  }
+}
