@@ -92,6 +92,8 @@ interface RunFigures {
   runMs: number;
   /** Job started to the sources seen to have read all input, in ms. */
   readMs: number;
+  /** Consumers the sources read the input with: 2, unless one was re-created. */
+  consumers: number;
   /** Durations of the checkpoints completed during the run, in ms. */
   checkpointMs: number[];
   /** The idle window after the run: the coordinator's CPU time and the window, in ms, and checkpoints completed. */
@@ -152,14 +154,16 @@ async function timeRun(
     const started = await coordinator.waitFor(isStart, START_TIMEOUT_MS, `job ${jobId} started`);
     const sources = workers.filter((_, i) => WORKER_TASKS[i]?.some((t) => t.startsWith('split')));
     const { finishedAt, inputReadAt } = await awaitOutput(stack, jobId, corpus.updates, started.time, sources);
+    const consumers = (await inputConsumers(await jetstreamManager(stack.nc), started.time)).length;
     const checkpointMs = coordinator.logged(jobId, 'checkpoint completed').map((e) => e.durationMs ?? 0);
     const idle = await idleWindow(coordinator, jobId);
     if (coordinator.logged(jobId, 'job recovery started').length > 0)
       throw new Error(`job ${jobId} recovered during the run; its figures would not be comparable`);
-    const figures = { mode, runMs: finishedAt - started.time, readMs: inputReadAt - started.time, checkpointMs, idle };
+    const [runMs, readMs] = [finishedAt - started.time, inputReadAt - started.time];
+    const figures = { mode, runMs, readMs, consumers, checkpointMs, idle };
     ctx.log(
       `${mode.id} round ${round + 1}: ${Math.round(recordsPerS(figures, corpus))} records/s ` +
-        `(${figures.runMs} ms, input read after ${figures.readMs} ms, ${checkpointMs.length} checkpoints; ` +
+        `(${runMs} ms, input read after ${readMs} ms by ${consumers} consumers, ${checkpointMs.length} checkpoints; ` +
         `idle: coordinator CPU ${idle.cpuMs} ms in ${idle.wallMs} ms, ${idle.checkpoints} checkpoints)`,
     );
     return figures;
@@ -218,10 +222,20 @@ function idleWatch(pids: readonly number[]): () => Promise<boolean> {
 
 /** True when, for each input subject, a consumer created since `sinceMs` has delivered everything. */
 async function inputRead(jsm: JetStreamManager, sinceMs: number): Promise<boolean> {
+  const consumers = await inputConsumers(jsm, sinceMs);
+  return INPUT_SUBJECTS.every((subject) => consumers.some((c) => filterOf(c) === subject && c.num_pending === 0));
+}
+
+/**
+ * The input stream's consumers created since `sinceMs`: one per source,
+ * and one more each time nats.js re-created a source's ordered consumer
+ * (after missed heartbeats, say), which nats-server 2.9 then serves from
+ * inside the stream with its slow subject filter.
+ */
+async function inputConsumers(jsm: JetStreamManager, sinceMs: number): Promise<ConsumerInfo[]> {
   // The server's clock may lag a little behind the coordinator's log.
   const since = sinceMs - 1000;
-  const consumers = (await jsm.consumers.list(INPUT_STREAM).next()).filter((c) => Date.parse(c.created) >= since);
-  return INPUT_SUBJECTS.every((subject) => consumers.some((c) => filterOf(c) === subject && c.num_pending === 0));
+  return (await jsm.consumers.list(INPUT_STREAM).next()).filter((c) => Date.parse(c.created) >= since);
 }
 
 function filterOf(consumer: ConsumerInfo): string | undefined {
@@ -277,7 +291,8 @@ function throughputConditions(runs: readonly RunFigures[], corpus: Corpus, optio
     `is triggered every ${POLL_MS} ms until the output is complete, in every mode: the runs without checkpoints publish ` +
     `their whole output at that end, not overlapped with the reading, which favours the interval modes; ` +
     `median of ${options.rounds} runs per mode, rounds alternate the modes in rotated order, fresh workers per run; ` +
-    `records/s per run (none, 1000 ms, 100 ms): ${perMode((r) => String(Math.round(recordsPerS(r, corpus))))}; ` +
+    `records/s per run (none, 1000 ms, 100 ms; * a source's consumer was re-created): ` +
+    `${perMode((r) => `${Math.round(recordsPerS(r, corpus))}${r.consumers > INPUT_SUBJECTS.length ? '*' : ''}`)}; ` +
     `sources done reading at (records/s of the read phase alone): ${perMode((r) => String(Math.round(corpus.sentences / (r.readMs / 1000))))}; ` +
     `checkpoints completed per run and their median duration: ${perMode((r) => `${r.checkpointMs.length}@${median(r.checkpointMs)}ms`)} ` +
     `(with nothing holding the sources back, barriers queue behind the records in flight, so at 100 ms checkpoints run back to back)`

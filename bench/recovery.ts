@@ -30,7 +30,7 @@ export interface RecoveryOptions {
 }
 
 /** The full run's options. */
-export const DEFAULT_RECOVERY_OPTIONS: RecoveryOptions = { kills: 7 };
+export const DEFAULT_RECOVERY_OPTIONS: RecoveryOptions = { kills: 10 };
 /** A smoke run's options (`ctx.quick`). */
 export const QUICK_RECOVERY_OPTIONS: RecoveryOptions = { kills: 2 };
 

@@ -88,7 +88,8 @@ export function jetStreamSink(options: JetStreamSinkOptions): Task {
     },
     snapshot(ctx: SnapshotContext): Uint8Array {
       staging.seal(ctx.checkpointId);
-      return staging.encode();
+      // Nothing pending: an empty snapshot, which the runtime does not store.
+      return staging.pendingIds.length === 0 ? new Uint8Array(0) : staging.encode();
     },
     async restore(bytes: Uint8Array | undefined, ctx: TaskContext): Promise<void> {
       staging = bytes === undefined ? new SinkStaging() : SinkStaging.decode(bytes);

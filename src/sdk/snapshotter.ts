@@ -12,7 +12,7 @@ import type { TaskResult } from './ack-batcher.js';
 import { snapshotContext } from './context.js';
 import type { DataPlane } from './data-plane.js';
 import { elapsedMs, uploadSnapshot, type SnapshotUpload } from './snapshot-upload.js';
-import { encodeKeyedState, type StateBackend } from './state/index.js';
+import { encodeKeyedState, type KeyedState, type StateBackend } from './state/index.js';
 import type { AnyTask, SourcePosition, TaskContext } from './task.js';
 import { encodeUnalignedSnapshot, InFlightRecorder, type InFlightRecord } from './unaligned-snapshot.js';
 
@@ -150,7 +150,7 @@ export class Snapshotter {
       const task = this.#o.task;
       bytes =
         task.snapshot === undefined
-          ? encodeKeyedState(context.state)
+          ? keyedStateBytes(context.state)
           : await task.snapshot(snapshotContext(context, checkpointId));
     } catch (err) {
       this.#running.delete(checkpointId);
@@ -187,4 +187,13 @@ export class Snapshotter {
     this.#uploads.add(upload);
     void upload.finally(() => this.#uploads.delete(upload));
   }
+}
+
+/**
+ * The snapshot bytes of a task's keyed state; none for an empty state, so
+ * that stateless tasks (sources, most of the time) store nothing at each
+ * checkpoint. An empty snapshot restores as a fresh, empty state.
+ */
+function keyedStateBytes(state: KeyedState): Uint8Array {
+  return state.size === 0 ? new Uint8Array(0) : encodeKeyedState(state);
 }

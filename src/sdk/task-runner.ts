@@ -233,7 +233,9 @@ export class TaskRunner {
       const stored = await fetchSnapshot(this.#o.backend, request.snapshot?.state, signal);
       this.#assertCurrent(generation);
       const unaligned = this.#o.mode === 'unaligned' && this.#aligner !== undefined && stored !== undefined;
-      const { state: bytes, inFlight } = unaligned ? decodeUnalignedSnapshot(stored) : { state: stored, inFlight: [] };
+      const { state, inFlight } = unaligned ? decodeUnalignedSnapshot(stored) : { state: stored, inFlight: [] };
+      // An empty snapshot is no state, whether it was stored alone (not at all) or in an unaligned envelope.
+      const bytes = state !== undefined && state.length > 0 ? state : undefined;
       if (this.#o.task.restore !== undefined) await this.#o.task.restore(bytes, cell.context);
       else if (bytes !== undefined) cell.setState(decodeKeyedState(bytes));
       this.#assertCurrent(generation);

@@ -65,12 +65,15 @@ export interface TaskHooks {
   /**
    * Serialises the task's state for checkpoint `ctx.checkpointId`. Runs
    * while the task processes nothing else (the synchronous part); the
-   * returned bytes must not change afterwards. Default: `ctx.state` encoded.
+   * returned bytes must not change afterwards. Empty bytes mean no state:
+   * nothing is stored. Default: `ctx.state` encoded, nothing while it is
+   * empty.
    */
   snapshot?(ctx: SnapshotContext): Uint8Array | Promise<Uint8Array>;
   /**
    * Restores the state from snapshot bytes, or from nothing (`undefined`) when
-   * the job starts without a checkpoint. Default: `ctx.state` decoded.
+   * the job starts without a checkpoint or the snapshot was empty. Default:
+   * `ctx.state` decoded.
    */
   restore?(bytes: Uint8Array | undefined, ctx: TaskContext): void | Promise<void>;
   /** Checkpoint `checkpointId` is committed. A throw fails the task. */

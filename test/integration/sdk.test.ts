@@ -559,6 +559,34 @@ test('records are processed one at a time and in order, whether process returns 
   t.is(seenIn(taken.bytes).length, values.length);
 });
 
+test('an empty keyed state is not stored: its acknowledgement names no state', async (t) => {
+  const spec: JobSpec = { jobId: 'empty', tasks: [{ taskId: 'src' }, { taskId: 'm', inputs: ['src'] }] };
+  const h = await harness(t, spec);
+  const log = new MemoryLog();
+  const seen: string[] = [];
+  const w = await h.worker('w', { src: logSource(log), m: recorder(seen) });
+  const acked = collect(w, 'checkpoint-acked');
+  // The results of one checkpoint may come in more than one acknowledgement.
+  const uri = (checkpointId: number, taskId: string): string | undefined =>
+    acked
+      .filter((e) => e.checkpointId === checkpointId)
+      .flatMap((e) => e.snapshots)
+      .find((s) => s.taskId === taskId)?.state?.uri;
+  const first = await h.checkpoint();
+  log.push('a1');
+  await eventually(() => seen.length === 1, { what: 'the record processed' });
+  const second = await h.checkpoint();
+  const answered = (): boolean =>
+    [uri(first.checkpointId, 'm'), uri(second.checkpointId, 'src'), uri(second.checkpointId, 'm')].every(
+      (u) => u !== undefined,
+    );
+  await eventually(answered, { what: 'the acknowledgements answered' });
+  t.is(uri(first.checkpointId, 'm'), '', 'm had no state yet');
+  t.is(uri(second.checkpointId, 'src'), '', 'the source keeps no keyed state');
+  t.not(uri(second.checkpointId, 'm'), '');
+  t.deepEqual(await readdir(join(h.dir, 'empty')), ['m'], 'only m stored a snapshot');
+});
+
 test('a JetStream source with a subject filter resumes right after its position', async (t) => {
   const nc = await natsConnection(t, servers.natsUrl);
   const id = randomBytes(4).toString('hex');
