@@ -22,12 +22,13 @@ import type { CommitRequest } from '../../src/core/ports.js';
 import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
 import type { Trigger__Output } from '../../src/gen/ckpt/v1/Trigger.js';
 import { silentLogger } from '../../src/log/index.js';
-import { createLocalDirectoryBackend, Worker, type SourceTask } from '../../src/sdk/index.js';
+import { createLocalDirectoryBackend, Worker } from '../../src/sdk/index.js';
 import { subscribeControl } from '../../src/sdk/control.js';
 import { runCoordinator, type RunningCoordinator } from '../../src/server/run.js';
 import { startSimulatedWorker, type SimulatedWorker } from '../../src/sim/index.js';
 import { createEtcdStore } from '../../src/store/index.js';
 import { etcdClient, eventually, natsConnection, uniquePrefix, useServers, type TestPrefix } from '../helpers/index.js';
+import { fixedSource } from '../helpers/sources.js';
 
 const servers = useServers();
 
@@ -360,18 +361,6 @@ test('workers drop control messages of an older leader term', async (t) => {
   );
   t.is(terms.highest, term + 1);
 });
-
-/** A source that emits "x" `n` times once, then idles. */
-function fixedSource(n: number): SourceTask<string> {
-  return {
-    async *read(positions, ctx) {
-      const from = positions.find((p) => p.input === 'fixed')?.offset ?? 0;
-      for (let i = from + 1; i <= n && !ctx.signal.aborted; i++) yield { input: 'fixed', offset: i, value: 'x' };
-      await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }));
-    },
-    handle: (message, ctx) => ctx.emit(message.value),
-  };
-}
 
 test('an SDK worker given every address follows the leader across a fail-over in its epoch', async (t) => {
   const cluster = await startCluster(t, 2);

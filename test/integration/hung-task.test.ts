@@ -20,13 +20,13 @@ import {
   decodeKeyedState,
   Worker,
   type DataRecord,
-  type SourceTask,
   type Task,
   type TaskContext,
 } from '../../src/sdk/index.js';
 import { fanInSpec, startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';
 import { useServers } from '../helpers/servers.js';
 import { eventually } from '../helpers/wait.js';
+import { fixedSource } from '../helpers/sources.js';
 
 const servers = useServers();
 
@@ -47,18 +47,6 @@ async function coordinatorWithHungLog(t: ExecutionContext): Promise<{ c: TestCoo
     },
   );
   return { c: await startTestCoordinator(t, servers, {}, { logger }), hung };
-}
-
-/** A source that emits `n` records "x" once, then idles. */
-function fixedSource(n: number): SourceTask<string> {
-  return {
-    async *read(positions, ctx) {
-      const from = positions.find((p) => p.input === 'fixed')?.offset ?? 0;
-      for (let i = from + 1; i <= n && !ctx.signal.aborted; i++) yield { input: 'fixed', offset: i, value: 'x' };
-      await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }));
-    },
-    handle: (message, ctx) => ctx.emit(message.value),
-  };
 }
 
 /** Runs `src` → `count` under `policy` in one worker; `count` is `task`. */

@@ -13,31 +13,14 @@ import test, { type ExecutionContext } from 'ava';
 import { barrierHeaders, controlMessageCodecs, epochHeaders } from '../../src/bus/index.js';
 import { errorInfo } from '../../src/client/index.js';
 import { silentLogger } from '../../src/log/index.js';
-import {
-  createLocalDirectoryBackend,
-  decodeKeyedState,
-  edgeSubject,
-  Worker,
-  type SourceTask,
-} from '../../src/sdk/index.js';
+import { createLocalDirectoryBackend, decodeKeyedState, edgeSubject, Worker } from '../../src/sdk/index.js';
 import { natsConnection } from '../helpers/clients.js';
 import { startTestCoordinator } from '../helpers/coordinator.js';
 import { useServers } from '../helpers/servers.js';
 import { eventually } from '../helpers/wait.js';
+import { fixedSource } from '../helpers/sources.js';
 
 const servers = useServers();
-
-/** A source that emits `n` records "x" once, then idles. */
-function fixedSource(n: number): SourceTask<string> {
-  return {
-    async *read(positions, ctx) {
-      const from = positions.find((p) => p.input === 'fixed')?.offset ?? 0;
-      for (let i = from + 1; i <= n && !ctx.signal.aborted; i++) yield { input: 'fixed', offset: i, value: 'x' };
-      await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }));
-    },
-    handle: (message, ctx) => ctx.emit(message.value),
-  };
-}
 
 /** A worker running `src` → `count` of `jobId`, started. */
 async function countingWorker(
