@@ -72,6 +72,12 @@ export class JobRuntime {
   private timer: NodeJS.Timeout | undefined;
   private commitChain: Promise<void> = Promise.resolve();
   private reservation: Promise<void> | undefined;
+  /**
+   * Whether etcd may hold manifest parts of the job. False once a
+   * collection left none; a commit that wrote parts, or failed after
+   * perhaps writing some, sets it again. While false, commits of inline
+   * manifests skip the collection (a listing of the job's keys).
+   */
   private partsMayExist = true;
   private stopped = false;
   private recovering: Promise<void> | undefined;
@@ -305,6 +311,13 @@ export class JobRuntime {
 
   private async commit(checkpoint: Checkpoint): Promise<void> {
     if (checkpoint.status !== 'PENDING') return;
+    // With several checkpoints pending, a later one may have committed while
+    // this one waited its turn: it is subsumed, not failed.
+    const latest = this.tracker.latestCheckpointId;
+    if (checkpoint.id < latest) {
+      this.abort(checkpoint, 'ABORT_REASON_SUBSUMED', `checkpoint ${latest} completed first`);
+      return;
+    }
     const now = this.deps.now();
     const manifest = checkpoint.manifest(now);
     const subsumed = this.tracker.subsumedBy(checkpoint.id);
@@ -313,6 +326,7 @@ export class JobRuntime {
     try {
       result = await this.deps.store.commit({ manifest, summary, subsumedCheckpointIds: subsumed }, this.deps.guard);
     } catch (err) {
+      this.partsMayExist = true;
       if (err instanceof LeadershipLostError) {
         this.deps.onLeadershipLost(err);
         this.abort(checkpoint, 'ABORT_REASON_COMMIT_FAILED', err.message);
@@ -386,8 +400,10 @@ export class JobRuntime {
   private collectGarbage(): void {
     this.commitChain = this.commitChain.then(async () => {
       try {
-        const deleted = await this.deps.store.collectGarbage(this.jobId);
-        if (deleted > 0) this.log.debug({ deleted }, 'manifest parts collected');
+        const { deleted, remaining } = await this.deps.store.collectGarbage(this.jobId);
+        if (deleted > 0) this.log.debug({ deleted, remaining }, 'manifest parts collected');
+        // Commits queue behind the collection, so none wrote parts meanwhile.
+        if (remaining === 0) this.partsMayExist = false;
       } catch (err) {
         this.log.warn({ err }, 'manifest part collection failed; it runs again after the next commit');
       }

@@ -36,7 +36,21 @@ export interface AckOutcome {
   duplicates: number;
 }
 
-/** A checkpoint being taken or already finished. */
+/** The figures a summary reports, summed over the acknowledgements. */
+interface AckFigures {
+  acknowledged: number;
+  stateSizeBytes: number;
+  persistedBytes: number;
+  maxAlignmentMs: number;
+  maxSnapshotMs: number;
+}
+
+/**
+ * A checkpoint being taken or already finished. A finished one keeps only
+ * the figures of its acknowledgements, not the acknowledgements: the
+ * history of a job of thousands of tasks would otherwise hold thousands of
+ * snapshots per checkpoint.
+ */
 export class Checkpoint {
   readonly init: CheckpointInit;
   private readonly tasks: ReadonlySet<string>;
@@ -48,6 +62,8 @@ export class Checkpoint {
   private finishedAtMs = 0;
   private manifestBytes = 0;
   private manifestParts = 0;
+  /** Set when the checkpoint finishes, as its acknowledgements are dropped. */
+  private finalFigures: AckFigures | undefined;
 
   constructor(init: CheckpointInit) {
     this.init = init;
@@ -68,11 +84,11 @@ export class Checkpoint {
   }
 
   get acknowledgedTasks(): number {
-    return this.acks.size;
+    return this.finalFigures?.acknowledged ?? this.acks.size;
   }
 
   get fullyAcknowledged(): boolean {
-    return this.acks.size === this.tasks.size;
+    return this.acknowledgedTasks === this.tasks.size;
   }
 
   hasTask(taskId: string): boolean {
@@ -134,6 +150,7 @@ export class Checkpoint {
     this.finishedAtMs = nowMs;
     this.manifestBytes = manifestBytes;
     this.manifestParts = manifestParts;
+    this.dropAcks();
   }
 
   /** PENDING → ABORTED with a reason. */
@@ -144,6 +161,32 @@ export class Checkpoint {
     this.abortReason = reason;
     this.abortMessage = message;
     this.finishedAtMs = nowMs;
+    this.dropAcks();
+  }
+
+  /** Keeps the figures of a finished checkpoint and lets its acknowledgements go. */
+  private dropAcks(): void {
+    this.finalFigures = this.ackFigures();
+    this.acks.clear();
+  }
+
+  private ackFigures(): AckFigures {
+    if (this.finalFigures !== undefined) return this.finalFigures;
+    const figures = {
+      acknowledged: this.acks.size,
+      stateSizeBytes: 0,
+      persistedBytes: 0,
+      maxAlignmentMs: 0,
+      maxSnapshotMs: 0,
+    };
+    for (const s of this.acks.values()) {
+      const m = s.metrics;
+      figures.stateSizeBytes += m?.stateSizeBytes ?? s.state?.sizeBytes ?? 0;
+      figures.persistedBytes += m?.persistedBytes ?? 0;
+      figures.maxAlignmentMs = Math.max(figures.maxAlignmentMs, m?.alignmentMs ?? 0);
+      figures.maxSnapshotMs = Math.max(figures.maxSnapshotMs, (m?.syncMs ?? 0) + (m?.asyncMs ?? 0));
+    }
+    return figures;
   }
 
   private requirePending(action: string): void {
@@ -162,6 +205,7 @@ export class Checkpoint {
 
   /** The manifest to commit: every task's snapshot, ordered by task id. */
   manifest(completedAtMs: number): Manifest__Output {
+    this.requirePending('build the manifest of');
     if (!this.fullyAcknowledged) throw new Error(`checkpoint ${this.id}: manifest before every task acknowledged`);
     return {
       jobId: this.init.jobId,
@@ -176,17 +220,7 @@ export class Checkpoint {
 
   /** Figures for listings and lifecycle events. */
   summary(): CheckpointSummary__Output {
-    let stateSize = 0;
-    let persisted = 0;
-    let maxAlignment = 0;
-    let maxSnapshot = 0;
-    for (const s of this.acks.values()) {
-      const m = s.metrics;
-      stateSize += m?.stateSizeBytes ?? s.state?.sizeBytes ?? 0;
-      persisted += m?.persistedBytes ?? 0;
-      maxAlignment = Math.max(maxAlignment, m?.alignmentMs ?? 0);
-      maxSnapshot = Math.max(maxSnapshot, (m?.syncMs ?? 0) + (m?.asyncMs ?? 0));
-    }
+    const figures = this.ackFigures();
     return {
       jobId: this.init.jobId,
       checkpointId: this.id,
@@ -199,11 +233,11 @@ export class Checkpoint {
       triggeredAtMs: this.init.triggeredAtMs,
       finishedAtMs: this.finishedAtMs,
       totalTasks: this.tasks.size,
-      acknowledgedTasks: this.acks.size,
-      stateSizeBytes: stateSize,
-      persistedBytes: persisted,
-      maxAlignmentMs: maxAlignment,
-      maxSnapshotMs: maxSnapshot,
+      acknowledgedTasks: figures.acknowledged,
+      stateSizeBytes: figures.stateSizeBytes,
+      persistedBytes: figures.persistedBytes,
+      maxAlignmentMs: figures.maxAlignmentMs,
+      maxSnapshotMs: figures.maxSnapshotMs,
       manifestBytes: this.manifestBytes,
       manifestParts: this.manifestParts,
     };

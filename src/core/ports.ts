@@ -101,9 +101,20 @@ export interface CheckpointStore {
   readManifest(jobId: string, checkpointId: number): Promise<Manifest | undefined>;
   /** Summaries of the retained checkpoints, newest first. */
   listSummaries(jobId: string): Promise<CheckpointSummary[]>;
-  /** Deletes manifest parts that no retained root names; returns how many. */
-  collectGarbage(jobId: string): Promise<number>;
+  /**
+   * Deletes manifest parts that no retained root names; returns how many
+   * it deleted and how many parts it left (named, or kept because a commit
+   * raced it).
+   */
+  collectGarbage(jobId: string): Promise<GarbageCollection>;
   close(): Promise<void>;
+}
+
+/** What one collection of manifest parts did. */
+export interface GarbageCollection {
+  deleted: number;
+  /** Parts still in etcd after it; 0 means none exist until a commit writes some. */
+  remaining: number;
 }
 
 /** The NATS barrier plane as the coordinator uses it. */

@@ -81,10 +81,10 @@ export function codec<In, Out>(name: string): Codec<In, Out> {
   const type = loadRoot().lookupType(`ckpt.v1.${name}`);
   return {
     encode(message: In): Uint8Array {
-      const plain = message as unknown as Record<string, unknown>;
-      const invalid = type.verify(type.fromObject(plain));
+      const converted = type.fromObject(message as unknown as Record<string, unknown>);
+      const invalid = type.verify(converted);
       if (invalid !== null) throw new Error(`invalid ckpt.v1.${name}: ${invalid}`);
-      return type.encode(type.fromObject(plain)).finish();
+      return type.encode(converted).finish();
     },
     decode(bytes: Uint8Array): Out {
       return type.toObject(type.decode(bytes), LOADER_OPTIONS) as Out;

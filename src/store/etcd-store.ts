@@ -12,7 +12,14 @@
  * election key is unchanged.
  */
 import { Etcd3 } from 'etcd3';
-import type { CheckpointStore, CommitRequest, CommitResult, LeaderGuard, StoredJobState } from '../core/ports.js';
+import type {
+  CheckpointStore,
+  CommitRequest,
+  CommitResult,
+  GarbageCollection,
+  LeaderGuard,
+  StoredJobState,
+} from '../core/ports.js';
 import type { CheckpointSummary__Output as CheckpointSummary } from '../gen/ckpt/v1/CheckpointSummary.js';
 import type { JobSpec__Output as JobSpec } from '../gen/ckpt/v1/JobSpec.js';
 import type { JobState } from '../gen/ckpt/v1/JobState.js';
@@ -122,7 +129,7 @@ export class EtcdStore implements CheckpointStore {
    * Safe beside a concurrent commit (see `garbage.ts`); a commit during
    * the collection ends it early, leaving the rest to the next call.
    */
-  collectGarbage(jobId: string): Promise<number> {
+  collectGarbage(jobId: string): Promise<GarbageCollection> {
     return collectGarbage(this.ctx, jobId);
   }
 

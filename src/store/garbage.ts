@@ -15,12 +15,13 @@
  */
 import { decodeStored, storeCodecs } from './codecs.js';
 import { mapConcurrent } from './concurrency.js';
+import type { GarbageCollection } from '../core/ports.js';
 import { deleteKeyOp, modRevisionIs } from './etcd-ops.js';
 import { listKeys, getValue, sendTxn, type StoreContext } from './store-context.js';
 import type { EtcdCallContext } from './translate-error.js';
 
-/** Deletes the parts of `jobId` that no retained root names; returns how many. */
-export async function collectGarbage(ctx: StoreContext, jobId: string): Promise<number> {
+/** Deletes the parts of `jobId` that no retained root names; says how many it deleted and left. */
+export async function collectGarbage(ctx: StoreContext, jobId: string): Promise<GarbageCollection> {
   const context: EtcdCallContext = { operation: `collect garbage of job ${jobId}`, jobId };
   const listing = await listKeys(ctx, ctx.keys.job(jobId), context);
   const parts = new Map<string, string>();
@@ -33,11 +34,12 @@ export async function collectGarbage(ctx: StoreContext, jobId: string): Promise<
     else if (parsed?.kind === 'root') roots.push(key);
     else if (parsed?.kind === 'latest') latestModRevision = kv.mod_revision;
   }
-  if (parts.size === 0) return 0;
+  if (parts.size === 0) return { deleted: 0, remaining: 0 };
+  const total = parts.size;
   for (const sha256 of await namedParts(ctx, roots, listing.revision, context)) parts.delete(sha256);
   const deleted = await deleteOrphans(ctx, jobId, [...parts.values()], latestModRevision, context);
   if (deleted > 0) ctx.logger.debug({ jobId, deleted }, 'deleted unreferenced manifest parts');
-  return deleted;
+  return { deleted, remaining: total - deleted };
 }
 
 /** Hashes of every part the given roots name, read at `revision`. */

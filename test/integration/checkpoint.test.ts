@@ -7,7 +7,7 @@ import test from 'ava';
 import { createEtcdStore } from '../../src/store/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import type { TaskSnapshot__Output } from '../../src/gen/ckpt/v1/TaskSnapshot.js';
-import { useServers } from '../helpers/index.js';
+import { eventually, useServers } from '../helpers/index.js';
 import { fanInSpec, sourcesSpec, startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';
 import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
 import type { SimulatedWorker } from '../../src/sim/index.js';
@@ -144,6 +144,47 @@ test('a decline aborts the checkpoint with the task and its reason', async (t) =
   const next = await c.client.triggerCheckpoint({ jobId: 'job', wait: true }, { deadlineMs: 10_000 });
   t.is(next.checkpoint?.state, 'CHECKPOINT_STATE_COMPLETED');
   t.true((next.checkpoint?.checkpointId ?? 0) > id);
+});
+
+test('with two checkpoints pending, the older one acknowledged last is subsumed, not failed', async (t) => {
+  const c = await startTestCoordinator(t, servers);
+  const spec = sourcesSpec('job', 1, { maxConcurrent: 2, tolerableFailures: 0 });
+  await c.client.submitJob({ spec });
+  // The task holds its acknowledgements until both checkpoints have snapshotted.
+  const held = new Map<number, () => void>();
+  let bothHeld: () => void = () => undefined;
+  const both = new Promise<void>((resolve) => (bothHeld = resolve));
+  const [w] = await startWorkers(c, spec, 1);
+  w?.setBehaviour(
+    't00000',
+    (ctx) =>
+      new Promise((resolve) => {
+        held.set(ctx.checkpointId, () => resolve('ack'));
+        if (held.size === 2) bothHeld();
+      }),
+  );
+  const epoch = (await c.client.getJob({ jobId: 'job' })).job?.epoch;
+  const older = await c.client.triggerCheckpoint({ jobId: 'job' });
+  const newer = await c.client.triggerCheckpoint({ jobId: 'job' });
+  const olderId = older.checkpoint?.checkpointId ?? 0;
+  const newerId = newer.checkpoint?.checkpointId ?? 0;
+  await both;
+  // The newer one is acknowledged first; the older one's acknowledgement follows while it commits.
+  held.get(newerId)?.();
+  held.get(olderId)?.();
+  await eventually(
+    async () => {
+      const listed = (await c.query.listCheckpoints({ jobId: 'job' })).checkpoints;
+      return listed.filter((s) => s.state !== 'CHECKPOINT_STATE_PENDING').length === 2;
+    },
+    { what: 'both checkpoints finished' },
+  );
+  const byId = new Map((await c.query.listCheckpoints({ jobId: 'job' })).checkpoints.map((s) => [s.checkpointId, s]));
+  t.is(byId.get(newerId)?.state, 'CHECKPOINT_STATE_COMPLETED');
+  t.like(byId.get(olderId), { state: 'CHECKPOINT_STATE_ABORTED', abortReason: 'ABORT_REASON_SUBSUMED' });
+  const job = (await c.client.getJob({ jobId: 'job' })).job;
+  t.is(job?.latestCheckpointId, newerId);
+  t.is(job?.epoch, epoch, 'no recovery');
 });
 
 test('checkpoint ids keep increasing across a coordinator restart', async (t) => {

@@ -229,7 +229,11 @@ test.serial('a manifest of 10,000 tasks is committed in parts and reads back equ
     manifestBytes: encodedBytes,
     manifestParts: result.manifestParts,
   });
-  t.is(await store.collectGarbage('orders'), 0, 'no part of a retained root is garbage');
+  t.deepEqual(
+    await store.collectGarbage('orders'),
+    { deleted: 0, remaining: (await keysUnder(etcd, `${prefix}jobs/orders/parts/`)).length },
+    'no part of a retained root is garbage',
+  );
 });
 
 for (const tasks of [3, 10_000]) {
@@ -314,17 +318,29 @@ test.serial('collectGarbage deletes orphan parts but never a part a retained roo
   const orphan = `${prefix}jobs/orders/parts/${createHash('sha256').update('stray').digest('hex')}`;
   await etcd.put(orphan).value('stray');
 
-  t.is(await store.collectGarbage('orders'), 1);
+  t.deepEqual(await store.collectGarbage('orders'), { deleted: 1, remaining: first.manifestParts });
   t.is(await etcd.get(orphan).string(), null);
   t.is((await keysUnder(etcd, `${prefix}jobs/orders/parts/`)).length, first.manifestParts);
 
   const m2 = big(2);
   const second = await store.commit(commitRequest(m2, [1]));
   t.is((await keysUnder(etcd, `${prefix}jobs/orders/parts/`)).length, first.manifestParts + second.manifestParts);
-  t.is(await store.collectGarbage('orders'), first.manifestParts, 'the parts of the subsumed checkpoint go');
+  t.deepEqual(
+    await store.collectGarbage('orders'),
+    { deleted: first.manifestParts, remaining: second.manifestParts },
+    'the parts of the subsumed checkpoint go',
+  );
   t.is((await keysUnder(etcd, `${prefix}jobs/orders/parts/`)).length, second.manifestParts);
   t.deepEqual(await store.readManifest('orders', 2), m2);
-  t.is(await store.collectGarbage('orders'), 0);
+  t.deepEqual(await store.collectGarbage('orders'), { deleted: 0, remaining: second.manifestParts });
+
+  await store.commit(commitRequest(manifest('orders', 3, 1, 3), [2]));
+  t.deepEqual(
+    await store.collectGarbage('orders'),
+    { deleted: second.manifestParts, remaining: 0 },
+    'an inline manifest names no part: none remain',
+  );
+  t.deepEqual(await store.collectGarbage('orders'), { deleted: 0, remaining: 0 });
 });
 
 test.serial('a corrupted or missing part is detected on read', async (t) => {

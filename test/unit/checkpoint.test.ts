@@ -57,6 +57,20 @@ test('completes only after every task acknowledged and the commit began', (t) =>
   t.is(s.persistedBytes, 10);
   t.is(s.maxSnapshotMs, 5);
   t.is(s.manifestBytes, 100);
+  // A finished checkpoint keeps its figures, not its snapshots.
+  t.is(
+    reason(t, () => c.manifest(160)),
+    'CHECKPOINT_COMPLETED',
+  );
+  t.true(c.fullyAcknowledged);
+});
+
+test('an aborted checkpoint reports the acknowledgements it had', (t) => {
+  const c = make();
+  c.acknowledge([snap('a')]);
+  c.abort('ABORT_REASON_TIMEOUT', 'late', 300);
+  t.like(c.summary(), { acknowledgedTasks: 1, totalTasks: 2, stateSizeBytes: 10, maxAlignmentMs: 1 });
+  t.false(c.fullyAcknowledged);
 });
 
 test('a repeated acknowledgement is a no-op; a different one conflicts', (t) => {
