@@ -22,7 +22,8 @@ export const EPOCH_METADATA = 'ckpt-epoch';
 /** Metadata key of the leader's address in a NOT_LEADER refusal. */
 export const LEADER_METADATA = 'ckpt-leader';
 
-const REASONS = new Set<string>(
+/** The reasons a client knows, without the ERROR_REASON_ prefix. */
+export const REASONS: ReadonlySet<string> = new Set<string>(
   Object.keys(WireErrorReason)
     .map((name) => name.replace(/^ERROR_REASON_/, ''))
     .filter((name) => name !== 'UNSPECIFIED'),

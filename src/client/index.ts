@@ -11,6 +11,8 @@ export { DEFAULT_LEADER_RETRY, parseAddresses } from './leader-routing.js';
 export type { LeaderRetryOptions } from './leader-routing.js';
 export type { CallOptions } from './call-options.js';
 export { unary } from './unary.js';
+export { SessionRequests } from './session-requests.js';
+export type { SessionRequestBody } from './session-requests.js';
 export type { UnaryMethod } from './unary.js';
 export { AUTHORIZATION_METADATA, bearerTokenInterceptor } from './auth.js';
 export { ckptGrpc } from './services.js';

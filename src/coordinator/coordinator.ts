@@ -467,6 +467,24 @@ export class Coordinator {
     return { acknowledgedTasks: checkpoint.acknowledgedTasks, totalTasks: checkpoint.init.taskIds.length, duplicates };
   }
 
+  /** Acknowledgements sent inside a session: for the session's job and worker. */
+  acknowledgeInSession(
+    sessionId: string,
+    request: { epoch: number; checkpointId: number; snapshots: TaskSnapshot__Output[] },
+  ): ReturnType<Coordinator['acknowledge']> {
+    const { session } = this.sessionJob(sessionId);
+    return this.acknowledge({ ...request, jobId: session.jobId, workerId: session.workerId });
+  }
+
+  /** Declines sent inside a session: for the session's job and worker. */
+  declineInSession(
+    sessionId: string,
+    request: { epoch: number; checkpointId: number; declines: Array<{ taskId: string; message: string }> },
+  ): void {
+    const { session } = this.sessionJob(sessionId);
+    this.decline({ ...request, jobId: session.jobId, workerId: session.workerId });
+  }
+
   /** Records declines: the checkpoint aborts with reason DECLINED. */
   decline(request: {
     jobId: string;

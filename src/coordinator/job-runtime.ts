@@ -371,6 +371,17 @@ export class JobRuntime {
   ): void {
     if (checkpoint.status !== 'PENDING') return;
     const older = this.tracker.complete(checkpoint, now, result.manifestBytes, result.manifestParts);
+    // Tasks (sinks committing their output) first, then watchers and waiting callers, then the log.
+    this.publish(() =>
+      this.deps.bus.publishComplete({
+        jobId: this.jobId,
+        checkpointId: checkpoint.id,
+        epoch: checkpoint.init.epoch,
+        completedAtMs: now,
+        term: this.deps.term,
+      }),
+    );
+    this.finished(checkpoint);
     this.log.info(
       {
         checkpointId: checkpoint.id,
@@ -380,16 +391,6 @@ export class JobRuntime {
         durationMs: now - checkpoint.init.triggeredAtMs,
       },
       'checkpoint completed',
-    );
-    this.finished(checkpoint);
-    this.publish(() =>
-      this.deps.bus.publishComplete({
-        jobId: this.jobId,
-        checkpointId: checkpoint.id,
-        epoch: checkpoint.init.epoch,
-        completedAtMs: now,
-        term: this.deps.term,
-      }),
     );
     for (const old of older) this.abort(old, 'ABORT_REASON_SUBSUMED', `checkpoint ${checkpoint.id} completed first`);
     if (result.manifestParts > 0) this.partsMayExist = true;

@@ -24,6 +24,9 @@ import type { RestoreCommand as _ckpt_v1_RestoreCommand, RestoreCommand__Output 
 import type { RestoreJobRequest as _ckpt_v1_RestoreJobRequest, RestoreJobRequest__Output as _ckpt_v1_RestoreJobRequest__Output } from './ckpt/v1/RestoreJobRequest.js';
 import type { RestoreJobResponse as _ckpt_v1_RestoreJobResponse, RestoreJobResponse__Output as _ckpt_v1_RestoreJobResponse__Output } from './ckpt/v1/RestoreJobResponse.js';
 import type { RestorePoint as _ckpt_v1_RestorePoint, RestorePoint__Output as _ckpt_v1_RestorePoint__Output } from './ckpt/v1/RestorePoint.js';
+import type { SessionAcknowledge as _ckpt_v1_SessionAcknowledge, SessionAcknowledge__Output as _ckpt_v1_SessionAcknowledge__Output } from './ckpt/v1/SessionAcknowledge.js';
+import type { SessionDecline as _ckpt_v1_SessionDecline, SessionDecline__Output as _ckpt_v1_SessionDecline__Output } from './ckpt/v1/SessionDecline.js';
+import type { SessionResult as _ckpt_v1_SessionResult, SessionResult__Output as _ckpt_v1_SessionResult__Output } from './ckpt/v1/SessionResult.js';
 import type { SnapshotMetrics as _ckpt_v1_SnapshotMetrics, SnapshotMetrics__Output as _ckpt_v1_SnapshotMetrics__Output } from './ckpt/v1/SnapshotMetrics.js';
 import type { SourcePosition as _ckpt_v1_SourcePosition, SourcePosition__Output as _ckpt_v1_SourcePosition__Output } from './ckpt/v1/SourcePosition.js';
 import type { StartCommand as _ckpt_v1_StartCommand, StartCommand__Output as _ckpt_v1_StartCommand__Output } from './ckpt/v1/StartCommand.js';
@@ -80,6 +83,9 @@ export interface ProtoGrpcType {
       RestoreJobRequest: MessageTypeDefinition<_ckpt_v1_RestoreJobRequest, _ckpt_v1_RestoreJobRequest__Output>
       RestoreJobResponse: MessageTypeDefinition<_ckpt_v1_RestoreJobResponse, _ckpt_v1_RestoreJobResponse__Output>
       RestorePoint: MessageTypeDefinition<_ckpt_v1_RestorePoint, _ckpt_v1_RestorePoint__Output>
+      SessionAcknowledge: MessageTypeDefinition<_ckpt_v1_SessionAcknowledge, _ckpt_v1_SessionAcknowledge__Output>
+      SessionDecline: MessageTypeDefinition<_ckpt_v1_SessionDecline, _ckpt_v1_SessionDecline__Output>
+      SessionResult: MessageTypeDefinition<_ckpt_v1_SessionResult, _ckpt_v1_SessionResult__Output>
       SnapshotMetrics: MessageTypeDefinition<_ckpt_v1_SnapshotMetrics, _ckpt_v1_SnapshotMetrics__Output>
       SnapshotType: EnumTypeDefinition
       SourcePosition: MessageTypeDefinition<_ckpt_v1_SourcePosition, _ckpt_v1_SourcePosition__Output>

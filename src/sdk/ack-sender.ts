@@ -1,5 +1,6 @@
 /**
- * Sending a worker's batched acknowledgements and declines. A call that
+ * Sending a worker's batched acknowledgements and declines, as messages in
+ * the worker's session while it is open, else as calls. A send that
  * fails because the coordinator is unreachable (a restart) is retried with
  * backoff while its epoch is still the worker's; a batch of an epoch that
  * is no longer current is dropped.
@@ -11,10 +12,14 @@ import type { Logger } from '../log/index.js';
 import type { AckBatch } from './ack-batcher.js';
 import { backoffDelayMs, sleep, type BackoffConfig } from './backoff.js';
 import type { WorkerEventMap } from './events.js';
+import type { WorkerSession } from './session.js';
 
 /** What an ack sender needs. */
 export interface AckSenderOptions {
   client: CoordinatorClient;
+  /** The worker's session, for `acknowledgeVia: 'session'`. */
+  session: Pick<WorkerSession, 'connected' | 'request'>;
+  acknowledgeVia: 'session' | 'call';
   jobId: string;
   workerId: string;
   deadlineMs: number;
@@ -43,7 +48,9 @@ export function createAckSender(o: AckSenderOptions): (batch: AckBatch) => Promi
       const taskIds = batch.declines.map((d) => d.taskId);
       try {
         await withRetry(o, epoch, () =>
-          o.client.declineCheckpoint({ ...base, declines: batch.declines }, callOptions(o)),
+          viaSession(o)
+            ? o.session.request({ decline: { checkpointId, epoch, declines: batch.declines } }, o.deadlineMs)
+            : o.client.declineCheckpoint({ ...base, declines: batch.declines }, callOptions(o)),
         );
         o.onDeclined({ checkpointId, epoch, taskIds, messages: batch.declines.map((d) => d.message) });
       } catch (err) {
@@ -54,13 +61,20 @@ export function createAckSender(o: AckSenderOptions): (batch: AckBatch) => Promi
     const taskIds = batch.acks.map((s) => s.taskId ?? '');
     try {
       const response: AcknowledgeCheckpointResponse__Output = await withRetry(o, epoch, () =>
-        o.client.acknowledgeCheckpoint({ ...base, snapshots: batch.acks }, callOptions(o)),
+        viaSession(o)
+          ? o.session.request({ acknowledge: { checkpointId, epoch, snapshots: batch.acks } }, o.deadlineMs)
+          : o.client.acknowledgeCheckpoint({ ...base, snapshots: batch.acks }, callOptions(o)),
       );
       o.onAcked({ checkpointId, epoch, taskIds, snapshots: batch.acks, response });
     } catch (err) {
       failed(o, { checkpointId, epoch, taskIds }, err);
     }
   };
+}
+
+/** In the session when so configured and a stream is open; else as a call (while reconnecting, say). */
+function viaSession(o: AckSenderOptions): boolean {
+  return o.acknowledgeVia === 'session' && o.session.connected;
 }
 
 function callOptions(o: AckSenderOptions): { deadlineMs: number; signal: AbortSignal } {

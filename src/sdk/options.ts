@@ -31,8 +31,14 @@ export interface WorkerOptions {
   logger?: Logger;
   /** How long to collect this worker's acknowledgements of one checkpoint. Default 5 ms. */
   ackBatchMs?: number;
-  /** Deadline of one acknowledgement or decline call. Default 10000 ms. */
+  /** Deadline of one acknowledgement or decline. Default 10000 ms. */
   ackDeadlineMs?: number;
+  /**
+   * How acknowledgements and declines travel: `'session'` (default) as
+   * messages in the worker's `Attach` stream while it is open, else as calls;
+   * `'call'` always as AcknowledgeCheckpoint and DeclineCheckpoint calls.
+   */
+  acknowledgeVia?: 'session' | 'call';
   /** How long a failing acknowledgement is retried while the coordinator is unreachable. Default 30000 ms. */
   ackRetryTimeoutMs?: number;
   /** How long one attach attempt waits for the welcome. Default 10000 ms. */
@@ -85,6 +91,7 @@ export interface WorkerConfig {
   logger: Logger;
   ackBatchMs: number;
   ackDeadlineMs: number;
+  acknowledgeVia: 'session' | 'call';
   ackRetryTimeoutMs: number;
   attachTimeoutMs: number;
   startTimeoutMs: number;
@@ -122,6 +129,7 @@ export function resolveWorkerOptions(options: WorkerOptions): WorkerConfig {
     logger: options.logger ?? silentLogger(),
     ackBatchMs: nonNegative('ackBatchMs', options.ackBatchMs ?? DEFAULT_ACK_BATCH_MS),
     ackDeadlineMs: positive('ackDeadlineMs', options.ackDeadlineMs ?? DEFAULT_ACK_DEADLINE_MS),
+    acknowledgeVia: oneOf('acknowledgeVia', options.acknowledgeVia ?? 'session', ['session', 'call'] as const),
     ackRetryTimeoutMs: nonNegative('ackRetryTimeoutMs', options.ackRetryTimeoutMs ?? DEFAULT_ACK_RETRY_TIMEOUT_MS),
     attachTimeoutMs: positive('attachTimeoutMs', options.attachTimeoutMs ?? DEFAULT_ATTACH_TIMEOUT_MS),
     startTimeoutMs: nonNegative('startTimeoutMs', options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS),
@@ -157,5 +165,11 @@ function nonNegative(option: string, value: number): number {
 
 function positive(option: string, value: number): number {
   if (!Number.isFinite(value) || value <= 0) throw new CkptError('MALFORMED', `${option}: ${value} is not positive`);
+  return value;
+}
+
+function oneOf<T extends string>(option: string, value: T, allowed: readonly T[]): T {
+  if (!allowed.includes(value))
+    throw new CkptError('MALFORMED', `${option}: ${String(value)} is not one of ${allowed.join(', ')}`);
   return value;
 }

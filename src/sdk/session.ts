@@ -10,7 +10,14 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { LeaderTerms } from '../bus/index.js';
-import { errorInfo, type AttachStream, type CoordinatorClient } from '../client/index.js';
+import {
+  errorInfo,
+  SessionRequests,
+  type AttachStream,
+  type CoordinatorClient,
+  type SessionRequestBody,
+} from '../client/index.js';
+import type { AcknowledgeCheckpointResponse__Output } from '../gen/ckpt/v1/AcknowledgeCheckpointResponse.js';
 import { CkptError, type ErrorReason } from '../core/errors.js';
 import type { AttachRequest } from '../gen/ckpt/v1/AttachRequest.js';
 import type { AttachResponse__Output } from '../gen/ckpt/v1/AttachResponse.js';
@@ -76,6 +83,7 @@ export class WorkerSession {
   readonly #closing = new AbortController();
   readonly #outbox: AttachRequest[] = [];
   readonly #terms: LeaderTerms;
+  readonly #requests = new SessionRequests();
   #call: AttachStream | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #reconnecting: Promise<void> | undefined;
@@ -120,6 +128,25 @@ export class WorkerSession {
     }
   }
 
+  /**
+   * Sends an acknowledgement or decline in the open stream and resolves
+   * with its result. Rejects with the refusal, or with UNAVAILABLE
+   * (retryable) while no stream is open or when it ends before the result.
+   */
+  request(body: SessionRequestBody, timeoutMs: number): Promise<AcknowledgeCheckpointResponse__Output> {
+    const call = this.#call;
+    if (call === undefined) {
+      return Promise.reject(new CkptError('UNAVAILABLE', 'the session is reconnecting', { retryable: true }));
+    }
+    return this.#requests.send(
+      (request) => {
+        if (!this.#write(call, request)) throw new Error('the session stream refused the write');
+      },
+      body,
+      timeoutMs,
+    );
+  }
+
   /** Sends `request` now, or after the next welcome when the session is reconnecting. */
   send(request: AttachRequest): void {
     if (this.#call === undefined || !this.#write(this.#call, request)) this.#outbox.push(request);
@@ -132,6 +159,7 @@ export class WorkerSession {
     const call = this.#call;
     this.#call = undefined;
     this.#outbox.length = 0;
+    this.#requests.failAll('the worker is stopping');
     await this.#reconnecting?.catch(() => {});
     if (call === undefined) return;
     const closed = new Promise<void>((resolve) => call.once('close', resolve));
@@ -176,7 +204,8 @@ export class WorkerSession {
     }
     this.#call = call;
     call.on('data', (message: AttachResponse__Output) => {
-      if (message.welcome === undefined || message.welcome === null) this.#command(message);
+      if (message.result) this.#requests.onResult(message.result);
+      else if (message.welcome === undefined || message.welcome === null) this.#command(message);
     });
     call.on('error', (err: Error) => this.#ended(call, err));
     call.on('end', () =>
@@ -206,6 +235,7 @@ export class WorkerSession {
     if (call !== this.#call) return;
     this.#call = undefined;
     this.#stopHeartbeats();
+    this.#requests.failAll(err.message);
     call.cancel();
     if (this.#closing.signal.aborted) return;
     const error = sessionError(err);

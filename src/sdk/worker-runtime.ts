@@ -21,6 +21,7 @@ import type { Welcome__Output } from '../gen/ckpt/v1/Welcome.js';
 import type { Logger } from '../log/index.js';
 import { AckBatcher } from './ack-batcher.js';
 import { createAckSender } from './ack-sender.js';
+import type { WorkerSession } from './session.js';
 import { subscribeControl } from './control.js';
 import { DataPlane } from './data-plane.js';
 import type { WorkerEventMap } from './events.js';
@@ -43,6 +44,8 @@ export interface RuntimeDeps {
   events: EventEmitter<WorkerEventMap>;
   /** Sends a message on the session (queued while it reconnects). */
   send(request: AttachRequest): void;
+  /** The session, for acknowledgements sent in it. */
+  session: Pick<WorkerSession, 'connected' | 'request'>;
   /** The highest leader term the session has seen; control messages of a lower one are dropped. */
   terms: LeaderTerms;
   /** Aborted when the worker stops. */
@@ -79,6 +82,8 @@ export class WorkerRuntime {
       expectedResults: deps.tasks.size,
       send: createAckSender({
         client: deps.client,
+        session: deps.session,
+        acknowledgeVia: config.acknowledgeVia,
         jobId: config.jobId,
         workerId: config.workerId,
         deadlineMs: config.ackDeadlineMs,

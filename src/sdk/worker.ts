@@ -219,6 +219,7 @@ export class Worker extends EventEmitter<WorkerEventMap> {
       client,
       events: this,
       send: (request) => session.send(request),
+      session,
       terms: session.terms,
       signal: this.#lifetime.signal,
       logger: this.#logger,

@@ -7,6 +7,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { AttachRequest__Output } from '../gen/ckpt/v1/AttachRequest.js';
 import type { AttachResponse } from '../gen/ckpt/v1/AttachResponse.js';
+import type { SessionResult } from '../gen/ckpt/v1/SessionResult.js';
 import { CkptError } from '../core/errors.js';
 import type { Coordinator } from '../coordinator/coordinator.js';
 import type { SessionChannel } from '../coordinator/sessions.js';
@@ -26,6 +27,25 @@ function channelOf(call: AttachCall): SessionChannel {
       else call.emit('error', statusError(error));
     },
   };
+}
+
+/**
+ * The result of an acknowledgement or decline sent in a session: its
+ * figures, or the refusal's reason. A refusal is answered; it does not end
+ * the session.
+ */
+function resultOf(requestId: number, run: () => Omit<SessionResult, 'requestId'> | void): SessionResult {
+  try {
+    return { requestId, ...(run() ?? {}) };
+  } catch (err) {
+    const error = CkptError.from(err);
+    return {
+      requestId,
+      errorReason: `ERROR_REASON_${error.reason}`,
+      errorMessage: error.message,
+      retryable: error.retryable,
+    };
+  }
 }
 
 /**
@@ -66,6 +86,18 @@ export function attachHandler(
           coordinator.tasksReady(sessionId, message.ready.epoch, message.ready.taskIds);
         } else if (message.failure != null) {
           coordinator.taskFailed(sessionId, message.failure.epoch, message.failure.taskId, message.failure.message);
+        } else if (message.acknowledge != null) {
+          const { requestId, ...request } = message.acknowledge;
+          const session = sessionId;
+          const current = coordinator;
+          channel.send({
+            result: resultOf(requestId, () => ({ acknowledged: current.acknowledgeInSession(session, request) })),
+          });
+        } else if (message.decline != null) {
+          const { requestId, ...request } = message.decline;
+          const session = sessionId;
+          const current = coordinator;
+          channel.send({ result: resultOf(requestId, () => current.declineInSession(session, request)) });
         } else {
           throw new CkptError('MALFORMED', `unexpected ${message.body ?? 'empty'} message in a session`);
         }

@@ -58,10 +58,16 @@ export interface SimulatedWorkerOptions {
   behaviour?: TaskBehaviour | Record<string, TaskBehaviour>;
   /** How long to collect this worker's acknowledgements of one checkpoint. Default 5 ms. */
   ackBatchMs?: number;
-  /** Largest estimated request of one AcknowledgeCheckpoint call. Default 3 MiB. */
+  /** Largest estimated request of one acknowledgement (call or session message). Default 3 MiB. */
   maxAckRequestBytes?: number;
-  /** Deadline of acknowledgement calls. Default 10000 ms. */
+  /** Deadline of acknowledgements. Default 10000 ms. */
   ackDeadlineMs?: number;
+  /**
+   * How acknowledgements and declines travel: `'session'` (default) as
+   * messages in the worker's `Attach` stream, `'call'` as AcknowledgeCheckpoint
+   * and DeclineCheckpoint calls.
+   */
+  acknowledgeVia?: 'session' | 'call';
   /** How long to wait for the welcome. Default 10000 ms. */
   attachTimeoutMs?: number;
   /** Labels sent in the hello. Default `{ sdk: 'ckpt-sim' }`. */
@@ -119,6 +125,7 @@ export function resolveSimOptions(options: SimulatedWorkerOptions): SimConfig {
     ackBatchMs: nonNegative('ackBatchMs', options.ackBatchMs ?? DEFAULT_ACK_BATCH_MS),
     maxAckRequestBytes: nonNegative('maxAckRequestBytes', options.maxAckRequestBytes ?? DEFAULT_MAX_ACK_REQUEST_BYTES),
     ackDeadlineMs: nonNegative('ackDeadlineMs', options.ackDeadlineMs ?? DEFAULT_ACK_DEADLINE_MS),
+    acknowledgeVia: options.acknowledgeVia ?? 'session',
     attachTimeoutMs: nonNegative('attachTimeoutMs', options.attachTimeoutMs ?? DEFAULT_ATTACH_TIMEOUT_MS),
     labels: options.labels ?? { sdk: 'ckpt-sim' },
     behaviour: { ...perTask },

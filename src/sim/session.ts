@@ -1,10 +1,16 @@
 /**
- * A worker session over the raw `Attach` stream: hello, welcome, heartbeats
- * and the coordinator's commands.
+ * A worker session over the raw `Attach` stream: hello, welcome, heartbeats,
+ * the coordinator's commands, and acknowledgements sent in the session.
  */
 import type { RestoreCommand__Output } from '../gen/ckpt/v1/RestoreCommand.js';
 import type { StartCommand__Output } from '../gen/ckpt/v1/StartCommand.js';
-import type { AttachStream, CoordinatorClient } from '../client/index.js';
+import {
+  SessionRequests,
+  type AttachStream,
+  type CoordinatorClient,
+  type SessionRequestBody,
+} from '../client/index.js';
+import type { AcknowledgeCheckpointResponse__Output } from '../gen/ckpt/v1/AcknowledgeCheckpointResponse.js';
 import { CkptError } from '../core/errors.js';
 import type { AttachResponse__Output } from '../gen/ckpt/v1/AttachResponse.js';
 import type { JobCanceledCommand__Output } from '../gen/ckpt/v1/JobCanceledCommand.js';
@@ -42,6 +48,7 @@ export class AttachSession {
   readonly welcome: Welcome__Output;
   readonly #call: AttachStream;
   readonly #logger: Logger;
+  readonly #requests = new SessionRequests();
   #heartbeat: NodeJS.Timeout | undefined;
   #heartbeatsOn = true;
   #ending = false;
@@ -55,10 +62,12 @@ export class AttachSession {
     this.#done = new Promise((resolve) =>
       call.once('close', () => {
         this.#closed = true;
+        this.#requests.failAll('the stream closed');
         resolve();
       }),
     );
     call.on('data', (message: AttachResponse__Output) => {
+      if (message.result) this.#requests.onResult(message.result);
       if (message.canceled) options.onCanceled(message.canceled);
       if (message.restore) options.onRestore(message.restore);
       if (message.start) options.onStart(message.start);
@@ -104,6 +113,19 @@ export class AttachSession {
   /** Reports tasks restored and ready in `epoch`. */
   sendReady(epoch: number, taskIds: string[]): void {
     if (!this.#closed) this.#call.write({ ready: { epoch, taskIds } });
+  }
+
+  /** True until the stream has closed. */
+  get open(): boolean {
+    return !this.#closed;
+  }
+
+  /**
+   * Sends an acknowledgement or decline in the session and resolves with its
+   * result (see `SessionRequests`).
+   */
+  request(body: SessionRequestBody, timeoutMs: number): Promise<AcknowledgeCheckpointResponse__Output> {
+    return this.#requests.send((request) => this.#call.write(request), body, timeoutMs);
   }
 
   /** Reports a failed task. */

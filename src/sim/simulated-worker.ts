@@ -18,7 +18,8 @@ import {
   LeaderTerms,
   type Edge,
 } from '../bus/index.js';
-import { createCoordinatorClient, type CoordinatorClient } from '../client/index.js';
+import { createCoordinatorClient, type CoordinatorClient, type SessionRequestBody } from '../client/index.js';
+import type { AcknowledgeCheckpointResponse__Output } from '../gen/ckpt/v1/AcknowledgeCheckpointResponse.js';
 import { CkptError } from '../core/errors.js';
 import type { CheckpointAbort__Output } from '../gen/ckpt/v1/CheckpointAbort.js';
 import type { CheckpointComplete__Output } from '../gen/ckpt/v1/CheckpointComplete.js';
@@ -417,7 +418,9 @@ export class SimulatedWorker {
     if (batch.declines.length > 0) {
       const taskIds = batch.declines.map((d) => d.taskId);
       try {
-        await this.client.declineCheckpoint({ ...base, declines: batch.declines }, options);
+        await this.#deliver({ decline: { checkpointId, epoch, declines: batch.declines } }, () =>
+          this.client.declineCheckpoint({ ...base, declines: batch.declines }, options),
+        );
         this.declined.set(checkpointId, [...(this.declined.get(checkpointId) ?? []), ...taskIds]);
         this.events.emit('declined', { checkpointId, epoch, taskIds });
       } catch (err) {
@@ -427,13 +430,27 @@ export class SimulatedWorker {
     for (const run of splitBySize(batch.acks, this.#config.maxAckRequestBytes)) {
       const taskIds = run.map((s) => s.taskId);
       try {
-        const response = await this.client.acknowledgeCheckpoint({ ...base, snapshots: run }, options);
+        const response = await this.#deliver({ acknowledge: { checkpointId, epoch, snapshots: run } }, () =>
+          this.client.acknowledgeCheckpoint({ ...base, snapshots: run }, options),
+        );
         this.acked.set(checkpointId, [...(this.acked.get(checkpointId) ?? []), ...run]);
         this.events.emit('acked', { checkpointId, epoch, taskIds, response });
       } catch (err) {
         this.#callFailed('acknowledgeCheckpoint', { checkpointId, epoch, taskIds }, err);
       }
     }
+  }
+
+  /** Sends `body` in the session when configured so and the session is open, else makes `call`. */
+  async #deliver<T>(
+    body: SessionRequestBody,
+    call: () => Promise<T>,
+  ): Promise<T | AcknowledgeCheckpointResponse__Output> {
+    const session = this.#session;
+    if (this.#config.acknowledgeVia === 'session' && session?.open === true) {
+      return session.request(body, this.#config.ackDeadlineMs);
+    }
+    return call();
   }
 
   #callFailed(

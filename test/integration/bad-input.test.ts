@@ -4,8 +4,13 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import test, { type ExecutionContext } from 'ava';
-import { createCoordinatorClient, errorInfo } from '../../src/client/index.js';
-import type { ErrorReason } from '../../src/core/errors.js';
+import {
+  createCoordinatorClient,
+  errorInfo,
+  SessionRequests,
+  type SessionRequestBody,
+} from '../../src/client/index.js';
+import type { CkptError, ErrorReason } from '../../src/core/errors.js';
 import type { AttachResponse__Output } from '../../src/gen/ckpt/v1/AttachResponse.js';
 import type { TaskSnapshot } from '../../src/gen/ckpt/v1/TaskSnapshot.js';
 import { useServers } from '../helpers/index.js';
@@ -257,4 +262,80 @@ test('the health service and server reflection answer generic gRPC tools', async
   });
   t.true(listed.includes('ckpt.v1.Coordinator'));
   t.true(listed.includes('ckpt.v1.CheckpointQuery'));
+});
+
+test('acknowledgements in a session: refusals are answered with their reason, keep the session and change nothing', async (t) => {
+  const c = await startTestCoordinator(t, servers);
+  const spec = fanInSpec('job', 1, 1, { timeoutMs: 60_000, tolerableFailures: -1, maxConcurrent: 4 });
+  await c.client.submitJob({ spec });
+  const call = c.client.attach();
+  t.teardown(() => call.cancel());
+  call.on('error', () => {});
+  const requests = new SessionRequests();
+  const welcomed = new Promise<AttachResponse__Output>((resolve) => {
+    call.on('data', (m: AttachResponse__Output) => {
+      if (m.result) requests.onResult(m.result);
+      else if (m.welcome) resolve(m);
+      else if (m.restore) call.write({ ready: { epoch: m.restore.epoch, taskIds: ['src-0', 'sink-0'] } });
+    });
+  });
+  call.write({ hello: { workerId: 'w0', jobId: 'job', taskIds: ['src-0', 'sink-0'] } });
+  const epoch = (await welcomed).welcome?.epoch ?? 0;
+  await c.started('job');
+  const send = (body: SessionRequestBody) => requests.send((r) => call.write(r), body, 10_000);
+  const ack = (checkpointId: number, snapshots: TaskSnapshot[], at = epoch) =>
+    send({ acknowledge: { epoch: at, checkpointId, snapshots } });
+  const refusedIn = async (p: Promise<unknown>, reason: ErrorReason): Promise<void> => {
+    const err = await t.throwsAsync(p);
+    t.is((err as CkptError).reason, reason, err?.message);
+  };
+  const pending = (await c.client.triggerCheckpoint({ jobId: 'job' })).checkpoint?.checkpointId ?? 0;
+  const before = await c.dump();
+
+  await refusedIn(ack(pending, [snap('ghost')]), 'UNKNOWN_TASK');
+  await refusedIn(ack(pending, [snap('src-0')], epoch + 1), 'STALE_EPOCH');
+  await refusedIn(ack(999_999, [snap('src-0')]), 'UNKNOWN_CHECKPOINT');
+  await refusedIn(ack(pending, []), 'MALFORMED');
+  await refusedIn(ack(pending, [snap('src-0'), snap('src-0')]), 'MALFORMED');
+  await refusedIn(send({ decline: { epoch: epoch + 1, checkpointId: pending, declines: [] } }), 'MALFORMED');
+  await refusedIn(
+    send({ decline: { epoch: epoch + 1, checkpointId: pending, declines: [{ taskId: 'src-0', message: 'x' }] } }),
+    'STALE_EPOCH',
+  );
+  t.is(requests.size, 0, 'every request was answered');
+  t.deepEqual(await c.dump(), before);
+  t.is((await c.query.getCheckpoint({ jobId: 'job', checkpointId: pending })).checkpoint?.acknowledgedTasks, 0);
+  t.is((await c.client.getJob({ jobId: 'job' })).job?.attachedTasks, 2, 'the session is still attached');
+
+  // The same session then acknowledges for real: repeats are no-ops, a different one conflicts.
+  t.like(await ack(pending, [snap('src-0')]), { acknowledgedTasks: 1, totalTasks: 2, duplicates: 0 });
+  t.like(await ack(pending, [snap('src-0')]), { acknowledgedTasks: 1, duplicates: 1 });
+  await refusedIn(ack(pending, [snap('src-0', 'file:///elsewhere')]), 'CONFLICTING_ACK');
+  t.like(await ack(pending, [snap('sink-0')]), { acknowledgedTasks: 2, totalTasks: 2 });
+  await c.running.coordinator.settled();
+  t.is(
+    (await c.query.getCheckpoint({ jobId: 'job', checkpointId: pending })).checkpoint?.state,
+    'CHECKPOINT_STATE_COMPLETED',
+  );
+
+  // A decline in the session aborts the checkpoint it names.
+  const declined = (await c.client.triggerCheckpoint({ jobId: 'job' })).checkpoint?.checkpointId ?? 0;
+  t.like(
+    await send({ decline: { epoch, checkpointId: declined, declines: [{ taskId: 'sink-0', message: 'disk full' }] } }),
+    {
+      acknowledgedTasks: 0,
+    },
+  );
+  const summary = (await c.query.getCheckpoint({ jobId: 'job', checkpointId: declined })).checkpoint;
+  t.like(summary, { state: 'CHECKPOINT_STATE_ABORTED', abortReason: 'ABORT_REASON_DECLINED' });
+
+  // Waiting requests fail, retryably, when the session ends.
+  const third = (await c.client.triggerCheckpoint({ jobId: 'job' })).checkpoint?.checkpointId ?? 0;
+  const unanswered = requests.send(
+    () => undefined,
+    { acknowledge: { epoch, checkpointId: third, snapshots: [snap('src-0')] } },
+    10_000,
+  );
+  requests.failAll('test');
+  t.like(await t.throwsAsync(unanswered), { reason: 'UNAVAILABLE', retryable: true });
 });

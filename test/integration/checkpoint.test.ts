@@ -15,7 +15,12 @@ import type { SimulatedWorker } from '../../src/sim/index.js';
 const servers = useServers();
 
 /** Splits the spec's tasks over `workers` simulated workers. */
-async function startWorkers(c: TestCoordinator, spec: JobSpec, workers: number): Promise<SimulatedWorker[]> {
+async function startWorkers(
+  c: TestCoordinator,
+  spec: JobSpec,
+  workers: number,
+  acknowledgeVia: 'session' | 'call' = 'session',
+): Promise<SimulatedWorker[]> {
   const ids = (spec.tasks ?? []).map((t) => t.taskId as string);
   const started = await Promise.all(
     Array.from({ length: workers }, (_, w) =>
@@ -24,6 +29,7 @@ async function startWorkers(c: TestCoordinator, spec: JobSpec, workers: number):
         workerId: `w${w}`,
         taskIds: ids.filter((_, i) => i % workers === w),
         spec,
+        acknowledgeVia,
       }),
     ),
   );
@@ -44,18 +50,19 @@ async function readManifest(c: TestCoordinator, jobId: string, id: number) {
   }
 }
 
-for (const [tasks, workers] of [
-  [1, 1],
-  [3, 2],
-  [50, 3],
+for (const [tasks, workers, via] of [
+  [1, 1, 'session'],
+  [3, 2, 'session'],
+  [50, 3, 'session'],
+  [50, 3, 'call'],
 ] as const) {
-  test(`a checkpoint of ${tasks} tasks commits the manifest the tasks acknowledged`, async (t) => {
+  test(`a checkpoint of ${tasks} tasks acknowledged in ${via === 'call' ? 'calls' : 'the sessions'} commits the manifest the tasks acknowledged`, async (t) => {
     const c = await startTestCoordinator(t, servers);
     const spec =
       tasks === 1 ? sourcesSpec('job', 1) : fanInSpec('job', Math.ceil((tasks * 2) / 3), Math.floor(tasks / 3));
     t.is(spec.tasks?.length, tasks);
     await c.client.submitJob({ spec });
-    const ws = await startWorkers(c, spec, workers);
+    const ws = await startWorkers(c, spec, workers, via);
     const res = await c.client.triggerCheckpoint({ jobId: 'job', wait: true }, { deadlineMs: 20_000 });
     t.is(res.checkpoint?.state, 'CHECKPOINT_STATE_COMPLETED');
     const id = res.checkpoint?.checkpointId ?? 0;

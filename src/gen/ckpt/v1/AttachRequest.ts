@@ -5,6 +5,8 @@ import type { WorkerHello as _ckpt_v1_WorkerHello, WorkerHello__Output as _ckpt_
 import type { Heartbeat as _ckpt_v1_Heartbeat, Heartbeat__Output as _ckpt_v1_Heartbeat__Output } from '../../ckpt/v1/Heartbeat.js';
 import type { TasksReady as _ckpt_v1_TasksReady, TasksReady__Output as _ckpt_v1_TasksReady__Output } from '../../ckpt/v1/TasksReady.js';
 import type { TaskFailure as _ckpt_v1_TaskFailure, TaskFailure__Output as _ckpt_v1_TaskFailure__Output } from '../../ckpt/v1/TaskFailure.js';
+import type { SessionAcknowledge as _ckpt_v1_SessionAcknowledge, SessionAcknowledge__Output as _ckpt_v1_SessionAcknowledge__Output } from '../../ckpt/v1/SessionAcknowledge.js';
+import type { SessionDecline as _ckpt_v1_SessionDecline, SessionDecline__Output as _ckpt_v1_SessionDecline__Output } from '../../ckpt/v1/SessionDecline.js';
 
 /**
  * A message from a worker in its session.
@@ -14,7 +16,9 @@ export interface AttachRequest {
   'heartbeat'?: (_ckpt_v1_Heartbeat | null);
   'ready'?: (_ckpt_v1_TasksReady | null);
   'failure'?: (_ckpt_v1_TaskFailure | null);
-  'body'?: "hello"|"heartbeat"|"ready"|"failure";
+  'acknowledge'?: (_ckpt_v1_SessionAcknowledge | null);
+  'decline'?: (_ckpt_v1_SessionDecline | null);
+  'body'?: "hello"|"heartbeat"|"ready"|"failure"|"acknowledge"|"decline";
 }
 
 /**
@@ -25,5 +29,7 @@ export interface AttachRequest__Output {
   'heartbeat'?: (_ckpt_v1_Heartbeat__Output | null);
   'ready'?: (_ckpt_v1_TasksReady__Output | null);
   'failure'?: (_ckpt_v1_TaskFailure__Output | null);
-  'body'?: "hello"|"heartbeat"|"ready"|"failure";
+  'acknowledge'?: (_ckpt_v1_SessionAcknowledge__Output | null);
+  'decline'?: (_ckpt_v1_SessionDecline__Output | null);
+  'body'?: "hello"|"heartbeat"|"ready"|"failure"|"acknowledge"|"decline";
 }

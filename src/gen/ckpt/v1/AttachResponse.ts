@@ -5,6 +5,7 @@ import type { Welcome as _ckpt_v1_Welcome, Welcome__Output as _ckpt_v1_Welcome__
 import type { JobCanceledCommand as _ckpt_v1_JobCanceledCommand, JobCanceledCommand__Output as _ckpt_v1_JobCanceledCommand__Output } from '../../ckpt/v1/JobCanceledCommand.js';
 import type { RestoreCommand as _ckpt_v1_RestoreCommand, RestoreCommand__Output as _ckpt_v1_RestoreCommand__Output } from '../../ckpt/v1/RestoreCommand.js';
 import type { StartCommand as _ckpt_v1_StartCommand, StartCommand__Output as _ckpt_v1_StartCommand__Output } from '../../ckpt/v1/StartCommand.js';
+import type { SessionResult as _ckpt_v1_SessionResult, SessionResult__Output as _ckpt_v1_SessionResult__Output } from '../../ckpt/v1/SessionResult.js';
 
 /**
  * A message from the coordinator in a session.
@@ -14,7 +15,8 @@ export interface AttachResponse {
   'canceled'?: (_ckpt_v1_JobCanceledCommand | null);
   'restore'?: (_ckpt_v1_RestoreCommand | null);
   'start'?: (_ckpt_v1_StartCommand | null);
-  'body'?: "welcome"|"canceled"|"restore"|"start";
+  'result'?: (_ckpt_v1_SessionResult | null);
+  'body'?: "welcome"|"canceled"|"restore"|"start"|"result";
 }
 
 /**
@@ -25,5 +27,6 @@ export interface AttachResponse__Output {
   'canceled'?: (_ckpt_v1_JobCanceledCommand__Output | null);
   'restore'?: (_ckpt_v1_RestoreCommand__Output | null);
   'start'?: (_ckpt_v1_StartCommand__Output | null);
-  'body'?: "welcome"|"canceled"|"restore"|"start";
+  'result'?: (_ckpt_v1_SessionResult__Output | null);
+  'body'?: "welcome"|"canceled"|"restore"|"start"|"result";
 }
