@@ -40,8 +40,9 @@ demo: deps
 	node --import tsx examples/wordcount/demo.ts
 
 # The benchmarks (bench/run.ts) on a local etcd and NATS; results in bench/results/.
+# The word count's coordinator and workers run the compiled dist/ (hence build).
 # BENCH_ARGS is passed on, e.g. BENCH_ARGS=--quick or BENCH_ARGS='--only checkpoint-latency'.
-bench: deps
+bench: deps build
 	node --import tsx bench/run.ts $(BENCH_ARGS)
 
 clean:

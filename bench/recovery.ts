@@ -5,8 +5,11 @@
  * coordinator's detection (its "worker detached" log line, when the
  * session ends), to every task ready in the new epoch (its "every task
  * ready: job started" log line), both by the coordinator's timestamps.
+ * The coordinator and the workers run the compiled JavaScript of dist/
+ * with plain `node`, as a deployment does (bench/lib/compiled-child.ts),
+ * so the restart measured is that of a production worker process.
  *
- *   node --import tsx bench/recovery.ts [--quick]
+ *   make build && node --import tsx bench/recovery.ts [--quick]
  */
 import { sentences } from '../examples/wordcount/corpus.js';
 import { INPUT_STREAM, OUTPUT_STREAM, inputSubject, wordCountSpec, workerTasks } from '../examples/wordcount/job.js';
@@ -52,6 +55,8 @@ interface KillFigures {
   restartToAttach: number;
   /** That attach to every task ready. */
   attachToReady: number;
+  /** Detection to the new epoch stored, `recover` broadcast and restore commands issued to the live workers. */
+  detectionToRestore: number;
 }
 
 /** Scenario 5 with `options`. */
@@ -126,14 +131,16 @@ async function killOne(
     coordinator.entries.find((e) => e.msg === msg && e.jobId === JOB_ID && e.time >= killedAt);
   const detected = after('worker detached');
   const attached = after('worker attached');
-  if (detected === undefined || attached === undefined)
-    throw new Error('the coordinator did not log the session end and the new attach');
+  const restoring = after('job recovery: every task restores');
+  if (detected === undefined || attached === undefined || restoring === undefined)
+    throw new Error('the coordinator did not log the session end, the restore and the new attach');
   return {
     figures: {
       killToReady: next.time - killedAt,
       detectionToReady: next.time - detected.time,
       restartToAttach: attached.time - restartedAt,
       attachToReady: next.time - attached.time,
+      detectionToRestore: restoring.time - detected.time,
     },
     next,
   };
@@ -146,9 +153,12 @@ function rows(kills: readonly KillFigures[], layout: readonly (readonly string[]
     `state, all read before the first kill), a checkpoint every ${INTERVAL_MS} ms, local-directory state; a ` +
     `coordinator child process with heartbeats every 250 ms (timeout 3000 ms), one etcd and one NATS, 2 cores; ` +
     `${kills.length} kills, one worker at a time in turn, each after a checkpoint completed since the last recovery; ` +
-    `the killed worker is started again (node --import tsx) as soon as it has exited, so both figures include that ` +
-    `start: new process to its attach p50 ${median(kills.map((k) => k.restartToAttach))} ms, its attach to every ` +
-    `task ready p50 ${median(kills.map((k) => k.attachToReady))} ms; times from the coordinator's log timestamps; ` +
+    `the coordinator and the workers run the compiled JavaScript of make build with plain node, no tsx ` +
+    `(node dist/src/cli/main.js coordinator, node dist/examples/wordcount/worker.js); the killed worker is started ` +
+    `again as soon as it has exited, so both figures include that process's start; p50 of the parts: detection to ` +
+    `the new epoch and its restore commands issued ${median(kills.map((k) => k.detectionToRestore))} ms, new process ` +
+    `to its attach ${median(kills.map((k) => k.restartToAttach))} ms, its attach to every task ready ` +
+    `${median(kills.map((k) => k.attachToReady))} ms; times from the coordinator's log timestamps; ` +
     `per kill, kill/detection to ready: ${kills.map((k) => `${k.killToReady}/${k.detectionToReady}`).join(', ')} ms`;
   const figure = (name: string, values: readonly number[], what: string): Row[] => {
     const { p50, max } = spread(values);

@@ -84,6 +84,7 @@ async function runScenarios(servers: LocalServers, options: RunOptions): Promise
       const measured = await scenario.run({
         etcd: [servers.etcd.clientUrl],
         nats: [servers.nats.url],
+        serverPids: { etcd: servers.etcd.pid, nats: servers.nats.pid },
         prefix: `bench-${scenario.id}-${randomBytes(3).toString('hex')}`,
         earlier,
         quick: options.quick,

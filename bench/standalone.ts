@@ -28,6 +28,7 @@ export async function runStandalone(name: string, scenario: Scenario): Promise<v
     const rows: Row[] = await scenario({
       etcd: [servers.etcd.clientUrl],
       nats: [servers.nats.url],
+      serverPids: { etcd: servers.etcd.pid, nats: servers.nats.pid },
       prefix: `bench-${name}-${randomBytes(3).toString('hex')}`,
       earlier: new Map(),
       quick: values.quick,

@@ -1,13 +1,14 @@
 /**
  * The word count as the data-plane and recovery scenarios run it on the
- * run's etcd and NATS: one coordinator child process, whose JSON log lines
- * are kept and whose CPU time is read from /proc, worker child processes
- * (examples/wordcount/worker.ts), and the JetStream input stream.
+ * run's etcd and NATS: one coordinator child process (`ckpt coordinator`),
+ * whose JSON log lines are kept and whose CPU time is read from /proc,
+ * worker child processes (examples/wordcount/worker.ts), and the JetStream
+ * input stream. Both kinds of process run the compiled JavaScript in dist/
+ * with plain `node`, as a deployment does; `make build` first.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connectNats } from '../src/bus/index.js';
@@ -15,11 +16,8 @@ import { createCoordinatorClient, type CoordinatorClient } from '../src/client/i
 import { freePort } from '../src/dev/index.js';
 import { INPUT_STREAM } from '../examples/wordcount/job.js';
 import { ManagedChild } from '../test/chaos/child.js';
+import { COMPILED_CLI, COMPILED_NODE_ARGS, COMPILED_WORDCOUNT_WORKER, requireCompiled } from './lib/compiled-child.js';
 import type { ScenarioContext } from './lib/row.js';
-
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = join(REPO, 'src', 'cli', 'main.ts');
-const WORKER = join(REPO, 'examples', 'wordcount', 'worker.ts');
 
 /** Linux counts a process's CPU time in ticks of 1/100 s (USER_HZ). */
 const CLOCK_TICKS_PER_S = 100;
@@ -54,9 +52,10 @@ export class BenchCoordinator {
   private constructor(ctx: ScenarioContext, address: string, extraArgs: readonly string[]) {
     this.address = address;
     this.#child = new ManagedChild({
+      nodeArgs: COMPILED_NODE_ARGS,
       label: 'coordinator',
       args: () => [
-        CLI,
+        COMPILED_CLI,
         'coordinator',
         ...['--etcd', ctx.etcd.join(',')],
         ...['--nats', ctx.nats.join(',')],
@@ -71,8 +70,14 @@ export class BenchCoordinator {
     this.client = createCoordinatorClient(address);
   }
 
-  /** Starts a coordinator with `extraArgs` and resolves once it leads. */
+  /**
+   * Starts a coordinator with `extraArgs` and resolves once it leads.
+   * Rejects, saying to run `make build`, when dist/ is missing or older
+   * than the sources (workers start only with a coordinator, so this
+   * check covers them too).
+   */
   static async start(ctx: ScenarioContext, extraArgs: readonly string[]): Promise<BenchCoordinator> {
+    await requireCompiled();
     const coordinator = new BenchCoordinator(ctx, `127.0.0.1:${await freePort()}`, extraArgs);
     coordinator.#child.start();
     try {
@@ -166,13 +171,18 @@ export interface WorkerLayout {
   stateDir: string;
 }
 
-/** Starts one word count worker process per entry of `layout.tasks`; each new start has a new worker id. */
+/**
+ * Starts one word count worker process per entry of `layout.tasks`
+ * (dist/examples/wordcount/worker.js under plain `node`); each new start
+ * has a new worker id.
+ */
 export function startWorkers(layout: WorkerLayout): ManagedChild[] {
   const workers = layout.tasks.map((tasks, i) => {
     const child: ManagedChild = new ManagedChild({
+      nodeArgs: COMPILED_NODE_ARGS,
       label: `worker-${i}`,
       args: () => [
-        WORKER,
+        COMPILED_WORDCOUNT_WORKER,
         ...['--coordinator', layout.coordinator.address],
         ...['--nats', layout.nats.join(',')],
         ...['--job', layout.jobId],

@@ -28,6 +28,8 @@ export interface ScenarioContext {
   nats: string[];
   /** A unique prefix for etcd keys and NATS subjects of this scenario. */
   prefix: string;
+  /** Process ids of that etcd and NATS server, for CPU accounting. Default: unknown. */
+  serverPids?: { etcd: number; nats: number };
   /** Figures measured earlier in the run (the floor), by id. */
   earlier: ReadonlyMap<string, Row>;
   /** A short smoke run (`make bench` with `--quick`): fewer repetitions, smaller sizes. Default false. */

@@ -18,6 +18,7 @@ export interface ContextFields {
   nats: NatsConnection;
   logger: Logger;
   emit(value: string | Uint8Array, options?: EmitOptions): void;
+  fail(err: unknown): void;
 }
 
 /** A context and the setter of its state (a default restore replaces it). */
@@ -41,6 +42,7 @@ export function createTaskContext(fields: ContextFields): ContextCell {
       return state;
     },
     emit: (value: string | Uint8Array, options?: EmitOptions) => fields.emit(value, options),
+    fail: (err: unknown) => fields.fail(err),
   });
   return {
     context,

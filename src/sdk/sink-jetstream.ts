@@ -5,6 +5,14 @@
  * with a message id `<job>/<task>/<checkpoint>/<index>` so that the stream
  * drops a re-publication after a recovery. Nothing is visible in the stream
  * before its checkpoint completes.
+ *
+ * A completed checkpoint's records are published in the background, one
+ * checkpoint after the other, while the task goes on taking records in:
+ * waiting for the stream's acknowledgements would hold up the records and
+ * barriers queued behind the completion. A group stays in the staging, and
+ * so in every snapshot taken meanwhile, until the stream has acknowledged
+ * all of it; a restore publishes it again (the ids drop what arrived). A
+ * publication that fails for good fails the task, and the job recovers.
  */
 import type { NatsConnection } from '@nats-io/nats-core';
 import { fromNatsError } from '../bus/index.js';
@@ -73,15 +81,18 @@ export function sinkMessageId(jobId: string, taskId: string, checkpointId: numbe
 export function jetStreamSink(options: JetStreamSinkOptions): Task {
   let staging = new SinkStaging();
   const ensure = streamEnsurer(options);
-  const commit = async (upTo: number, ctx: TaskContext): Promise<void> => {
-    const groups = staging.committable(upTo);
+  const commit = async (upTo: number, ctx: TaskContext, from: SinkStaging): Promise<void> => {
+    const groups = from.committable(upTo);
     if (groups.length === 0) return;
     await ensure(ctx);
     for (const [checkpointId, records] of groups) {
+      if (ctx.signal.aborted) return;
       await publishGroup(options, ctx, checkpointId, records);
-      staging.drop(checkpointId);
+      from.drop(checkpointId);
     }
   };
+  // The publications in the background, in completion order.
+  let publishing: Promise<void> = Promise.resolve();
   return {
     process(record: DataRecord): void {
       staging.stage(copy(options.map === undefined ? record.value : payloadBytes(options.map(record))));
@@ -93,11 +104,20 @@ export function jetStreamSink(options: JetStreamSinkOptions): Task {
     },
     async restore(bytes: Uint8Array | undefined, ctx: TaskContext): Promise<void> {
       staging = bytes === undefined ? new SinkStaging() : SinkStaging.decode(bytes);
+      // The ended epoch's publications stop at their context's signal; this one's start afresh.
+      publishing = Promise.resolve();
       await ensure(ctx);
       // Everything in a restored snapshot belongs to a committed checkpoint.
-      await commit(Number.MAX_SAFE_INTEGER, ctx);
+      await commit(Number.MAX_SAFE_INTEGER, ctx, staging);
     },
-    onCheckpointComplete: (checkpointId, ctx) => commit(checkpointId, ctx),
+    onCheckpointComplete(checkpointId, ctx): void {
+      const from = staging;
+      publishing = publishing
+        .then(() => commit(checkpointId, ctx, from))
+        .catch((err: unknown) => {
+          if (!ctx.signal.aborted) ctx.fail(err);
+        });
+    },
   };
 }
 

@@ -6,7 +6,9 @@
  *
  * Encoding: "CKS1", a u32 group count, then per group the checkpoint id as
  * u64, a u32 record count and per record a u32 length and its bytes (all
- * big-endian).
+ * big-endian). A group's encoding is kept once made: a pending group is in
+ * every snapshot until it is published, and a sink that stages many
+ * records would otherwise encode them again at every checkpoint.
  */
 import { CkptError } from '../core/errors.js';
 
@@ -16,6 +18,8 @@ const MAGIC = [0x43, 0x4b, 0x53, 0x31];
 export class SinkStaging {
   #current: Uint8Array[] = [];
   readonly #pending = new Map<number, Uint8Array[]>();
+  /** Encodings of pending groups, made by `encode` and dropped when a group changes. */
+  readonly #encoded = new Map<number, Uint8Array>();
 
   /** Stages one record of the interval in progress. */
   stage(bytes: Uint8Array): void {
@@ -38,6 +42,7 @@ export class SinkStaging {
     const earlier = this.#pending.get(checkpointId);
     // concat, not push(...): a checkpoint interval may stage more records than a call takes arguments.
     this.#pending.set(checkpointId, earlier === undefined ? this.#current : earlier.concat(this.#current));
+    this.#encoded.delete(checkpointId);
     this.#current = [];
   }
 
@@ -49,28 +54,39 @@ export class SinkStaging {
   /** Forgets pending(`checkpointId`) (published). */
   drop(checkpointId: number): void {
     this.#pending.delete(checkpointId);
+    this.#encoded.delete(checkpointId);
   }
 
   /** The pending groups as snapshot bytes (records not sealed yet are not part of it). */
   encode(): Uint8Array {
-    const groups = this.pendingIds.map((k) => [k, this.#pending.get(k) ?? []] as const);
-    let size = 8;
-    for (const [, records] of groups) size += 12 + records.reduce((n, r) => n + 4 + r.length, 0);
-    const out = new Uint8Array(size);
-    const view = new DataView(out.buffer);
+    const groups = this.pendingIds.map((k) => this.#groupBytes(k));
+    const out = new Uint8Array(8 + groups.reduce((n, g) => n + g.length, 0));
     out.set(MAGIC, 0);
-    view.setUint32(4, groups.length);
+    new DataView(out.buffer).setUint32(4, groups.length);
     let at = 8;
-    for (const [k, records] of groups) {
-      view.setBigUint64(at, BigInt(k));
-      view.setUint32(at + 8, records.length);
-      at += 12;
-      for (const r of records) {
-        view.setUint32(at, r.length);
-        out.set(r, at + 4);
-        at += 4 + r.length;
-      }
+    for (const group of groups) {
+      out.set(group, at);
+      at += group.length;
     }
+    return out;
+  }
+
+  /** One group's encoding: its id, record count and records. */
+  #groupBytes(k: number): Uint8Array {
+    const known = this.#encoded.get(k);
+    if (known !== undefined) return known;
+    const records = this.#pending.get(k) ?? [];
+    const out = new Uint8Array(12 + records.reduce((n, r) => n + 4 + r.length, 0));
+    const view = new DataView(out.buffer);
+    view.setBigUint64(0, BigInt(k));
+    view.setUint32(8, records.length);
+    let at = 12;
+    for (const r of records) {
+      view.setUint32(at, r.length);
+      out.set(r, at + 4);
+      at += 4 + r.length;
+    }
+    this.#encoded.set(k, out);
     return out;
   }
 

@@ -404,6 +404,7 @@ export class TaskRunner {
       nats: this.#o.nats,
       logger: this.#o.logger,
       emit: (value, options) => this.#emit(generation, epoch, value, options),
+      fail: (err) => this.#fail(err, generation),
     });
   }
 

@@ -53,6 +53,12 @@ export interface TaskContext {
    * context whose epoch has ended is dropped.
    */
   emit(value: string | Uint8Array, options?: EmitOptions): void;
+  /**
+   * Fails the task from work it runs outside the runtime's calls (a
+   * publication in the background, say), as a call that throws does: the
+   * job recovers. Ignored once the context's epoch has ended.
+   */
+  fail(err: unknown): void;
 }
 
 /** The context of a snapshot: also names the checkpoint. */

@@ -101,14 +101,17 @@ export class Worker extends EventEmitter<WorkerEventMap> {
     if (this.#state !== 'new') throw new CkptError('MALFORMED', `start() when the worker is ${this.#state}`);
     if (this.#tasks.size === 0) throw new CkptError('MALFORMED', 'add at least one task before start()');
     this.#state = 'starting';
+    // NATS and the session are opened side by side: a restart reaches its restore sooner.
+    const connecting = connectNats(this.#config.nats, `ckpt-worker-${this.workerId}`, { logger: this.#logger });
     try {
-      this.#nc = await connectNats(this.#config.nats, `ckpt-worker-${this.workerId}`, { logger: this.#logger });
       const token = this.#config.token;
       this.#client = createCoordinatorClient(this.#config.coordinator, token === undefined ? {} : { token });
       this.#session = this.#newSession(this.#client);
-      const welcome = await this.#session.open(this.#config.startTimeoutMs);
-      this.#runtime = await this.#newRuntime(welcome, this.#nc, this.#client, this.#session);
+      const [nc, welcome] = await Promise.all([connecting, this.#session.open(this.#config.startTimeoutMs)]);
+      this.#nc = nc;
+      this.#runtime = await this.#newRuntime(welcome, nc, this.#client, this.#session);
     } catch (err) {
+      this.#nc ??= await connecting.catch(() => undefined);
       await this.#teardown();
       this.#state = 'stopped';
       throw CkptError.from(err);

@@ -22,8 +22,10 @@ let exitHookInstalled = false;
 export interface ChildSpec {
   /** Names the process in messages, e.g. `coordinator-0`. */
   label: string;
-  /** Arguments after `node --import tsx`; called on every start. */
+  /** Arguments after `node --import tsx` (or after `nodeArgs`); called on every start. */
   args: () => string[];
+  /** Node's own arguments, before `args`. Default `['--import=tsx']`, to run TypeScript. */
+  nodeArgs?: readonly string[];
   /** Receives every stderr line. Default: none. */
   onLine?: (line: string) => void;
   /** Every stderr line is also appended to this file, across restarts. Default: none. */
@@ -67,7 +69,7 @@ export class ManagedChild {
   start(): void {
     if (this.running) throw new Error(`${this.spec.label} is already running`);
     installExitHook();
-    const args = ['--import=tsx', ...this.spec.args()];
+    const args = [...(this.spec.nodeArgs ?? ['--import=tsx']), ...this.spec.args()];
     const argv = existsSync(SETPRIV)
       ? [SETPRIV, '--pdeathsig', 'KILL', '--', process.execPath, ...args]
       : [process.execPath, ...args];

@@ -196,7 +196,8 @@ test('aligned: records after barrier n on one input wait until barrier n arrived
   const done = h.checkpoint();
   const [{ checkpointId }] = await s1Snapshotted;
   log1.push('a3', 'a4');
-  await new Promise((resolve) => setTimeout(resolve, 400));
+  // Long enough that barrier 1 of s1 has reached m well before s2's, even on a loaded machine.
+  await new Promise((resolve) => setTimeout(resolve, 800));
   t.deepEqual([...seen].sort(), ['a1', 'a2', 'b1'], 'a3 and a4 are held back while barrier 1 of s2 is missing');
 
   openGate();

@@ -46,6 +46,33 @@ test('sink staging seals intervals into pending groups and encodes them lossless
   t.deepEqual(SinkStaging.decode(new SinkStaging().encode()).pendingIds, []);
 });
 
+test('sink staging encodes again what changed since the last snapshot, and only that', (t) => {
+  const s = new SinkStaging();
+  const groupsOf = (staging: SinkStaging) =>
+    SinkStaging.decode(staging.encode())
+      .committable(99)
+      .map(([k, records]) => [k, records.map(text)]);
+  s.stage(bytes('a'));
+  s.seal(1);
+  t.deepEqual(groupsOf(s), [[1, ['a']]]);
+  s.stage(bytes('b'));
+  s.seal(2);
+  t.deepEqual(groupsOf(s), [
+    [1, ['a']],
+    [2, ['b']],
+  ]);
+  // A second seal of the same checkpoint adds to its group: the earlier encoding is stale.
+  s.stage(bytes('c'));
+  s.seal(2);
+  t.deepEqual(groupsOf(s), [
+    [1, ['a']],
+    [2, ['b', 'c']],
+  ]);
+  s.drop(1);
+  t.deepEqual(groupsOf(s), [[2, ['b', 'c']]]);
+  t.deepEqual(s.encode(), s.encode(), 'the same bytes twice');
+});
+
 test('sink staging refuses bytes it did not write', (t) => {
   t.throws(() => SinkStaging.decode(bytes('nope')), { instanceOf: CkptError });
   const good = new SinkStaging();
