@@ -158,7 +158,9 @@ async function timeRun(
     const cpuBefore = await cpu();
     const sources = workers.filter((_, i) => WORKER_TASKS[i]?.some((t) => t.startsWith('split')));
     const { finishedAt, inputReadAt } = await awaitOutput(stack, jobId, corpus.updates, started.time, sources);
-    const cpuMs = (await cpu()) - cpuBefore;
+    const cpuAfter = await cpu();
+    const cpuByProcess = cpuAfter.map((p, i) => ({ ...p, ms: p.ms - (cpuBefore[i]?.ms ?? 0) }));
+    const cpuMs = cpuByProcess.reduce((n, p) => n + p.ms, 0);
     const consumers = (await inputConsumers(await jetstreamManager(stack.nc), started.time)).length;
     const checkpointMs = coordinator.logged(jobId, 'checkpoint completed').map((e) => e.durationMs ?? 0);
     const idle = await idleWindow(coordinator, jobId);
@@ -169,7 +171,7 @@ async function timeRun(
     ctx.log(
       `${mode.id} round ${round + 1}: ${Math.round(recordsPerS(figures, corpus))} records/s, ` +
         `${Math.round(recordsPerCpuS(figures, corpus))} records/CPU-s ` +
-        `(${runMs} ms, ${cpuMs} ms CPU, input read after ${readMs} ms by ${consumers} consumers, ${checkpointMs.length} checkpoints; ` +
+        `(${runMs} ms, ${cpuMs} ms CPU: ${cpuByProcess.map((p) => `${p.name} ${p.ms}`).join(', ')}; input read after ${readMs} ms by ${consumers} consumers, ${checkpointMs.length} checkpoints; ` +
         `idle: coordinator CPU ${idle.cpuMs} ms in ${idle.wallMs} ms, ${idle.checkpoints} checkpoints)`,
     );
     return figures;
@@ -188,21 +190,33 @@ function recordsPerCpuS(run: RunFigures, corpus: Corpus): number {
 }
 
 /**
- * Reads the CPU time used so far by the job's processes: its workers, the
- * coordinator and, when their pids are known, nats-server and etcd.
+ * Reads the CPU time used so far by each of the job's processes: its
+ * workers, the coordinator and, when their pids are known, nats-server and
+ * etcd.
  */
 function jobCpu(
   ctx: ScenarioContext,
   coordinator: BenchCoordinator,
   workers: readonly ManagedChild[],
-): () => Promise<number> {
-  const pids = [
-    ...workers.map((w) => w.pid),
-    ...(ctx.serverPids === undefined ? [] : [ctx.serverPids.nats, ctx.serverPids.etcd]),
+): () => Promise<Array<{ name: string; ms: number }>> {
+  const processes = [
+    ...workers.map((w) => ({ name: w.spec.label, pid: w.pid })),
+    ...(ctx.serverPids === undefined
+      ? []
+      : [
+          { name: 'nats', pid: ctx.serverPids.nats },
+          { name: 'etcd', pid: ctx.serverPids.etcd },
+        ]),
   ];
   return async () => {
-    const times = await Promise.all([coordinator.cpuMs(), ...pids.map((pid) => processCpuMs(pid))]);
-    return times.reduce((a, b) => a + b, 0);
+    const [coordinatorMs, ...times] = await Promise.all([
+      coordinator.cpuMs(),
+      ...processes.map((p) => processCpuMs(p.pid)),
+    ]);
+    return [
+      { name: 'coordinator', ms: coordinatorMs ?? 0 },
+      ...processes.map((p, i) => ({ name: p.name, ms: times[i] ?? 0 })),
+    ];
   };
 }
 
