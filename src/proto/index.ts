@@ -1,24 +1,16 @@
 /**
  * The ckpt.v1 contract at run time: the gRPC package definition for
  * grpc-js, and protobuf codecs for the messages that travel outside gRPC
- * (NATS control messages, manifests in etcd). Both are loaded from the same
- * `.proto` files with the same options, so that the TypeScript types in
- * `src/gen/` describe both.
+ * (NATS control messages, manifests in etcd). Both are loaded from the
+ * contract `make gen` generated from `proto/` (`src/gen/descriptor.ts`)
+ * with the same options, so that the TypeScript types in `src/gen/`
+ * describe both.
  */
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as protoLoader from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
+import { DESCRIPTOR_JSON } from '../gen/descriptor.js';
 
-/** The `.proto` files of the contract, relative to the proto root. */
-export const PROTO_FILES = [
-  'ckpt/v1/types.proto',
-  'ckpt/v1/coordinator.proto',
-  'ckpt/v1/query.proto',
-  'ckpt/v1/bus.proto',
-  'ckpt/v1/storage.proto',
-] as const;
+export { descriptorJson, parseProtoFiles, PROTO_FILES, protoRoot } from './files.js';
 
 /**
  * Options shared by proto-loader and the codecs. They must match the flags
@@ -32,26 +24,15 @@ export const LOADER_OPTIONS = {
   oneofs: true,
 } as const;
 
-/** Finds the repository's `proto/` folder from this module, in src or dist. */
-export function protoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = join(dir, 'proto');
-    if (existsSync(join(candidate, PROTO_FILES[0]))) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('proto/ folder not found above ' + fileURLToPath(import.meta.url));
-    dir = parent;
-  }
-}
-
 let packageDefinition: protoLoader.PackageDefinition | undefined;
 
-/** The package definition for `grpc.loadPackageDefinition` and reflection. */
+/**
+ * The package definition for `grpc.loadPackageDefinition` and reflection,
+ * from the descriptor `make gen` generated: reading it costs a process
+ * start a third of parsing the `.proto` files.
+ */
 export function loadPackageDefinition(): protoLoader.PackageDefinition {
-  packageDefinition ??= protoLoader.loadSync([...PROTO_FILES], {
-    ...LOADER_OPTIONS,
-    includeDirs: [protoRoot()],
-  });
+  packageDefinition ??= protoLoader.fromJSON(JSON.parse(DESCRIPTOR_JSON) as protobuf.INamespace, LOADER_OPTIONS);
   return packageDefinition;
 }
 
@@ -59,10 +40,7 @@ let root: protobuf.Root | undefined;
 
 function loadRoot(): protobuf.Root {
   if (root === undefined) {
-    const base = protoRoot();
-    const r = new protobuf.Root();
-    r.resolvePath = (_origin, target) => join(base, target);
-    r.loadSync([...PROTO_FILES], { keepCase: false });
+    const r = protobuf.Root.fromJSON(JSON.parse(DESCRIPTOR_JSON) as protobuf.INamespace);
     r.resolveAll();
     root = r;
   }
