@@ -33,7 +33,8 @@ check: node_modules/.installed
 	npx prettier --check --log-level warn .
 	npx buf lint proto
 
-test: deps
+# The benchmark smoke test runs the word count from dist/, hence build.
+test: deps build
 	npx ava
 
 demo: deps

@@ -1,10 +1,11 @@
 /**
  * `make bench`: starts one etcd and one NATS (JetStream) on loopback, runs
  * the benchmark scenarios in order against them, stops them, and writes
- * `bench/results/summary.json`, `summary.md` and `latency.svg`. Exits
- * non-zero when a figure misses its target or a scenario fails.
+ * `bench/results/summary.json`, `summary.md` and `latency.svg` (or into
+ * `--out <dir>`). Exits with 1 when a figure misses its target, 2 when a
+ * scenario fails.
  *
- *   node --import tsx bench/run.ts [--only <id,...>] [--quick]
+ *   node --import tsx bench/run.ts [--only <id,...>] [--quick] [--out <dir>]
  *
  * The floor always runs first: every ratio is taken against it. `--only`
  * picks which of the other scenarios run; `--quick` is a short smoke run
@@ -41,6 +42,8 @@ const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
 interface RunOptions {
   ids: readonly string[];
   quick: boolean;
+  /** Where the results are written. */
+  out: string;
 }
 
 /** A failed scenario. */
@@ -58,7 +61,11 @@ function log(line: string): void {
 function parseOptions(argv: string[]): RunOptions {
   const { values } = parseArgs({
     args: argv,
-    options: { only: { type: 'string' }, quick: { type: 'boolean', default: false } },
+    options: {
+      only: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      out: { type: 'string', default: RESULTS_DIR },
+    },
   });
   const known = SCENARIOS.map((s) => s.id);
   const only = values.only
@@ -69,7 +76,7 @@ function parseOptions(argv: string[]): RunOptions {
     if (!known.includes(id)) throw new Error(`--only: unknown scenario ${id}; known: ${known.join(', ')}`);
   }
   const ids = only === undefined ? known : known.filter((id) => id === 'floor' || only.includes(id));
-  return { ids, quick: values.quick ?? false };
+  return { ids, quick: values.quick ?? false, out: values.out ?? RESULTS_DIR };
 }
 
 /** Runs the chosen scenarios in order; a failed one is reported and the others still run. */
@@ -124,7 +131,7 @@ async function main(): Promise<number> {
   } finally {
     await servers.stop();
   }
-  const files = await writeReport(RESULTS_DIR, outcome.rows);
+  const files = await writeReport(options.out, outcome.rows);
   log(`wrote ${[files.json, files.markdown, files.svg].filter((f) => f !== undefined).join(', ')}`);
   return verdict(outcome.rows, outcome.failures);
 }
@@ -136,7 +143,8 @@ function verdict(rows: readonly Row[], failures: readonly Failure[]): number {
   for (const f of failures) log(`scenario failed: ${f.id}`);
   const withTarget = rows.filter((r) => r.met !== null).length;
   log(`${withTarget - missed.length} of ${withTarget} targets met; ${failures.length} scenario(s) failed`);
-  return missed.length > 0 || failures.length > 0 ? 1 : 0;
+  if (failures.length > 0) return 2;
+  return missed.length > 0 ? 1 : 0;
 }
 
 main().then(

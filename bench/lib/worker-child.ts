@@ -35,6 +35,8 @@ export interface AckCommand {
   batchSize: number;
   /** Calls in flight at most, per worker. */
   window: number;
+  /** In the session (SessionAcknowledge messages, as workers send them) or as AcknowledgeCheckpoint calls. */
+  via: 'session' | 'call';
 }
 
 /** What `ack` measured, with times in ms since the Unix epoch (sub-ms, comparable across processes). */
@@ -80,7 +82,7 @@ async function acknowledge(command: AckCommand): Promise<AckReport> {
   if (workers.size === 0) throw new Error('no worker is attached');
   const prepared = [...workers.values()].map(({ worker, start }) => ({ worker, calls: ackCalls(start, command) }));
   const startedAtMs = nowMs();
-  await Promise.all(prepared.map(({ worker, calls }) => send(worker, calls, command.window)));
+  await Promise.all(prepared.map(({ worker, calls }) => send(worker, calls, command)));
   const finishedAtMs = nowMs();
   const calls = prepared.flatMap((p) => p.calls);
   const acks = calls.reduce((sum, call) => sum + call.snapshots.length, 0);
@@ -99,14 +101,21 @@ function ackCalls(start: WorkerStart, command: AckCommand) {
   );
 }
 
-/** Sends `calls` in order with at most `window` in flight. */
-async function send(worker: SimulatedWorker, calls: ReturnType<typeof ackCalls>, window: number): Promise<void> {
+/** Sends `calls` in order with at most `command.window` in flight, in the session or as calls. */
+async function send(worker: SimulatedWorker, calls: ReturnType<typeof ackCalls>, command: AckCommand): Promise<void> {
   let next = 0;
+  const one = (call: ReturnType<typeof ackCalls>[number]) =>
+    command.via === 'session'
+      ? worker.acknowledge(call, ACK_DEADLINE_MS)
+      : worker.client.acknowledgeCheckpoint(call, { deadlineMs: ACK_DEADLINE_MS });
   const lane = async (): Promise<void> => {
-    while (next < calls.length) await worker.client.acknowledgeCheckpoint(calls[next++]!, { deadlineMs: 60_000 });
+    while (next < calls.length) await one(calls[next++]!);
   };
-  await Promise.all(Array.from({ length: Math.min(window, calls.length) }, lane));
+  await Promise.all(Array.from({ length: Math.min(command.window, calls.length) }, lane));
 }
+
+/** Deadline of one acknowledgement sent on command. */
+const ACK_DEADLINE_MS = 60_000;
 
 function snapshots(request: WorkerStart, checkpointId: number): TaskSnapshot__Output[] {
   return request.taskIds.map((taskId) =>

@@ -131,6 +131,21 @@ export class SimulatedWorker {
     return this.#topology.sources;
   }
 
+  /**
+   * Sends prepared acknowledgements of this worker's tasks as its tasks
+   * would (in the session or as a call, as `acknowledgeVia` says), outside
+   * any checkpoint round: for tests and benchmarks that acknowledge by hand.
+   */
+  acknowledge(
+    request: { checkpointId: number; epoch: number; snapshots: TaskSnapshot__Output[] },
+    deadlineMs = this.#config.ackDeadlineMs,
+  ): Promise<AcknowledgeCheckpointResponse__Output> {
+    const base = { jobId: this.#config.jobId, workerId: this.#config.workerId };
+    return this.#deliver({ acknowledge: request }, () =>
+      this.client.acknowledgeCheckpoint({ ...base, ...request }, { deadlineMs }),
+    );
+  }
+
   /** Changes what `taskId` does from the next checkpoint on. */
   setBehaviour(taskId: string, behaviour: TaskBehaviour): void {
     this.#config.behaviour[taskId] = behaviour;

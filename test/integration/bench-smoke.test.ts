@@ -1,0 +1,72 @@
+/**
+ * The benchmark harness runs end to end: `bench/run.ts --quick` starts its
+ * own etcd and NATS, runs every scenario briefly and writes valid rows.
+ * The figures themselves are not checked here (`make bench` holds them to
+ * their targets); only that every scenario ran and reported what it should.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+
+/** Rows every scenario must report, by id. */
+const EXPECTED = [
+  'floor.etcd_txn.p50',
+  'floor.nats_rtt.p50',
+  'floor.grpc_unary.p50',
+  'floor.grpc_stream.rate',
+  'checkpoint.latency.n1.p50',
+  'checkpoint.latency.n4096.p50',
+  'checkpoint.floor.n1024',
+  'ack.intake.rate',
+  'ack.intake.calls.rate',
+  'etcd.n1024.write_requests',
+  'etcd.n1024.put_bytes',
+  'dataplane.records_per_s.interval_1000ms',
+  'dataplane.records_per_cpu_s.interval_100ms',
+  'dataplane.coordinator_cpu_per_checkpoint',
+  'recovery.kill_to_ready.p50',
+  'recovery.detection_to_ready.p50',
+];
+
+test('bench/run.ts --quick runs every scenario and writes valid rows', async (t) => {
+  t.timeout(480_000);
+  const out = await mkdtemp(join(tmpdir(), 'ckpt-bench-smoke-'));
+  t.teardown(() => rm(out, { recursive: true, force: true }));
+  const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--out', out], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (b: Buffer) => (output += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (output += b.toString()));
+    child.on('close', (exitCode) => resolve({ code: exitCode, output }));
+  });
+  // 1: a target missed, which a quick run on a busy machine may; 2 would be a failed scenario.
+  t.true(code === 0 || code === 1, `exit ${code}:\n${output.slice(-4000)}`);
+  t.notRegex(output, /scenario failed|FAILED/);
+
+  const rows = JSON.parse(await readFile(join(out, 'summary.json'), 'utf8')) as Array<Record<string, unknown>>;
+  const ids = rows.map((r) => r.id);
+  for (const id of EXPECTED) t.true(ids.includes(id), `row ${id} missing`);
+  t.is(new Set(ids).size, ids.length, 'row ids are unique');
+  for (const row of rows) {
+    t.deepEqual(
+      Object.keys(row).sort(),
+      ['conditions', 'id', 'met', 'ratio', 'target', 'unit', 'value'],
+      String(row.id),
+    );
+    t.true(typeof row.value === 'number' && Number.isFinite(row.value) && row.value >= 0, `${String(row.id)} value`);
+    t.true(typeof row.unit === 'string' && row.unit !== '', `${String(row.id)} unit`);
+    t.true(typeof row.conditions === 'string' && row.conditions.length > 20, `${String(row.id)} conditions`);
+    t.true(row.target === null || typeof row.target === 'number', `${String(row.id)} target`);
+    t.true(row.ratio === null || typeof row.ratio === 'number', `${String(row.id)} ratio`);
+    t.is(row.met === null, row.target === null, `${String(row.id)}: met goes with a target`);
+    if (typeof row.target === 'number') t.true(typeof row.met === 'boolean', `${String(row.id)} met`);
+  }
+  const markdown = await readFile(join(out, 'summary.md'), 'utf8');
+  t.regex(markdown, /^\| id \| value \| unit \| target \| ratio \| met \| conditions \|/m);
+  t.is(markdown.trim().split('\n').length, rows.length + 2, 'one table line per row');
+  t.regex(await readFile(join(out, 'latency.svg'), 'utf8'), /^<svg[\s\S]*<\/svg>\s*$/);
+});
