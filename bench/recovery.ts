@@ -1,13 +1,20 @@
 /**
  * Scenario 5, recovery: the word count scaled to 64 tasks in four worker
- * processes, with small state; one worker is SIGKILLed and started again
- * at once, a few times. Reported: from the kill, and from the
- * coordinator's detection (its "worker detached" log line, when the
- * session ends), to every task ready in the new epoch (its "every task
- * ready: job started" log line), both by the coordinator's timestamps.
- * The coordinator and the workers run the compiled JavaScript of dist/
- * with plain `node`, as a deployment does (bench/lib/compiled-child.ts),
- * so the restart measured is that of a production worker process.
+ * processes, with small state; one worker at a time is SIGKILLed. Two
+ * ways, one after the other:
+ *
+ * - with standbys: next to each worker runs a standby worker process for
+ *   the same tasks (`--standby`), which takes them over when the worker's
+ *   session ends; the killed process is started again as the new standby;
+ * - by restart: the killed worker is started again at once, and the job
+ *   waits for that process.
+ *
+ * Reported: from the kill, and from the coordinator's detection (its
+ * "worker detached" log line, when the session ends), to every task ready
+ * in the new epoch (its "every task ready: job started" log line), by the
+ * coordinator's timestamps. The coordinator and the workers run the
+ * compiled JavaScript of dist/ with plain `node`, as a deployment does
+ * (bench/lib/compiled-child.ts).
  *
  *   make build && node --import tsx bench/recovery.ts [--quick]
  */
@@ -15,7 +22,7 @@ import { sentences } from '../examples/wordcount/corpus.js';
 import { INPUT_STREAM, OUTPUT_STREAM, inputSubject, wordCountSpec, workerTasks } from '../examples/wordcount/job.js';
 import type { ManagedChild } from '../test/chaos/child.js';
 import { median, spread } from './lib/percentiles.js';
-import type { Row, Scenario } from './lib/row.js';
+import type { Row, Scenario, ScenarioContext } from './lib/row.js';
 import { isMain, runStandalone } from './standalone.js';
 import {
   preloadInput,
@@ -23,6 +30,7 @@ import {
   startWorkers,
   stopWorkers,
   type BenchCoordinator,
+  type BenchStack,
   type LogEntry,
 } from './wordcount-stack.js';
 
@@ -31,14 +39,16 @@ const DETECTION_TO_READY_TARGET_MS = 500;
 
 /** How the scenario runs. */
 export interface RecoveryOptions {
-  /** Kills, one at a time, each after the job has run and committed a checkpoint since the last. */
+  /** Kills with standbys, one at a time, each after the job has committed a checkpoint since the last. */
   kills: number;
+  /** Kills followed by a restart of the killed process, likewise. */
+  restartKills: number;
 }
 
 /** The full run's options. */
-export const DEFAULT_RECOVERY_OPTIONS: RecoveryOptions = { kills: 10 };
+export const DEFAULT_RECOVERY_OPTIONS: RecoveryOptions = { kills: 12, restartKills: 8 };
 /** A smoke run's options (`ctx.quick`). */
-export const QUICK_RECOVERY_OPTIONS: RecoveryOptions = { kills: 2 };
+export const QUICK_RECOVERY_OPTIONS: RecoveryOptions = { kills: 2, restartKills: 2 };
 
 /** 8 splits, 55 counts and the sink: 64 tasks. */
 const SHAPE = { splits: 8, counts: 55 };
@@ -54,9 +64,9 @@ const READY_TIMEOUT_MS = 60_000;
 interface KillFigures {
   killToReady: number;
   detectionToReady: number;
-  /** The new worker process's start to its session opened ("worker attached"). */
+  /** Restarts: the new worker process's start to its session opened ("worker attached"). */
   restartToAttach: number;
-  /** That attach to every task ready. */
+  /** The killed tasks' new session (the restarted process, or the standby promoted) to every task ready. */
   attachToReady: number;
   /** Detection to the new epoch stored, `recover` broadcast and restore commands issued to the live workers. */
   detectionToRestore: number;
@@ -67,76 +77,148 @@ export function recoveryScenario(options: RecoveryOptions): Scenario {
   return async (ctx) => {
     const stack = await startBenchStack(ctx, ['--heartbeat-interval-ms', '250', '--heartbeat-timeout-ms', '3000']);
     const layout = workerTasks(SHAPE, WORKERS);
-    let workers: ManagedChild[] = [];
+    const children: ManagedChild[] = [];
     try {
       const subjects = Array.from({ length: SHAPE.splits }, (_, i) => inputSubject(i));
       await preloadInput(stack.nc, sentences(SENTENCES), subjects);
-      await stack.coordinator.client.submitJob({ spec: wordCountSpec(JOB_ID, INTERVAL_MS, SHAPE) });
-      workers = startWorkers({
-        coordinator: stack.coordinator,
-        nats: ctx.nats,
-        jobId: JOB_ID,
-        tasks: layout,
-        stateDir: stack.stateDir,
-      });
-      let ready = await stack.coordinator.waitFor((e) => isReady(e, 1), READY_TIMEOUT_MS, 'the job started');
-      ctx.log(`job ${JOB_ID} running: 64 tasks in ${WORKERS} worker processes`);
-      const kills: KillFigures[] = [];
-      for (let k = 0; k < options.kills; k++) {
-        const { figures, next } = await killOne(stack.coordinator, workers[k % WORKERS] as ManagedChild, ready);
-        kills.push(figures);
-        ready = next;
-        ctx.log(
-          `kill ${k + 1} (worker-${k % WORKERS}): kill to ready ${figures.killToReady} ms, detection to ready ${figures.detectionToReady} ms`,
-        );
-      }
-      return rows(kills, layout);
+      const withStandbys = await standbyPhase(ctx, stack, layout, options.kills, children);
+      await stopWorkers(children.splice(0));
+      const byRestart = await restartPhase(ctx, stack, layout, options.restartKills, children);
+      return [...rows('', withStandbys, layout, 'standby'), ...rows('restart.', byRestart, layout, 'restart')];
     } finally {
-      await stopWorkers(workers);
+      await stopWorkers(children);
       await stack.stop([INPUT_STREAM, OUTPUT_STREAM]);
     }
   };
+}
+
+/** Kills with a standby next to every worker: the standby takes over, the killed process becomes the new standby. */
+async function standbyPhase(
+  ctx: ScenarioContext,
+  stack: BenchStack,
+  layout: readonly (readonly string[])[],
+  kills: number,
+  children: ManagedChild[],
+): Promise<KillFigures[]> {
+  const jobId = `${JOB_ID}-standby`;
+  const { coordinator } = stack;
+  await coordinator.client.submitJob({ spec: wordCountSpec(jobId, INTERVAL_MS, SHAPE) });
+  const base = { coordinator, nats: ctx.nats, jobId, tasks: layout, stateDir: stack.stateDir };
+  // Every process restarts as a standby; the first starts: the workers, then their standbys.
+  const active = startWorkers({ ...base, name: 'worker', standby: 'on-restart' });
+  children.push(...active);
+  let ready = await coordinator.waitFor((e) => isReady(e, jobId, 1), READY_TIMEOUT_MS, 'the job started');
+  const waiting = startWorkers({ ...base, name: 'standby', standby: 'always' });
+  children.push(...waiting);
+  await standbysWaiting(coordinator, jobId, WORKERS, 0);
+  ctx.log(`job ${jobId} running: 64 tasks in ${WORKERS} worker processes, a standby next to each`);
+  const figures: KillFigures[] = [];
+  for (let k = 0; k < kills; k++) {
+    const slot = k % WORKERS;
+    const victim = active[slot] as ManagedChild;
+    const since = Date.now();
+    const { figures: f, next } = await killOne(coordinator, jobId, victim, ready, 'standby promoted');
+    figures.push(f);
+    ready = next;
+    // The standby now runs the slot; the killed process comes back as its standby.
+    [active[slot], waiting[slot]] = [waiting[slot] as ManagedChild, victim];
+    victim.start();
+    await standbysWaiting(coordinator, jobId, 1, since);
+    ctx.log(
+      `standby kill ${k + 1} (slot ${slot}): kill to ready ${f.killToReady} ms, detection to ready ${f.detectionToReady} ms`,
+    );
+  }
+  await coordinator.client.cancelJob({ jobId });
+  return figures;
+}
+
+/** Kills without standbys: the killed process is started again and the job waits for it. */
+async function restartPhase(
+  ctx: ScenarioContext,
+  stack: BenchStack,
+  layout: readonly (readonly string[])[],
+  kills: number,
+  children: ManagedChild[],
+): Promise<KillFigures[]> {
+  const jobId = `${JOB_ID}-restart`;
+  const { coordinator } = stack;
+  await coordinator.client.submitJob({ spec: wordCountSpec(jobId, INTERVAL_MS, SHAPE) });
+  const workers = startWorkers({ coordinator, nats: ctx.nats, jobId, tasks: layout, stateDir: stack.stateDir });
+  children.push(...workers);
+  let ready = await coordinator.waitFor((e) => isReady(e, jobId, 1), READY_TIMEOUT_MS, 'the job started');
+  ctx.log(`job ${jobId} running: 64 tasks in ${WORKERS} worker processes, no standbys`);
+  const figures: KillFigures[] = [];
+  for (let k = 0; k < kills; k++) {
+    const worker = workers[k % WORKERS] as ManagedChild;
+    const { figures: f, next } = await killOne(coordinator, jobId, worker, ready, 'worker attached', () =>
+      worker.start(),
+    );
+    figures.push(f);
+    ready = next;
+    ctx.log(
+      `restart kill ${k + 1} (worker-${k % WORKERS}): kill to ready ${f.killToReady} ms, detection to ready ${f.detectionToReady} ms`,
+    );
+  }
+  await coordinator.client.cancelJob({ jobId });
+  return figures;
+}
+
+/** Waits until `count` standbys of `jobId` logged "standby waiting" since `sinceMs`. */
+async function standbysWaiting(
+  coordinator: BenchCoordinator,
+  jobId: string,
+  count: number,
+  sinceMs: number,
+): Promise<void> {
+  const waiting = (): number =>
+    coordinator.entries.filter((e) => e.jobId === jobId && e.msg === 'standby waiting' && e.time >= sinceMs).length;
+  await coordinator.waitFor(() => waiting() >= count, READY_TIMEOUT_MS, `${count} standby(s) of ${jobId} waiting`);
 }
 
 /** Scenario 5 as `make bench` runs it: with the default options, or the quick ones for `ctx.quick`. */
 export const recovery: Scenario = (ctx) =>
   recoveryScenario(ctx.quick === true ? QUICK_RECOVERY_OPTIONS : DEFAULT_RECOVERY_OPTIONS)(ctx);
 
-function isReady(e: LogEntry, epoch: number): boolean {
-  return e.jobId === JOB_ID && e.msg === 'every task ready: job started' && (e.epoch ?? 0) >= epoch;
+function isReady(e: LogEntry, jobId: string, epoch: number): boolean {
+  return e.jobId === jobId && e.msg === 'every task ready: job started' && (e.epoch ?? 0) >= epoch;
 }
 
 /**
  * Waits for a checkpoint completed after the job's last start (so that the
  * coordinator's backoff between recoveries in a row is reset and the
- * state is small), SIGKILLs `worker`, starts it again at once, and waits
- * until every task is ready in a newer epoch.
+ * state is small), SIGKILLs `worker`, runs `afterKill` (a restart) and
+ * waits until every task is ready in a newer epoch. `attachMsg` is the log
+ * line of the killed tasks' new session: the restarted process's "worker
+ * attached", or "standby promoted".
  */
 async function killOne(
   coordinator: BenchCoordinator,
+  jobId: string,
   worker: ManagedChild,
   ready: LogEntry,
+  attachMsg: 'worker attached' | 'standby promoted',
+  afterKill: () => void = () => undefined,
 ): Promise<{ figures: KillFigures; next: LogEntry }> {
   const epoch = ready.epoch ?? 1;
   const committed = (e: LogEntry): boolean =>
-    e.jobId === JOB_ID && e.msg === 'checkpoint completed' && e.time > ready.time;
+    e.jobId === jobId && e.msg === 'checkpoint completed' && e.time > ready.time;
   await coordinator.waitFor(committed, READY_TIMEOUT_MS, `a checkpoint in epoch ${epoch}`);
   const killedAt = Date.now();
   await worker.kill();
   const restartedAt = Date.now();
-  worker.start();
+  afterKill();
   const next = await coordinator.waitFor(
-    (e) => isReady(e, epoch + 1),
+    (e) => isReady(e, jobId, epoch + 1),
     READY_TIMEOUT_MS,
     `every task ready in epoch ${epoch + 1}`,
   );
   const after = (msg: string): LogEntry | undefined =>
-    coordinator.entries.find((e) => e.msg === msg && e.jobId === JOB_ID && e.time >= killedAt);
+    coordinator.entries.find((e) => e.msg === msg && e.jobId === jobId && e.time >= killedAt);
   const detected = after('worker detached');
-  const attached = after('worker attached');
+  const attached = after(attachMsg);
   const restoring = after('job recovery: every task restores');
   if (detected === undefined || attached === undefined || restoring === undefined)
-    throw new Error('the coordinator did not log the session end, the restore and the new attach');
+    throw new Error(`the coordinator did not log the session end, the restore and "${attachMsg}"`);
   return {
     figures: {
       killToReady: next.time - killedAt,
@@ -149,7 +231,24 @@ async function killOne(
   };
 }
 
-function rows(kills: readonly KillFigures[], layout: readonly (readonly string[])[]): Row[] {
+function rows(
+  prefix: '' | 'restart.',
+  kills: readonly KillFigures[],
+  layout: readonly (readonly string[])[],
+  way: 'standby' | 'restart',
+): Row[] {
+  const p50 = (pick: (k: KillFigures) => number): number => median(kills.map(pick));
+  const how =
+    way === 'standby'
+      ? `next to each worker a standby worker process for the same tasks (examples/wordcount/worker.js --standby, ` +
+        `connected and waiting): the killed worker's standby takes its tasks over, and the killed process is started ` +
+        `again as the new standby before the next kill; p50 of the parts: detection to the new epoch and its restore ` +
+        `commands issued ${p50((k) => k.detectionToRestore)} ms, the standby promoted to every task ready ` +
+        `${p50((k) => k.attachToReady)} ms`
+      : `no standbys: the killed worker is started again as soon as it has exited, so both figures include that ` +
+        `process's start; p50 of the parts: detection to the new epoch and its restore commands issued ` +
+        `${p50((k) => k.detectionToRestore)} ms, new process to its attach ${p50((k) => k.restartToAttach)} ms, ` +
+        `its attach to every task ready ${p50((k) => k.attachToReady)} ms`;
   const conditions =
     `64 tasks (${SHAPE.splits} splits, ${SHAPE.counts} counts, 1 sink) in ${WORKERS} worker processes of ` +
     `${layout.map((t) => t.length).join('/')} tasks, ${SENTENCES} sentences stored before the start (small keyed ` +
@@ -157,21 +256,18 @@ function rows(kills: readonly KillFigures[], layout: readonly (readonly string[]
     `coordinator child process with heartbeats every 250 ms (timeout 3000 ms), one etcd and one NATS, 2 cores; ` +
     `${kills.length} kills, one worker at a time in turn, each after a checkpoint completed since the last recovery; ` +
     `the coordinator and the workers run the compiled JavaScript of make build with plain node, no tsx ` +
-    `(node dist/src/cli/main.js coordinator, node dist/examples/wordcount/worker.js); the killed worker is started ` +
-    `again as soon as it has exited, so both figures include that process's start; p50 of the parts: detection to ` +
-    `the new epoch and its restore commands issued ${median(kills.map((k) => k.detectionToRestore))} ms, new process ` +
-    `to its attach ${median(kills.map((k) => k.restartToAttach))} ms, its attach to every task ready ` +
-    `${median(kills.map((k) => k.attachToReady))} ms; times from the coordinator's log timestamps; ` +
+    `(node dist/src/cli/main.js coordinator, node dist/examples/wordcount/worker.js); ${how}; ` +
+    `times from the coordinator's log timestamps; ` +
     `per kill, kill/detection to ready: ${kills.map((k) => `${k.killToReady}/${k.detectionToReady}`).join(', ')} ms`;
   const figure = (name: string, values: readonly number[], what: string, p50Target?: number): Row[] => {
-    const { p50, max } = spread(values);
+    const { p50: middle, max } = spread(values);
     return (
       [
-        ['p50', p50, p50Target],
+        ['p50', middle, p50Target],
         ['max', max, undefined],
       ] as const
     ).map(([stat, value, target]) => ({
-      id: `recovery.${name}.${stat}`,
+      id: `recovery.${prefix}${name}.${stat}`,
       value,
       unit: 'ms',
       target: target ?? null,
@@ -190,7 +286,7 @@ function rows(kills: readonly KillFigures[], layout: readonly (readonly string[]
       'detection_to_ready',
       kills.map((k) => k.detectionToReady),
       'the session end logged ("worker detached") to every task ready in the new epoch',
-      DETECTION_TO_READY_TARGET_MS,
+      way === 'standby' ? DETECTION_TO_READY_TARGET_MS : undefined,
     ),
   ];
 }

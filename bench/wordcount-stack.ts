@@ -169,6 +169,13 @@ export interface WorkerLayout {
   /** The tasks of each worker process. */
   tasks: readonly (readonly string[])[];
   stateDir: string;
+  /** Names the processes: `<name>-<i>`. Default `worker`. */
+  name?: string;
+  /**
+   * When a process starts as a standby (`--standby`): `always`, or
+   * `on-restart` (every start after its first). Default: never.
+   */
+  standby?: 'always' | 'on-restart';
 }
 
 /**
@@ -177,10 +184,12 @@ export interface WorkerLayout {
  * has a new worker id.
  */
 export function startWorkers(layout: WorkerLayout): ManagedChild[] {
+  const name = layout.name ?? 'worker';
   const workers = layout.tasks.map((tasks, i) => {
+    const standby = (): boolean => layout.standby === 'always' || (layout.standby === 'on-restart' && child.starts > 0);
     const child: ManagedChild = new ManagedChild({
       nodeArgs: COMPILED_NODE_ARGS,
-      label: `worker-${i}`,
+      label: `${name}-${i}`,
       args: () => [
         COMPILED_WORDCOUNT_WORKER,
         ...['--coordinator', layout.coordinator.address],
@@ -188,7 +197,8 @@ export function startWorkers(layout: WorkerLayout): ManagedChild[] {
         ...['--job', layout.jobId],
         ...['--tasks', tasks.join(',')],
         ...['--state-dir', layout.stateDir],
-        ...['--worker-id', `${layout.jobId}-worker-${i}-${child.starts}`],
+        ...['--worker-id', `${layout.jobId}-${name}-${i}-${child.starts}`],
+        ...(standby() ? ['--standby'] : []),
       ],
     });
     return child;

@@ -3,6 +3,9 @@
  *
  *   node --import tsx examples/wordcount/worker.ts --coordinator 127.0.0.1:7070 \
  *     --nats nats://127.0.0.1:4222 --job wordcount --tasks split-0,count-0 --state-dir /tmp/wc
+ *
+ * With `--standby` it waits, connected, until the worker running those
+ * tasks is gone, and then takes them over.
  */
 import { parseArgs } from 'node:util';
 import { createLogger } from '../../src/log/index.js';
@@ -19,11 +22,12 @@ async function main(): Promise<void> {
       'state-dir': { type: 'string' },
       'worker-id': { type: 'string' },
       'log-level': { type: 'string', default: 'warn' },
+      standby: { type: 'boolean', default: false },
     },
   });
   if (!values.coordinator || !values.nats || !values.tasks || !values['state-dir']) {
     throw new Error(
-      'usage: worker.ts --coordinator ADDR --nats URLS --tasks T1,T2 --state-dir DIR [--job ID] [--worker-id ID]',
+      'usage: worker.ts --coordinator ADDR --nats URLS --tasks T1,T2 --state-dir DIR [--job ID] [--worker-id ID] [--standby]',
     );
   }
   const logger = createLogger(values['log-level'] as 'warn', 'wordcount-worker');
@@ -35,6 +39,7 @@ async function main(): Promise<void> {
     ...(values['worker-id'] === undefined ? {} : { workerId: values['worker-id'] }),
     state,
     logger,
+    standby: values.standby,
   });
   for (const taskId of values.tasks.split(',')) worker.addTask(taskId, taskFor(taskId));
   await worker.start();

@@ -23,6 +23,7 @@ import { checkId, validateJobSpec } from '../core/validate.js';
 import type { Logger } from '../log/index.js';
 import { CheckpointEvents } from './events.js';
 import { JobRuntime, type RollBack } from './job-runtime.js';
+import { StandbyRegistry } from './standbys.js';
 import { SessionRegistry, type Session, type SessionChannel } from './sessions.js';
 
 const ATTEMPT_ON_WIRE = {
@@ -67,6 +68,7 @@ export class Coordinator {
   private readonly log: Logger;
   private readonly jobs = new Map<string, JobRuntime>();
   private readonly sessions = new SessionRegistry();
+  private readonly standbys = new StandbyRegistry();
   private readonly now: () => number;
   private sweeper: NodeJS.Timeout | undefined;
   private state: 'new' | 'running' | 'stopped' = 'new';
@@ -114,6 +116,7 @@ export class Coordinator {
       this.sessions.remove(session.sessionId);
       session.channel.end(error);
     }
+    for (const standby of this.standbys.drain()) standby.channel.end(error);
     this.log.info('coordinator stopped');
   }
 
@@ -241,6 +244,10 @@ export class Coordinator {
       runtime.abortAll('ABORT_REASON_JOB_CANCELED', `job ${jobId} was canceled`);
       runtime.stop();
       for (const s of this.sessions.ofJob(jobId)) s.channel.send({ canceled: { jobId } });
+      for (const standby of this.standbys.ofJob(jobId)) {
+        this.standbys.remove(standby);
+        standby.channel.end(new CkptError('JOB_CANCELED', `job ${jobId} was canceled`, { jobId }));
+      }
       this.log.info({ jobId }, 'job canceled');
     }
     return this.jobInfo(runtime);
@@ -304,6 +311,56 @@ export class Coordinator {
     return session;
   }
 
+  /**
+   * A standby's hello (`hello.standby`): attaches at once when its tasks
+   * are free, and returns the session; otherwise keeps the standby, which
+   * `promoted` hears of once a session end frees its tasks, and returns
+   * the function that withdraws it (its stream ended). Bad hellos are
+   * refused at once, as by `openSession`.
+   */
+  offerStandby(
+    hello: WorkerHello__Output,
+    channel: SessionChannel,
+    promoted: (session: Session) => void,
+  ): { session: Session } | { withdraw: () => void } {
+    this.requireRunning();
+    const runtime = this.job(hello.jobId);
+    if (hello.taskIds.length === 0)
+      throw new CkptError('MALFORMED', 'hello.task_ids names no task', { jobId: hello.jobId });
+    const taken = runtime.tracker.takenTask(hello.workerId, hello.taskIds);
+    if (taken === undefined) return { session: this.openSession(hello, channel) };
+    const withdraw = this.standbys.add({ hello, channel, promoted });
+    this.log.info(
+      { jobId: hello.jobId, workerId: hello.workerId, tasks: hello.taskIds.length, waitsFor: taken.owner },
+      'standby waiting',
+    );
+    return { withdraw };
+  }
+
+  /** Standbys of a job waiting for their tasks. */
+  waitingStandbys(jobId: string): number {
+    return this.standbys.ofJob(jobId).length;
+  }
+
+  /** Attaches the waiting standbys of a job whose tasks are all free now, oldest first. */
+  private promoteStandbys(runtime: JobRuntime): void {
+    for (const standby of this.standbys.ofJob(runtime.jobId)) {
+      const { hello, channel } = standby;
+      let session: Session;
+      try {
+        if (runtime.tracker.takenTask(hello.workerId, hello.taskIds) !== undefined) continue;
+        this.standbys.remove(standby);
+        session = this.openSession(hello, channel);
+      } catch (err) {
+        this.standbys.remove(standby);
+        channel.end(CkptError.from(err));
+        continue;
+      }
+      this.log.info({ jobId: runtime.jobId, workerId: hello.workerId }, 'standby promoted');
+      standby.promoted(session);
+    }
+  }
+
   private welcome(session: Session, runtime: JobRuntime): AttachResponse {
     return {
       welcome: {
@@ -362,6 +419,7 @@ export class Coordinator {
     if (tasks.length > 0 && runtime.tracker.state === 'JOB_STATE_RUNNING') {
       runtime.abortAll('ABORT_REASON_TASK_FAILURE', `worker ${session.workerId} left: ${why}`);
       runtime.attempts.onDetach(session, tasks, why);
+      this.promoteStandbys(runtime);
     }
     runtime.arm();
   }

@@ -176,20 +176,36 @@ export class JobTracker {
 
   /** Attaches tasks to a worker; all or none. */
   attach(workerId: string, taskIds: readonly string[]): void {
+    const taken = this.takenTask(workerId, taskIds);
+    if (taken !== undefined) {
+      throw new CkptError('TASK_ALREADY_ATTACHED', `task ${taken.taskId} is attached by worker ${taken.owner}`, {
+        jobId: this.jobId,
+        taskId: taken.taskId,
+      });
+    }
+    for (const taskId of taskIds) this.attached.set(taskId, workerId);
+  }
+
+  /**
+   * The first of `taskIds` attached by another worker than `workerId`, or
+   * undefined when the worker may attach them all now. Throws what
+   * `attach` throws for anything else (a canceled job, unknown or repeated
+   * tasks); changes nothing.
+   */
+  takenTask(workerId: string, taskIds: readonly string[]): { taskId: string; owner: string } | undefined {
     this.requireRunning();
     const known = new Set(this.taskIds);
     const seen = new Set<string>();
+    let taken: { taskId: string; owner: string } | undefined;
     for (const taskId of taskIds) {
       const ids = { jobId: this.jobId, taskId };
       if (!known.has(taskId)) throw new CkptError('UNKNOWN_TASK', `job ${this.jobId} has no task ${taskId}`, ids);
       if (seen.has(taskId)) throw new CkptError('MALFORMED', `task ${taskId} named twice in hello`, ids);
       seen.add(taskId);
       const owner = this.attached.get(taskId);
-      if (owner !== undefined && owner !== workerId) {
-        throw new CkptError('TASK_ALREADY_ATTACHED', `task ${taskId} is attached by worker ${owner}`, ids);
-      }
+      if (owner !== undefined && owner !== workerId) taken ??= { taskId, owner };
     }
-    for (const taskId of taskIds) this.attached.set(taskId, workerId);
+    return taken;
   }
 
   /** Detaches every task of a worker; returns the task ids it had. */

@@ -59,6 +59,14 @@ export interface WorkerOptions {
   abandonCallAfterMs?: number;
   /** Labels sent in the hello, added to the SDK's own (`sdk`, `language`, `host`). */
   labels?: Record<string, string>;
+  /**
+   * Start as a standby: `start()` waits, without a deadline, until the
+   * session that runs the worker's tasks ends, and then the worker takes
+   * them over at once (or at once, when no session runs them). A process
+   * started ahead of need spares a recovery the process start. Default
+   * false.
+   */
+  standby?: boolean;
   /** Aborting it stops the worker (as `stop()`). */
   signal?: AbortSignal;
 }
@@ -99,6 +107,7 @@ export interface WorkerConfig {
   maxQueuedSourceMessages: number;
   abandonCallAfterMs: number;
   labels: Record<string, string>;
+  standby: boolean;
   signal: AbortSignal | undefined;
 }
 
@@ -140,6 +149,7 @@ export function resolveWorkerOptions(options: WorkerOptions): WorkerConfig {
     ),
     abandonCallAfterMs: positive('abandonCallAfterMs', options.abandonCallAfterMs ?? DEFAULT_ABANDON_CALL_AFTER_MS),
     labels: { sdk: SDK_LABEL, language: 'typescript', host: hostname(), ...options.labels },
+    standby: options.standby ?? false,
     signal: options.signal,
   };
 }

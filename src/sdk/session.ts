@@ -65,6 +65,13 @@ export interface SessionOptions {
   workerId: string;
   taskIds: readonly string[];
   labels: Record<string, string>;
+  /**
+   * The first attach is a standby's: its welcome comes only once the
+   * worker's tasks are free, so it is waited for without a deadline, and
+   * `open` retries refusals that may heal without one. Later attaches
+   * (after a lost session) are a running worker's.
+   */
+  standby?: boolean;
   /** How long one attempt waits for the welcome. */
   attachTimeoutMs: number;
   backoff: BackoffConfig;
@@ -111,7 +118,7 @@ export class WorkerSession {
    * the refusal as a `CkptError` when it is final or time is up.
    */
   async open(deadlineMs: number): Promise<Welcome__Output> {
-    const until = Date.now() + deadlineMs;
+    const until = this.#o.standby === true ? Number.POSITIVE_INFINITY : Date.now() + deadlineMs;
     for (let attempt = 0; ; attempt += 1) {
       try {
         const welcome = await this.#attachOnce(false);
@@ -177,18 +184,21 @@ export class WorkerSession {
   #attachOnce(resumed: boolean): Promise<Welcome__Output> {
     const call = this.#o.client.attach();
     call.on('error', () => {});
+    const standby = this.#o.standby === true && !this.#opened;
     const hello = {
       workerId: this.#o.workerId,
       jobId: this.#o.jobId,
       taskIds: [...this.#o.taskIds],
       labels: this.#o.labels,
       epoch: this.#o.handlers.helloEpoch(),
+      standby,
     };
     call.write({ hello });
     // Closing the session gives up on a welcome that has not come yet.
     const onClose = (): void => call.cancel();
     this.#closing.signal.addEventListener('abort', onClose, { once: true });
-    return awaitWelcome(call, this.#o.attachTimeoutMs, (welcome) => this.#bind(call, welcome, resumed))
+    const timeoutMs = standby ? undefined : this.#o.attachTimeoutMs;
+    return awaitWelcome(call, timeoutMs, (welcome) => this.#bind(call, welcome, resumed))
       .catch((err: unknown) => {
         call.cancel();
         throw err;
@@ -305,7 +315,7 @@ export function isFatal(error: CkptError): boolean {
 /** Resolves with `onWelcome` of the first response, which must be a welcome. */
 function awaitWelcome<T>(
   call: AttachStream,
-  timeoutMs: number,
+  timeoutMs: number | undefined,
   onWelcome: (welcome: Welcome__Output) => T,
 ): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -335,10 +345,13 @@ function awaitWelcome<T>(
       cleanup();
       reject(new CkptError('UNAVAILABLE', 'the coordinator ended the session before its welcome', { retryable: true }));
     };
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new CkptError('UNAVAILABLE', `no welcome within ${timeoutMs} ms`, { retryable: true }));
-    }, timeoutMs);
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            cleanup();
+            reject(new CkptError('UNAVAILABLE', `no welcome within ${timeoutMs} ms`, { retryable: true }));
+          }, timeoutMs);
     call.on('data', onData);
     call.on('error', onError);
     call.on('end', onEnd);

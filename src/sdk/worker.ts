@@ -179,6 +179,7 @@ export class Worker extends EventEmitter<WorkerEventMap> {
       workerId: this.workerId,
       taskIds: [...this.#tasks.keys()],
       labels: this.#config.labels,
+      standby: this.#config.standby,
       attachTimeoutMs: this.#config.attachTimeoutMs,
       backoff: this.#config.reconnect,
       logger: this.#logger,

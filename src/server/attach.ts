@@ -61,7 +61,11 @@ export function attachHandler(
     const channel = channelOf(call);
     let coordinator: Coordinator | undefined;
     let sessionId: string | undefined;
+    /** Set while the stream is a standby waiting for its tasks. */
+    let withdraw: (() => void) | undefined;
     const fail = (err: unknown): void => {
+      withdraw?.();
+      withdraw = undefined;
       if (sessionId !== undefined) coordinator?.closeSession(sessionId, CkptError.from(err).message);
       sessionId = undefined;
       channel.end(CkptError.from(err));
@@ -75,11 +79,23 @@ export function attachHandler(
     call.on('data', (message: AttachRequest__Output) => {
       try {
         requireDecoded(message);
-        if (sessionId === undefined || coordinator === undefined) {
+        if (withdraw !== undefined) {
+          throw new CkptError('MALFORMED', 'a standby sends nothing before its welcome');
+        } else if (sessionId === undefined || coordinator === undefined) {
           if (message.hello == null) throw new CkptError('MALFORMED', 'the first message of a session must be a hello');
           const current = coordinators.current();
-          sessionId = current.openSession(message.hello, channel).sessionId;
-          coordinator = current;
+          if (message.hello.standby) {
+            const offer = current.offerStandby(message.hello, channel, (session) => {
+              withdraw = undefined;
+              sessionId = session.sessionId;
+              coordinator = current;
+            });
+            if ('withdraw' in offer) withdraw = offer.withdraw;
+            else [sessionId, coordinator] = [offer.session.sessionId, current];
+          } else {
+            sessionId = current.openSession(message.hello, channel).sessionId;
+            coordinator = current;
+          }
         } else if (message.heartbeat != null) {
           coordinator.heartbeat(sessionId, message.heartbeat.tasks);
         } else if (message.ready != null) {
@@ -106,6 +122,8 @@ export function attachHandler(
       }
     });
     const close = (why: string) => () => {
+      withdraw?.();
+      withdraw = undefined;
       if (sessionId !== undefined) coordinator?.closeSession(sessionId, why);
       sessionId = undefined;
     };

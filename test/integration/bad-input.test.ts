@@ -13,7 +13,7 @@ import {
 import type { CkptError, ErrorReason } from '../../src/core/errors.js';
 import type { AttachResponse__Output } from '../../src/gen/ckpt/v1/AttachResponse.js';
 import type { TaskSnapshot } from '../../src/gen/ckpt/v1/TaskSnapshot.js';
-import { useServers } from '../helpers/index.js';
+import { eventually, useServers } from '../helpers/index.js';
 import { fanInSpec, startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';
 
 const servers = useServers();
@@ -338,4 +338,45 @@ test('acknowledgements in a session: refusals are answered with their reason, ke
   );
   requests.failAll('test');
   t.like(await t.throwsAsync(unanswered), { reason: 'UNAVAILABLE', retryable: true });
+});
+
+test('a standby waits without an answer, is refused for a message before its welcome, and ends with its job', async (t) => {
+  const c = await startTestCoordinator(t, servers);
+  const spec = fanInSpec('job', 1, 1);
+  await c.client.submitJob({ spec });
+  await c.worker({ jobId: 'job', workerId: 'w0', taskIds: ['src-0', 'sink-0'], spec });
+  await c.started('job');
+  const standby = (workerId: string) => {
+    const call = c.client.attach();
+    const got: AttachResponse__Output[] = [];
+    const ended = new Promise<grpc.ServiceError | undefined>((resolve) => {
+      call.on('error', (err: grpc.ServiceError) => resolve(err));
+      call.on('end', () => resolve(undefined));
+    });
+    call.on('data', (m: AttachResponse__Output) => got.push(m));
+    call.write({ hello: { workerId, jobId: 'job', taskIds: ['src-0', 'sink-0'], standby: true } });
+    t.teardown(() => call.cancel());
+    return { call, got, ended };
+  };
+  const isWaiting = async (n: number): Promise<boolean> =>
+    (await c.client.getJob({ jobId: 'job' })).job?.attachedTasks === 2 &&
+    c.running.coordinator.waitingStandbys('job') === n;
+
+  const early = standby('s1');
+  await eventually(() => isWaiting(1), { what: 'the standby waiting' });
+  t.deepEqual(early.got, [], 'no welcome while w0 runs the tasks');
+  early.call.write({ heartbeat: { sentAtMs: 1 } });
+  t.is(errorInfo(await early.ended)?.reason, 'MALFORMED');
+  await eventually(() => isWaiting(0), { what: 'the refused standby withdrawn' });
+
+  const gone = standby('s2');
+  await eventually(() => isWaiting(1), { what: 'a second standby waiting' });
+  gone.call.cancel();
+  await eventually(() => isWaiting(0), { what: 'the canceled standby withdrawn' });
+
+  const last = standby('s3');
+  await eventually(() => isWaiting(1), { what: 'a third standby waiting' });
+  await c.client.cancelJob({ jobId: 'job' });
+  t.is(errorInfo(await last.ended)?.reason, 'JOB_CANCELED');
+  t.deepEqual(last.got, []);
 });

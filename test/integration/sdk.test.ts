@@ -31,6 +31,7 @@ import {
   type Task,
   type TaskContext,
   type WorkerEventMap,
+  type WorkerOptions,
 } from '../../src/sdk/index.js';
 import { publishToStream } from '../../src/sdk/jetstream-publish.js';
 import { natsConnection } from '../helpers/clients.js';
@@ -106,7 +107,18 @@ interface Harness {
   dir: string;
   state: StateBackend;
   nc: NatsConnection;
-  worker(workerId: string, tasks: Record<string, AnyTask>, state?: StateBackend): Promise<Worker>;
+  worker(
+    workerId: string,
+    tasks: Record<string, AnyTask>,
+    state?: StateBackend,
+    options?: Partial<WorkerOptions>,
+  ): Promise<Worker>;
+  /** A worker created and started as `worker` does, without waiting for its start. */
+  startWorker(
+    workerId: string,
+    tasks: Record<string, AnyTask>,
+    options?: Partial<WorkerOptions>,
+  ): { worker: Worker; started: Promise<void> };
   checkpoint(): Promise<CheckpointSummary__Output>;
 }
 
@@ -123,25 +135,38 @@ async function harness(t: ExecutionContext, spec: JobSpec): Promise<Harness> {
     await state.close();
     await rm(dir, { recursive: true, force: true });
   });
+  const start = (
+    workerId: string,
+    tasks: Record<string, AnyTask>,
+    backend: StateBackend,
+    options: Partial<WorkerOptions>,
+  ): { worker: Worker; started: Promise<void> } => {
+    const w = new Worker({
+      coordinator: c.address,
+      nats: [servers.natsUrl],
+      jobId: spec.jobId ?? '',
+      workerId,
+      state: backend,
+      reconnect: { initialDelayMs: 50, maxDelayMs: 500 },
+      ...(process.env.CKPT_TEST_LOG === undefined ? {} : { logger: createLogger('debug', workerId) }),
+      ...options,
+    });
+    for (const [taskId, task] of Object.entries(tasks)) w.addTask(taskId, task);
+    workers.push(w);
+    return { worker: w, started: w.start() };
+  };
   return {
     c,
     dir,
     state,
     nc,
-    async worker(workerId, tasks, backend = state) {
-      const w = new Worker({
-        coordinator: c.address,
-        nats: [servers.natsUrl],
-        jobId: spec.jobId ?? '',
-        workerId,
-        state: backend,
-        reconnect: { initialDelayMs: 50, maxDelayMs: 500 },
-        ...(process.env.CKPT_TEST_LOG === undefined ? {} : { logger: createLogger('debug', workerId) }),
-      });
-      for (const [taskId, task] of Object.entries(tasks)) w.addTask(taskId, task);
-      workers.push(w);
-      await w.start();
-      return w;
+    async worker(workerId, tasks, backend = state, options = {}) {
+      const { worker, started } = start(workerId, tasks, backend, options);
+      await started;
+      return worker;
+    },
+    startWorker(workerId, tasks, options = {}) {
+      return start(workerId, tasks, state, options);
     },
     async checkpoint() {
       await c.started(spec.jobId ?? '');
@@ -380,6 +405,57 @@ test('a task that throws makes the job recover, and every task restores the same
     return names.every((n) => n.startsWith(`${second.checkpointId}-`)) ? names : undefined;
   });
   t.is(files.length, 1);
+});
+
+test('a standby waits while its tasks run elsewhere and takes them over, restored, when that session ends', async (t) => {
+  const spec: JobSpec = {
+    jobId: 'standby',
+    tasks: [{ taskId: 'src' }, { taskId: 'count', inputs: ['src'] }],
+  };
+  const h = await harness(t, spec);
+  const log = new MemoryLog();
+  const seenByPrimary: string[] = [];
+  const seenByStandby: string[] = [];
+  const primary = await h.worker('primary', { src: logSource(log), count: recorder(seenByPrimary) });
+  await h.c.started('standby');
+  const standby = h.startWorker('standby', { src: logSource(log), count: recorder(seenByStandby) }, { standby: true });
+  let standbyStarted = false;
+  void standby.started.then(() => (standbyStarted = true));
+  log.push('a', 'b');
+  await eventually(() => seenByPrimary.length === 2, { what: 'the primary processing' });
+  const first = await h.checkpoint();
+  t.is(first.state, 'CHECKPOINT_STATE_COMPLETED');
+  const before = (await h.c.client.getJob({ jobId: 'standby' })).job;
+  t.false(standbyStarted, 'the standby waits while the primary runs the tasks');
+  t.is(seenByStandby.length, 0);
+
+  const restored = collect(standby.worker, 'restored');
+  await primary.stop();
+  await standby.started;
+  await h.c.started('standby');
+  t.like(restored[0], { checkpointId: first.checkpointId });
+  t.true((standby.worker.epoch ?? 0) > (before?.epoch ?? 0), 'the takeover is a recovery in a new epoch');
+
+  // The source resumed after its recorded position, and the count's state came back from the checkpoint.
+  const snapshot = standby.worker.waitFor('snapshot', (e) => e.taskId === 'count');
+  log.push('c');
+  await eventually(() => seenByStandby.includes('c'), { what: 'the standby processing' });
+  t.deepEqual(seenByStandby, ['c']);
+  const second = await h.checkpoint();
+  t.is(second.state, 'CHECKPOINT_STATE_COMPLETED');
+  const [{ bytes }] = await snapshot;
+  t.deepEqual(seenIn(bytes), ['a', 'b', 'c']);
+});
+
+test('a standby whose tasks are free attaches at once; one naming an unknown task is refused', async (t) => {
+  const spec: JobSpec = { jobId: 'standby-free', tasks: [{ taskId: 'src' }] };
+  const h = await harness(t, spec);
+  const log = new MemoryLog();
+  await h.worker('first', { src: logSource(log) }, undefined, { standby: true });
+  await h.c.started('standby-free');
+  const refused = h.startWorker('second', { src: logSource(log), ghost: recorder([]) }, { standby: true });
+  const err = await t.throwsAsync(refused.started);
+  t.like(err, { reason: 'UNKNOWN_TASK' });
 });
 
 test('a coordinator restart: workers re-attach in their epoch, tasks keep processing, checkpoints go on', async (t) => {

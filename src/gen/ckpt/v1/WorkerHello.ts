@@ -27,6 +27,16 @@ export interface WorkerHello {
    * any other makes the job recover.
    */
   'epoch'?: (number | string | Long);
+  /**
+   * A standby: a worker started ahead of need, to take over `task_ids`
+   * when the session that runs them ends. While any of them is attached
+   * elsewhere, the coordinator answers nothing and keeps the stream; the
+   * first session end that frees them all attaches the standby, which then
+   * gets its welcome and restores as any new worker does, without waiting
+   * for a process to start. When the tasks are free already, the standby
+   * attaches at once. A standby must not send anything before its welcome.
+   */
+  'standby'?: (boolean);
 }
 
 /**
@@ -53,4 +63,14 @@ export interface WorkerHello__Output {
    * any other makes the job recover.
    */
   'epoch': (number);
+  /**
+   * A standby: a worker started ahead of need, to take over `task_ids`
+   * when the session that runs them ends. While any of them is attached
+   * elsewhere, the coordinator answers nothing and keeps the stream; the
+   * first session end that frees them all attaches the standby, which then
+   * gets its welcome and restores as any new worker does, without waiting
+   * for a process to start. When the tasks are free already, the standby
+   * attaches at once. A standby must not send anything before its welcome.
+   */
+  'standby': (boolean);
 }
