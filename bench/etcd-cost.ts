@@ -18,13 +18,23 @@ const TASKS = 1024;
 const WORKERS = 4;
 const WARMUP_CHECKPOINTS = 3;
 
+/** What a row is held to: at most `max` per checkpoint. */
+interface Target {
+  max: number;
+  text: string;
+}
+
+/** At most 64 KiB written per checkpoint of 1024 tasks. */
+const WRITE_BYTES_TARGET = 64 * 1024;
+
 /** The etcd counters read, with the row each becomes and its unit. */
-const COUNTERS: ReadonlyArray<{ metric: string; id: string; unit: string; what: string }> = [
+const COUNTERS: ReadonlyArray<{ metric: string; id: string; unit: string; what: string; target?: Target }> = [
   {
     metric: 'etcd_server_proposals_committed_total',
     id: 'write_requests',
     unit: 'transactions',
     what: 'raft proposals committed (every write request: put, delete or transaction with writes)',
+    target: { max: 1, text: 'one etcd transaction per checkpoint' },
   },
   { metric: 'etcd_mvcc_txn_total', id: 'txns', unit: 'transactions', what: 'multi-operation transactions' },
   { metric: 'etcd_mvcc_put_total', id: 'puts', unit: 'puts', what: 'keys put' },
@@ -35,8 +45,17 @@ const COUNTERS: ReadonlyArray<{ metric: string; id: string; unit: string; what: 
     id: 'put_bytes',
     unit: 'bytes',
     what: 'bytes of keys and values put',
+    target: { max: WRITE_BYTES_TARGET, text: 'at most 64 KiB of keys and values written per checkpoint' },
   },
-  { metric: 'etcd_disk_wal_write_bytes_total', id: 'wal_bytes', unit: 'bytes', what: 'bytes written to the WAL' },
+  {
+    metric: 'etcd_disk_wal_write_bytes_total',
+    id: 'wal_bytes',
+    unit: 'bytes',
+    what:
+      'bytes etcd wrote to its WAL: for the compressed root about twice the bytes put, against 1.02 times for ' +
+      'the same root uncompressed (measured: 97.9 KB against 48.6 KB put, and 145.6 KB against 143.0 KB), an ' +
+      "amplification inside etcd 3.4's WAL",
+  },
   {
     metric: 'etcd_network_client_grpc_received_bytes_total',
     id: 'client_bytes',
@@ -118,22 +137,23 @@ function costRows(
 ): Row[] {
   const setup =
     `per checkpoint, averaged over ${checkpoints} sequential checkpoints of a job of ${TASKS} source tasks ` +
-    `(manifest ${manifestBytes} bytes inline, 1 checkpoint retained) after ${WARMUP_CHECKPOINTS} warm-up; ` +
+    `(manifest encoding ${manifestBytes} bytes, stored DEFLATE-compressed inline in its root, as the store does ` +
+    `above compressManifestAboveBytes (8192); 1 checkpoint retained) after ${WARMUP_CHECKPOINTS} warm-up; ` +
     `${WORKERS} simulated workers; coordinator in the benchmark process; difference of etcd 3.4's /metrics`;
   return COUNTERS.map((counter) => {
     const start = before.get(counter.metric);
     const end = after.get(counter.metric);
     if (start === undefined || end === undefined) throw new Error(`etcd /metrics has no ${counter.metric}`);
     const value = significant((end - start) / checkpoints);
-    const bounded = counter.id === 'write_requests';
+    const target = counter.target;
     return {
       id: `etcd.n${TASKS}.${counter.id}`,
       value,
       unit: counter.unit,
-      target: bounded ? 1 : null,
-      ratio: null,
-      met: bounded ? value <= 1 : null,
-      conditions: `${counter.metric}: ${counter.what}; ${bounded ? 'target: one etcd transaction per checkpoint; ' : ''}${setup}`,
+      target: target?.max ?? null,
+      ratio: target === undefined ? null : significant(value / target.max, 3),
+      met: target === undefined ? null : value <= target.max,
+      conditions: `${counter.metric}: ${counter.what}; ${target === undefined ? '' : `target: ${target.text}; `}${setup}`,
     };
   });
 }

@@ -35,6 +35,7 @@ export interface ProtoGrpcType {
       JobSpec: MessageTypeDefinition<_ckpt_v1_JobSpec, _ckpt_v1_JobSpec__Output>
       JobState: EnumTypeDefinition
       Manifest: MessageTypeDefinition<_ckpt_v1_Manifest, _ckpt_v1_Manifest__Output>
+      ManifestCompression: EnumTypeDefinition
       ManifestPart: MessageTypeDefinition<_ckpt_v1_ManifestPart, _ckpt_v1_ManifestPart__Output>
       ManifestRoot: MessageTypeDefinition<_ckpt_v1_ManifestRoot, _ckpt_v1_ManifestRoot__Output>
       RestorePoint: MessageTypeDefinition<_ckpt_v1_RestorePoint, _ckpt_v1_RestorePoint__Output>

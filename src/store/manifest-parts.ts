@@ -1,9 +1,11 @@
 /**
- * A manifest as stored: its encoding either inline in the root, or split
- * into content-addressed parts that the root names in order, with the size
- * and SHA-256 of every part and of the whole.
+ * A manifest as stored: its encoding, DEFLATE-compressed when larger than
+ * `compressManifestAboveBytes`, either inline in the root, or split into
+ * content-addressed parts that the root names in order, with the size and
+ * SHA-256 of every part and of the whole encoding.
  */
 import { createHash } from 'node:crypto';
+import { constants as zlibConstants, deflateRawSync, inflateRawSync } from 'node:zlib';
 import { CkptError } from '../core/errors.js';
 import type { ManifestRoot, ManifestRoot__Output } from '../gen/ckpt/v1/ManifestRoot.js';
 
@@ -29,27 +31,39 @@ export function sha256Hex(bytes: Uint8Array): string {
 }
 
 /**
- * Lays out an encoded manifest: inline when at most `inlineManifestBytes`,
- * else in parts of at most `partBytes`, in order.
+ * Lays out an encoded manifest: compressed when larger than
+ * `compressManifestAboveBytes` (and smaller for it), then inline when at
+ * most `inlineManifestBytes`, else in parts of at most `partBytes`, in
+ * order.
  */
 export function layoutManifest(
   encoded: Uint8Array,
   ids: { checkpointId: number; epoch: number },
-  sizes: { inlineManifestBytes: number; partBytes: number },
+  sizes: { inlineManifestBytes: number; partBytes: number; compressManifestAboveBytes: number },
 ): StoredManifestLayout {
   const sha256 = sha256Hex(encoded);
+  const compressed =
+    encoded.length > sizes.compressManifestAboveBytes
+      ? deflateRawSync(encoded, { level: zlibConstants.Z_BEST_SPEED })
+      : undefined;
+  const useCompressed = compressed !== undefined && compressed.length < encoded.length;
+  const stored = useCompressed ? compressed : encoded;
   const whole = {
     checkpointId: ids.checkpointId,
     epoch: ids.epoch,
     manifestBytes: encoded.length,
     manifestSha256: sha256,
+    compression: useCompressed
+      ? ('MANIFEST_COMPRESSION_DEFLATE' as const)
+      : ('MANIFEST_COMPRESSION_UNSPECIFIED' as const),
+    storedBytes: stored.length,
   };
-  if (encoded.length <= sizes.inlineManifestBytes) {
-    return { root: { ...whole, inline: Buffer.from(encoded), parts: [] }, sha256, chunks: [] };
+  if (stored.length <= sizes.inlineManifestBytes) {
+    return { root: { ...whole, inline: Buffer.from(stored), parts: [] }, sha256, chunks: [] };
   }
   const chunks: ManifestChunk[] = [];
-  for (let offset = 0; offset < encoded.length; offset += sizes.partBytes) {
-    const bytes = encoded.subarray(offset, offset + sizes.partBytes);
+  for (let offset = 0; offset < stored.length; offset += sizes.partBytes) {
+    const bytes = stored.subarray(offset, offset + sizes.partBytes);
     chunks.push({ sha256: sha256Hex(bytes), bytes });
   }
   const parts = chunks.map((chunk) => ({ sha256: chunk.sha256, sizeBytes: chunk.bytes.length }));
@@ -70,8 +84,9 @@ export interface ManifestOrigin {
 /**
  * The encoded manifest of `root`, from its inline bytes or from its parts
  * (`parts` maps a hash to the bytes read, absent when the key was missing),
- * verified against every recorded size and hash. Throws INTERNAL on any
- * mismatch.
+ * decompressed when stored so, and verified against every recorded size
+ * and hash. Throws INTERNAL on any mismatch, or stored bytes that do not
+ * decompress to the recorded size.
  */
 export function assembleManifest(
   root: ManifestRoot__Output,
@@ -88,11 +103,32 @@ export function assembleManifest(
     }
     pieces.push(bytes);
   }
-  const encoded = Buffer.concat(pieces);
+  const stored = Buffer.concat(pieces);
+  const encoded = decompress(root, stored, origin);
   if (encoded.length !== root.manifestBytes || sha256Hex(encoded) !== root.manifestSha256) {
     throw corrupt(origin, 'the assembled bytes do not match the recorded size or hash');
   }
   return encoded;
+}
+
+function decompress(root: ManifestRoot__Output, stored: Buffer, origin: ManifestOrigin): Buffer {
+  // Roots written before compression existed record no stored size.
+  if (root.storedBytes !== 0 && stored.length !== root.storedBytes) {
+    throw corrupt(origin, `${stored.length} stored bytes, ${root.storedBytes} recorded`);
+  }
+  switch (root.compression) {
+    case 'MANIFEST_COMPRESSION_UNSPECIFIED':
+      return stored;
+    case 'MANIFEST_COMPRESSION_DEFLATE':
+      try {
+        // At most the recorded size: a corrupt stream cannot inflate without bound.
+        return inflateRawSync(stored, { maxOutputLength: Math.max(1, root.manifestBytes) });
+      } catch (err) {
+        throw corrupt(origin, `the stored bytes do not decompress: ${(err as Error).message}`);
+      }
+    default:
+      throw corrupt(origin, `unknown compression ${String(root.compression)}`);
+  }
 }
 
 /** The error of a manifest whose stored bytes are not what its root records. */

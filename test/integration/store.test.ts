@@ -12,6 +12,7 @@ import { freePort, startEtcd } from '../../src/dev/index.js';
 import type { CheckpointSummary__Output as CheckpointSummary } from '../../src/gen/ckpt/v1/CheckpointSummary.js';
 import type { JobSpec, JobSpec__Output } from '../../src/gen/ckpt/v1/JobSpec.js';
 import type { Manifest, Manifest__Output } from '../../src/gen/ckpt/v1/Manifest.js';
+import type { ManifestRoot, ManifestRoot__Output } from '../../src/gen/ckpt/v1/ManifestRoot.js';
 import { codec } from '../../src/proto/index.js';
 import { createEtcdStore, pad, type EtcdStore, type EtcdStoreOptions } from '../../src/store/index.js';
 import { etcdClient, eventually, uniquePrefix, useServers } from '../helpers/index.js';
@@ -20,6 +21,7 @@ const servers = useServers({ nats: false });
 
 const manifestCodec = codec<Manifest, Manifest__Output>('Manifest');
 const jobSpecCodec = codec<JobSpec, JobSpec__Output>('JobSpec');
+const rootCodec = codec<ManifestRoot, ManifestRoot__Output>('ManifestRoot');
 
 interface Fixture {
   store: EtcdStore;
@@ -27,9 +29,19 @@ interface Fixture {
   prefix: string;
 }
 
+/**
+ * A store on the test's prefix. Manifests are stored as encoded unless
+ * `options` says otherwise, so that sizes and parts are those of the
+ * encoding; the compression tests turn it on.
+ */
 function fixture(t: ExecutionContext, options: Partial<EtcdStoreOptions> = {}): Fixture {
   const prefix = uniquePrefix(t).etcd;
-  const store = createEtcdStore({ hosts: [servers.etcdUrl], prefix, ...options });
+  const store = createEtcdStore({
+    hosts: [servers.etcdUrl],
+    prefix,
+    compressManifestAboveBytes: Number.MAX_SAFE_INTEGER,
+    ...options,
+  });
   t.teardown(() => store.close());
   return { store, etcd: etcdClient(t, servers.etcdUrl), prefix };
 }
@@ -360,6 +372,43 @@ test.serial('a corrupted or missing part is detected on read', async (t) => {
   await etcd.delete().key(secondKey);
   const missing = await t.throwsAsync(store.readManifest('orders', 1), { instanceOf: CkptError });
   t.regex(missing?.message ?? '', /is corrupt: part \d+ \(.+\) (is missing|does not match)/);
+});
+
+test.serial('a large manifest is stored compressed, inline or in parts, and reads back equal', async (t) => {
+  const { store, etcd, prefix } = fixture(t, { compressManifestAboveBytes: 8192, partBytes: 100_000 });
+  await store.createJob(jobSpec('orders', 3), 1);
+  const rootOf = async (id: number) => {
+    const bytes = await etcd.get(`${prefix}jobs/orders/checkpoints/${pad(id)}/root`).buffer();
+    if (bytes === null) throw new Error(`no root of checkpoint ${id}`);
+    return rootCodec.decode(bytes);
+  };
+  const small = manifest('orders', 1, 1, 3);
+  await store.commit(commitRequest(small));
+  t.like(await rootOf(1), { compression: 'MANIFEST_COMPRESSION_UNSPECIFIED' });
+  t.deepEqual(await store.readManifest('orders', 1), small);
+
+  const large = manifest('orders', 2, 1, 1024);
+  const encodedBytes = manifestCodec.encode(large).length;
+  const result = await store.commit(commitRequest(large));
+  const root = await rootOf(2);
+  t.like(root, { compression: 'MANIFEST_COMPRESSION_DEFLATE', manifestBytes: encodedBytes, parts: [] });
+  t.is(root.storedBytes, root.inline.length);
+  t.true(root.storedBytes < encodedBytes * 0.6, `${root.storedBytes} of ${encodedBytes} bytes stored`);
+  t.is(result.manifestBytes, encodedBytes, 'the summary reports the encoded size');
+  t.deepEqual(await store.readManifest('orders', 2), large);
+
+  const huge = manifest('orders', 3, 1, 10_000);
+  await store.commit(commitRequest(huge));
+  const hugeRoot = await rootOf(3);
+  t.like(hugeRoot, { compression: 'MANIFEST_COMPRESSION_DEFLATE' });
+  t.true(hugeRoot.parts.length > 1, 'compressed, and still above one part');
+  t.deepEqual(await store.readManifest('orders', 3), huge);
+
+  // Stored bytes that do not inflate to what the root records are corrupt.
+  const broken = { ...root, inline: Buffer.from(root.inline.subarray(0, root.inline.length - 10)) };
+  await etcd.put(`${prefix}jobs/orders/checkpoints/${pad(2)}/root`).value(Buffer.from(rootCodec.encode(broken)));
+  const error = await t.throwsAsync(store.readManifest('orders', 2), { instanceOf: CkptError });
+  t.regex(error?.message ?? '', /corrupt: .*stored bytes/);
 });
 
 test('a corrupted inline manifest is detected on read', async (t) => {

@@ -2,12 +2,14 @@
 // Original file: proto/ckpt/v1/storage.proto
 
 import type { ManifestPart as _ckpt_v1_ManifestPart, ManifestPart__Output as _ckpt_v1_ManifestPart__Output } from '../../ckpt/v1/ManifestPart.js';
+import type { ManifestCompression as _ckpt_v1_ManifestCompression, ManifestCompression__Output as _ckpt_v1_ManifestCompression__Output } from '../../ckpt/v1/ManifestCompression.js';
 import type { Long } from '@grpc/proto-loader';
 
 /**
- * The committed record of a checkpoint. The encoded Manifest is either
+ * The committed record of a checkpoint. The stored bytes are either
  * inline or the concatenation of `parts` in order; the parts are written
- * before the transaction that commits the root.
+ * before the transaction that commits the root. The stored bytes are the
+ * encoded Manifest, compressed as `compression` says.
  */
 export interface ManifestRoot {
   'checkpointId'?: (number | string | Long);
@@ -15,16 +17,22 @@ export interface ManifestRoot {
   'inline'?: (Buffer | Uint8Array | string);
   'parts'?: (_ckpt_v1_ManifestPart)[];
   /**
-   * Size and hex SHA-256 of the whole encoded Manifest.
+   * Size and hex SHA-256 of the whole encoded Manifest, before compression.
    */
   'manifestBytes'?: (number | string | Long);
   'manifestSha256'?: (string);
+  'compression'?: (_ckpt_v1_ManifestCompression);
+  /**
+   * Size of the stored bytes (inline, or all parts together).
+   */
+  'storedBytes'?: (number | string | Long);
 }
 
 /**
- * The committed record of a checkpoint. The encoded Manifest is either
+ * The committed record of a checkpoint. The stored bytes are either
  * inline or the concatenation of `parts` in order; the parts are written
- * before the transaction that commits the root.
+ * before the transaction that commits the root. The stored bytes are the
+ * encoded Manifest, compressed as `compression` says.
  */
 export interface ManifestRoot__Output {
   'checkpointId': (number);
@@ -32,8 +40,13 @@ export interface ManifestRoot__Output {
   'inline': (Buffer);
   'parts': (_ckpt_v1_ManifestPart__Output)[];
   /**
-   * Size and hex SHA-256 of the whole encoded Manifest.
+   * Size and hex SHA-256 of the whole encoded Manifest, before compression.
    */
   'manifestBytes': (number);
   'manifestSha256': (string);
+  'compression': (_ckpt_v1_ManifestCompression__Output);
+  /**
+   * Size of the stored bytes (inline, or all parts together).
+   */
+  'storedBytes': (number);
 }
