@@ -2,6 +2,7 @@
  * End to end: a coordinator on real etcd and NATS, simulated workers that
  * speak raw gRPC and NATS, and the manifest read back from etcd.
  */
+import { randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import test from 'ava';
 import { createEtcdStore } from '../../src/store/index.js';
@@ -246,7 +247,8 @@ test('a job of 10,000 tasks with a manifest over 1.5 MiB commits atomically', as
   const c = await startTestCoordinator(t, servers, { heartbeatTimeoutMs: 30_000, heartbeatIntervalMs: 1000 });
   const spec = sourcesSpec('big', 10_000, { timeoutMs: 120_000 });
   await c.client.submitJob({ spec });
-  // Longer state URIs, as a blob store with deep paths would report them.
+  // Longer state URIs, as a blob store with deep paths and random object names would report them: random
+  // enough that even compressed the manifest is larger than one part.
   const ids = (spec.tasks ?? []).map((x) => x.taskId as string);
   const ws = await Promise.all(
     [0, 1].map((w) =>
@@ -257,7 +259,7 @@ test('a job of 10,000 tasks with a manifest over 1.5 MiB commits atomically', as
         spec,
         behaviour: ({ snapshot }) => ({
           ...snapshot,
-          state: { ...snapshot.state!, uri: `${snapshot.state?.uri ?? ''}/${'0123456789abcdef'.repeat(6)}` },
+          state: { ...snapshot.state!, uri: `${snapshot.state?.uri ?? ''}/${randomBytes(100).toString('hex')}` },
         }),
       }),
     ),
