@@ -88,6 +88,8 @@ const START_TIMEOUT_MS = 60_000;
 /** What one run measured. */
 interface RunFigures {
   mode: Mode;
+  /** The round the run belongs to (every mode runs once per round, back to back). */
+  round: number;
   /** Job started to the whole output visible, in ms. */
   runMs: number;
   /** Job started to the sources seen to have read all input, in ms. */
@@ -167,7 +169,7 @@ async function timeRun(
     if (coordinator.logged(jobId, 'job recovery started').length > 0)
       throw new Error(`job ${jobId} recovered during the run; its figures would not be comparable`);
     const [runMs, readMs] = [finishedAt - started.time, inputReadAt - started.time];
-    const figures = { mode, runMs, readMs, cpuMs, consumers, checkpointMs, idle };
+    const figures = { mode, round, runMs, readMs, cpuMs, consumers, checkpointMs, idle };
     ctx.log(
       `${mode.id} round ${round + 1}: ${Math.round(recordsPerS(figures, corpus))} records/s, ` +
         `${Math.round(recordsPerCpuS(figures, corpus))} records/CPU-s ` +
@@ -333,6 +335,21 @@ function rows(runs: readonly RunFigures[], corpus: Corpus, options: DataPlaneOpt
   return [...throughput, ...efficiency, cpuRow(runs)];
 }
 
+/** Per round, each interval mode's figure over the same round's run without checkpoints: `a/b/…, c/d/…`. */
+function pairedRatios(runs: readonly RunFigures[], figure: (r: RunFigures) => number): string {
+  return MODES.slice(1)
+    .map((mode) =>
+      runs
+        .filter((r) => r.mode === mode)
+        .map((r) => {
+          const none = runs.find((n) => n.mode === MODES[0] && n.round === r.round);
+          return none === undefined ? '-' : (figure(r) / figure(none)).toFixed(3);
+        })
+        .join('/'),
+    )
+    .join(', ');
+}
+
 function efficiencyConditions(runs: readonly RunFigures[], corpus: Corpus, options: DataPlaneOptions): string {
   const perMode = MODES.map((m) =>
     runs
@@ -346,7 +363,8 @@ function efficiencyConditions(runs: readonly RunFigures[], corpus: Corpus, optio
     `nats-server and etcd used from the job's start to its whole output visible; all of them share the 2 cores, so on a ` +
     `CPU-bound machine this is the throughput per core, and it does not depend on whether a mode's publications overlap ` +
     `its reading (the benchmark's own polling of JetStream, every ${POLL_MS} ms, is in nats-server's share); ` +
-    `median of ${options.rounds} runs per mode; records/CPU-s per run (none, 1000 ms, 100 ms): ${perMode}`
+    `median of ${options.rounds} runs per mode; records/CPU-s per run (none, 1000 ms, 100 ms): ${perMode}; ` +
+    `within each round, against the run without checkpoints (1000 ms, 100 ms): ${pairedRatios(runs, (r) => recordsPerCpuS(r, corpus))}`
   );
 }
 
@@ -367,6 +385,8 @@ function throughputConditions(runs: readonly RunFigures[], corpus: Corpus, optio
     `is triggered every ${POLL_MS} ms until the output is complete, in every mode: the runs without checkpoints publish ` +
     `their whole output at that end, not overlapped with the reading, which favours the interval modes; ` +
     `median of ${options.rounds} runs per mode, rounds alternate the modes in rotated order, fresh workers per run; ` +
+    `within each round, against the run without checkpoints (1000 ms, 100 ms; the machine's speed drifts between ` +
+    `rounds): ${pairedRatios(runs, (r) => recordsPerS(r, corpus))}; ` +
     `records/s per run (none, 1000 ms, 100 ms; * a source's consumer was re-created): ` +
     `${perMode((r) => `${Math.round(recordsPerS(r, corpus))}${r.consumers > INPUT_SUBJECTS.length ? '*' : ''}`)}; ` +
     `sources done reading at (records/s of the read phase alone): ${perMode((r) => String(Math.round(corpus.sentences / (r.readMs / 1000))))}; ` +
