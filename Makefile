@@ -33,9 +33,11 @@ check: node_modules/.installed
 	npx prettier --check --log-level warn .
 	npx buf lint proto
 
-# The benchmark smoke test runs the word count from dist/, hence build.
+# Every test; then, alone, the benchmark harness's smoke test (it runs the
+# word count from dist/, hence build).
 test: deps build
 	npx ava
+	CKPT_BENCH_SMOKE=1 npx ava test/integration/bench-smoke.test.ts
 
 demo: deps
 	node --import tsx examples/wordcount/demo.ts
