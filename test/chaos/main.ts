@@ -8,7 +8,11 @@
  * SEED, FAULTS, COORDINATORS, FAULT_KINDS (comma-separated), NATS_CLUSTER
  * (default 1: a 3-node NATS cluster with JetStream; 0 for one server),
  * SPACING_MS, COORDINATOR_ARGS (space-separated), CHAOS_LOG_DIR.
+ * `--sentences-per-second` and `--settle-timeout-ms` tune the load and the
+ * wait for the output; `--report-json FILE` also writes the whole report
+ * there, for a caller that checks it.
  */
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { killLocalServersSync } from '../../src/dev/index.js';
 import { killChildrenSync } from './child.js';
@@ -18,9 +22,10 @@ import { formatSummary } from './summary.js';
 
 const USAGE =
   'usage: main.ts [--seed N] [--faults N] [--coordinators N] [--kinds k1,k2] [--nats-cluster] ' +
-  '[--spacing-ms MS] [--coordinator-arg FLAG]... [--log-dir DIR]';
+  '[--spacing-ms MS] [--sentences-per-second N] [--settle-timeout-ms MS] [--coordinator-arg FLAG]... ' +
+  '[--log-dir DIR] [--report-json FILE]';
 
-function options(): ChaosOptions {
+function options(): ChaosOptions & { reportJson?: string } {
   const { values } = parseArgs({
     options: {
       seed: { type: 'string', default: process.env.SEED },
@@ -29,6 +34,9 @@ function options(): ChaosOptions {
       kinds: { type: 'string', default: process.env.FAULT_KINDS },
       'nats-cluster': { type: 'boolean', default: !/^(0|false|no)$/i.test(process.env.NATS_CLUSTER ?? '1') },
       'spacing-ms': { type: 'string', default: process.env.SPACING_MS },
+      'sentences-per-second': { type: 'string' },
+      'settle-timeout-ms': { type: 'string' },
+      'report-json': { type: 'string' },
       'coordinator-arg': { type: 'string', multiple: true, default: splitWords(process.env.COORDINATOR_ARGS) },
       'log-dir': { type: 'string', default: process.env.CHAOS_LOG_DIR },
       help: { type: 'boolean', default: false },
@@ -44,6 +52,9 @@ function options(): ChaosOptions {
     ...number('faults', values.faults),
     ...number('coordinators', values.coordinators),
     ...number('spacingMs', values['spacing-ms']),
+    ...number('sentencesPerSecond', values['sentences-per-second']),
+    ...number('settleTimeoutMs', values['settle-timeout-ms']),
+    ...(values['report-json'] === undefined ? {} : { reportJson: values['report-json'] }),
     ...(values.kinds === undefined || values.kinds === '' ? {} : { kinds: parseKinds(values.kinds) }),
     natsCluster: values['nats-cluster'],
     coordinatorArgs: values['coordinator-arg'],
@@ -77,7 +88,9 @@ async function main(): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const report = await runChaos({ ...options(), signal: abort.signal });
+  const { reportJson, ...chosen } = options();
+  const report = await runChaos({ ...chosen, signal: abort.signal });
+  if (reportJson !== undefined) writeFileSync(reportJson, JSON.stringify(report));
   for (const [label, tail] of Object.entries(report.tails)) console.log(`--- ${label}, last lines ---\n${tail}`);
   console.log('--- chaos summary ---');
   for (const line of formatSummary(report)) console.log(line);
