@@ -297,42 +297,50 @@ async function idleWindow(coordinator: BenchCoordinator, jobId: string): Promise
   return { cpuMs: cpuAfter - cpuBefore, wallMs: to - from, checkpoints };
 }
 
-/** The scenario's rows: median records/s per mode and the coordinator's CPU time per checkpoint. */
+/** The scenario's rows: median records/s and records/CPU-s per mode, and the coordinator's CPU time per checkpoint. */
 function rows(runs: readonly RunFigures[], corpus: Corpus, options: DataPlaneOptions): Row[] {
-  const of = (mode: Mode): RunFigures[] => runs.filter((r) => r.mode === mode);
-  const medianOf = (mode: Mode): number => median(of(mode).map((r) => recordsPerS(r, corpus)));
+  return [
+    ...modeRows(
+      runs,
+      'records_per_s',
+      'records/s',
+      (r) => recordsPerS(r, corpus),
+      throughputConditions(runs, corpus, options),
+    ),
+    ...modeRows(
+      runs,
+      'records_per_cpu_s',
+      'records/CPU-s',
+      (r) => recordsPerCpuS(r, corpus),
+      efficiencyConditions(runs, corpus, options),
+    ),
+    cpuRow(runs),
+  ];
+}
+
+/** One row per mode: the median of `figure` over its runs, held to its share of the runs without checkpoints. */
+function modeRows(
+  runs: readonly RunFigures[],
+  name: string,
+  unit: string,
+  figure: (r: RunFigures) => number,
+  conditions: string,
+): Row[] {
+  const medianOf = (mode: Mode): number => median(runs.filter((r) => r.mode === mode).map(figure));
   const none = medianOf(MODES[0] as Mode);
-  const conditions = throughputConditions(runs, corpus, options);
-  const throughput = MODES.map((mode): Row => {
+  return MODES.map((mode): Row => {
     const value = Math.round(medianOf(mode));
     const target = mode.share === undefined ? null : Math.round(mode.share * none);
     return {
-      id: `dataplane.records_per_s.${mode.id}`,
+      id: `dataplane.${name}.${mode.id}`,
       value,
-      unit: 'records/s',
+      unit,
       target,
       ratio: mode.share === undefined ? null : round3(value / none),
       met: target === null ? null : value >= target,
       conditions,
     };
   });
-  const cpuMedianOf = (mode: Mode): number => median(of(mode).map((r) => recordsPerCpuS(r, corpus)));
-  const noneCpu = cpuMedianOf(MODES[0] as Mode);
-  const cpuConditions = efficiencyConditions(runs, corpus, options);
-  const efficiency = MODES.map((mode): Row => {
-    const value = Math.round(cpuMedianOf(mode));
-    const target = mode.share === undefined ? null : Math.round(mode.share * noneCpu);
-    return {
-      id: `dataplane.records_per_cpu_s.${mode.id}`,
-      value,
-      unit: 'records/CPU-s',
-      target,
-      ratio: mode.share === undefined ? null : round3(value / noneCpu),
-      met: target === null ? null : value >= target,
-      conditions: cpuConditions,
-    };
-  });
-  return [...throughput, ...efficiency, cpuRow(runs)];
 }
 
 /** Per round, each interval mode's figure over the same round's run without checkpoints: `a/b/…, c/d/…`. */

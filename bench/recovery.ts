@@ -102,12 +102,10 @@ async function standbyPhase(
 ): Promise<KillFigures[]> {
   const jobId = `${JOB_ID}-standby`;
   const { coordinator } = stack;
-  await coordinator.client.submitJob({ spec: wordCountSpec(jobId, INTERVAL_MS, SHAPE) });
-  const base = { coordinator, nats: ctx.nats, jobId, tasks: layout, stateDir: stack.stateDir };
   // Every process restarts as a standby; the first starts: the workers, then their standbys.
-  const active = startWorkers({ ...base, name: 'worker', standby: 'on-restart' });
-  children.push(...active);
-  let ready = await coordinator.waitFor((e) => isReady(e, jobId, 1), READY_TIMEOUT_MS, 'the job started');
+  const { workers: active, ready: started } = await startJob(ctx, stack, jobId, layout, children, 'on-restart');
+  let ready = started;
+  const base = { coordinator, nats: ctx.nats, jobId, tasks: layout, stateDir: stack.stateDir };
   const waiting = startWorkers({ ...base, name: 'standby', standby: 'always' });
   children.push(...waiting);
   await standbysWaiting(coordinator, jobId, WORKERS, 0);
@@ -142,10 +140,8 @@ async function restartPhase(
 ): Promise<KillFigures[]> {
   const jobId = `${JOB_ID}-restart`;
   const { coordinator } = stack;
-  await coordinator.client.submitJob({ spec: wordCountSpec(jobId, INTERVAL_MS, SHAPE) });
-  const workers = startWorkers({ coordinator, nats: ctx.nats, jobId, tasks: layout, stateDir: stack.stateDir });
-  children.push(...workers);
-  let ready = await coordinator.waitFor((e) => isReady(e, jobId, 1), READY_TIMEOUT_MS, 'the job started');
+  const { workers, ready: started } = await startJob(ctx, stack, jobId, layout, children);
+  let ready = started;
   ctx.log(`job ${jobId} running: 64 tasks in ${WORKERS} worker processes, no standbys`);
   const figures: KillFigures[] = [];
   for (let k = 0; k < kills; k++) {
@@ -161,6 +157,24 @@ async function restartPhase(
   }
   await coordinator.client.cancelJob({ jobId });
   return figures;
+}
+
+/** Submits `jobId`, starts its worker processes (kept in `children`) and waits until every task is ready. */
+async function startJob(
+  ctx: ScenarioContext,
+  stack: BenchStack,
+  jobId: string,
+  layout: readonly (readonly string[])[],
+  children: ManagedChild[],
+  standby?: 'on-restart',
+): Promise<{ workers: ManagedChild[]; ready: LogEntry }> {
+  const { coordinator } = stack;
+  await coordinator.client.submitJob({ spec: wordCountSpec(jobId, INTERVAL_MS, SHAPE) });
+  const base = { coordinator, nats: ctx.nats, jobId, tasks: layout, stateDir: stack.stateDir };
+  const workers = startWorkers(standby === undefined ? base : { ...base, name: 'worker', standby });
+  children.push(...workers);
+  const ready = await coordinator.waitFor((e) => isReady(e, jobId, 1), READY_TIMEOUT_MS, 'the job started');
+  return { workers, ready };
 }
 
 /** Waits until `count` standbys of `jobId` logged "standby waiting" since `sinceMs`. */

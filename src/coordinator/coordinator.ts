@@ -116,7 +116,7 @@ export class Coordinator {
       this.sessions.remove(session.sessionId);
       session.channel.end(error);
     }
-    for (const standby of this.standbys.drain()) standby.channel.end(error);
+    this.standbys.endAll(error);
     this.log.info('coordinator stopped');
   }
 
@@ -244,10 +244,7 @@ export class Coordinator {
       runtime.abortAll('ABORT_REASON_JOB_CANCELED', `job ${jobId} was canceled`);
       runtime.stop();
       for (const s of this.sessions.ofJob(jobId)) s.channel.send({ canceled: { jobId } });
-      for (const standby of this.standbys.ofJob(jobId)) {
-        this.standbys.remove(standby);
-        standby.channel.end(new CkptError('JOB_CANCELED', `job ${jobId} was canceled`, { jobId }));
-      }
+      this.standbys.endAll(new CkptError('JOB_CANCELED', `job ${jobId} was canceled`, { jobId }), jobId);
       this.log.info({ jobId }, 'job canceled');
     }
     return this.jobInfo(runtime);
@@ -344,21 +341,13 @@ export class Coordinator {
 
   /** Attaches the waiting standbys of a job whose tasks are all free now, oldest first. */
   private promoteStandbys(runtime: JobRuntime): void {
-    for (const standby of this.standbys.ofJob(runtime.jobId)) {
-      const { hello, channel } = standby;
-      let session: Session;
-      try {
-        if (runtime.tracker.takenTask(hello.workerId, hello.taskIds) !== undefined) continue;
-        this.standbys.remove(standby);
-        session = this.openSession(hello, channel);
-      } catch (err) {
-        this.standbys.remove(standby);
-        channel.end(CkptError.from(err));
-        continue;
-      }
-      this.log.info({ jobId: runtime.jobId, workerId: hello.workerId }, 'standby promoted');
-      standby.promoted(session);
-    }
+    const free = (hello: WorkerHello__Output): boolean =>
+      runtime.tracker.takenTask(hello.workerId, hello.taskIds) === undefined;
+    this.standbys.promote(runtime.jobId, free, (s) => {
+      const session = this.openSession(s.hello, s.channel);
+      this.log.info({ jobId: runtime.jobId, workerId: s.hello.workerId }, 'standby promoted');
+      return session;
+    });
   }
 
   private welcome(session: Session, runtime: JobRuntime): AttachResponse {

@@ -3,6 +3,7 @@
  * `standby` set and its open stream, kept until a session end frees every
  * task it names (then the coordinator attaches it) or its stream ends.
  */
+import { CkptError } from '../core/errors.js';
 import type { WorkerHello__Output } from '../gen/ckpt/v1/WorkerHello.js';
 import type { Session, SessionChannel } from './sessions.js';
 
@@ -38,10 +39,33 @@ export class StandbyRegistry {
     return [...(this.byJob.get(jobId) ?? [])];
   }
 
-  /** Removes and returns every standby. */
-  drain(): Standby[] {
-    const all = [...this.byJob.values()].flatMap((s) => [...s]);
-    this.byJob.clear();
-    return all;
+  /** Ends every standby, or those of `jobId`, with `error`, and forgets them. */
+  endAll(error: CkptError, jobId?: string): void {
+    const ending = jobId === undefined ? [...this.byJob.values()].flatMap((s) => [...s]) : this.ofJob(jobId);
+    for (const standby of ending) {
+      this.remove(standby);
+      standby.channel.end(error);
+    }
+  }
+
+  /**
+   * Attaches, oldest first, the standbys of `jobId` whose tasks are all
+   * free now (`free`), with `attach`, and tells each its session. One that
+   * `free` or `attach` refuses is ended with the refusal.
+   */
+  promote(jobId: string, free: (hello: WorkerHello__Output) => boolean, attach: (standby: Standby) => Session): void {
+    for (const standby of this.ofJob(jobId)) {
+      let session: Session;
+      try {
+        if (!free(standby.hello)) continue;
+        this.remove(standby);
+        session = attach(standby);
+      } catch (err) {
+        this.remove(standby);
+        standby.channel.end(CkptError.from(err));
+        continue;
+      }
+      standby.promoted(session);
+    }
   }
 }
