@@ -11,6 +11,7 @@ import type { JobTracker } from '../core/job-tracker.js';
 import type { CheckpointStore, ControlBus, LeaderGuard } from '../core/ports.js';
 import type { Logger } from '../log/index.js';
 import { AttemptControl } from './attempt-control.js';
+import { RestartBackoff } from './restart-backoff.js';
 import type { CheckpointEvents } from './events.js';
 import type { Session } from './sessions.js';
 
@@ -35,17 +36,6 @@ export interface JobRuntimeDeps {
 /** Bounds of the backoff between failed periodic triggers. */
 const MIN_TRIGGER_RETRY_MS = 100;
 const MAX_TRIGGER_RETRY_MS = 5000;
-
-/** Bounds of the backoff between recoveries in a row, and when it starts over. */
-const MIN_RESTART_DELAY_MS = 250;
-const MAX_RESTART_DELAY_MS = 10_000;
-const RESTART_BACKOFF_RESET_MS = 60_000;
-
-/** The wait before the `n`-th recovery in a row (0-based): none, then doubling from 250 ms to 10 s. */
-export function restartDelayMs(n: number): number {
-  if (n <= 0) return 0;
-  return Math.min(MAX_RESTART_DELAY_MS, MIN_RESTART_DELAY_MS * 2 ** (n - 1));
-}
 
 type Waiter = { resolve: (s: CheckpointSummary__Output) => void; reject: (err: CkptError) => void };
 
@@ -87,16 +77,13 @@ export class JobRuntime {
   private periodicFailures = 0;
   private periodicRetryAtMs = 0;
   private readonly waiters = new Map<number, Waiter[]>();
-  /** Recoveries since a checkpoint last completed, for the restart backoff. */
-  private recoveriesInARow = 0;
-  private lastRecoveryAtMs = 0;
-  private restartTimer: NodeJS.Timeout | undefined;
-  private wakeRestart: (() => void) | undefined;
+  private readonly restartBackoff: RestartBackoff;
 
   constructor(tracker: JobTracker, deps: JobRuntimeDeps) {
     this.tracker = tracker;
     this.deps = deps;
     this.log = deps.logger.child({ component: 'job', jobId: tracker.jobId });
+    this.restartBackoff = new RestartBackoff(deps.now, this.log);
     this.attempts = new AttemptControl({
       tracker,
       store: deps.store,
@@ -126,8 +113,7 @@ export class JobRuntime {
     this.stopped = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
-    clearTimeout(this.restartTimer);
-    this.wakeRestart?.();
+    this.restartBackoff.cancel();
     if (why === undefined) return;
     for (const [checkpointId, waiters] of this.waiters) {
       const message = `the coordinator stopped before checkpoint ${checkpointId} finished: ${why}`;
@@ -269,7 +255,7 @@ export class JobRuntime {
 
   private finished(checkpoint: Checkpoint): void {
     const summary = checkpoint.summary();
-    if (checkpoint.status === 'COMPLETED') this.recoveriesInARow = 0;
+    if (checkpoint.status === 'COMPLETED') this.restartBackoff.reset();
     this.deps.events.publish(summary);
     for (const waiter of this.waiters.get(checkpoint.id) ?? []) waiter.resolve(summary);
     this.waiters.delete(checkpoint.id);
@@ -507,7 +493,7 @@ export class JobRuntime {
     this.log.warn({ why: plan.why }, 'job recovery started');
     await this.commitChain;
     if (this.stopped) return undefined;
-    if (plan.restoreTo === undefined) await this.restartDelay();
+    if (plan.restoreTo === undefined) await this.restartBackoff.wait();
     if (this.stopped) return undefined;
     // A commit while waiting may have dropped the checkpoint: checked again before anything changes.
     const restoreTo = plan.restoreTo === undefined ? undefined : this.tracker.checkRestore(plan.restoreTo);
@@ -521,30 +507,6 @@ export class JobRuntime {
     this.attempts.restoreAll();
     this.log.info({ epoch, checkpointId }, 'job recovery: every task restores');
     return { epoch, checkpointId };
-  }
-
-  /**
-   * Recoveries in a row back off, as Flink's exponential-delay restart
-   * strategy does: the first starts at once, each next one that follows
-   * without a completed checkpoint in between (and within a minute of the
-   * last) waits twice as long, from 250 ms up to 10 s. A failure that
-   * recurs on every restore (storage unreachable, say) then costs a few
-   * recoveries a minute, not hundreds a second.
-   */
-  private async restartDelay(): Promise<void> {
-    const now = this.deps.now();
-    if (now - this.lastRecoveryAtMs > RESTART_BACKOFF_RESET_MS) this.recoveriesInARow = 0;
-    const delayMs = restartDelayMs(this.recoveriesInARow);
-    this.recoveriesInARow += 1;
-    this.lastRecoveryAtMs = now;
-    if (delayMs === 0) return;
-    this.log.info({ delayMs, recoveriesInARow: this.recoveriesInARow }, 'job recovery: backing off before the restart');
-    await new Promise<void>((resolve) => {
-      this.restartTimer = setTimeout(resolve, delayMs);
-      this.wakeRestart = resolve;
-    });
-    this.restartTimer = undefined;
-    this.wakeRestart = undefined;
   }
 
   private publish(send: () => Promise<void>): void {

@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { pino } from 'pino';
-import { restartDelayMs } from '../../src/coordinator/job-runtime.js';
+import { restartDelayMs } from '../../src/coordinator/restart-backoff.js';
 import { startTcpProxy } from '../../src/dev/index.js';
 import type { AttachResponse__Output } from '../../src/gen/ckpt/v1/AttachResponse.js';
 import { errorInfo } from '../../src/client/index.js';
