@@ -88,7 +88,7 @@ export class Coordinator {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error(`coordinator cannot start when ${this.state}`);
     const stored = await this.options.store.loadJobs();
-    for (const job of stored) this.addJob(job, 'resuming');
+    for (const job of stored.jobs) this.addJob(job, 'resuming');
     this.state = 'running';
     for (const runtime of this.jobs.values()) {
       runtime.start();
@@ -277,6 +277,7 @@ export class Coordinator {
       readyTasks: t.readyTasks,
       attempt: ATTEMPT_ON_WIRE[t.attempt],
       restorePoint: t.restorePoint ?? null,
+      quarantineReason: '',
     };
   }
 

@@ -26,7 +26,10 @@ export type ErrorReason =
   | 'UNAVAILABLE'
   | 'SHUTTING_DOWN'
   | 'INTERNAL'
-  | 'NOT_LEADER';
+  | 'NOT_LEADER'
+  | 'PERMISSION_DENIED'
+  | 'LIMIT_REACHED'
+  | 'JOB_QUARANTINED';
 
 /** The ids an error concerns, as far as known. */
 export interface ErrorIds {

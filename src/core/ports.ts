@@ -32,6 +32,22 @@ export interface StoredJobState {
 }
 
 /**
+ * A job whose records in etcd are unreadable or invalid: the coordinator
+ * serves it as JOB_STATE_QUARANTINED with the reason, and runs nothing for it.
+ */
+export interface QuarantinedJob {
+  jobId: string;
+  /** What is wrong, naming the key. */
+  reason: string;
+}
+
+/** Every job under the prefix: those whose records are valid, and those quarantined. */
+export interface LoadedJobs {
+  jobs: StoredJobState[];
+  quarantined: QuarantinedJob[];
+}
+
+/**
  * Fences a write to the current leader: it happens only while `key` (the
  * leader's election key, a full etcd key) still has the create revision
  * the leader saw when it was elected. A refused write throws
@@ -69,8 +85,12 @@ export interface CommitResult {
  * `LeadershipLostError` when it fails.
  */
 export interface CheckpointStore {
-  /** Every job under the prefix with its counters. */
-  loadJobs(): Promise<StoredJobState[]>;
+  /**
+   * Every job under the prefix with its counters. A job whose records are
+   * unreadable or invalid does not fail the load: it is listed among the
+   * quarantined with the reason. Throws only when etcd cannot be read.
+   */
+  loadJobs(): Promise<LoadedJobs>;
   /**
    * Creates a job with epoch 1, latest 0 and id floor 1 if no job of that
    * id exists; returns the stored state, and whether it was created.

@@ -28,6 +28,9 @@ export const STATUS_OF_REASON: Readonly<Record<ErrorReason, grpc.status>> = {
   SHUTTING_DOWN: grpc.status.UNAVAILABLE,
   INTERNAL: grpc.status.INTERNAL,
   NOT_LEADER: grpc.status.UNAVAILABLE,
+  PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
+  LIMIT_REACHED: grpc.status.RESOURCE_EXHAUSTED,
+  JOB_QUARANTINED: grpc.status.FAILED_PRECONDITION,
 };
 
 /** Metadata keys of an error. */

@@ -18,6 +18,7 @@ import type {
   CommitResult,
   GarbageCollection,
   LeaderGuard,
+  LoadedJobs,
   StoredJobState,
 } from '../core/ports.js';
 import type { CheckpointSummary__Output as CheckpointSummary } from '../gen/ckpt/v1/CheckpointSummary.js';
@@ -72,7 +73,7 @@ export class EtcdStore implements CheckpointStore {
   }
 
   /** Every job under the prefix, each read consistently in one transaction. */
-  loadJobs(): Promise<StoredJobState[]> {
+  loadJobs(): Promise<LoadedJobs> {
     return loadJobs(this.ctx);
   }
 

@@ -4,7 +4,7 @@
  * point, and the ids of its retained checkpoints.
  */
 import type { ICompare, IKeyValue, IRequestOp, IResponseOp } from 'etcd3';
-import type { LeaderGuard, StoredJobState } from '../core/ports.js';
+import type { LeaderGuard, LoadedJobs, StoredJobState } from '../core/ports.js';
 import type { RestorePoint } from '../core/restore-point.js';
 import { CkptError } from '../core/errors.js';
 import type { JobSpec__Output as JobSpec } from '../gen/ckpt/v1/JobSpec.js';
@@ -32,7 +32,7 @@ export const LOAD_JOBS_CONCURRENCY = 8;
 export const UPDATE_JOB_ATTEMPTS = 3;
 
 /** Every job under the prefix, each read in one transaction. */
-export async function loadJobs(ctx: StoreContext): Promise<StoredJobState[]> {
+export async function loadJobs(ctx: StoreContext): Promise<LoadedJobs> {
   const listing = await listKeys(ctx, ctx.keys.jobs(), { operation: 'list jobs' });
   const jobIds: string[] = [];
   for (const kv of listing.kvs) {
@@ -40,7 +40,7 @@ export async function loadJobs(ctx: StoreContext): Promise<StoredJobState[]> {
     if (parsed?.kind === 'spec') jobIds.push(parsed.jobId);
   }
   const jobs = await mapConcurrent(jobIds, LOAD_JOBS_CONCURRENCY, (jobId) => readJob(ctx, jobId));
-  return jobs.filter((job): job is StoredJobState => job !== undefined);
+  return { jobs: jobs.filter((job): job is StoredJobState => job !== undefined), quarantined: [] };
 }
 
 /** One job's records, undefined when it has no spec. */

@@ -279,7 +279,7 @@ test('a leader whose election key vanishes steps down; its old guard can no long
   // What the deposed leader would write is refused by etcd and changes nothing.
   const store = createEtcdStore({ hosts: [servers.etcdUrl], prefix: cluster.prefix.etcd, logger: silentLogger() });
   t.teardown(() => store.close());
-  const jobs = await store.loadJobs();
+  const { jobs } = await store.loadJobs();
   const stored = jobs.find((j) => j.spec.jobId === 'job');
   const epoch = stored?.epoch ?? 0;
   const before = await dump(etcd, `${cluster.prefix.etcd}jobs/`);

@@ -311,8 +311,8 @@ test('the store writes the restore point with the epoch, only while the checkpoi
   await storeCommit(store, 1, 1);
   t.is(await store.bumpEpoch('job', 1), 2);
   await storeCommit(store, 2, 2);
-  t.like((await store.loadJobs())[0], { latestCheckpointId: 2, latestCheckpointEpoch: 2 });
-  t.is((await store.loadJobs())[0]?.restorePoint, undefined);
+  t.like((await store.loadJobs()).jobs[0], { latestCheckpointId: 2, latestCheckpointEpoch: 2 });
+  t.is((await store.loadJobs()).jobs[0]?.restorePoint, undefined);
 
   const before = await store.client.getAll().prefix(prefix).strings();
   const refused = await t.throwsAsync(store.bumpEpoch('job', 2, undefined, 7), { instanceOf: CkptError });
@@ -322,7 +322,7 @@ test('the store writes the restore point with the epoch, only while the checkpoi
   t.deepEqual(await store.client.getAll().prefix(prefix).strings(), before);
 
   t.is(await store.bumpEpoch('job', 2, undefined, 1), 3);
-  t.like((await store.loadJobs())[0], {
+  t.like((await store.loadJobs()).jobs[0], {
     epoch: 3,
     latestCheckpointId: 2,
     latestCheckpointEpoch: 2,

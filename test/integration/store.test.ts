@@ -153,7 +153,7 @@ test('createJob creates once, reads back afterwards, and loadJobs lists every jo
   t.deepEqual(again.job, first.job, 'the second call reads back the first spec and counters');
 
   await store.createJob(jobSpec('billing'), 42);
-  const jobs = await store.loadJobs();
+  const { jobs } = await store.loadJobs();
   t.deepEqual(
     jobs.map((job) => job.spec.jobId),
     ['billing', 'orders'],
@@ -168,7 +168,7 @@ test('updateJob replaces spec and state, keeps the creation time, refuses unknow
   const { store } = fixture(t);
   await store.createJob(jobSpec('orders'), 1234);
   await store.updateJob('orders', jobSpec('orders', 3), 'JOB_STATE_CANCELED');
-  const [job] = await store.loadJobs();
+  const [job] = (await store.loadJobs()).jobs;
   t.like(job, { state: 'JOB_STATE_CANCELED', createdAtMs: 1234 });
   t.is(job?.spec.policy?.retained, 3);
   t.is(await reasonOf(t, store.updateJob('nope', jobSpec('nope'), 'JOB_STATE_RUNNING')), 'UNKNOWN_JOB');
@@ -178,11 +178,11 @@ test('reserveIds raises the id floor and never lowers it', async (t) => {
   const { store } = fixture(t);
   await store.createJob(jobSpec('orders'), 1);
   await store.reserveIds('orders', 100);
-  t.is((await store.loadJobs())[0]?.idFloor, 100);
+  t.is((await store.loadJobs()).jobs[0]?.idFloor, 100);
   await store.reserveIds('orders', 7);
-  t.is((await store.loadJobs())[0]?.idFloor, 100, 'a lower floor changes nothing and is no error');
+  t.is((await store.loadJobs()).jobs[0]?.idFloor, 100, 'a lower floor changes nothing and is no error');
   await store.reserveIds('orders', 10_000_000_000);
-  t.is((await store.loadJobs())[0]?.idFloor, 10_000_000_000, 'ids compare numerically, not by length');
+  t.is((await store.loadJobs()).jobs[0]?.idFloor, 10_000_000_000, 'ids compare numerically, not by length');
   t.is(await reasonOf(t, store.reserveIds('nope', 5)), 'UNKNOWN_JOB');
 });
 
@@ -195,7 +195,7 @@ test('bumpEpoch moves the epoch only from the expected one', async (t) => {
   t.is(error?.reason, 'STALE_EPOCH');
   t.deepEqual(await dump(etcd, prefix), before);
   t.is(await store.bumpEpoch('orders', 2), 3);
-  t.is((await store.loadJobs())[0]?.epoch, 3);
+  t.is((await store.loadJobs()).jobs[0]?.epoch, 3);
   t.is(await reasonOf(t, store.bumpEpoch('nope', 1)), 'UNKNOWN_JOB');
 });
 
@@ -213,7 +213,7 @@ test('a small manifest is committed inline and reads back equal', async (t) => {
   t.deepEqual(summary, { ...summaryOf(m), manifestBytes: result.manifestBytes, manifestParts: 0 });
   t.is(await etcd.get(`${prefix}jobs/orders/latest`).string(), pad(1));
   t.deepEqual(await keysUnder(etcd, `${prefix}jobs/orders/parts/`), []);
-  const [job] = await store.loadJobs();
+  const [job] = (await store.loadJobs()).jobs;
   t.like(job, { latestCheckpointId: 1, retainedCheckpointIds: [1] });
 });
 
@@ -318,7 +318,7 @@ test('retention deletes subsumed checkpoints in the commit transaction', async (
     (await store.listSummaries('orders')).map((s) => s.checkpointId),
     [5, 4],
   );
-  t.like((await store.loadJobs())[0], { latestCheckpointId: 5, retainedCheckpointIds: [4, 5] });
+  t.like((await store.loadJobs()).jobs[0], { latestCheckpointId: 5, retainedCheckpointIds: [4, 5] });
   t.is(await store.readManifest('orders', 3), undefined);
 });
 

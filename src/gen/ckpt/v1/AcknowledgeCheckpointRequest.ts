@@ -19,6 +19,11 @@ export interface AcknowledgeCheckpointRequest {
    * One entry per task, each task at most once.
    */
   'snapshots'?: (_ckpt_v1_TaskSnapshot)[];
+  /**
+   * The session token of the worker's live session (Welcome.session_token);
+   * the tasks must be attached by that session.
+   */
+  'sessionToken'?: (string);
 }
 
 export interface AcknowledgeCheckpointRequest__Output {
@@ -36,4 +41,9 @@ export interface AcknowledgeCheckpointRequest__Output {
    * One entry per task, each task at most once.
    */
   'snapshots': (_ckpt_v1_TaskSnapshot__Output)[];
+  /**
+   * The session token of the worker's live session (Welcome.session_token);
+   * the tasks must be attached by that session.
+   */
+  'sessionToken': (string);
 }

@@ -6,7 +6,9 @@ import type { Long } from '@grpc/proto-loader';
 
 /**
  * When and how the coordinator checkpoints a job. A field left at zero takes
- * the documented default.
+ * the documented default. Durations are at most the coordinator's
+ * max_policy_duration_ms (7 days by default); larger values are refused with
+ * MALFORMED, never altered.
  */
 export interface CheckpointPolicy {
   /**
@@ -31,7 +33,7 @@ export interface CheckpointPolicy {
   /**
    * Consecutive failed checkpoints tolerated; one more fails the job's
    * current attempt and starts a recovery. Default 0 (no checkpoint failure
-   * is tolerated). -1 tolerates any number.
+   * is tolerated). -1 tolerates any number; at most 1000000.
    */
   'tolerableFailures'?: (number);
   /**
@@ -45,7 +47,7 @@ export interface CheckpointPolicy {
   'mode'?: (_ckpt_v1_CheckpointMode);
   /**
    * Every n-th checkpoint is a full snapshot; the others may be
-   * incremental. Default 0: every checkpoint is full.
+   * incremental. Default 0: every checkpoint is full. At most 1000000.
    */
   'fullEvery'?: (number);
   /**
@@ -65,7 +67,9 @@ export interface CheckpointPolicy {
 
 /**
  * When and how the coordinator checkpoints a job. A field left at zero takes
- * the documented default.
+ * the documented default. Durations are at most the coordinator's
+ * max_policy_duration_ms (7 days by default); larger values are refused with
+ * MALFORMED, never altered.
  */
 export interface CheckpointPolicy__Output {
   /**
@@ -90,7 +94,7 @@ export interface CheckpointPolicy__Output {
   /**
    * Consecutive failed checkpoints tolerated; one more fails the job's
    * current attempt and starts a recovery. Default 0 (no checkpoint failure
-   * is tolerated). -1 tolerates any number.
+   * is tolerated). -1 tolerates any number; at most 1000000.
    */
   'tolerableFailures': (number);
   /**
@@ -104,7 +108,7 @@ export interface CheckpointPolicy__Output {
   'mode': (_ckpt_v1_CheckpointMode__Output);
   /**
    * Every n-th checkpoint is a full snapshot; the others may be
-   * incremental. Default 0: every checkpoint is full.
+   * incremental. Default 0: every checkpoint is full. At most 1000000.
    */
   'fullEvery': (number);
   /**

@@ -10,6 +10,10 @@ export interface DeclineCheckpointRequest {
   'checkpointId'?: (number | string | Long);
   'workerId'?: (string);
   'declines'?: (_ckpt_v1_TaskDecline)[];
+  /**
+   * As AcknowledgeCheckpointRequest.session_token.
+   */
+  'sessionToken'?: (string);
 }
 
 export interface DeclineCheckpointRequest__Output {
@@ -18,4 +22,8 @@ export interface DeclineCheckpointRequest__Output {
   'checkpointId': (number);
   'workerId': (string);
   'declines': (_ckpt_v1_TaskDecline__Output)[];
+  /**
+   * As AcknowledgeCheckpointRequest.session_token.
+   */
+  'sessionToken': (string);
 }

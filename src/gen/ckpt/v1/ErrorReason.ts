@@ -92,6 +92,25 @@ export const ErrorReason = {
    * names the leader's address when it is known.
    */
   ERROR_REASON_NOT_LEADER: 'ERROR_REASON_NOT_LEADER',
+  /**
+   * The caller may not do this (PERMISSION_DENIED): an AcknowledgeCheckpoint
+   * or DeclineCheckpoint call without the session token of the session that
+   * runs its tasks, say.
+   */
+  ERROR_REASON_PERMISSION_DENIED: 'ERROR_REASON_PERMISSION_DENIED',
+  /**
+   * A configured limit of the coordinator is reached (RESOURCE_EXHAUSTED):
+   * jobs, sessions, standbys of a job, watchers, acknowledgement bytes
+   * pending for a job, or the replies a stream has not read. Retrying after
+   * something was released may help.
+   */
+  ERROR_REASON_LIMIT_REACHED: 'ERROR_REASON_LIMIT_REACHED',
+  /**
+   * The job's records in etcd are unreadable or invalid; the coordinator
+   * serves every other job and runs nothing for this one until its records
+   * are repaired (FAILED_PRECONDITION). GetJob and ListJobs show the reason.
+   */
+  ERROR_REASON_JOB_QUARANTINED: 'ERROR_REASON_JOB_QUARANTINED',
 } as const;
 
 /**
@@ -206,6 +225,28 @@ export type ErrorReason =
    */
   | 'ERROR_REASON_NOT_LEADER'
   | 20
+  /**
+   * The caller may not do this (PERMISSION_DENIED): an AcknowledgeCheckpoint
+   * or DeclineCheckpoint call without the session token of the session that
+   * runs its tasks, say.
+   */
+  | 'ERROR_REASON_PERMISSION_DENIED'
+  | 21
+  /**
+   * A configured limit of the coordinator is reached (RESOURCE_EXHAUSTED):
+   * jobs, sessions, standbys of a job, watchers, acknowledgement bytes
+   * pending for a job, or the replies a stream has not read. Retrying after
+   * something was released may help.
+   */
+  | 'ERROR_REASON_LIMIT_REACHED'
+  | 22
+  /**
+   * The job's records in etcd are unreadable or invalid; the coordinator
+   * serves every other job and runs nothing for this one until its records
+   * are repaired (FAILED_PRECONDITION). GetJob and ListJobs show the reason.
+   */
+  | 'ERROR_REASON_JOB_QUARANTINED'
+  | 23
 
 /**
  * Stable, machine-readable error reasons, sent as their names without the

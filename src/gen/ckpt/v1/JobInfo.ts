@@ -40,6 +40,11 @@ export interface JobInfo {
    * checkpoint.
    */
   'restorePoint'?: (_ckpt_v1_RestorePoint | null);
+  /**
+   * With JOB_STATE_QUARANTINED: what is wrong with the job's records. The
+   * spec then holds only the job id.
+   */
+  'quarantineReason'?: (string);
 }
 
 /**
@@ -74,4 +79,9 @@ export interface JobInfo__Output {
    * checkpoint.
    */
   'restorePoint': (_ckpt_v1_RestorePoint__Output | null);
+  /**
+   * With JOB_STATE_QUARANTINED: what is wrong with the job's records. The
+   * spec then holds only the job id.
+   */
+  'quarantineReason': (string);
 }

@@ -8,6 +8,13 @@ export const JobState = {
   JOB_STATE_UNSPECIFIED: 'JOB_STATE_UNSPECIFIED',
   JOB_STATE_RUNNING: 'JOB_STATE_RUNNING',
   JOB_STATE_CANCELED: 'JOB_STATE_CANCELED',
+  /**
+   * The job's records in etcd are unreadable or invalid (see
+   * JobInfo.quarantine_reason). The coordinator runs nothing for it and
+   * refuses its calls with JOB_QUARANTINED; every other job is served. Once
+   * the records are repaired, the next coordinator to lead loads it again.
+   */
+  JOB_STATE_QUARANTINED: 'JOB_STATE_QUARANTINED',
 } as const;
 
 /**
@@ -20,6 +27,14 @@ export type JobState =
   | 1
   | 'JOB_STATE_CANCELED'
   | 2
+  /**
+   * The job's records in etcd are unreadable or invalid (see
+   * JobInfo.quarantine_reason). The coordinator runs nothing for it and
+   * refuses its calls with JOB_QUARANTINED; every other job is served. Once
+   * the records are repaired, the next coordinator to lead loads it again.
+   */
+  | 'JOB_STATE_QUARANTINED'
+  | 3
 
 /**
  * Whether a job is running.

@@ -27,6 +27,10 @@ export interface RestoreCommand {
    * The term of the leader that sent it (see Welcome.term).
    */
   'term'?: (number | string | Long);
+  /**
+   * As Welcome.next_checkpoint_id, at the time of the restore.
+   */
+  'nextCheckpointId'?: (number | string | Long);
 }
 
 /**
@@ -52,4 +56,8 @@ export interface RestoreCommand__Output {
    * The term of the leader that sent it (see Welcome.term).
    */
   'term': (number);
+  /**
+   * As Welcome.next_checkpoint_id, at the time of the restore.
+   */
+  'nextCheckpointId': (number);
 }

@@ -5,20 +5,27 @@ import type { StateHandle as _ckpt_v1_StateHandle, StateHandle__Output as _ckpt_
 import type { Long } from '@grpc/proto-loader';
 
 /**
- * Where a task's snapshot lives.
+ * Where a task's snapshot lives. The coordinator checks every handle of an
+ * acknowledgement before it records it: an empty `uri` needs size 0, no
+ * checksum, no shared pieces and a state size of 0 in the metrics (a task
+ * with state cannot be acknowledged without its handle); otherwise the
+ * scheme must be one the coordinator accepts (`state_uri_schemes`, by
+ * default "file" and "nats-obj").
  */
 export interface StateHandle {
   /**
    * Location in a blob store, e.g. file:///var/lib/ckpt/job/task/42 or
-   * nats-obj://bucket/name. Empty for a stateless task. At most 2048 bytes.
+   * nats-obj://bucket/name. Empty for a stateless task. At most 2048 bytes
+   * of printable ASCII.
    */
   'uri'?: (string);
   /**
-   * Size of the snapshot at `uri` in bytes.
+   * Size of the snapshot at `uri` in bytes; at most the coordinator's
+   * max_state_bytes (1 TiB by default).
    */
   'sizeBytes'?: (number | string | Long);
   /**
-   * Checksum of the bytes at `uri`, as "algorithm:hex" (e.g. "sha256:…").
+   * Checksum of the bytes at `uri`: "sha256:" and 64 lowercase hex digits.
    */
   'checksum'?: (string);
   /**
@@ -29,20 +36,27 @@ export interface StateHandle {
 }
 
 /**
- * Where a task's snapshot lives.
+ * Where a task's snapshot lives. The coordinator checks every handle of an
+ * acknowledgement before it records it: an empty `uri` needs size 0, no
+ * checksum, no shared pieces and a state size of 0 in the metrics (a task
+ * with state cannot be acknowledged without its handle); otherwise the
+ * scheme must be one the coordinator accepts (`state_uri_schemes`, by
+ * default "file" and "nats-obj").
  */
 export interface StateHandle__Output {
   /**
    * Location in a blob store, e.g. file:///var/lib/ckpt/job/task/42 or
-   * nats-obj://bucket/name. Empty for a stateless task. At most 2048 bytes.
+   * nats-obj://bucket/name. Empty for a stateless task. At most 2048 bytes
+   * of printable ASCII.
    */
   'uri': (string);
   /**
-   * Size of the snapshot at `uri` in bytes.
+   * Size of the snapshot at `uri` in bytes; at most the coordinator's
+   * max_state_bytes (1 TiB by default).
    */
   'sizeBytes': (number);
   /**
-   * Checksum of the bytes at `uri`, as "algorithm:hex" (e.g. "sha256:…").
+   * Checksum of the bytes at `uri`: "sha256:" and 64 lowercase hex digits.
    */
   'checksum': (string);
   /**

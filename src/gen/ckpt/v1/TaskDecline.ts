@@ -8,7 +8,8 @@
 export interface TaskDecline {
   'taskId'?: (string);
   /**
-   * Why, for people: "snapshot upload failed: …".
+   * Why, for people: "snapshot upload failed: …". At most 4096 bytes (the
+   * coordinator's max_message_text_bytes).
    */
   'message'?: (string);
 }
@@ -19,7 +20,8 @@ export interface TaskDecline {
 export interface TaskDecline__Output {
   'taskId': (string);
   /**
-   * Why, for people: "snapshot upload failed: …".
+   * Why, for people: "snapshot upload failed: …". At most 4096 bytes (the
+   * coordinator's max_message_text_bytes).
    */
   'message': (string);
 }

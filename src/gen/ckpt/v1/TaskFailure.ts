@@ -10,7 +10,8 @@ export interface TaskFailure {
   'taskId'?: (string);
   'epoch'?: (number | string | Long);
   /**
-   * What went wrong, for people.
+   * What went wrong, for people; at most 4096 bytes (the coordinator's
+   * max_message_text_bytes).
    */
   'message'?: (string);
 }
@@ -22,7 +23,8 @@ export interface TaskFailure__Output {
   'taskId': (string);
   'epoch': (number);
   /**
-   * What went wrong, for people.
+   * What went wrong, for people; at most 4096 bytes (the coordinator's
+   * max_message_text_bytes).
    */
   'message': (string);
 }

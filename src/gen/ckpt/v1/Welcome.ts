@@ -41,9 +41,23 @@ export interface Welcome {
   /**
    * The term of the leader that sent the welcome: the create revision of
    * its election key in etcd. Control messages of a lower term come from a
-   * deposed leader and are ignored.
+   * deposed leader and are ignored. A worker learns terms only from its
+   * session (Welcome, RestoreCommand, StartCommand), never from NATS alone.
    */
   'term'?: (number | string | Long);
+  /**
+   * A secret of this session. AcknowledgeCheckpoint and DeclineCheckpoint
+   * calls must carry the token of the live session that runs their tasks;
+   * others are refused with PERMISSION_DENIED. Acknowledgements and
+   * declines sent inside the session need none.
+   */
+  'sessionToken'?: (string);
+  /**
+   * Every checkpoint id below this one was triggered or skipped already:
+   * the triggers to come have ids from here on. With latest_checkpoint_id
+   * it tells a worker which checkpoint ids are plausible (see bus.proto).
+   */
+  'nextCheckpointId'?: (number | string | Long);
 }
 
 /**
@@ -83,7 +97,21 @@ export interface Welcome__Output {
   /**
    * The term of the leader that sent the welcome: the create revision of
    * its election key in etcd. Control messages of a lower term come from a
-   * deposed leader and are ignored.
+   * deposed leader and are ignored. A worker learns terms only from its
+   * session (Welcome, RestoreCommand, StartCommand), never from NATS alone.
    */
   'term': (number);
+  /**
+   * A secret of this session. AcknowledgeCheckpoint and DeclineCheckpoint
+   * calls must carry the token of the live session that runs their tasks;
+   * others are refused with PERMISSION_DENIED. Acknowledgements and
+   * declines sent inside the session need none.
+   */
+  'sessionToken': (string);
+  /**
+   * Every checkpoint id below this one was triggered or skipped already:
+   * the triggers to come have ids from here on. With latest_checkpoint_id
+   * it tells a worker which checkpoint ids are plausible (see bus.proto).
+   */
+  'nextCheckpointId': (number);
 }

@@ -4,11 +4,15 @@
 import type { Long } from '@grpc/proto-loader';
 
 /**
- * The first message of a session: who the worker is and what it runs.
+ * The first message of a session: who the worker is and what it runs. A
+ * stream that sends no hello within the coordinator's hello timeout (10 s by
+ * default) is ended.
  */
 export interface WorkerHello {
   /**
-   * Chosen by the worker, unique among its live sessions (host:pid:random).
+   * Chosen by the worker, unique among its live sessions (host:pid:random):
+   * 1-256 bytes of printable ASCII without spaces. It appears in the
+   * coordinator's logs, never in its errors.
    */
   'workerId'?: (string);
   'jobId'?: (string);
@@ -17,7 +21,8 @@ export interface WorkerHello {
    */
   'taskIds'?: (string)[];
   /**
-   * Free-form: SDK name and version, language, host.
+   * Free-form: SDK name and version, language, host. At most 64 labels, each
+   * key and value at most 256 bytes.
    */
   'labels'?: ({[key: string]: string});
   /**
@@ -34,17 +39,24 @@ export interface WorkerHello {
    * first session end that frees them all attaches the standby, which then
    * gets its welcome and restores as any new worker does, without waiting
    * for a process to start. When the tasks are free already, the standby
-   * attaches at once. A standby must not send anything before its welcome.
+   * attaches at once. Before its welcome a standby sends nothing but
+   * heartbeats, at least one a second: a standby silent for the
+   * coordinator's standby timeout (10 s by default) is ended with
+   * UNAVAILABLE, and any other message ends it with MALFORMED.
    */
   'standby'?: (boolean);
 }
 
 /**
- * The first message of a session: who the worker is and what it runs.
+ * The first message of a session: who the worker is and what it runs. A
+ * stream that sends no hello within the coordinator's hello timeout (10 s by
+ * default) is ended.
  */
 export interface WorkerHello__Output {
   /**
-   * Chosen by the worker, unique among its live sessions (host:pid:random).
+   * Chosen by the worker, unique among its live sessions (host:pid:random):
+   * 1-256 bytes of printable ASCII without spaces. It appears in the
+   * coordinator's logs, never in its errors.
    */
   'workerId': (string);
   'jobId': (string);
@@ -53,7 +65,8 @@ export interface WorkerHello__Output {
    */
   'taskIds': (string)[];
   /**
-   * Free-form: SDK name and version, language, host.
+   * Free-form: SDK name and version, language, host. At most 64 labels, each
+   * key and value at most 256 bytes.
    */
   'labels': ({[key: string]: string});
   /**
@@ -70,7 +83,10 @@ export interface WorkerHello__Output {
    * first session end that frees them all attaches the standby, which then
    * gets its welcome and restores as any new worker does, without waiting
    * for a process to start. When the tasks are free already, the standby
-   * attaches at once. A standby must not send anything before its welcome.
+   * attaches at once. Before its welcome a standby sends nothing but
+   * heartbeats, at least one a second: a standby silent for the
+   * coordinator's standby timeout (10 s by default) is ended with
+   * UNAVAILABLE, and any other message ends it with MALFORMED.
    */
   'standby': (boolean);
 }
