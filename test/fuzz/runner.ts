@@ -1,0 +1,175 @@
+/**
+ * Runs one target: fast-check generates `n` cases, each is sent to the
+ * coordinator child and must hold every property:
+ *
+ * 1. it ends with a status or an answer within the deadline;
+ * 2. a refusal carries a known reason with its status code (never UNKNOWN
+ *    or INTERNAL), and the contract's invalid input is refused;
+ * 3. the coordinator process is still there and its stderr shows no
+ *    uncaught exception; every few cases it answers a GetJob in time;
+ * 4. etcd is unchanged after a refusal, and after an accepted request only
+ *    the keys of the jobs it names changed.
+ *
+ * A failed case is shrunk by fast-check, each try on a freshly built
+ * fixture; shrinking stops after `shrinkMs`.
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+import * as grpc from '@grpc/grpc-js';
+import fc from 'fast-check';
+import { executeAttach } from './attach-exec.js';
+import { executeCall, type Executed } from './call-exec.js';
+import { caseArbitrary, describeCase, type FuzzCase } from './cases.js';
+import { changedKeys, jobKeys, quietEtcd, snapshotEtcd, unexplained, type EtcdSnapshot } from './etcd-state.js';
+import type { Fixture } from './fixture.js';
+import type { FuzzEnv } from './fuzz-env.js';
+import { readStderr } from './stderr-check.js';
+import { Survey } from './survey.js';
+import { Tally } from './tally.js';
+import type { Target } from './targets.js';
+
+/** RPCs that change nothing even when they succeed. */
+const READ_ONLY = new Set(['GetJob', 'ListJobs', 'ListCheckpoints', 'GetCheckpoint', 'WatchCheckpoints']);
+
+/** How long a child whose connection broke gets to exit, so that its crash is seen. */
+const EXIT_GRACE_MS = 1_000;
+
+/** The result of one target's run. */
+export interface TargetRun {
+  tally: Tally;
+  /** fast-check's report of the first failure, shrunk; undefined when every case held. */
+  failure: string | undefined;
+}
+
+/** Runs `target` with `env.options.n` cases. */
+export async function fuzzTarget(env: FuzzEnv, target: Target): Promise<TargetRun> {
+  const tally = new Tally(target.name);
+  const started = Date.now();
+  const survey = env.options.survey ? new Survey() : undefined;
+  let failedAt: number | undefined;
+  let count = 0;
+  const property = fc.asyncProperty(caseArbitrary(target), async (c) => {
+    // Past the shrinking budget every try passes, so fast-check reports the smallest failure found so far.
+    if (failedAt !== undefined && Date.now() - failedAt > env.options.shrinkMs) return;
+    count += 1;
+    const problems = await checkCase(env, target, c, failedAt === undefined ? tally : undefined, count);
+    if (problems.length === 0) return;
+    env.markDirty();
+    if (survey !== undefined) {
+      survey.add(problems);
+      return;
+    }
+    failedAt ??= Date.now();
+    throw new Error(problems.join('\n'));
+  });
+  const details = await fc.check(property, {
+    numRuns: env.options.n,
+    ...(env.options.seed === undefined ? {} : { seed: env.options.seed }),
+  });
+  tally.ms = Date.now() - started;
+  if (survey !== undefined && !survey.empty) return { tally, failure: survey.report() };
+  return { tally, failure: details.failed ? report(details) : undefined };
+}
+
+/** fast-check's counterexample, shrunk, with what it broke and how to run it again. */
+function report(details: fc.RunDetails<[FuzzCase]>): string {
+  const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
+  return [
+    `Property failed after ${details.numRuns} tests, shrunk ${details.numShrinks} time(s)`,
+    `Counterexample: ${details.counterexample ? describeCase(details.counterexample[0]) : '(none)'}`,
+    `Replay: CKPT_FUZZ_SEED=${details.seed} (path ${details.counterexamplePath ?? '-'})`,
+    error,
+  ].join('\n');
+}
+
+/** Sends one case and returns the properties it broke. */
+async function checkCase(
+  env: FuzzEnv,
+  target: Target,
+  c: FuzzCase,
+  tally: Tally | undefined,
+  count: number,
+): Promise<string[]> {
+  const fx = await env.fixture();
+  const before = await env.baseline(fx);
+  const mark = fx.coordinator.lineCount;
+  const deadlineMs = env.options.deadlineMs;
+  let executed: Executed;
+  try {
+    executed =
+      target.method.kind === 'bidi'
+        ? await executeAttach(fx, target, c, deadlineMs)
+        : await executeCall(fx, target, c, deadlineMs);
+  } catch (err) {
+    return [`case ${describeCase(c)}`, `the exchange failed: ${String(err)}`, ...(await processProblems(fx, mark))];
+  }
+  tally?.add(c, executed.verdict);
+  const problems = [...executed.verdict.problems];
+  const outcome = executed.outcome;
+  if (outcome.kind === 'status' && outcome.reason === undefined && outcome.code !== grpc.status.OK) {
+    await Promise.race([fx.coordinator.exited, delay(EXIT_GRACE_MS)]);
+  }
+  problems.push(...(await processProblems(fx, mark, tally)));
+  // After a stall the request's effect is unknown: etcd is not judged.
+  if (fx.coordinator.alive && executed.outcome.kind !== 'hang') {
+    problems.push(...(await etcdProblems(env, fx, target, executed, before)));
+  }
+  if (fx.coordinator.alive && count % env.options.probeEvery === 0 && !(await fx.serving())) {
+    problems.push('the coordinator stopped answering GetJob in time');
+  }
+  if (problems.length === 0) return [];
+  return [`case ${describeCase(c)}`, `decoded ${summarize(executed)}`, ...problems];
+}
+
+/** A crash: the child is gone, or its stderr shows an uncaught exception. */
+async function processProblems(fx: Fixture, mark: number, tally?: Tally): Promise<string[]> {
+  const problems: string[] = [];
+  if (!fx.coordinator.alive) {
+    const exit = await fx.coordinator.exited;
+    problems.push(
+      `the coordinator exited (code ${exit.code}, signal ${exit.signal}); stderr:\n${fx.coordinator.stderr(15)}`,
+    );
+  }
+  const found = readStderr(fx.coordinator.linesSince(mark));
+  problems.push(...found.crashes.slice(0, 10).map((line) => `stderr: ${line}`));
+  tally?.addErrorLogs(found.errors);
+  return problems;
+}
+
+/** etcd after the case: unchanged after a refusal, changed only under the named jobs after an accepted request. */
+async function etcdProblems(
+  env: FuzzEnv,
+  fx: Fixture,
+  target: Target,
+  executed: Executed,
+  before: EtcdSnapshot,
+): Promise<string[]> {
+  const accepted = executed.verdict.accepted === true && !READ_ONLY.has(target.name);
+  let after: EtcdSnapshot;
+  try {
+    if (accepted) await fx.settle();
+    after =
+      accepted && executed.decoded?.body === 'failure'
+        ? await quietEtcd(fx.etcd, fx.etcdPrefix)
+        : await snapshotEtcd(fx.etcd, fx.etcdPrefix);
+  } catch (err) {
+    return [`the fixture did not settle after the case: ${String(err)}`];
+  }
+  env.setBaseline(after);
+  const changed = changedKeys(before, after);
+  if (!accepted)
+    return changed.length === 0 ? [] : [`etcd changed although the request was not taken: ${changed.join(', ')}`];
+  const outside = unexplained(
+    changed,
+    executed.touches.map((jobId) => jobKeys(fx.etcdPrefix, jobId)),
+  );
+  return outside.length === 0 ? [] : [`etcd changed outside the jobs the request names: ${outside.join(', ')}`];
+}
+
+function summarize(executed: Executed): string {
+  const text = JSON.stringify(executed.decoded ?? null, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));
+  const outcome =
+    executed.outcome.kind === 'status'
+      ? `status ${grpc.status[executed.outcome.code]} reason ${executed.outcome.reason ?? '-'}: ${executed.outcome.details}`
+      : executed.outcome.kind;
+  return `${text.length > 600 ? text.slice(0, 600) + '…' : text}\noutcome ${outcome.slice(0, 400)}`;
+}
