@@ -17,7 +17,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { caseBytes, type FuzzCase } from './cases.js';
-import { attachProblems } from './contract.js';
+import { attachProblems, effectiveBody } from './contract.js';
 import { JOBS, type Fixture, type FixtureContext } from './fixture.js';
 import { refusalProblems, type Verdict } from './judge.js';
 import type { RawAttach } from './raw-calls.js';
@@ -84,7 +84,7 @@ async function open(fx: Fixture, mode: FuzzCase['mode'], deadlineMs: number): Pr
 
 function isStandbyHello(m: Message | undefined): boolean {
   const h = m?.hello;
-  return m?.body === 'hello' && typeof h === 'object' && h !== null && !Array.isArray(h) && h.standby === true;
+  return typeof h === 'object' && h !== null && !Array.isArray(h) && h.standby === true;
 }
 
 /** Sends `c` in its mode, then the probe, and judges. */
@@ -105,7 +105,7 @@ export async function executeAttach(fx: Fixture, target: Target, c: FuzzCase, de
     if (waiting) await stream.until((r) => r.length > base, STANDBY_GRACE_MS);
     const answered = stream.responses.length > base;
     stream.write(PROBE);
-    const body = typeof decoded?.body === 'string' ? decoded.body : '';
+    const body = decoded === undefined ? '' : effectiveBody(mode, decoded);
     const results = mode === 'session' && (body === 'acknowledge' || body === 'decline') ? 2 : 1;
     const count = (r: readonly Buffer[]): number => replies(r.slice(base)).filter((x) => x.body === 'result').length;
     const done = await stream.until((r) => count(r) >= results, deadlineMs);

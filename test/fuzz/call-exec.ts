@@ -44,7 +44,7 @@ async function jobExists(fx: Fixture, jobId: string): Promise<boolean> {
 
 /** Sends `c` to the target's RPC and judges the outcome. */
 export async function executeCall(fx: Fixture, target: Target, c: FuzzCase, deadlineMs: number): Promise<Executed> {
-  const body = caseBytes(target, c, fx.context);
+  const body = caseBytes(target, c, fx.nextLane());
   const decoded = decode(target.requestType, body);
   const invalid = decoded === undefined ? ['the body is not a valid message'] : requestProblems(target.name, decoded);
   let outcome: Outcome;

@@ -32,6 +32,11 @@ const CHECKSUM = /^sha256:[0-9a-f]{64}$/;
 
 type Problems = string[];
 
+/** One entry per kind: list indices and the numbers found are left out. */
+function distinct(p: Problems): string[] {
+  return [...new Set(p.map((x) => x.replace(/\[\d+\]/g, '[]')))];
+}
+
 function str(value: Value | undefined): string {
   return typeof value === 'string' ? value : '';
 }
@@ -79,7 +84,7 @@ function checkEnum(p: Problems, value: Value | undefined, last: number, field: s
 /** Every number of the message, at any depth, must be at most 2^53-1. */
 function checkNumbers(p: Problems, value: Value | undefined, path: string): void {
   if (typeof value === 'bigint') {
-    if (value > MAX_NUMBER) p.push(`${path} ${value} is above 2^53-1`);
+    if (value > MAX_NUMBER) p.push(`${path} is above 2^53-1`);
   } else if (Array.isArray(value)) {
     value.forEach((v, i) => checkNumbers(p, v, `${path}[${i}]`));
   } else if (typeof value === 'object' && value !== null) {
@@ -91,14 +96,13 @@ function checkDistinct(p: Problems, ids: string[], field: string): void {
   if (new Set(ids).size !== ids.length) p.push(`${field} names an id twice`);
 }
 
-function checkHandle(p: Problems, handle: Message | undefined, stateSize: bigint, field: string, piece: boolean): void {
+function checkHandle(p: Problems, handle: Message | undefined, stateSize: bigint, field: string): void {
   const uri = str(handle?.uri);
   const size = big(handle?.sizeBytes);
   const checksum = str(handle?.checksum);
   const shared = list(handle?.shared);
   if (uri === '') {
-    if (piece) p.push(`${field}.uri is empty`);
-    else if (size !== 0n || checksum !== '' || shared.length > 0 || stateSize !== 0n)
+    if (size !== 0n || checksum !== '' || shared.length > 0 || stateSize !== 0n)
       p.push(`${field} without uri has a size, checksum, shared pieces or state`);
     return;
   }
@@ -109,8 +113,7 @@ function checkHandle(p: Problems, handle: Message | undefined, stateSize: bigint
     p.push(`${field}.uri scheme ${scheme ?? '(none)'} is not accepted`);
   if (size > MAX_STATE_BYTES) p.push(`${field}.size_bytes is above max_state_bytes`);
   if (checksum !== '' && !CHECKSUM.test(checksum)) p.push(`${field}.checksum is not sha256:<64 hex>`);
-  if (piece && shared.length > 0) p.push(`${field}.shared pieces nest`);
-  shared.forEach((s, i) => checkHandle(p, obj(s), 0n, `${field}.shared[${i}]`, true));
+  shared.forEach((s, i) => checkHandle(p, obj(s), 0n, `${field}.shared[${i}]`));
 }
 
 function checkSnapshots(p: Problems, value: Value | undefined): void {
@@ -123,7 +126,7 @@ function checkSnapshots(p: Problems, value: Value | undefined): void {
   );
   snapshots.forEach((s, i) => {
     checkId(p, s.taskId, `snapshots[${i}].task_id`);
-    checkHandle(p, obj(s.state), big(obj(s.metrics)?.stateSizeBytes), `snapshots[${i}].state`, false);
+    checkHandle(p, obj(s.state), big(obj(s.metrics)?.stateSizeBytes), `snapshots[${i}].state`);
     list(s.positions).forEach((pos, j) => {
       if (str(obj(pos)?.input) === '') p.push(`snapshots[${i}].positions[${j}].input is empty`);
     });
@@ -226,17 +229,34 @@ export function requestProblems(method: string, m: Message): string[] {
     default:
       checkId(p, m.jobId, 'job_id');
   }
-  return p;
+  return distinct(p);
 }
 
 /** Where in a session a fuzzed Attach message is sent. */
 export type AttachMode = 'first' | 'session' | 'standby';
 
+/** The session messages, in the order the coordinator looks for them. */
+const SESSION_BODIES = ['heartbeat', 'ready', 'failure', 'acknowledge', 'decline'] as const;
+
+function present(m: Message, field: string): boolean {
+  return m[field] !== null && m[field] !== undefined;
+}
+
+/**
+ * The body the coordinator acts on (protobuf.js keeps every member of a
+ * oneof that was on the wire): a first message is a hello when it has
+ * one; later ones are the first session message present, else a hello.
+ */
+export function effectiveBody(mode: AttachMode, m: Message): string {
+  if (mode === 'first' && present(m, 'hello')) return 'hello';
+  return SESSION_BODIES.find((b) => present(m, b)) ?? (present(m, 'hello') ? 'hello' : '');
+}
+
 /** Why the contract refuses an Attach message sent in `mode`; empty when it allows it. */
 export function attachProblems(mode: AttachMode, m: Message): string[] {
   const p: Problems = [];
-  checkNumbers(p, m, '');
-  const body = str(m.body);
+  const body = effectiveBody(mode, m);
+  checkNumbers(p, body === '' ? m : { [body]: m[body] ?? null }, '');
   if (body === '') p.push('the message has no body');
   if (mode === 'first' && body !== 'hello' && body !== '') p.push(`a session starts with a hello, not ${body}`);
   if (mode === 'session' && body === 'hello') p.push('a session has one hello');
@@ -268,5 +288,5 @@ export function attachProblems(mode: AttachMode, m: Message): string[] {
       checkDeclines(p, inner.declines);
       break;
   }
-  return p;
+  return distinct(p);
 }

@@ -71,6 +71,8 @@ export interface FixtureContext {
   firstEpoch: number;
   /** A worker id no session has used yet, for the next fuzzed session. */
   laneWorker: string;
+  /** A job id no request has named yet, for the next job submitted. */
+  freshJob: string;
   /** The task of `session` the next fuzzed session attaches. */
   sessionTask: string;
   /** The task of `first` the next fuzzed first hello names. */
@@ -250,36 +252,39 @@ export class Fixture {
     return this.#context;
   }
 
-  /** Moves the context to the next lane: a fresh worker id, and the next tasks of `session` and `first`. */
+  /** Moves the context to the next lane: fresh worker and job ids, and the next tasks of `session` and `first`. */
   nextLane(): FixtureContext {
     this.#lanes += 1;
     this.#context = { ...this.context, ...this.#lane() };
     return this.#context;
   }
 
-  #lane(): Pick<FixtureContext, 'laneWorker' | 'sessionTask' | 'firstTask'> {
+  #lane(): Pick<FixtureContext, 'laneWorker' | 'freshJob' | 'sessionTask' | 'firstTask'> {
     const lane = this.#lanes % this.lanes;
     return {
       laneWorker: `fz-lane-${this.#lanes}`,
+      freshJob: `fz-new-${this.#lanes}`,
       sessionTask: laneTask('session', lane),
       firstTask: laneTask('first', lane),
     };
   }
 
   /**
-   * Waits until what requests set in motion is over: `main` and `pending`
-   * run, `main` has nothing pending, `pending` has its checkpoint pending
+   * Waits until what requests naming `jobs` set in motion is over: `main`
+   * runs with nothing pending, `pending` runs with its checkpoint pending
    * again; then reads the context.
    */
-  async settle(timeoutMs = 20_000): Promise<void> {
-    await this.#running(JOBS.main, timeoutMs);
-    await eventually(
-      async () =>
-        (await this.client.getJob({ jobId: JOBS.main }, { deadlineMs: 2_000 })).job?.checkpointing !==
-        'JOB_CHECKPOINTING_CHECKPOINTING',
-      { timeoutMs, pollMs: 50, what: 'main without pending checkpoints' },
-    );
-    await this.ensurePending();
+  async settle(jobs: readonly string[] = [JOBS.main, JOBS.pending], timeoutMs = 20_000): Promise<void> {
+    if (jobs.includes(JOBS.main)) {
+      await this.#running(JOBS.main, timeoutMs);
+      await eventually(
+        async () =>
+          (await this.client.getJob({ jobId: JOBS.main }, { deadlineMs: 2_000 })).job?.checkpointing !==
+          'JOB_CHECKPOINTING_CHECKPOINTING',
+        { timeoutMs, pollMs: 50, what: 'main without pending checkpoints' },
+      );
+    }
+    if (jobs.includes(JOBS.pending)) await this.ensurePending();
     await this.refresh();
   }
 

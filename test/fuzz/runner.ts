@@ -94,6 +94,7 @@ async function checkCase(
   const mark = fx.coordinator.lineCount;
   const deadlineMs = env.options.deadlineMs;
   let executed: Executed;
+  const sent = Date.now();
   try {
     executed =
       target.method.kind === 'bidi'
@@ -102,7 +103,7 @@ async function checkCase(
   } catch (err) {
     return [`case ${describeCase(c)}`, `the exchange failed: ${String(err)}`, ...(await processProblems(fx, mark))];
   }
-  tally?.add(c, executed.verdict);
+  const checked = Date.now();
   const problems = [...executed.verdict.problems];
   const outcome = executed.outcome;
   if (outcome.kind === 'status' && outcome.reason === undefined && outcome.code !== grpc.status.OK) {
@@ -115,6 +116,11 @@ async function checkCase(
   }
   if (fx.coordinator.alive && count % env.options.probeEvery === 0 && !(await fx.serving())) {
     problems.push('the coordinator stopped answering GetJob in time');
+  }
+  if (tally !== undefined) {
+    tally.add(c, executed.verdict);
+    tally.sendMs += checked - sent;
+    tally.checkMs += Date.now() - checked;
   }
   if (problems.length === 0) return [];
   return [`case ${describeCase(c)}`, `decoded ${summarize(executed)}`, ...problems];
@@ -130,7 +136,10 @@ async function processProblems(fx: Fixture, mark: number, tally?: Tally): Promis
     );
   }
   const found = readStderr(fx.coordinator.linesSince(mark));
-  problems.push(...found.crashes.slice(0, 10).map((line) => `stderr: ${line}`));
+  if (found.crashes.length > 0) {
+    const headline = found.crashes.find((line) => /Error\b|uncaught|unhandled/i.test(line)) ?? found.crashes[0];
+    problems.push(`stderr shows an uncaught exception: ${headline}\n${found.crashes.slice(0, 12).join('\n')}`);
+  }
   tally?.addErrorLogs(found.errors);
   return problems;
 }
@@ -146,9 +155,9 @@ async function etcdProblems(
   const accepted = executed.verdict.accepted === true && !READ_ONLY.has(target.name);
   let after: EtcdSnapshot;
   try {
-    if (accepted) await fx.settle();
+    if (accepted) await fx.settle(executed.touches);
     after =
-      accepted && executed.decoded?.body === 'failure'
+      accepted && executed.decoded?.failure != null
         ? await quietEtcd(fx.etcd, fx.etcdPrefix)
         : await snapshotEtcd(fx.etcd, fx.etcdPrefix);
   } catch (err) {

@@ -16,8 +16,10 @@ export class Tally {
   readonly modes = new Map<string, number>();
   readonly refusals = new Map<string, number>();
   readonly errorLogs = new Map<string, number>();
-  /** Milliseconds spent. */
+  /** Milliseconds spent in all, sending cases, and checking after them. */
   ms = 0;
+  sendMs = 0;
+  checkMs = 0;
 
   constructor(target: string) {
     this.target = target;
@@ -46,12 +48,17 @@ export class Tally {
         .map(([k, n]) => `${k} ${n}`)
         .join(', ') || 'none';
     return [
-      `${this.target}: ${this.messages} messages in ${(this.ms / 1000).toFixed(1)} s, ${this.accepted} taken` +
+      `${this.target}: ${this.messages} messages in ${(this.ms / 1000).toFixed(1)} s ` +
+        `(per message ${this.#per(this.sendMs)} ms sending, ${this.#per(this.checkMs)} ms checking), ${this.accepted} taken` +
         (this.unclear > 0 ? `, ${this.unclear} standby cases ended` : ''),
       `  forms: ${list(this.forms)}` + (this.modes.size > 0 ? `; modes: ${list(this.modes)}` : ''),
       `  refusals: ${list(this.refusals)}`,
       ...(this.errorLogs.size > 0 ? [`  coordinator error logs: ${list(this.errorLogs)}`] : []),
     ].join('\n');
+  }
+
+  #per(ms: number): string {
+    return this.messages === 0 ? '-' : (ms / this.messages).toFixed(1);
   }
 
   /** The counts as plain data, for a JSON report. */
@@ -62,6 +69,8 @@ export class Tally {
       accepted: this.accepted,
       unclear: this.unclear,
       ms: this.ms,
+      sendMs: this.sendMs,
+      checkMs: this.checkMs,
       forms: Object.fromEntries(this.forms),
       modes: Object.fromEntries(this.modes),
       refusals: Object.fromEntries(this.refusals),

@@ -94,7 +94,7 @@ const RPC_TEMPLATES: Record<string, { template: Message; jobPool?: readonly stri
   SubmitJob: {
     template: {
       spec: {
-        jobId: 'fz-new',
+        jobId: ref('freshJob'),
         tasks: [
           { taskId: 'a', inputs: [], labels: { op: 'read' } },
           { taskId: 'b', inputs: ['a'] },
@@ -102,8 +102,8 @@ const RPC_TEMPLATES: Record<string, { template: Message; jobPool?: readonly stri
         policy: POLICY,
         labels: { team: 'fuzz' },
       },
-    },
-    jobPool: [...JOB_POOL, 'fz-new'],
+    } as unknown as Message,
+    jobPool: [...JOB_POOL, 'fz-new-1'],
   },
   GetJob: { template: { jobId: JOBS.main } },
   CancelJob: { template: { jobId: JOBS.victim }, jobPool: CANCEL_POOL },
