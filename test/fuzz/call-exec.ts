@@ -11,7 +11,7 @@ import type { Target } from './targets.js';
 import { decode, type Message } from './wire.js';
 
 /** How long an accepted watch must stay open to count as taken. */
-const WATCH_OPEN_MS = 200;
+const WATCH_OPEN_MS = 50;
 
 /** What one sent case came to. */
 export interface Executed {

@@ -135,11 +135,6 @@ function checkSnapshots(p: Problems, value: Value | undefined): void {
 
 function checkDeclines(p: Problems, value: Value | undefined): void {
   const declines = list(value).map((d) => obj(d) ?? {});
-  checkDistinct(
-    p,
-    declines.map((d) => str(d.taskId)),
-    'declines',
-  );
   declines.forEach((d, i) => {
     checkId(p, d.taskId, `declines[${i}].task_id`);
     checkText(p, d.message, MAX_MESSAGE_TEXT_BYTES, `declines[${i}].message`);

@@ -93,6 +93,11 @@ export class FuzzEnv {
     this.#baseline = snapshot;
   }
 
+  /** Reads the etcd state again before the next case (something outside the cases changed it). */
+  forgetBaseline(): void {
+    this.#baseline = undefined;
+  }
+
   async stop(): Promise<void> {
     await this.#fixture?.stop();
     this.#fixture = undefined;

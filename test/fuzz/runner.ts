@@ -81,13 +81,17 @@ function report(details: fc.RunDetails<[FuzzCase]>): string {
   ].join('\n');
 }
 
-/** Sends one case and returns the properties it broke. */
-async function checkCase(
+/**
+ * Sends one case and returns the properties it broke (empty when all held);
+ * counts it in `tally`, and probes the coordinator with a GetJob when
+ * `count` is a multiple of the probe interval.
+ */
+export async function checkCase(
   env: FuzzEnv,
   target: Target,
   c: FuzzCase,
-  tally: Tally | undefined,
-  count: number,
+  tally?: Tally,
+  count = env.options.probeEvery,
 ): Promise<string[]> {
   const fx = await env.fixture();
   const before = await env.baseline(fx);
@@ -137,7 +141,10 @@ async function processProblems(fx: Fixture, mark: number, tally?: Tally): Promis
   }
   const found = readStderr(fx.coordinator.linesSince(mark));
   if (found.crashes.length > 0) {
-    const headline = found.crashes.find((line) => /Error\b|uncaught|unhandled/i.test(line)) ?? found.crashes[0];
+    const headline =
+      found.crashes.find((line) => /^\w*Error: /.test(line)) ??
+      found.crashes.find((line) => /uncaught|unhandled/i.test(line)) ??
+      found.crashes[0];
     problems.push(`stderr shows an uncaught exception: ${headline}\n${found.crashes.slice(0, 12).join('\n')}`);
   }
   tally?.addErrorLogs(found.errors);

@@ -41,6 +41,8 @@ export function fuzzSuite(targets: readonly Target[]): void {
       await fx.settle();
       const done = await fx.client.triggerCheckpoint({ jobId: JOBS.main, wait: true }, { deadlineMs: 10_000 });
       t.is(done.checkpoint?.state, 'CHECKPOINT_STATE_COMPLETED', 'main still commits checkpoints');
+      await fx.settle();
+      env.forgetBaseline();
     });
   }
 }
