@@ -229,27 +229,34 @@ export class Fixture {
     await this.client.triggerCheckpoint({ jobId: JOBS.pending }, { deadlineMs: FIXTURE_CALL_MS });
   }
 
-  /** Reads the epochs, checkpoint ids and tokens the generators need. */
-  async refresh(): Promise<FixtureContext> {
+  /** Reads the epochs, checkpoint ids and tokens the generators need, of `jobs` (default: all). */
+  async refresh(jobs: readonly string[] = Object.values(JOBS)): Promise<FixtureContext> {
     const get = async (jobId: string) =>
-      (await this.client.getJob({ jobId }, { deadlineMs: FIXTURE_CALL_MS })).job ?? undefined;
+      jobs.includes(jobId)
+        ? ((await this.client.getJob({ jobId }, { deadlineMs: FIXTURE_CALL_MS })).job ?? undefined)
+        : undefined;
     const [main, pending, session, first] = await Promise.all(
       [JOBS.main, JOBS.pending, JOBS.session, JOBS.first].map(get),
     );
-    const listed = await this.query.listCheckpoints({ jobId: JOBS.pending }, { deadlineMs: FIXTURE_CALL_MS });
-    const open = listed.checkpoints.find((c) => c.state === 'CHECKPOINT_STATE_PENDING');
-    this.#context = {
-      mainEpoch: main?.epoch ?? 0,
-      mainLatest: main?.latestCheckpointId ?? 0,
-      pendingEpoch: pending?.epoch ?? 0,
-      pendingCheckpoint: open?.checkpointId ?? 0,
+    const before = this.#context;
+    const next: FixtureContext = {
+      mainEpoch: main?.epoch ?? before?.mainEpoch ?? 0,
+      mainLatest: main?.latestCheckpointId ?? before?.mainLatest ?? 0,
+      pendingEpoch: pending?.epoch ?? before?.pendingEpoch ?? 0,
+      pendingCheckpoint: before?.pendingCheckpoint ?? 0,
       pendingToken: this.#pendingWorker?.welcome?.sessionToken ?? '',
       mainToken: this.#mainWorker?.welcome?.sessionToken ?? '',
-      sessionEpoch: session?.epoch ?? 0,
-      firstEpoch: first?.epoch ?? 0,
+      sessionEpoch: session?.epoch ?? before?.sessionEpoch ?? 0,
+      firstEpoch: first?.epoch ?? before?.firstEpoch ?? 0,
       ...this.#lane(),
     };
-    return this.#context;
+    if (pending !== undefined) {
+      const listed = await this.query.listCheckpoints({ jobId: JOBS.pending }, { deadlineMs: FIXTURE_CALL_MS });
+      next.pendingCheckpoint =
+        listed.checkpoints.find((c) => c.state === 'CHECKPOINT_STATE_PENDING')?.checkpointId ?? 0;
+    }
+    this.#context = next;
+    return next;
   }
 
   /** Moves the context to the next lane: fresh worker and job ids, and the next tasks of `session` and `first`. */
@@ -285,7 +292,7 @@ export class Fixture {
       );
     }
     if (jobs.includes(JOBS.pending)) await this.ensurePending();
-    await this.refresh();
+    await this.refresh(jobs);
   }
 
   /** True when the coordinator process runs and answers a GetJob of `main` in time. */
