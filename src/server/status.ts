@@ -43,6 +43,9 @@ export const RETRYABLE_KEY = 'ckpt-retryable';
 /** With NOT_LEADER: the leader's advertised address. */
 export const LEADER_KEY = 'ckpt-leader';
 
+/** A UTF-16 surrogate without its pair: not encodable as UTF-8. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
 /** Longest metadata value sent; longer ones are cut (ids are at most 128 characters). */
 export const MAX_METADATA_VALUE_CHARS = 256;
 /** Longest status message sent; longer ones are cut. */
@@ -78,7 +81,8 @@ export function toStatus(err: unknown): Partial<grpc.StatusObject> {
   set(EPOCH_KEY, e.ids.epoch);
   if (e.retryable) set(RETRYABLE_KEY, 'true');
   set(LEADER_KEY, e.leader);
-  const details =
-    e.message.length > MAX_STATUS_DETAILS_CHARS ? e.message.slice(0, MAX_STATUS_DETAILS_CHARS) : e.message;
+  // grpc-js sends the details through encodeURI, which throws on a lone surrogate.
+  const message = e.message.replace(LONE_SURROGATE, '\uFFFD');
+  const details = message.length > MAX_STATUS_DETAILS_CHARS ? message.slice(0, MAX_STATUS_DETAILS_CHARS) : message;
   return { code: STATUS_OF_REASON[e.reason] ?? grpc.status.INTERNAL, details, metadata };
 }
