@@ -19,7 +19,7 @@ const UINT64_MAX = '18446744073709551615';
 const CHECKSUM = `sha256:${'0f'.repeat(32)}`;
 
 async function refused(t: ExecutionContext, call: Promise<unknown>, reason: ErrorReason): Promise<grpc.ServiceError> {
-  const err = (await t.throwsAsync(call)) as grpc.ServiceError;
+  const err = await t.throwsAsync<grpc.ServiceError>(call);
   t.is(errorInfo(err)?.reason, reason, err.message);
   return err;
 }
@@ -252,7 +252,7 @@ test('with a token set, server reflection needs it; the health service answers p
       call.on('error', reject);
       call.write(Buffer.from([0x3a, 0x00]));
     });
-  const err = (await t.throwsAsync(reflect(new grpc.Metadata()))) as grpc.ServiceError;
+  const err = await t.throwsAsync<grpc.ServiceError>(reflect(new grpc.Metadata()));
   t.is(err.code, grpc.status.UNAUTHENTICATED);
   t.is(errorInfo(err)?.reason, 'UNAUTHENTICATED');
   const authorized = new grpc.Metadata();

@@ -18,7 +18,7 @@ import { fanInSpec, sourcesSpec, startTestCoordinator, type TestCoordinator } fr
 const servers = useServers();
 
 async function refused(t: ExecutionContext, call: Promise<unknown>, reason: ErrorReason): Promise<grpc.ServiceError> {
-  const err = (await t.throwsAsync(call)) as grpc.ServiceError;
+  const err = await t.throwsAsync<grpc.ServiceError>(call);
   t.is(errorInfo(err)?.reason, reason, err.message);
   return err;
 }

@@ -33,7 +33,7 @@ test('metadata values are printable ASCII whatever an error carries, and grpc-js
 test('numbers above 2^53-1, negative or fractional, are refused, never rounded', (t) => {
   t.is(checkCount(0, 'x'), 0);
   t.is(checkCount(Number.MAX_SAFE_INTEGER, 'x'), Number.MAX_SAFE_INTEGER);
-  for (const bad of [2 ** 53, 18446744073709551615, -1, 1.5, Number.NaN, '5', undefined]) {
+  for (const bad of [2 ** 53, 2 ** 64, -1, 1.5, Number.NaN, '5', undefined]) {
     t.throws(() => checkCount(bad, 'x'), { message: /MALFORMED: x .* must be an integer/ });
   }
   t.throws(() => checkCount(11, 'x', 10), { message: /from 0 to 10/ });
