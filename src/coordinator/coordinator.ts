@@ -201,7 +201,13 @@ export class Coordinator {
       this.quarantine({ jobId: job.spec.jobId, reason: why });
       return;
     }
-    this.addJob(job, 'resuming');
+    try {
+      this.addJob(job, 'resuming');
+    } catch (err) {
+      // The store checks what it loads; whatever still cannot run is one job's problem, not every job's.
+      this.jobs.delete(job.spec.jobId);
+      this.quarantine({ jobId: job.spec.jobId, reason: `its stored state cannot run: ${CkptError.from(err).message}` });
+    }
   }
 
   /** Serves a job as quarantined: listed with its reason, its calls refused. */
