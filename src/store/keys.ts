@@ -128,6 +128,16 @@ export class KeyLayout {
     return `${this.parts(jobId)}${sha256}`;
   }
 
+  /** The job a key under `jobs/` belongs to, whatever the rest of it; undefined for other keys. */
+  jobOf(key: string): string | undefined {
+    const base = this.jobs();
+    if (!key.startsWith(base)) return undefined;
+    const rest = key.slice(base.length);
+    const slash = rest.indexOf('/');
+    const jobId = slash < 0 ? undefined : rest.slice(0, slash);
+    return jobId !== undefined && JOB_ID_PATTERN.test(jobId) ? jobId : undefined;
+  }
+
   /** What `key` names, or undefined for a key outside the layout. */
   parse(key: string): ParsedKey | undefined {
     const base = this.jobs();

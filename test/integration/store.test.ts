@@ -7,10 +7,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import test, { type ExecutionContext } from 'ava';
 import type { Etcd3 } from 'etcd3';
 import { CkptError } from '../../src/core/errors.js';
+import { validateJobSpec } from '../../src/core/validate.js';
 import type { CommitRequest } from '../../src/core/ports.js';
 import { freePort, startEtcd } from '../../src/dev/index.js';
 import type { CheckpointSummary__Output as CheckpointSummary } from '../../src/gen/ckpt/v1/CheckpointSummary.js';
-import type { JobSpec, JobSpec__Output } from '../../src/gen/ckpt/v1/JobSpec.js';
+import type { JobSpec__Output } from '../../src/gen/ckpt/v1/JobSpec.js';
 import type { Manifest, Manifest__Output } from '../../src/gen/ckpt/v1/Manifest.js';
 import type { ManifestRoot, ManifestRoot__Output } from '../../src/gen/ckpt/v1/ManifestRoot.js';
 import { codec } from '../../src/proto/index.js';
@@ -20,7 +21,6 @@ import { etcdClient, eventually, uniquePrefix, useServers } from '../helpers/ind
 const servers = useServers({ nats: false });
 
 const manifestCodec = codec<Manifest, Manifest__Output>('Manifest');
-const jobSpecCodec = codec<JobSpec, JobSpec__Output>('JobSpec');
 const rootCodec = codec<ManifestRoot, ManifestRoot__Output>('ManifestRoot');
 
 interface Fixture {
@@ -46,18 +46,17 @@ function fixture(t: ExecutionContext, options: Partial<EtcdStoreOptions> = {}): 
   return { store, etcd: etcdClient(t, servers.etcdUrl), prefix };
 }
 
+/** A spec as the coordinator stores it: validated and normalised. */
 function jobSpec(jobId: string, retained = 1): JobSpec__Output {
-  return jobSpecCodec.decode(
-    jobSpecCodec.encode({
-      jobId,
-      tasks: [
-        { taskId: 'source', labels: { lang: 'ts' } },
-        { taskId: 'sink', inputs: ['source'] },
-      ],
-      policy: { intervalMs: 1000, retained },
-      labels: { team: 'storage' },
-    }),
-  );
+  return validateJobSpec({
+    jobId,
+    tasks: [
+      { taskId: 'source', labels: { lang: 'ts' } },
+      { taskId: 'sink', inputs: ['source'] },
+    ],
+    policy: { intervalMs: 1000, retained },
+    labels: { team: 'storage' },
+  });
 }
 
 /** A manifest as decoding returns it, with `tasks` tasks of realistic content. */
