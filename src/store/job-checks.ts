@@ -17,7 +17,7 @@ import type { StoredJob__Output as StoredJob } from '../gen/ckpt/v1/StoredJob.js
 import { summaryProblem } from './checkpoint-checks.js';
 import { decodeStored, storeCodecs } from './codecs.js';
 import { corruptJobRecord, preview, type CorruptRecordError } from './corrupt-record.js';
-import { unpad, type KeyLayout } from './keys.js';
+import { PADDED_PATTERN, type KeyLayout } from './keys.js';
 import { inRange, MAX_CHECKPOINT_KEYS, MAX_STORED_COUNTER, MAX_TIME_MS } from './record-limits.js';
 
 /** One job's records as read at one revision; a record absent from etcd is undefined. */
@@ -114,10 +114,17 @@ export function checkStoredJob(kv: IKeyValue, jobId: string): StoredJob & { spec
  */
 export function counterValue(kv: IKeyValue | undefined, key: string, jobId: string, min: number): number {
   if (kv === undefined) throw corruptJobRecord(jobId, key, 'is missing');
-  const n = unpad(kv.value.toString('latin1'));
-  if (n === undefined) throw corruptJobRecord(jobId, key, `${preview(kv.value)} is not a 20-digit decimal number`);
+  const text = kv.value.toString('latin1');
+  if (!PADDED_PATTERN.test(text)) {
+    throw corruptJobRecord(jobId, key, `${preview(kv.value)} is not a 20-digit decimal number`);
+  }
+  const n = Number(text);
   if (!inRange(n, min, MAX_STORED_COUNTER)) {
-    throw corruptJobRecord(jobId, key, `${n} is out of range (${min} to ${MAX_STORED_COUNTER})`);
+    throw corruptJobRecord(
+      jobId,
+      key,
+      `${text.replace(/^0+(?=\d)/, '')} is out of range (${min} to ${MAX_STORED_COUNTER})`,
+    );
   }
   return n;
 }

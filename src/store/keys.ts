@@ -9,7 +9,8 @@ import { CkptError } from '../core/errors.js';
 export const PADDED_DIGITS = 20;
 
 const JOB_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
-const PADDED_PATTERN = /^\d{20}$/;
+/** What `pad` writes: exactly `PADDED_DIGITS` decimal digits. */
+export const PADDED_PATTERN = /^\d{20}$/;
 const SHA256_PATTERN = /^[0-9a-f]{64}$/;
 
 /** `n` as 20 zero-padded decimal digits; `n` must be a non-negative safe integer. */
