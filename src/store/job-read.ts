@@ -62,14 +62,6 @@ async function loadJob(ctx: StoreContext, jobId: string): Promise<LoadOutcome> {
   }
 }
 
-/**
- * One job's checked records, undefined when it has none. Throws a
- * `CorruptRecordError` (JOB_QUARANTINED) when they are invalid.
- */
-export async function readJob(ctx: StoreContext, jobId: string): Promise<StoredJobState | undefined> {
-  return checkJobRecords(ctx.keys, await readJobRecords(ctx, jobId));
-}
-
 async function readJobRecords(ctx: StoreContext, jobId: string): Promise<JobRecords> {
   const context: EtcdCallContext = { operation: 'read job', jobId };
   const response = await sendTxn(ctx, { success: jobReadOps(ctx, jobId) }, context);

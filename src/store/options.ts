@@ -59,7 +59,10 @@ export interface EtcdStoreOptions {
   /**
    * An existing client to use instead of creating one. The store does not
    * close it, and `requestTimeoutMs` does not apply to it: its own default
-   * call options do.
+   * call options do. Give it `grpcOptions` with
+   * `grpc.max_receive_message_length` of at least `MAX_RESPONSE_BYTES`, as
+   * the store's own client has: else one job whose records hold values too
+   * large for one response of the default 4 MiB fails every job's load.
    * @default undefined (the store creates and owns a client)
    */
   client?: Etcd3;
