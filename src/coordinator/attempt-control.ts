@@ -48,8 +48,9 @@ export class AttemptControl {
       this.log.info({ workerId: session.workerId, epoch: helloEpoch }, 'worker resumed in the current epoch');
       this.ready(session, helloEpoch, session.taskIds);
     } else {
+      this.log.info({ workerId: session.workerId, epoch: helloEpoch }, 'worker joined: the job recovers');
       this.deps.recover(
-        `worker ${session.workerId} joined ${helloEpoch === 0 ? 'without an epoch' : `in epoch ${helloEpoch}`} while the job ${t.attempt === 'running' ? 'was running' : `resumes epoch ${t.epoch}`}`,
+        `a worker joined ${helloEpoch === 0 ? 'without an epoch' : `in epoch ${helloEpoch}`} while the job ${t.attempt === 'running' ? 'was running' : `resumes epoch ${t.epoch}`}`,
       );
     }
   }
@@ -61,7 +62,7 @@ export class AttemptControl {
    */
   onDetach(session: Session, tasks: readonly string[], why: string): void {
     if (tasks.length === 0 || this.deps.tracker.attempt === 'restoring') return;
-    this.deps.recover(`worker ${session.workerId} left: ${why}`);
+    this.deps.recover(`a worker left: ${why}`);
   }
 
   /** A worker reports tasks ready; the last one starts the job. */
@@ -108,7 +109,7 @@ export class AttemptControl {
       const entry = tasks.get(taskId);
       return entry === undefined ? [] : [entry];
     });
-    return { jobId: t.jobId, epoch, checkpointId, snapshots, term: this.deps.term };
+    return { jobId: t.jobId, epoch, checkpointId, snapshots, term: this.deps.term, nextCheckpointId: t.ids.nextId };
   }
 
   private async manifestTasks(checkpointId: number): Promise<Map<string, Manifest__Output['tasks'][number]>> {
