@@ -6,7 +6,9 @@
  * `maxManifestBytes`.
  */
 import { CkptError } from '../core/errors.js';
-import { checkId, MAX_TASKS_PER_JOB, validateTaskSnapshot } from '../core/validate.js';
+import { CEILING_LIMITS } from '../core/limits.js';
+import { validateTaskSnapshot, type SnapshotRules } from '../core/snapshot-checks.js';
+import { checkId } from '../core/validate.js';
 import type { CheckpointSummary__Output as CheckpointSummary } from '../gen/ckpt/v1/CheckpointSummary.js';
 import type { Manifest__Output as Manifest } from '../gen/ckpt/v1/Manifest.js';
 import type { ManifestRoot__Output as ManifestRoot } from '../gen/ckpt/v1/ManifestRoot.js';
@@ -129,9 +131,8 @@ function assertWithinMax(bytes: number, what: string, origin: ManifestOrigin, li
 
 /**
  * Checks a decoded manifest against its root: same job, checkpoint and
- * epoch, at most `MAX_TASKS_PER_JOB` tasks of valid, distinct ids, each
- * snapshot within the limits an acknowledgement is held to and every
- * number exact.
+ * epoch, at most `CEILING_LIMITS.maxTasksPerJob` tasks of valid, distinct
+ * ids, each snapshot as an acknowledgement is checked (`storedSnapshotRules`).
  */
 export function checkManifest(manifest: Manifest, root: ManifestRoot, origin: ManifestOrigin): void {
   const fail = (problem: string): CorruptRecordError => corruptManifest(origin, origin.rootKey, problem);
@@ -139,37 +140,45 @@ export function checkManifest(manifest: Manifest, root: ManifestRoot, origin: Ma
     throw fail(`it holds checkpoint ${manifest.checkpointId} of job ${preview(manifest.jobId)}`);
   }
   if (manifest.epoch !== root.epoch) throw fail(`it holds epoch ${manifest.epoch}, the root ${root.epoch}`);
-  if (manifest.tasks.length > MAX_TASKS_PER_JOB) throw fail(`it holds ${manifest.tasks.length} tasks`);
+  if (manifest.tasks.length > CEILING_LIMITS.maxTasksPerJob) throw fail(`it holds ${manifest.tasks.length} tasks`);
+  const rules = storedSnapshotRules(manifest);
   const seen = new Set<string>();
   for (const task of manifest.tasks) {
-    const problem = taskProblem(task, seen, origin.jobId);
+    const problem = taskProblem(task, seen, origin.jobId, rules);
     if (problem !== undefined) throw fail(`a task snapshot is invalid: ${problem}`);
   }
 }
 
+/**
+ * What a committed snapshot is checked against: the ceiling of state sizes,
+ * and any URI scheme. Which schemes a job's workers may use is the
+ * coordinator's configuration, checked when the snapshot was acknowledged;
+ * a coordinator configured otherwise since must still be able to restore
+ * it. The URIs' syntax, checksums, sizes and counts are checked as then.
+ */
+export function storedSnapshotRules(manifest: Manifest): SnapshotRules {
+  const schemes = new Set<string>();
+  for (const task of manifest.tasks) {
+    for (const handle of [task.state, ...(task.state?.shared ?? [])]) {
+      const uri = handle?.uri ?? '';
+      const colon = uri.indexOf(':');
+      if (colon > 0) schemes.add(uri.slice(0, colon));
+    }
+  }
+  return { maxStateBytes: CEILING_LIMITS.maxStateBytes, stateUriSchemes: schemes };
+}
+
 /** What is wrong with one task's snapshot in a manifest, or undefined; adds its id to `seen`. */
-function taskProblem(task: TaskSnapshot, seen: Set<string>, jobId: string): string | undefined {
+function taskProblem(task: TaskSnapshot, seen: Set<string>, jobId: string, rules: SnapshotRules): string | undefined {
   try {
     const taskId = checkId(task.taskId, 'task_id', { jobId });
     if (seen.has(taskId)) return `task ${taskId} appears twice`;
     seen.add(taskId);
-    validateTaskSnapshot(task, { jobId, taskId });
-    const inexact = inexactNumber(task);
-    return inexact === undefined ? undefined : `task ${taskId}: ${inexact} is not an exact integer`;
+    validateTaskSnapshot(task, { jobId, taskId }, rules);
+    return undefined;
   } catch (err) {
     return (err as Error).message;
   }
-}
-
-/** The first number of a snapshot above 2^53 - 1, by name. */
-function inexactNumber(task: TaskSnapshot): string | undefined {
-  const numbers: [string, number][] = [
-    ['state.size_bytes', task.state?.sizeBytes ?? 0],
-    ...(task.state?.shared ?? []).map((piece): [string, number] => ['state.shared.size_bytes', piece.sizeBytes]),
-    ...task.positions.map((p): [string, number] => ['positions.offset', p.offset]),
-    ...Object.entries(task.metrics ?? {}).map(([name, value]): [string, number] => [`metrics.${name}`, Number(value)]),
-  ];
-  return numbers.find(([, value]) => !inRange(value, 0, Number.MAX_SAFE_INTEGER))?.[0];
 }
 
 /**

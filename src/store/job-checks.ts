@@ -11,6 +11,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { IKeyValue } from 'etcd3';
 import type { StoredJobState } from '../core/ports.js';
 import { restorePointInForce, type RestorePoint } from '../core/restore-point.js';
+import { CEILING_LIMITS } from '../core/limits.js';
 import { validateJobSpec } from '../core/validate.js';
 import type { JobSpec__Output as JobSpec } from '../gen/ckpt/v1/JobSpec.js';
 import type { StoredJob__Output as StoredJob } from '../gen/ckpt/v1/StoredJob.js';
@@ -80,11 +81,15 @@ function presentRecords(records: JobRecords): string[] {
   return present;
 }
 
-/** What is wrong with a spec to store or stored, or undefined: it must be valid and normalised. */
+/**
+ * What is wrong with a spec to store or stored, or undefined: it must be
+ * valid within the ceilings any coordinator may be configured to (the
+ * coordinator checks its own limits again) and normalised.
+ */
 export function specProblem(spec: JobSpec): string | undefined {
   let normalised: JobSpec;
   try {
-    normalised = validateJobSpec(spec);
+    normalised = validateJobSpec(spec, CEILING_LIMITS);
   } catch (err) {
     return `holds an invalid spec: ${(err as Error).message}`;
   }

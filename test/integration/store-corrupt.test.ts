@@ -138,7 +138,7 @@ const corruptions: Corruption[] = [
         .put(s.key('spec'))
         .value(storedJob({ spec: { ...validSpec, tasks: [{ taskId: 'sink', inputs: ['ghost'], labels: {} }] } }))
         .exec(),
-    reason: /^jobs\/victim\/spec: holds an invalid spec: MALFORMED: task sink reads from unknown task ghost$/,
+    reason: /^jobs\/victim\/spec: holds an invalid spec: MALFORMED: task sink reads from unknown task "ghost"$/,
   },
   {
     what: 'a spec that is not normalised',

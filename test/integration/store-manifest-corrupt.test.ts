@@ -271,7 +271,18 @@ const manifestTampering: { what: string; stored: () => ManifestRoot; problem: Re
       const tasks = m.tasks.map((task) => ({ ...task, positions: [{ input: 'orders/0', offset: 2 ** 60 }] }));
       return inlineRoot({ ...m, tasks }, 1, 1);
     },
-    problem: /^a task snapshot is invalid: task task-00000: positions\.offset is not an exact integer$/,
+    problem:
+      /^a task snapshot is invalid: MALFORMED: positions\.offset 1152921504606847000 must be an integer from 0 to 9007199254740991$/,
+  },
+  {
+    what: 'a manifest with a checksum that is no SHA-256',
+    stored: () => {
+      const m = manifest('orders', 1, 1, 1);
+      const tasks = m.tasks.map((task) => ({ ...task, state: { ...task.state, checksum: 'crc32:1234' } }));
+      return inlineRoot({ ...m, tasks }, 1, 1);
+    },
+    problem:
+      /^a task snapshot is invalid: MALFORMED: state\.checksum "crc32:1234" must be sha256: and 64 lowercase hex digits$/,
   },
   {
     what: 'a manifest with a task id that is no id',
@@ -290,6 +301,15 @@ for (const { what, stored, problem } of manifestTampering) {
     await assertRefused(t, s, { key: s.rootKey(1), problem });
   });
 }
+
+test('a manifest of state under any URI scheme reads back: which schemes are accepted is checked at acknowledgement', async (t) => {
+  const s = await scene(t);
+  const m = manifest('orders', 3, 1);
+  const tasks = m.tasks.map((task) => ({ ...task, state: { ...task.state, uri: `s3://bucket/${task.taskId}` } }));
+  const request = commitRequest({ ...m, tasks } as Manifest__Output);
+  await s.store.commit(request);
+  t.deepEqual(await s.store.readManifest('orders', 3), request.manifest);
+});
 
 test('a summary that does not decode or names another checkpoint is refused by listSummaries', async (t) => {
   const s = await scene(t);
