@@ -1,7 +1,8 @@
 /**
  * One bad value written into etcd for one job, and a coordinator restart:
  * the new coordinator starts (its load quarantines that job instead of
- * failing) and goes on checkpointing every other job.
+ * failing), shows that job with the key and problem, and goes on
+ * checkpointing every other job.
  */
 import test from 'ava';
 import { sourcesSpec, startTestCoordinator } from '../helpers/coordinator.js';
@@ -24,6 +25,9 @@ test('a job whose epoch is "abc" does not keep a restarted coordinator from serv
   await c.etcd.put(`${c.prefix.etcd}jobs/bad/epoch`).value('abc');
   await c.restart();
 
+  const bad = (await c.client.getJob({ jobId: 'bad' })).job;
+  t.is(bad?.state, 'JOB_STATE_QUARANTINED');
+  t.is(bad?.quarantineReason, `${c.prefix.etcd}jobs/bad/epoch: "abc" is not a 20-digit decimal number`);
   const job = (await c.client.getJob({ jobId: 'good' })).job;
   t.like(job, { state: 'JOB_STATE_RUNNING', latestCheckpointId: first.checkpoint?.checkpointId });
   worker = await c.worker({ jobId: 'good', workerId: 'w1', taskIds, spec: good });
