@@ -36,6 +36,7 @@ const FLAGS: Array<[flag: string, option: keyof CoordinatorConfigInput, help: st
   ['--hello-timeout-ms <ms>', 'helloTimeoutMs', 'end an Attach stream without a hello (CKPT_HELLO_TIMEOUT_MS)'],
   ['--standby-timeout-ms <ms>', 'standbyTimeoutMs', 'end a silent waiting standby (CKPT_STANDBY_TIMEOUT_MS)'],
   ['--state-uri-schemes <list>', 'stateUriSchemes', 'accepted state handle URI schemes (CKPT_STATE_URI_SCHEMES)'],
+  ['--max-manifest-bytes <n>', 'maxManifestBytes', 'largest manifest read from etcd (CKPT_MAX_MANIFEST_BYTES)'],
   ['--max-jobs <n>', 'maxJobs', 'most jobs (CKPT_MAX_JOBS)'],
   ['--max-tasks-per-job <n>', 'maxTasksPerJob', 'most tasks of one job (CKPT_MAX_TASKS_PER_JOB)'],
   ['--max-sessions <n>', 'maxSessions', 'most live worker sessions (CKPT_MAX_SESSIONS)'],

@@ -10,6 +10,7 @@ import { DEFAULT_ID_BLOCK_SIZE } from '../core/id-allocator.js';
 import { DEFAULT_HISTORY_SIZE } from '../core/job-tracker.js';
 import { CEILING_LIMITS, DEFAULT_LIMITS, type Limits } from '../core/limits.js';
 import { DEFAULT_STATE_URI_SCHEMES } from '../core/snapshot-checks.js';
+import { DEFAULT_MAX_MANIFEST_BYTES, MAX_MAX_MANIFEST_BYTES } from '../store/index.js';
 import { LOG_LEVELS } from '../log/index.js';
 
 /** The complete configuration of a coordinator process; the `Limits` are documented in `src/core/limits.ts`. */
@@ -60,9 +61,20 @@ export interface CoordinatorConfig extends Limits {
   standbyTimeoutMs: number;
   /** URI schemes that acknowledged state handles may use. @default ['file', 'nats-obj'] */
   stateUriSchemes: string[];
+  /**
+   * Largest manifest read back from etcd (its encoded size, checked against
+   * its root before any part is read). @default 268435456 (256 MiB)
+   */
+  maxManifestBytes: number;
   /** pino log level. @default 'info' */
   logLevel: LevelWithSilent;
 }
+
+/**
+ * Largest `idBlockSize`: ids, epochs and floors stay far below the 2^52 the
+ * store accepts, after billions of blocks.
+ */
+export const MAX_ID_BLOCK_SIZE = 1_000_000;
 
 /** Default of `CoordinatorConfig.leaseTtlMs`. */
 export const DEFAULT_LEASE_TTL_MS = 5000;
@@ -92,6 +104,7 @@ export const DEFAULT_CONFIG: Readonly<CoordinatorConfig> = Object.freeze({
   helloTimeoutMs: 10_000,
   standbyTimeoutMs: 10_000,
   stateUriSchemes: [...DEFAULT_STATE_URI_SCHEMES],
+  maxManifestBytes: DEFAULT_MAX_MANIFEST_BYTES,
   logLevel: 'info',
   ...DEFAULT_LIMITS,
 });
@@ -165,12 +178,13 @@ export function resolveConfig(
     heartbeatTimeoutMs: integer('heartbeatTimeoutMs', pick('heartbeatTimeoutMs'), 20),
     etcdTimeoutMs: integer('etcdTimeoutMs', pick('etcdTimeoutMs'), 100),
     maxMessageBytes: integer('maxMessageBytes', pick('maxMessageBytes'), 64 * 1024),
-    idBlockSize: integer('idBlockSize', pick('idBlockSize'), 1),
+    idBlockSize: integer('idBlockSize', pick('idBlockSize'), 1, MAX_ID_BLOCK_SIZE),
     historySize: integer('historySize', pick('historySize'), 1),
     shutdownGraceMs: integer('shutdownGraceMs', pick('shutdownGraceMs'), 0),
     helloTimeoutMs: integer('helloTimeoutMs', pick('helloTimeoutMs'), 10),
     standbyTimeoutMs: integer('standbyTimeoutMs', pick('standbyTimeoutMs'), 2000),
     stateUriSchemes: schemes('stateUriSchemes', pick('stateUriSchemes')),
+    maxManifestBytes: integer('maxManifestBytes', pick('maxManifestBytes'), 1024, MAX_MAX_MANIFEST_BYTES),
     logLevel: String(pick('logLevel')) as LevelWithSilent,
     ...limits(pick),
   };

@@ -26,6 +26,8 @@ export interface AttemptDeps {
   recover: (why: string) => void;
   /** Called when every task is ready and started. */
   onStarted: () => void;
+  /** The job's stored state cannot be restored: it is quarantined. */
+  quarantine: (why: string) => void;
 }
 
 /** Restore, ready and start for one job. */
@@ -89,9 +91,17 @@ export class AttemptControl {
     this.command(session).then(
       (restore) => session.channel.send({ restore }),
       (err: unknown) => {
+        const error = CkptError.from(err);
+        if (!error.retryable && error.reason !== 'SHUTTING_DOWN') {
+          // The checkpoint to restore is unreadable for good (a corrupt manifest): no attempt can start.
+          this.deps.quarantine(
+            `checkpoint ${this.deps.tracker.recoveryCheckpointId} cannot be restored: ${error.message}`,
+          );
+          return;
+        }
         this.log.error({ err, workerId: session.workerId }, 'restore plan not read; the worker must attach again');
         session.channel.end(
-          new CkptError('UNAVAILABLE', `restore plan not read: ${CkptError.from(err).message}`, {
+          new CkptError('UNAVAILABLE', `restore plan not read: ${error.message}`, {
             jobId: this.deps.tracker.jobId,
             retryable: true,
           }),

@@ -216,6 +216,21 @@ export class Coordinator {
     this.log.error({ jobId, reason }, 'job quarantined: its records in etcd are unreadable or invalid');
   }
 
+  /**
+   * A running job whose stored state turned out unusable (a corrupt
+   * manifest to restore from): it stops, its sessions and standbys end with
+   * JOB_QUARANTINED, and it is served as quarantined. Repairing its records
+   * and a new leadership load it again.
+   */
+  private quarantineRunning(jobId: string, why: string): void {
+    const runtime = this.jobs.get(jobId);
+    if (runtime === undefined || this.state !== 'running') return;
+    this.jobs.delete(jobId);
+    runtime.stop(why);
+    this.quarantine({ jobId, reason: why });
+    this.sessions.endJob(jobId, new CkptError('JOB_QUARANTINED', `job ${jobId} is quarantined: ${why}`, { jobId }));
+  }
+
   private addJob(job: StoredJobState, attempt: 'resuming' | 'restoring'): JobRuntime {
     const tracker = new JobTracker({
       ...job,
@@ -234,6 +249,7 @@ export class Coordinator {
       guard: this.options.leadership?.guard,
       term: this.term,
       onLeadershipLost: (err) => this.lostLeadership(err),
+      onQuarantine: (why) => this.quarantineRunning(job.spec.jobId, why),
     });
     this.jobs.set(job.spec.jobId, runtime);
     return runtime;

@@ -32,6 +32,8 @@ export interface JobRuntimeDeps {
   term: number;
   /** A guarded write was refused: this coordinator is no longer the leader. */
   onLeadershipLost: (err: LeadershipLostError) => void;
+  /** The job's records turned out unusable while it ran: the coordinator quarantines it. */
+  onQuarantine: (why: string) => void;
 }
 
 /**
@@ -99,6 +101,7 @@ export class JobRuntime {
       term: deps.term,
       recover: (why) => void this.recover(why),
       onStarted: () => this.arm(),
+      quarantine: (why) => deps.onQuarantine(why),
     });
   }
 

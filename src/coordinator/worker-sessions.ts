@@ -317,6 +317,15 @@ export class WorkerSessions {
     this.standbys.endAll(new CkptError('JOB_CANCELED', `job ${jobId} was canceled`, { jobId }), jobId);
   }
 
+  /** Ends the sessions and standbys of one job with `error`; its tasks are not detached (the job is gone). */
+  endJob(jobId: string, error: CkptError): void {
+    for (const session of this.registry.ofJob(jobId)) {
+      this.registry.remove(session.sessionId);
+      session.channel.end(error);
+    }
+    this.standbys.endAll(error, jobId);
+  }
+
   /** Ends every session and standby with `error` (the coordinator stops). */
   endAll(error: CkptError): void {
     for (const session of this.registry.all()) {

@@ -70,6 +70,7 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
     hosts: config.etcd,
     prefix: config.etcdPrefix,
     requestTimeoutMs: config.etcdTimeoutMs,
+    maxManifestBytes: config.maxManifestBytes,
     logger,
   });
   let bus: NatsBus;
