@@ -18,12 +18,14 @@ import type { SessionChannel } from '../coordinator/sessions.js';
 import type { StandbyTicket } from '../coordinator/standbys.js';
 import type { CoordinatorProvider } from './coordinator-host.js';
 import { requireDecoded, type AuthCheck } from './handlers.js';
+import type { Logger } from '../log/index.js';
 import { replyStream } from './reply-stream.js';
 
 type AttachCall = grpc.ServerDuplexStream<AttachRequest__Output, AttachResponse>;
 
-/** How the `Attach` handler bounds a stream. */
+/** How the `Attach` handler bounds a stream, and where it logs. */
 export interface AttachLimits {
+  logger: Logger;
   /** A stream without a hello for this long is ended. */
   helloTimeoutMs: number;
   /** Replies a worker may leave unread, in bytes, before its session is ended. */
@@ -181,12 +183,19 @@ class AttachStream {
     this.channel.end(error);
   }
 
-  /** Forgets the stream's standby or session (once). */
+  /**
+   * Forgets the stream's standby or session (once). It runs from stream
+   * events, where a throw would end the process: a failure is logged.
+   */
   private close(why: string): void {
     clearTimeout(this.helloTimer);
     const phase = this.phase;
     this.phase = { kind: 'ended' };
-    if (phase.kind === 'standby') phase.ticket.withdraw();
-    else if (phase.kind === 'session') phase.coordinator.sessions.close(phase.sessionId, why);
+    try {
+      if (phase.kind === 'standby') phase.ticket.withdraw();
+      else if (phase.kind === 'session') phase.coordinator.sessions.close(phase.sessionId, why);
+    } catch (err) {
+      this.limits.logger.error({ err, why }, 'ending a session failed');
+    }
   }
 }

@@ -63,7 +63,7 @@ export interface GrpcServerOptions {
   authToken: string | undefined;
   maxMessageBytes: number;
   /** Bounds of the streams: hello timeout, unread replies, watchers. */
-  limits: AttachLimits & WatchLimits;
+  limits: Omit<AttachLimits, 'logger'> & WatchLimits;
 }
 
 /** A started gRPC server. */
@@ -103,7 +103,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Coord
   });
   server.addService(
     tolerantDeserializers(proto.ckpt.v1.Coordinator.service),
-    coordinatorHandlers(options.coordinators, auth, options.limits),
+    coordinatorHandlers(options.coordinators, auth, { ...options.limits, logger: log }),
   );
   server.addService(
     tolerantDeserializers(proto.ckpt.v1.CheckpointQuery.service),
