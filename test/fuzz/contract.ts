@@ -15,7 +15,7 @@ export const MAX_NUMBER = 2n ** 53n - 1n;
 export const MAX_MESSAGE_TEXT_BYTES = 4_096;
 /** Longest state handle URI. */
 export const MAX_URI_BYTES = 2_048;
-/** Largest state size (1 TiB, the default max_state_bytes). */
+/** Largest state size of a handle or a snapshot's metrics (1 TiB, the default max_state_bytes). */
 export const MAX_STATE_BYTES = 2n ** 40n;
 /** Longest policy duration (7 days, the default max_policy_duration_ms). */
 export const MAX_POLICY_DURATION_MS = 7n * 24n * 3_600_000n;
@@ -126,7 +126,11 @@ function checkSnapshots(p: Problems, value: Value | undefined): void {
   );
   snapshots.forEach((s, i) => {
     checkId(p, s.taskId, `snapshots[${i}].task_id`);
-    checkHandle(p, obj(s.state), big(obj(s.metrics)?.stateSizeBytes), `snapshots[${i}].state`);
+    const metrics = obj(s.metrics);
+    checkHandle(p, obj(s.state), big(metrics?.stateSizeBytes), `snapshots[${i}].state`);
+    for (const field of ['stateSizeBytes', 'persistedBytes', 'inFlightBytes']) {
+      if (big(metrics?.[field]) > MAX_STATE_BYTES) p.push(`snapshots[${i}].metrics.${field} is above max_state_bytes`);
+    }
     list(s.positions).forEach((pos, j) => {
       if (str(obj(pos)?.input) === '') p.push(`snapshots[${i}].positions[${j}].input is empty`);
     });

@@ -25,6 +25,7 @@ import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
 import { silentLogger } from '../../src/log/index.js';
 import { startSimulatedWorker, type SimulatedWorker } from '../../src/sim/index.js';
 import { eventually } from '../helpers/wait.js';
+import { STATE_URI_SCHEMES } from './contract.js';
 import { CoordinatorProcess } from './coordinator-process.js';
 import { RawClient } from './raw-calls.js';
 
@@ -151,7 +152,7 @@ export class Fixture {
       subjectPrefix: `fuzz_${id}`,
       authToken: AUTH_TOKEN,
       // The simulated workers' state URIs use the `sim` scheme.
-      env: { CKPT_STATE_URI_SCHEMES: 'file,nats-obj,sim' },
+      extraArgs: ['--state-uri-schemes', STATE_URI_SCHEMES.join(',')],
     });
     const fixture = new Fixture(coordinator, servers, lanes);
     try {
