@@ -206,14 +206,15 @@ export function requestProblems(method: string, m: Message): string[] {
     case 'SubmitJob':
       checkSpec(p, obj(m.spec));
       break;
+    // worker_id may be left empty: the session token names the worker.
     case 'AcknowledgeCheckpoint':
       checkId(p, m.jobId, 'job_id');
-      checkWorkerId(p, m.workerId, 'worker_id');
+      if (str(m.workerId) !== '') checkWorkerId(p, m.workerId, 'worker_id');
       checkSnapshots(p, m.snapshots);
       break;
     case 'DeclineCheckpoint':
       checkId(p, m.jobId, 'job_id');
-      checkWorkerId(p, m.workerId, 'worker_id');
+      if (str(m.workerId) !== '') checkWorkerId(p, m.workerId, 'worker_id');
       checkDeclines(p, m.declines);
       break;
     case 'TriggerCheckpoint':

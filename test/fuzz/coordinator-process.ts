@@ -87,7 +87,7 @@ export class CoordinatorProcess {
       'coordinator',
       ...['--listen', address, '--etcd', options.etcdUrl, '--nats', options.natsUrl],
       ...['--etcd-prefix', options.etcdPrefix, '--subject-prefix', options.subjectPrefix],
-      ...['--auth-token', options.authToken, '--lease-ttl-ms', '1000', '--log-level', 'warn'],
+      ...['--auth-token', options.authToken, '--log-level', 'warn'],
       ...(options.extraArgs ?? []),
     ];
     const argv = existsSync(SETPRIV)

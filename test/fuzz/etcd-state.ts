@@ -1,24 +1,42 @@
 /**
  * What the coordinator keeps in etcd under its prefix, as snapshots to
  * compare: a refused request must leave it as it was, an accepted one may
- * change only the keys of the job it names.
+ * change only the keys of the job it names. etcd's revision grows with
+ * every write, so an unchanged revision proves that nothing changed
+ * without reading every key.
  */
 import type { Etcd3 } from 'etcd3';
-import { eventually } from '../helpers/wait.js';
 
-/** Every key under a prefix and its value (hex, so that binary values compare exactly). */
-export type EtcdSnapshot = ReadonlyMap<string, string>;
+/** Every key under a prefix and its value (hex, so that binary values compare exactly), at a revision. */
+export interface EtcdSnapshot {
+  readonly revision: string;
+  readonly values: ReadonlyMap<string, string>;
+}
+
+/** etcd's revision now (the revision of its latest write, under any prefix). */
+export async function etcdRevision(etcd: Etcd3, prefix: string): Promise<string> {
+  const response = await etcd.getAll().prefix(prefix).limit(1).exec();
+  return String(response.header.revision);
+}
 
 /** Reads every key under `prefix`. */
 export async function snapshotEtcd(etcd: Etcd3, prefix: string): Promise<EtcdSnapshot> {
+  const revision = await etcdRevision(etcd, prefix);
   const all = await etcd.getAll().prefix(prefix).buffers();
-  return new Map(Object.entries(all).map(([k, v]) => [k, v.toString('hex')]));
+  return { revision, values: new Map(Object.entries(all).map(([k, v]) => [k, v.toString('hex')])) };
+}
+
+/** The state now: `last` itself when nothing was written since it was read. */
+export async function etcdNow(etcd: Etcd3, prefix: string, last: EtcdSnapshot): Promise<EtcdSnapshot> {
+  if ((await etcdRevision(etcd, prefix)) === last.revision) return last;
+  return snapshotEtcd(etcd, prefix);
 }
 
 /** Keys added, removed or changed from `before` to `after`. */
 export function changedKeys(before: EtcdSnapshot, after: EtcdSnapshot): string[] {
-  const keys = new Set([...before.keys(), ...after.keys()]);
-  return [...keys].filter((k) => before.get(k) !== after.get(k)).sort();
+  if (before === after) return [];
+  const keys = new Set([...before.values.keys(), ...after.values.keys()]);
+  return [...keys].filter((k) => before.values.get(k) !== after.values.get(k)).sort();
 }
 
 /** The prefix of a job's keys (storage.proto: `<prefix>jobs/<job>/`). */
@@ -29,22 +47,4 @@ export function jobKeys(prefix: string, jobId: string): string {
 /** Keys of `changed` outside every prefix of `allowed`. */
 export function unexplained(changed: readonly string[], allowed: readonly string[]): string[] {
   return changed.filter((k) => !allowed.some((p) => k.startsWith(p)));
-}
-
-/**
- * Reads snapshots until two in a row, `gapMs` apart, are equal (what
- * accepted requests set in motion has been written), and returns it.
- */
-export async function quietEtcd(etcd: Etcd3, prefix: string, timeoutMs = 10_000, gapMs = 150): Promise<EtcdSnapshot> {
-  let last = await snapshotEtcd(etcd, prefix);
-  return eventually(
-    async () => {
-      await new Promise((resolve) => setTimeout(resolve, gapMs));
-      const next = await snapshotEtcd(etcd, prefix);
-      const same = changedKeys(last, next).length === 0;
-      last = next;
-      return same ? next : undefined;
-    },
-    { timeoutMs, pollMs: 0, what: 'etcd to stop changing' },
-  );
 }

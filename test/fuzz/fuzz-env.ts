@@ -57,6 +57,8 @@ export class FuzzEnv {
   #fixture: Fixture | undefined;
   #dirty = true;
   #baseline: EtcdSnapshot | undefined;
+  /** Jobs a task failure made recover whose new epoch has not been seen in etcd yet. */
+  readonly recovering = new Set<string>();
   /** How many fixtures were built. */
   builds = 0;
 
@@ -71,6 +73,7 @@ export class FuzzEnv {
     await this.#fixture?.stop();
     this.#fixture = undefined;
     this.#baseline = undefined;
+    this.recovering.clear();
     const fixture = await Fixture.start(this.#servers, this.options.lanes);
     this.builds += 1;
     this.#fixture = fixture;

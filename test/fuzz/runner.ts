@@ -19,8 +19,9 @@ import fc from 'fast-check';
 import { executeAttach } from './attach-exec.js';
 import { executeCall, type Executed } from './call-exec.js';
 import { caseArbitrary, describeCase, type FuzzCase } from './cases.js';
-import { changedKeys, jobKeys, quietEtcd, snapshotEtcd, unexplained, type EtcdSnapshot } from './etcd-state.js';
-import type { Fixture } from './fixture.js';
+import { changedKeys, etcdNow, jobKeys, unexplained, type EtcdSnapshot } from './etcd-state.js';
+import { JOBS, type Fixture } from './fixture.js';
+import type { Message } from './wire.js';
 import type { FuzzEnv } from './fuzz-env.js';
 import { readStderr } from './stderr-check.js';
 import { Survey } from './survey.js';
@@ -151,7 +152,12 @@ async function processProblems(fx: Fixture, mark: number, tally?: Tally): Promis
   return problems;
 }
 
-/** etcd after the case: unchanged after a refusal, changed only under the named jobs after an accepted request. */
+/**
+ * etcd after the case: unchanged after a refusal, changed only under the
+ * named jobs after an accepted request. A task failure a session reported
+ * makes its job recover, after a backoff that may outlast the case: until
+ * that job's epoch has changed, its keys may change under any later case.
+ */
 async function etcdProblems(
   env: FuzzEnv,
   fx: Fixture,
@@ -160,25 +166,31 @@ async function etcdProblems(
   before: EtcdSnapshot,
 ): Promise<string[]> {
   const accepted = executed.verdict.accepted === true && !READ_ONLY.has(target.name);
+  const sessionEpoch = BigInt(fx.context.sessionEpoch);
   let after: EtcdSnapshot;
   try {
     if (accepted) await fx.settle(executed.touches);
-    after =
-      accepted && executed.decoded?.failure != null
-        ? await quietEtcd(fx.etcd, fx.etcdPrefix)
-        : await snapshotEtcd(fx.etcd, fx.etcdPrefix);
+    after = await etcdNow(fx.etcd, fx.etcdPrefix, before);
   } catch (err) {
     return [`the fixture did not settle after the case: ${String(err)}`];
   }
   env.setBaseline(after);
   const changed = changedKeys(before, after);
-  if (!accepted)
-    return changed.length === 0 ? [] : [`etcd changed although the request was not taken: ${changed.join(', ')}`];
-  const outside = unexplained(
-    changed,
-    executed.touches.map((jobId) => jobKeys(fx.etcdPrefix, jobId)),
-  );
-  return outside.length === 0 ? [] : [`etcd changed outside the jobs the request names: ${outside.join(', ')}`];
+  const recovering = [...env.recovering];
+  for (const jobId of recovering) {
+    if (changed.includes(`${jobKeys(fx.etcdPrefix, jobId)}epoch`)) env.recovering.delete(jobId);
+  }
+  const failure = executed.decoded?.failure as Message | null | undefined;
+  const epochKey = `${jobKeys(fx.etcdPrefix, JOBS.session)}epoch`;
+  if (accepted && failure?.epoch === sessionEpoch && !changed.includes(epochKey)) env.recovering.add(JOBS.session);
+  const allowed = [...recovering, ...(accepted ? executed.touches : [])].map((jobId) => jobKeys(fx.etcdPrefix, jobId));
+  const outside = unexplained(changed, allowed);
+  if (outside.length === 0) return [];
+  return [
+    accepted
+      ? `etcd changed outside the jobs the request names: ${outside.join(', ')}`
+      : `etcd changed although the request was not taken: ${outside.join(', ')}`,
+  ];
 }
 
 function summarize(executed: Executed): string {
