@@ -159,8 +159,9 @@ export function fieldArbitrary(field: protobuf.Field, depth: number, gen: GenOpt
   if (!field.repeated || field.map) return element;
   const few = fc.array(element, { maxLength: gen.short ? 2 : 4 });
   if (gen.short) return few;
-  const copies = repeated(elementArbitrary(field, depth, { ...gen, short: true }) as fc.Arbitrary<Value>);
-  return fc.oneof({ arbitrary: few, weight: 4 }, { arbitrary: copies, weight: 1 });
+  const scalar = !(field.resolvedType instanceof protobuf.Type);
+  const copies = repeated(elementArbitrary(field, depth, { ...gen, short: true }) as fc.Arbitrary<Value>, scalar);
+  return fc.oneof({ arbitrary: few, weight: 6 }, { arbitrary: copies, weight: 1 });
 }
 
 /** Deepest nesting of generated messages (StateHandle nests itself). */

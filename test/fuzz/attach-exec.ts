@@ -31,7 +31,7 @@ const PROBE = encode('AttachRequest', {
   acknowledge: { requestId: PROBE_ID, epoch: 0n, checkpointId: 0n, snapshots: [] },
 });
 /** How long a first hello that asks to be a standby gets to be answered before it counts as waiting. */
-const STANDBY_GRACE_MS = 300;
+const STANDBY_GRACE_MS = 100;
 /** Tries to open the `session` preamble when the lane's task is still attached by an earlier case. */
 const PREAMBLE_TRIES = 5;
 

@@ -148,7 +148,7 @@ export function rpcTargets(): Target[] {
       template,
       structured:
         name === 'SubmitJob'
-          ? fc.oneof({ arbitrary: generic, weight: 29 }, { arbitrary: bigGraphs, weight: 1 })
+          ? fc.oneof({ arbitrary: generic, weight: 99 }, { arbitrary: bigGraphs, weight: 1 })
           : generic,
       sites: mutationSites(method.requestType, template, gen),
     };
