@@ -30,7 +30,11 @@ const PROBE_ID = 4_242_424_242n;
 const PROBE = encode('AttachRequest', {
   acknowledge: { requestId: PROBE_ID, epoch: 0n, checkpointId: 0n, snapshots: [] },
 });
-/** How long a first hello that asks to be a standby gets to be answered before it counts as waiting. */
+/**
+ * How long a first hello that asks to be a standby gets to be answered
+ * before it counts as waiting; one answered later is left unjudged, never
+ * misjudged.
+ */
 const STANDBY_GRACE_MS = 100;
 /** Tries to open the `session` preamble when the lane's task is still attached by an earlier case. */
 const PREAMBLE_TRIES = 5;
