@@ -10,8 +10,12 @@ import type { Outcome } from './raw-calls.js';
 import type { Target } from './targets.js';
 import { decode, type Message } from './wire.js';
 
-/** How long an accepted watch must stay open to count as taken. */
-const WATCH_OPEN_MS = 50;
+/**
+ * How long a valid watch must stay open to count as taken. A refusal comes
+ * at once; one that came later would only be left unjudged: valid watches
+ * are not held to the contract's refusals.
+ */
+const WATCH_OPEN_MS = 20;
 
 /** What one sent case came to. */
 export interface Executed {

@@ -26,10 +26,7 @@ import type { FuzzEnv } from './fuzz-env.js';
 import { readStderr } from './stderr-check.js';
 import { Survey } from './survey.js';
 import { Tally } from './tally.js';
-import type { Target } from './targets.js';
-
-/** RPCs that change nothing even when they succeed. */
-const READ_ONLY = new Set(['GetJob', 'ListJobs', 'ListCheckpoints', 'GetCheckpoint', 'WatchCheckpoints']);
+import { READ_ONLY_TARGETS, type Target } from './targets.js';
 
 /** How long a child whose connection broke gets to exit, so that its crash is seen. */
 const EXIT_GRACE_MS = 1_000;
@@ -165,7 +162,7 @@ async function etcdProblems(
   executed: Executed,
   before: EtcdSnapshot,
 ): Promise<string[]> {
-  const accepted = executed.verdict.accepted === true && !READ_ONLY.has(target.name);
+  const accepted = executed.verdict.accepted === true && !READ_ONLY_TARGETS.has(target.name);
   const sessionEpoch = BigInt(fx.context.sessionEpoch);
   let after: EtcdSnapshot;
   try {

@@ -206,3 +206,36 @@ export function attachTargets(): Target[] {
     };
   });
 }
+
+/** RPCs that change nothing even when they succeed. */
+export const READ_ONLY_TARGETS: ReadonlySet<string> = new Set([
+  'GetJob',
+  'ListJobs',
+  'ListCheckpoints',
+  'GetCheckpoint',
+  'WatchCheckpoints',
+]);
+
+/**
+ * The targets of each fuzz test file, balanced so that the files take
+ * about the same time (ava runs two at once).
+ */
+const GROUPS = {
+  'rpc-jobs': ['SubmitJob', 'CancelJob', 'TriggerCheckpoint', 'RestoreJob'],
+  'rpc-acks': ['AcknowledgeCheckpoint', 'DeclineCheckpoint'],
+  'rpc-queries': ['GetJob', 'ListJobs', 'ListCheckpoints', 'GetCheckpoint', 'WatchCheckpoints'],
+  'attach-hello': ['Attach.hello', 'Attach.heartbeat', 'Attach.ready'],
+  'attach-reports': ['Attach.failure', 'Attach.acknowledge', 'Attach.decline'],
+} as const;
+
+/** The targets of one test file; throws unless the groups hold every target exactly once. */
+export function targetGroup(group: keyof typeof GROUPS): Target[] {
+  const all = [...rpcTargets(), ...attachTargets()];
+  const grouped: string[] = Object.values(GROUPS).flat();
+  const names = all.map((t) => t.name);
+  if (grouped.length !== names.length || !names.every((n) => grouped.includes(n))) {
+    throw new Error(`the fuzz groups must name every target once: ${names.join(', ')}`);
+  }
+  const mine: readonly string[] = GROUPS[group];
+  return all.filter((t) => mine.includes(t.name));
+}

@@ -1,0 +1,8 @@
+/**
+ * Fuzzing the failure, acknowledge and decline messages of an Attach
+ * session, as its first message, inside it and from a waiting standby, against a coordinator child (see runner.ts for the properties).
+ */
+import { fuzzSuite } from './suite.js';
+import { targetGroup } from './targets.js';
+
+fuzzSuite(targetGroup('attach-reports'));

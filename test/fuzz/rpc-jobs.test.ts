@@ -1,0 +1,7 @@
+/**
+ * Fuzzing SubmitJob, CancelJob, TriggerCheckpoint and RestoreJob, against a coordinator child (see runner.ts for the properties).
+ */
+import { fuzzSuite } from './suite.js';
+import { targetGroup } from './targets.js';
+
+fuzzSuite(targetGroup('rpc-jobs'));
