@@ -15,7 +15,7 @@ export interface FuzzOptions {
   deadlineMs: number;
   /** fast-check seed (`CKPT_FUZZ_SEED`, default: random, printed on failure). */
   seed: number | undefined;
-  /** Time fast-check may spend shrinking a failure (`CKPT_FUZZ_SHRINK_MS`, default 120000). */
+  /** Time fast-check may spend shrinking a failure (`CKPT_FUZZ_SHRINK_MS`, default 60000). */
   shrinkMs: number;
   /** Go on after failed cases and list every kind of problem (`CKPT_FUZZ_SURVEY=1`), instead of shrinking the first. */
   survey: boolean;
@@ -43,7 +43,7 @@ export function fuzzOptions(env: NodeJS.ProcessEnv = process.env): FuzzOptions {
     n: numberFrom(env, 'CKPT_FUZZ_N', DEFAULT_FUZZ_N),
     deadlineMs: numberFrom(env, 'CKPT_FUZZ_DEADLINE_MS', 5_000),
     seed: seed === undefined || seed === '' ? undefined : Number(seed),
-    shrinkMs: numberFrom(env, 'CKPT_FUZZ_SHRINK_MS', 120_000),
+    shrinkMs: numberFrom(env, 'CKPT_FUZZ_SHRINK_MS', 60_000),
     survey: env.CKPT_FUZZ_SURVEY === '1',
     probeEvery: 25,
     lanes: 8,

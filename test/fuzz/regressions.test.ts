@@ -142,6 +142,11 @@ regression('a task failure with a 1 MiB message is refused', 'Attach.failure', {
   path: 'failure.message',
   value: long('x', 1 << 20),
 });
+regression('a heartbeat sent at 2^53 ms is refused', 'Attach.heartbeat', {
+  form: 'structured',
+  mode: 'session',
+  message: { heartbeat: { sentAtMs: 2n ** 53n } },
+});
 regression('a ready report of epoch 2^64-1 is refused', 'Attach.ready', {
   form: 'mutation',
   mode: 'session',
