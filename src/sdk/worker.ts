@@ -62,7 +62,7 @@ export class Worker extends EventEmitter<WorkerEventMap> {
     return this.#state;
   }
 
-  /** The job's epoch as this worker knows it; 0 before the welcome. */
+  /** The job's epoch as the worker's session set it; 0 before the welcome. */
   get epoch(): number {
     return this.#runtime?.epoch ?? 0;
   }
@@ -104,8 +104,11 @@ export class Worker extends EventEmitter<WorkerEventMap> {
     // NATS and the session are opened side by side: a restart reaches its restore sooner.
     const connecting = connectNats(this.#config.nats, `ckpt-worker-${this.workerId}`, { logger: this.#logger });
     try {
-      const token = this.#config.token;
-      this.#client = createCoordinatorClient(this.#config.coordinator, token === undefined ? {} : { token });
+      const { token, maxMessageBytes } = this.#config;
+      this.#client = createCoordinatorClient(this.#config.coordinator, {
+        maxMessageBytes,
+        ...(token === undefined ? {} : { token }),
+      });
       this.#session = this.#newSession(this.#client);
       const [nc, welcome] = await Promise.all([connecting, this.#session.open(this.#config.startTimeoutMs)]);
       this.#nc = nc;
@@ -224,7 +227,6 @@ export class Worker extends EventEmitter<WorkerEventMap> {
       events: this,
       send: (request) => session.send(request),
       session,
-      terms: session.terms,
       signal: this.#lifetime.signal,
       logger: this.#logger,
     });
