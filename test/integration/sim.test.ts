@@ -219,7 +219,13 @@ test('a recovery moves the worker to the new epoch and messages of the old epoch
   w2.setBehaviour('sink', 'decline');
   const failed = await checkpoint(c);
   t.like(failed, { state: 'CHECKPOINT_STATE_ABORTED', abortReason: 'ABORT_REASON_DECLINED', epoch: 1 });
+  // The session's restore moves a worker; the recover broadcast, advisory, is recorded whenever it comes.
   await eventually(() => w1.epoch === 2 && w2.epoch === 2, { what: 'both workers in epoch 2' });
+  t.deepEqual(
+    [w1, w2].map((w) => w.restored.at(-1)?.epoch),
+    [2, 2],
+  );
+  await eventually(() => w1.recovered.length > 0 && w2.recovered.length > 0, { what: 'the recover broadcast' });
   const term = c.running.term?.term;
   for (const w of [w1, w2]) t.deepEqual(w.recovered, [{ jobId: 'job', epoch: 2, checkpointId: committed, term }]);
   t.is((await c.client.getJob({ jobId: 'job' })).job?.epoch, 2);
@@ -232,11 +238,11 @@ test('a recovery moves the worker to the new epoch and messages of the old epoch
   );
   const droppedTrigger = w1.waitFor('dropped', ([d]) => d.what === 'trigger', { timeoutMs: 5000 });
   nc.publish(stale!.subject, stale!.data, { headers: stale!.headers });
-  t.deepEqual(await droppedTrigger, [{ what: 'trigger', epoch: 1, currentEpoch: 2 }]);
-  // So is the recover delivered twice: the workers are in its epoch already.
+  t.deepEqual(await droppedTrigger, [{ what: 'trigger', reason: 'other-epoch', epoch: 1, currentEpoch: 2 }]);
+  // So is the recover delivered twice: it was recorded already (and a recover never moves a worker).
   const droppedRecover = w2.waitFor('dropped', ([d]) => d.what === 'recover', { timeoutMs: 5000 });
   nc.publish(recovers[0]!.subject, recovers[0]!.data, { headers: recovers[0]!.headers });
-  t.deepEqual(await droppedRecover, [{ what: 'recover', epoch: 2, currentEpoch: 2 }]);
+  t.deepEqual(await droppedRecover, [{ what: 'recover', reason: 'duplicate', epoch: 2, currentEpoch: 2 }]);
   t.is(w2.recovered.length, 1);
 
   w2.setBehaviour('sink', 'ack');
