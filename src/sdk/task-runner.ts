@@ -232,7 +232,7 @@ export class TaskRunner {
     const cell = this.#newContext(generation, request.epoch);
     const signal = AbortSignal.any([request.signal, cell.context.signal]);
     try {
-      const stored = await fetchSnapshot(this.#o.backend, request.snapshot?.state, signal);
+      const stored = await fetchSnapshot(this.#o.backend, request.snapshot?.state, signal, this.#o.jobId);
       this.#assertCurrent(generation);
       const unaligned = this.#o.mode === 'unaligned' && this.#aligner !== undefined && stored !== undefined;
       const { state, inFlight } = unaligned ? decodeUnalignedSnapshot(stored) : { state: stored, inFlight: [] };

@@ -309,11 +309,13 @@ test('object store: the bucket is created with file storage when missing, and re
   t.is(Buffer.from(await second.get(handle)).toString(), 'shared');
 });
 
-test('object store: a handle naming a bucket that does not exist is missing', async (t) => {
+test('object store: a handle naming another bucket is refused without reading it', async (t) => {
   const { backend } = await objectStoreFixture(t);
   const handle = await backend.put(key(1), Buffer.from('x'));
   const elsewhere = { ...handle, uri: handle.uri.replace('nats-obj://state-', 'nats-obj://nowhere-') };
-  t.regex((await rejection(t, backend.get(elsewhere))).message, /snapshot nats-obj:\/\/nowhere-.* is missing/);
+  const err = await rejection(t, backend.get(elsewhere));
+  t.is(err.reason, 'MALFORMED');
+  t.regex(err.message, /state handle "nats-obj:\/\/nowhere-.*" names bucket nowhere-.*, not state-/);
 });
 
 test('object store: a closed connection is UNAVAILABLE and not retryable', async (t) => {
