@@ -53,6 +53,12 @@ export interface RuntimeDeps {
   logger: Logger;
 }
 
+/** The leader term and highest checkpoint id a worker's session confirmed. */
+export interface ConfirmedBeliefs {
+  term: number;
+  checkpointId: number;
+}
+
 /** The wired worker: runners, subscriptions, acknowledgements, epochs. */
 export class WorkerRuntime {
   readonly #d: RuntimeDeps;
@@ -149,6 +155,11 @@ export class WorkerRuntime {
   /** The epoch the worker is in (from the welcome or a restore of its session). */
   get epoch(): number {
     return this.#intake.beliefs.epoch;
+  }
+
+  /** What the session confirmed: the leader term and the highest checkpoint id. */
+  get confirmed(): ConfirmedBeliefs {
+    return { term: this.#intake.term, checkpointId: this.#intake.beliefs.highestConfirmed };
   }
 
   /** The epoch the worker's tasks have restored and run in; 0 before the first restore. */

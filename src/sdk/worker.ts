@@ -24,7 +24,7 @@ import { resolveWorkerOptions, type WorkerConfig, type WorkerOptions } from './o
 import { WorkerSession } from './session.js';
 import type { AnyTask, SourceTask, Task } from './task.js';
 import { waitForEvent, type WaitOptions } from './wait.js';
-import { WorkerRuntime } from './worker-runtime.js';
+import { WorkerRuntime, type ConfirmedBeliefs } from './worker-runtime.js';
 
 /** Lifecycle of a worker. */
 export type WorkerState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -65,6 +65,14 @@ export class Worker extends EventEmitter<WorkerEventMap> {
   /** The job's epoch as the worker's session set it; 0 before the welcome. */
   get epoch(): number {
     return this.#runtime?.epoch ?? 0;
+  }
+
+  /**
+   * What the worker's session confirmed (NATS messages never raise it): the
+   * leader term and the highest checkpoint id; zeros before the welcome.
+   */
+  get confirmed(): ConfirmedBeliefs {
+    return this.#runtime?.confirmed ?? { term: 0, checkpointId: 0 };
   }
 
   /** The welcome of the current session. */
