@@ -163,10 +163,10 @@ export class CheckpointBeliefs {
    * every id up to one is capped at the highest plausible id.
    */
   abortRange(epoch: number, id: number, upTo: boolean): AbortRange | undefined {
-    if (epoch !== this.#epoch || !isCheckpointId(id)) return undefined;
+    if (epoch !== this.#epoch || !(id >= 1)) return undefined;
     const highest = this.#confirmed + MAX_CHECKPOINT_ID_AHEAD;
-    if (upTo) return { checkpointId: Math.min(id, highest), upTo };
-    return id <= highest ? { checkpointId: id, upTo } : undefined;
+    if (upTo) return { checkpointId: Math.floor(Math.min(id, highest)), upTo };
+    return this.plausible(id) ? { checkpointId: id, upTo } : undefined;
   }
 }
 
