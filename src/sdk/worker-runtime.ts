@@ -111,8 +111,9 @@ export class WorkerRuntime {
     });
     this.#retention = new SnapshotRetention({
       retained: welcome.spec?.policy?.retained ?? 1,
+      jobId: config.jobId,
       taskIds: [...deps.tasks.keys()],
-      release: (taskId, keepFrom) => config.state.release(config.jobId, taskId, new Set(), keepFrom),
+      backend: config.state,
       logger,
     });
     this.#broadcasts = new Broadcasts({

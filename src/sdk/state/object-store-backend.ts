@@ -24,7 +24,7 @@ import { chunkStream, readVerifiedObject } from './object-streams.js';
 import { OperationGate } from './operation-gate.js';
 import { corruptSnapshotError, malformedHandleError, missingSnapshotError, throwIfAborted } from './snapshot-errors.js';
 import { checkReleaseArguments, checkSnapshotKey, parseSnapshotName } from './snapshot-key.js';
-import { locateSnapshot, type SnapshotOwner } from './snapshot-location.js';
+import { locateSnapshot, parseSnapshotSegments, type SnapshotOwner } from './snapshot-location.js';
 import type { SnapshotKey, StateBackend } from './state-backend.js';
 import { checkHandle, checkUriLength, stateHandle, type CheckedHandle } from './state-handle.js';
 
@@ -89,6 +89,10 @@ class NatsObjectBackend implements ObjectStoreBackend {
 
   release(jobId: string, taskId: string, keep: ReadonlySet<string>, keepFrom: number): Promise<number> {
     return this.#gate.run(() => this.#release(jobId, taskId, keep, keepFrom));
+  }
+
+  releaseTasks(jobId: string, taskIds: readonly string[], keepFrom: number): Promise<number> {
+    return this.#gate.run(() => this.#releaseTasks(jobId, taskIds, keepFrom));
   }
 
   close(): Promise<void> {
@@ -158,6 +162,22 @@ class NatsObjectBackend implements ObjectStoreBackend {
       released++;
     }
     this.#logger.debug({ ...ids, keepFrom, released }, 'snapshots released');
+    return released;
+  }
+
+  /** One listing of the bucket for every task: a job of many tasks costs one pass, not one per task. */
+  async #releaseTasks(jobId: string, taskIds: readonly string[], keepFrom: number): Promise<number> {
+    for (const taskId of taskIds) checkReleaseArguments(jobId, taskId, keepFrom);
+    const tasks = new Set(taskIds);
+    let released = 0;
+    for (const info of await this.#list()) {
+      const at = info.deleted ? undefined : parseSnapshotSegments(info.name.split('/'), '');
+      if (at === undefined || at.jobId !== jobId || !tasks.has(at.taskId) || at.checkpointId >= keepFrom) continue;
+      const operation = `delete ${objectUri(this.bucket, info.name)}`;
+      await callObjectStore({ jobId, taskId: at.taskId, operation }, () => this.#own.delete(info.name));
+      released++;
+    }
+    this.#logger.debug({ jobId, tasks: tasks.size, keepFrom, released }, 'snapshots released');
     return released;
   }
 

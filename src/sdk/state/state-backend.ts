@@ -58,6 +58,13 @@ export interface StateBackend {
    */
   release(jobId: string, taskId: string, keep: ReadonlySet<string>, keepFrom: number): Promise<number>;
   /**
+   * Optional: `release` for many tasks of a job at once, keeping nothing
+   * below `keepFrom`; resolves with how many it deleted. A backend that
+   * must list its whole store to release (the object store) lists it once
+   * for all the tasks instead of once per task.
+   */
+  releaseTasks?(jobId: string, taskIds: readonly string[], keepFrom: number): Promise<number>;
+  /**
    * Waits for the calls in progress to settle and refuses new ones. Does not
    * close connections the backend was given.
    */
