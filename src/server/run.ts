@@ -70,6 +70,7 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
     hosts: config.etcd,
     prefix: config.etcdPrefix,
     requestTimeoutMs: config.etcdTimeoutMs,
+    maxManifestBytes: config.maxManifestBytes,
     logger,
   });
   let bus: NatsBus;
@@ -114,6 +115,7 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
       listen: config.listen,
       authToken: config.authToken,
       maxMessageBytes: config.maxMessageBytes,
+      limits: config,
     });
   } catch (err) {
     await closeAdapters();
@@ -144,6 +146,9 @@ function createCoordinator(
     historySize: config.historySize,
     leadership: { guard: { key: term.key, createRevision: term.createRevision }, term: term.term },
     onLeadershipLost: (err) => stepDown(err.message),
+    limits: config,
+    stateUriSchemes: config.stateUriSchemes,
+    standbyTimeoutMs: config.standbyTimeoutMs,
   });
 }
 
