@@ -148,7 +148,7 @@ test('behaviours decline, stay silent, or acknowledge a snapshot from a hook', a
     behaviour: {
       b: 'decline',
       n: 'silent',
-      m: ({ snapshot }) => Promise.resolve({ ...snapshot, state: { ...snapshot.state!, uri: 'custom://m' } }),
+      m: ({ snapshot }) => Promise.resolve({ ...snapshot, state: { ...snapshot.state!, uri: 'sim://custom/m' } }),
     },
   });
 
@@ -169,13 +169,13 @@ test('behaviours decline, stay silent, or acknowledge a snapshot from a hook', a
   t.like(silent, { state: 'CHECKPOINT_STATE_ABORTED', abortReason: 'ABORT_REASON_TIMEOUT', acknowledgedTasks: 4 });
   await eventually(() => ackedTasks(w, silent.checkpointId).length === 4);
   t.deepEqual(ackedTasks(w, silent.checkpointId), ['a', 'b', 'm', 'sink']);
-  t.is(w.acked.get(silent.checkpointId)?.find((s) => s.taskId === 'm')?.state?.uri, 'custom://m');
+  t.is(w.acked.get(silent.checkpointId)?.find((s) => s.taskId === 'm')?.state?.uri, 'sim://custom/m');
 
   w.setBehaviour('n', 'ack');
   const done = await checkpoint(c);
   t.like(done, { state: 'CHECKPOINT_STATE_COMPLETED', acknowledgedTasks: 5 });
   const { manifest } = await c.query.getCheckpoint({ jobId: 'job', checkpointId: done.checkpointId });
-  t.is(manifest?.tasks.find((s) => s.taskId === 'm')?.state?.uri, 'custom://m', 'the hook snapshot is committed');
+  t.is(manifest?.tasks.find((s) => s.taskId === 'm')?.state?.uri, 'sim://custom/m', 'the hook snapshot is committed');
   t.is(manifest?.tasks.find((s) => s.taskId === 'a')?.state?.uri, `sim://job/a/${done.checkpointId}`);
 });
 
@@ -316,7 +316,7 @@ test('the session carries the token and heartbeats; close ends it cleanly, kill 
   const closed = await pendingWhile(w1, 't00000', () => w1.close());
   t.is(w1.state, 'closed');
   t.like(closed, { state: 'CHECKPOINT_STATE_ABORTED', abortReason: 'ABORT_REASON_TASK_FAILURE' });
-  t.is(closed.abortMessage, 'worker w1 left: the worker ended its session');
+  t.is(closed.abortMessage, 'a worker left: the worker ended its session');
   t.is((await c.client.getJob({ jobId: 'job' })).job?.attachedTasks, 2);
 
   live.push(await c.worker({ jobId: 'job', spec, workerId: 'w1b', taskIds: ['t00000'] }));
@@ -324,7 +324,7 @@ test('the session carries the token and heartbeats; close ends it cleanly, kill 
   t.is(w2.state, 'closed');
   t.like(killed, { state: 'CHECKPOINT_STATE_ABORTED', abortReason: 'ABORT_REASON_TASK_FAILURE' });
   // A cancelled stream may reach the server as its end first: either way the worker left.
-  t.regex(killed.abortMessage, /^worker w2 left: the worker (cancelled|ended) its session$/);
+  t.regex(killed.abortMessage, /^a worker left: the worker (cancelled|ended) its session$/);
   t.deepEqual(ended, [], 'a session the worker ends itself reports no failure');
 
   const timedOut = w3.waitFor('session-ended', () => true, { timeoutMs: 5000 });
@@ -341,7 +341,7 @@ test('a refused hello rejects the start with the coordinator reason', async (t) 
   const err = await t.throwsAsync(c.worker({ jobId: 'job', spec: diamond, workerId: 'w', taskIds: ['b', 'a'] }));
   t.like(errorInfo(err), {
     reason: 'TASK_ALREADY_ATTACHED',
-    message: 'TASK_ALREADY_ATTACHED: task a is attached by worker w0',
+    message: 'TASK_ALREADY_ATTACHED: task a is attached by another worker session',
     ids: { jobId: 'job', taskId: 'a' },
   });
   t.is((await c.client.getJob({ jobId: 'job' })).job?.attachedTasks, 1, 'a refused hello attaches nothing');
