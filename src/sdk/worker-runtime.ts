@@ -83,19 +83,7 @@ export class WorkerRuntime {
     this.#graph = graph;
     const { config, welcome, logger } = deps;
     this.#drops = new DropLog(logger.child({ component: 'intake' }));
-    this.#intake = new ControlIntake({
-      jobId: config.jobId,
-      epoch: welcome.epoch,
-      term: welcome.term,
-      handlers: {
-        trigger: (m) => this.#broadcasts.trigger(m),
-        complete: (m) => this.#broadcasts.complete(m),
-        abort: (m, range) => this.#broadcasts.abort(m, range),
-        recover: (m) => this.#broadcasts.recover(m),
-      },
-      onDrop: (drop) => this.#drops.drop(drop),
-    });
-    this.#intake.confirmIds({ checkpointId: welcome.latestCheckpointId, nextCheckpointId: welcome.nextCheckpointId });
+    this.#intake = this.#newIntake(welcome);
     this.#edges = new EdgeIntake({
       jobId: config.jobId,
       beliefs: this.#intake.beliefs,
@@ -125,6 +113,24 @@ export class WorkerRuntime {
       drops: this.#drops,
       logger,
     });
+  }
+
+  /** The intake of the control messages, believing what `welcome` confirmed; handled by the broadcasts. */
+  #newIntake(welcome: Welcome__Output): ControlIntake {
+    const intake = new ControlIntake({
+      jobId: this.#d.config.jobId,
+      epoch: welcome.epoch,
+      term: welcome.term,
+      handlers: {
+        trigger: (m) => this.#broadcasts.trigger(m),
+        complete: (m) => this.#broadcasts.complete(m),
+        abort: (m, range) => this.#broadcasts.abort(m, range),
+        recover: (m) => this.#broadcasts.recover(m),
+      },
+      onDrop: (drop) => this.#drops.drop(drop),
+    });
+    intake.confirmIds({ checkpointId: welcome.latestCheckpointId, nextCheckpointId: welcome.nextCheckpointId });
+    return intake;
   }
 
   /**
