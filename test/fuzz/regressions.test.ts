@@ -154,6 +154,14 @@ regression('a ready report of epoch 2^64-1 is refused', 'Attach.ready', {
   value: 2n ** 64n - 1n,
 });
 
+/**
+ * The longest a GetJob may wait while a big spec is processed. Before the
+ * fix the coordinator blocked for 10-17 s, long enough to lose its lease
+ * (5 s) and every session (10 s without heartbeat); 2 s stays well below
+ * both, with room for a loaded machine.
+ */
+const STALL_MS = 2_000;
+
 test.serial('a job of 20,000 readers being submitted does not stall the other jobs', async (t) => {
   t.timeout(120_000);
   env ??= new FuzzEnv(servers, { ...fuzzOptions(), probeEvery: 1 });
@@ -178,7 +186,8 @@ test.serial('a job of 20,000 readers being submitted does not stall the other jo
     slowestMs = Math.max(slowestMs, Date.now() - started);
   }
   const outcome = await submitted;
-  t.true(slowestMs < 1_000, `a GetJob of another job took ${slowestMs} ms while the spec was processed`);
+  t.log(`slowest GetJob while the spec was processed: ${slowestMs} ms`);
+  t.true(slowestMs < STALL_MS, `a GetJob of another job took ${slowestMs} ms while the spec was processed`);
   t.false(
     outcome instanceof Error && /NOT_LEADER/.test(outcome.message),
     `the coordinator lost its leadership: ${String(outcome)}`,
