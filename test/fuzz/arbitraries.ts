@@ -26,7 +26,9 @@ import { messageType, type Value } from './wire.js';
 export const JOB_POOL = [JOBS.main, JOBS.pending, JOBS.session, JOBS.first, JOBS.victim, 'nope'] as const;
 /** Job ids CancelJob may name: canceling a fixture job would end the run. */
 export const CANCEL_POOL = [JOBS.victim, 'nope'] as const;
+/** Task ids a generator picks from: the fixture's, and one no job has. */
 export const TASK_POOL = ['src-0', 'src-1', 'sink-0', 's-00', 'f-00', 's-z', 'ghost'] as const;
+/** Worker ids a generator picks from: the simulated workers', and a stranger. */
 export const WORKER_POOL = [WORKERS.main, WORKERS.pending, 'intruder'] as const;
 
 const HEX64 = 'ab'.repeat(32);

@@ -19,8 +19,9 @@ export const MAX_URI_BYTES = 2_048;
 export const MAX_STATE_BYTES = 2n ** 40n;
 /** Longest policy duration (7 days, the default max_policy_duration_ms). */
 export const MAX_POLICY_DURATION_MS = 7n * 24n * 3_600_000n;
-/** Most labels, longest label key or value. */
+/** Most labels. */
 export const MAX_LABELS = 64;
+/** Longest label key or value. */
 export const MAX_LABEL_BYTES = 256;
 /** URI schemes the fuzz coordinator accepts (`state_uri_schemes`). */
 export const STATE_URI_SCHEMES = ['file', 'nats-obj', 'sim'] as const;

@@ -41,8 +41,9 @@ export const JOBS = {
 /** Worker ids of the simulated workers. */
 export const WORKERS = { main: 'fz-main-worker', pending: 'fz-pending-worker' } as const;
 
-/** Tasks of `main` and `pending`. */
+/** Tasks of `main`. */
 export const MAIN_TASKS = ['src-0', 'src-1', 'sink-0'] as const;
+/** Tasks of `pending`. */
 export const PENDING_TASKS = ['src-0', 'sink-0'] as const;
 
 /** The task of lane `i` in `session` or `first`; `z` is never attached. */

@@ -96,28 +96,15 @@ export async function checkCase(
   const fx = await env.fixture();
   const before = await env.baseline(fx);
   const mark = fx.coordinator.lineCount;
-  const deadlineMs = env.options.deadlineMs;
-  let executed: Executed;
   const sent = Date.now();
+  let executed: Executed;
   try {
-    executed =
-      target.method.kind === 'bidi'
-        ? await executeAttach(fx, target, c, deadlineMs)
-        : await executeCall(fx, target, c, deadlineMs);
+    executed = await send(fx, target, c, env.options.deadlineMs);
   } catch (err) {
     return [`case ${describeCase(c)}`, `the exchange failed: ${String(err)}`, ...(await processProblems(fx, mark))];
   }
   const checked = Date.now();
-  const problems = [...executed.verdict.problems];
-  const outcome = executed.outcome;
-  if (outcome.kind === 'status' && outcome.reason === undefined && outcome.code !== grpc.status.OK) {
-    await Promise.race([fx.coordinator.exited, delay(EXIT_GRACE_MS)]);
-  }
-  problems.push(...(await processProblems(fx, mark, tally)));
-  // After a stall the request's effect is unknown: etcd is not judged.
-  if (fx.coordinator.alive && executed.outcome.kind !== 'hang') {
-    problems.push(...(await etcdProblems(env, fx, target, executed, before)));
-  }
+  const problems = [...executed.verdict.problems, ...(await afterCase(env, fx, target, executed, before, mark, tally))];
   if (fx.coordinator.alive && count % env.options.probeEvery === 0 && !(await fx.serving())) {
     problems.push('the coordinator stopped answering GetJob in time');
   }
@@ -128,6 +115,35 @@ export async function checkCase(
   }
   if (problems.length === 0) return [];
   return [`case ${describeCase(c)}`, `decoded ${summarize(executed)}`, ...problems];
+}
+
+function send(fx: Fixture, target: Target, c: FuzzCase, deadlineMs: number): Promise<Executed> {
+  return target.method.kind === 'bidi'
+    ? executeAttach(fx, target, c, deadlineMs)
+    : executeCall(fx, target, c, deadlineMs);
+}
+
+/** The process and etcd after a case. */
+async function afterCase(
+  env: FuzzEnv,
+  fx: Fixture,
+  target: Target,
+  executed: Executed,
+  before: EtcdSnapshot,
+  mark: number,
+  tally: Tally | undefined,
+): Promise<string[]> {
+  const outcome = executed.outcome;
+  // A broken connection may be a crash: give the child a moment to exit, so that it is seen.
+  if (outcome.kind === 'status' && outcome.reason === undefined && outcome.code !== grpc.status.OK) {
+    await Promise.race([fx.coordinator.exited, delay(EXIT_GRACE_MS)]);
+  }
+  const problems = await processProblems(fx, mark, tally);
+  // After a stall the request's effect is unknown: etcd is not judged.
+  if (fx.coordinator.alive && outcome.kind !== 'hang') {
+    problems.push(...(await etcdProblems(env, fx, target, executed, before)));
+  }
+  return problems;
 }
 
 /** A crash: the child is gone, or its stderr shows an uncaught exception. */

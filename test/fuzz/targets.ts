@@ -23,6 +23,7 @@ export interface Target extends CaseSource {
 
 /** The message types of an Attach session. */
 export const ATTACH_BODIES = ['hello', 'heartbeat', 'ready', 'failure', 'acknowledge', 'decline'] as const;
+/** A message type of an Attach session. */
 export type AttachBody = (typeof ATTACH_BODIES)[number];
 
 const ATTACH_TYPES: Record<AttachBody, string> = {
