@@ -157,7 +157,7 @@ class AttachStream {
   private onSessionMessage(coordinator: Coordinator, sessionId: string, message: AttachRequest__Output): void {
     const sessions = coordinator.sessions;
     if (message.heartbeat != null) {
-      sessions.heartbeat(sessionId, message.heartbeat.tasks ?? []);
+      sessions.heartbeat(sessionId, message.heartbeat.tasks ?? [], message.heartbeat.sentAtMs);
     } else if (message.ready != null) {
       sessions.ready(sessionId, message.ready.epoch, message.ready.taskIds ?? []);
     } else if (message.failure != null) {
