@@ -127,6 +127,7 @@ class AttachStream {
       case 'standby':
         if (message.heartbeat == null)
           throw new CkptError('MALFORMED', 'a standby sends only heartbeats before its welcome');
+        checkCount(message.heartbeat.sentAtMs ?? 0, 'heartbeat.sent_at_ms');
         phase.ticket.heard();
         return;
       case 'session':
