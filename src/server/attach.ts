@@ -23,6 +23,9 @@ import { replyStream } from './reply-stream.js';
 
 type AttachCall = grpc.ServerDuplexStream<AttachRequest__Output, AttachResponse>;
 
+/** The members of `AttachRequest.body`. */
+const BODIES = ['hello', 'heartbeat', 'ready', 'failure', 'acknowledge', 'decline'] as const;
+
 /** How the `Attach` handler bounds a stream, and where it logs. */
 export interface AttachLimits {
   logger: Logger;
@@ -120,6 +123,11 @@ class AttachStream {
 
   private onMessage(message: AttachRequest__Output): void {
     requireDecoded(message);
+    const bodies = BODIES.filter((b) => message[b] != null);
+    if (bodies.length > 1) {
+      // protobuf.js keeps every member of a oneof on the wire; protobuf says the last wins: refuse the doubt.
+      throw new CkptError('MALFORMED', `the message has several bodies: ${bodies.join(', ')}`);
+    }
     const phase = this.phase;
     switch (phase.kind) {
       case 'new':

@@ -259,6 +259,8 @@ export function attachProblems(mode: AttachMode, m: Message): string[] {
   const body = effectiveBody(mode, m);
   checkNumbers(p, body === '' ? m : { [body]: m[body] ?? null }, '');
   if (body === '') p.push('the message has no body');
+  const bodies = ['hello', ...SESSION_BODIES].filter((b) => present(m, b));
+  if (bodies.length > 1) p.push(`the message has several bodies: ${bodies.join(', ')}`);
   if (mode === 'first' && body !== 'hello' && body !== '') p.push(`a session starts with a hello, not ${body}`);
   if (mode === 'session' && body === 'hello') p.push('a session has one hello');
   if (mode === 'standby' && body !== 'heartbeat' && body !== '') p.push(`a standby sends only heartbeats, not ${body}`);

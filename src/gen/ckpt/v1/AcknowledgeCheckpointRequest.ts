@@ -12,7 +12,8 @@ export interface AcknowledgeCheckpointRequest {
   'epoch'?: (number | string | Long);
   'checkpointId'?: (number | string | Long);
   /**
-   * The worker's id from its hello; the tasks must be attached by it.
+   * The worker's id from its hello. Optional: the session token names the
+   * worker; when given, it must be the id of that session's hello.
    */
   'workerId'?: (string);
   /**
@@ -34,7 +35,8 @@ export interface AcknowledgeCheckpointRequest__Output {
   'epoch': (number);
   'checkpointId': (number);
   /**
-   * The worker's id from its hello; the tasks must be attached by it.
+   * The worker's id from its hello. Optional: the session token names the
+   * worker; when given, it must be the id of that session's hello.
    */
   'workerId': (string);
   /**

@@ -9,7 +9,8 @@ import type { SessionAcknowledge as _ckpt_v1_SessionAcknowledge, SessionAcknowle
 import type { SessionDecline as _ckpt_v1_SessionDecline, SessionDecline__Output as _ckpt_v1_SessionDecline__Output } from '../../ckpt/v1/SessionDecline.js';
 
 /**
- * A message from a worker in its session.
+ * A message from a worker in its session. Exactly one member of `body` is
+ * set; a message with several is refused with MALFORMED.
  */
 export interface AttachRequest {
   'hello'?: (_ckpt_v1_WorkerHello | null);
@@ -22,7 +23,8 @@ export interface AttachRequest {
 }
 
 /**
- * A message from a worker in its session.
+ * A message from a worker in its session. Exactly one member of `body` is
+ * set; a message with several is refused with MALFORMED.
  */
 export interface AttachRequest__Output {
   'hello'?: (_ckpt_v1_WorkerHello__Output | null);

@@ -8,6 +8,9 @@ export interface DeclineCheckpointRequest {
   'jobId'?: (string);
   'epoch'?: (number | string | Long);
   'checkpointId'?: (number | string | Long);
+  /**
+   * As AcknowledgeCheckpointRequest.worker_id.
+   */
   'workerId'?: (string);
   'declines'?: (_ckpt_v1_TaskDecline)[];
   /**
@@ -20,6 +23,9 @@ export interface DeclineCheckpointRequest__Output {
   'jobId': (string);
   'epoch': (number);
   'checkpointId': (number);
+  /**
+   * As AcknowledgeCheckpointRequest.worker_id.
+   */
   'workerId': (string);
   'declines': (_ckpt_v1_TaskDecline__Output)[];
   /**
