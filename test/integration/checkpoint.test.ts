@@ -226,13 +226,14 @@ test('WatchCheckpoints streams triggered, completed and aborted events', async (
   const ws = await startWorkers(c, spec, 1);
   const abort = new AbortController();
   const seen: string[] = [];
+  const subscribers = c.running.coordinator.events.size;
   const watching = (async () => {
     for await (const e of c.query.watchCheckpoints({ jobId: 'job' }, { signal: abort.signal })) {
       seen.push(`${e.checkpointId}:${e.state.replace('CHECKPOINT_STATE_', '')}`);
       if (seen.length === 4) abort.abort();
     }
   })();
-  await new Promise((r) => setTimeout(r, 100));
+  await eventually(() => c.running.coordinator.events.size > subscribers, { what: 'the watch subscribed' });
   const a = await c.client.triggerCheckpoint({ jobId: 'job', wait: true }, { deadlineMs: 10_000 });
   ws[0]?.setBehaviour('t00001', 'decline');
   const b = await c.client.triggerCheckpoint({ jobId: 'job', wait: true }, { deadlineMs: 10_000 });

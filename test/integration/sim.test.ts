@@ -288,7 +288,9 @@ test('the session carries the token and heartbeats; close ends it cleanly, kill 
   t.is(w1.welcome?.heartbeatIntervalMs, 50);
   const ended: unknown[] = [];
   for (const w of [w1, w2]) w.events.on('session-ended', (e) => ended.push(e));
-  // Three heartbeat timeouts later every session is still open: the heartbeats arrive.
+  // The point of the test: three heartbeat timeouts later every session is
+  // still open, because the heartbeats arrive. Nothing is awaited here but
+  // time passing.
   await new Promise((resolve) => setTimeout(resolve, 900));
   t.is((await c.client.getJob({ jobId: 'job' })).job?.attachedTasks, 3);
   t.is((await checkpoint(c)).state, 'CHECKPOINT_STATE_COMPLETED', 'acknowledgements carry the token');
