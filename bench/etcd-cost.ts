@@ -70,7 +70,14 @@ const COUNTERS: ReadonlyArray<{ metric: string; id: string; unit: string; what: 
 export const etcdCost: Scenario = async (ctx) => {
   const checkpoints = ctx.quick === true ? 5 : 20;
   const config = resolveConfig(
-    { etcd: ctx.etcd, nats: ctx.nats, listen: '127.0.0.1:0', etcdPrefix: `/${ctx.prefix}/`, subjectPrefix: ctx.prefix },
+    {
+      etcd: ctx.etcd,
+      nats: ctx.nats,
+      listen: '127.0.0.1:0',
+      etcdPrefix: `/${ctx.prefix}/`,
+      subjectPrefix: ctx.prefix,
+      stateUriSchemes: 'file,nats-obj,sim',
+    },
     {},
   );
   const coordinator = await runCoordinator(config, silentLogger());

@@ -20,6 +20,7 @@ import { killLocalServersSync, startLocalServers, type LocalServers } from '../s
 import { ackThroughput } from './ack-throughput.js';
 import { checkpointLatency } from './checkpoint-latency.js';
 import { dataPlane } from './data-plane.js';
+import { edges } from './edges.js';
 import { etcdCost } from './etcd-cost.js';
 import { floor } from './floor.js';
 import { writeReport } from './lib/report.js';
@@ -34,6 +35,7 @@ const SCENARIOS: ReadonlyArray<{ id: string; run: Scenario }> = [
   { id: 'etcd-cost', run: etcdCost },
   { id: 'data-plane', run: dataPlane },
   { id: 'recovery', run: recovery },
+  { id: 'edges', run: edges },
 ];
 
 const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');

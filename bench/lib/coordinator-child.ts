@@ -59,6 +59,8 @@ export async function startCoordinatorChild(options: CoordinatorChildOptions): P
     ...['--etcd', options.etcd.join(','), '--nats', options.nats.join(',')],
     ...['--listen', address, '--etcd-prefix', `/${options.prefix}/`, '--subject-prefix', options.prefix],
     ...['--log-level', 'info'],
+    // Simulated workers acknowledge sim:// state handles.
+    ...['--state-uri-schemes', 'file,nats-obj,sim'],
     ...(options.flags ?? []),
   ];
   const argv = existsSync(SETPRIV)

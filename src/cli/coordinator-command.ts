@@ -33,6 +33,36 @@ const FLAGS: Array<[flag: string, option: keyof CoordinatorConfigInput, help: st
   ['--history-size <n>', 'historySize', 'finished checkpoints remembered per job (CKPT_HISTORY_SIZE)'],
   ['--shutdown-grace-ms <ms>', 'shutdownGraceMs', 'graceful shutdown limit (CKPT_SHUTDOWN_GRACE_MS)'],
   ['--log-level <level>', 'logLevel', 'fatal|error|warn|info|debug|trace|silent (CKPT_LOG_LEVEL)'],
+  ['--hello-timeout-ms <ms>', 'helloTimeoutMs', 'end an Attach stream without a hello (CKPT_HELLO_TIMEOUT_MS)'],
+  ['--standby-timeout-ms <ms>', 'standbyTimeoutMs', 'end a silent waiting standby (CKPT_STANDBY_TIMEOUT_MS)'],
+  ['--state-uri-schemes <list>', 'stateUriSchemes', 'accepted state handle URI schemes (CKPT_STATE_URI_SCHEMES)'],
+  ['--max-manifest-bytes <n>', 'maxManifestBytes', 'largest manifest read from etcd (CKPT_MAX_MANIFEST_BYTES)'],
+  ['--max-jobs <n>', 'maxJobs', 'most jobs (CKPT_MAX_JOBS)'],
+  ['--max-tasks-per-job <n>', 'maxTasksPerJob', 'most tasks of one job (CKPT_MAX_TASKS_PER_JOB)'],
+  ['--max-sessions <n>', 'maxSessions', 'most live worker sessions (CKPT_MAX_SESSIONS)'],
+  ['--max-standbys-per-job <n>', 'maxStandbysPerJob', 'most waiting standbys per job (CKPT_MAX_STANDBYS_PER_JOB)'],
+  ['--max-watchers <n>', 'maxWatchers', 'most WatchCheckpoints streams (CKPT_MAX_WATCHERS)'],
+  [
+    '--max-pending-ack-bytes-per-job <n>',
+    'maxPendingAckBytesPerJob',
+    'acknowledgement bytes a job may hold pending (CKPT_MAX_PENDING_ACK_BYTES_PER_JOB)',
+  ],
+  [
+    '--max-message-text-bytes <n>',
+    'maxMessageTextBytes',
+    'longest decline or failure message (CKPT_MAX_MESSAGE_TEXT_BYTES)',
+  ],
+  [
+    '--max-policy-duration-ms <ms>',
+    'maxPolicyDurationMs',
+    'longest duration in a checkpoint policy (CKPT_MAX_POLICY_DURATION_MS)',
+  ],
+  ['--max-state-bytes <n>', 'maxStateBytes', 'largest acknowledged snapshot size (CKPT_MAX_STATE_BYTES)'],
+  [
+    '--max-unread-reply-bytes <n>',
+    'maxUnreadReplyBytes',
+    'unread reply bytes after which a stream is ended (CKPT_MAX_UNREAD_REPLY_BYTES)',
+  ],
 ];
 
 /** Adds the `coordinator` command to the program. */

@@ -8,10 +8,13 @@ import type { LevelWithSilent } from 'pino';
 import { CkptError } from '../core/errors.js';
 import { DEFAULT_ID_BLOCK_SIZE } from '../core/id-allocator.js';
 import { DEFAULT_HISTORY_SIZE } from '../core/job-tracker.js';
+import { CEILING_LIMITS, DEFAULT_LIMITS, type Limits } from '../core/limits.js';
+import { DEFAULT_STATE_URI_SCHEMES } from '../core/snapshot-checks.js';
+import { DEFAULT_MAX_MANIFEST_BYTES, MAX_MAX_MANIFEST_BYTES } from '../store/index.js';
 import { LOG_LEVELS } from '../log/index.js';
 
-/** The complete configuration of a coordinator process. */
-export interface CoordinatorConfig {
+/** The complete configuration of a coordinator process; the `Limits` are documented in `src/core/limits.ts`. */
+export interface CoordinatorConfig extends Limits {
   /** etcd client URLs. @default ['http://127.0.0.1:2379'] */
   etcd: string[];
   /** NATS server URLs. @default ['nats://127.0.0.1:4222'] */
@@ -52,9 +55,26 @@ export interface CoordinatorConfig {
   historySize: number;
   /** Time a graceful shutdown waits for calls in flight before forcing. @default 10000 */
   shutdownGraceMs: number;
+  /** An `Attach` stream that sends no hello for this long is ended. @default 10000 */
+  helloTimeoutMs: number;
+  /** A standby waiting for its tasks that sends no heartbeat for this long is ended. @default 10000 */
+  standbyTimeoutMs: number;
+  /** URI schemes that acknowledged state handles may use. @default ['file', 'nats-obj'] */
+  stateUriSchemes: string[];
+  /**
+   * Largest manifest read back from etcd (its encoded size, checked against
+   * its root before any part is read). @default 268435456 (256 MiB)
+   */
+  maxManifestBytes: number;
   /** pino log level. @default 'info' */
   logLevel: LevelWithSilent;
 }
+
+/**
+ * Largest `idBlockSize`: ids, epochs and floors stay far below the 2^52 the
+ * store accepts, after billions of blocks.
+ */
+export const MAX_ID_BLOCK_SIZE = 1_000_000;
 
 /** Default of `CoordinatorConfig.leaseTtlMs`. */
 export const DEFAULT_LEASE_TTL_MS = 5000;
@@ -81,7 +101,12 @@ export const DEFAULT_CONFIG: Readonly<CoordinatorConfig> = Object.freeze({
   idBlockSize: DEFAULT_ID_BLOCK_SIZE,
   historySize: DEFAULT_HISTORY_SIZE,
   shutdownGraceMs: 10_000,
+  helloTimeoutMs: 10_000,
+  standbyTimeoutMs: 10_000,
+  stateUriSchemes: [...DEFAULT_STATE_URI_SCHEMES],
+  maxManifestBytes: DEFAULT_MAX_MANIFEST_BYTES,
   logLevel: 'info',
+  ...DEFAULT_LIMITS,
 });
 
 function envName(option: string): string {
@@ -100,11 +125,30 @@ function list(option: string, value: unknown): string[] {
   return items;
 }
 
-function integer(option: string, value: unknown, min: number): number {
-  const n = typeof value === 'number' ? value : Number(value);
-  if (!Number.isSafeInteger(n) || n < min)
-    throw invalid(option, `must be an integer of at least ${min}, got ${JSON.stringify(value)}`);
+function integer(option: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n =
+    typeof value === 'number' ? value : typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max)
+    throw invalid(option, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
   return n;
+}
+
+function schemes(option: string, value: unknown): string[] {
+  const items = Array.isArray(value) ? value.map(String) : String(value).split(',');
+  const names = items.map((s) => s.trim()).filter((s) => s !== '');
+  if (names.length === 0) throw invalid(option, 'needs at least one URI scheme');
+  for (const name of names)
+    if (!/^[a-z][a-z0-9+.-]{0,31}$/.test(name)) throw invalid(option, `${JSON.stringify(name)} is not a URI scheme`);
+  return names;
+}
+
+/** Every limit, each between 1 and its ceiling (`CEILING_LIMITS`). */
+function limits(pick: (k: keyof CoordinatorConfig) => unknown): Limits {
+  const resolved = {} as Limits;
+  for (const key of Object.keys(DEFAULT_LIMITS) as Array<keyof Limits>) {
+    resolved[key] = integer(key, pick(key), 1, CEILING_LIMITS[key]);
+  }
+  return resolved;
 }
 
 /**
@@ -134,10 +178,15 @@ export function resolveConfig(
     heartbeatTimeoutMs: integer('heartbeatTimeoutMs', pick('heartbeatTimeoutMs'), 20),
     etcdTimeoutMs: integer('etcdTimeoutMs', pick('etcdTimeoutMs'), 100),
     maxMessageBytes: integer('maxMessageBytes', pick('maxMessageBytes'), 64 * 1024),
-    idBlockSize: integer('idBlockSize', pick('idBlockSize'), 1),
+    idBlockSize: integer('idBlockSize', pick('idBlockSize'), 1, MAX_ID_BLOCK_SIZE),
     historySize: integer('historySize', pick('historySize'), 1),
     shutdownGraceMs: integer('shutdownGraceMs', pick('shutdownGraceMs'), 0),
+    helloTimeoutMs: integer('helloTimeoutMs', pick('helloTimeoutMs'), 10),
+    standbyTimeoutMs: integer('standbyTimeoutMs', pick('standbyTimeoutMs'), 2000),
+    stateUriSchemes: schemes('stateUriSchemes', pick('stateUriSchemes')),
+    maxManifestBytes: integer('maxManifestBytes', pick('maxManifestBytes'), 1024, MAX_MAX_MANIFEST_BYTES),
     logLevel: String(pick('logLevel')) as LevelWithSilent,
+    ...limits(pick),
   };
   checkConfig(config);
   return config;

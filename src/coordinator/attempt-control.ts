@@ -26,6 +26,8 @@ export interface AttemptDeps {
   recover: (why: string) => void;
   /** Called when every task is ready and started. */
   onStarted: () => void;
+  /** The job's stored state cannot be restored: it is quarantined. */
+  quarantine: (why: string) => void;
 }
 
 /** Restore, ready and start for one job. */
@@ -48,8 +50,9 @@ export class AttemptControl {
       this.log.info({ workerId: session.workerId, epoch: helloEpoch }, 'worker resumed in the current epoch');
       this.ready(session, helloEpoch, session.taskIds);
     } else {
+      this.log.info({ workerId: session.workerId, epoch: helloEpoch }, 'worker joined: the job recovers');
       this.deps.recover(
-        `worker ${session.workerId} joined ${helloEpoch === 0 ? 'without an epoch' : `in epoch ${helloEpoch}`} while the job ${t.attempt === 'running' ? 'was running' : `resumes epoch ${t.epoch}`}`,
+        `a worker joined ${helloEpoch === 0 ? 'without an epoch' : `in epoch ${helloEpoch}`} while the job ${t.attempt === 'running' ? 'was running' : `resumes epoch ${t.epoch}`}`,
       );
     }
   }
@@ -61,7 +64,7 @@ export class AttemptControl {
    */
   onDetach(session: Session, tasks: readonly string[], why: string): void {
     if (tasks.length === 0 || this.deps.tracker.attempt === 'restoring') return;
-    this.deps.recover(`worker ${session.workerId} left: ${why}`);
+    this.deps.recover(`a worker left: ${why}`);
   }
 
   /** A worker reports tasks ready; the last one starts the job. */
@@ -88,9 +91,17 @@ export class AttemptControl {
     this.command(session).then(
       (restore) => session.channel.send({ restore }),
       (err: unknown) => {
+        const error = CkptError.from(err);
+        if (!error.retryable && error.reason !== 'SHUTTING_DOWN') {
+          // The checkpoint to restore is unreadable for good (a corrupt manifest): no attempt can start.
+          this.deps.quarantine(
+            `checkpoint ${this.deps.tracker.recoveryCheckpointId} cannot be restored: ${error.message}`,
+          );
+          return;
+        }
         this.log.error({ err, workerId: session.workerId }, 'restore plan not read; the worker must attach again');
         session.channel.end(
-          new CkptError('UNAVAILABLE', `restore plan not read: ${CkptError.from(err).message}`, {
+          new CkptError('UNAVAILABLE', `restore plan not read: ${error.message}`, {
             jobId: this.deps.tracker.jobId,
             retryable: true,
           }),
@@ -108,7 +119,7 @@ export class AttemptControl {
       const entry = tasks.get(taskId);
       return entry === undefined ? [] : [entry];
     });
-    return { jobId: t.jobId, epoch, checkpointId, snapshots, term: this.deps.term };
+    return { jobId: t.jobId, epoch, checkpointId, snapshots, term: this.deps.term, nextCheckpointId: t.ids.nextId };
   }
 
   private async manifestTasks(checkpointId: number): Promise<Map<string, Manifest__Output['tasks'][number]>> {

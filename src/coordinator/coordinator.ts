@@ -4,27 +4,26 @@
  * `JobTracker`; this class loads state from etcd, routes calls to the
  * right job, and owns the session heartbeats.
  */
-import type { AttachResponse } from '../gen/ckpt/v1/AttachResponse.js';
 import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
 import type { JobInfo__Output } from '../gen/ckpt/v1/JobInfo.js';
 import type { JobSpec } from '../gen/ckpt/v1/JobSpec.js';
 import type { Manifest__Output } from '../gen/ckpt/v1/Manifest.js';
-import type { TaskHealth__Output } from '../gen/ckpt/v1/TaskHealth.js';
+import type { TaskDecline } from '../gen/ckpt/v1/TaskDecline.js';
 import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
-import type { WorkerHello__Output } from '../gen/ckpt/v1/WorkerHello.js';
 import { isDeepStrictEqual } from 'node:util';
 import type { CheckpointInit } from '../core/checkpoint.js';
 import { CkptError, LeadershipLostError } from '../core/errors.js';
 import { DEFAULT_ID_BLOCK_SIZE } from '../core/id-allocator.js';
-import { JobTracker } from '../core/job-tracker.js';
-import type { CheckpointStore, ControlBus, LeaderGuard, StoredJobState } from '../core/ports.js';
-import { hungReason, silentTask } from '../core/task-health.js';
+import { JobTracker, type AckRules } from '../core/job-tracker.js';
+import { checkCount, DEFAULT_LIMITS, type Limits } from '../core/limits.js';
+import type { CheckpointStore, ControlBus, LeaderGuard, QuarantinedJob, StoredJobState } from '../core/ports.js';
+import { checkCheckpointRef, checkDeclines } from '../core/request-checks.js';
+import { DEFAULT_STATE_URI_SCHEMES } from '../core/snapshot-checks.js';
 import { checkId, validateJobSpec } from '../core/validate.js';
 import type { Logger } from '../log/index.js';
 import { CheckpointEvents } from './events.js';
 import { JobRuntime, type RollBack } from './job-runtime.js';
-import { StandbyRegistry } from './standbys.js';
-import { SessionRegistry, type Session, type SessionChannel } from './sessions.js';
+import { WorkerSessions } from './worker-sessions.js';
 
 const ATTEMPT_ON_WIRE = {
   resuming: 'JOB_ATTEMPT_RESUMING',
@@ -58,6 +57,50 @@ export interface CoordinatorOptions {
    * coordinator leads now; the owner should stop this coordinator.
    */
   onLeadershipLost?: (err: LeadershipLostError) => void;
+  /** What callers may make the coordinator hold. @default DEFAULT_LIMITS */
+  limits?: Limits;
+  /** URI schemes acknowledged state handles may use. @default ['file', 'nats-obj'] */
+  stateUriSchemes?: readonly string[];
+  /** A waiting standby without a heartbeat for this long is ended. @default 10000 */
+  standbyTimeoutMs?: number;
+}
+
+/** An acknowledgement of one checkpoint by one worker, as received. */
+export interface AckCall {
+  epoch?: unknown;
+  checkpointId?: unknown;
+  snapshots?: TaskSnapshot__Output[];
+}
+
+/** A decline of one checkpoint by one worker, as received. */
+export interface DeclineCall {
+  epoch?: unknown;
+  checkpointId?: unknown;
+  declines?: TaskDecline[];
+}
+
+/** What an accepted acknowledgement reports. */
+export interface AckResult {
+  acknowledgedTasks: number;
+  totalTasks: number;
+  duplicates: number;
+}
+
+/** A quarantined job as `GetJob` and `ListJobs` show it. */
+function quarantinedInfo(jobId: string, reason: string): JobInfo__Output {
+  return {
+    spec: { jobId, tasks: [], policy: null, labels: {} },
+    state: 'JOB_STATE_QUARANTINED',
+    epoch: 0,
+    latestCheckpointId: 0,
+    checkpointing: 'JOB_CHECKPOINTING_UNSPECIFIED',
+    attachedTasks: 0,
+    createdAtMs: 0,
+    readyTasks: 0,
+    attempt: 'JOB_ATTEMPT_UNSPECIFIED',
+    restorePoint: null,
+    quarantineReason: reason,
+  };
 }
 
 /** The checkpoint coordinator of a set of jobs. */
@@ -67,9 +110,13 @@ export class Coordinator {
   private readonly options: CoordinatorOptions;
   private readonly log: Logger;
   private readonly jobs = new Map<string, JobRuntime>();
-  private readonly sessions = new SessionRegistry();
-  private readonly standbys = new StandbyRegistry();
+  /** Jobs whose records in etcd are unreadable or invalid, with the reason. */
+  private readonly quarantined = new Map<string, string>();
   private readonly now: () => number;
+  private readonly limits: Limits;
+  private readonly ackRules: AckRules;
+  /** The worker sessions and standbys of every job. */
+  readonly sessions: WorkerSessions;
   private sweeper: NodeJS.Timeout | undefined;
   private state: 'new' | 'running' | 'stopped' = 'new';
   private leadershipLost = false;
@@ -78,6 +125,26 @@ export class Coordinator {
     this.options = options;
     this.log = options.logger.child({ component: 'coordinator' });
     this.now = options.now ?? Date.now;
+    this.limits = options.limits ?? DEFAULT_LIMITS;
+    this.ackRules = {
+      maxStateBytes: this.limits.maxStateBytes,
+      maxPendingAckBytes: this.limits.maxPendingAckBytesPerJob,
+      stateUriSchemes: new Set(options.stateUriSchemes ?? DEFAULT_STATE_URI_SCHEMES),
+    };
+    this.sessions = new WorkerSessions({
+      logger: options.logger,
+      now: this.now,
+      heartbeatIntervalMs: options.heartbeatIntervalMs,
+      heartbeatTimeoutMs: options.heartbeatTimeoutMs,
+      standbyTimeoutMs: options.standbyTimeoutMs ?? 10_000,
+      limits: this.limits,
+      term: this.term,
+      controlPrefix: (jobId) => options.bus.controlPrefix(jobId),
+      job: (jobId) => this.job(jobId),
+      findJob: (jobId) => this.jobs.get(jobId),
+      requireRunning: () => this.requireRunning(),
+      stopped: () => this.state === 'stopped',
+    });
   }
 
   /**
@@ -88,15 +155,16 @@ export class Coordinator {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error(`coordinator cannot start when ${this.state}`);
     const stored = await this.options.store.loadJobs();
-    for (const job of stored.jobs) this.addJob(job, 'resuming');
+    for (const job of stored.jobs) this.loadJob(job);
+    for (const { jobId, reason } of stored.quarantined) this.quarantine({ jobId, reason });
     this.state = 'running';
     for (const runtime of this.jobs.values()) {
       runtime.start();
       await this.abortLeftovers(runtime);
     }
     const sweepMs = Math.max(10, Math.floor(this.options.heartbeatTimeoutMs / 4));
-    this.sweeper = setInterval(() => this.sweepSessions(), sweepMs);
-    this.log.info({ jobs: this.jobs.size }, 'coordinator started');
+    this.sweeper = setInterval(() => this.sessions.sweep(), sweepMs);
+    this.log.info({ jobs: this.jobs.size, quarantined: this.quarantined.size }, 'coordinator started');
   }
 
   /**
@@ -112,11 +180,7 @@ export class Coordinator {
     if (this.sweeper !== undefined) clearInterval(this.sweeper);
     for (const runtime of this.jobs.values()) runtime.stop(error.message);
     await Promise.all([...this.jobs.values()].map((r) => r.settled()));
-    for (const session of this.sessions.all()) {
-      this.sessions.remove(session.sessionId);
-      session.channel.end(error);
-    }
-    this.standbys.endAll(error);
+    this.sessions.endAll(error);
     this.log.info('coordinator stopped');
   }
 
@@ -125,8 +189,55 @@ export class Coordinator {
     return this.stopController.signal;
   }
 
+  /**
+   * A job read from etcd. Its spec was valid for the coordinator that
+   * stored it; one past this coordinator's limits is quarantined.
+   */
+  private loadJob(job: StoredJobState): void {
+    try {
+      validateJobSpec(job.spec, this.limits);
+    } catch (err) {
+      const why = `its stored spec is outside this coordinator's limits: ${CkptError.from(err).message}`;
+      this.quarantine({ jobId: job.spec.jobId, reason: why });
+      return;
+    }
+    try {
+      this.addJob(job, 'resuming');
+    } catch (err) {
+      // The store checks what it loads; whatever still cannot run is one job's problem, not every job's.
+      this.jobs.delete(job.spec.jobId);
+      this.quarantine({ jobId: job.spec.jobId, reason: `its stored state cannot run: ${CkptError.from(err).message}` });
+    }
+  }
+
+  /** Serves a job as quarantined: listed with its reason, its calls refused. */
+  private quarantine({ jobId, reason }: QuarantinedJob): void {
+    this.quarantined.set(jobId, reason);
+    this.log.error({ jobId, reason }, 'job quarantined: its records in etcd are unreadable or invalid');
+  }
+
+  /**
+   * A running job whose stored state turned out unusable (a corrupt
+   * manifest to restore from): it stops, its sessions and standbys end with
+   * JOB_QUARANTINED, and it is served as quarantined. Repairing its records
+   * and a new leadership load it again.
+   */
+  private quarantineRunning(jobId: string, why: string): void {
+    const runtime = this.jobs.get(jobId);
+    if (runtime === undefined || this.state !== 'running') return;
+    this.jobs.delete(jobId);
+    runtime.stop(why);
+    this.quarantine({ jobId, reason: why });
+    this.sessions.endJob(jobId, new CkptError('JOB_QUARANTINED', `job ${jobId} is quarantined: ${why}`, { jobId }));
+  }
+
   private addJob(job: StoredJobState, attempt: 'resuming' | 'restoring'): JobRuntime {
-    const tracker = new JobTracker({ ...job, historySize: this.options.historySize, attempt });
+    const tracker = new JobTracker({
+      ...job,
+      historySize: this.options.historySize,
+      attempt,
+      ackRules: this.ackRules,
+    });
     const runtime = new JobRuntime(tracker, {
       store: this.options.store,
       bus: this.options.bus,
@@ -138,6 +249,7 @@ export class Coordinator {
       guard: this.options.leadership?.guard,
       term: this.term,
       onLeadershipLost: (err) => this.lostLeadership(err),
+      onQuarantine: (why) => this.quarantineRunning(job.spec.jobId, why),
     });
     this.jobs.set(job.spec.jobId, runtime);
     return runtime;
@@ -193,12 +305,16 @@ export class Coordinator {
       );
   }
 
-  /** The job's runtime; throws UNKNOWN_JOB. */
-  private job(jobId: string): JobRuntime {
-    checkId(jobId, 'job_id');
-    const runtime = this.jobs.get(jobId);
-    if (runtime === undefined) throw new CkptError('UNKNOWN_JOB', `no job ${jobId}`, { jobId });
-    return runtime;
+  /** The job's runtime; throws MALFORMED, UNKNOWN_JOB or JOB_QUARANTINED. */
+  private job(jobId: unknown): JobRuntime {
+    const id = checkId(jobId, 'job_id');
+    const runtime = this.jobs.get(id);
+    if (runtime !== undefined) return runtime;
+    const quarantined = this.quarantined.get(id);
+    if (quarantined !== undefined) {
+      throw new CkptError('JOB_QUARANTINED', `job ${id} is quarantined: ${quarantined}`, { jobId: id });
+    }
+    throw new CkptError('UNKNOWN_JOB', `no job ${id}`, { jobId: id });
   }
 
   // --- jobs -------------------------------------------------------------------
@@ -206,11 +322,16 @@ export class Coordinator {
   /** Registers a job; the same spec again is a no-op. */
   async submitJob(input: JobSpec | null | undefined): Promise<{ job: JobInfo__Output; created: boolean }> {
     this.requireRunning();
-    const spec = validateJobSpec(input);
+    const spec = validateJobSpec(input, this.limits);
     const existing = this.jobs.get(spec.jobId);
     if (existing !== undefined) {
       if (isDeepStrictEqual(existing.tracker.spec, spec)) return { job: this.jobInfo(existing), created: false };
       throw new CkptError('JOB_EXISTS', `job ${spec.jobId} exists with another spec`, { jobId: spec.jobId });
+    }
+    if (this.quarantined.has(spec.jobId)) this.job(spec.jobId);
+    const held = this.jobs.size + this.quarantined.size;
+    if (held >= this.limits.maxJobs) {
+      throw new CkptError('LIMIT_REACHED', `the coordinator holds ${held} jobs, its limit`, { jobId: spec.jobId });
     }
     const guard = this.options.leadership?.guard;
     const { job, created } = await this.fenced(() => this.options.store.createJob(spec, this.now(), guard));
@@ -223,29 +344,34 @@ export class Coordinator {
     return { job: this.jobInfo(runtime), created };
   }
 
-  getJob(jobId: string): JobInfo__Output {
-    return this.jobInfo(this.job(jobId));
+  /** A job, or a quarantined one with its reason. */
+  getJob(jobId: unknown): JobInfo__Output {
+    const id = checkId(jobId, 'job_id');
+    const quarantined = this.quarantined.get(id);
+    if (quarantined !== undefined) return quarantinedInfo(id, quarantined);
+    return this.jobInfo(this.job(id));
   }
 
-  /** Jobs ordered by id, after `afterJobId`. */
+  /** Jobs (quarantined ones too) ordered by id, after `afterJobId`. */
   listJobs(afterJobId: string, limit: number): { jobs: JobInfo__Output[]; more: boolean } {
-    const ids = [...this.jobs.keys()].filter((id) => id > afterJobId).sort();
+    const ids = [...this.jobs.keys(), ...this.quarantined.keys()].filter((id) => id > afterJobId).sort();
     return { jobs: ids.slice(0, limit).map((id) => this.getJob(id)), more: ids.length > limit };
   }
 
   /** Cancels a job: pending checkpoints abort, workers are told. */
-  async cancelJob(jobId: string): Promise<JobInfo__Output> {
+  async cancelJob(jobId: unknown): Promise<JobInfo__Output> {
     this.requireRunning();
     const runtime = this.job(jobId);
     if (runtime.tracker.state !== 'JOB_STATE_CANCELED') {
       const guard = this.options.leadership?.guard;
-      await this.fenced(() => this.options.store.updateJob(jobId, runtime.tracker.spec, 'JOB_STATE_CANCELED', guard));
+      await this.fenced(() =>
+        this.options.store.updateJob(runtime.jobId, runtime.tracker.spec, 'JOB_STATE_CANCELED', guard),
+      );
       runtime.tracker.cancel();
-      runtime.abortAll('ABORT_REASON_JOB_CANCELED', `job ${jobId} was canceled`);
+      runtime.abortAll('ABORT_REASON_JOB_CANCELED', `job ${runtime.jobId} was canceled`);
       runtime.stop();
-      for (const s of this.sessions.ofJob(jobId)) s.channel.send({ canceled: { jobId } });
-      this.standbys.endAll(new CkptError('JOB_CANCELED', `job ${jobId} was canceled`, { jobId }), jobId);
-      this.log.info({ jobId }, 'job canceled');
+      this.sessions.jobCanceled(runtime.jobId);
+      this.log.info({ jobId: runtime.jobId }, 'job canceled');
     }
     return this.jobInfo(runtime);
   }
@@ -256,11 +382,12 @@ export class Coordinator {
    * restore point, and every task restores from it. A refused call changes
    * nothing.
    */
-  async restoreJob(jobId: string, checkpointId: number): Promise<RollBack> {
+  async restoreJob(jobId: unknown, checkpointId: unknown): Promise<RollBack> {
     this.requireRunning();
     const runtime = this.job(jobId);
-    const restored = await this.fenced(() => runtime.restore(checkpointId));
-    this.log.info({ jobId, ...restored }, 'job restored to a checkpoint');
+    const id = checkCount(checkpointId ?? 0, 'checkpoint_id', Number.MAX_SAFE_INTEGER, { jobId: runtime.jobId });
+    const restored = await this.fenced(() => runtime.restore(id));
+    this.log.info({ jobId: runtime.jobId, ...restored }, 'job restored to a checkpoint');
     return restored;
   }
 
@@ -281,215 +408,16 @@ export class Coordinator {
     };
   }
 
-  // --- sessions ---------------------------------------------------------------
-
-  /** Opens a worker session from its hello; the welcome is sent on the channel. */
-  openSession(hello: WorkerHello__Output, channel: SessionChannel): Session {
-    this.requireRunning();
-    const workerId = hello.workerId;
-    if (!workerId || Buffer.byteLength(workerId) > 256)
-      throw new CkptError('MALFORMED', 'hello.worker_id must be 1-256 bytes');
-    const runtime = this.job(hello.jobId);
-    if (hello.taskIds.length === 0)
-      throw new CkptError('MALFORMED', 'hello.task_ids names no task', { jobId: hello.jobId });
-    const session = this.sessions.add(workerId, hello.jobId, hello.taskIds, channel, this.now());
-    try {
-      runtime.tracker.attach(workerId, hello.taskIds);
-    } catch (err) {
-      this.sessions.remove(session.sessionId);
-      throw err;
-    }
-    channel.send(this.welcome(session, runtime));
-    this.log.info(
-      { jobId: hello.jobId, workerId, sessionId: session.sessionId, tasks: hello.taskIds.length },
-      'worker attached',
-    );
-    runtime.attempts.onAttach(session, hello.epoch);
-    runtime.arm();
-    return session;
-  }
-
-  /**
-   * A standby's hello (`hello.standby`): attaches at once when its tasks
-   * are free, and returns the session; otherwise keeps the standby, which
-   * `promoted` hears of once a session end frees its tasks, and returns
-   * the function that withdraws it (its stream ended). Bad hellos are
-   * refused at once, as by `openSession`.
-   */
-  offerStandby(
-    hello: WorkerHello__Output,
-    channel: SessionChannel,
-    promoted: (session: Session) => void,
-  ): { session: Session } | { withdraw: () => void } {
-    this.requireRunning();
-    const runtime = this.job(hello.jobId);
-    if (hello.taskIds.length === 0)
-      throw new CkptError('MALFORMED', 'hello.task_ids names no task', { jobId: hello.jobId });
-    const taken = runtime.tracker.takenTask(hello.workerId, hello.taskIds);
-    if (taken === undefined) return { session: this.openSession(hello, channel) };
-    const withdraw = this.standbys.add({ hello, channel, promoted });
-    this.log.info(
-      { jobId: hello.jobId, workerId: hello.workerId, tasks: hello.taskIds.length, waitsFor: taken.owner },
-      'standby waiting',
-    );
-    return { withdraw };
-  }
-
   /** Standbys of a job waiting for their tasks. */
   waitingStandbys(jobId: string): number {
-    return this.standbys.ofJob(jobId).length;
-  }
-
-  /** Attaches the waiting standbys of a job whose tasks are all free now, oldest first. */
-  private promoteStandbys(runtime: JobRuntime): void {
-    const free = (hello: WorkerHello__Output): boolean =>
-      runtime.tracker.takenTask(hello.workerId, hello.taskIds) === undefined;
-    this.standbys.promote(runtime.jobId, free, (s) => {
-      const session = this.openSession(s.hello, s.channel);
-      this.log.info({ jobId: runtime.jobId, workerId: s.hello.workerId }, 'standby promoted');
-      return session;
-    });
-  }
-
-  private welcome(session: Session, runtime: JobRuntime): AttachResponse {
-    return {
-      welcome: {
-        sessionId: session.sessionId,
-        epoch: runtime.tracker.epoch,
-        heartbeatIntervalMs: this.options.heartbeatIntervalMs,
-        heartbeatTimeoutMs: this.options.heartbeatTimeoutMs,
-        latestCheckpointId: runtime.tracker.latestCheckpointId,
-        controlSubjectPrefix: this.options.bus.controlPrefix(runtime.jobId),
-        spec: runtime.tracker.spec,
-        term: this.term,
-      },
-    };
-  }
-
-  /**
-   * Records a heartbeat of a live session and judges the task health it
-   * reports: a hung task fails, and the job recovers. Throws
-   * TASK_NOT_ATTACHED, recording nothing, for a task the session does not run.
-   */
-  heartbeat(sessionId: string, tasks: readonly TaskHealth__Output[] = []): void {
-    const session = this.sessions.get(sessionId);
-    if (session === undefined) return;
-    for (const { taskId } of tasks) this.requireSessionTask(session, taskId);
-    const now = this.now();
-    session.lastHeartbeatMs = now;
-    if (tasks.length === 0) {
-      session.taskReports = undefined;
-      return;
-    }
-    session.taskReports ??= { sinceMs: now, lastMs: new Map() };
-    for (const { taskId } of tasks) session.taskReports.lastMs.set(taskId, now);
-    const runtime = this.runningJob(session.jobId);
-    if (runtime === undefined) return;
-    for (const health of tasks) {
-      const why = hungReason(runtime.tracker.policy, health);
-      if (why !== undefined) return this.taskHung(runtime, session, health.taskId, why);
-    }
-  }
-
-  /**
-   * Ends a session: its tasks detach, the checkpoints pending for them can
-   * no longer complete, so they abort with reason TASK_FAILURE, and if the
-   * tasks may have run in this epoch the job recovers.
-   */
-  closeSession(sessionId: string, why: string): void {
-    const session = this.sessions.remove(sessionId);
-    if (session === undefined || this.state === 'stopped') return;
-    const runtime = this.jobs.get(session.jobId);
-    if (runtime === undefined) return;
-    const tasks = runtime.tracker.detach(session.workerId);
-    this.log.info(
-      { jobId: session.jobId, workerId: session.workerId, sessionId, tasks: tasks.length, why },
-      'worker detached',
-    );
-    if (tasks.length > 0 && runtime.tracker.state === 'JOB_STATE_RUNNING') {
-      runtime.abortAll('ABORT_REASON_TASK_FAILURE', `worker ${session.workerId} left: ${why}`);
-      runtime.attempts.onDetach(session, tasks, why);
-      this.promoteStandbys(runtime);
-    }
-    runtime.arm();
-  }
-
-  /** A worker reports tasks restored and ready in `epoch`. */
-  tasksReady(sessionId: string, epoch: number, taskIds: readonly string[]): void {
-    const { session, runtime } = this.sessionJob(sessionId);
-    runtime.attempts.ready(session, epoch, taskIds);
-  }
-
-  /** A worker reports a failed task: the job rolls back, unless the report is of an older epoch. */
-  taskFailed(sessionId: string, epoch: number, taskId: string, message: string): void {
-    const { session, runtime } = this.sessionJob(sessionId);
-    this.requireSessionTask(session, taskId);
-    if (epoch !== runtime.tracker.epoch) return;
-    this.log.warn({ jobId: session.jobId, taskId, epoch, message }, 'task failed');
-    void runtime.recover(`task ${taskId} failed: ${message}`);
-  }
-
-  private requireSessionTask(session: Session, taskId: string): void {
-    if (!session.taskIds.includes(taskId)) {
-      const ids = { jobId: session.jobId, taskId };
-      throw new CkptError('TASK_NOT_ATTACHED', `task ${taskId} is not attached by worker ${session.workerId}`, ids);
-    }
-  }
-
-  /** The job's runtime while its tasks run (hung tasks are judged only then). */
-  private runningJob(jobId: string): JobRuntime | undefined {
-    const runtime = this.jobs.get(jobId);
-    const running = runtime?.tracker.state === 'JOB_STATE_RUNNING' && runtime.tracker.attempt === 'running';
-    return running ? runtime : undefined;
-  }
-
-  /** A hung task fails like one its worker reported failed: the job recovers. */
-  private taskHung(runtime: JobRuntime, session: Session, taskId: string, why: string): void {
-    this.log.warn({ jobId: session.jobId, workerId: session.workerId, taskId, why }, 'task hung');
-    void runtime.recover(`task ${taskId} hung: ${why}`);
-  }
-
-  private sessionJob(sessionId: string): { session: Session; runtime: JobRuntime } {
-    const session = this.sessions.get(sessionId);
-    const runtime = session === undefined ? undefined : this.jobs.get(session.jobId);
-    if (session === undefined || runtime === undefined) {
-      throw new CkptError('UNAVAILABLE', 'the session has ended', { retryable: true });
-    }
-    return { session, runtime };
-  }
-
-  private sweepSessions(): void {
-    this.sweepSilentTasks();
-    for (const session of this.sessions.overdue(this.now(), this.options.heartbeatTimeoutMs)) {
-      const why = `no heartbeat for ${this.options.heartbeatTimeoutMs} ms`;
-      this.log.warn(
-        { jobId: session.jobId, workerId: session.workerId, sessionId: session.sessionId },
-        'worker session timed out',
-      );
-      this.closeSession(session.sessionId, why);
-      session.channel.end(
-        new CkptError('UNAVAILABLE', `session ended: ${why}`, { jobId: session.jobId, retryable: true }),
-      );
-    }
-  }
-
-  /** Tasks that their heartbeating workers stopped reporting are hung. */
-  private sweepSilentTasks(): void {
-    const now = this.now();
-    for (const session of this.sessions.all()) {
-      const reports = session.taskReports;
-      const runtime = reports === undefined ? undefined : this.runningJob(session.jobId);
-      if (reports === undefined || runtime === undefined) continue;
-      const silent = silentTask(runtime.tracker.policy, session.taskIds, reports.lastMs, reports.sinceMs, now);
-      if (silent !== undefined) this.taskHung(runtime, session, silent.taskId, silent.why);
-    }
+    return this.sessions.waitingStandbys(jobId);
   }
 
   // --- checkpoints ------------------------------------------------------------
 
   /** Starts a checkpoint now; with `wait`, resolves when it has finished. */
   async triggerCheckpoint(
-    jobId: string,
+    jobId: unknown,
     snapshotType: CheckpointInit['snapshotType'] | undefined,
     wait: boolean,
   ): Promise<CheckpointSummary__Output> {
@@ -499,58 +427,69 @@ export class Coordinator {
     return wait ? runtime.waitFor(checkpoint.id) : checkpoint.summary();
   }
 
-  /** Records one worker's acknowledgements of one checkpoint. */
-  acknowledge(request: {
-    jobId: string;
-    epoch: number;
-    checkpointId: number;
-    workerId: string;
-    snapshots: TaskSnapshot__Output[];
-  }) {
+  /**
+   * An acknowledgement call: it must carry the session token of the live
+   * session of the job that runs its tasks (else PERMISSION_DENIED).
+   */
+  acknowledge(request: AckCall & { jobId?: unknown; sessionToken?: unknown; workerId?: unknown }): AckResult {
     this.requireRunning();
     const runtime = this.job(request.jobId);
-    if (request.snapshots.length === 0)
-      throw new CkptError('MALFORMED', 'snapshots is empty', { jobId: request.jobId });
-    const { checkpoint, duplicates } = runtime.acknowledge(request, request.snapshots);
-    return { acknowledgedTasks: checkpoint.acknowledgedTasks, totalTasks: checkpoint.init.taskIds.length, duplicates };
+    const session = this.sessions.sessionOfToken(request.sessionToken, runtime.jobId, request.workerId);
+    return this.recordAcks(runtime, session.workerId, request);
   }
 
   /** Acknowledgements sent inside a session: for the session's job and worker. */
-  acknowledgeInSession(
-    sessionId: string,
-    request: { epoch: number; checkpointId: number; snapshots: TaskSnapshot__Output[] },
-  ): ReturnType<Coordinator['acknowledge']> {
-    const { session } = this.sessionJob(sessionId);
-    return this.acknowledge({ ...request, jobId: session.jobId, workerId: session.workerId });
+  acknowledgeInSession(sessionId: string, request: AckCall): AckResult {
+    this.requireRunning();
+    const { session, runtime } = this.sessions.sessionJob(sessionId);
+    return this.recordAcks(runtime, session.workerId, request);
+  }
+
+  private recordAcks(runtime: JobRuntime, workerId: string, request: AckCall): AckResult {
+    const ids = { jobId: runtime.jobId };
+    const ref = checkCheckpointRef(request, ids);
+    const snapshots = request.snapshots ?? [];
+    if (snapshots.length === 0) throw new CkptError('MALFORMED', 'snapshots is empty', ids);
+    if (snapshots.length > runtime.tracker.spec.tasks.length) {
+      throw new CkptError('OVERSIZED', `snapshots has more entries than the job has tasks`, ids);
+    }
+    const { checkpoint, duplicates } = runtime.acknowledge({ ...ref, workerId }, snapshots);
+    return { acknowledgedTasks: checkpoint.acknowledgedTasks, totalTasks: checkpoint.init.taskIds.length, duplicates };
+  }
+
+  /** A decline call: the same session token rule as `acknowledge`. */
+  decline(request: DeclineCall & { jobId?: unknown; sessionToken?: unknown; workerId?: unknown }): void {
+    this.requireRunning();
+    const runtime = this.job(request.jobId);
+    const session = this.sessions.sessionOfToken(request.sessionToken, runtime.jobId, request.workerId);
+    this.recordDeclines(runtime, session.workerId, request);
   }
 
   /** Declines sent inside a session: for the session's job and worker. */
-  declineInSession(
-    sessionId: string,
-    request: { epoch: number; checkpointId: number; declines: Array<{ taskId: string; message: string }> },
-  ): void {
-    const { session } = this.sessionJob(sessionId);
-    this.decline({ ...request, jobId: session.jobId, workerId: session.workerId });
+  declineInSession(sessionId: string, request: DeclineCall): void {
+    this.requireRunning();
+    const { session, runtime } = this.sessions.sessionJob(sessionId);
+    this.recordDeclines(runtime, session.workerId, request);
   }
 
   /** Records declines: the checkpoint aborts with reason DECLINED. */
-  decline(request: {
-    jobId: string;
-    epoch: number;
-    checkpointId: number;
-    workerId: string;
-    declines: Array<{ taskId: string; message: string }>;
-  }): void {
-    this.requireRunning();
-    if (request.declines.length === 0) throw new CkptError('MALFORMED', 'declines is empty', { jobId: request.jobId });
-    this.job(request.jobId).decline(request, request.declines);
+  private recordDeclines(runtime: JobRuntime, workerId: string, request: DeclineCall): void {
+    const ids = { jobId: runtime.jobId };
+    const ref = checkCheckpointRef(request, ids);
+    const declines = checkDeclines(
+      request.declines ?? [],
+      runtime.tracker.spec.tasks.length,
+      this.limits.maxMessageTextBytes,
+      ids,
+    );
+    runtime.decline({ ...ref, workerId }, declines);
   }
 
   /** Pending, remembered and retained checkpoints of a job, newest first. */
-  async listCheckpoints(jobId: string): Promise<CheckpointSummary__Output[]> {
+  async listCheckpoints(jobId: unknown): Promise<CheckpointSummary__Output[]> {
     const runtime = this.job(jobId);
     const inMemory = runtime.tracker.known().map((c) => c.summary());
-    const stored = await this.options.store.listSummaries(jobId);
+    const stored = await this.options.store.listSummaries(runtime.jobId);
     const byId = new Map<number, CheckpointSummary__Output>();
     for (const s of stored) byId.set(s.checkpointId, s);
     for (const s of inMemory)
@@ -560,10 +499,12 @@ export class Coordinator {
 
   /** One checkpoint, with its manifest when it is completed and retained. */
   async getCheckpoint(
-    jobId: string,
-    checkpointId: number,
+    job: unknown,
+    id: unknown,
   ): Promise<{ summary: CheckpointSummary__Output; manifest?: Manifest__Output }> {
-    const runtime = this.job(jobId);
+    const runtime = this.job(job);
+    const jobId = runtime.jobId;
+    const checkpointId = checkCount(id ?? 0, 'checkpoint_id', Number.MAX_SAFE_INTEGER, { jobId });
     const manifest = await this.options.store.readManifest(jobId, checkpointId);
     const known = runtime.tracker.find(checkpointId)?.summary();
     const summary =

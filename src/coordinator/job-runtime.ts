@@ -9,6 +9,7 @@ import type { Checkpoint, AbortCause, CheckpointInit } from '../core/checkpoint.
 import { CkptError, hasReason, LeadershipLostError } from '../core/errors.js';
 import type { JobTracker } from '../core/job-tracker.js';
 import type { CheckpointStore, ControlBus, LeaderGuard } from '../core/ports.js';
+import { boundedSummary } from '../core/request-checks.js';
 import type { Logger } from '../log/index.js';
 import { AttemptControl } from './attempt-control.js';
 import { RestartBackoff } from './restart-backoff.js';
@@ -31,7 +32,15 @@ export interface JobRuntimeDeps {
   term: number;
   /** A guarded write was refused: this coordinator is no longer the leader. */
   onLeadershipLost: (err: LeadershipLostError) => void;
+  /** The job's records turned out unusable while it ran: the coordinator quarantines it. */
+  onQuarantine: (why: string) => void;
 }
+
+/**
+ * Longest abort message: declines of many tasks are summarised to it, so
+ * that an abort always fits a NATS message and a summary an etcd request.
+ */
+export const MAX_ABORT_MESSAGE_BYTES = 8192;
 
 /** Bounds of the backoff between failed periodic triggers. */
 const MIN_TRIGGER_RETRY_MS = 100;
@@ -92,6 +101,7 @@ export class JobRuntime {
       term: deps.term,
       recover: (why) => void this.recover(why),
       onStarted: () => this.arm(),
+      quarantine: (why) => deps.onQuarantine(why),
     });
   }
 
@@ -289,8 +299,8 @@ export class JobRuntime {
         checkpointId: checkpoint.id,
       });
     }
-    const detail = declines.map((d) => `${d.taskId}: ${d.message || 'no reason given'}`).join('; ');
-    this.abort(checkpoint, 'ABORT_REASON_DECLINED', detail);
+    const parts = declines.map((d) => `${d.taskId}: ${d.message || 'no reason given'}`);
+    this.abort(checkpoint, 'ABORT_REASON_DECLINED', boundedSummary(parts, MAX_ABORT_MESSAGE_BYTES));
   }
 
   // --- commit and abort -----------------------------------------------------

@@ -1,9 +1,10 @@
 /**
  * Worker sessions: one per `Attach` stream. A session is created by a
  * worker's hello, kept alive by heartbeats, and ends when the stream ends
- * or a heartbeat is overdue.
+ * or a heartbeat is overdue. Each has a secret token, issued in its
+ * welcome, that acknowledgement and decline calls must carry.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { AttachResponse } from '../gen/ckpt/v1/AttachResponse.js';
 import { CkptError } from '../core/errors.js';
 
@@ -18,9 +19,12 @@ export interface SessionChannel {
 /** A live worker session. */
 export interface Session {
   readonly sessionId: string;
+  /** The secret acknowledgement and decline calls for the session's tasks carry. */
+  readonly token: string;
   readonly workerId: string;
   readonly jobId: string;
   readonly taskIds: readonly string[];
+  readonly taskSet: ReadonlySet<string>;
   readonly channel: SessionChannel;
   lastHeartbeatMs: number;
   /**
@@ -30,21 +34,47 @@ export interface Session {
   taskReports?: { sinceMs: number; lastMs: Map<string, number> };
 }
 
-/** The live sessions, by id and by worker. */
+/** What a new session is made of. */
+export interface SessionInit {
+  workerId: string;
+  jobId: string;
+  taskIds: readonly string[];
+  channel: SessionChannel;
+  nowMs: number;
+}
+
+/** The live sessions, by id, by token and by worker. */
 export class SessionRegistry {
   private readonly byId = new Map<string, Session>();
+  private readonly byToken = new Map<string, Session>();
+  private readonly byWorker = new Map<string, Session>();
+
+  /** Live sessions. */
+  get size(): number {
+    return this.byId.size;
+  }
 
   /** Registers a session; a worker id has at most one session per job. */
-  add(workerId: string, jobId: string, taskIds: readonly string[], channel: SessionChannel, nowMs: number): Session {
-    for (const s of this.byId.values()) {
-      if (s.workerId === workerId && s.jobId === jobId) {
-        throw new CkptError('TASK_ALREADY_ATTACHED', `worker ${workerId} already has a session for job ${jobId}`, {
-          jobId,
-        });
-      }
+  add(init: SessionInit): Session {
+    const worker = workerKey(init.jobId, init.workerId);
+    if (this.byWorker.has(worker)) {
+      throw new CkptError('TASK_ALREADY_ATTACHED', `this worker id already has a session for job ${init.jobId}`, {
+        jobId: init.jobId,
+      });
     }
-    const session: Session = { sessionId: randomUUID(), workerId, jobId, taskIds, channel, lastHeartbeatMs: nowMs };
+    const session: Session = {
+      sessionId: randomUUID(),
+      token: randomBytes(32).toString('base64url'),
+      workerId: init.workerId,
+      jobId: init.jobId,
+      taskIds: init.taskIds,
+      taskSet: new Set(init.taskIds),
+      channel: init.channel,
+      lastHeartbeatMs: init.nowMs,
+    };
     this.byId.set(session.sessionId, session);
+    this.byToken.set(session.token, session);
+    this.byWorker.set(worker, session);
     return session;
   }
 
@@ -52,10 +82,18 @@ export class SessionRegistry {
     return this.byId.get(sessionId);
   }
 
+  /** The live session a token was issued to. */
+  byTokenOf(token: string): Session | undefined {
+    return token === '' ? undefined : this.byToken.get(token);
+  }
+
   /** Removes a session; returns it if it was live. */
   remove(sessionId: string): Session | undefined {
     const session = this.byId.get(sessionId);
+    if (session === undefined) return undefined;
     this.byId.delete(sessionId);
+    this.byToken.delete(session.token);
+    this.byWorker.delete(workerKey(session.jobId, session.workerId));
     return session;
   }
 
@@ -72,4 +110,8 @@ export class SessionRegistry {
   all(): Session[] {
     return [...this.byId.values()];
   }
+}
+
+function workerKey(jobId: string, workerId: string): string {
+  return `${jobId}\n${workerId}`;
 }

@@ -55,6 +55,7 @@ export class Checkpoint {
   readonly init: CheckpointInit;
   private readonly tasks: ReadonlySet<string>;
   private readonly acks = new Map<string, TaskSnapshot__Output>();
+  private ackBytesValue = 0;
   private statusValue: CheckpointStatus = 'PENDING';
   private committingValue = false;
   private abortReason: AbortCause | undefined;
@@ -91,6 +92,11 @@ export class Checkpoint {
     return this.acknowledgedTasks === this.tasks.size;
   }
 
+  /** Approximate bytes of the acknowledgements held (0 once finished). */
+  get ackBytes(): number {
+    return this.ackBytesValue;
+  }
+
   hasTask(taskId: string): boolean {
     return this.tasks.has(taskId);
   }
@@ -120,16 +126,30 @@ export class Checkpoint {
     }
   }
 
-  /** Records snapshots that passed `checkAcknowledge`; repeats are no-ops. */
-  acknowledge(snapshots: readonly TaskSnapshot__Output[]): AckOutcome {
+  /** Of `sizes` (one per snapshot), the bytes of the snapshots not recorded yet. */
+  newBytes(snapshots: readonly TaskSnapshot__Output[], sizes: readonly number[]): number {
+    if (this.committingValue) return 0;
+    let bytes = 0;
+    snapshots.forEach((s, i) => {
+      if (!this.acks.has(s.taskId)) bytes += sizes[i] ?? 0;
+    });
+    return bytes;
+  }
+
+  /**
+   * Records snapshots that passed `checkAcknowledge`, with their
+   * approximate sizes (one per snapshot, default 0); repeats are no-ops.
+   */
+  acknowledge(snapshots: readonly TaskSnapshot__Output[], sizes: readonly number[] = []): AckOutcome {
     this.checkAcknowledge(snapshots);
     if (this.committingValue) return { recorded: 0, duplicates: snapshots.length };
     let recorded = 0;
-    for (const s of snapshots) {
-      if (this.acks.has(s.taskId)) continue;
+    snapshots.forEach((s, i) => {
+      if (this.acks.has(s.taskId)) return;
       this.acks.set(s.taskId, s);
+      this.ackBytesValue += sizes[i] ?? 0;
       recorded += 1;
-    }
+    });
     return { recorded, duplicates: snapshots.length - recorded };
   }
 
@@ -168,6 +188,7 @@ export class Checkpoint {
   private dropAcks(): void {
     this.finalFigures = this.ackFigures();
     this.acks.clear();
+    this.ackBytesValue = 0;
   }
 
   private ackFigures(): AckFigures {

@@ -20,7 +20,8 @@ import {
   type LatestCheckpoint,
   type RestorePoint,
 } from './restore-point.js';
-import { validateTaskSnapshot } from './validate.js';
+import { DEFAULT_LIMITS } from './limits.js';
+import { DEFAULT_STATE_URI_SCHEMES, validateTaskSnapshot, type SnapshotRules } from './snapshot-checks.js';
 
 /** @default 100 finished checkpoints remembered per job for listings. */
 export const DEFAULT_HISTORY_SIZE = 100;
@@ -51,7 +52,22 @@ export interface JobTrackerInit {
   historySize?: number;
   /** `restoring` for a job just created, `resuming` for one loaded from etcd. */
   attempt: Exclude<JobAttempt, 'running'>;
+  /** What acknowledgements are checked against. @default DEFAULT_ACK_RULES */
+  ackRules?: AckRules;
 }
+
+/** The rules acknowledgements of a job are held to. */
+export interface AckRules extends SnapshotRules {
+  /** Bytes of acknowledgements the job's pending checkpoints may hold, approximately. */
+  maxPendingAckBytes: number;
+}
+
+/** @default rules: those of `DEFAULT_LIMITS` and the SDK's state backends. */
+export const DEFAULT_ACK_RULES: Readonly<AckRules> = Object.freeze({
+  maxStateBytes: DEFAULT_LIMITS.maxStateBytes,
+  maxPendingAckBytes: DEFAULT_LIMITS.maxPendingAckBytesPerJob,
+  stateUriSchemes: new Set(DEFAULT_STATE_URI_SCHEMES),
+});
 
 /** One acknowledge or decline call, as received. */
 export interface CheckpointCall {
@@ -89,6 +105,8 @@ export class JobTracker {
   private attemptValue: JobAttempt;
   private readonly sources: readonly string[];
   private readonly taskIds: readonly string[];
+  private readonly knownTasks: ReadonlySet<string>;
+  private readonly ackRules: AckRules;
   private consecutiveFailures = 0;
   private lastTriggeredAtMs = -Infinity;
   private lastFinishedAtMs = -Infinity;
@@ -108,6 +126,8 @@ export class JobTracker {
     this.ids = new IdAllocator(Math.max(init.idFloor, init.latestCheckpointId + 1));
     this.historySize = init.historySize ?? DEFAULT_HISTORY_SIZE;
     this.taskIds = init.spec.tasks.map((t) => t.taskId);
+    this.knownTasks = new Set(this.taskIds);
+    this.ackRules = init.ackRules ?? DEFAULT_ACK_RULES;
     this.sources = init.spec.tasks.filter((t) => t.inputs.length === 0).map((t) => t.taskId);
     if (this.latest > 0) this.lastOutcome = 'completed';
     this.attemptValue = init.attempt;
@@ -178,7 +198,7 @@ export class JobTracker {
   attach(workerId: string, taskIds: readonly string[]): void {
     const taken = this.takenTask(workerId, taskIds);
     if (taken !== undefined) {
-      throw new CkptError('TASK_ALREADY_ATTACHED', `task ${taken.taskId} is attached by worker ${taken.owner}`, {
+      throw new CkptError('TASK_ALREADY_ATTACHED', `task ${taken.taskId} is attached by another worker session`, {
         jobId: this.jobId,
         taskId: taken.taskId,
       });
@@ -194,7 +214,7 @@ export class JobTracker {
    */
   takenTask(workerId: string, taskIds: readonly string[]): { taskId: string; owner: string } | undefined {
     this.requireRunning();
-    const known = new Set(this.taskIds);
+    const known = this.knownTasks;
     const seen = new Set<string>();
     let taken: { taskId: string; owner: string } | undefined;
     for (const taskId of taskIds) {
@@ -336,7 +356,7 @@ export class JobTracker {
         throw new CkptError('UNKNOWN_TASK', `job ${this.jobId} has no task ${taskId}`, { ...ids, taskId });
       }
       if (this.attached.get(taskId) !== call.workerId) {
-        throw new CkptError('TASK_NOT_ATTACHED', `task ${taskId} is not attached by worker ${call.workerId}`, {
+        throw new CkptError('TASK_NOT_ATTACHED', `task ${taskId} is not attached by the calling worker session`, {
           ...ids,
           taskId,
         });
@@ -353,13 +373,29 @@ export class JobTracker {
     checkpoint: Checkpoint;
     duplicates: number;
   } {
+    const sizes = snapshots.map((s) =>
+      validateTaskSnapshot(s, { jobId: this.jobId, checkpointId: call.checkpointId }, this.ackRules),
+    );
     const checkpoint = this.checkCall({ ...call, taskIds: snapshots.map((s) => s.taskId) });
-    for (const s of snapshots) {
-      validateTaskSnapshot(s, { jobId: this.jobId, checkpointId: call.checkpointId, taskId: s.taskId });
-    }
     checkpoint.checkAcknowledge(snapshots);
-    const { duplicates } = checkpoint.acknowledge(snapshots);
+    const adding = checkpoint.newBytes(snapshots, sizes);
+    const held = this.pendingAckBytes();
+    if (adding > 0 && held + adding > this.ackRules.maxPendingAckBytes) {
+      throw new CkptError(
+        'LIMIT_REACHED',
+        `the job's pending checkpoints hold ${held} bytes of acknowledgements; ${adding} more would pass the limit of ${this.ackRules.maxPendingAckBytes}`,
+        { jobId: this.jobId, checkpointId: call.checkpointId },
+      );
+    }
+    const { duplicates } = checkpoint.acknowledge(snapshots, sizes);
     return { checkpoint, duplicates };
+  }
+
+  /** Approximate bytes of acknowledgements the pending checkpoints hold. */
+  pendingAckBytes(): number {
+    let bytes = 0;
+    for (const c of this.pending.values()) bytes += c.ackBytes;
+    return bytes;
   }
 
   // --- outcomes -----------------------------------------------------------

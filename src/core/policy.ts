@@ -6,6 +6,7 @@
 import type { CheckpointMode__Output } from '../gen/ckpt/v1/CheckpointMode.js';
 import type { CheckpointPolicy } from '../gen/ckpt/v1/CheckpointPolicy.js';
 import { CkptError } from './errors.js';
+import { DEFAULT_LIMITS } from './limits.js';
 
 /** @default 0 — periodic checkpoints off. */
 export const DEFAULT_INTERVAL_MS = 0;
@@ -45,29 +46,55 @@ export interface ResolvedPolicy {
   taskStallTimeoutMs: number;
 }
 
-function positive(value: number | undefined, fallback: number): number {
-  return value === undefined || value === 0 ? fallback : value;
-}
+/** Upper bounds of `tolerable_failures` and `full_every`. */
+export const MAX_TOLERABLE_FAILURES = 1_000_000;
+export const MAX_FULL_EVERY = 1_000_000;
 
 function check(ok: boolean, field: string, message: string): void {
   if (!ok) throw new CkptError('MALFORMED', `policy.${field} ${message}`);
 }
 
-/** Applies defaults and checks ranges; throws MALFORMED naming the field. */
-export function resolvePolicy(policy: CheckpointPolicy | null | undefined): ResolvedPolicy {
+/** A wire number as given (a number, or a decimal string from JSON), refused unless an integer in [min, max]. */
+function wholeNumber(value: unknown, field: string, min: number, max: number): number {
+  const n = typeof value === 'string' && /^-?\d{1,20}$/.test(value) ? Number(value) : value;
+  check(
+    typeof n === 'number' && Number.isSafeInteger(n) && n >= min && n <= max,
+    field,
+    `${typeof value === 'string' ? JSON.stringify(value.slice(0, 40)) : String(value)} must be an integer from ${min} to ${max}`,
+  );
+  return n as number;
+}
+
+/**
+ * Applies defaults and checks ranges; throws MALFORMED naming the field.
+ * Durations are at most `maxDurationMs`; a value out of range is refused,
+ * never altered.
+ */
+export function resolvePolicy(
+  policy: CheckpointPolicy | null | undefined,
+  maxDurationMs: number = DEFAULT_LIMITS.maxPolicyDurationMs,
+): ResolvedPolicy {
   const p = policy ?? {};
-  const timeoutMs = positive(Number(p.timeoutMs ?? 0), DEFAULT_TIMEOUT_MS);
+  const duration = (value: unknown, field: string): number => wholeNumber(value ?? 0, field, 0, maxDurationMs);
+  const orDefault = (n: number, fallback: number): number => (n === 0 ? fallback : n);
+  const timeoutMs = orDefault(duration(p.timeoutMs, 'timeout_ms'), DEFAULT_TIMEOUT_MS);
   const resolved: ResolvedPolicy = {
-    intervalMs: Number(p.intervalMs ?? DEFAULT_INTERVAL_MS),
-    minPauseMs: Number(p.minPauseMs ?? DEFAULT_MIN_PAUSE_MS),
-    maxConcurrent: positive(p.maxConcurrent, DEFAULT_MAX_CONCURRENT),
+    intervalMs: duration(p.intervalMs, 'interval_ms'),
+    minPauseMs: duration(p.minPauseMs, 'min_pause_ms'),
+    maxConcurrent: orDefault(
+      wholeNumber(p.maxConcurrent ?? 0, 'max_concurrent', 0, MAX_CONCURRENT_LIMIT),
+      DEFAULT_MAX_CONCURRENT,
+    ),
     timeoutMs,
-    tolerableFailures: p.tolerableFailures ?? DEFAULT_TOLERABLE_FAILURES,
-    retained: positive(p.retained, DEFAULT_RETAINED),
+    tolerableFailures: wholeNumber(p.tolerableFailures ?? 0, 'tolerable_failures', -1, MAX_TOLERABLE_FAILURES),
+    retained: orDefault(wholeNumber(p.retained ?? 0, 'retained', 0, MAX_RETAINED), DEFAULT_RETAINED),
     mode: resolveMode(p.mode),
-    fullEvery: p.fullEvery ?? 0,
-    snapshotTimeoutMs: positive(Number(p.snapshotTimeoutMs ?? 0), timeoutMs),
-    taskStallTimeoutMs: positive(Number(p.taskStallTimeoutMs ?? 0), DEFAULT_TASK_STALL_TIMEOUT_MS),
+    fullEvery: wholeNumber(p.fullEvery ?? 0, 'full_every', 0, MAX_FULL_EVERY),
+    snapshotTimeoutMs: orDefault(duration(p.snapshotTimeoutMs, 'snapshot_timeout_ms'), timeoutMs),
+    taskStallTimeoutMs: orDefault(
+      duration(p.taskStallTimeoutMs, 'task_stall_timeout_ms'),
+      DEFAULT_TASK_STALL_TIMEOUT_MS,
+    ),
   };
   check(
     resolved.intervalMs === 0 || resolved.intervalMs >= MIN_INTERVAL_MS,
@@ -77,9 +104,6 @@ export function resolvePolicy(policy: CheckpointPolicy | null | undefined): Reso
   check(resolved.timeoutMs >= MIN_TIMEOUT_MS, 'timeout_ms', `must be at least ${MIN_TIMEOUT_MS}`);
   check(resolved.snapshotTimeoutMs >= MIN_TIMEOUT_MS, 'snapshot_timeout_ms', `must be at least ${MIN_TIMEOUT_MS}`);
   check(resolved.taskStallTimeoutMs >= MIN_TIMEOUT_MS, 'task_stall_timeout_ms', `must be at least ${MIN_TIMEOUT_MS}`);
-  check(resolved.maxConcurrent <= MAX_CONCURRENT_LIMIT, 'max_concurrent', `must be at most ${MAX_CONCURRENT_LIMIT}`);
-  check(resolved.retained <= MAX_RETAINED, 'retained', `must be at most ${MAX_RETAINED}`);
-  check(resolved.tolerableFailures >= -1, 'tolerable_failures', 'must be -1 (unlimited) or at least 0');
   return resolved;
 }
 

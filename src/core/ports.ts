@@ -81,7 +81,7 @@ export interface CommitResult {
  * Consensus storage. Every method either fully happens or throws a
  * `CkptError` (reason UNAVAILABLE with `retryable` for etcd outages,
  * OVERSIZED when a request would exceed etcd's limits, checked before
- * sending). Every write takes an optional `LeaderGuard` and throws
+ * sending, JOB_QUARANTINED when a job's own records it reads are corrupt). Every write takes an optional `LeaderGuard` and throws
  * `LeadershipLostError` when it fails.
  */
 export interface CheckpointStore {
@@ -117,7 +117,13 @@ export interface CheckpointStore {
    * `LeadershipLostError` if a guard fails.
    */
   commit(request: CommitRequest, guard?: LeaderGuard): Promise<CommitResult>;
-  /** The manifest of a retained checkpoint, verified against its hashes. */
+  /**
+   * The manifest of a retained checkpoint, verified against its hashes;
+   * undefined when it is not retained. A root recording more than the
+   * store's maximum is refused with OVERSIZED before any part is read; a
+   * corrupt root, part or manifest with a non-retryable INTERNAL error
+   * naming the key.
+   */
   readManifest(jobId: string, checkpointId: number): Promise<Manifest | undefined>;
   /** Summaries of the retained checkpoints, newest first. */
   listSummaries(jobId: string): Promise<CheckpointSummary[]>;

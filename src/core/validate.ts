@@ -1,46 +1,52 @@
 /**
  * Checks of everything that comes in from callers, before anything changes:
- * ids, job graphs, and task snapshots. Each check throws a `CkptError` with
- * reason MALFORMED or OVERSIZED that names the offending field.
+ * ids, labels and job graphs. Each check throws a `CkptError` with reason
+ * MALFORMED or OVERSIZED that names the offending field. Every check runs
+ * in time linear in its input.
  */
 import type { JobSpec, JobSpec__Output } from '../gen/ckpt/v1/JobSpec.js';
-import type { TaskSnapshot } from '../gen/ckpt/v1/TaskSnapshot.js';
 import { CkptError, type ErrorIds } from './errors.js';
+import { DEFAULT_LIMITS, type SpecLimits } from './limits.js';
 import { policyToWire, resolvePolicy } from './policy.js';
 
 /** Job and task ids: usable as NATS subject tokens and etcd key segments. */
 export const ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
-/** Most tasks one job may have. */
-export const MAX_TASKS_PER_JOB = 100_000;
 /** Most inputs one task may have. */
 export const MAX_INPUTS_PER_TASK = 1_024;
-/** Longest state handle URI, checksum, and input name. */
+/** Longest state handle URI, in bytes (checked with the rest of a snapshot in `snapshot-checks.ts`). */
 export const MAX_URI_BYTES = 2_048;
-export const MAX_CHECKSUM_BYTES = 256;
-export const MAX_INPUT_NAME_BYTES = 512;
-/** Most source positions and shared pieces in one task snapshot. */
-export const MAX_POSITIONS_PER_TASK = 1_024;
-export const MAX_SHARED_PER_TASK = 10_000;
 /** Most labels, and the longest label key or value. */
 export const MAX_LABELS = 64;
 export const MAX_LABEL_BYTES = 256;
+/** Longest id echoed in an error message; longer ones are cut. */
+const MAX_ECHOED_ID_CHARS = 140;
+
+/** A caller's value for an error message: JSON-quoted and cut, so that it cannot flood a log or a status. */
+export function echo(value: unknown): string {
+  const text = typeof value === 'string' ? value : String(value);
+  const cut = text.length > MAX_ECHOED_ID_CHARS ? `${text.slice(0, MAX_ECHOED_ID_CHARS)}…` : text;
+  return JSON.stringify(cut);
+}
+
+/** True when `id` is a valid job or task id. */
+export function isId(id: unknown): id is string {
+  return typeof id === 'string' && ID_PATTERN.test(id);
+}
 
 /** Throws MALFORMED unless `id` is a valid job or task id. */
-export function checkId(id: string | undefined, field: string, ids: ErrorIds = {}): string {
-  if (id === undefined || !ID_PATTERN.test(id)) {
-    throw new CkptError(
-      'MALFORMED',
-      `${field} ${JSON.stringify(id ?? '')} must be 1-128 characters of [A-Za-z0-9_-]`,
-      ids,
-    );
+export function checkId(id: unknown, field: string, ids: ErrorIds = {}): string {
+  if (!isId(id)) {
+    throw new CkptError('MALFORMED', `${field} ${echo(id ?? '')} must be 1-128 characters of [A-Za-z0-9_-]`, ids);
   }
   return id;
 }
 
-function checkLabels(labels: Record<string, string> | undefined, field: string): Record<string, string> {
+/** Throws unless `labels` has at most `MAX_LABELS` entries of at most `MAX_LABEL_BYTES` each. */
+export function checkLabels(labels: Record<string, string> | null | undefined, field: string): Record<string, string> {
   const entries = Object.entries(labels ?? {});
   if (entries.length > MAX_LABELS) throw new CkptError('OVERSIZED', `${field} has more than ${MAX_LABELS} labels`);
   for (const [k, v] of entries) {
+    if (typeof v !== 'string') throw new CkptError('MALFORMED', `${field} value of ${echo(k)} is not a string`);
     if (Buffer.byteLength(k) > MAX_LABEL_BYTES || Buffer.byteLength(v) > MAX_LABEL_BYTES) {
       throw new CkptError('OVERSIZED', `${field} key or value longer than ${MAX_LABEL_BYTES} bytes`);
     }
@@ -52,13 +58,16 @@ function checkLabels(labels: Record<string, string> | undefined, field: string):
  * Validates a submitted job spec and returns it normalised: policy defaults
  * filled in, tasks sorted by id. Refuses unknown inputs and cycles.
  */
-export function validateJobSpec(spec: JobSpec | null | undefined): JobSpec__Output {
+export function validateJobSpec(
+  spec: JobSpec | null | undefined,
+  limits: SpecLimits = DEFAULT_LIMITS,
+): JobSpec__Output {
   if (spec === null || spec === undefined) throw new CkptError('MALFORMED', 'spec is required');
   const jobId = checkId(spec.jobId, 'spec.job_id');
   const tasks = spec.tasks ?? [];
   if (tasks.length === 0) throw new CkptError('MALFORMED', 'spec.tasks must name at least one task', { jobId });
-  if (tasks.length > MAX_TASKS_PER_JOB) {
-    throw new CkptError('OVERSIZED', `spec.tasks has more than ${MAX_TASKS_PER_JOB} tasks`, { jobId });
+  if (tasks.length > limits.maxTasksPerJob) {
+    throw new CkptError('OVERSIZED', `spec.tasks has more than ${limits.maxTasksPerJob} tasks`, { jobId });
   }
   const ids = new Set<string>();
   for (const task of tasks) {
@@ -66,6 +75,7 @@ export function validateJobSpec(spec: JobSpec | null | undefined): JobSpec__Outp
     if (ids.has(taskId)) throw new CkptError('MALFORMED', `task ${taskId} appears twice`, { jobId, taskId });
     ids.add(taskId);
   }
+  const policy = resolvePolicy(spec.policy, limits.maxPolicyDurationMs);
   const normalised = tasks
     .map((task) => normaliseTask(task, ids, jobId))
     .sort((a, b) => (a.taskId < b.taskId ? -1 : a.taskId > b.taskId ? 1 : 0));
@@ -73,7 +83,7 @@ export function validateJobSpec(spec: JobSpec | null | undefined): JobSpec__Outp
   return {
     jobId,
     tasks: normalised,
-    policy: { ...policyToWire(resolvePolicy(spec.policy)) } as JobSpec__Output['policy'],
+    policy: { ...policyToWire(policy) } as JobSpec__Output['policy'],
     labels: checkLabels(spec.labels, 'spec.labels'),
   };
 }
@@ -88,22 +98,30 @@ function normaliseTask(
   if (inputs.length > MAX_INPUTS_PER_TASK) {
     throw new CkptError('OVERSIZED', `task ${taskId} has more than ${MAX_INPUTS_PER_TASK} inputs`, { jobId, taskId });
   }
+  const seen = new Set<string>();
   for (const input of inputs) {
-    if (!ids.has(input))
-      throw new CkptError('MALFORMED', `task ${taskId} reads from unknown task ${input}`, { jobId, taskId });
+    if (!ids.has(input)) {
+      throw new CkptError('MALFORMED', `task ${taskId} reads from unknown task ${echo(input)}`, { jobId, taskId });
+    }
     if (input === taskId) throw new CkptError('MALFORMED', `task ${taskId} reads from itself`, { jobId, taskId });
-  }
-  if (new Set(inputs).size !== inputs.length) {
-    throw new CkptError('MALFORMED', `task ${taskId} names an input twice`, { jobId, taskId });
+    if (seen.has(input)) throw new CkptError('MALFORMED', `task ${taskId} names an input twice`, { jobId, taskId });
+    seen.add(input);
   }
   return { taskId, inputs: [...inputs], labels: checkLabels(task.labels, `task ${taskId} labels`) };
 }
 
-/** Kahn's algorithm: every task must be reachable in topological order. */
+/** Kahn's algorithm, in time linear in tasks and edges: every task must be reachable in topological order. */
 function checkAcyclic(jobId: string, tasks: JobSpec__Output['tasks']): void {
-  const indegree = new Map(tasks.map((t) => [t.taskId, t.inputs.length]));
+  const indegree = new Map<string, number>();
   const downstream = new Map<string, string[]>();
-  for (const t of tasks) for (const i of t.inputs) downstream.set(i, [...(downstream.get(i) ?? []), t.taskId]);
+  for (const t of tasks) {
+    indegree.set(t.taskId, t.inputs.length);
+    for (const i of t.inputs) {
+      const list = downstream.get(i);
+      if (list === undefined) downstream.set(i, [t.taskId]);
+      else list.push(t.taskId);
+    }
+  }
   const ready = tasks.filter((t) => t.inputs.length === 0).map((t) => t.taskId);
   let seen = 0;
   while (ready.length > 0) {
@@ -116,34 +134,4 @@ function checkAcyclic(jobId: string, tasks: JobSpec__Output['tasks']): void {
     }
   }
   if (seen !== tasks.length) throw new CkptError('MALFORMED', 'spec.tasks inputs form a cycle', { jobId });
-}
-
-function checkBytes(value: string | undefined, max: number, field: string, ids: ErrorIds): void {
-  if (value !== undefined && Buffer.byteLength(value) > max) {
-    throw new CkptError('OVERSIZED', `${field} is longer than ${max} bytes`, ids);
-  }
-}
-
-/** Checks the sizes and shape of one task snapshot in an acknowledgement. */
-export function validateTaskSnapshot(snapshot: TaskSnapshot, ids: ErrorIds): void {
-  const state = snapshot.state ?? undefined;
-  checkBytes(state?.uri, MAX_URI_BYTES, 'state.uri', ids);
-  checkBytes(state?.checksum, MAX_CHECKSUM_BYTES, 'state.checksum', ids);
-  const shared = state?.shared ?? [];
-  if (shared.length > MAX_SHARED_PER_TASK) {
-    throw new CkptError('OVERSIZED', `state.shared has more than ${MAX_SHARED_PER_TASK} entries`, ids);
-  }
-  for (const piece of shared) {
-    checkBytes(piece.uri, MAX_URI_BYTES, 'state.shared.uri', ids);
-    checkBytes(piece.checksum, MAX_CHECKSUM_BYTES, 'state.shared.checksum', ids);
-    if ((piece.shared ?? []).length > 0) throw new CkptError('MALFORMED', 'state.shared entries cannot nest', ids);
-  }
-  const positions = snapshot.positions ?? [];
-  if (positions.length > MAX_POSITIONS_PER_TASK) {
-    throw new CkptError('OVERSIZED', `positions has more than ${MAX_POSITIONS_PER_TASK} entries`, ids);
-  }
-  for (const p of positions) {
-    if (!p.input) throw new CkptError('MALFORMED', 'positions.input is required', ids);
-    checkBytes(p.input, MAX_INPUT_NAME_BYTES, 'positions.input', ids);
-  }
 }

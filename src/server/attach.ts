@@ -1,32 +1,35 @@
 /**
  * The `Attach` stream: a worker's session. The first message must be a
- * hello; heartbeats follow. The session ends when the worker ends or
+ * hello, within the hello timeout; heartbeats follow. A standby sends only
+ * heartbeats until it is attached. The session ends when the worker ends or
  * cancels the stream, or when the coordinator ends it (heartbeat timeout,
- * shutdown), and then the worker's tasks detach.
+ * shutdown, replies left unread), and then the worker's tasks detach. A bad
+ * message ends the stream with its reason; a refused acknowledgement or
+ * decline is answered and does not.
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { AttachRequest__Output } from '../gen/ckpt/v1/AttachRequest.js';
 import type { AttachResponse } from '../gen/ckpt/v1/AttachResponse.js';
 import type { SessionResult } from '../gen/ckpt/v1/SessionResult.js';
 import { CkptError } from '../core/errors.js';
+import { checkCount } from '../core/limits.js';
 import type { Coordinator } from '../coordinator/coordinator.js';
 import type { SessionChannel } from '../coordinator/sessions.js';
+import type { StandbyTicket } from '../coordinator/standbys.js';
 import type { CoordinatorProvider } from './coordinator-host.js';
-import { requireDecoded, statusError, type AuthCheck } from './handlers.js';
+import { requireDecoded, type AuthCheck } from './handlers.js';
+import type { Logger } from '../log/index.js';
+import { replyStream } from './reply-stream.js';
 
 type AttachCall = grpc.ServerDuplexStream<AttachRequest__Output, AttachResponse>;
 
-function channelOf(call: AttachCall): SessionChannel {
-  return {
-    send(message) {
-      if (!call.writableEnded && !call.destroyed) call.write(message);
-    },
-    end(error) {
-      if (call.writableEnded || call.destroyed) return;
-      if (error === undefined) call.end();
-      else call.emit('error', statusError(error));
-    },
-  };
+/** How the `Attach` handler bounds a stream, and where it logs. */
+export interface AttachLimits {
+  logger: Logger;
+  /** A stream without a hello for this long is ended. */
+  helloTimeoutMs: number;
+  /** Replies a worker may leave unread, in bytes, before its session is ended. */
+  maxUnreadReplyBytes: number;
 }
 
 /**
@@ -34,19 +37,28 @@ function channelOf(call: AttachCall): SessionChannel {
  * figures, or the refusal's reason. A refusal is answered; it does not end
  * the session.
  */
-function resultOf(requestId: number, run: () => Omit<SessionResult, 'requestId'> | void): SessionResult {
+function resultOf(requestId: unknown, run: () => Omit<SessionResult, 'requestId'> | void): SessionResult {
+  let id = 0;
   try {
-    return { requestId, ...(run() ?? {}) };
+    id = checkCount(requestId ?? 0, 'request_id');
+    return { requestId: id, ...(run() ?? {}) };
   } catch (err) {
     const error = CkptError.from(err);
     return {
-      requestId,
+      requestId: id,
       errorReason: `ERROR_REASON_${error.reason}`,
       errorMessage: error.message,
       retryable: error.retryable,
     };
   }
 }
+
+/** One stream's state: nothing yet, a waiting standby, or a session of a coordinator. */
+type Phase =
+  | { kind: 'new' }
+  | { kind: 'standby'; ticket: StandbyTicket }
+  | { kind: 'session'; sessionId: string; coordinator: Coordinator }
+  | { kind: 'ended' };
 
 /**
  * The bidirectional `Attach` handler. The hello binds the session to the
@@ -56,86 +68,134 @@ function resultOf(requestId: number, run: () => Omit<SessionResult, 'requestId'>
 export function attachHandler(
   coordinators: CoordinatorProvider,
   auth: AuthCheck,
+  limits: AttachLimits,
 ): grpc.handleBidiStreamingCall<AttachRequest__Output, AttachResponse> {
-  return (call) => {
-    const channel = channelOf(call);
-    let coordinator: Coordinator | undefined;
-    let sessionId: string | undefined;
-    /** Set while the stream is a standby waiting for its tasks. */
-    let withdraw: (() => void) | undefined;
-    const fail = (err: unknown): void => {
-      withdraw?.();
-      withdraw = undefined;
-      if (sessionId !== undefined) coordinator?.closeSession(sessionId, CkptError.from(err).message);
-      sessionId = undefined;
-      channel.end(CkptError.from(err));
-    };
+  return (call) => new AttachStream(call, coordinators, limits).run(auth);
+}
+
+class AttachStream {
+  private phase: Phase = { kind: 'new' };
+  private readonly channel: SessionChannel;
+  private helloTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly call: AttachCall,
+    private readonly coordinators: CoordinatorProvider,
+    private readonly limits: AttachLimits,
+  ) {
+    const replies = replyStream<AttachResponse>(call, limits.maxUnreadReplyBytes, 'the session');
+    this.channel = { send: (m) => replies.send(m), end: (e) => replies.end(e) };
+  }
+
+  run(auth: AuthCheck): void {
     try {
-      auth(call.metadata);
+      auth(this.call.metadata);
     } catch (err) {
-      fail(err);
+      this.fail(err);
       return;
     }
-    call.on('data', (message: AttachRequest__Output) => {
+    this.helloTimer = setTimeout(() => {
+      const ms = this.limits.helloTimeoutMs;
+      this.fail(new CkptError('UNAVAILABLE', `no hello within ${ms} ms of the stream's start`, { retryable: true }));
+    }, this.limits.helloTimeoutMs);
+    this.call.on('data', (message: AttachRequest__Output) => {
       try {
-        requireDecoded(message);
-        if (withdraw !== undefined) {
-          throw new CkptError('MALFORMED', 'a standby sends nothing before its welcome');
-        } else if (sessionId === undefined || coordinator === undefined) {
-          if (message.hello == null) throw new CkptError('MALFORMED', 'the first message of a session must be a hello');
-          const current = coordinators.current();
-          if (message.hello.standby) {
-            const offer = current.offerStandby(message.hello, channel, (session) => {
-              withdraw = undefined;
-              sessionId = session.sessionId;
-              coordinator = current;
-            });
-            if ('withdraw' in offer) withdraw = offer.withdraw;
-            else [sessionId, coordinator] = [offer.session.sessionId, current];
-          } else {
-            sessionId = current.openSession(message.hello, channel).sessionId;
-            coordinator = current;
-          }
-        } else if (message.heartbeat != null) {
-          coordinator.heartbeat(sessionId, message.heartbeat.tasks);
-        } else if (message.ready != null) {
-          coordinator.tasksReady(sessionId, message.ready.epoch, message.ready.taskIds);
-        } else if (message.failure != null) {
-          coordinator.taskFailed(sessionId, message.failure.epoch, message.failure.taskId, message.failure.message);
-        } else if (message.acknowledge != null) {
-          const { requestId, ...request } = message.acknowledge;
-          const session = sessionId;
-          const current = coordinator;
-          channel.send({
-            result: resultOf(requestId, () => ({ acknowledged: current.acknowledgeInSession(session, request) })),
-          });
-        } else if (message.decline != null) {
-          const { requestId, ...request } = message.decline;
-          const session = sessionId;
-          const current = coordinator;
-          channel.send({ result: resultOf(requestId, () => current.declineInSession(session, request)) });
-        } else {
-          throw new CkptError('MALFORMED', `unexpected ${message.body ?? 'empty'} message in a session`);
-        }
+        this.onMessage(message);
       } catch (err) {
-        fail(err);
+        this.fail(err);
       }
     });
-    const close = (why: string) => () => {
-      withdraw?.();
-      withdraw = undefined;
-      if (sessionId !== undefined) coordinator?.closeSession(sessionId, why);
-      sessionId = undefined;
-    };
-    call.on('end', () => {
+    this.call.on('end', () => {
       // grpc-js emits 'end' before 'cancelled' when the client cancels; decide a tick later.
       setImmediate(() => {
-        if (call.cancelled) return;
-        close('the worker ended its session')();
-        channel.end();
+        if (this.call.cancelled) return;
+        this.close('the worker ended its session');
+        this.channel.end();
       });
     });
-    call.on('cancelled', close('the worker cancelled its session'));
-    call.on('error', close('the session stream failed'));
-  };
+    this.call.on('cancelled', () => this.close('the worker cancelled its session'));
+    this.call.on('error', () => this.close('the session stream failed'));
+    this.call.on('close', () => this.close('the session stream closed'));
+  }
+
+  private onMessage(message: AttachRequest__Output): void {
+    requireDecoded(message);
+    const phase = this.phase;
+    switch (phase.kind) {
+      case 'new':
+        return this.onHello(message);
+      case 'standby':
+        if (message.heartbeat == null)
+          throw new CkptError('MALFORMED', 'a standby sends only heartbeats before its welcome');
+        phase.ticket.heard();
+        return;
+      case 'session':
+        return this.onSessionMessage(phase.coordinator, phase.sessionId, message);
+      case 'ended':
+        return;
+    }
+  }
+
+  private onHello(message: AttachRequest__Output): void {
+    if (message.hello == null) throw new CkptError('MALFORMED', 'the first message of a session must be a hello');
+    clearTimeout(this.helloTimer);
+    const coordinator = this.coordinators.current();
+    if (!message.hello.standby) {
+      const session = coordinator.sessions.open(message.hello, this.channel);
+      this.phase = { kind: 'session', sessionId: session.sessionId, coordinator };
+      return;
+    }
+    const offer = coordinator.sessions.offerStandby(message.hello, this.channel, (session) => {
+      this.phase = { kind: 'session', sessionId: session.sessionId, coordinator };
+    });
+    this.phase =
+      'ticket' in offer
+        ? { kind: 'standby', ticket: offer.ticket }
+        : { kind: 'session', sessionId: offer.session.sessionId, coordinator };
+  }
+
+  private onSessionMessage(coordinator: Coordinator, sessionId: string, message: AttachRequest__Output): void {
+    const sessions = coordinator.sessions;
+    if (message.heartbeat != null) {
+      sessions.heartbeat(sessionId, message.heartbeat.tasks ?? []);
+    } else if (message.ready != null) {
+      sessions.ready(sessionId, message.ready.epoch, message.ready.taskIds ?? []);
+    } else if (message.failure != null) {
+      sessions.failed(sessionId, message.failure);
+    } else if (message.acknowledge != null) {
+      const { requestId, ...request } = message.acknowledge;
+      const result = resultOf(requestId, () => ({
+        acknowledged: coordinator.acknowledgeInSession(sessionId, request),
+      }));
+      this.channel.send({ result });
+    } else if (message.decline != null) {
+      const { requestId, ...request } = message.decline;
+      this.channel.send({ result: resultOf(requestId, () => coordinator.declineInSession(sessionId, request)) });
+    } else {
+      throw new CkptError('MALFORMED', `unexpected ${message.body ?? 'empty'} message in a session`);
+    }
+  }
+
+  /** Ends the stream with the error, after detaching what it holds. */
+  private fail(err: unknown): void {
+    const error = CkptError.from(err);
+    this.close(error.message);
+    this.channel.end(error);
+  }
+
+  /**
+   * Forgets the stream's standby or session (once). It runs from stream
+   * events, where a throw would end the process: a failure is logged.
+   */
+  private close(why: string): void {
+    clearTimeout(this.helloTimer);
+    const phase = this.phase;
+    this.phase = { kind: 'ended' };
+    try {
+      if (phase.kind === 'standby') phase.ticket.withdraw();
+      else if (phase.kind === 'session') phase.coordinator.sessions.close(phase.sessionId, why);
+    } catch (err) {
+      this.limits.logger.error({ err, why }, 'ending a session failed');
+    }
+  }
 }

@@ -6,7 +6,7 @@ import type { CoordinatorHandlers } from '../gen/ckpt/v1/Coordinator.js';
 import type { SnapshotType__Output } from '../gen/ckpt/v1/SnapshotType.js';
 import type { CheckpointInit } from '../core/checkpoint.js';
 import { CkptError } from '../core/errors.js';
-import { attachHandler } from './attach.js';
+import { attachHandler, type AttachLimits } from './attach.js';
 import type { CoordinatorProvider } from './coordinator-host.js';
 import { unary, type AuthCheck } from './handlers.js';
 
@@ -23,35 +23,25 @@ function snapshotType(value: SnapshotType__Output | number): CheckpointInit['sna
 }
 
 /** The handlers of `ckpt.v1.Coordinator`; each call goes to the leader's coordinator of the moment. */
-export function coordinatorHandlers(coordinators: CoordinatorProvider, auth: AuthCheck): CoordinatorHandlers {
+export function coordinatorHandlers(
+  coordinators: CoordinatorProvider,
+  auth: AuthCheck,
+  limits: AttachLimits,
+): CoordinatorHandlers {
   return {
     SubmitJob: unary(auth, async (req) => coordinators.current().submitJob(req.spec)),
     GetJob: unary(auth, (req) => ({ job: coordinators.current().getJob(req.jobId) })),
     CancelJob: unary(auth, async (req) => ({ job: await coordinators.current().cancelJob(req.jobId) })),
-    AcknowledgeCheckpoint: unary(auth, (req) =>
-      coordinators.current().acknowledge({
-        jobId: req.jobId,
-        epoch: req.epoch,
-        checkpointId: req.checkpointId,
-        workerId: req.workerId,
-        snapshots: req.snapshots,
-      }),
-    ),
+    AcknowledgeCheckpoint: unary(auth, (req) => coordinators.current().acknowledge(req)),
     DeclineCheckpoint: unary(auth, (req) => {
-      coordinators.current().decline({
-        jobId: req.jobId,
-        epoch: req.epoch,
-        checkpointId: req.checkpointId,
-        workerId: req.workerId,
-        declines: req.declines,
-      });
+      coordinators.current().decline(req);
       return {};
     }),
     TriggerCheckpoint: unary(auth, async (req) => {
       const type = snapshotType(req.snapshotType);
-      return { checkpoint: await coordinators.current().triggerCheckpoint(req.jobId, type, req.wait) };
+      return { checkpoint: await coordinators.current().triggerCheckpoint(req.jobId, type, req.wait === true) };
     }),
     RestoreJob: unary(auth, async (req) => coordinators.current().restoreJob(req.jobId, req.checkpointId)),
-    Attach: attachHandler(coordinators, auth),
+    Attach: attachHandler(coordinators, auth, limits),
   };
 }

@@ -12,9 +12,43 @@ import type { Logger } from '../log/index.js';
 import { loadPackageDefinition } from '../proto/index.js';
 import { createAuthCheck } from './auth.js';
 import type { CoordinatorProvider } from './coordinator-host.js';
-import { tolerantDeserializers } from './handlers.js';
+import type { AttachLimits } from './attach.js';
+import { tolerantDeserializers, type AuthCheck } from './handlers.js';
 import { coordinatorHandlers } from './coordinator-service.js';
-import { queryHandlers } from './query-service.js';
+import { queryHandlers, type WatchLimits } from './query-service.js';
+import { toStatus } from './status.js';
+
+/** Methods of server reflection: they list every service, so they need the token like ckpt's own. */
+const REFLECTION_PREFIX = '/grpc.reflection.';
+
+/**
+ * A server interceptor that checks `auth` on the calls of methods under
+ * `prefix` (services whose handlers are not ckpt's own) and refuses the
+ * others with the check's status.
+ */
+function guardPrefix(prefix: string, auth: AuthCheck): grpc.ServerInterceptor {
+  return (method, call) =>
+    new grpc.ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (metadata, proceed) => {
+            if (!method.path.startsWith(prefix)) return proceed(metadata);
+            try {
+              auth(metadata);
+            } catch (err) {
+              const status = toStatus(err);
+              call.sendStatus({
+                code: status.code ?? grpc.status.UNAUTHENTICATED,
+                details: status.details ?? '',
+                metadata: status.metadata ?? null,
+              });
+              return;
+            }
+            proceed(metadata);
+          },
+        }),
+    });
+}
 
 /** Fully qualified names of the services, as the health service knows them. */
 export const SERVICE_NAMES = ['ckpt.v1.Coordinator', 'ckpt.v1.CheckpointQuery'] as const;
@@ -28,6 +62,8 @@ export interface GrpcServerOptions {
   listen: string;
   authToken: string | undefined;
   maxMessageBytes: number;
+  /** Bounds of the streams: hello timeout, unread replies, watchers. */
+  limits: Omit<AttachLimits, 'logger'> & WatchLimits;
 }
 
 /** A started gRPC server. */
@@ -58,19 +94,20 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Coord
   const log = options.logger.child({ component: 'grpc' });
   const definition = loadPackageDefinition();
   const proto = grpc.loadPackageDefinition(definition) as unknown as CoordinatorProto & QueryProto;
+  const auth = createAuthCheck(options.authToken);
   const server = new grpc.Server({
     'grpc.max_receive_message_length': options.maxMessageBytes,
     'grpc.max_send_message_length': options.maxMessageBytes,
     'grpc.keepalive_permit_without_calls': 1,
+    interceptors: [guardPrefix(REFLECTION_PREFIX, auth)],
   });
-  const auth = createAuthCheck(options.authToken);
   server.addService(
     tolerantDeserializers(proto.ckpt.v1.Coordinator.service),
-    coordinatorHandlers(options.coordinators, auth),
+    coordinatorHandlers(options.coordinators, auth, { ...options.limits, logger: log }),
   );
   server.addService(
     tolerantDeserializers(proto.ckpt.v1.CheckpointQuery.service),
-    queryHandlers(options.coordinators, auth),
+    queryHandlers(options.coordinators, auth, options.limits),
   );
   // The server as a whole serves from the start; the ckpt services only while this process leads.
   const health = new HealthImplementation({

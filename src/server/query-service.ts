@@ -6,10 +6,11 @@ import type { CheckpointQueryHandlers } from '../gen/ckpt/v1/CheckpointQuery.js'
 import type { WatchCheckpointsRequest__Output } from '../gen/ckpt/v1/WatchCheckpointsRequest.js';
 import type { WatchCheckpointsResponse } from '../gen/ckpt/v1/WatchCheckpointsResponse.js';
 import { CkptError } from '../core/errors.js';
-import { checkId } from '../core/validate.js';
+import { checkId, echo } from '../core/validate.js';
 import type { Coordinator } from '../coordinator/coordinator.js';
 import type { CoordinatorProvider } from './coordinator-host.js';
 import { requireDecoded, statusError, unary, type AuthCheck } from './handlers.js';
+import { replyStream } from './reply-stream.js';
 
 /** Page size when a request gives 0, and the largest page. */
 export const DEFAULT_PAGE_SIZE = 100;
@@ -21,14 +22,27 @@ function pageSize(requested: number): number {
 
 function checkpointToken(token: string): number {
   if (token === '') return Number.MAX_SAFE_INTEGER;
-  const n = Number(token);
+  const n = /^\d{1,16}$/.test(token) ? Number(token) : NaN;
   if (!Number.isSafeInteger(n) || n < 1)
-    throw new CkptError('MALFORMED', `page_token ${JSON.stringify(token)} is not from a previous response`);
+    throw new CkptError('MALFORMED', `page_token ${echo(token)} is not from a previous response`);
   return n;
 }
 
+/** How the query service bounds its watchers. */
+export interface WatchLimits {
+  /** Most `WatchCheckpoints` streams open at once. */
+  maxWatchers: number;
+  /** Events a watcher may leave unread, in bytes, before its stream is ended. */
+  maxUnreadReplyBytes: number;
+}
+
 /** The handlers of `ckpt.v1.CheckpointQuery`; each call goes to the leader's coordinator of the moment. */
-export function queryHandlers(coordinators: CoordinatorProvider, auth: AuthCheck): CheckpointQueryHandlers {
+export function queryHandlers(
+  coordinators: CoordinatorProvider,
+  auth: AuthCheck,
+  limits: WatchLimits,
+): CheckpointQueryHandlers {
+  let watchers = 0;
   return {
     ListJobs: unary(auth, (req) => {
       if (req.pageToken !== '') checkId(req.pageToken, 'page_token');
@@ -53,22 +67,33 @@ export function queryHandlers(coordinators: CoordinatorProvider, auth: AuthCheck
         requireDecoded(call.request);
         coordinator = coordinators.current();
         if (call.request.jobId !== '') coordinator.getJob(call.request.jobId);
+        if (watchers >= limits.maxWatchers) {
+          throw new CkptError('LIMIT_REACHED', `${watchers} watchers are open, the limit`, { retryable: true });
+        }
       } catch (err) {
         call.emit('error', statusError(err));
         return;
       }
-      const unsubscribe = coordinator.events.subscribe(call.request.jobId || undefined, (checkpoint) => {
-        if (!call.writableEnded && !call.destroyed) call.write({ checkpoint });
-      });
+      watchers += 1;
+      const replies = replyStream<WatchCheckpointsResponse>(call, limits.maxUnreadReplyBytes, 'the watch');
+      const unsubscribe = coordinator.events.subscribe(call.request.jobId || undefined, (checkpoint) =>
+        replies.send({ checkpoint }),
+      );
+      let open = true;
       const end = (): void => {
+        if (open) watchers -= 1;
+        open = false;
         unsubscribe();
-        if (!call.writableEnded && !call.destroyed) call.end();
+        coordinator.stopping.removeEventListener('abort', stop);
       };
-      coordinator.stopping.addEventListener('abort', end, { once: true });
-      call.on('close', () => coordinator.stopping.removeEventListener('abort', end));
-      call.on('cancelled', unsubscribe);
-      call.on('close', unsubscribe);
-      call.on('error', unsubscribe);
+      const stop = (): void => {
+        end();
+        replies.end();
+      };
+      coordinator.stopping.addEventListener('abort', stop, { once: true });
+      call.on('cancelled', end);
+      call.on('close', end);
+      call.on('error', end);
     },
   };
 }

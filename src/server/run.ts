@@ -70,6 +70,7 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
     hosts: config.etcd,
     prefix: config.etcdPrefix,
     requestTimeoutMs: config.etcdTimeoutMs,
+    maxManifestBytes: config.maxManifestBytes,
     logger,
   });
   let bus: NatsBus;
@@ -115,6 +116,7 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
       listen: config.listen,
       authToken: config.authToken,
       maxMessageBytes: config.maxMessageBytes,
+      limits: config,
     });
   } catch (err) {
     await closeAdapters();
@@ -145,6 +147,9 @@ function createCoordinator(
     historySize: config.historySize,
     leadership: { guard: { key: term.key, createRevision: term.createRevision }, term: term.term },
     onLeadershipLost: (err) => stepDown(err.message),
+    limits: config,
+    stateUriSchemes: config.stateUriSchemes,
+    standbyTimeoutMs: config.standbyTimeoutMs,
   });
 }
 

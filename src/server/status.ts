@@ -43,16 +43,46 @@ export const RETRYABLE_KEY = 'ckpt-retryable';
 /** With NOT_LEADER: the leader's advertised address. */
 export const LEADER_KEY = 'ckpt-leader';
 
-/** Turns anything thrown into a status object with reason metadata. */
+/** A UTF-16 surrogate without its pair: not encodable as UTF-8. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/** Longest metadata value sent; longer ones are cut (ids are at most 128 characters). */
+export const MAX_METADATA_VALUE_CHARS = 256;
+/** Longest status message sent; longer ones are cut. */
+export const MAX_STATUS_DETAILS_CHARS = 4096;
+
+/**
+ * A value that grpc-js accepts in metadata: printable ASCII, with every
+ * other character (and `%`) percent-encoded as UTF-8, cut to
+ * `MAX_METADATA_VALUE_CHARS`. A value from a caller can hold anything;
+ * grpc-js throws on the rest.
+ */
+export function metadataValue(value: string): string {
+  const safe = value.replace(/[^\x20-\x24\x26-\x7e]/gu, (c) =>
+    [...Buffer.from(c, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''),
+  );
+  return safe.length > MAX_METADATA_VALUE_CHARS ? safe.slice(0, MAX_METADATA_VALUE_CHARS) : safe;
+}
+
+/**
+ * Turns anything thrown into a status object with reason metadata. Never
+ * throws: whatever an error carries is made safe for the wire first.
+ */
 export function toStatus(err: unknown): Partial<grpc.StatusObject> {
   const e = CkptError.from(err);
   const metadata = new grpc.Metadata();
-  metadata.set(REASON_KEY, e.reason);
-  if (e.ids.jobId !== undefined) metadata.set(JOB_ID_KEY, e.ids.jobId);
-  if (e.ids.taskId !== undefined) metadata.set(TASK_ID_KEY, e.ids.taskId);
-  if (e.ids.checkpointId !== undefined) metadata.set(CHECKPOINT_ID_KEY, String(e.ids.checkpointId));
-  if (e.ids.epoch !== undefined) metadata.set(EPOCH_KEY, String(e.ids.epoch));
-  if (e.retryable) metadata.set(RETRYABLE_KEY, 'true');
-  if (e.leader !== undefined) metadata.set(LEADER_KEY, e.leader);
-  return { code: STATUS_OF_REASON[e.reason], details: e.message, metadata };
+  const set = (key: string, value: string | number | undefined): void => {
+    if (value !== undefined) metadata.set(key, metadataValue(String(value)));
+  };
+  set(REASON_KEY, e.reason);
+  set(JOB_ID_KEY, e.ids.jobId);
+  set(TASK_ID_KEY, e.ids.taskId);
+  set(CHECKPOINT_ID_KEY, e.ids.checkpointId);
+  set(EPOCH_KEY, e.ids.epoch);
+  if (e.retryable) set(RETRYABLE_KEY, 'true');
+  set(LEADER_KEY, e.leader);
+  // grpc-js sends the details through encodeURI, which throws on a lone surrogate.
+  const message = e.message.replace(LONE_SURROGATE, '\uFFFD');
+  const details = message.length > MAX_STATUS_DETAILS_CHARS ? message.slice(0, MAX_STATUS_DETAILS_CHARS) : message;
+  return { code: STATUS_OF_REASON[e.reason] ?? grpc.status.INTERNAL, details, metadata };
 }

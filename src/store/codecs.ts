@@ -1,8 +1,9 @@
 /**
  * Protobuf codecs of the stored messages, and decoding that reports
- * unreadable bytes as a corrupt store.
+ * unreadable bytes as a corrupt record.
  */
 import { CkptError, type ErrorIds } from '../core/errors.js';
+import type { CorruptRecordError } from './corrupt-record.js';
 import type { CheckpointSummary, CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
 import type { Manifest, Manifest__Output } from '../gen/ckpt/v1/Manifest.js';
 import type { ManifestRoot, ManifestRoot__Output } from '../gen/ckpt/v1/ManifestRoot.js';
@@ -33,20 +34,19 @@ export function storeCodecs(): StoreCodecs {
   return codecs;
 }
 
-/** Decodes a stored value; throws INTERNAL naming the key when it is unreadable. */
+/**
+ * Decodes a stored value; when the bytes are not a valid encoding, throws
+ * what `corrupt` makes of the decoder's complaint.
+ */
 export function decodeStored<In, Out>(
   codecOf: Codec<In, Out>,
   bytes: Uint8Array,
-  key: string,
-  ids: ErrorIds = {},
+  corrupt: (problem: string, cause: unknown) => CorruptRecordError,
 ): Out {
   try {
     return codecOf.decode(bytes);
   } catch (err) {
-    throw new CkptError('INTERNAL', `etcd value at ${key} is corrupt: ${(err as Error).message}`, {
-      ...ids,
-      cause: err,
-    });
+    throw corrupt(`does not decode: ${(err as Error).message}`, err);
   }
 }
 

@@ -31,9 +31,11 @@ import { decodeStored, encodeForStore, storeCodecs } from './codecs.js';
 import { mapConcurrent } from './concurrency.js';
 import { deletePrefixOp, firstKv, getOp, putOp, valueIs, versionIs } from './etcd-ops.js';
 import { collectGarbage } from './garbage.js';
-import { paddedValue } from './job-records.js';
+import { corruptManifest } from './checkpoint-checks.js';
+import { counterValue } from './job-checks.js';
 import { guardCompares, guardReadOps as leaderReadOps, leadershipLost, validateGuard } from './leader-guard.js';
 import { assertJobId, pad } from './keys.js';
+import { inRange, MAX_STORED_COUNTER } from './record-limits.js';
 import { layoutManifest, type ManifestChunk } from './manifest-parts.js';
 import { assertTxnFits } from './request-limits.js';
 import { getValue, putValue, sendTxn, type StoreContext } from './store-context.js';
@@ -119,7 +121,12 @@ function planCommit(ctx: StoreContext, request: CommitRequest, guard: CommitGuar
   const codecs = storeCodecs();
   const ids = { jobId, checkpointId, epoch };
   const encoded = encodeForStore(codecs.manifest, manifest, 'manifest', ids);
+  if (encoded.length > ctx.options.maxManifestBytes) {
+    const message = `manifest of checkpoint ${checkpointId} of job ${jobId} is ${encoded.length} bytes, more than maxManifestBytes (${ctx.options.maxManifestBytes}); nothing was sent`;
+    throw new CkptError('OVERSIZED', message, ids);
+  }
   const layout = layoutManifest(encoded, { checkpointId, epoch }, ctx.options);
+  assertDistinctParts(layout.chunks, ids);
   const summary = { ...request.summary, manifestBytes: encoded.length, manifestParts: layout.chunks.length };
   const root = encodeForStore(codecs.manifestRoot, layout.root, 'manifest root', ids);
   const plan: CommitPlan = {
@@ -130,7 +137,7 @@ function planCommit(ctx: StoreContext, request: CommitRequest, guard: CommitGuar
     manifestBytes: encoded.length,
     manifestSha256: layout.sha256,
     manifestParts: layout.chunks.length,
-    chunks: uniqueChunks(layout.chunks),
+    chunks: layout.chunks,
     txn: {},
     context: { operation: `commit checkpoint ${checkpointId} of job ${jobId}`, ...ids },
   };
@@ -181,9 +188,8 @@ function validateRequest(request: CommitRequest, guard: CommitGuard | undefined)
       ids,
     );
   };
-  if (!Number.isSafeInteger(manifest.checkpointId) || manifest.checkpointId < 1)
-    refuse('the id must be a positive integer');
-  if (!Number.isSafeInteger(manifest.epoch) || manifest.epoch < 1) refuse('the epoch must be a positive integer');
+  if (!inRange(manifest.checkpointId, 1, MAX_STORED_COUNTER)) refuse(`the id must be from 1 to ${MAX_STORED_COUNTER}`);
+  if (!inRange(manifest.epoch, 1, MAX_STORED_COUNTER)) refuse(`the epoch must be from 1 to ${MAX_STORED_COUNTER}`);
   if (summary.jobId !== jobId || summary.checkpointId !== manifest.checkpointId || summary.epoch !== manifest.epoch) {
     refuse('the summary names another job, checkpoint or epoch than the manifest');
   }
@@ -196,10 +202,21 @@ function validateRequest(request: CommitRequest, guard: CommitGuard | undefined)
   validateGuard(guard, ids);
 }
 
-function uniqueChunks(chunks: ManifestChunk[]): ManifestChunk[] {
-  const seen = new Map<string, ManifestChunk>();
-  for (const chunk of chunks) if (!seen.has(chunk.sha256)) seen.set(chunk.sha256, chunk);
-  return [...seen.values()];
+/**
+ * Readers refuse a root that names a part twice, so a manifest whose
+ * stored bytes repeat a whole part cannot be stored. Compressed bytes
+ * practically never do; the encoding may, when a task repeats one shared
+ * piece thousands of times and compression is off.
+ */
+function assertDistinctParts(chunks: ManifestChunk[], ids: { jobId: string; checkpointId: number }): void {
+  const seen = new Set<string>();
+  for (const chunk of chunks) {
+    if (seen.has(chunk.sha256)) {
+      const message = `manifest of checkpoint ${ids.checkpointId} of job ${ids.jobId} repeats part ${chunk.sha256}; a root cannot name a part twice`;
+      throw new CkptError('MALFORMED', message, ids);
+    }
+    seen.add(chunk.sha256);
+  }
 }
 
 /** Reads of the guarded keys: latest, epoch and the leadership key. */
@@ -237,14 +254,14 @@ function judgeGuards(plan: CommitPlan, response: ITxnResponse): Verdict {
       error: new CkptError('UNKNOWN_JOB', `job ${jobId} does not exist`, { jobId, checkpointId }),
     };
   }
-  const latest = paddedValue(latestKv, jobId);
+  const latest = counterValue(latestKv, latestKv.key.toString(), jobId, 0);
   // An earlier attempt of this very commit may have gone through while this coordinator still led.
   if (latest === checkpointId) return { kind: 'latest-is-id' };
   if (plan.guard !== undefined && firstKv(guardResponse)?.create_revision !== plan.guard.createRevision) {
     return { kind: 'refuse', error: leadershipLost(plan.guard, { jobId, checkpointId }) };
   }
   if (latest > checkpointId) return { kind: 'refuse', error: completed(plan, latest) };
-  const epoch = paddedValue(epochKv, jobId);
+  const epoch = counterValue(epochKv, epochKv.key.toString(), jobId, 1);
   if (epoch !== plan.epoch) {
     const message = `job ${jobId} is in epoch ${epoch}; checkpoint ${checkpointId} of epoch ${plan.epoch} cannot be committed`;
     return { kind: 'refuse', error: new CkptError('STALE_EPOCH', message, { jobId, checkpointId, epoch: plan.epoch }) };
@@ -266,10 +283,15 @@ async function findEarlierCommit(
   const key = ctx.keys.root(plan.jobId, plan.checkpointId);
   const { kv } = await getValue(ctx, key, plan.context, revision);
   if (kv === undefined) return undefined;
-  const root = decodeStored(storeCodecs().manifestRoot, kv.value, key, {
+  const origin = {
     jobId: plan.jobId,
     checkpointId: plan.checkpointId,
-  });
+    rootKey: key,
+    partKey: (sha256: string) => ctx.keys.part(plan.jobId, sha256),
+  };
+  const root = decodeStored(storeCodecs().manifestRoot, kv.value, (problem, cause) =>
+    corruptManifest(origin, key, problem, cause),
+  );
   if (root.manifestSha256 !== plan.manifestSha256 || root.epoch !== plan.epoch) return undefined;
   ctx.logger.info(
     { jobId: plan.jobId, checkpointId: plan.checkpointId },

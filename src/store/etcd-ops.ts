@@ -32,9 +32,10 @@ export function getOp(key: string, keysOnly = false): IRequestOp {
   return { request_range: { key: Buffer.from(key), keys_only: keysOnly } };
 }
 
-/** Reads every key starting with `prefix`, in key order. */
-export function rangePrefixOp(prefix: string, keysOnly: boolean): IRequestOp {
-  return { request_range: { key: Buffer.from(prefix), range_end: prefixEnd(prefix), keys_only: keysOnly } };
+/** Reads every key starting with `prefix` (at most `limit` of them, if given), in key order. */
+export function rangePrefixOp(prefix: string, keysOnly: boolean, limit?: number): IRequestOp {
+  const range = { key: Buffer.from(prefix), range_end: prefixEnd(prefix), keys_only: keysOnly };
+  return { request_range: limit === undefined ? range : { ...range, limit } };
 }
 
 /** Reads the last key starting with `prefix` in key order, with its value. */
@@ -73,6 +74,17 @@ export function valueIs(key: string, comparison: Comparison, value: string): ICo
 /** Compares the version of `key`; an absent key has version 0. */
 export function versionIs(key: string, comparison: Comparison, version: number): ICompare {
   return { key: Buffer.from(key), target: CompareTarget.Version, result: CompareResult[comparison], version };
+}
+
+/** Holds when no key starts with `prefix`. */
+export function noKeyUnder(prefix: string): ICompare {
+  return {
+    key: Buffer.from(prefix),
+    range_end: prefixEnd(prefix),
+    target: CompareTarget.Version,
+    result: CompareResult.Equal,
+    version: 0,
+  };
 }
 
 /** Holds when `key` was last modified at `revision` ('0' for an absent key). */

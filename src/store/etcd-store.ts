@@ -27,10 +27,16 @@ import type { JobState } from '../gen/ckpt/v1/JobState.js';
 import type { Manifest__Output as Manifest } from '../gen/ckpt/v1/Manifest.js';
 import { commitCheckpoint, type CommitGuard } from './commit.js';
 import { collectGarbage } from './garbage.js';
-import { bumpEpoch, createJob, loadJobs, reserveIds, updateJob } from './job-records.js';
+import { bumpEpoch, createJob, reserveIds, updateJob } from './job-records.js';
+import { loadJobs } from './job-read.js';
 import { KeyLayout } from './keys.js';
 import { listSummaries, readManifest } from './manifest-read.js';
-import { resolveEtcdStoreOptions, type EtcdStoreOptions, type ResolvedEtcdStoreOptions } from './options.js';
+import {
+  MAX_RESPONSE_BYTES,
+  resolveEtcdStoreOptions,
+  type EtcdStoreOptions,
+  type ResolvedEtcdStoreOptions,
+} from './options.js';
 import type { StoreContext } from './store-context.js';
 
 /**
@@ -56,6 +62,7 @@ export class EtcdStore implements CheckpointStore {
       client ??
       new Etcd3({
         hosts,
+        grpcOptions: { 'grpc.max_receive_message_length': MAX_RESPONSE_BYTES },
         // Unary calls get a deadline each; watch and lease streams must not.
         defaultCallOptions: (call) => (call.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
       });
@@ -72,7 +79,12 @@ export class EtcdStore implements CheckpointStore {
     return this.ctx.keys;
   }
 
-  /** Every job under the prefix, each read consistently in one transaction. */
+  /**
+   * Every job under the prefix, each read consistently at one revision and
+   * checked: a job whose records are unreadable or invalid is listed among
+   * the quarantined, with its key and problem, and every other job loads.
+   * Throws only when etcd cannot be read.
+   */
   loadJobs(): Promise<LoadedJobs> {
     return loadJobs(this.ctx);
   }
@@ -80,7 +92,10 @@ export class EtcdStore implements CheckpointStore {
   /**
    * Creates the job (epoch 1, latest 0, id floor 1) unless it exists; then
    * returns the stored one. With `guard`, only while the leadership key is
-   * unchanged (as every write below), else `LeadershipLostError`.
+   * unchanged (as every write below), else `LeadershipLostError`. An
+   * existing job whose records are invalid is refused with JOB_QUARANTINED
+   * (a `CorruptRecordError`); a spec that is invalid or not normalised
+   * with MALFORMED.
    */
   createJob(spec: JobSpec, nowMs: number, guard?: LeaderGuard): Promise<{ job: StoredJobState; created: boolean }> {
     return createJob(this.ctx, spec, nowMs, guard);
@@ -115,12 +130,20 @@ export class EtcdStore implements CheckpointStore {
     return commitCheckpoint(this.ctx, request, guard);
   }
 
-  /** The verified manifest of a retained checkpoint, or undefined. */
+  /**
+   * The verified manifest of a retained checkpoint, or undefined. Refuses
+   * a manifest above `maxManifestBytes` with OVERSIZED before reading its
+   * parts, and anything that does not match its root with a
+   * `CorruptRecordError` (INTERNAL) naming job, checkpoint and key.
+   */
   readManifest(jobId: string, checkpointId: number): Promise<Manifest | undefined> {
     return readManifest(this.ctx, jobId, checkpointId);
   }
 
-  /** Summaries of the retained checkpoints, newest first. */
+  /**
+   * Summaries of the retained checkpoints, newest first, each checked; a
+   * bad one is refused with a `CorruptRecordError` (INTERNAL) naming its key.
+   */
   listSummaries(jobId: string): Promise<CheckpointSummary[]> {
     return listSummaries(this.ctx, jobId);
   }

@@ -13,6 +13,7 @@
  * of each part it names, so a collection that deleted a part between the
  * part's write and the commit makes the commit fail instead of tear.
  */
+import { corruptManifest } from './checkpoint-checks.js';
 import { decodeStored, storeCodecs } from './codecs.js';
 import { mapConcurrent } from './concurrency.js';
 import type { GarbageCollection } from '../core/ports.js';
@@ -25,18 +26,18 @@ export async function collectGarbage(ctx: StoreContext, jobId: string): Promise<
   const context: EtcdCallContext = { operation: `collect garbage of job ${jobId}`, jobId };
   const listing = await listKeys(ctx, ctx.keys.job(jobId), context);
   const parts = new Map<string, string>();
-  const roots: string[] = [];
+  const roots: { key: string; checkpointId: number }[] = [];
   let latestModRevision = '0';
   for (const kv of listing.kvs) {
     const key = kv.key.toString();
     const parsed = ctx.keys.parse(key);
     if (parsed?.kind === 'part') parts.set(parsed.sha256, key);
-    else if (parsed?.kind === 'root') roots.push(key);
+    else if (parsed?.kind === 'root') roots.push({ key, checkpointId: parsed.checkpointId });
     else if (parsed?.kind === 'latest') latestModRevision = kv.mod_revision;
   }
   if (parts.size === 0) return { deleted: 0, remaining: 0 };
   const total = parts.size;
-  for (const sha256 of await namedParts(ctx, roots, listing.revision, context)) parts.delete(sha256);
+  for (const sha256 of await namedParts(ctx, jobId, roots, listing.revision)) parts.delete(sha256);
   const deleted = await deleteOrphans(ctx, jobId, [...parts.values()], latestModRevision, context);
   if (deleted > 0) ctx.logger.debug({ jobId, deleted }, 'deleted unreferenced manifest parts');
   return { deleted, remaining: total - deleted };
@@ -45,16 +46,20 @@ export async function collectGarbage(ctx: StoreContext, jobId: string): Promise<
 /** Hashes of every part the given roots name, read at `revision`. */
 async function namedParts(
   ctx: StoreContext,
-  rootKeys: string[],
+  jobId: string,
+  roots: { key: string; checkpointId: number }[],
   revision: string,
-  context: EtcdCallContext,
 ): Promise<Set<string>> {
   const named = new Set<string>();
-  await mapConcurrent(rootKeys, ctx.options.partConcurrency, async (key) => {
+  await mapConcurrent(roots, ctx.options.partConcurrency, async ({ key, checkpointId }) => {
+    const context: EtcdCallContext = { operation: `collect garbage of job ${jobId}`, jobId, checkpointId };
     const { kv } = await getValue(ctx, key, context, revision);
     if (kv === undefined) return;
+    const origin = { jobId, checkpointId, rootKey: key, partKey: (sha256: string) => ctx.keys.part(jobId, sha256) };
     // An unreadable root throws here, so that nothing it may name is deleted.
-    const root = decodeStored(storeCodecs().manifestRoot, kv.value, key, { jobId: context.jobId });
+    const root = decodeStored(storeCodecs().manifestRoot, kv.value, (problem, cause) =>
+      corruptManifest(origin, key, problem, cause),
+    );
     for (const part of root.parts) named.add(part.sha256);
   });
   return named;

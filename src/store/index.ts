@@ -1,6 +1,7 @@
 /**
- * The etcd adapter: `CheckpointStore` on etcd, its options, and the key
- * layout for tools that read etcd directly.
+ * The etcd adapter: `CheckpointStore` on etcd, its options, the key layout
+ * for tools that read etcd directly, and the error of a stored record
+ * found corrupt.
  */
 export { EtcdStore, createEtcdStore } from './etcd-store.js';
 export type { CommitGuard } from './commit.js';
@@ -12,8 +13,14 @@ export {
   DEFAULT_MAX_TXN_OPS,
   DEFAULT_PART_BYTES,
   DEFAULT_PART_CONCURRENCY,
+  DEFAULT_COMPRESS_MANIFEST_ABOVE_BYTES,
+  DEFAULT_MAX_MANIFEST_BYTES,
+  MAX_MAX_MANIFEST_BYTES,
+  MAX_RESPONSE_BYTES,
   type EtcdStoreOptions,
   type ResolvedEtcdStoreOptions,
 } from './options.js';
 export { KeyLayout, pad, unpad, type ParsedKey } from './keys.js';
 export { translateEtcdError } from './translate-error.js';
+export { CorruptRecordError, type CorruptRecordReason } from './corrupt-record.js';
+export { MAX_CHECKPOINT_KEYS, MAX_STORED_COUNTER } from './record-limits.js';

@@ -1,58 +1,34 @@
 /**
- * A job's records in etcd: its spec and run state, epoch, latest committed
- * checkpoint id (and the epoch it was committed in), id floor, restore
- * point, and the ids of its retained checkpoints.
+ * Writing a job's records in etcd: its spec and run state, epoch, id floor
+ * and restore point. Reading them back is in `job-read.ts`. What a write
+ * finds in etcd is checked as a read is: a corrupt record is refused with
+ * JOB_QUARANTINED, never used.
  */
-import type { ICompare, IKeyValue, IRequestOp, IResponseOp } from 'etcd3';
-import type { LeaderGuard, LoadedJobs, StoredJobState } from '../core/ports.js';
+import type { ICompare, IRequestOp } from 'etcd3';
+import type { LeaderGuard, StoredJobState } from '../core/ports.js';
 import type { RestorePoint } from '../core/restore-point.js';
-import { CkptError } from '../core/errors.js';
+import { CkptError, type ErrorIds } from '../core/errors.js';
 import type { JobSpec__Output as JobSpec } from '../gen/ckpt/v1/JobSpec.js';
 import type { JobState } from '../gen/ckpt/v1/JobState.js';
-import { decodeStored, encodeForStore, storeCodecs } from './codecs.js';
-import {
-  firstKv,
-  getOp,
-  lastInPrefixOp,
-  modRevisionIs,
-  putOp,
-  rangeKvs,
-  rangePrefixOp,
-  valueIs,
-  versionIs,
-} from './etcd-ops.js';
-import { assertJobId, pad, unpad } from './keys.js';
-import { mapConcurrent } from './concurrency.js';
+import { encodeForStore, storeCodecs } from './codecs.js';
+import { firstKv, getOp, modRevisionIs, noKeyUnder, putOp, valueIs, versionIs } from './etcd-ops.js';
+import { checkStoredJob, counterValue, specProblem } from './job-checks.js';
+import { existingJob, JOB_READ_OPS, jobReadOps } from './job-read.js';
+import { assertJobId, pad } from './keys.js';
 import { assertGuardHeld, guardCompares, guardReadOps, validateGuard } from './leader-guard.js';
-import { getValue, listKeys, sendTxn, type StoreContext } from './store-context.js';
+import { inRange, MAX_STORED_COUNTER, MAX_TIME_MS } from './record-limits.js';
+import { getValue, sendTxn, type StoreContext } from './store-context.js';
 
-/** Jobs read at once by `loadJobs`. */
-export const LOAD_JOBS_CONCURRENCY = 8;
 /** Attempts of `updateJob` when the spec changes between its read and its write. */
 export const UPDATE_JOB_ATTEMPTS = 3;
 
-/** Every job under the prefix, each read in one transaction. */
-export async function loadJobs(ctx: StoreContext): Promise<LoadedJobs> {
-  const listing = await listKeys(ctx, ctx.keys.jobs(), { operation: 'list jobs' });
-  const jobIds: string[] = [];
-  for (const kv of listing.kvs) {
-    const parsed = ctx.keys.parse(kv.key.toString());
-    if (parsed?.kind === 'spec') jobIds.push(parsed.jobId);
-  }
-  const jobs = await mapConcurrent(jobIds, LOAD_JOBS_CONCURRENCY, (jobId) => readJob(ctx, jobId));
-  return { jobs: jobs.filter((job): job is StoredJobState => job !== undefined), quarantined: [] };
-}
-
-/** One job's records, undefined when it has no spec. */
-export async function readJob(ctx: StoreContext, jobId: string): Promise<StoredJobState | undefined> {
-  const response = await sendTxn(ctx, { success: jobReadOps(ctx, jobId) }, { operation: 'read job', jobId });
-  return parseJobRead(ctx, jobId, response.responses);
-}
-
 /**
  * Creates the job with epoch 1, latest 0 and id floor 1 in one transaction
- * if its spec key is absent (and `guard` holds); otherwise reads the job
- * back in the same transaction.
+ * if it has no records (and `guard` holds); otherwise reads the job back in
+ * the same transaction. Refuses with MALFORMED a spec that is invalid or
+ * not normalised (`validateJobSpec`), since loading it would quarantine the
+ * job; with JOB_QUARANTINED an existing job whose records are invalid,
+ * among them one whose spec is missing beside other records.
  */
 export async function createJob(
   ctx: StoreContext,
@@ -63,12 +39,15 @@ export async function createJob(
   const jobId = spec.jobId;
   assertJobId(jobId);
   validateGuard(guard, { jobId });
+  if (!inRange(nowMs, 0, MAX_TIME_MS))
+    throw new CkptError('MALFORMED', `creation time ${nowMs} is not a time`, { jobId });
   const { keys } = ctx;
   const stored = encodeStoredJob(jobId, spec, 'JOB_STATE_RUNNING', nowMs);
+  const context = { operation: 'create job', jobId };
   const response = await sendTxn(
     ctx,
     {
-      compare: [versionIs(keys.spec(jobId), 'Equal', 0), ...guardCompares(guard)],
+      compare: [...noJobRecords(ctx, jobId), ...guardCompares(guard)],
       success: [
         putOp(keys.spec(jobId), Buffer.from(stored)),
         putOp(keys.epoch(jobId), pad(1)),
@@ -77,7 +56,7 @@ export async function createJob(
       ],
       failure: [...jobReadOps(ctx, jobId), ...guardReadOps(guard)],
     },
-    { operation: 'create job', jobId },
+    context,
   );
   if (response.succeeded) {
     // Decoded back, so that the spec has the same shape as one read later.
@@ -94,8 +73,7 @@ export async function createJob(
     return { job, created: true };
   }
   assertGuardHeld(guard, response.responses[JOB_READ_OPS], { jobId });
-  const job = parseJobRead(ctx, jobId, response.responses);
-  if (job === undefined) throw new CkptError('INTERNAL', `job ${jobId} vanished while it was created`, { jobId });
+  const job = await existingJob(ctx, jobId, response.responses, { context, revision: response.header.revision });
   // The client retries a request whose reply was lost; finding exactly what
   // this call writes (spec and time) means an earlier attempt created it.
   const created =
@@ -103,9 +81,23 @@ export async function createJob(
   return { job, created };
 }
 
+/** Compares that hold while the job has none of the records `createJob` writes or would find. */
+function noJobRecords(ctx: StoreContext, jobId: string): ICompare[] {
+  const { keys } = ctx;
+  const single = [
+    keys.spec(jobId),
+    keys.epoch(jobId),
+    keys.latest(jobId),
+    keys.idFloor(jobId),
+    keys.restorePoint(jobId),
+  ];
+  return [...single.map((key) => versionIs(key, 'Equal', 0)), noKeyUnder(keys.checkpoints(jobId))];
+}
+
 /**
  * Replaces the spec and run state of an existing job, keeping its creation
- * time; throws UNKNOWN_JOB if there is none.
+ * time; throws UNKNOWN_JOB if there is none, JOB_QUARANTINED if its stored
+ * spec is invalid, MALFORMED for a spec or state that loading would refuse.
  */
 export async function updateJob(
   ctx: StoreContext,
@@ -123,7 +115,7 @@ export async function updateJob(
   for (let attempt = 1; attempt <= UPDATE_JOB_ATTEMPTS; attempt++) {
     const { kv } = await getValue(ctx, key, context);
     if (kv === undefined) throw new CkptError('UNKNOWN_JOB', `job ${jobId} does not exist`, { jobId });
-    const previous = decodeStored(storeCodecs().storedJob, kv.value, key, { jobId });
+    const previous = checkStoredJob(kv, jobId);
     const stored = encodeStoredJob(jobId, spec, state, previous.createdAtMs);
     const response = await sendTxn(
       ctx,
@@ -141,10 +133,14 @@ export async function updateJob(
   throw new CkptError('INTERNAL', `job ${jobId} kept changing while it was updated`, { jobId, retryable: true });
 }
 
-/** Raises the id floor to `floor`; does nothing if it is already at least `floor`. */
+/**
+ * Raises the id floor to `floor`; does nothing if it is already at least
+ * `floor`. Throws MALFORMED for a floor above `MAX_STORED_COUNTER`,
+ * JOB_QUARANTINED when the stored floor is invalid.
+ */
 export async function reserveIds(ctx: StoreContext, jobId: string, floor: number, guard?: LeaderGuard): Promise<void> {
   const key = ctx.keys.idFloor(jobId);
-  const padded = pad(floor);
+  const padded = paddedCounter(floor, 'id floor', { jobId });
   validateGuard(guard, { jobId });
   const response = await sendTxn(
     ctx,
@@ -157,9 +153,10 @@ export async function reserveIds(ctx: StoreContext, jobId: string, floor: number
   );
   if (response.succeeded) return;
   assertGuardHeld(guard, response.responses[1], { jobId });
-  if (firstKv(response.responses[0]) === undefined) {
-    throw new CkptError('UNKNOWN_JOB', `job ${jobId} does not exist`, { jobId });
-  }
+  const current = firstKv(response.responses[0]);
+  if (current === undefined) throw new CkptError('UNKNOWN_JOB', `job ${jobId} does not exist`, { jobId });
+  // Byte order is numeric order only between padded numbers.
+  counterValue(current, key, jobId, 1);
 }
 
 /**
@@ -173,6 +170,7 @@ export async function reserveIds(ctx: StoreContext, jobId: string, floor: number
  * With `restoreTo`, the same transaction requires checkpoint `restoreTo`
  * to be retained, else throws UNKNOWN_CHECKPOINT, and stores it as the
  * job's restore point in the new epoch. `latest` is left as it is.
+ * Throws JOB_QUARANTINED when the stored epoch is invalid.
  */
 export async function bumpEpoch(
   ctx: StoreContext,
@@ -183,6 +181,7 @@ export async function bumpEpoch(
 ): Promise<number> {
   const key = ctx.keys.epoch(jobId);
   const next = expectedEpoch + 1;
+  const padded = paddedCounter(next, 'next epoch', { jobId, epoch: expectedEpoch });
   validateGuard(guard, { jobId });
   const restore =
     restoreTo === undefined ? undefined : restorePointWrite(ctx, jobId, { checkpointId: restoreTo, epoch: next });
@@ -190,7 +189,7 @@ export async function bumpEpoch(
     ctx,
     {
       compare: [valueIs(key, 'Equal', pad(expectedEpoch)), ...(restore?.compares ?? []), ...guardCompares(guard)],
-      success: [putOp(key, pad(next)), ...(restore?.puts ?? [])],
+      success: [putOp(key, padded), ...(restore?.puts ?? [])],
       failure: [getOp(key), ...guardReadOps(guard)],
     },
     { operation: restore === undefined ? 'bump epoch' : 'bump epoch to restore', jobId, epoch: expectedEpoch },
@@ -199,7 +198,7 @@ export async function bumpEpoch(
   assertGuardHeld(guard, response.responses[1], { jobId, epoch: expectedEpoch });
   const current = firstKv(response.responses[0]);
   if (current === undefined) throw new CkptError('UNKNOWN_JOB', `job ${jobId} does not exist`, { jobId });
-  const epoch = paddedValue(current, jobId);
+  const epoch = counterValue(current, key, jobId, 1);
   if (epoch === expectedEpoch && restoreTo !== undefined) {
     // The epoch and the leadership held: the checkpoint's root was the guard that failed.
     throw new CkptError('UNKNOWN_CHECKPOINT', `checkpoint ${restoreTo} of job ${jobId} is no longer retained`, {
@@ -226,97 +225,20 @@ function restorePointWrite(
   };
 }
 
+/** `n` padded; MALFORMED unless it is a counter loading would accept (0 to `MAX_STORED_COUNTER`). */
+export function paddedCounter(n: number, what: string, ids: ErrorIds): string {
+  if (!inRange(n, 0, MAX_STORED_COUNTER)) {
+    throw new CkptError('MALFORMED', `${what} ${n} is not an integer from 0 to ${MAX_STORED_COUNTER}`, ids);
+  }
+  return pad(n);
+}
+
+/** The StoredJob to write; MALFORMED for a spec or state that loading would refuse. */
 function encodeStoredJob(jobId: string, spec: JobSpec, state: JobState, createdAtMs: number): Uint8Array {
+  const problem = spec.jobId === jobId ? specProblem(spec) : `holds the spec of job ${spec.jobId}`;
+  if (problem !== undefined) throw new CkptError('MALFORMED', `the job record to store ${problem}`, { jobId });
+  if (state !== 'JOB_STATE_RUNNING' && state !== 'JOB_STATE_CANCELED') {
+    throw new CkptError('MALFORMED', `job state ${String(state)} cannot be stored`, { jobId });
+  }
   return encodeForStore(storeCodecs().storedJob, { spec, state, createdAtMs }, 'job spec', { jobId });
-}
-
-/** How many operations `jobReadOps` returns. */
-const JOB_READ_OPS = 7;
-
-/** Reads of everything `parseJobRead` needs, for one transaction. */
-export function jobReadOps(ctx: StoreContext, jobId: string): IRequestOp[] {
-  const { keys } = ctx;
-  return [
-    getOp(keys.spec(jobId)),
-    getOp(keys.epoch(jobId)),
-    getOp(keys.latest(jobId)),
-    getOp(keys.idFloor(jobId)),
-    rangePrefixOp(keys.checkpoints(jobId), true),
-    getOp(keys.restorePoint(jobId)),
-    // The last key of the checkpoints is the summary of the newest one, the latest.
-    lastInPrefixOp(keys.checkpoints(jobId)),
-  ];
-}
-
-/** The job from the responses of `jobReadOps`; undefined when it has no spec. */
-export function parseJobRead(ctx: StoreContext, jobId: string, responses: IResponseOp[]): StoredJobState | undefined {
-  const [
-    specResponse,
-    epochResponse,
-    latestResponse,
-    floorResponse,
-    checkpointsResponse,
-    restoreResponse,
-    lastResponse,
-  ] = responses;
-  const specKv = firstKv(specResponse);
-  if (specKv === undefined) return undefined;
-  const stored = decodeStored(storeCodecs().storedJob, specKv.value, specKv.key.toString(), { jobId });
-  if (stored.spec === null) throw new CkptError('INTERNAL', `job ${jobId} is stored without a spec`, { jobId });
-  const retainedCheckpointIds: number[] = [];
-  for (const kv of rangeKvs(checkpointsResponse)) {
-    const parsed = ctx.keys.parse(kv.key.toString());
-    if (parsed?.kind === 'root') retainedCheckpointIds.push(parsed.checkpointId);
-  }
-  const latestCheckpointId = paddedValue(requiredKv(latestResponse, 'latest', jobId), jobId);
-  const restorePoint = parseRestorePoint(firstKv(restoreResponse), jobId);
-  return {
-    spec: stored.spec,
-    state: stored.state,
-    createdAtMs: stored.createdAtMs,
-    epoch: paddedValue(requiredKv(epochResponse, 'epoch', jobId), jobId),
-    latestCheckpointId,
-    latestCheckpointEpoch: latestEpoch(ctx, jobId, latestCheckpointId, firstKv(lastResponse)),
-    idFloor: paddedValue(requiredKv(floorResponse, 'id-floor', jobId), jobId),
-    retainedCheckpointIds,
-    ...(restorePoint === undefined ? {} : { restorePoint }),
-  };
-}
-
-function parseRestorePoint(kv: IKeyValue | undefined, jobId: string): RestorePoint | undefined {
-  if (kv === undefined) return undefined;
-  const { checkpointId, epoch } = decodeStored(storeCodecs().restorePoint, kv.value, kv.key.toString(), { jobId });
-  return { checkpointId, epoch };
-}
-
-/** The epoch of the latest checkpoint, from its summary: `last`, the last key of the job's checkpoints. */
-function latestEpoch(ctx: StoreContext, jobId: string, latest: number, last: IKeyValue | undefined): number {
-  if (latest === 0) return 0;
-  const key = last?.key.toString() ?? '';
-  const parsed = ctx.keys.parse(key);
-  if (last === undefined || parsed?.kind !== 'summary' || parsed.checkpointId !== latest) {
-    throw new CkptError('INTERNAL', `job ${jobId} has no summary of its latest checkpoint ${latest}`, {
-      jobId,
-      checkpointId: latest,
-    });
-  }
-  return decodeStored(storeCodecs().summary, last.value, key, { jobId, checkpointId: latest }).epoch;
-}
-
-function requiredKv(response: IResponseOp | undefined, name: string, jobId: string): IKeyValue {
-  const kv = firstKv(response);
-  if (kv === undefined) throw new CkptError('INTERNAL', `job ${jobId} has a spec but no ${name} key`, { jobId });
-  return kv;
-}
-
-/** The number in a padded counter value; INTERNAL when it is not one. */
-export function paddedValue(kv: IKeyValue, jobId: string): number {
-  const text = kv.value.toString();
-  const n = unpad(text);
-  if (n === undefined) {
-    throw new CkptError('INTERNAL', `etcd value at ${kv.key.toString()} is corrupt: ${JSON.stringify(text)}`, {
-      jobId,
-    });
-  }
-  return n;
 }

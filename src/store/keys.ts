@@ -9,7 +9,8 @@ import { CkptError } from '../core/errors.js';
 export const PADDED_DIGITS = 20;
 
 const JOB_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
-const PADDED_PATTERN = /^\d{20}$/;
+/** What `pad` writes: exactly `PADDED_DIGITS` decimal digits. */
+export const PADDED_PATTERN = /^\d{20}$/;
 const SHA256_PATTERN = /^[0-9a-f]{64}$/;
 
 /** `n` as 20 zero-padded decimal digits; `n` must be a non-negative safe integer. */
@@ -126,6 +127,16 @@ export class KeyLayout {
   /** One manifest part, named by the hex SHA-256 of its bytes. */
   part(jobId: string, sha256: string): string {
     return `${this.parts(jobId)}${sha256}`;
+  }
+
+  /** The job a key under `jobs/` belongs to, whatever the rest of it; undefined for other keys. */
+  jobOf(key: string): string | undefined {
+    const base = this.jobs();
+    if (!key.startsWith(base)) return undefined;
+    const rest = key.slice(base.length);
+    const slash = rest.indexOf('/');
+    const jobId = slash < 0 ? undefined : rest.slice(0, slash);
+    return jobId !== undefined && JOB_ID_PATTERN.test(jobId) ? jobId : undefined;
   }
 
   /** What `key` names, or undefined for a key outside the layout. */

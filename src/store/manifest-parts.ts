@@ -6,8 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { constants as zlibConstants, deflateRawSync, inflateRawSync } from 'node:zlib';
-import { CkptError } from '../core/errors.js';
 import type { ManifestRoot, ManifestRoot__Output } from '../gen/ckpt/v1/ManifestRoot.js';
+import { corruptManifest, type ManifestOrigin } from './checkpoint-checks.js';
 
 /** One part of an encoded manifest. */
 export interface ManifestChunk {
@@ -70,75 +70,45 @@ export function layoutManifest(
   return { root: { ...whole, parts }, sha256, chunks };
 }
 
-/** The distinct part hashes a root names, in first-named order. */
-export function partHashes(root: ManifestRoot__Output): string[] {
-  return [...new Set(root.parts.map((part) => part.sha256))];
-}
-
-/** Where a manifest being read belongs, for errors. */
-export interface ManifestOrigin {
-  jobId: string;
-  checkpointId: number;
-}
-
 /**
- * The encoded manifest of `root`, from its inline bytes or from its parts
- * (`parts` maps a hash to the bytes read, absent when the key was missing),
- * decompressed when stored so, and verified against every recorded size
- * and hash. Throws INTERNAL on any mismatch, or stored bytes that do not
- * decompress to the recorded size.
+ * The encoded manifest of a root that passed `checkRoot`, from its inline
+ * bytes or from its parts (`parts` maps a hash to the bytes read, each
+ * already of its recorded size), decompressed when stored so, and verified
+ * against every recorded hash and size. Throws a `CorruptRecordError` on
+ * any mismatch, or stored bytes that do not decompress to the recorded
+ * size.
  */
 export function assembleManifest(
   root: ManifestRoot__Output,
-  parts: ReadonlyMap<string, Uint8Array | undefined>,
+  parts: ReadonlyMap<string, Uint8Array>,
   origin: ManifestOrigin,
 ): Uint8Array {
   const pieces: Uint8Array[] = [];
   if (root.parts.length === 0) pieces.push(root.inline);
   for (const [index, part] of root.parts.entries()) {
     const bytes = parts.get(part.sha256);
-    if (bytes === undefined) throw corrupt(origin, `part ${index} (${part.sha256}) is missing`);
+    const partKey = origin.partKey(part.sha256);
+    if (bytes === undefined) throw corruptManifest(origin, partKey, `part ${index} (${part.sha256}) is missing`);
     if (bytes.length !== part.sizeBytes || sha256Hex(bytes) !== part.sha256) {
-      throw corrupt(origin, `part ${index} (${part.sha256}) does not match its recorded size or hash`);
+      throw corruptManifest(origin, partKey, `part ${index} (${part.sha256}) does not match its recorded size or hash`);
     }
     pieces.push(bytes);
   }
   const stored = Buffer.concat(pieces);
   const encoded = decompress(root, stored, origin);
   if (encoded.length !== root.manifestBytes || sha256Hex(encoded) !== root.manifestSha256) {
-    throw corrupt(origin, 'the assembled bytes do not match the recorded size or hash');
+    throw corruptManifest(origin, origin.rootKey, 'the assembled bytes do not match the recorded size or hash');
   }
   return encoded;
 }
 
 function decompress(root: ManifestRoot__Output, stored: Buffer, origin: ManifestOrigin): Buffer {
-  // Roots written before compression existed record no stored size.
-  if (root.storedBytes !== 0 && stored.length !== root.storedBytes) {
-    throw corrupt(origin, `${stored.length} stored bytes, ${root.storedBytes} recorded`);
+  if (root.compression !== 'MANIFEST_COMPRESSION_DEFLATE') return stored;
+  try {
+    // At most the recorded size, itself bounded by maxManifestBytes: a
+    // corrupt stream cannot inflate without bound.
+    return inflateRawSync(stored, { maxOutputLength: root.manifestBytes });
+  } catch (err) {
+    throw corruptManifest(origin, origin.rootKey, `the stored bytes do not decompress: ${(err as Error).message}`, err);
   }
-  switch (root.compression) {
-    case 'MANIFEST_COMPRESSION_UNSPECIFIED':
-      return stored;
-    case 'MANIFEST_COMPRESSION_DEFLATE':
-      try {
-        // At most the recorded size: a corrupt stream cannot inflate without bound.
-        return inflateRawSync(stored, { maxOutputLength: Math.max(1, root.manifestBytes) });
-      } catch (err) {
-        throw corrupt(origin, `the stored bytes do not decompress: ${(err as Error).message}`);
-      }
-    default:
-      throw corrupt(origin, `unknown compression ${String(root.compression)}`);
-  }
-}
-
-/** The error of a manifest whose stored bytes are not what its root records. */
-export function corrupt(origin: ManifestOrigin, problem: string): CkptError {
-  return new CkptError(
-    'INTERNAL',
-    `manifest of checkpoint ${origin.checkpointId} of job ${origin.jobId} is corrupt: ${problem}`,
-    {
-      jobId: origin.jobId,
-      checkpointId: origin.checkpointId,
-    },
-  );
 }

@@ -25,6 +25,23 @@ export const DEFAULT_PART_CONCURRENCY = 4;
 /** Default of `EtcdStoreOptions.compressManifestAboveBytes`. */
 export const DEFAULT_COMPRESS_MANIFEST_ABOVE_BYTES = 8192;
 /**
+ * Default of `EtcdStoreOptions.maxManifestBytes`, 256 MiB: a manifest of
+ * 100,000 tasks (the most a job may have) at about 2.6 KiB per task, far
+ * above the 100 to 300 bytes a task's state handle, positions and metrics
+ * take.
+ */
+export const DEFAULT_MAX_MANIFEST_BYTES = 268_435_456;
+/** Largest `maxManifestBytes` accepted: 1 GiB, a quarter of the largest Buffer. */
+export const MAX_MAX_MANIFEST_BYTES = 1_073_741_824;
+/**
+ * Largest response the client the store creates accepts (grpc-js accepts
+ * 4 MiB by default). Reading one job takes one response with up to six
+ * values, each as large as one etcd request (1.5 MiB by default, 10 MiB at
+ * most as etcd advises); a larger response would fail, and the client
+ * would retry it and stop calling etcd for 5 s, failing every job's load.
+ */
+export const MAX_RESPONSE_BYTES = 67_108_864;
+/**
  * Room a single-part request needs beside the part's bytes: its key
  * (prefix, job id, 64 hex digits) and the protobuf framing.
  */
@@ -42,7 +59,10 @@ export interface EtcdStoreOptions {
   /**
    * An existing client to use instead of creating one. The store does not
    * close it, and `requestTimeoutMs` does not apply to it: its own default
-   * call options do.
+   * call options do. Give it `grpcOptions` with
+   * `grpc.max_receive_message_length` of at least `MAX_RESPONSE_BYTES`, as
+   * the store's own client has: else one job whose records hold values too
+   * large for one response of the default 4 MiB fails every job's load.
    * @default undefined (the store creates and owns a client)
    */
   client?: Etcd3;
@@ -91,6 +111,15 @@ export interface EtcdStoreOptions {
    */
   compressManifestAboveBytes?: number;
   /**
+   * Largest manifest the store commits or reads, encoded and as stored
+   * (compressed). A commit above it is refused with OVERSIZED before
+   * anything is sent; a stored root recording more is refused with
+   * OVERSIZED before any part is read, and its inflation stops at the
+   * size the root records. At most 1 GiB.
+   * @default 268435456 (256 MiB)
+   */
+  maxManifestBytes?: number;
+  /**
    * Manifest parts written or read at once.
    * @default 4
    */
@@ -113,6 +142,7 @@ export interface ResolvedEtcdStoreOptions {
   partBytes: number;
   inlineManifestBytes: number;
   compressManifestAboveBytes: number;
+  maxManifestBytes: number;
   partConcurrency: number;
   logger: Logger;
 }
@@ -145,6 +175,10 @@ export function resolveEtcdStoreOptions(options: EtcdStoreOptions): ResolvedEtcd
     options.compressManifestAboveBytes,
     DEFAULT_COMPRESS_MANIFEST_ABOVE_BYTES,
   );
+  const maxManifestBytes = positiveInteger('maxManifestBytes', options.maxManifestBytes, DEFAULT_MAX_MANIFEST_BYTES);
+  if (maxManifestBytes > MAX_MAX_MANIFEST_BYTES) {
+    invalid('maxManifestBytes', `must be at most ${MAX_MAX_MANIFEST_BYTES}, got ${maxManifestBytes}`);
+  }
   const partConcurrency = positiveInteger('partConcurrency', options.partConcurrency, DEFAULT_PART_CONCURRENCY);
   return {
     hosts,
@@ -156,6 +190,7 @@ export function resolveEtcdStoreOptions(options: EtcdStoreOptions): ResolvedEtcd
     partBytes,
     inlineManifestBytes,
     compressManifestAboveBytes,
+    maxManifestBytes,
     partConcurrency,
     logger: options.logger ?? silentLogger(),
   };

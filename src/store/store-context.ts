@@ -70,9 +70,14 @@ export interface KeyListing {
 /**
  * Lists the keys starting with `prefix` without their values, page by page,
  * every page read at the revision of the first, so the listing is one
- * consistent snapshot.
+ * consistent snapshot. With `maxKeys`, stops once it has that many.
  */
-export async function listKeys(ctx: StoreContext, prefix: string, context: EtcdCallContext): Promise<KeyListing> {
+export async function listKeys(
+  ctx: StoreContext,
+  prefix: string,
+  context: EtcdCallContext,
+  maxKeys = Number.POSITIVE_INFINITY,
+): Promise<KeyListing> {
   const end = prefixEnd(prefix);
   const kvs: IKeyValue[] = [];
   let start = Buffer.from(prefix);
@@ -82,14 +87,15 @@ export async function listKeys(ctx: StoreContext, prefix: string, context: EtcdC
       key: start,
       range_end: end,
       keys_only: true,
-      limit: LIST_PAGE_SIZE,
+      // Never 0, which etcd reads as no limit.
+      limit: Math.max(1, Math.min(LIST_PAGE_SIZE, maxKeys - kvs.length)),
       ...(revision === undefined ? {} : { revision }),
     };
     const response = await callEtcd(context, () => ctx.kv.range(request));
     revision ??= response.header.revision;
     kvs.push(...response.kvs);
     const last = response.kvs.at(-1);
-    if (!response.more || last === undefined) return { kvs, revision };
+    if (!response.more || last === undefined || kvs.length >= maxKeys) return { kvs, revision };
     start = Buffer.concat([last.key, Buffer.from([0])]);
   }
 }

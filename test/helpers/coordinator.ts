@@ -61,6 +61,8 @@ export async function startTestCoordinator(
       heartbeatTimeoutMs: 2000,
       logLevel: 'silent',
       shutdownGraceMs: 2000,
+      // Simulated workers acknowledge sim:// state handles.
+      stateUriSchemes: 'file,nats-obj,sim',
       ...overrides,
     },
     {},

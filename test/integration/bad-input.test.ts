@@ -33,7 +33,7 @@ async function refused(
 function snap(taskId: string, uri = `file:///state/${taskId}`): TaskSnapshot {
   return {
     taskId,
-    state: { uri, sizeBytes: 10, checksum: 'sha256:ab' },
+    state: { uri, sizeBytes: 10, checksum: `sha256:${'ab'.repeat(32)}` },
     positions: taskId.startsWith('src') ? [{ input: 'in', offset: 5 }] : [],
   };
 }
@@ -45,9 +45,19 @@ async function setUp(t: ExecutionContext, c: TestCoordinator) {
   const w = await c.worker({ jobId: 'job', workerId: 'w0', taskIds: ['src-0', 'sink-0'], spec, behaviour: 'silent' });
   await c.started('job');
   const epoch = w.epoch;
+  const sessionToken = w.welcome?.sessionToken ?? '';
+  t.true(sessionToken.length >= 32, 'the welcome carries a session token');
   const trigger = async () => (await c.client.triggerCheckpoint({ jobId: 'job' })).checkpoint?.checkpointId ?? 0;
   const ack = (checkpointId: number, snapshots: TaskSnapshot[], extra: Record<string, unknown> = {}) =>
-    c.client.acknowledgeCheckpoint({ jobId: 'job', epoch, checkpointId, workerId: 'w0', snapshots, ...extra });
+    c.client.acknowledgeCheckpoint({
+      jobId: 'job',
+      epoch,
+      checkpointId,
+      workerId: 'w0',
+      snapshots,
+      sessionToken,
+      ...extra,
+    });
   const completed = await trigger();
   await ack(completed, [snap('src-0'), snap('sink-0')]);
   await c.running.coordinator.settled();
@@ -58,6 +68,7 @@ async function setUp(t: ExecutionContext, c: TestCoordinator) {
     checkpointId: aborted,
     workerId: 'w0',
     declines: [{ taskId: 'sink-0', message: 'disk full' }],
+    sessionToken,
   });
   const pending = await trigger();
   t.is(
@@ -68,12 +79,12 @@ async function setUp(t: ExecutionContext, c: TestCoordinator) {
     (await c.query.getCheckpoint({ jobId: 'job', checkpointId: aborted })).checkpoint?.state,
     'CHECKPOINT_STATE_ABORTED',
   );
-  return { epoch, ack, completed, aborted, pending };
+  return { epoch, ack, completed, aborted, pending, sessionToken };
 }
 
 test('bad acknowledgements are refused with their reason and change nothing', async (t) => {
   const c = await startTestCoordinator(t, servers, { maxMessageBytes: 1024 * 1024 });
-  const { epoch, ack, completed, aborted, pending } = await setUp(t, c);
+  const { epoch, ack, completed, aborted, pending, sessionToken } = await setUp(t, c);
   const before = await c.dump();
 
   await refused(
@@ -98,8 +109,22 @@ test('bad acknowledgements are refused with their reason and change nothing', as
   await refused(
     t,
     ack(pending, [snap('src-0')], { workerId: 'intruder' }),
-    'TASK_NOT_ATTACHED',
-    grpc.status.FAILED_PRECONDITION,
+    'PERMISSION_DENIED',
+    grpc.status.PERMISSION_DENIED,
+  );
+  await refused(t, ack(pending, [snap('src-0')], { sessionToken: '' }), 'PERMISSION_DENIED');
+  await refused(t, ack(pending, [snap('src-0')], { sessionToken: 'forged' }), 'PERMISSION_DENIED');
+  await refused(t, ack(pending, [snap('src-0')], { sessionToken: 'é\n' }), 'PERMISSION_DENIED');
+  await refused(
+    t,
+    c.client.declineCheckpoint({
+      jobId: 'job',
+      epoch,
+      checkpointId: pending,
+      workerId: 'w0',
+      declines: [{ taskId: 'src-0', message: 'x' }],
+    }),
+    'PERMISSION_DENIED',
   );
   await refused(t, ack(pending, [snap('src-0', 'x'.repeat(5000))]), 'OVERSIZED', grpc.status.RESOURCE_EXHAUSTED);
   await refused(t, ack(pending, []), 'MALFORMED', grpc.status.INVALID_ARGUMENT);
@@ -113,6 +138,7 @@ test('bad acknowledgements are refused with their reason and change nothing', as
       checkpointId: pending,
       workerId: 'w0',
       declines: [{ taskId: 'src-0', message: 'x' }],
+      sessionToken,
     }),
     'STALE_EPOCH',
   );
@@ -340,7 +366,7 @@ test('acknowledgements in a session: refusals are answered with their reason, ke
   t.like(await t.throwsAsync(unanswered), { reason: 'UNAVAILABLE', retryable: true });
 });
 
-test('a standby waits without an answer, is refused for a message before its welcome, and ends with its job', async (t) => {
+test('a standby waits without an answer, heartbeats, is refused for another message before its welcome, and ends with its job', async (t) => {
   const c = await startTestCoordinator(t, servers);
   const spec = fanInSpec('job', 1, 1);
   await c.client.submitJob({ spec });
@@ -366,6 +392,8 @@ test('a standby waits without an answer, is refused for a message before its wel
   await eventually(() => isWaiting(1), { what: 'the standby waiting' });
   t.deepEqual(early.got, [], 'no welcome while w0 runs the tasks');
   early.call.write({ heartbeat: { sentAtMs: 1 } });
+  await eventually(() => isWaiting(1), { what: 'the standby still waiting after a heartbeat' });
+  early.call.write({ ready: { epoch: 1, taskIds: ['src-0'] } });
   t.is(errorInfo(await early.ended)?.reason, 'MALFORMED');
   await eventually(() => isWaiting(0), { what: 'the refused standby withdrawn' });
 

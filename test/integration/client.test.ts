@@ -52,7 +52,9 @@ test('unary calls resolve with decoded responses and carry the bearer token', as
 
 test('errorReason and errorInfo read the reason and ids the server sends', async (t) => {
   const c = await startTestCoordinator(t, servers);
-  await c.client.submitJob({ spec: sourcesSpec('job', 1) });
+  const spec = sourcesSpec('job', 1);
+  await c.client.submitJob({ spec });
+  const w = await c.worker({ jobId: 'job', workerId: 'w', taskIds: ['t00000'], spec });
   const err = await t.throwsAsync(
     c.client.acknowledgeCheckpoint({
       jobId: 'job',
@@ -60,6 +62,7 @@ test('errorReason and errorInfo read the reason and ids the server sends', async
       checkpointId: 12,
       workerId: 'w',
       snapshots: [{ taskId: 't00000' }],
+      sessionToken: w.welcome?.sessionToken ?? '',
     }),
   );
   t.is(errorReason(err), 'STALE_EPOCH');

@@ -33,7 +33,7 @@ test('a worker leaving aborts pending checkpoints with TASK_FAILURE; checkpoints
     return s?.state === 'CHECKPOINT_STATE_ABORTED' ? s : undefined;
   });
   t.is(aborted.abortReason, 'ABORT_REASON_TASK_FAILURE');
-  t.regex(aborted.abortMessage, /worker b left/);
+  t.regex(aborted.abortMessage, /a worker left: the worker ended its session/);
   await eventually(() => a.aborted.has(pending));
   const err = await t.throwsAsync(c.client.triggerCheckpoint({ jobId: 'job' }));
   t.is(errorInfo(err)?.reason, 'TASKS_NOT_READY');
@@ -104,6 +104,7 @@ test('more consecutive failures than tolerated start a recovery: new epoch, reco
       checkpointId: after.checkpoint?.checkpointId ?? 0,
       workerId: 'w',
       snapshots: [{ taskId: 'src-0' }],
+      sessionToken: w.welcome?.sessionToken ?? '',
     }),
   );
   t.is(errorInfo(stale)?.reason, 'STALE_EPOCH');
@@ -191,6 +192,7 @@ test('a task failure rolls every task of the job back to the same checkpoint', a
       checkpointId: id + 1,
       workerId: 'a',
       snapshots: [{ taskId: 'src-0' }],
+      sessionToken: a.welcome?.sessionToken ?? '',
     }),
   );
   t.is(errorInfo(stale)?.reason, 'STALE_EPOCH');

@@ -62,6 +62,7 @@ async function startCluster(t: ExecutionContext, n: number): Promise<Cluster> {
       heartbeatTimeoutMs: 2000,
       shutdownGraceMs: 2000,
       logLevel: 'silent',
+      stateUriSchemes: 'file,nats-obj,sim',
     },
     {},
   );

@@ -249,6 +249,7 @@ test('RestoreJob needs the token and is refused by a standby', async (t) => {
         subjectPrefix: c.prefix.nats,
         authToken: 'secret',
         logLevel: 'silent',
+        stateUriSchemes: 'file,nats-obj,sim',
       },
       {},
     ),

@@ -3,141 +3,34 @@
  * parts, guards that refuse without changing anything, retention, garbage
  * collection, corruption and limits.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import test, { type ExecutionContext } from 'ava';
-import type { Etcd3 } from 'etcd3';
 import { CkptError } from '../../src/core/errors.js';
-import type { CommitRequest } from '../../src/core/ports.js';
 import { freePort, startEtcd } from '../../src/dev/index.js';
-import type { CheckpointSummary__Output as CheckpointSummary } from '../../src/gen/ckpt/v1/CheckpointSummary.js';
-import type { JobSpec, JobSpec__Output } from '../../src/gen/ckpt/v1/JobSpec.js';
-import type { Manifest, Manifest__Output } from '../../src/gen/ckpt/v1/Manifest.js';
+import type { Manifest__Output } from '../../src/gen/ckpt/v1/Manifest.js';
 import type { ManifestRoot, ManifestRoot__Output } from '../../src/gen/ckpt/v1/ManifestRoot.js';
 import { codec } from '../../src/proto/index.js';
-import { createEtcdStore, pad, type EtcdStore, type EtcdStoreOptions } from '../../src/store/index.js';
+import { createEtcdStore, pad, type EtcdStoreOptions } from '../../src/store/index.js';
 import { etcdClient, eventually, uniquePrefix, useServers } from '../helpers/index.js';
+import {
+  commitRequest,
+  dump,
+  jobSpec,
+  keysUnder,
+  manifest,
+  manifestCodec,
+  reasonOf,
+  storeFixture,
+  summaryOf,
+  type StoreFixture,
+} from './store-fixtures.js';
 
 const servers = useServers({ nats: false });
 
-const manifestCodec = codec<Manifest, Manifest__Output>('Manifest');
-const jobSpecCodec = codec<JobSpec, JobSpec__Output>('JobSpec');
 const rootCodec = codec<ManifestRoot, ManifestRoot__Output>('ManifestRoot');
 
-interface Fixture {
-  store: EtcdStore;
-  etcd: Etcd3;
-  prefix: string;
-}
-
-/**
- * A store on the test's prefix. Manifests are stored as encoded unless
- * `options` says otherwise, so that sizes and parts are those of the
- * encoding; the compression tests turn it on.
- */
-function fixture(t: ExecutionContext, options: Partial<EtcdStoreOptions> = {}): Fixture {
-  const prefix = uniquePrefix(t).etcd;
-  const store = createEtcdStore({
-    hosts: [servers.etcdUrl],
-    prefix,
-    compressManifestAboveBytes: Number.MAX_SAFE_INTEGER,
-    ...options,
-  });
-  t.teardown(() => store.close());
-  return { store, etcd: etcdClient(t, servers.etcdUrl), prefix };
-}
-
-function jobSpec(jobId: string, retained = 1): JobSpec__Output {
-  return jobSpecCodec.decode(
-    jobSpecCodec.encode({
-      jobId,
-      tasks: [
-        { taskId: 'source', labels: { lang: 'ts' } },
-        { taskId: 'sink', inputs: ['source'] },
-      ],
-      policy: { intervalMs: 1000, retained },
-      labels: { team: 'storage' },
-    }),
-  );
-}
-
-/** A manifest as decoding returns it, with `tasks` tasks of realistic content. */
-function manifest(jobId: string, checkpointId: number, epoch: number, tasks = 3): Manifest__Output {
-  const snapshots = Array.from({ length: tasks }, (_, i) => {
-    const taskId = `task-${String(i).padStart(5, '0')}`;
-    return {
-      taskId,
-      state: {
-        uri: `file:///var/lib/ckpt/${jobId}/${taskId}/chk-${checkpointId}/state-${randomBytes(12).toString('hex')}.bin`,
-        sizeBytes: 1_000_000 + i,
-        checksum: `sha256:${createHash('sha256').update(`${taskId}/${checkpointId}`).digest('hex')}`,
-      },
-      positions: [{ input: `orders/${i % 16}`, offset: checkpointId * 1_000_000 + i }],
-      metrics: {
-        alignmentMs: i % 7,
-        syncMs: 3,
-        asyncMs: 40 + (i % 11),
-        stateSizeBytes: 1_000_000 + i,
-        persistedBytes: 4096,
-        processedRecords: 10_000 + i,
-      },
-    };
-  });
-  return manifestCodec.decode(
-    manifestCodec.encode({
-      jobId,
-      checkpointId,
-      epoch,
-      snapshotType: 'SNAPSHOT_TYPE_FULL',
-      triggeredAtMs: 1_700_000_000_000 + checkpointId,
-      completedAtMs: 1_700_000_000_500 + checkpointId,
-      tasks: snapshots,
-    }),
-  );
-}
-
-function summaryOf(m: Manifest__Output): CheckpointSummary {
-  return {
-    jobId: m.jobId,
-    checkpointId: m.checkpointId,
-    epoch: m.epoch,
-    state: 'CHECKPOINT_STATE_COMPLETED',
-    abortReason: 'ABORT_REASON_UNSPECIFIED',
-    abortMessage: '',
-    snapshotType: m.snapshotType,
-    manual: false,
-    triggeredAtMs: m.triggeredAtMs,
-    finishedAtMs: m.completedAtMs,
-    totalTasks: m.tasks.length,
-    acknowledgedTasks: m.tasks.length,
-    stateSizeBytes: 0,
-    persistedBytes: 0,
-    maxAlignmentMs: 0,
-    maxSnapshotMs: 0,
-    manifestBytes: 0,
-    manifestParts: 0,
-  };
-}
-
-function commitRequest(m: Manifest__Output, subsumedCheckpointIds: number[] = []): CommitRequest {
-  return { manifest: m, summary: summaryOf(m), subsumedCheckpointIds };
-}
-
-/** Every key under `prefix` with a hash of its value and its revisions. */
-async function dump(etcd: Etcd3, prefix: string): Promise<string[]> {
-  const response = await etcd.getAll().prefix(prefix).exec();
-  return response.kvs.map(
-    (kv) =>
-      `${kv.key.toString()} ${createHash('sha256').update(kv.value).digest('hex')} ${kv.create_revision} ${kv.mod_revision}`,
-  );
-}
-
-async function keysUnder(etcd: Etcd3, prefix: string): Promise<string[]> {
-  return etcd.getAll().prefix(prefix).keys();
-}
-
-async function reasonOf(t: ExecutionContext, promise: Promise<unknown>): Promise<string | undefined> {
-  const error = await t.throwsAsync(promise, { instanceOf: CkptError });
-  return error?.reason;
+function fixture(t: ExecutionContext, options: Partial<EtcdStoreOptions> = {}): StoreFixture {
+  return storeFixture(t, servers, options);
 }
 
 test('createJob creates once, reads back afterwards, and loadJobs lists every job', async (t) => {

@@ -34,7 +34,7 @@ function run(j: JobTracker, workerId: string, taskIds: string[]): boolean {
 function snap(taskId: string): TaskSnapshot__Output {
   return {
     taskId,
-    state: { uri: `u://${taskId}`, sizeBytes: 1, checksum: '', shared: [] },
+    state: { uri: `file:///state/${taskId}`, sizeBytes: 1, checksum: `sha256:${'a'.repeat(64)}`, shared: [] },
     positions: [],
     metrics: null,
   };
@@ -117,7 +117,7 @@ test('acknowledgements are checked against epoch, checkpoint, and the attaching 
     'UNKNOWN_TASK',
   );
   const big = snap('src');
-  big.state = { uri: 'x'.repeat(5000), sizeBytes: 1, checksum: '', shared: [] };
+  big.state = { uri: `file:///${'x'.repeat(5000)}`, sizeBytes: 1, checksum: `sha256:${'a'.repeat(64)}`, shared: [] };
   t.is(
     reason(() => j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w1' }, [big])),
     'OVERSIZED',

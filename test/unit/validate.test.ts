@@ -44,7 +44,7 @@ test('bad specs are refused with a reason naming the field', (t) => {
   );
   t.regex(
     reason(() => validateJobSpec({ jobId: 'j', tasks: [{ taskId: 'x', inputs: ['y'] }] })),
-    /unknown task y/,
+    /unknown task "y"/,
   );
   t.regex(
     reason(() =>

@@ -1,0 +1,337 @@
+/**
+ * The coordinator's worker sessions: hellos (workers and standbys),
+ * heartbeats with task health, ready and failure reports, session ends and
+ * timeouts, and the session tokens that acknowledgement and decline calls
+ * carry. Every message is checked before it is used; a bad one is refused
+ * with its reason and changes nothing.
+ */
+import type { AttachResponse } from '../gen/ckpt/v1/AttachResponse.js';
+import type { TaskHealth } from '../gen/ckpt/v1/TaskHealth.js';
+import type { WorkerHello } from '../gen/ckpt/v1/WorkerHello.js';
+import { CkptError } from '../core/errors.js';
+import { checkCount, checkTextBytes, type Limits } from '../core/limits.js';
+import { checkHealth, checkHello, checkTaskIds, type CheckedHello } from '../core/request-checks.js';
+import { hungReason, silentTask } from '../core/task-health.js';
+import { checkId } from '../core/validate.js';
+import type { Logger } from '../log/index.js';
+import type { JobRuntime } from './job-runtime.js';
+import { SessionRegistry, type Session, type SessionChannel } from './sessions.js';
+import { StandbyRegistry, type StandbyTicket } from './standbys.js';
+
+/** What the sessions need from their coordinator. */
+export interface WorkerSessionsDeps {
+  logger: Logger;
+  now: () => number;
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  standbyTimeoutMs: number;
+  limits: Pick<Limits, 'maxSessions' | 'maxStandbysPerJob' | 'maxTasksPerJob' | 'maxMessageTextBytes'>;
+  /** The leader's term, sent in every welcome. */
+  term: number;
+  /** The job's control subject prefix. */
+  controlPrefix(jobId: string): string;
+  /** The job's runtime; throws UNKNOWN_JOB or JOB_QUARANTINED. */
+  job(jobId: string): JobRuntime;
+  /** The job's runtime, if the coordinator runs it. */
+  findJob(jobId: string): JobRuntime | undefined;
+  /** Throws SHUTTING_DOWN unless the coordinator runs. */
+  requireRunning(): void;
+  /** True once the coordinator stopped. */
+  stopped(): boolean;
+}
+
+/** A standby's answer: attached at once, or waiting with a ticket. */
+export type StandbyOffer = { session: Session } | { ticket: StandbyTicket };
+
+/** The sessions and standbys of every job of one coordinator. */
+export class WorkerSessions {
+  private readonly d: WorkerSessionsDeps;
+  private readonly log: Logger;
+  private readonly registry = new SessionRegistry();
+  private readonly standbys = new StandbyRegistry();
+
+  constructor(deps: WorkerSessionsDeps) {
+    this.d = deps;
+    this.log = deps.logger.child({ component: 'sessions' });
+  }
+
+  /** Live sessions of a job. */
+  ofJob(jobId: string): Session[] {
+    return this.registry.ofJob(jobId);
+  }
+
+  /** Standbys of a job waiting for their tasks. */
+  waitingStandbys(jobId: string): number {
+    return this.standbys.ofJob(jobId).length;
+  }
+
+  /** Opens a worker session from its hello; the welcome is sent on the channel. */
+  open(hello: WorkerHello, channel: SessionChannel): Session {
+    this.d.requireRunning();
+    return this.attach(checkHello(hello, this.d.limits.maxTasksPerJob), channel);
+  }
+
+  private attach(hello: CheckedHello, channel: SessionChannel): Session {
+    const runtime = this.d.job(hello.jobId);
+    if (this.registry.size >= this.d.limits.maxSessions) {
+      throw new CkptError('LIMIT_REACHED', `the coordinator holds ${this.registry.size} sessions, its limit`, {
+        jobId: hello.jobId,
+        retryable: true,
+      });
+    }
+    runtime.tracker.takenTask(hello.workerId, hello.taskIds);
+    const session = this.registry.add({ ...hello, channel, nowMs: this.d.now() });
+    try {
+      runtime.tracker.attach(hello.workerId, hello.taskIds);
+    } catch (err) {
+      this.registry.remove(session.sessionId);
+      throw err;
+    }
+    channel.send(this.welcome(session, runtime));
+    this.log.info(
+      { jobId: hello.jobId, workerId: hello.workerId, sessionId: session.sessionId, tasks: hello.taskIds.length },
+      'worker attached',
+    );
+    runtime.attempts.onAttach(session, hello.epoch);
+    runtime.arm();
+    return session;
+  }
+
+  /**
+   * A standby's hello: attaches at once when its tasks are free and returns
+   * the session; otherwise keeps the standby, which `promoted` hears of
+   * once a session end frees its tasks, and returns its ticket (to record
+   * its heartbeats, or withdraw it when its stream ends). Bad hellos are
+   * refused at once, as by `open`.
+   */
+  offerStandby(hello: WorkerHello, channel: SessionChannel, promoted: (session: Session) => void): StandbyOffer {
+    this.d.requireRunning();
+    const checked = checkHello(hello, this.d.limits.maxTasksPerJob);
+    const runtime = this.d.job(checked.jobId);
+    const taken = runtime.tracker.takenTask(checked.workerId, checked.taskIds);
+    if (taken === undefined) return { session: this.attach(checked, channel) };
+    const waiting = this.standbys.ofJob(checked.jobId).length;
+    if (waiting >= this.d.limits.maxStandbysPerJob) {
+      throw new CkptError('LIMIT_REACHED', `job ${checked.jobId} has ${waiting} standbys waiting, its limit`, {
+        jobId: checked.jobId,
+        retryable: true,
+      });
+    }
+    const ticket = this.standbys.add({ hello: checked, channel, promoted }, this.d.now);
+    this.log.info(
+      { jobId: checked.jobId, workerId: checked.workerId, tasks: checked.taskIds.length, waitsFor: taken.owner },
+      'standby waiting',
+    );
+    return { ticket };
+  }
+
+  /** Attaches the waiting standbys of a job whose tasks are all free now, oldest first. */
+  private promoteStandbys(runtime: JobRuntime): void {
+    const free = (hello: CheckedHello): boolean =>
+      runtime.tracker.takenTask(hello.workerId, hello.taskIds) === undefined;
+    this.standbys.promote(runtime.jobId, free, (s) => {
+      const session = this.attach(s.hello, s.channel);
+      this.log.info({ jobId: runtime.jobId, workerId: s.hello.workerId }, 'standby promoted');
+      return session;
+    });
+  }
+
+  private welcome(session: Session, runtime: JobRuntime): AttachResponse {
+    return {
+      welcome: {
+        sessionId: session.sessionId,
+        epoch: runtime.tracker.epoch,
+        heartbeatIntervalMs: this.d.heartbeatIntervalMs,
+        heartbeatTimeoutMs: this.d.heartbeatTimeoutMs,
+        latestCheckpointId: runtime.tracker.latestCheckpointId,
+        controlSubjectPrefix: this.d.controlPrefix(runtime.jobId),
+        spec: runtime.tracker.spec,
+        term: this.d.term,
+        sessionToken: session.token,
+        nextCheckpointId: runtime.tracker.ids.nextId,
+      },
+    };
+  }
+
+  /**
+   * Records a heartbeat of a live session and judges the task health it
+   * reports: a hung task fails, and the job recovers. Throws
+   * TASK_NOT_ATTACHED, recording nothing, for a task the session does not run.
+   */
+  heartbeat(sessionId: string, reported: readonly TaskHealth[] = []): void {
+    const session = this.registry.get(sessionId);
+    if (session === undefined) return;
+    const tasks = checkHealth(reported, session.taskIds.length, { jobId: session.jobId });
+    for (const { taskId } of tasks) this.requireSessionTask(session, taskId);
+    const now = this.d.now();
+    session.lastHeartbeatMs = now;
+    if (tasks.length === 0) {
+      session.taskReports = undefined;
+      return;
+    }
+    session.taskReports ??= { sinceMs: now, lastMs: new Map() };
+    for (const { taskId } of tasks) session.taskReports.lastMs.set(taskId, now);
+    const runtime = this.runningJob(session.jobId);
+    if (runtime === undefined) return;
+    for (const health of tasks) {
+      const why = hungReason(runtime.tracker.policy, health);
+      if (why !== undefined) return this.taskHung(runtime, session, health.taskId, why);
+    }
+  }
+
+  /**
+   * Ends a session: its tasks detach, the checkpoints pending for them can
+   * no longer complete, so they abort with reason TASK_FAILURE, and if the
+   * tasks may have run in this epoch the job recovers.
+   */
+  close(sessionId: string, why: string): void {
+    const session = this.registry.remove(sessionId);
+    if (session === undefined || this.d.stopped()) return;
+    const runtime = this.d.findJob(session.jobId);
+    if (runtime === undefined) return;
+    const tasks = runtime.tracker.detach(session.workerId);
+    this.log.info(
+      { jobId: session.jobId, workerId: session.workerId, sessionId, tasks: tasks.length, why },
+      'worker detached',
+    );
+    if (tasks.length > 0 && runtime.tracker.state === 'JOB_STATE_RUNNING') {
+      runtime.abortAll('ABORT_REASON_TASK_FAILURE', `a worker left: ${why}`);
+      runtime.attempts.onDetach(session, tasks, why);
+      this.promoteStandbys(runtime);
+    }
+    runtime.arm();
+  }
+
+  /** A worker reports tasks restored and ready in `epoch`. */
+  ready(sessionId: string, epoch: unknown, taskIds: readonly unknown[]): void {
+    const { session, runtime } = this.sessionJob(sessionId);
+    const ids = { jobId: session.jobId };
+    const checkedEpoch = checkCount(epoch ?? 0, 'ready.epoch', Number.MAX_SAFE_INTEGER, ids);
+    const checked = checkTaskIds(taskIds, 'ready.task_ids', session.taskIds.length, ids);
+    for (const taskId of checked) this.requireSessionTask(session, taskId);
+    runtime.attempts.ready(session, checkedEpoch, checked);
+  }
+
+  /** A worker reports a failed task: the job rolls back, unless the report is of an older epoch. */
+  failed(sessionId: string, failure: { taskId?: unknown; epoch?: unknown; message?: string }): void {
+    const { session, runtime } = this.sessionJob(sessionId);
+    const ids = { jobId: session.jobId };
+    const taskId = checkId(failure.taskId, 'failure.task_id', ids);
+    const epoch = checkCount(failure.epoch ?? 0, 'failure.epoch', Number.MAX_SAFE_INTEGER, ids);
+    const message = checkTextBytes(failure.message ?? '', this.d.limits.maxMessageTextBytes, 'failure.message', {
+      ...ids,
+      taskId,
+    });
+    this.requireSessionTask(session, taskId);
+    if (epoch !== runtime.tracker.epoch) return;
+    this.log.warn({ jobId: session.jobId, taskId, epoch, message }, 'task failed');
+    void runtime.recover(`task ${taskId} failed: ${message}`);
+  }
+
+  /** The live session and job of a session id; UNAVAILABLE once it ended. */
+  sessionJob(sessionId: string): { session: Session; runtime: JobRuntime } {
+    const session = this.registry.get(sessionId);
+    const runtime = session === undefined ? undefined : this.d.findJob(session.jobId);
+    if (session === undefined || runtime === undefined) {
+      throw new CkptError('UNAVAILABLE', 'the session has ended', { retryable: true });
+    }
+    return { session, runtime };
+  }
+
+  /**
+   * The live session of `token`, which must belong to `jobId`. Throws
+   * PERMISSION_DENIED, naming no session or worker, for a missing or
+   * unknown token, or one of another job or worker.
+   */
+  sessionOfToken(token: unknown, jobId: string, workerId: unknown): Session {
+    const session = typeof token === 'string' ? this.registry.byTokenOf(token) : undefined;
+    const workerMatches = workerId === undefined || workerId === '' || workerId === session?.workerId;
+    if (session === undefined || session.jobId !== jobId || !workerMatches) {
+      throw new CkptError(
+        'PERMISSION_DENIED',
+        `the call's session_token does not name a live session of job ${jobId} and its worker: send the token of the Welcome of the session that runs the tasks`,
+        { jobId },
+      );
+    }
+    return session;
+  }
+
+  private requireSessionTask(session: Session, taskId: string): void {
+    if (!session.taskSet.has(taskId)) {
+      const ids = { jobId: session.jobId, taskId };
+      throw new CkptError('TASK_NOT_ATTACHED', `task ${taskId} is not attached by this session`, ids);
+    }
+  }
+
+  /** The job's runtime while its tasks run (hung tasks are judged only then). */
+  private runningJob(jobId: string): JobRuntime | undefined {
+    const runtime = this.d.findJob(jobId);
+    const running = runtime?.tracker.state === 'JOB_STATE_RUNNING' && runtime.tracker.attempt === 'running';
+    return running ? runtime : undefined;
+  }
+
+  /** A hung task fails like one its worker reported failed: the job recovers. */
+  private taskHung(runtime: JobRuntime, session: Session, taskId: string, why: string): void {
+    this.log.warn({ jobId: session.jobId, workerId: session.workerId, taskId, why }, 'task hung');
+    void runtime.recover(`task ${taskId} hung: ${why}`);
+  }
+
+  /** Ends overdue sessions and silent standbys; fails tasks their workers stopped reporting. */
+  sweep(): void {
+    this.sweepSilentTasks();
+    const now = this.d.now();
+    for (const session of this.registry.overdue(now, this.d.heartbeatTimeoutMs)) {
+      const why = `no heartbeat for ${this.d.heartbeatTimeoutMs} ms`;
+      this.log.warn(
+        { jobId: session.jobId, workerId: session.workerId, sessionId: session.sessionId },
+        'worker session timed out',
+      );
+      this.close(session.sessionId, why);
+      session.channel.end(
+        new CkptError('UNAVAILABLE', `session ended: ${why}`, { jobId: session.jobId, retryable: true }),
+      );
+    }
+    for (const standby of this.standbys.silent(now, this.d.standbyTimeoutMs)) {
+      const jobId = standby.hello.jobId;
+      this.log.warn({ jobId, workerId: standby.hello.workerId }, 'silent standby ended');
+      const why = `standby ended: no heartbeat for ${this.d.standbyTimeoutMs} ms`;
+      standby.channel.end(new CkptError('UNAVAILABLE', why, { jobId, retryable: true }));
+    }
+  }
+
+  /** Tasks that their heartbeating workers stopped reporting are hung. */
+  private sweepSilentTasks(): void {
+    const now = this.d.now();
+    for (const session of this.registry.all()) {
+      const reports = session.taskReports;
+      const runtime = reports === undefined ? undefined : this.runningJob(session.jobId);
+      if (reports === undefined || runtime === undefined) continue;
+      const silent = silentTask(runtime.tracker.policy, session.taskIds, reports.lastMs, reports.sinceMs, now);
+      if (silent !== undefined) this.taskHung(runtime, session, silent.taskId, silent.why);
+    }
+  }
+
+  /** Tells the job's sessions it was canceled and ends its standbys. */
+  jobCanceled(jobId: string): void {
+    for (const s of this.registry.ofJob(jobId)) s.channel.send({ canceled: { jobId } });
+    this.standbys.endAll(new CkptError('JOB_CANCELED', `job ${jobId} was canceled`, { jobId }), jobId);
+  }
+
+  /** Ends the sessions and standbys of one job with `error`; its tasks are not detached (the job is gone). */
+  endJob(jobId: string, error: CkptError): void {
+    for (const session of this.registry.ofJob(jobId)) {
+      this.registry.remove(session.sessionId);
+      session.channel.end(error);
+    }
+    this.standbys.endAll(error, jobId);
+  }
+
+  /** Ends every session and standby with `error` (the coordinator stops). */
+  endAll(error: CkptError): void {
+    for (const session of this.registry.all()) {
+      this.registry.remove(session.sessionId);
+      session.channel.end(error);
+    }
+    this.standbys.endAll(error);
+  }
+}
