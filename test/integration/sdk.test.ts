@@ -448,11 +448,13 @@ test('a standby waits while its tasks run elsewhere and takes them over, restore
   t.false(standbyStarted, 'the standby waits while the primary runs the tasks');
   t.is(seenByStandby.length, 0);
 
-  const restored = collect(standby.worker, 'restored');
+  const restored = standby.worker.waitFor('restored', () => true, { timeoutMs: 20_000 });
   await primary.stop();
   await standby.started;
+  // The job may still show the primary's running attempt: wait for the standby's own restore.
+  const [event] = await restored;
+  t.like(event, { checkpointId: first.checkpointId });
   await h.c.started('standby');
-  t.like(restored[0], { checkpointId: first.checkpointId });
   t.true((standby.worker.epoch ?? 0) > (before?.epoch ?? 0), 'the takeover is a recovery in a new epoch');
 
   // The source resumed after its recorded position, and the count's state came back from the checkpoint.
