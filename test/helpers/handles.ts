@@ -5,7 +5,7 @@
 import { ChildProcess } from 'node:child_process';
 import { Server, Socket } from 'node:net';
 
-/** Node's list of live handles: not in @types/node, but stable since Node 0.x. */
+/** Node's list of live handles: undocumented and not in @types/node, but in every Node release. */
 interface ProcessHandles {
   _getActiveHandles(): unknown[];
 }
