@@ -6,4 +6,12 @@ export { useServers, type TestServers, type UseServersOptions } from './servers.
 export { slugify, uniquePrefix, type TestPrefix, type Titled } from './prefix.js';
 export { etcdClient, natsConnection, DEFAULT_ETCD_CALL_MS } from './clients.js';
 export { activeHandles, describeHandle, leakedSockets } from './handles.js';
-export { eventually, processExists, DEFAULT_EVENTUALLY_MS, DEFAULT_POLL_MS, type EventuallyOptions } from './wait.js';
+export {
+  eventually,
+  processExists,
+  within,
+  DEFAULT_EVENTUALLY_MS,
+  DEFAULT_POLL_MS,
+  DEFAULT_WITHIN_MS,
+  type EventuallyOptions,
+} from './wait.js';

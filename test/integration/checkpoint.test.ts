@@ -8,7 +8,7 @@ import test from 'ava';
 import { createEtcdStore } from '../../src/store/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import type { TaskSnapshot__Output } from '../../src/gen/ckpt/v1/TaskSnapshot.js';
-import { eventually, useServers } from '../helpers/index.js';
+import { eventually, useServers, within } from '../helpers/index.js';
 import { fanInSpec, sourcesSpec, startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';
 import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
 import type { SimulatedWorker } from '../../src/sim/index.js';
@@ -91,9 +91,12 @@ test('periodic checkpoints follow the policy and retention keeps exactly the con
   const spec = fanInSpec('job', 2, 1, { intervalMs: 50, retained: 3 });
   await c.client.submitJob({ spec });
   const [w] = await startWorkers(c, spec, 1);
-  await new Promise<void>((resolve) => {
-    w?.events.on('complete', (m) => m.checkpointId >= 6 && resolve());
-  });
+  await within(
+    new Promise<void>((resolve) => {
+      w?.events.on('complete', (m) => m.checkpointId >= 6 && resolve());
+    }),
+    'the completion of checkpoint 6',
+  );
   await c.client.cancelJob({ jobId: 'job' });
   await c.running.coordinator.settled();
   const list = await c.query.listCheckpoints({ jobId: 'job' });
@@ -176,7 +179,7 @@ test('with two checkpoints pending, the older one acknowledged last is subsumed,
   const newer = await c.client.triggerCheckpoint({ jobId: 'job' });
   const olderId = older.checkpoint?.checkpointId ?? 0;
   const newerId = newer.checkpoint?.checkpointId ?? 0;
-  await both;
+  await within(both, 'both checkpoints snapshotted');
   // The newer one is acknowledged first; the older one's acknowledgement follows while it commits.
   held.get(newerId)?.();
   held.get(olderId)?.();

@@ -10,7 +10,7 @@ import { startTcpProxy } from '../../src/dev/index.js';
 import type { AttachResponse__Output } from '../../src/gen/ckpt/v1/AttachResponse.js';
 import { errorInfo } from '../../src/client/index.js';
 import { useServers } from '../helpers/index.js';
-import { eventually } from '../helpers/wait.js';
+import { eventually, within } from '../helpers/wait.js';
 import { fanInSpec, startTestCoordinator } from '../helpers/coordinator.js';
 
 const servers = useServers();
@@ -61,7 +61,7 @@ test('a session without heartbeats times out and its tasks detach', async (t) =>
     w.events.once('session-ended', ({ error }) => resolve(error)),
   );
   w.setHeartbeats(false);
-  t.is(errorInfo(await ended)?.reason, 'UNAVAILABLE');
+  t.is(errorInfo(await within(ended, 'the session to end'))?.reason, 'UNAVAILABLE');
   t.is((await c.client.getJob({ jobId: 'job' })).job?.attachedTasks, 0);
 });
 
@@ -148,7 +148,7 @@ test('cancelling a job aborts pending checkpoints and tells its workers', async 
   const pending = (await c.client.triggerCheckpoint({ jobId: 'job' })).checkpoint?.checkpointId ?? 0;
   const job = await c.client.cancelJob({ jobId: 'job' });
   t.is(job.job?.state, 'JOB_STATE_CANCELED');
-  await canceled;
+  await within(canceled, 'the cancellation at the worker');
   t.is((await eventually(() => w.aborted.get(pending))).reason, 'ABORT_REASON_JOB_CANCELED');
   t.is(errorInfo(await t.throwsAsync(c.client.triggerCheckpoint({ jobId: 'job' })))?.reason, 'JOB_CANCELED');
   await c.restart();
