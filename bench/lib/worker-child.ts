@@ -107,7 +107,10 @@ async function send(worker: SimulatedWorker, calls: ReturnType<typeof ackCalls>,
   const one = (call: ReturnType<typeof ackCalls>[number]) =>
     command.via === 'session'
       ? worker.acknowledge(call, ACK_DEADLINE_MS)
-      : worker.client.acknowledgeCheckpoint(call, { deadlineMs: ACK_DEADLINE_MS });
+      : worker.client.acknowledgeCheckpoint(
+          { ...call, sessionToken: worker.welcome?.sessionToken ?? '' },
+          { deadlineMs: ACK_DEADLINE_MS },
+        );
   const lane = async (): Promise<void> => {
     while (next < calls.length) await one(calls[next++]!);
   };

@@ -1,7 +1,8 @@
 /**
  * The NATS barrier plane: the coordinator's `ControlBus`, the subject
- * scheme, header names, codecs of the control messages, and a connection
- * function for workers.
+ * scheme, header names, codecs of the control messages, a connection
+ * function for workers, and what a worker believes of what arrives on NATS
+ * (`ControlIntake`, `checkBarrier`, `CheckpointBeliefs`, `TermGate`).
  */
 export { createNatsBus, resolveNatsBusOptions, DEFAULT_CONFIRM_TIMEOUT_MS } from './nats-bus.js';
 export type { NatsBus, NatsBusConfig, NatsBusOptions } from './nats-bus.js';
@@ -12,4 +13,21 @@ export type { ControlMessageCodecs } from './control-codecs.js';
 export { BARRIER_HEADER, EPOCH_HEADER, barrierHeaders, epochHeaders, epochOf, isBarrier } from './headers.js';
 export { fromNatsError } from './nats-errors.js';
 export { LeaderTerms } from './leader-terms.js';
+export { MAX_HELD_CONTROL_MESSAGES, TermGate } from './term-gate.js';
+export type { TermRelease, TermVerdict } from './term-gate.js';
+export {
+  CheckpointBeliefs,
+  isCheckpointId,
+  MAX_CHECKPOINT_ID_AHEAD,
+  MAX_TRACKED_CHECKPOINTS,
+} from './checkpoint-beliefs.js';
+export type { AbortRange, CompleteVerdict, ConfirmedIds } from './checkpoint-beliefs.js';
+export { ControlIntake, decodeControl } from './control-intake.js';
+export type { ControlHandlers, ControlIntakeOptions, ControlMessage } from './control-intake.js';
+export { checkBarrier } from './barrier-check.js';
+export type { BarrierCheck } from './barrier-check.js';
+export { DEFAULT_DROP_LOG_INTERVAL_MS, DropLog } from './drop-log.js';
+export type { Drop, DropLogOptions, DropReason } from './drop-log.js';
+export { guardedCallback } from './guarded-callback.js';
+export type { MsgCallback } from './guarded-callback.js';
 export * from './subjects.js';

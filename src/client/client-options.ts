@@ -2,8 +2,17 @@
  * Connection options shared by the ckpt clients.
  */
 import * as grpc from '@grpc/grpc-js';
+import { CkptError } from '../core/errors.js';
 import { bearerTokenInterceptor } from './auth.js';
 import type { LeaderRetryOptions } from './leader-routing.js';
+
+/**
+ * Default of `ClientOptions.maxMessageBytes`: 64 MiB, the coordinator's
+ * own default (`--max-message-bytes`). grpc-js alone would refuse to
+ * receive more than 4 MiB, less than a restore command or a manifest of a
+ * large job may take.
+ */
+export const DEFAULT_CLIENT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 /** Options of `createCoordinatorClient` and `createQueryClient`. */
 export interface ClientOptions {
@@ -11,18 +20,33 @@ export interface ClientOptions {
   token?: string;
   /** Channel credentials. Default: insecure (plain TCP). */
   credentials?: grpc.ChannelCredentials;
+  /**
+   * Largest message the client receives or sends, in bytes (the channel
+   * options `grpc.max_receive_message_length` and
+   * `grpc.max_send_message_length`). Default
+   * `DEFAULT_CLIENT_MAX_MESSAGE_BYTES`; `channelOptions` take precedence.
+   */
+  maxMessageBytes?: number;
   /** grpc-js channel options (keepalive, message sizes…). Default: none. */
   channelOptions?: grpc.ChannelOptions;
   /** How calls are retried while the client looks for the leader. Defaults: see `LeaderRetryOptions`. */
   retry?: LeaderRetryOptions;
 }
 
-/** The credentials and grpc-js client options for `options`. */
+/** The credentials and grpc-js client options for `options`; throws `CkptError('MALFORMED')` for a bad size. */
 export function grpcClientOptions(options: ClientOptions): {
   credentials: grpc.ChannelCredentials;
   clientOptions: grpc.ClientOptions;
 } {
-  const clientOptions: grpc.ClientOptions = { ...options.channelOptions };
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_CLIENT_MAX_MESSAGE_BYTES;
+  if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes <= 0) {
+    throw new CkptError('MALFORMED', `maxMessageBytes: ${maxMessageBytes} is not a positive number of bytes`);
+  }
+  const clientOptions: grpc.ClientOptions = {
+    'grpc.max_receive_message_length': maxMessageBytes,
+    'grpc.max_send_message_length': maxMessageBytes,
+    ...options.channelOptions,
+  };
   if (options.token !== undefined && options.token !== '') {
     clientOptions.interceptors = [bearerTokenInterceptor(options.token)];
   }

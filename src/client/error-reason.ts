@@ -99,6 +99,8 @@ function reasonOfCode(code: grpc.status): ErrorReason {
   switch (code) {
     case grpc.status.UNAUTHENTICATED:
       return 'UNAUTHENTICATED';
+    case grpc.status.PERMISSION_DENIED:
+      return 'PERMISSION_DENIED';
     case grpc.status.INVALID_ARGUMENT:
       return 'MALFORMED';
     case grpc.status.RESOURCE_EXHAUSTED:

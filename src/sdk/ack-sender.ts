@@ -1,12 +1,15 @@
 /**
- * Sending a worker's batched acknowledgements and declines, as messages in
- * the worker's session while it is open, else as calls. A send that
- * fails because the coordinator is unreachable (a restart) is retried with
- * backoff while its epoch is still the worker's; a batch of an epoch that
- * is no longer current is dropped.
+ * Sending a worker's batched acknowledgements and declines: as messages in
+ * the worker's session (`acknowledgeVia: 'session'`), or as calls that
+ * carry the session's token (`'call'`). While no session is welcomed
+ * (it reconnects) nothing is sent: a call without a live session's token
+ * would be refused, so the send waits, with backoff, until the session is
+ * back. A send that fails because the coordinator is unreachable is retried
+ * the same way while its epoch is still the worker's; a batch of an epoch
+ * that is no longer current is dropped.
  */
 import { toCkptError, type CoordinatorClient } from '../client/index.js';
-import type { CkptError } from '../core/errors.js';
+import { CkptError } from '../core/errors.js';
 import type { AcknowledgeCheckpointResponse__Output } from '../gen/ckpt/v1/AcknowledgeCheckpointResponse.js';
 import type { Logger } from '../log/index.js';
 import type { AckBatch } from './ack-batcher.js';
@@ -17,8 +20,8 @@ import type { WorkerSession } from './session.js';
 /** What an ack sender needs. */
 export interface AckSenderOptions {
   client: CoordinatorClient;
-  /** The worker's session, for `acknowledgeVia: 'session'`. */
-  session: Pick<WorkerSession, 'connected' | 'request'>;
+  /** The worker's session: messages go in it, calls carry its token. */
+  session: Pick<WorkerSession, 'connected' | 'request' | 'sessionToken'>;
   acknowledgeVia: 'session' | 'call';
   jobId: string;
   workerId: string;
@@ -30,6 +33,10 @@ export interface AckSenderOptions {
   /** Aborted when the worker stops. */
   signal: AbortSignal;
   logger: Logger;
+  /** Acknowledgements of `checkpointId` are about to be sent. */
+  onSending(checkpointId: number, epoch: number): void;
+  /** The coordinator accepted a send, or it was refused or given up (`accepted` false). */
+  onAnswer(kind: 'ack' | 'decline', checkpointId: number, epoch: number, accepted: boolean): void;
   onAcked(event: WorkerEventMap['checkpoint-acked'][0]): void;
   onDeclined(event: WorkerEventMap['checkpoint-declined'][0]): void;
   onFailed(event: WorkerEventMap['ack-failed'][0]): void;
@@ -43,55 +50,86 @@ export function createAckSender(o: AckSenderOptions): (batch: AckBatch) => Promi
       o.logger.debug({ checkpointId, epoch }, 'results of an old epoch dropped');
       return;
     }
-    const base = { jobId: o.jobId, workerId: o.workerId, checkpointId, epoch };
-    if (batch.declines.length > 0) {
-      const taskIds = batch.declines.map((d) => d.taskId);
-      try {
-        await withRetry(o, epoch, () =>
-          viaSession(o)
-            ? o.session.request({ decline: { checkpointId, epoch, declines: batch.declines } }, o.deadlineMs)
-            : o.client.declineCheckpoint({ ...base, declines: batch.declines }, callOptions(o)),
-        );
-        o.onDeclined({ checkpointId, epoch, taskIds, messages: batch.declines.map((d) => d.message) });
-      } catch (err) {
-        failed(o, { checkpointId, epoch, taskIds }, err);
-      }
-    }
-    if (batch.acks.length === 0) return;
-    const taskIds = batch.acks.map((s) => s.taskId ?? '');
-    try {
-      const response: AcknowledgeCheckpointResponse__Output = await withRetry(o, epoch, () =>
-        viaSession(o)
-          ? o.session.request({ acknowledge: { checkpointId, epoch, snapshots: batch.acks } }, o.deadlineMs)
-          : o.client.acknowledgeCheckpoint({ ...base, snapshots: batch.acks }, callOptions(o)),
-      );
-      o.onAcked({ checkpointId, epoch, taskIds, snapshots: batch.acks, response });
-    } catch (err) {
-      failed(o, { checkpointId, epoch, taskIds }, err);
-    }
+    if (batch.declines.length > 0) await sendDeclines(o, batch);
+    if (batch.acks.length > 0) await sendAcks(o, batch);
   };
 }
 
-/** In the session when so configured and a stream is open; else as a call (while reconnecting, say). */
+async function sendDeclines(o: AckSenderOptions, batch: AckBatch): Promise<void> {
+  const { checkpointId, epoch, declines } = batch;
+  const taskIds = declines.map((d) => d.taskId);
+  try {
+    await withRetry(o, epoch, (sessionToken) =>
+      viaSession(o)
+        ? o.session.request({ decline: { checkpointId, epoch, declines } }, o.deadlineMs)
+        : o.client.declineCheckpoint(
+            { jobId: o.jobId, workerId: o.workerId, checkpointId, epoch, declines, sessionToken },
+            callOptions(o),
+          ),
+    );
+    o.onAnswer('decline', checkpointId, epoch, true);
+    o.onDeclined({ checkpointId, epoch, taskIds, messages: declines.map((d) => d.message) });
+  } catch (err) {
+    o.onAnswer('decline', checkpointId, epoch, false);
+    failed(o, { checkpointId, epoch, taskIds }, err);
+  }
+}
+
+async function sendAcks(o: AckSenderOptions, batch: AckBatch): Promise<void> {
+  const { checkpointId, epoch, acks: snapshots } = batch;
+  const taskIds = snapshots.map((s) => s.taskId ?? '');
+  o.onSending(checkpointId, epoch);
+  try {
+    const response: AcknowledgeCheckpointResponse__Output = await withRetry(o, epoch, (sessionToken) =>
+      viaSession(o)
+        ? o.session.request({ acknowledge: { checkpointId, epoch, snapshots } }, o.deadlineMs)
+        : o.client.acknowledgeCheckpoint(
+            { jobId: o.jobId, workerId: o.workerId, checkpointId, epoch, snapshots, sessionToken },
+            callOptions(o),
+          ),
+    );
+    o.onAnswer('ack', checkpointId, epoch, true);
+    o.onAcked({ checkpointId, epoch, taskIds, snapshots, response });
+  } catch (err) {
+    o.onAnswer('ack', checkpointId, epoch, false);
+    failed(o, { checkpointId, epoch, taskIds }, err);
+  }
+}
+
+/** In the session when so configured; a call otherwise. Either needs a welcomed session. */
 function viaSession(o: AckSenderOptions): boolean {
-  return o.acknowledgeVia === 'session' && o.session.connected;
+  return o.acknowledgeVia === 'session';
 }
 
 function callOptions(o: AckSenderOptions): { deadlineMs: number; signal: AbortSignal } {
   return { deadlineMs: o.deadlineMs, signal: o.signal };
 }
 
-async function withRetry<T>(o: AckSenderOptions, epoch: number, call: () => Promise<T>): Promise<T> {
+/**
+ * Makes `call` with the token of the session welcomed now; while none is,
+ * waits with backoff. A retryable failure, or a refusal for a token that
+ * has changed since (the session was replaced), is tried again.
+ */
+async function withRetry<T>(
+  o: AckSenderOptions,
+  epoch: number,
+  call: (sessionToken: string) => Promise<T>,
+): Promise<T> {
   const until = Date.now() + o.retryTimeoutMs;
   for (let attempt = 0; ; attempt += 1) {
+    const sessionToken = o.session.sessionToken;
     try {
-      return await call();
+      if (!o.session.connected) {
+        throw new CkptError('UNAVAILABLE', 'no session is welcomed: the worker reconnects', { retryable: true });
+      }
+      return await call(sessionToken);
     } catch (err) {
       const error = toCkptError(err);
+      const replaced = error.reason === 'PERMISSION_DENIED' && o.session.sessionToken !== sessionToken;
       const delay = backoffDelayMs(o.backoff, attempt);
-      const giveUp = !error.retryable || !o.isCurrent(epoch) || o.signal.aborted || Date.now() + delay > until;
-      if (giveUp) throw error;
-      o.logger.debug({ err: error, attempt }, 'acknowledgement call failed; retrying');
+      const retry = error.retryable || replaced;
+      if (!retry || !o.isCurrent(epoch) || o.signal.aborted || Date.now() + delay > until) throw error;
+      o.logger.debug({ err: error, attempt }, 'acknowledgement failed; retrying');
       await sleep(delay, o.signal);
     }
   }

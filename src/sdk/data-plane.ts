@@ -5,9 +5,8 @@
  * of one edge stay in order.
  */
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/nats-core';
-import { barrierHeaders, controlMessageCodecs } from '../bus/index.js';
+import { barrierHeaders, controlMessageCodecs, guardedCallback } from '../bus/index.js';
 import type { Barrier } from '../gen/ckpt/v1/Barrier.js';
-import type { Logger } from '../log/index.js';
 import { recordHeaders } from './record.js';
 import { edgeSubject, type Edge } from './subjects.js';
 
@@ -16,6 +15,9 @@ const MAX_CACHED_KEY_HEADERS = 4096;
 
 /** Receives one message of an edge a local task reads. */
 export type EdgeHandler = (edge: Edge, msg: Msg) => void;
+
+/** Hears a subscription error (`msg` undefined) or what an `EdgeHandler` threw. */
+export type EdgeErrorHandler = (edge: Edge, err: unknown, msg: Msg | undefined) => void;
 
 /** One outgoing edge: its subject, and how many records it carried in `epoch`. */
 interface OutEdge {
@@ -28,18 +30,21 @@ interface OutEdge {
 export class DataPlane {
   readonly #nc: NatsConnection;
   readonly #prefix: string;
-  readonly #logger: Logger;
+  readonly #onError: EdgeErrorHandler;
   readonly #codec = controlMessageCodecs().barrier;
   readonly #out = new Map<string, OutEdge>();
   readonly #keyed = new Map<string, MsgHdrs>();
   #headersEpoch = -1;
   #plain: MsgHdrs = recordHeaders(0);
 
-  /** `controlPrefix`: the job's control prefix from the welcome. */
-  constructor(nc: NatsConnection, controlPrefix: string, logger: Logger) {
+  /**
+   * `controlPrefix`: the job's control prefix from the welcome; `onError`
+   * hears what goes wrong in a subscription (nothing is thrown into NATS).
+   */
+  constructor(nc: NatsConnection, controlPrefix: string, onError: EdgeErrorHandler) {
     this.#nc = nc;
     this.#prefix = controlPrefix;
-    this.#logger = logger;
+    this.#onError = onError;
   }
 
   /** Publishes one record from `from` to `to` in `epoch`, and counts it on the edge. */
@@ -80,26 +85,17 @@ export class DataPlane {
       for (const input of inputs) {
         const subject = edgeSubject(this.#prefix, input, reader);
         const edge: Edge = { from: input, to: reader };
-        subs.push(this.#nc.subscribe(subject, { callback: (err, msg) => this.#deliver(edge, err, msg, handle) }));
+        const callback = guardedCallback(
+          (msg) => handle(edge, msg),
+          (err, msg) => this.#onError(edge, err, msg),
+        );
+        subs.push(this.#nc.subscribe(subject, { callback }));
       }
     }
     await this.#nc.flush();
     return () => {
       for (const sub of subs) sub.unsubscribe();
     };
-  }
-
-  /** One message of `edge`'s subscription: its subject is exactly the edge's subject, nothing to parse. */
-  #deliver(edge: Edge, err: Error | null, msg: Msg, handle: EdgeHandler): void {
-    if (err !== null) {
-      this.#logger.warn({ err, edge }, 'data subscription failed');
-      return;
-    }
-    try {
-      handle(edge, msg);
-    } catch (error) {
-      this.#logger.warn({ err: error, edge }, 'data message dropped');
-    }
   }
 
   #edge(from: string, to: string): OutEdge {

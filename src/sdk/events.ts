@@ -47,11 +47,17 @@ export interface WorkerEventMap {
   'checkpoint-declined': [CheckpointCallEvent & { messages: string[] }];
   /** An acknowledgement or decline was refused or could not be sent. */
   'ack-failed': [CheckpointCallEvent & { error: CkptError }];
-  /** A `complete` broadcast. */
+  /**
+   * A `complete` broadcast of a checkpoint this worker acknowledged in its
+   * epoch and the coordinator accepted (any other is dropped).
+   */
   complete: [CheckpointComplete__Output];
-  /** An `abort` broadcast. */
+  /** An `abort` broadcast of the worker's epoch with a plausible checkpoint id. */
   abort: [CheckpointAbort__Output];
-  /** A `recover` broadcast of a newer epoch: the tasks stopped and wait for their restore. */
+  /**
+   * A `recover` broadcast naming a newer epoch. Advisory only: the tasks
+   * go on until the session's restore moves them to the new epoch.
+   */
   recover: [Recover__Output];
   /** A task failed; the coordinator rolls the job back. */
   failed: [{ taskId: string; epoch: number; error: CkptError }];

@@ -9,6 +9,7 @@
  */
 export { Worker, createWorker } from './worker.js';
 export type { WorkerState } from './worker.js';
+export type { ConfirmedBeliefs } from './worker-runtime.js';
 export {
   DEFAULT_ACK_BATCH_MS,
   DEFAULT_ACK_DEADLINE_MS,

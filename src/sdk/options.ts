@@ -4,6 +4,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { assertSubjectToken } from '../bus/index.js';
+import { DEFAULT_CLIENT_MAX_MESSAGE_BYTES } from '../client/index.js';
 import { CkptError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import { resolveBackoff, type BackoffConfig, type BackoffOptions } from './backoff.js';
@@ -57,6 +58,12 @@ export interface WorkerOptions {
    * changed by an abandoned call that returns late. Default 10000 ms.
    */
   abandonCallAfterMs?: number;
+  /**
+   * Largest gRPC message the worker receives or sends, in bytes: a restore
+   * command names every snapshot of the worker's tasks and may be large.
+   * Default 64 MiB, the coordinator's default `--max-message-bytes`.
+   */
+  maxMessageBytes?: number;
   /** Labels sent in the hello, added to the SDK's own (`sdk`, `language`, `host`). */
   labels?: Record<string, string>;
   /**
@@ -106,6 +113,7 @@ export interface WorkerConfig {
   reconnect: BackoffConfig;
   maxQueuedSourceMessages: number;
   abandonCallAfterMs: number;
+  maxMessageBytes: number;
   labels: Record<string, string>;
   standby: boolean;
   signal: AbortSignal | undefined;
@@ -148,6 +156,7 @@ export function resolveWorkerOptions(options: WorkerOptions): WorkerConfig {
       options.maxQueuedSourceMessages ?? DEFAULT_MAX_QUEUED_SOURCE_MESSAGES,
     ),
     abandonCallAfterMs: positive('abandonCallAfterMs', options.abandonCallAfterMs ?? DEFAULT_ABANDON_CALL_AFTER_MS),
+    maxMessageBytes: positiveInteger('maxMessageBytes', options.maxMessageBytes ?? DEFAULT_CLIENT_MAX_MESSAGE_BYTES),
     labels: { sdk: SDK_LABEL, language: 'typescript', host: hostname(), ...options.labels },
     standby: options.standby ?? false,
     signal: options.signal,
@@ -175,6 +184,13 @@ function nonNegative(option: string, value: number): number {
 
 function positive(option: string, value: number): number {
   if (!Number.isFinite(value) || value <= 0) throw new CkptError('MALFORMED', `${option}: ${value} is not positive`);
+  return value;
+}
+
+function positiveInteger(option: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new CkptError('MALFORMED', `${option}: ${value} is not a positive integer`);
+  }
   return value;
 }
 

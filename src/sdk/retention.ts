@@ -6,15 +6,20 @@
  * it keep more, never delete what a retained checkpoint needs.
  */
 import type { Logger } from '../log/index.js';
+import type { StateBackend } from './state/index.js';
+
+/** Tasks whose snapshots are released at once when the backend releases one task at a time. */
+export const RELEASE_CONCURRENCY = 8;
 
 /** What a `SnapshotRetention` needs. */
 export interface RetentionOptions {
   /** Completed checkpoints the job keeps (the policy's `retained`, at least 1). */
   retained: number;
+  jobId: string;
   /** The worker's tasks. */
   taskIds: readonly string[];
-  /** Deletes a task's snapshots of checkpoints below `keepFrom`; resolves with how many. */
-  release(taskId: string, keepFrom: number): Promise<number>;
+  /** Where the snapshots are released; all tasks at once when it can (`releaseTasks`). */
+  backend: Pick<StateBackend, 'release' | 'releaseTasks'>;
   logger: Logger;
 }
 
@@ -56,13 +61,30 @@ export class SnapshotRetention {
   }
 
   async #releaseAll(keepFrom: number): Promise<void> {
-    for (const taskId of this.#o.taskIds) {
+    const { backend, jobId, taskIds, logger } = this.#o;
+    if (backend.releaseTasks !== undefined) {
       try {
-        const deleted = await this.#o.release(taskId, keepFrom);
-        if (deleted > 0) this.#o.logger.debug({ taskId, keepFrom, deleted }, 'released subsumed snapshots');
+        const deleted = await backend.releaseTasks(jobId, taskIds, keepFrom);
+        if (deleted > 0) logger.debug({ keepFrom, deleted }, 'released subsumed snapshots');
       } catch (err) {
-        this.#o.logger.warn({ err, taskId, keepFrom }, 'releasing subsumed snapshots failed');
+        logger.warn({ err, keepFrom }, 'releasing subsumed snapshots failed');
       }
+      return;
+    }
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      for (let i = next++; i < taskIds.length; i = next++) await this.#releaseOne(taskIds[i] as string, keepFrom);
+    };
+    await Promise.all(Array.from({ length: Math.min(RELEASE_CONCURRENCY, taskIds.length) }, lane));
+  }
+
+  async #releaseOne(taskId: string, keepFrom: number): Promise<void> {
+    const { backend, jobId, logger } = this.#o;
+    try {
+      const deleted = await backend.release(jobId, taskId, new Set(), keepFrom);
+      if (deleted > 0) logger.debug({ taskId, keepFrom, deleted }, 'released subsumed snapshots');
+    } catch (err) {
+      logger.warn({ err, taskId, keepFrom }, 'releasing subsumed snapshots failed');
     }
   }
 }

@@ -6,7 +6,8 @@
  * coordinator address; the hello then names the epoch the worker's tasks
  * run in, so that the coordinator can let them carry on. Welcomes and
  * commands of a lower leader term than the highest seen come from a
- * deposed leader and are refused or dropped.
+ * deposed leader and are refused or dropped. A standby heartbeats while it
+ * waits for its welcome, so that the coordinator keeps it.
  */
 import * as grpc from '@grpc/grpc-js';
 import { LeaderTerms } from '../bus/index.js';
@@ -31,6 +32,13 @@ export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
 
 /** How long `close()` waits for the coordinator to close its side. */
 export const SESSION_END_TIMEOUT_MS = 5000;
+
+/**
+ * How often a standby heartbeats while it waits for its welcome: the
+ * coordinator ends a standby silent for its standby timeout (10 s by
+ * default), and wants one at least every second.
+ */
+export const STANDBY_HEARTBEAT_INTERVAL_MS = 500;
 
 /** Refusals that no retry can fix. */
 const FATAL_REASONS: ReadonlySet<ErrorReason> = new Set<ErrorReason>([
@@ -77,11 +85,6 @@ export interface SessionOptions {
   backoff: BackoffConfig;
   logger: Logger;
   handlers: SessionHandlers;
-  /**
-   * The highest leader term seen, shared with the control subscriptions.
-   * Default: the session's own.
-   */
-  terms?: LeaderTerms;
 }
 
 /** The worker's session, reconnecting until closed. */
@@ -89,9 +92,10 @@ export class WorkerSession {
   readonly #o: SessionOptions;
   readonly #closing = new AbortController();
   readonly #outbox: AttachRequest[] = [];
-  readonly #terms: LeaderTerms;
+  readonly #terms = new LeaderTerms();
   readonly #requests = new SessionRequests();
   #call: AttachStream | undefined;
+  #sessionToken = '';
   #heartbeat: NodeJS.Timeout | undefined;
   #reconnecting: Promise<void> | undefined;
   #opened = false;
@@ -99,7 +103,6 @@ export class WorkerSession {
   /** See `SessionOptions`. */
   constructor(options: SessionOptions) {
     this.#o = options;
-    this.#terms = options.terms ?? new LeaderTerms();
   }
 
   /** The highest leader term the session has seen. */
@@ -110,6 +113,11 @@ export class WorkerSession {
   /** True while a stream is open and welcomed. */
   get connected(): boolean {
     return this.#call !== undefined;
+  }
+
+  /** The token of the welcomed session, for acknowledgement and decline calls; empty while none is. */
+  get sessionToken(): string {
+    return this.#call === undefined ? '' : this.#sessionToken;
   }
 
   /**
@@ -198,12 +206,26 @@ export class WorkerSession {
     const onClose = (): void => call.cancel();
     this.#closing.signal.addEventListener('abort', onClose, { once: true });
     const timeoutMs = standby ? undefined : this.#o.attachTimeoutMs;
-    return awaitWelcome(call, timeoutMs, (welcome) => this.#bind(call, welcome, resumed))
+    const beat = standby ? this.#standbyHeartbeats(call) : undefined;
+    return awaitWelcome(call, timeoutMs, (welcome) => {
+      clearInterval(beat);
+      return this.#bind(call, welcome, resumed);
+    })
       .catch((err: unknown) => {
         call.cancel();
         throw err;
       })
-      .finally(() => this.#closing.signal.removeEventListener('abort', onClose));
+      .finally(() => {
+        clearInterval(beat);
+        this.#closing.signal.removeEventListener('abort', onClose);
+      });
+  }
+
+  /** Heartbeats without tasks while a standby waits for its welcome. */
+  #standbyHeartbeats(call: AttachStream): NodeJS.Timeout {
+    return setInterval(() => {
+      this.#write(call, { heartbeat: { sentAtMs: Date.now(), tasks: [] } });
+    }, STANDBY_HEARTBEAT_INTERVAL_MS);
   }
 
   /** Runs in the welcome's own event, so no later message of the stream goes unheard. */
@@ -213,6 +235,7 @@ export class WorkerSession {
       throw new CkptError('NOT_LEADER', `welcome of term ${welcome.term} from a deposed leader`, { retryable: true });
     }
     this.#call = call;
+    this.#sessionToken = welcome.sessionToken;
     call.on('data', (message: AttachResponse__Output) => {
       if (message.result) this.#requests.onResult(message.result);
       else if (message.welcome === undefined || message.welcome === null) this.#command(message);

@@ -72,16 +72,18 @@ export async function uploadSnapshot(
 }
 
 /**
- * Fetches and verifies the bytes a restored snapshot names; undefined when
- * there is none (no entry, or an empty uri).
+ * Fetches and verifies the bytes a restored snapshot of job `jobId` names;
+ * undefined when there is none (no entry, or an empty uri). The backend
+ * refuses a handle of another job or outside its own store.
  */
 export async function fetchSnapshot(
   backend: StateBackend,
   state: StateHandle__Output | null | undefined,
   signal: AbortSignal,
+  jobId: string,
 ): Promise<Uint8Array | undefined> {
   if (state === null || state === undefined || state.uri === '') return undefined;
-  return backend.get(state, signal);
+  return backend.get(state, signal, { jobId });
 }
 
 /** Whole milliseconds since `started` (a `performance.now()` reading). */

@@ -103,7 +103,6 @@ export class TaskRunner {
   #cell: ContextCell | undefined;
   #positions = new Map<string, number>();
   #processed = 0;
-  #lastTriggered = 0;
   #current: PromiseLike<unknown> = Promise.resolve();
   /** When the call the loop waits for began (`performance.now()`); undefined when none. */
   #busySince: number | undefined;
@@ -172,10 +171,13 @@ export class TaskRunner {
     this.#wake();
   }
 
-  /** A trigger for a source: snapshot between two messages. Returns false when ignored. */
+  /**
+   * A trigger for a source: snapshot between two messages. Returns false,
+   * doing nothing, when the task does not run in `epoch`. Which triggers a
+   * source takes (each above the last it took) is its worker's decision.
+   */
   trigger(epoch: number, checkpointId: number, snapshotType: SnapshotType): boolean {
-    if (this.#phase !== 'active' || epoch !== this.#epoch || checkpointId <= this.#lastTriggered) return false;
-    this.#lastTriggered = checkpointId;
+    if (this.#phase !== 'active' || epoch !== this.#epoch) return false;
     this.#snapshots.noteType(checkpointId, snapshotType);
     this.#push(() => this.#snapshots.snapshot(this.#point(checkpointId), 0));
     return true;
@@ -230,7 +232,7 @@ export class TaskRunner {
     const cell = this.#newContext(generation, request.epoch);
     const signal = AbortSignal.any([request.signal, cell.context.signal]);
     try {
-      const stored = await fetchSnapshot(this.#o.backend, request.snapshot?.state, signal);
+      const stored = await fetchSnapshot(this.#o.backend, request.snapshot?.state, signal, this.#o.jobId);
       this.#assertCurrent(generation);
       const unaligned = this.#o.mode === 'unaligned' && this.#aligner !== undefined && stored !== undefined;
       const { state, inFlight } = unaligned ? decodeUnalignedSnapshot(stored) : { state: stored, inFlight: [] };

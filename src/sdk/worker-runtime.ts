@@ -2,34 +2,36 @@
  * What a worker runs once its session is welcomed: the task runners wired
  * to the job graph, the data and control subscriptions, acknowledgement
  * batching and snapshot retention, and the handling of the coordinator's
- * commands and broadcasts in epochs.
+ * commands in epochs.
+ *
+ * The session alone moves the worker: its welcome, restores and starts set
+ * the epoch, confirm leader terms and checkpoint ids. What arrives on NATS
+ * is checked against them (`ControlIntake`, `EdgeIntake`) and never moves
+ * them; see the broadcasts' handling in `Broadcasts`.
  */
 import type { EventEmitter } from 'node:events';
-import type { Msg, NatsConnection } from '@nats-io/nats-core';
-import { controlMessageCodecs, epochOf, isBarrier, jobSubjects, type LeaderTerms } from '../bus/index.js';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { ControlIntake, DropLog, jobSubjects } from '../bus/index.js';
 import type { CoordinatorClient } from '../client/index.js';
 import { CkptError } from '../core/errors.js';
 import type { AttachRequest } from '../gen/ckpt/v1/AttachRequest.js';
 import type { AttachResponse__Output } from '../gen/ckpt/v1/AttachResponse.js';
-import type { CheckpointAbort__Output } from '../gen/ckpt/v1/CheckpointAbort.js';
-import type { CheckpointComplete__Output } from '../gen/ckpt/v1/CheckpointComplete.js';
-import type { Recover__Output } from '../gen/ckpt/v1/Recover.js';
 import type { RestoreCommand__Output } from '../gen/ckpt/v1/RestoreCommand.js';
+import type { StartCommand__Output } from '../gen/ckpt/v1/StartCommand.js';
 import type { TaskHealth } from '../gen/ckpt/v1/TaskHealth.js';
-import type { Trigger__Output } from '../gen/ckpt/v1/Trigger.js';
 import type { Welcome__Output } from '../gen/ckpt/v1/Welcome.js';
 import type { Logger } from '../log/index.js';
 import { AckBatcher } from './ack-batcher.js';
 import { createAckSender } from './ack-sender.js';
-import type { WorkerSession } from './session.js';
+import { Broadcasts } from './broadcasts.js';
 import { subscribeControl } from './control.js';
 import { DataPlane } from './data-plane.js';
+import { EdgeIntake } from './edge-intake.js';
 import type { WorkerEventMap } from './events.js';
 import { jobGraph, type JobGraph } from './graph.js';
 import type { WorkerConfig } from './options.js';
-import { recordOfMessage } from './record.js';
 import { SnapshotRetention } from './retention.js';
-import type { Edge } from './subjects.js';
+import type { WorkerSession } from './session.js';
 import { TaskRunner } from './task-runner.js';
 import type { AnyTask } from './task.js';
 import { alignmentModeOf, checkWiring } from './wiring.js';
@@ -44,13 +46,17 @@ export interface RuntimeDeps {
   events: EventEmitter<WorkerEventMap>;
   /** Sends a message on the session (queued while it reconnects). */
   send(request: AttachRequest): void;
-  /** The session, for acknowledgements sent in it. */
-  session: Pick<WorkerSession, 'connected' | 'request'>;
-  /** The highest leader term the session has seen; control messages of a lower one are dropped. */
-  terms: LeaderTerms;
+  /** The session, for acknowledgements sent in it and the token of calls. */
+  session: Pick<WorkerSession, 'connected' | 'request' | 'sessionToken'>;
   /** Aborted when the worker stops. */
   signal: AbortSignal;
   logger: Logger;
+}
+
+/** The leader term and highest checkpoint id a worker's session confirmed. */
+export interface ConfirmedBeliefs {
+  term: number;
+  checkpointId: number;
 }
 
 /** The wired worker: runners, subscriptions, acknowledgements, epochs. */
@@ -60,11 +66,11 @@ export class WorkerRuntime {
   readonly #runners = new Map<string, TaskRunner>();
   readonly #batcher: AckBatcher;
   readonly #retention: SnapshotRetention;
-  readonly #barrierCodec = controlMessageCodecs().barrier;
+  readonly #drops: DropLog;
+  readonly #intake: ControlIntake;
+  readonly #edges: EdgeIntake;
+  readonly #broadcasts: Broadcasts;
   #unsubscribe: (() => void)[] = [];
-  /** Records received per input edge in the current epoch, checked against each barrier's count. */
-  readonly #received = new Map<Edge, number>();
-  #epoch: number;
   #restoredEpoch = -1;
   #startRequested = -1;
   #started = false;
@@ -75,34 +81,56 @@ export class WorkerRuntime {
   private constructor(deps: RuntimeDeps, graph: JobGraph) {
     this.#d = deps;
     this.#graph = graph;
-    this.#epoch = deps.welcome.epoch;
-    const { config } = deps;
+    const { config, welcome, logger } = deps;
+    this.#drops = new DropLog(logger.child({ component: 'intake' }));
+    this.#intake = this.#newIntake(welcome);
+    this.#edges = new EdgeIntake({
+      jobId: config.jobId,
+      beliefs: this.#intake.beliefs,
+      runners: this.#runners,
+      drops: this.#drops,
+      logger,
+      onLost: (taskId, epoch, error) => this.#taskFailed(taskId, epoch, error),
+    });
     this.#batcher = new AckBatcher({
       batchMs: config.ackBatchMs,
       expectedResults: deps.tasks.size,
-      send: createAckSender({
-        client: deps.client,
-        session: deps.session,
-        acknowledgeVia: config.acknowledgeVia,
-        jobId: config.jobId,
-        workerId: config.workerId,
-        deadlineMs: config.ackDeadlineMs,
-        retryTimeoutMs: config.ackRetryTimeoutMs,
-        backoff: config.reconnect,
-        isCurrent: (epoch) => epoch === this.#epoch && !this.#closed,
-        signal: deps.signal,
-        logger: deps.logger,
-        onAcked: (e) => deps.events.emit('checkpoint-acked', e),
-        onDeclined: (e) => deps.events.emit('checkpoint-declined', e),
-        onFailed: (e) => deps.events.emit('ack-failed', e),
-      }),
+      send: this.#ackSender(),
     });
     this.#retention = new SnapshotRetention({
-      retained: deps.welcome.spec?.policy?.retained ?? 1,
+      retained: welcome.spec?.policy?.retained ?? 1,
+      jobId: config.jobId,
       taskIds: [...deps.tasks.keys()],
-      release: (taskId, keepFrom) => config.state.release(config.jobId, taskId, new Set(), keepFrom),
-      logger: deps.logger,
+      backend: config.state,
+      logger,
     });
+    this.#broadcasts = new Broadcasts({
+      runners: this.#runners,
+      batcher: this.#batcher,
+      retention: this.#retention,
+      beliefs: this.#intake.beliefs,
+      events: deps.events,
+      drops: this.#drops,
+      logger,
+    });
+  }
+
+  /** The intake of the control messages, believing what `welcome` confirmed; handled by the broadcasts. */
+  #newIntake(welcome: Welcome__Output): ControlIntake {
+    const intake = new ControlIntake({
+      jobId: this.#d.config.jobId,
+      epoch: welcome.epoch,
+      term: welcome.term,
+      handlers: {
+        trigger: (m) => this.#broadcasts.trigger(m),
+        complete: (m) => this.#broadcasts.complete(m),
+        abort: (m, range) => this.#broadcasts.abort(m, range),
+        recover: (m) => this.#broadcasts.recover(m),
+      },
+      onDrop: (drop) => this.#drops.drop(drop),
+    });
+    intake.confirmIds({ checkpointId: welcome.latestCheckpointId, nextCheckpointId: welcome.nextCheckpointId });
+    return intake;
   }
 
   /**
@@ -117,21 +145,33 @@ export class WorkerRuntime {
     checkWiring(graph, deps.tasks);
     const mode = alignmentModeOf(spec.policy?.mode);
     const runtime = new WorkerRuntime(deps, graph);
-    const plane = new DataPlane(deps.nc, deps.welcome.controlSubjectPrefix, deps.logger);
+    const plane = new DataPlane(deps.nc, deps.welcome.controlSubjectPrefix, (edge, error, msg) =>
+      runtime.#drops.drop({
+        kind: msg === undefined ? 'subscription' : 'record',
+        reason: 'failed',
+        edge: `${edge.from}->${edge.to}`,
+        error,
+      }),
+    );
     for (const [taskId, task] of deps.tasks) runtime.#addRunner(taskId, task, plane, mode);
     await runtime.#subscribe(plane);
     void runtime.#watchConnection();
     return runtime;
   }
 
-  /** The epoch the worker is in (from the welcome, a restore or a recover). */
+  /** The epoch the worker is in (from the welcome or a restore of its session). */
   get epoch(): number {
-    return this.#epoch;
+    return this.#intake.beliefs.epoch;
+  }
+
+  /** What the session confirmed: the leader term and the highest checkpoint id. */
+  get confirmed(): ConfirmedBeliefs {
+    return { term: this.#intake.term, checkpointId: this.#intake.beliefs.highestConfirmed };
   }
 
   /** The epoch the worker's tasks have restored and run in; 0 before the first restore. */
   get runningEpoch(): number {
-    return this.#restoredEpoch === this.#epoch ? this.#epoch : 0;
+    return this.#restoredEpoch === this.epoch ? this.epoch : 0;
   }
 
   /**
@@ -157,12 +197,18 @@ export class WorkerRuntime {
       .catch((err: unknown) => this.#d.logger.error({ err, command: message.body }, 'command failed'));
   }
 
-  /** A welcome after a reconnect: tasks in the current epoch carry on; any other epoch stops them. */
+  /**
+   * A welcome after a reconnect: tasks in the current epoch carry on; any
+   * other epoch stops them. Its ids and term are confirmed, and control
+   * messages held for that term are handled.
+   */
   onResumed(welcome: Welcome__Output): void {
     if (welcome.controlSubjectPrefix !== this.#d.welcome.controlSubjectPrefix) {
       this.#d.logger.warn({ prefix: welcome.controlSubjectPrefix }, 'the coordinator names another control prefix');
     }
-    if (welcome.epoch !== this.#epoch) this.#enterEpoch(welcome.epoch);
+    if (welcome.epoch !== this.epoch) this.#enterEpoch(welcome.epoch);
+    this.#intake.confirmIds({ checkpointId: welcome.latestCheckpointId, nextCheckpointId: welcome.nextCheckpointId });
+    this.#intake.confirmTerm(welcome.term);
   }
 
   /**
@@ -180,6 +226,7 @@ export class WorkerRuntime {
     await Promise.all([...this.#runners.values()].map((r) => r.close()));
     await this.#retention.settled();
     await this.#commands;
+    this.#drops.flush();
   }
 
   // --- wiring ---------------------------------------------------------------
@@ -204,6 +251,7 @@ export class WorkerRuntime {
       onFailure: (failed, epoch, error) => this.#taskFailed(failed, epoch, error),
     });
     this.#runners.set(taskId, runner);
+    if (this.#graph.inputsOf(taskId).length === 0) this.#broadcasts.addSource(runner);
   }
 
   async #subscribe(plane: DataPlane): Promise<void> {
@@ -214,21 +262,35 @@ export class WorkerRuntime {
     }
     const hasSources = readers.size < this.#runners.size;
     const subjects = jobSubjects(this.#d.welcome.controlSubjectPrefix);
-    const control = await subscribeControl(
-      this.#d.nc,
-      subjects,
-      {
-        trigger: (m) => this.#onTrigger(m),
-        complete: (m) => this.#onComplete(m),
-        abort: (m) => this.#onAbort(m),
-        recover: (m) => this.#onRecover(m),
+    const onError = (err: unknown, subject: string): void =>
+      this.#d.logger.warn({ err, subject }, 'subscription failed');
+    this.#unsubscribe.push(await subscribeControl(this.#d.nc, subjects, this.#intake, hasSources, onError));
+    this.#unsubscribe.push(await plane.subscribe(readers, (edge, msg) => this.#edges.receive(edge, msg)));
+  }
+
+  #ackSender(): ReturnType<typeof createAckSender> {
+    const { config, client, session, signal, logger, events } = this.#d;
+    return createAckSender({
+      client,
+      session,
+      acknowledgeVia: config.acknowledgeVia,
+      jobId: config.jobId,
+      workerId: config.workerId,
+      deadlineMs: config.ackDeadlineMs,
+      retryTimeoutMs: config.ackRetryTimeoutMs,
+      backoff: config.reconnect,
+      isCurrent: (epoch) => epoch === this.epoch && !this.#closed,
+      signal,
+      logger,
+      onSending: (checkpointId, epoch) => this.#intake.ackSent(epoch, checkpointId),
+      onAnswer: (kind, checkpointId, epoch, accepted) => {
+        if (kind === 'ack') this.#intake.ackAnswered(epoch, checkpointId, accepted);
+        else if (accepted) this.#intake.beliefs.confirm(checkpointId);
       },
-      hasSources,
-      this.#d.logger,
-      this.#d.terms,
-    );
-    this.#unsubscribe.push(control);
-    this.#unsubscribe.push(await plane.subscribe(readers, (edge, msg) => this.#onData(edge, msg)));
+      onAcked: (e) => events.emit('checkpoint-acked', e),
+      onDeclined: (e) => events.emit('checkpoint-declined', e),
+      onFailed: (e) => events.emit('ack-failed', e),
+    });
   }
 
   // --- commands -------------------------------------------------------------
@@ -236,17 +298,19 @@ export class WorkerRuntime {
   async #command(message: AttachResponse__Output): Promise<void> {
     if (this.#closed) return;
     if (message.restore) await this.#restore(message.restore);
-    else if (message.start) this.#start(message.start.epoch);
+    else if (message.start) this.#onStart(message.start);
     else if (message.canceled) this.#d.events.emit('canceled', message.canceled);
   }
 
   async #restore(command: RestoreCommand__Output): Promise<void> {
     const { epoch, checkpointId } = command;
-    if (epoch < this.#epoch) {
-      this.#d.logger.debug({ epoch, current: this.#epoch }, 'restore of an old epoch ignored');
+    if (epoch < this.epoch) {
+      this.#d.logger.debug({ epoch, current: this.epoch }, 'restore of an old epoch ignored');
       return;
     }
     this.#enterEpoch(epoch);
+    this.#intake.confirmIds({ checkpointId, nextCheckpointId: command.nextCheckpointId });
+    this.#intake.confirmTerm(command.term);
     const signal = this.#restoreAbort.signal;
     const byTask = new Map(command.snapshots.map((s) => [s.taskId, s]));
     const restored = await Promise.all(
@@ -255,12 +319,12 @@ export class WorkerRuntime {
           await runner.restore({ epoch, checkpointId, snapshot: byTask.get(runner.taskId), signal });
           return runner.taskId;
         } catch (err) {
-          if (!signal.aborted && epoch === this.#epoch) this.#taskFailed(runner.taskId, epoch, CkptError.from(err));
+          if (!signal.aborted && epoch === this.epoch) this.#taskFailed(runner.taskId, epoch, CkptError.from(err));
           return undefined;
         }
       }),
     );
-    if (signal.aborted || epoch !== this.#epoch) return;
+    if (signal.aborted || epoch !== this.epoch) return;
     const taskIds = restored.filter((id): id is string => id !== undefined);
     this.#retention.committed(checkpointId);
     this.#restoredEpoch = epoch;
@@ -270,8 +334,13 @@ export class WorkerRuntime {
     if (this.#startRequested === epoch) this.#start(epoch);
   }
 
+  #onStart(command: StartCommand__Output): void {
+    this.#start(command.epoch);
+    if (command.epoch === this.epoch) this.#intake.confirmTerm(command.term);
+  }
+
   #start(epoch: number): void {
-    if (epoch !== this.#epoch) return;
+    if (epoch !== this.epoch) return;
     this.#startRequested = epoch;
     if (this.#restoredEpoch !== epoch || this.#started) return;
     this.#started = true;
@@ -282,19 +351,19 @@ export class WorkerRuntime {
 
   /** Moves to `epoch`: every task stops at once and drops what it queued; a restore follows. */
   #enterEpoch(epoch: number): void {
-    this.#restoreAbort.abort(new CkptError('STALE_EPOCH', `epoch ${epoch} supersedes ${this.#epoch}`));
+    this.#restoreAbort.abort(new CkptError('STALE_EPOCH', `epoch ${epoch} supersedes ${this.epoch}`));
     this.#restoreAbort = new AbortController();
-    this.#epoch = epoch;
+    this.#intake.enterEpoch(epoch);
     this.#started = false;
     this.#restoredEpoch = -1;
     this.#batcher.discardOtherEpochs(epoch);
-    this.#received.clear();
+    this.#edges.reset();
     for (const runner of this.#runners.values()) runner.halt();
   }
 
   #taskFailed(taskId: string, epoch: number, error: CkptError): void {
     this.#d.events.emit('failed', { taskId, epoch, error });
-    if (epoch !== this.#epoch || this.#closed) return;
+    if (epoch !== this.epoch || this.#closed) return;
     this.#d.send({ failure: { taskId, epoch, message: error.message } });
   }
 
@@ -320,64 +389,8 @@ export class WorkerRuntime {
 
   #connectionLost(what: string): void {
     const taskId = this.#runners.keys().next().value;
-    if (taskId === undefined || this.#restoredEpoch !== this.#epoch) return;
+    if (taskId === undefined || this.#restoredEpoch !== this.epoch) return;
     const message = `${what}: records and barriers in flight may be lost`;
-    this.#taskFailed(taskId, this.#epoch, new CkptError('UNAVAILABLE', message));
-  }
-
-  // --- broadcasts and data --------------------------------------------------
-
-  #onTrigger(trigger: Trigger__Output): void {
-    if (trigger.epoch !== this.#epoch) return;
-    for (const runner of this.#runners.values()) {
-      if (this.#graph.inputsOf(runner.taskId).length === 0) {
-        runner.trigger(trigger.epoch, trigger.checkpointId, trigger.snapshotType);
-      }
-    }
-  }
-
-  #onComplete(complete: CheckpointComplete__Output): void {
-    this.#d.events.emit('complete', complete);
-    this.#retention.committed(complete.checkpointId);
-    for (const runner of this.#runners.values()) runner.complete(complete.checkpointId);
-  }
-
-  #onAbort(abort: CheckpointAbort__Output): void {
-    this.#d.events.emit('abort', abort);
-    const upTo = abort.reason === 'ABORT_REASON_COORDINATOR_RESTART';
-    this.#batcher.discard(abort.checkpointId, upTo);
-    for (const runner of this.#runners.values()) runner.abort(abort.checkpointId, upTo);
-  }
-
-  #onRecover(recover: Recover__Output): void {
-    if (recover.epoch <= this.#epoch) return;
-    this.#d.logger.info({ epoch: recover.epoch, checkpointId: recover.checkpointId }, 'recovering');
-    this.#enterEpoch(recover.epoch);
-    this.#d.events.emit('recover', recover);
-  }
-
-  #onData(edge: Edge, msg: Msg): void {
-    const runner = this.#runners.get(edge.to);
-    const epoch = epochOf(msg.headers);
-    if (runner === undefined || epoch !== this.#epoch) return;
-    const received = this.#received.get(edge) ?? 0;
-    if (!isBarrier(msg.headers)) {
-      this.#received.set(edge, received + 1);
-      runner.offerRecord(epoch, edge.from, recordOfMessage(msg, edge.from));
-      return;
-    }
-    const barrier = this.#barrierCodec.decode(msg.data);
-    if (barrier.epoch !== epoch) return;
-    if (barrier.records !== received) {
-      // Records were lost in transit: snapshotting now would commit state
-      // without them, so the task fails and the job recovers.
-      const message =
-        `records lost on edge ${edge.from} -> ${edge.to} in epoch ${epoch}: ` +
-        `${barrier.records} sent before barrier ${barrier.checkpointId}, ${received} received`;
-      this.#d.logger.warn({ edge, epoch, sent: barrier.records, received }, 'records lost in transit');
-      this.#taskFailed(edge.to, epoch, new CkptError('UNAVAILABLE', message));
-      return;
-    }
-    runner.offerBarrier(epoch, edge.from, barrier.checkpointId, barrier.snapshotType);
+    this.#taskFailed(taskId, this.epoch, new CkptError('UNAVAILABLE', message));
   }
 }

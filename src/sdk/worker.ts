@@ -24,7 +24,7 @@ import { resolveWorkerOptions, type WorkerConfig, type WorkerOptions } from './o
 import { WorkerSession } from './session.js';
 import type { AnyTask, SourceTask, Task } from './task.js';
 import { waitForEvent, type WaitOptions } from './wait.js';
-import { WorkerRuntime } from './worker-runtime.js';
+import { WorkerRuntime, type ConfirmedBeliefs } from './worker-runtime.js';
 
 /** Lifecycle of a worker. */
 export type WorkerState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -62,9 +62,17 @@ export class Worker extends EventEmitter<WorkerEventMap> {
     return this.#state;
   }
 
-  /** The job's epoch as this worker knows it; 0 before the welcome. */
+  /** The job's epoch as the worker's session set it; 0 before the welcome. */
   get epoch(): number {
     return this.#runtime?.epoch ?? 0;
+  }
+
+  /**
+   * What the worker's session confirmed (NATS messages never raise it): the
+   * leader term and the highest checkpoint id; zeros before the welcome.
+   */
+  get confirmed(): ConfirmedBeliefs {
+    return this.#runtime?.confirmed ?? { term: 0, checkpointId: 0 };
   }
 
   /** The welcome of the current session. */
@@ -104,8 +112,11 @@ export class Worker extends EventEmitter<WorkerEventMap> {
     // NATS and the session are opened side by side: a restart reaches its restore sooner.
     const connecting = connectNats(this.#config.nats, `ckpt-worker-${this.workerId}`, { logger: this.#logger });
     try {
-      const token = this.#config.token;
-      this.#client = createCoordinatorClient(this.#config.coordinator, token === undefined ? {} : { token });
+      const { token, maxMessageBytes } = this.#config;
+      this.#client = createCoordinatorClient(this.#config.coordinator, {
+        maxMessageBytes,
+        ...(token === undefined ? {} : { token }),
+      });
       this.#session = this.#newSession(this.#client);
       const [nc, welcome] = await Promise.all([connecting, this.#session.open(this.#config.startTimeoutMs)]);
       this.#nc = nc;
@@ -224,7 +235,6 @@ export class Worker extends EventEmitter<WorkerEventMap> {
       events: this,
       send: (request) => session.send(request),
       session,
-      terms: session.terms,
       signal: this.#lifetime.signal,
       logger: this.#logger,
     });

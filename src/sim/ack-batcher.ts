@@ -62,12 +62,15 @@ export class AckBatcher {
     if (batch.results >= this.#options.expectedResults) this.#flush(checkpointId);
   }
 
-  /** Drops what is collected for `checkpointId` without sending it. */
-  discard(checkpointId: number): void {
-    const batch = this.#open.get(checkpointId);
-    if (batch === undefined) return;
-    clearTimeout(batch.timer);
-    this.#open.delete(checkpointId);
+  /** Drops what is collected for `checkpointId` (or every id up to it with `upTo`) without sending it. */
+  discard(checkpointId: number, upTo = false): void {
+    const ids = upTo ? [...this.#open.keys()].filter((id) => id <= checkpointId) : [checkpointId];
+    for (const id of ids) {
+      const batch = this.#open.get(id);
+      if (batch === undefined) continue;
+      clearTimeout(batch.timer);
+      this.#open.delete(id);
+    }
   }
 
   /** Drops everything collected. */

@@ -20,13 +20,13 @@ interface Pending {
 
 /** Tracks, per task and checkpoint, which inputs delivered their barrier. */
 export class BarrierAligner {
-  readonly #inputs: ReadonlyMap<string, readonly string[]>;
+  readonly #inputs = new Map<string, ReadonlySet<string>>();
   readonly #pending = new Map<string, Map<number, Pending>>();
   readonly #done = new Map<string, number>();
 
   /** `inputsByTask`: each local reader and its distinct inputs. */
   constructor(inputsByTask: ReadonlyMap<string, readonly string[]>) {
-    this.#inputs = inputsByTask;
+    for (const [taskId, inputs] of inputsByTask) this.#inputs.set(taskId, new Set(inputs));
   }
 
   /**
@@ -36,7 +36,7 @@ export class BarrierAligner {
    */
   offer(taskId: string, fromTaskId: string, checkpointId: number, nowMs: number): AlignStep | undefined {
     const inputs = this.#inputs.get(taskId);
-    if (inputs === undefined || !inputs.includes(fromTaskId)) return undefined;
+    if (inputs === undefined || !inputs.has(fromTaskId)) return undefined;
     if (checkpointId <= (this.#done.get(taskId) ?? 0)) return undefined;
     const byCheckpoint = this.#pending.get(taskId) ?? new Map<number, Pending>();
     this.#pending.set(taskId, byCheckpoint);
@@ -46,14 +46,17 @@ export class BarrierAligner {
     if (entry.seen.has(fromTaskId)) return undefined;
     entry.seen.add(fromTaskId);
     byCheckpoint.set(checkpointId, entry);
-    const aligned = entry.seen.size === inputs.length;
+    const aligned = entry.seen.size === inputs.size;
     if (aligned) this.#finish(taskId, checkpointId, byCheckpoint);
     return { first, aligned, alignmentMs: nowMs - entry.firstAtMs };
   }
 
-  /** Forgets checkpoint `checkpointId` (aborted) at every task. */
-  discard(checkpointId: number): void {
-    for (const byCheckpoint of this.#pending.values()) byCheckpoint.delete(checkpointId);
+  /** Forgets checkpoint `checkpointId` (or every one up to it with `upTo`: aborted) at every task. */
+  discard(checkpointId: number, upTo = false): void {
+    for (const byCheckpoint of this.#pending.values()) {
+      if (!upTo) byCheckpoint.delete(checkpointId);
+      else for (const id of [...byCheckpoint.keys()]) if (id <= checkpointId) byCheckpoint.delete(id);
+    }
   }
 
   /** Forgets everything pending (recovery into a new epoch). */

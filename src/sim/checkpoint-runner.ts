@@ -44,7 +44,6 @@ export class CheckpointRunner {
   #subjects: JobSubjects | undefined;
   // The edge subjects of each local task's outputs, built on first use.
   readonly #outputSubjects = new Map<string, readonly string[]>();
-  #lastTriggered = 0;
   // One header set per epoch: 10,000 sources share it instead of building their own.
   #headers: { epoch: number; headers: MsgHdrs } | undefined;
 
@@ -59,16 +58,14 @@ export class CheckpointRunner {
     this.#outputSubjects.clear();
   }
 
-  /** Snapshots every local source for `trigger`; a repeated trigger is ignored. */
-  onTrigger(trigger: Trigger__Output): void {
-    if (trigger.checkpointId <= this.#lastTriggered) return;
-    this.#lastTriggered = trigger.checkpointId;
+  /** Snapshots `sources` for `trigger` (the local sources that take it). */
+  onTrigger(trigger: Trigger__Output, sources: readonly string[]): void {
     const round: Round = {
       checkpointId: trigger.checkpointId,
       epoch: trigger.epoch,
       snapshotType: trigger.snapshotType,
     };
-    for (const taskId of this.#o.topology.sources) this.#complete(taskId, round, 0, true);
+    for (const taskId of sources) this.#complete(taskId, round, 0, true);
   }
 
   /** Feeds a barrier that arrived on `edge` to its local reader `edge.to`. */
@@ -84,9 +81,9 @@ export class CheckpointRunner {
     if (step.aligned) this.#complete(edge.to, round, step.alignmentMs, !this.#o.unaligned);
   }
 
-  /** Forgets an aborted checkpoint. */
-  discard(checkpointId: number): void {
-    this.#aligner.discard(checkpointId);
+  /** Forgets an aborted checkpoint (or, with `upTo`, every one up to it). */
+  discard(checkpointId: number, upTo = false): void {
+    this.#aligner.discard(checkpointId, upTo);
   }
 
   /** Forgets all alignment in progress (recovery). */

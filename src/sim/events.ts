@@ -22,7 +22,7 @@ export interface CallEvent {
 export interface SimEventMap {
   /** The session is open (again, after a re-attach). */
   welcome: [Welcome__Output];
-  /** A trigger for this worker's sources in the current epoch. */
+  /** A trigger of the confirmed term for this worker's sources, in the current epoch with a plausible id. */
   trigger: [Trigger__Output];
   /** An acknowledgement call succeeded. */
   acked: [CallEvent & { response: AcknowledgeCheckpointResponse__Output }];
@@ -30,18 +30,18 @@ export interface SimEventMap {
   declined: [CallEvent];
   /** An acknowledgement or decline call failed; `error` is the grpc-js `ServiceError`. */
   'call-failed': [CallEvent & { method: 'acknowledgeCheckpoint' | 'declineCheckpoint'; error: Error }];
-  /** A `complete` broadcast. */
+  /** A `complete` broadcast of a checkpoint the worker acknowledged and the coordinator accepted. */
   complete: [CheckpointComplete__Output];
-  /** An `abort` broadcast. */
+  /** An `abort` broadcast of the current epoch. */
   abort: [CheckpointAbort__Output];
-  /** A `recover` broadcast; the worker now runs in its epoch. */
+  /** A `recover` broadcast of a newer epoch: advisory, the session's restore moves the worker. */
   recover: [Recover__Output];
   /**
-   * A control message or barrier of another epoch, or a message or command
-   * of a lower leader term than the highest seen (with `term` and
-   * `currentTerm`), dropped.
+   * A control message, barrier or command dropped, and why (`DropReason`,
+   * or `stale-term` for a command): of another epoch, of another leader
+   * term than the confirmed one (with `term` and `currentTerm`), junk.
    */
-  dropped: [{ what: string; epoch: number; currentEpoch: number; term?: number; currentTerm?: number }];
+  dropped: [{ what: string; reason: string; epoch: number; currentEpoch: number; term?: number; currentTerm?: number }];
   /** The coordinator asked for a restore; the worker adopted its epoch and reported ready. */
   restore: [RestoreCommand__Output];
   /** Every task of the job is ready: the job runs in this epoch. */

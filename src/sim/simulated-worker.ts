@@ -1,24 +1,16 @@
 /**
  * A simulated worker for tests, the demo and benchmarks. It speaks the raw
  * protocol (gRPC `Attach` and acknowledgements, NATS triggers, barriers and
- * broadcasts) without the SDK, and records everything it acknowledged and
- * every broadcast it received.
+ * broadcasts) without the SDK's tasks, on the same protocol layer as the
+ * SDK for what it believes (`SimControl`), and records everything it
+ * acknowledged and every broadcast it believed.
  */
 import type { RestoreCommand__Output } from '../gen/ckpt/v1/RestoreCommand.js';
 import type { StartCommand__Output } from '../gen/ckpt/v1/StartCommand.js';
 import { EventEmitter } from 'node:events';
 import type { Msg, NatsConnection } from '@nats-io/nats-core';
-import {
-  connectNats,
-  controlMessageCodecs,
-  controlPrefix,
-  epochOf,
-  isBarrier,
-  jobSubjects,
-  LeaderTerms,
-  type Edge,
-} from '../bus/index.js';
-import { createCoordinatorClient, type CoordinatorClient, type SessionRequestBody } from '../client/index.js';
+import { connectNats, controlPrefix, isBarrier, jobSubjects, LeaderTerms, type Edge } from '../bus/index.js';
+import { createCoordinatorClient, type CoordinatorClient } from '../client/index.js';
 import type { AcknowledgeCheckpointResponse__Output } from '../gen/ckpt/v1/AcknowledgeCheckpointResponse.js';
 import { CkptError } from '../core/errors.js';
 import type { CheckpointAbort__Output } from '../gen/ckpt/v1/CheckpointAbort.js';
@@ -27,12 +19,14 @@ import type { Recover__Output } from '../gen/ckpt/v1/Recover.js';
 import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
 import type { Welcome__Output } from '../gen/ckpt/v1/Welcome.js';
 import type { Logger } from '../log/index.js';
-import { AckBatcher, splitBySize, type AckBatch } from './ack-batcher.js';
+import { AckBatcher } from './ack-batcher.js';
+import { SimAckSender } from './ack-sender.js';
 import { CheckpointRunner } from './checkpoint-runner.js';
 import type { SimEventMap } from './events.js';
 import { resolveSimOptions, type SimConfig, type SimulatedWorkerOptions, type TaskBehaviour } from './options.js';
 import { mayReattach, openFollowing, reattach } from './reattach.js';
 import type { AttachSession, SessionOptions } from './session.js';
+import { SimControl } from './sim-control.js';
 import { subscribeWorker } from './subscriptions.js';
 import { workerTopology, type WorkerTopology } from './topology.js';
 import { waitForEvent, type WaitOptions } from './wait.js';
@@ -52,7 +46,7 @@ export class SimulatedWorker {
   readonly completed = new Map<number, CheckpointComplete__Output>();
   /** `abort` broadcasts received, by checkpoint id. */
   readonly aborted = new Map<number, CheckpointAbort__Output>();
-  /** `recover` broadcasts adopted, in order. */
+  /** `recover` broadcasts received, one per newer epoch, in order (advisory: never adopted). */
   readonly recovered: Recover__Output[] = [];
   /** Restore commands of the session, in order. */
   readonly restored: RestoreCommand__Output[] = [];
@@ -68,15 +62,16 @@ export class SimulatedWorker {
   readonly #logger: Logger;
   readonly #batcher: AckBatcher;
   readonly #runner: CheckpointRunner;
+  readonly #control: SimControl;
+  readonly #sender: SimAckSender;
   readonly #lifetime = new AbortController();
   /** Aborted when the worker closes or is killed: stops attaching again. */
   readonly #detach = new AbortController();
-  readonly #codecs = controlMessageCodecs();
+  /** The highest leader term of the session's welcomes and commands. */
   readonly #terms = new LeaderTerms();
   #state: SimWorkerState = 'starting';
   #session: AttachSession | undefined;
   #unsubscribe: () => void = () => {};
-  #epoch = 0;
   #queued: (() => void)[] = [];
   #reattaching: Promise<void> | undefined;
 
@@ -90,7 +85,7 @@ export class SimulatedWorker {
     this.#batcher = new AckBatcher({
       batchMs: config.ackBatchMs,
       expectedResults: config.taskIds.length,
-      send: (batch) => this.#send(batch),
+      send: (batch) => this.#sender.send(batch),
       logger: this.#logger,
     });
     const mode = config.spec.policy?.mode;
@@ -104,11 +99,30 @@ export class SimulatedWorker {
       batcher: this.#batcher,
       logger: this.#logger,
     });
+    this.#control = new SimControl({
+      jobId: config.jobId,
+      sources: this.#topology.sources,
+      runner: this.#runner,
+      batcher: this.#batcher,
+      events: this.events,
+      records: this,
+      logger: this.#logger,
+    });
+    this.#sender = new SimAckSender({
+      config,
+      client,
+      session: () => this.#session,
+      control: this.#control,
+      events: this.events,
+      acked: this.acked,
+      declined: this.declined,
+      logger: this.#logger,
+    });
   }
 
-  /** The job's epoch as this worker knows it (from the welcome, then from `recover`). */
+  /** The job's epoch as the worker's session set it (its welcome, then its restores). */
   get epoch(): number {
-    return this.#epoch;
+    return this.#control.epoch;
   }
 
   /** The welcome of the session. */
@@ -116,7 +130,7 @@ export class SimulatedWorker {
     return this.#session?.welcome;
   }
 
-  /** The highest leader term seen in a welcome, a command or a control message. */
+  /** The highest leader term seen in the session's welcomes and commands. */
   get term(): number {
     return this.#terms.highest;
   }
@@ -140,10 +154,7 @@ export class SimulatedWorker {
     request: { checkpointId: number; epoch: number; snapshots: TaskSnapshot__Output[] },
     deadlineMs = this.#config.ackDeadlineMs,
   ): Promise<AcknowledgeCheckpointResponse__Output> {
-    const base = { jobId: this.#config.jobId, workerId: this.#config.workerId };
-    return this.#deliver({ acknowledge: request }, () =>
-      this.client.acknowledgeCheckpoint({ ...base, ...request }, { deadlineMs }),
-    );
+    return this.#sender.acknowledge(request, deadlineMs);
   }
 
   /** Changes what `taskId` does from the next checkpoint on. */
@@ -211,7 +222,7 @@ export class SimulatedWorker {
     this.#terms.admit(welcome.term);
     if (welcome.controlSubjectPrefix !== expected.prefix) await this.#rebind(welcome.controlSubjectPrefix);
     this.#runner.bind(jobSubjects(welcome.controlSubjectPrefix));
-    this.#epoch = welcome.epoch;
+    this.#control.bind(welcome);
     this.#state = 'running';
     this.#logger.debug({ epoch: welcome.epoch, tasks: this.#config.taskIds.length }, 'attached');
     this.events.emit('welcome', welcome);
@@ -233,6 +244,7 @@ export class SimulatedWorker {
     this.#unsubscribe();
     await this.nats.drain().catch(() => this.nats.close());
     this.client.close();
+    this.#control.flush();
     this.#state = 'closed';
     this.#lifetime.abort(new CkptError('SHUTTING_DOWN', 'the simulated worker is closed'));
   }
@@ -264,10 +276,10 @@ export class SimulatedWorker {
 
   #handlers(): Parameters<typeof subscribeWorker>[3] {
     return {
-      trigger: (msg) => this.#gate(() => this.#onTrigger(msg)),
-      complete: (msg) => this.#gate(() => this.#onComplete(msg)),
-      abort: (msg) => this.#gate(() => this.#onAbort(msg)),
-      recover: (msg) => this.#gate(() => this.#onRecover(msg)),
+      trigger: (msg) => this.#gate(() => this.#control.receive('trigger', msg)),
+      complete: (msg) => this.#gate(() => this.#control.receive('complete', msg)),
+      abort: (msg) => this.#gate(() => this.#control.receive('abort', msg)),
+      recover: (msg) => this.#gate(() => this.#control.receive('recover', msg)),
       data: (msg, edge) => this.#gate(() => this.#onData(msg, edge)),
     };
   }
@@ -285,7 +297,7 @@ export class SimulatedWorker {
       workerId: this.#config.workerId,
       taskIds: this.#config.taskIds,
       labels: this.#config.labels,
-      epoch: this.#epoch,
+      epoch: this.epoch,
       attachTimeoutMs: this.#config.attachTimeoutMs,
       logger: this.#logger,
       onCanceled: (command) => this.events.emit('canceled', command),
@@ -295,65 +307,20 @@ export class SimulatedWorker {
     };
   }
 
-  #onTrigger(msg: Msg): void {
-    const trigger = this.#codecs.trigger.decode(msg.data);
-    if (!this.#currentTerm('trigger', trigger)) return;
-    if (!this.#currentEpoch('trigger', trigger.epoch)) return;
-    this.events.emit('trigger', trigger);
-    this.#runner.onTrigger(trigger);
-  }
-
   #onData(msg: Msg, edge: Edge): void {
     if (!isBarrier(msg.headers)) return;
-    const barrier = this.#codecs.barrier.decode(msg.data);
-    if (!this.#currentEpoch('barrier', epochOf(msg.headers) ?? barrier.epoch)) return;
-    if (!this.#currentEpoch('barrier', barrier.epoch)) return;
-    this.#runner.onBarrier(edge, barrier, Date.now());
-  }
-
-  #onComplete(msg: Msg): void {
-    const complete = this.#codecs.complete.decode(msg.data);
-    if (!this.#currentTerm('complete', complete)) return;
-    this.completed.set(complete.checkpointId, complete);
-    this.events.emit('complete', complete);
-  }
-
-  #onAbort(msg: Msg): void {
-    const abort = this.#codecs.abort.decode(msg.data);
-    if (!this.#currentTerm('abort', abort)) return;
-    this.#batcher.discard(abort.checkpointId);
-    this.#runner.discard(abort.checkpointId);
-    this.aborted.set(abort.checkpointId, abort);
-    this.events.emit('abort', abort);
-  }
-
-  #onRecover(msg: Msg): void {
-    const recover = this.#codecs.recover.decode(msg.data);
-    if (!this.#currentTerm('recover', recover)) return;
-    if (recover.epoch <= this.#epoch) {
-      this.events.emit('dropped', { what: 'recover', epoch: recover.epoch, currentEpoch: this.#epoch });
-      return;
-    }
-    this.#epoch = recover.epoch;
-    this.#batcher.discardAll();
-    this.#runner.reset();
-    this.recovered.push(recover);
-    this.#logger.debug({ epoch: recover.epoch, checkpointId: recover.checkpointId }, 'recovered');
-    this.events.emit('recover', recover);
+    this.#control.barrier(msg, edge, (barrier) => this.#runner.onBarrier(edge, barrier, Date.now()));
   }
 
   /** A simulated task has no state to fetch: it adopts the epoch and reports ready at once. */
   #onRestore(command: RestoreCommand__Output): void {
     if (!this.#currentTerm('restore', command)) return;
-    if (command.epoch < this.#epoch) {
-      this.events.emit('dropped', { what: 'restore', epoch: command.epoch, currentEpoch: this.#epoch });
+    if (command.epoch < this.epoch) {
+      this.#dropped('restore', 'other-epoch', command.epoch);
       return;
     }
-    if (command.epoch > this.#epoch) {
-      this.#epoch = command.epoch;
-      this.#batcher.discardAll();
-      this.#runner.reset();
-    }
+    const { checkpointId, nextCheckpointId } = command;
+    this.#control.applySession(command.epoch, { checkpointId, nextCheckpointId }, command.term, true);
     this.restored.push(command);
     this.events.emit('restore', command);
     this.#session?.sendReady(command.epoch, this.#config.taskIds);
@@ -361,34 +328,26 @@ export class SimulatedWorker {
 
   #onStart(command: StartCommand__Output): void {
     if (!this.#currentTerm('start', command)) return;
-    if (command.epoch !== this.#epoch) return;
+    if (command.epoch !== this.epoch) return;
+    this.#control.confirmTerm(command.term);
     this.started.push(command.epoch);
     this.events.emit('start', command);
   }
 
   /** Reports a task failure on the session, as a crashing task would. */
   fail(taskId: string, message: string): void {
-    this.#session?.sendFailure(this.#epoch, taskId, message);
+    this.#session?.sendFailure(this.epoch, taskId, message);
   }
 
-  #currentEpoch(what: string, epoch: number): boolean {
-    if (epoch === this.#epoch) return true;
-    this.events.emit('dropped', { what, epoch, currentEpoch: this.#epoch });
-    return false;
-  }
-
-  /** False, reporting a drop, for a message of a lower term than the highest seen (a deposed leader's). */
+  /** False, reporting a drop, for a command of a lower term than the highest seen (a deposed leader's). */
   #currentTerm(what: string, message: { term: number; epoch: number }): boolean {
     if (this.#terms.admit(message.term)) return true;
-    const currentTerm = this.#terms.highest;
-    this.events.emit('dropped', {
-      what,
-      epoch: message.epoch,
-      currentEpoch: this.#epoch,
-      term: message.term,
-      currentTerm,
-    });
+    this.#dropped(what, 'stale-term', message.epoch, { term: message.term, currentTerm: this.#terms.highest });
     return false;
+  }
+
+  #dropped(what: string, reason: string, epoch: number, terms: { term?: number; currentTerm?: number } = {}): void {
+    this.events.emit('dropped', { what, reason, epoch, currentEpoch: this.epoch, ...terms });
   }
 
   #sessionEnded(error?: Error): void {
@@ -417,65 +376,10 @@ export class SimulatedWorker {
     }
     this.#session = session;
     const welcome = session.welcome;
-    if (welcome.epoch !== this.#epoch) {
-      this.#epoch = welcome.epoch;
-      this.#batcher.discardAll();
-      this.#runner.reset();
-    }
+    const ids = { checkpointId: welcome.latestCheckpointId, nextCheckpointId: welcome.nextCheckpointId };
+    this.#control.applySession(welcome.epoch, ids, welcome.term, false);
     this.#logger.debug({ epoch: welcome.epoch, term: welcome.term, address: this.client.address }, 'attached again');
     this.events.emit('welcome', welcome);
-  }
-
-  async #send(batch: AckBatch): Promise<void> {
-    const { checkpointId, epoch } = batch;
-    const base = { jobId: this.#config.jobId, workerId: this.#config.workerId, checkpointId, epoch };
-    const options = { deadlineMs: this.#config.ackDeadlineMs };
-    if (batch.declines.length > 0) {
-      const taskIds = batch.declines.map((d) => d.taskId);
-      try {
-        await this.#deliver({ decline: { checkpointId, epoch, declines: batch.declines } }, () =>
-          this.client.declineCheckpoint({ ...base, declines: batch.declines }, options),
-        );
-        this.declined.set(checkpointId, [...(this.declined.get(checkpointId) ?? []), ...taskIds]);
-        this.events.emit('declined', { checkpointId, epoch, taskIds });
-      } catch (err) {
-        this.#callFailed('declineCheckpoint', { checkpointId, epoch, taskIds }, err);
-      }
-    }
-    for (const run of splitBySize(batch.acks, this.#config.maxAckRequestBytes)) {
-      const taskIds = run.map((s) => s.taskId);
-      try {
-        const response = await this.#deliver({ acknowledge: { checkpointId, epoch, snapshots: run } }, () =>
-          this.client.acknowledgeCheckpoint({ ...base, snapshots: run }, options),
-        );
-        this.acked.set(checkpointId, [...(this.acked.get(checkpointId) ?? []), ...run]);
-        this.events.emit('acked', { checkpointId, epoch, taskIds, response });
-      } catch (err) {
-        this.#callFailed('acknowledgeCheckpoint', { checkpointId, epoch, taskIds }, err);
-      }
-    }
-  }
-
-  /** Sends `body` in the session when configured so and the session is open, else makes `call`. */
-  async #deliver<T>(
-    body: SessionRequestBody,
-    call: () => Promise<T>,
-  ): Promise<T | AcknowledgeCheckpointResponse__Output> {
-    const session = this.#session;
-    if (this.#config.acknowledgeVia === 'session' && session?.open === true) {
-      return session.request(body, this.#config.ackDeadlineMs);
-    }
-    return call();
-  }
-
-  #callFailed(
-    method: 'acknowledgeCheckpoint' | 'declineCheckpoint',
-    call: { checkpointId: number; epoch: number; taskIds: string[] },
-    err: unknown,
-  ): void {
-    const error = err instanceof Error ? err : new Error(String(err));
-    this.#logger.debug({ err: error, checkpointId: call.checkpointId, method }, 'call failed');
-    this.events.emit('call-failed', { ...call, method, error });
   }
 }
 

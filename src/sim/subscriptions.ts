@@ -4,7 +4,7 @@
  * its readers consume.
  */
 import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
-import { edgeOfSubject, type Edge, type JobSubjects } from '../bus/index.js';
+import { edgeOfSubject, guardedCallback, type Edge, type JobSubjects, type MsgCallback } from '../bus/index.js';
 import type { Logger } from '../log/index.js';
 import type { WorkerTopology } from './topology.js';
 
@@ -67,16 +67,10 @@ export function dataSubscriptions(subjects: JobSubjects, topology: WorkerTopolog
   return [subjects.allEdges];
 }
 
-function guarded(subject: string, handle: (msg: Msg) => void, logger: Logger) {
-  return (err: Error | null, msg: Msg): void => {
-    if (err !== null) {
-      logger.warn({ err, subject }, 'subscription failed');
-      return;
-    }
-    try {
-      handle(msg);
-    } catch (error) {
-      logger.warn({ err: error, subject: msg.subject }, 'message dropped');
-    }
-  };
+/** A callback that never throws into NATS; failures are logged (handlers check and count what they drop). */
+function guarded(subject: string, handle: (msg: Msg) => void, logger: Logger): MsgCallback {
+  return guardedCallback(handle, (err, msg) => {
+    if (msg === undefined) logger.warn({ err, subject }, 'subscription failed');
+    else logger.debug({ err, subject: msg.subject }, 'message dropped');
+  });
 }

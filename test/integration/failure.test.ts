@@ -114,12 +114,14 @@ test('a coordinator restart aborts what was pending with COORDINATOR_RESTART', a
   const c = await startTestCoordinator(t, servers);
   const spec = fanInSpec('job', 1, 1);
   await c.client.submitJob({ spec });
+  // The new coordinator leads in a new term: its abort counts once the worker's session confirmed that term.
   const w = await c.worker({
     jobId: 'job',
     workerId: 'w',
     taskIds: ['src-0', 'sink-0'],
     spec,
     behaviour: { 'sink-0': 'silent' },
+    reattach: true,
   });
   await c.started('job');
   const pending = (await c.client.triggerCheckpoint({ jobId: 'job' })).checkpoint?.checkpointId ?? 0;

@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import test, { type ExecutionContext } from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import type { Etcd3 } from 'etcd3';
-import { controlMessageCodecs, jobSubjects, LeaderTerms } from '../../src/bus/index.js';
+import { controlMessageCodecs, ControlIntake, jobSubjects } from '../../src/bus/index.js';
 import { createCoordinatorClient, createQueryClient, errorInfo } from '../../src/client/index.js';
 import { resolveConfig } from '../../src/config/index.js';
 import { LeadershipLostError } from '../../src/core/errors.js';
@@ -330,37 +330,42 @@ test('workers drop control messages of an older leader term', async (t) => {
 
   // The simulated worker: an older term is dropped, the current one is taken.
   const dropped = w.waitFor('dropped', ([d]) => d.what === 'trigger', { timeoutMs: 5000 });
-  nc.publish(subjects.trigger, trigger(900_001, term - 1));
+  nc.publish(subjects.trigger, trigger(9_001, term - 1));
   const [drop] = await dropped;
   t.like(drop, { what: 'trigger', term: term - 1, currentTerm: term });
-  const taken = w.waitFor('trigger', ([m]) => m.checkpointId === 900_002, { timeoutMs: 5000 });
-  nc.publish(subjects.trigger, trigger(900_002, term));
+  const taken = w.waitFor('trigger', ([m]) => m.checkpointId === 9_002, { timeoutMs: 5000 });
+  nc.publish(subjects.trigger, trigger(9_002, term));
   t.is((await taken)[0].term, term);
 
-  // The SDK's control subscriptions: the same rule, with the terms shared with its session.
-  const terms = new LeaderTerms();
-  terms.admit(term);
+  // The SDK's intake, shared with the simulated worker: the same rule; a newer term is held until the
+  // session confirms it, never believed from NATS alone.
   const seen: Trigger__Output[] = [];
-  const unsubscribe = await subscribeControl(
-    nc,
-    subjects,
-    { trigger: (m) => seen.push(m), complete: () => {}, abort: () => {}, recover: () => {} },
-    true,
-    silentLogger(),
-    terms,
-  );
+  const intake = new ControlIntake({
+    jobId: 'job',
+    epoch: w.epoch,
+    term,
+    handlers: { trigger: (m) => seen.push(m), complete: () => {}, abort: () => {}, recover: () => {} },
+    onDrop: () => {},
+  });
+  const unsubscribe = await subscribeControl(nc, subjects, intake, true, () => {});
   t.teardown(unsubscribe);
-  nc.publish(subjects.trigger, trigger(900_003, term - 1));
-  nc.publish(subjects.trigger, trigger(900_004, term + 1));
-  nc.publish(subjects.trigger, trigger(900_005, term));
-  await eventually(() => seen.some((m) => m.checkpointId === 900_004));
+  nc.publish(subjects.trigger, trigger(9_003, term - 1));
+  nc.publish(subjects.trigger, trigger(9_004, term + 1));
+  nc.publish(subjects.trigger, trigger(9_005, term));
+  await eventually(() => seen.some((m) => m.checkpointId === 9_005));
   await nc.flush();
   t.deepEqual(
     seen.map((m) => m.checkpointId),
-    [900_004],
-    'older terms are dropped, also one the newer message superseded',
+    [9_005],
+    'an older term is dropped, a newer one held',
   );
-  t.is(terms.highest, term + 1);
+  t.is(intake.term, term, 'a NATS message does not raise the term');
+  intake.confirmTerm(term + 1);
+  t.deepEqual(
+    seen.map((m) => m.checkpointId),
+    [9_005, 9_004],
+    'the held message is handled once the session confirms its term',
+  );
 });
 
 test('an SDK worker given every address follows the leader across a fail-over in its epoch', async (t) => {

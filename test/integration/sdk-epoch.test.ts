@@ -85,6 +85,7 @@ test('records of a stale or unknown epoch are dropped; an acknowledgement of an 
       checkpointId: done.checkpoint?.checkpointId ?? 0,
       workerId: 'w',
       snapshots: [{ taskId: 'count' }],
+      sessionToken: worker.welcome?.sessionToken ?? '',
     }),
   );
   t.is(errorInfo(stale)?.reason, 'STALE_EPOCH');

@@ -148,7 +148,7 @@ test('behaviours decline, stay silent, or acknowledge a snapshot from a hook', a
     behaviour: {
       b: 'decline',
       n: 'silent',
-      m: ({ snapshot }) => Promise.resolve({ ...snapshot, state: { ...snapshot.state!, uri: 'custom://m' } }),
+      m: ({ snapshot }) => Promise.resolve({ ...snapshot, state: { ...snapshot.state!, uri: 'sim://custom/m' } }),
     },
   });
 
@@ -169,13 +169,13 @@ test('behaviours decline, stay silent, or acknowledge a snapshot from a hook', a
   t.like(silent, { state: 'CHECKPOINT_STATE_ABORTED', abortReason: 'ABORT_REASON_TIMEOUT', acknowledgedTasks: 4 });
   await eventually(() => ackedTasks(w, silent.checkpointId).length === 4);
   t.deepEqual(ackedTasks(w, silent.checkpointId), ['a', 'b', 'm', 'sink']);
-  t.is(w.acked.get(silent.checkpointId)?.find((s) => s.taskId === 'm')?.state?.uri, 'custom://m');
+  t.is(w.acked.get(silent.checkpointId)?.find((s) => s.taskId === 'm')?.state?.uri, 'sim://custom/m');
 
   w.setBehaviour('n', 'ack');
   const done = await checkpoint(c);
   t.like(done, { state: 'CHECKPOINT_STATE_COMPLETED', acknowledgedTasks: 5 });
   const { manifest } = await c.query.getCheckpoint({ jobId: 'job', checkpointId: done.checkpointId });
-  t.is(manifest?.tasks.find((s) => s.taskId === 'm')?.state?.uri, 'custom://m', 'the hook snapshot is committed');
+  t.is(manifest?.tasks.find((s) => s.taskId === 'm')?.state?.uri, 'sim://custom/m', 'the hook snapshot is committed');
   t.is(manifest?.tasks.find((s) => s.taskId === 'a')?.state?.uri, `sim://job/a/${done.checkpointId}`);
 });
 
@@ -219,7 +219,13 @@ test('a recovery moves the worker to the new epoch and messages of the old epoch
   w2.setBehaviour('sink', 'decline');
   const failed = await checkpoint(c);
   t.like(failed, { state: 'CHECKPOINT_STATE_ABORTED', abortReason: 'ABORT_REASON_DECLINED', epoch: 1 });
+  // The session's restore moves a worker; the recover broadcast, advisory, is recorded whenever it comes.
   await eventually(() => w1.epoch === 2 && w2.epoch === 2, { what: 'both workers in epoch 2' });
+  t.deepEqual(
+    [w1, w2].map((w) => w.restored.at(-1)?.epoch),
+    [2, 2],
+  );
+  await eventually(() => w1.recovered.length > 0 && w2.recovered.length > 0, { what: 'the recover broadcast' });
   const term = c.running.term?.term;
   for (const w of [w1, w2]) t.deepEqual(w.recovered, [{ jobId: 'job', epoch: 2, checkpointId: committed, term }]);
   t.is((await c.client.getJob({ jobId: 'job' })).job?.epoch, 2);
@@ -232,11 +238,11 @@ test('a recovery moves the worker to the new epoch and messages of the old epoch
   );
   const droppedTrigger = w1.waitFor('dropped', ([d]) => d.what === 'trigger', { timeoutMs: 5000 });
   nc.publish(stale!.subject, stale!.data, { headers: stale!.headers });
-  t.deepEqual(await droppedTrigger, [{ what: 'trigger', epoch: 1, currentEpoch: 2 }]);
-  // So is the recover delivered twice: the workers are in its epoch already.
+  t.deepEqual(await droppedTrigger, [{ what: 'trigger', reason: 'other-epoch', epoch: 1, currentEpoch: 2 }]);
+  // So is the recover delivered twice: it was recorded already (and a recover never moves a worker).
   const droppedRecover = w2.waitFor('dropped', ([d]) => d.what === 'recover', { timeoutMs: 5000 });
   nc.publish(recovers[0]!.subject, recovers[0]!.data, { headers: recovers[0]!.headers });
-  t.deepEqual(await droppedRecover, [{ what: 'recover', epoch: 2, currentEpoch: 2 }]);
+  t.deepEqual(await droppedRecover, [{ what: 'recover', reason: 'duplicate', epoch: 2, currentEpoch: 2 }]);
   t.is(w2.recovered.length, 1);
 
   w2.setBehaviour('sink', 'ack');
@@ -312,7 +318,7 @@ test('the session carries the token and heartbeats; close ends it cleanly, kill 
   const closed = await pendingWhile(w1, 't00000', () => w1.close());
   t.is(w1.state, 'closed');
   t.like(closed, { state: 'CHECKPOINT_STATE_ABORTED', abortReason: 'ABORT_REASON_TASK_FAILURE' });
-  t.is(closed.abortMessage, 'worker w1 left: the worker ended its session');
+  t.is(closed.abortMessage, 'a worker left: the worker ended its session');
   t.is((await c.client.getJob({ jobId: 'job' })).job?.attachedTasks, 2);
 
   live.push(await c.worker({ jobId: 'job', spec, workerId: 'w1b', taskIds: ['t00000'] }));
@@ -320,7 +326,7 @@ test('the session carries the token and heartbeats; close ends it cleanly, kill 
   t.is(w2.state, 'closed');
   t.like(killed, { state: 'CHECKPOINT_STATE_ABORTED', abortReason: 'ABORT_REASON_TASK_FAILURE' });
   // A cancelled stream may reach the server as its end first: either way the worker left.
-  t.regex(killed.abortMessage, /^worker w2 left: the worker (cancelled|ended) its session$/);
+  t.regex(killed.abortMessage, /^a worker left: the worker (cancelled|ended) its session$/);
   t.deepEqual(ended, [], 'a session the worker ends itself reports no failure');
 
   const timedOut = w3.waitFor('session-ended', () => true, { timeoutMs: 5000 });
@@ -337,7 +343,7 @@ test('a refused hello rejects the start with the coordinator reason', async (t) 
   const err = await t.throwsAsync(c.worker({ jobId: 'job', spec: diamond, workerId: 'w', taskIds: ['b', 'a'] }));
   t.like(errorInfo(err), {
     reason: 'TASK_ALREADY_ATTACHED',
-    message: 'TASK_ALREADY_ATTACHED: task a is attached by worker w0',
+    message: 'TASK_ALREADY_ATTACHED: task a is attached by another worker session',
     ids: { jobId: 'job', taskId: 'a' },
   });
   t.is((await c.client.getJob({ jobId: 'job' })).job?.attachedTasks, 1, 'a refused hello attaches nothing');

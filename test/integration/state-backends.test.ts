@@ -309,11 +309,30 @@ test('object store: the bucket is created with file storage when missing, and re
   t.is(Buffer.from(await second.get(handle)).toString(), 'shared');
 });
 
-test('object store: a handle naming a bucket that does not exist is missing', async (t) => {
+test('object store: a handle naming another bucket is refused without reading it', async (t) => {
   const { backend } = await objectStoreFixture(t);
   const handle = await backend.put(key(1), Buffer.from('x'));
   const elsewhere = { ...handle, uri: handle.uri.replace('nats-obj://state-', 'nats-obj://nowhere-') };
-  t.regex((await rejection(t, backend.get(elsewhere))).message, /snapshot nats-obj:\/\/nowhere-.* is missing/);
+  const err = await rejection(t, backend.get(elsewhere));
+  t.is(err.reason, 'MALFORMED');
+  t.regex(err.message, /state handle "nats-obj:\/\/nowhere-.*" names bucket nowhere-.*, not state-/);
+});
+
+test('object store: releaseTasks releases many tasks of a job in one pass, and nothing of other tasks or jobs', async (t) => {
+  const { backend } = await objectStoreFixture(t);
+  const handles = new Map<string, StateHandle__Output>();
+  for (const task of ['task-a', 'task-b', 'task-c']) {
+    for (const id of [1, 2, 3]) handles.set(`${task}/${id}`, await backend.put(key(id, task), Buffer.from(task)));
+  }
+  const otherJob = await backend.put({ ...key(1), jobId: 'job-2' }, Buffer.from('other job'));
+  t.is(await backend.releaseTasks?.('job-1', ['task-a', 'task-b'], 3), 4);
+  for (const [name, handle] of handles) {
+    const released = /^task-[ab]\/[12]$/.test(name);
+    if (released) t.regex((await rejection(t, backend.get(handle))).message, /is missing/, name);
+    else t.truthy(await backend.get(handle), name);
+  }
+  t.truthy(await backend.get(otherJob));
+  t.is((await rejection(t, backend.releaseTasks?.('job-1', ['a/b'], 3) ?? Promise.resolve())).reason, 'MALFORMED');
 });
 
 test('object store: a closed connection is UNAVAILABLE and not retryable', async (t) => {

@@ -5,6 +5,8 @@
  * encoding for tasks that do not write their own snapshots.
  */
 export type { SnapshotKey, StateBackend } from './state-backend.js';
+export { locateSnapshot, parseSnapshotSegments } from './snapshot-location.js';
+export type { SnapshotLocation, SnapshotOwner } from './snapshot-location.js';
 export { createStateBackend } from './create-state-backend.js';
 export type {
   DirectoryStateBackendConfig,

@@ -2,10 +2,12 @@
  * Snapshots as files in a local directory:
  * `<dir>/<jobId>/<taskId>/<checkpointId>-<epoch>.snap`, written atomically
  * and addressed by `file://` uris. Suits a single machine, or a directory
- * every worker mounts.
+ * every worker mounts. It reads nothing but such files: a uri elsewhere
+ * (an absolute path outside the directory, `..`, a link leading out) or
+ * naming something other than a regular file is refused without blocking.
  */
-import { mkdir, readdir, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, readdir, realpath, unlink } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ErrorIds } from '../../core/errors.js';
 import type { StateHandle__Output } from '../../gen/ckpt/v1/StateHandle.js';
@@ -20,6 +22,7 @@ import { readVerifiedFile, syncDirectory, TEMPORARY_SUFFIX, writeFileAtomically 
 import { OperationGate } from './operation-gate.js';
 import { malformedHandleError, missingSnapshotError, throwIfAborted } from './snapshot-errors.js';
 import { checkReleaseArguments, checkSnapshotKey, parseSnapshotName, snapshotName } from './snapshot-key.js';
+import { locateSnapshot, type SnapshotOwner } from './snapshot-location.js';
 import type { SnapshotKey, StateBackend } from './state-backend.js';
 import { checkHandle, checkUriLength, stateHandle } from './state-handle.js';
 
@@ -64,8 +67,8 @@ class DirectoryBackend implements LocalDirectoryBackend {
     return this.#gate.run(() => this.#put(key, bytes, signal));
   }
 
-  get(handle: StateHandle__Output, signal?: AbortSignal): Promise<Uint8Array> {
-    return this.#gate.run(() => this.#get(handle, signal));
+  get(handle: StateHandle__Output, signal?: AbortSignal, owner?: SnapshotOwner): Promise<Uint8Array> {
+    return this.#gate.run(() => this.#get(handle, signal, owner));
   }
 
   release(jobId: string, taskId: string, keep: ReadonlySet<string>, keepFrom: number): Promise<number> {
@@ -100,16 +103,41 @@ class DirectoryBackend implements LocalDirectoryBackend {
     for (let dir = taskDir; dir !== dirname(created); dir = dirname(dir)) await syncDirectory(dirname(dir));
   }
 
-  async #get(handle: StateHandle__Output, signal: AbortSignal | undefined): Promise<Uint8Array> {
+  async #get(
+    handle: StateHandle__Output,
+    signal: AbortSignal | undefined,
+    owner: SnapshotOwner | undefined,
+  ): Promise<Uint8Array> {
     const expected = checkHandle(handle, FILE_URI_SCHEME);
-    const path = pathOfUri(expected.uri);
+    const path = this.#locate(expected.uri, owner);
     const checkpoint = (): void => throwIfAborted(signal, 'get', expected.uri);
     try {
-      return await readVerifiedFile(path, expected, { sliceBytes: this.#options.sliceBytes, checkpoint });
+      const real = await this.#within(path, expected.uri);
+      return await readVerifiedFile(real, expected, { sliceBytes: this.#options.sliceBytes, checkpoint });
     } catch (err) {
       if (errorCode(err) === 'ENOENT') throw missingSnapshotError(expected.uri, {}, err);
       throw translateFsError(err, { operation: `read snapshot ${expected.uri}` });
     }
+  }
+
+  /**
+   * The path of a uri this backend wrote: a snapshot file of its own
+   * directory, spelled as `put` spells it (no `..`, no other spelling).
+   */
+  #locate(uri: string, owner: SnapshotOwner | undefined): string {
+    const path = pathOfUri(uri);
+    const rel = relative(this.dir, path);
+    const inside = rel !== '' && !isAbsolute(rel) && rel.split(sep)[0] !== '..';
+    locateSnapshot(uri, inside ? rel.split(sep) : [], SNAPSHOT_FILE_EXTENSION, this.dir, owner);
+    if (pathToFileURL(path).href !== uri) throw malformedHandleError(uri, 'is not spelled as this backend writes it');
+    return path;
+  }
+
+  /** The real path of `path`, refused when a link leads it out of the directory. */
+  async #within(path: string, uri: string): Promise<string> {
+    const [real, root] = await Promise.all([realpath(path), realpath(this.dir)]);
+    if (!real.startsWith(`${root}${sep}`)) throw malformedHandleError(uri, `leads out of ${this.dir}`);
+    return real;
   }
 
   async #release(jobId: string, taskId: string, keep: ReadonlySet<string>, keepFrom: number): Promise<number> {

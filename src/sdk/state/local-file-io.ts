@@ -5,6 +5,7 @@
  * Errors are raised as they come; the backend translates them.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { CHECKSUM_PREFIX, formatChecksum, slices } from './checksum.js';
@@ -55,16 +56,32 @@ export async function writeFileAtomically(path: string, bytes: Uint8Array, optio
 }
 
 /**
- * Reads the file at `path` and checks it against `expected`: its size
- * first, then its checksum while reading. Throws the corrupt-snapshot error
- * naming the uri when either differs; a missing file surfaces as ENOENT.
+ * Opening for a read never blocks and never follows a link at the end of
+ * the path: a FIFO opened plainly would wait for a writer forever (and hold
+ * a thread of the pool meanwhile).
+ */
+const READ_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants.O_NOFOLLOW ?? 0);
+
+/**
+ * Reads the file at `path` and checks it against `expected`: that it is a
+ * regular file, its size, then its checksum while reading. Throws the
+ * corrupt-snapshot error naming the uri when any differs; a missing file
+ * surfaces as ENOENT.
  */
 export async function readVerifiedFile(
   path: string,
   expected: CheckedHandle,
   options: Omit<FileIoOptions, 'fsync'>,
 ): Promise<Uint8Array> {
-  const file = await open(path, 'r');
+  let file: FileHandle;
+  try {
+    file = await open(path, READ_FLAGS);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') {
+      throw corruptSnapshotError(expected.uri, 'it is a link, not a regular file', {}, err);
+    }
+    throw err;
+  }
   try {
     const stats = await file.stat();
     if (!stats.isFile()) throw corruptSnapshotError(expected.uri, 'it is not a regular file');

@@ -3,7 +3,9 @@
  * `<jobId>/<taskId>/<checkpointId>-<epoch>` and addressed by
  * `nats-obj://<bucket>/<name>` uris. Suits a cluster: every worker reaches
  * every snapshot through NATS. The handle carries our own sha256 of the
- * bytes, checked on `get` beside the object store's own digest.
+ * bytes, checked on `get` beside the object store's own digest. It reads
+ * nothing but snapshot objects of its own bucket: a handle naming another
+ * bucket or another kind of object is refused.
  */
 import { createHash } from 'node:crypto';
 import { Objm, setSha256Backend, StorageType, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
@@ -20,8 +22,9 @@ import {
 import { NATS_OBJ_URI_SCHEME, objectName, objectUri, parseObjectUri, taskPrefix } from './object-store-uri.js';
 import { chunkStream, readVerifiedObject } from './object-streams.js';
 import { OperationGate } from './operation-gate.js';
-import { corruptSnapshotError, missingSnapshotError, throwIfAborted } from './snapshot-errors.js';
+import { corruptSnapshotError, malformedHandleError, missingSnapshotError, throwIfAborted } from './snapshot-errors.js';
 import { checkReleaseArguments, checkSnapshotKey, parseSnapshotName } from './snapshot-key.js';
+import { locateSnapshot, parseSnapshotSegments, type SnapshotOwner } from './snapshot-location.js';
 import type { SnapshotKey, StateBackend } from './state-backend.js';
 import { checkHandle, checkUriLength, stateHandle, type CheckedHandle } from './state-handle.js';
 
@@ -41,7 +44,7 @@ export async function createObjectStoreBackend(options: ObjectStoreBackendOption
   if (resolved.nativeSha256) setSha256Backend('native');
   const objm = new Objm(resolved.connection);
   const store = await createBucket(objm, resolved);
-  return new NatsObjectBackend(resolved, objm, store);
+  return new NatsObjectBackend(resolved, store);
 }
 
 /** Creates or opens the bucket; another worker may create it at the same moment. */
@@ -62,20 +65,16 @@ async function createBucket(objm: Objm, options: ResolvedObjectStoreBackendOptio
 class NatsObjectBackend implements ObjectStoreBackend {
   readonly bucket: string;
   readonly #options: ResolvedObjectStoreBackendOptions;
-  readonly #objm: Objm;
   readonly #logger: Logger;
   readonly #gate = new OperationGate('nats-obj');
-  /** Our bucket, where `put` writes and `release` deletes. */
+  /** Our bucket, where `put` writes, `get` reads and `release` deletes. */
   readonly #own: ObjectStore;
-  /** Other buckets `get` was asked to read from, opened once. */
-  readonly #others = new Map<string, Promise<ObjectStore>>();
   /** The listing of our bucket in progress, shared by concurrent `release` calls. */
   #listing: Promise<ObjectInfo[]> | undefined;
 
-  constructor(options: ResolvedObjectStoreBackendOptions, objm: Objm, store: ObjectStore) {
+  constructor(options: ResolvedObjectStoreBackendOptions, store: ObjectStore) {
     this.bucket = options.bucket;
     this.#options = options;
-    this.#objm = objm;
     this.#logger = options.logger.child({ component: 'state', backend: 'nats-obj', bucket: options.bucket });
     this.#own = store;
   }
@@ -84,12 +83,16 @@ class NatsObjectBackend implements ObjectStoreBackend {
     return this.#gate.run(() => this.#put(key, bytes, signal));
   }
 
-  get(handle: StateHandle__Output, signal?: AbortSignal): Promise<Uint8Array> {
-    return this.#gate.run(() => this.#get(handle, signal));
+  get(handle: StateHandle__Output, signal?: AbortSignal, owner?: SnapshotOwner): Promise<Uint8Array> {
+    return this.#gate.run(() => this.#get(handle, signal, owner));
   }
 
   release(jobId: string, taskId: string, keep: ReadonlySet<string>, keepFrom: number): Promise<number> {
     return this.#gate.run(() => this.#release(jobId, taskId, keep, keepFrom));
+  }
+
+  releaseTasks(jobId: string, taskIds: readonly string[], keepFrom: number): Promise<number> {
+    return this.#gate.run(() => this.#releaseTasks(jobId, taskIds, keepFrom));
   }
 
   close(): Promise<void> {
@@ -118,11 +121,15 @@ class NatsObjectBackend implements ObjectStoreBackend {
     return stateHandle(uri, bytes.length, formatChecksum(hash));
   }
 
-  async #get(handle: StateHandle__Output, signal: AbortSignal | undefined): Promise<Uint8Array> {
+  async #get(
+    handle: StateHandle__Output,
+    signal: AbortSignal | undefined,
+    owner: SnapshotOwner | undefined,
+  ): Promise<Uint8Array> {
     const expected = checkHandle(handle, NATS_OBJ_URI_SCHEME);
-    const { bucket, name } = parseObjectUri(expected.uri);
+    const name = this.#locate(expected.uri, owner);
     const checkpoint = (): void => throwIfAborted(signal, 'get', expected.uri);
-    const store = await this.#store(bucket, expected.uri);
+    const store = this.#own;
     const context = { operation: `get ${expected.uri}` };
     const info = await callObjectStore(context, () => store.info(name));
     checkpoint();
@@ -132,21 +139,12 @@ class NatsObjectBackend implements ObjectStoreBackend {
     return callObjectStore(context, () => readVerifiedObject(result, expected, checkpoint, signal));
   }
 
-  /** The opened bucket; a bucket that does not exist means the snapshot is missing. */
-  async #store(bucket: string, uri: string): Promise<ObjectStore> {
-    if (bucket === this.bucket) return this.#own;
-    let store = this.#others.get(bucket);
-    if (store === undefined) {
-      store = this.#objm.open(bucket);
-      this.#others.set(bucket, store);
-    }
-    try {
-      return await store;
-    } catch (err) {
-      this.#others.delete(bucket);
-      if (err instanceof Error && err.message === 'object store not found') throw missingSnapshotError(uri, {}, err);
-      throw translateObjectStoreError(err, { operation: `open bucket ${bucket}` });
-    }
+  /** The object name of a uri this backend wrote: a snapshot object of its own bucket. */
+  #locate(uri: string, owner: SnapshotOwner | undefined): string {
+    const { bucket, name } = parseObjectUri(uri);
+    if (bucket !== this.bucket) throw malformedHandleError(uri, `names bucket ${bucket}, not ${this.bucket}`);
+    locateSnapshot(uri, name.split('/'), '', `bucket ${this.bucket}`, owner);
+    return name;
   }
 
   async #release(jobId: string, taskId: string, keep: ReadonlySet<string>, keepFrom: number): Promise<number> {
@@ -164,6 +162,22 @@ class NatsObjectBackend implements ObjectStoreBackend {
       released++;
     }
     this.#logger.debug({ ...ids, keepFrom, released }, 'snapshots released');
+    return released;
+  }
+
+  /** One listing of the bucket for every task: a job of many tasks costs one pass, not one per task. */
+  async #releaseTasks(jobId: string, taskIds: readonly string[], keepFrom: number): Promise<number> {
+    for (const taskId of taskIds) checkReleaseArguments(jobId, taskId, keepFrom);
+    const tasks = new Set(taskIds);
+    let released = 0;
+    for (const info of await this.#list()) {
+      const at = info.deleted ? undefined : parseSnapshotSegments(info.name.split('/'), '');
+      if (at === undefined || at.jobId !== jobId || !tasks.has(at.taskId) || at.checkpointId >= keepFrom) continue;
+      const operation = `delete ${objectUri(this.bucket, info.name)}`;
+      await callObjectStore({ jobId, taskId: at.taskId, operation }, () => this.#own.delete(info.name));
+      released++;
+    }
+    this.#logger.debug({ jobId, tasks: tasks.size, keepFrom, released }, 'snapshots released');
     return released;
   }
 

@@ -4,6 +4,7 @@
  * brings the same bytes back, verified, on recovery.
  */
 import type { StateHandle__Output } from '../../gen/ckpt/v1/StateHandle.js';
+import type { SnapshotOwner } from './snapshot-location.js';
 
 /** Which snapshot a `put` stores: one per job, task, checkpoint and epoch. */
 export interface SnapshotKey {
@@ -22,7 +23,8 @@ export interface SnapshotKey {
  *
  * Every method rejects with a `CkptError` only:
  * - `MALFORMED`: a bad key, or a handle that is not this backend's (wrong
- *   scheme, unparsable checksum or size);
+ *   scheme, unparsable checksum or size, a place outside the backend's
+ *   directory or bucket, another job's snapshot);
  * - `INTERNAL`, not retryable: a snapshot that is missing (message
  *   `snapshot <uri> is missing`) or corrupt (`snapshot <uri> is corrupt: …`),
  *   or an unexpected failure of the store;
@@ -41,16 +43,27 @@ export interface StateBackend {
    */
   put(key: SnapshotKey, bytes: Uint8Array, signal?: AbortSignal): Promise<StateHandle__Output>;
   /**
-   * Fetches the bytes of a handle this kind of backend produced and verifies
-   * their size and checksum before resolving.
+   * Fetches the bytes of a handle this backend produced and verifies their
+   * size and checksum before resolving. Handles come from restore commands,
+   * that is from what workers acknowledged: a handle naming anything but a
+   * snapshot in the backend's own directory or bucket (and, with `owner`, a
+   * snapshot of that job) is refused as MALFORMED without being read, and
+   * what is not a regular file is refused without blocking.
    */
-  get(handle: StateHandle__Output, signal?: AbortSignal): Promise<Uint8Array>;
+  get(handle: StateHandle__Output, signal?: AbortSignal, owner?: SnapshotOwner): Promise<Uint8Array>;
   /**
    * Deletes the snapshots of (`jobId`, `taskId`) whose checkpoint id is
    * below `keepFrom` and whose uri is not in `keep`; resolves with how many
    * it deleted. Used to release what a completed checkpoint subsumes.
    */
   release(jobId: string, taskId: string, keep: ReadonlySet<string>, keepFrom: number): Promise<number>;
+  /**
+   * Optional: `release` for many tasks of a job at once, keeping nothing
+   * below `keepFrom`; resolves with how many it deleted. A backend that
+   * must list its whole store to release (the object store) lists it once
+   * for all the tasks instead of once per task.
+   */
+  releaseTasks?(jobId: string, taskIds: readonly string[], keepFrom: number): Promise<number>;
   /**
    * Waits for the calls in progress to settle and refuses new ones. Does not
    * close connections the backend was given.
