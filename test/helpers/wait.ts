@@ -45,8 +45,8 @@ export async function eventually<T>(
   }
 }
 
-/** How long `within` waits by default. */
-export const DEFAULT_WITHIN_MS = 20_000;
+/** How long `within` waits by default: far more than a loaded machine needs, far less than ava's timeout. */
+export const DEFAULT_WITHIN_MS = 60_000;
 
 /**
  * Resolves or rejects as `promise` does, or rejects after `timeoutMs` naming
