@@ -87,7 +87,10 @@ for (const [tasks, workers, via] of [
 }
 
 test('periodic checkpoints follow the policy and retention keeps exactly the configured count', async (t) => {
-  const c = await startTestCoordinator(t, servers);
+  // The 10,000-task test of this file can stall this process for seconds on a
+  // loaded machine: a session that misses heartbeats for 2 s would end, and
+  // this worker does not attach again.
+  const c = await startTestCoordinator(t, servers, { heartbeatTimeoutMs: 10_000 });
   const spec = fanInSpec('job', 2, 1, { intervalMs: 50, retained: 3 });
   await c.client.submitJob({ spec });
   const [w] = await startWorkers(c, spec, 1);
