@@ -158,9 +158,10 @@ export class WorkerSessions {
    * reports: a hung task fails, and the job recovers. Throws
    * TASK_NOT_ATTACHED, recording nothing, for a task the session does not run.
    */
-  heartbeat(sessionId: string, reported: readonly TaskHealth[] = []): void {
+  heartbeat(sessionId: string, reported: readonly TaskHealth[] = [], sentAtMs: unknown = 0): void {
     const session = this.registry.get(sessionId);
     if (session === undefined) return;
+    checkCount(sentAtMs ?? 0, 'heartbeat.sent_at_ms', Number.MAX_SAFE_INTEGER, { jobId: session.jobId });
     const tasks = checkHealth(reported, session.taskIds.length, { jobId: session.jobId });
     for (const { taskId } of tasks) this.requireSessionTask(session, taskId);
     const now = this.d.now();

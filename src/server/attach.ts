@@ -127,6 +127,7 @@ class AttachStream {
       case 'standby':
         if (message.heartbeat == null)
           throw new CkptError('MALFORMED', 'a standby sends only heartbeats before its welcome');
+        checkCount(message.heartbeat.sentAtMs ?? 0, 'heartbeat.sent_at_ms');
         phase.ticket.heard();
         return;
       case 'session':
@@ -157,7 +158,7 @@ class AttachStream {
   private onSessionMessage(coordinator: Coordinator, sessionId: string, message: AttachRequest__Output): void {
     const sessions = coordinator.sessions;
     if (message.heartbeat != null) {
-      sessions.heartbeat(sessionId, message.heartbeat.tasks ?? []);
+      sessions.heartbeat(sessionId, message.heartbeat.tasks ?? [], message.heartbeat.sentAtMs);
     } else if (message.ready != null) {
       sessions.ready(sessionId, message.ready.epoch, message.ready.taskIds ?? []);
     } else if (message.failure != null) {

@@ -80,7 +80,7 @@ test('a restore command over 4 MiB restores through the SDK', async (t) => {
   await worker.start();
   await c.started('big');
   const done = await c.client.triggerCheckpoint({ jobId: 'big', wait: true }, { deadlineMs: 60_000 });
-  t.is(done.checkpoint?.state, 'CHECKPOINT_STATE_COMPLETED');
+  t.is(done.checkpoint?.state, 'CHECKPOINT_STATE_COMPLETED', done.checkpoint?.abortMessage);
   const checkpointId = done.checkpoint?.checkpointId ?? 0;
 
   // The restore command carries the manifest entries of the worker's tasks: more than 4 MiB.
