@@ -52,7 +52,9 @@ test('a worker leaving aborts pending checkpoints with TASK_FAILURE; checkpoints
 });
 
 test('a session without heartbeats times out and its tasks detach', async (t) => {
-  const c = await startTestCoordinator(t, servers, { heartbeatIntervalMs: 50, heartbeatTimeoutMs: 300 });
+  // 1000 ms: a loaded machine can stall this process for a few hundred
+  // milliseconds, which must not end the session before heartbeats stop.
+  const c = await startTestCoordinator(t, servers, { heartbeatIntervalMs: 50, heartbeatTimeoutMs: 1000 });
   const spec = fanInSpec('job', 1, 1);
   await c.client.submitJob({ spec });
   const w = await c.worker({ jobId: 'job', workerId: 'w', taskIds: ['src-0', 'sink-0'], spec });
