@@ -186,10 +186,17 @@ class LoopbackProxy implements TcpProxy {
     if (!link.upstream?.writableNeedDrain) link.client.resume();
   }
 
-  /** Ends a link abruptly: the client gets a TCP reset, the target's side is destroyed. */
+  /**
+   * Ends a link abruptly: the client gets a TCP reset, the target's side is
+   * destroyed. A client whose side the proxy already ended (the target ended
+   * first) is destroyed instead: Node cannot reset a socket while its
+   * shutdown is under way, and then drops the handle without closing it, so
+   * that the process never exits (it spins in Node's handle cleanup).
+   */
   #reset(link: Link): void {
     if (!this.#links.delete(link)) return;
-    if (!link.client.destroyed) link.client.resetAndDestroy();
+    if (link.client.writableEnded) link.client.destroy();
+    else if (!link.client.destroyed) link.client.resetAndDestroy();
     link.upstream?.destroy();
   }
 }

@@ -12,7 +12,7 @@
  * alternate, starting with `onElected`.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Campaign, Election, ElectionObserver, Etcd3, Lease, Watcher } from 'etcd3';
+import type { Campaign, Election, ElectionObserver, Etcd3, IOptions, Lease, Watcher } from 'etcd3';
 import type { Logger } from '../log/index.js';
 
 /** Name of the election under the etcd prefix. */
@@ -21,6 +21,23 @@ export const ELECTION_NAME = 'leader';
 export const DEFAULT_CAMPAIGN_RETRY_MS = 500;
 /** How long `stop()` waits for etcd to confirm that the election's watches are cancelled. */
 const WATCH_CANCEL_MS = 1000;
+/** Bounds of the pause before etcd3 opens a broken election watch again. */
+const WATCH_RETRY_MIN_MS = 100;
+const WATCH_RETRY_MAX_MS = 1000;
+
+/** What etcd3 takes as `faultHandling.watchBackoff`. */
+export type WatchBackoff = NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']>;
+
+/**
+ * The backoff of the election client's watches: from 100 ms, doubling up to
+ * 1 s. etcd3's default grows to 30 s within a second of etcd being
+ * unreachable, so that after a short outage the election went unobserved for
+ * up to 30 s; and its retry timer outlives `close()`, which kept a stopped
+ * coordinator's process alive as long.
+ */
+export function electionWatchBackoff(delayMs = WATCH_RETRY_MIN_MS): WatchBackoff {
+  return { duration: delayMs, next: () => electionWatchBackoff(Math.min(delayMs * 2, WATCH_RETRY_MAX_MS)) };
+}
 
 /** A leadership won: the election key, its create revision, and that as a number. */
 export interface LeaderTerm {

@@ -21,7 +21,7 @@ import type { Logger } from '../log/index.js';
 import { createEtcdStore, type EtcdStore } from '../store/index.js';
 import { CoordinatorHost } from './coordinator-host.js';
 import { startGrpcServer, type CoordinatorGrpcServer } from './grpc-server.js';
-import { Leadership, type LeaderTerm } from './leadership.js';
+import { electionWatchBackoff, Leadership, type LeaderTerm } from './leadership.js';
 
 /** How often `runCoordinator` and `whenLeader` look at the election while they wait. */
 const ELECTION_POLL_MS = 10;
@@ -86,6 +86,7 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
   const electionClient = new Etcd3({
     hosts: config.etcd,
     defaultCallOptions: (call) => (call.isStream ? {} : { deadline: Date.now() + config.etcdTimeoutMs }),
+    faultHandling: { watchBackoff: electionWatchBackoff() },
   });
   const closeAdapters = async (): Promise<void> => {
     electionClient.close();

@@ -1,7 +1,17 @@
 /**
- * Test helpers: per-file servers, per-test prefixes, self-closing clients, polling.
+ * Test helpers: per-file servers, per-test prefixes, self-closing clients, polling,
+ * and the handles that keep a process alive (the exit report, ava's `require`).
  */
 export { useServers, type TestServers, type UseServersOptions } from './servers.js';
 export { slugify, uniquePrefix, type TestPrefix, type Titled } from './prefix.js';
 export { etcdClient, natsConnection, DEFAULT_ETCD_CALL_MS } from './clients.js';
-export { eventually, processExists, DEFAULT_EVENTUALLY_MS, DEFAULT_POLL_MS, type EventuallyOptions } from './wait.js';
+export { activeHandles, describeHandle, leakedSockets } from './handles.js';
+export {
+  eventually,
+  processExists,
+  within,
+  DEFAULT_EVENTUALLY_MS,
+  DEFAULT_POLL_MS,
+  DEFAULT_WITHIN_MS,
+  type EventuallyOptions,
+} from './wait.js';

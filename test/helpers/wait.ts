@@ -45,6 +45,28 @@ export async function eventually<T>(
   }
 }
 
+/** How long `within` waits by default: far more than a loaded machine needs, far less than ava's timeout. */
+export const DEFAULT_WITHIN_MS = 60_000;
+
+/**
+ * Resolves or rejects as `promise` does, or rejects after `timeoutMs` naming
+ * `what`: an event that never comes fails its test at once, instead of
+ * holding the whole run until ava's timeout. The timer never keeps the
+ * process alive.
+ */
+export async function within<T>(promise: Promise<T>, what: string, timeoutMs = DEFAULT_WITHIN_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what} (${timeoutMs} ms)`)), timeoutMs);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Whether a process with this pid exists (zombies included). */
 export function processExists(pid: number): boolean {
   try {

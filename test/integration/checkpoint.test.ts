@@ -8,7 +8,7 @@ import test from 'ava';
 import { createEtcdStore } from '../../src/store/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import type { TaskSnapshot__Output } from '../../src/gen/ckpt/v1/TaskSnapshot.js';
-import { eventually, useServers } from '../helpers/index.js';
+import { eventually, useServers, within } from '../helpers/index.js';
 import { fanInSpec, sourcesSpec, startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';
 import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
 import type { SimulatedWorker } from '../../src/sim/index.js';
@@ -87,13 +87,19 @@ for (const [tasks, workers, via] of [
 }
 
 test('periodic checkpoints follow the policy and retention keeps exactly the configured count', async (t) => {
-  const c = await startTestCoordinator(t, servers);
+  // The 10,000-task test of this file can stall this process for seconds on a
+  // loaded machine: a session that misses heartbeats for 2 s would end, and
+  // this worker does not attach again.
+  const c = await startTestCoordinator(t, servers, { heartbeatTimeoutMs: 10_000 });
   const spec = fanInSpec('job', 2, 1, { intervalMs: 50, retained: 3 });
   await c.client.submitJob({ spec });
   const [w] = await startWorkers(c, spec, 1);
-  await new Promise<void>((resolve) => {
-    w?.events.on('complete', (m) => m.checkpointId >= 6 && resolve());
-  });
+  await within(
+    new Promise<void>((resolve) => {
+      w?.events.on('complete', (m) => m.checkpointId >= 6 && resolve());
+    }),
+    'the completion of checkpoint 6',
+  );
   await c.client.cancelJob({ jobId: 'job' });
   await c.running.coordinator.settled();
   const list = await c.query.listCheckpoints({ jobId: 'job' });
@@ -176,7 +182,7 @@ test('with two checkpoints pending, the older one acknowledged last is subsumed,
   const newer = await c.client.triggerCheckpoint({ jobId: 'job' });
   const olderId = older.checkpoint?.checkpointId ?? 0;
   const newerId = newer.checkpoint?.checkpointId ?? 0;
-  await both;
+  await within(both, 'both checkpoints snapshotted');
   // The newer one is acknowledged first; the older one's acknowledgement follows while it commits.
   held.get(newerId)?.();
   held.get(olderId)?.();
@@ -226,13 +232,14 @@ test('WatchCheckpoints streams triggered, completed and aborted events', async (
   const ws = await startWorkers(c, spec, 1);
   const abort = new AbortController();
   const seen: string[] = [];
+  const subscribers = c.running.coordinator.events.size;
   const watching = (async () => {
     for await (const e of c.query.watchCheckpoints({ jobId: 'job' }, { signal: abort.signal })) {
       seen.push(`${e.checkpointId}:${e.state.replace('CHECKPOINT_STATE_', '')}`);
       if (seen.length === 4) abort.abort();
     }
   })();
-  await new Promise((r) => setTimeout(r, 100));
+  await eventually(() => c.running.coordinator.events.size > subscribers, { what: 'the watch subscribed' });
   const a = await c.client.triggerCheckpoint({ jobId: 'job', wait: true }, { deadlineMs: 10_000 });
   ws[0]?.setBehaviour('t00001', 'decline');
   const b = await c.client.triggerCheckpoint({ jobId: 'job', wait: true }, { deadlineMs: 10_000 });

@@ -12,6 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager, JetStreamApiError } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/nats-core';
+import { pino } from 'pino';
+import { edgeSubject } from '../../src/bus/index.js';
 import { CkptError } from '../../src/core/errors.js';
 import { createLogger, silentLogger } from '../../src/log/index.js';
 import type { CheckpointSummary__Output } from '../../src/gen/ckpt/v1/CheckpointSummary.js';
@@ -213,6 +215,14 @@ test('aligned: records after barrier n on one input wait until barrier n arrived
   log2.push('b1');
   await eventually(() => seen.length === 3, { what: 'the first records processed' });
 
+  // What s1 sends to m, as it goes over NATS.
+  const toM: string[] = [];
+  const edge = h.nc.subscribe(edgeSubject(`${h.c.prefix.nats}.align`, 's1', 'm'), {
+    callback: (_err, msg) => void toM.push(msg.string()),
+  });
+  t.teardown(() => edge.unsubscribe());
+  await h.nc.flush();
+
   // s2's snapshot hangs, so its barrier 1 is late; s1 forwards barrier 1 and then a3, a4.
   gated = true;
   const s1Snapshotted = sources.waitFor('snapshot', (e) => e.taskId === 's1');
@@ -221,8 +231,11 @@ test('aligned: records after barrier n on one input wait until barrier n arrived
   const done = h.checkpoint();
   const [{ checkpointId }] = await s1Snapshotted;
   log1.push('a3', 'a4');
-  // Long enough that barrier 1 of s1 has reached m well before s2's, even on a loaded machine.
-  await new Promise((resolve) => setTimeout(resolve, 800));
+  await eventually(() => toM.includes('a3') && toM.includes('a4'), { what: 'a3 and a4 sent to m after barrier 1' });
+  // The point of the test: a3 and a4 reached m's connection when they reached
+  // ours, and for a while m does not process them. A slow machine only
+  // shortens what is checked, it cannot make the check fail.
+  await new Promise((resolve) => setTimeout(resolve, 500));
   t.deepEqual([...seen].sort(), ['a1', 'a2', 'b1'], 'a3 and a4 are held back while barrier 1 of s2 is missing');
 
   openGate();
@@ -311,9 +324,15 @@ test('the JetStream sink makes nothing visible before its checkpoint completes, 
 
   for (const r of ['r4', 'r5']) await js.publish(inSubject, r);
   await eventually(() => processed.length === 5, { what: 'the sink staged two more records' });
+  const abortReached = w.waitFor('abort', () => true, { timeoutMs: 10_000 });
   const second = await h.checkpoint();
   t.is(second.state, 'CHECKPOINT_STATE_ABORTED');
   t.is(second.abortReason, 'ABORT_REASON_DECLINED');
+  const [abort] = await abortReached;
+  t.is(abort.checkpointId, second.checkpointId);
+  // The point of the test: once the sink's worker heard of the abort, nothing
+  // of that checkpoint is published, for a while. A slow machine only shortens
+  // what is checked, it cannot make the check fail.
   await new Promise((resolve) => setTimeout(resolve, 300));
   t.is((await jsm.streams.info(outStream)).state.messages, 3, 'nothing of the aborted checkpoint is visible');
 
@@ -429,11 +448,13 @@ test('a standby waits while its tasks run elsewhere and takes them over, restore
   t.false(standbyStarted, 'the standby waits while the primary runs the tasks');
   t.is(seenByStandby.length, 0);
 
-  const restored = collect(standby.worker, 'restored');
+  const restored = standby.worker.waitFor('restored', () => true, { timeoutMs: 20_000 });
   await primary.stop();
   await standby.started;
+  // The job may still show the primary's running attempt: wait for the standby's own restore.
+  const [event] = await restored;
+  t.like(event, { checkpointId: first.checkpointId });
   await h.c.started('standby');
-  t.like(restored[0], { checkpointId: first.checkpointId });
   t.true((standby.worker.epoch ?? 0) > (before?.epoch ?? 0), 'the takeover is a recovery in a new epoch');
 
   // The source resumed after its recorded position, and the count's state came back from the checkpoint.
@@ -746,7 +767,18 @@ test('a sink commit that no stream answers is published again until the stream i
   const processed: string[] = [];
   const sink = jetStreamSink({ stream: outStream, subject: outSubject, createStream: false });
   const spy: Task = { ...sink, process: (r, ctx) => (processed.push(r.text()), sink.process(r, ctx)) };
-  const w = await h.worker('w-out', { out: spy });
+  // The sink logs each publication that no stream answered.
+  let unanswered = 0;
+  const logger = pino(
+    { level: 'debug' },
+    {
+      write(line: string) {
+        const entry = JSON.parse(line) as { msg?: string };
+        if (entry.msg === 'sink publication not acknowledged; publishing again') unanswered += 1;
+      },
+    },
+  );
+  const w = await h.worker('w-out', { out: spy }, h.state, { logger });
   const failures: string[] = [];
   w.on('failed', (e) => failures.push(e.error.message));
   await h.c.started('retry');
@@ -757,7 +789,7 @@ test('a sink commit that no stream answers is published again until the stream i
   const done = await h.checkpoint();
   t.is(done.state, 'CHECKPOINT_STATE_COMPLETED');
   await completed;
-  await new Promise((resolve) => setTimeout(resolve, 700));
+  await eventually(() => unanswered >= 1, { what: 'a publication of the commit that no stream answered' });
   await jsm.streams.add({ name: outStream, subjects: [outSubject], duplicate_window: nanos(60_000) });
   await eventually(async () => (await jsm.streams.info(outStream)).state.messages === 2, {
     timeoutMs: 15_000,

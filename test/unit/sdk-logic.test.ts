@@ -1,5 +1,5 @@
 import test from 'ava';
-import { setTimeout as delay } from 'node:timers/promises';
+import { eventually } from '../helpers/wait.js';
 import { AckBatcher, type AckBatch } from '../../src/sdk/ack-batcher.js';
 import { CkptError } from '../../src/core/errors.js';
 import {
@@ -119,7 +119,7 @@ test('the ack batcher flushes after batchMs and drops batches of other epochs or
   b.discard(2);
   b.discardOtherEpochs(1);
   t.deepEqual(b.openCheckpoints, [3]);
-  await delay(30);
+  await eventually(() => b.openCheckpoints.length === 0, { pollMs: 1, what: 'the batch window of checkpoint 3' });
   t.deepEqual(
     sent.map((s) => [s.checkpointId, s.epoch, s.acks.length]),
     [[3, 1, 1]],

@@ -1,11 +1,11 @@
 import test from 'ava';
-import { setTimeout as delay } from 'node:timers/promises';
 import { AckBatcher, estimateSnapshotBytes, splitBySize, type AckBatch } from '../../src/sim/ack-batcher.js';
 import { BarrierAligner } from '../../src/sim/alignment.js';
 import { jobSubjects } from '../../src/bus/index.js';
 import { DATA_WILDCARD_THRESHOLD, dataSubscriptions, simulatedSnapshot, workerTopology } from '../../src/sim/index.js';
 import { CkptError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/log/index.js';
+import { eventually } from '../helpers/wait.js';
 
 const spec = {
   jobId: 'job',
@@ -121,7 +121,9 @@ test('the batcher sends what it has after the window, and nothing for silent tas
   const { b, sent } = batcher(10, 10);
   b.add(1, 1, { kind: 'ack', taskId: 'a', snapshot: snap('a') });
   b.add(2, 1, { kind: 'silent', taskId: 'a' });
-  await delay(40);
+  await eventually(() => sent.length > 0, { pollMs: 1, what: 'the batch of checkpoint 1 after its window' });
+  // Whether or not the window of checkpoint 2 passed yet, a flush sends nothing for it.
+  await b.flushAll();
   t.deepEqual(
     sent.map((s) => s.checkpointId),
     [1],
@@ -135,7 +137,8 @@ test('the batcher drops discarded checkpoints and everything after close', async
   b.discard(1);
   b.close();
   b.add(2, 1, { kind: 'ack', taskId: 'a', snapshot: snap('a', 2) });
-  await delay(30);
+  // Nothing is left to send, now or when a window would have ended.
+  await b.flushAll();
   t.is(sent.length, 0);
 });
 
