@@ -79,6 +79,14 @@ node_modules/.installed: package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
+# The fuzz suites (test/fuzz) alone, N generated messages per target
+# (make test runs 1000). FUZZ_SEED replays a run; SURVEY=1 lists every
+# kind of failure instead of shrinking the first.
+N ?= 1000
+.PHONY: fuzz
+fuzz: deps
+	CKPT_FUZZ_N=$(N) $(if $(FUZZ_SEED),CKPT_FUZZ_SEED=$(FUZZ_SEED)) $(if $(SURVEY),CKPT_FUZZ_SURVEY=1) npx ava test/fuzz/
+
 # The fault suite (test/chaos): a seeded schedule of FAULTS faults against the
 # word count on a 3-member etcd cluster, a 3-node NATS cluster (NATS_CLUSTER=0:
 # one server) and 3 coordinators; exits non-zero on any violation.
