@@ -1,8 +1,8 @@
 /**
  * Scenario 7, the cost of checking what comes in: validating a job spec of
  * 100,000 tasks with a wide fan-out (one source read by every other task),
- * and a heartbeat reporting 50,000 tasks, in a coordinator against this
- * run's etcd and NATS. Checks must be linear in their input: a spec four
+ * an SDK worker wiring the same job, and a heartbeat reporting 50,000
+ * tasks, in a coordinator against this run's etcd and NATS. Checks must be linear in their input: a spec four
  * times as large may cost at most six times as much (linear is four,
  * quadratic sixteen), and the absolute figures are held to well under a
  * second. The floor is what any check must do with the same input: copy
@@ -16,6 +16,8 @@ import type { AttachResponse__Output } from '../src/gen/ckpt/v1/AttachResponse.j
 import type { JobSpec } from '../src/gen/ckpt/v1/JobSpec.js';
 import type { TaskHealth } from '../src/gen/ckpt/v1/TaskHealth.js';
 import { silentLogger } from '../src/log/index.js';
+import { jobGraph, Router, type AnyTask } from '../src/sdk/index.js';
+import { checkWiring } from '../src/sdk/wiring.js';
 import { runCoordinator } from '../src/server/run.js';
 import { median, significant } from './lib/percentiles.js';
 import type { Row, Scenario, ScenarioContext } from './lib/row.js';
@@ -81,6 +83,34 @@ function specRows(rounds: number): Row[] {
       conditions: `validate_spec.n${SPEC_TASKS} ÷ floor.spec.n${SPEC_TASKS}, both in this run`,
     }),
     row('edges.validate_spec.scaling', largeMs / smallMs, 'ratio', {
+      target: MAX_SCALING,
+      met: largeMs / smallMs <= MAX_SCALING,
+      conditions: `time of ${SPEC_TASKS} tasks ÷ time of ${SPEC_TASKS / 4} (linear: 4, quadratic: 16)`,
+    }),
+  ];
+}
+
+/** What a worker does with a job's spec before it runs: graph, wiring of its tasks, routing of a source. */
+function wireWorker(spec: JobSpec): void {
+  const graph = jobGraph(validateJobSpec(spec, DEFAULT_LIMITS));
+  const tasks = new Map<string, AnyTask>(graph.taskIds.map((id) => [id, id === 'src' ? SOURCE : READER]));
+  checkWiring(graph, tasks);
+  new Router('src', graph.outputsOf('src')).route();
+}
+
+const READER: AnyTask = { process: () => {} };
+const SOURCE: AnyTask = { read: async function* () {}, handle: () => {} };
+
+function workerRows(rounds: number): Row[] {
+  const small = fanOutSpec('small', SPEC_TASKS / 4);
+  const large = fanOutSpec('large', SPEC_TASKS);
+  const smallMs = timed(rounds, () => wireWorker(small));
+  const largeMs = timed(rounds, () => wireWorker(large));
+  return [
+    row(`edges.worker_wiring.n${SPEC_TASKS}`, largeMs, 'ms', {
+      conditions: `an SDK worker's graph, task wiring and routing of a spec of one source read by ${SPEC_TASKS - 1} tasks (after the coordinator's validation, included), median of ${rounds} rounds`,
+    }),
+    row('edges.worker_wiring.scaling', largeMs / smallMs, 'ratio', {
       target: MAX_SCALING,
       met: largeMs / smallMs <= MAX_SCALING,
       conditions: `time of ${SPEC_TASKS} tasks ÷ time of ${SPEC_TASKS / 4} (linear: 4, quadratic: 16)`,
@@ -177,5 +207,7 @@ export const edges: Scenario = async (ctx) => {
   const rounds = ctx.quick === true ? 3 : 9;
   const spec = specRows(rounds);
   ctx.log(`spec of ${SPEC_TASKS} tasks validated`);
-  return [...spec, ...(await heartbeatRows(ctx, rounds))];
+  const worker = workerRows(rounds);
+  ctx.log(`spec of ${SPEC_TASKS} tasks wired by a worker`);
+  return [...spec, ...worker, ...(await heartbeatRows(ctx, rounds))];
 };
