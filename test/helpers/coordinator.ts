@@ -58,7 +58,8 @@ export async function startTestCoordinator(
       etcdPrefix: prefix.etcd,
       subjectPrefix: prefix.nats,
       heartbeatIntervalMs: 200,
-      heartbeatTimeoutMs: 2000,
+      // Long enough that a test process starved by a loaded machine keeps its sessions.
+      heartbeatTimeoutMs: 10_000,
       logLevel: 'silent',
       shutdownGraceMs: 2000,
       // Simulated workers acknowledge sim:// state handles.
