@@ -15,20 +15,9 @@ import type { AttachResponse__Output } from '../../src/gen/ckpt/v1/AttachRespons
 import type { TaskSnapshot } from '../../src/gen/ckpt/v1/TaskSnapshot.js';
 import { eventually, useServers } from '../helpers/index.js';
 import { fanInSpec, startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';
+import { healthCheck, reflectionList, refused } from '../helpers/refusals.js';
 
 const servers = useServers();
-
-async function refused(
-  t: ExecutionContext,
-  call: Promise<unknown>,
-  reason: ErrorReason,
-  code?: grpc.status,
-): Promise<void> {
-  const err = await t.throwsAsync(call);
-  const info = errorInfo(err);
-  t.is(info?.reason, reason, `expected ${reason}, got ${info?.reason ?? 'none'}: ${err?.message ?? ''}`);
-  if (code !== undefined) t.is((err as grpc.ServiceError).code, code);
-}
 
 function snap(taskId: string, uri = `file:///state/${taskId}`): TaskSnapshot {
   return {
@@ -260,32 +249,9 @@ test('the health service and server reflection answer generic gRPC tools', async
   const c = await startTestCoordinator(t, servers);
   const raw = new grpc.Client(c.address, grpc.credentials.createInsecure());
   t.teardown(() => raw.close());
-  // grpc.health.v1.HealthCheckRequest { service = "ckpt.v1.Coordinator" }, hand-encoded.
-  const name = Buffer.from('ckpt.v1.Coordinator');
-  const health = await new Promise<Buffer>((resolve, reject) => {
-    raw.makeUnaryRequest(
-      '/grpc.health.v1.Health/Check',
-      (b: Buffer) => b,
-      (b: Buffer) => b,
-      Buffer.concat([Buffer.from([0x0a, name.length]), name]),
-      (err, res) => (err ? reject(err) : resolve(res as Buffer)),
-    );
-  });
+  const health = await healthCheck(raw, 'ckpt.v1.Coordinator');
   t.deepEqual([...health], [0x08, 0x01], 'status SERVING');
-  const listed = await new Promise<string>((resolve, reject) => {
-    const call = raw.makeBidiStreamRequest(
-      '/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo',
-      (b: Buffer) => b,
-      (b: Buffer) => b,
-    );
-    call.on('data', (b: Buffer) => {
-      resolve(b.toString('latin1'));
-      call.end();
-    });
-    call.on('error', reject);
-    // ServerReflectionRequest { list_services = "" } (field 7).
-    call.write(Buffer.from([0x3a, 0x00]));
-  });
+  const listed = await reflectionList(raw);
   t.true(listed.includes('ckpt.v1.Coordinator'));
   t.true(listed.includes('ckpt.v1.CheckpointQuery'));
 });

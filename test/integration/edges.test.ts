@@ -6,36 +6,16 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import test, { type ExecutionContext } from 'ava';
-import { errorInfo, type AttachStream } from '../../src/client/index.js';
-import type { ErrorReason } from '../../src/core/errors.js';
+import { errorInfo } from '../../src/client/index.js';
 import type { AttachRequest } from '../../src/gen/ckpt/v1/AttachRequest.js';
-import type { AttachResponse__Output } from '../../src/gen/ckpt/v1/AttachResponse.js';
 import type { TaskSnapshot } from '../../src/gen/ckpt/v1/TaskSnapshot.js';
 import { eventually, useServers } from '../helpers/index.js';
+import { healthCheck, rawSession, reflectionList, refused } from '../helpers/refusals.js';
 import { fanInSpec, startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';
 
 const servers = useServers();
 const UINT64_MAX = '18446744073709551615';
 const CHECKSUM = `sha256:${'0f'.repeat(32)}`;
-
-async function refused(t: ExecutionContext, call: Promise<unknown>, reason: ErrorReason): Promise<grpc.ServiceError> {
-  const err = await t.throwsAsync<grpc.ServiceError>(call);
-  t.is(errorInfo(err)?.reason, reason, err.message);
-  return err;
-}
-
-/** Opens a session stream, sends `messages` in order, and resolves with how it ended. */
-function session(c: TestCoordinator, messages: AttachRequest[]) {
-  const call: AttachStream = c.client.attach();
-  const got: AttachResponse__Output[] = [];
-  const ended = new Promise<grpc.ServiceError | undefined>((resolve) => {
-    call.on('error', (err: grpc.ServiceError) => resolve(err));
-    call.on('end', () => resolve(undefined));
-  });
-  call.on('data', (m: AttachResponse__Output) => got.push(m));
-  for (const m of messages) call.write(m);
-  return { call, got, ended };
-}
 
 /** The coordinator answers, and the job runs: it was not ended or stalled. */
 async function stillServing(t: ExecutionContext, c: TestCoordinator): Promise<void> {
@@ -76,10 +56,10 @@ test('ids that are not printable ASCII are refused with a reason and never reach
   );
   await refused(t, c.client.getJob({ jobId: '\u0000\ud800' }), 'MALFORMED');
   for (const standby of [false, true]) {
-    const s = session(c, [{ hello: { workerId: 'w9', jobId: 'job', taskIds: ['é'], standby } }]);
+    const s = rawSession(c.client, [{ hello: { workerId: 'w9', jobId: 'job', taskIds: ['é'], standby } }]);
     t.is(errorInfo(await s.ended)?.reason, 'MALFORMED');
   }
-  const badWorker = session(c, [{ hello: { workerId: 'w 9\n', jobId: 'job', taskIds: ['src-0'] } }]);
+  const badWorker = rawSession(c.client, [{ hello: { workerId: 'w 9\n', jobId: 'job', taskIds: ['src-0'] } }]);
   t.is(errorInfo(await badWorker.ended)?.reason, 'MALFORMED');
   t.deepEqual(await c.dump(), before);
   await stillServing(t, c);
@@ -96,7 +76,7 @@ test('a heartbeat or a task failure naming a task that is not printable ASCII en
     { failure: { taskId: 'src-0', epoch: 1, message: 'x'.repeat(5000) } },
     { ready: { epoch: UINT64_MAX, taskIds: ['src-0'] } },
   ] satisfies AttachRequest[]) {
-    const s = session(c, [{ hello: { workerId: 'w1', jobId: 'job', taskIds: ['src-0', 'sink-0'] } }, bad]);
+    const s = rawSession(c.client, [{ hello: { workerId: 'w1', jobId: 'job', taskIds: ['src-0', 'sink-0'] } }, bad]);
     const err = await s.ended;
     t.true(['MALFORMED', 'OVERSIZED'].includes(errorInfo(err)?.reason ?? ''), err?.message);
     t.true(
@@ -237,36 +217,12 @@ test('with a token set, server reflection needs it; the health service answers p
   const c = await startTestCoordinator(t, servers, { authToken: 'tok' });
   const raw = new grpc.Client(c.address, grpc.credentials.createInsecure());
   t.teardown(() => raw.close());
-  const reflect = (metadata: grpc.Metadata) =>
-    new Promise<string>((resolve, reject) => {
-      const call = raw.makeBidiStreamRequest(
-        '/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo',
-        (b: Buffer) => b,
-        (b: Buffer) => b,
-        metadata,
-      );
-      call.on('data', (b: Buffer) => {
-        resolve(b.toString('latin1'));
-        call.end();
-      });
-      call.on('error', reject);
-      call.write(Buffer.from([0x3a, 0x00]));
-    });
-  const err = await t.throwsAsync<grpc.ServiceError>(reflect(new grpc.Metadata()));
+  const err = await t.throwsAsync<grpc.ServiceError>(reflectionList(raw));
   t.is(err.code, grpc.status.UNAUTHENTICATED);
   t.is(errorInfo(err)?.reason, 'UNAUTHENTICATED');
   const authorized = new grpc.Metadata();
   authorized.set('authorization', 'Bearer tok');
-  t.true((await reflect(authorized)).includes('ckpt.v1.Coordinator'));
-  const name = Buffer.from('');
-  const health = await new Promise<Buffer>((resolve, reject) => {
-    raw.makeUnaryRequest(
-      '/grpc.health.v1.Health/Check',
-      (b: Buffer) => b,
-      (b: Buffer) => b,
-      Buffer.concat([Buffer.from([0x0a, name.length]), name]),
-      (e, res) => (e ? reject(e) : resolve(res as Buffer)),
-    );
-  });
+  t.true((await reflectionList(raw, authorized)).includes('ckpt.v1.Coordinator'));
+  const health = await healthCheck(raw, '');
   t.deepEqual([...health], [0x08, 0x01], 'the server is SERVING');
 });

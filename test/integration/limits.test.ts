@@ -5,35 +5,15 @@
  * ended instead of held without bound.
  */
 import * as http2 from 'node:http2';
-import * as grpc from '@grpc/grpc-js';
 import test, { type ExecutionContext } from 'ava';
-import { errorInfo, type AttachStream } from '../../src/client/index.js';
-import type { ErrorReason } from '../../src/core/errors.js';
+import { errorInfo } from '../../src/client/index.js';
 import type { AttachRequest } from '../../src/gen/ckpt/v1/AttachRequest.js';
-import type { AttachResponse__Output } from '../../src/gen/ckpt/v1/AttachResponse.js';
 import { codec } from '../../src/proto/index.js';
 import { eventually, useServers } from '../helpers/index.js';
-import { fanInSpec, sourcesSpec, startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';
+import { rawSession, refused } from '../helpers/refusals.js';
+import { fanInSpec, sourcesSpec, startTestCoordinator } from '../helpers/coordinator.js';
 
 const servers = useServers();
-
-async function refused(t: ExecutionContext, call: Promise<unknown>, reason: ErrorReason): Promise<grpc.ServiceError> {
-  const err = await t.throwsAsync<grpc.ServiceError>(call);
-  t.is(errorInfo(err)?.reason, reason, err.message);
-  return err;
-}
-
-function stream(c: TestCoordinator, messages: AttachRequest[]) {
-  const call: AttachStream = c.client.attach();
-  const got: AttachResponse__Output[] = [];
-  const ended = new Promise<grpc.ServiceError | undefined>((resolve) => {
-    call.on('error', (err: grpc.ServiceError) => resolve(err));
-    call.on('end', () => resolve(undefined));
-  });
-  call.on('data', (m: AttachResponse__Output) => got.push(m));
-  for (const m of messages) call.write(m);
-  return { call, got, ended };
-}
 
 /** A gRPC frame: uncompressed, length-prefixed. */
 function frame(bytes: Uint8Array): Buffer {
@@ -76,12 +56,12 @@ test('jobs, tasks per job, sessions and standbys per job are limited', async (t)
   t.deepEqual(await c.dump(), before);
 
   await c.worker({ jobId: 'a', workerId: 'w0', taskIds: ['src-0', 'src-1', 'sink-0'], spec });
-  const second = stream(c, [{ hello: { workerId: 'w1', jobId: 'b', taskIds: ['t00000'] } }]);
+  const second = rawSession(c.client, [{ hello: { workerId: 'w1', jobId: 'b', taskIds: ['t00000'] } }]);
   t.is(errorInfo(await second.ended)?.reason, 'LIMIT_REACHED');
-  const standby = stream(c, [{ hello: { workerId: 's1', jobId: 'a', taskIds: ['src-0'], standby: true } }]);
+  const standby = rawSession(c.client, [{ hello: { workerId: 's1', jobId: 'a', taskIds: ['src-0'], standby: true } }]);
   t.teardown(() => standby.call.cancel());
   await eventually(() => c.running.coordinator.waitingStandbys('a') === 1, { what: 'one standby waiting' });
-  const another = stream(c, [{ hello: { workerId: 's2', jobId: 'a', taskIds: ['sink-0'], standby: true } }]);
+  const another = rawSession(c.client, [{ hello: { workerId: 's2', jobId: 'a', taskIds: ['sink-0'], standby: true } }]);
   t.is(errorInfo(await another.ended)?.reason, 'LIMIT_REACHED');
   t.is(c.running.coordinator.waitingStandbys('a'), 1);
 });
@@ -90,7 +70,7 @@ test('a stream without a hello and a silent standby are ended; a heartbeating st
   const c = await startTestCoordinator(t, servers, { helloTimeoutMs: 300, standbyTimeoutMs: 2000 });
   const spec = fanInSpec('job', 1, 1);
   await c.client.submitJob({ spec });
-  const mute = stream(c, []);
+  const mute = rawSession(c.client, []);
   const err = await mute.ended;
   t.is(errorInfo(err)?.reason, 'UNAVAILABLE');
   t.regex(err?.details ?? '', /no hello within 300 ms/);
@@ -99,8 +79,8 @@ test('a stream without a hello and a silent standby are ended; a heartbeating st
   const hello = (workerId: string): AttachRequest => ({
     hello: { workerId, jobId: 'job', taskIds: ['src-0', 'sink-0'], standby: true },
   });
-  const silent = stream(c, [hello('quiet')]);
-  const alive = stream(c, [hello('talker')]);
+  const silent = rawSession(c.client, [hello('quiet')]);
+  const alive = rawSession(c.client, [hello('talker')]);
   t.teardown(() => alive.call.cancel());
   const beat = setInterval(() => alive.call.write({ heartbeat: { sentAtMs: Date.now() } }), 300);
   t.teardown(() => clearInterval(beat));
