@@ -158,6 +158,18 @@ export class CheckpointBeliefs {
   }
 
   /**
+   * An abort of one checkpoint counted: its acknowledgement is forgotten, so
+   * a completion of it never counts. A coordinator does not complete what
+   * it aborted; a forged abort only delays a commit to the next completed
+   * checkpoint. A coordinator restart's abort forgets nothing: it stands
+   * only for the ids up to it that did not complete, and a completion from
+   * the previous leader may still be on its way.
+   */
+  aborted(range: AbortRange): void {
+    if (!range.upTo) this.#acks.delete(range.checkpointId);
+  }
+
+  /**
    * The checkpoints an abort in the current epoch stands for; undefined for
    * another epoch or an implausible id. A coordinator restart's abort of
    * every id up to one is capped at the highest plausible id.

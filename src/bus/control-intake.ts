@@ -184,8 +184,17 @@ export class ControlIntake {
     }
     const upTo = message.reason === 'ABORT_REASON_COORDINATOR_RESTART';
     const range = this.beliefs.abortRange(message.epoch, message.checkpointId, upTo);
-    if (range === undefined) this.#drop(dropOf(decoded, 'implausible-id'));
-    else this.#handle(decoded, () => this.#o.handlers.abort(message, range));
+    if (range === undefined) {
+      this.#drop(dropOf(decoded, 'implausible-id'));
+      return;
+    }
+    this.beliefs.aborted(range);
+    const waiting = range.upTo ? undefined : this.#waiting.get(range.checkpointId);
+    if (waiting !== undefined) {
+      this.#waiting.delete(range.checkpointId);
+      this.#drop(dropOf({ kind: 'complete', message: waiting }, 'aborted'));
+    }
+    this.#handle(decoded, () => this.#o.handlers.abort(message, range));
   }
 
   /** Runs a handler; what it throws is reported as a drop, never thrown on. */

@@ -27,6 +27,7 @@ export type DropReason =
   | 'implausible-id'
   | 'unconfirmed-term'
   | 'not-acknowledged'
+  | 'aborted'
   | 'failed'
   | 'stale-term'
   | 'other-epoch'

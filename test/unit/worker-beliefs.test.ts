@@ -20,6 +20,7 @@ import {
   type Drop,
 } from '../../src/bus/index.js';
 import type { Msg } from '@nats-io/nats-core';
+import type { AbortReason } from '../../src/gen/ckpt/v1/AbortReason.js';
 
 const codecs = controlMessageCodecs();
 
@@ -174,6 +175,26 @@ test('the intake lets a completion wait for the answer to its acknowledgement, a
   t.deepEqual(reasons(), ['complete:not-acknowledged', 'complete:not-acknowledged']);
   i.receive('complete', complete(9));
   t.deepEqual(handled, ['complete 9'], 'a replay is dropped');
+});
+
+test('a completion of an id an abort named never counts, also one waiting for its answer; a restart abort forgets nothing', (t) => {
+  const { i, handled, reasons } = intake();
+  const complete = (checkpointId: number) => codecs.complete.encode({ jobId: 'job', checkpointId, epoch: 3, term: 7 });
+  const abort = (checkpointId: number, reason: AbortReason) =>
+    codecs.abort.encode({ jobId: 'job', checkpointId, epoch: 3, term: 7, reason });
+  for (const id of [4, 5, 6, 8]) i.ackSent(3, id);
+  for (const id of [4, 5, 6]) i.ackAnswered(3, id, true);
+  i.receive('complete', complete(8));
+  i.receive('abort', abort(5, 'ABORT_REASON_DECLINED'));
+  i.receive('abort', abort(8, 'ABORT_REASON_TIMEOUT'));
+  i.receive('complete', complete(5));
+  i.ackAnswered(3, 8, true);
+  i.receive('complete', complete(8));
+  i.receive('abort', abort(9, 'ABORT_REASON_COORDINATOR_RESTART'));
+  i.receive('complete', complete(4));
+  i.receive('complete', complete(6));
+  t.deepEqual(handled, ['abort 5', 'abort 8', 'abort 9-', 'complete 4', 'complete 6']);
+  t.deepEqual(reasons(), ['complete:aborted', 'complete:not-acknowledged', 'complete:not-acknowledged']);
 });
 
 test('what a handler throws is reported as a drop, never thrown on', (t) => {
