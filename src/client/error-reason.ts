@@ -1,26 +1,29 @@
 /**
- * Reading the coordinator's errors on the client side. The coordinator sends
- * a machine-readable reason in the trailing metadata `ckpt-reason` and the
- * ids an error concerns in `ckpt-job-id`, `ckpt-task-id`,
- * `ckpt-checkpoint-id` and `ckpt-epoch`, and a standby names the leader in
- * `ckpt-leader` (see coordinator.proto).
+ * Reading the coordinator's errors on the client side: the one translation
+ * of a failed call into a `CkptError`. The coordinator sends a
+ * machine-readable reason, the ids an error concerns, whether the request
+ * may succeed later, and a standby the leader's address, in the trailing
+ * metadata keys of `ERROR_METADATA` (see coordinator.proto).
  */
 import * as grpc from '@grpc/grpc-js';
+import { ERROR_METADATA } from '../core/error-metadata.js';
 import { CkptError, type ErrorIds, type ErrorReason } from '../core/errors.js';
 import { ErrorReason as WireErrorReason } from '../gen/ckpt/v1/ErrorReason.js';
 
 /** Metadata key of the reason. */
-export const REASON_METADATA = 'ckpt-reason';
+export const REASON_METADATA = ERROR_METADATA.reason;
 /** Metadata key of the job id an error concerns. */
-export const JOB_ID_METADATA = 'ckpt-job-id';
+export const JOB_ID_METADATA = ERROR_METADATA.jobId;
 /** Metadata key of the task id an error concerns. */
-export const TASK_ID_METADATA = 'ckpt-task-id';
+export const TASK_ID_METADATA = ERROR_METADATA.taskId;
 /** Metadata key of the checkpoint id an error concerns. */
-export const CHECKPOINT_ID_METADATA = 'ckpt-checkpoint-id';
+export const CHECKPOINT_ID_METADATA = ERROR_METADATA.checkpointId;
 /** Metadata key of the epoch an error concerns. */
-export const EPOCH_METADATA = 'ckpt-epoch';
+export const EPOCH_METADATA = ERROR_METADATA.epoch;
+/** Metadata key that is "true" when the same request may succeed later. */
+export const RETRYABLE_METADATA = ERROR_METADATA.retryable;
 /** Metadata key of the leader's address in a NOT_LEADER refusal. */
-export const LEADER_METADATA = 'ckpt-leader';
+export const LEADER_METADATA = ERROR_METADATA.leader;
 
 /** The reasons a client knows, without the ERROR_REASON_ prefix. */
 export const REASONS: ReadonlySet<string> = new Set<string>(
@@ -38,6 +41,8 @@ export interface RemoteErrorInfo {
   ids: ErrorIds;
   /** The status details. */
   message: string;
+  /** The coordinator said the same request may succeed later (`ckpt-retryable`). */
+  retryable: boolean;
   /** With NOT_LEADER: the leader's address, when the refusing coordinator knows it. */
   leader?: string;
 }
@@ -69,6 +74,7 @@ export function errorInfo(err: unknown): RemoteErrorInfo | undefined {
     reason,
     ids: md === undefined ? {} : idsOf(md),
     message: err.details,
+    retryable: md !== undefined && first(md, RETRYABLE_METADATA) === 'true',
   };
   const leader = md === undefined ? undefined : first(md, LEADER_METADATA);
   if (leader !== undefined) info.leader = leader;
@@ -77,26 +83,36 @@ export function errorInfo(err: unknown): RemoteErrorInfo | undefined {
 
 /**
  * Turns a failed call into a `CkptError` with the coordinator's reason, or,
- * when it sent none, a reason derived from the status code. UNAVAILABLE and
- * DEADLINE_EXCEEDED are retryable.
+ * when it sent none, a reason derived from the status code (CANCELED for a
+ * call its caller canceled). It is retryable when the coordinator said so,
+ * and after UNAVAILABLE or DEADLINE_EXCEEDED.
  */
 export function toCkptError(err: unknown): CkptError {
   if (err instanceof CkptError) return err;
   const info = errorInfo(err);
   if (info === undefined) return CkptError.from(err);
   const transient = info.code === grpc.status.UNAVAILABLE || info.code === grpc.status.DEADLINE_EXCEEDED;
-  const reason = info.reason ?? reasonOfCode(info.code);
+  const reason = info.reason ?? reasonOf(info);
   const message = info.message.startsWith(`${reason}: `) ? info.message.slice(reason.length + 2) : info.message;
   return new CkptError(reason, message, {
     ...info.ids,
     cause: err,
-    retryable: transient || reason === 'UNAVAILABLE',
+    retryable: info.retryable || transient || reason === 'UNAVAILABLE',
     ...(info.leader === undefined ? {} : { leader: info.leader }),
   });
 }
 
-function reasonOfCode(code: grpc.status): ErrorReason {
-  switch (code) {
+/**
+ * grpc-js's details of a call that its caller canceled. A call the server
+ * side reset (a coordinator that went away) also ends CANCELLED, with other
+ * details: that one is UNAVAILABLE, and retryable.
+ */
+const CANCELED_ON_CLIENT = 'Cancelled on client';
+
+function reasonOf(info: RemoteErrorInfo): ErrorReason {
+  switch (info.code) {
+    case grpc.status.CANCELLED:
+      return info.message === CANCELED_ON_CLIENT ? 'CANCELED' : 'UNAVAILABLE';
     case grpc.status.UNAUTHENTICATED:
       return 'UNAUTHENTICATED';
     case grpc.status.PERMISSION_DENIED:
@@ -107,7 +123,6 @@ function reasonOfCode(code: grpc.status): ErrorReason {
       return 'OVERSIZED';
     case grpc.status.UNAVAILABLE:
     case grpc.status.DEADLINE_EXCEEDED:
-    case grpc.status.CANCELLED:
       return 'UNAVAILABLE';
     default:
       return 'INTERNAL';

@@ -28,6 +28,7 @@ export {
   JOB_ID_METADATA,
   LEADER_METADATA,
   REASON_METADATA,
+  RETRYABLE_METADATA,
   TASK_ID_METADATA,
   toCkptError,
 } from './error-reason.js';

@@ -8,7 +8,8 @@
  *
  * Which calls are retried: any call that a coordinator refused with
  * NOT_LEADER or SHUTTING_DOWN (it did nothing); idempotent calls also when
- * the transport failed or the coordinator reported itself UNAVAILABLE,
+ * the coordinator marked its refusal retryable (`ckpt-retryable`), when the
+ * transport failed or when the coordinator reported itself UNAVAILABLE,
  * since their repetition changes nothing.
  */
 import * as grpc from '@grpc/grpc-js';
@@ -146,9 +147,11 @@ export class LeaderRouter<C extends grpc.Client> {
 /** True when a call that failed with `err` may be sent again (see the module comment). */
 export function retriable(err: unknown, repeatable: Repeatable): boolean {
   const info = errorInfo(err);
-  if (info === undefined || info.code !== grpc.status.UNAVAILABLE) return false;
-  if (info.reason === 'NOT_LEADER' || info.reason === 'SHUTTING_DOWN') return true;
-  return repeatable === 'idempotent' && (info.reason === undefined || info.reason === 'UNAVAILABLE');
+  if (info === undefined) return false;
+  const unavailable = info.code === grpc.status.UNAVAILABLE;
+  if (unavailable && (info.reason === 'NOT_LEADER' || info.reason === 'SHUTTING_DOWN')) return true;
+  if (repeatable !== 'idempotent') return false;
+  return info.retryable || (unavailable && (info.reason === undefined || info.reason === 'UNAVAILABLE'));
 }
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {

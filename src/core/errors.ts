@@ -29,7 +29,8 @@ export type ErrorReason =
   | 'NOT_LEADER'
   | 'PERMISSION_DENIED'
   | 'LIMIT_REACHED'
-  | 'JOB_QUARANTINED';
+  | 'JOB_QUARANTINED'
+  | 'CANCELED';
 
 /** The ids an error concerns, as far as known. */
 export interface ErrorIds {

@@ -4,6 +4,7 @@
  * client in any language can branch on them.
  */
 import * as grpc from '@grpc/grpc-js';
+import { ERROR_METADATA } from '../core/error-metadata.js';
 import { CkptError, type ErrorReason } from '../core/errors.js';
 
 /** gRPC status code for each reason. */
@@ -31,17 +32,8 @@ export const STATUS_OF_REASON: Readonly<Record<ErrorReason, grpc.status>> = {
   PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
   LIMIT_REACHED: grpc.status.RESOURCE_EXHAUSTED,
   JOB_QUARANTINED: grpc.status.FAILED_PRECONDITION,
+  CANCELED: grpc.status.CANCELLED,
 };
-
-/** Metadata keys of an error. */
-export const REASON_KEY = 'ckpt-reason';
-export const JOB_ID_KEY = 'ckpt-job-id';
-export const TASK_ID_KEY = 'ckpt-task-id';
-export const CHECKPOINT_ID_KEY = 'ckpt-checkpoint-id';
-export const EPOCH_KEY = 'ckpt-epoch';
-export const RETRYABLE_KEY = 'ckpt-retryable';
-/** With NOT_LEADER: the leader's advertised address. */
-export const LEADER_KEY = 'ckpt-leader';
 
 /** A UTF-16 surrogate without its pair: not encodable as UTF-8. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
@@ -74,13 +66,13 @@ export function toStatus(err: unknown): Partial<grpc.StatusObject> {
   const set = (key: string, value: string | number | undefined): void => {
     if (value !== undefined) metadata.set(key, metadataValue(String(value)));
   };
-  set(REASON_KEY, e.reason);
-  set(JOB_ID_KEY, e.ids.jobId);
-  set(TASK_ID_KEY, e.ids.taskId);
-  set(CHECKPOINT_ID_KEY, e.ids.checkpointId);
-  set(EPOCH_KEY, e.ids.epoch);
-  if (e.retryable) set(RETRYABLE_KEY, 'true');
-  set(LEADER_KEY, e.leader);
+  set(ERROR_METADATA.reason, e.reason);
+  set(ERROR_METADATA.jobId, e.ids.jobId);
+  set(ERROR_METADATA.taskId, e.ids.taskId);
+  set(ERROR_METADATA.checkpointId, e.ids.checkpointId);
+  set(ERROR_METADATA.epoch, e.ids.epoch);
+  if (e.retryable) set(ERROR_METADATA.retryable, 'true');
+  set(ERROR_METADATA.leader, e.leader);
   // grpc-js sends the details through encodeURI, which throws on a lone surrogate.
   const message = e.message.replace(LONE_SURROGATE, '\uFFFD');
   const details = message.length > MAX_STATUS_DETAILS_CHARS ? message.slice(0, MAX_STATUS_DETAILS_CHARS) : message;

@@ -40,6 +40,7 @@ test('unary calls resolve with decoded responses and carry the bearer token', as
     code: grpc.status.UNAUTHENTICATED,
     reason: 'UNAUTHENTICATED',
     message: 'UNAUTHENTICATED: the call carries no authorization metadata',
+    retryable: false,
   });
   const wrong = createCoordinatorClient(c.address, { token: 'guess' });
   t.teardown(() => wrong.close());
@@ -47,6 +48,7 @@ test('unary calls resolve with decoded responses and carry the bearer token', as
     code: grpc.status.UNAUTHENTICATED,
     reason: 'UNAUTHENTICATED',
     message: 'UNAUTHENTICATED: the bearer token is not valid',
+    retryable: false,
   });
 });
 
@@ -71,6 +73,7 @@ test('errorReason and errorInfo read the reason and ids the server sends', async
     reason: 'STALE_EPOCH',
     ids: { jobId: 'job', epoch: 3, checkpointId: 12 },
     message: "STALE_EPOCH: epoch 3 is not the job's epoch 1",
+    retryable: false,
   });
   const ckpt = toCkptError(err);
   t.is(ckpt.message, "STALE_EPOCH: epoch 3 is not the job's epoch 1");
@@ -84,6 +87,7 @@ test('errorReason and errorInfo read the reason and ids the server sends', async
     reason: 'UNKNOWN_JOB',
     ids: { jobId: 'nope' },
     message: 'UNKNOWN_JOB: no job nope',
+    retryable: false,
   });
   t.is(errorReason(new Error('plain')), undefined);
   t.is(errorInfo(new Error('plain')), undefined);
@@ -127,7 +131,9 @@ test('deadlines and abort signals end a call', async (t) => {
   const pending = c.client.triggerCheckpoint({ jobId: 'job', wait: true }, { signal: controller.signal });
   await eventually(async () => (await pendingCheckpoints()) === 2, { what: 'a second pending checkpoint' });
   controller.abort();
-  t.true(isCancelled(await t.throwsAsync(pending)));
+  const canceled = await t.throwsAsync(pending);
+  t.true(isCancelled(canceled));
+  t.like(toCkptError(canceled), { reason: 'CANCELED', retryable: false });
   t.is(await pendingCheckpoints(), 2);
 });
 

@@ -13,13 +13,15 @@ import { CkptError } from '../../src/core/errors.js';
 import type { Coordinator } from '../../src/coordinator/coordinator.js';
 import { silentLogger } from '../../src/log/index.js';
 import { CoordinatorHost } from '../../src/server/coordinator-host.js';
-import { LEADER_KEY, REASON_KEY, toStatus } from '../../src/server/status.js';
+import { ERROR_METADATA } from '../../src/core/error-metadata.js';
+import { toStatus } from '../../src/server/status.js';
 
 /** A failed call as grpc-js reports it, with the reason metadata a coordinator sends. */
-function serviceError(code: grpc.status, reason?: string, leader?: string): grpc.ServiceError {
+function serviceError(code: grpc.status, reason?: string, leader?: string, retryable = false): grpc.ServiceError {
   const metadata = new grpc.Metadata();
-  if (reason !== undefined) metadata.set(REASON_KEY, reason);
-  if (leader !== undefined) metadata.set(LEADER_KEY, leader);
+  if (reason !== undefined) metadata.set(ERROR_METADATA.reason, reason);
+  if (leader !== undefined) metadata.set(ERROR_METADATA.leader, leader);
+  if (retryable) metadata.set(ERROR_METADATA.retryable, 'true');
   return Object.assign(new Error(`${code} ${reason ?? ''}`), { code, details: reason ?? '', metadata });
 }
 
@@ -44,6 +46,10 @@ test('refusals that did nothing are retried for every call; unknown outcomes onl
     t.true(retriable(err, 'idempotent'));
   }
   t.false(retriable(serviceError(grpc.status.FAILED_PRECONDITION, 'STALE_EPOCH'), 'idempotent'));
+  const limit = serviceError(grpc.status.RESOURCE_EXHAUSTED, 'LIMIT_REACHED', undefined, true);
+  t.true(retriable(limit, 'idempotent'), 'the coordinator said the same request may succeed later');
+  t.false(retriable(limit, 'once'));
+  t.false(retriable(serviceError(grpc.status.RESOURCE_EXHAUSTED, 'LIMIT_REACHED'), 'idempotent'));
   t.false(retriable(serviceError(grpc.status.DEADLINE_EXCEEDED), 'idempotent'));
   t.false(retriable(new Error('not a call'), 'idempotent'));
 });
@@ -97,9 +103,9 @@ test('leaseTtlMs and advertise have defaults, read the environment and are valid
 test('NOT_LEADER is UNAVAILABLE and names the leader in the trailing metadata', (t) => {
   const status = toStatus(new CkptError('NOT_LEADER', 'a standby', { leader: 'b:2', retryable: true }));
   t.is(status.code, grpc.status.UNAVAILABLE);
-  t.deepEqual(status.metadata?.get(REASON_KEY), ['NOT_LEADER']);
-  t.deepEqual(status.metadata?.get(LEADER_KEY), ['b:2']);
-  t.deepEqual(toStatus(new CkptError('NOT_LEADER', 'no leader yet')).metadata?.get(LEADER_KEY), []);
+  t.deepEqual(status.metadata?.get(ERROR_METADATA.reason), ['NOT_LEADER']);
+  t.deepEqual(status.metadata?.get(ERROR_METADATA.leader), ['b:2']);
+  t.deepEqual(toStatus(new CkptError('NOT_LEADER', 'no leader yet')).metadata?.get(ERROR_METADATA.leader), []);
 });
 
 test('the host refuses as a standby, starts a coordinator when elected and stops it when deposed', async (t) => {

@@ -111,6 +111,11 @@ export const ErrorReason = {
    * are repaired (FAILED_PRECONDITION). GetJob and ListJobs show the reason.
    */
   ERROR_REASON_JOB_QUARANTINED: 'ERROR_REASON_JOB_QUARANTINED',
+  /**
+   * The caller canceled the call, or stopped while it waited (CANCELLED).
+   * Clients report it; the coordinator does not refuse with it.
+   */
+  ERROR_REASON_CANCELED: 'ERROR_REASON_CANCELED',
 } as const;
 
 /**
@@ -247,6 +252,12 @@ export type ErrorReason =
    */
   | 'ERROR_REASON_JOB_QUARANTINED'
   | 23
+  /**
+   * The caller canceled the call, or stopped while it waited (CANCELLED).
+   * Clients report it; the coordinator does not refuse with it.
+   */
+  | 'ERROR_REASON_CANCELED'
+  | 24
 
 /**
  * Stable, machine-readable error reasons, sent as their names without the

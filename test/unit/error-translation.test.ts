@@ -1,0 +1,58 @@
+/**
+ * The coordinator's errors as a client reads them: what `toStatus` writes
+ * on the server side, `errorInfo` and `toCkptError` read back with the
+ * same metadata keys, including whether the request may succeed later.
+ */
+import test from 'ava';
+import * as grpc from '@grpc/grpc-js';
+import { errorInfo, toCkptError } from '../../src/client/index.js';
+import { CkptError } from '../../src/core/errors.js';
+import { toStatus } from '../../src/server/status.js';
+
+/** The error a grpc-js client gets for a call the server ended with `err`. */
+function received(err: unknown): grpc.ServiceError {
+  const status = toStatus(err);
+  const code = status.code ?? grpc.status.UNKNOWN;
+  const details = status.details ?? '';
+  return Object.assign(new Error(`${code} ${details}`), {
+    code,
+    details,
+    metadata: status.metadata ?? new grpc.Metadata(),
+  });
+}
+
+test('what the coordinator writes into a status, a client reads back: reason, ids, retryable, leader', (t) => {
+  const limit = received(
+    new CkptError('LIMIT_REACHED', 'the coordinator holds 3 sessions, its limit', { jobId: 'job', retryable: true }),
+  );
+  t.deepEqual(errorInfo(limit), {
+    code: grpc.status.RESOURCE_EXHAUSTED,
+    reason: 'LIMIT_REACHED',
+    ids: { jobId: 'job' },
+    message: 'LIMIT_REACHED: the coordinator holds 3 sessions, its limit',
+    retryable: true,
+  });
+  t.like(toCkptError(limit), { reason: 'LIMIT_REACHED', retryable: true, ids: { jobId: 'job' } });
+
+  const stale = received(new CkptError('STALE_EPOCH', 'epoch 3 is not 4', { jobId: 'job', epoch: 3, checkpointId: 7 }));
+  t.like(errorInfo(stale), {
+    reason: 'STALE_EPOCH',
+    retryable: false,
+    ids: { jobId: 'job', epoch: 3, checkpointId: 7 },
+  });
+  t.false(toCkptError(stale).retryable, 'a refusal without the flag is refused again');
+
+  const standby = received(new CkptError('NOT_LEADER', 'a standby', { retryable: true, leader: 'b:2' }));
+  t.like(errorInfo(standby), { code: grpc.status.UNAVAILABLE, reason: 'NOT_LEADER', retryable: true, leader: 'b:2' });
+  t.like(toCkptError(standby), { reason: 'NOT_LEADER', retryable: true, leader: 'b:2' });
+});
+
+test('a call its caller canceled is CANCELED and not retryable; a failed transport is UNAVAILABLE and retryable', (t) => {
+  const call = (code: grpc.status, details = 'no reason sent'): grpc.ServiceError =>
+    Object.assign(new Error(String(code)), { code, details, metadata: new grpc.Metadata() });
+  t.like(toCkptError(call(grpc.status.CANCELLED, 'Cancelled on client')), { reason: 'CANCELED', retryable: false });
+  t.like(toCkptError(call(grpc.status.CANCELLED, 'Call cancelled')), { reason: 'UNAVAILABLE', retryable: true });
+  t.like(toCkptError(call(grpc.status.UNAVAILABLE)), { reason: 'UNAVAILABLE', retryable: true });
+  t.like(toCkptError(call(grpc.status.DEADLINE_EXCEEDED)), { reason: 'UNAVAILABLE', retryable: true });
+  t.is(toStatus(new CkptError('CANCELED', 'the caller stopped')).code, grpc.status.CANCELLED);
+});
