@@ -13,6 +13,8 @@
  * since their repetition changes nothing.
  */
 import * as grpc from '@grpc/grpc-js';
+import { backoffDelayMs } from '../core/backoff.js';
+import { CkptError } from '../core/errors.js';
 import type { CallOptions } from './call-options.js';
 import { DEFAULT_DEADLINE_MS } from './call-options.js';
 import { errorInfo } from './error-reason.js';
@@ -38,15 +40,21 @@ export const DEFAULT_LEADER_RETRY: Required<LeaderRetryOptions> = {
 export type Repeatable = 'idempotent' | 'once';
 
 /**
- * Splits `addresses` (an address, a comma-separated list, or an array of
- * either) into a list of `host:port` strings; throws when none is left.
+ * The one reading of coordinator addresses, for the clients, the worker
+ * and the CLI: an address, a comma-separated list, or an array of either,
+ * as a list of `host:port` strings without blanks or repeats. Refuses with
+ * MALFORMED, naming `option`, when none is left.
  */
-export function parseAddresses(addresses: string | readonly string[]): string[] {
-  const list = (typeof addresses === 'string' ? [addresses] : [...addresses])
-    .flatMap((a) => a.split(','))
+export function parseAddresses(addresses: string | readonly string[] | undefined, option = 'coordinator'): string[] {
+  const given: readonly unknown[] =
+    typeof addresses === 'string' ? [addresses] : Array.isArray(addresses) ? addresses : [];
+  const list = given
+    .flatMap((a) => (typeof a === 'string' ? a.split(',') : []))
     .map((a) => a.trim())
     .filter((a) => a !== '');
-  if (list.length === 0) throw new Error('at least one coordinator address is required');
+  if (list.length === 0) {
+    throw new CkptError('MALFORMED', `${option}: at least one coordinator address (host:port) is required`);
+  }
   return [...new Set(list)];
 }
 
@@ -139,8 +147,8 @@ export class LeaderRouter<C extends grpc.Client> {
   }
 
   #delayMs(attempt: number): number {
-    const base = Math.min(this.#retry.maxDelayMs, this.#retry.initialDelayMs * 2 ** attempt);
-    return Math.round(base * (0.8 + 0.4 * Math.random()));
+    const { initialDelayMs, maxDelayMs } = this.#retry;
+    return backoffDelayMs({ initialDelayMs, maxDelayMs, multiplier: 2, jitter: 0.2 }, attempt);
   }
 }
 

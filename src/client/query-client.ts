@@ -2,6 +2,7 @@
  * A typed client of the read-only CheckpointQuery service, following the
  * leader among one or more coordinator addresses.
  */
+import { backoffDelayMs, type BackoffConfig } from '../core/backoff.js';
 import type { CheckpointQueryClient as GrpcQueryClient } from '../gen/ckpt/v1/CheckpointQuery.js';
 import type { ListJobsRequest } from '../gen/ckpt/v1/ListJobsRequest.js';
 import type { ListJobsResponse__Output } from '../gen/ckpt/v1/ListJobsResponse.js';
@@ -82,7 +83,7 @@ export class QueryClient {
         if (options.signal?.aborted === true && isCancelled(err)) return;
         this.#router.follow(err);
         if (received || attempt >= WATCH_OPEN_ATTEMPTS || !retriable(err, 'idempotent')) throw err;
-        await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+        await new Promise((resolve) => setTimeout(resolve, backoffDelayMs(WATCH_OPEN_BACKOFF, attempt)));
       }
     }
   }
@@ -124,6 +125,8 @@ export class QueryClient {
 
 /** How often `watchCheckpoints` opens a stream again before its first event. */
 const WATCH_OPEN_ATTEMPTS = 5;
+/** The pauses between them: from 50 ms, doubling. */
+const WATCH_OPEN_BACKOFF: BackoffConfig = { initialDelayMs: 50, maxDelayMs: 1000, multiplier: 2, jitter: 0.2 };
 
 /**
  * A client of the CheckpointQuery service at `addresses`: one `host:port`,

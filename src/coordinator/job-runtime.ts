@@ -5,6 +5,7 @@
  */
 import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
 import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
+import { periodicTriggerRetryMs } from '../core/backoff.js';
 import type { Checkpoint, AbortCause, CheckpointInit } from '../core/checkpoint.js';
 import { CkptError, hasReason, LeadershipLostError } from '../core/errors.js';
 import type { JobTracker } from '../core/job-tracker.js';
@@ -41,10 +42,6 @@ export interface JobRuntimeDeps {
  * that an abort always fits a NATS message and a summary an etcd request.
  */
 export const MAX_ABORT_MESSAGE_BYTES = 8192;
-
-/** Bounds of the backoff between failed periodic triggers. */
-const MIN_TRIGGER_RETRY_MS = 100;
-const MAX_TRIGGER_RETRY_MS = 5000;
 
 type Waiter = { resolve: (s: CheckpointSummary__Output) => void; reject: (err: CkptError) => void };
 
@@ -166,8 +163,7 @@ export class JobRuntime {
    */
   private periodicFailed(err: unknown): void {
     this.periodicFailures++;
-    const cap = Math.min(MAX_TRIGGER_RETRY_MS, Math.max(MIN_TRIGGER_RETRY_MS, this.tracker.policy.intervalMs));
-    const backoffMs = Math.min(cap, MIN_TRIGGER_RETRY_MS * 2 ** (this.periodicFailures - 1));
+    const backoffMs = periodicTriggerRetryMs(this.periodicFailures, this.tracker.policy.intervalMs);
     this.periodicRetryAtMs = this.deps.now() + backoffMs;
     this.log.error({ err, failures: this.periodicFailures, retryInMs: backoffMs }, 'periodic trigger failed');
   }

@@ -7,17 +7,17 @@
  * unreachable, say) then costs a few recoveries a minute, not hundreds a
  * second.
  */
+import { backoffDelayMs, type BackoffConfig } from '../core/backoff.js';
 import type { Logger } from '../log/index.js';
 
-/** Bounds of the backoff between recoveries in a row, and when it starts over. */
-const MIN_RESTART_DELAY_MS = 250;
-const MAX_RESTART_DELAY_MS = 10_000;
+/** The backoff between recoveries in a row, without jitter. */
+const RESTART_BACKOFF: BackoffConfig = { initialDelayMs: 250, maxDelayMs: 10_000, multiplier: 2, jitter: 0 };
+/** A recovery this long after the last one starts the backoff over. */
 const RESTART_BACKOFF_RESET_MS = 60_000;
 
 /** The wait before the `n`-th recovery in a row (0-based): none, then doubling from 250 ms to 10 s. */
 export function restartDelayMs(n: number): number {
-  if (n <= 0) return 0;
-  return Math.min(MAX_RESTART_DELAY_MS, MIN_RESTART_DELAY_MS * 2 ** (n - 1));
+  return n <= 0 ? 0 : backoffDelayMs(RESTART_BACKOFF, n - 1);
 }
 
 /** One job's restart backoff. */

@@ -4,7 +4,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { assertSubjectToken } from '../bus/index.js';
-import { DEFAULT_CLIENT_MAX_MESSAGE_BYTES } from '../client/index.js';
+import { DEFAULT_CLIENT_MAX_MESSAGE_BYTES, parseAddresses } from '../client/index.js';
 import { CkptError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import { resolveBackoff, type BackoffConfig, type BackoffOptions } from './backoff.js';
@@ -126,7 +126,7 @@ export function defaultWorkerId(): string {
 
 /** Applies defaults and validates; errors name the option. */
 export function resolveWorkerOptions(options: WorkerOptions): WorkerConfig {
-  const coordinator = coordinatorAddresses(options.coordinator);
+  const coordinator = parseAddresses(options.coordinator);
   if (!Array.isArray(options.nats) || options.nats.length === 0) {
     throw new CkptError('MALFORMED', 'nats: at least one NATS server is required');
   }
@@ -161,18 +161,6 @@ export function resolveWorkerOptions(options: WorkerOptions): WorkerConfig {
     standby: options.standby ?? false,
     signal: options.signal,
   };
-}
-
-function coordinatorAddresses(value: string | readonly string[] | undefined): string[] {
-  const given = typeof value === 'string' ? [value] : Array.isArray(value) ? (value as readonly unknown[]) : [];
-  const addresses = given
-    .flatMap((a) => (typeof a === 'string' ? a.split(',') : []))
-    .map((a) => a.trim())
-    .filter((a) => a !== '');
-  if (addresses.length === 0) {
-    throw new CkptError('MALFORMED', 'coordinator: at least one coordinator address (host:port) is required');
-  }
-  return addresses;
 }
 
 function nonNegative(option: string, value: number): number {

@@ -13,6 +13,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Campaign, Election, ElectionObserver, Etcd3, IOptions, Lease, Watcher } from 'etcd3';
+import { backoffDelayMs, type BackoffConfig } from '../core/backoff.js';
 import type { Logger } from '../log/index.js';
 
 /** Name of the election under the etcd prefix. */
@@ -21,9 +22,8 @@ export const ELECTION_NAME = 'leader';
 export const DEFAULT_CAMPAIGN_RETRY_MS = 500;
 /** How long `stop()` waits for etcd to confirm that the election's watches are cancelled. */
 const WATCH_CANCEL_MS = 1000;
-/** Bounds of the pause before etcd3 opens a broken election watch again. */
-const WATCH_RETRY_MIN_MS = 100;
-const WATCH_RETRY_MAX_MS = 1000;
+/** The pause before etcd3 opens a broken election watch again. */
+const WATCH_BACKOFF: BackoffConfig = { initialDelayMs: 100, maxDelayMs: 1000, multiplier: 2, jitter: 0 };
 
 /** What etcd3 takes as `faultHandling.watchBackoff`. */
 export type WatchBackoff = NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']>;
@@ -35,8 +35,8 @@ export type WatchBackoff = NonNullable<NonNullable<IOptions['faultHandling']>['w
  * up to 30 s; and its retry timer outlives `close()`, which kept a stopped
  * coordinator's process alive as long.
  */
-export function electionWatchBackoff(delayMs = WATCH_RETRY_MIN_MS): WatchBackoff {
-  return { duration: delayMs, next: () => electionWatchBackoff(Math.min(delayMs * 2, WATCH_RETRY_MAX_MS)) };
+export function electionWatchBackoff(attempt = 0): WatchBackoff {
+  return { duration: backoffDelayMs(WATCH_BACKOFF, attempt), next: () => electionWatchBackoff(attempt + 1) };
 }
 
 /** A leadership won: the election key, its create revision, and that as a number. */

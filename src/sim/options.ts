@@ -1,6 +1,7 @@
 /**
  * Options of the simulated worker, their defaults and validation.
  */
+import { parseAddresses } from '../client/index.js';
 import { CkptError } from '../core/errors.js';
 import type { JobSpec } from '../gen/ckpt/v1/JobSpec.js';
 import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
@@ -111,11 +112,7 @@ export function resolveSimOptions(options: SimulatedWorkerOptions): SimConfig {
   if (options.nats.length === 0) throw new CkptError('MALFORMED', 'nats: at least one server is required');
   const behaviour = options.behaviour;
   const perTask = typeof behaviour === 'object' ? behaviour : {};
-  const coordinator = (typeof options.coordinator === 'string' ? [options.coordinator] : [...options.coordinator])
-    .flatMap((a) => a.split(','))
-    .map((a) => a.trim())
-    .filter((a) => a !== '');
-  if (coordinator.length === 0) throw new CkptError('MALFORMED', 'coordinator: at least one address is required');
+  const coordinator = parseAddresses(options.coordinator);
   const config: SimConfig = {
     ...options,
     coordinator,

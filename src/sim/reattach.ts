@@ -6,13 +6,13 @@
 import * as grpc from '@grpc/grpc-js';
 import { errorInfo, errorReason } from '../client/index.js';
 import type { CoordinatorClient } from '../client/index.js';
+import { backoffDelayMs, type BackoffConfig } from '../core/backoff.js';
 import type { ErrorReason } from '../core/errors.js';
 import type { Logger } from '../log/index.js';
 import { AttachSession, type SessionOptions } from './session.js';
 
-/** First and largest pause between attach attempts. */
-export const REATTACH_INITIAL_DELAY_MS = 50;
-export const REATTACH_MAX_DELAY_MS = 1000;
+/** The pauses between attach attempts: from 50 ms, doubling up to 1 s. */
+const REATTACH_BACKOFF: BackoffConfig = { initialDelayMs: 50, maxDelayMs: 1000, multiplier: 2, jitter: 0 };
 
 /** Refusals no attempt can fix. */
 const FINAL: ReadonlySet<ErrorReason> = new Set<ErrorReason>([
@@ -44,7 +44,7 @@ export async function reattach(
   logger: Logger,
 ): Promise<AttachSession | undefined> {
   for (let attempt = 0; !signal.aborted; attempt += 1) {
-    await pause(Math.min(REATTACH_MAX_DELAY_MS, REATTACH_INITIAL_DELAY_MS * 2 ** attempt), signal);
+    await pause(backoffDelayMs(REATTACH_BACKOFF, attempt), signal);
     if (signal.aborted) return undefined;
     try {
       const session = await AttachSession.open(options());
@@ -83,7 +83,7 @@ export async function openFollowing(
     try {
       return await AttachSession.open(options());
     } catch (err) {
-      const delay = Math.min(REATTACH_MAX_DELAY_MS, REATTACH_INITIAL_DELAY_MS * 2 ** attempt);
+      const delay = backoffDelayMs(REATTACH_BACKOFF, attempt);
       const unreachable = errorInfo(err)?.code === grpc.status.UNAVAILABLE;
       if (!follow || !unreachable || signal.aborted || Date.now() + delay > until) throw err;
       client.followLeader(err);

@@ -29,7 +29,9 @@ test('addresses come as one, a comma-separated list or an array, without blanks 
   t.deepEqual(parseAddresses('a:1'), ['a:1']);
   t.deepEqual(parseAddresses(' a:1, b:2 ,'), ['a:1', 'b:2']);
   t.deepEqual(parseAddresses(['a:1', 'b:2,a:1']), ['a:1', 'b:2']);
-  t.throws(() => parseAddresses(' , '), { message: /at least one/ });
+  t.throws(() => parseAddresses(' , '), { instanceOf: CkptError, message: /^MALFORMED: coordinator: at least one/ });
+  t.throws(() => parseAddresses(undefined, 'addresses'), { message: /addresses: at least one/ });
+  t.deepEqual(parseAddresses([7, 'a:1'] as unknown as string[]), ['a:1'], 'what is not a string is skipped');
 });
 
 test('refusals that did nothing are retried for every call; unknown outcomes only for idempotent ones', (t) => {
