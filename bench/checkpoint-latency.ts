@@ -14,6 +14,7 @@ import { startCoordinatorChild } from './lib/coordinator-child.js';
 import { floorModel, targetFactor, type FloorModel } from './lib/floor-model.js';
 import { significant, spread } from './lib/percentiles.js';
 import type { Row, Scenario, ScenarioContext } from './lib/row.js';
+import { coresText } from './lib/system.js';
 import { WorkerPool } from './lib/worker-pool.js';
 
 /** Task counts measured, with the checkpoints timed at each (after the warm-up), full and quick. */
@@ -106,7 +107,7 @@ function latencyRows(setup: Setup, tasks: number, timings: Timings): Row[] {
     `acknowledging its tasks in one AcknowledgeCheckpoint call per checkpoint, no-op state; coordinator ` +
     `\`ckpt coordinator\` in its own process (log level info, to a file); ${latency.count} sequential ` +
     `checkpoints, each triggered by TriggerCheckpoint(wait) once the one before was committed, after ` +
-    `${WARMUP_CHECKPOINTS} warm-up; ${floor.formula} = ${significant(floorMs)} ms; all on 2 cores`;
+    `${WARMUP_CHECKPOINTS} warm-up; ${floor.formula} = ${significant(floorMs)} ms; all on ${coresText(setup.ctx.system)}`;
   const latencyText =
     `trigger to commit acknowledged by etcd: from the arrival of the checkpoint's PENDING event on ` +
     `WatchCheckpoints to its COMPLETED event (both sent by the coordinator, on one stream); ${setupText}`;

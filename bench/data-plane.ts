@@ -28,6 +28,7 @@ import { INPUT_STREAM, INPUT_SUBJECTS, OUTPUT_STREAM, WORKER_TASKS, wordCountSpe
 import type { ManagedChild } from '../test/chaos/child.js';
 import { median } from './lib/percentiles.js';
 import type { Row, Scenario, ScenarioContext } from './lib/row.js';
+import { coresText, type SystemFacts } from './lib/system.js';
 import { isMain, runStandalone } from './standalone.js';
 import {
   deleteStream,
@@ -124,7 +125,7 @@ export function dataPlaneScenario(options: DataPlaneOptions): Scenario {
       for (let round = 0; round < options.rounds; round++) {
         for (const mode of rotate(MODES, round)) runs.push(await timeRun(stack, ctx, corpus, mode, round));
       }
-      return rows(runs, corpus, options);
+      return rows(runs, corpus, options, ctx.system);
     } finally {
       await stack.stop([INPUT_STREAM, OUTPUT_STREAM]);
     }
@@ -298,21 +299,21 @@ async function idleWindow(coordinator: BenchCoordinator, jobId: string): Promise
 }
 
 /** The scenario's rows: median records/s and records/CPU-s per mode, and the coordinator's CPU time per checkpoint. */
-function rows(runs: readonly RunFigures[], corpus: Corpus, options: DataPlaneOptions): Row[] {
+function rows(runs: readonly RunFigures[], corpus: Corpus, options: DataPlaneOptions, system: SystemFacts): Row[] {
   return [
     ...modeRows(
       runs,
       'records_per_s',
       'records/s',
       (r) => recordsPerS(r, corpus),
-      throughputConditions(runs, corpus, options),
+      throughputConditions(runs, corpus, options, system),
     ),
     ...modeRows(
       runs,
       'records_per_cpu_s',
       'records/CPU-s',
       (r) => recordsPerCpuS(r, corpus),
-      efficiencyConditions(runs, corpus, options),
+      efficiencyConditions(runs, corpus, options, system),
     ),
     cpuRow(runs),
   ];
@@ -358,7 +359,12 @@ function pairedRatios(runs: readonly RunFigures[], figure: (r: RunFigures) => nu
     .join(', ');
 }
 
-function efficiencyConditions(runs: readonly RunFigures[], corpus: Corpus, options: DataPlaneOptions): string {
+function efficiencyConditions(
+  runs: readonly RunFigures[],
+  corpus: Corpus,
+  options: DataPlaneOptions,
+  system: SystemFacts,
+): string {
   const perMode = MODES.map((m) =>
     runs
       .filter((r) => r.mode === m)
@@ -368,7 +374,7 @@ function efficiencyConditions(runs: readonly RunFigures[], corpus: Corpus, optio
   return (
     `the same runs as the records/s rows, per CPU-second instead of per second: input sentences (${corpus.sentences}) ` +
     `divided by the CPU time (user + system, /proc/<pid>/stat, 10 ms ticks) that the 3 worker processes, the coordinator, ` +
-    `nats-server and etcd used from the job's start to its whole output visible; all of them share the 2 cores, so on a ` +
+    `nats-server and etcd used from the job's start to its whole output visible; all of them share the ${coresText(system)}, so on a ` +
     `CPU-bound machine this is the throughput per core, and it does not depend on whether a mode's publications overlap ` +
     `its reading (the benchmark's own polling of JetStream, every ${POLL_MS} ms, is in nats-server's share); ` +
     `median of ${options.rounds} runs per mode; records/CPU-s per run (none, 1000 ms, 100 ms): ${perMode}; ` +
@@ -376,7 +382,12 @@ function efficiencyConditions(runs: readonly RunFigures[], corpus: Corpus, optio
   );
 }
 
-function throughputConditions(runs: readonly RunFigures[], corpus: Corpus, options: DataPlaneOptions): string {
+function throughputConditions(
+  runs: readonly RunFigures[],
+  corpus: Corpus,
+  options: DataPlaneOptions,
+  system: SystemFacts,
+): string {
   const perMode = (figure: (r: RunFigures) => string): string =>
     MODES.map((m) =>
       runs
@@ -387,7 +398,7 @@ function throughputConditions(runs: readonly RunFigures[], corpus: Corpus, optio
   return (
     `records = input sentences: ${corpus.sentences} sentences (${corpus.updates} words, one sink update each) ` +
     `stored in JetStream before the runs, read from the first message by every run; the demo's 3 worker processes ` +
-    `[${WORKER_TASKS.map((t) => t.join(', ')).join('] [')}], a coordinator child process, one etcd and one NATS, 2 cores; ` +
+    `[${WORKER_TASKS.map((t) => t.join(', ')).join('] [')}], a coordinator child process, one ${system.etcd} and one ${system.nats}, ${coresText(system)}; ` +
     `a run is timed from the coordinator's "every task ready: job started" to the last sink update stored ` +
     `(output stream last_ts) with all updates visible exactly once; once both sources have read all input a checkpoint ` +
     `is triggered every ${POLL_MS} ms until the output is complete, in every mode: the runs without checkpoints publish ` +

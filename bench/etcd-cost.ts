@@ -13,6 +13,7 @@ import { startSimulatedWorker, type SimulatedWorker } from '../src/sim/index.js'
 import { sourcesJob, timedCheckpoint, waitRunning } from './lib/bench-job.js';
 import { significant } from './lib/percentiles.js';
 import type { Row, Scenario, ScenarioContext } from './lib/row.js';
+import type { SystemFacts } from './lib/system.js';
 
 const TASKS = 1024;
 const WORKERS = 4;
@@ -95,7 +96,7 @@ export const etcdCost: Scenario = async (ctx) => {
     for (let i = 0; i < checkpoints; i++) manifestBytes = (await timedCheckpoint(client, jobId)).summary.manifestBytes;
     const after = await readCounters(ctx.etcd[0]!);
     ctx.log(`${checkpoints} checkpoints of ${TASKS} tasks, manifest ${manifestBytes} bytes`);
-    return costRows(before, after, checkpoints, manifestBytes);
+    return costRows(before, after, checkpoints, manifestBytes, ctx.system);
   } finally {
     await Promise.allSettled(workers.map((w) => w.close()));
     client.close();
@@ -143,12 +144,13 @@ function costRows(
   after: Map<string, number>,
   checkpoints: number,
   manifestBytes: number,
+  system: SystemFacts,
 ): Row[] {
   const setup =
     `per checkpoint, averaged over ${checkpoints} sequential checkpoints of a job of ${TASKS} source tasks ` +
     `(manifest encoding ${manifestBytes} bytes, stored DEFLATE-compressed inline in its root, as the store does ` +
     `above compressManifestAboveBytes (8192); 1 checkpoint retained) after ${WARMUP_CHECKPOINTS} warm-up; ` +
-    `${WORKERS} simulated workers; coordinator in the benchmark process; difference of etcd 3.4's /metrics`;
+    `${WORKERS} simulated workers; coordinator in the benchmark process; difference of ${system.etcd}'s /metrics`;
   return COUNTERS.map((counter) => {
     const start = before.get(counter.metric);
     const end = after.get(counter.metric);

@@ -128,7 +128,7 @@ async function measureEtcd(ctx: ScenarioContext, txns: number): Promise<Row[]> {
     const samples = await timeEach(txns, (i) => commit(warmup + 1 + i));
     ctx.log(`etcd: ${txns} transactions with a ${root.length}-byte root`);
     const conditions =
-      `${txns} sequential txns (after ${warmup} warm-up) on single-member etcd 3.4, etcd3 client with a ` +
+      `${txns} sequential txns (after ${warmup} warm-up) on single-member ${ctx.system.etcd}, etcd3 client with a ` +
       `${ETCD_DEADLINE_MS} ms deadline: compare latest < id; put root (${root.length} B, the inline encoded ` +
       `manifest of ${MANIFEST_TASKS} simulated tasks), summary (${summary.length} B), latest; delete the previous root`;
     return percentileRows('floor.etcd_txn', samples, conditions);
@@ -147,7 +147,7 @@ async function measureNats(ctx: ScenarioContext, subject: string, requests: numb
     const samples = await timeEach(requests, request);
     ctx.log(`NATS: ${requests} round trips`);
     const conditions =
-      `${requests} sequential request-reply round trips of ${NATS_PAYLOAD_BYTES} B on nats-server 2.9 ` +
+      `${requests} sequential request-reply round trips of ${NATS_PAYLOAD_BYTES} B on ${ctx.system.nats} ` +
       `(@nats-io/transport-node), responder in another process`;
     return percentileRows('floor.nats_rtt', samples, conditions);
   } finally {

@@ -23,6 +23,7 @@ import { INPUT_STREAM, OUTPUT_STREAM, inputSubject, wordCountSpec, workerTasks }
 import type { ManagedChild } from '../test/chaos/child.js';
 import { median, spread } from './lib/percentiles.js';
 import type { Row, Scenario, ScenarioContext } from './lib/row.js';
+import { coresText, type SystemFacts } from './lib/system.js';
 import { isMain, runStandalone } from './standalone.js';
 import {
   preloadInput,
@@ -84,7 +85,10 @@ export function recoveryScenario(options: RecoveryOptions): Scenario {
       const withStandbys = await standbyPhase(ctx, stack, layout, options.kills, children);
       await stopWorkers(children.splice(0));
       const byRestart = await restartPhase(ctx, stack, layout, options.restartKills, children);
-      return [...rows('', withStandbys, layout, 'standby'), ...rows('restart.', byRestart, layout, 'restart')];
+      return [
+        ...rows('', withStandbys, layout, 'standby', ctx.system),
+        ...rows('restart.', byRestart, layout, 'restart', ctx.system),
+      ];
     } finally {
       await stopWorkers(children);
       await stack.stop([INPUT_STREAM, OUTPUT_STREAM]);
@@ -250,6 +254,7 @@ function rows(
   kills: readonly KillFigures[],
   layout: readonly (readonly string[])[],
   way: 'standby' | 'restart',
+  system: SystemFacts,
 ): Row[] {
   const p50 = (pick: (k: KillFigures) => number): number => median(kills.map(pick));
   const how =
@@ -267,7 +272,7 @@ function rows(
     `64 tasks (${SHAPE.splits} splits, ${SHAPE.counts} counts, 1 sink) in ${WORKERS} worker processes of ` +
     `${layout.map((t) => t.length).join('/')} tasks, ${SENTENCES} sentences stored before the start (small keyed ` +
     `state, all read before the first kill), a checkpoint every ${INTERVAL_MS} ms, local-directory state; a ` +
-    `coordinator child process with heartbeats every 250 ms (timeout 3000 ms), one etcd and one NATS, 2 cores; ` +
+    `coordinator child process with heartbeats every 250 ms (timeout 3000 ms), one etcd and one NATS, ${coresText(system)}; ` +
     `${kills.length} kills, one worker at a time in turn, each after a checkpoint completed since the last recovery; ` +
     `the coordinator and the workers run the compiled JavaScript of make build with plain node, no tsx ` +
     `(node dist/src/cli/main.js coordinator, node dist/examples/wordcount/worker.js); ${how}; ` +

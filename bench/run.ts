@@ -25,6 +25,7 @@ import { etcdCost } from './etcd-cost.js';
 import { floor } from './floor.js';
 import { writeReport } from './lib/report.js';
 import type { Row, Scenario } from './lib/row.js';
+import { coresText, readSystemFacts } from './lib/system.js';
 import { recovery } from './recovery.js';
 
 /** Every scenario, in the order they run. */
@@ -85,6 +86,11 @@ function parseOptions(argv: string[]): RunOptions {
 async function runScenarios(servers: LocalServers, options: RunOptions): Promise<{ rows: Row[]; failures: Failure[] }> {
   const rows: Row[] = [];
   const failures: Failure[] = [];
+  const system = await readSystemFacts({
+    etcdClientUrl: servers.etcd.clientUrl,
+    natsMonitorUrl: servers.nats.monitorUrl,
+  });
+  log(`${system.etcd}, ${system.nats}, ${coresText(system)}`);
   const earlier = new Map<string, Row>();
   for (const scenario of SCENARIOS.filter((s) => options.ids.includes(s.id))) {
     const began = Date.now();
@@ -95,6 +101,7 @@ async function runScenarios(servers: LocalServers, options: RunOptions): Promise
         nats: [servers.nats.url],
         serverPids: { etcd: servers.etcd.pid, nats: servers.nats.pid },
         prefix: `bench-${scenario.id}-${randomBytes(3).toString('hex')}`,
+        system,
         earlier,
         quick: options.quick,
         log: (line) => log(`${scenario.id}: ${line}`),

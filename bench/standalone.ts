@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startLocalServers } from '../src/dev/index.js';
 import type { Row, Scenario } from './lib/row.js';
+import { readSystemFacts } from './lib/system.js';
 
 /** True when the module at `moduleUrl` is the script node was started with. */
 export function isMain(moduleUrl: string): boolean {
@@ -30,6 +31,7 @@ export async function runStandalone(name: string, scenario: Scenario): Promise<v
       nats: [servers.nats.url],
       serverPids: { etcd: servers.etcd.pid, nats: servers.nats.pid },
       prefix: `bench-${name}-${randomBytes(3).toString('hex')}`,
+      system: await readSystemFacts({ etcdClientUrl: servers.etcd.clientUrl, natsMonitorUrl: servers.nats.monitorUrl }),
       earlier: new Map(),
       quick: values.quick,
       log,

@@ -2,6 +2,7 @@
  * One figure of `make bench`, as `bench/results/summary.json` lists it, and
  * the shape every scenario module has.
  */
+import type { SystemFacts } from './system.js';
 
 /** One measured figure, with the target it is held to when it has one. */
 export interface Row {
@@ -28,6 +29,8 @@ export interface ScenarioContext {
   nats: string[];
   /** A unique prefix for etcd keys and NATS subjects of this scenario. */
   prefix: string;
+  /** The server versions and cores, read from the systems, for the rows' conditions. */
+  system: SystemFacts;
   /** Process ids of that etcd and NATS server, for CPU accounting. Default: unknown. */
   serverPids?: { etcd: number; nats: number };
   /** Figures measured earlier in the run (the floor), by id. */

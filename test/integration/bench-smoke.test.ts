@@ -10,7 +10,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 
@@ -71,6 +71,10 @@ smoke('bench/run.ts --quick runs every scenario and writes valid rows', async (t
     t.is(row.met === null, row.target === null, `${String(row.id)}: met goes with a target`);
     if (typeof row.target === 'number') t.true(typeof row.met === 'boolean', `${String(row.id)} met`);
   }
+  const conditionsOf = (id: string): string => String(rows.find((r) => r.id === id)?.conditions);
+  t.regex(conditionsOf('floor.etcd_txn.p50'), /single-member etcd \d+\.\d+\.\d+,/, 'the version etcd reports');
+  t.regex(conditionsOf('floor.nats_rtt.p50'), /on nats-server \d+\.\d+\.\d+ /, 'the version NATS reports');
+  t.regex(conditionsOf('checkpoint.latency.n1.p50'), new RegExp(`all on ${availableParallelism()} cores?`));
   const markdown = await readFile(join(out, 'summary.md'), 'utf8');
   t.regex(markdown, /^\| id \| value \| unit \| target \| ratio \| met \| conditions \|/m);
   t.is(markdown.trim().split('\n').length, rows.length + 2, 'one table line per row');
