@@ -32,6 +32,20 @@ export const REASONS: ReadonlySet<string> = new Set<string>(
     .filter((name) => name !== 'UNSPECIFIED'),
 );
 
+/**
+ * Refusals of a worker's session that no reconnect can fix: a worker (the
+ * SDK's and the simulated one alike) stops on them instead of attaching
+ * again. Every other refusal, and a transport failure, is retried.
+ */
+export const FINAL_SESSION_REASONS: ReadonlySet<ErrorReason> = new Set<ErrorReason>([
+  'MALFORMED',
+  'OVERSIZED',
+  'UNKNOWN_JOB',
+  'UNKNOWN_TASK',
+  'JOB_CANCELED',
+  'UNAUTHENTICATED',
+]);
+
 /** What a failed call reports. */
 export interface RemoteErrorInfo {
   /** The gRPC status code. */

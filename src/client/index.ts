@@ -22,6 +22,7 @@ export {
   CHECKPOINT_ID_METADATA,
   EPOCH_METADATA,
   errorInfo,
+  FINAL_SESSION_REASONS,
   errorReason,
   isCancelled,
   isServiceError,

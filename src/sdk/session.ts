@@ -13,13 +13,14 @@ import * as grpc from '@grpc/grpc-js';
 import { LeaderTerms } from '../bus/index.js';
 import {
   errorInfo,
+  FINAL_SESSION_REASONS,
   SessionRequests,
   type AttachStream,
   type CoordinatorClient,
   type SessionRequestBody,
 } from '../client/index.js';
 import type { AcknowledgeCheckpointResponse__Output } from '../gen/ckpt/v1/AcknowledgeCheckpointResponse.js';
-import { CkptError, type ErrorReason } from '../core/errors.js';
+import { CkptError } from '../core/errors.js';
 import type { AttachRequest } from '../gen/ckpt/v1/AttachRequest.js';
 import type { AttachResponse__Output } from '../gen/ckpt/v1/AttachResponse.js';
 import type { TaskHealth } from '../gen/ckpt/v1/TaskHealth.js';
@@ -39,16 +40,6 @@ export const SESSION_END_TIMEOUT_MS = 5000;
  * default), and wants one at least every second.
  */
 export const STANDBY_HEARTBEAT_INTERVAL_MS = 500;
-
-/** Refusals that no retry can fix. */
-const FATAL_REASONS: ReadonlySet<ErrorReason> = new Set<ErrorReason>([
-  'MALFORMED',
-  'OVERSIZED',
-  'UNKNOWN_JOB',
-  'UNKNOWN_TASK',
-  'JOB_CANCELED',
-  'UNAUTHENTICATED',
-]);
 
 /** What the session reports to its worker. */
 export interface SessionHandlers {
@@ -327,12 +318,16 @@ export function sessionError(err: unknown): CkptError {
   const info = errorInfo(err);
   if (info === undefined) return CkptError.from(err, 'UNAVAILABLE');
   const reason = info.reason ?? (info.code === grpc.status.UNAUTHENTICATED ? 'UNAUTHENTICATED' : 'UNAVAILABLE');
-  return new CkptError(reason, info.message, { ...info.ids, cause: err, retryable: !FATAL_REASONS.has(reason) });
+  return new CkptError(reason, info.message, {
+    ...info.ids,
+    cause: err,
+    retryable: !FINAL_SESSION_REASONS.has(reason),
+  });
 }
 
 /** True for a refusal no reconnect can fix. */
 export function isFatal(error: CkptError): boolean {
-  return FATAL_REASONS.has(error.reason);
+  return FINAL_SESSION_REASONS.has(error.reason);
 }
 
 /** Resolves with `onWelcome` of the first response, which must be a welcome. */

@@ -4,29 +4,19 @@
  * session opens, the refusal is final, or the worker stops.
  */
 import * as grpc from '@grpc/grpc-js';
-import { errorInfo, errorReason } from '../client/index.js';
+import { errorInfo, errorReason, FINAL_SESSION_REASONS } from '../client/index.js';
 import type { CoordinatorClient } from '../client/index.js';
 import { backoffDelayMs, type BackoffConfig } from '../core/backoff.js';
-import type { ErrorReason } from '../core/errors.js';
 import type { Logger } from '../log/index.js';
 import { AttachSession, type SessionOptions } from './session.js';
 
 /** The pauses between attach attempts: from 50 ms, doubling up to 1 s. */
 const REATTACH_BACKOFF: BackoffConfig = { initialDelayMs: 50, maxDelayMs: 1000, multiplier: 2, jitter: 0 };
 
-/** Refusals no attempt can fix. */
-const FINAL: ReadonlySet<ErrorReason> = new Set<ErrorReason>([
-  'MALFORMED',
-  'UNKNOWN_JOB',
-  'UNKNOWN_TASK',
-  'JOB_CANCELED',
-  'UNAUTHENTICATED',
-]);
-
 /** True when a session ended by `error` may be opened again. */
 export function mayReattach(error: Error | undefined): boolean {
   const reason = error === undefined ? undefined : errorReason(error);
-  return reason === undefined || !FINAL.has(reason);
+  return reason === undefined || !FINAL_SESSION_REASONS.has(reason);
 }
 
 /**

@@ -1,13 +1,16 @@
 /**
  * The coordinator's errors as a client reads them: what `toStatus` writes
  * on the server side, `errorInfo` and `toCkptError` read back with the
- * same metadata keys, including whether the request may succeed later.
+ * same metadata keys, including whether the request may succeed later;
+ * and which refusals end a worker's attempts to attach.
  */
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
-import { errorInfo, toCkptError } from '../../src/client/index.js';
-import { CkptError } from '../../src/core/errors.js';
-import { toStatus } from '../../src/server/status.js';
+import { errorInfo, FINAL_SESSION_REASONS, toCkptError } from '../../src/client/index.js';
+import { CkptError, type ErrorReason } from '../../src/core/errors.js';
+import { isFatal, sessionError } from '../../src/sdk/session.js';
+import { STATUS_OF_REASON, toStatus } from '../../src/server/status.js';
+import { mayReattach } from '../../src/sim/reattach.js';
 
 /** The error a grpc-js client gets for a call the server ended with `err`. */
 function received(err: unknown): grpc.ServiceError {
@@ -55,4 +58,16 @@ test('a call its caller canceled is CANCELED and not retryable; a failed transpo
   t.like(toCkptError(call(grpc.status.UNAVAILABLE)), { reason: 'UNAVAILABLE', retryable: true });
   t.like(toCkptError(call(grpc.status.DEADLINE_EXCEEDED)), { reason: 'UNAVAILABLE', retryable: true });
   t.is(toStatus(new CkptError('CANCELED', 'the caller stopped')).code, grpc.status.CANCELLED);
+});
+
+test('the SDK worker and the simulated worker give up on the same session refusals, and retry the rest', (t) => {
+  const reasons = Object.keys(STATUS_OF_REASON) as ErrorReason[];
+  for (const reason of reasons) {
+    const refusal = received(new CkptError(reason, 'refused'));
+    const sdkGivesUp = isFatal(sessionError(refusal));
+    t.is(sdkGivesUp, FINAL_SESSION_REASONS.has(reason), reason);
+    t.is(!mayReattach(refusal), sdkGivesUp, `${reason}: the simulated worker agrees`);
+  }
+  t.true(FINAL_SESSION_REASONS.has('OVERSIZED'));
+  t.false(FINAL_SESSION_REASONS.has('NOT_LEADER'));
 });
