@@ -151,8 +151,7 @@ export class JobRuntime {
 
   private periodicDueMs(): number | undefined {
     const due = this.tracker.nextPeriodicDueAtMs();
-    if (due === undefined || this.periodicInFlight || !this.tracker.allTasksAttached()) return undefined;
-    if (this.tracker.pendingCheckpoints().length >= this.tracker.policy.maxConcurrent) return undefined;
+    if (due === undefined || this.periodicInFlight) return undefined;
     return Math.max(due, this.periodicRetryAtMs);
   }
 

@@ -269,39 +269,44 @@ export class JobTracker {
 
   // --- triggering ---------------------------------------------------------
 
-  /** Throws why a checkpoint cannot start now; returns if it can. */
-  checkCanTrigger(): void {
-    this.requireRunning();
-    if (this.attemptValue !== 'running' && this.allTasksAttached()) {
-      throw new CkptError(
-        'TASKS_NOT_READY',
-        `${this.taskIds.length - this.ready.size} of ${this.taskIds.length} tasks have not restored epoch ${this.epochValue} yet`,
-        { jobId: this.jobId },
-      );
-    }
+  /**
+   * Why a checkpoint cannot start now, or undefined when it can: the one
+   * rule for manual and periodic triggers alike. The job runs, every task
+   * is attached and has restored the current epoch, and fewer checkpoints
+   * than the policy allows are pending.
+   */
+  triggerRefusal(): CkptError | undefined {
+    const ids = { jobId: this.jobId };
+    const tasks = this.taskIds.length;
+    if (this.stateValue === 'JOB_STATE_CANCELED')
+      return new CkptError('JOB_CANCELED', `job ${this.jobId} is canceled`, ids);
     if (!this.allTasksAttached()) {
-      throw new CkptError(
-        'TASKS_NOT_READY',
-        `${this.taskIds.length - this.attached.size} of ${this.taskIds.length} tasks are not attached`,
-        { jobId: this.jobId },
-      );
+      return new CkptError('TASKS_NOT_READY', `${tasks - this.attached.size} of ${tasks} tasks are not attached`, ids);
+    }
+    if (this.attemptValue !== 'running') {
+      const message = `${tasks - this.ready.size} of ${tasks} tasks have not restored epoch ${this.epochValue} yet`;
+      return new CkptError('TASKS_NOT_READY', message, ids);
     }
     if (this.pending.size >= this.policy.maxConcurrent) {
-      throw new CkptError(
-        'TOO_MANY_PENDING',
-        `${this.pending.size} checkpoints pending, policy allows ${this.policy.maxConcurrent}`,
-        { jobId: this.jobId },
-      );
+      const message = `${this.pending.size} checkpoints pending, policy allows ${this.policy.maxConcurrent}`;
+      return new CkptError('TOO_MANY_PENDING', message, ids);
     }
+    return undefined;
+  }
+
+  /** Throws `triggerRefusal()`, if any. */
+  checkCanTrigger(): void {
+    const refusal = this.triggerRefusal();
+    if (refusal !== undefined) throw refusal;
   }
 
   /**
    * When the next periodic checkpoint is due, or undefined when periodic
-   * checkpoints are off or the job is not running. The time may be in the
-   * past; the caller still checks `checkCanTrigger`.
+   * checkpoints are off or no checkpoint may start now (`triggerRefusal`).
+   * The time may be in the past.
    */
   nextPeriodicDueAtMs(): number | undefined {
-    if (this.policy.intervalMs === 0 || this.stateValue !== 'JOB_STATE_RUNNING' || this.attemptValue !== 'running')
+    if (this.policy.intervalMs === 0 || this.stateValue !== 'JOB_STATE_RUNNING' || this.triggerRefusal() !== undefined)
       return undefined;
     return Math.max(this.lastTriggeredAtMs + this.policy.intervalMs, this.lastFinishedAtMs + this.policy.minPauseMs, 0);
   }

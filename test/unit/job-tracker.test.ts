@@ -196,6 +196,29 @@ test('periodic schedule honours interval and minimum pause', (t) => {
   t.is(tracker().nextPeriodicDueAtMs(), undefined);
 });
 
+test('one rule decides whether a checkpoint may start, for manual and periodic triggers alike', (t) => {
+  const j = tracker({ intervalMs: 1000, maxConcurrent: 1 });
+  t.is(j.triggerRefusal()?.reason, 'TASKS_NOT_READY', 'no task attached');
+  t.is(j.nextPeriodicDueAtMs(), undefined);
+  run(j, 'w', ['src', 'sink']);
+  t.is(j.triggerRefusal(), undefined);
+  t.is(j.nextPeriodicDueAtMs(), 0);
+  const pending = j.trigger(0, false);
+  t.is(j.triggerRefusal()?.reason, 'TOO_MANY_PENDING');
+  t.is(j.nextPeriodicDueAtMs(), undefined, 'no periodic trigger while the policy allows no more pending');
+  t.is(
+    reason(() => j.checkCanTrigger()),
+    'TOO_MANY_PENDING',
+  );
+  j.abort(pending, 'ABORT_REASON_TIMEOUT', 'test', 10);
+  t.is(j.triggerRefusal(), undefined);
+  j.detach('w');
+  t.regex(j.triggerRefusal()?.message ?? '', /2 of 2 tasks are not attached/);
+  t.is(j.nextPeriodicDueAtMs(), undefined, 'no periodic trigger while a task is detached');
+  j.cancel();
+  t.is(j.triggerRefusal()?.reason, 'JOB_CANCELED');
+});
+
 test('ids continue from the stored floor and need a reservation', (t) => {
   const spec = validateJobSpec({ jobId: 'j', tasks: [{ taskId: 'a' }] });
   const j = new JobTracker({
