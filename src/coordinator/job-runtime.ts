@@ -302,11 +302,9 @@ export class JobRuntime {
 
   private async commit(checkpoint: Checkpoint): Promise<void> {
     if (checkpoint.status !== 'PENDING') return;
-    // With several checkpoints pending, a later one may have committed while
-    // this one waited its turn: it is subsumed, not failed.
-    const latest = this.tracker.latestCheckpointId;
-    if (checkpoint.id < latest) {
-      this.abort(checkpoint, 'ABORT_REASON_SUBSUMED', `checkpoint ${latest} completed first`);
+    const later = this.tracker.completedBefore(checkpoint);
+    if (later !== undefined) {
+      this.abort(checkpoint, 'ABORT_REASON_SUBSUMED', `checkpoint ${later} completed first`);
       return;
     }
     const now = this.deps.now();

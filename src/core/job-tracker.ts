@@ -430,6 +430,16 @@ export class JobTracker {
     return tolerable >= 0 && this.consecutiveFailures > tolerable;
   }
 
+  /**
+   * The later checkpoint that completed while the fully acknowledged
+   * `checkpoint` waited its turn to commit (with several pending, commits
+   * run in the order the acknowledgements completed): then `checkpoint` is
+   * subsumed, not committed and not failed. Undefined: it commits.
+   */
+  completedBefore(checkpoint: Checkpoint): number | undefined {
+    return checkpoint.id < this.latest ? this.latest : undefined;
+  }
+
   /** Committed ids that retention deletes when `checkpointId` commits. */
   subsumedBy(checkpointId: number): number[] {
     const after = [...this.retained, checkpointId];

@@ -162,6 +162,20 @@ test('a completed checkpoint subsumes older pending ones', (t) => {
   );
 });
 
+test('a checkpoint whose turn to commit comes after a later one completed is subsumed, not committed', (t) => {
+  const j = tracker({ maxConcurrent: 2 });
+  run(j, 'w', ['src', 'sink']);
+  const older = j.trigger(0, false);
+  const newer = j.trigger(1, false);
+  for (const c of [newer, older]) {
+    j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w' }, [snap('src'), snap('sink')]);
+    c.beginCommit();
+  }
+  t.is(j.completedBefore(newer), undefined, 'the first in line commits');
+  j.complete(newer, 2, 1, 0);
+  t.is(j.completedBefore(older), newer.id);
+});
+
 test('consecutive failures beyond the tolerable count fail the job; subsumed ones do not count', (t) => {
   const j = tracker({ tolerableFailures: 1, maxConcurrent: 2 });
   run(j, 'w', ['src', 'sink']);
