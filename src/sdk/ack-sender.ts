@@ -13,7 +13,8 @@ import { CkptError } from '../core/errors.js';
 import type { AcknowledgeCheckpointResponse__Output } from '../gen/ckpt/v1/AcknowledgeCheckpointResponse.js';
 import type { Logger } from '../log/index.js';
 import type { AckBatch } from './ack-batcher.js';
-import { backoffDelayMs, sleep, type BackoffConfig } from './backoff.js';
+import { backoffDelayMs, type BackoffConfig } from '../core/backoff.js';
+import { sleep } from './backoff.js';
 import type { WorkerEventMap } from './events.js';
 import type { WorkerSession } from './session.js';
 

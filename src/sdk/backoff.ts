@@ -4,9 +4,6 @@
  */
 import { CkptError } from '../core/errors.js';
 
-export { backoffDelayMs, DEFAULT_BACKOFF, resolveBackoff } from '../core/backoff.js';
-export type { BackoffConfig, BackoffOptions } from '../core/backoff.js';
-
 /** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -22,8 +22,8 @@ export {
   resolveWorkerOptions,
 } from './options.js';
 export type { WorkerConfig, WorkerOptions } from './options.js';
-export { DEFAULT_BACKOFF, backoffDelayMs, resolveBackoff } from './backoff.js';
-export type { BackoffConfig, BackoffOptions } from './backoff.js';
+export { DEFAULT_BACKOFF, backoffDelayMs, resolveBackoff } from '../core/backoff.js';
+export type { BackoffConfig, BackoffOptions } from '../core/backoff.js';
 export type { CheckpointCallEvent, RestoredEvent, WorkerEventMap } from './events.js';
 export type { RunnerPhase } from './task-runner.js';
 export type { SnapshotEvent } from './snapshotter.js';

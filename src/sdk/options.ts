@@ -7,7 +7,7 @@ import { assertSubjectToken } from '../bus/index.js';
 import { DEFAULT_CLIENT_MAX_MESSAGE_BYTES, parseAddresses } from '../client/index.js';
 import { CkptError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../log/index.js';
-import { resolveBackoff, type BackoffConfig, type BackoffOptions } from './backoff.js';
+import { resolveBackoff, type BackoffConfig, type BackoffOptions } from '../core/backoff.js';
 import type { StateBackend } from './state/index.js';
 
 /** Options of `new Worker(...)` / `createWorker(...)`. */

@@ -26,7 +26,8 @@ import type { AttachResponse__Output } from '../gen/ckpt/v1/AttachResponse.js';
 import type { TaskHealth } from '../gen/ckpt/v1/TaskHealth.js';
 import type { Welcome__Output } from '../gen/ckpt/v1/Welcome.js';
 import type { Logger } from '../log/index.js';
-import { backoffDelayMs, sleep, type BackoffConfig } from './backoff.js';
+import { backoffDelayMs, type BackoffConfig } from '../core/backoff.js';
+import { sleep } from './backoff.js';
 
 /** Heartbeat interval when a welcome names none. */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;

@@ -28,6 +28,7 @@ import { runCoordinator, type RunningCoordinator } from '../../src/server/run.js
 import { startSimulatedWorker, type SimulatedWorker } from '../../src/sim/index.js';
 import { createEtcdStore } from '../../src/store/index.js';
 import { etcdClient, eventually, natsConnection, uniquePrefix, useServers, type TestPrefix } from '../helpers/index.js';
+import { healthCheck } from '../helpers/refusals.js';
 import { fixedSource } from '../helpers/sources.js';
 
 const servers = useServers();
@@ -92,17 +93,7 @@ async function startCluster(t: ExecutionContext, n: number): Promise<Cluster> {
 async function healthOf(t: ExecutionContext, address: string, service: string): Promise<number> {
   const raw = new grpc.Client(address, grpc.credentials.createInsecure());
   t.teardown(() => raw.close());
-  const name = Buffer.from(service);
-  const response = await new Promise<Buffer>((resolve, reject) => {
-    raw.makeUnaryRequest(
-      '/grpc.health.v1.Health/Check',
-      (b: Buffer) => b,
-      (b: Buffer) => b,
-      Buffer.concat([Buffer.from([0x0a, name.length]), name]),
-      (err, res) => (err ? reject(err) : resolve(res as Buffer)),
-    );
-  });
-  return response[1] ?? 0;
+  return (await healthCheck(raw, service))[1] ?? 0;
 }
 
 /** A job of two source tasks and a sink. */
