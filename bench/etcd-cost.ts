@@ -9,7 +9,7 @@ import { resolveConfig } from '../src/config/index.js';
 import { createCoordinatorClient } from '../src/client/index.js';
 import { silentLogger } from '../src/log/index.js';
 import { runCoordinator } from '../src/server/run.js';
-import { startSimulatedWorker, type SimulatedWorker } from '../src/sim/index.js';
+import { startSimulatedWorker, type SimulatedWorker } from '../test/sim/index.js';
 import { sourcesJob, timedCheckpoint, waitRunning } from './lib/bench-job.js';
 import { significant } from './lib/percentiles.js';
 import type { Row, Scenario, ScenarioContext } from './lib/row.js';

@@ -14,7 +14,7 @@ import { connectNats } from '../src/bus/index.js';
 import type { Manifest } from '../src/gen/ckpt/v1/Manifest.js';
 import type { ManifestRoot } from '../src/gen/ckpt/v1/ManifestRoot.js';
 import { codec } from '../src/proto/index.js';
-import { simulatedSnapshot } from '../src/sim/index.js';
+import { simulatedSnapshot } from '../test/sim/index.js';
 import { pad } from '../src/store/index.js';
 import { forkBenchChild } from './lib/bench-child.js';
 import { createEchoClient, type EchoClient } from './lib/echo-service.js';

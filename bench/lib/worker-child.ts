@@ -1,5 +1,5 @@
 /**
- * A worker process of the benchmarks: simulated workers (`src/sim`) of one
+ * A worker process of the benchmarks: simulated workers (`test/sim`) of one
  * job, speaking the raw protocol to the coordinator, plus acknowledgements
  * sent on command for the intake measurement.
  *
@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
 import type { TaskSnapshot__Output } from '../../src/gen/ckpt/v1/TaskSnapshot.js';
 import { silentLogger } from '../../src/log/index.js';
-import { simulatedSnapshot, startSimulatedWorker, type SimulatedWorker } from '../../src/sim/index.js';
+import { simulatedSnapshot, startSimulatedWorker, type SimulatedWorker } from '../../test/sim/index.js';
 import { serveParent, type ChildRequest } from './bench-child.js';
 
 /** What `start` attaches. */

@@ -23,7 +23,7 @@ import {
 } from '../../src/client/index.js';
 import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
 import { silentLogger } from '../../src/log/index.js';
-import { startSimulatedWorker, type SimulatedWorker } from '../../src/sim/index.js';
+import { startSimulatedWorker, type SimulatedWorker } from '../sim/index.js';
 import { eventually } from '../helpers/wait.js';
 import { STATE_URI_SCHEMES } from './contract.js';
 import { CoordinatorProcess } from './coordinator-process.js';

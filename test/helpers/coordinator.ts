@@ -15,7 +15,7 @@ import { resolveConfig, type CoordinatorConfigInput } from '../../src/config/ind
 import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
 import { silentLogger, type Logger } from '../../src/log/index.js';
 import { runCoordinator, type RunningCoordinator } from '../../src/server/run.js';
-import { startSimulatedWorker, type SimulatedWorker, type SimulatedWorkerOptions } from '../../src/sim/index.js';
+import { startSimulatedWorker, type SimulatedWorker, type SimulatedWorkerOptions } from '../sim/index.js';
 import { uniquePrefix, type TestPrefix } from './prefix.js';
 import { eventually } from './wait.js';
 import type { TestServers } from './servers.js';

@@ -11,7 +11,7 @@ import type { TaskSnapshot__Output } from '../../src/gen/ckpt/v1/TaskSnapshot.js
 import { eventually, useServers, within } from '../helpers/index.js';
 import { fanInSpec, sourcesSpec, startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';
 import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
-import type { SimulatedWorker } from '../../src/sim/index.js';
+import type { SimulatedWorker } from '../sim/index.js';
 
 const servers = useServers();
 

@@ -25,7 +25,7 @@ import { silentLogger } from '../../src/log/index.js';
 import { createLocalDirectoryBackend, Worker } from '../../src/sdk/index.js';
 import { subscribeControl } from '../../src/sdk/control.js';
 import { runCoordinator, type RunningCoordinator } from '../../src/server/run.js';
-import { startSimulatedWorker, type SimulatedWorker } from '../../src/sim/index.js';
+import { startSimulatedWorker, type SimulatedWorker } from '../sim/index.js';
 import { createEtcdStore } from '../../src/store/index.js';
 import { etcdClient, eventually, natsConnection, uniquePrefix, useServers, type TestPrefix } from '../helpers/index.js';
 import { healthCheck } from '../helpers/refusals.js';

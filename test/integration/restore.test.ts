@@ -16,7 +16,7 @@ import { validateJobSpec } from '../../src/core/validate.js';
 import { silentLogger } from '../../src/log/index.js';
 import { codec } from '../../src/proto/index.js';
 import { runCoordinator } from '../../src/server/run.js';
-import type { SimulatedWorker } from '../../src/sim/index.js';
+import type { SimulatedWorker } from '../sim/index.js';
 import { createEtcdStore, pad, type EtcdStore } from '../../src/store/index.js';
 import { eventually, uniquePrefix, useServers } from '../helpers/index.js';
 import { fanInSpec, startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';

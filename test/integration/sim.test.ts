@@ -23,7 +23,7 @@ import type { CheckpointSummary__Output } from '../../src/gen/ckpt/v1/Checkpoint
 import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
 import { silentLogger } from '../../src/log/index.js';
 import { createLocalDirectoryBackend, createWorker, type Task } from '../../src/sdk/index.js';
-import { simulatedSnapshot, startSimulatedWorker, type CallEvent, type SimulatedWorker } from '../../src/sim/index.js';
+import { simulatedSnapshot, startSimulatedWorker, type CallEvent, type SimulatedWorker } from '../sim/index.js';
 import { natsConnection } from '../helpers/clients.js';
 import { sourcesSpec, startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';
 import { useServers } from '../helpers/servers.js';

@@ -10,7 +10,7 @@ import { errorInfo, FINAL_SESSION_REASONS, toCkptError } from '../../src/client/
 import { CkptError, type ErrorReason } from '../../src/core/errors.js';
 import { isFatal, sessionError } from '../../src/sdk/session.js';
 import { STATUS_OF_REASON, toStatus } from '../../src/server/status.js';
-import { mayReattach } from '../../src/sim/reattach.js';
+import { mayReattach } from '../sim/reattach.js';
 
 /** The error a grpc-js client gets for a call the server ended with `err`. */
 function received(err: unknown): grpc.ServiceError {

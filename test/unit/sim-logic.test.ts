@@ -1,8 +1,8 @@
 import test from 'ava';
-import { AckBatcher, estimateSnapshotBytes, splitBySize, type AckBatch } from '../../src/sim/ack-batcher.js';
-import { BarrierAligner } from '../../src/sim/alignment.js';
+import { AckBatcher, estimateSnapshotBytes, splitBySize, type AckBatch } from '../sim/ack-batcher.js';
+import { BarrierAligner } from '../sim/alignment.js';
 import { jobSubjects } from '../../src/bus/index.js';
-import { DATA_WILDCARD_THRESHOLD, dataSubscriptions, simulatedSnapshot, workerTopology } from '../../src/sim/index.js';
+import { DATA_WILDCARD_THRESHOLD, dataSubscriptions, simulatedSnapshot, workerTopology } from '../sim/index.js';
 import { CkptError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/log/index.js';
 import { eventually } from '../helpers/wait.js';

@@ -4,10 +4,10 @@
  * session opens, the refusal is final, or the worker stops.
  */
 import * as grpc from '@grpc/grpc-js';
-import { errorInfo, errorReason, FINAL_SESSION_REASONS } from '../client/index.js';
-import type { CoordinatorClient } from '../client/index.js';
-import { backoffDelayMs, type BackoffConfig } from '../core/backoff.js';
-import type { Logger } from '../log/index.js';
+import { errorInfo, errorReason, FINAL_SESSION_REASONS } from '../../src/client/index.js';
+import type { CoordinatorClient } from '../../src/client/index.js';
+import { backoffDelayMs, type BackoffConfig } from '../../src/core/backoff.js';
+import type { Logger } from '../../src/log/index.js';
 import { AttachSession, type SessionOptions } from './session.js';
 
 /** The pauses between attach attempts: from 50 ms, doubling up to 1 s. */

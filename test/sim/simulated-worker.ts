@@ -5,20 +5,20 @@
  * SDK for what it believes (`SimControl`), and records everything it
  * acknowledged and every broadcast it believed.
  */
-import type { RestoreCommand__Output } from '../gen/ckpt/v1/RestoreCommand.js';
-import type { StartCommand__Output } from '../gen/ckpt/v1/StartCommand.js';
+import type { RestoreCommand__Output } from '../../src/gen/ckpt/v1/RestoreCommand.js';
+import type { StartCommand__Output } from '../../src/gen/ckpt/v1/StartCommand.js';
 import { EventEmitter } from 'node:events';
 import type { Msg, NatsConnection } from '@nats-io/nats-core';
-import { connectNats, controlPrefix, isBarrier, jobSubjects, LeaderTerms, type Edge } from '../bus/index.js';
-import { createCoordinatorClient, type CoordinatorClient } from '../client/index.js';
-import type { AcknowledgeCheckpointResponse__Output } from '../gen/ckpt/v1/AcknowledgeCheckpointResponse.js';
-import { CkptError } from '../core/errors.js';
-import type { CheckpointAbort__Output } from '../gen/ckpt/v1/CheckpointAbort.js';
-import type { CheckpointComplete__Output } from '../gen/ckpt/v1/CheckpointComplete.js';
-import type { Recover__Output } from '../gen/ckpt/v1/Recover.js';
-import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
-import type { Welcome__Output } from '../gen/ckpt/v1/Welcome.js';
-import type { Logger } from '../log/index.js';
+import { connectNats, controlPrefix, isBarrier, jobSubjects, LeaderTerms, type Edge } from '../../src/bus/index.js';
+import { createCoordinatorClient, type CoordinatorClient } from '../../src/client/index.js';
+import type { AcknowledgeCheckpointResponse__Output } from '../../src/gen/ckpt/v1/AcknowledgeCheckpointResponse.js';
+import { CkptError } from '../../src/core/errors.js';
+import type { CheckpointAbort__Output } from '../../src/gen/ckpt/v1/CheckpointAbort.js';
+import type { CheckpointComplete__Output } from '../../src/gen/ckpt/v1/CheckpointComplete.js';
+import type { Recover__Output } from '../../src/gen/ckpt/v1/Recover.js';
+import type { TaskSnapshot__Output } from '../../src/gen/ckpt/v1/TaskSnapshot.js';
+import type { Welcome__Output } from '../../src/gen/ckpt/v1/Welcome.js';
+import type { Logger } from '../../src/log/index.js';
 import { AckBatcher } from './ack-batcher.js';
 import { SimAckSender } from './ack-sender.js';
 import { CheckpointRunner } from './checkpoint-runner.js';

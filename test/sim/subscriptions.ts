@@ -4,8 +4,8 @@
  * its readers consume.
  */
 import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
-import { edgeOfSubject, guardedCallback, type Edge, type JobSubjects, type MsgCallback } from '../bus/index.js';
-import type { Logger } from '../log/index.js';
+import { edgeOfSubject, guardedCallback, type Edge, type JobSubjects, type MsgCallback } from '../../src/bus/index.js';
+import type { Logger } from '../../src/log/index.js';
 import type { WorkerTopology } from './topology.js';
 
 /**

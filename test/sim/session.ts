@@ -2,20 +2,20 @@
  * A worker session over the raw `Attach` stream: hello, welcome, heartbeats,
  * the coordinator's commands, and acknowledgements sent in the session.
  */
-import type { RestoreCommand__Output } from '../gen/ckpt/v1/RestoreCommand.js';
-import type { StartCommand__Output } from '../gen/ckpt/v1/StartCommand.js';
+import type { RestoreCommand__Output } from '../../src/gen/ckpt/v1/RestoreCommand.js';
+import type { StartCommand__Output } from '../../src/gen/ckpt/v1/StartCommand.js';
 import {
   SessionRequests,
   type AttachStream,
   type CoordinatorClient,
   type SessionRequestBody,
-} from '../client/index.js';
-import type { AcknowledgeCheckpointResponse__Output } from '../gen/ckpt/v1/AcknowledgeCheckpointResponse.js';
-import { CkptError } from '../core/errors.js';
-import type { AttachResponse__Output } from '../gen/ckpt/v1/AttachResponse.js';
-import type { JobCanceledCommand__Output } from '../gen/ckpt/v1/JobCanceledCommand.js';
-import type { Welcome__Output } from '../gen/ckpt/v1/Welcome.js';
-import type { Logger } from '../log/index.js';
+} from '../../src/client/index.js';
+import type { AcknowledgeCheckpointResponse__Output } from '../../src/gen/ckpt/v1/AcknowledgeCheckpointResponse.js';
+import { CkptError } from '../../src/core/errors.js';
+import type { AttachResponse__Output } from '../../src/gen/ckpt/v1/AttachResponse.js';
+import type { JobCanceledCommand__Output } from '../../src/gen/ckpt/v1/JobCanceledCommand.js';
+import type { Welcome__Output } from '../../src/gen/ckpt/v1/Welcome.js';
+import type { Logger } from '../../src/log/index.js';
 
 /** Heartbeat interval when a welcome names none. */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;

@@ -21,14 +21,14 @@ import {
   type ControlKind,
   type Drop,
   type Edge,
-} from '../bus/index.js';
-import type { Barrier__Output } from '../gen/ckpt/v1/Barrier.js';
-import type { CheckpointAbort__Output } from '../gen/ckpt/v1/CheckpointAbort.js';
-import type { CheckpointComplete__Output } from '../gen/ckpt/v1/CheckpointComplete.js';
-import type { Recover__Output } from '../gen/ckpt/v1/Recover.js';
-import type { Trigger__Output } from '../gen/ckpt/v1/Trigger.js';
-import type { Welcome__Output } from '../gen/ckpt/v1/Welcome.js';
-import type { Logger } from '../log/index.js';
+} from '../../src/bus/index.js';
+import type { Barrier__Output } from '../../src/gen/ckpt/v1/Barrier.js';
+import type { CheckpointAbort__Output } from '../../src/gen/ckpt/v1/CheckpointAbort.js';
+import type { CheckpointComplete__Output } from '../../src/gen/ckpt/v1/CheckpointComplete.js';
+import type { Recover__Output } from '../../src/gen/ckpt/v1/Recover.js';
+import type { Trigger__Output } from '../../src/gen/ckpt/v1/Trigger.js';
+import type { Welcome__Output } from '../../src/gen/ckpt/v1/Welcome.js';
+import type { Logger } from '../../src/log/index.js';
 import type { AckBatcher } from './ack-batcher.js';
 import type { CheckpointRunner } from './checkpoint-runner.js';
 import type { SimEventMap } from './events.js';

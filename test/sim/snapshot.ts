@@ -4,7 +4,7 @@
  * and positions, so tests can predict and compare manifests.
  */
 import { createHash } from 'node:crypto';
-import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
+import type { TaskSnapshot__Output } from '../../src/gen/ckpt/v1/TaskSnapshot.js';
 
 /** What a simulated snapshot depends on. */
 export interface SimulatedSnapshotInput {

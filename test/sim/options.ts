@@ -1,12 +1,12 @@
 /**
  * Options of the simulated worker, their defaults and validation.
  */
-import { parseAddresses } from '../client/index.js';
-import { CkptError } from '../core/errors.js';
-import type { JobSpec } from '../gen/ckpt/v1/JobSpec.js';
-import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
-import type { Logger } from '../log/index.js';
-import { assertSubjectPrefix, assertSubjectToken, DEFAULT_SUBJECT_PREFIX } from '../bus/index.js';
+import { parseAddresses } from '../../src/client/index.js';
+import { CkptError } from '../../src/core/errors.js';
+import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
+import type { TaskSnapshot__Output } from '../../src/gen/ckpt/v1/TaskSnapshot.js';
+import type { Logger } from '../../src/log/index.js';
+import { assertSubjectPrefix, assertSubjectToken, DEFAULT_SUBJECT_PREFIX } from '../../src/bus/index.js';
 
 /** What a hook sees when its task has snapshotted a checkpoint. */
 export interface SnapshotContext {

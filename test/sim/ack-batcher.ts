@@ -3,8 +3,8 @@
  * checkpoint are collected for a short window, or until every task is in,
  * and then sent together.
  */
-import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
-import type { Logger } from '../log/index.js';
+import type { TaskSnapshot__Output } from '../../src/gen/ckpt/v1/TaskSnapshot.js';
+import type { Logger } from '../../src/log/index.js';
 
 /** One task's outcome for one checkpoint. */
 export type TaskResult =

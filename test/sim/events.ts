@@ -1,15 +1,15 @@
 /**
  * What a simulated worker reports while it runs.
  */
-import type { RestoreCommand__Output } from '../gen/ckpt/v1/RestoreCommand.js';
-import type { StartCommand__Output } from '../gen/ckpt/v1/StartCommand.js';
-import type { AcknowledgeCheckpointResponse__Output } from '../gen/ckpt/v1/AcknowledgeCheckpointResponse.js';
-import type { CheckpointAbort__Output } from '../gen/ckpt/v1/CheckpointAbort.js';
-import type { CheckpointComplete__Output } from '../gen/ckpt/v1/CheckpointComplete.js';
-import type { JobCanceledCommand__Output } from '../gen/ckpt/v1/JobCanceledCommand.js';
-import type { Recover__Output } from '../gen/ckpt/v1/Recover.js';
-import type { Trigger__Output } from '../gen/ckpt/v1/Trigger.js';
-import type { Welcome__Output } from '../gen/ckpt/v1/Welcome.js';
+import type { RestoreCommand__Output } from '../../src/gen/ckpt/v1/RestoreCommand.js';
+import type { StartCommand__Output } from '../../src/gen/ckpt/v1/StartCommand.js';
+import type { AcknowledgeCheckpointResponse__Output } from '../../src/gen/ckpt/v1/AcknowledgeCheckpointResponse.js';
+import type { CheckpointAbort__Output } from '../../src/gen/ckpt/v1/CheckpointAbort.js';
+import type { CheckpointComplete__Output } from '../../src/gen/ckpt/v1/CheckpointComplete.js';
+import type { JobCanceledCommand__Output } from '../../src/gen/ckpt/v1/JobCanceledCommand.js';
+import type { Recover__Output } from '../../src/gen/ckpt/v1/Recover.js';
+import type { Trigger__Output } from '../../src/gen/ckpt/v1/Trigger.js';
+import type { Welcome__Output } from '../../src/gen/ckpt/v1/Welcome.js';
 
 /** One AcknowledgeCheckpoint or DeclineCheckpoint call and its outcome. */
 export interface CallEvent {

@@ -5,12 +5,12 @@
  * acknowledgement batcher.
  */
 import type { MsgHdrs, NatsConnection } from '@nats-io/nats-core';
-import { barrierHeaders, controlMessageCodecs, type Edge, type JobSubjects } from '../bus/index.js';
-import type { Barrier__Output } from '../gen/ckpt/v1/Barrier.js';
-import type { SnapshotType__Output } from '../gen/ckpt/v1/SnapshotType.js';
-import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
-import type { Trigger__Output } from '../gen/ckpt/v1/Trigger.js';
-import type { Logger } from '../log/index.js';
+import { barrierHeaders, controlMessageCodecs, type Edge, type JobSubjects } from '../../src/bus/index.js';
+import type { Barrier__Output } from '../../src/gen/ckpt/v1/Barrier.js';
+import type { SnapshotType__Output } from '../../src/gen/ckpt/v1/SnapshotType.js';
+import type { TaskSnapshot__Output } from '../../src/gen/ckpt/v1/TaskSnapshot.js';
+import type { Trigger__Output } from '../../src/gen/ckpt/v1/Trigger.js';
+import type { Logger } from '../../src/log/index.js';
 import type { AckBatcher, TaskResult } from './ack-batcher.js';
 import { BarrierAligner } from './alignment.js';
 import type { HookResult, TaskBehaviour } from './options.js';

@@ -6,10 +6,10 @@
  * answer reported to the worker's beliefs.
  */
 import type { EventEmitter } from 'node:events';
-import type { CoordinatorClient, SessionRequestBody } from '../client/index.js';
-import type { AcknowledgeCheckpointResponse__Output } from '../gen/ckpt/v1/AcknowledgeCheckpointResponse.js';
-import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
-import type { Logger } from '../log/index.js';
+import type { CoordinatorClient, SessionRequestBody } from '../../src/client/index.js';
+import type { AcknowledgeCheckpointResponse__Output } from '../../src/gen/ckpt/v1/AcknowledgeCheckpointResponse.js';
+import type { TaskSnapshot__Output } from '../../src/gen/ckpt/v1/TaskSnapshot.js';
+import type { Logger } from '../../src/log/index.js';
 import { splitBySize, type AckBatch } from './ack-batcher.js';
 import type { SimEventMap } from './events.js';
 import type { SimConfig } from './options.js';

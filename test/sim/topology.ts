@@ -3,8 +3,8 @@
  * which are sources, which local tasks read which inputs, and which tasks
  * (local or not) each local task sends its barriers to.
  */
-import { CkptError } from '../core/errors.js';
-import type { JobSpec } from '../gen/ckpt/v1/JobSpec.js';
+import { CkptError } from '../../src/core/errors.js';
+import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
 
 /** The local view of the job graph. */
 export interface WorkerTopology {

@@ -2,7 +2,7 @@
  * Waiting for one event of an emitter with a timeout and an abort signal.
  */
 import type { EventEmitter } from 'node:events';
-import { CkptError } from '../core/errors.js';
+import { CkptError } from '../../src/core/errors.js';
 
 /** Options of the waits of a simulated worker. */
 export interface WaitOptions {
