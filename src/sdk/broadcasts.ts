@@ -13,7 +13,7 @@ import type { CheckpointComplete__Output } from '../gen/ckpt/v1/CheckpointComple
 import type { Recover__Output } from '../gen/ckpt/v1/Recover.js';
 import type { Trigger__Output } from '../gen/ckpt/v1/Trigger.js';
 import type { Logger } from '../log/index.js';
-import type { AckBatcher } from './ack-batcher.js';
+import type { AckBatcher } from '../worker-protocol/index.js';
 import type { WorkerEventMap } from './events.js';
 import type { SnapshotRetention } from './retention.js';
 import type { TaskRunner } from './task-runner.js';

@@ -4,20 +4,15 @@
  * Everything is published on one connection, so that records and barriers
  * of one edge stay in order.
  */
-import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/nats-core';
-import { barrierHeaders, controlMessageCodecs, guardedCallback } from '../bus/index.js';
+import type { MsgHdrs, NatsConnection } from '@nats-io/nats-core';
+import { barrierHeaders, controlMessageCodecs, jobSubjects } from '../bus/index.js';
 import type { Barrier } from '../gen/ckpt/v1/Barrier.js';
+import { subscribeData, type EdgeHandler, type SubscriptionErrorHandler } from '../worker-protocol/index.js';
 import { recordHeaders } from './record.js';
-import { edgeSubject, type Edge } from './subjects.js';
+import { edgeSubject } from './subjects.js';
 
 /** Keys whose record headers are kept for reuse. */
 const MAX_CACHED_KEY_HEADERS = 4096;
-
-/** Receives one message of an edge a local task reads. */
-export type EdgeHandler = (edge: Edge, msg: Msg) => void;
-
-/** Hears a subscription error (`msg` undefined) or what an `EdgeHandler` threw. */
-export type EdgeErrorHandler = (edge: Edge, err: unknown, msg: Msg | undefined) => void;
 
 /** One outgoing edge: its subject, and how many records it carried in `epoch`. */
 interface OutEdge {
@@ -30,7 +25,7 @@ interface OutEdge {
 export class DataPlane {
   readonly #nc: NatsConnection;
   readonly #prefix: string;
-  readonly #onError: EdgeErrorHandler;
+  readonly #onError: SubscriptionErrorHandler;
   readonly #codec = controlMessageCodecs().barrier;
   readonly #out = new Map<string, OutEdge>();
   readonly #keyed = new Map<string, MsgHdrs>();
@@ -41,7 +36,7 @@ export class DataPlane {
    * `controlPrefix`: the job's control prefix from the welcome; `onError`
    * hears what goes wrong in a subscription (nothing is thrown into NATS).
    */
-  constructor(nc: NatsConnection, controlPrefix: string, onError: EdgeErrorHandler) {
+  constructor(nc: NatsConnection, controlPrefix: string, onError: SubscriptionErrorHandler) {
     this.#nc = nc;
     this.#prefix = controlPrefix;
     this.#onError = onError;
@@ -76,26 +71,12 @@ export class DataPlane {
 
   /**
    * Subscribes to every edge `(input, reader)` of `readers` (local task →
-   * its inputs) and resolves once the server has registered them. Returns
-   * the function that unsubscribes them all.
+   * its inputs), as every worker does (`subscribeData`), and resolves once
+   * the server has registered them. Returns the function that unsubscribes
+   * them all.
    */
-  async subscribe(readers: ReadonlyMap<string, readonly string[]>, handle: EdgeHandler): Promise<() => void> {
-    const subs: Subscription[] = [];
-    for (const [reader, inputs] of readers) {
-      for (const input of inputs) {
-        const subject = edgeSubject(this.#prefix, input, reader);
-        const edge: Edge = { from: input, to: reader };
-        const callback = guardedCallback(
-          (msg) => handle(edge, msg),
-          (err, msg) => this.#onError(edge, err, msg),
-        );
-        subs.push(this.#nc.subscribe(subject, { callback }));
-      }
-    }
-    await this.#nc.flush();
-    return () => {
-      for (const sub of subs) sub.unsubscribe();
-    };
+  subscribe(readers: ReadonlyMap<string, readonly string[]>, handle: EdgeHandler): Promise<() => void> {
+    return subscribeData(this.#nc, jobSubjects(this.#prefix), readers, handle, this.#onError);
   }
 
   #edge(from: string, to: string): OutEdge {

@@ -14,7 +14,7 @@ import {
   type NatsConnection,
   type Subscription,
 } from '@nats-io/nats-core';
-import { abortReason } from './backoff.js';
+import { abortReason } from '../worker-protocol/sleep.js';
 
 /** A run of messages to publish. */
 export interface StreamPublication {

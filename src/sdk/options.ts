@@ -9,6 +9,7 @@ import { CkptError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import { resolveBackoff, type BackoffConfig, type BackoffOptions } from '../core/backoff.js';
 import type { StateBackend } from './state/index.js';
+import { DEFAULT_MAX_ACK_REQUEST_BYTES } from '../worker-protocol/index.js';
 
 /** Options of `new Worker(...)` / `createWorker(...)`. */
 export interface WorkerOptions {
@@ -42,6 +43,11 @@ export interface WorkerOptions {
   acknowledgeVia?: 'session' | 'call';
   /** How long a failing acknowledgement is retried while the coordinator is unreachable. Default 30000 ms. */
   ackRetryTimeoutMs?: number;
+  /**
+   * Largest estimated acknowledgement message: a worker with many tasks
+   * sends one checkpoint's acknowledgements in several. Default 3 MiB.
+   */
+  maxAckRequestBytes?: number;
   /** How long one attach attempt waits for the welcome. Default 10000 ms. */
   attachTimeoutMs?: number;
   /** How long `start()` keeps trying to attach while the coordinator is unreachable. Default 30000 ms. */
@@ -108,6 +114,7 @@ export interface WorkerConfig {
   ackDeadlineMs: number;
   acknowledgeVia: 'session' | 'call';
   ackRetryTimeoutMs: number;
+  maxAckRequestBytes: number;
   attachTimeoutMs: number;
   startTimeoutMs: number;
   reconnect: BackoffConfig;
@@ -148,6 +155,7 @@ export function resolveWorkerOptions(options: WorkerOptions): WorkerConfig {
     ackDeadlineMs: positive('ackDeadlineMs', options.ackDeadlineMs ?? DEFAULT_ACK_DEADLINE_MS),
     acknowledgeVia: oneOf('acknowledgeVia', options.acknowledgeVia ?? 'session', ['session', 'call'] as const),
     ackRetryTimeoutMs: nonNegative('ackRetryTimeoutMs', options.ackRetryTimeoutMs ?? DEFAULT_ACK_RETRY_TIMEOUT_MS),
+    maxAckRequestBytes: positive('maxAckRequestBytes', options.maxAckRequestBytes ?? DEFAULT_MAX_ACK_REQUEST_BYTES),
     attachTimeoutMs: positive('attachTimeoutMs', options.attachTimeoutMs ?? DEFAULT_ATTACH_TIMEOUT_MS),
     startTimeoutMs: nonNegative('startTimeoutMs', options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS),
     reconnect: resolveBackoff(options.reconnect, 'reconnect'),

@@ -17,7 +17,7 @@
 import type { NatsConnection } from '@nats-io/nats-core';
 import { fromNatsError } from '../bus/index.js';
 import { backoffDelayMs } from '../core/backoff.js';
-import { sleep } from './backoff.js';
+import { sleep } from '../worker-protocol/sleep.js';
 import { publishToStream } from './jetstream-publish.js';
 import { ensureStream } from './jetstream-stream.js';
 import { payloadBytes } from './record.js';

@@ -8,7 +8,7 @@
 import { CkptError } from '../core/errors.js';
 import type { SnapshotType } from '../gen/ckpt/v1/SnapshotType.js';
 import type { Logger } from '../log/index.js';
-import type { TaskResult } from './ack-batcher.js';
+import type { TaskResult } from '../worker-protocol/index.js';
 import { snapshotContext } from './context.js';
 import type { DataPlane } from './data-plane.js';
 import { elapsedMs, uploadSnapshot, type SnapshotUpload } from './snapshot-upload.js';

@@ -20,7 +20,7 @@ import type { SnapshotType } from '../gen/ckpt/v1/SnapshotType.js';
 import type { TaskHealth } from '../gen/ckpt/v1/TaskHealth.js';
 import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
 import type { Logger } from '../log/index.js';
-import type { TaskResult } from './ack-batcher.js';
+import type { TaskResult } from '../worker-protocol/index.js';
 import { InputAligner, type AlignAction, type AlignmentMode } from './alignment.js';
 import { createTaskContext, type ContextCell } from './context.js';
 import type { DataPlane } from './data-plane.js';

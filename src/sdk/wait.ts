@@ -3,7 +3,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import { CkptError } from '../core/errors.js';
-import { abortReason } from './backoff.js';
+import { abortReason } from '../worker-protocol/sleep.js';
 
 /** Options of `waitForEvent`. */
 export interface WaitOptions {

@@ -12,6 +12,7 @@
 import type { EventEmitter } from 'node:events';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { ControlIntake, DropLog, jobSubjects } from '../bus/index.js';
+import { AckBatcher, createAckSender, subscribeControl, type WorkerSession } from '../worker-protocol/index.js';
 import type { CoordinatorClient } from '../client/index.js';
 import { CkptError } from '../core/errors.js';
 import type { AttachRequest } from '../gen/ckpt/v1/AttachRequest.js';
@@ -21,17 +22,13 @@ import type { StartCommand__Output } from '../gen/ckpt/v1/StartCommand.js';
 import type { TaskHealth } from '../gen/ckpt/v1/TaskHealth.js';
 import type { Welcome__Output } from '../gen/ckpt/v1/Welcome.js';
 import type { Logger } from '../log/index.js';
-import { AckBatcher } from './ack-batcher.js';
-import { createAckSender } from './ack-sender.js';
 import { Broadcasts } from './broadcasts.js';
-import { subscribeControl } from './control.js';
 import { DataPlane } from './data-plane.js';
 import { EdgeIntake } from './edge-intake.js';
 import type { WorkerEventMap } from './events.js';
 import { jobGraph, type JobGraph } from './graph.js';
 import type { WorkerConfig } from './options.js';
 import { SnapshotRetention } from './retention.js';
-import type { WorkerSession } from './session.js';
 import { TaskRunner } from './task-runner.js';
 import type { AnyTask } from './task.js';
 import { alignmentModeOf, checkWiring } from './wiring.js';
@@ -145,11 +142,11 @@ export class WorkerRuntime {
     checkWiring(graph, deps.tasks);
     const mode = alignmentModeOf(spec.policy?.mode);
     const runtime = new WorkerRuntime(deps, graph);
-    const plane = new DataPlane(deps.nc, deps.welcome.controlSubjectPrefix, (edge, error, msg) =>
+    const plane = new DataPlane(deps.nc, deps.welcome.controlSubjectPrefix, (error, subject, msg) =>
       runtime.#drops.drop({
         kind: msg === undefined ? 'subscription' : 'record',
         reason: 'failed',
-        edge: `${edge.from}->${edge.to}`,
+        edge: msg?.subject ?? subject,
         error,
       }),
     );
@@ -278,6 +275,7 @@ export class WorkerRuntime {
       workerId: config.workerId,
       deadlineMs: config.ackDeadlineMs,
       retryTimeoutMs: config.ackRetryTimeoutMs,
+      maxRequestBytes: config.maxAckRequestBytes,
       backoff: config.reconnect,
       isCurrent: (epoch) => epoch === this.epoch && !this.#closed,
       signal,

@@ -21,7 +21,7 @@ import type { Welcome__Output } from '../gen/ckpt/v1/Welcome.js';
 import type { Logger } from '../log/index.js';
 import type { WorkerEventMap } from './events.js';
 import { resolveWorkerOptions, type WorkerConfig, type WorkerOptions } from './options.js';
-import { WorkerSession } from './session.js';
+import { WorkerSession } from '../worker-protocol/index.js';
 import type { AnyTask, SourceTask, Task } from './task.js';
 import { waitForEvent, type WaitOptions } from './wait.js';
 import { WorkerRuntime, type ConfirmedBeliefs } from './worker-runtime.js';

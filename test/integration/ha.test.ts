@@ -23,7 +23,7 @@ import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
 import type { Trigger__Output } from '../../src/gen/ckpt/v1/Trigger.js';
 import { silentLogger } from '../../src/log/index.js';
 import { createLocalDirectoryBackend, Worker } from '../../src/sdk/index.js';
-import { subscribeControl } from '../../src/sdk/control.js';
+import { subscribeControl } from '../../src/worker-protocol/index.js';
 import { runCoordinator, type RunningCoordinator } from '../../src/server/run.js';
 import { startSimulatedWorker, type SimulatedWorker } from '../sim/index.js';
 import { createEtcdStore } from '../../src/store/index.js';

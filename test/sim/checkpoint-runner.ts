@@ -11,7 +11,7 @@ import type { SnapshotType__Output } from '../../src/gen/ckpt/v1/SnapshotType.js
 import type { TaskSnapshot__Output } from '../../src/gen/ckpt/v1/TaskSnapshot.js';
 import type { Trigger__Output } from '../../src/gen/ckpt/v1/Trigger.js';
 import type { Logger } from '../../src/log/index.js';
-import type { AckBatcher, TaskResult } from './ack-batcher.js';
+import type { AckBatcher, TaskResult } from '../../src/worker-protocol/index.js';
 import { BarrierAligner } from './alignment.js';
 import type { HookResult, TaskBehaviour } from './options.js';
 import { simulatedSnapshot } from './snapshot.js';

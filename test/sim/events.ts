@@ -28,7 +28,7 @@ export interface SimEventMap {
   acked: [CallEvent & { response: AcknowledgeCheckpointResponse__Output }];
   /** A decline call succeeded. */
   declined: [CallEvent];
-  /** An acknowledgement or decline call failed; `error` is the grpc-js `ServiceError`. */
+  /** An acknowledgement or decline was refused or given up after its retries; `error` says why. */
   'call-failed': [CallEvent & { method: 'acknowledgeCheckpoint' | 'declineCheckpoint'; error: Error }];
   /** A `complete` broadcast of a checkpoint the worker acknowledged and the coordinator accepted. */
   complete: [CheckpointComplete__Output];

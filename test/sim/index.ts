@@ -1,14 +1,14 @@
 /**
- * A simulated worker that speaks the raw protocol (gRPC and NATS, no SDK),
- * for tests, the demo and benchmarks.
+ * A simulated worker for tests and benchmarks: scripted task behaviours on
+ * the worker protocol layer (`src/worker-protocol`) the SDK runs on.
  */
 export { startSimulatedWorker, SimulatedWorker } from './simulated-worker.js';
 export type { SimWorkerState } from './simulated-worker.js';
 export {
   DEFAULT_ACK_BATCH_MS,
   DEFAULT_ACK_DEADLINE_MS,
+  DEFAULT_ACK_RETRY_TIMEOUT_MS,
   DEFAULT_ATTACH_TIMEOUT_MS,
-  DEFAULT_MAX_ACK_REQUEST_BYTES,
   DEFAULT_SIM_STATE_BYTES,
   resolveSimOptions,
 } from './options.js';
@@ -18,7 +18,5 @@ export { simulatedInput, simulatedSnapshot, simulatedUri, SIM_RECORDS_PER_CHECKP
 export type { SimulatedSnapshotInput } from './snapshot.js';
 export { DEFAULT_WAIT_MS } from './wait.js';
 export type { WaitOptions } from './wait.js';
-export { DATA_WILDCARD_THRESHOLD, dataSubscriptions } from './subscriptions.js';
-export { DEFAULT_HEARTBEAT_INTERVAL_MS } from './session.js';
 export { workerTopology } from './topology.js';
 export type { WorkerTopology } from './topology.js';

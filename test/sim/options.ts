@@ -6,6 +6,7 @@ import { CkptError } from '../../src/core/errors.js';
 import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
 import type { TaskSnapshot__Output } from '../../src/gen/ckpt/v1/TaskSnapshot.js';
 import type { Logger } from '../../src/log/index.js';
+import { DEFAULT_MAX_ACK_REQUEST_BYTES } from '../../src/worker-protocol/index.js';
 import { assertSubjectPrefix, assertSubjectToken, DEFAULT_SUBJECT_PREFIX } from '../../src/bus/index.js';
 
 /** What a hook sees when its task has snapshotted a checkpoint. */
@@ -63,6 +64,8 @@ export interface SimulatedWorkerOptions {
   maxAckRequestBytes?: number;
   /** Deadline of acknowledgements. Default 10000 ms. */
   ackDeadlineMs?: number;
+  /** How long a batch's failing acknowledgement is retried while the coordinator is unreachable. Default 10000 ms. */
+  ackRetryTimeoutMs?: number;
   /**
    * How acknowledgements and declines travel: `'session'` (default) as
    * messages in the worker's `Attach` stream, `'call'` as AcknowledgeCheckpoint
@@ -87,10 +90,10 @@ export interface SimulatedWorkerOptions {
 export const DEFAULT_SIM_STATE_BYTES = 1024;
 /** Default of `SimulatedWorkerOptions.ackBatchMs`. */
 export const DEFAULT_ACK_BATCH_MS = 5;
-/** Default of `SimulatedWorkerOptions.maxAckRequestBytes`. */
-export const DEFAULT_MAX_ACK_REQUEST_BYTES = 3 * 1024 * 1024;
 /** Default of `SimulatedWorkerOptions.ackDeadlineMs`. */
 export const DEFAULT_ACK_DEADLINE_MS = 10_000;
+/** Default of `SimulatedWorkerOptions.ackRetryTimeoutMs`. */
+export const DEFAULT_ACK_RETRY_TIMEOUT_MS = 10_000;
 /** Default of `SimulatedWorkerOptions.attachTimeoutMs`. */
 export const DEFAULT_ATTACH_TIMEOUT_MS = 10_000;
 
@@ -122,6 +125,7 @@ export function resolveSimOptions(options: SimulatedWorkerOptions): SimConfig {
     ackBatchMs: nonNegative('ackBatchMs', options.ackBatchMs ?? DEFAULT_ACK_BATCH_MS),
     maxAckRequestBytes: nonNegative('maxAckRequestBytes', options.maxAckRequestBytes ?? DEFAULT_MAX_ACK_REQUEST_BYTES),
     ackDeadlineMs: nonNegative('ackDeadlineMs', options.ackDeadlineMs ?? DEFAULT_ACK_DEADLINE_MS),
+    ackRetryTimeoutMs: nonNegative('ackRetryTimeoutMs', options.ackRetryTimeoutMs ?? DEFAULT_ACK_RETRY_TIMEOUT_MS),
     acknowledgeVia: options.acknowledgeVia ?? 'session',
     attachTimeoutMs: nonNegative('attachTimeoutMs', options.attachTimeoutMs ?? DEFAULT_ATTACH_TIMEOUT_MS),
     labels: options.labels ?? { sdk: 'ckpt-sim' },

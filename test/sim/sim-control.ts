@@ -9,7 +9,7 @@
  * recover broadcast is recorded, never adopted.
  */
 import type { EventEmitter } from 'node:events';
-import type { Msg } from '@nats-io/nats-core';
+import type { MsgHdrs } from '@nats-io/nats-core';
 import {
   checkBarrier,
   ControlIntake,
@@ -29,7 +29,7 @@ import type { Recover__Output } from '../../src/gen/ckpt/v1/Recover.js';
 import type { Trigger__Output } from '../../src/gen/ckpt/v1/Trigger.js';
 import type { Welcome__Output } from '../../src/gen/ckpt/v1/Welcome.js';
 import type { Logger } from '../../src/log/index.js';
-import type { AckBatcher } from './ack-batcher.js';
+import type { AckBatcher } from '../../src/worker-protocol/index.js';
 import type { CheckpointRunner } from './checkpoint-runner.js';
 import type { SimEventMap } from './events.js';
 
@@ -100,7 +100,7 @@ export class SimControl {
     if (intake === undefined) return;
     if (epoch !== intake.beliefs.epoch) {
       intake.enterEpoch(epoch);
-      this.#o.batcher.discardAll();
+      this.#o.batcher.discardOtherEpochs(epoch);
       this.#o.runner.reset();
     } else if (restore) {
       intake.beliefs.restored();
@@ -115,8 +115,8 @@ export class SimControl {
   }
 
   /** One message of a control subject. */
-  receive(kind: ControlKind, msg: Msg): void {
-    this.#intake?.receive(kind, msg.data);
+  receive(kind: ControlKind, data: Uint8Array): void {
+    this.#intake?.receive(kind, data);
   }
 
   /** The beliefs barriers and triggers are checked against (after the welcome). */
@@ -136,7 +136,11 @@ export class SimControl {
   }
 
   /** A barrier of `edge`: believed, or dropped and reported. */
-  barrier(msg: Msg, edge: Edge, onBarrier: (barrier: Barrier__Output) => void): void {
+  barrier(
+    msg: { data: Uint8Array; headers?: MsgHdrs },
+    edge: Edge,
+    onBarrier: (barrier: Barrier__Output) => void,
+  ): void {
     const beliefs = this.#intake?.beliefs;
     if (beliefs === undefined) return;
     const check = checkBarrier(msg.data, edge, epochOf(msg.headers), this.#o.jobId, beliefs);

@@ -1,38 +1,64 @@
 /**
- * A simulated worker for tests, the demo and benchmarks. It speaks the raw
- * protocol (gRPC `Attach` and acknowledgements, NATS triggers, barriers and
- * broadcasts) without the SDK's tasks, on the same protocol layer as the
- * SDK for what it believes (`SimControl`), and records everything it
- * acknowledged and every broadcast it believed.
+ * A simulated worker for tests and benchmarks: scripted task behaviours
+ * (acknowledge, decline, stay silent, or a hook) on the worker protocol
+ * layer the SDK runs on (`src/worker-protocol`: session, subscriptions,
+ * acknowledgement batching and sending), with the SDK's rules for what it
+ * believes (`SimControl` on `ControlIntake`). It has no task code and no
+ * state, and records everything it acknowledged and every broadcast it
+ * believed.
  */
-import type { RestoreCommand__Output } from '../../src/gen/ckpt/v1/RestoreCommand.js';
-import type { StartCommand__Output } from '../../src/gen/ckpt/v1/StartCommand.js';
 import { EventEmitter } from 'node:events';
 import type { Msg, NatsConnection } from '@nats-io/nats-core';
-import { connectNats, controlPrefix, isBarrier, jobSubjects, LeaderTerms, type Edge } from '../../src/bus/index.js';
+import {
+  connectNats,
+  controlPrefix,
+  epochOf,
+  isBarrier,
+  jobSubjects,
+  type Edge,
+  type JobSubjects,
+} from '../../src/bus/index.js';
 import { createCoordinatorClient, type CoordinatorClient } from '../../src/client/index.js';
-import type { AcknowledgeCheckpointResponse__Output } from '../../src/gen/ckpt/v1/AcknowledgeCheckpointResponse.js';
+import type { BackoffConfig } from '../../src/core/backoff.js';
 import { CkptError } from '../../src/core/errors.js';
+import type { AcknowledgeCheckpointResponse__Output } from '../../src/gen/ckpt/v1/AcknowledgeCheckpointResponse.js';
+import type { AttachResponse__Output } from '../../src/gen/ckpt/v1/AttachResponse.js';
 import type { CheckpointAbort__Output } from '../../src/gen/ckpt/v1/CheckpointAbort.js';
 import type { CheckpointComplete__Output } from '../../src/gen/ckpt/v1/CheckpointComplete.js';
 import type { Recover__Output } from '../../src/gen/ckpt/v1/Recover.js';
+import type { RestoreCommand__Output } from '../../src/gen/ckpt/v1/RestoreCommand.js';
+import type { StartCommand__Output } from '../../src/gen/ckpt/v1/StartCommand.js';
 import type { TaskSnapshot__Output } from '../../src/gen/ckpt/v1/TaskSnapshot.js';
 import type { Welcome__Output } from '../../src/gen/ckpt/v1/Welcome.js';
 import type { Logger } from '../../src/log/index.js';
-import { AckBatcher } from './ack-batcher.js';
-import { SimAckSender } from './ack-sender.js';
+import {
+  AckBatcher,
+  acknowledgeOnce,
+  createAckSender,
+  subscribeControl,
+  subscribeData,
+  WorkerSession,
+  type AckSenderOptions,
+  type SubscriptionErrorHandler,
+} from '../../src/worker-protocol/index.js';
 import { CheckpointRunner } from './checkpoint-runner.js';
 import type { SimEventMap } from './events.js';
 import { resolveSimOptions, type SimConfig, type SimulatedWorkerOptions, type TaskBehaviour } from './options.js';
-import { mayReattach, openFollowing, reattach } from './reattach.js';
-import type { AttachSession, SessionOptions } from './session.js';
 import { SimControl } from './sim-control.js';
-import { subscribeWorker } from './subscriptions.js';
 import { workerTopology, type WorkerTopology } from './topology.js';
 import { waitForEvent, type WaitOptions } from './wait.js';
 
+/** The pauses between attach attempts and acknowledgement retries: from 50 ms, doubling up to 1 s. */
+const SIM_BACKOFF: BackoffConfig = { initialDelayMs: 50, maxDelayMs: 1000, multiplier: 2, jitter: 0 };
+
 /** Lifecycle of a simulated worker. */
 export type SimWorkerState = 'starting' | 'running' | 'closing' | 'closed';
+
+/** Records and barriers counted on one input edge in one epoch. */
+interface EdgeCount {
+  epoch: number;
+  received: number;
+}
 
 /** A running simulated worker. Create it with `startSimulatedWorker`. */
 export class SimulatedWorker {
@@ -63,17 +89,13 @@ export class SimulatedWorker {
   readonly #batcher: AckBatcher;
   readonly #runner: CheckpointRunner;
   readonly #control: SimControl;
-  readonly #sender: SimAckSender;
+  readonly #session: WorkerSession;
+  readonly #sender: AckSenderOptions;
   readonly #lifetime = new AbortController();
-  /** Aborted when the worker closes or is killed: stops attaching again. */
-  readonly #detach = new AbortController();
-  /** The highest leader term of the session's welcomes and commands. */
-  readonly #terms = new LeaderTerms();
+  readonly #edgeCounts = new Map<string, EdgeCount>();
   #state: SimWorkerState = 'starting';
-  #session: AttachSession | undefined;
-  #unsubscribe: () => void = () => {};
+  #unsubscribe: (() => void)[] = [];
   #queued: (() => void)[] = [];
-  #reattaching: Promise<void> | undefined;
 
   /** Use `startSimulatedWorker`. */
   constructor(config: SimConfig, nc: NatsConnection, client: CoordinatorClient) {
@@ -82,11 +104,12 @@ export class SimulatedWorker {
     this.client = client;
     this.#topology = workerTopology(config.spec, config.taskIds);
     this.#logger = config.logger.child({ component: 'sim', jobId: config.jobId, workerId: config.workerId });
+    this.#session = this.#newSession();
+    this.#sender = this.#senderOptions();
     this.#batcher = new AckBatcher({
       batchMs: config.ackBatchMs,
       expectedResults: config.taskIds.length,
-      send: (batch) => this.#sender.send(batch),
-      logger: this.#logger,
+      send: createAckSender(this.#sender),
     });
     const mode = config.spec.policy?.mode;
     this.#runner = new CheckpointRunner({
@@ -108,16 +131,6 @@ export class SimulatedWorker {
       records: this,
       logger: this.#logger,
     });
-    this.#sender = new SimAckSender({
-      config,
-      client,
-      session: () => this.#session,
-      control: this.#control,
-      events: this.events,
-      acked: this.acked,
-      declined: this.declined,
-      logger: this.#logger,
-    });
   }
 
   /** The job's epoch as the worker's session set it (its welcome, then its restores). */
@@ -127,12 +140,12 @@ export class SimulatedWorker {
 
   /** The welcome of the session. */
   get welcome(): Welcome__Output | undefined {
-    return this.#session?.welcome;
+    return this.#session.welcome;
   }
 
   /** The highest leader term seen in the session's welcomes and commands. */
   get term(): number {
-    return this.#terms.highest;
+    return this.#session.terms.highest;
   }
 
   /** `starting`, `running`, `closing` or `closed`. */
@@ -148,13 +161,23 @@ export class SimulatedWorker {
   /**
    * Sends prepared acknowledgements of this worker's tasks as its tasks
    * would (in the session or as a call, as `acknowledgeVia` says), outside
-   * any checkpoint round: for tests and benchmarks that acknowledge by hand.
+   * any checkpoint round, once: for tests and benchmarks that acknowledge
+   * by hand. Rejects with the refusal.
    */
-  acknowledge(
+  async acknowledge(
     request: { checkpointId: number; epoch: number; snapshots: TaskSnapshot__Output[] },
     deadlineMs = this.#config.ackDeadlineMs,
   ): Promise<AcknowledgeCheckpointResponse__Output> {
-    return this.#sender.acknowledge(request, deadlineMs);
+    const { checkpointId, epoch } = request;
+    this.#control.ackSent(epoch, checkpointId);
+    try {
+      const response = await acknowledgeOnce(this.#sender, request, deadlineMs);
+      this.#control.answered(true, epoch, checkpointId, true);
+      return response;
+    } catch (err) {
+      this.#control.answered(true, epoch, checkpointId, false);
+      throw err;
+    }
   }
 
   /** Changes what `taskId` does from the next checkpoint on. */
@@ -164,7 +187,7 @@ export class SimulatedWorker {
 
   /** Stops or resumes heartbeats while the session stays open. */
   setHeartbeats(enabled: boolean): void {
-    this.#session?.setHeartbeats(enabled);
+    this.#session.pauseHeartbeats(!enabled);
   }
 
   /**
@@ -214,13 +237,13 @@ export class SimulatedWorker {
   async start(): Promise<void> {
     const expected = jobSubjects(controlPrefix(this.#config.subjectPrefix, this.#config.jobId));
     // Subscribe before the hello, so that a trigger right after the welcome is not missed.
-    this.#unsubscribe = await subscribeWorker(this.nats, expected, this.#topology, this.#handlers(), this.#logger);
-    const { reattach: follow, attachTimeoutMs } = this.#config;
-    const options = (): SessionOptions => this.#sessionOptions();
-    this.#session = await openFollowing(this.client, options, follow, attachTimeoutMs, this.#detach.signal);
-    const welcome = this.#session.welcome;
-    this.#terms.admit(welcome.term);
-    if (welcome.controlSubjectPrefix !== expected.prefix) await this.#rebind(welcome.controlSubjectPrefix);
+    await this.#subscribe(expected);
+    const welcome = await this.#session.open(this.#config.reattach ? this.#config.attachTimeoutMs : 0);
+    if (welcome.controlSubjectPrefix !== expected.prefix) {
+      this.#logger.warn({ prefix: welcome.controlSubjectPrefix }, 'the coordinator uses another subject prefix');
+      this.#unsubscribeAll();
+      await this.#subscribe(jobSubjects(welcome.controlSubjectPrefix));
+    }
     this.#runner.bind(jobSubjects(welcome.controlSubjectPrefix));
     this.#control.bind(welcome);
     this.#state = 'running';
@@ -236,12 +259,10 @@ export class SimulatedWorker {
   async close(): Promise<void> {
     if (this.#state === 'closing' || this.#state === 'closed') return;
     this.#state = 'closing';
-    this.#detach.abort();
-    await this.#reattaching;
     await this.#batcher.flushAll();
     this.#batcher.close();
-    await this.#session?.end();
-    this.#unsubscribe();
+    await this.#session.close();
+    this.#unsubscribeAll();
     await this.nats.drain().catch(() => this.nats.close());
     this.client.close();
     this.#control.flush();
@@ -253,35 +274,36 @@ export class SimulatedWorker {
   kill(): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
-    this.#detach.abort();
     this.#batcher.close();
-    this.#session?.cancel();
-    this.#unsubscribe();
+    this.#session.cancel();
+    this.#unsubscribeAll();
     void this.nats.close().catch(() => {});
     this.client.close();
     this.#lifetime.abort(new CkptError('SHUTTING_DOWN', 'the simulated worker was killed'));
   }
 
-  async #rebind(prefix: string): Promise<void> {
-    this.#logger.warn({ prefix }, 'the coordinator uses another subject prefix; resubscribing');
-    this.#unsubscribe();
-    this.#unsubscribe = await subscribeWorker(
-      this.nats,
-      jobSubjects(prefix),
-      this.#topology,
-      this.#handlers(),
-      this.#logger,
-    );
+  /** Reports a task failure on the session, as a crashing task would. */
+  fail(taskId: string, message: string): void {
+    this.#session.send({ failure: { epoch: this.epoch, taskId, message } });
   }
 
-  #handlers(): Parameters<typeof subscribeWorker>[3] {
-    return {
-      trigger: (msg) => this.#gate(() => this.#control.receive('trigger', msg)),
-      complete: (msg) => this.#gate(() => this.#control.receive('complete', msg)),
-      abort: (msg) => this.#gate(() => this.#control.receive('abort', msg)),
-      recover: (msg) => this.#gate(() => this.#control.receive('recover', msg)),
-      data: (msg, edge) => this.#gate(() => this.#onData(msg, edge)),
+  async #subscribe(subjects: JobSubjects): Promise<void> {
+    const onError: SubscriptionErrorHandler = (err, subject, msg) => {
+      if (msg === undefined) this.#logger.warn({ err, subject }, 'subscription failed');
+      else this.#logger.debug({ err, subject: msg.subject }, 'message dropped');
     };
+    const intake = {
+      receive: (kind: Parameters<SimControl['receive']>[0], data: Uint8Array) =>
+        this.#gate(() => this.#control.receive(kind, data)),
+    };
+    const hasSources = this.#topology.sources.length > 0;
+    this.#unsubscribe.push(await subscribeControl(this.nats, subjects, intake, hasSources, onError));
+    const onEdge = (edge: Edge, msg: Msg): void => this.#gate(() => this.#onData(msg, edge));
+    this.#unsubscribe.push(await subscribeData(this.nats, subjects, this.#topology.inputsByTask, onEdge, onError));
+  }
+
+  #unsubscribeAll(): void {
+    for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
   }
 
   /** Runs `handle` now when running, after the welcome when starting, never when closed. */
@@ -290,96 +312,145 @@ export class SimulatedWorker {
     else if (this.#state === 'running') handle();
   }
 
-  #sessionOptions(): SessionOptions {
+  #newSession(): WorkerSession {
+    const config = this.#config;
+    return new WorkerSession({
+      client: this.client,
+      jobId: config.jobId,
+      workerId: config.workerId,
+      taskIds: config.taskIds,
+      labels: config.labels,
+      attachTimeoutMs: config.attachTimeoutMs,
+      reconnect: config.reattach,
+      backoff: SIM_BACKOFF,
+      logger: this.#logger,
+      handlers: {
+        helloEpoch: () => this.epoch,
+        taskHealth: () => [],
+        onWelcome: (welcome, resumed) => {
+          if (resumed) this.#gate(() => this.#resumed(welcome));
+        },
+        onCommand: (message) => this.#gate(() => this.#command(message)),
+        onStaleCommand: (message, term) =>
+          this.#dropped(message.body ?? 'command', 'stale-term', message.restore?.epoch ?? message.start?.epoch ?? 0, {
+            term,
+            currentTerm: this.term,
+          }),
+        onLost: (error) => this.#sessionEnded(error),
+        onFatal: (error) => this.#sessionEnded(error),
+      },
+    });
+  }
+
+  #senderOptions(): AckSenderOptions {
+    const config = this.#config;
     return {
       client: this.client,
-      jobId: this.#config.jobId,
-      workerId: this.#config.workerId,
-      taskIds: this.#config.taskIds,
-      labels: this.#config.labels,
-      epoch: this.epoch,
-      attachTimeoutMs: this.#config.attachTimeoutMs,
+      session: this.#session,
+      acknowledgeVia: config.acknowledgeVia,
+      jobId: config.jobId,
+      workerId: config.workerId,
+      deadlineMs: config.ackDeadlineMs,
+      retryTimeoutMs: config.ackRetryTimeoutMs,
+      maxRequestBytes: config.maxAckRequestBytes,
+      backoff: SIM_BACKOFF,
+      isCurrent: (epoch) => epoch === this.epoch && this.#state !== 'closed',
+      signal: this.#lifetime.signal,
       logger: this.#logger,
-      onCanceled: (command) => this.events.emit('canceled', command),
-      onRestore: (command) => this.#gate(() => this.#onRestore(command)),
-      onStart: (command) => this.#gate(() => this.#onStart(command)),
-      onEnded: (error) => this.#sessionEnded(error),
+      onSending: (checkpointId, epoch) => this.#control.ackSent(epoch, checkpointId),
+      onAnswer: (kind, checkpointId, epoch, accepted) =>
+        this.#control.answered(kind === 'ack', epoch, checkpointId, accepted),
+      onAcked: ({ checkpointId, epoch, taskIds, snapshots, response }) => {
+        const sent = snapshots as TaskSnapshot__Output[];
+        this.acked.set(checkpointId, [...(this.acked.get(checkpointId) ?? []), ...sent]);
+        this.events.emit('acked', { checkpointId, epoch, taskIds, response });
+      },
+      onDeclined: ({ checkpointId, epoch, taskIds }) => {
+        this.declined.set(checkpointId, [...(this.declined.get(checkpointId) ?? []), ...taskIds]);
+        this.events.emit('declined', { checkpointId, epoch, taskIds });
+      },
+      onFailed: ({ kind, checkpointId, epoch, taskIds, error }) => {
+        const method = kind === 'ack' ? 'acknowledgeCheckpoint' : 'declineCheckpoint';
+        this.events.emit('call-failed', { checkpointId, epoch, taskIds, method, error });
+      },
     };
   }
 
+  /**
+   * A record or barrier on an input edge. Records are only counted: a
+   * barrier that counts more records than the edge delivered in its epoch
+   * means records were lost in transit, and its reader fails, as an SDK
+   * task would.
+   */
   #onData(msg: Msg, edge: Edge): void {
-    if (!isBarrier(msg.headers)) return;
-    this.#control.barrier(msg, edge, (barrier) => this.#runner.onBarrier(edge, barrier, Date.now()));
+    const key = `${edge.from}\u0000${edge.to}`;
+    const epoch = epochOf(msg.headers) ?? -1;
+    let count = this.#edgeCounts.get(key);
+    if (count === undefined || count.epoch !== epoch) {
+      count = { epoch, received: 0 };
+      this.#edgeCounts.set(key, count);
+    }
+    if (!isBarrier(msg.headers)) {
+      count.received += 1;
+      return;
+    }
+    const received = count.received;
+    this.#control.barrier(msg, edge, (barrier) => {
+      if (barrier.records !== received) {
+        this.fail(
+          edge.to,
+          `records lost on edge ${edge.from} -> ${edge.to}: ${barrier.records} sent, ${received} received`,
+        );
+        return;
+      }
+      this.#runner.onBarrier(edge, barrier, Date.now());
+    });
+  }
+
+  #command(message: AttachResponse__Output): void {
+    if (message.restore) this.#onRestore(message.restore);
+    else if (message.start) this.#onStart(message.start);
+    else if (message.canceled) this.events.emit('canceled', message.canceled);
   }
 
   /** A simulated task has no state to fetch: it adopts the epoch and reports ready at once. */
   #onRestore(command: RestoreCommand__Output): void {
-    if (!this.#currentTerm('restore', command)) return;
     if (command.epoch < this.epoch) {
       this.#dropped('restore', 'other-epoch', command.epoch);
       return;
     }
     const { checkpointId, nextCheckpointId } = command;
+    if (command.epoch !== this.epoch) this.#edgeCounts.clear();
     this.#control.applySession(command.epoch, { checkpointId, nextCheckpointId }, command.term, true);
     this.restored.push(command);
     this.events.emit('restore', command);
-    this.#session?.sendReady(command.epoch, this.#config.taskIds);
+    this.#session.send({ ready: { epoch: command.epoch, taskIds: [...this.#config.taskIds] } });
   }
 
   #onStart(command: StartCommand__Output): void {
-    if (!this.#currentTerm('start', command)) return;
     if (command.epoch !== this.epoch) return;
     this.#control.confirmTerm(command.term);
     this.started.push(command.epoch);
     this.events.emit('start', command);
   }
 
-  /** Reports a task failure on the session, as a crashing task would. */
-  fail(taskId: string, message: string): void {
-    this.#session?.sendFailure(this.epoch, taskId, message);
-  }
-
-  /** False, reporting a drop, for a command of a lower term than the highest seen (a deposed leader's). */
-  #currentTerm(what: string, message: { term: number; epoch: number }): boolean {
-    if (this.#terms.admit(message.term)) return true;
-    this.#dropped(what, 'stale-term', message.epoch, { term: message.term, currentTerm: this.#terms.highest });
-    return false;
+  /** A welcome after a reconnect: its epoch, ids and term are the worker's. */
+  #resumed(welcome: Welcome__Output): void {
+    const ids = { checkpointId: welcome.latestCheckpointId, nextCheckpointId: welcome.nextCheckpointId };
+    this.#control.applySession(welcome.epoch, ids, welcome.term, false);
+    this.#logger.debug({ epoch: welcome.epoch, term: welcome.term, address: this.client.address }, 'attached again');
+    this.events.emit('welcome', welcome);
   }
 
   #dropped(what: string, reason: string, epoch: number, terms: { term?: number; currentTerm?: number } = {}): void {
     this.events.emit('dropped', { what, reason, epoch, currentEpoch: this.epoch, ...terms });
   }
 
-  #sessionEnded(error?: Error): void {
+  /** The session ended; the coordinator's own error (a `ServiceError`) is reported when it sent one. */
+  #sessionEnded(error: CkptError): void {
     this.#logger.debug({ err: error }, 'session ended');
-    this.events.emit('session-ended', error === undefined ? {} : { error });
-    if (!this.#config.reattach || this.#state !== 'running' || !mayReattach(error)) return;
-    if (error !== undefined) this.client.followLeader(error);
-    this.#reattaching ??= this.#reattach().finally(() => {
-      this.#reattaching = undefined;
-    });
-  }
-
-  async #reattach(): Promise<void> {
-    const accept = (session: AttachSession): boolean => this.#terms.admit(session.welcome.term);
-    const session = await reattach(
-      this.client,
-      () => this.#sessionOptions(),
-      accept,
-      this.#detach.signal,
-      this.#logger,
-    );
-    if (session === undefined) return;
-    if (this.#state !== 'running') {
-      session.cancel();
-      return;
-    }
-    this.#session = session;
-    const welcome = session.welcome;
-    const ids = { checkpointId: welcome.latestCheckpointId, nextCheckpointId: welcome.nextCheckpointId };
-    this.#control.applySession(welcome.epoch, ids, welcome.term, false);
-    this.#logger.debug({ epoch: welcome.epoch, term: welcome.term, address: this.client.address }, 'attached again');
-    this.events.emit('welcome', welcome);
+    const reported = error.cause instanceof Error ? error.cause : error;
+    this.events.emit('session-ended', { error: reported });
   }
 }
 
@@ -400,6 +471,6 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
     return worker;
   } catch (err) {
     worker.kill();
-    throw err;
+    throw err instanceof CkptError && err.cause instanceof Error ? err.cause : err;
   }
 }

@@ -8,9 +8,8 @@ import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { errorInfo, FINAL_SESSION_REASONS, toCkptError } from '../../src/client/index.js';
 import { CkptError, type ErrorReason } from '../../src/core/errors.js';
-import { isFatal, sessionError } from '../../src/sdk/session.js';
+import { isFatal, sessionError } from '../../src/worker-protocol/index.js';
 import { STATUS_OF_REASON, toStatus } from '../../src/server/status.js';
-import { mayReattach } from '../sim/reattach.js';
 
 /** The error a grpc-js client gets for a call the server ended with `err`. */
 function received(err: unknown): grpc.ServiceError {
@@ -66,7 +65,6 @@ test('the SDK worker and the simulated worker give up on the same session refusa
     const refusal = received(new CkptError(reason, 'refused'));
     const sdkGivesUp = isFatal(sessionError(refusal));
     t.is(sdkGivesUp, FINAL_SESSION_REASONS.has(reason), reason);
-    t.is(!mayReattach(refusal), sdkGivesUp, `${reason}: the simulated worker agrees`);
   }
   t.true(FINAL_SESSION_REASONS.has('OVERSIZED'));
   t.false(FINAL_SESSION_REASONS.has('NOT_LEADER'));

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { eventually } from '../helpers/wait.js';
-import { AckBatcher, type AckBatch } from '../../src/sdk/ack-batcher.js';
+import { AckBatcher, type AckBatch } from '../../src/worker-protocol/index.js';
 import { CkptError } from '../../src/core/errors.js';
 import {
   backoffDelayMs,

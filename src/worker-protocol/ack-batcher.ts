@@ -1,13 +1,20 @@
 /**
  * Batching of a worker's acknowledgements: the results of its tasks for one
  * checkpoint are collected until every local task is in or `batchMs` has
- * passed since the first, and then sent in one call.
+ * passed since the first, and then sent together (the sender splits what
+ * would be too large for one message).
  */
 import type { TaskSnapshot } from '../gen/ckpt/v1/TaskSnapshot.js';
 
-/** One task's outcome for one checkpoint. */
+/**
+ * One task's outcome for one checkpoint. `silent`: the task will not answer
+ * this checkpoint (its upload hangs, say); it counts towards the batch being
+ * complete, so that the others are not held back for `batchMs`.
+ */
 export type TaskResult =
-  { kind: 'ack'; taskId: string; snapshot: TaskSnapshot } | { kind: 'decline'; taskId: string; message: string };
+  | { kind: 'ack'; taskId: string; snapshot: TaskSnapshot }
+  | { kind: 'decline'; taskId: string; message: string }
+  | { kind: 'silent'; taskId: string };
 
 /** The results of one checkpoint that are sent together. */
 export interface AckBatch {
@@ -28,6 +35,7 @@ export interface AckBatcherOptions {
 }
 
 interface OpenBatch extends AckBatch {
+  results: number;
   timer: NodeJS.Timeout;
 }
 
@@ -52,9 +60,10 @@ export class AckBatcher {
       batch = undefined;
     }
     batch ??= this.#openBatch(checkpointId, epoch);
+    batch.results += 1;
     if (result.kind === 'ack') batch.acks.push(result.snapshot);
-    else batch.declines.push({ taskId: result.taskId, message: result.message });
-    if (batch.acks.length + batch.declines.length >= this.#options.expectedResults) this.#flush(checkpointId);
+    else if (result.kind === 'decline') batch.declines.push({ taskId: result.taskId, message: result.message });
+    if (batch.results >= this.#options.expectedResults) this.#flush(checkpointId);
   }
 
   /** Drops what is collected for `checkpointId` (or every id up to it with `upTo`) without sending it. */
@@ -90,7 +99,7 @@ export class AckBatcher {
 
   #openBatch(checkpointId: number, epoch: number): OpenBatch {
     const timer = setTimeout(() => this.#flush(checkpointId), this.#options.batchMs);
-    const batch: OpenBatch = { checkpointId, epoch, acks: [], declines: [], timer };
+    const batch: OpenBatch = { checkpointId, epoch, acks: [], declines: [], results: 0, timer };
     this.#open.set(checkpointId, batch);
     return batch;
   }
@@ -101,6 +110,7 @@ export class AckBatcher {
     clearTimeout(batch.timer);
     this.#open.delete(checkpointId);
     const { acks, declines, epoch } = batch;
+    if (acks.length === 0 && declines.length === 0) return;
     const sending = this.#options
       .send({ checkpointId, epoch, acks, declines })
       .finally(() => this.#inFlight.delete(sending));

@@ -9,25 +9,23 @@
  * deposed leader and are refused or dropped. A standby heartbeats while it
  * waits for its welcome, so that the coordinator keeps it.
  */
-import * as grpc from '@grpc/grpc-js';
 import { LeaderTerms } from '../bus/index.js';
 import {
-  errorInfo,
-  FINAL_SESSION_REASONS,
   SessionRequests,
   type AttachStream,
   type CoordinatorClient,
   type SessionRequestBody,
 } from '../client/index.js';
-import type { AcknowledgeCheckpointResponse__Output } from '../gen/ckpt/v1/AcknowledgeCheckpointResponse.js';
+import { backoffDelayMs, type BackoffConfig } from '../core/backoff.js';
 import { CkptError } from '../core/errors.js';
+import type { AcknowledgeCheckpointResponse__Output } from '../gen/ckpt/v1/AcknowledgeCheckpointResponse.js';
 import type { AttachRequest } from '../gen/ckpt/v1/AttachRequest.js';
 import type { AttachResponse__Output } from '../gen/ckpt/v1/AttachResponse.js';
 import type { TaskHealth } from '../gen/ckpt/v1/TaskHealth.js';
 import type { Welcome__Output } from '../gen/ckpt/v1/Welcome.js';
 import type { Logger } from '../log/index.js';
-import { backoffDelayMs, type BackoffConfig } from '../core/backoff.js';
-import { sleep } from './backoff.js';
+import { awaitWelcome, isFatal, sessionError } from './attach.js';
+import { sleep } from './sleep.js';
 
 /** Heartbeat interval when a welcome names none. */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
@@ -52,8 +50,10 @@ export interface SessionHandlers {
   onWelcome(welcome: Welcome__Output, resumed: boolean): void;
   /** A command (restore, start, canceled). */
   onCommand(message: AttachResponse__Output): void;
-  /** The stream was lost; the session reconnects. */
-  onLost(error: Error): void;
+  /** The stream was lost; the session reconnects unless `reconnect` is false. */
+  onLost(error: CkptError): void;
+  /** A command of a deposed leader's term was dropped. */
+  onStaleCommand?(message: AttachResponse__Output, term: number): void;
   /** The coordinator refused the session for good; it will not reconnect. */
   onFatal(error: CkptError): void;
 }
@@ -74,6 +74,12 @@ export interface SessionOptions {
   standby?: boolean;
   /** How long one attempt waits for the welcome. */
   attachTimeoutMs: number;
+  /**
+   * Open a lost session again. Default true; false leaves the worker
+   * detached after `onLost` (a test double that stands for a worker
+   * without reconnects).
+   */
+  reconnect?: boolean;
   backoff: BackoffConfig;
   logger: Logger;
   handlers: SessionHandlers;
@@ -87,8 +93,9 @@ export class WorkerSession {
   readonly #terms = new LeaderTerms();
   readonly #requests = new SessionRequests();
   #call: AttachStream | undefined;
-  #sessionToken = '';
+  #welcome: Welcome__Output | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
+  #heartbeatsPaused = false;
   #reconnecting: Promise<void> | undefined;
   #opened = false;
 
@@ -109,7 +116,20 @@ export class WorkerSession {
 
   /** The token of the welcomed session, for acknowledgement and decline calls; empty while none is. */
   get sessionToken(): string {
-    return this.#call === undefined ? '' : this.#sessionToken;
+    return this.#call === undefined ? '' : (this.#welcome?.sessionToken ?? '');
+  }
+
+  /** The latest welcome; undefined before the first. */
+  get welcome(): Welcome__Output | undefined {
+    return this.#welcome;
+  }
+
+  /**
+   * Stops (or resumes) the heartbeats while the stream stays open, so that
+   * the coordinator's heartbeat timeout can be shown to end the session.
+   */
+  pauseHeartbeats(paused: boolean): void {
+    this.#heartbeatsPaused = paused;
   }
 
   /**
@@ -180,6 +200,17 @@ export class WorkerSession {
     call.cancel();
   }
 
+  /** Drops the session at once, as a crashed process would (the coordinator sees it cancelled). */
+  cancel(): void {
+    this.#closing.abort(new CkptError('SHUTTING_DOWN', 'the worker is gone'));
+    this.#stopHeartbeats();
+    const call = this.#call;
+    this.#call = undefined;
+    this.#outbox.length = 0;
+    this.#requests.failAll('the worker is gone');
+    call?.cancel();
+  }
+
   /** One attempt: opens the stream, sends the hello, resolves on the welcome. */
   #attachOnce(resumed: boolean): Promise<Welcome__Output> {
     const call = this.#o.client.attach();
@@ -227,7 +258,7 @@ export class WorkerSession {
       throw new CkptError('NOT_LEADER', `welcome of term ${welcome.term} from a deposed leader`, { retryable: true });
     }
     this.#call = call;
-    this.#sessionToken = welcome.sessionToken;
+    this.#welcome = welcome;
     call.on('data', (message: AttachResponse__Output) => {
       if (message.result) this.#requests.onResult(message.result);
       else if (message.welcome === undefined || message.welcome === null) this.#command(message);
@@ -239,6 +270,7 @@ export class WorkerSession {
     const intervalMs = welcome.heartbeatIntervalMs > 0 ? welcome.heartbeatIntervalMs : DEFAULT_HEARTBEAT_INTERVAL_MS;
     this.#stopHeartbeats();
     this.#heartbeat = setInterval(() => {
+      if (this.#heartbeatsPaused) return;
       this.#write(call, { heartbeat: { sentAtMs: Date.now(), tasks: this.#o.handlers.taskHealth() } });
     }, intervalMs);
     this.#o.handlers.onWelcome(welcome, resumed);
@@ -251,6 +283,7 @@ export class WorkerSession {
     const term = message.restore?.term ?? message.start?.term;
     if (term !== undefined && !this.#terms.admit(term)) {
       this.#o.logger.debug({ command: message.body, term, highest: this.#terms.highest }, 'stale command dropped');
+      this.#o.handlers.onStaleCommand?.(message, term);
       return;
     }
     this.#o.handlers.onCommand(message);
@@ -268,9 +301,10 @@ export class WorkerSession {
       this.#o.handlers.onFatal(error);
       return;
     }
+    this.#o.handlers.onLost(error);
+    if (this.#o.reconnect === false) return;
     this.#o.client.followLeader(err);
     this.#o.logger.warn({ err: error, address: this.#o.client.address }, 'session lost; reconnecting');
-    this.#o.handlers.onLost(error);
     this.#reconnecting = this.#reconnect();
   }
 
@@ -311,68 +345,4 @@ export class WorkerSession {
     clearInterval(this.#heartbeat);
     this.#heartbeat = undefined;
   }
-}
-
-/** A session error as a `CkptError` with the coordinator's reason when it sent one. */
-export function sessionError(err: unknown): CkptError {
-  if (err instanceof CkptError) return err;
-  const info = errorInfo(err);
-  if (info === undefined) return CkptError.from(err, 'UNAVAILABLE');
-  const reason = info.reason ?? (info.code === grpc.status.UNAUTHENTICATED ? 'UNAUTHENTICATED' : 'UNAVAILABLE');
-  return new CkptError(reason, info.message, {
-    ...info.ids,
-    cause: err,
-    retryable: !FINAL_SESSION_REASONS.has(reason),
-  });
-}
-
-/** True for a refusal no reconnect can fix. */
-export function isFatal(error: CkptError): boolean {
-  return FINAL_SESSION_REASONS.has(error.reason);
-}
-
-/** Resolves with `onWelcome` of the first response, which must be a welcome. */
-function awaitWelcome<T>(
-  call: AttachStream,
-  timeoutMs: number | undefined,
-  onWelcome: (welcome: Welcome__Output) => T,
-): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      call.off('data', onData);
-      call.off('error', onError);
-      call.off('end', onEnd);
-    };
-    const onData = (message: AttachResponse__Output): void => {
-      cleanup();
-      if (!message.welcome) {
-        reject(new CkptError('MALFORMED', `expected a welcome, got ${message.body ?? 'nothing'}`));
-        return;
-      }
-      try {
-        resolve(onWelcome(message.welcome));
-      } catch (err) {
-        reject(err instanceof Error ? err : new Error(String(err)));
-      }
-    };
-    const onError = (err: Error): void => {
-      cleanup();
-      reject(err);
-    };
-    const onEnd = (): void => {
-      cleanup();
-      reject(new CkptError('UNAVAILABLE', 'the coordinator ended the session before its welcome', { retryable: true }));
-    };
-    const timer =
-      timeoutMs === undefined
-        ? undefined
-        : setTimeout(() => {
-            cleanup();
-            reject(new CkptError('UNAVAILABLE', `no welcome within ${timeoutMs} ms`, { retryable: true }));
-          }, timeoutMs);
-    call.on('data', onData);
-    call.on('error', onError);
-    call.on('end', onEnd);
-  });
 }
