@@ -23,7 +23,8 @@ import { DEFAULT_STATE_URI_SCHEMES } from '../core/snapshot-checks.js';
 import { checkId, validateJobSpec } from '../core/validate.js';
 import type { Logger } from '../log/index.js';
 import { CheckpointEvents } from './events.js';
-import { JobRuntime, type RollBack } from './job-runtime.js';
+import { JobRuntime } from './job-runtime.js';
+import type { RollBack } from './job-rollback.js';
 import { WorkerSessions } from './worker-sessions.js';
 
 const ATTEMPT_ON_WIRE = {
