@@ -7,7 +7,7 @@
 import type { LevelWithSilent } from 'pino';
 import { CkptError } from '../core/errors.js';
 import { DEFAULT_ID_BLOCK_SIZE } from '../core/id-allocator.js';
-import { DEFAULT_HISTORY_SIZE } from '../core/job-tracker.js';
+import { DEFAULT_HISTORY_SIZE } from '../core/job-checkpoints.js';
 import { CEILING_LIMITS, DEFAULT_LIMITS, type Limits } from '../core/limits.js';
 import { DEFAULT_STATE_URI_SCHEMES } from '../core/snapshot-checks.js';
 import { DEFAULT_MAX_MANIFEST_BYTES, MAX_MAX_MANIFEST_BYTES } from '../store/index.js';

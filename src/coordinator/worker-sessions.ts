@@ -1,8 +1,8 @@
 /**
  * The coordinator's worker sessions: hellos (workers and standbys),
- * heartbeats with task health, ready and failure reports, session ends and
- * timeouts, and the session tokens that acknowledgement and decline calls
- * carry. Every message is checked before it is used; a bad one is refused
+ * heartbeats (the task health they report goes to `hung-tasks.ts`), ready
+ * and failure reports, session ends and timeouts, and the session tokens
+ * that acknowledgement and decline calls carry. Every message is checked before it is used; a bad one is refused
  * with its reason and changes nothing.
  */
 import type { AttachResponse } from '../gen/ckpt/v1/AttachResponse.js';
@@ -11,9 +11,9 @@ import type { WorkerHello } from '../gen/ckpt/v1/WorkerHello.js';
 import { CkptError } from '../core/errors.js';
 import { checkCount, checkTextBytes, type Limits } from '../core/limits.js';
 import { checkHealth, checkHello, checkTaskIds, type CheckedHello } from '../core/request-checks.js';
-import { hungReason, silentTask } from '../core/task-health.js';
 import { checkId } from '../core/validate.js';
 import type { Logger } from '../log/index.js';
+import { HungTasks } from './hung-tasks.js';
 import type { JobRuntime } from './job-runtime.js';
 import { SessionRegistry, type Session, type SessionChannel } from './sessions.js';
 import { StandbyRegistry, type StandbyTicket } from './standbys.js';
@@ -49,10 +49,12 @@ export class WorkerSessions {
   private readonly log: Logger;
   private readonly registry = new SessionRegistry();
   private readonly standbys = new StandbyRegistry();
+  private readonly hung: HungTasks;
 
   constructor(deps: WorkerSessionsDeps) {
     this.d = deps;
     this.log = deps.logger.child({ component: 'sessions' });
+    this.hung = new HungTasks({ log: this.log, now: deps.now, findJob: (jobId) => deps.findJob(jobId) });
   }
 
   /** Live sessions of a job. */
@@ -166,18 +168,7 @@ export class WorkerSessions {
     for (const { taskId } of tasks) this.requireSessionTask(session, taskId);
     const now = this.d.now();
     session.lastHeartbeatMs = now;
-    if (tasks.length === 0) {
-      session.taskReports = undefined;
-      return;
-    }
-    session.taskReports ??= { sinceMs: now, lastMs: new Map() };
-    for (const { taskId } of tasks) session.taskReports.lastMs.set(taskId, now);
-    const runtime = this.runningJob(session.jobId);
-    if (runtime === undefined) return;
-    for (const health of tasks) {
-      const why = hungReason(runtime.tracker.policy, health);
-      if (why !== undefined) return this.taskHung(runtime, session, health.taskId, why);
-    }
+    this.hung.reported(session, tasks, now);
   }
 
   /**
@@ -264,22 +255,9 @@ export class WorkerSessions {
     }
   }
 
-  /** The job's runtime while its tasks run (hung tasks are judged only then). */
-  private runningJob(jobId: string): JobRuntime | undefined {
-    const runtime = this.d.findJob(jobId);
-    const running = runtime?.tracker.state === 'JOB_STATE_RUNNING' && runtime.tracker.attempt === 'running';
-    return running ? runtime : undefined;
-  }
-
-  /** A hung task fails like one its worker reported failed: the job recovers. */
-  private taskHung(runtime: JobRuntime, session: Session, taskId: string, why: string): void {
-    this.log.warn({ jobId: session.jobId, workerId: session.workerId, taskId, why }, 'task hung');
-    void runtime.recover(`task ${taskId} hung: ${why}`);
-  }
-
   /** Ends overdue sessions and silent standbys; fails tasks their workers stopped reporting. */
   sweep(): void {
-    this.sweepSilentTasks();
+    this.hung.sweep(this.registry.all());
     const now = this.d.now();
     for (const session of this.registry.overdue(now, this.d.heartbeatTimeoutMs)) {
       const why = `no heartbeat for ${this.d.heartbeatTimeoutMs} ms`;
@@ -297,18 +275,6 @@ export class WorkerSessions {
       this.log.warn({ jobId, workerId: standby.hello.workerId }, 'silent standby ended');
       const why = `standby ended: no heartbeat for ${this.d.standbyTimeoutMs} ms`;
       standby.channel.end(new CkptError('UNAVAILABLE', why, { jobId, retryable: true }));
-    }
-  }
-
-  /** Tasks that their heartbeating workers stopped reporting are hung. */
-  private sweepSilentTasks(): void {
-    const now = this.d.now();
-    for (const session of this.registry.all()) {
-      const reports = session.taskReports;
-      const runtime = reports === undefined ? undefined : this.runningJob(session.jobId);
-      if (reports === undefined || runtime === undefined) continue;
-      const silent = silentTask(runtime.tracker.policy, session.taskIds, reports.lastMs, reports.sinceMs, now);
-      if (silent !== undefined) this.taskHung(runtime, session, silent.taskId, silent.why);
     }
   }
 

@@ -3,38 +3,28 @@
  * are attached, which checkpoints are pending, when the next one is due,
  * which acknowledgements to accept, and what retention subsumes. It does no
  * I/O and reads no clock; the coordinator feeds it times and carries out
- * what it decides against etcd and NATS.
+ * what it decides against etcd and NATS. The rules themselves live beside
+ * it: `task-roster.ts` (attachments and readiness), `trigger-schedule.ts`
+ * (when a checkpoint may start), `ack-rules.ts` (which calls are accepted)
+ * and `checkpoint-outcomes.ts` (commits, subsumption, failures).
  */
 import type { JobCheckpointing__Output } from '../gen/ckpt/v1/JobCheckpointing.js';
 import type { JobSpec__Output } from '../gen/ckpt/v1/JobSpec.js';
 import type { JobState__Output } from '../gen/ckpt/v1/JobState.js';
 import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
+import { acceptAcks, checkCall, DEFAULT_ACK_RULES, type AckRules, type CallScope } from './ack-rules.js';
+import type { AcceptedAcks, CheckpointCall } from './ack-rules.js';
 import { Checkpoint, type AbortCause, type CheckpointInit } from './checkpoint.js';
+import { CommittedCheckpoints, FailureStreak } from './checkpoint-outcomes.js';
 import { CkptError } from './errors.js';
 import { IdAllocator } from './id-allocator.js';
+import { JobCheckpoints } from './job-checkpoints.js';
 import { resolvePolicy, type ResolvedPolicy } from './policy.js';
-import {
-  recoveryCheckpointId,
-  restorePointInForce,
-  restoreTarget,
-  type LatestCheckpoint,
-  type RestorePoint,
-} from './restore-point.js';
-import { DEFAULT_LIMITS } from './limits.js';
-import { DEFAULT_STATE_URI_SCHEMES, validateTaskSnapshot, type SnapshotRules } from './snapshot-checks.js';
+import { recoveryCheckpointId, restorePointInForce, restoreTarget, type RestorePoint } from './restore-point.js';
+import { TaskRoster, type JobAttempt, type TakenTask } from './task-roster.js';
+import { triggerRefusal, TriggerSchedule } from './trigger-schedule.js';
 
-/** @default 100 finished checkpoints remembered per job for listings. */
-export const DEFAULT_HISTORY_SIZE = 100;
-
-/**
- * Where the job's current attempt is. `restoring`: tasks restore the
- * recovery's checkpoint (see `recoveryCheckpointId`) in the current epoch
- * and report ready; nothing runs yet. `running`: every task reported ready
- * and was told to start. `resuming`: a coordinator started and does not
- * know yet whether the tasks kept running in the stored epoch while it was
- * away.
- */
-export type JobAttempt = 'resuming' | 'restoring' | 'running';
+export type { JobAttempt } from './task-roster.js';
 
 /** What the tracker starts from: the job as stored in etcd. */
 export interface JobTrackerInit {
@@ -56,35 +46,6 @@ export interface JobTrackerInit {
   ackRules?: AckRules;
 }
 
-/** The rules acknowledgements of a job are held to. */
-export interface AckRules extends SnapshotRules {
-  /** Bytes of acknowledgements the job's pending checkpoints may hold, approximately. */
-  maxPendingAckBytes: number;
-}
-
-/** @default rules: those of `DEFAULT_LIMITS` and the SDK's state backends. */
-export const DEFAULT_ACK_RULES: Readonly<AckRules> = Object.freeze({
-  maxStateBytes: DEFAULT_LIMITS.maxStateBytes,
-  maxPendingAckBytes: DEFAULT_LIMITS.maxPendingAckBytesPerJob,
-  stateUriSchemes: new Set(DEFAULT_STATE_URI_SCHEMES),
-});
-
-/** One acknowledge or decline call, as received. */
-export interface CheckpointCall {
-  epoch: number;
-  checkpointId: number;
-  workerId: string;
-  taskIds: readonly string[];
-}
-
-/** Aborts that count towards the tolerable-failures limit (as in Flink). */
-const FAILURE_CAUSES: ReadonlySet<AbortCause> = new Set<AbortCause>([
-  'ABORT_REASON_TIMEOUT',
-  'ABORT_REASON_DECLINED',
-  'ABORT_REASON_TASK_FAILURE',
-  'ABORT_REASON_COMMIT_FAILED',
-]);
-
 /** The per-job checkpoint state machine. */
 export class JobTracker {
   readonly spec: JobSpec__Output;
@@ -93,25 +54,15 @@ export class JobTracker {
   readonly ids: IdAllocator;
   private stateValue: JobState__Output;
   private epochValue: number;
-  private latest: number;
-  private latestEpoch: number;
   private restorePointValue: RestorePoint | undefined;
-  private retained: number[];
-  private readonly pending = new Map<number, Checkpoint>();
-  private readonly history: Checkpoint[] = [];
-  private readonly historySize: number;
-  private readonly attached = new Map<string, string>();
-  private readonly ready = new Set<string>();
-  private attemptValue: JobAttempt;
+  private readonly committed: CommittedCheckpoints;
+  private readonly failures: FailureStreak;
+  private readonly checkpoints: JobCheckpoints;
+  private readonly roster: TaskRoster;
+  private readonly schedule: TriggerSchedule;
   private readonly sources: readonly string[];
   private readonly taskIds: readonly string[];
-  private readonly knownTasks: ReadonlySet<string>;
   private readonly ackRules: AckRules;
-  private consecutiveFailures = 0;
-  private lastTriggeredAtMs = -Infinity;
-  private lastFinishedAtMs = -Infinity;
-  private lastOutcome: 'none' | 'completed' | 'failed' = 'none';
-  private triggersSinceFull = 0;
 
   constructor(init: JobTrackerInit) {
     this.spec = init.spec;
@@ -119,25 +70,24 @@ export class JobTracker {
     this.createdAtMs = init.createdAtMs;
     this.stateValue = init.state;
     this.epochValue = init.epoch;
-    this.latest = init.latestCheckpointId;
-    this.latestEpoch = init.latestCheckpointEpoch ?? 0;
+    const latest = { checkpointId: init.latestCheckpointId, epoch: init.latestCheckpointEpoch ?? 0 };
+    this.committed = new CommittedCheckpoints(latest, init.retainedCheckpointIds, this.policy.retained);
+    this.failures = new FailureStreak(this.policy.tolerableFailures, init.latestCheckpointId > 0);
     this.restorePointValue = init.restorePoint;
-    this.retained = [...init.retainedCheckpointIds].sort((a, b) => a - b);
     this.ids = new IdAllocator(Math.max(init.idFloor, init.latestCheckpointId + 1));
-    this.historySize = init.historySize ?? DEFAULT_HISTORY_SIZE;
+    this.checkpoints = new JobCheckpoints(init.historySize);
     this.taskIds = init.spec.tasks.map((t) => t.taskId);
-    this.knownTasks = new Set(this.taskIds);
+    this.roster = new TaskRoster(init.spec.jobId, this.taskIds, init.attempt);
+    this.schedule = new TriggerSchedule(this.policy);
     this.ackRules = init.ackRules ?? DEFAULT_ACK_RULES;
     this.sources = init.spec.tasks.filter((t) => t.inputs.length === 0).map((t) => t.taskId);
-    if (this.latest > 0) this.lastOutcome = 'completed';
-    this.attemptValue = init.attempt;
   }
 
   get attempt(): JobAttempt {
-    return this.attemptValue;
+    return this.roster.attempt;
   }
   get readyTasks(): number {
-    return this.ready.size;
+    return this.roster.readyCount;
   }
 
   get jobId(): string {
@@ -150,22 +100,22 @@ export class JobTracker {
     return this.epochValue;
   }
   get latestCheckpointId(): number {
-    return this.latest;
+    return this.committed.latest.checkpointId;
   }
   get retainedCheckpointIds(): readonly number[] {
-    return this.retained;
+    return this.committed.retained;
   }
   /** The restore point while recoveries restore from it, else undefined. */
   get restorePoint(): RestorePoint | undefined {
     const point = this.restorePointValue;
-    return restorePointInForce(this.latestCheckpoint(), point) ? point : undefined;
+    return restorePointInForce(this.committed.latest, point) ? point : undefined;
   }
   /** The checkpoint a recovery restores from now: the restore point in force, else the latest. */
   get recoveryCheckpointId(): number {
-    return recoveryCheckpointId(this.latestCheckpoint(), this.restorePointValue);
+    return recoveryCheckpointId(this.committed.latest, this.restorePointValue);
   }
   get attachedTasks(): number {
-    return this.attached.size;
+    return this.roster.attachedCount;
   }
   get sourceTaskIds(): readonly string[] {
     return this.sources;
@@ -173,81 +123,55 @@ export class JobTracker {
 
   /** The per-job view: Idle, Checkpointing or Checkpointed. */
   get checkpointing(): JobCheckpointing__Output {
-    if (this.pending.size > 0) return 'JOB_CHECKPOINTING_CHECKPOINTING';
-    return this.lastOutcome === 'completed' ? 'JOB_CHECKPOINTING_CHECKPOINTED' : 'JOB_CHECKPOINTING_IDLE';
+    if (this.checkpoints.pendingCount > 0) return 'JOB_CHECKPOINTING_CHECKPOINTING';
+    return this.failures.lastOutcome === 'completed' ? 'JOB_CHECKPOINTING_CHECKPOINTED' : 'JOB_CHECKPOINTING_IDLE';
   }
 
   /** Pending checkpoints, oldest first. */
   pendingCheckpoints(): Checkpoint[] {
-    return [...this.pending.values()].sort((a, b) => a.id - b.id);
+    return this.checkpoints.pendingCheckpoints();
   }
 
   /** A pending or remembered checkpoint. */
   find(checkpointId: number): Checkpoint | undefined {
-    return this.pending.get(checkpointId) ?? this.history.find((c) => c.id === checkpointId);
+    return this.checkpoints.find(checkpointId);
   }
 
   /** Pending and remembered checkpoints, newest first. */
   known(): Checkpoint[] {
-    return [...this.pending.values(), ...this.history].sort((a, b) => b.id - a.id);
+    return this.checkpoints.known();
   }
 
   // --- sessions -----------------------------------------------------------
 
   /** Attaches tasks to a worker; all or none. */
   attach(workerId: string, taskIds: readonly string[]): void {
-    const taken = this.takenTask(workerId, taskIds);
-    if (taken !== undefined) {
-      throw new CkptError('TASK_ALREADY_ATTACHED', `task ${taken.taskId} is attached by another worker session`, {
-        jobId: this.jobId,
-        taskId: taken.taskId,
-      });
-    }
-    for (const taskId of taskIds) this.attached.set(taskId, workerId);
+    this.requireRunning();
+    this.roster.attach(workerId, taskIds);
   }
 
   /**
-   * The first of `taskIds` attached by another worker than `workerId`, or
-   * undefined when the worker may attach them all now. Throws what
-   * `attach` throws for anything else (a canceled job, unknown or repeated
-   * tasks); changes nothing.
+   * The first of `taskIds` another worker has attached, or undefined when
+   * `workerId` may attach them all now. Throws what `attach` throws for
+   * anything else (a canceled job, unknown or repeated tasks).
    */
-  takenTask(workerId: string, taskIds: readonly string[]): { taskId: string; owner: string } | undefined {
+  takenTask(workerId: string, taskIds: readonly string[]): TakenTask | undefined {
     this.requireRunning();
-    const known = this.knownTasks;
-    const seen = new Set<string>();
-    let taken: { taskId: string; owner: string } | undefined;
-    for (const taskId of taskIds) {
-      const ids = { jobId: this.jobId, taskId };
-      if (!known.has(taskId)) throw new CkptError('UNKNOWN_TASK', `job ${this.jobId} has no task ${taskId}`, ids);
-      if (seen.has(taskId)) throw new CkptError('MALFORMED', `task ${taskId} named twice in hello`, ids);
-      seen.add(taskId);
-      const owner = this.attached.get(taskId);
-      if (owner !== undefined && owner !== workerId) taken ??= { taskId, owner };
-    }
-    return taken;
+    return this.roster.takenTask(workerId, taskIds);
   }
 
   /** Detaches every task of a worker; returns the task ids it had. */
   detach(workerId: string): string[] {
-    const gone: string[] = [];
-    for (const [taskId, owner] of this.attached) {
-      if (owner === workerId) gone.push(taskId);
-    }
-    for (const taskId of gone) {
-      this.attached.delete(taskId);
-      this.ready.delete(taskId);
-    }
-    return gone;
+    return this.roster.detach(workerId);
   }
 
   allTasksAttached(): boolean {
-    return this.attached.size === this.taskIds.length;
+    return this.roster.allAttached();
   }
 
   /** Task ids a worker has attached. */
   tasksOf(workerId: string): string[] {
-    return [...this.attached].filter(([, owner]) => owner === workerId).map(([taskId]) => taskId);
+    return this.roster.tasksOf(workerId);
   }
 
   /**
@@ -258,40 +182,25 @@ export class JobTracker {
    * workers to start.
    */
   markReady(workerId: string, epoch: number, taskIds: readonly string[]): boolean {
-    if (epoch !== this.epochValue || this.attemptValue === 'running') return false;
-    for (const taskId of taskIds) {
-      if (this.attached.get(taskId) === workerId) this.ready.add(taskId);
-    }
-    if (this.ready.size < this.taskIds.length) return false;
-    this.attemptValue = 'running';
-    return true;
+    return epoch === this.epochValue && this.roster.markReady(workerId, taskIds);
   }
 
   // --- triggering ---------------------------------------------------------
 
   /**
    * Why a checkpoint cannot start now, or undefined when it can: the one
-   * rule for manual and periodic triggers alike. The job runs, every task
-   * is attached and has restored the current epoch, and fewer checkpoints
-   * than the policy allows are pending.
+   * rule for manual and periodic triggers alike (see `triggerRefusal` in
+   * `trigger-schedule.ts`).
    */
   triggerRefusal(): CkptError | undefined {
-    const ids = { jobId: this.jobId };
-    const tasks = this.taskIds.length;
-    if (this.stateValue === 'JOB_STATE_CANCELED')
-      return new CkptError('JOB_CANCELED', `job ${this.jobId} is canceled`, ids);
-    if (!this.allTasksAttached()) {
-      return new CkptError('TASKS_NOT_READY', `${tasks - this.attached.size} of ${tasks} tasks are not attached`, ids);
-    }
-    if (this.attemptValue !== 'running') {
-      const message = `${tasks - this.ready.size} of ${tasks} tasks have not restored epoch ${this.epochValue} yet`;
-      return new CkptError('TASKS_NOT_READY', message, ids);
-    }
-    if (this.pending.size >= this.policy.maxConcurrent) {
-      const message = `${this.pending.size} checkpoints pending, policy allows ${this.policy.maxConcurrent}`;
-      return new CkptError('TOO_MANY_PENDING', message, ids);
-    }
-    return undefined;
+    return triggerRefusal({
+      jobId: this.jobId,
+      state: this.stateValue,
+      epoch: this.epochValue,
+      roster: this.roster,
+      pending: this.checkpoints.pendingCount,
+      maxConcurrent: this.policy.maxConcurrent,
+    });
   }
 
   /** Throws `triggerRefusal()`, if any. */
@@ -306,30 +215,25 @@ export class JobTracker {
    * The time may be in the past.
    */
   nextPeriodicDueAtMs(): number | undefined {
-    if (this.policy.intervalMs === 0 || this.stateValue !== 'JOB_STATE_RUNNING' || this.triggerRefusal() !== undefined)
-      return undefined;
-    return Math.max(this.lastTriggeredAtMs + this.policy.intervalMs, this.lastFinishedAtMs + this.policy.minPauseMs, 0);
+    if (this.stateValue !== 'JOB_STATE_RUNNING' || this.triggerRefusal() !== undefined) return undefined;
+    return this.schedule.nextDueAtMs();
   }
 
   /** Starts a checkpoint with the next id; the id must be reserved. */
   trigger(nowMs: number, manual: boolean, snapshotType?: CheckpointInit['snapshotType']): Checkpoint {
     this.checkCanTrigger();
     const id = this.ids.take();
-    const full = this.policy.fullEvery === 0 || this.triggersSinceFull % this.policy.fullEvery === 0;
-    const type = snapshotType ?? (full ? 'SNAPSHOT_TYPE_FULL' : 'SNAPSHOT_TYPE_INCREMENTAL');
-    this.triggersSinceFull = type === 'SNAPSHOT_TYPE_FULL' ? 1 : this.triggersSinceFull + 1;
     const checkpoint = new Checkpoint({
       jobId: this.jobId,
       checkpointId: id,
       epoch: this.epochValue,
-      snapshotType: type,
+      snapshotType: this.schedule.triggered(nowMs, snapshotType),
       manual,
       triggeredAtMs: nowMs,
       deadlineMs: nowMs + this.policy.timeoutMs,
       taskIds: this.taskIds,
     });
-    this.pending.set(id, checkpoint);
-    this.lastTriggeredAtMs = nowMs;
+    this.checkpoints.add(checkpoint);
     return checkpoint;
   }
 
@@ -340,80 +244,40 @@ export class JobTracker {
    * returns the pending checkpoint it concerns. Changes nothing.
    */
   checkCall(call: CheckpointCall): Checkpoint {
-    const ids = { jobId: this.jobId, checkpointId: call.checkpointId, epoch: call.epoch };
-    if (call.epoch !== this.epochValue) {
-      throw new CkptError('STALE_EPOCH', `epoch ${call.epoch} is not the job's epoch ${this.epochValue}`, ids);
-    }
-    if (call.taskIds.length === 0) throw new CkptError('MALFORMED', 'the call names no task', ids);
-    const checkpoint = this.find(call.checkpointId);
-    if (checkpoint === undefined) {
-      if (this.retained.includes(call.checkpointId)) {
-        throw new CkptError('CHECKPOINT_COMPLETED', `checkpoint ${call.checkpointId} already completed`, ids);
-      }
-      throw new CkptError(
-        'UNKNOWN_CHECKPOINT',
-        `no checkpoint ${call.checkpointId} is known for job ${this.jobId}`,
-        ids,
-      );
-    }
-    for (const taskId of call.taskIds) {
-      if (!checkpoint.hasTask(taskId)) {
-        throw new CkptError('UNKNOWN_TASK', `job ${this.jobId} has no task ${taskId}`, { ...ids, taskId });
-      }
-      if (this.attached.get(taskId) !== call.workerId) {
-        throw new CkptError('TASK_NOT_ATTACHED', `task ${taskId} is not attached by the calling worker session`, {
-          ...ids,
-          taskId,
-        });
-      }
-    }
-    return checkpoint;
+    return checkCall(this.callScope(), call);
   }
 
   /** Validates and records acknowledgements; all or none. */
-  acknowledge(
-    call: Omit<CheckpointCall, 'taskIds'>,
-    snapshots: readonly TaskSnapshot__Output[],
-  ): {
-    checkpoint: Checkpoint;
-    duplicates: number;
-  } {
-    const sizes = snapshots.map((s) =>
-      validateTaskSnapshot(s, { jobId: this.jobId, checkpointId: call.checkpointId }, this.ackRules),
-    );
-    const checkpoint = this.checkCall({ ...call, taskIds: snapshots.map((s) => s.taskId) });
-    checkpoint.checkAcknowledge(snapshots);
-    const adding = checkpoint.newBytes(snapshots, sizes);
-    const held = this.pendingAckBytes();
-    if (adding > 0 && held + adding > this.ackRules.maxPendingAckBytes) {
-      throw new CkptError(
-        'LIMIT_REACHED',
-        `the job's pending checkpoints hold ${held} bytes of acknowledgements; ${adding} more would pass the limit of ${this.ackRules.maxPendingAckBytes}`,
-        { jobId: this.jobId, checkpointId: call.checkpointId },
-      );
-    }
-    const { duplicates } = checkpoint.acknowledge(snapshots, sizes);
-    return { checkpoint, duplicates };
+  acknowledge(call: Omit<CheckpointCall, 'taskIds'>, snapshots: readonly TaskSnapshot__Output[]): AcceptedAcks {
+    return acceptAcks(this.callScope(), call, snapshots);
+  }
+
+  private callScope(): CallScope {
+    return {
+      jobId: this.jobId,
+      epoch: this.epochValue,
+      rules: this.ackRules,
+      retained: this.committed.retained,
+      checkpoints: this.checkpoints,
+      ownerOf: (taskId) => this.roster.ownerOf(taskId),
+    };
   }
 
   /** Approximate bytes of acknowledgements the pending checkpoints hold. */
   pendingAckBytes(): number {
-    let bytes = 0;
-    for (const c of this.pending.values()) bytes += c.ackBytes;
-    return bytes;
+    return this.checkpoints.pendingAckBytes();
   }
 
   // --- outcomes -----------------------------------------------------------
 
   /** Pending checkpoints past their deadline that are not committing. */
   expired(nowMs: number): Checkpoint[] {
-    return this.pendingCheckpoints().filter((c) => !c.committing && c.init.deadlineMs <= nowMs);
+    return this.checkpoints.expired(nowMs);
   }
 
   /** The earliest deadline of the pending checkpoints. */
   nextDeadlineMs(): number | undefined {
-    const deadlines = this.pendingCheckpoints().map((c) => c.init.deadlineMs);
-    return deadlines.length === 0 ? undefined : Math.min(...deadlines);
+    return this.checkpoints.nextDeadlineMs();
   }
 
   /**
@@ -423,27 +287,21 @@ export class JobTracker {
   abort(checkpoint: Checkpoint, reason: AbortCause, message: string, nowMs: number): boolean {
     checkpoint.abort(reason, message, nowMs);
     this.finish(checkpoint, nowMs);
-    if (!FAILURE_CAUSES.has(reason)) return false;
-    this.lastOutcome = 'failed';
-    this.consecutiveFailures += 1;
-    const tolerable = this.policy.tolerableFailures;
-    return tolerable >= 0 && this.consecutiveFailures > tolerable;
+    return this.failures.aborted(reason);
   }
 
   /**
    * The later checkpoint that completed while the fully acknowledged
-   * `checkpoint` waited its turn to commit (with several pending, commits
-   * run in the order the acknowledgements completed): then `checkpoint` is
-   * subsumed, not committed and not failed. Undefined: it commits.
+   * `checkpoint` waited its turn to commit (commits run in the order the
+   * acknowledgements completed): then `checkpoint` is subsumed. Undefined: it commits.
    */
   completedBefore(checkpoint: Checkpoint): number | undefined {
-    return checkpoint.id < this.latest ? this.latest : undefined;
+    return this.committed.completedBefore(checkpoint.id);
   }
 
   /** Committed ids that retention deletes when `checkpointId` commits. */
   subsumedBy(checkpointId: number): number[] {
-    const after = [...this.retained, checkpointId];
-    return after.slice(0, Math.max(0, after.length - this.policy.retained));
+    return this.committed.subsumedBy(checkpointId);
   }
 
   /**
@@ -451,22 +309,17 @@ export class JobTracker {
    * subsumes and which the caller aborts with reason SUBSUMED.
    */
   complete(checkpoint: Checkpoint, nowMs: number, manifestBytes: number, manifestParts: number): Checkpoint[] {
-    const subsumed = this.subsumedBy(checkpoint.id);
+    const subsumed = this.committed.subsumedBy(checkpoint.id);
     checkpoint.complete(nowMs, manifestBytes, manifestParts);
     this.finish(checkpoint, nowMs);
-    this.latest = checkpoint.id;
-    this.latestEpoch = checkpoint.init.epoch;
-    this.retained = [...this.retained, checkpoint.id].filter((id) => !subsumed.includes(id));
-    this.consecutiveFailures = 0;
-    this.lastOutcome = 'completed';
-    return this.pendingCheckpoints().filter((c) => c.id < checkpoint.id && !c.committing);
+    this.committed.committed(checkpoint.id, checkpoint.init.epoch, subsumed);
+    this.failures.completed();
+    return this.checkpoints.olderThan(checkpoint.id);
   }
 
   private finish(checkpoint: Checkpoint, nowMs: number): void {
-    this.pending.delete(checkpoint.id);
-    this.history.unshift(checkpoint);
-    if (this.history.length > this.historySize) this.history.length = this.historySize;
-    this.lastFinishedAtMs = nowMs;
+    this.checkpoints.finish(checkpoint);
+    this.schedule.finished(nowMs);
   }
 
   // --- job state ----------------------------------------------------------
@@ -483,7 +336,7 @@ export class JobTracker {
    */
   checkRestore(checkpointId: number): number {
     this.requireRunning();
-    return restoreTarget(this.jobId, checkpointId, this.latest, this.retained);
+    return restoreTarget(this.jobId, checkpointId, this.latestCheckpointId, this.committed.retained);
   }
 
   /**
@@ -492,17 +345,12 @@ export class JobTracker {
    * restore point from this epoch on.
    */
   enterEpoch(epoch: number, restoreTo?: number): void {
-    if (this.pending.size > 0) throw new Error(`job ${this.jobId}: new epoch with checkpoints pending`);
+    if (this.checkpoints.pendingCount > 0) throw new Error(`job ${this.jobId}: new epoch with checkpoints pending`);
     if (epoch <= this.epochValue) throw new Error(`job ${this.jobId}: epoch ${epoch} is not above ${this.epochValue}`);
     if (restoreTo !== undefined) this.restorePointValue = { checkpointId: restoreTo, epoch };
     this.epochValue = epoch;
-    this.consecutiveFailures = 0;
-    this.attemptValue = 'restoring';
-    this.ready.clear();
-  }
-
-  private latestCheckpoint(): LatestCheckpoint {
-    return { checkpointId: this.latest, epoch: this.latestEpoch };
+    this.failures.reset();
+    this.roster.restoring();
   }
 
   private requireRunning(): void {

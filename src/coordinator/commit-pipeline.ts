@@ -1,0 +1,155 @@
+/**
+ * One job's commits: each fully acknowledged checkpoint is committed to etcd
+ * in one guarded transaction, one at a time and in the order the
+ * acknowledgements completed. A commit whose answer was lost is looked up
+ * in etcd before it counts as failed, and manifest parts that no committed
+ * root names any more are collected after commits that may have left some.
+ */
+import type { AbortCause, Checkpoint } from '../core/checkpoint.js';
+import { CkptError, hasReason, LeadershipLostError } from '../core/errors.js';
+import type { JobTracker } from '../core/job-tracker.js';
+import type { CheckpointStore, LeaderGuard } from '../core/ports.js';
+import type { Logger } from '../log/index.js';
+import type { JobBroadcasts } from './job-broadcasts.js';
+
+/** The size of a committed manifest. */
+interface Committed {
+  manifestBytes: number;
+  manifestParts: number;
+}
+
+/** What a job's commit pipeline needs from its runtime. */
+export interface CommitPipelineDeps {
+  tracker: JobTracker;
+  store: CheckpointStore;
+  /** Fences every commit to this coordinator's leadership; none when it runs alone. */
+  guard: LeaderGuard | undefined;
+  now: () => number;
+  /** The job's logger. */
+  log: Logger;
+  broadcasts: JobBroadcasts;
+  /** A guarded write was refused: this coordinator is no longer the leader. */
+  onLeadershipLost: (err: LeadershipLostError) => void;
+  /** Aborts a pending checkpoint and tells the tasks. */
+  abort(checkpoint: Checkpoint, reason: AbortCause, message: string): void;
+  /** A checkpoint finished: watchers and waiting callers hear of it. */
+  finished(checkpoint: Checkpoint): void;
+  /** Sets the job's timer again (a commit may free a slot for the next checkpoint). */
+  arm(): void;
+}
+
+/** The commits of one job, in order. */
+export class CommitPipeline {
+  private readonly deps: CommitPipelineDeps;
+  private chain: Promise<void> = Promise.resolve();
+  /**
+   * Whether etcd may hold manifest parts of the job. False once a
+   * collection left none; a commit that wrote parts, or failed after
+   * perhaps writing some, sets it again. While false, commits of inline
+   * manifests skip the collection (a listing of the job's keys).
+   */
+  private partsMayExist = true;
+
+  constructor(deps: CommitPipelineDeps) {
+    this.deps = deps;
+  }
+
+  /** Marks a fully acknowledged checkpoint committing and queues its commit behind those before it. */
+  enqueue(checkpoint: Checkpoint): void {
+    checkpoint.beginCommit();
+    this.chain = this.chain.then(() => this.commit(checkpoint));
+  }
+
+  /** Resolves when the commits and collections queued so far have run. */
+  settled(): Promise<void> {
+    return this.chain;
+  }
+
+  private async commit(checkpoint: Checkpoint): Promise<void> {
+    if (checkpoint.status !== 'PENDING') return;
+    const { tracker, store, guard } = this.deps;
+    const later = tracker.completedBefore(checkpoint);
+    if (later !== undefined) {
+      this.deps.abort(checkpoint, 'ABORT_REASON_SUBSUMED', `checkpoint ${later} completed first`);
+      return;
+    }
+    const now = this.deps.now();
+    const manifest = checkpoint.manifest(now);
+    const subsumed = tracker.subsumedBy(checkpoint.id);
+    const summary = { ...checkpoint.summary(), state: 'CHECKPOINT_STATE_COMPLETED' as const, finishedAtMs: now };
+    let result: Committed;
+    try {
+      result = await store.commit({ manifest, summary, subsumedCheckpointIds: subsumed }, guard);
+    } catch (err) {
+      this.partsMayExist = true;
+      if (err instanceof LeadershipLostError) {
+        this.deps.onLeadershipLost(err);
+        this.deps.abort(checkpoint, 'ABORT_REASON_COMMIT_FAILED', err.message);
+        return;
+      }
+      const committed = await this.resolveUnknownOutcome(checkpoint, err);
+      if (committed === undefined) {
+        this.deps.abort(checkpoint, 'ABORT_REASON_COMMIT_FAILED', CkptError.from(err).message);
+        return;
+      }
+      result = committed;
+    }
+    this.completeCommitted(checkpoint, now, result, subsumed.length > 0);
+  }
+
+  /**
+   * After a failed commit call: if etcd did not answer, the transaction may
+   * have happened. Reads etcd to find out; never deletes anything.
+   */
+  private async resolveUnknownOutcome(checkpoint: Checkpoint, err: unknown): Promise<Committed | undefined> {
+    if (!hasReason(err, 'UNAVAILABLE', 'INTERNAL')) return undefined;
+    const { log } = this.deps;
+    try {
+      const summaries = await this.deps.store.listSummaries(this.deps.tracker.jobId);
+      const found = summaries.find((s) => s.checkpointId === checkpoint.id);
+      if (found !== undefined)
+        log.warn({ checkpointId: checkpoint.id }, 'commit answered with an error but is in etcd');
+      return found;
+    } catch (readErr) {
+      log.error({ err: readErr, checkpointId: checkpoint.id }, 'commit outcome unknown and etcd unreadable');
+      return undefined;
+    }
+  }
+
+  private completeCommitted(checkpoint: Checkpoint, now: number, result: Committed, deletedSome: boolean): void {
+    if (checkpoint.status !== 'PENDING') return;
+    const older = this.deps.tracker.complete(checkpoint, now, result.manifestBytes, result.manifestParts);
+    // Tasks (sinks committing their output) first, then watchers and waiting callers, then the log.
+    this.deps.broadcasts.complete(checkpoint, now);
+    this.deps.finished(checkpoint);
+    this.deps.log.info(
+      {
+        checkpointId: checkpoint.id,
+        tasks: checkpoint.init.taskIds.length,
+        manifestBytes: result.manifestBytes,
+        manifestParts: result.manifestParts,
+        durationMs: now - checkpoint.init.triggeredAtMs,
+      },
+      'checkpoint completed',
+    );
+    for (const old of older) {
+      this.deps.abort(old, 'ABORT_REASON_SUBSUMED', `checkpoint ${checkpoint.id} completed first`);
+    }
+    if (result.manifestParts > 0) this.partsMayExist = true;
+    if (this.partsMayExist && (deletedSome || result.manifestParts > 0)) this.collectGarbage();
+    this.deps.arm();
+  }
+
+  private collectGarbage(): void {
+    this.chain = this.chain.then(async () => {
+      try {
+        const { deleted, remaining } = await this.deps.store.collectGarbage(this.deps.tracker.jobId);
+        if (deleted > 0) this.deps.log.debug({ deleted, remaining }, 'manifest parts collected');
+        // Commits queue behind the collection, so none wrote parts meanwhile.
+        if (remaining === 0) this.partsMayExist = false;
+      } catch (err) {
+        this.deps.log.warn({ err }, 'manifest part collection failed; it runs again after the next commit');
+      }
+    });
+  }
+}
