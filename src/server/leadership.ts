@@ -1,43 +1,24 @@
 /**
- * The leader election among coordinators that share one etcd prefix: an
- * etcd election (etcd3's `Election`) on a lease, under
- * `<prefix>election/leader/`, whose value is each candidate's advertised
- * gRPC address. The oldest candidacy leads; its term is the create revision
- * of its election key, which grows with every change of leader.
+ * One coordinator's part in the leader election among coordinators that
+ * share one etcd prefix, as a state machine over the etcd mechanics of
+ * `election.ts`: `idle`, then `campaigning` (a candidacy waits its turn)
+ * and `leading` in turn, until `stopped`. The oldest candidacy leads; its
+ * term is the create revision of its key, which grows with every change of
+ * leader. `LeaderObserver` tells a standby who leads.
  *
- * A leader steps down at once when its lease is lost, when its election key
- * is gone, when etcd has not confirmed the key for a whole lease TTL, or
- * when the owner reports a fenced write refused (`stepDown`); then it
- * campaigns again. The owner hears `onElected` and `onDeposed`, which
- * alternate, starting with `onElected`.
+ * A leader steps down at once when its lease is lost, when its key is gone,
+ * when etcd has not confirmed the key for a whole lease TTL, or when the
+ * owner reports a fenced write refused (`stepDown`); it revokes its lease,
+ * so that the next candidate leads, and campaigns again with a new one. The
+ * owner hears `onElected` and `onDeposed`, which alternate, starting with
+ * `onElected`.
  */
-import { setTimeout as delay } from 'node:timers/promises';
-import type { Campaign, Election, ElectionObserver, Etcd3, IOptions, Lease, Watcher } from 'etcd3';
-import { backoffDelayMs, type BackoffConfig } from '../core/backoff.js';
+import type { Etcd3 } from 'etcd3';
+import { backoffDelayMs } from '../core/backoff.js';
+import { CkptError } from '../core/errors.js';
 import type { Logger } from '../log/index.js';
-
-/** Name of the election under the etcd prefix. */
-export const ELECTION_NAME = 'leader';
-/** Pause before campaigning again after a failed campaign or a lost leadership. */
-export const DEFAULT_CAMPAIGN_RETRY_MS = 500;
-/** How long `stop()` waits for etcd to confirm that the election's watches are cancelled. */
-const WATCH_CANCEL_MS = 1000;
-/** The pause before etcd3 opens a broken election watch again. */
-const WATCH_BACKOFF: BackoffConfig = { initialDelayMs: 100, maxDelayMs: 1000, multiplier: 2, jitter: 0 };
-
-/** What etcd3 takes as `faultHandling.watchBackoff`. */
-export type WatchBackoff = NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']>;
-
-/**
- * The backoff of the election client's watches: from 100 ms, doubling up to
- * 1 s. etcd3's default grows to 30 s within a second of etcd being
- * unreachable, so that after a short outage the election went unobserved for
- * up to 30 s; and its retry timer outlives `close()`, which kept a stopped
- * coordinator's process alive as long.
- */
-export function electionWatchBackoff(attempt = 0): WatchBackoff {
-  return { duration: backoffDelayMs(WATCH_BACKOFF, attempt), next: () => electionWatchBackoff(attempt + 1) };
-}
+import { Candidacy, candidacyKeyPrefix, ELECTION_RETRY } from './election.js';
+import { LeaderObserver } from './leader-observer.js';
 
 /** A leadership won: the election key, its create revision, and that as a number. */
 export interface LeaderTerm {
@@ -70,23 +51,20 @@ export interface LeadershipOptions {
   onElected(term: LeaderTerm): void;
   /** This candidate lost the leadership it had won, for the reason given. */
   onDeposed(why: string): void;
-  /** @default DEFAULT_CAMPAIGN_RETRY_MS */
-  retryDelayMs?: number;
 }
 
 /** One candidate's part in the election, from `start()` to `stop()`. */
 export class Leadership {
   readonly #o: LeadershipOptions;
   readonly #log: Logger;
-  readonly #election: Election;
-  readonly #retryDelayMs: number;
+  readonly #keyPrefix: string;
+  readonly #observer: LeaderObserver;
   readonly #timers = new Set<NodeJS.Timeout>();
   #state: LeadershipState = 'idle';
   #advertise = '';
-  #campaign: Campaign | undefined;
+  #candidacy: Candidacy | undefined;
+  #failures = 0;
   #term: LeaderTerm | undefined;
-  #observer: ElectionObserver | undefined;
-  #observed: string | undefined;
   #watchdog: NodeJS.Timeout | undefined;
   #confirmedAtMs = 0;
   #checking = false;
@@ -96,9 +74,8 @@ export class Leadership {
   constructor(options: LeadershipOptions) {
     this.#o = options;
     this.#log = options.logger.child({ component: 'leadership' });
-    this.#retryDelayMs = options.retryDelayMs ?? DEFAULT_CAMPAIGN_RETRY_MS;
-    const ttlSeconds = Math.max(1, Math.ceil(options.leaseTtlMs / 1000));
-    this.#election = options.client.namespace(options.prefix).election(ELECTION_NAME, ttlSeconds);
+    this.#keyPrefix = candidacyKeyPrefix(options.prefix);
+    this.#observer = new LeaderObserver({ client: options.client, keyPrefix: this.#keyPrefix, logger: this.#log });
   }
 
   /** `idle`, `campaigning`, `leading` or `stopped`. */
@@ -118,7 +95,8 @@ export class Leadership {
    */
   get leader(): string | undefined {
     if (this.#state === 'leading') return this.#advertise;
-    return this.#observed === this.#advertise ? undefined : this.#observed;
+    const observed = this.#observer.leader;
+    return observed === this.#advertise ? undefined : observed;
   }
 
   /**
@@ -129,8 +107,8 @@ export class Leadership {
     if (this.#state !== 'idle') throw new Error(`leadership cannot start when ${this.#state}`);
     this.#advertise = advertise;
     this.#state = 'campaigning';
-    this.#campaignOnce();
-    this.#observe();
+    this.#campaign();
+    this.#observer.start();
   }
 
   /** Gives up a leadership that the owner found lost (a fenced write was refused), and campaigns again. */
@@ -142,7 +120,7 @@ export class Leadership {
    * Stops campaigning and observing. With `resign` the lease is revoked, so
    * that a standby takes over at once; without, it is only no longer
    * renewed and expires after its TTL, as when the process dies. Does not
-   * call `onDeposed`.
+   * call `onDeposed`. Leaves no timer or watch that keeps the process alive.
    */
   async stop(resign: boolean): Promise<void> {
     if (this.#state === 'stopped') return;
@@ -151,70 +129,60 @@ export class Leadership {
     this.#stopWatchdog();
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
-    const observer = this.#observer;
-    this.#observer = undefined;
-    const observed = observer?.cancel().catch((err: unknown) => this.#log.debug({ err }, 'observer did not close'));
-    const campaign = this.#campaign;
-    this.#campaign = undefined;
-    if (campaign !== undefined && resign) {
-      await campaign.resign().catch((err: unknown) => this.#log.warn({ err }, 'resigning failed; the lease expires'));
-    } else if (campaign !== undefined) {
-      releaseLease(campaign);
-    }
-    const cancelled = Promise.all([observed, cancelWatches(this.#election)]);
-    await Promise.race([cancelled, delay(WATCH_CANCEL_MS, undefined, { ref: false })]);
+    const candidacy = this.#candidacy;
+    this.#candidacy = undefined;
+    await Promise.all([candidacy?.end(resign ? 'revoke' : 'release'), this.#observer.stop()]);
   }
 
   // --- campaign -------------------------------------------------------------
 
-  #campaignOnce(): void {
+  #campaign(): void {
     if (this.#state !== 'campaigning') return;
-    const campaign = this.#election.campaign(this.#advertise);
-    this.#campaign = campaign;
-    // Without an error listener, a lost lease would crash the process.
-    campaign.on('error', (err: Error) => this.#campaignFailed(campaign, err));
-    campaign.on('elected', () => void this.#elected(campaign));
+    const candidacy: Candidacy = new Candidacy({
+      client: this.#o.client,
+      keyPrefix: this.#keyPrefix,
+      ttlSeconds: Math.max(1, Math.ceil(this.#o.leaseTtlMs / 1000)),
+      value: this.#advertise,
+      logger: this.#log,
+      onLost: (err) => this.#candidacyOver(candidacy, err),
+    });
+    this.#candidacy = candidacy;
+    candidacy.elect().then(
+      (confirmedAtMs) => this.#elected(candidacy, confirmedAtMs),
+      (err: unknown) => this.#candidacyOver(candidacy, CkptError.from(err)),
+    );
   }
 
-  async #elected(campaign: Campaign): Promise<void> {
-    if (campaign !== this.#campaign || this.#state !== 'campaigning') return;
-    let term: LeaderTerm;
-    const readAtMs = Date.now();
-    try {
-      term = await this.#readTerm(campaign);
-    } catch (err) {
-      this.#campaignFailed(campaign, err instanceof Error ? err : new Error(String(err)));
-      return;
-    }
-    if (campaign !== this.#campaign || this.#state !== 'campaigning') return;
+  #elected(candidacy: Candidacy, confirmedAtMs: number): void {
+    if (candidacy !== this.#candidacy || this.#state !== 'campaigning') return;
+    const term = {
+      key: candidacy.key,
+      createRevision: candidacy.createRevision,
+      term: Number(candidacy.createRevision),
+    };
     this.#state = 'leading';
     this.#term = term;
-    this.#confirmedAtMs = readAtMs;
+    this.#failures = 0;
+    this.#confirmedAtMs = confirmedAtMs;
     this.#staleTicks = 0;
-    this.#startWatchdog(term);
+    this.#startWatchdog(term, candidacy);
     this.#log.info({ term: term.term, address: this.#advertise }, 'elected leader');
     this.#o.onElected(term);
   }
 
-  async #readTerm(campaign: Campaign): Promise<LeaderTerm> {
-    const key = await campaign.getCampaignKey();
-    const response = await this.#o.client.get(key).exec();
-    const createRevision = response.kvs[0]?.create_revision;
-    if (createRevision === undefined) throw new Error(`election key ${key} vanished when it won`);
-    return { key, createRevision, term: Number(createRevision) };
-  }
-
-  #campaignFailed(campaign: Campaign, err: Error): void {
-    if (campaign !== this.#campaign) return;
+  /** The candidacy failed or its lease was lost: a leader steps down, a candidate tries again with a new one. */
+  #candidacyOver(candidacy: Candidacy, err: CkptError): void {
+    if (candidacy !== this.#candidacy) return;
     if (this.#state === 'leading') {
       this.#depose(`the election lease was lost: ${err.message}`);
       return;
     }
     if (this.#state !== 'campaigning') return;
-    this.#campaign = undefined;
-    this.#log.warn({ err }, 'campaign failed; campaigning again');
-    campaign.resign().catch(() => undefined);
-    this.#later(() => this.#campaignOnce());
+    this.#candidacy = undefined;
+    void candidacy.end('revoke');
+    const level = err.retryable || err.reason === 'SHUTTING_DOWN' ? 'debug' : 'warn';
+    this.#log[level]({ err }, 'candidacy failed; campaigning again');
+    this.#later(() => this.#campaign(), this.#failures++);
   }
 
   #depose(why: string): void {
@@ -222,20 +190,32 @@ export class Leadership {
     this.#state = 'campaigning';
     this.#term = undefined;
     this.#stopWatchdog();
-    const campaign = this.#campaign;
-    this.#campaign = undefined;
+    const candidacy = this.#candidacy;
+    this.#candidacy = undefined;
     // Revoking removes the key at once if etcd is reachable; else the lease expires.
-    campaign?.resign().catch(() => undefined);
+    void candidacy?.end('revoke');
     this.#log.warn({ why }, 'leadership lost');
     this.#o.onDeposed(why);
-    this.#later(() => this.#campaignOnce());
+    this.#later(() => this.#campaign(), 0);
+  }
+
+  #later(run: () => void, attempt: number): void {
+    if (this.#state === 'stopped') return;
+    const timer = setTimeout(
+      () => {
+        this.#timers.delete(timer);
+        run();
+      },
+      backoffDelayMs(ELECTION_RETRY, attempt),
+    );
+    this.#timers.add(timer);
   }
 
   // --- the leader's own check of its key ------------------------------------
 
-  #startWatchdog(term: LeaderTerm): void {
+  #startWatchdog(term: LeaderTerm, candidacy: Candidacy): void {
     const intervalMs = Math.max(50, Math.floor(this.#o.leaseTtlMs / 4));
-    this.#watchdog = setInterval(() => void this.#checkKey(term), intervalMs);
+    this.#watchdog = setInterval(() => void this.#checkKey(term, candidacy), intervalMs);
   }
 
   #stopWatchdog(): void {
@@ -249,7 +229,7 @@ export class Leadership {
    * it for a whole TTL (etcd unreachable or too slow), the lease may have
    * expired in etcd, so the leader steps down.
    */
-  async #checkKey(term: LeaderTerm): Promise<void> {
+  async #checkKey(term: LeaderTerm, candidacy: Candidacy): Promise<void> {
     if (this.#term !== term) return;
     if (this.#checking) {
       // A read still open with the key unconfirmed for a TTL: etcd does not
@@ -262,9 +242,9 @@ export class Leadership {
     this.#checking = true;
     const sentAtMs = Date.now();
     try {
-      const response = await this.#o.client.get(term.key).exec();
+      const held = await candidacy.confirm();
       if (this.#term !== term) return;
-      if (response.kvs[0]?.create_revision !== term.createRevision) {
+      if (!held) {
         this.#depose('the election key is gone: the lease expired or was revoked');
         return;
       }
@@ -285,66 +265,4 @@ export class Leadership {
   #unconfirmed(): void {
     this.#depose(`etcd has not confirmed the election key for ${this.#o.leaseTtlMs} ms`);
   }
-
-  // --- who leads ------------------------------------------------------------
-
-  #observe(): void {
-    if (this.#state === 'stopped') return;
-    this.#election.observe().then(
-      (observer) => {
-        if (this.#state === 'stopped') {
-          void observer.cancel().catch(() => undefined);
-          return;
-        }
-        this.#observer = observer;
-        this.#observed = observer.leader();
-        observer.on('change', (leader: string | undefined) => {
-          this.#observed = leader;
-        });
-        observer.on('error', (err: Error) => {
-          if (this.#observer !== observer) return;
-          this.#log.debug({ err }, 'election observer failed; observing again');
-          this.#observer = undefined;
-          this.#observed = undefined;
-          this.#later(() => this.#observe());
-        });
-      },
-      (err: unknown) => {
-        this.#log.debug({ err }, 'election not observed; trying again');
-        this.#later(() => this.#observe());
-      },
-    );
-  }
-
-  #later(run: () => void): void {
-    if (this.#state === 'stopped') return;
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer);
-      run();
-    }, this.#retryDelayMs);
-    this.#timers.add(timer);
-  }
-}
-
-/**
- * Cancels every watch of the election. etcd3's `Campaign` keeps watching
- * the key of the candidate before it after `resign()`, until that key goes;
- * once the client is closed, a watch left open would be retried forever and
- * keep the process alive. etcd3 offers no way to reach those watches but
- * through the election's namespace.
- */
-async function cancelWatches(election: Election): Promise<void> {
-  type WithWatches = { namespace?: { watchManager?: { watchers?: Watcher[] } } };
-  const watchers = (election as unknown as WithWatches).namespace?.watchManager?.watchers ?? [];
-  await Promise.allSettled([...watchers].map((watcher) => watcher.cancel()));
-}
-
-/**
- * Stops renewing a campaign's lease without revoking it, as a process that
- * dies would: its key stays until the TTL runs out. etcd3's `Campaign`
- * offers only `resign()`, which revokes, so this reaches its lease.
- */
-function releaseLease(campaign: Campaign): void {
-  const lease = (campaign as unknown as { lease?: Lease }).lease;
-  if (typeof lease?.release === 'function') lease.release();
 }

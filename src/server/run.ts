@@ -21,7 +21,8 @@ import type { Logger } from '../log/index.js';
 import { createEtcdStore, type EtcdStore } from '../store/index.js';
 import { CoordinatorHost } from './coordinator-host.js';
 import { startGrpcServer, type CoordinatorGrpcServer } from './grpc-server.js';
-import { electionWatchBackoff, Leadership, type LeaderTerm } from './leadership.js';
+import { electionWatchBackoff } from './election.js';
+import { Leadership, type LeaderTerm } from './leadership.js';
 
 /** How often `runCoordinator` and `whenLeader` look at the election while they wait. */
 const ELECTION_POLL_MS = 10;

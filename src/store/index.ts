@@ -1,7 +1,8 @@
 /**
  * The etcd adapter: `CheckpointStore` on etcd, its options, the key layout
- * for tools that read etcd directly, and the error of a stored record
- * found corrupt.
+ * for tools that read etcd directly, the translation of etcd errors (also
+ * for the leader election's calls), and the error of a stored record found
+ * corrupt.
  */
 export { EtcdStore, createEtcdStore } from './etcd-store.js';
 export type { CommitGuard } from './commit.js';
@@ -21,6 +22,6 @@ export {
   type ResolvedEtcdStoreOptions,
 } from './options.js';
 export { KeyLayout, pad, unpad, type ParsedKey } from './keys.js';
-export { translateEtcdError } from './translate-error.js';
+export { callEtcd, translateEtcdError } from './translate-error.js';
 export { CorruptRecordError, type CorruptRecordReason } from './corrupt-record.js';
 export { MAX_CHECKPOINT_KEYS, MAX_STORED_COUNTER } from './record-limits.js';

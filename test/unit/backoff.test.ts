@@ -5,7 +5,7 @@
 import test from 'ava';
 import { backoffDelayMs, periodicTriggerRetryMs, resolveBackoff } from '../../src/core/backoff.js';
 import { restartDelayMs } from '../../src/coordinator/restart-backoff.js';
-import { electionWatchBackoff } from '../../src/server/leadership.js';
+import { electionWatchBackoff } from '../../src/server/election.js';
 
 test('without jitter the delays double from the first up to the largest, and no random number is drawn', (t) => {
   const config = resolveBackoff({ initialDelayMs: 100, maxDelayMs: 1000, jitter: 0 });
