@@ -7,7 +7,7 @@
  *   SENTENCES (sentences.0) ─▶ split-0 ─┬─▶ count-0 ─┐
  *   SENTENCES (sentences.1) ─▶ split-1 ─┴─▶ count-1 ─┴─▶ sink ─▶ WORDCOUNT (wordcount.out)
  */
-import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
+import type { JobSpec } from '../../src/index.js';
 
 /** Stream and subjects of the input. */
 export const INPUT_STREAM = 'SENTENCES';

@@ -11,11 +11,17 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { connectNats } from '../../src/bus/index.js';
-import { resolveConfig } from '../../src/config/index.js';
-import { startLocalServers, type LocalServers } from '../../src/dev/index.js';
-import { silentLogger, type Logger } from '../../src/log/index.js';
-import { runCoordinator, type RunningCoordinator } from '../../src/server/run.js';
+import { silentLogger, type Logger } from '../../src/index.js';
+// The harness runs etcd, NATS and a coordinator in-process: building
+// blocks of the CLI, not of a user's pipeline.
+import {
+  connectNats,
+  resolveConfig,
+  runCoordinator,
+  startLocalServers,
+  type LocalServers,
+  type RunningCoordinator,
+} from '../../src/internal.js';
 import { expectedCounts, sentences } from './corpus.js';
 import { INPUT_STREAM, INPUT_SUBJECTS, OUTPUT_STREAM, WORKER_TASKS, wordCountSpec } from './job.js';
 import { readStream, verify, type Verdict } from './verify.js';

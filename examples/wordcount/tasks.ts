@@ -4,8 +4,7 @@
  * keyed state and the sources' stream positions, and the sink makes its
  * output visible only when a checkpoint completes.
  */
-import type { AnyTask, KeyedState, Task } from '../../src/sdk/index.js';
-import { jetStreamSink, jetStreamSource } from '../../src/sdk/index.js';
+import { jetStreamSink, jetStreamSource, type AnyTask, type KeyedState, type Task } from '../../src/index.js';
 import { INPUT_STREAM, OUTPUT_STREAM, OUTPUT_SUBJECT, inputSubject } from './job.js';
 import { words } from './corpus.js';
 

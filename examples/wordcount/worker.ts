@@ -8,8 +8,7 @@
  * tasks is gone, and then takes them over.
  */
 import { parseArgs } from 'node:util';
-import { createLogger } from '../../src/log/index.js';
-import { createLocalDirectoryBackend, createWorker } from '../../src/sdk/index.js';
+import { createLocalDirectoryBackend, createLogger, createWorker } from '../../src/index.js';
 import { taskFor } from './tasks.js';
 
 async function main(): Promise<void> {

@@ -1,0 +1,29 @@
+/**
+ * The internal entry of the `ckpt` package (`ckpt/internal`): everything
+ * the package root exports, and the building blocks the CLI, the
+ * coordinator, the tests and the benchmarks share. Names here may change
+ * in any release; a user's program needs only the root (`index.ts`).
+ */
+export * from './index.js';
+
+// The module barrels whole: what the root leaves out of them is the SDK's
+// machinery (alignment, routing, sink staging, codecs of snapshots and
+// keyed state, backend option resolution) and the clients' (unary calls,
+// session requests, leader routing, metadata keys, service constructors).
+export * from './sdk/index.js';
+export * from './client/index.js';
+
+// The NATS bus: connections, control codecs and intake, subjects, headers.
+export * from './bus/index.js';
+
+// The contract at run time (grpc package definition, codecs), and the
+// messages only the SDK and the coordinator handle. Parsing `proto/` is
+// left out: the package ships the contract compiled, not its `.proto` files.
+export { codec, LOADER_OPTIONS, loadPackageDefinition, type Codec } from './proto/index.js';
+export * from './protocol-messages.js';
+
+// Running a coordinator in-process, as the CLI and the demo do.
+export * from './config/index.js';
+export { runCoordinator, type RunningCoordinator } from './server/run.js';
+export { startLocalServers, type LocalServers, type LocalServersOptions } from './dev/index.js';
+export { LOG_LEVELS } from './log/index.js';
