@@ -16,6 +16,10 @@ export * from './client/index.js';
 // The NATS bus: connections, control codecs and intake, subjects, headers.
 export * from './bus/index.js';
 
+// The worker protocol layer the SDK's worker runs on: session,
+// subscriptions, acknowledgement batching and sending.
+export * from './worker-protocol/index.js';
+
 // The contract at run time (grpc package definition, codecs), and the
 // messages only the SDK and the coordinator handle. Parsing `proto/` is
 // left out: the package ships the contract compiled, not its `.proto` files.
