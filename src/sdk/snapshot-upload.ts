@@ -8,6 +8,7 @@ import type { StateHandle__Output } from '../gen/ckpt/v1/StateHandle.js';
 import type { TaskSnapshot } from '../gen/ckpt/v1/TaskSnapshot.js';
 import type { StateBackend } from './state/index.js';
 import type { SourcePosition } from './task.js';
+import { decodeUnalignedSnapshot, type InFlightRecord } from './unaligned-snapshot.js';
 
 /** The measurements taken before the upload. */
 export interface SyncMetrics {
@@ -84,6 +85,24 @@ export async function fetchSnapshot(
 ): Promise<Uint8Array | undefined> {
   if (state === null || state === undefined || state.uri === '') return undefined;
   return backend.get(state, signal, { jobId });
+}
+
+/**
+ * The state a task restores from its stored snapshot: the state bytes
+ * (undefined for none: no snapshot, or an empty one, stored alone or in an
+ * unaligned envelope) and, for a reader's unaligned snapshot (`unaligned`),
+ * the in-flight records it holds, to be processed before anything new.
+ */
+export async function restoredState(
+  backend: StateBackend,
+  state: StateHandle__Output | null | undefined,
+  signal: AbortSignal,
+  options: { jobId: string; unaligned: boolean },
+): Promise<{ state: Uint8Array | undefined; inFlight: InFlightRecord[] }> {
+  const stored = await fetchSnapshot(backend, state, signal, options.jobId);
+  if (stored === undefined) return { state: undefined, inFlight: [] };
+  const decoded = options.unaligned ? decodeUnalignedSnapshot(stored) : { state: stored, inFlight: [] };
+  return { state: decoded.state.length > 0 ? decoded.state : undefined, inFlight: decoded.inFlight };
 }
 
 /** Whole milliseconds since `started` (a `performance.now()` reading). */

@@ -1,19 +1,18 @@
 /**
- * Runs one task: a single sequential loop that processes its records (or,
- * for a source, the messages it reads), aligns barriers, snapshots,
- * forwards barriers, and runs the checkpoint hooks. One loop per task, so a
- * slow task holds back only itself.
+ * Runs one task: a single sequential loop (`TaskLoop`) that processes its
+ * records (or, for a source, the messages it reads), aligns barriers,
+ * snapshots, forwards barriers, and runs the checkpoint hooks. One loop per
+ * task, so a slow task holds back only itself.
  *
  * The loop awaits only what returns a promise: records whose `process` (or
  * messages whose `handle`) returns nothing run back to back in one
  * synchronous batch, typically one NATS delivery, so that their emitted
- * records leave in one write. Long batches give the event loop a turn.
+ * records leave in one write.
  *
  * Phases: `idle` until the first restore, `restoring`, `active`, `halted`
  * (a recovery stopped it; a restore follows), `failed` (it threw; the job
  * rolls back), `closed`.
  */
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { CkptError } from '../core/errors.js';
 import type { SnapshotType } from '../gen/ckpt/v1/SnapshotType.js';
@@ -25,13 +24,14 @@ import { InputAligner, type AlignAction, type AlignmentMode } from './alignment.
 import { createTaskContext, type ContextCell } from './context.js';
 import type { DataPlane } from './data-plane.js';
 import { Fifo } from './fifo.js';
-import { isPromiseLike, settledWithin } from './promise-like.js';
+import { isPromiseLike } from './promise-like.js';
 import { SourceLane } from './source-lane.js';
-import { dataRecord, payloadBytes } from './record.js';
-import { Router, type EmitOptions } from './router.js';
-import { fetchSnapshot } from './snapshot-upload.js';
+import { dataRecord } from './record.js';
+import type { EmitOptions } from './router.js';
+import { TaskOutput } from './task-output.js';
+import { restoredState } from './snapshot-upload.js';
+import { IDLE, TaskLoop } from './task-loop.js';
 import { Snapshotter, type SnapshotEvent, type SnapshotPoint } from './snapshotter.js';
-import { decodeUnalignedSnapshot } from './unaligned-snapshot.js';
 import { decodeKeyedState, type StateBackend } from './state/index.js';
 import { isSourceTask, type AnyTask, type DataRecord, type SourceMessage, type SourcePosition } from './task.js';
 
@@ -74,28 +74,17 @@ export interface RestoreRequest {
 /** Control work: runs synchronously unless it returns a promise, which the loop waits for. */
 type Work = () => unknown;
 
-/** What `#step` returns when there is nothing to do. */
-const IDLE = Symbol('idle');
-
-/**
- * The loop gives the event loop a turn after this much synchronous work,
- * so that heartbeats, timers and deliveries keep flowing under load.
- */
-const SLICE_MS = 10;
-/** The clock is read once every this many pieces of work. */
-const SLICE_CHECK_EVERY = 32;
-
 /** The runtime of one task. */
 export class TaskRunner {
   readonly taskId: string;
   readonly isSource: boolean;
   readonly #o: RunnerOptions;
-  readonly #router: Router;
+  readonly #output: TaskOutput;
   readonly #aligner: InputAligner<DataRecord> | undefined;
   readonly #control = new Fifo<Work>();
   readonly #sourceLane: SourceLane;
   readonly #snapshots: Snapshotter;
-  readonly #loop: Promise<void>;
+  readonly #loop: TaskLoop;
   #phase: RunnerPhase = 'idle';
   #generation = 0;
   #epoch = 0;
@@ -103,27 +92,27 @@ export class TaskRunner {
   #cell: ContextCell | undefined;
   #positions = new Map<string, number>();
   #processed = 0;
-  #current: PromiseLike<unknown> = Promise.resolve();
-  /** When the call the loop waits for began (`performance.now()`); undefined when none. */
-  #busySince: number | undefined;
-  /** Ends the loop's wait for the current call (a halt). */
-  #interrupt: (() => void) | undefined;
-  #wakeUp: (() => void) | undefined;
-  #warnedNoOutputs = false;
 
   /** Starts the task's loop; it waits for a restore. */
   constructor(options: RunnerOptions) {
     this.#o = options;
     this.taskId = options.taskId;
     this.isSource = isSourceTask(options.task);
-    this.#router = new Router(options.taskId, options.outputs);
+    this.#output = new TaskOutput(options.taskId, options.outputs, options.plane, options.logger);
     this.#aligner = options.inputs.length > 0 ? new InputAligner(options.inputs, options.mode) : undefined;
     this.#sourceLane = new SourceLane(options.maxQueuedSourceMessages, () => this.#wake());
     this.#snapshots = new Snapshotter({
       ...options,
       isCurrent: (generation) => generation === this.#generation,
     });
-    this.#loop = this.#run();
+    this.#loop = new TaskLoop({
+      step: () => this.#step(),
+      closed: () => this.#phase === 'closed',
+      generation: () => this.#generation,
+      onFailure: (err, generation) => this.#fail(err, generation),
+      abandonCallAfterMs: options.abandonCallAfterMs,
+      logger: options.logger,
+    });
   }
 
   /**
@@ -135,7 +124,7 @@ export class TaskRunner {
     const snapshot = this.#snapshots.inProgress();
     return {
       taskId: this.taskId,
-      busyMs: this.#busySince === undefined ? 0 : Math.round(now - this.#busySince),
+      busyMs: this.#loop.busySince === undefined ? 0 : Math.round(now - this.#loop.busySince),
       snapshotMs: snapshot === undefined ? 0 : Math.round(now - snapshot.since),
       snapshotCheckpointId: snapshot?.checkpointId ?? 0,
     };
@@ -213,7 +202,7 @@ export class TaskRunner {
     this.#sourceLane.stop();
     this.#snapshots.clear();
     this.#phase = phase;
-    this.#interrupt?.();
+    this.#loop.interrupt();
     this.#wake();
   }
 
@@ -228,16 +217,14 @@ export class TaskRunner {
     this.halt('restoring');
     this.#epoch = request.epoch;
     const generation = this.#generation;
-    await this.#settleCurrent();
+    await this.#loop.settleCurrent();
     const cell = this.#newContext(generation, request.epoch);
     const signal = AbortSignal.any([request.signal, cell.context.signal]);
     try {
-      const stored = await fetchSnapshot(this.#o.backend, request.snapshot?.state, signal, this.#o.jobId);
+      const unaligned = this.#o.mode === 'unaligned' && this.#aligner !== undefined;
+      const options = { jobId: this.#o.jobId, unaligned };
+      const { state: bytes, inFlight } = await restoredState(this.#o.backend, request.snapshot?.state, signal, options);
       this.#assertCurrent(generation);
-      const unaligned = this.#o.mode === 'unaligned' && this.#aligner !== undefined && stored !== undefined;
-      const { state, inFlight } = unaligned ? decodeUnalignedSnapshot(stored) : { state: stored, inFlight: [] };
-      // An empty snapshot is no state, whether it was stored alone (not at all) or in an unaligned envelope.
-      const bytes = state !== undefined && state.length > 0 ? state : undefined;
       if (this.#o.task.restore !== undefined) await this.#o.task.restore(bytes, cell.context);
       else if (bytes !== undefined) cell.setState(decodeKeyedState(bytes));
       this.#assertCurrent(generation);
@@ -273,53 +260,12 @@ export class TaskRunner {
   async close(): Promise<void> {
     if (this.#phase === 'closed') return;
     this.halt('closed');
-    await this.#loop;
-    await this.#settleCurrent();
+    await this.#loop.done;
+    await this.#loop.settleCurrent();
     await this.settleUploads();
   }
 
-  // --- the loop -------------------------------------------------------------
-
-  async #run(): Promise<void> {
-    while (this.#phase !== 'closed') {
-      const step = this.#drain();
-      if (step === 'idle') {
-        await new Promise<void>((resolve) => {
-          this.#wakeUp = resolve;
-        });
-        // Let the rest of the delivery that woke the loop arrive, so that it is processed as one batch.
-        await nextTurn();
-      } else if (step === 'yield') {
-        await nextTurn();
-      } else {
-        this.#current = step.promise;
-        this.#busySince = performance.now();
-        const failure = await this.#settleOrHalt(step.promise);
-        this.#busySince = undefined;
-        if (failure !== undefined) this.#fail(failure.err, step.generation);
-      }
-    }
-  }
-
-  /**
-   * Runs queued work synchronously until the queues are empty (`idle`), a
-   * piece of work returns a promise (the loop waits for it before the next
-   * one), or the time slice is used up (`yield`: timers and I/O run first).
-   */
-  #drain(): 'idle' | 'yield' | { promise: PromiseLike<unknown>; generation: number } {
-    const until = performance.now() + SLICE_MS;
-    for (let n = 1; ; n += 1) {
-      const generation = this.#generation;
-      try {
-        const result = this.#step();
-        if (result === IDLE) return 'idle';
-        if (isPromiseLike(result)) return { promise: result, generation };
-      } catch (err) {
-        this.#fail(err, generation);
-      }
-      if (n % SLICE_CHECK_EVERY === 0 && performance.now() >= until) return 'yield';
-    }
-  }
+  // --- the work -------------------------------------------------------------
 
   /** Does the next piece of work and returns its result, or `IDLE` when there is none. */
   #step(): unknown {
@@ -374,8 +320,6 @@ export class TaskRunner {
     return undefined;
   }
 
-  // --- snapshots ------------------------------------------------------------
-
   /** The task's position for a snapshot of `checkpointId`; resets the processed-records count. */
   #point(checkpointId: number): SnapshotPoint {
     const processedRecords = this.#processed;
@@ -394,14 +338,12 @@ export class TaskRunner {
     return [...this.#positions].map(([input, offset]) => ({ input, offset }));
   }
 
-  // --- helpers --------------------------------------------------------------
-
   #newContext(generation: number, epoch: number): ContextCell {
     return createTaskContext({
       taskId: this.taskId,
       jobId: this.#o.jobId,
       epoch,
-      outputs: this.#router.targets,
+      outputs: this.#output.targets,
       signal: this.#epochAbort.signal,
       nats: this.#o.nats,
       logger: this.#o.logger,
@@ -411,48 +353,11 @@ export class TaskRunner {
   }
 
   #emit(generation: number, epoch: number, value: string | Uint8Array, options?: EmitOptions): void {
-    if (generation !== this.#generation) return;
-    const targets = this.#router.route(options);
-    if (targets.length === 0) {
-      if (!this.#warnedNoOutputs) this.#o.logger.warn('task has no downstream tasks; emitted records are dropped');
-      this.#warnedNoOutputs = true;
-      return;
-    }
-    const bytes = payloadBytes(value);
-    for (const to of targets) this.#o.plane.publishRecord(this.taskId, to, bytes, epoch, options?.key);
+    if (generation === this.#generation) this.#output.emit(epoch, value, options);
   }
 
   #accepting(epoch: number): boolean {
     return (this.#phase === 'active' || this.#phase === 'restoring') && epoch === this.#epoch;
-  }
-
-  /**
-   * Waits until `call` settles, or the runner halts: a call that never
-   * returns must not hold up the next epoch. Resolves with the rejection.
-   */
-  async #settleOrHalt(call: PromiseLike<unknown>): Promise<{ err: unknown } | undefined> {
-    try {
-      return await new Promise<{ err: unknown } | undefined>((resolve) => {
-        this.#interrupt = () => resolve(undefined);
-        call.then(
-          () => resolve(undefined),
-          (err: unknown) => resolve({ err }),
-        );
-      });
-    } finally {
-      this.#interrupt = undefined;
-    }
-  }
-
-  /** Waits for the call of the ended run, at most `abandonCallAfterMs`, then abandons it. */
-  async #settleCurrent(): Promise<void> {
-    const current = this.#current;
-    if (await settledWithin(current, this.#o.abandonCallAfterMs)) return;
-    if (this.#current === current) this.#current = Promise.resolve();
-    this.#o.logger.error(
-      { abandonedAfterMs: this.#o.abandonCallAfterMs },
-      'a call of the task did not return after its run ended; abandoned',
-    );
   }
 
   #push(work: Work): void {
@@ -461,9 +366,7 @@ export class TaskRunner {
   }
 
   #wake(): void {
-    const wakeUp = this.#wakeUp;
-    this.#wakeUp = undefined;
-    wakeUp?.();
+    this.#loop.wake();
   }
 
   #requireContext(): ContextCell['context'] {

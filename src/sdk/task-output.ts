@@ -1,0 +1,43 @@
+/**
+ * Where a task's emitted records go: each record to the downstream tasks
+ * its router picks (all of them, or one by key), published on the edges of
+ * the data plane and counted there for the barriers' record counts.
+ */
+import type { Logger } from '../log/index.js';
+import type { DataPlane } from './data-plane.js';
+import { payloadBytes } from './record.js';
+import { Router, type EmitOptions } from './router.js';
+
+/** The outputs of one task. */
+export class TaskOutput {
+  readonly #taskId: string;
+  readonly #router: Router;
+  readonly #plane: DataPlane;
+  readonly #logger: Logger;
+  #warnedNoOutputs = false;
+
+  /** `outputs`: the tasks that read this task, in spec order. */
+  constructor(taskId: string, outputs: readonly string[], plane: DataPlane, logger: Logger) {
+    this.#taskId = taskId;
+    this.#router = new Router(taskId, outputs);
+    this.#plane = plane;
+    this.#logger = logger;
+  }
+
+  /** The downstream tasks, as the task context names them. */
+  get targets(): readonly string[] {
+    return this.#router.targets;
+  }
+
+  /** Publishes one record emitted in `epoch`; without downstream tasks it is dropped (warned once). */
+  emit(epoch: number, value: string | Uint8Array, options?: EmitOptions): void {
+    const targets = this.#router.route(options);
+    if (targets.length === 0) {
+      if (!this.#warnedNoOutputs) this.#logger.warn('task has no downstream tasks; emitted records are dropped');
+      this.#warnedNoOutputs = true;
+      return;
+    }
+    const bytes = payloadBytes(value);
+    for (const to of targets) this.#plane.publishRecord(this.#taskId, to, bytes, epoch, options?.key);
+  }
+}
