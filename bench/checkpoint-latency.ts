@@ -26,6 +26,7 @@ import { startCoordinatorChild } from './lib/coordinator-child.js';
 import { median, significant, spread } from './lib/percentiles.js';
 import type { Row, Scenario, ScenarioContext } from './lib/row.js';
 import { SdkWorkerPool } from './lib/sdk-pool.js';
+import type { AckedCheckpoint } from './lib/sdk-worker-child.js';
 import { coresText } from './lib/system.js';
 
 /** Task counts measured, with the checkpoints timed at each (after the warm-up), full and quick. */
@@ -94,8 +95,8 @@ interface Samples {
   /** The TriggerCheckpoint(wait) call, from call to reply. */
   callMs: number[];
   floor: FloorRound[];
-  /** Each worker's acknowledgement bytes, per checkpoint. */
-  ackBytes: number[][];
+  /** How each worker acknowledged, per checkpoint. */
+  acks: AckedCheckpoint[][];
   commits: CapturedCommit[];
 }
 
@@ -112,12 +113,12 @@ async function measure(setup: Setup, tasks: number, checkpoints: number): Promis
     await pool.start(target, taskIds, { nats: ctx.nats, subject: floor.subject, address: floor.address });
     await waitRunning(client, jobId, tasks);
     const replay = new CommitReplay(setup.etcd, `/${setup.prefixes.coordinator}/`, `/${setup.prefixes.floor}/`);
-    const samples: Samples = { latencyMs: [], callMs: [], floor: [], ackBytes: [], commits: [] };
+    const samples: Samples = { latencyMs: [], callMs: [], floor: [], acks: [], commits: [] };
     for (let i = 0; i < WARMUP_CHECKPOINTS + checkpoints; i++) {
       const { ms, summary } = await timedCheckpoint(client, jobId);
       const latencyMs = await watch.durationOf(summary.checkpointId);
       const commit = await setup.capture.commitOf(jobId, summary.checkpointId);
-      const ackBytes = await pool.prepare(summary.checkpointId);
+      const acks = await pool.prepare(summary.checkpointId);
       if (i === 0) await replay.prepare(commit);
       const trigger = {
         jobId,
@@ -131,7 +132,7 @@ async function measure(setup: Setup, tasks: number, checkpoints: number): Promis
       samples.latencyMs.push(latencyMs);
       samples.callMs.push(ms);
       samples.floor.push(round);
-      samples.ackBytes.push(ackBytes);
+      samples.acks.push(acks);
       samples.commits.push(commit);
     }
     const rows = latencyRows(ctx, tasks, pool.attached, samples);
@@ -192,7 +193,8 @@ function conditionTexts(
 ): { latency: string; call: string; floor: string } {
   const perWorker = `${Math.floor(tasks / workers)}${tasks % workers === 0 ? '' : `-${Math.ceil(tasks / workers)}`}`;
   const count = samples.latencyMs.length;
-  const ackBytes = samples.ackBytes.flat();
+  const ackBytes = samples.acks.flat().map((a) => a.bytes);
+  const messages = samples.acks.flat().map((a) => a.messages);
   const commit = samples.commits[samples.commits.length - 1];
   const putBytes = median(samples.commits.map((c) => c.putBytes));
   const setup =
@@ -210,16 +212,20 @@ function conditionTexts(
     `(as ckpt encodes it) reaching the ${workers} worker process(es); each answers with one message on its own ` +
     `bare @grpc/grpc-js stream to a server in this process, carrying as many bytes as its SDK worker sent to ` +
     `acknowledge that checkpoint (median ${significant(median(ackBytes))} B, ${Math.min(...ackBytes)}-` +
-    `${Math.max(...ackBytes)} B, plus the 1-6 B of the bare message's fields); once all are in, one etcd ` +
+    `${Math.max(...ackBytes)} B, which the SDK sent in ${Math.min(...messages)}-${Math.max(...messages)} session ` +
+    `message(s), median ${median(messages)}; plus the 1-6 B of the bare message's fields); once all are in, one etcd ` +
     `transaction with the keys and values the coordinator committed for that checkpoint, read back through a ` +
     `watch (${commit?.puts.length ?? 0} puts of median ${significant(putBytes)} B of keys and values, delete of ` +
     `the ${commit?.deletes.length ?? 0} keys of the subsumed checkpoint by prefix, guarded by 3 compares as the ` +
     `store guards a commit); publish to etcd's answer; publish to last message p50 ${significant(fanOut.p50)} ms ` +
     `p99 ${significant(fanOut.p99)} ms, transaction p50 ${significant(txn.p50)} ms p99 ${significant(txn.p99)} ms; ` +
     `${count} rounds; ${setup}`;
+  const workerMs = spread(samples.acks.map((acks) => Math.max(...acks.map((a) => a.workerMs))));
   const latency =
     `trigger to commit acknowledged by etcd: from the arrival of the checkpoint's PENDING event on ` +
-    `WatchCheckpoints to its COMPLETED event (both sent by the coordinator, on one stream); ${setup}`;
+    `WatchCheckpoints to its COMPLETED event (both sent by the coordinator, on one stream); of which in the ` +
+    `slowest worker, from its first task's snapshot to its last acknowledgement accepted: p50 ` +
+    `${significant(workerMs.p50)} ms, p99 ${significant(workerMs.p99)} ms; ${setup}`;
   const call = `the TriggerCheckpoint(wait) call, from call to reply, as its caller sees it; ratio to the floor; ${setup}`;
   return { latency, call, floor };
 }

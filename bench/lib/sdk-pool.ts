@@ -7,7 +7,7 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { forkBenchChild, type BenchChild } from './bench-child.js';
-import type { FloorEnd, SdkWorkerStart } from './sdk-worker-child.js';
+import type { AckedCheckpoint, FloorEnd, SdkWorkerStart } from './sdk-worker-child.js';
 import { split } from './worker-pool.js';
 
 const SDK_WORKER_CHILD = join(dirname(fileURLToPath(import.meta.url)), 'sdk-worker-child.ts');
@@ -64,8 +64,10 @@ export class SdkWorkerPool {
   }
 
   /** Each worker's bytes of its acknowledgements of `checkpointId`, once accepted; they answer the next floor trigger. */
-  prepare(checkpointId: number): Promise<number[]> {
-    return Promise.all(this.#attached.map((child) => child.request<number>({ kind: 'prepare', checkpointId })));
+  prepare(checkpointId: number): Promise<AckedCheckpoint[]> {
+    return Promise.all(
+      this.#attached.map((child) => child.request<AckedCheckpoint>({ kind: 'prepare', checkpointId })),
+    );
   }
 
   /** Stops the workers and floor ends; the processes stay for the next job. */

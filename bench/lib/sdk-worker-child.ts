@@ -9,10 +9,11 @@
  * Requests: `start` (a `SdkWorkerStart`) starts the SDK worker; `floor` (a
  * `FloorEnd`) connects the floor end; `prepare` with `checkpointId` waits
  * until the SDK worker's acknowledgements of that checkpoint are accepted
- * and makes their bytes the answer to the next trigger, resolving with
- * their size; `close` stops both.
+ * and makes their bytes the answer to the next trigger, resolving with an
+ * `AckedCheckpoint`; `close` stops both.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import type { ClientDuplexStream } from '@grpc/grpc-js';
 import type { NatsConnection } from '@nats-io/nats-core';
@@ -49,6 +50,18 @@ export interface FloorEnd {
   address: string;
 }
 
+/** How one worker acknowledged one checkpoint. */
+export interface AckedCheckpoint {
+  messages: number;
+  bytes: number;
+  tasks: number;
+  /** From the first task's snapshot to the last acknowledgement accepted, in ms. */
+  workerMs: number;
+}
+
+/** When the first task snapshotted each checkpoint (`performance.now()`). */
+const firstSnapshotAt = new Map<number, number>();
+
 /** The state every task snapshots: 16 bytes. */
 const TINY_STATE = new Uint8Array(16).fill(7);
 /** How long `prepare` waits for a checkpoint's acknowledgements. */
@@ -56,8 +69,8 @@ const PREPARE_TIMEOUT_MS = 30_000;
 
 let worker: Worker | undefined;
 let stateDir: string | undefined;
-/** Bytes of the session messages that acknowledged each checkpoint, and the tasks they covered. */
-const acked = new Map<number, { bytes: number; tasks: number }>();
+/** The session messages that acknowledged each checkpoint: how many, their bytes, the tasks they covered. */
+const acked = new Map<number, AckedCheckpoint>();
 let floorEnd: { nc: NatsConnection; client: EchoClient; stream: ClientDuplexStream<EchoPing, EchoPing> } | undefined;
 /** What the floor end sends at the next trigger. */
 let answer: EchoPing = { seq: 0, payload: Buffer.alloc(0) };
@@ -92,13 +105,18 @@ async function start(request: SdkWorkerStart): Promise<void> {
     state,
   });
   for (const taskId of request.taskIds) worker.addTask(taskId, idleSource);
+  worker.on('snapshot', ({ checkpointId }) => {
+    if (!firstSnapshotAt.has(checkpointId)) firstSnapshotAt.set(checkpointId, performance.now());
+  });
   // The bytes of the message the session carried, as `session.request` sends it.
   worker.on('checkpoint-acked', ({ checkpointId, epoch, snapshots }) => {
     const message = { acknowledge: { requestId: checkpointId, epoch, checkpointId, snapshots } };
-    const seen = acked.get(checkpointId) ?? { bytes: 0, tasks: 0 };
+    const seen = acked.get(checkpointId) ?? { messages: 0, bytes: 0, tasks: 0, workerMs: 0 };
     acked.set(checkpointId, {
+      messages: seen.messages + 1,
       bytes: seen.bytes + attachRequest.encode(message).length,
       tasks: seen.tasks + snapshots.length,
+      workerMs: performance.now() - (firstSnapshotAt.get(checkpointId) ?? performance.now()),
     });
   });
   await worker.start();
@@ -116,7 +134,7 @@ async function connectFloor(request: FloorEnd): Promise<void> {
 }
 
 /** Waits until every local task's acknowledgement of `checkpointId` was accepted; the next answer carries its bytes. */
-async function prepare(checkpointId: number): Promise<number> {
+async function prepare(checkpointId: number): Promise<AckedCheckpoint> {
   const tasks = worker?.taskIds.length ?? 0;
   const until = Date.now() + PREPARE_TIMEOUT_MS;
   let seen = acked.get(checkpointId);
@@ -128,14 +146,16 @@ async function prepare(checkpointId: number): Promise<number> {
     seen = acked.get(checkpointId);
   }
   for (const id of acked.keys()) if (id < checkpointId) acked.delete(id);
+  for (const id of firstSnapshotAt.keys()) if (id <= checkpointId) firstSnapshotAt.delete(id);
   answer = { seq: checkpointId, payload: Buffer.alloc(seen.bytes, 1) };
-  return seen.bytes;
+  return seen;
 }
 
 async function close(): Promise<void> {
   const [running, end, dir] = [worker, floorEnd, stateDir];
   [worker, floorEnd, stateDir] = [undefined, undefined, undefined];
   acked.clear();
+  firstSnapshotAt.clear();
   await running?.stop();
   if (end !== undefined) {
     end.stream.end();
