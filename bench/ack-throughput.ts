@@ -174,7 +174,7 @@ function intakeRows(ctx: ScenarioContext, plan: Plan, streamRate: number, m: Mea
     `all workers; all on ${coresText(ctx.system)}`;
   const one = (via: string, rounds: readonly Round[]): string =>
     `one acknowledgement per ${via}, ${SINGLE_WINDOW} in flight per worker, one checkpoint per round ` +
-    `(${m.single[0] === undefined ? 0 : Math.round(m.single[0].bytes / m.single[0].calls)} B per message); median ` +
+    `(${rounds[0] === undefined ? 0 : Math.round(rounds[0].bytes / rounds[0].calls)} B each as a session message); median ` +
     `of ${plan.rounds} rounds (${describe(rounds)}) after 1 warm-up; ${setup}`;
   const batching =
     `per round ${plan.pending} checkpoints pending at once, each worker acknowledging its ${slice} tasks of each in ` +
