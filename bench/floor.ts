@@ -1,9 +1,11 @@
 /**
  * Scenario 1, the floor: what the bare systems under ckpt cost on this
- * machine, with no ckpt code in the path. One etcd transaction shaped like
- * a checkpoint commit, a NATS request-reply round trip, a gRPC unary round
- * trip and the message rate of one bidirectional gRPC stream. Floor(N) of
- * the checkpoint latency targets is built from these (`lib/floor-model.ts`).
+ * machine, with no ckpt code in the path. One etcd transaction carrying an
+ * uncompressed 1024-task manifest, a NATS request-reply round trip, a gRPC
+ * unary round trip and the message rate of one bidirectional gRPC stream,
+ * which the acknowledgement intake is held to. (The checkpoint latency
+ * scenario measures its own floor per task count, beside each checkpoint:
+ * `lib/checkpoint-floor.ts`.)
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,8 +18,9 @@ import type { ManifestRoot } from '../src/gen/ckpt/v1/ManifestRoot.js';
 import { codec } from '../src/proto/index.js';
 import { simulatedSnapshot } from '../test/sim/index.js';
 import { pad } from '../src/store/index.js';
+import { STREAM_WINDOW, streamRate } from './lib/bare-stream.js';
 import { forkBenchChild } from './lib/bench-child.js';
-import { createEchoClient, type EchoClient } from './lib/echo-service.js';
+import { createEchoClient } from './lib/echo-service.js';
 import { significant, spread, median } from './lib/percentiles.js';
 import type { Row, Scenario, ScenarioContext } from './lib/row.js';
 
@@ -29,8 +32,6 @@ const ETCD_DEADLINE_MS = 5000;
 const NATS_PAYLOAD_BYTES = 64;
 /** Bytes of payload in each gRPC message. */
 const GRPC_PAYLOAD_BYTES = 32;
-/** Messages written and not yet answered on the stream at most. */
-const STREAM_WINDOW = 1000;
 
 /** How many times each figure is measured. */
 interface Repetitions {
@@ -192,29 +193,6 @@ function streamRow(rates: number[], reps: Repetitions): Row {
       `@grpc/grpc-js server in another process, each answered on the stream, at most ${STREAM_WINDOW} unanswered; ` +
       `rate = answers / (last answer - first write)`,
   };
-}
-
-/** Messages per second through one echo stream. */
-async function streamRate(client: EchoClient, messages: number, payload: Buffer): Promise<number> {
-  const call = client.Stream();
-  return new Promise<number>((resolve, reject) => {
-    let sent = 0;
-    let answered = 0;
-    const started = performance.now();
-    const fill = (): void => {
-      while (sent < messages && sent - answered < STREAM_WINDOW) call.write({ seq: sent++, payload });
-    };
-    call.on('data', () => {
-      answered += 1;
-      if (answered === messages) {
-        const seconds = (performance.now() - started) / 1000;
-        call.end();
-        resolve(messages / seconds);
-      } else fill();
-    });
-    call.on('error', reject);
-    fill();
-  });
 }
 
 /** Runs `op` `count` times in sequence and returns each duration in ms. */

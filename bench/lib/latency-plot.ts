@@ -1,16 +1,18 @@
 /**
  * The plot of `bench/results/latency.svg`: checkpoint latency p50 and p99
- * against the task count, beside Floor(N) and the target (1.5 × Floor up
- * to 1024 tasks, 2 × above), both axes logarithmic. Plain SVG, no library.
+ * against the task count, beside the floor measured in the same rounds and
+ * the targets (1.5 × floor p50, 3 × floor p99), both axes logarithmic.
+ * Plain SVG, no library.
  */
-import { floorModel, targetFactor } from './floor-model.js';
 import type { Row } from './row.js';
 
 const WIDTH = 780;
 const HEIGHT = 460;
 const MARGIN = { left: 70, right: 230, top: 44, bottom: 56 };
 const LATENCY_ID = /^checkpoint\.latency\.n(\d+)\.(p50|p99)$/;
-const FLOOR_ID = /^checkpoint\.floor\.n(\d+)$/;
+const FLOOR_ID = /^checkpoint\.floor\.n(\d+)\.(p50|p99)$/;
+/** The targets: latency p50 ≤ 1.5 × floor p50, p99 ≤ 3 × floor p99. */
+const FACTORS = { p50: 1.5, p99: 3 } as const;
 
 interface Point {
   tasks: number;
@@ -37,10 +39,13 @@ export function latencyPlot(rows: readonly Row[]): string | undefined {
   const p50 = pointsOf(rows, LATENCY_ID, 'p50');
   const p99 = pointsOf(rows, LATENCY_ID, 'p99');
   if (p50.length === 0) return undefined;
-  const floor = floorCurve(rows, p50);
+  const floor50 = pointsOf(rows, FLOOR_ID, 'p50');
+  const floor99 = pointsOf(rows, FLOOR_ID, 'p99');
   const series: Series[] = [
-    { label: 'target', points: targetCurve(floor), color: '#c0392b', dash: '6 4' },
-    { label: 'Floor(N)', points: floor, color: '#7f8c8d' },
+    { label: 'target p99', points: scaled(floor99, FACTORS.p99), color: '#e59866', dash: '6 4' },
+    { label: 'target p50', points: scaled(floor50, FACTORS.p50), color: '#c0392b', dash: '6 4' },
+    { label: 'floor p99', points: floor99, color: '#bdc3c7', dash: '3 3' },
+    { label: 'floor p50', points: floor50, color: '#7f8c8d' },
     { label: 'p99', points: p99, color: '#2e86c1', dash: '3 3', marker: 'hollow' },
     { label: 'p50', points: p50, color: '#1b4f72', marker: 'filled' },
   ];
@@ -67,24 +72,9 @@ function pointsOf(rows: readonly Row[], pattern: RegExp, which?: string): Point[
   return points.sort((a, b) => a.tasks - b.tasks);
 }
 
-/** Floor(N) sampled finely from the floor rows; else the per-N floor rows the latency scenario wrote. */
-function floorCurve(rows: readonly Row[], measured: Point[]): Point[] {
-  const maxTasks = measured[measured.length - 1]?.tasks ?? 1;
-  try {
-    const model = floorModel(new Map(rows.map((r) => [r.id, r])));
-    const steps = 96;
-    return Array.from({ length: steps + 1 }, (_, i) => {
-      const tasks = Math.pow(maxTasks, i / steps);
-      return { tasks, ms: model.floorMs(tasks) };
-    });
-  } catch {
-    return pointsOf(rows, FLOOR_ID);
-  }
-}
-
-/** The target over the floor curve; the factor steps up above 1024 tasks, so the curve breaks there. */
-function targetCurve(floor: Point[]): Point[] {
-  return floor.map((p) => ({ tasks: p.tasks, ms: targetFactor(p.tasks) * p.ms }));
+/** `points` times `factor`. */
+function scaled(points: Point[], factor: number): Point[] {
+  return points.map((p) => ({ tasks: p.tasks, ms: factor * p.ms }));
 }
 
 function scaleFor(points: Point[]): Scale {
@@ -139,14 +129,12 @@ function msTicks([lo, hi]: [number, number]): number[] {
 }
 
 function seriesSvg(series: Series, scale: Scale): string {
-  const segments = series.label === 'target' ? splitAtFactorChange(series.points) : [series.points];
   const dash = series.dash === undefined ? '' : ` stroke-dasharray="${series.dash}"`;
-  const lines = segments.map(
-    (points) =>
-      `<polyline fill="none" stroke="${series.color}" stroke-width="2"${dash} points="${points
-        .map((p) => `${scale.x(p.tasks).toFixed(1)},${scale.y(p.ms).toFixed(1)}`)
-        .join(' ')}"/>`,
-  );
+  const lines = [
+    `<polyline fill="none" stroke="${series.color}" stroke-width="2"${dash} points="${series.points
+      .map((p) => `${scale.x(p.tasks).toFixed(1)},${scale.y(p.ms).toFixed(1)}`)
+      .join(' ')}"/>`,
+  ];
   const markers =
     series.marker === undefined
       ? []
@@ -157,24 +145,10 @@ function seriesSvg(series: Series, scale: Scale): string {
   return [...lines, ...markers].join('\n');
 }
 
-function splitAtFactorChange(points: Point[]): Point[][] {
-  const segments: Point[][] = [];
-  for (const p of points) {
-    const last = segments[segments.length - 1];
-    const previous = last?.[last.length - 1];
-    if (last !== undefined && previous !== undefined && targetFactor(previous.tasks) === targetFactor(p.tasks)) {
-      last.push(p);
-    } else segments.push([p]);
-  }
-  return segments;
-}
-
 function legend(series: Series[]): string[] {
   const labels: Record<string, string> = {
-    p50: 'p50',
-    p99: 'p99',
-    'Floor(N)': 'Floor(N)',
-    target: 'target: 1.5× Floor, 2× > 1024',
+    'target p50': `target p50: ${FACTORS.p50}× floor p50`,
+    'target p99': `target p99: ${FACTORS.p99}× floor p99`,
   };
   const x = WIDTH - MARGIN.right + 16;
   return [...series].reverse().map((s, i) => {

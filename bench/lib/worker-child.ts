@@ -8,9 +8,11 @@
  * resolves with an `AckReport`; `close` ends every worker's session.
  */
 import { performance } from 'node:perf_hooks';
+import type { AttachRequest } from '../../src/gen/ckpt/v1/AttachRequest.js';
 import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
 import type { TaskSnapshot__Output } from '../../src/gen/ckpt/v1/TaskSnapshot.js';
 import { silentLogger } from '../../src/log/index.js';
+import { codec } from '../../src/proto/index.js';
 import { simulatedSnapshot, startSimulatedWorker, type SimulatedWorker } from '../../test/sim/index.js';
 import { serveParent, type ChildRequest } from './bench-child.js';
 
@@ -43,6 +45,8 @@ export interface AckCommand {
 export interface AckReport {
   acks: number;
   calls: number;
+  /** Bytes of the calls as SessionAcknowledge messages (AttachRequest encodings). */
+  bytes: number;
   startedAtMs: number;
   finishedAtMs: number;
 }
@@ -86,7 +90,17 @@ async function acknowledge(command: AckCommand): Promise<AckReport> {
   const finishedAtMs = nowMs();
   const calls = prepared.flatMap((p) => p.calls);
   const acks = calls.reduce((sum, call) => sum + call.snapshots.length, 0);
-  return { acks, calls: calls.length, startedAtMs, finishedAtMs };
+  return { acks, calls: calls.length, bytes: messageBytes(calls), startedAtMs, finishedAtMs };
+}
+
+const attachRequest = codec<AttachRequest, unknown>('AttachRequest');
+
+/** Bytes of `calls` as the session messages that carry them. */
+function messageBytes(calls: ReturnType<typeof ackCalls>): number {
+  return calls.reduce((sum, { epoch, checkpointId, snapshots }) => {
+    const message = { acknowledge: { requestId: checkpointId, epoch, checkpointId, snapshots } };
+    return sum + attachRequest.encode(message).length;
+  }, 0);
 }
 
 /** One worker's AcknowledgeCheckpoint requests for `command`, in checkpoint order. */

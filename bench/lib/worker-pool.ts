@@ -85,7 +85,7 @@ export class WorkerPool {
 }
 
 /** `items` in `parts` contiguous slices whose sizes differ by at most one. */
-function split<T>(items: readonly T[], parts: number): T[][] {
+export function split<T>(items: readonly T[], parts: number): T[][] {
   const out: T[][] = [];
   let start = 0;
   for (let i = 0; i < parts; i++) {
