@@ -200,7 +200,7 @@ function conditionTexts(
   const setup =
     `${tasks} source tasks (no edges) in ${workers} SDK worker(s) (src/sdk createWorker, default options: ` +
     `acknowledgements batched per checkpoint in the session, ackBatchMs 5), one per process, ${perWorker} tasks ` +
-    `each; every task snapshots 16 B of state to the local directory backend under ${STATE_ROOT} (fsync off); ` +
+    `each; every task takes an empty snapshot, which is not stored (no state: the floor pays for none); ` +
     `coordinator \`ckpt coordinator\` in its own process (log level info, to a file) on single-member ` +
     `${ctx.system.etcd} and ${ctx.system.nats}; ${count} sequential checkpoints, each triggered by ` +
     `TriggerCheckpoint(wait) once the one before was committed and followed by one floor round, after ` +

@@ -1,7 +1,7 @@
 /**
  * A worker process of the checkpoint latency benchmark. It runs one SDK
- * worker (`src/sdk`) whose source tasks do nothing but snapshot a few bytes
- * of state, and, beside it, the worker's end of the floor: a NATS
+ * worker (`src/sdk`) whose source tasks do nothing but take empty
+ * snapshots, and, beside it, the worker's end of the floor: a NATS
  * subscription to the floor's trigger subject and a bare gRPC stream to the
  * floor's server, on which it answers every trigger with one message of the
  * bytes its SDK worker sent to acknowledge a checkpoint.
@@ -62,8 +62,12 @@ export interface AckedCheckpoint {
 /** When the first task snapshotted each checkpoint (`performance.now()`). */
 const firstSnapshotAt = new Map<number, number>();
 
-/** The state every task snapshots: 16 bytes. */
-const TINY_STATE = new Uint8Array(16).fill(7);
+/**
+ * The state every task snapshots: none. An empty snapshot is not stored,
+ * so the checkpoint is the protocol's work alone, as the floor is: no
+ * state backend writes that the floor would not pay for.
+ */
+const NO_STATE = new Uint8Array(0);
 /** How long `prepare` waits for a checkpoint's acknowledgements. */
 const PREPARE_TIMEOUT_MS = 30_000;
 
@@ -81,7 +85,7 @@ const attachRequest = codec<AttachRequest, unknown>('AttachRequest');
 const idleSource: SourceTask<never> = {
   read: (_positions, ctx) => untilAborted(ctx.signal),
   handle: () => {},
-  snapshot: () => TINY_STATE,
+  snapshot: () => NO_STATE,
   restore: () => {},
 };
 
