@@ -4,6 +4,11 @@
  * retains on: with `retained` = r, that is the r-th newest committed
  * checkpoint it knows of. Knowing fewer commits than there are only makes
  * it keep more, never delete what a retained checkpoint needs.
+ *
+ * The first release after the worker starts or restores sweeps every task
+ * (what an earlier process stored); later ones only the tasks that stored
+ * a snapshot below the new floor since, so that a checkpoint of tasks
+ * without state costs the backend nothing.
  */
 import type { Logger } from '../log/index.js';
 import type { StateBackend } from './state/index.js';
@@ -37,11 +42,27 @@ export class SnapshotRetention {
   readonly #o: RetentionOptions;
   #committed: number[] = [];
   #releasedBelow = 0;
+  /** Sweep every task at the next release. */
+  #sweep = true;
+  /** Per task, the checkpoints it stored a snapshot of that are not released yet. */
+  readonly #stored = new Map<string, number[]>();
   #releasing: Promise<void> = Promise.resolve();
 
   /** See `RetentionOptions`. */
   constructor(options: RetentionOptions) {
     this.#o = options;
+  }
+
+  /** `taskId` stored a snapshot of `checkpointId` (an empty one stores nothing and is not reported). */
+  stored(taskId: string, checkpointId: number): void {
+    const ids = this.#stored.get(taskId);
+    if (ids === undefined) this.#stored.set(taskId, [checkpointId]);
+    else ids.push(checkpointId);
+  }
+
+  /** The tasks restored: what an earlier epoch or process stored is swept at the next release. */
+  restored(): void {
+    this.#sweep = true;
   }
 
   /** Checkpoint `checkpointId` is committed (completed, or restored from). */
@@ -52,7 +73,19 @@ export class SnapshotRetention {
     this.#committed = this.#committed.filter((id) => floor === undefined || id >= floor);
     if (floor === undefined || floor <= this.#releasedBelow) return;
     this.#releasedBelow = floor;
-    this.#releasing = this.#releasing.then(() => this.#releaseAll(floor));
+    const taskIds = this.#sweep ? this.#o.taskIds : this.#storedBelow(floor);
+    this.#sweep = false;
+    for (const [taskId, ids] of this.#stored) {
+      const kept = ids.filter((id) => id >= floor);
+      if (kept.length > 0) this.#stored.set(taskId, kept);
+      else this.#stored.delete(taskId);
+    }
+    if (taskIds.length > 0) this.#releasing = this.#releasing.then(() => this.#releaseAll(floor, taskIds));
+  }
+
+  /** The tasks that stored a snapshot below `floor` since the last release. */
+  #storedBelow(floor: number): string[] {
+    return [...this.#stored].filter(([, ids]) => ids.some((id) => id < floor)).map(([taskId]) => taskId);
   }
 
   /** Resolves when the releases started so far are done. */
@@ -60,8 +93,8 @@ export class SnapshotRetention {
     await this.#releasing;
   }
 
-  async #releaseAll(keepFrom: number): Promise<void> {
-    const { backend, jobId, taskIds, logger } = this.#o;
+  async #releaseAll(keepFrom: number, taskIds: readonly string[]): Promise<void> {
+    const { backend, jobId, logger } = this.#o;
     if (backend.releaseTasks !== undefined) {
       try {
         const deleted = await backend.releaseTasks(jobId, taskIds, keepFrom);

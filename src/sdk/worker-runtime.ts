@@ -243,7 +243,12 @@ export class WorkerRuntime {
       logger: this.#d.logger.child({ taskId }),
       maxQueuedSourceMessages: config.maxQueuedSourceMessages,
       abandonCallAfterMs: config.abandonCallAfterMs,
-      onResult: (checkpointId, epoch, result) => this.#batcher.add(checkpointId, epoch, result),
+      onResult: (checkpointId, epoch, result) => {
+        if (result.kind === 'ack' && (result.snapshot.state?.uri ?? '') !== '') {
+          this.#retention.stored(taskId, checkpointId);
+        }
+        this.#batcher.add(checkpointId, epoch, result);
+      },
       onSnapshot: (event) => this.#d.events.emit('snapshot', event),
       onFailure: (failed, epoch, error) => this.#taskFailed(failed, epoch, error),
     });
@@ -324,6 +329,7 @@ export class WorkerRuntime {
     );
     if (signal.aborted || epoch !== this.epoch) return;
     const taskIds = restored.filter((id): id is string => id !== undefined);
+    this.#retention.restored();
     this.#retention.committed(checkpointId);
     this.#restoredEpoch = epoch;
     this.#d.logger.info({ epoch, checkpointId, tasks: taskIds.length }, 'restored');
