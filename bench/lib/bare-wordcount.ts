@@ -34,6 +34,8 @@ const COUNTS = ['count-0', 'count-1'];
 const PULL_BATCH = 256;
 /** Publications of the sink waiting for their acknowledgement at most, the SDK sink's default. */
 const SINK_WINDOW = 256;
+/** Published updates the sink's queue drops at once. */
+const COMPACT_AFTER = 16_384;
 
 /** What one process runs. */
 interface Options {
@@ -80,12 +82,19 @@ function count(nc: NatsConnection, prefix: string, taskId: string): void {
 /** Stores every update of the count tasks in the output stream, acknowledged, in arrival order. */
 function sink(nc: NatsConnection, prefix: string): void {
   const inbox = createInbox();
-  const queue: Uint8Array[] = [];
+  // Updates not yet published from `next` on: an index, as shifting a long array costs its length.
+  let queue: Uint8Array[] = [];
+  let next = 0;
   let waiting = 0;
   const fill = (): void => {
-    while (waiting < SINK_WINDOW && queue.length > 0) {
-      nc.publish(OUTPUT_SUBJECT, queue.shift(), { reply: inbox });
+    while (waiting < SINK_WINDOW && next < queue.length) {
+      nc.publish(OUTPUT_SUBJECT, queue[next], { reply: inbox });
+      next += 1;
       waiting += 1;
+    }
+    if (next >= COMPACT_AFTER) {
+      queue = queue.slice(next);
+      next = 0;
     }
   };
   nc.subscribe(inbox, {
@@ -99,7 +108,8 @@ function sink(nc: NatsConnection, prefix: string): void {
   nc.subscribe(`${prefix}.*.sink`, {
     callback: (err, msg) => {
       if (err !== null) fail(err);
-      queue.push(msg.data);
+      // A copy, as the SDK's sink takes: the payload may be a view of the connection's read buffer.
+      queue.push(msg.data.slice());
       fill();
     },
   });
