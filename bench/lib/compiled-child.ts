@@ -16,9 +16,12 @@ const DIST = join(REPO, 'dist');
 export const COMPILED_CLI = join(DIST, 'src', 'cli', 'main.js');
 /** The word count's worker process (examples/wordcount/worker.ts). */
 export const COMPILED_WORDCOUNT_WORKER = join(DIST, 'examples', 'wordcount', 'worker.js');
+/** The word count on nats.js alone, the data plane's baseline (bench/lib/bare-wordcount.ts). */
+export const COMPILED_BARE_WORDCOUNT = join(DIST, 'bench', 'lib', 'bare-wordcount.js');
 
-/** The sources whose compiled output the processes above run. */
+/** The sources whose compiled output the processes above run: folders, and single files. */
 const SOURCE_DIRS = ['src', 'examples'];
+const SOURCE_FILES = ['bench/lib/bare-wordcount.ts'];
 /** Stale or missing outputs named in the error; the rest are counted. */
 const NAMED_STALE = 5;
 
@@ -31,22 +34,23 @@ export const COMPILED_NODE_ARGS: readonly string[] = process.env.CKPT_BENCH_CPU_
   : [];
 
 /**
- * Resolves when every `.ts` of src/ and examples/ has its `.js` in dist/,
+ * Resolves when every `.ts` of src/ and examples/, and the bare word
+ * count, has its `.js` in dist/,
  * written after it (tsc rewrites every output on each build); rejects
  * with an error naming what is missing or stale and saying to run
  * `make build` otherwise.
  */
 export async function requireCompiled(): Promise<void> {
-  const stale: string[] = [];
+  const sources = [...SOURCE_FILES];
   for (const dir of SOURCE_DIRS) {
     const names = await readdir(join(REPO, dir), { recursive: true });
-    for (const name of names) {
-      if (!name.endsWith('.ts') || name.endsWith('.d.ts')) continue;
-      const source = join(REPO, dir, name);
-      const output = join(DIST, dir, name.replace(/\.ts$/, '.js'));
-      const [sourceStat, outputStat] = await Promise.all([stat(source), stat(output).catch(() => undefined)]);
-      if (outputStat === undefined || outputStat.mtimeMs < sourceStat.mtimeMs) stale.push(relative(REPO, output));
-    }
+    sources.push(...names.filter((n) => n.endsWith('.ts') && !n.endsWith('.d.ts')).map((n) => join(dir, n)));
+  }
+  const stale: string[] = [];
+  for (const source of sources) {
+    const output = join(DIST, source.replace(/\.ts$/, '.js'));
+    const [sourceStat, outputStat] = await Promise.all([stat(join(REPO, source)), stat(output).catch(() => undefined)]);
+    if (outputStat === undefined || outputStat.mtimeMs < sourceStat.mtimeMs) stale.push(relative(REPO, output));
   }
   if (stale.length === 0) return;
   const more = stale.length > NAMED_STALE ? ` and ${stale.length - NAMED_STALE} more` : '';

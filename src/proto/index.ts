@@ -1,12 +1,13 @@
 /**
- * The ckpt.v1 contract at run time: the gRPC package definition for
- * grpc-js, and protobuf codecs for the messages that travel outside gRPC
- * (NATS control messages, manifests in etcd). Both are loaded from the
- * contract `make gen` generated from `proto/` (`src/gen/descriptor.ts`)
- * with the same options, so that the TypeScript types in `src/gen/`
- * describe both.
+ * The ckpt.v1 contract at run time: one protobuf root, from which come the
+ * codecs for the messages that travel outside gRPC (NATS control messages,
+ * manifests in etcd) and the gRPC method definitions of the clients. It is
+ * loaded from the contract `make gen` generated from `proto/`
+ * (`src/gen/descriptor.ts`) with the same options as the server's package
+ * definition (`./package-definition.ts`), so that the TypeScript types in
+ * `src/gen/` describe all of them.
  */
-import * as protoLoader from '@grpc/proto-loader';
+import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { DESCRIPTOR_JSON } from '../gen/descriptor.js';
 
@@ -23,18 +24,6 @@ export const LOADER_OPTIONS = {
   defaults: true,
   oneofs: true,
 } as const;
-
-let packageDefinition: protoLoader.PackageDefinition | undefined;
-
-/**
- * The package definition for `grpc.loadPackageDefinition` and reflection,
- * from the descriptor `make gen` generated: reading it costs a process
- * start a third of parsing the `.proto` files.
- */
-export function loadPackageDefinition(): protoLoader.PackageDefinition {
-  packageDefinition ??= protoLoader.fromJSON(JSON.parse(DESCRIPTOR_JSON) as protobuf.INamespace, LOADER_OPTIONS);
-  return packageDefinition;
-}
 
 let root: protobuf.Root | undefined;
 
@@ -68,4 +57,42 @@ export function codec<In, Out>(name: string): Codec<In, Out> {
       return type.toObject(type.decode(bytes), LOADER_OPTIONS) as Out;
     },
   };
+}
+
+/**
+ * The methods of service `ckpt.v1.<name>` as grpc-js calls them, with the
+ * serializers proto-loader would build (same root, same options) and
+ * without the descriptors only reflection reads.
+ */
+export function serviceDefinition(name: string): ServiceDefinition {
+  const service = loadRoot().lookupService(`ckpt.v1.${name}`);
+  const methods: Record<string, MethodDefinition<unknown, unknown>> = {};
+  for (const method of service.methodsArray) {
+    const [request, response] = [method.resolvedRequestType, method.resolvedResponseType];
+    if (request === null || response === null) throw new Error(`ckpt.v1.${name}.${method.name}: unresolved types`);
+    methods[method.name] = {
+      path: `/ckpt.v1.${name}/${method.name}`,
+      requestStream: method.requestStream === true,
+      responseStream: method.responseStream === true,
+      requestSerialize: serializer(request),
+      requestDeserialize: deserializer(request),
+      responseSerialize: serializer(response),
+      responseDeserialize: deserializer(response),
+      originalName: method.name.charAt(0).toLowerCase() + method.name.slice(1),
+    };
+  }
+  return methods;
+}
+
+function serializer(type: protobuf.Type): (value: unknown) => Buffer {
+  return (value) => {
+    if (Array.isArray(value)) throw new Error(`cannot serialize an array as ${type.fullName}`);
+    const bytes = type.encode(type.fromObject(value as Record<string, unknown>)).finish();
+    // protobufjs writes Buffers under Node: no copy.
+    return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  };
+}
+
+function deserializer(type: protobuf.Type): (bytes: Buffer) => unknown {
+  return (bytes) => type.toObject(type.decode(bytes), LOADER_OPTIONS);
 }

@@ -9,7 +9,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import type { ProtoGrpcType as CoordinatorProto } from '../gen/coordinator.js';
 import type { ProtoGrpcType as QueryProto } from '../gen/query.js';
 import type { Logger } from '../log/index.js';
-import { loadPackageDefinition } from '../proto/index.js';
+import { loadPackageDefinition } from '../proto/package-definition.js';
 import { createAuthCheck } from './auth.js';
 import type { CoordinatorProvider } from './coordinator-host.js';
 import type { AttachLimits } from './attach.js';

@@ -29,11 +29,16 @@ const EXPECTED = [
   'ack.intake.batched.bytes_rate',
   'etcd.n1024.write_requests',
   'etcd.n1024.put_bytes',
+  'dataplane.records_per_s.bare',
   'dataplane.records_per_s.interval_1000ms',
   'dataplane.records_per_cpu_s.interval_100ms',
+  'dataplane.records_per_s.sdk_none_over_bare',
+  'dataplane.records_per_s.interval_1000ms_over_none',
+  'dataplane.records_per_cpu_s.interval_100ms_over_none',
   'dataplane.coordinator_cpu_per_checkpoint',
   'recovery.kill_to_ready.p50',
   'recovery.detection_to_ready.p50',
+  'recovery.restart.kill_to_ready.p50',
 ];
 
 const smoke = process.env.CKPT_BENCH_SMOKE === '1' ? test : test.skip;

@@ -8,7 +8,7 @@
  * bucket or another kind of object is refused.
  */
 import { createHash } from 'node:crypto';
-import { Objm, setSha256Backend, StorageType, type ObjectInfo, type ObjectStore } from '@nats-io/obj';
+import type { ObjectInfo, ObjectStore, Objm, StorageType } from '@nats-io/obj';
 import { CkptError } from '../../core/errors.js';
 import type { StateHandle__Output } from '../../gen/ckpt/v1/StateHandle.js';
 import type { Logger } from '../../log/index.js';
@@ -41,16 +41,21 @@ export interface ObjectStoreBackend extends StateBackend {
  */
 export async function createObjectStoreBackend(options: ObjectStoreBackendOptions): Promise<ObjectStoreBackend> {
   const resolved = resolveObjectStoreBackendOptions(options);
-  if (resolved.nativeSha256) setSha256Backend('native');
-  const objm = new Objm(resolved.connection);
-  const store = await createBucket(objm, resolved);
+  // Loaded here, not with the module: a worker keeping its snapshots elsewhere starts without it.
+  const obj = await import('@nats-io/obj');
+  if (resolved.nativeSha256) obj.setSha256Backend('native');
+  const store = await createBucket(new obj.Objm(resolved.connection), resolved, obj.StorageType);
   return new NatsObjectBackend(resolved, store);
 }
 
 /** Creates or opens the bucket; another worker may create it at the same moment. */
-async function createBucket(objm: Objm, options: ResolvedObjectStoreBackendOptions): Promise<ObjectStore> {
+async function createBucket(
+  objm: Objm,
+  options: ResolvedObjectStoreBackendOptions,
+  storageTypes: typeof StorageType,
+): Promise<ObjectStore> {
   const { bucket, replicas } = options;
-  const storage = options.storage === 'memory' ? StorageType.Memory : StorageType.File;
+  const storage = options.storage === 'memory' ? storageTypes.Memory : storageTypes.File;
   try {
     return await objm.create(bucket, { storage, replicas });
   } catch (err) {
