@@ -227,10 +227,11 @@ async function killOne(
   await worker.kill();
   const restartedAt = Date.now();
   afterKill();
+  // Only a start after the kill counts: a recovery of its own before it (a failed checkpoint) must not stand in.
   const next = await coordinator.waitFor(
-    (e) => isReady(e, jobId, epoch + 1),
+    (e) => isReady(e, jobId, epoch + 1) && e.time >= killedAt,
     READY_TIMEOUT_MS,
-    `every task ready in epoch ${epoch + 1}`,
+    `every task ready in epoch ${epoch + 1} after the kill`,
   );
   const after = (msg: string): LogEntry | undefined =>
     coordinator.entries.find((e) => e.msg === msg && e.jobId === jobId && e.time >= killedAt);

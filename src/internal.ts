@@ -23,7 +23,8 @@ export * from './worker-protocol/index.js';
 // The contract at run time (grpc package definition, codecs), and the
 // messages only the SDK and the coordinator handle. Parsing `proto/` is
 // left out: the package ships the contract compiled, not its `.proto` files.
-export { codec, LOADER_OPTIONS, loadPackageDefinition, type Codec } from './proto/index.js';
+export { codec, LOADER_OPTIONS, type Codec } from './proto/index.js';
+export { loadPackageDefinition } from './proto/package-definition.js';
 export * from './protocol-messages.js';
 
 // Running a coordinator in-process, as the CLI and the demo do.
