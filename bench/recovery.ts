@@ -199,6 +199,9 @@ async function standbysWaiting(
 export const recovery: Scenario = (ctx) =>
   recoveryScenario(ctx.quick === true ? QUICK_RECOVERY_OPTIONS : DEFAULT_RECOVERY_OPTIONS)(ctx);
 
+/** How long the log lines of one recovery may trail its "every task ready". */
+const LOG_LINE_TIMEOUT_MS = 5000;
+
 function isReady(e: LogEntry, jobId: string, epoch: number): boolean {
   return e.jobId === jobId && e.msg === 'every task ready: job started' && (e.epoch ?? 0) >= epoch;
 }
@@ -233,13 +236,18 @@ async function killOne(
     READY_TIMEOUT_MS,
     `every task ready in epoch ${epoch + 1} after the kill`,
   );
-  const after = (msg: string): LogEntry | undefined =>
-    coordinator.entries.find((e) => e.msg === msg && e.jobId === jobId && e.time >= killedAt);
-  const detected = after('worker detached');
-  const attached = after(attachMsg);
-  const restoring = after('job recovery: every task restores');
-  if (detected === undefined || attached === undefined || restoring === undefined)
-    throw new Error(`the coordinator did not log the session end, the restore and "${attachMsg}"`);
+  const after = (msg: string): Promise<LogEntry> =>
+    coordinator
+      .waitFor((e) => e.msg === msg && e.jobId === jobId && e.time >= killedAt, LOG_LINE_TIMEOUT_MS, `"${msg}"`)
+      .catch(() => {
+        const seen = coordinator.entries.filter((e) => e.jobId === jobId && e.time >= killedAt).map((e) => e.msg);
+        throw new Error(`the coordinator did not log "${msg}" after the kill; it logged: ${seen.join(' | ')}`);
+      });
+  const [detected, attached, restoring] = await Promise.all([
+    after('worker detached'),
+    after(attachMsg),
+    after('job recovery: every task restores'),
+  ]);
   return {
     figures: {
       killToReady: next.time - killedAt,
