@@ -25,7 +25,10 @@ import {
  */
 export const DATA_WILDCARD_THRESHOLD = 64;
 
-/** Receives one message of an edge a local task reads. */
+/**
+ * Receives one message of an edge a local task reads; `edge` is the same
+ * object for every message of one edge (handlers key counts by it).
+ */
 export type EdgeHandler = (edge: Edge, msg: Msg) => void;
 
 /** Hears a subscription error (`msg` undefined) or what a handler threw. */
@@ -89,13 +92,17 @@ export async function subscribeData(
 ): Promise<() => void> {
   const subs: Subscription[] = [];
   const wanted = wantedEdges(readers);
+  const edgeOf = (subject: string): Edge | undefined => {
+    const parsed = edgeOfSubject(subjects.prefix, subject);
+    return parsed === undefined ? undefined : wanted.get(parsed.to)?.get(parsed.from);
+  };
   for (const subject of dataSubscriptions(subjects, readers)) {
-    const exact = edgeOfSubject(subjects.prefix, subject);
+    const exact = edgeOf(subject);
     const deliver =
       exact === undefined
         ? (msg: Msg): void => {
-            const edge = edgeOfSubject(subjects.prefix, msg.subject);
-            if (edge !== undefined && wanted.get(edge.to)?.has(edge.from) === true) handle(edge, msg);
+            const edge = edgeOf(msg.subject);
+            if (edge !== undefined) handle(edge, msg);
           }
         : (msg: Msg): void => handle(exact, msg);
     const callback = guardedCallback(deliver, (err, msg) => onError(err, subject, msg));
@@ -107,6 +114,9 @@ export async function subscribeData(
   };
 }
 
-function wantedEdges(readers: ReadonlyMap<string, readonly string[]>): Map<string, Set<string>> {
-  return new Map([...readers].map(([taskId, inputs]) => [taskId, new Set(inputs)]));
+/** Every input edge of `readers`, one object per edge, by reader and input. */
+function wantedEdges(readers: ReadonlyMap<string, readonly string[]>): Map<string, Map<string, Edge>> {
+  return new Map(
+    [...readers].map(([to, inputs]) => [to, new Map(inputs.map((from): [string, Edge] => [from, { from, to }]))]),
+  );
 }

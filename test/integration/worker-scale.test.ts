@@ -13,10 +13,11 @@ import { jobGraph, Router, type AnyTask } from '../../src/sdk/index.js';
 import { checkWiring } from '../../src/sdk/wiring.js';
 import { BarrierAligner } from '../sim/alignment.js';
 import { workerTopology } from '../sim/index.js';
-import { dataSubscriptions } from '../../src/worker-protocol/index.js';
+import { dataSubscriptions, subscribeData } from '../../src/worker-protocol/index.js';
 import { natsConnection } from '../helpers/clients.js';
 import { useServers } from '../helpers/servers.js';
 import { fixedSource } from '../helpers/sources.js';
+import { eventually } from '../helpers/wait.js';
 
 const servers = useServers({ etcd: false });
 
@@ -71,5 +72,36 @@ test('the inputs of 100,000 readers are subscribed on NATS and unsubscribed', as
   const unsubscribe = await plane.subscribe(readers, (edge) => arrived(edge.to));
   plane.publishRecord('src', 'r99998', new TextEncoder().encode('x'), 1);
   t.is(await first, 'r99998', 'a record reaches the one reader it is sent to');
+  unsubscribe();
+});
+
+test('a wildcard data subscription hands every message of one edge the same edge object, and only input edges', async (t) => {
+  const nc = await natsConnection(t, servers.natsUrl);
+  const subjects = jobSubjects('scale.many');
+  // Two readers of 40 inputs each: 80 edges, above the per-edge threshold, so one wildcard per reader.
+  const inputs = Array.from({ length: 40 }, (_, i) => `s${i}`);
+  const readers = new Map([
+    ['r0', inputs],
+    ['r1', inputs],
+  ]);
+  t.deepEqual(dataSubscriptions(subjects, readers), [subjects.inputs('r0'), subjects.inputs('r1')]);
+  const seen: { edge: { from: string; to: string }; data: string }[] = [];
+  const unsubscribe = await subscribeData(
+    nc,
+    subjects,
+    readers,
+    (edge, msg) => seen.push({ edge, data: new TextDecoder().decode(msg.data) }),
+    () => {},
+  );
+  for (const data of ['a', 'b']) nc.publish(subjects.edge('s3', 'r1'), data);
+  nc.publish(subjects.edge('stranger', 'r1'), 'not an input');
+  nc.publish(subjects.edge('s3', 'r0'), 'c');
+  await eventually(() => seen.length >= 3, { what: 'three messages of input edges' });
+  await nc.flush();
+  t.deepEqual(
+    seen.map((s) => `${s.edge.from}->${s.edge.to}:${s.data}`),
+    ['s3->r1:a', 's3->r1:b', 's3->r0:c'],
+  );
+  t.is(seen[0]?.edge, seen[1]?.edge, 'one object per edge, which record counts are keyed by');
   unsubscribe();
 });
