@@ -197,7 +197,10 @@ async function etcdProblems(
   }
   const failure = executed.decoded?.failure as Message | null | undefined;
   const epochKey = `${jobKeys(fx.etcdPrefix, JOBS.session)}epoch`;
-  if (accepted && failure?.epoch === sessionEpoch && !changed.includes(epochKey)) env.recovering.add(JOBS.session);
+  // A failure taken in the session's epoch, or in a newer one the coordinator has begun and the
+  // context has not read yet, makes the job recover, possibly after this case.
+  const failed = typeof failure?.epoch === 'bigint' && failure.epoch >= sessionEpoch;
+  if (accepted && failed && !changed.includes(epochKey)) env.recovering.add(JOBS.session);
   const allowed = [...recovering, ...(accepted ? executed.touches : [])].map((jobId) => jobKeys(fx.etcdPrefix, jobId));
   const outside = unexplained(changed, allowed);
   if (outside.length === 0) return [];
