@@ -7,8 +7,9 @@
  */
 import type { Msg } from '@nats-io/nats-core';
 import { checkBarrier, epochOf, isBarrier, type CheckpointBeliefs, type DropLog } from '../bus/index.js';
-import { CkptError } from '../core/errors.js';
+import type { CkptError } from '../core/errors.js';
 import type { Logger } from '../log/index.js';
+import { EdgeRecordCounts } from '../worker-protocol/index.js';
 import { recordOfMessage } from './record.js';
 import type { Edge } from './subjects.js';
 import type { TaskRunner } from './task-runner.js';
@@ -29,7 +30,7 @@ export interface EdgeIntakeOptions {
 export class EdgeIntake {
   readonly #o: EdgeIntakeOptions;
   /** Records received per input edge in the current epoch, checked against each barrier's count. */
-  readonly #received = new Map<Edge, number>();
+  readonly #counts = new EdgeRecordCounts();
 
   /** See `EdgeIntakeOptions`. */
   constructor(options: EdgeIntakeOptions) {
@@ -38,7 +39,7 @@ export class EdgeIntake {
 
   /** Forgets the record counts (a new epoch). */
   reset(): void {
-    this.#received.clear();
+    this.#counts.reset();
   }
 
   /** One message of `edge` (the same object for every message of one edge). */
@@ -52,9 +53,8 @@ export class EdgeIntake {
       this.#o.drops.drop({ kind: barrier ? 'barrier' : 'record', reason, epoch, edge: label(edge) });
       return;
     }
-    const received = this.#received.get(edge) ?? 0;
     if (!barrier) {
-      this.#received.set(edge, received + 1);
+      this.#counts.record(edge);
       runner.offerRecord(epoch, edge.from, recordOfMessage(msg, edge.from));
       return;
     }
@@ -65,20 +65,14 @@ export class EdgeIntake {
       return;
     }
     const { checkpointId, records, snapshotType } = check.barrier;
-    if (records !== received) {
-      this.#lost(edge, epoch, checkpointId, records, received);
+    const lost = this.#counts.lost(edge, epoch, checkpointId, records);
+    if (lost !== undefined) {
+      // Snapshotting now would commit state without the lost records: the reader fails, the job recovers.
+      this.#o.logger.warn({ edge, epoch, err: lost }, 'records lost in transit');
+      this.#o.onLost(edge.to, epoch, lost);
       return;
     }
     runner.offerBarrier(epoch, edge.from, checkpointId, snapshotType);
-  }
-
-  /** Snapshotting now would commit state without the lost records: the reader fails, the job recovers. */
-  #lost(edge: Edge, epoch: number, checkpointId: number, sent: number, received: number): void {
-    const message =
-      `records lost on edge ${edge.from} -> ${edge.to} in epoch ${epoch}: ` +
-      `${sent} sent before barrier ${checkpointId}, ${received} received`;
-    this.#o.logger.warn({ edge, epoch, sent, received }, 'records lost in transit');
-    this.#o.onLost(edge.to, epoch, new CkptError('UNAVAILABLE', message, { taskId: edge.to, epoch }));
   }
 }
 

@@ -19,6 +19,7 @@ export { acknowledgeOnce, createAckSender } from './ack-sender.js';
 export type { AckCall, AckSenderOptions } from './ack-sender.js';
 export { DEFAULT_MAX_ACK_REQUEST_BYTES, estimateSnapshotBytes, splitBySize } from './ack-size.js';
 export { awaitWelcome, isFatal, sessionError } from './attach.js';
+export { EdgeRecordCounts } from './record-counts.js';
 export {
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   SESSION_END_TIMEOUT_MS,

@@ -52,6 +52,8 @@ export interface SessionHandlers {
   onCommand(message: AttachResponse__Output): void;
   /** The stream was lost; the session reconnects unless `reconnect` is false. */
   onLost(error: CkptError): void;
+  /** A heartbeat of the welcomed session was written. */
+  onHeartbeat?(sentAtMs: number): void;
   /** A command of a deposed leader's term was dropped. */
   onStaleCommand?(message: AttachResponse__Output, term: number): void;
   /** The coordinator refused the session for good; it will not reconnect. */
@@ -271,7 +273,10 @@ export class WorkerSession {
     this.#stopHeartbeats();
     this.#heartbeat = setInterval(() => {
       if (this.#heartbeatsPaused) return;
-      this.#write(call, { heartbeat: { sentAtMs: Date.now(), tasks: this.#o.handlers.taskHealth() } });
+      const sentAtMs = Date.now();
+      if (this.#write(call, { heartbeat: { sentAtMs, tasks: this.#o.handlers.taskHealth() } })) {
+        this.#o.handlers.onHeartbeat?.(sentAtMs);
+      }
     }, intervalMs);
     this.#o.handlers.onWelcome(welcome, resumed);
     for (const request of this.#outbox.splice(0)) this.#write(call, request);

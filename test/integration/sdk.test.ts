@@ -232,9 +232,11 @@ test('aligned: records after barrier n on one input wait until barrier n arrived
   const [{ checkpointId }] = await s1Snapshotted;
   log1.push('a3', 'a4');
   await eventually(() => toM.includes('a3') && toM.includes('a4'), { what: 'a3 and a4 sent to m after barrier 1' });
-  // The point of the test: a3 and a4 reached m's connection when they reached
-  // ours, and for a while m does not process them. A slow machine only
-  // shortens what is checked, it cannot make the check fail.
+  // s2's barrier is held back for 500 ms: that hold is what m's alignment
+  // time measures (at least 300 ms below), not a wait for an event. Meanwhile
+  // a3 and a4 are on their way to m, which must not process them; m's
+  // snapshot, taken once that barrier arrives, is the proof: had m processed
+  // a3 or a4 before it, the snapshot would hold them.
   await new Promise((resolve) => setTimeout(resolve, 500));
   t.deepEqual([...seen].sort(), ['a1', 'a2', 'b1'], 'a3 and a4 are held back while barrier 1 of s2 is missing');
 
@@ -330,10 +332,9 @@ test('the JetStream sink makes nothing visible before its checkpoint completes, 
   t.is(second.abortReason, 'ABORT_REASON_DECLINED');
   const [abort] = await abortReached;
   t.is(abort.checkpointId, second.checkpointId);
-  // The point of the test: once the sink's worker heard of the abort, nothing
-  // of that checkpoint is published, for a while. A slow machine only shortens
-  // what is checked, it cannot make the check fail.
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  // Once the sink's worker heard of the abort, nothing of that checkpoint is
+  // published: the arrival times checked below, every one after the next
+  // complete broadcast, are the proof over the whole time until then.
   t.is((await jsm.streams.info(outStream)).state.messages, 3, 'nothing of the aborted checkpoint is visible');
 
   const third = await h.checkpoint();

@@ -27,7 +27,7 @@ import { simulatedSnapshot, startSimulatedWorker, type CallEvent, type Simulated
 import { natsConnection } from '../helpers/clients.js';
 import { sourcesSpec, startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';
 import { useServers } from '../helpers/servers.js';
-import { eventually } from '../helpers/wait.js';
+import { eventually, within } from '../helpers/wait.js';
 
 const servers = useServers();
 
@@ -296,10 +296,21 @@ test('the session carries the token and heartbeats; close ends it cleanly, kill 
   t.is(w1.welcome?.heartbeatIntervalMs, 50);
   const ended: unknown[] = [];
   for (const w of [w1, w2]) w.events.on('session-ended', (e) => ended.push(e));
-  // The point of the test: two and a half heartbeat timeouts later every
-  // session is still open, because the heartbeats arrive. Nothing is awaited
-  // here but time passing.
-  await new Promise((resolve) => setTimeout(resolve, 2500));
+  // The point of the test: every worker has sent heartbeats over two and a
+  // half heartbeat timeouts, and every session is still open, because the
+  // heartbeats arrive.
+  const spanned = (w: SimulatedWorker) =>
+    new Promise<void>((resolve) => {
+      let first: number | undefined;
+      const beat = ({ sentAtMs }: { sentAtMs: number }): void => {
+        first ??= sentAtMs;
+        if (sentAtMs - first < 2500) return;
+        w.events.off('heartbeat', beat);
+        resolve();
+      };
+      w.events.on('heartbeat', beat);
+    });
+  await within(Promise.all(live.map(spanned)), 'heartbeats over 2500 ms from every worker');
   t.is((await c.client.getJob({ jobId: 'job' })).job?.attachedTasks, 3);
   t.is((await checkpoint(c)).state, 'CHECKPOINT_STATE_COMPLETED', 'acknowledgements carry the token');
 

@@ -48,6 +48,8 @@ export interface SimEventMap {
   start: [StartCommand__Output];
   /** The coordinator canceled the job. */
   canceled: [JobCanceledCommand__Output];
+  /** A heartbeat of the session was sent, at `sentAtMs`. */
+  heartbeat: [{ sentAtMs: number }];
   /** The Attach stream ended; `error` unless the worker ended it itself. */
   'session-ended': [{ error?: Error }];
 }

@@ -35,6 +35,7 @@ import {
   AckBatcher,
   acknowledgeOnce,
   createAckSender,
+  EdgeRecordCounts,
   subscribeControl,
   subscribeData,
   WorkerSession,
@@ -53,12 +54,6 @@ const SIM_BACKOFF: BackoffConfig = { initialDelayMs: 50, maxDelayMs: 1000, multi
 
 /** Lifecycle of a simulated worker. */
 export type SimWorkerState = 'starting' | 'running' | 'closing' | 'closed';
-
-/** Records and barriers counted on one input edge in one epoch. */
-interface EdgeCount {
-  epoch: number;
-  received: number;
-}
 
 /** A running simulated worker. Create it with `startSimulatedWorker`. */
 export class SimulatedWorker {
@@ -92,7 +87,7 @@ export class SimulatedWorker {
   readonly #session: WorkerSession;
   readonly #sender: AckSenderOptions;
   readonly #lifetime = new AbortController();
-  readonly #edgeCounts = new Map<string, EdgeCount>();
+  readonly #recordCounts = new EdgeRecordCounts();
   #state: SimWorkerState = 'starting';
   #unsubscribe: (() => void)[] = [];
   #queued: (() => void)[] = [];
@@ -331,6 +326,7 @@ export class SimulatedWorker {
           if (resumed) this.#gate(() => this.#resumed(welcome));
         },
         onCommand: (message) => this.#gate(() => this.#command(message)),
+        onHeartbeat: (sentAtMs) => this.events.emit('heartbeat', { sentAtMs }),
         onStaleCommand: (message, term) =>
           this.#dropped(message.body ?? 'command', 'stale-term', message.restore?.epoch ?? message.start?.epoch ?? 0, {
             term,
@@ -383,27 +379,19 @@ export class SimulatedWorker {
    * task would.
    */
   #onData(msg: Msg, edge: Edge): void {
-    const key = `${edge.from}\u0000${edge.to}`;
-    const epoch = epochOf(msg.headers) ?? -1;
-    let count = this.#edgeCounts.get(key);
-    if (count === undefined || count.epoch !== epoch) {
-      count = { epoch, received: 0 };
-      this.#edgeCounts.set(key, count);
-    }
-    if (!isBarrier(msg.headers)) {
-      count.received += 1;
+    const barrier = isBarrier(msg.headers);
+    if (epochOf(msg.headers) !== this.epoch) {
+      if (barrier) this.#control.barrier(msg, edge, () => {});
       return;
     }
-    const received = count.received;
-    this.#control.barrier(msg, edge, (barrier) => {
-      if (barrier.records !== received) {
-        this.fail(
-          edge.to,
-          `records lost on edge ${edge.from} -> ${edge.to}: ${barrier.records} sent, ${received} received`,
-        );
-        return;
-      }
-      this.#runner.onBarrier(edge, barrier, Date.now());
+    if (!barrier) {
+      this.#recordCounts.record(edge);
+      return;
+    }
+    this.#control.barrier(msg, edge, (b) => {
+      const lost = this.#recordCounts.lost(edge, this.epoch, b.checkpointId, b.records);
+      if (lost === undefined) this.#runner.onBarrier(edge, b, Date.now());
+      else this.fail(edge.to, lost.message);
     });
   }
 
@@ -420,7 +408,7 @@ export class SimulatedWorker {
       return;
     }
     const { checkpointId, nextCheckpointId } = command;
-    if (command.epoch !== this.epoch) this.#edgeCounts.clear();
+    if (command.epoch !== this.epoch) this.#recordCounts.reset();
     this.#control.applySession(command.epoch, { checkpointId, nextCheckpointId }, command.term, true);
     this.restored.push(command);
     this.events.emit('restore', command);
@@ -437,6 +425,7 @@ export class SimulatedWorker {
   /** A welcome after a reconnect: its epoch, ids and term are the worker's. */
   #resumed(welcome: Welcome__Output): void {
     const ids = { checkpointId: welcome.latestCheckpointId, nextCheckpointId: welcome.nextCheckpointId };
+    if (welcome.epoch !== this.epoch) this.#recordCounts.reset();
     this.#control.applySession(welcome.epoch, ids, welcome.term, false);
     this.#logger.debug({ epoch: welcome.epoch, term: welcome.term, address: this.client.address }, 'attached again');
     this.events.emit('welcome', welcome);
