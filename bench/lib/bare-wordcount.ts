@@ -6,7 +6,7 @@
  *
  * - `split-<i>` reads `sentences.<i>` of the input stream with an ordered
  *   consumer (256 messages a pull, as the SDK's source) and publishes each
- *   word to one count task, `fnv1a32(word) mod 2` over the sorted count ids
+ *   word to one count task, `partitionOf(word, 2)` over the sorted count ids
  *   as the SDK's router partitions a keyed record;
  * - `count-<j>` counts each word and publishes "word total" to the sink;
  * - `sink` stores each update in the output stream as it arrives, with up
@@ -26,7 +26,7 @@ import { createInbox, type Msg, type NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { words } from '../../examples/wordcount/corpus.js';
 import { INPUT_STREAM, OUTPUT_STREAM, OUTPUT_SUBJECT, inputSubject } from '../../examples/wordcount/job.js';
-import { fnv1a32 } from '../../src/sdk/router.js';
+import { partitionOf } from '../../src/sdk/router.js';
 
 /** The count tasks, sorted as the SDK's router sorts the downstream tasks it partitions over. */
 const COUNTS = ['count-0', 'count-1'];
@@ -60,7 +60,7 @@ async function split(nc: NatsConnection, prefix: string, partition: number): Pro
   const consumer = await jetstream(nc).consumers.get(INPUT_STREAM, { filter_subjects: inputSubject(partition) });
   const messages = await consumer.consume({ max_messages: PULL_BATCH });
   for await (const msg of messages) {
-    for (const word of words(msg.string())) nc.publish(edges[fnv1a32(word) % edges.length] as string, word);
+    for (const word of words(msg.string())) nc.publish(edges[partitionOf(word, edges.length)] as string, word);
   }
 }
 

@@ -43,6 +43,19 @@ interface AckFigures {
   persistedBytes: number;
   maxAlignmentMs: number;
   maxSnapshotMs: number;
+  /** Some task stored only what changed, building on earlier pieces. */
+  incremental: boolean;
+}
+
+/**
+ * What a task stored for a checkpoint: what it says, or, from a worker
+ * that does not say, INCREMENTAL when its handle shares pieces.
+ */
+export function storedSnapshotType(snapshot: TaskSnapshot__Output): CheckpointInit['snapshotType'] {
+  if (snapshot.snapshotType === 'SNAPSHOT_TYPE_FULL' || snapshot.snapshotType === 'SNAPSHOT_TYPE_INCREMENTAL') {
+    return snapshot.snapshotType;
+  }
+  return (snapshot.state?.shared.length ?? 0) > 0 ? 'SNAPSHOT_TYPE_INCREMENTAL' : 'SNAPSHOT_TYPE_FULL';
 }
 
 /**
@@ -199,6 +212,7 @@ export class Checkpoint {
       persistedBytes: 0,
       maxAlignmentMs: 0,
       maxSnapshotMs: 0,
+      incremental: false,
     };
     for (const s of this.acks.values()) {
       const m = s.metrics;
@@ -206,6 +220,7 @@ export class Checkpoint {
       figures.persistedBytes += m?.persistedBytes ?? 0;
       figures.maxAlignmentMs = Math.max(figures.maxAlignmentMs, m?.alignmentMs ?? 0);
       figures.maxSnapshotMs = Math.max(figures.maxSnapshotMs, (m?.syncMs ?? 0) + (m?.asyncMs ?? 0));
+      figures.incremental ||= storedSnapshotType(s) === 'SNAPSHOT_TYPE_INCREMENTAL';
     }
     return figures;
   }
@@ -224,19 +239,34 @@ export class Checkpoint {
     }
   }
 
-  /** The manifest to commit: every task's snapshot, ordered by task id. */
+  /**
+   * The manifest to commit: every task's snapshot, ordered by task id, each
+   * with the type it stored, and the checkpoint's type from theirs.
+   */
   manifest(completedAtMs: number): Manifest__Output {
     this.requirePending('build the manifest of');
     if (!this.fullyAcknowledged) throw new Error(`checkpoint ${this.id}: manifest before every task acknowledged`);
+    const tasks = this.init.taskIds.map((t) => {
+      const snapshot = this.acks.get(t) as TaskSnapshot__Output;
+      return { ...snapshot, snapshotType: storedSnapshotType(snapshot) };
+    });
     return {
       jobId: this.init.jobId,
       checkpointId: this.id,
       epoch: this.init.epoch,
-      snapshotType: this.init.snapshotType,
+      snapshotType: tasks.some((s) => s.snapshotType === 'SNAPSHOT_TYPE_INCREMENTAL')
+        ? 'SNAPSHOT_TYPE_INCREMENTAL'
+        : 'SNAPSHOT_TYPE_FULL',
       triggeredAtMs: this.init.triggeredAtMs,
       completedAtMs,
-      tasks: this.init.taskIds.map((t) => this.acks.get(t) as TaskSnapshot__Output),
+      tasks,
     };
+  }
+
+  /** The trigger's type while pending or aborted; what the tasks stored once completed. */
+  private storedType(figures: AckFigures): CheckpointInit['snapshotType'] {
+    if (this.statusValue !== 'COMPLETED') return this.init.snapshotType;
+    return figures.incremental ? 'SNAPSHOT_TYPE_INCREMENTAL' : 'SNAPSHOT_TYPE_FULL';
   }
 
   /** Figures for listings and lifecycle events. */
@@ -249,7 +279,7 @@ export class Checkpoint {
       state: `CHECKPOINT_STATE_${this.statusValue}`,
       abortReason: this.abortReason ?? 'ABORT_REASON_UNSPECIFIED',
       abortMessage: this.abortMessage,
-      snapshotType: this.init.snapshotType,
+      snapshotType: this.storedType(figures),
       manual: this.init.manual,
       triggeredAtMs: this.init.triggeredAtMs,
       finishedAtMs: this.finishedAtMs,

@@ -3,6 +3,7 @@
  * and outputs (downstream tasks), from the job spec the welcome carries.
  */
 import { CkptError } from '../core/errors.js';
+import { allKeyGroups, KEY_GROUPS, keyGroupRange, type KeyGroupRange } from '../core/key-groups.js';
 import type { JobSpec__Output } from '../gen/ckpt/v1/JobSpec.js';
 
 /** The inputs and outputs of every task of a job. */
@@ -16,7 +17,16 @@ export interface JobGraph {
   outputsOf(taskId: string): readonly string[];
   /** True when the job has a task `taskId`. */
   has(taskId: string): boolean;
+  /**
+   * The key groups `taskId`'s keyed state owns: its share of its operator's
+   * (the tasks with the same `operator` label, by sorted id), or every
+   * group for a task without that label or beyond `KEY_GROUPS` tasks.
+   */
+  keyGroupsOf(taskId: string): KeyGroupRange;
 }
+
+/** The label naming a task's operator: tasks with the same one split its keyed state. */
+export const OPERATOR_LABEL = 'operator';
 
 /** Builds the graph of `spec`. */
 export function jobGraph(spec: JobSpec__Output): JobGraph {
@@ -34,13 +44,37 @@ export function jobGraph(spec: JobSpec__Output): JobGraph {
     }
   }
   for (const list of outputs.values()) list.sort();
+  const operators = operatorTasks(spec);
   return {
     jobId: spec.jobId,
     taskIds: [...inputs.keys()].sort(),
     inputsOf: (taskId) => inputs.get(taskId) ?? [],
     outputsOf: (taskId) => outputs.get(taskId) ?? [],
     has: (taskId) => inputs.has(taskId),
+    keyGroupsOf: (taskId) => {
+      const tasks = operators.get(taskId) ?? [taskId];
+      const index = tasks.indexOf(taskId);
+      return index < 0 || tasks.length > KEY_GROUPS ? allKeyGroups() : keyGroupRange(index, tasks.length);
+    },
   };
+}
+
+/** Per task with an `operator` label, the sorted ids of its operator's tasks. */
+export function operatorTasks(spec: Pick<JobSpec__Output, 'tasks'>): Map<string, string[]> {
+  const byOperator = new Map<string, string[]>();
+  for (const task of spec.tasks) {
+    const operator = task.labels?.[OPERATOR_LABEL];
+    if (operator === undefined || operator === '') continue;
+    const list = byOperator.get(operator) ?? [];
+    if (!list.includes(task.taskId)) list.push(task.taskId);
+    byOperator.set(operator, list);
+  }
+  const byTask = new Map<string, string[]>();
+  for (const list of byOperator.values()) {
+    list.sort();
+    for (const taskId of list) byTask.set(taskId, list);
+  }
+  return byTask;
 }
 
 /**

@@ -1,10 +1,13 @@
 /**
- * Where a task's records go: to one downstream task chosen by a stable hash
- * of the record's key, to one named downstream task, or to all of them.
+ * Where a task's records go: to the downstream task owning the key group of
+ * the record's key, to one named downstream task, or to all of them.
  * Every worker computes the same choice for the same key and graph, so a
  * key always lands on the same task.
  */
 import { CkptError } from '../core/errors.js';
+import { keyGroupOf, taskIndexOfGroup } from '../core/key-groups.js';
+
+export { fnv1a32 } from '../core/key-groups.js';
 
 /** Where `emit` sends one record. */
 export interface EmitOptions {
@@ -14,39 +17,14 @@ export interface EmitOptions {
   to?: string;
 }
 
-const FNV_OFFSET_BASIS = 0x811c9dc5;
-const FNV_PRIME = 0x01000193;
-const encoder = new TextEncoder();
-
-/** The 32-bit FNV-1a hash of the UTF-8 bytes of `text`. */
-export function fnv1a32(text: string): number {
-  let hash = FNV_OFFSET_BASIS;
-  // ASCII text is its own UTF-8: hashed without encoding it first.
-  for (let i = 0; i < text.length; i += 1) {
-    const code = text.charCodeAt(i);
-    if (code >= 0x80) return fnv1a32Bytes(encoder.encode(text));
-    hash ^= code;
-    hash = Math.imul(hash, FNV_PRIME) >>> 0;
-  }
-  return hash >>> 0;
-}
-
-function fnv1a32Bytes(bytes: Uint8Array): number {
-  let hash = FNV_OFFSET_BASIS;
-  for (const byte of bytes) {
-    hash ^= byte;
-    hash = Math.imul(hash, FNV_PRIME) >>> 0;
-  }
-  return hash >>> 0;
-}
-
 /**
- * The index in `[0, n)` of the partition of `key`: `fnv1a32(key) mod n`,
- * simple to reproduce in any language.
+ * The index in `[0, n)` of the partition of `key`: the task of `n` owning
+ * the key's group (`src/core/key-groups.ts`), simple to reproduce in any
+ * language and the same split keyed state is restored and rescaled by.
  */
 export function partitionOf(key: string, n: number): number {
   if (!Number.isSafeInteger(n) || n <= 0) throw new CkptError('MALFORMED', `cannot partition over ${n} targets`);
-  return fnv1a32(key) % n;
+  return taskIndexOfGroup(keyGroupOf(key), n);
 }
 
 /** Picks the downstream tasks of one producing task. */
@@ -79,7 +57,7 @@ export class Router {
       return named;
     }
     if (options.key !== undefined && this.targets.length > 0) {
-      return this.#single.get(this.targets[fnv1a32(options.key) % this.targets.length] as string) ?? [];
+      return this.#single.get(this.targets[partitionOf(options.key, this.targets.length)] as string) ?? [];
     }
     return this.targets;
   }

@@ -5,8 +5,10 @@
  */
 import { CkptError } from '../core/errors.js';
 import type { StateHandle__Output } from '../gen/ckpt/v1/StateHandle.js';
-import type { TaskSnapshot } from '../gen/ckpt/v1/TaskSnapshot.js';
+import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
+import type { SnapshotType__Output } from '../gen/ckpt/v1/SnapshotType.js';
 import type { StateBackend } from './state/index.js';
+import { handleOf, piecesOf } from './state/incremental-state.js';
 import type { SourcePosition } from './task.js';
 import { decodeUnalignedSnapshot, type InFlightRecord } from './unaligned-snapshot.js';
 
@@ -25,7 +27,11 @@ export interface SnapshotUpload {
   taskId: string;
   checkpointId: number;
   epoch: number;
+  /** The new piece; empty when nothing is stored. */
   bytes: Uint8Array;
+  /** The pieces the snapshot builds on, oldest first. */
+  shared: StateHandle__Output[];
+  snapshotType: SnapshotType__Output;
   positions: readonly SourcePosition[];
   metrics: SyncMetrics;
   /** Aborts the upload (the task's epoch ended). */
@@ -38,71 +44,92 @@ export function emptyStateHandle(): StateHandle__Output {
 }
 
 /**
- * Stores the bytes (an empty snapshot is not stored) and resolves with the
- * task's entry of the acknowledgement; `stateSizeBytes` is the size of the
- * task's own state within them. Rejects with the backend's `CkptError`.
+ * Stores the new piece and resolves with the task's entry of the
+ * acknowledgement: its handle names the piece and the shared ones it
+ * builds on. Without a new piece nothing is stored: the handle names the
+ * shared pieces alone (nothing changed since the base), or nothing (the
+ * state is empty). `stateSizeBytes` is the size of the task's whole state,
+ * `persisted_bytes` what this checkpoint stored. Rejects with the
+ * backend's `CkptError`.
  */
 export async function uploadSnapshot(
   backend: StateBackend,
   upload: SnapshotUpload,
   stateSizeBytes = upload.bytes.length,
-): Promise<TaskSnapshot> {
+): Promise<TaskSnapshot__Output> {
   const { jobId, taskId, checkpointId, epoch, bytes } = upload;
   const started = performance.now();
   let state: StateHandle__Output;
   try {
-    state =
-      bytes.length === 0
-        ? emptyStateHandle()
-        : await backend.put({ jobId, taskId, checkpointId, epoch }, bytes, upload.signal);
+    if (bytes.length > 0) {
+      const piece = await backend.put({ jobId, taskId, checkpointId, epoch }, bytes, upload.signal);
+      // A backend may itself build the piece on others: they come after the ones the snapshot shares.
+      state = handleOf([...upload.shared, ...piecesOf(piece)]) ?? emptyStateHandle();
+    } else {
+      state = handleOf(upload.shared) ?? emptyStateHandle();
+    }
   } catch (err) {
     throw CkptError.from(err);
   }
+  const persistedBytes = bytes.length > 0 ? Number(state.sizeBytes) : 0;
   return {
     taskId,
     state,
+    snapshotType: upload.snapshotType,
     positions: upload.positions.map((p) => ({ input: p.input, offset: p.offset })),
     metrics: {
       ...upload.metrics,
       asyncMs: elapsedMs(started),
       stateSizeBytes,
-      persistedBytes: Number(state.sizeBytes),
+      persistedBytes,
       inFlightBytes: upload.metrics.inFlightBytes ?? 0,
     },
   };
 }
 
-/**
- * Fetches and verifies the bytes a restored snapshot of job `jobId` names;
- * undefined when there is none (no entry, or an empty uri). The backend
- * refuses a handle of another job or outside its own store.
- */
-export async function fetchSnapshot(
-  backend: StateBackend,
-  state: StateHandle__Output | null | undefined,
-  signal: AbortSignal,
-  jobId: string,
-): Promise<Uint8Array | undefined> {
-  if (state === null || state === undefined || state.uri === '') return undefined;
-  return backend.get(state, signal, { jobId });
+/** Pieces fetched at once in a restore. */
+const RESTORE_CONCURRENCY = 4;
+
+/** What a task restores from its stored snapshot. */
+export interface RestoredPieces {
+  /** The state bytes of each piece, oldest first; empty pieces left out. */
+  pieces: Uint8Array[];
+  /** For a reader's unaligned snapshot: the in-flight records of its newest piece. */
+  inFlight: InFlightRecord[];
 }
 
 /**
- * The state a task restores from its stored snapshot: the state bytes
- * (undefined for none: no snapshot, or an empty one, stored alone or in an
- * unaligned envelope) and, for a reader's unaligned snapshot (`unaligned`),
- * the in-flight records it holds, to be processed before anything new.
+ * Fetches and verifies the pieces a restored snapshot of job `jobId`
+ * names (only its newest with `chain` false: a task writing its own
+ * snapshot stores one piece), oldest first, and decodes them. The backend
+ * refuses a handle of another job or outside its own store. In an
+ * unaligned snapshot every piece carries in-flight records; only those of
+ * the newest are the checkpoint's.
  */
 export async function restoredState(
   backend: StateBackend,
   state: StateHandle__Output | null | undefined,
   signal: AbortSignal,
-  options: { jobId: string; unaligned: boolean },
-): Promise<{ state: Uint8Array | undefined; inFlight: InFlightRecord[] }> {
-  const stored = await fetchSnapshot(backend, state, signal, options.jobId);
-  if (stored === undefined) return { state: undefined, inFlight: [] };
-  const decoded = options.unaligned ? decodeUnalignedSnapshot(stored) : { state: stored, inFlight: [] };
-  return { state: decoded.state.length > 0 ? decoded.state : undefined, inFlight: decoded.inFlight };
+  options: { jobId: string; unaligned: boolean; chain: boolean },
+): Promise<RestoredPieces> {
+  const all = piecesOf(state);
+  const handles = options.chain ? all : all.slice(-1);
+  const stored = new Array<Uint8Array>(handles.length);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    for (let i = next++; i < handles.length; i = next++) {
+      stored[i] = await backend.get(handles[i] as StateHandle__Output, signal, { jobId: options.jobId });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(RESTORE_CONCURRENCY, handles.length) }, lane));
+  let inFlight: InFlightRecord[] = [];
+  const pieces: Uint8Array[] = [];
+  stored.forEach((bytes, i) => {
+    const decoded = options.unaligned ? decodeUnalignedSnapshot(bytes) : { state: bytes, inFlight: [] };
+    if (i === stored.length - 1) inFlight = decoded.inFlight;
+    if (decoded.state.length > 0) pieces.push(decoded.state);
+  });
+  return { pieces, inFlight };
 }
 
 /** Whole milliseconds since `started` (a `performance.now()` reading). */

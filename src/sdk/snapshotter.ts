@@ -6,13 +6,15 @@
  * store waits until the last one, recording the in-flight records meanwhile.
  */
 import { CkptError } from '../core/errors.js';
-import type { SnapshotType } from '../gen/ckpt/v1/SnapshotType.js';
+import type { SnapshotType, SnapshotType__Output } from '../gen/ckpt/v1/SnapshotType.js';
+import type { StateHandle__Output } from '../gen/ckpt/v1/StateHandle.js';
 import type { Logger } from '../log/index.js';
 import type { TaskResult } from '../worker-protocol/index.js';
 import { snapshotContext } from './context.js';
 import type { DataPlane } from './data-plane.js';
 import { elapsedMs, uploadSnapshot, type SnapshotUpload } from './snapshot-upload.js';
-import { encodeKeyedState, type KeyedState, type StateBackend } from './state/index.js';
+import type { StateBackend } from './state/index.js';
+import type { IncrementalState } from './state/incremental-state.js';
 import type { AnyTask, SourcePosition, TaskContext } from './task.js';
 import { encodeUnalignedSnapshot, InFlightRecorder, type InFlightRecord } from './unaligned-snapshot.js';
 
@@ -21,8 +23,14 @@ export interface SnapshotEvent {
   taskId: string;
   checkpointId: number;
   epoch: number;
-  /** The task's own state (without in-flight records). */
+  /**
+   * The new piece of the task's state (without in-flight records): all of
+   * it for a full snapshot, the changes since the base for a delta; empty
+   * when nothing is stored.
+   */
   bytes: Uint8Array;
+  /** Whether the task stored its whole state or built on earlier pieces. */
+  snapshotType: SnapshotType__Output;
 }
 
 /** What a snapshotter works with. */
@@ -33,6 +41,8 @@ export interface SnapshotterOptions {
   outputs: readonly string[];
   plane: DataPlane;
   backend: StateBackend;
+  /** The incremental snapshots of the task's keyed state (unused by a task writing its own). */
+  incremental: IncrementalState;
   logger: Logger;
   /** True while the task is still in the run (`generation`) a snapshot was taken in. */
   isCurrent(generation: number): boolean;
@@ -54,7 +64,13 @@ export interface SnapshotPoint {
 }
 
 interface Taken extends SnapshotPoint {
+  /** The new piece; empty when nothing is stored. */
   bytes: Uint8Array;
+  /** The pieces it builds on, oldest first. */
+  shared: StateHandle__Output[];
+  snapshotType: SnapshotType__Output;
+  /** The size of the task's whole state. */
+  stateBytes: number;
   syncMs: number;
 }
 
@@ -88,16 +104,25 @@ export class Snapshotter {
 
   /** Snapshots now and stores the state asynchronously (aligned, at-least-once, sources). */
   async snapshot(point: SnapshotPoint, alignmentMs: number): Promise<void> {
-    const taken = await this.#take(point);
-    const { checkpointId, epoch, bytes, syncMs, processedRecords, positions, context, generation } = taken;
+    const taken = await this.#take(point, false);
+    const { checkpointId, epoch, bytes, shared, snapshotType, stateBytes, syncMs, processedRecords, positions } = taken;
     const metrics = { alignmentMs, syncMs, processedRecords };
-    const upload = { checkpointId, epoch, bytes, positions, metrics, signal: context.signal };
-    this.#track(this.#upload(generation, upload, bytes.length));
+    const upload = {
+      checkpointId,
+      epoch,
+      bytes,
+      shared,
+      snapshotType,
+      positions,
+      metrics,
+      signal: point.context.signal,
+    };
+    this.#track(this.#upload(point.generation, upload, stateBytes));
   }
 
   /** Unaligned: snapshots now and records in-flight records until `finish`. */
   async open(point: SnapshotPoint): Promise<void> {
-    this.#inFlight.open(point.checkpointId, await this.#take(point));
+    this.#inFlight.open(point.checkpointId, await this.#take(point, true));
     // Waiting for the other barriers is not the task's own work: the clock restarts at `finish`.
     this.#running.delete(point.checkpointId);
   }
@@ -112,16 +137,27 @@ export class Snapshotter {
     const open = this.#inFlight.take(checkpointId);
     if (open === undefined) return;
     this.#running.set(checkpointId, performance.now());
-    const { epoch, bytes, syncMs, processedRecords, context, generation } = open.taken;
+    const { epoch, bytes, shared, snapshotType, stateBytes, syncMs, processedRecords, context, generation } =
+      open.taken;
     const metrics = { alignmentMs, syncMs, processedRecords, inFlightBytes: open.inFlightBytes };
     const envelope = encodeUnalignedSnapshot(bytes, open.inFlight);
-    const upload = { checkpointId, epoch, bytes: envelope, positions: [], metrics, signal: context.signal };
-    this.#track(this.#upload(generation, upload, bytes.length));
+    const upload = {
+      checkpointId,
+      epoch,
+      bytes: envelope,
+      shared,
+      snapshotType,
+      positions: [],
+      metrics,
+      signal: context.signal,
+    };
+    this.#track(this.#upload(generation, upload, stateBytes));
   }
 
   /** Forgets checkpoint `checkpointId` (or every one up to it with `upTo`): aborted or cancelled. */
   drop(checkpointId: number, upTo = false): void {
     this.#inFlight.drop(checkpointId, upTo);
+    this.#o.incremental.aborted(checkpointId, upTo);
     for (const id of [...this.#types.keys()])
       if (id === checkpointId || (upTo && id < checkpointId)) this.#types.delete(id);
     for (const id of [...this.#running.keys()])
@@ -130,6 +166,7 @@ export class Snapshotter {
 
   /** Forgets everything not stored yet (the task's run ended). */
   clear(): void {
+    this.#o.incremental.reset();
     this.#types.clear();
     this.#inFlight.clear();
     this.#running.clear();
@@ -140,18 +177,20 @@ export class Snapshotter {
     await Promise.allSettled([...this.#uploads]);
   }
 
-  /** Serialises the state, forwards the barrier on every output, and measures. */
-  async #take(point: SnapshotPoint): Promise<Taken> {
+  /**
+   * Serialises the state (a task's own snapshot, or a piece of its keyed
+   * state; with `newPiece`, a piece even when nothing changed, since an
+   * unaligned snapshot always stores its in-flight records), forwards the
+   * barrier on every output, and measures.
+   */
+  async #take(point: SnapshotPoint, newPiece: boolean): Promise<Taken> {
     const { checkpointId, epoch, context } = point;
     const started = performance.now();
     this.#running.set(checkpointId, started);
-    let bytes: Uint8Array;
+    const requested = this.#types.get(checkpointId) ?? 'SNAPSHOT_TYPE_FULL';
+    let piece: Pick<Taken, 'bytes' | 'shared' | 'snapshotType' | 'stateBytes'>;
     try {
-      const task = this.#o.task;
-      bytes =
-        task.snapshot === undefined
-          ? keyedStateBytes(context.state)
-          : await task.snapshot(snapshotContext(context, checkpointId));
+      piece = await this.#serialise(context, checkpointId, requested === 'SNAPSHOT_TYPE_FULL', newPiece);
     } catch (err) {
       this.#running.delete(checkpointId);
       const message = `snapshot failed: ${CkptError.from(err).message}`;
@@ -159,12 +198,37 @@ export class Snapshotter {
       throw err;
     }
     const syncMs = elapsedMs(started);
-    const snapshotType = this.#types.get(checkpointId) ?? 'SNAPSHOT_TYPE_FULL';
     for (const id of [...this.#types.keys()]) if (id <= checkpointId) this.#types.delete(id);
-    const barrier = { jobId: this.#o.jobId, checkpointId, epoch, snapshotType };
+    const barrier = { jobId: this.#o.jobId, checkpointId, epoch, snapshotType: requested };
     this.#o.plane.publishBarrier(this.#o.taskId, this.#o.outputs, barrier);
-    this.#o.onSnapshot({ taskId: this.#o.taskId, checkpointId, epoch, bytes });
-    return { ...point, bytes, syncMs };
+    this.#o.onSnapshot({
+      taskId: this.#o.taskId,
+      checkpointId,
+      epoch,
+      bytes: piece.bytes,
+      snapshotType: piece.snapshotType,
+    });
+    return { ...point, ...piece, syncMs };
+  }
+
+  async #serialise(
+    context: TaskContext,
+    checkpointId: number,
+    full: boolean,
+    newPiece: boolean,
+  ): Promise<Pick<Taken, 'bytes' | 'shared' | 'snapshotType' | 'stateBytes'>> {
+    const task = this.#o.task;
+    if (task.snapshot !== undefined) {
+      const bytes = await task.snapshot(snapshotContext(context, checkpointId));
+      return { bytes, shared: [], snapshotType: 'SNAPSHOT_TYPE_FULL', stateBytes: bytes.length };
+    }
+    const piece = this.#o.incremental.snapshot(context.state, checkpointId, { full, newPiece });
+    return {
+      bytes: piece.bytes ?? new Uint8Array(0),
+      shared: piece.shared,
+      snapshotType: piece.kind === 'full' ? 'SNAPSHOT_TYPE_FULL' : 'SNAPSHOT_TYPE_INCREMENTAL',
+      stateBytes: piece.logicalBytes,
+    };
   }
 
   async #upload(generation: number, u: Omit<SnapshotUpload, 'jobId' | 'taskId'>, stateBytes: number): Promise<void> {
@@ -172,7 +236,9 @@ export class Snapshotter {
     const taskId = this.#o.taskId;
     try {
       const snapshot = await uploadSnapshot(this.#o.backend, { ...u, jobId: this.#o.jobId, taskId }, stateBytes);
-      if (this.#o.isCurrent(generation)) this.#o.onResult(checkpointId, epoch, { kind: 'ack', taskId, snapshot });
+      if (!this.#o.isCurrent(generation)) return;
+      if (snapshot.state !== null) this.#o.incremental.stored(checkpointId, snapshot.state);
+      this.#o.onResult(checkpointId, epoch, { kind: 'ack', taskId, snapshot });
     } catch (err) {
       if (!this.#o.isCurrent(generation)) return;
       const message = `snapshot upload failed: ${CkptError.from(err).message}`;
@@ -187,13 +253,4 @@ export class Snapshotter {
     this.#uploads.add(upload);
     void upload.finally(() => this.#uploads.delete(upload));
   }
-}
-
-/**
- * The snapshot bytes of a task's keyed state; none for an empty state, so
- * that stateless tasks (sources, most of the time) store nothing at each
- * checkpoint. An empty snapshot restores as a fresh, empty state.
- */
-function keyedStateBytes(state: KeyedState): Uint8Array {
-  return state.size === 0 ? new Uint8Array(0) : encodeKeyedState(state);
 }

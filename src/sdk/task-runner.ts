@@ -32,7 +32,10 @@ import { TaskOutput } from './task-output.js';
 import { restoredState } from './snapshot-upload.js';
 import { IDLE, TaskLoop } from './task-loop.js';
 import { Snapshotter, type SnapshotEvent, type SnapshotPoint } from './snapshotter.js';
-import { decodeKeyedState, type StateBackend } from './state/index.js';
+import type { KeyGroupRange } from '../core/key-groups.js';
+import type { StateBackend } from './state/index.js';
+import { IncrementalState } from './state/incremental-state.js';
+import { pieceOwner } from './state/snapshot-location.js';
 import { isSourceTask, type AnyTask, type DataRecord, type SourceMessage, type SourcePosition } from './task.js';
 
 /** Where a task runner is in its life. */
@@ -48,6 +51,8 @@ export interface RunnerOptions {
   mode: AlignmentMode;
   plane: DataPlane;
   backend: StateBackend;
+  /** The key groups of the task's keyed state (see `src/core/key-groups.ts`). */
+  keyGroups: KeyGroupRange;
   nats: NatsConnection;
   logger: Logger;
   /** A source reads ahead at most this many messages. */
@@ -84,6 +89,7 @@ export class TaskRunner {
   readonly #control = new Fifo<Work>();
   readonly #sourceLane: SourceLane;
   readonly #snapshots: Snapshotter;
+  readonly #incremental: IncrementalState;
   readonly #loop: TaskLoop;
   #phase: RunnerPhase = 'idle';
   #generation = 0;
@@ -101,8 +107,16 @@ export class TaskRunner {
     this.#output = new TaskOutput(options.taskId, options.outputs, options.plane, options.logger);
     this.#aligner = options.inputs.length > 0 ? new InputAligner(options.inputs, options.mode) : undefined;
     this.#sourceLane = new SourceLane(options.maxQueuedSourceMessages, () => this.#wake());
+    this.#incremental = new IncrementalState({
+      range: options.keyGroups,
+      owns: (uri) => {
+        const owner = pieceOwner(uri);
+        return owner?.jobId === options.jobId && owner.taskId === options.taskId;
+      },
+    });
     this.#snapshots = new Snapshotter({
       ...options,
+      incremental: this.#incremental,
       isCurrent: (generation) => generation === this.#generation,
     });
     this.#loop = new TaskLoop({
@@ -174,6 +188,7 @@ export class TaskRunner {
 
   /** Checkpoint `checkpointId` is committed: runs the task's hook in turn. */
   complete(checkpointId: number): void {
+    this.#incremental.completed(checkpointId);
     const task = this.#o.task;
     if (this.#phase !== 'active' || task.onCheckpointComplete === undefined) return;
     this.#push(() => task.onCheckpointComplete?.(checkpointId, this.#requireContext()));
@@ -222,11 +237,13 @@ export class TaskRunner {
     const signal = AbortSignal.any([request.signal, cell.context.signal]);
     try {
       const unaligned = this.#o.mode === 'unaligned' && this.#aligner !== undefined;
-      const options = { jobId: this.#o.jobId, unaligned };
-      const { state: bytes, inFlight } = await restoredState(this.#o.backend, request.snapshot?.state, signal, options);
+      const task = this.#o.task;
+      const handle = request.snapshot?.state ?? undefined;
+      const options = { jobId: this.#o.jobId, unaligned, chain: task.restore === undefined };
+      const { pieces, inFlight } = await restoredState(this.#o.backend, handle, signal, options);
       this.#assertCurrent(generation);
-      if (this.#o.task.restore !== undefined) await this.#o.task.restore(bytes, cell.context);
-      else if (bytes !== undefined) cell.setState(decodeKeyedState(bytes));
+      if (task.restore !== undefined) await task.restore(pieces.at(-1), cell.context);
+      else cell.setState(this.#incremental.restore(request.checkpointId, handle, pieces));
       this.#assertCurrent(generation);
       // In-flight records of the restored snapshot are processed first, before anything new.
       for (const r of inFlight)

@@ -239,6 +239,7 @@ export class WorkerRuntime {
       mode,
       plane,
       backend: config.state,
+      keyGroups: this.#graph.keyGroupsOf(taskId),
       nats: this.#d.nc,
       logger: this.#d.logger.child({ taskId }),
       maxQueuedSourceMessages: config.maxQueuedSourceMessages,

@@ -272,7 +272,7 @@ function manifest(jobId: string, checkpointId: number, epoch: number): Manifest_
     snapshotType: 'SNAPSHOT_TYPE_FULL',
     triggeredAtMs: 1,
     completedAtMs: 2,
-    tasks: [{ taskId: 'only', state: null, positions: [], metrics: null }],
+    tasks: [{ taskId: 'only', state: null, positions: [], metrics: null, snapshotType: 'SNAPSHOT_TYPE_FULL' }],
   };
 }
 

@@ -44,6 +44,7 @@ export function simulatedSnapshot(input: SimulatedSnapshotInput): TaskSnapshot__
       checksum: `sha256:${digest}`,
       shared: [],
     },
+    snapshotType: 'SNAPSHOT_TYPE_FULL',
     positions: input.source
       ? [{ input: simulatedInput(taskId), offset: checkpointId * SIM_RECORDS_PER_CHECKPOINT }]
       : [],

@@ -7,6 +7,7 @@ function snap(taskId: string, uri = `file:///s/${taskId}`): TaskSnapshot__Output
   return {
     taskId,
     state: { uri, sizeBytes: 10, checksum: 'sha256:00', shared: [] },
+    snapshotType: 'SNAPSHOT_TYPE_FULL',
     positions: [],
     metrics: {
       alignmentMs: 1,

@@ -35,6 +35,7 @@ function snap(taskId: string): TaskSnapshot__Output {
   return {
     taskId,
     state: { uri: `file:///state/${taskId}`, sizeBytes: 1, checksum: `sha256:${'a'.repeat(64)}`, shared: [] },
+    snapshotType: 'SNAPSHOT_TYPE_FULL',
     positions: [],
     metrics: null,
   };

@@ -78,7 +78,7 @@ test('the tracker keeps the restore point from its epoch until the next commit',
   const next = tracker.trigger(0, true);
   t.true(next.id > 6);
   tracker.acknowledge({ epoch: 4, checkpointId: next.id, workerId: 'w' }, [
-    { taskId: 'src', state: null, positions: [], metrics: null },
+    { taskId: 'src', state: null, positions: [], metrics: null, snapshotType: 'SNAPSHOT_TYPE_FULL' },
   ]);
   next.beginCommit();
   tracker.complete(next, 1, 10, 0);

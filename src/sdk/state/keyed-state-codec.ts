@@ -6,6 +6,7 @@
 import { CkptError } from '../../core/errors.js';
 import { canonicalJson } from './canonical-json.js';
 import { KeyedState, type JsonValue } from './keyed-state.js';
+import { isStatePiece, readPieceEntries, readPieceHeader } from './state-piece.js';
 
 /** The version of the encoding `encodeKeyedState` writes. */
 export const KEYED_STATE_VERSION = 1;
@@ -24,11 +25,13 @@ export function encodeKeyedState<V extends JsonValue>(state: KeyedState<V>): Uin
 }
 
 /**
- * Decodes what `encodeKeyedState` wrote. Throws MALFORMED for bytes that
- * are not UTF-8 JSON of that shape, of another version, or with a key twice.
- * The values are not checked against `V`.
+ * Decodes what `encodeKeyedState` wrote, or a full piece of the SDK's
+ * incremental snapshots (`state-piece.ts`). Throws MALFORMED for bytes that
+ * are neither, of another version, with a key twice, or for a delta piece
+ * (it holds changes, not a state). The values are not checked against `V`.
  */
 export function decodeKeyedState<V extends JsonValue = JsonValue>(bytes: Uint8Array): KeyedState<V> {
+  if (isStatePiece(bytes)) return decodeFullPiece(bytes);
   const document = parse(bytes);
   if (typeof document !== 'object' || document === null || Array.isArray(document)) malformed('it is not an object');
   const { version, entries } = document as { version?: unknown; entries?: unknown };
@@ -43,6 +46,16 @@ export function decodeKeyedState<V extends JsonValue = JsonValue>(bytes: Uint8Ar
     if (state.has(key)) malformed(`key ${JSON.stringify(key)} appears twice`);
     state.set(key, value);
   }
+  return state;
+}
+
+function decodeFullPiece<V extends JsonValue>(bytes: Uint8Array): KeyedState<V> {
+  if (readPieceHeader(bytes).kind !== 'full') malformed('it is a delta piece, which holds only changes');
+  const state = new KeyedState<V>();
+  readPieceEntries(bytes, (_group, key, value) => {
+    if (value === undefined) state.delete(key);
+    else state.set(key, value as V);
+  });
   return state;
 }
 

@@ -52,3 +52,18 @@ export function locateSnapshot(
   }
   return location;
 }
+
+/**
+ * The job and task a piece's uri names by its last three path segments
+ * (`…/<jobId>/<taskId>/<name>`, as every backend names pieces); undefined
+ * for a uri shaped otherwise. A hint for deciding what to build on, not a
+ * check: reading still goes through the backend's `locateSnapshot`.
+ */
+export function pieceOwner(uri: string): { jobId: string; taskId: string } | undefined {
+  const segments = uri.split('/');
+  const jobId = segments.at(-3);
+  const taskId = segments.at(-2);
+  if (jobId === undefined || taskId === undefined || !ID_PATTERN.test(jobId) || !ID_PATTERN.test(taskId))
+    return undefined;
+  return { jobId, taskId };
+}

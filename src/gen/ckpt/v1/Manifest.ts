@@ -12,6 +12,10 @@ export interface Manifest {
   'jobId'?: (string);
   'checkpointId'?: (number | string | Long);
   'epoch'?: (number | string | Long);
+  /**
+   * What the tasks stored (see TaskSnapshot.snapshot_type), not what the
+   * trigger asked for: FULL only when every task stored its whole state.
+   */
   'snapshotType'?: (_ckpt_v1_SnapshotType);
   /**
    * Trigger and commit time, milliseconds since the Unix epoch.
@@ -31,6 +35,10 @@ export interface Manifest__Output {
   'jobId': (string);
   'checkpointId': (number);
   'epoch': (number);
+  /**
+   * What the tasks stored (see TaskSnapshot.snapshot_type), not what the
+   * trigger asked for: FULL only when every task stored its whole state.
+   */
   'snapshotType': (_ckpt_v1_SnapshotType__Output);
   /**
    * Trigger and commit time, milliseconds since the Unix epoch.

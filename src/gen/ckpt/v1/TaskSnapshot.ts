@@ -4,6 +4,7 @@
 import type { StateHandle as _ckpt_v1_StateHandle, StateHandle__Output as _ckpt_v1_StateHandle__Output } from '../../ckpt/v1/StateHandle.js';
 import type { SourcePosition as _ckpt_v1_SourcePosition, SourcePosition__Output as _ckpt_v1_SourcePosition__Output } from '../../ckpt/v1/SourcePosition.js';
 import type { SnapshotMetrics as _ckpt_v1_SnapshotMetrics, SnapshotMetrics__Output as _ckpt_v1_SnapshotMetrics__Output } from '../../ckpt/v1/SnapshotMetrics.js';
+import type { SnapshotType as _ckpt_v1_SnapshotType, SnapshotType__Output as _ckpt_v1_SnapshotType__Output } from '../../ckpt/v1/SnapshotType.js';
 
 /**
  * One task's completed snapshot for one checkpoint.
@@ -16,6 +17,15 @@ export interface TaskSnapshot {
    */
   'positions'?: (_ckpt_v1_SourcePosition)[];
   'metrics'?: (_ckpt_v1_SnapshotMetrics | null);
+  /**
+   * What the task stored: FULL, its whole state (its handle shares no
+   * piece); INCREMENTAL, only what changed, building on pieces of earlier
+   * checkpoints (its handle's `shared`, or its `uri` itself when nothing
+   * changed). UNSPECIFIED, from a worker that does not say, reads as
+   * INCREMENTAL when the handle has shared pieces and FULL otherwise. A
+   * checkpoint is INCREMENTAL when any of its tasks is.
+   */
+  'snapshotType'?: (_ckpt_v1_SnapshotType);
 }
 
 /**
@@ -29,4 +39,13 @@ export interface TaskSnapshot__Output {
    */
   'positions': (_ckpt_v1_SourcePosition__Output)[];
   'metrics': (_ckpt_v1_SnapshotMetrics__Output | null);
+  /**
+   * What the task stored: FULL, its whole state (its handle shares no
+   * piece); INCREMENTAL, only what changed, building on pieces of earlier
+   * checkpoints (its handle's `shared`, or its `uri` itself when nothing
+   * changed). UNSPECIFIED, from a worker that does not say, reads as
+   * INCREMENTAL when the handle has shared pieces and FULL otherwise. A
+   * checkpoint is INCREMENTAL when any of its tasks is.
+   */
+  'snapshotType': (_ckpt_v1_SnapshotType__Output);
 }
