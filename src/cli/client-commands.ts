@@ -9,6 +9,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { createCoordinatorClient, createQueryClient, type ClientOptions } from '../client/index.js';
 import type { JobInfo__Output } from '../gen/ckpt/v1/JobInfo.js';
 import { checkpointsTable, jobsTable } from './format.js';
+import { parseSavepointName, type SavepointName } from './savepoint-commands.js';
 
 interface GlobalFlags {
   address: string;
@@ -114,18 +115,26 @@ export function addClientCommands(program: Command): void {
   program
     .command('submit <file>')
     .description('submit a job spec (JSON, field names as in ckpt.v1.JobSpec)')
-    .action(async (file: string, _o, cmd: Command) => {
-      const f = globals(cmd);
-      const { address, options } = connect(f);
-      const client = createCoordinatorClient(address, options);
-      try {
-        const spec = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
-        const res = await client.submitJob({ spec });
-        print(f, res, () => `${res.created ? 'submitted' : 'already registered'}: ${res.job?.spec?.jobId ?? ''}`);
-      } finally {
-        client.close();
-      }
-    });
+    .option('--from-savepoint <savepoint>', 'start from a savepoint, <job>/<checkpoint id>', parseSavepointName)
+    .option('--allow-non-restored-state', "drop the savepoint's state of tasks the new spec does not restore")
+    .action(
+      async (file: string, o: { fromSavepoint?: SavepointName; allowNonRestoredState?: boolean }, cmd: Command) => {
+        const f = globals(cmd);
+        const { address, options } = connect(f);
+        const client = createCoordinatorClient(address, options);
+        try {
+          const spec = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+          const res = await client.submitJob({
+            spec,
+            fromSavepoint: o.fromSavepoint,
+            allowNonRestoredState: o.allowNonRestoredState === true,
+          });
+          print(f, res, () => `${res.created ? 'submitted' : 'already registered'}: ${res.job?.spec?.jobId ?? ''}`);
+        } finally {
+          client.close();
+        }
+      },
+    );
 
   program
     .command('cancel <job>')

@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { errorInfo, isServiceError } from '../client/index.js';
 import { addClientCommands } from './client-commands.js';
+import { addSavepointCommands } from './savepoint-commands.js';
 import { addCoordinatorCommand } from './coordinator-command.js';
 import { addDevCommand } from './dev-command.js';
 
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON instead of tables');
   addCoordinatorCommand(program);
   addClientCommands(program);
+  addSavepointCommands(program);
   addDevCommand(program);
   return program;
 }

@@ -2,6 +2,12 @@
  * A typed client of the Coordinator service with promise-returning methods,
  * following the leader among one or more coordinator addresses.
  */
+import type { DeleteSavepointRequest } from '../gen/ckpt/v1/DeleteSavepointRequest.js';
+import type { DeleteSavepointResponse__Output } from '../gen/ckpt/v1/DeleteSavepointResponse.js';
+import type { ListSavepointsRequest } from '../gen/ckpt/v1/ListSavepointsRequest.js';
+import type { ListSavepointsResponse__Output } from '../gen/ckpt/v1/ListSavepointsResponse.js';
+import type { TriggerSavepointRequest } from '../gen/ckpt/v1/TriggerSavepointRequest.js';
+import type { TriggerSavepointResponse__Output } from '../gen/ckpt/v1/TriggerSavepointResponse.js';
 import type * as grpc from '@grpc/grpc-js';
 import type { CoordinatorClient as GrpcCoordinatorClient } from '../gen/ckpt/v1/Coordinator.js';
 import type { SubmitJobRequest } from '../gen/ckpt/v1/SubmitJobRequest.js';
@@ -112,6 +118,25 @@ export class CoordinatorClient {
    */
   restoreJob(request: RestoreJobRequest, options?: CallOptions): Promise<RestoreJobResponse__Output> {
     return this.#unary((raw) => raw.restoreJob.bind(raw), request, 'once', options);
+  }
+
+  /**
+   * Takes a savepoint and resolves when it has completed and is stored (or
+   * aborted: `savepoint` unset). With `stop`, the job is canceled after it.
+   * Give it a deadline as long as a checkpoint of the job takes.
+   */
+  triggerSavepoint(request: TriggerSavepointRequest, options?: CallOptions): Promise<TriggerSavepointResponse__Output> {
+    return this.#unary((raw) => raw.triggerSavepoint.bind(raw), request, 'once', options);
+  }
+
+  /** The savepoints of a job, oldest first. */
+  listSavepoints(request: ListSavepointsRequest, options?: CallOptions): Promise<ListSavepointsResponse__Output> {
+    return this.#unary((raw) => raw.listSavepoints.bind(raw), request, 'idempotent', options);
+  }
+
+  /** Deletes a savepoint; `deleted` is false when there was none. */
+  deleteSavepoint(request: DeleteSavepointRequest, options?: CallOptions): Promise<DeleteSavepointResponse__Output> {
+    return this.#unary((raw) => raw.deleteSavepoint.bind(raw), request, 'idempotent', options);
   }
 
   /**

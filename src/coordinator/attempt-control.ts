@@ -34,7 +34,7 @@ export interface AttemptDeps {
 export class AttemptControl {
   private readonly deps: AttemptDeps;
   private readonly log: Logger;
-  private manifest: { id: number; tasks: Map<string, Manifest__Output['tasks'][number]> } | undefined;
+  private manifest: (RestoreManifest & { id: number }) | undefined;
 
   constructor(deps: AttemptDeps) {
     this.deps = deps;
@@ -114,17 +114,18 @@ export class AttemptControl {
     const t = this.deps.tracker;
     const epoch = t.epoch;
     const checkpointId = t.recoveryCheckpointId;
-    const tasks = await this.manifestTasks(checkpointId);
+    const { tasks, sourceJobId } = await this.manifestTasks(checkpointId);
     const snapshots = session.taskIds.flatMap((taskId) => {
       const entry = tasks.get(taskId);
       return entry === undefined ? [] : [entry];
     });
-    return { jobId: t.jobId, epoch, checkpointId, snapshots, term: this.deps.term, nextCheckpointId: t.ids.nextId };
+    const nextCheckpointId = t.ids.nextId;
+    return { jobId: t.jobId, epoch, checkpointId, snapshots, term: this.deps.term, nextCheckpointId, sourceJobId };
   }
 
-  private async manifestTasks(checkpointId: number): Promise<Map<string, Manifest__Output['tasks'][number]>> {
-    if (checkpointId === 0) return new Map();
-    if (this.manifest?.id === checkpointId) return this.manifest.tasks;
+  private async manifestTasks(checkpointId: number): Promise<RestoreManifest> {
+    if (checkpointId === 0) return { tasks: new Map(), sourceJobId: '' };
+    if (this.manifest?.id === checkpointId) return this.manifest;
     const manifest = await this.deps.store.readManifest(this.deps.tracker.jobId, checkpointId);
     if (manifest === undefined) {
       throw new CkptError('INTERNAL', `checkpoint ${checkpointId} to restore has no manifest in etcd`, {
@@ -132,7 +133,17 @@ export class AttemptControl {
         checkpointId,
       });
     }
-    this.manifest = { id: checkpointId, tasks: new Map(manifest.tasks.map((task) => [task.taskId, task])) };
-    return this.manifest.tasks;
+    this.manifest = {
+      id: checkpointId,
+      tasks: new Map(manifest.tasks.map((task) => [task.taskId, task])),
+      sourceJobId: manifest.fromSavepoint?.jobId ?? '',
+    };
+    return this.manifest;
   }
+}
+
+/** The entries of the manifest a recovery restores, by task, and the job whose savepoint it maps (or ''). */
+interface RestoreManifest {
+  tasks: Map<string, Manifest__Output['tasks'][number]>;
+  sourceJobId: string;
 }

@@ -11,6 +11,8 @@ import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary
 import type { JobInfo__Output } from '../gen/ckpt/v1/JobInfo.js';
 import type { JobSpec } from '../gen/ckpt/v1/JobSpec.js';
 import type { Manifest__Output } from '../gen/ckpt/v1/Manifest.js';
+import type { SavepointRef } from '../gen/ckpt/v1/SavepointRef.js';
+import type { SavepointSummary__Output } from '../gen/ckpt/v1/SavepointSummary.js';
 import { isDeepStrictEqual } from 'node:util';
 import type { CheckpointInit } from '../core/checkpoint.js';
 import { CkptError, type LeadershipLostError } from '../core/errors.js';
@@ -26,6 +28,7 @@ import { jobInfo, JobQueries } from './job-queries.js';
 import { JobRegistry } from './job-registry.js';
 import type { RollBack } from './job-rollback.js';
 import { LeadershipFence } from './leadership-fence.js';
+import { Savepoints, type SavepointResult } from './savepoints.js';
 import { WorkerSessions } from './worker-sessions.js';
 
 /** Options of a coordinator; see `src/config` for their defaults. */
@@ -73,6 +76,7 @@ export class Coordinator {
   private readonly fence: LeadershipFence;
   private readonly jobs: JobRegistry;
   private readonly queries: JobQueries;
+  private readonly savepoints: Savepoints;
   /** The worker sessions and standbys of every job. */
   readonly sessions: WorkerSessions;
   private sweeper: NodeJS.Timeout | undefined;
@@ -107,6 +111,15 @@ export class Coordinator {
       running: () => this.state === 'running',
     });
     this.queries = new JobQueries(this.jobs, options.store);
+    this.savepoints = new Savepoints({
+      store: options.store,
+      fence: this.fence,
+      guard: () => options.leadership?.guard,
+      now: this.now,
+      log: this.log,
+      runtime: (jobId) => this.jobs.get(jobId),
+      cancel: (jobId) => this.cancelJob(jobId),
+    });
     this.sessions = new WorkerSessions({
       logger: options.logger,
       now: this.now,
@@ -177,7 +190,10 @@ export class Coordinator {
   // --- jobs -------------------------------------------------------------------
 
   /** Registers a job; the same spec again is a no-op. */
-  async submitJob(input: JobSpec | null | undefined): Promise<{ job: JobInfo__Output; created: boolean }> {
+  async submitJob(
+    input: JobSpec | null | undefined,
+    from?: { savepoint: SavepointRef | null | undefined; allowNonRestoredState: boolean },
+  ): Promise<{ job: JobInfo__Output; created: boolean }> {
     this.requireRunning();
     const spec = validateJobSpec(input, this.limits);
     const existing = this.jobs.find(spec.jobId);
@@ -191,7 +207,11 @@ export class Coordinator {
       throw new CkptError('LIMIT_REACHED', `the coordinator holds ${held} jobs, its limit`, { jobId: spec.jobId });
     }
     const guard = this.options.leadership?.guard;
-    const { job, created } = await this.fence.run(() => this.options.store.createJob(spec, this.now(), guard));
+    const savepoint = from?.savepoint ?? undefined;
+    const { job, created } =
+      savepoint === undefined
+        ? await this.fence.run(() => this.options.store.createJob(spec, this.now(), guard))
+        : await this.savepoints.createJob(spec, savepoint, from?.allowNonRestoredState === true);
     if (!created && !isDeepStrictEqual(job.spec, spec)) {
       throw new CkptError('JOB_EXISTS', `job ${spec.jobId} exists with another spec`, { jobId: spec.jobId });
     }
@@ -199,6 +219,24 @@ export class Coordinator {
     runtime.start();
     this.log.info({ jobId: spec.jobId, tasks: spec.tasks.length, created }, 'job submitted');
     return { job: jobInfo(runtime), created };
+  }
+
+  /** Takes a savepoint of a running job and waits for it; with `stop`, cancels the job after it. */
+  triggerSavepoint(jobId: unknown, stop: boolean): Promise<SavepointResult> {
+    this.requireRunning();
+    return this.savepoints.trigger(jobId, stop);
+  }
+
+  /** The savepoints of a job, oldest first. */
+  listSavepoints(jobId: unknown): Promise<SavepointSummary__Output[]> {
+    this.requireRunning();
+    return this.savepoints.list(jobId);
+  }
+
+  /** Deletes a savepoint; false when there was none. */
+  deleteSavepoint(ref: SavepointRef | null | undefined): Promise<boolean> {
+    this.requireRunning();
+    return this.savepoints.delete(ref);
   }
 
   /** A job, or a quarantined one with its reason. */

@@ -254,19 +254,27 @@ export class Checkpoint {
       jobId: this.init.jobId,
       checkpointId: this.id,
       epoch: this.init.epoch,
-      snapshotType: tasks.some((s) => s.snapshotType === 'SNAPSHOT_TYPE_INCREMENTAL')
-        ? 'SNAPSHOT_TYPE_INCREMENTAL'
-        : 'SNAPSHOT_TYPE_FULL',
+      snapshotType: this.storedType(
+        tasks.some((s) => s.snapshotType === 'SNAPSHOT_TYPE_INCREMENTAL'),
+        true,
+      ),
       triggeredAtMs: this.init.triggeredAtMs,
       completedAtMs,
       tasks,
+      fromSavepoint: null,
     };
   }
 
-  /** The trigger's type while pending or aborted; what the tasks stored once completed. */
-  private storedType(figures: AckFigures): CheckpointInit['snapshotType'] {
-    if (this.statusValue !== 'COMPLETED') return this.init.snapshotType;
-    return figures.incremental ? 'SNAPSHOT_TYPE_INCREMENTAL' : 'SNAPSHOT_TYPE_FULL';
+  /**
+   * The trigger's type while pending or aborted, and for a savepoint; what
+   * the tasks stored once completed.
+   */
+  private storedType(
+    incremental: boolean,
+    completed = this.statusValue === 'COMPLETED',
+  ): CheckpointInit['snapshotType'] {
+    if (!completed || this.init.snapshotType === 'SNAPSHOT_TYPE_SAVEPOINT') return this.init.snapshotType;
+    return incremental ? 'SNAPSHOT_TYPE_INCREMENTAL' : 'SNAPSHOT_TYPE_FULL';
   }
 
   /** Figures for listings and lifecycle events. */
@@ -279,7 +287,7 @@ export class Checkpoint {
       state: `CHECKPOINT_STATE_${this.statusValue}`,
       abortReason: this.abortReason ?? 'ABORT_REASON_UNSPECIFIED',
       abortMessage: this.abortMessage,
-      snapshotType: this.storedType(figures),
+      snapshotType: this.storedType(figures.incremental),
       manual: this.init.manual,
       triggeredAtMs: this.init.triggeredAtMs,
       finishedAtMs: this.finishedAtMs,

@@ -63,6 +63,8 @@ export class JobTracker {
   private readonly sources: readonly string[];
   private readonly taskIds: readonly string[];
   private readonly ackRules: AckRules;
+  /** Holders of `holdPeriodic`: no periodic checkpoint starts while there are any. */
+  private periodicHolds = 0;
 
   constructor(init: JobTrackerInit) {
     this.spec = init.spec;
@@ -215,8 +217,23 @@ export class JobTracker {
    * The time may be in the past.
    */
   nextPeriodicDueAtMs(): number | undefined {
-    if (this.stateValue !== 'JOB_STATE_RUNNING' || this.triggerRefusal() !== undefined) return undefined;
+    if (this.stateValue !== 'JOB_STATE_RUNNING' || this.periodicHolds > 0 || this.triggerRefusal() !== undefined) {
+      return undefined;
+    }
     return this.schedule.nextDueAtMs();
+  }
+
+  /**
+   * Holds periodic checkpoints back until the returned function is called
+   * (a savepoint is being taken and stored, or the job stops with one).
+   */
+  holdPeriodic(): () => void {
+    this.periodicHolds += 1;
+    let released = false;
+    return () => {
+      if (!released) this.periodicHolds -= 1;
+      released = true;
+    };
   }
 
   /** Starts a checkpoint with the next id; the id must be reserved. */

@@ -8,6 +8,7 @@
  * each new task restores the groups of its range from the pieces of the
  * old tasks whose ranges overlap it.
  */
+import type { JobSpec__Output } from '../gen/ckpt/v1/JobSpec.js';
 import { CkptError } from './errors.js';
 
 /** How many key groups keyed state is split into; the most tasks an operator can be rescaled to. */
@@ -82,4 +83,25 @@ export function rangesOverlap(a: KeyGroupRange, b: KeyGroupRange): boolean {
 /** True when the ranges are the same. */
 export function sameRange(a: KeyGroupRange, b: KeyGroupRange): boolean {
   return a.start === b.start && a.end === b.end;
+}
+
+/** The label naming a task's operator: the tasks with the same one split its key groups. */
+export const OPERATOR_LABEL = 'operator';
+
+/** Per task with an `operator` label, the sorted ids of its operator's tasks. */
+export function operatorTasks(spec: Pick<JobSpec__Output, 'tasks'>): Map<string, string[]> {
+  const byOperator = new Map<string, string[]>();
+  for (const task of spec.tasks) {
+    const operator = task.labels?.[OPERATOR_LABEL];
+    if (operator === undefined || operator === '') continue;
+    const list = byOperator.get(operator) ?? [];
+    if (!list.includes(task.taskId)) list.push(task.taskId);
+    byOperator.set(operator, list);
+  }
+  const byTask = new Map<string, string[]>();
+  for (const list of byOperator.values()) {
+    list.sort();
+    for (const taskId of list) byTask.set(taskId, list);
+  }
+  return byTask;
 }

@@ -3,6 +3,7 @@
  * these interfaces; `src/store` implements `CheckpointStore` on etcd and
  * `src/bus` implements `ControlBus` on NATS.
  */
+import type { Savepoint__Output as Savepoint } from '../gen/ckpt/v1/Savepoint.js';
 import type { CheckpointSummary__Output as CheckpointSummary } from '../gen/ckpt/v1/CheckpointSummary.js';
 import type { JobSpec__Output as JobSpec } from '../gen/ckpt/v1/JobSpec.js';
 import type { JobState__Output as JobState } from '../gen/ckpt/v1/JobState.js';
@@ -133,6 +134,14 @@ export interface CheckpointStore {
    * raced it).
    */
   collectGarbage(jobId: string): Promise<GarbageCollection>;
+  /** Stores a savepoint outside the job's checkpoints; refuses one that exists (CHECKPOINT_COMPLETED). */
+  putSavepoint(savepoint: Savepoint, guard?: LeaderGuard): Promise<void>;
+  /** A savepoint, or undefined when there is none. */
+  readSavepoint(jobId: string, checkpointId: number): Promise<Savepoint | undefined>;
+  /** The job's savepoints, oldest first. */
+  listSavepoints(jobId: string): Promise<Savepoint[]>;
+  /** Deletes a savepoint; false when there was none. */
+  deleteSavepoint(jobId: string, checkpointId: number, guard?: LeaderGuard): Promise<boolean>;
   close(): Promise<void>;
 }
 

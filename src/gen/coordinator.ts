@@ -13,17 +13,24 @@ import type { CheckpointSummary as _ckpt_v1_CheckpointSummary, CheckpointSummary
 import type { CoordinatorClient as _ckpt_v1_CoordinatorClient, CoordinatorDefinition as _ckpt_v1_CoordinatorDefinition } from './ckpt/v1/Coordinator.js';
 import type { DeclineCheckpointRequest as _ckpt_v1_DeclineCheckpointRequest, DeclineCheckpointRequest__Output as _ckpt_v1_DeclineCheckpointRequest__Output } from './ckpt/v1/DeclineCheckpointRequest.js';
 import type { DeclineCheckpointResponse as _ckpt_v1_DeclineCheckpointResponse, DeclineCheckpointResponse__Output as _ckpt_v1_DeclineCheckpointResponse__Output } from './ckpt/v1/DeclineCheckpointResponse.js';
+import type { DeleteSavepointRequest as _ckpt_v1_DeleteSavepointRequest, DeleteSavepointRequest__Output as _ckpt_v1_DeleteSavepointRequest__Output } from './ckpt/v1/DeleteSavepointRequest.js';
+import type { DeleteSavepointResponse as _ckpt_v1_DeleteSavepointResponse, DeleteSavepointResponse__Output as _ckpt_v1_DeleteSavepointResponse__Output } from './ckpt/v1/DeleteSavepointResponse.js';
 import type { GetJobRequest as _ckpt_v1_GetJobRequest, GetJobRequest__Output as _ckpt_v1_GetJobRequest__Output } from './ckpt/v1/GetJobRequest.js';
 import type { GetJobResponse as _ckpt_v1_GetJobResponse, GetJobResponse__Output as _ckpt_v1_GetJobResponse__Output } from './ckpt/v1/GetJobResponse.js';
 import type { Heartbeat as _ckpt_v1_Heartbeat, Heartbeat__Output as _ckpt_v1_Heartbeat__Output } from './ckpt/v1/Heartbeat.js';
 import type { JobCanceledCommand as _ckpt_v1_JobCanceledCommand, JobCanceledCommand__Output as _ckpt_v1_JobCanceledCommand__Output } from './ckpt/v1/JobCanceledCommand.js';
 import type { JobInfo as _ckpt_v1_JobInfo, JobInfo__Output as _ckpt_v1_JobInfo__Output } from './ckpt/v1/JobInfo.js';
 import type { JobSpec as _ckpt_v1_JobSpec, JobSpec__Output as _ckpt_v1_JobSpec__Output } from './ckpt/v1/JobSpec.js';
+import type { ListSavepointsRequest as _ckpt_v1_ListSavepointsRequest, ListSavepointsRequest__Output as _ckpt_v1_ListSavepointsRequest__Output } from './ckpt/v1/ListSavepointsRequest.js';
+import type { ListSavepointsResponse as _ckpt_v1_ListSavepointsResponse, ListSavepointsResponse__Output as _ckpt_v1_ListSavepointsResponse__Output } from './ckpt/v1/ListSavepointsResponse.js';
 import type { Manifest as _ckpt_v1_Manifest, Manifest__Output as _ckpt_v1_Manifest__Output } from './ckpt/v1/Manifest.js';
 import type { RestoreCommand as _ckpt_v1_RestoreCommand, RestoreCommand__Output as _ckpt_v1_RestoreCommand__Output } from './ckpt/v1/RestoreCommand.js';
 import type { RestoreJobRequest as _ckpt_v1_RestoreJobRequest, RestoreJobRequest__Output as _ckpt_v1_RestoreJobRequest__Output } from './ckpt/v1/RestoreJobRequest.js';
 import type { RestoreJobResponse as _ckpt_v1_RestoreJobResponse, RestoreJobResponse__Output as _ckpt_v1_RestoreJobResponse__Output } from './ckpt/v1/RestoreJobResponse.js';
 import type { RestorePoint as _ckpt_v1_RestorePoint, RestorePoint__Output as _ckpt_v1_RestorePoint__Output } from './ckpt/v1/RestorePoint.js';
+import type { Savepoint as _ckpt_v1_Savepoint, Savepoint__Output as _ckpt_v1_Savepoint__Output } from './ckpt/v1/Savepoint.js';
+import type { SavepointRef as _ckpt_v1_SavepointRef, SavepointRef__Output as _ckpt_v1_SavepointRef__Output } from './ckpt/v1/SavepointRef.js';
+import type { SavepointSummary as _ckpt_v1_SavepointSummary, SavepointSummary__Output as _ckpt_v1_SavepointSummary__Output } from './ckpt/v1/SavepointSummary.js';
 import type { SessionAcknowledge as _ckpt_v1_SessionAcknowledge, SessionAcknowledge__Output as _ckpt_v1_SessionAcknowledge__Output } from './ckpt/v1/SessionAcknowledge.js';
 import type { SessionDecline as _ckpt_v1_SessionDecline, SessionDecline__Output as _ckpt_v1_SessionDecline__Output } from './ckpt/v1/SessionDecline.js';
 import type { SessionResult as _ckpt_v1_SessionResult, SessionResult__Output as _ckpt_v1_SessionResult__Output } from './ckpt/v1/SessionResult.js';
@@ -41,6 +48,8 @@ import type { TaskSpec as _ckpt_v1_TaskSpec, TaskSpec__Output as _ckpt_v1_TaskSp
 import type { TasksReady as _ckpt_v1_TasksReady, TasksReady__Output as _ckpt_v1_TasksReady__Output } from './ckpt/v1/TasksReady.js';
 import type { TriggerCheckpointRequest as _ckpt_v1_TriggerCheckpointRequest, TriggerCheckpointRequest__Output as _ckpt_v1_TriggerCheckpointRequest__Output } from './ckpt/v1/TriggerCheckpointRequest.js';
 import type { TriggerCheckpointResponse as _ckpt_v1_TriggerCheckpointResponse, TriggerCheckpointResponse__Output as _ckpt_v1_TriggerCheckpointResponse__Output } from './ckpt/v1/TriggerCheckpointResponse.js';
+import type { TriggerSavepointRequest as _ckpt_v1_TriggerSavepointRequest, TriggerSavepointRequest__Output as _ckpt_v1_TriggerSavepointRequest__Output } from './ckpt/v1/TriggerSavepointRequest.js';
+import type { TriggerSavepointResponse as _ckpt_v1_TriggerSavepointResponse, TriggerSavepointResponse__Output as _ckpt_v1_TriggerSavepointResponse__Output } from './ckpt/v1/TriggerSavepointResponse.js';
 import type { Welcome as _ckpt_v1_Welcome, Welcome__Output as _ckpt_v1_Welcome__Output } from './ckpt/v1/Welcome.js';
 import type { WorkerHello as _ckpt_v1_WorkerHello, WorkerHello__Output as _ckpt_v1_WorkerHello__Output } from './ckpt/v1/WorkerHello.js';
 
@@ -68,6 +77,8 @@ export interface ProtoGrpcType {
       Coordinator: SubtypeConstructor<typeof grpc.Client, _ckpt_v1_CoordinatorClient> & { service: _ckpt_v1_CoordinatorDefinition }
       DeclineCheckpointRequest: MessageTypeDefinition<_ckpt_v1_DeclineCheckpointRequest, _ckpt_v1_DeclineCheckpointRequest__Output>
       DeclineCheckpointResponse: MessageTypeDefinition<_ckpt_v1_DeclineCheckpointResponse, _ckpt_v1_DeclineCheckpointResponse__Output>
+      DeleteSavepointRequest: MessageTypeDefinition<_ckpt_v1_DeleteSavepointRequest, _ckpt_v1_DeleteSavepointRequest__Output>
+      DeleteSavepointResponse: MessageTypeDefinition<_ckpt_v1_DeleteSavepointResponse, _ckpt_v1_DeleteSavepointResponse__Output>
       ErrorReason: EnumTypeDefinition
       GetJobRequest: MessageTypeDefinition<_ckpt_v1_GetJobRequest, _ckpt_v1_GetJobRequest__Output>
       GetJobResponse: MessageTypeDefinition<_ckpt_v1_GetJobResponse, _ckpt_v1_GetJobResponse__Output>
@@ -78,11 +89,16 @@ export interface ProtoGrpcType {
       JobInfo: MessageTypeDefinition<_ckpt_v1_JobInfo, _ckpt_v1_JobInfo__Output>
       JobSpec: MessageTypeDefinition<_ckpt_v1_JobSpec, _ckpt_v1_JobSpec__Output>
       JobState: EnumTypeDefinition
+      ListSavepointsRequest: MessageTypeDefinition<_ckpt_v1_ListSavepointsRequest, _ckpt_v1_ListSavepointsRequest__Output>
+      ListSavepointsResponse: MessageTypeDefinition<_ckpt_v1_ListSavepointsResponse, _ckpt_v1_ListSavepointsResponse__Output>
       Manifest: MessageTypeDefinition<_ckpt_v1_Manifest, _ckpt_v1_Manifest__Output>
       RestoreCommand: MessageTypeDefinition<_ckpt_v1_RestoreCommand, _ckpt_v1_RestoreCommand__Output>
       RestoreJobRequest: MessageTypeDefinition<_ckpt_v1_RestoreJobRequest, _ckpt_v1_RestoreJobRequest__Output>
       RestoreJobResponse: MessageTypeDefinition<_ckpt_v1_RestoreJobResponse, _ckpt_v1_RestoreJobResponse__Output>
       RestorePoint: MessageTypeDefinition<_ckpt_v1_RestorePoint, _ckpt_v1_RestorePoint__Output>
+      Savepoint: MessageTypeDefinition<_ckpt_v1_Savepoint, _ckpt_v1_Savepoint__Output>
+      SavepointRef: MessageTypeDefinition<_ckpt_v1_SavepointRef, _ckpt_v1_SavepointRef__Output>
+      SavepointSummary: MessageTypeDefinition<_ckpt_v1_SavepointSummary, _ckpt_v1_SavepointSummary__Output>
       SessionAcknowledge: MessageTypeDefinition<_ckpt_v1_SessionAcknowledge, _ckpt_v1_SessionAcknowledge__Output>
       SessionDecline: MessageTypeDefinition<_ckpt_v1_SessionDecline, _ckpt_v1_SessionDecline__Output>
       SessionResult: MessageTypeDefinition<_ckpt_v1_SessionResult, _ckpt_v1_SessionResult__Output>
@@ -101,6 +117,8 @@ export interface ProtoGrpcType {
       TasksReady: MessageTypeDefinition<_ckpt_v1_TasksReady, _ckpt_v1_TasksReady__Output>
       TriggerCheckpointRequest: MessageTypeDefinition<_ckpt_v1_TriggerCheckpointRequest, _ckpt_v1_TriggerCheckpointRequest__Output>
       TriggerCheckpointResponse: MessageTypeDefinition<_ckpt_v1_TriggerCheckpointResponse, _ckpt_v1_TriggerCheckpointResponse__Output>
+      TriggerSavepointRequest: MessageTypeDefinition<_ckpt_v1_TriggerSavepointRequest, _ckpt_v1_TriggerSavepointRequest__Output>
+      TriggerSavepointResponse: MessageTypeDefinition<_ckpt_v1_TriggerSavepointResponse, _ckpt_v1_TriggerSavepointResponse__Output>
       Welcome: MessageTypeDefinition<_ckpt_v1_Welcome, _ckpt_v1_Welcome__Output>
       WorkerHello: MessageTypeDefinition<_ckpt_v1_WorkerHello, _ckpt_v1_WorkerHello__Output>
     }

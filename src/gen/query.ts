@@ -15,6 +15,9 @@ import type { ListJobsRequest as _ckpt_v1_ListJobsRequest, ListJobsRequest__Outp
 import type { ListJobsResponse as _ckpt_v1_ListJobsResponse, ListJobsResponse__Output as _ckpt_v1_ListJobsResponse__Output } from './ckpt/v1/ListJobsResponse.js';
 import type { Manifest as _ckpt_v1_Manifest, Manifest__Output as _ckpt_v1_Manifest__Output } from './ckpt/v1/Manifest.js';
 import type { RestorePoint as _ckpt_v1_RestorePoint, RestorePoint__Output as _ckpt_v1_RestorePoint__Output } from './ckpt/v1/RestorePoint.js';
+import type { Savepoint as _ckpt_v1_Savepoint, Savepoint__Output as _ckpt_v1_Savepoint__Output } from './ckpt/v1/Savepoint.js';
+import type { SavepointRef as _ckpt_v1_SavepointRef, SavepointRef__Output as _ckpt_v1_SavepointRef__Output } from './ckpt/v1/SavepointRef.js';
+import type { SavepointSummary as _ckpt_v1_SavepointSummary, SavepointSummary__Output as _ckpt_v1_SavepointSummary__Output } from './ckpt/v1/SavepointSummary.js';
 import type { SnapshotMetrics as _ckpt_v1_SnapshotMetrics, SnapshotMetrics__Output as _ckpt_v1_SnapshotMetrics__Output } from './ckpt/v1/SnapshotMetrics.js';
 import type { SourcePosition as _ckpt_v1_SourcePosition, SourcePosition__Output as _ckpt_v1_SourcePosition__Output } from './ckpt/v1/SourcePosition.js';
 import type { StateHandle as _ckpt_v1_StateHandle, StateHandle__Output as _ckpt_v1_StateHandle__Output } from './ckpt/v1/StateHandle.js';
@@ -52,6 +55,9 @@ export interface ProtoGrpcType {
       ListJobsResponse: MessageTypeDefinition<_ckpt_v1_ListJobsResponse, _ckpt_v1_ListJobsResponse__Output>
       Manifest: MessageTypeDefinition<_ckpt_v1_Manifest, _ckpt_v1_Manifest__Output>
       RestorePoint: MessageTypeDefinition<_ckpt_v1_RestorePoint, _ckpt_v1_RestorePoint__Output>
+      Savepoint: MessageTypeDefinition<_ckpt_v1_Savepoint, _ckpt_v1_Savepoint__Output>
+      SavepointRef: MessageTypeDefinition<_ckpt_v1_SavepointRef, _ckpt_v1_SavepointRef__Output>
+      SavepointSummary: MessageTypeDefinition<_ckpt_v1_SavepointSummary, _ckpt_v1_SavepointSummary__Output>
       SnapshotMetrics: MessageTypeDefinition<_ckpt_v1_SnapshotMetrics, _ckpt_v1_SnapshotMetrics__Output>
       SnapshotType: EnumTypeDefinition
       SourcePosition: MessageTypeDefinition<_ckpt_v1_SourcePosition, _ckpt_v1_SourcePosition__Output>

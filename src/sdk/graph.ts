@@ -3,7 +3,7 @@
  * and outputs (downstream tasks), from the job spec the welcome carries.
  */
 import { CkptError } from '../core/errors.js';
-import { allKeyGroups, KEY_GROUPS, keyGroupRange, type KeyGroupRange } from '../core/key-groups.js';
+import { allKeyGroups, KEY_GROUPS, keyGroupRange, operatorTasks, type KeyGroupRange } from '../core/key-groups.js';
 import type { JobSpec__Output } from '../gen/ckpt/v1/JobSpec.js';
 
 /** The inputs and outputs of every task of a job. */
@@ -24,9 +24,6 @@ export interface JobGraph {
    */
   keyGroupsOf(taskId: string): KeyGroupRange;
 }
-
-/** The label naming a task's operator: tasks with the same one split its keyed state. */
-export const OPERATOR_LABEL = 'operator';
 
 /** Builds the graph of `spec`. */
 export function jobGraph(spec: JobSpec__Output): JobGraph {
@@ -57,24 +54,6 @@ export function jobGraph(spec: JobSpec__Output): JobGraph {
       return index < 0 || tasks.length > KEY_GROUPS ? allKeyGroups() : keyGroupRange(index, tasks.length);
     },
   };
-}
-
-/** Per task with an `operator` label, the sorted ids of its operator's tasks. */
-export function operatorTasks(spec: Pick<JobSpec__Output, 'tasks'>): Map<string, string[]> {
-  const byOperator = new Map<string, string[]>();
-  for (const task of spec.tasks) {
-    const operator = task.labels?.[OPERATOR_LABEL];
-    if (operator === undefined || operator === '') continue;
-    const list = byOperator.get(operator) ?? [];
-    if (!list.includes(task.taskId)) list.push(task.taskId);
-    byOperator.set(operator, list);
-  }
-  const byTask = new Map<string, string[]>();
-  for (const list of byOperator.values()) {
-    list.sort();
-    for (const taskId of list) byTask.set(taskId, list);
-  }
-  return byTask;
 }
 
 /**

@@ -88,7 +88,7 @@ export function jetStreamSink(options: JetStreamSinkOptions): Task {
     await ensure(ctx);
     for (const [checkpointId, records] of groups) {
       if (ctx.signal.aborted) return;
-      await publishGroup(options, ctx, checkpointId, records);
+      await publishGroup(options, ctx, from.origin ?? ctx.jobId, checkpointId, records);
       from.drop(checkpointId);
     }
   };
@@ -101,15 +101,17 @@ export function jetStreamSink(options: JetStreamSinkOptions): Task {
     snapshot(ctx: SnapshotContext): Uint8Array {
       staging.seal(ctx.checkpointId);
       // Nothing pending: an empty snapshot, which the runtime does not store.
-      return staging.pendingIds.length === 0 ? new Uint8Array(0) : staging.encode();
+      return staging.pendingIds.length === 0 ? new Uint8Array(0) : staging.encode(ctx.jobId);
     },
     async restore(bytes: Uint8Array | undefined, ctx: TaskContext): Promise<void> {
       staging = bytes === undefined ? new SinkStaging() : SinkStaging.decode(bytes);
       // The ended epoch's publications stop at their context's signal; this one's start afresh.
       publishing = Promise.resolve();
       await ensure(ctx);
-      // Everything in a restored snapshot belongs to a committed checkpoint.
+      // Everything in a restored snapshot belongs to a committed checkpoint; it is published
+      // under the ids of the job that took the snapshot (a savepoint's, possibly), the rest under ours.
       await commit(Number.MAX_SAFE_INTEGER, ctx, staging);
+      staging.origin = undefined;
     },
     onCheckpointComplete(checkpointId, ctx): void {
       const from = staging;
@@ -143,6 +145,7 @@ function streamEnsurer(options: JetStreamSinkOptions): (ctx: TaskContext) => Pro
 async function publishGroup(
   options: JetStreamSinkOptions,
   ctx: TaskContext,
+  jobId: string,
   checkpointId: number,
   records: readonly Uint8Array[],
 ): Promise<void> {
@@ -152,7 +155,7 @@ async function publishGroup(
       await publishToStream(options.connection ?? ctx.nats, {
         subject: options.subject,
         payloads: records,
-        msgId: (index) => sinkMessageId(ctx.jobId, ctx.taskId, checkpointId, index),
+        msgId: (index) => sinkMessageId(jobId, ctx.taskId, checkpointId, index),
         maxInFlight: options.maxInFlight ?? DEFAULT_SINK_MAX_IN_FLIGHT,
         timeoutMs: options.publishTimeoutMs ?? DEFAULT_SINK_PUBLISH_TIMEOUT_MS,
         signal: ctx.signal,

@@ -4,19 +4,25 @@
  * snapshot ("pending(k)"), waiting for a checkpoint ≥ k to complete.
  * Encoded as the sink's snapshot.
  *
- * Encoding: "CKS1", a u32 group count, then per group the checkpoint id as
+ * Encoding: "CKS2", a u16 length and the id (UTF-8) of the job that took
+ * the snapshot, a u32 group count, then per group the checkpoint id as
  * u64, a u32 record count and per record a u32 length and its bytes (all
- * big-endian). A group's encoding is kept once made: a pending group is in
+ * big-endian). "CKS1", written before, has no job id. The job id names
+ * the records' message ids when a job started from a savepoint publishes
+ * them again, so that the stream drops what the savepoint's job published. A group's encoding is kept once made: a pending group is in
  * every snapshot until it is published, and a sink that stages many
  * records would otherwise encode them again at every checkpoint.
  */
 import { CkptError } from '../core/errors.js';
 
-const MAGIC = [0x43, 0x4b, 0x53, 0x31];
+const MAGIC_V1 = [0x43, 0x4b, 0x53, 0x31];
+const MAGIC = [0x43, 0x4b, 0x53, 0x32];
 
 /** Staged and pending records of one sink task. */
 export class SinkStaging {
   #current: Uint8Array[] = [];
+  /** The job that took the snapshot this staging was decoded from; undefined for a fresh one or a CKS1 snapshot. */
+  origin: string | undefined;
   readonly #pending = new Map<number, Uint8Array[]>();
   /** Encodings of pending groups, made by `encode` and dropped when a group changes. */
   readonly #encoded = new Map<number, Uint8Array>();
@@ -57,13 +63,18 @@ export class SinkStaging {
     this.#encoded.delete(checkpointId);
   }
 
-  /** The pending groups as snapshot bytes (records not sealed yet are not part of it). */
-  encode(): Uint8Array {
+  /** The pending groups as snapshot bytes of job `jobId` (records not sealed yet are not part of it). */
+  encode(jobId: string): Uint8Array {
+    const job = new TextEncoder().encode(jobId);
     const groups = this.pendingIds.map((k) => this.#groupBytes(k));
-    const out = new Uint8Array(8 + groups.reduce((n, g) => n + g.length, 0));
+    const head = 10 + job.length;
+    const out = new Uint8Array(head + groups.reduce((n, g) => n + g.length, 0));
     out.set(MAGIC, 0);
-    new DataView(out.buffer).setUint32(4, groups.length);
-    let at = 8;
+    const view = new DataView(out.buffer);
+    view.setUint16(4, job.length);
+    out.set(job, 6);
+    view.setUint32(6 + job.length, groups.length);
+    let at = head;
     for (const group of groups) {
       out.set(group, at);
       at += group.length;
@@ -97,10 +108,20 @@ export class SinkStaging {
       if (at + n > bytes.length) throw new CkptError('MALFORMED', 'sink snapshot is truncated');
     };
     need(0, 8);
-    if (MAGIC.some((b, i) => bytes[i] !== b)) throw new CkptError('MALFORMED', 'sink snapshot has a wrong header');
+    const v1 = MAGIC_V1.every((b, i) => bytes[i] === b);
+    if (!v1 && MAGIC.some((b, i) => bytes[i] !== b))
+      throw new CkptError('MALFORMED', 'sink snapshot has a wrong header');
     const staging = new SinkStaging();
-    let at = 8;
-    for (let g = view.getUint32(4); g > 0; g -= 1) {
+    let at = 4;
+    if (!v1) {
+      const length = view.getUint16(4);
+      need(6, length + 4);
+      staging.origin = new TextDecoder().decode(bytes.subarray(6, 6 + length));
+      at = 6 + length;
+    }
+    const count = view.getUint32(at);
+    at += 4;
+    for (let g = count; g > 0; g -= 1) {
       need(at, 12);
       const k = Number(view.getBigUint64(at));
       const records: Uint8Array[] = [];

@@ -110,7 +110,7 @@ export async function restoredState(
   backend: StateBackend,
   state: StateHandle__Output | null | undefined,
   signal: AbortSignal,
-  options: { jobId: string; unaligned: boolean; chain: boolean },
+  options: { jobId: string; sourceJobId?: string; unaligned: boolean; chain: boolean },
 ): Promise<RestoredPieces> {
   const all = piecesOf(state);
   const handles = options.chain ? all : all.slice(-1);
@@ -118,7 +118,8 @@ export async function restoredState(
   let next = 0;
   const lane = async (): Promise<void> => {
     for (let i = next++; i < handles.length; i = next++) {
-      stored[i] = await backend.get(handles[i] as StateHandle__Output, signal, { jobId: options.jobId });
+      const owner = { jobId: options.jobId, sourceJobId: options.sourceJobId };
+      stored[i] = await backend.get(handles[i] as StateHandle__Output, signal, owner);
     }
   };
   await Promise.all(Array.from({ length: Math.min(RESTORE_CONCURRENCY, handles.length) }, lane));

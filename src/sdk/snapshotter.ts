@@ -69,6 +69,8 @@ interface Taken extends SnapshotPoint {
   /** The pieces it builds on, oldest first. */
   shared: StateHandle__Output[];
   snapshotType: SnapshotType__Output;
+  /** The type the trigger or barrier asked for. */
+  requested: SnapshotType;
   /** The size of the task's whole state. */
   stateBytes: number;
   syncMs: number;
@@ -116,6 +118,7 @@ export class Snapshotter {
       positions,
       metrics,
       signal: point.context.signal,
+      savepoint: taken.requested === 'SNAPSHOT_TYPE_SAVEPOINT',
     };
     this.#track(this.#upload(point.generation, upload, stateBytes));
   }
@@ -150,6 +153,7 @@ export class Snapshotter {
       positions: [],
       metrics,
       signal: context.signal,
+      savepoint: open.taken.requested === 'SNAPSHOT_TYPE_SAVEPOINT',
     };
     this.#track(this.#upload(generation, upload, stateBytes));
   }
@@ -190,7 +194,8 @@ export class Snapshotter {
     const requested = this.#types.get(checkpointId) ?? 'SNAPSHOT_TYPE_FULL';
     let piece: Pick<Taken, 'bytes' | 'shared' | 'snapshotType' | 'stateBytes'>;
     try {
-      piece = await this.#serialise(context, checkpointId, requested === 'SNAPSHOT_TYPE_FULL', newPiece);
+      const full = requested === 'SNAPSHOT_TYPE_FULL' || requested === 'SNAPSHOT_TYPE_SAVEPOINT';
+      piece = await this.#serialise(context, checkpointId, full, newPiece);
     } catch (err) {
       this.#running.delete(checkpointId);
       const message = `snapshot failed: ${CkptError.from(err).message}`;
@@ -208,7 +213,7 @@ export class Snapshotter {
       bytes: piece.bytes,
       snapshotType: piece.snapshotType,
     });
-    return { ...point, ...piece, syncMs };
+    return { ...point, ...piece, requested, syncMs };
   }
 
   async #serialise(
@@ -231,13 +236,18 @@ export class Snapshotter {
     };
   }
 
-  async #upload(generation: number, u: Omit<SnapshotUpload, 'jobId' | 'taskId'>, stateBytes: number): Promise<void> {
+  async #upload(
+    generation: number,
+    u: Omit<SnapshotUpload, 'jobId' | 'taskId'> & { savepoint: boolean },
+    stateBytes: number,
+  ): Promise<void> {
     const { checkpointId, epoch } = u;
     const taskId = this.#o.taskId;
     try {
       const snapshot = await uploadSnapshot(this.#o.backend, { ...u, jobId: this.#o.jobId, taskId }, stateBytes);
       if (!this.#o.isCurrent(generation)) return;
-      if (snapshot.state !== null) this.#o.incremental.stored(checkpointId, snapshot.state);
+      // A savepoint shares its pieces with no other checkpoint: later deltas never build on it.
+      if (snapshot.state !== null && !u.savepoint) this.#o.incremental.stored(checkpointId, snapshot.state);
       this.#o.onResult(checkpointId, epoch, { kind: 'ack', taskId, snapshot });
     } catch (err) {
       if (!this.#o.isCurrent(generation)) return;

@@ -73,6 +73,8 @@ export interface RestoreRequest {
   checkpointId: number;
   /** The task's entry of the manifest; undefined for none. */
   snapshot: TaskSnapshot__Output | undefined;
+  /** The job whose savepoint the checkpoint maps, whose pieces may be read too ('' for none). */
+  sourceJobId?: string;
   signal: AbortSignal;
 }
 
@@ -239,7 +241,8 @@ export class TaskRunner {
       const unaligned = this.#o.mode === 'unaligned' && this.#aligner !== undefined;
       const task = this.#o.task;
       const handle = request.snapshot?.state ?? undefined;
-      const options = { jobId: this.#o.jobId, unaligned, chain: task.restore === undefined };
+      const { sourceJobId } = request;
+      const options = { jobId: this.#o.jobId, sourceJobId, unaligned, chain: task.restore === undefined };
       const { pieces, inFlight } = await restoredState(this.#o.backend, handle, signal, options);
       this.#assertCurrent(generation);
       if (task.restore !== undefined) await task.restore(pieces.at(-1), cell.context);

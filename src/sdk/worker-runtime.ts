@@ -320,7 +320,8 @@ export class WorkerRuntime {
     const restored = await Promise.all(
       [...this.#runners.values()].map(async (runner) => {
         try {
-          await runner.restore({ epoch, checkpointId, snapshot: byTask.get(runner.taskId), signal });
+          const snapshot = byTask.get(runner.taskId);
+          await runner.restore({ epoch, checkpointId, snapshot, sourceJobId: command.sourceJobId, signal });
           return runner.taskId;
         } catch (err) {
           if (!signal.aborted && epoch === this.epoch) this.#taskFailed(runner.taskId, epoch, CkptError.from(err));

@@ -29,7 +29,12 @@ export function coordinatorHandlers(
   limits: AttachLimits,
 ): CoordinatorHandlers {
   return {
-    SubmitJob: unary(auth, async (req) => coordinators.current().submitJob(req.spec)),
+    SubmitJob: unary(auth, async (req) =>
+      coordinators.current().submitJob(req.spec, {
+        savepoint: req.fromSavepoint,
+        allowNonRestoredState: req.allowNonRestoredState === true,
+      }),
+    ),
     GetJob: unary(auth, (req) => ({ job: coordinators.current().getJob(req.jobId) })),
     CancelJob: unary(auth, async (req) => ({ job: await coordinators.current().cancelJob(req.jobId) })),
     AcknowledgeCheckpoint: unary(auth, (req) => coordinators.current().acknowledge(req)),
@@ -42,6 +47,11 @@ export function coordinatorHandlers(
       return { checkpoint: await coordinators.current().triggerCheckpoint(req.jobId, type, req.wait === true) };
     }),
     RestoreJob: unary(auth, async (req) => coordinators.current().restoreJob(req.jobId, req.checkpointId)),
+    TriggerSavepoint: unary(auth, async (req) => coordinators.current().triggerSavepoint(req.jobId, req.stop === true)),
+    ListSavepoints: unary(auth, async (req) => ({
+      savepoints: await coordinators.current().listSavepoints(req.jobId),
+    })),
+    DeleteSavepoint: unary(auth, async (req) => ({ deleted: await coordinators.current().deleteSavepoint(req.ref) })),
     Attach: attachHandler(coordinators, auth, limits),
   };
 }

@@ -8,6 +8,7 @@ import type { CheckpointSummary, CheckpointSummary__Output } from '../gen/ckpt/v
 import type { Manifest, Manifest__Output } from '../gen/ckpt/v1/Manifest.js';
 import type { ManifestRoot, ManifestRoot__Output } from '../gen/ckpt/v1/ManifestRoot.js';
 import type { RestorePoint, RestorePoint__Output } from '../gen/ckpt/v1/RestorePoint.js';
+import type { Savepoint, Savepoint__Output } from '../gen/ckpt/v1/Savepoint.js';
 import type { StoredJob, StoredJob__Output } from '../gen/ckpt/v1/StoredJob.js';
 import { codec, type Codec } from '../proto/index.js';
 
@@ -18,6 +19,7 @@ export interface StoreCodecs {
   manifestRoot: Codec<ManifestRoot, ManifestRoot__Output>;
   summary: Codec<CheckpointSummary, CheckpointSummary__Output>;
   restorePoint: Codec<RestorePoint, RestorePoint__Output>;
+  savepoint: Codec<Savepoint, Savepoint__Output>;
 }
 
 let codecs: StoreCodecs | undefined;
@@ -30,6 +32,7 @@ export function storeCodecs(): StoreCodecs {
     manifestRoot: codec<ManifestRoot, ManifestRoot__Output>('ManifestRoot'),
     summary: codec<CheckpointSummary, CheckpointSummary__Output>('CheckpointSummary'),
     restorePoint: codec<RestorePoint, RestorePoint__Output>('RestorePoint'),
+    savepoint: codec<Savepoint, Savepoint__Output>('Savepoint'),
   };
   return codecs;
 }

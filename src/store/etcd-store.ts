@@ -27,6 +27,8 @@ import type { JobState } from '../gen/ckpt/v1/JobState.js';
 import type { Manifest__Output as Manifest } from '../gen/ckpt/v1/Manifest.js';
 import { commitCheckpoint, type CommitGuard } from './commit.js';
 import { collectGarbage } from './garbage.js';
+import type { Savepoint__Output as Savepoint } from '../gen/ckpt/v1/Savepoint.js';
+import { deleteSavepoint, listSavepoints, putSavepoint, readSavepoint } from './savepoints.js';
 import { bumpEpoch, createJob, reserveIds, updateJob } from './job-records.js';
 import { loadJobs } from './job-read.js';
 import { KeyLayout } from './keys.js';
@@ -155,6 +157,22 @@ export class EtcdStore implements CheckpointStore {
    */
   collectGarbage(jobId: string): Promise<GarbageCollection> {
     return collectGarbage(this.ctx, jobId);
+  }
+
+  putSavepoint(savepoint: Savepoint, guard?: LeaderGuard): Promise<void> {
+    return putSavepoint(this.ctx, savepoint, guard);
+  }
+
+  readSavepoint(jobId: string, checkpointId: number): Promise<Savepoint | undefined> {
+    return readSavepoint(this.ctx, jobId, checkpointId);
+  }
+
+  listSavepoints(jobId: string): Promise<Savepoint[]> {
+    return listSavepoints(this.ctx, jobId);
+  }
+
+  deleteSavepoint(jobId: string, checkpointId: number, guard?: LeaderGuard): Promise<boolean> {
+    return deleteSavepoint(this.ctx, jobId, checkpointId, guard);
   }
 
   /** Closes the client if the store created it; idempotent. */

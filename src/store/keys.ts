@@ -129,6 +129,16 @@ export class KeyLayout {
     return `${this.parts(jobId)}${sha256}`;
   }
 
+  /** Prefix of the job's savepoints. */
+  savepoints(jobId: string): string {
+    return `${this.job(jobId)}savepoints/`;
+  }
+
+  /** One savepoint of the job, by its checkpoint id. */
+  savepoint(jobId: string, checkpointId: number): string {
+    return `${this.savepoints(jobId)}${pad(checkpointId)}`;
+  }
+
   /** The job a key under `jobs/` belongs to, whatever the rest of it; undefined for other keys. */
   jobOf(key: string): string | undefined {
     const base = this.jobs();

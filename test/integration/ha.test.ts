@@ -123,7 +123,7 @@ async function simWorker(t: ExecutionContext, cluster: Cluster): Promise<Simulat
 function commitRequest(checkpointId: number, epoch: number): CommitRequest {
   const common = { jobId: 'job', checkpointId, epoch, snapshotType: 'SNAPSHOT_TYPE_FULL' as const };
   return {
-    manifest: { ...common, triggeredAtMs: 1, completedAtMs: 2, tasks: [] },
+    manifest: { ...common, triggeredAtMs: 1, completedAtMs: 2, tasks: [], fromSavepoint: null },
     summary: {
       ...common,
       state: 'CHECKPOINT_STATE_COMPLETED',

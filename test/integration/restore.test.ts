@@ -273,6 +273,7 @@ function manifest(jobId: string, checkpointId: number, epoch: number): Manifest_
     triggeredAtMs: 1,
     completedAtMs: 2,
     tasks: [{ taskId: 'only', state: null, positions: [], metrics: null, snapshotType: 'SNAPSHOT_TYPE_FULL' }],
+    fromSavepoint: null,
   };
 }
 

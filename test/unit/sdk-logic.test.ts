@@ -32,7 +32,7 @@ test('sink staging seals intervals into pending groups and encodes them lossless
   t.is(s.staged, 2);
   s.seal(5);
   s.stage(bytes('not sealed'));
-  const decoded = SinkStaging.decode(s.encode());
+  const decoded = SinkStaging.decode(s.encode('job'));
   t.deepEqual(decoded.pendingIds, [3, 5]);
   t.is(decoded.staged, 0, 'records after the last snapshot are not part of it');
   const groups = decoded.committable(4);
@@ -45,13 +45,13 @@ test('sink staging seals intervals into pending groups and encodes them lossless
     decoded.committable(99).map(([k, r]) => [k, r.map(text)]),
     [[5, ['', 'c']]],
   );
-  t.deepEqual(SinkStaging.decode(new SinkStaging().encode()).pendingIds, []);
+  t.deepEqual(SinkStaging.decode(new SinkStaging().encode('job')).pendingIds, []);
 });
 
 test('sink staging encodes again what changed since the last snapshot, and only that', (t) => {
   const s = new SinkStaging();
   const groupsOf = (staging: SinkStaging) =>
-    SinkStaging.decode(staging.encode())
+    SinkStaging.decode(staging.encode('job'))
       .committable(99)
       .map(([k, records]) => [k, records.map(text)]);
   s.stage(bytes('a'));
@@ -72,7 +72,7 @@ test('sink staging encodes again what changed since the last snapshot, and only 
   ]);
   s.drop(1);
   t.deepEqual(groupsOf(s), [[2, ['b', 'c']]]);
-  t.deepEqual(s.encode(), s.encode(), 'the same bytes twice');
+  t.deepEqual(s.encode('job'), s.encode('job'), 'the same bytes twice');
 });
 
 test('sink staging refuses bytes it did not write', (t) => {
@@ -80,9 +80,29 @@ test('sink staging refuses bytes it did not write', (t) => {
   const good = new SinkStaging();
   good.stage(bytes('abc'));
   good.seal(1);
-  const encoded = good.encode();
+  const encoded = good.encode('job');
   t.throws(() => SinkStaging.decode(encoded.slice(0, encoded.length - 1)), { message: /truncated/ });
   t.throws(() => SinkStaging.decode(new Uint8Array([...encoded, 0])), { message: /trailing/ });
+});
+
+test('a sink snapshot names the job that took it; one written before without it still decodes', (t) => {
+  const s = new SinkStaging();
+  s.stage(bytes('a'));
+  s.seal(4);
+  const decoded = SinkStaging.decode(s.encode('job-é'));
+  t.is(decoded.origin, 'job-é');
+  t.deepEqual(
+    decoded.committable(9).map(([k, r]) => [k, r.map(text)]),
+    [[4, ['a']]],
+  );
+  // "CKS1", one group: checkpoint 2, one record "x".
+  const v1 = new Uint8Array([0x43, 0x4b, 0x53, 0x31, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 1, 0x78]);
+  const old = SinkStaging.decode(v1);
+  t.is(old.origin, undefined);
+  t.deepEqual(
+    old.committable(9).map(([k, r]) => [k, r.map(text)]),
+    [[2, ['x']]],
+  );
 });
 
 test('sink message ids name job, task, checkpoint and index', (t) => {

@@ -15,7 +15,10 @@
  * piece (which bounds what a restore reads to about twice the state).
  */
 import { allKeyGroups, keyGroupOf, KEY_GROUPS, sameRange, type KeyGroupRange } from '../../core/key-groups.js';
+import { handleOf, piecesOf } from '../../core/state-chains.js';
 import type { StateHandle__Output } from '../../gen/ckpt/v1/StateHandle.js';
+
+export { handleOf, piecesOf };
 import { canonicalJson } from './canonical-json.js';
 import { decodeKeyedState } from './keyed-state-codec.js';
 import { KeyedState, TAKE_CHANGES, type JsonValue } from './keyed-state.js';
@@ -61,18 +64,6 @@ interface Base {
   chain: StateHandle__Output[];
   /** All pieces are the task's own: a delta may build on them. */
   own: boolean;
-}
-
-/** The pieces, oldest first, a handle names. */
-export function piecesOf(handle: StateHandle__Output | null | undefined): StateHandle__Output[] {
-  if (handle === null || handle === undefined || handle.uri === '') return [];
-  return [...handle.shared.map((p) => ({ ...p, shared: [] })), { ...handle, shared: [] }];
-}
-
-/** The handle naming `pieces` (oldest first): the newest one with the others shared. */
-export function handleOf(pieces: readonly StateHandle__Output[]): StateHandle__Output | undefined {
-  const top = pieces.at(-1);
-  return top === undefined ? undefined : { ...top, shared: pieces.slice(0, -1).map((p) => ({ ...p, shared: [] })) };
 }
 
 /** Tracks one task's base, its changes since, and builds its pieces. */

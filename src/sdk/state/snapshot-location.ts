@@ -13,6 +13,11 @@ import { parseSnapshotName, type SnapshotName } from './snapshot-key.js';
 /** The job a `get` reads for: a backend refuses the snapshots of any other. */
 export interface SnapshotOwner {
   jobId: string;
+  /**
+   * Another job whose snapshots may be read as well: the job of the
+   * savepoint this job started from, named by the coordinator's restore.
+   */
+  sourceJobId?: string;
 }
 
 /** A snapshot's place, parsed from the segments of its path or object name. */
@@ -47,7 +52,7 @@ export function locateSnapshot(
 ): SnapshotLocation {
   const location = parseSnapshotSegments(segments, suffix);
   if (location === undefined) throw malformedHandleError(uri, `is not a snapshot of this backend (${root})`);
-  if (owner !== undefined && location.jobId !== owner.jobId) {
+  if (owner !== undefined && location.jobId !== owner.jobId && location.jobId !== (owner.sourceJobId ?? owner.jobId)) {
     throw malformedHandleError(uri, `is a snapshot of job ${location.jobId}, not of job ${owner.jobId}`);
   }
   return location;

@@ -11,14 +11,20 @@ import type { CancelJobRequest as _ckpt_v1_CancelJobRequest, CancelJobRequest__O
 import type { CancelJobResponse as _ckpt_v1_CancelJobResponse, CancelJobResponse__Output as _ckpt_v1_CancelJobResponse__Output } from '../../ckpt/v1/CancelJobResponse.js';
 import type { DeclineCheckpointRequest as _ckpt_v1_DeclineCheckpointRequest, DeclineCheckpointRequest__Output as _ckpt_v1_DeclineCheckpointRequest__Output } from '../../ckpt/v1/DeclineCheckpointRequest.js';
 import type { DeclineCheckpointResponse as _ckpt_v1_DeclineCheckpointResponse, DeclineCheckpointResponse__Output as _ckpt_v1_DeclineCheckpointResponse__Output } from '../../ckpt/v1/DeclineCheckpointResponse.js';
+import type { DeleteSavepointRequest as _ckpt_v1_DeleteSavepointRequest, DeleteSavepointRequest__Output as _ckpt_v1_DeleteSavepointRequest__Output } from '../../ckpt/v1/DeleteSavepointRequest.js';
+import type { DeleteSavepointResponse as _ckpt_v1_DeleteSavepointResponse, DeleteSavepointResponse__Output as _ckpt_v1_DeleteSavepointResponse__Output } from '../../ckpt/v1/DeleteSavepointResponse.js';
 import type { GetJobRequest as _ckpt_v1_GetJobRequest, GetJobRequest__Output as _ckpt_v1_GetJobRequest__Output } from '../../ckpt/v1/GetJobRequest.js';
 import type { GetJobResponse as _ckpt_v1_GetJobResponse, GetJobResponse__Output as _ckpt_v1_GetJobResponse__Output } from '../../ckpt/v1/GetJobResponse.js';
+import type { ListSavepointsRequest as _ckpt_v1_ListSavepointsRequest, ListSavepointsRequest__Output as _ckpt_v1_ListSavepointsRequest__Output } from '../../ckpt/v1/ListSavepointsRequest.js';
+import type { ListSavepointsResponse as _ckpt_v1_ListSavepointsResponse, ListSavepointsResponse__Output as _ckpt_v1_ListSavepointsResponse__Output } from '../../ckpt/v1/ListSavepointsResponse.js';
 import type { RestoreJobRequest as _ckpt_v1_RestoreJobRequest, RestoreJobRequest__Output as _ckpt_v1_RestoreJobRequest__Output } from '../../ckpt/v1/RestoreJobRequest.js';
 import type { RestoreJobResponse as _ckpt_v1_RestoreJobResponse, RestoreJobResponse__Output as _ckpt_v1_RestoreJobResponse__Output } from '../../ckpt/v1/RestoreJobResponse.js';
 import type { SubmitJobRequest as _ckpt_v1_SubmitJobRequest, SubmitJobRequest__Output as _ckpt_v1_SubmitJobRequest__Output } from '../../ckpt/v1/SubmitJobRequest.js';
 import type { SubmitJobResponse as _ckpt_v1_SubmitJobResponse, SubmitJobResponse__Output as _ckpt_v1_SubmitJobResponse__Output } from '../../ckpt/v1/SubmitJobResponse.js';
 import type { TriggerCheckpointRequest as _ckpt_v1_TriggerCheckpointRequest, TriggerCheckpointRequest__Output as _ckpt_v1_TriggerCheckpointRequest__Output } from '../../ckpt/v1/TriggerCheckpointRequest.js';
 import type { TriggerCheckpointResponse as _ckpt_v1_TriggerCheckpointResponse, TriggerCheckpointResponse__Output as _ckpt_v1_TriggerCheckpointResponse__Output } from '../../ckpt/v1/TriggerCheckpointResponse.js';
+import type { TriggerSavepointRequest as _ckpt_v1_TriggerSavepointRequest, TriggerSavepointRequest__Output as _ckpt_v1_TriggerSavepointRequest__Output } from '../../ckpt/v1/TriggerSavepointRequest.js';
+import type { TriggerSavepointResponse as _ckpt_v1_TriggerSavepointResponse, TriggerSavepointResponse__Output as _ckpt_v1_TriggerSavepointResponse__Output } from '../../ckpt/v1/TriggerSavepointResponse.js';
 
 /**
  * Submitting jobs, worker sessions, acknowledgements and manual triggers.
@@ -93,6 +99,21 @@ export interface CoordinatorClient extends grpc.Client {
   declineCheckpoint(argument: _ckpt_v1_DeclineCheckpointRequest, callback: grpc.requestCallback<_ckpt_v1_DeclineCheckpointResponse__Output>): grpc.ClientUnaryCall;
   
   /**
+   * Deletes a savepoint's record; its pieces go once nothing retained names them.
+   */
+  DeleteSavepoint(argument: _ckpt_v1_DeleteSavepointRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_DeleteSavepointResponse__Output>): grpc.ClientUnaryCall;
+  DeleteSavepoint(argument: _ckpt_v1_DeleteSavepointRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_ckpt_v1_DeleteSavepointResponse__Output>): grpc.ClientUnaryCall;
+  DeleteSavepoint(argument: _ckpt_v1_DeleteSavepointRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_DeleteSavepointResponse__Output>): grpc.ClientUnaryCall;
+  DeleteSavepoint(argument: _ckpt_v1_DeleteSavepointRequest, callback: grpc.requestCallback<_ckpt_v1_DeleteSavepointResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Deletes a savepoint's record; its pieces go once nothing retained names them.
+   */
+  deleteSavepoint(argument: _ckpt_v1_DeleteSavepointRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_DeleteSavepointResponse__Output>): grpc.ClientUnaryCall;
+  deleteSavepoint(argument: _ckpt_v1_DeleteSavepointRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_ckpt_v1_DeleteSavepointResponse__Output>): grpc.ClientUnaryCall;
+  deleteSavepoint(argument: _ckpt_v1_DeleteSavepointRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_DeleteSavepointResponse__Output>): grpc.ClientUnaryCall;
+  deleteSavepoint(argument: _ckpt_v1_DeleteSavepointRequest, callback: grpc.requestCallback<_ckpt_v1_DeleteSavepointResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
    * Returns a job and its checkpointing status.
    */
   GetJob(argument: _ckpt_v1_GetJobRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_GetJobResponse__Output>): grpc.ClientUnaryCall;
@@ -106,6 +127,21 @@ export interface CoordinatorClient extends grpc.Client {
   getJob(argument: _ckpt_v1_GetJobRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_ckpt_v1_GetJobResponse__Output>): grpc.ClientUnaryCall;
   getJob(argument: _ckpt_v1_GetJobRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_GetJobResponse__Output>): grpc.ClientUnaryCall;
   getJob(argument: _ckpt_v1_GetJobRequest, callback: grpc.requestCallback<_ckpt_v1_GetJobResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * The savepoints of a job.
+   */
+  ListSavepoints(argument: _ckpt_v1_ListSavepointsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_ListSavepointsResponse__Output>): grpc.ClientUnaryCall;
+  ListSavepoints(argument: _ckpt_v1_ListSavepointsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_ckpt_v1_ListSavepointsResponse__Output>): grpc.ClientUnaryCall;
+  ListSavepoints(argument: _ckpt_v1_ListSavepointsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_ListSavepointsResponse__Output>): grpc.ClientUnaryCall;
+  ListSavepoints(argument: _ckpt_v1_ListSavepointsRequest, callback: grpc.requestCallback<_ckpt_v1_ListSavepointsResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * The savepoints of a job.
+   */
+  listSavepoints(argument: _ckpt_v1_ListSavepointsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_ListSavepointsResponse__Output>): grpc.ClientUnaryCall;
+  listSavepoints(argument: _ckpt_v1_ListSavepointsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_ckpt_v1_ListSavepointsResponse__Output>): grpc.ClientUnaryCall;
+  listSavepoints(argument: _ckpt_v1_ListSavepointsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_ListSavepointsResponse__Output>): grpc.ClientUnaryCall;
+  listSavepoints(argument: _ckpt_v1_ListSavepointsRequest, callback: grpc.requestCallback<_ckpt_v1_ListSavepointsResponse__Output>): grpc.ClientUnaryCall;
   
   /**
    * Rolls the job back to a retained checkpoint an operator chose: pending
@@ -172,6 +208,25 @@ export interface CoordinatorClient extends grpc.Client {
   triggerCheckpoint(argument: _ckpt_v1_TriggerCheckpointRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_TriggerCheckpointResponse__Output>): grpc.ClientUnaryCall;
   triggerCheckpoint(argument: _ckpt_v1_TriggerCheckpointRequest, callback: grpc.requestCallback<_ckpt_v1_TriggerCheckpointResponse__Output>): grpc.ClientUnaryCall;
   
+  /**
+   * Takes a savepoint and waits for it: a checkpoint in which every task
+   * stores its whole state, kept in etcd outside retention until deleted.
+   * With `stop`, the job is canceled once it completes.
+   */
+  TriggerSavepoint(argument: _ckpt_v1_TriggerSavepointRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_TriggerSavepointResponse__Output>): grpc.ClientUnaryCall;
+  TriggerSavepoint(argument: _ckpt_v1_TriggerSavepointRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_ckpt_v1_TriggerSavepointResponse__Output>): grpc.ClientUnaryCall;
+  TriggerSavepoint(argument: _ckpt_v1_TriggerSavepointRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_TriggerSavepointResponse__Output>): grpc.ClientUnaryCall;
+  TriggerSavepoint(argument: _ckpt_v1_TriggerSavepointRequest, callback: grpc.requestCallback<_ckpt_v1_TriggerSavepointResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Takes a savepoint and waits for it: a checkpoint in which every task
+   * stores its whole state, kept in etcd outside retention until deleted.
+   * With `stop`, the job is canceled once it completes.
+   */
+  triggerSavepoint(argument: _ckpt_v1_TriggerSavepointRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_TriggerSavepointResponse__Output>): grpc.ClientUnaryCall;
+  triggerSavepoint(argument: _ckpt_v1_TriggerSavepointRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_ckpt_v1_TriggerSavepointResponse__Output>): grpc.ClientUnaryCall;
+  triggerSavepoint(argument: _ckpt_v1_TriggerSavepointRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_TriggerSavepointResponse__Output>): grpc.ClientUnaryCall;
+  triggerSavepoint(argument: _ckpt_v1_TriggerSavepointRequest, callback: grpc.requestCallback<_ckpt_v1_TriggerSavepointResponse__Output>): grpc.ClientUnaryCall;
+  
 }
 
 /**
@@ -205,9 +260,19 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
   DeclineCheckpoint: grpc.handleUnaryCall<_ckpt_v1_DeclineCheckpointRequest__Output, _ckpt_v1_DeclineCheckpointResponse>;
   
   /**
+   * Deletes a savepoint's record; its pieces go once nothing retained names them.
+   */
+  DeleteSavepoint: grpc.handleUnaryCall<_ckpt_v1_DeleteSavepointRequest__Output, _ckpt_v1_DeleteSavepointResponse>;
+  
+  /**
    * Returns a job and its checkpointing status.
    */
   GetJob: grpc.handleUnaryCall<_ckpt_v1_GetJobRequest__Output, _ckpt_v1_GetJobResponse>;
+  
+  /**
+   * The savepoints of a job.
+   */
+  ListSavepoints: grpc.handleUnaryCall<_ckpt_v1_ListSavepointsRequest__Output, _ckpt_v1_ListSavepointsResponse>;
   
   /**
    * Rolls the job back to a retained checkpoint an operator chose: pending
@@ -234,6 +299,13 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
    */
   TriggerCheckpoint: grpc.handleUnaryCall<_ckpt_v1_TriggerCheckpointRequest__Output, _ckpt_v1_TriggerCheckpointResponse>;
   
+  /**
+   * Takes a savepoint and waits for it: a checkpoint in which every task
+   * stores its whole state, kept in etcd outside retention until deleted.
+   * With `stop`, the job is canceled once it completes.
+   */
+  TriggerSavepoint: grpc.handleUnaryCall<_ckpt_v1_TriggerSavepointRequest__Output, _ckpt_v1_TriggerSavepointResponse>;
+  
 }
 
 export interface CoordinatorDefinition extends grpc.ServiceDefinition {
@@ -241,8 +313,11 @@ export interface CoordinatorDefinition extends grpc.ServiceDefinition {
   Attach: MethodDefinition<_ckpt_v1_AttachRequest, _ckpt_v1_AttachResponse, _ckpt_v1_AttachRequest__Output, _ckpt_v1_AttachResponse__Output>
   CancelJob: MethodDefinition<_ckpt_v1_CancelJobRequest, _ckpt_v1_CancelJobResponse, _ckpt_v1_CancelJobRequest__Output, _ckpt_v1_CancelJobResponse__Output>
   DeclineCheckpoint: MethodDefinition<_ckpt_v1_DeclineCheckpointRequest, _ckpt_v1_DeclineCheckpointResponse, _ckpt_v1_DeclineCheckpointRequest__Output, _ckpt_v1_DeclineCheckpointResponse__Output>
+  DeleteSavepoint: MethodDefinition<_ckpt_v1_DeleteSavepointRequest, _ckpt_v1_DeleteSavepointResponse, _ckpt_v1_DeleteSavepointRequest__Output, _ckpt_v1_DeleteSavepointResponse__Output>
   GetJob: MethodDefinition<_ckpt_v1_GetJobRequest, _ckpt_v1_GetJobResponse, _ckpt_v1_GetJobRequest__Output, _ckpt_v1_GetJobResponse__Output>
+  ListSavepoints: MethodDefinition<_ckpt_v1_ListSavepointsRequest, _ckpt_v1_ListSavepointsResponse, _ckpt_v1_ListSavepointsRequest__Output, _ckpt_v1_ListSavepointsResponse__Output>
   RestoreJob: MethodDefinition<_ckpt_v1_RestoreJobRequest, _ckpt_v1_RestoreJobResponse, _ckpt_v1_RestoreJobRequest__Output, _ckpt_v1_RestoreJobResponse__Output>
   SubmitJob: MethodDefinition<_ckpt_v1_SubmitJobRequest, _ckpt_v1_SubmitJobResponse, _ckpt_v1_SubmitJobRequest__Output, _ckpt_v1_SubmitJobResponse__Output>
   TriggerCheckpoint: MethodDefinition<_ckpt_v1_TriggerCheckpointRequest, _ckpt_v1_TriggerCheckpointResponse, _ckpt_v1_TriggerCheckpointRequest__Output, _ckpt_v1_TriggerCheckpointResponse__Output>
+  TriggerSavepoint: MethodDefinition<_ckpt_v1_TriggerSavepointRequest, _ckpt_v1_TriggerSavepointResponse, _ckpt_v1_TriggerSavepointRequest__Output, _ckpt_v1_TriggerSavepointResponse__Output>
 }

@@ -3,6 +3,7 @@
 
 import type { SnapshotType as _ckpt_v1_SnapshotType, SnapshotType__Output as _ckpt_v1_SnapshotType__Output } from '../../ckpt/v1/SnapshotType.js';
 import type { TaskSnapshot as _ckpt_v1_TaskSnapshot, TaskSnapshot__Output as _ckpt_v1_TaskSnapshot__Output } from '../../ckpt/v1/TaskSnapshot.js';
+import type { SavepointRef as _ckpt_v1_SavepointRef, SavepointRef__Output as _ckpt_v1_SavepointRef__Output } from '../../ckpt/v1/SavepointRef.js';
 import type { Long } from '@grpc/proto-loader';
 
 /**
@@ -26,6 +27,12 @@ export interface Manifest {
    * One entry per task of the job, ordered by task id.
    */
   'tasks'?: (_ckpt_v1_TaskSnapshot)[];
+  /**
+   * Set on the first checkpoint of a job submitted from a savepoint: the
+   * savepoint's manifest mapped onto the job's tasks. Its handles name
+   * pieces of the savepoint's job, which the job's workers may read.
+   */
+  'fromSavepoint'?: (_ckpt_v1_SavepointRef | null);
 }
 
 /**
@@ -49,4 +56,10 @@ export interface Manifest__Output {
    * One entry per task of the job, ordered by task id.
    */
   'tasks': (_ckpt_v1_TaskSnapshot__Output)[];
+  /**
+   * Set on the first checkpoint of a job submitted from a savepoint: the
+   * savepoint's manifest mapped onto the job's tasks. Its handles name
+   * pieces of the savepoint's job, which the job's workers may read.
+   */
+  'fromSavepoint': (_ckpt_v1_SavepointRef__Output | null);
 }

@@ -31,6 +31,12 @@ export interface RestoreCommand {
    * As Welcome.next_checkpoint_id, at the time of the restore.
    */
   'nextCheckpointId'?: (number | string | Long);
+  /**
+   * When the checkpoint is a savepoint's manifest mapped onto this job
+   * (Manifest.from_savepoint): the savepoint's job, whose pieces the
+   * handles name and the tasks may read.
+   */
+  'sourceJobId'?: (string);
 }
 
 /**
@@ -60,4 +66,10 @@ export interface RestoreCommand__Output {
    * As Welcome.next_checkpoint_id, at the time of the restore.
    */
   'nextCheckpointId': (number);
+  /**
+   * When the checkpoint is a savepoint's manifest mapped onto this job
+   * (Manifest.from_savepoint): the savepoint's job, whose pieces the
+   * handles name and the tasks may read.
+   */
+  'sourceJobId': (string);
 }

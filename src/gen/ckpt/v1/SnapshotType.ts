@@ -8,6 +8,12 @@ export const SnapshotType = {
   SNAPSHOT_TYPE_UNSPECIFIED: 'SNAPSHOT_TYPE_UNSPECIFIED',
   SNAPSHOT_TYPE_FULL: 'SNAPSHOT_TYPE_FULL',
   SNAPSHOT_TYPE_INCREMENTAL: 'SNAPSHOT_TYPE_INCREMENTAL',
+  /**
+   * A savepoint (TriggerSavepoint): every task stores its whole state, and
+   * no later checkpoint builds on what it stored, so that it shares no
+   * piece with any other checkpoint.
+   */
+  SNAPSHOT_TYPE_SAVEPOINT: 'SNAPSHOT_TYPE_SAVEPOINT',
 } as const;
 
 /**
@@ -20,6 +26,13 @@ export type SnapshotType =
   | 1
   | 'SNAPSHOT_TYPE_INCREMENTAL'
   | 2
+  /**
+   * A savepoint (TriggerSavepoint): every task stores its whole state, and
+   * no later checkpoint builds on what it stored, so that it shares no
+   * piece with any other checkpoint.
+   */
+  | 'SNAPSHOT_TYPE_SAVEPOINT'
+  | 3
 
 /**
  * Full snapshot or incremental against earlier ones.

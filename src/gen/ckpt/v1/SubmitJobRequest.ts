@@ -2,11 +2,50 @@
 // Original file: proto/ckpt/v1/coordinator.proto
 
 import type { JobSpec as _ckpt_v1_JobSpec, JobSpec__Output as _ckpt_v1_JobSpec__Output } from '../../ckpt/v1/JobSpec.js';
+import type { SavepointRef as _ckpt_v1_SavepointRef, SavepointRef__Output as _ckpt_v1_SavepointRef__Output } from '../../ckpt/v1/SavepointRef.js';
 
 export interface SubmitJobRequest {
   'spec'?: (_ckpt_v1_JobSpec | null);
+  /**
+   * Starts the job from a savepoint (of any job, canceled ones included):
+   * its manifest, mapped onto the new spec, is committed as the job's
+   * first checkpoint with the savepoint's id, and every task restores from
+   * it. State is mapped by task id. A task whose operator (label
+   * "operator") has a different number of tasks than in the savepoint
+   * restores, from the pieces of the old tasks, the key groups it owns now
+   * (rescaling keyed state); such an operator must not be a source and the
+   * savepoint must not be unaligned. New tasks start empty. The first
+   * checkpoint after it stores every task's whole state. Refused with
+   * UNKNOWN_CHECKPOINT for a savepoint that does not exist.
+   */
+  'fromSavepoint'?: (_ckpt_v1_SavepointRef | null);
+  /**
+   * Without it, a savepoint holding state (a handle or source positions)
+   * of a task that nothing in the new spec restores is refused with
+   * MALFORMED naming the tasks.
+   */
+  'allowNonRestoredState'?: (boolean);
 }
 
 export interface SubmitJobRequest__Output {
   'spec': (_ckpt_v1_JobSpec__Output | null);
+  /**
+   * Starts the job from a savepoint (of any job, canceled ones included):
+   * its manifest, mapped onto the new spec, is committed as the job's
+   * first checkpoint with the savepoint's id, and every task restores from
+   * it. State is mapped by task id. A task whose operator (label
+   * "operator") has a different number of tasks than in the savepoint
+   * restores, from the pieces of the old tasks, the key groups it owns now
+   * (rescaling keyed state); such an operator must not be a source and the
+   * savepoint must not be unaligned. New tasks start empty. The first
+   * checkpoint after it stores every task's whole state. Refused with
+   * UNKNOWN_CHECKPOINT for a savepoint that does not exist.
+   */
+  'fromSavepoint': (_ckpt_v1_SavepointRef__Output | null);
+  /**
+   * Without it, a savepoint holding state (a handle or source positions)
+   * of a task that nothing in the new spec restores is refused with
+   * MALFORMED naming the tasks.
+   */
+  'allowNonRestoredState': (boolean);
 }
