@@ -2,7 +2,8 @@
  * An adaptive checkpoint interval against the real coordinator on real etcd
  * and NATS: checkpoints that take long move the interval up to what the
  * budget needs, GetJob shows it with its reason, the coordinator logs the
- * change, and the next periodic checkpoint keeps to it.
+ * change, the next periodic checkpoint keeps to it, and a new coordinator
+ * starts again from the base interval.
  */
 import test from 'ava';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -78,4 +79,14 @@ test('slow checkpoints move an adaptive interval up to what the budget needs', a
   );
   const [first = 0, second = 0] = triggers;
   t.true(second - first >= job.intervalMs, `triggered ${second - first} ms apart, interval ${job.intervalMs} ms`);
+
+  // A new coordinator loads the stored adaptive policy and starts again from the base interval.
+  await c.restart();
+  const reloaded = (await c.client.getJob({ jobId: 'job' })).job;
+  t.like(reloaded, {
+    state: 'JOB_STATE_RUNNING',
+    intervalMs: 200,
+    intervalReason: 'no checkpoint completed yet: base interval 200 ms',
+  });
+  t.deepEqual(reloaded?.spec?.policy?.adaptive, adaptive);
 });
