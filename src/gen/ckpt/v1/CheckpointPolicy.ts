@@ -14,7 +14,8 @@ import type { Long } from '@grpc/proto-loader';
 export interface CheckpointPolicy {
   /**
    * Time between periodic triggers. 0 disables periodic checkpoints (manual
-   * triggers only). Default 0.
+   * triggers only). Default 0. With `adaptive`, the base interval the
+   * adaptive one starts from and keeps while it lies within its bounds.
    */
   'intervalMs'?: (number | string | Long);
   /**
@@ -82,7 +83,8 @@ export interface CheckpointPolicy {
 export interface CheckpointPolicy__Output {
   /**
    * Time between periodic triggers. 0 disables periodic checkpoints (manual
-   * triggers only). Default 0.
+   * triggers only). Default 0. With `adaptive`, the base interval the
+   * adaptive one starts from and keeps while it lies within its bounds.
    */
   'intervalMs': (number);
   /**
