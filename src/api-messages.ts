@@ -14,6 +14,7 @@ export { JobAttempt, type JobAttempt__Output } from './gen/ckpt/v1/JobAttempt.js
 export { JobCheckpointing, type JobCheckpointing__Output } from './gen/ckpt/v1/JobCheckpointing.js';
 export { JobState, type JobState__Output } from './gen/ckpt/v1/JobState.js';
 export { SnapshotType, type SnapshotType__Output } from './gen/ckpt/v1/SnapshotType.js';
+export type { AdaptiveInterval, AdaptiveInterval__Output } from './gen/ckpt/v1/AdaptiveInterval.js';
 export type { CheckpointPolicy, CheckpointPolicy__Output } from './gen/ckpt/v1/CheckpointPolicy.js';
 export type { CheckpointSummary, CheckpointSummary__Output } from './gen/ckpt/v1/CheckpointSummary.js';
 export type { JobInfo, JobInfo__Output } from './gen/ckpt/v1/JobInfo.js';

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, type Command } from 'commander';
 import { createCoordinatorClient, createQueryClient, type ClientOptions } from '../client/index.js';
 import type { JobInfo__Output } from '../gen/ckpt/v1/JobInfo.js';
-import { checkpointsTable, jobsTable } from './format.js';
+import { checkpointsTable, jobDetails, jobsTable } from './format.js';
 import { parseSavepointName, type SavepointName } from './savepoint-commands.js';
 
 interface GlobalFlags {
@@ -61,14 +61,14 @@ export function addClientCommands(program: Command): void {
 
   program
     .command('job <job>')
-    .description('show one job: state, epoch, latest checkpoint, attached tasks')
+    .description('show one job: state, epoch, latest checkpoint, attached tasks, checkpoint interval and why')
     .action(async (job: string, _o, cmd: Command) => {
       const f = globals(cmd);
       const { address, options } = connect(f);
       const client = createCoordinatorClient(address, options);
       try {
         const res = await client.getJob({ jobId: job });
-        print(f, res.job, () => jobsTable(res.job === null ? [] : [res.job]));
+        print(f, res.job, () => (res.job === null ? jobsTable([]) : jobDetails(res.job)));
       } finally {
         client.close();
       }
@@ -114,7 +114,7 @@ export function addClientCommands(program: Command): void {
 
   program
     .command('submit <file>')
-    .description('submit a job spec (JSON, field names as in ckpt.v1.JobSpec)')
+    .description('submit a job spec (JSON, field names of ckpt.v1.JobSpec in lowerCamelCase: jobId, policy.intervalMs)')
     .option('--from-savepoint <savepoint>', 'start from a savepoint, <job>/<checkpoint id>', parseSavepointName)
     .option('--allow-non-restored-state', "drop the savepoint's state of tasks the new spec does not restore")
     .action(

@@ -44,6 +44,18 @@ export function jobsTable(jobs: JobInfo__Output[]): string {
   );
 }
 
+/**
+ * One job: its row, then the interval between periodic checkpoints in force
+ * and why (an adaptive policy moves it). A quarantined job has no interval.
+ */
+export function jobDetails(job: JobInfo__Output): string {
+  const lines = [jobsTable([job])];
+  if (job.intervalReason !== '') {
+    lines.push(`interval: ${job.intervalMs === 0 ? 'off' : `${job.intervalMs} ms`}`, `why: ${job.intervalReason}`);
+  }
+  return lines.join('\n');
+}
+
 /** One row per checkpoint. */
 export function checkpointsTable(checkpoints: CheckpointSummary__Output[]): string {
   return table(

@@ -35,6 +35,8 @@ export function jobInfo(runtime: JobRuntime): JobInfo__Output {
     attempt: ATTEMPT_ON_WIRE[t.attempt],
     restorePoint: t.restorePoint ?? null,
     quarantineReason: '',
+    intervalMs: t.interval.intervalMs,
+    intervalReason: t.interval.reason,
   };
 }
 
@@ -52,6 +54,8 @@ function quarantinedInfo(jobId: string, reason: string): JobInfo__Output {
     attempt: 'JOB_ATTEMPT_UNSPECIFIED',
     restorePoint: null,
     quarantineReason: reason,
+    intervalMs: 0,
+    intervalReason: '',
   };
 }
 

@@ -63,10 +63,13 @@ export class JobRuntime {
   private readonly waiters: CheckpointWaiters;
   private reservation: Promise<void> | undefined;
   private stopped = false;
+  /** The periodic interval last in force, to log when an adaptive policy changes it. */
+  private intervalMs: number;
 
   constructor(tracker: JobTracker, deps: JobRuntimeDeps) {
     this.tracker = tracker;
     this.deps = deps;
+    this.intervalMs = tracker.interval.intervalMs;
     this.log = deps.logger.child({ component: 'job', jobId: tracker.jobId });
     this.waiters = new CheckpointWaiters(tracker.jobId);
     this.broadcasts = new JobBroadcasts({ jobId: tracker.jobId, bus: deps.bus, term: deps.term, log: this.log });
@@ -189,9 +192,20 @@ export class JobRuntime {
   /** A checkpoint completed or aborted: watchers and waiting callers hear of it. */
   private finished(checkpoint: Checkpoint): void {
     const summary = checkpoint.summary();
-    if (checkpoint.status === 'COMPLETED') this.rollback.completed();
+    if (checkpoint.status === 'COMPLETED') {
+      this.rollback.completed();
+      this.logIntervalChange();
+    }
     this.deps.events.publish(summary);
     this.waiters.finished(summary);
+  }
+
+  /** Operators see each move of an adaptive interval, with the figures behind it. */
+  private logIntervalChange(): void {
+    const { intervalMs, reason } = this.tracker.interval;
+    if (intervalMs === this.intervalMs) return;
+    this.log.info({ fromIntervalMs: this.intervalMs, intervalMs, reason }, 'checkpoint interval changed');
+    this.intervalMs = intervalMs;
   }
 
   // --- acknowledgements -----------------------------------------------------

@@ -71,7 +71,7 @@ export class JobTimer {
    */
   private periodicFailed(err: unknown): void {
     this.periodicFailures++;
-    const backoffMs = periodicTriggerRetryMs(this.periodicFailures, this.deps.tracker.policy.intervalMs);
+    const backoffMs = periodicTriggerRetryMs(this.periodicFailures, this.deps.tracker.interval.intervalMs);
     this.periodicRetryAtMs = this.deps.now() + backoffMs;
     this.deps.log.error({ err, failures: this.periodicFailures, retryInMs: backoffMs }, 'periodic trigger failed');
   }

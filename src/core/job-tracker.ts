@@ -12,6 +12,7 @@ import type { JobCheckpointing__Output } from '../gen/ckpt/v1/JobCheckpointing.j
 import type { JobSpec__Output } from '../gen/ckpt/v1/JobSpec.js';
 import type { JobState__Output } from '../gen/ckpt/v1/JobState.js';
 import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
+import type { IntervalChoice } from './adaptive-interval.js';
 import { acceptAcks, checkCall, DEFAULT_ACK_RULES, type AckRules, type CallScope } from './ack-rules.js';
 import type { AcceptedAcks, CheckpointCall } from './ack-rules.js';
 import { Checkpoint, type AbortCause, type CheckpointInit } from './checkpoint.js';
@@ -236,6 +237,11 @@ export class JobTracker {
     };
   }
 
+  /** The interval between periodic checkpoints in force now, and why (fixed, or adapted to their durations). */
+  get interval(): IntervalChoice {
+    return this.schedule.intervalChoice;
+  }
+
   /** Starts a checkpoint with the next id; the id must be reserved. */
   trigger(nowMs: number, manual: boolean, snapshotType?: CheckpointInit['snapshotType']): Checkpoint {
     this.checkCanTrigger();
@@ -329,6 +335,7 @@ export class JobTracker {
     const subsumed = this.committed.subsumedBy(checkpoint.id);
     checkpoint.complete(nowMs, manifestBytes, manifestParts);
     this.finish(checkpoint, nowMs);
+    this.schedule.completed(nowMs - checkpoint.init.triggeredAtMs);
     this.committed.committed(checkpoint.id, checkpoint.init.epoch, subsumed);
     this.failures.completed();
     return this.checkpoints.olderThan(checkpoint.id);

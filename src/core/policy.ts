@@ -5,6 +5,7 @@
  */
 import type { CheckpointMode__Output } from '../gen/ckpt/v1/CheckpointMode.js';
 import type { CheckpointPolicy } from '../gen/ckpt/v1/CheckpointPolicy.js';
+import type { AdaptiveBounds } from './adaptive-interval.js';
 import { CkptError } from './errors.js';
 import { DEFAULT_LIMITS } from './limits.js';
 
@@ -22,6 +23,8 @@ export const DEFAULT_TOLERABLE_FAILURES = 0;
 export const DEFAULT_RETAINED = 1;
 /** @default 60000 (1 minute). */
 export const DEFAULT_TASK_STALL_TIMEOUT_MS = 60_000;
+/** An adaptive interval's budget: @default 50 (5 % of wall time spent checkpointing). */
+export const DEFAULT_BUDGET_PERMILLE = 50;
 /** Upper bounds that keep a policy sane. */
 export const MAX_RETAINED = 100;
 export const MAX_CONCURRENT_LIMIT = 16;
@@ -44,6 +47,8 @@ export interface ResolvedPolicy {
   snapshotTimeoutMs: number;
   /** A task busy in one call, or not reported by its heartbeating worker, this long fails. */
   taskStallTimeoutMs: number;
+  /** Null: the interval is `intervalMs`; else it adapts within these bounds, starting from `intervalMs`. */
+  adaptive: AdaptiveBounds | null;
 }
 
 /** Upper bounds of `tolerable_failures` and `full_every`. */
@@ -65,6 +70,10 @@ function wholeNumber(value: unknown, field: string, min: number, max: number): n
   return n as number;
 }
 
+function orDefault(n: number, fallback: number): number {
+  return n === 0 ? fallback : n;
+}
+
 /**
  * Applies defaults and checks ranges; throws MALFORMED naming the field.
  * Durations are at most `maxDurationMs`; a value out of range is refused,
@@ -76,10 +85,10 @@ export function resolvePolicy(
 ): ResolvedPolicy {
   const p = policy ?? {};
   const duration = (value: unknown, field: string): number => wholeNumber(value ?? 0, field, 0, maxDurationMs);
-  const orDefault = (n: number, fallback: number): number => (n === 0 ? fallback : n);
   const timeoutMs = orDefault(duration(p.timeoutMs, 'timeout_ms'), DEFAULT_TIMEOUT_MS);
+  const intervalMs = duration(p.intervalMs, 'interval_ms');
   const resolved: ResolvedPolicy = {
-    intervalMs: duration(p.intervalMs, 'interval_ms'),
+    intervalMs,
     minPauseMs: duration(p.minPauseMs, 'min_pause_ms'),
     maxConcurrent: orDefault(
       wholeNumber(p.maxConcurrent ?? 0, 'max_concurrent', 0, MAX_CONCURRENT_LIMIT),
@@ -95,6 +104,7 @@ export function resolvePolicy(
       duration(p.taskStallTimeoutMs, 'task_stall_timeout_ms'),
       DEFAULT_TASK_STALL_TIMEOUT_MS,
     ),
+    adaptive: resolveAdaptive(p.adaptive, intervalMs, maxDurationMs),
   };
   check(
     resolved.intervalMs === 0 || resolved.intervalMs >= MIN_INTERVAL_MS,
@@ -105,6 +115,35 @@ export function resolvePolicy(
   check(resolved.snapshotTimeoutMs >= MIN_TIMEOUT_MS, 'snapshot_timeout_ms', `must be at least ${MIN_TIMEOUT_MS}`);
   check(resolved.taskStallTimeoutMs >= MIN_TIMEOUT_MS, 'task_stall_timeout_ms', `must be at least ${MIN_TIMEOUT_MS}`);
   return resolved;
+}
+
+/**
+ * An adaptive interval's bounds with defaults applied, or null when the
+ * policy has none. The base interval must be set: it is the interval until
+ * a checkpoint completed.
+ */
+function resolveAdaptive(
+  value: CheckpointPolicy['adaptive'],
+  intervalMs: number,
+  maxDurationMs: number,
+): AdaptiveBounds | null {
+  if (value === null || value === undefined) return null;
+  check(typeof value === 'object', 'adaptive', 'must be an AdaptiveInterval message');
+  check(intervalMs > 0, 'interval_ms', 'must be above 0 with an adaptive interval: it is the one used at first');
+  const duration = (v: unknown, field: string): number => wholeNumber(v ?? 0, `adaptive.${field}`, 0, maxDurationMs);
+  const bounds: AdaptiveBounds = {
+    minIntervalMs: orDefault(duration(value.minIntervalMs, 'min_interval_ms'), MIN_INTERVAL_MS),
+    maxIntervalMs: duration(value.maxIntervalMs, 'max_interval_ms'),
+    budgetPermille: orDefault(
+      wholeNumber(value.budgetPermille ?? 0, 'adaptive.budget_permille', 0, 1000),
+      DEFAULT_BUDGET_PERMILLE,
+    ),
+    replayTargetMs: duration(value.replayTargetMs, 'replay_target_ms'),
+  };
+  const { minIntervalMs: min, maxIntervalMs: max } = bounds;
+  check(min >= MIN_INTERVAL_MS, 'adaptive.min_interval_ms', `${min} must be 0 or at least ${MIN_INTERVAL_MS}`);
+  check(max === 0 || max >= min, 'adaptive.max_interval_ms', `${max} must be 0 or at least min_interval_ms ${min}`);
+  return bounds;
 }
 
 function resolveMode(mode: CheckpointPolicy['mode']): ResolvedPolicy['mode'] {

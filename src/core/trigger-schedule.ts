@@ -1,10 +1,12 @@
 /**
  * When a job's checkpoint may start and when the next periodic one is due:
- * the one refusal rule for manual and periodic triggers, the policy's
- * interval and minimum pause, and which triggers take full snapshots. Pure:
- * the tracker feeds it the job's counts and the times.
+ * the one refusal rule for manual and periodic triggers, the interval in
+ * force (fixed or adaptive, see `adaptive-interval.ts`) and the minimum
+ * pause, and which triggers take full snapshots. Pure: the tracker feeds it
+ * the job's counts and the times.
  */
 import type { JobState__Output } from '../gen/ckpt/v1/JobState.js';
+import { AdaptiveInterval, type IntervalChoice } from './adaptive-interval.js';
 import type { CheckpointInit } from './checkpoint.js';
 import { CkptError } from './errors.js';
 import type { ResolvedPolicy } from './policy.js';
@@ -48,12 +50,19 @@ export function triggerRefusal(scope: TriggerScope): CkptError | undefined {
 /** The periodic schedule of one job and the full-or-incremental choice of its triggers. */
 export class TriggerSchedule {
   private readonly policy: ResolvedPolicy;
+  private readonly interval: AdaptiveInterval;
   private lastTriggeredAtMs = -Infinity;
   private lastFinishedAtMs = -Infinity;
   private triggersSinceFull = 0;
 
   constructor(policy: ResolvedPolicy) {
     this.policy = policy;
+    this.interval = new AdaptiveInterval(policy.intervalMs, policy.adaptive);
+  }
+
+  /** The interval between periodic triggers in force now, and why. */
+  get intervalChoice(): IntervalChoice {
+    return this.interval.current;
   }
 
   /**
@@ -62,8 +71,9 @@ export class TriggerSchedule {
    * Undefined when periodic checkpoints are off; the time may be past.
    */
   nextDueAtMs(): number | undefined {
-    if (this.policy.intervalMs === 0) return undefined;
-    return Math.max(this.lastTriggeredAtMs + this.policy.intervalMs, this.lastFinishedAtMs + this.policy.minPauseMs, 0);
+    const { intervalMs } = this.interval.current;
+    if (intervalMs === 0) return undefined;
+    return Math.max(this.lastTriggeredAtMs + intervalMs, this.lastFinishedAtMs + this.policy.minPauseMs, 0);
   }
 
   /**
@@ -82,5 +92,10 @@ export class TriggerSchedule {
   /** A checkpoint finished (completed or aborted) at `nowMs`: the minimum pause counts from here. */
   finished(nowMs: number): void {
     this.lastFinishedAtMs = nowMs;
+  }
+
+  /** A checkpoint completed `durationMs` after its trigger: an adaptive interval follows it. */
+  completed(durationMs: number): void {
+    this.interval.completed(durationMs);
   }
 }

@@ -2,6 +2,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
 
+import type { AdaptiveInterval as _ckpt_v1_AdaptiveInterval, AdaptiveInterval__Output as _ckpt_v1_AdaptiveInterval__Output } from './ckpt/v1/AdaptiveInterval.js';
 import type { Barrier as _ckpt_v1_Barrier, Barrier__Output as _ckpt_v1_Barrier__Output } from './ckpt/v1/Barrier.js';
 import type { CheckpointAbort as _ckpt_v1_CheckpointAbort, CheckpointAbort__Output as _ckpt_v1_CheckpointAbort__Output } from './ckpt/v1/CheckpointAbort.js';
 import type { CheckpointComplete as _ckpt_v1_CheckpointComplete, CheckpointComplete__Output as _ckpt_v1_CheckpointComplete__Output } from './ckpt/v1/CheckpointComplete.js';
@@ -30,6 +31,7 @@ export interface ProtoGrpcType {
   ckpt: {
     v1: {
       AbortReason: EnumTypeDefinition
+      AdaptiveInterval: MessageTypeDefinition<_ckpt_v1_AdaptiveInterval, _ckpt_v1_AdaptiveInterval__Output>
       Barrier: MessageTypeDefinition<_ckpt_v1_Barrier, _ckpt_v1_Barrier__Output>
       CheckpointAbort: MessageTypeDefinition<_ckpt_v1_CheckpointAbort, _ckpt_v1_CheckpointAbort__Output>
       CheckpointComplete: MessageTypeDefinition<_ckpt_v1_CheckpointComplete, _ckpt_v1_CheckpointComplete__Output>

@@ -4,6 +4,7 @@ import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-load
 
 import type { AcknowledgeCheckpointRequest as _ckpt_v1_AcknowledgeCheckpointRequest, AcknowledgeCheckpointRequest__Output as _ckpt_v1_AcknowledgeCheckpointRequest__Output } from './ckpt/v1/AcknowledgeCheckpointRequest.js';
 import type { AcknowledgeCheckpointResponse as _ckpt_v1_AcknowledgeCheckpointResponse, AcknowledgeCheckpointResponse__Output as _ckpt_v1_AcknowledgeCheckpointResponse__Output } from './ckpt/v1/AcknowledgeCheckpointResponse.js';
+import type { AdaptiveInterval as _ckpt_v1_AdaptiveInterval, AdaptiveInterval__Output as _ckpt_v1_AdaptiveInterval__Output } from './ckpt/v1/AdaptiveInterval.js';
 import type { AttachRequest as _ckpt_v1_AttachRequest, AttachRequest__Output as _ckpt_v1_AttachRequest__Output } from './ckpt/v1/AttachRequest.js';
 import type { AttachResponse as _ckpt_v1_AttachResponse, AttachResponse__Output as _ckpt_v1_AttachResponse__Output } from './ckpt/v1/AttachResponse.js';
 import type { CancelJobRequest as _ckpt_v1_CancelJobRequest, CancelJobRequest__Output as _ckpt_v1_CancelJobRequest__Output } from './ckpt/v1/CancelJobRequest.js';
@@ -63,6 +64,7 @@ export interface ProtoGrpcType {
       AbortReason: EnumTypeDefinition
       AcknowledgeCheckpointRequest: MessageTypeDefinition<_ckpt_v1_AcknowledgeCheckpointRequest, _ckpt_v1_AcknowledgeCheckpointRequest__Output>
       AcknowledgeCheckpointResponse: MessageTypeDefinition<_ckpt_v1_AcknowledgeCheckpointResponse, _ckpt_v1_AcknowledgeCheckpointResponse__Output>
+      AdaptiveInterval: MessageTypeDefinition<_ckpt_v1_AdaptiveInterval, _ckpt_v1_AdaptiveInterval__Output>
       AttachRequest: MessageTypeDefinition<_ckpt_v1_AttachRequest, _ckpt_v1_AttachRequest__Output>
       AttachResponse: MessageTypeDefinition<_ckpt_v1_AttachResponse, _ckpt_v1_AttachResponse__Output>
       CancelJobRequest: MessageTypeDefinition<_ckpt_v1_CancelJobRequest, _ckpt_v1_CancelJobRequest__Output>

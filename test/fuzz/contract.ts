@@ -160,6 +160,20 @@ function checkPolicy(p: Problems, policy: Message | undefined): void {
     p.push('policy.tolerable_failures is out of range');
   if (n('fullEvery') > 1_000_000) p.push('policy.full_every is above 1000000');
   checkEnum(p, policy.mode, 3, 'policy.mode');
+  checkAdaptive(p, obj(policy.adaptive), interval);
+}
+
+function checkAdaptive(p: Problems, adaptive: Message | undefined, interval: bigint): void {
+  if (adaptive === undefined) return;
+  if (interval === 0n) p.push('policy.adaptive needs interval_ms above 0');
+  for (const field of ['minIntervalMs', 'maxIntervalMs', 'replayTargetMs']) {
+    if (big(adaptive[field]) > MAX_POLICY_DURATION_MS) p.push(`policy.adaptive.${field} is above 7 days`);
+  }
+  const min = big(adaptive.minIntervalMs);
+  const max = big(adaptive.maxIntervalMs);
+  if (min > 0n && min < 10n) p.push('policy.adaptive.min_interval_ms is below 10');
+  if (max > 0n && max < (min === 0n ? 10n : min)) p.push('policy.adaptive.max_interval_ms is below min_interval_ms');
+  if (big(adaptive.budgetPermille) > 1000n) p.push('policy.adaptive.budget_permille is above 1000');
 }
 
 function checkSpec(p: Problems, spec: Message | undefined): void {

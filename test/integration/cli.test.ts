@@ -63,7 +63,7 @@ test('ckpt coordinator serves the CLI and stops gracefully on SIGTERM', async (t
     JSON.stringify({
       jobId: 'orders',
       tasks: [{ taskId: 'src' }, { taskId: 'sink', inputs: ['src'] }],
-      policy: { retained: 2 },
+      policy: { retained: 2, intervalMs: 30_000, adaptive: { minIntervalMs: 5000, budgetPermille: 50 } },
     }),
   );
   const submitted = await ckpt(address, 'submit', specFile);
@@ -76,7 +76,13 @@ test('ckpt coordinator serves the CLI and stops gracefully on SIGTERM', async (t
     listed.map((j) => [j.spec.jobId, j.state, j.epoch]),
     [['orders', 'JOB_STATE_RUNNING', 1]],
   );
-  t.regex((await ckpt(address, 'job', 'orders')).stdout, /orders\s+RUNNING\s+2\s+0\s+1/);
+  const shown = (await ckpt(address, 'job', 'orders')).stdout;
+  t.regex(shown, /orders\s+RUNNING\s+2\s+0\s+1/);
+  t.regex(
+    shown,
+    /^interval: 30000 ms\nwhy: no checkpoint completed yet: base interval 30000 ms$/m,
+    'adaptive policy from JSON',
+  );
 
   const refused = await ckpt(address, 'trigger', 'orders');
   t.is(refused.code, 1);

@@ -2,6 +2,7 @@
 // Original file: proto/ckpt/v1/types.proto
 
 import type { CheckpointMode as _ckpt_v1_CheckpointMode, CheckpointMode__Output as _ckpt_v1_CheckpointMode__Output } from '../../ckpt/v1/CheckpointMode.js';
+import type { AdaptiveInterval as _ckpt_v1_AdaptiveInterval, AdaptiveInterval__Output as _ckpt_v1_AdaptiveInterval__Output } from '../../ckpt/v1/AdaptiveInterval.js';
 import type { Long } from '@grpc/proto-loader';
 
 /**
@@ -13,7 +14,8 @@ import type { Long } from '@grpc/proto-loader';
 export interface CheckpointPolicy {
   /**
    * Time between periodic triggers. 0 disables periodic checkpoints (manual
-   * triggers only). Default 0.
+   * triggers only). Default 0. With `adaptive`, the base interval the
+   * adaptive one starts from and keeps while it lies within its bounds.
    */
   'intervalMs'?: (number | string | Long);
   /**
@@ -63,6 +65,13 @@ export interface CheckpointPolicy {
    * task in its heartbeats. Default 60000 (1 minute).
    */
   'taskStallTimeoutMs'?: (number | string | Long);
+  /**
+   * Unset: periodic checkpoints every interval_ms, as that field says. Set:
+   * the interval adapts to how long checkpoints take, between the bounds
+   * given there, starting from interval_ms (which must then be above 0).
+   * JobInfo.interval_ms and interval_reason show the interval in force.
+   */
+  'adaptive'?: (_ckpt_v1_AdaptiveInterval | null);
 }
 
 /**
@@ -74,7 +83,8 @@ export interface CheckpointPolicy {
 export interface CheckpointPolicy__Output {
   /**
    * Time between periodic triggers. 0 disables periodic checkpoints (manual
-   * triggers only). Default 0.
+   * triggers only). Default 0. With `adaptive`, the base interval the
+   * adaptive one starts from and keeps while it lies within its bounds.
    */
   'intervalMs': (number);
   /**
@@ -124,4 +134,11 @@ export interface CheckpointPolicy__Output {
    * task in its heartbeats. Default 60000 (1 minute).
    */
   'taskStallTimeoutMs': (number);
+  /**
+   * Unset: periodic checkpoints every interval_ms, as that field says. Set:
+   * the interval adapts to how long checkpoints take, between the bounds
+   * given there, starting from interval_ms (which must then be above 0).
+   * JobInfo.interval_ms and interval_reason show the interval in force.
+   */
+  'adaptive': (_ckpt_v1_AdaptiveInterval__Output | null);
 }

@@ -45,6 +45,18 @@ export interface JobInfo {
    * spec then holds only the job id.
    */
   'quarantineReason'?: (string);
+  /**
+   * The interval between periodic checkpoints in force now; 0 when
+   * periodic checkpoints are off (and for a quarantined job). Equals the
+   * policy's interval_ms unless the policy is adaptive.
+   */
+  'intervalMs'?: (number | string | Long);
+  /**
+   * Why interval_ms is what it is, for people: "fixed by policy", or for an
+   * adaptive policy the figures it follows (e.g. "checkpoints take 820 ms;
+   * 5% budget needs at least 16400 ms"). Empty for a quarantined job.
+   */
+  'intervalReason'?: (string);
 }
 
 /**
@@ -84,4 +96,16 @@ export interface JobInfo__Output {
    * spec then holds only the job id.
    */
   'quarantineReason': (string);
+  /**
+   * The interval between periodic checkpoints in force now; 0 when
+   * periodic checkpoints are off (and for a quarantined job). Equals the
+   * policy's interval_ms unless the policy is adaptive.
+   */
+  'intervalMs': (number);
+  /**
+   * Why interval_ms is what it is, for people: "fixed by policy", or for an
+   * adaptive policy the figures it follows (e.g. "checkpoints take 820 ms;
+   * 5% budget needs at least 16400 ms"). Empty for a quarantined job.
+   */
+  'intervalReason': (string);
 }
