@@ -27,6 +27,7 @@ import { writeReport } from './lib/report.js';
 import type { Row, Scenario } from './lib/row.js';
 import { coresText, readSystemFacts } from './lib/system.js';
 import { recovery } from './recovery.js';
+import { state } from './state.js';
 
 /** Every scenario, in the order they run. */
 const SCENARIOS: ReadonlyArray<{ id: string; run: Scenario }> = [
@@ -37,6 +38,7 @@ const SCENARIOS: ReadonlyArray<{ id: string; run: Scenario }> = [
   { id: 'data-plane', run: dataPlane },
   { id: 'recovery', run: recovery },
   { id: 'edges', run: edges },
+  { id: 'state', run: state },
 ];
 
 const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
