@@ -10,7 +10,7 @@
  * the plain read of the same pieces; every restored state must equal the
  * checkpointed one, or the scenario fails.
  */
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { forkBenchChild } from './lib/bench-child.js';
@@ -72,9 +72,12 @@ export const state: Scenario = async (ctx) => {
       nats: ctx.nats,
       bucket: `${ctx.prefix}-state`,
     };
+    const load = loadavg()[0] ?? 0;
     const result = await measure(plan, b.backend);
     ctx.log(summaryLine(b.backend, result));
-    rows.push(...stateRows(b, plan, result, ctx));
+    rows.push(
+      ...stateRows({ ...b, text: `${b.text}; load average ${load.toFixed(1)} when it began` }, plan, result, ctx),
+    );
   }
   return rows;
 };
@@ -163,7 +166,7 @@ function uploadRatioRow(
 ): Row {
   const fullBytes = median(fulls.map((c) => c.persistedBytes));
   const deltaBytes = deltas.map((c) => c.persistedBytes);
-  const value = significant(median(deltaBytes) / fullBytes, 3);
+  const value = significant(median(deltaBytes) / fullBytes);
   return {
     id: `${b.prefix}.incremental.upload_ratio`,
     value,
@@ -212,10 +215,15 @@ function restoreRows(b: BackendRun, r: StateRunResult, setup: string): Row[] {
         `restore: restoredState (fetch and verify every piece, 4 at a time) then IncrementalState.restore (decode ` +
         `and apply the pieces into a new KeyedState); every restored state equals the checkpointed one (` +
         `${r.digest.count} entries, sha256 of the sorted entries ${r.digest.sha256.slice(0, 16)}…); median of ` +
-        `${r.restoreMs.length} (${ms(r.restoreMs)} ms); target: at most ${RESTORE_OVER_FLOOR_TARGET} × ` +
+        `${r.restoreMs.length} (${ms(r.restoreMs)} ms; per round ÷ its plain read: ${roundRatios(r)}); target: at most ${RESTORE_OVER_FLOOR_TARGET} × ` +
         `${b.prefix}.restore.floor_ms of the same run; ${chain}; ${setup}`,
     },
   ];
+}
+
+/** Each round's restore ÷ the plain read just before it, for the conditions. */
+function roundRatios(r: StateRunResult): string {
+  return r.restoreMs.map((ms, i) => (ms / (r.floorMs[i] ?? NaN)).toFixed(2)).join('/');
 }
 
 if (isMain(import.meta.url)) await runStandalone('state', state);
