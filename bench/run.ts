@@ -7,9 +7,11 @@
  *
  *   node --import tsx bench/run.ts [--only <id,...>] [--quick] [--out <dir>]
  *
- * The floor always runs first: every ratio is taken against it. `--only`
- * picks which of the other scenarios run; `--quick` is a short smoke run
- * with fewer repetitions. `CKPT_BENCH_CPU_PROF_DIR=<dir>` profiles the
+ * The floor runs first: the ratios of the other scenarios are taken
+ * against it. `--only` picks which of the other scenarios run, and the
+ * floor with them unless none of them reads it (`state` measures its own
+ * floor in the same process); `--quick` is a short smoke run with fewer
+ * repetitions. `CKPT_BENCH_CPU_PROF_DIR=<dir>` profiles the
  * coordinator processes (`lib/coordinator-child.ts`).
  */
 import { randomBytes } from 'node:crypto';
@@ -27,9 +29,10 @@ import { writeReport } from './lib/report.js';
 import type { Row, Scenario } from './lib/row.js';
 import { coresText, readSystemFacts } from './lib/system.js';
 import { recovery } from './recovery.js';
+import { state } from './state.js';
 
-/** Every scenario, in the order they run. */
-const SCENARIOS: ReadonlyArray<{ id: string; run: Scenario }> = [
+/** Every scenario, in the order they run; `ownFloor`: its rows read nothing of the `floor` scenario. */
+const SCENARIOS: ReadonlyArray<{ id: string; run: Scenario; ownFloor?: boolean }> = [
   { id: 'floor', run: floor },
   { id: 'checkpoint-latency', run: checkpointLatency },
   { id: 'ack-throughput', run: ackThroughput },
@@ -37,6 +40,7 @@ const SCENARIOS: ReadonlyArray<{ id: string; run: Scenario }> = [
   { id: 'data-plane', run: dataPlane },
   { id: 'recovery', run: recovery },
   { id: 'edges', run: edges },
+  { id: 'state', run: state, ownFloor: true },
 ];
 
 const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
@@ -78,7 +82,8 @@ function parseOptions(argv: string[]): RunOptions {
   for (const id of only ?? []) {
     if (!known.includes(id)) throw new Error(`--only: unknown scenario ${id}; known: ${known.join(', ')}`);
   }
-  const ids = only === undefined ? known : known.filter((id) => id === 'floor' || only.includes(id));
+  const needFloor = SCENARIOS.some((s) => only?.includes(s.id) !== false && s.ownFloor !== true);
+  const ids = only === undefined ? known : known.filter((id) => (id === 'floor' ? needFloor : only.includes(id)));
   return { ids, quick: values.quick ?? false, out: values.out ?? RESULTS_DIR };
 }
 

@@ -96,14 +96,20 @@ export class BenchChild {
 }
 
 /**
- * Forks `script` (a TypeScript module) under tsx, with `args`; with
+ * Forks `script` (a TypeScript module) under tsx, with `args` and node's
+ * own `nodeArgs` (a heap limit, `--expose-gc`); with
  * `CKPT_BENCH_CPU_PROF_DIR` set, it writes a CPU profile into that directory.
  */
-export function forkBenchChild(label: string, script: string, args: readonly string[] = []): BenchChild {
+export function forkBenchChild(
+  label: string,
+  script: string,
+  args: readonly string[] = [],
+  nodeArgs: readonly string[] = [],
+): BenchChild {
   const profileDir = process.env.CKPT_BENCH_CPU_PROF_DIR;
   const profile = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
   const child = fork(script, [...args], {
-    execArgv: ['--import', 'tsx', ...profile],
+    execArgv: ['--import', 'tsx', ...nodeArgs, ...profile],
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });
   return new BenchChild(label, child);

@@ -39,6 +39,13 @@ const EXPECTED = [
   'recovery.kill_to_ready.p50',
   'recovery.detection_to_ready.p50',
   'recovery.restart.kill_to_ready.p50',
+  'state.incremental.upload_ratio',
+  'state.full.sync_ms',
+  'state.incremental.async_ms',
+  'state.restore.ms',
+  'state.restore.floor_ms',
+  'state.obj.incremental.upload_ratio',
+  'state.obj.restore.ms',
 ];
 
 const smoke = process.env.CKPT_BENCH_SMOKE === '1' ? test : test.skip;
