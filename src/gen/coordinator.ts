@@ -10,15 +10,20 @@ import type { CancelJobRequest as _ckpt_v1_CancelJobRequest, CancelJobRequest__O
 import type { CancelJobResponse as _ckpt_v1_CancelJobResponse, CancelJobResponse__Output as _ckpt_v1_CancelJobResponse__Output } from './ckpt/v1/CancelJobResponse.js';
 import type { CheckpointPolicy as _ckpt_v1_CheckpointPolicy, CheckpointPolicy__Output as _ckpt_v1_CheckpointPolicy__Output } from './ckpt/v1/CheckpointPolicy.js';
 import type { CheckpointSummary as _ckpt_v1_CheckpointSummary, CheckpointSummary__Output as _ckpt_v1_CheckpointSummary__Output } from './ckpt/v1/CheckpointSummary.js';
+import type { CollectGarbageRequest as _ckpt_v1_CollectGarbageRequest, CollectGarbageRequest__Output as _ckpt_v1_CollectGarbageRequest__Output } from './ckpt/v1/CollectGarbageRequest.js';
+import type { CollectGarbageResponse as _ckpt_v1_CollectGarbageResponse, CollectGarbageResponse__Output as _ckpt_v1_CollectGarbageResponse__Output } from './ckpt/v1/CollectGarbageResponse.js';
 import type { CoordinatorClient as _ckpt_v1_CoordinatorClient, CoordinatorDefinition as _ckpt_v1_CoordinatorDefinition } from './ckpt/v1/Coordinator.js';
 import type { DeclineCheckpointRequest as _ckpt_v1_DeclineCheckpointRequest, DeclineCheckpointRequest__Output as _ckpt_v1_DeclineCheckpointRequest__Output } from './ckpt/v1/DeclineCheckpointRequest.js';
 import type { DeclineCheckpointResponse as _ckpt_v1_DeclineCheckpointResponse, DeclineCheckpointResponse__Output as _ckpt_v1_DeclineCheckpointResponse__Output } from './ckpt/v1/DeclineCheckpointResponse.js';
+import type { DiscardCommand as _ckpt_v1_DiscardCommand, DiscardCommand__Output as _ckpt_v1_DiscardCommand__Output } from './ckpt/v1/DiscardCommand.js';
+import type { GarbagePiece as _ckpt_v1_GarbagePiece, GarbagePiece__Output as _ckpt_v1_GarbagePiece__Output } from './ckpt/v1/GarbagePiece.js';
 import type { GetJobRequest as _ckpt_v1_GetJobRequest, GetJobRequest__Output as _ckpt_v1_GetJobRequest__Output } from './ckpt/v1/GetJobRequest.js';
 import type { GetJobResponse as _ckpt_v1_GetJobResponse, GetJobResponse__Output as _ckpt_v1_GetJobResponse__Output } from './ckpt/v1/GetJobResponse.js';
 import type { Heartbeat as _ckpt_v1_Heartbeat, Heartbeat__Output as _ckpt_v1_Heartbeat__Output } from './ckpt/v1/Heartbeat.js';
 import type { JobCanceledCommand as _ckpt_v1_JobCanceledCommand, JobCanceledCommand__Output as _ckpt_v1_JobCanceledCommand__Output } from './ckpt/v1/JobCanceledCommand.js';
 import type { JobInfo as _ckpt_v1_JobInfo, JobInfo__Output as _ckpt_v1_JobInfo__Output } from './ckpt/v1/JobInfo.js';
 import type { JobSpec as _ckpt_v1_JobSpec, JobSpec__Output as _ckpt_v1_JobSpec__Output } from './ckpt/v1/JobSpec.js';
+import type { ListStateCommand as _ckpt_v1_ListStateCommand, ListStateCommand__Output as _ckpt_v1_ListStateCommand__Output } from './ckpt/v1/ListStateCommand.js';
 import type { Manifest as _ckpt_v1_Manifest, Manifest__Output as _ckpt_v1_Manifest__Output } from './ckpt/v1/Manifest.js';
 import type { RestoreCommand as _ckpt_v1_RestoreCommand, RestoreCommand__Output as _ckpt_v1_RestoreCommand__Output } from './ckpt/v1/RestoreCommand.js';
 import type { RestoreJobRequest as _ckpt_v1_RestoreJobRequest, RestoreJobRequest__Output as _ckpt_v1_RestoreJobRequest__Output } from './ckpt/v1/RestoreJobRequest.js';
@@ -31,6 +36,8 @@ import type { SnapshotMetrics as _ckpt_v1_SnapshotMetrics, SnapshotMetrics__Outp
 import type { SourcePosition as _ckpt_v1_SourcePosition, SourcePosition__Output as _ckpt_v1_SourcePosition__Output } from './ckpt/v1/SourcePosition.js';
 import type { StartCommand as _ckpt_v1_StartCommand, StartCommand__Output as _ckpt_v1_StartCommand__Output } from './ckpt/v1/StartCommand.js';
 import type { StateHandle as _ckpt_v1_StateHandle, StateHandle__Output as _ckpt_v1_StateHandle__Output } from './ckpt/v1/StateHandle.js';
+import type { StateListing as _ckpt_v1_StateListing, StateListing__Output as _ckpt_v1_StateListing__Output } from './ckpt/v1/StateListing.js';
+import type { StoredPiece as _ckpt_v1_StoredPiece, StoredPiece__Output as _ckpt_v1_StoredPiece__Output } from './ckpt/v1/StoredPiece.js';
 import type { SubmitJobRequest as _ckpt_v1_SubmitJobRequest, SubmitJobRequest__Output as _ckpt_v1_SubmitJobRequest__Output } from './ckpt/v1/SubmitJobRequest.js';
 import type { SubmitJobResponse as _ckpt_v1_SubmitJobResponse, SubmitJobResponse__Output as _ckpt_v1_SubmitJobResponse__Output } from './ckpt/v1/SubmitJobResponse.js';
 import type { TaskDecline as _ckpt_v1_TaskDecline, TaskDecline__Output as _ckpt_v1_TaskDecline__Output } from './ckpt/v1/TaskDecline.js';
@@ -62,13 +69,18 @@ export interface ProtoGrpcType {
       CheckpointPolicy: MessageTypeDefinition<_ckpt_v1_CheckpointPolicy, _ckpt_v1_CheckpointPolicy__Output>
       CheckpointState: EnumTypeDefinition
       CheckpointSummary: MessageTypeDefinition<_ckpt_v1_CheckpointSummary, _ckpt_v1_CheckpointSummary__Output>
+      CollectGarbageRequest: MessageTypeDefinition<_ckpt_v1_CollectGarbageRequest, _ckpt_v1_CollectGarbageRequest__Output>
+      CollectGarbageResponse: MessageTypeDefinition<_ckpt_v1_CollectGarbageResponse, _ckpt_v1_CollectGarbageResponse__Output>
       /**
        * Submitting jobs, worker sessions, acknowledgements and manual triggers.
        */
       Coordinator: SubtypeConstructor<typeof grpc.Client, _ckpt_v1_CoordinatorClient> & { service: _ckpt_v1_CoordinatorDefinition }
       DeclineCheckpointRequest: MessageTypeDefinition<_ckpt_v1_DeclineCheckpointRequest, _ckpt_v1_DeclineCheckpointRequest__Output>
       DeclineCheckpointResponse: MessageTypeDefinition<_ckpt_v1_DeclineCheckpointResponse, _ckpt_v1_DeclineCheckpointResponse__Output>
+      DiscardCommand: MessageTypeDefinition<_ckpt_v1_DiscardCommand, _ckpt_v1_DiscardCommand__Output>
       ErrorReason: EnumTypeDefinition
+      GarbagePiece: MessageTypeDefinition<_ckpt_v1_GarbagePiece, _ckpt_v1_GarbagePiece__Output>
+      GarbageReason: EnumTypeDefinition
       GetJobRequest: MessageTypeDefinition<_ckpt_v1_GetJobRequest, _ckpt_v1_GetJobRequest__Output>
       GetJobResponse: MessageTypeDefinition<_ckpt_v1_GetJobResponse, _ckpt_v1_GetJobResponse__Output>
       Heartbeat: MessageTypeDefinition<_ckpt_v1_Heartbeat, _ckpt_v1_Heartbeat__Output>
@@ -78,6 +90,7 @@ export interface ProtoGrpcType {
       JobInfo: MessageTypeDefinition<_ckpt_v1_JobInfo, _ckpt_v1_JobInfo__Output>
       JobSpec: MessageTypeDefinition<_ckpt_v1_JobSpec, _ckpt_v1_JobSpec__Output>
       JobState: EnumTypeDefinition
+      ListStateCommand: MessageTypeDefinition<_ckpt_v1_ListStateCommand, _ckpt_v1_ListStateCommand__Output>
       Manifest: MessageTypeDefinition<_ckpt_v1_Manifest, _ckpt_v1_Manifest__Output>
       RestoreCommand: MessageTypeDefinition<_ckpt_v1_RestoreCommand, _ckpt_v1_RestoreCommand__Output>
       RestoreJobRequest: MessageTypeDefinition<_ckpt_v1_RestoreJobRequest, _ckpt_v1_RestoreJobRequest__Output>
@@ -91,6 +104,8 @@ export interface ProtoGrpcType {
       SourcePosition: MessageTypeDefinition<_ckpt_v1_SourcePosition, _ckpt_v1_SourcePosition__Output>
       StartCommand: MessageTypeDefinition<_ckpt_v1_StartCommand, _ckpt_v1_StartCommand__Output>
       StateHandle: MessageTypeDefinition<_ckpt_v1_StateHandle, _ckpt_v1_StateHandle__Output>
+      StateListing: MessageTypeDefinition<_ckpt_v1_StateListing, _ckpt_v1_StateListing__Output>
+      StoredPiece: MessageTypeDefinition<_ckpt_v1_StoredPiece, _ckpt_v1_StoredPiece__Output>
       SubmitJobRequest: MessageTypeDefinition<_ckpt_v1_SubmitJobRequest, _ckpt_v1_SubmitJobRequest__Output>
       SubmitJobResponse: MessageTypeDefinition<_ckpt_v1_SubmitJobResponse, _ckpt_v1_SubmitJobResponse__Output>
       TaskDecline: MessageTypeDefinition<_ckpt_v1_TaskDecline, _ckpt_v1_TaskDecline__Output>
