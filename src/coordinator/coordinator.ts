@@ -261,8 +261,8 @@ export class Coordinator {
       runtime.tracker.cancel();
       runtime.abortAll('ABORT_REASON_JOB_CANCELED', `job ${runtime.jobId} was canceled`);
       runtime.stop();
-      this.sessions.jobCanceled(runtime.jobId);
       this.cleanup.canceled(runtime.jobId);
+      this.sessions.jobCanceled(runtime.jobId);
       this.log.info({ jobId: runtime.jobId }, 'job canceled');
     }
     return jobInfo(runtime);

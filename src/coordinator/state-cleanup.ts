@@ -141,9 +141,18 @@ export class StateCleanup {
     this.release(jobId, this.#o.registry.unregister(jobId, subsumed));
   }
 
-  /** A job was canceled: its state goes once the retention period has passed. */
+  /**
+   * A job was canceled: its state goes once the retention period has
+   * passed. Without one, the file pieces its retained checkpoints name are
+   * handed to its workers now, ahead of the cancel command that stops
+   * them: once they are gone, nothing reaches their directories.
+   */
   canceled(jobId: string): void {
-    if (!this.#canceledAt.has(jobId)) this.#canceledAt.set(jobId, this.#o.now());
+    if (this.#canceledAt.has(jobId)) return;
+    this.#canceledAt.set(jobId, this.#o.now());
+    if (this.#o.canceledStateRetentionMs > 0 || !this.complete) return;
+    const files = this.#o.registry.heldOnlyBy(jobId).filter((uri) => placeOf(uri)?.kind === 'file');
+    if (files.length > 0) this.sendDiscard(jobId, files);
   }
 
   /** Deletes released uris: object store pieces here, file pieces through the job's workers. */

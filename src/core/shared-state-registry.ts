@@ -9,7 +9,6 @@
  * it deletes nothing and does no I/O. The coordinator rebuilds it from
  * etcd when it becomes leader, so its answers survive a fail-over.
  */
-import type { Manifest__Output } from '../gen/ckpt/v1/Manifest.js';
 import type { StateHandle__Output } from '../gen/ckpt/v1/StateHandle.js';
 
 /** A handle as the registry reads it: its uri and the pieces it builds on. */
@@ -22,7 +21,7 @@ export type SnapshotLike = { state?: HandleLike | null };
 export interface RegistryJob {
   jobId: string;
   /** The job's retained manifests. */
-  manifests: readonly Pick<Manifest__Output, 'checkpointId' | 'tasks'>[];
+  manifests: ReadonlyArray<{ checkpointId: number; tasks: readonly SnapshotLike[] }>;
   /** Handles the job's savepoints name; none until savepoints exist. */
   pinned?: readonly HandleLike[];
 }
