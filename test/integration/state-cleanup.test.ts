@@ -243,7 +243,7 @@ test('local directory: only what retained checkpoints name is left, and all of i
   await scenario(t, await directoryStorage(t));
 });
 
-test('a shared piece stays while a retained checkpoint names it; a checkpoint built on a released one is refused', async (t) => {
+test('a shared piece stays while a retained checkpoint names it; a checkpoint built on a released one is refused, also after a restart', async (t) => {
   const storage = await objectStorage(t);
   const c = await startTestCoordinator(t, servers, CLEANUP);
   await c.client.submitJob({
@@ -293,8 +293,14 @@ test('a shared piece stays while a retained checkpoint names it; a checkpoint bu
     what: 'the base piece deleted once no retained checkpoint names it',
   });
 
+  // A new coordinator rebuilds the registry from etcd and refuses the same.
+  await c.restart();
+  await c.started('inc');
   sharing = true;
-  const refused = await trigger();
+  const refused = await eventually(() => trigger().catch(() => undefined), {
+    timeoutMs: 20_000,
+    what: 'a checkpoint after the restart',
+  });
   t.is(refused.state, 'CHECKPOINT_STATE_ABORTED');
   t.is(refused.abortReason, 'ABORT_REASON_COMMIT_FAILED');
   t.true(refused.abortMessage.includes(basePiece.uri), refused.abortMessage);
