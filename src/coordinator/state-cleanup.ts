@@ -122,10 +122,14 @@ export class StateCleanup {
 
   /**
    * The shared pieces `tasks` build on that nothing retained names any
-   * more; none while the registry is incomplete (it cannot tell).
+   * more, and that this cleanup may therefore have deleted: pieces named as
+   * the backends name snapshots. Uris of any other form are never deleted
+   * here, so building on them is not refused. None while the registry is
+   * incomplete (it cannot tell).
    */
   releasedShared(tasks: readonly SnapshotLike[]): string[] {
-    return this.complete ? this.#o.registry.releasedShared(tasks) : [];
+    if (!this.complete) return [];
+    return this.#o.registry.releasedShared(tasks).filter((uri) => placeOf(uri) !== undefined);
   }
 
   /** Snapshots were acknowledged: where they went is where orphans may be. */
@@ -162,13 +166,17 @@ export class StateCleanup {
       this.#o.log.warn({ jobId, pieces: uris.length }, 'released pieces kept: the registry is incomplete');
       return;
     }
-    for (const uri of uris) this.#remember(uri, jobId);
     const byBucket = new Map<string, string[]>();
     const files: string[] = [];
     for (const uri of uris) {
       const place = placeOf(uri);
-      if (place?.kind === 'nats-obj') byBucket.set(place.bucket, [...(byBucket.get(place.bucket) ?? []), uri]);
-      else if (place?.kind === 'file') files.push(uri);
+      // Uris of any other form are no pieces this cleanup deletes.
+      if (place !== undefined) this.#remember(uri, jobId);
+      if (place?.kind === 'nats-obj') {
+        const inBucket = byBucket.get(place.bucket) ?? [];
+        inBucket.push(uri);
+        byBucket.set(place.bucket, inBucket);
+      } else if (place?.kind === 'file') files.push(uri);
     }
     for (const [bucket, inBucket] of byBucket) void this.deleteObjects(jobId, bucket, inBucket);
     if (files.length > 0) this.sendDiscard(jobId, files);
