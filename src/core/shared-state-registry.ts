@@ -130,23 +130,28 @@ export class SharedStateRegistry {
     return this.#remove(before);
   }
 
-  /** The uris `forgetJob` would release: those no other job's holder names. Changes nothing. */
+  /** The uris `forgetJob` would release: those no savepoint and no other job's checkpoint names. Changes nothing. */
   heldOnlyBy(jobId: string): string[] {
     const holders = this.#jobs.get(jobId);
     if (holders === undefined) return [];
     const within = new Map<string, number>();
-    for (const uris of [...holders.checkpoints.values(), holders.pinned]) {
+    for (const uris of holders.checkpoints.values()) {
       for (const uri of uris) within.set(uri, (within.get(uri) ?? 0) + 1);
     }
     return [...within].filter(([uri, n]) => this.#counts.get(uri) === n).map(([uri]) => uri);
   }
 
-  /** Drops every holder of a job (its state goes); returns the uris nothing names any more. */
+  /**
+   * Drops every retained checkpoint of a job (its state goes); its
+   * savepoints stay pinned, as they outlive the job. Returns the uris
+   * nothing names any more.
+   */
   forgetJob(jobId: string): string[] {
     const holders = this.#jobs.get(jobId);
     if (holders === undefined) return [];
-    this.#jobs.delete(jobId);
-    return [...holders.checkpoints.values(), holders.pinned].flatMap((uris) => this.#remove(uris));
+    const released = [...holders.checkpoints.values()].flatMap((uris) => this.#remove(uris));
+    holders.checkpoints.clear();
+    return released;
   }
 
   /** Forgets everything and registers `jobs` afresh: what a new leader reads from etcd. */

@@ -46,6 +46,16 @@ test('pinned savepoint handles outlive retention, and go when unpinned', (t) => 
   t.deepEqual(r.pin('job', []), ['a/1']);
 });
 
+test('forgetting a canceled job drops its checkpoints and keeps its savepoints', (t) => {
+  const r = new SharedStateRegistry();
+  r.register('job', 1, tasks(h('a/1'), h('b/1')));
+  r.pin('job', [h('a/1')]);
+  t.deepEqual(r.heldOnlyBy('job'), ['b/1']);
+  t.deepEqual(r.forgetJob('job'), ['b/1']);
+  t.true(r.isLive('a/1'));
+  t.deepEqual(r.checkpointIds('job'), []);
+});
+
 test('pieces of one job that another job builds on stay when the first job is forgotten', (t) => {
   const r = new SharedStateRegistry();
   r.register('old', 4, tasks(h('old/a/4'), h('old/b/4')));
