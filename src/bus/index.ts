@@ -31,3 +31,4 @@ export type { Drop, DropLogOptions, DropReason } from './drop-log.js';
 export { guardedCallback } from './guarded-callback.js';
 export type { MsgCallback } from './guarded-callback.js';
 export * from './subjects.js';
+export { createObjectPieces } from './object-pieces.js';

@@ -1,6 +1,6 @@
 /**
  * CLI commands that talk to a running coordinator: jobs, checkpoints,
- * submit, cancel, trigger, restore, watch. `--address` (CKPT_ADDRESS, one address
+ * submit, cancel, trigger, restore, gc, watch. `--address` (CKPT_ADDRESS, one address
  * or several comma-separated, among which calls follow the leader) and
  * `--token` (CKPT_AUTH_TOKEN) apply to all of them.
  */
@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, type Command } from 'commander';
 import { createCoordinatorClient, createQueryClient, type ClientOptions } from '../client/index.js';
 import type { JobInfo__Output } from '../gen/ckpt/v1/JobInfo.js';
-import { checkpointsTable, jobDetails, jobsTable } from './format.js';
+import { checkpointsTable, garbageText, jobDetails, jobsTable } from './format.js';
 import { parseSavepointName, type SavepointName } from './savepoint-commands.js';
 
 interface GlobalFlags {
@@ -186,6 +186,22 @@ export function addClientCommands(program: Command): void {
       try {
         const res = await client.restoreJob({ jobId: job, checkpointId: o.checkpoint });
         print(f, res, () => `restored: ${job} from checkpoint ${res.checkpointId} in epoch ${res.epoch}`);
+      } finally {
+        client.close();
+      }
+    });
+
+  program
+    .command('gc <job>')
+    .description("delete a job's state pieces that no retained checkpoint or savepoint names")
+    .option('--dry-run', 'only list what would be deleted')
+    .action(async (job: string, o: { dryRun?: boolean }, cmd: Command) => {
+      const f = globals(cmd);
+      const { address, options } = connect(f);
+      const client = createCoordinatorClient(address, options);
+      try {
+        const res = await client.collectGarbage({ jobId: job, dryRun: o.dryRun === true });
+        print(f, res, () => garbageText(job, res));
       } finally {
         client.close();
       }

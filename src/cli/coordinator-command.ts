@@ -36,6 +36,21 @@ const FLAGS: Array<[flag: string, option: keyof CoordinatorConfigInput, help: st
   ['--hello-timeout-ms <ms>', 'helloTimeoutMs', 'end an Attach stream without a hello (CKPT_HELLO_TIMEOUT_MS)'],
   ['--standby-timeout-ms <ms>', 'standbyTimeoutMs', 'end a silent waiting standby (CKPT_STANDBY_TIMEOUT_MS)'],
   ['--state-uri-schemes <list>', 'stateUriSchemes', 'accepted state handle URI schemes (CKPT_STATE_URI_SCHEMES)'],
+  [
+    '--orphan-grace-ms <ms>',
+    'orphanGraceMs',
+    'age before an uncommitted state piece counts as an orphan (CKPT_ORPHAN_GRACE_MS)',
+  ],
+  [
+    '--state-sweep-interval-ms <ms>',
+    'stateSweepIntervalMs',
+    'how often the leader sweeps for orphaned state (CKPT_STATE_SWEEP_INTERVAL_MS)',
+  ],
+  [
+    '--canceled-state-retention-ms <ms>',
+    'canceledStateRetentionMs',
+    "how long a canceled job's state is kept (CKPT_CANCELED_STATE_RETENTION_MS)",
+  ],
   ['--max-manifest-bytes <n>', 'maxManifestBytes', 'largest manifest read from etcd (CKPT_MAX_MANIFEST_BYTES)'],
   ['--max-jobs <n>', 'maxJobs', 'most jobs (CKPT_MAX_JOBS)'],
   ['--max-tasks-per-job <n>', 'maxTasksPerJob', 'most tasks of one job (CKPT_MAX_TASKS_PER_JOB)'],

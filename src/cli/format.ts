@@ -1,6 +1,7 @@
 /**
  * Plain-text tables for the CLI; `--json` prints the messages instead.
  */
+import type { CollectGarbageResponse__Output } from '../gen/ckpt/v1/CollectGarbageResponse.js';
 import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
 import type { JobInfo__Output } from '../gen/ckpt/v1/JobInfo.js';
 
@@ -75,4 +76,27 @@ export function checkpointsTable(checkpoints: CheckpointSummary__Output[]): stri
       `${c.maxSnapshotMs} ms`,
     ]),
   );
+}
+
+/**
+ * What `ckpt gc` went through: a headline with the counts, one line per
+ * piece, and what the coordinator could not reach (file pieces on the
+ * machines of workers that are gone stay there).
+ */
+export function garbageText(jobId: string, res: CollectGarbageResponse__Output): string {
+  const total = res.orphans + res.subsumed + res.canceled;
+  const verb = res.dryRun ? 'would delete' : 'found';
+  const lines = [
+    `${verb} ${total} state pieces of job ${jobId} (${res.orphans} orphans, ${res.subsumed} subsumed, ${res.canceled} of the canceled job; ${res.bytes} B)`,
+  ];
+  for (const p of res.pieces) {
+    const outcome = res.dryRun ? '' : p.deleted ? ' deleted' : ` not deleted: ${p.error || 'left to the workers'}`;
+    lines.push(`  ${short(p.reason, 'GARBAGE_REASON_').toLowerCase()}  ${p.sizeBytes} B  ${p.uri}${outcome}`);
+  }
+  if (res.more > 0) lines.push(`  … and ${res.more} more`);
+  if (res.canceledStateKeptUntilMs > 0) {
+    lines.push(`the canceled job's state is kept until ${new Date(res.canceledStateKeptUntilMs).toISOString()}`);
+  }
+  if (res.unreachable.length > 0) lines.push('not reached:', ...res.unreachable.map((u) => `  ${u}`));
+  return lines.join('\n');
 }

@@ -24,6 +24,8 @@ import type { TriggerCheckpointRequest } from '../gen/ckpt/v1/TriggerCheckpointR
 import type { TriggerCheckpointResponse__Output } from '../gen/ckpt/v1/TriggerCheckpointResponse.js';
 import type { RestoreJobRequest } from '../gen/ckpt/v1/RestoreJobRequest.js';
 import type { RestoreJobResponse__Output } from '../gen/ckpt/v1/RestoreJobResponse.js';
+import type { CollectGarbageRequest } from '../gen/ckpt/v1/CollectGarbageRequest.js';
+import type { CollectGarbageResponse__Output } from '../gen/ckpt/v1/CollectGarbageResponse.js';
 import type { AttachRequest } from '../gen/ckpt/v1/AttachRequest.js';
 import type { AttachResponse__Output } from '../gen/ckpt/v1/AttachResponse.js';
 import { callMetadata, cancelOnAbort, grpcCallOptions, type CallOptions } from './call-options.js';
@@ -42,7 +44,7 @@ export type AttachStream = grpc.ClientDuplexStream<AttachRequest, AttachResponse
  * With several addresses, or when a standby names the leader, calls go to
  * the leader: a call refused with NOT_LEADER or SHUTTING_DOWN is sent again
  * there, with backoff, within its deadline; so are the idempotent calls
- * (submitJob, getJob, cancelJob, acknowledgeCheckpoint) after a transport
+ * (submitJob, getJob, cancelJob, acknowledgeCheckpoint, collectGarbage) after a transport
  * failure. triggerCheckpoint, declineCheckpoint and restoreJob are not
  * repeated when their outcome is unknown.
  */
@@ -137,6 +139,14 @@ export class CoordinatorClient {
   /** Deletes a savepoint; `deleted` is false when there was none. */
   deleteSavepoint(request: DeleteSavepointRequest, options?: CallOptions): Promise<DeleteSavepointResponse__Output> {
     return this.#unary((raw) => raw.deleteSavepoint.bind(raw), request, 'idempotent', options);
+  }
+
+  /**
+   * Deletes (with `dryRun`, only lists) the job's state pieces no retained
+   * checkpoint or savepoint names; repeating it deletes nothing twice.
+   */
+  collectGarbage(request: CollectGarbageRequest, options?: CallOptions): Promise<CollectGarbageResponse__Output> {
+    return this.#unary((raw) => raw.collectGarbage.bind(raw), request, 'idempotent', options);
   }
 
   /**

@@ -10,6 +10,11 @@ import { DEFAULT_ID_BLOCK_SIZE } from '../core/id-allocator.js';
 import { DEFAULT_HISTORY_SIZE } from '../core/job-checkpoints.js';
 import { CEILING_LIMITS, DEFAULT_LIMITS, type Limits } from '../core/limits.js';
 import { DEFAULT_STATE_URI_SCHEMES } from '../core/snapshot-checks.js';
+import {
+  DEFAULT_CANCELED_STATE_RETENTION_MS,
+  DEFAULT_ORPHAN_GRACE_MS,
+  DEFAULT_STATE_SWEEP_INTERVAL_MS,
+} from '../core/state-sweep.js';
 import { DEFAULT_MAX_MANIFEST_BYTES, MAX_MAX_MANIFEST_BYTES } from '../store/index.js';
 import { LOG_LEVELS } from '../log/index.js';
 
@@ -66,6 +71,21 @@ export interface CoordinatorConfig extends Limits {
    * its root before any part is read). @default 268435456 (256 MiB)
    */
   maxManifestBytes: number;
+  /**
+   * A state piece that no retained checkpoint or savepoint names, of a
+   * checkpoint that may no longer commit, is deleted as an orphan once it
+   * is this old: younger ones may belong to an upload under way.
+   * @default 600000 (10 minutes)
+   */
+  orphanGraceMs: number;
+  /** The leader sweeps its jobs' state for orphans this often, and at its start. @default 300000 (5 minutes) */
+  stateSweepIntervalMs: number;
+  /**
+   * A canceled job's state is kept this long after the cancel (or after
+   * the start of the leader that found the job canceled), then deleted.
+   * @default 0 (at once)
+   */
+  canceledStateRetentionMs: number;
   /** pino log level. @default 'info' */
   logLevel: LevelWithSilent;
 }
@@ -105,6 +125,9 @@ export const DEFAULT_CONFIG: Readonly<CoordinatorConfig> = Object.freeze({
   standbyTimeoutMs: 10_000,
   stateUriSchemes: [...DEFAULT_STATE_URI_SCHEMES],
   maxManifestBytes: DEFAULT_MAX_MANIFEST_BYTES,
+  orphanGraceMs: DEFAULT_ORPHAN_GRACE_MS,
+  stateSweepIntervalMs: DEFAULT_STATE_SWEEP_INTERVAL_MS,
+  canceledStateRetentionMs: DEFAULT_CANCELED_STATE_RETENTION_MS,
   logLevel: 'info',
   ...DEFAULT_LIMITS,
 });
@@ -185,6 +208,9 @@ export function resolveConfig(
     standbyTimeoutMs: integer('standbyTimeoutMs', pick('standbyTimeoutMs'), 2000),
     stateUriSchemes: schemes('stateUriSchemes', pick('stateUriSchemes')),
     maxManifestBytes: integer('maxManifestBytes', pick('maxManifestBytes'), 1024, MAX_MAX_MANIFEST_BYTES),
+    orphanGraceMs: integer('orphanGraceMs', pick('orphanGraceMs'), 0),
+    stateSweepIntervalMs: integer('stateSweepIntervalMs', pick('stateSweepIntervalMs'), 100),
+    canceledStateRetentionMs: integer('canceledStateRetentionMs', pick('canceledStateRetentionMs'), 0),
     logLevel: String(pick('logLevel')) as LevelWithSilent,
     ...limits(pick),
   };

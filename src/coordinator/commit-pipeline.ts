@@ -4,13 +4,28 @@
  * acknowledgements completed. A commit whose answer was lost is looked up
  * in etcd before it counts as failed, and manifest parts that no committed
  * root names any more are collected after commits that may have left some.
+ * A checkpoint that builds on a shared piece nothing retained names any
+ * more is refused before its commit (see `commit`); a committed one is
+ * handed to the state cleanup with what retention dropped.
  */
 import type { AbortCause, Checkpoint } from '../core/checkpoint.js';
 import { CkptError, hasReason, LeadershipLostError } from '../core/errors.js';
 import type { JobTracker } from '../core/job-tracker.js';
 import type { CheckpointStore, LeaderGuard } from '../core/ports.js';
+import type { Manifest__Output } from '../gen/ckpt/v1/Manifest.js';
 import type { Logger } from '../log/index.js';
 import type { JobBroadcasts } from './job-broadcasts.js';
+
+/** What the commits tell the state cleanup, and ask it. */
+export interface CommitState {
+  /** Shared pieces the snapshots build on that nothing retained names any more. */
+  releasedShared(tasks: Manifest__Output['tasks']): string[];
+  /** A checkpoint committed; retention dropped `subsumed`. */
+  committed(manifest: Manifest__Output, subsumed: readonly number[]): void;
+}
+
+/** How many released uris an abort message names. */
+const NAMED_RELEASED_URIS = 3;
 
 /** The size of a committed manifest. */
 interface Committed {
@@ -28,6 +43,7 @@ export interface CommitPipelineDeps {
   /** The job's logger. */
   log: Logger;
   broadcasts: JobBroadcasts;
+  state: CommitState;
   /** A guarded write was refused: this coordinator is no longer the leader. */
   onLeadershipLost: (err: LeadershipLostError) => void;
   /** Aborts a pending checkpoint and tells the tasks. */
@@ -75,6 +91,7 @@ export class CommitPipeline {
     }
     const now = this.deps.now();
     const manifest = checkpoint.manifest(now);
+    if (this.refuseReleasedBase(checkpoint, manifest)) return;
     const subsumed = tracker.subsumedBy(checkpoint.id);
     const summary = { ...checkpoint.summary(), state: 'CHECKPOINT_STATE_COMPLETED' as const, finishedAtMs: now };
     let result: Committed;
@@ -94,7 +111,26 @@ export class CommitPipeline {
       }
       result = committed;
     }
+    this.deps.state.committed(manifest, subsumed);
     this.completeCommitted(checkpoint, now, result, subsumed.length > 0);
+  }
+
+  /**
+   * A checkpoint whose tasks build on shared pieces that no retained
+   * checkpoint or savepoint names any more cannot be committed: retention
+   * released those pieces, and they may be deleted already. It aborts with
+   * COMMIT_FAILED (the coordinator refused it; no task declined), which
+   * counts towards the tolerable failures: tasks upload such pieces anew,
+   * and a job that keeps failing recovers from a retained checkpoint.
+   */
+  private refuseReleasedBase(checkpoint: Checkpoint, manifest: Manifest__Output): boolean {
+    const released = this.deps.state.releasedShared(manifest.tasks);
+    if (released.length === 0) return false;
+    const named = released.slice(0, NAMED_RELEASED_URIS).join(', ');
+    const more = released.length > NAMED_RELEASED_URIS ? ` and ${released.length - NAMED_RELEASED_URIS} more` : '';
+    const message = `checkpoint ${checkpoint.id} builds on shared pieces that no retained checkpoint or savepoint names any more (they may be deleted): ${named}${more}`;
+    this.deps.abort(checkpoint, 'ABORT_REASON_COMMIT_FAILED', message);
+    return true;
   }
 
   /**

@@ -12,13 +12,13 @@ import type { JobInfo__Output } from '../gen/ckpt/v1/JobInfo.js';
 import type { JobSpec } from '../gen/ckpt/v1/JobSpec.js';
 import type { Manifest__Output } from '../gen/ckpt/v1/Manifest.js';
 import type { SavepointRef } from '../gen/ckpt/v1/SavepointRef.js';
-import type { SavepointSummary__Output } from '../gen/ckpt/v1/SavepointSummary.js';
 import { isDeepStrictEqual } from 'node:util';
 import type { CheckpointInit } from '../core/checkpoint.js';
 import { CkptError, type LeadershipLostError } from '../core/errors.js';
 import { DEFAULT_ID_BLOCK_SIZE } from '../core/id-allocator.js';
 import { checkCount, DEFAULT_LIMITS, type Limits } from '../core/limits.js';
 import type { CheckpointStore, ControlBus, LeaderGuard } from '../core/ports.js';
+import { SharedStateRegistry } from '../core/shared-state-registry.js';
 import { DEFAULT_STATE_URI_SCHEMES } from '../core/snapshot-checks.js';
 import { validateJobSpec } from '../core/validate.js';
 import type { Logger } from '../log/index.js';
@@ -28,8 +28,17 @@ import { jobInfo, JobQueries } from './job-queries.js';
 import { JobRegistry } from './job-registry.js';
 import type { RollBack } from './job-rollback.js';
 import { LeadershipFence } from './leadership-fence.js';
-import { Savepoints, type SavepointResult } from './savepoints.js';
+import { Savepoints } from './savepoints.js';
 import { WorkerSessions } from './worker-sessions.js';
+import { StateCleanup } from './state-cleanup.js';
+import {
+  cleanupJob,
+  resolveStateCleanupSettings,
+  savepointHandles,
+  type StateCleanupSettings,
+} from './state-settings.js';
+import type { GarbageReport } from './state-sweeper.js';
+import type { StoredPiece } from '../gen/ckpt/v1/StoredPiece.js';
 
 /** Options of a coordinator; see `src/config` for their defaults. */
 export interface CoordinatorOptions {
@@ -63,6 +72,8 @@ export interface CoordinatorOptions {
   stateUriSchemes?: readonly string[];
   /** A waiting standby without a heartbeat for this long is ended. @default 10000 */
   standbyTimeoutMs?: number;
+  /** The cleanup of task state; see `StateCleanupSettings`. */
+  stateCleanup?: StateCleanupSettings;
 }
 
 /** The checkpoint coordinator of a set of jobs. */
@@ -76,10 +87,13 @@ export class Coordinator {
   private readonly fence: LeadershipFence;
   private readonly jobs: JobRegistry;
   private readonly queries: JobQueries;
-  private readonly savepoints: Savepoints;
+  /** Taking, listing and deleting savepoints. */
+  readonly savepoints: Savepoints;
   /** The worker sessions and standbys of every job. */
   readonly sessions: WorkerSessions;
+  private readonly cleanup: StateCleanup;
   private sweeper: NodeJS.Timeout | undefined;
+  private stateSweeper: NodeJS.Timeout | undefined;
   private state: 'new' | 'running' | 'stopped' = 'new';
 
   constructor(options: CoordinatorOptions) {
@@ -88,6 +102,7 @@ export class Coordinator {
     this.now = options.now ?? Date.now;
     this.limits = options.limits ?? DEFAULT_LIMITS;
     this.fence = new LeadershipFence(this.log, options.onLeadershipLost);
+    this.cleanup = this.createCleanup(options.stateCleanup ?? {});
     this.jobs = new JobRegistry({
       store: options.store,
       bus: options.bus,
@@ -109,6 +124,7 @@ export class Coordinator {
       sessionsOf: (jobId) => this.sessions.ofJob(jobId),
       endSessions: (jobId, error) => this.sessions.endJob(jobId, error),
       running: () => this.state === 'running',
+      state: this.cleanup,
     });
     this.queries = new JobQueries(this.jobs, options.store);
     this.savepoints = new Savepoints({
@@ -119,6 +135,8 @@ export class Coordinator {
       log: this.log,
       runtime: (jobId) => this.jobs.get(jobId),
       cancel: (jobId) => this.cancelJob(jobId),
+      savepointsChanged: (jobId) => this.cleanup.savepointsChanged(jobId),
+      requireRunning: () => this.requireRunning(),
     });
     this.sessions = new WorkerSessions({
       logger: options.logger,
@@ -144,10 +162,14 @@ export class Coordinator {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error(`coordinator cannot start when ${this.state}`);
     this.jobs.load(await this.options.store.loadJobs());
+    await this.cleanup.load(this.jobs.runtimes().map(cleanupJob));
     this.state = 'running';
     await this.jobs.startAll();
     const sweepMs = Math.max(10, Math.floor(this.options.heartbeatTimeoutMs / 4));
     this.sweeper = setInterval(() => this.sessions.sweep(), sweepMs);
+    const { stateSweepIntervalMs } = resolveStateCleanupSettings(this.options.stateCleanup ?? {});
+    this.stateSweeper = setInterval(() => void this.sweepState(), stateSweepIntervalMs);
+    void this.sweepState();
     this.log.info({ jobs: this.jobs.jobCount, quarantined: this.jobs.quarantinedCount }, 'coordinator started');
   }
 
@@ -162,10 +184,36 @@ export class Coordinator {
     const error = reason ?? new CkptError('SHUTTING_DOWN', 'the coordinator is shutting down', { retryable: true });
     this.stopController.abort();
     if (this.sweeper !== undefined) clearInterval(this.sweeper);
+    if (this.stateSweeper !== undefined) clearInterval(this.stateSweeper);
     for (const runtime of this.jobs.runtimes()) runtime.stop(error.message);
     await this.settled();
     this.sessions.endAll(error);
     this.log.info('coordinator stopped');
+  }
+
+  private createCleanup(settings: StateCleanupSettings): StateCleanup {
+    return new StateCleanup({
+      ...resolveStateCleanupSettings({
+        pinnedHandles: (jobId) => savepointHandles(this.options.store, jobId),
+        ...settings,
+      }),
+      registry: new SharedStateRegistry(),
+      store: this.options.store,
+      sessionsOf: (jobId) => this.sessions.ofJob(jobId),
+      job: (jobId) => {
+        const runtime = this.jobs.find(jobId);
+        return runtime === undefined ? undefined : cleanupJob(runtime);
+      },
+      term: this.term,
+      now: this.now,
+      log: this.log.child({ component: 'state-cleanup' }),
+    });
+  }
+
+  /** Sweeps the state of every job this coordinator runs. */
+  private sweepState(): Promise<void> {
+    if (this.state !== 'running') return Promise.resolve();
+    return this.cleanup.sweepAll(this.jobs.runtimes().map((r) => r.jobId));
   }
 
   /** Aborted when the coordinator stops; long-lived streams end on it. */
@@ -221,24 +269,6 @@ export class Coordinator {
     return { job: jobInfo(runtime), created };
   }
 
-  /** Takes a savepoint of a running job and waits for it; with `stop`, cancels the job after it. */
-  triggerSavepoint(jobId: unknown, stop: boolean): Promise<SavepointResult> {
-    this.requireRunning();
-    return this.savepoints.trigger(jobId, stop);
-  }
-
-  /** The savepoints of a job, oldest first. */
-  listSavepoints(jobId: unknown): Promise<SavepointSummary__Output[]> {
-    this.requireRunning();
-    return this.savepoints.list(jobId);
-  }
-
-  /** Deletes a savepoint; false when there was none. */
-  deleteSavepoint(ref: SavepointRef | null | undefined): Promise<boolean> {
-    this.requireRunning();
-    return this.savepoints.delete(ref);
-  }
-
   /** A job, or a quarantined one with its reason. */
   getJob(jobId: unknown): JobInfo__Output {
     return this.queries.getJob(jobId);
@@ -261,6 +291,7 @@ export class Coordinator {
       runtime.tracker.cancel();
       runtime.abortAll('ABORT_REASON_JOB_CANCELED', `job ${runtime.jobId} was canceled`);
       runtime.stop();
+      this.cleanup.canceled(runtime.jobId);
       this.sessions.jobCanceled(runtime.jobId);
       this.log.info({ jobId: runtime.jobId }, 'job canceled');
     }
@@ -345,6 +376,25 @@ export class Coordinator {
     id: unknown,
   ): Promise<{ summary: CheckpointSummary__Output; manifest?: Manifest__Output }> {
     return this.queries.getCheckpoint(job, id);
+  }
+
+  // --- state ------------------------------------------------------------------
+
+  /**
+   * Sweeps one job's state now: deletes (with `dryRun`, only lists) what no
+   * retained checkpoint or savepoint names; see `StateCleanup`.
+   */
+  async collectGarbage(jobId: unknown, dryRun: boolean): Promise<GarbageReport> {
+    this.requireRunning();
+    const runtime = this.jobs.get(jobId);
+    return this.cleanup.collect(runtime.jobId, dryRun);
+  }
+
+  /** A worker's listing of its state pieces: what is garbage goes back to it in discard commands. */
+  stateListing(sessionId: string, pieces: readonly StoredPiece[]): void {
+    this.requireRunning();
+    const { session } = this.sessions.sessionJob(sessionId);
+    this.cleanup.listing(session, pieces);
   }
 
   /** Waits for every job's commits in flight (tests and shutdown). */

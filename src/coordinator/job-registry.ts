@@ -14,6 +14,7 @@ import type { Logger } from '../log/index.js';
 import type { CheckpointEvents } from './events.js';
 import { JobRuntime } from './job-runtime.js';
 import type { Session } from './sessions.js';
+import type { StateCleanup } from './state-cleanup.js';
 
 /** What the registry needs from its coordinator. */
 export interface JobRegistryDeps {
@@ -39,6 +40,8 @@ export interface JobRegistryDeps {
   endSessions(jobId: string, error: CkptError): void;
   /** True while the coordinator runs. */
   running(): boolean;
+  /** The coordinator's state cleanup, which every job's commits feed. */
+  state: StateCleanup;
 }
 
 /** The jobs of one coordinator, by id. */
@@ -127,6 +130,11 @@ export class JobRegistry {
       term: deps.term,
       onLeadershipLost: deps.onLeadershipLost,
       onQuarantine: (why) => this.quarantineRunning(jobId, why),
+      state: {
+        releasedShared: (tasks) => deps.state.releasedShared(tasks),
+        committed: (manifest, subsumed) => deps.state.committed(manifest, subsumed),
+        acknowledged: (tasks) => deps.state.acknowledged(jobId, tasks),
+      },
     });
     this.jobs.set(jobId, runtime);
     return runtime;

@@ -16,7 +16,7 @@ import { boundedSummary } from '../core/request-checks.js';
 import type { Logger } from '../log/index.js';
 import { AttemptControl } from './attempt-control.js';
 import { CheckpointWaiters } from './checkpoint-waiters.js';
-import { CommitPipeline } from './commit-pipeline.js';
+import { CommitPipeline, type CommitState } from './commit-pipeline.js';
 import type { CheckpointEvents } from './events.js';
 import { JobBroadcasts } from './job-broadcasts.js';
 import { JobRollback, type RollBack } from './job-rollback.js';
@@ -41,6 +41,8 @@ export interface JobRuntimeDeps {
   onLeadershipLost: (err: LeadershipLostError) => void;
   /** The job's records turned out unusable while it ran: the coordinator quarantines it. */
   onQuarantine: (why: string) => void;
+  /** The state cleanup, for this job: commits and where acknowledged snapshots went. */
+  state: CommitState & { acknowledged(tasks: readonly TaskSnapshot__Output[]): void };
 }
 
 /**
@@ -101,7 +103,11 @@ export class JobRuntime {
       recovering: () => this.rollback.inProgress,
       trigger: () => this.trigger(false),
     });
-    this.commits = new CommitPipeline({ ...shared, finished: (checkpoint) => this.finished(checkpoint) });
+    this.commits = new CommitPipeline({
+      ...shared,
+      state: deps.state,
+      finished: (checkpoint) => this.finished(checkpoint),
+    });
     this.rollback = new JobRollback({
       ...shared,
       commits: this.commits,
@@ -244,6 +250,8 @@ export class JobRuntime {
   /** Aborts a pending checkpoint and broadcasts it; may start a recovery. */
   abort(checkpoint: Checkpoint, reason: AbortCause, message: string): void {
     if (checkpoint.status !== 'PENDING') return;
+    // Its uploads become orphans: the sweeps look where they went.
+    this.deps.state.acknowledged(checkpoint.acknowledged());
     const failed = this.tracker.abort(checkpoint, reason, message, this.deps.now());
     this.log.info({ checkpointId: checkpoint.id, reason, message }, 'checkpoint aborted');
     this.finished(checkpoint);

@@ -30,6 +30,10 @@ export interface SavepointDeps {
   /** The runtime of a running job (UNKNOWN_JOB, JOB_CANCELED otherwise, as for triggers). */
   runtime: (jobId: unknown) => JobRuntime;
   cancel: (jobId: string) => Promise<unknown>;
+  /** A savepoint of the job was stored or deleted: the pieces it pins change. */
+  savepointsChanged: (jobId: string) => Promise<void>;
+  /** Throws unless the coordinator runs (it is not stopping). */
+  requireRunning: () => void;
 }
 
 /** The outcome of `TriggerSavepoint`. */
@@ -53,6 +57,7 @@ export class Savepoints {
    * it is stored, so that nothing is committed past it.
    */
   async trigger(jobId: unknown, stop: boolean): Promise<SavepointResult> {
+    this.deps.requireRunning();
     const runtime = this.deps.runtime(jobId);
     const release = runtime.tracker.holdPeriodic();
     let stopped = false;
@@ -75,17 +80,22 @@ export class Savepoints {
 
   /** The savepoints of a job (any job with records, canceled ones too), oldest first. */
   async list(jobId: unknown): Promise<SavepointSummary__Output[]> {
+    this.deps.requireRunning();
     const id = checkId(jobId, 'job_id');
     return (await this.deps.store.listSavepoints(id)).map(summaryOf);
   }
 
   /** Deletes a savepoint's record; false when there was none. */
   async delete(ref: SavepointRef | null | undefined): Promise<boolean> {
+    this.deps.requireRunning();
     const { jobId, checkpointId } = checkRef(ref);
     const deleted = await this.deps.fence.run(() =>
       this.deps.store.deleteSavepoint(jobId, checkpointId, this.deps.guard()),
     );
-    if (deleted) this.deps.log.info({ jobId, checkpointId }, 'savepoint deleted');
+    if (deleted) {
+      this.deps.log.info({ jobId, checkpointId }, 'savepoint deleted');
+      await this.deps.savepointsChanged(jobId);
+    }
     return deleted;
   }
 
@@ -161,6 +171,7 @@ export class Savepoints {
       manifest,
     };
     await this.deps.fence.run(() => this.deps.store.putSavepoint(savepoint, this.deps.guard()));
+    await this.deps.savepointsChanged(jobId);
     return savepoint;
   }
 }

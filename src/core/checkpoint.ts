@@ -166,6 +166,11 @@ export class Checkpoint {
     return { recorded, duplicates: snapshots.length - recorded };
   }
 
+  /** The snapshots acknowledged so far (none once finished): where the tasks uploaded state. */
+  acknowledged(): TaskSnapshot__Output[] {
+    return [...this.acks.values()];
+  }
+
   /** Marks the start of the etcd commit; needs every acknowledgement. */
   beginCommit(): void {
     this.requirePending('commit');

@@ -152,6 +152,31 @@ export interface GarbageCollection {
   remaining: number;
 }
 
+/** A state piece found in a store. */
+export interface StoredPieceInfo {
+  uri: string;
+  /** When it was last written, milliseconds since the Unix epoch. */
+  modifiedAtMs: number;
+  sizeBytes: number;
+}
+
+/** What a deletion of pieces did: how many went, which were left and why. */
+export interface PieceDiscard {
+  deleted: number;
+  left: Array<{ uri: string; why: string }>;
+}
+
+/**
+ * The object store buckets the coordinator reaches itself (NATS
+ * JetStream): it lists and deletes the snapshot pieces of a job there.
+ * Both refuse a malformed job id; `discard` leaves every uri that is not a
+ * snapshot of the job in the bucket, and reports failures per uri.
+ */
+export interface StatePieces {
+  list(bucket: string, jobId: string): Promise<StoredPieceInfo[]>;
+  discard(bucket: string, jobId: string, uris: readonly string[]): Promise<PieceDiscard>;
+}
+
 /** The NATS barrier plane as the coordinator uses it. */
 export interface ControlBus {
   /** `<subjectPrefix>.<jobId>`: the job's control subjects start with it. */

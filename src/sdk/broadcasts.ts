@@ -1,8 +1,8 @@
 /**
  * What a worker's tasks do with the control messages that passed its
  * `ControlIntake`: sources take triggers (each above the last it took in
- * the epoch) or decline what they cannot take, completions release
- * subsumed snapshots and run the tasks' hooks, aborts drop what the tasks
+ * the epoch) or decline what they cannot take, completions run the
+ * tasks' hooks, aborts drop what the tasks
  * hold for the checkpoints, and a recover broadcast is only reported: the
  * session's restore moves the tasks.
  */
@@ -15,14 +15,12 @@ import type { Trigger__Output } from '../gen/ckpt/v1/Trigger.js';
 import type { Logger } from '../log/index.js';
 import type { AckBatcher } from '../worker-protocol/index.js';
 import type { WorkerEventMap } from './events.js';
-import type { SnapshotRetention } from './retention.js';
 import type { TaskRunner } from './task-runner.js';
 
 /** What the broadcasts act on. */
 export interface BroadcastsOptions {
   runners: ReadonlyMap<string, TaskRunner>;
   batcher: AckBatcher;
-  retention: SnapshotRetention;
   /** The session's beliefs: the epoch, confirmed ids, what the sources took. */
   beliefs: CheckpointBeliefs;
   events: EventEmitter<WorkerEventMap>;
@@ -62,7 +60,6 @@ export class Broadcasts implements ControlHandlers {
 
   /** A checkpoint this worker acknowledged was committed. */
   complete(complete: CheckpointComplete__Output): void {
-    this.#o.retention.committed(complete.checkpointId);
     for (const runner of this.#o.runners.values()) runner.complete(complete.checkpointId);
     this.#o.events.emit('complete', complete);
   }

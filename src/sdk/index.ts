@@ -53,7 +53,6 @@ export type { InFlightRecord, UnalignedSnapshot } from './unaligned-snapshot.js'
 export type { AlignAction, AlignmentMode, InputItem } from './alignment.js';
 export { jobGraph } from './graph.js';
 export type { JobGraph } from './graph.js';
-export { retentionFloor } from './retention.js';
 export { jetStreamSource, jetStreamInput } from './source-jetstream.js';
 export type { JetStreamSourceOptions } from './source-jetstream.js';
 export {

@@ -1,8 +1,8 @@
 /**
  * What a worker runs once its session is welcomed: the task runners wired
  * to the job graph, the data and control subscriptions, acknowledgement
- * batching and snapshot retention, and the handling of the coordinator's
- * commands in epochs.
+ * batching, and the handling of the coordinator's commands in epochs
+ * (state cleanup commands go to `StateCommands`).
  *
  * The session alone moves the worker: its welcome, restores and starts set
  * the epoch, confirm leader terms and checkpoint ids. What arrives on NATS
@@ -28,7 +28,7 @@ import { EdgeIntake } from './edge-intake.js';
 import type { WorkerEventMap } from './events.js';
 import { jobGraph, type JobGraph } from './graph.js';
 import type { WorkerConfig } from './options.js';
-import { SnapshotRetention } from './retention.js';
+import { StateCommands } from './state-commands.js';
 import { TaskRunner } from './task-runner.js';
 import type { AnyTask } from './task.js';
 import { alignmentModeOf, checkWiring } from './wiring.js';
@@ -62,7 +62,7 @@ export class WorkerRuntime {
   readonly #graph: JobGraph;
   readonly #runners = new Map<string, TaskRunner>();
   readonly #batcher: AckBatcher;
-  readonly #retention: SnapshotRetention;
+  readonly #state: StateCommands;
   readonly #drops: DropLog;
   readonly #intake: ControlIntake;
   readonly #edges: EdgeIntake;
@@ -94,17 +94,15 @@ export class WorkerRuntime {
       expectedResults: deps.tasks.size,
       send: this.#ackSender(),
     });
-    this.#retention = new SnapshotRetention({
-      retained: welcome.spec?.policy?.retained ?? 1,
+    this.#state = new StateCommands({
       jobId: config.jobId,
-      taskIds: [...deps.tasks.keys()],
       backend: config.state,
+      send: (request) => deps.send(request),
       logger,
     });
     this.#broadcasts = new Broadcasts({
       runners: this.#runners,
       batcher: this.#batcher,
-      retention: this.#retention,
       beliefs: this.#intake.beliefs,
       events: deps.events,
       drops: this.#drops,
@@ -221,7 +219,7 @@ export class WorkerRuntime {
     this.#closed = true;
     this.#batcher.close();
     await Promise.all([...this.#runners.values()].map((r) => r.close()));
-    await this.#retention.settled();
+    await this.#state.settled();
     await this.#commands;
     this.#drops.flush();
   }
@@ -244,12 +242,7 @@ export class WorkerRuntime {
       logger: this.#d.logger.child({ taskId }),
       maxQueuedSourceMessages: config.maxQueuedSourceMessages,
       abandonCallAfterMs: config.abandonCallAfterMs,
-      onResult: (checkpointId, epoch, result) => {
-        if (result.kind === 'ack' && (result.snapshot.state?.uri ?? '') !== '') {
-          this.#retention.stored(taskId, checkpointId);
-        }
-        this.#batcher.add(checkpointId, epoch, result);
-      },
+      onResult: (checkpointId, epoch, result) => this.#batcher.add(checkpointId, epoch, result),
       onSnapshot: (event) => this.#d.events.emit('snapshot', event),
       onFailure: (failed, epoch, error) => this.#taskFailed(failed, epoch, error),
     });
@@ -304,6 +297,8 @@ export class WorkerRuntime {
     if (message.restore) await this.#restore(message.restore);
     else if (message.start) this.#onStart(message.start);
     else if (message.canceled) this.#d.events.emit('canceled', message.canceled);
+    else if (message.discard) this.#state.discard(message.discard);
+    else if (message.listState) this.#state.list(message.listState);
   }
 
   async #restore(command: RestoreCommand__Output): Promise<void> {
@@ -331,8 +326,6 @@ export class WorkerRuntime {
     );
     if (signal.aborted || epoch !== this.epoch) return;
     const taskIds = restored.filter((id): id is string => id !== undefined);
-    this.#retention.restored();
-    this.#retention.committed(checkpointId);
     this.#restoredEpoch = epoch;
     this.#d.logger.info({ epoch, checkpointId, tasks: taskIds.length }, 'restored');
     this.#d.events.emit('restored', { epoch, checkpointId, taskIds });

@@ -24,7 +24,7 @@ import { replyStream } from './reply-stream.js';
 type AttachCall = grpc.ServerDuplexStream<AttachRequest__Output, AttachResponse>;
 
 /** The members of `AttachRequest.body`. */
-const BODIES = ['hello', 'heartbeat', 'ready', 'failure', 'acknowledge', 'decline'] as const;
+const BODIES = ['hello', 'heartbeat', 'ready', 'failure', 'acknowledge', 'decline', 'stateListing'] as const;
 
 /** How the `Attach` handler bounds a stream, and where it logs. */
 export interface AttachLimits {
@@ -180,6 +180,8 @@ class AttachStream {
     } else if (message.decline != null) {
       const { requestId, ...request } = message.decline;
       this.channel.send({ result: resultOf(requestId, () => coordinator.declineInSession(sessionId, request)) });
+    } else if (message.stateListing != null) {
+      coordinator.stateListing(sessionId, message.stateListing.pieces ?? []);
     } else {
       throw new CkptError('MALFORMED', `unexpected ${message.body ?? 'empty'} message in a session`);
     }

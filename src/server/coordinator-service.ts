@@ -1,6 +1,7 @@
 /**
  * The `ckpt.v1.Coordinator` service: job submission, acknowledgements,
- * declines, manual triggers and restores, over the `Coordinator` class.
+ * declines, manual triggers, restores and garbage collection of state,
+ * over the `Coordinator` class.
  */
 import type { CoordinatorHandlers } from '../gen/ckpt/v1/Coordinator.js';
 import type { SnapshotType__Output } from '../gen/ckpt/v1/SnapshotType.js';
@@ -8,6 +9,7 @@ import type { CheckpointInit } from '../core/checkpoint.js';
 import { CkptError } from '../core/errors.js';
 import { attachHandler, type AttachLimits } from './attach.js';
 import type { CoordinatorProvider } from './coordinator-host.js';
+import { garbageResponse } from './garbage-response.js';
 import { unary, type AuthCheck } from './handlers.js';
 
 function snapshotType(value: SnapshotType__Output | number): CheckpointInit['snapshotType'] | undefined {
@@ -47,11 +49,17 @@ export function coordinatorHandlers(
       return { checkpoint: await coordinators.current().triggerCheckpoint(req.jobId, type, req.wait === true) };
     }),
     RestoreJob: unary(auth, async (req) => coordinators.current().restoreJob(req.jobId, req.checkpointId)),
-    TriggerSavepoint: unary(auth, async (req) => coordinators.current().triggerSavepoint(req.jobId, req.stop === true)),
+    TriggerSavepoint: unary(auth, async (req) =>
+      coordinators.current().savepoints.trigger(req.jobId, req.stop === true),
+    ),
     ListSavepoints: unary(auth, async (req) => ({
-      savepoints: await coordinators.current().listSavepoints(req.jobId),
+      savepoints: await coordinators.current().savepoints.list(req.jobId),
     })),
-    DeleteSavepoint: unary(auth, async (req) => ({ deleted: await coordinators.current().deleteSavepoint(req.ref) })),
+    DeleteSavepoint: unary(auth, async (req) => ({ deleted: await coordinators.current().savepoints.delete(req.ref) })),
+    CollectGarbage: unary(auth, async (req) => {
+      const dryRun = req.dryRun === true;
+      return garbageResponse(await coordinators.current().collectGarbage(req.jobId, dryRun), dryRun);
+    }),
     Attach: attachHandler(coordinators, auth, limits),
   };
 }

@@ -14,7 +14,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { Etcd3 } from 'etcd3';
 import type { CoordinatorConfig } from '../config/config.js';
-import { createNatsBus, type NatsBus } from '../bus/index.js';
+import { createNatsBus, createObjectPieces, type NatsBus } from '../bus/index.js';
 import { CkptError } from '../core/errors.js';
 import { Coordinator } from '../coordinator/coordinator.js';
 import type { Logger } from '../log/index.js';
@@ -151,6 +151,12 @@ function createCoordinator(
     limits: config,
     stateUriSchemes: config.stateUriSchemes,
     standbyTimeoutMs: config.standbyTimeoutMs,
+    stateCleanup: {
+      pieces: createObjectPieces(bus.connection),
+      orphanGraceMs: config.orphanGraceMs,
+      stateSweepIntervalMs: config.stateSweepIntervalMs,
+      canceledStateRetentionMs: config.canceledStateRetentionMs,
+    },
   });
 }
 

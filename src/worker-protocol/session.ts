@@ -48,7 +48,7 @@ export interface SessionHandlers {
   taskHealth(): TaskHealth[];
   /** A welcome arrived; `resumed` after a reconnect. Called before any command of that stream. */
   onWelcome(welcome: Welcome__Output, resumed: boolean): void;
-  /** A command (restore, start, canceled). */
+  /** A command (restore, start, canceled, discard, list state). */
   onCommand(message: AttachResponse__Output): void;
   /** The stream was lost; the session reconnects unless `reconnect` is false. */
   onLost(error: CkptError): void;
@@ -285,7 +285,7 @@ export class WorkerSession {
 
   /** Passes a command on, unless it is of a deposed leader's term. */
   #command(message: AttachResponse__Output): void {
-    const term = message.restore?.term ?? message.start?.term;
+    const term = message.restore?.term ?? message.start?.term ?? message.discard?.term ?? message.listState?.term;
     if (term !== undefined && !this.#terms.admit(term)) {
       this.#o.logger.debug({ command: message.body, term, highest: this.#terms.highest }, 'stale command dropped');
       this.#o.handlers.onStaleCommand?.(message, term);

@@ -251,7 +251,7 @@ export function requestProblems(method: string, m: Message): string[] {
 export type AttachMode = 'first' | 'session' | 'standby';
 
 /** The session messages, in the order the coordinator looks for them. */
-const SESSION_BODIES = ['heartbeat', 'ready', 'failure', 'acknowledge', 'decline'] as const;
+const SESSION_BODIES = ['heartbeat', 'ready', 'failure', 'acknowledge', 'decline', 'stateListing'] as const;
 
 function present(m: Message, field: string): boolean {
   return m[field] !== null && m[field] !== undefined;
@@ -303,6 +303,9 @@ export function attachProblems(mode: AttachMode, m: Message): string[] {
       break;
     case 'decline':
       checkDeclines(p, inner.declines);
+      break;
+    // A state listing is judged piece by piece; a bad one is logged, never refused.
+    case 'stateListing':
       break;
   }
   return distinct(p);

@@ -88,6 +88,13 @@ test('ckpt coordinator serves the CLI and stops gracefully on SIGTERM', async (t
   t.is(refused.code, 1);
   t.regex(refused.stderr, /TASKS_NOT_READY/);
   t.regex((await ckpt(address, 'job', 'nope')).stderr, /UNKNOWN_JOB/);
+  const gc = await ckpt(address, 'gc', '--dry-run', 'orders');
+  t.is(gc.code, 0, gc.stderr);
+  t.regex(
+    gc.stdout,
+    /^would delete 0 state pieces of job orders \(0 orphans, 0 subsumed, 0 of the canceled job; 0 B\)/,
+  );
+  t.regex((await ckpt(address, 'gc', 'nope')).stderr, /UNKNOWN_JOB/);
 
   child.kill('SIGTERM');
   const [code] = (await exited) as [number | null];

@@ -290,7 +290,8 @@ test('the JetStream sink makes nothing visible before its checkpoint completes, 
         ? Promise.reject(new CkptError('UNAVAILABLE', 'disk full (test)'))
         : h.state.put(key, bytes, signal),
     get: (handle, signal) => h.state.get(handle, signal),
-    release: (...args) => h.state.release(...args),
+    discard: (jobId, uris) => h.state.discard(jobId, uris),
+    listPieces: (jobId) => h.state.listPieces(jobId),
     close: async () => {},
   };
   // Messages as they reach the output subject, with the time they arrive.

@@ -1,9 +1,9 @@
 import test, { type ExecutionContext } from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { CkptError } from '../../src/core/errors.js';
@@ -91,6 +91,10 @@ function key(checkpointId: number, taskId = 'task-a', epoch = 1): SnapshotKey {
   return { jobId: 'job-1', taskId, checkpointId, epoch };
 }
 
+function b(text: string): Uint8Array {
+  return Buffer.from(text);
+}
+
 function sha256(bytes: Uint8Array): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
@@ -166,30 +170,37 @@ for (const [name, fixture] of fixtures) {
     t.regex(never.message, /snapshot .*99-1.* is missing/);
   });
 
-  test(`${name}: release deletes older snapshots except the kept ones`, async (t) => {
-    const { backend } = await fixture(t);
-    const handles = [];
-    for (let id = 1; id <= 5; id++) handles.push(await backend.put(key(id), Buffer.from(`state ${id}`)));
-    const other = await backend.put(key(1, 'task-b'), Buffer.from('other task'));
-    const [h1, h2, h3, h4, h5] = handles as [StateHandle__Output, ...StateHandle__Output[]];
-    if (h2 === undefined || h3 === undefined || h4 === undefined || h5 === undefined) throw new Error('five puts');
-
-    t.is(await backend.release('job-1', 'task-a', new Set([h2.uri]), 4), 2);
-    for (const gone of [h1, h3]) t.regex((await rejection(t, backend.get(gone))).message, /is missing/);
-    for (const kept of [h2, h4, h5, other]) t.truthy(await backend.get(kept));
-
-    t.is(await backend.release('job-1', 'task-a', new Set([h2.uri]), 4), 0);
-    t.is(await backend.release('job-1', 'task-never-written', new Set(), 100), 0);
-    t.is(await backend.release('job-1', 'task-a', new Set(), 5), 2);
-    t.truthy(await backend.get(h5));
+  test(`${name}: discard deletes the named snapshots of the job and leaves every other uri alone`, async (t) => {
+    const { backend, kind } = await fixture(t);
+    const [h1, h2, h3] = [
+      await backend.put(key(1), b('1')),
+      await backend.put(key(2), b('2')),
+      await backend.put(key(3), b('3')),
+    ];
+    const otherJob = await backend.put({ ...key(1), jobId: 'job-2' }, b('other job'));
+    const foreign = kind === 'dir' ? 'nats-obj://b/job-1/t/1-1' : 'file:///tmp/job-1/t/1-1.snap';
+    const missing = h3.uri.replace('3-1', '99-1');
+    const outcome = await backend.discard('job-1', [h1.uri, h2.uri, otherJob.uri, foreign, 'not a uri', missing]);
+    t.is(outcome.deleted, 3, 'two snapshots, and a missing one counts as deleted');
+    t.deepEqual(
+      outcome.left.map((l) => l.uri),
+      [otherJob.uri, foreign, 'not a uri'],
+    );
+    for (const gone of [h1, h2]) t.regex((await rejection(t, backend.get(gone))).message, /is missing/);
+    for (const kept of [h3, otherJob]) t.truthy(await backend.get(kept));
+    t.is((await rejection(t, backend.discard('../escape', [h3.uri]))).reason, 'MALFORMED');
   });
 
-  test(`${name}: concurrent releases of several tasks each delete their own`, async (t) => {
+  test(`${name}: listPieces names the job's snapshots with their write times`, async (t) => {
     const { backend } = await fixture(t);
-    const tasks = ['t0', 't1', 't2', 't3'];
-    for (const task of tasks) for (let id = 1; id <= 3; id++) await backend.put(key(id, task), Buffer.from(task));
-    const released = await Promise.all(tasks.map((task) => backend.release('job-1', task, new Set(), 3)));
-    t.deepEqual(released, [2, 2, 2, 2]);
+    const before = Date.now() - 2000;
+    const handles = [await backend.put(key(1), b('a')), await backend.put(key(2, 'task-b'), b('b'))];
+    await backend.put({ ...key(1), jobId: 'job-2' }, b('other job'));
+    const pieces = await backend.listPieces('job-1');
+    t.deepEqual(pieces.map((p) => p.uri).sort(), handles.map((h) => h.uri).sort());
+    for (const p of pieces)
+      t.true(p.modifiedAtMs >= before && p.modifiedAtMs <= Date.now() + 2000, String(p.modifiedAtMs));
+    t.deepEqual(await backend.listPieces('job-never-written'), []);
   });
 
   test(`${name}: a 20 MiB snapshot round-trips`, async (t) => {
@@ -213,7 +224,7 @@ for (const [name, fixture] of fixtures) {
     const putting = backend.put(key(9), randomBytes(8 * MIB), during.signal);
     setImmediate(() => during.abort(new CkptError('SHUTTING_DOWN', 'worker stops')));
     t.is((await rejection(t, putting)).reason, 'SHUTTING_DOWN');
-    t.is(await backend.release('job-1', 'task-a', new Set(), 100), 0);
+    t.deepEqual(await backend.listPieces('job-1'), []);
   });
 
   test(`${name}: an aborted get fails`, async (t) => {
@@ -244,7 +255,7 @@ for (const [name, fixture] of fixtures) {
     ]) {
       t.is((await rejection(t, backend.get(bad))).reason, 'MALFORMED');
     }
-    t.is((await rejection(t, backend.release('job-1', 'task-a', new Set(), -1))).reason, 'MALFORMED');
+    t.is((await rejection(t, backend.listPieces('a/b'))).reason, 'MALFORMED');
   });
 
   test(`${name}: a closed backend refuses calls, after the running ones finished`, async (t) => {
@@ -270,17 +281,26 @@ test('local directory: files are named <dir>/<job>/<task>/<checkpoint>-<epoch>.s
   t.deepEqual(await readdir(join(dir, 'nested', 'state', 'job-1', 'task-a')), ['3-4.snap']);
 });
 
-test('local directory: release also removes leftover temporary files of older checkpoints', async (t) => {
+test('local directory: listPieces names snapshot files only, and discard refuses a link leading out', async (t) => {
   const dir = await tempDir(t);
+  const outside = await tempDir(t);
   const backend = await createLocalDirectoryBackend({ dir });
   t.teardown(() => backend.close());
-  await backend.put(key(5), Buffer.from('kept'));
+  const kept = await backend.put(key(5), Buffer.from('kept'));
   const taskDir = join(dir, 'job-1', 'task-a');
-  await writeFile(join(taskDir, '2-1.snap.0123456789ab.tmp'), 'crashed upload');
   await writeFile(join(taskDir, '6-1.snap.0123456789ab.tmp'), 'upload in progress');
   await writeFile(join(taskDir, 'notes.txt'), 'not ours');
-  t.is(await backend.release('job-1', 'task-a', new Set(), 5), 0);
-  t.deepEqual((await readdir(taskDir)).sort(), ['5-1.snap', '6-1.snap.0123456789ab.tmp', 'notes.txt']);
+  await writeFile(join(outside, 'precious'), 'outside');
+  await symlink(join(outside, 'precious'), join(taskDir, '7-1.snap'));
+  t.deepEqual(
+    (await backend.listPieces('job-1')).map((p) => p.uri),
+    [kept.uri],
+  );
+  const link = pathToFileURL(join(taskDir, '7-1.snap')).href;
+  const outcome = await backend.discard('job-1', [link]);
+  t.is(outcome.deleted, 0);
+  t.regex(outcome.left[0]?.why ?? '', /leads out of/);
+  t.is(await readFile(join(outside, 'precious'), 'utf8'), 'outside');
 });
 
 test('local directory: a directory in place of a snapshot is reported as corrupt', async (t) => {
@@ -316,23 +336,6 @@ test('object store: a handle naming another bucket is refused without reading it
   const err = await rejection(t, backend.get(elsewhere));
   t.is(err.reason, 'MALFORMED');
   t.regex(err.message, /state handle "nats-obj:\/\/nowhere-.*" names bucket nowhere-.*, not state-/);
-});
-
-test('object store: releaseTasks releases many tasks of a job in one pass, and nothing of other tasks or jobs', async (t) => {
-  const { backend } = await objectStoreFixture(t);
-  const handles = new Map<string, StateHandle__Output>();
-  for (const task of ['task-a', 'task-b', 'task-c']) {
-    for (const id of [1, 2, 3]) handles.set(`${task}/${id}`, await backend.put(key(id, task), Buffer.from(task)));
-  }
-  const otherJob = await backend.put({ ...key(1), jobId: 'job-2' }, Buffer.from('other job'));
-  t.is(await backend.releaseTasks?.('job-1', ['task-a', 'task-b'], 3), 4);
-  for (const [name, handle] of handles) {
-    const released = /^task-[ab]\/[12]$/.test(name);
-    if (released) t.regex((await rejection(t, backend.get(handle))).message, /is missing/, name);
-    else t.truthy(await backend.get(handle), name);
-  }
-  t.truthy(await backend.get(otherJob));
-  t.is((await rejection(t, backend.releaseTasks?.('job-1', ['a/b'], 3) ?? Promise.resolve())).reason, 'MALFORMED');
 });
 
 test('object store: a closed connection is UNAVAILABLE and not retryable', async (t) => {

@@ -42,7 +42,8 @@ function withSharedPieces(inner: StateBackend): StateBackend {
       return { ...handle, shared };
     },
     get: (handle, signal, owner) => inner.get(handle, signal, owner),
-    release: (...args) => inner.release(...args),
+    discard: (jobId, uris) => inner.discard(jobId, uris),
+    listPieces: (jobId) => inner.listPieces(jobId),
     close: () => inner.close(),
   };
 }

@@ -13,6 +13,7 @@ test('the services and codecs loaded from the descriptor speak the contract', (t
     'AcknowledgeCheckpoint',
     'Attach',
     'CancelJob',
+    'CollectGarbage',
     'DeclineCheckpoint',
     'GetJob',
     'RestoreJob',

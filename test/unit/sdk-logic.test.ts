@@ -7,7 +7,6 @@ import {
   jobGraph,
   resolveBackoff,
   resolveWorkerOptions,
-  retentionFloor,
   SinkStaging,
   sinkMessageId,
   type StateBackend,
@@ -16,8 +15,6 @@ import { alignmentModeOf, checkWiring } from '../../src/sdk/wiring.js';
 import { emitAll } from '../../src/sdk/emission.js';
 import { decodeUnalignedSnapshot, encodeUnalignedSnapshot } from '../../src/sdk/unaligned-snapshot.js';
 import type { TaskContext } from '../../src/sdk/index.js';
-import { SnapshotRetention } from '../../src/sdk/retention.js';
-import { silentLogger } from '../../src/log/index.js';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -149,14 +146,6 @@ test('the ack batcher flushes after batchMs and drops batches of other epochs or
   b.close();
 });
 
-test('retention keeps the last `retained` committed checkpoints', (t) => {
-  t.is(retentionFloor([], 1), undefined);
-  t.is(retentionFloor([4], 1), 4);
-  t.is(retentionFloor([4], 2), undefined);
-  t.is(retentionFloor([2, 9, 4, 4], 2), 4);
-  t.is(retentionFloor([2, 9, 4], 0), 9, 'retained 0 means the default 1');
-});
-
 test('backoff grows to its maximum and stays within its jitter', (t) => {
   const c = resolveBackoff({ initialDelayMs: 100, maxDelayMs: 1000, multiplier: 2, jitter: 0.5 });
   t.is(
@@ -265,37 +254,4 @@ test('emitAll emits bare payloads and routed ones in order', (t) => {
     ['c', { to: 't' }],
     ['d', undefined],
   ]);
-});
-
-test('retention sweeps every task once, then releases only tasks that stored below the floor', async (t) => {
-  const released: string[][] = [];
-  const backend = {
-    release: () => Promise.resolve(0),
-    releaseTasks: (_jobId: string, taskIds: readonly string[]) => {
-      released.push([...taskIds]);
-      return Promise.resolve(0);
-    },
-  };
-  const retention = new SnapshotRetention({
-    retained: 1,
-    jobId: 'job',
-    taskIds: ['a', 'b', 'c'],
-    backend,
-    logger: silentLogger(),
-  });
-  retention.committed(1);
-  await retention.settled();
-  t.deepEqual(released, [['a', 'b', 'c']], 'the first release sweeps every task');
-  retention.stored('b', 2);
-  retention.committed(2);
-  await retention.settled();
-  t.is(released.length, 1, 'nothing stored below 2: no release');
-  retention.stored('b', 3);
-  retention.committed(3);
-  await retention.settled();
-  t.deepEqual(released[1], ['b'], 'b stored 2, which 3 subsumes');
-  retention.restored();
-  retention.committed(4);
-  await retention.settled();
-  t.deepEqual(released[2], ['a', 'b', 'c'], 'after a restore every task is swept again');
 });

@@ -4,7 +4,8 @@
  * JetStream Object Store bucket), and a keyed state with a deterministic
  * encoding for tasks that do not write their own snapshots.
  */
-export type { SnapshotKey, StateBackend } from './state-backend.js';
+export type { DiscardOutcome, ListedPiece, SnapshotKey, StateBackend } from './state-backend.js';
+export { discardObjectPieces, listObjectPieces, openObjectBucket, type ObjectPiece } from './object-store-pieces.js';
 export { locateSnapshot, parseSnapshotSegments } from './snapshot-location.js';
 export type { SnapshotLocation, SnapshotOwner } from './snapshot-location.js';
 export { createStateBackend } from './create-state-backend.js';

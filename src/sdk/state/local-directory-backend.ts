@@ -6,10 +6,11 @@
  * (an absolute path outside the directory, `..`, a link leading out) or
  * naming something other than a regular file is refused without blocking.
  */
-import { mkdir, readdir, realpath, unlink } from 'node:fs/promises';
+import { lstat, mkdir, readdir, realpath, unlink } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { ErrorIds } from '../../core/errors.js';
+import { CkptError, type ErrorIds } from '../../core/errors.js';
+import { checkId, ID_PATTERN } from '../../core/validate.js';
 import type { StateHandle__Output } from '../../gen/ckpt/v1/StateHandle.js';
 import type { Logger } from '../../log/index.js';
 import { callFs, errorCode, translateFsError } from './fs-errors.js';
@@ -18,12 +19,12 @@ import {
   type LocalDirectoryBackendOptions,
   type ResolvedLocalDirectoryBackendOptions,
 } from './local-directory-options.js';
-import { readVerifiedFile, syncDirectory, TEMPORARY_SUFFIX, writeFileAtomically } from './local-file-io.js';
+import { readVerifiedFile, syncDirectory, writeFileAtomically } from './local-file-io.js';
 import { OperationGate } from './operation-gate.js';
 import { malformedHandleError, missingSnapshotError, throwIfAborted } from './snapshot-errors.js';
-import { checkReleaseArguments, checkSnapshotKey, parseSnapshotName, snapshotName } from './snapshot-key.js';
-import { locateSnapshot, type SnapshotOwner } from './snapshot-location.js';
-import type { SnapshotKey, StateBackend } from './state-backend.js';
+import { checkSnapshotKey, snapshotName } from './snapshot-key.js';
+import { locateSnapshot, parseSnapshotSegments, type SnapshotOwner } from './snapshot-location.js';
+import type { DiscardOutcome, ListedPiece, SnapshotKey, StateBackend } from './state-backend.js';
 import { checkHandle, checkUriLength, stateHandle } from './state-handle.js';
 
 /** The scheme of the uris this backend writes and reads. */
@@ -71,8 +72,12 @@ class DirectoryBackend implements LocalDirectoryBackend {
     return this.#gate.run(() => this.#get(handle, signal, owner));
   }
 
-  release(jobId: string, taskId: string, keep: ReadonlySet<string>, keepFrom: number): Promise<number> {
-    return this.#gate.run(() => this.#release(jobId, taskId, keep, keepFrom));
+  discard(jobId: string, uris: readonly string[]): Promise<DiscardOutcome> {
+    return this.#gate.run(() => this.#discard(jobId, uris));
+  }
+
+  listPieces(jobId: string): Promise<ListedPiece[]> {
+    return this.#gate.run(() => this.#listPieces(jobId));
   }
 
   close(): Promise<void> {
@@ -140,22 +145,46 @@ class DirectoryBackend implements LocalDirectoryBackend {
     return real;
   }
 
-  async #release(jobId: string, taskId: string, keep: ReadonlySet<string>, keepFrom: number): Promise<number> {
-    checkReleaseArguments(jobId, taskId, keepFrom);
-    const ids = { jobId, taskId };
-    const taskDir = join(this.dir, jobId, taskId);
-    const names = await this.#list(taskDir, ids);
-    let released = 0;
-    for (const name of names) {
-      const kind = releasable(name, keepFrom);
-      if (kind === undefined) continue;
-      const path = join(taskDir, name);
-      if (kind === 'snapshot' && keep.has(pathToFileURL(path).href)) continue;
-      const removed = await callFs({ ...ids, operation: `delete ${path}` }, () => removeFile(path));
-      if (removed && kind === 'snapshot') released++;
+  async #discard(jobId: string, uris: readonly string[]): Promise<DiscardOutcome> {
+    const owner = { jobId: checkId(jobId, 'jobId') };
+    const outcome: DiscardOutcome = { deleted: 0, left: [] };
+    for (const uri of uris) {
+      try {
+        await this.#delete(uri, owner);
+        outcome.deleted += 1;
+      } catch (err) {
+        outcome.left.push({ uri, why: CkptError.from(err).message });
+      }
     }
-    this.#logger.debug({ ...ids, keepFrom, released }, 'snapshots released');
-    return released;
+    if (outcome.deleted > 0) this.#logger.debug({ jobId, deleted: outcome.deleted }, 'snapshots discarded');
+    return outcome;
+  }
+
+  /** Deletes one snapshot file of `owner`'s job in this directory; a missing one is no error. */
+  async #delete(uri: string, owner: SnapshotOwner): Promise<void> {
+    const path = this.#locate(uri, owner);
+    try {
+      await unlink(await this.#within(path, uri));
+    } catch (err) {
+      if (errorCode(err) === 'ENOENT') return;
+      throw translateFsError(err, { jobId: owner.jobId, operation: `delete ${uri}` });
+    }
+  }
+
+  async #listPieces(jobId: string): Promise<ListedPiece[]> {
+    const ids = { jobId: checkId(jobId, 'jobId') };
+    const jobDir = join(this.dir, jobId);
+    const pieces: ListedPiece[] = [];
+    for (const taskId of await this.#list(jobDir, ids)) {
+      if (!ID_PATTERN.test(taskId)) continue;
+      const taskDir = join(jobDir, taskId);
+      for (const name of await this.#list(taskDir, ids)) {
+        if (parseSnapshotSegments([jobId, taskId, name], SNAPSHOT_FILE_EXTENSION) === undefined) continue;
+        const piece = await pieceAt(join(taskDir, name));
+        if (piece !== undefined) pieces.push(piece);
+      }
+    }
+    return pieces;
   }
 
   /** The entries of a task's directory; none when it does not exist. */
@@ -169,27 +198,14 @@ class DirectoryBackend implements LocalDirectoryBackend {
   }
 }
 
-/**
- * Whether a directory entry may go: a snapshot or a leftover temporary file
- * of a checkpoint below `keepFrom`. Anything else is left alone.
- */
-function releasable(name: string, keepFrom: number): 'snapshot' | 'temporary' | undefined {
-  const temporary = TEMPORARY_SUFFIX.test(name);
-  const base = temporary ? name.replace(TEMPORARY_SUFFIX, '') : name;
-  if (!base.endsWith(SNAPSHOT_FILE_EXTENSION)) return undefined;
-  const parsed = parseSnapshotName(base.slice(0, -SNAPSHOT_FILE_EXTENSION.length));
-  if (parsed === undefined || parsed.checkpointId >= keepFrom) return undefined;
-  return temporary ? 'temporary' : 'snapshot';
-}
-
-/** Deletes a file; false when it was already gone. */
-async function removeFile(path: string): Promise<boolean> {
+/** A regular file as a listed piece; undefined when it is gone or not a regular file. */
+async function pieceAt(path: string): Promise<ListedPiece | undefined> {
   try {
-    await unlink(path);
-    return true;
+    const stats = await lstat(path);
+    return stats.isFile() ? { uri: pathToFileURL(path).href, modifiedAtMs: stats.mtimeMs } : undefined;
   } catch (err) {
-    if (errorCode(err) === 'ENOENT') return false;
-    throw err;
+    if (errorCode(err) === 'ENOENT') return undefined;
+    throw translateFsError(err, { operation: `inspect ${path}` });
   }
 }
 

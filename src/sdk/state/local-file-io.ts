@@ -22,9 +22,6 @@ export interface FileIoOptions {
   checkpoint: () => void;
 }
 
-/** Suffix of temporary files: `<name>.<12 hex digits>.tmp`. */
-export const TEMPORARY_SUFFIX = /\.[0-9a-f]{12}\.tmp$/;
-
 /**
  * Writes `bytes` to `path` atomically: to a temporary file beside it, then
  * flushed and renamed over `path`. Resolves with the `sha256:` checksum of

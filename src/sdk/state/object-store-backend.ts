@@ -19,13 +19,14 @@ import {
   type ObjectStoreBackendOptions,
   type ResolvedObjectStoreBackendOptions,
 } from './object-store-options.js';
-import { NATS_OBJ_URI_SCHEME, objectName, objectUri, parseObjectUri, taskPrefix } from './object-store-uri.js';
+import { NATS_OBJ_URI_SCHEME, objectName, objectUri, parseObjectUri } from './object-store-uri.js';
+import { discardObjectPieces, listObjectPieces } from './object-store-pieces.js';
 import { chunkStream, readVerifiedObject } from './object-streams.js';
 import { OperationGate } from './operation-gate.js';
 import { corruptSnapshotError, malformedHandleError, missingSnapshotError, throwIfAborted } from './snapshot-errors.js';
-import { checkReleaseArguments, checkSnapshotKey, parseSnapshotName } from './snapshot-key.js';
-import { locateSnapshot, parseSnapshotSegments, type SnapshotOwner } from './snapshot-location.js';
-import type { SnapshotKey, StateBackend } from './state-backend.js';
+import { checkSnapshotKey } from './snapshot-key.js';
+import { locateSnapshot, type SnapshotOwner } from './snapshot-location.js';
+import type { DiscardOutcome, ListedPiece, SnapshotKey, StateBackend } from './state-backend.js';
 import { checkHandle, checkUriLength, stateHandle, type CheckedHandle } from './state-handle.js';
 
 /** A `StateBackend` keeping snapshots in a NATS JetStream Object Store bucket. */
@@ -72,10 +73,8 @@ class NatsObjectBackend implements ObjectStoreBackend {
   readonly #options: ResolvedObjectStoreBackendOptions;
   readonly #logger: Logger;
   readonly #gate = new OperationGate('nats-obj');
-  /** Our bucket, where `put` writes, `get` reads and `release` deletes. */
+  /** Our bucket, where `put` writes, `get` reads and `discard` deletes. */
   readonly #own: ObjectStore;
-  /** The listing of our bucket in progress, shared by concurrent `release` calls. */
-  #listing: Promise<ObjectInfo[]> | undefined;
 
   constructor(options: ResolvedObjectStoreBackendOptions, store: ObjectStore) {
     this.bucket = options.bucket;
@@ -92,12 +91,12 @@ class NatsObjectBackend implements ObjectStoreBackend {
     return this.#gate.run(() => this.#get(handle, signal, owner));
   }
 
-  release(jobId: string, taskId: string, keep: ReadonlySet<string>, keepFrom: number): Promise<number> {
-    return this.#gate.run(() => this.#release(jobId, taskId, keep, keepFrom));
+  discard(jobId: string, uris: readonly string[]): Promise<DiscardOutcome> {
+    return this.#gate.run(() => discardObjectPieces(this.#own, this.bucket, jobId, uris));
   }
 
-  releaseTasks(jobId: string, taskIds: readonly string[], keepFrom: number): Promise<number> {
-    return this.#gate.run(() => this.#releaseTasks(jobId, taskIds, keepFrom));
+  listPieces(jobId: string): Promise<ListedPiece[]> {
+    return this.#gate.run(() => listObjectPieces(this.#own, this.bucket, jobId));
   }
 
   close(): Promise<void> {
@@ -150,59 +149,6 @@ class NatsObjectBackend implements ObjectStoreBackend {
     if (bucket !== this.bucket) throw malformedHandleError(uri, `names bucket ${bucket}, not ${this.bucket}`);
     locateSnapshot(uri, name.split('/'), '', `bucket ${this.bucket}`, owner);
     return name;
-  }
-
-  async #release(jobId: string, taskId: string, keep: ReadonlySet<string>, keepFrom: number): Promise<number> {
-    checkReleaseArguments(jobId, taskId, keepFrom);
-    const ids = { jobId, taskId };
-    const prefix = taskPrefix(jobId, taskId);
-    let released = 0;
-    for (const info of await this.#list()) {
-      if (info.deleted || !info.name.startsWith(prefix)) continue;
-      const parsed = parseSnapshotName(info.name.slice(prefix.length));
-      if (parsed === undefined || parsed.checkpointId >= keepFrom) continue;
-      const uri = objectUri(this.bucket, info.name);
-      if (keep.has(uri)) continue;
-      await callObjectStore({ ...ids, operation: `delete ${uri}` }, () => this.#own.delete(info.name));
-      released++;
-    }
-    this.#logger.debug({ ...ids, keepFrom, released }, 'snapshots released');
-    return released;
-  }
-
-  /** One listing of the bucket for every task: a job of many tasks costs one pass, not one per task. */
-  async #releaseTasks(jobId: string, taskIds: readonly string[], keepFrom: number): Promise<number> {
-    for (const taskId of taskIds) checkReleaseArguments(jobId, taskId, keepFrom);
-    const tasks = new Set(taskIds);
-    let released = 0;
-    for (const info of await this.#list()) {
-      const at = info.deleted ? undefined : parseSnapshotSegments(info.name.split('/'), '');
-      if (at === undefined || at.jobId !== jobId || !tasks.has(at.taskId) || at.checkpointId >= keepFrom) continue;
-      const operation = `delete ${objectUri(this.bucket, info.name)}`;
-      await callObjectStore({ jobId, taskId: at.taskId, operation }, () => this.#own.delete(info.name));
-      released++;
-    }
-    this.#logger.debug({ jobId, tasks: tasks.size, keepFrom, released }, 'snapshots released');
-    return released;
-  }
-
-  /**
-   * Every object of our bucket. The object store cannot list by name
-   * prefix, so this reads the metadata of the whole bucket; concurrent
-   * `release` calls (one per task after a checkpoint completes) share one
-   * listing. A snapshot stored while a listing runs may be missed by it and
-   * is released by a later call.
-   */
-  #list(): Promise<ObjectInfo[]> {
-    if (this.#listing === undefined) {
-      const listing = callObjectStore({ operation: `list bucket ${this.bucket}` }, () => this.#own.list());
-      this.#listing = listing;
-      const forget = (): void => {
-        if (this.#listing === listing) this.#listing = undefined;
-      };
-      void listing.then(forget, forget);
-    }
-    return this.#listing;
   }
 }
 

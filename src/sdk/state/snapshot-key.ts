@@ -28,13 +28,6 @@ export function checkSnapshotKey(key: SnapshotKey): Required<ErrorIds> {
   return ids;
 }
 
-/** Validates the arguments of `release`; throws MALFORMED naming the first bad one. */
-export function checkReleaseArguments(jobId: string, taskId: string, keepFrom: number): void {
-  checkId(jobId, 'jobId');
-  checkId(taskId, 'taskId', { jobId });
-  checkCount(keepFrom, 'keepFrom', { jobId, taskId });
-}
-
 /** `<checkpointId>-<epoch>`: the snapshot's name below its task's folder or prefix. */
 export function snapshotName(key: SnapshotKey): string {
   return `${key.checkpointId}-${key.epoch}`;

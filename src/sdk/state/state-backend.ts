@@ -18,6 +18,19 @@ export interface SnapshotKey {
   epoch: number;
 }
 
+/** What a `discard` did: how many pieces went, and which uris it left alone and why. */
+export interface DiscardOutcome {
+  deleted: number;
+  left: Array<{ uri: string; why: string }>;
+}
+
+/** A snapshot piece found in a backend. */
+export interface ListedPiece {
+  uri: string;
+  /** When it was last written, milliseconds since the Unix epoch. */
+  modifiedAtMs: number;
+}
+
 /**
  * Where snapshots live.
  *
@@ -52,18 +65,19 @@ export interface StateBackend {
    */
   get(handle: StateHandle__Output, signal?: AbortSignal, owner?: SnapshotOwner): Promise<Uint8Array>;
   /**
-   * Deletes the snapshots of (`jobId`, `taskId`) whose checkpoint id is
-   * below `keepFrom` and whose uri is not in `keep`; resolves with how many
-   * it deleted. Used to release what a completed checkpoint subsumes.
+   * Deletes the pieces `uris` name that are snapshots of `jobId` in this
+   * backend's own directory or bucket. Every other uri (another backend's,
+   * a place outside, another job's, a malformed one) is left alone and
+   * reported, and so is one whose deletion failed; a missing piece counts
+   * as deleted. Rejects only when the backend is closed. The coordinator
+   * decides what goes (`DiscardCommand`); this only carries it out.
    */
-  release(jobId: string, taskId: string, keep: ReadonlySet<string>, keepFrom: number): Promise<number>;
+  discard(jobId: string, uris: readonly string[]): Promise<DiscardOutcome>;
   /**
-   * Optional: `release` for many tasks of a job at once, keeping nothing
-   * below `keepFrom`; resolves with how many it deleted. A backend that
-   * must list its whole store to release (the object store) lists it once
-   * for all the tasks instead of once per task.
+   * The snapshot pieces of `jobId` in this backend, with the time each was
+   * last written, for the coordinator to judge (`StateListing`).
    */
-  releaseTasks?(jobId: string, taskIds: readonly string[], keepFrom: number): Promise<number>;
+  listPieces(jobId: string): Promise<ListedPiece[]>;
   /**
    * Waits for the calls in progress to settle and refuses new ones. Does not
    * close connections the backend was given.

@@ -7,6 +7,7 @@ import type { TasksReady as _ckpt_v1_TasksReady, TasksReady__Output as _ckpt_v1_
 import type { TaskFailure as _ckpt_v1_TaskFailure, TaskFailure__Output as _ckpt_v1_TaskFailure__Output } from '../../ckpt/v1/TaskFailure.js';
 import type { SessionAcknowledge as _ckpt_v1_SessionAcknowledge, SessionAcknowledge__Output as _ckpt_v1_SessionAcknowledge__Output } from '../../ckpt/v1/SessionAcknowledge.js';
 import type { SessionDecline as _ckpt_v1_SessionDecline, SessionDecline__Output as _ckpt_v1_SessionDecline__Output } from '../../ckpt/v1/SessionDecline.js';
+import type { StateListing as _ckpt_v1_StateListing, StateListing__Output as _ckpt_v1_StateListing__Output } from '../../ckpt/v1/StateListing.js';
 
 /**
  * A message from a worker in its session. Exactly one member of `body` is
@@ -19,7 +20,8 @@ export interface AttachRequest {
   'failure'?: (_ckpt_v1_TaskFailure | null);
   'acknowledge'?: (_ckpt_v1_SessionAcknowledge | null);
   'decline'?: (_ckpt_v1_SessionDecline | null);
-  'body'?: "hello"|"heartbeat"|"ready"|"failure"|"acknowledge"|"decline";
+  'stateListing'?: (_ckpt_v1_StateListing | null);
+  'body'?: "hello"|"heartbeat"|"ready"|"failure"|"acknowledge"|"decline"|"stateListing";
 }
 
 /**
@@ -33,5 +35,6 @@ export interface AttachRequest__Output {
   'failure'?: (_ckpt_v1_TaskFailure__Output | null);
   'acknowledge'?: (_ckpt_v1_SessionAcknowledge__Output | null);
   'decline'?: (_ckpt_v1_SessionDecline__Output | null);
-  'body'?: "hello"|"heartbeat"|"ready"|"failure"|"acknowledge"|"decline";
+  'stateListing'?: (_ckpt_v1_StateListing__Output | null);
+  'body'?: "hello"|"heartbeat"|"ready"|"failure"|"acknowledge"|"decline"|"stateListing";
 }

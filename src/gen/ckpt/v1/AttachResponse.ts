@@ -6,6 +6,8 @@ import type { JobCanceledCommand as _ckpt_v1_JobCanceledCommand, JobCanceledComm
 import type { RestoreCommand as _ckpt_v1_RestoreCommand, RestoreCommand__Output as _ckpt_v1_RestoreCommand__Output } from '../../ckpt/v1/RestoreCommand.js';
 import type { StartCommand as _ckpt_v1_StartCommand, StartCommand__Output as _ckpt_v1_StartCommand__Output } from '../../ckpt/v1/StartCommand.js';
 import type { SessionResult as _ckpt_v1_SessionResult, SessionResult__Output as _ckpt_v1_SessionResult__Output } from '../../ckpt/v1/SessionResult.js';
+import type { DiscardCommand as _ckpt_v1_DiscardCommand, DiscardCommand__Output as _ckpt_v1_DiscardCommand__Output } from '../../ckpt/v1/DiscardCommand.js';
+import type { ListStateCommand as _ckpt_v1_ListStateCommand, ListStateCommand__Output as _ckpt_v1_ListStateCommand__Output } from '../../ckpt/v1/ListStateCommand.js';
 
 /**
  * A message from the coordinator in a session.
@@ -16,7 +18,9 @@ export interface AttachResponse {
   'restore'?: (_ckpt_v1_RestoreCommand | null);
   'start'?: (_ckpt_v1_StartCommand | null);
   'result'?: (_ckpt_v1_SessionResult | null);
-  'body'?: "welcome"|"canceled"|"restore"|"start"|"result";
+  'discard'?: (_ckpt_v1_DiscardCommand | null);
+  'listState'?: (_ckpt_v1_ListStateCommand | null);
+  'body'?: "welcome"|"canceled"|"restore"|"start"|"result"|"discard"|"listState";
 }
 
 /**
@@ -28,5 +32,7 @@ export interface AttachResponse__Output {
   'restore'?: (_ckpt_v1_RestoreCommand__Output | null);
   'start'?: (_ckpt_v1_StartCommand__Output | null);
   'result'?: (_ckpt_v1_SessionResult__Output | null);
-  'body'?: "welcome"|"canceled"|"restore"|"start"|"result";
+  'discard'?: (_ckpt_v1_DiscardCommand__Output | null);
+  'listState'?: (_ckpt_v1_ListStateCommand__Output | null);
+  'body'?: "welcome"|"canceled"|"restore"|"start"|"result"|"discard"|"listState";
 }

@@ -9,6 +9,8 @@ import type { AttachRequest as _ckpt_v1_AttachRequest, AttachRequest__Output as 
 import type { AttachResponse as _ckpt_v1_AttachResponse, AttachResponse__Output as _ckpt_v1_AttachResponse__Output } from '../../ckpt/v1/AttachResponse.js';
 import type { CancelJobRequest as _ckpt_v1_CancelJobRequest, CancelJobRequest__Output as _ckpt_v1_CancelJobRequest__Output } from '../../ckpt/v1/CancelJobRequest.js';
 import type { CancelJobResponse as _ckpt_v1_CancelJobResponse, CancelJobResponse__Output as _ckpt_v1_CancelJobResponse__Output } from '../../ckpt/v1/CancelJobResponse.js';
+import type { CollectGarbageRequest as _ckpt_v1_CollectGarbageRequest, CollectGarbageRequest__Output as _ckpt_v1_CollectGarbageRequest__Output } from '../../ckpt/v1/CollectGarbageRequest.js';
+import type { CollectGarbageResponse as _ckpt_v1_CollectGarbageResponse, CollectGarbageResponse__Output as _ckpt_v1_CollectGarbageResponse__Output } from '../../ckpt/v1/CollectGarbageResponse.js';
 import type { DeclineCheckpointRequest as _ckpt_v1_DeclineCheckpointRequest, DeclineCheckpointRequest__Output as _ckpt_v1_DeclineCheckpointRequest__Output } from '../../ckpt/v1/DeclineCheckpointRequest.js';
 import type { DeclineCheckpointResponse as _ckpt_v1_DeclineCheckpointResponse, DeclineCheckpointResponse__Output as _ckpt_v1_DeclineCheckpointResponse__Output } from '../../ckpt/v1/DeclineCheckpointResponse.js';
 import type { DeleteSavepointRequest as _ckpt_v1_DeleteSavepointRequest, DeleteSavepointRequest__Output as _ckpt_v1_DeleteSavepointRequest__Output } from '../../ckpt/v1/DeleteSavepointRequest.js';
@@ -80,6 +82,41 @@ export interface CoordinatorClient extends grpc.Client {
   cancelJob(argument: _ckpt_v1_CancelJobRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_ckpt_v1_CancelJobResponse__Output>): grpc.ClientUnaryCall;
   cancelJob(argument: _ckpt_v1_CancelJobRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_CancelJobResponse__Output>): grpc.ClientUnaryCall;
   cancelJob(argument: _ckpt_v1_CancelJobRequest, callback: grpc.requestCallback<_ckpt_v1_CancelJobResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Deletes, or with dry_run only lists, the job's state pieces that no
+   * retained checkpoint or savepoint names any more: uploads of
+   * checkpoints that never committed (orphans, once older than the
+   * coordinator's orphan grace period), pieces of subsumed checkpoints
+   * whose deletion failed, and all state of a job canceled longer ago
+   * than the coordinator's canceled-state retention. Object store pieces
+   * are deleted by the coordinator; file pieces live on the workers'
+   * machines and are deleted by the job's attached workers, which the
+   * coordinator asks to list theirs; what cannot be reached is named in
+   * the response. Fails with UNKNOWN_JOB or JOB_QUARANTINED as the other
+   * calls do.
+   */
+  CollectGarbage(argument: _ckpt_v1_CollectGarbageRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_CollectGarbageResponse__Output>): grpc.ClientUnaryCall;
+  CollectGarbage(argument: _ckpt_v1_CollectGarbageRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_ckpt_v1_CollectGarbageResponse__Output>): grpc.ClientUnaryCall;
+  CollectGarbage(argument: _ckpt_v1_CollectGarbageRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_CollectGarbageResponse__Output>): grpc.ClientUnaryCall;
+  CollectGarbage(argument: _ckpt_v1_CollectGarbageRequest, callback: grpc.requestCallback<_ckpt_v1_CollectGarbageResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Deletes, or with dry_run only lists, the job's state pieces that no
+   * retained checkpoint or savepoint names any more: uploads of
+   * checkpoints that never committed (orphans, once older than the
+   * coordinator's orphan grace period), pieces of subsumed checkpoints
+   * whose deletion failed, and all state of a job canceled longer ago
+   * than the coordinator's canceled-state retention. Object store pieces
+   * are deleted by the coordinator; file pieces live on the workers'
+   * machines and are deleted by the job's attached workers, which the
+   * coordinator asks to list theirs; what cannot be reached is named in
+   * the response. Fails with UNKNOWN_JOB or JOB_QUARANTINED as the other
+   * calls do.
+   */
+  collectGarbage(argument: _ckpt_v1_CollectGarbageRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_CollectGarbageResponse__Output>): grpc.ClientUnaryCall;
+  collectGarbage(argument: _ckpt_v1_CollectGarbageRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_ckpt_v1_CollectGarbageResponse__Output>): grpc.ClientUnaryCall;
+  collectGarbage(argument: _ckpt_v1_CollectGarbageRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_CollectGarbageResponse__Output>): grpc.ClientUnaryCall;
+  collectGarbage(argument: _ckpt_v1_CollectGarbageRequest, callback: grpc.requestCallback<_ckpt_v1_CollectGarbageResponse__Output>): grpc.ClientUnaryCall;
   
   /**
    * Declines one checkpoint for one or more tasks; the checkpoint aborts
@@ -254,6 +291,21 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
   CancelJob: grpc.handleUnaryCall<_ckpt_v1_CancelJobRequest__Output, _ckpt_v1_CancelJobResponse>;
   
   /**
+   * Deletes, or with dry_run only lists, the job's state pieces that no
+   * retained checkpoint or savepoint names any more: uploads of
+   * checkpoints that never committed (orphans, once older than the
+   * coordinator's orphan grace period), pieces of subsumed checkpoints
+   * whose deletion failed, and all state of a job canceled longer ago
+   * than the coordinator's canceled-state retention. Object store pieces
+   * are deleted by the coordinator; file pieces live on the workers'
+   * machines and are deleted by the job's attached workers, which the
+   * coordinator asks to list theirs; what cannot be reached is named in
+   * the response. Fails with UNKNOWN_JOB or JOB_QUARANTINED as the other
+   * calls do.
+   */
+  CollectGarbage: grpc.handleUnaryCall<_ckpt_v1_CollectGarbageRequest__Output, _ckpt_v1_CollectGarbageResponse>;
+  
+  /**
    * Declines one checkpoint for one or more tasks; the checkpoint aborts
    * with reason DECLINED.
    */
@@ -312,6 +364,7 @@ export interface CoordinatorDefinition extends grpc.ServiceDefinition {
   AcknowledgeCheckpoint: MethodDefinition<_ckpt_v1_AcknowledgeCheckpointRequest, _ckpt_v1_AcknowledgeCheckpointResponse, _ckpt_v1_AcknowledgeCheckpointRequest__Output, _ckpt_v1_AcknowledgeCheckpointResponse__Output>
   Attach: MethodDefinition<_ckpt_v1_AttachRequest, _ckpt_v1_AttachResponse, _ckpt_v1_AttachRequest__Output, _ckpt_v1_AttachResponse__Output>
   CancelJob: MethodDefinition<_ckpt_v1_CancelJobRequest, _ckpt_v1_CancelJobResponse, _ckpt_v1_CancelJobRequest__Output, _ckpt_v1_CancelJobResponse__Output>
+  CollectGarbage: MethodDefinition<_ckpt_v1_CollectGarbageRequest, _ckpt_v1_CollectGarbageResponse, _ckpt_v1_CollectGarbageRequest__Output, _ckpt_v1_CollectGarbageResponse__Output>
   DeclineCheckpoint: MethodDefinition<_ckpt_v1_DeclineCheckpointRequest, _ckpt_v1_DeclineCheckpointResponse, _ckpt_v1_DeclineCheckpointRequest__Output, _ckpt_v1_DeclineCheckpointResponse__Output>
   DeleteSavepoint: MethodDefinition<_ckpt_v1_DeleteSavepointRequest, _ckpt_v1_DeleteSavepointResponse, _ckpt_v1_DeleteSavepointRequest__Output, _ckpt_v1_DeleteSavepointResponse__Output>
   GetJob: MethodDefinition<_ckpt_v1_GetJobRequest, _ckpt_v1_GetJobResponse, _ckpt_v1_GetJobRequest__Output, _ckpt_v1_GetJobResponse__Output>
