@@ -11,14 +11,19 @@ import type { Manifest__Output } from '../gen/ckpt/v1/Manifest.js';
 import type { Savepoint__Output } from '../gen/ckpt/v1/Savepoint.js';
 import type { SavepointRef } from '../gen/ckpt/v1/SavepointRef.js';
 import type { SavepointSummary__Output } from '../gen/ckpt/v1/SavepointSummary.js';
+import type { Checkpoint } from '../core/checkpoint.js';
 import { CkptError } from '../core/errors.js';
 import { checkCount } from '../core/limits.js';
 import type { CheckpointStore, LeaderGuard, StoredJobState } from '../core/ports.js';
 import { mapSavepoint } from '../core/savepoint-mapping.js';
 import { checkId } from '../core/validate.js';
 import type { Logger } from '../log/index.js';
+import { sleep } from '../worker-protocol/sleep.js';
 import type { JobRuntime } from './job-runtime.js';
 import type { LeadershipFence } from './leadership-fence.js';
+
+/** How often a savepoint waiting for pending checkpoints to finish tries again. */
+const FREE_POLL_MS = 25;
 
 /** What savepoints work with. */
 export interface SavepointDeps {
@@ -62,7 +67,7 @@ export class Savepoints {
     const release = runtime.tracker.holdPeriodic();
     let stopped = false;
     try {
-      const started = await this.deps.fence.run(() => runtime.trigger(true, 'SNAPSHOT_TYPE_SAVEPOINT'));
+      const started = await this.startWhenFree(runtime);
       const checkpoint = await runtime.waitFor(started.id);
       if (checkpoint.state !== 'CHECKPOINT_STATE_COMPLETED') return { checkpoint, savepoint: null };
       const savepoint = await this.store(runtime, checkpoint);
@@ -75,6 +80,23 @@ export class Savepoints {
     } finally {
       if (!stopped) release();
       runtime.arm();
+    }
+  }
+
+  /**
+   * Starts the savepoint's checkpoint once the job has room for it: with
+   * periodic ones held back, those pending finish within the policy's
+   * timeout, so a savepoint waits for them instead of failing.
+   */
+  private async startWhenFree(runtime: JobRuntime): Promise<Checkpoint> {
+    const deadline = this.deps.now() + runtime.tracker.policy.timeoutMs;
+    for (;;) {
+      try {
+        return await this.deps.fence.run(() => runtime.trigger(true, 'SNAPSHOT_TYPE_SAVEPOINT'));
+      } catch (err) {
+        if (CkptError.from(err).reason !== 'TOO_MANY_PENDING' || this.deps.now() > deadline) throw err;
+        await sleep(FREE_POLL_MS);
+      }
     }
   }
 

@@ -11,8 +11,13 @@
 import type { JobSpec__Output } from '../gen/ckpt/v1/JobSpec.js';
 import { CkptError } from './errors.js';
 
-/** How many key groups keyed state is split into; the most tasks an operator can be rescaled to. */
-export const KEY_GROUPS = 128;
+/**
+ * How many key groups keyed state is split into: the most tasks a keyed
+ * operator can be rescaled to (Flink's upper bound of max parallelism).
+ * Records partitioned over more tasks than this go by `fnv1a32(key) mod n`
+ * instead, and such an operator cannot be rescaled.
+ */
+export const KEY_GROUPS = 32_768;
 
 /** A contiguous range of key groups, `start` included, `end` excluded. */
 export interface KeyGroupRange {
@@ -54,6 +59,16 @@ export function keyGroupOf(key: string, keyGroups = KEY_GROUPS): number {
 /** The index in `[0, n)` of the task of `n` owning key group `group`. */
 export function taskIndexOfGroup(group: number, n: number, keyGroups = KEY_GROUPS): number {
   return Math.floor((group * n) / keyGroups);
+}
+
+/**
+ * The index in `[0, n)` of the task of `n` a record with `key` goes to:
+ * the owner of the key's group, or, over more than `KEY_GROUPS` tasks,
+ * `fnv1a32(key) mod n`.
+ */
+export function partitionIndex(key: string, n: number): number {
+  const hash = fnv1a32(key);
+  return n > KEY_GROUPS ? hash % n : taskIndexOfGroup(hash % KEY_GROUPS, n);
 }
 
 /**

@@ -4,6 +4,7 @@ import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-load
 
 import type { AcknowledgeCheckpointRequest as _ckpt_v1_AcknowledgeCheckpointRequest, AcknowledgeCheckpointRequest__Output as _ckpt_v1_AcknowledgeCheckpointRequest__Output } from './ckpt/v1/AcknowledgeCheckpointRequest.js';
 import type { AcknowledgeCheckpointResponse as _ckpt_v1_AcknowledgeCheckpointResponse, AcknowledgeCheckpointResponse__Output as _ckpt_v1_AcknowledgeCheckpointResponse__Output } from './ckpt/v1/AcknowledgeCheckpointResponse.js';
+import type { AdaptiveInterval as _ckpt_v1_AdaptiveInterval, AdaptiveInterval__Output as _ckpt_v1_AdaptiveInterval__Output } from './ckpt/v1/AdaptiveInterval.js';
 import type { AttachRequest as _ckpt_v1_AttachRequest, AttachRequest__Output as _ckpt_v1_AttachRequest__Output } from './ckpt/v1/AttachRequest.js';
 import type { AttachResponse as _ckpt_v1_AttachResponse, AttachResponse__Output as _ckpt_v1_AttachResponse__Output } from './ckpt/v1/AttachResponse.js';
 import type { CancelJobRequest as _ckpt_v1_CancelJobRequest, CancelJobRequest__Output as _ckpt_v1_CancelJobRequest__Output } from './ckpt/v1/CancelJobRequest.js';
@@ -15,6 +16,8 @@ import type { CollectGarbageResponse as _ckpt_v1_CollectGarbageResponse, Collect
 import type { CoordinatorClient as _ckpt_v1_CoordinatorClient, CoordinatorDefinition as _ckpt_v1_CoordinatorDefinition } from './ckpt/v1/Coordinator.js';
 import type { DeclineCheckpointRequest as _ckpt_v1_DeclineCheckpointRequest, DeclineCheckpointRequest__Output as _ckpt_v1_DeclineCheckpointRequest__Output } from './ckpt/v1/DeclineCheckpointRequest.js';
 import type { DeclineCheckpointResponse as _ckpt_v1_DeclineCheckpointResponse, DeclineCheckpointResponse__Output as _ckpt_v1_DeclineCheckpointResponse__Output } from './ckpt/v1/DeclineCheckpointResponse.js';
+import type { DeleteSavepointRequest as _ckpt_v1_DeleteSavepointRequest, DeleteSavepointRequest__Output as _ckpt_v1_DeleteSavepointRequest__Output } from './ckpt/v1/DeleteSavepointRequest.js';
+import type { DeleteSavepointResponse as _ckpt_v1_DeleteSavepointResponse, DeleteSavepointResponse__Output as _ckpt_v1_DeleteSavepointResponse__Output } from './ckpt/v1/DeleteSavepointResponse.js';
 import type { DiscardCommand as _ckpt_v1_DiscardCommand, DiscardCommand__Output as _ckpt_v1_DiscardCommand__Output } from './ckpt/v1/DiscardCommand.js';
 import type { GarbagePiece as _ckpt_v1_GarbagePiece, GarbagePiece__Output as _ckpt_v1_GarbagePiece__Output } from './ckpt/v1/GarbagePiece.js';
 import type { GetJobRequest as _ckpt_v1_GetJobRequest, GetJobRequest__Output as _ckpt_v1_GetJobRequest__Output } from './ckpt/v1/GetJobRequest.js';
@@ -23,12 +26,17 @@ import type { Heartbeat as _ckpt_v1_Heartbeat, Heartbeat__Output as _ckpt_v1_Hea
 import type { JobCanceledCommand as _ckpt_v1_JobCanceledCommand, JobCanceledCommand__Output as _ckpt_v1_JobCanceledCommand__Output } from './ckpt/v1/JobCanceledCommand.js';
 import type { JobInfo as _ckpt_v1_JobInfo, JobInfo__Output as _ckpt_v1_JobInfo__Output } from './ckpt/v1/JobInfo.js';
 import type { JobSpec as _ckpt_v1_JobSpec, JobSpec__Output as _ckpt_v1_JobSpec__Output } from './ckpt/v1/JobSpec.js';
+import type { ListSavepointsRequest as _ckpt_v1_ListSavepointsRequest, ListSavepointsRequest__Output as _ckpt_v1_ListSavepointsRequest__Output } from './ckpt/v1/ListSavepointsRequest.js';
+import type { ListSavepointsResponse as _ckpt_v1_ListSavepointsResponse, ListSavepointsResponse__Output as _ckpt_v1_ListSavepointsResponse__Output } from './ckpt/v1/ListSavepointsResponse.js';
 import type { ListStateCommand as _ckpt_v1_ListStateCommand, ListStateCommand__Output as _ckpt_v1_ListStateCommand__Output } from './ckpt/v1/ListStateCommand.js';
 import type { Manifest as _ckpt_v1_Manifest, Manifest__Output as _ckpt_v1_Manifest__Output } from './ckpt/v1/Manifest.js';
 import type { RestoreCommand as _ckpt_v1_RestoreCommand, RestoreCommand__Output as _ckpt_v1_RestoreCommand__Output } from './ckpt/v1/RestoreCommand.js';
 import type { RestoreJobRequest as _ckpt_v1_RestoreJobRequest, RestoreJobRequest__Output as _ckpt_v1_RestoreJobRequest__Output } from './ckpt/v1/RestoreJobRequest.js';
 import type { RestoreJobResponse as _ckpt_v1_RestoreJobResponse, RestoreJobResponse__Output as _ckpt_v1_RestoreJobResponse__Output } from './ckpt/v1/RestoreJobResponse.js';
 import type { RestorePoint as _ckpt_v1_RestorePoint, RestorePoint__Output as _ckpt_v1_RestorePoint__Output } from './ckpt/v1/RestorePoint.js';
+import type { Savepoint as _ckpt_v1_Savepoint, Savepoint__Output as _ckpt_v1_Savepoint__Output } from './ckpt/v1/Savepoint.js';
+import type { SavepointRef as _ckpt_v1_SavepointRef, SavepointRef__Output as _ckpt_v1_SavepointRef__Output } from './ckpt/v1/SavepointRef.js';
+import type { SavepointSummary as _ckpt_v1_SavepointSummary, SavepointSummary__Output as _ckpt_v1_SavepointSummary__Output } from './ckpt/v1/SavepointSummary.js';
 import type { SessionAcknowledge as _ckpt_v1_SessionAcknowledge, SessionAcknowledge__Output as _ckpt_v1_SessionAcknowledge__Output } from './ckpt/v1/SessionAcknowledge.js';
 import type { SessionDecline as _ckpt_v1_SessionDecline, SessionDecline__Output as _ckpt_v1_SessionDecline__Output } from './ckpt/v1/SessionDecline.js';
 import type { SessionResult as _ckpt_v1_SessionResult, SessionResult__Output as _ckpt_v1_SessionResult__Output } from './ckpt/v1/SessionResult.js';
@@ -48,6 +56,8 @@ import type { TaskSpec as _ckpt_v1_TaskSpec, TaskSpec__Output as _ckpt_v1_TaskSp
 import type { TasksReady as _ckpt_v1_TasksReady, TasksReady__Output as _ckpt_v1_TasksReady__Output } from './ckpt/v1/TasksReady.js';
 import type { TriggerCheckpointRequest as _ckpt_v1_TriggerCheckpointRequest, TriggerCheckpointRequest__Output as _ckpt_v1_TriggerCheckpointRequest__Output } from './ckpt/v1/TriggerCheckpointRequest.js';
 import type { TriggerCheckpointResponse as _ckpt_v1_TriggerCheckpointResponse, TriggerCheckpointResponse__Output as _ckpt_v1_TriggerCheckpointResponse__Output } from './ckpt/v1/TriggerCheckpointResponse.js';
+import type { TriggerSavepointRequest as _ckpt_v1_TriggerSavepointRequest, TriggerSavepointRequest__Output as _ckpt_v1_TriggerSavepointRequest__Output } from './ckpt/v1/TriggerSavepointRequest.js';
+import type { TriggerSavepointResponse as _ckpt_v1_TriggerSavepointResponse, TriggerSavepointResponse__Output as _ckpt_v1_TriggerSavepointResponse__Output } from './ckpt/v1/TriggerSavepointResponse.js';
 import type { Welcome as _ckpt_v1_Welcome, Welcome__Output as _ckpt_v1_Welcome__Output } from './ckpt/v1/Welcome.js';
 import type { WorkerHello as _ckpt_v1_WorkerHello, WorkerHello__Output as _ckpt_v1_WorkerHello__Output } from './ckpt/v1/WorkerHello.js';
 
@@ -61,6 +71,7 @@ export interface ProtoGrpcType {
       AbortReason: EnumTypeDefinition
       AcknowledgeCheckpointRequest: MessageTypeDefinition<_ckpt_v1_AcknowledgeCheckpointRequest, _ckpt_v1_AcknowledgeCheckpointRequest__Output>
       AcknowledgeCheckpointResponse: MessageTypeDefinition<_ckpt_v1_AcknowledgeCheckpointResponse, _ckpt_v1_AcknowledgeCheckpointResponse__Output>
+      AdaptiveInterval: MessageTypeDefinition<_ckpt_v1_AdaptiveInterval, _ckpt_v1_AdaptiveInterval__Output>
       AttachRequest: MessageTypeDefinition<_ckpt_v1_AttachRequest, _ckpt_v1_AttachRequest__Output>
       AttachResponse: MessageTypeDefinition<_ckpt_v1_AttachResponse, _ckpt_v1_AttachResponse__Output>
       CancelJobRequest: MessageTypeDefinition<_ckpt_v1_CancelJobRequest, _ckpt_v1_CancelJobRequest__Output>
@@ -77,6 +88,8 @@ export interface ProtoGrpcType {
       Coordinator: SubtypeConstructor<typeof grpc.Client, _ckpt_v1_CoordinatorClient> & { service: _ckpt_v1_CoordinatorDefinition }
       DeclineCheckpointRequest: MessageTypeDefinition<_ckpt_v1_DeclineCheckpointRequest, _ckpt_v1_DeclineCheckpointRequest__Output>
       DeclineCheckpointResponse: MessageTypeDefinition<_ckpt_v1_DeclineCheckpointResponse, _ckpt_v1_DeclineCheckpointResponse__Output>
+      DeleteSavepointRequest: MessageTypeDefinition<_ckpt_v1_DeleteSavepointRequest, _ckpt_v1_DeleteSavepointRequest__Output>
+      DeleteSavepointResponse: MessageTypeDefinition<_ckpt_v1_DeleteSavepointResponse, _ckpt_v1_DeleteSavepointResponse__Output>
       DiscardCommand: MessageTypeDefinition<_ckpt_v1_DiscardCommand, _ckpt_v1_DiscardCommand__Output>
       ErrorReason: EnumTypeDefinition
       GarbagePiece: MessageTypeDefinition<_ckpt_v1_GarbagePiece, _ckpt_v1_GarbagePiece__Output>
@@ -90,12 +103,17 @@ export interface ProtoGrpcType {
       JobInfo: MessageTypeDefinition<_ckpt_v1_JobInfo, _ckpt_v1_JobInfo__Output>
       JobSpec: MessageTypeDefinition<_ckpt_v1_JobSpec, _ckpt_v1_JobSpec__Output>
       JobState: EnumTypeDefinition
+      ListSavepointsRequest: MessageTypeDefinition<_ckpt_v1_ListSavepointsRequest, _ckpt_v1_ListSavepointsRequest__Output>
+      ListSavepointsResponse: MessageTypeDefinition<_ckpt_v1_ListSavepointsResponse, _ckpt_v1_ListSavepointsResponse__Output>
       ListStateCommand: MessageTypeDefinition<_ckpt_v1_ListStateCommand, _ckpt_v1_ListStateCommand__Output>
       Manifest: MessageTypeDefinition<_ckpt_v1_Manifest, _ckpt_v1_Manifest__Output>
       RestoreCommand: MessageTypeDefinition<_ckpt_v1_RestoreCommand, _ckpt_v1_RestoreCommand__Output>
       RestoreJobRequest: MessageTypeDefinition<_ckpt_v1_RestoreJobRequest, _ckpt_v1_RestoreJobRequest__Output>
       RestoreJobResponse: MessageTypeDefinition<_ckpt_v1_RestoreJobResponse, _ckpt_v1_RestoreJobResponse__Output>
       RestorePoint: MessageTypeDefinition<_ckpt_v1_RestorePoint, _ckpt_v1_RestorePoint__Output>
+      Savepoint: MessageTypeDefinition<_ckpt_v1_Savepoint, _ckpt_v1_Savepoint__Output>
+      SavepointRef: MessageTypeDefinition<_ckpt_v1_SavepointRef, _ckpt_v1_SavepointRef__Output>
+      SavepointSummary: MessageTypeDefinition<_ckpt_v1_SavepointSummary, _ckpt_v1_SavepointSummary__Output>
       SessionAcknowledge: MessageTypeDefinition<_ckpt_v1_SessionAcknowledge, _ckpt_v1_SessionAcknowledge__Output>
       SessionDecline: MessageTypeDefinition<_ckpt_v1_SessionDecline, _ckpt_v1_SessionDecline__Output>
       SessionResult: MessageTypeDefinition<_ckpt_v1_SessionResult, _ckpt_v1_SessionResult__Output>
@@ -116,6 +134,8 @@ export interface ProtoGrpcType {
       TasksReady: MessageTypeDefinition<_ckpt_v1_TasksReady, _ckpt_v1_TasksReady__Output>
       TriggerCheckpointRequest: MessageTypeDefinition<_ckpt_v1_TriggerCheckpointRequest, _ckpt_v1_TriggerCheckpointRequest__Output>
       TriggerCheckpointResponse: MessageTypeDefinition<_ckpt_v1_TriggerCheckpointResponse, _ckpt_v1_TriggerCheckpointResponse__Output>
+      TriggerSavepointRequest: MessageTypeDefinition<_ckpt_v1_TriggerSavepointRequest, _ckpt_v1_TriggerSavepointRequest__Output>
+      TriggerSavepointResponse: MessageTypeDefinition<_ckpt_v1_TriggerSavepointResponse, _ckpt_v1_TriggerSavepointResponse__Output>
       Welcome: MessageTypeDefinition<_ckpt_v1_Welcome, _ckpt_v1_Welcome__Output>
       WorkerHello: MessageTypeDefinition<_ckpt_v1_WorkerHello, _ckpt_v1_WorkerHello__Output>
     }

@@ -5,7 +5,7 @@
  * key always lands on the same task.
  */
 import { CkptError } from '../core/errors.js';
-import { keyGroupOf, taskIndexOfGroup } from '../core/key-groups.js';
+import { partitionIndex } from '../core/key-groups.js';
 
 export { fnv1a32 } from '../core/key-groups.js';
 
@@ -24,7 +24,7 @@ export interface EmitOptions {
  */
 export function partitionOf(key: string, n: number): number {
   if (!Number.isSafeInteger(n) || n <= 0) throw new CkptError('MALFORMED', `cannot partition over ${n} targets`);
-  return taskIndexOfGroup(keyGroupOf(key), n);
+  return partitionIndex(key, n);
 }
 
 /** Picks the downstream tasks of one producing task. */

@@ -69,9 +69,10 @@ test('the word count rescales its counts 2 → 3 → 2 through savepoints, exact
   };
   const stop = async (phase: Phase, alsoFeed: number): Promise<{ jobId: string; checkpointId: number }> => {
     // Input keeps flowing while the savepoint is taken.
-    const feeding = feed(alsoFeed);
-    const res = await c.client.triggerSavepoint({ jobId: phase.jobId, stop: true }, { deadlineMs: 60_000 });
-    await feeding;
+    const [res] = await Promise.all([
+      c.client.triggerSavepoint({ jobId: phase.jobId, stop: true }, { deadlineMs: 60_000 }),
+      feed(alsoFeed),
+    ]);
     t.is(res.checkpoint?.state, 'CHECKPOINT_STATE_COMPLETED', res.checkpoint?.abortMessage);
     t.is(res.checkpoint?.snapshotType, 'SNAPSHOT_TYPE_SAVEPOINT');
     const ref = res.savepoint?.ref;

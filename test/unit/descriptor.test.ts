@@ -15,10 +15,13 @@ test('the services and codecs loaded from the descriptor speak the contract', (t
     'CancelJob',
     'CollectGarbage',
     'DeclineCheckpoint',
+    'DeleteSavepoint',
     'GetJob',
+    'ListSavepoints',
     'RestoreJob',
     'SubmitJob',
     'TriggerCheckpoint',
+    'TriggerSavepoint',
   ]);
   const trigger = codec<Record<string, unknown>, Record<string, unknown>>('Trigger');
   const decoded = trigger.decode(trigger.encode({ checkpointId: 7, epoch: 2, snapshotType: 'SNAPSHOT_TYPE_FULL' }));
