@@ -7,6 +7,11 @@ import type { CheckpointMode__Output } from '../gen/ckpt/v1/CheckpointMode.js';
 import type { CheckpointPolicy } from '../gen/ckpt/v1/CheckpointPolicy.js';
 import { CkptError } from './errors.js';
 import { DEFAULT_LIMITS } from './limits.js';
+import {
+  DEFAULT_STATE_COMPRESSION,
+  resolveStateCompression,
+  type ExplicitStateCompression,
+} from './state-compression.js';
 
 /** @default 0 — periodic checkpoints off. */
 export const DEFAULT_INTERVAL_MS = 0;
@@ -44,6 +49,8 @@ export interface ResolvedPolicy {
   snapshotTimeoutMs: number;
   /** A task busy in one call, or not reported by its heartbeating worker, this long fails. */
   taskStallTimeoutMs: number;
+  /** How workers compress the job's snapshot pieces (`DEFAULT_STATE_COMPRESSION` when unspecified). */
+  compression: ExplicitStateCompression;
 }
 
 /** Upper bounds of `tolerable_failures` and `full_every`. */
@@ -95,6 +102,7 @@ export function resolvePolicy(
       duration(p.taskStallTimeoutMs, 'task_stall_timeout_ms'),
       DEFAULT_TASK_STALL_TIMEOUT_MS,
     ),
+    compression: resolveCompression(p.compression),
   };
   check(
     resolved.intervalMs === 0 || resolved.intervalMs >= MIN_INTERVAL_MS,
@@ -124,6 +132,12 @@ function resolveMode(mode: CheckpointPolicy['mode']): ResolvedPolicy['mode'] {
     default:
       throw new CkptError('MALFORMED', `policy.mode ${String(mode)} is not a checkpoint mode`);
   }
+}
+
+/** The policy's compression, UNSPECIFIED meaning the default; MALFORMED for an unknown value. */
+function resolveCompression(value: unknown): ExplicitStateCompression {
+  const name = resolveStateCompression(value, 'policy.compression');
+  return name === 'STATE_COMPRESSION_UNSPECIFIED' ? DEFAULT_STATE_COMPRESSION : name;
 }
 
 /** The policy written back to the wire, with the defaults filled in. */

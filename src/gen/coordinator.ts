@@ -90,6 +90,7 @@ export interface ProtoGrpcType {
       SnapshotType: EnumTypeDefinition
       SourcePosition: MessageTypeDefinition<_ckpt_v1_SourcePosition, _ckpt_v1_SourcePosition__Output>
       StartCommand: MessageTypeDefinition<_ckpt_v1_StartCommand, _ckpt_v1_StartCommand__Output>
+      StateCompression: EnumTypeDefinition
       StateHandle: MessageTypeDefinition<_ckpt_v1_StateHandle, _ckpt_v1_StateHandle__Output>
       SubmitJobRequest: MessageTypeDefinition<_ckpt_v1_SubmitJobRequest, _ckpt_v1_SubmitJobRequest__Output>
       SubmitJobResponse: MessageTypeDefinition<_ckpt_v1_SubmitJobResponse, _ckpt_v1_SubmitJobResponse__Output>

@@ -34,7 +34,14 @@ export interface SnapshotUpload {
 
 /** The handle of an empty snapshot: nothing is stored, the uri is empty. */
 export function emptyStateHandle(): StateHandle__Output {
-  return { uri: '', sizeBytes: 0, checksum: '', shared: [] };
+  return {
+    uri: '',
+    sizeBytes: 0,
+    checksum: '',
+    shared: [],
+    compression: 'STATE_COMPRESSION_UNSPECIFIED',
+    rawSizeBytes: 0,
+  };
 }
 
 /**
