@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { killLocalServersSync, startLocalServers, type LocalServers } from '../src/dev/index.js';
 import { ackThroughput } from './ack-throughput.js';
 import { checkpointLatency } from './checkpoint-latency.js';
+import { compression } from './compression.js';
 import { dataPlane } from './data-plane.js';
 import { edges } from './edges.js';
 import { etcdCost } from './etcd-cost.js';
@@ -37,6 +38,7 @@ const SCENARIOS: ReadonlyArray<{ id: string; run: Scenario }> = [
   { id: 'data-plane', run: dataPlane },
   { id: 'recovery', run: recovery },
   { id: 'edges', run: edges },
+  { id: 'compression', run: compression },
 ];
 
 const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
