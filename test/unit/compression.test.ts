@@ -91,12 +91,12 @@ test.serial('an LZ4 piece stating more than its handle is refused before anythin
 });
 
 test('every codec round-trips empty, one-byte, small and large pieces', async (t) => {
-  const inputs = [new Uint8Array(0), Uint8Array.of(42), wordCountState(50), wordCountState(200_000)];
+  const inputs = [new Uint8Array(0), Uint8Array.of(42), wordCountState(50), wordCountState(100_000)];
   for (const codec of PIECE_CODECS) {
     for (const raw of inputs)
       t.deepEqual(bytes(await roundTrip(codec, raw)), bytes(raw), `${codec} of ${raw.length} bytes`);
   }
-  t.true(inputs[3]!.length > 4 * MIB, 'the large piece spans several zlib chunks');
+  t.true(inputs[3]!.length > 2 * MIB, 'the large piece spans several zlib chunks');
 });
 
 test('a view into a larger buffer compresses only its own bytes', async (t) => {
