@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { killLocalServersSync, startLocalServers, type LocalServers } from '../src/dev/index.js';
 import { ackThroughput } from './ack-throughput.js';
 import { checkpointLatency } from './checkpoint-latency.js';
+import { compression } from './compression.js';
 import { dataPlane } from './data-plane.js';
 import { edges } from './edges.js';
 import { etcdCost } from './etcd-cost.js';
@@ -41,6 +42,7 @@ const SCENARIOS: ReadonlyArray<{ id: string; run: Scenario; ownFloor?: boolean }
   { id: 'recovery', run: recovery },
   { id: 'edges', run: edges },
   { id: 'state', run: state, ownFloor: true },
+  { id: 'compression', run: compression },
 ];
 
 const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');

@@ -119,7 +119,7 @@ function stateRows(b: BackendRun, plan: StateRunPlan, r: StateRunResult, ctx: Sc
     `${plan.deltas} deltas, each completed before the next, so each delta builds on the one before; one task through ` +
     `the SDK's IncrementalState.snapshot, uploadSnapshot, restoredState and IncrementalState.restore, in one forked ` +
     `Node ${process.version} process (--max-old-space-size=${CHILD_HEAP_MB}, garbage collected before each timed call); ` +
-    `pieces uncompressed; ${b.text}; ${coresText(ctx.system)}, shared with the run's etcd and NATS`;
+    `pieces compressed with the default codec (LZ4; a piece is stored as it is when that is not smaller) and decompressed on restore; ${b.text}; ${coresText(ctx.system)}, shared with the run's etcd and NATS`;
   const ms = (xs: readonly number[]): string => xs.map((x) => x.toFixed(1)).join('/');
   const timing = (id: string, xs: readonly number[], what: string): Row => ({
     id: `${b.prefix}.${id}`,

@@ -60,7 +60,6 @@ export async function checkpoint(
   const syncBegan = performance.now();
   const piece = tracker.snapshot(state, checkpointId, { full });
   const syncMs = performance.now() - syncBegan;
-  // A codec step (compressing the piece) belongs here, between the synchronous part and the store, and counts as async.
   const asyncBegan = performance.now();
   const snapshot = await uploadSnapshot(
     task.backend,
@@ -72,6 +71,8 @@ export async function checkpoint(
       bytes: piece.bytes ?? new Uint8Array(0),
       shared: piece.shared,
       snapshotType: piece.kind === 'full' ? 'SNAPSHOT_TYPE_FULL' : 'SNAPSHOT_TYPE_INCREMENTAL',
+      // The default codec; compressing counts as the asynchronous part, as in a worker.
+      codec: 'lz4',
       positions: [],
       metrics: { alignmentMs: 0, syncMs: Math.round(syncMs), processedRecords: 0 },
       signal: new AbortController().signal,
@@ -102,7 +103,6 @@ export async function checkpoint(
 export async function restore(task: StateTask, checkpointId: number, handle: StateHandle__Output): Promise<KeyedState> {
   const options = { jobId: task.jobId, unaligned: false, chain: true };
   const { pieces } = await restoredState(task.backend, handle, new AbortController().signal, options);
-  // A codec step (decompressing each piece) belongs here, before the pieces are applied.
   return taskTracker(task).restore(checkpointId, handle, pieces);
 }
 

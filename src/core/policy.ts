@@ -8,6 +8,11 @@ import type { CheckpointPolicy } from '../gen/ckpt/v1/CheckpointPolicy.js';
 import type { AdaptiveBounds } from './adaptive-interval.js';
 import { CkptError } from './errors.js';
 import { DEFAULT_LIMITS } from './limits.js';
+import {
+  DEFAULT_STATE_COMPRESSION,
+  resolveStateCompression,
+  type ExplicitStateCompression,
+} from './state-compression.js';
 
 /** @default 0 — periodic checkpoints off. */
 export const DEFAULT_INTERVAL_MS = 0;
@@ -49,6 +54,8 @@ export interface ResolvedPolicy {
   taskStallTimeoutMs: number;
   /** Null: the interval is `intervalMs`; else it adapts within these bounds, starting from `intervalMs`. */
   adaptive: AdaptiveBounds | null;
+  /** How workers compress the job's snapshot pieces (`DEFAULT_STATE_COMPRESSION` when unspecified). */
+  compression: ExplicitStateCompression;
 }
 
 /** Upper bounds of `tolerable_failures` and `full_every`. */
@@ -105,6 +112,7 @@ export function resolvePolicy(
       DEFAULT_TASK_STALL_TIMEOUT_MS,
     ),
     adaptive: resolveAdaptive(p.adaptive, intervalMs, maxDurationMs),
+    compression: resolveCompression(p.compression),
   };
   check(
     resolved.intervalMs === 0 || resolved.intervalMs >= MIN_INTERVAL_MS,
@@ -163,6 +171,12 @@ function resolveMode(mode: CheckpointPolicy['mode']): ResolvedPolicy['mode'] {
     default:
       throw new CkptError('MALFORMED', `policy.mode ${String(mode)} is not a checkpoint mode`);
   }
+}
+
+/** The policy's compression, UNSPECIFIED meaning the default; MALFORMED for an unknown value. */
+function resolveCompression(value: unknown): ExplicitStateCompression {
+  const name = resolveStateCompression(value, 'policy.compression');
+  return name === 'STATE_COMPRESSION_UNSPECIFIED' ? DEFAULT_STATE_COMPRESSION : name;
 }
 
 /** The policy written back to the wire, with the defaults filled in. */

@@ -1,7 +1,8 @@
 /**
  * Checks of the task snapshots in an acknowledgement, before anything is
  * recorded: the state handle (a URI of an accepted scheme, a SHA-256
- * checksum, a size within bounds), shared pieces, source positions and
+ * checksum, a size within bounds, a known compression and a raw size
+ * within bounds), shared pieces, source positions and
  * metrics. A snapshot that passes can be committed into a manifest and
  * restored from; one that does not is refused with MALFORMED or OVERSIZED
  * naming the field.
@@ -10,6 +11,7 @@ import type { StateHandle } from '../gen/ckpt/v1/StateHandle.js';
 import type { TaskSnapshot } from '../gen/ckpt/v1/TaskSnapshot.js';
 import { CkptError, type ErrorIds } from './errors.js';
 import { checkCount } from './limits.js';
+import { isUncompressed, resolveStateCompression } from './state-compression.js';
 import { checkId, echo, MAX_URI_BYTES } from './validate.js';
 
 /** Longest source position input name, in bytes. */
@@ -93,10 +95,19 @@ function checkMetricsAndState(snapshot: TaskSnapshot, ids: ErrorIds, rules: Snap
 
 /** A snapshot without a handle: nothing may claim state. */
 function checkNoState(state: StateHandle | undefined, stateSize: number, ids: ErrorIds): void {
+  const compression = resolveStateCompression(state?.compression, 'state.compression', ids);
   const claims =
-    Number(state?.sizeBytes ?? 0) !== 0 || (state?.checksum ?? '') !== '' || (state?.shared ?? []).length > 0;
+    Number(state?.sizeBytes ?? 0) !== 0 ||
+    (state?.checksum ?? '') !== '' ||
+    (state?.shared ?? []).length > 0 ||
+    !isUncompressed(compression) ||
+    Number(state?.rawSizeBytes ?? 0) !== 0;
   if (claims) {
-    throw new CkptError('MALFORMED', 'state has a size, checksum or shared pieces but no uri', ids);
+    throw new CkptError(
+      'MALFORMED',
+      'state has a size, checksum, shared pieces, compression or raw size but no uri',
+      ids,
+    );
   }
   if (stateSize !== 0) {
     throw new CkptError(
@@ -128,6 +139,30 @@ function checkHandle(handle: StateHandle, field: string, ids: ErrorIds, rules: S
       ids,
     );
   }
-  checkCount(handle.sizeBytes ?? 0, `${field}.size_bytes`, rules.maxStateBytes, ids);
+  const sizeBytes = checkCount(handle.sizeBytes ?? 0, `${field}.size_bytes`, rules.maxStateBytes, ids);
+  checkCompression(handle, field, sizeBytes, ids, rules);
   return ENTRY_OVERHEAD_BYTES + uri.length + checksum.length;
+}
+
+/**
+ * A known compression and a raw size within `maxStateBytes`: the bound a
+ * reader inflates to. Stored as they are, the bytes are either of a handle
+ * written before compression (raw size 0) or exactly `sizeBytes` long.
+ */
+function checkCompression(
+  handle: StateHandle,
+  field: string,
+  sizeBytes: number,
+  ids: ErrorIds,
+  rules: SnapshotRules,
+): void {
+  const compression = resolveStateCompression(handle.compression, `${field}.compression`, ids);
+  const rawSizeBytes = checkCount(handle.rawSizeBytes ?? 0, `${field}.raw_size_bytes`, rules.maxStateBytes, ids);
+  if (isUncompressed(compression) && rawSizeBytes !== 0 && rawSizeBytes !== sizeBytes) {
+    throw new CkptError(
+      'MALFORMED',
+      `${field}.raw_size_bytes ${rawSizeBytes} must be 0 or size_bytes ${sizeBytes} for uncompressed state`,
+      ids,
+    );
+  }
 }

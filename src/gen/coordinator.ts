@@ -121,6 +121,7 @@ export interface ProtoGrpcType {
       SnapshotType: EnumTypeDefinition
       SourcePosition: MessageTypeDefinition<_ckpt_v1_SourcePosition, _ckpt_v1_SourcePosition__Output>
       StartCommand: MessageTypeDefinition<_ckpt_v1_StartCommand, _ckpt_v1_StartCommand__Output>
+      StateCompression: EnumTypeDefinition
       StateHandle: MessageTypeDefinition<_ckpt_v1_StateHandle, _ckpt_v1_StateHandle__Output>
       StateListing: MessageTypeDefinition<_ckpt_v1_StateListing, _ckpt_v1_StateListing__Output>
       StoredPiece: MessageTypeDefinition<_ckpt_v1_StoredPiece, _ckpt_v1_StoredPiece__Output>

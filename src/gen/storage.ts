@@ -50,6 +50,7 @@ export interface ProtoGrpcType {
       SnapshotMetrics: MessageTypeDefinition<_ckpt_v1_SnapshotMetrics, _ckpt_v1_SnapshotMetrics__Output>
       SnapshotType: EnumTypeDefinition
       SourcePosition: MessageTypeDefinition<_ckpt_v1_SourcePosition, _ckpt_v1_SourcePosition__Output>
+      StateCompression: EnumTypeDefinition
       StateHandle: MessageTypeDefinition<_ckpt_v1_StateHandle, _ckpt_v1_StateHandle__Output>
       StoredJob: MessageTypeDefinition<_ckpt_v1_StoredJob, _ckpt_v1_StoredJob__Output>
       TaskSnapshot: MessageTypeDefinition<_ckpt_v1_TaskSnapshot, _ckpt_v1_TaskSnapshot__Output>

@@ -8,6 +8,7 @@ import type { StateHandle__Output } from '../gen/ckpt/v1/StateHandle.js';
 import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
 import type { SnapshotType__Output } from '../gen/ckpt/v1/SnapshotType.js';
 import type { StateBackend } from './state/index.js';
+import { decodeStoredPiece, describePiece, encodePiece, type PieceCodec } from './state/compression.js';
 import { handleOf, piecesOf } from './state/incremental-state.js';
 import type { SourcePosition } from './task.js';
 import { decodeUnalignedSnapshot, type InFlightRecord } from './unaligned-snapshot.js';
@@ -32,6 +33,8 @@ export interface SnapshotUpload {
   /** The pieces the snapshot builds on, oldest first. */
   shared: StateHandle__Output[];
   snapshotType: SnapshotType__Output;
+  /** How the new piece is compressed (stored as it is when that does not make it smaller). */
+  codec: PieceCodec;
   positions: readonly SourcePosition[];
   metrics: SyncMetrics;
   /** Aborts the upload (the task's epoch ended). */
@@ -40,7 +43,14 @@ export interface SnapshotUpload {
 
 /** The handle of an empty snapshot: nothing is stored, the uri is empty. */
 export function emptyStateHandle(): StateHandle__Output {
-  return { uri: '', sizeBytes: 0, checksum: '', shared: [] };
+  return {
+    uri: '',
+    sizeBytes: 0,
+    checksum: '',
+    shared: [],
+    compression: 'STATE_COMPRESSION_UNSPECIFIED',
+    rawSizeBytes: 0,
+  };
 }
 
 /**
@@ -62,9 +72,10 @@ export async function uploadSnapshot(
   let state: StateHandle__Output;
   try {
     if (bytes.length > 0) {
-      const piece = await backend.put({ jobId, taskId, checkpointId, epoch }, bytes, upload.signal);
+      const encoded = await encodePiece(upload.codec, bytes, { jobId, taskId, checkpointId });
+      const stored = await backend.put({ jobId, taskId, checkpointId, epoch }, encoded.bytes, upload.signal);
       // A backend may itself build the piece on others: they come after the ones the snapshot shares.
-      state = handleOf([...upload.shared, ...piecesOf(piece)]) ?? emptyStateHandle();
+      state = handleOf([...upload.shared, ...piecesOf(describePiece(stored, encoded))]) ?? emptyStateHandle();
     } else {
       state = handleOf(upload.shared) ?? emptyStateHandle();
     }
@@ -99,8 +110,8 @@ export interface RestoredPieces {
 }
 
 /**
- * Fetches and verifies the pieces a restored snapshot of job `jobId`
- * names (only its newest with `chain` false: a task writing its own
+ * Fetches, verifies and decompresses the pieces a restored snapshot of
+ * job `jobId` names (only its newest with `chain` false: a task writing its own
  * snapshot stores one piece), oldest first, and decodes them. The backend
  * refuses a handle of another job or outside its own store. In an
  * unaligned snapshot every piece carries in-flight records; only those of
@@ -119,7 +130,10 @@ export async function restoredState(
   const lane = async (): Promise<void> => {
     for (let i = next++; i < handles.length; i = next++) {
       const owner = { jobId: options.jobId, sourceJobId: options.sourceJobId };
-      stored[i] = await backend.get(handles[i] as StateHandle__Output, signal, owner);
+      const handle = handles[i] as StateHandle__Output;
+      stored[i] = await decodeStoredPiece(handle, await backend.get(handle, signal, owner), {
+        ids: { jobId: options.jobId },
+      });
     }
   };
   await Promise.all(Array.from({ length: Math.min(RESTORE_CONCURRENCY, handles.length) }, lane));

@@ -14,6 +14,7 @@ import { snapshotContext } from './context.js';
 import type { DataPlane } from './data-plane.js';
 import { elapsedMs, uploadSnapshot, type SnapshotUpload } from './snapshot-upload.js';
 import type { StateBackend } from './state/index.js';
+import type { PieceCodec } from './state/compression.js';
 import type { IncrementalState } from './state/incremental-state.js';
 import type { AnyTask, SourcePosition, TaskContext } from './task.js';
 import { encodeUnalignedSnapshot, InFlightRecorder, type InFlightRecord } from './unaligned-snapshot.js';
@@ -43,6 +44,8 @@ export interface SnapshotterOptions {
   backend: StateBackend;
   /** The incremental snapshots of the task's keyed state (unused by a task writing its own). */
   incremental: IncrementalState;
+  /** How pieces are compressed (the job policy's `compression`). */
+  codec: PieceCodec;
   logger: Logger;
   /** True while the task is still in the run (`generation`) a snapshot was taken in. */
   isCurrent(generation: number): boolean;
@@ -238,13 +241,14 @@ export class Snapshotter {
 
   async #upload(
     generation: number,
-    u: Omit<SnapshotUpload, 'jobId' | 'taskId'> & { savepoint: boolean },
+    u: Omit<SnapshotUpload, 'jobId' | 'taskId' | 'codec'> & { savepoint: boolean },
     stateBytes: number,
   ): Promise<void> {
     const { checkpointId, epoch } = u;
     const taskId = this.#o.taskId;
     try {
-      const snapshot = await uploadSnapshot(this.#o.backend, { ...u, jobId: this.#o.jobId, taskId }, stateBytes);
+      const upload = { ...u, jobId: this.#o.jobId, taskId, codec: this.#o.codec };
+      const snapshot = await uploadSnapshot(this.#o.backend, upload, stateBytes);
       if (!this.#o.isCurrent(generation)) return;
       // A savepoint shares its pieces with no other checkpoint: later deltas never build on it.
       if (snapshot.state !== null && !u.savepoint) this.#o.incremental.stored(checkpointId, snapshot.state);

@@ -34,6 +34,7 @@ import { IDLE, TaskLoop } from './task-loop.js';
 import { Snapshotter, type SnapshotEvent, type SnapshotPoint } from './snapshotter.js';
 import type { KeyGroupRange } from '../core/key-groups.js';
 import type { StateBackend } from './state/index.js';
+import type { PieceCodec } from './state/compression.js';
 import { IncrementalState } from './state/incremental-state.js';
 import { pieceOwner } from './state/snapshot-location.js';
 import { isSourceTask, type AnyTask, type DataRecord, type SourceMessage, type SourcePosition } from './task.js';
@@ -53,6 +54,8 @@ export interface RunnerOptions {
   backend: StateBackend;
   /** The key groups of the task's keyed state (see `src/core/key-groups.ts`). */
   keyGroups: KeyGroupRange;
+  /** How the task's snapshot pieces are compressed. */
+  codec: PieceCodec;
   nats: NatsConnection;
   logger: Logger;
   /** A source reads ahead at most this many messages. */

@@ -102,11 +102,17 @@ function checkHandle(p: Problems, handle: Message | undefined, stateSize: bigint
   const size = big(handle?.sizeBytes);
   const checksum = str(handle?.checksum);
   const shared = list(handle?.shared);
+  const compression = typeof handle?.compression === 'number' ? handle.compression : 0;
+  const rawSize = big(handle?.rawSizeBytes);
+  checkEnum(p, compression, 3, `${field}.compression`);
   if (uri === '') {
-    if (size !== 0n || checksum !== '' || shared.length > 0 || stateSize !== 0n)
-      p.push(`${field} without uri has a size, checksum, shared pieces or state`);
+    if (size !== 0n || checksum !== '' || shared.length > 0 || stateSize !== 0n || compression > 1 || rawSize !== 0n)
+      p.push(`${field} without uri has a size, checksum, shared pieces, compression, raw size or state`);
     return;
   }
+  if (rawSize > MAX_STATE_BYTES) p.push(`${field}.raw_size_bytes is above max_state_bytes`);
+  if (compression <= 1 && rawSize !== 0n && rawSize !== size)
+    p.push(`${field}.raw_size_bytes of uncompressed state is neither 0 nor size_bytes`);
   if (bytes(uri) > MAX_URI_BYTES) p.push(`${field}.uri is longer than ${MAX_URI_BYTES} bytes`);
   if (!PRINTABLE.test(uri)) p.push(`${field}.uri is not printable ASCII`);
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(uri)?.[1]?.toLowerCase();
@@ -160,6 +166,7 @@ function checkPolicy(p: Problems, policy: Message | undefined): void {
     p.push('policy.tolerable_failures is out of range');
   if (n('fullEvery') > 1_000_000) p.push('policy.full_every is above 1000000');
   checkEnum(p, policy.mode, 3, 'policy.mode');
+  checkEnum(p, policy.compression, 3, 'policy.compression');
   checkAdaptive(p, obj(policy.adaptive), interval);
 }
 

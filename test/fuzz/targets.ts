@@ -48,7 +48,14 @@ const HEX64 = 'ab'.repeat(32);
 function snapshot(jobId: string, taskId: string | ContextRef): Message {
   return {
     taskId: taskId as unknown as string,
-    state: { uri: `sim://${jobId}/task/1`, sizeBytes: 1024n, checksum: `sha256:${HEX64}`, shared: [] },
+    state: {
+      uri: `sim://${jobId}/task/1`,
+      sizeBytes: 1024n,
+      checksum: `sha256:${HEX64}`,
+      shared: [],
+      compression: 2,
+      rawSizeBytes: 4096n,
+    },
     positions: [{ input: 'stream-src-0', offset: 100n }],
     metrics: {
       alignmentMs: 0n,
@@ -88,6 +95,7 @@ const POLICY: Message = {
   fullEvery: 0,
   snapshotTimeoutMs: 0n,
   taskStallTimeoutMs: 60_000n,
+  compression: 2,
 };
 
 /** The valid request of each RPC, and the job ids its generators pick from. */

@@ -258,6 +258,8 @@ test('aligned: records after barrier n on one input wait until barrier n arrived
     sizeBytes: Number(entry?.state?.sizeBytes),
     checksum: entry?.state?.checksum ?? '',
     shared: [],
+    compression: 'STATE_COMPRESSION_UNSPECIFIED',
+    rawSizeBytes: 0,
   });
   t.deepEqual(seenIn(stored), ['a1', 'a2', 'b1'], 'the stored snapshot is the one taken');
 });
@@ -592,6 +594,8 @@ test('unaligned: the snapshot is taken at the first barrier with the in-flight r
     sizeBytes: Number(entry?.state?.sizeBytes),
     checksum: entry?.state?.checksum ?? '',
     shared: [],
+    compression: 'STATE_COMPRESSION_UNSPECIFIED',
+    rawSizeBytes: 0,
   });
   const decoded = decodeUnalignedSnapshot(stored);
   t.deepEqual(seenIn(decoded.state), ['a1', 'a2', 'b1', 'b2']);

@@ -413,6 +413,8 @@ test('verifyChecksum accepts matching bytes and names the uri of others', async 
     sizeBytes: bytes.length,
     checksum: sha256(bytes),
     shared: [],
+    compression: 'STATE_COMPRESSION_UNSPECIFIED',
+    rawSizeBytes: 0,
   };
   await verifyChecksum(bytes, handle);
   await verifyChecksum(bytes, { ...handle, checksum: handle.checksum.toUpperCase().replace('SHA256', 'sha256') });

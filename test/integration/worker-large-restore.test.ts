@@ -38,6 +38,8 @@ function withSharedPieces(inner: StateBackend): StateBackend {
         sizeBytes: 4096,
         checksum: `sha256:${createHash('sha256').update(`${key.taskId}/${i}`).digest('hex')}`,
         shared: [],
+        compression: 'STATE_COMPRESSION_UNSPECIFIED',
+        rawSizeBytes: 0,
       }));
       return { ...handle, shared };
     },

@@ -40,6 +40,8 @@ function handleOf(uri: string, bytes: Uint8Array): StateHandle__Output {
     sizeBytes: bytes.length,
     checksum: `sha256:${createHash('sha256').update(bytes).digest('hex')}`,
     shared: [],
+    compression: 'STATE_COMPRESSION_UNSPECIFIED',
+    rawSizeBytes: 0,
   };
 }
 

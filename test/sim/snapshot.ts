@@ -43,6 +43,8 @@ export function simulatedSnapshot(input: SimulatedSnapshotInput): TaskSnapshot__
       sizeBytes: stateBytes,
       checksum: `sha256:${digest}`,
       shared: [],
+      compression: 'STATE_COMPRESSION_UNSPECIFIED',
+      rawSizeBytes: 0,
     },
     snapshotType: 'SNAPSHOT_TYPE_FULL',
     positions: input.source

@@ -6,7 +6,14 @@ import type { TaskSnapshot__Output } from '../../src/gen/ckpt/v1/TaskSnapshot.js
 function snap(taskId: string, uri = `file:///s/${taskId}`): TaskSnapshot__Output {
   return {
     taskId,
-    state: { uri, sizeBytes: 10, checksum: 'sha256:00', shared: [] },
+    state: {
+      uri,
+      sizeBytes: 10,
+      checksum: 'sha256:00',
+      shared: [],
+      compression: 'STATE_COMPRESSION_UNSPECIFIED',
+      rawSizeBytes: 0,
+    },
     snapshotType: 'SNAPSHOT_TYPE_FULL',
     positions: [],
     metrics: {

@@ -16,7 +16,14 @@ class PieceStore {
     if (bytes === undefined) return handleOf(shared);
     const uri = `mem://job/${task}/${checkpointId}-0`;
     this.pieces.set(uri, bytes);
-    return handleOf([...shared, { uri, sizeBytes: bytes.length, checksum: '', shared: [] }]);
+    const piece = {
+      uri,
+      sizeBytes: bytes.length,
+      checksum: '',
+      shared: [],
+      compression: 'STATE_COMPRESSION_NONE' as const,
+    };
+    return handleOf([...shared, { ...piece, rawSizeBytes: bytes.length }]);
   }
 
   read(handle: StateHandle__Output | undefined): Uint8Array[] {

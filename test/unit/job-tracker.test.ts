@@ -34,7 +34,14 @@ function run(j: JobTracker, workerId: string, taskIds: string[]): boolean {
 function snap(taskId: string): TaskSnapshot__Output {
   return {
     taskId,
-    state: { uri: `file:///state/${taskId}`, sizeBytes: 1, checksum: `sha256:${'a'.repeat(64)}`, shared: [] },
+    state: {
+      uri: `file:///state/${taskId}`,
+      sizeBytes: 1,
+      checksum: `sha256:${'a'.repeat(64)}`,
+      shared: [],
+      compression: 'STATE_COMPRESSION_UNSPECIFIED',
+      rawSizeBytes: 0,
+    },
     snapshotType: 'SNAPSHOT_TYPE_FULL',
     positions: [],
     metrics: null,
@@ -118,7 +125,14 @@ test('acknowledgements are checked against epoch, checkpoint, and the attaching 
     'UNKNOWN_TASK',
   );
   const big = snap('src');
-  big.state = { uri: `file:///${'x'.repeat(5000)}`, sizeBytes: 1, checksum: `sha256:${'a'.repeat(64)}`, shared: [] };
+  big.state = {
+    uri: `file:///${'x'.repeat(5000)}`,
+    sizeBytes: 1,
+    checksum: `sha256:${'a'.repeat(64)}`,
+    shared: [],
+    compression: 'STATE_COMPRESSION_UNSPECIFIED',
+    rawSizeBytes: 0,
+  };
   t.is(
     reason(() => j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w1' }, [big])),
     'OVERSIZED',

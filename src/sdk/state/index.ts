@@ -1,8 +1,9 @@
 /**
  * State backends of the worker SDK: where task snapshots are stored and
  * fetched back, verified, on recovery (a local directory or a NATS
- * JetStream Object Store bucket), and a keyed state with a deterministic
- * encoding for tasks that do not write their own snapshots.
+ * JetStream Object Store bucket), the compression of snapshot pieces, and
+ * a keyed state with a deterministic encoding for tasks that do not write
+ * their own snapshots.
  */
 export type { DiscardOutcome, ListedPiece, SnapshotKey, StateBackend } from './state-backend.js';
 export { discardObjectPieces, listObjectPieces, openObjectBucket, type ObjectPiece } from './object-store-pieces.js';
@@ -44,3 +45,17 @@ export { verifyChecksum } from './verify-checksum.js';
 export { KeyedState, type JsonValue } from './keyed-state.js';
 export { decodeKeyedState, encodeKeyedState, KEYED_STATE_VERSION } from './keyed-state-codec.js';
 export { canonicalJson } from './canonical-json.js';
+export {
+  compressionOf,
+  compressPiece,
+  decodeStoredPiece,
+  decompressPiece,
+  DEFAULT_MAX_RAW_PIECE_BYTES,
+  describePiece,
+  encodePiece,
+  PIECE_CODECS,
+  pieceCodecOf,
+  type DecompressLimits,
+  type EncodedPiece,
+  type PieceCodec,
+} from './compression.js';

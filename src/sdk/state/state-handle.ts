@@ -26,9 +26,14 @@ export function checkUriLength(uri: string, ids: ErrorIds): void {
   }
 }
 
-/** The handle of a stored snapshot; it reuses no pieces of other snapshots. */
+/**
+ * The handle of a stored snapshot; it reuses no pieces of other snapshots.
+ * A backend stores the bytes it is given, so they are uncompressed as far
+ * as it knows; whoever compressed them first sets `compression` and
+ * `rawSizeBytes` on the handle it gets back.
+ */
 export function stateHandle(uri: string, sizeBytes: number, checksum: string): StateHandle__Output {
-  return { uri, sizeBytes, checksum, shared: [] };
+  return { uri, sizeBytes, checksum, shared: [], compression: 'STATE_COMPRESSION_NONE', rawSizeBytes: sizeBytes };
 }
 
 /**

@@ -141,7 +141,15 @@ export function readPieceEntries(
   return header;
 }
 
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
 function parseValue(buf: Buffer, from: number, to: number, key: string): JsonValue {
+  // A string without escapes (most string values) is its bytes between the quotes: no parser needed.
+  if (to - from >= 2 && buf[from] === QUOTE && buf[to - 1] === QUOTE) {
+    const inner = buf.subarray(from + 1, to - 1);
+    if (!inner.includes(BACKSLASH) && !inner.includes(QUOTE)) return inner.toString('utf8');
+  }
   try {
     return JSON.parse(buf.toString('utf8', from, to)) as JsonValue;
   } catch {

@@ -2,6 +2,7 @@
 // Original file: proto/ckpt/v1/types.proto
 
 import type { CheckpointMode as _ckpt_v1_CheckpointMode, CheckpointMode__Output as _ckpt_v1_CheckpointMode__Output } from '../../ckpt/v1/CheckpointMode.js';
+import type { StateCompression as _ckpt_v1_StateCompression, StateCompression__Output as _ckpt_v1_StateCompression__Output } from '../../ckpt/v1/StateCompression.js';
 import type { AdaptiveInterval as _ckpt_v1_AdaptiveInterval, AdaptiveInterval__Output as _ckpt_v1_AdaptiveInterval__Output } from '../../ckpt/v1/AdaptiveInterval.js';
 import type { Long } from '@grpc/proto-loader';
 
@@ -65,6 +66,15 @@ export interface CheckpointPolicy {
    * task in its heartbeats. Default 60000 (1 minute).
    */
   'taskStallTimeoutMs'?: (number | string | Long);
+  /**
+   * How the job's workers compress each snapshot piece before they store
+   * it. Default STATE_COMPRESSION_LZ4 (fast enough not to weigh on a
+   * checkpoint's asynchronous part); STATE_COMPRESSION_BROTLI stores fewer
+   * bytes for more CPU time; STATE_COMPRESSION_NONE stores pieces as they
+   * are. A worker still stores a piece uncompressed when compressing does
+   * not make it smaller, and says so in its handle.
+   */
+  'compression'?: (_ckpt_v1_StateCompression);
   /**
    * Unset: periodic checkpoints every interval_ms, as that field says. Set:
    * the interval adapts to how long checkpoints take, between the bounds
@@ -134,6 +144,15 @@ export interface CheckpointPolicy__Output {
    * task in its heartbeats. Default 60000 (1 minute).
    */
   'taskStallTimeoutMs': (number);
+  /**
+   * How the job's workers compress each snapshot piece before they store
+   * it. Default STATE_COMPRESSION_LZ4 (fast enough not to weigh on a
+   * checkpoint's asynchronous part); STATE_COMPRESSION_BROTLI stores fewer
+   * bytes for more CPU time; STATE_COMPRESSION_NONE stores pieces as they
+   * are. A worker still stores a piece uncompressed when compressing does
+   * not make it smaller, and says so in its handle.
+   */
+  'compression': (_ckpt_v1_StateCompression__Output);
   /**
    * Unset: periodic checkpoints every interval_ms, as that field says. Set:
    * the interval adapts to how long checkpoints take, between the bounds

@@ -2,6 +2,7 @@
 // Original file: proto/ckpt/v1/types.proto
 
 import type { StateHandle as _ckpt_v1_StateHandle, StateHandle__Output as _ckpt_v1_StateHandle__Output } from '../../ckpt/v1/StateHandle.js';
+import type { StateCompression as _ckpt_v1_StateCompression, StateCompression__Output as _ckpt_v1_StateCompression__Output } from '../../ckpt/v1/StateCompression.js';
 import type { Long } from '@grpc/proto-loader';
 
 /**
@@ -10,7 +11,8 @@ import type { Long } from '@grpc/proto-loader';
  * checksum, no shared pieces and a state size of 0 in the metrics (a task
  * with state cannot be acknowledged without its handle); otherwise the
  * scheme must be one the coordinator accepts (`state_uri_schemes`, by
- * default "file" and "nats-obj").
+ * default "file" and "nats-obj"). An empty `uri` also needs compression
+ * UNSPECIFIED or NONE and raw_size_bytes 0.
  */
 export interface StateHandle {
   /**
@@ -20,12 +22,13 @@ export interface StateHandle {
    */
   'uri'?: (string);
   /**
-   * Size of the snapshot at `uri` in bytes; at most the coordinator's
-   * max_state_bytes (1 TiB by default).
+   * Size of the snapshot at `uri` in bytes, as stored (compressed); at most
+   * the coordinator's max_state_bytes (1 TiB by default).
    */
   'sizeBytes'?: (number | string | Long);
   /**
-   * Checksum of the bytes at `uri`: "sha256:" and 64 lowercase hex digits.
+   * Checksum of the bytes at `uri`, as stored (compressed): "sha256:" and 64
+   * lowercase hex digits.
    */
   'checksum'?: (string);
   /**
@@ -33,6 +36,20 @@ export interface StateHandle {
    * They must stay until no retained checkpoint names them.
    */
   'shared'?: (_ckpt_v1_StateHandle)[];
+  /**
+   * How the bytes at `uri` are compressed. UNSPECIFIED (handles written
+   * before compression existed) reads as NONE. A value the coordinator does
+   * not know is refused with MALFORMED.
+   */
+  'compression'?: (_ckpt_v1_StateCompression);
+  /**
+   * Size of the snapshot after decompression, in bytes; at most the
+   * coordinator's max_state_bytes. A reader refuses to inflate the stored
+   * bytes beyond it (which bounds what a corrupt or hostile piece can make
+   * it allocate) and refuses output of any other length. With NONE or
+   * UNSPECIFIED it is 0 (written before compression existed) or size_bytes.
+   */
+  'rawSizeBytes'?: (number | string | Long);
 }
 
 /**
@@ -41,7 +58,8 @@ export interface StateHandle {
  * checksum, no shared pieces and a state size of 0 in the metrics (a task
  * with state cannot be acknowledged without its handle); otherwise the
  * scheme must be one the coordinator accepts (`state_uri_schemes`, by
- * default "file" and "nats-obj").
+ * default "file" and "nats-obj"). An empty `uri` also needs compression
+ * UNSPECIFIED or NONE and raw_size_bytes 0.
  */
 export interface StateHandle__Output {
   /**
@@ -51,12 +69,13 @@ export interface StateHandle__Output {
    */
   'uri': (string);
   /**
-   * Size of the snapshot at `uri` in bytes; at most the coordinator's
-   * max_state_bytes (1 TiB by default).
+   * Size of the snapshot at `uri` in bytes, as stored (compressed); at most
+   * the coordinator's max_state_bytes (1 TiB by default).
    */
   'sizeBytes': (number);
   /**
-   * Checksum of the bytes at `uri`: "sha256:" and 64 lowercase hex digits.
+   * Checksum of the bytes at `uri`, as stored (compressed): "sha256:" and 64
+   * lowercase hex digits.
    */
   'checksum': (string);
   /**
@@ -64,4 +83,18 @@ export interface StateHandle__Output {
    * They must stay until no retained checkpoint names them.
    */
   'shared': (_ckpt_v1_StateHandle__Output)[];
+  /**
+   * How the bytes at `uri` are compressed. UNSPECIFIED (handles written
+   * before compression existed) reads as NONE. A value the coordinator does
+   * not know is refused with MALFORMED.
+   */
+  'compression': (_ckpt_v1_StateCompression__Output);
+  /**
+   * Size of the snapshot after decompression, in bytes; at most the
+   * coordinator's max_state_bytes. A reader refuses to inflate the stored
+   * bytes beyond it (which bounds what a corrupt or hostile piece can make
+   * it allocate) and refuses output of any other length. With NONE or
+   * UNSPECIFIED it is 0 (written before compression existed) or size_bytes.
+   */
+  'rawSizeBytes': (number);
 }
