@@ -152,8 +152,10 @@ export class Fixture {
       etcdPrefix: `/fuzz-${id}/`,
       subjectPrefix: `fuzz_${id}`,
       authToken: AUTH_TOKEN,
-      // The simulated workers' state URIs use the `sim` scheme.
-      extraArgs: ['--state-uri-schemes', STATE_URI_SCHEMES.join(',')],
+      // The simulated workers' state URIs use the `sim` scheme. Their heartbeats come from this
+      // process, which encodes messages of many megabytes: on a loaded machine it may not send one
+      // for seconds, and a recovery that starvation caused is not what a case is judged on.
+      extraArgs: ['--state-uri-schemes', STATE_URI_SCHEMES.join(','), '--heartbeat-timeout-ms', '30000'],
     });
     const fixture = new Fixture(coordinator, servers, lanes);
     try {
