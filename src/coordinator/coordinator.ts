@@ -18,7 +18,6 @@ import { CkptError, type LeadershipLostError } from '../core/errors.js';
 import { DEFAULT_ID_BLOCK_SIZE } from '../core/id-allocator.js';
 import { checkCount, DEFAULT_LIMITS, type Limits } from '../core/limits.js';
 import type { CheckpointStore, ControlBus, LeaderGuard } from '../core/ports.js';
-import { SharedStateRegistry } from '../core/shared-state-registry.js';
 import { DEFAULT_STATE_URI_SCHEMES } from '../core/snapshot-checks.js';
 import { validateJobSpec } from '../core/validate.js';
 import type { Logger } from '../log/index.js';
@@ -30,11 +29,11 @@ import type { RollBack } from './job-rollback.js';
 import { LeadershipFence } from './leadership-fence.js';
 import { Savepoints } from './savepoints.js';
 import { WorkerSessions } from './worker-sessions.js';
-import { StateCleanup } from './state-cleanup.js';
+import type { StateCleanup } from './state-cleanup.js';
 import {
   cleanupJob,
+  createStateCleanup,
   resolveStateCleanupSettings,
-  savepointHandles,
   type StateCleanupSettings,
 } from './state-settings.js';
 import type { GarbageReport } from './state-sweeper.js';
@@ -102,7 +101,14 @@ export class Coordinator {
     this.now = options.now ?? Date.now;
     this.limits = options.limits ?? DEFAULT_LIMITS;
     this.fence = new LeadershipFence(this.log, options.onLeadershipLost);
-    this.cleanup = this.createCleanup(options.stateCleanup ?? {});
+    this.cleanup = createStateCleanup(options.stateCleanup ?? {}, {
+      store: options.store,
+      sessionsOf: (jobId) => this.sessions.ofJob(jobId),
+      findJob: (jobId) => this.jobs.find(jobId),
+      term: this.term,
+      now: this.now,
+      log: this.log.child({ component: 'state-cleanup' }),
+    });
     this.jobs = new JobRegistry({
       store: options.store,
       bus: options.bus,
@@ -189,25 +195,6 @@ export class Coordinator {
     await this.settled();
     this.sessions.endAll(error);
     this.log.info('coordinator stopped');
-  }
-
-  private createCleanup(settings: StateCleanupSettings): StateCleanup {
-    return new StateCleanup({
-      ...resolveStateCleanupSettings({
-        pinnedHandles: (jobId) => savepointHandles(this.options.store, jobId),
-        ...settings,
-      }),
-      registry: new SharedStateRegistry(),
-      store: this.options.store,
-      sessionsOf: (jobId) => this.sessions.ofJob(jobId),
-      job: (jobId) => {
-        const runtime = this.jobs.find(jobId);
-        return runtime === undefined ? undefined : cleanupJob(runtime);
-      },
-      term: this.term,
-      now: this.now,
-      log: this.log.child({ component: 'state-cleanup' }),
-    });
   }
 
   /** Sweeps the state of every job this coordinator runs. */

@@ -10,7 +10,10 @@ import {
   DEFAULT_STATE_SWEEP_INTERVAL_MS,
 } from '../core/state-sweep.js';
 import type { JobRuntime } from './job-runtime.js';
-import type { CleanupJob } from './state-cleanup.js';
+import { StateCleanup, type CleanupJob } from './state-cleanup.js';
+import { SharedStateRegistry } from '../core/shared-state-registry.js';
+import type { Logger } from '../log/index.js';
+import type { Session } from './sessions.js';
 
 /** How the coordinator cleans up task state. */
 export interface StateCleanupSettings {
@@ -59,4 +62,32 @@ export function cleanupJob(runtime: JobRuntime): CleanupJob {
 export async function savepointHandles(store: CheckpointStore, jobId: string): Promise<HandleLike[]> {
   const savepoints = await store.listSavepoints(jobId);
   return savepoints.flatMap((sp) => (sp.manifest?.tasks ?? []).flatMap((t) => (t.state === null ? [] : [t.state])));
+}
+
+/** What the coordinator gives its state cleanup. */
+export interface CleanupHost {
+  store: CheckpointStore;
+  sessionsOf(jobId: string): Session[];
+  /** The runtime of a job this coordinator runs. */
+  findJob(jobId: string): JobRuntime | undefined;
+  term: number;
+  now(): number;
+  log: Logger;
+}
+
+/** The coordinator's state cleanup: its settings, a fresh registry, and savepoints pinning their handles. */
+export function createStateCleanup(settings: StateCleanupSettings, host: CleanupHost): StateCleanup {
+  return new StateCleanup({
+    ...resolveStateCleanupSettings({ pinnedHandles: (jobId) => savepointHandles(host.store, jobId), ...settings }),
+    registry: new SharedStateRegistry(),
+    store: host.store,
+    sessionsOf: (jobId) => host.sessionsOf(jobId),
+    job: (jobId) => {
+      const runtime = host.findJob(jobId);
+      return runtime === undefined ? undefined : cleanupJob(runtime);
+    },
+    term: host.term,
+    now: () => host.now(),
+    log: host.log,
+  });
 }

@@ -12,10 +12,14 @@ import type { Logger } from '../log/index.js';
 import type { TaskResult } from '../worker-protocol/index.js';
 import { snapshotContext } from './context.js';
 import type { DataPlane } from './data-plane.js';
-import { elapsedMs, uploadSnapshot, type SnapshotUpload } from './snapshot-upload.js';
+import type { ContextCell } from './context.js';
+import { elapsedMs, restoredState, uploadSnapshot, type SnapshotUpload } from './snapshot-upload.js';
+import type { RestoreRequest } from './task-runner.js';
 import type { StateBackend } from './state/index.js';
 import type { PieceCodec } from './state/compression.js';
-import type { IncrementalState } from './state/incremental-state.js';
+import type { KeyGroupRange } from '../core/key-groups.js';
+import { IncrementalState } from './state/incremental-state.js';
+import { pieceOwner } from './state/snapshot-location.js';
 import type { AnyTask, SourcePosition, TaskContext } from './task.js';
 import { encodeUnalignedSnapshot, InFlightRecorder, type InFlightRecord } from './unaligned-snapshot.js';
 
@@ -42,8 +46,8 @@ export interface SnapshotterOptions {
   outputs: readonly string[];
   plane: DataPlane;
   backend: StateBackend;
-  /** The incremental snapshots of the task's keyed state (unused by a task writing its own). */
-  incremental: IncrementalState;
+  /** The key groups of the task's keyed state (see `src/core/key-groups.ts`). */
+  keyGroups: KeyGroupRange;
   /** How pieces are compressed (the job policy's `compression`). */
   codec: PieceCodec;
   logger: Logger;
@@ -88,9 +92,53 @@ export class Snapshotter {
   /** Snapshots in progress: when each began its synchronous part or, unaligned, its store. */
   readonly #running = new Map<number, number>();
 
+  /** The incremental snapshots of the task's keyed state (unused by a task writing its own). */
+  readonly #incremental: IncrementalState;
+
   /** See `SnapshotterOptions`. */
   constructor(options: SnapshotterOptions) {
     this.#o = options;
+    this.#incremental = new IncrementalState({
+      range: options.keyGroups,
+      owns: (uri) => {
+        const owner = pieceOwner(uri);
+        return owner?.jobId === options.jobId && owner.taskId === options.taskId;
+      },
+    });
+  }
+
+  /** Checkpoint `checkpointId` completed: the pieces it stored are the base of the next deltas. */
+  completed(checkpointId: number): void {
+    this.#incremental.completed(checkpointId);
+  }
+
+  /**
+   * Fetches the state a restore names and hands it to the task: its own
+   * `restore`, or the keyed state its pieces hold (which makes the restored
+   * checkpoint the base of the next deltas). `current` throws when a newer
+   * run superseded this one. Resolves with the in-flight records of an
+   * unaligned snapshot, to be processed before anything new.
+   */
+  async restore(
+    request: Pick<RestoreRequest, 'checkpointId' | 'snapshot' | 'sourceJobId'>,
+    cell: ContextCell,
+    how: { signal: AbortSignal; unaligned: boolean },
+    current: () => void,
+  ): Promise<InFlightRecord[]> {
+    const task = this.#o.task;
+    const handle = request.snapshot?.state ?? undefined;
+    const { jobId } = this.#o;
+    const options = {
+      jobId,
+      sourceJobId: request.sourceJobId,
+      unaligned: how.unaligned,
+      chain: task.restore === undefined,
+    };
+    const { pieces, inFlight } = await restoredState(this.#o.backend, handle, how.signal, options);
+    current();
+    if (task.restore !== undefined) await task.restore(pieces.at(-1), cell.context);
+    else cell.setState(this.#incremental.restore(request.checkpointId, handle, pieces));
+    return inFlight;
   }
 
   /** The oldest snapshot in progress and when it began (`performance.now()`), if any. */
@@ -164,7 +212,7 @@ export class Snapshotter {
   /** Forgets checkpoint `checkpointId` (or every one up to it with `upTo`): aborted or cancelled. */
   drop(checkpointId: number, upTo = false): void {
     this.#inFlight.drop(checkpointId, upTo);
-    this.#o.incremental.aborted(checkpointId, upTo);
+    this.#incremental.aborted(checkpointId, upTo);
     for (const id of [...this.#types.keys()])
       if (id === checkpointId || (upTo && id < checkpointId)) this.#types.delete(id);
     for (const id of [...this.#running.keys()])
@@ -173,7 +221,7 @@ export class Snapshotter {
 
   /** Forgets everything not stored yet (the task's run ended). */
   clear(): void {
-    this.#o.incremental.reset();
+    this.#incremental.reset();
     this.#types.clear();
     this.#inFlight.clear();
     this.#running.clear();
@@ -230,7 +278,7 @@ export class Snapshotter {
       const bytes = await task.snapshot(snapshotContext(context, checkpointId));
       return { bytes, shared: [], snapshotType: 'SNAPSHOT_TYPE_FULL', stateBytes: bytes.length };
     }
-    const piece = this.#o.incremental.snapshot(context.state, checkpointId, { full, newPiece });
+    const piece = this.#incremental.snapshot(context.state, checkpointId, { full, newPiece });
     return {
       bytes: piece.bytes ?? new Uint8Array(0),
       shared: piece.shared,
@@ -251,7 +299,7 @@ export class Snapshotter {
       const snapshot = await uploadSnapshot(this.#o.backend, upload, stateBytes);
       if (!this.#o.isCurrent(generation)) return;
       // A savepoint shares its pieces with no other checkpoint: later deltas never build on it.
-      if (snapshot.state !== null && !u.savepoint) this.#o.incremental.stored(checkpointId, snapshot.state);
+      if (snapshot.state !== null && !u.savepoint) this.#incremental.stored(checkpointId, snapshot.state);
       this.#o.onResult(checkpointId, epoch, { kind: 'ack', taskId, snapshot });
     } catch (err) {
       if (!this.#o.isCurrent(generation)) return;

@@ -29,21 +29,16 @@ import { SourceLane } from './source-lane.js';
 import { dataRecord } from './record.js';
 import type { EmitOptions } from './router.js';
 import { TaskOutput } from './task-output.js';
-import { restoredState } from './snapshot-upload.js';
 import { IDLE, TaskLoop } from './task-loop.js';
-import { Snapshotter, type SnapshotEvent, type SnapshotPoint } from './snapshotter.js';
-import type { KeyGroupRange } from '../core/key-groups.js';
+import { Snapshotter, type SnapshotEvent, type SnapshotPoint, type SnapshotterOptions } from './snapshotter.js';
 import type { StateBackend } from './state/index.js';
-import type { PieceCodec } from './state/compression.js';
-import { IncrementalState } from './state/incremental-state.js';
-import { pieceOwner } from './state/snapshot-location.js';
 import { isSourceTask, type AnyTask, type DataRecord, type SourceMessage, type SourcePosition } from './task.js';
 
 /** Where a task runner is in its life. */
 export type RunnerPhase = 'idle' | 'restoring' | 'active' | 'halted' | 'failed' | 'closed';
 
-/** What a runner works with. */
-export interface RunnerOptions {
+/** What a runner works with; the key groups and codec of its keyed state go to its snapshotter. */
+export interface RunnerOptions extends Pick<SnapshotterOptions, 'keyGroups' | 'codec'> {
   jobId: string;
   taskId: string;
   task: AnyTask;
@@ -52,10 +47,6 @@ export interface RunnerOptions {
   mode: AlignmentMode;
   plane: DataPlane;
   backend: StateBackend;
-  /** The key groups of the task's keyed state (see `src/core/key-groups.ts`). */
-  keyGroups: KeyGroupRange;
-  /** How the task's snapshot pieces are compressed. */
-  codec: PieceCodec;
   nats: NatsConnection;
   logger: Logger;
   /** A source reads ahead at most this many messages. */
@@ -94,7 +85,6 @@ export class TaskRunner {
   readonly #control = new Fifo<Work>();
   readonly #sourceLane: SourceLane;
   readonly #snapshots: Snapshotter;
-  readonly #incremental: IncrementalState;
   readonly #loop: TaskLoop;
   #phase: RunnerPhase = 'idle';
   #generation = 0;
@@ -112,16 +102,8 @@ export class TaskRunner {
     this.#output = new TaskOutput(options.taskId, options.outputs, options.plane, options.logger);
     this.#aligner = options.inputs.length > 0 ? new InputAligner(options.inputs, options.mode) : undefined;
     this.#sourceLane = new SourceLane(options.maxQueuedSourceMessages, () => this.#wake());
-    this.#incremental = new IncrementalState({
-      range: options.keyGroups,
-      owns: (uri) => {
-        const owner = pieceOwner(uri);
-        return owner?.jobId === options.jobId && owner.taskId === options.taskId;
-      },
-    });
     this.#snapshots = new Snapshotter({
       ...options,
-      incremental: this.#incremental,
       isCurrent: (generation) => generation === this.#generation,
     });
     this.#loop = new TaskLoop({
@@ -193,7 +175,7 @@ export class TaskRunner {
 
   /** Checkpoint `checkpointId` is committed: runs the task's hook in turn. */
   complete(checkpointId: number): void {
-    this.#incremental.completed(checkpointId);
+    this.#snapshots.completed(checkpointId);
     const task = this.#o.task;
     if (this.#phase !== 'active' || task.onCheckpointComplete === undefined) return;
     this.#push(() => task.onCheckpointComplete?.(checkpointId, this.#requireContext()));
@@ -242,14 +224,9 @@ export class TaskRunner {
     const signal = AbortSignal.any([request.signal, cell.context.signal]);
     try {
       const unaligned = this.#o.mode === 'unaligned' && this.#aligner !== undefined;
-      const task = this.#o.task;
-      const handle = request.snapshot?.state ?? undefined;
-      const { sourceJobId } = request;
-      const options = { jobId: this.#o.jobId, sourceJobId, unaligned, chain: task.restore === undefined };
-      const { pieces, inFlight } = await restoredState(this.#o.backend, handle, signal, options);
-      this.#assertCurrent(generation);
-      if (task.restore !== undefined) await task.restore(pieces.at(-1), cell.context);
-      else cell.setState(this.#incremental.restore(request.checkpointId, handle, pieces));
+      const inFlight = await this.#snapshots.restore(request, cell, { signal, unaligned }, () =>
+        this.#assertCurrent(generation),
+      );
       this.#assertCurrent(generation);
       // In-flight records of the restored snapshot are processed first, before anything new.
       for (const r of inFlight)

@@ -9,7 +9,7 @@
  * is checked against them (`ControlIntake`, `EdgeIntake`) and never moves
  * them; see the broadcasts' handling in `Broadcasts`.
  */
-import { pieceCodecOf, type PieceCodec } from './state/compression.js';
+import { pieceCodecOf } from './state/compression.js';
 import type { EventEmitter } from 'node:events';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { ControlIntake, DropLog, jobSubjects } from '../bus/index.js';
@@ -61,8 +61,6 @@ export interface ConfirmedBeliefs {
 export class WorkerRuntime {
   readonly #d: RuntimeDeps;
   readonly #graph: JobGraph;
-  /** How the job's snapshot pieces are compressed (its policy says). */
-  readonly #codec: PieceCodec;
   readonly #runners = new Map<string, TaskRunner>();
   readonly #batcher: AckBatcher;
   readonly #state: StateCommands;
@@ -81,9 +79,6 @@ export class WorkerRuntime {
   private constructor(deps: RuntimeDeps, graph: JobGraph) {
     this.#d = deps;
     this.#graph = graph;
-    this.#codec = pieceCodecOf(deps.welcome.spec?.policy?.compression, 'policy.compression', {
-      jobId: deps.config.jobId,
-    });
     const { config, welcome, logger } = deps;
     this.#drops = new DropLog(logger.child({ component: 'intake' }));
     this.#intake = this.#newIntake(welcome);
@@ -244,7 +239,7 @@ export class WorkerRuntime {
       plane,
       backend: config.state,
       keyGroups: this.#graph.keyGroupsOf(taskId),
-      codec: this.#codec,
+      codec: pieceCodecOf(this.#d.welcome.spec?.policy?.compression, 'policy.compression', { jobId: config.jobId }),
       nats: this.#d.nc,
       logger: this.#d.logger.child({ taskId }),
       maxQueuedSourceMessages: config.maxQueuedSourceMessages,
