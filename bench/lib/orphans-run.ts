@@ -1,12 +1,15 @@
 /**
  * The faulty run of the `orphans` benchmark: worker processes
  * (`orphans-worker-child.ts`) of one job, each a source and a sink with
- * keyed state in a JetStream Object Store bucket, under periodic
- * checkpoints; the sinks decline some checkpoints and stall some uploads
- * past the timeout, and worker processes are SIGKILLed while one of their
- * uploads is part-way through its chunks, then started again. Every checkpoint's outcome is
- * read from WatchCheckpoints, every upload from the workers' notices.
+ * keyed state in a JetStream Object Store bucket or local directories,
+ * under periodic checkpoints; the sinks decline some checkpoints and stall
+ * some uploads past the timeout, and worker processes are SIGKILLed while
+ * one of their uploads is under way, then started again. Every
+ * checkpoint's outcome is read from WatchCheckpoints, every upload from
+ * the workers' notices.
  */
+import { watch, type FSWatcher } from 'node:fs';
+import { join } from 'node:path';
 import type { NatsConnection, Subscription } from '@nats-io/nats-core';
 import type { CoordinatorClient, QueryClient } from '../../src/client/index.js';
 import type { CheckpointSummary__Output } from '../../src/gen/ckpt/v1/CheckpointSummary.js';
@@ -49,6 +52,7 @@ export class RunRecord {
   readonly uploads: UploadNotice[] = [];
   readonly kills: Kill[] = [];
   readonly #changed = new Set<() => void>();
+  #failed: string | undefined;
 
   get completed(): number {
     return [...this.outcomes.values()].filter((o) => o.state === 'completed').length;
@@ -61,6 +65,7 @@ export class RunRecord {
   /** Resolves once `predicate` holds, checked at every checkpoint outcome; rejects at `deadline`. */
   async until(predicate: () => boolean, deadline: number, what: string): Promise<void> {
     while (!predicate()) {
+      if (this.#failed !== undefined) throw new Error(`WatchCheckpoints failed: ${this.#failed}`);
       if (Date.now() > deadline) throw new Error(`not reached in time: ${what}; ${this.summary()}`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, Math.max(0, Math.min(1000, deadline - Date.now())));
@@ -78,6 +83,13 @@ export class RunRecord {
     return `${this.completed} completed, ${this.aborted} aborted, ${this.kills.length} kills, ${this.uploads.length} upload notices`;
   }
 
+  /** The stream of checkpoint events failed: every wait fails from now on. */
+  fail(err: unknown): void {
+    this.#failed = err instanceof Error ? err.message : String(err);
+    this.#wake();
+  }
+
+  /** Records a checkpoint's outcome from its summary; other states are ignored. */
   note(summary: CheckpointSummary__Output): void {
     const id = Number(summary.checkpointId);
     if (summary.state === 'CHECKPOINT_STATE_COMPLETED') this.outcomes.set(id, { state: 'completed', reason: '' });
@@ -85,13 +97,17 @@ export class RunRecord {
       const reason = summary.abortReason.replace('ABORT_REASON_', '').toLowerCase();
       this.outcomes.set(id, { state: 'aborted', reason });
     } else return;
+    this.#wake();
+  }
+
+  #wake(): void {
     const waiting = [...this.#changed];
     this.#changed.clear();
     for (const done of waiting) done();
   }
 }
 
-/** A kill waiting for its moment: the armed worker's next large upload, once it has published chunks. */
+/** A kill waiting for its moment: the armed worker's next large upload, once it has written something. */
 interface Armed {
   workerId: string;
   bytes: number;
@@ -100,28 +116,44 @@ interface Armed {
   upload?: UploadNotice;
   /** Chunk messages seen per chunk subject since that upload started. */
   chunks: Map<string, number>;
+  /** Watches the task's directory for the upload's temporary file. */
+  watcher?: FSWatcher;
 }
 
 /** Chunks of one upload published before the kill: the upload is part-way through its object. */
 const KILL_AFTER_CHUNKS = 2;
 
 /**
+ * How a kill finds its moment: in the object store, by the bucket's chunk
+ * messages, which this process sees on a plain subscription; in a
+ * directory, by the upload's temporary file appearing in the task's
+ * directory (`dirOf` the worker's directory).
+ */
+export type KillTiming =
+  { kind: 'chunks'; nc: NatsConnection; bucket: string } | { kind: 'files'; dirOf: (workerId: string) => string };
+
+/**
  * The job's worker processes, each restartable under its worker id. A
- * kill is timed by the chunk messages of the bucket, which this process
- * sees on a plain subscription: the process dies once an upload of its
- * has published some of its chunks, before its metadata.
+ * kill lands part-way through an upload (`KillTiming`): once it has
+ * published some of its chunks but not its metadata, or once its
+ * temporary file exists but has not been renamed into place.
  */
 export class OrphanWorkers {
   readonly #plans: OrphanWorkerStart[];
   readonly #children = new Map<string, BenchChild>();
   readonly #record: RunRecord;
-  readonly #chunks: Subscription;
+  readonly #timing: KillTiming;
+  readonly #chunks: Subscription | undefined;
   #armed: Armed | undefined;
 
-  constructor(plans: OrphanWorkerStart[], record: RunRecord, nc: NatsConnection, bucket: string) {
+  constructor(plans: OrphanWorkerStart[], record: RunRecord, timing: KillTiming) {
     this.#plans = plans;
     this.#record = record;
-    this.#chunks = nc.subscribe(`$O.${bucket}.C.>`, { callback: (_err, msg) => this.#onChunk(msg.subject) });
+    this.#timing = timing;
+    this.#chunks =
+      timing.kind === 'chunks'
+        ? timing.nc.subscribe(`$O.${timing.bucket}.C.>`, { callback: (_err, msg) => this.#onChunk(msg.subject) })
+        : undefined;
   }
 
   /** Starts every worker process. */
@@ -131,14 +163,23 @@ export class OrphanWorkers {
 
   /**
    * SIGKILLs `workerId`'s process part-way through its next upload of at
-   * least `bytes`, then starts it again.
+   * least `bytes`, then starts it again; rejects when no such upload came
+   * by `deadline`.
    */
-  async killDuringUpload(workerId: string, bytes: number): Promise<Kill> {
+  async killDuringUpload(workerId: string, bytes: number, deadline: number): Promise<Kill> {
     const plan = this.#plans.find((p) => p.workerId === workerId);
     if (plan === undefined) throw new Error(`no worker ${workerId}`);
-    const kill = await new Promise<Kill>((resolve) => {
-      this.#armed = { workerId, bytes, killed: resolve, chunks: new Map() };
-    });
+    let timer: NodeJS.Timeout | undefined;
+    const kill = await new Promise<Kill>((resolve, reject) => {
+      const armed: Armed = { workerId, bytes, killed: resolve, chunks: new Map() };
+      this.#armed = armed;
+      timer = setTimeout(() => {
+        if (this.#armed !== armed) return;
+        this.#armed = undefined;
+        armed.watcher?.close();
+        reject(new Error(`no upload of at least ${bytes} B by ${workerId} to kill it in`));
+      }, deadline - Date.now());
+    }).finally(() => clearTimeout(timer));
     kill.unfinished = !this.#record.uploads.some((u) => u.phase !== 'start' && sameUpload(u, kill.upload));
     this.#record.kills.push(kill);
     await this.#start(plan);
@@ -152,7 +193,7 @@ export class OrphanWorkers {
 
   /** Stops every worker gracefully, and the processes. */
   async stop(): Promise<void> {
-    this.#chunks.unsubscribe();
+    this.#chunks?.unsubscribe();
     const children = [...this.#children.values()];
     this.#children.clear();
     await Promise.all(children.map((c) => c.request<void>({ kind: 'close' }).catch(() => undefined)));
@@ -173,9 +214,12 @@ export class OrphanWorkers {
     if (notice.phase === 'start' && armed.upload === undefined && notice.bytes >= armed.bytes) {
       armed.upload = notice;
       armed.chunks.clear();
+      if (this.#timing.kind === 'files')
+        this.#watchFiles(armed, join(this.#timing.dirOf(notice.workerId), notice.jobId, notice.taskId));
     } else if (notice.phase !== 'start' && armed.upload !== undefined && sameUpload(notice, armed.upload)) {
-      // It ended before enough chunks were seen: wait for the next one.
+      // It ended before the kill found its moment: wait for the next one.
       armed.upload = undefined;
+      armed.watcher?.close();
     }
   }
 
@@ -184,11 +228,27 @@ export class OrphanWorkers {
     if (armed?.upload === undefined) return;
     const seen = (armed.chunks.get(subject) ?? 0) + 1;
     armed.chunks.set(subject, seen);
-    if (seen < KILL_AFTER_CHUNKS) return;
+    if (seen >= KILL_AFTER_CHUNKS) this.#killArmed(armed);
+  }
+
+  #watchFiles(armed: Armed, taskDir: string): void {
+    try {
+      armed.watcher = watch(taskDir, (_event, name) => {
+        if (name?.endsWith('.tmp') === true && this.#armed === armed) this.#killArmed(armed);
+      });
+      armed.watcher.on('error', () => this.#killArmed(armed));
+    } catch {
+      // The task's first upload: its directory is not there yet to watch.
+      this.#killArmed(armed);
+    }
+  }
+
+  #killArmed(armed: Armed): void {
     const child = this.#children.get(armed.workerId);
-    if (child === undefined) return;
-    this.#armed = undefined;
     const upload = armed.upload;
+    if (child === undefined || upload === undefined) return;
+    this.#armed = undefined;
+    armed.watcher?.close();
     void child.kill().then(() => armed.killed({ workerId: armed.workerId, upload, unfinished: true }));
   }
 }
@@ -197,7 +257,10 @@ function sameUpload(a: UploadNotice, b: UploadNotice): boolean {
   return a.workerId === b.workerId && a.taskId === b.taskId && a.checkpointId === b.checkpointId && a.epoch === b.epoch;
 }
 
-/** Follows the job's checkpoint events into `record` until `signal` aborts. */
+/**
+ * Follows the job's checkpoint events into `record` until `signal` aborts;
+ * never rejects: a failed stream is kept in `record`, whose waits then fail.
+ */
 export async function watchOutcomes(
   query: QueryClient,
   jobId: string,
@@ -207,7 +270,7 @@ export async function watchOutcomes(
   try {
     for await (const summary of query.watchCheckpoints({ jobId }, { signal })) record.note(summary);
   } catch (err) {
-    if (!signal.aborted) throw err;
+    if (!signal.aborted) record.fail(err);
   }
 }
 
@@ -231,7 +294,7 @@ export async function runWithFaults(
   for (let k = 0; k < targets.kills; k++) {
     await record.until(() => record.completed >= (k + 1) * spacing, deadline, `kill ${k + 1}`);
     const workerId = workerIds[k % workerIds.length] ?? '';
-    const kill = await workers.killDuringUpload(workerId, targets.killUploadBytes);
+    const kill = await workers.killDuringUpload(workerId, targets.killUploadBytes, deadline);
     log(
       `killed ${workerId} during the upload of ${kill.upload.taskId}'s ${kill.upload.bytes} B piece of checkpoint ` +
         `${kill.upload.checkpointId} (${kill.unfinished ? 'unfinished' : 'it had finished'}); restarted; ${record.summary()}`,

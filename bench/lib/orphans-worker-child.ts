@@ -1,7 +1,8 @@
 /**
  * A worker process of the `orphans` benchmark: one SDK worker running a
  * source and a sink of the job, both with keyed state, whose snapshots go
- * to a JetStream Object Store bucket through a backend that misbehaves as
+ * to a JetStream Object Store bucket or a local directory (fsync on)
+ * through a backend that misbehaves as
  * the parent says: the sink declines every k-th checkpoint (its upload
  * fails), or stalls its upload past the checkpoint timeout (the piece is
  * stored, the acknowledgement comes too late). The parent SIGKILLs the
@@ -16,6 +17,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { connectNats } from '../../src/bus/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import {
+  createLocalDirectoryBackend,
   createObjectStoreBackend,
   createWorker,
   type SourceMessage,
@@ -36,13 +38,17 @@ export interface UploadFaults {
   stallMs: number;
 }
 
+/** A bucket of the object store, or a directory of this machine, the worker's own. */
+export type OrphanStore = { kind: 'nats-obj'; bucket: string } | { kind: 'dir'; dir: string };
+
 /** What `start` runs. */
 export interface OrphanWorkerStart {
   coordinator: string;
   nats: string[];
   jobId: string;
   workerId: string;
-  bucket: string;
+  /** Where the snapshots go. */
+  store: OrphanStore;
   /** The source task's id; it emits to `sinkId`. */
   sourceId: string;
   sinkId: string;
@@ -60,6 +66,7 @@ export interface UploadNotice {
   kind: 'upload';
   phase: 'start' | 'stored' | 'failed';
   workerId: string;
+  jobId: string;
   taskId: string;
   checkpointId: number;
   epoch: number;
@@ -143,7 +150,10 @@ function announcing(inner: StateBackend, plan: OrphanWorkerStart): StateBackend 
 async function start(plan: OrphanWorkerStart): Promise<void> {
   if (worker !== undefined) throw new Error('a worker runs already');
   nc = await connectNats(plan.nats, `bench-orphans-${plan.workerId}`);
-  const backend = await createObjectStoreBackend({ connection: nc, bucket: plan.bucket });
+  const backend =
+    plan.store.kind === 'dir'
+      ? await createLocalDirectoryBackend({ dir: plan.store.dir, fsync: true })
+      : await createObjectStoreBackend({ connection: nc, bucket: plan.store.bucket });
   worker = createWorker({
     coordinator: plan.coordinator,
     nats: plan.nats,

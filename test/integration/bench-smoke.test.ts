@@ -49,6 +49,8 @@ const EXPECTED = [
   'state.orphans.left',
   'state.retained.missing',
   'state.orphans.stray_bytes',
+  'state.orphans.dir.left',
+  'state.retained.dir.missing',
 ];
 
 const smoke = process.env.CKPT_BENCH_SMOKE === '1' ? test : test.skip;
