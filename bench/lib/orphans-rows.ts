@@ -97,8 +97,18 @@ export function orphanRows(
       'pieces',
       `pieces stored for checkpoints that never completed (${neverCommitted.length}) and gone at the end`,
     ),
-    row(`${orphans}.checkpoints.completed`, record.completed, 'checkpoints', 'checkpoints completed in the run'),
-    row(`${orphans}.checkpoints.aborted`, record.aborted, 'checkpoints', 'checkpoints aborted in the run'),
+    row(
+      `${orphans}.checkpoints.completed`,
+      record.completed,
+      'checkpoints',
+      'checkpoints completed in the run, with faults and after',
+    ),
+    row(
+      `${orphans}.checkpoints.aborted`,
+      record.aborted,
+      'checkpoints',
+      'checkpoints aborted in the run, with faults and after',
+    ),
     row(`${orphans}.kills`, record.kills.length, 'kills', 'worker processes SIGKILLed during an upload'),
   ];
 }
@@ -124,11 +134,11 @@ function setupText(ctx: ScenarioContext, kind: BackendKind, targets: RunTargets,
     `with --orphan-grace-ms ${CLEANUP.orphanGraceMs} --state-sweep-interval-ms ${CLEANUP.stateSweepIntervalMs}, ` +
     `on the run's ${ctx.system.etcd}; faults: sink-0's upload fails (a decline) on every ${FAULTS.declineEvery}th ` +
     `checkpoint, sink-1's upload stalls ${FAULTS.stallMs} ms after storing on every ${FAULTS.stallEvery}th, ` +
-    `${record.kills.length} SIGKILLs of a worker process ${when} (${unfinished} before the upload reported its end), each process started again; ${record.completed} checkpoints ` +
-    `completed, ${record.aborted} aborted (${[...reasons].map(([r, n]) => `${n} ${r}`).join(', ')}); then faults off, ` +
+    `${record.kills.length} SIGKILLs of a worker process ${when} (${unfinished} before the upload reported its end), each process started again; then faults off, ` +
     `the workers ran on for ${CLEANUP.orphanGraceMs} + 2 × ${CLEANUP.stateSweepIntervalMs} ms after checkpoint ` +
-    `${c.boundary}, the first without faults, completed, then stopped gracefully, and the count followed; ` +
-    coresText(ctx.system)
+    `${c.boundary}, the first without faults, completed, then stopped gracefully, and the count followed; over the ` +
+    `whole run ${record.completed} checkpoints completed and ${record.aborted} aborted ` +
+    `(${[...reasons].map(([r, n]) => `${n} ${r}`).join(', ')}); ${coresText(ctx.system)}`
   );
 }
 
