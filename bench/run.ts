@@ -10,8 +10,8 @@
  * The floor runs first: the ratios of the other scenarios are taken
  * against it. `--only` picks which of the other scenarios run, and the
  * floor with them unless none of them reads it (`state` measures its own
- * floor in the same process); `--quick` is a short smoke run with fewer
- * repetitions. `CKPT_BENCH_CPU_PROF_DIR=<dir>` profiles the
+ * floor in the same process, `orphans` needs none); `--quick` is a short
+ * smoke run with fewer repetitions. `CKPT_BENCH_CPU_PROF_DIR=<dir>` profiles the
  * coordinator processes (`lib/coordinator-child.ts`).
  */
 import { randomBytes } from 'node:crypto';
@@ -26,6 +26,7 @@ import { dataPlane } from './data-plane.js';
 import { edges } from './edges.js';
 import { etcdCost } from './etcd-cost.js';
 import { floor } from './floor.js';
+import { orphans } from './orphans.js';
 import { writeReport } from './lib/report.js';
 import type { Row, Scenario } from './lib/row.js';
 import { coresText, readSystemFacts } from './lib/system.js';
@@ -43,6 +44,7 @@ const SCENARIOS: ReadonlyArray<{ id: string; run: Scenario; ownFloor?: boolean }
   { id: 'edges', run: edges },
   { id: 'state', run: state, ownFloor: true },
   { id: 'compression', run: compression },
+  { id: 'orphans', run: orphans, ownFloor: true },
 ];
 
 const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');

@@ -2,8 +2,9 @@
  * Helper processes of the benchmarks (an echo server, simulated workers),
  * so that their CPU is not the measured process's. The parent forks a
  * TypeScript module under tsx and talks to it over the IPC channel: one
- * request, one reply, matched by id. A child exits when its parent goes
- * away, also when the parent is killed.
+ * request, one reply, matched by id; besides, a child may send notices
+ * unasked (`notifyParent`), and the parent may SIGKILL it (`kill`). A
+ * child exits when its parent goes away, also when the parent is killed.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 
@@ -23,6 +24,9 @@ type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false;
 /** The child's first message: it listens for requests. */
 type Ready = { ready: true };
 
+/** A message the child sends unasked (`notifyParent`). */
+type Notice = { notice: unknown };
+
 /** Handlers of a child, by request kind. */
 export type ChildHandlers = Record<string, (request: ChildRequest) => Promise<unknown>>;
 
@@ -38,6 +42,7 @@ export class BenchChild {
   readonly #ready: Promise<void>;
   #nextId = 1;
   #stderr = '';
+  #onNotice: (notice: unknown) => void = () => {};
 
   constructor(label: string, child: ChildProcess) {
     this.label = label;
@@ -47,7 +52,11 @@ export class BenchChild {
     });
     this.#exited = new Promise((resolve) => child.once('exit', () => resolve()));
     this.#ready = new Promise((resolve, reject) => {
-      child.on('message', (message: Reply | Ready) => ('ready' in message ? resolve() : this.#settle(message)));
+      child.on('message', (message: Reply | Ready | Notice) => {
+        if ('ready' in message) resolve();
+        else if ('notice' in message) this.#onNotice(message.notice);
+        else this.#settle(message);
+      });
       void this.#exited.then(() => reject(this.#exitError()));
     });
     // A child that exits before it listens fails the next request, not the process.
@@ -65,6 +74,18 @@ export class BenchChild {
         if (err !== null) this.#settle({ id, ok: false, error: err.message });
       });
     });
+  }
+
+  /** Calls `listener` with every notice the child sends (`notifyParent`), in order; replaces the one before. */
+  onNotice(listener: (notice: unknown) => void): void {
+    this.#onNotice = listener;
+  }
+
+  /** SIGKILLs the child at once and resolves once it is gone; its pending requests reject. */
+  async kill(): Promise<void> {
+    if (this.#child.exitCode !== null || this.#child.signalCode !== null) return;
+    this.#child.kill('SIGKILL');
+    await this.#exited;
   }
 
   /** Closes the IPC channel (the child exits), and kills it if it has not after a grace period. */
@@ -113,6 +134,11 @@ export function forkBenchChild(
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });
   return new BenchChild(label, child);
+}
+
+/** In the child: sends `notice` to the parent's `onNotice` listener. */
+export function notifyParent(notice: unknown): void {
+  process.send?.({ notice } satisfies Notice);
 }
 
 /**

@@ -46,6 +46,11 @@ const EXPECTED = [
   'state.restore.floor_ms',
   'state.obj.incremental.upload_ratio',
   'state.obj.restore.ms',
+  'state.orphans.left',
+  'state.retained.missing',
+  'state.orphans.stray_bytes',
+  'state.orphans.dir.left',
+  'state.retained.dir.missing',
 ];
 
 const smoke = process.env.CKPT_BENCH_SMOKE === '1' ? test : test.skip;
