@@ -225,7 +225,8 @@ export class StateCleanup {
   /** Asks the job's workers to list their pieces; returns how many were asked. */
   requestListings(jobId: string): number {
     const sessions = this.#o.sessionsOf(jobId);
-    for (const s of sessions) s.channel.send({ listState: { jobId, term: this.#o.term } });
+    const staleUploadMs = this.#o.orphanGraceMs;
+    for (const s of sessions) s.channel.send({ listState: { jobId, term: this.#o.term, staleUploadMs } });
     return sessions.length;
   }
 

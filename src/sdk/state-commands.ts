@@ -17,7 +17,7 @@ import type { StateBackend } from './state/index.js';
 /** What the state commands act on. */
 export interface StateCommandsOptions {
   jobId: string;
-  backend: Pick<StateBackend, 'discard' | 'listPieces'>;
+  backend: Pick<StateBackend, 'discard' | 'listPieces' | 'discardStaleUploads'>;
   /** Sends a message on the session. */
   send(request: AttachRequest): void;
   logger: Logger;
@@ -49,7 +49,13 @@ export class StateCommands {
   list(command: ListStateCommand__Output): void {
     if (!this.#ofJob(command.jobId, 'list state')) return;
     this.#enqueue('list state', async () => {
-      const pieces = await this.#o.backend.listPieces(this.#o.jobId);
+      const { backend, jobId } = this.#o;
+      const staleMs = Number(command.staleUploadMs);
+      if (staleMs > 0 && backend.discardStaleUploads !== undefined) {
+        const { deleted, bytes } = await backend.discardStaleUploads(jobId, staleMs);
+        if (deleted > 0) this.#o.logger.info({ deleted, bytes }, 'stale uploads deleted');
+      }
+      const pieces = await backend.listPieces(jobId);
       for (const slice of slicesOf(pieces)) this.#o.send({ stateListing: { pieces: slice } });
     });
   }

@@ -1,6 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -301,6 +301,26 @@ test('local directory: listPieces names snapshot files only, and discard refuses
   t.is(outcome.deleted, 0);
   t.regex(outcome.left[0]?.why ?? '', /leads out of/);
   t.is(await readFile(join(outside, 'precious'), 'utf8'), 'outside');
+});
+
+test('local directory: temporary files of uploads not written to for a while are deleted, nothing else', async (t) => {
+  const dir = await tempDir(t);
+  const backend = await createLocalDirectoryBackend({ dir });
+  t.teardown(() => backend.close());
+  const kept = await backend.put(key(5), Buffer.from('kept'));
+  const taskDir = join(dir, 'job-1', 'task-a');
+  const stale = join(taskDir, '6-1.snap.0123456789ab.tmp');
+  const fresh = join(taskDir, '7-1.snap.ba9876543210.tmp');
+  const other = join(taskDir, 'notes.tmp');
+  for (const path of [stale, fresh, other]) await writeFile(path, 'partial upload');
+  const longAgo = new Date(Date.now() - 60_000);
+  await utimes(stale, longAgo, longAgo);
+  await utimes(other, longAgo, longAgo);
+  t.deepEqual(await backend.discardStaleUploads('job-1', 30_000), { deleted: 1, bytes: 14 });
+  const left = (await readdir(taskDir)).sort();
+  t.deepEqual(left, ['5-1.snap', '7-1.snap.ba9876543210.tmp', 'notes.tmp']);
+  t.is((await backend.get(kept)).length, 4);
+  t.deepEqual(await backend.discardStaleUploads('job-2', 30_000), { deleted: 0, bytes: 0 });
 });
 
 test('local directory: a directory in place of a snapshot is reported as corrupt', async (t) => {

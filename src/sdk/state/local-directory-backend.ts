@@ -32,11 +32,14 @@ export const FILE_URI_SCHEME = 'file://';
 
 /** Extension of a snapshot file. */
 export const SNAPSHOT_FILE_EXTENSION = '.snap';
+/** A temporary file an upload writes before it renames it into place (`local-file-io.ts`). */
+const TEMPORARY_PATTERN = /^(0|[1-9][0-9]*)-(0|[1-9][0-9]*)\.snap\.[0-9a-f]{12}\.tmp$/;
 
 /** A `StateBackend` keeping snapshots in a local directory. */
 export interface LocalDirectoryBackend extends StateBackend {
   /** The absolute directory the snapshots live under. */
   readonly dir: string;
+  discardStaleUploads(jobId: string, olderThanMs: number): Promise<{ deleted: number; bytes: number }>;
 }
 
 /**
@@ -78,6 +81,10 @@ class DirectoryBackend implements LocalDirectoryBackend {
 
   listPieces(jobId: string): Promise<ListedPiece[]> {
     return this.#gate.run(() => this.#listPieces(jobId));
+  }
+
+  discardStaleUploads(jobId: string, olderThanMs: number): Promise<{ deleted: number; bytes: number }> {
+    return this.#gate.run(() => this.#discardStaleUploads(jobId, olderThanMs));
   }
 
   close(): Promise<void> {
@@ -185,6 +192,32 @@ class DirectoryBackend implements LocalDirectoryBackend {
       }
     }
     return pieces;
+  }
+
+  /** Deletes the job's temporary upload files (`<piece>.<hex>.tmp`) last written before `olderThanMs` ago. */
+  async #discardStaleUploads(jobId: string, olderThanMs: number): Promise<{ deleted: number; bytes: number }> {
+    const ids = { jobId: checkId(jobId, 'jobId') };
+    const jobDir = join(this.dir, jobId);
+    const before = Date.now() - olderThanMs;
+    const gone = { deleted: 0, bytes: 0 };
+    for (const taskId of await this.#list(jobDir, ids)) {
+      if (!ID_PATTERN.test(taskId)) continue;
+      const taskDir = join(jobDir, taskId);
+      for (const name of await this.#list(taskDir, ids)) {
+        if (!TEMPORARY_PATTERN.test(name)) continue;
+        const path = join(taskDir, name);
+        const stats = await lstat(path).catch(() => undefined);
+        if (stats === undefined || !stats.isFile() || stats.mtimeMs >= before) continue;
+        await unlink(path).then(
+          () => {
+            gone.deleted += 1;
+            gone.bytes += stats.size;
+          },
+          (err: unknown) => this.#logger.warn({ err, path }, 'stale upload not deleted'),
+        );
+      }
+    }
+    return gone;
   }
 
   /** The entries of a task's directory; none when it does not exist. */

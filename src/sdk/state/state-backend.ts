@@ -79,6 +79,12 @@ export interface StateBackend {
    */
   listPieces(jobId: string): Promise<ListedPiece[]>;
   /**
+   * Optional: deletes the temporary files of `jobId`'s uploads that were
+   * not written to for `olderThanMs` (uploads a crash interrupted; no
+   * handle can name them); resolves with how many and how many bytes.
+   */
+  discardStaleUploads?(jobId: string, olderThanMs: number): Promise<{ deleted: number; bytes: number }>;
+  /**
    * Waits for the calls in progress to settle and refuses new ones. Does not
    * close connections the backend was given.
    */

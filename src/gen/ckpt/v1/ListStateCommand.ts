@@ -13,6 +13,13 @@ export interface ListStateCommand {
    * The term of the leader that sent it (see Welcome.term).
    */
   'term'?: (number | string | Long);
+  /**
+   * Before listing, the worker deletes the job's temporary files of
+   * uploads that were not written to for this long (the coordinator's
+   * orphan grace period): uploads a crash interrupted, which no handle can
+   * name. 0: it deletes none.
+   */
+  'staleUploadMs'?: (number | string | Long);
 }
 
 /**
@@ -25,4 +32,11 @@ export interface ListStateCommand__Output {
    * The term of the leader that sent it (see Welcome.term).
    */
   'term': (number);
+  /**
+   * Before listing, the worker deletes the job's temporary files of
+   * uploads that were not written to for this long (the coordinator's
+   * orphan grace period): uploads a crash interrupted, which no handle can
+   * name. 0: it deletes none.
+   */
+  'staleUploadMs': (number);
 }
