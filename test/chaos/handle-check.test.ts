@@ -152,4 +152,8 @@ test('the summary gives the figures and says whether orphans were judged', (t) =
     'state orphans: 1 of 15 stored pieces (counted only, not judged (no coordinator leads))',
   ]);
   t.regex(describeHandleCheck({ ...report, orphansJudged: true })[1] ?? '', /judged: each is a violation/);
+  t.regex(
+    describeHandleCheck({ ...report, bytesRead: 1536, rawBytes: 100 })[0] ?? '',
+    /1\.5 KiB read \(100 B decoded\)/,
+  );
 });

@@ -171,14 +171,20 @@ export interface HandleCheckReport {
 
 /** The summary lines of a report. */
 export function describeHandleCheck(r: HandleCheckReport): string[] {
-  const mib = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`;
   const orphanRule = r.orphansJudged ? 'judged: each is a violation' : `counted only, not judged (${r.notJudgedWhy})`;
   return [
     `state handles: ${r.manifests} retained manifests, ${r.piecesChecked} pieces checked, ` +
-      `${mib(r.bytesRead)} read (${mib(r.rawBytes)} decoded)` +
+      `${bytes(r.bytesRead)} read (${bytes(r.rawBytes)} decoded)` +
       (r.dropped > 0 ? `, ${r.dropped} unreadable but released meanwhile` : ''),
     `state orphans: ${r.orphans} of ${r.storedPieces} stored pieces (${orphanRule})`,
   ];
+}
+
+/** `n` bytes for people: B under 1 KiB, KiB under 1 MiB, else MiB. */
+function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
 }
 
 function sameNamer(a: Namer, b: Namer): boolean {
