@@ -45,8 +45,7 @@ export async function checkState(input: StateCheckInput): Promise<HandleCheckRep
   try {
     const manifests = await readRetained(store, input.jobId);
     const reads = planReads(manifests);
-    const outcomes: PieceOutcome[] = [];
-    for (const read of reads) outcomes.push(await readPiece(backend, read, input.jobId, input.signal));
+    const outcomes = await readPieces(backend, reads, input.jobId, input.signal);
     const failed = outcomes.some((o) => o.error !== undefined);
     const retainedAfter = failed ? holders(await readRetained(store, input.jobId)) : holders(manifests);
     const verdict = judgeReads(outcomes, (kind, id) => retainedAfter.has(`${kind} ${id}`));
@@ -89,6 +88,18 @@ async function readRetained(store: EtcdStore, jobId: string): Promise<RetainedMa
 
 function holders(manifests: readonly RetainedManifest[]): Set<string> {
   return new Set(manifests.map((m) => `${m.kind} ${m.checkpointId}`));
+}
+
+/** Reads the pieces one after another (see `readPiece`). */
+export async function readPieces(
+  backend: LocalDirectoryBackend,
+  reads: readonly PieceRead[],
+  jobId: string,
+  signal?: AbortSignal,
+): Promise<PieceOutcome[]> {
+  const outcomes: PieceOutcome[] = [];
+  for (const read of reads) outcomes.push(await readPiece(backend, read, jobId, signal));
+  return outcomes;
 }
 
 /** Reads one piece through the backend, verified, and decodes it; a failure is its outcome, never thrown. */
