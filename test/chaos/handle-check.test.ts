@@ -6,6 +6,7 @@
 import test from 'ava';
 import type { StateHandle__Output as StateHandle } from '../../src/gen/ckpt/v1/StateHandle.js';
 import {
+  checkpointIdOf,
   confirmOrphans,
   describeHandleCheck,
   findOrphans,
@@ -104,17 +105,27 @@ test('reads that succeeded are never violations', (t) => {
   );
 });
 
-test('an orphan is an unnamed piece at least as old as the grace', (t) => {
+test('an orphan is an unnamed piece at least as old as the grace, of a checkpoint that can no longer commit', (t) => {
+  const at = (name: string, modifiedAtMs: number) => ({ uri: piece(name).uri, modifiedAtMs });
   const listed = [
-    { uri: 'file:///named', modifiedAtMs: 0 },
-    { uri: 'file:///old', modifiedAtMs: 1_000 },
-    { uri: 'file:///just-old-enough', modifiedAtMs: 8_000 },
-    { uri: 'file:///young', modifiedAtMs: 8_001 },
+    at('1-1', 0),
+    at('2-1', 1_000),
+    at('3-2', 8_000),
+    at('4-2', 8_001),
+    at('6-2', 0),
+    { uri: 'file:///s/wc/count-0/junk', modifiedAtMs: 0 },
   ];
+  const scope = { named: new Set([piece('1-1').uri]), latestCommitted: 5, nowMs: 10_000, graceMs: 2_000 };
   t.deepEqual(
-    findOrphans(listed, new Set(['file:///named']), 10_000, 2_000).map((p) => p.uri),
-    ['file:///old', 'file:///just-old-enough'],
+    findOrphans(listed, scope).map((p) => p.uri),
+    [piece('2-1').uri, piece('3-2').uri],
   );
+});
+
+test('the checkpoint of a piece is read from its name', (t) => {
+  t.is(checkpointIdOf(piece('42-7').uri), 42);
+  t.is(checkpointIdOf('file:///s/wc/count-0/42-7.snap.abc.tmp'), undefined);
+  t.is(checkpointIdOf('not a uri'), undefined);
 });
 
 test('an orphan is confirmed only when a later look still finds it stored and unnamed', (t) => {

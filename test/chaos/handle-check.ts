@@ -8,7 +8,7 @@
  * and hands the outcomes in.
  */
 import type { StateHandle__Output as StateHandle } from '../../src/gen/ckpt/v1/StateHandle.js';
-import type { ListedPiece } from '../../src/sdk/state/index.js';
+import { parseSnapshotSegments, SNAPSHOT_FILE_EXTENSION, type ListedPiece } from '../../src/sdk/state/index.js';
 
 /** What holds a manifest in etcd. */
 export type HolderKind = 'checkpoint' | 'savepoint';
@@ -119,18 +119,40 @@ export function judgeReads(
   return verdict;
 }
 
+/** What stored pieces are judged against. */
+export interface OrphanScope {
+  /** Every uri a retained checkpoint or savepoint names. */
+  named: ReadonlySet<string>;
+  /** The job's latest committed checkpoint: no checkpoint up to it can commit any more. */
+  latestCommitted: number;
+  nowMs: number;
+  /** The coordinators' `orphanGraceMs`. */
+  graceMs: number;
+}
+
 /**
- * The listed pieces that nothing in `named` names and that were last
- * written at least `graceMs` before `nowMs`: orphans the coordinator's
- * sweep should have deleted.
+ * The listed pieces that nothing retained names, that were last written at
+ * least the grace ago, and whose checkpoint can no longer commit (its id is
+ * at most the latest committed; a later one may be pending, and the sweep
+ * keeps it): orphans the coordinator's sweep should have deleted.
  */
-export function findOrphans(
-  listed: readonly ListedPiece[],
-  named: ReadonlySet<string>,
-  nowMs: number,
-  graceMs: number,
-): ListedPiece[] {
-  return listed.filter((p) => !named.has(p.uri) && nowMs - p.modifiedAtMs >= graceMs);
+export function findOrphans(listed: readonly ListedPiece[], scope: OrphanScope): ListedPiece[] {
+  return listed.filter((p) => {
+    if (scope.named.has(p.uri) || scope.nowMs - p.modifiedAtMs < scope.graceMs) return false;
+    const id = checkpointIdOf(p.uri);
+    return id !== undefined && id <= scope.latestCommitted;
+  });
+}
+
+/** The checkpoint a `file://` piece's name says it belongs to; undefined for any other name. */
+export function checkpointIdOf(uri: string): number | undefined {
+  let path: string;
+  try {
+    path = new URL(uri).pathname;
+  } catch {
+    return undefined;
+  }
+  return parseSnapshotSegments(path.split('/').slice(-3), SNAPSHOT_FILE_EXTENSION)?.checkpointId;
 }
 
 /**

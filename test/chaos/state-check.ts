@@ -49,7 +49,7 @@ export async function checkState(input: StateCheckInput): Promise<HandleCheckRep
     const failed = outcomes.some((o) => o.error !== undefined);
     const retainedAfter = failed ? holders(await readRetained(store, input.jobId)) : holders(manifests);
     const verdict = judgeReads(outcomes, (kind, id) => retainedAfter.has(`${kind} ${id}`));
-    const orphans = await lookForOrphans(input, store, backend, namedUris(manifests));
+    const orphans = await lookForOrphans(input, store, backend, manifests);
     const judged = input.notJudgedWhy === undefined;
     return {
       manifests: manifests.length,
@@ -130,19 +130,24 @@ function decodePiece(_handle: StateHandle, stored: Uint8Array): Promise<Uint8Arr
 }
 
 /**
- * Orphans of the job: stored pieces nothing retained named (as read before
- * the listing, so that a piece released meanwhile still counts as named)
- * and older than the grace, still stored and unnamed after one more sweep
+ * Orphans of the job (`findOrphans`), judged against the manifests read
+ * before the listing, so that a piece released meanwhile still counts as
+ * named, and confirmed when still stored and unnamed after one more sweep
  * interval.
  */
 async function lookForOrphans(
   input: StateCheckInput,
   store: EtcdStore,
   backend: LocalDirectoryBackend,
-  named: ReadonlySet<string>,
+  manifests: readonly RetainedManifest[],
 ): Promise<{ stored: number; uris: string[] }> {
   const listed = await backend.listPieces(input.jobId);
-  const candidates = findOrphans(listed, named, Date.now(), input.orphanGraceMs);
+  const candidates = findOrphans(listed, {
+    named: namedUris(manifests),
+    latestCommitted: Math.max(0, ...manifests.filter((m) => m.kind === 'checkpoint').map((m) => m.checkpointId)),
+    nowMs: Date.now(),
+    graceMs: input.orphanGraceMs,
+  });
   if (candidates.length === 0) return { stored: listed.length, uris: [] };
   input.log(`${candidates.length} unnamed pieces past the grace; looking again after a sweep interval`);
   await delay(input.stateSweepIntervalMs + 1_000);
