@@ -154,13 +154,14 @@ test('the summary gives the figures and says whether orphans were judged', (t) =
     dropped: 0,
     storedPieces: 15,
     orphans: 1,
+    orphanGraceMs: 2000,
     orphansJudged: false,
     notJudgedWhy: 'no coordinator leads',
     violations: [],
   };
   t.deepEqual(describeHandleCheck(report), [
     'state handles: 3 retained manifests, 12 pieces checked, 2.0 MiB read (2.0 MiB decoded)',
-    'state orphans: 1 of 15 stored pieces (counted only, not judged (no coordinator leads))',
+    'state orphans: 1 of 15 stored pieces, past a 2000 ms grace (counted only, not judged (no coordinator leads))',
   ]);
   t.regex(describeHandleCheck({ ...report, orphansJudged: true })[1] ?? '', /judged: each is a violation/);
   t.regex(

@@ -184,6 +184,8 @@ export interface HandleCheckReport {
   /** Stored pieces of the job found, and orphans among them (unnamed, past the grace, still there after a sweep). */
   storedPieces: number;
   orphans: number;
+  /** The grace the orphans were judged by: the coordinators'. */
+  orphanGraceMs: number;
   /** Whether orphans count as violations: a sweep with the job's workers attached surely ran. */
   orphansJudged: boolean;
   /** Why orphans were only counted, when they were. */
@@ -198,7 +200,7 @@ export function describeHandleCheck(r: HandleCheckReport): string[] {
     `state handles: ${r.manifests} retained manifests, ${r.piecesChecked} pieces checked, ` +
       `${bytes(r.bytesRead)} read (${bytes(r.rawBytes)} decoded)` +
       (r.dropped > 0 ? `, ${r.dropped} unreadable but released meanwhile` : ''),
-    `state orphans: ${r.orphans} of ${r.storedPieces} stored pieces (${orphanRule})`,
+    `state orphans: ${r.orphans} of ${r.storedPieces} stored pieces, past a ${r.orphanGraceMs} ms grace (${orphanRule})`,
   ];
 }
 

@@ -185,6 +185,28 @@ export function resolveChaosOptions(o: ChaosOptions = {}): ChaosConfig {
   };
 }
 
+/**
+ * The orphan grace and sweep interval the coordinators run with: the
+ * options, unless `coordinatorArgs` sets them (the last flag wins, as the
+ * coordinator's command line takes it).
+ */
+export function stateCleanupInForce(config: ChaosConfig): { orphanGraceMs: number; stateSweepIntervalMs: number } {
+  return {
+    orphanGraceMs: flagValue(config.coordinatorArgs, '--orphan-grace-ms') ?? config.orphanGraceMs,
+    stateSweepIntervalMs: flagValue(config.coordinatorArgs, '--state-sweep-interval-ms') ?? config.stateSweepIntervalMs,
+  };
+}
+
+/** The number the last `flag N` or `flag=N` in `args` gives; undefined when none does. */
+function flagValue(args: readonly string[], flag: string): number | undefined {
+  let value: number | undefined;
+  args.forEach((arg, i) => {
+    const text = arg === flag ? args[i + 1] : arg.startsWith(`${flag}=`) ? arg.slice(flag.length + 1) : undefined;
+    if (text !== undefined && text.trim() !== '' && Number.isFinite(Number(text))) value = Number(text);
+  });
+  return value;
+}
+
 /** Parses a comma-separated list of fault kinds, as `FAULT_KINDS` and `--kinds` take it. */
 export function parseKinds(text: string): FaultKind[] {
   return text

@@ -19,7 +19,7 @@ import type { HandleCheckReport } from './handle-check.js';
 import { checkHistory, failovers, type HistoryReport } from './history-check.js';
 import { readHistory } from './history.js';
 import { startMonitor, type Monitor } from './monitor.js';
-import { resolveChaosOptions, type ChaosConfig, type ChaosOptions } from './options.js';
+import { resolveChaosOptions, stateCleanupInForce, type ChaosConfig, type ChaosOptions } from './options.js';
 import { describeFault, drawSchedule, scheduleSpanMs, type PlannedFault } from './schedule.js';
 import { ETCD_MEMBERS, JOB_ID, startStack, type Stack } from './stack.js';
 import { checkState } from './state-check.js';
@@ -223,8 +223,7 @@ async function checkStateAfterSweep(
       etcdPrefix: config.etcdPrefix,
       stateDir: stack.stateDir,
       jobId: JOB_ID,
-      orphanGraceMs: config.orphanGraceMs,
-      stateSweepIntervalMs: config.stateSweepIntervalMs,
+      ...stateCleanupInForce(config),
       notJudgedWhy,
       log: config.log,
       signal: config.signal,

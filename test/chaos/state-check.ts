@@ -59,6 +59,7 @@ export async function checkState(input: StateCheckInput): Promise<HandleCheckRep
       dropped: verdict.dropped,
       storedPieces: orphans.stored,
       orphans: orphans.uris.length,
+      orphanGraceMs: input.orphanGraceMs,
       orphansJudged: judged,
       notJudgedWhy: input.notJudgedWhy ?? '',
       violations: [
