@@ -10,6 +10,8 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { ckptGrpc, REASON_METADATA, unary } from '../../src/client/index.js';
+import type { CollectGarbageRequest } from '../../src/gen/ckpt/v1/CollectGarbageRequest.js';
+import type { CollectGarbageResponse__Output as CollectGarbageResponse } from '../../src/gen/ckpt/v1/CollectGarbageResponse.js';
 import type { CoordinatorClient as GrpcCoordinatorClient } from '../../src/gen/ckpt/v1/Coordinator.js';
 import type { JobInfo__Output as JobInfo } from '../../src/gen/ckpt/v1/JobInfo.js';
 import type { GetJobRequest } from '../../src/gen/ckpt/v1/GetJobRequest.js';
@@ -41,6 +43,15 @@ export class ProbeClient {
     await unary<SubmitJobRequest, SubmitJobResponse>(
       (r, m, o, cb) => this.#raw.submitJob(r, m, o, cb),
       { spec },
+      { deadlineMs },
+    );
+  }
+
+  /** `CollectGarbage` on this coordinator only: a sweep of the job's state now. */
+  collectGarbage(jobId: string, deadlineMs = 10_000): Promise<CollectGarbageResponse> {
+    return unary<CollectGarbageRequest, CollectGarbageResponse>(
+      (r, m, o, cb) => this.#raw.collectGarbage(r, m, o, cb),
+      { jobId, dryRun: false },
       { deadlineMs },
     );
   }

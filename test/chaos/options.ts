@@ -39,6 +39,10 @@ export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 3_000;
 export const DEFAULT_LEADER_LEASE_MS = 5_000;
 /** Default of `ChaosOptions.settleTimeoutMs`. */
 export const DEFAULT_SETTLE_TIMEOUT_MS = 120_000;
+/** Default of `ChaosOptions.orphanGraceMs`. */
+export const DEFAULT_ORPHAN_GRACE_MS = 2_000;
+/** Default of `ChaosOptions.stateSweepIntervalMs`. */
+export const DEFAULT_STATE_SWEEP_INTERVAL_MS = 2_000;
 /** Default of `ChaosOptions.etcdPrefix`. */
 export const DEFAULT_ETCD_PREFIX = '/chaos/ckpt/';
 /** Default of `ChaosOptions.subjectPrefix`. */
@@ -75,6 +79,13 @@ export interface ChaosOptions {
    * longer when there are standbys. Default 5000 ms.
    */
   leaderLeaseMs?: number;
+  /**
+   * The coordinators' `orphanGraceMs`: short, so that the end-of-run state
+   * check can tell orphans the sweeps missed. Default 2000 ms.
+   */
+  orphanGraceMs?: number;
+  /** The coordinators' `stateSweepIntervalMs`. Default 2000 ms. */
+  stateSweepIntervalMs?: number;
   /** Extra flags for every `ckpt coordinator` process. Default none. */
   coordinatorArgs?: readonly string[];
   /** How long to wait for the complete output after the last fault. Default 120000 ms. */
@@ -109,6 +120,8 @@ export interface ChaosConfig {
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
   leaderLeaseMs: number;
+  orphanGraceMs: number;
+  stateSweepIntervalMs: number;
   coordinatorArgs: readonly string[];
   settleTimeoutMs: number;
   etcdPrefix: string;
@@ -154,6 +167,13 @@ export function resolveChaosOptions(o: ChaosOptions = {}): ChaosConfig {
       600_000,
     ),
     leaderLeaseMs: integer('leaderLeaseMs', o.leaderLeaseMs ?? DEFAULT_LEADER_LEASE_MS, 100, 600_000),
+    orphanGraceMs: integer('orphanGraceMs', o.orphanGraceMs ?? DEFAULT_ORPHAN_GRACE_MS, 0, 3_600_000),
+    stateSweepIntervalMs: integer(
+      'stateSweepIntervalMs',
+      o.stateSweepIntervalMs ?? DEFAULT_STATE_SWEEP_INTERVAL_MS,
+      100,
+      3_600_000,
+    ),
     coordinatorArgs: [...(o.coordinatorArgs ?? [])],
     settleTimeoutMs: integer('settleTimeoutMs', o.settleTimeoutMs ?? DEFAULT_SETTLE_TIMEOUT_MS, 1_000, 3_600_000),
     etcdPrefix,
@@ -163,6 +183,28 @@ export function resolveChaosOptions(o: ChaosOptions = {}): ChaosConfig {
     log: o.log ?? (() => undefined),
     signal: o.signal,
   };
+}
+
+/**
+ * The orphan grace and sweep interval the coordinators run with: the
+ * options, unless `coordinatorArgs` sets them (the last flag wins, as the
+ * coordinator's command line takes it).
+ */
+export function stateCleanupInForce(config: ChaosConfig): { orphanGraceMs: number; stateSweepIntervalMs: number } {
+  return {
+    orphanGraceMs: flagValue(config.coordinatorArgs, '--orphan-grace-ms') ?? config.orphanGraceMs,
+    stateSweepIntervalMs: flagValue(config.coordinatorArgs, '--state-sweep-interval-ms') ?? config.stateSweepIntervalMs,
+  };
+}
+
+/** The number the last `flag N` or `flag=N` in `args` gives; undefined when none does. */
+function flagValue(args: readonly string[], flag: string): number | undefined {
+  let value: number | undefined;
+  args.forEach((arg, i) => {
+    const text = arg === flag ? args[i + 1] : arg.startsWith(`${flag}=`) ? arg.slice(flag.length + 1) : undefined;
+    if (text !== undefined && text.trim() !== '' && Number.isFinite(Number(text))) value = Number(text);
+  });
+  return value;
 }
 
 /** Parses a comma-separated list of fault kinds, as `FAULT_KINDS` and `--kinds` take it. */

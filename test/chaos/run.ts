@@ -2,9 +2,10 @@
  * The fault suite: the word count runs on a 3-member etcd cluster, NATS and
  * one or more coordinators while a seeded schedule of faults hits every
  * part of it. Afterwards it is judged from the outside only: the sink's
- * output must equal the crash-free output (exactly-once), and etcd's
+ * output must equal the crash-free output (exactly-once), etcd's
  * history must show the committed state never torn, never going backwards
- * and never written without a leader.
+ * and never written without a leader, and every piece of task state a
+ * retained checkpoint names must read back whole, with no orphan left.
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -14,12 +15,14 @@ import { readStream, verify, type Verdict } from '../../examples/wordcount/verif
 import { logFigures, timesToNextCommit, type LogFigures } from './coordinator-log.js';
 import { describeRecord, injectFault, type FaultRecord } from './faults.js';
 import { feedCorpus } from './feeder.js';
+import type { HandleCheckReport } from './handle-check.js';
 import { checkHistory, failovers, type HistoryReport } from './history-check.js';
 import { readHistory } from './history.js';
 import { startMonitor, type Monitor } from './monitor.js';
-import { resolveChaosOptions, type ChaosConfig, type ChaosOptions } from './options.js';
+import { resolveChaosOptions, stateCleanupInForce, type ChaosConfig, type ChaosOptions } from './options.js';
 import { describeFault, drawSchedule, scheduleSpanMs, type PlannedFault } from './schedule.js';
 import { ETCD_MEMBERS, JOB_ID, startStack, type Stack } from './stack.js';
+import { checkState } from './state-check.js';
 
 export { resolveChaosOptions, type ChaosOptions } from './options.js';
 
@@ -28,6 +31,9 @@ const TAIL_LINES = 15;
 
 /** The output check starts early when the output stops growing for this long: records were lost. */
 const OUTPUT_STALL_MS = 30_000;
+
+/** After the explicit sweep, time for the workers' listings and deletions to go round. */
+const SWEEP_ROUND_TRIP_MS = 1_500;
 
 /** How long the job may take to run for the first time. */
 const FIRST_RUN_TIMEOUT_MS = 60_000;
@@ -41,6 +47,8 @@ export interface ChaosReport {
   exactlyOnce: Verdict;
   /** etcd's history judged. */
   history: HistoryReport;
+  /** The task state read back and the orphans found; undefined when the check itself failed (a violation says why). */
+  state: HandleCheckReport | undefined;
   /** Figures from the coordinators' logs. */
   log: LogFigures;
   /** Epoch rises of the job in etcd. */
@@ -89,8 +97,9 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
     const faults = await runSchedule(stack, schedule, config, monitor, failures);
     await feeding;
     const exactlyOnce = await settle(stack, corpus, config, monitor);
+    const state = await checkStateAfterSweep(stack, config, monitor, failures);
     await monitor.stop();
-    return await judge({ stack, config, faults, exactlyOnce, monitor, since, failures, started, corpus });
+    return await judge({ stack, config, faults, exactlyOnce, state, monitor, since, failures, started, corpus });
   } finally {
     await stack.stop();
   }
@@ -195,11 +204,58 @@ async function settle(
   return verify(await readStream(stack.nc, OUTPUT_STREAM).catch(() => []), expected);
 }
 
+/**
+ * Has the leader sweep the job's state now, then checks it (`checkState`).
+ * Orphans are judged only when that sweep surely reached the job's
+ * workers: a coordinator leads, it answered, and the job runs.
+ */
+async function checkStateAfterSweep(
+  stack: Stack,
+  config: ChaosConfig,
+  monitor: Monitor,
+  failures: string[],
+): Promise<HandleCheckReport | undefined> {
+  const notJudgedWhy = await sweepNow(stack, monitor);
+  config.log(notJudgedWhy === undefined ? 'state swept; checking it' : `checking the state; ${notJudgedWhy}`);
+  try {
+    return await checkState({
+      etcdUrls: stack.etcd.clientUrls,
+      etcdPrefix: config.etcdPrefix,
+      stateDir: stack.stateDir,
+      jobId: JOB_ID,
+      ...stateCleanupInForce(config),
+      notJudgedWhy,
+      log: config.log,
+      signal: config.signal,
+    });
+  } catch (err) {
+    failures.push(`state handle check could not run: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+/** Asks the leader for a sweep; undefined when it surely reached the workers, else why not. */
+async function sweepNow(stack: Stack, monitor: Monitor): Promise<string | undefined> {
+  const { leader, job } = monitor.view();
+  const node = leader === undefined ? undefined : stack.coordinators[leader];
+  if (node === undefined) return 'no coordinator leads, so no sweep is sure to have run';
+  if (job?.attempt !== 'JOB_ATTEMPT_RUNNING')
+    return `the job is not running (${job?.attempt ?? '?'}): workers may be detached`;
+  try {
+    await node.client.collectGarbage(JOB_ID);
+  } catch (err) {
+    return `the sweep asked of coordinator-${node.index} failed: ${(err as Error).message}`;
+  }
+  await delay(SWEEP_ROUND_TRIP_MS);
+  return undefined;
+}
+
 interface Outcome {
   stack: Stack;
   config: ChaosConfig;
   faults: FaultRecord[];
   exactlyOnce: Verdict;
+  state: HandleCheckReport | undefined;
   monitor: Monitor;
   since: number;
   failures: string[];
@@ -218,6 +274,7 @@ async function judge(o: Outcome): Promise<ChaosReport> {
     ...o.failures,
     ...o.exactlyOnce.problems.map((p) => `exactly-once: ${p}`),
     ...history.violations.map((v) => `etcd history: ${v}`),
+    ...(o.state?.violations ?? []),
   ];
   if (job === undefined) violations.push(`etcd history: job ${JOB_ID} never appears`);
   const { log: _log, signal: _signal, ...config } = o.config;
@@ -226,6 +283,7 @@ async function judge(o: Outcome): Promise<ChaosReport> {
     faults: o.faults,
     exactlyOnce: o.exactlyOnce,
     history,
+    state: o.state,
     log: logFigures(o.stack.events, JOB_ID, o.since),
     recoveries: Math.max(0, (job?.epochs.length ?? 1) - 1),
     failovers: history.leaders.length > 0 ? failovers(history.leaders) : o.monitor.view().failovers,

@@ -2,7 +2,7 @@
  * The seeded fault schedule and the suite's options: pure functions, no servers.
  */
 import test from 'ava';
-import { FAULT_KINDS, resolveChaosOptions } from './options.js';
+import { FAULT_KINDS, resolveChaosOptions, stateCleanupInForce } from './options.js';
 import { drawSchedule, type ScheduleInput } from './schedule.js';
 
 const input: ScheduleInput = {
@@ -60,4 +60,20 @@ test('options are validated with the option named', (t) => {
   });
   t.throws(() => resolveChaosOptions({ etcdPrefix: 'x' }), { message: /option etcdPrefix/ });
   t.is(resolveChaosOptions().coordinators, 3);
+});
+
+test('the state cleanup in force is the options unless the coordinator flags set it, the last flag winning', (t) => {
+  t.deepEqual(stateCleanupInForce(resolveChaosOptions({ orphanGraceMs: 3000 })), {
+    orphanGraceMs: 3000,
+    stateSweepIntervalMs: 2000,
+  });
+  const args = ['--orphan-grace-ms', '600000', '--log-level', 'debug', '--orphan-grace-ms=700000'];
+  t.deepEqual(
+    stateCleanupInForce(resolveChaosOptions({ coordinatorArgs: [...args, '--state-sweep-interval-ms', '9'] })),
+    {
+      orphanGraceMs: 700_000,
+      stateSweepIntervalMs: 9,
+    },
+  );
+  t.is(stateCleanupInForce(resolveChaosOptions({ coordinatorArgs: ['--orphan-grace-ms'] })).orphanGraceMs, 2000);
 });

@@ -82,6 +82,8 @@ export interface Stack {
   readonly events: CoordinatorEvent[];
   /** A direct NATS connection. */
   readonly nc: NatsConnection;
+  /** The directory every worker keeps its task state in. */
+  readonly stateDir: string;
   /** Stops everything and removes every temporary directory. Idempotent. */
   stop(): Promise<void>;
 }
@@ -160,7 +162,7 @@ async function build(config: ChaosConfig, closers: Closers): Promise<Omit<Stack,
     workers.push({ index: i, tasks, child, natsLinks });
   }
   for (const w of workers) w.child.start();
-  return { etcd, nats, natsUrls, coordinators, workers, events, nc };
+  return { etcd, nats, natsUrls, coordinators, workers, events, nc, stateDir };
 }
 
 function logFile(config: ChaosConfig, label: string): { logFile?: string } {
@@ -193,6 +195,8 @@ function coordinatorArgs(
     ...['--etcd-timeout-ms', '2000'],
     ...['--shutdown-grace-ms', '2000'],
     ...['--log-level', 'info'],
+    ...['--orphan-grace-ms', String(config.orphanGraceMs)],
+    ...['--state-sweep-interval-ms', String(config.stateSweepIntervalMs)],
     // The lease TTL matters only where a standby can take over; a single coordinator keeps its default.
     ...(config.coordinators > 1 ? ['--lease-ttl-ms', String(config.leaderLeaseMs)] : []),
     ...config.coordinatorArgs,

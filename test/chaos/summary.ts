@@ -2,6 +2,7 @@
  * The summary of a fault-suite run, as printed lines.
  */
 import { spread } from './coordinator-log.js';
+import { describeHandleCheck } from './handle-check.js';
 import type { ChaosReport } from './run.js';
 
 /** At most this many violations are listed one per line. */
@@ -32,6 +33,7 @@ export function formatSummary(r: ChaosReport): string[] {
     `fail-over, leader killed to the next commit: ${describeSpread(r.failoverToCommitMs)}`,
     `exactly-once: ${r.exactlyOnce.ok ? 'OK' : 'FAIL'} (${r.exactlyOnce.updates} updates visible)`,
     `etcd history: ${r.history.revisions} revisions, ${r.history.violations.length} violation(s)`,
+    ...(r.state === undefined ? ['state handles: not checked (see the violations)'] : describeHandleCheck(r.state)),
   ];
   const errors = Object.entries(r.log.errors);
   if (errors.length > 0) {

@@ -61,5 +61,6 @@ test('the word count stays exactly-once and etcd stays sound through 10 seeded f
   t.true(report.recoveries >= 1, 'the faults caused at least one recovery');
   t.true(report.committed >= 3, 'checkpoints were committed while faults ran');
   t.true(report.exactlyOnce.ok);
+  t.true((report.state?.piecesChecked ?? 0) > 0, "the retained checkpoints' state pieces were read back");
   t.deepEqual(report.violations, []);
 });
