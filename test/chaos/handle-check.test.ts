@@ -20,7 +20,15 @@ import {
 } from './handle-check.js';
 
 function piece(name: string, shared: StateHandle[] = []): StateHandle {
-  return { uri: `file:///s/wc/count-0/${name}.snap`, sizeBytes: name.length, checksum: `sha256:${name}`, shared };
+  const uri = `file:///s/wc/count-0/${name}.snap`;
+  return {
+    uri,
+    sizeBytes: name.length,
+    checksum: `sha256:${name}`,
+    shared,
+    compression: 'STATE_COMPRESSION_NONE',
+    rawSizeBytes: 0,
+  };
 }
 
 const full = piece('1-1');

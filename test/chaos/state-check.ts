@@ -6,8 +6,8 @@
  * decoded, and the directory is searched for orphans the sweeps missed.
  * The verdict is `handle-check.ts`'s.
  */
+import { decodeStoredPiece } from '../../src/sdk/state/compression.js';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { StateHandle__Output as StateHandle } from '../../src/gen/ckpt/v1/StateHandle.js';
 import { createLocalDirectoryBackend, type LocalDirectoryBackend } from '../../src/sdk/state/index.js';
 import { createEtcdStore, type EtcdStore } from '../../src/store/index.js';
 import {
@@ -112,22 +112,12 @@ async function readPiece(
 ): Promise<PieceOutcome> {
   try {
     const stored = await backend.get(read.handle, signal, { jobId });
-    const raw = await decodePiece(read.handle, stored);
+    // Inflates a compressed piece and checks its raw size.
+    const raw = await decodeStoredPiece(read.handle, stored);
     return { read, storedBytes: stored.length, rawBytes: raw.length };
   } catch (err) {
     return { read, storedBytes: 0, rawBytes: 0, error: err instanceof Error ? err.message : String(err) };
   }
-}
-
-/**
- * The raw bytes of a piece from its verified stored bytes. Pieces are not
- * compressed in this tree yet, so they are their stored bytes; once the
- * SDK's `decodeStoredPiece` (src/sdk/state/compression.ts) is here, this
- * returns `decodeStoredPiece(handle, stored)`, which inflates a compressed
- * piece and checks its raw size.
- */
-function decodePiece(_handle: StateHandle, stored: Uint8Array): Promise<Uint8Array> {
-  return Promise.resolve(stored);
 }
 
 /**
