@@ -184,7 +184,8 @@ export interface StrayChunkPurge {
   chunks: number;
   /**
    * Bytes purged, reckoned as each subject's chunks times the size of its
-   * newest one: exact for a killed upload, whose chunks are all full.
+   * newest one: exact for a killed upload, whose chunks are all full; less
+   * for a whole object's chunks, whose last one is short.
    */
   bytes: number;
   /** Subjects no live object names that were inspected (their newest chunk read), failed ones included. */
