@@ -1,13 +1,17 @@
 /**
  * `StatePieces` on NATS JetStream object stores: the coordinator lists and
  * deletes the snapshot pieces of its jobs in the buckets their handles
- * name, through the same functions the workers' object store backend uses.
+ * name, through the same functions the workers' object store backend uses,
+ * and purges the chunks killed uploads left there (`stray-chunks.ts`).
  * A bucket is opened, never created, on first use.
  */
 import type { NatsConnection } from '@nats-io/nats-core';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Objm, type ObjectStore } from '@nats-io/obj';
-import type { PieceDiscard, StatePieces, StoredPieceInfo } from '../core/ports.js';
+import type { PieceDiscard, StatePieces, StoredPieceInfo, StrayChunkLimits, StrayChunkPurge } from '../core/ports.js';
 import { discardObjectPieces, listObjectPieces, openObjectBucket } from '../sdk/state/index.js';
+import { fromNatsError } from './nats-errors.js';
+import { purgeStrayChunks } from './stray-chunks.js';
 
 /** Reaches the buckets over `connection`, which stays its owner's to close. */
 export function createObjectPieces(connection: NatsConnection): StatePieces {
@@ -23,12 +27,24 @@ export function createObjectPieces(connection: NatsConnection): StatePieces {
     }
     return store;
   };
+  let manager: Promise<JetStreamManager> | undefined;
+  const managerOf = (): Promise<JetStreamManager> => {
+    // One that could not be made is tried again next time.
+    manager ??= jetstreamManager(connection).catch((err: unknown) => {
+      manager = undefined;
+      throw fromNatsError(err, 'reach the JetStream API');
+    });
+    return manager;
+  };
   return {
     async list(bucket: string, jobId: string): Promise<StoredPieceInfo[]> {
       return listObjectPieces(await bucketOf(bucket), bucket, jobId);
     },
     async discard(bucket: string, jobId: string, uris: readonly string[]): Promise<PieceDiscard> {
       return discardObjectPieces(await bucketOf(bucket), bucket, jobId, uris);
+    },
+    async purgeStrayChunks(bucket: string, limits: StrayChunkLimits): Promise<StrayChunkPurge> {
+      return purgeStrayChunks(await managerOf(), await bucketOf(bucket), bucket, limits);
     },
   };
 }

@@ -24,7 +24,7 @@ import {
 import { garbageReason, MAX_PIECES_PER_MESSAGE, slicesOf, type SweepScope } from '../core/state-sweep.js';
 import { MAX_URI_BYTES } from '../core/validate.js';
 import type { Logger } from '../log/index.js';
-import { sweepJob, type GarbageReport, type SweepContext } from './state-sweeper.js';
+import { sweepJob, sweepStrayChunks, type GarbageReport, type SweepContext } from './state-sweeper.js';
 import { JobPlaces, placeOf } from './state-places.js';
 import type { Session } from './sessions.js';
 
@@ -288,10 +288,25 @@ export class StateCleanup {
     return sweepJob(this.#sweepContext(), jobId, dryRun);
   }
 
-  /** Sweeps every job this coordinator runs; a sweep still running makes this one a no-op. */
+  /**
+   * Sweeps every job this coordinator runs, then the stray chunks of their
+   * buckets, each bucket once; a sweep still running makes this one a no-op.
+   */
   async sweepAll(jobIds: readonly string[]): Promise<void> {
     if (this.#sweeping) return;
     this.#sweeping = true;
+    try {
+      await this.#sweepJobs(jobIds);
+      const { pieces, orphanGraceMs, log } = this.#o;
+      const buckets = new Set(jobIds.flatMap((jobId) => [...this.placesOf(jobId).buckets]));
+      await sweepStrayChunks({ pieces, buckets, orphanGraceMs, nowMs: this.#o.now(), log });
+    } finally {
+      this.#sweeping = false;
+    }
+  }
+
+  /** Sweeps each job not collected yet; never rejects. */
+  async #sweepJobs(jobIds: readonly string[]): Promise<void> {
     try {
       await this.#retryIncomplete();
       for (const jobId of jobIds) {
@@ -301,8 +316,6 @@ export class StateCleanup {
       }
     } catch (err) {
       this.#o.log.warn({ err }, 'state sweep failed; the next one tries again');
-    } finally {
-      this.#sweeping = false;
     }
   }
 

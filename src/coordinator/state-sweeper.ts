@@ -5,9 +5,11 @@
  * pieces and asked to list theirs, which they report in `StateListing`s.
  * A canceled job past its retention loses every piece that no other job
  * names. The report says what went, or would go, and what could not be
- * reached.
+ * reached. Once per sweep, not per job, each bucket loses the chunks that
+ * killed uploads left (`sweepStrayChunks`).
  */
-import type { StatePieces } from '../core/ports.js';
+import type { StatePieces, StrayChunkPurge } from '../core/ports.js';
+import type { Logger } from '../log/index.js';
 import type { HandleLike, SharedStateRegistry } from '../core/shared-state-registry.js';
 import { garbageReason, type GarbageReason, type SweepScope } from '../core/state-sweep.js';
 import { CkptError } from '../core/errors.js';
@@ -163,4 +165,50 @@ function sweepFiles(
           `${scope.canceledStateDue ? " (a canceled job's workers are gone)" : ''}: they stay in the workers' directories`
       : `file pieces of job ${jobId} are deleted by its ${workers} attached workers, which were asked to list theirs`,
   );
+}
+
+/** Most chunk subjects one sweep inspects for stray chunks, over all its buckets. */
+export const MAX_STRAY_CHUNK_SUBJECTS_PER_SWEEP = 1000;
+
+/** What a sweep of stray chunks works with. */
+export interface StrayChunkSweep {
+  pieces: StatePieces | undefined;
+  /** Each swept once. */
+  buckets: ReadonlySet<string>;
+  orphanGraceMs: number;
+  nowMs: number;
+  log: Logger;
+}
+
+/**
+ * Purges the stray chunks of each bucket (`StatePieces.purgeStrayChunks`)
+ * within one bound of subjects inspected. Never rejects: a bucket that
+ * fails is logged and the next one swept.
+ */
+export async function sweepStrayChunks(sweep: StrayChunkSweep): Promise<void> {
+  const { pieces, log } = sweep;
+  if (pieces === undefined) return;
+  let budget = MAX_STRAY_CHUNK_SUBJECTS_PER_SWEEP;
+  for (const bucket of sweep.buckets) {
+    if (budget <= 0) break;
+    try {
+      const limits = { graceMs: sweep.orphanGraceMs, nowMs: sweep.nowMs, maxSubjects: budget };
+      const purge = await pieces.purgeStrayChunks(bucket, limits);
+      budget -= purge.inspected;
+      logPurge(log, bucket, purge);
+    } catch (err) {
+      log.warn({ err, bucket }, 'stray chunks not swept; the next sweep tries again');
+    }
+  }
+}
+
+function logPurge(log: Logger, bucket: string, purge: StrayChunkPurge): void {
+  const { subjects, chunks, bytes, young, deferred, failed } = purge;
+  if (subjects > 0) log.info({ bucket, subjects, chunks, bytes, young, deferred }, 'stray chunks purged');
+  else if (deferred > 0) log.info({ bucket, young, deferred }, 'stray chunks left for the next sweep');
+  if (failed.length > 0)
+    log.warn(
+      { bucket, failed: failed.length, first: failed[0] },
+      'stray chunks not purged; the next sweep tries again',
+    );
 }

@@ -166,6 +166,38 @@ export interface PieceDiscard {
   left: Array<{ uri: string; why: string }>;
 }
 
+/** What a purge of stray chunks is allowed: which are old enough, and how many subjects it may inspect. */
+export interface StrayChunkLimits {
+  /** Chunks are stray only once the newest of their upload is this old. */
+  graceMs: number;
+  /** Now, milliseconds since the Unix epoch. */
+  nowMs: number;
+  /** Most chunk subjects whose newest chunk is read; the rest wait for a later purge. */
+  maxSubjects: number;
+}
+
+/** What a purge of stray chunks in one bucket did. */
+export interface StrayChunkPurge {
+  /** Chunk subjects purged, one per upload. */
+  subjects: number;
+  /** Chunk messages purged. */
+  chunks: number;
+  /**
+   * Bytes purged, reckoned as each subject's chunks times the size of its
+   * newest one: exact for a killed upload, whose chunks are all full; less
+   * for a whole object's chunks, whose last one is short.
+   */
+  bytes: number;
+  /** Subjects no live object names that were inspected (their newest chunk read), failed ones included. */
+  inspected: number;
+  /** Of those, the ones left because their newest chunk is younger than the grace period. */
+  young: number;
+  /** Subjects no live object names left uninspected: past `maxSubjects`. */
+  deferred: number;
+  /** Subjects that could not be inspected or purged, and why. */
+  failed: Array<{ subject: string; why: string }>;
+}
+
 /**
  * The object store buckets the coordinator reaches itself (NATS
  * JetStream): it lists and deletes the snapshot pieces of a job there.
@@ -175,6 +207,13 @@ export interface PieceDiscard {
 export interface StatePieces {
   list(bucket: string, jobId: string): Promise<StoredPieceInfo[]>;
   discard(bucket: string, jobId: string, uris: readonly string[]): Promise<PieceDiscard>;
+  /**
+   * Purges the chunks in `bucket` that no live object names and whose
+   * upload wrote its last chunk longer than `limits.graceMs` ago: what a
+   * writer killed during a put (or between a delete and its chunk purge)
+   * leaves. Failures of single subjects are reported, not thrown.
+   */
+  purgeStrayChunks(bucket: string, limits: StrayChunkLimits): Promise<StrayChunkPurge>;
 }
 
 /** The NATS barrier plane as the coordinator uses it. */
