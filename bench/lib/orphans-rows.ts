@@ -130,7 +130,7 @@ function setupText(ctx: ScenarioContext, kind: BackendKind, targets: RunTargets,
     `one job of ${WORKERS} worker processes (SDK workers, forked, Node ${process.version}), each a ticking source ` +
     `and a counting sink with keyed state (${SINK.keys} keys of ${SINK.valueBytes} B per sink), snapshots in ${store}; ` +
     `policy: a checkpoint every ${POLICY.intervalMs} ms, timeout ${POLICY.timeoutMs} ms, ${POLICY.retained} ` +
-    `retained, a full piece every ${POLICY.fullEvery}th, failures tolerated; \`ckpt coordinator\` in its own process ` +
+    `retained, a full piece every ${POLICY.fullEvery}th, pieces uncompressed, failures tolerated; \`ckpt coordinator\` in its own process ` +
     `with --orphan-grace-ms ${CLEANUP.orphanGraceMs} --state-sweep-interval-ms ${CLEANUP.stateSweepIntervalMs}, ` +
     `on the run's ${ctx.system.etcd}; faults: sink-0's upload fails (a decline) on every ${FAULTS.declineEvery}th ` +
     `checkpoint, sink-1's upload stalls ${FAULTS.stallMs} ms after storing on every ${FAULTS.stallEvery}th, ` +

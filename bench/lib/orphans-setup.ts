@@ -7,8 +7,14 @@ import type { UploadFaults } from './orphans-worker-child.js';
 
 /** The coordinator's cleanup options, short enough for a benchmark. */
 export const CLEANUP = { orphanGraceMs: 2000, stateSweepIntervalMs: 1000 };
-/** Periodic checkpoints; a stalled upload outlasts the timeout but not the snapshot timeout (no recovery). */
+/**
+ * Periodic checkpoints; a stalled upload outlasts the timeout but not the
+ * snapshot timeout (no recovery). Pieces are stored uncompressed: the
+ * padded values compress to a few KiB, and a kill must land inside an
+ * upload of several chunks.
+ */
 export const POLICY = {
+  compression: 'STATE_COMPRESSION_NONE' as const,
   intervalMs: 300,
   timeoutMs: 1500,
   snapshotTimeoutMs: 20_000,
