@@ -143,6 +143,7 @@ function announcing(inner: StateBackend, plan: OrphanWorkerStart): StateBackend 
     get: (handle, signal, owner) => inner.get(handle, signal, owner),
     discard: (jobId, uris) => inner.discard(jobId, uris),
     listPieces: (jobId) => inner.listPieces(jobId),
+    ...(inner.discardStaleUploads === undefined ? {} : { discardStaleUploads: inner.discardStaleUploads.bind(inner) }),
     close: () => inner.close(),
   };
 }
