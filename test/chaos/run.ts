@@ -18,6 +18,7 @@ import { feedCorpus } from './feeder.js';
 import type { HandleCheckReport } from './handle-check.js';
 import { checkHistory, failovers, type HistoryReport } from './history-check.js';
 import { readHistory } from './history.js';
+import { describeInputProgress, inputProgress } from './input-progress.js';
 import { startMonitor, type Monitor } from './monitor.js';
 import { resolveChaosOptions, stateCleanupInForce, type ChaosConfig, type ChaosOptions } from './options.js';
 import { describeFault, drawSchedule, scheduleSpanMs, type PlannedFault } from './schedule.js';
@@ -201,7 +202,15 @@ async function settle(
   }
   config.log(`${visible} of ${wanted} updates visible`);
   await delay(config.intervalMs * 2);
-  return verify(await readStream(stack.nc, OUTPUT_STREAM).catch(() => []), expected);
+  const verdict = verify(await readStream(stack.nc, OUTPUT_STREAM).catch(() => []), expected);
+  if (!verdict.ok) {
+    // Whether the sources stopped short of their input's end, or records went missing after they were read.
+    await inputProgress(stack.nc, { urls: stack.etcd.clientUrls, prefix: config.etcdPrefix, jobId: JOB_ID }).then(
+      (p) => config.log(describeInputProgress(p)),
+      (err: unknown) => config.log(`the inputs' progress could not be read: ${(err as Error).message}`),
+    );
+  }
+  return verdict;
 }
 
 /**
