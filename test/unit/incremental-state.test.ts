@@ -5,7 +5,8 @@ import { keyGroupOf, keyGroupRange, KEY_GROUPS } from '../../src/core/key-groups
 import type { StateHandle__Output } from '../../src/gen/ckpt/v1/StateHandle.js';
 import { decodeKeyedState, KeyedState, type JsonValue } from '../../src/sdk/state/index.js';
 import { handleOf, IncrementalState, piecesOf } from '../../src/sdk/state/incremental-state.js';
-import { encodeStatePiece, readPieceHeader } from '../../src/sdk/state/state-piece.js';
+import { HELD_ENTRIES } from '../../src/sdk/state/keyed-state.js';
+import { encodeStatePiece, LazyString, readPieceHeader } from '../../src/sdk/state/state-piece.js';
 
 /** Pieces by uri, as a backend would keep them; a checkpoint's handle names them. */
 class PieceStore {
@@ -48,6 +49,9 @@ const keyArb = fc.constantFrom(...Array.from({ length: 40 }, (_, i) => `k${i}`),
 const valueArb: fc.Arbitrary<JsonValue> = fc.oneof(
   fc.integer(),
   fc.string(),
+  // Long enough to stay in their piece after a restore (LazyString) unless they need escapes.
+  fc.string({ minLength: 30, maxLength: 60 }),
+  fc.string({ unit: 'grapheme', minLength: 12, maxLength: 30 }),
   fc.constant(null),
   fc.array(fc.integer(), { maxLength: 3 }),
   fc.dictionary(fc.string({ maxLength: 3 }), fc.boolean(), { maxKeys: 2 }),
@@ -92,6 +96,8 @@ test('a restore from any retained checkpoint rebuilds exactly the state of that 
           state.clear();
           model.clear();
         } else if (op.kind === 'snapshot') {
+          // The live state reads as the model, values restored undecoded included.
+          t.deepEqual(asObject(state), Object.fromEntries([...model].sort(([a], [b]) => (a < b ? -1 : 1))));
           const id = nextId++;
           const piece = tracker.snapshot(state, id, { full: op.full });
           const handle = store.store('t', id, piece.bytes, piece.shared);
@@ -157,6 +163,76 @@ test('the acknowledged state size is the size of a full piece of the state, also
   const restored = new IncrementalState({ owns: owns('t') });
   restored.restore(2, delta.handle, store.read(delta.handle));
   t.is(restored.logicalBytes, full.bytes?.length ?? -1);
+});
+
+test('restored long strings stay in their piece until read, and a piece mostly overwritten is let go', (t) => {
+  const store = new PieceStore();
+  const writer = new IncrementalState({ owns: owns('t') });
+  const state = writer.restore(0, undefined, []);
+  const value = (i: number) => `v${String(i).padStart(2, '0')}-${'é'.repeat(20)}-${'x'.repeat(40)}`;
+  for (let i = 0; i < 100; i += 1) state.set(`k${i}`, value(i));
+  state.set('short', 'abc');
+  state.set('escaped', `a "quoted" ${'y'.repeat(40)}`);
+  state.set('number', 7);
+  const piece = writer.snapshot(state, 1, { full: true });
+  const handle = store.store('t', 1, piece.bytes, piece.shared);
+  const reader = new IncrementalState({ owns: owns('t') });
+  const restored = reader.restore(1, handle, store.read(handle));
+  const lazy = () => [...restored[HELD_ENTRIES]()].filter(([, v]) => v instanceof LazyString).map(([k]) => k);
+  t.is(lazy().length, 100, 'the long plain strings are held undecoded; short, escaped and other values are decoded');
+  t.is(restored.get('k3'), value(3));
+  t.is(lazy().length, 99, 'a read decodes that value only');
+  t.false(lazy().includes('k3'));
+  t.is(restored.get('escaped'), `a "quoted" ${'y'.repeat(40)}`);
+  // A full piece of the restored state copies the undecoded values as stored: the same bytes.
+  const again = reader.snapshot(restored, 2, { full: true });
+  t.deepEqual(again.bytes, piece.bytes);
+  t.is(again.logicalBytes, piece.logicalBytes);
+  t.is(lazy().length, 99, 'a full snapshot decodes nothing');
+  for (let i = 50; i < 99; i += 1) restored.set(`k${i}`, 'new');
+  t.is(lazy().length, 50, 'overwritten values are let go one by one while half of the piece is still held');
+  restored.delete('k99');
+  t.is(lazy().length, 0, 'under half of what was taken from the piece is still held undecoded: all of it is decoded');
+  t.deepEqual(
+    Object.fromEntries(restored),
+    Object.fromEntries([
+      ...Array.from({ length: 100 }, (_, i) => [`k${i}`, i >= 50 ? 'new' : value(i)] as const).filter(
+        ([k]) => k !== 'k99',
+      ),
+      ['short', 'abc'],
+      ['escaped', `a "quoted" ${'y'.repeat(40)}`],
+      ['number', 7],
+    ]),
+  );
+});
+
+test('letting one piece go keeps the values other pieces still hold undecoded readable', (t) => {
+  const store = new PieceStore();
+  const writer = new IncrementalState({ owns: owns('t') });
+  const state = writer.restore(0, undefined, []);
+  const long = (s: string) => `${s}-${'z'.repeat(40)}`;
+  for (let i = 0; i < 10; i += 1) state.set(`k${i}`, long(`k${i}`));
+  let handle: StateHandle__Output | undefined;
+  // A full piece of ten values, then three deltas of two new values each.
+  for (let id = 1; id <= 4; id += 1) {
+    if (id > 1) for (const n of [0, 1]) state.set(`n${id}-${n}`, long(`n${id}-${n}`));
+    const piece = writer.snapshot(state, id, { full: id === 1 });
+    handle = store.store('t', id, piece.bytes, piece.shared);
+    if (handle !== undefined) writer.stored(id, handle);
+    writer.completed(id);
+  }
+  t.is(piecesOf(handle).length, 4);
+  const restored = new IncrementalState({ owns: owns('t') }).restore(4, handle, store.read(handle));
+  // Six of the full piece's ten values overwritten: it is let go, its other four decoded.
+  for (let i = 0; i < 6; i += 1) restored.set(`k${i}`, 'new');
+  // Five of the six values of the deltas read; one is still held undecoded.
+  for (const key of ['n2-0', 'n2-1', 'n3-0', 'n3-1', 'n4-0']) t.is(restored.get(key), long(key));
+  const values = [...restored];
+  t.true(
+    values.every(([, v]) => typeof v === 'string'),
+    'every value iterates as a string',
+  );
+  t.is(new Map(values).get('n4-1'), long('n4-1'));
 });
 
 test('the first snapshot after a restore from pieces the task did not write is full', (t) => {

@@ -21,11 +21,12 @@ import type { StateHandle__Output } from '../../gen/ckpt/v1/StateHandle.js';
 export { handleOf, piecesOf };
 import { canonicalJson } from './canonical-json.js';
 import { decodeKeyedState } from './keyed-state-codec.js';
-import { KeyedState, TAKE_CHANGES, type JsonValue } from './keyed-state.js';
+import { HELD_ENTRIES, KeyedState, LOAD, TAKE_CHANGES, type JsonValue } from './keyed-state.js';
 import {
   encodeStatePiece,
   ENTRY_OVERHEAD_BYTES,
   isStatePiece,
+  LazyString,
   readPieceEntries,
   readPieceHeader,
   type PieceEntry,
@@ -171,16 +172,16 @@ export class IncrementalState {
       return;
     }
     const filter = sameRange(readPieceHeader(bytes).range, this.range) ? undefined : this.range;
-    readPieceEntries(bytes, (group, key, value, size) => {
-      if (filter !== undefined && (group < filter.start || group >= filter.end)) return;
-      if (value === undefined) {
-        state.delete(key);
-        this.#account(key, undefined);
-      } else {
-        state.set(key, value);
-        this.#account(key, size);
-      }
-    });
+    // Long strings stay in the piece until read: a restore copies no value into the heap.
+    readPieceEntries(
+      bytes,
+      (group, key, value, size) => {
+        if (filter !== undefined && (group < filter.start || group >= filter.end)) return;
+        state[LOAD](key, value);
+        this.#account(key, value === undefined ? undefined : size);
+      },
+      { lazy: true },
+    );
   }
 
   #mustRebase(): boolean {
@@ -208,8 +209,9 @@ export class IncrementalState {
     this.#logicalBytes = PIECE_HEADER_BYTES;
     if (state.size === 0) return { kind: 'full', bytes: undefined, shared: [], logicalBytes: 0 };
     const entries: PieceEntry[] = [];
-    for (const [key, value] of state) {
-      const json = encodeValue(key, value);
+    for (const [key, value] of state[HELD_ENTRIES]()) {
+      // A value still in the piece it was restored from is copied as stored (canonical JSON already).
+      const json = value instanceof LazyString ? value.json() : encodeValue(key, value);
       entries.push({ group: keyGroupOf(key), key, json });
       this.#account(key, entryBytes(key, json));
     }
@@ -232,6 +234,8 @@ function encodeValue(key: string, value: JsonValue): string {
   return canonicalJson(value, `[${JSON.stringify(key)}]`);
 }
 
-function entryBytes(key: string, json: string): number {
-  return ENTRY_OVERHEAD_BYTES + Buffer.byteLength(key) + Buffer.byteLength(json);
+function entryBytes(key: string, json: string | Uint8Array): number {
+  return (
+    ENTRY_OVERHEAD_BYTES + Buffer.byteLength(key) + (typeof json === 'string' ? Buffer.byteLength(json) : json.length)
+  );
 }

@@ -109,7 +109,10 @@ export async function syncDirectory(path: string): Promise<void> {
   }
 }
 
-/** Fills `bytes` from the start of `file` slice by slice; returns the checksum. */
+/**
+ * Fills `bytes` from the start of `file` slice by slice; returns the
+ * checksum. Each slice is hashed while the next one is being read.
+ */
 async function readInto(
   file: FileHandle,
   bytes: Uint8Array,
@@ -117,14 +120,21 @@ async function readInto(
   options: Omit<FileIoOptions, 'fsync'>,
 ): Promise<string> {
   const hash = createHash('sha256');
-  let offset = 0;
-  while (offset < bytes.length) {
+  const readAt = (offset: number): Promise<{ bytesRead: number }> => {
     options.checkpoint();
-    const length = Math.min(options.sliceBytes, bytes.length - offset);
-    const { bytesRead } = await file.read(bytes, offset, length, offset);
+    return file.read(bytes, offset, Math.min(options.sliceBytes, bytes.length - offset), offset);
+  };
+  let offset = 0;
+  let reading = bytes.length > 0 ? readAt(0) : undefined;
+  while (reading !== undefined) {
+    const { bytesRead } = await reading;
     if (bytesRead === 0) throw corruptSnapshotError(uri, `it ended after ${offset} of ${bytes.length} bytes`);
-    hash.update(bytes.subarray(offset, offset + bytesRead));
+    const slice = bytes.subarray(offset, offset + bytesRead);
     offset += bytesRead;
+    reading = offset < bytes.length ? readAt(offset) : undefined;
+    // A failed read is raised by the next await; until then, this slice is hashed.
+    reading?.catch(() => {});
+    hash.update(slice);
   }
   return formatChecksum(hash);
 }

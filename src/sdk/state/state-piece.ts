@@ -21,9 +21,55 @@ export type PieceKind = 'full' | 'delta';
 export interface PieceEntry {
   group: number;
   key: string;
-  /** The value as canonical JSON; undefined for a delete. */
-  json: string | undefined;
+  /** The value as canonical JSON (a string, or its UTF-8 bytes as read from a piece); undefined for a delete. */
+  json: string | Uint8Array | undefined;
 }
+
+/**
+ * The piece restored string values are held in: `loaded` counts the bytes
+ * of the values a state took from it unread (`LazyString`), `live` those it
+ * still holds unread, so that the state can tell when the piece is kept in
+ * memory mostly for values it no longer has.
+ */
+export interface PieceHold {
+  loaded: number;
+  live: number;
+}
+
+/**
+ * A string value left in the piece it was read from, decoded when it is
+ * first read: restoring a large state then takes no copy of every value
+ * into the JS heap. Only strings without escapes are left so (their bytes
+ * between the quotes are the string's UTF-8).
+ */
+export class LazyString {
+  constructor(
+    /** The piece. */
+    readonly piece: Buffer,
+    /** Where the value's JSON (quotes included) starts and ends in the piece. */
+    readonly start: number,
+    readonly end: number,
+    readonly hold: PieceHold,
+  ) {}
+
+  /** Bytes of the value's JSON encoding. */
+  get jsonBytes(): number {
+    return this.end - this.start;
+  }
+
+  /** The string. */
+  decode(): string {
+    return this.piece.toString('utf8', this.start + 1, this.end - 1);
+  }
+
+  /** The value's JSON encoding, as stored (a view into the piece). */
+  json(): Uint8Array {
+    return this.piece.subarray(this.start, this.end);
+  }
+}
+
+/** Escape-free string values at least this long (JSON bytes) are read as `LazyString`s when asked. */
+export const LAZY_STRING_MIN_BYTES = 32;
 
 /** What a piece says of itself. */
 export interface PieceHeader {
@@ -56,7 +102,8 @@ export function encodeStatePiece(header: Omit<PieceHeader, 'entries'>, entries: 
   const lengths = new Array<number>(entries.length * 2);
   entries.forEach((e, i) => {
     const keyBytes = Buffer.byteLength(e.key);
-    const valueBytes = e.json === undefined ? 0 : Buffer.byteLength(e.json);
+    const valueBytes =
+      e.json === undefined ? 0 : typeof e.json === 'string' ? Buffer.byteLength(e.json) : e.json.length;
     lengths[i * 2] = keyBytes;
     lengths[i * 2 + 1] = valueBytes;
     size += 7 + keyBytes + (e.json === undefined ? 0 : 4 + valueBytes);
@@ -78,7 +125,11 @@ export function encodeStatePiece(header: Omit<PieceHeader, 'entries'>, entries: 
     if (e.json !== undefined) {
       const valueBytes = lengths[i * 2 + 1] as number;
       out.writeUInt32BE(valueBytes, at);
-      at += 4 + out.write(e.json, at + 4, valueBytes, 'utf8');
+      if (typeof e.json === 'string') at += 4 + out.write(e.json, at + 4, valueBytes, 'utf8');
+      else {
+        out.set(e.json, at + 4);
+        at += 4 + valueBytes;
+      }
     }
   });
   return out;
@@ -102,14 +153,27 @@ export function readPieceHeader(bytes: Uint8Array): PieceHeader {
  * Calls `apply` for each entry of the piece in order, with the value
  * parsed and the bytes the entry takes; throws MALFORMED when the piece is
  * truncated, has trailing bytes, a group outside its key groups or a value
- * that is not JSON.
+ * that is not JSON. With `lazy`, long string values without escapes are
+ * passed as `LazyString`s holding on to the piece.
  */
 export function readPieceEntries(
   bytes: Uint8Array,
   apply: (group: number, key: string, value: JsonValue | undefined, entryBytes: number) => void,
+): PieceHeader;
+export function readPieceEntries(
+  bytes: Uint8Array,
+  apply: (group: number, key: string, value: JsonValue | LazyString | undefined, entryBytes: number) => void,
+  options: { lazy: true },
+): PieceHeader;
+export function readPieceEntries(
+  bytes: Uint8Array,
+  // Either overload's callback: it is given what that overload promises.
+  apply: (group: number, key: string, value: never, entryBytes: number) => void,
+  options?: { lazy: true },
 ): PieceHeader {
   const header = readPieceHeader(bytes);
   const buf = asBuffer(bytes);
+  const hold = options?.lazy === true ? { loaded: 0, live: 0 } : undefined;
   let at = HEADER_BYTES;
   const need = (n: number): void => {
     if (at + n > buf.length) malformed('it is truncated');
@@ -126,16 +190,19 @@ export function readPieceEntries(
     need(keyBytes);
     const key = buf.toString('utf8', at, at + keyBytes);
     at += keyBytes;
-    let value: JsonValue | undefined;
+    let value: JsonValue | LazyString | undefined;
     if (op === PUT) {
       need(4);
       const valueBytes = buf.readUInt32BE(at);
       at += 4;
       need(valueBytes);
-      value = parseValue(buf, at, at + valueBytes, key);
+      value =
+        hold !== undefined && valueBytes >= LAZY_STRING_MIN_BYTES && isPlainString(buf, at, at + valueBytes)
+          ? new LazyString(buf, at, at + valueBytes, hold)
+          : parseValue(buf, at, at + valueBytes, key);
       at += valueBytes;
     }
-    apply(group, key, value, at - start);
+    apply(group, key, value as never, at - start);
   }
   if (at !== buf.length) malformed(`it has ${buf.length - at} bytes after its last entry`);
   return header;
@@ -144,12 +211,16 @@ export function readPieceEntries(
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 
+/** True when the JSON at `from`…`to` is a string without escapes: its bytes between the quotes are the string. */
+function isPlainString(buf: Buffer, from: number, to: number): boolean {
+  if (to - from < 2 || buf[from] !== QUOTE || buf[to - 1] !== QUOTE) return false;
+  const inner = buf.subarray(from + 1, to - 1);
+  return !inner.includes(BACKSLASH) && !inner.includes(QUOTE);
+}
+
 function parseValue(buf: Buffer, from: number, to: number, key: string): JsonValue {
   // A string without escapes (most string values) is its bytes between the quotes: no parser needed.
-  if (to - from >= 2 && buf[from] === QUOTE && buf[to - 1] === QUOTE) {
-    const inner = buf.subarray(from + 1, to - 1);
-    if (!inner.includes(BACKSLASH) && !inner.includes(QUOTE)) return inner.toString('utf8');
-  }
+  if (isPlainString(buf, from, to)) return buf.toString('utf8', from + 1, to - 1);
   try {
     return JSON.parse(buf.toString('utf8', from, to)) as JsonValue;
   } catch {
