@@ -17,6 +17,7 @@ system-deps:
 	command -v protoc >/dev/null || missing="$$missing protobuf-compiler"; \
 	test -x /usr/bin/grpc_python_plugin || missing="$$missing protobuf-compiler-grpc"; \
 	/usr/bin/python3 -c 'import grpc, google.protobuf' 2>/dev/null || missing="$$missing python3-grpcio python3-protobuf"; \
+	command -v promtool >/dev/null && command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
 	  echo "installing:$$missing"; \

@@ -13,6 +13,11 @@ const FLAGS: Array<[flag: string, option: keyof CoordinatorConfigInput, help: st
   ['--nats <urls>', 'nats', 'NATS server URLs, comma-separated (CKPT_NATS)'],
   ['--listen <addr>', 'listen', 'gRPC listen address host:port (CKPT_LISTEN)'],
   [
+    '--http-listen <addr>',
+    'httpListen',
+    'HTTP address of /metrics, /healthz, /readyz (CKPT_HTTP_LISTEN; default: the gRPC port + 1)',
+  ],
+  [
     '--advertise <addr>',
     'advertise',
     'address host:port that clients and other coordinators reach this one at (CKPT_ADVERTISE)',

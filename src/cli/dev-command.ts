@@ -28,6 +28,7 @@ export function addDevCommand(program: Command): void {
         console.log(`etcd         ${servers.etcd.clientUrl}   (data in ${servers.etcd.dataDir})`);
         console.log(`NATS         ${servers.nats.url}   (monitoring ${servers.nats.monitorUrl})`);
         console.log(`coordinator  ${running.address}`);
+        console.log(`metrics      http://${running.httpAddress}/metrics   (health: /healthz, /readyz)`);
         console.log('');
         console.log(
           `export CKPT_ADDRESS=${running.address} CKPT_ETCD=${servers.etcd.clientUrl} CKPT_NATS=${servers.nats.url}`,

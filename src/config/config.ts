@@ -34,6 +34,13 @@ export interface CoordinatorConfig extends Limits {
    */
   advertise: string | undefined;
   /**
+   * HTTP listen address (host:port) of `/metrics`, `/healthz` and
+   * `/readyz`; port 0 picks a free one. @default undefined: the gRPC host
+   * and the gRPC port + 1 (port 0 when the gRPC port is 0); should that
+   * port be taken, a free one, with a warning
+   */
+  httpListen: string | undefined;
+  /**
    * TTL of the lease behind the leader election. A leader that cannot renew
    * its lease for this long steps down; a crashed leader is replaced after
    * at most about this long. Sent to etcd in whole seconds, rounded up.
@@ -110,6 +117,7 @@ export const DEFAULT_CONFIG: Readonly<CoordinatorConfig> = Object.freeze({
   nats: ['nats://127.0.0.1:4222'],
   listen: '127.0.0.1:7070',
   advertise: undefined,
+  httpListen: undefined,
   leaseTtlMs: DEFAULT_LEASE_TTL_MS,
   etcdPrefix: '/ckpt/',
   subjectPrefix: 'ckpt',
@@ -193,6 +201,7 @@ export function resolveConfig(
     nats: list('nats', pick('nats')),
     listen: String(pick('listen')),
     advertise: optionalString('advertise', pick('advertise')),
+    httpListen: optionalString('httpListen', pick('httpListen')),
     leaseTtlMs: integer('leaseTtlMs', pick('leaseTtlMs'), MIN_LEASE_TTL_MS),
     etcdPrefix: String(pick('etcdPrefix')),
     subjectPrefix: String(pick('subjectPrefix')),
@@ -231,6 +240,9 @@ function isHostPort(address: string): boolean {
 function checkConfig(c: CoordinatorConfig): void {
   if (!isHostPort(c.listen)) throw invalid('listen', `must be host:port, got ${JSON.stringify(c.listen)}`);
   if (c.advertise === '') c.advertise = undefined;
+  if (c.httpListen === '') c.httpListen = undefined;
+  if (c.httpListen !== undefined && !isHostPort(c.httpListen))
+    throw invalid('httpListen', `must be host:port, got ${JSON.stringify(c.httpListen)}`);
   if (c.advertise !== undefined && (!isHostPort(c.advertise) || c.advertise.endsWith(':0')))
     throw invalid('advertise', `must be host:port with a port other than 0, got ${JSON.stringify(c.advertise)}`);
   if (!c.etcdPrefix.endsWith('/')) throw invalid('etcdPrefix', 'must end with "/"');

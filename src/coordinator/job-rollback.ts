@@ -45,6 +45,8 @@ export interface JobRollbackDeps {
   abortAll(reason: AbortCause, message: string): void;
   /** Sets the job's timer again once a rollback ended. */
   arm(): void;
+  /** The job entered `epoch`, restoring `checkpointId`. */
+  recovered(epoch: number, checkpointId: number): void;
   /** True once the coordinator stopped: the job is left to the next one. */
   stopped(): boolean;
   /** A guarded write was refused: this coordinator is no longer the leader. */
@@ -167,6 +169,7 @@ export class JobRollback {
       .catch((err: unknown) => log.warn({ err }, 'recover not broadcast; sessions still get their restore'));
     this.deps.attempts.restoreAll();
     log.info({ epoch, checkpointId }, 'job recovery: every task restores');
+    this.deps.recovered(epoch, checkpointId);
     return { epoch, checkpointId };
   }
 }

@@ -113,6 +113,7 @@ export class JobRuntime {
       commits: this.commits,
       attempts: this.attempts,
       abortAll: (reason, message) => this.abortAll(reason, message),
+      recovered: (epoch, checkpointId) => this.deps.events.publishRecovery({ jobId: this.jobId, epoch, checkpointId }),
     });
   }
 

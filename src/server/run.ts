@@ -19,8 +19,10 @@ import { CkptError } from '../core/errors.js';
 import { Coordinator } from '../coordinator/coordinator.js';
 import type { Logger } from '../log/index.js';
 import { createEtcdStore, type EtcdStore } from '../store/index.js';
+import { CoordinatorMetrics, packageVersion } from '../metrics/coordinator-metrics.js';
 import { CoordinatorHost } from './coordinator-host.js';
 import { startGrpcServer, type CoordinatorGrpcServer } from './grpc-server.js';
+import { defaultHttpListen, startHttpServer, type CoordinatorHttpServer, type Readiness } from './http-server.js';
 import { electionWatchBackoff } from './election.js';
 import { Leadership, type LeaderTerm } from './leadership.js';
 
@@ -31,6 +33,10 @@ const ELECTION_POLL_MS = 10;
 export interface RunningCoordinator {
   /** host:port of the gRPC server, with the port actually bound. */
   readonly address: string;
+  /** host:port of the HTTP server (`/metrics`, `/healthz`, `/readyz`), with the port actually bound. */
+  readonly httpAddress: string;
+  /** The process's metrics. */
+  readonly metrics: CoordinatorMetrics;
   /** The address this process campaigns with and standbys name when it leads. */
   readonly advertise: string;
   /**
@@ -93,6 +99,13 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
     electionClient.close();
     await Promise.allSettled([bus.close(), store.close()]);
   };
+  const metrics = new CoordinatorMetrics({ version: packageVersion() }, () => host.state === 'leading');
+  // The metrics count the events of the coordinator that runs while this process leads.
+  let detachMetrics: (() => void) | undefined;
+  const stopCounting = (): void => {
+    detachMetrics?.();
+    detachMetrics = undefined;
+  };
   // Elections start only with `leadership.start()`, once everything below exists.
   const leadership: Leadership = new Leadership({
     client: electionClient,
@@ -100,11 +113,19 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
     leaseTtlMs: config.leaseTtlMs,
     logger,
     onElected: (term) => host.lead(term),
-    onDeposed: (why) => host.follow(why),
+    onDeposed: (why) => {
+      stopCounting();
+      host.follow(why);
+    },
   });
   let server: CoordinatorGrpcServer | undefined;
   const host = new CoordinatorHost({
-    create: (term) => createCoordinator(config, logger, store, bus, term, (why) => leadership.stepDown(why)),
+    create: (term) => {
+      stopCounting();
+      const coordinator = createCoordinator(config, logger, store, bus, term, (why) => leadership.stepDown(why));
+      detachMetrics = metrics.attach(coordinator.events);
+      return coordinator;
+    },
     leader: () => leadership.leader,
     onServing: (serving) => server?.setServing(serving),
     onFailed: (why) => leadership.stepDown(why),
@@ -123,9 +144,22 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
     await closeAdapters();
     throw err;
   }
+  let http: CoordinatorHttpServer;
+  try {
+    http = await startHttp(config, metrics, () => readiness(host, leadership), logger);
+  } catch (err) {
+    server.forceShutdown();
+    await closeAdapters();
+    throw err;
+  }
   const advertise = config.advertise ?? server.address;
   leadership.start(advertise);
-  const running = runningCoordinator(config, server, host, leadership, advertise, closeAdapters);
+  const closeAll = async (): Promise<void> => {
+    stopCounting();
+    await http.close();
+    await closeAdapters();
+  };
+  const running = runningCoordinator(config, { server, http, metrics }, host, leadership, advertise, closeAll);
   await firstOutcome(host, leadership, config.etcdTimeoutMs);
   return running;
 }
@@ -160,17 +194,57 @@ function createCoordinator(
   });
 }
 
+/**
+ * The HTTP server on the configured address; without one, on the gRPC port
+ * + 1, or on a free port (with a warning) when that one is taken.
+ */
+async function startHttp(
+  config: CoordinatorConfig,
+  metrics: CoordinatorMetrics,
+  readiness: () => Readiness,
+  logger: Logger,
+): Promise<CoordinatorHttpServer> {
+  const options = {
+    metrics: () => metrics.text(),
+    metricsContentType: metrics.registry.contentType,
+    readiness,
+    logger,
+  };
+  if (config.httpListen !== undefined) return startHttpServer({ ...options, listen: config.httpListen });
+  const listen = defaultHttpListen(config.listen);
+  try {
+    return await startHttpServer({ ...options, listen });
+  } catch (err) {
+    const fallback = listen.replace(/:\d+$/, ':0');
+    logger.warn({ err, listen, fallback }, 'default HTTP address taken; listening on a free port');
+    return startHttpServer({ ...options, listen: fallback });
+  }
+}
+
+/** Ready while leading, or as a standby that knows whom to send callers to. */
+function readiness(host: CoordinatorHost, leadership: Leadership): Readiness {
+  if (host.state === 'leading') return { ready: true, detail: 'leading' };
+  const leader = leadership.leader;
+  if (host.state === 'following' && leader !== undefined)
+    return { ready: true, detail: `standby; the leader is ${leader}` };
+  if (host.state === 'following') return { ready: false, detail: 'no leader is known yet' };
+  return { ready: false, detail: host.state === 'starting' ? 'taking over as leader' : 'stopping' };
+}
+
 function runningCoordinator(
   config: CoordinatorConfig,
-  server: CoordinatorGrpcServer,
+  servers: { server: CoordinatorGrpcServer; http: CoordinatorHttpServer; metrics: CoordinatorMetrics },
   host: CoordinatorHost,
   leadership: Leadership,
   advertise: string,
   closeAdapters: () => Promise<void>,
 ): RunningCoordinator {
+  const { server, http, metrics } = servers;
   let ending: Promise<void> | undefined;
   return {
     address: server.address,
+    httpAddress: http.address,
+    metrics,
     advertise,
     get coordinator() {
       return host.current();

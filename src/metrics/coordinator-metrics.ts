@@ -1,0 +1,178 @@
+/**
+ * The Prometheus metrics of a coordinator process (prom-client), served on
+ * its HTTP port at `/metrics`. Checkpoint figures come from the leading
+ * coordinator's lifecycle events; a standby reports only what it is.
+ *
+ * Label rules: jobs are `job_id` (Prometheus keeps `job` for the scrape
+ * job), abort reasons `reason`; checkpoint ids are never labels (one
+ * series per checkpoint would grow without bound), only gauge values.
+ */
+import { createRequire } from 'node:module';
+import { Counter, Gauge, Histogram, Registry, exponentialBuckets } from 'prom-client';
+import type { CheckpointEvents, RecoveryEvent } from '../coordinator/events.js';
+import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
+
+/** Buckets of `ckpt_checkpoint_duration_seconds`: 10 ms to 10 minutes. */
+export const DURATION_BUCKETS_SECONDS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
+
+/** Buckets of `ckpt_checkpoint_size_bytes`: 1 KiB to 64 GiB, ×4. */
+export const SIZE_BUCKETS_BYTES = exponentialBuckets(1024, 4, 14);
+
+/** What the process says of itself in `ckpt_build_info`. */
+export interface BuildInfo {
+  version: string;
+}
+
+/** The version in the package's `package.json`; `unknown` when it cannot be read. */
+export function packageVersion(): string {
+  try {
+    const pkg = createRequire(import.meta.url)('../../package.json') as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** A coordinator process's metrics; `attach` them to each coordinator it runs while leading. */
+export class CoordinatorMetrics {
+  readonly registry = new Registry();
+  readonly #pending = new Map<string, Set<number>>();
+  readonly #triggered: Counter<'job_id'>;
+  readonly #completed: Counter<'job_id'>;
+  readonly #failed: Counter<'job_id' | 'reason'>;
+  readonly #duration: Histogram<'job_id'>;
+  readonly #size: Histogram<'job_id' | 'kind'>;
+  readonly #lastId: Gauge<'job_id'>;
+  readonly #lastAt: Gauge<'job_id'>;
+  readonly #recoveries: Counter<'job_id'>;
+
+  constructor(build: BuildInfo, isLeader: () => boolean) {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'ckpt_build_info',
+      help: 'Always 1; the labels say which ckpt and Node.js run this coordinator.',
+      labelNames: ['version', 'node_version'],
+      registers,
+    }).set({ version: build.version, node_version: process.version }, 1);
+    new Gauge({
+      name: 'ckpt_coordinator_is_leader',
+      help: '1 while this coordinator leads (runs the protocol), 0 while it is a standby.',
+      registers,
+      collect() {
+        this.set(isLeader() ? 1 : 0);
+      },
+    });
+    const pending = this.#pending;
+    new Gauge({
+      name: 'ckpt_checkpoints_in_progress',
+      help: 'Checkpoints triggered by this coordinator and not yet completed or aborted, per job.',
+      labelNames: ['job_id'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [jobId, ids] of pending) this.set({ job_id: jobId }, ids.size);
+      },
+    });
+    this.#triggered = new Counter({
+      name: 'ckpt_checkpoints_triggered_total',
+      help: 'Checkpoints triggered by this coordinator, per job.',
+      labelNames: ['job_id'],
+      registers,
+    });
+    this.#completed = new Counter({
+      name: 'ckpt_checkpoints_completed_total',
+      help: 'Checkpoints this coordinator committed, per job.',
+      labelNames: ['job_id'],
+      registers,
+    });
+    this.#failed = new Counter({
+      name: 'ckpt_checkpoints_failed_total',
+      help: 'Checkpoints this coordinator aborted, per job and abort reason.',
+      labelNames: ['job_id', 'reason'],
+      registers,
+    });
+    this.#duration = new Histogram({
+      name: 'ckpt_checkpoint_duration_seconds',
+      help: 'Trigger to commit of each completed checkpoint, per job.',
+      labelNames: ['job_id'],
+      buckets: DURATION_BUCKETS_SECONDS,
+      registers,
+    });
+    this.#size = new Histogram({
+      name: 'ckpt_checkpoint_size_bytes',
+      help: 'Sizes of each completed checkpoint, per job: kind="persisted" is what it stored, kind="state" the whole state.',
+      labelNames: ['job_id', 'kind'],
+      buckets: SIZE_BUCKETS_BYTES,
+      registers,
+    });
+    this.#lastId = new Gauge({
+      name: 'ckpt_last_completed_checkpoint_id',
+      help: 'Id of the newest checkpoint this coordinator committed, per job.',
+      labelNames: ['job_id'],
+      registers,
+    });
+    this.#lastAt = new Gauge({
+      name: 'ckpt_last_completed_checkpoint_timestamp_seconds',
+      help: 'Unix time at which the newest checkpoint this coordinator committed completed, per job.',
+      labelNames: ['job_id'],
+      registers,
+    });
+    this.#recoveries = new Counter({
+      name: 'ckpt_recoveries_total',
+      help: 'Recoveries this coordinator ran (the job entered a new epoch and every task restores), per job.',
+      labelNames: ['job_id'],
+      registers,
+    });
+  }
+
+  /** Counts the events of one coordinator's term; returns the detach function, which forgets what was pending. */
+  attach(events: CheckpointEvents): () => void {
+    const unsubscribe = events.subscribe(undefined, (summary) => this.#checkpoint(summary));
+    const unsubscribeRecoveries = events.subscribeRecoveries((event) => this.#recovery(event));
+    return () => {
+      unsubscribe();
+      unsubscribeRecoveries();
+      // What was pending is the next leader's now.
+      this.#pending.clear();
+    };
+  }
+
+  /** The metrics in Prometheus's text format. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  #checkpoint(s: CheckpointSummary__Output): void {
+    const job = { job_id: s.jobId };
+    const ids = this.#pending.get(s.jobId) ?? new Set<number>();
+    this.#pending.set(s.jobId, ids);
+    if (s.state === 'CHECKPOINT_STATE_PENDING') {
+      if (!ids.has(s.checkpointId)) this.#triggered.inc(job);
+      ids.add(s.checkpointId);
+      return;
+    }
+    ids.delete(s.checkpointId);
+    if (s.state === 'CHECKPOINT_STATE_COMPLETED') {
+      this.#completed.inc(job);
+      const finished = Number(s.finishedAtMs);
+      const triggered = Number(s.triggeredAtMs);
+      if (finished > 0 && triggered > 0 && finished >= triggered)
+        this.#duration.observe(job, (finished - triggered) / 1000);
+      this.#size.observe({ ...job, kind: 'persisted' }, Number(s.persistedBytes));
+      this.#size.observe({ ...job, kind: 'state' }, Number(s.stateSizeBytes));
+      this.#lastId.set(job, Number(s.checkpointId));
+      if (finished > 0) this.#lastAt.set(job, finished / 1000);
+    } else if (s.state === 'CHECKPOINT_STATE_ABORTED') {
+      this.#failed.inc({ ...job, reason: reasonLabel(s.abortReason) });
+    }
+  }
+
+  #recovery(event: RecoveryEvent): void {
+    this.#recoveries.inc({ job_id: event.jobId });
+  }
+}
+
+/** `ABORT_REASON_DECLINED` → `declined`. */
+function reasonLabel(reason: string): string {
+  return reason.replace(/^ABORT_REASON_/, '').toLowerCase() || 'unspecified';
+}

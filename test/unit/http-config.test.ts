@@ -1,0 +1,78 @@
+import test from 'ava';
+import { resolveConfig } from '../../src/config/index.js';
+import { CheckpointEvents } from '../../src/coordinator/events.js';
+import type { CheckpointSummary__Output } from '../../src/gen/ckpt/v1/CheckpointSummary.js';
+import { CoordinatorMetrics } from '../../src/metrics/coordinator-metrics.js';
+import { defaultHttpListen } from '../../src/server/http-server.js';
+
+test('the HTTP address defaults to the gRPC port + 1, reads the environment and is validated', (t) => {
+  t.is(resolveConfig({}, {}).httpListen, undefined);
+  t.is(defaultHttpListen('127.0.0.1:7070'), '127.0.0.1:7071');
+  t.is(defaultHttpListen('0.0.0.0:0'), '0.0.0.0:0');
+  t.is(defaultHttpListen('[::1]:7070'), '[::1]:7071');
+  t.is(defaultHttpListen('127.0.0.1:65535'), '127.0.0.1:0');
+  t.is(resolveConfig({}, { CKPT_HTTP_LISTEN: '0.0.0.0:9464' }).httpListen, '0.0.0.0:9464');
+  t.is(resolveConfig({ httpListen: '' }, {}).httpListen, undefined);
+  t.throws(() => resolveConfig({ httpListen: 'metrics' }, {}), { message: /httpListen \(CKPT_HTTP_LISTEN\)/ });
+});
+
+function summary(over: Partial<CheckpointSummary__Output>): CheckpointSummary__Output {
+  return {
+    jobId: 'j',
+    checkpointId: 1,
+    epoch: 1,
+    state: 'CHECKPOINT_STATE_PENDING',
+    abortReason: 'ABORT_REASON_UNSPECIFIED',
+    abortMessage: '',
+    snapshotType: 'SNAPSHOT_TYPE_FULL',
+    manual: false,
+    triggeredAtMs: 1_000,
+    finishedAtMs: 0,
+    totalTasks: 2,
+    acknowledgedTasks: 0,
+    stateSizeBytes: 0,
+    persistedBytes: 0,
+    maxAlignmentMs: 0,
+    maxSnapshotMs: 0,
+    manifestBytes: 0,
+    manifestParts: 0,
+    ...over,
+  };
+}
+
+test('metrics count each checkpoint once, forget what was pending when detached, and keep ids out of labels', async (t) => {
+  let leading = true;
+  const metrics = new CoordinatorMetrics({ version: '9.9.9' }, () => leading);
+  const events = new CheckpointEvents();
+  const detach = metrics.attach(events);
+  events.publish(summary({ checkpointId: 7 }));
+  events.publish(summary({ checkpointId: 7 }));
+  events.publish(summary({ checkpointId: 8 }));
+  let text = await metrics.text();
+  t.regex(text, /^ckpt_checkpoints_in_progress\{job_id="j"\} 2$/m);
+  t.regex(text, /^ckpt_checkpoints_triggered_total\{job_id="j"\} 2$/m, 'a summary published twice is one trigger');
+  const done = { finishedAtMs: 3_500, persistedBytes: 4096, stateSizeBytes: 1 << 20 };
+  events.publish(summary({ checkpointId: 7, state: 'CHECKPOINT_STATE_COMPLETED', ...done }));
+  events.publish(summary({ checkpointId: 8, state: 'CHECKPOINT_STATE_ABORTED', abortReason: 'ABORT_REASON_TIMEOUT' }));
+  events.publishRecovery({ jobId: 'j', epoch: 2, checkpointId: 7 });
+  events.publish(summary({ checkpointId: 9 }));
+  text = await metrics.text();
+  t.regex(text, /^ckpt_checkpoints_completed_total\{job_id="j"\} 1$/m);
+  t.regex(text, /^ckpt_checkpoints_failed_total\{job_id="j",reason="timeout"\} 1$/m);
+  t.regex(text, /^ckpt_checkpoint_duration_seconds_sum\{job_id="j"\} 2\.5$/m);
+  t.regex(text, /^ckpt_checkpoint_size_bytes_sum\{job_id="j",kind="persisted"\} 4096$/m);
+  t.regex(text, /^ckpt_last_completed_checkpoint_id\{job_id="j"\} 7$/m);
+  t.regex(text, /^ckpt_last_completed_checkpoint_timestamp_seconds\{job_id="j"\} 3\.5$/m);
+  t.regex(text, /^ckpt_recoveries_total\{job_id="j"\} 1$/m);
+  t.regex(text, /^ckpt_checkpoints_in_progress\{job_id="j"\} 1$/m);
+  t.regex(text, /^ckpt_build_info\{version="9\.9\.9",node_version="v[^"]+"\} 1$/m);
+  t.regex(text, /^ckpt_coordinator_is_leader 1$/m);
+  t.false(/checkpoint_id="|[{,]job="/.test(text));
+  leading = false;
+  detach();
+  events.publish(summary({ checkpointId: 10 }));
+  text = await metrics.text();
+  t.regex(text, /^ckpt_coordinator_is_leader 0$/m);
+  t.regex(text, /^ckpt_checkpoints_triggered_total\{job_id="j"\} 3$/m, 'a detached coordinator is not counted');
+  t.false(/^ckpt_checkpoints_in_progress\{/m.test(text), 'nothing is pending on a standby');
+});
