@@ -33,17 +33,25 @@ export function packageVersion(): string {
   }
 }
 
+/** What the metrics read of the leading coordinator's jobs when scraped. */
+export interface JobFigures {
+  jobId: string;
+  /** The interval between periodic checkpoints in force; 0 when off. */
+  intervalMs: number;
+}
+
 /** A coordinator process's metrics; `attach` them to each coordinator it runs while leading. */
 export class CoordinatorMetrics {
   readonly registry = new Registry();
   readonly #pending = new Map<string, Set<number>>();
+  /** Per job, the newest completed checkpoint known: from this term's commits, or read back at its start. */
+  readonly #latest = new Map<string, { id: number; atMs: number }>();
+  #jobs: (() => Iterable<JobFigures>) | undefined;
   readonly #triggered: Counter<'job_id'>;
   readonly #completed: Counter<'job_id'>;
   readonly #failed: Counter<'job_id' | 'reason'>;
   readonly #duration: Histogram<'job_id'>;
   readonly #size: Histogram<'job_id' | 'kind'>;
-  readonly #lastId: Gauge<'job_id'>;
-  readonly #lastAt: Gauge<'job_id'>;
   readonly #recoveries: Counter<'job_id'>;
 
   constructor(build: BuildInfo, isLeader: () => boolean) {
@@ -105,17 +113,37 @@ export class CoordinatorMetrics {
       buckets: SIZE_BUCKETS_BYTES,
       registers,
     });
-    this.#lastId = new Gauge({
+    const latest = this.#latest;
+    new Gauge({
       name: 'ckpt_last_completed_checkpoint_id',
-      help: 'Id of the newest checkpoint this coordinator committed, per job.',
+      help: 'Id of the newest completed checkpoint of each job the leader knows (its own commits, or read back when it took over).',
       labelNames: ['job_id'],
       registers,
+      collect() {
+        this.reset();
+        for (const [jobId, l] of latest) this.set({ job_id: jobId }, l.id);
+      },
     });
-    this.#lastAt = new Gauge({
+    new Gauge({
       name: 'ckpt_last_completed_checkpoint_timestamp_seconds',
-      help: 'Unix time at which the newest checkpoint this coordinator committed completed, per job.',
+      help: 'Unix time at which the newest completed checkpoint of each job the leader knows completed.',
       labelNames: ['job_id'],
       registers,
+      collect() {
+        this.reset();
+        for (const [jobId, l] of latest) if (l.atMs > 0) this.set({ job_id: jobId }, l.atMs / 1000);
+      },
+    });
+    const jobs = (): Iterable<JobFigures> => this.#jobs?.() ?? [];
+    new Gauge({
+      name: 'ckpt_checkpoint_interval_seconds',
+      help: 'Interval between periodic checkpoints in force for each running job of the leader (0: off).',
+      labelNames: ['job_id'],
+      registers,
+      collect() {
+        this.reset();
+        for (const job of jobs()) this.set({ job_id: job.jobId }, job.intervalMs / 1000);
+      },
     });
     this.#recoveries = new Counter({
       name: 'ckpt_recoveries_total',
@@ -125,16 +153,38 @@ export class CoordinatorMetrics {
     });
   }
 
-  /** Counts the events of one coordinator's term; returns the detach function, which forgets what was pending. */
-  attach(events: CheckpointEvents): () => void {
+  /**
+   * Counts the events of one coordinator's term and reads its jobs when
+   * scraped; returns the detach function, which forgets what was pending
+   * and the jobs' figures (a standby reports none).
+   */
+  attach(events: CheckpointEvents, jobs?: () => Iterable<JobFigures>): () => void {
     const unsubscribe = events.subscribe(undefined, (summary) => this.#checkpoint(summary));
     const unsubscribeRecoveries = events.subscribeRecoveries((event) => this.#recovery(event));
+    this.#jobs = jobs;
     return () => {
       unsubscribe();
       unsubscribeRecoveries();
       // What was pending is the next leader's now.
       this.#pending.clear();
+      this.#latest.clear();
+      this.#jobs = undefined;
     };
+  }
+
+  /**
+   * A completed checkpoint read back from etcd when the term began, so that
+   * the last completed checkpoint shows after a fail-over before the new
+   * leader commits one; a newer one already counted wins.
+   */
+  knownCompleted(summary: CheckpointSummary__Output): void {
+    if (summary.state !== 'CHECKPOINT_STATE_COMPLETED') return;
+    this.#setLatest(summary.jobId, Number(summary.checkpointId), Number(summary.finishedAtMs));
+  }
+
+  #setLatest(jobId: string, id: number, atMs: number): void {
+    const known = this.#latest.get(jobId);
+    if (known === undefined || id > known.id) this.#latest.set(jobId, { id, atMs: Math.max(0, atMs) });
   }
 
   /** The metrics in Prometheus's text format. */
@@ -160,8 +210,7 @@ export class CoordinatorMetrics {
         this.#duration.observe(job, (finished - triggered) / 1000);
       this.#size.observe({ ...job, kind: 'persisted' }, Number(s.persistedBytes));
       this.#size.observe({ ...job, kind: 'state' }, Number(s.stateSizeBytes));
-      this.#lastId.set(job, Number(s.checkpointId));
-      if (finished > 0) this.#lastAt.set(job, finished / 1000);
+      this.#setLatest(s.jobId, Number(s.checkpointId), finished);
     } else if (s.state === 'CHECKPOINT_STATE_ABORTED') {
       this.#failed.inc({ ...job, reason: reasonLabel(s.abortReason) });
     }

@@ -19,7 +19,7 @@ import { CkptError } from '../core/errors.js';
 import { Coordinator } from '../coordinator/coordinator.js';
 import type { Logger } from '../log/index.js';
 import { createEtcdStore, type EtcdStore } from '../store/index.js';
-import { CoordinatorMetrics, packageVersion } from '../metrics/coordinator-metrics.js';
+import { CoordinatorMetrics, packageVersion, type JobFigures } from '../metrics/coordinator-metrics.js';
 import { CoordinatorHost } from './coordinator-host.js';
 import { startGrpcServer, type CoordinatorGrpcServer } from './grpc-server.js';
 import { defaultHttpListen, startHttpServer, type CoordinatorHttpServer, type Readiness } from './http-server.js';
@@ -123,11 +123,15 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
     create: (term) => {
       stopCounting();
       const coordinator = createCoordinator(config, logger, store, bus, term, (why) => leadership.stepDown(why));
-      detachMetrics = metrics.attach(coordinator.events);
+      detachMetrics = metrics.attach(coordinator.events, () => jobFigures(coordinator));
       return coordinator;
     },
     leader: () => leadership.leader,
-    onServing: (serving) => server?.setServing(serving),
+    onServing: (serving) => {
+      server?.setServing(serving);
+      const leading = host.coordinator;
+      if (serving && leading !== undefined) void readBackLatest(leading, () => host.coordinator === leading, metrics);
+    },
     onFailed: (why) => leadership.stepDown(why),
     logger,
   });
@@ -218,6 +222,39 @@ async function startHttp(
     const fallback = listen.replace(/:\d+$/, ':0');
     logger.warn({ err, listen, fallback }, 'default HTTP address taken; listening on a free port');
     return startHttpServer({ ...options, listen: fallback });
+  }
+}
+
+/** The figures of the coordinator's running jobs, which the metrics read when scraped. */
+function* jobFigures(coordinator: Coordinator): Generator<JobFigures> {
+  for (let after = '', more = true; more;) {
+    const page = coordinator.listJobs(after, JOB_PAGE);
+    for (const job of page.jobs) {
+      const jobId = job.spec?.jobId ?? '';
+      if (job.state === 'JOB_STATE_RUNNING' && jobId !== '') yield { jobId, intervalMs: job.intervalMs };
+      after = jobId;
+    }
+    more = page.more && page.jobs.length > 0;
+  }
+}
+
+const JOB_PAGE = 500;
+
+/**
+ * Reads back, at the start of a term, each job's newest completed
+ * checkpoint, so that the metrics show it before this leader commits one;
+ * stops once the term is over. Failures leave the figure to the next commit.
+ */
+async function readBackLatest(
+  coordinator: Coordinator,
+  current: () => boolean,
+  metrics: CoordinatorMetrics,
+): Promise<void> {
+  for (const { jobId } of [...jobFigures(coordinator)]) {
+    if (!current()) return;
+    const summaries = await coordinator.listCheckpoints(jobId).catch(() => []);
+    const newest = summaries.find((s) => s.state === 'CHECKPOINT_STATE_COMPLETED');
+    if (newest !== undefined && current()) metrics.knownCompleted(newest);
   }
 }
 

@@ -95,6 +95,36 @@ test('the leader counts completed, declined and recovered checkpoints in /metric
   t.is(lint.out.trim(), '', 'promtool has nothing to say');
 });
 
+test('after a restart the new leader shows the last completed checkpoint before it commits one', async (t) => {
+  const c = await startTestCoordinator(t, servers);
+  const spec = fanInSpec('rjob', 1, 1, { intervalMs: 60_000 });
+  await c.client.submitJob({ spec });
+  const ids = (spec.tasks ?? []).map((task) => task.taskId as string);
+  const w = await c.worker({ jobId: 'rjob', workerId: 'w0', taskIds: ids, spec });
+  await c.started('rjob');
+  // A periodic checkpoint may be pending (TOO_MANY_PENDING): triggered again until one is taken.
+  const res = await eventually(
+    () => c.client.triggerCheckpoint({ jobId: 'rjob', wait: true }, { deadlineMs: 10_000 }),
+    { timeoutMs: 20_000, pollMs: 200, what: 'a manual checkpoint' },
+  );
+  const id = res.checkpoint?.checkpointId ?? 0;
+  const finishedAt = Number(res.checkpoint?.finishedAtMs ?? 0) / 1000;
+  t.is(res.checkpoint?.state, 'CHECKPOINT_STATE_COMPLETED');
+  // Without its worker, the new leader completes nothing: what it shows was read back.
+  await w.close();
+  await c.restart();
+  const text = await eventually(
+    async () => {
+      const m = (await get(c.running.httpAddress, '/metrics')).body;
+      return sample(m, 'ckpt_last_completed_checkpoint_id{job_id="rjob"}') === id ? m : undefined;
+    },
+    { what: 'the last completed checkpoint read back' },
+  );
+  t.is(sample(text, 'ckpt_last_completed_checkpoint_timestamp_seconds{job_id="rjob"}'), finishedAt);
+  t.is(sample(text, 'ckpt_checkpoint_interval_seconds{job_id="rjob"}'), 60);
+  t.is(sample(text, 'ckpt_checkpoints_completed_total{job_id="rjob"}'), undefined, 'this process committed none');
+});
+
 test('a real Prometheus scrapes the coordinator', async (t) => {
   const c = await startTestCoordinator(t, servers);
   const spec = fanInSpec('pjob', 1, 1);

@@ -76,3 +76,33 @@ test('metrics count each checkpoint once, forget what was pending when detached,
   t.regex(text, /^ckpt_checkpoints_triggered_total\{job_id="j"\} 3$/m, 'a detached coordinator is not counted');
   t.false(/^ckpt_checkpoints_in_progress\{/m.test(text), 'nothing is pending on a standby');
 });
+
+test('the last completed checkpoint read back at a term start shows until a newer one completes; jobs are read when scraped', async (t) => {
+  const metrics = new CoordinatorMetrics({ version: '1' }, () => true);
+  const events = new CheckpointEvents();
+  const detach = metrics.attach(events, () => [
+    { jobId: 'a', intervalMs: 30_000 },
+    { jobId: 'b', intervalMs: 0 },
+  ]);
+  metrics.knownCompleted(
+    summary({ jobId: 'a', checkpointId: 40, state: 'CHECKPOINT_STATE_COMPLETED', finishedAtMs: 9_000 }),
+  );
+  metrics.knownCompleted(summary({ jobId: 'a', checkpointId: 41, state: 'CHECKPOINT_STATE_ABORTED' }));
+  let text = await metrics.text();
+  t.regex(text, /^ckpt_last_completed_checkpoint_id\{job_id="a"\} 40$/m);
+  t.regex(text, /^ckpt_last_completed_checkpoint_timestamp_seconds\{job_id="a"\} 9$/m);
+  t.regex(text, /^ckpt_checkpoint_interval_seconds\{job_id="a"\} 30$/m);
+  t.regex(text, /^ckpt_checkpoint_interval_seconds\{job_id="b"\} 0$/m);
+  events.publish(summary({ jobId: 'a', checkpointId: 42, state: 'CHECKPOINT_STATE_COMPLETED', finishedAtMs: 12_000 }));
+  // Read back late, an older one does not hide the newer commit.
+  metrics.knownCompleted(
+    summary({ jobId: 'a', checkpointId: 40, state: 'CHECKPOINT_STATE_COMPLETED', finishedAtMs: 9_000 }),
+  );
+  text = await metrics.text();
+  t.regex(text, /^ckpt_last_completed_checkpoint_id\{job_id="a"\} 42$/m);
+  t.regex(text, /^ckpt_last_completed_checkpoint_timestamp_seconds\{job_id="a"\} 12$/m);
+  detach();
+  text = await metrics.text();
+  t.false(/^ckpt_last_completed_checkpoint_id\{/m.test(text), 'a standby reports no job');
+  t.false(/^ckpt_checkpoint_interval_seconds\{/m.test(text));
+});
