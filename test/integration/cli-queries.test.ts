@@ -3,27 +3,13 @@
  * coordinator with a running job: `checkpoints`, `checkpoint`, `watch` and
  * `cancel`, as tables and as `--json`, and their refusals.
  */
-import { execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { promisify } from 'node:util';
 import test, { type ExecutionContext } from 'ava';
+import { ckpt, spawnCli } from '../helpers/cli.js';
 import { eventually, useServers } from '../helpers/index.js';
 import { fanInSpec, startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';
 
-const run = promisify(execFile);
 const servers = useServers();
-const CLI = ['--import=tsx', 'src/cli/main.ts'];
-
-async function ckpt(address: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run('node', [...CLI, '--address', address, ...args], { timeout: 30_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
 
 /** A running job `orders` of a source and a sink on one simulated worker, with checkpoints as listed. */
 async function runningJob(t: ExecutionContext): Promise<{ c: TestCoordinator; completed: number[]; declined: number }> {
@@ -110,26 +96,17 @@ test('ckpt checkpoint shows one checkpoint with its manifest; an unknown one is 
 test('ckpt watch streams checkpoint events live until interrupted', async (t) => {
   const { c } = await runningJob(t);
   for (const json of [false, true]) {
-    const child = spawn('node', [...CLI, '--address', c.address, ...(json ? ['--json'] : []), 'watch', 'orders'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    t.teardown(() => {
-      if (child.exitCode === null) child.kill('SIGKILL');
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    const exited = once(child, 'exit');
+    const watch = spawnCli(t, '--address', c.address, ...(json ? ['--json'] : []), 'watch', 'orders');
     const events = (): { checkpointId: number; state: string }[] =>
-      out
+      watch
+        .out()
         .split(/\n(?=\{)/)
         .filter((chunk) => chunk.trim() !== '')
         .map((chunk) => JSON.parse(chunk) as { checkpointId: number; state: string });
     const printed = (id: number): boolean =>
       json
         ? events().some((e) => e.checkpointId === id && e.state === 'CHECKPOINT_STATE_COMPLETED')
-        : out.includes(`orders ${id} COMPLETED\n`);
+        : watch.out().includes(`orders ${id} COMPLETED\n`);
     // The stream is open once a checkpoint shows up in it; those before are not seen.
     let id = 0;
     await eventually(
@@ -141,7 +118,7 @@ test('ckpt watch streams checkpoint events live until interrupted', async (t) =>
         // The completion is printed just after the trigger call returns.
         return await eventually(() => printed(id), { timeoutMs: 2_000 }).catch(() => false);
       },
-      { timeoutMs: 30_000, pollMs: 200, what: `ckpt watch to print a completed checkpoint (stderr: ${err})` },
+      { timeoutMs: 30_000, pollMs: 200, what: `ckpt watch to print a completed checkpoint (stderr: ${watch.err()})` },
     );
     // The stream is open: the next checkpoint shows from its trigger on.
     const res = await c.client.triggerCheckpoint({ jobId: 'orders', wait: true }, { deadlineMs: 10_000 });
@@ -155,12 +132,12 @@ test('ckpt watch streams checkpoint events live until interrupted', async (t) =>
         ['CHECKPOINT_STATE_PENDING', 'CHECKPOINT_STATE_COMPLETED'],
       );
     } else {
-      t.regex(out, new RegExp(`^orders ${id} PENDING$`, 'm'));
-      t.regex(out, new RegExp(`^orders ${id} COMPLETED$`, 'm'));
+      t.regex(watch.out(), new RegExp(`^orders ${id} PENDING$`, 'm'));
+      t.regex(watch.out(), new RegExp(`^orders ${id} COMPLETED$`, 'm'));
     }
-    child.kill('SIGINT');
-    const [code] = (await exited) as [number | null];
-    t.is(code, 0, `ckpt watch ends cleanly on Ctrl-C (stderr: ${err})`);
+    watch.child.kill('SIGINT');
+    const code = await watch.exited;
+    t.is(code, 0, `ckpt watch ends cleanly on Ctrl-C (stderr: ${watch.err()})`);
   }
 });
 
@@ -179,26 +156,16 @@ test('ckpt cancel cancels a job and says so; an unknown job is refused', async (
 });
 
 test('ckpt dev runs etcd, NATS and a coordinator, prints how to reach them, and stops them all on Ctrl-C', async (t) => {
-  const child = spawn('node', [...CLI, 'dev', '--listen', '127.0.0.1:0', '--log-level', 'warn'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-  const exited = once(child, 'exit');
-  await eventually(() => out.includes('Ctrl-C stops everything.'), {
+  const dev = spawnCli(t, 'dev', '--listen', '127.0.0.1:0', '--log-level', 'warn');
+  await eventually(() => dev.out().includes('Ctrl-C stops everything.'), {
     timeoutMs: 60_000,
-    what: `ckpt dev to start (stderr: ${err.slice(-500)})`,
+    what: `ckpt dev to start (stderr: ${dev.err().slice(-500)})`,
   });
-  const address = /^coordinator {2}(\S+)$/m.exec(out)?.[1] ?? '';
-  const dataDir = /\(data in (\S+)\)$/m.exec(out)?.[1] ?? '';
-  const metrics = /^metrics {6}(\S+)/m.exec(out)?.[1] ?? '';
+  const address = /^coordinator {2}(\S+)$/m.exec(dev.out())?.[1] ?? '';
+  const dataDir = /\(data in (\S+)\)$/m.exec(dev.out())?.[1] ?? '';
+  const metrics = /^metrics {6}(\S+)/m.exec(dev.out())?.[1] ?? '';
   t.regex(
-    out,
+    dev.out(),
     new RegExp(
       `^export CKPT_ADDRESS=${address.replace(/\./g, '\\.')} CKPT_ETCD=http://\\S+ CKPT_NATS=nats://\\S+$`,
       'm',
@@ -210,9 +177,9 @@ test('ckpt dev runs etcd, NATS and a coordinator, prints how to reach them, and 
   const scraped = await fetch(metrics);
   t.is(scraped.status, 200);
   t.regex(await scraped.text(), /^ckpt_coordinator_is_leader 1$/m);
-  child.kill('SIGINT');
-  const [code] = (await exited) as [number | null];
-  t.is(code, 0, err);
+  dev.child.kill('SIGINT');
+  const code = await dev.exited;
+  t.is(code, 0, dev.err());
   t.false(existsSync(dataDir), 'its temporary data went with it');
   t.not((await ckpt(address, 'jobs')).code, 0, 'the coordinator is gone');
 });

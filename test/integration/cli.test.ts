@@ -3,30 +3,18 @@
  * configured by flags and environment, client commands against it, and a
  * graceful shutdown on SIGTERM.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import test from 'ava';
 import { freePort } from '../../src/dev/index.js';
+import { CLI, ckpt } from '../helpers/cli.js';
 import { eventually, uniquePrefix, useServers } from '../helpers/index.js';
 import { fanInSpec, startTestCoordinator } from '../helpers/coordinator.js';
 
-const run = promisify(execFile);
 const servers = useServers();
-const CLI = ['--import=tsx', 'src/cli/main.ts'];
-
-async function ckpt(address: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run('node', [...CLI, '--address', address, ...args], { timeout: 30_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
 
 test('ckpt coordinator serves the CLI and stops gracefully on SIGTERM', async (t) => {
   const prefix = uniquePrefix(t);
