@@ -10,6 +10,8 @@ import type { ListCheckpointsRequest } from '../gen/ckpt/v1/ListCheckpointsReque
 import type { ListCheckpointsResponse__Output } from '../gen/ckpt/v1/ListCheckpointsResponse.js';
 import type { GetCheckpointRequest } from '../gen/ckpt/v1/GetCheckpointRequest.js';
 import type { GetCheckpointResponse__Output } from '../gen/ckpt/v1/GetCheckpointResponse.js';
+import type { GetCheckpointStatisticsRequest } from '../gen/ckpt/v1/GetCheckpointStatisticsRequest.js';
+import type { GetCheckpointStatisticsResponse__Output } from '../gen/ckpt/v1/GetCheckpointStatisticsResponse.js';
 import type { WatchCheckpointsRequest } from '../gen/ckpt/v1/WatchCheckpointsRequest.js';
 import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
 import type { WatchCheckpointsResponse__Output } from '../gen/ckpt/v1/WatchCheckpointsResponse.js';
@@ -55,9 +57,17 @@ export class QueryClient {
     return this.#unary((raw) => raw.listCheckpoints.bind(raw), request, options);
   }
 
-  /** One checkpoint, with its manifest when completed and retained. */
+  /** One checkpoint with its per-task figures, and its manifest when completed and retained. */
   getCheckpoint(request: GetCheckpointRequest, options?: CallOptions): Promise<GetCheckpointResponse__Output> {
     return this.#unary((raw) => raw.getCheckpoint.bind(raw), request, options);
+  }
+
+  /** A job's checkpoint statistics: counts, figures, latest completed, failed and restored, history. */
+  getCheckpointStatistics(
+    request: GetCheckpointStatisticsRequest,
+    options?: CallOptions,
+  ): Promise<GetCheckpointStatisticsResponse__Output> {
+    return this.#unary((raw) => raw.getCheckpointStatistics.bind(raw), request, options);
   }
 
   /**

@@ -12,9 +12,11 @@ import type { AbortCause, Checkpoint } from '../core/checkpoint.js';
 import { CkptError, hasReason, LeadershipLostError } from '../core/errors.js';
 import type { JobTracker } from '../core/job-tracker.js';
 import type { CheckpointStore, LeaderGuard } from '../core/ports.js';
+import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
 import type { Manifest__Output } from '../gen/ckpt/v1/Manifest.js';
 import type { Logger } from '../log/index.js';
 import type { JobBroadcasts } from './job-broadcasts.js';
+import type { CommitStatistics } from './job-statistics.js';
 
 /** What the commits tell the state cleanup, and ask it. */
 export interface CommitState {
@@ -48,8 +50,10 @@ export interface CommitPipelineDeps {
   onLeadershipLost: (err: LeadershipLostError) => void;
   /** Aborts a pending checkpoint and tells the tasks. */
   abort(checkpoint: Checkpoint, reason: AbortCause, message: string): void;
-  /** A checkpoint finished: watchers and waiting callers hear of it. */
-  finished(checkpoint: Checkpoint): void;
+  /** A checkpoint finished: watchers and waiting callers hear of it; `committedWith`, the statistics its commit stored. */
+  finished(checkpoint: Checkpoint, committedWith?: CommitStatistics): void;
+  /** The job's checkpoint statistics as they will be once `checkpoint` completes, to store with its commit. */
+  statisticsFor(summary: CheckpointSummary__Output, checkpoint: Checkpoint): CommitStatistics;
   /** Sets the job's timer again (a commit may free a slot for the next checkpoint). */
   arm(): void;
 }
@@ -76,6 +80,11 @@ export class CommitPipeline {
     this.chain = this.chain.then(() => this.commit(checkpoint));
   }
 
+  /** Runs `write` after the commits and writes queued so far, before those queued later. */
+  inOrder(write: () => Promise<void>): void {
+    this.chain = this.chain.then(write);
+  }
+
   /** Resolves when the commits and collections queued so far have run. */
   settled(): Promise<void> {
     return this.chain;
@@ -94,9 +103,13 @@ export class CommitPipeline {
     if (this.refuseReleasedBase(checkpoint, manifest)) return;
     const subsumed = tracker.subsumedBy(checkpoint.id);
     const summary = { ...checkpoint.summary(), state: 'CHECKPOINT_STATE_COMPLETED' as const, finishedAtMs: now };
+    const stats = this.deps.statisticsFor(summary, checkpoint);
     let result: Committed;
     try {
-      result = await store.commit({ manifest, summary, subsumedCheckpointIds: subsumed }, guard);
+      result = await store.commit(
+        { manifest, summary, subsumedCheckpointIds: subsumed, statistics: stats.statistics },
+        guard,
+      );
     } catch (err) {
       this.partsMayExist = true;
       if (err instanceof LeadershipLostError) {
@@ -112,7 +125,7 @@ export class CommitPipeline {
       result = committed;
     }
     this.deps.state.committed(manifest, subsumed);
-    this.completeCommitted(checkpoint, now, result, subsumed.length > 0);
+    this.completeCommitted(checkpoint, now, result, subsumed.length > 0, stats);
   }
 
   /**
@@ -152,12 +165,18 @@ export class CommitPipeline {
     }
   }
 
-  private completeCommitted(checkpoint: Checkpoint, now: number, result: Committed, deletedSome: boolean): void {
+  private completeCommitted(
+    checkpoint: Checkpoint,
+    now: number,
+    result: Committed,
+    deletedSome: boolean,
+    stats: CommitStatistics,
+  ): void {
     if (checkpoint.status !== 'PENDING') return;
     const older = this.deps.tracker.complete(checkpoint, now, result.manifestBytes, result.manifestParts);
     // Tasks (sinks committing their output) first, then watchers and waiting callers, then the log.
     this.deps.broadcasts.complete(checkpoint, now);
-    this.deps.finished(checkpoint);
+    this.deps.finished(checkpoint, stats);
     this.deps.log.info(
       {
         checkpointId: checkpoint.id,

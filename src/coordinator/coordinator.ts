@@ -10,7 +10,7 @@
 import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
 import type { JobInfo__Output } from '../gen/ckpt/v1/JobInfo.js';
 import type { JobSpec } from '../gen/ckpt/v1/JobSpec.js';
-import type { Manifest__Output } from '../gen/ckpt/v1/Manifest.js';
+import type { CheckpointStatistics__Output } from '../gen/ckpt/v1/CheckpointStatistics.js';
 import type { SavepointRef } from '../gen/ckpt/v1/SavepointRef.js';
 import { isDeepStrictEqual } from 'node:util';
 import type { CheckpointInit } from '../core/checkpoint.js';
@@ -23,7 +23,7 @@ import { validateJobSpec } from '../core/validate.js';
 import type { Logger } from '../log/index.js';
 import { recordAcks, recordDeclines, type AckCall, type AckResult, type DeclineCall } from './checkpoint-calls.js';
 import { CheckpointEvents } from './events.js';
-import { jobInfo, JobQueries } from './job-queries.js';
+import { jobInfo, JobQueries, type CheckpointDetails } from './job-queries.js';
 import { JobRegistry } from './job-registry.js';
 import type { RollBack } from './job-rollback.js';
 import { LeadershipFence } from './leadership-fence.js';
@@ -250,7 +250,12 @@ export class Coordinator {
     if (!created && !isDeepStrictEqual(job.spec, spec)) {
       throw new CkptError('JOB_EXISTS', `job ${spec.jobId} exists with another spec`, { jobId: spec.jobId });
     }
-    const runtime = this.jobs.find(spec.jobId) ?? this.jobs.add(job, created ? 'restoring' : 'resuming');
+    const known = this.jobs.find(spec.jobId);
+    // A job another leader stored: its statistics go on from what it stored.
+    const statistics = known !== undefined || created ? undefined : await this.options.store.readStatistics(spec.jobId);
+    const runtime =
+      known ??
+      this.jobs.add(statistics === undefined ? job : { ...job, statistics }, created ? 'restoring' : 'resuming');
     runtime.start();
     this.log.info({ jobId: spec.jobId, tasks: spec.tasks.length, created }, 'job submitted');
     return { job: jobInfo(runtime), created };
@@ -352,17 +357,19 @@ export class Coordinator {
     recordDeclines(runtime, session.workerId, request, this.limits.maxMessageTextBytes);
   }
 
-  /** Pending, remembered and retained checkpoints of a job, newest first. */
+  /** Pending, remembered, retained and recorded checkpoints of a job, newest first. */
   listCheckpoints(jobId: unknown): Promise<CheckpointSummary__Output[]> {
     return this.queries.listCheckpoints(jobId);
   }
 
-  /** One checkpoint, with its manifest when it is completed and retained. */
-  getCheckpoint(
-    job: unknown,
-    id: unknown,
-  ): Promise<{ summary: CheckpointSummary__Output; manifest?: Manifest__Output }> {
+  /** One checkpoint with its per-task figures, and its manifest when it is completed and retained. */
+  getCheckpoint(job: unknown, id: unknown): Promise<CheckpointDetails> {
     return this.queries.getCheckpoint(job, id);
+  }
+
+  /** A job's checkpoint statistics: counts, figures, latest, history. */
+  checkpointStatistics(jobId: unknown): CheckpointStatistics__Output {
+    return this.queries.checkpointStatistics(jobId);
   }
 
   // --- state ------------------------------------------------------------------

@@ -5,7 +5,9 @@
  * etcd (retained summaries and manifests). Nothing here changes a job.
  */
 import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
+import type { CheckpointStatistics__Output } from '../gen/ckpt/v1/CheckpointStatistics.js';
 import type { JobInfo__Output } from '../gen/ckpt/v1/JobInfo.js';
+import type { TaskCheckpointStatistics__Output } from '../gen/ckpt/v1/TaskCheckpointStatistics.js';
 import type { Manifest__Output } from '../gen/ckpt/v1/Manifest.js';
 import { CkptError } from '../core/errors.js';
 import { checkCount } from '../core/limits.js';
@@ -86,39 +88,81 @@ export class JobQueries {
     return { jobs: ids.slice(0, limit).map((id) => this.getJob(id)), more: ids.length > limit };
   }
 
-  /** Pending, remembered and retained checkpoints of a job, newest first. */
+  /**
+   * Pending, remembered and retained checkpoints of a job, and those its
+   * statistics history keeps, newest first.
+   */
   async listCheckpoints(jobId: unknown): Promise<CheckpointSummary__Output[]> {
     const runtime = this.jobs.get(jobId);
     const inMemory = runtime.tracker.known().map((c) => c.summary());
     const stored = await this.store.listSummaries(runtime.jobId);
     const byId = new Map<number, CheckpointSummary__Output>();
+    for (const r of runtime.statistics.stats.stored().history)
+      if (r.summary !== null) byId.set(r.summary.checkpointId, r.summary);
     for (const s of stored) byId.set(s.checkpointId, s);
     for (const s of inMemory)
       if (!byId.has(s.checkpointId) || s.state !== 'CHECKPOINT_STATE_COMPLETED') byId.set(s.checkpointId, s);
     return [...byId.values()].sort((a, b) => b.checkpointId - a.checkpointId);
   }
 
-  /** One checkpoint, with its manifest when it is completed and retained. */
-  async getCheckpoint(
-    job: unknown,
-    id: unknown,
-  ): Promise<{ summary: CheckpointSummary__Output; manifest?: Manifest__Output }> {
+  /**
+   * One checkpoint with its per-task figures, and its manifest when it is
+   * completed and retained.
+   */
+  async getCheckpoint(job: unknown, id: unknown): Promise<CheckpointDetails> {
     const runtime = this.jobs.get(job);
     const jobId = runtime.jobId;
     const checkpointId = checkCount(id ?? 0, 'checkpoint_id', Number.MAX_SAFE_INTEGER, { jobId });
     const manifest = await this.store.readManifest(jobId, checkpointId);
-    const known = runtime.tracker.find(checkpointId)?.summary();
+    const pending = runtime.tracker.find(checkpointId);
+    const recorded = runtime.statistics.stats.find(checkpointId);
     const summary =
-      known ??
+      pending?.summary() ??
+      recorded?.summary ??
       (manifest === undefined
         ? undefined
         : (await this.store.listSummaries(jobId)).find((s) => s.checkpointId === checkpointId));
     if (summary === undefined)
       throw new CkptError(
         'UNKNOWN_CHECKPOINT',
-        `job ${jobId} has no checkpoint ${checkpointId} that is pending, remembered or retained`,
+        `job ${jobId} has no checkpoint ${checkpointId} that is pending, remembered, retained or in its statistics`,
         { jobId, checkpointId },
       );
-    return manifest === undefined ? { summary } : { summary, manifest };
+    const tasks = taskDetails(pending?.status === 'PENDING' ? pending.taskFigures() : recorded?.tasks, manifest);
+    return manifest === undefined ? { summary, tasks } : { summary, manifest, tasks };
   }
+
+  /** The job's checkpoint statistics, its pending checkpoints counted in. */
+  checkpointStatistics(jobId: unknown): CheckpointStatistics__Output {
+    const runtime = this.jobs.get(jobId);
+    const pending = runtime.tracker
+      .pendingCheckpoints()
+      .map((c) => c.summary())
+      .sort((a, b) => b.checkpointId - a.checkpointId);
+    return runtime.statistics.stats.view(runtime.jobId, pending);
+  }
+}
+
+/** One checkpoint as `GetCheckpoint` shows it. */
+export interface CheckpointDetails {
+  summary: CheckpointSummary__Output;
+  manifest?: Manifest__Output;
+  tasks: TaskCheckpointStatistics__Output[];
+}
+
+/**
+ * Per-task figures: those kept (pending acknowledgements or the
+ * statistics), else the manifest's (without acknowledgement times).
+ */
+function taskDetails(
+  kept: TaskCheckpointStatistics__Output[] | undefined,
+  manifest: Manifest__Output | undefined,
+): TaskCheckpointStatistics__Output[] {
+  if (kept !== undefined && kept.length > 0) return kept;
+  return (manifest?.tasks ?? []).map((t) => ({
+    taskId: t.taskId,
+    acknowledgedAtMs: 0,
+    metrics: t.metrics,
+    snapshotType: t.snapshotType,
+  }));
 }

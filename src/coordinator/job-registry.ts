@@ -130,6 +130,8 @@ export class JobRegistry {
       term: deps.term,
       onLeadershipLost: deps.onLeadershipLost,
       onQuarantine: (why) => this.quarantineRunning(jobId, why),
+      statistics: job.statistics,
+      statisticsSinceMs: job.statistics === undefined ? Math.max(job.createdAtMs, deps.now()) : 0,
       state: {
         releasedShared: (tasks) => deps.state.releasedShared(tasks),
         committed: (manifest, subsumed) => deps.state.committed(manifest, subsumed),

@@ -6,6 +6,7 @@
  * This class triggers, takes acknowledgements and declines, and aborts.
  */
 import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
+import type { StoredCheckpointStatistics__Output } from '../gen/ckpt/v1/StoredCheckpointStatistics.js';
 import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
 import type { AcceptedAcks } from '../core/ack-rules.js';
 import type { Checkpoint, AbortCause, CheckpointInit } from '../core/checkpoint.js';
@@ -20,6 +21,7 @@ import { CommitPipeline, type CommitState } from './commit-pipeline.js';
 import type { CheckpointEvents } from './events.js';
 import { JobBroadcasts } from './job-broadcasts.js';
 import { JobRollback, type RollBack } from './job-rollback.js';
+import { JobStatistics, type CommitStatistics } from './job-statistics.js';
 import { JobTimer } from './job-timer.js';
 import type { Session } from './sessions.js';
 
@@ -43,6 +45,9 @@ export interface JobRuntimeDeps {
   onQuarantine: (why: string) => void;
   /** The state cleanup, for this job: commits and where acknowledged snapshots went. */
   state: CommitState & { acknowledged(tasks: readonly TaskSnapshot__Output[]): void };
+  /** The job's statistics as etcd held them when it was loaded; undefined: they count from `statisticsSinceMs`. */
+  statistics: StoredCheckpointStatistics__Output | undefined;
+  statisticsSinceMs: number;
 }
 
 /**
@@ -56,6 +61,8 @@ export class JobRuntime {
   readonly tracker: JobTracker;
   /** Restore, ready and start of the job's attempts. */
   readonly attempts: AttemptControl;
+  /** Counts, figures and history of the job's checkpoints, kept in etcd. */
+  readonly statistics: JobStatistics;
   private readonly deps: JobRuntimeDeps;
   private readonly log: Logger;
   private readonly broadcasts: JobBroadcasts;
@@ -106,14 +113,28 @@ export class JobRuntime {
     this.commits = new CommitPipeline({
       ...shared,
       state: deps.state,
-      finished: (checkpoint) => this.finished(checkpoint),
+      finished: (checkpoint, committedWith) => this.finished(checkpoint, committedWith),
+      statisticsFor: (summary, checkpoint) => this.statistics.forCommit(summary, checkpoint),
+    });
+    this.statistics = new JobStatistics({
+      jobId: tracker.jobId,
+      store: deps.store,
+      guard: deps.guard,
+      log: this.log,
+      inOrder: (write) => this.commits.inOrder(write),
+      onLeadershipLost: deps.onLeadershipLost,
+      stored: deps.statistics,
+      sinceMs: deps.statisticsSinceMs,
     });
     this.rollback = new JobRollback({
       ...shared,
       commits: this.commits,
       attempts: this.attempts,
       abortAll: (reason, message) => this.abortAll(reason, message),
-      recovered: (epoch, checkpointId) => this.deps.events.publishRecovery({ jobId: this.jobId, epoch, checkpointId }),
+      recovered: (epoch, checkpointId) => {
+        this.statistics.restored(epoch, checkpointId, deps.now());
+        this.deps.events.publishRecovery({ jobId: this.jobId, epoch, checkpointId });
+      },
     });
   }
 
@@ -134,6 +155,7 @@ export class JobRuntime {
   stop(why?: string): void {
     this.stopped = true;
     this.timer.clear();
+    this.statistics.stop();
     this.rollback.stop();
     if (why !== undefined) this.waiters.stopped(why);
   }
@@ -197,8 +219,9 @@ export class JobRuntime {
   }
 
   /** A checkpoint completed or aborted: watchers and waiting callers hear of it. */
-  private finished(checkpoint: Checkpoint): void {
+  private finished(checkpoint: Checkpoint, committedWith?: CommitStatistics): void {
     const summary = checkpoint.summary();
+    this.statistics.finished(checkpoint, committedWith);
     if (checkpoint.status === 'COMPLETED') {
       this.rollback.completed();
       this.logIntervalChange();
@@ -222,7 +245,7 @@ export class JobRuntime {
     call: { epoch: number; checkpointId: number; workerId: string },
     snapshots: readonly TaskSnapshot__Output[],
   ): AcceptedAcks {
-    const { checkpoint, duplicates } = this.tracker.acknowledge(call, snapshots);
+    const { checkpoint, duplicates } = this.tracker.acknowledge(call, snapshots, this.deps.now());
     if (checkpoint.fullyAcknowledged && !checkpoint.committing && checkpoint.status === 'PENDING') {
       this.commits.enqueue(checkpoint);
     }

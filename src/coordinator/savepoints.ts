@@ -238,5 +238,6 @@ function firstSummary(manifest: Manifest__Output, nowMs: number): CheckpointSumm
     maxSnapshotMs: 0,
     manifestBytes: 0,
     manifestParts: 0,
+    latestAcknowledgedAtMs: 0,
   };
 }

@@ -95,6 +95,7 @@ export function acceptAcks(
   scope: CallScope,
   call: Omit<CheckpointCall, 'taskIds'>,
   snapshots: readonly TaskSnapshot__Output[],
+  nowMs: number,
 ): AcceptedAcks {
   const ids = { jobId: scope.jobId, checkpointId: call.checkpointId };
   const sizes = snapshots.map((s) => validateTaskSnapshot(s, ids, scope.rules));
@@ -109,6 +110,6 @@ export function acceptAcks(
       ids,
     );
   }
-  const { duplicates } = checkpoint.acknowledge(snapshots, sizes);
+  const { duplicates } = checkpoint.acknowledge(snapshots, nowMs, sizes);
   return { checkpoint, duplicates };
 }

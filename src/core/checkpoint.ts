@@ -8,6 +8,7 @@ import type { AbortReason__Output } from '../gen/ckpt/v1/AbortReason.js';
 import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
 import type { Manifest__Output } from '../gen/ckpt/v1/Manifest.js';
 import type { SnapshotType__Output } from '../gen/ckpt/v1/SnapshotType.js';
+import type { TaskCheckpointStatistics__Output } from '../gen/ckpt/v1/TaskCheckpointStatistics.js';
 import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
 import { CkptError } from './errors.js';
 
@@ -68,6 +69,11 @@ export class Checkpoint {
   readonly init: CheckpointInit;
   private readonly tasks: ReadonlySet<string>;
   private readonly acks = new Map<string, TaskSnapshot__Output>();
+  /** When each acknowledgement arrived. */
+  private readonly ackTimes = new Map<string, number>();
+  private latestAckAtMs = 0;
+  /** Per-task figures, kept from the acknowledgements when the checkpoint finishes. */
+  private finalTasks: TaskCheckpointStatistics__Output[] | undefined;
   private ackBytesValue = 0;
   private statusValue: CheckpointStatus = 'PENDING';
   private committingValue = false;
@@ -150,19 +156,22 @@ export class Checkpoint {
   }
 
   /**
-   * Records snapshots that passed `checkAcknowledge`, with their
-   * approximate sizes (one per snapshot, default 0); repeats are no-ops.
+   * Records snapshots that passed `checkAcknowledge`, received at `nowMs`,
+   * with their approximate sizes (one per snapshot, default 0); repeats are
+   * no-ops.
    */
-  acknowledge(snapshots: readonly TaskSnapshot__Output[], sizes: readonly number[] = []): AckOutcome {
+  acknowledge(snapshots: readonly TaskSnapshot__Output[], nowMs: number, sizes: readonly number[] = []): AckOutcome {
     this.checkAcknowledge(snapshots);
     if (this.committingValue) return { recorded: 0, duplicates: snapshots.length };
     let recorded = 0;
     snapshots.forEach((s, i) => {
       if (this.acks.has(s.taskId)) return;
       this.acks.set(s.taskId, s);
+      this.ackTimes.set(s.taskId, nowMs);
       this.ackBytesValue += sizes[i] ?? 0;
       recorded += 1;
     });
+    if (recorded > 0) this.latestAckAtMs = Math.max(this.latestAckAtMs, nowMs);
     return { recorded, duplicates: snapshots.length - recorded };
   }
 
@@ -205,8 +214,39 @@ export class Checkpoint {
   /** Keeps the figures of a finished checkpoint and lets its acknowledgements go. */
   private dropAcks(): void {
     this.finalFigures = this.ackFigures();
+    this.finalTasks = this.tasksNow();
     this.acks.clear();
+    this.ackTimes.clear();
     this.ackBytesValue = 0;
+  }
+
+  /**
+   * Every task's figures, ordered by task id: what it acknowledged, and
+   * when; a task that did not acknowledge has no metrics. A finished
+   * checkpoint keeps these (small) figures, not the snapshots, until the
+   * statistics take them (`takeTaskFigures`).
+   */
+  taskFigures(): TaskCheckpointStatistics__Output[] {
+    return this.finalTasks ?? this.tasksNow();
+  }
+
+  /** The per-task figures of a finished checkpoint, which it then lets go. */
+  takeTaskFigures(): TaskCheckpointStatistics__Output[] {
+    const tasks = this.taskFigures();
+    if (this.statusValue !== 'PENDING') this.finalTasks = [];
+    return tasks;
+  }
+
+  private tasksNow(): TaskCheckpointStatistics__Output[] {
+    return this.init.taskIds.map((taskId) => {
+      const s = this.acks.get(taskId);
+      return {
+        taskId,
+        acknowledgedAtMs: this.ackTimes.get(taskId) ?? 0,
+        metrics: s?.metrics ?? null,
+        snapshotType: s === undefined ? 'SNAPSHOT_TYPE_UNSPECIFIED' : storedSnapshotType(s),
+      };
+    });
   }
 
   private ackFigures(): AckFigures {
@@ -304,6 +344,7 @@ export class Checkpoint {
       maxSnapshotMs: figures.maxSnapshotMs,
       manifestBytes: this.manifestBytes,
       manifestParts: this.manifestParts,
+      latestAcknowledgedAtMs: this.latestAckAtMs,
     };
   }
 }

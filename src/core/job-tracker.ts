@@ -271,8 +271,12 @@ export class JobTracker {
   }
 
   /** Validates and records acknowledgements; all or none. */
-  acknowledge(call: Omit<CheckpointCall, 'taskIds'>, snapshots: readonly TaskSnapshot__Output[]): AcceptedAcks {
-    return acceptAcks(this.callScope(), call, snapshots);
+  acknowledge(
+    call: Omit<CheckpointCall, 'taskIds'>,
+    snapshots: readonly TaskSnapshot__Output[],
+    nowMs: number,
+  ): AcceptedAcks {
+    return acceptAcks(this.callScope(), call, snapshots, nowMs);
   }
 
   private callScope(): CallScope {

@@ -12,6 +12,7 @@ import type { Trigger } from '../gen/ckpt/v1/Trigger.js';
 import type { CheckpointComplete } from '../gen/ckpt/v1/CheckpointComplete.js';
 import type { CheckpointAbort } from '../gen/ckpt/v1/CheckpointAbort.js';
 import type { Recover } from '../gen/ckpt/v1/Recover.js';
+import type { StoredCheckpointStatistics__Output as StoredCheckpointStatistics } from '../gen/ckpt/v1/StoredCheckpointStatistics.js';
 import type { RestorePoint } from './restore-point.js';
 
 /** What etcd holds about one job. */
@@ -30,6 +31,8 @@ export interface StoredJobState {
   idFloor: number;
   /** Ids of the retained committed checkpoints, ascending. */
   retainedCheckpointIds: number[];
+  /** The job's checkpoint statistics, when stored and readable (`loadJobs` reads them). */
+  statistics?: StoredCheckpointStatistics;
 }
 
 /**
@@ -67,6 +70,11 @@ export interface CommitRequest {
   summary: CheckpointSummary;
   /** Committed ids to delete in the same transaction (retention). */
   subsumedCheckpointIds: number[];
+  /**
+   * The job's checkpoint statistics with this checkpoint, put in the same
+   * transaction when they fit (trimmed to fit; left out when nothing fits).
+   */
+  statistics?: StoredCheckpointStatistics;
 }
 
 /** What a successful commit wrote. */
@@ -128,6 +136,13 @@ export interface CheckpointStore {
   readManifest(jobId: string, checkpointId: number): Promise<Manifest | undefined>;
   /** Summaries of the retained checkpoints, newest first. */
   listSummaries(jobId: string): Promise<CheckpointSummary[]>;
+  /**
+   * The job's checkpoint statistics; undefined when none are stored or
+   * the record cannot be read (which is logged, never thrown).
+   */
+  readStatistics(jobId: string): Promise<StoredCheckpointStatistics | undefined>;
+  /** Replaces the job's checkpoint statistics; UNKNOWN_JOB when the job does not exist. */
+  putStatistics(jobId: string, statistics: StoredCheckpointStatistics, guard?: LeaderGuard): Promise<void>;
   /**
    * Deletes manifest parts that no retained root names; returns how many
    * it deleted and how many parts it left (named, or kept because a commit

@@ -6,19 +6,25 @@ import type { AdaptiveInterval as _ckpt_v1_AdaptiveInterval, AdaptiveInterval__O
 import type { Barrier as _ckpt_v1_Barrier, Barrier__Output as _ckpt_v1_Barrier__Output } from './ckpt/v1/Barrier.js';
 import type { CheckpointAbort as _ckpt_v1_CheckpointAbort, CheckpointAbort__Output as _ckpt_v1_CheckpointAbort__Output } from './ckpt/v1/CheckpointAbort.js';
 import type { CheckpointComplete as _ckpt_v1_CheckpointComplete, CheckpointComplete__Output as _ckpt_v1_CheckpointComplete__Output } from './ckpt/v1/CheckpointComplete.js';
+import type { CheckpointCounts as _ckpt_v1_CheckpointCounts, CheckpointCounts__Output as _ckpt_v1_CheckpointCounts__Output } from './ckpt/v1/CheckpointCounts.js';
 import type { CheckpointPolicy as _ckpt_v1_CheckpointPolicy, CheckpointPolicy__Output as _ckpt_v1_CheckpointPolicy__Output } from './ckpt/v1/CheckpointPolicy.js';
+import type { CheckpointRecord as _ckpt_v1_CheckpointRecord, CheckpointRecord__Output as _ckpt_v1_CheckpointRecord__Output } from './ckpt/v1/CheckpointRecord.js';
+import type { CheckpointStatistics as _ckpt_v1_CheckpointStatistics, CheckpointStatistics__Output as _ckpt_v1_CheckpointStatistics__Output } from './ckpt/v1/CheckpointStatistics.js';
 import type { CheckpointSummary as _ckpt_v1_CheckpointSummary, CheckpointSummary__Output as _ckpt_v1_CheckpointSummary__Output } from './ckpt/v1/CheckpointSummary.js';
 import type { JobInfo as _ckpt_v1_JobInfo, JobInfo__Output as _ckpt_v1_JobInfo__Output } from './ckpt/v1/JobInfo.js';
 import type { JobSpec as _ckpt_v1_JobSpec, JobSpec__Output as _ckpt_v1_JobSpec__Output } from './ckpt/v1/JobSpec.js';
 import type { Manifest as _ckpt_v1_Manifest, Manifest__Output as _ckpt_v1_Manifest__Output } from './ckpt/v1/Manifest.js';
 import type { Recover as _ckpt_v1_Recover, Recover__Output as _ckpt_v1_Recover__Output } from './ckpt/v1/Recover.js';
 import type { RestorePoint as _ckpt_v1_RestorePoint, RestorePoint__Output as _ckpt_v1_RestorePoint__Output } from './ckpt/v1/RestorePoint.js';
+import type { RestoreRecord as _ckpt_v1_RestoreRecord, RestoreRecord__Output as _ckpt_v1_RestoreRecord__Output } from './ckpt/v1/RestoreRecord.js';
 import type { Savepoint as _ckpt_v1_Savepoint, Savepoint__Output as _ckpt_v1_Savepoint__Output } from './ckpt/v1/Savepoint.js';
 import type { SavepointRef as _ckpt_v1_SavepointRef, SavepointRef__Output as _ckpt_v1_SavepointRef__Output } from './ckpt/v1/SavepointRef.js';
 import type { SavepointSummary as _ckpt_v1_SavepointSummary, SavepointSummary__Output as _ckpt_v1_SavepointSummary__Output } from './ckpt/v1/SavepointSummary.js';
 import type { SnapshotMetrics as _ckpt_v1_SnapshotMetrics, SnapshotMetrics__Output as _ckpt_v1_SnapshotMetrics__Output } from './ckpt/v1/SnapshotMetrics.js';
 import type { SourcePosition as _ckpt_v1_SourcePosition, SourcePosition__Output as _ckpt_v1_SourcePosition__Output } from './ckpt/v1/SourcePosition.js';
 import type { StateHandle as _ckpt_v1_StateHandle, StateHandle__Output as _ckpt_v1_StateHandle__Output } from './ckpt/v1/StateHandle.js';
+import type { StatisticsDistribution as _ckpt_v1_StatisticsDistribution, StatisticsDistribution__Output as _ckpt_v1_StatisticsDistribution__Output } from './ckpt/v1/StatisticsDistribution.js';
+import type { TaskCheckpointStatistics as _ckpt_v1_TaskCheckpointStatistics, TaskCheckpointStatistics__Output as _ckpt_v1_TaskCheckpointStatistics__Output } from './ckpt/v1/TaskCheckpointStatistics.js';
 import type { TaskSnapshot as _ckpt_v1_TaskSnapshot, TaskSnapshot__Output as _ckpt_v1_TaskSnapshot__Output } from './ckpt/v1/TaskSnapshot.js';
 import type { TaskSpec as _ckpt_v1_TaskSpec, TaskSpec__Output as _ckpt_v1_TaskSpec__Output } from './ckpt/v1/TaskSpec.js';
 import type { Trigger as _ckpt_v1_Trigger, Trigger__Output as _ckpt_v1_Trigger__Output } from './ckpt/v1/Trigger.js';
@@ -35,9 +41,12 @@ export interface ProtoGrpcType {
       Barrier: MessageTypeDefinition<_ckpt_v1_Barrier, _ckpt_v1_Barrier__Output>
       CheckpointAbort: MessageTypeDefinition<_ckpt_v1_CheckpointAbort, _ckpt_v1_CheckpointAbort__Output>
       CheckpointComplete: MessageTypeDefinition<_ckpt_v1_CheckpointComplete, _ckpt_v1_CheckpointComplete__Output>
+      CheckpointCounts: MessageTypeDefinition<_ckpt_v1_CheckpointCounts, _ckpt_v1_CheckpointCounts__Output>
       CheckpointMode: EnumTypeDefinition
       CheckpointPolicy: MessageTypeDefinition<_ckpt_v1_CheckpointPolicy, _ckpt_v1_CheckpointPolicy__Output>
+      CheckpointRecord: MessageTypeDefinition<_ckpt_v1_CheckpointRecord, _ckpt_v1_CheckpointRecord__Output>
       CheckpointState: EnumTypeDefinition
+      CheckpointStatistics: MessageTypeDefinition<_ckpt_v1_CheckpointStatistics, _ckpt_v1_CheckpointStatistics__Output>
       CheckpointSummary: MessageTypeDefinition<_ckpt_v1_CheckpointSummary, _ckpt_v1_CheckpointSummary__Output>
       JobAttempt: EnumTypeDefinition
       JobCheckpointing: EnumTypeDefinition
@@ -47,6 +56,7 @@ export interface ProtoGrpcType {
       Manifest: MessageTypeDefinition<_ckpt_v1_Manifest, _ckpt_v1_Manifest__Output>
       Recover: MessageTypeDefinition<_ckpt_v1_Recover, _ckpt_v1_Recover__Output>
       RestorePoint: MessageTypeDefinition<_ckpt_v1_RestorePoint, _ckpt_v1_RestorePoint__Output>
+      RestoreRecord: MessageTypeDefinition<_ckpt_v1_RestoreRecord, _ckpt_v1_RestoreRecord__Output>
       Savepoint: MessageTypeDefinition<_ckpt_v1_Savepoint, _ckpt_v1_Savepoint__Output>
       SavepointRef: MessageTypeDefinition<_ckpt_v1_SavepointRef, _ckpt_v1_SavepointRef__Output>
       SavepointSummary: MessageTypeDefinition<_ckpt_v1_SavepointSummary, _ckpt_v1_SavepointSummary__Output>
@@ -55,6 +65,8 @@ export interface ProtoGrpcType {
       SourcePosition: MessageTypeDefinition<_ckpt_v1_SourcePosition, _ckpt_v1_SourcePosition__Output>
       StateCompression: EnumTypeDefinition
       StateHandle: MessageTypeDefinition<_ckpt_v1_StateHandle, _ckpt_v1_StateHandle__Output>
+      StatisticsDistribution: MessageTypeDefinition<_ckpt_v1_StatisticsDistribution, _ckpt_v1_StatisticsDistribution__Output>
+      TaskCheckpointStatistics: MessageTypeDefinition<_ckpt_v1_TaskCheckpointStatistics, _ckpt_v1_TaskCheckpointStatistics__Output>
       TaskSnapshot: MessageTypeDefinition<_ckpt_v1_TaskSnapshot, _ckpt_v1_TaskSnapshot__Output>
       TaskSpec: MessageTypeDefinition<_ckpt_v1_TaskSpec, _ckpt_v1_TaskSpec__Output>
       Trigger: MessageTypeDefinition<_ckpt_v1_Trigger, _ckpt_v1_Trigger__Output>

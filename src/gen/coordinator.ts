@@ -9,7 +9,10 @@ import type { AttachRequest as _ckpt_v1_AttachRequest, AttachRequest__Output as 
 import type { AttachResponse as _ckpt_v1_AttachResponse, AttachResponse__Output as _ckpt_v1_AttachResponse__Output } from './ckpt/v1/AttachResponse.js';
 import type { CancelJobRequest as _ckpt_v1_CancelJobRequest, CancelJobRequest__Output as _ckpt_v1_CancelJobRequest__Output } from './ckpt/v1/CancelJobRequest.js';
 import type { CancelJobResponse as _ckpt_v1_CancelJobResponse, CancelJobResponse__Output as _ckpt_v1_CancelJobResponse__Output } from './ckpt/v1/CancelJobResponse.js';
+import type { CheckpointCounts as _ckpt_v1_CheckpointCounts, CheckpointCounts__Output as _ckpt_v1_CheckpointCounts__Output } from './ckpt/v1/CheckpointCounts.js';
 import type { CheckpointPolicy as _ckpt_v1_CheckpointPolicy, CheckpointPolicy__Output as _ckpt_v1_CheckpointPolicy__Output } from './ckpt/v1/CheckpointPolicy.js';
+import type { CheckpointRecord as _ckpt_v1_CheckpointRecord, CheckpointRecord__Output as _ckpt_v1_CheckpointRecord__Output } from './ckpt/v1/CheckpointRecord.js';
+import type { CheckpointStatistics as _ckpt_v1_CheckpointStatistics, CheckpointStatistics__Output as _ckpt_v1_CheckpointStatistics__Output } from './ckpt/v1/CheckpointStatistics.js';
 import type { CheckpointSummary as _ckpt_v1_CheckpointSummary, CheckpointSummary__Output as _ckpt_v1_CheckpointSummary__Output } from './ckpt/v1/CheckpointSummary.js';
 import type { CollectGarbageRequest as _ckpt_v1_CollectGarbageRequest, CollectGarbageRequest__Output as _ckpt_v1_CollectGarbageRequest__Output } from './ckpt/v1/CollectGarbageRequest.js';
 import type { CollectGarbageResponse as _ckpt_v1_CollectGarbageResponse, CollectGarbageResponse__Output as _ckpt_v1_CollectGarbageResponse__Output } from './ckpt/v1/CollectGarbageResponse.js';
@@ -34,6 +37,7 @@ import type { RestoreCommand as _ckpt_v1_RestoreCommand, RestoreCommand__Output 
 import type { RestoreJobRequest as _ckpt_v1_RestoreJobRequest, RestoreJobRequest__Output as _ckpt_v1_RestoreJobRequest__Output } from './ckpt/v1/RestoreJobRequest.js';
 import type { RestoreJobResponse as _ckpt_v1_RestoreJobResponse, RestoreJobResponse__Output as _ckpt_v1_RestoreJobResponse__Output } from './ckpt/v1/RestoreJobResponse.js';
 import type { RestorePoint as _ckpt_v1_RestorePoint, RestorePoint__Output as _ckpt_v1_RestorePoint__Output } from './ckpt/v1/RestorePoint.js';
+import type { RestoreRecord as _ckpt_v1_RestoreRecord, RestoreRecord__Output as _ckpt_v1_RestoreRecord__Output } from './ckpt/v1/RestoreRecord.js';
 import type { Savepoint as _ckpt_v1_Savepoint, Savepoint__Output as _ckpt_v1_Savepoint__Output } from './ckpt/v1/Savepoint.js';
 import type { SavepointRef as _ckpt_v1_SavepointRef, SavepointRef__Output as _ckpt_v1_SavepointRef__Output } from './ckpt/v1/SavepointRef.js';
 import type { SavepointSummary as _ckpt_v1_SavepointSummary, SavepointSummary__Output as _ckpt_v1_SavepointSummary__Output } from './ckpt/v1/SavepointSummary.js';
@@ -45,9 +49,11 @@ import type { SourcePosition as _ckpt_v1_SourcePosition, SourcePosition__Output 
 import type { StartCommand as _ckpt_v1_StartCommand, StartCommand__Output as _ckpt_v1_StartCommand__Output } from './ckpt/v1/StartCommand.js';
 import type { StateHandle as _ckpt_v1_StateHandle, StateHandle__Output as _ckpt_v1_StateHandle__Output } from './ckpt/v1/StateHandle.js';
 import type { StateListing as _ckpt_v1_StateListing, StateListing__Output as _ckpt_v1_StateListing__Output } from './ckpt/v1/StateListing.js';
+import type { StatisticsDistribution as _ckpt_v1_StatisticsDistribution, StatisticsDistribution__Output as _ckpt_v1_StatisticsDistribution__Output } from './ckpt/v1/StatisticsDistribution.js';
 import type { StoredPiece as _ckpt_v1_StoredPiece, StoredPiece__Output as _ckpt_v1_StoredPiece__Output } from './ckpt/v1/StoredPiece.js';
 import type { SubmitJobRequest as _ckpt_v1_SubmitJobRequest, SubmitJobRequest__Output as _ckpt_v1_SubmitJobRequest__Output } from './ckpt/v1/SubmitJobRequest.js';
 import type { SubmitJobResponse as _ckpt_v1_SubmitJobResponse, SubmitJobResponse__Output as _ckpt_v1_SubmitJobResponse__Output } from './ckpt/v1/SubmitJobResponse.js';
+import type { TaskCheckpointStatistics as _ckpt_v1_TaskCheckpointStatistics, TaskCheckpointStatistics__Output as _ckpt_v1_TaskCheckpointStatistics__Output } from './ckpt/v1/TaskCheckpointStatistics.js';
 import type { TaskDecline as _ckpt_v1_TaskDecline, TaskDecline__Output as _ckpt_v1_TaskDecline__Output } from './ckpt/v1/TaskDecline.js';
 import type { TaskFailure as _ckpt_v1_TaskFailure, TaskFailure__Output as _ckpt_v1_TaskFailure__Output } from './ckpt/v1/TaskFailure.js';
 import type { TaskHealth as _ckpt_v1_TaskHealth, TaskHealth__Output as _ckpt_v1_TaskHealth__Output } from './ckpt/v1/TaskHealth.js';
@@ -76,9 +82,12 @@ export interface ProtoGrpcType {
       AttachResponse: MessageTypeDefinition<_ckpt_v1_AttachResponse, _ckpt_v1_AttachResponse__Output>
       CancelJobRequest: MessageTypeDefinition<_ckpt_v1_CancelJobRequest, _ckpt_v1_CancelJobRequest__Output>
       CancelJobResponse: MessageTypeDefinition<_ckpt_v1_CancelJobResponse, _ckpt_v1_CancelJobResponse__Output>
+      CheckpointCounts: MessageTypeDefinition<_ckpt_v1_CheckpointCounts, _ckpt_v1_CheckpointCounts__Output>
       CheckpointMode: EnumTypeDefinition
       CheckpointPolicy: MessageTypeDefinition<_ckpt_v1_CheckpointPolicy, _ckpt_v1_CheckpointPolicy__Output>
+      CheckpointRecord: MessageTypeDefinition<_ckpt_v1_CheckpointRecord, _ckpt_v1_CheckpointRecord__Output>
       CheckpointState: EnumTypeDefinition
+      CheckpointStatistics: MessageTypeDefinition<_ckpt_v1_CheckpointStatistics, _ckpt_v1_CheckpointStatistics__Output>
       CheckpointSummary: MessageTypeDefinition<_ckpt_v1_CheckpointSummary, _ckpt_v1_CheckpointSummary__Output>
       CollectGarbageRequest: MessageTypeDefinition<_ckpt_v1_CollectGarbageRequest, _ckpt_v1_CollectGarbageRequest__Output>
       CollectGarbageResponse: MessageTypeDefinition<_ckpt_v1_CollectGarbageResponse, _ckpt_v1_CollectGarbageResponse__Output>
@@ -111,6 +120,7 @@ export interface ProtoGrpcType {
       RestoreJobRequest: MessageTypeDefinition<_ckpt_v1_RestoreJobRequest, _ckpt_v1_RestoreJobRequest__Output>
       RestoreJobResponse: MessageTypeDefinition<_ckpt_v1_RestoreJobResponse, _ckpt_v1_RestoreJobResponse__Output>
       RestorePoint: MessageTypeDefinition<_ckpt_v1_RestorePoint, _ckpt_v1_RestorePoint__Output>
+      RestoreRecord: MessageTypeDefinition<_ckpt_v1_RestoreRecord, _ckpt_v1_RestoreRecord__Output>
       Savepoint: MessageTypeDefinition<_ckpt_v1_Savepoint, _ckpt_v1_Savepoint__Output>
       SavepointRef: MessageTypeDefinition<_ckpt_v1_SavepointRef, _ckpt_v1_SavepointRef__Output>
       SavepointSummary: MessageTypeDefinition<_ckpt_v1_SavepointSummary, _ckpt_v1_SavepointSummary__Output>
@@ -124,9 +134,11 @@ export interface ProtoGrpcType {
       StateCompression: EnumTypeDefinition
       StateHandle: MessageTypeDefinition<_ckpt_v1_StateHandle, _ckpt_v1_StateHandle__Output>
       StateListing: MessageTypeDefinition<_ckpt_v1_StateListing, _ckpt_v1_StateListing__Output>
+      StatisticsDistribution: MessageTypeDefinition<_ckpt_v1_StatisticsDistribution, _ckpt_v1_StatisticsDistribution__Output>
       StoredPiece: MessageTypeDefinition<_ckpt_v1_StoredPiece, _ckpt_v1_StoredPiece__Output>
       SubmitJobRequest: MessageTypeDefinition<_ckpt_v1_SubmitJobRequest, _ckpt_v1_SubmitJobRequest__Output>
       SubmitJobResponse: MessageTypeDefinition<_ckpt_v1_SubmitJobResponse, _ckpt_v1_SubmitJobResponse__Output>
+      TaskCheckpointStatistics: MessageTypeDefinition<_ckpt_v1_TaskCheckpointStatistics, _ckpt_v1_TaskCheckpointStatistics__Output>
       TaskDecline: MessageTypeDefinition<_ckpt_v1_TaskDecline, _ckpt_v1_TaskDecline__Output>
       TaskFailure: MessageTypeDefinition<_ckpt_v1_TaskFailure, _ckpt_v1_TaskFailure__Output>
       TaskHealth: MessageTypeDefinition<_ckpt_v1_TaskHealth, _ckpt_v1_TaskHealth__Output>

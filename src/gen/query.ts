@@ -3,11 +3,16 @@ import type * as grpc from '@grpc/grpc-js';
 import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
 
 import type { AdaptiveInterval as _ckpt_v1_AdaptiveInterval, AdaptiveInterval__Output as _ckpt_v1_AdaptiveInterval__Output } from './ckpt/v1/AdaptiveInterval.js';
+import type { CheckpointCounts as _ckpt_v1_CheckpointCounts, CheckpointCounts__Output as _ckpt_v1_CheckpointCounts__Output } from './ckpt/v1/CheckpointCounts.js';
 import type { CheckpointPolicy as _ckpt_v1_CheckpointPolicy, CheckpointPolicy__Output as _ckpt_v1_CheckpointPolicy__Output } from './ckpt/v1/CheckpointPolicy.js';
 import type { CheckpointQueryClient as _ckpt_v1_CheckpointQueryClient, CheckpointQueryDefinition as _ckpt_v1_CheckpointQueryDefinition } from './ckpt/v1/CheckpointQuery.js';
+import type { CheckpointRecord as _ckpt_v1_CheckpointRecord, CheckpointRecord__Output as _ckpt_v1_CheckpointRecord__Output } from './ckpt/v1/CheckpointRecord.js';
+import type { CheckpointStatistics as _ckpt_v1_CheckpointStatistics, CheckpointStatistics__Output as _ckpt_v1_CheckpointStatistics__Output } from './ckpt/v1/CheckpointStatistics.js';
 import type { CheckpointSummary as _ckpt_v1_CheckpointSummary, CheckpointSummary__Output as _ckpt_v1_CheckpointSummary__Output } from './ckpt/v1/CheckpointSummary.js';
 import type { GetCheckpointRequest as _ckpt_v1_GetCheckpointRequest, GetCheckpointRequest__Output as _ckpt_v1_GetCheckpointRequest__Output } from './ckpt/v1/GetCheckpointRequest.js';
 import type { GetCheckpointResponse as _ckpt_v1_GetCheckpointResponse, GetCheckpointResponse__Output as _ckpt_v1_GetCheckpointResponse__Output } from './ckpt/v1/GetCheckpointResponse.js';
+import type { GetCheckpointStatisticsRequest as _ckpt_v1_GetCheckpointStatisticsRequest, GetCheckpointStatisticsRequest__Output as _ckpt_v1_GetCheckpointStatisticsRequest__Output } from './ckpt/v1/GetCheckpointStatisticsRequest.js';
+import type { GetCheckpointStatisticsResponse as _ckpt_v1_GetCheckpointStatisticsResponse, GetCheckpointStatisticsResponse__Output as _ckpt_v1_GetCheckpointStatisticsResponse__Output } from './ckpt/v1/GetCheckpointStatisticsResponse.js';
 import type { JobInfo as _ckpt_v1_JobInfo, JobInfo__Output as _ckpt_v1_JobInfo__Output } from './ckpt/v1/JobInfo.js';
 import type { JobSpec as _ckpt_v1_JobSpec, JobSpec__Output as _ckpt_v1_JobSpec__Output } from './ckpt/v1/JobSpec.js';
 import type { ListCheckpointsRequest as _ckpt_v1_ListCheckpointsRequest, ListCheckpointsRequest__Output as _ckpt_v1_ListCheckpointsRequest__Output } from './ckpt/v1/ListCheckpointsRequest.js';
@@ -16,12 +21,15 @@ import type { ListJobsRequest as _ckpt_v1_ListJobsRequest, ListJobsRequest__Outp
 import type { ListJobsResponse as _ckpt_v1_ListJobsResponse, ListJobsResponse__Output as _ckpt_v1_ListJobsResponse__Output } from './ckpt/v1/ListJobsResponse.js';
 import type { Manifest as _ckpt_v1_Manifest, Manifest__Output as _ckpt_v1_Manifest__Output } from './ckpt/v1/Manifest.js';
 import type { RestorePoint as _ckpt_v1_RestorePoint, RestorePoint__Output as _ckpt_v1_RestorePoint__Output } from './ckpt/v1/RestorePoint.js';
+import type { RestoreRecord as _ckpt_v1_RestoreRecord, RestoreRecord__Output as _ckpt_v1_RestoreRecord__Output } from './ckpt/v1/RestoreRecord.js';
 import type { Savepoint as _ckpt_v1_Savepoint, Savepoint__Output as _ckpt_v1_Savepoint__Output } from './ckpt/v1/Savepoint.js';
 import type { SavepointRef as _ckpt_v1_SavepointRef, SavepointRef__Output as _ckpt_v1_SavepointRef__Output } from './ckpt/v1/SavepointRef.js';
 import type { SavepointSummary as _ckpt_v1_SavepointSummary, SavepointSummary__Output as _ckpt_v1_SavepointSummary__Output } from './ckpt/v1/SavepointSummary.js';
 import type { SnapshotMetrics as _ckpt_v1_SnapshotMetrics, SnapshotMetrics__Output as _ckpt_v1_SnapshotMetrics__Output } from './ckpt/v1/SnapshotMetrics.js';
 import type { SourcePosition as _ckpt_v1_SourcePosition, SourcePosition__Output as _ckpt_v1_SourcePosition__Output } from './ckpt/v1/SourcePosition.js';
 import type { StateHandle as _ckpt_v1_StateHandle, StateHandle__Output as _ckpt_v1_StateHandle__Output } from './ckpt/v1/StateHandle.js';
+import type { StatisticsDistribution as _ckpt_v1_StatisticsDistribution, StatisticsDistribution__Output as _ckpt_v1_StatisticsDistribution__Output } from './ckpt/v1/StatisticsDistribution.js';
+import type { TaskCheckpointStatistics as _ckpt_v1_TaskCheckpointStatistics, TaskCheckpointStatistics__Output as _ckpt_v1_TaskCheckpointStatistics__Output } from './ckpt/v1/TaskCheckpointStatistics.js';
 import type { TaskSnapshot as _ckpt_v1_TaskSnapshot, TaskSnapshot__Output as _ckpt_v1_TaskSnapshot__Output } from './ckpt/v1/TaskSnapshot.js';
 import type { TaskSpec as _ckpt_v1_TaskSpec, TaskSpec__Output as _ckpt_v1_TaskSpec__Output } from './ckpt/v1/TaskSpec.js';
 import type { WatchCheckpointsRequest as _ckpt_v1_WatchCheckpointsRequest, WatchCheckpointsRequest__Output as _ckpt_v1_WatchCheckpointsRequest__Output } from './ckpt/v1/WatchCheckpointsRequest.js';
@@ -36,16 +44,21 @@ export interface ProtoGrpcType {
     v1: {
       AbortReason: EnumTypeDefinition
       AdaptiveInterval: MessageTypeDefinition<_ckpt_v1_AdaptiveInterval, _ckpt_v1_AdaptiveInterval__Output>
+      CheckpointCounts: MessageTypeDefinition<_ckpt_v1_CheckpointCounts, _ckpt_v1_CheckpointCounts__Output>
       CheckpointMode: EnumTypeDefinition
       CheckpointPolicy: MessageTypeDefinition<_ckpt_v1_CheckpointPolicy, _ckpt_v1_CheckpointPolicy__Output>
       /**
        * Read-only views of jobs and checkpoints.
        */
       CheckpointQuery: SubtypeConstructor<typeof grpc.Client, _ckpt_v1_CheckpointQueryClient> & { service: _ckpt_v1_CheckpointQueryDefinition }
+      CheckpointRecord: MessageTypeDefinition<_ckpt_v1_CheckpointRecord, _ckpt_v1_CheckpointRecord__Output>
       CheckpointState: EnumTypeDefinition
+      CheckpointStatistics: MessageTypeDefinition<_ckpt_v1_CheckpointStatistics, _ckpt_v1_CheckpointStatistics__Output>
       CheckpointSummary: MessageTypeDefinition<_ckpt_v1_CheckpointSummary, _ckpt_v1_CheckpointSummary__Output>
       GetCheckpointRequest: MessageTypeDefinition<_ckpt_v1_GetCheckpointRequest, _ckpt_v1_GetCheckpointRequest__Output>
       GetCheckpointResponse: MessageTypeDefinition<_ckpt_v1_GetCheckpointResponse, _ckpt_v1_GetCheckpointResponse__Output>
+      GetCheckpointStatisticsRequest: MessageTypeDefinition<_ckpt_v1_GetCheckpointStatisticsRequest, _ckpt_v1_GetCheckpointStatisticsRequest__Output>
+      GetCheckpointStatisticsResponse: MessageTypeDefinition<_ckpt_v1_GetCheckpointStatisticsResponse, _ckpt_v1_GetCheckpointStatisticsResponse__Output>
       JobAttempt: EnumTypeDefinition
       JobCheckpointing: EnumTypeDefinition
       JobInfo: MessageTypeDefinition<_ckpt_v1_JobInfo, _ckpt_v1_JobInfo__Output>
@@ -57,6 +70,7 @@ export interface ProtoGrpcType {
       ListJobsResponse: MessageTypeDefinition<_ckpt_v1_ListJobsResponse, _ckpt_v1_ListJobsResponse__Output>
       Manifest: MessageTypeDefinition<_ckpt_v1_Manifest, _ckpt_v1_Manifest__Output>
       RestorePoint: MessageTypeDefinition<_ckpt_v1_RestorePoint, _ckpt_v1_RestorePoint__Output>
+      RestoreRecord: MessageTypeDefinition<_ckpt_v1_RestoreRecord, _ckpt_v1_RestoreRecord__Output>
       Savepoint: MessageTypeDefinition<_ckpt_v1_Savepoint, _ckpt_v1_Savepoint__Output>
       SavepointRef: MessageTypeDefinition<_ckpt_v1_SavepointRef, _ckpt_v1_SavepointRef__Output>
       SavepointSummary: MessageTypeDefinition<_ckpt_v1_SavepointSummary, _ckpt_v1_SavepointSummary__Output>
@@ -65,6 +79,8 @@ export interface ProtoGrpcType {
       SourcePosition: MessageTypeDefinition<_ckpt_v1_SourcePosition, _ckpt_v1_SourcePosition__Output>
       StateCompression: EnumTypeDefinition
       StateHandle: MessageTypeDefinition<_ckpt_v1_StateHandle, _ckpt_v1_StateHandle__Output>
+      StatisticsDistribution: MessageTypeDefinition<_ckpt_v1_StatisticsDistribution, _ckpt_v1_StatisticsDistribution__Output>
+      TaskCheckpointStatistics: MessageTypeDefinition<_ckpt_v1_TaskCheckpointStatistics, _ckpt_v1_TaskCheckpointStatistics__Output>
       TaskSnapshot: MessageTypeDefinition<_ckpt_v1_TaskSnapshot, _ckpt_v1_TaskSnapshot__Output>
       TaskSpec: MessageTypeDefinition<_ckpt_v1_TaskSpec, _ckpt_v1_TaskSpec__Output>
       WatchCheckpointsRequest: MessageTypeDefinition<_ckpt_v1_WatchCheckpointsRequest, _ckpt_v1_WatchCheckpointsRequest__Output>

@@ -3,7 +3,10 @@ import type * as grpc from '@grpc/grpc-js';
 import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
 
 import type { AdaptiveInterval as _ckpt_v1_AdaptiveInterval, AdaptiveInterval__Output as _ckpt_v1_AdaptiveInterval__Output } from './ckpt/v1/AdaptiveInterval.js';
+import type { CheckpointCounts as _ckpt_v1_CheckpointCounts, CheckpointCounts__Output as _ckpt_v1_CheckpointCounts__Output } from './ckpt/v1/CheckpointCounts.js';
 import type { CheckpointPolicy as _ckpt_v1_CheckpointPolicy, CheckpointPolicy__Output as _ckpt_v1_CheckpointPolicy__Output } from './ckpt/v1/CheckpointPolicy.js';
+import type { CheckpointRecord as _ckpt_v1_CheckpointRecord, CheckpointRecord__Output as _ckpt_v1_CheckpointRecord__Output } from './ckpt/v1/CheckpointRecord.js';
+import type { CheckpointStatistics as _ckpt_v1_CheckpointStatistics, CheckpointStatistics__Output as _ckpt_v1_CheckpointStatistics__Output } from './ckpt/v1/CheckpointStatistics.js';
 import type { CheckpointSummary as _ckpt_v1_CheckpointSummary, CheckpointSummary__Output as _ckpt_v1_CheckpointSummary__Output } from './ckpt/v1/CheckpointSummary.js';
 import type { JobInfo as _ckpt_v1_JobInfo, JobInfo__Output as _ckpt_v1_JobInfo__Output } from './ckpt/v1/JobInfo.js';
 import type { JobSpec as _ckpt_v1_JobSpec, JobSpec__Output as _ckpt_v1_JobSpec__Output } from './ckpt/v1/JobSpec.js';
@@ -11,13 +14,18 @@ import type { Manifest as _ckpt_v1_Manifest, Manifest__Output as _ckpt_v1_Manife
 import type { ManifestPart as _ckpt_v1_ManifestPart, ManifestPart__Output as _ckpt_v1_ManifestPart__Output } from './ckpt/v1/ManifestPart.js';
 import type { ManifestRoot as _ckpt_v1_ManifestRoot, ManifestRoot__Output as _ckpt_v1_ManifestRoot__Output } from './ckpt/v1/ManifestRoot.js';
 import type { RestorePoint as _ckpt_v1_RestorePoint, RestorePoint__Output as _ckpt_v1_RestorePoint__Output } from './ckpt/v1/RestorePoint.js';
+import type { RestoreRecord as _ckpt_v1_RestoreRecord, RestoreRecord__Output as _ckpt_v1_RestoreRecord__Output } from './ckpt/v1/RestoreRecord.js';
+import type { RunningFigure as _ckpt_v1_RunningFigure, RunningFigure__Output as _ckpt_v1_RunningFigure__Output } from './ckpt/v1/RunningFigure.js';
 import type { Savepoint as _ckpt_v1_Savepoint, Savepoint__Output as _ckpt_v1_Savepoint__Output } from './ckpt/v1/Savepoint.js';
 import type { SavepointRef as _ckpt_v1_SavepointRef, SavepointRef__Output as _ckpt_v1_SavepointRef__Output } from './ckpt/v1/SavepointRef.js';
 import type { SavepointSummary as _ckpt_v1_SavepointSummary, SavepointSummary__Output as _ckpt_v1_SavepointSummary__Output } from './ckpt/v1/SavepointSummary.js';
 import type { SnapshotMetrics as _ckpt_v1_SnapshotMetrics, SnapshotMetrics__Output as _ckpt_v1_SnapshotMetrics__Output } from './ckpt/v1/SnapshotMetrics.js';
 import type { SourcePosition as _ckpt_v1_SourcePosition, SourcePosition__Output as _ckpt_v1_SourcePosition__Output } from './ckpt/v1/SourcePosition.js';
 import type { StateHandle as _ckpt_v1_StateHandle, StateHandle__Output as _ckpt_v1_StateHandle__Output } from './ckpt/v1/StateHandle.js';
+import type { StatisticsDistribution as _ckpt_v1_StatisticsDistribution, StatisticsDistribution__Output as _ckpt_v1_StatisticsDistribution__Output } from './ckpt/v1/StatisticsDistribution.js';
+import type { StoredCheckpointStatistics as _ckpt_v1_StoredCheckpointStatistics, StoredCheckpointStatistics__Output as _ckpt_v1_StoredCheckpointStatistics__Output } from './ckpt/v1/StoredCheckpointStatistics.js';
 import type { StoredJob as _ckpt_v1_StoredJob, StoredJob__Output as _ckpt_v1_StoredJob__Output } from './ckpt/v1/StoredJob.js';
+import type { TaskCheckpointStatistics as _ckpt_v1_TaskCheckpointStatistics, TaskCheckpointStatistics__Output as _ckpt_v1_TaskCheckpointStatistics__Output } from './ckpt/v1/TaskCheckpointStatistics.js';
 import type { TaskSnapshot as _ckpt_v1_TaskSnapshot, TaskSnapshot__Output as _ckpt_v1_TaskSnapshot__Output } from './ckpt/v1/TaskSnapshot.js';
 import type { TaskSpec as _ckpt_v1_TaskSpec, TaskSpec__Output as _ckpt_v1_TaskSpec__Output } from './ckpt/v1/TaskSpec.js';
 
@@ -30,9 +38,12 @@ export interface ProtoGrpcType {
     v1: {
       AbortReason: EnumTypeDefinition
       AdaptiveInterval: MessageTypeDefinition<_ckpt_v1_AdaptiveInterval, _ckpt_v1_AdaptiveInterval__Output>
+      CheckpointCounts: MessageTypeDefinition<_ckpt_v1_CheckpointCounts, _ckpt_v1_CheckpointCounts__Output>
       CheckpointMode: EnumTypeDefinition
       CheckpointPolicy: MessageTypeDefinition<_ckpt_v1_CheckpointPolicy, _ckpt_v1_CheckpointPolicy__Output>
+      CheckpointRecord: MessageTypeDefinition<_ckpt_v1_CheckpointRecord, _ckpt_v1_CheckpointRecord__Output>
       CheckpointState: EnumTypeDefinition
+      CheckpointStatistics: MessageTypeDefinition<_ckpt_v1_CheckpointStatistics, _ckpt_v1_CheckpointStatistics__Output>
       CheckpointSummary: MessageTypeDefinition<_ckpt_v1_CheckpointSummary, _ckpt_v1_CheckpointSummary__Output>
       JobAttempt: EnumTypeDefinition
       JobCheckpointing: EnumTypeDefinition
@@ -44,6 +55,8 @@ export interface ProtoGrpcType {
       ManifestPart: MessageTypeDefinition<_ckpt_v1_ManifestPart, _ckpt_v1_ManifestPart__Output>
       ManifestRoot: MessageTypeDefinition<_ckpt_v1_ManifestRoot, _ckpt_v1_ManifestRoot__Output>
       RestorePoint: MessageTypeDefinition<_ckpt_v1_RestorePoint, _ckpt_v1_RestorePoint__Output>
+      RestoreRecord: MessageTypeDefinition<_ckpt_v1_RestoreRecord, _ckpt_v1_RestoreRecord__Output>
+      RunningFigure: MessageTypeDefinition<_ckpt_v1_RunningFigure, _ckpt_v1_RunningFigure__Output>
       Savepoint: MessageTypeDefinition<_ckpt_v1_Savepoint, _ckpt_v1_Savepoint__Output>
       SavepointRef: MessageTypeDefinition<_ckpt_v1_SavepointRef, _ckpt_v1_SavepointRef__Output>
       SavepointSummary: MessageTypeDefinition<_ckpt_v1_SavepointSummary, _ckpt_v1_SavepointSummary__Output>
@@ -52,7 +65,10 @@ export interface ProtoGrpcType {
       SourcePosition: MessageTypeDefinition<_ckpt_v1_SourcePosition, _ckpt_v1_SourcePosition__Output>
       StateCompression: EnumTypeDefinition
       StateHandle: MessageTypeDefinition<_ckpt_v1_StateHandle, _ckpt_v1_StateHandle__Output>
+      StatisticsDistribution: MessageTypeDefinition<_ckpt_v1_StatisticsDistribution, _ckpt_v1_StatisticsDistribution__Output>
+      StoredCheckpointStatistics: MessageTypeDefinition<_ckpt_v1_StoredCheckpointStatistics, _ckpt_v1_StoredCheckpointStatistics__Output>
       StoredJob: MessageTypeDefinition<_ckpt_v1_StoredJob, _ckpt_v1_StoredJob__Output>
+      TaskCheckpointStatistics: MessageTypeDefinition<_ckpt_v1_TaskCheckpointStatistics, _ckpt_v1_TaskCheckpointStatistics__Output>
       TaskSnapshot: MessageTypeDefinition<_ckpt_v1_TaskSnapshot, _ckpt_v1_TaskSnapshot__Output>
       TaskSpec: MessageTypeDefinition<_ckpt_v1_TaskSpec, _ckpt_v1_TaskSpec__Output>
     }

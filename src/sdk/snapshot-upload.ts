@@ -18,6 +18,8 @@ export interface SyncMetrics {
   alignmentMs: number;
   syncMs: number;
   processedRecords: number;
+  /** Trigger to the task starting the checkpoint; 0 when not measured. */
+  startDelayMs?: number;
   /** Bytes of in-flight records stored with the state (unaligned mode). */
   inFlightBytes?: number;
 }
@@ -89,6 +91,7 @@ export async function uploadSnapshot(
     snapshotType: upload.snapshotType,
     positions: upload.positions.map((p) => ({ input: p.input, offset: p.offset })),
     metrics: {
+      startDelayMs: 0,
       ...upload.metrics,
       asyncMs: elapsedMs(started),
       stateSizeBytes,

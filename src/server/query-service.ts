@@ -57,9 +57,12 @@ export function queryHandlers(
       return { checkpoints: page, nextPageToken: all.length > size ? String(page.at(-1)?.checkpointId ?? '') : '' };
     }),
     GetCheckpoint: unary(auth, async (req) => {
-      const { summary, manifest } = await coordinators.current().getCheckpoint(req.jobId, req.checkpointId);
-      return { checkpoint: summary, manifest: manifest ?? null };
+      const { summary, manifest, tasks } = await coordinators.current().getCheckpoint(req.jobId, req.checkpointId);
+      return { checkpoint: summary, manifest: manifest ?? null, tasks };
     }),
+    GetCheckpointStatistics: unary(auth, (req) => ({
+      statistics: coordinators.current().checkpointStatistics(req.jobId),
+    })),
     WatchCheckpoints: (call: grpc.ServerWritableStream<WatchCheckpointsRequest__Output, WatchCheckpointsResponse>) => {
       let coordinator: Coordinator;
       try {

@@ -37,7 +37,10 @@ import { guardCompares, guardReadOps as leaderReadOps, leadershipLost, validateG
 import { assertJobId, pad } from './keys.js';
 import { inRange, MAX_STORED_COUNTER } from './record-limits.js';
 import { layoutManifest, type ManifestChunk } from './manifest-parts.js';
-import { assertTxnFits } from './request-limits.js';
+import { assertTxnFits, txnBytes } from './request-limits.js';
+import { statisticsPut } from './statistics.js';
+import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
+import type { StoredCheckpointStatistics__Output } from '../gen/ckpt/v1/StoredCheckpointStatistics.js';
 import { getValue, putValue, sendTxn, type StoreContext } from './store-context.js';
 import type { EtcdCallContext } from './translate-error.js';
 
@@ -141,13 +144,10 @@ function planCommit(ctx: StoreContext, request: CommitRequest, guard: CommitGuar
     txn: {},
     context: { operation: `commit checkpoint ${checkpointId} of job ${jobId}`, ...ids },
   };
-  plan.txn = buildCommitTxn(
-    ctx,
-    plan,
-    root,
-    encodeForStore(codecs.summary, summary, 'checkpoint summary', ids),
-    request,
-  );
+  plan.txn = buildCommitTxn(ctx, plan, root, encodeForStore(codecs.summary, summary, 'checkpoint summary', ids), {
+    ...request,
+    statistics: request.statistics && withStoredSummary(request.statistics, summary),
+  });
   assertTxnFits(plan.txn, ctx.options, plan.context);
   return plan;
 }
@@ -173,7 +173,26 @@ function buildCommitTxn(
     putOp(keys.latest(jobId), pad(checkpointId)),
   ];
   for (const id of new Set(request.subsumedCheckpointIds)) success.push(deletePrefixOp(keys.checkpoint(jobId, id)));
-  return { compare, success, failure: guardReadOps(ctx, plan) };
+  const txn = { compare, success, failure: guardReadOps(ctx, plan) };
+  if (request.statistics !== undefined) {
+    const ops = Math.max(compare.length, success.length);
+    const put = statisticsPut(ctx, jobId, request.statistics, { bytes: txnBytes(txn), ops });
+    if (put !== undefined) success.push(put);
+  }
+  return txn;
+}
+
+/** The statistics with this checkpoint's summary as stored (with its manifest's size). */
+function withStoredSummary(
+  stats: StoredCheckpointStatistics__Output,
+  summary: CheckpointSummary__Output,
+): StoredCheckpointStatistics__Output {
+  const same = (s: CheckpointSummary__Output | null): boolean => s?.checkpointId === summary.checkpointId;
+  return {
+    ...stats,
+    latestCompleted: same(stats.latestCompleted) ? summary : stats.latestCompleted,
+    history: stats.history.map((r) => (same(r.summary) ? { ...r, summary } : r)),
+  };
 }
 
 function validateRequest(request: CommitRequest, guard: CommitGuard | undefined): void {

@@ -33,6 +33,8 @@ import { bumpEpoch, createJob, reserveIds, updateJob } from './job-records.js';
 import { loadJobs } from './job-read.js';
 import { KeyLayout } from './keys.js';
 import { listSummaries, readManifest } from './manifest-read.js';
+import { putStatistics, readStatistics } from './statistics.js';
+import type { StoredCheckpointStatistics__Output } from '../gen/ckpt/v1/StoredCheckpointStatistics.js';
 import {
   MAX_RESPONSE_BYTES,
   resolveEtcdStoreOptions,
@@ -148,6 +150,14 @@ export class EtcdStore implements CheckpointStore {
    */
   listSummaries(jobId: string): Promise<CheckpointSummary[]> {
     return listSummaries(this.ctx, jobId);
+  }
+
+  readStatistics(jobId: string): Promise<StoredCheckpointStatistics__Output | undefined> {
+    return readStatistics(this.ctx, jobId);
+  }
+
+  putStatistics(jobId: string, statistics: StoredCheckpointStatistics__Output, guard?: LeaderGuard): Promise<void> {
+    return putStatistics(this.ctx, jobId, statistics, guard);
   }
 
   /**

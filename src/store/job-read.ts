@@ -14,6 +14,7 @@ import { unpad } from './keys.js';
 import { mapConcurrent } from './concurrency.js';
 import { inRange, MAX_CHECKPOINT_KEYS, MAX_STORED_COUNTER } from './record-limits.js';
 import { getValue, listKeys, sendTxn, type StoreContext } from './store-context.js';
+import { readStatistics } from './statistics.js';
 import type { EtcdCallContext } from './translate-error.js';
 
 /** Jobs read at once by `loadJobs`. */
@@ -51,15 +52,19 @@ interface LoadOutcome {
 
 async function loadJob(ctx: StoreContext, jobId: string): Promise<LoadOutcome> {
   const records = await readJobRecords(ctx, jobId);
+  let job: StoredJobState | undefined;
   try {
-    const job = checkJobRecords(ctx.keys, records);
-    return job === undefined ? {} : { job };
+    job = checkJobRecords(ctx.keys, records);
   } catch (err) {
     // Whatever the checks throw comes from the records: it quarantines the job, never fails the load.
     const reason = err instanceof CorruptRecordError ? err.summary : `${ctx.keys.job(jobId)}: ${String(err)}`;
     ctx.logger.warn({ jobId, reason }, 'job quarantined: its records in etcd are invalid');
     return { quarantined: { jobId, reason } };
   }
+  if (job === undefined) return {};
+  // Unreadable statistics are logged and left out; they never quarantine a job.
+  const statistics = await readStatistics(ctx, jobId);
+  return { job: statistics === undefined ? job : { ...job, statistics } };
 }
 
 async function readJobRecords(ctx: StoreContext, jobId: string): Promise<JobRecords> {

@@ -11,7 +11,7 @@ import { CkptError, type ErrorIds } from '../core/errors.js';
 import type { JobSpec__Output as JobSpec } from '../gen/ckpt/v1/JobSpec.js';
 import type { JobState } from '../gen/ckpt/v1/JobState.js';
 import { encodeForStore, storeCodecs } from './codecs.js';
-import { firstKv, getOp, modRevisionIs, noKeyUnder, putOp, valueIs, versionIs } from './etcd-ops.js';
+import { deleteKeyOp, firstKv, getOp, modRevisionIs, noKeyUnder, putOp, valueIs, versionIs } from './etcd-ops.js';
 import { checkStoredJob, counterValue, specProblem } from './job-checks.js';
 import { existingJob, JOB_READ_OPS, jobReadOps } from './job-read.js';
 import { assertJobId, pad } from './keys.js';
@@ -53,6 +53,8 @@ export async function createJob(
         putOp(keys.epoch(jobId), pad(1)),
         putOp(keys.latest(jobId), pad(0)),
         putOp(keys.idFloor(jobId), pad(1)),
+        // Statistics left by an earlier job of this id are not this job's.
+        deleteKeyOp(keys.stats(jobId)),
       ],
       failure: [...jobReadOps(ctx, jobId), ...guardReadOps(guard)],
     },

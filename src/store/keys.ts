@@ -99,6 +99,11 @@ export class KeyLayout {
     return `${this.job(jobId)}restore-point`;
   }
 
+  /** The job's StoredCheckpointStatistics. */
+  stats(jobId: string): string {
+    return `${this.job(jobId)}stats`;
+  }
+
   /** Prefix of every committed checkpoint of the job. */
   checkpoints(jobId: string): string {
     return `${this.job(jobId)}checkpoints/`;

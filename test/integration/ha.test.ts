@@ -140,6 +140,7 @@ function commitRequest(checkpointId: number, epoch: number): CommitRequest {
       maxSnapshotMs: 0,
       manifestBytes: 0,
       manifestParts: 0,
+      latestAcknowledgedAtMs: 0,
     },
     subsumedCheckpointIds: [],
   };

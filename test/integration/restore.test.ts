@@ -300,6 +300,7 @@ async function storeCommit(store: EtcdStore, id: number, epoch: number): Promise
       maxSnapshotMs: 0,
       manifestBytes: 0,
       manifestParts: 0,
+      latestAcknowledgedAtMs: 0,
     },
     subsumedCheckpointIds: [],
   });

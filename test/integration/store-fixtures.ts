@@ -117,6 +117,7 @@ export function summaryOf(m: Manifest__Output): CheckpointSummary {
     maxSnapshotMs: 0,
     manifestBytes: 0,
     manifestParts: 0,
+    latestAcknowledgedAtMs: 0,
   };
 }
 

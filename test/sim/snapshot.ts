@@ -58,6 +58,7 @@ export function simulatedSnapshot(input: SimulatedSnapshotInput): TaskSnapshot__
       persistedBytes: stateBytes,
       inFlightBytes: 0,
       processedRecords: SIM_RECORDS_PER_CHECKPOINT,
+      startDelayMs: 0,
     },
   };
 }

@@ -207,9 +207,11 @@ test('the tracker schedules by the adapted interval and reports it', (t) => {
   t.like(j.interval, { intervalMs: 1000, reason: 'no checkpoint completed yet: base interval 1000 ms' });
   const c = j.trigger(0, false);
   t.is(j.nextPeriodicDueAtMs(), undefined, 'one pending, max concurrent 1');
-  j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w' }, [
-    { taskId: 'src', state: null, positions: [], metrics: null, snapshotType: 'SNAPSHOT_TYPE_FULL' },
-  ]);
+  j.acknowledge(
+    { epoch: 1, checkpointId: c.id, workerId: 'w' },
+    [{ taskId: 'src', state: null, positions: [], metrics: null, snapshotType: 'SNAPSHOT_TYPE_FULL' }],
+    0,
+  );
   c.beginCommit();
   j.complete(c, 300, 10, 0);
   t.like(j.interval, { intervalMs: 3000, reason: 'checkpoints take 300 ms; 10% budget needs at least 3000 ms' });

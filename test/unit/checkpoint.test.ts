@@ -24,6 +24,7 @@ function snap(taskId: string, uri = `file:///s/${taskId}`): TaskSnapshot__Output
       persistedBytes: 5,
       inFlightBytes: 0,
       processedRecords: 0,
+      startDelayMs: 0,
     },
   };
 }
@@ -49,10 +50,10 @@ function reason(t: import('ava').ExecutionContext, fn: () => unknown): string {
 
 test('completes only after every task acknowledged and the commit began', (t) => {
   const c = make();
-  c.acknowledge([snap('a')]);
+  c.acknowledge([snap('a')], 0);
   t.false(c.fullyAcknowledged);
   t.throws(() => c.beginCommit());
-  c.acknowledge([snap('b')]);
+  c.acknowledge([snap('b')], 0);
   t.true(c.fullyAcknowledged);
   t.throws(() => c.complete(150, 1, 0), { message: /without a commit/ });
   c.beginCommit();
@@ -75,7 +76,7 @@ test('completes only after every task acknowledged and the commit began', (t) =>
 
 test('an aborted checkpoint reports the acknowledgements it had', (t) => {
   const c = make();
-  c.acknowledge([snap('a')]);
+  c.acknowledge([snap('a')], 0);
   c.abort('ABORT_REASON_TIMEOUT', 'late', 300);
   t.like(c.summary(), { acknowledgedTasks: 1, totalTasks: 2, stateSizeBytes: 10, maxAlignmentMs: 1 });
   t.false(c.fullyAcknowledged);
@@ -83,10 +84,10 @@ test('an aborted checkpoint reports the acknowledgements it had', (t) => {
 
 test('a repeated acknowledgement is a no-op; a different one conflicts', (t) => {
   const c = make();
-  t.deepEqual(c.acknowledge([snap('a')]), { recorded: 1, duplicates: 0 });
-  t.deepEqual(c.acknowledge([snap('a')]), { recorded: 0, duplicates: 1 });
+  t.deepEqual(c.acknowledge([snap('a')], 0), { recorded: 1, duplicates: 0 });
+  t.deepEqual(c.acknowledge([snap('a')], 0), { recorded: 0, duplicates: 1 });
   t.is(
-    reason(t, () => c.acknowledge([snap('a', 'file:///other')])),
+    reason(t, () => c.acknowledge([snap('a', 'file:///other')], 0)),
     'CONFLICTING_ACK',
   );
   t.is(c.acknowledgedTasks, 1);
@@ -95,12 +96,12 @@ test('a repeated acknowledgement is a no-op; a different one conflicts', (t) => 
 test('a call is refused whole: an unknown task records nothing', (t) => {
   const c = make();
   t.is(
-    reason(t, () => c.acknowledge([snap('a'), snap('zz')])),
+    reason(t, () => c.acknowledge([snap('a'), snap('zz')], 0)),
     'UNKNOWN_TASK',
   );
   t.is(c.acknowledgedTasks, 0);
   t.is(
-    reason(t, () => c.acknowledge([snap('a'), snap('a')])),
+    reason(t, () => c.acknowledge([snap('a'), snap('a')], 0)),
     'MALFORMED',
   );
   t.is(c.acknowledgedTasks, 0);
@@ -110,7 +111,7 @@ test('illegal transitions throw with the reason of the state', (t) => {
   const aborted = make();
   aborted.abort('ABORT_REASON_TIMEOUT', 'late', 300);
   t.is(
-    reason(t, () => aborted.acknowledge([snap('a')])),
+    reason(t, () => aborted.acknowledge([snap('a')], 0)),
     'CHECKPOINT_ABORTED',
   );
   t.is(
@@ -120,12 +121,12 @@ test('illegal transitions throw with the reason of the state', (t) => {
   t.is(aborted.summary().abortReason, 'ABORT_REASON_TIMEOUT');
 
   const done = make();
-  done.acknowledge([snap('a'), snap('b')]);
+  done.acknowledge([snap('a'), snap('b')], 0);
   done.beginCommit();
   t.throws(() => done.beginCommit(), { message: /twice/ });
   done.complete(150, 1, 0);
   t.is(
-    reason(t, () => done.acknowledge([snap('a')])),
+    reason(t, () => done.acknowledge([snap('a')], 0)),
     'CHECKPOINT_COMPLETED',
   );
   t.is(
@@ -136,7 +137,7 @@ test('illegal transitions throw with the reason of the state', (t) => {
 
 test('the manifest lists every task in task-id order', (t) => {
   const c = make();
-  c.acknowledge([snap('b'), snap('a')]);
+  c.acknowledge([snap('b'), snap('a')], 0);
   const m = c.manifest(123);
   t.deepEqual(
     m.tasks.map((x) => x.taskId),

@@ -36,6 +36,7 @@ function summary(over: Partial<CheckpointSummary__Output>): CheckpointSummary__O
     maxSnapshotMs: 0,
     manifestBytes: 0,
     manifestParts: 0,
+    latestAcknowledgedAtMs: 0,
     ...over,
   };
 }

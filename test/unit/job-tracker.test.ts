@@ -109,19 +109,19 @@ test('acknowledgements are checked against epoch, checkpoint, and the attaching 
   run(j, 'w2', ['sink']);
   const c = j.trigger(0, false);
   t.is(
-    reason(() => j.acknowledge({ epoch: 2, checkpointId: c.id, workerId: 'w1' }, [snap('src')])),
+    reason(() => j.acknowledge({ epoch: 2, checkpointId: c.id, workerId: 'w1' }, [snap('src')], 0)),
     'STALE_EPOCH',
   );
   t.is(
-    reason(() => j.acknowledge({ epoch: 1, checkpointId: 99, workerId: 'w1' }, [snap('src')])),
+    reason(() => j.acknowledge({ epoch: 1, checkpointId: 99, workerId: 'w1' }, [snap('src')], 0)),
     'UNKNOWN_CHECKPOINT',
   );
   t.is(
-    reason(() => j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w2' }, [snap('src')])),
+    reason(() => j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w2' }, [snap('src')], 0)),
     'TASK_NOT_ATTACHED',
   );
   t.is(
-    reason(() => j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w1' }, [snap('ghost')])),
+    reason(() => j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w1' }, [snap('ghost')], 0)),
     'UNKNOWN_TASK',
   );
   const big = snap('src');
@@ -134,12 +134,12 @@ test('acknowledgements are checked against epoch, checkpoint, and the attaching 
     rawSizeBytes: 0,
   };
   t.is(
-    reason(() => j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w1' }, [big])),
+    reason(() => j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w1' }, [big], 0)),
     'OVERSIZED',
   );
   t.is(c.acknowledgedTasks, 0);
-  j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w1' }, [snap('src')]);
-  t.is(j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w1' }, [snap('src')]).duplicates, 1);
+  j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w1' }, [snap('src')], 0);
+  t.is(j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w1' }, [snap('src')], 0).duplicates, 1);
 });
 
 test('retention subsumes the oldest beyond the retained count', (t) => {
@@ -148,7 +148,7 @@ test('retention subsumes the oldest beyond the retained count', (t) => {
   const done: number[] = [];
   for (let i = 0; i < 4; i++) {
     const c = j.trigger(i * 10, false);
-    j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w' }, [snap('src'), snap('sink')]);
+    j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w' }, [snap('src'), snap('sink')], 0);
     const subsumed = j.subsumedBy(c.id);
     c.beginCommit();
     j.complete(c, i * 10 + 5, 1, 0);
@@ -159,7 +159,7 @@ test('retention subsumes the oldest beyond the retained count', (t) => {
   t.is(j.latestCheckpointId, 4);
   t.is(j.checkpointing, 'JOB_CHECKPOINTING_CHECKPOINTED');
   t.is(
-    reason(() => j.acknowledge({ epoch: 1, checkpointId: 4, workerId: 'w' }, [snap('src')])),
+    reason(() => j.acknowledge({ epoch: 1, checkpointId: 4, workerId: 'w' }, [snap('src')], 0)),
     'CHECKPOINT_COMPLETED',
   );
 });
@@ -169,7 +169,7 @@ test('a completed checkpoint subsumes older pending ones', (t) => {
   run(j, 'w', ['src', 'sink']);
   const older = j.trigger(0, false);
   const newer = j.trigger(1, false);
-  j.acknowledge({ epoch: 1, checkpointId: newer.id, workerId: 'w' }, [snap('src'), snap('sink')]);
+  j.acknowledge({ epoch: 1, checkpointId: newer.id, workerId: 'w' }, [snap('src'), snap('sink')], 0);
   newer.beginCommit();
   t.deepEqual(
     j.complete(newer, 2, 1, 0).map((c) => c.id),
@@ -183,7 +183,7 @@ test('a checkpoint whose turn to commit comes after a later one completed is sub
   const older = j.trigger(0, false);
   const newer = j.trigger(1, false);
   for (const c of [newer, older]) {
-    j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w' }, [snap('src'), snap('sink')]);
+    j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w' }, [snap('src'), snap('sink')], 0);
     c.beginCommit();
   }
   t.is(j.completedBefore(newer), undefined, 'the first in line commits');
@@ -218,7 +218,7 @@ test('periodic schedule honours interval and minimum pause', (t) => {
   run(j, 'w', ['src', 'sink']);
   t.is(j.nextPeriodicDueAtMs(), 0);
   const c = j.trigger(0, false);
-  j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w' }, [snap('src'), snap('sink')]);
+  j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w' }, [snap('src'), snap('sink')], 0);
   c.beginCommit();
   j.complete(c, 900, 1, 0);
   t.is(j.nextPeriodicDueAtMs(), 1400);

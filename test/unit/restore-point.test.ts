@@ -77,9 +77,11 @@ test('the tracker keeps the restore point from its epoch until the next commit',
   tracker.markReady('w', 4, ['src']);
   const next = tracker.trigger(0, true);
   t.true(next.id > 6);
-  tracker.acknowledge({ epoch: 4, checkpointId: next.id, workerId: 'w' }, [
-    { taskId: 'src', state: null, positions: [], metrics: null, snapshotType: 'SNAPSHOT_TYPE_FULL' },
-  ]);
+  tracker.acknowledge(
+    { epoch: 4, checkpointId: next.id, workerId: 'w' },
+    [{ taskId: 'src', state: null, positions: [], metrics: null, snapshotType: 'SNAPSHOT_TYPE_FULL' }],
+    0,
+  );
   next.beginCommit();
   tracker.complete(next, 1, 10, 0);
   t.is(tracker.restorePoint, undefined);

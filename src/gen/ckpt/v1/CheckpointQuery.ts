@@ -5,6 +5,8 @@ import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { GetCheckpointRequest as _ckpt_v1_GetCheckpointRequest, GetCheckpointRequest__Output as _ckpt_v1_GetCheckpointRequest__Output } from '../../ckpt/v1/GetCheckpointRequest.js';
 import type { GetCheckpointResponse as _ckpt_v1_GetCheckpointResponse, GetCheckpointResponse__Output as _ckpt_v1_GetCheckpointResponse__Output } from '../../ckpt/v1/GetCheckpointResponse.js';
+import type { GetCheckpointStatisticsRequest as _ckpt_v1_GetCheckpointStatisticsRequest, GetCheckpointStatisticsRequest__Output as _ckpt_v1_GetCheckpointStatisticsRequest__Output } from '../../ckpt/v1/GetCheckpointStatisticsRequest.js';
+import type { GetCheckpointStatisticsResponse as _ckpt_v1_GetCheckpointStatisticsResponse, GetCheckpointStatisticsResponse__Output as _ckpt_v1_GetCheckpointStatisticsResponse__Output } from '../../ckpt/v1/GetCheckpointStatisticsResponse.js';
 import type { ListCheckpointsRequest as _ckpt_v1_ListCheckpointsRequest, ListCheckpointsRequest__Output as _ckpt_v1_ListCheckpointsRequest__Output } from '../../ckpt/v1/ListCheckpointsRequest.js';
 import type { ListCheckpointsResponse as _ckpt_v1_ListCheckpointsResponse, ListCheckpointsResponse__Output as _ckpt_v1_ListCheckpointsResponse__Output } from '../../ckpt/v1/ListCheckpointsResponse.js';
 import type { ListJobsRequest as _ckpt_v1_ListJobsRequest, ListJobsRequest__Output as _ckpt_v1_ListJobsRequest__Output } from '../../ckpt/v1/ListJobsRequest.js';
@@ -30,6 +32,27 @@ export interface CheckpointQueryClient extends grpc.Client {
   getCheckpoint(argument: _ckpt_v1_GetCheckpointRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_ckpt_v1_GetCheckpointResponse__Output>): grpc.ClientUnaryCall;
   getCheckpoint(argument: _ckpt_v1_GetCheckpointRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_GetCheckpointResponse__Output>): grpc.ClientUnaryCall;
   getCheckpoint(argument: _ckpt_v1_GetCheckpointRequest, callback: grpc.requestCallback<_ckpt_v1_GetCheckpointResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * A job's checkpoint statistics: counts since it was submitted, min, avg,
+   * percentiles and max of durations and sizes, the latest completed,
+   * failed and restored checkpoints, and the recent history with aborted
+   * ones. The leader keeps them in etcd, so a new leader shows the same.
+   */
+  GetCheckpointStatistics(argument: _ckpt_v1_GetCheckpointStatisticsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_GetCheckpointStatisticsResponse__Output>): grpc.ClientUnaryCall;
+  GetCheckpointStatistics(argument: _ckpt_v1_GetCheckpointStatisticsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_ckpt_v1_GetCheckpointStatisticsResponse__Output>): grpc.ClientUnaryCall;
+  GetCheckpointStatistics(argument: _ckpt_v1_GetCheckpointStatisticsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_GetCheckpointStatisticsResponse__Output>): grpc.ClientUnaryCall;
+  GetCheckpointStatistics(argument: _ckpt_v1_GetCheckpointStatisticsRequest, callback: grpc.requestCallback<_ckpt_v1_GetCheckpointStatisticsResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * A job's checkpoint statistics: counts since it was submitted, min, avg,
+   * percentiles and max of durations and sizes, the latest completed,
+   * failed and restored checkpoints, and the recent history with aborted
+   * ones. The leader keeps them in etcd, so a new leader shows the same.
+   */
+  getCheckpointStatistics(argument: _ckpt_v1_GetCheckpointStatisticsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_GetCheckpointStatisticsResponse__Output>): grpc.ClientUnaryCall;
+  getCheckpointStatistics(argument: _ckpt_v1_GetCheckpointStatisticsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_ckpt_v1_GetCheckpointStatisticsResponse__Output>): grpc.ClientUnaryCall;
+  getCheckpointStatistics(argument: _ckpt_v1_GetCheckpointStatisticsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_GetCheckpointStatisticsResponse__Output>): grpc.ClientUnaryCall;
+  getCheckpointStatistics(argument: _ckpt_v1_GetCheckpointStatisticsRequest, callback: grpc.requestCallback<_ckpt_v1_GetCheckpointStatisticsResponse__Output>): grpc.ClientUnaryCall;
   
   /**
    * Lists a job's checkpoints, newest first: those pending, the recent
@@ -88,6 +111,14 @@ export interface CheckpointQueryHandlers extends grpc.UntypedServiceImplementati
   GetCheckpoint: grpc.handleUnaryCall<_ckpt_v1_GetCheckpointRequest__Output, _ckpt_v1_GetCheckpointResponse>;
   
   /**
+   * A job's checkpoint statistics: counts since it was submitted, min, avg,
+   * percentiles and max of durations and sizes, the latest completed,
+   * failed and restored checkpoints, and the recent history with aborted
+   * ones. The leader keeps them in etcd, so a new leader shows the same.
+   */
+  GetCheckpointStatistics: grpc.handleUnaryCall<_ckpt_v1_GetCheckpointStatisticsRequest__Output, _ckpt_v1_GetCheckpointStatisticsResponse>;
+  
+  /**
    * Lists a job's checkpoints, newest first: those pending, the recent
    * aborted ones the coordinator remembers, and every retained completed one.
    */
@@ -108,6 +139,7 @@ export interface CheckpointQueryHandlers extends grpc.UntypedServiceImplementati
 
 export interface CheckpointQueryDefinition extends grpc.ServiceDefinition {
   GetCheckpoint: MethodDefinition<_ckpt_v1_GetCheckpointRequest, _ckpt_v1_GetCheckpointResponse, _ckpt_v1_GetCheckpointRequest__Output, _ckpt_v1_GetCheckpointResponse__Output>
+  GetCheckpointStatistics: MethodDefinition<_ckpt_v1_GetCheckpointStatisticsRequest, _ckpt_v1_GetCheckpointStatisticsResponse, _ckpt_v1_GetCheckpointStatisticsRequest__Output, _ckpt_v1_GetCheckpointStatisticsResponse__Output>
   ListCheckpoints: MethodDefinition<_ckpt_v1_ListCheckpointsRequest, _ckpt_v1_ListCheckpointsResponse, _ckpt_v1_ListCheckpointsRequest__Output, _ckpt_v1_ListCheckpointsResponse__Output>
   ListJobs: MethodDefinition<_ckpt_v1_ListJobsRequest, _ckpt_v1_ListJobsResponse, _ckpt_v1_ListJobsRequest__Output, _ckpt_v1_ListJobsResponse__Output>
   WatchCheckpoints: MethodDefinition<_ckpt_v1_WatchCheckpointsRequest, _ckpt_v1_WatchCheckpointsResponse, _ckpt_v1_WatchCheckpointsRequest__Output, _ckpt_v1_WatchCheckpointsResponse__Output>

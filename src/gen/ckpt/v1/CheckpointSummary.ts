@@ -43,6 +43,11 @@ export interface CheckpointSummary {
    */
   'manifestBytes'?: (number | string | Long);
   'manifestParts'?: (number);
+  /**
+   * When the coordinator received the newest acknowledgement; 0 before the
+   * first.
+   */
+  'latestAcknowledgedAtMs'?: (number | string | Long);
 }
 
 /**
@@ -82,4 +87,9 @@ export interface CheckpointSummary__Output {
    */
   'manifestBytes': (number);
   'manifestParts': (number);
+  /**
+   * When the coordinator received the newest acknowledgement; 0 before the
+   * first.
+   */
+  'latestAcknowledgedAtMs': (number);
 }

@@ -3,6 +3,7 @@
 
 import type { CheckpointSummary as _ckpt_v1_CheckpointSummary, CheckpointSummary__Output as _ckpt_v1_CheckpointSummary__Output } from '../../ckpt/v1/CheckpointSummary.js';
 import type { Manifest as _ckpt_v1_Manifest, Manifest__Output as _ckpt_v1_Manifest__Output } from '../../ckpt/v1/Manifest.js';
+import type { TaskCheckpointStatistics as _ckpt_v1_TaskCheckpointStatistics, TaskCheckpointStatistics__Output as _ckpt_v1_TaskCheckpointStatistics__Output } from '../../ckpt/v1/TaskCheckpointStatistics.js';
 
 export interface GetCheckpointResponse {
   'checkpoint'?: (_ckpt_v1_CheckpointSummary | null);
@@ -10,6 +11,12 @@ export interface GetCheckpointResponse {
    * Set for a completed checkpoint that is still retained.
    */
   'manifest'?: (_ckpt_v1_Manifest | null);
+  /**
+   * Per-task figures, ordered by task id: from the acknowledgements while
+   * pending, then from the statistics history or the manifest. A task
+   * that has not acknowledged has no metrics. Empty when nothing keeps them.
+   */
+  'tasks'?: (_ckpt_v1_TaskCheckpointStatistics)[];
 }
 
 export interface GetCheckpointResponse__Output {
@@ -18,4 +25,10 @@ export interface GetCheckpointResponse__Output {
    * Set for a completed checkpoint that is still retained.
    */
   'manifest': (_ckpt_v1_Manifest__Output | null);
+  /**
+   * Per-task figures, ordered by task id: from the acknowledgements while
+   * pending, then from the statistics history or the manifest. A task
+   * that has not acknowledged has no metrics. Empty when nothing keeps them.
+   */
+  'tasks': (_ckpt_v1_TaskCheckpointStatistics__Output)[];
 }

@@ -35,6 +35,13 @@ export interface SnapshotMetrics {
    * Records processed by the task since the previous barrier.
    */
   'processedRecords'?: (number | string | Long);
+  /**
+   * Time from the checkpoint's trigger (Trigger.triggered_at_ms, the
+   * coordinator's clock) to the task starting it: its first barrier, or
+   * the Trigger for a source (the worker's clock; skew between the two
+   * clocks shows here). 0 from a worker that does not measure it.
+   */
+  'startDelayMs'?: (number | string | Long);
 }
 
 /**
@@ -69,4 +76,11 @@ export interface SnapshotMetrics__Output {
    * Records processed by the task since the previous barrier.
    */
   'processedRecords': (number);
+  /**
+   * Time from the checkpoint's trigger (Trigger.triggered_at_ms, the
+   * coordinator's clock) to the task starting it: its first barrier, or
+   * the Trigger for a source (the worker's clock; skew between the two
+   * clocks shows here). 0 from a worker that does not measure it.
+   */
+  'startDelayMs': (number);
 }

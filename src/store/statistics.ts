@@ -1,0 +1,147 @@
+/**
+ * A job's checkpoint statistics in etcd (`<p>jobs/<job>/stats`, a
+ * `StoredCheckpointStatistics`): put in each commit transaction, and by
+ * `putStatistics` for aborted checkpoints and recoveries in between.
+ *
+ * The record is informational. One that cannot be read is logged and
+ * treated as absent (the next write replaces it); it never quarantines the
+ * job. A record is trimmed to fit its byte budget before it is written:
+ * first the per-task figures of the oldest checkpoints go, then the oldest
+ * checkpoints.
+ */
+import type { IRequestOp } from 'etcd3';
+import { CkptError } from '../core/errors.js';
+import type { LeaderGuard } from '../core/ports.js';
+import type { CheckpointRecord__Output } from '../gen/ckpt/v1/CheckpointRecord.js';
+import type { StoredCheckpointStatistics__Output } from '../gen/ckpt/v1/StoredCheckpointStatistics.js';
+import { codec, type Codec } from '../proto/index.js';
+import { getOp, putOp, versionIs } from './etcd-ops.js';
+import { assertGuardHeld, guardCompares, guardReadOps, validateGuard } from './leader-guard.js';
+import { inRange, MAX_STORED_COUNTER, MAX_TIME_MS } from './record-limits.js';
+import { OP_OVERHEAD_BYTES } from './request-limits.js';
+import { getValue, sendTxn, type StoreContext } from './store-context.js';
+
+/** The most bytes a statistics record takes: a commit transaction must still carry its manifest. */
+export const MAX_STATISTICS_BYTES = 256 * 1024;
+
+/** Most history entries a record read back may hold; more means it is not ours. */
+const MAX_STORED_HISTORY = 10_000;
+
+type StatsCodec = Codec<StoredCheckpointStatistics__Output, StoredCheckpointStatistics__Output>;
+let codecs: { stats: StatsCodec; record: Codec<CheckpointRecord__Output, CheckpointRecord__Output> } | undefined;
+
+function statsCodecs(): NonNullable<typeof codecs> {
+  codecs ??= {
+    stats: codec<StoredCheckpointStatistics__Output, StoredCheckpointStatistics__Output>('StoredCheckpointStatistics'),
+    record: codec<CheckpointRecord__Output, CheckpointRecord__Output>('CheckpointRecord'),
+  };
+  return codecs;
+}
+
+/**
+ * `stats` encoded in at most `maxBytes`, trimmed as the module comment
+ * says; undefined when not even the record without history fits.
+ */
+export function encodeStatistics(stats: StoredCheckpointStatistics__Output, maxBytes: number): Uint8Array | undefined {
+  const { stats: statsCodec, record } = statsCodecs();
+  const whole = statsCodec.encode(stats);
+  if (whole.length <= maxBytes) return whole;
+  const base = statsCodec.encode({ ...stats, history: [] }).length;
+  // Each entry costs its encoding plus a tag and a length prefix (at most 6 bytes).
+  const sizes = stats.history.map((r) => record.encode(r).length + 6);
+  const bare = stats.history.map((r) => (r.tasks.length === 0 ? r : { ...r, tasks: [] }));
+  const bareSizes = bare.map((r, i) => (r === stats.history[i] ? (sizes[i] ?? 0) : record.encode(r).length + 6));
+  const history = [...stats.history];
+  let total = base + sizes.reduce((a, b) => a + b, 0);
+  for (let i = history.length - 1; i >= 0 && total > maxBytes; i -= 1) {
+    total -= (sizes[i] ?? 0) - (bareSizes[i] ?? 0);
+    history[i] = bare[i] as CheckpointRecord__Output;
+  }
+  let kept = history.length;
+  while (kept > 0 && total > maxBytes) {
+    kept -= 1;
+    total -= bareSizes[kept] ?? 0;
+  }
+  const trimmed = statsCodec.encode({ ...stats, history: history.slice(0, kept) });
+  return trimmed.length <= maxBytes ? trimmed : undefined;
+}
+
+/**
+ * The put of `stats` for a transaction that already takes `txnBytes`
+ * bytes and `ops` operations; none when it cannot fit.
+ */
+export function statisticsPut(
+  ctx: StoreContext,
+  jobId: string,
+  stats: StoredCheckpointStatistics__Output,
+  txn: { bytes: number; ops: number },
+): IRequestOp | undefined {
+  if (txn.ops >= ctx.options.maxTxnOps) return undefined;
+  const key = ctx.keys.stats(jobId);
+  const room = ctx.options.maxRequestBytes - txn.bytes - OP_OVERHEAD_BYTES - Buffer.byteLength(key);
+  const bytes = encodeStatistics(stats, Math.min(MAX_STATISTICS_BYTES, room));
+  if (bytes === undefined) {
+    ctx.logger.warn({ jobId }, 'checkpoint statistics do not fit the transaction; not written this time');
+    return undefined;
+  }
+  return putOp(key, Buffer.from(bytes));
+}
+
+/** The job's statistics; undefined when there are none or they cannot be read (logged). */
+export async function readStatistics(
+  ctx: StoreContext,
+  jobId: string,
+): Promise<StoredCheckpointStatistics__Output | undefined> {
+  const key = ctx.keys.stats(jobId);
+  const { kv } = await getValue(ctx, key, { operation: 'read checkpoint statistics', jobId });
+  if (kv === undefined) return undefined;
+  try {
+    const stats = statsCodecs().stats.decode(kv.value);
+    const problem = statisticsProblem(stats);
+    if (problem === undefined) return stats;
+    ctx.logger.warn({ jobId, key, problem }, 'checkpoint statistics record is invalid; counting starts anew');
+  } catch (err) {
+    ctx.logger.warn({ jobId, key, err }, 'checkpoint statistics record does not decode; counting starts anew');
+  }
+  return undefined;
+}
+
+/** Why a decoded record cannot be ours, or undefined. */
+export function statisticsProblem(stats: StoredCheckpointStatistics__Output): string | undefined {
+  for (const name of ['completed', 'failed', 'restored'] as const) {
+    if (!inRange(stats[name], 0, MAX_STORED_COUNTER)) return `${name} is ${stats[name]}`;
+  }
+  if (!inRange(stats.countingSinceMs, 0, MAX_TIME_MS)) return `counting_since_ms is ${stats.countingSinceMs}`;
+  if (stats.history.length > MAX_STORED_HISTORY) return `${stats.history.length} history entries`;
+  for (const r of stats.history) {
+    const s = r.summary;
+    if (s === null || !inRange(s.checkpointId, 1, MAX_STORED_COUNTER)) return 'a history entry has no valid checkpoint';
+    if (s.state !== 'CHECKPOINT_STATE_COMPLETED' && s.state !== 'CHECKPOINT_STATE_ABORTED')
+      return `history entry ${s.checkpointId} is ${s.state}`;
+  }
+  return undefined;
+}
+
+/**
+ * Puts the job's statistics, guarded by the leadership and by the job
+ * existing (its epoch key); UNKNOWN_JOB when it does not.
+ */
+export async function putStatistics(
+  ctx: StoreContext,
+  jobId: string,
+  stats: StoredCheckpointStatistics__Output,
+  guard?: LeaderGuard,
+): Promise<void> {
+  validateGuard(guard, { jobId });
+  const compare = [versionIs(ctx.keys.epoch(jobId), 'Greater', 0), ...guardCompares(guard)];
+  const put = statisticsPut(ctx, jobId, stats, { bytes: 1024, ops: 0 });
+  if (put === undefined) return;
+  const response = await sendTxn(
+    ctx,
+    { compare, success: [put], failure: guardReadOps(guard).concat(getOp(ctx.keys.epoch(jobId), true)) },
+    { operation: 'write checkpoint statistics', jobId },
+  );
+  if (response.succeeded) return;
+  assertGuardHeld(guard, response.responses[0], { jobId });
+  throw new CkptError('UNKNOWN_JOB', `job ${jobId} does not exist`, { jobId });
+}
