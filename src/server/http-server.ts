@@ -1,6 +1,9 @@
 /**
- * The HTTP port of a coordinator process: Prometheus metrics and health.
+ * The HTTP port of a coordinator process: the dashboard, its JSON API,
+ * Prometheus metrics and health.
  *
+ * - `GET /`, `/static/…`: the dashboard (`dashboard-assets.ts`).
+ * - `GET /api/v1/…`: its JSON and events (`dashboard-api.ts`).
  * - `GET /metrics`: the process's metrics in Prometheus's text format.
  * - `GET /healthz`: 200 while the process runs (liveness).
  * - `GET /readyz`: 200 while it can serve: it leads, or it is a standby
@@ -14,6 +17,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { CkptError } from '../core/errors.js';
 import type { Logger } from '../log/index.js';
+import { sendJson, type DashboardApi } from './dashboard-api.js';
+import type { DashboardAssets } from './dashboard-assets.js';
 
 /** Whether the process can serve now, and why not. */
 export interface Readiness {
@@ -30,6 +35,10 @@ export interface HttpServerOptions {
   metrics: () => Promise<string>;
   metricsContentType: string;
   readiness: () => Readiness;
+  /** The dashboard's API; without it, `/api/v1/` is 404. */
+  api?: DashboardApi;
+  /** The dashboard's files; without them, `/` is 404. */
+  assets?: DashboardAssets;
   logger: Logger;
 }
 
@@ -73,9 +82,15 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Coord
 }
 
 async function handle(req: IncomingMessage, res: ServerResponse, o: HttpServerOptions): Promise<void> {
-  // Only the path matters; a malformed URL is a 404, not an error.
-  const path = (req.url ?? '/').split('?')[0];
-  const route = ROUTES[path ?? ''];
+  const [rawPath = '/', rawQuery = ''] = (req.url ?? '/').split('?', 2);
+  const path = rawPath;
+  const route =
+    ROUTES[path] ??
+    (path.startsWith(API_PREFIX)
+      ? 'api'
+      : path === '/' || path.startsWith('/static/') || path === '/index.html'
+        ? 'asset'
+        : undefined);
   if (route === undefined) return reply(res, 404, 'text/plain; charset=utf-8', 'not found\n');
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.setHeader('allow', 'GET, HEAD');
@@ -83,6 +98,26 @@ async function handle(req: IncomingMessage, res: ServerResponse, o: HttpServerOp
   }
   const head = req.method === 'HEAD';
   switch (route) {
+    case 'api': {
+      if (o.api === undefined) return reply(res, 404, 'text/plain; charset=utf-8', 'not found\n');
+      const segments = decodeSegments(path.slice(API_PREFIX.length));
+      if (segments === undefined)
+        return sendJson(res, 400, { errors: ['the path is not valid percent-encoding'] }, head);
+      return o.api.handle(req, res, segments, new URLSearchParams(rawQuery));
+    }
+    case 'asset': {
+      const asset = await o.assets?.get(path);
+      if (asset === undefined) return reply(res, 404, 'text/plain; charset=utf-8', 'not found\n');
+      res.writeHead(200, {
+        'content-type': asset.type,
+        'content-length': asset.body.length,
+        'cache-control': 'no-cache',
+        'x-content-type-options': 'nosniff',
+        'content-security-policy': CONTENT_SECURITY_POLICY,
+      });
+      res.end(head ? undefined : asset.body);
+      return;
+    }
     case 'metrics':
       return reply(res, 200, o.metricsContentType, await o.metrics(), head);
     case 'healthz':
@@ -97,6 +132,24 @@ async function handle(req: IncomingMessage, res: ServerResponse, o: HttpServerOp
         head,
       );
     }
+  }
+}
+
+const API_PREFIX = '/api/v1/';
+
+/** The dashboard loads only its own files and talks only to this port. */
+const CONTENT_SECURITY_POLICY =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
+
+/** The path's segments, decoded; undefined when one is not valid percent-encoding. */
+function decodeSegments(rest: string): string[] | undefined {
+  try {
+    return rest
+      .split('/')
+      .filter((s) => s !== '')
+      .map((s) => decodeURIComponent(s));
+  } catch {
+    return undefined;
   }
 }
 

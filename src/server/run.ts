@@ -22,6 +22,8 @@ import { createEtcdStore, type EtcdStore } from '../store/index.js';
 import { CoordinatorMetrics, packageVersion, type JobFigures } from '../metrics/coordinator-metrics.js';
 import { CoordinatorHost } from './coordinator-host.js';
 import { startGrpcServer, type CoordinatorGrpcServer } from './grpc-server.js';
+import { DashboardApi, localSource, remoteSource, type ClusterView, type QuerySource } from './dashboard-api.js';
+import { DashboardAssets } from './dashboard-assets.js';
 import { defaultHttpListen, startHttpServer, type CoordinatorHttpServer, type Readiness } from './http-server.js';
 import { electionWatchBackoff } from './election.js';
 import { Leadership, type LeaderTerm } from './leadership.js';
@@ -148,19 +150,27 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
     await closeAdapters();
     throw err;
   }
+  let advertise = config.advertise ?? server.address;
+  const sources = new QuerySources(host, leadership, () => advertise, config.authToken);
+  const api = new DashboardApi({
+    cluster: () => clusterView(host, leadership, advertise),
+    source: () => sources.current(),
+    logger,
+  });
   let http: CoordinatorHttpServer;
   try {
-    http = await startHttp(config, metrics, () => readiness(host, leadership), logger);
+    http = await startHttp(config, { metrics, api }, () => readiness(host, leadership), logger);
   } catch (err) {
     server.forceShutdown();
     await closeAdapters();
     throw err;
   }
-  const advertise = config.advertise ?? server.address;
+  advertise = config.advertise ?? server.address;
   leadership.start(advertise);
   const closeAll = async (): Promise<void> => {
     stopCounting();
     await http.close();
+    sources.close();
     await closeAdapters();
   };
   const running = runningCoordinator(config, { server, http, metrics }, host, leadership, advertise, closeAll);
@@ -204,14 +214,17 @@ function createCoordinator(
  */
 async function startHttp(
   config: CoordinatorConfig,
-  metrics: CoordinatorMetrics,
+  served: { metrics: CoordinatorMetrics; api: DashboardApi },
   readiness: () => Readiness,
   logger: Logger,
 ): Promise<CoordinatorHttpServer> {
+  const { metrics, api } = served;
   const options = {
     metrics: () => metrics.text(),
     metricsContentType: metrics.registry.contentType,
     readiness,
+    api,
+    assets: new DashboardAssets(),
     logger,
   };
   if (config.httpListen !== undefined) return startHttpServer({ ...options, listen: config.httpListen });
@@ -255,6 +268,55 @@ async function readBackLatest(
     const summaries = await coordinator.listCheckpoints(jobId).catch(() => []);
     const newest = summaries.find((s) => s.state === 'CHECKPOINT_STATE_COMPLETED');
     if (newest !== undefined && current()) metrics.knownCompleted(newest);
+  }
+}
+
+/** What the dashboard says of this process. */
+function clusterView(host: CoordinatorHost, leadership: Leadership, self: string): ClusterView {
+  const { ready, detail } = readiness(host, leadership);
+  const role = ({ leading: 'leader', following: 'standby', starting: 'starting', stopped: 'stopping' } as const)[
+    host.state
+  ];
+  return { role, leader: leadership.leader, self, ready, detail, version: packageVersion() };
+}
+
+/**
+ * Where the dashboard's API answers from: this process's coordinator while
+ * it leads, else the leader over gRPC (one pair of clients per leader,
+ * replaced when the leader changes).
+ */
+class QuerySources {
+  #remote: { address: string; source: QuerySource & { close(): void } } | undefined;
+  #local: { coordinator: Coordinator; source: QuerySource } | undefined;
+
+  constructor(
+    private readonly host: CoordinatorHost,
+    private readonly leadership: Leadership,
+    private readonly self: () => string,
+    private readonly token: string | undefined,
+  ) {}
+
+  current(): QuerySource {
+    const leading = this.host.state === 'leading' ? this.host.coordinator : undefined;
+    if (leading !== undefined) {
+      if (this.#local?.coordinator !== leading) this.#local = { coordinator: leading, source: localSource(leading) };
+      return this.#local.source;
+    }
+    const leader = this.leadership.leader;
+    if (leader === undefined || leader === this.self()) {
+      const why = this.host.state === 'starting' ? 'this coordinator is taking over as leader' : 'no leader is known';
+      throw new CkptError('UNAVAILABLE', `${why}; try again shortly`, { retryable: true });
+    }
+    if (this.#remote?.address !== leader) {
+      this.#remote?.source.close();
+      this.#remote = { address: leader, source: remoteSource(leader, this.token) };
+    }
+    return this.#remote.source;
+  }
+
+  close(): void {
+    this.#remote?.source.close();
+    this.#remote = undefined;
   }
 }
 

@@ -1,0 +1,344 @@
+/**
+ * `GET /api/v1/...` of a coordinator's HTTP port: the dashboard's JSON and
+ * its live events (Server-Sent Events), for every coordinator process.
+ *
+ * The leader answers from its own coordinator, through the functions the
+ * `CheckpointQuery` service calls. A standby forwards each request to the
+ * leader through the `CheckpointQuery` and `Coordinator` gRPC services (its
+ * events through `WatchCheckpoints`), so it shows exactly what the leader
+ * has, and says it (`served_by: "leader"`). Without a reachable leader it
+ * answers 503, and the page keeps what it last showed.
+ *
+ * Errors are `{"errors": ["…"]}` (as Flink's REST API): 400 for a malformed
+ * id, 404 for an unknown job, checkpoint or path, 409 for a quarantined
+ * job, 503 while no leader can answer.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createCoordinatorClient, type CoordinatorClient } from '../client/coordinator-client.js';
+import { toCkptError } from '../client/error-reason.js';
+import { createQueryClient, type QueryClient } from '../client/query-client.js';
+import type { Coordinator } from '../coordinator/coordinator.js';
+import { CkptError, type ErrorReason } from '../core/errors.js';
+import type { CheckpointStatistics__Output } from '../gen/ckpt/v1/CheckpointStatistics.js';
+import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
+import type { JobInfo__Output } from '../gen/ckpt/v1/JobInfo.js';
+import type { TaskCheckpointStatistics__Output } from '../gen/ckpt/v1/TaskCheckpointStatistics.js';
+import type { Logger } from '../log/index.js';
+import { configJson, detailsJson, entryJson, jobDetailsJson, jobJson, statisticsJson } from './dashboard-json.js';
+
+/** What this process is, as `/api/v1/cluster` shows it. */
+export interface ClusterView {
+  role: 'leader' | 'standby' | 'starting' | 'stopping';
+  /** The leader's advertised gRPC address; undefined when none is known. */
+  leader: string | undefined;
+  /** This process's advertised gRPC address. */
+  self: string;
+  ready: boolean;
+  detail: string;
+  version: string;
+}
+
+/** The queries the API answers from: the leader's own coordinator, or the leader over gRPC. */
+export interface QuerySource {
+  readonly servedBy: 'local' | 'leader';
+  jobs(): Promise<JobInfo__Output[]>;
+  job(jobId: string): Promise<JobInfo__Output>;
+  statistics(jobId: string): Promise<CheckpointStatistics__Output>;
+  checkpoint(
+    jobId: string,
+    checkpointId: number,
+  ): Promise<{ summary: CheckpointSummary__Output; tasks: TaskCheckpointStatistics__Output[] }>;
+  /** Calls `listener` with every lifecycle event until the returned function is called; `ended` once the events stop. */
+  watch(jobId: string | undefined, listener: (s: CheckpointSummary__Output) => void, ended: () => void): () => void;
+}
+
+/** Jobs listed per page, locally and over gRPC. */
+const JOB_PAGE = 500;
+/** Deadline of each call a standby forwards. */
+const FORWARD_DEADLINE_MS = 3_000;
+/** Most event streams open at once. */
+export const MAX_EVENT_STREAMS = 64;
+/** Bytes of events a slow reader may leave unread before its stream is ended. */
+const MAX_UNREAD_EVENT_BYTES = 1 << 20;
+/** How often an event stream is pinged, and looks for a change of role or leader. */
+const PING_MS = 15_000;
+const CLUSTER_POLL_MS = 1_000;
+
+/** `fn`'s result as a promise, which rejects when `fn` throws. */
+function settle<T>(fn: () => T): Promise<T> {
+  return new Promise((resolve) => resolve(fn()));
+}
+
+/** The leader's own coordinator as a source. */
+export function localSource(coordinator: Coordinator): QuerySource {
+  return {
+    servedBy: 'local',
+    jobs: () =>
+      settle(() => {
+        const jobs: JobInfo__Output[] = [];
+        for (let after = '', more = true; more;) {
+          const page = coordinator.listJobs(after, JOB_PAGE);
+          jobs.push(...page.jobs);
+          after = page.jobs.at(-1)?.spec?.jobId ?? '';
+          more = page.more && page.jobs.length > 0;
+        }
+        return jobs;
+      }),
+    job: (jobId) => settle(() => coordinator.getJob(jobId)),
+    statistics: (jobId) => settle(() => coordinator.checkpointStatistics(jobId)),
+    checkpoint: (jobId, id) => coordinator.getCheckpoint(jobId, id),
+    watch(jobId, listener, ended) {
+      if (jobId !== undefined) coordinator.getJob(jobId);
+      const unsubscribe = coordinator.events.subscribe(jobId, listener);
+      const stop = (): void => {
+        unsubscribe();
+        ended();
+      };
+      coordinator.stopping.addEventListener('abort', stop, { once: true });
+      return () => {
+        unsubscribe();
+        coordinator.stopping.removeEventListener('abort', stop);
+      };
+    },
+  };
+}
+
+/** The leader at `address`, reached over gRPC; `close` when the leader changes. */
+export function remoteSource(address: string, token: string | undefined): QuerySource & { close(): void } {
+  const options = { ...(token === undefined ? {} : { token }), retry: { timeoutMs: 1_000 } };
+  const query: QueryClient = createQueryClient(address, options);
+  const client: CoordinatorClient = createCoordinatorClient(address, options);
+  const call = { deadlineMs: FORWARD_DEADLINE_MS };
+  const forwarded = async <T>(what: Promise<T>): Promise<T> => {
+    try {
+      return await what;
+    } catch (err) {
+      throw toCkptError(err);
+    }
+  };
+  return {
+    servedBy: 'leader',
+    async jobs() {
+      const jobs: JobInfo__Output[] = [];
+      let token = '';
+      do {
+        const page = await forwarded(query.listJobs({ pageSize: JOB_PAGE, pageToken: token }, call));
+        jobs.push(...page.jobs);
+        token = page.nextPageToken;
+      } while (token !== '');
+      return jobs;
+    },
+    async job(jobId) {
+      const { job } = await forwarded(client.getJob({ jobId }, call));
+      if (job === null) throw new CkptError('INTERNAL', `the leader sent no job ${jobId}`);
+      return job;
+    },
+    async statistics(jobId) {
+      const { statistics } = await forwarded(query.getCheckpointStatistics({ jobId }, call));
+      if (statistics === null) throw new CkptError('INTERNAL', `the leader sent no statistics of job ${jobId}`);
+      return statistics;
+    },
+    async checkpoint(jobId, checkpointId) {
+      const res = await forwarded(query.getCheckpoint({ jobId, checkpointId }, call));
+      if (res.checkpoint === null) throw new CkptError('INTERNAL', `the leader sent no checkpoint ${checkpointId}`);
+      return { summary: res.checkpoint, tasks: res.tasks };
+    },
+    watch(jobId, listener, ended) {
+      const abort = new AbortController();
+      void (async () => {
+        try {
+          for await (const s of query.watchCheckpoints({ jobId: jobId ?? '' }, { signal: abort.signal })) listener(s);
+        } catch {
+          // The stream ends either way; the browser reconnects.
+        }
+        ended();
+      })();
+      return () => abort.abort();
+    },
+    close() {
+      query.close();
+      client.close();
+    },
+  };
+}
+
+/** What the API needs from its process. */
+export interface DashboardApiOptions {
+  cluster: () => ClusterView;
+  /** The source to answer from now; throws a `CkptError` (UNAVAILABLE) when no leader is known. */
+  source: () => QuerySource;
+  logger: Logger;
+}
+
+/** An HTTP error with its status. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const STATUS_OF: Partial<Record<ErrorReason, number>> = {
+  MALFORMED: 400,
+  UNKNOWN_JOB: 404,
+  UNKNOWN_CHECKPOINT: 404,
+  JOB_QUARANTINED: 409,
+  UNAUTHENTICATED: 502,
+  PERMISSION_DENIED: 502,
+  NOT_LEADER: 503,
+  SHUTTING_DOWN: 503,
+  UNAVAILABLE: 503,
+  CANCELED: 503,
+};
+
+/** The API of one process; `handle` serves a request below `/api/v1/`. */
+export class DashboardApi {
+  readonly #o: DashboardApiOptions;
+  #streams = 0;
+
+  constructor(options: DashboardApiOptions) {
+    this.#o = options;
+  }
+
+  /** Event streams open now. */
+  get streams(): number {
+    return this.#streams;
+  }
+
+  /** Serves `segments` (the path below `/api/v1/`, decoded) with `query`. */
+  async handle(req: IncomingMessage, res: ServerResponse, segments: string[], query: URLSearchParams): Promise<void> {
+    try {
+      if (segments.length === 1 && segments[0] === 'events')
+        return this.#events(req, res, query.get('job') ?? undefined);
+      const body = await this.#route(segments);
+      sendJson(res, 200, body, req.method === 'HEAD');
+    } catch (err) {
+      const { status, message } = httpError(err);
+      if (status >= 500 && status !== 503) this.#o.logger.warn({ err, path: req.url }, 'dashboard API request failed');
+      sendJson(res, status, { errors: [message] }, req.method === 'HEAD');
+    }
+  }
+
+  async #route(segments: string[]): Promise<unknown> {
+    const [first, jobId, sub, kind, id, ...rest] = segments;
+    if (first === 'cluster' && segments.length === 1) return this.#cluster();
+    if (first !== 'jobs' || rest.length > 0) throw new HttpError(404, 'not found');
+    const source = this.#o.source();
+    const withServer = (body: Record<string, unknown>) => ({ ...body, served_by: source.servedBy });
+    if (jobId === undefined) {
+      const jobs = await source.jobs();
+      return withServer({ jobs: await Promise.all(jobs.map(async (j) => jobJson(j, await statisticsOf(source, j)))) });
+    }
+    if (sub === undefined) {
+      const job = await source.job(jobId);
+      return withServer(jobDetailsJson(job, await statisticsOf(source, job)));
+    }
+    if (sub !== 'checkpoints') throw new HttpError(404, 'not found');
+    if (kind === undefined) return withServer(statisticsJson(await source.statistics(jobId)));
+    if (kind === 'config' && id === undefined) return withServer(configJson(await source.job(jobId)));
+    if (kind === 'details' && id !== undefined) {
+      if (!/^[1-9]\d{0,15}$/.test(id))
+        throw new HttpError(400, `checkpoint id ${JSON.stringify(id.slice(0, 40))} is not a positive integer`);
+      const { summary, tasks } = await source.checkpoint(jobId, Number(id));
+      return withServer(detailsJson(summary, tasks));
+    }
+    throw new HttpError(404, 'not found');
+  }
+
+  #cluster(): Record<string, unknown> {
+    const c = this.#o.cluster();
+    let servedBy: string | null = null;
+    try {
+      servedBy = this.#o.source().servedBy;
+    } catch {
+      // No leader to answer: the page says so.
+    }
+    return {
+      role: c.role,
+      leader: c.leader ?? null,
+      self: c.self,
+      ready: c.ready,
+      detail: c.detail,
+      version: c.version,
+      served_by: servedBy,
+    };
+  }
+
+  /** `text/event-stream` of checkpoint events, and of changes of role or leader. */
+  #events(req: IncomingMessage, res: ServerResponse, jobId: string | undefined): void {
+    if (this.#streams >= MAX_EVENT_STREAMS) {
+      throw new HttpError(503, `${this.#streams} event streams are open, the limit`);
+    }
+    const source = this.#o.source();
+    let open = true;
+    let clusterShown = JSON.stringify(this.#cluster());
+    const send = (event: string, data: unknown): void => {
+      if (!open) return;
+      if (res.writableLength > MAX_UNREAD_EVENT_BYTES) return close();
+      res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    };
+    const close = (): void => {
+      if (!open) return;
+      open = false;
+      this.#streams -= 1;
+      stopWatch();
+      clearInterval(ping);
+      clearInterval(poll);
+      res.end();
+    };
+    const stopWatch = source.watch(
+      jobId,
+      (s) => send('checkpoint', { job_id: s.jobId, ...entryJson(s) }),
+      () => close(),
+    );
+    this.#streams += 1;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      'x-accel-buffering': 'no',
+    });
+    res.write(`retry: 2000\nevent: cluster\ndata: ${clusterShown}\n\n`);
+    const ping = setInterval(() => open && res.write(': ping\n\n'), PING_MS);
+    const poll = setInterval(() => {
+      const now = JSON.stringify(this.#cluster());
+      if (now === clusterShown) return;
+      clusterShown = now;
+      send('cluster', JSON.parse(now));
+      // Events come from another source now: the browser reconnects to it.
+      close();
+    }, CLUSTER_POLL_MS);
+    ping.unref();
+    poll.unref();
+    req.on('close', close);
+    res.on('error', close);
+  }
+}
+
+/** The job's statistics, or null when it has none (quarantined, canceled before it ran). */
+async function statisticsOf(source: QuerySource, job: JobInfo__Output): Promise<CheckpointStatistics__Output | null> {
+  if (job.state !== 'JOB_STATE_RUNNING' && job.state !== 'JOB_STATE_CANCELED') return null;
+  try {
+    return await source.statistics(job.spec?.jobId ?? '');
+  } catch {
+    return null;
+  }
+}
+
+function httpError(err: unknown): { status: number; message: string } {
+  if (err instanceof HttpError) return { status: err.status, message: err.message };
+  const e = err instanceof CkptError ? err : toCkptError(err);
+  return { status: STATUS_OF[e.reason] ?? 500, message: e.message };
+}
+
+/** Sends `body` as JSON. */
+export function sendJson(res: ServerResponse, status: number, body: unknown, head = false): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  });
+  res.end(head ? undefined : text);
+}
