@@ -52,6 +52,8 @@ export interface CommitPipelineDeps {
   finished(checkpoint: Checkpoint): void;
   /** Sets the job's timer again (a commit may free a slot for the next checkpoint). */
   arm(): void;
+  /** A checkpoint's commit to etcd took `durationMs`. */
+  observeCommit?(durationMs: number): void;
 }
 
 /** The commits of one job, in order. */
@@ -111,6 +113,7 @@ export class CommitPipeline {
       }
       result = committed;
     }
+    this.deps.observeCommit?.(this.deps.now() - now);
     this.deps.state.committed(manifest, subsumed);
     this.completeCommitted(checkpoint, now, result, subsumed.length > 0);
   }

@@ -21,6 +21,7 @@ import type { CheckpointEvents } from './events.js';
 import { JobBroadcasts } from './job-broadcasts.js';
 import { JobRollback, type RollBack } from './job-rollback.js';
 import { JobTimer } from './job-timer.js';
+import type { CoordinatorObserver } from './observer.js';
 import type { Session } from './sessions.js';
 
 /** What a job runtime needs from the coordinator. */
@@ -43,6 +44,8 @@ export interface JobRuntimeDeps {
   onQuarantine: (why: string) => void;
   /** The state cleanup, for this job: commits and where acknowledged snapshots went. */
   state: CommitState & { acknowledged(tasks: readonly TaskSnapshot__Output[]): void };
+  /** Hears how long acknowledgements and commits took. */
+  observer?: CoordinatorObserver;
 }
 
 /**
@@ -107,6 +110,7 @@ export class JobRuntime {
       ...shared,
       state: deps.state,
       finished: (checkpoint) => this.finished(checkpoint),
+      observeCommit: (durationMs) => deps.observer?.committed(tracker.jobId, durationMs),
     });
     this.rollback = new JobRollback({
       ...shared,
@@ -223,6 +227,10 @@ export class JobRuntime {
     snapshots: readonly TaskSnapshot__Output[],
   ): AcceptedAcks {
     const { checkpoint, duplicates } = this.tracker.acknowledge(call, snapshots);
+    const recorded = snapshots.length - duplicates;
+    if (recorded > 0) {
+      this.deps.observer?.acknowledged(this.jobId, recorded, this.deps.now() - checkpoint.init.triggeredAtMs);
+    }
     if (checkpoint.fullyAcknowledged && !checkpoint.committing && checkpoint.status === 'PENDING') {
       this.commits.enqueue(checkpoint);
     }
