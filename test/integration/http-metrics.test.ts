@@ -17,7 +17,7 @@ import { freePort } from '../../src/dev/free-port.js';
 import { resolveConfig } from '../../src/config/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { runCoordinator } from '../../src/server/run.js';
-import { eventually, useServers } from '../helpers/index.js';
+import { eventually, sample, useServers } from '../helpers/index.js';
 import { fanInSpec, startTestCoordinator } from '../helpers/coordinator.js';
 
 const servers = useServers();
@@ -30,12 +30,6 @@ async function get(
 ): Promise<{ status: number; body: string; type: string }> {
   const res = await fetch(`http://${address}${path}`, { method });
   return { status: res.status, body: await res.text(), type: res.headers.get('content-type') ?? '' };
-}
-
-/** The value of the sample `name{labels}` in Prometheus text; undefined when absent. */
-function sample(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
 test('the leader counts completed, declined and recovered checkpoints and times them in /metrics, which promtool accepts', async (t) => {

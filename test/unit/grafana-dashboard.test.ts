@@ -3,17 +3,15 @@
  * query names only series a coordinator exposes (with their labels), and
  * promtool accepts every query as PromQL.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import test from 'ava';
 import { CheckpointEvents } from '../../src/coordinator/events.js';
 import type { CheckpointSummary__Output } from '../../src/gen/ckpt/v1/CheckpointSummary.js';
 import { CoordinatorMetrics } from '../../src/metrics/coordinator-metrics.js';
+import { promtool } from '../helpers/promtool.js';
 
-const run = promisify(execFile);
 const DASHBOARD = new URL('../../deploy/grafana/ckpt-dashboard.json', import.meta.url);
 
 interface Panel {
@@ -157,13 +155,7 @@ test('promtool accepts every query as PromQL', async (t) => {
   const file = join(dir, 'queries.yml');
   // JSON is YAML: one recording rule per query.
   await writeFile(file, JSON.stringify({ groups: [{ name: 'dashboard', rules }] }, null, 2));
-  const checked = await run('promtool', ['check', 'rules', file]).then(
-    (r) => ({ ok: true, out: r.stdout + r.stderr }),
-    (err: { stdout?: string; stderr?: string; message: string }) => ({
-      ok: false,
-      out: `${err.stdout ?? ''}${err.stderr ?? ''}${err.message}`,
-    }),
-  );
+  const checked = await promtool(['check', 'rules', file]);
   t.true(checked.ok, checked.out);
   t.regex(checked.out, new RegExp(`SUCCESS: ${rules.length} rules found`));
 });

@@ -1,12 +1,7 @@
 import test from 'ava';
 import { SessionRegistry } from '../../src/coordinator/sessions.js';
 import { CoordinatorMetrics } from '../../src/metrics/coordinator-metrics.js';
-
-/** The value of the sample `series` in Prometheus text; undefined when absent. */
-function sample(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
+import { sample } from '../helpers/metrics-text.js';
 
 test('every etcd request kind shows from the start, on a standby too, with no failure', async (t) => {
   const metrics = new CoordinatorMetrics({ version: '1' }, () => false);
