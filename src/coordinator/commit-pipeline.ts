@@ -56,6 +56,8 @@ export interface CommitPipelineDeps {
   statisticsFor(summary: CheckpointSummary__Output, checkpoint: Checkpoint): CommitStatistics;
   /** Sets the job's timer again (a commit may free a slot for the next checkpoint). */
   arm(): void;
+  /** A checkpoint's commit to etcd took `durationMs`. */
+  observeCommit?(durationMs: number): void;
 }
 
 /** The commits of one job, in order. */
@@ -124,6 +126,7 @@ export class CommitPipeline {
       }
       result = committed;
     }
+    this.deps.observeCommit?.(this.deps.now() - now);
     this.deps.state.committed(manifest, subsumed);
     this.completeCommitted(checkpoint, now, result, subsumed.length > 0, stats);
   }

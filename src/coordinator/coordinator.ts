@@ -27,6 +27,7 @@ import { jobInfo, JobQueries, type CheckpointDetails } from './job-queries.js';
 import { JobRegistry } from './job-registry.js';
 import type { RollBack } from './job-rollback.js';
 import { LeadershipFence } from './leadership-fence.js';
+import type { CoordinatorObserver } from './observer.js';
 import { Savepoints } from './savepoints.js';
 import { WorkerSessions } from './worker-sessions.js';
 import type { StateCleanup } from './state-cleanup.js';
@@ -73,6 +74,8 @@ export interface CoordinatorOptions {
   standbyTimeoutMs?: number;
   /** The cleanup of task state; see `StateCleanupSettings`. */
   stateCleanup?: StateCleanupSettings;
+  /** Hears how long acknowledgements, commits and worker sessions took. @default undefined */
+  observer?: CoordinatorObserver;
 }
 
 /** The checkpoint coordinator of a set of jobs. */
@@ -131,6 +134,7 @@ export class Coordinator {
       endSessions: (jobId, error) => this.sessions.endJob(jobId, error),
       running: () => this.state === 'running',
       state: this.cleanup,
+      observer: options.observer,
     });
     this.queries = new JobQueries(this.jobs, options.store);
     this.savepoints = new Savepoints({
@@ -157,6 +161,7 @@ export class Coordinator {
       findJob: (jobId) => this.jobs.find(jobId),
       requireRunning: () => this.requireRunning(),
       stopped: () => this.state === 'stopped',
+      observer: options.observer,
     });
   }
 

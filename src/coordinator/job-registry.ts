@@ -13,6 +13,7 @@ import { checkId, validateJobSpec } from '../core/validate.js';
 import type { Logger } from '../log/index.js';
 import type { CheckpointEvents } from './events.js';
 import { JobRuntime } from './job-runtime.js';
+import type { CoordinatorObserver } from './observer.js';
 import type { Session } from './sessions.js';
 import type { StateCleanup } from './state-cleanup.js';
 
@@ -42,6 +43,8 @@ export interface JobRegistryDeps {
   running(): boolean;
   /** The coordinator's state cleanup, which every job's commits feed. */
   state: StateCleanup;
+  /** Hears how long acknowledgements and commits took. */
+  observer: CoordinatorObserver | undefined;
 }
 
 /** The jobs of one coordinator, by id. */
@@ -137,6 +140,7 @@ export class JobRegistry {
         committed: (manifest, subsumed) => deps.state.committed(manifest, subsumed),
         acknowledged: (tasks) => deps.state.acknowledged(jobId, tasks),
       },
+      observer: deps.observer,
     });
     this.jobs.set(jobId, runtime);
     return runtime;

@@ -23,6 +23,7 @@ import { JobBroadcasts } from './job-broadcasts.js';
 import { JobRollback, type RollBack } from './job-rollback.js';
 import { JobStatistics, type CommitStatistics } from './job-statistics.js';
 import { JobTimer } from './job-timer.js';
+import type { CoordinatorObserver } from './observer.js';
 import type { Session } from './sessions.js';
 
 /** What a job runtime needs from the coordinator. */
@@ -48,6 +49,8 @@ export interface JobRuntimeDeps {
   /** The job's statistics as etcd held them when it was loaded; undefined: they count from `statisticsSinceMs`. */
   statistics: StoredCheckpointStatistics__Output | undefined;
   statisticsSinceMs: number;
+  /** Hears how long acknowledgements and commits took. */
+  observer?: CoordinatorObserver;
 }
 
 /**
@@ -115,6 +118,7 @@ export class JobRuntime {
       state: deps.state,
       finished: (checkpoint, committedWith) => this.finished(checkpoint, committedWith),
       statisticsFor: (summary, checkpoint) => this.statistics.forCommit(summary, checkpoint),
+      observeCommit: (durationMs) => deps.observer?.committed(tracker.jobId, durationMs),
     });
     this.statistics = new JobStatistics({
       jobId: tracker.jobId,
@@ -246,6 +250,10 @@ export class JobRuntime {
     snapshots: readonly TaskSnapshot__Output[],
   ): AcceptedAcks {
     const { checkpoint, duplicates } = this.tracker.acknowledge(call, snapshots, this.deps.now());
+    const recorded = snapshots.length - duplicates;
+    if (recorded > 0) {
+      this.deps.observer?.acknowledged(this.jobId, recorded, this.deps.now() - checkpoint.init.triggeredAtMs);
+    }
     if (checkpoint.fullyAcknowledged && !checkpoint.committing && checkpoint.status === 'PENDING') {
       this.commits.enqueue(checkpoint);
     }

@@ -26,6 +26,8 @@ export interface Session {
   readonly taskIds: readonly string[];
   readonly taskSet: ReadonlySet<string>;
   readonly channel: SessionChannel;
+  /** When the session was opened, on the coordinator's clock. */
+  readonly openedAtMs: number;
   lastHeartbeatMs: number;
   /**
    * While the worker reports task health: when it began, and when it last
@@ -70,6 +72,7 @@ export class SessionRegistry {
       taskIds: init.taskIds,
       taskSet: new Set(init.taskIds),
       channel: init.channel,
+      openedAtMs: init.nowMs,
       lastHeartbeatMs: init.nowMs,
     };
     this.byId.set(session.sessionId, session);
@@ -100,6 +103,13 @@ export class SessionRegistry {
   /** Sessions of one job. */
   ofJob(jobId: string): Session[] {
     return [...this.byId.values()].filter((s) => s.jobId === jobId);
+  }
+
+  /** Number of sessions of each job that has any. */
+  countByJob(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const s of this.byId.values()) counts.set(s.jobId, (counts.get(s.jobId) ?? 0) + 1);
+    return counts;
   }
 
   /** Sessions whose last heartbeat is older than `timeoutMs`. */

@@ -15,6 +15,7 @@ import { checkId } from '../core/validate.js';
 import type { Logger } from '../log/index.js';
 import { HungTasks } from './hung-tasks.js';
 import type { JobRuntime } from './job-runtime.js';
+import type { CoordinatorObserver } from './observer.js';
 import { SessionRegistry, type Session, type SessionChannel } from './sessions.js';
 import { StandbyRegistry, type StandbyTicket } from './standbys.js';
 
@@ -38,6 +39,8 @@ export interface WorkerSessionsDeps {
   requireRunning(): void;
   /** True once the coordinator stopped. */
   stopped(): boolean;
+  /** Hears how long each session lasted when it ends. */
+  observer?: CoordinatorObserver;
 }
 
 /** A standby's answer: attached at once, or waiting with a ticket. */
@@ -60,6 +63,11 @@ export class WorkerSessions {
   /** Live sessions of a job. */
   ofJob(jobId: string): Session[] {
     return this.registry.ofJob(jobId);
+  }
+
+  /** Number of live sessions of each job that has any. */
+  countByJob(): Map<string, number> {
+    return this.registry.countByJob();
   }
 
   /** Standbys of a job waiting for their tasks. */
@@ -177,7 +185,7 @@ export class WorkerSessions {
    * tasks may have run in this epoch the job recovers.
    */
   close(sessionId: string, why: string): void {
-    const session = this.registry.remove(sessionId);
+    const session = this.end(sessionId);
     if (session === undefined || this.d.stopped()) return;
     const runtime = this.d.findJob(session.jobId);
     if (runtime === undefined) return;
@@ -287,7 +295,7 @@ export class WorkerSessions {
   /** Ends the sessions and standbys of one job with `error`; its tasks are not detached (the job is gone). */
   endJob(jobId: string, error: CkptError): void {
     for (const session of this.registry.ofJob(jobId)) {
-      this.registry.remove(session.sessionId);
+      this.end(session.sessionId);
       session.channel.end(error);
     }
     this.standbys.endAll(error, jobId);
@@ -296,9 +304,16 @@ export class WorkerSessions {
   /** Ends every session and standby with `error` (the coordinator stops). */
   endAll(error: CkptError): void {
     for (const session of this.registry.all()) {
-      this.registry.remove(session.sessionId);
+      this.end(session.sessionId);
       session.channel.end(error);
     }
     this.standbys.endAll(error);
+  }
+
+  /** Forgets a live session, and tells the observer how long it lasted. */
+  private end(sessionId: string): Session | undefined {
+    const session = this.registry.remove(sessionId);
+    if (session !== undefined) this.d.observer?.sessionEnded(session.jobId, this.d.now() - session.openedAtMs);
+    return session;
   }
 }

@@ -1,22 +1,19 @@
 /**
  * The Prometheus metrics of a coordinator process (prom-client), served on
  * its HTTP port at `/metrics`. Checkpoint figures come from the leading
- * coordinator's lifecycle events; a standby reports only what it is.
+ * coordinator's lifecycle events; a standby reports only what it is, and
+ * the timings of its etcd requests (`timing-metrics.ts`).
  *
  * Label rules: jobs are `job_id` (Prometheus keeps `job` for the scrape
  * job), abort reasons `reason`; checkpoint ids are never labels (one
  * series per checkpoint would grow without bound), only gauge values.
  */
 import { createRequire } from 'node:module';
-import { Counter, Gauge, Histogram, Registry, exponentialBuckets } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CheckpointEvents, RecoveryEvent } from '../coordinator/events.js';
 import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
-
-/** Buckets of `ckpt_checkpoint_duration_seconds`: 10 ms to 10 minutes. */
-export const DURATION_BUCKETS_SECONDS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
-
-/** Buckets of `ckpt_checkpoint_size_bytes`: 1 KiB to 64 GiB, ×4. */
-export const SIZE_BUCKETS_BYTES = exponentialBuckets(1024, 4, 14);
+import { DURATION_BUCKETS_SECONDS, SIZE_BUCKETS_BYTES } from './buckets.js';
+import { TimingMetrics } from './timing-metrics.js';
 
 /** What the process says of itself in `ckpt_build_info`. */
 export interface BuildInfo {
@@ -38,11 +35,19 @@ export interface JobFigures {
   jobId: string;
   /** The interval between periodic checkpoints in force; 0 when off. */
   intervalMs: number;
+  /** Worker sessions open for the job. */
+  sessions: number;
 }
 
 /** A coordinator process's metrics; `attach` them to each coordinator it runs while leading. */
 export class CoordinatorMetrics {
   readonly registry = new Registry();
+  /**
+   * The timings: the observer of the process's etcd store
+   * (`EtcdStoreOptions.observer`) and of every coordinator it runs
+   * (`CoordinatorOptions.observer`).
+   */
+  readonly timings = new TimingMetrics(this.registry);
   readonly #pending = new Map<string, Set<number>>();
   /** Per job, the newest completed checkpoint known: from this term's commits, or read back at its start. */
   readonly #latest = new Map<string, { id: number; atMs: number }>();
@@ -143,6 +148,16 @@ export class CoordinatorMetrics {
       collect() {
         this.reset();
         for (const job of jobs()) this.set({ job_id: job.jobId }, job.intervalMs / 1000);
+      },
+    });
+    new Gauge({
+      name: 'ckpt_worker_sessions',
+      help: 'Worker sessions open with the leader for each of its running jobs.',
+      labelNames: ['job_id'],
+      registers,
+      collect() {
+        this.reset();
+        for (const job of jobs()) this.set({ job_id: job.jobId }, job.sessions);
       },
     });
     this.#recoveries = new Counter({

@@ -75,12 +75,14 @@ export interface RunningCoordinator {
  * passed without either (it keeps campaigning in the background).
  */
 export async function runCoordinator(config: CoordinatorConfig, logger: Logger): Promise<RunningCoordinator> {
+  const metrics = new CoordinatorMetrics({ version: packageVersion() }, () => host.state === 'leading');
   const store = createEtcdStore({
     hosts: config.etcd,
     prefix: config.etcdPrefix,
     requestTimeoutMs: config.etcdTimeoutMs,
     maxManifestBytes: config.maxManifestBytes,
     logger,
+    observer: metrics.timings,
   });
   let bus: NatsBus;
   try {
@@ -101,7 +103,6 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
     electionClient.close();
     await Promise.allSettled([bus.close(), store.close()]);
   };
-  const metrics = new CoordinatorMetrics({ version: packageVersion() }, () => host.state === 'leading');
   // The metrics count the events of the coordinator that runs while this process leads.
   let detachMetrics: (() => void) | undefined;
   const stopCounting = (): void => {
@@ -124,7 +125,9 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
   const host = new CoordinatorHost({
     create: (term) => {
       stopCounting();
-      const coordinator = createCoordinator(config, logger, store, bus, term, (why) => leadership.stepDown(why));
+      const coordinator = createCoordinator(config, { logger, store, bus, metrics }, term, (why) =>
+        leadership.stepDown(why),
+      );
       detachMetrics = metrics.attach(coordinator.events, () => jobFigures(coordinator));
       return coordinator;
     },
@@ -178,11 +181,17 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
   return running;
 }
 
+/** What every coordinator of the process shares. */
+interface ProcessParts {
+  logger: Logger;
+  store: EtcdStore;
+  bus: NatsBus;
+  metrics: CoordinatorMetrics;
+}
+
 function createCoordinator(
   config: CoordinatorConfig,
-  logger: Logger,
-  store: EtcdStore,
-  bus: NatsBus,
+  { logger, store, bus, metrics }: ProcessParts,
   term: LeaderTerm,
   stepDown: (why: string) => void,
 ): Coordinator {
@@ -205,6 +214,7 @@ function createCoordinator(
       stateSweepIntervalMs: config.stateSweepIntervalMs,
       canceledStateRetentionMs: config.canceledStateRetentionMs,
     },
+    observer: metrics.timings,
   });
 }
 
@@ -240,11 +250,13 @@ async function startHttp(
 
 /** The figures of the coordinator's running jobs, which the metrics read when scraped. */
 function* jobFigures(coordinator: Coordinator): Generator<JobFigures> {
+  const sessions = coordinator.sessions.countByJob();
   for (let after = '', more = true; more;) {
     const page = coordinator.listJobs(after, JOB_PAGE);
     for (const job of page.jobs) {
       const jobId = job.spec?.jobId ?? '';
-      if (job.state === 'JOB_STATE_RUNNING' && jobId !== '') yield { jobId, intervalMs: job.intervalMs };
+      if (job.state === 'JOB_STATE_RUNNING' && jobId !== '')
+        yield { jobId, intervalMs: job.intervalMs, sessions: sessions.get(jobId) ?? 0 };
       after = jobId;
     }
     more = page.more && page.jobs.length > 0;

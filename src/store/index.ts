@@ -19,7 +19,10 @@ export {
   MAX_MAX_MANIFEST_BYTES,
   MAX_RESPONSE_BYTES,
   type EtcdStoreOptions,
+  ETCD_REQUEST_KINDS,
   type ResolvedEtcdStoreOptions,
+  type EtcdRequestKind,
+  type EtcdRequestObserver,
 } from './options.js';
 export { KeyLayout, pad, unpad, type ParsedKey } from './keys.js';
 export { callEtcd, translateEtcdError } from './translate-error.js';

@@ -129,6 +129,30 @@ export interface EtcdStoreOptions {
    * @default a silent logger
    */
   logger?: Logger;
+  /**
+   * Hears of every request the store sends to etcd once it is answered or
+   * has failed, e.g. to time them for metrics.
+   * @default undefined
+   */
+  observer?: EtcdRequestObserver;
+}
+
+/**
+ * The kinds of request the store sends to etcd: a transaction, a read of
+ * one key, a put of one value, a page of a listing.
+ */
+export type EtcdRequestKind = 'txn' | 'get' | 'put' | 'range';
+
+/** Every etcd request kind, for metrics that show each from the start. */
+export const ETCD_REQUEST_KINDS: readonly EtcdRequestKind[] = Object.freeze(['txn', 'get', 'put', 'range']);
+
+/** Hears of the store's etcd requests; must not throw. */
+export interface EtcdRequestObserver {
+  /**
+   * One request ended after `durationMs`, the etcd client's own retries
+   * included; `failed` when it threw (the store then reports an error).
+   */
+  request(kind: EtcdRequestKind, durationMs: number, failed: boolean): void;
 }
 
 /** `EtcdStoreOptions` with defaults applied and validated. */
@@ -145,6 +169,7 @@ export interface ResolvedEtcdStoreOptions {
   maxManifestBytes: number;
   partConcurrency: number;
   logger: Logger;
+  observer: EtcdRequestObserver | undefined;
 }
 
 /**
@@ -193,6 +218,7 @@ export function resolveEtcdStoreOptions(options: EtcdStoreOptions): ResolvedEtcd
     maxManifestBytes,
     partConcurrency,
     logger: options.logger ?? silentLogger(),
+    observer: options.observer,
   };
 }
 

@@ -1,11 +1,13 @@
 /**
  * How the store's operations talk to etcd: every call is checked against
- * the request limits before it is sent, and its errors are translated.
+ * the request limits before it is sent, its errors are translated, and the
+ * store's observer hears of it (`request` below, the one place that sends).
  */
+import { performance } from 'node:perf_hooks';
 import type { IKeyValue, ITxnRequest, ITxnResponse, KVClient } from 'etcd3';
 import type { Logger } from '../log/index.js';
 import type { KeyLayout } from './keys.js';
-import type { ResolvedEtcdStoreOptions } from './options.js';
+import type { EtcdRequestKind, ResolvedEtcdStoreOptions } from './options.js';
 import { prefixEnd } from './etcd-ops.js';
 import { assertPutFits, assertTxnFits } from './request-limits.js';
 import { callEtcd, type EtcdCallContext } from './translate-error.js';
@@ -28,7 +30,7 @@ export async function sendTxn(
   context: EtcdCallContext,
 ): Promise<ITxnResponse> {
   assertTxnFits(request, ctx.options, context);
-  return callEtcd(context, () => ctx.kv.txn(request));
+  return send(ctx, 'txn', context, () => ctx.kv.txn(request));
 }
 
 /** Puts one value after checking its size; returns the revision of the put. */
@@ -39,7 +41,9 @@ export async function putValue(
   context: EtcdCallContext,
 ): Promise<string> {
   assertPutFits(key, value, ctx.options, context);
-  const response = await callEtcd(context, () => ctx.kv.put({ key: Buffer.from(key), value: Buffer.from(value) }));
+  const response = await send(ctx, 'put', context, () =>
+    ctx.kv.put({ key: Buffer.from(key), value: Buffer.from(value) }),
+  );
   return response.header.revision;
 }
 
@@ -57,7 +61,7 @@ export async function getValue(
   revision?: string,
 ): Promise<ReadResult> {
   const request = { key: Buffer.from(key), ...(revision === undefined ? {} : { revision }) };
-  const response = await callEtcd(context, () => ctx.kv.range(request));
+  const response = await send(ctx, 'get', context, () => ctx.kv.range(request));
   return { kv: response.kvs[0], revision: response.header.revision };
 }
 
@@ -91,11 +95,31 @@ export async function listKeys(
       limit: Math.max(1, Math.min(LIST_PAGE_SIZE, maxKeys - kvs.length)),
       ...(revision === undefined ? {} : { revision }),
     };
-    const response = await callEtcd(context, () => ctx.kv.range(request));
+    const response = await send(ctx, 'range', context, () => ctx.kv.range(request));
     revision ??= response.header.revision;
     kvs.push(...response.kvs);
     const last = response.kvs.at(-1);
     if (!response.more || last === undefined || kvs.length >= maxKeys) return { kvs, revision };
     start = Buffer.concat([last.key, Buffer.from([0])]);
+  }
+}
+
+/** Sends one request to etcd: its errors translated, its duration and outcome told to the observer. */
+async function send<T>(
+  ctx: StoreContext,
+  kind: EtcdRequestKind,
+  context: EtcdCallContext,
+  call: () => Promise<T>,
+): Promise<T> {
+  const observer = ctx.options.observer;
+  if (observer === undefined) return callEtcd(context, call);
+  const startedMs = performance.now();
+  let failed = true;
+  try {
+    const response = await callEtcd(context, call);
+    failed = false;
+    return response;
+  } finally {
+    observer.request(kind, performance.now() - startedMs, failed);
   }
 }

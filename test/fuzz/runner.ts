@@ -202,7 +202,12 @@ async function etcdProblems(
   const failed = typeof failure?.epoch === 'bigint' && failure.epoch >= sessionEpoch;
   if (accepted && failed && !changed.includes(epochKey)) env.recovering.add(JOBS.session);
   const allowed = [...recovering, ...(accepted ? executed.touches : [])].map((jobId) => jobKeys(fx.etcdPrefix, jobId));
-  const outside = unexplained(changed, allowed);
+  // A job's statistics record is the leader's to write on its own schedule (aborts and recoveries
+  // in batches, seconds later), so its changes belong to no request.
+  const outside = unexplained(
+    changed.filter((k) => !/^jobs\/[^/]+\/stats$/.test(k.slice(fx.etcdPrefix.length))),
+    allowed,
+  );
   if (outside.length === 0) return [];
   return [
     accepted

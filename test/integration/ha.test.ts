@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import test, { type ExecutionContext } from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import type { Etcd3 } from 'etcd3';
+import { emptyStatistics } from '../../src/core/checkpoint-stats.js';
 import { controlMessageCodecs, ControlIntake, jobSubjects } from '../../src/bus/index.js';
 import { createCoordinatorClient, createQueryClient, errorInfo } from '../../src/client/index.js';
 import { resolveConfig } from '../../src/config/index.js';
@@ -146,9 +147,10 @@ function commitRequest(checkpointId: number, epoch: number): CommitRequest {
   };
 }
 
-/** Every key and value under `prefix`. */
-function dump(etcd: Etcd3, prefix: string): Promise<Record<string, string>> {
-  return etcd.getAll().prefix(prefix).strings();
+/** Every key and value under `prefix` but the jobs' statistics, which the leader writes on its own schedule. */
+async function dump(etcd: Etcd3, prefix: string): Promise<Record<string, string>> {
+  const all = await etcd.getAll().prefix(prefix).strings();
+  return Object.fromEntries(Object.entries(all).filter(([key]) => !key.endsWith('/stats')));
 }
 
 test('exactly one of three coordinators leads; standbys refuse with NOT_LEADER naming it and are NOT_SERVING', async (t) => {
@@ -289,6 +291,9 @@ test('a leader whose election key vanishes steps down; its old guard can no long
   await t.throwsAsync(store.createJob({ ...stored.spec, jobId: 'other' }, 1, guard), {
     instanceOf: LeadershipLostError,
   });
+  const stats = await store.readStatistics('job');
+  await t.throwsAsync(store.putStatistics('job', emptyStatistics(1), guard), { instanceOf: LeadershipLostError });
+  t.deepEqual(await store.readStatistics('job'), stats, 'the statistics are unchanged');
   t.deepEqual(await dump(etcd, `${cluster.prefix.etcd}jobs/`), before, 'etcd is unchanged');
 
   // The new leader's guard holds, and the job goes on under it once the worker is back.

@@ -1,6 +1,7 @@
 /**
  * The coordinator's HTTP port: Prometheus metrics counted from real
- * checkpoints (completed and declined) and a recovery, checked by
+ * checkpoints (completed and declined) and a recovery, with the timings of
+ * etcd requests, commits, acknowledgements and worker sessions, checked by
  * `promtool check metrics` and scraped by a real Prometheus; `/healthz`
  * and `/readyz` on a leader and a standby; junk requests answered, never
  * fatal.
@@ -16,7 +17,7 @@ import { freePort } from '../../src/dev/free-port.js';
 import { resolveConfig } from '../../src/config/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { runCoordinator } from '../../src/server/run.js';
-import { eventually, useServers } from '../helpers/index.js';
+import { eventually, sample, useServers } from '../helpers/index.js';
 import { fanInSpec, startTestCoordinator } from '../helpers/coordinator.js';
 
 const servers = useServers();
@@ -31,13 +32,7 @@ async function get(
   return { status: res.status, body: await res.text(), type: res.headers.get('content-type') ?? '' };
 }
 
-/** The value of the sample `name{labels}` in Prometheus text; undefined when absent. */
-function sample(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
-
-test('the leader counts completed, declined and recovered checkpoints in /metrics, which promtool accepts', async (t) => {
+test('the leader counts completed, declined and recovered checkpoints and times them in /metrics, which promtool accepts', async (t) => {
   const c = await startTestCoordinator(t, servers);
   const spec = fanInSpec('mjob', 2, 1, { tolerableFailures: -1 });
   await c.client.submitJob({ spec });
@@ -77,6 +72,17 @@ test('the leader counts completed, declined and recovered checkpoints in /metric
   t.is(sample(text, 'ckpt_checkpoint_duration_seconds_count{job_id="mjob"}'), 3);
   t.is(sample(text, 'ckpt_checkpoint_size_bytes_count{job_id="mjob",kind="state"}'), 3);
   t.regex(text, /^ckpt_build_info\{version="[^"]+",node_version="v\d+[^"]*"\} 1$/m);
+  // Timings: one commit per completed checkpoint, one acknowledgement per task the checkpoints recorded.
+  t.is(sample(text, 'ckpt_checkpoint_commit_duration_seconds_count{job_id="mjob"}'), 3);
+  const summaries = await c.running.coordinator.listCheckpoints('mjob');
+  const acknowledged = summaries.reduce((n, s) => n + s.acknowledgedTasks, 0);
+  t.true(acknowledged >= 9, `${acknowledged} acknowledgements: three tasks in each of three completed checkpoints`);
+  t.is(sample(text, 'ckpt_checkpoint_ack_latency_seconds_count{job_id="mjob"}'), acknowledged);
+  t.true((sample(text, 'ckpt_etcd_request_duration_seconds_count{operation="txn"}') ?? 0) > 0);
+  t.true((sample(text, 'ckpt_etcd_request_duration_seconds_count{operation="range"}') ?? 0) > 0, 'jobs were listed');
+  t.is(sample(text, 'ckpt_etcd_request_failures_total{operation="txn"}'), 0);
+  t.is(sample(text, 'ckpt_worker_sessions{job_id="mjob"}'), 1);
+  t.is(sample(text, 'ckpt_worker_session_duration_seconds_count{job_id="mjob"}'), undefined, 'no session ended yet');
   // No series is named by a checkpoint id, and no label is `job` (Prometheus's own).
   t.false(/checkpoint_id="/.test(text));
   t.false(/[{,]job="/.test(text));
@@ -93,6 +99,18 @@ test('the leader counts completed, declined and recovered checkpoints in /metric
   );
   t.true(lint.ok, `promtool check metrics: ${lint.out}`);
   t.is(lint.out.trim(), '', 'promtool has nothing to say');
+
+  // The worker leaves: its session is no longer open, and how long it lasted is observed.
+  await w.close();
+  const after = await eventually(
+    async () => {
+      const m = (await get(address, '/metrics')).body;
+      return sample(m, 'ckpt_worker_session_duration_seconds_count{job_id="mjob"}') === 1 ? m : undefined;
+    },
+    { what: 'the end of the worker session observed' },
+  );
+  t.is(sample(after, 'ckpt_worker_sessions{job_id="mjob"}'), 0);
+  t.true((sample(after, 'ckpt_worker_session_duration_seconds_sum{job_id="mjob"}') ?? 0) > 0);
 });
 
 test('after a restart the new leader shows the last completed checkpoint before it commits one', async (t) => {
@@ -205,7 +223,16 @@ test('/healthz and /readyz say what a leader and a standby are; junk requests ge
   const standbyReady = await get(standby.httpAddress, '/readyz');
   t.is(standbyReady.status, 200);
   t.regex(standbyReady.body, /^ready: standby; the leader is 127\.0\.0\.1:\d+\n$/);
-  t.is(sample((await get(standby.httpAddress, '/metrics')).body, 'ckpt_coordinator_is_leader'), 0);
+  const standbyMetrics = (await get(standby.httpAddress, '/metrics')).body;
+  t.is(sample(standbyMetrics, 'ckpt_coordinator_is_leader'), 0);
+  // Its store's etcd requests are timed; job figures are the leader's alone.
+  t.not(sample(standbyMetrics, 'ckpt_etcd_request_duration_seconds_count{operation="txn"}'), undefined);
+  t.is(sample(standbyMetrics, 'ckpt_etcd_request_failures_total{operation="txn"}'), 0);
+  t.false(
+    /^ckpt_(worker_sessions|checkpoint_commit_duration_seconds_count|checkpoint_ack_latency_seconds_count)\{/m.test(
+      standbyMetrics,
+    ),
+  );
 });
 
 test('an HTTP address that is taken fails the start with a clear error; the default falls back to a free port', async (t) => {

@@ -82,8 +82,8 @@ test('the last completed checkpoint read back at a term start shows until a newe
   const metrics = new CoordinatorMetrics({ version: '1' }, () => true);
   const events = new CheckpointEvents();
   const detach = metrics.attach(events, () => [
-    { jobId: 'a', intervalMs: 30_000 },
-    { jobId: 'b', intervalMs: 0 },
+    { jobId: 'a', intervalMs: 30_000, sessions: 2 },
+    { jobId: 'b', intervalMs: 0, sessions: 0 },
   ]);
   metrics.knownCompleted(
     summary({ jobId: 'a', checkpointId: 40, state: 'CHECKPOINT_STATE_COMPLETED', finishedAtMs: 9_000 }),
@@ -94,6 +94,8 @@ test('the last completed checkpoint read back at a term start shows until a newe
   t.regex(text, /^ckpt_last_completed_checkpoint_timestamp_seconds\{job_id="a"\} 9$/m);
   t.regex(text, /^ckpt_checkpoint_interval_seconds\{job_id="a"\} 30$/m);
   t.regex(text, /^ckpt_checkpoint_interval_seconds\{job_id="b"\} 0$/m);
+  t.regex(text, /^ckpt_worker_sessions\{job_id="a"\} 2$/m);
+  t.regex(text, /^ckpt_worker_sessions\{job_id="b"\} 0$/m);
   events.publish(summary({ jobId: 'a', checkpointId: 42, state: 'CHECKPOINT_STATE_COMPLETED', finishedAtMs: 12_000 }));
   // Read back late, an older one does not hide the newer commit.
   metrics.knownCompleted(
@@ -106,4 +108,5 @@ test('the last completed checkpoint read back at a term start shows until a newe
   text = await metrics.text();
   t.false(/^ckpt_last_completed_checkpoint_id\{/m.test(text), 'a standby reports no job');
   t.false(/^ckpt_checkpoint_interval_seconds\{/m.test(text));
+  t.false(/^ckpt_worker_sessions\{/m.test(text));
 });
