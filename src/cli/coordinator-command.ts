@@ -3,9 +3,9 @@
  * shuts down gracefully (a second signal forces).
  */
 import type { Command } from 'commander';
-import { resolveConfig, type CoordinatorConfigInput } from '../config/index.js';
-import { createLogger } from '../log/index.js';
-import { runCoordinator } from '../server/run.js';
+import type { CoordinatorConfigInput } from '../config/index.js';
+import type { Logger } from '../log/index.js';
+import type { RunningCoordinator } from '../server/run.js';
 
 /** Flags of `ckpt coordinator`, each feeding the config option of the same name. */
 const FLAGS: Array<[flag: string, option: keyof CoordinatorConfigInput, help: string]> = [
@@ -95,9 +95,7 @@ export function addCoordinatorCommand(program: Command): void {
       const value = flags[option];
       if (value !== undefined) (input as Record<string, string>)[option] = value;
     }
-    const config = resolveConfig(input);
-    const logger = createLogger(config.logLevel);
-    const running = await runCoordinator(config, logger);
+    const { logger, running } = await startCoordinator(input);
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals): void => {
       if (stopping) {
@@ -118,4 +116,21 @@ export function addCoordinatorCommand(program: Command): void {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
+}
+
+/**
+ * Resolves the config and starts a coordinator. The server modules load
+ * here, so that the client commands start without them.
+ */
+export async function startCoordinator(
+  input: CoordinatorConfigInput,
+): Promise<{ logger: Logger; running: RunningCoordinator }> {
+  const [{ resolveConfig }, { createLogger }, { runCoordinator }] = await Promise.all([
+    import('../config/index.js'),
+    import('../log/index.js'),
+    import('../server/run.js'),
+  ]);
+  const config = resolveConfig(input);
+  const logger = createLogger(config.logLevel);
+  return { logger, running: await runCoordinator(config, logger) };
 }

@@ -3,7 +3,9 @@
  */
 import type { CollectGarbageResponse__Output } from '../gen/ckpt/v1/CollectGarbageResponse.js';
 import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
+import type { GetCheckpointResponse__Output } from '../gen/ckpt/v1/GetCheckpointResponse.js';
 import type { JobInfo__Output } from '../gen/ckpt/v1/JobInfo.js';
+import type { SavepointSummary__Output } from '../gen/ckpt/v1/SavepointSummary.js';
 
 /** Left-aligned columns separated by two spaces. */
 export function table(header: string[], rows: string[][]): string {
@@ -21,11 +23,30 @@ export function short(value: string, prefix: string): string {
   return value.startsWith(prefix) ? value.slice(prefix.length) : value;
 }
 
-/** Bytes in B, KiB, MiB. */
+/** Bytes in B, KiB, MiB, GiB. */
 export function bytes(n: number): string {
+  const units = ['KiB', 'MiB', 'GiB'];
   if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  let value = n / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value.toFixed(1)} ${units[unit] ?? ''}`;
+}
+
+/** A duration in ms, s or min. */
+export function duration(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const seconds = Math.round(ms / 1000);
+  return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+}
+
+/** A wall-clock time to the second, in UTC: 2025-01-31T12:00:05Z. */
+export function timestamp(ms: number): string {
+  return `${new Date(ms).toISOString().slice(0, 19)}Z`;
 }
 
 /** One row per job; the restore point shows while recoveries restore from it. */
@@ -57,25 +78,105 @@ export function jobDetails(job: JobInfo__Output): string {
   return lines.join('\n');
 }
 
-/** One row per checkpoint. */
+/**
+ * When the last task acknowledged, from the summary field that newer
+ * coordinators fill in; 0 when unknown.
+ */
+function latestAcknowledgedAtMs(c: CheckpointSummary__Output): number {
+  return (c as { latestAcknowledgedAtMs?: number }).latestAcknowledgedAtMs ?? 0;
+}
+
+/** An abort reason without its prefix; empty for none. */
+function abortReason(c: CheckpointSummary__Output): string {
+  return c.abortReason === 'ABORT_REASON_UNSPECIFIED' ? '' : short(c.abortReason, 'ABORT_REASON_');
+}
+
+/**
+ * One row per checkpoint, in the order given (the coordinator lists newest
+ * first). The latest acknowledgement and the duration count from the trigger.
+ */
 export function checkpointsTable(checkpoints: CheckpointSummary__Output[]): string {
   return table(
-    ['ID', 'STATE', 'REASON', 'TYPE', 'TASKS', 'DURATION', 'STATE SIZE', 'MANIFEST', 'MAX ALIGN', 'MAX SNAPSHOT'],
-    checkpoints.map((c) => [
-      String(c.checkpointId),
-      short(c.state, 'CHECKPOINT_STATE_'),
-      c.abortReason === 'ABORT_REASON_UNSPECIFIED' ? '' : short(c.abortReason, 'ABORT_REASON_'),
-      short(c.snapshotType, 'SNAPSHOT_TYPE_') + (c.manual ? ' (manual)' : ''),
-      `${c.acknowledgedTasks}/${c.totalTasks}`,
-      c.finishedAtMs === 0 ? '-' : `${c.finishedAtMs - c.triggeredAtMs} ms`,
-      bytes(c.stateSizeBytes),
-      c.manifestBytes === 0
-        ? '-'
-        : `${bytes(c.manifestBytes)}${c.manifestParts > 0 ? ` in ${c.manifestParts} parts` : ''}`,
-      `${c.maxAlignmentMs} ms`,
-      `${c.maxSnapshotMs} ms`,
-    ]),
+    ['ID', 'STATUS', 'TYPE', 'ACKED', 'TRIGGERED', 'LATEST ACK', 'DURATION', 'PERSISTED', 'STATE SIZE', 'REASON'],
+    checkpoints.map((c) => {
+      const acked = latestAcknowledgedAtMs(c);
+      return [
+        String(c.checkpointId),
+        short(c.state, 'CHECKPOINT_STATE_'),
+        short(c.snapshotType, 'SNAPSHOT_TYPE_') + (c.manual ? ' (manual)' : ''),
+        `${c.acknowledgedTasks}/${c.totalTasks}`,
+        c.triggeredAtMs === 0 ? '-' : timestamp(c.triggeredAtMs),
+        acked === 0 ? '-' : `+${duration(Math.max(0, acked - c.triggeredAtMs))}`,
+        c.finishedAtMs === 0 ? '-' : duration(Math.max(0, c.finishedAtMs - c.triggeredAtMs)),
+        bytes(c.persistedBytes),
+        bytes(c.stateSizeBytes),
+        abortReason(c),
+      ];
+    }),
   );
+}
+
+/** Why a checkpoint aborted: `DECLINED: task sink-0 declined …`; empty for none. */
+function abortWhy(c: CheckpointSummary__Output): string {
+  return `${abortReason(c)}${c.abortMessage === '' ? '' : `: ${c.abortMessage}`}`;
+}
+
+/** A failed wait in one line: `checkpoint 7 of orders aborted: DECLINED: …`. */
+export function abortText(c: CheckpointSummary__Output): string {
+  return `checkpoint ${c.checkpointId} of ${c.jobId} aborted: ${abortWhy(c)}`;
+}
+
+/** One event of `ckpt watch`: `orders 7 ABORTED DECLINED: …`. */
+export function watchLine(c: CheckpointSummary__Output): string {
+  const why = abortWhy(c);
+  return `${c.jobId} ${c.checkpointId} ${short(c.state, 'CHECKPOINT_STATE_')}${why === '' ? '' : ` ${why}`}`;
+}
+
+/**
+ * One checkpoint: its row, its epoch, manifest size, slowest alignment and
+ * snapshot, why it aborted, and the tasks of its manifest when it has one.
+ */
+export function checkpointDetails(res: GetCheckpointResponse__Output): string {
+  const c = res.checkpoint;
+  if (c === null) return checkpointsTable([]);
+  const manifest =
+    c.manifestBytes === 0
+      ? '-'
+      : `${bytes(c.manifestBytes)}${c.manifestParts > 0 ? ` in ${c.manifestParts} parts` : ''}`;
+  const lines = [
+    checkpointsTable([c]),
+    `epoch: ${c.epoch}  manifest: ${manifest}  max alignment: ${duration(c.maxAlignmentMs)}  max snapshot: ${duration(c.maxSnapshotMs)}`,
+  ];
+  if (c.state === 'CHECKPOINT_STATE_ABORTED') lines.push(`why: ${abortWhy(c)}`);
+  const tasks = res.manifest?.tasks ?? [];
+  if (tasks.length > 0) {
+    lines.push('tasks:');
+    lines.push(
+      table(
+        ['  TASK', 'STATE', 'SIZE', 'POSITIONS'],
+        tasks.map((t) => [
+          `  ${t.taskId}`,
+          t.state?.uri ?? '',
+          bytes(t.state?.sizeBytes ?? 0),
+          t.positions.map((p) => `${p.input}@${p.offset}`).join(' '),
+        ]),
+      ),
+    );
+  }
+  return lines.join('\n');
+}
+
+/** One row per savepoint. */
+export function savepointsTable(savepoints: SavepointSummary__Output[]): string {
+  return table(
+    ['SAVEPOINT', 'CREATED', 'TASKS', 'STATE SIZE'],
+    savepoints.map((s) => [savepointName(s), timestamp(s.createdAtMs), String(s.tasks), bytes(s.stateSizeBytes)]),
+  );
+}
+
+/** A savepoint's name as the commands take it: `<job>/<checkpoint id>`. */
+export function savepointName(s: SavepointSummary__Output): string {
+  return `${s.ref?.jobId ?? ''}/${s.ref?.checkpointId ?? 0}`;
 }
 
 /**

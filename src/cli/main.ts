@@ -20,7 +20,9 @@ export function buildProgram(): Command {
       process.env.CKPT_ADDRESS ?? '127.0.0.1:7070',
     )
     .option('--token <token>', 'bearer token for a coordinator started with --auth-token', process.env.CKPT_AUTH_TOKEN)
-    .option('--json', 'print JSON instead of tables');
+    .option('--json', 'print the result as one JSON document instead of text (watch: one JSON line per event)')
+    .option('--progress', 'report progress on stderr while waiting (default: when stderr is a terminal)')
+    .configureHelp({ showGlobalOptions: true });
   addCoordinatorCommand(program);
   addClientCommands(program);
   addSavepointCommands(program);

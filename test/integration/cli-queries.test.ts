@@ -4,48 +4,34 @@
  * `cancel`, as tables and as `--json`, and their refusals.
  */
 import { existsSync } from 'node:fs';
-import test, { type ExecutionContext } from 'ava';
-import { ckpt, spawnCli } from '../helpers/cli.js';
+import test from 'ava';
+import { assertRefused, checkpointedJob, ckpt, spawnCli, tableRows } from '../helpers/cli.js';
 import { eventually, useServers } from '../helpers/index.js';
-import { fanInSpec, startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';
 
 const servers = useServers();
 
-/** A running job `orders` of a source and a sink on one simulated worker, with checkpoints as listed. */
-async function runningJob(t: ExecutionContext): Promise<{ c: TestCoordinator; completed: number[]; declined: number }> {
-  const c = await startTestCoordinator(t, servers);
-  const spec = fanInSpec('orders', 1, 1, { retained: 5, tolerableFailures: -1 });
-  await c.client.submitJob({ spec });
-  const w = await c.worker({ jobId: 'orders', workerId: 'w', taskIds: ['src-0', 'sink-0'], spec });
-  await c.started('orders');
-  const trigger = async () =>
-    (await c.client.triggerCheckpoint({ jobId: 'orders', wait: true }, { deadlineMs: 10_000 })).checkpoint;
-  const completed = [(await trigger())?.checkpointId ?? 0];
-  w.setBehaviour('sink-0', 'decline');
-  const declined = (await trigger())?.checkpointId ?? 0;
-  w.setBehaviour('sink-0', 'ack');
-  completed.push((await trigger())?.checkpointId ?? 0);
-  return { c, completed, declined };
-}
-
 test('ckpt checkpoints lists a job checkpoints newest first, as a table and as JSON', async (t) => {
-  const { c, completed, declined } = await runningJob(t);
+  const { c, completed, declined } = await checkpointedJob(t, servers);
   const listed = await ckpt(c.address, 'checkpoints', 'orders');
   t.is(listed.code, 0, listed.stderr);
-  const [header, ...rows] = listed.stdout.trim().split('\n');
   t.regex(
-    header ?? '',
-    /^ID\s+STATE\s+REASON\s+TYPE\s+TASKS\s+DURATION\s+STATE SIZE\s+MANIFEST\s+MAX ALIGN\s+MAX SNAPSHOT$/,
+    listed.stdout.split('\n')[0] ?? '',
+    /^ID\s+STATUS\s+TYPE\s+ACKED\s+TRIGGERED\s+LATEST ACK\s+DURATION\s+PERSISTED\s+STATE SIZE\s+REASON$/,
   );
+  const rows = tableRows(listed.stdout);
   t.deepEqual(
-    rows.map((r) => r.split(/\s+/).slice(0, 3)),
+    rows.map((r) => [r.ID, r.STATUS, r.REASON]),
     [
-      [String(completed[1]), 'COMPLETED', 'FULL'],
+      [String(completed[1]), 'COMPLETED', ''],
       [String(declined), 'ABORTED', 'DECLINED'],
-      [String(completed[0]), 'COMPLETED', 'FULL'],
+      [String(completed[0]), 'COMPLETED', ''],
     ],
   );
-  t.regex(rows[0] ?? '', /\s2\/2\s+\d+ ms\s/, 'tasks acknowledged and a duration');
+  const newest = rows[0] ?? {};
+  t.like(newest, { TYPE: 'FULL (manual)', ACKED: '2/2', PERSISTED: '2.0 KiB', 'STATE SIZE': '2.0 KiB' });
+  t.regex(newest.TRIGGERED ?? '', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+  t.regex(newest['LATEST ACK'] ?? '', /^(-|\+\d+ ms)$/, 'after the trigger, or - from a coordinator that does not say');
+  t.regex(newest.DURATION ?? '', /^\d+ ms$/);
   const limited = await ckpt(c.address, 'checkpoints', 'orders', '--limit', '1');
   t.is(limited.stdout.trim().split('\n').length, 2, 'a header and one row');
   const json = await ckpt(c.address, '--json', 'checkpoints', 'orders');
@@ -58,51 +44,66 @@ test('ckpt checkpoints lists a job checkpoints newest first, as a table and as J
       [completed[0], 'CHECKPOINT_STATE_COMPLETED', 'ABORT_REASON_UNSPECIFIED'],
     ],
   );
-  const unknown = await ckpt(c.address, 'checkpoints', 'nope');
-  t.is(unknown.code, 1);
-  t.regex(unknown.stderr, /UNKNOWN_JOB/);
+  const [unknown, badLimit] = await Promise.all([
+    ckpt(c.address, 'checkpoints', 'nope'),
+    ckpt(c.address, 'checkpoints', 'orders', '--limit', 'all'),
+  ]);
+  assertRefused(t, unknown, /^ckpt: UNKNOWN_JOB: no job nope/);
+  assertRefused(t, badLimit, /argument 'all' is invalid\. expected a positive integer, got "all"/);
 });
 
 test('ckpt checkpoint shows one checkpoint with its manifest; an unknown one is refused', async (t) => {
-  const { c, completed } = await runningJob(t);
+  const { c, completed, declined } = await checkpointedJob(t, servers);
   const id = completed[1] ?? 0;
-  const shown = await ckpt(c.address, 'checkpoint', 'orders', String(id));
+  const [shown, json, aborted, missing, unknownJob, junk] = await Promise.all([
+    ckpt(c.address, 'checkpoint', 'orders', String(id)),
+    ckpt(c.address, '--json', 'checkpoint', 'orders', String(id)),
+    ckpt(c.address, 'checkpoint', 'orders', String(declined)),
+    ckpt(c.address, 'checkpoint', 'orders', String(id + 1000)),
+    ckpt(c.address, 'checkpoint', 'nope', '1'),
+    ckpt(c.address, 'checkpoint', 'orders', 'latest'),
+  ]);
   t.is(shown.code, 0, shown.stderr);
-  const lines = shown.stdout.trim().split('\n');
-  t.regex(lines[1] ?? '', new RegExp(`^${id}\\s+COMPLETED\\s`));
-  t.is(lines[2], 'manifest:');
+  const lines = shown.stdout.trimEnd().split('\n');
+  t.like(tableRows(lines.slice(0, 2).join('\n'))[0], { ID: String(id), STATUS: 'COMPLETED' });
+  t.regex(lines[2] ?? '', /^epoch: 1 {2}manifest: \d+ B {2}max alignment: \d+ ms {2}max snapshot: \d+ ms$/);
+  t.is(lines[3], 'tasks:');
   t.deepEqual(
-    lines.slice(3).map((l) => l.trim().split(/\s+/)[0]),
-    ['sink-0', 'src-0'],
-    'one line per task of the manifest',
+    tableRows(lines.slice(4).join('\n')).map((task) => [task.TASK, task.SIZE]),
+    [
+      ['sink-0', '1.0 KiB'],
+      ['src-0', '1.0 KiB'],
+    ],
+    'one row per task of the manifest',
   );
-  const json = JSON.parse((await ckpt(c.address, '--json', 'checkpoint', 'orders', String(id))).stdout) as {
+  const parsed = JSON.parse(json.stdout) as {
     checkpoint: { checkpointId: number };
     manifest: { checkpointId: number; tasks: { taskId: string }[] };
   };
-  t.is(json.checkpoint.checkpointId, id);
+  t.is(parsed.checkpoint.checkpointId, id);
   t.deepEqual(
-    json.manifest.tasks.map((task) => task.taskId),
+    parsed.manifest.tasks.map((task) => task.taskId),
     ['sink-0', 'src-0'],
   );
-  const missing = await ckpt(c.address, 'checkpoint', 'orders', String(id + 1000));
-  t.is(missing.code, 1);
-  t.regex(missing.stderr, /UNKNOWN_CHECKPOINT/);
-  const junk = await ckpt(c.address, 'checkpoint', 'orders', 'latest');
-  t.is(junk.code, 1);
-  t.notRegex(junk.stderr, /at .*\.ts:\d+/, 'a clear error, no stack');
+  t.is(aborted.code, 0, aborted.stderr);
+  t.regex(aborted.stdout, /^why: DECLINED: .*sink-0/m, 'an aborted checkpoint says why');
+  t.notRegex(aborted.stdout, /^tasks:/m);
+  assertRefused(t, missing, /UNKNOWN_CHECKPOINT/);
+  assertRefused(t, unknownJob, /UNKNOWN_JOB/);
+  assertRefused(t, junk, /expected a checkpoint id \(a non-negative integer\), got "latest"/);
 });
 
 test('ckpt watch streams checkpoint events live until interrupted', async (t) => {
-  const { c } = await runningJob(t);
+  const { c } = await checkpointedJob(t, servers);
   for (const json of [false, true]) {
     const watch = spawnCli(t, '--address', c.address, ...(json ? ['--json'] : []), 'watch', 'orders');
+    // One JSON document per line.
     const events = (): { checkpointId: number; state: string }[] =>
       watch
         .out()
-        .split(/\n(?=\{)/)
-        .filter((chunk) => chunk.trim() !== '')
-        .map((chunk) => JSON.parse(chunk) as { checkpointId: number; state: string });
+        .split('\n')
+        .filter((line) => line !== '')
+        .map((line) => JSON.parse(line) as { checkpointId: number; state: string });
     const printed = (id: number): boolean =>
       json
         ? events().some((e) => e.checkpointId === id && e.state === 'CHECKPOINT_STATE_COMPLETED')
@@ -141,22 +142,39 @@ test('ckpt watch streams checkpoint events live until interrupted', async (t) =>
   }
 });
 
-test('ckpt cancel cancels a job and says so; an unknown job is refused', async (t) => {
-  const { c } = await runningJob(t);
+test('ckpt cancel cancels a job and says so, as text and as JSON; an unknown job is refused', async (t) => {
+  const { c } = await checkpointedJob(t, servers);
   const canceled = await ckpt(c.address, 'cancel', 'orders');
   t.is(canceled.code, 0, canceled.stderr);
-  t.regex(canceled.stdout, /^orders\s+CANCELED\s/m);
-  const job = JSON.parse((await ckpt(c.address, '--json', 'job', 'orders')).stdout) as { state: string };
-  t.is(job.state, 'JOB_STATE_CANCELED');
-  const triggered = await ckpt(c.address, 'trigger', 'orders');
-  t.is(triggered.code, 1, 'a canceled job takes no checkpoint');
-  const unknown = await ckpt(c.address, 'cancel', 'nope');
-  t.is(unknown.code, 1);
-  t.regex(unknown.stderr, /UNKNOWN_JOB/);
+  t.like(tableRows(canceled.stdout)[0], { JOB: 'orders', STATE: 'CANCELED' });
+  const [again, job, triggered, unknown] = await Promise.all([
+    ckpt(c.address, '--json', 'cancel', 'orders'),
+    ckpt(c.address, '--json', 'job', 'orders'),
+    ckpt(c.address, 'trigger', 'orders'),
+    ckpt(c.address, 'cancel', 'nope'),
+  ]);
+  t.is(
+    (JSON.parse(again.stdout) as { job: { state: string } }).job.state,
+    'JOB_STATE_CANCELED',
+    'a no-op the second time',
+  );
+  t.is((JSON.parse(job.stdout) as { state: string }).state, 'JOB_STATE_CANCELED');
+  assertRefused(t, triggered, /^ckpt: /);
+  assertRefused(t, unknown, /UNKNOWN_JOB/);
 });
+
+interface DevStarted {
+  etcd: { url: string; dataDir: string };
+  coordinator: string;
+  dashboard: string;
+  metrics: string;
+  env: Record<string, string>;
+}
 
 test('ckpt dev runs etcd, NATS and a coordinator, prints how to reach them, and stops them all on Ctrl-C', async (t) => {
   const dev = spawnCli(t, 'dev', '--listen', '127.0.0.1:0', '--log-level', 'warn');
+  // A second one at once, printing one JSON document and its progress while it starts.
+  const devJson = spawnCli(t, '--json', '--progress', 'dev', '--listen', '127.0.0.1:0', '--log-level', 'warn');
   await eventually(() => dev.out().includes('Ctrl-C stops everything.'), {
     timeoutMs: 60_000,
     what: `ckpt dev to start (stderr: ${dev.err().slice(-500)})`,
@@ -164,10 +182,13 @@ test('ckpt dev runs etcd, NATS and a coordinator, prints how to reach them, and 
   const address = /^coordinator {2}(\S+)$/m.exec(dev.out())?.[1] ?? '';
   const dataDir = /\(data in (\S+)\)$/m.exec(dev.out())?.[1] ?? '';
   const metrics = /^metrics {6}(\S+)/m.exec(dev.out())?.[1] ?? '';
+  const dashboard = /^dashboard {4}(\S+)$/m.exec(dev.out())?.[1] ?? '';
+  t.is(metrics, `${dashboard}metrics`, 'the dashboard and the metrics share the HTTP port');
+  t.regex(dashboard, /^http:\/\/127\.0\.0\.1:\d+\/$/);
   t.regex(
     dev.out(),
     new RegExp(
-      `^export CKPT_ADDRESS=${address.replace(/\./g, '\\.')} CKPT_ETCD=http://\\S+ CKPT_NATS=nats://\\S+$`,
+      `^export CKPT_ADDRESS=${address.replace(/\./g, '\\.')} CKPT_ETCD=http://\\S+ CKPT_NATS=nats://\\S+ CKPT_DASHBOARD=${dashboard.slice(0, -1).replace(/\./g, '\\.')}$`,
       'm',
     ),
   );
@@ -177,9 +198,20 @@ test('ckpt dev runs etcd, NATS and a coordinator, prints how to reach them, and 
   const scraped = await fetch(metrics);
   t.is(scraped.status, 200);
   t.regex(await scraped.text(), /^ckpt_coordinator_is_leader 1$/m);
-  dev.child.kill('SIGINT');
-  const code = await dev.exited;
-  t.is(code, 0, dev.err());
+
+  await eventually(() => devJson.err().includes('Ctrl-C stops everything.'), {
+    timeoutMs: 60_000,
+    what: `ckpt --json dev to start (stderr: ${devJson.err().slice(-500)})`,
+  });
+  const started = JSON.parse(devJson.out()) as DevStarted;
+  t.is(started.metrics, `${started.dashboard}metrics`);
+  t.like(started.env, { CKPT_ADDRESS: started.coordinator, CKPT_DASHBOARD: started.dashboard.slice(0, -1) });
+  t.regex(devJson.err(), /^starting etcd and NATS, 0 s$/m, 'progress on stderr');
+  t.regex(devJson.err(), /^starting the coordinator, 0 s$/m);
+
+  for (const d of [dev, devJson]) d.child.kill('SIGINT');
+  t.deepEqual(await Promise.all([dev.exited, devJson.exited]), [0, 0], dev.err() + devJson.err());
   t.false(existsSync(dataDir), 'its temporary data went with it');
+  t.false(existsSync(started.etcd.dataDir));
   t.not((await ckpt(address, 'jobs')).code, 0, 'the coordinator is gone');
 });

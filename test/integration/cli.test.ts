@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { freePort } from '../../src/dev/index.js';
-import { CLI, ckpt } from '../helpers/cli.js';
+import { assertRefused, CLI, ckpt, tableRows } from '../helpers/cli.js';
 import { eventually, uniquePrefix, useServers } from '../helpers/index.js';
 import { fanInSpec, startTestCoordinator } from '../helpers/coordinator.js';
 
@@ -34,7 +34,10 @@ test('ckpt coordinator serves the CLI and stops gracefully on SIGTERM', async (t
   t.teardown(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
   });
-  await eventually(() => log.includes('gRPC server listening'), { timeoutMs: 20_000 });
+  await eventually(() => log.includes('gRPC server listening'), {
+    timeoutMs: 60_000,
+    what: `the coordinator to listen (log: ${log.slice(-500)})`,
+  });
   t.true(
     log
       .split('\n')
@@ -132,4 +135,76 @@ test('ckpt restore rolls a job back to a retained checkpoint and prints the new 
   t.not(malformed.code, 0);
   t.regex(malformed.stderr, /expected a checkpoint id \(a non-negative integer\), got "newest"/);
   t.deepEqual(await c.dump(), before);
+});
+
+test('ckpt submit says whether it created the job, as text and JSON; jobs and gc print it', async (t) => {
+  const c = await startTestCoordinator(t, servers);
+  const dir = await mkdtemp(join(tmpdir(), 'ckpt-cli-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const specFile = join(dir, 'job.json');
+  await writeFile(specFile, JSON.stringify(fanInSpec('orders', 2, 1)));
+  const submitted = await ckpt(c.address, '--json', 'submit', specFile);
+  t.is(submitted.code, 0, submitted.stderr);
+  t.like(JSON.parse(submitted.stdout), {
+    created: true,
+    job: { spec: { jobId: 'orders' }, state: 'JOB_STATE_RUNNING' },
+  });
+  const [again, jobs, gc] = await Promise.all([
+    ckpt(c.address, 'submit', specFile),
+    ckpt(c.address, 'jobs'),
+    ckpt(c.address, '--json', 'gc', '--dry-run', 'orders'),
+  ]);
+  t.is(again.stdout, 'already registered: orders\n');
+  t.deepEqual(tableRows(jobs.stdout), [
+    {
+      JOB: 'orders',
+      STATE: 'RUNNING',
+      TASKS: '3',
+      ATTACHED: '0',
+      EPOCH: '1',
+      LATEST: '-',
+      CHECKPOINTING: 'IDLE',
+      'RESTORE POINT': '-',
+    },
+  ]);
+  t.like(JSON.parse(gc.stdout), { dryRun: true, orphans: 0, pieces: [] });
+});
+
+test('commands refuse unknown jobs, bad files and bad arguments with one clear line and exit status 1', async (t) => {
+  const c = await startTestCoordinator(t, servers);
+  const dir = await mkdtemp(join(tmpdir(), 'ckpt-cli-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const file = (name: string, text: string): Promise<string> =>
+    writeFile(join(dir, name), text).then(() => join(dir, name));
+  const [good, notJson, notSpec, malformed] = await Promise.all([
+    file('good.json', JSON.stringify(fanInSpec('orders', 1, 1))),
+    file('not-json.json', '{ jobId: orders'),
+    file('array.json', '[]'),
+    file('malformed.json', JSON.stringify({ jobId: 'no spaces please', tasks: [] })),
+  ]);
+  const cases: Array<[args: string[], stderr: RegExp]> = [
+    [['--progress', 'trigger', 'nope', '--wait'], /^ckpt: UNKNOWN_JOB: no job nope/],
+    [['restore', 'nope'], /^ckpt: UNKNOWN_JOB: no job nope/],
+    [['watch', 'nope'], /^ckpt: UNKNOWN_JOB: no job nope/],
+    [['savepoint', 'nope'], /^ckpt: UNKNOWN_JOB: no job nope/],
+    [['delete-savepoint', 'nope'], /expected a savepoint as <job>\/<checkpoint id>, got "nope"/],
+    [['submit', join(dir, 'missing.json')], /^ckpt: ENOENT: no such file or directory/],
+    [['submit', notJson], /^ckpt: .*not-json\.json is not JSON: /],
+    [['submit', notSpec], /^ckpt: .*array\.json does not hold a job spec: expected a JSON object$/m],
+    [['submit', malformed], /^ckpt: MALFORMED: spec\.job_id "no spaces please"/],
+    [['submit', good, '--from-savepoint', 'nope/3'], /^ckpt: UNKNOWN_CHECKPOINT: job nope has no savepoint 3/],
+    [['frobnicate'], /unknown command 'frobnicate'/],
+  ];
+  const before = await c.dump();
+  // A few at a time: each is a process that compiles the CLI.
+  for (let i = 0; i < cases.length; i += 4) {
+    const batch = cases.slice(i, i + 4);
+    const results = await Promise.all(batch.map(([args]) => ckpt(c.address, ...args)));
+    batch.forEach(([args, stderr], j) => {
+      const res = results[j] ?? { code: 0, stdout: '', stderr: '' };
+      t.is(res.code, 1, `ckpt ${args.join(' ')}: ${res.stderr}`);
+      assertRefused(t, res, stderr);
+    });
+  }
+  t.deepEqual(await c.dump(), before, 'nothing was stored');
 });
