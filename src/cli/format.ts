@@ -78,14 +78,6 @@ export function jobDetails(job: JobInfo__Output): string {
   return lines.join('\n');
 }
 
-/**
- * When the last task acknowledged, from the summary field that newer
- * coordinators fill in; 0 when unknown.
- */
-function latestAcknowledgedAtMs(c: CheckpointSummary__Output): number {
-  return (c as { latestAcknowledgedAtMs?: number }).latestAcknowledgedAtMs ?? 0;
-}
-
 /** An abort reason without its prefix; empty for none. */
 function abortReason(c: CheckpointSummary__Output): string {
   return c.abortReason === 'ABORT_REASON_UNSPECIFIED' ? '' : short(c.abortReason, 'ABORT_REASON_');
@@ -99,7 +91,7 @@ export function checkpointsTable(checkpoints: CheckpointSummary__Output[]): stri
   return table(
     ['ID', 'STATUS', 'TYPE', 'ACKED', 'TRIGGERED', 'LATEST ACK', 'DURATION', 'PERSISTED', 'STATE SIZE', 'REASON'],
     checkpoints.map((c) => {
-      const acked = latestAcknowledgedAtMs(c);
+      const acked = c.latestAcknowledgedAtMs;
       return [
         String(c.checkpointId),
         short(c.state, 'CHECKPOINT_STATE_'),
@@ -134,7 +126,9 @@ export function watchLine(c: CheckpointSummary__Output): string {
 
 /**
  * One checkpoint: its row, its epoch, manifest size, slowest alignment and
- * snapshot, why it aborted, and the tasks of its manifest when it has one.
+ * snapshot, why it aborted, and its tasks: when each acknowledged (after
+ * the trigger; `-` for none yet), start delay, alignment, sync and async
+ * times, sizes, and the positions its manifest recorded.
  */
 export function checkpointDetails(res: GetCheckpointResponse__Output): string {
   const c = res.checkpoint;
@@ -148,18 +142,27 @@ export function checkpointDetails(res: GetCheckpointResponse__Output): string {
     `epoch: ${c.epoch}  manifest: ${manifest}  max alignment: ${duration(c.maxAlignmentMs)}  max snapshot: ${duration(c.maxSnapshotMs)}`,
   ];
   if (c.state === 'CHECKPOINT_STATE_ABORTED') lines.push(`why: ${abortWhy(c)}`);
-  const tasks = res.manifest?.tasks ?? [];
-  if (tasks.length > 0) {
+  const stored = new Map((res.manifest?.tasks ?? []).map((t) => [t.taskId, t]));
+  if (res.tasks.length > 0) {
     lines.push('tasks:');
     lines.push(
       table(
-        ['  TASK', 'STATE', 'SIZE', 'POSITIONS'],
-        tasks.map((t) => [
-          `  ${t.taskId}`,
-          t.state?.uri ?? '',
-          bytes(t.state?.sizeBytes ?? 0),
-          t.positions.map((p) => `${p.input}@${p.offset}`).join(' '),
-        ]),
+        ['  TASK', 'ACKED', 'START DELAY', 'ALIGNMENT', 'SYNC', 'ASYNC', 'SIZE', 'PERSISTED', 'POSITIONS'],
+        res.tasks.map((t) => {
+          const m = t.metrics;
+          const at = (ms: number | undefined): string => (m === null || ms === undefined ? '-' : duration(ms));
+          return [
+            `  ${t.taskId}`,
+            t.acknowledgedAtMs === 0 ? '-' : `+${duration(Math.max(0, t.acknowledgedAtMs - c.triggeredAtMs))}`,
+            at(m?.startDelayMs),
+            at(m?.alignmentMs),
+            at(m?.syncMs),
+            at(m?.asyncMs),
+            m === null ? '-' : bytes(m.stateSizeBytes),
+            m === null ? '-' : bytes(m.persistedBytes),
+            (stored.get(t.taskId)?.positions ?? []).map((p) => `${p.input}@${p.offset}`).join(' '),
+          ];
+        }),
       ),
     );
   }

@@ -87,7 +87,13 @@ test('ckpt checkpoint shows one checkpoint with its manifest; an unknown one is 
   );
   t.is(aborted.code, 0, aborted.stderr);
   t.regex(aborted.stdout, /^why: DECLINED: .*sink-0/m, 'an aborted checkpoint says why');
-  t.notRegex(aborted.stdout, /^tasks:/m);
+  const abortedLines = aborted.stdout.trimEnd().split('\n');
+  const abortedTasks = tableRows(abortedLines.slice(abortedLines.indexOf('tasks:') + 1).join('\n'));
+  t.deepEqual(
+    abortedTasks.map((task) => task.TASK),
+    ['sink-0', 'src-0'],
+  );
+  t.like(abortedTasks[0], { ACKED: '-', SIZE: '-' }, 'the task that declined never acknowledged');
   assertRefused(t, missing, /UNKNOWN_CHECKPOINT/);
   assertRefused(t, unknownJob, /UNKNOWN_JOB/);
   assertRefused(t, junk, /expected a checkpoint id \(a non-negative integer\), got "latest"/);

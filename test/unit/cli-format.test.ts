@@ -29,6 +29,7 @@ function summary(overrides: Partial<CheckpointSummary__Output> = {}): Checkpoint
     maxSnapshotMs: 340,
     manifestBytes: 900,
     manifestParts: 0,
+    latestAcknowledgedAtMs: 0,
     ...overrides,
   };
 }
@@ -107,7 +108,7 @@ test('checkpoint details add the epoch, manifest, slowest task times and why it 
     abortMessage: 'task t3 did not answer',
     manifestBytes: 0,
   });
-  const lines = checkpointDetails({ checkpoint: aborted, manifest: null }).split('\n');
+  const lines = checkpointDetails({ checkpoint: aborted, manifest: null, tasks: [] }).split('\n');
   t.deepEqual(lines.slice(2), [
     'epoch: 2  manifest: -  max alignment: 12 ms  max snapshot: 340 ms',
     'why: TIMEOUT: task t3 did not answer',
@@ -115,6 +116,7 @@ test('checkpoint details add the epoch, manifest, slowest task times and why it 
   const parts = checkpointDetails({
     checkpoint: summary({ manifestBytes: 3 * 1024 * 1024, manifestParts: 3 }),
     manifest: null,
+    tasks: [],
   });
   t.regex(parts, /^epoch: 2 {2}manifest: 3\.0 MiB in 3 parts {2}/m);
 });
