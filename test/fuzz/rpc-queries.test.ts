@@ -1,6 +1,6 @@
 /**
  * Fuzzing GetJob and the CheckpointQuery service (ListJobs,
- * ListCheckpoints, GetCheckpoint, WatchCheckpoints), against a coordinator child (see runner.ts for the properties).
+ * ListCheckpoints, GetCheckpoint, WatchCheckpoints, GetCheckpointStatistics), against a coordinator child (see runner.ts for the properties).
  */
 import { fuzzSuite } from './suite.js';
 import { targetGroup } from './targets.js';

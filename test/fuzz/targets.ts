@@ -142,6 +142,7 @@ const RPC_TEMPLATES: Record<string, { template: Message; jobPool?: readonly stri
   ListCheckpoints: { template: { jobId: JOBS.main, pageSize: 10, pageToken: '' } },
   GetCheckpoint: { template: { jobId: JOBS.main, checkpointId: ref('mainLatest') } as unknown as Message },
   WatchCheckpoints: { template: { jobId: JOBS.main } },
+  GetCheckpointStatistics: { template: { jobId: JOBS.main } },
 };
 
 /** The RPC targets, in the order of the contract. */
@@ -223,6 +224,7 @@ export const READ_ONLY_TARGETS: ReadonlySet<string> = new Set([
   'ListCheckpoints',
   'GetCheckpoint',
   'WatchCheckpoints',
+  'GetCheckpointStatistics',
 ]);
 
 /**
@@ -232,7 +234,14 @@ export const READ_ONLY_TARGETS: ReadonlySet<string> = new Set([
 const GROUPS = {
   'rpc-jobs': ['SubmitJob', 'CancelJob', 'TriggerCheckpoint', 'RestoreJob'],
   'rpc-acks': ['AcknowledgeCheckpoint', 'DeclineCheckpoint'],
-  'rpc-queries': ['GetJob', 'ListJobs', 'ListCheckpoints', 'GetCheckpoint', 'WatchCheckpoints'],
+  'rpc-queries': [
+    'GetJob',
+    'ListJobs',
+    'ListCheckpoints',
+    'GetCheckpoint',
+    'WatchCheckpoints',
+    'GetCheckpointStatistics',
+  ],
   'attach-hello': ['Attach.hello', 'Attach.heartbeat', 'Attach.ready'],
   'attach-reports': ['Attach.failure', 'Attach.acknowledge', 'Attach.decline'],
 } as const;

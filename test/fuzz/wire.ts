@@ -41,6 +41,7 @@ export const METHODS: Readonly<Record<string, MethodInfo>> = Object.fromEntries(
       [QUERY, 'ListCheckpoints', 'unary'],
       [QUERY, 'GetCheckpoint', 'unary'],
       [QUERY, 'WatchCheckpoints', 'server-stream'],
+      [QUERY, 'GetCheckpointStatistics', 'unary'],
     ] as const
   ).map(([service, name, kind]) => [
     name,
