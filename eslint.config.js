@@ -27,4 +27,17 @@ export default tseslint.config(
     files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
     ...tseslint.configs.disableTypeChecked,
   },
+  {
+    // The dashboard: ES modules run by the browser, uPlot loaded as a global by index.html.
+    files: ['src/dashboard/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        [
+          ...['window', 'document', 'location', 'fetch', 'EventSource', 'AbortController', 'AbortSignal'],
+          ...['setTimeout', 'clearTimeout', 'setInterval', 'Node', 'CSS', 'uPlot'],
+        ].map((name) => [name, 'readonly']),
+      ),
+    },
+  },
 );
