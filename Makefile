@@ -5,8 +5,9 @@ PROTOS := ckpt/v1/types.proto ckpt/v1/coordinator.proto ckpt/v1/query.proto ckpt
 .PHONY: all deps system-deps build check breaking test demo bench clean gen
 all: build
 
-# Node packages and the system packages the tests and the demo run (etcd, NATS)
-# or generate code with (protoc, the Python gRPC plugin). Silent when all is there.
+# Node packages and the system packages the tests and the demo run (etcd, NATS,
+# Chromium for the dashboard's browser test) or generate code with (protoc, the
+# Python gRPC plugin). Silent when all is there.
 deps: node_modules/.installed system-deps
 
 system-deps:
@@ -18,6 +19,7 @@ system-deps:
 	test -x /usr/bin/grpc_python_plugin || missing="$$missing protobuf-compiler-grpc"; \
 	/usr/bin/python3 -c 'import grpc, google.protobuf' 2>/dev/null || missing="$$missing python3-grpcio python3-protobuf"; \
 	command -v promtool >/dev/null && command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
 	  echo "installing:$$missing"; \
