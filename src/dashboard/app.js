@@ -19,6 +19,8 @@ const CLUSTER_POLL_MS = 2000;
 const REFRESH_DEBOUNCE_MS = 300;
 /** Data older than this is fetched again even without an event (ages move, an event may be lost). */
 const STALE_MS = 10_000;
+/** A stream down for longer than this counts as the leader out of reach. */
+const STREAM_GRACE_MS = 3000;
 
 const main = document.getElementById('main');
 const banner = document.getElementById('leader-banner');
@@ -34,6 +36,7 @@ let viewAbort = new AbortController();
 let refreshing = null;
 let refreshAgain = false;
 let debounce = null;
+let streamGrace = null;
 
 const live = new LiveEvents({
   onCheckpoint: (event) => {
@@ -41,11 +44,19 @@ const live = new LiveEvents({
   },
   onCluster: (c) => showCluster(c),
   onState: (open, why) => {
+    document.body.dataset.live = open ? 'open' : 'down';
+    clearTimeout(streamGrace);
     if (open) {
       problems.delete('stream');
+      showBanner();
       scheduleRefresh(); // what happened while the stream was down
-    } else problems.set('stream', why);
-    showBanner();
+      return;
+    }
+    // The server ends a stream when the role or the leader changes, and the browser reconnects.
+    streamGrace = setTimeout(() => {
+      problems.set('stream', why);
+      showBanner();
+    }, STREAM_GRACE_MS);
   },
 });
 
@@ -80,6 +91,7 @@ function navigate() {
   if (view === null) {
     main.append(h('p', { class: 'notice' }, 'No such page. ', h('a', { href: '#/' }, 'Back to the jobs.')));
     live.close();
+    clearTimeout(streamGrace);
     problems.delete('stream');
     showBanner();
     return;

@@ -147,7 +147,7 @@ function taskTable(tasks, sort, sortBy) {
       ...TASK_COLUMNS.map((c) =>
         h(
           'td',
-          { class: c.numeric ? 'num' : null, dataset: { key: c.key } },
+          { class: c.numeric ? 'num' : null, dataset: { key: c.key, value: String(t[c.key] ?? '') } },
           c.format ? c.format(t[c.key], t) : String(t[c.key] ?? ''),
         ),
       ),
