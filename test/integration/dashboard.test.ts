@@ -1,0 +1,232 @@
+/**
+ * The dashboard in a real browser (headless Chromium) against a leader and
+ * a standby coordinator on real etcd and NATS, with the word count running
+ * on SDK workers: the jobs table, a checkpoint appearing in the history
+ * without a reload, one checkpoint's task table and its sorting, the
+ * standby naming the leader, and the pages while the leader is killed and
+ * a standby takes over. Screenshots of each step go to
+ * `.tmp/test-artifacts/dashboard/`.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import test, { type ExecutionContext } from 'ava';
+import type { Page } from 'playwright-core';
+import { sentences } from '../../examples/wordcount/corpus.js';
+import { INPUT_STREAM, WORKER_TASKS, inputSubject, wordCountSpec } from '../../examples/wordcount/job.js';
+import { taskFor } from '../../examples/wordcount/tasks.js';
+import { resolveConfig } from '../../src/config/index.js';
+import { silentLogger } from '../../src/log/index.js';
+import { createLocalDirectoryBackend, createWorker } from '../../src/sdk/index.js';
+import { runCoordinator, type RunningCoordinator } from '../../src/server/run.js';
+import { launchBrowser, screenshots, watchedPage } from '../helpers/browser.js';
+import { natsConnection } from '../helpers/clients.js';
+import { eventually, uniquePrefix, useServers } from '../helpers/index.js';
+
+const servers = useServers();
+
+const JOB_ID = 'wordcount';
+/** A short lease, so that a standby takes over within seconds of the leader's death. */
+const LEASE_TTL_MS = 1000;
+/** How long the page may take to show what changed: a few polls and refreshes. */
+const UI_MS = 15_000;
+/** A fail-over: the lease's expiry in etcd, a campaign, a start, the workers attaching again. */
+const FAILOVER_MS = 30_000;
+
+/** A leader and a standby on one etcd prefix, stopped when the test ends. */
+async function startPair(t: ExecutionContext): Promise<{ leader: RunningCoordinator; standby: RunningCoordinator }> {
+  const prefix = uniquePrefix(t);
+  const config = resolveConfig(
+    {
+      etcd: [servers.etcdUrl],
+      nats: [servers.natsUrl],
+      listen: '127.0.0.1:0',
+      etcdPrefix: prefix.etcd,
+      subjectPrefix: prefix.nats,
+      leaseTtlMs: LEASE_TTL_MS,
+      heartbeatIntervalMs: 200,
+      heartbeatTimeoutMs: 5000,
+      shutdownGraceMs: 2000,
+      logLevel: 'silent',
+    },
+    {},
+  );
+  const leader = await runCoordinator(config, silentLogger());
+  t.teardown(() => leader.stop());
+  await leader.whenLeader(10_000);
+  const standby = await runCoordinator(config, silentLogger());
+  t.teardown(() => standby.stop());
+  await eventually(() => standby.leader === leader.advertise, { what: 'the standby knowing the leader' });
+  return { leader, standby };
+}
+
+/** The word count on three SDK workers that follow the leader, fed sentences until the test ends. */
+async function startWordCount(t: ExecutionContext, coordinators: string[], submit: RunningCoordinator): Promise<void> {
+  const nc = await natsConnection(t, servers.natsUrl);
+  await (await jetstreamManager(nc)).streams.add({ name: INPUT_STREAM, subjects: ['sentences.*'] });
+  await submit.coordinator.submitJob(wordCountSpec(JOB_ID, 1000));
+  const dir = await mkdtemp(join(tmpdir(), 'ckpt-dashboard-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const state = await createLocalDirectoryBackend({ dir, fsync: false });
+  for (const [i, taskIds] of WORKER_TASKS.entries()) {
+    const worker = createWorker({
+      coordinator: coordinators,
+      nats: [servers.natsUrl],
+      jobId: JOB_ID,
+      workerId: `w${i}`,
+      state,
+    });
+    for (const taskId of taskIds) worker.addTask(taskId, taskFor(taskId));
+    t.teardown(() => worker.stop());
+    await worker.start();
+  }
+  const js = jetstream(nc);
+  const corpus = sentences(100_000);
+  let fed = 0;
+  const feeder = setInterval(() => {
+    for (let i = 0; i < 10; i++, fed++) js.publish(inputSubject(fed % 2), corpus[fed % corpus.length]).catch(() => {});
+  }, 200);
+  t.teardown(() => clearInterval(feeder));
+}
+
+/** What the checks below read of an element in the page (the tests compile without the DOM's types). */
+interface PageElement {
+  getAttribute(name: string): string | null;
+  querySelector(selector: string): PageElement | null;
+}
+
+/** The checkpoint ids of the history table, top (newest) first. */
+function historyIds(page: Page): Promise<number[]> {
+  return page
+    .locator('#history-table tr[data-checkpoint-id]')
+    .evaluateAll((rows) => (rows as unknown as PageElement[]).map((r) => Number(r.getAttribute('data-checkpoint-id'))));
+}
+
+/** The task table's task ids and the values of column `key`, in the order shown. */
+function taskColumn(page: Page, key: string): Promise<{ task: string; value: string }[]> {
+  return page.locator('#tasks-table tbody tr').evaluateAll(
+    (rows, k) =>
+      (rows as unknown as PageElement[]).map((r) => ({
+        task: r.getAttribute('data-task-id') ?? '',
+        value: r.querySelector(`td[data-key="${k}"]`)?.getAttribute('data-value') ?? '',
+      })),
+    key,
+  );
+}
+
+test('the dashboard shows jobs, live checkpoints and tasks, on the leader and the standby, across a fail-over', async (t) => {
+  t.timeout(180_000);
+  const { leader, standby } = await startPair(t);
+  await startWordCount(t, [leader.address, standby.address], leader);
+  const browser = await launchBrowser(t);
+  const shot = await screenshots(t, 'dashboard');
+  const { page, errors } = await watchedPage(browser);
+
+  // The jobs table.
+  await page.goto(`http://${leader.httpAddress}/`);
+  const jobRow = page.locator(`#jobs-table tr[data-job-id="${JOB_ID}"]`);
+  await jobRow.waitFor({ timeout: UI_MS });
+  await eventually(async () => (await jobRow.getAttribute('data-state')) === 'RUNNING', { timeoutMs: UI_MS });
+  t.is(await page.textContent('#cluster-role'), 'leader');
+  await page.locator(`#jobs-table tr[data-job-id="${JOB_ID}"] .latest-completed`).waitFor({ timeout: UI_MS });
+  await shot(page, '01-jobs');
+
+  // A new checkpoint appears in the history without a reload.
+  await jobRow.locator('a.job-link').click();
+  await page.locator('#history-table tr[data-checkpoint-id]').first().waitFor({ timeout: UI_MS });
+  await page.locator('body[data-live="open"]').waitFor({ timeout: UI_MS });
+  await page.evaluate(() => Object.assign(globalThis, { notReloaded: true }));
+  const before = Math.max(...(await historyIds(page)));
+  await eventually(async () => Math.max(...(await historyIds(page))) > before, {
+    timeoutMs: UI_MS,
+    what: `a checkpoint after ${before} in the history`,
+  });
+  t.true(await page.evaluate(() => (globalThis as { notReloaded?: boolean }).notReloaded === true), 'not reloaded');
+  t.regex((await page.textContent('[data-count="completed"] .card-value')) ?? '', /^[1-9]/);
+  t.truthy(await page.locator('#summary-table tr[data-figure="end_to_end_duration"]').count());
+  await eventually(async () => Number(await page.getAttribute('#chart-duration', 'data-points')) >= 2, {
+    timeoutMs: UI_MS,
+    what: 'two points in the duration chart',
+  });
+  t.is(await page.locator('#policy').count(), 1);
+  await shot(page, '02-job');
+
+  // One checkpoint's tasks, sorted by end-to-end (slowest first), then by task id both ways.
+  const completed = page.locator('#history-table tr[data-status="COMPLETED"] a.checkpoint-link').first();
+  await completed.click();
+  await page.locator('#tasks-table tbody tr').first().waitFor({ timeout: UI_MS });
+  const byDuration = await taskColumn(page, 'end_to_end_duration');
+  t.is(byDuration.length, 5);
+  const durations = byDuration.map((r) => Number(r.value));
+  t.deepEqual(
+    durations,
+    [...durations].sort((a, b) => b - a),
+    'slowest first',
+  );
+  const taskIds = byDuration.map((r) => r.task).sort();
+  await page.click('#tasks-table th[data-sort="task_id"]');
+  t.deepEqual(
+    (await taskColumn(page, 'task_id')).map((r) => r.task),
+    taskIds,
+  );
+  t.is(await page.getAttribute('#tasks-table th[data-sort="task_id"]', 'aria-sort'), 'ascending');
+  await page.click('#tasks-table th[data-sort="task_id"]');
+  t.deepEqual(
+    (await taskColumn(page, 'task_id')).map((r) => r.task),
+    [...taskIds].reverse(),
+  );
+  await page.click('#tasks-table th[data-sort="state_size"]');
+  const sizes = (await taskColumn(page, 'state_size')).map((r) => Number(r.value));
+  t.deepEqual(
+    sizes,
+    [...sizes].sort((a, b) => a - b),
+    'numeric sort, ascending',
+  );
+  await shot(page, '03-checkpoint');
+
+  // The standby's page names the leader and shows the leader's data.
+  const { page: onStandby, errors: standbyErrors } = await watchedPage(browser);
+  await onStandby.goto(`http://${standby.httpAddress}/#/jobs/${JOB_ID}`);
+  await onStandby.locator('#history-table tr[data-checkpoint-id]').first().waitFor({ timeout: UI_MS });
+  await eventually(async () => (await onStandby.textContent('#cluster-role')) === 'standby', { timeoutMs: UI_MS });
+  t.is(await onStandby.textContent('#cluster-leader'), leader.advertise);
+  t.true(await onStandby.locator('#leader-banner').isHidden());
+  await shot(onStandby, '04-standby');
+
+  // The leader dies: its own page keeps its data under the banner; the standby's takes over.
+  await page.goBack();
+  await page.locator('#history-table tr[data-checkpoint-id]').first().waitFor({ timeout: UI_MS });
+  const lastBeforeKill = Math.max(...(await historyIds(onStandby)));
+  await leader.kill();
+  const banner = page.locator('#leader-banner');
+  await banner.waitFor({ state: 'visible', timeout: UI_MS });
+  t.regex((await banner.textContent()) ?? '', /Leader unreachable — showing data from \d\d:\d\d:\d\d/);
+  t.true((await historyIds(page)).length > 0, 'the last data stays on screen');
+  await shot(page, '05-leader-killed');
+
+  const during = await eventually(
+    async () => {
+      const shown = await onStandby.locator('#leader-banner').isVisible();
+      const role = await onStandby.textContent('#cluster-role');
+      return shown || role !== 'standby' ? { shown, role } : undefined;
+    },
+    { timeoutMs: FAILOVER_MS, pollMs: 50, what: 'the standby page noticing the leader gone' },
+  );
+  t.log(`standby page during the fail-over: banner ${during.shown ? 'shown' : 'not shown'}, role ${during.role}`);
+  t.true((await historyIds(onStandby)).length > 0, 'the last data stays on screen');
+  await shot(onStandby, '06-standby-during-failover');
+
+  await eventually(async () => (await onStandby.textContent('#cluster-role')) === 'leader', {
+    timeoutMs: FAILOVER_MS,
+    what: 'the standby page showing it leads',
+  });
+  t.is(await onStandby.textContent('#cluster-leader'), `this coordinator (${standby.advertise})`);
+  await eventually(async () => Math.max(...(await historyIds(onStandby))) > lastBeforeKill, {
+    timeoutMs: FAILOVER_MS,
+    what: `a checkpoint of the new leader after ${lastBeforeKill}`,
+  });
+  await onStandby.locator('#leader-banner').waitFor({ state: 'hidden', timeout: UI_MS });
+  await shot(onStandby, '07-new-leader');
+  t.deepEqual([...errors, ...standbyErrors], [], 'no uncaught errors in the pages');
+});
