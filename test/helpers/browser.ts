@@ -3,6 +3,7 @@
  * `make system-deps` installs), closed when the test ends, and screenshots
  * kept under `.tmp/test-artifacts/<name>/` for a person to look at.
  */
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** A browser for the test `t`; closed at its end. */
 export async function launchBrowser(t: ExecutionContext): Promise<Browser> {
+  if (!existsSync(CHROMIUM_PATH)) throw new Error(`no Chromium at ${CHROMIUM_PATH}: make system-deps installs it`);
   const browser = await chromium.launch({
     executablePath: CHROMIUM_PATH,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],

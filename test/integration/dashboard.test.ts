@@ -16,50 +16,20 @@ import type { Page } from 'playwright-core';
 import { sentences } from '../../examples/wordcount/corpus.js';
 import { INPUT_STREAM, WORKER_TASKS, inputSubject, wordCountSpec } from '../../examples/wordcount/job.js';
 import { taskFor } from '../../examples/wordcount/tasks.js';
-import { resolveConfig } from '../../src/config/index.js';
-import { silentLogger } from '../../src/log/index.js';
 import { createLocalDirectoryBackend, createWorker } from '../../src/sdk/index.js';
-import { runCoordinator, type RunningCoordinator } from '../../src/server/run.js';
+import type { RunningCoordinator } from '../../src/server/run.js';
 import { launchBrowser, screenshots, watchedPage } from '../helpers/browser.js';
 import { natsConnection } from '../helpers/clients.js';
-import { eventually, uniquePrefix, useServers } from '../helpers/index.js';
+import { startCluster } from '../helpers/cluster.js';
+import { eventually, useServers } from '../helpers/index.js';
 
 const servers = useServers();
 
 const JOB_ID = 'wordcount';
-/** A short lease, so that a standby takes over within seconds of the leader's death. */
-const LEASE_TTL_MS = 1000;
 /** How long the page may take to show what changed: a few polls and refreshes. */
 const UI_MS = 15_000;
-/** A fail-over: the lease's expiry in etcd, a campaign, a start, the workers attaching again. */
+/** A fail-over as the page shows it: the lease's expiry, a campaign, a start, the workers attaching again. */
 const FAILOVER_MS = 30_000;
-
-/** A leader and a standby on one etcd prefix, stopped when the test ends. */
-async function startPair(t: ExecutionContext): Promise<{ leader: RunningCoordinator; standby: RunningCoordinator }> {
-  const prefix = uniquePrefix(t);
-  const config = resolveConfig(
-    {
-      etcd: [servers.etcdUrl],
-      nats: [servers.natsUrl],
-      listen: '127.0.0.1:0',
-      etcdPrefix: prefix.etcd,
-      subjectPrefix: prefix.nats,
-      leaseTtlMs: LEASE_TTL_MS,
-      heartbeatIntervalMs: 200,
-      heartbeatTimeoutMs: 5000,
-      shutdownGraceMs: 2000,
-      logLevel: 'silent',
-    },
-    {},
-  );
-  const leader = await runCoordinator(config, silentLogger());
-  t.teardown(() => leader.stop());
-  await leader.whenLeader(10_000);
-  const standby = await runCoordinator(config, silentLogger());
-  t.teardown(() => standby.stop());
-  await eventually(() => standby.leader === leader.advertise, { what: 'the standby knowing the leader' });
-  return { leader, standby };
-}
 
 /** The word count on three SDK workers that follow the leader, fed sentences until the test ends. */
 async function startWordCount(t: ExecutionContext, coordinators: string[], submit: RunningCoordinator): Promise<void> {
@@ -117,8 +87,11 @@ function taskColumn(page: Page, key: string): Promise<{ task: string; value: str
 
 test('the dashboard shows jobs, live checkpoints and tasks, on the leader and the standby, across a fail-over', async (t) => {
   t.timeout(180_000);
-  const { leader, standby } = await startPair(t);
-  await startWordCount(t, [leader.address, standby.address], leader);
+  const cluster = await startCluster(t, servers, 2);
+  const leader = await cluster.leader();
+  const standby = cluster.nodes.find((node) => node !== leader) as RunningCoordinator;
+  await eventually(() => standby.leader === leader.advertise, { what: 'the standby knowing the leader' });
+  await startWordCount(t, cluster.addresses, leader);
   const browser = await launchBrowser(t);
   const shot = await screenshots(t, 'dashboard');
   const { page, errors } = await watchedPage(browser);

@@ -17,7 +17,6 @@ import type { Etcd3 } from 'etcd3';
 import { emptyStatistics } from '../../src/core/checkpoint-stats.js';
 import { controlMessageCodecs, ControlIntake, jobSubjects } from '../../src/bus/index.js';
 import { createCoordinatorClient, createQueryClient, errorInfo } from '../../src/client/index.js';
-import { resolveConfig } from '../../src/config/index.js';
 import { LeadershipLostError } from '../../src/core/errors.js';
 import type { CommitRequest } from '../../src/core/ports.js';
 import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
@@ -25,70 +24,19 @@ import type { Trigger__Output } from '../../src/gen/ckpt/v1/Trigger.js';
 import { silentLogger } from '../../src/log/index.js';
 import { createLocalDirectoryBackend, Worker } from '../../src/sdk/index.js';
 import { subscribeControl } from '../../src/worker-protocol/index.js';
-import { runCoordinator, type RunningCoordinator } from '../../src/server/run.js';
 import { startSimulatedWorker, type SimulatedWorker } from '../sim/index.js';
 import { createEtcdStore } from '../../src/store/index.js';
-import { etcdClient, eventually, natsConnection, uniquePrefix, useServers, type TestPrefix } from '../helpers/index.js';
+import { etcdClient, eventually, natsConnection, useServers } from '../helpers/index.js';
+import {
+  CLUSTER_FAILOVER_MS as FAILOVER_MS,
+  CLUSTER_LEASE_TTL_MS as LEASE_TTL_MS,
+  startCluster,
+  type TestCluster,
+} from '../helpers/cluster.js';
 import { healthCheck } from '../helpers/refusals.js';
 import { fixedSource } from '../helpers/sources.js';
 
 const servers = useServers();
-
-/** Lease TTL of every coordinator here; etcd grants at least its own minimum (about 2 s). */
-const LEASE_TTL_MS = 1000;
-/** A fail-over takes the lease's expiry in etcd plus a campaign and a start: a few TTLs. */
-const FAILOVER_MS = 10_000;
-
-interface Cluster {
-  prefix: TestPrefix;
-  nodes: RunningCoordinator[];
-  addresses: string[];
-  /** The one leader, once there is exactly one among the nodes still running. */
-  leader(alive?: RunningCoordinator[]): Promise<RunningCoordinator>;
-  /** The term of the node leading now, if one does. */
-  term(): number | undefined;
-}
-
-/** `n` coordinators on one etcd prefix and one subject prefix, stopped when the test ends. */
-async function startCluster(t: ExecutionContext, n: number): Promise<Cluster> {
-  const prefix = uniquePrefix(t);
-  const config = resolveConfig(
-    {
-      etcd: [servers.etcdUrl],
-      nats: [servers.natsUrl],
-      listen: '127.0.0.1:0',
-      etcdPrefix: prefix.etcd,
-      subjectPrefix: prefix.nats,
-      leaseTtlMs: LEASE_TTL_MS,
-      heartbeatIntervalMs: 200,
-      heartbeatTimeoutMs: 2000,
-      shutdownGraceMs: 2000,
-      logLevel: 'silent',
-      stateUriSchemes: 'file,nats-obj,sim',
-    },
-    {},
-  );
-  const nodes: RunningCoordinator[] = [];
-  t.teardown(() => Promise.allSettled(nodes.map((node) => node.stop())).then(() => undefined));
-  for (let i = 0; i < n; i++) nodes.push(await runCoordinator(config, silentLogger()));
-  return {
-    prefix,
-    nodes,
-    addresses: nodes.map((node) => node.address),
-    async leader(alive = nodes) {
-      return eventually(
-        () => {
-          const leaders = alive.filter((node) => node.isLeader);
-          return leaders.length === 1 ? leaders[0] : undefined;
-        },
-        { timeoutMs: FAILOVER_MS, what: 'exactly one leader' },
-      );
-    },
-    term() {
-      return nodes.find((node) => node.isLeader)?.term?.term;
-    },
-  };
-}
 
 /** `grpc.health.v1.Health/Check` of `service` at `address`: 1 SERVING, 2 NOT_SERVING. */
 async function healthOf(t: ExecutionContext, address: string, service: string): Promise<number> {
@@ -104,7 +52,7 @@ const spec: JobSpec = {
 };
 
 /** A simulated worker running every task of `spec`, attached again after each change of leader. */
-async function simWorker(t: ExecutionContext, cluster: Cluster): Promise<SimulatedWorker> {
+async function simWorker(t: ExecutionContext, cluster: TestCluster): Promise<SimulatedWorker> {
   const w = await startSimulatedWorker({
     coordinator: cluster.addresses,
     nats: [servers.natsUrl],
@@ -154,7 +102,7 @@ async function dump(etcd: Etcd3, prefix: string): Promise<Record<string, string>
 }
 
 test('exactly one of three coordinators leads; standbys refuse with NOT_LEADER naming it and are NOT_SERVING', async (t) => {
-  const cluster = await startCluster(t, 3);
+  const cluster = await startCluster(t, servers, 3);
   const leader = await cluster.leader();
   t.is(leader.advertise, leader.address, 'the default advertised address is the bound one');
   t.true((leader.term?.term ?? 0) > 0);
@@ -202,7 +150,7 @@ test('exactly one of three coordinators leads; standbys refuse with NOT_LEADER n
 });
 
 test('after the leader is killed another takes over; ids keep increasing and a worker follows it', async (t) => {
-  const cluster = await startCluster(t, 3);
+  const cluster = await startCluster(t, servers, 3);
   const first = await cluster.leader();
   const client = createCoordinatorClient(cluster.addresses);
   const query = createQueryClient([...cluster.addresses].reverse());
@@ -251,7 +199,7 @@ test('after the leader is killed another takes over; ids keep increasing and a w
 });
 
 test('a leader whose election key vanishes steps down; its old guard can no longer write to etcd', async (t) => {
-  const cluster = await startCluster(t, 2);
+  const cluster = await startCluster(t, servers, 2);
   const first = await cluster.leader();
   const guard = { key: first.term?.key ?? '', createRevision: first.term?.createRevision ?? '' };
   t.true(guard.key.startsWith(`${cluster.prefix.etcd}election/leader/`));
@@ -309,7 +257,7 @@ test('a leader whose election key vanishes steps down; its old guard can no long
 });
 
 test('workers drop control messages of an older leader term', async (t) => {
-  const cluster = await startCluster(t, 1);
+  const cluster = await startCluster(t, servers, 1);
   const leader = await cluster.leader();
   const client = createCoordinatorClient(cluster.addresses);
   t.teardown(() => client.close());
@@ -366,7 +314,7 @@ test('workers drop control messages of an older leader term', async (t) => {
 });
 
 test('an SDK worker given every address follows the leader across a fail-over in its epoch', async (t) => {
-  const cluster = await startCluster(t, 2);
+  const cluster = await startCluster(t, servers, 2);
   const first = await cluster.leader();
   const client = createCoordinatorClient(cluster.addresses);
   t.teardown(() => client.close());
