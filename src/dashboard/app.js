@@ -178,6 +178,8 @@ function showCluster(c) {
 }
 
 function showBanner() {
+  // The header shows what this coordinator last said about itself.
+  document.getElementById('cluster').dataset.stale = String(problems.has('cluster'));
   if (problems.size === 0) {
     banner.hidden = true;
     return;
