@@ -113,7 +113,10 @@ export function remoteSource(address: string, token: string | undefined): QueryS
     try {
       return await what;
     } catch (err) {
-      throw toCkptError(err);
+      const e = toCkptError(err);
+      if (e.reason !== 'UNAVAILABLE' && e.reason !== 'CANCELED') throw e;
+      // grpc-js's own words for a lost connection say nothing an operator can use.
+      throw new CkptError('UNAVAILABLE', `the leader ${address} does not answer`, { cause: err, retryable: true });
     }
   };
   return {

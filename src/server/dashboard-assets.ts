@@ -29,10 +29,14 @@ export interface Asset {
   body: Buffer;
 }
 
-/** The directory of the dashboard's files: beside the compiled server, or in the sources. */
+/**
+ * The directory of the dashboard's files: `src/dashboard/` beside this
+ * module (in the sources, or copied into a package's `dist/src/` by its
+ * build), else the sources' own when this runs compiled from `dist/src/`.
+ */
 function dashboardDir(): string | undefined {
   const here = dirname(fileURLToPath(import.meta.url));
-  return [join(here, '..', 'dashboard'), join(here, '..', '..', 'src', 'dashboard')].find((d) =>
+  return [join(here, '..', 'dashboard'), join(here, '..', '..', '..', 'src', 'dashboard')].find((d) =>
     existsSync(join(d, 'index.html')),
   );
 }
