@@ -28,15 +28,20 @@ export type AlignmentMode = 'aligned' | 'at-least-once' | 'unaligned';
 /** One item of an input. */
 export type InputItem<R> = { kind: 'record'; record: R } | { kind: 'barrier'; checkpointId: number };
 
-/** What the task does next. */
+/**
+ * What the task does next. A snapshot's `startedAtMs` is when the task took
+ * the checkpoint's first barrier (aligned, at-least-once) or was offered it
+ * (unaligned): where the checkpoint started for this task.
+ */
 export type AlignAction<R> =
   | { kind: 'process'; input: string; record: R; inFlightFor?: number[] }
-  | { kind: 'snapshot'; checkpointId: number; alignmentMs: number }
+  | { kind: 'snapshot'; checkpointId: number; alignmentMs: number; startedAtMs: number }
   | { kind: 'finish'; checkpointId: number; alignmentMs: number }
   | { kind: 'cancel'; checkpointId: number; reason: string };
 
 interface Pending {
   seen: Set<string>;
+  /** When the task took the checkpoint's first barrier (the aligner's clock): the checkpoint started. */
   firstAtMs: number;
 }
 
@@ -54,7 +59,11 @@ export class InputAligner<R> {
   #lastStarted = 0;
   #cursor = 0;
 
-  /** `inputs`: the task's distinct inputs; `now`: the clock for alignment times. */
+  /**
+   * `inputs`: the task's distinct inputs; `now`: the clock for alignment
+   * times and the `startedAtMs` of snapshot actions (wall clock by default,
+   * comparable with a trigger's time).
+   */
   constructor(inputs: readonly string[], mode: AlignmentMode, now: () => number = Date.now) {
     this.#inputs = [...new Set(inputs)];
     this.#mode = mode;
@@ -171,7 +180,12 @@ export class InputAligner<R> {
     this.#pending.delete(checkpointId);
     this.#lastSnapshot = checkpointId;
     for (const id of this.#cancelled) if (id <= checkpointId) this.#cancelled.delete(id);
-    this.#out.push({ kind: 'snapshot', checkpointId, alignmentMs: now - pending.firstAtMs });
+    this.#out.push({
+      kind: 'snapshot',
+      checkpointId,
+      alignmentMs: now - pending.firstAtMs,
+      startedAtMs: pending.firstAtMs,
+    });
   }
 
   #process(input: string, record: R): AlignAction<R> {
@@ -186,8 +200,9 @@ export class InputAligner<R> {
   #startUnaligned(checkpointId: number): void {
     if (checkpointId <= this.#lastStarted || this.#cancelled.has(checkpointId)) return;
     this.#lastStarted = checkpointId;
-    this.#pending.set(checkpointId, { seen: new Set(), firstAtMs: this.#now() });
-    this.#out.push({ kind: 'snapshot', checkpointId, alignmentMs: 0 });
+    const now = this.#now();
+    this.#pending.set(checkpointId, { seen: new Set(), firstAtMs: now });
+    this.#out.push({ kind: 'snapshot', checkpointId, alignmentMs: 0, startedAtMs: now });
   }
 
   #onUnalignedBarrier(input: string, checkpointId: number): void {

@@ -1,6 +1,7 @@
 /**
  * What a worker's tasks do with the control messages that passed its
- * `ControlIntake`: sources take triggers (each above the last it took in
+ * `ControlIntake`: triggers tell every task when a checkpoint started (its
+ * start delay), sources take them (each above the last it took in
  * the epoch) or decline what they cannot take, completions run the
  * tasks' hooks, aborts drop what the tasks
  * hold for the checkpoints, and a recover broadcast is only reported: the
@@ -16,6 +17,7 @@ import type { Logger } from '../log/index.js';
 import type { AckBatcher } from '../worker-protocol/index.js';
 import type { WorkerEventMap } from './events.js';
 import type { TaskRunner } from './task-runner.js';
+import type { TriggerTimes } from './trigger-times.js';
 
 /** What the broadcasts act on. */
 export interface BroadcastsOptions {
@@ -23,6 +25,8 @@ export interface BroadcastsOptions {
   batcher: AckBatcher;
   /** The session's beliefs: the epoch, confirmed ids, what the sources took. */
   beliefs: CheckpointBeliefs;
+  /** Where the trigger times go, for every task's start delay. */
+  triggerTimes: TriggerTimes;
   events: EventEmitter<WorkerEventMap>;
   drops: DropLog;
   logger: Logger;
@@ -43,10 +47,11 @@ export class Broadcasts implements ControlHandlers {
     this.#sources.push(runner);
   }
 
-  /** A trigger of the current epoch with a plausible id: each source takes it or cannot. */
+  /** A trigger of the current epoch with a plausible id: its time is kept; each source takes it or cannot. */
   trigger(trigger: Trigger__Output): void {
     const { beliefs } = this.#o;
     const { epoch, checkpointId } = trigger;
+    this.#o.triggerTimes.heard(checkpointId, trigger.triggeredAtMs);
     for (const runner of this.#sources) {
       if (!beliefs.takes(runner.taskId, checkpointId)) {
         this.#cannotTake(runner, trigger, 'it took this trigger or a later one in the epoch');

@@ -21,6 +21,7 @@ import type { KeyGroupRange } from '../core/key-groups.js';
 import { IncrementalState } from './state/incremental-state.js';
 import { pieceOwner } from './state/snapshot-location.js';
 import type { AnyTask, SourcePosition, TaskContext } from './task.js';
+import { startDelayMs } from './trigger-times.js';
 import { encodeUnalignedSnapshot, InFlightRecorder, type InFlightRecord } from './unaligned-snapshot.js';
 
 /** A snapshot a task took (before it is stored). */
@@ -53,6 +54,8 @@ export interface SnapshotterOptions {
   logger: Logger;
   /** True while the task is still in the run (`generation`) a snapshot was taken in. */
   isCurrent(generation: number): boolean;
+  /** When the coordinator triggered `checkpointId` (its clock, ms); undefined when the worker did not hear. */
+  triggeredAtMs(checkpointId: number): number | undefined;
   onResult(checkpointId: number, epoch: number, result: TaskResult): void;
   onSnapshot(event: SnapshotEvent): void;
 }
@@ -66,6 +69,8 @@ export interface SnapshotPoint {
   context: TaskContext;
   /** Records processed since the previous snapshot. */
   processedRecords: number;
+  /** When the task started the checkpoint (`Date.now()`): took its first barrier, or the trigger. */
+  startedAtMs: number;
   /** Source positions (sources only). */
   positions: readonly SourcePosition[];
 }
@@ -159,7 +164,7 @@ export class Snapshotter {
   async snapshot(point: SnapshotPoint, alignmentMs: number): Promise<void> {
     const taken = await this.#take(point, false);
     const { checkpointId, epoch, bytes, shared, snapshotType, stateBytes, syncMs, processedRecords, positions } = taken;
-    const metrics = { alignmentMs, syncMs, processedRecords };
+    const metrics = { alignmentMs, syncMs, processedRecords, startDelayMs: this.#startDelayMs(taken) };
     const upload = {
       checkpointId,
       epoch,
@@ -193,7 +198,13 @@ export class Snapshotter {
     this.#running.set(checkpointId, performance.now());
     const { epoch, bytes, shared, snapshotType, stateBytes, syncMs, processedRecords, context, generation } =
       open.taken;
-    const metrics = { alignmentMs, syncMs, processedRecords, inFlightBytes: open.inFlightBytes };
+    const metrics = {
+      alignmentMs,
+      syncMs,
+      processedRecords,
+      startDelayMs: this.#startDelayMs(open.taken),
+      inFlightBytes: open.inFlightBytes,
+    };
     const envelope = encodeUnalignedSnapshot(bytes, open.inFlight);
     const upload = {
       checkpointId,
@@ -309,6 +320,15 @@ export class Snapshotter {
     } finally {
       this.#running.delete(checkpointId);
     }
+  }
+
+  /**
+   * Read once the synchronous part is done rather than at the start: a
+   * trigger that reached this worker after a barrier of its checkpoint (it
+   * travels on another connection) still counts.
+   */
+  #startDelayMs(point: SnapshotPoint): number {
+    return startDelayMs(this.#o.triggeredAtMs(point.checkpointId), point.startedAtMs);
   }
 
   #track(upload: Promise<void>): void {

@@ -37,8 +37,11 @@ import { isSourceTask, type AnyTask, type DataRecord, type SourceMessage, type S
 /** Where a task runner is in its life. */
 export type RunnerPhase = 'idle' | 'restoring' | 'active' | 'halted' | 'failed' | 'closed';
 
-/** What a runner works with; the key groups and codec of its keyed state go to its snapshotter. */
-export interface RunnerOptions extends Pick<SnapshotterOptions, 'keyGroups' | 'codec'> {
+/**
+ * What a runner works with; the key groups and codec of its keyed state,
+ * and the trigger times of checkpoints, go to its snapshotter.
+ */
+export interface RunnerOptions extends Pick<SnapshotterOptions, 'keyGroups' | 'codec' | 'triggeredAtMs'> {
   jobId: string;
   taskId: string;
   task: AnyTask;
@@ -169,7 +172,8 @@ export class TaskRunner {
   trigger(epoch: number, checkpointId: number, snapshotType: SnapshotType): boolean {
     if (this.#phase !== 'active' || epoch !== this.#epoch) return false;
     this.#snapshots.noteType(checkpointId, snapshotType);
-    this.#push(() => this.#snapshots.snapshot(this.#point(checkpointId), 0));
+    // A source starts the checkpoint when its loop takes the trigger.
+    this.#push(() => this.#snapshots.snapshot(this.#point(checkpointId, Date.now()), 0));
     return true;
   }
 
@@ -292,8 +296,8 @@ export class TaskRunner {
       }
       case 'snapshot':
         return this.#o.mode === 'unaligned'
-          ? this.#snapshots.open(this.#point(action.checkpointId))
-          : this.#snapshots.snapshot(this.#point(action.checkpointId), action.alignmentMs);
+          ? this.#snapshots.open(this.#point(action.checkpointId, action.startedAtMs))
+          : this.#snapshots.snapshot(this.#point(action.checkpointId, action.startedAtMs), action.alignmentMs);
       case 'finish':
         this.#snapshots.finish(action.checkpointId, action.alignmentMs);
         return undefined;
@@ -320,8 +324,8 @@ export class TaskRunner {
     return undefined;
   }
 
-  /** The task's position for a snapshot of `checkpointId`; resets the processed-records count. */
-  #point(checkpointId: number): SnapshotPoint {
+  /** The task's position for a snapshot of `checkpointId` started at `startedAtMs`; resets the processed-records count. */
+  #point(checkpointId: number, startedAtMs: number): SnapshotPoint {
     const processedRecords = this.#processed;
     this.#processed = 0;
     return {
@@ -330,6 +334,7 @@ export class TaskRunner {
       generation: this.#generation,
       context: this.#requireContext(),
       processedRecords,
+      startedAtMs,
       positions: this.#positionList(),
     };
   }

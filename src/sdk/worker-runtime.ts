@@ -32,6 +32,7 @@ import type { WorkerConfig } from './options.js';
 import { StateCommands } from './state-commands.js';
 import { TaskRunner } from './task-runner.js';
 import type { AnyTask } from './task.js';
+import { TriggerTimes } from './trigger-times.js';
 import { alignmentModeOf, checkWiring } from './wiring.js';
 
 /** What a runtime is built from. */
@@ -68,6 +69,7 @@ export class WorkerRuntime {
   readonly #intake: ControlIntake;
   readonly #edges: EdgeIntake;
   readonly #broadcasts: Broadcasts;
+  readonly #triggerTimes = new TriggerTimes();
   #unsubscribe: (() => void)[] = [];
   #restoredEpoch = -1;
   #startRequested = -1;
@@ -105,6 +107,7 @@ export class WorkerRuntime {
       runners: this.#runners,
       batcher: this.#batcher,
       beliefs: this.#intake.beliefs,
+      triggerTimes: this.#triggerTimes,
       events: deps.events,
       drops: this.#drops,
       logger,
@@ -244,6 +247,7 @@ export class WorkerRuntime {
       logger: this.#d.logger.child({ taskId }),
       maxQueuedSourceMessages: config.maxQueuedSourceMessages,
       abandonCallAfterMs: config.abandonCallAfterMs,
+      triggeredAtMs: (checkpointId) => this.#triggerTimes.of(checkpointId),
       onResult: (checkpointId, epoch, result) => this.#batcher.add(checkpointId, epoch, result),
       onSnapshot: (event) => this.#d.events.emit('snapshot', event),
       onFailure: (failed, epoch, error) => this.#taskFailed(failed, epoch, error),
@@ -258,11 +262,11 @@ export class WorkerRuntime {
       const inputs = this.#graph.inputsOf(taskId);
       if (inputs.length > 0) readers.set(taskId, inputs);
     }
-    const hasSources = readers.size < this.#runners.size;
     const subjects = jobSubjects(this.#d.welcome.controlSubjectPrefix);
     const onError = (err: unknown, subject: string): void =>
       this.#d.logger.warn({ err, subject }, 'subscription failed');
-    this.#unsubscribe.push(await subscribeControl(this.#d.nc, subjects, this.#intake, hasSources, onError));
+    // Triggers also without sources: their times are what tasks reading barriers measure their start delay from.
+    this.#unsubscribe.push(await subscribeControl(this.#d.nc, subjects, this.#intake, true, onError));
     this.#unsubscribe.push(await plane.subscribe(readers, (edge, msg) => this.#edges.receive(edge, msg)));
   }
 

@@ -1,6 +1,7 @@
 /**
- * A worker's NATS subscriptions: the control subjects of its job (triggers
- * for its sources and the `complete`, `abort` and `recover` broadcasts) and
+ * A worker's NATS subscriptions: the control subjects of its job (triggers,
+ * which its sources take and its tasks time their start delay from, and
+ * the `complete`, `abort` and `recover` broadcasts) and
  * the data subjects of the edges its tasks read. Control messages go to the
  * worker's `ControlIntake`, which checks every one against what the session
  * confirmed; no callback can throw into the NATS connection's reader.

@@ -691,6 +691,44 @@ test('an empty keyed state is not stored: its acknowledgement names no state', a
   t.deepEqual(await readdir(join(h.dir, 'empty')), ['m'], 'only m stored a snapshot');
 });
 
+test('acknowledgements carry the start delay: to the source taking the trigger, to a reader reaching the barrier', async (t) => {
+  const spec: JobSpec = { jobId: 'delay', tasks: [{ taskId: 'src' }, { taskId: 'slow', inputs: ['src'] }] };
+  const h = await harness(t, spec);
+  const log = new MemoryLog();
+  let busy: () => void = () => {};
+  const slowStarted = new Promise<void>((resolve) => {
+    busy = resolve;
+  });
+  const slow: Task = {
+    async process(record) {
+      if (record.text() !== 'slow') return;
+      busy();
+      await new Promise((resolve) => setTimeout(resolve, 600));
+    },
+  };
+  const sources = await h.worker('w-src', { src: logSource(log) });
+  // A worker without sources: it hears the triggers only for their times.
+  const reader = await h.worker('w-slow', { slow });
+  await h.c.started('delay');
+  const srcAcked = sources.waitFor('checkpoint-acked', (e) => e.taskIds.includes('src'));
+  const slowAcked = reader.waitFor('checkpoint-acked', (e) => e.taskIds.includes('slow'));
+  log.push('slow');
+  await slowStarted;
+  // The barrier waits behind the slow record, still busy for most of its 600 ms.
+  const summary = await h.checkpoint();
+  t.is(summary.state, 'CHECKPOINT_STATE_COMPLETED');
+  const delayOf = async (acked: typeof srcAcked, taskId: string): Promise<number> =>
+    Number((await acked)[0].snapshots.find((s) => s.taskId === taskId)?.metrics?.startDelayMs ?? -1);
+  const srcDelay = await delayOf(srcAcked, 'src');
+  const slowDelay = await delayOf(slowAcked, 'slow');
+  t.true(srcDelay >= 0 && srcDelay < 2000, `the source took the trigger soon (${srcDelay} ms)`);
+  t.true(
+    slowDelay >= 300 && slowDelay < 5000,
+    `the reader reached the barrier after the slow record (${slowDelay} ms)`,
+  );
+  t.true(slowDelay > srcDelay);
+});
+
 test('a JetStream source with a subject filter resumes right after its position', async (t) => {
   const nc = await natsConnection(t, servers.natsUrl);
   const id = randomBytes(4).toString('hex');

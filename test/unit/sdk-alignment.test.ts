@@ -35,7 +35,7 @@ test('aligned: records after barrier n on one input are held until barrier n arr
   a.offer('y', rec('y3'));
   const actions = drain(a);
   t.deepEqual(names(actions), ['S1', 'x2', 'y3', 'x3'], 'snapshot first, then the held records');
-  t.like(actions[0], { kind: 'snapshot', checkpointId: 1, alignmentMs: 40 });
+  t.like(actions[0], { kind: 'snapshot', checkpointId: 1, alignmentMs: 40, startedAtMs: 1000 });
   t.deepEqual(a.blockedInputs(), []);
 });
 
@@ -136,6 +136,7 @@ test('unaligned: the snapshot comes at the first barrier, ahead of queued record
   a.offer('x', rec('x3'));
   const actions = drain(a);
   t.deepEqual(names(actions), ['S1', 'y1', 'x2', 'x3']);
+  t.like(actions[0], { kind: 'snapshot', checkpointId: 1, startedAtMs: 0 }, 'started when barrier 1 was offered');
   t.deepEqual(
     actions.map((x) => (x.kind === 'process' ? (x.inFlightFor ?? []) : [])),
     [[], [1], [1], []],
