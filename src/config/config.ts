@@ -6,6 +6,7 @@
  */
 import type { LevelWithSilent } from 'pino';
 import { CkptError } from '../core/errors.js';
+import { isHostPort } from '../core/host-port.js';
 import { DEFAULT_ID_BLOCK_SIZE } from '../core/id-allocator.js';
 import { DEFAULT_HISTORY_SIZE } from '../core/job-checkpoints.js';
 import { CEILING_LIMITS, DEFAULT_LIMITS, type Limits } from '../core/limits.js';
@@ -231,10 +232,6 @@ function optionalString(option: string, value: unknown): string | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'string') throw invalid(option, 'must be a string');
   return value;
-}
-
-function isHostPort(address: string): boolean {
-  return /^[^:]*:\d{1,5}$/.test(address) || /^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(address);
 }
 
 function checkConfig(c: CoordinatorConfig): void {
