@@ -24,7 +24,13 @@ export {
   DEFAULT_START_TIMEOUT_MS,
   DEFAULT_BACKOFF,
 } from './sdk/index.js';
-export type { BackoffOptions, ConfirmedBeliefs, WorkerOptions, WorkerState } from './sdk/index.js';
+export type {
+  BackoffOptions,
+  ConfirmedBeliefs,
+  WorkerMetricsOptions,
+  WorkerOptions,
+  WorkerState,
+} from './sdk/index.js';
 
 // The worker's events, and waiting for one.
 export { DEFAULT_WAIT_MS, waitForEvent } from './sdk/index.js';

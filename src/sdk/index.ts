@@ -21,7 +21,7 @@ export {
   defaultWorkerId,
   resolveWorkerOptions,
 } from './options.js';
-export type { WorkerConfig, WorkerOptions } from './options.js';
+export type { WorkerConfig, WorkerMetricsOptions, WorkerOptions } from './options.js';
 export { DEFAULT_MAX_ACK_REQUEST_BYTES } from '../worker-protocol/index.js';
 export { DEFAULT_BACKOFF, backoffDelayMs, resolveBackoff } from '../core/backoff.js';
 export type { BackoffConfig, BackoffOptions } from '../core/backoff.js';

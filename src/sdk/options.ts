@@ -5,7 +5,9 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { assertSubjectToken } from '../bus/index.js';
 import { DEFAULT_CLIENT_MAX_MESSAGE_BYTES, parseAddresses } from '../client/index.js';
+import type { Registry } from 'prom-client';
 import { CkptError } from '../core/errors.js';
+import { isHostPort } from '../core/host-port.js';
 import { silentLogger, type Logger } from '../log/index.js';
 import { resolveBackoff, type BackoffConfig, type BackoffOptions } from '../core/backoff.js';
 import type { StateBackend } from './state/index.js';
@@ -80,8 +82,30 @@ export interface WorkerOptions {
    * false.
    */
   standby?: boolean;
+  /**
+   * The worker's own Prometheus metrics (`ckpt_worker_*`, per task; see
+   * the README): registered into `registry`, served on `listen`, or both.
+   * Default: none, at no cost.
+   */
+  metrics?: WorkerMetricsOptions;
   /** Aborting it stops the worker (as `stop()`). */
   signal?: AbortSignal;
+}
+
+/** Where a worker's metrics go; give `registry`, `listen` or both. */
+export interface WorkerMetricsOptions {
+  /**
+   * A prom-client registry to register the metrics into, which the caller
+   * serves; workers of one process may share one. Default: a registry of
+   * the worker's own.
+   */
+  registry?: Registry;
+  /**
+   * `host:port` to serve `GET /metrics` on, port 0 for a free one (see
+   * `Worker.metricsAddress`); bound by `start()`, closed by `stop()`.
+   * Default: not served.
+   */
+  listen?: string;
 }
 
 /** Default of `WorkerOptions.ackBatchMs`. */
@@ -123,7 +147,14 @@ export interface WorkerConfig {
   maxMessageBytes: number;
   labels: Record<string, string>;
   standby: boolean;
+  metrics: WorkerMetricsConfig | undefined;
   signal: AbortSignal | undefined;
+}
+
+/** `WorkerOptions.metrics`, checked. */
+export interface WorkerMetricsConfig {
+  registry: Registry | undefined;
+  listen: string | undefined;
 }
 
 /** A worker id unique per process: `<host>:<pid>:<random>`. */
@@ -167,8 +198,40 @@ export function resolveWorkerOptions(options: WorkerOptions): WorkerConfig {
     maxMessageBytes: positiveInteger('maxMessageBytes', options.maxMessageBytes ?? DEFAULT_CLIENT_MAX_MESSAGE_BYTES),
     labels: { sdk: SDK_LABEL, language: 'typescript', host: hostname(), ...options.labels },
     standby: options.standby ?? false,
+    metrics: resolveMetrics(options.metrics),
     signal: options.signal,
   };
+}
+
+function resolveMetrics(metrics: WorkerMetricsOptions | undefined): WorkerMetricsConfig | undefined {
+  if (metrics === undefined) return undefined;
+  if (metrics === null || typeof metrics !== 'object') {
+    throw new CkptError('MALFORMED', 'metrics: must be an object with a registry, a listen address or both');
+  }
+  const { registry, listen } = metrics;
+  if (registry === undefined && listen === undefined) {
+    throw new CkptError('MALFORMED', 'metrics: give a registry, a listen address or both');
+  }
+  if (registry !== undefined && !isRegistry(registry)) {
+    throw new CkptError('MALFORMED', 'metrics.registry: must be a prom-client Registry');
+  }
+  if (listen !== undefined && (typeof listen !== 'string' || !isHostPort(listen))) {
+    const shown = typeof listen === 'string' ? JSON.stringify(listen) : `a ${typeof listen}`;
+    throw new CkptError('MALFORMED', `metrics.listen: must be host:port (port 0 for a free one), got ${shown}`);
+  }
+  return { registry, listen };
+}
+
+/** A prom-client `Registry`, also one of another copy of prom-client than the SDK's. */
+function isRegistry(value: unknown): value is Registry {
+  const r = value as Partial<Record<'registerMetric' | 'metrics' | 'getSingleMetric', unknown>> | null;
+  return (
+    typeof r === 'object' &&
+    r !== null &&
+    typeof r.registerMetric === 'function' &&
+    typeof r.metrics === 'function' &&
+    typeof r.getSingleMetric === 'function'
+  );
 }
 
 function nonNegative(option: string, value: number): number {

@@ -7,6 +7,7 @@ import type { Logger } from '../log/index.js';
 import type { DataPlane } from './data-plane.js';
 import { payloadBytes } from './record.js';
 import { Router, type EmitOptions } from './router.js';
+import type { TaskCounts } from './worker-metrics.js';
 
 /** The outputs of one task. */
 export class TaskOutput {
@@ -14,11 +15,13 @@ export class TaskOutput {
   readonly #router: Router;
   readonly #plane: DataPlane;
   readonly #logger: Logger;
+  readonly #counts: TaskCounts | undefined;
   #warnedNoOutputs = false;
 
-  /** `outputs`: the tasks that read this task, in spec order. */
-  constructor(taskId: string, outputs: readonly string[], plane: DataPlane, logger: Logger) {
+  /** `outputs`: the tasks that read this task, in spec order; `counts`: where published records are counted. */
+  constructor(taskId: string, outputs: readonly string[], plane: DataPlane, logger: Logger, counts?: TaskCounts) {
     this.#taskId = taskId;
+    this.#counts = counts;
     this.#router = new Router(taskId, outputs);
     this.#plane = plane;
     this.#logger = logger;
@@ -39,5 +42,6 @@ export class TaskOutput {
     }
     const bytes = payloadBytes(value);
     for (const to of targets) this.#plane.publishRecord(this.#taskId, to, bytes, epoch, options?.key);
+    if (this.#counts !== undefined) this.#counts.recordsOut += targets.length;
   }
 }

@@ -32,6 +32,7 @@ import { TaskOutput } from './task-output.js';
 import { IDLE, TaskLoop } from './task-loop.js';
 import { Snapshotter, type SnapshotEvent, type SnapshotPoint, type SnapshotterOptions } from './snapshotter.js';
 import type { StateBackend } from './state/index.js';
+import type { TaskCounts } from './worker-metrics.js';
 import { isSourceTask, type AnyTask, type DataRecord, type SourceMessage, type SourcePosition } from './task.js';
 
 /** Where a task runner is in its life. */
@@ -56,6 +57,8 @@ export interface RunnerOptions extends Pick<SnapshotterOptions, 'keyGroups' | 'c
   maxQueuedSourceMessages: number;
   /** How long a call of an ended run is waited for before it is abandoned. */
   abandonCallAfterMs: number;
+  /** Where the task counts its records in and out (the worker's metrics); undefined: not counted. */
+  counts?: TaskCounts | undefined;
   /** The task's acknowledgement or decline of a checkpoint. */
   onResult(checkpointId: number, epoch: number, result: TaskResult): void;
   /** The task took a snapshot (for listeners). */
@@ -89,6 +92,7 @@ export class TaskRunner {
   readonly #sourceLane: SourceLane;
   readonly #snapshots: Snapshotter;
   readonly #loop: TaskLoop;
+  readonly #counts: TaskCounts | undefined;
   #phase: RunnerPhase = 'idle';
   #generation = 0;
   #epoch = 0;
@@ -102,7 +106,8 @@ export class TaskRunner {
     this.#o = options;
     this.taskId = options.taskId;
     this.isSource = isSourceTask(options.task);
-    this.#output = new TaskOutput(options.taskId, options.outputs, options.plane, options.logger);
+    this.#output = new TaskOutput(options.taskId, options.outputs, options.plane, options.logger, options.counts);
+    this.#counts = options.counts;
     this.#aligner = options.inputs.length > 0 ? new InputAligner(options.inputs, options.mode) : undefined;
     this.#sourceLane = new SourceLane(options.maxQueuedSourceMessages, () => this.#wake());
     this.#snapshots = new Snapshotter({
@@ -287,6 +292,7 @@ export class TaskRunner {
     switch (action.kind) {
       case 'process': {
         this.#processed += 1;
+        if (this.#counts !== undefined) this.#counts.recordsIn += 1;
         const { record, input } = action;
         if (action.inFlightFor !== undefined) {
           this.#snapshots.recordInFlight(action.inFlightFor, { from: input, key: record.key, value: record.value });
@@ -318,6 +324,7 @@ export class TaskRunner {
     const task = this.#o.task;
     if (!isSourceTask(task)) return undefined;
     this.#processed += 1;
+    if (this.#counts !== undefined) this.#counts.recordsIn += 1;
     const handled = task.handle(message, this.#requireContext());
     if (isPromiseLike(handled)) return handled.then(() => this.#positions.set(message.input, message.offset));
     this.#positions.set(message.input, message.offset);

@@ -34,6 +34,7 @@ import { TaskRunner } from './task-runner.js';
 import type { AnyTask } from './task.js';
 import { TriggerTimes } from './trigger-times.js';
 import { alignmentModeOf, checkWiring } from './wiring.js';
+import type { WorkerMetrics } from './worker-metrics.js';
 
 /** What a runtime is built from. */
 export interface RuntimeDeps {
@@ -47,6 +48,8 @@ export interface RuntimeDeps {
   send(request: AttachRequest): void;
   /** The session, for acknowledgements sent in it and the token of calls. */
   session: Pick<WorkerSession, 'connected' | 'request' | 'sessionToken'>;
+  /** The worker's metrics, when it has them: the tasks count their records there. */
+  metrics: Pick<WorkerMetrics, 'counts'> | undefined;
   /** Aborted when the worker stops. */
   signal: AbortSignal;
   logger: Logger;
@@ -248,6 +251,7 @@ export class WorkerRuntime {
       maxQueuedSourceMessages: config.maxQueuedSourceMessages,
       abandonCallAfterMs: config.abandonCallAfterMs,
       triggeredAtMs: (checkpointId) => this.#triggerTimes.of(checkpointId),
+      counts: this.#d.metrics?.counts(taskId),
       onResult: (checkpointId, epoch, result) => this.#batcher.add(checkpointId, epoch, result),
       onSnapshot: (event) => this.#d.events.emit('snapshot', event),
       onFailure: (failed, epoch, error) => this.#taskFailed(failed, epoch, error),

@@ -24,6 +24,7 @@ import { resolveWorkerOptions, type WorkerConfig, type WorkerOptions } from './o
 import { WorkerSession } from '../worker-protocol/index.js';
 import type { AnyTask, SourceTask, Task } from './task.js';
 import { waitForEvent, type WaitOptions } from './wait.js';
+import { WorkerMetrics } from './worker-metrics.js';
 import { WorkerRuntime, type ConfirmedBeliefs } from './worker-runtime.js';
 
 /** Lifecycle of a worker. */
@@ -45,6 +46,7 @@ export class Worker extends EventEmitter<WorkerEventMap> {
   #client: CoordinatorClient | undefined;
   #session: WorkerSession | undefined;
   #runtime: WorkerRuntime | undefined;
+  #metrics: WorkerMetrics | undefined;
   #welcome: Welcome__Output | undefined;
   #stopping: Promise<void> | undefined;
 
@@ -80,6 +82,11 @@ export class Worker extends EventEmitter<WorkerEventMap> {
     return this.#welcome;
   }
 
+  /** Where the worker serves `GET /metrics` (host:port, the port bound) once started with `metrics.listen`. */
+  get metricsAddress(): string | undefined {
+    return this.#metrics?.address;
+  }
+
   /** The local task ids, in the order added. */
   get taskIds(): string[] {
     return [...this.#tasks.keys()];
@@ -103,7 +110,8 @@ export class Worker extends EventEmitter<WorkerEventMap> {
    * to the job graph from the welcome and subscribes. Resolves once the
    * worker is attached; the tasks run after the coordinator's restore and
    * start. Rejects with a `CkptError` (the coordinator's refusal, an
-   * unsupported mode, tasks that do not fit the graph); nothing stays open then.
+   * unsupported mode, tasks that do not fit the graph, a metrics address
+   * that cannot be bound); nothing stays open then.
    */
   async start(): Promise<void> {
     if (this.#state !== 'new') throw new CkptError('MALFORMED', `start() when the worker is ${this.#state}`);
@@ -112,6 +120,7 @@ export class Worker extends EventEmitter<WorkerEventMap> {
     // NATS and the session are opened side by side: a restart reaches its restore sooner.
     const connecting = connectNats(this.#config.nats, `ckpt-worker-${this.workerId}`, { logger: this.#logger });
     try {
+      this.#metrics = await this.#startMetrics();
       const { token, maxMessageBytes } = this.#config;
       this.#client = createCoordinatorClient(this.#config.coordinator, {
         maxMessageBytes,
@@ -181,6 +190,14 @@ export class Worker extends EventEmitter<WorkerEventMap> {
     const nc = this.#nc;
     if (nc !== undefined && !nc.isClosed()) await nc.drain().catch(() => nc.close());
     this.#client?.close();
+    await this.#metrics?.close();
+  }
+
+  #startMetrics(): Promise<WorkerMetrics> | undefined {
+    const { metrics } = this.#config;
+    if (metrics === undefined) return undefined;
+    const deps = { jobId: this.jobId, taskIds: [...this.#tasks.keys()], events: this, logger: this.#logger };
+    return WorkerMetrics.start(metrics, deps);
   }
 
   #newSession(client: CoordinatorClient): WorkerSession {
@@ -235,6 +252,7 @@ export class Worker extends EventEmitter<WorkerEventMap> {
       events: this,
       send: (request) => session.send(request),
       session,
+      metrics: this.#metrics,
       signal: this.#lifetime.signal,
       logger: this.#logger,
     });

@@ -41,6 +41,7 @@ import type {
   TaskContext,
   WatchCheckpointsResponse__Output,
   WorkerEventMap,
+  WorkerMetricsOptions,
   WorkerOptions,
 } from '../../src/index.js';
 // @ts-expect-error the worker's resolved options are internal
@@ -83,6 +84,7 @@ type _PublicTypes = [
   TaskContext,
   WatchCheckpointsResponse__Output,
   WorkerEventMap,
+  WorkerMetricsOptions,
   WorkerOptions,
 ];
 
