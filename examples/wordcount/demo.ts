@@ -2,6 +2,8 @@
  * `make demo`: the word count on a local etcd and NATS with three worker
  * processes, one of them SIGKILLed in the middle and restarted. The last
  * line says whether the sink's output equals the crash-free output.
+ * With CKPT_WORKER_METRICS=127.0.0.1:0 every worker serves its metrics on
+ * a free port of that host and prints the URL.
  */
 import { runWordCount } from './run.js';
 
@@ -16,6 +18,7 @@ runWordCount({
   intervalMs: 1000,
   kills: [{ at: 0.45, worker: 1 }],
   settleTimeoutMs: 60_000,
+  ...(process.env.CKPT_WORKER_METRICS ? { workerMetrics: process.env.CKPT_WORKER_METRICS } : {}),
   log,
 }).then(
   (r) => {

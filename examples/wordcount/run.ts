@@ -38,6 +38,11 @@ export interface WordCountOptions {
   kills: ReadonlyArray<{ at: number; worker: number }>;
   /** How long to wait for the output after the corpus is fed. */
   settleTimeoutMs: number;
+  /**
+   * Where each worker serves its metrics (`--metrics` of `worker.ts`, which
+   * prints the URL); port 0, as the workers share the host. Default: none.
+   */
+  workerMetrics?: string;
   /** Receives progress lines. */
   log: (line: string) => void;
   logger?: Logger;
@@ -64,13 +69,15 @@ interface Stack {
   nc?: NatsConnection;
   stateDir?: string;
   workers: Map<number, ChildProcess>;
+  /** `WordCountOptions.workerMetrics`. */
+  workerMetrics?: string;
   /** Checkpoints completed so far. */
   completed: number;
 }
 
 /** Runs the word count once; never leaves a process behind. */
 export async function runWordCount(o: WordCountOptions): Promise<WordCountResult> {
-  const stack: Stack = { workers: new Map(), completed: 0 };
+  const stack: Stack = { workers: new Map(), completed: 0, workerMetrics: o.workerMetrics };
   const started = Date.now();
   try {
     await startStack(stack, o);
@@ -138,6 +145,7 @@ function startWorker(stack: Stack, index: number, generation: number): void {
     stack.stateDir!,
     '--worker-id',
     `worker-${index}-${generation}`,
+    ...(stack.workerMetrics === undefined ? [] : ['--metrics', stack.workerMetrics]),
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   stack.workers.set(index, child);

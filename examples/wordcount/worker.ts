@@ -5,7 +5,9 @@
  *     --nats nats://127.0.0.1:4222 --job wordcount --tasks split-0,count-0 --state-dir /tmp/wc
  *
  * With `--standby` it waits, connected, until the worker running those
- * tasks is gone, and then takes them over.
+ * tasks is gone, and then takes them over. With `--metrics HOST:PORT` (or
+ * the environment variable CKPT_WORKER_METRICS; port 0 picks a free one)
+ * it serves its Prometheus metrics there and prints their URL.
  */
 import { parseArgs } from 'node:util';
 import { createLocalDirectoryBackend, createLogger, createWorker } from '../../src/index.js';
@@ -22,11 +24,12 @@ async function main(): Promise<void> {
       'worker-id': { type: 'string' },
       'log-level': { type: 'string', default: 'warn' },
       standby: { type: 'boolean', default: false },
+      metrics: { type: 'string', default: process.env.CKPT_WORKER_METRICS },
     },
   });
   if (!values.coordinator || !values.nats || !values.tasks || !values['state-dir']) {
     throw new Error(
-      'usage: worker.ts --coordinator ADDR --nats URLS --tasks T1,T2 --state-dir DIR [--job ID] [--worker-id ID] [--standby]',
+      'usage: worker.ts --coordinator ADDR --nats URLS --tasks T1,T2 --state-dir DIR [--job ID] [--worker-id ID] [--standby] [--metrics HOST:PORT]',
     );
   }
   const logger = createLogger(values['log-level'] as 'warn', 'wordcount-worker');
@@ -39,9 +42,13 @@ async function main(): Promise<void> {
     state,
     logger,
     standby: values.standby,
+    ...(values.metrics ? { metrics: { listen: values.metrics } } : {}),
   });
   for (const taskId of values.tasks.split(',')) worker.addTask(taskId, taskFor(taskId));
   await worker.start();
+  if (worker.metricsAddress !== undefined) {
+    process.stderr.write(`${worker.workerId} [${values.tasks}]: metrics at http://${worker.metricsAddress}/metrics\n`);
+  }
   const stop = (): void => {
     worker.stop().then(
       () => process.exit(0),
