@@ -15,7 +15,7 @@ import type { EventEmitter } from 'node:events';
 import { Counter, Histogram, Registry } from 'prom-client';
 import type { TaskSnapshot } from '../gen/ckpt/v1/TaskSnapshot.js';
 import type { Logger } from '../log/index.js';
-import { SIZE_BUCKETS_BYTES } from '../metrics/coordinator-metrics.js';
+import { SIZE_BUCKETS_BYTES } from '../metrics/buckets.js';
 import { startHttpEndpoint, type HttpEndpoint } from '../metrics/http-endpoint.js';
 import type { CheckpointCallEvent, RestoredEvent, WorkerEventMap } from './events.js';
 import type { WorkerMetricsConfig } from './options.js';
