@@ -5,7 +5,8 @@ import type { SnapshotType as _ckpt_v1_SnapshotType, SnapshotType__Output as _ck
 import type { Long } from '@grpc/proto-loader';
 
 /**
- * Tells the sources to snapshot and inject barrier `checkpoint_id`.
+ * Tells the sources to snapshot and inject barrier `checkpoint_id`; other
+ * tasks may note `triggered_at_ms` to report their start delay.
  */
 export interface Trigger {
   'jobId'?: (string);
@@ -24,7 +25,8 @@ export interface Trigger {
 }
 
 /**
- * Tells the sources to snapshot and inject barrier `checkpoint_id`.
+ * Tells the sources to snapshot and inject barrier `checkpoint_id`; other
+ * tasks may note `triggered_at_ms` to report their start delay.
  */
 export interface Trigger__Output {
   'jobId': (string);
