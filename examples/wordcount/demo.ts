@@ -5,7 +5,12 @@
  * With CKPT_WORKER_METRICS=127.0.0.1:0 every worker serves its metrics on
  * a free port of that host and prints the URL.
  */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { runWordCount } from './run.js';
+
+/** Where the demo leaves the coordinator's metrics. */
+const METRICS_FILE = '.tmp/demo/metrics.txt';
 
 const started = Date.now();
 const log = (line: string): void => {
@@ -21,8 +26,11 @@ runWordCount({
   ...(process.env.CKPT_WORKER_METRICS ? { workerMetrics: process.env.CKPT_WORKER_METRICS } : {}),
   log,
 }).then(
-  (r) => {
+  async (r) => {
     for (const p of r.verdict.problems) log(p);
+    await mkdir(dirname(METRICS_FILE), { recursive: true });
+    await writeFile(METRICS_FILE, r.metrics);
+    log(`the coordinator's /metrics at the end of the run: ${METRICS_FILE}`);
     log(
       `recovery (SIGKILL to every task running again): ${r.recoveryMs.map((ms) => `${ms} ms`).join(', ') || 'none'}; run took ${(r.durationMs / 1000).toFixed(1)} s`,
     );

@@ -57,6 +57,8 @@ export interface WordCountResult {
   /** Per kill: SIGKILL to every task running again, in ms. */
   recoveryMs: number[];
   durationMs: number;
+  /** The coordinator's `/metrics` at the end of the run. */
+  metrics: string;
 }
 
 const WORKER_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'worker.ts');
@@ -94,6 +96,7 @@ export async function runWordCount(o: WordCountOptions): Promise<WordCountResult
       recoveries: job.epoch - 1,
       recoveryMs,
       durationMs: Date.now() - started,
+      metrics: await stack.coordinator!.metrics.text(),
     };
   } finally {
     await stopStack(stack);
@@ -115,7 +118,7 @@ async function startStack(stack: Stack, o: WordCountOptions): Promise<void> {
     {},
   );
   stack.coordinator = await runCoordinator(config, o.logger ?? silentLogger());
-  o.log(`coordinator ${stack.coordinator.address}`);
+  o.log(`coordinator ${stack.coordinator.address}, dashboard http://${stack.coordinator.httpAddress}/`);
   stack.coordinator.coordinator.events.subscribe(JOB_ID, (c) => {
     if (c.state === 'CHECKPOINT_STATE_COMPLETED') stack.completed += 1;
   });
