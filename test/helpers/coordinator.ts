@@ -31,6 +31,8 @@ export interface TestCoordinator {
   readonly etcd: Etcd3;
   /** Stops the coordinator and starts a new one on the same prefixes. */
   restart(): Promise<void>;
+  /** Starts another coordinator process on the same prefixes (a standby while this one leads); stopped at the test's end. */
+  standby(): Promise<RunningCoordinator>;
   /** Starts a simulated worker against this coordinator. */
   worker(
     options: Omit<SimulatedWorkerOptions, 'coordinator' | 'nats' | 'subjectPrefix' | 'logger'>,
@@ -102,6 +104,11 @@ export async function startTestCoordinator(
       running = await runCoordinator({ ...config, listen: address }, logger);
       // The clients' channels saw the old server go away; wait until they reconnect.
       await Promise.all([client.waitForReady(10_000), query.waitForReady(10_000)]);
+    },
+    async standby() {
+      const other = await runCoordinator({ ...config, listen: '127.0.0.1:0', httpListen: '127.0.0.1:0' }, logger);
+      t.teardown(() => other.stop());
+      return other;
     },
     async worker(options) {
       const w = await startSimulatedWorker({

@@ -6,11 +6,8 @@
  */
 /* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-argument -- JSON bodies, read field by field */
 import test from 'ava';
-import { resolveConfig } from '../../src/config/index.js';
-import { silentLogger } from '../../src/log/index.js';
-import { runCoordinator, type RunningCoordinator } from '../../src/server/run.js';
 import { eventually, useServers } from '../helpers/index.js';
-import { fanInSpec, startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';
+import { fanInSpec, startTestCoordinator } from '../helpers/coordinator.js';
 
 const servers = useServers();
 
@@ -63,25 +60,6 @@ async function events(
   return seen;
 }
 
-async function standbyOf(
-  t: Parameters<typeof startTestCoordinator>[0],
-  c: TestCoordinator,
-): Promise<RunningCoordinator> {
-  const standby = await runCoordinator(
-    resolveConfig({
-      etcd: [servers.etcdUrl],
-      nats: [servers.natsUrl],
-      listen: '127.0.0.1:0',
-      etcdPrefix: c.prefix.etcd,
-      subjectPrefix: c.prefix.nats,
-      leaseTtlMs: 2000,
-    }),
-    silentLogger(),
-  );
-  t.teardown(() => standby.stop());
-  return standby;
-}
-
 test('leader and standby serve the same Flink-shaped statistics, details, policy and JSON errors', async (t) => {
   const c = await startTestCoordinator(t, servers);
   const spec = fanInSpec('djob', 2, 1, { tolerableFailures: -1, timeoutMs: 30_000, retained: 2 });
@@ -95,7 +73,7 @@ test('leader and standby serve the same Flink-shaped statistics, details, policy
   const declined = (await trigger()).checkpoint;
   w.setBehaviour('src-0', 'ack');
   const last = (await trigger()).checkpoint;
-  const standby = await standbyOf(t, c);
+  const standby = await c.standby();
   const leaderHttp = c.running.httpAddress;
 
   const cluster = await api(leaderHttp, '/api/v1/cluster');
@@ -203,7 +181,7 @@ test('events stream each checkpoint live, on the leader and through a standby; a
   const ids = (spec.tasks ?? []).map((task) => task.taskId as string);
   await c.worker({ jobId: 'ejob', workerId: 'w0', taskIds: ids, spec });
   await c.started('ejob');
-  const standby = await standbyOf(t, c);
+  const standby = await c.standby();
   await eventually(
     async () => (await api(standby.httpAddress, '/api/v1/cluster')).body.leader === c.running.advertise || undefined,
     {

@@ -209,17 +209,7 @@ test('/healthz and /readyz say what a leader and a standby are; junk requests ge
   t.is((await get(address, '/healthz')).status, 200);
 
   // A standby on the same prefixes names the leader and counts nothing.
-  const standby = await runCoordinator(
-    resolveConfig({
-      etcd: [servers.etcdUrl],
-      nats: [servers.natsUrl],
-      listen: '127.0.0.1:0',
-      etcdPrefix: c.prefix.etcd,
-      subjectPrefix: c.prefix.nats,
-    }),
-    silentLogger(),
-  );
-  t.teardown(() => standby.stop());
+  const standby = await c.standby();
   const standbyReady = await get(standby.httpAddress, '/readyz');
   t.is(standbyReady.status, 200);
   t.regex(standbyReady.body, /^ready: standby; the leader is 127\.0\.0\.1:\d+\n$/);
