@@ -23,13 +23,17 @@ import type { TaskCheckpointStatistics__Output } from '../gen/ckpt/v1/TaskCheckp
 
 /** How much history the statistics keep. */
 export interface StatsLimits {
-  /** Finished checkpoints in the history. @default 100 */
+  /** Finished checkpoints in the history. @default 50 */
   history: number;
   /** Of those, the newest this many keep their per-task figures. @default 10 */
   taskDetails: number;
 }
 
-export const DEFAULT_STATS_LIMITS: Readonly<StatsLimits> = Object.freeze({ history: 100, taskDetails: 10 });
+/**
+ * Every commit rewrites the record, and etcd keeps each version until it
+ * compacts: the bounds keep a word count's record near 8 KiB.
+ */
+export const DEFAULT_STATS_LIMITS: Readonly<StatsLimits> = Object.freeze({ history: 50, taskDetails: 10 });
 
 /** The figures the running figures and distributions follow. */
 const FIGURES = {

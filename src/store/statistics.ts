@@ -21,8 +21,12 @@ import { inRange, MAX_STORED_COUNTER, MAX_TIME_MS } from './record-limits.js';
 import { OP_OVERHEAD_BYTES } from './request-limits.js';
 import { getValue, sendTxn, type StoreContext } from './store-context.js';
 
-/** The most bytes a statistics record takes: a commit transaction must still carry its manifest. */
-export const MAX_STATISTICS_BYTES = 256 * 1024;
+/**
+ * The most bytes a statistics record takes: a commit transaction must still
+ * carry its manifest, and etcd keeps every version of the record until it
+ * compacts its history.
+ */
+export const MAX_STATISTICS_BYTES = 24 * 1024;
 
 /** Most history entries a record read back may hold; more means it is not ours. */
 const MAX_STORED_HISTORY = 10_000;

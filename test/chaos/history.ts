@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Etcd3, type IKeyValue } from 'etcd3';
+import { MAX_RESPONSE_BYTES } from '../../src/store/index.js';
 import type { HistoryEvent } from './history-check.js';
 
 /** Default of `readHistory`'s `timeoutMs`. */
@@ -21,6 +22,10 @@ export async function readHistory(
   const client = new Etcd3({
     hosts: [...etcdUrls],
     defaultCallOptions: () => ({ deadline: new Date(Date.now() + 5_000) }),
+    // etcd sends up to 1000 revisions of history in one watch response: far more than
+    // grpc-js's default 4 MiB once commits carry statistics records. A response refused for
+    // its size would make the watcher start again from the present, silently skipping history.
+    grpcOptions: { 'grpc.max_receive_message_length': MAX_RESPONSE_BYTES * 4 },
   });
   try {
     return await watchUntilSentinel(client, timeoutMs);
