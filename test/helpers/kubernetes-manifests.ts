@@ -179,3 +179,24 @@ function natsContainer(objects: readonly KubeObject[]): { env: string[]; tlsDir:
   if (container === undefined || tlsDir === undefined) throw new Error('no StatefulSet nats with a tls volume mount');
   return { env: (container.env ?? []).map((e) => e.name), tlsDir };
 }
+
+/** What the checks read of a container. */
+export interface ContainerSpec {
+  name: string;
+  command?: string[];
+  args?: string[];
+  env?: Array<{ name: string }>;
+}
+
+/** Every container of the rendered workloads, with `kind/name` of the workload. */
+export function containersOf(objects: readonly KubeObject[]): Array<{ owner: string; container: ContainerSpec }> {
+  return objects.flatMap((o) => {
+    const pod = (o['spec'] as { template?: { spec?: { containers?: ContainerSpec[] } } } | undefined)?.template?.spec;
+    return (pod?.containers ?? []).map((container) => ({ owner: describeObject(o), container }));
+  });
+}
+
+/** The `--flag` names among `args` (`--flag=value` or `--flag value`). */
+export function flagsOf(args: readonly string[] = []): string[] {
+  return args.filter((a) => a.startsWith('--')).map((a) => a.split('=')[0] ?? a);
+}
