@@ -84,8 +84,8 @@ node_modules/.installed: package-lock.json
 
 # The Kubernetes manifests (deploy/kubernetes), offline: each kustomization
 # renders with kubectl, every object validates against the Kubernetes schemas
-# and type-checks against kubernetes-types, and nats-server accepts the NATS
-# config. The same test runs in make test (it takes seconds); without kubectl
+# and type-checks against kubernetes-types, nats-server accepts the NATS
+# config, and the flags given to coordinators and workers exist. The same test runs in make test (it takes seconds); without kubectl
 # it is skipped and says so.
 .PHONY: deploy-check
 deploy-check: node_modules/.installed
