@@ -31,8 +31,9 @@ const kubectl = await hasKubectl();
 const run = kubectl ? test : test.skip;
 const skipped = kubectl ? '' : ' (skipped: kubectl is not installed)';
 
-const scratch = await makeScratch();
-test.after.always(() => removeScratch(scratch));
+// Where rendered files and the type-checked module go; only made when the tests run.
+const scratch = kubectl ? await makeScratch() : '';
+if (kubectl) test.after.always(() => removeScratch(scratch));
 
 /** Each kustomization rendered once, shared by the tests. */
 const rendered = new Map<string, Promise<KubeObject[]>>(
