@@ -82,6 +82,15 @@ node_modules/.installed: package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
+# The Kubernetes manifests (deploy/kubernetes), offline: each kustomization
+# renders with kubectl, every object validates against the Kubernetes schemas
+# and type-checks against kubernetes-types, nats-server accepts the NATS
+# config, and the flags given to coordinators and workers exist. The same test runs in make test (it takes seconds); without kubectl
+# it is skipped and says so.
+.PHONY: deploy-check
+deploy-check: node_modules/.installed
+	npx ava test/unit/deploy.test.ts
+
 # The fuzz suites (test/fuzz) alone, N generated messages per target
 # (make test runs 1000). FUZZ_SEED replays a run; SURVEY=1 lists every
 # kind of failure instead of shrinking the first.
