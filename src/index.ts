@@ -117,7 +117,13 @@ export {
   isCancelled,
   toCkptError,
 } from './client/index.js';
-export type { CallOptions, ClientOptions, LeaderRetryOptions, RemoteErrorInfo } from './client/index.js';
+export type {
+  CallOptions,
+  ClientOptions,
+  ClientTlsOptions,
+  LeaderRetryOptions,
+  RemoteErrorInfo,
+} from './client/index.js';
 export { CkptError, hasReason } from './core/errors.js';
 export type { CkptErrorOptions, ErrorIds, ErrorReason } from './core/errors.js';
 

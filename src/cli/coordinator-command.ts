@@ -83,13 +83,44 @@ const FLAGS: Array<[flag: string, option: keyof CoordinatorConfigInput, help: st
     'maxUnreadReplyBytes',
     'unread reply bytes after which a stream is ended (CKPT_MAX_UNREAD_REPLY_BYTES)',
   ],
+  // TLS of the gRPC API.
+  ['--tls-cert <file>', 'tlsCert', 'PEM certificate chain: serve TLS only (CKPT_TLS_CERT)'],
+  ['--tls-key <file>', 'tlsKey', 'PEM private key of --tls-cert (CKPT_TLS_KEY)'],
+  [
+    '--tls-client-ca <file>',
+    'tlsClientCa',
+    'PEM CA certificates: require client certificates they signed (CKPT_TLS_CLIENT_CA)',
+  ],
+  [
+    '--tls-reload-interval-ms <ms>',
+    'tlsReloadIntervalMs',
+    'how often the TLS files are reread (CKPT_TLS_RELOAD_INTERVAL_MS)',
+  ],
+  [
+    '--peer-tls-ca <file>',
+    'peerTlsCa',
+    'CA a standby checks the leader with (CKPT_PEER_TLS_CA; default: --tls-client-ca, else system CAs)',
+  ],
+  [
+    '--peer-tls-cert <file>',
+    'peerTlsCert',
+    'client certificate towards the leader (CKPT_PEER_TLS_CERT; default under mTLS: --tls-cert)',
+  ],
+  ['--peer-tls-key <file>', 'peerTlsKey', 'private key of --peer-tls-cert (CKPT_PEER_TLS_KEY)'],
+  [
+    '--peer-tls-server-name <name>',
+    'peerTlsServerName',
+    "name the leader's certificate is checked for (CKPT_PEER_TLS_SERVER_NAME)",
+  ],
 ];
 
 /** Adds the `coordinator` command to the program. */
 export function addCoordinatorCommand(program: Command): void {
   const command = program.command('coordinator').description('run a checkpoint coordinator (gRPC server)');
   for (const [flag, , help] of FLAGS) command.option(flag, help);
-  command.action(async (flags: Record<string, string | undefined>) => {
+  command.action(async (_: unknown, cmd: Command) => {
+    // `--tls-cert` and `--tls-key` are also the clients' global flags, which may take them first.
+    const flags = cmd.optsWithGlobals<Record<string, string | undefined>>();
     const input: CoordinatorConfigInput = {};
     for (const [, option] of FLAGS) {
       const value = flags[option];

@@ -5,9 +5,11 @@
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import {
+  clientTlsFromEnv,
   createCoordinatorClient,
   createQueryClient,
   type ClientOptions,
+  type ClientTlsOptions,
   type CoordinatorClient,
   type QueryClient,
 } from '../client/index.js';
@@ -16,6 +18,11 @@ import {
 export interface GlobalFlags {
   address: string;
   token?: string;
+  tls?: boolean;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsServerName?: string;
   json?: boolean;
   progress?: boolean;
 }
@@ -25,9 +32,24 @@ export function globalFlags(cmd: Command): GlobalFlags {
   return cmd.optsWithGlobals<GlobalFlags>();
 }
 
-/** Client options from the flags: the bearer token, if any. */
+/** Client options from the flags: the bearer token and TLS, if any. */
 function clientOptions(flags: GlobalFlags): ClientOptions {
-  return flags.token === undefined ? {} : { token: flags.token };
+  const options: ClientOptions = flags.token === undefined ? {} : { token: flags.token };
+  const tls = tlsOptions(flags);
+  if (tls !== undefined) options.tls = tls;
+  return options;
+}
+
+/** TLS from the flags, each over its environment variable; any TLS flag turns TLS on. */
+function tlsOptions(flags: GlobalFlags): ClientTlsOptions | undefined {
+  const fromFlags: ClientTlsOptions = {};
+  if (flags.tlsCa !== undefined) fromFlags.caFile = flags.tlsCa;
+  if (flags.tlsCert !== undefined) fromFlags.certFile = flags.tlsCert;
+  if (flags.tlsKey !== undefined) fromFlags.keyFile = flags.tlsKey;
+  if (flags.tlsServerName !== undefined) fromFlags.serverName = flags.tlsServerName;
+  const fromEnv = clientTlsFromEnv();
+  if (fromEnv === undefined && flags.tls !== true && Object.keys(fromFlags).length === 0) return undefined;
+  return { ...fromEnv, ...fromFlags };
 }
 
 /** Prints a command's result: `value` as one JSON document with `--json`, else `text()`. */

@@ -20,6 +20,14 @@ export function buildProgram(): Command {
       process.env.CKPT_ADDRESS ?? '127.0.0.1:7070',
     )
     .option('--token <token>', 'bearer token for a coordinator started with --auth-token', process.env.CKPT_AUTH_TOKEN)
+    .option('--tls', 'connect with TLS, checking the certificate against the system CAs (CKPT_TLS=true)')
+    .option('--tls-ca <file>', "PEM CA of the coordinators' certificates; implies --tls (CKPT_TLS_CA)")
+    .option('--tls-cert <file>', 'PEM client certificate for mutual TLS; implies --tls (CKPT_TLS_CLIENT_CERT)')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert (CKPT_TLS_CLIENT_KEY)')
+    .option(
+      '--tls-server-name <name>',
+      'name the certificates must be valid for; lets calls follow leaders not in --address (CKPT_TLS_SERVER_NAME)',
+    )
     .option('--json', 'print the result as one JSON document instead of text (watch: one JSON line per event)')
     .option('--progress', 'report progress on stderr while waiting (default: when stderr is a terminal)')
     .configureHelp({ showGlobalOptions: true });

@@ -5,6 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { CkptError } from '../core/errors.js';
 import { bearerTokenInterceptor } from './auth.js';
 import type { LeaderRetryOptions } from './leader-routing.js';
+import { clientTls, normaliseTls, type ClientTlsOptions } from './tls.js';
 
 /**
  * Default of `ClientOptions.maxMessageBytes`: 64 MiB, the coordinator's
@@ -18,7 +19,16 @@ export const DEFAULT_CLIENT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 export interface ClientOptions {
   /** Sent as `authorization: Bearer <token>` on every call. Default: none. */
   token?: string;
-  /** Channel credentials. Default: insecure (plain TCP). */
+  /**
+   * TLS: `true` checks the coordinators' certificates against the system
+   * CAs; an object names a CA, a client certificate and the server name.
+   * Default: plaintext, unless `credentials` are given.
+   */
+  tls?: boolean | ClientTlsOptions;
+  /**
+   * Channel credentials, in place of `tls`. A client with them follows a
+   * leader only to the addresses it was given. Default: insecure (plain TCP).
+   */
   credentials?: grpc.ChannelCredentials;
   /**
    * Largest message the client receives or sends, in bytes (the channel
@@ -33,24 +43,39 @@ export interface ClientOptions {
   retry?: LeaderRetryOptions;
 }
 
-/** The credentials and grpc-js client options for `options`; throws `CkptError('MALFORMED')` for a bad size. */
+/**
+ * The credentials and grpc-js client options for `options`, and whether a
+ * leader the client was not given may be followed; throws
+ * `CkptError('MALFORMED')` for a bad size or TLS file.
+ */
 export function grpcClientOptions(options: ClientOptions): {
   credentials: grpc.ChannelCredentials;
   clientOptions: grpc.ClientOptions;
+  followUnlistedLeaders: boolean;
 } {
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_CLIENT_MAX_MESSAGE_BYTES;
   if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes <= 0) {
     throw new CkptError('MALFORMED', `maxMessageBytes: ${maxMessageBytes} is not a positive number of bytes`);
   }
+  const tlsOptions = normaliseTls(options.tls);
+  if (tlsOptions !== undefined && options.credentials !== undefined) {
+    throw new CkptError('MALFORMED', 'tls and credentials: give one or the other');
+  }
+  const tls = tlsOptions === undefined ? undefined : clientTls(tlsOptions);
   const clientOptions: grpc.ClientOptions = {
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': maxMessageBytes,
+    ...tls?.channelOptions,
     ...options.channelOptions,
   };
   if (options.token !== undefined && options.token !== '') {
     clientOptions.interceptors = [bearerTokenInterceptor(options.token)];
   }
-  return { credentials: options.credentials ?? grpc.credentials.createInsecure(), clientOptions };
+  return {
+    credentials: tls?.credentials ?? options.credentials ?? grpc.credentials.createInsecure(),
+    clientOptions,
+    followUnlistedLeaders: tls?.followUnlistedLeaders ?? false,
+  };
 }
 
 /** Resolves when the channel is connected, or rejects after `deadlineMs`. */

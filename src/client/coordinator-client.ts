@@ -9,6 +9,7 @@ import type { ListSavepointsResponse__Output } from '../gen/ckpt/v1/ListSavepoin
 import type { TriggerSavepointRequest } from '../gen/ckpt/v1/TriggerSavepointRequest.js';
 import type { TriggerSavepointResponse__Output } from '../gen/ckpt/v1/TriggerSavepointResponse.js';
 import type * as grpc from '@grpc/grpc-js';
+import type { CkptError } from '../core/errors.js';
 import type { CoordinatorClient as GrpcCoordinatorClient } from '../gen/ckpt/v1/Coordinator.js';
 import type { SubmitJobRequest } from '../gen/ckpt/v1/SubmitJobRequest.js';
 import type { SubmitJobResponse__Output } from '../gen/ckpt/v1/SubmitJobResponse.js';
@@ -165,10 +166,12 @@ export class CoordinatorClient {
   /**
    * After a failed call or session: moves to the leader a NOT_LEADER
    * refusal names, or to the next address when the coordinator named none,
-   * is stopping or is unreachable.
+   * is stopping or is unreachable. Returns, without moving, the error to
+   * fail with when the named leader may not be followed (one the client
+   * was not given, without TLS and a server name).
    */
-  followLeader(err: unknown): void {
-    this.#router.follow(err);
+  followLeader(err: unknown): CkptError | undefined {
+    return this.#router.follow(err);
   }
 
   /** Resolves when the channel to the current address is connected; rejects after `deadlineMs`. */
@@ -199,12 +202,13 @@ export function createCoordinatorClient(
   addresses: string | readonly string[],
   options: ClientOptions = {},
 ): CoordinatorClient {
-  const { credentials, clientOptions } = grpcClientOptions(options);
+  const { credentials, clientOptions, followUnlistedLeaders } = grpcClientOptions(options);
   const Client = ckptGrpc().Coordinator;
   const router = new LeaderRouter(
     parseAddresses(addresses),
     (address) => new Client(address, credentials, clientOptions),
     options.retry,
+    followUnlistedLeaders,
   );
   return new CoordinatorClient(router);
 }

@@ -7,6 +7,8 @@ export type { AttachStream } from './coordinator-client.js';
 export { createQueryClient, QueryClient } from './query-client.js';
 export { DEFAULT_CLIENT_MAX_MESSAGE_BYTES } from './client-options.js';
 export type { ClientOptions } from './client-options.js';
+export { clientTlsFromEnv } from './tls.js';
+export type { ClientTlsOptions } from './tls.js';
 export { DEFAULT_DEADLINE_MS } from './call-options.js';
 export { DEFAULT_LEADER_RETRY, parseAddresses } from './leader-routing.js';
 export type { LeaderRetryOptions } from './leader-routing.js';

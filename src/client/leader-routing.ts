@@ -6,6 +6,12 @@
  * leader is named or the one it talks to is unreachable, and retries the
  * call with backoff within the call's deadline.
  *
+ * Which leaders are followed: an address the client was given, or any
+ * address when the client checks every coordinator's certificate against
+ * one server name (TLS with `serverName`). Any other address merely named
+ * itself leader: the client refuses to go there, rather than send it its
+ * token and its calls.
+ *
  * Which calls are retried: any call that a coordinator refused with
  * NOT_LEADER or SHUTTING_DOWN (it did nothing); idempotent calls also when
  * the coordinator marked its refusal retryable (`ckpt-retryable`), when the
@@ -63,14 +69,27 @@ export class LeaderRouter<C extends grpc.Client> {
   readonly #create: (address: string) => C;
   readonly #retry: Required<LeaderRetryOptions>;
   readonly #addresses: string[];
+  readonly #given: readonly string[];
+  readonly #followUnlisted: boolean;
   readonly #clients = new Map<string, C>();
   #index = 0;
 
-  /** `create` opens a client for an address; clients are created on first use. */
-  constructor(addresses: readonly string[], create: (address: string) => C, retry: LeaderRetryOptions = {}) {
+  /**
+   * `create` opens a client for an address; clients are created on first
+   * use. `followUnlisted`: whether leaders not among `addresses` may be
+   * followed (see the module comment).
+   */
+  constructor(
+    addresses: readonly string[],
+    create: (address: string) => C,
+    retry: LeaderRetryOptions = {},
+    followUnlisted = false,
+  ) {
     this.#addresses = [...addresses];
+    this.#given = [...addresses];
     this.#create = create;
     this.#retry = { ...DEFAULT_LEADER_RETRY, ...definedOnly(retry) };
+    this.#followUnlisted = followUnlisted;
   }
 
   /** Every address known: the ones given, then leaders named by standbys. */
@@ -97,19 +116,33 @@ export class LeaderRouter<C extends grpc.Client> {
   /**
    * After a failed call: moves to the leader a NOT_LEADER refusal names, or
    * to the next address when none is named, the coordinator is stopping or
-   * unreachable. Other failures change nothing.
+   * unreachable. Other failures change nothing. Returns, without moving,
+   * the error to fail with when the named leader may not be followed.
    */
-  follow(err: unknown): void {
+  follow(err: unknown): CkptError | undefined {
     const info = errorInfo(err);
-    if (info === undefined || info.code !== grpc.status.UNAVAILABLE) return;
+    if (info === undefined || info.code !== grpc.status.UNAVAILABLE) return undefined;
     if (info.reason === 'NOT_LEADER' && info.leader !== undefined) {
+      if (!this.#given.includes(info.leader) && !this.#followUnlisted) return this.#unlisted(info.leader, err);
       if (!this.#addresses.includes(info.leader)) this.#addresses.push(info.leader);
       this.#index = this.#addresses.indexOf(info.leader);
-      return;
+      return undefined;
     }
     if (info.reason === undefined || info.reason === 'NOT_LEADER' || info.reason === 'SHUTTING_DOWN') {
       this.#index = (this.#index + 1) % this.#addresses.length;
     }
+    return undefined;
+  }
+
+  #unlisted(leader: string, cause: unknown): CkptError {
+    return new CkptError(
+      'NOT_LEADER',
+      `${this.address} names ${leader} as the leader, which is not among the coordinator addresses given ` +
+        `(${this.#given.join(',')}); the client goes only to those, unless TLS with a server name ` +
+        `(--tls-server-name, tls.serverName) checks that ${leader} belongs to the cluster: ` +
+        `add ${leader} to the addresses or use TLS with a server name`,
+      { leader, cause },
+    );
   }
 
   /**
@@ -134,7 +167,8 @@ export class LeaderRouter<C extends grpc.Client> {
       } catch (err) {
         const delay = this.#delayMs(n);
         if (!retriable(err, repeatable) || options.signal?.aborted === true || Date.now() + delay >= until) throw err;
-        this.follow(err);
+        const refused = this.follow(err);
+        if (refused !== undefined) throw refused;
         await sleep(delay, options.signal);
       }
     }

@@ -91,7 +91,8 @@ export class QueryClient {
         return;
       } catch (err) {
         if (options.signal?.aborted === true && isCancelled(err)) return;
-        this.#router.follow(err);
+        const refused = this.#router.follow(err);
+        if (refused !== undefined) throw refused;
         if (received || attempt >= WATCH_OPEN_ATTEMPTS || !retriable(err, 'idempotent')) throw err;
         await new Promise((resolve) => setTimeout(resolve, backoffDelayMs(WATCH_OPEN_BACKOFF, attempt)));
       }
@@ -143,12 +144,13 @@ const WATCH_OPEN_BACKOFF: BackoffConfig = { initialDelayMs: 50, maxDelayMs: 1000
  * a comma-separated list, or an array; calls follow the leader among them.
  */
 export function createQueryClient(addresses: string | readonly string[], options: ClientOptions = {}): QueryClient {
-  const { credentials, clientOptions } = grpcClientOptions(options);
+  const { credentials, clientOptions, followUnlistedLeaders } = grpcClientOptions(options);
   const Client = ckptGrpc().CheckpointQuery;
   const router = new LeaderRouter(
     parseAddresses(addresses),
     (address) => new Client(address, credentials, clientOptions),
     options.retry,
+    followUnlistedLeaders,
   );
   return new QueryClient(router);
 }

@@ -96,6 +96,28 @@ export interface CoordinatorConfig extends Limits {
   canceledStateRetentionMs: number;
   /** pino log level. @default 'info' */
   logLevel: LevelWithSilent;
+
+  // TLS of the gRPC API (see the README's TLS section).
+  /** PEM certificate chain the gRPC server presents; with `tlsKey`, the server speaks only TLS. @default undefined (plaintext) */
+  tlsCert: string | undefined;
+  /** PEM private key of `tlsCert`. @default undefined */
+  tlsKey: string | undefined;
+  /** PEM CA certificates; when set, every client must present a certificate they signed (mutual TLS). @default undefined */
+  tlsClientCa: string | undefined;
+  /** How often the TLS files are read again; changed files serve new connections. @default 60000 */
+  tlsReloadIntervalMs: number;
+  /**
+   * PEM CA certificates with which a standby checks the leader it forwards
+   * dashboard queries to. @default undefined: `tlsClientCa` when set (a
+   * cluster whose one CA signs servers and clients), else the system CAs
+   */
+  peerTlsCa: string | undefined;
+  /** Client certificate a standby presents to the leader. @default undefined: `tlsCert` when `tlsClientCa` is set */
+  peerTlsCert: string | undefined;
+  /** Private key of `peerTlsCert`. @default undefined: `tlsKey` when `tlsClientCa` is set */
+  peerTlsKey: string | undefined;
+  /** Name the leader's certificate must be valid for. @default undefined: the leader's advertised host */
+  peerTlsServerName: string | undefined;
 }
 
 /**
@@ -108,6 +130,9 @@ export const MAX_ID_BLOCK_SIZE = 1_000_000;
 export const DEFAULT_LEASE_TTL_MS = 5000;
 /** Smallest `leaseTtlMs`: etcd leases count in whole seconds. */
 export const MIN_LEASE_TTL_MS = 1000;
+
+/** Default of `CoordinatorConfig.tlsReloadIntervalMs`. */
+export const DEFAULT_TLS_RELOAD_INTERVAL_MS = 60_000;
 
 /** Every option, as given by a user: strings from flags and env, or typed values from code. */
 export type CoordinatorConfigInput = { [K in keyof CoordinatorConfig]?: CoordinatorConfig[K] | string };
@@ -138,6 +163,14 @@ export const DEFAULT_CONFIG: Readonly<CoordinatorConfig> = Object.freeze({
   stateSweepIntervalMs: DEFAULT_STATE_SWEEP_INTERVAL_MS,
   canceledStateRetentionMs: DEFAULT_CANCELED_STATE_RETENTION_MS,
   logLevel: 'info',
+  tlsCert: undefined,
+  tlsKey: undefined,
+  tlsClientCa: undefined,
+  tlsReloadIntervalMs: DEFAULT_TLS_RELOAD_INTERVAL_MS,
+  peerTlsCa: undefined,
+  peerTlsCert: undefined,
+  peerTlsKey: undefined,
+  peerTlsServerName: undefined,
   ...DEFAULT_LIMITS,
 });
 
@@ -222,10 +255,46 @@ export function resolveConfig(
     stateSweepIntervalMs: integer('stateSweepIntervalMs', pick('stateSweepIntervalMs'), 100),
     canceledStateRetentionMs: integer('canceledStateRetentionMs', pick('canceledStateRetentionMs'), 0),
     logLevel: String(pick('logLevel')) as LevelWithSilent,
+    ...tlsOptions(pick),
     ...limits(pick),
   };
   checkConfig(config);
   return config;
+}
+
+type TlsOptionName =
+  | 'tlsCert'
+  | 'tlsKey'
+  | 'tlsClientCa'
+  | 'tlsReloadIntervalMs'
+  | 'peerTlsCa'
+  | 'peerTlsCert'
+  | 'peerTlsKey'
+  | 'peerTlsServerName';
+
+/** The TLS options; the files themselves are read and checked when the server starts. */
+function tlsOptions(pick: (k: keyof CoordinatorConfig) => unknown): Pick<CoordinatorConfig, TlsOptionName> {
+  const file = (k: TlsOptionName): string | undefined => {
+    const value = optionalString(k, pick(k));
+    return value === '' ? undefined : value;
+  };
+  const tls = {
+    tlsCert: file('tlsCert'),
+    tlsKey: file('tlsKey'),
+    tlsClientCa: file('tlsClientCa'),
+    tlsReloadIntervalMs: integer('tlsReloadIntervalMs', pick('tlsReloadIntervalMs'), 100),
+    peerTlsCa: file('peerTlsCa'),
+    peerTlsCert: file('peerTlsCert'),
+    peerTlsKey: file('peerTlsKey'),
+    peerTlsServerName: file('peerTlsServerName'),
+  };
+  if ((tls.tlsCert === undefined) !== (tls.tlsKey === undefined))
+    throw invalid(tls.tlsCert === undefined ? 'tlsCert' : 'tlsKey', 'must be given together with its pair');
+  if (tls.tlsClientCa !== undefined && tls.tlsCert === undefined)
+    throw invalid('tlsClientCa', 'needs tlsCert and tlsKey: client certificates are checked only over TLS');
+  if ((tls.peerTlsCert === undefined) !== (tls.peerTlsKey === undefined))
+    throw invalid(tls.peerTlsCert === undefined ? 'peerTlsCert' : 'peerTlsKey', 'must be given together with its pair');
+  return tls;
 }
 
 function optionalString(option: string, value: unknown): string | undefined {

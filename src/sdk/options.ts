@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { assertSubjectToken } from '../bus/index.js';
 import { DEFAULT_CLIENT_MAX_MESSAGE_BYTES, parseAddresses } from '../client/index.js';
+import { clientTlsFromEnv, type ClientTlsOptions } from '../client/index.js';
 import type { Registry } from 'prom-client';
 import { CkptError } from '../core/errors.js';
 import { isHostPort } from '../core/host-port.js';
@@ -90,6 +91,16 @@ export interface WorkerOptions {
   metrics?: WorkerMetricsOptions;
   /** Aborting it stops the worker (as `stop()`). */
   signal?: AbortSignal;
+
+  // TLS of the coordinator connection.
+  /**
+   * TLS towards the coordinator: `true` checks its certificate against the
+   * system CAs; an object names a CA, a client certificate (mutual TLS) and
+   * the server name. `false`: plaintext. Default: from the environment
+   * (`CKPT_TLS`, `CKPT_TLS_CA`, `CKPT_TLS_CLIENT_CERT`,
+   * `CKPT_TLS_CLIENT_KEY`, `CKPT_TLS_SERVER_NAME`), else plaintext.
+   */
+  tls?: boolean | ClientTlsOptions;
 }
 
 /** Where a worker's metrics go; give `registry`, `listen` or both. */
@@ -149,6 +160,8 @@ export interface WorkerConfig {
   standby: boolean;
   metrics: WorkerMetricsConfig | undefined;
   signal: AbortSignal | undefined;
+  /** TLS towards the coordinator; undefined: plaintext. */
+  tls: ClientTlsOptions | undefined;
 }
 
 /** `WorkerOptions.metrics`, checked. */
@@ -200,7 +213,16 @@ export function resolveWorkerOptions(options: WorkerOptions): WorkerConfig {
     standby: options.standby ?? false,
     metrics: resolveMetrics(options.metrics),
     signal: options.signal,
+    tls: resolveTls(options.tls),
   };
+}
+
+function resolveTls(tls: WorkerOptions['tls']): ClientTlsOptions | undefined {
+  if (tls === undefined) return clientTlsFromEnv();
+  if (tls === false) return undefined;
+  if (tls === true) return {};
+  if (typeof tls !== 'object' || tls === null) throw new CkptError('MALFORMED', 'tls: must be a boolean or an object');
+  return { ...tls };
 }
 
 function resolveMetrics(metrics: WorkerMetricsOptions | undefined): WorkerMetricsConfig | undefined {

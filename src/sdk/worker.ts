@@ -121,10 +121,11 @@ export class Worker extends EventEmitter<WorkerEventMap> {
     const connecting = connectNats(this.#config.nats, `ckpt-worker-${this.workerId}`, { logger: this.#logger });
     try {
       this.#metrics = await this.#startMetrics();
-      const { token, maxMessageBytes } = this.#config;
+      const { token, maxMessageBytes, tls } = this.#config;
       this.#client = createCoordinatorClient(this.#config.coordinator, {
         maxMessageBytes,
         ...(token === undefined ? {} : { token }),
+        ...(tls === undefined ? {} : { tls }),
       });
       this.#session = this.#newSession(this.#client);
       const [nc, welcome] = await Promise.all([connecting, this.#session.open(this.#config.startTimeoutMs)]);

@@ -16,6 +16,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createCoordinatorClient, type CoordinatorClient } from '../client/coordinator-client.js';
 import { toCkptError } from '../client/error-reason.js';
+import type { ClientOptions } from '../client/client-options.js';
 import { createQueryClient, type QueryClient } from '../client/query-client.js';
 import type { Coordinator } from '../coordinator/coordinator.js';
 import { CkptError, type ErrorReason } from '../core/errors.js';
@@ -103,9 +104,12 @@ export function localSource(coordinator: Coordinator): QuerySource {
   };
 }
 
-/** The leader at `address`, reached over gRPC; `close` when the leader changes. */
-export function remoteSource(address: string, token: string | undefined): QuerySource & { close(): void } {
-  const options = { ...(token === undefined ? {} : { token }), retry: { timeoutMs: 1_000 } };
+/**
+ * The leader at `address`, reached over gRPC with `peer`'s token and TLS;
+ * `close` when the leader changes.
+ */
+export function remoteSource(address: string, peer: ClientOptions): QuerySource & { close(): void } {
+  const options: ClientOptions = { ...peer, retry: { timeoutMs: 1_000 } };
   const query: QueryClient = createQueryClient(address, options);
   const client: CoordinatorClient = createCoordinatorClient(address, options);
   const call = { deadlineMs: FORWARD_DEADLINE_MS };

@@ -61,6 +61,8 @@ export interface GrpcServerOptions {
   /** host:port; port 0 picks a free port. */
   listen: string;
   authToken: string | undefined;
+  /** The server's credentials (see `serverCredentials`), and for the log whether they are TLS. */
+  credentials: { credentials: grpc.ServerCredentials; tls: 'off' | 'on' | 'mutual' };
   maxMessageBytes: number;
   /** Bounds of the streams: hello timeout, unread replies, watchers. */
   limits: Omit<AttachLimits, 'logger'> & WatchLimits;
@@ -81,11 +83,9 @@ export interface CoordinatorGrpcServer {
   forceShutdown(): void;
 }
 
-function bind(server: grpc.Server, listen: string): Promise<number> {
+function bind(server: grpc.Server, listen: string, credentials: grpc.ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, port) =>
-      err ? reject(err) : resolve(port),
-    );
+    server.bindAsync(listen, credentials, (err, port) => (err ? reject(err) : resolve(port)));
   });
 }
 
@@ -117,10 +117,11 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Coord
   let shuttingDown = false;
   health.addToServer(server);
   new ReflectionService(definition).addToServer(server);
-  const port = await bind(server, options.listen);
+  const { credentials, tls } = options.credentials;
+  const port = await bind(server, options.listen, credentials);
   const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
   const address = `${host}:${port}`;
-  log.info({ address, auth: options.authToken !== undefined }, 'gRPC server listening');
+  log.info({ address, auth: options.authToken !== undefined, tls }, 'gRPC server listening');
   return {
     address,
     setServing(serving) {

@@ -22,6 +22,8 @@ import { createEtcdStore, type EtcdStore } from '../store/index.js';
 import { CoordinatorMetrics, packageVersion, type JobFigures } from '../metrics/coordinator-metrics.js';
 import { CoordinatorHost } from './coordinator-host.js';
 import { startGrpcServer, type CoordinatorGrpcServer } from './grpc-server.js';
+import { peerClientOptions, serverCredentials } from './tls-config.js';
+import type { ClientOptions } from '../client/client-options.js';
 import { DashboardApi, localSource, remoteSource, type ClusterView, type QuerySource } from './dashboard-api.js';
 import { DashboardAssets } from './dashboard-assets.js';
 import { defaultHttpListen, startHttpServer, type CoordinatorHttpServer, type Readiness } from './http-server.js';
@@ -75,6 +77,7 @@ export interface RunningCoordinator {
  * passed without either (it keeps campaigning in the background).
  */
 export async function runCoordinator(config: CoordinatorConfig, logger: Logger): Promise<RunningCoordinator> {
+  const credentials = serverCredentials(config, logger);
   const metrics = new CoordinatorMetrics({ version: packageVersion() }, () => host.state === 'leading');
   const store = createEtcdStore({
     hosts: config.etcd,
@@ -146,6 +149,7 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
       logger,
       listen: config.listen,
       authToken: config.authToken,
+      credentials,
       maxMessageBytes: config.maxMessageBytes,
       limits: config,
     });
@@ -154,7 +158,7 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
     throw err;
   }
   let advertise = config.advertise ?? server.address;
-  const sources = new QuerySources(host, leadership, () => advertise, config.authToken);
+  const sources = new QuerySources(host, leadership, () => advertise, peerClientOptions(config));
   const api = new DashboardApi({
     cluster: () => clusterView(host, leadership, advertise),
     source: () => sources.current(),
@@ -305,7 +309,7 @@ class QuerySources {
     private readonly host: CoordinatorHost,
     private readonly leadership: Leadership,
     private readonly self: () => string,
-    private readonly token: string | undefined,
+    private readonly peer: ClientOptions,
   ) {}
 
   current(): QuerySource {
@@ -321,7 +325,7 @@ class QuerySources {
     }
     if (this.#remote?.address !== leader) {
       this.#remote?.source.close();
-      this.#remote = { address: leader, source: remoteSource(leader, this.token) };
+      this.#remote = { address: leader, source: remoteSource(leader, this.peer) };
     }
     return this.#remote.source;
   }

@@ -150,7 +150,8 @@ export class WorkerSession {
         const error = sessionError(err);
         const delay = backoffDelayMs(this.#o.backoff, attempt);
         if (isFatal(error) || Date.now() + delay > until || this.#closing.signal.aborted) throw error;
-        this.#o.client.followLeader(err);
+        const refused = this.#o.client.followLeader(err);
+        if (refused !== undefined) throw refused;
         this.#o.logger.debug({ err: error, attempt, address: this.#o.client.address }, 'attach failed; retrying');
         await sleep(delay, this.#closing.signal);
       }
@@ -308,7 +309,11 @@ export class WorkerSession {
     }
     this.#o.handlers.onLost(error);
     if (this.#o.reconnect === false) return;
-    this.#o.client.followLeader(err);
+    const refused = this.#o.client.followLeader(err);
+    if (refused !== undefined) {
+      this.#o.handlers.onFatal(refused);
+      return;
+    }
     this.#o.logger.warn({ err: error, address: this.#o.client.address }, 'session lost; reconnecting');
     this.#reconnecting = this.#reconnect();
   }
@@ -328,7 +333,11 @@ export class WorkerSession {
           return;
         }
         const from = this.#o.client.address;
-        this.#o.client.followLeader(err);
+        const refused = this.#o.client.followLeader(err);
+        if (refused !== undefined) {
+          this.#o.handlers.onFatal(refused);
+          return;
+        }
         this.#o.logger.debug({ err: error, attempt, address: from }, 'reconnect failed');
         // Sent to the leader a standby named: try it at once, not after the grown backoff.
         if (error.reason === 'NOT_LEADER' && this.#o.client.address !== from) attempt = -1;

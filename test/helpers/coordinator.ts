@@ -8,6 +8,8 @@ import { Etcd3 } from 'etcd3';
 import {
   createCoordinatorClient,
   createQueryClient,
+  type ClientOptions,
+  type ClientTlsOptions,
   type CoordinatorClient,
   type QueryClient,
 } from '../../src/client/index.js';
@@ -48,7 +50,7 @@ export async function startTestCoordinator(
   t: ExecutionContext,
   servers: TestServers,
   overrides: CoordinatorConfigInput = {},
-  options: { logger?: Logger } = {},
+  options: { logger?: Logger; tls?: ClientTlsOptions } = {},
 ): Promise<TestCoordinator> {
   const logger = options.logger ?? silentLogger();
   const prefix = uniquePrefix(t);
@@ -71,7 +73,10 @@ export async function startTestCoordinator(
     {},
   );
   let running = await runCoordinator(config, logger);
-  const clientOptions = config.authToken === undefined ? {} : { token: config.authToken };
+  const clientOptions: ClientOptions = {
+    ...(config.authToken === undefined ? {} : { token: config.authToken }),
+    ...(options.tls === undefined ? {} : { tls: options.tls }),
+  };
   const address = running.address;
   const client = createCoordinatorClient(address, clientOptions);
   const query = createQueryClient(address, clientOptions);

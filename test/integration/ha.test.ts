@@ -129,18 +129,19 @@ test('exactly one of three coordinators leads; standbys refuse with NOT_LEADER n
   }
   t.is(await healthOf(t, leader.address, 'ckpt.v1.Coordinator'), 1, 'SERVING');
 
-  // A client that knows only a standby is sent on to the leader.
-  const viaStandby = createCoordinatorClient(standbys[0]?.address ?? '');
+  // A client that knows a standby first is sent on to the leader among its addresses.
+  const viaStandby = createCoordinatorClient([standbys[0]?.address ?? '', leader.advertise]);
   t.teardown(() => viaStandby.close());
   const submitted = await viaStandby.submitJob({ spec });
   t.true(submitted.created);
   t.is(viaStandby.address, leader.advertise);
   t.is(leader.coordinator.getJob('job').spec?.jobId, 'job');
 
-  // The CLI takes a comma-separated list, here of the standbys only.
+  // The CLI takes a comma-separated list, here the standbys first.
+  const list = [...standbys.map((s) => s.address), leader.advertise].join(',');
   const { stdout } = await promisify(execFile)(
     'node',
-    ['--import=tsx', 'src/cli/main.ts', '--address', standbys.map((s) => s.address).join(','), '--json', 'jobs'],
+    ['--import=tsx', 'src/cli/main.ts', '--address', list, '--json', 'jobs'],
     { timeout: 30_000 },
   );
   t.deepEqual(
