@@ -95,7 +95,7 @@ test('a client with the CA connects over TLS; without it, or over plaintext, it 
   });
 });
 
-test('mutual TLS refuses a client without a certificate and one signed by another CA', async (t) => {
+test('mutual TLS refuses a client without a certificate and one signed by another CA; a standby forwards over it', async (t) => {
   const p = await pki(t);
   const other = await makeCa(p.dir, 'other');
   const stranger = await other.issue('stranger', ['worker']);
@@ -112,6 +112,19 @@ test('mutual TLS refuses a client without a certificate and one signed by anothe
     t.teardown(() => refused.close());
     t.is(errorInfo(await t.throwsAsync(refused.listJobs({}, { deadlineMs: 5000 })))?.code, grpc.status.UNAVAILABLE);
   }
+
+  // A standby forwards the dashboard's queries to the leader, presenting its own certificate.
+  await c.client.submitJob({ spec: { jobId: 'job', tasks: [{ taskId: 'a' }] } });
+  const standby = await c.standby();
+  const forwarded = await eventually(
+    async () => {
+      const r = await fetch(`http://${standby.httpAddress}/api/v1/jobs`);
+      const body = (await r.json()) as { served_by?: string; jobs?: Array<{ id: string }> };
+      return r.status === 200 ? body : undefined;
+    },
+    { what: 'the standby forwarding to the leader' },
+  );
+  t.like(forwarded, { served_by: 'leader', jobs: [{ id: 'job' }] });
 });
 
 test('changed certificate files serve new connections; a bad file keeps the certificate in use', async (t) => {

@@ -58,10 +58,15 @@ test('refusals that did nothing are retried for every call; unknown outcomes onl
 
 test('a router moves to the named leader, else to the next address, and stays for other failures', (t) => {
   const created: string[] = [];
-  const router = new LeaderRouter(['a:1', 'b:2'], (address) => {
-    created.push(address);
-    return new grpc.Client(address, grpc.credentials.createInsecure());
-  });
+  const router = new LeaderRouter(
+    ['a:1', 'b:2'],
+    (address) => {
+      created.push(address);
+      return new grpc.Client(address, grpc.credentials.createInsecure());
+    },
+    {},
+    true,
+  );
   t.teardown(() => router.close());
   t.is(router.address, 'a:1');
   router.follow(serviceError(grpc.status.UNAVAILABLE));
@@ -77,6 +82,32 @@ test('a router moves to the named leader, else to the next address, and stays fo
   t.truthy(router.client);
   t.is(router.client, router.client, 'one client per address');
   t.deepEqual(created, ['c:3']);
+});
+
+test('a router refuses to follow a leader it was not given, unless allowed', (t) => {
+  const router = new LeaderRouter(
+    ['a:1', 'b:2'],
+    (address) => new grpc.Client(address, grpc.credentials.createInsecure()),
+  );
+  t.teardown(() => router.close());
+  const refused = router.follow(serviceError(grpc.status.UNAVAILABLE, 'NOT_LEADER', 'c:3'));
+  t.like(refused, { reason: 'NOT_LEADER', leader: 'c:3' });
+  t.regex(refused?.message ?? '', /a:1 names c:3 as the leader, which is not among the coordinator addresses given/);
+  t.is(router.address, 'a:1', 'it stays');
+  t.deepEqual(router.addresses, ['a:1', 'b:2']);
+  t.is(router.follow(serviceError(grpc.status.UNAVAILABLE, 'NOT_LEADER', 'b:2')), undefined);
+  t.is(router.address, 'b:2', 'a given address is followed');
+});
+
+test('the TLS options come in pairs, and mutual TLS needs a server certificate', (t) => {
+  t.is(resolveConfig({}, {}).tlsCert, undefined);
+  const fromEnv = resolveConfig({}, { CKPT_TLS_CERT: 's.pem', CKPT_TLS_KEY: 's.key', CKPT_TLS_CLIENT_CA: 'ca.pem' });
+  t.like(fromEnv, { tlsCert: 's.pem', tlsKey: 's.key', tlsClientCa: 'ca.pem', tlsReloadIntervalMs: 60_000 });
+  t.throws(() => resolveConfig({ tlsCert: 's.pem' }, {}), {
+    message: /tlsKey \(CKPT_TLS_KEY\) must be given together/,
+  });
+  t.throws(() => resolveConfig({ tlsClientCa: 'ca.pem' }, {}), { message: /tlsClientCa \(CKPT_TLS_CLIENT_CA\) needs/ });
+  t.throws(() => resolveConfig({ peerTlsKey: 'p.key' }, {}), { message: /peerTlsCert/ });
 });
 
 test('leader terms admit equal or higher terms and refuse lower ones', (t) => {
