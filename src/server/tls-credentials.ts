@@ -7,7 +7,7 @@
  * get the new certificate; open ones keep theirs.
  */
 import * as grpc from '@grpc/grpc-js';
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { checkCertificates, checkIdentity, readCaFile, readIdentity, type TlsFile } from '../core/tls-files.js';
 import type { Logger } from '../log/index.js';
 
@@ -101,8 +101,10 @@ class CheckedCertificateProvider implements CertificateProvider {
     const { cert, key } = this.#files;
     if (update === null) return this.#warn('identity', `${cert.path} or ${key.path} cannot be read`);
     const { certificate, privateKey } = update;
-    if (fingerprint(certificate, privateKey) === fingerprint(this.#identity.certificate, this.#identity.privateKey))
+    if (fingerprint(certificate, privateKey) === fingerprint(this.#identity.certificate, this.#identity.privateKey)) {
+      this.#warned.identity = '';
       return;
+    }
     try {
       checkIdentity(cert, key, { cert: certificate, key: privateKey });
     } catch (err) {
@@ -118,7 +120,10 @@ class CheckedCertificateProvider implements CertificateProvider {
     const file = this.#files.clientCa;
     if (file === undefined) return;
     if (update === null) return this.#warn('ca', `${file.path} cannot be read`);
-    if (this.#ca !== null && update.caCertificate.equals(this.#ca.caCertificate)) return;
+    if (this.#ca !== null && update.caCertificate.equals(this.#ca.caCertificate)) {
+      this.#warned.ca = '';
+      return;
+    }
     try {
       checkCertificates(file, update.caCertificate);
     } catch (err) {
@@ -149,9 +154,10 @@ class CheckedCertificateProvider implements CertificateProvider {
   }
 }
 
+/** The serial number of the first certificate of a chain already checked. */
 function serial(pem: Buffer): string | undefined {
   try {
-    return checkCertificates({ option: '', path: '' }, pem).serialNumber;
+    return new X509Certificate(pem).serialNumber;
   } catch {
     return undefined;
   }
