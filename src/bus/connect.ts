@@ -6,6 +6,7 @@
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection, Status } from '@nats-io/nats-core';
 import type { Logger } from '../log/index.js';
+import type { NatsConnectAuth } from './nats-auth.js';
 import { fromNatsError } from './nats-errors.js';
 
 /** Options of `connectNats`. */
@@ -16,6 +17,8 @@ export interface ConnectNatsOptions {
   reconnectTimeWaitMs?: number;
   /** Connection attempt timeout. Default 5000 ms. */
   timeoutMs?: number;
+  /** Credentials and TLS, as `loadNatsAuth` reads them. Default: none. */
+  auth?: NatsConnectAuth;
 }
 
 /** Default delay between reconnect attempts. */
@@ -34,6 +37,7 @@ export async function connectNats(
   let nc: NatsConnection;
   try {
     nc = await connect({
+      ...options.auth,
       servers,
       name,
       waitOnFirstConnect: true,
@@ -66,6 +70,7 @@ function logOne(s: Status, logger: Logger): void {
       logger.info({ server: s.server }, 'reconnected');
       break;
     case 'error':
+      // Also where the server's refusals of a publish or subscription arrive (permissions violations).
       logger.warn({ err: s.error }, 'server error');
       break;
     case 'slowConsumer':

@@ -13,6 +13,7 @@ import type { CheckpointAbort } from '../gen/ckpt/v1/CheckpointAbort.js';
 import type { Recover } from '../gen/ckpt/v1/Recover.js';
 import { CkptError } from '../core/errors.js';
 import { connectNats } from './connect.js';
+import type { NatsConnectAuth } from './nats-auth.js';
 import { controlMessageCodecs } from './control-codecs.js';
 import { epochHeaders } from './headers.js';
 import { fromNatsError } from './nats-errors.js';
@@ -41,6 +42,8 @@ export interface NatsBusOptions {
   confirmTimeoutMs?: number;
   /** Publish on this connection instead of opening one; `close()` leaves it open. */
   connection?: NatsConnection;
+  /** Credentials and TLS of the connection the bus opens, as `loadNatsAuth` reads them. Default: none. */
+  auth?: NatsConnectAuth;
 }
 
 /** Default for `NatsBusOptions.confirmTimeoutMs`. */
@@ -85,7 +88,7 @@ export async function createNatsBus(options: NatsBusOptions): Promise<NatsBus> {
   const config = resolveNatsBusOptions(options);
   const logger = options.logger.child({ component: 'bus' });
   const owned = options.connection === undefined;
-  const nc = options.connection ?? (await connectNats(config.servers, config.name, { logger }));
+  const nc = options.connection ?? (await connectNats(config.servers, config.name, { logger, auth: options.auth }));
   return new NatsControlBus(nc, owned, config, logger);
 }
 

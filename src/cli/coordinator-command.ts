@@ -7,6 +7,27 @@ import type { CoordinatorConfigInput } from '../config/index.js';
 import type { Logger } from '../log/index.js';
 import type { RunningCoordinator } from '../server/run.js';
 
+/**
+ * Credentials and TLS of NATS and etcd. Passwords and tokens have no flag,
+ * as a command line is visible to every user of the host: they come from
+ * their environment variable or a file.
+ */
+const SECURITY_FLAGS: Array<[flag: string, option: keyof CoordinatorConfigInput, help: string]> = [
+  ['--nats-user <name>', 'natsUser', 'NATS user; password from CKPT_NATS_PASSWORD or --nats-password-file'],
+  ['--nats-password-file <file>', 'natsPasswordFile', 'file holding the NATS password (CKPT_NATS_PASSWORD_FILE)'],
+  ['--nats-token-file <file>', 'natsTokenFile', 'file holding the NATS token (or CKPT_NATS_TOKEN)'],
+  ['--nats-nkey-seed-file <file>', 'natsNkeySeedFile', 'NKey seed of the NATS user (CKPT_NATS_NKEY_SEED_FILE)'],
+  ['--nats-creds-file <file>', 'natsCredsFile', 'NATS creds file, user JWT and seed (CKPT_NATS_CREDS_FILE)'],
+  ['--nats-tls-ca-file <file>', 'natsTlsCaFile', 'CA of the NATS servers; implies TLS (CKPT_NATS_TLS_CA_FILE)'],
+  ['--nats-tls-cert-file <file>', 'natsTlsCertFile', 'NATS client certificate (CKPT_NATS_TLS_CERT_FILE)'],
+  ['--nats-tls-key-file <file>', 'natsTlsKeyFile', 'key of the NATS client certificate (CKPT_NATS_TLS_KEY_FILE)'],
+  ['--etcd-user <name>', 'etcdUser', 'etcd user; password from CKPT_ETCD_PASSWORD or --etcd-password-file'],
+  ['--etcd-password-file <file>', 'etcdPasswordFile', 'file holding the etcd password (CKPT_ETCD_PASSWORD_FILE)'],
+  ['--etcd-tls-ca-file <file>', 'etcdTlsCaFile', 'CA of the etcd servers; https:// URLs (CKPT_ETCD_TLS_CA_FILE)'],
+  ['--etcd-tls-cert-file <file>', 'etcdTlsCertFile', 'etcd client certificate (CKPT_ETCD_TLS_CERT_FILE)'],
+  ['--etcd-tls-key-file <file>', 'etcdTlsKeyFile', 'key of the etcd client certificate (CKPT_ETCD_TLS_KEY_FILE)'],
+];
+
 /** Flags of `ckpt coordinator`, each feeding the config option of the same name. */
 const FLAGS: Array<[flag: string, option: keyof CoordinatorConfigInput, help: string]> = [
   ['--etcd <urls>', 'etcd', 'etcd client URLs, comma-separated (CKPT_ETCD)'],
@@ -112,6 +133,7 @@ const FLAGS: Array<[flag: string, option: keyof CoordinatorConfigInput, help: st
     'peerTlsServerName',
     "name the leader's certificate is checked for (CKPT_PEER_TLS_SERVER_NAME)",
   ],
+  ...SECURITY_FLAGS,
 ];
 
 /** Adds the `coordinator` command to the program. */

@@ -18,9 +18,19 @@ import {
 } from '../core/state-sweep.js';
 import { DEFAULT_MAX_MANIFEST_BYTES, MAX_MAX_MANIFEST_BYTES } from '../store/index.js';
 import { LOG_LEVELS } from '../log/index.js';
+import {
+  DEFAULT_CONNECTION_SECURITY,
+  resolveConnectionSecurity,
+  type ConnectionSecurityConfig,
+} from './connection-security.js';
+import { envName } from './env-name.js';
 
-/** The complete configuration of a coordinator process; the `Limits` are documented in `src/core/limits.ts`. */
-export interface CoordinatorConfig extends Limits {
+/**
+ * The complete configuration of a coordinator process; the `Limits` are
+ * documented in `src/core/limits.ts`, the credentials and TLS of NATS and
+ * etcd in `src/config/connection-security.ts`.
+ */
+export interface CoordinatorConfig extends Limits, ConnectionSecurityConfig {
   /** etcd client URLs. @default ['http://127.0.0.1:2379'] */
   etcd: string[];
   /** NATS server URLs. @default ['nats://127.0.0.1:4222'] */
@@ -172,11 +182,8 @@ export const DEFAULT_CONFIG: Readonly<CoordinatorConfig> = Object.freeze({
   peerTlsKey: undefined,
   peerTlsServerName: undefined,
   ...DEFAULT_LIMITS,
+  ...DEFAULT_CONNECTION_SECURITY,
 });
-
-function envName(option: string): string {
-  return 'CKPT_' + option.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
-}
 
 function invalid(option: string, message: string): CkptError {
   return new CkptError('MALFORMED', `option ${option} (${envName(option)}) ${message}`);
@@ -257,6 +264,7 @@ export function resolveConfig(
     logLevel: String(pick('logLevel')) as LevelWithSilent,
     ...tlsOptions(pick),
     ...limits(pick),
+    ...resolveConnectionSecurity(pick),
   };
   checkConfig(config);
   return config;

@@ -21,3 +21,13 @@ export {
   type LocalServers,
   type LocalServersOptions,
 } from './local-servers.js';
+export {
+  coordinatorPermissions,
+  renderNatsPermissions,
+  workerInboxPrefix,
+  workerPermissions,
+  type NatsJobUser,
+  type NatsPermissions,
+  type NatsPermissionsPlan,
+  type NatsUserCredentials,
+} from './nats-permissions.js';

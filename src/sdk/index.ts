@@ -22,6 +22,7 @@ export {
   resolveWorkerOptions,
 } from './options.js';
 export type { WorkerConfig, WorkerMetricsOptions, WorkerOptions } from './options.js';
+export type { NatsAuthOptions } from '../bus/index.js';
 export { DEFAULT_MAX_ACK_REQUEST_BYTES } from '../worker-protocol/index.js';
 export { DEFAULT_BACKOFF, backoffDelayMs, resolveBackoff } from '../core/backoff.js';
 export type { BackoffConfig, BackoffOptions } from '../core/backoff.js';

@@ -3,7 +3,7 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { assertSubjectToken } from '../bus/index.js';
+import { assertSubjectToken, loadNatsAuth, type NatsAuthOptions, type NatsConnectAuth } from '../bus/index.js';
 import { DEFAULT_CLIENT_MAX_MESSAGE_BYTES, parseAddresses } from '../client/index.js';
 import { clientTlsFromEnv, type ClientTlsOptions } from '../client/index.js';
 import type { Registry } from 'prom-client';
@@ -101,6 +101,15 @@ export interface WorkerOptions {
    * `CKPT_TLS_CLIENT_KEY`, `CKPT_TLS_SERVER_NAME`), else plaintext.
    */
   tls?: boolean | ClientTlsOptions;
+  // Credentials and TLS of the worker's NATS connection.
+  /**
+   * How the worker authenticates to NATS and checks the server's
+   * certificate: user and password, token, NKey seed file or creds file,
+   * and TLS with a CA file and a client certificate. Every secret may be
+   * given as a file. Files are read by the constructor, whose error names
+   * the option. Default: none (an open server).
+   */
+  natsAuth?: NatsAuthOptions;
 }
 
 /** Where a worker's metrics go; give `registry`, `listen` or both. */
@@ -162,6 +171,9 @@ export interface WorkerConfig {
   signal: AbortSignal | undefined;
   /** TLS towards the coordinator; undefined: plaintext. */
   tls: ClientTlsOptions | undefined;
+
+  // Credentials and TLS of the worker's NATS connection, files read.
+  natsAuth: NatsConnectAuth;
 }
 
 /** `WorkerOptions.metrics`, checked. */
@@ -214,6 +226,8 @@ export function resolveWorkerOptions(options: WorkerOptions): WorkerConfig {
     metrics: resolveMetrics(options.metrics),
     signal: options.signal,
     tls: resolveTls(options.tls),
+
+    natsAuth: loadNatsAuth(options.natsAuth ?? {}, (field) => `natsAuth.${field}`),
   };
 }
 

@@ -118,7 +118,10 @@ export class Worker extends EventEmitter<WorkerEventMap> {
     if (this.#tasks.size === 0) throw new CkptError('MALFORMED', 'add at least one task before start()');
     this.#state = 'starting';
     // NATS and the session are opened side by side: a restart reaches its restore sooner.
-    const connecting = connectNats(this.#config.nats, `ckpt-worker-${this.workerId}`, { logger: this.#logger });
+    const connecting = connectNats(this.#config.nats, `ckpt-worker-${this.workerId}`, {
+      logger: this.#logger,
+      auth: this.#config.natsAuth,
+    });
     try {
       this.#metrics = await this.#startMetrics();
       const { token, maxMessageBytes, tls } = this.#config;

@@ -14,6 +14,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { Etcd3 } from 'etcd3';
 import type { CoordinatorConfig } from '../config/config.js';
+import { etcdSecurityOf, natsAuthOf } from '../config/connection-security.js';
 import { createNatsBus, createObjectPieces, type NatsBus } from '../bus/index.js';
 import { CkptError } from '../core/errors.js';
 import { Coordinator } from '../coordinator/coordinator.js';
@@ -78,8 +79,12 @@ export interface RunningCoordinator {
  */
 export async function runCoordinator(config: CoordinatorConfig, logger: Logger): Promise<RunningCoordinator> {
   const credentials = serverCredentials(config, logger);
+  // Credential and TLS files are read first: a bad one fails the start before anything connects.
+  const natsAuth = natsAuthOf(config);
+  const etcdSecurity = etcdSecurityOf(config, config.etcd);
   const metrics = new CoordinatorMetrics({ version: packageVersion() }, () => host.state === 'leading');
   const store = createEtcdStore({
+    security: etcdSecurity,
     hosts: config.etcd,
     prefix: config.etcdPrefix,
     requestTimeoutMs: config.etcdTimeoutMs,
@@ -89,7 +94,7 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
   });
   let bus: NatsBus;
   try {
-    bus = await createNatsBus({ servers: config.nats, subjectPrefix: config.subjectPrefix, logger });
+    bus = await createNatsBus({ servers: config.nats, subjectPrefix: config.subjectPrefix, logger, auth: natsAuth });
   } catch (err) {
     await store.close();
     throw err;
@@ -98,6 +103,7 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
   // host for a while after a few failed calls, and the store's should not
   // make the leader lose its lease.
   const electionClient = new Etcd3({
+    ...etcdSecurity,
     hosts: config.etcd,
     defaultCallOptions: (call) => (call.isStream ? {} : { deadline: Date.now() + config.etcdTimeoutMs }),
     faultHandling: { watchBackoff: electionWatchBackoff() },

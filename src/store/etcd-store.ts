@@ -65,6 +65,7 @@ export class EtcdStore implements CheckpointStore {
     this.client =
       client ??
       new Etcd3({
+        ...options.security,
         hosts,
         grpcOptions: { 'grpc.max_receive_message_length': MAX_RESPONSE_BYTES },
         // Unary calls get a deadline each; watch and lease streams must not.

@@ -2,7 +2,7 @@
  * Options of the etcd store, and the one function that turns them into a
  * complete, validated configuration.
  */
-import type { Etcd3 } from 'etcd3';
+import type { Etcd3, IOptions } from 'etcd3';
 import { CkptError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../log/index.js';
 
@@ -135,6 +135,13 @@ export interface EtcdStoreOptions {
    * @default undefined
    */
   observer?: EtcdRequestObserver;
+  /**
+   * TLS credentials (CA, client certificate and key) and user/password
+   * auth of the client the store creates; not kept in `options`, so that
+   * they never show where the options do.
+   * @default undefined (plain connection, no auth)
+   */
+  security?: Pick<IOptions, 'credentials' | 'auth'>;
 }
 
 /**
