@@ -6,13 +6,14 @@
  */
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import { freePort, startEtcd, startNats, type EtcdProcess, type NatsProcess } from '../../src/dev/index.js';
 import { startTestCoordinator } from '../helpers/coordinator.js';
+import { makeTestPki, type TestPki } from '../helpers/pki.js';
 import type { TestServers } from '../helpers/servers.js';
 
 const run = promisify(execFile);
@@ -35,32 +36,22 @@ const servers = {
     return (nats as NatsProcess).url;
   },
 } satisfies TestServers;
-const pki = (name: string): string => join(dir, name);
-
-/** A CA, a server certificate for 127.0.0.1 and a client certificate whose name is no etcd user. */
-async function makePki(): Promise<void> {
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await run('openssl', ['req', '-x509', ...ec, '-days', '1', '-subj', '/CN=ckpt-test-ca', '-keyout', pki('ca.key'), '-out', pki('ca.pem')]); // prettier-ignore
-  const sign = async (name: string, cn: string, ext: string): Promise<void> => {
-    await writeFile(pki(`${name}.ext`), ext);
-    await run('openssl', ['req', ...ec, '-subj', `/CN=${cn}`, '-keyout', pki(`${name}.key`), '-out', pki(`${name}.csr`)]); // prettier-ignore
-    await run('openssl', ['x509', '-req', '-in', pki(`${name}.csr`), '-CA', pki('ca.pem'), '-CAkey', pki('ca.key'), '-CAcreateserial', '-days', '1', '-extfile', pki(`${name}.ext`), '-out', pki(`${name}.pem`)]); // prettier-ignore
-  };
-  await sign('server', 'etcd', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
-  await sign('client', 'no-such-user', 'extendedKeyUsage=clientAuth\n');
-}
+let files: TestPki | undefined;
+/** The PKI's files, once made. */
+const pem = (): TestPki => files as TestPki;
 
 test.before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ckpt-etcd-security-'));
-  await makePki();
+  const pki = await makeTestPki(dir, 'no-such-user');
+  files = pki;
   const [httpPort, httpsPort] = [await freePort(), await freePort()];
   httpsUrl = `https://127.0.0.1:${httpsPort}`;
   // Plain HTTP stays on loopback for the health check and the set-up below; the coordinator uses HTTPS.
   const extraArgs = [
     ['--listen-client-urls', `http://127.0.0.1:${httpPort},${httpsUrl}`],
     ['--advertise-client-urls', httpsUrl],
-    ['--cert-file', pki('server.pem'), '--key-file', pki('server.key')],
-    ['--trusted-ca-file', pki('ca.pem'), '--client-cert-auth'],
+    ['--cert-file', pki.serverCert, '--key-file', pki.serverKey],
+    ['--trusted-ca-file', pki.ca, '--client-cert-auth'],
   ].flat();
   [etcd, nats] = await Promise.all([startEtcd({ clientPort: httpPort, extraArgs }), startNats()]);
   const ctl = (...args: string[]): Promise<unknown> => run('etcdctl', ['--endpoints', etcd?.clientUrl ?? '', ...args]);
@@ -82,9 +73,9 @@ test('without a password etcd refuses the client certificate alone', async (t) =
   const client = new Etcd3({
     hosts: httpsUrl,
     credentials: {
-      rootCertificate: await readFile(pki('ca.pem')),
-      certChain: await readFile(pki('client.pem')),
-      privateKey: await readFile(pki('client.key')),
+      rootCertificate: await readFile(pem().ca),
+      certChain: await readFile(pem().clientCert),
+      privateKey: await readFile(pem().clientKey),
     },
   });
   t.teardown(() => client.close());
@@ -97,9 +88,9 @@ test('store and election reach etcd over TLS with a client certificate and a pas
     etcd: [httpsUrl],
     etcdUser: 'ckpt',
     etcdPassword: PASSWORD,
-    etcdTlsCaFile: pki('ca.pem'),
-    etcdTlsCertFile: pki('client.pem'),
-    etcdTlsKeyFile: pki('client.key'),
+    etcdTlsCaFile: pem().ca,
+    etcdTlsCertFile: pem().clientCert,
+    etcdTlsKeyFile: pem().clientKey,
   });
   await c.running.whenLeader(15_000);
   await c.client.submitJob({ spec: { jobId: 'tls', tasks: [{ taskId: 'a' }] } });

@@ -1,0 +1,128 @@
+/**
+ * A coordinator and an SDK worker on a nats-server that requires TLS with
+ * client certificates of its CA, and the users `renderNatsPermissions`
+ * writes: the coordinator with a password from a file, the worker with an
+ * NKey seed file. The job checkpoints; a client without a certificate is
+ * refused.
+ */
+import test from 'ava';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { nkeys } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+import {
+  renderNatsPermissions,
+  startEtcd,
+  startNats,
+  workerInboxPrefix,
+  type EtcdProcess,
+  type NatsProcess,
+} from '../../src/dev/index.js';
+import { createLocalDirectoryBackend, Worker } from '../../src/sdk/index.js';
+import { startTestCoordinator } from '../helpers/coordinator.js';
+import { makeTestPki, type TestPki } from '../helpers/pki.js';
+import type { TestServers } from '../helpers/servers.js';
+import { countingSink, tickingSource } from './worker-harness.js';
+
+const PREFIX = 'sec';
+const COORDINATOR_PASSWORD = 'coordinator-test-password';
+const workerKeys = nkeys.createUser();
+let dir = '';
+let pki: TestPki | undefined;
+let etcd: EtcdProcess | undefined;
+let nats: NatsProcess | undefined;
+const servers = {
+  get etcd() {
+    return etcd as EtcdProcess;
+  },
+  get nats() {
+    return nats as NatsProcess;
+  },
+  get etcdUrl() {
+    return (etcd as EtcdProcess).clientUrl;
+  },
+  get natsUrl() {
+    return (nats as NatsProcess).url;
+  },
+} satisfies TestServers;
+const files = (): TestPki & { seed: string; password: string } => ({
+  ...(pki as TestPki),
+  seed: join(dir, 'worker.nk'),
+  password: join(dir, 'coordinator.password'),
+});
+
+test.before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ckpt-nats-security-'));
+  pki = await makeTestPki(dir);
+  await writeFile(files().seed, new TextDecoder().decode(workerKeys.getSeed()) + '\n');
+  await writeFile(files().password, COORDINATOR_PASSWORD + '\n');
+  const authorization = renderNatsPermissions({
+    subjectPrefix: PREFIX,
+    coordinator: { user: 'coordinator', password: COORDINATOR_PASSWORD },
+    jobs: [{ jobId: 'J', credentials: { nkey: workerKeys.getPublicKey() } }],
+  });
+  const tls = `tls {\n  cert_file: "${pki.serverCert}"\n  key_file: "${pki.serverKey}"\n  ca_file: "${pki.ca}"\n  verify: true\n}\n`;
+  const config = join(dir, 'nats.conf');
+  await writeFile(config, authorization + tls);
+  [etcd, nats] = await Promise.all([startEtcd(), startNats({ extraArgs: ['-c', config] })]);
+});
+
+test.after.always(async () => {
+  await Promise.all([etcd?.stop(), nats?.stop()]);
+  if (dir !== '') await rm(dir, { recursive: true, force: true });
+});
+
+test('a client without a certificate is refused', async (t) => {
+  const refused = await connect({
+    servers: servers.natsUrl,
+    user: 'coordinator',
+    pass: COORDINATOR_PASSWORD,
+    tls: { caFile: files().ca },
+    timeout: 3000,
+  }).then(
+    (nc) => nc.close().then(() => 'connected'),
+    (err: unknown) => (err as Error).message,
+  );
+  t.log(`without a client certificate: ${refused}`);
+  t.not(refused, 'connected');
+});
+
+test('coordinator (password file) and worker (NKey seed file) checkpoint over TLS', async (t) => {
+  const { ca, clientCert, clientKey, seed, password } = files();
+  const c = await startTestCoordinator(t, servers, {
+    subjectPrefix: PREFIX,
+    natsUser: 'coordinator',
+    natsPasswordFile: password,
+    natsTlsCaFile: ca,
+    natsTlsCertFile: clientCert,
+    natsTlsKeyFile: clientKey,
+  });
+  const jobId = 'J';
+  const policy = { intervalMs: 200, retained: 3, tolerableFailures: -1 };
+  await c.client.submitJob({
+    spec: { jobId, tasks: [{ taskId: 'src' }, { taskId: 'sink', inputs: ['src'] }], policy },
+  });
+  const stateDir = join(dir, 'state');
+  const worker = new Worker({
+    coordinator: c.address,
+    nats: [servers.natsUrl],
+    jobId,
+    workerId: 'w',
+    state: await createLocalDirectoryBackend({ dir: stateDir, fsync: false }),
+    reconnect: { initialDelayMs: 50, maxDelayMs: 500 },
+    natsAuth: {
+      nkeySeedFile: seed,
+      tlsCaFile: ca,
+      tlsCertFile: clientCert,
+      tlsKeyFile: clientKey,
+      inboxPrefix: workerInboxPrefix(jobId),
+    },
+  });
+  worker.addTask('src', tickingSource(10)).addTask('sink', countingSink([]));
+  t.teardown(() => worker.stop());
+  await worker.start();
+  const [first] = await worker.waitFor('complete', () => true, { timeoutMs: 20_000 });
+  const [next] = await worker.waitFor('complete', (m) => m.checkpointId > first.checkpointId, { timeoutMs: 15_000 });
+  t.true(next.checkpointId > first.checkpointId);
+});
