@@ -7,6 +7,7 @@ import { connect } from '@nats-io/transport-node';
 import type { NatsConnection, Status } from '@nats-io/nats-core';
 import type { Logger } from '../log/index.js';
 import type { NatsConnectAuth } from './nats-auth.js';
+import { CkptError } from '../core/errors.js';
 import { fromNatsError } from './nats-errors.js';
 
 /** Options of `connectNats`. */
@@ -34,6 +35,7 @@ export async function connectNats(
   name: string,
   options: ConnectNatsOptions = {},
 ): Promise<NatsConnection> {
+  if (options.auth?.tls !== undefined) await probeTls(servers, name, options);
   let nc: NatsConnection;
   try {
     nc = await connect({
@@ -50,6 +52,41 @@ export async function connectNats(
   }
   if (options.logger !== undefined) void logStatus(nc, options.logger.child({ component: 'nats', name }));
   return nc;
+}
+
+/**
+ * One connection attempt without retries. A server certificate the CA does
+ * not vouch for fails every attempt alike, and the waiting connect would
+ * retry it forever without a word: that ends the start here instead. Any
+ * other failure (no server answers yet) is left to the waiting connect.
+ */
+async function probeTls(servers: string[], name: string, options: ConnectNatsOptions): Promise<void> {
+  try {
+    const nc = await connect({
+      ...options.auth,
+      servers,
+      name,
+      maxReconnectAttempts: 0,
+      timeout: options.timeoutMs ?? 5000,
+    });
+    await nc.close();
+  } catch (err) {
+    const reason = certificateProblem(err);
+    if (reason !== undefined)
+      throw new CkptError('UNAVAILABLE', `connect to ${servers.join(',')}: TLS: ${reason}`, {
+        cause: err,
+        retryable: false,
+      });
+  }
+}
+
+/** The message of a TLS certificate check that failed, found in `err` or its causes. */
+function certificateProblem(err: unknown): string | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code ?? '';
+    if (/CERT|SIGNATURE|SELF_SIGNED|ALTNAME|ISSUER/.test(code) || /certificate/i.test(e.message)) return e.message;
+  }
+  return undefined;
 }
 
 /** Logs status changes until the connection closes. */

@@ -3,13 +3,14 @@
  * client certificates of its CA, and the users `renderNatsPermissions`
  * writes: the coordinator with a password from a file, the worker with an
  * NKey seed file. The job checkpoints; a client without a certificate is
- * refused.
+ * refused, and one that trusts another CA fails at once.
  */
 import test from 'ava';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nkeys } from '@nats-io/nats-core';
+import { connectNats, loadNatsAuth } from '../../src/bus/index.js';
 import { connect } from '@nats-io/transport-node';
 import {
   renderNatsPermissions,
@@ -125,4 +126,22 @@ test('coordinator (password file) and worker (NKey seed file) checkpoint over TL
   const [first] = await worker.waitFor('complete', () => true, { timeoutMs: 20_000 });
   const [next] = await worker.waitFor('complete', (m) => m.checkpointId > first.checkpointId, { timeoutMs: 15_000 });
   t.true(next.checkpointId > first.checkpointId);
+});
+
+test('a connection whose CA does not vouch for the server fails at once, saying why', async (t) => {
+  const other = await makeTestPki(await mkdtemp(join(dir, 'other-')));
+  const { clientCert, clientKey } = files();
+  const auth = loadNatsAuth(
+    {
+      user: 'coordinator',
+      password: COORDINATOR_PASSWORD,
+      tlsCaFile: other.ca,
+      tlsCertFile: clientCert,
+      tlsKeyFile: clientKey,
+    },
+    (field) => field,
+  );
+  const err = await t.throwsAsync(connectNats([servers.natsUrl], 'wrong-ca', { auth }));
+  t.log(err?.message);
+  t.regex(err?.message ?? '', /TLS: .*certificate/);
 });
