@@ -35,6 +35,33 @@ export interface TestServers {
 }
 
 /**
+ * The servers of a test file that starts its own (with TLS or permissions,
+ * say): `current` is read at each use, once they run.
+ */
+export function ownServers(
+  current: () => { etcd: EtcdProcess | undefined; nats: NatsProcess | undefined },
+): TestServers {
+  const started = <T>(what: T | undefined, name: string): T => {
+    if (what === undefined) throw new Error(`the test file's ${name} is not running`);
+    return what;
+  };
+  return {
+    get etcd() {
+      return started(current().etcd, 'etcd');
+    },
+    get nats() {
+      return started(current().nats, 'NATS server');
+    },
+    get etcdUrl() {
+      return started(current().etcd, 'etcd').clientUrl;
+    },
+    get natsUrl() {
+      return started(current().nats, 'NATS server').url;
+    },
+  };
+}
+
+/**
  * Registers `test.before` / `test.after.always` hooks that start and stop the
  * servers of this test file. Call once, at module top level.
  */

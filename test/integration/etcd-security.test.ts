@@ -14,7 +14,7 @@ import { Etcd3 } from 'etcd3';
 import { freePort, startEtcd, startNats, type EtcdProcess, type NatsProcess } from '../../src/dev/index.js';
 import { startTestCoordinator } from '../helpers/coordinator.js';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
-import type { TestServers } from '../helpers/servers.js';
+import { ownServers } from '../helpers/servers.js';
 
 const run = promisify(execFile);
 const PASSWORD = 'etcd-test-password';
@@ -22,20 +22,7 @@ let dir = '';
 let httpsUrl = '';
 let etcd: EtcdProcess | undefined;
 let nats: NatsProcess | undefined;
-const servers = {
-  get etcd() {
-    return etcd as EtcdProcess;
-  },
-  get nats() {
-    return nats as NatsProcess;
-  },
-  get etcdUrl() {
-    return (etcd as EtcdProcess).clientUrl;
-  },
-  get natsUrl() {
-    return (nats as NatsProcess).url;
-  },
-} satisfies TestServers;
+const servers = ownServers(() => ({ etcd, nats }));
 let files: TestPki | undefined;
 /** The PKI's files, once made. */
 const pem = (): TestPki => files as TestPki;

@@ -24,7 +24,7 @@ import {
 } from '../../src/dev/index.js';
 import { createLocalDirectoryBackend, createObjectStoreBackend, Worker } from '../../src/sdk/index.js';
 import { startTestCoordinator } from '../helpers/coordinator.js';
-import type { TestServers } from '../helpers/servers.js';
+import { ownServers } from '../helpers/servers.js';
 import { eventually } from '../helpers/wait.js';
 import { countingSink, MemoryLog, tickingSource } from './worker-harness.js';
 
@@ -48,20 +48,7 @@ let dir = '';
 let configFile = '';
 let etcd: EtcdProcess | undefined;
 let nats: NatsProcess | undefined;
-const servers = {
-  get etcd() {
-    return etcd as EtcdProcess;
-  },
-  get nats() {
-    return nats as NatsProcess;
-  },
-  get etcdUrl() {
-    return (etcd as EtcdProcess).clientUrl;
-  },
-  get natsUrl() {
-    return (nats as NatsProcess).url;
-  },
-} satisfies TestServers;
+const servers = ownServers(() => ({ etcd, nats }));
 
 test.before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ckpt-nats-permissions-'));

@@ -23,7 +23,7 @@ import {
 import { createLocalDirectoryBackend, Worker } from '../../src/sdk/index.js';
 import { startTestCoordinator } from '../helpers/coordinator.js';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
-import type { TestServers } from '../helpers/servers.js';
+import { ownServers } from '../helpers/servers.js';
 import { countingSink, tickingSource } from './worker-harness.js';
 
 const PREFIX = 'sec';
@@ -33,20 +33,7 @@ let dir = '';
 let pki: TestPki | undefined;
 let etcd: EtcdProcess | undefined;
 let nats: NatsProcess | undefined;
-const servers = {
-  get etcd() {
-    return etcd as EtcdProcess;
-  },
-  get nats() {
-    return nats as NatsProcess;
-  },
-  get etcdUrl() {
-    return (etcd as EtcdProcess).clientUrl;
-  },
-  get natsUrl() {
-    return (nats as NatsProcess).url;
-  },
-} satisfies TestServers;
+const servers = ownServers(() => ({ etcd, nats }));
 const files = (): TestPki & { seed: string; password: string } => ({
   ...(pki as TestPki),
   seed: join(dir, 'worker.nk'),
