@@ -8,7 +8,7 @@ export { createNatsBus, resolveNatsBusOptions, DEFAULT_CONFIRM_TIMEOUT_MS } from
 export type { NatsBus, NatsBusConfig, NatsBusOptions } from './nats-bus.js';
 export { connectNats, DEFAULT_RECONNECT_TIME_WAIT_MS } from './connect.js';
 export type { ConnectNatsOptions } from './connect.js';
-export { loadNatsAuth, pem, readSecretFile } from './nats-auth.js';
+export { loadNatsAuth, natsAuthFromEnv, pem, readSecretFile } from './nats-auth.js';
 export type { NatsAuthOptions, NatsConnectAuth, OptionNamer } from './nats-auth.js';
 export { controlMessageCodecs } from './control-codecs.js';
 export type { ControlMessageCodecs } from './control-codecs.js';

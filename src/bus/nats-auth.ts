@@ -153,3 +153,33 @@ export function pem(text: string, option: string, kind: string): string {
 function malformed(message: string): CkptError {
   return new CkptError('MALFORMED', message);
 }
+
+/** The environment variables of `natsAuthFromEnv`, by option. */
+const NATS_ENV: ReadonlyArray<[keyof NatsAuthOptions, string]> = [
+  ['user', 'CKPT_NATS_USER'],
+  ['password', 'CKPT_NATS_PASSWORD'],
+  ['passwordFile', 'CKPT_NATS_PASSWORD_FILE'],
+  ['token', 'CKPT_NATS_TOKEN'],
+  ['tokenFile', 'CKPT_NATS_TOKEN_FILE'],
+  ['nkeySeedFile', 'CKPT_NATS_NKEY_SEED_FILE'],
+  ['credsFile', 'CKPT_NATS_CREDS_FILE'],
+  ['tlsCaFile', 'CKPT_NATS_TLS_CA_FILE'],
+  ['tlsCertFile', 'CKPT_NATS_TLS_CERT_FILE'],
+  ['tlsKeyFile', 'CKPT_NATS_TLS_KEY_FILE'],
+  ['inboxPrefix', 'CKPT_NATS_INBOX_PREFIX'],
+];
+
+/**
+ * NATS credentials and TLS from the environment variables the coordinator
+ * reads too (`CKPT_NATS_USER`, `CKPT_NATS_PASSWORD_FILE`, ...; empty ones
+ * unset), for processes configured by their environment, such as workers
+ * in a container. The files are read by `loadNatsAuth`.
+ */
+export function natsAuthFromEnv(env: NodeJS.ProcessEnv = process.env): NatsAuthOptions {
+  const options: Record<string, string> = {};
+  for (const [field, name] of NATS_ENV) {
+    const value = env[name];
+    if (value !== undefined && value !== '') options[field] = value;
+  }
+  return options;
+}

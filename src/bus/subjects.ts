@@ -155,3 +155,12 @@ export function jobSubjects(jobControlPrefix: string): JobSubjects {
     inputs: (taskId) => inputSubjectsOf(jobControlPrefix, taskId),
   };
 }
+
+/**
+ * The inbox prefix a worker of `jobId` connects to NATS with (the SDK's
+ * default): its request replies arrive on `_INBOX_<job>.>`, where a
+ * deployment's permissions let only that job's user listen.
+ */
+export function workerInboxPrefix(jobId: string): string {
+  return `_INBOX_${assertSubjectToken(jobId, 'job id')}`;
+}

@@ -47,6 +47,11 @@ const FLAGS: Array<[flag: string, option: keyof CoordinatorConfigInput, help: st
   ['--etcd-prefix <prefix>', 'etcdPrefix', 'prefix of every etcd key (CKPT_ETCD_PREFIX)'],
   ['--subject-prefix <prefix>', 'subjectPrefix', 'first token of every NATS subject (CKPT_SUBJECT_PREFIX)'],
   ['--auth-token <token>', 'authToken', 'require "authorization: Bearer <token>" on every call (CKPT_AUTH_TOKEN)'],
+  [
+    '--access-policy <file>',
+    'accessPolicy',
+    'JSON file of principals (tokens, client certificates) and their roles on jobs (CKPT_ACCESS_POLICY)',
+  ],
   ['--heartbeat-interval-ms <ms>', 'heartbeatIntervalMs', 'worker heartbeat interval (CKPT_HEARTBEAT_INTERVAL_MS)'],
   [
     '--heartbeat-timeout-ms <ms>',

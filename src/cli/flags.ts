@@ -4,6 +4,7 @@
  * result with them, and the parsers of the arguments several commands share.
  */
 import { InvalidArgumentError, type Command } from 'commander';
+import { readSecretFile } from '../bus/index.js';
 import {
   clientTlsFromEnv,
   createCoordinatorClient,
@@ -18,6 +19,7 @@ import {
 export interface GlobalFlags {
   address: string;
   token?: string;
+  tokenFile?: string;
   tls?: boolean;
   tlsCa?: string;
   tlsCert?: string;
@@ -34,10 +36,22 @@ export function globalFlags(cmd: Command): GlobalFlags {
 
 /** Client options from the flags: the bearer token and TLS, if any. */
 function clientOptions(flags: GlobalFlags): ClientOptions {
-  const options: ClientOptions = flags.token === undefined ? {} : { token: flags.token };
+  const token = tokenOf(flags);
+  const options: ClientOptions = token === undefined ? {} : { token };
   const tls = tlsOptions(flags);
   if (tls !== undefined) options.tls = tls;
   return options;
+}
+
+/** The bearer token of --token or --token-file (each over its environment variable); both is an error. */
+function tokenOf(flags: GlobalFlags): string | undefined {
+  const file = flags.tokenFile === '' ? undefined : flags.tokenFile;
+  const given = flags.token === '' ? undefined : flags.token;
+  if (file === undefined) return given;
+  if (given !== undefined) throw new InvalidArgumentError('--token and --token-file exclude each other; give one');
+  const token = readSecretFile(file, '--token-file').trim();
+  if (token === '') throw new InvalidArgumentError(`--token-file: ${file} is empty`);
+  return token;
 }
 
 /** TLS from the flags, each over its environment variable; any TLS flag turns TLS on. */

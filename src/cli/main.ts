@@ -19,7 +19,12 @@ export function buildProgram(): Command {
       'coordinator address, or several comma-separated: calls follow the leader among them',
       process.env.CKPT_ADDRESS ?? '127.0.0.1:7070',
     )
-    .option('--token <token>', 'bearer token for a coordinator started with --auth-token', process.env.CKPT_AUTH_TOKEN)
+    .option(
+      '--token <token>',
+      "bearer token: the coordinator's --auth-token or a token of its access policy (CKPT_AUTH_TOKEN)",
+      process.env.CKPT_AUTH_TOKEN,
+    )
+    .option('--token-file <file>', 'read the bearer token from a file (CKPT_TOKEN_FILE)', process.env.CKPT_TOKEN_FILE)
     .option('--tls', 'connect with TLS, checking the certificate against the system CAs (CKPT_TLS=true)')
     .option('--tls-ca <file>', "PEM CA of the coordinators' certificates; implies --tls (CKPT_TLS_CA)")
     .option('--tls-cert <file>', 'PEM client certificate for mutual TLS; implies --tls (CKPT_TLS_CLIENT_CERT)')

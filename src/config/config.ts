@@ -64,6 +64,14 @@ export interface CoordinatorConfig extends Limits, ConnectionSecurityConfig {
   subjectPrefix: string;
   /** When set, every gRPC call must carry `authorization: Bearer <token>`. @default undefined (no auth) */
   authToken: string | undefined;
+  /**
+   * A JSON file of principals, their credentials (bearer tokens or client
+   * certificate names) and their roles on jobs: see
+   * `src/server/access-policy.ts`. Read again every `tlsReloadIntervalMs`.
+   * @default undefined (with `authToken`, its holder may do everything;
+   * without, every caller may)
+   */
+  accessPolicy: string | undefined;
   /** Interval at which workers send heartbeats. @default 1000 */
   heartbeatIntervalMs: number;
   /** A session without a heartbeat for this long ends. @default 10000 */
@@ -158,6 +166,7 @@ export const DEFAULT_CONFIG: Readonly<CoordinatorConfig> = Object.freeze({
   etcdPrefix: '/ckpt/',
   subjectPrefix: 'ckpt',
   authToken: undefined,
+  accessPolicy: undefined,
   heartbeatIntervalMs: 1000,
   heartbeatTimeoutMs: 10_000,
   etcdTimeoutMs: 5000,
@@ -247,6 +256,7 @@ export function resolveConfig(
     etcdPrefix: String(pick('etcdPrefix')),
     subjectPrefix: String(pick('subjectPrefix')),
     authToken: optionalString('authToken', pick('authToken')),
+    accessPolicy: optionalString('accessPolicy', pick('accessPolicy')),
     heartbeatIntervalMs: integer('heartbeatIntervalMs', pick('heartbeatIntervalMs'), 10),
     heartbeatTimeoutMs: integer('heartbeatTimeoutMs', pick('heartbeatTimeoutMs'), 20),
     etcdTimeoutMs: integer('etcdTimeoutMs', pick('etcdTimeoutMs'), 100),
@@ -323,6 +333,7 @@ function checkConfig(c: CoordinatorConfig): void {
   if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(c.subjectPrefix))
     throw invalid('subjectPrefix', 'must be dot-separated tokens of [A-Za-z0-9_-]');
   if (c.authToken === '') c.authToken = undefined;
+  if (c.accessPolicy === '') c.accessPolicy = undefined;
   if (c.heartbeatTimeoutMs <= c.heartbeatIntervalMs)
     throw invalid('heartbeatTimeoutMs', 'must be larger than heartbeatIntervalMs');
   if (!LOG_LEVELS.includes(c.logLevel)) throw invalid('logLevel', `must be one of ${LOG_LEVELS.join(', ')}`);

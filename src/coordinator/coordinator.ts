@@ -272,8 +272,12 @@ export class Coordinator {
   }
 
   /** Jobs (quarantined ones too) ordered by id, after `afterJobId`. */
-  listJobs(afterJobId: string, limit: number): { jobs: JobInfo__Output[]; more: boolean } {
-    return this.queries.listJobs(afterJobId, limit);
+  listJobs(
+    afterJobId: string,
+    limit: number,
+    visible?: (jobId: string) => boolean,
+  ): { jobs: JobInfo__Output[]; more: boolean } {
+    return this.queries.listJobs(afterJobId, limit, visible);
   }
 
   /** Cancels a job: pending checkpoints abort, workers are told. */

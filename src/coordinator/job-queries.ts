@@ -80,10 +80,14 @@ export class JobQueries {
   }
 
   /** Jobs (quarantined ones too) ordered by id, after `afterJobId`. */
-  listJobs(afterJobId: string, limit: number): { jobs: JobInfo__Output[]; more: boolean } {
+  listJobs(
+    afterJobId: string,
+    limit: number,
+    visible: (jobId: string) => boolean = () => true,
+  ): { jobs: JobInfo__Output[]; more: boolean } {
     const ids = this.jobs
       .jobIds()
-      .filter((id) => id > afterJobId)
+      .filter((id) => id > afterJobId && visible(id))
       .sort();
     return { jobs: ids.slice(0, limit).map((id) => this.getJob(id)), more: ids.length > limit };
   }

@@ -16,7 +16,7 @@
  *   worker connects with `natsAuth.inboxPrefix` set to `workerInboxPrefix(J)`).
  * No other user exists, so nobody else reads or writes `<p>.>`.
  */
-import { CONTROL_KINDS, DATA_TOKEN, assertSubjectPrefix, assertSubjectToken } from '../bus/index.js';
+import { CONTROL_KINDS, DATA_TOKEN, assertSubjectPrefix, assertSubjectToken, workerInboxPrefix } from '../bus/index.js';
 import { CkptError } from '../core/errors.js';
 
 /** How a user proves who it is: a user name and password, or an NKey public key (`U...`). */
@@ -51,10 +51,7 @@ export interface NatsPermissionsPlan {
   jobs: readonly NatsJobUser[];
 }
 
-/** The inbox prefix a worker of `jobId` connects with: its replies arrive where only its job's user may listen. */
-export function workerInboxPrefix(jobId: string): string {
-  return `_INBOX_${assertSubjectToken(jobId, 'job id')}`;
-}
+export { workerInboxPrefix };
 
 /** The coordinator's permissions under `subjectPrefix`. */
 export function coordinatorPermissions(subjectPrefix: string): NatsPermissions {

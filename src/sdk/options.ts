@@ -3,7 +3,15 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { assertSubjectToken, loadNatsAuth, type NatsAuthOptions, type NatsConnectAuth } from '../bus/index.js';
+import {
+  assertSubjectToken,
+  loadNatsAuth,
+  natsAuthFromEnv,
+  readSecretFile,
+  workerInboxPrefix,
+  type NatsAuthOptions,
+  type NatsConnectAuth,
+} from '../bus/index.js';
 import { DEFAULT_CLIENT_MAX_MESSAGE_BYTES, parseAddresses } from '../client/index.js';
 import { clientTlsFromEnv, type ClientTlsOptions } from '../client/index.js';
 import type { Registry } from 'prom-client';
@@ -22,8 +30,15 @@ export interface WorkerOptions {
    * the worker follows the leader among them. Required.
    */
   coordinator: string | readonly string[];
-  /** Bearer token for a coordinator started with an auth token. Default: none. */
+  /**
+   * Bearer token the coordinator knows this worker by (its `--auth-token`,
+   * or a principal's token in its access policy). Default: with neither
+   * `token` nor `tokenFile`, `CKPT_AUTH_TOKEN` or `CKPT_TOKEN_FILE` from the
+   * environment, else none.
+   */
   token?: string;
+  /** A file holding the bearer token (surrounding whitespace dropped); excludes `token`. Default: none. */
+  tokenFile?: string;
   /** NATS server URLs. Required, at least one. */
   nats: string[];
   /** The job the worker's tasks belong to. Required. */
@@ -107,7 +122,10 @@ export interface WorkerOptions {
    * certificate: user and password, token, NKey seed file or creds file,
    * and TLS with a CA file and a client certificate. Every secret may be
    * given as a file. Files are read by the constructor, whose error names
-   * the option. Default: none (an open server).
+   * the option. Default: from the environment variables the coordinator
+   * reads (`CKPT_NATS_USER`, `CKPT_NATS_PASSWORD_FILE`, ...: see
+   * `natsAuthFromEnv`), none when they are unset. The inbox prefix defaults
+   * to `workerInboxPrefix(jobId)`, which a deployment's permissions expect.
    */
   natsAuth?: NatsAuthOptions;
 }
@@ -201,7 +219,7 @@ export function resolveWorkerOptions(options: WorkerOptions): WorkerConfig {
   if (workerId === '') throw new CkptError('MALFORMED', 'workerId: must not be empty');
   return {
     coordinator,
-    token: options.token,
+    token: resolveToken(options),
     nats: [...options.nats],
     jobId: options.jobId,
     workerId,
@@ -227,8 +245,26 @@ export function resolveWorkerOptions(options: WorkerOptions): WorkerConfig {
     signal: options.signal,
     tls: resolveTls(options.tls),
 
-    natsAuth: loadNatsAuth(options.natsAuth ?? {}, (field) => `natsAuth.${field}`),
+    natsAuth: loadNatsAuth(
+      { inboxPrefix: workerInboxPrefix(options.jobId), ...(options.natsAuth ?? natsAuthFromEnv()) },
+      (field) => `natsAuth.${field}`,
+    ),
   };
+}
+
+/** The bearer token: `token` or `tokenFile`; with neither, like `tls` and `natsAuth`, from the environment the CLI reads too. */
+function resolveToken(options: WorkerOptions): string | undefined {
+  const fromEnv = (name: string): string | undefined => (process.env[name] === '' ? undefined : process.env[name]);
+  const unset = options.token === undefined && options.tokenFile === undefined;
+  const token = unset ? fromEnv('CKPT_AUTH_TOKEN') : options.token;
+  const file = unset ? fromEnv('CKPT_TOKEN_FILE') : options.tokenFile;
+  const [tokenName, fileName] = unset ? ['CKPT_AUTH_TOKEN', 'CKPT_TOKEN_FILE'] : ['token', 'tokenFile'];
+  if (file === undefined) return token;
+  if (token !== undefined)
+    throw new CkptError('MALFORMED', `${tokenName} and ${fileName} exclude each other; give one`);
+  const read = readSecretFile(file, fileName).trim();
+  if (read === '') throw new CkptError('MALFORMED', `${fileName}: ${file} is empty`);
+  return read;
 }
 
 function resolveTls(tls: WorkerOptions['tls']): ClientTlsOptions | undefined {

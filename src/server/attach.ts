@@ -17,7 +17,8 @@ import type { Coordinator } from '../coordinator/coordinator.js';
 import type { SessionChannel } from '../coordinator/sessions.js';
 import type { StandbyTicket } from '../coordinator/standbys.js';
 import type { CoordinatorProvider } from './coordinator-host.js';
-import { requireDecoded, type AuthCheck } from './handlers.js';
+import type { AccessControl, Caller } from './access-control.js';
+import { requireDecoded } from './handlers.js';
 import type { Logger } from '../log/index.js';
 import { replyStream } from './reply-stream.js';
 
@@ -70,10 +71,10 @@ type Phase =
  */
 export function attachHandler(
   coordinators: CoordinatorProvider,
-  auth: AuthCheck,
+  access: AccessControl,
   limits: AttachLimits,
 ): grpc.handleBidiStreamingCall<AttachRequest__Output, AttachResponse> {
-  return (call) => new AttachStream(call, coordinators, limits).run(auth);
+  return (call) => new AttachStream(call, coordinators, access, limits).run();
 }
 
 class AttachStream {
@@ -84,15 +85,19 @@ class AttachStream {
   constructor(
     private readonly call: AttachCall,
     private readonly coordinators: CoordinatorProvider,
+    private readonly access: AccessControl,
     private readonly limits: AttachLimits,
   ) {
     const replies = replyStream<AttachResponse>(call, limits.maxUnreadReplyBytes, 'the session');
     this.channel = { send: (m) => replies.send(m), end: (e) => replies.end(e) };
   }
 
-  run(auth: AuthCheck): void {
+  /** Who opened the stream; a session is for a job it may run the tasks of. */
+  private caller: Caller | undefined;
+
+  run(): void {
     try {
-      auth(this.call.metadata);
+      this.caller = this.access.identify(this.call);
     } catch (err) {
       this.fail(err);
       return;
@@ -148,6 +153,9 @@ class AttachStream {
   private onHello(message: AttachRequest__Output): void {
     if (message.hello == null) throw new CkptError('MALFORMED', 'the first message of a session must be a hello');
     clearTimeout(this.helloTimer);
+    // Fails closed: a stream that was not identified never gets this far, and would be refused if it did.
+    if (this.caller === undefined) throw new CkptError('UNAUTHENTICATED', 'the stream has no identified caller');
+    this.access.require(this.caller, 'work', message.hello.jobId);
     const coordinator = this.coordinators.current();
     if (!message.hello.standby) {
       const session = coordinator.sessions.open(message.hello, this.channel);

@@ -10,7 +10,8 @@ import { CkptError } from '../core/errors.js';
 import { attachHandler, type AttachLimits } from './attach.js';
 import type { CoordinatorProvider } from './coordinator-host.js';
 import { garbageResponse } from './garbage-response.js';
-import { unary, type AuthCheck } from './handlers.js';
+import type { AccessControl } from './access-control.js';
+import { unary, type AccessRule } from './handlers.js';
 
 function snapshotType(value: SnapshotType__Output | number): CheckpointInit['snapshotType'] | undefined {
   switch (value) {
@@ -27,39 +28,44 @@ function snapshotType(value: SnapshotType__Output | number): CheckpointInit['sna
 /** The handlers of `ckpt.v1.Coordinator`; each call goes to the leader's coordinator of the moment. */
 export function coordinatorHandlers(
   coordinators: CoordinatorProvider,
-  auth: AuthCheck,
+  access: AccessControl,
   limits: AttachLimits,
 ): CoordinatorHandlers {
+  const operate: AccessRule<{ jobId: string }> = { action: 'operate', job: (r) => r.jobId };
+  const work: AccessRule<{ jobId: string }> = { action: 'work', job: (r) => r.jobId };
+  const read: AccessRule<{ jobId: string }> = { action: 'read', job: (r) => r.jobId };
   return {
-    SubmitJob: unary(auth, async (req) =>
+    SubmitJob: unary(access, { action: 'operate', job: (r) => r.spec?.jobId ?? '' }, async (req) =>
       coordinators.current().submitJob(req.spec, {
         savepoint: req.fromSavepoint,
         allowNonRestoredState: req.allowNonRestoredState === true,
       }),
     ),
-    GetJob: unary(auth, (req) => ({ job: coordinators.current().getJob(req.jobId) })),
-    CancelJob: unary(auth, async (req) => ({ job: await coordinators.current().cancelJob(req.jobId) })),
-    AcknowledgeCheckpoint: unary(auth, (req) => coordinators.current().acknowledge(req)),
-    DeclineCheckpoint: unary(auth, (req) => {
+    GetJob: unary(access, read, (req) => ({ job: coordinators.current().getJob(req.jobId) })),
+    CancelJob: unary(access, operate, async (req) => ({ job: await coordinators.current().cancelJob(req.jobId) })),
+    AcknowledgeCheckpoint: unary(access, work, (req) => coordinators.current().acknowledge(req)),
+    DeclineCheckpoint: unary(access, work, (req) => {
       coordinators.current().decline(req);
       return {};
     }),
-    TriggerCheckpoint: unary(auth, async (req) => {
+    TriggerCheckpoint: unary(access, operate, async (req) => {
       const type = snapshotType(req.snapshotType);
       return { checkpoint: await coordinators.current().triggerCheckpoint(req.jobId, type, req.wait === true) };
     }),
-    RestoreJob: unary(auth, async (req) => coordinators.current().restoreJob(req.jobId, req.checkpointId)),
-    TriggerSavepoint: unary(auth, async (req) =>
+    RestoreJob: unary(access, operate, async (req) => coordinators.current().restoreJob(req.jobId, req.checkpointId)),
+    TriggerSavepoint: unary(access, operate, async (req) =>
       coordinators.current().savepoints.trigger(req.jobId, req.stop === true),
     ),
-    ListSavepoints: unary(auth, async (req) => ({
+    ListSavepoints: unary(access, read, async (req) => ({
       savepoints: await coordinators.current().savepoints.list(req.jobId),
     })),
-    DeleteSavepoint: unary(auth, async (req) => ({ deleted: await coordinators.current().savepoints.delete(req.ref) })),
-    CollectGarbage: unary(auth, async (req) => {
+    DeleteSavepoint: unary(access, { action: 'operate', job: (r) => r.ref?.jobId ?? '' }, async (req) => ({
+      deleted: await coordinators.current().savepoints.delete(req.ref),
+    })),
+    CollectGarbage: unary(access, operate, async (req) => {
       const dryRun = req.dryRun === true;
       return garbageResponse(await coordinators.current().collectGarbage(req.jobId, dryRun), dryRun);
     }),
-    Attach: attachHandler(coordinators, auth, limits),
+    Attach: attachHandler(coordinators, access, limits),
   };
 }

@@ -10,23 +10,23 @@ import type { ProtoGrpcType as CoordinatorProto } from '../gen/coordinator.js';
 import type { ProtoGrpcType as QueryProto } from '../gen/query.js';
 import type { Logger } from '../log/index.js';
 import { loadPackageDefinition } from '../proto/package-definition.js';
-import { createAuthCheck } from './auth.js';
+import type { AccessControl } from './access-control.js';
 import type { CoordinatorProvider } from './coordinator-host.js';
 import type { AttachLimits } from './attach.js';
-import { tolerantDeserializers, type AuthCheck } from './handlers.js';
+import { tolerantDeserializers } from './handlers.js';
 import { coordinatorHandlers } from './coordinator-service.js';
 import { queryHandlers, type WatchLimits } from './query-service.js';
 import { toStatus } from './status.js';
 
-/** Methods of server reflection: they list every service, so they need the token like ckpt's own. */
+/** Methods of server reflection: they list every service, so they need a known caller like ckpt's own. */
 const REFLECTION_PREFIX = '/grpc.reflection.';
 
 /**
- * A server interceptor that checks `auth` on the calls of methods under
- * `prefix` (services whose handlers are not ckpt's own) and refuses the
- * others with the check's status.
+ * A server interceptor that identifies the callers of methods under
+ * `prefix` (services whose handlers are not ckpt's own) and refuses
+ * unknown ones with UNAUTHENTICATED.
  */
-function guardPrefix(prefix: string, auth: AuthCheck): grpc.ServerInterceptor {
+function guardPrefix(prefix: string, access: AccessControl): grpc.ServerInterceptor {
   return (method, call) =>
     new grpc.ServerInterceptingCall(call, {
       start: (next) =>
@@ -34,7 +34,7 @@ function guardPrefix(prefix: string, auth: AuthCheck): grpc.ServerInterceptor {
           onReceiveMetadata: (metadata, proceed) => {
             if (!method.path.startsWith(prefix)) return proceed(metadata);
             try {
-              auth(metadata);
+              access.identify({ metadata, getAuthContext: () => call.getAuthContext() });
             } catch (err) {
               const status = toStatus(err);
               call.sendStatus({
@@ -60,7 +60,8 @@ export interface GrpcServerOptions {
   logger: Logger;
   /** host:port; port 0 picks a free port. */
   listen: string;
-  authToken: string | undefined;
+  /** Who may call what. */
+  access: AccessControl;
   /** The server's credentials (see `serverCredentials`), and for the log whether they are TLS. */
   credentials: { credentials: grpc.ServerCredentials; tls: 'off' | 'on' | 'mutual' };
   maxMessageBytes: number;
@@ -94,20 +95,20 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Coord
   const log = options.logger.child({ component: 'grpc' });
   const definition = loadPackageDefinition();
   const proto = grpc.loadPackageDefinition(definition) as unknown as CoordinatorProto & QueryProto;
-  const auth = createAuthCheck(options.authToken);
+  const access = options.access;
   const server = new grpc.Server({
     'grpc.max_receive_message_length': options.maxMessageBytes,
     'grpc.max_send_message_length': options.maxMessageBytes,
     'grpc.keepalive_permit_without_calls': 1,
-    interceptors: [guardPrefix(REFLECTION_PREFIX, auth)],
+    interceptors: [guardPrefix(REFLECTION_PREFIX, access)],
   });
   server.addService(
     tolerantDeserializers(proto.ckpt.v1.Coordinator.service),
-    coordinatorHandlers(options.coordinators, auth, { ...options.limits, logger: log }),
+    coordinatorHandlers(options.coordinators, access, { ...options.limits, logger: log }),
   );
   server.addService(
     tolerantDeserializers(proto.ckpt.v1.CheckpointQuery.service),
-    queryHandlers(options.coordinators, auth, options.limits),
+    queryHandlers(options.coordinators, access, options.limits),
   );
   // The server as a whole serves from the start; the ckpt services only while this process leads.
   const health = new HealthImplementation({
@@ -121,7 +122,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Coord
   const port = await bind(server, options.listen, credentials);
   const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
   const address = `${host}:${port}`;
-  log.info({ address, auth: options.authToken !== undefined, tls }, 'gRPC server listening');
+  log.info({ address, access: access.mode, tls }, 'gRPC server listening');
   return {
     address,
     setServing(serving) {

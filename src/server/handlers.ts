@@ -1,10 +1,13 @@
 /**
  * Adapters from grpc-js handler signatures to async functions: every call
- * is authenticated first, and anything thrown becomes a status with its
- * reason (see `status.ts`).
+ * is identified first, then its request decoded, then checked against
+ * what its caller may do (see `access-control.ts`); anything thrown
+ * becomes a status with its reason (see `status.ts`).
  */
 import type * as grpc from '@grpc/grpc-js';
 import { CkptError } from '../core/errors.js';
+import type { AccessControl, Caller } from './access-control.js';
+import type { Action } from './access-policy.js';
 import { toStatus } from './status.js';
 
 /** Marks a request whose bytes did not decode, so that the handler can refuse it with a reason. */
@@ -46,20 +49,35 @@ export function requireDecoded(request: unknown): void {
   }
 }
 
-/** Checks a call's metadata; throws UNAUTHENTICATED. */
-export type AuthCheck = (metadata: grpc.Metadata) => void;
+/**
+ * What a method needs: `action` on the job the request names, on every job
+ * (`job` returns undefined), or on some job (`job: 'some'`: the handler
+ * shows the caller only the jobs it may see).
+ */
+export interface AccessRule<Req> {
+  action: Action;
+  job: ((request: Req) => string | undefined) | 'some';
+}
 
-/** A unary handler from an async function of the request. */
+/** Throws unless `caller` may make a call of `rule` with `request`. */
+export function checkRule<Req>(access: AccessControl, caller: Caller, rule: AccessRule<Req>, request: Req): void {
+  if (rule.job === 'some') access.requireSome(caller, rule.action);
+  else access.require(caller, rule.action, rule.job(request));
+}
+
+/** A unary handler from an async function of the request and its checked caller. */
 export function unary<Req, Res>(
-  auth: AuthCheck,
-  handle: (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res,
+  access: AccessControl,
+  rule: AccessRule<NoInfer<Req>>,
+  handle: (request: Req, caller: Caller, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res,
 ): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     Promise.resolve()
       .then(() => {
-        auth(call.metadata);
+        const caller = access.identify(call);
         requireDecoded(call.request);
-        return handle(call.request, call);
+        checkRule(access, caller, rule, call.request);
+        return handle(call.request, caller, call);
       })
       .then(
         (response) => callback(null, response),

@@ -9,7 +9,8 @@ import { CkptError } from '../core/errors.js';
 import { checkId, echo } from '../core/validate.js';
 import type { Coordinator } from '../coordinator/coordinator.js';
 import type { CoordinatorProvider } from './coordinator-host.js';
-import { requireDecoded, statusError, unary, type AuthCheck } from './handlers.js';
+import type { AccessControl } from './access-control.js';
+import { requireDecoded, statusError, unary, type AccessRule } from './handlers.js';
 import { replyStream } from './reply-stream.js';
 
 /** Page size when a request gives 0, and the largest page. */
@@ -39,35 +40,41 @@ export interface WatchLimits {
 /** The handlers of `ckpt.v1.CheckpointQuery`; each call goes to the leader's coordinator of the moment. */
 export function queryHandlers(
   coordinators: CoordinatorProvider,
-  auth: AuthCheck,
+  access: AccessControl,
   limits: WatchLimits,
 ): CheckpointQueryHandlers {
   let watchers = 0;
+  const read: AccessRule<{ jobId: string }> = { action: 'read', job: (r) => r.jobId };
   return {
-    ListJobs: unary(auth, (req) => {
+    ListJobs: unary(access, { action: 'read', job: 'some' }, (req, caller) => {
       if (req.pageToken !== '') checkId(req.pageToken, 'page_token');
-      const { jobs, more } = coordinators.current().listJobs(req.pageToken, pageSize(req.pageSize));
+      const visible = (jobId: string): boolean => access.allows(caller, 'read', jobId);
+      const { jobs, more } = coordinators.current().listJobs(req.pageToken, pageSize(req.pageSize), visible);
       return { jobs, nextPageToken: more ? (jobs.at(-1)?.spec?.jobId ?? '') : '' };
     }),
-    ListCheckpoints: unary(auth, async (req) => {
+    ListCheckpoints: unary(access, read, async (req) => {
       const below = checkpointToken(req.pageToken);
       const size = pageSize(req.pageSize);
       const all = (await coordinators.current().listCheckpoints(req.jobId)).filter((c) => c.checkpointId < below);
       const page = all.slice(0, size);
       return { checkpoints: page, nextPageToken: all.length > size ? String(page.at(-1)?.checkpointId ?? '') : '' };
     }),
-    GetCheckpoint: unary(auth, async (req) => {
+    GetCheckpoint: unary(access, read, async (req) => {
       const { summary, manifest, tasks } = await coordinators.current().getCheckpoint(req.jobId, req.checkpointId);
       return { checkpoint: summary, manifest: manifest ?? null, tasks };
     }),
-    GetCheckpointStatistics: unary(auth, (req) => ({
+    GetCheckpointStatistics: unary(access, read, (req) => ({
       statistics: coordinators.current().checkpointStatistics(req.jobId),
     })),
     WatchCheckpoints: (call: grpc.ServerWritableStream<WatchCheckpointsRequest__Output, WatchCheckpointsResponse>) => {
       let coordinator: Coordinator;
+      let visible: (jobId: string) => boolean;
       try {
-        auth(call.metadata);
+        const caller = access.identify(call);
         requireDecoded(call.request);
+        if (call.request.jobId === '') access.requireSome(caller, 'read');
+        else access.require(caller, 'read', call.request.jobId);
+        visible = (jobId) => access.allows(caller, 'read', jobId);
         coordinator = coordinators.current();
         if (call.request.jobId !== '') coordinator.getJob(call.request.jobId);
         if (watchers >= limits.maxWatchers) {
@@ -79,9 +86,9 @@ export function queryHandlers(
       }
       watchers += 1;
       const replies = replyStream<WatchCheckpointsResponse>(call, limits.maxUnreadReplyBytes, 'the watch');
-      const unsubscribe = coordinator.events.subscribe(call.request.jobId || undefined, (checkpoint) =>
-        replies.send({ checkpoint }),
-      );
+      const unsubscribe = coordinator.events.subscribe(call.request.jobId || undefined, (checkpoint) => {
+        if (visible(checkpoint.jobId)) replies.send({ checkpoint });
+      });
       let open = true;
       const end = (): void => {
         if (open) watchers -= 1;

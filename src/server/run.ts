@@ -24,6 +24,7 @@ import { CoordinatorMetrics, packageVersion, type JobFigures } from '../metrics/
 import { CoordinatorHost } from './coordinator-host.js';
 import { startGrpcServer, type CoordinatorGrpcServer } from './grpc-server.js';
 import { peerClientOptions, serverCredentials } from './tls-config.js';
+import { AccessControl } from './access-control.js';
 import { DashboardApi } from './dashboard-api.js';
 import { clusterView, QuerySources, readiness } from './process-view.js';
 import { DashboardAssets } from './dashboard-assets.js';
@@ -79,6 +80,12 @@ export interface RunningCoordinator {
  */
 export async function runCoordinator(config: CoordinatorConfig, logger: Logger): Promise<RunningCoordinator> {
   const credentials = serverCredentials(config, logger);
+  const access = new AccessControl({
+    sharedToken: config.authToken,
+    policyFile: config.accessPolicy,
+    reloadIntervalMs: config.tlsReloadIntervalMs,
+    logger,
+  });
   // Credential and TLS files are read first: a bad one fails the start before anything connects.
   const natsAuth = natsAuthOf(config);
   const etcdSecurity = etcdSecurityOf(config, config.etcd);
@@ -109,6 +116,7 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
     faultHandling: { watchBackoff: electionWatchBackoff() },
   });
   const closeAdapters = async (): Promise<void> => {
+    access.close();
     electionClient.close();
     await Promise.allSettled([bus.close(), store.close()]);
   };
@@ -154,7 +162,7 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
       coordinators: host,
       logger,
       listen: config.listen,
-      authToken: config.authToken,
+      access,
       credentials,
       maxMessageBytes: config.maxMessageBytes,
       limits: config,

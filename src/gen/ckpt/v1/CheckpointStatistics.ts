@@ -34,7 +34,7 @@ export interface CheckpointStatistics {
   'latestRestored'?: (_ckpt_v1_RestoreRecord | null);
   /**
    * Newest first: pending checkpoints, then the finished ones the history
-   * keeps (at most statsHistory, default 100).
+   * keeps (the newest 50).
    */
   'history'?: (_ckpt_v1_CheckpointSummary)[];
   /**
@@ -71,7 +71,7 @@ export interface CheckpointStatistics__Output {
   'latestRestored': (_ckpt_v1_RestoreRecord__Output | null);
   /**
    * Newest first: pending checkpoints, then the finished ones the history
-   * keeps (at most statsHistory, default 100).
+   * keeps (the newest 50).
    */
   'history': (_ckpt_v1_CheckpointSummary__Output)[];
   /**

@@ -66,7 +66,9 @@ export const ErrorReason = {
    */
   ERROR_REASON_TOO_MANY_PENDING: 'ERROR_REASON_TOO_MANY_PENDING',
   /**
-   * Missing or wrong credentials (UNAUTHENTICATED).
+   * Missing or wrong credentials (UNAUTHENTICATED): no bearer token where
+   * one is required, a token the coordinator does not know, or, under an
+   * access policy, a client certificate that names no principal.
    */
   ERROR_REASON_UNAUTHENTICATED: 'ERROR_REASON_UNAUTHENTICATED',
   /**
@@ -93,9 +95,11 @@ export const ErrorReason = {
    */
   ERROR_REASON_NOT_LEADER: 'ERROR_REASON_NOT_LEADER',
   /**
-   * The caller may not do this (PERMISSION_DENIED): an AcknowledgeCheckpoint
-   * or DeclineCheckpoint call without the session token of the session that
-   * runs its tasks, say.
+   * The caller may not do this (PERMISSION_DENIED): its roles in the
+   * coordinator's access policy do not cover the call or the job (the
+   * message names the principal, its roles and what the call needs), or an
+   * AcknowledgeCheckpoint or DeclineCheckpoint call lacks the session token
+   * of the session that runs its tasks. Nothing was done.
    */
   ERROR_REASON_PERMISSION_DENIED: 'ERROR_REASON_PERMISSION_DENIED',
   /**
@@ -198,7 +202,9 @@ export type ErrorReason =
   | 'ERROR_REASON_TOO_MANY_PENDING'
   | 14
   /**
-   * Missing or wrong credentials (UNAUTHENTICATED).
+   * Missing or wrong credentials (UNAUTHENTICATED): no bearer token where
+   * one is required, a token the coordinator does not know, or, under an
+   * access policy, a client certificate that names no principal.
    */
   | 'ERROR_REASON_UNAUTHENTICATED'
   | 15
@@ -231,9 +237,11 @@ export type ErrorReason =
   | 'ERROR_REASON_NOT_LEADER'
   | 20
   /**
-   * The caller may not do this (PERMISSION_DENIED): an AcknowledgeCheckpoint
-   * or DeclineCheckpoint call without the session token of the session that
-   * runs its tasks, say.
+   * The caller may not do this (PERMISSION_DENIED): its roles in the
+   * coordinator's access policy do not cover the call or the job (the
+   * message names the principal, its roles and what the call needs), or an
+   * AcknowledgeCheckpoint or DeclineCheckpoint call lacks the session token
+   * of the session that runs its tasks. Nothing was done.
    */
   | 'ERROR_REASON_PERMISSION_DENIED'
   | 21
