@@ -47,6 +47,7 @@ const FLAGS: Array<[flag: string, option: keyof CoordinatorConfigInput, help: st
   ['--etcd-prefix <prefix>', 'etcdPrefix', 'prefix of every etcd key (CKPT_ETCD_PREFIX)'],
   ['--subject-prefix <prefix>', 'subjectPrefix', 'first token of every NATS subject (CKPT_SUBJECT_PREFIX)'],
   ['--auth-token <token>', 'authToken', 'require "authorization: Bearer <token>" on every call (CKPT_AUTH_TOKEN)'],
+  ['--http-tls <on|off>', 'httpTls', "HTTPS on the HTTP port with the gRPC server's certificate (CKPT_HTTP_TLS)"],
   [
     '--access-policy <file>',
     'accessPolicy',

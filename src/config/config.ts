@@ -52,6 +52,12 @@ export interface CoordinatorConfig extends Limits, ConnectionSecurityConfig {
    */
   httpListen: string | undefined;
   /**
+   * `on`: the HTTP port serves HTTPS with the gRPC server's certificate
+   * (`tlsCert`, `tlsKey`, reloaded alike), and asks clients for a
+   * certificate signed by `tlsClientCa` when that is set. @default 'off'
+   */
+  httpTls: 'on' | 'off';
+  /**
    * TTL of the lease behind the leader election. A leader that cannot renew
    * its lease for this long steps down; a crashed leader is replaced after
    * at most about this long. Sent to etcd in whole seconds, rounded up.
@@ -167,6 +173,7 @@ export const DEFAULT_CONFIG: Readonly<CoordinatorConfig> = Object.freeze({
   subjectPrefix: 'ckpt',
   authToken: undefined,
   accessPolicy: undefined,
+  httpTls: 'off',
   heartbeatIntervalMs: 1000,
   heartbeatTimeoutMs: 10_000,
   etcdTimeoutMs: 5000,
@@ -257,6 +264,7 @@ export function resolveConfig(
     subjectPrefix: String(pick('subjectPrefix')),
     authToken: optionalString('authToken', pick('authToken')),
     accessPolicy: optionalString('accessPolicy', pick('accessPolicy')),
+    httpTls: onOff('httpTls', pick('httpTls')),
     heartbeatIntervalMs: integer('heartbeatIntervalMs', pick('heartbeatIntervalMs'), 10),
     heartbeatTimeoutMs: integer('heartbeatTimeoutMs', pick('heartbeatTimeoutMs'), 20),
     etcdTimeoutMs: integer('etcdTimeoutMs', pick('etcdTimeoutMs'), 100),
@@ -315,6 +323,12 @@ function tlsOptions(pick: (k: keyof CoordinatorConfig) => unknown): Pick<Coordin
   return tls;
 }
 
+function onOff(option: string, value: unknown): 'on' | 'off' {
+  if (value === true || value === 'on' || value === 'true') return 'on';
+  if (value === false || value === 'off' || value === 'false') return 'off';
+  throw invalid(option, `must be on or off, got ${JSON.stringify(value)}`);
+}
+
 function optionalString(option: string, value: unknown): string | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'string') throw invalid(option, 'must be a string');
@@ -334,6 +348,8 @@ function checkConfig(c: CoordinatorConfig): void {
     throw invalid('subjectPrefix', 'must be dot-separated tokens of [A-Za-z0-9_-]');
   if (c.authToken === '') c.authToken = undefined;
   if (c.accessPolicy === '') c.accessPolicy = undefined;
+  if (c.httpTls === 'on' && c.tlsCert === undefined)
+    throw invalid('httpTls', "needs tlsCert and tlsKey: the HTTP port serves the gRPC server's certificate");
   if (c.heartbeatTimeoutMs <= c.heartbeatIntervalMs)
     throw invalid('heartbeatTimeoutMs', 'must be larger than heartbeatIntervalMs');
   if (!LOG_LEVELS.includes(c.logLevel)) throw invalid('logLevel', `must be one of ${LOG_LEVELS.join(', ')}`);

@@ -6,6 +6,7 @@
  * process, and a handler that fails answers 500.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { CkptError } from '../core/errors.js';
 import { splitHostPort } from '../core/host-port.js';
@@ -37,8 +38,25 @@ export interface HttpEndpointOptions {
   listen: string;
   routes: HttpRoutes;
   fallback?: HttpFallback;
+  /** Serve HTTPS instead of HTTP. @default undefined (HTTP) */
+  tls?: HttpTls;
   /** Gets a child logger with `component: 'http'`. */
   logger: Logger;
+}
+
+/** The PEM files of an HTTPS endpoint, as `HttpTls.load` reads them. */
+export interface HttpTlsFiles {
+  cert: Buffer;
+  key: Buffer;
+  /** CAs of client certificates: clients are asked for one, which the handlers may check (`socket.authorized`). */
+  ca?: Buffer;
+}
+
+/** HTTPS: how to read the files, and how often to read them again. */
+export interface HttpTls {
+  /** Reads and checks the files; throws when they do not check. */
+  load(): HttpTlsFiles;
+  reloadIntervalMs: number;
 }
 
 /** A running endpoint. */
@@ -55,28 +73,58 @@ export const TEXT_PLAIN = 'text/plain; charset=utf-8';
 /** Starts the endpoint; rejects with a `CkptError` (UNAVAILABLE) when the address cannot be bound. */
 export async function startHttpEndpoint(options: HttpEndpointOptions): Promise<HttpEndpoint> {
   const log = options.logger.child({ component: 'http' });
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     handle(req, res, options.routes, options.fallback).catch((err: unknown) => {
       log.warn({ err, url: req.url }, 'http request failed');
       if (!res.headersSent) reply(res, { status: 500, type: TEXT_PLAIN, body: 'internal error\n' });
       else res.destroy();
     });
-  });
+  };
+  let stopReload = (): void => undefined;
+  let server: Server | HttpsServer;
+  if (options.tls === undefined) {
+    server = createServer(onRequest);
+  } else {
+    const tls = options.tls;
+    let files = tls.load();
+    // A client certificate is asked for, never required: probes and Prometheus come without one.
+    const context = (f: HttpTlsFiles) => ({ cert: f.cert, key: f.key, ca: f.ca, requestCert: f.ca !== undefined, rejectUnauthorized: false }); // prettier-ignore
+    const https = createHttpsServer(context(files), onRequest);
+    let warned = '';
+    const timer = setInterval(() => {
+      try {
+        const next = tls.load();
+        warned = '';
+        if (next.cert.equals(files.cert) && next.key.equals(files.key) && (next.ca?.equals(files.ca ?? Buffer.alloc(0)) ?? files.ca === undefined)) return; // prettier-ignore
+        https.setSecureContext(context(next));
+        files = next;
+        log.info('HTTPS certificate reloaded');
+      } catch (err) {
+        const message = (err as Error).message;
+        if (message !== warned) log.warn({ err: message }, 'HTTPS certificate not reloaded; the one in use stays');
+        warned = message;
+      }
+    }, tls.reloadIntervalMs).unref();
+    stopReload = () => clearInterval(timer);
+    server = https;
+  }
   // A client that sends junk or goes away mid-request is its own business.
   server.on('clientError', (_err, socket) => socket.destroy());
   const { host, port } = splitHostPort(options.listen);
   await listen(server, host, port).catch((err: unknown) => {
+    stopReload();
     throw new CkptError('UNAVAILABLE', `cannot listen for HTTP on ${options.listen}: ${(err as Error).message}`, {
       cause: err,
     });
   });
   const bound = server.address() as AddressInfo;
   const address = `${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
-  log.info({ address }, 'http listening');
+  log.info({ address, tls: options.tls !== undefined }, 'http listening');
   return {
     address,
     close: () =>
       new Promise<void>((resolve) => {
+        stopReload();
         server.close(() => resolve());
         server.closeAllConnections();
       }),
@@ -111,7 +159,7 @@ function reply(res: ServerResponse, { status, type, body }: HttpReply, head = fa
   res.end(head ? undefined : body);
 }
 
-function listen(server: Server, host: string, port: number): Promise<void> {
+function listen(server: Server | HttpsServer, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const failed = (err: Error): void => reject(err);
     server.once('error', failed);

@@ -9,11 +9,19 @@
  * has, and says it (`served_by: "leader"`). Without a reachable leader it
  * answers 503, and the page keeps what it last showed.
  *
+ * With an access policy or a shared token (see `access-control.ts`), every
+ * request is identified like a gRPC call, by `authorization: Bearer` or by
+ * a client certificate the HTTPS port checked, and sees only the jobs its
+ * caller may read: 401 for unknown credentials, 403 for a job it may not.
+ *
  * Errors are `{"errors": ["…"]}` (as Flink's REST API): 400 for a malformed
- * id, 404 for an unknown job, checkpoint or path, 409 for a quarantined
- * job, 503 while no leader can answer.
+ * id, 401 and 403 as above, 404 for an unknown job, checkpoint or path, 409
+ * for a quarantined job, 503 while no leader can answer.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { TLSSocket } from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import type { AccessControl, Caller } from './access-control.js';
 import { createCoordinatorClient, type CoordinatorClient } from '../client/coordinator-client.js';
 import { toCkptError } from '../client/error-reason.js';
 import type { ClientOptions } from '../client/client-options.js';
@@ -174,8 +182,41 @@ export interface DashboardApiOptions {
   cluster: () => ClusterView;
   /** The source to answer from now; throws a `CkptError` (UNAVAILABLE) when no leader is known. */
   source: () => QuerySource;
+  /** Who may read what; without it, everyone may read everything. */
+  access?: AccessControl;
   logger: Logger;
 }
+
+/** The caller of an HTTP request, as `AccessControl` identifies a gRPC call; throws 401. */
+function identify(access: AccessControl, req: IncomingMessage): Caller {
+  const metadata = new grpc.Metadata();
+  const header = req.headers.authorization;
+  if (header !== undefined) {
+    if (!/^[\x20-\x7e]*$/.test(header)) throw new HttpError(401, 'the bearer token is not valid');
+    metadata.set('authorization', header);
+  }
+  const socket = req.socket;
+  // Only a certificate the TLS handshake checked against the client CA names anyone.
+  const cert = socket instanceof TLSSocket && socket.authorized ? socket.getPeerCertificate() : undefined;
+  try {
+    return access.identify({
+      metadata,
+      getAuthContext: () => (cert === undefined ? {} : { sslPeerCertificate: cert }),
+    });
+  } catch (err) {
+    const why = CkptError.from(err).message.replace(/^UNAUTHENTICATED: /, '');
+    throw new HttpError(401, `${why} (send "authorization: Bearer <token>", or a client certificate over HTTPS)`);
+  }
+}
+
+/** What one request may see. */
+interface Viewer {
+  /** Throws 403 unless the caller may read `jobId`. */
+  require(jobId: string): void;
+  sees(jobId: string): boolean;
+}
+
+const EVERYONE: Viewer = { require: () => undefined, sees: () => true };
 
 /** An HTTP error with its status. */
 class HttpError extends Error {
@@ -217,25 +258,45 @@ export class DashboardApi {
   /** Serves `segments` (the path below `/api/v1/`, decoded) with `query`. */
   async handle(req: IncomingMessage, res: ServerResponse, segments: string[], query: URLSearchParams): Promise<void> {
     try {
+      const viewer = this.#viewer(req);
       if (segments.length === 1 && segments[0] === 'events')
-        return this.#events(req, res, query.get('job') ?? undefined);
-      const body = await this.#route(segments);
+        return this.#events(req, res, query.get('job') ?? undefined, viewer);
+      const body = await this.#route(segments, viewer);
       sendJson(res, 200, body, req.method === 'HEAD');
     } catch (err) {
       const { status, message } = httpError(err);
       if (status >= 500 && status !== 503) this.#o.logger.warn({ err, path: req.url }, 'dashboard API request failed');
+      if (status === 401) res.setHeader('www-authenticate', 'Bearer realm="ckpt"');
       sendJson(res, status, { errors: [message] }, req.method === 'HEAD');
     }
   }
 
-  async #route(segments: string[]): Promise<unknown> {
+  /** What the request's caller may see; throws 401 for credentials that name nobody. */
+  #viewer(req: IncomingMessage): Viewer {
+    const access = this.#o.access;
+    if (access === undefined || access.mode === 'open') return EVERYONE;
+    const caller = identify(access, req);
+    return {
+      sees: (jobId) => access.allows(caller, 'read', jobId),
+      require: (jobId) => {
+        try {
+          access.require(caller, 'read', jobId);
+        } catch (err) {
+          throw new HttpError(403, CkptError.from(err).message.replace(/^PERMISSION_DENIED: /, ''));
+        }
+      },
+    };
+  }
+
+  async #route(segments: string[], viewer: Viewer): Promise<unknown> {
     const [first, jobId, sub, kind, id, ...rest] = segments;
     if (first === 'cluster' && segments.length === 1) return this.#cluster();
     if (first !== 'jobs' || rest.length > 0) throw new HttpError(404, 'not found');
+    if (jobId !== undefined) viewer.require(jobId);
     const source = this.#o.source();
     const withServer = (body: Record<string, unknown>) => ({ ...body, served_by: source.servedBy });
     if (jobId === undefined) {
-      const jobs = await source.jobs();
+      const jobs = (await source.jobs()).filter((j) => viewer.sees(j.spec?.jobId ?? ''));
       return withServer({ jobs: await Promise.all(jobs.map(async (j) => jobJson(j, await statisticsOf(source, j)))) });
     }
     if (sub === undefined) {
@@ -274,7 +335,8 @@ export class DashboardApi {
   }
 
   /** `text/event-stream` of checkpoint events, and of changes of role or leader. */
-  #events(req: IncomingMessage, res: ServerResponse, jobId: string | undefined): void {
+  #events(req: IncomingMessage, res: ServerResponse, jobId: string | undefined, viewer: Viewer): void {
+    if (jobId !== undefined) viewer.require(jobId);
     if (this.#streams >= MAX_EVENT_STREAMS) {
       throw new HttpError(503, `${this.#streams} event streams are open, the limit`);
     }
@@ -297,7 +359,7 @@ export class DashboardApi {
     };
     const stopWatch = source.watch(
       jobId,
-      (s) => send('checkpoint', { job_id: s.jobId, ...entryJson(s) }),
+      (s) => viewer.sees(s.jobId) && send('checkpoint', { job_id: s.jobId, ...entryJson(s) }),
       () => close(),
     );
     this.#streams += 1;

@@ -22,6 +22,7 @@ import {
   type HttpEndpoint,
   type HttpFallback,
   type HttpReply,
+  type HttpTls,
 } from '../metrics/http-endpoint.js';
 import { sendJson, type DashboardApi } from './dashboard-api.js';
 import type { DashboardAssets } from './dashboard-assets.js';
@@ -45,6 +46,8 @@ export interface HttpServerOptions {
   api?: DashboardApi;
   /** The dashboard's files; without them, `/` is 404. */
   assets?: DashboardAssets;
+  /** Serve HTTPS. @default undefined (HTTP) */
+  tls?: HttpTls;
   logger: Logger;
 }
 
@@ -64,7 +67,13 @@ export function startHttpServer(o: HttpServerOptions): Promise<CoordinatorHttpSe
       },
     ],
   ]);
-  return startHttpEndpoint({ listen: o.listen, routes, fallback: dashboard(o), logger: o.logger });
+  return startHttpEndpoint({
+    listen: o.listen,
+    routes,
+    fallback: dashboard(o),
+    logger: o.logger,
+    ...(o.tls === undefined ? {} : { tls: o.tls }),
+  });
 }
 
 const API_PREFIX = '/api/v1/';

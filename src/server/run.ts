@@ -23,7 +23,9 @@ import { createEtcdStore, type EtcdStore } from '../store/index.js';
 import { CoordinatorMetrics, packageVersion, type JobFigures } from '../metrics/coordinator-metrics.js';
 import { CoordinatorHost } from './coordinator-host.js';
 import { startGrpcServer, type CoordinatorGrpcServer } from './grpc-server.js';
-import { peerClientOptions, serverCredentials } from './tls-config.js';
+import { peerClientOptions, serverCredentials, serverTlsFiles } from './tls-config.js';
+import { readCaFile, readIdentity } from '../core/tls-files.js';
+import type { HttpTls } from '../metrics/http-endpoint.js';
 import { AccessControl } from './access-control.js';
 import { DashboardApi } from './dashboard-api.js';
 import { clusterView, QuerySources, readiness } from './process-view.js';
@@ -176,11 +178,12 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
   const api = new DashboardApi({
     cluster: () => clusterView(host, leadership, advertise),
     source: () => sources.current(),
+    access,
     logger,
   });
   let http: CoordinatorHttpServer;
   try {
-    http = await startHttp(config, { metrics, api }, () => readiness(host, leadership), logger);
+    http = await startHttp(config, { metrics, api, tls: httpTls(config) }, () => readiness(host, leadership), logger);
   } catch (err) {
     server.forceShutdown();
     await closeAdapters();
@@ -236,18 +239,32 @@ function createCoordinator(
   });
 }
 
+/** HTTPS of the HTTP port, with the gRPC server's files, when `httpTls` is on. */
+function httpTls(config: CoordinatorConfig): HttpTls | undefined {
+  const files = serverTlsFiles(config);
+  if (config.httpTls === 'off' || files === undefined) return undefined;
+  return {
+    load: () => {
+      const identity = readIdentity(files.cert, files.key);
+      return files.clientCa === undefined ? identity : { ...identity, ca: readCaFile(files.clientCa) };
+    },
+    reloadIntervalMs: files.reloadIntervalMs,
+  };
+}
+
 /**
  * The HTTP server on the configured address; without one, on the gRPC port
  * + 1, or on a free port (with a warning) when that one is taken.
  */
 async function startHttp(
   config: CoordinatorConfig,
-  served: { metrics: CoordinatorMetrics; api: DashboardApi },
+  served: { metrics: CoordinatorMetrics; api: DashboardApi; tls: HttpTls | undefined },
   readiness: () => Readiness,
   logger: Logger,
 ): Promise<CoordinatorHttpServer> {
-  const { metrics, api } = served;
+  const { metrics, api, tls } = served;
   const options = {
+    ...(tls === undefined ? {} : { tls }),
     metrics: () => metrics.text(),
     metricsContentType: metrics.registry.contentType,
     readiness,

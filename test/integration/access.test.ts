@@ -9,6 +9,8 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -18,6 +20,7 @@ import {
   type ClientOptions,
   type ClientTlsOptions,
 } from '../../src/client/index.js';
+import type { CoordinatorConfigInput } from '../../src/config/index.js';
 import { createLocalDirectoryBackend, Worker } from '../../src/sdk/index.js';
 import { certDir, makeCa, type CertFiles } from '../helpers/certs.js';
 import { assertRefused, ckpt } from '../helpers/cli.js';
@@ -60,7 +63,7 @@ function policy(readerJobs: string[]): string {
   });
 }
 
-async function setup(t: ExecutionContext): Promise<Setup> {
+async function setup(t: ExecutionContext, overrides: CoordinatorConfigInput = {}): Promise<Setup> {
   process.env.CKPT_TEST_READER_TOKEN = READER_TOKEN;
   const dir = await certDir(t);
   const ca = await makeCa(dir, 'ca');
@@ -89,6 +92,7 @@ async function setup(t: ExecutionContext): Promise<Setup> {
       tlsClientCa: ca.cert,
       accessPolicy: policyFile,
       tlsReloadIntervalMs: 200,
+      ...overrides,
     },
     { tls: tlsAs('admin') },
   );
@@ -209,21 +213,87 @@ test('the CLI prints a refusal; a changed policy file applies without a restart'
   t.like((await s.c.client.getJob({ jobId: 'team-x' })).job, { state: 'JOB_STATE_RUNNING' });
 });
 
-test('a standby forwards the dashboard queries to the leader as the coordinators principal', async (t) => {
+/** GET `url` over HTTP or HTTPS with `headers` and, for HTTPS, the CA and client certificate of `tls`. */
+function get(
+  url: string,
+  headers: Record<string, string> = {},
+  tls?: ClientTlsOptions,
+): Promise<{ status: number; body: { jobs?: Array<{ id: string }>; errors?: string[]; served_by?: string } }> {
+  const read = (f: string | undefined): Buffer | undefined => (f === undefined ? undefined : readFileSync(f));
+  const send = url.startsWith('https:') ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = send(
+      url,
+      { headers, ca: read(tls?.caFile), cert: read(tls?.certFile), key: read(tls?.keyFile), servername: 'localhost' },
+      (res) => {
+        let text = '';
+        res.on('data', (b: Buffer) => (text += b.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as never }));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('the JSON API: a standby forwards as the coordinators principal; each caller sees what it may read', async (t) => {
   const s = await setup(t);
   await s.c.client.submitJob({ spec: spec('a') });
+  await s.c.client.submitJob({ spec: spec('b') });
   const standby = await s.c.standby();
+  const url = (path: string): string => `http://${standby.httpAddress}/api/v1${path}`;
+  const asReader = { authorization: `Bearer ${READER_TOKEN}` };
   const jobs = await eventually(
     async () => {
-      const res = await fetch(`http://${standby.httpAddress}/api/v1/jobs`);
-      return res.status === 200 ? ((await res.json()) as { jobs: Array<{ id: string }> }) : undefined;
+      const res = await get(url('/jobs'), asReader);
+      return res.status === 200 ? res.body : undefined;
     },
     { what: 'the standby answers for the leader' },
   );
+  t.like(jobs, { served_by: 'leader' });
   t.deepEqual(
-    jobs.jobs.map((j) => j.id),
+    jobs.jobs?.map((j) => j.id),
     ['a'],
+    'the reader sees only job a; the standby itself may read both',
   );
+  t.deepEqual((await get(url('/jobs'), { authorization: `Bearer ${OPERATOR_TOKEN}` })).body.jobs?.map((j) => j.id), ['a', 'b']); // prettier-ignore
+  const forbidden = await get(url('/jobs/b/checkpoints'), asReader);
+  t.is(forbidden.status, 403);
+  t.regex(forbidden.body.errors?.[0] ?? '', /"dashboards" \(reader on a, team-\*\) may not read job "b"/);
+  const anonymous = await get(url('/jobs'));
+  t.is(anonymous.status, 401);
+  t.regex(anonymous.body.errors?.[0] ?? '', /neither a bearer token nor a client certificate/);
+  t.is((await get(url('/jobs'), { authorization: 'Bearer nope-0123456789abcdef' })).status, 401);
+});
+
+test('with --http-tls the HTTP port serves HTTPS, and a client certificate identifies its caller', async (t) => {
+  const s = await setup(t, { httpTls: 'on' });
+  await s.c.client.submitJob({ spec: spec('a') });
+  await s.c.client.submitJob({ spec: spec('b') });
+  const url = `https://${s.c.running.httpAddress}/api/v1/jobs`;
+  const worker = await get(url, {}, s.tlsAs('worker-a'));
+  t.is(worker.status, 200);
+  t.deepEqual(
+    worker.body.jobs?.map((j) => j.id),
+    ['a'],
+    'a worker reads its own job',
+  );
+  t.is((await get(url, {}, { caFile: s.ca })).status, 401, 'no certificate, no token');
+  t.is((await get(url, { authorization: `Bearer ${READER_TOKEN}` }, { caFile: s.ca })).status, 200);
+  await t.throwsAsync(get(url.replace('https:', 'http:')), undefined, 'plain HTTP gets no answer');
+  const health = await new Promise<number>((resolve, reject) => {
+    httpsRequest(
+      `https://${s.c.running.httpAddress}/healthz`,
+      { ca: readFileSync(s.ca), servername: 'localhost' },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    )
+      .on('error', reject)
+      .end();
+  });
+  t.is(health, 200, 'probes need no credentials');
 });
 
 test('a policy that does not load stops the start, naming the file and the fault', async (t) => {

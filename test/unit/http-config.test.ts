@@ -16,6 +16,16 @@ test('the HTTP address defaults to the gRPC port + 1, reads the environment and 
   t.throws(() => resolveConfig({ httpListen: 'metrics' }, {}), { message: /httpListen \(CKPT_HTTP_LISTEN\)/ });
 });
 
+test('HTTPS on the HTTP port needs the gRPC certificate; on and off are its only values', (t) => {
+  t.is(resolveConfig({}, {}).httpTls, 'off');
+  const tls = { tlsCert: 'c.pem', tlsKey: 'k.pem' };
+  t.is(resolveConfig(tls, { CKPT_HTTP_TLS: 'on' }).httpTls, 'on');
+  t.throws(() => resolveConfig({ httpTls: 'on' }, {}), {
+    message: /httpTls \(CKPT_HTTP_TLS\).*needs tlsCert and tlsKey/,
+  });
+  t.throws(() => resolveConfig(tls, { CKPT_HTTP_TLS: 'yes' }), { message: /must be on or off, got "yes"/ });
+});
+
 function summary(over: Partial<CheckpointSummary__Output>): CheckpointSummary__Output {
   return {
     jobId: 'j',
