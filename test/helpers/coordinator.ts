@@ -122,7 +122,8 @@ export async function startTestCoordinator(
         nats: [servers.natsUrl],
         subjectPrefix: prefix.nats,
         logger: silentLogger(),
-        ...(config.authToken === undefined ? {} : { token: config.authToken }),
+        ...(clientOptions.token === undefined ? {} : { token: clientOptions.token }),
+        ...(clientOptions.tls === undefined ? {} : { tls: clientOptions.tls }),
       });
       workers.push(w);
       return w;

@@ -1,7 +1,7 @@
 /**
  * Options of the simulated worker, their defaults and validation.
  */
-import { parseAddresses } from '../../src/client/index.js';
+import { parseAddresses, type ClientOptions } from '../../src/client/index.js';
 import { CkptError } from '../../src/core/errors.js';
 import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
 import type { TaskSnapshot__Output } from '../../src/gen/ckpt/v1/TaskSnapshot.js';
@@ -40,6 +40,8 @@ export interface SimulatedWorkerOptions {
   coordinator: string | readonly string[];
   /** Bearer token for the coordinator. Default: none. */
   token?: string;
+  /** TLS towards the coordinator, as `ClientOptions.tls`. Default: none (plaintext). */
+  tls?: ClientOptions['tls'];
   /** NATS server URLs. */
   nats: string[];
   /** The subject prefix the coordinator uses. Default `'ckpt'`. */
@@ -98,8 +100,8 @@ export const DEFAULT_ACK_RETRY_TIMEOUT_MS = 10_000;
 export const DEFAULT_ATTACH_TIMEOUT_MS = 10_000;
 
 /** The options with every default applied. */
-export type SimConfig = Required<Omit<SimulatedWorkerOptions, 'token' | 'behaviour' | 'coordinator'>> &
-  Pick<SimulatedWorkerOptions, 'token'> & {
+export type SimConfig = Required<Omit<SimulatedWorkerOptions, 'token' | 'tls' | 'behaviour' | 'coordinator'>> &
+  Pick<SimulatedWorkerOptions, 'token' | 'tls'> & {
     coordinator: string[];
     behaviour: Record<string, TaskBehaviour>;
     defaultBehaviour: TaskBehaviour;

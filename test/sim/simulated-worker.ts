@@ -453,7 +453,10 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
   const config = resolveSimOptions(options);
   workerTopology(config.spec, config.taskIds);
   const nc = await connectNats(config.nats, `ckpt-sim-${config.workerId}`, { logger: config.logger });
-  const client = createCoordinatorClient(config.coordinator, config.token === undefined ? {} : { token: config.token });
+  const client = createCoordinatorClient(config.coordinator, {
+    ...(config.token === undefined ? {} : { token: config.token }),
+    ...(config.tls === undefined ? {} : { tls: config.tls }),
+  });
   const worker = new SimulatedWorker(config, nc, client);
   try {
     await worker.start();
