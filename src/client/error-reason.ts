@@ -44,6 +44,8 @@ export const FINAL_SESSION_REASONS: ReadonlySet<ErrorReason> = new Set<ErrorReas
   'UNKNOWN_TASK',
   'JOB_CANCELED',
   'UNAUTHENTICATED',
+  // A session is refused PERMISSION_DENIED only when the access policy gives its caller no worker role on the job.
+  'PERMISSION_DENIED',
 ]);
 
 /** What a failed call reports. */

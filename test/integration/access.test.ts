@@ -187,6 +187,20 @@ test('an SDK worker identified by its client certificate checkpoints its job', a
   t.teardown(() => w.stop());
   await w.start();
   await s.c.started('a');
+
+  // A worker whose certificate has no worker role on its job stops at once, saying why, instead of retrying.
+  await operator.client.submitJob({ spec: spec('b') });
+  const intruder = new Worker({
+    coordinator: s.c.address,
+    nats: [servers.natsUrl],
+    jobId: 'b',
+    workerId: 'intruder',
+    state,
+    tls: s.tlsAs('worker-a'),
+  });
+  intruder.addTask('src', tickingSource(10)).addTask('sink', countingSink([]));
+  t.teardown(() => intruder.stop());
+  await t.throwsAsync(intruder.start(), { message: /PERMISSION_DENIED.*"workers-a" \(worker on a\) may not run the tasks of job "b"/ }); // prettier-ignore
   const res = await operator.client.triggerCheckpoint({ jobId: 'a', wait: true }, { deadlineMs: 20_000 });
   t.is(res.checkpoint?.state, 'CHECKPOINT_STATE_COMPLETED');
 });
