@@ -26,6 +26,7 @@ import { certDir, makeCa, type CertFiles } from '../helpers/certs.js';
 import { assertRefused, ckpt } from '../helpers/cli.js';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';
 import { reflectionList, refused, rawSession } from '../helpers/refusals.js';
+import type { ErrorReason } from '../../src/core/errors.js';
 import { useServers } from '../helpers/servers.js';
 import { eventually } from '../helpers/wait.js';
 import { countingSink, tickingSource } from './worker-harness.js';
@@ -108,6 +109,18 @@ async function setup(t: ExecutionContext, overrides: CoordinatorConfigInput = {}
   return { c, dir, policyFile, ca: ca.cert, tlsAs, clients };
 }
 
+/** Asserts the refusal as `refused` does, and shows its message in the test's output. */
+async function denied(
+  t: ExecutionContext,
+  call: Promise<unknown>,
+  reason: ErrorReason,
+  code?: grpc.status,
+): Promise<grpc.ServiceError> {
+  const err = await refused(t, call, reason, code);
+  t.log(err.details);
+  return err;
+}
+
 const spec = (jobId: string) => ({ jobId, tasks: [{ taskId: 'src' }, { taskId: 'sink', inputs: ['src'] }] });
 
 test('operator, reader and worker may each do their part; the rest is refused and changes nothing', async (t) => {
@@ -132,31 +145,32 @@ test('operator, reader and worker may each do their part; the rest is refused an
     ['a', 'b'],
   );
   t.is((await reader.client.getJob({ jobId: 'a' })).job?.spec?.jobId, 'a');
-  const denied = await refused(t, reader.client.getJob({ jobId: 'b' }), 'PERMISSION_DENIED', grpc.status.PERMISSION_DENIED); // prettier-ignore
-  t.regex(denied.details, /"dashboards" \(reader on a, team-\*\) may not read job "b"/);
-  const cancel = await refused(t, reader.client.cancelJob({ jobId: 'a' }), 'PERMISSION_DENIED');
+  const getB = await denied(t, reader.client.getJob({ jobId: 'b' }), 'PERMISSION_DENIED', grpc.status.PERMISSION_DENIED); // prettier-ignore
+  t.regex(getB.details, /"dashboards" \(reader on a, team-\*\) may not read job "b"/);
+  const cancel = await denied(t, reader.client.cancelJob({ jobId: 'a' }), 'PERMISSION_DENIED');
   t.regex(cancel.details, /may not operate job "a": that needs one of the roles operator, admin/);
-  await refused(t, reader.client.submitJob({ spec: spec('team-x') }), 'PERMISSION_DENIED');
-  await refused(t, reader.client.triggerCheckpoint({ jobId: 'a' }), 'PERMISSION_DENIED');
-  await refused(t, reader.client.restoreJob({ jobId: 'a', checkpointId: 1 }), 'PERMISSION_DENIED');
-  await refused(t, reader.client.triggerSavepoint({ jobId: 'a' }), 'PERMISSION_DENIED');
-  await refused(t, reader.client.collectGarbage({ jobId: 'a', dryRun: true }), 'PERMISSION_DENIED');
-  await refused(t, reader.client.deleteSavepoint({ ref: { jobId: 'a', checkpointId: 1 } }), 'PERMISSION_DENIED');
-  await refused(t, reader.client.acknowledgeCheckpoint({ jobId: 'a', epoch: 1, checkpointId: 1 }), 'PERMISSION_DENIED'); // prettier-ignore
+  await denied(t, reader.client.submitJob({ spec: spec('team-x') }), 'PERMISSION_DENIED');
+  await denied(t, reader.client.triggerCheckpoint({ jobId: 'a' }), 'PERMISSION_DENIED');
+  await denied(t, reader.client.restoreJob({ jobId: 'a', checkpointId: 1 }), 'PERMISSION_DENIED');
+  await denied(t, reader.client.triggerSavepoint({ jobId: 'a' }), 'PERMISSION_DENIED');
+  await denied(t, reader.client.collectGarbage({ jobId: 'a', dryRun: true }), 'PERMISSION_DENIED');
+  await denied(t, reader.client.deleteSavepoint({ ref: { jobId: 'a', checkpointId: 1 } }), 'PERMISSION_DENIED');
+  await denied(t, reader.client.acknowledgeCheckpoint({ jobId: 'a', epoch: 1, checkpointId: 1 }), 'PERMISSION_DENIED'); // prettier-ignore
 
   // The worker of job a may not operate it, nor attach to job b.
-  await refused(t, worker.client.cancelJob({ jobId: 'a' }), 'PERMISSION_DENIED');
-  await refused(t, worker.client.triggerCheckpoint({ jobId: 'a' }), 'PERMISSION_DENIED');
-  await refused(t, worker.client.declineCheckpoint({ jobId: 'b', epoch: 1, checkpointId: 1 }), 'PERMISSION_DENIED');
+  await denied(t, worker.client.cancelJob({ jobId: 'a' }), 'PERMISSION_DENIED');
+  await denied(t, worker.client.triggerCheckpoint({ jobId: 'a' }), 'PERMISSION_DENIED');
+  await denied(t, worker.client.declineCheckpoint({ jobId: 'b', epoch: 1, checkpointId: 1 }), 'PERMISSION_DENIED');
   const session = rawSession(worker.client, [{ hello: { jobId: 'b', workerId: 'w', taskIds: ['src', 'sink'] } }]);
   const ended = await session.ended;
   t.is(ended?.code, grpc.status.PERMISSION_DENIED);
   t.regex(ended?.details ?? '', /"workers-a" \(worker on a\) may not run the tasks of job "b"/);
+  t.log(`Attach: ${ended?.details ?? ''}`);
 
   // Unknown credentials identify nobody.
-  const unknown = await refused(t, stranger.query.listJobs({}), 'UNAUTHENTICATED', grpc.status.UNAUTHENTICATED);
+  const unknown = await denied(t, stranger.query.listJobs({}), 'UNAUTHENTICATED', grpc.status.UNAUTHENTICATED);
   t.regex(unknown.details, /CN="stranger" matches no principal/);
-  await refused(t, s.clients({ token: 'not-a-token-0123456789', tls: s.tlsAs('worker-a'), ...ONCE }).client.getJob({ jobId: 'a' }), 'UNAUTHENTICATED'); // prettier-ignore
+  await denied(t, s.clients({ token: 'not-a-token-0123456789', tls: s.tlsAs('worker-a'), ...ONCE }).client.getJob({ jobId: 'a' }), 'UNAUTHENTICATED'); // prettier-ignore
   const file = (name: string): Buffer => readFileSync(join(s.dir, name));
   const raw = new grpc.Client(
     s.c.address,
@@ -223,7 +237,7 @@ test('the CLI prints a refusal; a changed policy file applies without a restart'
   await eventually(async () => ((await reader.query.listJobs({})).jobs.length === 0 ? true : undefined), {
     what: 'the reloaded policy hides team-x',
   });
-  await refused(t, reader.query.getCheckpointStatistics({ jobId: 'team-x' }), 'PERMISSION_DENIED');
+  await denied(t, reader.query.getCheckpointStatistics({ jobId: 'team-x' }), 'PERMISSION_DENIED');
   t.like((await s.c.client.getJob({ jobId: 'team-x' })).job, { state: 'JOB_STATE_RUNNING' });
 });
 
