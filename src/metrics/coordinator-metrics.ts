@@ -14,6 +14,7 @@ import type { CheckpointEvents, RecoveryEvent } from '../coordinator/events.js';
 import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
 import { DURATION_BUCKETS_SECONDS, SIZE_BUCKETS_BYTES } from './buckets.js';
 import { TimingMetrics } from './timing-metrics.js';
+import { AccessMetrics } from './access-metrics.js';
 
 /** What the process says of itself in `ckpt_build_info`. */
 export interface BuildInfo {
@@ -48,6 +49,8 @@ export class CoordinatorMetrics {
    * (`CoordinatorOptions.observer`).
    */
   readonly timings = new TimingMetrics(this.registry);
+  /** The observer of the process's access control (`AccessControlOptions.observer`). */
+  readonly access = new AccessMetrics(this.registry);
   readonly #pending = new Map<string, Set<number>>();
   /** Per job, the newest completed checkpoint known: from this term's commits, or read back at its start. */
   readonly #latest = new Map<string, { id: number; atMs: number }>();

@@ -27,6 +27,7 @@ import type { PeerCertificate } from 'node:tls';
 import { CkptError } from '../core/errors.js';
 import { echo } from '../core/validate.js';
 import type { Logger } from '../log/index.js';
+import type { AccessObserver } from '../metrics/access-metrics.js';
 import {
   ROLES,
   loadAccessPolicy,
@@ -56,6 +57,8 @@ export interface AccessControlOptions {
   reloadIntervalMs?: number;
   logger: Logger;
   env?: NodeJS.ProcessEnv;
+  /** Told of refusals and of policy files that do not load. */
+  observer?: AccessObserver;
 }
 
 const VERBS: Record<Action, string> = { read: 'read', work: 'run the tasks of', operate: 'operate' };
@@ -104,6 +107,7 @@ export class AccessControl {
   readonly #file: string | undefined;
   readonly #log: Logger;
   readonly #env: NodeJS.ProcessEnv;
+  readonly #observer: AccessObserver | undefined;
   #policy: AccessPolicy | undefined;
   #fingerprint = '';
   #warned = '';
@@ -115,6 +119,7 @@ export class AccessControl {
     this.#file = options.policyFile;
     this.#log = options.logger.child({ component: 'access' });
     this.#env = options.env ?? process.env;
+    this.#observer = options.observer;
     if (this.#file === undefined) return;
     this.#install(loadAccessPolicy(this.#file, this.#env));
     this.#timer = setInterval(() => this.reload(), options.reloadIntervalMs ?? 60_000).unref();
@@ -131,7 +136,9 @@ export class AccessControl {
     try {
       this.#install(loadAccessPolicy(this.#file, this.#env));
       this.#warned = '';
+      this.#observer?.stale(false);
     } catch (err) {
+      this.#observer?.stale(true);
       const message = (err as Error).message;
       if (message !== this.#warned) this.#log.warn({ file: this.#file, err: message }, 'access policy not reloaded; the previous one stays in force'); // prettier-ignore
       this.#warned = message;
@@ -159,6 +166,15 @@ export class AccessControl {
 
   /** Who `call` comes from; throws UNAUTHENTICATED when its credentials match nothing. */
   identify(call: CallCredentials): Caller {
+    try {
+      return this.#identify(call);
+    } catch (err) {
+      this.#observer?.refused('UNAUTHENTICATED', undefined);
+      throw err;
+    }
+  }
+
+  #identify(call: CallCredentials): Caller {
     const token = bearerToken(call.metadata);
     const policy = this.#policy;
     if (policy === undefined && this.#shared === undefined) return { all: true, label: 'anyone' };
@@ -221,6 +237,7 @@ export class AccessControl {
         ? caller.principals.some((p) => p.actions.has(action) && p.allJobs)
         : this.allows(caller, action, jobId);
     if (ok) return;
+    this.#refusedAs(caller.principals);
     const what = jobId === undefined ? 'every job' : `job ${echo(jobId)}`;
     throw new CkptError(
       'PERMISSION_DENIED',
@@ -234,9 +251,14 @@ export class AccessControl {
   requireSome(caller: Caller, action: Action): void {
     if (this.allowsSome(caller, action)) return;
     const principals = caller.all ? [] : caller.principals;
+    this.#refusedAs(principals);
     throw new CkptError(
       'PERMISSION_DENIED',
       `${describe(principals)} may not ${VERBS[action]} any job: that needs one of the roles ${rolesFor(action)}`,
     );
+  }
+
+  #refusedAs(principals: readonly Principal[]): void {
+    this.#observer?.refused('PERMISSION_DENIED', principals.map((p) => p.name).join('+'));
   }
 }

@@ -82,16 +82,17 @@ export interface RunningCoordinator {
  */
 export async function runCoordinator(config: CoordinatorConfig, logger: Logger): Promise<RunningCoordinator> {
   const credentials = serverCredentials(config, logger);
+  const metrics = new CoordinatorMetrics({ version: packageVersion() }, () => host.state === 'leading');
   const access = new AccessControl({
     sharedToken: config.authToken,
     policyFile: config.accessPolicy,
     reloadIntervalMs: config.tlsReloadIntervalMs,
     logger,
+    observer: metrics.access,
   });
   // Credential and TLS files are read first: a bad one fails the start before anything connects.
   const natsAuth = natsAuthOf(config);
   const etcdSecurity = etcdSecurityOf(config, config.etcd);
-  const metrics = new CoordinatorMetrics({ version: packageVersion() }, () => host.state === 'leading');
   const store = createEtcdStore({
     security: etcdSecurity,
     hosts: config.etcd,

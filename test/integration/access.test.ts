@@ -181,6 +181,11 @@ test('operator, reader and worker may each do their part; the rest is refused an
   await t.throwsAsync(reflectionList(raw), { message: /UNAUTHENTICATED/ });
 
   t.deepEqual(await s.c.dump(), before, 'no refused call changed etcd');
+  const metrics = await (await fetch(`http://${s.c.running.httpAddress}/metrics`)).text();
+  t.regex(metrics, /^ckpt_access_refusals_total\{reason="PERMISSION_DENIED",principal="dashboards"\} 9$/m);
+  t.regex(metrics, /^ckpt_access_refusals_total\{reason="PERMISSION_DENIED",principal="workers-a"\} 4$/m);
+  t.regex(metrics, /^ckpt_access_refusals_total\{reason="UNAUTHENTICATED",principal="unknown"\} 3$/m);
+  t.regex(metrics, /^ckpt_access_policy_stale 0$/m);
   t.like((await operator.client.getJob({ jobId: 'a' })).job, { state: 'JOB_STATE_RUNNING' });
 });
 

@@ -180,6 +180,28 @@ test('without a policy: a shared token admits its holder to everything; with nei
   t.like(open.identify(call()), { all: true });
 });
 
+test('refusals and a policy file that does not load are reported to the observer', async (t) => {
+  const seen: string[] = [];
+  const observer = {
+    refused: (reason: string, principal: string | undefined) => seen.push(`${reason} ${principal ?? '-'}`),
+    stale: (stale: boolean) => seen.push(`stale ${String(stale)}`),
+  };
+  const dir = await mkdtemp(join(tmpdir(), 'ckpt-policy-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'policy.json');
+  await writeFile(file, JSON.stringify({ principals: [reader] }));
+  const access = new AccessControl({ policyFile: file, logger: silentLogger(), env: { READER_TOKEN }, observer });
+  t.teardown(() => access.close());
+  t.throws(() => access.identify(call('wrong-token-0123456789')));
+  t.throws(() => access.require(access.identify(call(READER_TOKEN)), 'operate', 'j'));
+  t.throws(() => access.requireSome(access.identify(call(READER_TOKEN)), 'work'));
+  await writeFile(file, '[');
+  access.reload();
+  await writeFile(file, JSON.stringify({ principals: [reader] }));
+  access.reload();
+  t.deepEqual(seen, ['UNAUTHENTICATED -', 'PERMISSION_DENIED r', 'PERMISSION_DENIED r', 'stale true', 'stale false']);
+});
+
 test('a changed policy applies after a reload; one that does not load keeps the last good one', async (t) => {
   const { access, file } = await control(t, [reader]);
   const r = (): ReturnType<AccessControl['identify']> => access.identify(call(READER_TOKEN));
