@@ -1,7 +1,8 @@
 /**
  * Local etcd and NATS servers on loopback ports with temporary data, started
  * and torn down by tests, the demo and benchmarks, and a TCP proxy that cuts
- * and stalls the links to them.
+ * and stalls the links to them; the NATS users of a deployment, as an
+ * `authorization` block or as JWTs of a server in operator mode.
  */
 export { freePort } from './free-port.js';
 export { DEFAULT_START_TIMEOUT_MS, ServerStartError, type ManagedServer } from './server-process.js';
@@ -24,10 +25,29 @@ export {
 export {
   coordinatorPermissions,
   renderNatsPermissions,
+  rolePermissions,
   workerInboxPrefix,
   workerPermissions,
   type NatsJobUser,
   type NatsPermissions,
   type NatsPermissionsPlan,
+  type NatsRolePermissions,
   type NatsUserCredentials,
 } from './nats-permissions.js';
+export {
+  accountJwt,
+  decodeNatsJwt,
+  encodeNatsJwt,
+  issueNatsJwts,
+  operatorJwt,
+  renderCredsFile,
+  renderOperatorConfig,
+  userJwt,
+  type DecodedNatsJwt,
+  type NatsJwtClaims,
+  type NatsJwtDeployment,
+  type NatsJwtKind,
+  type NatsJwtPlan,
+  type NatsKeyPair,
+  type NatsOperatorConfig,
+} from './nats-jwt.js';

@@ -2,7 +2,8 @@
  * The NATS users of a ckpt deployment and what each may publish and
  * subscribe to, rendered as the `authorization` block of a nats-server
  * configuration file, which the server enforces. Independent of how the
- * servers are deployed: include the block in any configuration.
+ * servers are deployed: include the block in any configuration. A server
+ * in operator mode gets the same permissions in user JWTs (`nats-jwt.ts`).
  *
  * With `<p>` the subject prefix, the roles are:
  * - the coordinator: the only user that may publish the control subjects
@@ -108,17 +109,43 @@ function bucketSubjects(bucket: string): string[] {
   ];
 }
 
-/** The `authorization` block of a nats-server configuration with every user of `plan`. */
-export function renderNatsPermissions(plan: NatsPermissionsPlan): string {
-  const users = [
-    renderUser('coordinator', plan.coordinator, coordinatorPermissions(plan.subjectPrefix)),
-    ...plan.jobs.map((job) =>
-      renderUser(`worker of job ${job.jobId}`, job.credentials, workerPermissions(plan.subjectPrefix, job)),
-    ),
-  ];
-  const names = plan.jobs.map((job) => job.jobId);
+/** One user of a deployment: what it is for, the job it works for (none for the coordinator), its permissions. */
+export interface NatsRolePermissions {
+  role: string;
+  jobId?: string;
+  permissions: NatsPermissions;
+}
+
+/**
+ * The permissions of every user of a deployment under `subjectPrefix`: the
+ * coordinator's, then the worker's of each job in order. The `authorization`
+ * block of `renderNatsPermissions` and the user JWTs of `issueNatsJwts` are
+ * both made from it, so both grant the same subjects. Throws
+ * `CkptError('MALFORMED')` when a job is listed twice.
+ */
+export function rolePermissions(
+  subjectPrefix: string,
+  jobs: readonly Omit<NatsJobUser, 'credentials'>[],
+): NatsRolePermissions[] {
+  const names = jobs.map((job) => job.jobId);
   const twice = names.find((id, i) => names.indexOf(id) !== i);
   if (twice !== undefined) throw new CkptError('MALFORMED', `job ${twice} is listed twice`);
+  return [
+    { role: 'coordinator', permissions: coordinatorPermissions(subjectPrefix) },
+    ...jobs.map((job) => ({
+      role: `worker of job ${job.jobId}`,
+      jobId: job.jobId,
+      permissions: workerPermissions(subjectPrefix, job),
+    })),
+  ];
+}
+
+/** The `authorization` block of a nats-server configuration with every user of `plan`. */
+export function renderNatsPermissions(plan: NatsPermissionsPlan): string {
+  const credentials = [plan.coordinator, ...plan.jobs.map((job) => job.credentials)];
+  const users = rolePermissions(plan.subjectPrefix, plan.jobs).map(({ role, permissions }, i) =>
+    renderUser(role, credentials[i] as NatsUserCredentials, permissions),
+  );
   return [
     `# ckpt users and permissions for subject prefix ${plan.subjectPrefix}.`,
     'authorization {',
