@@ -6,7 +6,7 @@
  * fails the start with an error naming the option.
  */
 import { readFileSync } from 'node:fs';
-import { credsAuthenticator, nkeyAuthenticator, type ConnectionOptions } from '@nats-io/nats-core';
+import { credsAuthenticator, nkeyAuthenticator, type Authenticator, type ConnectionOptions } from '@nats-io/nats-core';
 import { CkptError } from '../core/errors.js';
 import type { Secret } from '../core/secret.js';
 
@@ -78,15 +78,33 @@ export function loadNatsAuth(options: NatsAuthOptions, name: OptionNamer): NatsC
     const seed = new TextEncoder().encode(read('nkeySeedFile', options.nkeySeedFile));
     auth.authenticator = nkeyAuthenticator(seed);
   }
-  if (options.credsFile !== undefined) {
-    const creds = read('credsFile', options.credsFile);
-    if (!creds.includes('BEGIN NATS USER JWT')) throw malformed(`${name('credsFile')}: not a NATS creds file`);
-    auth.authenticator = credsAuthenticator(new TextEncoder().encode(creds));
-  }
+  if (options.credsFile !== undefined)
+    auth.authenticator = credsAuthenticatorOf(read('credsFile', options.credsFile), name('credsFile'));
   const tls = loadTls(options, name, read);
   if (tls !== undefined) auth.tls = tls;
   if (options.inboxPrefix !== undefined) auth.inboxPrefix = options.inboxPrefix;
   return auth;
+}
+
+/**
+ * The authenticator of a creds file's text, tried once on a sample nonce so
+ * that a file without a user JWT and a usable seed fails here rather than at
+ * every connection attempt. The text comes trimmed, and nats.js finds each
+ * block by the newline after its closing dashes: the last one gets it back.
+ */
+function credsAuthenticatorOf(text: string, option: string): Authenticator {
+  if (!text.includes('BEGIN NATS USER JWT')) throw malformed(`${option}: not a NATS creds file`);
+  const authenticator = credsAuthenticator(new TextEncoder().encode(`${text}\n`));
+  try {
+    authenticator('nonce');
+  } catch (err) {
+    // nats.js and nkeys name the problem, never the file's content.
+    const why = err instanceof Error ? err.message : String(err);
+    throw new CkptError('MALFORMED', `${option}: no usable user JWT and NKey seed in the file (${why})`, {
+      cause: err,
+    });
+  }
+  return authenticator;
 }
 
 function secretOf(

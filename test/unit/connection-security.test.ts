@@ -8,11 +8,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
+import { nkeys } from '@nats-io/nats-core';
 import { pino } from 'pino';
 import { loadNatsAuth } from '../../src/bus/index.js';
 import { etcdSecurityOf, natsAuthOf, resolveConfig } from '../../src/config/index.js';
 import { resolveWorkerOptions } from '../../src/sdk/options.js';
 import { Secret } from '../../src/core/secret.js';
+import { coordinatorPermissions, renderCredsFile, userJwt } from '../../src/dev/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ckpt-security-'));
 test.after.always(() => rmSync(dir, { recursive: true, force: true }));
@@ -102,4 +104,29 @@ test('workers take the same options as natsAuth, and name them so', (t) => {
   const err = t.throws(() => resolveWorkerOptions({ ...base, natsAuth: { nkeySeedFile: join(dir, 'none') } }));
   t.regex(err?.message ?? '', /natsAuth\.nkeySeedFile: cannot read/);
   t.throws(() => loadNatsAuth({ tlsKeyFile: key }, (f) => f), { message: /tlsCertFile and tlsKeyFile go together/ });
+});
+
+test('a creds file as nsc writes it signs the server nonce; one without a usable seed fails naming the option', (t) => {
+  const account = nkeys.createAccount();
+  const user = nkeys.createUser();
+  const jwt = userJwt(account, user.getPublicKey(), 'u', coordinatorPermissions('p'));
+  const creds = renderCredsFile(jwt, user.getSeed()).reveal();
+  t.true(creds.endsWith('------END USER NKEY SEED------\n'));
+  const { authenticator } = loadNatsAuth({ credsFile: file('u.creds', creds) }, (f) => f);
+  if (typeof authenticator !== 'function') return t.fail('one authenticator');
+  const auth = authenticator('nonce-1') as { jwt?: string; nkey?: string; sig?: string };
+  t.like(auth, { jwt, nkey: user.getPublicKey() });
+  const sig = Buffer.from(auth.sig ?? '', 'base64');
+  t.true(nkeys.fromPublic(user.getPublicKey()).verify(new TextEncoder().encode('nonce-1'), sig));
+
+  const seedless = creds.slice(0, creds.indexOf('-----BEGIN USER NKEY SEED-----'));
+  const badSeed = creds.replace(new TextDecoder().decode(user.getSeed()), 'SUNOTASEED');
+  for (const [name, text] of [
+    ['seedless.creds', seedless],
+    ['bad-seed.creds', badSeed],
+  ] as const) {
+    const err = t.throws(() => loadNatsAuth({ credsFile: file(name, text) }, (f) => `natsAuth.${f}`));
+    t.regex(err?.message ?? '', /^MALFORMED: natsAuth\.credsFile: no usable user JWT and NKey seed in the file/, name);
+    t.false(err?.message.includes(jwt), `${name}: the error does not quote the file`);
+  }
 });
