@@ -194,32 +194,19 @@ test('an SDK worker identified by its client certificate checkpoints its job', a
   const operator = s.clients({ token: OPERATOR_TOKEN, tls: s.tlsAs('stranger') });
   await operator.client.submitJob({ spec: spec('a') });
   const state = await createLocalDirectoryBackend({ dir: join(s.dir, 'state'), fsync: false });
-  const w = new Worker({
-    coordinator: s.c.address,
-    nats: [servers.natsUrl],
-    jobId: 'a',
-    workerId: 'w',
-    state,
-    tls: s.tlsAs('worker-a'),
-  });
-  w.addTask('src', tickingSource(10)).addTask('sink', countingSink([]));
-  t.teardown(() => w.stop());
-  await w.start();
+  /** A worker of `jobId`'s two tasks with the certificate of workers-a. */
+  const worker = (jobId: string, workerId: string): Worker => {
+    const w = new Worker({ coordinator: s.c.address, nats: [servers.natsUrl], jobId, workerId, state, tls: s.tlsAs('worker-a') }); // prettier-ignore
+    w.addTask('src', tickingSource(10)).addTask('sink', countingSink([]));
+    t.teardown(() => w.stop());
+    return w;
+  };
+  await worker('a', 'w').start();
   await s.c.started('a');
 
   // A worker whose certificate has no worker role on its job stops at once, saying why, instead of retrying.
   await operator.client.submitJob({ spec: spec('b') });
-  const intruder = new Worker({
-    coordinator: s.c.address,
-    nats: [servers.natsUrl],
-    jobId: 'b',
-    workerId: 'intruder',
-    state,
-    tls: s.tlsAs('worker-a'),
-  });
-  intruder.addTask('src', tickingSource(10)).addTask('sink', countingSink([]));
-  t.teardown(() => intruder.stop());
-  await t.throwsAsync(intruder.start(), { message: /PERMISSION_DENIED.*"workers-a" \(worker on a\) may not run the tasks of job "b"/ }); // prettier-ignore
+  await t.throwsAsync(worker('b', 'intruder').start(), { message: /PERMISSION_DENIED.*"workers-a" \(worker on a\) may not run the tasks of job "b"/ }); // prettier-ignore
   const res = await operator.client.triggerCheckpoint({ jobId: 'a', wait: true }, { deadlineMs: 20_000 });
   t.is(res.checkpoint?.state, 'CHECKPOINT_STATE_COMPLETED');
 });
