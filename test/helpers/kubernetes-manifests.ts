@@ -200,3 +200,251 @@ export function containersOf(objects: readonly KubeObject[]): Array<{ owner: str
 export function flagsOf(args: readonly string[] = []): string[] {
   return args.filter((a) => a.startsWith('--')).map((a) => a.split('=')[0] ?? a);
 }
+
+/** What the checks read of a pod's volumes. */
+export interface Volume {
+  name: string;
+  secret?: { secretName: string; items?: Array<{ key: string; path: string }> };
+  configMap?: { name: string; items?: Array<{ key: string; path: string }> };
+  emptyDir?: unknown;
+  persistentVolumeClaim?: { claimName: string };
+}
+
+/** What the checks read of a container. */
+export interface FullContainer extends ContainerSpec {
+  image?: string;
+  env?: Array<{
+    name: string;
+    value?: string;
+    valueFrom?: {
+      secretKeyRef?: { name: string; key: string };
+      configMapKeyRef?: { name: string; key: string };
+    };
+  }>;
+  volumeMounts?: Array<{ name: string; mountPath: string; subPath?: string }>;
+  securityContext?: SecurityContext;
+}
+
+export interface SecurityContext {
+  runAsNonRoot?: boolean;
+  runAsUser?: number;
+  readOnlyRootFilesystem?: boolean;
+  allowPrivilegeEscalation?: boolean;
+  capabilities?: { drop?: string[] };
+  seccompProfile?: { type: string };
+}
+
+/** A pod template of a workload. */
+export interface PodSpec {
+  volumes?: Volume[];
+  initContainers?: FullContainer[];
+  containers: FullContainer[];
+  securityContext?: SecurityContext;
+}
+
+/** Every pod template of the rendered workloads (Deployments, StatefulSets, Jobs), with `kind/name`. */
+export function podsOf(objects: readonly KubeObject[]): Array<{ owner: string; pod: PodSpec }> {
+  return objects.flatMap((o) => {
+    const pod = (o['spec'] as { template?: { spec?: PodSpec } } | undefined)?.template?.spec;
+    return pod === undefined ? [] : [{ owner: describeObject(o), pod }];
+  });
+}
+
+/** The keys of a rendered Secret or ConfigMap (`data`, `stringData`, `binaryData`). */
+function keysOf(o: KubeObject): string[] {
+  return ['data', 'stringData', 'binaryData'].flatMap((field) => Object.keys((o[field] as object | undefined) ?? {}));
+}
+
+/** The rendered object of `kind` named `name`, if any. */
+function find(objects: readonly KubeObject[], kind: string, name: string): KubeObject | undefined {
+  return objects.find((o) => o.kind === kind && o.metadata.name === name);
+}
+
+/**
+ * What pods refer to and the rendered objects lack: Secrets and ConfigMaps
+ * of volumes and of environment variables, and their keys (items, key refs);
+ * volumes that mounts name. One message per problem.
+ */
+export function missingReferences(objects: readonly KubeObject[]): string[] {
+  const problems: string[] = [];
+  const need = (owner: string, kind: string, name: string, keys: readonly string[]): void => {
+    const o = find(objects, kind, name);
+    if (o === undefined) problems.push(`${owner}: no ${kind} ${name}`);
+    else for (const key of keys) if (!keysOf(o).includes(key)) problems.push(`${owner}: ${kind} ${name} has no ${key}`);
+  };
+  for (const { owner, pod } of podsOf(objects)) {
+    for (const v of pod.volumes ?? []) {
+      if (v.secret)
+        need(
+          owner,
+          'Secret',
+          v.secret.secretName,
+          (v.secret.items ?? []).map((i) => i.key),
+        );
+      if (v.configMap)
+        need(
+          owner,
+          'ConfigMap',
+          v.configMap.name,
+          (v.configMap.items ?? []).map((i) => i.key),
+        );
+      if (v.persistentVolumeClaim && !find(objects, 'PersistentVolumeClaim', v.persistentVolumeClaim.claimName)) {
+        const templated = objects.some((o) => describeObject(o) === owner && o.kind === 'StatefulSet');
+        if (!templated) problems.push(`${owner}: no PersistentVolumeClaim ${v.persistentVolumeClaim.claimName}`);
+      }
+    }
+    const statefulSet = objects.find((o) => describeObject(o) === owner && o.kind === 'StatefulSet') as
+      { spec: { volumeClaimTemplates?: Array<{ metadata: { name: string } }> } } | undefined;
+    const volumes = new Set([
+      ...(pod.volumes ?? []).map((v) => v.name),
+      ...(statefulSet?.spec.volumeClaimTemplates ?? []).map((t) => t.metadata.name),
+    ]);
+    for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
+      for (const m of c.volumeMounts ?? [])
+        if (!volumes.has(m.name)) problems.push(`${owner}/${c.name}: mounts ${m.name}, which is no volume`);
+      for (const { valueFrom } of c.env ?? []) {
+        if (valueFrom?.secretKeyRef) need(owner, 'Secret', valueFrom.secretKeyRef.name, [valueFrom.secretKeyRef.key]);
+        if (valueFrom?.configMapKeyRef)
+          need(owner, 'ConfigMap', valueFrom.configMapKeyRef.name, [valueFrom.configMapKeyRef.key]);
+      }
+    }
+  }
+  return problems;
+}
+
+/**
+ * The file a container sees at `path`, or why it sees none: the mount that
+ * holds it, and for a Secret or ConfigMap the key (or item) it is.
+ */
+export function fileInContainer(
+  objects: readonly KubeObject[],
+  pod: PodSpec,
+  container: FullContainer,
+  path: string,
+): { ok: true } | { ok: false; why: string } {
+  const mounts = (container.volumeMounts ?? [])
+    .filter((m) => path === m.mountPath || path.startsWith(`${m.mountPath.replace(/\/$/, '')}/`))
+    .sort((a, b) => b.mountPath.length - a.mountPath.length);
+  const mount = mounts[0];
+  if (mount === undefined) return { ok: false, why: `${path} lies under no volume mount` };
+  const volume = (pod.volumes ?? []).find((v) => v.name === mount.name);
+  const source = volume?.secret
+    ? { kind: 'Secret', name: volume.secret.secretName, items: volume.secret.items }
+    : volume?.configMap
+      ? { kind: 'ConfigMap', name: volume.configMap.name, items: volume.configMap.items }
+      : undefined;
+  if (source === undefined) return { ok: true }; // an emptyDir or a volume claim: whatever is written there
+  const file = path === mount.mountPath ? (mount.subPath ?? '') : path.slice(mount.mountPath.length + 1);
+  const o = find(objects, source.kind, source.name);
+  const files = source.items !== undefined ? source.items.map((i) => i.path) : o === undefined ? [] : keysOf(o);
+  if (!files.includes(file))
+    return { ok: false, why: `${path}: ${source.kind} ${source.name} mounted at ${mount.mountPath} has no ${file}` };
+  return { ok: true };
+}
+
+/**
+ * Absolute paths under /etc or /var that a container's command, arguments
+ * (`--flag=/path` or a separate value) and environment values name: the
+ * files and directories its flags point to.
+ */
+export function pathsOf(container: FullContainer): string[] {
+  const values = [
+    ...(container.command ?? []),
+    ...(container.args ?? []).map((a) => (a.startsWith('--') && a.includes('=') ? a.slice(a.indexOf('=') + 1) : a)),
+    ...(container.env ?? []).flatMap((e) => (e.value === undefined ? [] : [e.value])),
+  ];
+  return values.filter((v) => /^\/(etc|var)\/[\w./-]+$/.test(v));
+}
+
+/**
+ * What falls short of the containers' hardening: running as non-root, a
+ * read-only root filesystem, no privilege escalation, every capability
+ * dropped, the runtime's default seccomp profile (each in the container's
+ * or the pod's security context).
+ */
+export function securityProblems(objects: readonly KubeObject[]): string[] {
+  const problems: string[] = [];
+  for (const { owner, pod } of podsOf(objects)) {
+    for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
+      const own = c.securityContext ?? {};
+      const where = `${owner}/${c.name}`;
+      if ((own.runAsNonRoot ?? pod.securityContext?.runAsNonRoot) !== true) problems.push(`${where}: not runAsNonRoot`);
+      if ((own.runAsUser ?? pod.securityContext?.runAsUser ?? 0) === 0)
+        problems.push(`${where}: no non-root runAsUser`);
+      if (own.readOnlyRootFilesystem !== true) problems.push(`${where}: root filesystem not read-only`);
+      if (own.allowPrivilegeEscalation !== false) problems.push(`${where}: privilege escalation allowed`);
+      if (!(own.capabilities?.drop ?? []).includes('ALL')) problems.push(`${where}: capabilities not all dropped`);
+      if ((own.seccompProfile ?? pod.securityContext?.seccompProfile)?.type !== 'RuntimeDefault')
+        problems.push(`${where}: seccomp profile not RuntimeDefault`);
+    }
+  }
+  return problems;
+}
+
+/** The data of the ConfigMap whose (generated) name starts with `prefix`, and its full name. */
+function configMapData(
+  objects: readonly KubeObject[],
+  prefix: string,
+): { name: string; data: Record<string, string> } | undefined {
+  const o = objects.find((x) => x.kind === 'ConfigMap' && x.metadata.name.startsWith(prefix));
+  return o === undefined ? undefined : { name: o.metadata.name, data: (o['data'] as Record<string, string>) ?? {} };
+}
+
+/**
+ * Files that containers are told of and do not see: every path of
+ * `pathsOf`, the files the NATS config names (in the NATS container), and
+ * the token files of the access policy (in each container given
+ * `--access-policy`), each checked by `fileInContainer`.
+ */
+export function fileProblems(objects: readonly KubeObject[]): string[] {
+  const problems: string[] = [];
+  const natsConf = configMapData(objects, 'nats-config')?.data['nats.conf'] ?? '';
+  const natsFiles = [...natsConf.matchAll(/^\s*(?:\w+_file|store_dir):\s*(\/\S+)/gm)].map((m) => m[1] ?? '');
+  const policy = configMapData(objects, 'ckpt-access-policy')?.data['access-policy.json'];
+  const tokenFiles =
+    policy === undefined
+      ? []
+      : ((JSON.parse(policy) as { principals?: Array<{ token?: { file?: string } }> }).principals?.flatMap((p) =>
+          p.token?.file === undefined ? [] : [p.token.file],
+        ) ?? []);
+  for (const { owner, pod } of podsOf(objects)) {
+    for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
+      const paths = [...pathsOf(c)];
+      if (owner === 'StatefulSet/nats' && c.name === 'nats') paths.push(...natsFiles);
+      if ((c.args ?? []).some((a) => a.startsWith('--access-policy'))) paths.push(...tokenFiles);
+      for (const path of paths) {
+        const found = fileInContainer(objects, pod, c, path);
+        if (!found.ok) problems.push(`${owner}/${c.name}: ${found.why}`);
+      }
+    }
+  }
+  return problems;
+}
+
+/**
+ * Whether the access policy of ConfigMap ckpt-access-policy parses: with
+ * the coordinator's own parser (`parseAccessPolicy`), its token files
+ * replaced by a test token, as the mounted Secret would hold one.
+ */
+export async function accessPolicyProblems(objects: readonly KubeObject[]): Promise<string[]> {
+  const json = configMapData(objects, 'ckpt-access-policy')?.data['access-policy.json'];
+  if (json === undefined) return ['no ConfigMap ckpt-access-policy with access-policy.json'];
+  const { parseAccessPolicy } = await import('../../src/server/access-policy.js');
+  const scratch = await mkdtemp(join(REPO_ROOT, '.tmp/access-policy-'));
+  try {
+    // Token files (absolute paths in the pod) are read from a scratch copy that holds a 64-character token each.
+    const value = JSON.parse(json) as { principals: Array<{ token?: { file?: string } }> };
+    for (const [i, p] of value.principals.entries()) {
+      if (p.token?.file === undefined) continue;
+      const file = join(scratch, `token-${i}`);
+      await writeFile(file, 'a'.repeat(64));
+      p.token.file = file;
+    }
+    const parsed = parseAccessPolicy(JSON.stringify(value), { env: {}, baseDir: scratch });
+    return parsed.principals.length === 0 ? ['the policy has no principal'] : [];
+  } catch (err) {
+    return [err instanceof Error ? err.message : String(err)];
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
