@@ -16,6 +16,8 @@
 #   NAMESPACE      namespace of the deployment, in the names certificates are valid for (ckpt)
 #   JOBS           jobs whose workers get a client certificate worker-<job>-tls (wordcount)
 #   DAYS           validity of the server and client certificates in days (365)
+#   ETCD_MEMBERS   members of the etcd StatefulSet, each named in the certificate (3)
+#   NATS_SERVERS   servers of the NATS StatefulSet, each named in the certificate (3)
 #   KUSTOMIZATION  the kustomization the overlay replaces the Secrets of
 #                  (deploy/kubernetes/examples/wordcount); it must have a
 #                  placeholder of every Secret, worker-<job>-tls included
@@ -29,6 +31,8 @@ out=$1
 ns=${NAMESPACE:-ckpt}
 jobs=${JOBS:-wordcount}
 days=${DAYS:-365}
+etcd_members=${ETCD_MEMBERS:-3}
+nats_servers=${NATS_SERVERS:-3}
 here=$(cd "$(dirname "$0")" && pwd)
 target=${KUSTOMIZATION:-$here/../examples/wordcount}
 [ -f "$target/kustomization.yaml" ] || { echo "make-certs.sh: no kustomization.yaml in $target" >&2; exit 2; }
@@ -79,6 +83,16 @@ names() {
   printf '%s' "${list#,}"
 }
 
+# members STATEFULSET SERVICE COUNT: the pods' names under their headless
+# Service (etcd-0.etcd, ...), each by itself: a wildcard covers none of the
+# two-label ones (*.etcd does not match etcd-0.etcd for OpenSSL, Node.js or
+# Go), and the wildcards of the longer forms cover more pods to come.
+members() {
+  local i list=""
+  for ((i = 0; i < $3; i++)); do list="$list $1-$i.$2"; done
+  printf '%s' "${list# }"
+}
+
 # Three CAs, so that a certificate of one plane opens nothing in another.
 ca grpc ckpt-grpc-ca
 ca etcd ckpt-etcd-ca
@@ -95,13 +109,16 @@ for job in $jobs; do leaf "worker-$job-tls" grpc "worker-$job" clientAuth; done
 # (localhost) and from inside a member's pod (127.0.0.1); the
 # coordinators' and the administrators' client certificates, whose common
 # names are no etcd user: a certificate alone grants nothing.
-leaf etcd-server-tls etcd etcd serverAuth,clientAuth "$(names etcd '*.etcd'),DNS:localhost,IP:127.0.0.1"
+# shellcheck disable=SC2046 # one name per word
+leaf etcd-server-tls etcd etcd serverAuth,clientAuth \
+  "$(names etcd '*.etcd' $(members etcd etcd "$etcd_members")),DNS:localhost,IP:127.0.0.1"
 leaf etcd-client-tls etcd ckpt-coordinator clientAuth
 leaf etcd-admin-tls etcd etcd-admin clientAuth
 
 # NATS: servers for clients (Service nats, and the names servers advertise)
 # and for each other (routes).
-leaf nats-server-tls nats nats serverAuth,clientAuth "$(names nats '*.nats-headless')"
+# shellcheck disable=SC2046
+leaf nats-server-tls nats nats serverAuth,clientAuth "$(names nats '*.nats-headless' $(members nats nats-headless "$nats_servers"))"
 
 secret etcd-auth root-password
 secret etcd-auth ckpt-password
