@@ -52,7 +52,7 @@ export function publishToStream(nc: NatsConnection, p: StreamPublication): Promi
 class Publisher {
   readonly #nc: NatsConnection;
   readonly #p: StreamPublication;
-  readonly #inbox = createInbox();
+  readonly #inbox: string;
   readonly #acked: Uint8Array;
   readonly #resolve: () => void;
   readonly #reject: (err: unknown) => void;
@@ -66,6 +66,7 @@ class Publisher {
   constructor(nc: NatsConnection, p: StreamPublication, resolve: () => void, reject: (err: unknown) => void) {
     this.#nc = nc;
     this.#p = p;
+    this.#inbox = createInbox(inboxPrefixOf(nc));
     this.#acked = new Uint8Array(p.payloads.length);
     this.#resolve = resolve;
     this.#reject = reject;
@@ -141,4 +142,15 @@ function checkAck(msg: Msg, index: number): void {
   const ack = msg.json<PubAck>();
   if (ack.error !== undefined) throw new JetStreamApiError(ack.error);
   if (typeof ack.stream !== 'string' || ack.stream === '') throw new Error(`message ${index}: invalid acknowledgement`);
+}
+
+/**
+ * The connection's inbox prefix (`natsAuth.inboxPrefix`), where its user
+ * may read replies: a worker's user may subscribe to its job's inboxes
+ * alone (`_INBOX_<job>.>`). nats.js keeps it in the connection's options,
+ * which its public interface does not show; the default is `_INBOX`.
+ */
+function inboxPrefixOf(nc: NatsConnection): string | undefined {
+  const prefix = (nc as { options?: { inboxPrefix?: unknown } }).options?.inboxPrefix;
+  return typeof prefix === 'string' && prefix !== '' ? prefix : undefined;
 }
