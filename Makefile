@@ -89,13 +89,16 @@ node_modules/.installed: package-lock.json
 # workers exist, what pods mount exists, make-certs.sh makes certificates
 # that verify, the etcd-auth-setup script works on a real etcd, the
 # Dockerfile's build on its context alone writes what the manifests run, and
-# the word count runs on a nats-server with the users of nats.conf.
-# The same tests run in make test (they take seconds, the image's build
-# about 20); without kubectl most are skipped and say so.
+# the word count runs on a nats-server with the users of nats.conf, and the
+# word count example's coordinator, workers and submit Job run here with
+# their rendered command lines and make-certs.sh's Secrets until the job
+# checkpoints. The same tests run in make test (they take seconds, the
+# image's build and the example's run about 20 each); without kubectl most
+# are skipped and say so.
 .PHONY: deploy-check
 deploy-check: node_modules/.installed
 	npx ava test/unit/deploy.test.ts test/unit/deploy-image.test.ts test/unit/deploy-certs.test.ts \
-	  test/integration/deploy-nats.test.ts
+	  test/integration/deploy-nats.test.ts test/integration/deploy-smoke.test.ts
 
 # The fuzz suites (test/fuzz) alone, N generated messages per target
 # (make test runs 1000). FUZZ_SEED replays a run; SURVEY=1 lists every

@@ -448,3 +448,30 @@ export async function accessPolicyProblems(objects: readonly KubeObject[]): Prom
     await rm(scratch, { recursive: true, force: true });
   }
 }
+
+/**
+ * deploy/kubernetes/base/nats.conf for a local nats-server: without what
+ * belongs to a pod (cluster routes, ports, paths, the advertised name),
+ * with local TLS files and the passwords filled in, and with `extra`, an
+ * unrestricted user of the ckpt account that only a test has.
+ */
+export function localNatsConfig(
+  conf: string,
+  tls: { cert: string; key: string; ca: string },
+  passwords: Record<string, string>,
+  extra: { user: string; password: string },
+): string {
+  let text = conf
+    .replace(/^cluster \{[\s\S]*?^\}$/m, '')
+    .replace(/^(server_name|port|http_port|pid_file|client_advertise|lame_duck_\w+):.*$/gm, '')
+    .replace(/^\s*store_dir:.*$/m, '')
+    .replaceAll('/etc/nats/tls/tls.crt', tls.cert)
+    .replaceAll('/etc/nats/tls/tls.key', tls.key)
+    .replaceAll('/etc/nats/tls/ca.crt', tls.ca);
+  for (const [name, value] of Object.entries(passwords)) text = text.replaceAll(`$${name}`, `"${value}"`);
+  const code = text.replace(/#.*$/gm, '').replace(/"[^"]*"/g, '');
+  if (/\$[A-Z_]+/.test(code)) throw new Error(`a variable of nats.conf is left:\n${text}`);
+  const users = '    users: [\n';
+  if (!text.includes(users)) throw new Error('nats.conf has no users list of the ckpt account');
+  return text.replace(users, `${users}      { user: ${extra.user}, password: "${extra.password}" }\n`);
+}

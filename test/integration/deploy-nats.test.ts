@@ -31,7 +31,7 @@ import {
 import { taskFor } from '../../examples/wordcount/tasks.js';
 import { readStream, verify } from '../../examples/wordcount/verify.js';
 import { startTestCoordinator } from '../helpers/coordinator.js';
-import { REPO_ROOT } from '../helpers/kubernetes-manifests.js';
+import { REPO_ROOT, localNatsConfig } from '../helpers/kubernetes-manifests.js';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
 import { ownServers } from '../helpers/servers.js';
 import { eventually } from '../helpers/wait.js';
@@ -52,29 +52,15 @@ let nats: NatsProcess | undefined;
 const servers = ownServers(() => ({ etcd, nats }));
 const file = (name: string): string => join(dir, name);
 
-/** deploy/kubernetes/base/nats.conf without what belongs to a pod, for a local server. */
-function localConfig(conf: string, p: TestPki): string {
-  let text = conf
-    .replace(/^cluster \{[\s\S]*?^\}$/m, '')
-    .replace(/^(server_name|port|http_port|pid_file|client_advertise|lame_duck_\w+):.*$/gm, '')
-    .replace(/^\s*store_dir:.*$/m, '')
-    .replaceAll('/etc/nats/tls/tls.crt', p.serverCert)
-    .replaceAll('/etc/nats/tls/tls.key', p.serverKey)
-    .replaceAll('/etc/nats/tls/ca.crt', p.ca);
-  for (const [name, value] of Object.entries(PASSWORDS)) text = text.replaceAll(`$${name}`, `"${value}"`);
-  const code = text.replace(/#.*$/gm, '').replace(/"[^"]*"/g, '');
-  if (/\$[A-Z_]+/.test(code)) throw new Error(`a variable is left:\n${text}`);
-  // The test's own user, unrestricted, for the input and output streams: not part of the deployment.
-  const users = '    users: [\n';
-  if (!text.includes(users)) throw new Error('nats.conf has no users list of the CKPT account');
-  return text.replace(users, `${users}      { user: feeder, password: "${FEEDER_PASSWORD}" }\n`);
-}
-
 test.before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ckpt-deploy-nats-'));
   pki = await makeTestPki(dir);
   const conf = await readFile(join(REPO_ROOT, 'deploy/kubernetes/base/nats.conf'), 'utf8');
-  await writeFile(file('nats.conf'), localConfig(conf, pki));
+  const tls = { cert: pki.serverCert, key: pki.serverKey, ca: pki.ca };
+  await writeFile(
+    file('nats.conf'),
+    localNatsConfig(conf, tls, PASSWORDS, { user: 'feeder', password: FEEDER_PASSWORD }),
+  );
   await writeFile(file('coordinator.password'), PASSWORDS.COORDINATOR_PASSWORD);
   await writeFile(file('worker.password'), PASSWORDS.WORKER_WORDCOUNT_PASSWORD);
   [etcd, nats] = await Promise.all([startEtcd(), startNats({ extraArgs: ['-c', file('nats.conf')] })]);

@@ -115,10 +115,11 @@ leaf etcd-server-tls etcd etcd serverAuth,clientAuth \
 leaf etcd-client-tls etcd ckpt-coordinator clientAuth
 leaf etcd-admin-tls etcd etcd-admin clientAuth
 
-# NATS: servers for clients (Service nats, and the names servers advertise)
-# and for each other (routes).
+# NATS: servers for clients (Service nats, and the names servers advertise),
+# for each other (routes), and through a port-forward (localhost).
 # shellcheck disable=SC2046
-leaf nats-server-tls nats nats serverAuth,clientAuth "$(names nats '*.nats-headless' $(members nats nats-headless "$nats_servers"))"
+leaf nats-server-tls nats nats serverAuth,clientAuth \
+  "$(names nats '*.nats-headless' $(members nats nats-headless "$nats_servers")),DNS:localhost,IP:127.0.0.1"
 
 secret etcd-auth root-password
 secret etcd-auth ckpt-password
