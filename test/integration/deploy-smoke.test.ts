@@ -43,9 +43,10 @@ const skipped = kubectl ? '' : ' (skipped: kubectl is not installed)';
 
 const FEEDER = { user: 'feeder', password: 'feeder-test-password' };
 
-/** Where each mounted volume of `pod` lies here: make-certs.sh's output for Secrets, a copy for ConfigMaps. */
+/** Where each mounted volume of the pod of `owner` lies here: make-certs.sh's output for Secrets, a copy for ConfigMaps. */
 async function localMounts(
   objects: readonly KubeObject[],
+  owner: string,
   pod: PodSpec,
   container: FullContainer,
   out: string,
@@ -54,7 +55,7 @@ async function localMounts(
   const local = new Map<string, string>();
   for (const m of container.volumeMounts ?? []) {
     const volume = pod.volumes?.find((v) => v.name === m.name);
-    let dir = join(scratch, 'volumes', m.name);
+    let dir = join(scratch, 'volumes', owner.replace('/', '-'), m.name);
     if (volume?.secret) {
       const name = volume.secret.secretName;
       const base = name.endsWith('-tls') ? join(out, name) : join(out, 'secrets', name);
@@ -131,7 +132,7 @@ run(`the word count's manifests, run here with make-certs.sh's Secrets: the job 
   });
   t.teardown(() => etcd.stop());
   const setup = pod('Job/etcd-auth-setup');
-  const setupMounts = await localMounts(objects, setup.pod, setup.container, out, scratch);
+  const setupMounts = await localMounts(objects, 'Job/etcd-auth-setup', setup.pod, setup.container, out, scratch);
   const setupRun = commandLine(setup.container, setupMounts, (a) => a);
   setupRun.env['ETCDCTL_ENDPOINTS'] = etcdUrl;
   const authed = await runTool(setupRun.args[0] ?? 'sh', setupRun.args.slice(1), {
@@ -183,7 +184,14 @@ run(`the word count's manifests, run here with make-certs.sh's Secrets: the job 
   };
 
   const coordinator = pod('Deployment/ckpt-coordinator');
-  const coordinatorMounts = await localMounts(objects, coordinator.pod, coordinator.container, out, scratch);
+  const coordinatorMounts = await localMounts(
+    objects,
+    'Deployment/ckpt-coordinator',
+    coordinator.pod,
+    coordinator.container,
+    out,
+    scratch,
+  );
   // The access policy names its token file by the path in the pod.
   const policyDir = coordinatorMounts.get('/etc/ckpt/access-policy') ?? '';
   const policyFile = join(policyDir, 'access-policy.json');
@@ -206,20 +214,21 @@ run(`the word count's manifests, run here with make-certs.sh's Secrets: the job 
     throw err;
   }
 
-  for (const owner of ['split-count-0', 'split-count-1', 'sink'].map((s) => `Deployment/wordcount-worker-${s}`)) {
-    const worker = pod(owner);
-    const mounts = await localMounts(objects, worker.pod, worker.container, out, scratch);
-    start(owner, commandLine(worker.container, mounts, address));
-  }
-
+  // The job first: a worker of a job not yet submitted exits (Kubernetes would start it again).
   const submit = pod('Job/wordcount-submit');
-  const submitMounts = await localMounts(objects, submit.pod, submit.container, out, scratch);
+  const submitMounts = await localMounts(objects, 'Job/wordcount-submit', submit.pod, submit.container, out, scratch);
   const submitted = commandLine(submit.container, submitMounts, address);
   const cli = await runTool('node', ['--import', 'tsx', 'src/cli/main.ts', ...submitted.args.slice(2)], {
     cwd: REPO_ROOT,
     env: { PATH: process.env['PATH'], ...submitted.env },
   });
   t.true(cli.ok, cli.out);
+
+  for (const owner of ['split-count-0', 'split-count-1', 'sink'].map((s) => `Deployment/wordcount-worker-${s}`)) {
+    const worker = pod(owner);
+    const mounts = await localMounts(objects, owner, worker.pod, worker.container, out, scratch);
+    start(owner, commandLine(worker.container, mounts, address));
+  }
 
   const feeder = await connect({
     servers: nats.url,
@@ -250,4 +259,34 @@ run(`the word count's manifests, run here with make-certs.sh's Secrets: the job 
     throw err;
   }
   t.false(/permissions violation/i.test(logs.join('')), 'no NATS refusal in any log');
+
+  // A second coordinator, a standby: the dashboard's API it serves comes from the leader, asked over
+  // mutual TLS with the peer certificate (principal coordinators), the leader's checked for the Service's name.
+  const [grpc2, http2] = [await freePort(), await freePort()];
+  const standby = commandLine(coordinator.container, coordinatorMounts, (arg) =>
+    address(arg)
+      .replace(`127.0.0.1:${grpcPort}`, `127.0.0.1:${grpc2}`)
+      .replace(`127.0.0.1:${httpPort}`, `127.0.0.1:${http2}`),
+  );
+  standby.args = standby.args.map((a) => a.replace(/^--advertise=.*$/, `--advertise=127.0.0.1:${grpc2}`));
+  delete standby.env['NODE_OPTIONS'];
+  start('standby', standby);
+  try {
+    const jobs = await eventually(
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${http2}/api/v1/jobs`);
+        return res.status === 200 ? res.text() : undefined;
+      },
+      { timeoutMs: 30_000, pollMs: 500, what: "the standby's forwarded answer" },
+    );
+    t.true(jobs.includes('wordcount'), jobs);
+  } catch (err) {
+    t.log(
+      logs
+        .filter((l) => l.startsWith('standby') || l.startsWith('coordinator'))
+        .join('')
+        .slice(-20_000),
+    );
+    throw err;
+  }
 });
