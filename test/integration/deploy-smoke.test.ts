@@ -103,7 +103,7 @@ function commandLine(
 }
 
 run(`the word count's manifests, run here with make-certs.sh's Secrets: the job checkpoints${skipped}`, async (t) => {
-  t.timeout(180_000);
+  t.timeout(300_000);
   const scratch = await makeScratch();
   t.teardown(() => removeScratch(scratch));
   const out = join(scratch, 'secrets');
@@ -207,7 +207,7 @@ run(`the word count's manifests, run here with make-certs.sh's Secrets: the job 
   try {
     await eventually(
       async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`).then((r) => r.text())).includes('ready:'),
-      { timeoutMs: 30_000, what: 'the coordinator to lead' },
+      { timeoutMs: 90_000, what: 'the coordinator to lead' },
     );
   } catch (err) {
     t.log(logs.join(''));
@@ -262,6 +262,7 @@ run(`the word count's manifests, run here with make-certs.sh's Secrets: the job 
 
   // A second coordinator, a standby: the dashboard's API it serves comes from the leader, asked over
   // mutual TLS with the peer certificate (principal coordinators), the leader's checked for the Service's name.
+  // The caller is known by the operators' token.
   const [grpc2, http2] = [await freePort(), await freePort()];
   const standby = commandLine(coordinator.container, coordinatorMounts, (arg) =>
     address(arg)
@@ -271,16 +272,24 @@ run(`the word count's manifests, run here with make-certs.sh's Secrets: the job 
   standby.args = standby.args.map((a) => a.replace(/^--advertise=.*$/, `--advertise=127.0.0.1:${grpc2}`));
   delete standby.env['NODE_OPTIONS'];
   start('standby', standby);
+  let last = '';
+  // The API identifies its callers like gRPC: here the operators' token (Secret ckpt-tokens).
+  const token = await readFile(join(out, 'secrets/ckpt-tokens/operator'), 'utf8');
   try {
     const jobs = await eventually(
       async () => {
-        const res = await fetch(`http://127.0.0.1:${http2}/api/v1/jobs`);
-        return res.status === 200 ? res.text() : undefined;
+        const res = await fetch(`http://127.0.0.1:${http2}/api/v1/jobs`, {
+          headers: { authorization: `Bearer ${token}` },
+        });
+        const body = await res.text();
+        last = `${res.status} ${body}`;
+        return res.status === 200 ? body : undefined;
       },
-      { timeoutMs: 30_000, pollMs: 500, what: "the standby's forwarded answer" },
+      { timeoutMs: 90_000, pollMs: 500, what: "the standby's forwarded answer" },
     );
     t.true(jobs.includes('wordcount'), jobs);
   } catch (err) {
+    t.log(`the standby's last answer: ${last}`);
     t.log(
       logs
         .filter((l) => l.startsWith('standby') || l.startsWith('coordinator'))
