@@ -23,12 +23,17 @@ export interface BuildInfo {
 
 /** The version in the package's `package.json`; `unknown` when it cannot be read. */
 export function packageVersion(): string {
-  try {
-    const pkg = createRequire(import.meta.url)('../../package.json') as { version?: unknown };
-    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
-  } catch {
-    return 'unknown';
+  // From src/metrics, or from dist/src/metrics once compiled.
+  const require = createRequire(import.meta.url);
+  for (const path of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = require(path) as { name?: unknown; version?: unknown };
+      if (pkg.name === 'ckpt' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // Not there: try the next place.
+    }
   }
+  return 'unknown';
 }
 
 /** What the metrics read of the leading coordinator's jobs when scraped. */
