@@ -237,17 +237,23 @@ let etcd: EtcdProcess | undefined;
 if (kubectl) test.after.always(() => etcd?.stop());
 
 run(
-  `the Job etcd-auth-setup's script, twice, on an etcd with these certificates: its user reaches /ckpt/ alone${skipped}`,
+  `the Job etcd-auth-setup's script, twice, on an etcd with these certificates and JWT auth tokens: its user reaches /ckpt/ alone${skipped}`,
   async (t) => {
     const [httpPort, httpsPort] = [await freePort(), await freePort()];
     const httpsUrl = `https://127.0.0.1:${httpsPort}`;
     const server = join(out, 'etcd-server-tls');
+    // The members' auth tokens: the StatefulSet's --auth-token, its key pair from the script's output.
+    const member = podsOf(await exampleObjects()).find(({ owner }) => owner === 'StatefulSet/etcd');
+    const authToken = member?.pod.containers[0]?.args?.find((a) => a.startsWith('--auth-token='));
+    if (authToken === undefined) return t.fail('the etcd StatefulSet sets no --auth-token');
+    t.regex(authToken, /^--auth-token=jwt,/);
     etcd = await startEtcd({
       clientPort: httpPort,
       extraArgs: [
         ...['--listen-client-urls', `http://127.0.0.1:${httpPort},${httpsUrl}`, '--advertise-client-urls', httpsUrl],
         ...['--cert-file', join(server, 'tls.crt'), '--key-file', join(server, 'tls.key')],
         ...['--trusted-ca-file', join(server, 'ca.crt'), '--client-cert-auth'],
+        authToken.replaceAll('/etc/etcd/jwt/', `${join(out, 'secrets', 'etcd-jwt')}/`),
       ],
     });
     // The Job's container, its mounts mapped onto the script's output and the repository.

@@ -121,6 +121,12 @@ leaf etcd-admin-tls etcd etcd-admin clientAuth
 leaf nats-server-tls nats nats serverAuth,clientAuth \
   "$(names nats '*.nats-headless' $(members nats nats-headless "$nats_servers")),DNS:localhost,IP:127.0.0.1"
 
+# etcd's token signing key pair, the same for every member (kept, like the passwords).
+mkdir -p "$out/secrets/etcd-jwt"
+if [ ! -s "$out/secrets/etcd-jwt/jwt.key" ]; then
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$out/secrets/etcd-jwt/jwt.key" 2>/dev/null
+  openssl pkey -in "$out/secrets/etcd-jwt/jwt.key" -pubout -out "$out/secrets/etcd-jwt/jwt.pub"
+fi
 secret etcd-auth root-password
 secret etcd-auth ckpt-password
 secret nats-users coordinator-password
