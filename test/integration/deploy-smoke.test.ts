@@ -14,6 +14,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { request } from 'node:https';
 import { join } from 'node:path';
 import test from 'ava';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
@@ -109,6 +110,19 @@ run(`the word count's manifests, run here with make-certs.sh's Secrets: the job 
   const out = join(scratch, 'secrets');
   const made = await runTool('bash', [join(KUBERNETES_DIR, 'certs/make-certs.sh'), out]);
   t.true(made.ok, made.out);
+  // The HTTP port serves HTTPS with the coordinators' certificate, checked against the gRPC CA.
+  const grpcCa = await readFile(join(out, 'coordinator-tls', 'ca.crt'));
+  const httpsGet = (url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> =>
+    new Promise((resolve, reject) => {
+      request(url, { headers, ca: grpcCa, servername: 'ckpt-coordinator.ckpt.svc' }, (res) => {
+        let body = '';
+        res.on('data', (b: Buffer) => (body += b.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('error', reject);
+      })
+        .on('error', reject)
+        .end();
+    });
   const objects = await renderKustomization('examples/wordcount', scratch);
   const pods = podsOf(objects);
   const pod = (owner: string): { pod: PodSpec; container: FullContainer } => {
@@ -205,10 +219,10 @@ run(`the word count's manifests, run here with make-certs.sh's Secrets: the job 
   delete coordinatorRun.env['NODE_OPTIONS'];
   start('coordinator', coordinatorRun);
   try {
-    await eventually(
-      async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`).then((r) => r.text())).includes('ready:'),
-      { timeoutMs: 90_000, what: 'the coordinator to lead' },
-    );
+    await eventually(async () => (await httpsGet(`https://127.0.0.1:${httpPort}/readyz`)).body.includes('ready:'), {
+      timeoutMs: 90_000,
+      what: 'the coordinator to lead',
+    });
   } catch (err) {
     t.log(logs.join(''));
     throw err;
@@ -278,12 +292,9 @@ run(`the word count's manifests, run here with make-certs.sh's Secrets: the job 
   try {
     const jobs = await eventually(
       async () => {
-        const res = await fetch(`http://127.0.0.1:${http2}/api/v1/jobs`, {
-          headers: { authorization: `Bearer ${token}` },
-        });
-        const body = await res.text();
-        last = `${res.status} ${body}`;
-        return res.status === 200 ? body : undefined;
+        const res = await httpsGet(`https://127.0.0.1:${http2}/api/v1/jobs`, { authorization: `Bearer ${token}` });
+        last = `${res.status} ${res.body}`;
+        return res.status === 200 ? res.body : undefined;
       },
       { timeoutMs: 90_000, pollMs: 500, what: "the standby's forwarded answer" },
     );
