@@ -98,9 +98,10 @@ ca grpc ckpt-grpc-ca
 ca etcd ckpt-etcd-ca
 ca nats ckpt-nats-ca
 
-# gRPC: the coordinators' server certificate, and the client certificates
+# gRPC: the coordinators' server certificate (also for localhost, the
+# dashboard through a port-forward), and the client certificates
 # whose common names the access policy (access-policy.json) names.
-leaf coordinator-tls grpc ckpt-coordinator-server serverAuth "$(names ckpt-coordinator)"
+leaf coordinator-tls grpc ckpt-coordinator-server serverAuth "$(names ckpt-coordinator),DNS:localhost,IP:127.0.0.1"
 leaf coordinator-peer-tls grpc ckpt-coordinator clientAuth
 leaf operator-tls grpc ckpt-operator clientAuth
 for job in $jobs; do leaf "worker-$job-tls" grpc "worker-$job" clientAuth; done
