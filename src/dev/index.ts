@@ -51,3 +51,12 @@ export {
   type NatsKeyPair,
   type NatsOperatorConfig,
 } from './nats-jwt.js';
+export {
+  createLocalCa,
+  LOOPBACK_NAMES,
+  makeTestPki,
+  type CertFiles,
+  type CertUsage,
+  type LocalCa,
+  type TestPki,
+} from './pki.js';
