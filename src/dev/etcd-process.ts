@@ -24,17 +24,31 @@ export interface EtcdOptions {
   startTimeoutMs?: number;
   /** Extra command-line flags passed to etcd. Default: none. */
   extraArgs?: readonly string[];
+  /**
+   * Serve clients and peers over TLS only, requiring certificates signed by
+   * `caFile` from both; the health check then goes to a plain-HTTP metrics
+   * port on loopback, which serves only `/health` and `/metrics`.
+   * Default: plain HTTP.
+   */
+  tls?: EtcdTlsOptions;
   /** Receives lifecycle events at debug level. Default: silent. */
   logger?: Logger;
   /** Aborts the start: the process is killed and the promise rejects. */
   signal?: AbortSignal;
 }
 
+/** TLS files of an etcd member (PEM): its certificate, valid for 127.0.0.1, and the CA its clients' and peers' certificates chain to. */
+export interface EtcdTlsOptions {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+}
+
 /** A running local etcd member. */
 export interface EtcdProcess extends ManagedServer {
   /** Member name. */
   readonly name: string;
-  /** `http://127.0.0.1:<client port>`, for the `etcd3` client's `hosts`. */
+  /** `http://127.0.0.1:<client port>` (`https://` with TLS), for the `etcd3` client's `hosts`. */
   readonly clientUrl: string;
   /** `http://127.0.0.1:<peer port>`. */
   readonly peerUrl: string;
@@ -55,6 +69,8 @@ interface MemberPlan {
   peerUrl: string;
   dataDir: string;
   ownsDataDir: boolean;
+  /** Where `/health` is read: the client URL, or with TLS a plain-HTTP metrics URL. */
+  healthBase: string;
 }
 
 /**
@@ -117,12 +133,15 @@ async function planMember(name: string, options: EtcdOptions): Promise<MemberPla
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'ckpt-etcd-')));
   if (ownsDataDir) trackTempDir(dataDir);
   else await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const scheme = options.tls === undefined ? 'http' : 'https';
+  const clientUrl = `${scheme}://127.0.0.1:${clientPort}`;
   return {
     name,
-    clientUrl: `http://127.0.0.1:${clientPort}`,
-    peerUrl: `http://127.0.0.1:${peerPort}`,
+    clientUrl,
+    peerUrl: `${scheme}://127.0.0.1:${peerPort}`,
     dataDir,
     ownsDataDir,
+    healthBase: options.tls === undefined ? clientUrl : `http://127.0.0.1:${await freePort()}`,
   };
 }
 
@@ -131,8 +150,8 @@ function createMember(plan: MemberPlan, initialCluster: string, options: EtcdOpt
   return new EtcdMember(plan, {
     label: `etcd ${plan.name}`,
     command: 'etcd',
-    args: [...etcdArgs(plan, initialCluster), ...(options.extraArgs ?? [])],
-    healthUrl: `${plan.clientUrl}/health`,
+    args: [...etcdArgs(plan, initialCluster), ...tlsArgs(plan, options.tls), ...(options.extraArgs ?? [])],
+    healthUrl: `${plan.healthBase}/health`,
     isHealthy: (status, body) => status === 200 && isHealthyBody(body),
     dataDir: plan.dataDir,
     ownsDataDir: plan.ownsDataDir,
@@ -151,6 +170,17 @@ function etcdArgs(plan: MemberPlan, initialCluster: string): string[] {
     ['--initial-advertise-peer-urls', plan.peerUrl],
     ['--initial-cluster', initialCluster],
     ['--initial-cluster-state', 'new'],
+  ].flat();
+}
+
+function tlsArgs(plan: MemberPlan, tls: EtcdTlsOptions | undefined): string[] {
+  if (tls === undefined) return [];
+  return [
+    ['--cert-file', tls.certFile, '--key-file', tls.keyFile],
+    ['--trusted-ca-file', tls.caFile, '--client-cert-auth'],
+    ['--peer-cert-file', tls.certFile, '--peer-key-file', tls.keyFile],
+    ['--peer-trusted-ca-file', tls.caFile, '--peer-client-cert-auth'],
+    ['--listen-metrics-urls', plan.healthBase],
   ].flat();
 }
 

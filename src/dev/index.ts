@@ -6,7 +6,14 @@
  */
 export { freePort } from './free-port.js';
 export { DEFAULT_START_TIMEOUT_MS, ServerStartError, type ManagedServer } from './server-process.js';
-export { startEtcd, startEtcdCluster, type EtcdCluster, type EtcdOptions, type EtcdProcess } from './etcd-process.js';
+export {
+  startEtcd,
+  startEtcdCluster,
+  type EtcdCluster,
+  type EtcdOptions,
+  type EtcdProcess,
+  type EtcdTlsOptions,
+} from './etcd-process.js';
 export {
   startNats,
   startNatsCluster,
@@ -23,15 +30,19 @@ export {
   type LocalServersOptions,
 } from './local-servers.js';
 export {
+  clientInboxPrefix,
   coordinatorPermissions,
   renderNatsPermissions,
   rolePermissions,
+  streamClientPermissions,
   workerInboxPrefix,
   workerPermissions,
   type NatsJobUser,
   type NatsPermissions,
   type NatsPermissionsPlan,
   type NatsRolePermissions,
+  type NatsStreamAccess,
+  type NatsStreamClient,
   type NatsUserCredentials,
 } from './nats-permissions.js';
 export {

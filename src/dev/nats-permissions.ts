@@ -14,8 +14,14 @@
  *   `<p>.J.data.*.*` and, with a state bucket, that bucket's object store
  *   subjects and the JetStream API calls on its stream; subscribes only to
  *   J's control and data subjects and to its own inboxes `_INBOX_J.>` (the
- *   worker connects with `natsAuth.inboxPrefix` set to `workerInboxPrefix(J)`).
- * No other user exists, so nobody else reads or writes `<p>.>`.
+ *   worker connects with `natsAuth.inboxPrefix` set to `workerInboxPrefix(J)`);
+ *   with application streams (`streams`: what its sources read and its sinks
+ *   write), the JetStream API calls on those streams and the sinks' subjects.
+ * - a stream client N (`clients`: whoever feeds a job's input streams or reads
+ *   its output streams): the JetStream API calls on its streams, publication
+ *   on the subjects given, and its own inboxes `clientInboxPrefix(N)`.
+ * No other user exists, so nobody else reads or writes `<p>.>`, and no
+ * stream client or application stream may name a subject under `<p>`.
  */
 import { CONTROL_KINDS, DATA_TOKEN, assertSubjectPrefix, assertSubjectToken, workerInboxPrefix } from '../bus/index.js';
 import { CkptError } from '../core/errors.js';
@@ -29,6 +35,27 @@ export interface NatsPermissions {
   subscribe: { allow: string[]; deny: string[] };
 }
 
+/** An application stream a job's tasks or a stream client use. */
+export interface NatsStreamAccess {
+  /** The stream's name. */
+  stream: string;
+  /**
+   * Subjects of the stream the user publishes to (a sink's subject, a
+   * feeder's input subjects); `*` and `>` allowed. Default: none, the
+   * stream is only read.
+   */
+  publish?: readonly string[];
+}
+
+/** A user outside the jobs that feeds their input streams or reads their output streams. */
+export interface NatsStreamClient {
+  /** Names the user; its inboxes are `clientInboxPrefix(name)`. */
+  name: string;
+  credentials: NatsUserCredentials;
+  /** The streams it creates, reads or publishes to. */
+  streams: readonly NatsStreamAccess[];
+}
+
 /** One job whose worker gets a user of its own. */
 export interface NatsJobUser {
   jobId: string;
@@ -40,6 +67,11 @@ export interface NatsJobUser {
    * @default undefined (no JetStream access)
    */
   stateBucket?: string;
+  /**
+   * The application streams the job's sources read and its sinks write.
+   * @default [] (no application streams)
+   */
+  streams?: readonly NatsStreamAccess[];
 }
 
 /** The users of one deployment. */
@@ -50,9 +82,19 @@ export interface NatsPermissionsPlan {
   coordinator: NatsUserCredentials;
   /** One user per job. */
   jobs: readonly NatsJobUser[];
+  /**
+   * Users that feed or read the jobs' application streams.
+   * @default []
+   */
+  clients?: readonly NatsStreamClient[];
 }
 
 export { workerInboxPrefix };
+
+/** The inbox prefix a stream client named `name` connects with. */
+export function clientInboxPrefix(name: string): string {
+  return `_INBOX_CLIENT_${assertSubjectToken(name, 'client name')}`;
+}
 
 /** The coordinator's permissions under `subjectPrefix`. */
 export function coordinatorPermissions(subjectPrefix: string): NatsPermissions {
@@ -73,14 +115,79 @@ export function workerPermissions(subjectPrefix: string, job: Omit<NatsJobUser, 
   const data = `${j}.${DATA_TOKEN}.*.*`;
   const inbox = `${workerInboxPrefix(job.jobId)}.>`;
   const bucket = job.stateBucket === undefined ? [] : bucketSubjects(job.stateBucket);
+  const streams = streamsSubjects(p, job.streams ?? []);
   return {
     publish: {
-      allow: [data, ...bucket],
+      allow: [data, ...bucket, ...streams],
       // Explicit, though outside the allow list: no worker speaks for the coordinator or answers another's request.
       deny: [...CONTROL_KINDS.map((kind) => `${p}.*.${kind}`), '_INBOX.>'],
     },
     subscribe: { allow: [...CONTROL_KINDS.map((kind) => `${j}.${kind}`), data, inbox], deny: [] },
   };
+}
+
+/**
+ * The permissions of a stream client under `subjectPrefix`: its streams and
+ * its own inboxes, nothing of ckpt's.
+ */
+export function streamClientPermissions(
+  subjectPrefix: string,
+  client: Omit<NatsStreamClient, 'credentials'>,
+): NatsPermissions {
+  const p = assertSubjectPrefix(subjectPrefix, 'subject prefix');
+  if (client.streams.length === 0) throw new CkptError('MALFORMED', `stream client ${client.name} has no streams`);
+  return {
+    publish: { allow: streamsSubjects(p, client.streams), deny: [`${p}.>`, '_INBOX.>'] },
+    subscribe: { allow: [`${clientInboxPrefix(client.name)}.>`], deny: [] },
+  };
+}
+
+/** The subjects of every stream in `streams`, each once, in order. */
+function streamsSubjects(prefix: string, streams: readonly NatsStreamAccess[]): string[] {
+  const subjects = streams.flatMap((s) => [...streamApiSubjects(s.stream), ...publishSubjects(prefix, s)]);
+  return [...new Set(subjects)];
+}
+
+/**
+ * What a JetStream client needs on one stream to create it and read it
+ * with consumers (ordered, pull or push): its JetStream API calls, and the
+ * acks and flow control of its consumers.
+ */
+function streamApiSubjects(stream: string): string[] {
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(stream))
+    throw new CkptError('MALFORMED', `stream ${JSON.stringify(stream)} is not 1-128 characters of [A-Za-z0-9_-]`);
+  return [
+    '$JS.API.INFO',
+    `$JS.API.STREAM.INFO.${stream}`,
+    `$JS.API.STREAM.CREATE.${stream}`,
+    `$JS.API.STREAM.MSG.GET.${stream}`,
+    `$JS.API.DIRECT.GET.${stream}.>`,
+    `$JS.API.CONSUMER.CREATE.${stream}`,
+    `$JS.API.CONSUMER.CREATE.${stream}.>`,
+    `$JS.API.CONSUMER.INFO.${stream}.>`,
+    `$JS.API.CONSUMER.DELETE.${stream}.>`,
+    `$JS.API.CONSUMER.MSG.NEXT.${stream}.>`,
+    `$JS.ACK.${stream}.>`,
+    `$JS.FC.${stream}.>`,
+  ];
+}
+
+/** The subjects a user publishes to in one stream; none under ckpt's prefix, JetStream's or the inboxes. */
+function publishSubjects(prefix: string, access: NatsStreamAccess): string[] {
+  return (access.publish ?? []).map((subject) => {
+    const tokens = subject.split('.');
+    const wellFormed = tokens.every(
+      (t, i) => /^[A-Za-z0-9_-]+$/.test(t) || t === '*' || (t === '>' && i === tokens.length - 1),
+    );
+    if (!wellFormed)
+      throw new CkptError('MALFORMED', `stream ${access.stream}: ${JSON.stringify(subject)} is not a subject of [A-Za-z0-9_-] tokens, * and >`); // prettier-ignore
+    const first = tokens[0] ?? '';
+    const ckpt = prefix.split('.');
+    const underPrefix = ckpt.every((t, i) => tokens[i] === t || tokens[i] === '*' || (tokens[i] === '>' && i === tokens.length - 1)); // prettier-ignore
+    if (underPrefix || first === '>' || first.startsWith('_INBOX'))
+      throw new CkptError('MALFORMED', `stream ${access.stream}: ${subject} would reach ckpt's subjects ${prefix}.> or the inboxes`); // prettier-ignore
+    return subject;
+  });
 }
 
 /**
@@ -109,7 +216,7 @@ function bucketSubjects(bucket: string): string[] {
   ];
 }
 
-/** One user of a deployment: what it is for, the job it works for (none for the coordinator), its permissions. */
+/** One user of a deployment: what it is for, the job it works for (none for the coordinator or a stream client), its permissions. */
 export interface NatsRolePermissions {
   role: string;
   jobId?: string;
@@ -118,18 +225,23 @@ export interface NatsRolePermissions {
 
 /**
  * The permissions of every user of a deployment under `subjectPrefix`: the
- * coordinator's, then the worker's of each job in order. The `authorization`
- * block of `renderNatsPermissions` and the user JWTs of `issueNatsJwts` are
- * both made from it, so both grant the same subjects. Throws
- * `CkptError('MALFORMED')` when a job is listed twice.
+ * coordinator's, then the worker's of each job in order, then each stream
+ * client's. The `authorization` block of `renderNatsPermissions` and the
+ * user JWTs of `issueNatsJwts` are both made from it, so both grant the
+ * same subjects. Throws `CkptError('MALFORMED')` when a job or a stream
+ * client is listed twice.
  */
 export function rolePermissions(
   subjectPrefix: string,
   jobs: readonly Omit<NatsJobUser, 'credentials'>[],
+  clients: readonly Omit<NatsStreamClient, 'credentials'>[] = [],
 ): NatsRolePermissions[] {
   const names = jobs.map((job) => job.jobId);
   const twice = names.find((id, i) => names.indexOf(id) !== i);
   if (twice !== undefined) throw new CkptError('MALFORMED', `job ${twice} is listed twice`);
+  const clientNames = clients.map((c) => c.name);
+  const clientTwice = clientNames.find((n, i) => clientNames.indexOf(n) !== i);
+  if (clientTwice !== undefined) throw new CkptError('MALFORMED', `stream client ${clientTwice} is listed twice`);
   return [
     { role: 'coordinator', permissions: coordinatorPermissions(subjectPrefix) },
     ...jobs.map((job) => ({
@@ -137,13 +249,18 @@ export function rolePermissions(
       jobId: job.jobId,
       permissions: workerPermissions(subjectPrefix, job),
     })),
+    ...clients.map((client) => ({
+      role: `stream client ${client.name}`,
+      permissions: streamClientPermissions(subjectPrefix, client),
+    })),
   ];
 }
 
 /** The `authorization` block of a nats-server configuration with every user of `plan`. */
 export function renderNatsPermissions(plan: NatsPermissionsPlan): string {
-  const credentials = [plan.coordinator, ...plan.jobs.map((job) => job.credentials)];
-  const users = rolePermissions(plan.subjectPrefix, plan.jobs).map(({ role, permissions }, i) =>
+  const clients = plan.clients ?? [];
+  const credentials = [plan.coordinator, ...plan.jobs.map((job) => job.credentials), ...clients.map((c) => c.credentials)]; // prettier-ignore
+  const users = rolePermissions(plan.subjectPrefix, plan.jobs, clients).map(({ role, permissions }, i) =>
     renderUser(role, credentials[i] as NatsUserCredentials, permissions),
   );
   return [
