@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { controlMessageCodecs, epochHeaders, jobSubjects } from '../../src/bus/index.js';
 import {
+  clientInboxPrefix,
   renderNatsPermissions,
   startEtcd,
   startNats,
@@ -22,7 +23,9 @@ import {
   type EtcdProcess,
   type NatsProcess,
 } from '../../src/dev/index.js';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { createLocalDirectoryBackend, createObjectStoreBackend, Worker } from '../../src/sdk/index.js';
+import { publishToStream } from '../../src/sdk/jetstream-publish.js';
 import { startTestCoordinator } from '../helpers/coordinator.js';
 import { ownServers } from '../helpers/servers.js';
 import { eventually } from '../helpers/wait.js';
@@ -34,14 +37,21 @@ const users = {
   coordinator: { user: 'coordinator', password: password() },
   J: { user: 'worker-J', password: password() },
   K: { user: 'worker-K', password: password() },
+  feeder: { user: 'feeder', password: password() },
 };
 const configText = renderNatsPermissions({
   subjectPrefix: PREFIX,
   coordinator: users.coordinator,
   jobs: [
-    { jobId: 'J', credentials: users.J, stateBucket: 'state-J' },
+    {
+      jobId: 'J',
+      credentials: users.J,
+      stateBucket: 'state-J',
+      streams: [{ stream: 'IN_J' }, { stream: 'OUT_J', publish: ['out.J'] }],
+    },
     { jobId: 'K', credentials: users.K, stateBucket: 'state-K' },
   ],
+  clients: [{ name: 'feeder', credentials: users.feeder, streams: [{ stream: 'IN_J', publish: ['in.J'] }] }],
 });
 
 let dir = '';
@@ -194,4 +204,46 @@ test("a worker user of job J stores snapshots in J's bucket and cannot open K's"
   );
   t.log(`bucket state-K: ${other}`);
   t.not(other, 'opened');
+});
+
+test('a worker user of job J reads its input stream and publishes to its output stream, under its own inboxes, and nothing else', async (t) => {
+  const feeder = await connect({
+    servers: servers.natsUrl,
+    user: users.feeder.user,
+    pass: users.feeder.password,
+    inboxPrefix: clientInboxPrefix('feeder'),
+  });
+  t.teardown(() => feeder.close());
+  await (await jetstreamManager(feeder)).streams.add({ name: 'IN_J', subjects: ['in.J'], storage: 'memory' });
+  await jetstream(feeder).publish('in.J', 'a sentence');
+  const refusedFeed = await jetstream(feeder)
+    .publish('out.J', 'forged output', { timeout: 2_000 })
+    .then(
+      () => 'published',
+      (err: unknown) => (err as Error).message,
+    );
+  t.log(`feeder publishing to out.J: ${refusedFeed}`);
+  t.not(refusedFeed, 'published');
+
+  const nc = await connectAs(t, 'J', []);
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: 'OUT_J', subjects: ['out.J'], storage: 'memory' });
+  const consumer = await jetstream(nc).consumers.get('IN_J');
+  const message = await consumer.next({ expires: 5_000 });
+  t.is(message?.string(), 'a sentence', 'an ordered consumer on the input stream reads it');
+  // The sink's batched publication waits for acknowledgements on an inbox of the connection's prefix.
+  await publishToStream(nc, {
+    subject: 'out.J',
+    payloads: [new TextEncoder().encode('a 1')],
+    msgId: (i) => `J/sink/1/${i}`,
+    maxInFlight: 8,
+    timeoutMs: 5_000,
+  });
+  t.is((await jsm.streams.info('OUT_J')).state.messages, 1);
+  const other = await jsm.streams.add({ name: 'OTHER', subjects: ['other'], storage: 'memory' }).then(
+    () => 'created',
+    (err: unknown) => (err as Error).message,
+  );
+  t.log(`worker of J creating stream OTHER: ${other}`);
+  t.not(other, 'created');
 });
