@@ -14,6 +14,7 @@ system-deps:
 	@missing=""; \
 	command -v etcd >/dev/null || missing="$$missing etcd-server"; \
 	command -v etcdctl >/dev/null || missing="$$missing etcd-client"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v nats-server >/dev/null || test -x /usr/sbin/nats-server || missing="$$missing nats-server"; \
 	command -v protoc >/dev/null || missing="$$missing protobuf-compiler"; \
 	test -x /usr/bin/grpc_python_plugin || missing="$$missing protobuf-compiler-grpc"; \
@@ -53,6 +54,18 @@ test: deps build
 
 demo: deps
 	node --import tsx examples/wordcount/demo.ts
+
+# A local production-like cluster (examples/wordcount/cluster.ts): a throwaway
+# PKI, 3 etcd members (TLS, client certificates, a user limited to ckpt's
+# prefix), 3 NATS servers with JetStream (TLS, client certificates, a user
+# per role with least privilege), 2 coordinators (gRPC with mutual TLS and an
+# access policy) and the word count's workers, fed until Ctrl-C. It prints the
+# addresses, the dashboards, where the certificates are and the ckpt commands
+# of the operator and the reader. FOR_SECONDS=N runs N seconds, checks as the
+# reader that checkpoints committed and exits non-zero if none did.
+.PHONY: cluster
+cluster: deps
+	node --import tsx examples/wordcount/cluster.ts $(if $(FOR_SECONDS),--for-seconds $(FOR_SECONDS))
 
 # The benchmarks (bench/run.ts) on a local etcd and NATS; results in bench/results/.
 # The word count's coordinator and workers run the compiled dist/ (hence build).

@@ -8,9 +8,23 @@
  * tasks is gone, and then takes them over. With `--metrics HOST:PORT` (or
  * the environment variable CKPT_WORKER_METRICS; port 0 picks a free one)
  * it serves its Prometheus metrics there and prints their URL.
+ *
+ * Against a secured cluster (`make cluster`): `--tls-ca`, `--tls-cert` and
+ * `--tls-key` for the coordinator's mutual TLS (or CKPT_TLS_CA,
+ * CKPT_TLS_CLIENT_CERT and CKPT_TLS_CLIENT_KEY), and `--nats-user`,
+ * `--nats-password-file`, `--nats-tls-ca-file`, `--nats-tls-cert-file`,
+ * `--nats-tls-key-file` and `--nats-inbox-prefix` for NATS.
  */
 import { parseArgs } from 'node:util';
-import { createLocalDirectoryBackend, createLogger, createWorker } from '../../src/index.js';
+import {
+  createLocalDirectoryBackend,
+  createLogger,
+  createWorker,
+  type ClientTlsOptions,
+  type WorkerOptions,
+} from '../../src/index.js';
+
+type NatsAuthOptions = NonNullable<WorkerOptions['natsAuth']>;
 import { taskFor } from './tasks.js';
 
 async function main(): Promise<void> {
@@ -25,6 +39,9 @@ async function main(): Promise<void> {
       'log-level': { type: 'string', default: 'warn' },
       standby: { type: 'boolean', default: false },
       metrics: { type: 'string', default: process.env.CKPT_WORKER_METRICS },
+      ...Object.fromEntries(
+        [...Object.keys(TLS_FLAGS), ...Object.keys(NATS_FLAGS)].map((f) => [f, { type: 'string' }]),
+      ),
     },
   });
   if (!values.coordinator || !values.nats || !values.tasks || !values['state-dir']) {
@@ -34,7 +51,12 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(values['log-level'] as 'warn', 'wordcount-worker');
   const state = await createLocalDirectoryBackend({ dir: values['state-dir'], logger });
+  const flags = values as Record<string, string | boolean | undefined>;
+  const tls = pick(flags, TLS_FLAGS);
+  const natsAuth = pick(flags, NATS_FLAGS);
   const worker = createWorker({
+    ...(Object.keys(tls).length > 0 ? { tls } : {}),
+    natsAuth,
     coordinator: values.coordinator,
     nats: values.nats.split(','),
     jobId: values.job,
@@ -57,6 +79,37 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+}
+
+/** The flags of the coordinator's TLS and the option of `WorkerOptions.tls` each sets. */
+const TLS_FLAGS: Record<string, keyof ClientTlsOptions> = {
+  'tls-ca': 'caFile',
+  'tls-cert': 'certFile',
+  'tls-key': 'keyFile',
+  'tls-server-name': 'serverName',
+};
+
+/** The flags of NATS credentials and TLS and the option of `WorkerOptions.natsAuth` each sets. */
+const NATS_FLAGS: Record<string, keyof NatsAuthOptions> = {
+  'nats-user': 'user',
+  'nats-password-file': 'passwordFile',
+  'nats-tls-ca-file': 'tlsCaFile',
+  'nats-tls-cert-file': 'tlsCertFile',
+  'nats-tls-key-file': 'tlsKeyFile',
+  'nats-inbox-prefix': 'inboxPrefix',
+};
+
+/** The options `flags` gives, by the option each flag sets. */
+function pick<K extends string>(
+  flags: Record<string, string | boolean | undefined>,
+  names: Record<string, K>,
+): Partial<Record<K, string>> {
+  const out: Partial<Record<K, string>> = {};
+  for (const [flag, option] of Object.entries(names)) {
+    const value = flags[flag];
+    if (typeof value === 'string' && value !== '') out[option] = value;
+  }
+  return out;
 }
 
 main().catch((err: unknown) => {

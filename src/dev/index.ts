@@ -5,6 +5,7 @@
  * `authorization` block or as JWTs of a server in operator mode.
  */
 export { freePort } from './free-port.js';
+export { trackChild } from './child-registry.js';
 export { DEFAULT_START_TIMEOUT_MS, ServerStartError, type ManagedServer } from './server-process.js';
 export {
   startEtcd,
@@ -71,3 +72,18 @@ export {
   type LocalCa,
   type TestPki,
 } from './pki.js';
+export { enableEtcdAuth, etcdctl, type EtcdAuthPlan, type EtcdctlTarget } from './etcd-auth.js';
+export {
+  accessPolicy,
+  COMMON_NAMES,
+  COORDINATOR_ETCD_USER,
+  COORDINATOR_NATS_USER,
+  DEFAULT_SECURE_ETCD_PREFIX,
+  DEFAULT_SECURE_SUBJECT_PREFIX,
+  startSecureCluster,
+  workerCommonName,
+  type ClusterIdentity,
+  type SecureCluster,
+  type SecureClusterOptions,
+  type SecureJob,
+} from './secure-cluster.js';
