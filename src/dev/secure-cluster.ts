@@ -41,7 +41,7 @@ import {
   workerInboxPrefix,
   type NatsStreamAccess,
 } from './nats-permissions.js';
-import { startNatsCluster, type NatsCluster } from './nats-process.js';
+import { startNats, startNatsCluster, type NatsCluster, type NatsClusterOptions } from './nats-process.js';
 import { createLocalCa, type CertFiles, type LocalCa } from './pki.js';
 
 /** Default of `SecureClusterOptions.etcdPrefix`. */
@@ -81,7 +81,7 @@ export interface SecureClusterOptions {
   coordinators?: number;
   /** etcd members. Default 3. */
   etcdMembers?: number;
-  /** NATS servers. Default 3. */
+  /** NATS servers: 1, or a JetStream cluster of 3 or more. Default 3. */
   natsServers?: number;
   /** The coordinators' etcd prefix, the only keys their user may touch. Default `/ckpt/`. */
   etcdPrefix?: string;
@@ -203,7 +203,7 @@ async function build(
       ...common,
       tls: { certFile: issued.etcd.cert, keyFile: issued.etcd.key, caFile: ca.cert },
     }).then((e) => (stops.push(() => e.stop()), e)),
-    startNatsCluster(options.natsServers ?? 3, {
+    startNatsServers(options.natsServers ?? 3, {
       ...common,
       extraArgs: ['-c', natsConfig, ...(options.natsExtraArgs ?? [])],
     }).then((n) => (stops.push(() => n.stop()), n)),
@@ -269,6 +269,13 @@ async function build(
     }),
     stop,
   };
+}
+
+/** A NATS cluster, or one server (which takes no cluster flags) seen as a cluster of one. */
+async function startNatsServers(size: number, options: NatsClusterOptions): Promise<NatsCluster> {
+  if (size !== 1) return startNatsCluster(size, options);
+  const server = await startNats(options);
+  return { servers: [server], urls: [server.url], stop: () => server.stop() };
 }
 
 interface Issued {

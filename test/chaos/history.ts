@@ -4,7 +4,7 @@
  * written afterwards arrives, so that every earlier change has been seen.
  */
 import { randomBytes } from 'node:crypto';
-import { Etcd3, type IKeyValue } from 'etcd3';
+import { Etcd3, type IKeyValue, type IOptions } from 'etcd3';
 import { MAX_RESPONSE_BYTES } from '../../src/store/index.js';
 import type { HistoryEvent } from './history-check.js';
 
@@ -14,12 +14,14 @@ export const DEFAULT_HISTORY_TIMEOUT_MS = 60_000;
 /** The key the sentinel is written to; outside every prefix the coordinators use. */
 export const SENTINEL_KEY = '/chaos-history-end';
 
-/** Every change to every key since revision 1, in revision order. */
+/** Every change to every key since revision 1, in revision order; with `security`, as a user that may read every key and write the sentinel. */
 export async function readHistory(
   etcdUrls: readonly string[],
   timeoutMs = DEFAULT_HISTORY_TIMEOUT_MS,
+  security: Pick<IOptions, 'credentials' | 'auth'> = {},
 ): Promise<HistoryEvent[]> {
   const client = new Etcd3({
+    ...security,
     hosts: [...etcdUrls],
     defaultCallOptions: () => ({ deadline: new Date(Date.now() + 5_000) }),
     // etcd sends up to 1000 revisions of history in one watch response: far more than

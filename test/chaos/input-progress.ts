@@ -5,6 +5,7 @@
  * with it whether the sources stopped reading (positions behind the
  * input's end) or records went missing after they were read.
  */
+import type { IOptions } from 'etcd3';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { INPUT_STREAM, INPUT_SUBJECTS } from '../../examples/wordcount/job.js';
@@ -22,10 +23,19 @@ export interface InputProgress {
 /** Reads the inputs' ends and the newest committed positions; failures leave fields undefined. */
 export async function inputProgress(
   nc: NatsConnection,
-  etcd: { urls: readonly string[]; prefix: string; jobId: string },
+  etcd: {
+    urls: readonly string[];
+    security: Pick<IOptions, 'credentials' | 'auth'> | undefined;
+    prefix: string;
+    jobId: string;
+  },
 ): Promise<{ checkpointId: number | undefined; inputs: InputProgress[] }> {
   const jsm = await jetstreamManager(nc);
-  const store = createEtcdStore({ hosts: [...etcd.urls], prefix: etcd.prefix });
+  const store = createEtcdStore({
+    hosts: [...etcd.urls],
+    prefix: etcd.prefix,
+    ...(etcd.security === undefined ? {} : { security: etcd.security }),
+  });
   try {
     const summaries = await store.listSummaries(etcd.jobId).catch(() => []);
     const newest = Math.max(0, ...summaries.map((s) => s.checkpointId));

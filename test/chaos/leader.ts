@@ -9,7 +9,8 @@
  * coordinator look like the leader.
  */
 import * as grpc from '@grpc/grpc-js';
-import { ckptGrpc, REASON_METADATA, unary } from '../../src/client/index.js';
+import { ckptGrpc, REASON_METADATA, unary, type ClientTlsOptions } from '../../src/client/index.js';
+import { clientTls } from '../../src/client/tls.js';
 import type { CollectGarbageRequest } from '../../src/gen/ckpt/v1/CollectGarbageRequest.js';
 import type { CollectGarbageResponse__Output as CollectGarbageResponse } from '../../src/gen/ckpt/v1/CollectGarbageResponse.js';
 import type { CoordinatorClient as GrpcCoordinatorClient } from '../../src/gen/ckpt/v1/Coordinator.js';
@@ -24,8 +25,14 @@ import type { SubmitJobResponse__Output as SubmitJobResponse } from '../../src/g
 export class ProbeClient {
   readonly #raw: GrpcCoordinatorClient;
 
-  constructor(readonly address: string) {
-    this.#raw = new (ckptGrpc().Coordinator)(address, grpc.credentials.createInsecure());
+  /** With `tls`, over TLS with its client certificate; else in plain text. */
+  constructor(
+    readonly address: string,
+    tls?: ClientTlsOptions,
+  ) {
+    const secure = tls === undefined ? undefined : clientTls(tls);
+    const credentials = secure?.credentials ?? grpc.credentials.createInsecure();
+    this.#raw = new (ckptGrpc().Coordinator)(address, credentials, secure?.channelOptions ?? {});
   }
 
   /** `GetJob` on this coordinator only. */

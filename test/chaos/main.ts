@@ -7,6 +7,8 @@
  * Every flag can also be given as an environment variable (a flag wins):
  * SEED, FAULTS, COORDINATORS, FAULT_KINDS (comma-separated), NATS_CLUSTER
  * (default 1: a 3-node NATS cluster with JetStream; 0 for one server),
+ * SECURE (default 1: TLS, client certificates and least-privilege users on
+ * every link, as `make cluster` runs; 0, or `--insecure`, for plain text),
  * SPACING_MS, COORDINATOR_ARGS (space-separated), CHAOS_LOG_DIR.
  * `--sentences-per-second` and `--settle-timeout-ms` tune the load and the
  * wait for the output; `--report-json FILE` also writes the whole report
@@ -22,7 +24,7 @@ import { formatSummary } from './summary.js';
 
 const USAGE =
   'usage: main.ts [--seed N] [--faults N] [--coordinators N] [--kinds k1,k2] [--nats-cluster] ' +
-  '[--spacing-ms MS] [--sentences-per-second N] [--settle-timeout-ms MS] [--coordinator-arg FLAG]... ' +
+  '[--insecure] [--spacing-ms MS] [--sentences-per-second N] [--settle-timeout-ms MS] [--coordinator-arg FLAG]... ' +
   '[--log-dir DIR] [--report-json FILE]';
 
 function options(): ChaosOptions & { reportJson?: string } {
@@ -33,6 +35,7 @@ function options(): ChaosOptions & { reportJson?: string } {
       coordinators: { type: 'string', default: process.env.COORDINATORS },
       kinds: { type: 'string', default: process.env.FAULT_KINDS },
       'nats-cluster': { type: 'boolean', default: !/^(0|false|no)$/i.test(process.env.NATS_CLUSTER ?? '1') },
+      insecure: { type: 'boolean', default: /^(0|false|no)$/i.test(process.env.SECURE ?? '1') },
       'spacing-ms': { type: 'string', default: process.env.SPACING_MS },
       'sentences-per-second': { type: 'string' },
       'settle-timeout-ms': { type: 'string' },
@@ -57,6 +60,7 @@ function options(): ChaosOptions & { reportJson?: string } {
     ...(values['report-json'] === undefined ? {} : { reportJson: values['report-json'] }),
     ...(values.kinds === undefined || values.kinds === '' ? {} : { kinds: parseKinds(values.kinds) }),
     natsCluster: values['nats-cluster'],
+    secure: !values.insecure,
     coordinatorArgs: values['coordinator-arg'],
     ...(values['log-dir'] === undefined || values['log-dir'] === '' ? {} : { logDir: values['log-dir'] }),
     log: (line) => console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${line}`),

@@ -63,6 +63,13 @@ export interface ChaosOptions {
   kinds?: readonly FaultKind[];
   /** Run NATS as a 3-node JetStream cluster instead of one server. Default false. */
   natsCluster?: boolean;
+  /**
+   * Run on the secured topology of `make cluster` (`startSecureCluster`):
+   * mutual TLS on gRPC, NATS with TLS, client certificates and a user per
+   * role, etcd with TLS, client certificates and a user limited to the
+   * prefix. False runs everything in plain text. Default true.
+   */
+  secure?: boolean;
   /** Mean time from one fault's start to the next. Default 5000 ms. */
   spacingMs?: number;
   /** Rate at which the corpus is fed while the faults run. Default 100. */
@@ -114,6 +121,7 @@ export interface ChaosConfig {
   coordinators: number;
   kinds: readonly FaultKind[];
   natsCluster: boolean;
+  secure: boolean;
   spacingMs: number;
   sentencesPerSecond: number;
   intervalMs: number;
@@ -151,6 +159,7 @@ export function resolveChaosOptions(o: ChaosOptions = {}): ChaosConfig {
     coordinators: integer('coordinators', o.coordinators ?? DEFAULT_COORDINATORS, 1, 9),
     kinds: [...kinds],
     natsCluster: o.natsCluster ?? false,
+    secure: o.secure ?? true,
     spacingMs: integer('spacingMs', o.spacingMs ?? DEFAULT_SPACING_MS, 500, 600_000),
     sentencesPerSecond: integer('sentencesPerSecond', o.sentencesPerSecond ?? DEFAULT_SENTENCES_PER_SECOND, 1, 100_000),
     intervalMs: integer('intervalMs', o.intervalMs ?? DEFAULT_INTERVAL_MS, 10, 600_000),

@@ -113,7 +113,7 @@ async function feedAndRecord(
   config: ChaosConfig,
   failures: string[],
 ): Promise<void> {
-  await feedCorpus(stack.nc, corpus, spanMs, config.signal).then(
+  await feedCorpus(stack.feeder, corpus, spanMs, config.signal).then(
     () => config.log(`fed ${corpus.length} sentences`),
     (err: unknown) => void failures.push(`feeding the corpus failed: ${(err as Error).message}`),
   );
@@ -205,7 +205,12 @@ async function settle(
   const verdict = verify(await readStream(stack.nc, OUTPUT_STREAM).catch(() => []), expected);
   if (!verdict.ok) {
     // Whether the sources stopped short of their input's end, or records went missing after they were read.
-    await inputProgress(stack.nc, { urls: stack.etcd.clientUrls, prefix: config.etcdPrefix, jobId: JOB_ID }).then(
+    await inputProgress(stack.nc, {
+      urls: stack.etcd.clientUrls,
+      security: stack.etcdSecurity,
+      prefix: config.etcdPrefix,
+      jobId: JOB_ID,
+    }).then(
       (p) => config.log(describeInputProgress(p)),
       (err: unknown) => config.log(`the inputs' progress could not be read: ${(err as Error).message}`),
     );
@@ -229,6 +234,7 @@ async function checkStateAfterSweep(
   try {
     return await checkState({
       etcdUrls: stack.etcd.clientUrls,
+      etcdSecurity: stack.etcdSecurity,
       etcdPrefix: config.etcdPrefix,
       stateDir: stack.stateDir,
       jobId: JOB_ID,
@@ -274,7 +280,7 @@ interface Outcome {
 
 /** Reads etcd's history and the logs, and collects every violation. */
 async function judge(o: Outcome): Promise<ChaosReport> {
-  const history = checkHistory(await readHistory(o.stack.etcd.clientUrls), {
+  const history = checkHistory(await readHistory(o.stack.etcd.clientUrls, undefined, o.stack.etcdSecurity), {
     etcdPrefix: o.config.etcdPrefix,
     electionPrefix: o.config.electionPrefix,
   });

@@ -4,6 +4,13 @@
  * coordinator or a worker to a server, the coordinator processes, and the
  * word count's three worker processes. The feeder and the checks reach the
  * servers directly, never through a proxy.
+ *
+ * By default the topology is `make cluster`'s (`startSecureCluster`): TLS
+ * with client certificates on every link (the proxies pass it through),
+ * a least-privilege user per role on NATS and etcd, mutual TLS and the
+ * access policy on gRPC. The feeder, the checks and the probes connect with
+ * credentials of their own: the feeder and checker NATS users, etcd's root
+ * (the history check reads every key), the operator's certificate.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,16 +20,28 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/nats-core';
 import { connectNats } from '../../src/bus/index.js';
+import type { IOptions } from 'etcd3';
+import { coordinatorFlagNames } from '../../src/cli/coordinator-flags.js';
+import { loadNatsAuth, type NatsAuthOptions } from '../../src/bus/index.js';
 import {
   freePort,
   startEtcdCluster,
   startNats,
   startNatsCluster,
+  startSecureCluster,
   startTcpProxy,
   type EtcdCluster,
   type NatsProcess,
+  type SecureCluster,
   type TcpProxy,
 } from '../../src/dev/index.js';
+import {
+  CHECKER,
+  FEEDER,
+  WORD_COUNT_CLIENTS,
+  wordCountSecureJob,
+  workerSecurityFlags,
+} from '../../examples/wordcount/secure.js';
 import {
   INPUT_STREAM,
   OUTPUT_STREAM,
@@ -80,8 +99,12 @@ export interface Stack {
   readonly workers: readonly WorkerNode[];
   /** Events parsed from every coordinator's log, in arrival order. */
   readonly events: CoordinatorEvent[];
-  /** A direct NATS connection. */
+  /** A direct NATS connection, as the checker: it creates the streams and reads them. */
   readonly nc: NatsConnection;
+  /** A direct NATS connection, as the feeder: it publishes the input. */
+  readonly feeder: NatsConnection;
+  /** How the checks reach etcd directly: TLS and root's password on the secured topology. */
+  readonly etcdSecurity: Pick<IOptions, 'credentials' | 'auth'> | undefined;
   /** The directory every worker keeps its task state in. */
   readonly stateDir: string;
   /** Stops everything and removes every temporary directory. Idempotent. */
@@ -106,12 +129,11 @@ export async function startStack(config: ChaosConfig): Promise<Stack> {
 
 async function build(config: ChaosConfig, closers: Closers): Promise<Omit<Stack, 'stop'>> {
   if (config.logDir !== undefined) await mkdir(config.logDir, { recursive: true });
-  const [etcd, nats] = await Promise.all([startEtcdCluster(ETCD_MEMBERS), startNatsServers(config)]);
-  closers.push(
-    () => etcd.stop(),
-    () => Promise.all(nats.map((n) => n.stop())).then(() => undefined),
+  const { etcd, nats, secure } = await startServers(config, closers);
+  config.log(
+    `etcd ${etcd.clientUrls.join(', ')}; NATS ${nats.map((n) => n.url).join(', ')}` +
+      (secure ? '; TLS, client certificates and least-privilege users on every link' : '; plain text'),
   );
-  config.log(`etcd ${etcd.clientUrls.join(', ')}; NATS ${nats.map((n) => n.url).join(', ')}`);
   const natsUrls = nats.map((n) => n.url);
   const proxy = async (target: string, label: string): Promise<TcpProxy> => {
     const p = await startTcpProxy({ target, label });
@@ -122,27 +144,30 @@ async function build(config: ChaosConfig, closers: Closers): Promise<Omit<Stack,
   const natsHosts = natsUrls.map((u) => new URL(u).host);
   const events: CoordinatorEvent[] = [];
   const coordinators: CoordinatorNode[] = [];
+  const accessPolicy = secure !== undefined && coordinatorFlagNames().includes('--access-policy');
+  const probeTls = secure === undefined ? undefined : secure.grpcTls(secure.operator);
   for (let i = 0; i < config.coordinators; i++) {
     const etcdLinks = await Promise.all(etcdHosts.map((h, m) => proxy(h, `coordinator-${i} → etcd n${m + 1}`)));
     const natsLinks = await Promise.all(natsHosts.map((h, s) => proxy(h, `coordinator-${i} → nats${s + 1}`)));
     const address = `127.0.0.1:${await freePort()}`;
+    const security = secure === undefined ? [] : secure.coordinatorFlags(i, { accessPolicy });
     const child = new ManagedChild({
       label: `coordinator-${i}`,
       ...logFile(config, `coordinator-${i}`),
-      args: () => coordinatorArgs(config, address, etcdLinks, natsLinks),
+      args: () => [...coordinatorArgs(config, address, etcdLinks, natsLinks, secure !== undefined), ...security],
       onLine: (line) => {
         const event = parseCoordinatorLine(line, i);
         if (event !== undefined) events.push(event);
       },
     });
-    const client = new ProbeClient(address);
+    const client = new ProbeClient(address, probeTls);
     closers.push(() => client.close());
     closers.push(() => child.stop());
     coordinators.push({ index: i, address, child, etcdLinks, natsLinks, client });
   }
   for (const c of coordinators) c.child.start();
-  const nc = await connectNats(natsUrls, 'chaos-checks');
-  closers.push(() => nc.close().catch(() => undefined));
+  const nc = await connectAs(natsUrls, 'chaos-checks', secure?.clientNatsAuth(CHECKER), closers);
+  const feeder = secure === undefined ? nc : await connectAs(natsUrls, 'chaos-feeder', secure.clientNatsAuth(FEEDER), closers); // prettier-ignore
   await createStreams(nc, nats.length);
   const leader = await awaitLeader(coordinators, config);
   await coordinators[leader]!.client.submitJob(wordCountSpec(JOB_ID, config.intervalMs));
@@ -150,19 +175,65 @@ async function build(config: ChaosConfig, closers: Closers): Promise<Omit<Stack,
   const stateDir = await mkdtemp(join(tmpdir(), 'ckpt-chaos-'));
   closers.push(() => rm(stateDir, { recursive: true, force: true }));
   const workers: WorkerNode[] = [];
+  const workerSecurity = secure === undefined ? [] : workerSecurityFlags(secure, JOB_ID);
   for (let i = 0; i < WORKER_TASKS.length; i++) {
     const natsLinks = await Promise.all(natsHosts.map((h, s) => proxy(h, `worker-${i} → nats${s + 1}`)));
     const tasks = WORKER_TASKS[i] as readonly string[];
     const child: ManagedChild = new ManagedChild({
       label: `worker-${i}`,
       ...logFile(config, `worker-${i}`),
-      args: (): string[] => workerArgs(coordinators, natsLinks, tasks, stateDir, `worker-${i}-${child.starts}`),
+      args: (): string[] => [
+        ...workerArgs(coordinators, natsLinks, tasks, stateDir, `worker-${i}-${child.starts}`),
+        ...workerSecurity,
+      ],
     });
     closers.push(() => child.stop());
     workers.push({ index: i, tasks, child, natsLinks });
   }
   for (const w of workers) w.child.start();
-  return { etcd, nats, natsUrls, coordinators, workers, events, nc, stateDir };
+  const etcdSecurity = secure?.etcdRootSecurity();
+  return { etcd, nats, natsUrls, coordinators, workers, events, nc, feeder, etcdSecurity, stateDir };
+}
+
+/** etcd and NATS: secured (`startSecureCluster`) or in plain text. */
+async function startServers(
+  config: ChaosConfig,
+  closers: Closers,
+): Promise<{ etcd: EtcdCluster; nats: NatsProcess[]; secure: SecureCluster | undefined }> {
+  if (config.secure) {
+    const secure = await startSecureCluster({
+      jobs: [wordCountSecureJob(JOB_ID)],
+      clients: WORD_COUNT_CLIENTS,
+      coordinators: config.coordinators,
+      etcdMembers: ETCD_MEMBERS,
+      natsServers: config.natsCluster ? 3 : 1,
+      etcdPrefix: config.etcdPrefix,
+      subjectPrefix: config.subjectPrefix,
+      // Without --no_advertise, clients would learn the servers' own ports and bypass the proxies.
+      natsExtraArgs: config.natsCluster ? ['--no_advertise'] : [],
+    });
+    closers.push(() => secure.stop());
+    return { etcd: secure.etcd, nats: [...secure.nats.servers], secure };
+  }
+  const [etcd, nats] = await Promise.all([startEtcdCluster(ETCD_MEMBERS), startNatsServers(config)]);
+  closers.push(
+    () => etcd.stop(),
+    () => Promise.all(nats.map((n) => n.stop())).then(() => undefined),
+  );
+  return { etcd, nats, secure: undefined };
+}
+
+/** A direct NATS connection, with `auth` when the topology is secured. */
+async function connectAs(
+  urls: readonly string[],
+  name: string,
+  auth: NatsAuthOptions | undefined,
+  closers: Closers,
+): Promise<NatsConnection> {
+  const options = auth === undefined ? {} : { auth: loadNatsAuth(auth, (field) => `${name} ${field}`) };
+  const nc = await connectNats([...urls], name, options);
+  closers.push(() => nc.close().catch(() => undefined));
+  return nc;
 }
 
 function logFile(config: ChaosConfig, label: string): { logFile?: string } {
@@ -181,11 +252,12 @@ function coordinatorArgs(
   listen: string,
   etcdLinks: readonly TcpProxy[],
   natsLinks: readonly TcpProxy[],
+  tls: boolean,
 ): string[] {
   return [
     CLI,
     'coordinator',
-    ...['--etcd', etcdLinks.map((p) => `http://${p.address}`).join(',')],
+    ...['--etcd', etcdLinks.map((p) => `${tls ? 'https' : 'http'}://${p.address}`).join(',')],
     ...['--nats', natsLinks.map((p) => `nats://${p.address}`).join(',')],
     ...['--listen', listen],
     ...['--etcd-prefix', config.etcdPrefix],

@@ -6,6 +6,7 @@
  * decoded, and the directory is searched for orphans the sweeps missed.
  * The verdict is `handle-check.ts`'s.
  */
+import type { IOptions } from 'etcd3';
 import { decodeStoredPiece } from '../../src/sdk/state/compression.js';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createLocalDirectoryBackend, type LocalDirectoryBackend } from '../../src/sdk/state/index.js';
@@ -25,6 +26,8 @@ import {
 /** Where the state and its manifests are, and how the coordinators sweep it. */
 export interface StateCheckInput {
   etcdUrls: readonly string[];
+  /** TLS and credentials of the etcd client; undefined in plain text. */
+  etcdSecurity: Pick<IOptions, 'credentials' | 'auth'> | undefined;
   etcdPrefix: string;
   stateDir: string;
   jobId: string;
@@ -40,7 +43,11 @@ export interface StateCheckInput {
 
 /** Reads every retained piece back and looks for orphans; see the module comment. */
 export async function checkState(input: StateCheckInput): Promise<HandleCheckReport> {
-  const store = createEtcdStore({ hosts: [...input.etcdUrls], prefix: input.etcdPrefix });
+  const store = createEtcdStore({
+    hosts: [...input.etcdUrls],
+    prefix: input.etcdPrefix,
+    ...(input.etcdSecurity === undefined ? {} : { security: input.etcdSecurity }),
+  });
   const backend = await createLocalDirectoryBackend({ dir: input.stateDir });
   try {
     const manifests = await readRetained(store, input.jobId);

@@ -21,6 +21,9 @@ export function formatSummary(r: ChaosReport): string[] {
   const lines = [
     `seed ${c.seed}, ${c.coordinators} coordinator(s), etcd 3 members, NATS ${c.natsCluster ? '3-node cluster' : '1 server'}; ` +
       `${r.sentences} sentences; run took ${(r.durationMs / 1000).toFixed(1)} s`,
+    c.secure
+      ? 'links: TLS with client certificates everywhere; NATS and etcd users of least privilege; gRPC mutual TLS'
+      : 'links: plain text, no credentials (--insecure)',
     `faults: ${r.faults.length} of ${c.faults} injected: ${kinds}`,
     `recoveries (epoch rises): ${r.recoveries} (recovery starts logged: ${r.log.recoveryStarts}); ` +
       `fail-overs: ${r.failovers}; leader terms: ${r.terms}`,

@@ -58,6 +58,7 @@ test('the word count stays exactly-once and etcd stays sound through 10 seeded f
   const report = JSON.parse(await readFile(reportFile, 'utf8')) as ChaosReport;
   t.is(code, 0, 'the suite found no violation');
   t.is(report.faults.length, 10);
+  t.true(report.config.secure, 'the suite ran on the secured topology');
   t.true(report.recoveries >= 1, 'the faults caused at least one recovery');
   t.true(report.committed >= 3, 'checkpoints were committed while faults ran');
   t.true(report.exactlyOnce.ok);
