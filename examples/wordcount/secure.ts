@@ -13,13 +13,29 @@ export const CHECKER = 'wordcount-checker';
 
 /** The job's NATS needs: its sources read the input stream, its sink writes the output stream. */
 export function wordCountSecureJob(jobId: string): SecureJob {
-  return { jobId, streams: [{ stream: INPUT_STREAM }, { stream: OUTPUT_STREAM, publish: [OUTPUT_SUBJECT] }] };
+  return {
+    jobId,
+    streams: [
+      { stream: INPUT_STREAM, consume: true },
+      { stream: OUTPUT_STREAM, create: true, publish: [OUTPUT_SUBJECT] },
+    ],
+  };
 }
 
-/** The feeder and the checker: the feeder publishes sentences; the checker only reads. */
+/**
+ * The feeder and the checker: the feeder creates the input stream and
+ * publishes sentences; the checker reads both streams (and creates them
+ * where a run wants them replicated before the sink would create its own).
+ */
 export const WORD_COUNT_CLIENTS = [
-  { name: FEEDER, streams: [{ stream: INPUT_STREAM, publish: ['sentences.*'] }] },
-  { name: CHECKER, streams: [{ stream: INPUT_STREAM }, { stream: OUTPUT_STREAM }] },
+  { name: FEEDER, streams: [{ stream: INPUT_STREAM, create: true, publish: ['sentences.*'] }] },
+  {
+    name: CHECKER,
+    streams: [
+      { stream: INPUT_STREAM, create: true, get: true },
+      { stream: OUTPUT_STREAM, create: true, consume: true },
+    ],
+  },
 ] as const;
 
 /** The flags of `worker.ts` that give a worker of `jobId` its certificate and NATS user. */

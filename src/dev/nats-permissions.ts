@@ -35,14 +35,27 @@ export interface NatsPermissions {
   subscribe: { allow: string[]; deny: string[] };
 }
 
-/** An application stream a job's tasks or a stream client use. */
+/**
+ * An application stream a job's tasks or a stream client use, and how.
+ * Every user of a stream may look it up (`$JS.API.INFO`,
+ * `$JS.API.STREAM.INFO.<stream>`); the rest is granted only as asked.
+ */
 export interface NatsStreamAccess {
   /** The stream's name. */
   stream: string;
   /**
+   * Reads it with consumers, as a JetStream source or a reader of output
+   * does: creates, looks up and deletes consumers, pulls, answers flow
+   * control. Default false.
+   */
+  consume?: boolean;
+  /** Reads single messages by sequence or subject (`getMessage`, direct gets). Default false. */
+  get?: boolean;
+  /** Creates it when it does not exist, as a sink with `createStream` does. Default false. */
+  create?: boolean;
+  /**
    * Subjects of the stream the user publishes to (a sink's subject, a
-   * feeder's input subjects); `*` and `>` allowed. Default: none, the
-   * stream is only read.
+   * feeder's input subjects); `*` and `>` allowed. Default: none.
    */
   publish?: readonly string[];
 }
@@ -144,31 +157,30 @@ export function streamClientPermissions(
 
 /** The subjects of every stream in `streams`, each once, in order. */
 function streamsSubjects(prefix: string, streams: readonly NatsStreamAccess[]): string[] {
-  const subjects = streams.flatMap((s) => [...streamApiSubjects(s.stream), ...publishSubjects(prefix, s)]);
+  const subjects = streams.flatMap((s) => [...streamApiSubjects(s), ...publishSubjects(prefix, s)]);
   return [...new Set(subjects)];
 }
 
-/**
- * What a JetStream client needs on one stream to create it and read it
- * with consumers (ordered, pull or push): its JetStream API calls, and the
- * acks and flow control of its consumers.
- */
-function streamApiSubjects(stream: string): string[] {
+/** The JetStream API calls `access` asks for on its stream. */
+function streamApiSubjects(access: NatsStreamAccess): string[] {
+  const stream = access.stream;
   if (!/^[A-Za-z0-9_-]{1,128}$/.test(stream))
     throw new CkptError('MALFORMED', `stream ${JSON.stringify(stream)} is not 1-128 characters of [A-Za-z0-9_-]`);
   return [
     '$JS.API.INFO',
     `$JS.API.STREAM.INFO.${stream}`,
-    `$JS.API.STREAM.CREATE.${stream}`,
-    `$JS.API.STREAM.MSG.GET.${stream}`,
-    `$JS.API.DIRECT.GET.${stream}.>`,
-    `$JS.API.CONSUMER.CREATE.${stream}`,
-    `$JS.API.CONSUMER.CREATE.${stream}.>`,
-    `$JS.API.CONSUMER.INFO.${stream}.>`,
-    `$JS.API.CONSUMER.DELETE.${stream}.>`,
-    `$JS.API.CONSUMER.MSG.NEXT.${stream}.>`,
-    `$JS.ACK.${stream}.>`,
-    `$JS.FC.${stream}.>`,
+    ...(access.create === true ? [`$JS.API.STREAM.CREATE.${stream}`] : []),
+    ...(access.consume === true
+      ? [
+          `$JS.API.CONSUMER.CREATE.${stream}`,
+          `$JS.API.CONSUMER.CREATE.${stream}.>`,
+          `$JS.API.CONSUMER.INFO.${stream}.>`,
+          `$JS.API.CONSUMER.DELETE.${stream}.>`,
+          `$JS.API.CONSUMER.MSG.NEXT.${stream}.>`,
+          `$JS.FC.${stream}.>`,
+        ]
+      : []),
+    ...(access.get === true ? [`$JS.API.STREAM.MSG.GET.${stream}`, `$JS.API.DIRECT.GET.${stream}.>`] : []),
   ];
 }
 

@@ -47,11 +47,16 @@ const configText = renderNatsPermissions({
       jobId: 'J',
       credentials: users.J,
       stateBucket: 'state-J',
-      streams: [{ stream: 'IN_J' }, { stream: 'OUT_J', publish: ['out.J'] }],
+      streams: [
+        { stream: 'IN_J', consume: true },
+        { stream: 'OUT_J', create: true, publish: ['out.J'] },
+      ],
     },
     { jobId: 'K', credentials: users.K, stateBucket: 'state-K' },
   ],
-  clients: [{ name: 'feeder', credentials: users.feeder, streams: [{ stream: 'IN_J', publish: ['in.J'] }] }],
+  clients: [
+    { name: 'feeder', credentials: users.feeder, streams: [{ stream: 'IN_J', create: true, publish: ['in.J'] }] },
+  ],
 });
 
 let dir = '';

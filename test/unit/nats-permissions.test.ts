@@ -13,26 +13,27 @@ import {
   workerPermissions,
 } from '../../src/dev/index.js';
 
-const INPUT = { stream: 'SENTENCES' };
-const OUTPUT = { stream: 'WORDCOUNT', publish: ['wordcount.out'] };
+const INPUT = { stream: 'SENTENCES', consume: true };
+const OUTPUT = { stream: 'WORDCOUNT', create: true, publish: ['wordcount.out'] };
 
-test("a worker with streams may call the JetStream API on those streams only, and publish its sinks' subjects", (t) => {
+test("a worker with streams may call the JetStream API on those streams only, as asked, and publish its sinks' subjects", (t) => {
   const p = workerPermissions('ckpt', { jobId: 'wc', streams: [INPUT, OUTPUT] });
-  const allow = p.publish.allow;
-  for (const subject of [
+  t.deepEqual(p.publish.allow, [
     'ckpt.wc.data.*.*',
+    // The source reads its input with ordered consumers.
+    '$JS.API.INFO',
+    '$JS.API.STREAM.INFO.SENTENCES',
+    '$JS.API.CONSUMER.CREATE.SENTENCES',
     '$JS.API.CONSUMER.CREATE.SENTENCES.>',
+    '$JS.API.CONSUMER.INFO.SENTENCES.>',
+    '$JS.API.CONSUMER.DELETE.SENTENCES.>',
     '$JS.API.CONSUMER.MSG.NEXT.SENTENCES.>',
+    '$JS.FC.SENTENCES.>',
+    // The sink creates its stream unless it exists, and publishes to it.
+    '$JS.API.STREAM.INFO.WORDCOUNT',
     '$JS.API.STREAM.CREATE.WORDCOUNT',
     'wordcount.out',
-  ])
-    t.true(allow.includes(subject), subject);
-  t.false(allow.includes('$JS.API.>'), 'no JetStream API call on other streams');
-  t.is(allow.filter((s) => s === '$JS.API.INFO').length, 1, 'each subject once');
-  t.false(
-    allow.some((s) => s.startsWith('sentences')),
-    'an input stream is read, not published to',
-  );
+  ]);
   t.deepEqual(p.subscribe.allow, [
     'ckpt.wc.trigger',
     'ckpt.wc.complete',
@@ -43,6 +44,13 @@ test("a worker with streams may call the JetStream API on those streams only, an
   ]);
 });
 
+test('a stream only looked up, or only read with message gets, grants no more', (t) => {
+  const looked = workerPermissions('ckpt', { jobId: 'wc', streams: [{ stream: 'S' }] });
+  t.deepEqual(looked.publish.allow, ['ckpt.wc.data.*.*', '$JS.API.INFO', '$JS.API.STREAM.INFO.S']);
+  const got = workerPermissions('ckpt', { jobId: 'wc', streams: [{ stream: 'S', get: true }] });
+  t.deepEqual(got.publish.allow.slice(3), ['$JS.API.STREAM.MSG.GET.S', '$JS.API.DIRECT.GET.S.>']);
+});
+
 test('a worker without streams gets no JetStream API at all', (t) => {
   const p = workerPermissions('ckpt', { jobId: 'wc' });
   t.deepEqual(p.publish.allow, ['ckpt.wc.data.*.*']);
@@ -51,11 +59,16 @@ test('a worker without streams gets no JetStream API at all', (t) => {
 test("a stream client publishes its subjects, calls its streams' API, and reads only its own inboxes", (t) => {
   const p = streamClientPermissions('ckpt', {
     name: 'feeder',
-    streams: [{ stream: 'SENTENCES', publish: ['sentences.*'] }, OUTPUT],
+    streams: [
+      { stream: 'SENTENCES', publish: ['sentences.*'], get: true },
+      { stream: 'WORDCOUNT', consume: true },
+    ],
   });
   t.true(p.publish.allow.includes('sentences.*'));
   t.true(p.publish.allow.includes('$JS.API.STREAM.MSG.GET.SENTENCES'));
   t.true(p.publish.allow.includes('$JS.API.CONSUMER.CREATE.WORDCOUNT.>'));
+  t.false(p.publish.allow.includes('wordcount.out'), 'a stream it reads is not published to');
+  t.false(p.publish.allow.includes('$JS.API.STREAM.CREATE.SENTENCES'), 'nor created, unless asked');
   t.deepEqual(p.publish.deny, ['ckpt.>', '_INBOX.>']);
   t.deepEqual(p.subscribe.allow, [`${clientInboxPrefix('feeder')}.>`]);
   t.is(clientInboxPrefix('feeder'), '_INBOX_CLIENT_feeder');
