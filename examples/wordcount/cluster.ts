@@ -9,8 +9,8 @@
  *   node --import tsx examples/wordcount/cluster.ts [--for-seconds N] [--coordinators N]
  *
  * With `--for-seconds N` (or CKPT_CLUSTER_SECONDS) it runs N seconds, then
- * checks as the reader that checkpoints committed, and exits 0 if they did,
- * 1 if not.
+ * checks as the reader that checkpoints committed (and, under the access
+ * policy, that the reader may not trigger one), and exits 0 if so, 1 if not.
  */
 import { openSync, closeSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -24,10 +24,16 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connectNats, loadNatsAuth } from '../../src/bus/index.js';
 import { coordinatorFlagNames } from '../../src/cli/coordinator-flags.js';
-import { createCoordinatorClient, createQueryClient, type CoordinatorClient } from '../../src/client/index.js';
+import {
+  createCoordinatorClient,
+  createQueryClient,
+  errorReason,
+  type CoordinatorClient,
+} from '../../src/client/index.js';
 import {
   freePort,
   killLocalServersSync,
+  PKCS12_PASSWORD,
   startSecureCluster,
   trackChild,
   type SecureCluster,
@@ -119,14 +125,19 @@ interface Coordinators {
   children: Child[];
   addresses: string[];
   dashboards: string[];
+  /** Whether the coordinators run with the access policy. */
+  accessPolicy: boolean;
 }
 
 async function startCoordinators(cluster: SecureCluster, count: number, logs: string): Promise<Coordinators> {
-  const accessPolicy = coordinatorFlagNames().includes('--access-policy');
+  const flags = coordinatorFlagNames();
+  const accessPolicy = flags.includes('--access-policy');
   if (!accessPolicy) log('this coordinator has no --access-policy: any certificate of the CA may make any call');
+  // The dashboard and its API over HTTPS, where callers identify by the same client certificates.
+  const https = flags.includes('--http-tls');
   const etcd = cluster.etcd.clientUrls.join(',');
   const nats = cluster.nats.urls.join(',');
-  const result: Coordinators = { children: [], addresses: [], dashboards: [] };
+  const result: Coordinators = { children: [], addresses: [], dashboards: [], accessPolicy };
   for (let i = 0; i < count; i++) {
     const [grpcPort, httpPort] = [await freePort(), await freePort()];
     const address = `127.0.0.1:${grpcPort}`;
@@ -134,10 +145,11 @@ async function startCoordinators(cluster: SecureCluster, count: number, logs: st
       ...[CLI, 'coordinator', '--etcd', etcd, '--nats', nats],
       ...['--listen', address, '--http-listen', `127.0.0.1:${httpPort}`, '--log-level', 'info'],
       ...cluster.coordinatorFlags(i, { accessPolicy }),
+      ...(https ? ['--http-tls', 'on'] : []),
     ];
     result.children.push(startNode(`coordinator-${i}`, args, join(logs, `coordinator-${i}.log`)));
     result.addresses.push(address);
-    result.dashboards.push(`http://127.0.0.1:${httpPort}/`);
+    result.dashboards.push(`${https ? 'https' : 'http'}://127.0.0.1:${httpPort}/`);
   }
   return result;
 }
@@ -192,6 +204,23 @@ async function waitRunning(cluster: SecureCluster, addresses: string[], signal: 
   }
 }
 
+/**
+ * Under the access policy, whether the reader is refused a trigger, as a
+ * reader must be; undefined when there is no policy to check.
+ */
+async function readerRefusedTrigger(cluster: SecureCluster, c: Coordinators): Promise<string | undefined> {
+  if (!c.accessPolicy) return undefined;
+  const reader = createCoordinatorClient(c.addresses, { tls: cluster.grpcTls(cluster.reader) });
+  try {
+    await reader.triggerCheckpoint({ jobId: JOB_ID }, { deadlineMs: 5_000 });
+    return 'accepted';
+  } catch (err) {
+    return errorReason(err) ?? (err as Error).message;
+  } finally {
+    reader.close();
+  }
+}
+
 /** What the reader sees committed: the job's latest checkpoint and the count the query service lists. */
 async function committed(cluster: SecureCluster, addresses: string[]): Promise<{ latest: number; listed: number }> {
   const tls = cluster.grpcTls(cluster.reader);
@@ -217,7 +246,11 @@ function printHowToReach(cluster: SecureCluster, c: Coordinators, logs: string):
   const lines = [
     '',
     `coordinators (gRPC, mutual TLS): ${addresses}`,
-    `dashboards: ${c.dashboards.join('  ')}`,
+    `dashboards: ${c.dashboards.join('  ')}` +
+      (c.dashboards[0]?.startsWith('https') === true
+        ? ` (a browser shows them with the reader's certificate: import ${join(cluster.dir, 'pki', 'reader.p12')}, password "${PKCS12_PASSWORD}")`
+        : ''),
+    `  curl --cacert ${cluster.caFile} --cert ${cluster.reader.cert} --key ${cluster.reader.key} ${c.dashboards[0] ?? ''}api/v1/jobs`,
     `etcd (TLS, client certificates, user ckpt on ${cluster.etcdPrefix} only): ${cluster.etcd.clientUrls.join(',')}`,
     `NATS (TLS, client certificates, users per role): ${cluster.nats.urls.join(',')}`,
     `certificates: ${join(cluster.dir, 'pki')} (CA ${cluster.caFile}); passwords: ${join(cluster.dir, 'secrets')}`,
@@ -293,9 +326,12 @@ async function main(): Promise<number> {
     }
     await delay(o.forSeconds * 1000, undefined, { signal: abort.signal }).catch(() => undefined);
     const seen = await committed(cluster, coordinators.addresses);
-    const ok = seen.latest >= MIN_COMMITTED && seen.listed > 0;
+    const refusal = await readerRefusedTrigger(cluster, coordinators);
+    const ok =
+      seen.latest >= MIN_COMMITTED && seen.listed > 0 && (refusal === undefined || refusal === 'PERMISSION_DENIED');
+    const policy = refusal === undefined ? 'no access policy' : `access policy: a trigger by the reader: ${refusal}`;
     console.log(
-      `cluster check: ${ok ? 'OK' : 'FAIL'}: latest committed checkpoint ${seen.latest}, ${seen.listed} completed listed, as the reader over mutual TLS`, // prettier-ignore
+      `cluster check: ${ok ? 'OK' : 'FAIL'}: latest committed checkpoint ${seen.latest}, ${seen.listed} completed listed, as the reader over mutual TLS; ${policy}`, // prettier-ignore
     );
     return ok ? 0 : 1;
   } finally {

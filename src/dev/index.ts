@@ -65,6 +65,7 @@ export {
 } from './nats-jwt.js';
 export {
   createLocalCa,
+  exportPkcs12,
   LOOPBACK_NAMES,
   makeTestPki,
   type CertFiles,
@@ -80,6 +81,7 @@ export {
   COORDINATOR_NATS_USER,
   DEFAULT_SECURE_ETCD_PREFIX,
   DEFAULT_SECURE_SUBJECT_PREFIX,
+  PKCS12_PASSWORD,
   startSecureCluster,
   workerCommonName,
   type ClusterIdentity,

@@ -82,6 +82,14 @@ export async function makeTestPki(dir: string, clientName = 'ckpt-test-client'):
   };
 }
 
+/**
+ * Writes `files` as a PKCS#12 bundle to `out`, protected by `password`, for
+ * a browser to present as its client certificate.
+ */
+export async function exportPkcs12(files: CertFiles, caFile: string, out: string, password: string): Promise<void> {
+  await openssl(['pkcs12', '-export', '-in', files.cert, '-inkey', files.key, '-certfile', caFile, '-out', out, '-passout', `pass:${password}`]); // prettier-ignore
+}
+
 function extensions(usage: CertUsage, names: readonly string[]): string {
   if (usage === 'client') return 'extendedKeyUsage=clientAuth\n';
   if (names.length === 0) throw new Error('a server certificate needs at least one name');

@@ -6,7 +6,8 @@
  *   NATS servers and each coordinator (valid for 127.0.0.1 and localhost,
  *   and as client certificates); client certificates for each job's workers
  *   (`worker-<job>`), an operator (`ckpt-operator`), a reader
- *   (`ckpt-reader`), each stream client (`<name>`) and etcd's administrator.
+ *   (`ckpt-reader`), each stream client (`<name>`) and etcd's administrator;
+ *   the reader's and operator's also as PKCS#12 bundles for a browser.
  * - etcd: a cluster serving clients and peers over TLS only, requiring
  *   certificates of the CA, with authentication on: root, and the
  *   coordinators' user whose role may read and write the ckpt prefix only.
@@ -42,7 +43,7 @@ import {
   type NatsStreamAccess,
 } from './nats-permissions.js';
 import { startNats, startNatsCluster, type NatsCluster, type NatsClusterOptions } from './nats-process.js';
-import { createLocalCa, type CertFiles, type LocalCa } from './pki.js';
+import { createLocalCa, exportPkcs12, type CertFiles, type LocalCa } from './pki.js';
 
 /** Default of `SecureClusterOptions.etcdPrefix`. */
 export const DEFAULT_SECURE_ETCD_PREFIX = '/ckpt/';
@@ -59,6 +60,9 @@ export const COMMON_NAMES = {
   reader: 'ckpt-reader',
   etcdAdmin: 'ckpt-etcd-admin',
 } as const;
+
+/** The password of the reader's and the operator's PKCS#12 bundles (`pki/reader.p12`, `pki/operator.p12`). */
+export const PKCS12_PASSWORD = 'ckpt';
 
 /** The common name of the client certificate of job `jobId`'s workers. */
 export function workerCommonName(jobId: string): string {
@@ -309,6 +313,9 @@ async function issueAll(
     workers: new Map(),
     clients: new Map(),
   };
+  // Browsers take client certificates as PKCS#12 bundles; the password is no secret, the directory is private.
+  await exportPkcs12(issued.reader, ca.cert, join(ca.dir, 'reader.p12'), PKCS12_PASSWORD);
+  await exportPkcs12(issued.operator, ca.cert, join(ca.dir, 'operator.p12'), PKCS12_PASSWORD);
   for (let i = 0; i < coordinators; i++) {
     const files = await ca.issue(`coordinator-${i}`, COMMON_NAMES.coordinator, 'server');
     issued.coordinators.push({ ...files, commonName: COMMON_NAMES.coordinator });
