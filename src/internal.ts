@@ -31,4 +31,19 @@ export * from './protocol-messages.js';
 export * from './config/index.js';
 export { runCoordinator, type RunningCoordinator } from './server/run.js';
 export { startLocalServers, type LocalServers, type LocalServersOptions } from './dev/index.js';
+
+// A local cluster with TLS and least-privilege users on every link, as
+// `make cluster` and the fault suite run it, and the coordinator processes
+// started on it.
+export {
+  freePort,
+  killLocalServersSync,
+  PKCS12_PASSWORD,
+  startSecureCluster,
+  trackChild,
+  type SecureCluster,
+  type SecureClusterOptions,
+  type SecureJob,
+} from './dev/index.js';
+export { coordinatorFlagNames } from './cli/coordinator-flags.js';
 export { LOG_LEVELS } from './log/index.js';

@@ -22,22 +22,23 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { connectNats, loadNatsAuth } from '../../src/bus/index.js';
-import { coordinatorFlagNames } from '../../src/cli/coordinator-flags.js';
+// A cluster of etcd, NATS and coordinator processes: building blocks of the
+// tools, not of a user's pipeline.
 import {
+  connectNats,
+  coordinatorFlagNames,
   createCoordinatorClient,
   createQueryClient,
   errorReason,
-  type CoordinatorClient,
-} from '../../src/client/index.js';
-import {
   freePort,
   killLocalServersSync,
+  loadNatsAuth,
   PKCS12_PASSWORD,
   startSecureCluster,
   trackChild,
+  type CoordinatorClient,
   type SecureCluster,
-} from '../../src/dev/index.js';
+} from '../../src/internal.js';
 import { sentences } from './corpus.js';
 import { INPUT_STREAM, INPUT_SUBJECTS, WORKER_TASKS, wordCountSpec } from './job.js';
 import { FEEDER, WORD_COUNT_CLIENTS, workerSecurityFlags, wordCountSecureJob } from './secure.js';

@@ -3,7 +3,7 @@
  * workers may do on NATS, the stream clients that feed its input and read
  * its output, and the flags that give `worker.ts` its credentials.
  */
-import type { SecureCluster, SecureJob } from '../../src/dev/index.js';
+import type { SecureCluster, SecureJob } from '../../src/internal.js';
 import { INPUT_STREAM, OUTPUT_STREAM, OUTPUT_SUBJECT } from './job.js';
 
 /** The stream client that publishes sentences (and creates the input stream). */
