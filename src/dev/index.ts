@@ -65,6 +65,7 @@ export {
 } from './nats-jwt.js';
 export {
   createLocalCa,
+  createRsaKey,
   exportPkcs12,
   LOOPBACK_NAMES,
   makeTestPki,

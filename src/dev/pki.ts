@@ -90,6 +90,14 @@ export async function exportPkcs12(files: CertFiles, caFile: string, out: string
   await openssl(['pkcs12', '-export', '-in', files.cert, '-inkey', files.key, '-certfile', caFile, '-out', out, '-passout', `pass:${password}`]); // prettier-ignore
 }
 
+/** Writes a new RSA key pair to `<base>.key` and `<base>.pub` (PEM), e.g. to sign tokens with. */
+export async function createRsaKey(base: string): Promise<{ privateKey: string; publicKey: string }> {
+  const out = { privateKey: `${base}.key`, publicKey: `${base}.pub` };
+  await openssl(['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', out.privateKey]);
+  await openssl(['pkey', '-in', out.privateKey, '-pubout', '-out', out.publicKey]);
+  return out;
+}
+
 function extensions(usage: CertUsage, names: readonly string[]): string {
   if (usage === 'client') return 'extendedKeyUsage=clientAuth\n';
   if (names.length === 0) throw new Error('a server certificate needs at least one name');

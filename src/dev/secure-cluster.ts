@@ -11,6 +11,11 @@
  * - etcd: a cluster serving clients and peers over TLS only, requiring
  *   certificates of the CA, with authentication on: root, and the
  *   coordinators' user whose role may read and write the ckpt prefix only.
+ *   Its auth tokens are JWTs, which every member checks alike and which
+ *   outlive a member's restart; etcd's default `simple` tokens live in the
+ *   memory of the member, and a client whose watch carries one that a
+ *   restarted member forgot keeps being refused until a unary call happens
+ *   to log in again (the election then went unobserved for half a minute).
  * - NATS: a JetStream cluster whose clients must speak TLS and present a
  *   certificate of the CA (`verify`: a password alone does not let anyone
  *   in), with the users of `renderNatsPermissions`: the coordinators, one
@@ -43,7 +48,7 @@ import {
   type NatsStreamAccess,
 } from './nats-permissions.js';
 import { startNats, startNatsCluster, type NatsCluster, type NatsClusterOptions } from './nats-process.js';
-import { createLocalCa, exportPkcs12, type CertFiles, type LocalCa } from './pki.js';
+import { createLocalCa, createRsaKey, exportPkcs12, type CertFiles, type LocalCa } from './pki.js';
 
 /** Default of `SecureClusterOptions.etcdPrefix`. */
 export const DEFAULT_SECURE_ETCD_PREFIX = '/ckpt/';
@@ -206,6 +211,7 @@ async function build(
     startEtcdCluster(options.etcdMembers ?? 3, {
       ...common,
       tls: { certFile: issued.etcd.cert, keyFile: issued.etcd.key, caFile: ca.cert },
+      extraArgs: ['--auth-token', await jwtTokenOption(ca)],
     }).then((e) => (stops.push(() => e.stop()), e)),
     startNatsServers(options.natsServers ?? 3, {
       ...common,
@@ -343,6 +349,19 @@ export function accessPolicy(jobs: readonly SecureJob[]): { principals: object[]
     ],
   };
 }
+
+/**
+ * etcd's `--auth-token` for JWTs signed with a new RSA key in the CA's
+ * directory, valid longer than any local run: the etcd3 client logs in
+ * again when a unary call finds its token expired, but not for a watch.
+ */
+async function jwtTokenOption(ca: LocalCa): Promise<string> {
+  const key = await createRsaKey(join(ca.dir, 'etcd-jwt'));
+  return `jwt,pub-key=${key.publicKey},priv-key=${key.privateKey},sign-method=RS256,ttl=${ETCD_TOKEN_TTL}`;
+}
+
+/** How long an etcd token stays valid. */
+const ETCD_TOKEN_TTL = '24h';
 
 /** Client TLS of the NATS servers: certificates of the CA required. */
 function natsTlsBlock(caFile: string, server: CertFiles): string {
