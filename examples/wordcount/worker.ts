@@ -55,8 +55,9 @@ async function main(): Promise<void> {
   const tls = pick(flags, TLS_FLAGS);
   const natsAuth = pick(flags, NATS_FLAGS);
   const worker = createWorker({
+    // Without flags, the SDK reads the same settings from the environment (CKPT_TLS_*, CKPT_NATS_*).
     ...(Object.keys(tls).length > 0 ? { tls } : {}),
-    natsAuth,
+    ...(Object.keys(natsAuth).length > 0 ? { natsAuth } : {}),
     coordinator: values.coordinator,
     nats: values.nats.split(','),
     jobId: values.job,

@@ -256,6 +256,7 @@ run(`the word count's manifests, run here with make-certs.sh's Secrets: the job 
 
   // Checkpoints complete: asked as the operators, by their certificate, with the CLI.
   const tlsFlags = submitted.args.filter((a) => a.startsWith('--tls') || a.startsWith('--address'));
+  let lastListing = '';
   try {
     await eventually(
       async () => {
@@ -264,11 +265,13 @@ run(`the word count's manifests, run here with make-certs.sh's Secrets: the job 
           ['--import', 'tsx', 'src/cli/main.ts', ...tlsFlags, '--json', 'checkpoints', 'wordcount'],
           { cwd: REPO_ROOT, env: { PATH: process.env['PATH'] } },
         );
+        lastListing = listed.out;
         return listed.ok && /COMPLETED/.test(listed.stdout) ? listed.stdout : undefined;
       },
       { timeoutMs: 60_000, pollMs: 1000, what: 'a completed checkpoint of wordcount' },
     );
   } catch (err) {
+    t.log(`the last listing: ${lastListing}`);
     t.log(logs.join('').slice(-20_000));
     throw err;
   }
