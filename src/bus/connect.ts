@@ -35,7 +35,7 @@ export async function connectNats(
   name: string,
   options: ConnectNatsOptions = {},
 ): Promise<NatsConnection> {
-  if (options.auth?.tls !== undefined) await probeTls(servers, name, options);
+  await probeTls(servers, name, options);
   let nc: NatsConnection;
   try {
     nc = await connect({
@@ -57,8 +57,10 @@ export async function connectNats(
 /**
  * One connection attempt without retries. A server certificate the CA does
  * not vouch for fails every attempt alike, and the waiting connect would
- * retry it forever without a word: that ends the start here instead. Any
- * other failure (no server answers yet) is left to the waiting connect.
+ * retry it forever without a word: that ends the start here instead. So
+ * does a server that requires TLS when the client was given no CA: nats.js
+ * then checks the certificate against the system CAs, which fails alike.
+ * Any other failure (no server answers yet) is left to the waiting connect.
  */
 async function probeTls(servers: string[], name: string, options: ConnectNatsOptions): Promise<void> {
   try {

@@ -131,4 +131,9 @@ test('a connection whose CA does not vouch for the server fails at once, saying 
   const err = await t.throwsAsync(connectNats([servers.natsUrl], 'wrong-ca', { auth }));
   t.log(err?.message);
   t.regex(err?.message ?? '', /TLS: .*certificate/);
+
+  // A client given no TLS options at all (a half-configured worker) fails alike, instead of waiting forever.
+  const bare = await t.throwsAsync(connectNats([servers.natsUrl], 'no-tls', { auth: { user: 'coordinator', pass: COORDINATOR_PASSWORD } })); // prettier-ignore
+  t.log(bare?.message);
+  t.regex(bare?.message ?? '', /TLS: .*certificate/);
 });
