@@ -19,9 +19,8 @@
  * for a quarantined job, 503 while no leader can answer.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { TLSSocket } from 'node:tls';
-import * as grpc from '@grpc/grpc-js';
-import type { AccessControl, Caller } from './access-control.js';
+import type { AccessControl } from './access-control.js';
+import { HttpError, viewerOf, type Viewer } from './http-access.js';
 import { createCoordinatorClient, type CoordinatorClient } from '../client/coordinator-client.js';
 import { toCkptError } from '../client/error-reason.js';
 import type { ClientOptions } from '../client/client-options.js';
@@ -187,47 +186,6 @@ export interface DashboardApiOptions {
   logger: Logger;
 }
 
-/** The caller of an HTTP request, as `AccessControl` identifies a gRPC call; throws 401. */
-function identify(access: AccessControl, req: IncomingMessage): Caller {
-  const metadata = new grpc.Metadata();
-  const header = req.headers.authorization;
-  if (header !== undefined) {
-    if (!/^[\x20-\x7e]*$/.test(header)) throw new HttpError(401, 'the bearer token is not valid');
-    metadata.set('authorization', header);
-  }
-  const socket = req.socket;
-  // Only a certificate the TLS handshake checked against the client CA names anyone.
-  const cert = socket instanceof TLSSocket && socket.authorized ? socket.getPeerCertificate() : undefined;
-  try {
-    return access.identify({
-      metadata,
-      getAuthContext: () => (cert === undefined ? {} : { sslPeerCertificate: cert }),
-    });
-  } catch (err) {
-    const why = CkptError.from(err).message.replace(/^UNAUTHENTICATED: /, '');
-    throw new HttpError(401, `${why} (send "authorization: Bearer <token>", or a client certificate over HTTPS)`);
-  }
-}
-
-/** What one request may see. */
-interface Viewer {
-  /** Throws 403 unless the caller may read `jobId`. */
-  require(jobId: string): void;
-  sees(jobId: string): boolean;
-}
-
-const EVERYONE: Viewer = { require: () => undefined, sees: () => true };
-
-/** An HTTP error with its status. */
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 const STATUS_OF: Partial<Record<ErrorReason, number>> = {
   MALFORMED: 400,
   UNKNOWN_JOB: 404,
@@ -258,7 +216,7 @@ export class DashboardApi {
   /** Serves `segments` (the path below `/api/v1/`, decoded) with `query`. */
   async handle(req: IncomingMessage, res: ServerResponse, segments: string[], query: URLSearchParams): Promise<void> {
     try {
-      const viewer = this.#viewer(req);
+      const viewer = viewerOf(this.#o.access, req);
       if (segments.length === 1 && segments[0] === 'events')
         return this.#events(req, res, query.get('job') ?? undefined, viewer);
       const body = await this.#route(segments, viewer);
@@ -269,23 +227,6 @@ export class DashboardApi {
       if (status === 401) res.setHeader('www-authenticate', 'Bearer realm="ckpt"');
       sendJson(res, status, { errors: [message] }, req.method === 'HEAD');
     }
-  }
-
-  /** What the request's caller may see; throws 401 for credentials that name nobody. */
-  #viewer(req: IncomingMessage): Viewer {
-    const access = this.#o.access;
-    if (access === undefined || access.mode === 'open') return EVERYONE;
-    const caller = identify(access, req);
-    return {
-      sees: (jobId) => access.allows(caller, 'read', jobId),
-      require: (jobId) => {
-        try {
-          access.require(caller, 'read', jobId);
-        } catch (err) {
-          throw new HttpError(403, CkptError.from(err).message.replace(/^PERMISSION_DENIED: /, ''));
-        }
-      },
-    };
   }
 
   async #route(segments: string[], viewer: Viewer): Promise<unknown> {
