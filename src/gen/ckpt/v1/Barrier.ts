@@ -5,7 +5,7 @@ import type { SnapshotType as _ckpt_v1_SnapshotType, SnapshotType__Output as _ck
 import type { Long } from '@grpc/proto-loader';
 
 /**
- * In-band marker on an edge subject.
+ * In-band marker on an edge subject (alignment: PROTOCOL.md §7).
  */
 export interface Barrier {
   'jobId'?: (string);
@@ -28,7 +28,7 @@ export interface Barrier {
 }
 
 /**
- * In-band marker on an edge subject.
+ * In-band marker on an edge subject (alignment: PROTOCOL.md §7).
  */
 export interface Barrier__Output {
   'jobId': (string);

@@ -2,7 +2,7 @@
 // Original file: proto/ckpt/v1/types.proto
 
 /**
- * How a task aligns barriers from several inputs.
+ * How a task aligns barriers from several inputs (PROTOCOL.md §7.3).
  */
 export const CheckpointMode = {
   CHECKPOINT_MODE_UNSPECIFIED: 'CHECKPOINT_MODE_UNSPECIFIED',
@@ -24,7 +24,7 @@ export const CheckpointMode = {
 } as const;
 
 /**
- * How a task aligns barriers from several inputs.
+ * How a task aligns barriers from several inputs (PROTOCOL.md §7.3).
  */
 export type CheckpointMode =
   | 'CHECKPOINT_MODE_UNSPECIFIED'
@@ -49,6 +49,6 @@ export type CheckpointMode =
   | 3
 
 /**
- * How a task aligns barriers from several inputs.
+ * How a task aligns barriers from several inputs (PROTOCOL.md §7.3).
  */
 export type CheckpointMode__Output = typeof CheckpointMode[keyof typeof CheckpointMode]

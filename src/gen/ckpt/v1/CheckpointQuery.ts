@@ -56,7 +56,9 @@ export interface CheckpointQueryClient extends grpc.Client {
   
   /**
    * Lists a job's checkpoints, newest first: those pending, the recent
-   * aborted ones the coordinator remembers, and every retained completed one.
+   * aborted ones the coordinator remembers, and the completed ones the job
+   * retains (CheckpointPolicy.retained, default 1), no older completed one:
+   * GetCheckpointStatistics has the history.
    */
   ListCheckpoints(argument: _ckpt_v1_ListCheckpointsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_ListCheckpointsResponse__Output>): grpc.ClientUnaryCall;
   ListCheckpoints(argument: _ckpt_v1_ListCheckpointsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_ckpt_v1_ListCheckpointsResponse__Output>): grpc.ClientUnaryCall;
@@ -64,7 +66,9 @@ export interface CheckpointQueryClient extends grpc.Client {
   ListCheckpoints(argument: _ckpt_v1_ListCheckpointsRequest, callback: grpc.requestCallback<_ckpt_v1_ListCheckpointsResponse__Output>): grpc.ClientUnaryCall;
   /**
    * Lists a job's checkpoints, newest first: those pending, the recent
-   * aborted ones the coordinator remembers, and every retained completed one.
+   * aborted ones the coordinator remembers, and the completed ones the job
+   * retains (CheckpointPolicy.retained, default 1), no older completed one:
+   * GetCheckpointStatistics has the history.
    */
   listCheckpoints(argument: _ckpt_v1_ListCheckpointsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_ckpt_v1_ListCheckpointsResponse__Output>): grpc.ClientUnaryCall;
   listCheckpoints(argument: _ckpt_v1_ListCheckpointsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_ckpt_v1_ListCheckpointsResponse__Output>): grpc.ClientUnaryCall;
@@ -120,7 +124,9 @@ export interface CheckpointQueryHandlers extends grpc.UntypedServiceImplementati
   
   /**
    * Lists a job's checkpoints, newest first: those pending, the recent
-   * aborted ones the coordinator remembers, and every retained completed one.
+   * aborted ones the coordinator remembers, and the completed ones the job
+   * retains (CheckpointPolicy.retained, default 1), no older completed one:
+   * GetCheckpointStatistics has the history.
    */
   ListCheckpoints: grpc.handleUnaryCall<_ckpt_v1_ListCheckpointsRequest__Output, _ckpt_v1_ListCheckpointsResponse>;
   

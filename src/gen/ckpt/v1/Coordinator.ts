@@ -55,6 +55,7 @@ export interface CoordinatorClient extends grpc.Client {
    * A worker's session for one job: the worker sends a hello naming the
    * tasks it runs, then heartbeats; the coordinator answers with a welcome
    * and later sends commands. The session ends when either side closes it.
+   * See PROTOCOL.md §2 and §4.
    */
   Attach(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_ckpt_v1_AttachRequest, _ckpt_v1_AttachResponse__Output>;
   Attach(options?: grpc.CallOptions): grpc.ClientDuplexStream<_ckpt_v1_AttachRequest, _ckpt_v1_AttachResponse__Output>;
@@ -62,6 +63,7 @@ export interface CoordinatorClient extends grpc.Client {
    * A worker's session for one job: the worker sends a hello naming the
    * tasks it runs, then heartbeats; the coordinator answers with a welcome
    * and later sends commands. The session ends when either side closes it.
+   * See PROTOCOL.md §2 and §4.
    */
   attach(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_ckpt_v1_AttachRequest, _ckpt_v1_AttachResponse__Output>;
   attach(options?: grpc.CallOptions): grpc.ClientDuplexStream<_ckpt_v1_AttachRequest, _ckpt_v1_AttachResponse__Output>;
@@ -281,6 +283,7 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
    * A worker's session for one job: the worker sends a hello naming the
    * tasks it runs, then heartbeats; the coordinator answers with a welcome
    * and later sends commands. The session ends when either side closes it.
+   * See PROTOCOL.md §2 and §4.
    */
   Attach: grpc.handleBidiStreamingCall<_ckpt_v1_AttachRequest__Output, _ckpt_v1_AttachResponse>;
   

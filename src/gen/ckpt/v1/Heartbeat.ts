@@ -13,7 +13,8 @@ export interface Heartbeat {
    * How the worker's tasks are doing. A worker that reports tasks here
    * must report each of its tasks in every heartbeat: one left out for
    * longer than the policy's task_stall_timeout_ms counts as hung. A worker
-   * that never reports tasks is only checked by its heartbeats.
+   * that never reports tasks is only checked by its heartbeats. A heartbeat
+   * without tasks means none are reported now (PROTOCOL.md §10).
    */
   'tasks'?: (_ckpt_v1_TaskHealth)[];
 }
@@ -27,7 +28,8 @@ export interface Heartbeat__Output {
    * How the worker's tasks are doing. A worker that reports tasks here
    * must report each of its tasks in every heartbeat: one left out for
    * longer than the policy's task_stall_timeout_ms counts as hung. A worker
-   * that never reports tasks is only checked by its heartbeats.
+   * that never reports tasks is only checked by its heartbeats. A heartbeat
+   * without tasks means none are reported now (PROTOCOL.md §10).
    */
   'tasks': (_ckpt_v1_TaskHealth__Output)[];
 }

@@ -4,8 +4,10 @@
 import type { Long } from '@grpc/proto-loader';
 
 /**
- * Every task rolls back to checkpoint `checkpoint_id` (0: the initial
- * state) and continues in `epoch`.
+ * The job recovers: every task will restore checkpoint `checkpoint_id` (0:
+ * the initial state) in `epoch`. Advisory: it may arrive before or after the
+ * RestoreCommand that moves a worker, and a worker must not change its
+ * epoch, halt or restore because of it (PROTOCOL.md §5.2, R2).
  */
 export interface Recover {
   'jobId'?: (string);
@@ -18,8 +20,10 @@ export interface Recover {
 }
 
 /**
- * Every task rolls back to checkpoint `checkpoint_id` (0: the initial
- * state) and continues in `epoch`.
+ * The job recovers: every task will restore checkpoint `checkpoint_id` (0:
+ * the initial state) in `epoch`. Advisory: it may arrive before or after the
+ * RestoreCommand that moves a worker, and a worker must not change its
+ * epoch, halt or restore because of it (PROTOCOL.md §5.2, R2).
  */
 export interface Recover__Output {
   'jobId': (string);

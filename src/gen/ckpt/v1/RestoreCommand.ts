@@ -9,7 +9,10 @@ import type { Long } from '@grpc/proto-loader';
  * in `epoch`: drop every record, barrier and pending snapshot of older
  * epochs, fetch and verify the state, make sources seek to their recorded
  * positions, subscribe to inputs, then report TasksReady and wait for a
- * StartCommand before reading any source.
+ * StartCommand (or a Trigger of `epoch`, which implies it) before reading
+ * any source. Also the first start, with `checkpoint_id` 0. One of a lower
+ * epoch than the worker's is ignored; one of the worker's epoch again
+ * restarts the restore (PROTOCOL.md §4, §5).
  */
 export interface RestoreCommand {
   'jobId'?: (string);
@@ -44,7 +47,10 @@ export interface RestoreCommand {
  * in `epoch`: drop every record, barrier and pending snapshot of older
  * epochs, fetch and verify the state, make sources seek to their recorded
  * positions, subscribe to inputs, then report TasksReady and wait for a
- * StartCommand before reading any source.
+ * StartCommand (or a Trigger of `epoch`, which implies it) before reading
+ * any source. Also the first start, with `checkpoint_id` 0. One of a lower
+ * epoch than the worker's is ignored; one of the worker's epoch again
+ * restarts the restore (PROTOCOL.md §4, §5).
  */
 export interface RestoreCommand__Output {
   'jobId': (string);

@@ -8,7 +8,10 @@ import type { Long } from '@grpc/proto-loader';
  * AcknowledgeCheckpoint inside the session, for the session's job and
  * worker: the same checks, the same effect, and no call of its own. The
  * coordinator answers each with a SessionResult of the same request_id.
- * A refused acknowledgement is answered, never ends the session.
+ * A refused acknowledgement is answered, never ends the session. One
+ * message may hold every task of the worker for the checkpoint; each must
+ * stay below the coordinator's message limit (64 MiB by default), so a
+ * worker splits larger ones (PROTOCOL.md §9).
  */
 export interface SessionAcknowledge {
   /**
@@ -30,7 +33,10 @@ export interface SessionAcknowledge {
  * AcknowledgeCheckpoint inside the session, for the session's job and
  * worker: the same checks, the same effect, and no call of its own. The
  * coordinator answers each with a SessionResult of the same request_id.
- * A refused acknowledgement is answered, never ends the session.
+ * A refused acknowledgement is answered, never ends the session. One
+ * message may hold every task of the worker for the checkpoint; each must
+ * stay below the coordinator's message limit (64 MiB by default), so a
+ * worker splits larger ones (PROTOCOL.md §9).
  */
 export interface SessionAcknowledge__Output {
   /**

@@ -22,7 +22,7 @@ export interface SessionResult {
   'errorMessage'?: (string);
   /**
    * The same request may succeed later (the coordinator is shutting down,
-   * say).
+   * say). What to do on each reason: PROTOCOL.md §9.2.
    */
   'retryable'?: (boolean);
   /**
@@ -48,7 +48,7 @@ export interface SessionResult__Output {
   'errorMessage': (string);
   /**
    * The same request may succeed later (the coordinator is shutting down,
-   * say).
+   * say). What to do on each reason: PROTOCOL.md §9.2.
    */
   'retryable': (boolean);
   /**

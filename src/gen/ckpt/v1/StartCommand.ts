@@ -4,7 +4,8 @@
 import type { Long } from '@grpc/proto-loader';
 
 /**
- * Every task of the job is ready in `epoch`: sources start reading.
+ * Every task of the job is ready in `epoch`: sources start reading. The
+ * first Trigger of `epoch` may arrive before it (PROTOCOL.md §5.1).
  */
 export interface StartCommand {
   'jobId'?: (string);
@@ -16,7 +17,8 @@ export interface StartCommand {
 }
 
 /**
- * Every task of the job is ready in `epoch`: sources start reading.
+ * Every task of the job is ready in `epoch`: sources start reading. The
+ * first Trigger of `epoch` may arrive before it (PROTOCOL.md §5.1).
  */
 export interface StartCommand__Output {
   'jobId': (string);

@@ -6,13 +6,13 @@ import type { StateCompression as _ckpt_v1_StateCompression, StateCompression__O
 import type { Long } from '@grpc/proto-loader';
 
 /**
- * Where a task's snapshot lives. The coordinator checks every handle of an
- * acknowledgement before it records it: an empty `uri` needs size 0, no
- * checksum, no shared pieces and a state size of 0 in the metrics (a task
- * with state cannot be acknowledged without its handle); otherwise the
- * scheme must be one the coordinator accepts (`state_uri_schemes`, by
- * default "file" and "nats-obj"). An empty `uri` also needs compression
- * UNSPECIFIED or NONE and raw_size_bytes 0.
+ * Where a task's snapshot lives (PROTOCOL.md §12). The coordinator checks
+ * every handle of an acknowledgement before it records it: an empty `uri`
+ * needs size 0, no checksum, no shared pieces and a state size of 0 in the
+ * metrics (a task with state cannot be acknowledged without its handle);
+ * otherwise the scheme must be one the coordinator accepts
+ * (`state_uri_schemes`, by default "file" and "nats-obj"). An empty `uri`
+ * also needs compression UNSPECIFIED or NONE and raw_size_bytes 0.
  */
 export interface StateHandle {
   /**
@@ -53,13 +53,13 @@ export interface StateHandle {
 }
 
 /**
- * Where a task's snapshot lives. The coordinator checks every handle of an
- * acknowledgement before it records it: an empty `uri` needs size 0, no
- * checksum, no shared pieces and a state size of 0 in the metrics (a task
- * with state cannot be acknowledged without its handle); otherwise the
- * scheme must be one the coordinator accepts (`state_uri_schemes`, by
- * default "file" and "nats-obj"). An empty `uri` also needs compression
- * UNSPECIFIED or NONE and raw_size_bytes 0.
+ * Where a task's snapshot lives (PROTOCOL.md §12). The coordinator checks
+ * every handle of an acknowledgement before it records it: an empty `uri`
+ * needs size 0, no checksum, no shared pieces and a state size of 0 in the
+ * metrics (a task with state cannot be acknowledged without its handle);
+ * otherwise the scheme must be one the coordinator accepts
+ * (`state_uri_schemes`, by default "file" and "nats-obj"). An empty `uri`
+ * also needs compression UNSPECIFIED or NONE and raw_size_bytes 0.
  */
 export interface StateHandle__Output {
   /**

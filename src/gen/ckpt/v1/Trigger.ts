@@ -6,7 +6,10 @@ import type { Long } from '@grpc/proto-loader';
 
 /**
  * Tells the sources to snapshot and inject barrier `checkpoint_id`; other
- * tasks may note `triggered_at_ms` to report their start delay.
+ * tasks may note `triggered_at_ms` to report their start delay. The
+ * coordinator triggers an epoch only after it sent that epoch's
+ * StartCommand, so a Trigger of the worker's epoch and confirmed term
+ * implies the StartCommand, which may arrive later (PROTOCOL.md §5.1, R1).
  */
 export interface Trigger {
   'jobId'?: (string);
@@ -26,7 +29,10 @@ export interface Trigger {
 
 /**
  * Tells the sources to snapshot and inject barrier `checkpoint_id`; other
- * tasks may note `triggered_at_ms` to report their start delay.
+ * tasks may note `triggered_at_ms` to report their start delay. The
+ * coordinator triggers an epoch only after it sent that epoch's
+ * StartCommand, so a Trigger of the worker's epoch and confirmed term
+ * implies the StartCommand, which may arrive later (PROTOCOL.md §5.1, R1).
  */
 export interface Trigger__Output {
   'jobId': (string);

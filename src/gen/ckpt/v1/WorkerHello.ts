@@ -26,10 +26,11 @@ export interface WorkerHello {
    */
   'labels'?: ({[key: string]: string});
   /**
-   * The epoch the worker's tasks are running in, when it re-attaches after
-   * losing its session (a coordinator restart); 0 for a worker that has not
-   * run them yet. A re-attaching worker in the current epoch keeps running;
-   * any other makes the job recover.
+   * The epoch the worker's tasks restored and run in, when it re-attaches
+   * after losing its session (a coordinator restart); 0 for a worker that
+   * has not run them yet or has not finished restoring its epoch. A
+   * re-attaching worker in the current epoch keeps running; any other makes
+   * the job recover, unless the job is restoring (PROTOCOL.md §5.5).
    */
   'epoch'?: (number | string | Long);
   /**
@@ -70,10 +71,11 @@ export interface WorkerHello__Output {
    */
   'labels': ({[key: string]: string});
   /**
-   * The epoch the worker's tasks are running in, when it re-attaches after
-   * losing its session (a coordinator restart); 0 for a worker that has not
-   * run them yet. A re-attaching worker in the current epoch keeps running;
-   * any other makes the job recover.
+   * The epoch the worker's tasks restored and run in, when it re-attaches
+   * after losing its session (a coordinator restart); 0 for a worker that
+   * has not run them yet or has not finished restoring its epoch. A
+   * re-attaching worker in the current epoch keeps running; any other makes
+   * the job recover, unless the job is restoring (PROTOCOL.md §5.5).
    */
   'epoch': (number);
   /**
