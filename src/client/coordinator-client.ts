@@ -44,7 +44,8 @@ export type AttachStream = grpc.ClientDuplexStream<AttachRequest, AttachResponse
  *
  * With several addresses, or when a standby names the leader, calls go to
  * the leader: a call refused with NOT_LEADER or SHUTTING_DOWN is sent again
- * there, with backoff, within its deadline; so are the idempotent calls
+ * there, one refused with TAKING_OVER to the same coordinator, with
+ * backoff, within its deadline; so are the idempotent calls
  * (submitJob, getJob, cancelJob, acknowledgeCheckpoint, collectGarbage) after a transport
  * failure. triggerCheckpoint, declineCheckpoint and restoreJob are not
  * repeated when their outcome is unknown.

@@ -13,10 +13,12 @@
  * token and its calls.
  *
  * Which calls are retried: any call that a coordinator refused with
- * NOT_LEADER or SHUTTING_DOWN (it did nothing); idempotent calls also when
- * the coordinator marked its refusal retryable (`ckpt-retryable`), when the
- * transport failed or when the coordinator reported itself UNAVAILABLE,
- * since their repetition changes nothing.
+ * NOT_LEADER, SHUTTING_DOWN or TAKING_OVER (it did nothing); idempotent
+ * calls also when the coordinator marked its refusal retryable
+ * (`ckpt-retryable`), when the transport failed or when the coordinator
+ * reported itself UNAVAILABLE, since their repetition changes nothing. A
+ * coordinator TAKING_OVER is the leader, still loading its jobs: the call
+ * goes to it again, not to the next address.
  */
 import * as grpc from '@grpc/grpc-js';
 import { backoffDelayMs } from '../core/backoff.js';
@@ -128,6 +130,7 @@ export class LeaderRouter<C extends grpc.Client> {
       this.#index = this.#addresses.indexOf(info.leader);
       return undefined;
     }
+    // TAKING_OVER is not here: that coordinator leads already, and serves once it has loaded its jobs.
     if (info.reason === undefined || info.reason === 'NOT_LEADER' || info.reason === 'SHUTTING_DOWN') {
       this.#index = (this.#index + 1) % this.#addresses.length;
     }
@@ -191,7 +194,12 @@ export function retriable(err: unknown, repeatable: Repeatable): boolean {
   const info = errorInfo(err);
   if (info === undefined) return false;
   const unavailable = info.code === grpc.status.UNAVAILABLE;
-  if (unavailable && (info.reason === 'NOT_LEADER' || info.reason === 'SHUTTING_DOWN')) return true;
+  if (
+    unavailable &&
+    (info.reason === 'NOT_LEADER' || info.reason === 'SHUTTING_DOWN' || info.reason === 'TAKING_OVER')
+  ) {
+    return true;
+  }
   if (repeatable !== 'idempotent') return false;
   return info.retryable || (unavailable && (info.reason === undefined || info.reason === 'UNAVAILABLE'));
 }

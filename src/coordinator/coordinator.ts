@@ -218,13 +218,14 @@ export class Coordinator {
     return this.options.leadership?.term ?? 0;
   }
 
+  /** Throws TAKING_OVER before the coordinator started, SHUTTING_DOWN once it stopped (both retryable). */
   private requireRunning(): void {
-    if (this.state !== 'running')
-      throw new CkptError(
-        'SHUTTING_DOWN',
-        `the coordinator is ${this.state === 'new' ? 'starting' : 'shutting down'}`,
-        { retryable: true },
-      );
+    if (this.state === 'new') {
+      throw new CkptError('TAKING_OVER', 'the coordinator is starting: loading its jobs', { retryable: true });
+    }
+    if (this.state !== 'running') {
+      throw new CkptError('SHUTTING_DOWN', 'the coordinator is shutting down', { retryable: true });
+    }
   }
 
   // --- jobs -------------------------------------------------------------------

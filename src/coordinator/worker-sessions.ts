@@ -35,7 +35,7 @@ export interface WorkerSessionsDeps {
   job(jobId: string): JobRuntime;
   /** The job's runtime, if the coordinator runs it. */
   findJob(jobId: string): JobRuntime | undefined;
-  /** Throws SHUTTING_DOWN unless the coordinator runs. */
+  /** Throws TAKING_OVER or SHUTTING_DOWN unless the coordinator runs. */
   requireRunning(): void;
   /** True once the coordinator stopped. */
   stopped(): boolean;

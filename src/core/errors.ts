@@ -30,7 +30,8 @@ export type ErrorReason =
   | 'PERMISSION_DENIED'
   | 'LIMIT_REACHED'
   | 'JOB_QUARANTINED'
-  | 'CANCELED';
+  | 'CANCELED'
+  | 'TAKING_OVER';
 
 /** The ids an error concerns, as far as known. */
 export interface ErrorIds {

@@ -11,7 +11,7 @@ import type { LeaderTerm } from './leadership.js';
 
 /** What the gRPC services call: the coordinator of the leader, or a refusal. */
 export interface CoordinatorProvider {
-  /** The running coordinator; throws NOT_LEADER on a standby, SHUTTING_DOWN while starting or stopping. */
+  /** The running coordinator; throws NOT_LEADER on a standby, TAKING_OVER while starting, SHUTTING_DOWN when stopped. */
   current(): Coordinator;
 }
 
@@ -60,8 +60,8 @@ export class CoordinatorHost implements CoordinatorProvider {
   current(): Coordinator {
     if (this.#state === 'leading' && this.#coordinator !== undefined) return this.#coordinator;
     if (this.#state === 'following') throw notLeader(this.#o.leader());
-    const doing = this.#state === 'starting' ? 'taking over as leader' : 'shutting down';
-    throw new CkptError('SHUTTING_DOWN', `the coordinator is ${doing}`, { retryable: true });
+    if (this.#state === 'starting') throw takingOver();
+    throw new CkptError('SHUTTING_DOWN', 'the coordinator is shutting down', { retryable: true });
   }
 
   /** This process was elected in `term`: builds and starts its coordinator. */
@@ -129,6 +129,13 @@ export class CoordinatorHost implements CoordinatorProvider {
       .then(run)
       .catch((err: unknown) => this.#log.error({ err }, 'leadership transition failed'));
   }
+}
+
+/** The refusal of a coordinator elected leader that is still loading its jobs: retry it with backoff. */
+export function takingOver(): CkptError {
+  return new CkptError('TAKING_OVER', 'the coordinator was elected leader and is still taking over', {
+    retryable: true,
+  });
 }
 
 /** The refusal of a standby, naming the leader when known. */

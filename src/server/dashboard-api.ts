@@ -195,6 +195,7 @@ const STATUS_OF: Partial<Record<ErrorReason, number>> = {
   PERMISSION_DENIED: 502,
   NOT_LEADER: 503,
   SHUTTING_DOWN: 503,
+  TAKING_OVER: 503,
   UNAVAILABLE: 503,
   CANCELED: 503,
 };

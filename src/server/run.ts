@@ -49,7 +49,7 @@ export interface RunningCoordinator {
   readonly advertise: string;
   /**
    * The coordinator while this process leads; throws a `CkptError`
-   * (NOT_LEADER on a standby, SHUTTING_DOWN while it takes over or stops).
+   * (NOT_LEADER on a standby, TAKING_OVER while it takes over, SHUTTING_DOWN once it stops).
    */
   readonly coordinator: Coordinator;
   /** True while this process leads and its coordinator runs. */

@@ -33,6 +33,7 @@ export const STATUS_OF_REASON: Readonly<Record<ErrorReason, grpc.status>> = {
   LIMIT_REACHED: grpc.status.RESOURCE_EXHAUSTED,
   JOB_QUARANTINED: grpc.status.FAILED_PRECONDITION,
   CANCELED: grpc.status.CANCELLED,
+  TAKING_OVER: grpc.status.UNAVAILABLE,
 };
 
 /** A UTF-16 surrogate without its pair: not encodable as UTF-8. */

@@ -96,7 +96,7 @@ function classify(err: unknown): Probe {
   const reason = metadata?.get(REASON_METADATA)[0]?.toString();
   if (reason === NOT_LEADER || (service.details ?? '').startsWith(NOT_LEADER)) return { role: 'standby' };
   // A reason other than the transport's means the coordinator itself answered about the job.
-  if (reason !== undefined && reason !== 'UNAVAILABLE' && reason !== 'SHUTTING_DOWN') {
+  if (reason !== undefined && reason !== 'UNAVAILABLE' && reason !== 'SHUTTING_DOWN' && reason !== 'TAKING_OVER') {
     return { role: 'leader', job: undefined };
   }
   return { role: 'down', why: service.details ?? (err as Error).message };

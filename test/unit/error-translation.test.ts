@@ -47,6 +47,10 @@ test('what the coordinator writes into a status, a client reads back: reason, id
   const standby = received(new CkptError('NOT_LEADER', 'a standby', { retryable: true, leader: 'b:2' }));
   t.like(errorInfo(standby), { code: grpc.status.UNAVAILABLE, reason: 'NOT_LEADER', retryable: true, leader: 'b:2' });
   t.like(toCkptError(standby), { reason: 'NOT_LEADER', retryable: true, leader: 'b:2' });
+
+  const takingOver = received(new CkptError('TAKING_OVER', 'still loading its jobs', { retryable: true }));
+  t.like(errorInfo(takingOver), { code: grpc.status.UNAVAILABLE, reason: 'TAKING_OVER', retryable: true });
+  t.like(toCkptError(takingOver), { reason: 'TAKING_OVER', retryable: true });
 });
 
 test('a call its caller canceled is CANCELED and not retryable; a failed transport is UNAVAILABLE and retryable', (t) => {
@@ -68,4 +72,5 @@ test('the SDK worker and the simulated worker give up on the same session refusa
   }
   t.true(FINAL_SESSION_REASONS.has('OVERSIZED'));
   t.false(FINAL_SESSION_REASONS.has('NOT_LEADER'));
+  t.false(FINAL_SESSION_REASONS.has('TAKING_OVER'), 'a worker retries a coordinator that is taking over');
 });

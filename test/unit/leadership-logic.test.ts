@@ -37,9 +37,10 @@ test('addresses come as one, a comma-separated list or an array, without blanks 
 test('refusals that did nothing are retried for every call; unknown outcomes only for idempotent ones', (t) => {
   const notLeader = serviceError(grpc.status.UNAVAILABLE, 'NOT_LEADER', 'b:2');
   const stopping = serviceError(grpc.status.UNAVAILABLE, 'SHUTTING_DOWN');
+  const takingOver = serviceError(grpc.status.UNAVAILABLE, 'TAKING_OVER', undefined, true);
   const transport = serviceError(grpc.status.UNAVAILABLE);
   const etcdDown = serviceError(grpc.status.UNAVAILABLE, 'UNAVAILABLE');
-  for (const err of [notLeader, stopping]) {
+  for (const err of [notLeader, stopping, takingOver]) {
     t.true(retriable(err, 'once'));
     t.true(retriable(err, 'idempotent'));
   }
@@ -78,6 +79,12 @@ test('a router moves to the named leader, else to the next address, and stays fo
   t.deepEqual(router.addresses, ['a:1', 'b:2', 'c:3']);
   router.follow(serviceError(grpc.status.UNAVAILABLE, 'UNAVAILABLE'));
   router.follow(serviceError(grpc.status.NOT_FOUND, 'UNKNOWN_JOB'));
+  t.is(router.address, 'c:3');
+  router.follow(serviceError(grpc.status.UNAVAILABLE, 'TAKING_OVER', undefined, true));
+  t.is(router.address, 'c:3', 'a coordinator taking over leads already: the call goes to it again');
+  router.follow(serviceError(grpc.status.UNAVAILABLE, 'SHUTTING_DOWN'));
+  t.is(router.address, 'a:1', 'a coordinator shutting down is left for the next address');
+  router.follow(serviceError(grpc.status.UNAVAILABLE, 'NOT_LEADER', 'c:3'));
   t.is(router.address, 'c:3');
   t.truthy(router.client);
   t.is(router.client, router.client, 'one client per address');
@@ -164,10 +171,12 @@ test('the host refuses as a standby, starts a coordinator when elected and stops
     { reason: 'NOT_LEADER', leader: 'b:2' },
   );
   host.lead({ key: '/ckpt/election/leader/1', createRevision: '5', term: 5 });
-  t.like(
-    t.throws(() => host.current()),
-    { reason: 'SHUTTING_DOWN' },
-  );
+  const takingOver = t.throws(() => host.current());
+  t.like(takingOver, { reason: 'TAKING_OVER', retryable: true }, 'elected, still loading its jobs');
+  const status = toStatus(takingOver);
+  t.is(status.code, grpc.status.UNAVAILABLE);
+  t.deepEqual(status.metadata?.get(ERROR_METADATA.reason), ['TAKING_OVER']);
+  t.deepEqual(status.metadata?.get(ERROR_METADATA.retryable), ['true']);
   await new Promise((resolve) => setImmediate(resolve));
   started();
   await host.settled();
@@ -185,6 +194,6 @@ test('the host refuses as a standby, starts a coordinator when elected and stops
   t.deepEqual(serving, [true, false, false]);
   t.like(
     t.throws(() => host.current()),
-    { reason: 'SHUTTING_DOWN' },
+    { reason: 'SHUTTING_DOWN', retryable: true },
   );
 });

@@ -81,7 +81,9 @@ export const ErrorReason = {
    */
   ERROR_REASON_UNAVAILABLE: 'ERROR_REASON_UNAVAILABLE',
   /**
-   * The coordinator is shutting down (UNAVAILABLE).
+   * The coordinator is shutting down (UNAVAILABLE); nothing was done. The
+   * next leader may be another coordinator: retry with backoff at the next
+   * address (see NOT_LEADER).
    */
   ERROR_REASON_SHUTTING_DOWN: 'ERROR_REASON_SHUTTING_DOWN',
   /**
@@ -120,6 +122,13 @@ export const ErrorReason = {
    * Clients report it; the coordinator does not refuse with it.
    */
   ERROR_REASON_CANCELED: 'ERROR_REASON_CANCELED',
+  /**
+   * This coordinator was elected leader and is still taking over: loading
+   * the jobs from etcd and aborting what its predecessor left pending
+   * (UNAVAILABLE, retryable). Nothing was done; retry the same coordinator
+   * with backoff (PROTOCOL.md §11).
+   */
+  ERROR_REASON_TAKING_OVER: 'ERROR_REASON_TAKING_OVER',
 } as const;
 
 /**
@@ -220,7 +229,9 @@ export type ErrorReason =
   | 'ERROR_REASON_UNAVAILABLE'
   | 17
   /**
-   * The coordinator is shutting down (UNAVAILABLE).
+   * The coordinator is shutting down (UNAVAILABLE); nothing was done. The
+   * next leader may be another coordinator: retry with backoff at the next
+   * address (see NOT_LEADER).
    */
   | 'ERROR_REASON_SHUTTING_DOWN'
   | 18
@@ -266,6 +277,14 @@ export type ErrorReason =
    */
   | 'ERROR_REASON_CANCELED'
   | 24
+  /**
+   * This coordinator was elected leader and is still taking over: loading
+   * the jobs from etcd and aborting what its predecessor left pending
+   * (UNAVAILABLE, retryable). Nothing was done; retry the same coordinator
+   * with backoff (PROTOCOL.md §11).
+   */
+  | 'ERROR_REASON_TAKING_OVER'
+  | 25
 
 /**
  * Stable, machine-readable error reasons, sent as their names without the
