@@ -35,6 +35,8 @@ export class AttemptControl {
   private readonly deps: AttemptDeps;
   private readonly log: Logger;
   private manifest: (RestoreManifest & { id: number }) | undefined;
+  /** The epoch each session was last sent (or is being sent) a restore of. */
+  private readonly restoring = new WeakMap<Session, number>();
 
   constructor(deps: AttemptDeps) {
     this.deps = deps;
@@ -86,10 +88,25 @@ export class AttemptControl {
     for (const session of this.deps.sessions()) this.restore(session);
   }
 
-  /** Sends one session its part of the recovery's checkpoint, read from etcd. */
+  /**
+   * Sends one session its part of the recovery's checkpoint, read from
+   * etcd: once per session and epoch (a session that attaches while a
+   * recovery broadcasts would otherwise get it from the attach and from
+   * `restoreAll`), and not once the job has moved to a newer epoch while
+   * the manifest was read (that epoch's restore follows).
+   */
   restore(session: Session): void {
+    const epoch = this.deps.tracker.epoch;
+    if (this.restoring.get(session) === epoch) return;
+    this.restoring.set(session, epoch);
     this.command(session).then(
-      (restore) => session.channel.send({ restore }),
+      (restore) => {
+        if (restore.epoch !== this.deps.tracker.epoch) {
+          this.log.debug({ workerId: session.workerId, epoch: restore.epoch }, 'restore of a past epoch not sent');
+          return;
+        }
+        session.channel.send({ restore });
+      },
       (err: unknown) => {
         const error = CkptError.from(err);
         if (!error.retryable && error.reason !== 'SHUTTING_DOWN') {

@@ -177,13 +177,20 @@ export class JobRuntime {
 
   // --- trigger --------------------------------------------------------------
 
-  /** Starts a checkpoint now and sends the trigger to the sources. */
+  /**
+   * Starts a checkpoint now and sends the trigger to the sources. Never
+   * while a recovery runs, also one that began while ids were reserved: a
+   * worker that attached meanwhile has its welcome of this epoch but no
+   * StartCommand, and a trigger of an epoch implies its StartCommand
+   * (proto/PROTOCOL.md, R1).
+   */
   async trigger(manual: boolean, snapshotType?: CheckpointInit['snapshotType']): Promise<Checkpoint> {
-    if (this.rollback.inProgress) {
-      throw new CkptError('TASKS_NOT_READY', 'the job is recovering', { jobId: this.jobId });
-    }
+    this.checkNotRecovering();
     this.tracker.checkCanTrigger();
-    if (!this.tracker.ids.hasReserved()) await this.reserveIds();
+    if (!this.tracker.ids.hasReserved()) {
+      await this.reserveIds();
+      this.checkNotRecovering();
+    }
     const checkpoint = this.tracker.trigger(this.deps.now(), manual, snapshotType);
     this.log.debug({ checkpointId: checkpoint.id, manual }, 'checkpoint triggered');
     this.deps.events.publish(checkpoint.summary());
@@ -194,6 +201,12 @@ export class JobRuntime {
       this.abort(checkpoint, 'ABORT_REASON_TRIGGER_FAILED', `trigger not published: ${CkptError.from(err).message}`);
     });
     return checkpoint;
+  }
+
+  private checkNotRecovering(): void {
+    if (this.rollback.inProgress) {
+      throw new CkptError('TASKS_NOT_READY', 'the job is recovering', { jobId: this.jobId });
+    }
   }
 
   /** One etcd write reserves the next block of ids; concurrent triggers share it. */

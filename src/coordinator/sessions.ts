@@ -56,12 +56,18 @@ export class SessionRegistry {
     return this.byId.size;
   }
 
-  /** Registers a session; a worker id has at most one session per job. */
+  /**
+   * Registers a session; a worker id has at most one session per job. A
+   * second one is refused with TASK_ALREADY_ATTACHED, retryable: a worker
+   * that attaches again before the coordinator noticed its previous stream
+   * end cannot avoid it, and succeeds once that session ended.
+   */
   add(init: SessionInit): Session {
     const worker = workerKey(init.jobId, init.workerId);
     if (this.byWorker.has(worker)) {
       throw new CkptError('TASK_ALREADY_ATTACHED', `this worker id already has a session for job ${init.jobId}`, {
         jobId: init.jobId,
+        retryable: true,
       });
     }
     const session: Session = {

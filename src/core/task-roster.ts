@@ -75,13 +75,18 @@ export class TaskRoster {
     return taken;
   }
 
-  /** Attaches tasks to a worker; all or none (TASK_ALREADY_ATTACHED when another worker has one). */
+  /**
+   * Attaches tasks to a worker; all or none (TASK_ALREADY_ATTACHED when
+   * another worker has one: retryable, since the task frees when that
+   * worker's session ends).
+   */
   attach(workerId: string, taskIds: readonly string[]): void {
     const taken = this.takenTask(workerId, taskIds);
     if (taken !== undefined) {
       throw new CkptError('TASK_ALREADY_ATTACHED', `task ${taken.taskId} is attached by another worker session`, {
         jobId: this.jobId,
         taskId: taken.taskId,
+        retryable: true,
       });
     }
     for (const taskId of taskIds) this.attached.set(taskId, workerId);

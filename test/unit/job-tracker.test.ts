@@ -94,6 +94,11 @@ test('attach is all or none and a task has one owner', (t) => {
     reason(() => j.attach('w2', ['sink', 'src'])),
     'TASK_ALREADY_ATTACHED',
   );
+  t.like(
+    t.throws(() => j.attach('w2', ['src'])),
+    { retryable: true },
+    'the task frees when the session holding it ends',
+  );
   t.is(j.attachedTasks, 1);
   t.is(
     reason(() => j.attach('w2', ['nope'])),

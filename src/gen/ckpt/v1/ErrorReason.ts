@@ -72,7 +72,10 @@ export const ErrorReason = {
    */
   ERROR_REASON_UNAUTHENTICATED: 'ERROR_REASON_UNAUTHENTICATED',
   /**
-   * Another worker session already runs the task (ALREADY_EXISTS).
+   * Another worker session already runs the task, or the worker id has a
+   * session for the job already (ALREADY_EXISTS, retryable: it succeeds once
+   * that session ended, as a worker that attaches again before the
+   * coordinator noticed its previous stream end finds).
    */
   ERROR_REASON_TASK_ALREADY_ATTACHED: 'ERROR_REASON_TASK_ALREADY_ATTACHED',
   /**
@@ -218,7 +221,10 @@ export type ErrorReason =
   | 'ERROR_REASON_UNAUTHENTICATED'
   | 15
   /**
-   * Another worker session already runs the task (ALREADY_EXISTS).
+   * Another worker session already runs the task, or the worker id has a
+   * session for the job already (ALREADY_EXISTS, retryable: it succeeds once
+   * that session ended, as a worker that attaches again before the
+   * coordinator noticed its previous stream end finds).
    */
   | 'ERROR_REASON_TASK_ALREADY_ATTACHED'
   | 16
