@@ -3,13 +3,18 @@
  * computes: every row of the table is checked against src/core/key-groups.ts,
  * the SDK's `ckpt-key` header, and the rules as the document spells them
  * out (FNV-1a over UTF-8, key group, owner index, the percent-encoding), so
- * that the document cannot drift from the implementation.
+ * that the document cannot drift from the implementation. Its errors table
+ * names every reason of coordinator.proto with the status code the
+ * coordinator sends.
  */
 import { readFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
+import type { ErrorReason } from '../../src/core/errors.js';
+import { ErrorReason as WireErrorReason } from '../../src/gen/ckpt/v1/ErrorReason.js';
+import { STATUS_OF_REASON } from '../../src/server/status.js';
 import { fnv1a32, KEY_GROUPS, keyGroupOf, keyGroupRange, partitionIndex } from '../../src/core/key-groups.js';
-import { KEY_HEADER } from '../../src/sdk/record.js';
-import { recordHeaders } from '../../src/sdk/record.js';
+import { KEY_HEADER, recordHeaders } from '../../src/sdk/record.js';
 
 const DOCUMENT = new URL('../../proto/PROTOCOL.md', import.meta.url);
 
@@ -136,5 +141,39 @@ test('the percent-encoding keeps exactly the unreserved set', (t) => {
   for (let code = 0x20; code < 0x7f; code += 1) {
     const ch = String.fromCharCode(code);
     t.is(encodeURIComponent(ch), encodeAsWritten(ch), `character ${JSON.stringify(ch)}`);
+  }
+});
+
+/** The rows of the errors table: the reasons of each row and its status code cell. */
+function reasonRows(): Array<{ reasons: string[]; code: string }> {
+  const text = readFileSync(DOCUMENT, 'utf8');
+  const block = /<!-- reasons:begin -->([\s\S]*?)<!-- reasons:end -->/.exec(text)?.[1];
+  if (block === undefined) throw new Error('PROTOCOL.md has no reasons block');
+  return block
+    .split('\n')
+    .filter((line) => line.startsWith('|'))
+    .slice(2)
+    .map((line) => {
+      const [reasons = '', code = ''] = line.slice(1, -1).split(' | ');
+      const names = reasons.replace(/\(on `Attach`\)/, '').split(',');
+      return { reasons: names.map((name) => name.trim()), code: code.trim() };
+    });
+}
+
+test('the errors table names every ErrorReason, each once, with its status code', (t) => {
+  const rows = reasonRows();
+  const named = rows.flatMap((row) => row.reasons);
+  const known = Object.keys(STATUS_OF_REASON).sort();
+  t.deepEqual([...named].sort(), known, 'every reason of the enum, and nothing else, once');
+  const wire = Object.keys(WireErrorReason)
+    .filter((name) => name !== 'ERROR_REASON_UNSPECIFIED')
+    .map((name) => name.replace(/^ERROR_REASON_/, ''))
+    .sort();
+  t.deepEqual(known, wire, 'the coordinator maps every reason coordinator.proto defines');
+  for (const row of rows) {
+    if (!/^[A-Z_]+$/.test(row.code)) continue;
+    for (const reason of row.reasons) {
+      t.is(STATUS_OF_REASON[reason as ErrorReason], grpc.status[row.code as keyof typeof grpc.status], reason);
+    }
   }
 });
