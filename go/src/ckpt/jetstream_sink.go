@@ -55,7 +55,7 @@ const (
 // errSinkStopped: a publication stopped because its context ended.
 var errSinkStopped = errors.New("sink stopped")
 
-var sinkRetryBackoff = backoff{initial: 250 * time.Millisecond, max: 2 * time.Second, multiplier: 2, jitter: 0.2}
+var sinkRetryBackoff = retryBackoff{initial: 250 * time.Millisecond, max: 2 * time.Second, multiplier: 2, jitter: 0.2}
 
 // SinkMessageID is the message id of record index of checkpoint
 // checkpointID of a sink task: "<job>/<task>/<checkpoint>/<index>", the

@@ -63,7 +63,7 @@ const (
 	sourceRequestTimeout = 2 * time.Second
 )
 
-var sourceReopenBackoff = backoff{initial: 250 * time.Millisecond, max: 2 * time.Second, multiplier: 2, jitter: 0.2}
+var sourceReopenBackoff = retryBackoff{initial: 250 * time.Millisecond, max: 2 * time.Second, multiplier: 2, jitter: 0.2}
 
 // JetStreamInput is the input name a JetStream source records its position
 // under: "<stream>/<subject>", or "<stream>/>" without a subject. It is

@@ -56,15 +56,16 @@ func ensureStream(ctx context.Context, nc *nats.Conn, spec streamSpec, logf func
 	return nil
 }
 
-// backoff is an exponential backoff with jitter.
-type backoff struct {
+// retryBackoff is an exponential backoff with jitter, as the TypeScript
+// SDK's source and sink use (worker.go's backoff is the session's).
+type retryBackoff struct {
 	initial, max time.Duration
 	multiplier   float64
 	jitter       float64
 }
 
 // delay is the wait before retry number attempt (0-based).
-func (b backoff) delay(attempt int) time.Duration {
+func (b retryBackoff) delay(attempt int) time.Duration {
 	d := float64(b.initial)
 	for i := 0; i < attempt && d < float64(b.max); i++ {
 		d *= b.multiplier
@@ -74,18 +75,6 @@ func (b backoff) delay(attempt int) time.Duration {
 	}
 	d *= 1 + b.jitter*(2*rand.Float64()-1)
 	return time.Duration(d)
-}
-
-// sleepCtx waits d or until ctx ends; false when ctx ended.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // subjectMatches tells whether subject matches filter (NATS wildcards: `*`
