@@ -57,8 +57,12 @@ test: deps build go-check
 	npx ava
 	CKPT_BENCH_SMOKE=1 npx ava test/integration/bench-smoke.test.ts
 
+# LANGS=go,ts runs the word count's split tasks in the Go worker
+# (go/src/ckpt/examples/wordcount-split, built into .tmp/go/bin/) and its
+# count and sink tasks in TypeScript workers; the default is LANGS=ts.
+LANGS ?= ts
 demo: deps
-	node --import tsx examples/wordcount/demo.ts
+	node --import tsx examples/wordcount/demo.ts --langs $(LANGS)
 
 # A local production-like cluster (examples/wordcount/cluster.ts): a throwaway
 # PKI, 3 etcd members (TLS, client certificates, a user limited to ckpt's
