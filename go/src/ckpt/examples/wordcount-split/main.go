@@ -2,8 +2,11 @@
 // (examples/wordcount/job.ts) with the Go worker library: task split-<i>
 // reads the subject sentences.<i> of the stream SENTENCES and emits each
 // word of a sentence keyed by the word, so that the count tasks (in any
-// language) receive the words they own. The flags are those of
-// examples/wordcount/worker.ts; each also has an environment variable.
+// language) receive the words they own. It runs the job's sink too (the
+// exactly-once JetStream sink writing wordcount.out of the stream
+// WORDCOUNT), which the count tasks' updates may reach across languages.
+// The flags are those of examples/wordcount/worker.ts; each also has an
+// environment variable.
 //
 //	wordcount-split --coordinator 127.0.0.1:7070 --nats nats://127.0.0.1:4222 \
 //	  --job wordcount --tasks split-0,split-1 --state-dir /tmp/wc
@@ -30,8 +33,12 @@ import (
 	nats "github.com/nats-io/nats.go"
 )
 
-// The word count's input (examples/wordcount/job.ts).
-const inputStream = "SENTENCES"
+// The word count's input and output (examples/wordcount/job.ts).
+const (
+	inputStream   = "SENTENCES"
+	outputStream  = "WORDCOUNT"
+	outputSubject = "wordcount.out"
+)
 
 func inputSubject(partition int) string { return "sentences." + strconv.Itoa(partition) }
 
@@ -51,12 +58,29 @@ func splitTask(partition int) ckpt.Source {
 	})
 }
 
+// sinkTask makes the counts visible in the output stream, exactly once.
+func sinkTask() ckpt.Task {
+	return ckpt.JetStreamSink(ckpt.JetStreamSinkOptions{Stream: outputStream, Subject: outputSubject, CreateStream: true})
+}
+
+// taskFor is the task of a task id: split-<i> or sink.
+func taskFor(taskID string) (interface{}, error) {
+	if taskID == "sink" {
+		return sinkTask(), nil
+	}
+	partition, err := partitionOf(taskID)
+	if err != nil {
+		return nil, err
+	}
+	return splitTask(partition), nil
+}
+
 // partitionOf is the i of a task id split-<i>.
 func partitionOf(taskID string) (int, error) {
 	digits := strings.TrimPrefix(taskID, "split-")
 	i, err := strconv.Atoi(digits)
 	if digits == taskID || err != nil || i < 0 || strconv.Itoa(i) != digits {
-		return 0, fmt.Errorf("this worker runs the word count's split tasks (split-<i>), not %q: count and sink run in TypeScript workers", taskID)
+		return 0, fmt.Errorf("this worker runs the word count's split tasks (split-<i>) and its sink, not %q: the count tasks run in TypeScript workers", taskID)
 	}
 	return i, nil
 }
@@ -77,7 +101,7 @@ func parseFlags(args []string) (config, error) {
 		job = "wordcount"
 	}
 	fs.StringVar(&c.job, "job", job, "job id (CKPT_JOB)")
-	fs.StringVar(&c.tasks, "tasks", env("CKPT_WORDCOUNT_TASKS"), "split tasks to run, comma-separated, e.g. split-0,split-1 (CKPT_WORDCOUNT_TASKS)")
+	fs.StringVar(&c.tasks, "tasks", env("CKPT_WORDCOUNT_TASKS"), "tasks to run, comma-separated: split-<i> and sink (CKPT_WORDCOUNT_TASKS)")
 	fs.StringVar(&c.stateDir, "state-dir", "", "directory for snapshots (or --state)")
 	fs.StringVar(&c.state, "state", env("CKPT_STATE"), "where snapshots go: file:///<dir> or nats-obj://<bucket> (CKPT_STATE)")
 	fs.StringVar(&c.workerID, "worker-id", env("CKPT_WORKER_ID"), "worker id (CKPT_WORKER_ID)")
@@ -95,7 +119,7 @@ func parseFlags(args []string) (config, error) {
 		c.state = "file://" + abs
 	}
 	if c.coordinators == "" || c.natsURL == "" || c.tasks == "" || c.state == "" {
-		return c, errors.New("usage: wordcount-split --coordinator ADDR[,ADDR] --nats URL --tasks split-0[,split-1] --state-dir DIR [--job ID] [--worker-id ID]")
+		return c, errors.New("usage: wordcount-split --coordinator ADDR[,ADDR] --nats URL --tasks split-0[,split-1,sink] --state-dir DIR [--job ID] [--worker-id ID]")
 	}
 	return c, nil
 }
@@ -128,9 +152,9 @@ func run(args []string) int {
 	}
 	for _, id := range strings.Split(c.tasks, ",") {
 		id = strings.TrimSpace(id)
-		partition, err := partitionOf(id)
+		task, err := taskFor(id)
 		if err == nil {
-			err = w.AddTask(id, splitTask(partition))
+			err = w.AddTask(id, task)
 		}
 		if err != nil {
 			logger.Print(err)

@@ -70,6 +70,12 @@ func TestPartitionOfAcceptsSplitTasksOnly(t *testing.T) {
 			t.Errorf("partitionOf(%q) = %d, %v", id, got, err)
 		}
 	}
+	if task, err := taskFor("sink"); err != nil || task == nil {
+		t.Errorf("taskFor(sink): %v", err)
+	}
+	if _, err := taskFor("count-0"); err == nil {
+		t.Error("taskFor(count-0) accepted")
+	}
 	for _, id := range []string{"count-0", "sink", "split-", "split-x", "split--1", "split-01", "split-0 "} {
 		if _, err := partitionOf(id); err == nil {
 			t.Errorf("partitionOf(%q) accepted", id)
