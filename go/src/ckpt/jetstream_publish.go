@@ -42,7 +42,10 @@ type ackResult struct {
 // published before may be in the stream. All publications share one reply
 // subscription (acknowledgement of message i on "<inbox>.<i>"), under the
 // connection's inbox prefix. Messages of one connection reach the stream in
-// the order they are published, so the stream keeps the order of payloads.
+// the order they are published, so the stream keeps the order of payloads,
+// unless the connection is lost meanwhile: what went out on the lost
+// connection is lost, what was buffered goes out after the reconnect, and a
+// publication again puts the lost ones after those.
 func publishToStream(ctx context.Context, nc *nats.Conn, p streamPublication) error {
 	n := len(p.payloads)
 	if n == 0 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -242,5 +243,47 @@ func TestSinkStagingEncodingRoundTripsAndReadsTheTypeScriptFormat(t *testing.T) 
 	}
 	if b, err := newSinkStaging().encode("wc"); err != nil || len(b) != 0 {
 		t.Errorf("an empty staging encodes as %x, %v", b, err)
+	}
+}
+
+func TestJetStreamSinkPublishesACommitOnceAcrossANATSServerRestart(t *testing.T) {
+	server := startJSTestNATS(t)
+	nc := server.connect()
+	ctx := newJSTestContext(t, nc, "job", "sink")
+	sink := JetStreamSink(JetStreamSinkOptions{Stream: "OUT", Subject: "out", CreateStream: true, PublishTimeout: 300 * time.Millisecond})
+	if err := sink.(Restorer).Restore(nil, ctx); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := 0; i < 200; i++ {
+		jsTestProcess(t, sink, ctx, fmt.Sprint(i))
+		want = append(want, fmt.Sprintf("job/sink/1/%d %d", i, i))
+	}
+	jsTestSnapshot(t, sink, ctx, 1)
+	server.kill()
+	if err := sink.(CompletionListener).OnCheckpointComplete(1, ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	server.start()
+	// What the first publication wrote on the lost connection is published again
+	// after what it buffered: each record once, not necessarily in order.
+	got := jsTestWaitStream(t, nc, "OUT", len(want))
+	sort.Strings(got)
+	sort.Strings(want)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("after the restart the stream holds %d messages: %q...", len(got), got[:3])
+	}
+	time.Sleep(500 * time.Millisecond)
+	if got := jsTestStreamContents(t, nc, "OUT"); len(got) != len(want) {
+		t.Errorf("%d messages, want %d", len(got), len(want))
+	}
+	select {
+	case err := <-ctx.failed:
+		t.Fatalf("the sink failed: %v", err)
+	default:
+	}
+	if b := jsTestSnapshot(t, sink, ctx, 2); len(b) != 0 {
+		t.Errorf("checkpoint 1 is still pending after its publication")
 	}
 }

@@ -16,10 +16,26 @@ import (
 	nats "github.com/nats-io/nats.go"
 )
 
-// jsTestServer starts a nats-server with JetStream on a free port and a
-// temporary store, and connects to it; both end with the test. It skips
-// the test when nats-server is not installed.
+// jsTestNATS is a nats-server with JetStream on a free port and a
+// temporary store, stopped when the test ends.
+type jsTestNATS struct {
+	t      *testing.T
+	bin    string
+	dir    string
+	port   int
+	url    string
+	cmd    *exec.Cmd
+	exited chan error
+}
+
+// jsTestServer starts a nats-server and connects to it; both end with the
+// test. It skips the test when nats-server is not installed.
 func jsTestServer(t *testing.T) *nats.Conn {
+	t.Helper()
+	return startJSTestNATS(t).connect()
+}
+
+func startJSTestNATS(t *testing.T) *jsTestNATS {
 	t.Helper()
 	bin, err := exec.LookPath("nats-server")
 	if err != nil {
@@ -34,39 +50,56 @@ func jsTestServer(t *testing.T) *nats.Conn {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
-	dir := t.TempDir()
-	logFile := filepath.Join(dir, "nats.log")
-	cmd := exec.Command(bin, "-js", "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-sd", filepath.Join(dir, "store"), "-l", logFile)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start nats-server: %v", err)
+	s := &jsTestNATS{t: t, bin: bin, dir: t.TempDir(), port: port, url: fmt.Sprintf("nats://127.0.0.1:%d", port)}
+	s.start()
+	t.Cleanup(s.kill)
+	return s
+}
+
+func (s *jsTestNATS) start() {
+	s.t.Helper()
+	s.cmd = exec.Command(s.bin, "-js", "-a", "127.0.0.1", "-p", strconv.Itoa(s.port),
+		"-sd", filepath.Join(s.dir, "store"), "-l", filepath.Join(s.dir, "nats.log"))
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatalf("start nats-server: %v", err)
 	}
 	exited := make(chan error, 1)
+	s.exited = exited
+	cmd := s.cmd
 	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+}
+
+// kill SIGKILLs the server and waits until it is gone.
+func (s *jsTestNATS) kill() {
+	if s.cmd != nil {
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+		s.cmd = nil
+	}
+}
+
+// connect connects (reconnecting quickly, forever) once JetStream answers.
+func (s *jsTestNATS) connect() *nats.Conn {
+	s.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var nc *nats.Conn
-		nc, err = nats.Connect(url, nats.MaxReconnects(-1))
+		nc, err := nats.Connect(s.url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 		if err == nil {
 			if err = jsTestJetStreamReady(nc); err == nil {
-				t.Cleanup(nc.Close)
+				s.t.Cleanup(nc.Close)
 				return nc
 			}
 			nc.Close()
 		}
 		select {
-		case e := <-exited:
-			log, _ := os.ReadFile(logFile)
-			t.Fatalf("nats-server exited (%v):\n%s", e, log)
+		case e := <-s.exited:
+			log, _ := os.ReadFile(filepath.Join(s.dir, "nats.log"))
+			s.t.Fatalf("nats-server exited (%v):\n%s", e, log)
 		default:
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logFile)
-			t.Fatalf("nats-server does not answer at %s: %v\n%s", url, err, log)
+			log, _ := os.ReadFile(filepath.Join(s.dir, "nats.log"))
+			s.t.Fatalf("nats-server does not answer at %s: %v\n%s", s.url, err, log)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -350,4 +383,35 @@ func TestJetStreamSourceCreatesItsStreamAndMapsMessages(t *testing.T) {
 	if fmt.Sprint(ctx.emitted) != fmt.Sprint(want) {
 		t.Errorf("emitted %+v, want %+v", ctx.emitted, want)
 	}
+}
+
+func TestJetStreamSourceReadsOnAcrossANATSServerRestart(t *testing.T) {
+	server := startJSTestNATS(t)
+	nc := server.connect()
+	js := jsTestStream(t, nc, "IN", "in.*")
+	jsTestPublish(t, js, "in.0", "1", "2", "3")
+	ctx := newJSTestContext(t, nc, "job", "split-0")
+	src := JetStreamSource(JetStreamSourceOptions{Stream: "IN", Subject: "in.0", FetchWait: 200 * time.Millisecond})
+	handled, _ := jsTestRead(t, src, ctx, nil)
+	jsTestNext(t, handled, 3)
+	server.kill()
+	server.start()
+	deadline := time.Now().Add(15 * time.Second)
+	for _, v := range []string{"4", "5"} {
+		for {
+			_, err := js.Publish("in.0", []byte(v))
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("publish after the restart: %v", err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	got := jsTestNext(t, handled, 2)
+	if got[0].Offset != 4 || got[1].Offset != 5 {
+		t.Errorf("after the restart: offsets %d, %d; want 4, 5", got[0].Offset, got[1].Offset)
+	}
+	jsTestNothingMore(t, handled, 500*time.Millisecond)
 }
