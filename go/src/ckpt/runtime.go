@@ -368,7 +368,14 @@ func (rt *runtime) enterEpochLocked(epoch uint64) {
 	rt.started = false
 	rt.restored = false
 	rt.restoring = false
-	rt.heldTriggers = nil
+	// Triggers of the new epoch that arrived before its restore are kept (R1 in proto/PROTOCOL.md).
+	kept := rt.heldTriggers[:0]
+	for _, t := range rt.heldTriggers {
+		if t.Epoch == epoch {
+			kept = append(kept, t)
+		}
+	}
+	rt.heldTriggers = kept
 	rt.received = map[[2]string]uint64{}
 	rt.batches.discardOtherEpochs(epoch)
 	for _, id := range rt.order {
