@@ -478,11 +478,8 @@ func (rt *runtime) discard(cmd *ckptpb.DiscardCommand) {
 		rt.logf("discard command of another job %q ignored", cmd.JobId)
 		return
 	}
-	deleted, err := rt.backend.discard(rt.jobID, cmd.Uris)
-	if err != nil {
+	if _, err := rt.backend.discard(rt.jobID, cmd.Uris); err != nil {
 		rt.logf("discarding state pieces: %v", err)
-	} else if deleted > 0 {
-		rt.logf("discarded %d state pieces", deleted)
 	}
 }
 
