@@ -254,7 +254,11 @@ func runEndToEnd(t *testing.T, c *cluster, mode ckptpb.CheckpointMode) {
 		Policy: &ckptpb.CheckpointPolicy{IntervalMs: 150, TimeoutMs: 10000, Mode: mode,
 			Compression: ckptpb.StateCompression_STATE_COMPRESSION_NONE},
 	})
+	// Aligned keeps its snapshots in a directory, unaligned in the JetStream Object Store.
 	state := "file://" + t.TempDir()
+	if mode == ckptpb.CheckpointMode_CHECKPOINT_MODE_UNALIGNED {
+		state = "nats-obj://go-e2e"
+	}
 	newWorker := func(sink *e2eSink, tasks ...string) *Worker {
 		w, err := NewWorker(Options{Coordinators: []string{c.coordinator}, NATSURL: c.natsURL, JobID: jobID, StateURI: state,
 			Logf: func(f string, a ...interface{}) { t.Logf("worker: "+f, a...) }})
