@@ -354,3 +354,129 @@ func runEndToEnd(t *testing.T, c *cluster, mode ckptpb.CheckpointMode) {
 		}
 	}
 }
+
+// faultySink declines one checkpoint, and blocks forever at one record of its first epoch.
+type faultySink struct {
+	declineAt uint64
+	hangAt    int
+	mu        sync.Mutex
+	seen      int
+	first     uint64
+	declined  bool
+	aborted   chan uint64
+	completed chan uint64
+	restored  chan uint64
+}
+
+func (s *faultySink) Process(rec Record, ctx Context) error {
+	s.mu.Lock()
+	if s.first == 0 {
+		s.first = ctx.Epoch()
+	}
+	hang := false
+	if ctx.Epoch() == s.first {
+		s.seen++
+		hang = s.seen == s.hangAt
+	}
+	s.mu.Unlock()
+	if hang {
+		<-make(chan struct{}) // forever: the coordinator finds the task hung
+	}
+	addDecimal(ctx.State(), "count", 1)
+	return nil
+}
+
+func (s *faultySink) Decline(ctx SnapshotContext) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ctx.CheckpointID() == s.declineAt && !s.declined {
+		s.declined = true
+		return "declined by the test"
+	}
+	return ""
+}
+
+func (s *faultySink) OnCheckpointAbort(id uint64, ctx Context) error {
+	select {
+	case s.aborted <- id:
+	default:
+	}
+	return nil
+}
+
+func (s *faultySink) OnCheckpointComplete(id uint64, ctx Context) error {
+	select {
+	case s.completed <- id:
+	default:
+	}
+	return nil
+}
+
+func (s *faultySink) OnRestored(id uint64, _ []SourcePosition, ctx Context) error {
+	s.restored <- ctx.Epoch()
+	return nil
+}
+
+func TestEndToEndDeclineAndHungTask(t *testing.T) {
+	c := startCluster(t)
+	jobID := "go-e2e-faults"
+	c.submit(t, &ckptpb.JobSpec{
+		JobId: jobID,
+		Tasks: []*ckptpb.TaskSpec{{TaskId: "src"}, {TaskId: "sink", Inputs: []string{"src"}}},
+		Policy: &ckptpb.CheckpointPolicy{IntervalMs: 150, TimeoutMs: 10000, TaskStallTimeoutMs: 1500,
+			TolerableFailures: -1, Compression: ckptpb.StateCompression_STATE_COMPRESSION_NONE},
+	})
+	sink := &faultySink{declineAt: 2, hangAt: 15000, aborted: make(chan uint64, 100), completed: make(chan uint64, 1000), restored: make(chan uint64, 10)}
+	w, err := NewWorker(Options{Coordinators: []string{c.coordinator}, NATSURL: c.natsURL, JobID: jobID,
+		StateURI: "file://" + t.TempDir(), AbandonCallAfter: 500 * time.Millisecond,
+		Logf: func(f string, a ...interface{}) { t.Logf("worker: "+f, a...) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AddTask("src", e2eSource{limit: 1 << 40}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AddTask("sink", sink); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	wait := func(what string, ch chan uint64, ok func(uint64) bool) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case v := <-ch:
+				if ok(v) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	wait("the first restore", sink.restored, func(e uint64) bool { return e == 1 })
+	wait("the abort of the declined checkpoint 2", sink.aborted, func(id uint64) bool { return id == 2 })
+	wait("a completion after the decline", sink.completed, func(id uint64) bool { return id > 2 })
+	wait("the restore after the hung task was failed", sink.restored, func(e uint64) bool { return e > 1 })
+	drained := false
+	for !drained {
+		select {
+		case <-sink.completed:
+		default:
+			drained = true
+		}
+	}
+	wait("a completion after the restore", sink.completed, func(uint64) bool { return true })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after its context ended: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+}
