@@ -182,10 +182,12 @@ func (b *ackBatcher) flushLocked(id uint64) {
 func (b *ackBatcher) send(batch *ackBatch) {
 	rt := b.rt
 	if len(batch.declines) > 0 {
+		// A decline aborts the checkpoint: the acknowledgements of the other tasks would only be refused.
 		b.deliver(batch, false, func(requestID uint64) *ckptpb.AttachRequest {
 			return &ckptpb.AttachRequest{Body: &ckptpb.AttachRequest_Decline{Decline: &ckptpb.SessionDecline{
 				RequestId: requestID, Epoch: batch.epoch, CheckpointId: batch.checkpointID, Declines: batch.declines}}}
 		})
+		return
 	}
 	max := rt.w.opts.MaxAckBytes
 	if max <= 0 || max > DefaultMaxAckBytes {

@@ -368,7 +368,14 @@ func (rt *runtime) enterEpochLocked(epoch uint64) {
 	rt.started = false
 	rt.restored = false
 	rt.restoring = false
-	rt.heldTriggers = nil
+	// Triggers of the new epoch that arrived before its restore are kept (R1 in proto/PROTOCOL.md).
+	kept := rt.heldTriggers[:0]
+	for _, t := range rt.heldTriggers {
+		if t.Epoch == epoch {
+			kept = append(kept, t)
+		}
+	}
+	rt.heldTriggers = kept
 	rt.received = map[[2]string]uint64{}
 	rt.batches.discardOtherEpochs(epoch)
 	for _, id := range rt.order {
@@ -471,11 +478,8 @@ func (rt *runtime) discard(cmd *ckptpb.DiscardCommand) {
 		rt.logf("discard command of another job %q ignored", cmd.JobId)
 		return
 	}
-	deleted, err := rt.backend.discard(rt.jobID, cmd.Uris)
-	if err != nil {
+	if _, err := rt.backend.discard(rt.jobID, cmd.Uris); err != nil {
 		rt.logf("discarding state pieces: %v", err)
-	} else if deleted > 0 {
-		rt.logf("discarded %d state pieces", deleted)
 	}
 }
 

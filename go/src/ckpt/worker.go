@@ -369,6 +369,8 @@ func (w *Worker) conn(addr string) (*grpc.ClientConn, error) {
 	} else {
 		dial = append(dial, grpc.WithInsecure())
 	}
+	// Restores of many tasks can carry large manifests: accept what the coordinator may send (64 MiB by default).
+	dial = append(dial, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
 	c, err := grpc.Dial(addr, dial...)
 	if err != nil {
 		return nil, fmt.Errorf("UNAVAILABLE: dial %s: %v", addr, err)
