@@ -9,9 +9,15 @@
  * worker processes.
  */
 import { execFileSync } from 'node:child_process';
+import { headers } from '@nats-io/nats-core';
 import test from 'ava';
-import { GO_TS_WORKERS, type WorkerPlan } from '../../examples/wordcount/job.js';
+import { GO_TS_WORKERS, TS_WORKERS, workersOfLangs, type WorkerPlan } from '../../examples/wordcount/job.js';
+import { RoutingWatch } from '../../examples/wordcount/routing.js';
 import { runWordCount } from '../../examples/wordcount/run.js';
+import { connectNats, edgeSubject, partitionOf } from '../../src/internal.js';
+import { useServers } from '../helpers/servers.js';
+
+const servers = useServers({ etcd: false });
 
 function hasGo(): boolean {
   try {
@@ -21,6 +27,40 @@ function hasGo(): boolean {
     return false;
   }
 }
+
+test('LANGS chooses the workers: TypeScript alone, or Go splits beside TypeScript', (t) => {
+  t.is(workersOfLangs(undefined), TS_WORKERS);
+  t.is(workersOfLangs('ts'), TS_WORKERS);
+  t.is(workersOfLangs('go,ts'), GO_TS_WORKERS);
+  t.is(workersOfLangs('TS, go'), GO_TS_WORKERS);
+  t.throws(() => workersOfLangs('go'), { message: /LANGS=go: the word count runs with LANGS=ts .* or LANGS=go,ts/ });
+  t.throws(() => workersOfLangs('rust,ts'), { message: /LANGS=rust,ts/ });
+});
+
+test('the routing watch reports a word sent to a count task that does not own it, or keyed wrongly', async (t) => {
+  const nc = await connectNats([servers.natsUrl], 'routing-watch-test');
+  t.teardown(() => nc.close());
+  const watch = new RoutingWatch(nc, 'routing', ['split-0'], ['count-0', 'count-1']);
+  const owner = (word: string): string => `count-${partitionOf(word, 2)}`;
+  const other = (word: string): string => (owner(word) === 'count-0' ? 'count-1' : 'count-0');
+  const send = (to: string, word: string, key = encodeURIComponent(word)): void => {
+    const h = headers();
+    h.set('ckpt-epoch', '1');
+    h.set('ckpt-key', key);
+    nc.publish(edgeSubject('ckpt.routing', 'split-0', to), word, { headers: h });
+  };
+  send(owner('état'), 'état');
+  send(other('barrier'), 'barrier');
+  send(owner('river'), 'river', 'river%20');
+  // The watch subscribes on this connection: the server delivers what was published before the flush's answer.
+  await nc.flush();
+  const report = watch.stop();
+  t.is(report.records, 3);
+  t.deepEqual(report.problems, [
+    `split-0 -> ${other('barrier')}: "barrier" went to ${other('barrier')}, its key group is ${owner('barrier')}'s`,
+    `split-0 -> ${owner('river')}: key header "river%20" for the word "river"`,
+  ]);
+});
 
 const goWorker = GO_TS_WORKERS.findIndex((w) => w.lang === 'go');
 
