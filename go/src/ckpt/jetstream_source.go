@@ -79,6 +79,14 @@ func JetStreamInput(stream, subject string) string {
 // the stream sequence of the last message it handled; after a restore it
 // resumes right after it, so every message is handled exactly once per
 // consistent cut. SourceMessage.Value is the *nats.Msg. Use one per task.
+//
+// It reads with an ephemeral pull consumer without acknowledgements (the
+// position is the source's own), created at the stream sequence after the
+// last message it handled and created again there whenever it fails or is
+// found gone, with backoff for up to a minute before the task fails. Pull
+// requests make the task's pace the reading pace. (nats.go's ordered push
+// consumer stops for good when recreating itself fails with anything but a
+// timeout, which a source cannot afford.)
 func JetStreamSource(options JetStreamSourceOptions) Source {
 	return &jetStreamSource{opts: options, input: JetStreamInput(options.Stream, options.Subject)}
 }
