@@ -32,6 +32,9 @@ type JetStreamSourceOptions struct {
 	// away, or dropped it while the task was busy). Default 5 s, at least
 	// 100 ms.
 	FetchWait time.Duration
+	// ReopenFor is how long a source recreates consumers that fail without
+	// reading anything before it fails (and the job recovers). Default 60 s.
+	ReopenFor time.Duration
 	// Conn reads on this connection instead of the worker's.
 	Conn *nats.Conn
 }
@@ -48,6 +51,7 @@ type Emission struct {
 const (
 	DefaultSourceBatchSize = 256
 	DefaultSourceFetchWait = 5 * time.Second
+	DefaultSourceReopenFor = 60 * time.Second
 )
 
 const (
@@ -56,9 +60,6 @@ const (
 	// this long without a pull (its worker is gone). A busy task that does
 	// not pull for longer finds its consumer gone and recreates it.
 	sourceInactiveThreshold = 30 * time.Second
-	// sourceReopenFor: how long a consumer is recreated before the source
-	// fails (and the job recovers).
-	sourceReopenFor = 60 * time.Second
 	// sourceRequestTimeout bounds each JetStream API request of a source.
 	sourceRequestTimeout = 2 * time.Second
 )
@@ -83,7 +84,7 @@ func JetStreamInput(stream, subject string) string {
 // It reads with an ephemeral pull consumer without acknowledgements (the
 // position is the source's own), created at the stream sequence after the
 // last message it handled and created again there whenever it fails or is
-// found gone, with backoff for up to a minute before the task fails. Pull
+// found gone, with backoff for up to ReopenFor before the task fails. Pull
 // requests make the task's pace the reading pace. (nats.go's ordered push
 // consumer stops for good when recreating itself fails with anything but a
 // timeout, which a source cannot afford.)
@@ -151,29 +152,52 @@ type streamReader struct {
 	last uint64
 }
 
+// run reads from consumer after consumer. One that fails is replaced at
+// once, and again with backoff while the new ones fail without delivering
+// anything, for up to ReopenFor; then the source fails. The first
+// consumer failing to open fails it at once.
 func (r *streamReader) run() error {
-	for reopened := 0; ; reopened++ {
+	var failingSince time.Time
+	failures := 0
+	reopenFor := r.src.opts.ReopenFor
+	if reopenFor <= 0 {
+		reopenFor = DefaultSourceReopenFor
+	}
+	for first := true; ; first = false {
 		filterHere := r.src.opts.Subject != "" && r.last > 0 && filtersSlowlyWhenResuming(r.nc.ConnectedServerVersion())
-		var sub *nats.Subscription
-		var err error
-		if reopened == 0 {
-			sub, err = r.open(filterHere)
-		} else {
-			sub, err = r.reopen(filterHere)
-		}
-		if err != nil {
+		sub, err := r.open(filterHere)
+		if err != nil && first {
 			if r.done() {
 				return nil
 			}
 			return err
 		}
-		err = r.pull(sub, filterHere)
-		// Deleting the consumer is a request: not worth waiting for.
-		go func() { _ = sub.Unsubscribe() }()
+		if err == nil {
+			before := r.last
+			err = r.pull(sub, filterHere)
+			// Deleting the consumer is a request: not worth waiting for.
+			go func() { _ = sub.Unsubscribe() }()
+			if r.last != before {
+				failures = 0
+			}
+		}
 		if r.done() {
 			return nil
 		}
+		var delay time.Duration
+		if failures == 0 {
+			failingSince = time.Now()
+		} else {
+			delay = sourceReopenBackoff.delay(failures - 1)
+		}
+		failures++
+		if time.Since(failingSince)+delay > reopenFor {
+			return fmt.Errorf("jetstream source %s: no consumer read anything for %v: %w", r.src.input, time.Since(failingSince).Round(time.Second), err)
+		}
 		r.ctx.Logf("jetstream source %s: %v; reading on after stream sequence %d from a new consumer", r.src.input, err, r.last)
+		if !sleepCtx(r.ctx.Ctx(), delay) {
+			return nil
+		}
 	}
 }
 
@@ -183,24 +207,6 @@ func (r *streamReader) done() bool {
 		return true
 	default:
 		return false
-	}
-}
-
-// reopen is open again after a failure, retried with backoff for up to sourceReopenFor.
-func (r *streamReader) reopen(filterHere bool) (*nats.Subscription, error) {
-	until := time.Now().Add(sourceReopenFor)
-	for attempt := 0; ; attempt++ {
-		sub, err := r.open(filterHere)
-		if err == nil {
-			return sub, nil
-		}
-		delay := sourceReopenBackoff.delay(attempt)
-		if r.done() || time.Now().Add(delay).After(until) {
-			return nil, err
-		}
-		if !sleepCtx(r.ctx.Ctx(), delay) {
-			return nil, err
-		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -414,4 +415,25 @@ func TestJetStreamSourceReadsOnAcrossANATSServerRestart(t *testing.T) {
 		t.Errorf("after the restart: offsets %d, %d; want 4, 5", got[0].Offset, got[1].Offset)
 	}
 	jsTestNothingMore(t, handled, 500*time.Millisecond)
+}
+
+func TestJetStreamSourceFailsWhenNoConsumerWorksForReopenFor(t *testing.T) {
+	nc := jsTestServer(t)
+	js := jsTestStream(t, nc, "IN", "in.*")
+	jsTestPublish(t, js, "in.0", "1")
+	ctx := newJSTestContext(t, nc, "job", "split-0")
+	src := JetStreamSource(JetStreamSourceOptions{Stream: "IN", Subject: "in.0", FetchWait: 200 * time.Millisecond, ReopenFor: time.Second})
+	handled, readErr := jsTestRead(t, src, ctx, nil)
+	jsTestNext(t, handled, 1)
+	if err := js.DeleteStream("IN"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-readErr:
+		if err == nil || !strings.Contains(err.Error(), "jetstream source IN/in.0: no consumer read anything for") {
+			t.Errorf("Read ended with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Read goes on without its stream")
+	}
 }
