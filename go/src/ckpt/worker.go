@@ -222,10 +222,10 @@ func (w *Worker) Run(ctx context.Context) error {
 				}
 				return fmt.Errorf("the coordinator refused the worker: %v", err)
 			}
+			w.logf("attach to %s failed (%v); retrying", w.address(), err)
 			if w.follow(info) {
 				attempt = 0
 			}
-			w.logf("attach to %s failed (%v); retrying", w.address(), err)
 			if !sleepCtx(ctx, backoff(attempt)) {
 				return nil
 			}
