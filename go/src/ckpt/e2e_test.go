@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"ckpt/ckptpb"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 )
 
 // The end-to-end test runs Go workers against a real coordinator (started
@@ -93,8 +95,8 @@ type cluster struct {
 
 func startCluster(t *testing.T) *cluster { return startClusterOf(t, 1) }
 
-// startClusterOf starts etcd, nats-server and n coordinators.
-func startClusterOf(t *testing.T, n int) *cluster {
+// startClusterOf starts etcd, nats-server and n coordinators, with extra flags.
+func startClusterOf(t *testing.T, n int, extra ...string) *cluster {
 	etcd := lookFor("etcd")
 	natsServer := lookFor("nats-server", "/usr/sbin/nats-server")
 	node := lookFor("node")
@@ -125,6 +127,7 @@ func startClusterOf(t *testing.T, n int) *cluster {
 		if n > 1 {
 			args = append(args, "--lease-ttl-ms", "2000")
 		}
+		args = append(args, extra...)
 		c.processes = append(c.processes, startProcess(t, repo, node, args...))
 		conn, err := grpc.Dial(address, grpc.WithInsecure())
 		if err != nil {
@@ -576,5 +579,61 @@ func TestEndToEndLeaderFailover(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("Run did not return after the job was canceled")
+	}
+}
+
+func TestEndToEndBearerToken(t *testing.T) {
+	c := startClusterOf(t, 1, "--auth-token", "s3cret")
+	conn, err := grpc.Dial(c.coordinator, grpc.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c.clients[0] = ckptpb.NewCoordinatorClient(conn)
+	jobID := "go-e2e-token"
+	spec := &ckptpb.JobSpec{JobId: jobID, Tasks: []*ckptpb.TaskSpec{{TaskId: "src"}, {TaskId: "sink", Inputs: []string{"src"}}},
+		Policy: &ckptpb.CheckpointPolicy{IntervalMs: 150, Compression: ckptpb.StateCompression_STATE_COMPRESSION_NONE}}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer s3cret")
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := c.client.SubmitJob(ctx, &ckptpb.SubmitJobRequest{Spec: spec})
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("submit: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	newWorker := func(token string) (*Worker, *faultySink) {
+		sink := &faultySink{aborted: make(chan uint64, 100), completed: make(chan uint64, 100), restored: make(chan uint64, 10)}
+		w, err := NewWorker(Options{Coordinators: []string{c.coordinator}, NATSURL: c.natsURL, JobID: jobID, Token: token,
+			StateURI: "file://" + t.TempDir(), Logf: func(f string, a ...interface{}) { t.Logf("worker: "+f, a...) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = w.AddTask("src", e2eSource{limit: 1 << 40})
+		_ = w.AddTask("sink", sink)
+		return w, sink
+	}
+	bad, _ := newWorker("wrong")
+	if err := bad.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "UNAUTHENTICATED") {
+		t.Fatalf("a worker with a wrong token: %v, want UNAUTHENTICATED", err)
+	}
+	good, sink := newWorker("s3cret")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- good.Run(ctx) }()
+	select {
+	case <-sink.completed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no checkpoint completed with the token")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
 	}
 }
