@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"ckpt/ckptpb"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 )
 
 // The end-to-end test runs Go workers against a real coordinator (started
@@ -47,7 +49,7 @@ func lookFor(names ...string) string {
 }
 
 // startProcess runs a command until the test ends; its output goes to a log file shown on failure.
-func startProcess(t *testing.T, dir, name string, args ...string) {
+func startProcess(t *testing.T, dir, name string, args ...string) *exec.Cmd {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), filepath.Base(name)+".log")
 	log, err := os.Create(logPath)
@@ -79,15 +81,22 @@ func startProcess(t *testing.T, dir, name string, args ...string) {
 			t.Logf("--- %s ---\n%s", filepath.Base(name), out)
 		}
 	})
+	return cmd
 }
 
 type cluster struct {
-	coordinator string
-	natsURL     string
-	client      ckptpb.CoordinatorClient
+	coordinator  string // the first coordinator
+	coordinators []string
+	processes    []*exec.Cmd
+	natsURL      string
+	client       ckptpb.CoordinatorClient // of the first coordinator
+	clients      []ckptpb.CoordinatorClient
 }
 
-func startCluster(t *testing.T) *cluster {
+func startCluster(t *testing.T) *cluster { return startClusterOf(t, 1) }
+
+// startClusterOf starts etcd, nats-server and n coordinators, with extra flags.
+func startClusterOf(t *testing.T, n int, extra ...string) *cluster {
 	etcd := lookFor("etcd")
 	natsServer := lookFor("nats-server", "/usr/sbin/nats-server")
 	node := lookFor("node")
@@ -101,37 +110,63 @@ func startCluster(t *testing.T) *cluster {
 	case node == "" || tsxErr != nil:
 		t.Skipf("end-to-end test skipped: node or %s/node_modules (npm ci) is missing", repo)
 	}
-	etcdPort, peerPort, natsPort, grpcPort, httpPort := freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
+	etcdPort, peerPort, natsPort := freePort(t), freePort(t), freePort(t)
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPort)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
 	startProcess(t, repo, etcd, "--name", "e2e", "--data-dir", t.TempDir(), "--listen-client-urls", etcdURL,
 		"--advertise-client-urls", etcdURL, "--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
 		"--initial-cluster", "e2e="+peerURL, "--initial-cluster-state", "new")
 	startProcess(t, repo, natsServer, "-a", "127.0.0.1", "-p", strconv.Itoa(natsPort), "-js", "-sd", t.TempDir())
-	c := &cluster{coordinator: fmt.Sprintf("127.0.0.1:%d", grpcPort), natsURL: fmt.Sprintf("nats://127.0.0.1:%d", natsPort)}
-	startProcess(t, repo, node, "--import", "tsx", "src/cli/main.ts", "coordinator", "--etcd", etcdURL, "--nats", c.natsURL,
-		"--listen", c.coordinator, "--http-listen", fmt.Sprintf("127.0.0.1:%d", httpPort), "--etcd-prefix", "/e2e/",
-		"--subject-prefix", "e2e", "--heartbeat-interval-ms", "250", "--heartbeat-timeout-ms", "4000",
-		"--shutdown-grace-ms", "1000", "--log-level", "info")
-	conn, err := grpc.Dial(c.coordinator, grpc.WithInsecure())
-	if err != nil {
-		t.Fatal(err)
+	c := &cluster{natsURL: fmt.Sprintf("nats://127.0.0.1:%d", natsPort)}
+	for i := 0; i < n; i++ {
+		address := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		args := []string{"--import", "tsx", "src/cli/main.ts", "coordinator", "--etcd", etcdURL, "--nats", c.natsURL,
+			"--listen", address, "--http-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--etcd-prefix", "/e2e/",
+			"--subject-prefix", "e2e", "--heartbeat-interval-ms", "250", "--heartbeat-timeout-ms", "4000",
+			"--shutdown-grace-ms", "1000", "--log-level", "info"}
+		if n > 1 {
+			args = append(args, "--lease-ttl-ms", "2000")
+		}
+		args = append(args, extra...)
+		c.processes = append(c.processes, startProcess(t, repo, node, args...))
+		conn, err := grpc.Dial(address, grpc.WithInsecure())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		c.coordinators = append(c.coordinators, address)
+		c.clients = append(c.clients, ckptpb.NewCoordinatorClient(conn))
 	}
-	t.Cleanup(func() { conn.Close() })
-	c.client = ckptpb.NewCoordinatorClient(conn)
+	c.coordinator, c.client = c.coordinators[0], c.clients[0]
 	return c
 }
 
-// submit submits a job, waiting for the coordinator to come up.
+// leader is the index of the coordinator that answers GetJob, -1 for none.
+func (c *cluster) leader(jobID string) int {
+	for i, client := range c.clients {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := client.GetJob(ctx, &ckptpb.GetJobRequest{JobId: jobID})
+		cancel()
+		if err == nil {
+			return i
+		}
+	}
+	return -1
+}
+
+// submit submits a job to whichever coordinator leads, waiting for one to come up.
 func (c *cluster) submit(t *testing.T, spec *ckptpb.JobSpec) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := c.client.SubmitJob(ctx, &ckptpb.SubmitJobRequest{Spec: spec})
-		cancel()
-		if err == nil {
-			return
+		var err error
+		for _, client := range c.clients {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, err = client.SubmitJob(ctx, &ckptpb.SubmitJobRequest{Spec: spec})
+			cancel()
+			if err == nil {
+				return
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("submit: %v", err)
@@ -478,5 +513,127 @@ func TestEndToEndDeclineAndHungTask(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("Run did not return after its context ended")
+	}
+}
+
+func TestEndToEndLeaderFailover(t *testing.T) {
+	c := startClusterOf(t, 2)
+	jobID := "go-e2e-failover"
+	c.submit(t, &ckptpb.JobSpec{
+		JobId: jobID,
+		Tasks: []*ckptpb.TaskSpec{{TaskId: "src"}, {TaskId: "sink", Inputs: []string{"src"}}},
+		Policy: &ckptpb.CheckpointPolicy{IntervalMs: 150, TimeoutMs: 10000,
+			Compression: ckptpb.StateCompression_STATE_COMPRESSION_NONE},
+	})
+	sink := &faultySink{aborted: make(chan uint64, 1000), completed: make(chan uint64, 1000), restored: make(chan uint64, 10)}
+	// The standby is named first: the worker must follow it to the leader.
+	leader := c.leader(jobID)
+	if leader < 0 {
+		t.Fatal("no coordinator leads")
+	}
+	addrs := []string{c.coordinators[1-leader], c.coordinators[leader]}
+	w, err := NewWorker(Options{Coordinators: addrs, NATSURL: c.natsURL, JobID: jobID, StateURI: "file://" + t.TempDir(),
+		Logf: func(f string, a ...interface{}) { t.Logf("worker: "+f, a...) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = w.AddTask("src", e2eSource{limit: 1 << 40})
+	_ = w.AddTask("sink", sink)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	completion := func(what string) uint64 {
+		t.Helper()
+		select {
+		case id := <-sink.completed:
+			return id
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no completion %s", what)
+		}
+		return 0
+	}
+	completion("before the fail-over")
+	_ = syscall.Kill(-c.processes[leader].Process.Pid, syscall.SIGKILL)
+	killedAt := time.Now()
+	for len(sink.completed) > 0 {
+		<-sink.completed
+	}
+	// Completions the old leader sent before it died may still arrive; one well after comes from the new one.
+	for {
+		completion("after the fail-over")
+		if time.Since(killedAt) > 4*time.Second {
+			break
+		}
+	}
+	if got := c.leader(jobID); got != 1-leader {
+		t.Fatalf("coordinator %d leads after the fail-over, want %d", got, 1-leader)
+	}
+	if _, err := c.clients[1-leader].CancelJob(context.Background(), &ckptpb.CancelJobRequest{JobId: jobID}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after the job was canceled: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return after the job was canceled")
+	}
+}
+
+func TestEndToEndBearerToken(t *testing.T) {
+	c := startClusterOf(t, 1, "--auth-token", "s3cret")
+	conn, err := grpc.Dial(c.coordinator, grpc.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c.clients[0] = ckptpb.NewCoordinatorClient(conn)
+	jobID := "go-e2e-token"
+	spec := &ckptpb.JobSpec{JobId: jobID, Tasks: []*ckptpb.TaskSpec{{TaskId: "src"}, {TaskId: "sink", Inputs: []string{"src"}}},
+		Policy: &ckptpb.CheckpointPolicy{IntervalMs: 150, Compression: ckptpb.StateCompression_STATE_COMPRESSION_NONE}}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer s3cret")
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := c.client.SubmitJob(ctx, &ckptpb.SubmitJobRequest{Spec: spec})
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("submit: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	newWorker := func(token string) (*Worker, *faultySink) {
+		sink := &faultySink{aborted: make(chan uint64, 100), completed: make(chan uint64, 100), restored: make(chan uint64, 10)}
+		w, err := NewWorker(Options{Coordinators: []string{c.coordinator}, NATSURL: c.natsURL, JobID: jobID, Token: token,
+			StateURI: "file://" + t.TempDir(), Logf: func(f string, a ...interface{}) { t.Logf("worker: "+f, a...) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = w.AddTask("src", e2eSource{limit: 1 << 40})
+		_ = w.AddTask("sink", sink)
+		return w, sink
+	}
+	bad, _ := newWorker("wrong")
+	if err := bad.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "UNAUTHENTICATED") {
+		t.Fatalf("a worker with a wrong token: %v, want UNAUTHENTICATED", err)
+	}
+	good, sink := newWorker("s3cret")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- good.Run(ctx) }()
+	select {
+	case <-sink.completed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no checkpoint completed with the token")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
 	}
 }

@@ -334,11 +334,6 @@ func (rt *runtime) runCommands() {
 				rt.restore(b.Restore)
 			case *ckptpb.AttachResponse_Start:
 				rt.onStart(b.Start)
-			case *ckptpb.AttachResponse_Canceled:
-				if b.Canceled.JobId == rt.jobID || b.Canceled.JobId == "" {
-					rt.logf("job %s canceled", rt.jobID)
-					rt.cancelOnce.Do(func() { close(rt.canceled) })
-				}
 			case *ckptpb.AttachResponse_Discard:
 				rt.discard(b.Discard)
 			case *ckptpb.AttachResponse_ListState:
@@ -346,6 +341,18 @@ func (rt *runtime) runCommands() {
 			}
 		}
 	}
+}
+
+// markCanceled: the job was canceled; Run returns.
+func (rt *runtime) markCanceled(jobID string) {
+	if jobID != rt.jobID && jobID != "" {
+		rt.logf("cancel command of another job %q ignored", jobID)
+		return
+	}
+	rt.cancelOnce.Do(func() {
+		rt.logf("job %s canceled", rt.jobID)
+		close(rt.canceled)
+	})
 }
 
 // onResumed: a welcome after a reconnect. Tasks in its epoch carry on; any other epoch stops them.

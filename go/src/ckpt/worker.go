@@ -33,7 +33,8 @@ type Options struct {
 	Coordinators []string
 	// NATSURL is the NATS server to connect to, unless NATS is given.
 	NATSURL string
-	// NATS is a connection to use instead of NATSURL; the worker does not close it.
+	// NATS is a connection to use instead of NATSURL; the worker does not
+	// close it, and sets its disconnect and error handlers.
 	NATS *nats.Conn
 	// JobID is the job whose tasks the worker runs.
 	JobID string
@@ -222,10 +223,10 @@ func (w *Worker) Run(ctx context.Context) error {
 				}
 				return fmt.Errorf("the coordinator refused the worker: %v", err)
 			}
+			w.logf("attach to %s failed (%v); retrying", w.address(), err)
 			if w.follow(info) {
 				attempt = 0
 			}
-			w.logf("attach to %s failed (%v); retrying", w.address(), err)
 			if !sleepCtx(ctx, backoff(attempt)) {
 				return nil
 			}
@@ -531,7 +532,8 @@ func (w *Worker) handle(m *ckptpb.AttachResponse, rt *runtime) {
 	case *ckptpb.AttachResponse_ListState:
 		term = b.ListState.Term
 	case *ckptpb.AttachResponse_Canceled:
-		rt.command(m)
+		// At once, not behind a restore in progress.
+		rt.markCanceled(b.Canceled.JobId)
 		return
 	default:
 		return
