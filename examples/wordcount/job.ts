@@ -19,6 +19,43 @@ export const OUTPUT_SUBJECT = 'wordcount.out';
 /** Which tasks each of the three worker processes runs. */
 export const WORKER_TASKS: readonly (readonly string[])[] = [['split-0', 'count-0'], ['split-1', 'count-1'], ['sink']];
 
+/** A language a word count worker process is written in. */
+export type WorkerLang = 'ts' | 'go';
+
+/** One worker process of a run: its language and its tasks. */
+export interface WorkerPlan {
+  lang: WorkerLang;
+  tasks: readonly string[];
+}
+
+/** The reference workers: the three of `WORKER_TASKS`, in TypeScript. */
+export const TS_WORKERS: readonly WorkerPlan[] = WORKER_TASKS.map((tasks) => ({ lang: 'ts', tasks }));
+
+/**
+ * The mixed-language workers: both split tasks in one Go worker
+ * (go/src/ckpt/examples/wordcount-split), the count tasks and the sink in
+ * TypeScript workers. Records cross languages on every split-count edge.
+ */
+export const GO_TS_WORKERS: readonly WorkerPlan[] = [
+  { lang: 'go', tasks: ['split-0', 'split-1'] },
+  { lang: 'ts', tasks: ['count-0', 'count-1'] },
+  { lang: 'ts', tasks: ['sink'] },
+];
+
+/**
+ * The workers of a `LANGS` value (`make demo LANGS=...`): `ts` (the
+ * default) or `go,ts` (in either order). Throws an error naming the
+ * accepted values for anything else.
+ */
+export function workersOfLangs(langs: string | undefined): readonly WorkerPlan[] {
+  const set = [...new Set((langs ?? 'ts').split(',').map((l) => l.trim().toLowerCase()))].sort().join(',');
+  if (set === 'ts') return TS_WORKERS;
+  if (set === 'go,ts') return GO_TS_WORKERS;
+  throw new Error(
+    `LANGS=${langs ?? ''}: the word count runs with LANGS=ts (TypeScript workers) or LANGS=go,ts (Go split tasks)`,
+  );
+}
+
 /** How many split and count tasks the job has; there is always one sink. */
 export interface WordCountShape {
   /** Split tasks; split `i` reads the input subject `inputSubject(i)`. */

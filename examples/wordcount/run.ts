@@ -1,8 +1,8 @@
 /**
  * Runs the word count end to end on a local etcd and NATS: a coordinator,
- * three worker processes, a known corpus fed into JetStream, workers
- * SIGKILLed and restarted at chosen moments, and the sink's visible output
- * checked against the crash-free answer.
+ * three worker processes (TypeScript, or some of them Go), a known corpus
+ * fed into JetStream, workers SIGKILLed and restarted at chosen moments,
+ * and the sink's visible output checked against the crash-free answer.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -23,7 +23,9 @@ import {
   type RunningCoordinator,
 } from '../../src/internal.js';
 import { expectedCounts, sentences } from './corpus.js';
-import { INPUT_STREAM, INPUT_SUBJECTS, OUTPUT_STREAM, WORKER_TASKS, wordCountSpec } from './job.js';
+import { buildGoWorker } from './go-worker.js';
+import { INPUT_STREAM, INPUT_SUBJECTS, OUTPUT_STREAM, TS_WORKERS, wordCountSpec, type WorkerPlan } from './job.js';
+import { RoutingWatch } from './routing.js';
 import { readStream, verify, type Verdict } from './verify.js';
 
 /** How to run. */
@@ -34,8 +36,10 @@ export interface WordCountOptions {
   feedMs: number;
   /** Checkpoint interval of the job. */
   intervalMs: number;
-  /** Workers to SIGKILL: when (fraction of the corpus fed) and which (0-2); each is restarted. */
+  /** Workers to SIGKILL: when (fraction of the corpus fed) and which (index in `workers`); each is restarted. */
   kills: ReadonlyArray<{ at: number; worker: number }>;
+  /** The worker processes, their language and tasks. Default `TS_WORKERS`. */
+  workers?: readonly WorkerPlan[];
   /** How long to wait for the output after the corpus is fed. */
   settleTimeoutMs: number;
   /**
@@ -59,6 +63,11 @@ export interface WordCountResult {
   durationMs: number;
   /** The coordinator's `/metrics` at the end of the run. */
   metrics: string;
+  /**
+   * Split-to-count records whose partitioning was checked (a run with
+   * workers in more than one language checks it; 0 otherwise).
+   */
+  routedRecords: number;
 }
 
 const WORKER_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'worker.ts');
@@ -71,6 +80,11 @@ interface Stack {
   nc?: NatsConnection;
   stateDir?: string;
   workers: Map<number, ChildProcess>;
+  plan: readonly WorkerPlan[];
+  /** The Go worker's binary, when a worker is in Go. */
+  goBinary?: string;
+  /** Watches the partitioning when the workers mix languages. */
+  routing?: RoutingWatch;
   /** `WordCountOptions.workerMetrics`. */
   workerMetrics?: string;
   /** Checkpoints completed so far. */
@@ -79,7 +93,8 @@ interface Stack {
 
 /** Runs the word count once; never leaves a process behind. */
 export async function runWordCount(o: WordCountOptions): Promise<WordCountResult> {
-  const stack: Stack = { workers: new Map(), completed: 0, workerMetrics: o.workerMetrics };
+  const plan = o.workers ?? TS_WORKERS;
+  const stack: Stack = { workers: new Map(), plan, completed: 0, workerMetrics: o.workerMetrics };
   const started = Date.now();
   try {
     await startStack(stack, o);
@@ -88,6 +103,13 @@ export async function runWordCount(o: WordCountOptions): Promise<WordCountResult
     o.log(`fed ${corpus.length} sentences; waiting for the sink's output`);
     const expected = expectedCounts(corpus);
     const verdict = await settle(stack, expected, o);
+    const routing = stack.routing?.stop();
+    stack.routing = undefined;
+    if (routing !== undefined) {
+      o.log(`partitioning of ${routing.records} split-count records checked`);
+      verdict.problems.push(...routing.problems);
+      verdict.ok &&= routing.problems.length === 0;
+    }
     const { job } = getJob(stack);
     return {
       verdict,
@@ -97,6 +119,7 @@ export async function runWordCount(o: WordCountOptions): Promise<WordCountResult
       recoveryMs,
       durationMs: Date.now() - started,
       metrics: await stack.coordinator!.metrics.text(),
+      routedRecords: routing?.records ?? 0,
     };
   } finally {
     await stopStack(stack);
@@ -104,6 +127,10 @@ export async function runWordCount(o: WordCountOptions): Promise<WordCountResult
 }
 
 async function startStack(stack: Stack, o: WordCountOptions): Promise<void> {
+  if (stack.plan.some((w) => w.lang === 'go')) {
+    o.log('building the Go worker (go/src/ckpt/examples/wordcount-split)');
+    stack.goBinary = await buildGoWorker();
+  }
   stack.servers = await startLocalServers();
   o.log(`etcd ${stack.servers.etcd.clientUrl}, NATS ${stack.servers.nats.url}`);
   const config = resolveConfig(
@@ -125,17 +152,29 @@ async function startStack(stack: Stack, o: WordCountOptions): Promise<void> {
   stack.nc = await connectNats([stack.servers.nats.url], 'wordcount-feeder');
   const jsm = await jetstreamManager(stack.nc);
   await jsm.streams.add({ name: INPUT_STREAM, subjects: ['sentences.*'] });
+  if (new Set(stack.plan.map((w) => w.lang)).size > 1) {
+    const tasks = stack.plan.flatMap((w) => w.tasks);
+    const of = (kind: string): string[] => tasks.filter((t) => t.startsWith(kind));
+    stack.routing = new RoutingWatch(stack.nc, JOB_ID, of('split-'), of('count-'));
+  }
   await stack.coordinator.coordinator.submitJob(wordCountSpec(JOB_ID, o.intervalMs));
   stack.stateDir = await mkdtemp(join(tmpdir(), 'ckpt-wordcount-'));
-  for (let i = 0; i < WORKER_TASKS.length; i++) startWorker(stack, i, 0);
+  for (let i = 0; i < stack.plan.length; i++) startWorker(stack, i, 0);
   await waitRunning(stack, 1, 60_000);
-  o.log(`job ${JOB_ID} running: ${WORKER_TASKS.map((t, i) => `worker-${i} [${t.join(', ')}]`).join(', ')}`);
+  o.log(
+    `job ${JOB_ID} running: ${stack.plan.map((w, i) => `${workerName(stack, i)} [${w.tasks.join(', ')}]`).join(', ')}`,
+  );
+}
+
+/** A worker's name in the log: its index, and its language unless TypeScript. */
+function workerName(stack: Stack, index: number): string {
+  const lang = stack.plan[index]?.lang;
+  return lang === 'go' ? `worker-${index} (Go)` : `worker-${index}`;
 }
 
 function startWorker(stack: Stack, index: number, generation: number): void {
-  const args = [
-    '--import=tsx',
-    WORKER_SCRIPT,
+  const plan = stack.plan[index]!;
+  const common = [
     '--coordinator',
     stack.coordinator!.address,
     '--nats',
@@ -143,14 +182,25 @@ function startWorker(stack: Stack, index: number, generation: number): void {
     '--job',
     JOB_ID,
     '--tasks',
-    WORKER_TASKS[index]!.join(','),
+    plan.tasks.join(','),
     '--state-dir',
     stack.stateDir!,
     '--worker-id',
     `worker-${index}-${generation}`,
-    ...(stack.workerMetrics === undefined ? [] : ['--metrics', stack.workerMetrics]),
   ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child =
+    plan.lang === 'go'
+      ? spawn(stack.goBinary!, common, { stdio: ['ignore', 'ignore', 'inherit'] })
+      : spawn(
+          process.execPath,
+          [
+            '--import=tsx',
+            WORKER_SCRIPT,
+            ...common,
+            ...(stack.workerMetrics === undefined ? [] : ['--metrics', stack.workerMetrics]),
+          ],
+          { stdio: ['ignore', 'ignore', 'inherit'] },
+        );
   stack.workers.set(index, child);
 }
 
@@ -205,7 +255,7 @@ async function kill(stack: Stack, index: number, generation: number, o: WordCoun
   const minEpoch = before.attempt === 'JOB_ATTEMPT_RUNNING' ? before.epoch + 1 : before.epoch;
   const killedAt = Date.now();
   stack.workers.get(index)?.kill('SIGKILL');
-  o.log(`SIGKILL worker-${index} [${WORKER_TASKS[index]!.join(', ')}]`);
+  o.log(`SIGKILL ${workerName(stack, index)} [${stack.plan[index]!.tasks.join(', ')}]`);
   await new Promise((r) => setTimeout(r, 300));
   startWorker(stack, index, generation);
   await waitRunning(stack, minEpoch, 60_000);
@@ -235,6 +285,7 @@ async function settle(stack: Stack, expected: ReadonlyMap<string, number>, o: Wo
 }
 
 async function stopStack(stack: Stack): Promise<void> {
+  stack.routing?.stop();
   for (const child of stack.workers.values()) if (child.exitCode === null) child.kill('SIGTERM');
   await Promise.all([...stack.workers.values()].map((c) => waitExit(c, 5000)));
   await stack.nc?.close().catch(() => undefined);

@@ -144,3 +144,11 @@ type AbortListener interface {
 type Decliner interface {
 	Decline(ctx SnapshotContext) (reason string)
 }
+
+// RestoreListener is told that the task was restored in a new epoch (from
+// checkpoint checkpointID, 0 for none, with the positions a source resumes
+// after), once its state is back and before the task is reported ready.
+// An error fails the restore.
+type RestoreListener interface {
+	OnRestored(checkpointID uint64, positions []SourcePosition, ctx Context) error
+}

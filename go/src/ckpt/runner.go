@@ -1,0 +1,654 @@
+package ckpt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sort"
+	"sync"
+	"time"
+
+	"ckpt/ckptpb"
+)
+
+// A runner runs one task: one loop goroutine per epoch (generation) that
+// processes records (or source messages), aligns barriers, snapshots and
+// forwards barriers, and runs the checkpoint hooks, one at a time.
+
+type runnerPhase string
+
+const (
+	phaseIdle      runnerPhase = "idle"
+	phaseRestoring runnerPhase = "restoring"
+	phaseActive    runnerPhase = "active"
+	phaseHalted    runnerPhase = "halted"
+	phaseFailed    runnerPhase = "failed"
+	phaseClosed    runnerPhase = "closed"
+)
+
+type work func() error
+
+type openSnapshot struct {
+	state       []byte
+	taken       snapshotTaken
+	inFlight    []inFlightRecord
+	inFlightLen uint64
+}
+
+type snapshotTaken struct {
+	checkpointID uint64
+	epoch        uint64
+	gen          uint64
+	positions    []*ckptpb.SourcePosition
+	processed    uint64
+	startedAt    time.Time
+	syncMs       uint64
+	alignmentMs  uint64
+}
+
+type runner struct {
+	rt       *runtime
+	id       string
+	task     interface{}
+	proc     Task
+	src      Source
+	isSource bool
+	inputs   []string
+	out      *router
+	mode     alignMode
+
+	mu        sync.Mutex
+	phase     runnerPhase
+	gen       uint64
+	epoch     uint64
+	tctx      *taskContext
+	aligner   *inputAligner
+	control   []work
+	positions map[string]uint64
+	processed uint64
+	busySince time.Time
+	running   map[uint64]time.Time
+	acked     map[uint64]bool
+	open      map[uint64]*openSnapshot
+	srcCh     chan SourceMessage
+	started   bool
+	wake      chan struct{}
+	loopDone  chan struct{}
+	uploads   sync.WaitGroup
+}
+
+func newRunner(rt *runtime, id string, task interface{}, inputs, outputs []string, mode alignMode) *runner {
+	r := &runner{
+		rt: rt, id: id, task: task, inputs: inputs, out: newRouter(id, outputs), mode: mode,
+		phase: phaseIdle, positions: map[string]uint64{}, running: map[uint64]time.Time{},
+		acked: map[uint64]bool{}, open: map[uint64]*openSnapshot{}, wake: make(chan struct{}, 1),
+	}
+	if s, ok := task.(Source); ok && len(inputs) == 0 {
+		r.src, r.isSource = s, true
+	} else if t, ok := task.(Task); ok {
+		r.proc = t
+	}
+	if len(inputs) > 0 {
+		r.aligner = newInputAligner(inputs, mode)
+	}
+	return r
+}
+
+func (r *runner) signal() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *runner) current(gen uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return gen == r.gen && r.phase != phaseClosed
+}
+
+func (r *runner) accepting(epoch uint64) bool {
+	return (r.phase == phaseActive || r.phase == phaseRestoring) && epoch == r.epoch
+}
+
+// offerRecord queues a record of input sent in epoch.
+func (r *runner) offerRecord(epoch uint64, input string, rec Record) {
+	r.mu.Lock()
+	if r.accepting(epoch) && r.aligner != nil {
+		r.aligner.offer(input, inputItem{record: rec})
+	}
+	r.mu.Unlock()
+	r.signal()
+}
+
+// offerBarrier queues barrier checkpointID of input sent in epoch.
+func (r *runner) offerBarrier(epoch uint64, input string, checkpointID uint64) {
+	r.mu.Lock()
+	if r.accepting(epoch) && r.aligner != nil {
+		r.aligner.offer(input, inputItem{barrier: true, checkpointID: checkpointID})
+	}
+	r.mu.Unlock()
+	r.signal()
+}
+
+// trigger asks a source to snapshot between two messages; false when it does not run in epoch.
+func (r *runner) trigger(epoch, checkpointID uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.phase != phaseActive || epoch != r.epoch {
+		return false
+	}
+	gen := r.gen
+	r.pushLocked(func() error {
+		return r.snapshot(gen, checkpointID, 0, time.Now(), false)
+	})
+	return true
+}
+
+func (r *runner) pushLocked(w work) {
+	r.control = append(r.control, w)
+	r.signal()
+}
+
+// complete: checkpoint id committed; the task's hook runs when it acknowledged it.
+func (r *runner) complete(checkpointID uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.acked[checkpointID] {
+		return
+	}
+	delete(r.acked, checkpointID)
+	l, ok := r.task.(CompletionListener)
+	if !ok || r.phase != phaseActive {
+		return
+	}
+	ctx := r.tctx
+	r.pushLocked(func() error { return l.OnCheckpointComplete(checkpointID, ctx) })
+}
+
+// abort: checkpoint (or every one up to it) will not complete.
+func (r *runner) abort(rng abortRange) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.aligner != nil {
+		r.aligner.cancel(rng.checkpointID, rng.upTo)
+	}
+	for id := range r.open {
+		if rng.matches(id) {
+			delete(r.open, id)
+		}
+	}
+	for id := range r.running {
+		if rng.matches(id) {
+			delete(r.running, id)
+		}
+	}
+	for id := range r.acked {
+		if rng.matches(id) {
+			delete(r.acked, id)
+		}
+	}
+	if l, ok := r.task.(AbortListener); ok && r.phase == phaseActive {
+		ctx := r.tctx
+		r.pushLocked(func() error { return l.OnCheckpointAbort(rng.checkpointID, ctx) })
+	} else {
+		r.signal()
+	}
+}
+
+// halt stops the task's work of the current epoch at once and drops what it queued.
+func (r *runner) halt(phase runnerPhase) {
+	r.mu.Lock()
+	r.haltLocked(phase)
+	r.mu.Unlock()
+	r.signal()
+}
+
+func (r *runner) haltLocked(phase runnerPhase) {
+	if r.phase == phaseClosed {
+		return
+	}
+	r.gen++
+	if r.tctx != nil {
+		r.tctx.cancel()
+	}
+	r.control = nil
+	if r.aligner != nil {
+		r.aligner.reset()
+	}
+	r.srcCh = nil
+	r.started = false
+	r.busySince = time.Time{}
+	r.running = map[uint64]time.Time{}
+	r.open = map[uint64]*openSnapshot{}
+	r.acked = map[uint64]bool{}
+	r.phase = phase
+}
+
+// restore brings the task back in epoch from its manifest entry (nil: empty state).
+func (r *runner) restore(epoch, checkpointID uint64, snap *ckptpb.TaskSnapshot, sourceJobID string, abandonAfter time.Duration) error {
+	r.mu.Lock()
+	if r.phase == phaseClosed {
+		r.mu.Unlock()
+		return errors.New("SHUTTING_DOWN: the task is closed")
+	}
+	r.haltLocked(phaseRestoring)
+	r.epoch = epoch
+	gen := r.gen
+	oldLoop := r.loopDone
+	r.mu.Unlock()
+	r.signal()
+	if oldLoop != nil {
+		select {
+		case <-oldLoop:
+		case <-time.After(abandonAfter):
+			r.rt.logf("task %s: a call of the previous epoch has not returned after %s; abandoned", r.id, abandonAfter)
+		}
+	}
+	fail := func(err error) error {
+		r.mu.Lock()
+		if gen == r.gen {
+			r.haltLocked(phaseFailed)
+		}
+		r.mu.Unlock()
+		return err
+	}
+	var data []byte
+	if h := snap.GetState(); h != nil && h.Uri != "" {
+		var err error
+		data, err = r.rt.backend.get(h, r.rt.jobID, sourceJobID)
+		if err != nil {
+			return fail(fmt.Errorf("restore of task %s from checkpoint %d failed: %v", r.id, checkpointID, err))
+		}
+	}
+	var inFlight []inFlightRecord
+	if data != nil && r.mode == modeUnaligned && len(r.inputs) > 0 {
+		state, records, err := decodeUnaligned(data)
+		if err != nil {
+			return fail(fmt.Errorf("restore of task %s: %v", r.id, err))
+		}
+		data, inFlight = state, records
+	}
+	cctx, cancel := context.WithCancel(context.Background())
+	tctx := &taskContext{r: r, gen: gen, epoch: epoch, state: newMapState(), ctx: cctx, cancel: cancel}
+	var positions []SourcePosition
+	for _, p := range snap.GetPositions() {
+		positions = append(positions, SourcePosition{Input: p.Input, Offset: p.Offset})
+	}
+	if err := r.restoreState(tctx, data); err != nil {
+		cancel()
+		return fail(fmt.Errorf("restore of task %s failed: %v", r.id, err))
+	}
+	if l, ok := r.task.(RestoreListener); ok {
+		if err := safeCall(func() error { return l.OnRestored(checkpointID, positions, tctx) }); err != nil {
+			cancel()
+			return fail(fmt.Errorf("restore of task %s failed: %v", r.id, err))
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if gen != r.gen {
+		cancel()
+		return errors.New("STALE_EPOCH: restore superseded")
+	}
+	r.tctx = tctx
+	r.positions = map[string]uint64{}
+	for _, p := range positions {
+		r.positions[p.Input] = p.Offset
+	}
+	r.processed = 0
+	r.phase = phaseActive
+	for _, rec := range inFlight {
+		r.aligner.offer(rec.from, inputItem{record: Record{Value: rec.value, Key: rec.key, HasKey: rec.hasKey, From: rec.from}})
+	}
+	done := make(chan struct{})
+	r.loopDone = done
+	go r.loop(gen, tctx, done)
+	return nil
+}
+
+func (r *runner) restoreState(tctx *taskContext, data []byte) error {
+	if rs, ok := r.task.(Restorer); ok {
+		var state []byte
+		if len(data) > 0 {
+			state = data
+		}
+		return safeCall(func() error { return rs.Restore(state, tctx) })
+	}
+	s, err := decodeKeyedState(data)
+	if err != nil {
+		return err
+	}
+	tctx.state = s
+	return nil
+}
+
+// start lets a source read, once the job started in epoch.
+func (r *runner) start(epoch uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.isSource || r.phase != phaseActive || epoch != r.epoch || r.started || r.tctx == nil {
+		return
+	}
+	r.started = true
+	ch := make(chan SourceMessage, 256)
+	r.srcCh = ch
+	var positions []SourcePosition
+	for in, off := range r.positions {
+		positions = append(positions, SourcePosition{Input: in, Offset: off})
+	}
+	sort.Slice(positions, func(i, j int) bool { return positions[i].Input < positions[j].Input })
+	tctx := r.tctx
+	go func() {
+		err := safeCall(func() error { return r.src.Read(tctx, positions, ch) })
+		if err != nil && tctx.ctx.Err() == nil {
+			r.fail(tctx.gen, fmt.Errorf("read: %v", err))
+		}
+	}()
+	r.signal()
+}
+
+func (r *runner) loop(gen uint64, tctx *taskContext, done chan struct{}) {
+	defer close(done)
+	for {
+		r.mu.Lock()
+		if gen != r.gen || r.phase == phaseClosed {
+			r.mu.Unlock()
+			return
+		}
+		w := r.nextLocked(gen)
+		src := r.srcCh
+		r.mu.Unlock()
+		if w != nil {
+			r.call(gen, w)
+			continue
+		}
+		select {
+		case <-r.wake:
+		case <-tctx.ctx.Done():
+			return
+		case msg := <-src:
+			r.call(gen, func() error { return r.handleSource(tctx, msg) })
+		}
+	}
+}
+
+func (r *runner) nextLocked(gen uint64) work {
+	if r.phase != phaseActive {
+		return nil
+	}
+	if len(r.control) > 0 {
+		w := r.control[0]
+		r.control = r.control[1:]
+		return w
+	}
+	if r.aligner == nil {
+		return nil
+	}
+	act, ok := r.aligner.next()
+	if !ok {
+		return nil
+	}
+	tctx := r.tctx
+	switch act.kind {
+	case actProcess:
+		r.processed++
+		if len(act.inFlightFor) > 0 {
+			for _, id := range act.inFlightFor {
+				if o := r.open[id]; o != nil {
+					o.inFlight = append(o.inFlight, inFlightRecord{from: act.input, key: act.record.Key, hasKey: act.record.HasKey, value: act.record.Value})
+					o.inFlightLen += uint64(len(act.record.Value))
+				}
+			}
+		}
+		rec := act.record
+		if r.proc == nil {
+			return nil
+		}
+		return func() error { return r.proc.Process(rec, tctx) }
+	case actSnapshot:
+		return func() error {
+			return r.snapshot(gen, act.checkpointID, act.alignmentMs, act.startedAt, r.mode == modeUnaligned)
+		}
+	case actFinish:
+		id, alignmentMs := act.checkpointID, act.alignmentMs
+		return func() error { r.finishUnaligned(gen, id, alignmentMs); return nil }
+	case actCancel:
+		id, reason := act.checkpointID, act.reason
+		delete(r.open, id)
+		delete(r.running, id)
+		epoch := r.epoch
+		return func() error {
+			r.rt.result(id, epoch, taskResult{taskID: r.id, decline: "barrier alignment cancelled: " + reason})
+			return nil
+		}
+	}
+	return nil
+}
+
+func (r *runner) handleSource(tctx *taskContext, msg SourceMessage) error {
+	r.mu.Lock()
+	r.processed++
+	r.mu.Unlock()
+	if err := r.src.Handle(msg, tctx); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	if tctx.gen == r.gen {
+		r.positions[msg.Input] = msg.Offset
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// call runs one piece of the task's work, timing it for the heartbeats.
+func (r *runner) call(gen uint64, w work) {
+	r.mu.Lock()
+	if gen == r.gen {
+		r.busySince = time.Now()
+	}
+	r.mu.Unlock()
+	err := safeCall(w)
+	r.mu.Lock()
+	if gen == r.gen {
+		r.busySince = time.Time{}
+	}
+	r.mu.Unlock()
+	if err != nil {
+		r.fail(gen, err)
+	}
+}
+
+func safeCall(f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return f()
+}
+
+// snapshot takes the task's snapshot of checkpointID at this point of its
+// input, forwards the barrier to every output, and uploads in the background.
+// With open (unaligned), the upload waits for finishUnaligned.
+func (r *runner) snapshot(gen, checkpointID, alignmentMs uint64, startedAt time.Time, open bool) error {
+	r.mu.Lock()
+	if gen != r.gen {
+		r.mu.Unlock()
+		return nil
+	}
+	tctx, epoch := r.tctx, r.epoch
+	processed := r.processed
+	r.processed = 0
+	var positions []*ckptpb.SourcePosition
+	for in, off := range r.positions {
+		positions = append(positions, &ckptpb.SourcePosition{Input: in, Offset: off})
+	}
+	sort.Slice(positions, func(i, j int) bool { return positions[i].Input < positions[j].Input })
+	began := time.Now()
+	r.running[checkpointID] = began
+	r.mu.Unlock()
+	if !r.isSource {
+		positions = nil
+	}
+	sctx := snapshotContext{tctx, checkpointID}
+	declined := ""
+	if d, ok := r.task.(Decliner); ok {
+		if err := safeCall(func() error { declined = d.Decline(sctx); return nil }); err != nil {
+			declined = err.Error()
+		}
+	}
+	var state []byte
+	var serr error
+	if declined == "" {
+		if s, ok := r.task.(Snapshotter); ok {
+			serr = safeCall(func() error { var e error; state, e = s.Snapshot(sctx); return e })
+		} else {
+			state = encodeKeyedState(tctx.state)
+		}
+	}
+	r.rt.plane.publishBarrier(r.id, r.out.targets, r.rt.jobID, checkpointID, epoch)
+	taken := snapshotTaken{checkpointID: checkpointID, epoch: epoch, gen: gen, positions: positions, processed: processed,
+		startedAt: startedAt, syncMs: msBetween(began, time.Now()), alignmentMs: alignmentMs}
+	if declined != "" || serr != nil {
+		msg := declined
+		if serr != nil {
+			msg = fmt.Sprintf("snapshot failed: %v", serr)
+		}
+		r.mu.Lock()
+		delete(r.running, checkpointID)
+		r.mu.Unlock()
+		r.rt.result(checkpointID, epoch, taskResult{taskID: r.id, decline: msg})
+		return nil
+	}
+	if open {
+		r.mu.Lock()
+		if gen == r.gen {
+			r.open[checkpointID] = &openSnapshot{state: state, taken: taken}
+			delete(r.running, checkpointID)
+		}
+		r.mu.Unlock()
+		return nil
+	}
+	r.upload(taken, state, 0, uint64(len(state)))
+	return nil
+}
+
+func (r *runner) finishUnaligned(gen, checkpointID, alignmentMs uint64) {
+	r.mu.Lock()
+	o := r.open[checkpointID]
+	delete(r.open, checkpointID)
+	if o == nil || gen != r.gen {
+		r.mu.Unlock()
+		return
+	}
+	r.running[checkpointID] = time.Now()
+	r.mu.Unlock()
+	o.taken.alignmentMs = alignmentMs
+	r.upload(o.taken, encodeUnaligned(o.state, o.inFlight), o.inFlightLen, uint64(len(o.state)))
+}
+
+func (r *runner) upload(t snapshotTaken, data []byte, inFlightBytes, stateBytes uint64) {
+	r.uploads.Add(1)
+	go func() {
+		defer r.uploads.Done()
+		began := time.Now()
+		handle := &ckptpb.StateHandle{}
+		var err error
+		if len(data) > 0 {
+			handle, err = r.rt.backend.put(pieceKey{r.rt.jobID, r.id, t.checkpointID, t.epoch}, data)
+		}
+		r.mu.Lock()
+		delete(r.running, t.checkpointID)
+		current := t.gen == r.gen
+		if current && err == nil {
+			r.acked[t.checkpointID] = true
+		}
+		r.mu.Unlock()
+		if !current {
+			return
+		}
+		if err != nil {
+			r.rt.logf("task %s: snapshot upload of checkpoint %d failed; declining: %v", r.id, t.checkpointID, err)
+			r.rt.result(t.checkpointID, t.epoch, taskResult{taskID: r.id, decline: fmt.Sprintf("snapshot upload failed: %v", err)})
+			return
+		}
+		persisted := uint64(0)
+		if len(data) > 0 {
+			persisted = handle.SizeBytes
+		}
+		snap := &ckptpb.TaskSnapshot{
+			TaskId:       r.id,
+			State:        handle,
+			Positions:    t.positions,
+			SnapshotType: ckptpb.SnapshotType_SNAPSHOT_TYPE_FULL,
+			Metrics: &ckptpb.SnapshotMetrics{
+				AlignmentMs:      t.alignmentMs,
+				SyncMs:           t.syncMs,
+				AsyncMs:          msBetween(began, time.Now()),
+				StateSizeBytes:   stateBytesOf(handle, stateBytes),
+				PersistedBytes:   persisted,
+				InFlightBytes:    inFlightBytes,
+				ProcessedRecords: t.processed,
+				StartDelayMs:     r.rt.startDelayMs(t.checkpointID, t.startedAt),
+			},
+		}
+		r.rt.result(t.checkpointID, t.epoch, taskResult{taskID: r.id, snapshot: snap})
+	}()
+}
+
+// A handle without a uri must report no state.
+func stateBytesOf(h *ckptpb.StateHandle, stateBytes uint64) uint64 {
+	if h.Uri == "" {
+		return 0
+	}
+	return stateBytes
+}
+
+// fail fails the task in generation gen: it halts, and the job recovers.
+func (r *runner) fail(gen uint64, err error) {
+	r.mu.Lock()
+	if gen != r.gen || r.phase == phaseClosed || r.phase == phaseFailed {
+		r.mu.Unlock()
+		return
+	}
+	epoch := r.epoch
+	r.haltLocked(phaseFailed)
+	r.mu.Unlock()
+	r.signal()
+	r.rt.logf("task %s failed in epoch %d: %v", r.id, epoch, err)
+	r.rt.taskFailed(r.id, epoch, fmt.Sprintf("task %s failed: %v", r.id, err))
+}
+
+func (r *runner) health(now time.Time) *ckptpb.TaskHealth {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h := &ckptpb.TaskHealth{TaskId: r.id}
+	if !r.busySince.IsZero() {
+		h.BusyMs = msBetween(r.busySince, now)
+	}
+	var oldest time.Time
+	for id, since := range r.running {
+		if oldest.IsZero() || since.Before(oldest) {
+			oldest, h.SnapshotCheckpointId = since, id
+		}
+	}
+	if !oldest.IsZero() {
+		h.SnapshotMs = msBetween(oldest, now)
+	}
+	return h
+}
+
+func (r *runner) close() {
+	r.halt(phaseClosed)
+	r.mu.Lock()
+	done := r.loopDone
+	r.mu.Unlock()
+	if done != nil {
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
