@@ -70,6 +70,7 @@ type runner struct {
 	busySince time.Time
 	running   map[uint64]time.Time
 	acked     map[uint64]bool
+	aborted   []abortRange // recent aborts: an upload that ends after its checkpoint's abort is not acknowledged
 	open      map[uint64]*openSnapshot
 	srcCh     chan SourceMessage
 	started   bool
@@ -155,10 +156,16 @@ func (r *runner) pushLocked(w work) {
 func (r *runner) complete(checkpointID uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.acked[checkpointID] {
+	acked := r.acked[checkpointID]
+	// A committed checkpoint subsumes the older ones.
+	for id := range r.acked {
+		if id <= checkpointID {
+			delete(r.acked, id)
+		}
+	}
+	if !acked {
 		return
 	}
-	delete(r.acked, checkpointID)
 	l, ok := r.task.(CompletionListener)
 	if !ok || r.phase != phaseActive {
 		return
@@ -188,6 +195,10 @@ func (r *runner) abort(rng abortRange) {
 		if rng.matches(id) {
 			delete(r.acked, id)
 		}
+	}
+	r.aborted = append(r.aborted, rng)
+	if len(r.aborted) > 64 {
+		r.aborted = r.aborted[1:]
 	}
 	if l, ok := r.task.(AbortListener); ok && r.phase == phaseActive {
 		ctx := r.tctx
@@ -223,6 +234,7 @@ func (r *runner) haltLocked(phase runnerPhase) {
 	r.running = map[uint64]time.Time{}
 	r.open = map[uint64]*openSnapshot{}
 	r.acked = map[uint64]bool{}
+	r.aborted = nil
 	r.phase = phase
 }
 
@@ -562,6 +574,11 @@ func (r *runner) upload(t snapshotTaken, data []byte, inFlightBytes, stateBytes 
 		r.mu.Lock()
 		delete(r.running, t.checkpointID)
 		current := t.gen == r.gen
+		for _, rng := range r.aborted {
+			if rng.matches(t.checkpointID) {
+				current = false
+			}
+		}
 		if current && err == nil {
 			r.acked[t.checkpointID] = true
 		}
