@@ -95,7 +95,9 @@ gen: node_modules/.installed
 	rm -rf .tmp/go-gen
 
 # The Go worker library (go/, GOPATH layout, Debian's Go packages; nothing
-# is downloaded): vet and unit tests, and the conformance adapter's binary.
+# is downloaded): vet and tests, and the conformance adapter's binary. The
+# end-to-end tests start etcd, nats-server and a coordinator (node, from
+# node_modules) of their own, and skip, saying so, when one is missing.
 GO_ENV := GO111MODULE=off GOPATH=$(CURDIR)/go:/usr/share/gocode GOFLAGS= GOCACHE=$(CURDIR)/.tmp/go-cache
 .PHONY: go-check go-build
 go-check: system-deps

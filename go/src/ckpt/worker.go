@@ -500,17 +500,34 @@ func (w *Worker) serve(ctx context.Context, att *attachment, rt *runtime) error 
 		case <-ctx.Done():
 			w.logf("stopping: sending what is pending")
 			rt.close()
-			_ = w.session.closeSend(stream)
+			w.endSession(stream, msgs)
 			return ctx.Err()
 		case <-rt.canceled:
 			rt.close()
-			_ = w.session.closeSend(stream)
+			w.endSession(stream, msgs)
 			return nil
 		case r := <-msgs:
 			if r.err != nil {
 				return withTrailer(r.err, stream)
 			}
 			w.handle(r.msg, rt)
+		}
+	}
+}
+
+// endSession closes the worker's side of the stream and waits a moment
+// for the coordinator to close its side, so that it sees a clean end.
+func (w *Worker) endSession(stream ckptpb.Coordinator_AttachClient, msgs <-chan recvResult) {
+	_ = w.session.closeSend(stream)
+	timeout := time.After(3 * time.Second)
+	for {
+		select {
+		case r := <-msgs:
+			if r.err != nil {
+				return
+			}
+		case <-timeout:
+			return
 		}
 	}
 }
