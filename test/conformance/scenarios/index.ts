@@ -1,0 +1,7 @@
+/**
+ * Every scenario of the suite, in the order they run.
+ */
+import type { Scenario } from '../scenario.js';
+import { aligned, firstStart, unaligned } from './basic.js';
+
+export const SCENARIOS: readonly Scenario[] = [firstStart, aligned, unaligned];
