@@ -61,10 +61,14 @@ export class ScenarioRun {
   readonly jobId: string;
   readonly reportSubject: string;
   readonly reports: Report[] = [];
+  /** When each report arrived (ms since the epoch), by its index in `reports`. */
+  readonly reportAtMs: number[] = [];
   readonly workers: SupervisedWorker[] = [];
   coordinators: CoordinatorNode[] = [];
   /** Every `latest` value seen, in order. */
   readonly latestSeen: number[] = [];
+  /** When each value of `latestSeen` was seen (ms since the epoch). */
+  readonly latestSeenAtMs: number[] = [];
   /** Every epoch seen, in order. */
   readonly epochsSeen: number[] = [];
   readonly problems: string[] = [];
@@ -100,6 +104,11 @@ export class ScenarioRun {
     this.#keys = new KeyLayout(this.#etcdPrefix);
   }
 
+  /** `<subject prefix>.<job>`: where the job's control and data subjects live. */
+  get controlPrefix(): string {
+    return `${this.#subjectPrefix}.${this.jobId}`;
+  }
+
   /** The client of every coordinator (it follows the leader). */
   get client(): CoordinatorClient {
     if (this.#client === undefined) throw new Error('no coordinators started');
@@ -129,7 +138,10 @@ export class ScenarioRun {
         if (err !== null) return;
         const report = parseReport(msg.string());
         if (report === undefined) this.problems.push(`a report that does not parse: ${msg.string().slice(0, 200)}`);
-        else this.reports.push(report);
+        else {
+          this.reports.push(report);
+          this.reportAtMs.push(Date.now());
+        }
       },
     });
     await this.suite.nc.flush();
@@ -339,6 +351,7 @@ export class ScenarioRun {
         if (epoch < this.epoch) this.problems.push(`the epoch went back from ${this.epoch} to ${epoch}`);
         if (latest !== this.latest) {
           this.latestSeen.push(latest);
+          this.latestSeenAtMs.push(Date.now());
           if (latest > 0) await this.manifest(latest);
         }
         if (epoch !== this.epoch) this.epochsSeen.push(epoch);
