@@ -15,7 +15,9 @@ import { createLogger, type Logger } from '../../src/log/index.js';
 import {
   createLocalDirectoryBackend,
   createObjectStoreBackend,
+  CheckpointDeclinedError,
   createWorker,
+  DEFAULT_MAX_ACK_REQUEST_BYTES,
   type AnyTask,
   type DataRecord,
   type SourceMessage,
@@ -75,7 +77,7 @@ class TaskBase {
   declineCheck(checkpointId: number): void {
     if (this.behaviour.declineCheckpoint !== checkpointId || this.#declined) return;
     this.#declined = true;
-    throw new Error('declined by behaviour');
+    throw new CheckpointDeclinedError('declined by behaviour');
   }
 
   /** True when the call handling this record must hang forever. */
@@ -236,6 +238,8 @@ interface Env {
   state: string;
   reportSubject: string;
   workerId: string | undefined;
+  /** The coordinator's message limit, when it is below the SDK's default acknowledgement size. */
+  maxMessageBytes: number | undefined;
 }
 
 function readEnv(env: NodeJS.ProcessEnv): Env {
@@ -255,7 +259,16 @@ function readEnv(env: NodeJS.ProcessEnv): Env {
     state: need('CKPT_STATE'),
     reportSubject: need('CKPT_REPORT_SUBJECT'),
     workerId: env.CKPT_WORKER_ID === undefined || env.CKPT_WORKER_ID === '' ? undefined : env.CKPT_WORKER_ID,
+    maxMessageBytes: positiveInteger(env, 'CKPT_MAX_MESSAGE_BYTES'),
   };
+}
+
+function positiveInteger(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const text = env[name];
+  if (text === undefined || text === '') return undefined;
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got ${text}`);
+  return value;
 }
 
 /** The backend `CKPT_STATE` names, and what closes what it opened. */
@@ -304,6 +317,10 @@ async function main(): Promise<number> {
     logger,
     // A hung call is abandoned soon after a recovery, so that the restore does not wait long for it.
     abandonCallAfterMs: 2000,
+    // Each acknowledgement message stays well below the coordinator's limit (R4).
+    ...(env.maxMessageBytes === undefined
+      ? {}
+      : { maxAckRequestBytes: Math.min(DEFAULT_MAX_ACK_REQUEST_BYTES, Math.floor(env.maxMessageBytes / 2)) }),
   });
   for (const base of bases.values()) worker.addTask(base.taskId, taskOf(base));
   worker.on('restored', (event) => {
