@@ -274,6 +274,20 @@ export class ScenarioRun {
     return all();
   }
 
+  /**
+   * Waits until every stateful task reported `restored` in the job's
+   * current epoch, which may move on meanwhile (a fault can cost more than
+   * one recovery); returns the epoch and those reports.
+   */
+  async waitRestoredCurrent(timeoutMs = 30_000): Promise<{ epoch: number; reports: Report[] }> {
+    const of = (epoch: number): Report[] => this.reports.filter((r) => r.event === 'restored' && r.epoch === epoch);
+    await this.waitFor("every task's restored report in the current epoch", timeoutMs, () => {
+      const tasks = new Set(of(this.epoch).map((r) => r.task));
+      return this.graph.every((t) => tasks.has(t.taskId));
+    });
+    return { epoch: this.epoch, reports: of(this.epoch) };
+  }
+
   /** The job's checkpoint history as the leader keeps it (recent ones, aborted with their reasons). */
   async history(): Promise<CheckpointSummary[]> {
     const response = await this.#retry(

@@ -12,9 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { formatResults, runSuite } from './run.js';
 import { SCENARIOS } from './scenarios/index.js';
-
-/** The TypeScript SDK's adapter, the default worker. */
-export const TS_WORKER = 'node --import tsx test/conformance/ts-worker.ts';
+import { TS_WORKER } from './worker-commands.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 

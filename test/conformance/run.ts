@@ -5,6 +5,7 @@
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { NatsConnection } from '@nats-io/nats-core';
 import { connectNats } from '../../src/bus/index.js';
 import { startEtcd, startNats, type EtcdProcess, type NatsProcess } from '../../src/dev/index.js';
 import { ScenarioRun, type SuiteContext } from './harness.js';
@@ -35,44 +36,66 @@ export interface ScenarioResult {
   logDir: string;
 }
 
+/** The servers and connection one run shares between its scenarios. */
+export class SuiteServers {
+  private constructor(
+    readonly etcd: EtcdProcess,
+    readonly nats: NatsProcess,
+    readonly nc: NatsConnection,
+  ) {}
+
+  /** Starts etcd and NATS and connects the runner to NATS. */
+  static async start(): Promise<SuiteServers> {
+    const [etcd, nats] = await Promise.all([startEtcd(), startNats()]);
+    try {
+      return new SuiteServers(etcd, nats, await connectNats([nats.url], 'ckpt-conformance-runner'));
+    } catch (err) {
+      await Promise.all([etcd.stop(), nats.stop()]);
+      throw err;
+    }
+  }
+
+  /** Runs one scenario with its logs in `<logRoot>/<impl>/<scenario>/`; never throws for a failing scenario. */
+  async run(options: Omit<SuiteOptions, 'scenarios'>, scenario: Scenario): Promise<ScenarioResult> {
+    const logDir = join(options.logRoot, options.impl, scenario.name);
+    await rm(logDir, { recursive: true, force: true });
+    await mkdir(logDir, { recursive: true });
+    const suite: SuiteContext = {
+      repo: options.repo,
+      etcdUrl: this.etcd.clientUrl,
+      natsUrl: this.nats.url,
+      nats: this.nats,
+      nc: this.nc,
+      workerCommand: options.workerCommand,
+      logDir,
+      log: (line) => options.log(line),
+    };
+    options.log(`${scenario.name}: ${scenario.summary}`);
+    const result = await runScenario(suite, scenario);
+    await writeFile(join(logDir, 'result.txt'), `${result.passed ? 'PASS' : 'FAIL'}\n${result.message}\n`);
+    const why = result.passed ? '' : `\n  ${result.message.replaceAll('\n', '\n  ')}`;
+    options.log(
+      `${scenario.name}: ${result.passed ? 'PASS' : 'FAIL'} in ${(result.durationMs / 1000).toFixed(1)} s${why}`,
+    );
+    return result;
+  }
+
+  /** Closes the connection and stops the servers. */
+  async stop(): Promise<void> {
+    await this.nc.close().catch(() => undefined);
+    await Promise.all([this.etcd.stop(), this.nats.stop()]);
+  }
+}
+
 /** Runs every scenario; never throws for a failing scenario. */
 export async function runSuite(options: SuiteOptions): Promise<ScenarioResult[]> {
-  let etcd: EtcdProcess | undefined;
-  let nats: NatsProcess | undefined;
+  const servers = await SuiteServers.start();
   try {
-    [etcd, nats] = await Promise.all([startEtcd(), startNats()]);
-    const nc = await connectNats([nats.url], 'ckpt-conformance-runner');
     const results: ScenarioResult[] = [];
-    try {
-      for (const scenario of options.scenarios) {
-        const logDir = join(options.logRoot, options.impl, scenario.name);
-        await rm(logDir, { recursive: true, force: true });
-        await mkdir(logDir, { recursive: true });
-        const suite: SuiteContext = {
-          repo: options.repo,
-          etcdUrl: etcd.clientUrl,
-          natsUrl: nats.url,
-          nats,
-          nc,
-          workerCommand: options.workerCommand,
-          logDir,
-          log: (line) => options.log(line),
-        };
-        options.log(`${scenario.name}: ${scenario.summary}`);
-        const result = await runScenario(suite, scenario);
-        await writeFile(join(logDir, 'result.txt'), `${result.passed ? 'PASS' : 'FAIL'}\n${result.message}\n`);
-        options.log(
-          `${scenario.name}: ${result.passed ? 'PASS' : 'FAIL'} in ${(result.durationMs / 1000).toFixed(1)} s` +
-            (result.passed ? '' : `\n  ${result.message.replaceAll('\n', '\n  ')}`),
-        );
-        results.push(result);
-      }
-    } finally {
-      await nc.close().catch(() => undefined);
-    }
+    for (const scenario of options.scenarios) results.push(await servers.run(options, scenario));
     return results;
   } finally {
-    await Promise.all([etcd?.stop(), nats?.stop()]);
+    await servers.stop();
   }
 }
 

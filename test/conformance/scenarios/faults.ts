@@ -8,9 +8,13 @@ import { ScenarioFailure, type ScenarioRun } from '../harness.js';
 import { PIPELINE_WORKERS, pipeline, requireRestoredFrom, startPipeline, waitCommittedReports } from '../jobs.js';
 import type { Scenario } from '../scenario.js';
 
-/** Fails unless every task restored in `epoch` from one committed checkpoint at least `atLeast`. */
-async function requireOneRestore(s: ScenarioRun, epoch: number, atLeast: number): Promise<number> {
-  const reports = await s.waitRestored(epoch, 30_000);
+/**
+ * Fails unless every task restored in the job's current epoch (above
+ * `after`) from one committed checkpoint at least `atLeast`.
+ */
+async function requireOneRestore(s: ScenarioRun, after: number, atLeast: number): Promise<number> {
+  await s.waitEpochAbove(after, 30_000);
+  const { epoch, reports } = await s.waitRestoredCurrent(30_000);
   const ids = [...new Set(reports.map((r) => r.checkpoint))];
   if (ids.length !== 1 || (ids[0] as number) < atLeast) {
     const list = reports.map((r) => `${r.task} from ${r.checkpoint}`).join(', ');
@@ -35,13 +39,12 @@ export const lostRecords: Scenario = {
     h.set('ckpt-epoch', String(epoch));
     h.set('ckpt-key', '1');
     s.suite.nc.publish(`${s.controlPrefix}.data.sum-0.sink`, '1000000007', { headers: h });
-    const next = await s.waitEpochAbove(epoch, 15_000);
-    await requireOneRestore(s, next, latest);
+    await s.waitEpochAbove(epoch, 15_000);
+    await requireOneRestore(s, epoch, latest);
     await s.waitCommits(2, 30_000);
     const before = { epoch: s.epoch, latest: s.latest };
     await s.suite.nats.restart();
-    const after = await s.waitEpochAbove(before.epoch, 30_000);
-    await requireOneRestore(s, after, before.latest);
+    await requireOneRestore(s, before.epoch, before.latest);
     await s.waitCommits(3, 30_000);
   },
 };
@@ -56,8 +59,7 @@ export const sigkillRestart: Scenario = {
     await s.waitCommits(3, 30_000);
     const { epoch, latest } = s;
     await s.workers[0]?.kill();
-    const next = await s.waitEpochAbove(epoch);
-    await requireOneRestore(s, next, latest);
+    await requireOneRestore(s, epoch, latest);
     await s.waitCommits(3, 30_000);
     await waitCommittedReports(s, 4);
   },

@@ -56,9 +56,13 @@ async function firstCommitWithSource(s: ScenarioRun, source: string): Promise<nu
   return undefined;
 }
 
-/** The checkpoint every task restored from in `epoch`; fails when they differ or it is older than `atLeast`. */
-async function oneRestorePoint(s: ScenarioRun, epoch: number, atLeast: number): Promise<number> {
-  const reports = await s.waitRestored(epoch, 30_000);
+/**
+ * The checkpoint every task restored from in the current epoch (above
+ * `after`); fails when they differ or it is older than `atLeast`.
+ */
+async function oneRestorePoint(s: ScenarioRun, after: number, atLeast: number): Promise<number> {
+  await s.waitEpochAbove(after, 30_000);
+  const { epoch, reports } = await s.waitRestoredCurrent(30_000);
   const ids = new Set(reports.map((r) => r.checkpoint));
   if (ids.size !== 1) {
     const list = reports.map((r) => `${r.task} from ${r.checkpoint}`).join(', ');
@@ -86,8 +90,7 @@ export const recoverThenRestore: Scenario = {
     const { epoch, latest } = s;
     proxy.downMs = 2000;
     await s.workers[1]?.kill();
-    const next = await s.waitEpochAbove(epoch);
-    await oneRestorePoint(s, next, latest);
+    await oneRestorePoint(s, epoch, latest);
     proxy.downMs = 0;
     await s.waitCommits(3, 30_000);
   },
@@ -108,8 +111,7 @@ export const restoreThenRecover: Scenario = {
     const { epoch, latest } = s;
     proxy.downMs = 1500;
     await s.workers[1]?.kill();
-    const next = await s.waitEpochAbove(epoch);
-    await oneRestorePoint(s, next, latest);
+    await oneRestorePoint(s, epoch, latest);
     proxy.downMs = 0;
     await s.waitCommits(3, 30_000);
   },
