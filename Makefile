@@ -81,6 +81,18 @@ bench: deps build
 clean:
 	rm -rf dist .tmp
 
+# The worker conformance suite (test/conformance/README.md): drives a worker
+# implementation through every scenario against real coordinators, etcd and
+# NATS, prints scenario -> PASS/FAIL and exits non-zero on any failure. WORKER
+# is the worker's command line (default: the TypeScript SDK's adapter), IMPL
+# names it in the report; logs go to .tmp/conformance/<IMPL>/<scenario>/.
+# ONLY=a,b runs some scenarios.
+WORKER ?= node --import tsx test/conformance/ts-worker.ts
+IMPL ?= ts
+.PHONY: conformance
+conformance: deps
+	node --import tsx test/conformance/main.ts --worker '$(WORKER)' --impl '$(IMPL)' $(if $(ONLY),--only '$(ONLY)')
+
 gen: node_modules/.installed
 	rm -rf src/gen
 	npx proto-loader-gen-types --longs=Number --enums=String --defaults --oneofs --includeComments \
