@@ -26,6 +26,8 @@ system-deps:
 	test -d /usr/share/gocode/src/google.golang.org/protobuf || missing="$$missing golang-google-protobuf-dev"; \
 	test -d /usr/share/gocode/src/github.com/nats-io/nats.go || missing="$$missing golang-github-nats-io-go-nats-dev"; \
 	command -v protoc-gen-go-grpc >/dev/null || missing="$$missing protoc-gen-go-grpc"; \
+	test -d /usr/share/gocode/src/github.com/golang/protobuf || missing="$$missing golang-github-golang-protobuf-1-3-dev"; \
+	command -v protoc-gen-go >/dev/null || missing="$$missing protoc-gen-go-1-3"; \
 	if [ -n "$$missing" ]; then \
 	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
 	  echo "installing:$$missing"; \
