@@ -70,6 +70,7 @@ type runner struct {
 	busySince time.Time
 	running   map[uint64]time.Time
 	acked     map[uint64]bool
+	types     map[uint64]ckptpb.SnapshotType
 	aborted   []abortRange // recent aborts: an upload that ends after its checkpoint's abort is not acknowledged
 	open      map[uint64]*openSnapshot
 	srcCh     chan SourceMessage
@@ -83,7 +84,7 @@ func newRunner(rt *runtime, id string, task interface{}, inputs, outputs []strin
 	r := &runner{
 		rt: rt, id: id, task: task, inputs: inputs, out: newRouter(id, outputs), mode: mode,
 		phase: phaseIdle, positions: map[string]uint64{}, running: map[uint64]time.Time{},
-		acked: map[uint64]bool{}, open: map[uint64]*openSnapshot{}, wake: make(chan struct{}, 1),
+		acked: map[uint64]bool{}, types: map[uint64]ckptpb.SnapshotType{}, open: map[uint64]*openSnapshot{}, wake: make(chan struct{}, 1),
 	}
 	if s, ok := task.(Source); ok && len(inputs) == 0 {
 		r.src, r.isSource = s, true
@@ -124,9 +125,10 @@ func (r *runner) offerRecord(epoch uint64, input string, rec Record) {
 }
 
 // offerBarrier queues barrier checkpointID of input sent in epoch.
-func (r *runner) offerBarrier(epoch uint64, input string, checkpointID uint64) {
+func (r *runner) offerBarrier(epoch uint64, input string, checkpointID uint64, typ ckptpb.SnapshotType) {
 	r.mu.Lock()
 	if r.accepting(epoch) && r.aligner != nil {
+		r.noteTypeLocked(checkpointID, typ)
 		r.aligner.offer(input, inputItem{barrier: true, checkpointID: checkpointID})
 	}
 	r.mu.Unlock()
@@ -134,17 +136,26 @@ func (r *runner) offerBarrier(epoch uint64, input string, checkpointID uint64) {
 }
 
 // trigger asks a source to snapshot between two messages; false when it does not run in epoch.
-func (r *runner) trigger(epoch, checkpointID uint64) bool {
+func (r *runner) trigger(epoch, checkpointID uint64, typ ckptpb.SnapshotType) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.phase != phaseActive || epoch != r.epoch {
 		return false
 	}
+	r.noteTypeLocked(checkpointID, typ)
 	gen := r.gen
 	r.pushLocked(func() error {
 		return r.snapshot(gen, checkpointID, 0, time.Now(), false)
 	})
 	return true
+}
+
+// noteTypeLocked remembers what a checkpoint's trigger or first barrier
+// asked for (a savepoint, say), to pass it on with the task's barrier.
+func (r *runner) noteTypeLocked(checkpointID uint64, typ ckptpb.SnapshotType) {
+	if _, ok := r.types[checkpointID]; !ok && len(r.types) < maxTrackedCheckpoints {
+		r.types[checkpointID] = typ
+	}
 }
 
 func (r *runner) pushLocked(w work) {
@@ -235,6 +246,7 @@ func (r *runner) haltLocked(phase runnerPhase) {
 	r.open = map[uint64]*openSnapshot{}
 	r.acked = map[uint64]bool{}
 	r.aborted = nil
+	r.types = map[uint64]ckptpb.SnapshotType{}
 	r.phase = phase
 }
 
@@ -500,7 +512,16 @@ func (r *runner) snapshot(gen, checkpointID, alignmentMs uint64, startedAt time.
 	sort.Slice(positions, func(i, j int) bool { return positions[i].Input < positions[j].Input })
 	began := time.Now()
 	r.running[checkpointID] = began
+	typ := r.types[checkpointID]
+	for id := range r.types {
+		if id <= checkpointID {
+			delete(r.types, id)
+		}
+	}
 	r.mu.Unlock()
+	if typ == ckptpb.SnapshotType_SNAPSHOT_TYPE_UNSPECIFIED {
+		typ = ckptpb.SnapshotType_SNAPSHOT_TYPE_FULL
+	}
 	if !r.isSource {
 		positions = nil
 	}
@@ -520,7 +541,7 @@ func (r *runner) snapshot(gen, checkpointID, alignmentMs uint64, startedAt time.
 			state = encodeKeyedState(tctx.state)
 		}
 	}
-	r.rt.plane.publishBarrier(r.id, r.out.targets, r.rt.jobID, checkpointID, epoch)
+	r.rt.plane.publishBarrier(r.id, r.out.targets, r.rt.jobID, checkpointID, epoch, typ)
 	taken := snapshotTaken{checkpointID: checkpointID, epoch: epoch, gen: gen, positions: positions, processed: processed,
 		startedAt: startedAt, syncMs: msBetween(began, time.Now()), alignmentMs: alignmentMs}
 	if declined != "" || serr != nil {
