@@ -120,8 +120,8 @@ func NewWorker(opts Options) (*Worker, error) {
 		_, _ = rand.Read(b[:])
 		opts.WorkerID = fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 	}
-	if len(opts.WorkerID) > 256 || strings.ContainsAny(opts.WorkerID, " \t\r\n") {
-		return nil, fmt.Errorf("MALFORMED: WorkerID %q must be 1-256 printable characters without spaces", opts.WorkerID)
+	if !printableID(opts.WorkerID, 256) {
+		return nil, fmt.Errorf("MALFORMED: WorkerID %q must be 1-256 bytes of printable ASCII without spaces", opts.WorkerID)
 	}
 	if opts.MaxAckBytes <= 0 {
 		opts.MaxAckBytes = DefaultMaxAckBytes
@@ -146,6 +146,18 @@ func NewWorker(opts Options) (*Worker, error) {
 	}
 	w.session = newSession()
 	return w, nil
+}
+
+func printableID(s string, max int) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // AddTask registers a task: a Task, or a Source for a task without inputs.
