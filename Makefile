@@ -26,6 +26,8 @@ system-deps:
 	test -d /usr/share/gocode/src/google.golang.org/protobuf || missing="$$missing golang-google-protobuf-dev"; \
 	test -d /usr/share/gocode/src/github.com/nats-io/nats.go || missing="$$missing golang-github-nats-io-go-nats-dev"; \
 	command -v protoc-gen-go-grpc >/dev/null || missing="$$missing protoc-gen-go-grpc"; \
+	test -d /usr/share/gocode/src/github.com/golang/protobuf || missing="$$missing golang-github-golang-protobuf-1-3-dev"; \
+	command -v protoc-gen-go >/dev/null || missing="$$missing protoc-gen-go-1-3"; \
 	if [ -n "$$missing" ]; then \
 	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
 	  echo "installing:$$missing"; \
@@ -85,6 +87,18 @@ bench: deps build
 clean:
 	rm -rf dist .tmp
 
+# The worker conformance suite (test/conformance/README.md): drives a worker
+# implementation through every scenario against real coordinators, etcd and
+# NATS, prints scenario -> PASS/FAIL and exits non-zero on any failure. WORKER
+# is the worker's command line (default: the TypeScript SDK's adapter), IMPL
+# names it in the report; logs go to .tmp/conformance/<IMPL>/<scenario>/.
+# ONLY=a,b runs some scenarios.
+WORKER ?= node --import tsx test/conformance/ts-worker.ts
+IMPL ?= ts
+.PHONY: conformance
+conformance: deps
+	node --import tsx test/conformance/main.ts --worker '$(WORKER)' --impl '$(IMPL)' $(if $(ONLY),--only '$(ONLY)')
+
 gen: node_modules/.installed
 	rm -rf src/gen
 	npx proto-loader-gen-types --longs=Number --enums=String --defaults --oneofs --includeComments \
@@ -99,7 +113,9 @@ gen: node_modules/.installed
 	rm -rf .tmp/go-gen
 
 # The Go worker library (go/, GOPATH layout, Debian's Go packages; nothing
-# is downloaded): vet and unit tests, and the conformance adapter's binary.
+# is downloaded): vet and tests, and the conformance adapter's binary. The
+# end-to-end tests start etcd, nats-server and a coordinator (node, from
+# node_modules) of their own, and skip, saying so, when one is missing.
 GO_ENV := GO111MODULE=off GOPATH=$(CURDIR)/go:/usr/share/gocode GOFLAGS= GOCACHE=$(CURDIR)/.tmp/go-cache
 .PHONY: go-check go-build
 go-check: system-deps

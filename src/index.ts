@@ -44,7 +44,7 @@ export type {
 } from './sdk/index.js';
 
 // Tasks, records and how their output is routed.
-export { partitionOf } from './sdk/index.js';
+export { CheckpointDeclinedError, partitionOf } from './sdk/index.js';
 export type {
   AnyTask,
   DataRecord,

@@ -30,6 +30,7 @@ export type { CheckpointCallEvent, RestoredEvent, WorkerEventMap } from './event
 export type { RunnerPhase } from './task-runner.js';
 export type { SnapshotEvent } from './snapshotter.js';
 export { isSourceTask } from './task.js';
+export { CheckpointDeclinedError } from './checkpoint-declined.js';
 export type {
   AnyTask,
   DataRecord,

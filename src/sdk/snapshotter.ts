@@ -6,6 +6,7 @@
  * store waits until the last one, recording the in-flight records meanwhile.
  */
 import { CkptError } from '../core/errors.js';
+import { CheckpointDeclinedError } from './checkpoint-declined.js';
 import type { SnapshotType, SnapshotType__Output } from '../gen/ckpt/v1/SnapshotType.js';
 import type { StateHandle__Output } from '../gen/ckpt/v1/StateHandle.js';
 import type { Logger } from '../log/index.js';
@@ -163,6 +164,7 @@ export class Snapshotter {
   /** Snapshots now and stores the state asynchronously (aligned, at-least-once, sources). */
   async snapshot(point: SnapshotPoint, alignmentMs: number): Promise<void> {
     const taken = await this.#take(point, false);
+    if (taken === undefined) return;
     const { checkpointId, epoch, bytes, shared, snapshotType, stateBytes, syncMs, processedRecords, positions } = taken;
     const metrics = { alignmentMs, syncMs, processedRecords, startDelayMs: this.#startDelayMs(taken) };
     const upload = {
@@ -181,7 +183,8 @@ export class Snapshotter {
 
   /** Unaligned: snapshots now and records in-flight records until `finish`. */
   async open(point: SnapshotPoint): Promise<void> {
-    this.#inFlight.open(point.checkpointId, await this.#take(point, true));
+    const taken = await this.#take(point, true);
+    if (taken !== undefined) this.#inFlight.open(point.checkpointId, taken);
     // Waiting for the other barriers is not the task's own work: the clock restarts at `finish`.
     this.#running.delete(point.checkpointId);
   }
@@ -249,7 +252,7 @@ export class Snapshotter {
    * unaligned snapshot always stores its in-flight records), forwards the
    * barrier on every output, and measures.
    */
-  async #take(point: SnapshotPoint, newPiece: boolean): Promise<Taken> {
+  async #take(point: SnapshotPoint, newPiece: boolean): Promise<Taken | undefined> {
     const { checkpointId, epoch, context } = point;
     const started = performance.now();
     this.#running.set(checkpointId, started);
@@ -260,8 +263,11 @@ export class Snapshotter {
       piece = await this.#serialise(context, checkpointId, full, newPiece);
     } catch (err) {
       this.#running.delete(checkpointId);
-      const message = `snapshot failed: ${CkptError.from(err).message}`;
+      // A task that declines on purpose goes on; any other error of its snapshot also fails it.
+      const declined = err instanceof CheckpointDeclinedError;
+      const message = declined ? `declined: ${err.message}` : `snapshot failed: ${CkptError.from(err).message}`;
       this.#o.onResult(checkpointId, epoch, { kind: 'decline', taskId: this.#o.taskId, message });
+      if (declined) return undefined;
       throw err;
     }
     const syncMs = elapsedMs(started);

@@ -73,7 +73,9 @@ export interface TaskHooks {
    * while the task processes nothing else (the synchronous part); the
    * returned bytes must not change afterwards. Empty bytes mean no state:
    * nothing is stored. Default: `ctx.state` encoded, nothing while it is
-   * empty.
+   * empty. Throwing a `CheckpointDeclinedError` declines the checkpoint
+   * (it aborts as DECLINED) and the task goes on; any other throw also
+   * fails the task.
    */
   snapshot?(ctx: SnapshotContext): Uint8Array | Promise<Uint8Array>;
   /**

@@ -21,6 +21,7 @@ import type { AttachResponse__Output } from '../gen/ckpt/v1/AttachResponse.js';
 import type { RestoreCommand__Output } from '../gen/ckpt/v1/RestoreCommand.js';
 import type { StartCommand__Output } from '../gen/ckpt/v1/StartCommand.js';
 import type { TaskHealth } from '../gen/ckpt/v1/TaskHealth.js';
+import type { Trigger__Output } from '../gen/ckpt/v1/Trigger.js';
 import type { Welcome__Output } from '../gen/ckpt/v1/Welcome.js';
 import type { Logger } from '../log/index.js';
 import { Broadcasts } from './broadcasts.js';
@@ -35,6 +36,9 @@ import type { AnyTask } from './task.js';
 import { TriggerTimes } from './trigger-times.js';
 import { alignmentModeOf, checkWiring } from './wiring.js';
 import type { WorkerMetrics } from './worker-metrics.js';
+
+/** Most triggers held while a restore runs; the oldest goes first (the coordinator times it out). */
+const MAX_HELD_TRIGGERS = 16;
 
 /** What a runtime is built from. */
 export interface RuntimeDeps {
@@ -80,6 +84,8 @@ export class WorkerRuntime {
   #commands: Promise<void> = Promise.resolve();
   #restoreAbort = new AbortController();
   #closed = false;
+  /** Triggers of the current epoch that arrived while its restore ran (rule R1), handled once it is done. */
+  #heldTriggers: Trigger__Output[] = [];
 
   private constructor(deps: RuntimeDeps, graph: JobGraph) {
     this.#d = deps;
@@ -124,7 +130,7 @@ export class WorkerRuntime {
       epoch: welcome.epoch,
       term: welcome.term,
       handlers: {
-        trigger: (m) => this.#broadcasts.trigger(m),
+        trigger: (m) => this.#onTrigger(m),
         complete: (m) => this.#broadcasts.complete(m),
         abort: (m, range) => this.#broadcasts.abort(m, range),
         recover: (m) => this.#broadcasts.recover(m),
@@ -341,6 +347,30 @@ export class WorkerRuntime {
     this.#d.events.emit('restored', { epoch, checkpointId, taskIds });
     if (taskIds.length > 0) this.#d.send({ ready: { epoch, taskIds } });
     if (this.#startRequested === epoch) this.#start(epoch);
+    for (const trigger of this.#heldTriggers.splice(0)) this.#onTrigger(trigger);
+  }
+
+  /**
+   * A trigger that passed the intake (its term confirmed). The coordinator
+   * triggers an epoch's checkpoints only after it sent that epoch's start,
+   * so a trigger of the current epoch also counts as the start when the
+   * StartCommand has not arrived yet (its gRPC stream may lag behind NATS):
+   * the sources start, then take the trigger. One that arrives while the
+   * epoch's restore runs is held until the restore is done.
+   */
+  #onTrigger(trigger: Trigger__Output): void {
+    if (this.#closed) return;
+    if (trigger.epoch === this.epoch && this.#restoredEpoch !== this.epoch) {
+      if (this.#heldTriggers.length >= MAX_HELD_TRIGGERS) {
+        const dropped = this.#heldTriggers.shift() as Trigger__Output;
+        const { term, epoch, checkpointId } = dropped;
+        this.#drops.drop({ kind: 'trigger', reason: 'failed', term, epoch, checkpointId });
+      }
+      this.#heldTriggers.push(trigger);
+      return;
+    }
+    if (trigger.epoch === this.epoch && !this.#started) this.#start(trigger.epoch);
+    this.#broadcasts.trigger(trigger);
   }
 
   #onStart(command: StartCommand__Output): void {
@@ -363,6 +393,7 @@ export class WorkerRuntime {
     this.#restoreAbort.abort(new CkptError('STALE_EPOCH', `epoch ${epoch} supersedes ${this.epoch}`));
     this.#restoreAbort = new AbortController();
     this.#intake.enterEpoch(epoch);
+    this.#heldTriggers = [];
     this.#started = false;
     this.#restoredEpoch = -1;
     this.#batcher.discardOtherEpochs(epoch);

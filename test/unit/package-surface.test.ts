@@ -107,6 +107,7 @@ const PUBLIC_VALUES = [
   'DEFAULT_WAIT_MS',
   'waitForEvent',
   'partitionOf',
+  'CheckpointDeclinedError',
   // connectors
   'jetStreamSource',
   'jetStreamSink',

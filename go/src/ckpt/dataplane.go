@@ -72,7 +72,7 @@ func (p *dataPlane) publishRecord(from, to string, value []byte, epoch uint64, k
 	}
 }
 
-func (p *dataPlane) publishBarrier(from string, outputs []string, jobID string, checkpointID, epoch uint64) {
+func (p *dataPlane) publishBarrier(from string, outputs []string, jobID string, checkpointID, epoch uint64, typ ckptpb.SnapshotType) {
 	h := nats.Header{EpochHeader: []string{strconv.FormatUint(epoch, 10)}, BarrierHeader: []string{"1"}}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -84,7 +84,7 @@ func (p *dataPlane) publishBarrier(from string, outputs []string, jobID string, 
 		}
 		data, _ := proto.Marshal(&ckptpb.Barrier{
 			JobId: jobID, CheckpointId: checkpointID, Epoch: epoch,
-			SnapshotType: ckptpb.SnapshotType_SNAPSHOT_TYPE_FULL, FromTaskId: from, Records: records,
+			SnapshotType: typ, FromTaskId: from, Records: records,
 		})
 		if err := p.nc.PublishMsg(&nats.Msg{Subject: e.subject, Data: data, Header: h}); err != nil && p.onErr != nil {
 			p.onErr(err)

@@ -375,6 +375,15 @@ func runEndToEnd(t *testing.T, c *cluster, mode ckptpb.CheckpointMode) {
 	}
 	waitTotals(sink2)
 
+	// A savepoint: the source passes its type on with its barriers, and every task stores its whole state.
+	sp, err := c.client.TriggerSavepoint(context.Background(), &ckptpb.TriggerSavepointRequest{JobId: jobID})
+	if err != nil {
+		t.Fatalf("savepoint: %v", err)
+	}
+	if sp.Savepoint == nil || sp.Checkpoint.GetState() != ckptpb.CheckpointState_CHECKPOINT_STATE_COMPLETED {
+		t.Fatalf("savepoint not taken: %v", sp.Checkpoint)
+	}
+
 	if _, err := c.client.CancelJob(context.Background(), &ckptpb.CancelJobRequest{JobId: jobID}); err != nil {
 		t.Fatal(err)
 	}

@@ -29,24 +29,6 @@ const (
 
 type work func() error
 
-type openSnapshot struct {
-	state       []byte
-	taken       snapshotTaken
-	inFlight    []inFlightRecord
-	inFlightLen uint64
-}
-
-type snapshotTaken struct {
-	checkpointID uint64
-	epoch        uint64
-	gen          uint64
-	positions    []*ckptpb.SourcePosition
-	processed    uint64
-	startedAt    time.Time
-	syncMs       uint64
-	alignmentMs  uint64
-}
-
 type runner struct {
 	rt       *runtime
 	id       string
@@ -70,6 +52,8 @@ type runner struct {
 	busySince time.Time
 	running   map[uint64]time.Time
 	acked     map[uint64]bool
+	types     map[uint64]ckptpb.SnapshotType
+	aborted   []abortRange // recent aborts: an upload that ends after its checkpoint's abort is not acknowledged
 	open      map[uint64]*openSnapshot
 	srcCh     chan SourceMessage
 	started   bool
@@ -82,7 +66,7 @@ func newRunner(rt *runtime, id string, task interface{}, inputs, outputs []strin
 	r := &runner{
 		rt: rt, id: id, task: task, inputs: inputs, out: newRouter(id, outputs), mode: mode,
 		phase: phaseIdle, positions: map[string]uint64{}, running: map[uint64]time.Time{},
-		acked: map[uint64]bool{}, open: map[uint64]*openSnapshot{}, wake: make(chan struct{}, 1),
+		acked: map[uint64]bool{}, types: map[uint64]ckptpb.SnapshotType{}, open: map[uint64]*openSnapshot{}, wake: make(chan struct{}, 1),
 	}
 	if s, ok := task.(Source); ok && len(inputs) == 0 {
 		r.src, r.isSource = s, true
@@ -123,9 +107,10 @@ func (r *runner) offerRecord(epoch uint64, input string, rec Record) {
 }
 
 // offerBarrier queues barrier checkpointID of input sent in epoch.
-func (r *runner) offerBarrier(epoch uint64, input string, checkpointID uint64) {
+func (r *runner) offerBarrier(epoch uint64, input string, checkpointID uint64, typ ckptpb.SnapshotType) {
 	r.mu.Lock()
 	if r.accepting(epoch) && r.aligner != nil {
+		r.noteTypeLocked(checkpointID, typ)
 		r.aligner.offer(input, inputItem{barrier: true, checkpointID: checkpointID})
 	}
 	r.mu.Unlock()
@@ -133,17 +118,26 @@ func (r *runner) offerBarrier(epoch uint64, input string, checkpointID uint64) {
 }
 
 // trigger asks a source to snapshot between two messages; false when it does not run in epoch.
-func (r *runner) trigger(epoch, checkpointID uint64) bool {
+func (r *runner) trigger(epoch, checkpointID uint64, typ ckptpb.SnapshotType) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.phase != phaseActive || epoch != r.epoch {
 		return false
 	}
+	r.noteTypeLocked(checkpointID, typ)
 	gen := r.gen
 	r.pushLocked(func() error {
 		return r.snapshot(gen, checkpointID, 0, time.Now(), false)
 	})
 	return true
+}
+
+// noteTypeLocked remembers what a checkpoint's trigger or first barrier
+// asked for (a savepoint, say), to pass it on with the task's barrier.
+func (r *runner) noteTypeLocked(checkpointID uint64, typ ckptpb.SnapshotType) {
+	if _, ok := r.types[checkpointID]; !ok && len(r.types) < maxTrackedCheckpoints {
+		r.types[checkpointID] = typ
+	}
 }
 
 func (r *runner) pushLocked(w work) {
@@ -155,10 +149,16 @@ func (r *runner) pushLocked(w work) {
 func (r *runner) complete(checkpointID uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.acked[checkpointID] {
+	acked := r.acked[checkpointID]
+	// A committed checkpoint subsumes the older ones.
+	for id := range r.acked {
+		if id <= checkpointID {
+			delete(r.acked, id)
+		}
+	}
+	if !acked {
 		return
 	}
-	delete(r.acked, checkpointID)
 	l, ok := r.task.(CompletionListener)
 	if !ok || r.phase != phaseActive {
 		return
@@ -188,6 +188,10 @@ func (r *runner) abort(rng abortRange) {
 		if rng.matches(id) {
 			delete(r.acked, id)
 		}
+	}
+	r.aborted = append(r.aborted, rng)
+	if len(r.aborted) > 64 {
+		r.aborted = r.aborted[1:]
 	}
 	if l, ok := r.task.(AbortListener); ok && r.phase == phaseActive {
 		ctx := r.tctx
@@ -223,6 +227,8 @@ func (r *runner) haltLocked(phase runnerPhase) {
 	r.running = map[uint64]time.Time{}
 	r.open = map[uint64]*openSnapshot{}
 	r.acked = map[uint64]bool{}
+	r.aborted = nil
+	r.types = map[uint64]ckptpb.SnapshotType{}
 	r.phase = phase
 }
 
@@ -467,143 +473,6 @@ func safeCall(f func() error) (err error) {
 		}
 	}()
 	return f()
-}
-
-// snapshot takes the task's snapshot of checkpointID at this point of its
-// input, forwards the barrier to every output, and uploads in the background.
-// With open (unaligned), the upload waits for finishUnaligned.
-func (r *runner) snapshot(gen, checkpointID, alignmentMs uint64, startedAt time.Time, open bool) error {
-	r.mu.Lock()
-	if gen != r.gen {
-		r.mu.Unlock()
-		return nil
-	}
-	tctx, epoch := r.tctx, r.epoch
-	processed := r.processed
-	r.processed = 0
-	var positions []*ckptpb.SourcePosition
-	for in, off := range r.positions {
-		positions = append(positions, &ckptpb.SourcePosition{Input: in, Offset: off})
-	}
-	sort.Slice(positions, func(i, j int) bool { return positions[i].Input < positions[j].Input })
-	began := time.Now()
-	r.running[checkpointID] = began
-	r.mu.Unlock()
-	if !r.isSource {
-		positions = nil
-	}
-	sctx := snapshotContext{tctx, checkpointID}
-	declined := ""
-	if d, ok := r.task.(Decliner); ok {
-		if err := safeCall(func() error { declined = d.Decline(sctx); return nil }); err != nil {
-			declined = err.Error()
-		}
-	}
-	var state []byte
-	var serr error
-	if declined == "" {
-		if s, ok := r.task.(Snapshotter); ok {
-			serr = safeCall(func() error { var e error; state, e = s.Snapshot(sctx); return e })
-		} else {
-			state = encodeKeyedState(tctx.state)
-		}
-	}
-	r.rt.plane.publishBarrier(r.id, r.out.targets, r.rt.jobID, checkpointID, epoch)
-	taken := snapshotTaken{checkpointID: checkpointID, epoch: epoch, gen: gen, positions: positions, processed: processed,
-		startedAt: startedAt, syncMs: msBetween(began, time.Now()), alignmentMs: alignmentMs}
-	if declined != "" || serr != nil {
-		msg := declined
-		if serr != nil {
-			msg = fmt.Sprintf("snapshot failed: %v", serr)
-		}
-		r.mu.Lock()
-		delete(r.running, checkpointID)
-		r.mu.Unlock()
-		r.rt.result(checkpointID, epoch, taskResult{taskID: r.id, decline: msg})
-		return nil
-	}
-	if open {
-		r.mu.Lock()
-		if gen == r.gen {
-			r.open[checkpointID] = &openSnapshot{state: state, taken: taken}
-			delete(r.running, checkpointID)
-		}
-		r.mu.Unlock()
-		return nil
-	}
-	r.upload(taken, state, 0, uint64(len(state)))
-	return nil
-}
-
-func (r *runner) finishUnaligned(gen, checkpointID, alignmentMs uint64) {
-	r.mu.Lock()
-	o := r.open[checkpointID]
-	delete(r.open, checkpointID)
-	if o == nil || gen != r.gen {
-		r.mu.Unlock()
-		return
-	}
-	r.running[checkpointID] = time.Now()
-	r.mu.Unlock()
-	o.taken.alignmentMs = alignmentMs
-	r.upload(o.taken, encodeUnaligned(o.state, o.inFlight), o.inFlightLen, uint64(len(o.state)))
-}
-
-func (r *runner) upload(t snapshotTaken, data []byte, inFlightBytes, stateBytes uint64) {
-	r.uploads.Add(1)
-	go func() {
-		defer r.uploads.Done()
-		began := time.Now()
-		handle := &ckptpb.StateHandle{}
-		var err error
-		if len(data) > 0 {
-			handle, err = r.rt.backend.put(pieceKey{r.rt.jobID, r.id, t.checkpointID, t.epoch}, data)
-		}
-		r.mu.Lock()
-		delete(r.running, t.checkpointID)
-		current := t.gen == r.gen
-		if current && err == nil {
-			r.acked[t.checkpointID] = true
-		}
-		r.mu.Unlock()
-		if !current {
-			return
-		}
-		if err != nil {
-			r.rt.logf("task %s: snapshot upload of checkpoint %d failed; declining: %v", r.id, t.checkpointID, err)
-			r.rt.result(t.checkpointID, t.epoch, taskResult{taskID: r.id, decline: fmt.Sprintf("snapshot upload failed: %v", err)})
-			return
-		}
-		persisted := uint64(0)
-		if len(data) > 0 {
-			persisted = handle.SizeBytes
-		}
-		snap := &ckptpb.TaskSnapshot{
-			TaskId:       r.id,
-			State:        handle,
-			Positions:    t.positions,
-			SnapshotType: ckptpb.SnapshotType_SNAPSHOT_TYPE_FULL,
-			Metrics: &ckptpb.SnapshotMetrics{
-				AlignmentMs:      t.alignmentMs,
-				SyncMs:           t.syncMs,
-				AsyncMs:          msBetween(began, time.Now()),
-				StateSizeBytes:   stateBytesOf(handle, stateBytes),
-				PersistedBytes:   persisted,
-				InFlightBytes:    inFlightBytes,
-				ProcessedRecords: t.processed,
-				StartDelayMs:     r.rt.startDelayMs(t.checkpointID, t.startedAt),
-			},
-		}
-		r.rt.result(t.checkpointID, t.epoch, taskResult{taskID: r.id, snapshot: snap})
-	}()
-}
-
-// A handle without a uri must report no state.
-func stateBytesOf(h *ckptpb.StateHandle, stateBytes uint64) uint64 {
-	if h.Uri == "" {
-		return 0
-	}
-	return stateBytes
 }
 
 // fail fails the task in generation gen: it halts, and the job recovers.

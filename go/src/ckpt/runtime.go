@@ -244,7 +244,7 @@ func (rt *runtime) receiveEdge(edge [2]string, m *nats.Msg) {
 		go rt.taskFailed(edge[1], epoch, msg)
 		return
 	}
-	r.offerBarrier(epoch, edge[0], b.CheckpointId)
+	r.offerBarrier(epoch, edge[0], b.CheckpointId, b.SnapshotType)
 }
 
 // --- control messages (called with rt.mu held by the intake) ---------------
@@ -279,7 +279,7 @@ func (rt *runtime) onTrigger(t *ckptpb.Trigger) {
 		switch {
 		case !rt.intake.beliefs.takes(r.id, t.CheckpointId):
 			rt.cannotTake(r, t, "it took this trigger or a later one in the epoch")
-		case r.trigger(epoch, t.CheckpointId):
+		case r.trigger(epoch, t.CheckpointId, t.SnapshotType):
 			rt.intake.beliefs.took(r.id, t.CheckpointId)
 		default:
 			rt.cannotTake(r, t, "the task is not running")

@@ -9,21 +9,16 @@ import (
 	"errors"
 	"fmt"
 	"log"
-	mrand "math/rand"
 	"os"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	"ckpt/ckptpb"
-
 	nats "github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 )
 
 // Options configure a Worker.
@@ -120,8 +115,8 @@ func NewWorker(opts Options) (*Worker, error) {
 		_, _ = rand.Read(b[:])
 		opts.WorkerID = fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 	}
-	if len(opts.WorkerID) > 256 || strings.ContainsAny(opts.WorkerID, " \t\r\n") {
-		return nil, fmt.Errorf("MALFORMED: WorkerID %q must be 1-256 printable characters without spaces", opts.WorkerID)
+	if !printableID(opts.WorkerID, 256) {
+		return nil, fmt.Errorf("MALFORMED: WorkerID %q must be 1-256 bytes of printable ASCII without spaces", opts.WorkerID)
 	}
 	if opts.MaxAckBytes <= 0 {
 		opts.MaxAckBytes = DefaultMaxAckBytes
@@ -146,6 +141,18 @@ func NewWorker(opts Options) (*Worker, error) {
 	}
 	w.session = newSession()
 	return w, nil
+}
+
+func printableID(s string, max int) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // AddTask registers a task: a Task, or a Source for a task without inputs.
@@ -378,261 +385,4 @@ func (w *Worker) conn(addr string) (*grpc.ClientConn, error) {
 	}
 	w.conns[addr] = c
 	return c, nil
-}
-
-type attachment struct {
-	stream  ckptpb.Coordinator_AttachClient
-	welcome *ckptpb.Welcome
-	cancel  context.CancelFunc
-	first   chan recvResult
-}
-
-type recvResult struct {
-	msg *ckptpb.AttachResponse
-	err error
-}
-
-// attach opens a stream at the current address, sends the hello and waits for the welcome.
-func (w *Worker) attach(ctx context.Context, helloEpoch uint64) (*attachment, error) {
-	c, err := w.conn(w.address())
-	if err != nil {
-		return nil, err
-	}
-	// The stream outlives ctx for a moment: a graceful stop still sends what is batched.
-	sctx, cancel := context.WithCancel(context.Background())
-	if w.opts.Token != "" {
-		sctx = metadata.AppendToOutgoingContext(sctx, "authorization", "Bearer "+w.opts.Token)
-	}
-	stream, err := ckptpb.NewCoordinatorClient(c).Attach(sctx)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	labels := map[string]string{"sdk": "ckpt-go", "language": "go"}
-	if host, err := os.Hostname(); err == nil {
-		labels["host"] = host
-	}
-	for k, v := range w.opts.Labels {
-		labels[k] = v
-	}
-	hello := &ckptpb.WorkerHello{WorkerId: w.opts.WorkerID, JobId: w.opts.JobID, TaskIds: w.order, Labels: labels, Epoch: helloEpoch}
-	if err := stream.Send(&ckptpb.AttachRequest{Body: &ckptpb.AttachRequest_Hello{Hello: hello}}); err != nil {
-		_, rerr := stream.Recv()
-		cancel()
-		if rerr != nil {
-			return nil, withTrailer(rerr, stream)
-		}
-		return nil, err
-	}
-	first := make(chan recvResult, 1)
-	go func() {
-		m, err := stream.Recv()
-		first <- recvResult{m, err}
-	}()
-	select {
-	case r := <-first:
-		if r.err != nil {
-			cancel()
-			return nil, withTrailer(r.err, stream)
-		}
-		welcome := r.msg.GetWelcome()
-		if welcome == nil {
-			cancel()
-			return nil, fmt.Errorf("MALFORMED: expected a welcome, got %T", r.msg.Body)
-		}
-		return &attachment{stream: stream, welcome: welcome, cancel: cancel}, nil
-	case <-time.After(w.opts.AttachTimeout):
-		cancel()
-		return nil, status.Errorf(codes.Unavailable, "no welcome within %s", w.opts.AttachTimeout)
-	case <-ctx.Done():
-		cancel()
-		return nil, ctx.Err()
-	}
-}
-
-// serve runs a welcomed stream: heartbeats, results, commands. It returns
-// when the stream ends, the job is canceled or ctx ends (after a graceful stop).
-func (w *Worker) serve(ctx context.Context, att *attachment, rt *runtime) error {
-	stream := att.stream
-	w.session.bind(stream)
-	defer w.session.unbind(stream)
-	interval := time.Duration(att.welcome.HeartbeatIntervalMs) * time.Millisecond
-	if interval <= 0 {
-		interval = time.Second
-	}
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				hb := &ckptpb.Heartbeat{SentAtMs: uint64(time.Now().UnixMilli()), Tasks: rt.taskHealth()}
-				w.session.write(stream, &ckptpb.AttachRequest{Body: &ckptpb.AttachRequest_Heartbeat{Heartbeat: hb}})
-			}
-		}
-	}()
-	msgs := make(chan recvResult, 64)
-	go func() {
-		for {
-			m, err := stream.Recv()
-			if err == nil {
-				if res := m.GetResult(); res != nil {
-					w.session.deliver(res)
-					continue
-				}
-			}
-			select {
-			case msgs <- recvResult{m, err}:
-			case <-stop:
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	for {
-		select {
-		case <-ctx.Done():
-			w.logf("stopping: sending what is pending")
-			rt.close()
-			_ = w.session.closeSend(stream)
-			return ctx.Err()
-		case <-rt.canceled:
-			rt.close()
-			_ = w.session.closeSend(stream)
-			return nil
-		case r := <-msgs:
-			if r.err != nil {
-				return withTrailer(r.err, stream)
-			}
-			w.handle(r.msg, rt)
-		}
-	}
-}
-
-func (w *Worker) handle(m *ckptpb.AttachResponse, rt *runtime) {
-	var term uint64
-	switch b := m.Body.(type) {
-	case *ckptpb.AttachResponse_Result:
-		w.session.deliver(b.Result)
-		return
-	case *ckptpb.AttachResponse_Welcome:
-		return
-	case *ckptpb.AttachResponse_Restore:
-		term = b.Restore.Term
-	case *ckptpb.AttachResponse_Start:
-		term = b.Start.Term
-	case *ckptpb.AttachResponse_Discard:
-		term = b.Discard.Term
-	case *ckptpb.AttachResponse_ListState:
-		term = b.ListState.Term
-	case *ckptpb.AttachResponse_Canceled:
-		// At once, not behind a restore in progress.
-		rt.markCanceled(b.Canceled.JobId)
-		return
-	default:
-		return
-	}
-	if term < w.term {
-		w.logf("command of deposed term %d dropped (term %d seen)", term, w.term)
-		return
-	}
-	w.term = term
-	rt.command(m)
-}
-
-// --- errors ----------------------------------------------------------------
-
-type errorInfo struct {
-	code    codes.Code
-	reason  string
-	leader  string
-	message string
-}
-
-type trailerError struct {
-	err     error
-	trailer metadata.MD
-}
-
-func (e *trailerError) Error() string { return e.err.Error() }
-func (e *trailerError) Unwrap() error { return e.err }
-
-func withTrailer(err error, stream grpc.ClientStream) error {
-	if err == nil {
-		return nil
-	}
-	return &trailerError{err: err, trailer: stream.Trailer()}
-}
-
-func errorInfoOf(err error, _ grpc.ClientStream) errorInfo {
-	if err == nil {
-		return errorInfo{code: codes.Unavailable}
-	}
-	var md metadata.MD
-	inner := err
-	var te *trailerError
-	if errors.As(err, &te) {
-		md, inner = te.trailer, te.err
-	}
-	st, _ := status.FromError(inner)
-	info := errorInfo{code: st.Code(), message: st.Message()}
-	if v := md.Get("ckpt-reason"); len(v) > 0 {
-		info.reason = v[0]
-	} else if i := strings.Index(st.Message(), ":"); i > 0 && isReasonName(st.Message()[:i]) {
-		info.reason = st.Message()[:i]
-	}
-	if v := md.Get("ckpt-leader"); len(v) > 0 {
-		info.leader = v[0]
-	}
-	if info.reason == "" && info.code == codes.Unauthenticated {
-		info.reason = "UNAUTHENTICATED"
-	}
-	return info
-}
-
-func isReasonName(s string) bool {
-	if s == "TAKING_OVER" {
-		return true
-	}
-	_, ok := ckptpb.ErrorReason_value["ERROR_REASON_"+s]
-	return ok
-}
-
-func reasonName(r ckptpb.ErrorReason) string { return strings.TrimPrefix(r.String(), "ERROR_REASON_") }
-
-// Refusals no reconnect can fix.
-func fatalReason(reason string) bool {
-	switch reason {
-	case "MALFORMED", "OVERSIZED", "UNKNOWN_JOB", "UNKNOWN_TASK", "JOB_CANCELED", "UNAUTHENTICATED", "PERMISSION_DENIED":
-		return true
-	}
-	return false
-}
-
-func backoff(attempt int) time.Duration {
-	d := 100 * time.Millisecond
-	for i := 0; i < attempt && d < 2*time.Second; i++ {
-		d *= 2
-	}
-	if d > 2*time.Second {
-		d = 2 * time.Second
-	}
-	return d + time.Duration(mrand.Int63n(int64(d)/5+1))
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -8,6 +8,10 @@
 //	CKPT_TASKS='{"src":{"kind":"source"},"sink":{"kind":"sink"}}' CKPT_STATE=file:///tmp/s \
 //	CKPT_REPORT_SUBJECT=reports ckpt-conformance-worker
 //
+// CKPT_WORKER_ID names the worker; CKPT_MAX_MESSAGE_BYTES, the
+// coordinators' message limit when set below its default, keeps every
+// acknowledgement below half of it.
+//
 // It exits 0 when the job is canceled or on SIGTERM/SIGINT (after a
 // graceful stop), 1 when the worker fails, 2 for a bad environment.
 package main
@@ -345,6 +349,16 @@ func run() int {
 		logger.Print(err)
 		return 2
 	}
+	// The coordinators' message limit, when set below its default: acknowledgements stay below half of it.
+	maxAck := 0
+	if v := strings.TrimSpace(os.Getenv("CKPT_MAX_MESSAGE_BYTES")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			logger.Printf("CKPT_MAX_MESSAGE_BYTES must be a positive integer, got %q", v)
+			return 2
+		}
+		maxAck = n / 2
+	}
 	w, err := ckpt.NewWorker(ckpt.Options{
 		Coordinators: strings.Split(coordinators, ","),
 		NATSURL:      natsURL,
@@ -354,6 +368,7 @@ func run() int {
 		Logger:       logger,
 		// A hung call is abandoned soon after a recovery, so that the restore does not wait long for it.
 		AbandonCallAfter: 2 * time.Second,
+		MaxAckBytes:      maxAck,
 	})
 	if err != nil {
 		logger.Print(err)
