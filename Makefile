@@ -113,7 +113,8 @@ gen: node_modules/.installed
 	rm -rf .tmp/go-gen
 
 # The Go worker library (go/, GOPATH layout, Debian's Go packages; nothing
-# is downloaded): vet and tests, and the conformance adapter's binary. The
+# is downloaded): vet and tests, and the binaries of the conformance adapter
+# and of the word count's Go worker. The
 # end-to-end tests start etcd, nats-server and a coordinator (node, from
 # node_modules) of their own, and skip, saying so, when one is missing.
 GO_ENV := GO111MODULE=off GOPATH=$(CURDIR)/go:/usr/share/gocode GOFLAGS= GOCACHE=$(CURDIR)/.tmp/go-cache
@@ -124,6 +125,7 @@ go-check: system-deps
 go-build: system-deps
 	mkdir -p .tmp/go/bin
 	cd go/src/ckpt && $(GO_ENV) go build -o $(CURDIR)/.tmp/go/bin/ckpt-conformance-worker ./cmd/ckpt-conformance-worker
+	cd go/src/ckpt && $(GO_ENV) go build -o $(CURDIR)/.tmp/go/bin/wordcount-split ./examples/wordcount-split
 
 # npm ci installs exactly package-lock.json (and fails if package.json does not
 # match it), so only a changed lock file calls for a new install. npm ci first
