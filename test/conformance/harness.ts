@@ -364,9 +364,11 @@ export class ScenarioRun {
         if (latest < this.latest) this.problems.push(`latest went back from ${this.latest} to ${latest}`);
         if (epoch < this.epoch) this.problems.push(`the epoch went back from ${this.epoch} to ${epoch}`);
         if (latest !== this.latest) {
+          const previous = this.latest;
           this.latestSeen.push(latest);
           this.latestSeenAtMs.push(Date.now());
-          if (latest > 0) await this.manifest(latest);
+          // Read every checkpoint committed since the last poll now, before retention may drop it.
+          for (let id = Math.max(previous + 1, latest - 20); id <= latest; id++) await this.manifest(id);
         }
         if (epoch !== this.epoch) this.epochsSeen.push(epoch);
       } catch {
