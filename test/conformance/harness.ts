@@ -189,12 +189,13 @@ export class ScenarioRun {
   /**
    * Starts a supervised worker process running `taskIds` (their behaviours
    * as submitted). It reaches the coordinators and NATS directly, or
-   * through the proxies given.
+   * through the proxies given; its snapshots go to a local directory, or
+   * with `objectStore` to a JetStream Object Store bucket of the scenario.
    */
   worker(
     label: string,
     taskIds: readonly string[],
-    via: { coordinators?: string; natsUrl?: string; env?: Record<string, string> } = {},
+    via: { coordinators?: string; natsUrl?: string; objectStore?: boolean; env?: Record<string, string> } = {},
   ): SupervisedWorker {
     const tasks = Object.fromEntries(taskIds.map((id) => [id, this.behaviours.get(id)]));
     const worker = new SupervisedWorker({
@@ -207,7 +208,7 @@ export class ScenarioRun {
         CKPT_NATS_URL: via.natsUrl ?? this.suite.natsUrl,
         CKPT_JOB: this.jobId,
         CKPT_TASKS: JSON.stringify(tasks),
-        CKPT_STATE: `file://${this.#stateDir}`,
+        CKPT_STATE: via.objectStore === true ? `nats-obj://${this.#subjectPrefix}` : `file://${this.#stateDir}`,
         CKPT_REPORT_SUBJECT: this.reportSubject,
         CKPT_WORKER_ID: `${label}-${this.jobId}`,
         ...via.env,
@@ -364,9 +365,11 @@ export class ScenarioRun {
         if (latest < this.latest) this.problems.push(`latest went back from ${this.latest} to ${latest}`);
         if (epoch < this.epoch) this.problems.push(`the epoch went back from ${this.epoch} to ${epoch}`);
         if (latest !== this.latest) {
+          const previous = this.latest;
           this.latestSeen.push(latest);
           this.latestSeenAtMs.push(Date.now());
-          if (latest > 0) await this.manifest(latest);
+          // Read every checkpoint committed since the last poll now, before retention may drop it.
+          for (let id = Math.max(previous + 1, latest - 20); id <= latest; id++) await this.manifest(id);
         }
         if (epoch !== this.epoch) this.epochsSeen.push(epoch);
       } catch {

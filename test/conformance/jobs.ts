@@ -62,11 +62,17 @@ export function pipeline(options: PipelineOptions = {}): SuiteJob {
   };
 }
 
-/** Starts one coordinator, submits `job` and starts the pipeline's workers. */
-export async function startPipeline(s: ScenarioRun, job: SuiteJob = pipeline()): Promise<void> {
+/** Starts one coordinator, submits `job` and starts the pipeline's workers (their snapshots in `state`). */
+export async function startPipeline(
+  s: ScenarioRun,
+  job: SuiteJob = pipeline(),
+  state: 'file' | 'nats-obj' = 'file',
+): Promise<void> {
   await s.startCoordinators(1);
   await s.submit(job);
-  for (const [label, tasks] of Object.entries(PIPELINE_WORKERS)) s.worker(label, tasks);
+  for (const [label, tasks] of Object.entries(PIPELINE_WORKERS)) {
+    s.worker(label, tasks, { objectStore: state === 'nats-obj' });
+  }
 }
 
 /** Fails unless every task sent at least `min` committed reports. */

@@ -57,17 +57,21 @@ export async function verifyReports(input: VerifyInput): Promise<string[]> {
       }
       expected = expectedValues(input.graph, input.behaviours, new Map());
     } else {
+      const manifest = await input.manifest(report.checkpoint);
+      if (manifest === undefined) {
+        problems.push(`${what}: no committed manifest of checkpoint ${report.checkpoint} in etcd`);
+        continue;
+      }
+      const epoch = Number(manifest.epoch);
+      if (report.event === 'committed' && epoch !== report.epoch) {
+        problems.push(`${what}: the manifest was committed in epoch ${epoch}`);
+      }
+      if (report.event === 'restored' && epoch >= report.epoch) {
+        problems.push(`${what}: a restore runs in a later epoch than the checkpoint's ${epoch}`);
+      }
       expected = expectedByCheckpoint.get(report.checkpoint);
       if (expected === undefined) {
-        const manifest = await input.manifest(report.checkpoint);
-        if (manifest === undefined) {
-          problems.push(`${what}: no committed manifest of checkpoint ${report.checkpoint} in etcd`);
-          continue;
-        }
         problems.push(...manifestProblems(manifest, taskIds));
-        if (report.event === 'committed' && Number(manifest.epoch) !== report.epoch) {
-          problems.push(`${what}: the manifest was committed in epoch ${manifest.epoch}`);
-        }
         expected = expectedValues(input.graph, input.behaviours, offsetsOf(manifest));
         expectedByCheckpoint.set(report.checkpoint, expected);
       }

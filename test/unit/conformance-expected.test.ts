@@ -1,8 +1,10 @@
 import test from 'ava';
 import { partitionIndex } from '../../src/core/key-groups.js';
-import type { Behaviour } from '../conformance/behaviours.js';
+import type { Manifest__Output as Manifest } from '../../src/gen/ckpt/v1/Manifest.js';
+import type { Behaviour, Report } from '../conformance/behaviours.js';
 import { parseReport, parseTasks } from '../conformance/behaviours.js';
 import { expectedValues, residueTotals } from '../conformance/expected.js';
+import { verifyReports } from '../conformance/verify.js';
 
 /** The same values computed record by record, as a worker would count them. */
 function byRecords(offsets: Map<string, number>, keys: number): Map<string, { count: number; sum: number }> {
@@ -87,4 +89,51 @@ test('parseReport accepts reports and refuses anything else', (t) => {
   t.is(parseReport('{"task":"x","event":"other","epoch":1,"checkpoint":2,"count":3,"sum":4}'), undefined);
   t.is(parseReport('{"task":"x","event":"restored","epoch":-1,"checkpoint":2,"count":3,"sum":4}'), undefined);
   t.is(parseReport('nope'), undefined);
+});
+
+test('verifyReports names each report that differs from its cut', async (t) => {
+  const behaviours = new Map<string, Behaviour>([
+    ['src', { kind: 'source', rate: 0, limit: 0, keys: 4 }],
+    ['sink', { kind: 'sink' }],
+  ]);
+  const graph = [
+    { taskId: 'src', inputs: [] },
+    { taskId: 'sink', inputs: ['src'] },
+  ];
+  const manifest = {
+    jobId: 'j',
+    checkpointId: 5,
+    epoch: 2,
+    tasks: [
+      { taskId: 'src', positions: [{ input: 'counter', offset: 10 }] },
+      { taskId: 'sink', positions: [] },
+    ],
+  } as unknown as Manifest;
+  const verify = (reports: Report[]) =>
+    verifyReports({
+      graph,
+      behaviours,
+      unaligned: false,
+      reports,
+      manifest: (id) => Promise.resolve(id === 5 ? manifest : undefined),
+    });
+  const good: Report[] = [
+    { task: 'src', event: 'restored', epoch: 2, checkpoint: 0, count: 0, sum: 0 },
+    { task: 'src', event: 'committed', epoch: 2, checkpoint: 5, count: 10, sum: 10 },
+    { task: 'sink', event: 'committed', epoch: 2, checkpoint: 5, count: 10, sum: 55 },
+    { task: 'sink', event: 'restored', epoch: 3, checkpoint: 5, count: 10, sum: 55 },
+  ];
+  t.deepEqual(await verify(good), []);
+  const problems = await verify([
+    { task: 'sink', event: 'committed', epoch: 2, checkpoint: 5, count: 11, sum: 55 },
+    { task: 'sink', event: 'committed', epoch: 2, checkpoint: 5, count: 10, sum: 55 },
+    { task: 'src', event: 'committed', epoch: 1, checkpoint: 5, count: 10, sum: 10 },
+    { task: 'src', event: 'committed', epoch: 2, checkpoint: 6, count: 10, sum: 10 },
+    { task: 'sink', event: 'restored', epoch: 2, checkpoint: 5, count: 10, sum: 55 },
+  ]);
+  t.regex(problems[0] ?? '', /sink for checkpoint 5.*count 11 sum 55, expected count 10 sum 55/);
+  t.regex(problems[1] ?? '', /after a committed report of checkpoint 5/);
+  t.regex(problems[2] ?? '', /committed in epoch 2/);
+  t.regex(problems[3] ?? '', /no committed manifest of checkpoint 6/);
+  t.regex(problems[4] ?? '', /later epoch/);
 });

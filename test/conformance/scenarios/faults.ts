@@ -52,10 +52,11 @@ export const lostRecords: Scenario = {
 export const sigkillRestart: Scenario = {
   name: 'sigkill-restart',
   summary:
-    'w1 is SIGKILLed and its supervisor starts it again: the job recovers, every task restores the latest ' +
-    "checkpoint (restored reports equal that checkpoint's cut), checkpoints commit again",
+    'with snapshots in a JetStream Object Store, w1 is SIGKILLed and its supervisor starts it again: the job ' +
+    "recovers, every task restores the latest checkpoint (restored reports equal that checkpoint's cut), " +
+    'checkpoints commit again',
   async run(s) {
-    await startPipeline(s);
+    await startPipeline(s, pipeline(), 'nats-obj');
     await s.waitCommits(3, 30_000);
     const { epoch, latest } = s;
     await s.workers[0]?.kill();
