@@ -38,7 +38,7 @@ import { alignmentModeOf, checkWiring } from './wiring.js';
 import type { WorkerMetrics } from './worker-metrics.js';
 
 /** Most triggers held while a restore runs; the oldest goes first (the coordinator times it out). */
-const MAX_HELD_TRIGGERS = 16;
+const MAX_HELD_TRIGGERS = 64;
 
 /** What a runtime is built from. */
 export interface RuntimeDeps {

@@ -31,7 +31,7 @@ import {
   type NatsProcess,
 } from '../../src/dev/index.js';
 import { silentLogger } from '../../src/log/index.js';
-import { createLocalDirectoryBackend, createObjectStoreBackend, Worker } from '../../src/sdk/index.js';
+import { createLocalDirectoryBackend, createObjectStoreBackend, Worker, type Task } from '../../src/sdk/index.js';
 import { runCoordinator } from '../../src/server/run.js';
 import { startTestCoordinator } from '../helpers/coordinator.js';
 import { ownServers } from '../helpers/servers.js';
@@ -143,10 +143,21 @@ test('coordinator and worker checkpoint with creds files; the worker user cannot
     reconnect: { initialDelayMs: 50, maxDelayMs: 500 },
     natsAuth: { credsFile: files().worker },
   });
-  worker.addTask('src', tickingSource(10)).addTask('sink', countingSink([]));
+  // The sink has state (so a piece in the bucket) once it counted a record.
+  const counting = countingSink([]);
+  let received = 0;
+  const sinkTask: Task = {
+    ...counting,
+    process(record, ctx) {
+      received += 1;
+      return counting.process(record, ctx);
+    },
+  };
+  worker.addTask('src', tickingSource(10)).addTask('sink', sinkTask);
   t.teardown(() => worker.stop());
   await worker.start();
   await c.started(JOB);
+  await eventually(() => received > 0, { what: "the sink's first record" });
   const first = await c.client.triggerCheckpoint({ jobId: JOB, wait: true }, { deadlineMs: 20_000 });
   t.is(first.checkpoint?.state, 'CHECKPOINT_STATE_COMPLETED');
   const id = first.checkpoint?.checkpointId ?? 0;
