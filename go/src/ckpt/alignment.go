@@ -232,13 +232,7 @@ func (a *inputAligner) onBarrier(input string, id uint64) {
 	if len(p.seen) < len(a.inputs) {
 		return
 	}
-	delete(a.pending, id)
-	a.lastSnapshot = id
-	for c := range a.cancelled {
-		if c <= id {
-			delete(a.cancelled, c)
-		}
-	}
+	a.settle(id)
 	a.out = append(a.out, alignAction{kind: actSnapshot, checkpointID: id, alignmentMs: msBetween(p.first, now), startedAt: p.first})
 }
 
@@ -279,13 +273,7 @@ func (a *inputAligner) onUnalignedBarrier(input string, id uint64) {
 	if len(p.seen) < len(a.inputs) {
 		return
 	}
-	delete(a.pending, id)
-	a.lastSnapshot = id
-	for c := range a.cancelled {
-		if c <= id {
-			delete(a.cancelled, c)
-		}
-	}
+	a.settle(id)
 	a.out = append(a.out, alignAction{kind: actFinish, checkpointID: id, alignmentMs: msBetween(p.first, a.now())})
 }
 
@@ -314,4 +302,16 @@ func msBetween(from, to time.Time) uint64 {
 		return 0
 	}
 	return uint64(d / time.Millisecond)
+}
+
+// settle ends the alignment of checkpoint id: every input delivered its
+// barrier, and cancellations up to it are no longer needed.
+func (a *inputAligner) settle(id uint64) {
+	delete(a.pending, id)
+	a.lastSnapshot = id
+	for c := range a.cancelled {
+		if c <= id {
+			delete(a.cancelled, c)
+		}
+	}
 }
