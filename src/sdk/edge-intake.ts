@@ -6,11 +6,11 @@
  * Everything else is dropped and counted in the drop log.
  */
 import type { Msg } from '@nats-io/nats-core';
-import { checkBarrier, epochOf, isBarrier, type CheckpointBeliefs, type DropLog } from '../bus/index.js';
+import { checkBarrier, type CheckpointBeliefs, type DropLog } from '../bus/index.js';
 import type { CkptError } from '../core/errors.js';
 import type { Logger } from '../log/index.js';
 import { EdgeRecordCounts } from '../worker-protocol/index.js';
-import { recordOfMessage } from './record.js';
+import { dataHeadersOf, recordOfMessage } from './record.js';
 import type { Edge } from './subjects.js';
 import type { TaskRunner } from './task-runner.js';
 
@@ -46,8 +46,7 @@ export class EdgeIntake {
   receive(edge: Edge, msg: Msg): void {
     const runner = this.#o.runners.get(edge.to);
     if (runner === undefined) return;
-    const epoch = epochOf(msg.headers);
-    const barrier = isBarrier(msg.headers);
+    const { epoch, barrier, key } = dataHeadersOf(msg);
     if (epoch !== this.#o.beliefs.epoch) {
       const reason = epoch === undefined ? 'unmarked' : 'other-epoch';
       this.#o.drops.drop({ kind: barrier ? 'barrier' : 'record', reason, epoch, edge: label(edge) });
@@ -55,7 +54,7 @@ export class EdgeIntake {
     }
     if (!barrier) {
       this.#counts.record(edge);
-      runner.offerRecord(epoch, edge.from, recordOfMessage(msg, edge.from));
+      runner.offerRecord(epoch, edge.from, recordOfMessage(msg, edge.from, key));
       return;
     }
     const check = checkBarrier(msg.data, edge, epoch, this.#o.jobId, this.#o.beliefs);
