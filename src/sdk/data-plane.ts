@@ -27,7 +27,8 @@ export class DataPlane {
   readonly #prefix: string;
   readonly #onError: SubscriptionErrorHandler;
   readonly #codec = controlMessageCodecs().barrier;
-  readonly #out = new Map<string, OutEdge>();
+  /** Outgoing edges by producer, then reader: no key string built per record. */
+  readonly #out = new Map<string, Map<string, OutEdge>>();
   readonly #keyed = new Map<string, MsgHdrs>();
   #headersEpoch = -1;
   #plain: MsgHdrs = recordHeaders(0);
@@ -80,11 +81,15 @@ export class DataPlane {
   }
 
   #edge(from: string, to: string): OutEdge {
-    const id = `${from}\u0000${to}`;
-    let edge = this.#out.get(id);
+    let byReader = this.#out.get(from);
+    if (byReader === undefined) {
+      byReader = new Map();
+      this.#out.set(from, byReader);
+    }
+    let edge = byReader.get(to);
     if (edge === undefined) {
       edge = { subject: edgeSubject(this.#prefix, from, to), epoch: -1, sent: 0 };
-      this.#out.set(id, edge);
+      byReader.set(to, edge);
     }
     return edge;
   }
