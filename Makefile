@@ -165,13 +165,13 @@ N ?= 1000
 fuzz: deps
 	CKPT_FUZZ_N=$(N) $(if $(FUZZ_SEED),CKPT_FUZZ_SEED=$(FUZZ_SEED)) $(if $(SURVEY),CKPT_FUZZ_SURVEY=1) npx ava test/fuzz/
 
-# The fault suite (test/chaos): a seeded schedule of FAULTS faults against the
-# word count on a 3-member etcd cluster, a 3-node NATS cluster (NATS_CLUSTER=0:
+# The fault suite (test/chaos): a seeded schedule of FAULTS faults against
+# JOBS word count jobs (default 3) on a 3-member etcd cluster, a 3-node NATS cluster (NATS_CLUSTER=0:
 # one server) and 3 coordinators; exits non-zero on any violation. It runs on
 # make cluster's topology: TLS with client certificates on every link (through
 # the fault proxies), least-privilege NATS and etcd users, gRPC mutual TLS;
 # SECURE=0 runs it all in plain text, for comparison.
-# COORDINATORS, FAULT_KINDS, NATS_CLUSTER, SECURE,
+# COORDINATORS, JOBS, FAULT_KINDS, NATS_CLUSTER, SECURE,
 # SPACING_MS and CHAOS_LOG_DIR are read from the environment (test/chaos/main.ts).
 SEED ?= 1
 FAULTS ?= 20

@@ -16,6 +16,46 @@ export const INPUT_SUBJECTS = ['sentences.0', 'sentences.1'] as const;
 export const OUTPUT_STREAM = 'WORDCOUNT';
 export const OUTPUT_SUBJECT = 'wordcount.out';
 
+/** The job id of the reference word count, which reads and writes the streams above. */
+export const DEFAULT_JOB_ID = 'wordcount';
+
+/** Where one word count job reads its sentences and writes its counts. */
+export interface WordCountIo {
+  inputStream: string;
+  /** The subjects of the input stream, as a stream's subject filter (one wildcard token). */
+  inputFilter: string;
+  /** The input subject split task `partition` reads. */
+  inputSubject(partition: number): string;
+  outputStream: string;
+  outputSubject: string;
+}
+
+/**
+ * The streams and subjects of word count job `jobId`: the reference job
+ * (`wordcount`) uses `SENTENCES` and `WORDCOUNT`; any other job streams of
+ * its own, named after it, so that several word counts can run side by
+ * side on one NATS (job ids are letters, digits, `_` and `-`, all valid in
+ * stream names and subject tokens).
+ */
+export function wordCountIo(jobId: string): WordCountIo {
+  if (jobId === DEFAULT_JOB_ID) {
+    return {
+      inputStream: INPUT_STREAM,
+      inputFilter: 'sentences.*',
+      inputSubject,
+      outputStream: OUTPUT_STREAM,
+      outputSubject: OUTPUT_SUBJECT,
+    };
+  }
+  return {
+    inputStream: `${INPUT_STREAM}_${jobId}`,
+    inputFilter: `sentences-${jobId}.*`,
+    inputSubject: (partition) => `sentences-${jobId}.${partition}`,
+    outputStream: `${OUTPUT_STREAM}_${jobId}`,
+    outputSubject: `wordcount-${jobId}.out`,
+  };
+}
+
 /** Which tasks each of the three worker processes runs. */
 export const WORKER_TASKS: readonly (readonly string[])[] = [['split-0', 'count-0'], ['split-1', 'count-1'], ['sink']];
 

@@ -4,7 +4,7 @@
  * its output, and the flags that give `worker.ts` its credentials.
  */
 import type { SecureCluster, SecureJob } from '../../src/internal.js';
-import { INPUT_STREAM, OUTPUT_STREAM, OUTPUT_SUBJECT } from './job.js';
+import { DEFAULT_JOB_ID, wordCountIo } from './job.js';
 
 /** The stream client that publishes sentences (and creates the input stream). */
 export const FEEDER = 'wordcount-feeder';
@@ -13,30 +13,41 @@ export const CHECKER = 'wordcount-checker';
 
 /** The job's NATS needs: its sources read the input stream, its sink writes the output stream. */
 export function wordCountSecureJob(jobId: string): SecureJob {
+  const io = wordCountIo(jobId);
   return {
     jobId,
     streams: [
-      { stream: INPUT_STREAM, consume: true },
-      { stream: OUTPUT_STREAM, create: true, publish: [OUTPUT_SUBJECT] },
+      { stream: io.inputStream, consume: true },
+      { stream: io.outputStream, create: true, publish: [io.outputSubject] },
     ],
   };
 }
 
 /**
- * The feeder and the checker: the feeder creates the input stream and
- * publishes sentences; the checker reads both streams (and creates them
- * where a run wants them replicated before the sink would create its own).
+ * The feeder and the checker of the word count jobs `jobIds`: the feeder
+ * creates the input streams and publishes sentences; the checker reads
+ * every stream (and creates them where a run wants them replicated before
+ * the sink would create its own).
  */
-export const WORD_COUNT_CLIENTS = [
-  { name: FEEDER, streams: [{ stream: INPUT_STREAM, create: true, publish: ['sentences.*'] }] },
-  {
-    name: CHECKER,
-    streams: [
-      { stream: INPUT_STREAM, create: true, get: true },
-      { stream: OUTPUT_STREAM, create: true, consume: true },
-    ],
-  },
-] as const;
+export function wordCountClients(jobIds: readonly string[]) {
+  const ios = jobIds.map(wordCountIo);
+  return [
+    {
+      name: FEEDER,
+      streams: ios.map((io) => ({ stream: io.inputStream, create: true, publish: [io.inputFilter] })),
+    },
+    {
+      name: CHECKER,
+      streams: ios.flatMap((io) => [
+        { stream: io.inputStream, create: true, get: true },
+        { stream: io.outputStream, create: true, consume: true },
+      ]),
+    },
+  ] as const;
+}
+
+/** The feeder and the checker of the reference job. */
+export const WORD_COUNT_CLIENTS = wordCountClients([DEFAULT_JOB_ID]);
 
 /** The flags of `worker.ts` that give a worker of `jobId` its certificate and NATS user. */
 export function workerSecurityFlags(cluster: SecureCluster, jobId: string): string[] {

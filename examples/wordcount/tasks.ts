@@ -5,14 +5,17 @@
  * output visible only when a checkpoint completes.
  */
 import { jetStreamSink, jetStreamSource, type AnyTask, type KeyedState, type Task } from '../../src/index.js';
-import { INPUT_STREAM, OUTPUT_STREAM, OUTPUT_SUBJECT, inputSubject } from './job.js';
+import { DEFAULT_JOB_ID, wordCountIo, type WordCountIo } from './job.js';
 import { words } from './corpus.js';
 
+/** The reference job's streams. */
+const DEFAULT_IO = wordCountIo(DEFAULT_JOB_ID);
+
 /** Reads sentences of one input subject and emits each word, keyed by the word. */
-export function splitTask(partition: number): AnyTask {
+export function splitTask(partition: number, io: WordCountIo = DEFAULT_IO): AnyTask {
   return jetStreamSource({
-    stream: INPUT_STREAM,
-    subject: inputSubject(partition),
+    stream: io.inputStream,
+    subject: io.inputSubject(partition),
     map: (message) => words(message.string()).map((word) => ({ value: word, key: word })),
   });
 }
@@ -31,15 +34,15 @@ export function countTask(): Task {
 }
 
 /** Makes the counts visible in the output stream, exactly once. */
-export function sinkTask(): Task {
-  return jetStreamSink({ stream: OUTPUT_STREAM, subject: OUTPUT_SUBJECT, createStream: true });
+export function sinkTask(io: WordCountIo = DEFAULT_IO): Task {
+  return jetStreamSink({ stream: io.outputStream, subject: io.outputSubject, createStream: true });
 }
 
-/** The task of a task id. */
-export function taskFor(taskId: string): AnyTask {
+/** The task of a task id, reading and writing `io` (default: the reference job's streams). */
+export function taskFor(taskId: string, io: WordCountIo = DEFAULT_IO): AnyTask {
   const [kind, partition] = taskId.split('-');
-  if (kind === 'split') return splitTask(Number(partition));
+  if (kind === 'split') return splitTask(Number(partition), io);
   if (kind === 'count') return countTask();
-  if (taskId === 'sink') return sinkTask();
+  if (taskId === 'sink') return sinkTask(io);
   throw new Error(`the word count has no task ${taskId}`);
 }

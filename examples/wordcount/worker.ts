@@ -25,6 +25,7 @@ import {
 } from '../../src/index.js';
 
 type NatsAuthOptions = NonNullable<WorkerOptions['natsAuth']>;
+import { wordCountIo } from './job.js';
 import { taskFor } from './tasks.js';
 
 async function main(): Promise<void> {
@@ -67,7 +68,9 @@ async function main(): Promise<void> {
     standby: values.standby,
     ...(values.metrics ? { metrics: { listen: values.metrics } } : {}),
   });
-  for (const taskId of values.tasks.split(',')) worker.addTask(taskId, taskFor(taskId));
+  // Each job reads and writes streams of its own (`wordCountIo`).
+  const io = wordCountIo(values.job);
+  for (const taskId of values.tasks.split(',')) worker.addTask(taskId, taskFor(taskId, io));
   await worker.start();
   if (worker.metricsAddress !== undefined) {
     process.stderr.write(`${worker.workerId} [${values.tasks}]: metrics at http://${worker.metricsAddress}/metrics\n`);

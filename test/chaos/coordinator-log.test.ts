@@ -6,6 +6,7 @@ import {
   logFigures,
   parseCoordinatorLine,
   spread,
+  timesToEveryJobCommit,
   timesToNextCommit,
   type CoordinatorEvent,
 } from './coordinator-log.js';
@@ -55,4 +56,19 @@ test('a fail-over is timed from the kill to the next commit of the job by anothe
     { at: 4000, coordinator: 2 },
   ];
   t.deepEqual(timesToNextCommit(events, 'j', kills), [150, 1200]);
+});
+
+test('with several jobs, a fail-over lasts until every job committed through another coordinator', (t) => {
+  const commit = (time: number, coordinator: number, jobId: string): CoordinatorEvent => ({
+    ...line(time, 'checkpoint completed', { checkpointId: time, jobId }),
+    coordinator,
+  });
+  const events = [commit(1100, 1, 'a'), commit(1700, 1, 'b'), commit(1200, 0, 'b'), commit(2600, 2, 'a')];
+  const kills = [
+    { at: 1000, coordinator: 0 },
+    // After this kill, job b never commits again: the kill is left out.
+    { at: 2000, coordinator: 1 },
+  ];
+  t.deepEqual(timesToEveryJobCommit(events, ['a', 'b'], kills), [700]);
+  t.deepEqual(timesToEveryJobCommit(events, ['a'], kills), [100, 600]);
 });

@@ -171,6 +171,23 @@ export function timesToNextCommit(
   });
 }
 
+/**
+ * For each leader killed, the time until every job of `jobIds` has
+ * completed a checkpoint through another coordinator than the one killed
+ * (`timesToNextCommit`, the latest over the jobs), in ms; kills after which
+ * some job completed none are left out.
+ */
+export function timesToEveryJobCommit(
+  events: readonly CoordinatorEvent[],
+  jobIds: readonly string[],
+  kills: readonly { at: number; coordinator: number }[],
+): number[] {
+  return kills.flatMap((kill) => {
+    const perJob = jobIds.map((jobId) => timesToNextCommit(events, jobId, [kill])[0]);
+    return perJob.every((ms) => ms !== undefined) ? [Math.max(...perJob)] : [];
+  });
+}
+
 /** min, median and max of `values`, or undefined when empty. */
 export function spread(values: readonly number[]): { min: number; median: number; max: number } | undefined {
   if (values.length === 0) return undefined;

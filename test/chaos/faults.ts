@@ -8,7 +8,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { ManagedServer, TcpProxy } from '../../src/dev/index.js';
 import { leaderOf, probeAll } from './leader.js';
 import { describeFault, type LinkScope, type PlannedFault } from './schedule.js';
-import { JOB_ID, type CoordinatorNode, type Stack } from './stack.js';
+import type { CoordinatorNode, Stack } from './stack.js';
 
 /** How often a server that will not start again is retried. */
 const RESTART_ATTEMPTS = 5;
@@ -49,14 +49,14 @@ async function apply(stack: Stack, fault: PlannedFault): Promise<string> {
       return child.spec.label;
     }
     case 'kill-coordinator': {
-      const { child } = await leader(stack);
+      const { child } = await leader(stack, fault);
       await child.kill();
       await delay(fault.holdMs);
       child.start();
       return child.spec.label;
     }
     case 'pause-coordinator': {
-      const { child } = await leader(stack);
+      const { child } = await leader(stack, fault);
       await hold(
         fault.holdMs,
         () => child.pause(),
@@ -76,7 +76,7 @@ async function apply(stack: Stack, fault: PlannedFault): Promise<string> {
     }
     case 'cut-etcd':
     case 'cut-nats': {
-      const { links, target } = await linksOf(stack, fault.scope);
+      const { links, target } = await linksOf(stack, fault.scope, fault);
       const disturb = (): void => links.forEach((l) => (fault.mode === 'cut' ? l.cut() : l.pause()));
       await hold(fault.holdMs, disturb, () => links.forEach((l) => l.restore()));
       return target;
@@ -109,24 +109,35 @@ async function bounce(server: ManagedServer, ms: number): Promise<void> {
   }
 }
 
-/** The coordinator that leads now; with one coordinator, that one even if it does not answer. */
-async function leader(stack: Stack): Promise<CoordinatorNode> {
+/**
+ * The coordinator that leads now the job a leader fault aims at: the jobs
+ * take turns by the fault's position in the schedule, so that, where jobs
+ * are led by different coordinators, each one's leader is hit. With one
+ * coordinator, that one even if it does not answer.
+ */
+async function leader(stack: Stack, fault: PlannedFault): Promise<CoordinatorNode> {
   if (stack.coordinators.length === 1) return stack.coordinators[0]!;
+  const { jobId } = stack.jobs[(fault.n - 1) % stack.jobs.length]!;
   const deadline = Date.now() + 30_000;
   for (;;) {
     const index = leaderOf(
       await probeAll(
         stack.coordinators.map((c) => c.client),
-        JOB_ID,
+        jobId,
       ),
     );
     if (index !== undefined) return stack.coordinators[index]!;
-    if (Date.now() > deadline) throw new Error('no coordinator answers as leader; cannot aim a leader fault');
+    if (Date.now() > deadline)
+      throw new Error(`no coordinator answers as leader of ${jobId}; cannot aim a leader fault`);
     await delay(200);
   }
 }
 
-async function linksOf(stack: Stack, scope: LinkScope): Promise<{ links: TcpProxy[]; target: string }> {
+async function linksOf(
+  stack: Stack,
+  scope: LinkScope,
+  fault: PlannedFault,
+): Promise<{ links: TcpProxy[]; target: string }> {
   switch (scope.to) {
     case 'etcd-member':
       return {
@@ -134,7 +145,7 @@ async function linksOf(stack: Stack, scope: LinkScope): Promise<{ links: TcpProx
         target: `etcd n${scope.member + 1} ↔ every coordinator`,
       };
     case 'leader-etcd': {
-      const c = await leader(stack);
+      const c = await leader(stack, fault);
       return { links: [...c.etcdLinks], target: `${c.child.spec.label} ↔ etcd` };
     }
     case 'nats-all':
@@ -143,7 +154,7 @@ async function linksOf(stack: Stack, scope: LinkScope): Promise<{ links: TcpProx
         target: 'every process ↔ NATS',
       };
     case 'leader-nats': {
-      const c = await leader(stack);
+      const c = await leader(stack, fault);
       return { links: [...c.natsLinks], target: `${c.child.spec.label} ↔ NATS` };
     }
     case 'worker-nats': {

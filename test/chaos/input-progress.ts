@@ -8,7 +8,7 @@
 import type { IOptions } from 'etcd3';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { INPUT_STREAM, INPUT_SUBJECTS } from '../../examples/wordcount/job.js';
+import { INPUT_SUBJECTS, wordCountIo } from '../../examples/wordcount/job.js';
 import { createEtcdStore } from '../../src/store/index.js';
 
 /** One input subject's end and recorded position. */
@@ -45,9 +45,10 @@ export async function inputProgress(
       for (const p of task.positions) recorded.set(p.input, Number(p.offset));
     }
     const inputs: InputProgress[] = [];
-    for (const subject of INPUT_SUBJECTS) {
-      const last = await jsm.streams.getMessage(INPUT_STREAM, { last_by_subj: subject }).catch(() => null);
-      inputs.push({ subject, lastSeq: last?.seq, committed: recorded.get(`${INPUT_STREAM}/${subject}`) });
+    const io = wordCountIo(etcd.jobId);
+    for (const subject of INPUT_SUBJECTS.map((_, partition) => io.inputSubject(partition))) {
+      const last = await jsm.streams.getMessage(io.inputStream, { last_by_subj: subject }).catch(() => null);
+      inputs.push({ subject, lastSeq: last?.seq, committed: recorded.get(`${io.inputStream}/${subject}`) });
     }
     return { checkpointId: manifest?.checkpointId, inputs };
   } finally {

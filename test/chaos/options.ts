@@ -25,6 +25,8 @@ export const DEFAULT_SEED = 1;
 export const DEFAULT_FAULTS = 20;
 /** Default of `ChaosOptions.coordinators`: one leader and two standbys. */
 export const DEFAULT_COORDINATORS = 3;
+/** Default of `ChaosOptions.jobs`. */
+export const DEFAULT_JOBS = 3;
 /** Default of `ChaosOptions.spacingMs`. */
 export const DEFAULT_SPACING_MS = 5_000;
 /** Default of `ChaosOptions.sentencesPerSecond`. */
@@ -59,6 +61,11 @@ export interface ChaosOptions {
    * answer NOT_LEADER; with one, a coordinator fault restarts it. Default 3.
    */
   coordinators?: number;
+  /**
+   * Word count jobs run side by side, each with its own streams, corpus
+   * and three worker processes; every check is made for each. Default 3.
+   */
+  jobs?: number;
   /** The kinds of faults to draw from. Default: every kind. */
   kinds?: readonly FaultKind[];
   /** Run NATS as a 3-node JetStream cluster instead of one server. Default false. */
@@ -72,7 +79,7 @@ export interface ChaosOptions {
   secure?: boolean;
   /** Mean time from one fault's start to the next. Default 5000 ms. */
   spacingMs?: number;
-  /** Rate at which the corpus is fed while the faults run. Default 100. */
+  /** Rate at which the corpora are fed while the faults run, over all jobs. Default 100. */
   sentencesPerSecond?: number;
   /** The job's checkpoint interval. Default 500 ms. */
   intervalMs?: number;
@@ -119,6 +126,7 @@ export interface ChaosConfig {
   seed: number;
   faults: number;
   coordinators: number;
+  jobs: number;
   kinds: readonly FaultKind[];
   natsCluster: boolean;
   secure: boolean;
@@ -157,6 +165,7 @@ export function resolveChaosOptions(o: ChaosOptions = {}): ChaosConfig {
     seed: integer('seed', o.seed ?? DEFAULT_SEED, 0, 2 ** 32 - 1),
     faults: integer('faults', o.faults ?? DEFAULT_FAULTS, 0, 10_000),
     coordinators: integer('coordinators', o.coordinators ?? DEFAULT_COORDINATORS, 1, 9),
+    jobs: integer('jobs', o.jobs ?? DEFAULT_JOBS, 1, 9),
     kinds: [...kinds],
     natsCluster: o.natsCluster ?? false,
     secure: o.secure ?? true,

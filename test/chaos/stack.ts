@@ -1,9 +1,10 @@
 /**
  * Everything a fault-suite run starts: a 3-member etcd cluster, NATS (one
  * server or a 3-node JetStream cluster), a TCP proxy on every link from a
- * coordinator or a worker to a server, the coordinator processes, and the
- * word count's three worker processes. The feeder and the checks reach the
- * servers directly, never through a proxy.
+ * coordinator or a worker to a server, the coordinator processes, and
+ * the word count jobs, each with its own streams and three worker
+ * processes. The feeder and the checks reach the servers directly, never
+ * through a proxy.
  *
  * By default the topology is `make cluster`'s (`startSecureCluster`): TLS
  * with client certificates on every link (the proxies pass it through),
@@ -38,24 +39,27 @@ import {
 import {
   CHECKER,
   FEEDER,
-  WORD_COUNT_CLIENTS,
+  wordCountClients,
   wordCountSecureJob,
   workerSecurityFlags,
 } from '../../examples/wordcount/secure.js';
 import {
-  INPUT_STREAM,
-  OUTPUT_STREAM,
-  OUTPUT_SUBJECT,
+  DEFAULT_JOB_ID,
   WORKER_TASKS,
+  wordCountIo,
   wordCountSpec,
+  type WordCountIo,
 } from '../../examples/wordcount/job.js';
 import { ManagedChild } from './child.js';
+import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
 import { parseCoordinatorLine, type CoordinatorEvent } from './coordinator-log.js';
 import { leaderOf, probeAll, ProbeClient } from './leader.js';
 import type { ChaosConfig } from './options.js';
 
-/** The job the suite runs. */
-export const JOB_ID = 'wordcount';
+/** The ids of the `n` word count jobs a run has: `wordcount`, then `wordcount-2`, `wordcount-3`, ... */
+export function chaosJobIds(n: number): string[] {
+  return Array.from({ length: n }, (_, j) => (j === 0 ? DEFAULT_JOB_ID : `${DEFAULT_JOB_ID}-${j + 1}`));
+}
 
 /** Members of the etcd cluster. */
 export const ETCD_MEMBERS = 3;
@@ -83,10 +87,22 @@ export interface CoordinatorNode {
 
 /** One worker process and its links. */
 export interface WorkerNode {
+  /** Its place in `Stack.workers`, over every job. */
   readonly index: number;
+  /** The job it runs tasks of. */
+  readonly jobId: string;
   readonly tasks: readonly string[];
   readonly child: ManagedChild;
   readonly natsLinks: readonly TcpProxy[];
+}
+
+/** One word count job of the run. */
+export interface ChaosJob {
+  readonly jobId: string;
+  /** Its input and output streams. */
+  readonly io: WordCountIo;
+  /** Its worker processes. */
+  readonly workers: readonly WorkerNode[];
 }
 
 /** A running stack. */
@@ -96,6 +112,9 @@ export interface Stack {
   /** Direct NATS URLs, for the feeder and the checks. */
   readonly natsUrls: readonly string[];
   readonly coordinators: readonly CoordinatorNode[];
+  /** The jobs, in order; the first is the reference word count (`wordcount`). */
+  readonly jobs: readonly ChaosJob[];
+  /** Every job's workers, job after job. */
   readonly workers: readonly WorkerNode[];
   /** Events parsed from every coordinator's log, in arrival order. */
   readonly events: CoordinatorEvent[];
@@ -168,31 +187,43 @@ async function build(config: ChaosConfig, closers: Closers): Promise<Omit<Stack,
   for (const c of coordinators) c.child.start();
   const nc = await connectAs(natsUrls, 'chaos-checks', secure?.clientNatsAuth(CHECKER), closers);
   const feeder = secure === undefined ? nc : await connectAs(natsUrls, 'chaos-feeder', secure.clientNatsAuth(FEEDER), closers); // prettier-ignore
-  await createStreams(nc, nats.length);
-  const leader = await awaitLeader(coordinators, config);
-  await coordinators[leader]!.client.submitJob(wordCountSpec(JOB_ID, config.intervalMs));
-  config.log(`coordinators ${coordinators.map((c) => c.address).join(', ')}; coordinator-${leader} leads`);
+  const jobIds = chaosJobIds(config.jobs);
+  for (const jobId of jobIds) await createStreams(nc, nats.length, wordCountIo(jobId));
+  const leader = await awaitLeader(coordinators, jobIds[0] as string, config);
+  for (const jobId of jobIds) await submit(coordinators, wordCountSpec(jobId, config.intervalMs), leader);
+  config.log(
+    `coordinators ${coordinators.map((c) => c.address).join(', ')}; coordinator-${leader} leads; ` +
+      `jobs ${jobIds.join(', ')}`,
+  );
   const stateDir = await mkdtemp(join(tmpdir(), 'ckpt-chaos-'));
   closers.push(() => rm(stateDir, { recursive: true, force: true }));
   const workers: WorkerNode[] = [];
-  const workerSecurity = secure === undefined ? [] : workerSecurityFlags(secure, JOB_ID);
-  for (let i = 0; i < WORKER_TASKS.length; i++) {
-    const natsLinks = await Promise.all(natsHosts.map((h, s) => proxy(h, `worker-${i} → nats${s + 1}`)));
-    const tasks = WORKER_TASKS[i] as readonly string[];
-    const child: ManagedChild = new ManagedChild({
-      label: `worker-${i}`,
-      ...logFile(config, `worker-${i}`),
-      args: (): string[] => [
-        ...workerArgs(coordinators, natsLinks, tasks, stateDir, `worker-${i}-${child.starts}`),
-        ...workerSecurity,
-      ],
-    });
-    closers.push(() => child.stop());
-    workers.push({ index: i, tasks, child, natsLinks });
+  const jobs: ChaosJob[] = [];
+  for (const jobId of jobIds) {
+    const workerSecurity = secure === undefined ? [] : workerSecurityFlags(secure, jobId);
+    const ofJob: WorkerNode[] = [];
+    for (let i = 0; i < WORKER_TASKS.length; i++) {
+      const label = jobId === DEFAULT_JOB_ID ? `worker-${i}` : `${jobId}-worker-${i}`;
+      const natsLinks = await Promise.all(natsHosts.map((h, s) => proxy(h, `${label} → nats${s + 1}`)));
+      const tasks = WORKER_TASKS[i] as readonly string[];
+      const child: ManagedChild = new ManagedChild({
+        label,
+        ...logFile(config, label),
+        args: (): string[] => [
+          ...workerArgs(coordinators, natsLinks, { jobId, tasks, stateDir, workerId: `${label}-${child.starts}` }),
+          ...workerSecurity,
+        ],
+      });
+      closers.push(() => child.stop());
+      const node = { index: workers.length, jobId, tasks, child, natsLinks };
+      workers.push(node);
+      ofJob.push(node);
+    }
+    jobs.push({ jobId, io: wordCountIo(jobId), workers: ofJob });
   }
   for (const w of workers) w.child.start();
   const etcdSecurity = secure?.etcdRootSecurity();
-  return { etcd, nats, natsUrls, coordinators, workers, events, nc, feeder, etcdSecurity, stateDir };
+  return { etcd, nats, natsUrls, coordinators, jobs, workers, events, nc, feeder, etcdSecurity, stateDir };
 }
 
 /** etcd and NATS: secured (`startSecureCluster`) or in plain text. */
@@ -201,9 +232,10 @@ async function startServers(
   closers: Closers,
 ): Promise<{ etcd: EtcdCluster; nats: NatsProcess[]; secure: SecureCluster | undefined }> {
   if (config.secure) {
+    const jobIds = chaosJobIds(config.jobs);
     const secure = await startSecureCluster({
-      jobs: [wordCountSecureJob(JOB_ID)],
-      clients: WORD_COUNT_CLIENTS,
+      jobs: jobIds.map(wordCountSecureJob),
+      clients: wordCountClients(jobIds),
       coordinators: config.coordinators,
       etcdMembers: ETCD_MEMBERS,
       natsServers: config.natsCluster ? 3 : 1,
@@ -275,36 +307,52 @@ function coordinatorArgs(
   ];
 }
 
-/** A worker is told every coordinator; it attaches to whichever leads. */
+/** A worker is told every coordinator; it attaches to whichever leads its job. */
 function workerArgs(
   coordinators: readonly CoordinatorNode[],
   natsLinks: readonly TcpProxy[],
-  tasks: readonly string[],
-  stateDir: string,
-  workerId: string,
+  w: { jobId: string; tasks: readonly string[]; stateDir: string; workerId: string },
 ): string[] {
   return [
     WORKER,
     ...['--coordinator', coordinators.map((c) => c.address).join(',')],
     ...['--nats', natsLinks.map((p) => `nats://${p.address}`).join(',')],
-    ...['--job', JOB_ID],
-    ...['--tasks', tasks.join(',')],
-    ...['--state-dir', stateDir],
-    ...['--worker-id', workerId],
+    ...['--job', w.jobId],
+    ...['--tasks', w.tasks.join(',')],
+    ...['--state-dir', w.stateDir],
+    ...['--worker-id', w.workerId],
   ];
 }
 
-/** The input stream, and the output stream the sink would create, replicated on every NATS server. */
-async function createStreams(nc: NatsConnection, replicas: number): Promise<void> {
+/** A job's input stream, and the output stream its sink would create, replicated on every NATS server. */
+async function createStreams(nc: NatsConnection, replicas: number, io: WordCountIo): Promise<void> {
   const jsm = await jetstreamManager(nc);
   const duplicate_window = nanos(DUPLICATE_WINDOW_MS);
-  await jsm.streams.add({ name: INPUT_STREAM, subjects: ['sentences.*'], num_replicas: replicas, duplicate_window });
+  await jsm.streams.add({ name: io.inputStream, subjects: [io.inputFilter], num_replicas: replicas, duplicate_window });
   await jsm.streams.add({
-    name: OUTPUT_STREAM,
-    subjects: [OUTPUT_SUBJECT],
+    name: io.outputStream,
+    subjects: [io.outputSubject],
     num_replicas: replicas,
     duplicate_window,
   });
+}
+
+/**
+ * Submits `spec` to the coordinator that leads (`leader`, as probed), or,
+ * when that one names another leader for the job, to the others in turn.
+ */
+async function submit(coordinators: readonly CoordinatorNode[], spec: JobSpec, leader: number): Promise<void> {
+  const order = [leader, ...coordinators.map((c) => c.index).filter((i) => i !== leader)];
+  let last: unknown;
+  for (const i of order) {
+    try {
+      await coordinators[i]!.client.submitJob(spec);
+      return;
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw new Error(`job ${spec.jobId ?? '?'} could not be submitted to any coordinator`, { cause: last });
 }
 
 /**
@@ -312,12 +360,16 @@ async function createStreams(nc: NatsConnection, replicas: number): Promise<void
  * coordinators and none refusing as a standby, they have no leader election,
  * and a run would only measure that.
  */
-async function awaitLeader(coordinators: readonly CoordinatorNode[], config: ChaosConfig): Promise<number> {
+async function awaitLeader(
+  coordinators: readonly CoordinatorNode[],
+  jobId: string,
+  config: ChaosConfig,
+): Promise<number> {
   const deadline = Date.now() + 60_000;
   for (;;) {
     const probes = await probeAll(
       coordinators.map((c) => c.client),
-      JOB_ID,
+      jobId,
     );
     const leaders = probes.filter((p) => p.role === 'leader').length;
     const standbys = probes.filter((p) => p.role === 'standby').length;

@@ -1,8 +1,8 @@
 /**
- * The fault suite, short: the word count on a 3-member etcd cluster, NATS
- * and three coordinators while a seeded schedule of faults hits the
+ * The fault suite, short: two word count jobs on a 3-member etcd cluster,
+ * NATS and three coordinators while a seeded schedule of faults hits the
  * workers, the coordinators, etcd members, NATS and the links between them;
- * afterwards the output must be exactly-once and etcd's history sound.
+ * afterwards each job's output must be exactly-once and etcd's history sound.
  * `make chaos` runs the long variant.
  *
  * The suite runs in a process of its own (`test/chaos/main.ts`), as `make
@@ -21,13 +21,13 @@ import type { ChaosReport } from '../chaos/run.js';
 /** The suite's own limit; the test ends the process if it takes longer. */
 const RUN_TIMEOUT_MS = 165_000;
 
-test('the word count stays exactly-once and etcd stays sound through 10 seeded faults', async (t) => {
+test('two word counts stay exactly-once and etcd stays sound through 10 seeded faults', async (t) => {
   t.timeout(RUN_TIMEOUT_MS + 10_000);
   const dir = await mkdtemp(join(tmpdir(), 'ckpt-chaos-test-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const reportFile = join(dir, 'report.json');
   const args = [
-    ...['--seed', '7', '--faults', '10', '--coordinators', '3'],
+    ...['--seed', '7', '--faults', '10', '--coordinators', '3', '--jobs', '2'],
     // Every kind: processes killed and paused, etcd members killed, NATS restarted, links cut.
     ...['--kinds', FAULT_KINDS.join(','), '--nats-cluster'],
     ...['--spacing-ms', '4000', '--sentences-per-second', '80', '--settle-timeout-ms', '40000'],
@@ -61,7 +61,14 @@ test('the word count stays exactly-once and etcd stays sound through 10 seeded f
   t.true(report.config.secure, 'the suite ran on the secured topology');
   t.true(report.recoveries >= 1, 'the faults caused at least one recovery');
   t.true(report.committed >= 3, 'checkpoints were committed while faults ran');
-  t.true(report.exactlyOnce.ok);
-  t.true((report.state?.piecesChecked ?? 0) > 0, "the retained checkpoints' state pieces were read back");
+  t.deepEqual(
+    report.jobs.map((j) => j.jobId),
+    ['wordcount', 'wordcount-2'],
+  );
+  for (const job of report.jobs) {
+    t.true(job.exactlyOnce.ok, `${job.jobId} is exactly-once`);
+    t.true(job.committed >= 1, `${job.jobId} committed checkpoints`);
+    t.true((job.state?.piecesChecked ?? 0) > 0, `${job.jobId}: the retained checkpoints' state pieces were read back`);
+  }
   t.deepEqual(report.violations, []);
 });
