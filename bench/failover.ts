@@ -14,6 +14,9 @@
  * plain `node` (`make build` first).
  *
  *   make build && node --import tsx bench/failover.ts [--quick]
+ *
+ * With CKPT_BENCH_FAILOVER_LOG_DIR=<dir>, the workers log at debug level
+ * into files there, and the coordinators their lines too.
  */
 import type { NatsConnection } from '@nats-io/nats-core';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -48,6 +51,8 @@ const INTERVAL_MS = 500;
 const SENTENCES = 2000;
 /** Coordinator flags: the chaos suite's heartbeats; the lease TTL and the rest at their defaults. */
 const COORDINATOR_FLAGS = ['--heartbeat-interval-ms', '250', '--heartbeat-timeout-ms', '3000'];
+/** With CKPT_BENCH_FAILOVER_LOG_DIR set, the workers log at debug level into files there. */
+const LOG_DIR = process.env.CKPT_BENCH_FAILOVER_LOG_DIR || undefined;
 /** Longest the job may take to start, or to commit after a kill. */
 const COMMIT_TIMEOUT_MS = 60_000;
 
@@ -98,7 +103,9 @@ function startWorkers(ctx: ScenarioContext, addresses: readonly string[], stateD
         ...['--tasks', tasks.join(',')],
         ...['--state-dir', stateDir],
         ...['--worker-id', `${JOB_ID}-worker-${i}-${child.starts}`],
+        ...(LOG_DIR === undefined ? [] : ['--log-level', 'debug']),
       ],
+      ...(LOG_DIR === undefined ? {} : { logFile: join(LOG_DIR, `worker-${i}.log`) }),
     });
     child.start();
     return child;

@@ -5,6 +5,7 @@
  * listens where the killed process did, as under a supervisor), and every
  * JSON line it logs is kept with the process it came from.
  */
+import { join } from 'node:path';
 import { freePort } from '../../src/dev/index.js';
 import { ManagedChild } from '../../test/chaos/child.js';
 import { COMPILED_CLI, COMPILED_NODE_ARGS, requireCompiled } from './compiled-child.js';
@@ -35,6 +36,7 @@ export class FailoverCluster {
 
   private constructor(ctx: ScenarioContext, addresses: readonly string[], extraArgs: readonly string[]) {
     this.addresses = addresses;
+    const logDir = process.env.CKPT_BENCH_FAILOVER_LOG_DIR || undefined;
     this.#children = addresses.map(
       (address, i) =>
         new ManagedChild({
@@ -52,6 +54,7 @@ export class FailoverCluster {
             ...extraArgs,
           ],
           onLine: (line) => this.#onLine(i, line),
+          ...(logDir === undefined ? {} : { logFile: join(logDir, `coordinator-${i}.log`) }),
         }),
     );
   }
