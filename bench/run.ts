@@ -42,7 +42,7 @@ const SCENARIOS: ReadonlyArray<{ id: string; run: Scenario; ownFloor?: boolean }
   { id: 'etcd-cost', run: etcdCost },
   { id: 'data-plane', run: dataPlane },
   { id: 'recovery', run: recovery },
-  { id: 'failover', run: failover },
+  { id: 'failover', run: failover, ownFloor: true },
   { id: 'edges', run: edges },
   { id: 'state', run: state, ownFloor: true },
   { id: 'compression', run: compression },
