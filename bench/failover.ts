@@ -22,14 +22,17 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { sentences } from '../examples/wordcount/corpus.js';
 import { INPUT_STREAM, INPUT_SUBJECTS, OUTPUT_STREAM, WORKER_TASKS, wordCountSpec } from '../examples/wordcount/job.js';
 import { connectNats } from '../src/bus/index.js';
+import { DEFAULT_CONFIG } from '../src/config/index.js';
 import { createCoordinatorClient } from '../src/client/index.js';
 import { ManagedChild } from '../test/chaos/child.js';
 import { COMPILED_NODE_ARGS, COMPILED_WORDCOUNT_WORKER } from './lib/compiled-child.js';
 import { FailoverCluster, type FailoverLogEntry } from './lib/failover-cluster.js';
 import { failoverRows, type FailoverFigures } from './lib/failover-rows.js';
+import { spread } from './lib/percentiles.js';
 import type { Row, Scenario, ScenarioContext } from './lib/row.js';
 import { isMain, runStandalone } from './standalone.js';
 import { deleteStream, preloadInput } from './wordcount-stack.js';
@@ -38,12 +41,14 @@ import { deleteStream, preloadInput } from './wordcount-stack.js';
 export interface FailoverOptions {
   /** Leader kills, one after the other, each after a checkpoint committed by the leader killed. */
   kills: number;
+  /** Then leader pauses (SIGSTOP for `PAUSE_HOLD_MS`), likewise. */
+  pauses: number;
 }
 
 /** The full run's options. */
-export const DEFAULT_FAILOVER_OPTIONS: FailoverOptions = { kills: 10 };
+export const DEFAULT_FAILOVER_OPTIONS: FailoverOptions = { kills: 10, pauses: 4 };
 /** A smoke run's options (`ctx.quick`). */
-export const QUICK_FAILOVER_OPTIONS: FailoverOptions = { kills: 2 };
+export const QUICK_FAILOVER_OPTIONS: FailoverOptions = { kills: 2, pauses: 1 };
 
 const COORDINATORS = 3;
 const JOB_ID = 'failover';
@@ -53,6 +58,8 @@ const SENTENCES = 2000;
 const COORDINATOR_FLAGS = ['--heartbeat-interval-ms', '250', '--heartbeat-timeout-ms', '3000'];
 /** With CKPT_BENCH_FAILOVER_LOG_DIR set, the workers log at debug level into files there. */
 const LOG_DIR = process.env.CKPT_BENCH_FAILOVER_LOG_DIR || undefined;
+/** How long a paused leader stays paused: the default lease TTL and 2 s. */
+const PAUSE_HOLD_MS = DEFAULT_CONFIG.leaseTtlMs + 2000;
 /** Longest the job may take to start, or to commit after a kill. */
 const COMMIT_TIMEOUT_MS = 60_000;
 
@@ -76,7 +83,8 @@ export function failoverScenario(options: FailoverOptions): Scenario {
       workers.push(...startWorkers(ctx, cluster.addresses, stateDir));
       ctx.log(`job ${JOB_ID} submitted: ${WORKER_TASKS.length} worker processes, ${COORDINATORS} coordinators`);
       const figures = await killLeaders(ctx, cluster, options.kills);
-      return rows(figures, ctx);
+      const paused = await pauseLeaders(ctx, cluster, options.pauses);
+      return [...rows(figures, ctx), ...pauseRows(paused)];
     } finally {
       await Promise.all(workers.map((w) => w.stop(3000)));
       await cluster?.stop();
@@ -145,6 +153,62 @@ async function killLeaders(ctx: ScenarioContext, cluster: FailoverCluster, kills
     since = next.time;
   }
   return figures;
+}
+
+/**
+ * Pauses the leader `pauses` times with SIGSTOP, each time after it
+ * committed a checkpoint, for `PAUSE_HOLD_MS` (the lease TTL and 2 s, as
+ * the fault suite holds a leader's pause): the time from the pause to the
+ * next checkpoint committed by another coordinator, in ms, each.
+ */
+async function pauseLeaders(ctx: ScenarioContext, cluster: FailoverCluster, pauses: number): Promise<number[]> {
+  const times: number[] = [];
+  let since = Date.now();
+  for (let p = 0; p < pauses; p++) {
+    const commit = await cluster.waitFor(
+      (e) => isCommit(e) && e.time > since,
+      COMMIT_TIMEOUT_MS,
+      `a checkpoint of ${JOB_ID} before pause ${p + 1}`,
+    );
+    const leader = commit.from;
+    const pausedAtMs = Date.now();
+    cluster.pause(leader);
+    const resumed = delay(PAUSE_HOLD_MS).then(() => cluster.resume(leader));
+    try {
+      const next = await cluster.waitFor(
+        (e) => isCommit(e) && e.from !== leader && e.time >= pausedAtMs,
+        COMMIT_TIMEOUT_MS,
+        `a checkpoint of ${JOB_ID} committed by another coordinator after pause ${p + 1}`,
+      );
+      times.push(next.time - pausedAtMs);
+      ctx.log(
+        `pause ${p + 1} (coordinator-${leader}, ${PAUSE_HOLD_MS} ms): next commit by coordinator-${next.from} ` +
+          `after ${next.time - pausedAtMs} ms`,
+      );
+      since = next.time;
+    } finally {
+      await resumed;
+    }
+  }
+  return times;
+}
+
+function pauseRows(times: readonly number[]): Row[] {
+  if (times.length === 0) return [];
+  const s = spread(times);
+  return (['p50', 'max'] as const).map((stat) => ({
+    id: `failover.pause_to_commit.${stat}`,
+    value: s[stat],
+    unit: 'ms',
+    target: null,
+    ratio: null,
+    met: null,
+    conditions:
+      `SIGSTOP of the leading coordinator for ${PAUSE_HOLD_MS} ms (its lease TTL and 2 s) to the next checkpoint ` +
+      `committed by another coordinator, ${stat}; a paused process still accepts connections, so its lease ` +
+      `expires before a standby leads, and the workers must notice the silence of the paused leader; ` +
+      `${times.length} pauses after the kills, same setup; per pause: ${times.join(', ')} ms`,
+  }));
 }
 
 /** The parts of one fail-over, from the new leader's log lines after the kill. */

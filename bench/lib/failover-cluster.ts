@@ -86,6 +86,16 @@ export class FailoverCluster {
     return this.#child(index).kill();
   }
 
+  /** SIGSTOPs coordinator `index`: it keeps its sockets but does nothing. */
+  pause(index: number): void {
+    this.#child(index).pause();
+  }
+
+  /** SIGCONTs coordinator `index` after `pause`. */
+  resume(index: number): void {
+    this.#child(index).resume();
+  }
+
   /** Starts coordinator `index` again and resolves once it listens (logged at or after `sinceMs`). */
   async restart(index: number, sinceMs = Date.now()): Promise<void> {
     this.#child(index).start();
