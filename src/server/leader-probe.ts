@@ -165,7 +165,14 @@ export function probeTcp(address: string, timeoutMs: number): Promise<ProbeOutco
     };
     socket.setTimeout(timeoutMs, () => done('unknown'));
     socket.once('connect', () => done('accepted'));
-    socket.once('error', (err: NodeJS.ErrnoException) => done(err.code === 'ECONNREFUSED' ? 'refused' : 'unknown'));
+    socket.once('error', (err) => done(refusedEverywhere(err) ? 'refused' : 'unknown'));
     socket.connect({ host, port });
   });
+}
+
+/** Whether every address tried refused: a host name may stand for several, tried in turn. */
+function refusedEverywhere(err: Error): boolean {
+  if (err instanceof AggregateError)
+    return err.errors.length > 0 && err.errors.every((e) => refusedEverywhere(e as Error));
+  return (err as NodeJS.ErrnoException).code === 'ECONNREFUSED';
 }

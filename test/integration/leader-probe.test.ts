@@ -15,7 +15,7 @@ import { freePort } from '../../src/dev/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { electionWatchBackoff, candidacyKeyPrefix } from '../../src/server/election.js';
 import type { LeaderRecord } from '../../src/server/leader-observer.js';
-import { LeaderProbe, type ProbeOutcome } from '../../src/server/leader-probe.js';
+import { LeaderProbe, probeTcp, type ProbeOutcome } from '../../src/server/leader-probe.js';
 import { Leadership } from '../../src/server/leadership.js';
 import { runCoordinator, type RunningCoordinator } from '../../src/server/run.js';
 import { etcdClient, eventually, uniquePrefix, useServers } from '../helpers/index.js';
@@ -77,6 +77,15 @@ test('a standby revokes the lease of a leader whose address refuses connections,
   t.true(Date.now() - closedAt < TAKEOVER_MS, 'well before the TTL');
   // The revoked leader finds its key gone and queues up again behind the new one.
   await eventually(() => leader.state === 'campaigning', { timeoutMs: TAKEOVER_MS, what: 'the old leader deposed' });
+});
+
+test('a TCP probe tells a listening address from a refusing one; anything else proves nothing', async (t) => {
+  const { server, address } = await listening(t);
+  t.is(await probeTcp(address, 1000), 'accepted');
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  t.is(await probeTcp(address, 1000), 'refused');
+  t.is(await probeTcp(`localhost:${address.split(':')[1] ?? ''}`, 1000), 'refused', 'every address of a name refuses');
+  t.is(await probeTcp('no-such-host.invalid:7070', 1000), 'unknown');
 });
 
 test('a probe revokes only after refusals in a row of one candidacy; timeouts prove nothing', async (t) => {
