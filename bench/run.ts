@@ -25,6 +25,7 @@ import { compression } from './compression.js';
 import { dataPlane } from './data-plane.js';
 import { edges } from './edges.js';
 import { etcdCost } from './etcd-cost.js';
+import { failover } from './failover.js';
 import { floor } from './floor.js';
 import { orphans } from './orphans.js';
 import { writeReport } from './lib/report.js';
@@ -41,6 +42,7 @@ const SCENARIOS: ReadonlyArray<{ id: string; run: Scenario; ownFloor?: boolean }
   { id: 'etcd-cost', run: etcdCost },
   { id: 'data-plane', run: dataPlane },
   { id: 'recovery', run: recovery },
+  { id: 'failover', run: failover, ownFloor: true },
   { id: 'edges', run: edges },
   { id: 'state', run: state, ownFloor: true },
   { id: 'compression', run: compression },

@@ -44,6 +44,11 @@ const FLAGS: Array<[flag: string, option: keyof CoordinatorConfigInput, help: st
     'address host:port that clients and other coordinators reach this one at (CKPT_ADVERTISE)',
   ],
   ['--lease-ttl-ms <ms>', 'leaseTtlMs', 'TTL of the leader election lease (CKPT_LEASE_TTL_MS)'],
+  [
+    '--leader-probe-interval-ms <ms>',
+    'leaderProbeIntervalMs',
+    "how often a standby checks that the leader's process listens; 0: off (CKPT_LEADER_PROBE_INTERVAL_MS)",
+  ],
   ['--etcd-prefix <prefix>', 'etcdPrefix', 'prefix of every etcd key (CKPT_ETCD_PREFIX)'],
   ['--subject-prefix <prefix>', 'subjectPrefix', 'first token of every NATS subject (CKPT_SUBJECT_PREFIX)'],
   ['--auth-token <token>', 'authToken', 'require "authorization: Bearer <token>" on every call (CKPT_AUTH_TOKEN)'],

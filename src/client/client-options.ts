@@ -4,7 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { CkptError } from '../core/errors.js';
 import { bearerTokenInterceptor } from './auth.js';
-import type { LeaderRetryOptions } from './leader-routing.js';
+import { LEADER_CHANNEL_OPTIONS, type LeaderRetryOptions } from './leader-routing.js';
 import { clientTls, normaliseTls, type ClientTlsOptions } from './tls.js';
 
 /**
@@ -65,6 +65,7 @@ export function grpcClientOptions(options: ClientOptions): {
   const clientOptions: grpc.ClientOptions = {
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': maxMessageBytes,
+    ...LEADER_CHANNEL_OPTIONS,
     ...tls?.channelOptions,
     ...options.channelOptions,
   };

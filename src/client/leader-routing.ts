@@ -44,6 +44,18 @@ export const DEFAULT_LEADER_RETRY: Required<LeaderRetryOptions> = {
   maxDelayMs: 1000,
 };
 
+/**
+ * Channel options of every coordinator client: grpc-js waits 1 s, growing
+ * to 120 s, before it connects again to an address that refused it, and
+ * fails calls at once meanwhile. A coordinator that was down (killed, and
+ * started again as a standby) may lead a few seconds later; its clients
+ * must find it then, not after a backoff grown while it was down.
+ */
+export const LEADER_CHANNEL_OPTIONS = {
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': 1000,
+} as const;
+
 /** Whether a call may be repeated after an unknown outcome. */
 export type Repeatable = 'idempotent' | 'once';
 

@@ -64,6 +64,17 @@ export interface CoordinatorConfig extends Limits, ConnectionSecurityConfig {
    * @default 5000
    */
   leaseTtlMs: number;
+  /**
+   * How often a standby checks, with a TCP connection, that a process still
+   * listens at the leader's advertised address. When the leader's host
+   * refuses three in a row, its process is gone: the standby revokes the
+   * leader's election lease and the next coordinator takes over at once,
+   * instead of after the lease TTL. A leader revoked by mistake can no
+   * longer commit (every commit is fenced by its key) and steps down. 0
+   * turns the check off.
+   * @default 100
+   */
+  leaderProbeIntervalMs: number;
   /** Prefix of every etcd key the coordinator writes; ends with '/'. @default '/ckpt/' */
   etcdPrefix: string;
   /** First token(s) of every NATS subject. @default 'ckpt' */
@@ -154,6 +165,10 @@ export const MAX_ID_BLOCK_SIZE = 1_000_000;
 export const DEFAULT_LEASE_TTL_MS = 5000;
 /** Smallest `leaseTtlMs`: etcd leases count in whole seconds. */
 export const MIN_LEASE_TTL_MS = 1000;
+/** Default of `CoordinatorConfig.leaderProbeIntervalMs`. */
+export const DEFAULT_LEADER_PROBE_INTERVAL_MS = 100;
+/** Largest `leaderProbeIntervalMs`. */
+export const MAX_LEADER_PROBE_INTERVAL_MS = 60_000;
 
 /** Default of `CoordinatorConfig.tlsReloadIntervalMs`. */
 export const DEFAULT_TLS_RELOAD_INTERVAL_MS = 60_000;
@@ -169,6 +184,7 @@ export const DEFAULT_CONFIG: Readonly<CoordinatorConfig> = Object.freeze({
   advertise: undefined,
   httpListen: undefined,
   leaseTtlMs: DEFAULT_LEASE_TTL_MS,
+  leaderProbeIntervalMs: DEFAULT_LEADER_PROBE_INTERVAL_MS,
   etcdPrefix: '/ckpt/',
   subjectPrefix: 'ckpt',
   authToken: undefined,
@@ -260,6 +276,12 @@ export function resolveConfig(
     advertise: optionalString('advertise', pick('advertise')),
     httpListen: optionalString('httpListen', pick('httpListen')),
     leaseTtlMs: integer('leaseTtlMs', pick('leaseTtlMs'), MIN_LEASE_TTL_MS),
+    leaderProbeIntervalMs: integer(
+      'leaderProbeIntervalMs',
+      pick('leaderProbeIntervalMs'),
+      0,
+      MAX_LEADER_PROBE_INTERVAL_MS,
+    ),
     etcdPrefix: String(pick('etcdPrefix')),
     subjectPrefix: String(pick('subjectPrefix')),
     authToken: optionalString('authToken', pick('authToken')),

@@ -88,15 +88,16 @@ export class CoordinatorHost implements CoordinatorProvider {
 
   /**
    * This process no longer leads: calls are refused with NOT_LEADER at once,
-   * and the coordinator stops, ending its sessions with NOT_LEADER so that
-   * workers attach to the next leader.
+   * and the coordinator stops, ending its sessions with NOT_LEADER (naming
+   * the leader when known) so that workers attach to the next leader.
    */
   follow(why: string): void {
     if (this.#state === 'stopped') return;
     this.#generation += 1;
     this.#state = 'following';
     this.#o.onServing(false);
-    this.#enqueue(() => this.#stopCoordinator(notLeader(undefined, why)));
+    // The leader is named as known when the sessions end, so that workers go there rather than to the next address.
+    this.#enqueue(() => this.#stopCoordinator(notLeader(this.#o.leader(), why)));
   }
 
   /**

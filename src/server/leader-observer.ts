@@ -11,6 +11,18 @@ import type { Logger } from '../log/index.js';
 import { callEtcd, translateEtcdError } from '../store/index.js';
 import { ELECTION_RETRY, ElectionWatch } from './election.js';
 
+/** The oldest candidacy as last read: who leads, and what identifies its candidacy. */
+export interface LeaderRecord {
+  /** The full etcd key of the candidacy. */
+  key: string;
+  /** Its value: the leader's advertised address. */
+  address: string;
+  /** Decimal create revision of `key`. */
+  createRevision: string;
+  /** Decimal id of the lease `key` was put with. */
+  lease: string;
+}
+
 /** Options of a `LeaderObserver`. */
 export interface LeaderObserverOptions {
   /** The election's etcd client; never closed here. */
@@ -25,7 +37,7 @@ export class LeaderObserver {
   readonly #o: LeaderObserverOptions;
   readonly #timers = new Set<NodeJS.Timeout>();
   #watch: ElectionWatch | undefined;
-  #leader: string | undefined;
+  #current: LeaderRecord | undefined;
   #reading = false;
   #readAgain = false;
   #failures = 0;
@@ -41,7 +53,12 @@ export class LeaderObserver {
    * read, while there is no candidate, and after the watch failed.
    */
   get leader(): string | undefined {
-    return this.#leader;
+    return this.#current?.address;
+  }
+
+  /** The oldest candidacy as last read, with its key, create revision and lease; undefined as for `leader`. */
+  get current(): LeaderRecord | undefined {
+    return this.#current;
   }
 
   /** Starts watching and reading. */
@@ -71,7 +88,7 @@ export class LeaderObserver {
       const error = translateEtcdError(err, { operation: 'watch the election' });
       this.#o.logger.debug({ err: error }, 'election watch failed; watching again');
       this.#watch = undefined;
-      this.#leader = undefined;
+      this.#current = undefined;
       void watch.cancel();
       this.#later(() => this.#open());
     });
@@ -90,7 +107,16 @@ export class LeaderObserver {
       const oldest = await callEtcd({ operation: 'read who leads' }, () =>
         client.getAll().prefix(keyPrefix).sort('Create', 'Ascend').limit(1).exec(),
       );
-      this.#leader = oldest.kvs[0]?.value.toString();
+      const kv = oldest.kvs[0];
+      this.#current =
+        kv === undefined
+          ? undefined
+          : {
+              key: kv.key.toString(),
+              address: kv.value.toString(),
+              createRevision: kv.create_revision,
+              lease: kv.lease,
+            };
       this.#failures = 0;
     } catch (err) {
       this.#o.logger.debug({ err }, 'who leads not read; trying again');

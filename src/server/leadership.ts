@@ -18,7 +18,9 @@ import { backoffDelayMs } from '../core/backoff.js';
 import { CkptError } from '../core/errors.js';
 import type { Logger } from '../log/index.js';
 import { Candidacy, candidacyKeyPrefix, ELECTION_RETRY } from './election.js';
-import { LeaderObserver } from './leader-observer.js';
+import { LeaderObserver, type LeaderRecord } from './leader-observer.js';
+import { LeaderProbe } from './leader-probe.js';
+import { callEtcd } from '../store/index.js';
 
 /** A leadership won: the election key, its create revision, and that as a number. */
 export interface LeaderTerm {
@@ -29,6 +31,9 @@ export interface LeaderTerm {
   /** `createRevision` as a number: sent with every control message. */
   term: number;
 }
+
+/** Candidacy keys read when looking for an earlier process's: far more than coordinators ever run. */
+const MAX_CANDIDACIES_READ = 1000;
 
 /** Where a `Leadership` is: `idle` until `start()`, `stopped` after `stop()`. */
 export type LeadershipState = 'idle' | 'campaigning' | 'leading' | 'stopped';
@@ -46,6 +51,12 @@ export interface LeadershipOptions {
   prefix: string;
   /** Lease TTL; sent to etcd in whole seconds, rounded up. */
   leaseTtlMs: number;
+  /**
+   * While not leading, how often the leader's address is checked for a
+   * process that listens (`LeaderProbe`); 0 turns the check off, so that a
+   * dead leader is replaced only when its lease expires. Default 0.
+   */
+  probeIntervalMs?: number;
   logger: Logger;
   /** This candidate won; `term` fences its writes. */
   onElected(term: LeaderTerm): void;
@@ -59,6 +70,7 @@ export class Leadership {
   readonly #log: Logger;
   readonly #keyPrefix: string;
   readonly #observer: LeaderObserver;
+  readonly #probe: LeaderProbe | undefined;
   readonly #timers = new Set<NodeJS.Timeout>();
   #state: LeadershipState = 'idle';
   #advertise = '';
@@ -76,6 +88,17 @@ export class Leadership {
     this.#log = options.logger.child({ component: 'leadership' });
     this.#keyPrefix = candidacyKeyPrefix(options.prefix);
     this.#observer = new LeaderObserver({ client: options.client, keyPrefix: this.#keyPrefix, logger: this.#log });
+    const probeIntervalMs = options.probeIntervalMs ?? 0;
+    this.#probe =
+      probeIntervalMs > 0
+        ? new LeaderProbe({
+            client: options.client,
+            leader: () => this.#probed(),
+            intervalMs: probeIntervalMs,
+            minRevokeGapMs: options.leaseTtlMs,
+            logger: this.#log,
+          })
+        : undefined;
   }
 
   /** `idle`, `campaigning`, `leading` or `stopped`. */
@@ -107,8 +130,9 @@ export class Leadership {
     if (this.#state !== 'idle') throw new Error(`leadership cannot start when ${this.#state}`);
     this.#advertise = advertise;
     this.#state = 'campaigning';
-    this.#campaign();
+    void this.#retireEarlier().finally(() => this.#campaign());
     this.#observer.start();
+    this.#probe?.start();
   }
 
   /** Gives up a leadership that the owner found lost (a fenced write was refused), and campaigns again. */
@@ -127,11 +151,49 @@ export class Leadership {
     this.#state = 'stopped';
     this.#term = undefined;
     this.#stopWatchdog();
+    this.#probe?.stop();
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     const candidacy = this.#candidacy;
     this.#candidacy = undefined;
     await Promise.all([candidacy?.end(resign ? 'revoke' : 'release'), this.#observer.stop()]);
+  }
+
+  /** The leader the probe checks: the observed one while campaigning, unless it is this process's address. */
+  #probed(): LeaderRecord | undefined {
+    if (this.#state !== 'campaigning') return undefined;
+    const leader = this.#observer.current;
+    return leader?.address === this.#advertise ? undefined : leader;
+  }
+
+  /**
+   * Before the first candidacy: revokes the leases of candidacy keys whose
+   * value is this process's own address. No candidacy of this process
+   * exists yet, so they are an earlier process's on this address, which
+   * died or was killed with its lease alive (a restart under a
+   * supervisor); without this, the next candidate would wait for that
+   * lease's TTL. Failures are logged; the lease then expires.
+   */
+  async #retireEarlier(): Promise<void> {
+    const { client } = this.#o;
+    try {
+      const found = await callEtcd({ operation: 'read the candidacies' }, () =>
+        client.getAll().prefix(this.#keyPrefix).limit(MAX_CANDIDACIES_READ).exec(),
+      );
+      const earlier = found.kvs.filter((kv) => kv.value.toString() === this.#advertise);
+      for (const kv of earlier) {
+        if (this.#state === 'stopped') return;
+        this.#log.warn(
+          { key: kv.key.toString(), address: this.#advertise },
+          'a candidacy of an earlier process on this address is left; revoking its lease',
+        );
+        await callEtcd({ operation: 'revoke an earlier candidacy' }, () =>
+          client.leaseClient.leaseRevoke({ ID: kv.lease }),
+        ).catch((err: unknown) => this.#log.debug({ err }, 'earlier candidacy not revoked; its lease expires'));
+      }
+    } catch (err) {
+      this.#log.debug({ err }, 'earlier candidacies on this address not retired; their leases expire');
+    }
   }
 
   // --- campaign -------------------------------------------------------------

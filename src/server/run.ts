@@ -134,6 +134,7 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
     client: electionClient,
     prefix: config.etcdPrefix,
     leaseTtlMs: config.leaseTtlMs,
+    probeIntervalMs: config.leaderProbeIntervalMs,
     logger,
     onElected: (term) => host.lead(term),
     onDeposed: (why) => {

@@ -339,8 +339,10 @@ export class WorkerSession {
           return;
         }
         this.#o.logger.debug({ err: error, attempt, address: from }, 'reconnect failed');
-        // Sent to the leader a standby named: try it at once, not after the grown backoff.
+        // Sent to the leader a standby named: try it at once, not after the grown backoff. A leader
+        // still loading its jobs (TAKING_OVER) serves within moments: ask again after the first delay.
         if (error.reason === 'NOT_LEADER' && this.#o.client.address !== from) attempt = -1;
+        else if (error.reason === 'TAKING_OVER') attempt = -1;
       }
     }
   }

@@ -189,7 +189,7 @@ test('the host refuses as a standby, starts a coordinator when elected and stops
   );
   await host.settled();
   t.is(stops.length, 1);
-  t.is(stops[0]?.reason, 'NOT_LEADER');
+  t.like(stops[0], { reason: 'NOT_LEADER', leader: 'b:2' }, 'the sessions end naming the leader as known');
   await host.stop();
   t.deepEqual(serving, [true, false, false]);
   t.like(
