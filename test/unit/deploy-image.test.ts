@@ -262,7 +262,7 @@ run(
 
     const help = await runTool('node', ['dist/src/cli/main.js', 'coordinator', '--help'], { cwd: scratch });
     t.true(help.ok && help.out.includes('--tls-client-ca'), help.out);
-    const worker = await runTool('node', ['dist/examples/wordcount/worker.bundle.js'], { cwd: scratch });
+    const worker = await runTool('node', ['dist/examples/wordcount/bundled-worker.js'], { cwd: scratch });
     t.regex(worker.out, /usage: worker\.ts/, 'the bundled worker loads and asks for its flags');
   },
 );

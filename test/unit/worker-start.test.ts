@@ -5,7 +5,8 @@
  * worker bundles (package.json's `bundle:worker`, which `make build` runs)
  * into one file that runs on its own.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { builtinModules } from 'node:module';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,32 +43,68 @@ test("importing the package's entry loads no package that only the coordinator, 
   }
 });
 
-test('the word count worker bundles into one file that runs without dist/ or node_modules beside it', async (t) => {
+test('the word count worker bundles into one file that runs, with its code cache, without dist/ or node_modules beside it', async (t) => {
   const pkg = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as {
     scripts: Record<string, string>;
   };
-  const script = pkg.scripts['bundle:worker'] ?? '';
+  const [bundle = '', cache = ''] = (pkg.scripts['bundle:worker'] ?? '').split(' && ');
   t.regex(
-    script,
-    /^esbuild examples\/wordcount\/worker\.ts .*--outfile=dist\/examples\/wordcount\/worker\.bundle\.js /,
+    bundle,
+    /^esbuild examples\/wordcount\/worker\.ts .*--outfile=dist\/examples\/wordcount\/worker\.bundle\.cjs /,
   );
+  t.is(cache, 'node dist/examples/wordcount/bundled-worker.js --write-code-cache');
   const dir = await mkdtemp(join(tmpdir(), 'ckpt-bundle-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const outfile = join(dir, 'worker.bundle.js');
-  // package.json's command with another output file; npx finds esbuild in node_modules/.bin.
-  const command = `npx --no-install ${script.replace(/--outfile=\S+/, `--outfile=${outfile}`)}`;
-  const built = await runTool('sh', ['-c', command], { cwd: REPO_ROOT });
+  // package.json's bundle with another output file, and the launcher beside it (an ES module, as tsc writes it).
+  const esbuild = join(REPO_ROOT, 'node_modules/.bin/esbuild');
+  const outfile = join(dir, 'worker.bundle.cjs');
+  const built = await runTool(
+    'sh',
+    ['-c', bundle.replace(/^esbuild /, `${esbuild} `).replace(/--outfile=\S+/, `--outfile=${outfile}`)],
+    {
+      cwd: REPO_ROOT,
+    },
+  );
   t.true(built.ok, built.out);
+  const launcher = join(dir, 'bundled-worker.mjs');
+  const copied = await runTool(
+    esbuild,
+    [
+      'examples/wordcount/bundled-worker.ts',
+      '--platform=node',
+      '--format=esm',
+      `--outfile=${launcher}`,
+      '--log-level=warning',
+    ],
+    { cwd: REPO_ROOT },
+  );
+  t.true(copied.ok, copied.out);
+
   const text = await readFile(outfile, 'utf8');
-  // Imports left in the file: Node's built-in modules, and lz4-napi, loaded on first use by createRequire.
-  const imported = [...text.matchAll(/^import .* from ['"]([^'"]+)['"];?$/gm)].map((m) => m[1]);
+  // What the file requires: Node's built-in modules only; lz4-napi is required by name on first use.
+  const required = [...text.matchAll(/require\("([^"]+)"\)/g)].map((m) => m[1] ?? '');
   t.deepEqual(
-    imported.filter((s) => !s?.startsWith('node:')),
+    required.filter((s) => !s.startsWith('node:') && !builtinModules.includes(s)),
     [],
   );
   t.true(text.includes('"lz4-napi"'), 'lz4-napi is required at run time, not bundled');
-  // Run from the temporary folder: all it needs is in the file. Without flags it asks for them.
-  const ran = await runTool('node', [outfile], { cwd: dir });
+
+  // The code cache: written quietly, with exit 0; the caches of earlier builds go.
+  await writeFile(join(dir, 'worker.bundle.cjs.1-2.v8cache'), 'a cache of another build');
+  const written = await runTool('node', [launcher, '--write-code-cache'], { cwd: dir });
+  t.true(written.ok, written.out);
+  t.is(written.out, '');
+  const caches = (await readdir(dir)).filter((name) => name.endsWith('.v8cache'));
+  t.is(caches.length, 1);
+  t.regex(caches[0] ?? '', /^worker\.bundle\.cjs\.\d+-\d+\.v8cache$/);
+  t.true((await stat(join(dir, caches[0] ?? ''))).size > 100_000);
+
+  // Run from the temporary folder: without flags the worker asks for them; with a cache V8 rejects, alike.
+  const ran = await runTool('node', [launcher], { cwd: dir });
   t.false(ran.ok);
   t.regex(ran.out, /worker: usage: worker\.ts --coordinator ADDR/);
+  await writeFile(join(dir, caches[0] ?? ''), 'not a code cache');
+  const rejected = await runTool('node', [launcher, '--job'], { cwd: dir });
+  t.false(rejected.ok);
+  t.regex(rejected.out, /worker: Option '--job <value>' argument missing/);
 });
