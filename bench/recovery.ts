@@ -270,7 +270,7 @@ function rows(
   const p50 = (pick: (k: KillFigures) => number): number => median(kills.map(pick));
   const how =
     way === 'standby'
-      ? `next to each worker a standby worker process for the same tasks (examples/wordcount/worker.js --standby, ` +
+      ? `next to each worker a standby worker process for the same tasks (examples/wordcount/bundled-worker.js --standby, ` +
         `connected and waiting): the killed worker's standby takes its tasks over, and the killed process is started ` +
         `again as the new standby before the next kill; p50 of the parts: detection to the new epoch and its restore ` +
         `commands issued ${p50((k) => k.detectionToRestore)} ms, the standby promoted to every task ready ` +
@@ -286,7 +286,7 @@ function rows(
     `coordinator child process with heartbeats every 250 ms (timeout 3000 ms), one etcd and one NATS, ${coresText(system)}; ` +
     `${kills.length} kills, one worker at a time in turn, each after a checkpoint completed since the last recovery; ` +
     `the coordinator and the workers run the compiled JavaScript of make build with plain node, no tsx ` +
-    `(node dist/src/cli/main.js coordinator, node dist/examples/wordcount/worker.js); ${how}; ` +
+    `(node dist/src/cli/main.js coordinator, node dist/examples/wordcount/bundled-worker.js, the worker bundled into one file by esbuild and started with a V8 code cache); ${how}; ` +
     `times from the coordinator's log timestamps; ` +
     `per kill, kill/detection to ready: ${kills.map((k) => `${k.killToReady}/${k.detectionToReady}`).join(', ')} ms`;
   const figure = (name: string, values: readonly number[], what: string, p50Target?: number): Row[] => {

@@ -180,7 +180,7 @@ export interface WorkerLayout {
 
 /**
  * Starts one word count worker process per entry of `layout.tasks`
- * (dist/examples/wordcount/worker.js under plain `node`); each new start
+ * (dist/examples/wordcount/bundled-worker.js under plain `node`); each new start
  * has a new worker id.
  */
 export function startWorkers(layout: WorkerLayout): ManagedChild[] {

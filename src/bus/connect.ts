@@ -4,7 +4,7 @@
  * connection.
  */
 import { connect } from '@nats-io/transport-node';
-import type { NatsConnection, Status } from '@nats-io/nats-core';
+import type { ConnectionOptions, NatsConnection, Status } from '@nats-io/nats-core';
 import type { Logger } from '../log/index.js';
 import type { NatsConnectAuth } from './nats-auth.js';
 import { CkptError } from '../core/errors.js';
@@ -29,48 +29,58 @@ export const DEFAULT_RECONNECT_TIME_WAIT_MS = 250;
  * Connects to NATS. Resolves once a server answers (it keeps trying until
  * one does) and reconnects forever afterwards. Rejects with
  * `CkptError('MALFORMED')` for unusable options.
+ *
+ * A first attempt goes once over the servers, without waiting. A
+ * certificate that the CA does not vouch for ends the start there, as
+ * every later attempt would fail alike and the waiting connect would retry
+ * it forever without a word; so does a server that requires TLS when the
+ * client was given no CA (nats.js then checks the certificate against the
+ * system CAs, which fails alike). Any other failure (no server answers
+ * yet) is left to a connect that waits for the first server. With a single
+ * server the first attempt, when it succeeds, is the connection: a start
+ * (a restarted worker's too) then opens one connection, not two. With more
+ * it is closed, because nats.js drops from its list the servers that a
+ * first attempt without waiting could not reach, and the connection must
+ * keep them all to reconnect to.
  */
 export async function connectNats(
   servers: string[],
   name: string,
   options: ConnectNatsOptions = {},
 ): Promise<NatsConnection> {
-  await probeTls(servers, name, options);
-  let nc: NatsConnection;
-  try {
-    nc = await connect({
-      ...options.auth,
-      servers,
-      name,
-      waitOnFirstConnect: true,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: options.reconnectTimeWaitMs ?? DEFAULT_RECONNECT_TIME_WAIT_MS,
-      timeout: options.timeoutMs ?? 5000,
-    });
-  } catch (err) {
-    throw fromNatsError(err, `connect to ${servers.join(',')}`);
+  const connectOptions = {
+    ...options.auth,
+    servers,
+    name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: options.reconnectTimeWaitMs ?? DEFAULT_RECONNECT_TIME_WAIT_MS,
+    timeout: options.timeoutMs ?? 5000,
+  };
+  let nc = await firstAttempt(servers, connectOptions);
+  if (nc === undefined) {
+    try {
+      nc = await connect({ ...connectOptions, waitOnFirstConnect: true });
+    } catch (err) {
+      throw fromNatsError(err, `connect to ${servers.join(',')}`);
+    }
   }
   if (options.logger !== undefined) void logStatus(nc, options.logger.child({ component: 'nats', name }));
   return nc;
 }
 
 /**
- * One connection attempt without retries. A server certificate the CA does
- * not vouch for fails every attempt alike, and the waiting connect would
- * retry it forever without a word: that ends the start here instead. So
- * does a server that requires TLS when the client was given no CA: nats.js
- * then checks the certificate against the system CAs, which fails alike.
- * Any other failure (no server answers yet) is left to the waiting connect.
+ * One pass over `servers` (see `connectNats`): the connection when there is
+ * a single server and it answered; undefined when the waiting connect is to
+ * follow; throws UNAVAILABLE on a certificate problem.
  */
-async function probeTls(servers: string[], name: string, options: ConnectNatsOptions): Promise<void> {
+async function firstAttempt(
+  servers: string[],
+  options: ConnectionOptions & { maxReconnectAttempts: number },
+): Promise<NatsConnection | undefined> {
+  const single = servers.length === 1;
   try {
-    const nc = await connect({
-      ...options.auth,
-      servers,
-      name,
-      maxReconnectAttempts: 0,
-      timeout: options.timeoutMs ?? 5000,
-    });
+    const nc = await connect(single ? options : { ...options, maxReconnectAttempts: 0 });
+    if (single) return nc;
     await nc.close();
   } catch (err) {
     const reason = certificateProblem(err);
@@ -80,6 +90,7 @@ async function probeTls(servers: string[], name: string, options: ConnectNatsOpt
         retryable: false,
       });
   }
+  return undefined;
 }
 
 /** The message of a TLS certificate check that failed, found in `err` or its causes. */

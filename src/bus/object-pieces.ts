@@ -3,11 +3,13 @@
  * deletes the snapshot pieces of its jobs in the buckets their handles
  * name, through the same functions the workers' object store backend uses,
  * and purges the chunks killed uploads left there (`stray-chunks.ts`).
- * A bucket is opened, never created, on first use.
+ * A bucket is opened, never created, on first use; `@nats-io/obj` is
+ * loaded then too, so that what imports the bus (workers too) does not
+ * load it at start.
  */
 import type { NatsConnection } from '@nats-io/nats-core';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { Objm, type ObjectStore } from '@nats-io/obj';
+import type { ObjectStore, Objm } from '@nats-io/obj';
 import type { PieceDiscard, StatePieces, StoredPieceInfo, StrayChunkLimits, StrayChunkPurge } from '../core/ports.js';
 import { discardObjectPieces, listObjectPieces, openObjectBucket } from '../sdk/state/index.js';
 import { fromNatsError } from './nats-errors.js';
@@ -15,12 +17,13 @@ import { purgeStrayChunks } from './stray-chunks.js';
 
 /** Reaches the buckets over `connection`, which stays its owner's to close. */
 export function createObjectPieces(connection: NatsConnection): StatePieces {
-  const objm = new Objm(connection);
+  let objm: Promise<Objm> | undefined;
   const opened = new Map<string, Promise<ObjectStore>>();
   const bucketOf = (bucket: string): Promise<ObjectStore> => {
     let store = opened.get(bucket);
     if (store === undefined) {
-      store = openObjectBucket(objm, bucket);
+      objm ??= import('@nats-io/obj').then((obj) => new obj.Objm(connection));
+      store = objm.then((m) => openObjectBucket(m, bucket));
       opened.set(bucket, store);
       // A bucket that could not be opened is tried again next time.
       void store.catch(() => opened.delete(bucket));

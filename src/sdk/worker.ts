@@ -13,7 +13,9 @@
  */
 import { EventEmitter } from 'node:events';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { assertSubjectToken, connectNats } from '../bus/index.js';
+// The bus's own modules, not its barrel: the barrel brings the coordinator's side of NATS too.
+import { connectNats } from '../bus/connect.js';
+import { assertSubjectToken } from '../bus/subjects.js';
 import { createCoordinatorClient, type CoordinatorClient } from '../client/index.js';
 import { CkptError } from '../core/errors.js';
 import type { AttachResponse__Output } from '../gen/ckpt/v1/AttachResponse.js';
@@ -24,7 +26,7 @@ import { resolveWorkerOptions, type WorkerConfig, type WorkerOptions } from './o
 import { WorkerSession } from '../worker-protocol/index.js';
 import type { AnyTask, SourceTask, Task } from './task.js';
 import { waitForEvent, type WaitOptions } from './wait.js';
-import { WorkerMetrics } from './worker-metrics.js';
+import type { WorkerMetrics } from './worker-metrics.js';
 import { WorkerRuntime, type ConfirmedBeliefs } from './worker-runtime.js';
 
 /** Lifecycle of a worker. */
@@ -197,9 +199,11 @@ export class Worker extends EventEmitter<WorkerEventMap> {
     await this.#metrics?.close();
   }
 
-  #startMetrics(): Promise<WorkerMetrics> | undefined {
+  /** prom-client is loaded only for a worker with metrics: it costs every other worker's start tens of ms. */
+  async #startMetrics(): Promise<WorkerMetrics | undefined> {
     const { metrics } = this.#config;
     if (metrics === undefined) return undefined;
+    const { WorkerMetrics } = await import('./worker-metrics.js');
     const deps = { jobId: this.jobId, taskIds: [...this.#tasks.keys()], events: this, logger: this.#logger };
     return WorkerMetrics.start(metrics, deps);
   }

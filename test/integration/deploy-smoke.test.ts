@@ -184,8 +184,11 @@ run(`the word count's manifests, run here with make-certs.sh's Secrets: the job 
   const start = (name: string, line: { args: string[]; env: Record<string, string> }): void => {
     const [node, file, ...rest] = line.args;
     t.is(node, 'node');
-    // The image runs dist/; here the sources, through tsx.
-    const source = (file ?? '').replace(/^dist\//, '').replace(/\.js$/, '.ts');
+    // The image runs dist/ (the worker bundled into one file, bundled-worker.js); here the sources, through tsx.
+    const source = (file ?? '')
+      .replace(/^dist\//, '')
+      .replace(/bundled-worker\.js$/, 'worker.js')
+      .replace(/\.js$/, '.ts');
     const child = spawn('node', ['--import', 'tsx', source, ...rest], {
       cwd: REPO_ROOT,
       env: { PATH: process.env['PATH'], ...line.env },

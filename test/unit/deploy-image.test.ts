@@ -197,8 +197,8 @@ run(
   `the build stage's make build on the context alone writes what the manifests run, and it starts${skipped}`,
   async (t) => {
     const makefile = await readFile(join(REPO_ROOT, 'Makefile'), 'utf8');
-    const recipe = /^build: .*\n\t(.*)$/m.exec(makefile)?.[1];
-    t.is(recipe, 'npx tsc -p tsconfig.json', 'make build is what this test runs');
+    const recipe = /^build: .*\n((?:\t.*\n)+)/m.exec(makefile)?.[1];
+    t.is(recipe, '\tnpx tsc -p tsconfig.json\n\tnpm run --silent bundle:worker\n', 'make build is what this test runs');
     const { stages, ignore } = await readImage();
     const { build, final } = buildAndFinal(stages);
     const scratch = await makeScratch();
@@ -214,6 +214,9 @@ run(
     await symlink(join(REPO_ROOT, 'node_modules'), join(scratch, 'node_modules'));
     const built = await runTool('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: scratch });
     t.true(built.ok, built.out);
+    // package.json is copied before the sources; its bundle:worker is what make build runs next.
+    const bundled = await runTool('npm', ['run', '--silent', 'bundle:worker'], { cwd: scratch });
+    t.true(bundled.ok, bundled.out);
     const dashboard = build.instructions.find((i) => i.op === 'RUN' && i.args.includes('make build'));
     t.truthy(dashboard, 'a RUN makes the build');
     const after = dashboard?.args.split('&&').slice(1).join('&&').trim() ?? '';
@@ -259,7 +262,7 @@ run(
 
     const help = await runTool('node', ['dist/src/cli/main.js', 'coordinator', '--help'], { cwd: scratch });
     t.true(help.ok && help.out.includes('--tls-client-ca'), help.out);
-    const worker = await runTool('node', ['dist/examples/wordcount/worker.js'], { cwd: scratch });
-    t.regex(worker.out, /usage: worker\.ts/, 'the compiled worker loads and asks for its flags');
+    const worker = await runTool('node', ['dist/examples/wordcount/bundled-worker.js'], { cwd: scratch });
+    t.regex(worker.out, /usage: worker\.ts/, 'the bundled worker loads and asks for its flags');
   },
 );
