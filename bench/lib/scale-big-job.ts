@@ -185,7 +185,9 @@ async function checkpoints(f: Fixture, plan: BigJobPlan): Promise<BigJobSamples>
       });
       samples.commit = times.commit;
       f.ctx.log(
-        `checkpoint ${summary.checkpointId}: ${latencyMs.toFixed(0)} ms; floor ${times.ms.toFixed(0)} ms ` +
+        `checkpoint ${summary.checkpointId}: ${latencyMs.toFixed(0)} ms (workers: first ack accepted ` +
+          `${Math.min(...acks.map((a) => a.firstAckMs)).toFixed(0)} ms, last ` +
+          `${Math.max(...acks.map((a) => a.workerMs)).toFixed(0)} ms); floor ${times.ms.toFixed(0)} ms ` +
           `(answers ${times.fanOutMs.toFixed(0)} ms, etcd ${times.etcdMs.toFixed(0)} ms)`,
       );
       if (i < plan.warmup) continue;

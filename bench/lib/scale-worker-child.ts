@@ -64,6 +64,10 @@ export interface AckSizes {
   /** Bytes of each message, as `AttachRequest` encodings. */
   messageBytes: number[];
   tasks: number;
+  /** From the trigger's arrival to the last acknowledgement accepted, in ms. */
+  workerMs: number;
+  /** From the trigger's arrival to the first acknowledgement accepted, in ms. */
+  firstAckMs: number;
 }
 
 /** Latencies recorded since the last `latencies` request, in ms. */
@@ -84,6 +88,8 @@ interface Attached {
   messages: Map<number, number[]>;
   /** When each checkpoint's trigger arrived. */
   triggeredAt: Map<number, number>;
+  /** When each acknowledgement message of a checkpoint was accepted (the big job). */
+  ackTimes: Map<number, number[]>;
 }
 
 const attached = new Map<string, Attached>();
@@ -108,19 +114,30 @@ async function attachOne(request: ScaleAttach, start: ScaleWorkerStart): Promise
     behaviour: 'ack',
     logger: silentLogger(),
   });
-  const entry: Attached = { worker, tasks: start.taskIds.length, messages: new Map(), triggeredAt: new Map() };
+  const entry: Attached = {
+    worker,
+    tasks: start.taskIds.length,
+    messages: new Map(),
+    triggeredAt: new Map(),
+    ackTimes: new Map(),
+  };
   attached.set(jobId, entry);
   worker.events.on('acked', ({ checkpointId, taskIds }) => {
     const counts = entry.messages.get(checkpointId) ?? [];
     counts.push(taskIds.length);
     entry.messages.set(checkpointId, counts);
-    if (!request.timeCheckpoints) return;
+    if (!request.timeCheckpoints) {
+      const at = entry.ackTimes.get(checkpointId) ?? [];
+      at.push(performance.now());
+      entry.ackTimes.set(checkpointId, at);
+      return;
+    }
     // Only what `prepare` reads is kept: the many-jobs load never prepares.
     entry.messages.delete(checkpointId);
     worker.acked.delete(checkpointId);
   });
-  if (!request.timeCheckpoints) return;
   worker.events.on('trigger', (trigger) => entry.triggeredAt.set(trigger.checkpointId, performance.now()));
+  if (!request.timeCheckpoints) return;
   worker.events.on('complete', ({ checkpointId }) => {
     const at = entry.triggeredAt.get(checkpointId);
     entry.triggeredAt.delete(checkpointId);
@@ -151,8 +168,17 @@ async function prepare(jobId: string, checkpointId: number): Promise<AckSizes> {
   for (const id of [...worker.acked.keys()]) if (id <= checkpointId) worker.acked.delete(id);
   for (const id of [...entry.messages.keys()]) if (id <= checkpointId) entry.messages.delete(id);
   for (const id of [...worker.completed.keys()]) if (id <= checkpointId) worker.completed.delete(id);
+  const triggeredAt = entry.triggeredAt.get(checkpointId) ?? 0;
+  const ackTimes = entry.ackTimes.get(checkpointId) ?? [triggeredAt];
+  for (const map of [entry.triggeredAt, entry.ackTimes])
+    for (const id of [...map.keys()]) if (id <= checkpointId) map.delete(id);
   floorEnd?.setSizes(jobId, messageBytes);
-  return { messageBytes, tasks: snapshots.length };
+  return {
+    messageBytes,
+    tasks: snapshots.length,
+    workerMs: Math.max(...ackTimes) - triggeredAt,
+    firstAckMs: Math.min(...ackTimes) - triggeredAt,
+  };
 }
 
 /** The workers' end of the floor: per job a trigger subscription and a bare stream. */

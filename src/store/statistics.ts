@@ -42,32 +42,101 @@ function statsCodecs(): NonNullable<typeof codecs> {
   return codecs;
 }
 
+/** `StoredCheckpointStatistics.history` (field 8, length-delimited) as its tag byte. */
+const HISTORY_TAG = (8 << 3) | 2;
+/**
+ * The fewest bytes one task's figures take in a record: its tag and length
+ * (2), and its task id's tag and length (2) with at least one character.
+ */
+const MIN_TASK_FIGURE_BYTES = 5;
+
+/** A history record's encodings, with and without its per-task figures. */
+interface RecordBytes {
+  /** Undefined when the figures alone cannot fit the budget it was asked for. */
+  full: Uint8Array | undefined;
+  bare: Uint8Array;
+}
+
+/**
+ * Encodings of the records of a history. A record never changes once it is
+ * in a history (the statistics replace records, never edit them), and the
+ * next commit's history holds the same records but one: each is encoded
+ * once, not at every commit.
+ */
+const recordEncodings = new WeakMap<CheckpointRecord__Output, { full?: Uint8Array; bare?: Uint8Array }>();
+
+function recordBytes(r: CheckpointRecord__Output, maxBytes: number): RecordBytes {
+  const { record } = statsCodecs();
+  let cached = recordEncodings.get(r);
+  if (cached === undefined) {
+    cached = {};
+    recordEncodings.set(r, cached);
+  }
+  cached.bare ??= r.tasks.length === 0 ? (cached.full ?? record.encode(r)) : record.encode({ ...r, tasks: [] });
+  if (r.tasks.length === 0) return { full: cached.bare, bare: cached.bare };
+  // A record of 100,000 tasks never fits: it is not encoded whole to find that out.
+  if (cached.full === undefined && r.tasks.length * MIN_TASK_FIGURE_BYTES > maxBytes) {
+    return { full: undefined, bare: cached.bare };
+  }
+  cached.full ??= record.encode(r);
+  return { full: cached.full, bare: cached.bare };
+}
+
+/** Bytes of a varint. */
+function varintBytes(n: number): number {
+  let bytes = 1;
+  for (let v = n; v >= 0x80; v = Math.floor(v / 0x80)) bytes += 1;
+  return bytes;
+}
+
+/** `bytes` as one `history` field: tag, length, bytes. */
+function historyFieldBytes(bytes: Uint8Array): number {
+  return 1 + varintBytes(bytes.length) + bytes.length;
+}
+
+function writeHistoryField(out: Uint8Array, at: number, bytes: Uint8Array): number {
+  let offset = at;
+  out[offset++] = HISTORY_TAG;
+  let n = bytes.length;
+  while (n >= 0x80) {
+    out[offset++] = (n % 0x80) | 0x80;
+    n = Math.floor(n / 0x80);
+  }
+  out[offset++] = n;
+  out.set(bytes, offset);
+  return offset + bytes.length;
+}
+
 /**
  * `stats` encoded in at most `maxBytes`, trimmed as the module comment
- * says; undefined when not even the record without history fits.
+ * says; undefined when not even the record without history fits. The
+ * record without its history is encoded, and the history's records
+ * (encoded once each, `recordEncodings`) follow as fields of their own:
+ * protobuf readers take fields in any order and repeated ones in the order
+ * they come.
  */
 export function encodeStatistics(stats: StoredCheckpointStatistics__Output, maxBytes: number): Uint8Array | undefined {
-  const { stats: statsCodec, record } = statsCodecs();
-  const whole = statsCodec.encode(stats);
-  if (whole.length <= maxBytes) return whole;
-  const base = statsCodec.encode({ ...stats, history: [] }).length;
-  // Each entry costs its encoding plus a tag and a length prefix (at most 6 bytes).
-  const sizes = stats.history.map((r) => record.encode(r).length + 6);
-  const bare = stats.history.map((r) => (r.tasks.length === 0 ? r : { ...r, tasks: [] }));
-  const bareSizes = bare.map((r, i) => (r === stats.history[i] ? (sizes[i] ?? 0) : record.encode(r).length + 6));
-  const history = [...stats.history];
-  let total = base + sizes.reduce((a, b) => a + b, 0);
-  for (let i = history.length - 1; i >= 0 && total > maxBytes; i -= 1) {
-    total -= (sizes[i] ?? 0) - (bareSizes[i] ?? 0);
-    history[i] = bare[i] as CheckpointRecord__Output;
+  const base = statsCodecs().stats.encode({ ...stats, history: [] });
+  const records = stats.history.map((r) => recordBytes(r, maxBytes));
+  const chosen: Uint8Array[] = records.map((r) => r.full ?? r.bare);
+  let total = base.length + chosen.reduce((sum, bytes) => sum + historyFieldBytes(bytes), 0);
+  // First the per-task figures of the oldest checkpoints go, then the oldest checkpoints.
+  for (let i = records.length - 1; i >= 0 && total > maxBytes; i -= 1) {
+    const bare = records[i]!.bare;
+    total -= historyFieldBytes(chosen[i]!) - historyFieldBytes(bare);
+    chosen[i] = bare;
   }
-  let kept = history.length;
+  let kept = chosen.length;
   while (kept > 0 && total > maxBytes) {
     kept -= 1;
-    total -= bareSizes[kept] ?? 0;
+    total -= historyFieldBytes(chosen[kept]!);
   }
-  const trimmed = statsCodec.encode({ ...stats, history: history.slice(0, kept) });
-  return trimmed.length <= maxBytes ? trimmed : undefined;
+  if (total > maxBytes) return undefined;
+  const out = new Uint8Array(total);
+  out.set(base, 0);
+  let offset = base.length;
+  for (let i = 0; i < kept; i += 1) offset = writeHistoryField(out, offset, chosen[i]!);
+  return out;
 }
 
 /**
