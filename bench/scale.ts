@@ -142,6 +142,12 @@ function bigJobRows(ctx: ScenarioContext, s: BigJobSamples): Row[] {
       MAX_DETECTION_TO_READY_MS,
     ),
     ms(`${n}.recovery.detection_to_ready.p50`, median(detection), recoveryText),
+    ms(
+      `${n}.attach`,
+      s.attachMs,
+      `from the first worker's hello to every task attached and running (GetJob): ${processes} simulated workers ` +
+        `attaching at once, each welcomed with the job's spec of ${tasks} tasks; ${setup}`,
+    ),
   ];
 }
 

@@ -21,6 +21,7 @@ import { sourcesJob, timedCheckpoint, waitRunning } from './bench-job.js';
 import { CheckpointWatch } from './checkpoint-watch.js';
 import { startCoordinatorChild, type CoordinatorChild } from './coordinator-child.js';
 import type { CommitSizes, ScaleFloorStart, ScaleRound, ScaleRoundTimes } from './scale-floor-child.js';
+import { LONG_DEADLINE_MS } from './scale-plan.js';
 import type { AckSizes, ScaleAttach, ScaleFloorEnd } from './scale-worker-child.js';
 import { split } from './worker-pool.js';
 import type { ScenarioContext } from './row.js';
@@ -41,6 +42,8 @@ export interface BigJobPlan {
   warmup: number;
   checkpoints: number;
   kills: number;
+  /** Extra `ckpt coordinator` flags. Default: none. */
+  coordinatorFlags?: readonly string[];
 }
 
 /** What part one measured. */
@@ -59,6 +62,8 @@ export interface BigJobSamples {
   rssAfterBytes: number;
   /** Per kill: detection to every task ready, the kill to every task ready, detection to the restore sent, ms. */
   recoveries: Array<{ detectionToReadyMs: number; killToReadyMs: number; detectionToRestoreMs: number }>;
+  /** From the first hello to every task running, ms. */
+  attachMs: number;
   /** Manifest sizes the coordinator committed (from the last captured commit), bytes. */
   commit: CommitSizes | undefined;
 }
@@ -80,7 +85,12 @@ interface Fixture {
 /** Runs part one with `plan` and returns its samples. */
 export async function runBigJob(ctx: ScenarioContext, plan: BigJobPlan): Promise<BigJobSamples> {
   const prefixes = { coordinator: `${ctx.prefix}-c`, floor: `${ctx.prefix}-f` };
-  const coordinator = await startCoordinatorChild({ etcd: ctx.etcd, nats: ctx.nats, prefix: prefixes.coordinator });
+  const coordinator = await startCoordinatorChild({
+    etcd: ctx.etcd,
+    nats: ctx.nats,
+    prefix: prefixes.coordinator,
+    flags: plan.coordinatorFlags ?? [],
+  });
   const client = createCoordinatorClient(coordinator.address);
   const children = Array.from({ length: plan.processes }, (_, i) =>
     forkBenchChild(`scale worker process ${i}`, SCALE_WORKER_CHILD),
@@ -98,11 +108,16 @@ export async function runBigJob(ctx: ScenarioContext, plan: BigJobPlan): Promise
     const dirs = { from: `/${prefixes.coordinator}/jobs/${jobId}/`, to: `/${prefixes.floor}/jobs/${jobId}/` };
     const fixture: Fixture = { ctx, coordinator, client, children, spares, floor, spec, slices, dirs };
     await startFloor(fixture, prefixes);
-    await client.submitJob({ spec });
+    const submitStarted = Date.now();
+    await client.submitJob({ spec }, { deadlineMs: LONG_DEADLINE_MS });
+    ctx.log(`job of ${plan.tasks} tasks submitted in ${Date.now() - submitStarted} ms`);
+    const attachStarted = Date.now();
     await Promise.all(children.map((child, i) => attachSlice(fixture, child, i)));
     await waitRunning(client, jobId, plan.tasks);
-    ctx.log(`job of ${plan.tasks} tasks running in ${plan.processes} worker processes`);
+    const attachMs = Date.now() - attachStarted;
+    ctx.log(`job of ${plan.tasks} tasks running in ${plan.processes} worker processes after ${attachMs} ms`);
     const samples = await checkpoints(fixture, plan);
+    samples.attachMs = attachMs;
     samples.rssAfterBytes = await rssBytes(coordinator.pid, 'VmRSS');
     samples.recoveries = await recoveries(fixture, plan);
     samples.peakRssBytes = Math.max(rss.peak, await rssBytes(coordinator.pid, 'VmHWM'));
@@ -161,6 +176,7 @@ async function checkpoints(f: Fixture, plan: BigJobPlan): Promise<BigJobSamples>
     rssAfterBytes: 0,
     recoveries: [],
     commit: undefined,
+    attachMs: 0,
   };
   try {
     for (let i = 0; i < plan.warmup + plan.checkpoints; i++) {

@@ -26,7 +26,7 @@ import { codec } from '../../src/proto/index.js';
 import { startSimulatedWorker, type SimulatedWorker } from '../../test/sim/index.js';
 import { serveParent, type ChildRequest } from './bench-child.js';
 import { createEchoClient, type EchoClient, type EchoPing } from './echo-service.js';
-import { FLOOR_JOBS } from './scale-plan.js';
+import { FLOOR_JOBS, LONG_DEADLINE_MS } from './scale-plan.js';
 
 /** One simulated worker to attach. */
 export interface ScaleWorkerStart {
@@ -112,6 +112,9 @@ async function attachOne(request: ScaleAttach, start: ScaleWorkerStart): Promise
     workerId: start.workerId,
     taskIds: start.taskIds,
     behaviour: 'ack',
+    // A welcome carries the job's whole spec, and a job of 100,000 tasks takes its workers' hellos in turn.
+    attachTimeoutMs: LONG_DEADLINE_MS,
+    ackDeadlineMs: LONG_DEADLINE_MS,
     logger: silentLogger(),
   });
   const entry: Attached = {
