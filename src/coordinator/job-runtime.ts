@@ -115,7 +115,14 @@ export class JobRuntime {
     });
     this.commits = new CommitPipeline({
       ...shared,
-      state: deps.state,
+      state: {
+        releasedShared: (tasks) => deps.state.releasedShared(tasks),
+        committed: (manifest, subsumed) => {
+          // The next recovery restores this checkpoint, most likely: from memory, not from etcd.
+          this.attempts.committed(manifest);
+          deps.state.committed(manifest, subsumed);
+        },
+      },
       finished: (checkpoint, committedWith) => this.finished(checkpoint, committedWith),
       statisticsFor: (summary, checkpoint) => this.statistics.forCommit(summary, checkpoint),
       observeCommit: (durationMs) => deps.observer?.committed(tracker.jobId, durationMs),
