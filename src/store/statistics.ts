@@ -50,36 +50,38 @@ const HISTORY_TAG = (8 << 3) | 2;
  */
 const MIN_TASK_FIGURE_BYTES = 5;
 
-/** A history record's encodings, with and without its per-task figures. */
-interface RecordBytes {
-  /** Undefined when the figures alone cannot fit the budget it was asked for. */
-  full: Uint8Array | undefined;
-  bare: Uint8Array;
-}
-
 /**
- * Encodings of the records of a history. A record never changes once it is
+ * Encodings of the records of a history, with and without their per-task
+ * figures, each made when first needed. A record never changes once it is
  * in a history (the statistics replace records, never edit them), and the
- * next commit's history holds the same records but one: each is encoded
- * once, not at every commit.
+ * next commit's history holds the same records but one or two: each is
+ * encoded once, not at every commit.
  */
 const recordEncodings = new WeakMap<CheckpointRecord__Output, { full?: Uint8Array; bare?: Uint8Array }>();
 
-function recordBytes(r: CheckpointRecord__Output, maxBytes: number): RecordBytes {
-  const { record } = statsCodecs();
+function cachedEncodings(r: CheckpointRecord__Output): { full?: Uint8Array; bare?: Uint8Array } {
   let cached = recordEncodings.get(r);
   if (cached === undefined) {
     cached = {};
     recordEncodings.set(r, cached);
   }
-  cached.bare ??= r.tasks.length === 0 ? (cached.full ?? record.encode(r)) : record.encode({ ...r, tasks: [] });
-  if (r.tasks.length === 0) return { full: cached.bare, bare: cached.bare };
-  // A record of 100,000 tasks never fits: it is not encoded whole to find that out.
-  if (cached.full === undefined && r.tasks.length * MIN_TASK_FIGURE_BYTES > maxBytes) {
-    return { full: undefined, bare: cached.bare };
-  }
-  cached.full ??= record.encode(r);
-  return { full: cached.full, bare: cached.bare };
+  return cached;
+}
+
+/** The record without its per-task figures. */
+function bareBytes(r: CheckpointRecord__Output): Uint8Array {
+  const cached = cachedEncodings(r);
+  cached.bare ??= statsCodecs().record.encode(r.tasks.length === 0 ? r : { ...r, tasks: [] });
+  if (r.tasks.length === 0) cached.full = cached.bare;
+  return cached.bare;
+}
+
+/** The whole record; undefined when its figures alone cannot fit `maxBytes` (it is then not encoded whole). */
+function fullBytes(r: CheckpointRecord__Output, maxBytes = Number.POSITIVE_INFINITY): Uint8Array | undefined {
+  const cached = cachedEncodings(r);
+  if (cached.full === undefined && r.tasks.length * MIN_TASK_FIGURE_BYTES > maxBytes) return undefined;
+  cached.full ??= statsCodecs().record.encode(r);
+  return cached.full;
 }
 
 /** Bytes of a varint. */
@@ -117,12 +119,12 @@ function writeHistoryField(out: Uint8Array, at: number, bytes: Uint8Array): numb
  */
 export function encodeStatistics(stats: StoredCheckpointStatistics__Output, maxBytes: number): Uint8Array | undefined {
   const base = statsCodecs().stats.encode({ ...stats, history: [] });
-  const records = stats.history.map((r) => recordBytes(r, maxBytes));
-  const chosen: Uint8Array[] = records.map((r) => r.full ?? r.bare);
+  const records = stats.history;
+  const chosen: Uint8Array[] = records.map((r) => fullBytes(r, maxBytes) ?? bareBytes(r));
   let total = base.length + chosen.reduce((sum, bytes) => sum + historyFieldBytes(bytes), 0);
   // First the per-task figures of the oldest checkpoints go, then the oldest checkpoints.
   for (let i = records.length - 1; i >= 0 && total > maxBytes; i -= 1) {
-    const bare = records[i]!.bare;
+    const bare = bareBytes(records[i]!);
     total -= historyFieldBytes(chosen[i]!) - historyFieldBytes(bare);
     chosen[i] = bare;
   }
