@@ -109,7 +109,8 @@ function bigJobRows(ctx: ScenarioContext, s: BigJobSamples): Row[] {
     `spare process attaches its ${Math.ceil(tasks / processes)} tasks under the same worker id at once; from the ` +
     `coordinator's "worker detached" log line to its "every task ready: job started" line of the next epoch ` +
     `(each: ${detection.join(', ')} ms; kill to ready ${recoveries.map((r) => r.killToReadyMs).join(', ')} ms; ` +
-    `detection to the restore commands ${recoveries.map((r) => r.detectionToRestoreMs).join(', ')} ms); ` +
+    `detection to the restore commands ${recoveries.map((r) => r.detectionToRestoreMs).join(', ')} ms, to the ` +
+    `spare's session opened ${recoveries.map((r) => r.detectionToAttachMs).join(', ')} ms); ` +
     `target ${MAX_DETECTION_TO_READY_MS} ms for the slowest; ${setup}`;
   const mib = (bytes: number): number => significant(bytes / 1024 ** 2);
   return [

@@ -61,7 +61,13 @@ export interface BigJobSamples {
   /** Its resident set after the checkpoints, bytes. */
   rssAfterBytes: number;
   /** Per kill: detection to every task ready, the kill to every task ready, detection to the restore sent, ms. */
-  recoveries: Array<{ detectionToReadyMs: number; killToReadyMs: number; detectionToRestoreMs: number }>;
+  recoveries: Array<{
+    detectionToReadyMs: number;
+    killToReadyMs: number;
+    detectionToRestoreMs: number;
+    /** Detection to the spare's session opened ("worker attached"). */
+    detectionToAttachMs: number;
+  }>;
   /** From the first hello to every task running, ms. */
   attachMs: number;
   /** Manifest sizes the coordinator committed (from the last captured commit), bytes. */
@@ -80,6 +86,8 @@ interface Fixture {
   dirs: { from: string; to: string };
   /** Where each worker process's floor end connects, once the floor runs. */
   floorEnd?: ScaleFloorEnd;
+  /** The job's checkpoint events. */
+  watch?: CheckpointWatch;
 }
 
 /** Runs part one with `plan` and returns its samples. */
@@ -100,6 +108,7 @@ export async function runBigJob(ctx: ScenarioContext, plan: BigJobPlan): Promise
   );
   const floor = forkBenchChild('scale floor', SCALE_FLOOR_CHILD);
   const rss = new RssSampler(coordinator.pid);
+  let watch: CheckpointWatch | undefined;
   try {
     const jobId = 'big';
     const spec = sourcesJob(jobId, plan.tasks);
@@ -111,6 +120,9 @@ export async function runBigJob(ctx: ScenarioContext, plan: BigJobPlan): Promise
     const submitStarted = Date.now();
     await client.submitJob({ spec }, { deadlineMs: LONG_DEADLINE_MS });
     ctx.log(`job of ${plan.tasks} tasks submitted in ${Date.now() - submitStarted} ms`);
+    // Opened before the first trigger: events of checkpoints triggered before the stream is up are missed.
+    watch = new CheckpointWatch(coordinator.address, jobId);
+    fixture.watch = watch;
     const attachStarted = Date.now();
     await Promise.all(children.map((child, i) => attachSlice(fixture, child, i)));
     await waitRunning(client, jobId, plan.tasks);
@@ -123,6 +135,7 @@ export async function runBigJob(ctx: ScenarioContext, plan: BigJobPlan): Promise
     samples.peakRssBytes = Math.max(rss.peak, await rssBytes(coordinator.pid, 'VmHWM'));
     return samples;
   } finally {
+    watch?.close();
     rss.stop();
     client.close();
     await coordinator.stop();
@@ -165,7 +178,8 @@ async function attachSlice(f: Fixture, child: BenchChild, slot: number): Promise
 
 async function checkpoints(f: Fixture, plan: BigJobPlan): Promise<BigJobSamples> {
   const jobId = f.spec.jobId ?? '';
-  const watch = new CheckpointWatch(f.coordinator.address, jobId);
+  const watch = f.watch;
+  if (watch === undefined) throw new Error('the checkpoint watch was not opened');
   const samples: BigJobSamples = {
     plan,
     latencyMs: [],
@@ -178,7 +192,7 @@ async function checkpoints(f: Fixture, plan: BigJobPlan): Promise<BigJobSamples>
     commit: undefined,
     attachMs: 0,
   };
-  try {
+  {
     for (let i = 0; i < plan.warmup + plan.checkpoints; i++) {
       const { ms, summary } = await timedCheckpoint(f.client, jobId);
       const latencyMs = await watch.durationOf(summary.checkpointId);
@@ -213,8 +227,6 @@ async function checkpoints(f: Fixture, plan: BigJobPlan): Promise<BigJobSamples>
       samples.acks.push(acks);
     }
     return samples;
-  } finally {
-    watch.close();
   }
 }
 
@@ -278,16 +290,21 @@ async function recoveries(f: Fixture, plan: BigJobPlan): Promise<BigJobSamples['
       (l) => l.msg === 'job recovery: every task restores' && l.jobId === jobId && l.epoch === ready.epoch,
     );
     if (detached === undefined) throw new Error(`no "worker detached" line for ${workerId} after the kill`);
+    const reattached = lines.find(
+      (l) => l.msg === 'worker attached' && l.workerId === workerId && l.time >= detached.time && l.time <= ready.time,
+    );
     f.children[slot] = spare;
     epoch = ready.epoch ?? epoch + 1;
     const figures = {
       detectionToReadyMs: ready.time - detached.time,
       killToReadyMs: ready.time - killedAt,
       detectionToRestoreMs: restored === undefined ? Number.NaN : restored.time - detached.time,
+      detectionToAttachMs: reattached === undefined ? Number.NaN : reattached.time - detached.time,
     };
     out.push(figures);
     f.ctx.log(
-      `kill ${k + 1} (process ${slot}): detection to ready ${figures.detectionToReadyMs} ms, kill to ready ${figures.killToReadyMs} ms`,
+      `kill ${k + 1} (process ${slot}): detection to ready ${figures.detectionToReadyMs} ms (spare attached after ` +
+        `${figures.detectionToAttachMs} ms), kill to ready ${figures.killToReadyMs} ms`,
     );
   }
   return out;
