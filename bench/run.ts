@@ -32,6 +32,7 @@ import { writeReport } from './lib/report.js';
 import type { Row, Scenario } from './lib/row.js';
 import { coresText, readSystemFacts } from './lib/system.js';
 import { recovery } from './recovery.js';
+import { scale } from './scale.js';
 import { state } from './state.js';
 
 /** Every scenario, in the order they run; `ownFloor`: its rows read nothing of the `floor` scenario. */
@@ -47,6 +48,7 @@ const SCENARIOS: ReadonlyArray<{ id: string; run: Scenario; ownFloor?: boolean }
   { id: 'state', run: state, ownFloor: true },
   { id: 'compression', run: compression },
   { id: 'orphans', run: orphans, ownFloor: true },
+  { id: 'scale', run: scale, ownFloor: true },
 ];
 
 const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');

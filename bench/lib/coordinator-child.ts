@@ -42,6 +42,10 @@ export interface CoordinatorChild {
   readonly address: string;
   /** The CPU profile directory, when profiling. */
   readonly cpuProfileDir: string | undefined;
+  /** Its process id, for /proc. */
+  readonly pid: number;
+  /** Its JSON log, until it stops. */
+  readonly logFile: string;
   /** SIGTERM (a graceful stop), SIGKILL after a grace period. */
   stop(): Promise<void>;
 }
@@ -82,7 +86,8 @@ export async function startCoordinatorChild(options: CoordinatorChildOptions): P
     await remove();
     throw err;
   }
-  return { address, cpuProfileDir, stop: () => stopChild(child, exited).finally(remove) };
+  const pid = child.pid ?? 0;
+  return { address, cpuProfileDir, pid, logFile, stop: () => stopChild(child, exited).finally(remove) };
 }
 
 /** Resolves once the log has the `elected leader` line; rejects with the log's tail if the process exits first. */

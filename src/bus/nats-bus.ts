@@ -94,6 +94,8 @@ export async function createNatsBus(options: NatsBusOptions): Promise<NatsBus> {
 
 class NatsControlBus implements NatsBus {
   readonly #codecs = controlMessageCodecs();
+  /** The round trip that confirms the publishes made since the last one started, once it is sent. */
+  #flushing: Promise<void> | undefined;
 
   constructor(
     readonly connection: NatsConnection,
@@ -161,8 +163,18 @@ class NatsControlBus implements NatsBus {
     this.logger.debug({ jobId: message.jobId, subject, epoch }, `published ${kind}`);
   }
 
-  /** Resolves when the server has processed everything published so far. */
+  /**
+   * Resolves when the server has processed everything published so far.
+   * The server answers in order, so one round trip sent after a batch of
+   * publishes confirms them all: the publishes of one turn of the event
+   * loop (a thousand jobs' triggers and completes) share one.
+   */
   async #confirm(): Promise<void> {
+    this.#flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      this.#flushing = undefined;
+      return this.connection.flush();
+    });
+    const flushed = this.#flushing;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -171,7 +183,7 @@ class NatsControlBus implements NatsBus {
       );
     });
     try {
-      await Promise.race([this.connection.flush(), timeout]);
+      await Promise.race([flushed, timeout]);
     } finally {
       clearTimeout(timer);
     }

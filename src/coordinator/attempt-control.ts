@@ -43,6 +43,19 @@ export class AttemptControl {
     this.log = deps.logger.child({ component: 'attempt', jobId: deps.tracker.jobId });
   }
 
+  /**
+   * A checkpoint was committed: a recovery restores it unless a newer one
+   * commits first, so its entries are kept, in place of those of the one
+   * before, and a recovery need not read them back from etcd.
+   */
+  committed(manifest: Manifest__Output): void {
+    this.manifest = {
+      id: manifest.checkpointId,
+      tasks: new Map(manifest.tasks.map((task) => [task.taskId, task])),
+      sourceJobId: manifest.fromSavepoint?.jobId ?? '',
+    };
+  }
+
   /** A session has attached (after its welcome was sent). */
   onAttach(session: Session, helloEpoch: number): void {
     const t = this.deps.tracker;

@@ -115,7 +115,14 @@ export class JobRuntime {
     });
     this.commits = new CommitPipeline({
       ...shared,
-      state: deps.state,
+      state: {
+        releasedShared: (tasks) => deps.state.releasedShared(tasks),
+        committed: (manifest, subsumed) => {
+          // The next recovery restores this checkpoint, most likely: from memory, not from etcd.
+          this.attempts.committed(manifest);
+          deps.state.committed(manifest, subsumed);
+        },
+      },
       finished: (checkpoint, committedWith) => this.finished(checkpoint, committedWith),
       statisticsFor: (summary, checkpoint) => this.statistics.forCommit(summary, checkpoint),
       observeCommit: (durationMs) => deps.observer?.committed(tracker.jobId, durationMs),
@@ -265,12 +272,25 @@ export class JobRuntime {
     const { checkpoint, duplicates } = this.tracker.acknowledge(call, snapshots, this.deps.now());
     const recorded = snapshots.length - duplicates;
     if (recorded > 0) {
+      this.prepareForCommit(snapshots);
       this.deps.observer?.acknowledged(this.jobId, recorded, this.deps.now() - checkpoint.init.triggeredAtMs);
     }
     if (checkpoint.fullyAcknowledged && !checkpoint.committing && checkpoint.status === 'PENDING') {
       this.commits.enqueue(checkpoint);
     }
     return { checkpoint, duplicates };
+  }
+
+  /**
+   * Lets the store encode accepted snapshots now; a snapshot it cannot
+   * encode is left to the commit, which refuses it with its reason.
+   */
+  private prepareForCommit(snapshots: readonly TaskSnapshot__Output[]): void {
+    try {
+      this.deps.store.prepareSnapshots?.(snapshots);
+    } catch (err) {
+      this.log.debug({ err }, 'acknowledged snapshots not encoded ahead of the commit');
+    }
   }
 
   /** A task declined: the checkpoint aborts. */

@@ -35,6 +35,13 @@ export interface StatsLimits {
  */
 export const DEFAULT_STATS_LIMITS: Readonly<StatsLimits> = Object.freeze({ history: 50, taskDetails: 10 });
 
+/**
+ * Most per-task figures the history holds in all: a job of 100,000 tasks
+ * keeps them for its newest checkpoint only, not for ten (a million
+ * objects); the newest checkpoint keeps its own whatever their number.
+ */
+export const MAX_HISTORY_TASK_FIGURES = 100_000;
+
 /** The figures the running figures and distributions follow. */
 const FIGURES = {
   durationMs: (s: CheckpointSummary__Output) => Math.max(0, s.finishedAtMs - s.triggeredAtMs),
@@ -211,11 +218,16 @@ export class CheckpointStats {
  * entries, per-task figures on the newest `taskDetails` only.
  */
 function bound(s: StoredCheckpointStatistics__Output, limits: StatsLimits): StoredCheckpointStatistics__Output {
+  let figures = 0;
   const history = [...s.history]
     .filter((r) => r.summary !== null)
     .sort((a, b) => (b.summary?.checkpointId ?? 0) - (a.summary?.checkpointId ?? 0))
     .slice(0, limits.history)
-    .map((r, i) => (i < limits.taskDetails || r.tasks.length === 0 ? r : { ...r, tasks: [] }));
+    .map((r, i) => {
+      figures += r.tasks.length;
+      const keep = i === 0 || (i < limits.taskDetails && figures <= MAX_HISTORY_TASK_FIGURES);
+      return keep || r.tasks.length === 0 ? r : { ...r, tasks: [] };
+    });
   return { ...s, history };
 }
 

@@ -291,9 +291,12 @@ export class Checkpoint {
   manifest(completedAtMs: number): Manifest__Output {
     this.requirePending('build the manifest of');
     if (!this.fullyAcknowledged) throw new Error(`checkpoint ${this.id}: manifest before every task acknowledged`);
+    // The acknowledged objects themselves where their type is already the stored one: the store may have
+    // encoded them as they arrived (`CheckpointStore.prepareSnapshots`).
     const tasks = this.init.taskIds.map((t) => {
       const snapshot = this.acks.get(t) as TaskSnapshot__Output;
-      return { ...snapshot, snapshotType: storedSnapshotType(snapshot) };
+      const snapshotType = storedSnapshotType(snapshot);
+      return snapshot.snapshotType === snapshotType ? snapshot : { ...snapshot, snapshotType };
     });
     return {
       jobId: this.init.jobId,

@@ -23,7 +23,7 @@ import { JobCheckpoints } from './job-checkpoints.js';
 import { resolvePolicy, type ResolvedPolicy } from './policy.js';
 import { recoveryCheckpointId, restorePointInForce, restoreTarget, type RestorePoint } from './restore-point.js';
 import { TaskRoster, type JobAttempt, type TakenTask } from './task-roster.js';
-import { triggerRefusal, TriggerSchedule } from './trigger-schedule.js';
+import { mayTrigger, triggerRefusal, TriggerSchedule } from './trigger-schedule.js';
 
 export type { JobAttempt } from './task-roster.js';
 
@@ -196,14 +196,18 @@ export class JobTracker {
    * `trigger-schedule.ts`).
    */
   triggerRefusal(): CkptError | undefined {
-    return triggerRefusal({
+    return triggerRefusal(this.triggerScope());
+  }
+
+  private triggerScope(): Parameters<typeof triggerRefusal>[0] {
+    return {
       jobId: this.jobId,
       state: this.stateValue,
       epoch: this.epochValue,
       roster: this.roster,
       pending: this.checkpoints.pendingCount,
       maxConcurrent: this.policy.maxConcurrent,
-    });
+    };
   }
 
   /** Throws `triggerRefusal()`, if any. */
@@ -218,7 +222,7 @@ export class JobTracker {
    * The time may be in the past.
    */
   nextPeriodicDueAtMs(): number | undefined {
-    if (this.stateValue !== 'JOB_STATE_RUNNING' || this.periodicHolds > 0 || this.triggerRefusal() !== undefined) {
+    if (this.stateValue !== 'JOB_STATE_RUNNING' || this.periodicHolds > 0 || !mayTrigger(this.triggerScope())) {
       return undefined;
     }
     return this.schedule.nextDueAtMs();

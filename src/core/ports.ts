@@ -8,6 +8,7 @@ import type { CheckpointSummary__Output as CheckpointSummary } from '../gen/ckpt
 import type { JobSpec__Output as JobSpec } from '../gen/ckpt/v1/JobSpec.js';
 import type { JobState__Output as JobState } from '../gen/ckpt/v1/JobState.js';
 import type { Manifest__Output as Manifest } from '../gen/ckpt/v1/Manifest.js';
+import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
 import type { Trigger } from '../gen/ckpt/v1/Trigger.js';
 import type { CheckpointComplete } from '../gen/ckpt/v1/CheckpointComplete.js';
 import type { CheckpointAbort } from '../gen/ckpt/v1/CheckpointAbort.js';
@@ -126,6 +127,13 @@ export interface CheckpointStore {
    * `LeadershipLostError` if a guard fails.
    */
   commit(request: CommitRequest, guard?: LeaderGuard): Promise<CommitResult>;
+  /**
+   * Acknowledged snapshots that a later commit's manifest will hold (the
+   * same objects, unchanged): the store may encode them now, while the
+   * checkpoint waits for its other acknowledgements, rather than all at
+   * the commit.
+   */
+  prepareSnapshots?(snapshots: readonly TaskSnapshot__Output[]): void;
   /**
    * The manifest of a retained checkpoint, verified against its hashes;
    * undefined when it is not retained. A root recording more than the

@@ -29,6 +29,7 @@ export interface TriggerScope {
  * fewer checkpoints than the policy allows are pending.
  */
 export function triggerRefusal(scope: TriggerScope): CkptError | undefined {
+  if (mayTrigger(scope)) return undefined;
   const { jobId, roster } = scope;
   const ids = { jobId };
   const tasks = roster.taskCount;
@@ -40,11 +41,22 @@ export function triggerRefusal(scope: TriggerScope): CkptError | undefined {
     const message = `${tasks - roster.readyCount} of ${tasks} tasks have not restored epoch ${scope.epoch} yet`;
     return new CkptError('TASKS_NOT_READY', message, ids);
   }
-  if (scope.pending >= scope.maxConcurrent) {
-    const message = `${scope.pending} checkpoints pending, policy allows ${scope.maxConcurrent}`;
-    return new CkptError('TOO_MANY_PENDING', message, ids);
-  }
-  return undefined;
+  const message = `${scope.pending} checkpoints pending, policy allows ${scope.maxConcurrent}`;
+  return new CkptError('TOO_MANY_PENDING', message, ids);
+}
+
+/**
+ * True when `triggerRefusal` has nothing to refuse: the same rules without
+ * building an error, for the timer that asks after every change.
+ */
+export function mayTrigger(scope: TriggerScope): boolean {
+  const { roster } = scope;
+  return (
+    scope.state !== 'JOB_STATE_CANCELED' &&
+    roster.attachedCount === roster.taskCount &&
+    roster.attempt === 'running' &&
+    scope.pending < scope.maxConcurrent
+  );
 }
 
 /** The periodic schedule of one job and the full-or-incremental choice of its triggers. */

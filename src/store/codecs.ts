@@ -54,8 +54,8 @@ export function decodeStored<In, Out>(
 }
 
 /** Encodes a message to store; throws MALFORMED when it is not a valid message. */
-export function encodeForStore<In, Out>(
-  codecOf: Codec<In, Out>,
+export function encodeForStore<In>(
+  codecOf: Pick<Codec<In, unknown>, 'encode'>,
   message: In,
   what: string,
   ids: ErrorIds = {},

@@ -36,6 +36,7 @@ import { counterValue } from './job-checks.js';
 import { guardCompares, guardReadOps as leaderReadOps, leadershipLost, validateGuard } from './leader-guard.js';
 import { assertJobId, pad } from './keys.js';
 import { inRange, MAX_STORED_COUNTER } from './record-limits.js';
+import { encodeManifest } from './manifest-encoding.js';
 import { layoutManifest, type ManifestChunk } from './manifest-parts.js';
 import { assertTxnFits, txnBytes } from './request-limits.js';
 import { statisticsPut } from './statistics.js';
@@ -76,7 +77,7 @@ export async function commitCheckpoint(
   request: CommitRequest,
   guard?: CommitGuard,
 ): Promise<CommitResult> {
-  const plan = planCommit(ctx, request, guard);
+  const plan = await planCommit(ctx, request, guard);
   if (plan.chunks.length === 0) return sendCommit(ctx, plan);
   // Check the guards before writing parts that a refused commit would orphan.
   const precheck = await sendTxn(ctx, { success: guardReadOps(ctx, plan) }, plan.context);
@@ -115,7 +116,11 @@ async function settleRefusal(ctx: StoreContext, plan: CommitPlan, response: ITxn
 }
 
 /** Validates and encodes the request and builds the transaction; sends nothing. */
-function planCommit(ctx: StoreContext, request: CommitRequest, guard: CommitGuard | undefined): CommitPlan {
+async function planCommit(
+  ctx: StoreContext,
+  request: CommitRequest,
+  guard: CommitGuard | undefined,
+): Promise<CommitPlan> {
   const { manifest } = request;
   const jobId = manifest.jobId;
   const checkpointId = manifest.checkpointId;
@@ -123,12 +128,12 @@ function planCommit(ctx: StoreContext, request: CommitRequest, guard: CommitGuar
   validateRequest(request, guard);
   const codecs = storeCodecs();
   const ids = { jobId, checkpointId, epoch };
-  const encoded = encodeForStore(codecs.manifest, manifest, 'manifest', ids);
+  const encoded = encodeForStore({ encode: encodeManifest }, manifest, 'manifest', ids);
   if (encoded.length > ctx.options.maxManifestBytes) {
     const message = `manifest of checkpoint ${checkpointId} of job ${jobId} is ${encoded.length} bytes, more than maxManifestBytes (${ctx.options.maxManifestBytes}); nothing was sent`;
     throw new CkptError('OVERSIZED', message, ids);
   }
-  const layout = layoutManifest(encoded, { checkpointId, epoch }, ctx.options);
+  const layout = await layoutManifest(encoded, { checkpointId, epoch }, ctx.options);
   assertDistinctParts(layout.chunks, ids);
   const summary = { ...request.summary, manifestBytes: encoded.length, manifestParts: layout.chunks.length };
   const root = encodeForStore(codecs.manifestRoot, layout.root, 'manifest root', ids);

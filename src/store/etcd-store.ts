@@ -25,6 +25,8 @@ import type { CheckpointSummary__Output as CheckpointSummary } from '../gen/ckpt
 import type { JobSpec__Output as JobSpec } from '../gen/ckpt/v1/JobSpec.js';
 import type { JobState } from '../gen/ckpt/v1/JobState.js';
 import type { Manifest__Output as Manifest } from '../gen/ckpt/v1/Manifest.js';
+import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
+import { prepareTaskSnapshots } from './manifest-encoding.js';
 import { commitCheckpoint, type CommitGuard } from './commit.js';
 import { collectGarbage } from './garbage.js';
 import type { Savepoint__Output as Savepoint } from '../gen/ckpt/v1/Savepoint.js';
@@ -131,6 +133,10 @@ export class EtcdStore implements CheckpointStore {
    * changed one is refused with `LeadershipLostError` (UNAVAILABLE). Does
    * not collect garbage on success: call `collectGarbage` after it.
    */
+  prepareSnapshots(snapshots: readonly TaskSnapshot__Output[]): void {
+    prepareTaskSnapshots(snapshots);
+  }
+
   commit(request: CommitRequest, guard?: CommitGuard): Promise<CommitResult> {
     return commitCheckpoint(this.ctx, request, guard);
   }

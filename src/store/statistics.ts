@@ -42,32 +42,103 @@ function statsCodecs(): NonNullable<typeof codecs> {
   return codecs;
 }
 
+/** `StoredCheckpointStatistics.history` (field 8, length-delimited) as its tag byte. */
+const HISTORY_TAG = (8 << 3) | 2;
+/**
+ * The fewest bytes one task's figures take in a record: its tag and length
+ * (2), and its task id's tag and length (2) with at least one character.
+ */
+const MIN_TASK_FIGURE_BYTES = 5;
+
+/**
+ * Encodings of the records of a history, with and without their per-task
+ * figures, each made when first needed. A record never changes once it is
+ * in a history (the statistics replace records, never edit them), and the
+ * next commit's history holds the same records but one or two: each is
+ * encoded once, not at every commit.
+ */
+const recordEncodings = new WeakMap<CheckpointRecord__Output, { full?: Uint8Array; bare?: Uint8Array }>();
+
+function cachedEncodings(r: CheckpointRecord__Output): { full?: Uint8Array; bare?: Uint8Array } {
+  let cached = recordEncodings.get(r);
+  if (cached === undefined) {
+    cached = {};
+    recordEncodings.set(r, cached);
+  }
+  return cached;
+}
+
+/** The record without its per-task figures. */
+function bareBytes(r: CheckpointRecord__Output): Uint8Array {
+  const cached = cachedEncodings(r);
+  cached.bare ??= statsCodecs().record.encode(r.tasks.length === 0 ? r : { ...r, tasks: [] });
+  if (r.tasks.length === 0) cached.full = cached.bare;
+  return cached.bare;
+}
+
+/** The whole record; undefined when its figures alone cannot fit `maxBytes` (it is then not encoded whole). */
+function fullBytes(r: CheckpointRecord__Output, maxBytes = Number.POSITIVE_INFINITY): Uint8Array | undefined {
+  const cached = cachedEncodings(r);
+  if (cached.full === undefined && r.tasks.length * MIN_TASK_FIGURE_BYTES > maxBytes) return undefined;
+  cached.full ??= statsCodecs().record.encode(r);
+  return cached.full;
+}
+
+/** Bytes of a varint. */
+function varintBytes(n: number): number {
+  let bytes = 1;
+  for (let v = n; v >= 0x80; v = Math.floor(v / 0x80)) bytes += 1;
+  return bytes;
+}
+
+/** `bytes` as one `history` field: tag, length, bytes. */
+function historyFieldBytes(bytes: Uint8Array): number {
+  return 1 + varintBytes(bytes.length) + bytes.length;
+}
+
+function writeHistoryField(out: Uint8Array, at: number, bytes: Uint8Array): number {
+  let offset = at;
+  out[offset++] = HISTORY_TAG;
+  let n = bytes.length;
+  while (n >= 0x80) {
+    out[offset++] = (n % 0x80) | 0x80;
+    n = Math.floor(n / 0x80);
+  }
+  out[offset++] = n;
+  out.set(bytes, offset);
+  return offset + bytes.length;
+}
+
 /**
  * `stats` encoded in at most `maxBytes`, trimmed as the module comment
- * says; undefined when not even the record without history fits.
+ * says; undefined when not even the record without history fits. The
+ * record without its history is encoded, and the history's records
+ * (encoded once each, `recordEncodings`) follow as fields of their own:
+ * protobuf readers take fields in any order and repeated ones in the order
+ * they come.
  */
 export function encodeStatistics(stats: StoredCheckpointStatistics__Output, maxBytes: number): Uint8Array | undefined {
-  const { stats: statsCodec, record } = statsCodecs();
-  const whole = statsCodec.encode(stats);
-  if (whole.length <= maxBytes) return whole;
-  const base = statsCodec.encode({ ...stats, history: [] }).length;
-  // Each entry costs its encoding plus a tag and a length prefix (at most 6 bytes).
-  const sizes = stats.history.map((r) => record.encode(r).length + 6);
-  const bare = stats.history.map((r) => (r.tasks.length === 0 ? r : { ...r, tasks: [] }));
-  const bareSizes = bare.map((r, i) => (r === stats.history[i] ? (sizes[i] ?? 0) : record.encode(r).length + 6));
-  const history = [...stats.history];
-  let total = base + sizes.reduce((a, b) => a + b, 0);
-  for (let i = history.length - 1; i >= 0 && total > maxBytes; i -= 1) {
-    total -= (sizes[i] ?? 0) - (bareSizes[i] ?? 0);
-    history[i] = bare[i] as CheckpointRecord__Output;
+  const base = statsCodecs().stats.encode({ ...stats, history: [] });
+  const records = stats.history;
+  const chosen: Uint8Array[] = records.map((r) => fullBytes(r, maxBytes) ?? bareBytes(r));
+  let total = base.length + chosen.reduce((sum, bytes) => sum + historyFieldBytes(bytes), 0);
+  // First the per-task figures of the oldest checkpoints go, then the oldest checkpoints.
+  for (let i = records.length - 1; i >= 0 && total > maxBytes; i -= 1) {
+    const bare = bareBytes(records[i]!);
+    total -= historyFieldBytes(chosen[i]!) - historyFieldBytes(bare);
+    chosen[i] = bare;
   }
-  let kept = history.length;
+  let kept = chosen.length;
   while (kept > 0 && total > maxBytes) {
     kept -= 1;
-    total -= bareSizes[kept] ?? 0;
+    total -= historyFieldBytes(chosen[kept]!);
   }
-  const trimmed = statsCodec.encode({ ...stats, history: history.slice(0, kept) });
-  return trimmed.length <= maxBytes ? trimmed : undefined;
+  if (total > maxBytes) return undefined;
+  const out = new Uint8Array(total);
+  out.set(base, 0);
+  let offset = base.length;
+  for (let i = 0; i < kept; i += 1) offset = writeHistoryField(out, offset, chosen[i]!);
+  return out;
 }
 
 /**

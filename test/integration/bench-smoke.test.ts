@@ -54,6 +54,11 @@ const EXPECTED = [
   'state.orphans.stray_bytes',
   'state.orphans.dir.left',
   'state.retained.dir.missing',
+  'scale.n2000.latency.p50',
+  'scale.n2000.coordinator_rss_peak',
+  'scale.n2000.recovery.detection_to_ready.max',
+  'scale.jobs16.commit.p99',
+  'scale.jobs16.coordinator_cpu_per_checkpoint',
 ];
 
 const smoke = process.env.CKPT_BENCH_SMOKE === '1' ? test : test.skip;
