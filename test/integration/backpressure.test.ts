@@ -3,7 +3,7 @@
  * slows the pipeline down to its pace through the credits of the data
  * plane's flow control, instead of failing as a slow consumer or queueing
  * without bound. Real etcd, NATS and coordinator; the three tasks of
- * backpressure-worker.ts (gen ─▶ relay ─▶ sink) in three worker processes,
+ * bench/lib/backpressure-worker.ts (gen ─▶ relay ─▶ sink) in three worker processes,
  * whose resident memory is sampled while the job runs for a minute.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -24,7 +24,14 @@ import {
   type RunningCoordinator,
 } from '../../src/internal.js';
 
-const WORKER_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'backpressure-worker.ts');
+const WORKER_SCRIPT = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  'bench',
+  'lib',
+  'backpressure-worker.ts',
+);
 const JOB_ID = 'bp';
 const SOURCE_RATE = 2000;
 const SINK_RATE = SOURCE_RATE / 10;

@@ -1,8 +1,10 @@
 /**
- * A worker process of the backpressure test (backpressure.test.ts): runs
- * some of the tasks of a three-task pipeline until SIGTERM.
+ * A worker process of the backpressure pipeline, which the backpressure
+ * scenario (bench/backpressure.ts) and test
+ * (test/integration/backpressure.test.ts) run: some of the tasks of a
+ * three-task pipeline until SIGTERM.
  *
- *   gen ─▶ relay ─▶ sink ─▶ JetStream stream BP_OUT (subject bp.out)
+ *   gen ─▶ relay ─▶ sink ─▶ JetStream stream `--stream` (subject `--subject`)
  *
  * - gen: a source of numbered records (1, 2, 3, …, each padded to
  *   `--payload-bytes`) at most `--source-rate` records a second; its
@@ -11,8 +13,9 @@
  * - sink: the exactly-once JetStream sink, taking at most `--sink-rate`
  *   records a second; it publishes each record's number.
  *
- *   node --import tsx test/integration/backpressure-worker.ts --coordinator ADDR --nats URL \
- *     --job bp --tasks gen --state-dir DIR [--window N] [--source-rate N] [--sink-rate N] [--payload-bytes N]
+ *   node --import tsx bench/lib/backpressure-worker.ts --coordinator ADDR --nats URL \
+ *     --job bp --tasks gen --state-dir DIR [--stream BP_OUT] [--subject bp.out] [--window N]
+ *     [--source-rate N] [--sink-rate N] [--payload-bytes N]
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -27,15 +30,13 @@ import {
   type Task,
 } from '../../src/index.js';
 
-/** The stream and subject the sink writes. */
-const OUTPUT_STREAM = 'BP_OUT';
-const OUTPUT_SUBJECT = 'bp.out';
-
-/** How fast the tasks go and how big the records are. */
+/** How fast the tasks go, how big the records are, and where the sink writes. */
 interface Pace {
   sourceRate: number;
   sinkRate: number;
   payloadBytes: number;
+  stream: string;
+  subject: string;
 }
 
 function genTask(pace: Pace): SourceTask<number> {
@@ -69,8 +70,8 @@ function relayTask(): Task {
 
 function sinkTask(pace: Pace): Task {
   const inner = jetStreamSink({
-    stream: OUTPUT_STREAM,
-    subject: OUTPUT_SUBJECT,
+    stream: pace.stream,
+    subject: pace.subject,
     createStream: true,
     map: (record) => record.text().split(' ', 1)[0] ?? '',
   });
@@ -108,6 +109,8 @@ async function main(): Promise<void> {
       'source-rate': { type: 'string', default: '2000' },
       'sink-rate': { type: 'string', default: '200' },
       'payload-bytes': { type: 'string', default: '2048' },
+      stream: { type: 'string', default: 'BP_OUT' },
+      subject: { type: 'string', default: 'bp.out' },
     },
   });
   if (!values.coordinator || !values.nats || !values.tasks || !values['state-dir']) {
@@ -117,7 +120,12 @@ async function main(): Promise<void> {
     sourceRate: Number(values['source-rate']),
     sinkRate: Number(values['sink-rate']),
     payloadBytes: Number(values['payload-bytes']),
+    stream: values.stream,
+    subject: values.subject,
   };
+  for (const [name, value] of Object.entries(pace)) {
+    if (typeof value === 'number' && !(value > 0)) throw new Error(`--${name}: ${value} is not a positive number`);
+  }
   const logger = createLogger('warn', 'backpressure-worker');
   const state = await createLocalDirectoryBackend({ dir: values['state-dir'], logger });
   const worker = createWorker({
