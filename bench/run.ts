@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { killLocalServersSync, startLocalServers, type LocalServers } from '../src/dev/index.js';
 import { ackThroughput } from './ack-throughput.js';
+import { backpressure } from './backpressure.js';
 import { checkpointLatency } from './checkpoint-latency.js';
 import { compression } from './compression.js';
 import { dataPlane } from './data-plane.js';
@@ -42,6 +43,7 @@ const SCENARIOS: ReadonlyArray<{ id: string; run: Scenario; ownFloor?: boolean }
   { id: 'ack-throughput', run: ackThroughput },
   { id: 'etcd-cost', run: etcdCost },
   { id: 'data-plane', run: dataPlane },
+  { id: 'backpressure', run: backpressure },
   { id: 'recovery', run: recovery },
   { id: 'failover', run: failover, ownFloor: true },
   { id: 'edges', run: edges },

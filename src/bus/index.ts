@@ -34,3 +34,5 @@ export { guardedCallback } from './guarded-callback.js';
 export type { MsgCallback } from './guarded-callback.js';
 export * from './subjects.js';
 export { createObjectPieces } from './object-pieces.js';
+export { decodeCredit, encodeCredit, MAX_CREDIT_BYTES } from './credit.js';
+export type { Credit } from './credit.js';

@@ -6,6 +6,7 @@
  * With `<p>` the subject prefix and `<job>` the job id:
  *   <p>.<job>.trigger | complete | abort | recover   control messages
  *   <p>.<job>.data.<from>.<to>                       records and barriers of one edge
+ *   <p>.<job>.credit.<from>.<to>                     the reader's credits for one edge (flow control)
  * `<p>.<job>` is the job's control prefix, which the coordinator sends to
  * workers in their welcome.
  *
@@ -26,6 +27,9 @@ export const CONTROL_KINDS: readonly ControlKind[] = ['trigger', 'complete', 'ab
 
 /** The token between the control prefix and the edge on data subjects. */
 export const DATA_TOKEN = 'data';
+
+/** The token between the control prefix and the edge on credit subjects. */
+export const CREDIT_TOKEN = 'credit';
 
 /**
  * A subject token ckpt accepts: 1-128 characters of `[A-Za-z0-9_-]`. This is
@@ -113,11 +117,41 @@ export function allEdgeSubjects(jobControlPrefix: string): string {
 }
 
 /**
+ * `<controlPrefix>.credit.<from>.<to>`: where task `to`, the reader of edge
+ * `from` → `to`, publishes its credits for the edge (see `credit.ts`).
+ * Validates every part.
+ */
+export function creditSubject(jobControlPrefix: string, from: string, to: string): string {
+  assertSubjectPrefix(jobControlPrefix, 'control prefix');
+  assertSubjectToken(from, 'task id');
+  assertSubjectToken(to, 'task id');
+  return `${jobControlPrefix}.${CREDIT_TOKEN}.${from}.${to}`;
+}
+
+/** `<controlPrefix>.credit.<from>.*`: the credits of every output edge of task `from`. */
+export function outputCreditSubjectsOf(jobControlPrefix: string, from: string): string {
+  assertSubjectPrefix(jobControlPrefix, 'control prefix');
+  assertSubjectToken(from, 'task id');
+  return `${jobControlPrefix}.${CREDIT_TOKEN}.${from}.*`;
+}
+
+/**
+ * The edge of a credit subject under `jobControlPrefix`, or undefined when
+ * the subject is not a credit subject of that prefix.
+ */
+export function edgeOfCreditSubject(jobControlPrefix: string, subject: string): Edge | undefined {
+  return edgeUnder(`${jobControlPrefix}.${CREDIT_TOKEN}.`, subject);
+}
+
+/**
  * The edge of a data subject under `jobControlPrefix`, or undefined when
  * the subject is not an edge subject of that prefix.
  */
 export function edgeOfSubject(jobControlPrefix: string, subject: string): Edge | undefined {
-  const head = `${jobControlPrefix}.${DATA_TOKEN}.`;
+  return edgeUnder(`${jobControlPrefix}.${DATA_TOKEN}.`, subject);
+}
+
+function edgeUnder(head: string, subject: string): Edge | undefined {
   if (!subject.startsWith(head)) return undefined;
   const parts = subject.slice(head.length).split('.');
   if (parts.length !== 2) return undefined;
@@ -135,10 +169,16 @@ export interface JobSubjects {
   readonly recover: string;
   /** `<p>.<job>.data.*.*`: every edge of the job. */
   readonly allEdges: string;
+  /** `<p>.<job>.credit.*.*`: the credits of every edge of the job. */
+  readonly allCredits: string;
   /** `<p>.<job>.data.<from>.<to>` */
   edge(from: string, to: string): string;
   /** `<p>.<job>.data.*.<taskId>`: every input edge of `taskId`. */
   inputs(taskId: string): string;
+  /** `<p>.<job>.credit.<from>.<to>` */
+  credit(from: string, to: string): string;
+  /** `<p>.<job>.credit.<from>.*`: the credits of every output edge of `from`. */
+  outputCredits(from: string): string;
 }
 
 /** The subjects of a job from its control prefix (as a welcome names it). */
@@ -151,8 +191,11 @@ export function jobSubjects(jobControlPrefix: string): JobSubjects {
     abort: `${jobControlPrefix}.abort`,
     recover: `${jobControlPrefix}.recover`,
     allEdges: `${jobControlPrefix}.${DATA_TOKEN}.*.*`,
+    allCredits: `${jobControlPrefix}.${CREDIT_TOKEN}.*.*`,
     edge: (from, to) => edgeSubject(jobControlPrefix, from, to),
     inputs: (taskId) => inputSubjectsOf(jobControlPrefix, taskId),
+    credit: (from, to) => creditSubject(jobControlPrefix, from, to),
+    outputCredits: (from) => outputCreditSubjectsOf(jobControlPrefix, from),
   };
 }
 

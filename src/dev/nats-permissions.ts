@@ -11,9 +11,10 @@
  *   and object stores, to delete the state pieces of its jobs; its replies
  *   on `_INBOX.>`. It publishes no data and subscribes to no job subject.
  * - the worker of job J: publishes only J's data subjects
- *   `<p>.J.data.*.*` and, with a state bucket, that bucket's object store
+ *   `<p>.J.data.*.*` and the credits of their flow control `<p>.J.credit.*.*`
+ *   and, with a state bucket, that bucket's object store
  *   subjects and the JetStream API calls on its stream; subscribes only to
- *   J's control and data subjects and to its own inboxes `_INBOX_J.>` (the
+ *   J's control, data and credit subjects and to its own inboxes `_INBOX_J.>` (the
  *   worker connects with `natsAuth.inboxPrefix` set to `workerInboxPrefix(J)`);
  *   with application streams (`streams`: what its sources read and its sinks
  *   write), the JetStream API calls on those streams and the sinks' subjects.
@@ -23,7 +24,14 @@
  * No other user exists, so nobody else reads or writes `<p>.>`, and no
  * stream client or application stream may name a subject under `<p>`.
  */
-import { CONTROL_KINDS, DATA_TOKEN, assertSubjectPrefix, assertSubjectToken, workerInboxPrefix } from '../bus/index.js';
+import {
+  CONTROL_KINDS,
+  CREDIT_TOKEN,
+  DATA_TOKEN,
+  assertSubjectPrefix,
+  assertSubjectToken,
+  workerInboxPrefix,
+} from '../bus/index.js';
 import { CkptError } from '../core/errors.js';
 
 /** How a user proves who it is: a user name and password, or an NKey public key (`U...`). */
@@ -115,7 +123,7 @@ export function coordinatorPermissions(subjectPrefix: string): NatsPermissions {
   return {
     publish: {
       allow: [...CONTROL_KINDS.map((kind) => `${p}.*.${kind}`), '$JS.API.>', '$O.>', '$JS.ACK.>', '$JS.FC.>'],
-      deny: [`${p}.*.${DATA_TOKEN}.>`],
+      deny: [`${p}.*.${DATA_TOKEN}.>`, `${p}.*.${CREDIT_TOKEN}.>`],
     },
     subscribe: { allow: ['_INBOX.>'], deny: [] },
   };
@@ -126,16 +134,17 @@ export function workerPermissions(subjectPrefix: string, job: Omit<NatsJobUser, 
   const p = assertSubjectPrefix(subjectPrefix, 'subject prefix');
   const j = `${p}.${assertSubjectToken(job.jobId, 'job id')}`;
   const data = `${j}.${DATA_TOKEN}.*.*`;
+  const credit = `${j}.${CREDIT_TOKEN}.*.*`;
   const inbox = `${workerInboxPrefix(job.jobId)}.>`;
   const bucket = job.stateBucket === undefined ? [] : bucketSubjects(job.stateBucket);
   const streams = streamsSubjects(p, job.streams ?? []);
   return {
     publish: {
-      allow: [data, ...bucket, ...streams],
+      allow: [data, credit, ...bucket, ...streams],
       // Explicit, though outside the allow list: no worker speaks for the coordinator or answers another's request.
       deny: [...CONTROL_KINDS.map((kind) => `${p}.*.${kind}`), '_INBOX.>'],
     },
-    subscribe: { allow: [...CONTROL_KINDS.map((kind) => `${j}.${kind}`), data, inbox], deny: [] },
+    subscribe: { allow: [...CONTROL_KINDS.map((kind) => `${j}.${kind}`), data, credit, inbox], deny: [] },
   };
 }
 

@@ -13,8 +13,12 @@
  * - UNALIGNED: the task snapshots n as soon as the first barrier n is
  *   offered, ahead of the records queued before it; nothing is held back.
  *   Every record taken afterwards from an input before that input's barrier
- *   n is in flight for n (`inFlightFor`) and belongs to n's snapshot; when
- *   barrier n has arrived on every input, n is finished.
+ *   n is in flight for n (`inFlightFor`) and belongs to n's snapshot; so
+ *   are the records still queued on an input when its barrier n is offered
+ *   (`in-flight`: taken at once, they are processed later as usual). When
+ *   barrier n has been offered on every input, n is finished at once: a
+ *   checkpoint never waits for the records queued ahead of its barriers,
+ *   which is what keeps it short when the task is slow or its output full.
  *
  * A checkpoint that can no longer align, because an input delivered a newer
  * barrier without it, is cancelled, so that no input stays blocked by a
@@ -36,6 +40,7 @@ export type InputItem<R> = { kind: 'record'; record: R } | { kind: 'barrier'; ch
 export type AlignAction<R> =
   | { kind: 'process'; input: string; record: R; inFlightFor?: number[] }
   | { kind: 'snapshot'; checkpointId: number; alignmentMs: number; startedAtMs: number }
+  | { kind: 'in-flight'; checkpointId: number; input: string; records: R[] }
   | { kind: 'finish'; checkpointId: number; alignmentMs: number }
   | { kind: 'cancel'; checkpointId: number; reason: string };
 
@@ -75,7 +80,12 @@ export class InputAligner<R> {
   offer(input: string, item: InputItem<R>): boolean {
     const queue = this.#queues.get(input);
     if (queue === undefined) return false;
-    if (this.#mode === 'unaligned' && item.kind === 'barrier') this.#startUnaligned(item.checkpointId);
+    if (this.#mode === 'unaligned' && item.kind === 'barrier') {
+      // Unaligned barriers are taken when offered: they are never queued behind records.
+      this.#startUnaligned(item.checkpointId);
+      this.#onUnalignedBarrier(input, item.checkpointId, queue);
+      return true;
+    }
     queue.push(item);
     return true;
   }
@@ -90,9 +100,16 @@ export class InputAligner<R> {
       const item = this.#queues.get(input)?.shift();
       if (item === undefined) continue;
       if (item.kind === 'record') return this.#process(input, item.record);
-      if (this.#mode === 'unaligned') this.#onUnalignedBarrier(input, item.checkpointId);
-      else this.#onBarrier(input, item.checkpointId);
+      this.#onBarrier(input, item.checkpointId);
     }
+  }
+
+  /**
+   * The next action that is not a record (a snapshot, finish or cancel
+   * ready now), or undefined: what a task whose output is full still does.
+   */
+  nextControl(): AlignAction<R> | undefined {
+    return this.#out.shift();
   }
 
   /**
@@ -205,11 +222,14 @@ export class InputAligner<R> {
     this.#out.push({ kind: 'snapshot', checkpointId, alignmentMs: 0, startedAtMs: now });
   }
 
-  #onUnalignedBarrier(input: string, checkpointId: number): void {
+  /** Barrier n offered on `input`: the records still queued on it are in flight for n. */
+  #onUnalignedBarrier(input: string, checkpointId: number, queue: Fifo<InputItem<R>>): void {
     this.#lastBarrier.set(input, Math.max(checkpointId, this.#lastBarrier.get(input) ?? 0));
     this.#cancelSkipped(input, checkpointId);
     const pending = this.#pending.get(checkpointId);
-    if (pending === undefined) return;
+    if (pending === undefined || pending.seen.has(input)) return;
+    const records = queue.items().flatMap((item) => (item.kind === 'record' ? [item.record] : []));
+    if (records.length > 0) this.#out.push({ kind: 'in-flight', checkpointId, input, records });
     pending.seen.add(input);
     if (pending.seen.size < this.#inputs.length) return;
     this.#pending.delete(checkpointId);

@@ -36,6 +36,11 @@ export class Fifo<T> {
     return this.#head < this.#items.length ? this.#items[this.#head] : undefined;
   }
 
+  /** The queued items, oldest first (a copy). */
+  items(): T[] {
+    return this.#items.slice(this.#head) as T[];
+  }
+
   /** Drops every item. */
   clear(): void {
     this.#items = [];

@@ -75,6 +75,15 @@ export interface WorkerOptions {
   /** How many messages a source reads ahead of its task. Default 256. */
   maxQueuedSourceMessages?: number;
   /**
+   * Flow control of the edges the worker's tasks read: each reader takes at
+   * most this many records of an edge beyond those it has processed, and
+   * tells the edge's writer so with credits (see proto/PROTOCOL.md); a
+   * writer over the window of an output stops taking input. 0: no credits
+   * are sent, and writers send on this worker's input edges without limit.
+   * Default 1024.
+   */
+  flowControlWindow?: number;
+  /**
    * After a recovery or `stop()`, how long a task's call of the ended epoch
    * (a `process` or `snapshot` that has not returned: a hung task) is waited
    * for before it is abandoned and the task restores or closes without it.
@@ -158,6 +167,8 @@ export const DEFAULT_ATTACH_TIMEOUT_MS = 10_000;
 export const DEFAULT_START_TIMEOUT_MS = 30_000;
 /** Default of `WorkerOptions.maxQueuedSourceMessages`. */
 export const DEFAULT_MAX_QUEUED_SOURCE_MESSAGES = 256;
+/** Default of `WorkerOptions.flowControlWindow`. */
+export const DEFAULT_FLOW_CONTROL_WINDOW = 1024;
 /** Default of `WorkerOptions.abandonCallAfterMs`. */
 export const DEFAULT_ABANDON_CALL_AFTER_MS = 10_000;
 /** The `sdk` label of this SDK. */
@@ -181,6 +192,7 @@ export interface WorkerConfig {
   startTimeoutMs: number;
   reconnect: BackoffConfig;
   maxQueuedSourceMessages: number;
+  flowControlWindow: number;
   abandonCallAfterMs: number;
   maxMessageBytes: number;
   labels: Record<string, string>;
@@ -236,6 +248,10 @@ export function resolveWorkerOptions(options: WorkerOptions): WorkerConfig {
     maxQueuedSourceMessages: positive(
       'maxQueuedSourceMessages',
       options.maxQueuedSourceMessages ?? DEFAULT_MAX_QUEUED_SOURCE_MESSAGES,
+    ),
+    flowControlWindow: nonNegativeInteger(
+      'flowControlWindow',
+      options.flowControlWindow ?? DEFAULT_FLOW_CONTROL_WINDOW,
     ),
     abandonCallAfterMs: positive('abandonCallAfterMs', options.abandonCallAfterMs ?? DEFAULT_ABANDON_CALL_AFTER_MS),
     maxMessageBytes: positiveInteger('maxMessageBytes', options.maxMessageBytes ?? DEFAULT_CLIENT_MAX_MESSAGE_BYTES),
@@ -321,6 +337,13 @@ function positive(option: string, value: number): number {
 function positiveInteger(option: string, value: number): number {
   if (!Number.isSafeInteger(value) || value <= 0) {
     throw new CkptError('MALFORMED', `${option}: ${value} is not a positive integer`);
+  }
+  return value;
+}
+
+function nonNegativeInteger(option: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new CkptError('MALFORMED', `${option}: ${value} is not a non-negative integer`);
   }
   return value;
 }

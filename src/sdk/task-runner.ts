@@ -22,8 +22,9 @@ import type { Logger } from '../log/index.js';
 import type { TaskResult } from '../worker-protocol/index.js';
 import { InputAligner, type AlignAction, type AlignmentMode } from './alignment.js';
 import { createTaskContext, type ContextCell } from './context.js';
-import type { DataPlane } from './data-plane.js';
+import type { DataPlane, ProducerFlow } from './data-plane.js';
 import { Fifo } from './fifo.js';
+import { ReaderCredits } from './flow-control.js';
 import { isPromiseLike } from './promise-like.js';
 import { SourceLane } from './source-lane.js';
 import { dataRecord } from './record.js';
@@ -55,6 +56,8 @@ export interface RunnerOptions extends Pick<SnapshotterOptions, 'keyGroups' | 'c
   logger: Logger;
   /** A source reads ahead at most this many messages. */
   maxQueuedSourceMessages: number;
+  /** The window of the task's input edges (`WorkerOptions.flowControlWindow`); 0: no credits sent. */
+  flowControlWindow: number;
   /** How long a call of an ended run is waited for before it is abandoned. */
   abandonCallAfterMs: number;
   /** Where the task counts its records in and out (the worker's metrics); undefined: not counted. */
@@ -93,6 +96,9 @@ export class TaskRunner {
   readonly #snapshots: Snapshotter;
   readonly #loop: TaskLoop;
   readonly #counts: TaskCounts | undefined;
+  /** While `over > 0` an output is over its window: the task takes no input. */
+  readonly #flow: ProducerFlow;
+  readonly #credits: ReaderCredits | undefined;
   #phase: RunnerPhase = 'idle';
   #generation = 0;
   #epoch = 0;
@@ -108,6 +114,13 @@ export class TaskRunner {
     this.isSource = isSourceTask(options.task);
     this.#output = new TaskOutput(options.taskId, options.outputs, options.plane, options.logger, options.counts);
     this.#counts = options.counts;
+    this.#flow = options.plane.flowOf(options.taskId);
+    this.#credits =
+      options.inputs.length > 0 && options.flowControlWindow > 0
+        ? new ReaderCredits(options.taskId, options.inputs, options.flowControlWindow, (from, to, credit) =>
+            options.plane.publishCredit(from, to, credit),
+          )
+        : undefined;
     this.#aligner = options.inputs.length > 0 ? new InputAligner(options.inputs, options.mode) : undefined;
     this.#sourceLane = new SourceLane(options.maxQueuedSourceMessages, () => this.#wake());
     this.#snapshots = new Snapshotter({
@@ -210,6 +223,7 @@ export class TaskRunner {
     this.#epochAbort = new AbortController();
     this.#control.clear();
     this.#aligner?.reset();
+    this.#credits?.stop();
     this.#sourceLane.stop();
     this.#snapshots.clear();
     this.#phase = phase;
@@ -230,6 +244,7 @@ export class TaskRunner {
     const generation = this.#generation;
     await this.#loop.settleCurrent();
     const cell = this.#newContext(generation, request.epoch);
+    const restoredPerInput = new Map<string, number>();
     const signal = AbortSignal.any([request.signal, cell.context.signal]);
     try {
       const unaligned = this.#o.mode === 'unaligned' && this.#aligner !== undefined;
@@ -238,8 +253,10 @@ export class TaskRunner {
       );
       this.#assertCurrent(generation);
       // In-flight records of the restored snapshot are processed first, before anything new.
-      for (const r of inFlight)
+      for (const r of inFlight) {
         this.#aligner?.offer(r.from, { kind: 'record', record: dataRecord(r.value, r.from, r.key) });
+        restoredPerInput.set(r.from, (restoredPerInput.get(r.from) ?? 0) + 1);
+      }
     } catch (err) {
       if (generation === this.#generation) this.halt('failed');
       throw CkptError.from(err);
@@ -248,6 +265,17 @@ export class TaskRunner {
     this.#positions = new Map((request.snapshot?.positions ?? []).map((p) => [p.input, Number(p.offset)]));
     this.#processed = 0;
     this.#phase = 'active';
+    this.#credits?.begin(request.epoch, restoredPerInput);
+    this.#wake();
+  }
+
+  /** Sends the credits of the task's inputs that are due (see `ReaderCredits.tick`). */
+  tickCredits(now: number): void {
+    this.#credits?.tick(now);
+  }
+
+  /** An output that was over its window has room again: the task takes input. */
+  unblocked(): void {
     this.#wake();
   }
 
@@ -281,6 +309,11 @@ export class TaskRunner {
     if (this.#phase !== 'active') return IDLE;
     const control = this.#control.shift();
     if (control !== undefined) return control();
+    if (this.#flow.over > 0) {
+      // An output is over its window: no input is taken, but checkpoints go on.
+      const action = this.#aligner?.nextControl();
+      return action === undefined ? IDLE : this.#onAction(action);
+    }
     const action = this.#aligner?.next();
     if (action !== undefined) return this.#onAction(action);
     const message = this.#sourceLane.shift();
@@ -294,6 +327,7 @@ export class TaskRunner {
         this.#processed += 1;
         if (this.#counts !== undefined) this.#counts.recordsIn += 1;
         const { record, input } = action;
+        this.#credits?.processed(input);
         if (action.inFlightFor !== undefined) {
           this.#snapshots.recordInFlight(action.inFlightFor, { from: input, key: record.key, value: record.value });
         }
@@ -304,6 +338,15 @@ export class TaskRunner {
         return this.#o.mode === 'unaligned'
           ? this.#snapshots.open(this.#point(action.checkpointId, action.startedAtMs))
           : this.#snapshots.snapshot(this.#point(action.checkpointId, action.startedAtMs), action.alignmentMs);
+      case 'in-flight':
+        for (const record of action.records) {
+          this.#snapshots.recordInFlight([action.checkpointId], {
+            from: action.input,
+            key: record.key,
+            value: record.value,
+          });
+        }
+        return undefined;
       case 'finish':
         this.#snapshots.finish(action.checkpointId, action.alignmentMs);
         return undefined;

@@ -27,6 +27,7 @@ import type { Logger } from '../log/index.js';
 import { Broadcasts } from './broadcasts.js';
 import { DataPlane } from './data-plane.js';
 import { EdgeIntake } from './edge-intake.js';
+import { CREDIT_TICK_MS } from './flow-control.js';
 import type { WorkerEventMap } from './events.js';
 import { jobGraph, type JobGraph } from './graph.js';
 import type { WorkerConfig } from './options.js';
@@ -78,6 +79,8 @@ export class WorkerRuntime {
   readonly #broadcasts: Broadcasts;
   readonly #triggerTimes = new TriggerTimes();
   #unsubscribe: (() => void)[] = [];
+  #plane: DataPlane | undefined;
+  #creditTimer: NodeJS.Timeout | undefined;
   #restoredEpoch = -1;
   #startRequested = -1;
   #started = false;
@@ -153,16 +156,27 @@ export class WorkerRuntime {
     checkWiring(graph, deps.tasks);
     const mode = alignmentModeOf(spec.policy?.mode);
     const runtime = new WorkerRuntime(deps, graph);
-    const plane = new DataPlane(deps.nc, deps.welcome.controlSubjectPrefix, (error, subject, msg) =>
-      runtime.#drops.drop({
-        kind: msg === undefined ? 'subscription' : 'record',
-        reason: 'failed',
-        edge: msg?.subject ?? subject,
-        error,
-      }),
+    const plane = new DataPlane(
+      deps.nc,
+      deps.welcome.controlSubjectPrefix,
+      (error, subject, msg) =>
+        runtime.#drops.drop({
+          kind: msg === undefined ? 'subscription' : 'record',
+          reason: 'failed',
+          edge: msg?.subject ?? subject,
+          error,
+        }),
+      {
+        epoch: () => runtime.epoch,
+        onUnblocked: (producer) => runtime.#runners.get(producer)?.unblocked(),
+        onDrop: (drop) => runtime.#drops.drop(drop),
+      },
     );
+    runtime.#plane = plane;
     for (const [taskId, task] of deps.tasks) runtime.#addRunner(taskId, task, plane, mode);
     await runtime.#subscribe(plane);
+    runtime.#creditTimer = setInterval(() => runtime.#tickCredits(), CREDIT_TICK_MS);
+    runtime.#creditTimer.unref();
     void runtime.#watchConnection();
     return runtime;
   }
@@ -225,6 +239,7 @@ export class WorkerRuntime {
    */
   async close(): Promise<void> {
     if (this.#closed) return;
+    clearInterval(this.#creditTimer);
     for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
     this.#restoreAbort.abort(new CkptError('SHUTTING_DOWN', 'the worker is stopping'));
     await Promise.all([...this.#runners.values()].map((r) => r.settleUploads()));
@@ -255,6 +270,7 @@ export class WorkerRuntime {
       nats: this.#d.nc,
       logger: this.#d.logger.child({ taskId }),
       maxQueuedSourceMessages: config.maxQueuedSourceMessages,
+      flowControlWindow: config.flowControlWindow,
       abandonCallAfterMs: config.abandonCallAfterMs,
       triggeredAtMs: (checkpointId) => this.#triggerTimes.of(checkpointId),
       counts: this.#d.metrics?.counts(taskId),
@@ -278,6 +294,15 @@ export class WorkerRuntime {
     // Triggers also without sources: their times are what tasks reading barriers measure their start delay from.
     this.#unsubscribe.push(await subscribeControl(this.#d.nc, subjects, this.#intake, true, onError));
     this.#unsubscribe.push(await plane.subscribe(readers, (edge, msg) => this.#edges.receive(edge, msg)));
+    const producers = new Map<string, readonly string[]>();
+    for (const taskId of this.#runners.keys()) producers.set(taskId, this.#graph.outputsOf(taskId));
+    this.#unsubscribe.push(await plane.subscribeCredits(producers));
+  }
+
+  #tickCredits(): void {
+    if (this.#closed) return;
+    const now = performance.now();
+    for (const runner of this.#runners.values()) runner.tickCredits(now);
   }
 
   #ackSender(): ReturnType<typeof createAckSender> {
@@ -398,6 +423,7 @@ export class WorkerRuntime {
     this.#restoredEpoch = -1;
     this.#batcher.discardOtherEpochs(epoch);
     this.#edges.reset();
+    this.#plane?.resetFlow();
     for (const runner of this.#runners.values()) runner.halt();
   }
 

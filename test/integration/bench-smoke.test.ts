@@ -36,6 +36,8 @@ const EXPECTED = [
   'dataplane.records_per_s.interval_1000ms_over_none',
   'dataplane.records_per_cpu_s.interval_100ms_over_none',
   'dataplane.coordinator_cpu_per_checkpoint',
+  'backpressure.aligned.checkpoint_ms.p50',
+  'backpressure.unaligned.checkpoint_ms.p50',
   'recovery.kill_to_ready.p50',
   'recovery.detection_to_ready.p50',
   'recovery.restart.kill_to_ready.p50',

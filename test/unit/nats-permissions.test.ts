@@ -20,6 +20,8 @@ test("a worker with streams may call the JetStream API on those streams only, as
   const p = workerPermissions('ckpt', { jobId: 'wc', streams: [INPUT, OUTPUT] });
   t.deepEqual(p.publish.allow, [
     'ckpt.wc.data.*.*',
+    // Credits: the flow control of the edges.
+    'ckpt.wc.credit.*.*',
     // The source reads its input with ordered consumers.
     '$JS.API.INFO',
     '$JS.API.STREAM.INFO.SENTENCES',
@@ -40,20 +42,26 @@ test("a worker with streams may call the JetStream API on those streams only, as
     'ckpt.wc.abort',
     'ckpt.wc.recover',
     'ckpt.wc.data.*.*',
+    'ckpt.wc.credit.*.*',
     '_INBOX_wc.>',
   ]);
 });
 
 test('a stream only looked up, or only read with message gets, grants no more', (t) => {
   const looked = workerPermissions('ckpt', { jobId: 'wc', streams: [{ stream: 'S' }] });
-  t.deepEqual(looked.publish.allow, ['ckpt.wc.data.*.*', '$JS.API.INFO', '$JS.API.STREAM.INFO.S']);
+  t.deepEqual(looked.publish.allow, [
+    'ckpt.wc.data.*.*',
+    'ckpt.wc.credit.*.*',
+    '$JS.API.INFO',
+    '$JS.API.STREAM.INFO.S',
+  ]);
   const got = workerPermissions('ckpt', { jobId: 'wc', streams: [{ stream: 'S', get: true }] });
-  t.deepEqual(got.publish.allow.slice(3), ['$JS.API.STREAM.MSG.GET.S', '$JS.API.DIRECT.GET.S.>']);
+  t.deepEqual(got.publish.allow.slice(4), ['$JS.API.STREAM.MSG.GET.S', '$JS.API.DIRECT.GET.S.>']);
 });
 
 test('a worker without streams gets no JetStream API at all', (t) => {
   const p = workerPermissions('ckpt', { jobId: 'wc' });
-  t.deepEqual(p.publish.allow, ['ckpt.wc.data.*.*']);
+  t.deepEqual(p.publish.allow, ['ckpt.wc.data.*.*', 'ckpt.wc.credit.*.*']);
 });
 
 test("a stream client publishes its subjects, calls its streams' API, and reads only its own inboxes", (t) => {

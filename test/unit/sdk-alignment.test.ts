@@ -11,10 +11,18 @@ function drain<R>(a: InputAligner<R>): AlignAction<R>[] {
   return out;
 }
 
-/** Actions as short strings: `x` processes record x, `S1` snapshots 1, `F1` finishes 1, `C1` cancels 1. */
+/**
+ * Actions as short strings: `x` processes record x, `S1` snapshots 1, `F1`
+ * finishes 1, `C1` cancels 1, `I1:x,y` takes queued records x and y in
+ * flight for 1.
+ */
 function names(actions: AlignAction<string>[]): string[] {
   const letter = { snapshot: 'S', finish: 'F', cancel: 'C' } as const;
-  return actions.map((a) => (a.kind === 'process' ? a.record : `${letter[a.kind]}${a.checkpointId}`));
+  return actions.map((a) => {
+    if (a.kind === 'process') return a.record;
+    if (a.kind === 'in-flight') return `I${a.checkpointId}:${a.records.join(',')}`;
+    return `${letter[a.kind]}${a.checkpointId}`;
+  });
 }
 
 test('aligned: records after barrier n on one input are held until barrier n arrives on every input', (t) => {
@@ -125,7 +133,7 @@ test('records of an unknown input are refused', (t) => {
   t.is(a.queued, 0);
 });
 
-test('unaligned: the snapshot comes at the first barrier, ahead of queued records, which are in flight', (t) => {
+test('unaligned: the snapshot comes at the first barrier, ahead of queued records, which are in flight, and finishes when the last barrier is offered', (t) => {
   let now = 0;
   const a = new InputAligner<string>(['x', 'y'], 'unaligned', () => now);
   a.offer('x', rec('x1'));
@@ -135,23 +143,28 @@ test('unaligned: the snapshot comes at the first barrier, ahead of queued record
   a.offer('x', bar(1));
   a.offer('x', rec('x3'));
   const actions = drain(a);
-  t.deepEqual(names(actions), ['S1', 'y1', 'x2', 'x3']);
+  t.deepEqual(names(actions), ['S1', 'I1:x2', 'y1', 'x2', 'x3']);
   t.like(actions[0], { kind: 'snapshot', checkpointId: 1, startedAtMs: 0 }, 'started when barrier 1 was offered');
   t.deepEqual(
     actions.map((x) => (x.kind === 'process' ? (x.inFlightFor ?? []) : [])),
-    [[], [1], [1], []],
-    'y1 and x2 came before their input delivered barrier 1; x3 after',
+    [[], [], [1], [], []],
+    'x2 was queued ahead of barrier 1 (taken in flight at once), y1 is taken before its input delivered barrier 1; x3 came after',
   );
   t.deepEqual(a.blockedInputs(), [], 'nothing is held back');
   a.offer('y', rec('y2'));
   now = 25;
   a.offer('y', bar(1));
   a.offer('y', rec('y3'));
+  // Barrier 1 was offered on every input: the checkpoint finishes before y2, queued ahead of it, is processed.
+  const control = [a.nextControl(), a.nextControl()].filter((x) => x !== undefined);
+  t.deepEqual(names(control), ['I1:y2', 'F1']);
+  t.like(control[1], { kind: 'finish', checkpointId: 1, alignmentMs: 25 });
   const rest = drain(a);
-  t.deepEqual(names(rest), ['y2', 'F1', 'y3']);
-  t.like(rest[0], { inFlightFor: [1] });
-  t.like(rest[1], { kind: 'finish', checkpointId: 1, alignmentMs: 25 });
-  t.is((rest[2] as { inFlightFor?: number[] }).inFlightFor, undefined);
+  t.deepEqual(names(rest), ['y2', 'y3']);
+  t.deepEqual(
+    rest.map((x) => (x as { inFlightFor?: number[] }).inFlightFor),
+    [undefined, undefined],
+  );
 });
 
 test('unaligned: an abort drops a queued snapshot and its recording', (t) => {

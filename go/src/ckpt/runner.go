@@ -60,6 +60,8 @@ type runner struct {
 	wake      chan struct{}
 	loopDone  chan struct{}
 	uploads   sync.WaitGroup
+	// credits of the task's inputs (flow control); nil without inputs or when disabled.
+	credits *readerCredits
 }
 
 func newRunner(rt *runtime, id string, task interface{}, inputs, outputs []string, mode alignMode) *runner {
@@ -75,6 +77,9 @@ func newRunner(rt *runtime, id string, task interface{}, inputs, outputs []strin
 	}
 	if len(inputs) > 0 {
 		r.aligner = newInputAligner(inputs, mode)
+		if window := rt.creditWindow(); window > 0 {
+			r.credits = newReaderCredits(rt.nc, rt.prefix, id, inputs, window, func(err error) { rt.logf("credit not sent: %v", err) })
+		}
 	}
 	return r
 }
@@ -221,6 +226,9 @@ func (r *runner) haltLocked(phase runnerPhase) {
 	if r.aligner != nil {
 		r.aligner.reset()
 	}
+	if r.credits != nil {
+		r.credits.stop()
+	}
 	r.srcCh = nil
 	r.started = false
 	r.busySince = time.Time{}
@@ -305,8 +313,13 @@ func (r *runner) restore(epoch, checkpointID uint64, snap *ckptpb.TaskSnapshot, 
 	}
 	r.processed = 0
 	r.phase = phaseActive
+	restored := map[string]int64{}
 	for _, rec := range inFlight {
 		r.aligner.offer(rec.from, inputItem{record: Record{Value: rec.value, Key: rec.key, HasKey: rec.hasKey, From: rec.from}})
+		restored[rec.from]++
+	}
+	if r.credits != nil {
+		r.credits.begin(epoch, restored)
 	}
 	done := make(chan struct{})
 	r.loopDone = done
@@ -400,6 +413,9 @@ func (r *runner) nextLocked(gen uint64) work {
 	switch act.kind {
 	case actProcess:
 		r.processed++
+		if r.credits != nil {
+			r.credits.processed(act.input)
+		}
 		if len(act.inFlightFor) > 0 {
 			for _, id := range act.inFlightFor {
 				if o := r.open[id]; o != nil {

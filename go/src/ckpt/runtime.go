@@ -144,7 +144,42 @@ func newRuntime(w *Worker, welcome *ckptpb.Welcome) (*runtime, error) {
 		return nil, err
 	}
 	go rt.runCommands()
+	go rt.tickCredits()
 	return rt, nil
+}
+
+// creditWindow is the window the worker's tasks announce for their inputs; 0: no credits.
+func (rt *runtime) creditWindow() int64 {
+	switch w := rt.w.opts.FlowControlWindow; {
+	case w < 0:
+		return 0
+	case w == 0:
+		return DefaultFlowControlWindow
+	default:
+		return int64(w)
+	}
+}
+
+// tickCredits sends the credits of every reading task that are due, until the runtime is done.
+func (rt *runtime) tickCredits() {
+	ticker := time.NewTicker(creditTick)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-rt.done:
+			return
+		case now := <-ticker.C:
+			for _, id := range rt.order {
+				r := rt.runners[id]
+				if r.credits == nil {
+					continue
+				}
+				r.mu.Lock()
+				r.credits.tick(now)
+				r.mu.Unlock()
+			}
+		}
+	}
 }
 
 func (rt *runtime) subscribe(inputs map[string][]string) error {

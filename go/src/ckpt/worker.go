@@ -64,6 +64,11 @@ type Options struct {
 	AbandonCallAfter time.Duration
 	// AttachTimeout bounds the wait for a welcome; default 10 s.
 	AttachTimeout time.Duration
+	// FlowControlWindow is how many records of an input edge a task takes
+	// beyond those it has processed, which it tells the edge's writer in
+	// credits (proto/PROTOCOL.md §7.5); 0: DefaultFlowControlWindow;
+	// negative: no credits are sent.
+	FlowControlWindow int
 }
 
 // Worker runs tasks of one job for the coordinator.
