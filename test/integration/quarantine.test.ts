@@ -46,19 +46,31 @@ test('a quarantined job is listed with its reason and its calls are refused, cha
   t.deepEqual(await c.dump(), before);
 });
 
-test('a manifest found corrupt when a recovery needs it quarantines that job, and only it', async (t) => {
+// The leader that committed a checkpoint restores it from the manifest its commit kept; a leader that
+// takes over reads it from etcd, and finds it corrupt there.
+test("a manifest found corrupt when a new leader's recovery needs it quarantines that job, and only it", async (t) => {
   const c = await startTestCoordinator(t, servers);
   const spec = fanInSpec('job', 1, 1);
   await c.client.submitJob({ spec });
   await c.client.submitJob({ spec: sourcesSpec('other', 1) });
-  const w = await c.worker({ jobId: 'job', workerId: 'w0', taskIds: ['src-0', 'sink-0'], spec });
-  const other = await c.worker({ jobId: 'other', workerId: 'o0', taskIds: ['t00000'], spec: sourcesSpec('other', 1) });
+  const w = await c.worker({ jobId: 'job', workerId: 'w0', taskIds: ['src-0', 'sink-0'], spec, reattach: true });
+  const other = await c.worker({
+    jobId: 'other',
+    workerId: 'o0',
+    taskIds: ['t00000'],
+    spec: sourcesSpec('other', 1),
+    reattach: true,
+  });
   await Promise.all([c.started('job'), c.started('other')]);
   const done = await c.client.triggerCheckpoint({ jobId: 'job', wait: true }, { deadlineMs: 10_000 });
   const id = done.checkpoint?.checkpointId ?? 0;
   const rootKey = `${c.prefix.etcd}jobs/job/checkpoints/${pad(id)}/root`;
   await c.etcd.put(rootKey).value(Buffer.from('not a manifest root'));
-
+  await c.restart();
+  await eventually(
+    async () => ((await c.client.getJob({ jobId: 'job' })).job?.attempt === 'JOB_ATTEMPT_RUNNING' ? true : undefined),
+    { what: 'the job running on the new leader' },
+  );
   w.fail('sink-0', 'crash');
   const job = await eventually(
     async () => {
