@@ -8,6 +8,13 @@
  * commands of a lower leader term than the highest seen come from a
  * deposed leader and are refused or dropped. A standby heartbeats while it
  * waits for its welcome, so that the coordinator keeps it.
+ *
+ * A coordinator that goes silent (paused, frozen, cut off without a reset)
+ * ends the session through the client's HTTP/2 keepalive (see
+ * `DEFAULT_KEEPALIVE`); its address is then not followed for a few seconds
+ * when a standby still names it, and an attach to an address that accepts
+ * the connection but does not set it up gives up after
+ * `CONNECT_TIMEOUT_MS`.
  */
 import { LeaderTerms } from '../bus/index.js';
 import {
