@@ -15,6 +15,30 @@ import { clientTls, normaliseTls, type ClientTlsOptions } from './tls.js';
  */
 export const DEFAULT_CLIENT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
+/**
+ * HTTP/2 keepalive of a coordinator client's connections (grpc-js
+ * `grpc.keepalive_time_ms` and `grpc.keepalive_timeout_ms`, with
+ * `grpc.keepalive_permit_without_calls`): a ping `timeMs` after the last
+ * one was answered; a connection whose ping goes `timeoutMs` unanswered is
+ * closed, and its calls (a worker's session among them) fail UNAVAILABLE.
+ */
+export interface KeepaliveOptions {
+  /** Time from an answered ping to the next one. Default 1000 ms. */
+  timeMs?: number;
+  /** How long a ping may go unanswered. Default 4000 ms. */
+  timeoutMs?: number;
+}
+
+/**
+ * Defaults of `KeepaliveOptions`. A coordinator that stopped answering
+ * (its process paused, its host frozen, a link that drops packets without
+ * a reset) is noticed 4 to 5 s later: about the 5 s election lease, by
+ * when a standby has taken over. A coordinator whose event loop stalls for
+ * less than 4 s (a long collection, a loaded machine) keeps its clients; one
+ * that stalls for the lease TTL has lost its leadership anyway.
+ */
+export const DEFAULT_KEEPALIVE: Required<KeepaliveOptions> = { timeMs: 1000, timeoutMs: 4000 };
+
 /** Options of `createCoordinatorClient` and `createQueryClient`. */
 export interface ClientOptions {
   /** Sent as `authorization: Bearer <token>` on every call. Default: none. */
@@ -37,7 +61,13 @@ export interface ClientOptions {
    * `DEFAULT_CLIENT_MAX_MESSAGE_BYTES`; `channelOptions` take precedence.
    */
   maxMessageBytes?: number;
-  /** grpc-js channel options (keepalive, message sizes…). Default: none. */
+  /**
+   * HTTP/2 keepalive; `false` sends no pings (a silent coordinator is then
+   * noticed only when the operating system gives up on the connection).
+   * Defaults: see `DEFAULT_KEEPALIVE`; `channelOptions` take precedence.
+   */
+  keepalive?: KeepaliveOptions | false;
+  /** grpc-js channel options (message sizes…). Default: none. */
   channelOptions?: grpc.ChannelOptions;
   /** How calls are retried while the client looks for the leader. Defaults: see `LeaderRetryOptions`. */
   retry?: LeaderRetryOptions;
@@ -65,6 +95,7 @@ export function grpcClientOptions(options: ClientOptions): {
   const clientOptions: grpc.ClientOptions = {
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': maxMessageBytes,
+    ...keepaliveChannelOptions(options.keepalive),
     ...LEADER_CHANNEL_OPTIONS,
     ...tls?.channelOptions,
     ...options.channelOptions,
@@ -76,6 +107,26 @@ export function grpcClientOptions(options: ClientOptions): {
     credentials: tls?.credentials ?? options.credentials ?? grpc.credentials.createInsecure(),
     clientOptions,
     followUnlistedLeaders: tls?.followUnlistedLeaders ?? false,
+  };
+}
+
+/** The grpc-js channel options of `keepalive`; throws `CkptError('MALFORMED')` for a time that is not a positive integer. */
+export function keepaliveChannelOptions(keepalive: KeepaliveOptions | false | undefined): grpc.ChannelOptions {
+  if (keepalive === false) return {};
+  const timeMs = keepalive?.timeMs ?? DEFAULT_KEEPALIVE.timeMs;
+  const timeoutMs = keepalive?.timeoutMs ?? DEFAULT_KEEPALIVE.timeoutMs;
+  for (const [name, value] of [
+    ['keepalive.timeMs', timeMs],
+    ['keepalive.timeoutMs', timeoutMs],
+  ] as const) {
+    if (!Number.isSafeInteger(value) || value <= 0) {
+      throw new CkptError('MALFORMED', `${name}: ${value} is not a positive number of milliseconds`);
+    }
+  }
+  return {
+    'grpc.keepalive_time_ms': timeMs,
+    'grpc.keepalive_timeout_ms': timeoutMs,
+    'grpc.keepalive_permit_without_calls': 1,
   };
 }
 

@@ -31,7 +31,7 @@ import type { AttachRequest } from '../gen/ckpt/v1/AttachRequest.js';
 import type { AttachResponse__Output } from '../gen/ckpt/v1/AttachResponse.js';
 import { callMetadata, cancelOnAbort, grpcCallOptions, type CallOptions } from './call-options.js';
 import { grpcClientOptions, waitForReady, type ClientOptions } from './client-options.js';
-import { LeaderRouter, parseAddresses, type Repeatable } from './leader-routing.js';
+import { LeaderRouter, parseAddresses, settleConnection, type Repeatable } from './leader-routing.js';
 import { ckptGrpc } from './services.js';
 import { unary, type UnaryMethod } from './unary.js';
 
@@ -169,10 +169,32 @@ export class CoordinatorClient {
    * refusal names, or to the next address when the coordinator named none,
    * is stopping or is unreachable. Returns, without moving, the error to
    * fail with when the named leader may not be followed (one the client
-   * was not given, without TLS and a server name).
+   * was not given, without TLS and a server name). An address
+   * whose connection failed is not followed for a few seconds (see
+   * `silentAddresses`). `from`: the address the failed call or session went
+   * to, by default the current one.
    */
-  followLeader(err: unknown): CkptError | undefined {
-    return this.#router.follow(err);
+  followLeader(err: unknown, from?: string): CkptError | undefined {
+    return this.#router.follow(err, from);
+  }
+
+  /**
+   * Addresses whose connection failed without a refusal in the last few
+   * seconds (`SILENT_ADDRESS_AVOID_MS`): not followed when a standby names
+   * them as the leader, since a paused leader stays named until its lease
+   * runs out.
+   */
+  get silentAddresses(): string[] {
+    return this.#router.silentAddresses;
+  }
+
+  /**
+   * Waits, at most `timeoutMs`, while the channel to the current address is
+   * connecting; false when it still was (the address accepts connections
+   * but does not answer: a paused process). See `settleConnection`.
+   */
+  settleConnection(timeoutMs: number): Promise<boolean> {
+    return settleConnection(this.raw, timeoutMs);
   }
 
   /** Resolves when the channel to the current address is connected; rejects after `deadlineMs`. */

@@ -5,12 +5,12 @@
 export { createCoordinatorClient, CoordinatorClient } from './coordinator-client.js';
 export type { AttachStream } from './coordinator-client.js';
 export { createQueryClient, QueryClient } from './query-client.js';
-export { DEFAULT_CLIENT_MAX_MESSAGE_BYTES } from './client-options.js';
-export type { ClientOptions } from './client-options.js';
+export { DEFAULT_CLIENT_MAX_MESSAGE_BYTES, DEFAULT_KEEPALIVE } from './client-options.js';
+export type { ClientOptions, KeepaliveOptions } from './client-options.js';
 export { clientTlsFromEnv } from './tls.js';
 export type { ClientTlsOptions } from './tls.js';
 export { DEFAULT_DEADLINE_MS } from './call-options.js';
-export { DEFAULT_LEADER_RETRY, parseAddresses } from './leader-routing.js';
+export { CONNECT_TIMEOUT_MS, DEFAULT_LEADER_RETRY, parseAddresses, silentAddressError } from './leader-routing.js';
 export type { LeaderRetryOptions } from './leader-routing.js';
 export type { CallOptions } from './call-options.js';
 export { unary } from './unary.js';

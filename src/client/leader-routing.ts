@@ -56,6 +56,68 @@ export const LEADER_CHANNEL_OPTIONS = {
   'grpc.max_reconnect_backoff_ms': 1000,
 } as const;
 
+/**
+ * How long a call waits for the connection to an address to be set up
+ * before it counts that address as silent and tries the next: as long as
+ * the keepalive lets a ping go unanswered (`DEFAULT_KEEPALIVE.timeoutMs`).
+ * A coordinator process that is paused (SIGSTOP) still has its kernel
+ * accept TCP connections but never answers the HTTP/2 handshake: without
+ * this bound, grpc-js would hold the call until its deadline.
+ */
+export const CONNECT_TIMEOUT_MS = 4000;
+
+/**
+ * Waits while `client`'s channel is connecting, at most `timeoutMs`.
+ * Resolves true once it is connected, or when connecting failed outright
+ * (the call then fails at once, as unreachable); false when the channel was
+ * still connecting after `timeoutMs`: the address accepts connections but
+ * does not answer.
+ */
+export function settleConnection(client: grpc.Client, timeoutMs: number): Promise<boolean> {
+  const channel = client.getChannel();
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve) => {
+    const check = (): void => {
+      const state = channel.getConnectivityState(true);
+      if (state !== grpc.connectivityState.IDLE && state !== grpc.connectivityState.CONNECTING) {
+        resolve(true);
+        return;
+      }
+      if (Date.now() >= deadline) {
+        resolve(false);
+        return;
+      }
+      channel.watchConnectivityState(state, deadline, () => check());
+    };
+    check();
+  });
+}
+
+/**
+ * The error of a call not sent because the address did not answer the
+ * connection within `timeoutMs`: UNAVAILABLE without a coordinator's
+ * reason, as a transport failure.
+ */
+export function silentAddressError(address: string, timeoutMs: number): grpc.ServiceError {
+  const details = `${address} accepted the connection but did not answer within ${timeoutMs} ms`;
+  return Object.assign(new Error(`${grpc.status.UNAVAILABLE} UNAVAILABLE: ${details}`), {
+    code: grpc.status.UNAVAILABLE,
+    details,
+    metadata: new grpc.Metadata(),
+  });
+}
+
+/**
+ * How long an address whose connection failed without a refusal (a
+ * keepalive ping unanswered, a connection not answered within
+ * `CONNECT_TIMEOUT_MS`, the process gone) is not followed when a standby
+ * names it as the leader: the client asks the other addresses instead. A
+ * paused leader is noticed 4 to 5 s after it stopped (see
+ * `DEFAULT_KEEPALIVE`), about when its 5 s election lease runs out: the
+ * standbys name it until then, and the new leader soon after.
+ */
+export const SILENT_ADDRESS_AVOID_MS = 5000;
+
 /** Whether a call may be repeated after an unknown outcome. */
 export type Repeatable = 'idempotent' | 'once';
 
@@ -86,6 +148,8 @@ export class LeaderRouter<C extends grpc.Client> {
   readonly #given: readonly string[];
   readonly #followUnlisted: boolean;
   readonly #clients = new Map<string, C>();
+  /** Addresses gone silent, and until when they are not followed. */
+  readonly #silent = new Map<string, number>();
   #index = 0;
 
   /**
@@ -132,10 +196,29 @@ export class LeaderRouter<C extends grpc.Client> {
    * to the next address when none is named, the coordinator is stopping or
    * unreachable. Other failures change nothing. Returns, without moving,
    * the error to fail with when the named leader may not be followed.
+   *
+   * A transport failure marks the address silent for
+   * `SILENT_ADDRESS_AVOID_MS`: meanwhile a standby that names it as the
+   * leader is not followed, and the client moves to the next address
+   * instead (see `silentAddresses`). `from`: the address the failed call
+   * went to, by default the current one.
    */
-  follow(err: unknown): CkptError | undefined {
+  follow(err: unknown, from: string = this.address): CkptError | undefined {
     const info = errorInfo(err);
     if (info === undefined || info.code !== grpc.status.UNAVAILABLE) return undefined;
+    if (info.reason === undefined) {
+      this.#silent.set(from, Date.now() + SILENT_ADDRESS_AVOID_MS);
+      // Another call that failed on the same connection moved the client on already.
+      if (from !== this.address) return undefined;
+    } else {
+      // It answered: not silent.
+      this.#silent.delete(from);
+    }
+    const avoid = this.silentAddresses;
+    if (info.reason === 'NOT_LEADER' && info.leader !== undefined && avoid.includes(info.leader)) {
+      this.#next(avoid);
+      return undefined;
+    }
     if (info.reason === 'NOT_LEADER' && info.leader !== undefined) {
       if (!this.#given.includes(info.leader) && !this.#followUnlisted) return this.#unlisted(info.leader, err);
       if (!this.#addresses.includes(info.leader)) this.#addresses.push(info.leader);
@@ -144,9 +227,28 @@ export class LeaderRouter<C extends grpc.Client> {
     }
     // TAKING_OVER is not here: that coordinator leads already, and serves once it has loaded its jobs.
     if (info.reason === undefined || info.reason === 'NOT_LEADER' || info.reason === 'SHUTTING_DOWN') {
-      this.#index = (this.#index + 1) % this.#addresses.length;
+      this.#next(avoid);
     }
     return undefined;
+  }
+
+  /** Addresses that went silent lately (see `follow`), not followed when named. */
+  get silentAddresses(): string[] {
+    const now = Date.now();
+    for (const [address, untilMs] of this.#silent) if (now >= untilMs) this.#silent.delete(address);
+    return [...this.#silent.keys()];
+  }
+
+  /** Moves to the next address, past those in `avoid` while there are others. */
+  #next(avoid: readonly string[]): void {
+    const n = this.#addresses.length;
+    for (let step = 1; step <= n; step += 1) {
+      const index = (this.#index + step) % n;
+      if (!avoid.includes(this.#addresses[index] ?? '') || step === n) {
+        this.#index = step === n ? (this.#index + 1) % n : index;
+        return;
+      }
+    }
   }
 
   #unlisted(leader: string, cause: unknown): CkptError {
@@ -175,14 +277,29 @@ export class LeaderRouter<C extends grpc.Client> {
     const deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
     const retryUntil = startedAt + this.#retry.timeoutMs;
     const until = deadlineMs > 0 ? Math.min(startedAt + deadlineMs, retryUntil) : retryUntil;
+    let from = this.address;
     for (let n = 0; ; n += 1) {
       const left = deadlineMs > 0 ? Math.max(1, startedAt + deadlineMs - Date.now()) : 0;
       try {
-        return await attempt(this.client, { ...options, deadlineMs: left });
-      } catch (err) {
+        const client = this.client;
+        from = this.address;
+        const waitMs = Math.min(CONNECT_TIMEOUT_MS, left > 0 ? left : CONNECT_TIMEOUT_MS);
+        // A call not sent can go elsewhere, whether it may be repeated or not: hence `unsent`.
+        if (!(await settleConnection(client, waitMs))) throw unsent(silentAddressError(this.address, waitMs));
+        const rest = deadlineMs > 0 ? Math.max(1, startedAt + deadlineMs - Date.now()) : 0;
+        return await attempt(client, { ...options, deadlineMs: rest });
+      } catch (caught) {
+        const notSent = caught instanceof Unsent;
+        const err = notSent ? caught.error : caught;
         const delay = this.#delayMs(n);
-        if (!retriable(err, repeatable) || options.signal?.aborted === true || Date.now() + delay >= until) throw err;
-        const refused = this.follow(err);
+        if (
+          !(notSent || retriable(err, repeatable)) ||
+          options.signal?.aborted === true ||
+          Date.now() + delay >= until
+        ) {
+          throw err;
+        }
+        const refused = this.follow(err, from);
         if (refused !== undefined) throw refused;
         await sleep(delay, options.signal);
       }
@@ -214,6 +331,17 @@ export function retriable(err: unknown, repeatable: Repeatable): boolean {
   }
   if (repeatable !== 'idempotent') return false;
   return info.retryable || (unavailable && (info.reason === undefined || info.reason === 'UNAVAILABLE'));
+}
+
+/** A call that was never sent. */
+class Unsent extends Error {
+  constructor(readonly error: grpc.ServiceError) {
+    super(error.message);
+  }
+}
+
+function unsent(error: grpc.ServiceError): Unsent {
+  return new Unsent(error);
 }
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {

@@ -8,6 +8,13 @@
  * commands of a lower leader term than the highest seen come from a
  * deposed leader and are refused or dropped. A standby heartbeats while it
  * waits for its welcome, so that the coordinator keeps it.
+ *
+ * A coordinator that goes silent (paused, frozen, cut off without a reset)
+ * ends the session through the client's HTTP/2 keepalive (see
+ * `DEFAULT_KEEPALIVE`); its address is then not followed for a few seconds
+ * when a standby still names it, and an attach to an address that accepts
+ * the connection but does not set it up gives up after
+ * `CONNECT_TIMEOUT_MS`.
  */
 import { LeaderTerms } from '../bus/index.js';
 import {
@@ -15,6 +22,9 @@ import {
   type AttachStream,
   type CoordinatorClient,
   type SessionRequestBody,
+  CONNECT_TIMEOUT_MS,
+  errorInfo,
+  silentAddressError,
 } from '../client/index.js';
 import { backoffDelayMs, type BackoffConfig } from '../core/backoff.js';
 import { CkptError } from '../core/errors.js';
@@ -95,6 +105,8 @@ export class WorkerSession {
   readonly #terms = new LeaderTerms();
   readonly #requests = new SessionRequests();
   #call: AttachStream | undefined;
+  /** The address of the open stream. */
+  #callAddress = '';
   #welcome: Welcome__Output | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #heartbeatsPaused = false;
@@ -142,6 +154,7 @@ export class WorkerSession {
   async open(deadlineMs: number): Promise<Welcome__Output> {
     const until = this.#o.standby === true ? Number.POSITIVE_INFINITY : Date.now() + deadlineMs;
     for (let attempt = 0; ; attempt += 1) {
+      const from = this.#o.client.address;
       try {
         const welcome = await this.#attachOnce(false);
         this.#opened = true;
@@ -150,7 +163,7 @@ export class WorkerSession {
         const error = sessionError(err);
         const delay = backoffDelayMs(this.#o.backoff, attempt);
         if (isFatal(error) || Date.now() + delay > until || this.#closing.signal.aborted) throw error;
-        const refused = this.#o.client.followLeader(err);
+        const refused = this.#o.client.followLeader(err, from);
         if (refused !== undefined) throw refused;
         this.#o.logger.debug({ err: error, attempt, address: this.#o.client.address }, 'attach failed; retrying');
         await sleep(delay, this.#closing.signal);
@@ -214,8 +227,18 @@ export class WorkerSession {
     call?.cancel();
   }
 
-  /** One attempt: opens the stream, sends the hello, resolves on the welcome. */
-  #attachOnce(resumed: boolean): Promise<Welcome__Output> {
+  /**
+   * One attempt: opens the stream, sends the hello, resolves on the welcome.
+   * An address that accepts the connection but does not answer it within
+   * `CONNECT_TIMEOUT_MS` (a paused process) fails the attempt as a
+   * transport failure, without waiting for the attach timeout.
+   */
+  async #attachOnce(resumed: boolean): Promise<Welcome__Output> {
+    const address = this.#o.client.address;
+    if (!(await this.#o.client.settleConnection(CONNECT_TIMEOUT_MS))) {
+      throw silentAddressError(address, CONNECT_TIMEOUT_MS);
+    }
+    if (this.#closing.signal.aborted) throw new CkptError('SHUTTING_DOWN', 'the session is closing');
     const call = this.#o.client.attach();
     call.on('error', () => {});
     const standby = this.#o.standby === true && !this.#opened;
@@ -235,7 +258,7 @@ export class WorkerSession {
     const beat = standby ? this.#standbyHeartbeats(call) : undefined;
     return awaitWelcome(call, timeoutMs, (welcome) => {
       clearInterval(beat);
-      return this.#bind(call, welcome, resumed);
+      return this.#bind(call, address, welcome, resumed);
     })
       .catch((err: unknown) => {
         call.cancel();
@@ -255,12 +278,13 @@ export class WorkerSession {
   }
 
   /** Runs in the welcome's own event, so no later message of the stream goes unheard. */
-  #bind(call: AttachStream, welcome: Welcome__Output, resumed: boolean): Welcome__Output {
+  #bind(call: AttachStream, address: string, welcome: Welcome__Output, resumed: boolean): Welcome__Output {
     if (this.#closing.signal.aborted) throw new CkptError('SHUTTING_DOWN', 'the session is closing');
     if (!this.#terms.admit(welcome.term)) {
       throw new CkptError('NOT_LEADER', `welcome of term ${welcome.term} from a deposed leader`, { retryable: true });
     }
     this.#call = call;
+    this.#callAddress = address;
     this.#welcome = welcome;
     call.on('data', (message: AttachResponse__Output) => {
       if (message.result) this.#requests.onResult(message.result);
@@ -309,7 +333,7 @@ export class WorkerSession {
     }
     this.#o.handlers.onLost(error);
     if (this.#o.reconnect === false) return;
-    const refused = this.#o.client.followLeader(err);
+    const refused = this.#o.client.followLeader(err, this.#callAddress);
     if (refused !== undefined) {
       this.#o.handlers.onFatal(refused);
       return;
@@ -319,9 +343,11 @@ export class WorkerSession {
   }
 
   async #reconnect(): Promise<void> {
+    let from = this.#o.client.address;
     for (let attempt = 0; !this.#closing.signal.aborted; attempt += 1) {
       try {
         await sleep(backoffDelayMs(this.#o.backoff, attempt), this.#closing.signal);
+        from = this.#o.client.address;
         await this.#attachOnce(this.#opened);
         this.#o.logger.info({ attempt }, 'session resumed');
         return;
@@ -332,16 +358,19 @@ export class WorkerSession {
           this.#o.handlers.onFatal(error);
           return;
         }
-        const from = this.#o.client.address;
-        const refused = this.#o.client.followLeader(err);
+        const refused = this.#o.client.followLeader(err, from);
         if (refused !== undefined) {
           this.#o.handlers.onFatal(refused);
           return;
         }
+        const named = errorInfo(err)?.leader;
         this.#o.logger.debug({ err: error, attempt, address: from }, 'reconnect failed');
         // Sent to the leader a standby named: try it at once, not after the grown backoff. A leader
         // still loading its jobs (TAKING_OVER) serves within moments: ask again after the first delay.
-        if (error.reason === 'NOT_LEADER' && this.#o.client.address !== from) attempt = -1;
+        // A standby that still names the silent leader is asked again soon: its lease runs out shortly.
+        if (error.reason === 'NOT_LEADER' && named !== undefined && this.#o.client.silentAddresses.includes(named)) {
+          attempt = 0;
+        } else if (error.reason === 'NOT_LEADER' && this.#o.client.address !== from) attempt = -1;
         else if (error.reason === 'TAKING_OVER') attempt = -1;
       }
     }

@@ -17,8 +17,10 @@ import (
 
 	nats "github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
+	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 )
 
 // Options configure a Worker.
@@ -384,10 +386,40 @@ func (w *Worker) conn(addr string) (*grpc.ClientConn, error) {
 	}
 	// Restores of many tasks can carry large manifests: accept what the coordinator may send (64 MiB by default).
 	dial = append(dial, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
+	dial = append(dial, coordinatorDialOptions()...)
 	c, err := grpc.Dial(addr, dial...)
 	if err != nil {
 		return nil, fmt.Errorf("UNAVAILABLE: dial %s: %v", addr, err)
 	}
 	w.conns[addr] = c
 	return c, nil
+}
+
+// Keepalive and connection set-up of the coordinator connections (proto/PROTOCOL.md §10, a silent coordinator).
+const (
+	// KeepaliveTime is the time from an answered HTTP/2 ping to the next: 1 s, as the TypeScript SDK, but grpc-go
+	// raises anything below 10 s to 10 s.
+	KeepaliveTime = 10 * time.Second
+	// KeepaliveTimeout is how long a ping may go unanswered before the connection, and the session on it, is dropped.
+	KeepaliveTimeout = 4 * time.Second
+	// ConnectTimeout bounds the set-up of a connection: a paused coordinator's kernel accepts it but nothing answers.
+	ConnectTimeout = 4 * time.Second
+)
+
+// coordinatorDialOptions pings the coordinator (also without calls in flight) so that a session on a paused or
+// cut-off leader ends; gives a connection ConnectTimeout to be set up; and connects again to an address that refused
+// after 100 ms growing to 1 s rather than grpc-go's 1 s growing to 120 s, so that a coordinator that was down and
+// leads again is found at once.
+func coordinatorDialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{
+			Time:                KeepaliveTime,
+			Timeout:             KeepaliveTimeout,
+			PermitWithoutStream: true,
+		}),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           grpcbackoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: ConnectTimeout,
+		}),
+	}
 }
