@@ -54,6 +54,7 @@ export function emptyStateHandle(): StateHandle__Output {
     shared: [],
     compression: 'STATE_COMPRESSION_UNSPECIFIED',
     rawSizeBytes: 0,
+    inFlightRecords: false,
   };
 }
 
@@ -125,7 +126,8 @@ export interface RestoredPieces {
  * (an unaligned snapshot, or an aligned one whose alignment timed out);
  * only those of the newest piece are the checkpoint's (a checkpoint never
  * names another's such piece as its newest). `unaligned`: the job's mode is
- * UNALIGNED, whose pieces written before handles said so hold them too.
+ * UNALIGNED, whose every piece holds them (also those stored before handles
+ * said so).
  */
 export async function restoredState(
   backend: StateBackend,
@@ -150,8 +152,7 @@ export async function restoredState(
   let inFlight: InFlightRecord[] = [];
   const pieces: Uint8Array[] = [];
   stored.forEach((bytes, i) => {
-    const flag = handles[i]?.inFlightRecords;
-    const envelope = flag === true || (flag === undefined && options.unaligned);
+    const envelope = handles[i]?.inFlightRecords === true || options.unaligned;
     const decoded = envelope ? decodeUnalignedSnapshot(bytes) : { state: bytes, inFlight: [] };
     if (i === stored.length - 1) inFlight = decoded.inFlight;
     if (decoded.state.length > 0) pieces.push(decoded.state);

@@ -58,7 +58,6 @@ export interface StateHandle {
    * the in-flight records of a checkpoint's newest piece again.
    */
   'inFlightRecords'?: (boolean);
-  '_inFlightRecords'?: "inFlightRecords";
 }
 
 /**
@@ -113,6 +112,5 @@ export interface StateHandle__Output {
    * the writer; the coordinator keeps it as it is. A restore processes
    * the in-flight records of a checkpoint's newest piece again.
    */
-  'inFlightRecords'?: (boolean);
-  '_inFlightRecords'?: "inFlightRecords";
+  'inFlightRecords': (boolean);
 }
