@@ -1,6 +1,7 @@
 /**
  * Backpressure: checkpoints of a pipeline whose sink takes a tenth of what
- * its source produces, in aligned and in unaligned mode. The three tasks of
+ * its source produces, in aligned mode, in aligned mode with an alignment
+ * timeout (`aligned-timeout`), and in unaligned mode. The three tasks of
  * bench/lib/backpressure-worker.ts (gen ─▶ relay ─▶ sink: 2000 records of
  * 2 KiB a second offered, 200 a second taken) run in three worker
  * processes (compiled, plain `node`); the data plane's credits slow the
@@ -12,7 +13,11 @@
  * In aligned mode a barrier waits behind the records queued on each edge
  * of its path (at most a window of them, taken at the sink's pace); in
  * unaligned mode the tasks snapshot at the first barrier and store what is
- * queued as in-flight records, so the checkpoint does not wait for it.
+ * queued as in-flight records, so the checkpoint does not wait for it. With
+ * an alignment timeout (`aligned_checkpoint_timeout_ms`), an aligned
+ * checkpoint that waited that long at a task is taken unaligned there, so
+ * it takes about the timeout per task of its path instead of a window's
+ * worth of records at the sink's pace.
  *
  *   make build && node --import tsx bench/backpressure.ts [--quick]
  */
@@ -41,8 +46,10 @@ const INTERVAL_MS = 1000;
 const WARMUP_MS = 5000;
 const START_TIMEOUT_MS = 60_000;
 
-type Mode = 'aligned' | 'unaligned';
-const MODES: readonly Mode[] = ['aligned', 'unaligned'];
+type Mode = 'aligned' | 'aligned-timeout' | 'unaligned';
+const MODES: readonly Mode[] = ['aligned', 'aligned-timeout', 'unaligned'];
+/** The alignment timeout of the `aligned-timeout` mode: half the checkpoint interval. */
+const ALIGNED_TIMEOUT_MS = 500;
 
 /** How the scenario runs. */
 export interface BackpressureOptions {
@@ -50,7 +57,7 @@ export interface BackpressureOptions {
   runMs: number;
 }
 
-/** The full run: about a minute and a half. */
+/** The full run: about two minutes and a half. */
 export const DEFAULT_BACKPRESSURE_OPTIONS: BackpressureOptions = { runMs: 40_000 };
 /** A smoke run. */
 export const QUICK_BACKPRESSURE_OPTIONS: BackpressureOptions = { runMs: 15_000 };
@@ -86,7 +93,7 @@ export const backpressure: Scenario = (ctx) =>
   backpressureScenario(ctx.quick === true ? QUICK_BACKPRESSURE_OPTIONS : DEFAULT_BACKPRESSURE_OPTIONS)(ctx);
 
 function streamOf(mode: Mode): string {
-  return `BACKPRESSURE_${mode.toUpperCase()}`;
+  return `BACKPRESSURE_${mode.toUpperCase().replace('-', '_')}`;
 }
 
 function spec(jobId: string, mode: Mode): JobSpec {
@@ -98,7 +105,8 @@ function spec(jobId: string, mode: Mode): JobSpec {
       timeoutMs: 120_000,
       retained: 2,
       tolerableFailures: -1,
-      mode: mode === 'aligned' ? 'CHECKPOINT_MODE_ALIGNED' : 'CHECKPOINT_MODE_UNALIGNED',
+      mode: mode === 'unaligned' ? 'CHECKPOINT_MODE_UNALIGNED' : 'CHECKPOINT_MODE_ALIGNED',
+      alignedCheckpointTimeoutMs: mode === 'aligned-timeout' ? ALIGNED_TIMEOUT_MS : 0,
     },
   };
 }
@@ -182,7 +190,11 @@ function rows(figures: readonly ModeFigures[], options: BackpressureOptions): Ro
     `${options.runMs / 1000} s per mode, the first ${WARMUP_MS / 1000} s not counted`;
   return figures.flatMap((f) => {
     const sorted = [...f.checkpointMs].sort((a, b) => a - b);
-    const what = `checkpoints completed under backpressure in ${f.mode} mode (${sorted.length}), trigger to commit`;
+    const how =
+      f.mode === 'aligned-timeout'
+        ? `aligned mode with a ${ALIGNED_TIMEOUT_MS} ms alignment timeout`
+        : `${f.mode} mode`;
+    const what = `checkpoints completed under backpressure in ${how} (${sorted.length}), trigger to commit`;
     const row = (id: string, value: number, unit: string, conditions: string): Row => ({
       id: `backpressure.${f.mode}.${id}`,
       value,

@@ -56,6 +56,8 @@ export interface ResolvedPolicy {
   adaptive: AdaptiveBounds | null;
   /** How workers compress the job's snapshot pieces (`DEFAULT_STATE_COMPRESSION` when unspecified). */
   compression: ExplicitStateCompression;
+  /** ALIGNED mode: a task waiting this long for a checkpoint's barriers takes it unaligned; 0: never. */
+  alignedCheckpointTimeoutMs: number;
 }
 
 /** Upper bounds of `tolerable_failures` and `full_every`. */
@@ -113,6 +115,7 @@ export function resolvePolicy(
     ),
     adaptive: resolveAdaptive(p.adaptive, intervalMs, maxDurationMs),
     compression: resolveCompression(p.compression),
+    alignedCheckpointTimeoutMs: duration(p.alignedCheckpointTimeoutMs, 'aligned_checkpoint_timeout_ms'),
   };
   check(
     resolved.intervalMs === 0 || resolved.intervalMs >= MIN_INTERVAL_MS,
@@ -122,6 +125,11 @@ export function resolvePolicy(
   check(resolved.timeoutMs >= MIN_TIMEOUT_MS, 'timeout_ms', `must be at least ${MIN_TIMEOUT_MS}`);
   check(resolved.snapshotTimeoutMs >= MIN_TIMEOUT_MS, 'snapshot_timeout_ms', `must be at least ${MIN_TIMEOUT_MS}`);
   check(resolved.taskStallTimeoutMs >= MIN_TIMEOUT_MS, 'task_stall_timeout_ms', `must be at least ${MIN_TIMEOUT_MS}`);
+  check(
+    resolved.alignedCheckpointTimeoutMs === 0 || resolved.mode === 'CHECKPOINT_MODE_ALIGNED',
+    'aligned_checkpoint_timeout_ms',
+    `${resolved.alignedCheckpointTimeoutMs} must be 0 unless mode is CHECKPOINT_MODE_ALIGNED (only aligned checkpoints wait for alignment)`,
+  );
   return resolved;
 }
 

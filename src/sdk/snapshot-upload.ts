@@ -39,6 +39,8 @@ export interface SnapshotUpload {
   codec: PieceCodec;
   positions: readonly SourcePosition[];
   metrics: SyncMetrics;
+  /** The new piece holds in-flight records (`encodeUnalignedSnapshot`): its handle says so. */
+  inFlight?: boolean;
   /** Aborts the upload (the task's epoch ended). */
   signal: AbortSignal;
 }
@@ -52,6 +54,7 @@ export function emptyStateHandle(): StateHandle__Output {
     shared: [],
     compression: 'STATE_COMPRESSION_UNSPECIFIED',
     rawSizeBytes: 0,
+    inFlightRecords: false,
   };
 }
 
@@ -77,7 +80,9 @@ export async function uploadSnapshot(
       const encoded = await encodePiece(upload.codec, bytes, { jobId, taskId, checkpointId });
       const stored = await backend.put({ jobId, taskId, checkpointId, epoch }, encoded.bytes, upload.signal);
       // A backend may itself build the piece on others: they come after the ones the snapshot shares.
-      state = handleOf([...upload.shared, ...piecesOf(describePiece(stored, encoded))]) ?? emptyStateHandle();
+      const piece = describePiece(stored, encoded);
+      if (upload.inFlight === true) piece.inFlightRecords = true;
+      state = handleOf([...upload.shared, ...piecesOf(piece)]) ?? emptyStateHandle();
     } else {
       state = handleOf(upload.shared) ?? emptyStateHandle();
     }
@@ -108,7 +113,7 @@ const RESTORE_CONCURRENCY = 4;
 export interface RestoredPieces {
   /** The state bytes of each piece, oldest first; empty pieces left out. */
   pieces: Uint8Array[];
-  /** For a reader's unaligned snapshot: the in-flight records of its newest piece. */
+  /** The in-flight records of the newest piece, when it holds any (an unaligned snapshot). */
   inFlight: InFlightRecord[];
 }
 
@@ -116,9 +121,13 @@ export interface RestoredPieces {
  * Fetches, verifies and decompresses the pieces a restored snapshot of
  * job `jobId` names (only its newest with `chain` false: a task writing its own
  * snapshot stores one piece), oldest first, and decodes them. The backend
- * refuses a handle of another job or outside its own store. In an
- * unaligned snapshot every piece carries in-flight records; only those of
- * the newest are the checkpoint's.
+ * refuses a handle of another job or outside its own store. A piece whose
+ * handle says `in_flight_records` holds in-flight records besides its state
+ * (an unaligned snapshot, or an aligned one whose alignment timed out);
+ * only those of the newest piece are the checkpoint's (a checkpoint never
+ * names another's such piece as its newest). `unaligned`: the job's mode is
+ * UNALIGNED, whose every piece holds them (also those stored before handles
+ * said so).
  */
 export async function restoredState(
   backend: StateBackend,
@@ -143,7 +152,8 @@ export async function restoredState(
   let inFlight: InFlightRecord[] = [];
   const pieces: Uint8Array[] = [];
   stored.forEach((bytes, i) => {
-    const decoded = options.unaligned ? decodeUnalignedSnapshot(bytes) : { state: bytes, inFlight: [] };
+    const envelope = handles[i]?.inFlightRecords === true || options.unaligned;
+    const decoded = envelope ? decodeUnalignedSnapshot(bytes) : { state: bytes, inFlight: [] };
     if (i === stored.length - 1) inFlight = decoded.inFlight;
     if (decoded.state.length > 0) pieces.push(decoded.state);
   });

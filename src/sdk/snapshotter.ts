@@ -3,7 +3,8 @@
  * forward the barrier on every output), then the asynchronous part (store
  * the bytes, hand the acknowledgement or decline to the batcher). In
  * unaligned mode the synchronous part happens at the first barrier and the
- * store waits until the last one, recording the in-flight records meanwhile.
+ * store waits until the last one, recording the in-flight records meanwhile;
+ * so does an aligned checkpoint whose alignment timed out.
  */
 import { CkptError } from '../core/errors.js';
 import { CheckpointDeclinedError } from './checkpoint-declined.js';
@@ -219,6 +220,7 @@ export class Snapshotter {
       metrics,
       signal: context.signal,
       savepoint: open.taken.requested === 'SNAPSHOT_TYPE_SAVEPOINT',
+      inFlight: true,
     };
     this.#track(this.#upload(generation, upload, stateBytes));
   }

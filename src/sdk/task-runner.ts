@@ -50,6 +50,8 @@ export interface RunnerOptions extends Pick<SnapshotterOptions, 'keyGroups' | 'c
   inputs: readonly string[];
   outputs: readonly string[];
   mode: AlignmentMode;
+  /** ALIGNED mode: a checkpoint waiting this long to align is taken unaligned (the policy's `aligned_checkpoint_timeout_ms`); 0: never. */
+  alignedCheckpointTimeoutMs?: number;
   plane: DataPlane;
   backend: StateBackend;
   nats: NatsConnection;
@@ -106,6 +108,10 @@ export class TaskRunner {
   #cell: ContextCell | undefined;
   #positions = new Map<string, number>();
   #processed = 0;
+  /** Wakes the loop when the next alignment times out. */
+  #alignmentTimer: NodeJS.Timeout | undefined;
+  /** The alignment timer fired: set it again once the aligner was asked. */
+  #alignmentDue = false;
 
   /** Starts the task's loop; it waits for a restore. */
   constructor(options: RunnerOptions) {
@@ -121,7 +127,10 @@ export class TaskRunner {
             options.plane.publishCredit(from, to, credit),
           )
         : undefined;
-    this.#aligner = options.inputs.length > 0 ? new InputAligner(options.inputs, options.mode) : undefined;
+    this.#aligner =
+      options.inputs.length > 0
+        ? new InputAligner(options.inputs, options.mode, Date.now, options.alignedCheckpointTimeoutMs ?? 0)
+        : undefined;
     this.#sourceLane = new SourceLane(options.maxQueuedSourceMessages, () => this.#wake());
     this.#snapshots = new Snapshotter({
       ...options,
@@ -178,7 +187,9 @@ export class TaskRunner {
   offerBarrier(epoch: number, input: string, checkpointId: number, snapshotType: SnapshotType): void {
     if (!this.#accepting(epoch)) return;
     this.#snapshots.noteType(checkpointId, snapshotType);
-    this.#aligner?.offer(input, { kind: 'barrier', checkpointId });
+    const savepoint = snapshotType === 'SNAPSHOT_TYPE_SAVEPOINT';
+    this.#aligner?.offer(input, { kind: 'barrier', checkpointId, savepoint });
+    this.#armAlignmentTimer();
     this.#wake();
   }
 
@@ -223,6 +234,9 @@ export class TaskRunner {
     this.#epochAbort = new AbortController();
     this.#control.clear();
     this.#aligner?.reset();
+    clearTimeout(this.#alignmentTimer);
+    this.#alignmentTimer = undefined;
+    this.#alignmentDue = false;
     this.#credits?.stop();
     this.#sourceLane.stop();
     this.#snapshots.clear();
@@ -310,11 +324,13 @@ export class TaskRunner {
     const control = this.#control.shift();
     if (control !== undefined) return control();
     if (this.#flow.over > 0) {
-      // An output is over its window: no input is taken, but checkpoints go on.
+      // An output is over its window: no input is taken, but checkpoints go on (and time out).
       const action = this.#aligner?.nextControl();
+      if (this.#alignmentDue) this.#rearmAlignmentTimer();
       return action === undefined ? IDLE : this.#onAction(action);
     }
     const action = this.#aligner?.next();
+    if (this.#alignmentDue) this.#rearmAlignmentTimer();
     if (action !== undefined) return this.#onAction(action);
     const message = this.#sourceLane.shift();
     if (message === undefined) return IDLE;
@@ -335,7 +351,7 @@ export class TaskRunner {
         return isSourceTask(task) ? undefined : task.process(record, this.#requireContext());
       }
       case 'snapshot':
-        return this.#o.mode === 'unaligned'
+        return action.unaligned
           ? this.#snapshots.open(this.#point(action.checkpointId, action.startedAtMs))
           : this.#snapshots.snapshot(this.#point(action.checkpointId, action.startedAtMs), action.alignmentMs);
       case 'in-flight':
@@ -413,6 +429,32 @@ export class TaskRunner {
 
   #accepting(epoch: number): boolean {
     return (this.#phase === 'active' || this.#phase === 'restoring') && epoch === this.#epoch;
+  }
+
+  /**
+   * Keeps a timer for the next alignment timeout (ALIGNED mode with a
+   * timeout): the loop must run then even when nothing else arrives, to
+   * take the checkpoint unaligned.
+   */
+  #armAlignmentTimer(): void {
+    if (this.#alignmentTimer !== undefined || this.#phase === 'closed') return;
+    const at = this.#aligner?.nextTimeout();
+    if (at === undefined) return;
+    this.#alignmentTimer = setTimeout(
+      () => {
+        // The loop times the checkpoint out when it next asks the aligner, then sets the timer for the next one.
+        this.#alignmentTimer = undefined;
+        this.#alignmentDue = true;
+        this.#wake();
+      },
+      Math.max(1, at - Date.now()),
+    );
+    this.#alignmentTimer.unref();
+  }
+
+  #rearmAlignmentTimer(): void {
+    this.#alignmentDue = false;
+    this.#armAlignmentTimer();
   }
 
   #push(work: Work): void {

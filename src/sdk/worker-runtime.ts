@@ -263,6 +263,7 @@ export class WorkerRuntime {
       inputs: this.#graph.inputsOf(taskId),
       outputs: this.#graph.outputsOf(taskId),
       mode,
+      alignedCheckpointTimeoutMs: alignedTimeoutOf(this.#d.welcome.spec?.policy?.alignedCheckpointTimeoutMs),
       plane,
       backend: config.state,
       keyGroups: this.#graph.keyGroupsOf(taskId),
@@ -459,4 +460,10 @@ export class WorkerRuntime {
     const message = `${what}: records and barriers in flight may be lost`;
     this.#taskFailed(taskId, this.epoch, new CkptError('UNAVAILABLE', message));
   }
+}
+
+/** The policy's aligned checkpoint timeout (validated by the coordinator); anything but a positive number is off. */
+function alignedTimeoutOf(value: unknown): number {
+  const ms = Number(value ?? 0);
+  return Number.isFinite(ms) && ms > 0 ? ms : 0;
 }

@@ -28,6 +28,7 @@ function piece(name: string, shared: StateHandle[] = []): StateHandle {
     shared,
     compression: 'STATE_COMPRESSION_NONE',
     rawSizeBytes: 0,
+    inFlightRecords: false,
   };
 }
 

@@ -37,6 +37,7 @@ const EXPECTED = [
   'dataplane.records_per_cpu_s.interval_100ms_over_none',
   'dataplane.coordinator_cpu_per_checkpoint',
   'backpressure.aligned.checkpoint_ms.p50',
+  'backpressure.aligned-timeout.checkpoint_ms.p50',
   'backpressure.unaligned.checkpoint_ms.p50',
   'recovery.kill_to_ready.p50',
   'recovery.detection_to_ready.p50',

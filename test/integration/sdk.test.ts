@@ -260,6 +260,7 @@ test('aligned: records after barrier n on one input wait until barrier n arrived
     shared: [],
     compression: 'STATE_COMPRESSION_UNSPECIFIED',
     rawSizeBytes: 0,
+    inFlightRecords: false,
   });
   t.deepEqual(seenIn(stored), ['a1', 'a2', 'b1'], 'the stored snapshot is the one taken');
 });
@@ -596,6 +597,7 @@ test('unaligned: the snapshot is taken at the first barrier with the in-flight r
     shared: [],
     compression: 'STATE_COMPRESSION_UNSPECIFIED',
     rawSizeBytes: 0,
+    inFlightRecords: false,
   });
   const decoded = decodeUnalignedSnapshot(stored);
   t.deepEqual(seenIn(decoded.state), ['a1', 'a2', 'b1', 'b2']);

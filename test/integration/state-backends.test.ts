@@ -435,6 +435,7 @@ test('verifyChecksum accepts matching bytes and names the uri of others', async 
     shared: [],
     compression: 'STATE_COMPRESSION_UNSPECIFIED',
     rawSizeBytes: 0,
+    inFlightRecords: false,
   };
   await verifyChecksum(bytes, handle);
   await verifyChecksum(bytes, { ...handle, checksum: handle.checksum.toUpperCase().replace('SHA256', 'sha256') });

@@ -40,6 +40,7 @@ function withSharedPieces(inner: StateBackend): StateBackend {
         shared: [],
         compression: 'STATE_COMPRESSION_UNSPECIFIED',
         rawSizeBytes: 0,
+        inFlightRecords: false,
       }));
       return { ...handle, shared };
     },

@@ -42,6 +42,7 @@ function handleOf(uri: string, bytes: Uint8Array): StateHandle__Output {
     shared: [],
     compression: 'STATE_COMPRESSION_UNSPECIFIED',
     rawSizeBytes: 0,
+    inFlightRecords: false,
   };
 }
 

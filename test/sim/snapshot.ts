@@ -45,6 +45,7 @@ export function simulatedSnapshot(input: SimulatedSnapshotInput): TaskSnapshot__
       shared: [],
       compression: 'STATE_COMPRESSION_UNSPECIFIED',
       rawSizeBytes: 0,
+      inFlightRecords: false,
     },
     snapshotType: 'SNAPSHOT_TYPE_FULL',
     positions: input.source

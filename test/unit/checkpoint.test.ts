@@ -13,6 +13,7 @@ function snap(taskId: string, uri = `file:///s/${taskId}`): TaskSnapshot__Output
       shared: [],
       compression: 'STATE_COMPRESSION_UNSPECIFIED',
       rawSizeBytes: 0,
+      inFlightRecords: false,
     },
     snapshotType: 'SNAPSHOT_TYPE_FULL',
     positions: [],

@@ -129,6 +129,7 @@ test('a handle described for its piece reads back through decodeStoredPiece', as
     shared: [],
     compression: 'STATE_COMPRESSION_NONE',
     rawSizeBytes: piece.bytes.length,
+    inFlightRecords: false,
   };
   const handle = describePiece(stored, piece);
   t.is(handle.compression, 'STATE_COMPRESSION_BROTLI');

@@ -24,7 +24,7 @@ class PieceStore {
       shared: [],
       compression: 'STATE_COMPRESSION_NONE' as const,
     };
-    return handleOf([...shared, { ...piece, rawSizeBytes: bytes.length }]);
+    return handleOf([...shared, { ...piece, rawSizeBytes: bytes.length, inFlightRecords: false }]);
   }
 
   read(handle: StateHandle__Output | undefined): Uint8Array[] {

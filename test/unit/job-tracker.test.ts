@@ -41,6 +41,7 @@ function snap(taskId: string): TaskSnapshot__Output {
       shared: [],
       compression: 'STATE_COMPRESSION_UNSPECIFIED',
       rawSizeBytes: 0,
+      inFlightRecords: false,
     },
     snapshotType: 'SNAPSHOT_TYPE_FULL',
     positions: [],
@@ -137,6 +138,7 @@ test('acknowledgements are checked against epoch, checkpoint, and the attaching 
     shared: [],
     compression: 'STATE_COMPRESSION_UNSPECIFIED',
     rawSizeBytes: 0,
+    inFlightRecords: false,
   };
   t.is(
     reason(() => j.acknowledge({ epoch: 1, checkpointId: c.id, workerId: 'w1' }, [big], 0)),

@@ -110,3 +110,17 @@ test('config: flags over environment over defaults; errors name the option', (t)
     /logLevel/,
   );
 });
+
+test('aligned_checkpoint_timeout_ms: 0 by default, a duration in ALIGNED mode, refused in the other modes', (t) => {
+  t.is(resolvePolicy({}).alignedCheckpointTimeoutMs, 0);
+  t.is(resolvePolicy({ alignedCheckpointTimeoutMs: 250 }).alignedCheckpointTimeoutMs, 250);
+  t.is(
+    resolvePolicy({ mode: 'CHECKPOINT_MODE_ALIGNED', alignedCheckpointTimeoutMs: 250 }).alignedCheckpointTimeoutMs,
+    250,
+  );
+  for (const mode of ['CHECKPOINT_MODE_UNALIGNED', 'CHECKPOINT_MODE_AT_LEAST_ONCE'] as const) {
+    const err = t.throws(() => resolvePolicy({ mode, alignedCheckpointTimeoutMs: 250 }));
+    t.regex(err?.message ?? '', /aligned_checkpoint_timeout_ms 250 must be 0 unless mode is CHECKPOINT_MODE_ALIGNED/);
+  }
+  t.throws(() => resolvePolicy({ alignedCheckpointTimeoutMs: -1 }), { message: /aligned_checkpoint_timeout_ms/ });
+});

@@ -99,7 +99,9 @@ export class IncrementalState {
     if (options.full || this.#mustRebase()) return this.#full(state);
     const keys = this.#changedSinceBase();
     if (keys === 'all') return this.#full(state);
-    if (keys.size === 0 && options.newPiece !== true) {
+    // A piece holding in-flight records is never a later checkpoint's newest: a restore would process them again.
+    const reusable = this.#base.chain.at(-1)?.inFlightRecords !== true;
+    if (keys.size === 0 && options.newPiece !== true && reusable) {
       return { kind: 'delta', bytes: undefined, shared: this.#base.chain, logicalBytes: this.logicalBytes };
     }
     const entries: PieceEntry[] = [];

@@ -33,7 +33,15 @@ export function checkUriLength(uri: string, ids: ErrorIds): void {
  * `rawSizeBytes` on the handle it gets back.
  */
 export function stateHandle(uri: string, sizeBytes: number, checksum: string): StateHandle__Output {
-  return { uri, sizeBytes, checksum, shared: [], compression: 'STATE_COMPRESSION_NONE', rawSizeBytes: sizeBytes };
+  return {
+    uri,
+    sizeBytes,
+    checksum,
+    shared: [],
+    compression: 'STATE_COMPRESSION_NONE',
+    rawSizeBytes: sizeBytes,
+    inFlightRecords: false,
+  };
 }
 
 /**

@@ -21,7 +21,10 @@ var _ = math.Inf
 const _ = proto.ProtoPackageIsVersion3 // please upgrade the proto package
 
 // Tells the sources to snapshot and inject barrier `checkpoint_id`; other
-// tasks may note `triggered_at_ms` to report their start delay.
+// tasks may note `triggered_at_ms` to report their start delay. The
+// coordinator triggers an epoch only after it sent that epoch's
+// StartCommand, so a Trigger of the worker's epoch and confirmed term
+// implies the StartCommand, which may arrive later (PROTOCOL.md §5.1, R1).
 type Trigger struct {
 	JobId         string       `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	CheckpointId  uint64       `protobuf:"varint,2,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
@@ -111,7 +114,7 @@ func (m *Trigger) GetTerm() uint64 {
 	return 0
 }
 
-// In-band marker on an edge subject.
+// In-band marker on an edge subject (alignment: PROTOCOL.md §7).
 type Barrier struct {
 	JobId        string       `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	CheckpointId uint64       `protobuf:"varint,2,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
@@ -356,8 +359,10 @@ func (m *CheckpointAbort) GetTerm() uint64 {
 	return 0
 }
 
-// Every task rolls back to checkpoint `checkpoint_id` (0: the initial
-// state) and continues in `epoch`.
+// The job recovers: every task will restore checkpoint `checkpoint_id` (0:
+// the initial state) in `epoch`. Advisory: it may arrive before or after the
+// RestoreCommand that moves a worker, and a worker must not change its
+// epoch, halt or restore because of it (PROTOCOL.md §5.2, R2).
 type Recover struct {
 	JobId        string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	Epoch        uint64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`

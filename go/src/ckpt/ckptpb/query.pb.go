@@ -557,7 +557,9 @@ type CheckpointQueryClient interface {
 	// Lists jobs ordered by id.
 	ListJobs(ctx context.Context, in *ListJobsRequest, opts ...grpc.CallOption) (*ListJobsResponse, error)
 	// Lists a job's checkpoints, newest first: those pending, the recent
-	// aborted ones the coordinator remembers, and every retained completed one.
+	// aborted ones the coordinator remembers, and the completed ones the job
+	// retains (CheckpointPolicy.retained, default 1), no older completed one:
+	// GetCheckpointStatistics has the history.
 	ListCheckpoints(ctx context.Context, in *ListCheckpointsRequest, opts ...grpc.CallOption) (*ListCheckpointsResponse, error)
 	// Returns one checkpoint; for a completed one, its manifest.
 	GetCheckpoint(ctx context.Context, in *GetCheckpointRequest, opts ...grpc.CallOption) (*GetCheckpointResponse, error)
@@ -652,7 +654,9 @@ type CheckpointQueryServer interface {
 	// Lists jobs ordered by id.
 	ListJobs(context.Context, *ListJobsRequest) (*ListJobsResponse, error)
 	// Lists a job's checkpoints, newest first: those pending, the recent
-	// aborted ones the coordinator remembers, and every retained completed one.
+	// aborted ones the coordinator remembers, and the completed ones the job
+	// retains (CheckpointPolicy.retained, default 1), no older completed one:
+	// GetCheckpointStatistics has the history.
 	ListCheckpoints(context.Context, *ListCheckpointsRequest) (*ListCheckpointsResponse, error)
 	// Returns one checkpoint; for a completed one, its manifest.
 	GetCheckpoint(context.Context, *GetCheckpointRequest) (*GetCheckpointResponse, error)

@@ -82,6 +82,16 @@ export interface CheckpointPolicy {
    * JobInfo.interval_ms and interval_reason show the interval in force.
    */
   'adaptive'?: (_ckpt_v1_AdaptiveInterval | null);
+  /**
+   * CHECKPOINT_MODE_ALIGNED only: a task that has waited this long for the
+   * barriers of one checkpoint to align, from the first of them reaching it
+   * (queued behind records or not), takes that checkpoint unaligned: it
+   * snapshots at once and stores the records still ahead of the missing
+   * barriers as in-flight records (PROTOCOL.md §7.3). Savepoints always
+   * align. Default 0: off, every checkpoint aligns. A worker may ignore it
+   * (it is optional, see §7.3). Refused for the other modes.
+   */
+  'alignedCheckpointTimeoutMs'?: (number | string | Long);
 }
 
 /**
@@ -160,4 +170,14 @@ export interface CheckpointPolicy__Output {
    * JobInfo.interval_ms and interval_reason show the interval in force.
    */
   'adaptive': (_ckpt_v1_AdaptiveInterval__Output | null);
+  /**
+   * CHECKPOINT_MODE_ALIGNED only: a task that has waited this long for the
+   * barriers of one checkpoint to align, from the first of them reaching it
+   * (queued behind records or not), takes that checkpoint unaligned: it
+   * snapshots at once and stores the records still ahead of the missing
+   * barriers as in-flight records (PROTOCOL.md §7.3). Savepoints always
+   * align. Default 0: off, every checkpoint aligns. A worker may ignore it
+   * (it is optional, see §7.3). Refused for the other modes.
+   */
+  'alignedCheckpointTimeoutMs': (number);
 }

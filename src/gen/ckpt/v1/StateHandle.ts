@@ -50,6 +50,14 @@ export interface StateHandle {
    * UNSPECIFIED it is 0 (written before compression existed) or size_bytes.
    */
   'rawSizeBytes'?: (number | string | Long);
+  /**
+   * The piece holds, besides the task's state, the records that were in
+   * flight when it snapshotted (an unaligned snapshot, or an aligned one
+   * whose alignment timed out, §7.3), in its writer's own format. Set by
+   * the writer; the coordinator keeps it as it is. A restore processes
+   * the in-flight records of a checkpoint's newest piece again.
+   */
+  'inFlightRecords'?: (boolean);
 }
 
 /**
@@ -97,4 +105,12 @@ export interface StateHandle__Output {
    * UNSPECIFIED it is 0 (written before compression existed) or size_bytes.
    */
   'rawSizeBytes': (number);
+  /**
+   * The piece holds, besides the task's state, the records that were in
+   * flight when it snapshotted (an unaligned snapshot, or an aligned one
+   * whose alignment timed out, §7.3), in its writer's own format. Set by
+   * the writer; the coordinator keeps it as it is. A restore processes
+   * the in-flight records of a checkpoint's newest piece again.
+   */
+  'inFlightRecords': (boolean);
 }
