@@ -46,6 +46,17 @@ export function taskBytes(task: TaskSnapshot): Uint8Array {
 }
 
 /**
+ * Keeps `bytes` as the encoding of `task`, which was decoded from them
+ * (an acknowledgement's wire bytes of the snapshot): the commit then joins
+ * them as they came instead of encoding the snapshot again. Fields the
+ * coordinator does not know travel on with them. A snapshot that has an
+ * encoding already keeps it.
+ */
+export function adoptTaskBytes(task: object, bytes: Uint8Array): void {
+  if (!taskEncodings.has(task)) taskEncodings.set(task, bytes);
+}
+
+/**
  * Encodes acknowledged snapshots ahead of their commit, so that the commit
  * only joins them. Throws as `encodeManifest` would for a snapshot that is
  * no valid message (which the coordinator's checks have refused already).
