@@ -59,8 +59,31 @@ export function scaleScenario(plan?: { big: BigJobPlan; many: ManyJobsPlan }): S
   };
 }
 
-/** The scenario as `make bench` runs it. */
-export const scale: Scenario = (ctx) => scaleScenario()(ctx);
+/**
+ * The scenario as `make bench` runs it. `CKPT_BENCH_SCALE_BIG=TASKS:PROCESSES`
+ * sizes the big job of a run (the quick or full plan's other figures stay),
+ * and `CKPT_BENCH_SCALE_MANY=0` leaves out the many jobs: to measure one
+ * size without the rest.
+ */
+export const scale: Scenario = (ctx) => {
+  const base = ctx.quick === true ? QUICK : FULL;
+  const big = process.env.CKPT_BENCH_SCALE_BIG;
+  if (big === undefined && process.env.CKPT_BENCH_SCALE_MANY !== '0') return scaleScenario()(ctx);
+  let plan = base;
+  if (big !== undefined) {
+    const [tasks, processes] = big.split(':').map(Number);
+    if (!Number.isInteger(tasks) || !Number.isInteger(processes) || tasks! < processes! || processes! < 1)
+      throw new Error(`CKPT_BENCH_SCALE_BIG=${big}: want TASKS:PROCESSES, whole numbers, tasks ≥ processes ≥ 1`);
+    plan = { ...base, big: { ...base.big, tasks: tasks!, processes: processes! } };
+  }
+  if (process.env.CKPT_BENCH_SCALE_MANY !== '0') return scaleScenario(plan)(ctx);
+  return (async () => {
+    const rows = bigJobRows(ctx, await runBigJob(ctx, plan.big));
+    for (const row of rows)
+      ctx.log(`${row.id} = ${row.value} ${row.unit}${row.ratio === null ? '' : ` (${row.ratio} × floor)`}`);
+    return rows;
+  })();
+};
 
 function bigJobRows(ctx: ScenarioContext, s: BigJobSamples): Row[] {
   const { tasks, processes } = s.plan;

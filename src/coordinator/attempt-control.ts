@@ -11,6 +11,7 @@ import { CkptError } from '../core/errors.js';
 import type { JobTracker } from '../core/job-tracker.js';
 import type { CheckpointStore } from '../core/ports.js';
 import type { Logger } from '../log/index.js';
+import { restoreReply } from './reply-encoding.js';
 import type { Session } from './sessions.js';
 
 /** What attempt control needs from its job. */
@@ -118,7 +119,7 @@ export class AttemptControl {
           this.log.debug({ workerId: session.workerId, epoch: restore.epoch }, 'restore of a past epoch not sent');
           return;
         }
-        session.channel.send({ restore });
+        session.channel.send(restoreReply(restore));
       },
       (err: unknown) => {
         const error = CkptError.from(err);

@@ -12,7 +12,6 @@ import type { JobInfo__Output } from '../gen/ckpt/v1/JobInfo.js';
 import type { JobSpec } from '../gen/ckpt/v1/JobSpec.js';
 import type { CheckpointStatistics__Output } from '../gen/ckpt/v1/CheckpointStatistics.js';
 import type { SavepointRef } from '../gen/ckpt/v1/SavepointRef.js';
-import { isDeepStrictEqual } from 'node:util';
 import type { CheckpointInit } from '../core/checkpoint.js';
 import { CkptError, type LeadershipLostError } from '../core/errors.js';
 import { DEFAULT_ID_BLOCK_SIZE } from '../core/id-allocator.js';
@@ -20,6 +19,7 @@ import { checkCount, DEFAULT_LIMITS, type Limits } from '../core/limits.js';
 import type { CheckpointStore, ControlBus, LeaderGuard } from '../core/ports.js';
 import { DEFAULT_STATE_URI_SCHEMES } from '../core/snapshot-checks.js';
 import { validateJobSpec } from '../core/validate.js';
+import { sameSpec } from '../store/job-checks.js';
 import type { Logger } from '../log/index.js';
 import { recordAcks, recordDeclines, type AckCall, type AckResult, type DeclineCall } from './checkpoint-calls.js';
 import { CheckpointEvents } from './events.js';
@@ -239,7 +239,7 @@ export class Coordinator {
     const spec = validateJobSpec(input, this.limits);
     const existing = this.jobs.find(spec.jobId);
     if (existing !== undefined) {
-      if (isDeepStrictEqual(existing.tracker.spec, spec)) return { job: jobInfo(existing), created: false };
+      if (sameSpec(existing.tracker.spec, spec)) return { job: jobInfo(existing), created: false };
       throw new CkptError('JOB_EXISTS', `job ${spec.jobId} exists with another spec`, { jobId: spec.jobId });
     }
     if (this.jobs.quarantineReason(spec.jobId) !== undefined) this.jobs.get(spec.jobId);
@@ -253,7 +253,7 @@ export class Coordinator {
       savepoint === undefined
         ? await this.fence.run(() => this.options.store.createJob(spec, this.now(), guard))
         : await this.savepoints.createJob(spec, savepoint, from?.allowNonRestoredState === true);
-    if (!created && !isDeepStrictEqual(job.spec, spec)) {
+    if (!created && !sameSpec(job.spec, spec)) {
       throw new CkptError('JOB_EXISTS', `job ${spec.jobId} exists with another spec`, { jobId: spec.jobId });
     }
     const known = this.jobs.find(spec.jobId);

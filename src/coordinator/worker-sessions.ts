@@ -16,6 +16,7 @@ import type { Logger } from '../log/index.js';
 import { HungTasks } from './hung-tasks.js';
 import type { JobRuntime } from './job-runtime.js';
 import type { CoordinatorObserver } from './observer.js';
+import { welcomeReply } from './reply-encoding.js';
 import { SessionRegistry, type Session, type SessionChannel } from './sessions.js';
 import { StandbyRegistry, type StandbyTicket } from './standbys.js';
 
@@ -147,20 +148,19 @@ export class WorkerSessions {
   }
 
   private welcome(session: Session, runtime: JobRuntime): AttachResponse {
-    return {
-      welcome: {
-        sessionId: session.sessionId,
-        epoch: runtime.tracker.epoch,
-        heartbeatIntervalMs: this.d.heartbeatIntervalMs,
-        heartbeatTimeoutMs: this.d.heartbeatTimeoutMs,
-        latestCheckpointId: runtime.tracker.latestCheckpointId,
-        controlSubjectPrefix: this.d.controlPrefix(runtime.jobId),
-        spec: runtime.tracker.spec,
-        term: this.d.term,
-        sessionToken: session.token,
-        nextCheckpointId: runtime.tracker.ids.nextId,
-      },
-    };
+    // Encoded here, the job's spec once for every welcome (a large job's spec is about 1 MB).
+    return welcomeReply({
+      sessionId: session.sessionId,
+      epoch: runtime.tracker.epoch,
+      heartbeatIntervalMs: this.d.heartbeatIntervalMs,
+      heartbeatTimeoutMs: this.d.heartbeatTimeoutMs,
+      latestCheckpointId: runtime.tracker.latestCheckpointId,
+      controlSubjectPrefix: this.d.controlPrefix(runtime.jobId),
+      spec: runtime.tracker.spec,
+      term: this.d.term,
+      sessionToken: session.token,
+      nextCheckpointId: runtime.tracker.ids.nextId,
+    });
   }
 
   /**

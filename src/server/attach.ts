@@ -21,6 +21,7 @@ import type { AccessControl, Caller } from './access-control.js';
 import { requireDecoded } from './handlers.js';
 import type { Logger } from '../log/index.js';
 import { replyStream } from './reply-stream.js';
+import { adoptTaskBytes } from '../store/manifest-encoding.js';
 
 type AttachCall = grpc.ServerDuplexStream<AttachRequest__Output, AttachResponse>;
 
@@ -217,4 +218,123 @@ class AttachStream {
       this.limits.logger.error({ err, why }, 'ending a session failed');
     }
   }
+}
+
+/** `AttachRequest.acknowledge` (field 5) and `SessionAcknowledge.snapshots` (field 4). */
+const ACKNOWLEDGE_FIELD = 5;
+const SNAPSHOTS_FIELD = 4;
+
+/**
+ * `service` whose `Attach` requests keep, for each snapshot of an
+ * acknowledgement, the bytes it was decoded from (`adoptTaskBytes`), so
+ * that the manifest joins them instead of encoding every snapshot again.
+ * Requests that did not decode, or whose bytes do not split into as many
+ * snapshots as were decoded, are left as they are.
+ */
+export function withAcknowledgementBytes(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const attach = service.Attach;
+  if (attach === undefined) return service;
+  const deserialize = attach.requestDeserialize;
+  return {
+    ...service,
+    Attach: {
+      ...attach,
+      requestDeserialize: (bytes: Buffer): unknown => {
+        const message = deserialize(bytes) as Partial<AttachRequest__Output> | null;
+        const snapshots = message?.acknowledge?.snapshots;
+        if (Array.isArray(snapshots) && snapshots.length > 0) {
+          const entries = snapshotEncodings(bytes);
+          if (entries?.length === snapshots.length) snapshots.forEach((s, i) => adoptTaskBytes(s, entries[i]!));
+        }
+        return message;
+      },
+    },
+  };
+}
+
+/**
+ * The encodings of the snapshots of an `AttachRequest`'s acknowledgement,
+ * in order, copied out of `bytes` in one piece; undefined when there is
+ * none or the bytes are not as expected. As protobuf.js decodes, the last
+ * `acknowledge` field counts.
+ */
+export function snapshotEncodings(bytes: Uint8Array): Uint8Array[] | undefined {
+  const ack = lastField(bytes, 0, bytes.length, ACKNOWLEDGE_FIELD);
+  if (ack === undefined) return undefined;
+  const region = Buffer.from(bytes.subarray(ack.start, ack.end));
+  const entries: Uint8Array[] = [];
+  let pos = 0;
+  while (pos < region.length) {
+    const field = readField(region, pos, region.length);
+    if (field === undefined) return undefined;
+    if (field.number === SNAPSHOTS_FIELD) {
+      if (field.start === undefined) return undefined;
+      entries.push(region.subarray(field.start, field.next));
+    }
+    pos = field.next;
+  }
+  return entries;
+}
+
+function lastField(
+  bytes: Uint8Array,
+  from: number,
+  to: number,
+  number: number,
+): { start: number; end: number } | undefined {
+  let found: { start: number; end: number } | undefined;
+  let pos = from;
+  while (pos < to) {
+    const field = readField(bytes, pos, to);
+    if (field === undefined) return undefined;
+    if (field.number === number) {
+      if (field.start === undefined) return undefined;
+      found = { start: field.start, end: field.next };
+    }
+    pos = field.next;
+  }
+  return found;
+}
+
+/**
+ * The field at `pos`: its number, where a length-delimited value starts,
+ * and where the next field starts; undefined past `to` or on a group.
+ */
+function readField(
+  bytes: Uint8Array,
+  pos: number,
+  to: number,
+): { number: number; start?: number; next: number } | undefined {
+  const tag = readVarint(bytes, pos, to);
+  if (tag === undefined) return undefined;
+  const number = Math.floor(tag.value / 8);
+  switch (tag.value % 8) {
+    case 0: {
+      const value = readVarint(bytes, tag.next, to);
+      return value === undefined ? undefined : { number, next: value.next };
+    }
+    case 1:
+      return tag.next + 8 <= to ? { number, next: tag.next + 8 } : undefined;
+    case 5:
+      return tag.next + 4 <= to ? { number, next: tag.next + 4 } : undefined;
+    case 2: {
+      const length = readVarint(bytes, tag.next, to);
+      if (length === undefined || length.next + length.value > to) return undefined;
+      return { number, start: length.next, next: length.next + length.value };
+    }
+    default:
+      return undefined;
+  }
+}
+
+function readVarint(bytes: Uint8Array, pos: number, to: number): { value: number; next: number } | undefined {
+  let value = 0;
+  let scale = 1;
+  for (let at = pos; at < to && at < pos + 10; at += 1) {
+    const byte = bytes[at]!;
+    value += (byte & 0x7f) * scale;
+    if (byte < 0x80) return { value, next: at + 1 };
+    scale *= 0x80;
+  }
+  return undefined;
 }

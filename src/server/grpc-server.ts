@@ -12,8 +12,9 @@ import type { Logger } from '../log/index.js';
 import { loadPackageDefinition } from '../proto/package-definition.js';
 import type { AccessControl } from './access-control.js';
 import type { CoordinatorProvider } from './coordinator-host.js';
-import type { AttachLimits } from './attach.js';
+import { withAcknowledgementBytes, type AttachLimits } from './attach.js';
 import { tolerantDeserializers } from './handlers.js';
+import { withEncodedReplies } from './reply-stream.js';
 import { coordinatorHandlers } from './coordinator-service.js';
 import { queryHandlers, type WatchLimits } from './query-service.js';
 import { toStatus } from './status.js';
@@ -103,7 +104,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Coord
     interceptors: [guardPrefix(REFLECTION_PREFIX, access)],
   });
   server.addService(
-    tolerantDeserializers(proto.ckpt.v1.Coordinator.service),
+    withAcknowledgementBytes(withEncodedReplies(tolerantDeserializers(proto.ckpt.v1.Coordinator.service))),
     coordinatorHandlers(options.coordinators, access, { ...options.limits, logger: log }),
   );
   server.addService(

@@ -9,6 +9,7 @@
 import { constants as http2 } from 'node:http2';
 import type * as grpc from '@grpc/grpc-js';
 import { CkptError } from '../core/errors.js';
+import { encodedReply } from '../coordinator/reply-encoding.js';
 import { statusError } from './handlers.js';
 
 /** A grpc-js server stream we write replies to. */
@@ -39,7 +40,7 @@ export function replyStream<T>(call: WritableCall, maxUnreadBytes: number, what:
   return {
     send(message) {
       if (closed()) return;
-      const bytes = approxEncodedBytes(message, maxUnreadBytes);
+      const bytes = encodedReply(message)?.length ?? approxEncodedBytes(message, maxUnreadBytes);
       if (unread + bytes > maxUnreadBytes) {
         overflowed = true;
         end(
@@ -108,4 +109,21 @@ export function approxEncodedBytes(value: unknown, budget: number): number {
   };
   walk(value);
   return total;
+}
+
+/**
+ * `service` with response serializers that write a reply encoded ahead
+ * (`coordinator/reply-encoding.ts`) as its bytes, and encode any other
+ * reply as before.
+ */
+export function withEncodedReplies(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const wrapped: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, method] of Object.entries(service)) {
+    const serialize = method.responseSerialize;
+    wrapped[name] = {
+      ...method,
+      responseSerialize: (value: unknown): Buffer => encodedReply(value) ?? serialize(value),
+    };
+  }
+  return wrapped;
 }

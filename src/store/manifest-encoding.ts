@@ -31,13 +31,29 @@ function manifestCodecs(): NonNullable<typeof codecs> {
  */
 const taskEncodings = new WeakMap<object, Uint8Array>();
 
-function taskBytes(task: TaskSnapshot): Uint8Array {
+/**
+ * The encoding of one task snapshot, made once per snapshot object: the
+ * one its acknowledgement prepared, or made now. A restore command takes
+ * the very snapshots the manifest committed, and their encodings with them.
+ */
+export function taskBytes(task: TaskSnapshot): Uint8Array {
   let bytes = taskEncodings.get(task);
   if (bytes === undefined) {
     bytes = manifestCodecs().task.encode(task);
     taskEncodings.set(task, bytes);
   }
   return bytes;
+}
+
+/**
+ * Keeps `bytes` as the encoding of `task`, which was decoded from them
+ * (an acknowledgement's wire bytes of the snapshot): the commit then joins
+ * them as they came instead of encoding the snapshot again. Fields the
+ * coordinator does not know travel on with them. A snapshot that has an
+ * encoding already keeps it.
+ */
+export function adoptTaskBytes(task: object, bytes: Uint8Array): void {
+  if (!taskEncodings.has(task)) taskEncodings.set(task, bytes);
 }
 
 /**
@@ -49,7 +65,8 @@ export function prepareTaskSnapshots(snapshots: readonly TaskSnapshot[]): void {
   for (const snapshot of snapshots) taskBytes(snapshot);
 }
 
-function varintBytes(n: number): number {
+/** How many bytes the varint of `n` takes. */
+export function varintBytes(n: number): number {
   let bytes = 1;
   for (let v = n; v >= 0x80; v = Math.floor(v / 0x80)) bytes += 1;
   return bytes;
@@ -72,17 +89,25 @@ export function encodeManifest(manifest: Manifest): Uint8Array {
   const out = Buffer.allocUnsafe(total);
   out.set(before, 0);
   let offset = before.length;
-  for (const bytes of entries) {
-    out[offset++] = TASKS_TAG;
-    let n = bytes.length;
-    while (n >= 0x80) {
-      out[offset++] = (n % 0x80) | 0x80;
-      n = Math.floor(n / 0x80);
-    }
-    out[offset++] = n;
-    out.set(bytes, offset);
-    offset += bytes.length;
-  }
+  for (const bytes of entries) offset = writeField(out, offset, TASKS_TAG, bytes);
   if (after !== undefined) out.set(after, offset);
   return out;
+}
+
+/**
+ * Writes a length-delimited field (`tag`, the length of `bytes` as a
+ * varint, `bytes`) into `out` at `offset`; returns the offset after it.
+ * `tag` must be below 0x80 (a field number below 16).
+ */
+export function writeField(out: Uint8Array, offset: number, tag: number, bytes: Uint8Array): number {
+  let at = offset;
+  out[at++] = tag;
+  let n = bytes.length;
+  while (n >= 0x80) {
+    out[at++] = (n % 0x80) | 0x80;
+    n = Math.floor(n / 0x80);
+  }
+  out[at++] = n;
+  out.set(bytes, at);
+  return at + bytes.length;
 }
