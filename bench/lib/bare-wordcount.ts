@@ -5,7 +5,9 @@
  * [sink]), with the same topology, reading and output:
  *
  * - `split-<i>` reads `sentences.<i>` of the input stream with an ordered
- *   consumer (256 messages a pull, as the SDK's source) and publishes each
+ *   consumer (256 messages a pull, as the SDK's source; on nats-server
+ *   before 2.10, as the SDK's source there, every subject, skipping the
+ *   others itself: `serverFiltersSlowly`) and publishes each
  *   word to one count task, `partitionOf(word, 2)` over the sorted count ids
  *   as the SDK's router partitions a keyed record;
  * - `count-<j>` counts each word and publishes "word total" to the sink;
@@ -26,6 +28,7 @@ import { createInbox, type Msg, type NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { words } from '../../examples/wordcount/corpus.js';
 import { INPUT_STREAM, OUTPUT_STREAM, OUTPUT_SUBJECT, inputSubject } from '../../examples/wordcount/job.js';
+import { serverFiltersSlowly } from '../../src/sdk/jetstream-filter.js';
 import { partitionOf } from '../../src/sdk/router.js';
 
 /** The count tasks, sorted as the SDK's router sorts the downstream tasks it partitions over. */
@@ -57,9 +60,12 @@ function parseOptions(): Options {
 async function split(nc: NatsConnection, prefix: string, partition: number): Promise<void> {
   const from = `split-${partition}`;
   const edges = COUNTS.map((count) => `${prefix}.${from}.${count}`);
-  const consumer = await jetstream(nc).consumers.get(INPUT_STREAM, { filter_subjects: inputSubject(partition) });
+  const subject = inputSubject(partition);
+  const filterHere = serverFiltersSlowly(nc.info?.version);
+  const consumer = await jetstream(nc).consumers.get(INPUT_STREAM, filterHere ? {} : { filter_subjects: subject });
   const messages = await consumer.consume({ max_messages: PULL_BATCH });
   for await (const msg of messages) {
+    if (filterHere && msg.subject !== subject) continue;
     for (const word of words(msg.string())) nc.publish(edges[partitionOf(word, edges.length)] as string, word);
   }
 }
