@@ -135,8 +135,9 @@ function commonConditions(runs: readonly RunFigures[], corpus: Corpus, rounds: n
     ).join(', ');
   const ckpt = MODES.filter((m) => m !== BARE);
   return (
-    `${corpus.sentences} sentences (${corpus.updates} words, one sink update each) stored in JetStream before the ` +
-    `runs and read from the first message by every run; 3 worker processes [${WORKER_TASKS.map((t) => t.join(', ')).join('] [')}], ` +
+    `${corpus.sentences} sentences (${corpus.updates} words, one sink update each) stored afresh in a JetStream ` +
+    `stream of the run's own before each run (untimed; its streams deleted after it) and read from the first ` +
+    `message; 3 worker processes [${WORKER_TASKS.map((t) => t.join(', ')).join('] [')}], ` +
     `a coordinator child process, one ${system.etcd} and one ${system.nats}, ${coresText(system)}; modes: ` +
     `bare = the same topology on nats.js alone (bench/lib/bare-wordcount.ts: the same ordered consumers and pull ` +
     `batch, on nats-server before 2.10 reading every subject and skipping the other source's as the SDK's source ` +
