@@ -6,8 +6,10 @@
  * (bench/lib/bare-wordcount.ts); and the coordinator's CPU time per
  * checkpoint.
  *
- * Every run reads the same corpus, stored in JetStream before the first
- * run, from its first message, with three worker processes, and is timed
+ * Every run reads the same corpus, stored in a JetStream stream of its own
+ * before it (untimed; both of its streams are deleted after it, so no run
+ * reads a stream or consumers left by another), from its first message,
+ * with three worker processes, and is timed
  * from its start (ckpt: the coordinator's "every task ready: job started";
  * bare: the go message once every process has subscribed) to the moment
  * the sink's last update is stored (the output stream's `last_ts`) with
@@ -30,12 +32,11 @@
  *   make build && node --import tsx bench/data-plane.ts [--quick]
  */
 import { sentences, words } from '../examples/wordcount/corpus.js';
-import { INPUT_STREAM, INPUT_SUBJECTS, OUTPUT_STREAM } from '../examples/wordcount/job.js';
 import { MODES, timeRun, type RunFigures } from './lib/data-plane-runs.js';
 import { dataPlaneRows } from './lib/data-plane-rows.js';
 import type { Scenario } from './lib/row.js';
 import { isMain, runStandalone } from './standalone.js';
-import { preloadInput, startBenchStack } from './wordcount-stack.js';
+import { startBenchStack } from './wordcount-stack.js';
 
 /** How the scenario runs. */
 export interface DataPlaneOptions {
@@ -56,16 +57,15 @@ export function dataPlaneScenario(options: DataPlaneOptions): Scenario {
     const stack = await startBenchStack(ctx, ['--heartbeat-interval-ms', '250', '--heartbeat-timeout-ms', '3000']);
     try {
       const text = sentences(options.sentences);
-      await preloadInput(stack.nc, text, [...INPUT_SUBJECTS]);
       const corpus = { sentences: text.length, updates: text.reduce((n, s) => n + words(s).length, 0) };
-      ctx.log(`${corpus.sentences} sentences (${corpus.updates} words) stored in ${INPUT_STREAM}`);
+      ctx.log(`${corpus.sentences} sentences (${corpus.updates} words), stored afresh before each run`);
       const runs: RunFigures[] = [];
       for (let round = 0; round < options.rounds; round++) {
-        for (const mode of rotate(MODES, round)) runs.push(await timeRun(stack, ctx, corpus, mode, round));
+        for (const mode of rotate(MODES, round)) runs.push(await timeRun(stack, ctx, text, corpus, mode, round));
       }
       return dataPlaneRows(runs, corpus, options.rounds, ctx.system);
     } finally {
-      await stack.stop([INPUT_STREAM, OUTPUT_STREAM]);
+      await stack.stop([]);
     }
   };
 }

@@ -243,13 +243,19 @@ export async function startBenchStack(ctx: ScenarioContext, coordinatorArgs: rea
 }
 
 /**
- * Creates the input stream afresh (`sentences.*`) and stores `corpus` in
- * it, sentence `i` on `subjects[i % subjects.length]`, each acknowledged.
+ * Creates the input stream afresh (`SENTENCES` on `sentences.*`, or
+ * `stream` on `filter`) and stores `corpus` in it, sentence `i` on
+ * `subjects[i % subjects.length]`, each acknowledged.
  */
-export async function preloadInput(nc: NatsConnection, corpus: readonly string[], subjects: string[]): Promise<void> {
+export async function preloadInput(
+  nc: NatsConnection,
+  corpus: readonly string[],
+  subjects: string[],
+  { stream, filter }: { stream: string; filter: string } = { stream: INPUT_STREAM, filter: 'sentences.*' },
+): Promise<void> {
   const jsm = await jetstreamManager(nc);
-  await deleteStream(nc, INPUT_STREAM);
-  await jsm.streams.add({ name: INPUT_STREAM, subjects: ['sentences.*'] });
+  await deleteStream(nc, stream);
+  await jsm.streams.add({ name: stream, subjects: [filter] });
   const js = jetstream(nc);
   for (let i = 0; i < corpus.length; i += PRELOAD_WINDOW) {
     const window = corpus.slice(i, i + PRELOAD_WINDOW);

@@ -5,7 +5,9 @@
  * [sink]), with the same topology, reading and output:
  *
  * - `split-<i>` reads `sentences.<i>` of the input stream with an ordered
- *   consumer (256 messages a pull, as the SDK's source) and publishes each
+ *   consumer (256 messages a pull, as the SDK's source; on nats-server
+ *   before 2.10, as the SDK's source there, every subject, skipping the
+ *   others itself: `serverFiltersSlowly`) and publishes each
  *   word to one count task, `partitionOf(word, 2)` over the sorted count ids
  *   as the SDK's router partitions a keyed record;
  * - `count-<j>` counts each word and publishes "word total" to the sink;
@@ -18,14 +20,18 @@
  * its subscriptions are registered (and the output stream exists); the
  * sources start reading at the first message on `<prefix>.go`.
  *
- *   node dist/bench/lib/bare-wordcount.js --nats URLS --prefix P --tasks split-0,count-0
+ *   node dist/bench/lib/bare-wordcount.js --nats URLS --prefix P --tasks split-0,count-0 [--job JOB_ID]
+ *
+ * `--job` names the streams and subjects as word count job JOB_ID's
+ * (examples/wordcount/job.ts `wordCountIo`); default the reference job's.
  */
 import { parseArgs } from 'node:util';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { createInbox, type Msg, type NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { words } from '../../examples/wordcount/corpus.js';
-import { INPUT_STREAM, OUTPUT_STREAM, OUTPUT_SUBJECT, inputSubject } from '../../examples/wordcount/job.js';
+import { wordCountIo, type WordCountIo } from '../../examples/wordcount/job.js';
+import { serverFiltersSlowly } from '../../src/sdk/jetstream-filter.js';
 import { partitionOf } from '../../src/sdk/router.js';
 
 /** The count tasks, sorted as the SDK's router sorts the downstream tasks it partitions over. */
@@ -42,24 +48,39 @@ interface Options {
   nats: string[];
   prefix: string;
   tasks: string[];
+  /** The streams and subjects, those of word count job `--job` (default `wordcount`). */
+  io: WordCountIo;
 }
 
 function parseOptions(): Options {
   const { values } = parseArgs({
-    options: { nats: { type: 'string' }, prefix: { type: 'string' }, tasks: { type: 'string' } },
+    options: {
+      nats: { type: 'string' },
+      prefix: { type: 'string' },
+      tasks: { type: 'string' },
+      job: { type: 'string' },
+    },
   });
   if (values.nats === undefined || values.prefix === undefined || values.tasks === undefined)
-    throw new Error('usage: bare-wordcount.js --nats URLS --prefix SUBJECT_PREFIX --tasks T1,T2');
-  return { nats: values.nats.split(','), prefix: values.prefix, tasks: values.tasks.split(',') };
+    throw new Error('usage: bare-wordcount.js --nats URLS --prefix SUBJECT_PREFIX --tasks T1,T2 [--job JOB_ID]');
+  return {
+    nats: values.nats.split(','),
+    prefix: values.prefix,
+    tasks: values.tasks.split(','),
+    io: wordCountIo(values.job ?? 'wordcount'),
+  };
 }
 
 /** Reads input subject `partition` from the first message and sends each word to its count task. */
-async function split(nc: NatsConnection, prefix: string, partition: number): Promise<void> {
+async function split(nc: NatsConnection, io: WordCountIo, prefix: string, partition: number): Promise<void> {
   const from = `split-${partition}`;
   const edges = COUNTS.map((count) => `${prefix}.${from}.${count}`);
-  const consumer = await jetstream(nc).consumers.get(INPUT_STREAM, { filter_subjects: inputSubject(partition) });
+  const subject = io.inputSubject(partition);
+  const filterHere = serverFiltersSlowly(nc.info?.version);
+  const consumer = await jetstream(nc).consumers.get(io.inputStream, filterHere ? {} : { filter_subjects: subject });
   const messages = await consumer.consume({ max_messages: PULL_BATCH });
   for await (const msg of messages) {
+    if (filterHere && msg.subject !== subject) continue;
     for (const word of words(msg.string())) nc.publish(edges[partitionOf(word, edges.length)] as string, word);
   }
 }
@@ -80,7 +101,7 @@ function count(nc: NatsConnection, prefix: string, taskId: string): void {
 }
 
 /** Stores every update of the count tasks in the output stream, acknowledged, in arrival order. */
-function sink(nc: NatsConnection, prefix: string): void {
+function sink(nc: NatsConnection, io: WordCountIo, prefix: string): void {
   const inbox = createInbox();
   // Updates not yet published from `next` on: an index, as shifting a long array costs its length.
   let queue: Uint8Array[] = [];
@@ -88,7 +109,7 @@ function sink(nc: NatsConnection, prefix: string): void {
   let waiting = 0;
   const fill = (): void => {
     while (waiting < SINK_WINDOW && next < queue.length) {
-      nc.publish(OUTPUT_SUBJECT, queue[next], { reply: inbox });
+      nc.publish(io.outputSubject, queue[next], { reply: inbox });
       next += 1;
       waiting += 1;
     }
@@ -123,9 +144,9 @@ function checkAck(msg: Msg): void {
 }
 
 /** Creates the output stream unless it exists (as the SDK's sink does before its first publication). */
-async function ensureOutput(jsm: JetStreamManager): Promise<void> {
+async function ensureOutput(jsm: JetStreamManager, io: WordCountIo): Promise<void> {
   const names = await jsm.streams.names().next();
-  if (!names.includes(OUTPUT_STREAM)) await jsm.streams.add({ name: OUTPUT_STREAM, subjects: [OUTPUT_SUBJECT] });
+  if (!names.includes(io.outputStream)) await jsm.streams.add({ name: io.outputStream, subjects: [io.outputSubject] });
 }
 
 function fail(err: unknown): never {
@@ -141,17 +162,17 @@ async function main(): Promise<void> {
     const [kind, partition] = task.split('-');
     if (kind === 'split') sources.push(Number(partition));
     else if (kind === 'count') count(nc, options.prefix, task);
-    else if (task === 'sink') sink(nc, options.prefix);
+    else if (task === 'sink') sink(nc, options.io, options.prefix);
     else throw new Error(`the word count has no task ${task}`);
   }
-  if (options.tasks.includes('sink')) await ensureOutput(await jetstreamManager(nc));
+  if (options.tasks.includes('sink')) await ensureOutput(await jetstreamManager(nc), options.io);
   const go = new Promise<void>((resolve) =>
     nc.subscribe(`${options.prefix}.go`, { max: 1, callback: () => resolve() }),
   );
   await nc.flush();
   process.stderr.write('ready\n');
   await go;
-  await Promise.all(sources.map((partition) => split(nc, options.prefix, partition)));
+  await Promise.all(sources.map((partition) => split(nc, options.io, options.prefix, partition)));
   await nc.closed();
 }
 

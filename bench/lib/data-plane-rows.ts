@@ -75,14 +75,18 @@ export function dataPlaneRows(runs: readonly RunFigures[], corpus: Corpus, round
 function modeRows(runs: readonly RunFigures[], figure: Figure): Row[] {
   return MODES.map((mode) => {
     const values = runs.filter((r) => r.mode === mode).map(figure.of);
+    const mid = median(values);
+    const spread = values.length > 1 ? (Math.max(...values) - Math.min(...values)) / mid : 0;
     return {
       id: `dataplane.${figure.name}.${mode.id}`,
-      value: Math.round(median(values)),
+      value: Math.round(mid),
       unit: figure.unit,
       target: null,
       ratio: null,
       met: null,
-      conditions: `${mode.id}, median of ${values.length} runs (${values.map(Math.round).join('/')}); ${figure.conditions}`,
+      conditions:
+        `${mode.id}, median of ${values.length} runs (${values.map(Math.round).join('/')}; spread ` +
+        `(max - min) / median ${spread.toFixed(2)}); ${figure.conditions}`,
     };
   });
 }
@@ -131,11 +135,13 @@ function commonConditions(runs: readonly RunFigures[], corpus: Corpus, rounds: n
     ).join(', ');
   const ckpt = MODES.filter((m) => m !== BARE);
   return (
-    `${corpus.sentences} sentences (${corpus.updates} words, one sink update each) stored in JetStream before the ` +
-    `runs and read from the first message by every run; 3 worker processes [${WORKER_TASKS.map((t) => t.join(', ')).join('] [')}], ` +
+    `${corpus.sentences} sentences (${corpus.updates} words, one sink update each) stored afresh in a JetStream ` +
+    `stream of the run's own before each run (untimed; its streams deleted after it) and read from the first ` +
+    `message; 3 worker processes [${WORKER_TASKS.map((t) => t.join(', ')).join('] [')}], ` +
     `a coordinator child process, one ${system.etcd} and one ${system.nats}, ${coresText(system)}; modes: ` +
     `bare = the same topology on nats.js alone (bench/lib/bare-wordcount.ts: the same ordered consumers and pull ` +
-    `batch, words partitioned over the counts by FNV-1a as the SDK's router does, core NATS edges without headers, ` +
+    `batch, on nats-server before 2.10 reading every subject and skipping the other source's as the SDK's source ` +
+    `does there, words partitioned over the counts by FNV-1a as the SDK's router does, core NATS edges without headers, ` +
     `the sink storing each update as it arrives with up to 256 acknowledgements outstanding; no checkpoints, no ` +
     `exactly-once), timed from its go message once every process has subscribed; ${ckpt.map((m) => m.id).join(', ')} = ` +
     `the reference word count on ckpt (examples/wordcount, compiled, plain node) with checkpoint interval 0 (none), ` +

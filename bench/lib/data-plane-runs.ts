@@ -5,17 +5,18 @@
  * whole output visible, with the CPU time its processes used.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { jetstreamManager, type ConsumerInfo, type JetStreamManager } from '@nats-io/jetstream';
 import {
-  INPUT_STREAM,
-  INPUT_SUBJECTS,
-  OUTPUT_STREAM,
-  WORKER_TASKS,
-  wordCountSpec,
-} from '../../examples/wordcount/job.js';
+  jetstreamManager,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type ConsumerInfo,
+  type JetStreamManager,
+} from '@nats-io/jetstream';
+import { WORKER_TASKS, wordCountIo, wordCountSpec, type WordCountIo } from '../../examples/wordcount/job.js';
 import { ManagedChild } from '../../test/chaos/child.js';
 import {
   deleteStream,
+  preloadInput,
   processCpuMs,
   startWorkers,
   stopWorkers,
@@ -45,10 +46,10 @@ export const MODES: readonly Mode[] = [
 export const POLL_MS = 100;
 /**
  * A worker process using at most this much CPU time in one poll is idle.
- * Whether the sources have read all input is asked of JetStream only then:
- * consumer info of a subject-filtered consumer costs nats-server 2.9 a scan
- * of the stream from the consumer's position, which polled all along took
- * most of a core from the pipeline.
+ * Whether the sources have read all input is asked of JetStream only then.
+ * (Consumer info of a subject-filtered consumer on nats-server 2.9 could
+ * turn its reading slow for the rest of the run (`serverFiltersSlowly`);
+ * the sources there read unfiltered.)
  */
 const IDLE_CPU_MS = 10;
 /** How long a ckpt job stays up after a run, idle, for the coordinator's CPU time. */
@@ -92,19 +93,36 @@ export function recordsPerCpuS(run: RunFigures, corpus: Corpus): number {
   return corpus.sentences / (run.cpuMs / 1000);
 }
 
-/** One run of `mode`, logged; the output stream is emptied first. */
+/**
+ * One run of `mode`, logged, on streams of its own: its input stream is
+ * stored afresh with `text` before the run (untimed), and both streams are
+ * deleted after it, so that no run reads a stream or consumer left by an
+ * earlier one.
+ */
 export async function timeRun(
   stack: BenchStack,
   ctx: ScenarioContext,
+  text: readonly string[],
   corpus: Corpus,
   mode: Mode,
   round: number,
 ): Promise<RunFigures> {
-  await deleteStream(stack.nc, OUTPUT_STREAM);
-  const figures =
-    mode.intervalMs === undefined
-      ? await bareRun(stack, ctx, corpus, mode, round)
-      : await ckptRun(stack, ctx, corpus, mode, round);
+  const jobId = `dataplane-${mode.id}-${round}`;
+  const io = wordCountIo(jobId);
+  const subjects = WORKER_TASKS.flat()
+    .filter((t) => t.startsWith('split-'))
+    .map((t) => io.inputSubject(Number(t.slice('split-'.length))));
+  await deleteStream(stack.nc, io.outputStream);
+  await preloadInput(stack.nc, text, subjects, { stream: io.inputStream, filter: io.inputFilter });
+  let figures: Measured;
+  try {
+    figures =
+      mode.intervalMs === undefined
+        ? await bareRun(stack, ctx, io, jobId, corpus, mode, round)
+        : await ckptRun(stack, ctx, io, jobId, corpus, mode, round);
+  } finally {
+    for (const stream of [io.inputStream, io.outputStream]) await deleteStream(stack.nc, stream).catch(() => undefined);
+  }
   const cpuText = figures.cpuByProcess.map((p) => `${p.name} ${p.ms}`).join(', ');
   const { idle } = figures;
   ctx.log(
@@ -122,19 +140,20 @@ type Measured = RunFigures & { cpuByProcess: Array<{ name: string; ms: number }>
 async function ckptRun(
   stack: BenchStack,
   ctx: ScenarioContext,
+  io: WordCountIo,
+  jobId: string,
   corpus: Corpus,
   mode: Mode,
   round: number,
 ): Promise<Measured> {
   const { coordinator } = stack;
-  const jobId = `dataplane-${mode.id}-${round}`;
   await coordinator.client.submitJob({ spec: wordCountSpec(jobId, mode.intervalMs ?? 0) });
   const workers = startWorkers({ coordinator, nats: ctx.nats, jobId, tasks: WORKER_TASKS, stateDir: stack.stateDir });
   try {
     const isStart = (e: LogEntry): boolean => e.jobId === jobId && e.msg === 'every task ready: job started';
     const started = await coordinator.waitFor(isStart, START_TIMEOUT_MS, `job ${jobId} started`);
     const trigger = (): Promise<unknown> => coordinator.client.triggerCheckpoint({ jobId }).catch(() => undefined);
-    const figures = await measure(stack, ctx, workers, corpus, started.time, trigger);
+    const figures = await measure(stack, ctx, io, workers, corpus, started.time, trigger);
     const checkpointMs = coordinator.logged(jobId, 'checkpoint completed').map((e) => e.durationMs ?? 0);
     const idle = await idleWindow(coordinator, jobId);
     if (coordinator.logged(jobId, 'job recovery started').length > 0)
@@ -149,25 +168,31 @@ async function ckptRun(
 async function bareRun(
   stack: BenchStack,
   ctx: ScenarioContext,
+  io: WordCountIo,
+  jobId: string,
   corpus: Corpus,
   mode: Mode,
   round: number,
 ): Promise<Measured> {
   const prefix = `${ctx.prefix}.bare.${round}`;
-  const { workers, ready } = startBareWorkers(ctx.nats, prefix);
+  const { workers, ready } = startBareWorkers(ctx.nats, prefix, jobId);
   try {
     await ready;
     const startedAt = Date.now();
     stack.nc.publish(`${prefix}.go`);
-    const figures = await measure(stack, ctx, workers, corpus, startedAt, () => Promise.resolve());
+    const figures = await measure(stack, ctx, io, workers, corpus, startedAt, () => Promise.resolve());
     return { ...figures, mode, round, checkpointMs: [] };
   } finally {
     await stopWorkers(workers);
   }
 }
 
-/** Starts the bare word count's 3 processes; `ready` resolves once each has subscribed. */
-function startBareWorkers(nats: readonly string[], prefix: string): { workers: ManagedChild[]; ready: Promise<void> } {
+/** Starts the bare word count's 3 processes on job `jobId`'s streams; `ready` resolves once each has subscribed. */
+function startBareWorkers(
+  nats: readonly string[],
+  prefix: string,
+  jobId: string,
+): { workers: ManagedChild[]; ready: Promise<void> } {
   const readies: Array<Promise<void>> = [];
   const workers = WORKER_TASKS.map((tasks, i) => {
     let onReady = (): void => undefined;
@@ -175,7 +200,10 @@ function startBareWorkers(nats: readonly string[], prefix: string): { workers: M
     return new ManagedChild({
       nodeArgs: COMPILED_NODE_ARGS,
       label: `bare-${i}`,
-      args: () => [COMPILED_BARE_WORDCOUNT, '--nats', nats.join(','), '--prefix', prefix, '--tasks', tasks.join(',')],
+      args: () => [
+        COMPILED_BARE_WORDCOUNT,
+        ...['--nats', nats.join(','), '--prefix', prefix, '--tasks', tasks.join(','), '--job', jobId],
+      ],
       onLine: (line) => (line === 'ready' ? onReady() : undefined),
     });
   });
@@ -199,6 +227,7 @@ function startBareWorkers(nats: readonly string[], prefix: string): { workers: M
 async function measure(
   stack: BenchStack,
   ctx: ScenarioContext,
+  io: WordCountIo,
   workers: readonly ManagedChild[],
   corpus: Corpus,
   startedAt: number,
@@ -207,7 +236,7 @@ async function measure(
   const cpu = jobCpu(ctx, stack.coordinator, workers);
   const cpuBefore = await cpu();
   const sources = workers.filter((_, i) => WORKER_TASKS[i]?.some((t) => t.startsWith('split')));
-  const { finishedAt, inputReadAt } = await awaitOutput(stack, corpus.updates, startedAt, sources, trigger);
+  const { finishedAt, inputReadAt } = await awaitOutput(stack, io, corpus.updates, startedAt, sources, trigger);
   const cpuAfter = await cpu();
   const cpuByProcess = cpuAfter.map((p, i) => ({ ...p, ms: p.ms - (cpuBefore[i]?.ms ?? 0) }));
   return {
@@ -215,7 +244,7 @@ async function measure(
     readMs: inputReadAt - startedAt,
     cpuMs: cpuByProcess.reduce((n, p) => n + p.ms, 0),
     cpuByProcess,
-    consumers: (await inputConsumers(await jetstreamManager(stack.nc), startedAt)).length,
+    consumers: (await inputConsumers(await jetstreamManager(stack.nc), io, startedAt)).length,
   };
 }
 
@@ -259,6 +288,7 @@ function jobCpu(
  */
 async function awaitOutput(
   stack: BenchStack,
+  io: WordCountIo,
   wanted: number,
   sinceMs: number,
   sources: readonly ManagedChild[],
@@ -269,15 +299,29 @@ async function awaitOutput(
   const idle = idleWatch(sources.map((w) => w.pid));
   let inputReadAt: number | undefined;
   for (;;) {
-    const { state } = await jsm.streams.info(OUTPUT_STREAM);
+    const state = await outputState(jsm, io);
     if (state.messages > wanted) throw new Error(`${state.messages} updates visible, ${wanted} expected`);
     if (state.messages === wanted)
       return { finishedAt: Date.parse(state.last_ts), inputReadAt: inputReadAt ?? Date.parse(state.last_ts) };
     if (Date.now() > deadline)
       throw new Error(`${state.messages} of ${wanted} updates visible after ${RUN_TIMEOUT_MS} ms`);
-    if (inputReadAt === undefined && (await idle()) && (await inputRead(jsm, sinceMs))) inputReadAt = Date.now();
+    if (inputReadAt === undefined && (await idle()) && (await inputRead(jsm, io, sinceMs))) inputReadAt = Date.now();
     if (inputReadAt !== undefined) await trigger();
     await delay(POLL_MS);
+  }
+}
+
+/**
+ * The output stream's message count and last time; none yet while the sink
+ * has not created the stream (it was deleted before the run).
+ */
+async function outputState(jsm: JetStreamManager, io: WordCountIo): Promise<{ messages: number; last_ts: string }> {
+  try {
+    return (await jsm.streams.info(io.outputStream)).state;
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)
+      return { messages: 0, last_ts: new Date(0).toISOString() };
+    throw err;
   }
 }
 
@@ -292,26 +336,34 @@ function idleWatch(pids: readonly number[]): () => Promise<boolean> {
   };
 }
 
-/** True when, for each input subject, a consumer created since `sinceMs` has delivered everything. */
-async function inputRead(jsm: JetStreamManager, sinceMs: number): Promise<boolean> {
-  const consumers = await inputConsumers(jsm, sinceMs);
-  return INPUT_SUBJECTS.every((subject) => consumers.some((c) => filterOf(c) === subject && c.num_pending === 0));
+/**
+ * True when, for each input subject, a consumer created since `sinceMs` has
+ * delivered everything: one filtered on it, or one without a filter (a
+ * source that filters itself) for each subject without.
+ */
+async function inputRead(jsm: JetStreamManager, io: WordCountIo, sinceMs: number): Promise<boolean> {
+  const subjects = [0, 1].map((p) => io.inputSubject(p));
+  const done = (await inputConsumers(jsm, io, sinceMs)).filter((c) => c.num_pending === 0);
+  const unfiltered = done.filter((c) => filterOf(c) === undefined).length;
+  const notFiltered = subjects.filter((subject) => !done.some((c) => filterOf(c) === subject)).length;
+  return unfiltered >= notFiltered;
 }
 
 /**
  * The input stream's consumers created since `sinceMs`: one per source,
  * and one more each time nats.js re-created a source's ordered consumer
- * (after missed heartbeats, say), which nats-server 2.9 then serves from
- * inside the stream with its slow subject filter.
+ * (after missed heartbeats, say).
  */
-async function inputConsumers(jsm: JetStreamManager, sinceMs: number): Promise<ConsumerInfo[]> {
+async function inputConsumers(jsm: JetStreamManager, io: WordCountIo, sinceMs: number): Promise<ConsumerInfo[]> {
   // The server's clock may lag a little behind the coordinator's log.
   const since = sinceMs - 1000;
-  return (await jsm.consumers.list(INPUT_STREAM).next()).filter((c) => Date.parse(c.created) >= since);
+  return (await jsm.consumers.list(io.inputStream).next()).filter((c) => Date.parse(c.created) >= since);
 }
 
+/** The consumer's subject filter; undefined without one. */
 function filterOf(consumer: ConsumerInfo): string | undefined {
-  return consumer.config.filter_subject ?? consumer.config.filter_subjects?.[0];
+  const filter = consumer.config.filter_subject ?? consumer.config.filter_subjects?.[0];
+  return filter === '' ? undefined : filter;
 }
 
 /** Keeps the job up, idle, for `IDLE_WINDOW_MS` and reads the coordinator's CPU time over it. */

@@ -10,7 +10,7 @@ import { fromNatsError } from '../bus/index.js';
 import { backoffDelayMs } from '../core/backoff.js';
 import { sleep } from '../worker-protocol/sleep.js';
 import { emitAll, type Emissions } from './emission.js';
-import { filtersSlowlyWhenResuming, subjectMatches } from './jetstream-filter.js';
+import { serverFiltersSlowly, subjectMatches } from './jetstream-filter.js';
 import { ensureStream } from './jetstream-stream.js';
 import { isPromiseLike } from './promise-like.js';
 import type { SourceMessage, SourcePosition, SourceTask, TaskContext } from './task.js';
@@ -21,9 +21,9 @@ export interface JetStreamSourceOptions {
   stream: string;
   /**
    * Reads only this subject (filter). Default: every subject of the stream.
-   * Against nats-server before 2.10, a source resuming inside the stream
-   * reads every subject and skips the others itself, which is much faster
-   * there than the server's filter.
+   * Against nats-server before 2.10, the source reads every subject and
+   * skips the others itself: the server's filter can turn slow there
+   * (`serverFiltersSlowly`).
    */
   subject?: string;
   /** Creates the stream (with `subject` as its subject) when it does not exist. Default false. */
@@ -83,9 +83,9 @@ async function* readStream(
   const heartbeatMs = Math.max(MIN_IDLE_HEARTBEAT_MS, options.idleHeartbeatMs ?? DEFAULT_SOURCE_IDLE_HEARTBEAT_MS);
   // The stream sequence of the last message handled (or skipped by the filter here).
   let last = positions.find((p) => p.input === input)?.offset ?? 0;
+  // On servers whose filter can turn slow, read every subject and filter here.
+  const filterHere = subject !== undefined && serverFiltersSlowly(nc.info?.version);
   for (let reopened = 0; ; reopened += 1) {
-    // Resuming inside the stream: on servers that filter slowly there, read every subject and filter here.
-    const filterHere = subject !== undefined && last > 0 && filtersSlowlyWhenResuming(nc.info?.version);
     const messages =
       reopened === 0
         ? await openConsumer(nc, options, last, filterHere, heartbeatMs, ctx)

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { headers, MsgHdrsImpl } from '@nats-io/nats-core';
-import { filtersSlowlyWhenResuming, subjectMatches } from '../../src/sdk/jetstream-filter.js';
+import { serverFiltersSlowly, subjectMatches } from '../../src/sdk/jetstream-filter.js';
 import { isPromiseLike, settledOf } from '../../src/sdk/promise-like.js';
 import { KEY_HEADER, recordHeaders } from '../../src/sdk/record.js';
 
@@ -21,15 +21,15 @@ test('a subject filter matches as NATS does: * is one token, a final > one or mo
   t.false(subjectMatches('*.>', 'a'));
 });
 
-test('servers before 2.10 are the ones that filter slowly when a consumer resumes', (t) => {
-  t.true(filtersSlowlyWhenResuming('2.9.10'));
-  t.true(filtersSlowlyWhenResuming('v2.9.25'));
-  t.true(filtersSlowlyWhenResuming('1.4.1'));
-  t.false(filtersSlowlyWhenResuming('2.10.0'));
-  t.false(filtersSlowlyWhenResuming('2.11.3-beta'));
-  t.false(filtersSlowlyWhenResuming('3.0.0'));
-  t.false(filtersSlowlyWhenResuming(undefined));
-  t.false(filtersSlowlyWhenResuming('unknown'));
+test('servers before 2.10 are the ones whose subject filter can turn slow', (t) => {
+  t.true(serverFiltersSlowly('2.9.10'));
+  t.true(serverFiltersSlowly('v2.9.25'));
+  t.true(serverFiltersSlowly('1.4.1'));
+  t.false(serverFiltersSlowly('2.10.0'));
+  t.false(serverFiltersSlowly('2.11.3-beta'));
+  t.false(serverFiltersSlowly('3.0.0'));
+  t.false(serverFiltersSlowly(undefined));
+  t.false(serverFiltersSlowly('unknown'));
 });
 
 test('a hook result is awaited only when it is a promise or a thenable', async (t) => {
