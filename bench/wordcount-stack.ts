@@ -176,6 +176,8 @@ export interface WorkerLayout {
    * `on-restart` (every start after its first). Default: never.
    */
   standby?: 'always' | 'on-restart';
+  /** The workers read and write the job's own streams (`wordCountIo(jobId)`, `--own-streams`). Default: SENTENCES and WORDCOUNT. */
+  ownStreams?: boolean;
 }
 
 /**
@@ -199,6 +201,7 @@ export function startWorkers(layout: WorkerLayout): ManagedChild[] {
         ...['--state-dir', layout.stateDir],
         ...['--worker-id', `${layout.jobId}-${name}-${i}-${child.starts}`],
         ...(standby() ? ['--standby'] : []),
+        ...(layout.ownStreams === true ? ['--own-streams'] : []),
       ],
     });
     return child;

@@ -148,7 +148,14 @@ async function ckptRun(
 ): Promise<Measured> {
   const { coordinator } = stack;
   await coordinator.client.submitJob({ spec: wordCountSpec(jobId, mode.intervalMs ?? 0) });
-  const workers = startWorkers({ coordinator, nats: ctx.nats, jobId, tasks: WORKER_TASKS, stateDir: stack.stateDir });
+  const workers = startWorkers({
+    coordinator,
+    nats: ctx.nats,
+    jobId,
+    tasks: WORKER_TASKS,
+    stateDir: stack.stateDir,
+    ownStreams: true,
+  });
   try {
     const isStart = (e: LogEntry): boolean => e.jobId === jobId && e.msg === 'every task ready: job started';
     const started = await coordinator.waitFor(isStart, START_TIMEOUT_MS, `job ${jobId} started`);

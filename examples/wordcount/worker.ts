@@ -4,6 +4,11 @@
  *   node --import tsx examples/wordcount/worker.ts --coordinator 127.0.0.1:7070 \
  *     --nats nats://127.0.0.1:4222 --job wordcount --tasks split-0,count-0 --state-dir /tmp/wc
  *
+ * With `--own-streams` it reads and writes the streams named after its job
+ * (`wordCountIo` in job.ts: `SENTENCES_<job>`, `WORDCOUNT_<job>`), so that
+ * several word count jobs can share one NATS; without, `SENTENCES` and
+ * `WORDCOUNT` whatever the job id.
+ *
  * With `--standby` it waits, connected, until the worker running those
  * tasks is gone, and then takes them over. With `--metrics HOST:PORT` (or
  * the environment variable CKPT_WORKER_METRICS; port 0 picks a free one)
@@ -25,7 +30,7 @@ import {
 } from '../../src/index.js';
 
 type NatsAuthOptions = NonNullable<WorkerOptions['natsAuth']>;
-import { wordCountIo } from './job.js';
+import { DEFAULT_JOB_ID, wordCountIo } from './job.js';
 import { taskFor } from './tasks.js';
 
 async function main(): Promise<void> {
@@ -39,6 +44,7 @@ async function main(): Promise<void> {
       'worker-id': { type: 'string' },
       'log-level': { type: 'string', default: 'warn' },
       standby: { type: 'boolean', default: false },
+      'own-streams': { type: 'boolean', default: false },
       metrics: { type: 'string', default: process.env.CKPT_WORKER_METRICS },
       ...Object.fromEntries(
         [...Object.keys(TLS_FLAGS), ...Object.keys(NATS_FLAGS)].map((f) => [f, { type: 'string' }]),
@@ -47,7 +53,7 @@ async function main(): Promise<void> {
   });
   if (!values.coordinator || !values.nats || !values.tasks || !values['state-dir']) {
     throw new Error(
-      'usage: worker.ts --coordinator ADDR --nats URLS --tasks T1,T2 --state-dir DIR [--job ID] [--worker-id ID] [--standby] [--metrics HOST:PORT]',
+      'usage: worker.ts --coordinator ADDR --nats URLS --tasks T1,T2 --state-dir DIR [--job ID] [--worker-id ID] [--standby] [--own-streams] [--metrics HOST:PORT]',
     );
   }
   const logger = createLogger(values['log-level'] as 'warn', 'wordcount-worker');
@@ -68,8 +74,9 @@ async function main(): Promise<void> {
     standby: values.standby,
     ...(values.metrics ? { metrics: { listen: values.metrics } } : {}),
   });
-  // Each job reads and writes streams of its own (`wordCountIo`).
-  const io = wordCountIo(values.job);
+  // With --own-streams the job reads and writes streams named after it (`wordCountIo`), so that several word
+  // counts can share one NATS; without, SENTENCES and WORDCOUNT whatever the job id.
+  const io = wordCountIo(values['own-streams'] ? values.job : DEFAULT_JOB_ID);
   for (const taskId of values.tasks.split(',')) worker.addTask(taskId, taskFor(taskId, io));
   await worker.start();
   if (worker.metricsAddress !== undefined) {

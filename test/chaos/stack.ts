@@ -318,6 +318,7 @@ function workerArgs(
     ...['--coordinator', coordinators.map((c) => c.address).join(',')],
     ...['--nats', natsLinks.map((p) => `nats://${p.address}`).join(',')],
     ...['--job', w.jobId],
+    '--own-streams',
     ...['--tasks', w.tasks.join(',')],
     ...['--state-dir', w.stateDir],
     ...['--worker-id', w.workerId],
