@@ -21,34 +21,55 @@ const (
 func EdgeSubject(prefix, from, to string) string { return prefix + ".data." + from + "." + to }
 
 type outEdge struct {
-	subject string
-	epoch   uint64
-	sent    uint64
-	used    bool
+	subject  string
+	producer *producerFlow
+	epoch    uint64
+	sent     uint64
+	used     bool
+	credit   edgeCredit
 }
 
 // dataPlane publishes records and barriers on one connection, so that
-// those of one edge keep their order, and counts the records of each edge.
+// those of one edge keep their order, counts the records of each edge,
+// and keeps the writer's side of flow control (flow_writer.go).
 type dataPlane struct {
-	nc     *nats.Conn
-	prefix string
-	mu     sync.Mutex
-	out    map[[2]string]*outEdge
-	onErr  func(error)
+	nc        *nats.Conn
+	prefix    string
+	mu        sync.Mutex
+	out       map[[2]string]*outEdge
+	producers map[string]*producerFlow
+	// flowEpoch is the worker's epoch: credits of any other are dropped.
+	flowEpoch uint64
+	onErr     func(error)
+	// onUnblocked: a producer that was over its window is no longer.
+	onUnblocked func(from string)
+	// onDrop: a message was dropped (its kind, why).
+	onDrop func(kind, reason string)
 }
 
 func newDataPlane(nc *nats.Conn, prefix string, onErr func(error)) *dataPlane {
-	return &dataPlane{nc: nc, prefix: prefix, out: map[[2]string]*outEdge{}, onErr: onErr}
+	return &dataPlane{nc: nc, prefix: prefix, out: map[[2]string]*outEdge{}, producers: map[string]*producerFlow{}, onErr: onErr}
 }
 
+// edge is the output edge from -> to; p.mu held. Only edges of the job
+// graph are created: credits of any other are dropped.
 func (p *dataPlane) edge(from, to string) *outEdge {
 	k := [2]string{from, to}
 	e := p.out[k]
 	if e == nil {
-		e = &outEdge{subject: EdgeSubject(p.prefix, from, to)}
+		e = &outEdge{subject: EdgeSubject(p.prefix, from, to), producer: p.producer(from)}
 		p.out[k] = e
 	}
 	return e
+}
+
+// registerOutputs creates the output edges of from, so that their credits are taken before the first record.
+func (p *dataPlane) registerOutputs(from string, outputs []string) {
+	p.mu.Lock()
+	for _, to := range outputs {
+		p.edge(from, to)
+	}
+	p.mu.Unlock()
 }
 
 func (p *dataPlane) publishRecord(from, to string, value []byte, epoch uint64, key string, hasKey bool) {
@@ -59,10 +80,11 @@ func (p *dataPlane) publishRecord(from, to string, value []byte, epoch uint64, k
 	p.mu.Lock()
 	e := p.edge(from, to)
 	if !e.used || epoch > e.epoch {
-		e.used, e.epoch, e.sent = true, epoch, 0
+		e.enterEpoch(epoch)
 	}
+	// A record of an older epoch is dropped by its reader, so it is not counted.
 	if epoch == e.epoch {
-		e.sent++
+		e.countSent()
 	}
 	// Published under the lock: a barrier's count must match what went before it.
 	err := p.nc.PublishMsg(&nats.Msg{Subject: e.subject, Data: value, Header: h})

@@ -27,7 +27,7 @@ func edgeRuntime(t *testing.T) (*runtime, *runner, map[string]int, countingTask)
 	rt.intake.beliefs.confirm(5)
 	rt.batches = newAckBatcher(rt, 1, time.Millisecond)
 	task := countingTask{got: make(chan Record, 100)}
-	r := newRunner(rt, "sink", task, []string{"a", "b"}, nil, modeAligned)
+	r := newRunner(rt, "sink", task, []string{"a", "b"}, nil, modeAligned, 0)
 	rt.runners["sink"], rt.order = r, []string{"sink"}
 	if err := r.restore(2, 0, nil, "", time.Second); err != nil {
 		t.Fatal(err)

@@ -14,9 +14,9 @@ type JetStreamSourceOptions struct {
 	// Stream is the stream to read. Required.
 	Stream string
 	// Subject reads only this subject (a filter). Default: every subject
-	// of the stream. Against nats-server before 2.10, a source resuming
-	// inside the stream reads every subject and skips the others itself,
-	// which is much faster there than the server's filter.
+	// of the stream. Against nats-server before 2.10, the source reads
+	// every subject and skips the others itself: the server's filter can
+	// turn slow there (see serverFiltersSlowly).
 	Subject string
 	// CreateStream creates the stream (with Subject as its subject, or
 	// "<Stream>.>" without one) when it does not exist. Default false.
@@ -164,7 +164,8 @@ func (r *streamReader) run() error {
 		reopenFor = DefaultSourceReopenFor
 	}
 	for first := true; ; first = false {
-		filterHere := r.src.opts.Subject != "" && r.last > 0 && filtersSlowlyWhenResuming(r.nc.ConnectedServerVersion())
+		// On servers whose filter can turn slow, read every subject and filter here.
+		filterHere := r.src.opts.Subject != "" && serverFiltersSlowly(r.nc.ConnectedServerVersion())
 		sub, err := r.open(filterHere)
 		if err != nil && first {
 			if r.done() {

@@ -259,8 +259,8 @@ func TestSubjectMatches(t *testing.T) {
 			t.Errorf("subjectMatches(%q, %q) = %v", c.filter, c.subject, got)
 		}
 	}
-	if !filtersSlowlyWhenResuming("2.9.10") || filtersSlowlyWhenResuming("2.10.1") || filtersSlowlyWhenResuming("") {
-		t.Error("filtersSlowlyWhenResuming is wrong")
+	if !serverFiltersSlowly("2.9.10") || serverFiltersSlowly("2.10.1") || serverFiltersSlowly("") {
+		t.Error("serverFiltersSlowly is wrong")
 	}
 }
 
@@ -436,4 +436,38 @@ func TestJetStreamSourceFailsWhenNoConsumerWorksForReopenFor(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Read goes on without its stream")
 	}
+}
+
+// On nats-server before 2.10 a subject-filtered consumer can make the
+// server rescan a block for every message it delivers (serverFiltersSlowly):
+// a source reads every subject there and filters itself, also when it
+// starts at the beginning of the stream, not only when it resumes.
+func TestJetStreamSourceFiltersItselfOnServersBefore210(t *testing.T) {
+	nc := jsTestServer(t)
+	js := jsTestStream(t, nc, "IN", "in.*")
+	for i := 0; i < 4; i++ {
+		jsTestPublish(t, js, fmt.Sprintf("in.%d", i%2), strconv.Itoa(i+1))
+	}
+	ctx := newJSTestContext(t, nc, "job", "split-0")
+	src := JetStreamSource(JetStreamSourceOptions{Stream: "IN", Subject: "in.1", FetchWait: 200 * time.Millisecond})
+	handled, _ := jsTestRead(t, src, ctx, nil)
+	got := jsTestNext(t, handled, 2)
+	if got[0].Offset != 2 || got[1].Offset != 4 {
+		t.Errorf("offsets %d, %d; want 2, 4 (in.1 only)", got[0].Offset, got[1].Offset)
+	}
+	wantFilter := "in.1"
+	if serverFiltersSlowly(nc.ConnectedServerVersion()) {
+		wantFilter = ""
+	}
+	n := 0
+	for info := range js.ConsumersInfo("IN") {
+		n++
+		if info.Config.FilterSubject != wantFilter {
+			t.Errorf("server %s: the source's consumer filters %q, want %q", nc.ConnectedServerVersion(), info.Config.FilterSubject, wantFilter)
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d consumers on the stream, want the source's one", n)
+	}
+	jsTestNothingMore(t, handled, 300*time.Millisecond)
 }

@@ -64,7 +64,7 @@ type runner struct {
 	credits *readerCredits
 }
 
-func newRunner(rt *runtime, id string, task interface{}, inputs, outputs []string, mode alignMode) *runner {
+func newRunner(rt *runtime, id string, task interface{}, inputs, outputs []string, mode alignMode, alignedTimeout time.Duration) *runner {
 	r := &runner{
 		rt: rt, id: id, task: task, inputs: inputs, out: newRouter(id, outputs), mode: mode,
 		phase: phaseIdle, positions: map[string]uint64{}, running: map[uint64]time.Time{},
@@ -76,7 +76,7 @@ func newRunner(rt *runtime, id string, task interface{}, inputs, outputs []strin
 		r.proc = t
 	}
 	if len(inputs) > 0 {
-		r.aligner = newInputAligner(inputs, mode)
+		r.aligner = newInputAligner(inputs, mode, alignedTimeout)
 		if window := rt.creditWindow(); window > 0 {
 			r.credits = newReaderCredits(rt.nc, rt.prefix, id, inputs, window, func(err error) { rt.logf("credit not sent: %v", err) })
 		}
@@ -116,7 +116,8 @@ func (r *runner) offerBarrier(epoch uint64, input string, checkpointID uint64, t
 	r.mu.Lock()
 	if r.accepting(epoch) && r.aligner != nil {
 		r.noteTypeLocked(checkpointID, typ)
-		r.aligner.offer(input, inputItem{barrier: true, checkpointID: checkpointID})
+		savepoint := typ == ckptpb.SnapshotType_SNAPSHOT_TYPE_SAVEPOINT
+		r.aligner.offer(input, inputItem{barrier: true, checkpointID: checkpointID, savepoint: savepoint})
 	}
 	r.mu.Unlock()
 	r.signal()
@@ -277,7 +278,9 @@ func (r *runner) restore(epoch, checkpointID uint64, snap *ckptpb.TaskSnapshot, 
 		}
 	}
 	var inFlight []inFlightRecord
-	if data != nil && r.mode == modeUnaligned && len(r.inputs) > 0 {
+	// A piece that says it holds in-flight records has them whatever the
+	// job's mode now; one of an unaligned job may predate the marker.
+	if data != nil && (snap.GetState().GetInFlightRecords() || r.mode == modeUnaligned) && len(r.inputs) > 0 {
 		state, records, err := decodeUnaligned(data)
 		if err != nil {
 			return fail(fmt.Errorf("restore of task %s: %v", r.id, err))
@@ -370,21 +373,45 @@ func (r *runner) start(epoch uint64) {
 
 func (r *runner) loop(gen uint64, tctx *taskContext, done chan struct{}) {
 	defer close(done)
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		r.mu.Lock()
 		if gen != r.gen || r.phase == phaseClosed {
 			r.mu.Unlock()
 			return
 		}
-		w := r.nextLocked(gen)
+		// An output over its window: the task takes no input (no record,
+		// no source message) until a credit makes room; checkpoints go on.
+		blocked := len(r.out.targets) > 0 && r.rt.plane.blocked(r.id)
+		w := r.nextLocked(gen, blocked)
 		src := r.srcCh
+		var due <-chan time.Time
+		if w == nil && r.aligner != nil {
+			if at, ok := r.aligner.nextTimeout(); ok {
+				if timer == nil {
+					timer = time.NewTimer(time.Until(at))
+				} else {
+					resetTimer(timer, time.Until(at))
+				}
+				due = timer.C
+			}
+		}
 		r.mu.Unlock()
 		if w != nil {
 			r.call(gen, w)
 			continue
 		}
+		if blocked {
+			src = nil
+		}
 		select {
 		case <-r.wake:
+		case <-due:
 		case <-tctx.ctx.Done():
 			return
 		case msg := <-src:
@@ -393,7 +420,10 @@ func (r *runner) loop(gen uint64, tctx *taskContext, done chan struct{}) {
 	}
 }
 
-func (r *runner) nextLocked(gen uint64) work {
+// nextLocked is the task's next piece of work, or nil; a blocked task
+// takes no record, only what is not a record (snapshots, in-flight
+// records, finishes, cancels, the control work).
+func (r *runner) nextLocked(gen uint64, blocked bool) work {
 	if r.phase != phaseActive {
 		return nil
 	}
@@ -405,7 +435,13 @@ func (r *runner) nextLocked(gen uint64) work {
 	if r.aligner == nil {
 		return nil
 	}
-	act, ok := r.aligner.next()
+	var act alignAction
+	var ok bool
+	if blocked {
+		act, ok = r.aligner.nextControl()
+	} else {
+		act, ok = r.aligner.next()
+	}
 	if !ok {
 		return nil
 	}
@@ -431,8 +467,16 @@ func (r *runner) nextLocked(gen uint64) work {
 		return func() error { return r.proc.Process(rec, tctx) }
 	case actSnapshot:
 		return func() error {
-			return r.snapshot(gen, act.checkpointID, act.alignmentMs, act.startedAt, r.mode == modeUnaligned)
+			return r.snapshot(gen, act.checkpointID, act.alignmentMs, act.startedAt, act.unaligned)
 		}
+	case actInFlight:
+		if o := r.open[act.checkpointID]; o != nil {
+			for _, rec := range act.records {
+				o.inFlight = append(o.inFlight, inFlightRecord{from: act.input, key: rec.Key, hasKey: rec.HasKey, value: rec.Value})
+				o.inFlightLen += uint64(len(rec.Value))
+			}
+		}
+		return func() error { return nil }
 	case actFinish:
 		id, alignmentMs := act.checkpointID, act.alignmentMs
 		return func() error { r.finishUnaligned(gen, id, alignmentMs); return nil }

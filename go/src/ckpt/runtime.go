@@ -117,6 +117,14 @@ func newRuntime(w *Worker, welcome *ckptpb.Welcome) (*runtime, error) {
 	rt.intake = newControlIntake(rt.jobID, welcome.Epoch, welcome.Term, rt, rt.drops)
 	rt.intake.beliefs.confirmSession(welcome.LatestCheckpointId, welcome.NextCheckpointId)
 	rt.plane = newDataPlane(w.nc, rt.prefix, func(err error) { rt.logf("publish failed: %v", err) })
+	rt.plane.onDrop = rt.drops.drop
+	rt.plane.onUnblocked = func(from string) {
+		if r := rt.runners[from]; r != nil {
+			r.signal()
+		}
+	}
+	rt.plane.resetFlow(welcome.Epoch)
+	alignedTimeout := time.Duration(spec.GetPolicy().GetAlignedCheckpointTimeoutMs()) * time.Millisecond
 	for _, id := range w.order {
 		task := w.tasks[id]
 		ins, known := inputs[id]
@@ -131,7 +139,8 @@ func newRuntime(w *Worker, welcome *ckptpb.Welcome) (*runtime, error) {
 		if len(ins) > 0 && !isTask {
 			return nil, fmt.Errorf("MALFORMED: task %s reads %v in job %s, so it must implement Task", id, ins, rt.jobID)
 		}
-		r := newRunner(rt, id, task, ins, outputs[id], rt.mode)
+		r := newRunner(rt, id, task, ins, outputs[id], rt.mode, alignedTimeout)
+		rt.plane.registerOutputs(id, outputs[id])
 		rt.runners[id] = r
 		rt.order = append(rt.order, id)
 		if r.isSource {
@@ -198,6 +207,15 @@ func (rt *runtime) subscribe(inputs map[string][]string) error {
 		rt.subs = append(rt.subs, sub)
 	}
 	for _, id := range rt.order {
+		if len(rt.runners[id].out.targets) > 0 {
+			from := id
+			subject := creditOutputsSubject(rt.prefix, from)
+			sub, err := rt.nc.Subscribe(subject, func(m *nats.Msg) { rt.plane.onCredit(from, m.Subject, m.Data) })
+			if err != nil {
+				return fmt.Errorf("UNAVAILABLE: subscribe %s: %v", subject, err)
+			}
+			rt.subs = append(rt.subs, sub)
+		}
 		for _, in := range inputs[id] {
 			edge := [2]string{in, id}
 			sub, err := rt.nc.Subscribe(EdgeSubject(rt.prefix, in, id), func(m *nats.Msg) { rt.receiveEdge(edge, m) })
@@ -419,6 +437,7 @@ func (rt *runtime) enterEpochLocked(epoch uint64) {
 	}
 	rt.heldTriggers = kept
 	rt.received = map[[2]string]uint64{}
+	rt.plane.resetFlow(epoch)
 	rt.batches.discardOtherEpochs(epoch)
 	for _, id := range rt.order {
 		rt.runners[id].halt(phaseHalted)

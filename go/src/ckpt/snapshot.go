@@ -28,11 +28,15 @@ type snapshotTaken struct {
 	startedAt    time.Time
 	syncMs       uint64
 	alignmentMs  uint64
+	// inFlight: the piece holds in-flight records besides the state (StateHandle.in_flight_records).
+	inFlight bool
 }
 
 // snapshot takes the task's snapshot of checkpointID at this point of its
 // input, forwards the barrier to every output, and uploads in the background.
-// With open (unaligned), the upload waits for finishUnaligned.
+// With open (unaligned: the job's mode, or an aligned checkpoint that timed
+// out), the upload waits for finishUnaligned, and the piece stores the
+// in-flight records recorded until then.
 func (r *runner) snapshot(gen, checkpointID, alignmentMs uint64, startedAt time.Time, open bool) error {
 	r.mu.Lock()
 	if gen != r.gen {
@@ -116,6 +120,7 @@ func (r *runner) finishUnaligned(gen, checkpointID, alignmentMs uint64) {
 	r.running[checkpointID] = time.Now()
 	r.mu.Unlock()
 	o.taken.alignmentMs = alignmentMs
+	o.taken.inFlight = true
 	r.upload(o.taken, encodeUnaligned(o.state, o.inFlight), o.inFlightLen, uint64(len(o.state)))
 }
 
@@ -128,6 +133,9 @@ func (r *runner) upload(t snapshotTaken, data []byte, inFlightBytes, stateBytes 
 		var err error
 		if len(data) > 0 {
 			handle, err = r.rt.backend.put(pieceKey{r.rt.jobID, r.id, t.checkpointID, t.epoch}, data)
+			if err == nil && t.inFlight {
+				handle.InFlightRecords = true
+			}
 		}
 		r.mu.Lock()
 		delete(r.running, t.checkpointID)
