@@ -31,6 +31,8 @@ export interface CommonBehaviour {
   declineCheckpoint?: number;
   /** Blocks forever at the N-th record handled in the first epoch the process runs the task in. */
   hangAtRecord?: number;
+  /** A task with inputs takes this long for each record it processes (a slow reader). */
+  processDelayMs?: number;
 }
 
 /** Any behaviour. */
@@ -76,6 +78,8 @@ function parseBehaviour(taskId: string, value: unknown): Behaviour {
   const hang = field('hangAtRecord', undefined);
   if (decline !== undefined) common.declineCheckpoint = decline;
   if (hang !== undefined) common.hangAtRecord = hang;
+  const processDelay = field('processDelayMs', undefined);
+  if (processDelay !== undefined && processDelay > 0) common.processDelayMs = processDelay;
   switch (v.kind) {
     case 'source': {
       const keys = field('keys', DEFAULT_KEYS) as number;

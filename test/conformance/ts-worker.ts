@@ -90,6 +90,12 @@ class TaskBase {
     return true;
   }
 
+  /** What a processing call returns: a wait of `processDelayMs`, or nothing. */
+  pace(): Promise<void> | undefined {
+    const ms = this.behaviour.processDelayMs;
+    return ms === undefined ? undefined : delay(ms);
+  }
+
   snapshotTaken(checkpointId: number, values: Values): void {
     this.pending.set(checkpointId, values);
   }
@@ -181,7 +187,7 @@ function sumTask(base: TaskBase): Task {
       const key = record.key ?? '';
       sums.set(key, (sums.get(key) ?? 0) + n);
       ctx.emit(record.value, { key });
-      return undefined;
+      return base.pace();
     },
     snapshot(ctx) {
       base.declineCheck(ctx.checkpointId);
@@ -205,7 +211,7 @@ function sinkTask(base: TaskBase): Task {
     process(record, ctx) {
       if (base.hangs(ctx)) return FOREVER;
       state = { count: state.count + 1, sum: state.sum + Number(record.text()) };
-      return undefined;
+      return base.pace();
     },
     snapshot(ctx) {
       base.declineCheck(ctx.checkpointId);

@@ -4,6 +4,7 @@
 import type { Scenario } from '../scenario.js';
 import { aligned, firstStart, unaligned } from './basic.js';
 import { decline, oversizedAck, staleEpochsAndTerms } from './control.js';
+import { alignedTimeout, flowControl } from './flow.js';
 import { hungTask, leaderFailover, lostRecords, restoreChosen, sigkillRestart } from './faults.js';
 import { recoverThenRestore, restoreThenRecover, triggerBeforeStart } from './ordering.js';
 
@@ -22,4 +23,6 @@ export const SCENARIOS: readonly Scenario[] = [
   decline,
   hungTask,
   oversizedAck,
+  flowControl,
+  alignedTimeout,
 ];

@@ -43,6 +43,7 @@ type behaviour struct {
 	Keys              *uint64 `json:"keys"`
 	DeclineCheckpoint *uint64 `json:"declineCheckpoint"`
 	HangAtRecord      *uint64 `json:"hangAtRecord"`
+	ProcessDelayMs    *uint64 `json:"processDelayMs"`
 }
 
 type report struct {
@@ -76,6 +77,13 @@ func (t *base) publish(ctx ckpt.Context, r report) {
 	data, _ := json.Marshal(r)
 	if err := ctx.NATS().Publish(t.subject, data); err != nil {
 		t.logger.Printf("task %s: report not published: %v", t.id, err)
+	}
+}
+
+// pace takes processDelayMs for a record (a slow reader).
+func (t *base) pace() {
+	if t.b.ProcessDelayMs != nil && *t.b.ProcessDelayMs > 0 {
+		time.Sleep(time.Duration(*t.b.ProcessDelayMs) * time.Millisecond)
 	}
 }
 
@@ -232,6 +240,7 @@ type sum struct{ *base }
 
 func (s *sum) Process(rec ckpt.Record, ctx ckpt.Context) error {
 	s.hang(ctx)
+	s.pace()
 	n, err := strconv.ParseUint(string(rec.Value), 10, 64)
 	if err != nil {
 		return fmt.Errorf("record %q is not a count", rec.Value)
@@ -263,6 +272,7 @@ func sinkValues(st ckpt.KeyedState) values {
 
 func (s *sink) Process(rec ckpt.Record, ctx ckpt.Context) error {
 	s.hang(ctx)
+	s.pace()
 	n, err := strconv.ParseUint(string(rec.Value), 10, 64)
 	if err != nil {
 		return fmt.Errorf("record %q is not a count", rec.Value)
