@@ -11,8 +11,8 @@ import (
 // edge, a task counts the records it has taken for processing in the
 // current epoch and sends the edge's writer that cumulative count with its
 // window on <prefix>.credit.<from>.<to>. A writer that honours credits
-// then keeps at most a window of the edge's records unprocessed here. This
-// worker sends credits; as a writer it does not wait for them.
+// then keeps at most a window of the edge's records unprocessed here. The
+// writer's side is in flow_writer.go.
 
 // DefaultFlowControlWindow is the window of Options.FlowControlWindow when it is 0.
 const DefaultFlowControlWindow = 1024

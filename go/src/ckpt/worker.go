@@ -69,7 +69,8 @@ type Options struct {
 	// FlowControlWindow is how many records of an input edge a task takes
 	// beyond those it has processed, which it tells the edge's writer in
 	// credits (proto/PROTOCOL.md §7.5); 0: DefaultFlowControlWindow;
-	// negative: no credits are sent.
+	// negative: no credits are sent. As a writer, a task always honours
+	// the credits its readers send, whatever this option says.
 	FlowControlWindow int
 }
 
