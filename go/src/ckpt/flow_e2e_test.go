@@ -136,12 +136,20 @@ func TestEndToEndWriterWaitsForCredits(t *testing.T) {
 	defer stopSrc()
 	stopSlow := runWorker(t, c, jobID, dir, window, map[string]interface{}{"slow": slowSink{newE2ESink(), time.Millisecond, &processed}})
 	defer stopSlow()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(45 * time.Second)
 	for atomic.LoadInt64(&processed) < 50 {
 		if time.Now().After(deadline) {
 			t.Fatal("the reader processed nothing")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// What the writer sent before the reader's first credit reached it is not held back: let the reader catch up.
+	for atomic.LoadInt64(&emitted)-atomic.LoadInt64(&processed) > window {
+		if time.Now().After(deadline) {
+			t.Fatalf("the reader never came within a window of the writer: %d emitted, %d processed",
+				atomic.LoadInt64(&emitted), atomic.LoadInt64(&processed))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	maxAhead := int64(0)
 	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
