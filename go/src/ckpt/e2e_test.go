@@ -2,6 +2,7 @@ package ckpt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -644,5 +646,82 @@ func TestEndToEndBearerToken(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)
+	}
+}
+
+// failingSource idles until fail is closed, then its first Read fails; later reads idle.
+type failingSource struct {
+	fail   chan struct{}
+	failed int32
+}
+
+func (s *failingSource) Read(ctx Context, _ []SourcePosition, _ chan<- SourceMessage) error {
+	select {
+	case <-s.fail:
+		if atomic.CompareAndSwapInt32(&s.failed, 0, 1) {
+			return errors.New("the source fails on purpose")
+		}
+	case <-ctx.Done():
+		return nil
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func (s *failingSource) Handle(msg SourceMessage, ctx Context) error { return nil }
+
+// A failure written into a paused leader's stream is lost; the worker's
+// session resumes in the same epoch under the next leader, which knows
+// nothing of it. The worker reports the failure again, so the job recovers;
+// otherwise the failed task declines every trigger for good.
+func TestEndToEndFailureLostWithAPausedLeaderIsReportedAgain(t *testing.T) {
+	c := startClusterOf(t, 2)
+	jobID := "go-e2e-lost-failure"
+	c.submit(t, &ckptpb.JobSpec{
+		JobId: jobID,
+		Tasks: []*ckptpb.TaskSpec{{TaskId: "src"}, {TaskId: "sink", Inputs: []string{"src"}}},
+		Policy: &ckptpb.CheckpointPolicy{IntervalMs: 150, TimeoutMs: 10000,
+			Compression: ckptpb.StateCompression_STATE_COMPRESSION_NONE},
+	})
+	sink := &faultySink{aborted: make(chan uint64, 1000), completed: make(chan uint64, 1000), restored: make(chan uint64, 10)}
+	leader := c.leader(jobID)
+	if leader < 0 {
+		t.Fatal("no coordinator leads")
+	}
+	src := &failingSource{fail: make(chan struct{})}
+	w, err := NewWorker(Options{Coordinators: c.coordinators, NATSURL: c.natsURL, JobID: jobID, StateURI: "file://" + t.TempDir(),
+		Logf: func(f string, a ...interface{}) { t.Logf("worker: "+f, a...) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = w.AddTask("src", src)
+	_ = w.AddTask("sink", sink)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = w.Run(ctx) }()
+	select {
+	case <-sink.completed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no completion before the pause")
+	}
+	for len(sink.restored) > 0 {
+		<-sink.restored
+	}
+	pid := c.processes[leader].Process.Pid
+	_ = syscall.Kill(-pid, syscall.SIGSTOP)
+	defer func() { _ = syscall.Kill(-pid, syscall.SIGCONT) }()
+	close(src.fail)
+	select {
+	case <-sink.restored:
+	case <-time.After(40 * time.Second):
+		t.Fatal("the job did not recover: the new leader never learnt of the failure")
+	}
+	for len(sink.completed) > 0 {
+		<-sink.completed
+	}
+	select {
+	case <-sink.completed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no completion after the recovery")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"ckpt/ckptpb"
 
@@ -49,10 +50,12 @@ type runtime struct {
 	startRequested uint64
 	started        bool
 	heldTriggers   []*ckptpb.Trigger
-	triggerTimes   map[uint64]uint64
-	restoreGen     uint64
-	closed         bool
-	subs           []*nats.Subscription
+	// failures: the failures reported in the current epoch, by task; sent again in every session resumed in it.
+	failures     map[string]string
+	triggerTimes map[uint64]uint64
+	restoreGen   uint64
+	closed       bool
+	subs         []*nats.Subscription
 
 	batches    *ackBatcher
 	commands   chan *ckptpb.AttachResponse
@@ -107,7 +110,7 @@ func newRuntime(w *Worker, welcome *ckptpb.Welcome) (*runtime, error) {
 	rt := &runtime{
 		w: w, jobID: w.opts.JobID, prefix: welcome.ControlSubjectPrefix, mode: modeOf(spec.GetPolicy().GetMode()),
 		nc: w.nc, backend: w.backend, logf: w.logf,
-		runners: map[string]*runner{}, received: map[[2]string]uint64{}, triggerTimes: map[uint64]uint64{},
+		runners: map[string]*runner{}, received: map[[2]string]uint64{}, failures: map[string]string{}, triggerTimes: map[uint64]uint64{},
 		commands: make(chan *ckptpb.AttachResponse, 1024), canceled: make(chan struct{}), done: make(chan struct{}),
 	}
 	if c := spec.GetPolicy().GetCompression(); c == ckptpb.StateCompression_STATE_COMPRESSION_LZ4 || c == ckptpb.StateCompression_STATE_COMPRESSION_BROTLI {
@@ -409,9 +412,13 @@ func (rt *runtime) markCanceled(jobID string) {
 }
 
 // onResumed: a welcome after a reconnect. Tasks in its epoch carry on; any other epoch stops them.
+//
+// A failure written just before the old stream broke may never have arrived,
+// and a coordinator that took over knows nothing of it: the failed task would
+// decline every trigger and the job never recover. The failures of the epoch
+// are sent again.
 func (rt *runtime) onResumed(welcome *ckptpb.Welcome) {
 	rt.mu.Lock()
-	defer rt.mu.Unlock()
 	if welcome.ControlSubjectPrefix != rt.prefix {
 		rt.logf("the coordinator names another control prefix %q (the worker keeps %q)", welcome.ControlSubjectPrefix, rt.prefix)
 	}
@@ -420,6 +427,16 @@ func (rt *runtime) onResumed(welcome *ckptpb.Welcome) {
 	}
 	rt.intake.beliefs.confirmSession(welcome.LatestCheckpointId, welcome.NextCheckpointId)
 	rt.intake.confirmTerm(welcome.Term)
+	epoch := rt.intake.beliefs.epoch
+	again := make([]*ckptpb.TaskFailure, 0, len(rt.failures))
+	for taskID, message := range rt.failures {
+		again = append(again, &ckptpb.TaskFailure{TaskId: taskID, Epoch: epoch, Message: message})
+	}
+	rt.mu.Unlock()
+	for _, f := range again {
+		rt.logf("task %s: failure of epoch %d reported again in the resumed session", f.TaskId, epoch)
+		rt.w.session.send(&ckptpb.AttachRequest{Body: &ckptpb.AttachRequest_Failure{Failure: f}})
+	}
 }
 
 func (rt *runtime) enterEpochLocked(epoch uint64) {
@@ -437,6 +454,7 @@ func (rt *runtime) enterEpochLocked(epoch uint64) {
 	}
 	rt.heldTriggers = kept
 	rt.received = map[[2]string]uint64{}
+	rt.failures = map[string]string{}
 	rt.plane.resetFlow(epoch)
 	rt.batches.discardOtherEpochs(epoch)
 	for _, id := range rt.order {
@@ -574,14 +592,15 @@ func (rt *runtime) result(checkpointID, epoch uint64, res taskResult) {
 }
 
 func (rt *runtime) taskFailed(taskID string, epoch uint64, message string) {
+	message = truncateUTF8(message, 4096)
 	rt.mu.Lock()
 	current := epoch == rt.intake.beliefs.epoch && !rt.closed
+	if current {
+		rt.failures[taskID] = message
+	}
 	rt.mu.Unlock()
 	if !current {
 		return
-	}
-	if len(message) > 4096 {
-		message = message[:4096]
 	}
 	rt.w.session.send(&ckptpb.AttachRequest{Body: &ckptpb.AttachRequest_Failure{Failure: &ckptpb.TaskFailure{TaskId: taskID, Epoch: epoch, Message: message}}})
 }
@@ -660,4 +679,17 @@ func (rt *runtime) shutdown() {
 	}
 	close(rt.done)
 	rt.drops.flush()
+}
+
+// truncateUTF8: at most max bytes of s, cut at a character boundary (a
+// protobuf string must be valid UTF-8, or the message does not encode).
+func truncateUTF8(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }
