@@ -37,7 +37,12 @@ system-deps:
 
 # tsc, then the word count's worker bundled into one file and its V8 code
 # cache (package.json's bundle:worker; examples/wordcount/bundled-worker.ts
-# runs them), which starts in a third of the time of the compiled tree.
+# runs them), which starts in a third of the time of the compiled tree, and
+# a V8 startup snapshot of that bundle (snapshot:worker,
+# examples/wordcount/snapshot-builder.ts), from which a worker starts with
+# its modules loaded: node --snapshot-blob
+# dist/examples/wordcount/worker.snapshot.blob
+# dist/examples/wordcount/bundled-worker.js --coordinator ...
 build: node_modules/.installed
 	npx tsc -p tsconfig.json
 	npm run --silent bundle:worker

@@ -16,7 +16,13 @@ import { createCoordinatorClient, type CoordinatorClient } from '../src/client/i
 import { freePort } from '../src/dev/index.js';
 import { INPUT_STREAM } from '../examples/wordcount/job.js';
 import { ManagedChild } from '../test/chaos/child.js';
-import { COMPILED_CLI, COMPILED_NODE_ARGS, COMPILED_WORDCOUNT_WORKER, requireCompiled } from './lib/compiled-child.js';
+import {
+  COMPILED_CLI,
+  COMPILED_NODE_ARGS,
+  COMPILED_WORDCOUNT_WORKER,
+  COMPILED_WORKER_SNAPSHOT,
+  requireCompiled,
+} from './lib/compiled-child.js';
 import type { ScenarioContext } from './lib/row.js';
 
 /** Linux counts a process's CPU time in ticks of 1/100 s (USER_HZ). */
@@ -178,7 +184,17 @@ export interface WorkerLayout {
   standby?: 'always' | 'on-restart';
   /** The workers read and write the job's own streams (`wordCountIo(jobId)`, `--own-streams`). Default: SENTENCES and WORDCOUNT. */
   ownStreams?: boolean;
+  /**
+   * How a start of a worker process runs the bundled worker, asked at every
+   * start: `code-cache` (the bundle, with its V8 code cache) or `snapshot`
+   * (from make build's V8 startup snapshot of it, `node --snapshot-blob`).
+   * Default: `code-cache`.
+   */
+  launch?: () => WorkerLaunch;
 }
+
+/** How a worker process starts: see `WorkerLayout.launch`. */
+export type WorkerLaunch = 'code-cache' | 'snapshot';
 
 /**
  * Starts one word count worker process per entry of `layout.tasks`
@@ -193,6 +209,7 @@ export function startWorkers(layout: WorkerLayout): ManagedChild[] {
       nodeArgs: COMPILED_NODE_ARGS,
       label: `${name}-${i}`,
       args: () => [
+        ...(layout.launch?.() === 'snapshot' ? ['--snapshot-blob', COMPILED_WORKER_SNAPSHOT] : []),
         COMPILED_WORDCOUNT_WORKER,
         ...['--coordinator', layout.coordinator.address],
         ...['--nats', layout.nats.join(',')],

@@ -27,6 +27,13 @@ export const COMPILED_CLI = join(DIST, 'src', 'cli', 'main.js');
 export const COMPILED_WORDCOUNT_WORKER = join(DIST, 'examples', 'wordcount', 'bundled-worker.js');
 /** The bundle that `COMPILED_WORDCOUNT_WORKER` runs. */
 const WORKER_BUNDLE = join('dist', 'examples', 'wordcount', 'worker.bundle.cjs');
+/**
+ * The V8 startup snapshot of that bundle (package.json's `snapshot:worker`,
+ * examples/wordcount/snapshot-builder.ts): `node --snapshot-blob
+ * COMPILED_WORKER_SNAPSHOT COMPILED_WORDCOUNT_WORKER ...` starts the worker
+ * with its modules loaded.
+ */
+export const COMPILED_WORKER_SNAPSHOT = join(DIST, 'examples', 'wordcount', 'worker.snapshot.blob');
 /** The word count on nats.js alone, the data plane's baseline (bench/lib/bare-wordcount.ts). */
 export const COMPILED_BARE_WORDCOUNT = join(DIST, 'bench', 'lib', 'bare-wordcount.js');
 
@@ -47,8 +54,9 @@ export const COMPILED_NODE_ARGS: readonly string[] = process.env.CKPT_BENCH_CPU_
 /**
  * Resolves when every `.ts` of src/ and examples/, and the bare word
  * count, has its `.js` in dist/,
- * written after it (tsc rewrites every output on each build), and the
- * worker's bundle is newer than all of them; rejects
+ * written after it (tsc rewrites every output on each build), the
+ * worker's bundle is newer than all of them, and its snapshot newer than
+ * the bundle; rejects
  * with an error naming what is missing or stale and saying to run
  * `make build` otherwise.
  */
@@ -69,6 +77,11 @@ export async function requireCompiled(): Promise<void> {
   // The worker's bundle holds code of src/ and examples/: it must be newer than all of them.
   const bundle = await stat(join(REPO, WORKER_BUNDLE)).catch(() => undefined);
   if (bundle === undefined || bundle.mtimeMs < newest) stale.push(WORKER_BUNDLE);
+  // The snapshot holds the bundle: it must be newer.
+  const snapshot = await stat(COMPILED_WORKER_SNAPSHOT).catch(() => undefined);
+  if (snapshot === undefined || snapshot.mtimeMs < (bundle?.mtimeMs ?? Infinity)) {
+    stale.push(relative(REPO, COMPILED_WORKER_SNAPSHOT));
+  }
   if (stale.length === 0) return;
   const more = stale.length > NAMED_STALE ? ` and ${stale.length - NAMED_STALE} more` : '';
   throw new Error(

@@ -21,6 +21,7 @@
  * `--nats-tls-key-file` and `--nats-inbox-prefix` for NATS.
  */
 import { parseArgs } from 'node:util';
+import { startupSnapshot } from 'node:v8';
 import {
   createLocalDirectoryBackend,
   createLogger,
@@ -31,6 +32,7 @@ import {
 
 type NatsAuthOptions = NonNullable<WorkerOptions['natsAuth']>;
 import { DEFAULT_JOB_ID, wordCountIo } from './job.js';
+import { warmUpCodecs } from './snapshot-warm-up.js';
 import { taskFor } from './tasks.js';
 
 async function main(): Promise<void> {
@@ -123,7 +125,18 @@ function pick<K extends string>(
   return out;
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`worker: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+function run(): void {
+  main().catch((err: unknown) => {
+    process.stderr.write(`worker: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}
+
+// Built into a startup snapshot, the loaded modules are the snapshot, and `main` runs in each process started from
+// it (`node --snapshot-blob worker.snapshot.blob bundled-worker.js --coordinator ...`); otherwise it runs now.
+if (startupSnapshot.isBuildingSnapshot()) {
+  warmUpCodecs();
+  startupSnapshot.setDeserializeMainFunction(run);
+} else {
+  run();
+}

@@ -292,12 +292,19 @@ export class WorkerRuntime {
     const subjects = jobSubjects(this.#d.welcome.controlSubjectPrefix);
     const onError = (err: unknown, subject: string): void =>
       this.#d.logger.warn({ err, subject }, 'subscription failed');
-    // Triggers also without sources: their times are what tasks reading barriers measure their start delay from.
-    this.#unsubscribe.push(await subscribeControl(this.#d.nc, subjects, this.#intake, true, onError));
-    this.#unsubscribe.push(await plane.subscribe(readers, (edge, msg) => this.#edges.receive(edge, msg)));
     const producers = new Map<string, readonly string[]>();
     for (const taskId of this.#runners.keys()) producers.set(taskId, this.#graph.outputsOf(taskId));
-    this.#unsubscribe.push(await plane.subscribeCredits(producers));
+    // Side by side: each subscribes at once and then waits for the server's answer to its flush, so that the three
+    // cost one round trip instead of three (a restarted worker handles its restore only after them).
+    const subscribed = await Promise.allSettled([
+      // Triggers also without sources: their times are what tasks reading barriers measure their start delay from.
+      subscribeControl(this.#d.nc, subjects, this.#intake, true, onError),
+      plane.subscribe(readers, (edge, msg) => this.#edges.receive(edge, msg)),
+      plane.subscribeCredits(producers),
+    ]);
+    for (const s of subscribed) if (s.status === 'fulfilled') this.#unsubscribe.push(s.value);
+    const failed = subscribed.find((s) => s.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
   }
 
   #tickCredits(): void {

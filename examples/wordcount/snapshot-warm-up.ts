@@ -1,0 +1,50 @@
+/**
+ * Work a worker process does on its way to ready whose result is the same
+ * in every process, done once while the worker's startup snapshot is built
+ * (snapshot-builder.ts) so that the processes started from it find it
+ * done: the protobuf root of ckpt.v1 built from its descriptor, and the
+ * encoders and decoders that protobufjs generates for a message type on its
+ * first use, for the messages of a session's start (hello, welcome with the
+ * job spec, restore with state handles, ready, start, heartbeat) and of the
+ * barrier plane. Only computation: nothing connects, nothing is scheduled.
+ */
+// The codecs themselves, not the package's internal entry, which would bundle the coordinator as well.
+import { codec } from '../../src/proto/index.js';
+import type { AttachRequest } from '../../src/gen/ckpt/v1/AttachRequest.js';
+import type { AttachResponse } from '../../src/gen/ckpt/v1/AttachResponse.js';
+import { wordCountSpec } from './job.js';
+
+/** Encodes and decodes a sample of every message a restart exchanges. */
+export function warmUpCodecs(): void {
+  const requests = codec<AttachRequest, unknown>('AttachRequest');
+  const responses = codec<AttachResponse, unknown>('AttachResponse');
+  const handle = { uri: 'file:///state/count-0/1', sizeBytes: 10, checksum: 'sha256:00', shared: [{ uri: 'x' }] };
+  const snapshot = { taskId: 'count-0', state: handle, positions: [{ input: 'sentences.0', offset: 1 }] };
+  const samples: { requests: AttachRequest[]; responses: AttachResponse[] } = {
+    requests: [
+      { hello: { jobId: 'job', workerId: 'w', taskIds: ['split-0', 'count-0'], labels: { a: 'b' }, epoch: 1 } },
+      { heartbeat: { sentAtMs: 1, tasks: [{ taskId: 'count-0', busyMs: 1 }] } },
+      { ready: { epoch: 2, taskIds: ['count-0'] } },
+    ],
+    responses: [
+      { welcome: { sessionId: 's', epoch: 2, term: 1, spec: wordCountSpec('job', 500, { splits: 2, counts: 2 }) } },
+      { restore: { jobId: 'job', epoch: 2, checkpointId: 3, snapshots: [snapshot], term: 1, nextCheckpointId: 4 } },
+      { start: { jobId: 'job', epoch: 2, term: 1 } },
+    ],
+  };
+  for (const message of samples.requests) requests.decode(requests.encode(message));
+  for (const message of samples.responses) responses.decode(responses.encode(message));
+  for (const [name, message] of Object.entries(CONTROL_SAMPLES)) {
+    const control = codec<object, unknown>(name);
+    control.decode(control.encode(message));
+  }
+}
+
+/** A sample of each message of the barrier plane (bus.proto). */
+const CONTROL_SAMPLES: Record<string, object> = {
+  Trigger: { jobId: 'job', epoch: 2, checkpointId: 4, term: 1 },
+  Barrier: { jobId: 'job', epoch: 2, checkpointId: 4 },
+  CheckpointComplete: { jobId: 'job', epoch: 2, checkpointId: 4, term: 1 },
+  CheckpointAbort: { jobId: 'job', epoch: 2, checkpointId: 4, term: 1 },
+  Recover: { jobId: 'job', epoch: 3, checkpointId: 4, term: 1 },
+};
