@@ -172,7 +172,9 @@ export class Coordinator {
    */
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error(`coordinator cannot start when ${this.state}`);
+    const began = Date.now();
     this.jobs.load(await this.options.store.loadJobs());
+    const loadedMs = Date.now() - began;
     await this.cleanup.load(this.jobs.runtimes().map(cleanupJob));
     this.state = 'running';
     await this.jobs.startAll();
@@ -181,7 +183,12 @@ export class Coordinator {
     const { stateSweepIntervalMs } = resolveStateCleanupSettings(this.options.stateCleanup ?? {});
     this.stateSweeper = setInterval(() => void this.sweepState(), stateSweepIntervalMs);
     void this.sweepState();
-    this.log.info({ jobs: this.jobs.jobCount, quarantined: this.jobs.quarantinedCount }, 'coordinator started');
+    // How long a take-over spent reading the jobs from etcd, and in all.
+    const startup = { loadMs: loadedMs, startMs: Date.now() - began };
+    this.log.info(
+      { jobs: this.jobs.jobCount, quarantined: this.jobs.quarantinedCount, ...startup },
+      'coordinator started',
+    );
   }
 
   /**

@@ -110,10 +110,13 @@ export class JobRegistry {
    * left pending are aborted by a broadcast with reason COORDINATOR_RESTART.
    */
   async startAll(): Promise<void> {
+    // The aborts share their NATS confirmations: one round trip for every job, not one each.
+    const aborts: Promise<void>[] = [];
     for (const runtime of this.jobs.values()) {
       runtime.start();
-      await this.abortLeftovers(runtime);
+      aborts.push(this.abortLeftovers(runtime));
     }
+    await Promise.all(aborts);
   }
 
   /** Creates the tracker and runtime of a job stored in etcd; it is not started. */

@@ -5,7 +5,8 @@
  * most one runs at a time; recoveries in a row back off (`RestartBackoff`).
  */
 import type { AbortCause } from '../core/checkpoint.js';
-import { CkptError, LeadershipLostError } from '../core/errors.js';
+import { backoffDelayMs, type BackoffConfig } from '../core/backoff.js';
+import { CkptError, LeadershipLostError, StaleEpochError } from '../core/errors.js';
 import type { JobTracker } from '../core/job-tracker.js';
 import type { CheckpointStore, LeaderGuard } from '../core/ports.js';
 import type { Logger } from '../log/index.js';
@@ -53,11 +54,20 @@ export interface JobRollbackDeps {
   onLeadershipLost: (err: LeadershipLostError) => void;
 }
 
+/**
+ * How a recovery tries again to raise the epoch when etcd did not answer:
+ * until it answers, the leadership is lost or the coordinator stops. A
+ * recovery that gave up would leave the job in the epoch of a failed task,
+ * declining every trigger, with nothing left to start another recovery.
+ */
+export const EPOCH_BUMP_RETRY: BackoffConfig = { initialDelayMs: 100, maxDelayMs: 2000, multiplier: 2, jitter: 0.2 };
+
 /** The rollbacks of one job. */
 export class JobRollback {
   private readonly deps: JobRollbackDeps;
   private readonly restartBackoff: RestartBackoff;
   private recovering: Promise<void> | undefined;
+  private readonly stopping = new AbortController();
 
   constructor(deps: JobRollbackDeps) {
     this.deps = deps;
@@ -82,6 +92,7 @@ export class JobRollback {
   /** The coordinator stops: a recovery backing off ends its wait and stops there. */
   stop(): void {
     this.restartBackoff.cancel();
+    this.stopping.abort();
   }
 
   /**
@@ -161,7 +172,8 @@ export class JobRollback {
     // A commit while waiting may have dropped the checkpoint: checked again before anything changes.
     const restoreTo = plan.restoreTo === undefined ? undefined : tracker.checkRestore(plan.restoreTo);
     this.deps.abortAll(plan.reason, plan.why);
-    const epoch = await this.deps.store.bumpEpoch(tracker.jobId, tracker.epoch, this.deps.guard, restoreTo);
+    const epoch = await this.bumpEpoch(restoreTo);
+    if (epoch === undefined) return undefined;
     tracker.enterEpoch(epoch, restoreTo);
     const checkpointId = tracker.recoveryCheckpointId;
     await this.deps.broadcasts
@@ -171,5 +183,52 @@ export class JobRollback {
     log.info({ epoch, checkpointId }, 'job recovery: every task restores');
     this.deps.recovered(epoch, checkpointId);
     return { epoch, checkpointId };
+  }
+
+  /**
+   * Raises the job's epoch in etcd; undefined when the coordinator stopped
+   * first. A recovery tries again while etcd does not answer
+   * (`EPOCH_BUMP_RETRY`), and bumps again from the stored epoch when its
+   * own earlier bump went through unseen (STALE_EPOCH under the same
+   * leadership: the guard would have refused a deposed coordinator). An
+   * operator's restore fails at once instead: its caller sees the error.
+   */
+  private async bumpEpoch(restoreTo: number | undefined): Promise<number | undefined> {
+    const { tracker, store, guard, log } = this.deps;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await store.bumpEpoch(tracker.jobId, tracker.epoch, guard, restoreTo);
+      } catch (err) {
+        if (restoreTo !== undefined || err instanceof LeadershipLostError) throw err;
+        if (err instanceof StaleEpochError && err.current > tracker.epoch) {
+          log.warn(
+            { stored: err.current, epoch: tracker.epoch },
+            'an earlier epoch bump went through unseen; bumping from it',
+          );
+          return store.bumpEpoch(tracker.jobId, err.current, guard);
+        }
+        if (!(err instanceof CkptError && err.retryable)) throw err;
+        const delayMs = backoffDelayMs(EPOCH_BUMP_RETRY, attempt);
+        log.warn({ err, attempt, retryInMs: delayMs }, 'epoch not raised; trying again');
+        if (!(await this.sleep(delayMs))) return undefined;
+      }
+    }
+  }
+
+  /** Waits `ms`; false when the coordinator stopped meanwhile. */
+  private sleep(ms: number): Promise<boolean> {
+    const signal = this.stopping.signal;
+    if (signal.aborted || this.deps.stopped()) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(!this.deps.stopped());
+      }, ms);
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        resolve(false);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
   }
 }

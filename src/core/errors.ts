@@ -96,3 +96,18 @@ export class LeadershipLostError extends CkptError {
     super('UNAVAILABLE', message, { ...options, retryable: false });
   }
 }
+
+/**
+ * STALE_EPOCH from an epoch bump: the stored epoch was `current`, not the
+ * one expected. Under the same leadership it is the coordinator's own bump
+ * whose reply was lost; it bumps again from `current`.
+ */
+export class StaleEpochError extends CkptError {
+  /** The epoch stored when the bump was refused. */
+  readonly current: number;
+
+  constructor(message: string, current: number, options: Omit<CkptErrorOptions, 'retryable'> = {}) {
+    super('STALE_EPOCH', message, options);
+    this.current = current;
+  }
+}

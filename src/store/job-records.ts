@@ -7,7 +7,7 @@
 import type { ICompare, IRequestOp } from 'etcd3';
 import type { LeaderGuard, StoredJobState } from '../core/ports.js';
 import type { RestorePoint } from '../core/restore-point.js';
-import { CkptError, type ErrorIds } from '../core/errors.js';
+import { CkptError, StaleEpochError, type ErrorIds } from '../core/errors.js';
 import type { JobSpec__Output as JobSpec } from '../gen/ckpt/v1/JobSpec.js';
 import type { JobState } from '../gen/ckpt/v1/JobState.js';
 import { encodeForStore, storeCodecs } from './codecs.js';
@@ -208,7 +208,7 @@ export async function bumpEpoch(
       checkpointId: restoreTo,
     });
   }
-  throw new CkptError('STALE_EPOCH', `job ${jobId} is in epoch ${epoch}, not ${expectedEpoch}`, {
+  throw new StaleEpochError(`job ${jobId} is in epoch ${epoch}, not ${expectedEpoch}`, epoch, {
     jobId,
     epoch: expectedEpoch,
   });
