@@ -334,14 +334,11 @@ export class LeaderRouter<C extends grpc.Client> {
         const notSent = caught instanceof Unsent;
         const err = notSent ? caught.error : caught;
         const delay = this.#delayMs(n);
-        if (
-          !(notSent || retriable(err, repeatable)) ||
-          options.signal?.aborted === true ||
-          Date.now() + delay >= until
-        ) {
-          throw err;
-        }
+        const giveUp =
+          !(notSent || retriable(err, repeatable)) || options.signal?.aborted === true || Date.now() + delay >= until;
+        // Followed also when the call is not repeated: the next call of the route goes where this one should have.
         const refused = this.follow(err, from, route);
+        if (giveUp) throw err;
         if (refused !== undefined) throw refused;
         await sleep(delay, options.signal);
       }
