@@ -16,7 +16,10 @@ import { jobGroupOf } from '../core/job-groups.js';
 import type { Logger } from '../log/index.js';
 import type { CoordinatorMetrics, JobFigures } from '../metrics/coordinator-metrics.js';
 import type { EtcdStore } from '../store/index.js';
+import { savepointHandles } from '../coordinator/state-settings.js';
+import type { HandleLike } from '../core/shared-state-registry.js';
 import { CoordinatorHost } from './coordinator-host.js';
+import { ForeignReferences } from './foreign-references.js';
 import { groupElectionName } from './election.js';
 import { Leadership, type LeaderTerm } from './leadership.js';
 
@@ -48,6 +51,8 @@ export class JobGroup {
   readonly leadership: Leadership;
   readonly host: CoordinatorHost;
   readonly #parts: ProcessParts;
+  /** With several groups: what other groups' jobs name of this group's pieces. */
+  readonly #foreign: ForeignReferences | undefined;
   #detachMetrics: (() => void) | undefined;
 
   /** Nothing campaigns before `start()`. */
@@ -56,6 +61,7 @@ export class JobGroup {
     this.group = group;
     this.groups = groups;
     this.#parts = parts;
+    this.#foreign = groups === 1 ? undefined : new ForeignReferences(parts.store, (jobId) => this.owns(jobId));
     const { config } = parts;
     const logger = groups === 1 ? parts.logger : parts.logger.child({ jobGroup: group });
     this.leadership = new Leadership({
@@ -110,6 +116,15 @@ export class JobGroup {
     this.#detachMetrics = undefined;
   }
 
+  /** A job's savepoints' handles, and what jobs of other groups name of its pieces (see `foreign-references.ts`). */
+  async #pinned(jobId: string): Promise<HandleLike[]> {
+    const [own, foreign] = await Promise.all([
+      savepointHandles(this.#parts.store, jobId),
+      this.#foreign?.of(jobId) ?? Promise.resolve([]),
+    ]);
+    return [...own, ...foreign];
+  }
+
   #createCoordinator(term: LeaderTerm, logger: Logger): Coordinator {
     const { config, store, bus, metrics } = this.#parts;
     return new Coordinator({
@@ -130,6 +145,7 @@ export class JobGroup {
         orphanGraceMs: config.orphanGraceMs,
         stateSweepIntervalMs: config.stateSweepIntervalMs,
         canceledStateRetentionMs: config.canceledStateRetentionMs,
+        ...(this.#foreign === undefined ? {} : { pinnedHandles: (jobId: string) => this.#pinned(jobId) }),
       },
       observer: metrics.timings,
       ...(this.groups === 1 ? {} : { jobFilter: (jobId: string) => this.owns(jobId) }),
