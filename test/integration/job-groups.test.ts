@@ -5,7 +5,8 @@
  * one; a client given every address reaches each job's leader and keeps
  * one per job; killing a coordinator moves only its group, and every job
  * commits again; the job list fans out; a coordinator with another number
- * of groups refuses to start; one group keeps the single election.
+ * of groups refuses to start; one group keeps the single election; a
+ * group's state cleanup learns what other groups' jobs name of its pieces.
  */
 import test, { type ExecutionContext } from 'ava';
 import { createCoordinatorClient, createQueryClient, errorInfo } from '../../src/client/index.js';
@@ -15,7 +16,9 @@ import { jobGroupOf } from '../../src/core/job-groups.js';
 import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
 import { silentLogger } from '../../src/log/index.js';
 import { runCoordinator, type RunningCoordinator } from '../../src/server/run.js';
+import { ForeignReferences } from '../../src/server/foreign-references.js';
 import { startSimulatedWorker, type SimulatedWorker } from '../sim/index.js';
+import { commitRequest, jobSpec, manifest, storeFixture } from './store-fixtures.js';
 import { etcdClient, eventually, uniquePrefix, useServers, type TestPrefix } from '../helpers/index.js';
 
 const servers = useServers();
@@ -266,4 +269,26 @@ test('one job group keeps the single election and records its number', async (t)
   t.is(node.group(0).coordinator, node.coordinator);
   const error = await t.throwsAsync(runCoordinator(configOf(prefix, { jobGroups: 3 }), silentLogger()));
   t.regex(error?.message ?? '', /run 1 job groups/);
+});
+
+test("a group's cleanup learns from etcd which of its jobs' pieces other groups' jobs name", async (t) => {
+  const { store } = storeFixture(t, servers);
+  // job-0 is in group 1; job-1, created from one of its savepoints, in group 2, and names two of its pieces.
+  t.is(jobGroupOf('job-0', GROUPS), 1);
+  t.is(jobGroupOf('job-1', GROUPS), 2);
+  const piece = (jobId: string, n: number): string => `file:///var/lib/ckpt/${jobId}/source/${n}-1.snap`;
+  for (const jobId of ['job-0', 'job-1']) await store.createJob(jobSpec(jobId), Date.now());
+  const m = manifest('job-1', 1, 1, 1);
+  const task = m.tasks[0]!;
+  task.state = { ...task.state!, uri: piece('job-1', 1), shared: [{ ...task.state!, uri: piece('job-0', 7) }] };
+  m.tasks.push({ ...task, taskId: 'task-00001', state: { ...task.state, uri: piece('job-0', 8), shared: [] } });
+  await store.commit(commitRequest(m));
+  const ofGroup = (group: number) => new ForeignReferences(store, (jobId) => jobGroupOf(jobId, GROUPS) === group);
+  t.deepEqual(
+    (await ofGroup(1).of('job-0')).map((h) => h.uri).sort(),
+    [piece('job-0', 7), piece('job-0', 8)],
+    'the pieces of job-0 that job-1 names pin job-0',
+  );
+  t.deepEqual(await ofGroup(2).of('job-1'), [], 'a job naming its own pieces pins nothing elsewhere');
+  t.deepEqual(await ofGroup(1).of('job-3'), []);
 });
