@@ -180,10 +180,12 @@ fuzz: deps
 # make cluster's topology: TLS with client certificates on every link (through
 # the fault proxies), least-privilege NATS and etcd users, gRPC mutual TLS;
 # SECURE=0 runs it all in plain text, for comparison.
+# GROUPS=n spreads the jobs over n job groups (--job-groups), so that the
+# coordinators share them and leader faults hit each job's own leader.
 # COORDINATORS, JOBS, FAULT_KINDS, NATS_CLUSTER, SECURE,
 # SPACING_MS and CHAOS_LOG_DIR are read from the environment (test/chaos/main.ts).
 SEED ?= 1
 FAULTS ?= 20
 .PHONY: chaos
 chaos: deps
-	node --import tsx test/chaos/main.ts --seed $(SEED) --faults $(FAULTS)
+	node --import tsx test/chaos/main.ts --seed $(SEED) --faults $(FAULTS) $(if $(GROUPS),--job-groups $(GROUPS))

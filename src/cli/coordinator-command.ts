@@ -49,6 +49,11 @@ const FLAGS: Array<[flag: string, option: keyof CoordinatorConfigInput, help: st
     'leaderProbeIntervalMs',
     "how often a standby checks that the leader's process listens; 0: off (CKPT_LEADER_PROBE_INTERVAL_MS)",
   ],
+  [
+    '--job-groups <n>',
+    'jobGroups',
+    'independent leader elections the jobs are spread over, fixed per etcd prefix; 1: one leader runs every job (CKPT_JOB_GROUPS)',
+  ],
   ['--etcd-prefix <prefix>', 'etcdPrefix', 'prefix of every etcd key (CKPT_ETCD_PREFIX)'],
   ['--subject-prefix <prefix>', 'subjectPrefix', 'first token of every NATS subject (CKPT_SUBJECT_PREFIX)'],
   ['--auth-token <token>', 'authToken', 'require "authorization: Bearer <token>" on every call (CKPT_AUTH_TOKEN)'],

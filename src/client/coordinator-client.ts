@@ -63,9 +63,17 @@ export class CoordinatorClient {
     return this.#router.client;
   }
 
-  /** The address calls go to now. */
+  /** The address calls that name no job go to now. */
   get address(): string {
     return this.#router.address;
+  }
+
+  /**
+   * The address calls about `jobId` go to now: its job group's leader as
+   * far as known (see `LeaderRouter`).
+   */
+  addressOf(jobId?: string): string {
+    return this.#router.addressOf(jobId);
   }
 
   /** Every address known: the ones given, then leaders named by standbys. */
@@ -75,17 +83,17 @@ export class CoordinatorClient {
 
   /** Registers a job (a no-op for the same spec again). */
   submitJob(request: SubmitJobRequest, options?: CallOptions): Promise<SubmitJobResponse__Output> {
-    return this.#unary((raw) => raw.submitJob.bind(raw), request, 'idempotent', options);
+    return this.#unary((raw) => raw.submitJob.bind(raw), request, 'idempotent', options, request.spec?.jobId);
   }
 
   /** Returns a job and its checkpointing status. */
   getJob(request: GetJobRequest, options?: CallOptions): Promise<GetJobResponse__Output> {
-    return this.#unary((raw) => raw.getJob.bind(raw), request, 'idempotent', options);
+    return this.#unary((raw) => raw.getJob.bind(raw), request, 'idempotent', options, request.jobId);
   }
 
   /** Cancels a job (a no-op for a canceled one). */
   cancelJob(request: CancelJobRequest, options?: CallOptions): Promise<CancelJobResponse__Output> {
-    return this.#unary((raw) => raw.cancelJob.bind(raw), request, 'idempotent', options);
+    return this.#unary((raw) => raw.cancelJob.bind(raw), request, 'idempotent', options, request.jobId);
   }
 
   /** Acknowledges one checkpoint for one or more tasks of one worker (repeating it is a no-op). */
@@ -93,7 +101,7 @@ export class CoordinatorClient {
     request: AcknowledgeCheckpointRequest,
     options?: CallOptions,
   ): Promise<AcknowledgeCheckpointResponse__Output> {
-    return this.#unary((raw) => raw.acknowledgeCheckpoint.bind(raw), request, 'idempotent', options);
+    return this.#unary((raw) => raw.acknowledgeCheckpoint.bind(raw), request, 'idempotent', options, request.jobId);
   }
 
   /** Declines one checkpoint for one or more tasks. */
@@ -101,7 +109,7 @@ export class CoordinatorClient {
     request: DeclineCheckpointRequest,
     options?: CallOptions,
   ): Promise<DeclineCheckpointResponse__Output> {
-    return this.#unary((raw) => raw.declineCheckpoint.bind(raw), request, 'once', options);
+    return this.#unary((raw) => raw.declineCheckpoint.bind(raw), request, 'once', options, request.jobId);
   }
 
   /**
@@ -112,7 +120,7 @@ export class CoordinatorClient {
     request: TriggerCheckpointRequest,
     options?: CallOptions,
   ): Promise<TriggerCheckpointResponse__Output> {
-    return this.#unary((raw) => raw.triggerCheckpoint.bind(raw), request, 'once', options);
+    return this.#unary((raw) => raw.triggerCheckpoint.bind(raw), request, 'once', options, request.jobId);
   }
 
   /**
@@ -121,7 +129,7 @@ export class CoordinatorClient {
    * and checkpoint.
    */
   restoreJob(request: RestoreJobRequest, options?: CallOptions): Promise<RestoreJobResponse__Output> {
-    return this.#unary((raw) => raw.restoreJob.bind(raw), request, 'once', options);
+    return this.#unary((raw) => raw.restoreJob.bind(raw), request, 'once', options, request.jobId);
   }
 
   /**
@@ -130,17 +138,17 @@ export class CoordinatorClient {
    * Give it a deadline as long as a checkpoint of the job takes.
    */
   triggerSavepoint(request: TriggerSavepointRequest, options?: CallOptions): Promise<TriggerSavepointResponse__Output> {
-    return this.#unary((raw) => raw.triggerSavepoint.bind(raw), request, 'once', options);
+    return this.#unary((raw) => raw.triggerSavepoint.bind(raw), request, 'once', options, request.jobId);
   }
 
   /** The savepoints of a job, oldest first. */
   listSavepoints(request: ListSavepointsRequest, options?: CallOptions): Promise<ListSavepointsResponse__Output> {
-    return this.#unary((raw) => raw.listSavepoints.bind(raw), request, 'idempotent', options);
+    return this.#unary((raw) => raw.listSavepoints.bind(raw), request, 'idempotent', options, request.jobId);
   }
 
   /** Deletes a savepoint; `deleted` is false when there was none. */
   deleteSavepoint(request: DeleteSavepointRequest, options?: CallOptions): Promise<DeleteSavepointResponse__Output> {
-    return this.#unary((raw) => raw.deleteSavepoint.bind(raw), request, 'idempotent', options);
+    return this.#unary((raw) => raw.deleteSavepoint.bind(raw), request, 'idempotent', options, request.ref?.jobId);
   }
 
   /**
@@ -148,17 +156,18 @@ export class CoordinatorClient {
    * checkpoint or savepoint names; repeating it deletes nothing twice.
    */
   collectGarbage(request: CollectGarbageRequest, options?: CallOptions): Promise<CollectGarbageResponse__Output> {
-    return this.#unary((raw) => raw.collectGarbage.bind(raw), request, 'idempotent', options);
+    return this.#unary((raw) => raw.collectGarbage.bind(raw), request, 'idempotent', options, request.jobId);
   }
 
   /**
-   * Opens a worker session on the current address: the raw duplex stream.
-   * Write a hello first, then heartbeats; `end()` closes the session
-   * cleanly, `cancel()` drops it. No deadline unless `deadlineMs` is given.
-   * When it fails, `followLeader(err)` before opening the next one.
+   * Opens a worker session on the current address (of `jobId`, the job the
+   * hello will name): the raw duplex stream. Write a hello first, then
+   * heartbeats; `end()` closes the session cleanly, `cancel()` drops it. No
+   * deadline unless `deadlineMs` is given. When it fails,
+   * `followLeader(err, from, jobId)` before opening the next one.
    */
-  attach(options: CallOptions = {}): AttachStream {
-    const call = this.raw.attach(callMetadata(options), grpcCallOptions(options, 0));
+  attach(options: CallOptions = {}, jobId?: string): AttachStream {
+    const call = this.#router.clientOf(jobId).attach(callMetadata(options), grpcCallOptions(options, 0));
     const stop = cancelOnAbort(call, options.signal);
     call.on('close', stop);
     return call;
@@ -172,10 +181,11 @@ export class CoordinatorClient {
    * was not given, without TLS and a server name). An address
    * whose connection failed is not followed for a few seconds (see
    * `silentAddresses`). `from`: the address the failed call or session went
-   * to, by default the current one.
+   * to, by default the current one (of `jobId`). `jobId`: the job the call
+   * or session named; only its route moves (see `LeaderRouter`).
    */
-  followLeader(err: unknown, from?: string): CkptError | undefined {
-    return this.#router.follow(err, from);
+  followLeader(err: unknown, from?: string, jobId?: string): CkptError | undefined {
+    return this.#router.follow(err, from, jobId);
   }
 
   /**
@@ -189,12 +199,12 @@ export class CoordinatorClient {
   }
 
   /**
-   * Waits, at most `timeoutMs`, while the channel to the current address is
-   * connecting; false when it still was (the address accepts connections
+   * Waits, at most `timeoutMs`, while the channel to the current address
+   * (of `jobId`) is connecting; false when it still was (the address accepts connections
    * but does not answer: a paused process). See `settleConnection`.
    */
-  settleConnection(timeoutMs: number): Promise<boolean> {
-    return settleConnection(this.raw, timeoutMs);
+  settleConnection(timeoutMs: number, jobId?: string): Promise<boolean> {
+    return settleConnection(this.#router.clientOf(jobId), timeoutMs);
   }
 
   /** Resolves when the channel to the current address is connected; rejects after `deadlineMs`. */
@@ -212,8 +222,10 @@ export class CoordinatorClient {
     request: Req,
     repeatable: Repeatable,
     options: CallOptions = {},
+    jobId?: string | null,
   ): Promise<Res> {
-    return this.#router.call((raw, o) => unary(method(raw), request, o), repeatable, options);
+    const route = jobId === null || jobId === '' ? undefined : jobId;
+    return this.#router.call((raw, o) => unary(method(raw), request, o), repeatable, options, route);
   }
 }
 

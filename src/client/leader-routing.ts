@@ -12,6 +12,15 @@
  * itself leader: the client refuses to go there, rather than send it its
  * token and its calls.
  *
+ * Which leader: with several job groups (see `src/core/job-groups.ts`),
+ * each group has its own leader, and a standby of a job's group names that
+ * group's leader. So the router keeps the address to use per route: a
+ * call that names a job goes by that job's route, and a refusal moves only
+ * that route (and the default, the best guess for a job not seen yet), so
+ * that calls for jobs of different groups do not send each other back and
+ * forth. Calls that name no job go by the default route; any coordinator
+ * answers them.
+ *
  * Which calls are retried: any call that a coordinator refused with
  * NOT_LEADER, SHUTTING_DOWN or TAKING_OVER (it did nothing); idempotent
  * calls also when the coordinator marked its refusal retryable
@@ -118,6 +127,9 @@ export function silentAddressError(address: string, timeoutMs: number): grpc.Ser
  */
 export const SILENT_ADDRESS_AVOID_MS = 5000;
 
+/** Routes (jobs) whose address is remembered; the least recently moved are forgotten past it. */
+export const MAX_ROUTES = 10_000;
+
 /** Whether a call may be repeated after an unknown outcome. */
 export type Repeatable = 'idempotent' | 'once';
 
@@ -150,6 +162,8 @@ export class LeaderRouter<C extends grpc.Client> {
   readonly #clients = new Map<string, C>();
   /** Addresses gone silent, and until when they are not followed. */
   readonly #silent = new Map<string, number>();
+  /** The address index of each route (job) that was moved; others go by `#index`. */
+  readonly #routes = new Map<string, number>();
   #index = 0;
 
   /**
@@ -175,20 +189,46 @@ export class LeaderRouter<C extends grpc.Client> {
     return this.#addresses;
   }
 
-  /** The address calls go to now. */
+  /** The address calls that name no job go to now. */
   get address(): string {
-    return this.#addresses[this.#index] ?? '';
+    return this.addressOf();
   }
 
   /** The client of `address`. */
   get client(): C {
-    const address = this.address;
+    return this.clientOf();
+  }
+
+  /** The address calls of `route` (a job id; none: the default route) go to now. */
+  addressOf(route?: string): string {
+    return this.#addresses[this.#indexOf(route)] ?? '';
+  }
+
+  /** The client of `addressOf(route)`. */
+  clientOf(route?: string): C {
+    const address = this.addressOf(route);
     let client = this.#clients.get(address);
     if (client === undefined) {
       client = this.#create(address);
       this.#clients.set(address, client);
     }
     return client;
+  }
+
+  #indexOf(route: string | undefined): number {
+    return (route === undefined ? undefined : this.#routes.get(route)) ?? this.#index;
+  }
+
+  /** Moves `route` (and the default route) to address `index`. */
+  #move(route: string | undefined, index: number): void {
+    this.#index = index;
+    if (route === undefined) return;
+    this.#routes.delete(route);
+    this.#routes.set(route, index);
+    if (this.#routes.size > MAX_ROUTES) {
+      const oldest = this.#routes.keys().next().value;
+      if (oldest !== undefined) this.#routes.delete(oldest);
+    }
   }
 
   /**
@@ -201,33 +241,35 @@ export class LeaderRouter<C extends grpc.Client> {
    * `SILENT_ADDRESS_AVOID_MS`: meanwhile a standby that names it as the
    * leader is not followed, and the client moves to the next address
    * instead (see `silentAddresses`). `from`: the address the failed call
-   * went to, by default the current one.
+   * went to, by default the current one of `route`. `route`: the job the
+   * call named; only its route and the default move.
    */
-  follow(err: unknown, from: string = this.address): CkptError | undefined {
+  follow(err: unknown, from?: string, route?: string): CkptError | undefined {
+    const origin = from ?? this.addressOf(route);
     const info = errorInfo(err);
     if (info === undefined || info.code !== grpc.status.UNAVAILABLE) return undefined;
     if (info.reason === undefined) {
-      this.#silent.set(from, Date.now() + SILENT_ADDRESS_AVOID_MS);
+      this.#silent.set(origin, Date.now() + SILENT_ADDRESS_AVOID_MS);
       // Another call that failed on the same connection moved the client on already.
-      if (from !== this.address) return undefined;
+      if (origin !== this.addressOf(route)) return undefined;
     } else {
       // It answered: not silent.
-      this.#silent.delete(from);
+      this.#silent.delete(origin);
     }
     const avoid = this.silentAddresses;
     if (info.reason === 'NOT_LEADER' && info.leader !== undefined && avoid.includes(info.leader)) {
-      this.#next(avoid);
+      this.#move(route, this.#next(this.#indexOf(route), avoid));
       return undefined;
     }
     if (info.reason === 'NOT_LEADER' && info.leader !== undefined) {
-      if (!this.#given.includes(info.leader) && !this.#followUnlisted) return this.#unlisted(info.leader, err);
+      if (!this.#given.includes(info.leader) && !this.#followUnlisted) return this.#unlisted(info.leader, err, route);
       if (!this.#addresses.includes(info.leader)) this.#addresses.push(info.leader);
-      this.#index = this.#addresses.indexOf(info.leader);
+      this.#move(route, this.#addresses.indexOf(info.leader));
       return undefined;
     }
     // TAKING_OVER is not here: that coordinator leads already, and serves once it has loaded its jobs.
     if (info.reason === undefined || info.reason === 'NOT_LEADER' || info.reason === 'SHUTTING_DOWN') {
-      this.#next(avoid);
+      this.#move(route, this.#next(this.#indexOf(route), avoid));
     }
     return undefined;
   }
@@ -239,22 +281,20 @@ export class LeaderRouter<C extends grpc.Client> {
     return [...this.#silent.keys()];
   }
 
-  /** Moves to the next address, past those in `avoid` while there are others. */
-  #next(avoid: readonly string[]): void {
+  /** The index of the address after `from`, past those in `avoid` while there are others. */
+  #next(from: number, avoid: readonly string[]): number {
     const n = this.#addresses.length;
-    for (let step = 1; step <= n; step += 1) {
-      const index = (this.#index + step) % n;
-      if (!avoid.includes(this.#addresses[index] ?? '') || step === n) {
-        this.#index = step === n ? (this.#index + 1) % n : index;
-        return;
-      }
+    for (let step = 1; step < n; step += 1) {
+      const index = (from + step) % n;
+      if (!avoid.includes(this.#addresses[index] ?? '')) return index;
     }
+    return (from + 1) % n;
   }
 
-  #unlisted(leader: string, cause: unknown): CkptError {
+  #unlisted(leader: string, cause: unknown, route: string | undefined): CkptError {
     return new CkptError(
       'NOT_LEADER',
-      `${this.address} names ${leader} as the leader, which is not among the coordinator addresses given ` +
+      `${this.addressOf(route)} names ${leader} as the leader, which is not among the coordinator addresses given ` +
         `(${this.#given.join(',')}); the client goes only to those, unless TLS with a server name ` +
         `(--tls-server-name, tls.serverName) checks that ${leader} belongs to the cluster: ` +
         `add ${leader} to the addresses or use TLS with a server name`,
@@ -266,40 +306,39 @@ export class LeaderRouter<C extends grpc.Client> {
    * Runs `attempt` against the current client, following the leader and
    * retrying with backoff as the module comment says, until it succeeds,
    * fails for good, or the call's deadline or retry time is up. Each
-   * attempt gets the time left of the call's deadline.
+   * attempt gets the time left of the call's deadline. `route`: the job
+   * the call names, whose leader it goes to (see the module comment).
    */
   async call<T>(
     attempt: (client: C, options: CallOptions) => Promise<T>,
     repeatable: Repeatable,
     options: CallOptions = {},
+    route?: string,
   ): Promise<T> {
     const startedAt = Date.now();
     const deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
     const retryUntil = startedAt + this.#retry.timeoutMs;
     const until = deadlineMs > 0 ? Math.min(startedAt + deadlineMs, retryUntil) : retryUntil;
-    let from = this.address;
+    let from = this.addressOf(route);
     for (let n = 0; ; n += 1) {
       const left = deadlineMs > 0 ? Math.max(1, startedAt + deadlineMs - Date.now()) : 0;
       try {
-        const client = this.client;
-        from = this.address;
+        const client = this.clientOf(route);
+        from = this.addressOf(route);
         const waitMs = Math.min(CONNECT_TIMEOUT_MS, left > 0 ? left : CONNECT_TIMEOUT_MS);
         // A call not sent can go elsewhere, whether it may be repeated or not: hence `unsent`.
-        if (!(await settleConnection(client, waitMs))) throw unsent(silentAddressError(this.address, waitMs));
+        if (!(await settleConnection(client, waitMs))) throw unsent(silentAddressError(from, waitMs));
         const rest = deadlineMs > 0 ? Math.max(1, startedAt + deadlineMs - Date.now()) : 0;
         return await attempt(client, { ...options, deadlineMs: rest });
       } catch (caught) {
         const notSent = caught instanceof Unsent;
         const err = notSent ? caught.error : caught;
         const delay = this.#delayMs(n);
-        if (
-          !(notSent || retriable(err, repeatable)) ||
-          options.signal?.aborted === true ||
-          Date.now() + delay >= until
-        ) {
-          throw err;
-        }
-        const refused = this.follow(err, from);
+        const giveUp =
+          !(notSent || retriable(err, repeatable)) || options.signal?.aborted === true || Date.now() + delay >= until;
+        // Followed also when the call is not repeated: the next call of the route goes where this one should have.
+        const refused = this.follow(err, from, route);
+        if (giveUp) throw err;
         if (refused !== undefined) throw refused;
         await sleep(delay, options.signal);
       }

@@ -54,12 +54,12 @@ export class QueryClient {
 
   /** One page of a job's checkpoints, newest first. */
   listCheckpoints(request: ListCheckpointsRequest, options?: CallOptions): Promise<ListCheckpointsResponse__Output> {
-    return this.#unary((raw) => raw.listCheckpoints.bind(raw), request, options);
+    return this.#unary((raw) => raw.listCheckpoints.bind(raw), request, options, request.jobId);
   }
 
   /** One checkpoint with its per-task figures, and its manifest when completed and retained. */
   getCheckpoint(request: GetCheckpointRequest, options?: CallOptions): Promise<GetCheckpointResponse__Output> {
-    return this.#unary((raw) => raw.getCheckpoint.bind(raw), request, options);
+    return this.#unary((raw) => raw.getCheckpoint.bind(raw), request, options, request.jobId);
   }
 
   /** A job's checkpoint statistics: counts, figures, latest completed, failed and restored, history. */
@@ -67,7 +67,7 @@ export class QueryClient {
     request: GetCheckpointStatisticsRequest,
     options?: CallOptions,
   ): Promise<GetCheckpointStatisticsResponse__Output> {
-    return this.#unary((raw) => raw.getCheckpointStatistics.bind(raw), request, options);
+    return this.#unary((raw) => raw.getCheckpointStatistics.bind(raw), request, options, request.jobId);
   }
 
   /**
@@ -91,7 +91,7 @@ export class QueryClient {
         return;
       } catch (err) {
         if (options.signal?.aborted === true && isCancelled(err)) return;
-        const refused = this.#router.follow(err);
+        const refused = this.#router.follow(err, undefined, request.jobId || undefined);
         if (refused !== undefined) throw refused;
         if (received || attempt >= WATCH_OPEN_ATTEMPTS || !retriable(err, 'idempotent')) throw err;
         await new Promise((resolve) => setTimeout(resolve, backoffDelayMs(WATCH_OPEN_BACKOFF, attempt)));
@@ -113,7 +113,8 @@ export class QueryClient {
     request: WatchCheckpointsRequest,
     options: CallOptions,
   ): AsyncGenerator<CheckpointSummary__Output, void, undefined> {
-    const call = this.raw.watchCheckpoints(request, callMetadata(options), grpcCallOptions(options, 0));
+    const raw = this.#router.clientOf(request.jobId || undefined);
+    const call = raw.watchCheckpoints(request, callMetadata(options), grpcCallOptions(options, 0));
     const stop = cancelOnAbort(call, options.signal);
     try {
       for await (const message of call as AsyncIterable<WatchCheckpointsResponse__Output>) {
@@ -129,8 +130,10 @@ export class QueryClient {
     method: (raw: GrpcQueryClient) => UnaryMethod<Req, Res>,
     request: Req,
     options: CallOptions = {},
+    jobId?: string,
   ): Promise<Res> {
-    return this.#router.call((raw, o) => unary(method(raw), request, o), 'idempotent', options);
+    const route = jobId === '' ? undefined : jobId;
+    return this.#router.call((raw, o) => unary(method(raw), request, o), 'idempotent', options, route);
   }
 }
 

@@ -9,6 +9,7 @@ import { CkptError } from '../core/errors.js';
 import { isHostPort } from '../core/host-port.js';
 import { DEFAULT_ID_BLOCK_SIZE } from '../core/id-allocator.js';
 import { DEFAULT_HISTORY_SIZE } from '../core/job-checkpoints.js';
+import { DEFAULT_JOB_GROUPS, MAX_JOB_GROUPS } from '../core/job-groups.js';
 import { CEILING_LIMITS, DEFAULT_LIMITS, type Limits } from '../core/limits.js';
 import { DEFAULT_STATE_URI_SCHEMES } from '../core/snapshot-checks.js';
 import {
@@ -75,6 +76,17 @@ export interface CoordinatorConfig extends Limits, ConnectionSecurityConfig {
    * @default 100
    */
   leaderProbeIntervalMs: number;
+  /**
+   * Job groups: independent leader elections among the coordinators of one
+   * etcd prefix, each job in group `fnv1a32(jobId) mod jobGroups` led by
+   * that group's leader, so that several coordinators share the jobs and a
+   * fail-over moves only the jobs of the one that died. Every coordinator
+   * campaigns in every group and leads about an even share. Fixed per
+   * prefix: recorded in etcd by the first coordinator, and one started
+   * with another number refuses to start. 1: one leader runs every job.
+   * @default 1
+   */
+  jobGroups: number;
   /** Prefix of every etcd key the coordinator writes; ends with '/'. @default '/ckpt/' */
   etcdPrefix: string;
   /** First token(s) of every NATS subject. @default 'ckpt' */
@@ -185,6 +197,7 @@ export const DEFAULT_CONFIG: Readonly<CoordinatorConfig> = Object.freeze({
   httpListen: undefined,
   leaseTtlMs: DEFAULT_LEASE_TTL_MS,
   leaderProbeIntervalMs: DEFAULT_LEADER_PROBE_INTERVAL_MS,
+  jobGroups: DEFAULT_JOB_GROUPS,
   etcdPrefix: '/ckpt/',
   subjectPrefix: 'ckpt',
   authToken: undefined,
@@ -282,6 +295,7 @@ export function resolveConfig(
       0,
       MAX_LEADER_PROBE_INTERVAL_MS,
     ),
+    jobGroups: integer('jobGroups', pick('jobGroups'), 1, MAX_JOB_GROUPS),
     etcdPrefix: String(pick('etcdPrefix')),
     subjectPrefix: String(pick('subjectPrefix')),
     authToken: optionalString('authToken', pick('authToken')),

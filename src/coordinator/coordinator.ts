@@ -76,6 +76,12 @@ export interface CoordinatorOptions {
   stateCleanup?: StateCleanupSettings;
   /** Hears how long acknowledgements, commits and worker sessions took. @default undefined */
   observer?: CoordinatorObserver;
+  /**
+   * The jobs this coordinator runs, when it runs only some of those in etcd
+   * (one job group of several): it loads only those. The caller sends it
+   * calls of those jobs only. @default undefined (every job)
+   */
+  jobFilter?: (jobId: string) => boolean;
 }
 
 /** The checkpoint coordinator of a set of jobs. */
@@ -173,7 +179,7 @@ export class Coordinator {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error(`coordinator cannot start when ${this.state}`);
     const began = Date.now();
-    this.jobs.load(await this.options.store.loadJobs());
+    this.jobs.load(await this.options.store.loadJobs(this.options.jobFilter));
     const loadedMs = Date.now() - began;
     await this.cleanup.load(this.jobs.runtimes().map(cleanupJob));
     this.state = 'running';

@@ -99,8 +99,9 @@ export interface CheckpointStore {
    * Every job under the prefix with its counters. A job whose records are
    * unreadable or invalid does not fail the load: it is listed among the
    * quarantined with the reason. Throws only when etcd cannot be read.
+   * With `include`, only the jobs whose id it accepts are read.
    */
-  loadJobs(): Promise<LoadedJobs>;
+  loadJobs(include?: (jobId: string) => boolean): Promise<LoadedJobs>;
   /**
    * Creates a job with epoch 1, latest 0 and id floor 1 if no job of that
    * id exists; returns the stored state, and whether it was created.

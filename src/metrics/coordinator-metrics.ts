@@ -59,7 +59,8 @@ export class CoordinatorMetrics {
   readonly #pending = new Map<string, Set<number>>();
   /** Per job, the newest completed checkpoint known: from this term's commits, or read back at its start. */
   readonly #latest = new Map<string, { id: number; atMs: number }>();
-  #jobs: (() => Iterable<JobFigures>) | undefined;
+  /** The figures of each coordinator attached (one per job group the process leads). */
+  readonly #jobs = new Set<() => Iterable<JobFigures>>();
   readonly #triggered: Counter<'job_id'>;
   readonly #completed: Counter<'job_id'>;
   readonly #failed: Counter<'job_id' | 'reason'>;
@@ -147,7 +148,8 @@ export class CoordinatorMetrics {
         for (const [jobId, l] of latest) if (l.atMs > 0) this.set({ job_id: jobId }, l.atMs / 1000);
       },
     });
-    const jobs = (): Iterable<JobFigures> => this.#jobs?.() ?? [];
+    const attached = this.#jobs;
+    const jobs = (): Iterable<JobFigures> => [...attached].flatMap((figures) => [...figures()]);
     new Gauge({
       name: 'ckpt_checkpoint_interval_seconds',
       help: 'Interval between periodic checkpoints in force for each running job of the leader (0: off).',
@@ -179,19 +181,25 @@ export class CoordinatorMetrics {
   /**
    * Counts the events of one coordinator's term and reads its jobs when
    * scraped; returns the detach function, which forgets what was pending
-   * and the jobs' figures (a standby reports none).
+   * and the jobs' figures (a standby reports none). A process that runs a
+   * coordinator per job group attaches each, with `owns` saying which jobs
+   * are its: its detach forgets only theirs. Without `owns`, the detach
+   * forgets every job's.
    */
-  attach(events: CheckpointEvents, jobs?: () => Iterable<JobFigures>): () => void {
+  attach(events: CheckpointEvents, jobs?: () => Iterable<JobFigures>, owns?: (jobId: string) => boolean): () => void {
     const unsubscribe = events.subscribe(undefined, (summary) => this.#checkpoint(summary));
     const unsubscribeRecoveries = events.subscribeRecoveries((event) => this.#recovery(event));
-    this.#jobs = jobs;
+    const figures = jobs === undefined ? undefined : (): Iterable<JobFigures> => jobs();
+    if (figures !== undefined) this.#jobs.add(figures);
     return () => {
       unsubscribe();
       unsubscribeRecoveries();
       // What was pending is the next leader's now.
-      this.#pending.clear();
-      this.#latest.clear();
-      this.#jobs = undefined;
+      for (const map of [this.#pending, this.#latest]) {
+        if (owns === undefined) map.clear();
+        else for (const jobId of [...map.keys()]) if (owns(jobId)) map.delete(jobId);
+      }
+      if (figures !== undefined) this.#jobs.delete(figures);
     };
   }
 

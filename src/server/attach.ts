@@ -157,7 +157,7 @@ class AttachStream {
     // Fails closed: a stream that was not identified never gets this far, and would be refused if it did.
     if (this.caller === undefined) throw new CkptError('UNAUTHENTICATED', 'the stream has no identified caller');
     this.access.require(this.caller, 'work', message.hello.jobId);
-    const coordinator = this.coordinators.current();
+    const coordinator = this.coordinators.current(message.hello.jobId);
     if (!message.hello.standby) {
       const session = coordinator.sessions.open(message.hello, this.channel);
       this.phase = { kind: 'session', sessionId: session.sessionId, coordinator };

@@ -11,8 +11,12 @@ import type { LeaderTerm } from './leadership.js';
 
 /** What the gRPC services call: the coordinator of the leader, or a refusal. */
 export interface CoordinatorProvider {
-  /** The running coordinator; throws NOT_LEADER on a standby, TAKING_OVER while starting, SHUTTING_DOWN when stopped. */
-  current(): Coordinator;
+  /**
+   * The running coordinator of `jobId` (of its job group, when the jobs
+   * form several); throws NOT_LEADER on a standby (of that group), naming
+   * its leader, TAKING_OVER while starting, SHUTTING_DOWN when stopped.
+   */
+  current(jobId?: string): Coordinator;
 }
 
 /** `following` a leader elsewhere, `starting` or `leading` here, or `stopped` for good. */

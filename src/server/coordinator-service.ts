@@ -36,35 +36,41 @@ export function coordinatorHandlers(
   const read: AccessRule<{ jobId: string }> = { action: 'read', job: (r) => r.jobId };
   return {
     SubmitJob: unary(access, { action: 'operate', job: (r) => r.spec?.jobId ?? '' }, async (req) =>
-      coordinators.current().submitJob(req.spec, {
+      coordinators.current(req.spec?.jobId ?? '').submitJob(req.spec, {
         savepoint: req.fromSavepoint,
         allowNonRestoredState: req.allowNonRestoredState === true,
       }),
     ),
-    GetJob: unary(access, read, (req) => ({ job: coordinators.current().getJob(req.jobId) })),
-    CancelJob: unary(access, operate, async (req) => ({ job: await coordinators.current().cancelJob(req.jobId) })),
-    AcknowledgeCheckpoint: unary(access, work, (req) => coordinators.current().acknowledge(req)),
+    GetJob: unary(access, read, (req) => ({ job: coordinators.current(req.jobId).getJob(req.jobId) })),
+    CancelJob: unary(access, operate, async (req) => ({
+      job: await coordinators.current(req.jobId).cancelJob(req.jobId),
+    })),
+    AcknowledgeCheckpoint: unary(access, work, (req) => coordinators.current(req.jobId).acknowledge(req)),
     DeclineCheckpoint: unary(access, work, (req) => {
-      coordinators.current().decline(req);
+      coordinators.current(req.jobId).decline(req);
       return {};
     }),
     TriggerCheckpoint: unary(access, operate, async (req) => {
       const type = snapshotType(req.snapshotType);
-      return { checkpoint: await coordinators.current().triggerCheckpoint(req.jobId, type, req.wait === true) };
+      return {
+        checkpoint: await coordinators.current(req.jobId).triggerCheckpoint(req.jobId, type, req.wait === true),
+      };
     }),
-    RestoreJob: unary(access, operate, async (req) => coordinators.current().restoreJob(req.jobId, req.checkpointId)),
+    RestoreJob: unary(access, operate, async (req) =>
+      coordinators.current(req.jobId).restoreJob(req.jobId, req.checkpointId),
+    ),
     TriggerSavepoint: unary(access, operate, async (req) =>
-      coordinators.current().savepoints.trigger(req.jobId, req.stop === true),
+      coordinators.current(req.jobId).savepoints.trigger(req.jobId, req.stop === true),
     ),
     ListSavepoints: unary(access, read, async (req) => ({
-      savepoints: await coordinators.current().savepoints.list(req.jobId),
+      savepoints: await coordinators.current(req.jobId).savepoints.list(req.jobId),
     })),
     DeleteSavepoint: unary(access, { action: 'operate', job: (r) => r.ref?.jobId ?? '' }, async (req) => ({
-      deleted: await coordinators.current().savepoints.delete(req.ref),
+      deleted: await coordinators.current(req.ref?.jobId ?? '').savepoints.delete(req.ref),
     })),
     CollectGarbage: unary(access, operate, async (req) => {
       const dryRun = req.dryRun === true;
-      return garbageResponse(await coordinators.current().collectGarbage(req.jobId, dryRun), dryRun);
+      return garbageResponse(await coordinators.current(req.jobId).collectGarbage(req.jobId, dryRun), dryRun);
     }),
     Attach: attachHandler(coordinators, access, limits),
   };

@@ -19,6 +19,8 @@
  * for a quarantined job, 503 while no leader can answer.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import * as grpc from '@grpc/grpc-js';
+import { JOB_GROUP_METADATA } from '../core/job-groups.js';
 import type { AccessControl } from './access-control.js';
 import { HttpError, viewerOf, type Viewer } from './http-access.js';
 import { createCoordinatorClient, type CoordinatorClient } from '../client/coordinator-client.js';
@@ -44,12 +46,16 @@ export interface ClusterView {
   ready: boolean;
   detail: string;
   version: string;
+  /** With several job groups: each group's leader as far as known (undefined: none known). */
+  groups?: Array<{ group: number; leader: string | undefined }>;
 }
 
 /** The queries the API answers from: the leader's own coordinator, or the leader over gRPC. */
 export interface QuerySource {
   readonly servedBy: 'local' | 'leader';
   jobs(): Promise<JobInfo__Output[]>;
+  /** Up to `limit` jobs ordered by id after `afterJobId`, and whether more follow. */
+  jobPage(afterJobId: string, limit: number): Promise<{ jobs: JobInfo__Output[]; more: boolean }>;
   job(jobId: string): Promise<JobInfo__Output>;
   statistics(jobId: string): Promise<CheckpointStatistics__Output>;
   checkpoint(
@@ -92,6 +98,7 @@ export function localSource(coordinator: Coordinator): QuerySource {
         }
         return jobs;
       }),
+    jobPage: (after, limit) => settle(() => coordinator.listJobs(after, limit)),
     job: (jobId) => settle(() => coordinator.getJob(jobId)),
     statistics: (jobId) => settle(() => coordinator.checkpointStatistics(jobId)),
     checkpoint: (jobId, id) => coordinator.getCheckpoint(jobId, id),
@@ -113,13 +120,18 @@ export function localSource(coordinator: Coordinator): QuerySource {
 
 /**
  * The leader at `address`, reached over gRPC with `peer`'s token and TLS;
- * `close` when the leader changes.
+ * `close` when the leader changes. With `group`, the leader of that job
+ * group: the calls that name no job (the job list, the watch of every
+ * job) ask it for that group's jobs only (`JOB_GROUP_METADATA`).
  */
-export function remoteSource(address: string, peer: ClientOptions): QuerySource & { close(): void } {
+export function remoteSource(address: string, peer: ClientOptions, group?: number): QuerySource & { close(): void } {
   const options: ClientOptions = { ...peer, retry: { timeoutMs: 1_000 } };
   const query: QueryClient = createQueryClient(address, options);
   const client: CoordinatorClient = createCoordinatorClient(address, options);
   const call = { deadlineMs: FORWARD_DEADLINE_MS };
+  const metadata = new grpc.Metadata();
+  if (group !== undefined) metadata.set(JOB_GROUP_METADATA, String(group));
+  const listCall = { ...call, metadata };
   const forwarded = async <T>(what: Promise<T>): Promise<T> => {
     try {
       return await what;
@@ -136,11 +148,15 @@ export function remoteSource(address: string, peer: ClientOptions): QuerySource 
       const jobs: JobInfo__Output[] = [];
       let token = '';
       do {
-        const page = await forwarded(query.listJobs({ pageSize: JOB_PAGE, pageToken: token }, call));
+        const page = await forwarded(query.listJobs({ pageSize: JOB_PAGE, pageToken: token }, listCall));
         jobs.push(...page.jobs);
         token = page.nextPageToken;
       } while (token !== '');
       return jobs;
+    },
+    async jobPage(after, limit) {
+      const page = await forwarded(query.listJobs({ pageSize: limit, pageToken: after }, listCall));
+      return { jobs: page.jobs, more: page.nextPageToken !== '' };
     },
     async job(jobId) {
       const { job } = await forwarded(client.getJob({ jobId }, call));
@@ -161,7 +177,8 @@ export function remoteSource(address: string, peer: ClientOptions): QuerySource 
       const abort = new AbortController();
       void (async () => {
         try {
-          for await (const s of query.watchCheckpoints({ jobId: jobId ?? '' }, { signal: abort.signal })) listener(s);
+          const options = { signal: abort.signal, metadata };
+          for await (const s of query.watchCheckpoints({ jobId: jobId ?? '' }, options)) listener(s);
         } catch {
           // The stream ends either way; the browser reconnects.
         }
@@ -273,6 +290,9 @@ export class DashboardApi {
       detail: c.detail,
       version: c.version,
       served_by: servedBy,
+      ...(c.groups === undefined
+        ? {}
+        : { job_groups: c.groups.map((g) => ({ group: g.group, leader: g.leader ?? null })) }),
     };
   }
 

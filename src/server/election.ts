@@ -1,7 +1,7 @@
 /**
  * The etcd mechanics of the leader election, on the public API of the etcd3
  * client: a candidacy is a lease (kept alive by the client) and a key
- * `<prefix>election/leader/<lease id in hex>` put with that lease in a
+ * `<prefix>election/<name>/<lease id in hex>` put with that lease in a
  * transaction, whose value is the candidate's advertised address. The
  * candidacy with the lowest create revision leads; every other waits, with a
  * watch, for the deletion of the key created just before its own, then looks
@@ -18,7 +18,7 @@ import { CkptError } from '../core/errors.js';
 import type { Logger } from '../log/index.js';
 import { callEtcd, translateEtcdError } from '../store/index.js';
 
-/** Name of the election under the etcd prefix. */
+/** Name of the election under the etcd prefix when the jobs form one group. */
 const ELECTION_NAME = 'leader';
 /** How long cancelling a watch waits for etcd to confirm it. */
 const WATCH_CANCEL_MS = 1000;
@@ -41,9 +41,22 @@ export function electionWatchBackoff(attempt = 0): WatchBackoff {
   return { duration: backoffDelayMs(WATCH_BACKOFF, attempt), next: () => electionWatchBackoff(attempt + 1) };
 }
 
-/** Where the candidacy keys of the election under `prefix` live. */
-export function candidacyKeyPrefix(prefix: string): string {
-  return `${prefix}election/${ELECTION_NAME}/`;
+/** Where the candidacy keys of every election under `prefix` live. */
+export function electionsKeyPrefix(prefix: string): string {
+  return `${prefix}election/`;
+}
+
+/**
+ * Where the candidacy keys of an election under `prefix` live: the one
+ * election of a single job group (`leader`), or of job group `group`.
+ */
+export function candidacyKeyPrefix(prefix: string, election: string = ELECTION_NAME): string {
+  return `${electionsKeyPrefix(prefix)}${election}/`;
+}
+
+/** The election of job group `group` of `groups`: `leader` when there is one group, else `group-<g>`. */
+export function groupElectionName(group: number, groups: number): string {
+  return groups === 1 ? ELECTION_NAME : `group-${group}`;
 }
 
 /**

@@ -49,6 +49,12 @@ export interface LeadershipOptions {
   client: Etcd3;
   /** The etcd key prefix, ending with '/'. */
   prefix: string;
+  /**
+   * The election's name under `<prefix>election/`: `leader` for the one
+   * election of a single job group, `group-<g>` for job group g.
+   * @default 'leader'
+   */
+  election?: string;
   /** Lease TTL; sent to etcd in whole seconds, rounded up. */
   leaseTtlMs: number;
   /**
@@ -86,7 +92,7 @@ export class Leadership {
   constructor(options: LeadershipOptions) {
     this.#o = options;
     this.#log = options.logger.child({ component: 'leadership' });
-    this.#keyPrefix = candidacyKeyPrefix(options.prefix);
+    this.#keyPrefix = candidacyKeyPrefix(options.prefix, options.election);
     this.#observer = new LeaderObserver({ client: options.client, keyPrefix: this.#keyPrefix, logger: this.#log });
     const probeIntervalMs = options.probeIntervalMs ?? 0;
     this.#probe =
@@ -138,6 +144,20 @@ export class Leadership {
   /** Gives up a leadership that the owner found lost (a fenced write was refused), and campaigns again. */
   stepDown(why: string): void {
     this.#depose(why);
+  }
+
+  /**
+   * While campaigning: gives up this candidacy's place in the line and
+   * campaigns again at its back (the balance of job groups lets a
+   * coordinator with fewer groups go first). Does nothing otherwise.
+   */
+  requeue(why: string): void {
+    const candidacy = this.#candidacy;
+    if (this.#state !== 'campaigning' || candidacy === undefined) return;
+    this.#candidacy = undefined;
+    this.#log.info({ why }, 'candidacy moved to the back of the line');
+    void candidacy.end('revoke');
+    this.#later(() => this.#campaign(), 0);
   }
 
   /**

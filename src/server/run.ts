@@ -1,43 +1,77 @@
 /**
  * A whole coordinator process: etcd store, NATS bus, the gRPC server, and
- * the leader election that decides whether this process runs the protocol.
+ * the leader elections that decide which jobs this process runs.
  * The CLI, the demo and the tests all start a coordinator through
  * `runCoordinator`.
  *
- * The gRPC server starts at once. The process campaigns in the election
- * under the etcd prefix; only when elected does it build and start its
- * `Coordinator`, which loads the state from etcd, aborts what an earlier
- * leader left pending and fences every write with its election key. Until
- * then, and again after it lost the leadership, it is a standby: every call
- * is refused with NOT_LEADER naming the leader.
+ * The gRPC server starts at once. The process campaigns in the election of
+ * each job group under the etcd prefix (one group by default: every job);
+ * only when elected does it build and start the group's `Coordinator`,
+ * which loads the group's state from etcd, aborts what an earlier leader
+ * left pending and fences every write with its election key. Until then,
+ * and again after it lost the leadership, it is a standby of the group:
+ * every call about the group's jobs is refused with NOT_LEADER naming the
+ * group's leader. With several groups, the processes share them evenly
+ * (`group-balance.ts`) and calls that name no job fan out
+ * (`group-queries.ts`).
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { Etcd3 } from 'etcd3';
 import type { CoordinatorConfig } from '../config/config.js';
 import { etcdSecurityOf, natsAuthOf } from '../config/connection-security.js';
-import { createNatsBus, createObjectPieces, type NatsBus } from '../bus/index.js';
+import { createNatsBus, type NatsBus } from '../bus/index.js';
 import { CkptError } from '../core/errors.js';
-import { Coordinator } from '../coordinator/coordinator.js';
+import { jobGroupOf } from '../core/job-groups.js';
+import type { Coordinator } from '../coordinator/coordinator.js';
 import type { Logger } from '../log/index.js';
-import { createEtcdStore, type EtcdStore } from '../store/index.js';
-import { CoordinatorMetrics, packageVersion, type JobFigures } from '../metrics/coordinator-metrics.js';
-import { CoordinatorHost } from './coordinator-host.js';
+import { createEtcdStore } from '../store/index.js';
+import { CoordinatorMetrics, packageVersion } from '../metrics/coordinator-metrics.js';
 import { startGrpcServer, type CoordinatorGrpcServer } from './grpc-server.js';
 import { peerClientOptions, serverCredentials, serverTlsFiles } from './tls-config.js';
 import { readCaFile, readIdentity } from '../core/tls-files.js';
 import type { HttpTls } from '../metrics/http-endpoint.js';
 import { AccessControl } from './access-control.js';
 import { DashboardApi } from './dashboard-api.js';
-import { clusterView, QuerySources, readiness } from './process-view.js';
+import { processView, type ProcessView } from './process-view.js';
 import { DashboardAssets } from './dashboard-assets.js';
 import { defaultHttpListen, startHttpServer, type CoordinatorHttpServer, type Readiness } from './http-server.js';
 import { electionWatchBackoff } from './election.js';
-import { Leadership, type LeaderTerm } from './leadership.js';
+import type { LeaderTerm } from './leadership.js';
+import { GroupBalance } from './group-balance.js';
+import { GroupQueries } from './group-queries.js';
+import { JobGroup, jobFigures } from './job-group.js';
+import { checkJobGroups } from './job-groups-record.js';
 
 /** How often `runCoordinator` and `whenLeader` look at the election while they wait. */
 const ELECTION_POLL_MS = 10;
+/** How often the balance of job groups reads the candidacies. */
+const BALANCE_INTERVAL_MS = 500;
 
-/** A running coordinator process, leader or standby. */
+/** One job group of a running coordinator process. */
+export interface RunningGroup {
+  /** The group's number, in `[0, jobGroups)`. */
+  readonly group: number;
+  /**
+   * The group's coordinator while this process leads the group; throws a
+   * `CkptError` (NOT_LEADER on a standby, TAKING_OVER while it takes over,
+   * SHUTTING_DOWN once it stops).
+   */
+  readonly coordinator: Coordinator;
+  /** True while this process leads the group and its coordinator runs. */
+  readonly isLeader: boolean;
+  /** The group leader's advertised address as far as known: this process's own while it leads. */
+  readonly leader: string | undefined;
+  /** The group's leadership term while this process leads it. */
+  readonly term: LeaderTerm | undefined;
+  /** Resolves once this process leads the group with its coordinator running; rejects after `timeoutMs`. */
+  whenLeader(timeoutMs: number): Promise<void>;
+}
+
+/**
+ * A running coordinator process, leader or standby. With several job
+ * groups, `coordinator`, `isLeader`, `leader`, `term` and `whenLeader` are
+ * those of group 0; `group(g)` and `groupOf(jobId)` reach every group.
+ */
 export interface RunningCoordinator {
   /** host:port of the gRPC server, with the port actually bound. */
   readonly address: string;
@@ -60,6 +94,12 @@ export interface RunningCoordinator {
   readonly term: LeaderTerm | undefined;
   /** Resolves once this process leads with its coordinator running; rejects after `timeoutMs`. */
   whenLeader(timeoutMs: number): Promise<void>;
+  /** How many job groups the jobs are spread over (`CoordinatorConfig.jobGroups`). */
+  readonly jobGroups: number;
+  /** Job group `group` of this process; throws MALFORMED for a group that does not exist. */
+  group(group: number): RunningGroup;
+  /** The job group of `jobId`. */
+  groupOf(jobId: string): number;
   /**
    * Graceful stop: stops accepting calls, ends worker sessions, waits for
    * commits in flight and open calls up to the configured grace period,
@@ -75,14 +115,18 @@ export interface RunningCoordinator {
 }
 
 /**
- * Connects to etcd and NATS, serves gRPC and campaigns. Resolves once the
- * first election has an outcome: this process leads with its coordinator
- * started, or another coordinator is seen leading, or `etcdTimeoutMs`
- * passed without either (it keeps campaigning in the background).
+ * Connects to etcd and NATS, serves gRPC, checks the number of job groups
+ * against the prefix's (refusing to start with another, see
+ * `job-groups-record.ts`) and campaigns in every group. Resolves once the
+ * first election of every group has an outcome: this process leads with
+ * its coordinator started, or another coordinator is seen leading, or
+ * `etcdTimeoutMs` passed without either (it keeps campaigning in the
+ * background).
  */
 export async function runCoordinator(config: CoordinatorConfig, logger: Logger): Promise<RunningCoordinator> {
   const credentials = serverCredentials(config, logger);
-  const metrics = new CoordinatorMetrics({ version: packageVersion() }, () => host.state === 'leading');
+  let groups: JobGroup[] = [];
+  const metrics = new CoordinatorMetrics({ version: packageVersion() }, () => groups.some((g) => g.leading));
   const access = new AccessControl({
     sharedToken: config.authToken,
     policyFile: config.accessPolicy,
@@ -123,47 +167,24 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
     electionClient.close();
     await Promise.allSettled([bus.close(), store.close()]);
   };
-  // The metrics count the events of the coordinator that runs while this process leads.
-  let detachMetrics: (() => void) | undefined;
-  const stopCounting = (): void => {
-    detachMetrics?.();
-    detachMetrics = undefined;
-  };
-  // Elections start only with `leadership.start()`, once everything below exists.
-  const leadership: Leadership = new Leadership({
-    client: electionClient,
-    prefix: config.etcdPrefix,
-    leaseTtlMs: config.leaseTtlMs,
-    probeIntervalMs: config.leaderProbeIntervalMs,
-    logger,
-    onElected: (term) => host.lead(term),
-    onDeposed: (why) => {
-      stopCounting();
-      host.follow(why);
-    },
-  });
   let server: CoordinatorGrpcServer | undefined;
-  const host = new CoordinatorHost({
-    create: (term) => {
-      stopCounting();
-      const coordinator = createCoordinator(config, { logger, store, bus, metrics }, term, (why) =>
-        leadership.stepDown(why),
-      );
-      detachMetrics = metrics.attach(coordinator.events, () => jobFigures(coordinator));
-      return coordinator;
-    },
-    leader: () => leadership.leader,
-    onServing: (serving) => {
-      server?.setServing(serving);
-      const leading = host.coordinator;
-      if (serving && leading !== undefined) void readBackLatest(leading, () => host.coordinator === leading, metrics);
-    },
-    onFailed: (why) => leadership.stepDown(why),
-    logger,
-  });
+  const parts = { config, logger, store, bus, metrics, electionClient };
+  const onServing = (group: JobGroup, serving: boolean): void => {
+    server?.setServing(groups.some((g) => g.leading));
+    const leading = group.host.coordinator;
+    if (serving && leading !== undefined)
+      void readBackLatest(leading, () => group.host.coordinator === leading, metrics);
+  };
+  // Elections start only with `start()`, once everything below exists.
+  groups = Array.from(
+    { length: config.jobGroups },
+    (_, group) => new JobGroup({ group, groups: config.jobGroups, parts, onServing }),
+  );
+  let advertise = config.advertise;
+  const provider = new GroupQueries(groups, () => advertise ?? '', peerClientOptions(config));
   try {
     server = await startGrpcServer({
-      coordinators: host,
+      coordinators: provider,
       logger,
       listen: config.listen,
       access,
@@ -175,69 +196,86 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
     await closeAdapters();
     throw err;
   }
-  let advertise = config.advertise ?? server.address;
-  const sources = new QuerySources(host, leadership, () => advertise, peerClientOptions(config));
-  const api = new DashboardApi({
-    cluster: () => clusterView(host, leadership, advertise),
-    source: () => sources.current(),
-    access,
-    logger,
-  });
+  advertise = config.advertise ?? server.address;
+  const view = processView(groups, provider, () => advertise ?? '', peerClientOptions(config));
+  const api = new DashboardApi({ cluster: () => view.cluster(), source: () => view.source(), access, logger });
   let http: CoordinatorHttpServer;
   try {
-    http = await startHttp(config, { metrics, api, tls: httpTls(config) }, () => readiness(host, leadership), logger);
+    http = await startHttp(config, { metrics, api, tls: httpTls(config) }, () => view.readiness(), logger);
   } catch (err) {
     server.forceShutdown();
     await closeAdapters();
     throw err;
   }
-  advertise = config.advertise ?? server.address;
-  leadership.start(advertise);
+  const self = advertise;
+  const balance = new GroupBalance({
+    client: electionClient,
+    prefix: config.etcdPrefix,
+    groups,
+    self: () => self,
+    intervalMs: BALANCE_INTERVAL_MS,
+    settleMs: 2 * config.leaseTtlMs,
+    logger,
+  });
   const closeAll = async (): Promise<void> => {
-    stopCounting();
+    balance.stop();
+    for (const g of groups) g.stopCounting();
     await http.close();
-    sources.close();
+    view.close();
+    provider.close();
     await closeAdapters();
   };
-  const running = runningCoordinator(config, { server, http, metrics }, host, leadership, advertise, closeAll);
-  await firstOutcome(host, leadership, config.etcdTimeoutMs);
+  const running = runningCoordinator(config, { server, http, metrics }, groups, self, closeAll);
+  try {
+    await startCampaigns(config, { electionClient, groups, balance, view, self, logger });
+  } catch (err) {
+    await running.kill();
+    throw err;
+  }
+  await firstOutcome(groups, config.etcdTimeoutMs);
   return running;
 }
 
-/** What every coordinator of the process shares. */
-interface ProcessParts {
-  logger: Logger;
-  store: EtcdStore;
-  bus: NatsBus;
-  metrics: CoordinatorMetrics;
-}
-
-function createCoordinator(
+/**
+ * Checks the number of job groups against the prefix's, then campaigns in
+ * every group. Waits for the check at most `etcdTimeoutMs`: a mismatch
+ * found by then rejects; an etcd that does not answer by then leaves the
+ * check (and the campaigns after it) to go on in the background, as the
+ * campaigns themselves would, and a mismatch found later leaves this
+ * process a standby that never campaigns, saying why in its log and
+ * `/readyz`.
+ */
+async function startCampaigns(
   config: CoordinatorConfig,
-  { logger, store, bus, metrics }: ProcessParts,
-  term: LeaderTerm,
-  stepDown: (why: string) => void,
-): Coordinator {
-  return new Coordinator({
-    store,
-    bus,
-    logger: logger.child({ term: term.term }),
-    heartbeatIntervalMs: config.heartbeatIntervalMs,
-    heartbeatTimeoutMs: config.heartbeatTimeoutMs,
-    idBlockSize: config.idBlockSize,
-    historySize: config.historySize,
-    leadership: { guard: { key: term.key, createRevision: term.createRevision }, term: term.term },
-    onLeadershipLost: (err) => stepDown(err.message),
-    limits: config,
-    stateUriSchemes: config.stateUriSchemes,
-    standbyTimeoutMs: config.standbyTimeoutMs,
-    stateCleanup: {
-      pieces: createObjectPieces(bus.connection),
-      orphanGraceMs: config.orphanGraceMs,
-      stateSweepIntervalMs: config.stateSweepIntervalMs,
-      canceledStateRetentionMs: config.canceledStateRetentionMs,
+  parts: {
+    electionClient: Etcd3;
+    groups: readonly JobGroup[];
+    balance: GroupBalance;
+    view: ProcessView;
+    self: string;
+    logger: Logger;
+  },
+): Promise<void> {
+  const { electionClient, groups, balance, view, self, logger } = parts;
+  const stopped = new AbortController();
+  view.onClose(() => stopped.abort());
+  const checked = checkJobGroups(electionClient, config.etcdPrefix, config.jobGroups, logger, stopped.signal).then(
+    () => {
+      if (stopped.signal.aborted) return;
+      for (const g of groups) g.start(self);
+      balance.start();
     },
-    observer: metrics.timings,
+  );
+  const timer = delay(config.etcdTimeoutMs, 'late' as const, { signal: stopped.signal, ref: false }).catch(
+    () => 'late' as const,
+  );
+  const outcome = await Promise.race([checked.then(() => 'checked' as const), timer]);
+  if (outcome === 'checked') return;
+  checked.catch((err: unknown) => {
+    const error = CkptError.from(err);
+    if (error.reason === 'SHUTTING_DOWN') return;
+    view.refuse(error);
+    logger.error({ err: error }, 'this coordinator does not campaign');
   });
 }
 
@@ -285,23 +323,6 @@ async function startHttp(
   }
 }
 
-/** The figures of the coordinator's running jobs, which the metrics read when scraped. */
-function* jobFigures(coordinator: Coordinator): Generator<JobFigures> {
-  const sessions = coordinator.sessions.countByJob();
-  for (let after = '', more = true; more;) {
-    const page = coordinator.listJobs(after, JOB_PAGE);
-    for (const job of page.jobs) {
-      const jobId = job.spec?.jobId ?? '';
-      if (job.state === 'JOB_STATE_RUNNING' && jobId !== '')
-        yield { jobId, intervalMs: job.intervalMs, sessions: sessions.get(jobId) ?? 0 };
-      after = jobId;
-    }
-    more = page.more && page.jobs.length > 0;
-  }
-}
-
-const JOB_PAGE = 500;
-
 /**
  * Reads back, at the start of a term, each job's newest completed
  * checkpoint, so that the metrics show it before this leader commits one;
@@ -323,18 +344,73 @@ async function readBackLatest(
 function runningCoordinator(
   config: CoordinatorConfig,
   servers: { server: CoordinatorGrpcServer; http: CoordinatorHttpServer; metrics: CoordinatorMetrics },
-  host: CoordinatorHost,
-  leadership: Leadership,
+  groups: readonly JobGroup[],
   advertise: string,
   closeAdapters: () => Promise<void>,
 ): RunningCoordinator {
   const { server, http, metrics } = servers;
+  const views = groups.map(runningGroup);
+  const first = views[0]!;
   let ending: Promise<void> | undefined;
   return {
     address: server.address,
     httpAddress: http.address,
     metrics,
     advertise,
+    get coordinator() {
+      return first.coordinator;
+    },
+    get isLeader() {
+      return first.isLeader;
+    },
+    get leader() {
+      return first.leader;
+    },
+    get term() {
+      return first.term;
+    },
+    whenLeader: (timeoutMs) => first.whenLeader(timeoutMs),
+    jobGroups: groups.length,
+    group(group) {
+      const view = views[group];
+      if (view === undefined)
+        throw new CkptError('MALFORMED', `job group ${group} does not exist: there are ${views.length}`);
+      return view;
+    },
+    groupOf: (jobId) => jobGroupOf(jobId, groups.length),
+    stop() {
+      ending ??= (async () => {
+        const drained = server.shutdown(config.shutdownGraceMs);
+        await Promise.all(groups.map((g) => g.host.stop()));
+        await Promise.all(groups.map((g) => g.leadership.stop(true)));
+        await drained;
+        await closeAdapters();
+      })();
+      return ending;
+    },
+    kill() {
+      // The coordinators stop acting before the server drops their sessions, as if the process died.
+      ending ??= (async () => {
+        const halted = groups.map((g) => g.host.coordinator?.stop());
+        server.forceShutdown();
+        await Promise.all([
+          ...halted,
+          ...groups.map((g) => g.host.stop()),
+          ...groups.map((g) => g.leadership.stop(false)),
+        ]);
+        await closeAdapters();
+      })();
+      server.forceShutdown();
+      return ending;
+    },
+  };
+}
+
+/** One group as `RunningGroup`. */
+function runningGroup(g: JobGroup): RunningGroup {
+  const { host, leadership } = g;
+  return {
+    group: g.group,
     get coordinator() {
       return host.current();
     },
@@ -355,34 +431,13 @@ function runningCoordinator(
         await delay(ELECTION_POLL_MS);
       }
     },
-    stop() {
-      ending ??= (async () => {
-        const drained = server.shutdown(config.shutdownGraceMs);
-        await host.stop();
-        await leadership.stop(true);
-        await drained;
-        await closeAdapters();
-      })();
-      return ending;
-    },
-    kill() {
-      // The coordinator stops acting before the server drops its sessions, as if the process died.
-      ending ??= (async () => {
-        const halted = host.coordinator?.stop();
-        server.forceShutdown();
-        await Promise.all([halted, host.stop(), leadership.stop(false)]);
-        await closeAdapters();
-      })();
-      server.forceShutdown();
-      return ending;
-    },
   };
 }
 
-/** Waits until this process leads, another is seen leading, or `timeoutMs` passed. */
-async function firstOutcome(host: CoordinatorHost, leadership: Leadership, timeoutMs: number): Promise<void> {
+/** Waits until every group is led here or seen led elsewhere, or `timeoutMs` passed. */
+async function firstOutcome(groups: readonly JobGroup[], timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
-  const decided = (): boolean =>
-    host.state === 'leading' || (leadership.state === 'campaigning' && leadership.leader !== undefined);
-  while (!decided() && Date.now() < until) await delay(ELECTION_POLL_MS);
+  const decided = (g: JobGroup): boolean =>
+    g.host.state === 'leading' || (g.leadership.state === 'campaigning' && g.leadership.leader !== undefined);
+  while (!groups.every(decided) && Date.now() < until) await delay(ELECTION_POLL_MS);
 }

@@ -92,8 +92,8 @@ export class EtcdStore implements CheckpointStore {
    * the quarantined, with its key and problem, and every other job loads.
    * Throws only when etcd cannot be read.
    */
-  loadJobs(): Promise<LoadedJobs> {
-    return loadJobs(this.ctx);
+  loadJobs(include?: (jobId: string) => boolean): Promise<LoadedJobs> {
+    return loadJobs(this.ctx, include);
   }
 
   /**

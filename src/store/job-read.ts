@@ -24,16 +24,17 @@ export const LOAD_JOBS_CONCURRENCY = 8;
 export const JOB_READ_OPS = 7;
 
 /**
- * Every job under the prefix, in job id order: those whose records pass
- * every check, and the others as quarantined with the key and problem.
- * Throws only when etcd cannot be read (the translated error).
+ * Every job under the prefix (that `include` accepts), in job id order:
+ * those whose records pass every check, and the others as quarantined with
+ * the key and problem. Throws only when etcd cannot be read (the translated
+ * error).
  */
-export async function loadJobs(ctx: StoreContext): Promise<LoadedJobs> {
+export async function loadJobs(ctx: StoreContext, include?: (jobId: string) => boolean): Promise<LoadedJobs> {
   const listing = await listKeys(ctx, ctx.keys.jobs(), { operation: 'list jobs' });
   const jobIds = new Set<string>();
   for (const kv of listing.kvs) {
     const jobId = ctx.keys.jobOf(kv.key.toString());
-    if (jobId !== undefined) jobIds.add(jobId);
+    if (jobId !== undefined && (include === undefined || include(jobId))) jobIds.add(jobId);
   }
   const loaded = await mapConcurrent([...jobIds], LOAD_JOBS_CONCURRENCY, (jobId) => loadJob(ctx, jobId));
   const result: LoadedJobs = { jobs: [], quarantined: [] };

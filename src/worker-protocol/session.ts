@@ -154,7 +154,7 @@ export class WorkerSession {
   async open(deadlineMs: number): Promise<Welcome__Output> {
     const until = this.#o.standby === true ? Number.POSITIVE_INFINITY : Date.now() + deadlineMs;
     for (let attempt = 0; ; attempt += 1) {
-      const from = this.#o.client.address;
+      const from = this.#o.client.addressOf(this.#o.jobId);
       try {
         const welcome = await this.#attachOnce(false);
         this.#opened = true;
@@ -163,9 +163,12 @@ export class WorkerSession {
         const error = sessionError(err);
         const delay = backoffDelayMs(this.#o.backoff, attempt);
         if (isFatal(error) || Date.now() + delay > until || this.#closing.signal.aborted) throw error;
-        const refused = this.#o.client.followLeader(err, from);
+        const refused = this.#o.client.followLeader(err, from, this.#o.jobId);
         if (refused !== undefined) throw refused;
-        this.#o.logger.debug({ err: error, attempt, address: this.#o.client.address }, 'attach failed; retrying');
+        this.#o.logger.debug(
+          { err: error, attempt, address: this.#o.client.addressOf(this.#o.jobId) },
+          'attach failed; retrying',
+        );
         await sleep(delay, this.#closing.signal);
       }
     }
@@ -234,12 +237,12 @@ export class WorkerSession {
    * transport failure, without waiting for the attach timeout.
    */
   async #attachOnce(resumed: boolean): Promise<Welcome__Output> {
-    const address = this.#o.client.address;
-    if (!(await this.#o.client.settleConnection(CONNECT_TIMEOUT_MS))) {
+    const address = this.#o.client.addressOf(this.#o.jobId);
+    if (!(await this.#o.client.settleConnection(CONNECT_TIMEOUT_MS, this.#o.jobId))) {
       throw silentAddressError(address, CONNECT_TIMEOUT_MS);
     }
     if (this.#closing.signal.aborted) throw new CkptError('SHUTTING_DOWN', 'the session is closing');
-    const call = this.#o.client.attach();
+    const call = this.#o.client.attach({}, this.#o.jobId);
     call.on('error', () => {});
     const standby = this.#o.standby === true && !this.#opened;
     const hello = {
@@ -333,21 +336,21 @@ export class WorkerSession {
     }
     this.#o.handlers.onLost(error);
     if (this.#o.reconnect === false) return;
-    const refused = this.#o.client.followLeader(err, this.#callAddress);
+    const refused = this.#o.client.followLeader(err, this.#callAddress, this.#o.jobId);
     if (refused !== undefined) {
       this.#o.handlers.onFatal(refused);
       return;
     }
-    this.#o.logger.warn({ err: error, address: this.#o.client.address }, 'session lost; reconnecting');
+    this.#o.logger.warn({ err: error, address: this.#o.client.addressOf(this.#o.jobId) }, 'session lost; reconnecting');
     this.#reconnecting = this.#reconnect();
   }
 
   async #reconnect(): Promise<void> {
-    let from = this.#o.client.address;
+    let from = this.#o.client.addressOf(this.#o.jobId);
     for (let attempt = 0; !this.#closing.signal.aborted; attempt += 1) {
       try {
         await sleep(backoffDelayMs(this.#o.backoff, attempt), this.#closing.signal);
-        from = this.#o.client.address;
+        from = this.#o.client.addressOf(this.#o.jobId);
         await this.#attachOnce(this.#opened);
         this.#o.logger.info({ attempt }, 'session resumed');
         return;
@@ -358,7 +361,7 @@ export class WorkerSession {
           this.#o.handlers.onFatal(error);
           return;
         }
-        const refused = this.#o.client.followLeader(err, from);
+        const refused = this.#o.client.followLeader(err, from, this.#o.jobId);
         if (refused !== undefined) {
           this.#o.handlers.onFatal(refused);
           return;
@@ -370,7 +373,7 @@ export class WorkerSession {
         // A standby that still names the silent leader is asked again soon: its lease runs out shortly.
         if (error.reason === 'NOT_LEADER' && named !== undefined && this.#o.client.silentAddresses.includes(named)) {
           attempt = 0;
-        } else if (error.reason === 'NOT_LEADER' && this.#o.client.address !== from) attempt = -1;
+        } else if (error.reason === 'NOT_LEADER' && this.#o.client.addressOf(this.#o.jobId) !== from) attempt = -1;
         else if (error.reason === 'TAKING_OVER') attempt = -1;
       }
     }

@@ -18,6 +18,7 @@
  *
  * Pure: the caller reads the events (`history.ts`).
  */
+import { jobGroupOf } from '../../src/core/job-groups.js';
 import { createHash } from 'node:crypto';
 import type { Manifest__Output as Manifest } from '../../src/gen/ckpt/v1/Manifest.js';
 import type { ManifestRoot__Output as ManifestRoot } from '../../src/gen/ckpt/v1/ManifestRoot.js';
@@ -45,6 +46,13 @@ export interface HistoryCheckOptions {
   etcdPrefix: string;
   /** Leased keys starting with it are election keys; '' for every leased key outside the job layout. */
   electionPrefix: string;
+  /**
+   * Job groups of the coordinators (`--job-groups`): with more than one,
+   * each group's election (`<prefix>election/group-<g>/`) is followed on its
+   * own, and a job's commits are judged against its group's leader key.
+   * Default 1.
+   */
+  jobGroups?: number;
 }
 
 /** What one job's history showed. */
@@ -65,6 +73,8 @@ export interface LeaderTerm {
   createRevision: number;
   /** The key's value: the leader's advertised address. */
   holder: string;
+  /** The job group whose election it is; 0 with one group. */
+  group: number;
 }
 
 /** The verdict on a history. */
@@ -218,8 +228,8 @@ class HistoryChecker {
     if (checkpointId >= job.idFloor) this.#violation(`${at}: id not below the id floor ${job.idFloor}`);
     if (!this.#kv.has(this.#layout.summary(jobId, checkpointId))) this.#violation(`${at}: no summary beside the root`);
     this.#judgeManifest(at, jobId, checkpointId, key, job.epoch);
-    if (this.#electionSeen && this.#currentLeader() === undefined) {
-      this.#violation(`${at}: committed while no leader key (and so no leader lease) was alive`);
+    if (this.#electionSeen && this.#currentLeader(jobGroupOf(jobId, this.#groups)) === undefined) {
+      this.#violation(`${at}: committed while no leader key (and so no leader lease) of its job group was alive`);
     }
   }
 
@@ -299,21 +309,30 @@ class HistoryChecker {
     }
   }
 
-  /** Follows the election: the leader is the live election key created first. */
+  /** Follows each group's election: its leader is its live election key created first. */
   #trackLeader(): void {
-    const leader = this.#currentLeader();
-    if (leader === undefined) return;
-    this.#electionSeen = true;
-    const last = this.#leaders[this.#leaders.length - 1];
-    if (last?.key === leader.key && last.createRevision === leader.createRevision) return;
-    const holder = Buffer.from(leader.value).toString();
-    this.#leaders.push({ key: leader.key, createRevision: leader.createRevision, holder });
+    for (let group = 0; group < this.#groups; group++) {
+      const leader = this.#currentLeader(group);
+      if (leader === undefined) continue;
+      this.#electionSeen = true;
+      const last = this.#leaders.findLast((l) => l.group === group);
+      if (last?.key === leader.key && last.createRevision === leader.createRevision) continue;
+      const holder = Buffer.from(leader.value).toString();
+      this.#leaders.push({ key: leader.key, createRevision: leader.createRevision, holder, group });
+    }
   }
 
-  #currentLeader(): HistoryEvent | undefined {
+  get #groups(): number {
+    return this.#options.jobGroups ?? 1;
+  }
+
+  /** The leader key of `group` (with one group, of the one election). */
+  #currentLeader(group: number): HistoryEvent | undefined {
+    const groupPrefix = this.#groups > 1 ? `${this.#options.etcdPrefix}election/group-${group}/` : undefined;
     let leader: HistoryEvent | undefined;
     for (const kv of this.#kv.values()) {
       if (!this.#isElectionKey(kv)) continue;
+      if (groupPrefix !== undefined && !kv.key.startsWith(groupPrefix)) continue;
       if (leader === undefined || kv.createRevision < leader.createRevision) leader = kv;
     }
     return leader;
@@ -357,9 +376,17 @@ function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** Leadership moving from one holder to another; a holder winning a new term after its own is no fail-over. */
+/**
+ * Leadership of a job group moving from one holder to another, over every
+ * group; a holder winning a new term after its own is no fail-over.
+ */
 export function failovers(leaders: readonly LeaderTerm[]): number {
   let n = 0;
-  for (let i = 1; i < leaders.length; i++) if (leaders[i]?.holder !== leaders[i - 1]?.holder) n += 1;
+  const last = new Map<number, string>();
+  for (const l of leaders) {
+    const before = last.get(l.group);
+    if (before !== undefined && before !== l.holder) n += 1;
+    last.set(l.group, l.holder);
+  }
   return n;
 }

@@ -5,7 +5,7 @@
  *   node --import tsx test/chaos/main.ts --seed 7 --faults 30 --coordinators 1
  *
  * Every flag can also be given as an environment variable (a flag wins):
- * SEED, FAULTS, COORDINATORS, JOBS, FAULT_KINDS (comma-separated), NATS_CLUSTER
+ * SEED, FAULTS, COORDINATORS, JOBS, JOB_GROUPS, FAULT_KINDS (comma-separated), NATS_CLUSTER
  * (default 1: a 3-node NATS cluster with JetStream; 0 for one server),
  * SECURE (default 1: TLS, client certificates and least-privilege users on
  * every link, as `make cluster` runs; 0, or `--insecure`, for plain text),
@@ -23,7 +23,7 @@ import { runChaos } from './run.js';
 import { formatSummary } from './summary.js';
 
 const USAGE =
-  'usage: main.ts [--seed N] [--faults N] [--coordinators N] [--jobs N] [--kinds k1,k2] [--nats-cluster] ' +
+  'usage: main.ts [--seed N] [--faults N] [--coordinators N] [--jobs N] [--job-groups N] [--kinds k1,k2] [--nats-cluster] ' +
   '[--insecure] [--spacing-ms MS] [--sentences-per-second N] [--settle-timeout-ms MS] [--coordinator-arg FLAG]... ' +
   '[--log-dir DIR] [--report-json FILE]';
 
@@ -34,6 +34,7 @@ function options(): ChaosOptions & { reportJson?: string } {
       faults: { type: 'string', default: process.env.FAULTS },
       coordinators: { type: 'string', default: process.env.COORDINATORS },
       jobs: { type: 'string', default: process.env.JOBS },
+      'job-groups': { type: 'string', default: process.env.JOB_GROUPS },
       kinds: { type: 'string', default: process.env.FAULT_KINDS },
       'nats-cluster': { type: 'boolean', default: !/^(0|false|no)$/i.test(process.env.NATS_CLUSTER ?? '1') },
       insecure: { type: 'boolean', default: /^(0|false|no)$/i.test(process.env.SECURE ?? '1') },
@@ -56,6 +57,7 @@ function options(): ChaosOptions & { reportJson?: string } {
     ...number('faults', values.faults),
     ...number('coordinators', values.coordinators),
     ...number('jobs', values.jobs),
+    ...number('jobGroups', values['job-groups']),
     ...number('spacingMs', values['spacing-ms']),
     ...number('sentencesPerSecond', values['sentences-per-second']),
     ...number('settleTimeoutMs', values['settle-timeout-ms']),

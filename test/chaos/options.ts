@@ -66,6 +66,13 @@ export interface ChaosOptions {
    * and three worker processes; every check is made for each. Default 3.
    */
   jobs?: number;
+  /**
+   * Job groups the coordinators spread the jobs over (`--job-groups`): with
+   * more than one, each job is led by its group's leader, the coordinators
+   * share the groups, and leader faults aimed at each job in turn hit
+   * different coordinators. Default 1: one leader runs every job.
+   */
+  jobGroups?: number;
   /** The kinds of faults to draw from. Default: every kind. */
   kinds?: readonly FaultKind[];
   /** Run NATS as a 3-node JetStream cluster instead of one server. Default false. */
@@ -127,6 +134,7 @@ export interface ChaosConfig {
   faults: number;
   coordinators: number;
   jobs: number;
+  jobGroups: number;
   kinds: readonly FaultKind[];
   natsCluster: boolean;
   secure: boolean;
@@ -166,6 +174,7 @@ export function resolveChaosOptions(o: ChaosOptions = {}): ChaosConfig {
     faults: integer('faults', o.faults ?? DEFAULT_FAULTS, 0, 10_000),
     coordinators: integer('coordinators', o.coordinators ?? DEFAULT_COORDINATORS, 1, 9),
     jobs: integer('jobs', o.jobs ?? DEFAULT_JOBS, 1, 9),
+    jobGroups: integer('jobGroups', o.jobGroups ?? 1, 1, 64),
     kinds: [...kinds],
     natsCluster: o.natsCluster ?? false,
     secure: o.secure ?? true,

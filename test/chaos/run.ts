@@ -332,6 +332,7 @@ async function judge(o: Outcome): Promise<ChaosReport> {
   const history = checkHistory(await readHistory(o.stack.etcd.clientUrls, undefined, o.stack.etcdSecurity), {
     etcdPrefix: o.config.etcdPrefix,
     electionPrefix: o.config.electionPrefix,
+    jobGroups: o.config.jobGroups,
   });
   const several = o.stack.jobs.length > 1;
   const violations = [...o.failures, ...history.violations.map((v) => `etcd history: ${v}`)];

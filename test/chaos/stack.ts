@@ -303,6 +303,7 @@ function coordinatorArgs(
     ...['--state-sweep-interval-ms', String(config.stateSweepIntervalMs)],
     // The lease TTL matters only where a standby can take over; a single coordinator keeps its default.
     ...(config.coordinators > 1 ? ['--lease-ttl-ms', String(config.leaderLeaseMs)] : []),
+    ...(config.jobGroups > 1 ? ['--job-groups', String(config.jobGroups)] : []),
     ...config.coordinatorArgs,
   ];
 }

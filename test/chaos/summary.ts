@@ -16,7 +16,7 @@ export function formatSummary(r: ChaosReport): string[] {
   const kinds = [...byKind].map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
   const several = r.jobs.length > 1;
   const lines = [
-    `seed ${c.seed}, ${c.coordinators} coordinator(s), etcd 3 members, NATS ${c.natsCluster ? '3-node cluster' : '1 server'}; ` +
+    `seed ${c.seed}, ${c.coordinators} coordinator(s)${c.jobGroups > 1 ? ` sharing ${c.jobGroups} job groups` : ''}, etcd 3 members, NATS ${c.natsCluster ? '3-node cluster' : '1 server'}; ` +
       `${r.jobs.length} job(s) (${r.jobs.map((j) => j.jobId).join(', ')}), ${r.sentences} sentences; ` +
       `run took ${(r.durationMs / 1000).toFixed(1)} s`,
     c.secure
