@@ -186,6 +186,8 @@ fuzz: deps
 # SPACING_MS and CHAOS_LOG_DIR are read from the environment (test/chaos/main.ts).
 SEED ?= 1
 FAULTS ?= 20
+# Job groups the three coordinators spread the jobs over (1: one leader runs every job).
+GROUPS ?= 3
 .PHONY: chaos
 chaos: deps
 	node --import tsx test/chaos/main.ts --seed $(SEED) --faults $(FAULTS) $(if $(GROUPS),--job-groups $(GROUPS))

@@ -1,6 +1,6 @@
 /**
  * The fault suite, short: two word count jobs on a 3-member etcd cluster,
- * NATS and three coordinators while a seeded schedule of faults hits the
+ * NATS and three coordinators sharing two job groups while a seeded schedule of faults hits the
  * workers, the coordinators, etcd members, NATS and the links between them;
  * afterwards each job's output must be exactly-once and etcd's history sound.
  * `make chaos` runs the long variant.
@@ -27,7 +27,8 @@ test('two word counts stay exactly-once and etcd stays sound through 10 seeded f
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const reportFile = join(dir, 'report.json');
   const args = [
-    ...['--seed', '7', '--faults', '10', '--coordinators', '3', '--jobs', '2'],
+    // Two groups: wordcount is in group 0 and wordcount-2 in group 1, each with a leader of its own.
+    ...['--seed', '7', '--faults', '10', '--coordinators', '3', '--jobs', '2', '--job-groups', '2'],
     // Every kind: processes killed and paused, etcd members killed, NATS restarted, links cut.
     ...['--kinds', FAULT_KINDS.join(','), '--nats-cluster'],
     ...['--spacing-ms', '4000', '--sentences-per-second', '80', '--settle-timeout-ms', '40000'],
@@ -59,6 +60,7 @@ test('two word counts stay exactly-once and etcd stays sound through 10 seeded f
   t.is(code, 0, 'the suite found no violation');
   t.is(report.faults.length, 10);
   t.true(report.config.secure, 'the suite ran on the secured topology');
+  t.is(report.config.jobGroups, 2);
   t.true(report.recoveries >= 1, 'the faults caused at least one recovery');
   t.true(report.committed >= 3, 'checkpoints were committed while faults ran');
   t.deepEqual(
