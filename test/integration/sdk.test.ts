@@ -28,7 +28,6 @@ import {
   Worker,
   type AnyTask,
   type RestoredEvent,
-  type SourceTask,
   type StateBackend,
   type Task,
   type TaskContext,
@@ -37,55 +36,12 @@ import {
 } from '../../src/sdk/index.js';
 import { publishToStream } from '../../src/sdk/jetstream-publish.js';
 import { natsConnection } from '../helpers/clients.js';
+import { logSource, MemoryLog } from '../helpers/memory-source.js';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';
 import { useServers } from '../helpers/servers.js';
 import { eventually } from '../helpers/wait.js';
 
 const servers = useServers();
-
-/** An append-only in-memory input, read by `logSource`. */
-class MemoryLog {
-  readonly items: string[] = [];
-  readonly #changed = new EventEmitter();
-
-  push(...items: string[]): void {
-    this.items.push(...items);
-    this.#changed.emit('push');
-  }
-
-  /** Resolves at the next push or when `signal` aborts. */
-  changed(signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        this.#changed.off('push', done);
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      this.#changed.once('push', done);
-      signal.addEventListener('abort', done, { once: true });
-    });
-  }
-}
-
-/** A source reading a `MemoryLog`; offsets are 1-based indexes. `hooks` adds checkpoint hooks. */
-function logSource(log: MemoryLog, hooks: Partial<SourceTask<string>> = {}): SourceTask<string> {
-  return {
-    async *read(positions, ctx) {
-      let next = (positions.find((p) => p.input === 'log')?.offset ?? 0) + 1;
-      while (!ctx.signal.aborted) {
-        const value = log.items[next - 1];
-        if (value === undefined) {
-          await log.changed(ctx.signal);
-          continue;
-        }
-        yield { input: 'log', offset: next, value };
-        next += 1;
-      }
-    },
-    handle: (message, ctx) => ctx.emit(message.value),
-    ...hooks,
-  };
-}
 
 /** A task appending every record's text to `seen` and to the keyed state entry `seen`. */
 function recorder(seen: string[]): Task {
