@@ -12,6 +12,7 @@
  * restore is done; a start asked for meanwhile happens then too.
  */
 import type { Trigger__Output } from '../gen/ckpt/v1/Trigger.js';
+import type { Logger } from '../log/index.js';
 
 /** Most triggers held while a restore runs; the oldest goes first (the coordinator times it out). */
 export const MAX_HELD_TRIGGERS = 64;
@@ -28,6 +29,7 @@ export interface EpochGateOptions {
   trigger(trigger: Trigger__Output): void;
   /** A held trigger was dropped to make room for a newer one. */
   dropped(trigger: Trigger__Output): void;
+  logger: Logger;
 }
 
 /** The start of one worker's tasks in each epoch, and the triggers held until its restore is done. */
@@ -89,6 +91,7 @@ export class EpochGate {
     if (trigger.epoch === epoch && this.#restoredEpoch !== epoch) {
       if (this.#held.length >= MAX_HELD_TRIGGERS) this.#o.dropped(this.#held.shift() as Trigger__Output);
       this.#held.push(trigger);
+      this.#o.logger.debug({ checkpointId: trigger.checkpointId, epoch }, 'trigger held until the restore is done');
       return;
     }
     if (trigger.epoch === epoch && !this.#started) this.start(trigger.epoch);

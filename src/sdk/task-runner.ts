@@ -189,6 +189,7 @@ export class TaskRunner {
   /** Queues a record of `input` sent in `epoch`; dropped unless the task runs or restores in `epoch`. */
   offerRecord(epoch: number, input: string, record: DataRecord): void {
     if (!this.#accepting(epoch)) return;
+    if (this.#counts !== undefined) this.#counts.recordsReceived += 1;
     this.#aligner?.offer(input, { kind: 'record', record });
     this.#wake();
   }

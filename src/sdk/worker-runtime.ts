@@ -96,6 +96,7 @@ export class WorkerRuntime {
       trigger: (trigger) => this.#broadcasts.trigger(trigger),
       dropped: ({ term, epoch, checkpointId }) =>
         this.#drops.drop({ kind: 'trigger', reason: 'failed', term, epoch, checkpointId }),
+      logger,
     });
     this.#intake = this.#newIntake(welcome);
     this.#edges = new EdgeIntake({
