@@ -17,12 +17,12 @@ import { freePort } from '../src/dev/index.js';
 import { INPUT_STREAM } from '../examples/wordcount/job.js';
 import { ManagedChild } from '../test/chaos/child.js';
 import {
-  COMPILED_CLI,
   COMPILED_NODE_ARGS,
   COMPILED_WORDCOUNT_WORKER,
   COMPILED_WORKER_SNAPSHOT,
   requireCompiled,
 } from './lib/compiled-child.js';
+import { coordinatorChild, LogEntries, parseLogLine, type CoordinatorLogEntry } from './lib/coordinator-log-child.js';
 import type { ScenarioContext } from './lib/row.js';
 
 /** Linux counts a process's CPU time in ticks of 1/100 s (USER_HZ). */
@@ -35,43 +35,28 @@ const PRELOAD_WINDOW = 1024;
 const COORDINATOR_START_TIMEOUT_MS = 30_000;
 
 /** One JSON log line of the coordinator, with the fields the scenarios read. */
-export interface LogEntry {
-  /** pino's timestamp: ms since the Unix epoch, on this machine's clock. */
-  time: number;
-  msg: string;
-  jobId?: string;
-  epoch?: number;
-  workerId?: string;
-  /** A completed checkpoint's time from trigger to commit. */
-  durationMs?: number;
-}
+export type LogEntry = CoordinatorLogEntry;
 
 /** A coordinator child process on the scenario's etcd prefix and subject prefix. */
 export class BenchCoordinator {
   readonly address: string;
   readonly client: CoordinatorClient;
-  /** Every log line so far, in arrival order. */
-  readonly entries: LogEntry[] = [];
+  readonly #log: LogEntries<LogEntry>;
   readonly #child: ManagedChild;
-  readonly #listeners = new Set<() => void>();
 
   private constructor(ctx: ScenarioContext, address: string, extraArgs: readonly string[]) {
     this.address = address;
-    this.#child = new ManagedChild({
-      nodeArgs: COMPILED_NODE_ARGS,
+    this.#log = new LogEntries(
+      (what, timeoutMs) => `the coordinator did not log ${what} within ${timeoutMs} ms:\n${this.#child.tail(10)}`,
+    );
+    this.#child = coordinatorChild(ctx, {
       label: 'coordinator',
-      args: () => [
-        COMPILED_CLI,
-        'coordinator',
-        ...['--etcd', ctx.etcd.join(',')],
-        ...['--nats', ctx.nats.join(',')],
-        ...['--listen', address],
-        ...['--etcd-prefix', `/${ctx.prefix}/`],
-        ...['--subject-prefix', ctx.prefix],
-        ...['--log-level', 'info'],
-        ...extraArgs,
-      ],
-      onLine: (line) => this.#onLine(line),
+      address,
+      extraArgs,
+      onLine: (line) => {
+        const entry = parseLogLine(line);
+        if (entry !== undefined) this.#log.add(entry);
+      },
     });
     this.client = createCoordinatorClient(address);
   }
@@ -100,27 +85,14 @@ export class BenchCoordinator {
     return processCpuMs(this.#child.pid);
   }
 
+  /** Every log line so far, in arrival order. */
+  get entries(): readonly LogEntry[] {
+    return this.#log.entries;
+  }
+
   /** The first log entry matching `match`, kept or yet to come; rejects after `timeoutMs`. */
   waitFor(match: (e: LogEntry) => boolean, timeoutMs: number, what: string): Promise<LogEntry> {
-    const found = this.entries.find(match);
-    if (found !== undefined) return Promise.resolve(found);
-    return new Promise((resolve, reject) => {
-      const listener = (): void => {
-        const entry = this.entries.find(match);
-        if (entry === undefined) return;
-        done();
-        resolve(entry);
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`the coordinator did not log ${what} within ${timeoutMs} ms:\n${this.#child.tail(10)}`));
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.#listeners.delete(listener);
-      };
-      this.#listeners.add(listener);
-    });
+    return this.#log.waitFor(match, timeoutMs, what);
   }
 
   /** Entries of `jobId` with message `msg`. */
@@ -133,13 +105,6 @@ export class BenchCoordinator {
     this.client.close();
     await this.#child.stop();
   }
-
-  #onLine(line: string): void {
-    const entry = parseLogLine(line);
-    if (entry === undefined) return;
-    this.entries.push(entry);
-    for (const listener of [...this.#listeners]) listener();
-  }
 }
 
 /** The CPU time (user and system, every thread) process `pid` has used so far, in ms, from /proc. */
@@ -148,23 +113,6 @@ export async function processCpuMs(pid: number): Promise<number> {
   // Fields after the command name, which is in parentheses and may hold spaces: utime and stime are the 12th and 13th.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
-}
-
-/** The fields of a pino JSON line the scenarios read; undefined for any other line. */
-function parseLogLine(line: string): LogEntry | undefined {
-  let raw: Record<string, unknown>;
-  try {
-    raw = JSON.parse(line) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
-  if (typeof raw.time !== 'number' || typeof raw.msg !== 'string') return undefined;
-  const entry: LogEntry = { time: raw.time, msg: raw.msg };
-  if (typeof raw.jobId === 'string') entry.jobId = raw.jobId;
-  if (typeof raw.epoch === 'number') entry.epoch = raw.epoch;
-  if (typeof raw.workerId === 'string') entry.workerId = raw.workerId;
-  if (typeof raw.durationMs === 'number') entry.durationMs = raw.durationMs;
-  return entry;
 }
 
 /** What worker processes of one job run and where they attach. */

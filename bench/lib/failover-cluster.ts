@@ -7,19 +7,15 @@
  */
 import { join } from 'node:path';
 import { freePort } from '../../src/dev/index.js';
-import { ManagedChild } from '../../test/chaos/child.js';
-import { COMPILED_CLI, COMPILED_NODE_ARGS, requireCompiled } from './compiled-child.js';
+import type { ManagedChild } from '../../test/chaos/child.js';
+import { requireCompiled } from './compiled-child.js';
+import { coordinatorChild, LogEntries, parseLogLine, type CoordinatorLogEntry } from './coordinator-log-child.js';
 import type { ScenarioContext } from './row.js';
 
 /** One JSON log line of a coordinator, with the fields the scenario reads. */
-export interface FailoverLogEntry {
+export interface FailoverLogEntry extends CoordinatorLogEntry {
   /** Index of the coordinator process that logged it. */
   from: number;
-  /** pino's timestamp: ms since the Unix epoch, on this machine's clock. */
-  time: number;
-  msg: string;
-  jobId?: string;
-  workerId?: string;
 }
 
 /** A matcher of log entries. */
@@ -29,34 +25,30 @@ export type EntryMatch = (e: FailoverLogEntry) => boolean;
 export class FailoverCluster {
   /** The gRPC address of each coordinator, in order. */
   readonly addresses: readonly string[];
-  /** Every log line of every coordinator so far, in arrival order. */
-  readonly entries: FailoverLogEntry[] = [];
+  readonly #log: LogEntries<FailoverLogEntry>;
   readonly #children: ManagedChild[];
-  readonly #listeners = new Set<() => void>();
 
   private constructor(ctx: ScenarioContext, addresses: readonly string[], extraArgs: readonly string[]) {
     this.addresses = addresses;
     const logDir = process.env.CKPT_BENCH_FAILOVER_LOG_DIR || undefined;
-    this.#children = addresses.map(
-      (address, i) =>
-        new ManagedChild({
-          nodeArgs: COMPILED_NODE_ARGS,
-          label: `coordinator-${i}`,
-          args: () => [
-            COMPILED_CLI,
-            'coordinator',
-            ...['--etcd', ctx.etcd.join(',')],
-            ...['--nats', ctx.nats.join(',')],
-            ...['--listen', address],
-            ...['--etcd-prefix', `/${ctx.prefix}/`],
-            ...['--subject-prefix', ctx.prefix],
-            ...['--log-level', 'info'],
-            ...extraArgs,
-          ],
-          onLine: (line) => this.#onLine(i, line),
-          ...(logDir === undefined ? {} : { logFile: join(logDir, `coordinator-${i}.log`) }),
-        }),
+    this.#log = new LogEntries((what, timeoutMs) => {
+      const tails = this.#children.map((c) => `${c.spec.label}:\n${c.tail(8)}`).join('\n');
+      return `no coordinator logged ${what} within ${timeoutMs} ms:\n${tails}`;
+    });
+    this.#children = addresses.map((address, i) =>
+      coordinatorChild(ctx, {
+        label: `coordinator-${i}`,
+        address,
+        extraArgs,
+        onLine: (line) => this.#onLine(i, line),
+        ...(logDir === undefined ? {} : { logFile: join(logDir, `coordinator-${i}.log`) }),
+      }),
     );
+  }
+
+  /** Every log line of every coordinator so far, in arrival order. */
+  get entries(): readonly FailoverLogEntry[] {
+    return this.#log.entries;
   }
 
   /**
@@ -108,26 +100,7 @@ export class FailoverCluster {
 
   /** The first entry matching `match`, kept or yet to come; rejects after `timeoutMs`, naming `what`. */
   waitFor(match: EntryMatch, timeoutMs: number, what: string): Promise<FailoverLogEntry> {
-    const found = this.entries.find(match);
-    if (found !== undefined) return Promise.resolve(found);
-    return new Promise((resolve, reject) => {
-      const listener = (): void => {
-        const entry = this.entries.find(match);
-        if (entry === undefined) return;
-        done();
-        resolve(entry);
-      };
-      const timer = setTimeout(() => {
-        done();
-        const tails = this.#children.map((c) => `${c.spec.label}:\n${c.tail(8)}`).join('\n');
-        reject(new Error(`no coordinator logged ${what} within ${timeoutMs} ms:\n${tails}`));
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.#listeners.delete(listener);
-      };
-      this.#listeners.add(listener);
-    });
+    return this.#log.waitFor(match, timeoutMs, what);
   }
 
   /** Stops every coordinator (SIGTERM, then SIGKILL). */
@@ -142,18 +115,8 @@ export class FailoverCluster {
   }
 
   #onLine(from: number, line: string): void {
-    let raw: Record<string, unknown>;
-    try {
-      raw = JSON.parse(line) as Record<string, unknown>;
-    } catch {
-      return;
-    }
-    if (typeof raw.time !== 'number' || typeof raw.msg !== 'string') return;
-    const entry: FailoverLogEntry = { from, time: raw.time, msg: raw.msg };
-    if (typeof raw.jobId === 'string') entry.jobId = raw.jobId;
-    if (typeof raw.workerId === 'string') entry.workerId = raw.workerId;
-    this.entries.push(entry);
-    for (const listener of [...this.#listeners]) listener();
+    const entry = parseLogLine(line);
+    if (entry !== undefined) this.#log.add({ ...entry, from });
   }
 }
 

@@ -85,6 +85,7 @@ function entryFacts(e) {
     ['Checkpointed size', bytes(e.checkpointed_size)],
     ['Max alignment', duration(e.max_alignment)],
     ['Max snapshot', duration(e.max_snapshot)],
+    ['In-flight records', inFlightText(Array.isArray(e.tasks) ? e.tasks : [])],
     ['Manifest', bytes(e.manifest_bytes)],
     ...(failed
       ? [
@@ -94,6 +95,22 @@ function entryFacts(e) {
         ]
       : []),
   ]);
+}
+
+/**
+ * Whether the checkpoint's pieces hold in-flight records (an unaligned
+ * snapshot, or an aligned one that timed out): the tasks that stored any,
+ * and their bytes. Unknown when the statistics no longer keep the tasks.
+ */
+function inFlightText(tasks) {
+  if (tasks.length === 0) return h('span', { id: 'in-flight', dataset: { tasks: '' } }, NONE);
+  const holding = tasks.filter((t) => Number(t.in_flight_size) > 0);
+  const total = holding.reduce((n, t) => n + Number(t.in_flight_size), 0);
+  const text =
+    holding.length === 0
+      ? 'none'
+      : `${bytes(total)} in ${holding.length} of ${tasks.length} tasks (${holding.map((t) => t.task_id).join(', ')})`;
+  return h('span', { id: 'in-flight', dataset: { tasks: String(holding.length) } }, text);
 }
 
 /** The sort key of `task` for column `key`: a pending task is the slowest end-to-end. */

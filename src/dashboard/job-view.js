@@ -177,12 +177,20 @@ const POLICY = [
   ['compression', 'Compression', String],
   ['snapshot_timeout', 'Snapshot timeout', duration],
   ['task_stall_timeout', 'Task stall timeout', duration],
+  ['aligned_checkpoint_timeout', 'Aligned checkpoint timeout', alignedTimeout],
 ];
 
+/** A checkpoint that waited this long to align is taken unaligned; 0: it always aligns. */
+function alignedTimeout(ms) {
+  return ms > 0 ? duration(ms) : 'off (always aligns)';
+}
+
 function policy(config) {
-  const pairs = POLICY.filter(([key]) => config[key] !== undefined && config[key] !== null && config[key] !== '').map(
-    ([key, label, format]) => [label, format(config[key])],
-  );
+  const shown = POLICY.filter(([key]) => config[key] !== undefined && config[key] !== null && config[key] !== '');
+  // Only aligned checkpoints wait for alignment: other modes have no such timeout.
+  const pairs = shown
+    .filter(([key]) => key !== 'aligned_checkpoint_timeout' || config.mode === 'ALIGNED')
+    .map(([key, label, format]) => [label, format(config[key])]);
   const adaptive = config.adaptive;
   pairs.push([
     'Adaptive interval',

@@ -10,8 +10,9 @@ import type { SnapshotType__Output } from '../gen/ckpt/v1/SnapshotType.js';
 import type { StateBackend } from './state/index.js';
 import { decodeStoredPiece, describePiece, encodePiece, type PieceCodec } from './state/compression.js';
 import { handleOf, piecesOf } from './state/incremental-state.js';
+import { pieceOwner } from './state/snapshot-location.js';
 import type { SourcePosition } from './task.js';
-import { decodeUnalignedSnapshot, type InFlightRecord } from './unaligned-snapshot.js';
+import { decodeUnalignedSnapshot, hasUnalignedHeader, type InFlightRecord } from './unaligned-snapshot.js';
 
 /** The measurements taken before the upload. */
 export interface SyncMetrics {
@@ -117,6 +118,18 @@ export interface RestoredPieces {
   inFlight: InFlightRecord[];
 }
 
+/** How `restoredState` reads a task's pieces. */
+export interface RestoreOptions {
+  /** The restoring job. */
+  jobId: string;
+  /** The job of the savepoint the restored checkpoint maps ('' or undefined: a checkpoint of `jobId` itself). */
+  sourceJobId?: string | undefined;
+  /** The job's mode is UNALIGNED and the task has inputs (see `unmarkedHoldsInFlight`). */
+  unaligned: boolean;
+  /** Every piece of the chain (keyed state), not only the newest (a task's own snapshot). */
+  chain: boolean;
+}
+
 /**
  * Fetches, verifies and decompresses the pieces a restored snapshot of
  * job `jobId` names (only its newest with `chain` false: a task writing its own
@@ -125,15 +138,15 @@ export interface RestoredPieces {
  * handle says `in_flight_records` holds in-flight records besides its state
  * (an unaligned snapshot, or an aligned one whose alignment timed out);
  * only those of the newest piece are the checkpoint's (a checkpoint never
- * names another's such piece as its newest). `unaligned`: the job's mode is
- * UNALIGNED, whose every piece holds them (also those stored before handles
- * said so).
+ * names another's such piece as its newest). A piece whose handle does not
+ * say so holds plain state, except where `unmarkedHoldsInFlight` is certain
+ * that it was stored before handles said so.
  */
 export async function restoredState(
   backend: StateBackend,
   state: StateHandle__Output | null | undefined,
   signal: AbortSignal,
-  options: { jobId: string; sourceJobId?: string; unaligned: boolean; chain: boolean },
+  options: RestoreOptions,
 ): Promise<RestoredPieces> {
   const all = piecesOf(state);
   const handles = options.chain ? all : all.slice(-1);
@@ -152,12 +165,39 @@ export async function restoredState(
   let inFlight: InFlightRecord[] = [];
   const pieces: Uint8Array[] = [];
   stored.forEach((bytes, i) => {
-    const envelope = handles[i]?.inFlightRecords === true || options.unaligned;
+    const handle = handles[i] as StateHandle__Output;
+    const envelope = handle.inFlightRecords === true || unmarkedHoldsInFlight(handle, bytes, options);
     const decoded = envelope ? decodeUnalignedSnapshot(bytes) : { state: bytes, inFlight: [] };
     if (i === stored.length - 1) inFlight = decoded.inFlight;
     if (decoded.state.length > 0) pieces.push(decoded.state);
   });
   return { pieces, inFlight };
+}
+
+/**
+ * Whether a piece whose handle does not say `in_flight_records` holds
+ * in-flight records all the same: stored before handles said so. Such a
+ * piece holds them exactly when a task with inputs of an UNALIGNED job
+ * stored it (every version of the SDK stored each of those snapshots with
+ * its in-flight records, and no other); pieces stored since then say so.
+ * The handle cannot tell an old piece from a new plain one, so this answers
+ * true only where that is certain, in a task with inputs of an UNALIGNED
+ * job (`unaligned`), as before handles said so:
+ *
+ * - keyed state (`chain`): when the piece starts with the header of
+ *   in-flight records, which a piece of keyed state never does;
+ * - a task's own snapshot: when the restore is of one of the job's own
+ *   checkpoints (no savepoint) and the piece is the job's. The task stored
+ *   it in this job (its newest piece, the only one read, is always new),
+ *   and the job has been UNALIGNED since it was created, since a job's spec
+ *   never changes. A savepoint may come from a job of another mode (an
+ *   ALIGNED job's pieces hold plain state): its unmarked pieces are plain.
+ */
+function unmarkedHoldsInFlight(handle: StateHandle__Output, bytes: Uint8Array, options: RestoreOptions): boolean {
+  if (!options.unaligned) return false;
+  if (options.chain) return hasUnalignedHeader(bytes);
+  const ownCheckpoint = (options.sourceJobId ?? '') === '';
+  return ownCheckpoint && pieceOwner(handle.uri)?.jobId === options.jobId;
 }
 
 /** Whole milliseconds since `started` (a `performance.now()` reading). */

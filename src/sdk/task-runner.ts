@@ -9,6 +9,10 @@
  * synchronous batch, typically one NATS delivery, so that their emitted
  * records leave in one write.
  *
+ * What the loop takes next from its inputs, paused while an output is over
+ * its flow-control window, is `TaskIntake`'s; the timer of aligned
+ * checkpoints that wait too long is `AlignmentTimeouts`.
+ *
  * Phases: `idle` until the first restore, `restoring`, `active`, `halted`
  * (a recovery stopped it; a restore follows), `failed` (it threw; the job
  * rolls back), `closed`.
@@ -21,14 +25,16 @@ import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
 import type { Logger } from '../log/index.js';
 import type { TaskResult } from '../worker-protocol/index.js';
 import { InputAligner, type AlignAction, type AlignmentMode } from './alignment.js';
+import { AlignmentTimeouts } from './alignment-timeouts.js';
 import { createTaskContext, type ContextCell } from './context.js';
-import type { DataPlane, ProducerFlow } from './data-plane.js';
+import type { DataPlane } from './data-plane.js';
 import { Fifo } from './fifo.js';
 import { ReaderCredits } from './flow-control.js';
 import { isPromiseLike } from './promise-like.js';
 import { SourceLane } from './source-lane.js';
 import { dataRecord } from './record.js';
 import type { EmitOptions } from './router.js';
+import { TaskIntake } from './task-intake.js';
 import { TaskOutput } from './task-output.js';
 import { IDLE, TaskLoop } from './task-loop.js';
 import { Snapshotter, type SnapshotEvent, type SnapshotPoint, type SnapshotterOptions } from './snapshotter.js';
@@ -98,8 +104,9 @@ export class TaskRunner {
   readonly #snapshots: Snapshotter;
   readonly #loop: TaskLoop;
   readonly #counts: TaskCounts | undefined;
-  /** While `over > 0` an output is over its window: the task takes no input. */
-  readonly #flow: ProducerFlow;
+  /** What the loop takes next; nothing while an output is over its window. */
+  readonly #intake: TaskIntake;
+  readonly #timeouts: AlignmentTimeouts;
   readonly #credits: ReaderCredits | undefined;
   #phase: RunnerPhase = 'idle';
   #generation = 0;
@@ -108,10 +115,6 @@ export class TaskRunner {
   #cell: ContextCell | undefined;
   #positions = new Map<string, number>();
   #processed = 0;
-  /** Wakes the loop when the next alignment times out. */
-  #alignmentTimer: NodeJS.Timeout | undefined;
-  /** The alignment timer fired: set it again once the aligner was asked. */
-  #alignmentDue = false;
 
   /** Starts the task's loop; it waits for a restore. */
   constructor(options: RunnerOptions) {
@@ -120,7 +123,6 @@ export class TaskRunner {
     this.isSource = isSourceTask(options.task);
     this.#output = new TaskOutput(options.taskId, options.outputs, options.plane, options.logger, options.counts);
     this.#counts = options.counts;
-    this.#flow = options.plane.flowOf(options.taskId);
     this.#credits =
       options.inputs.length > 0 && options.flowControlWindow > 0
         ? new ReaderCredits(options.taskId, options.inputs, options.flowControlWindow, (from, to, credit) =>
@@ -132,6 +134,14 @@ export class TaskRunner {
         ? new InputAligner(options.inputs, options.mode, Date.now, options.alignedCheckpointTimeoutMs ?? 0)
         : undefined;
     this.#sourceLane = new SourceLane(options.maxQueuedSourceMessages, () => this.#wake());
+    const aligner = this.#aligner;
+    this.#timeouts = new AlignmentTimeouts({ nextTimeout: () => aligner?.nextTimeout(), wake: () => this.#wake() });
+    this.#intake = new TaskIntake({
+      aligner,
+      sourceLane: this.#sourceLane,
+      flow: options.plane.flowOf(options.taskId),
+      timeouts: this.#timeouts,
+    });
     this.#snapshots = new Snapshotter({
       ...options,
       isCurrent: (generation) => generation === this.#generation,
@@ -179,6 +189,7 @@ export class TaskRunner {
   /** Queues a record of `input` sent in `epoch`; dropped unless the task runs or restores in `epoch`. */
   offerRecord(epoch: number, input: string, record: DataRecord): void {
     if (!this.#accepting(epoch)) return;
+    if (this.#counts !== undefined) this.#counts.recordsReceived += 1;
     this.#aligner?.offer(input, { kind: 'record', record });
     this.#wake();
   }
@@ -189,7 +200,7 @@ export class TaskRunner {
     this.#snapshots.noteType(checkpointId, snapshotType);
     const savepoint = snapshotType === 'SNAPSHOT_TYPE_SAVEPOINT';
     this.#aligner?.offer(input, { kind: 'barrier', checkpointId, savepoint });
-    this.#armAlignmentTimer();
+    this.#timeouts.arm();
     this.#wake();
   }
 
@@ -234,9 +245,7 @@ export class TaskRunner {
     this.#epochAbort = new AbortController();
     this.#control.clear();
     this.#aligner?.reset();
-    clearTimeout(this.#alignmentTimer);
-    this.#alignmentTimer = undefined;
-    this.#alignmentDue = false;
+    this.#timeouts.clear();
     this.#credits?.stop();
     this.#sourceLane.stop();
     this.#snapshots.clear();
@@ -323,18 +332,9 @@ export class TaskRunner {
     if (this.#phase !== 'active') return IDLE;
     const control = this.#control.shift();
     if (control !== undefined) return control();
-    if (this.#flow.over > 0) {
-      // An output is over its window: no input is taken, but checkpoints go on (and time out).
-      const action = this.#aligner?.nextControl();
-      if (this.#alignmentDue) this.#rearmAlignmentTimer();
-      return action === undefined ? IDLE : this.#onAction(action);
-    }
-    const action = this.#aligner?.next();
-    if (this.#alignmentDue) this.#rearmAlignmentTimer();
-    if (action !== undefined) return this.#onAction(action);
-    const message = this.#sourceLane.shift();
-    if (message === undefined) return IDLE;
-    return this.#handleSource(message);
+    const next = this.#intake.next();
+    if (next === undefined) return IDLE;
+    return next.kind === 'action' ? this.#onAction(next.action) : this.#handleSource(next.message);
   }
 
   #onAction(action: AlignAction<DataRecord>): unknown {
@@ -429,32 +429,6 @@ export class TaskRunner {
 
   #accepting(epoch: number): boolean {
     return (this.#phase === 'active' || this.#phase === 'restoring') && epoch === this.#epoch;
-  }
-
-  /**
-   * Keeps a timer for the next alignment timeout (ALIGNED mode with a
-   * timeout): the loop must run then even when nothing else arrives, to
-   * take the checkpoint unaligned.
-   */
-  #armAlignmentTimer(): void {
-    if (this.#alignmentTimer !== undefined || this.#phase === 'closed') return;
-    const at = this.#aligner?.nextTimeout();
-    if (at === undefined) return;
-    this.#alignmentTimer = setTimeout(
-      () => {
-        // The loop times the checkpoint out when it next asks the aligner, then sets the timer for the next one.
-        this.#alignmentTimer = undefined;
-        this.#alignmentDue = true;
-        this.#wake();
-      },
-      Math.max(1, at - Date.now()),
-    );
-    this.#alignmentTimer.unref();
-  }
-
-  #rearmAlignmentTimer(): void {
-    this.#alignmentDue = false;
-    this.#armAlignmentTimer();
   }
 
   #push(work: Work): void {

@@ -62,10 +62,19 @@ export function encodeUnalignedSnapshot(state: Uint8Array, inFlight: readonly In
   return out;
 }
 
+/**
+ * Whether `bytes` start with the header `encodeUnalignedSnapshot` writes.
+ * A piece of keyed state never does (it starts with its own header or is
+ * JSON text); a task's own snapshot bytes might.
+ */
+export function hasUnalignedHeader(bytes: Uint8Array): boolean {
+  return bytes.length >= MAGIC.length && MAGIC.every((b, i) => bytes[i] === b);
+}
+
 /** Decodes what `encodeUnalignedSnapshot` wrote; throws `CkptError('MALFORMED')` for anything else. */
 export function decodeUnalignedSnapshot(bytes: Uint8Array): UnalignedSnapshot {
   const reader = new Reader(bytes);
-  if (MAGIC.some((b, i) => bytes[i] !== b)) malformed('it has a wrong header');
+  if (!hasUnalignedHeader(bytes)) malformed('it has a wrong header');
   reader.skip(4);
   const state = reader.bytes(reader.u32());
   const inFlight: InFlightRecord[] = [];

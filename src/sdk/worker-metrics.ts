@@ -29,6 +29,8 @@ export const WORKER_DURATION_BUCKETS_SECONDS = [
 export interface TaskCounts {
   /** Records the task took from its inputs; for a source, messages it handled. */
   recordsIn: number;
+  /** Records of the task's inputs that reached it in its epoch, processed or still queued (tasks with inputs). */
+  recordsReceived: number;
   /** Records the task published to downstream tasks (one per downstream task a record goes to). */
   recordsOut: number;
 }
@@ -74,6 +76,11 @@ class Families {
       'ckpt_worker_records_in_total',
       'Records each task took from its inputs (a source: messages it handled).',
       (c) => c.recordsIn,
+    );
+    counted(
+      'ckpt_worker_records_received_total',
+      'Records that reached each task from its inputs, processed or still queued (held back by alignment, or waiting for the task).',
+      (c) => c.recordsReceived,
     );
     counted(
       'ckpt_worker_records_out_total',
@@ -222,7 +229,10 @@ export class WorkerMetrics {
   }
 
   #addTask(taskId: string): void {
-    const source = { labels: { job_id: this.#d.jobId, task_id: taskId }, counts: { recordsIn: 0, recordsOut: 0 } };
+    const source = {
+      labels: { job_id: this.#d.jobId, task_id: taskId },
+      counts: { recordsIn: 0, recordsReceived: 0, recordsOut: 0 },
+    };
     this.#tasks.set(taskId, source);
     const families = this.#families;
     families.sources.add(source);

@@ -2,7 +2,8 @@
  * What a worker runs once its session is welcomed: the task runners wired
  * to the job graph, the data and control subscriptions, acknowledgement
  * batching, and the handling of the coordinator's commands in epochs
- * (state cleanup commands go to `StateCommands`).
+ * (state cleanup commands go to `StateCommands`; when the tasks of an epoch
+ * start, and the triggers held until then, to `EpochGate`).
  *
  * The session alone moves the worker: its welcome, restores and starts set
  * the epoch, confirm leader terms and checkpoint ids. What arrives on NATS
@@ -21,12 +22,12 @@ import type { AttachResponse__Output } from '../gen/ckpt/v1/AttachResponse.js';
 import type { RestoreCommand__Output } from '../gen/ckpt/v1/RestoreCommand.js';
 import type { StartCommand__Output } from '../gen/ckpt/v1/StartCommand.js';
 import type { TaskHealth } from '../gen/ckpt/v1/TaskHealth.js';
-import type { Trigger__Output } from '../gen/ckpt/v1/Trigger.js';
 import type { Welcome__Output } from '../gen/ckpt/v1/Welcome.js';
 import type { Logger } from '../log/index.js';
 import { Broadcasts } from './broadcasts.js';
 import { DataPlane } from './data-plane.js';
 import { EdgeIntake } from './edge-intake.js';
+import { EpochGate } from './epoch-gate.js';
 import { CREDIT_TICK_MS } from './flow-control.js';
 import type { WorkerEventMap } from './events.js';
 import { jobGraph, type JobGraph } from './graph.js';
@@ -37,9 +38,6 @@ import type { AnyTask } from './task.js';
 import { TriggerTimes } from './trigger-times.js';
 import { alignmentModeOf, checkWiring } from './wiring.js';
 import type { WorkerMetrics } from './worker-metrics.js';
-
-/** Most triggers held while a restore runs; the oldest goes first (the coordinator times it out). */
-const MAX_HELD_TRIGGERS = 64;
 
 /** What a runtime is built from. */
 export interface RuntimeDeps {
@@ -78,23 +76,28 @@ export class WorkerRuntime {
   readonly #edges: EdgeIntake;
   readonly #broadcasts: Broadcasts;
   readonly #triggerTimes = new TriggerTimes();
+  readonly #gate: EpochGate;
   #unsubscribe: (() => void)[] = [];
   #plane: DataPlane | undefined;
   #creditTimer: NodeJS.Timeout | undefined;
-  #restoredEpoch = -1;
-  #startRequested = -1;
-  #started = false;
   #commands: Promise<void> = Promise.resolve();
   #restoreAbort = new AbortController();
   #closed = false;
-  /** Triggers of the current epoch that arrived while its restore ran (rule R1), handled once it is done. */
-  #heldTriggers: Trigger__Output[] = [];
 
   private constructor(deps: RuntimeDeps, graph: JobGraph) {
     this.#d = deps;
     this.#graph = graph;
     const { config, welcome, logger } = deps;
     this.#drops = new DropLog(logger.child({ component: 'intake' }));
+    this.#gate = new EpochGate({
+      epoch: () => this.epoch,
+      closed: () => this.#closed,
+      start: (epoch) => this.#start(epoch),
+      trigger: (trigger) => this.#broadcasts.trigger(trigger),
+      dropped: ({ term, epoch, checkpointId }) =>
+        this.#drops.drop({ kind: 'trigger', reason: 'failed', term, epoch, checkpointId }),
+      logger,
+    });
     this.#intake = this.#newIntake(welcome);
     this.#edges = new EdgeIntake({
       jobId: config.jobId,
@@ -133,7 +136,7 @@ export class WorkerRuntime {
       epoch: welcome.epoch,
       term: welcome.term,
       handlers: {
-        trigger: (m) => this.#onTrigger(m),
+        trigger: (m) => this.#gate.offer(m),
         complete: (m) => this.#broadcasts.complete(m),
         abort: (m, range) => this.#broadcasts.abort(m, range),
         recover: (m) => this.#broadcasts.recover(m),
@@ -193,7 +196,7 @@ export class WorkerRuntime {
 
   /** The epoch the worker's tasks have restored and run in; 0 before the first restore. */
   get runningEpoch(): number {
-    return this.#restoredEpoch === this.epoch ? this.epoch : 0;
+    return this.#gate.runningEpoch;
   }
 
   /**
@@ -375,47 +378,20 @@ export class WorkerRuntime {
     );
     if (signal.aborted || epoch !== this.epoch) return;
     const taskIds = restored.filter((id): id is string => id !== undefined);
-    this.#restoredEpoch = epoch;
+    this.#gate.restoredIn(epoch);
     this.#d.logger.info({ epoch, checkpointId, tasks: taskIds.length }, 'restored');
     this.#d.events.emit('restored', { epoch, checkpointId, taskIds });
     if (taskIds.length > 0) this.#d.send({ ready: { epoch, taskIds } });
-    if (this.#startRequested === epoch) this.#start(epoch);
-    for (const trigger of this.#heldTriggers.splice(0)) this.#onTrigger(trigger);
-  }
-
-  /**
-   * A trigger that passed the intake (its term confirmed). The coordinator
-   * triggers an epoch's checkpoints only after it sent that epoch's start,
-   * so a trigger of the current epoch also counts as the start when the
-   * StartCommand has not arrived yet (its gRPC stream may lag behind NATS):
-   * the sources start, then take the trigger. One that arrives while the
-   * epoch's restore runs is held until the restore is done.
-   */
-  #onTrigger(trigger: Trigger__Output): void {
-    if (this.#closed) return;
-    if (trigger.epoch === this.epoch && this.#restoredEpoch !== this.epoch) {
-      if (this.#heldTriggers.length >= MAX_HELD_TRIGGERS) {
-        const dropped = this.#heldTriggers.shift() as Trigger__Output;
-        const { term, epoch, checkpointId } = dropped;
-        this.#drops.drop({ kind: 'trigger', reason: 'failed', term, epoch, checkpointId });
-      }
-      this.#heldTriggers.push(trigger);
-      return;
-    }
-    if (trigger.epoch === this.epoch && !this.#started) this.#start(trigger.epoch);
-    this.#broadcasts.trigger(trigger);
+    this.#gate.release(epoch);
   }
 
   #onStart(command: StartCommand__Output): void {
-    this.#start(command.epoch);
+    this.#gate.start(command.epoch);
     if (command.epoch === this.epoch) this.#intake.confirmTerm(command.term);
   }
 
+  /** Starts the tasks in `epoch`, once its restore is done (see `EpochGate`). */
   #start(epoch: number): void {
-    if (epoch !== this.epoch) return;
-    this.#startRequested = epoch;
-    if (this.#restoredEpoch !== epoch || this.#started) return;
-    this.#started = true;
     for (const runner of this.#runners.values()) runner.start(epoch);
     this.#d.logger.info({ epoch }, 'started');
     this.#d.events.emit('started', { epoch });
@@ -426,9 +402,7 @@ export class WorkerRuntime {
     this.#restoreAbort.abort(new CkptError('STALE_EPOCH', `epoch ${epoch} supersedes ${this.epoch}`));
     this.#restoreAbort = new AbortController();
     this.#intake.enterEpoch(epoch);
-    this.#heldTriggers = [];
-    this.#started = false;
-    this.#restoredEpoch = -1;
+    this.#gate.entered();
     this.#batcher.discardOtherEpochs(epoch);
     this.#edges.reset();
     this.#plane?.resetFlow();
@@ -463,7 +437,7 @@ export class WorkerRuntime {
 
   #connectionLost(what: string): void {
     const taskId = this.#runners.keys().next().value;
-    if (taskId === undefined || this.#restoredEpoch !== this.epoch) return;
+    if (taskId === undefined || !this.#gate.restored) return;
     const message = `${what}: records and barriers in flight may be lost`;
     this.#taskFailed(taskId, this.epoch, new CkptError('UNAVAILABLE', message));
   }

@@ -159,6 +159,7 @@ export function configJson(info: JobInfo__Output): Json {
     compression: enumName(p.compression, 'STATE_COMPRESSION_'),
     snapshot_timeout: p.snapshotTimeoutMs,
     task_stall_timeout: p.taskStallTimeoutMs,
+    aligned_checkpoint_timeout: p.alignedCheckpointTimeoutMs,
     adaptive:
       p.adaptive === null
         ? null

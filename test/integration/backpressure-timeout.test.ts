@@ -11,32 +11,12 @@
  * processes them again, and the sink's output stays exactly-once. Real
  * etcd, NATS and coordinator.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import test from 'ava';
-import type { NatsConnection } from '@nats-io/nats-core';
 import { readStream } from '../../examples/wordcount/verify.js';
-import { silentLogger, type JobSpec } from '../../src/index.js';
-import {
-  connectNats,
-  resolveConfig,
-  runCoordinator,
-  startLocalServers,
-  type LocalServers,
-  type RunningCoordinator,
-} from '../../src/internal.js';
+import type { JobSpec } from '../../src/index.js';
+import { BACKPRESSURE_TASKS, startBackpressureStack } from '../helpers/backpressure-stack.js';
+import { eventually } from '../helpers/wait.js';
 
-const WORKER_SCRIPT = join(
-  dirname(fileURLToPath(import.meta.url)),
-  '..',
-  '..',
-  'bench',
-  'lib',
-  'backpressure-worker.ts',
-);
 const JOB_ID = 'bpt';
 const SOURCE_RATE = 2000;
 const SINK_RATE = SOURCE_RATE / 10;
@@ -67,61 +47,22 @@ const spec: JobSpec = {
   },
 };
 
-interface Stack {
-  servers?: LocalServers;
-  coordinator?: RunningCoordinator;
-  nc?: NatsConnection;
-  stateDir?: string;
-  workers: Map<string, ChildProcess>;
-}
-
-async function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill(signal);
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
-}
-
-async function stop(stack: Stack): Promise<void> {
-  await Promise.all([...stack.workers.values()].map((child) => stopChild(child, 'SIGTERM')));
-  await stack.nc?.close().catch(() => undefined);
-  await stack.coordinator?.stop().catch(() => undefined);
-  await stack.servers?.stop();
-  if (stack.stateDir !== undefined) await rm(stack.stateDir, { recursive: true, force: true });
-}
-
-async function until(what: string, timeoutMs: number, ok: () => boolean): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs / 1000} s`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 test.serial(
   'aligned checkpoints with an alignment timeout complete quickly under backpressure and restore their in-flight records exactly once',
   async (t) => {
     t.timeout(RUN_MS + 180_000);
-    const stack: Stack = { workers: new Map() };
+    const stack = await startBackpressureStack({
+      jobId: JOB_ID,
+      name: 'backpressure-timeout',
+      heartbeatTimeoutMs: 3000,
+      sourceRate: SOURCE_RATE,
+      sinkRate: SINK_RATE,
+      payloadBytes: PAYLOAD_BYTES,
+      output: { stream: 'BPT_OUT', subject: 'bpt.out' },
+    });
     try {
-      stack.servers = await startLocalServers();
-      const config = resolveConfig(
-        {
-          etcd: [stack.servers.etcd.clientUrl],
-          nats: [stack.servers.nats.url],
-          listen: '127.0.0.1:0',
-          logLevel: 'warn',
-          heartbeatIntervalMs: 250,
-          heartbeatTimeoutMs: 3000,
-        },
-        {},
-      );
-      const coordinator = await runCoordinator(config, silentLogger());
-      stack.coordinator = coordinator;
+      const { coordinator, nc, job } = stack;
       const completed: { id: number; triggeredAtMs: number; ms: number; epoch: number }[] = [];
-      const job = (): ReturnType<typeof coordinator.coordinator.getJob> => coordinator.coordinator.getJob(JOB_ID);
       coordinator.coordinator.events.subscribe(JOB_ID, (c) => {
         if (c.state !== 'CHECKPOINT_STATE_COMPLETED') return;
         const ms = c.finishedAtMs - c.triggeredAtMs;
@@ -131,27 +72,12 @@ test.serial(
       coordinator.coordinator.events.subscribeRecoveries((r) => {
         if (r.jobId === JOB_ID) recoveries.push(r.checkpointId);
       });
-      const nc = await connectNats([stack.servers.nats.url], 'backpressure-timeout-test');
-      stack.nc = nc;
       await coordinator.coordinator.submitJob(spec);
-      stack.stateDir = await mkdtemp(join(tmpdir(), 'ckpt-backpressure-timeout-'));
-      const startWorker = (taskId: string): void => {
-        const args = [
-          '--import=tsx',
-          WORKER_SCRIPT,
-          ...['--coordinator', coordinator.address, '--nats', stack.servers?.nats.url ?? '', '--job', JOB_ID],
-          ...['--tasks', taskId, '--state-dir', stack.stateDir ?? ''],
-          ...['--stream', 'BPT_OUT', '--subject', 'bpt.out'],
-          ...['--source-rate', String(SOURCE_RATE), '--sink-rate', String(SINK_RATE)],
-          ...['--payload-bytes', String(PAYLOAD_BYTES)],
-        ];
-        stack.workers.set(taskId, spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] }));
-      };
-      for (const taskId of ['gen', 'relay', 'sink']) startWorker(taskId);
-      const running = (): boolean => job().attempt === 'JOB_ATTEMPT_RUNNING' && job().attachedTasks === 3;
-      await until('the job runs', 60_000, running);
+      for (const taskId of BACKPRESSURE_TASKS) stack.startWorker(taskId);
+      await stack.untilRunning();
       const began = Date.now();
       t.log(`job running with a ${ALIGNED_TIMEOUT_MS} ms alignment timeout; ${RUN_MS / 1000} s under backpressure`);
+      // The job runs under backpressure for a while: the checkpoints of that time are measured.
       await new Promise((r) => setTimeout(r, RUN_MS));
 
       const judged = completed.filter((c) => c.epoch === 1 && c.triggeredAtMs >= began + WARMUP_MS);
@@ -163,10 +89,10 @@ test.serial(
       t.true(median <= MAX_MEDIAN_MS, `the median checkpoint took ${median} ms, at most ${MAX_MEDIAN_MS} ms`);
 
       // The relay's worker dies: the job restores its latest checkpoint, in-flight records included.
-      const killed = stack.workers.get('relay');
-      if (killed !== undefined) await stopChild(killed, 'SIGKILL');
-      startWorker('relay');
-      await until('the job recovers', 60_000, () => recoveries.length > 0 && job().epoch >= 2 && running());
+      await stack.killWorker('relay');
+      stack.startWorker('relay');
+      const recovered = (): boolean => recoveries.length > 0 && job().epoch >= 2 && stack.running();
+      await eventually(recovered, { timeoutMs: 60_000, pollMs: 50, what: 'the job recovering' });
       const restored = recoveries[0] ?? 0;
       t.true(restored > 0, 'the job restored a checkpoint');
       const details = await coordinator.coordinator.getCheckpoint(JOB_ID, restored);
@@ -176,8 +102,14 @@ test.serial(
       t.log(`restored checkpoint ${restored}; tasks holding in-flight records: ${holding.join(', ') || 'none'}`);
       t.true(holding.length > 0, `checkpoint ${restored} stored in-flight records and its manifest says so`);
       const afterRecovery = completed.length;
-      await until('checkpoints complete after the recovery', 60_000, () => completed.length >= afterRecovery + 3);
-      await new Promise((r) => setTimeout(r, 3000));
+      const three = (): boolean => completed.length >= afterRecovery + 3;
+      await eventually(three, {
+        timeoutMs: 60_000,
+        pollMs: 50,
+        what: 'three checkpoints completing after the recovery',
+      });
+      // The sink publishes a checkpoint's records once it completed: wait for those of the last one.
+      await stack.untilOutputOf(completed.at(-1)?.id ?? 0);
 
       // Exactly once: the sink's visible output is the records 1..n, each once, in order.
       const output = (await readStream(nc, 'BPT_OUT')).map(Number);
@@ -190,7 +122,7 @@ test.serial(
         'the output is every record from the first on, in order, none lost',
       );
     } finally {
-      await stop(stack);
+      await stack.stop();
     }
   },
 );

@@ -6,32 +6,12 @@
  * bench/lib/backpressure-worker.ts (gen ─▶ relay ─▶ sink) in three worker processes,
  * whose resident memory is sampled while the job runs for a minute.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFile } from 'node:fs/promises';
 import test from 'ava';
-import type { NatsConnection } from '@nats-io/nats-core';
 import { readStream } from '../../examples/wordcount/verify.js';
-import { silentLogger, type JobSpec } from '../../src/index.js';
-import {
-  connectNats,
-  resolveConfig,
-  runCoordinator,
-  startLocalServers,
-  type LocalServers,
-  type RunningCoordinator,
-} from '../../src/internal.js';
+import type { JobSpec } from '../../src/index.js';
+import { BACKPRESSURE_TASKS, startBackpressureStack } from '../helpers/backpressure-stack.js';
 
-const WORKER_SCRIPT = join(
-  dirname(fileURLToPath(import.meta.url)),
-  '..',
-  '..',
-  'bench',
-  'lib',
-  'backpressure-worker.ts',
-);
 const JOB_ID = 'bp';
 const SOURCE_RATE = 2000;
 const SINK_RATE = SOURCE_RATE / 10;
@@ -59,15 +39,6 @@ function spec(mode: 'aligned' | 'unaligned'): JobSpec {
   };
 }
 
-/** Everything a run started. */
-interface Stack {
-  servers?: LocalServers;
-  coordinator?: RunningCoordinator;
-  nc?: NatsConnection;
-  stateDir?: string;
-  workers: Map<string, ChildProcess>;
-}
-
 /** Resident memory of process `pid`, in bytes (Linux). */
 async function rssOf(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
@@ -76,49 +47,24 @@ async function rssOf(pid: number): Promise<number> {
   return Number(kb) * 1024;
 }
 
-async function stop(stack: Stack): Promise<void> {
-  for (const child of stack.workers.values()) if (child.exitCode === null) child.kill('SIGTERM');
-  await Promise.all(
-    [...stack.workers.values()].map(async (child) => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    }),
-  );
-  await stack.nc?.close().catch(() => undefined);
-  await stack.coordinator?.stop().catch(() => undefined);
-  await stack.servers?.stop();
-  if (stack.stateDir !== undefined) await rm(stack.stateDir, { recursive: true, force: true });
-}
-
 test.serial(
   'a sink at a tenth of the source rate slows the source down: no recovery, bounded memory, exactly-once output',
   async (t) => {
     t.timeout(RUN_MS + 120_000);
-    const stack: Stack = { workers: new Map() };
+    const stack = await startBackpressureStack({
+      jobId: JOB_ID,
+      name: 'backpressure',
+      heartbeatTimeoutMs: 5000,
+      sourceRate: SOURCE_RATE,
+      sinkRate: SINK_RATE,
+      payloadBytes: PAYLOAD_BYTES,
+    });
     try {
-      stack.servers = await startLocalServers();
-      const config = resolveConfig(
-        {
-          etcd: [stack.servers.etcd.clientUrl],
-          nats: [stack.servers.nats.url],
-          listen: '127.0.0.1:0',
-          logLevel: 'warn',
-          heartbeatIntervalMs: 250,
-          heartbeatTimeoutMs: 5000,
-        },
-        {},
-      );
-      const coordinator = await runCoordinator(config, silentLogger());
-      stack.coordinator = coordinator;
+      const { coordinator, nc, job } = stack;
       let completed = 0;
       coordinator.coordinator.events.subscribe(JOB_ID, (c) => {
         if (c.state === 'CHECKPOINT_STATE_COMPLETED') completed += 1;
       });
-      const nc = await connectNats([stack.servers.nats.url], 'backpressure-test');
-      stack.nc = nc;
       // What the source sends: every record of the edge gen → relay.
       let generated = 0;
       const edge = nc.subscribe(`ckpt.${JOB_ID}.data.gen.relay`, {
@@ -127,24 +73,8 @@ test.serial(
         },
       });
       await coordinator.coordinator.submitJob(spec('aligned'));
-      stack.stateDir = await mkdtemp(join(tmpdir(), 'ckpt-backpressure-'));
-      for (const taskId of ['gen', 'relay', 'sink']) {
-        const args = [
-          '--import=tsx',
-          WORKER_SCRIPT,
-          ...['--coordinator', coordinator.address, '--nats', stack.servers.nats.url, '--job', JOB_ID],
-          ...['--tasks', taskId, '--state-dir', stack.stateDir],
-          ...['--source-rate', String(SOURCE_RATE), '--sink-rate', String(SINK_RATE)],
-          ...['--payload-bytes', String(PAYLOAD_BYTES)],
-        ];
-        stack.workers.set(taskId, spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] }));
-      }
-      const job = (): ReturnType<typeof coordinator.coordinator.getJob> => coordinator.coordinator.getJob(JOB_ID);
-      const deadline = Date.now() + 60_000;
-      while (!(job().attempt === 'JOB_ATTEMPT_RUNNING' && job().attachedTasks === 3)) {
-        if (Date.now() > deadline) throw new Error(`the job did not run within 60 s (${job().attempt})`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      for (const taskId of BACKPRESSURE_TASKS) stack.startWorker(taskId);
+      await stack.untilRunning();
       const began = Date.now();
       t.log(`job running; sampling worker memory for ${RUN_MS / 1000} s`);
 
@@ -193,7 +123,7 @@ test.serial(
         'the output is every record from the first on, in order, none lost',
       );
     } finally {
-      await stop(stack);
+      await stack.stop();
     }
   },
 );

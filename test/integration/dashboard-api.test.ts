@@ -151,6 +151,7 @@ test('leader and standby serve the same Flink-shaped statistics, details, policy
     max_concurrent: 1,
     tolerable_failed_checkpoints: -1,
     retained: 2,
+    aligned_checkpoint_timeout: 0,
     adaptive: null,
   });
 

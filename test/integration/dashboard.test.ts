@@ -30,12 +30,18 @@ const JOB_ID = 'wordcount';
 const UI_MS = 15_000;
 /** A fail-over as the page shows it: the lease's expiry, a campaign, a start, the workers attaching again. */
 const FAILOVER_MS = 30_000;
+/** The job's aligned checkpoint timeout: far above what the word count takes to align, so none times out. */
+const ALIGNED_TIMEOUT_MS = 20_000;
 
 /** The word count on three SDK workers that follow the leader, fed sentences until the test ends. */
 async function startWordCount(t: ExecutionContext, coordinators: string[], submit: RunningCoordinator): Promise<void> {
   const nc = await natsConnection(t, servers.natsUrl);
   await (await jetstreamManager(nc)).streams.add({ name: INPUT_STREAM, subjects: ['sentences.*'] });
-  await submit.coordinator.submitJob(wordCountSpec(JOB_ID, 1000));
+  const spec = wordCountSpec(JOB_ID, 1000);
+  await submit.coordinator.submitJob({
+    ...spec,
+    policy: { ...spec.policy, alignedCheckpointTimeoutMs: ALIGNED_TIMEOUT_MS },
+  });
   const dir = await mkdtemp(join(tmpdir(), 'ckpt-dashboard-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const state = await createLocalDirectoryBackend({ dir, fsync: false });
@@ -64,6 +70,8 @@ async function startWordCount(t: ExecutionContext, coordinators: string[], submi
 interface PageElement {
   getAttribute(name: string): string | null;
   querySelector(selector: string): PageElement | null;
+  readonly textContent: string | null;
+  readonly nextElementSibling: PageElement | null;
 }
 
 /** The checkpoint ids of the history table, top (newest) first. */
@@ -71,6 +79,14 @@ function historyIds(page: Page): Promise<number[]> {
   return page
     .locator('#history-table tr[data-checkpoint-id]')
     .evaluateAll((rows) => (rows as unknown as PageElement[]).map((r) => Number(r.getAttribute('data-checkpoint-id'))));
+}
+
+/** The value the policy shows for `term`; undefined when it shows none. */
+function policyValue(page: Page, term: string): Promise<string | undefined> {
+  return page.locator('#policy > dt').evaluateAll((terms, wanted) => {
+    const found = (terms as unknown as PageElement[]).find((dt) => dt.textContent === wanted);
+    return found?.nextElementSibling?.textContent ?? undefined;
+  }, term);
 }
 
 /** The task table's task ids and the values of column `key`, in the order shown. */
@@ -123,12 +139,17 @@ test('the dashboard shows jobs, live checkpoints and tasks, on the leader and th
     what: 'two points in the duration chart',
   });
   t.is(await page.locator('#policy').count(), 1);
+  t.is(await policyValue(page, 'Aligned checkpoint timeout'), '20.0 s', "the policy's aligned checkpoint timeout");
+  t.is(await policyValue(page, 'Mode'), 'aligned');
   await shot(page, '02-job');
 
   // One checkpoint's tasks, sorted by end-to-end (slowest first), then by task id both ways.
   const completed = page.locator('#history-table tr[data-status="COMPLETED"] a.checkpoint-link').first();
   await completed.click();
   await page.locator('#tasks-table tbody tr').first().waitFor({ timeout: UI_MS });
+  // Every checkpoint aligned: no task stored in-flight records.
+  t.is(await page.textContent('#in-flight'), 'none');
+  t.is(await page.getAttribute('#in-flight', 'data-tasks'), '0');
   const byDuration = await taskColumn(page, 'end_to_end_duration');
   t.is(byDuration.length, 5);
   const durations = byDuration.map((r) => Number(r.value));

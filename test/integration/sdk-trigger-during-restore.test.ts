@@ -8,13 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { controlMessageCodecs } from '../../src/bus/index.js';
-import { silentLogger } from '../../src/log/index.js';
 import { createLocalDirectoryBackend, Worker, type SourceTask } from '../../src/sdk/index.js';
 import { natsConnection } from '../helpers/clients.js';
 import { startTestCoordinator } from '../helpers/coordinator.js';
 import { useServers } from '../helpers/servers.js';
 import { fixedSource } from '../helpers/sources.js';
 import { eventually } from '../helpers/wait.js';
+import { MemoryLog } from './worker-harness.js';
 
 const servers = useServers();
 
@@ -36,13 +36,14 @@ test('a trigger that arrives during the restore is taken once the restore is don
       await released;
     },
   };
+  const log = new MemoryLog('debug');
   const worker = new Worker({
     coordinator: c.address,
     nats: [servers.natsUrl],
     jobId,
     workerId: 'w',
     state: await createLocalDirectoryBackend({ dir }),
-    logger: silentLogger(),
+    logger: log.logger,
   });
   worker.addTask('src', source);
   worker.addTask('sink', { process() {} });
@@ -63,7 +64,13 @@ test('a trigger that arrives during the restore is taken once the restore is don
   const trigger = { jobId, checkpointId, epoch: worker.epoch, term: worker.confirmed.term, triggeredAtMs: Date.now() };
   nc.publish(`${welcome.controlSubjectPrefix}.trigger`, controlMessageCodecs().trigger.encode(trigger));
   await nc.flush();
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  const held = (line: { msg?: string; checkpointId?: unknown }): boolean =>
+    line.msg === 'trigger held until the restore is done' && line.checkpointId === checkpointId;
+  await log.waitFor(held, 10_000).catch((err: unknown) => {
+    throw new Error(`the worker did not hold the trigger of checkpoint ${checkpointId} while restoring`, {
+      cause: err,
+    });
+  });
   t.deepEqual(snapshots, [], 'nothing is snapshotted while the restore runs');
 
   release();

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { jetstream, jetstreamManager, JetStreamApiError } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/nats-core';
 import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import { edgeSubject } from '../../src/bus/index.js';
 import { CkptError } from '../../src/core/errors.js';
 import { createLogger, silentLogger } from '../../src/log/index.js';
@@ -28,7 +29,6 @@ import {
   Worker,
   type AnyTask,
   type RestoredEvent,
-  type SourceTask,
   type StateBackend,
   type Task,
   type TaskContext,
@@ -37,55 +37,13 @@ import {
 } from '../../src/sdk/index.js';
 import { publishToStream } from '../../src/sdk/jetstream-publish.js';
 import { natsConnection } from '../helpers/clients.js';
+import { sample } from '../helpers/metrics-text.js';
+import { logSource, MemoryLog } from '../helpers/memory-source.js';
 import { startTestCoordinator, type TestCoordinator } from '../helpers/coordinator.js';
 import { useServers } from '../helpers/servers.js';
 import { eventually } from '../helpers/wait.js';
 
 const servers = useServers();
-
-/** An append-only in-memory input, read by `logSource`. */
-class MemoryLog {
-  readonly items: string[] = [];
-  readonly #changed = new EventEmitter();
-
-  push(...items: string[]): void {
-    this.items.push(...items);
-    this.#changed.emit('push');
-  }
-
-  /** Resolves at the next push or when `signal` aborts. */
-  changed(signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        this.#changed.off('push', done);
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      this.#changed.once('push', done);
-      signal.addEventListener('abort', done, { once: true });
-    });
-  }
-}
-
-/** A source reading a `MemoryLog`; offsets are 1-based indexes. `hooks` adds checkpoint hooks. */
-function logSource(log: MemoryLog, hooks: Partial<SourceTask<string>> = {}): SourceTask<string> {
-  return {
-    async *read(positions, ctx) {
-      let next = (positions.find((p) => p.input === 'log')?.offset ?? 0) + 1;
-      while (!ctx.signal.aborted) {
-        const value = log.items[next - 1];
-        if (value === undefined) {
-          await log.changed(ctx.signal);
-          continue;
-        }
-        yield { input: 'log', offset: next, value };
-        next += 1;
-      }
-    },
-    handle: (message, ctx) => ctx.emit(message.value),
-    ...hooks,
-  };
-}
 
 /** A task appending every record's text to `seen` and to the keyed state entry `seen`. */
 function recorder(seen: string[]): Task {
@@ -208,7 +166,11 @@ test('aligned: records after barrier n on one input wait until barrier n arrived
     s1: logSource(log1),
     s2: logSource(log2, { snapshot: slowSnapshot }),
   });
-  const reader = await h.worker('w-reader', { m: recorder(seen) });
+  // The reader's metrics say how many records reached m, processed or held back.
+  const registry = new Registry();
+  const reader = await h.worker('w-reader', { m: recorder(seen) }, h.state, { metrics: { registry } });
+  const received = async (): Promise<number | undefined> =>
+    sample(await registry.metrics(), 'ckpt_worker_records_received_total{job_id="align",task_id="m"}');
   await h.c.started('align');
 
   log1.push('a1', 'a2');
@@ -232,14 +194,13 @@ test('aligned: records after barrier n on one input wait until barrier n arrived
   const [{ checkpointId }] = await s1Snapshotted;
   log1.push('a3', 'a4');
   await eventually(() => toM.includes('a3') && toM.includes('a4'), { what: 'a3 and a4 sent to m after barrier 1' });
-  // s2's barrier is held back for 500 ms: that hold is what m's alignment
-  // time measures (at least 300 ms below), not a wait for an event. Meanwhile
-  // a3 and a4 are on their way to m, which must not process them; m's
-  // snapshot, taken once that barrier arrives, is the proof: had m processed
-  // a3 or a4 before it, the snapshot would hold them.
-  await new Promise((resolve) => setTimeout(resolve, 500));
+  // s2's barrier is held back until a3 and a4 reached m, which must not
+  // process them; m's snapshot, taken once that barrier arrives, is the
+  // proof: had m processed a3 or a4 before it, the snapshot would hold them.
+  await eventually(async () => (await received()) === 5, { what: 'a3 and a4 reaching m' });
   t.deepEqual([...seen].sort(), ['a1', 'a2', 'b1'], 'a3 and a4 are held back while barrier 1 of s2 is missing');
 
+  const openedAtMs = Date.now();
   openGate();
   const [snapshot] = await mSnapshot;
   t.is(snapshot.checkpointId, checkpointId);
@@ -251,7 +212,13 @@ test('aligned: records after barrier n on one input wait until barrier n arrived
 
   const [ack] = await mAcked;
   const entry = ack.snapshots.find((s) => s.taskId === 'm');
-  t.true(Number(entry?.metrics?.alignmentMs ?? 0) >= 300, 'the alignment time covers the wait for s2');
+  // m started the checkpoint at its first barrier (the trigger plus its start delay, one clock here).
+  const startedAtMs = summary.triggeredAtMs + Number(entry?.metrics?.startDelayMs ?? 0);
+  const alignmentMs = Number(entry?.metrics?.alignmentMs ?? 0);
+  t.true(
+    alignmentMs >= openedAtMs - startedAtMs,
+    `the alignment time covers the wait for s2 (${alignmentMs} ms, s2 held ${openedAtMs - startedAtMs} ms)`,
+  );
   t.is(Number(entry?.metrics?.processedRecords ?? -1), 3);
   const stored = await h.state.get({
     uri: entry?.state?.uri ?? '',
@@ -697,15 +664,19 @@ test('acknowledgements carry the start delay: to the source taking the trigger, 
   const spec: JobSpec = { jobId: 'delay', tasks: [{ taskId: 'src' }, { taskId: 'slow', inputs: ['src'] }] };
   const h = await harness(t, spec);
   const log = new MemoryLog();
-  let busy: (atMs: number) => void = () => {};
-  const slowStarted = new Promise<number>((resolve) => {
+  let busy: () => void = () => {};
+  const slowStarted = new Promise<void>((resolve) => {
     busy = resolve;
+  });
+  let release: () => void = () => {};
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
   });
   const slow: Task = {
     async process(record) {
       if (record.text() !== 'slow') return;
-      busy(Date.now());
-      await new Promise((resolve) => setTimeout(resolve, 600));
+      busy();
+      await released;
     },
   };
   const sources = await h.worker('w-src', { src: logSource(log) });
@@ -715,21 +686,24 @@ test('acknowledgements carry the start delay: to the source taking the trigger, 
   const srcAcked = sources.waitFor('checkpoint-acked', (e) => e.taskIds.includes('src'));
   const slowAcked = reader.waitFor('checkpoint-acked', (e) => e.taskIds.includes('slow'));
   log.push('slow');
-  const slowStartedAtMs = await slowStarted;
-  // The barrier waits behind the slow record, still busy for most of its 600 ms.
-  const summary = await h.checkpoint();
+  await slowStarted;
+  // The barrier waits behind the slow record, which goes on once the source took the trigger.
+  const srcSnapshotted = sources.waitFor('snapshot', (e) => e.taskId === 'src');
+  const done = h.checkpoint();
+  await srcSnapshotted;
+  const releasedAtMs = Date.now();
+  release();
+  const summary = await done;
   t.is(summary.state, 'CHECKPOINT_STATE_COMPLETED');
   const delayOf = async (acked: typeof srcAcked, taskId: string): Promise<number> =>
     Number((await acked)[0].snapshots.find((s) => s.taskId === taskId)?.metrics?.startDelayMs ?? -1);
   const srcDelay = await delayOf(srcAcked, 'src');
   const slowDelay = await delayOf(slowAcked, 'slow');
   t.true(srcDelay >= 0 && srcDelay < 2000, `the source took the trigger soon (${srcDelay} ms)`);
-  // The barrier cannot reach the reader before the slow record's 600 ms are over: on a loaded
-  // machine the trigger may come late, so the bound counts from the trigger (same clock here),
-  // less a little for timer rounding.
-  const heldAfterTrigger = slowStartedAtMs + 600 - summary.triggeredAtMs;
+  // The reader cannot reach the barrier before the slow record is let go (one clock here).
+  const heldAfterTrigger = releasedAtMs - summary.triggeredAtMs;
   t.true(
-    slowDelay >= Math.max(0, heldAfterTrigger - 20) && slowDelay < 5000,
+    slowDelay >= heldAfterTrigger && slowDelay < heldAfterTrigger + 5000,
     `the reader reached the barrier after the slow record (${slowDelay} ms; held ${heldAfterTrigger} ms after the trigger)`,
   );
   t.true(slowDelay > srcDelay);
