@@ -69,6 +69,8 @@ export class WorkerRuntime {
   readonly #d: RuntimeDeps;
   readonly #graph: JobGraph;
   readonly #runners = new Map<string, TaskRunner>();
+  /** The failures reported in the current epoch, by task: sent again in every session resumed in that epoch. */
+  readonly #failures = new Map<string, string>();
   readonly #batcher: AckBatcher;
   readonly #state: StateCommands;
   readonly #drops: DropLog;
@@ -234,6 +236,13 @@ export class WorkerRuntime {
     if (welcome.epoch !== this.epoch) this.#enterEpoch(welcome.epoch);
     this.#intake.confirmIds({ checkpointId: welcome.latestCheckpointId, nextCheckpointId: welcome.nextCheckpointId });
     this.#intake.confirmTerm(welcome.term);
+    // A failure written just before the old stream broke may never have
+    // arrived, and a coordinator that took over knows nothing of it: the
+    // failed task would decline every trigger and the job never recover.
+    for (const [taskId, message] of this.#failures) {
+      this.#d.logger.info({ taskId, epoch: this.epoch }, 'failure reported again in the resumed session');
+      this.#d.send({ failure: { taskId, epoch: this.epoch, message } });
+    }
   }
 
   /**
@@ -402,6 +411,7 @@ export class WorkerRuntime {
     this.#restoreAbort.abort(new CkptError('STALE_EPOCH', `epoch ${epoch} supersedes ${this.epoch}`));
     this.#restoreAbort = new AbortController();
     this.#intake.enterEpoch(epoch);
+    this.#failures.clear();
     this.#gate.entered();
     this.#batcher.discardOtherEpochs(epoch);
     this.#edges.reset();
@@ -412,6 +422,7 @@ export class WorkerRuntime {
   #taskFailed(taskId: string, epoch: number, error: CkptError): void {
     this.#d.events.emit('failed', { taskId, epoch, error });
     if (epoch !== this.epoch || this.#closed) return;
+    this.#failures.set(taskId, error.message);
     this.#d.send({ failure: { taskId, epoch, message: error.message } });
   }
 
