@@ -16,7 +16,7 @@ import type { Logger } from '../log/index.js';
 import { HungTasks } from './hung-tasks.js';
 import type { JobRuntime } from './job-runtime.js';
 import type { CoordinatorObserver } from './observer.js';
-import { welcomeReply } from './reply-encoding.js';
+import { warmReplyCodecs, welcomeReply } from './reply-encoding.js';
 import { SessionRegistry, type Session, type SessionChannel } from './sessions.js';
 import { StandbyRegistry, type StandbyTicket } from './standbys.js';
 
@@ -54,11 +54,15 @@ export class WorkerSessions {
   private readonly registry = new SessionRegistry();
   private readonly standbys = new StandbyRegistry();
   private readonly hung: HungTasks;
+  /** When `sweep` last ran. */
+  private lastSweepMs: number;
 
   constructor(deps: WorkerSessionsDeps) {
     this.d = deps;
     this.log = deps.logger.child({ component: 'sessions' });
     this.hung = new HungTasks({ log: this.log, now: deps.now, findJob: (jobId) => deps.findJob(jobId) });
+    this.lastSweepMs = deps.now();
+    warmReplyCodecs();
   }
 
   /** Live sessions of a job. */
@@ -90,11 +94,11 @@ export class WorkerSessions {
         retryable: true,
       });
     }
-    runtime.tracker.takenTask(hello.workerId, hello.taskIds);
     const session = this.registry.add({ ...hello, channel, nowMs: this.d.now() });
     try {
       runtime.tracker.attach(hello.workerId, hello.taskIds);
     } catch (err) {
+      // The tasks are checked once, in the attach: a refused hello leaves no session behind.
       this.registry.remove(session.sessionId);
       throw err;
     }
@@ -263,10 +267,23 @@ export class WorkerSessions {
     }
   }
 
-  /** Ends overdue sessions and silent standbys; fails tasks their workers stopped reporting. */
+  /**
+   * Ends overdue sessions and silent standbys; fails tasks their workers
+   * stopped reporting. Not right after the coordinator's own event loop
+   * stalled (this sweep comes more than half a heartbeat timeout after the
+   * last): the heartbeats sent meanwhile wait unread behind this timer, so
+   * silence cannot be judged until they are read, by the next sweep.
+   */
   sweep(): void {
-    this.hung.sweep(this.registry.all());
     const now = this.d.now();
+    const sinceLastMs = now - this.lastSweepMs;
+    this.lastSweepMs = now;
+    if (sinceLastMs > this.d.heartbeatTimeoutMs / 2) {
+      if (this.registry.size > 0)
+        this.log.warn({ sinceLastMs }, 'coordinator stalled: session timeouts judged next sweep');
+      return;
+    }
+    this.hung.sweep(this.registry.all());
     for (const session of this.registry.overdue(now, this.d.heartbeatTimeoutMs)) {
       const why = `no heartbeat for ${this.d.heartbeatTimeoutMs} ms`;
       this.log.warn(
