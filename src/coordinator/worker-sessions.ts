@@ -44,6 +44,9 @@ export interface WorkerSessionsDeps {
   observer?: CoordinatorObserver;
 }
 
+/** Tasks from which a hello is attached and welcomed in a turn of the event loop of its own. */
+export const DEFERRED_HELLO_TASKS = 1000;
+
 /** A standby's answer: attached at once, or waiting with a ticket. */
 export type StandbyOffer = { session: Session } | { ticket: StandbyTicket };
 
@@ -80,21 +83,55 @@ export class WorkerSessions {
     return this.standbys.ofJob(jobId).length;
   }
 
-  /** Opens a worker session from its hello; the welcome is sent on the channel. */
+  /**
+   * Opens a worker session from its hello; the welcome is sent on the
+   * channel. A hello of `DEFERRED_HELLO_TASKS` tasks or more is taken in a
+   * turn of the event loop of its own: the hellos of a large job's workers
+   * arrive together, and taken one after the other in one turn they held
+   * the coordinator's timers (the election lease's keepalive among them)
+   * for seconds. The worker sends nothing for the session before its
+   * welcome; if the deferred attach is refused, the stream ends with the
+   * reason, as a refused hello's does.
+   */
   open(hello: WorkerHello, channel: SessionChannel): Session {
     this.d.requireRunning();
-    return this.attach(checkHello(hello, this.d.limits.maxTasksPerJob), channel);
+    const checked = checkHello(hello, this.d.limits.maxTasksPerJob);
+    if (checked.taskIds.length < DEFERRED_HELLO_TASKS) return this.attach(checked, channel);
+    this.d.job(checked.jobId);
+    const session = this.addSession(checked, channel);
+    setImmediate(() => {
+      if (this.registry.get(session.sessionId) !== session || this.d.stopped()) return;
+      try {
+        this.d.requireRunning();
+        this.attachTasks(session, checked, this.d.job(checked.jobId));
+      } catch (err) {
+        this.registry.remove(session.sessionId);
+        channel.end(CkptError.from(err));
+      }
+    });
+    return session;
   }
 
-  private attach(hello: CheckedHello, channel: SessionChannel): Session {
-    const runtime = this.d.job(hello.jobId);
+  private addSession(hello: CheckedHello, channel: SessionChannel): Session {
     if (this.registry.size >= this.d.limits.maxSessions) {
       throw new CkptError('LIMIT_REACHED', `the coordinator holds ${this.registry.size} sessions, its limit`, {
         jobId: hello.jobId,
         retryable: true,
       });
     }
-    const session = this.registry.add({ ...hello, channel, nowMs: this.d.now() });
+    return this.registry.add({ ...hello, channel, nowMs: this.d.now() });
+  }
+
+  private attach(hello: CheckedHello, channel: SessionChannel): Session {
+    const runtime = this.d.job(hello.jobId);
+    const session = this.addSession(hello, channel);
+    this.attachTasks(session, hello, runtime);
+    return session;
+  }
+
+  /** Attaches a new session's tasks and welcomes it; a refusal removes the session and throws. */
+  private attachTasks(session: Session, hello: CheckedHello, runtime: JobRuntime): void {
+    const { channel } = session;
     try {
       runtime.tracker.attach(hello.workerId, hello.taskIds);
     } catch (err) {
@@ -109,7 +146,6 @@ export class WorkerSessions {
     );
     runtime.attempts.onAttach(session, hello.epoch);
     runtime.arm();
-    return session;
   }
 
   /**
