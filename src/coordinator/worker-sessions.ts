@@ -140,6 +140,8 @@ export class WorkerSessions {
       throw err;
     }
     channel.send(this.welcome(session, runtime));
+    // Its silence counts from its welcome: a welcome of a large job's spec takes a while to be built and sent.
+    session.lastHeartbeatMs = this.d.now();
     this.log.info(
       { jobId: hello.jobId, workerId: hello.workerId, sessionId: session.sessionId, tasks: hello.taskIds.length },
       'worker attached',
@@ -268,13 +270,19 @@ export class WorkerSessions {
     void runtime.recover(`task ${taskId} failed: ${message}`);
   }
 
-  /** The live session and job of a session id; UNAVAILABLE once it ended. */
+  /**
+   * The live session and job of a session id, for a message the session
+   * sent; UNAVAILABLE once it ended. The message shows the worker alive as
+   * a heartbeat does: a worker busy snapshotting thousands of tasks may
+   * send its acknowledgements before its next heartbeat.
+   */
   sessionJob(sessionId: string): { session: Session; runtime: JobRuntime } {
     const session = this.registry.get(sessionId);
     const runtime = session === undefined ? undefined : this.d.findJob(session.jobId);
     if (session === undefined || runtime === undefined) {
       throw new CkptError('UNAVAILABLE', 'the session has ended', { retryable: true });
     }
+    session.lastHeartbeatMs = this.d.now();
     return { session, runtime };
   }
 
