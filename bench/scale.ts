@@ -60,30 +60,51 @@ export function scaleScenario(plan?: { big: BigJobPlan; many: ManyJobsPlan }): S
 }
 
 /**
- * The scenario as `make bench` runs it. `CKPT_BENCH_SCALE_BIG=TASKS:PROCESSES`
- * sizes the big job of a run (the quick or full plan's other figures stay),
- * and `CKPT_BENCH_SCALE_MANY=0` leaves out the many jobs: to measure one
- * size without the rest.
+ * The scenario as `make bench` runs it, sized by the environment (the
+ * quick or full plan's other figures stay):
+ *
+ * - `CKPT_BENCH_SCALE_BIG=TASKS:PROCESSES` sizes the big job, `=0` leaves
+ *   it out;
+ * - `CKPT_BENCH_SCALE_MANY=JOBS:SECONDS` sizes the many jobs (how many, and
+ *   how long each phase is measured), `=0` leaves them out.
  */
 export const scale: Scenario = (ctx) => {
   const base = ctx.quick === true ? QUICK : FULL;
-  const big = process.env.CKPT_BENCH_SCALE_BIG;
-  if (big === undefined && process.env.CKPT_BENCH_SCALE_MANY !== '0') return scaleScenario()(ctx);
-  let plan = base;
-  if (big !== undefined) {
-    const [tasks, processes] = big.split(':').map(Number);
-    if (!Number.isInteger(tasks) || !Number.isInteger(processes) || tasks! < processes! || processes! < 1)
-      throw new Error(`CKPT_BENCH_SCALE_BIG=${big}: want TASKS:PROCESSES, whole numbers, tasks ≥ processes ≥ 1`);
-    plan = { ...base, big: { ...base.big, tasks: tasks!, processes: processes! } };
+  const big = sizeFromEnv('CKPT_BENCH_SCALE_BIG', 'TASKS:PROCESSES');
+  const many = sizeFromEnv('CKPT_BENCH_SCALE_MANY', 'JOBS:SECONDS');
+  const plan = {
+    big: big === undefined || big === 'off' ? base.big : { ...base.big, tasks: big[0], processes: big[1] },
+    many:
+      many === undefined || many === 'off' ? base.many : { ...base.many, jobs: many[0], durationMs: many[1] * 1000 },
+  };
+  if (big !== undefined && big !== 'off' && big[0] < big[1]) {
+    throw new Error(`CKPT_BENCH_SCALE_BIG=${big.join(':')}: the tasks must be at least the processes`);
   }
-  if (process.env.CKPT_BENCH_SCALE_MANY !== '0') return scaleScenario(plan)(ctx);
   return (async () => {
-    const rows = bigJobRows(ctx, await runBigJob(ctx, plan.big));
-    for (const row of rows)
-      ctx.log(`${row.id} = ${row.value} ${row.unit}${row.ratio === null ? '' : ` (${row.ratio} × floor)`}`);
+    const rows: Row[] = [];
+    if (big !== 'off') {
+      const bigRows = bigJobRows(ctx, await runBigJob(ctx, plan.big));
+      for (const row of bigRows)
+        ctx.log(`${row.id} = ${row.value} ${row.unit}${row.ratio === null ? '' : ` (${row.ratio} × floor)`}`);
+      rows.push(...bigRows);
+    }
+    if (many !== 'off') rows.push(...manyJobsRows(ctx, await runManyJobs(ctx, plan.many)));
     return rows;
   })();
 };
+
+/** `A:B` of whole numbers of at least 1 from `name`, 'off' for `0`, undefined when unset. */
+function sizeFromEnv(name: string, shape: string): [number, number] | 'off' | undefined {
+  const text = process.env[name];
+  if (text === undefined || text === '') return undefined;
+  if (text === '0') return 'off';
+  const numbers = text.split(':').map(Number);
+  const [a, b] = numbers;
+  if (numbers.length !== 2 || !Number.isInteger(a) || !Number.isInteger(b) || a! < 1 || b! < 1) {
+    throw new Error(`${name}=${text}: want ${shape}, whole numbers of at least 1, or 0 to leave this part out`);
+  }
+  return [a!, b!];
+}
 
 function bigJobRows(ctx: ScenarioContext, s: BigJobSamples): Row[] {
   const { tasks, processes } = s.plan;
@@ -169,7 +190,8 @@ function bigJobRows(ctx: ScenarioContext, s: BigJobSamples): Row[] {
     ms(
       `${n}.attach`,
       s.attachMs,
-      `from the first worker's hello to every task attached and running (GetJob): ${processes} simulated workers ` +
+      `from the first worker's hello to every task attached and running (the coordinator's "every task ready: ` +
+        `job started" log line, then GetJob): ${processes} simulated workers ` +
         `attaching at once, each welcomed with the job's spec of ${tasks} tasks; ${setup}`,
     ),
   ];

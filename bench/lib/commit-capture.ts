@@ -1,54 +1,83 @@
 /**
  * What the coordinator writes to etcd to commit a checkpoint, read from
- * etcd itself, and the same write replayed by the floor. A watch on the
+ * etcd itself, and the same write replayed by a floor. A watch on the
  * coordinator's prefix sees every revision; the revision that puts a job's
  * `latest` key is the commit transaction, and its events are its puts (key
- * and value bytes) and deletes. The replay sends one transaction of those
- * keys and values under another prefix of the same length, guarded as the
- * store guards a commit (`src/store/commit.ts`): `latest < id`,
- * `epoch == e`, and the create revision of a leadership key; its failure
- * branch reads those three keys, as the store's does.
+ * and value bytes) and deletes. A manifest too large for one request is
+ * stored as parts, each its own put before the transaction: the watch
+ * keeps, per job, the part puts seen since its last commit, and they
+ * belong to that commit.
+ *
+ * A replay sends one transaction of those keys and values under another
+ * prefix of the same length, guarded as the store guards a commit
+ * (`src/store/commit.ts`): `latest < id`, `epoch == e`, the create revision
+ * of a leadership key, and every part existing; its failure branch reads
+ * `latest`, the epoch and the leadership key, as the store's does.
+ * `CommitReplay` here replays inline manifests for one job;
+ * `scale-commits.ts` writes parts first, for many jobs.
  */
 import { Etcd3, type IKeyValue, type IWatchResponse, type Watcher } from 'etcd3';
 import { pad } from '../../src/store/index.js';
 
 /** Deadline of every etcd call, as the coordinator's default `etcdTimeoutMs`. */
 const ETCD_DEADLINE_MS = 5000;
-/** How long `commitOf` waits for a commit to be seen. */
-const CAPTURE_TIMEOUT_MS = 30_000;
+/** How long `commitOf` waits for a commit to be seen, unless told. */
+const DEFAULT_CAPTURE_TIMEOUT_MS = 30_000;
 /** The last segment of the key a commit moves. */
 const LATEST_SUFFIX = '/latest';
+/** Where a job's manifest parts live, inside its directory. */
+const PARTS_SEGMENT = '/parts/';
 
-/** One commit transaction as etcd recorded it. */
+/** A key and its value as etcd reported them. */
+export interface CapturedKey {
+  key: string;
+  value: Buffer;
+}
+
+/** One commit as etcd recorded it: the parts written before it and its transaction. */
 export interface CapturedCommit {
+  jobId: string;
   /** The checkpoint it committed (the value of `latest`). */
   checkpointId: number;
-  /** The keys and values put, in the order etcd reported them. */
-  puts: ReadonlyArray<{ key: string; value: Buffer }>;
-  /** The keys deleted. */
+  /** Manifest parts put since the job's previous commit, in the order etcd reported them. */
+  parts: readonly CapturedKey[];
+  /** The keys and values the transaction put, in the order etcd reported them. */
+  puts: readonly CapturedKey[];
+  /** The keys the transaction deleted. */
   deletes: readonly string[];
-  /** Keys plus values put, in bytes. */
+  /** Keys plus values of the parts, in bytes. */
+  partBytes: number;
+  /** Keys plus values the transaction put, in bytes. */
   putBytes: number;
 }
 
 /** Watches a coordinator's etcd prefix and keeps each commit until it is asked for. */
 export class CommitCapture {
   readonly #watcher: Watcher;
+  readonly #timeoutMs: number;
+  /** Part puts not yet followed by their commit, by job directory. */
+  readonly #parts = new Map<string, CapturedKey[]>();
   /** By `<job>/<checkpoint id>`. */
   readonly #commits = new Map<string, CapturedCommit>();
+  /** By `<job>/<checkpoint id>`, or `<job>/next` for `nextCommit`. */
   readonly #waiting = new Map<string, (commit: CapturedCommit) => void>();
 
-  private constructor(watcher: Watcher) {
+  private constructor(watcher: Watcher, timeoutMs: number) {
     this.#watcher = watcher;
+    this.#timeoutMs = timeoutMs;
     watcher.on('data', (response: IWatchResponse) => this.#onResponse(response));
   }
 
-  /** Starts watching `prefix` (every key the coordinator writes) with `client`. */
-  static async start(client: Etcd3, prefix: string): Promise<CommitCapture> {
-    return new CommitCapture(await client.watch().prefix(prefix).create());
+  /**
+   * Starts watching every key under `prefix` (the coordinator's, its
+   * `jobs/`, or one job's directory) with `client`; `commitOf` gives up
+   * after `timeoutMs` (default 30 s).
+   */
+  static async start(client: Etcd3, prefix: string, timeoutMs = DEFAULT_CAPTURE_TIMEOUT_MS): Promise<CommitCapture> {
+    return new CommitCapture(await client.watch().prefix(prefix).create(), timeoutMs);
   }
 
-  /** Resolves with the commit of `jobId`'s `checkpointId` once etcd has reported it; rejects after 30 s. */
+  /** Resolves with the commit of `jobId`'s `checkpointId` once etcd has reported it; rejects after the timeout. */
   async commitOf(jobId: string, checkpointId: number): Promise<CapturedCommit> {
     const name = `${jobId}/${checkpointId}`;
     const seen = this.#commits.get(name);
@@ -57,8 +86,8 @@ export class CommitCapture {
     return new Promise<CapturedCommit>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#waiting.delete(name);
-        reject(new Error(`no commit of checkpoint ${checkpointId} seen in etcd within ${CAPTURE_TIMEOUT_MS} ms`));
-      }, CAPTURE_TIMEOUT_MS);
+        reject(new Error(`no commit of checkpoint ${checkpointId} of ${jobId} seen within ${this.#timeoutMs} ms`));
+      }, this.#timeoutMs);
       this.#waiting.set(name, (commit) => {
         clearTimeout(timer);
         resolve(commit);
@@ -66,12 +95,22 @@ export class CommitCapture {
     });
   }
 
+  /** The next commit of `jobId` seen after this call. */
+  nextCommit(jobId: string): Promise<CapturedCommit> {
+    return new Promise<CapturedCommit>((resolve) => this.#waiting.set(`${jobId}/next`, resolve));
+  }
+
+  /** Forgets the commits not asked for. */
+  forget(): void {
+    this.#commits.clear();
+  }
+
   /** Ends the watch. */
   async close(): Promise<void> {
     await this.#watcher.cancel();
   }
 
-  /** A response carries whole revisions; each revision that puts `latest` is a commit. */
+  /** A response carries whole revisions; each revision that puts `latest` is a commit, others may put parts. */
   #onResponse(response: IWatchResponse): void {
     const byRevision = new Map<string, IWatchResponse['events']>();
     for (const event of response.events) {
@@ -81,20 +120,45 @@ export class CommitCapture {
     }
     for (const events of byRevision.values()) {
       const latest = events.find((e) => e.type === 'Put' && e.kv.key.toString().endsWith(LATEST_SUFFIX));
-      if (latest === undefined) continue;
-      const jobId = latest.kv.key.toString().slice(0, -LATEST_SUFFIX.length).replace(/^.*\//, '');
-      this.#record(jobId, Number(latest.kv.value.toString()), events);
+      if (latest === undefined) {
+        for (const e of events) if (e.type === 'Put') this.#part(e.kv);
+        continue;
+      }
+      const jobDir = latest.kv.key.toString().slice(0, -LATEST_SUFFIX.length);
+      this.#record(jobDir, Number(latest.kv.value.toString()), events);
     }
   }
 
-  #record(jobId: string, checkpointId: number, events: IWatchResponse['events']): void {
+  #part(kv: IKeyValue): void {
+    const key = kv.key.toString();
+    const at = key.indexOf(PARTS_SEGMENT);
+    if (at < 0) return;
+    const jobDir = key.slice(0, at);
+    const parts = this.#parts.get(jobDir) ?? [];
+    parts.push({ key, value: kv.value });
+    this.#parts.set(jobDir, parts);
+  }
+
+  #record(jobDir: string, checkpointId: number, events: IWatchResponse['events']): void {
+    const jobId = jobDir.replace(/^.*\//, '');
+    const parts = this.#parts.get(jobDir) ?? [];
+    this.#parts.delete(jobDir);
     const puts = events.filter((e) => e.type === 'Put').map((e) => ({ key: e.kv.key.toString(), value: e.kv.value }));
     const commit: CapturedCommit = {
+      jobId,
       checkpointId,
+      parts,
       puts,
       deletes: events.filter((e) => e.type === 'Delete').map((e) => e.kv.key.toString()),
-      putBytes: puts.reduce((sum, p) => sum + Buffer.byteLength(p.key) + p.value.length, 0),
+      partBytes: keyValueBytes(parts),
+      putBytes: keyValueBytes(puts),
     };
+    const next = this.#waiting.get(`${jobId}/next`);
+    if (next !== undefined) {
+      this.#waiting.delete(`${jobId}/next`);
+      next(commit);
+      return;
+    }
     const name = `${jobId}/${checkpointId}`;
     const waiting = this.#waiting.get(name);
     this.#waiting.delete(name);
@@ -103,12 +167,77 @@ export class CommitCapture {
   }
 }
 
-/** Sends captured commits again under another prefix, as one guarded transaction each. */
+function keyValueBytes(list: readonly CapturedKey[]): number {
+  return list.reduce((sum, p) => sum + Buffer.byteLength(p.key) + p.value.length, 0);
+}
+
+/** A leadership key a floor's replays compare, as the store compares the leader's election key. */
+export interface FloorLeader {
+  key: string;
+  createRevision: string;
+}
+
+/** Writes the leadership key `<prefix>election/floor` and reads its create revision. */
+export async function writeFloorLeader(client: Etcd3, prefix: string): Promise<FloorLeader> {
+  const key = `${prefix}election/floor`;
+  await client.put(key).value('floor');
+  const kv: IKeyValue | undefined = (await client.get(key).exec()).kvs[0];
+  if (kv === undefined) throw new Error(`${key} was not written`);
+  return { key, createRevision: kv.create_revision };
+}
+
+/** One replayed commit, its keys already under the floor's prefix. */
+export interface ReplayedCommit {
+  /** The job directory's `latest` key; the transaction requires it below `below`. */
+  latest: string;
+  below: Buffer | string;
+  /** The job directory's epoch key and the value it must hold. */
+  epoch: { key: string; value: Buffer | string };
+  leader: FloorLeader;
+  /** Parts the transaction requires to exist. */
+  partKeys: readonly string[];
+  puts: readonly CapturedKey[];
+  /** Prefixes deleted whole (a subsumed checkpoint's directory, as the store deletes). */
+  deletePrefixes: readonly string[];
+}
+
+/**
+ * Sends `commit` as one transaction guarded as the store guards a commit;
+ * throws, naming what the failure branch read, when etcd refuses it.
+ */
+export async function replayTransaction(client: Etcd3, commit: ReplayedCommit, what: string): Promise<void> {
+  const { latest, epoch, leader } = commit;
+  let txn = client
+    .if(latest, 'Value', '<', commit.below)
+    .and(epoch.key, 'Value', '==', epoch.value)
+    .and(leader.key, 'Create', '==', leader.createRevision);
+  for (const key of commit.partKeys) txn = txn.and(key, 'Version', '>', 0);
+  const response = await txn
+    .then(
+      ...commit.puts.map((p) => client.put(p.key).value(p.value)),
+      ...commit.deletePrefixes.map((prefix) => client.delete().prefix(prefix)),
+    )
+    .else(client.get(latest), client.get(epoch.key), client.get(leader.key))
+    .commit();
+  if (response.succeeded) return;
+  const found = response.responses.map((r) => {
+    const kv = r.response_range.kvs[0];
+    return kv === undefined ? 'absent' : `${kv.key.toString()}=${kv.value.toString()} (created ${kv.create_revision})`;
+  });
+  throw new Error(`the replay of ${what} (latest < ${commit.below.toString()}) was refused; found ${found.join(', ')}`);
+}
+
+/** The directories of deleted keys: a commit deletes subsumed checkpoints' directories whole. */
+export function deletedDirectories(deletes: readonly string[], map: (key: string) => string): string[] {
+  return [...new Set(deletes.map((key) => map(key).replace(/[^/]*$/, '')))];
+}
+
+/** Sends captured commits of one job again under another prefix, as one guarded transaction each. */
 export class CommitReplay {
   readonly #client: Etcd3;
   readonly #from: string;
   readonly #to: string;
-  #leader: { key: string; createRevision: string } | undefined;
+  #leader: FloorLeader | undefined;
   #epochValue: Buffer | undefined;
 
   /** Replays keys under `from` (the coordinator's prefix) as keys under `to`, a prefix of the same length. */
@@ -138,11 +267,7 @@ export class CommitReplay {
     this.#epochValue = epochValue;
     await this.#client.put(latest).value(pad(0));
     await this.#client.put(`${jobDir}epoch`).value(epochValue);
-    const leaderKey = `${this.#to}election/floor`;
-    await this.#client.put(leaderKey).value('floor');
-    const kv: IKeyValue | undefined = (await this.#client.get(leaderKey).exec()).kvs[0];
-    if (kv === undefined) throw new Error(`${leaderKey} was not written`);
-    this.#leader = { key: leaderKey, createRevision: kv.create_revision };
+    this.#leader = await writeFloorLeader(this.#client, this.#to);
   }
 
   /** One transaction with the commit's puts and deletes (of whole checkpoint prefixes, as the store deletes). */
@@ -152,30 +277,21 @@ export class CommitReplay {
     if (leader === undefined || epochValue === undefined) throw new Error('CommitReplay.prepare was not called');
     const latest = this.#latestKey(commit);
     const jobDir = latest.slice(0, -'latest'.length);
-    const latestValue = commit.puts.find((p) => this.#map(p.key) === latest)?.value ?? Buffer.alloc(0);
-    const deleted = new Set(commit.deletes.map((key) => this.#map(key).replace(/[^/]*$/, '')));
-    const response = await this.#client
-      .if(latest, 'Value', '<', latestValue)
-      .and(`${jobDir}epoch`, 'Value', '==', epochValue)
-      .and(leader.key, 'Create', '==', leader.createRevision)
-      .then(
-        ...commit.puts.map((p) => this.#client.put(this.#map(p.key)).value(p.value)),
-        ...[...deleted].map((dir) => this.#client.delete().prefix(dir)),
-      )
-      .else(this.#client.get(latest), this.#client.get(`${jobDir}epoch`), this.#client.get(leader.key))
-      .commit();
-    if (!response.succeeded) {
-      const found = response.responses.map((r) => {
-        const kv = r.response_range.kvs[0];
-        return kv === undefined
-          ? 'absent'
-          : `${kv.key.toString()}=${kv.value.toString()} (created ${kv.create_revision})`;
-      });
-      throw new Error(
-        `the replay of checkpoint ${commit.checkpointId}'s commit (latest < ${latestValue.toString()}) was ` +
-          `refused; found ${found.join(', ')}`,
-      );
-    }
+    const map = (key: string): string => this.#map(key);
+    await replayTransaction(
+      this.#client,
+      {
+        latest,
+        below: commit.puts.find((p) => map(p.key) === latest)?.value ?? Buffer.alloc(0),
+        epoch: { key: `${jobDir}epoch`, value: epochValue },
+        leader,
+        // Inline manifests: this replay writes no parts, and so requires none.
+        partKeys: [],
+        puts: commit.puts.map((p) => ({ key: map(p.key), value: p.value })),
+        deletePrefixes: deletedDirectories(commit.deletes, map),
+      },
+      `checkpoint ${commit.checkpointId}'s commit`,
+    );
   }
 
   #latestKey(commit: CapturedCommit): string {

@@ -125,6 +125,13 @@ export async function runBigJob(ctx: ScenarioContext, plan: BigJobPlan): Promise
     fixture.watch = watch;
     const attachStarted = Date.now();
     await Promise.all(children.map((child, i) => attachSlice(fixture, child, i)));
+    // From the log, not by polling GetJob: each answer carries the spec (1 MB at 100,000 tasks), which this
+    // process would decode every few ms on the cores the coordinator runs on.
+    await waitLog(
+      coordinator.logFile,
+      (l) => l.msg === 'every task ready: job started' && l.jobId === jobId,
+      `job ${jobId} started`,
+    );
     await waitRunning(client, jobId, plan.tasks);
     const attachMs = Date.now() - attachStarted;
     ctx.log(`job of ${plan.tasks} tasks running in ${plan.processes} worker processes after ${attachMs} ms`);

@@ -6,8 +6,8 @@
  * waits for their answers on bare gRPC streams (as many messages of as many
  * bytes as their simulated workers sent to acknowledge the checkpoint),
  * then writes the commit the coordinator wrote for it, read back from etcd
- * (`scale-commits.ts`: parts, then one guarded transaction), and publishes
- * a CheckpointComplete.
+ * (`commit-capture.ts`; `scale-commits.ts` writes its parts, then one
+ * guarded transaction), and publishes a CheckpointComplete.
  *
  * Requests: `start` (`ScaleFloorStart`) resolves with the gRPC address;
  * `watch` (`prefix`) starts capturing the coordinator's commits under it;
@@ -23,7 +23,8 @@ import { Etcd3 } from 'etcd3';
 import { connectNats, controlMessageCodecs } from '../../src/bus/index.js';
 import { serveParent, type ChildRequest } from './bench-child.js';
 import { loadEchoService, type EchoPing } from './echo-service.js';
-import { ScaleCommitCapture, ScaleCommitReplay, type ScaleCommit } from './scale-commits.js';
+import { CommitCapture, type CapturedCommit } from './commit-capture.js';
+import { ScaleCommitReplay } from './scale-commits.js';
 import { FLOOR_JOBS } from './scale-plan.js';
 
 /** What `start` connects to. */
@@ -92,15 +93,17 @@ export interface ScaleLoadOutcome {
 }
 
 const ARRIVAL_TIMEOUT_MS = 60_000;
+/** How long a commit of a job of 100,000 tasks may take to be seen. */
+const CAPTURE_TIMEOUT_MS = 60_000;
 const ETCD_DEADLINE_MS = 5000;
 
 let nc: NatsConnection | undefined;
 let server: grpc.Server | undefined;
 let etcd: Etcd3 | undefined;
 let replay: ScaleCommitReplay | undefined;
-let capture: ScaleCommitCapture | undefined;
+let capture: CommitCapture | undefined;
 let subject = '';
-let sample: ScaleCommit | undefined;
+let sample: CapturedCommit | undefined;
 const prepared = new Set<string>();
 /** Answers still awaited, by `seq`. */
 const expected = new Map<number, { count: number; done: () => void }>();
@@ -164,7 +167,7 @@ function connected(): { nc: NatsConnection; replay: ScaleCommitReplay; etcd: Etc
 
 async function watch(prefix: string): Promise<void> {
   if (capture !== undefined) await capture.close();
-  capture = await ScaleCommitCapture.start(connected().etcd, prefix);
+  capture = await CommitCapture.start(connected().etcd, prefix, CAPTURE_TIMEOUT_MS);
 }
 
 /** Publish, answers, commit, complete: one round of job `index` for checkpoint `round`. */
@@ -173,7 +176,7 @@ async function oneRound(
   round: number,
   epoch: number,
   messages: number,
-  commit: ScaleCommit,
+  commit: CapturedCommit,
   target: { from: string; to: string },
 ): Promise<ScaleRoundTimes> {
   const c = connected();

@@ -7,6 +7,7 @@
  * tasks and standbys (`worker-sessions.ts`), and the queries read
  * (`job-queries.ts`). Protocol decisions live in `JobTracker`.
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
 import type { JobInfo__Output } from '../gen/ckpt/v1/JobInfo.js';
 import type { JobSpec } from '../gen/ckpt/v1/JobSpec.js';
@@ -20,6 +21,7 @@ import type { CheckpointStore, ControlBus, LeaderGuard } from '../core/ports.js'
 import { DEFAULT_STATE_URI_SCHEMES } from '../core/snapshot-checks.js';
 import { validateJobSpec } from '../core/validate.js';
 import { sameSpec } from '../store/job-checks.js';
+import { specBytes } from '../store/spec-encoding.js';
 import type { Logger } from '../log/index.js';
 import { recordAcks, recordDeclines, type AckCall, type AckResult, type DeclineCall } from './checkpoint-calls.js';
 import { CheckpointEvents } from './events.js';
@@ -39,6 +41,9 @@ import {
 } from './state-settings.js';
 import type { GarbageReport } from './state-sweeper.js';
 import type { StoredPiece } from '../gen/ckpt/v1/StoredPiece.js';
+
+/** Tasks from which a submitted spec is checked, stored and registered in separate turns of the event loop. */
+const LARGE_SPEC_TASKS = 10_000;
 
 /** Options of a coordinator; see `src/config` for their defaults. */
 export interface CoordinatorOptions {
@@ -250,6 +255,15 @@ export class Coordinator {
   ): Promise<{ job: JobInfo__Output; created: boolean }> {
     this.requireRunning();
     const spec = validateJobSpec(input, this.limits);
+    // A spec of 100,000 tasks takes a good part of a second to check and as much to encode: timers (the
+    // election lease's keepalive, heartbeat sweeps) run in between.
+    if (spec.tasks.length >= LARGE_SPEC_TASKS) {
+      await nextTurn();
+      // Encoded now, in a turn of its own: the store, every welcome and every answer about the job take it.
+      specBytes(spec);
+      await nextTurn();
+      this.requireRunning();
+    }
     const existing = this.jobs.find(spec.jobId);
     if (existing !== undefined) {
       if (sameSpec(existing.tracker.spec, spec)) return { job: jobInfo(existing), created: false };

@@ -16,7 +16,7 @@ import type { Logger } from '../log/index.js';
 import { HungTasks } from './hung-tasks.js';
 import type { JobRuntime } from './job-runtime.js';
 import type { CoordinatorObserver } from './observer.js';
-import { welcomeReply } from './reply-encoding.js';
+import { warmReplyCodecs, welcomeReply } from './reply-encoding.js';
 import { SessionRegistry, type Session, type SessionChannel } from './sessions.js';
 import { StandbyRegistry, type StandbyTicket } from './standbys.js';
 
@@ -44,6 +44,9 @@ export interface WorkerSessionsDeps {
   observer?: CoordinatorObserver;
 }
 
+/** Tasks from which a hello is attached and welcomed in a turn of the event loop of its own. */
+export const DEFERRED_HELLO_TASKS = 1000;
+
 /** A standby's answer: attached at once, or waiting with a ticket. */
 export type StandbyOffer = { session: Session } | { ticket: StandbyTicket };
 
@@ -54,11 +57,15 @@ export class WorkerSessions {
   private readonly registry = new SessionRegistry();
   private readonly standbys = new StandbyRegistry();
   private readonly hung: HungTasks;
+  /** When `sweep` last ran. */
+  private lastSweepMs: number;
 
   constructor(deps: WorkerSessionsDeps) {
     this.d = deps;
     this.log = deps.logger.child({ component: 'sessions' });
     this.hung = new HungTasks({ log: this.log, now: deps.now, findJob: (jobId) => deps.findJob(jobId) });
+    this.lastSweepMs = deps.now();
+    warmReplyCodecs();
   }
 
   /** Live sessions of a job. */
@@ -76,36 +83,71 @@ export class WorkerSessions {
     return this.standbys.ofJob(jobId).length;
   }
 
-  /** Opens a worker session from its hello; the welcome is sent on the channel. */
+  /**
+   * Opens a worker session from its hello; the welcome is sent on the
+   * channel. A hello of `DEFERRED_HELLO_TASKS` tasks or more is taken in a
+   * turn of the event loop of its own: the hellos of a large job's workers
+   * arrive together, and taken one after the other in one turn they held
+   * the coordinator's timers (the election lease's keepalive among them)
+   * for seconds. The worker sends nothing for the session before its
+   * welcome; if the deferred attach is refused, the stream ends with the
+   * reason, as a refused hello's does.
+   */
   open(hello: WorkerHello, channel: SessionChannel): Session {
     this.d.requireRunning();
-    return this.attach(checkHello(hello, this.d.limits.maxTasksPerJob), channel);
+    const checked = checkHello(hello, this.d.limits.maxTasksPerJob);
+    if (checked.taskIds.length < DEFERRED_HELLO_TASKS) return this.attach(checked, channel);
+    this.d.job(checked.jobId);
+    const session = this.addSession(checked, channel);
+    setImmediate(() => {
+      if (this.registry.get(session.sessionId) !== session || this.d.stopped()) return;
+      try {
+        this.d.requireRunning();
+        this.attachTasks(session, checked, this.d.job(checked.jobId));
+      } catch (err) {
+        this.registry.remove(session.sessionId);
+        channel.end(CkptError.from(err));
+      }
+    });
+    return session;
   }
 
-  private attach(hello: CheckedHello, channel: SessionChannel): Session {
-    const runtime = this.d.job(hello.jobId);
+  private addSession(hello: CheckedHello, channel: SessionChannel): Session {
     if (this.registry.size >= this.d.limits.maxSessions) {
       throw new CkptError('LIMIT_REACHED', `the coordinator holds ${this.registry.size} sessions, its limit`, {
         jobId: hello.jobId,
         retryable: true,
       });
     }
-    runtime.tracker.takenTask(hello.workerId, hello.taskIds);
-    const session = this.registry.add({ ...hello, channel, nowMs: this.d.now() });
+    return this.registry.add({ ...hello, channel, nowMs: this.d.now() });
+  }
+
+  private attach(hello: CheckedHello, channel: SessionChannel): Session {
+    const runtime = this.d.job(hello.jobId);
+    const session = this.addSession(hello, channel);
+    this.attachTasks(session, hello, runtime);
+    return session;
+  }
+
+  /** Attaches a new session's tasks and welcomes it; a refusal removes the session and throws. */
+  private attachTasks(session: Session, hello: CheckedHello, runtime: JobRuntime): void {
+    const { channel } = session;
     try {
       runtime.tracker.attach(hello.workerId, hello.taskIds);
     } catch (err) {
+      // The tasks are checked once, in the attach: a refused hello leaves no session behind.
       this.registry.remove(session.sessionId);
       throw err;
     }
     channel.send(this.welcome(session, runtime));
+    // Its silence counts from its welcome: a welcome of a large job's spec takes a while to be built and sent.
+    session.lastHeartbeatMs = this.d.now();
     this.log.info(
       { jobId: hello.jobId, workerId: hello.workerId, sessionId: session.sessionId, tasks: hello.taskIds.length },
       'worker attached',
     );
     runtime.attempts.onAttach(session, hello.epoch);
     runtime.arm();
-    return session;
   }
 
   /**
@@ -228,13 +270,19 @@ export class WorkerSessions {
     void runtime.recover(`task ${taskId} failed: ${message}`);
   }
 
-  /** The live session and job of a session id; UNAVAILABLE once it ended. */
+  /**
+   * The live session and job of a session id, for a message the session
+   * sent; UNAVAILABLE once it ended. The message shows the worker alive as
+   * a heartbeat does: a worker busy snapshotting thousands of tasks may
+   * send its acknowledgements before its next heartbeat.
+   */
   sessionJob(sessionId: string): { session: Session; runtime: JobRuntime } {
     const session = this.registry.get(sessionId);
     const runtime = session === undefined ? undefined : this.d.findJob(session.jobId);
     if (session === undefined || runtime === undefined) {
       throw new CkptError('UNAVAILABLE', 'the session has ended', { retryable: true });
     }
+    session.lastHeartbeatMs = this.d.now();
     return { session, runtime };
   }
 
@@ -263,10 +311,23 @@ export class WorkerSessions {
     }
   }
 
-  /** Ends overdue sessions and silent standbys; fails tasks their workers stopped reporting. */
+  /**
+   * Ends overdue sessions and silent standbys; fails tasks their workers
+   * stopped reporting. Not right after the coordinator's own event loop
+   * stalled (this sweep comes more than half a heartbeat timeout after the
+   * last): the heartbeats sent meanwhile wait unread behind this timer, so
+   * silence cannot be judged until they are read, by the next sweep.
+   */
   sweep(): void {
-    this.hung.sweep(this.registry.all());
     const now = this.d.now();
+    const sinceLastMs = now - this.lastSweepMs;
+    this.lastSweepMs = now;
+    if (sinceLastMs > this.d.heartbeatTimeoutMs / 2) {
+      if (this.registry.size > 0)
+        this.log.warn({ sinceLastMs }, 'coordinator stalled: session timeouts judged next sweep');
+      return;
+    }
+    this.hung.sweep(this.registry.all());
     for (const session of this.registry.overdue(now, this.d.heartbeatTimeoutMs)) {
       const why = `no heartbeat for ${this.d.heartbeatTimeoutMs} ms`;
       this.log.warn(

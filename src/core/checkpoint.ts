@@ -29,6 +29,8 @@ export interface CheckpointInit {
   deadlineMs: number;
   /** Every task that must acknowledge, sorted. */
   taskIds: readonly string[];
+  /** The same tasks as a set, when the caller holds one (a job's checkpoints share it). @default a new set */
+  taskSet?: ReadonlySet<string>;
 }
 
 /** The outcome of recording one call's acknowledgements. */
@@ -87,7 +89,7 @@ export class Checkpoint {
 
   constructor(init: CheckpointInit) {
     this.init = init;
-    this.tasks = new Set(init.taskIds);
+    this.tasks = init.taskSet ?? new Set(init.taskIds);
   }
 
   get id(): number {

@@ -63,6 +63,8 @@ export class JobTracker {
   private readonly schedule: TriggerSchedule;
   private readonly sources: readonly string[];
   private readonly taskIds: readonly string[];
+  /** `taskIds` as a set, shared by the roster and every checkpoint. */
+  private readonly taskSet: ReadonlySet<string>;
   private readonly ackRules: AckRules;
   /** Holders of `holdPeriodic`: no periodic checkpoint starts while there are any. */
   private periodicHolds = 0;
@@ -80,7 +82,8 @@ export class JobTracker {
     this.ids = new IdAllocator(Math.max(init.idFloor, init.latestCheckpointId + 1));
     this.checkpoints = new JobCheckpoints(init.historySize);
     this.taskIds = init.spec.tasks.map((t) => t.taskId);
-    this.roster = new TaskRoster(init.spec.jobId, this.taskIds, init.attempt);
+    this.taskSet = new Set(this.taskIds);
+    this.roster = new TaskRoster(init.spec.jobId, this.taskSet, init.attempt);
     this.schedule = new TriggerSchedule(this.policy);
     this.ackRules = init.ackRules ?? DEFAULT_ACK_RULES;
     this.sources = init.spec.tasks.filter((t) => t.inputs.length === 0).map((t) => t.taskId);
@@ -259,6 +262,7 @@ export class JobTracker {
       triggeredAtMs: nowMs,
       deadlineMs: nowMs + this.policy.timeoutMs,
       taskIds: this.taskIds,
+      taskSet: this.taskSet,
     });
     this.checkpoints.add(checkpoint);
     return checkpoint;

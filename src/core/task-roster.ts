@@ -27,13 +27,16 @@ export class TaskRoster {
   private readonly taskIds: ReadonlySet<string>;
   private readonly taskTotal: number;
   private readonly attached = new Map<string, string>();
+  /** The tasks each worker attached: a detach touches only its own (a job may have 100,000 tasks). */
+  private readonly byWorker = new Map<string, Set<string>>();
   private readonly ready = new Set<string>();
   private attemptValue: JobAttempt;
 
-  constructor(jobId: string, taskIds: readonly string[], attempt: JobAttempt) {
+  /** `taskIds` as a set is kept as it is: the caller must not change it. */
+  constructor(jobId: string, taskIds: readonly string[] | ReadonlySet<string>, attempt: JobAttempt) {
     this.jobId = jobId;
-    this.taskIds = new Set(taskIds);
-    this.taskTotal = taskIds.length;
+    this.taskIds = taskIds instanceof Set ? taskIds : new Set(taskIds);
+    this.taskTotal = this.taskIds.size;
     this.attemptValue = attempt;
   }
 
@@ -64,10 +67,12 @@ export class TaskRoster {
     const seen = new Set<string>();
     let taken: TakenTask | undefined;
     for (const taskId of taskIds) {
-      const ids = { jobId: this.jobId, taskId };
-      if (!this.taskIds.has(taskId))
-        throw new CkptError('UNKNOWN_TASK', `job ${this.jobId} has no task ${taskId}`, ids);
-      if (seen.has(taskId)) throw new CkptError('MALFORMED', `task ${taskId} named twice in hello`, ids);
+      if (!this.taskIds.has(taskId)) {
+        throw new CkptError('UNKNOWN_TASK', `job ${this.jobId} has no task ${taskId}`, { jobId: this.jobId, taskId });
+      }
+      if (seen.has(taskId)) {
+        throw new CkptError('MALFORMED', `task ${taskId} named twice in hello`, { jobId: this.jobId, taskId });
+      }
       seen.add(taskId);
       const owner = this.attached.get(taskId);
       if (owner !== undefined && owner !== workerId) taken ??= { taskId, owner };
@@ -89,12 +94,21 @@ export class TaskRoster {
         retryable: true,
       });
     }
-    for (const taskId of taskIds) this.attached.set(taskId, workerId);
+    let own = this.byWorker.get(workerId);
+    if (own === undefined) {
+      own = new Set();
+      this.byWorker.set(workerId, own);
+    }
+    for (const taskId of taskIds) {
+      this.attached.set(taskId, workerId);
+      own.add(taskId);
+    }
   }
 
   /** Detaches every task of a worker, which is no longer ready either; returns the task ids it had. */
   detach(workerId: string): string[] {
     const gone = this.tasksOf(workerId);
+    this.byWorker.delete(workerId);
     for (const taskId of gone) {
       this.attached.delete(taskId);
       this.ready.delete(taskId);
@@ -104,7 +118,7 @@ export class TaskRoster {
 
   /** Task ids a worker has attached. */
   tasksOf(workerId: string): string[] {
-    return [...this.attached].filter(([, owner]) => owner === workerId).map(([taskId]) => taskId);
+    return [...(this.byWorker.get(workerId) ?? [])];
   }
 
   allAttached(): boolean {

@@ -6,7 +6,7 @@
  */
 import type { JobSpec, JobSpec__Output } from '../gen/ckpt/v1/JobSpec.js';
 import { CkptError, type ErrorIds } from './errors.js';
-import { DEFAULT_LIMITS, type SpecLimits } from './limits.js';
+import { CEILING_LIMITS, DEFAULT_LIMITS, type SpecLimits } from './limits.js';
 import { policyToWire, resolvePolicy } from './policy.js';
 
 /** Job and task ids: usable as NATS subject tokens and etcd key segments. */
@@ -43,7 +43,8 @@ export function checkId(id: unknown, field: string, ids: ErrorIds = {}): string 
 
 /** Throws unless `labels` has at most `MAX_LABELS` entries of at most `MAX_LABEL_BYTES` each. */
 export function checkLabels(labels: Record<string, string> | null | undefined, field: string): Record<string, string> {
-  const entries = Object.entries(labels ?? {});
+  if (labels === null || labels === undefined) return {};
+  const entries = Object.entries(labels);
   if (entries.length > MAX_LABELS) throw new CkptError('OVERSIZED', `${field} has more than ${MAX_LABELS} labels`);
   for (const [k, v] of entries) {
     if (typeof v !== 'string') throw new CkptError('MALFORMED', `${field} value of ${echo(k)} is not a string`);
@@ -52,6 +53,23 @@ export function checkLabels(labels: Record<string, string> | null | undefined, f
     }
   }
   return Object.fromEntries(entries);
+}
+
+/**
+ * Specs `validateJobSpec` returned under limits within the ceilings: valid
+ * and normalised for any coordinator, as long as nobody changes them (no
+ * one does: a job's spec is read-only once it holds it).
+ */
+const normalisedSpecs = new WeakSet<object>();
+
+/**
+ * True when `spec` is an object `validateJobSpec` returned under limits
+ * within `CEILING_LIMITS`: checking it again would find it valid and
+ * normalised (the store then skips the check; a job of 100,000 tasks takes
+ * a large part of a second per check).
+ */
+export function isNormalisedSpec(spec: object): boolean {
+  return normalisedSpecs.has(spec);
 }
 
 /**
@@ -76,16 +94,28 @@ export function validateJobSpec(
     ids.add(taskId);
   }
   const policy = resolvePolicy(spec.policy, limits.maxPolicyDurationMs);
-  const normalised = tasks
-    .map((task) => normaliseTask(task, ids, jobId))
-    .sort((a, b) => (a.taskId < b.taskId ? -1 : a.taskId > b.taskId ? 1 : 0));
+  const normalised = tasks.map((task) => normaliseTask(task, ids, jobId));
+  // Specs mostly come sorted (the SDK and the store write them so): a linear check spares the sort.
+  if (!sortedById(normalised)) normalised.sort((a, b) => (a.taskId < b.taskId ? -1 : a.taskId > b.taskId ? 1 : 0));
   checkAcyclic(jobId, normalised);
-  return {
+  const out: JobSpec__Output = {
     jobId,
     tasks: normalised,
     policy: { ...policyToWire(policy) } as JobSpec__Output['policy'],
     labels: checkLabels(spec.labels, 'spec.labels'),
   };
+  if (
+    limits.maxTasksPerJob <= CEILING_LIMITS.maxTasksPerJob &&
+    limits.maxPolicyDurationMs <= CEILING_LIMITS.maxPolicyDurationMs
+  ) {
+    normalisedSpecs.add(out);
+  }
+  return out;
+}
+
+function sortedById(tasks: JobSpec__Output['tasks']): boolean {
+  for (let i = 1; i < tasks.length; i += 1) if (!(tasks[i - 1]!.taskId < tasks[i]!.taskId)) return false;
+  return true;
 }
 
 function normaliseTask(

@@ -12,7 +12,7 @@ import type { IKeyValue } from 'etcd3';
 import type { StoredJobState } from '../core/ports.js';
 import { restorePointInForce, type RestorePoint } from '../core/restore-point.js';
 import { CEILING_LIMITS } from '../core/limits.js';
-import { validateJobSpec } from '../core/validate.js';
+import { isNormalisedSpec, validateJobSpec } from '../core/validate.js';
 import type { JobSpec__Output as JobSpec } from '../gen/ckpt/v1/JobSpec.js';
 import type { StoredJob__Output as StoredJob } from '../gen/ckpt/v1/StoredJob.js';
 import { summaryProblem } from './checkpoint-checks.js';
@@ -88,11 +88,12 @@ const checkedSpecs = new WeakSet<object>();
  * What is wrong with a spec to store or stored, or undefined: it must be
  * valid within the ceilings any coordinator may be configured to (the
  * coordinator checks its own limits again) and normalised. A spec object
- * found right is not checked again (a job of 100,000 tasks took seconds of
- * the event loop per check).
+ * found right, or returned by `validateJobSpec` within the ceilings, is not
+ * checked again (a job of 100,000 tasks took seconds of the event loop per
+ * check).
  */
 export function specProblem(spec: JobSpec): string | undefined {
-  if (checkedSpecs.has(spec)) return undefined;
+  if (checkedSpecs.has(spec) || isNormalisedSpec(spec)) return undefined;
   let normalised: JobSpec;
   try {
     normalised = validateJobSpec(spec, CEILING_LIMITS);

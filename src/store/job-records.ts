@@ -11,6 +11,7 @@ import { CkptError, StaleEpochError, type ErrorIds } from '../core/errors.js';
 import type { JobSpec__Output as JobSpec } from '../gen/ckpt/v1/JobSpec.js';
 import type { JobState } from '../gen/ckpt/v1/JobState.js';
 import { encodeForStore, storeCodecs } from './codecs.js';
+import { storedJobBytes } from './spec-encoding.js';
 import { deleteKeyOp, firstKv, getOp, modRevisionIs, noKeyUnder, putOp, valueIs, versionIs } from './etcd-ops.js';
 import { checkStoredJob, counterValue, specProblem } from './job-checks.js';
 import { existingJob, JOB_READ_OPS, jobReadOps } from './job-read.js';
@@ -61,9 +62,9 @@ export async function createJob(
     context,
   );
   if (response.succeeded) {
-    // Decoded back, so that the spec has the same shape as one read later.
+    // The spec passed `specProblem`: it equals its normalised form, which is the shape a read decodes.
     const job: StoredJobState = {
-      spec: storeCodecs().storedJob.decode(stored).spec ?? spec,
+      spec,
       state: 'JOB_STATE_RUNNING',
       createdAtMs: nowMs,
       epoch: 1,
@@ -242,5 +243,9 @@ function encodeStoredJob(jobId: string, spec: JobSpec, state: JobState, createdA
   if (state !== 'JOB_STATE_RUNNING' && state !== 'JOB_STATE_CANCELED') {
     throw new CkptError('MALFORMED', `job state ${String(state)} cannot be stored`, { jobId });
   }
-  return encodeForStore(storeCodecs().storedJob, { spec, state, createdAtMs }, 'job spec', { jobId });
+  try {
+    return storedJobBytes(spec, state, createdAtMs);
+  } catch (err) {
+    throw new CkptError('MALFORMED', `job spec cannot be encoded: ${(err as Error).message}`, { jobId, cause: err });
+  }
 }
