@@ -596,6 +596,9 @@ func (rt *runtime) taskFailed(taskID string, epoch uint64, message string) {
 	rt.mu.Lock()
 	current := epoch == rt.intake.beliefs.epoch && !rt.closed
 	if current {
+		if rt.failures == nil {
+			rt.failures = map[string]string{}
+		}
 		rt.failures[taskID] = message
 	}
 	rt.mu.Unlock()
