@@ -35,6 +35,7 @@ import type { JobInfo__Output } from '../gen/ckpt/v1/JobInfo.js';
 import type { TaskCheckpointStatistics__Output } from '../gen/ckpt/v1/TaskCheckpointStatistics.js';
 import type { Logger } from '../log/index.js';
 import { configJson, detailsJson, entryJson, jobDetailsJson, jobJson, statisticsJson } from './dashboard-json.js';
+import { coordinatorFeed } from './query-service.js';
 
 /** What this process is, as `/api/v1/cluster` shows it. */
 export interface ClusterView {
@@ -104,16 +105,7 @@ export function localSource(coordinator: Coordinator): QuerySource {
     checkpoint: (jobId, id) => coordinator.getCheckpoint(jobId, id),
     watch(jobId, listener, ended) {
       if (jobId !== undefined) coordinator.getJob(jobId);
-      const unsubscribe = coordinator.events.subscribe(jobId, listener);
-      const stop = (): void => {
-        unsubscribe();
-        ended();
-      };
-      coordinator.stopping.addEventListener('abort', stop, { once: true });
-      return () => {
-        unsubscribe();
-        coordinator.stopping.removeEventListener('abort', stop);
-      };
+      return coordinatorFeed(coordinator, jobId)(listener, ended);
     },
   };
 }

@@ -33,10 +33,10 @@ function checkpointToken(token: string): number {
 }
 
 /** Checkpoint events until the returned function is called; `ended` once they stop (the coordinator stopped). */
-type Feed = (listener: (checkpoint: CheckpointSummary__Output) => void, ended: () => void) => () => void;
+export type Feed = (listener: (checkpoint: CheckpointSummary__Output) => void, ended: () => void) => () => void;
 
 /** The events of one coordinator (of one job, or all of its jobs). */
-function coordinatorFeed(coordinator: Coordinator, jobId: string | undefined): Feed {
+export function coordinatorFeed(coordinator: Coordinator, jobId: string | undefined): Feed {
   return (listener, ended) => {
     const unsubscribe = coordinator.events.subscribe(jobId, listener);
     const stop = (): void => {

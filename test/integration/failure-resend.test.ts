@@ -13,16 +13,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { createCoordinatorClient } from '../../src/client/index.js';
-import { freePort } from '../../src/dev/index.js';
 import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
 import { silentLogger } from '../../src/log/index.js';
 import { createLocalDirectoryBackend, Worker, type SourceTask } from '../../src/sdk/index.js';
-import { ManagedChild } from '../chaos/child.js';
+import { coordinatorProcesses } from '../helpers/coordinator-processes.js';
 import { eventually, uniquePrefix, useServers } from '../helpers/index.js';
 
 const servers = useServers();
-
-const CLI = join(process.cwd(), 'src', 'cli', 'main.ts');
 
 /** A source that idles until `fail()` is called, then fails in the epoch it runs in; later epochs idle. */
 function failingSource(): { source: SourceTask<string>; fail: () => void } {
@@ -51,34 +48,9 @@ function failingSource(): { source: SourceTask<string>; fail: () => void } {
 
 test('a failure lost with a paused leader is reported again once the session resumes under the next leader', async (t) => {
   const prefix = uniquePrefix(t);
-  const addresses = [`127.0.0.1:${await freePort()}`, `127.0.0.1:${await freePort()}`];
-  const started: number[] = [];
-  const children = addresses.map(
-    (address, i) =>
-      new ManagedChild({
-        label: `coordinator-${i}`,
-        args: () => [
-          CLI,
-          'coordinator',
-          ...['--etcd', servers.etcdUrl],
-          ...['--nats', servers.natsUrl],
-          ...['--listen', address],
-          ...['--etcd-prefix', prefix.etcd],
-          ...['--subject-prefix', prefix.nats],
-          ...['--log-level', 'info'],
-        ],
-        onLine: (line) => {
-          try {
-            if ((JSON.parse(line) as { msg?: string }).msg === 'coordinator started') started.push(i);
-          } catch {
-            // Not a log line (a warning of node's own).
-          }
-        },
-      }),
-  );
-  t.teardown(() => Promise.all(children.map((c) => c.stop(2000))).then(() => undefined));
+  const { addresses, children, started } = await coordinatorProcesses(t, servers, prefix, 2);
   children[0]!.start();
-  await eventually(() => started.includes(0), { timeoutMs: 30_000, what: 'coordinator-0 leading' });
+  await eventually(() => started.some((s) => s.from === 0), { timeoutMs: 30_000, what: 'coordinator-0 leading' });
   children[1]!.start();
 
   const client = createCoordinatorClient(addresses);

@@ -12,17 +12,15 @@ import { join } from 'node:path';
 import test from 'ava';
 import { createCoordinatorClient, DEFAULT_KEEPALIVE } from '../../src/client/index.js';
 import { DEFAULT_LEASE_TTL_MS } from '../../src/config/index.js';
-import { freePort } from '../../src/dev/index.js';
 import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
 import { silentLogger } from '../../src/log/index.js';
 import { createLocalDirectoryBackend, Worker } from '../../src/sdk/index.js';
-import { ManagedChild } from '../chaos/child.js';
+import { coordinatorProcesses } from '../helpers/coordinator-processes.js';
 import { eventually, uniquePrefix, useServers } from '../helpers/index.js';
 import { fixedSource } from '../helpers/sources.js';
 
 const servers = useServers();
 
-const CLI = join(process.cwd(), 'src', 'cli', 'main.ts');
 /** How long the leader stays paused: far longer than the lease and the keepalive. */
 const PAUSE_MS = 30_000;
 /** Room for a loaded machine: an election, a take-over, the attach. */
@@ -30,35 +28,7 @@ const SLACK_MS = 4000;
 
 test('workers of a paused leader attach to the new leader within about the lease TTL and the keepalive timeout', async (t) => {
   const prefix = uniquePrefix(t);
-  const addresses = [`127.0.0.1:${await freePort()}`, `127.0.0.1:${await freePort()}`];
-  const started: { from: number; time: number; term: number }[] = [];
-  const children = addresses.map(
-    (address, i) =>
-      new ManagedChild({
-        label: `coordinator-${i}`,
-        args: () => [
-          CLI,
-          'coordinator',
-          ...['--etcd', servers.etcdUrl],
-          ...['--nats', servers.natsUrl],
-          ...['--listen', address],
-          ...['--etcd-prefix', prefix.etcd],
-          ...['--subject-prefix', prefix.nats],
-          ...['--log-level', 'info'],
-        ],
-        onLine: (line) => {
-          try {
-            const entry = JSON.parse(line) as { msg?: string; time?: number; term?: number };
-            if (entry.msg === 'coordinator started') {
-              started.push({ from: i, time: entry.time ?? 0, term: entry.term ?? 0 });
-            }
-          } catch {
-            // Not a log line (a warning of node's own).
-          }
-        },
-      }),
-  );
-  t.teardown(() => Promise.all(children.map((c) => c.stop(2000))).then(() => undefined));
+  const { addresses, children, started } = await coordinatorProcesses(t, servers, prefix, 2);
   children[0]!.start();
   await eventually(() => started.some((s) => s.from === 0), { timeoutMs: 30_000, what: 'coordinator-0 leading' });
   children[1]!.start();
