@@ -34,6 +34,9 @@ export type {
 
 // The worker's events, and waiting for one.
 export { DEFAULT_WAIT_MS, waitForEvent } from './sdk/index.js';
+
+// For a worker built into a V8 startup snapshot: the codec work every process would repeat, done once.
+export { warmUpCodecs } from './sdk/index.js';
 export type {
   CheckpointCallEvent,
   RestoredEvent,

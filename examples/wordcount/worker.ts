@@ -26,13 +26,13 @@ import {
   createLocalDirectoryBackend,
   createLogger,
   createWorker,
+  warmUpCodecs,
   type ClientTlsOptions,
   type WorkerOptions,
 } from '../../src/index.js';
 
 type NatsAuthOptions = NonNullable<WorkerOptions['natsAuth']>;
-import { DEFAULT_JOB_ID, wordCountIo } from './job.js';
-import { warmUpCodecs } from './snapshot-warm-up.js';
+import { DEFAULT_JOB_ID, wordCountIo, wordCountSpec } from './job.js';
 import { taskFor } from './tasks.js';
 
 async function main(): Promise<void> {
@@ -135,7 +135,7 @@ function run(): void {
 // Built into a startup snapshot, the loaded modules are the snapshot, and `main` runs in each process started from
 // it (`node --snapshot-blob worker.snapshot.blob bundled-worker.js --coordinator ...`); otherwise it runs now.
 if (startupSnapshot.isBuildingSnapshot()) {
-  warmUpCodecs();
+  warmUpCodecs(wordCountSpec('job', 500, { splits: 2, counts: 2 }));
   startupSnapshot.setDeserializeMainFunction(run);
 } else {
   run();

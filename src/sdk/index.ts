@@ -69,5 +69,6 @@ export { SinkStaging } from './sink-staging.js';
 export { ensureStream } from './jetstream-stream.js';
 export type { StreamSpec } from './jetstream-stream.js';
 export { DEFAULT_WAIT_MS, waitForEvent } from './wait.js';
+export { warmUpCodecs } from './codec-warm-up.js';
 export type { WaitOptions } from './wait.js';
 export * from './state/index.js';

@@ -96,6 +96,7 @@ const PUBLIC_VALUES = [
   // the worker, its options' defaults, its events
   'Worker',
   'createWorker',
+  'warmUpCodecs',
   'DEFAULT_ACK_BATCH_MS',
   'DEFAULT_ACK_DEADLINE_MS',
   'DEFAULT_ACK_RETRY_TIMEOUT_MS',

@@ -1,21 +1,28 @@
 /**
- * Work a worker process does on its way to ready whose result is the same
- * in every process, done once while the worker's startup snapshot is built
- * (snapshot-builder.ts) so that the processes started from it find it
- * done: the protobuf root of ckpt.v1 built from its descriptor, and the
- * encoders and decoders that protobufjs generates for a message type on its
- * first use, for the messages of a session's start (hello, welcome with the
- * job spec, restore with state handles, ready, start, heartbeat) and of the
- * barrier plane. Only computation: nothing connects, nothing is scheduled.
+ * Work a worker process does on its way to ready whose result is the same in
+ * every process, for a worker built into a V8 startup snapshot
+ * (`node --build-snapshot`): the protobuf root of ckpt.v1, and the encoders
+ * and decoders protobufjs generates for a message type on its first use,
+ * for the messages of a session's start (hello, welcome with the job spec,
+ * restore with state handles, ready, start, heartbeat) and of the barrier
+ * plane. Call it while the snapshot is built; processes started from the
+ * snapshot find it done. Only computation: nothing connects, nothing is
+ * scheduled.
  */
-// The codecs themselves, not the package's internal entry, which would bundle the coordinator as well.
-import { codec } from '../../src/proto/index.js';
-import type { AttachRequest } from '../../src/gen/ckpt/v1/AttachRequest.js';
-import type { AttachResponse } from '../../src/gen/ckpt/v1/AttachResponse.js';
-import { wordCountSpec } from './job.js';
+import type { AttachRequest } from '../gen/ckpt/v1/AttachRequest.js';
+import type { AttachResponse } from '../gen/ckpt/v1/AttachResponse.js';
+import type { JobSpec } from '../gen/ckpt/v1/JobSpec.js';
+import { codec } from '../proto/index.js';
 
-/** Encodes and decodes a sample of every message a restart exchanges. */
-export function warmUpCodecs(): void {
+/** A small spec, for a welcome sample when the worker names none. */
+const SAMPLE_SPEC: JobSpec = {
+  jobId: 'job',
+  tasks: [{ taskId: 'split-0' }, { taskId: 'count-0', inputs: ['split-0'] }],
+  policy: { intervalMs: 1000 },
+};
+
+/** Encodes and decodes a sample of every message a restart exchanges; `spec`: the job's, for the welcome's sample. */
+export function warmUpCodecs(spec: JobSpec = SAMPLE_SPEC): void {
   const requests = codec<AttachRequest, unknown>('AttachRequest');
   const responses = codec<AttachResponse, unknown>('AttachResponse');
   const handle = { uri: 'file:///state/count-0/1', sizeBytes: 10, checksum: 'sha256:00', shared: [{ uri: 'x' }] };
@@ -27,7 +34,7 @@ export function warmUpCodecs(): void {
       { ready: { epoch: 2, taskIds: ['count-0'] } },
     ],
     responses: [
-      { welcome: { sessionId: 's', epoch: 2, term: 1, spec: wordCountSpec('job', 500, { splits: 2, counts: 2 }) } },
+      { welcome: { sessionId: 's', epoch: 2, term: 1, spec } },
       { restore: { jobId: 'job', epoch: 2, checkpointId: 3, snapshots: [snapshot], term: 1, nextCheckpointId: 4 } },
       { start: { jobId: 'job', epoch: 2, term: 1 } },
     ],
