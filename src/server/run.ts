@@ -24,7 +24,7 @@ import { CkptError } from '../core/errors.js';
 import { jobGroupOf } from '../core/job-groups.js';
 import type { Coordinator } from '../coordinator/coordinator.js';
 import type { Logger } from '../log/index.js';
-import { createEtcdStore } from '../store/index.js';
+import { createEtcdStore, etcdHostBreaker } from '../store/index.js';
 import { CoordinatorMetrics, packageVersion } from '../metrics/coordinator-metrics.js';
 import { startGrpcServer, type CoordinatorGrpcServer } from './grpc-server.js';
 import { peerClientOptions, serverCredentials, serverTlsFiles } from './tls-config.js';
@@ -160,7 +160,7 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
     ...etcdSecurity,
     hosts: config.etcd,
     defaultCallOptions: (call) => (call.isStream ? {} : { deadline: Date.now() + config.etcdTimeoutMs }),
-    faultHandling: { watchBackoff: electionWatchBackoff() },
+    faultHandling: { host: etcdHostBreaker, watchBackoff: electionWatchBackoff() },
   });
   const closeAdapters = async (): Promise<void> => {
     access.close();

@@ -26,6 +26,7 @@ import type { JobSpec__Output as JobSpec } from '../gen/ckpt/v1/JobSpec.js';
 import type { JobState } from '../gen/ckpt/v1/JobState.js';
 import type { Manifest__Output as Manifest } from '../gen/ckpt/v1/Manifest.js';
 import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
+import { etcdHostBreaker } from './host-breaker.js';
 import { prepareTaskSnapshots } from './manifest-encoding.js';
 import { commitCheckpoint, type CommitGuard } from './commit.js';
 import { collectGarbage } from './garbage.js';
@@ -72,6 +73,7 @@ export class EtcdStore implements CheckpointStore {
         grpcOptions: { 'grpc.max_receive_message_length': MAX_RESPONSE_BYTES },
         // Unary calls get a deadline each; watch and lease streams must not.
         defaultCallOptions: (call) => (call.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
+        faultHandling: { host: etcdHostBreaker },
       });
     this.ctx = {
       kv: this.client.kv,

@@ -26,5 +26,6 @@ export {
 } from './options.js';
 export { KeyLayout, pad, unpad, type ParsedKey } from './keys.js';
 export { callEtcd, translateEtcdError } from './translate-error.js';
+export { etcdHostBreaker } from './host-breaker.js';
 export { CorruptRecordError, type CorruptRecordReason } from './corrupt-record.js';
 export { MAX_CHECKPOINT_KEYS, MAX_STORED_COUNTER } from './record-limits.js';

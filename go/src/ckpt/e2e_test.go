@@ -157,20 +157,53 @@ func startClusterOf(t *testing.T, n int, extra ...string) *cluster {
 		c.clients = append(c.clients, ckptpb.NewCoordinatorClient(conn))
 	}
 	c.coordinator, c.client = c.coordinators[0], c.clients[0]
+	for _, address := range c.coordinators {
+		c.waitUp(t, address)
+	}
 	return c
 }
 
-// leader is the index of the coordinator that answers GetJob, -1 for none.
-func (c *cluster) leader(jobID string) int {
-	for i, client := range c.clients {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := client.GetJob(ctx, &ckptpb.GetJobRequest{JobId: jobID})
-		cancel()
+// startupDeadline bounds a coordinator's start: a first run compiles the
+// TypeScript, and on a loaded machine that alone has taken half a minute.
+const startupDeadline = 3 * time.Minute
+
+// waitUp waits until the coordinator listens for gRPC (it does once it has
+// started), so that the deadlines of a test's steps count from a running
+// coordinator.
+func (c *cluster) waitUp(t *testing.T, address string) {
+	t.Helper()
+	deadline := time.Now().Add(startupDeadline)
+	for {
+		conn, err := net.DialTimeout("tcp", address, 2*time.Second)
 		if err == nil {
-			return i
+			conn.Close()
+			return
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("coordinator %s did not listen within %v: %v", address, startupDeadline, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	return -1
+}
+
+// leader is the index of the coordinator that answers GetJob, -1 when none
+// does within 15 s (a loaded machine may keep a call waiting for seconds).
+func (c *cluster) leader(jobID string) int {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		for i, client := range c.clients {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			_, err := client.GetJob(ctx, &ckptpb.GetJobRequest{JobId: jobID})
+			cancel()
+			if err == nil {
+				return i
+			}
+		}
+		if time.Now().After(deadline) {
+			return -1
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // submit submits a job to whichever coordinator leads, waiting for one to come up.
