@@ -155,6 +155,9 @@ test('changed certificate files serve new connections; a bad file keeps the cert
   );
 });
 
+/** How long a coordinator started with a bad TLS file may take to refuse. */
+const REFUSAL_TIMEOUT_MS = 120_000;
+
 test('the CLI talks TLS; a coordinator with a bad TLS file refuses to start, naming it', async (t) => {
   const p = await pki(t);
   const c = await startTestCoordinator(
@@ -181,16 +184,33 @@ test('the CLI talks TLS; a coordinator with a bad TLS file refuses to start, nam
     [['--tls-cert', p.server.cert, '--tls-key', garbage], /garbage\.pem is not a PEM private key/],
     [['--tls-cert', p.server.cert, '--tls-key', p.client.key], /client\.key is not the private key of the certificate/],
   ];
-  for (const [args, says] of cases) {
-    const failed = await run(
-      'node',
-      [...CLI, 'coordinator', '--etcd', servers.etcdUrl, '--nats', servers.natsUrl, '--listen', '127.0.0.1:0', ...args],
-      { timeout: 30_000 },
-    ).then(
-      () => undefined,
-      (err: unknown) => err as { code: number; stderr: string },
-    );
+  // Side by side: each start compiles the CLI, which on a loaded machine takes a while.
+  const outcomes = await Promise.all(
+    cases.map(([args]) =>
+      run(
+        'node',
+        [
+          ...CLI,
+          'coordinator',
+          '--etcd',
+          servers.etcdUrl,
+          '--nats',
+          servers.natsUrl,
+          '--listen',
+          '127.0.0.1:0',
+          ...args,
+        ],
+        { timeout: REFUSAL_TIMEOUT_MS },
+      ).then(
+        () => undefined,
+        (err: unknown) => err as { code: number | null; killed?: boolean; stderr: string },
+      ),
+    ),
+  );
+  for (const [i, [args, says]] of cases.entries()) {
+    const failed = outcomes[i];
     t.truthy(failed, `${args.join(' ')} refused`);
+    t.false(failed?.killed ?? false, `${args.join(' ')}: no answer within ${REFUSAL_TIMEOUT_MS} ms`);
     t.not(failed?.code, 0);
     t.regex(failed?.stderr ?? '', says);
     t.notRegex(failed?.stderr ?? '', /\n\s+at /, 'no stack trace');
