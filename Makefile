@@ -42,10 +42,13 @@ system-deps:
 # examples/wordcount/snapshot-builder.ts), from which a worker starts with
 # its modules loaded: node --snapshot-blob
 # dist/examples/wordcount/worker.snapshot.blob
-# dist/examples/wordcount/bundled-worker.js --coordinator ...
+# dist/examples/wordcount/bundled-worker.js --coordinator ...; beside them
+# start-worker.sh, which starts the worker so, or from the bundle (saying
+# why) when this node cannot load the snapshot: the deploy manifests run it.
 build: node_modules/.installed
 	npx tsc -p tsconfig.json
 	npm run --silent bundle:worker
+	cp examples/wordcount/start-worker.sh dist/examples/wordcount/start-worker.sh
 
 check: node_modules/.installed breaking
 	npx tsc --noEmit -p tsconfig.json

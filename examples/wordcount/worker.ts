@@ -20,6 +20,7 @@
  * `--nats-password-file`, `--nats-tls-ca-file`, `--nats-tls-cert-file`,
  * `--nats-tls-key-file` and `--nats-inbox-prefix` for NATS.
  */
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { startupSnapshot } from 'node:v8';
 import {
@@ -132,11 +133,34 @@ function run(): void {
   });
 }
 
+/**
+ * Started from the snapshot: tells start-worker.sh that node loaded it, by
+ * writing this process's pid into the file CKPT_SNAPSHOT_STARTED_FILE
+ * names (the script made it); without that line the script would take the
+ * worker for never started and start it again from the bundle.
+ */
+function runFromSnapshot(): void {
+  const marker = process.env.CKPT_SNAPSHOT_STARTED_FILE;
+  delete process.env.CKPT_SNAPSHOT_STARTED_FILE;
+  if (marker !== undefined && marker !== '') {
+    try {
+      writeFileSync(marker, `${process.pid}\n`);
+    } catch (err) {
+      process.stderr.write(
+        `worker: cannot write the start marker ${marker}: ${err instanceof Error ? err.message : String(err)}\n`,
+      );
+      process.exit(1);
+    }
+  }
+  run();
+}
+
 // Built into a startup snapshot, the loaded modules are the snapshot, and `main` runs in each process started from
-// it (`node --snapshot-blob worker.snapshot.blob bundled-worker.js --coordinator ...`); otherwise it runs now.
+// it (`node --snapshot-blob worker.snapshot.blob bundled-worker.js --coordinator ...`, as start-worker.sh does);
+// otherwise it runs now.
 if (startupSnapshot.isBuildingSnapshot()) {
   warmUpCodecs(wordCountSpec('job', 500, { splits: 2, counts: 2 }));
-  startupSnapshot.setDeserializeMainFunction(run);
+  startupSnapshot.setDeserializeMainFunction(runFromSnapshot);
 } else {
   run();
 }

@@ -56,6 +56,33 @@ export interface SuiteJob {
   policy: CheckpointPolicy;
 }
 
+/** Another job of a scenario (`ScenarioRun.submitOther`), with the reports of its tasks. */
+export interface OtherJob {
+  jobId: string;
+  job: SuiteJob;
+  reportSubject: string;
+  reports: Report[];
+}
+
+/** A savepoint to start a job from. */
+export interface SavepointRef {
+  jobId: string;
+  checkpointId: number;
+}
+
+function graphOf(job: SuiteJob): GraphTask[] {
+  return Object.entries(job.tasks).map(([taskId, t]) => ({ taskId, inputs: t.inputs ?? [] }));
+}
+
+function behavioursOf(job: SuiteJob): Map<string, Behaviour> {
+  return new Map(Object.entries(job.tasks).map(([taskId, { inputs: _inputs, ...b }]) => [taskId, b]));
+}
+
+function specOf(jobId: string, job: SuiteJob): JobSpec {
+  const tasks = graphOf(job).map((t) => ({ taskId: t.taskId, inputs: [...t.inputs] }));
+  return { jobId, tasks, policy: { retained: 100, ...job.policy } };
+}
+
 /** The run of one scenario. */
 export class ScenarioRun {
   readonly jobId: string;
@@ -172,18 +199,53 @@ export class ScenarioRun {
     return awaitLeader(this.coordinators, this.jobId, timeoutMs);
   }
 
-  /** Submits the job and starts observing it. */
-  async submit(job: SuiteJob): Promise<void> {
-    const spec: JobSpec = {
-      jobId: this.jobId,
-      tasks: Object.entries(job.tasks).map(([taskId, t]) => ({ taskId, inputs: t.inputs ?? [] })),
-      policy: { retained: 100, ...job.policy },
-    };
-    this.graph = Object.entries(job.tasks).map(([taskId, t]) => ({ taskId, inputs: t.inputs ?? [] }));
-    this.behaviours = new Map(Object.entries(job.tasks).map(([taskId, { inputs: _inputs, ...b }]) => [taskId, b]));
+  /** Submits the job (from a savepoint when given one) and starts observing it. */
+  async submit(job: SuiteJob, fromSavepoint?: SavepointRef): Promise<void> {
+    this.graph = graphOf(job);
+    this.behaviours = behavioursOf(job);
     this.unaligned = job.policy.mode === 'CHECKPOINT_MODE_UNALIGNED';
-    await this.#retry(() => this.client.submitJob({ spec }), 'SubmitJob');
+    const spec = specOf(this.jobId, job);
+    await this.#retry(() => this.client.submitJob({ spec, fromSavepoint }), 'SubmitJob');
     this.#poller = this.#poll();
+  }
+
+  /**
+   * Submits another job of the scenario, `<job id>-<suffix>` (the job a
+   * savepoint comes from): its workers report on a subject of their own,
+   * and the core check does not read it; `verifyOther` checks its reports.
+   */
+  async submitOther(suffix: string, job: SuiteJob): Promise<OtherJob> {
+    const other: OtherJob = {
+      jobId: `${this.jobId}-${suffix}`,
+      job,
+      reportSubject: `${this.reportSubject}-${suffix}`,
+      reports: [],
+    };
+    const subscription = this.suite.nc.subscribe(other.reportSubject, {
+      callback: (err, msg) => {
+        if (err !== null) return;
+        const report = parseReport(msg.string());
+        if (report === undefined) this.problems.push(`a report that does not parse: ${msg.string().slice(0, 200)}`);
+        else other.reports.push(report);
+      },
+    });
+    this.#closers.push(() => subscription.unsubscribe());
+    await this.suite.nc.flush();
+    await this.#retry(() => this.client.submitJob({ spec: specOf(other.jobId, job) }), 'SubmitJob');
+    return other;
+  }
+
+  /** The core check on the reports of another job: against its own committed manifests. */
+  async verifyOther(other: OtherJob): Promise<void> {
+    await this.suite.nc.flush();
+    const problems = await verifyReports({
+      graph: graphOf(other.job),
+      behaviours: behavioursOf(other.job),
+      unaligned: other.job.policy.mode === 'CHECKPOINT_MODE_UNALIGNED',
+      reports: other.reports,
+      manifest: (id) => this.#store.readManifest(other.jobId, id),
+    });
+    if (problems.length > 0) throw new ScenarioFailure(`job ${other.jobId}: ${problems.slice(0, 12).join('\n')}`);
   }
 
   /**
@@ -195,9 +257,18 @@ export class ScenarioRun {
   worker(
     label: string,
     taskIds: readonly string[],
-    via: { coordinators?: string; natsUrl?: string; objectStore?: boolean; env?: Record<string, string> } = {},
+    via: {
+      coordinators?: string;
+      natsUrl?: string;
+      objectStore?: boolean;
+      env?: Record<string, string>;
+      /** Runs tasks of another job of the scenario instead (`submitOther`). */
+      other?: OtherJob;
+    } = {},
   ): SupervisedWorker {
-    const tasks = Object.fromEntries(taskIds.map((id) => [id, this.behaviours.get(id)]));
+    const behaviours = via.other === undefined ? this.behaviours : behavioursOf(via.other.job);
+    const tasks = Object.fromEntries(taskIds.map((id) => [id, behaviours.get(id)]));
+    const jobId = via.other?.jobId ?? this.jobId;
     const worker = new SupervisedWorker({
       label,
       command: this.suite.workerCommand,
@@ -206,11 +277,11 @@ export class ScenarioRun {
       env: {
         CKPT_COORDINATORS: via.coordinators ?? this.coordinators.map((c) => c.address).join(','),
         CKPT_NATS_URL: via.natsUrl ?? this.suite.natsUrl,
-        CKPT_JOB: this.jobId,
+        CKPT_JOB: jobId,
         CKPT_TASKS: JSON.stringify(tasks),
         CKPT_STATE: via.objectStore === true ? `nats-obj://${this.#subjectPrefix}` : `file://${this.#stateDir}`,
-        CKPT_REPORT_SUBJECT: this.reportSubject,
-        CKPT_WORKER_ID: `${label}-${this.jobId}`,
+        CKPT_REPORT_SUBJECT: via.other?.reportSubject ?? this.reportSubject,
+        CKPT_WORKER_ID: `${label}-${jobId}`,
         ...via.env,
       },
     });

@@ -70,7 +70,8 @@ export async function verifyReports(input: VerifyInput): Promise<string[]> {
       if (report.event === 'committed' && epoch !== report.epoch) {
         problems.push(`${what}: the manifest was committed in epoch ${epoch}`);
       }
-      if (report.event === 'restored' && epoch >= report.epoch) {
+      // The first checkpoint of a job started from a savepoint keeps the epoch of the savepoint's job.
+      if (report.event === 'restored' && epoch >= report.epoch && (manifest.fromSavepoint?.jobId ?? '') === '') {
         problems.push(`${what}: a restore runs in a later epoch than the checkpoint's ${epoch}`);
       }
       inFlight = manifest.tasks.some((t) => t.taskId === report.task && t.state?.inFlightRecords === true);

@@ -183,11 +183,12 @@ run(`the word count's manifests, run here with make-certs.sh's Secrets: the job 
   const logs: string[] = [];
   const start = (name: string, line: { args: string[]; env: Record<string, string> }): void => {
     const [node, file, ...rest] = line.args;
-    t.is(node, 'node');
-    // The image runs dist/ (the worker bundled into one file, bundled-worker.js); here the sources, through tsx.
+    // The image runs dist/ (the worker from its startup snapshot or its bundle, start-worker.sh); here the
+    // sources, through tsx.
+    t.true(node === 'node' || (node === 'sh' && (file ?? '').endsWith('/start-worker.sh')), `${name}: ${node} ${file}`);
     const source = (file ?? '')
       .replace(/^dist\//, '')
-      .replace(/bundled-worker\.js$/, 'worker.js')
+      .replace(/start-worker\.sh$/, 'worker.js')
       .replace(/\.js$/, '.ts');
     const child = spawn('node', ['--import', 'tsx', source, ...rest], {
       cwd: REPO_ROOT,

@@ -198,7 +198,12 @@ run(
   async (t) => {
     const makefile = await readFile(join(REPO_ROOT, 'Makefile'), 'utf8');
     const recipe = /^build: .*\n((?:\t.*\n)+)/m.exec(makefile)?.[1];
-    t.is(recipe, '\tnpx tsc -p tsconfig.json\n\tnpm run --silent bundle:worker\n', 'make build is what this test runs');
+    t.is(
+      recipe,
+      '\tnpx tsc -p tsconfig.json\n\tnpm run --silent bundle:worker\n' +
+        '\tcp examples/wordcount/start-worker.sh dist/examples/wordcount/start-worker.sh\n',
+      'make build is what this test runs',
+    );
     const { stages, ignore } = await readImage();
     const { build, final } = buildAndFinal(stages);
     const scratch = await makeScratch();
@@ -217,6 +222,12 @@ run(
     // package.json is copied before the sources; its bundle:worker is what make build runs next.
     const bundled = await runTool('npm', ['run', '--silent', 'bundle:worker'], { cwd: scratch });
     t.true(bundled.ok, bundled.out);
+    const launcher = await runTool(
+      'cp',
+      ['examples/wordcount/start-worker.sh', 'dist/examples/wordcount/start-worker.sh'],
+      { cwd: scratch },
+    );
+    t.true(launcher.ok, launcher.out);
     const dashboard = build.instructions.find((i) => i.op === 'RUN' && i.args.includes('make build'));
     t.truthy(dashboard, 'a RUN makes the build');
     const after = dashboard?.args.split('&&').slice(1).join('&&').trim() ?? '';
@@ -243,12 +254,13 @@ run(
         const c = container as typeof container & { image?: string; workingDir?: string };
         if (!(c.image ?? '').endsWith('/ckpt:0.1.0')) continue;
         const command = c.command ?? [];
-        if (command[0] === 'sh') {
+        // A shell runs a script of the image's dist (the word count worker's start-worker.sh) or its own.
+        if (command[0] === 'sh' && !(command[1] ?? '').startsWith('dist/')) {
           checked++;
           continue;
         }
         t.is(c.workingDir, workdir, `${owner}: the image's WORKDIR`);
-        t.is(command[0], 'node', `${owner} runs node`);
+        t.true(command[0] === 'node' || command[0] === 'sh', `${owner} runs node, or a script of dist`);
         const file = command[1] ?? '';
         t.true(
           taken.some((p) => file === p || file.startsWith(`${p}/`)),
@@ -264,5 +276,9 @@ run(
     t.true(help.ok && help.out.includes('--tls-client-ca'), help.out);
     const worker = await runTool('node', ['dist/examples/wordcount/bundled-worker.js'], { cwd: scratch });
     t.regex(worker.out, /usage: worker\.ts/, 'the bundled worker loads and asks for its flags');
+    // The manifests' worker command: from the startup snapshot the build wrote, with no line of the launcher's own.
+    const fromSnapshot = await runTool('sh', ['dist/examples/wordcount/start-worker.sh'], { cwd: scratch });
+    t.regex(fromSnapshot.out, /usage: worker\.ts/, 'the worker starts from its snapshot and asks for its flags');
+    t.notRegex(fromSnapshot.out, /^start-worker:/m, 'the snapshot loads: start-worker.sh does not fall back');
   },
 );

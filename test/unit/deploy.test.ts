@@ -150,7 +150,7 @@ run(`the flags and CKPT_ variables the manifests give coordinators and workers e
         if (name.startsWith('CKPT_')) t.true(variables.has(name), `${owner}: no variable ${name}`);
       checked++;
     }
-    if (command.includes('dist/examples/wordcount/bundled-worker.js')) {
+    if (command.includes('dist/examples/wordcount/start-worker.sh')) {
       for (const flag of flagsOf(container.args)) t.true(workerFlags.includes(flag), `${owner}: no ${flag}`);
       for (const { name } of container.env ?? [])
         if (name.startsWith('CKPT_')) t.true(workerVariables.has(name), `${owner}: no variable ${name}`);

@@ -279,8 +279,11 @@ func (r *runner) restore(epoch, checkpointID uint64, snap *ckptpb.TaskSnapshot, 
 	}
 	var inFlight []inFlightRecord
 	// A piece that says it holds in-flight records has them whatever the
-	// job's mode now; one of an unaligned job may predate the marker.
-	if data != nil && (snap.GetState().GetInFlightRecords() || r.mode == modeUnaligned) && len(r.inputs) > 0 {
+	// job's mode now; one without the marker only where unmarkedHoldsInFlight
+	// is certain that it was stored before the marker existed.
+	_, ownState := r.task.(Restorer)
+	how := restoreHow{jobID: r.rt.jobID, sourceJobID: sourceJobID, unaligned: r.mode == modeUnaligned && len(r.inputs) > 0, keyed: !ownState}
+	if data != nil && (snap.GetState().GetInFlightRecords() || unmarkedHoldsInFlight(snap.GetState(), data, how)) {
 		state, records, err := decodeUnaligned(data)
 		if err != nil {
 			return fail(fmt.Errorf("restore of task %s: %v", r.id, err))

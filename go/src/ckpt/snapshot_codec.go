@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"ckpt/ckptpb"
 )
 
 // mapState is the runtime's KeyedState: a map, safe for concurrent use.
@@ -147,6 +150,66 @@ func encodeUnaligned(state []byte, records []inFlightRecord) []byte {
 		out = append(out, r.value...)
 	}
 	return out
+}
+
+// hasUnalignedHeader: b starts with the header encodeUnaligned writes. A
+// piece of keyed state never does (it starts with "CKS1"); a task's own
+// snapshot bytes might.
+func hasUnalignedHeader(b []byte) bool {
+	return len(b) >= len(unalignedMagic) && string(b[:len(unalignedMagic)]) == string(unalignedMagic)
+}
+
+// restoreHow is what unmarkedHoldsInFlight needs to know of a restore.
+type restoreHow struct {
+	// jobID is the restoring job; sourceJobID the job of the savepoint the
+	// restored checkpoint maps ("": a checkpoint of jobID itself).
+	jobID, sourceJobID string
+	// unaligned: the job's mode is UNALIGNED and the task has inputs.
+	unaligned bool
+	// keyed: the task's state is its KeyedState (it does not implement Restorer).
+	keyed bool
+}
+
+// unmarkedHoldsInFlight tells whether a piece whose handle does not say
+// in_flight_records holds in-flight records all the same: stored before
+// handles said so (proto/PROTOCOL.md §12). Such a piece holds them exactly
+// when a task with inputs of an UNALIGNED job stored it (every writer
+// stored each of those snapshots with its in-flight records, and no
+// other); pieces stored since then say so. The handle cannot tell an old
+// piece from a new plain one, so this answers true only where that is
+// certain, in a task with inputs of an UNALIGNED job:
+//
+//   - keyed state: when the piece starts with the header of in-flight
+//     records, which a piece of keyed state never does;
+//   - a task's own snapshot: when the restore is of one of the job's own
+//     checkpoints (no savepoint) and the piece is the job's. The task stored
+//     it in this job, which has been UNALIGNED since it was created (a job's
+//     spec never changes). A savepoint may come from a job of another mode
+//     (an ALIGNED job's pieces hold plain state): its unmarked pieces are plain.
+func unmarkedHoldsInFlight(h *ckptpb.StateHandle, data []byte, how restoreHow) bool {
+	if !how.unaligned || h.GetInFlightRecords() {
+		return false
+	}
+	if how.keyed {
+		return hasUnalignedHeader(data)
+	}
+	owner, ok := pieceOwner(h.GetUri())
+	return how.sourceJobID == "" && ok && owner == how.jobID
+}
+
+// pieceOwner is the job a piece's uri names by its last three path segments
+// (".../<job>/<task>/<name>", as every backend names pieces); false for a
+// uri shaped otherwise. A hint, not a check: reading checks the owner.
+func pieceOwner(uri string) (string, bool) {
+	segments := strings.Split(uri, "/")
+	if len(segments) < 3 {
+		return "", false
+	}
+	job, task := segments[len(segments)-3], segments[len(segments)-2]
+	if !idPattern.MatchString(job) || !idPattern.MatchString(task) {
+		return "", false
+	}
+	return job, true
 }
 
 func decodeUnaligned(b []byte) ([]byte, []inFlightRecord, error) {

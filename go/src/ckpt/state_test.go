@@ -131,3 +131,46 @@ func TestUnalignedEnvelope(t *testing.T) {
 		t.Errorf("encoding %v, want %v", got, ts)
 	}
 }
+
+// Which unmarked pieces a restore reads as holding in-flight records (proto/PROTOCOL.md §12).
+func TestUnmarkedPiecesHoldInFlightRecordsOnlyWhereCertain(t *testing.T) {
+	keyed := encodeKeyedState(newMapState())
+	old := encodeUnaligned(keyed, []inFlightRecord{{from: "a", value: []byte("v")}})
+	own := func(job string) *ckptpb.StateHandle {
+		return &ckptpb.StateHandle{Uri: "file:///var/lib/ckpt/" + job + "/sum-0/3-1.snap"}
+	}
+	objectStore := &ckptpb.StateHandle{Uri: "nats-obj://bucket/job-b/sum-0/3-1"}
+	cases := []struct {
+		name string
+		h    *ckptpb.StateHandle
+		data []byte
+		how  restoreHow
+		want bool
+	}{
+		{"aligned job, keyed piece with the header", own("job-b"), old, restoreHow{jobID: "job-b", keyed: true}, false},
+		{"aligned job, own snapshot of its own checkpoint", own("job-b"), []byte("x"), restoreHow{jobID: "job-b"}, false},
+		{"unaligned job, keyed piece with the header", own("job-b"), old, restoreHow{jobID: "job-b", unaligned: true, keyed: true}, true},
+		{"unaligned job, keyed piece of plain state", own("job-b"), keyed, restoreHow{jobID: "job-b", unaligned: true, keyed: true}, false},
+		{"unaligned job from a savepoint, keyed plain piece", own("job-a"), keyed, restoreHow{jobID: "job-b", sourceJobID: "job-a", unaligned: true, keyed: true}, false},
+		{"unaligned job from a savepoint, keyed old piece", own("job-a"), old, restoreHow{jobID: "job-b", sourceJobID: "job-a", unaligned: true, keyed: true}, true},
+		{"unaligned job, own snapshot of its own checkpoint", own("job-b"), []byte("x"), restoreHow{jobID: "job-b", unaligned: true}, true},
+		{"unaligned job, own snapshot in the object store", objectStore, []byte("x"), restoreHow{jobID: "job-b", unaligned: true}, true},
+		{"unaligned job from a savepoint, own snapshot", own("job-a"), []byte("x"), restoreHow{jobID: "job-b", sourceJobID: "job-a", unaligned: true}, false},
+		{"unaligned job from a savepoint, own snapshot with the header", own("job-a"), old, restoreHow{jobID: "job-b", sourceJobID: "job-a", unaligned: true}, false},
+		{"unaligned job, own snapshot of a savepoint of its own", own("job-b"), []byte("x"), restoreHow{jobID: "job-b", sourceJobID: "job-b", unaligned: true}, false},
+		{"unaligned job, own snapshot of another job's piece", own("job-a"), []byte("x"), restoreHow{jobID: "job-b", unaligned: true}, false},
+		{"unaligned job, own snapshot at a uri of another shape", &ckptpb.StateHandle{Uri: "file:///x"}, []byte("x"), restoreHow{jobID: "job-b", unaligned: true}, false},
+		{"marked piece: read by its marker, not this rule", &ckptpb.StateHandle{Uri: own("job-b").Uri, InFlightRecords: true}, old, restoreHow{jobID: "job-b", unaligned: true, keyed: true}, false},
+	}
+	for _, c := range cases {
+		if got := unmarkedHoldsInFlight(c.h, c.data, c.how); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+	if owner, ok := pieceOwner("nats-obj://bucket/job-b/sum-0/3-1"); !ok || owner != "job-b" {
+		t.Errorf("pieceOwner: %q %v", owner, ok)
+	}
+	if _, ok := pieceOwner("file:///a b/c/d"); ok {
+		t.Error("pieceOwner of a uri with a space in its job segment")
+	}
+}

@@ -56,9 +56,9 @@ export const unaligned: Scenario = {
   },
 };
 
-/** Waits for a committed report of the sink holding every record of both sources exactly once. */
-async function waitExactTotals(s: ScenarioRun, timeoutMs: number): Promise<void> {
-  const one = Array.from({ length: PIPELINE_KEYS }, (_, r) => residueTotals(UNALIGNED_LIMIT, PIPELINE_KEYS, r)).reduce(
+/** Waits for a committed report of the sink holding every record of both sources (each ending at `limit`) exactly once. */
+export async function waitExactTotals(s: ScenarioRun, timeoutMs: number, limit = UNALIGNED_LIMIT): Promise<void> {
+  const one = Array.from({ length: PIPELINE_KEYS }, (_, r) => residueTotals(limit, PIPELINE_KEYS, r)).reduce(
     (a, v) => ({ count: a.count + v.count, sum: a.sum + v.sum }),
     { count: 0, sum: 0 },
   );

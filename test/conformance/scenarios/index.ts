@@ -7,6 +7,7 @@ import { decline, oversizedAck, staleEpochsAndTerms } from './control.js';
 import { alignedTimeout, flowControl } from './flow.js';
 import { hungTask, leaderFailover, lostRecords, restoreChosen, sigkillRestart } from './faults.js';
 import { recoverThenRestore, restoreThenRecover, triggerBeforeStart } from './ordering.js';
+import { unalignedFromAlignedSavepoint } from './savepoint.js';
 
 export const SCENARIOS: readonly Scenario[] = [
   firstStart,
@@ -25,4 +26,5 @@ export const SCENARIOS: readonly Scenario[] = [
   oversizedAck,
   flowControl,
   alignedTimeout,
+  unalignedFromAlignedSavepoint,
 ];
