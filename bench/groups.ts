@@ -48,19 +48,21 @@ export interface GroupsPlan {
 }
 
 /**
- * 150 jobs of 16 tasks at 1 s keep phase A's coordinator at about 30-40 % of
- * one core on this 2-core machine (see the `cpu_share` row): busy, with
- * room left, so that its p99 is not a saturation figure; phase B's 450
- * jobs then ask three such coordinators and three times the workers of the
- * same 2 cores.
+ * N = 100 jobs of 16 tasks at 1 s keep phase A's coordinator busy but not
+ * saturated: in a sizing run on this 2-core machine (load average about
+ * 20 from other work), 60 jobs took 27 % of one core at 4.6 ms of CPU per
+ * checkpoint, so 100 take about 40-45 % (see the `one.coordinator_cpu_share`
+ * row), with room left, so that phase A's p99 is not a saturation figure.
+ * Phase B's 300 jobs then ask three such coordinators and three times the
+ * simulated workers of the same 2 cores.
  */
 const FULL: GroupsPlan = {
-  jobs: 150,
+  jobs: 100,
   tasksPerJob: 16,
   processes: 1,
   intervalMs: 1000,
   durationMs: 60_000,
-  leaseTtlMs: 3000,
+  leaseTtlMs: 5000,
 };
 const QUICK: GroupsPlan = {
   jobs: 6,
@@ -68,7 +70,7 @@ const QUICK: GroupsPlan = {
   processes: 1,
   intervalMs: 500,
   durationMs: 3000,
-  leaseTtlMs: 2000,
+  leaseTtlMs: 1000,
 };
 
 /** The scenario with the sizes of `plan` (the full or the quick one by default, `CKPT_BENCH_GROUPS` over either). */
@@ -138,7 +140,9 @@ function summary(s: PhaseSamples): string {
     `${s.commitMs.length} checkpoints in ${(s.phaseMs / 1000).toFixed(1)} s ` +
     `(${significant(perSecond(s), 4)}/s), p50 ${significant(all.p50)} ms, p99 ${significant(all.p99)} ms; ` +
     `machine ${significant(100 * s.machineBusy, 3)} % busy, load ${s.loadBefore.toFixed(2)} → ` +
-    `${s.loadAfter.toFixed(2)}; ${each}`
+    `${s.loadAfter.toFixed(2)}; worker processes ${significant((100 * s.workersCpuMs) / s.phaseMs, 3)} % of a ` +
+    `core, ${s.sessionsEnded} worker session(s) ended; leaders ` +
+    `${s.leadersAfter.join(',') === s.leadersBefore.join(',') ? 'unchanged' : `changed to ${describeLeaders(s.leadersAfter)}`}; ${each}`
   );
 }
 
@@ -156,7 +160,9 @@ function setupText(ctx: ScenarioContext, s: PhaseSamples, name: string): string 
     `(policy intervalMs); one simulated worker per job (test/sim), given every coordinator address with its ` +
     `group's leader first, in ${k * processesPerGroup} worker process(es), each of one group's jobs; leaders ` +
     `${describeLeaders(s.leadersBefore)}${moved ? ` (after: ${describeLeaders(s.leadersAfter)})` : ', unchanged to the end'}; ` +
-    `measured for ${(s.phaseMs / 1000).toFixed(1)} s after every job ran and a warm-up; machine ` +
+    `measured for ${(s.phaseMs / 1000).toFixed(1)} s after every job ran and a warm-up; ${s.sessionsEnded} ` +
+    `worker session(s) ended and attached again meanwhile; worker processes used ` +
+    `${significant(s.workersCpuMs)} ms of CPU; machine ` +
     `${significant(100 * s.machineBusy, 3)} % busy (/proc/stat), 1-minute load average ` +
     `${s.loadBefore.toFixed(2)} → ${s.loadAfter.toFixed(2)}${servers}; single-member ${ctx.system.etcd} and ` +
     `${ctx.system.nats}; Node.js ${process.version}, all on ${coresText(ctx.system)}, shared with whatever else ran`

@@ -3,7 +3,7 @@
  * (`ckpt coordinator --job-groups <groups>`, each in a process of its
  * own) on one etcd prefix, and `jobsPerGroup` jobs in each job group, each
  * job of `tasksPerJob` source tasks checkpointing every `intervalMs`. The
- * jobs' simulated workers (`scale-worker-child.ts`, one per job) run in
+ * jobs' simulated workers (`groups-worker-child.ts`, one per job) run in
  * `processesPerGroup` worker processes per group, so that a worker
  * process's latencies are those of one group's leader. Each worker is
  * given every coordinator address, its group's leader first; a call that
@@ -20,6 +20,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createCoordinatorClient, createQueryClient, type QueryClient } from '../../src/client/index.js';
 import { jobGroupOf } from '../../src/core/job-groups.js';
@@ -30,11 +32,12 @@ import { forkBenchChild, type BenchChild } from './bench-child.js';
 import { sourcesJob } from './bench-job.js';
 import { startCoordinatorChild, type CoordinatorChild } from './coordinator-child.js';
 import type { ScenarioContext } from './row.js';
-import { SCALE_WORKER_CHILD } from './scale-big-job.js';
-import type { ScaleAttach, ScaleLatencies } from './scale-worker-child.js';
+import type { GroupsLatencies } from './groups-worker-child.js';
+import type { ScaleAttach } from './scale-worker-child.js';
 
+const GROUPS_WORKER_CHILD = join(dirname(fileURLToPath(import.meta.url)), 'groups-worker-child.ts');
 /** Time the coordinators have to lead one group each. */
-const BALANCE_TIMEOUT_MS = 90_000;
+const BALANCE_TIMEOUT_MS = 150_000;
 /** Time every job has to run with all its tasks. */
 const RUNNING_TIMEOUT_MS = 120_000;
 /** Jobs attached by one worker process at once. */
@@ -85,6 +88,10 @@ export interface PhaseSamples {
   machineBusy: number;
   /** etcd's and NATS's CPU time over the measurement, ms, when their process ids are known. */
   serversCpuMs: number | undefined;
+  /** Sessions of simulated workers that ended (and attached again) during the measurement. */
+  sessionsEnded: number;
+  /** The worker processes' CPU time over the measurement, ms. */
+  workersCpuMs: number;
   /** 1-minute load average at the start and at the end of the measurement. */
   loadBefore: number;
   loadAfter: number;
@@ -120,7 +127,8 @@ export async function runPhase(ctx: ScenarioContext, plan: PhasePlan, prefix: st
       await Promise.all(specs.slice(at, at + SUBMIT_BATCH).map((spec) => client.submitJob({ spec })));
     // Process p hosts jobs of group p mod groups only.
     const processes = plan.groups * plan.processesPerGroup;
-    for (let p = 0; p < processes; p++) children.push(forkBenchChild(`groups worker process ${p}`, SCALE_WORKER_CHILD));
+    for (let p = 0; p < processes; p++)
+      children.push(forkBenchChild(`groups worker process ${p}`, GROUPS_WORKER_CHILD));
     const groupOf = (p: number): number => p % plan.groups;
     const specsOf = (p: number): JobSpec[] =>
       (specsByGroup[groupOf(p)] ?? []).filter((_s, i) => i % plan.processesPerGroup === Math.floor(p / plan.groups));
@@ -278,7 +286,9 @@ interface Running {
 
 async function measure(ctx: ScenarioContext, plan: PhasePlan, r: Running): Promise<PhaseSamples> {
   const leadersBefore = (await leadersSeen(r.nodes, plan.groups)) ?? [];
-  await Promise.all(r.children.map((child) => child.request<ScaleLatencies>({ kind: 'latencies' })));
+  const workersBefore = await Promise.all(
+    r.children.map((child) => child.request<GroupsLatencies>({ kind: 'latencies' })),
+  );
   const cpuBefore = await Promise.all(r.nodes.map((n) => processCpuMs(n.child.pid)));
   const serversBefore = await serversCpuMs(ctx);
   const ticksBefore = await machineTicks();
@@ -290,7 +300,7 @@ async function measure(ctx: ScenarioContext, plan: PhasePlan, r: Running): Promi
   const ticksAfter = await machineTicks();
   const phaseMs = Date.now() - startedAt;
   const loadAfter = loadavg()[0] ?? 0;
-  const taken = await Promise.all(r.children.map((child) => child.request<ScaleLatencies>({ kind: 'latencies' })));
+  const taken = await Promise.all(r.children.map((child) => child.request<GroupsLatencies>({ kind: 'latencies' })));
   const leadersAfter = (await leadersSeen(r.nodes, plan.groups).catch(() => undefined)) ?? [];
   const coordinators = r.nodes.map((n, i): CoordinatorSamples => {
     const groupsLed = leadersBefore.flatMap((l, g) => (l === n.child.address ? [g] : []));
@@ -312,6 +322,8 @@ async function measure(ctx: ScenarioContext, plan: PhasePlan, r: Running): Promi
     leadersAfter,
     machineBusy: ticks > 0 ? (ticksAfter.busy - ticksBefore.busy) / ticks : NaN,
     serversCpuMs: serversBefore === undefined || serversAfter === undefined ? undefined : serversAfter - serversBefore,
+    sessionsEnded: taken.reduce((sum, t) => sum + t.sessionsEnded, 0),
+    workersCpuMs: taken.reduce((sum, t, p) => sum + t.cpuMs - (workersBefore[p]?.cpuMs ?? 0), 0),
     loadBefore,
     loadAfter,
   };
