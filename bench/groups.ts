@@ -48,16 +48,16 @@ export interface GroupsPlan {
 }
 
 /**
- * N = 100 jobs of 16 tasks at 1 s keep phase A's coordinator busy but not
- * saturated: in a sizing run on this 2-core machine (load average about
- * 20 from other work), 60 jobs took 27 % of one core at 4.6 ms of CPU per
- * checkpoint, so 100 take about 40-45 % (see the `one.coordinator_cpu_share`
- * row), with room left, so that phase A's p99 is not a saturation figure.
- * Phase B's 300 jobs then ask three such coordinators and three times the
- * simulated workers of the same 2 cores.
+ * N = 120 jobs of 16 tasks at 1 s keep phase A's coordinator busy but not
+ * saturated: in trial runs on this 2-core machine (load average 15-25
+ * from other work), 100 jobs took 24-32 % of one core at 2.5-3.3 ms of
+ * CPU per checkpoint, so 120 take about 30-40 % (see the
+ * `one.coordinator_cpu_share` row), with room left, so that phase A's p99
+ * is not a saturation figure. Phase B's 360 jobs then ask three such
+ * coordinators and three times the simulated workers of the same 2 cores.
  */
 const FULL: GroupsPlan = {
-  jobs: 100,
+  jobs: 120,
   tasksPerJob: 16,
   processes: 1,
   intervalMs: 1000,

@@ -36,6 +36,8 @@ import type { GroupsLatencies } from './groups-worker-child.js';
 import type { ScaleAttach } from './scale-worker-child.js';
 
 const GROUPS_WORKER_CHILD = join(dirname(fileURLToPath(import.meta.url)), 'groups-worker-child.ts');
+/** Coordinators start at once while waiting for every resignation takes this long at most (their start's limit is 30 s). */
+const AT_ONCE_WAIT_MS = 10_000;
 /** Time the coordinators have to lead one group each. */
 const BALANCE_TIMEOUT_MS = 150_000;
 /** Time every job has to run with all its tasks. */
@@ -172,28 +174,40 @@ interface Node {
   http: string;
 }
 
-/** Starts the phase's coordinators at once; each resolves once it leads some group. */
+/**
+ * Starts the phase's coordinators; each start resolves once that
+ * coordinator leads some group. A newcomer may wait for resignations of
+ * coordinators over their share, each after 2 × the lease TTL: with a
+ * short lease they start at once, else one after the other, so that each
+ * waits for one resignation only and fits the start's time limit.
+ */
 async function startCoordinators(ctx: ScenarioContext, plan: PhasePlan, prefix: string): Promise<Node[]> {
-  const started = await Promise.allSettled(
-    Array.from({ length: plan.coordinators }, async (): Promise<Node> => {
-      const http = `127.0.0.1:${await freePort()}`;
-      const flags = ['--job-groups', String(plan.groups), '--lease-ttl-ms', String(plan.leaseTtlMs)];
-      const child = await startCoordinatorChild({
-        etcd: ctx.etcd,
-        nats: ctx.nats,
-        prefix,
-        flags: [...flags, '--http-listen', http],
-      });
-      return { child, http };
-    }),
-  );
-  const nodes = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-  const failed = started.find((s) => s.status === 'rejected');
-  if (failed !== undefined) {
+  const startOne = async (): Promise<Node> => {
+    const http = `127.0.0.1:${await freePort()}`;
+    const flags = ['--job-groups', String(plan.groups), '--lease-ttl-ms', String(plan.leaseTtlMs)];
+    const child = await startCoordinatorChild({
+      etcd: ctx.etcd,
+      nats: ctx.nats,
+      prefix,
+      flags: [...flags, '--http-listen', http],
+    });
+    return { child, http };
+  };
+  const nodes: Node[] = [];
+  try {
+    if (2 * plan.coordinators * plan.leaseTtlMs <= AT_ONCE_WAIT_MS) {
+      const started = await Promise.allSettled(Array.from({ length: plan.coordinators }, startOne));
+      for (const s of started) if (s.status === 'fulfilled') nodes.push(s.value);
+      const failed = started.find((s) => s.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
+    } else {
+      for (let i = 0; i < plan.coordinators; i++) nodes.push(await startOne());
+    }
+    return nodes;
+  } catch (err) {
     await Promise.all(nodes.map((n) => n.child.stop()));
-    throw failed.reason;
+    throw err;
   }
-  return nodes;
 }
 
 /** What `/api/v1/cluster` shows of a process (`ClusterView` as `dashboard-json.ts` writes it), as far as read here. */
