@@ -28,6 +28,7 @@ import { edges } from './edges.js';
 import { etcdCost } from './etcd-cost.js';
 import { failover } from './failover.js';
 import { floor } from './floor.js';
+import { groups } from './groups.js';
 import { orphans } from './orphans.js';
 import { writeReport } from './lib/report.js';
 import type { Row, Scenario } from './lib/row.js';
@@ -51,6 +52,7 @@ const SCENARIOS: ReadonlyArray<{ id: string; run: Scenario; ownFloor?: boolean }
   { id: 'compression', run: compression },
   { id: 'orphans', run: orphans, ownFloor: true },
   { id: 'scale', run: scale, ownFloor: true },
+  { id: 'groups', run: groups, ownFloor: true },
 ];
 
 const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
