@@ -62,12 +62,15 @@ const EXPECTED = [
   'scale.n2000.recovery.detection_to_ready.max',
   'scale.jobs16.commit.p99',
   'scale.jobs16.coordinator_cpu_per_checkpoint',
+  'groups.p99_ratio',
+  'groups.throughput_ratio',
+  'groups.three.groups_per_coordinator.max',
 ];
 
 const smoke = process.env.CKPT_BENCH_SMOKE === '1' ? test : test.skip;
 
 smoke('bench/run.ts --quick runs every scenario and writes valid rows', async (t) => {
-  t.timeout(480_000);
+  t.timeout(600_000);
   const out = await mkdtemp(join(tmpdir(), 'ckpt-bench-smoke-'));
   t.teardown(() => rm(out, { recursive: true, force: true }));
   const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve) => {
