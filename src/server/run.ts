@@ -126,7 +126,11 @@ export interface RunningCoordinator {
 export async function runCoordinator(config: CoordinatorConfig, logger: Logger): Promise<RunningCoordinator> {
   const credentials = serverCredentials(config, logger);
   let groups: JobGroup[] = [];
-  const metrics = new CoordinatorMetrics({ version: packageVersion() }, () => groups.some((g) => g.leading));
+  const metrics = new CoordinatorMetrics(
+    { version: packageVersion() },
+    () => groups.some((g) => g.leading),
+    () => groups.map((g) => g.leading),
+  );
   const access = new AccessControl({
     sharedToken: config.authToken,
     policyFile: config.accessPolicy,
