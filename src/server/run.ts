@@ -173,8 +173,11 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
   };
   let server: CoordinatorGrpcServer | undefined;
   const parts = { config, logger, store, bus, metrics, electionClient };
+  // Set once the groups exist; a group that serves before that has no watch to tell.
+  let provider: GroupQueries | undefined = undefined;
   const onServing = (group: JobGroup, serving: boolean): void => {
     server?.setServing(groups.some((g) => g.leading));
+    provider?.groupChanged(group.group);
     const leading = group.host.coordinator;
     if (serving && leading !== undefined)
       void readBackLatest(leading, () => group.host.coordinator === leading, metrics);
@@ -185,7 +188,7 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
     (_, group) => new JobGroup({ group, groups: config.jobGroups, parts, onServing }),
   );
   let advertise = config.advertise;
-  const provider = new GroupQueries(groups, () => advertise ?? '', peerClientOptions(config));
+  provider = new GroupQueries(groups, () => advertise ?? '', peerClientOptions(config));
   try {
     server = await startGrpcServer({
       coordinators: provider,
