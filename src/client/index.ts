@@ -4,7 +4,7 @@
  */
 export { createCoordinatorClient, CoordinatorClient } from './coordinator-client.js';
 export type { AttachStream } from './coordinator-client.js';
-export { createQueryClient, QueryClient } from './query-client.js';
+export { createQueryClient, QueryClient, type WatchOptions } from './query-client.js';
 export { DEFAULT_CLIENT_MAX_MESSAGE_BYTES, DEFAULT_KEEPALIVE } from './client-options.js';
 export type { ClientOptions, KeepaliveOptions } from './client-options.js';
 export { clientTlsFromEnv } from './tls.js';

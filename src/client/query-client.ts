@@ -22,6 +22,12 @@ import { LeaderRouter, parseAddresses, retriable } from './leader-routing.js';
 import { ckptGrpc } from './services.js';
 import { unary, type UnaryMethod } from './unary.js';
 
+/** The options of `watchCheckpoints`. */
+export interface WatchOptions extends CallOptions {
+  /** Called when the coordinator has opened the stream and watches: no event after this one is missed. */
+  onOpen?: () => void;
+}
+
 /**
  * The CheckpointQuery service. Every method rejects with the grpc-js
  * `ServiceError`; `errorReason(err)` reads the coordinator's reason. Every
@@ -75,11 +81,14 @@ export class QueryClient {
    * change. Ends without error when `options.signal` aborts or the consumer
    * stops iterating (the call is then cancelled); throws the `ServiceError`
    * when the stream fails. A stream refused or unreachable before its first
-   * event is opened again at the leader, a few times.
+   * event is opened again at the leader, a few times. `options.onOpen` is
+   * called once the coordinator says the stream is live (it sends its
+   * response headers once it watches: every event after that is streamed),
+   * possibly before any event.
    */
   async *watchCheckpoints(
     request: WatchCheckpointsRequest = {},
-    options: CallOptions = {},
+    options: WatchOptions = {},
   ): AsyncGenerator<CheckpointSummary__Output, void, undefined> {
     for (let attempt = 0; ; attempt += 1) {
       let received = false;
@@ -111,10 +120,13 @@ export class QueryClient {
 
   async *#watchOnce(
     request: WatchCheckpointsRequest,
-    options: CallOptions,
+    options: WatchOptions,
   ): AsyncGenerator<CheckpointSummary__Output, void, undefined> {
     const raw = this.#router.clientOf(request.jobId || undefined);
     const call = raw.watchCheckpoints(request, callMetadata(options), grpcCallOptions(options, 0));
+    const { onOpen } = options;
+    // A refusal comes as trailers only: response headers mean the coordinator watches.
+    if (onOpen !== undefined) call.once('metadata', () => onOpen());
     const stop = cancelOnAbort(call, options.signal);
     try {
       for await (const message of call as AsyncIterable<WatchCheckpointsResponse__Output>) {

@@ -1,5 +1,6 @@
 /** Configuration of the coordinator process. */
 export * from './config.js';
+export { resolveConfig } from './resolve-config.js';
 export {
   DEFAULT_CONNECTION_SECURITY,
   etcdSecurityOf,

@@ -1,6 +1,7 @@
 /**
  * The dashboard's shell: hash routing, the header with this coordinator's
- * role and its leader, the banner when the leader is out of reach, and the
+ * role and its leader (with job groups: their number and each group's
+ * leader), the banner when the leader is out of reach, and the
  * refresh loop (cluster every 2 s; the page's data on each event of the
  * live stream, debounced, and when it is stale). A failed refresh leaves
  * the last data on screen: the banner says how old it is.
@@ -170,11 +171,46 @@ function showCluster(c) {
     c.role === 'leader' ? `this coordinator (${c.self})` : (c.leader ?? 'none known');
   document.getElementById('cluster-version').textContent = c.version ? `v${c.version}` : '';
   document.getElementById('cluster-detail').textContent = c.detail ?? '';
-  if (c.role !== 'leader' && c.leader === null) problems.set('leader', 'no leader is known');
+  const groups = jobGroupsOf(c);
+  showJobGroups(c, groups);
+  const leaderless = groups === null ? [] : groups.filter((g) => g.leader === null).map((g) => g.group);
+  if (groups === null && c.role !== 'leader' && c.leader === null) problems.set('leader', 'no leader is known');
+  else if (leaderless.length > 0) problems.set('leader', `no leader is known of job groups ${leaderless.join(', ')}`);
   else problems.delete('leader');
-  // A standby's stream comes from the leader: a new leader calls for a new stream.
-  if (leaderChanged && view !== null) live.open(view.jobId);
+  // A standby's stream comes from the leader: a new leader calls for a new stream. (With job groups the
+  // server's stream follows each group's leader itself.)
+  if (leaderChanged && groups === null && view !== null) live.open(view.jobId);
   showBanner();
+}
+
+/** The cluster's job groups as `{ group, leader }` (leader null when none is known); null with one group. */
+function jobGroupsOf(c) {
+  if (!Array.isArray(c.job_groups)) return null;
+  return c.job_groups
+    .filter((g) => typeof g === 'object' && g !== null && Number.isInteger(g.group))
+    .map((g) => ({ group: g.group, leader: typeof g.leader === 'string' ? g.leader : null }));
+}
+
+/** The number of job groups and each group's leader; with one group, the single leader instead. */
+function showJobGroups(c, groups) {
+  const item = document.getElementById('cluster-groups');
+  document.getElementById('cluster-leader-item').hidden = groups !== null;
+  item.hidden = groups === null;
+  if (groups === null) return;
+  document.getElementById('cluster-group-count').textContent = String(groups.length);
+  document
+    .getElementById('cluster-group-leaders')
+    .replaceChildren(
+      ...groups.map((g) =>
+        h(
+          'li',
+          { dataset: { group: String(g.group), leader: g.leader ?? '', self: String(g.leader === c.self) } },
+          h('span', { class: 'group-number' }, `group ${g.group}`),
+          h('span', { class: 'group-leader' }, g.leader === null ? 'no leader known' : g.leader),
+          g.leader === c.self ? h('span', { class: 'muted' }, ' (this coordinator)') : null,
+        ),
+      ),
+    );
 }
 
 function showBanner() {

@@ -68,7 +68,12 @@ export class CoordinatorMetrics {
   readonly #size: Histogram<'job_id' | 'kind'>;
   readonly #recoveries: Counter<'job_id'>;
 
-  constructor(build: BuildInfo, isLeader: () => boolean) {
+  /**
+   * `isLeader`: whether the process leads at least one job group (with one
+   * group: whether it leads). `groupsLed`: for each job group in order,
+   * whether the process leads it; without it, one group led when `isLeader`.
+   */
+  constructor(build: BuildInfo, isLeader: () => boolean, groupsLed: () => readonly boolean[] = () => [isLeader()]) {
     const registers = [this.registry];
     new Gauge({
       name: 'ckpt_build_info',
@@ -78,10 +83,19 @@ export class CoordinatorMetrics {
     }).set({ version: build.version, node_version: process.version }, 1);
     new Gauge({
       name: 'ckpt_coordinator_is_leader',
-      help: '1 while this coordinator leads (runs the protocol), 0 while it is a standby.',
+      help: '1 while this coordinator leads (runs the protocol) at least one job group, 0 while it is a standby of every group.',
       registers,
       collect() {
         this.set(isLeader() ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'ckpt_job_group_is_leader',
+      help: '1 while this coordinator leads the job group job_group (runs its jobs), 0 while it is a standby of it.',
+      labelNames: ['job_group'],
+      registers,
+      collect() {
+        for (const [group, led] of groupsLed().entries()) this.set({ job_group: String(group) }, led ? 1 : 0);
       },
     });
     const pending = this.#pending;

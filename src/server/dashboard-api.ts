@@ -63,8 +63,17 @@ export interface QuerySource {
     jobId: string,
     checkpointId: number,
   ): Promise<{ summary: CheckpointSummary__Output; tasks: TaskCheckpointStatistics__Output[] }>;
-  /** Calls `listener` with every lifecycle event until the returned function is called; `ended` once the events stop. */
-  watch(jobId: string | undefined, listener: (s: CheckpointSummary__Output) => void, ended: () => void): () => void;
+  /**
+   * Calls `listener` with every lifecycle event until the returned function
+   * is called; `ended` once the events stop; `live` once the watch is
+   * established (no event after it is missed), possibly before it returns.
+   */
+  watch(
+    jobId: string | undefined,
+    listener: (s: CheckpointSummary__Output) => void,
+    ended: () => void,
+    live?: () => void,
+  ): () => void;
 }
 
 /** Jobs listed per page, locally and over gRPC. */
@@ -103,9 +112,9 @@ export function localSource(coordinator: Coordinator): QuerySource {
     job: (jobId) => settle(() => coordinator.getJob(jobId)),
     statistics: (jobId) => settle(() => coordinator.checkpointStatistics(jobId)),
     checkpoint: (jobId, id) => coordinator.getCheckpoint(jobId, id),
-    watch(jobId, listener, ended) {
+    watch(jobId, listener, ended, live) {
       if (jobId !== undefined) coordinator.getJob(jobId);
-      return coordinatorFeed(coordinator, jobId)(listener, ended);
+      return coordinatorFeed(coordinator, jobId)(listener, ended, live);
     },
   };
 }
@@ -165,11 +174,17 @@ export function remoteSource(address: string, peer: ClientOptions, group?: numbe
       if (res.checkpoint === null) throw new CkptError('INTERNAL', `the leader sent no checkpoint ${checkpointId}`);
       return { summary: res.checkpoint, tasks: res.tasks };
     },
-    watch(jobId, listener, ended) {
+    watch(jobId, listener, ended, live) {
       const abort = new AbortController();
       void (async () => {
         try {
-          const options = { signal: abort.signal, metadata };
+          let opened = false;
+          const onOpen = (): void => {
+            if (opened) return;
+            opened = true;
+            live?.();
+          };
+          const options = { signal: abort.signal, metadata, onOpen };
           for await (const s of query.watchCheckpoints({ jobId: jobId ?? '' }, options)) listener(s);
         } catch {
           // The stream ends either way; the browser reconnects.
@@ -288,7 +303,16 @@ export class DashboardApi {
     };
   }
 
-  /** `text/event-stream` of checkpoint events, and of changes of role or leader. */
+  /**
+   * `text/event-stream` of checkpoint events, and of changes of role or
+   * leader. The first event, `cluster`, comes once the watch behind the
+   * stream is live (on a standby, once the leader's gRPC watch is open):
+   * every checkpoint event after it is streamed. A change of the cluster
+   * view is sent as another `cluster` event; the stream ends when its
+   * events would come from another source now (this process took over or
+   * stopped leading, the leader changed), and the browser reconnects. With
+   * job groups the source stays: its watch follows each group's leader.
+   */
   #events(req: IncomingMessage, res: ServerResponse, jobId: string | undefined, viewer: Viewer): void {
     if (jobId !== undefined) viewer.require(jobId);
     if (this.#streams >= MAX_EVENT_STREAMS) {
@@ -296,9 +320,11 @@ export class DashboardApi {
     }
     const source = this.#o.source();
     let open = true;
-    let clusterShown = JSON.stringify(this.#cluster());
+    let live = false;
+    let clusterShown = '';
+    let stopWatch = (): void => {};
     const send = (event: string, data: unknown): void => {
-      if (!open) return;
+      if (!open || !res.headersSent) return;
       if (res.writableLength > MAX_UNREAD_EVENT_BYTES) return close();
       res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     };
@@ -309,33 +335,59 @@ export class DashboardApi {
       stopWatch();
       clearInterval(ping);
       clearInterval(poll);
-      res.end();
+      if (res.headersSent) res.end();
     };
-    const stopWatch = source.watch(
-      jobId,
-      (s) => viewer.sees(s.jobId) && send('checkpoint', { job_id: s.jobId, ...entryJson(s) }),
-      () => close(),
-    );
+    const showCluster = (): void => {
+      if (!open || !res.headersSent) return;
+      const now = JSON.stringify(this.#cluster());
+      if (now === clusterShown) return;
+      clusterShown = now;
+      send('cluster', JSON.parse(now));
+    };
+    const ping = setInterval(() => open && res.headersSent && res.write(': ping\n\n'), PING_MS);
+    const poll = setInterval(() => {
+      if (!live) return;
+      showCluster();
+      // Events come from another source now: the browser reconnects to it.
+      if (sourceOf(this.#o) !== source) close();
+    }, CLUSTER_POLL_MS);
+    ping.unref();
+    poll.unref();
     this.#streams += 1;
+    try {
+      // Watched before the answer starts, so that an unknown job is a 404.
+      stopWatch = source.watch(
+        jobId,
+        (s) => viewer.sees(s.jobId) && send('checkpoint', { job_id: s.jobId, ...entryJson(s) }),
+        () => close(),
+        () => {
+          live = true;
+          showCluster();
+        },
+      );
+    } catch (err) {
+      close();
+      throw err;
+    }
+    if (!open) throw new HttpError(503, 'the events stopped as they were watched; try again');
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
       'x-accel-buffering': 'no',
     });
-    res.write(`retry: 2000\nevent: cluster\ndata: ${clusterShown}\n\n`);
-    const ping = setInterval(() => open && res.write(': ping\n\n'), PING_MS);
-    const poll = setInterval(() => {
-      const now = JSON.stringify(this.#cluster());
-      if (now === clusterShown) return;
-      clusterShown = now;
-      send('cluster', JSON.parse(now));
-      // Events come from another source now: the browser reconnects to it.
-      close();
-    }, CLUSTER_POLL_MS);
-    ping.unref();
-    poll.unref();
+    res.write('retry: 2000\n\n');
+    if (live) showCluster();
     req.on('close', close);
     res.on('error', close);
+  }
+}
+
+/** The source the API answers from now, or undefined when none can answer. */
+function sourceOf(options: DashboardApiOptions): QuerySource | undefined {
+  try {
+    return options.source();
+  } catch {
+    return undefined;
   }
 }
 

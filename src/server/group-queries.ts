@@ -20,6 +20,7 @@ import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary
 import type { JobInfo__Output } from '../gen/ckpt/v1/JobInfo.js';
 import type { CoordinatorProvider } from './coordinator-host.js';
 import { localSource, remoteSource, type QuerySource } from './dashboard-api.js';
+import { GroupWatch } from './group-watch.js';
 import type { JobGroup } from './job-group.js';
 
 /** Jobs read per group and page when the dashboard lists every job. */
@@ -39,6 +40,8 @@ export class GroupQueries implements CoordinatorProvider {
   readonly #peer: ClientOptions;
   readonly #remote = new Map<number, { address: string; source: QuerySource & { close(): void } }>();
   readonly #local = new Map<number, { coordinator: Coordinator; source: QuerySource }>();
+  #querySource: QuerySource | undefined;
+  readonly #changeListeners = new Set<(group: number) => void>();
 
   /** `groups` in group order; `peer`: how this process reaches other coordinators. */
   constructor(groups: readonly JobGroup[], self: () => string, peer: ClientOptions) {
@@ -84,28 +87,23 @@ export class GroupQueries implements CoordinatorProvider {
 
   /**
    * Calls `listener` with every lifecycle event of every group's jobs
-   * until the returned function is called; `ended` once, when the events
-   * of any group stop (its leader changed): the watcher opens a new watch.
+   * until the returned function is called; `live` once every group's part
+   * is watched. A group whose leader changes is watched again at its new
+   * leader without ending the watch (`group-watch.ts`): `ended` is never
+   * called, and is there to fit `QuerySource.watch`.
    */
-  watchAll(listener: (s: CheckpointSummary__Output) => void, ended: () => void): () => void {
-    const stops: Array<() => void> = [];
-    let open = true;
-    const stopAll = (): void => {
-      open = false;
-      for (const stop of stops.splice(0)) stop();
-    };
-    const groupEnded = (): void => {
-      if (!open) return;
-      stopAll();
-      ended();
-    };
-    try {
-      for (const g of this.#groups) stops.push(this.source(g.group).watch(undefined, listener, groupEnded));
-    } catch (err) {
-      stopAll();
-      throw err;
-    }
-    return stopAll;
+  watchAll(listener: (s: CheckpointSummary__Output) => void, ended?: () => void, live?: () => void): () => void {
+    const watch = new GroupWatch({
+      groups: this.#groups.length,
+      source: (group) => this.source(group),
+      listener,
+      ...(live === undefined ? {} : { live }),
+      changes: (changed) => {
+        this.#changeListeners.add(changed);
+        return () => this.#changeListeners.delete(changed);
+      },
+    });
+    return () => watch.stop();
   }
 
   /**
@@ -140,12 +138,23 @@ export class GroupQueries implements CoordinatorProvider {
     return source;
   }
 
-  /** The dashboard's source: the job list and the watch of every job fan out, a job's queries go to its group. */
+  /**
+   * The dashboard's source: the job list and the watch of every job fan
+   * out, a job's queries go to its group. The same object every time (its
+   * watch follows the groups' leaders), `servedBy` read when asked.
+   */
   querySource(): QuerySource {
+    this.#querySource ??= this.#createQuerySource();
+    return this.#querySource;
+  }
+
+  #createQuerySource(): QuerySource {
     const of = (jobId: string): QuerySource => this.source(this.#groupOf(jobId).group);
-    const led = this.#groups.filter((g) => g.leading).length;
+    const groups = this.#groups;
     return {
-      servedBy: led === this.#groups.length ? 'local' : 'leader',
+      get servedBy() {
+        return groups.every((g) => g.leading) ? 'local' : 'leader';
+      },
       jobs: async () => {
         const jobs: JobInfo__Output[] = [];
         for (let after = '', more = true; more;) {
@@ -160,9 +169,17 @@ export class GroupQueries implements CoordinatorProvider {
       job: async (jobId) => of(jobId).job(jobId),
       statistics: async (jobId) => of(jobId).statistics(jobId),
       checkpoint: async (jobId, id) => of(jobId).checkpoint(jobId, id),
-      watch: (jobId, listener, ended) =>
-        jobId === undefined ? this.watchAll(listener, ended) : of(jobId).watch(jobId, listener, ended),
+      watch: (jobId, listener, ended, live) =>
+        jobId === undefined ? this.watchAll(listener, ended, live) : of(jobId).watch(jobId, listener, ended, live),
     };
+  }
+
+  /**
+   * This process started or stopped serving group `group`: the watches of
+   * every job move that group's part now (`GroupWatch`).
+   */
+  groupChanged(group: number): void {
+    for (const changed of [...this.#changeListeners]) changed(group);
   }
 
   /** Closes the clients of other groups' leaders. */

@@ -1,6 +1,7 @@
 /**
  * The read-only `ckpt.v1.CheckpointQuery` service for dashboards and CLIs.
  */
+import { Metadata } from '@grpc/grpc-js';
 import type * as grpc from '@grpc/grpc-js';
 import type { CheckpointQueryHandlers } from '../gen/ckpt/v1/CheckpointQuery.js';
 import type { WatchCheckpointsRequest__Output } from '../gen/ckpt/v1/WatchCheckpointsRequest.js';
@@ -32,13 +33,22 @@ function checkpointToken(token: string): number {
   return n;
 }
 
-/** Checkpoint events until the returned function is called; `ended` once they stop (the coordinator stopped). */
-export type Feed = (listener: (checkpoint: CheckpointSummary__Output) => void, ended: () => void) => () => void;
+/**
+ * Checkpoint events until the returned function is called; `ended` once
+ * they stop (the coordinator stopped); `live` once the events are watched
+ * (every event from then on is given), possibly before the feed returns.
+ */
+export type Feed = (
+  listener: (checkpoint: CheckpointSummary__Output) => void,
+  ended: () => void,
+  live?: () => void,
+) => () => void;
 
-/** The events of one coordinator (of one job, or all of its jobs). */
+/** The events of one coordinator (of one job, or all of its jobs); live at once. */
 export function coordinatorFeed(coordinator: Coordinator, jobId: string | undefined): Feed {
-  return (listener, ended) => {
+  return (listener, ended, live) => {
     const unsubscribe = coordinator.events.subscribe(jobId, listener);
+    live?.();
     const stop = (): void => {
       unsubscribe();
       ended();
@@ -136,7 +146,7 @@ export function queryHandlers(
         else access.require(caller, 'read', jobId);
         visible = (id) => access.allows(caller, 'read', id);
         const across = jobId === '' ? acrossGroups(coordinators, call.metadata) : undefined;
-        if (across !== undefined) feed = (listener, ended) => across.watchAll(listener, ended);
+        if (across !== undefined) feed = (listener, ended, live) => across.watchAll(listener, ended, live);
         else {
           const coordinator =
             jobId === '' ? coordinatorOfCall(coordinators, call.metadata) : coordinators.current(jobId);
@@ -167,6 +177,10 @@ export function queryHandlers(
           () => {
             end();
             replies.end();
+          },
+          // The response headers tell the watcher that its watch is live (`WatchOptions.onOpen`).
+          () => {
+            if (open && !replies.ended) call.sendMetadata(new Metadata());
           },
         );
       } catch (err) {

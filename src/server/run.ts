@@ -13,9 +13,9 @@
  * every call about the group's jobs is refused with NOT_LEADER naming the
  * group's leader. With several groups, the processes share them evenly
  * (`group-balance.ts`) and calls that name no job fan out
- * (`group-queries.ts`).
+ * (`group-queries.ts`). How the groups are made, campaign and show
+ * themselves is in `process-groups.ts`.
  */
-import { setTimeout as delay } from 'node:timers/promises';
 import { Etcd3 } from 'etcd3';
 import type { CoordinatorConfig } from '../config/config.js';
 import { etcdSecurityOf, natsAuthOf } from '../config/connection-security.js';
@@ -32,40 +32,23 @@ import { readCaFile, readIdentity } from '../core/tls-files.js';
 import type { HttpTls } from '../metrics/http-endpoint.js';
 import { AccessControl } from './access-control.js';
 import { DashboardApi } from './dashboard-api.js';
-import { processView, type ProcessView } from './process-view.js';
+import { processView } from './process-view.js';
 import { DashboardAssets } from './dashboard-assets.js';
 import { defaultHttpListen, startHttpServer, type CoordinatorHttpServer, type Readiness } from './http-server.js';
 import { electionWatchBackoff } from './election.js';
 import type { LeaderTerm } from './leadership.js';
-import { GroupBalance } from './group-balance.js';
 import { GroupQueries } from './group-queries.js';
-import { JobGroup, jobFigures } from './job-group.js';
-import { checkJobGroups } from './job-groups-record.js';
+import type { JobGroup } from './job-group.js';
+import {
+  createJobGroups,
+  firstOutcome,
+  groupBalance,
+  runningGroup,
+  startCampaigns,
+  type RunningGroup,
+} from './process-groups.js';
 
-/** How often `runCoordinator` and `whenLeader` look at the election while they wait. */
-const ELECTION_POLL_MS = 10;
-/** How often the balance of job groups reads the candidacies. */
-const BALANCE_INTERVAL_MS = 500;
-
-/** One job group of a running coordinator process. */
-export interface RunningGroup {
-  /** The group's number, in `[0, jobGroups)`. */
-  readonly group: number;
-  /**
-   * The group's coordinator while this process leads the group; throws a
-   * `CkptError` (NOT_LEADER on a standby, TAKING_OVER while it takes over,
-   * SHUTTING_DOWN once it stops).
-   */
-  readonly coordinator: Coordinator;
-  /** True while this process leads the group and its coordinator runs. */
-  readonly isLeader: boolean;
-  /** The group leader's advertised address as far as known: this process's own while it leads. */
-  readonly leader: string | undefined;
-  /** The group's leadership term while this process leads it. */
-  readonly term: LeaderTerm | undefined;
-  /** Resolves once this process leads the group with its coordinator running; rejects after `timeoutMs`. */
-  whenLeader(timeoutMs: number): Promise<void>;
-}
+export type { RunningGroup } from './process-groups.js';
 
 /**
  * A running coordinator process, leader or standby. With several job
@@ -126,7 +109,11 @@ export interface RunningCoordinator {
 export async function runCoordinator(config: CoordinatorConfig, logger: Logger): Promise<RunningCoordinator> {
   const credentials = serverCredentials(config, logger);
   let groups: JobGroup[] = [];
-  const metrics = new CoordinatorMetrics({ version: packageVersion() }, () => groups.some((g) => g.leading));
+  const metrics = new CoordinatorMetrics(
+    { version: packageVersion() },
+    () => groups.some((g) => g.leading),
+    () => groups.map((g) => g.leading),
+  );
   const access = new AccessControl({
     sharedToken: config.authToken,
     policyFile: config.accessPolicy,
@@ -169,19 +156,15 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
   };
   let server: CoordinatorGrpcServer | undefined;
   const parts = { config, logger, store, bus, metrics, electionClient };
-  const onServing = (group: JobGroup, serving: boolean): void => {
+  // Set once the groups exist; a group that serves before that has no watch to tell.
+  let provider: GroupQueries | undefined = undefined;
+  // Elections start only with `startCampaigns`, once everything below exists.
+  groups = createJobGroups(parts, (group) => {
     server?.setServing(groups.some((g) => g.leading));
-    const leading = group.host.coordinator;
-    if (serving && leading !== undefined)
-      void readBackLatest(leading, () => group.host.coordinator === leading, metrics);
-  };
-  // Elections start only with `start()`, once everything below exists.
-  groups = Array.from(
-    { length: config.jobGroups },
-    (_, group) => new JobGroup({ group, groups: config.jobGroups, parts, onServing }),
-  );
+    provider?.groupChanged(group.group);
+  });
   let advertise = config.advertise;
-  const provider = new GroupQueries(groups, () => advertise ?? '', peerClientOptions(config));
+  provider = new GroupQueries(groups, () => advertise ?? '', peerClientOptions(config));
   try {
     server = await startGrpcServer({
       coordinators: provider,
@@ -208,15 +191,7 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
     throw err;
   }
   const self = advertise;
-  const balance = new GroupBalance({
-    client: electionClient,
-    prefix: config.etcdPrefix,
-    groups,
-    self: () => self,
-    intervalMs: BALANCE_INTERVAL_MS,
-    settleMs: 2 * config.leaseTtlMs,
-    logger,
-  });
+  const balance = groupBalance(config, { electionClient, groups, self, logger });
   const closeAll = async (): Promise<void> => {
     balance.stop();
     for (const g of groups) g.stopCounting();
@@ -234,49 +209,6 @@ export async function runCoordinator(config: CoordinatorConfig, logger: Logger):
   }
   await firstOutcome(groups, config.etcdTimeoutMs);
   return running;
-}
-
-/**
- * Checks the number of job groups against the prefix's, then campaigns in
- * every group. Waits for the check at most `etcdTimeoutMs`: a mismatch
- * found by then rejects; an etcd that does not answer by then leaves the
- * check (and the campaigns after it) to go on in the background, as the
- * campaigns themselves would, and a mismatch found later leaves this
- * process a standby that never campaigns, saying why in its log and
- * `/readyz`.
- */
-async function startCampaigns(
-  config: CoordinatorConfig,
-  parts: {
-    electionClient: Etcd3;
-    groups: readonly JobGroup[];
-    balance: GroupBalance;
-    view: ProcessView;
-    self: string;
-    logger: Logger;
-  },
-): Promise<void> {
-  const { electionClient, groups, balance, view, self, logger } = parts;
-  const stopped = new AbortController();
-  view.onClose(() => stopped.abort());
-  const checked = checkJobGroups(electionClient, config.etcdPrefix, config.jobGroups, logger, stopped.signal).then(
-    () => {
-      if (stopped.signal.aborted) return;
-      for (const g of groups) g.start(self);
-      balance.start();
-    },
-  );
-  const timer = delay(config.etcdTimeoutMs, 'late' as const, { signal: stopped.signal, ref: false }).catch(
-    () => 'late' as const,
-  );
-  const outcome = await Promise.race([checked.then(() => 'checked' as const), timer]);
-  if (outcome === 'checked') return;
-  checked.catch((err: unknown) => {
-    const error = CkptError.from(err);
-    if (error.reason === 'SHUTTING_DOWN') return;
-    view.refuse(error);
-    logger.error({ err: error }, 'this coordinator does not campaign');
-  });
 }
 
 /** HTTPS of the HTTP port, with the gRPC server's files, when `httpTls` is on. */
@@ -320,24 +252,6 @@ async function startHttp(
     const fallback = listen.replace(/:\d+$/, ':0');
     logger.warn({ err, listen, fallback }, 'default HTTP address taken; listening on a free port');
     return startHttpServer({ ...options, listen: fallback });
-  }
-}
-
-/**
- * Reads back, at the start of a term, each job's newest completed
- * checkpoint, so that the metrics show it before this leader commits one;
- * stops once the term is over. Failures leave the figure to the next commit.
- */
-async function readBackLatest(
-  coordinator: Coordinator,
-  current: () => boolean,
-  metrics: CoordinatorMetrics,
-): Promise<void> {
-  for (const { jobId } of [...jobFigures(coordinator)]) {
-    if (!current()) return;
-    const summaries = await coordinator.listCheckpoints(jobId).catch(() => []);
-    const newest = summaries.find((s) => s.state === 'CHECKPOINT_STATE_COMPLETED');
-    if (newest !== undefined && current()) metrics.knownCompleted(newest);
   }
 }
 
@@ -404,40 +318,4 @@ function runningCoordinator(
       return ending;
     },
   };
-}
-
-/** One group as `RunningGroup`. */
-function runningGroup(g: JobGroup): RunningGroup {
-  const { host, leadership } = g;
-  return {
-    group: g.group,
-    get coordinator() {
-      return host.current();
-    },
-    get isLeader() {
-      return host.state === 'leading';
-    },
-    get leader() {
-      return leadership.leader;
-    },
-    get term() {
-      return host.state === 'leading' ? leadership.term : undefined;
-    },
-    async whenLeader(timeoutMs) {
-      const until = Date.now() + timeoutMs;
-      while (host.state !== 'leading') {
-        if (host.state === 'stopped') throw new CkptError('SHUTTING_DOWN', 'the coordinator process has stopped');
-        if (Date.now() >= until) throw new CkptError('NOT_LEADER', `not elected leader within ${timeoutMs} ms`);
-        await delay(ELECTION_POLL_MS);
-      }
-    },
-  };
-}
-
-/** Waits until every group is led here or seen led elsewhere, or `timeoutMs` passed. */
-async function firstOutcome(groups: readonly JobGroup[], timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  const decided = (g: JobGroup): boolean =>
-    g.host.state === 'leading' || (g.leadership.state === 'campaigning' && g.leadership.leader !== undefined);
-  while (!groups.every(decided) && Date.now() < until) await delay(ELECTION_POLL_MS);
 }

@@ -186,3 +186,35 @@ test('watchCheckpoints yields summaries and cancels the stream when the consumer
   const unknown = await t.throwsAsync(c.query.watchCheckpoints({ jobId: 'nope' }).next());
   t.like(errorInfo(unknown), { code: grpc.status.NOT_FOUND, reason: 'UNKNOWN_JOB', ids: { jobId: 'nope' } });
 });
+
+test('watchCheckpoints says when the stream is live, before any event, so that nothing after it is missed', async (t) => {
+  const c = await startTestCoordinator(t, servers);
+  const spec = sourcesSpec('job', 1);
+  await c.client.submitJob({ spec });
+  await c.worker({ jobId: 'job', spec, workerId: 'w', taskIds: ['t00000'] });
+  const controller = new AbortController();
+  t.teardown(() => controller.abort());
+  let opened!: () => void;
+  const open = new Promise<void>((resolve) => (opened = resolve));
+  const got: CheckpointSummary__Output[] = [];
+  const watching = (async () => {
+    const options = { signal: controller.signal, onOpen: () => opened() };
+    for await (const summary of c.query.watchCheckpoints({ jobId: 'job' }, options)) {
+      got.push(summary);
+      if (got.length === 2) break;
+    }
+  })();
+  // No checkpoint runs yet: the coordinator says the watch is live on its own.
+  const timeout = new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), 10_000).unref());
+  t.is(await Promise.race([open.then(() => 'open' as const), timeout]), 'open');
+  t.deepEqual(got, [], 'live before any event');
+  const id = (await c.client.triggerCheckpoint({ jobId: 'job', wait: true })).checkpoint?.checkpointId ?? 0;
+  await watching;
+  t.deepEqual(
+    got.map((s) => [s.checkpointId, s.state]),
+    [
+      [id, 'CHECKPOINT_STATE_PENDING'],
+      [id, 'CHECKPOINT_STATE_COMPLETED'],
+    ],
+  );
+});

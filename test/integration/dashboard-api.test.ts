@@ -25,12 +25,16 @@ async function api(address: string, path: string): Promise<Reply> {
   return { status: res.status, type, body: type.startsWith('application/json') ? JSON.parse(text) : text };
 }
 
-/** Reads server-sent events from `path` until `done` says enough or the stream ends. */
+/**
+ * Reads server-sent events from `path` until `done` says enough or the
+ * stream ends; calls `live` once the first event arrived (the server sends
+ * it once its watch is live: every later checkpoint event is streamed).
+ */
 async function events(
   address: string,
   path: string,
   done: (seen: Array<{ event: string; data: unknown }>) => boolean,
-  started?: () => Promise<unknown>,
+  live?: () => Promise<unknown>,
 ): Promise<Array<{ event: string; data: unknown }>> {
   const abort = new AbortController();
   const res = await fetch(`http://${address}${path}`, { signal: abort.signal });
@@ -38,7 +42,7 @@ async function events(
   const reader = (res.body as ReadableStream<Uint8Array>).getReader();
   const decoder = new TextDecoder();
   let buffer = '';
-  const kick = started?.();
+  let kick: Promise<unknown> | undefined;
   try {
     while (!done(seen)) {
       const { value, done: ended } = await reader.read();
@@ -52,6 +56,7 @@ async function events(
         const data = /^data: (.*)$/m.exec(block)?.[1];
         if (event !== undefined && data !== undefined) seen.push({ event, data: JSON.parse(data) });
       }
+      if (seen.length > 0) kick ??= live?.();
     }
   } finally {
     abort.abort();
@@ -193,10 +198,7 @@ test('events stream each checkpoint live, on the leader and through a standby; a
   const completedEvent = (seen: Array<{ event: string; data: unknown }>) =>
     seen.some((e) => e.event === 'checkpoint' && (e.data as { status: string }).status === 'COMPLETED');
   for (const address of [c.running.httpAddress, standby.httpAddress]) {
-    const seen = await events(address, '/api/v1/events?job=ejob', completedEvent, async () => {
-      await new Promise((r) => setTimeout(r, 300));
-      return trigger();
-    });
+    const seen = await events(address, '/api/v1/events?job=ejob', completedEvent, trigger);
     t.is(seen[0]?.event, 'cluster', 'the stream starts with who serves it');
     const states = seen
       .filter((e) => e.event === 'checkpoint')

@@ -10,90 +10,44 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { createCoordinatorClient, createQueryClient, errorInfo } from '../../src/client/index.js';
-import { resolveConfig, type CoordinatorConfigInput } from '../../src/config/index.js';
+import type { CoordinatorConfigInput } from '../../src/config/index.js';
 import { CkptError } from '../../src/core/errors.js';
 import { jobGroupOf } from '../../src/core/job-groups.js';
-import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
 import { silentLogger } from '../../src/log/index.js';
 import { runCoordinator, type RunningCoordinator } from '../../src/server/run.js';
 import { ForeignReferences } from '../../src/server/foreign-references.js';
-import { startSimulatedWorker, type SimulatedWorker } from '../sim/index.js';
 import { commitRequest, jobSpec, manifest, storeFixture } from './store-fixtures.js';
 import { etcdClient, eventually, uniquePrefix, useServers, type TestPrefix } from '../helpers/index.js';
+import {
+  balancedGroups,
+  groupsConfig,
+  groupsSimWorker,
+  jobIdsOfGroups,
+  leadersOfGroups as leadersOf,
+  startGroupsCoordinator,
+  twoTaskSpec as specOf,
+} from '../helpers/job-groups.js';
 
 const servers = useServers();
 
 const GROUPS = 3;
-const LEASE_TTL_MS = 2000;
-/** Joins settle after twice the lease TTL; a few rounds of that and a takeover. */
-const BALANCED_MS = 30_000;
 
 /** The config of a coordinator of the test's prefixes. */
-function configOf(prefix: TestPrefix, overrides: CoordinatorConfigInput = {}) {
-  return resolveConfig(
-    {
-      etcd: [servers.etcdUrl],
-      nats: [servers.natsUrl],
-      listen: '127.0.0.1:0',
-      httpListen: '127.0.0.1:0',
-      etcdPrefix: prefix.etcd,
-      subjectPrefix: prefix.nats,
-      leaseTtlMs: LEASE_TTL_MS,
-      heartbeatIntervalMs: 200,
-      heartbeatTimeoutMs: 3000,
-      shutdownGraceMs: 2000,
-      logLevel: 'silent',
-      stateUriSchemes: 'file,nats-obj,sim',
-      jobGroups: GROUPS,
-      ...overrides,
-    },
-    {},
-  );
-}
+const configOf = (prefix: TestPrefix, overrides: CoordinatorConfigInput = {}) =>
+  groupsConfig(servers, prefix, GROUPS, overrides);
 
 /** Starts a coordinator, stopped when the test ends. */
-async function start(t: ExecutionContext, prefix: TestPrefix, overrides?: CoordinatorConfigInput) {
-  const node = await runCoordinator(configOf(prefix, overrides), silentLogger());
-  t.teardown(() => node.stop());
-  return node;
-}
+const start = (t: ExecutionContext, prefix: TestPrefix, overrides?: CoordinatorConfigInput) =>
+  startGroupsCoordinator(t, servers, prefix, GROUPS, overrides);
 
 /** Job ids, at least `perGroup` in each group. */
-function jobIds(perGroup: number): string[] {
-  const counts = new Array<number>(GROUPS).fill(0);
-  const ids: string[] = [];
-  for (let i = 0; counts.some((c) => c < perGroup); i++) {
-    const id = `job-${i}`;
-    const group = jobGroupOf(id, GROUPS);
-    if ((counts[group] ?? 0) >= perGroup) continue;
-    counts[group] = (counts[group] ?? 0) + 1;
-    ids.push(id);
-  }
-  return ids;
-}
-
-const specOf = (jobId: string): JobSpec => ({
-  jobId,
-  tasks: [{ taskId: 'src' }, { taskId: 'sink', inputs: ['src'] }],
-});
+const jobIds = (perGroup: number): string[] => jobIdsOfGroups(GROUPS, perGroup);
 
 /** The nodes leading each group, as they say. */
-function leadersOfGroups(nodes: readonly RunningCoordinator[]): RunningCoordinator[][] {
-  return Array.from({ length: GROUPS }, (_, g) => nodes.filter((n) => n.group(g).isLeader));
-}
+const leadersOfGroups = (nodes: readonly RunningCoordinator[]): RunningCoordinator[][] => leadersOf(nodes, GROUPS);
 
 /** Waits until each node leads exactly one group. */
-async function balanced(nodes: readonly RunningCoordinator[]): Promise<RunningCoordinator[]> {
-  return eventually(
-    () => {
-      const leaders = leadersOfGroups(nodes);
-      if (!leaders.every((l) => l.length === 1)) return undefined;
-      const byGroup = leaders.map((l) => l[0]!);
-      return new Set(byGroup).size === nodes.length ? byGroup : undefined;
-    },
-    { timeoutMs: BALANCED_MS, what: 'each coordinator leading one job group' },
-  );
-}
+const balanced = balancedGroups;
 
 /** What a coordinator at `address` says to GetJob on its own: served, or refused with the leader it names. */
 async function askOnly(address: string, jobId: string): Promise<{ served: boolean; leader?: string }> {
@@ -110,21 +64,8 @@ async function askOnly(address: string, jobId: string): Promise<{ served: boolea
   }
 }
 
-async function simWorker(t: ExecutionContext, prefix: TestPrefix, addresses: string[], jobId: string) {
-  const w: SimulatedWorker = await startSimulatedWorker({
-    coordinator: addresses,
-    nats: [servers.natsUrl],
-    subjectPrefix: prefix.nats,
-    jobId,
-    workerId: `w-${jobId}`,
-    taskIds: ['src', 'sink'],
-    spec: specOf(jobId),
-    reattach: true,
-    logger: silentLogger(),
-  });
-  t.teardown(() => w.close());
-  return w;
-}
+const simWorker = (t: ExecutionContext, prefix: TestPrefix, addresses: string[], jobId: string) =>
+  groupsSimWorker(t, servers, prefix, addresses, jobId);
 
 test('three coordinators share three job groups; a kill moves only its group and every job commits again', async (t) => {
   const prefix = uniquePrefix(t);

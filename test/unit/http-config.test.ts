@@ -4,6 +4,7 @@ import { CheckpointEvents } from '../../src/coordinator/events.js';
 import type { CheckpointSummary__Output } from '../../src/gen/ckpt/v1/CheckpointSummary.js';
 import { CoordinatorMetrics } from '../../src/metrics/coordinator-metrics.js';
 import { defaultHttpListen } from '../../src/server/http-server.js';
+import { promtoolCheck } from '../helpers/prometheus.js';
 
 test('the HTTP address defaults to the gRPC port + 1, reads the environment and is validated', (t) => {
   t.is(resolveConfig({}, {}).httpListen, undefined);
@@ -119,4 +120,28 @@ test('the last completed checkpoint read back at a term start shows until a newe
   t.false(/^ckpt_last_completed_checkpoint_id\{/m.test(text), 'a standby reports no job');
   t.false(/^ckpt_checkpoint_interval_seconds\{/m.test(text));
   t.false(/^ckpt_worker_sessions\{/m.test(text));
+});
+
+test('each job group says whether this process leads it; the unlabelled gauge says whether it leads any; promtool agrees', async (t) => {
+  let led = [false, true, false];
+  const metrics = new CoordinatorMetrics(
+    { version: '1' },
+    () => led.some((l) => l),
+    () => led,
+  );
+  let text = await metrics.text();
+  t.regex(text, /^ckpt_coordinator_is_leader 1$/m);
+  t.regex(text, /^ckpt_job_group_is_leader\{job_group="0"\} 0$/m);
+  t.regex(text, /^ckpt_job_group_is_leader\{job_group="1"\} 1$/m);
+  t.regex(text, /^ckpt_job_group_is_leader\{job_group="2"\} 0$/m);
+  const lint = await promtoolCheck(text, 'ckpt_');
+  t.true(lint.ok, `promtool check metrics: ${lint.out}`);
+  t.is(lint.out.trim(), '');
+  led = [false, false, false];
+  text = await metrics.text();
+  t.regex(text, /^ckpt_coordinator_is_leader 0$/m);
+  t.regex(text, /^ckpt_job_group_is_leader\{job_group="1"\} 0$/m);
+  // One group: its series follows the unlabelled one.
+  const single = await new CoordinatorMetrics({ version: '1' }, () => true).text();
+  t.regex(single, /^ckpt_job_group_is_leader\{job_group="0"\} 1$/m);
 });
