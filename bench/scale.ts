@@ -24,7 +24,7 @@
  */
 import { median, significant, spread } from './lib/percentiles.js';
 import type { Row, Scenario, ScenarioContext } from './lib/row.js';
-import { runBigJob, type BigJobPlan, type BigJobSamples } from './lib/scale-big-job.js';
+import { BIG_JOB_HEARTBEAT_TIMEOUT_MS, runBigJob, type BigJobPlan, type BigJobSamples } from './lib/scale-big-job.js';
 import { runManyJobs, type ManyJobsPlan, type ManyJobsSamples } from './lib/scale-many-jobs.js';
 import { coresText } from './lib/system.js';
 
@@ -121,7 +121,7 @@ function bigJobRows(ctx: ScenarioContext, s: BigJobSamples): Row[] {
     `(test/sim on src/worker-protocol, the SDK's session and acknowledgement batching, ackBatchMs 5), ` +
     `${Math.floor(tasks / processes)}-${Math.ceil(tasks / processes)} tasks each, every task acknowledging a ` +
     `sim:// state handle of 1024 B; coordinator \`ckpt coordinator\` in its own process (log level info, to a ` +
-    `file) on single-member ${ctx.system.etcd} and ${ctx.system.nats}; ${s.latencyMs.length} sequential ` +
+    `file, heartbeat timeout ${BIG_JOB_HEARTBEAT_TIMEOUT_MS} ms) on single-member ${ctx.system.etcd} and ${ctx.system.nats}; ${s.latencyMs.length} sequential ` +
     `checkpoints by TriggerCheckpoint(wait), each followed by one floor round, after ${s.plan.warmup} warm-up ` +
     `pairs; Node.js ${process.version}, all on ${coresText(ctx.system)}`;
   const commit = s.commit;

@@ -34,6 +34,17 @@ export const SCALE_FLOOR_CHILD = join(HERE, 'scale-floor-child.ts');
 const RECOVERY_TIMEOUT_MS = 60_000;
 /** How often the coordinator's memory is read. */
 const RSS_SAMPLE_MS = 200;
+/**
+ * The coordinator's heartbeat timeout (its default is 10 s). Sixteen
+ * worker processes and the coordinator share two cores: while the workers
+ * build their acknowledgements of 100,000 tasks the coordinator gets a
+ * small share of them, and a worker's heartbeats wait unread behind the
+ * acknowledgements queued before them for longer than 10 s, so the
+ * coordinator judged a live worker silent and aborted the checkpoint. The
+ * recoveries measured here start from a killed process's closed
+ * connection, which the coordinator sees at once, not from a timeout.
+ */
+export const BIG_JOB_HEARTBEAT_TIMEOUT_MS = 30_000;
 
 /** What part one runs. */
 export interface BigJobPlan {
@@ -97,7 +108,7 @@ export async function runBigJob(ctx: ScenarioContext, plan: BigJobPlan): Promise
     etcd: ctx.etcd,
     nats: ctx.nats,
     prefix: prefixes.coordinator,
-    flags: plan.coordinatorFlags ?? [],
+    flags: ['--heartbeat-timeout-ms', String(BIG_JOB_HEARTBEAT_TIMEOUT_MS), ...(plan.coordinatorFlags ?? [])],
   });
   const client = createCoordinatorClient(coordinator.address);
   const children = Array.from({ length: plan.processes }, (_, i) =>
