@@ -11,7 +11,8 @@
  * task ready: job started" line of the next epoch) is read from the
  * coordinator's log.
  */
-import { readFile } from 'node:fs/promises';
+import { copyFile, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createCoordinatorClient, type CoordinatorClient } from '../../src/client/index.js';
@@ -152,6 +153,11 @@ export async function runBigJob(ctx: ScenarioContext, plan: BigJobPlan): Promise
     samples.recoveries = await recoveries(fixture, plan);
     samples.peakRssBytes = Math.max(rss.peak, await rssBytes(coordinator.pid, 'VmHWM'));
     return samples;
+  } catch (err) {
+    // The coordinator's log goes with it when it stops: a failed run keeps a copy, and says where.
+    const kept = join(tmpdir(), `ckpt-scale-coordinator-${Date.now()}.log`);
+    await copyFile(coordinator.logFile, kept).catch(() => {});
+    throw new Error(`${err instanceof Error ? err.message : String(err)} (coordinator log: ${kept})`, { cause: err });
   } finally {
     watch?.close();
     rss.stop();
