@@ -118,7 +118,8 @@ function bigJobRows(ctx: ScenarioContext, s: BigJobSamples): Row[] {
   const ackBytes = s.acks.flat().map((a) => a.messageBytes.reduce((sum, b) => sum + b, 0));
   const setup =
     `one job of ${tasks} source tasks (no edges) in ${processes} worker processes, one simulated worker each ` +
-    `(test/sim on src/worker-protocol, the SDK's session and acknowledgement batching, ackBatchMs 5), ` +
+    `(test/sim on src/worker-protocol, the SDK's session and acknowledgement batching, ackBatchMs 5, at most 1000 ` +
+    `snapshots per acknowledgement message, HTTP/2 keepalive timeout 30 s), ` +
     `${Math.floor(tasks / processes)}-${Math.ceil(tasks / processes)} tasks each, every task acknowledging a ` +
     `sim:// state handle of 1024 B; coordinator \`ckpt coordinator\` in its own process (log level info, to a ` +
     `file, heartbeat timeout ${BIG_JOB_HEARTBEAT_TIMEOUT_MS} ms) on single-member ${ctx.system.etcd} and ${ctx.system.nats}; ${s.latencyMs.length} sequential ` +

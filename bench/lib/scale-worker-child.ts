@@ -76,6 +76,9 @@ export interface ScaleLatencies {
   floorRounds: number[];
 }
 
+/** The simulated workers' HTTP/2 keepalive: a ping every second, as the client's default; 30 s for its answer. */
+const SIM_KEEPALIVE = { timeMs: 1000, timeoutMs: 30_000 };
+
 /** How long `prepare` waits. */
 const PREPARE_TIMEOUT_MS = 60_000;
 
@@ -115,6 +118,11 @@ async function attachOne(request: ScaleAttach, start: ScaleWorkerStart): Promise
     // A welcome carries the job's whole spec, and a job of 100,000 tasks takes its workers' hellos in turn.
     attachTimeoutMs: LONG_DEADLINE_MS,
     ackDeadlineMs: LONG_DEADLINE_MS,
+    // Sixteen worker processes decoding a welcome of 100,000 tasks, or encoding their acknowledgements, on two
+    // cores stall their own event loops past the default 4 s keepalive timeout, which then ends their sessions.
+    // The coordinator here never goes silent (no fail-over is measured), and a killed worker's session ends with
+    // its connection, which the keepalive does not judge.
+    keepalive: { timeMs: SIM_KEEPALIVE.timeMs, timeoutMs: SIM_KEEPALIVE.timeoutMs },
     logger: silentLogger(),
   });
   const entry: Attached = {
