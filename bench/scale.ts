@@ -151,7 +151,9 @@ function bigJobRows(ctx: ScenarioContext, s: BigJobSamples): Row[] {
   const detection = recoveries.map((r) => r.detectionToReadyMs);
   const recoveryText =
     `${recoveries.length} kill(s), one at a time, of one of the ${processes} worker processes (SIGKILL); a warm ` +
-    `spare process attaches its ${Math.ceil(tasks / processes)} tasks under the same worker id at once; from the ` +
+    `spare process (staged before the kill: its job's spec read, its tasks wired, NATS and the coordinator's ` +
+    `address connected) attaches its ${Math.ceil(tasks / processes)} tasks under the same worker id at once ` +
+    `(subscriptions, hello, welcome with the spec, restore, ready); from the ` +
     `coordinator's "worker detached" log line to its "every task ready: job started" line of the next epoch ` +
     `(each: ${detection.join(', ')} ms; kill to ready ${recoveries.map((r) => r.killToReadyMs).join(', ')} ms; ` +
     `detection to the restore commands ${recoveries.map((r) => r.detectionToRestoreMs).join(', ')} ms, to the ` +

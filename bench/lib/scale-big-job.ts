@@ -188,16 +188,21 @@ async function startFloor(f: Fixture, prefixes: { coordinator: string; floor: st
   f.floorEnd = end;
 }
 
-async function attachSlice(f: Fixture, child: BenchChild, slot: number): Promise<void> {
-  const attach: ScaleAttach = {
+async function attachSlice(f: Fixture, child: BenchChild, slot: number, staged = false): Promise<void> {
+  if (staged) await child.request<void>({ kind: 'attachStaged' });
+  else await child.request<void>({ kind: 'attach', ...sliceAttach(f, slot) });
+  if (f.floorEnd !== undefined) await child.request<void>({ kind: 'floor', ...f.floorEnd });
+}
+
+/** What process `slot` attaches: its slice of the tasks under its worker id. */
+function sliceAttach(f: Fixture, slot: number): ScaleAttach {
+  return {
     coordinator: f.coordinator.address,
     nats: f.ctx.nats,
     subjectPrefix: `${f.ctx.prefix}-c`,
     workers: [{ spec: f.spec, workerId: `scale-worker-${slot}`, taskIds: f.slices[slot] ?? [] }],
     timeCheckpoints: false,
   };
-  await child.request<void>({ kind: 'attach', ...attach });
-  if (f.floorEnd !== undefined) await child.request<void>({ kind: 'floor', ...f.floorEnd });
 }
 
 async function checkpoints(f: Fixture, plan: BigJobPlan): Promise<BigJobSamples> {
@@ -297,9 +302,11 @@ async function recoveries(f: Fixture, plan: BigJobPlan): Promise<BigJobSamples['
     const spare = f.spares[k];
     if (spare === undefined) break;
     const workerId = `scale-worker-${slot}`;
+    // A warm spare: it knows its tasks and is connected; it says hello once the process it replaces is gone.
+    await spare.request<void>({ kind: 'stage', ...sliceAttach(f, slot) });
     const killedAt = Date.now();
     await f.children[slot]?.kill();
-    const attached = attachSlice(f, spare, slot);
+    const attached = attachSlice(f, spare, slot, true);
     const ready = await waitLog(
       f.coordinator.logFile,
       (l) => l.msg === 'every task ready: job started' && l.jobId === jobId && (l.epoch ?? 0) > epoch,
