@@ -24,7 +24,7 @@
  */
 import { median, significant, spread } from './lib/percentiles.js';
 import type { Row, Scenario, ScenarioContext } from './lib/row.js';
-import { runBigJob, type BigJobPlan, type BigJobSamples } from './lib/scale-big-job.js';
+import { BIG_JOB_HEARTBEAT_TIMEOUT_MS, runBigJob, type BigJobPlan, type BigJobSamples } from './lib/scale-big-job.js';
 import { runManyJobs, type ManyJobsPlan, type ManyJobsSamples } from './lib/scale-many-jobs.js';
 import { coresText } from './lib/system.js';
 
@@ -118,10 +118,11 @@ function bigJobRows(ctx: ScenarioContext, s: BigJobSamples): Row[] {
   const ackBytes = s.acks.flat().map((a) => a.messageBytes.reduce((sum, b) => sum + b, 0));
   const setup =
     `one job of ${tasks} source tasks (no edges) in ${processes} worker processes, one simulated worker each ` +
-    `(test/sim on src/worker-protocol, the SDK's session and acknowledgement batching, ackBatchMs 5), ` +
+    `(test/sim on src/worker-protocol, the SDK's session and acknowledgement batching, ackBatchMs 5, at most 1000 ` +
+    `snapshots per acknowledgement message, HTTP/2 keepalive timeout 30 s), ` +
     `${Math.floor(tasks / processes)}-${Math.ceil(tasks / processes)} tasks each, every task acknowledging a ` +
     `sim:// state handle of 1024 B; coordinator \`ckpt coordinator\` in its own process (log level info, to a ` +
-    `file) on single-member ${ctx.system.etcd} and ${ctx.system.nats}; ${s.latencyMs.length} sequential ` +
+    `file, heartbeat timeout ${BIG_JOB_HEARTBEAT_TIMEOUT_MS} ms) on single-member ${ctx.system.etcd} and ${ctx.system.nats}; ${s.latencyMs.length} sequential ` +
     `checkpoints by TriggerCheckpoint(wait), each followed by one floor round, after ${s.plan.warmup} warm-up ` +
     `pairs; Node.js ${process.version}, all on ${coresText(ctx.system)}`;
   const commit = s.commit;
@@ -150,7 +151,9 @@ function bigJobRows(ctx: ScenarioContext, s: BigJobSamples): Row[] {
   const detection = recoveries.map((r) => r.detectionToReadyMs);
   const recoveryText =
     `${recoveries.length} kill(s), one at a time, of one of the ${processes} worker processes (SIGKILL); a warm ` +
-    `spare process attaches its ${Math.ceil(tasks / processes)} tasks under the same worker id at once; from the ` +
+    `spare process (staged before the kill: its job's spec read, its tasks wired, NATS and the coordinator's ` +
+    `address connected) attaches its ${Math.ceil(tasks / processes)} tasks under the same worker id at once ` +
+    `(subscriptions, hello, welcome with the spec, restore, ready); from the ` +
     `coordinator's "worker detached" log line to its "every task ready: job started" line of the next epoch ` +
     `(each: ${detection.join(', ')} ms; kill to ready ${recoveries.map((r) => r.killToReadyMs).join(', ')} ms; ` +
     `detection to the restore commands ${recoveries.map((r) => r.detectionToRestoreMs).join(', ')} ms, to the ` +

@@ -19,8 +19,25 @@
 import { Etcd3, type IKeyValue, type IWatchResponse, type Watcher } from 'etcd3';
 import { pad } from '../../src/store/index.js';
 
-/** Deadline of every etcd call, as the coordinator's default `etcdTimeoutMs`. */
+/** Deadline of every etcd call but streams, as the coordinator's default `etcdTimeoutMs`. */
 const ETCD_DEADLINE_MS = 5000;
+
+/**
+ * An etcd client for a capture and its replays, as the coordinator's own:
+ * each call has a deadline of `deadlineMs`, but not a stream, so that the
+ * watch is not cut every few seconds. Any watch response is taken: after a
+ * reconnect etcd sends every revision missed meanwhile in one response,
+ * which holds all the parts of a manifest written meanwhile (several MiB
+ * at 100,000 tasks); above gRPC's default 4 MiB it was refused, the watch
+ * reconnected from the same revision and was refused again, for good.
+ */
+export function captureClient(hosts: string[], deadlineMs = ETCD_DEADLINE_MS): Etcd3 {
+  return new Etcd3({
+    hosts,
+    defaultCallOptions: (call) => (call.isStream ? {} : { deadline: Date.now() + deadlineMs }),
+    grpcOptions: { 'grpc.max_receive_message_length': -1 },
+  });
+}
 /** How long `commitOf` waits for a commit to be seen, unless told. */
 const DEFAULT_CAPTURE_TIMEOUT_MS = 30_000;
 /** The last segment of the key a commit moves. */
@@ -61,11 +78,18 @@ export class CommitCapture {
   readonly #commits = new Map<string, CapturedCommit>();
   /** By `<job>/<checkpoint id>`, or `<job>/next` for `nextCommit`. */
   readonly #waiting = new Map<string, (commit: CapturedCommit) => void>();
+  /** How often the watch stream broke (etcd3 reconnects it from the last revision seen), and why last. */
+  #disconnects = 0;
+  #lastError = '';
 
   private constructor(watcher: Watcher, timeoutMs: number) {
     this.#watcher = watcher;
     this.#timeoutMs = timeoutMs;
     watcher.on('data', (response: IWatchResponse) => this.#onResponse(response));
+    watcher.on('disconnected', (err: Error) => {
+      this.#disconnects += 1;
+      this.#lastError = err.message;
+    });
   }
 
   /**
@@ -86,7 +110,11 @@ export class CommitCapture {
     return new Promise<CapturedCommit>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#waiting.delete(name);
-        reject(new Error(`no commit of checkpoint ${checkpointId} of ${jobId} seen within ${this.#timeoutMs} ms`));
+        const broke =
+          this.#disconnects === 0 ? '' : `; the watch broke ${this.#disconnects} time(s), last: ${this.#lastError}`;
+        reject(
+          new Error(`no commit of checkpoint ${checkpointId} of ${jobId} seen within ${this.#timeoutMs} ms${broke}`),
+        );
       }, this.#timeoutMs);
       this.#waiting.set(name, (commit) => {
         clearTimeout(timer);
@@ -248,9 +276,9 @@ export class CommitReplay {
     this.#to = to;
   }
 
-  /** An etcd client with the coordinator's default deadline on every call. */
+  /** An etcd client with the coordinator's default deadline on every call but streams (`captureClient`). */
   static client(hosts: string[]): Etcd3 {
-    return new Etcd3({ hosts, defaultCallOptions: () => ({ deadline: new Date(Date.now() + ETCD_DEADLINE_MS) }) });
+    return captureClient(hosts);
   }
 
   /**

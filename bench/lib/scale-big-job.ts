@@ -11,7 +11,8 @@
  * task ready: job started" line of the next epoch) is read from the
  * coordinator's log.
  */
-import { readFile } from 'node:fs/promises';
+import { copyFile, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createCoordinatorClient, type CoordinatorClient } from '../../src/client/index.js';
@@ -34,6 +35,17 @@ export const SCALE_FLOOR_CHILD = join(HERE, 'scale-floor-child.ts');
 const RECOVERY_TIMEOUT_MS = 60_000;
 /** How often the coordinator's memory is read. */
 const RSS_SAMPLE_MS = 200;
+/**
+ * The coordinator's heartbeat timeout (its default is 10 s). Sixteen
+ * worker processes and the coordinator share two cores: while the workers
+ * build their acknowledgements of 100,000 tasks the coordinator gets a
+ * small share of them, and a worker's heartbeats wait unread behind the
+ * acknowledgements queued before them for longer than 10 s, so the
+ * coordinator judged a live worker silent and aborted the checkpoint. The
+ * recoveries measured here start from a killed process's closed
+ * connection, which the coordinator sees at once, not from a timeout.
+ */
+export const BIG_JOB_HEARTBEAT_TIMEOUT_MS = 30_000;
 
 /** What part one runs. */
 export interface BigJobPlan {
@@ -97,7 +109,7 @@ export async function runBigJob(ctx: ScenarioContext, plan: BigJobPlan): Promise
     etcd: ctx.etcd,
     nats: ctx.nats,
     prefix: prefixes.coordinator,
-    flags: plan.coordinatorFlags ?? [],
+    flags: ['--heartbeat-timeout-ms', String(BIG_JOB_HEARTBEAT_TIMEOUT_MS), ...(plan.coordinatorFlags ?? [])],
   });
   const client = createCoordinatorClient(coordinator.address);
   const children = Array.from({ length: plan.processes }, (_, i) =>
@@ -141,6 +153,11 @@ export async function runBigJob(ctx: ScenarioContext, plan: BigJobPlan): Promise
     samples.recoveries = await recoveries(fixture, plan);
     samples.peakRssBytes = Math.max(rss.peak, await rssBytes(coordinator.pid, 'VmHWM'));
     return samples;
+  } catch (err) {
+    // The coordinator's log goes with it when it stops: a failed run keeps a copy, and says where.
+    const kept = join(tmpdir(), `ckpt-scale-coordinator-${Date.now()}.log`);
+    await copyFile(coordinator.logFile, kept).catch(() => {});
+    throw new Error(`${err instanceof Error ? err.message : String(err)} (coordinator log: ${kept})`, { cause: err });
   } finally {
     watch?.close();
     rss.stop();
@@ -171,16 +188,21 @@ async function startFloor(f: Fixture, prefixes: { coordinator: string; floor: st
   f.floorEnd = end;
 }
 
-async function attachSlice(f: Fixture, child: BenchChild, slot: number): Promise<void> {
-  const attach: ScaleAttach = {
+async function attachSlice(f: Fixture, child: BenchChild, slot: number, staged = false): Promise<void> {
+  if (staged) await child.request<void>({ kind: 'attachStaged' });
+  else await child.request<void>({ kind: 'attach', ...sliceAttach(f, slot) });
+  if (f.floorEnd !== undefined) await child.request<void>({ kind: 'floor', ...f.floorEnd });
+}
+
+/** What process `slot` attaches: its slice of the tasks under its worker id. */
+function sliceAttach(f: Fixture, slot: number): ScaleAttach {
+  return {
     coordinator: f.coordinator.address,
     nats: f.ctx.nats,
     subjectPrefix: `${f.ctx.prefix}-c`,
     workers: [{ spec: f.spec, workerId: `scale-worker-${slot}`, taskIds: f.slices[slot] ?? [] }],
     timeCheckpoints: false,
   };
-  await child.request<void>({ kind: 'attach', ...attach });
-  if (f.floorEnd !== undefined) await child.request<void>({ kind: 'floor', ...f.floorEnd });
 }
 
 async function checkpoints(f: Fixture, plan: BigJobPlan): Promise<BigJobSamples> {
@@ -280,9 +302,11 @@ async function recoveries(f: Fixture, plan: BigJobPlan): Promise<BigJobSamples['
     const spare = f.spares[k];
     if (spare === undefined) break;
     const workerId = `scale-worker-${slot}`;
+    // A warm spare: it knows its tasks and is connected; it says hello once the process it replaces is gone.
+    await spare.request<void>({ kind: 'stage', ...sliceAttach(f, slot) });
     const killedAt = Date.now();
     await f.children[slot]?.kill();
-    const attached = attachSlice(f, spare, slot);
+    const attached = attachSlice(f, spare, slot, true);
     const ready = await waitLog(
       f.coordinator.logFile,
       (l) => l.msg === 'every task ready: job started' && l.jobId === jobId && (l.epoch ?? 0) > epoch,

@@ -19,11 +19,11 @@
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { connectNats, controlMessageCodecs } from '../../src/bus/index.js';
 import { serveParent, type ChildRequest } from './bench-child.js';
 import { loadEchoService, type EchoPing } from './echo-service.js';
-import { CommitCapture, type CapturedCommit } from './commit-capture.js';
+import { captureClient, CommitCapture, type CapturedCommit } from './commit-capture.js';
 import { ScaleCommitReplay } from './scale-commits.js';
 import { FLOOR_JOBS } from './scale-plan.js';
 
@@ -112,10 +112,8 @@ const codecs = controlMessageCodecs();
 async function start(request: ScaleFloorStart): Promise<string> {
   nc = await connectNats(request.nats, 'bench-scale-floor');
   subject = request.subject;
-  etcd = new Etcd3({
-    hosts: request.etcd,
-    defaultCallOptions: () => ({ deadline: new Date(Date.now() + ETCD_DEADLINE_MS) }),
-  });
+  // No deadline on the capture's watch stream, and no limit on a watch response: see `captureClient`.
+  etcd = captureClient(request.etcd, ETCD_DEADLINE_MS);
   replay = await ScaleCommitReplay.start(etcd, request.floorPrefix);
   server = new grpc.Server();
   server.addService(loadEchoService().service, {

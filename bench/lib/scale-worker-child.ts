@@ -23,7 +23,9 @@ import type { AttachRequest } from '../../src/gen/ckpt/v1/AttachRequest.js';
 import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
 import { silentLogger } from '../../src/log/index.js';
 import { codec } from '../../src/proto/index.js';
-import { startSimulatedWorker, type SimulatedWorker } from '../../test/sim/index.js';
+import { createCoordinatorClient } from '../../src/client/index.js';
+import { SimulatedWorker, startSimulatedWorker, type SimulatedWorkerOptions } from '../../test/sim/index.js';
+import { resolveSimOptions } from '../../test/sim/options.js';
 import { serveParent, type ChildRequest } from './bench-child.js';
 import { createEchoClient, type EchoClient, type EchoPing } from './echo-service.js';
 import { FLOOR_JOBS, LONG_DEADLINE_MS } from './scale-plan.js';
@@ -76,6 +78,9 @@ export interface ScaleLatencies {
   floorRounds: number[];
 }
 
+/** The simulated workers' HTTP/2 keepalive: a ping every second, as the client's default; 30 s for its answer. */
+const SIM_KEEPALIVE = { timeMs: 1000, timeoutMs: 30_000 };
+
 /** How long `prepare` waits. */
 const PREPARE_TIMEOUT_MS = 60_000;
 
@@ -100,14 +105,51 @@ async function attach(request: ScaleAttach): Promise<void> {
   await Promise.all(request.workers.map((start) => attachOne(request, start)));
 }
 
-async function attachOne(request: ScaleAttach, start: ScaleWorkerStart): Promise<void> {
-  const jobId = start.spec.jobId ?? '';
-  if (attached.has(jobId)) throw new Error(`a worker of job ${jobId} is attached already`);
-  const worker = await startSimulatedWorker({
+/** A warm spare's worker, made ready to open its session (`stage`), by job. */
+const staged = new Map<string, { request: ScaleAttach; start: ScaleWorkerStart; worker: SimulatedWorker }>();
+
+/**
+ * Makes a warm spare: its worker knows its job and tasks, has its NATS
+ * connection and its client, and opens its session (subscriptions, hello,
+ * welcome) only on `attachStaged`, as a spare process that waits to take
+ * over. What a start spends before its hello (the spec of 100,000 tasks
+ * sent to the process and read, the tasks' wiring from it) is then not in
+ * a recovery's time.
+ */
+async function stage(request: ScaleAttach): Promise<void> {
+  for (const start of request.workers) {
+    const jobId = start.spec.jobId ?? '';
+    if (attached.has(jobId) || staged.has(jobId)) throw new Error(`a worker of job ${jobId} is attached already`);
+    const config = resolveSimOptions(workerOptions(request, start));
+    const nc = await connectNats(config.nats, `ckpt-sim-${config.workerId}`, { logger: config.logger });
+    const client = createCoordinatorClient(config.coordinator, { keepalive: SIM_KEEPALIVE });
+    staged.set(jobId, { request, start, worker: new SimulatedWorker(config, nc, client) });
+  }
+}
+
+/** Opens the sessions of the staged workers (`stage`). */
+async function attachStaged(): Promise<void> {
+  const all = [...staged.values()];
+  staged.clear();
+  await Promise.all(
+    all.map(async ({ request, start, worker }) => {
+      try {
+        await worker.start();
+      } catch (err) {
+        worker.kill();
+        throw err;
+      }
+      track(request, start, worker);
+    }),
+  );
+}
+
+function workerOptions(request: ScaleAttach, start: ScaleWorkerStart): SimulatedWorkerOptions {
+  return {
     coordinator: request.coordinator,
     nats: request.nats,
     subjectPrefix: request.subjectPrefix,
-    jobId,
+    jobId: start.spec.jobId ?? '',
     spec: start.spec,
     workerId: start.workerId,
     taskIds: start.taskIds,
@@ -115,8 +157,24 @@ async function attachOne(request: ScaleAttach, start: ScaleWorkerStart): Promise
     // A welcome carries the job's whole spec, and a job of 100,000 tasks takes its workers' hellos in turn.
     attachTimeoutMs: LONG_DEADLINE_MS,
     ackDeadlineMs: LONG_DEADLINE_MS,
+    // Sixteen worker processes decoding a welcome of 100,000 tasks, or encoding their acknowledgements, on two
+    // cores stall their own event loops past the default 4 s keepalive timeout, which then ends their sessions.
+    // The coordinator here never goes silent (no fail-over is measured), and a killed worker's session ends with
+    // its connection, which the keepalive does not judge.
+    keepalive: SIM_KEEPALIVE,
     logger: silentLogger(),
-  });
+  };
+}
+
+async function attachOne(request: ScaleAttach, start: ScaleWorkerStart): Promise<void> {
+  const jobId = start.spec.jobId ?? '';
+  if (attached.has(jobId)) throw new Error(`a worker of job ${jobId} is attached already`);
+  track(request, start, await startSimulatedWorker(workerOptions(request, start)));
+}
+
+/** Records what an attached worker acknowledges and when. */
+function track(request: ScaleAttach, start: ScaleWorkerStart, worker: SimulatedWorker): void {
+  const jobId = start.spec.jobId ?? '';
   const entry: Attached = {
     worker,
     tasks: start.taskIds.length,
@@ -262,6 +320,8 @@ function takeLatencies(): ScaleLatencies {
 async function close(): Promise<void> {
   const workers = [...attached.values()];
   attached.clear();
+  for (const { worker } of staged.values()) worker.kill();
+  staged.clear();
   const end = floorEnd;
   floorEnd = undefined;
   takeLatencies();
@@ -272,6 +332,8 @@ async function close(): Promise<void> {
 serveParent(
   {
     attach: (request: ChildRequest) => attach(request as unknown as ScaleAttach),
+    stage: (request: ChildRequest) => stage(request as unknown as ScaleAttach),
+    attachStaged: () => attachStaged(),
     prepare: (request: ChildRequest) => prepare(request.jobId as string, request.checkpointId as number),
     floor: (request: ChildRequest) => connectFloor(request as unknown as ScaleFloorEnd),
     latencies: () => Promise.resolve(takeLatencies()),

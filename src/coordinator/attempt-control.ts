@@ -50,11 +50,7 @@ export class AttemptControl {
    * before, and a recovery need not read them back from etcd.
    */
   committed(manifest: Manifest__Output): void {
-    this.manifest = {
-      id: manifest.checkpointId,
-      tasks: new Map(manifest.tasks.map((task) => [task.taskId, task])),
-      sourceJobId: manifest.fromSavepoint?.jobId ?? '',
-    };
+    this.manifest = restoreManifest(manifest);
   }
 
   /** A session has attached (after its welcome was sent). */
@@ -146,10 +142,11 @@ export class AttemptControl {
     const epoch = t.epoch;
     const checkpointId = t.recoveryCheckpointId;
     const { tasks, sourceJobId } = await this.manifestTasks(checkpointId);
-    const snapshots = session.taskIds.flatMap((taskId) => {
+    const snapshots: Manifest__Output['tasks'] = [];
+    for (const taskId of session.taskIds) {
       const entry = tasks.get(taskId);
-      return entry === undefined ? [] : [entry];
-    });
+      if (entry !== undefined) snapshots.push(entry);
+    }
     const nextCheckpointId = t.ids.nextId;
     return { jobId: t.jobId, epoch, checkpointId, snapshots, term: this.deps.term, nextCheckpointId, sourceJobId };
   }
@@ -164,13 +161,26 @@ export class AttemptControl {
         checkpointId,
       });
     }
-    this.manifest = {
-      id: checkpointId,
-      tasks: new Map(manifest.tasks.map((task) => [task.taskId, task])),
-      sourceJobId: manifest.fromSavepoint?.jobId ?? '',
-    };
+    this.manifest = restoreManifest(manifest);
     return this.manifest;
   }
+}
+
+/**
+ * A manifest's entries by task, indexed when a recovery first asks: every
+ * commit keeps its manifest here, and indexing 100,000 entries at each
+ * would cost every checkpoint what only a recovery needs.
+ */
+function restoreManifest(manifest: Manifest__Output): RestoreManifest & { id: number } {
+  let tasks: RestoreManifest['tasks'] | undefined;
+  return {
+    id: manifest.checkpointId,
+    get tasks() {
+      tasks ??= new Map(manifest.tasks.map((task) => [task.taskId, task]));
+      return tasks;
+    },
+    sourceJobId: manifest.fromSavepoint?.jobId ?? '',
+  };
 }
 
 /** The entries of the manifest a recovery restores, by task, and the job whose savepoint it maps (or ''). */

@@ -110,6 +110,6 @@ export function acceptAcks(
       ids,
     );
   }
-  const { duplicates } = checkpoint.acknowledge(snapshots, nowMs, sizes);
+  const { duplicates } = checkpoint.recordChecked(snapshots, nowMs, sizes);
   return { checkpoint, duplicates };
 }

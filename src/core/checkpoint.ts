@@ -76,6 +76,8 @@ export class Checkpoint {
   private latestAckAtMs = 0;
   /** Per-task figures, kept from the acknowledgements when the checkpoint finishes. */
   private finalTasks: TaskCheckpointStatistics__Output[] | undefined;
+  /** Per-task figures made while committing, when the acknowledgements no longer change. */
+  private committingTasks: TaskCheckpointStatistics__Output[] | undefined;
   private ackBytesValue = 0;
   private statusValue: CheckpointStatus = 'PENDING';
   private committingValue = false;
@@ -164,6 +166,15 @@ export class Checkpoint {
    */
   acknowledge(snapshots: readonly TaskSnapshot__Output[], nowMs: number, sizes: readonly number[] = []): AckOutcome {
     this.checkAcknowledge(snapshots);
+    return this.recordChecked(snapshots, nowMs, sizes);
+  }
+
+  /**
+   * `acknowledge` of snapshots that `checkAcknowledge` passed just now, in
+   * the same turn (`acceptAcks`): the check is not run twice over a call
+   * of thousands of snapshots.
+   */
+  recordChecked(snapshots: readonly TaskSnapshot__Output[], nowMs: number, sizes: readonly number[] = []): AckOutcome {
     if (this.committingValue) return { recorded: 0, duplicates: snapshots.length };
     let recorded = 0;
     snapshots.forEach((s, i) => {
@@ -216,7 +227,8 @@ export class Checkpoint {
   /** Keeps the figures of a finished checkpoint and lets its acknowledgements go. */
   private dropAcks(): void {
     this.finalFigures = this.ackFigures();
-    this.finalTasks = this.tasksNow();
+    this.finalTasks = this.committingTasks ?? this.tasksNow();
+    this.committingTasks = undefined;
     this.acks.clear();
     this.ackTimes.clear();
     this.ackBytesValue = 0;
@@ -229,7 +241,10 @@ export class Checkpoint {
    * statistics take them (`takeTaskFigures`).
    */
   taskFigures(): TaskCheckpointStatistics__Output[] {
-    return this.finalTasks ?? this.tasksNow();
+    if (this.finalTasks !== undefined) return this.finalTasks;
+    // A commit asks for them for the statistics it stores, and its completion again: made once.
+    if (this.committingValue) return (this.committingTasks ??= this.tasksNow());
+    return this.tasksNow();
   }
 
   /** The per-task figures of a finished checkpoint, which it then lets go. */

@@ -35,14 +35,17 @@ export function handleUris(handles: readonly HandleLike[]): string[] {
   const stack = [...handles];
   for (let handle = stack.pop(); handle !== undefined; handle = stack.pop()) {
     if (handle.uri !== '') uris.add(handle.uri);
-    stack.push(...(handle.shared ?? []));
+    if (handle.shared !== undefined && handle.shared !== null && handle.shared.length > 0) stack.push(...handle.shared);
   }
   return [...uris];
 }
 
 /** The distinct uris a manifest's (or an acknowledgement's) snapshots name. */
 export function snapshotUris(tasks: readonly SnapshotLike[]): string[] {
-  return handleUris(tasks.flatMap((t) => (t.state ? [t.state] : [])));
+  // A loop, not a flatMap: a manifest of 100,000 tasks would make as many arrays of one handle.
+  const handles: HandleLike[] = [];
+  for (const t of tasks) if (t.state) handles.push(t.state);
+  return handleUris(handles);
 }
 
 /** The uris of the shared pieces the snapshots build on, recursively; not their own new pieces. */
@@ -94,9 +97,14 @@ export class SharedStateRegistry {
 
   /** A committed checkpoint: every uri it names gains a holder. Registering it again changes nothing. */
   register(jobId: string, checkpointId: number, tasks: readonly SnapshotLike[]): void {
+    if (this.#holders(jobId).checkpoints.has(checkpointId)) return;
+    this.registerUris(jobId, checkpointId, snapshotUris(tasks));
+  }
+
+  /** `register` with the checkpoint's uris (`snapshotUris` of its tasks) already listed. */
+  registerUris(jobId: string, checkpointId: number, uris: readonly string[]): void {
     const holders = this.#holders(jobId);
     if (holders.checkpoints.has(checkpointId)) return;
-    const uris = snapshotUris(tasks);
     holders.checkpoints.set(checkpointId, uris);
     this.#add(uris);
   }

@@ -17,7 +17,12 @@ export { AckBatcher } from './ack-batcher.js';
 export type { AckBatch, AckBatcherOptions, TaskResult } from './ack-batcher.js';
 export { acknowledgeOnce, createAckSender } from './ack-sender.js';
 export type { AckCall, AckSenderOptions } from './ack-sender.js';
-export { DEFAULT_MAX_ACK_REQUEST_BYTES, estimateSnapshotBytes, splitBySize } from './ack-size.js';
+export {
+  DEFAULT_MAX_ACK_REQUEST_BYTES,
+  estimateSnapshotBytes,
+  MAX_ACK_SNAPSHOTS_PER_MESSAGE,
+  splitBySize,
+} from './ack-size.js';
 export { awaitWelcome, isFatal, sessionError } from './attach.js';
 export { EdgeRecordCounts } from './record-counts.js';
 export {

@@ -42,6 +42,8 @@ export interface SimulatedWorkerOptions {
   token?: string;
   /** TLS towards the coordinator, as `ClientOptions.tls`. Default: none (plaintext). */
   tls?: ClientOptions['tls'];
+  /** HTTP/2 keepalive towards the coordinator, as `ClientOptions.keepalive`. Default: the client's. */
+  keepalive?: ClientOptions['keepalive'];
   /** NATS server URLs. */
   nats: string[];
   /** The subject prefix the coordinator uses. Default `'ckpt'`. */
@@ -100,8 +102,10 @@ export const DEFAULT_ACK_RETRY_TIMEOUT_MS = 10_000;
 export const DEFAULT_ATTACH_TIMEOUT_MS = 10_000;
 
 /** The options with every default applied. */
-export type SimConfig = Required<Omit<SimulatedWorkerOptions, 'token' | 'tls' | 'behaviour' | 'coordinator'>> &
-  Pick<SimulatedWorkerOptions, 'token' | 'tls'> & {
+export type SimConfig = Required<
+  Omit<SimulatedWorkerOptions, 'token' | 'tls' | 'keepalive' | 'behaviour' | 'coordinator'>
+> &
+  Pick<SimulatedWorkerOptions, 'token' | 'tls' | 'keepalive'> & {
     coordinator: string[];
     behaviour: Record<string, TaskBehaviour>;
     defaultBehaviour: TaskBehaviour;

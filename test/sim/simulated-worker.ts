@@ -456,6 +456,7 @@ export async function startSimulatedWorker(options: SimulatedWorkerOptions): Pro
   const client = createCoordinatorClient(config.coordinator, {
     ...(config.token === undefined ? {} : { token: config.token }),
     ...(config.tls === undefined ? {} : { tls: config.tls }),
+    ...(config.keepalive === undefined ? {} : { keepalive: config.keepalive }),
   });
   const worker = new SimulatedWorker(config, nc, client);
   try {

@@ -5,6 +5,7 @@ import {
   DATA_WILDCARD_THRESHOLD,
   dataSubscriptions,
   estimateSnapshotBytes,
+  MAX_ACK_SNAPSHOTS_PER_MESSAGE,
   splitBySize,
   type AckBatch,
 } from '../../src/worker-protocol/index.js';
@@ -110,4 +111,18 @@ test('acknowledgements are split into runs below the size limit', (t) => {
   t.deepEqual(runs.flat(), snapshots);
   t.is(splitBySize(snapshots, 1).length, 100, 'an entry above the limit still goes, alone');
   t.deepEqual(splitBySize([], 10), []);
+});
+
+test('acknowledgements are split into runs of at most MAX_ACK_SNAPSHOTS_PER_MESSAGE snapshots', (t) => {
+  const snapshots = Array.from({ length: 2 * MAX_ACK_SNAPSHOTS_PER_MESSAGE + 1 }, (_, i) => snap(`t${i}`));
+  const runs = splitBySize(snapshots, 1e9);
+  t.deepEqual(
+    runs.map((r) => r.length),
+    [MAX_ACK_SNAPSHOTS_PER_MESSAGE, MAX_ACK_SNAPSHOTS_PER_MESSAGE, 1],
+  );
+  t.deepEqual(runs.flat(), snapshots);
+  t.deepEqual(
+    splitBySize(snapshots.slice(0, 10), 1e9, 4).map((r) => r.length),
+    [4, 4, 2],
+  );
 });
