@@ -23,7 +23,7 @@ import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
-import { createCoordinatorClient, createQueryClient, type QueryClient } from '../../src/client/index.js';
+import { createCoordinatorClient, createQueryClient } from '../../src/client/index.js';
 import { jobGroupOf } from '../../src/core/job-groups.js';
 import { freePort } from '../../src/dev/index.js';
 import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
@@ -33,6 +33,7 @@ import { sourcesJob } from './bench-job.js';
 import { startCoordinatorChild, type CoordinatorChild } from './coordinator-child.js';
 import type { ScenarioContext } from './row.js';
 import type { GroupsLatencies } from './groups-worker-child.js';
+import { ATTACH_BATCH, allRunning } from './scale-many-jobs.js';
 import type { ScaleAttach } from './scale-worker-child.js';
 
 const GROUPS_WORKER_CHILD = join(dirname(fileURLToPath(import.meta.url)), 'groups-worker-child.ts');
@@ -40,10 +41,6 @@ const GROUPS_WORKER_CHILD = join(dirname(fileURLToPath(import.meta.url)), 'group
 const AT_ONCE_WAIT_MS = 10_000;
 /** Time the coordinators have to lead one group each. */
 const BALANCE_TIMEOUT_MS = 150_000;
-/** Time every job has to run with all its tasks. */
-const RUNNING_TIMEOUT_MS = 120_000;
-/** Jobs attached by one worker process at once. */
-const ATTACH_BATCH = 25;
 /** Jobs submitted at once. */
 const SUBMIT_BATCH = 20;
 /** Checkpoint intervals left out after every job runs, before the measurement. */
@@ -258,23 +255,6 @@ async function balancedLeaders(nodes: readonly Node[], groups: number): Promise<
 /** "group 0 → 127.0.0.1:1234, …". */
 export function describeLeaders(leaders: readonly string[]): string {
   return leaders.map((l, g) => `group ${g} → ${l}`).join(', ');
-}
-
-/** Resolves once `jobs` jobs run with all `tasks` attached. */
-async function allRunning(client: QueryClient, jobs: number, tasks: number): Promise<void> {
-  const until = Date.now() + RUNNING_TIMEOUT_MS;
-  for (;;) {
-    let running = 0;
-    let pageToken = '';
-    do {
-      const page = await client.listJobs({ pageSize: 1000, pageToken });
-      running += page.jobs.filter((job) => job.attempt === 'JOB_ATTEMPT_RUNNING' && job.attachedTasks === tasks).length;
-      pageToken = page.nextPageToken;
-    } while (pageToken !== '');
-    if (running >= jobs) return;
-    if (Date.now() > until) throw new Error(`only ${running} of ${jobs} jobs running after ${RUNNING_TIMEOUT_MS} ms`);
-    await delay(250);
-  }
 }
 
 /** Busy and total clock ticks of every core so far, from /proc/stat. */

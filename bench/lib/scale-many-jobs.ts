@@ -30,7 +30,7 @@ import type { ScaleAttach, ScaleFloorEnd, ScaleLatencies } from './scale-worker-
 /** Time every job has to run with all its tasks. */
 const RUNNING_TIMEOUT_MS = 120_000;
 /** Jobs attached by one worker process at once. */
-const ATTACH_BATCH = 25;
+export const ATTACH_BATCH = 25;
 
 /** What part two runs. */
 export interface ManyJobsPlan {
@@ -147,7 +147,7 @@ async function ckptPhase(
         }
       }),
     );
-    await allRunning(query, plan);
+    await allRunning(query, plan.jobs, plan.tasksPerJob);
     ctx.log(`${plan.jobs} jobs of ${plan.tasksPerJob} tasks running in ${plan.processes} worker processes`);
     await p.floor.request<void>({ kind: 'watch', prefix: `/${prefix}/jobs/${p.specs[0]?.jobId}/` });
     const sample = await p.floor.request<CommitSizes>({ kind: 'sample', jobId: p.specs[0]?.jobId });
@@ -169,22 +169,19 @@ async function ckptPhase(
   }
 }
 
-/** Resolves once every job runs with all its tasks attached. */
-async function allRunning(client: QueryClient, plan: ManyJobsPlan): Promise<void> {
+/** Resolves once `jobs` jobs run with all `tasks` attached (the listing pages through every job). */
+export async function allRunning(client: QueryClient, jobs: number, tasks: number): Promise<void> {
   const until = Date.now() + RUNNING_TIMEOUT_MS;
   for (;;) {
     let running = 0;
     let pageToken = '';
     do {
       const page = await client.listJobs({ pageSize: 1000, pageToken });
-      running += page.jobs.filter(
-        (job) => job.attempt === 'JOB_ATTEMPT_RUNNING' && job.attachedTasks === plan.tasksPerJob,
-      ).length;
+      running += page.jobs.filter((job) => job.attempt === 'JOB_ATTEMPT_RUNNING' && job.attachedTasks === tasks).length;
       pageToken = page.nextPageToken;
     } while (pageToken !== '');
-    if (running >= plan.jobs) return;
-    if (Date.now() > until)
-      throw new Error(`only ${running} of ${plan.jobs} jobs running after ${RUNNING_TIMEOUT_MS} ms`);
+    if (running >= jobs) return;
+    if (Date.now() > until) throw new Error(`only ${running} of ${jobs} jobs running after ${RUNNING_TIMEOUT_MS} ms`);
     await delay(250);
   }
 }
