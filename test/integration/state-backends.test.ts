@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/nats-core';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { CkptError } from '../../src/core/errors.js';
 import type { StateHandle__Output } from '../../src/gen/ckpt/v1/StateHandle.js';
 import {
@@ -368,6 +369,26 @@ test('object store: a closed connection is UNAVAILABLE and not retryable', async
   t.is(err.reason, 'UNAVAILABLE');
   t.false(err.retryable);
   t.regex(err.message, /put nats-obj:\/\/.*\/job-1\/task-a\/1-1 failed/);
+});
+
+test('object store: a read whose chunks never come fails UNAVAILABLE within chunkTimeoutMs, and close() ends', async (t) => {
+  const nc = await natsConnection(t, servers.natsUrl);
+  const bucket = testBucket(t, nc);
+  const backend = await createObjectStoreBackend({ connection: nc, bucket, chunkTimeoutMs: 500 });
+  const handle = await backend.put(key(1), randomBytes(300_000));
+  // The object's description stays while its chunks are gone: the client waits for them forever.
+  const name = parseObjectUri(handle.uri).name;
+  const info = await (await new Objm(nc).open(bucket)).info(name);
+  if (info === null) throw new Error(`${name} is not in bucket ${bucket}`);
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.purge(`OBJ_${bucket}`, { filter: `$O.${bucket}.C.${info.nuid}` });
+  const started = Date.now();
+  const err = await rejection(t, backend.get(handle));
+  t.is(err.reason, 'UNAVAILABLE');
+  t.true(err.retryable);
+  t.regex(err.message, /read of nats-obj:\/\/.*\/job-1\/task-a\/1-1 stalled: no chunk after byte 0 within 500 ms/);
+  t.true(Date.now() - started < 10_000, `the read ended after ${Date.now() - started} ms`);
+  await backend.close();
 });
 
 test('createStateBackend chooses the backend by kind', async (t) => {

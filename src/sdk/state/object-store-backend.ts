@@ -140,7 +140,8 @@ class NatsObjectBackend implements ObjectStoreBackend {
     checkObjectInfo(info, expected);
     const result = await callObjectStore(context, () => store.get(name));
     if (result === null) throw missingSnapshotError(expected.uri);
-    return callObjectStore(context, () => readVerifiedObject(result, expected, checkpoint, signal));
+    const { chunkTimeoutMs } = this.#options;
+    return callObjectStore(context, () => readVerifiedObject(result, expected, checkpoint, chunkTimeoutMs, signal));
   }
 
   /** The object name of a uri this backend wrote: a snapshot object of its own bucket. */

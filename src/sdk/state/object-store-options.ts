@@ -49,7 +49,8 @@ export interface ObjectStoreBackendOptions {
    */
   chunkBytes?: number;
   /**
-   * Deadline of storing one chunk, in milliseconds.
+   * Deadline of storing one chunk, and of receiving the next chunk of a
+   * read, in milliseconds.
    * @default 5000
    */
   chunkTimeoutMs?: number;

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { ObjectResult } from '@nats-io/obj';
+import { CkptError } from '../../core/errors.js';
 import { CHECKSUM_PREFIX, formatChecksum, SLICE_BYTES, slices } from './checksum.js';
 import { corruptSnapshotError } from './snapshot-errors.js';
 import type { CheckedHandle } from './state-handle.js';
@@ -41,13 +42,17 @@ export function chunkStream(
  * Reads an object into one buffer of the expected size, hashing as it
  * goes, and checks size and checksum. `checkpoint` is called before and
  * after every chunk and throws to stop reading; an abort of `signal` also
- * ends a read that is waiting, after which `checkpoint` throws. Errors of
- * the client other than a digest mismatch are thrown as they come.
+ * ends a read that is waiting, after which `checkpoint` throws. A read
+ * that waits more than `chunkTimeoutMs` for its next chunk fails with
+ * UNAVAILABLE: the client keeps waiting on a consumer that stalled or lost
+ * its connection, and would hold the caller (and its process) forever.
+ * Errors of the client other than a digest mismatch are thrown as they come.
  */
 export async function readVerifiedObject(
   result: ObjectResult,
   expected: CheckedHandle,
   checkpoint: () => void,
+  chunkTimeoutMs: number,
   signal?: AbortSignal,
 ): Promise<Uint8Array> {
   // The client rejects `error` when the transfer fails; observe it at once so that no rejection goes unhandled.
@@ -59,7 +64,7 @@ export async function readVerifiedObject(
   const stop = (): void => void reader.cancel().catch(() => undefined);
   signal?.addEventListener('abort', stop, { once: true });
   try {
-    const bytes = await readAll(reader, expected, checkpoint);
+    const bytes = await readAll(reader, expected, checkpoint, chunkTimeoutMs);
     const failure = await transfer;
     if (failure !== null && failure !== undefined) {
       throw failure instanceof Error ? failure : new Error('object transfer failed', { cause: failure });
@@ -80,6 +85,7 @@ async function readAll(
   reader: ReadableStreamDefaultReader<Uint8Array>,
   expected: CheckedHandle,
   checkpoint: () => void,
+  chunkTimeoutMs: number,
 ): Promise<Uint8Array> {
   const bytes = new Uint8Array(expected.sizeBytes);
   const hash = createHash('sha256');
@@ -92,7 +98,7 @@ async function readAll(
       await nextTurn();
     }
     checkpoint();
-    const { done, value } = await reader.read();
+    const { done, value } = await readWithin(reader, chunkTimeoutMs, expected.uri, offset);
     checkpoint();
     if (done) break;
     sinceTurn += value.length;
@@ -112,4 +118,30 @@ async function readAll(
     throw corruptSnapshotError(expected.uri, `its checksum is ${checksum}, the handle says ${wanted}`);
   }
   return bytes;
+}
+
+/** The next chunk, or UNAVAILABLE when none arrives within `timeoutMs`. */
+async function readWithin(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  timeoutMs: number,
+  uri: string,
+  offset: number,
+): Promise<Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']>>> {
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new CkptError('UNAVAILABLE', `read of ${uri} stalled: no chunk after byte ${offset} within ${timeoutMs} ms`, {
+            retryable: true,
+          }),
+        ),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([reader.read(), stalled]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
