@@ -66,10 +66,13 @@ breaking: node_modules/.installed
 	npx buf breaking --against .tmp/buf-against.tar
 
 # Every test; then, alone, the benchmark harness's smoke test (it runs the
-# word count from dist/, hence build).
+# word count from dist/, hence build). Each ava run has a deadline
+# (.ci/within): a run that hangs fails, saying so, rather than running on.
+TEST_DEADLINE ?= 45m
+SMOKE_DEADLINE ?= 20m
 test: deps build go-check
-	npx ava
-	CKPT_BENCH_SMOKE=1 npx ava test/integration/bench-smoke.test.ts
+	.ci/within $(TEST_DEADLINE) npx ava
+	CKPT_BENCH_SMOKE=1 .ci/within $(SMOKE_DEADLINE) npx ava test/integration/bench-smoke.test.ts
 
 # LANGS=go,ts runs the word count's split tasks in the Go worker
 # (go/src/ckpt/examples/wordcount-split, built into .tmp/go/bin/) and its

@@ -11,6 +11,14 @@
  * each socket, server and child process with its addresses or pid). The timer
  * never keeps the process alive itself.
  *
+ * A worker still alive `DEFAULT_END_AFTER_MS` after its tests ended is ended
+ * with exit code 1, which fails the run: ava's own timeout cannot be relied
+ * on to end it (a period of `t.timeout()` that covers the moment ava's timer
+ * fires disarms that timer for good), and a worker that never exits leaves
+ * the whole run hanging. Whenever a worker exits, every process it started
+ * and left running is killed (SIGKILL), so that none outlives it holding the
+ * output pipes ava reads until they close.
+ *
  * With `CKPT_TEST_TRACE_HANDLES=1`, an async hook also records where every
  * timer, socket and child process was created, and the report gives the stack
  * of each one still holding the process. It slows promises down; use it to
@@ -20,13 +28,19 @@ import test, { registerCompletionHandler } from 'ava';
 import { createHook } from 'node:async_hooks';
 import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { activeHandles, describeHandle, leakedSockets } from './handles.js';
+import { activeHandles, describeHandle, killDescendantsSync, leakedSockets } from './handles.js';
 
 /** How long after its tests end a worker may take to exit before it is reported. */
 export const DEFAULT_EXIT_GRACE_MS = 5_000;
 
 /** When a worker still alive is reported again, in ms after its tests ended. */
-export const DEFAULT_REPORT_AT_MS: readonly number[] = [DEFAULT_EXIT_GRACE_MS, 60_000];
+export const DEFAULT_REPORT_AT_MS: readonly number[] = [DEFAULT_EXIT_GRACE_MS, 30_000];
+
+/** When a worker still alive is ended, in ms after its tests ended. */
+export const DEFAULT_END_AFTER_MS = 60_000;
+
+/** Environment variable that sets the end, in ms (a test of the report itself uses it). */
+export const END_AFTER_ENV = 'CKPT_TEST_END_AFTER_MS';
 
 /** Environment variable that turns on the creation stacks of handles. */
 export const TRACE_HANDLES_ENV = 'CKPT_TEST_TRACE_HANDLES';
@@ -45,18 +59,41 @@ let installed = false;
 const traced = new Map<number, Traced>();
 
 /**
- * Arms the report for this worker (idempotent). ava calls it through its
- * `require` configuration; a test file needs nothing.
+ * Arms the report and the end for this worker (idempotent). ava calls it
+ * through its `require` configuration; a test file needs nothing.
  */
-export default function installExitReport(reportAtMs: readonly number[] = DEFAULT_REPORT_AT_MS): void {
+export default function installExitReport(
+  reportAtMs: readonly number[] = DEFAULT_REPORT_AT_MS,
+  endAfterMs = endAfterFromEnv(),
+): void {
   if (installed) return;
   installed = true;
   if (process.env[TRACE_HANDLES_ENV] === '1') traceHandles();
   registerCompletionHandler(() => {
     const endedAt = Date.now();
     for (const ms of reportAtMs) setTimeout(() => process.stderr.write(exitReport(endedAt)), ms).unref();
+    setTimeout(() => endLingering(endedAt), endAfterMs).unref();
   });
-  process.once('exit', warnOfLeakedSockets);
+  process.once('exit', () => {
+    warnOfLeakedSockets();
+    killDescendantsSync();
+  });
+}
+
+function endAfterFromEnv(): number {
+  const ms = Number(process.env[END_AFTER_ENV]);
+  return Number.isSafeInteger(ms) && ms > 0 ? ms : DEFAULT_END_AFTER_MS;
+}
+
+/** Reports what holds the worker, then ends it with exit code 1 (the `exit` hooks run). */
+function endLingering(testsEndedAt: number): void {
+  process.stderr.write(exitReport(testsEndedAt));
+  process.stderr.write(
+    `[exit-report] pid ${process.pid} (${testFile()}) ended with exit code 1: ` +
+      'a test worker must exit on its own once its tests ended\n',
+  );
+  process.exitCode = 1;
+  process.exit();
 }
 
 /**
@@ -66,7 +103,7 @@ export default function installExitReport(reportAtMs: readonly number[] = DEFAUL
 function warnOfLeakedSockets(): void {
   const leaked = leakedSockets();
   if (leaked.length === 0) return;
-  const file = relative(process.cwd(), fileURLToPath(test.meta.file));
+  const file = testFile();
   const lines = leaked.map((s) => `  ${describeHandle(s)}`);
   process.stderr.write(
     `[exit-report] pid ${process.pid} (${file}) exits with ${leaked.length} socket(s) whose handle was never closed; ` +
@@ -76,7 +113,7 @@ function warnOfLeakedSockets(): void {
 
 /** The text of one report: what holds the process, and, when traced, where each was created. */
 export function exitReport(testsEndedAt: number): string {
-  const file = relative(process.cwd(), fileURLToPath(test.meta.file));
+  const file = testFile();
   const seconds = ((Date.now() - testsEndedAt) / 1000).toFixed(1);
   const lines = [
     `[exit-report] pid ${process.pid} (${file}): still running ${seconds} s after its tests ended`,
@@ -86,6 +123,10 @@ export function exitReport(testsEndedAt: number): string {
   ];
   if (traced.size === 0) lines.push(`  (${TRACE_HANDLES_ENV}=1 shows where each timer and socket was created)`);
   return `${lines.join('\n')}\n`;
+}
+
+function testFile(): string {
+  return relative(process.cwd(), fileURLToPath(test.meta.file));
 }
 
 /** `Timeout x3, TCPWRAP x1`: the resource types and how many of each. */

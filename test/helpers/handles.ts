@@ -3,6 +3,7 @@
  * processes), described for people, and the sockets Node lost track of.
  */
 import { ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { Server, Socket } from 'node:net';
 
 /** Node's list of live handles: undocumented and not in @types/node, but in every Node release. */
@@ -62,4 +63,61 @@ function hasHandle(socket: Socket): boolean {
 /** ` (unref'd)` for a handle that does not hold the process. */
 function refText(handle: unknown): string {
   return (handle as WithHandle)._handle?.hasRef?.() === false ? " (unref'd)" : '';
+}
+
+/**
+ * The pids of every process below `pid` (children, their children, ...),
+ * read from /proc; empty where there is no /proc.
+ */
+export function descendantPids(pid = process.pid): number[] {
+  const children = new Map<number, number[]>();
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  for (const entry of entries) {
+    const child = Number(entry);
+    if (!Number.isSafeInteger(child)) continue;
+    const parent = parentPid(child);
+    if (parent === undefined) continue;
+    const siblings = children.get(parent);
+    if (siblings === undefined) children.set(parent, [child]);
+    else siblings.push(child);
+  }
+  const found: number[] = [];
+  const pending = [pid];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    for (const child of children.get(next) ?? []) {
+      found.push(child);
+      pending.push(child);
+    }
+  }
+  return found;
+}
+
+/** The parent of `pid` from /proc/<pid>/stat, or undefined once it is gone. */
+function parentPid(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    return Number.isSafeInteger(ppid) ? ppid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** SIGKILLs every process below this one; returns the pids it signalled. */
+export function killDescendantsSync(): number[] {
+  const pids = descendantPids();
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+  return pids;
 }
