@@ -217,7 +217,7 @@ function manyJobsRows(ctx: ScenarioContext, s: ManyJobsSamples): Row[] {
   const floorText =
     `the floor, after the ckpt phase with the coordinator stopped, for as long: ${jobs} jobs, each a round every ` +
     `${intervalMs} ms (skipped while its previous one runs: ${s.floorOutcome.skipped}; failed: ` +
-    `${s.floorOutcome.failed}) from a process of its own: a Trigger on NATS to the job's worker process, its ` +
+    `${s.floorOutcome.failed}${failureText(s.floorOutcome.failures)}) from a process of its own: a Trigger on NATS to the job's worker process, its ` +
     `answer of ${s.ackBytes} B (one simulated worker's acknowledgement of ${tasksPerJob} tasks) on the job's own ` +
     `bare gRPC stream, one etcd transaction of the keys and values the coordinator committed for one of its ` +
     `checkpoints (${s.sample.putBytes} B of puts, ${s.sample.parts} parts) guarded as the store guards a commit, ` +
@@ -266,4 +266,11 @@ function manyJobsRows(ctx: ScenarioContext, s: ManyJobsSamples): Row[] {
         `set ${significant(s.peakRssBytes / 1024 ** 2)} MiB; ${setup}`,
     },
   ];
+}
+
+/** `, 3 with "deadline exceeded"`: why floor rounds failed, for a row's conditions. */
+function failureText(failures: Record<string, number>): string {
+  return Object.entries(failures)
+    .map(([message, count]) => `, ${count} with "${message}"`)
+    .join('');
 }

@@ -17,7 +17,7 @@
  * `scale-commits.ts` writes parts first, for many jobs.
  */
 import { Etcd3, type IKeyValue, type IWatchResponse, type Watcher } from 'etcd3';
-import { pad } from '../../src/store/index.js';
+import { etcdHostBreaker, pad } from '../../src/store/index.js';
 
 /** Deadline of every etcd call but streams, as the coordinator's default `etcdTimeoutMs`. */
 const ETCD_DEADLINE_MS = 5000;
@@ -34,6 +34,8 @@ const ETCD_DEADLINE_MS = 5000;
 export function captureClient(hosts: string[], deadlineMs = ETCD_DEADLINE_MS): Etcd3 {
   return new Etcd3({
     hosts,
+    // The coordinator's policy towards a failing host: etcd3's default refuses every call for 5 s.
+    faultHandling: { host: etcdHostBreaker },
     defaultCallOptions: (call) => (call.isStream ? {} : { deadline: Date.now() + deadlineMs }),
     grpcOptions: { 'grpc.max_receive_message_length': -1 },
   });

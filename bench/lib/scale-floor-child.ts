@@ -90,7 +90,12 @@ export interface ScaleLoadOutcome {
   skipped: number;
   /** Rounds that failed. */
   failed: number;
+  /** Why rounds failed: each distinct message (at most `MAX_FAILURE_KINDS`) and how often. */
+  failures: Record<string, number>;
 }
+
+/** How many distinct failure messages `load` keeps. */
+const MAX_FAILURE_KINDS = 5;
 
 const ARRIVAL_TIMEOUT_MS = 60_000;
 /** How long a commit of a job of 100,000 tasks may take to be seen. */
@@ -228,7 +233,14 @@ async function load(request: ScaleLoad): Promise<ScaleLoadOutcome> {
   if (commit === undefined) throw new Error('sample was not requested');
   const c = connected();
   await mapLimit(request.dirs, 16, (dir) => c.replay.prepare(dir, 1));
-  const outcome: ScaleLoadOutcome = { rounds: 0, skipped: 0, failed: 0 };
+  const outcome: ScaleLoadOutcome = { rounds: 0, skipped: 0, failed: 0, failures: {} };
+  const failedWith = (err: unknown): void => {
+    outcome.failed += 1;
+    const message = (err instanceof Error ? err.message : String(err)).slice(0, 200);
+    const kinds = outcome.failures;
+    if (message in kinds) kinds[message] = (kinds[message] ?? 0) + 1;
+    else if (Object.keys(kinds).length < MAX_FAILURE_KINDS) kinds[message] = 1;
+  };
   const timers: NodeJS.Timeout[] = [];
   let inFlight = 0;
   let drained: () => void = () => {};
@@ -244,7 +256,7 @@ async function load(request: ScaleLoad): Promise<ScaleLoadOutcome> {
       round += 1;
       const done = oneRound(index, round, 1, request.messages, commit, { from: request.from, to: dir }).then(
         () => void (outcome.rounds += 1),
-        () => void (outcome.failed += 1),
+        failedWith,
       );
       inFlight += 1;
       void done.finally(() => {

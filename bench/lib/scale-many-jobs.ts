@@ -102,6 +102,7 @@ export async function runManyJobs(ctx: ScenarioContext, plan: ManyJobsPlan): Pro
     const taken = await Promise.all(children.map((child) => child.request<ScaleLatencies>({ kind: 'latencies' })));
     const floorMs = taken.flatMap((t) => t.floorRounds);
     ctx.log(`floor: ${floorOutcome.rounds} rounds (${floorOutcome.skipped} skipped, ${floorOutcome.failed} failed)`);
+    for (const [message, count] of Object.entries(floorOutcome.failures)) ctx.log(`floor: ${count} failed: ${message}`);
     return { plan, ...ckpt, floorMs, floorOutcome, ackBytes };
   } finally {
     await Promise.all([...children, floor].map((child) => child.stop()));

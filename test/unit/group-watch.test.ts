@@ -118,18 +118,21 @@ test('a group without a leader at the start refuses the watch; one that loses it
 
   const b = leader('b');
   let known = true;
+  let refused = 0;
   const watch = new GroupWatch({
     groups: 1,
     source: () => {
-      if (!known) throw new Error('no leader known');
-      return b.source;
+      if (known) return b.source;
+      refused += 1;
+      throw new Error('no leader known');
     },
     listener: () => {},
   });
   t.teardown(() => watch.stop());
   known = false;
   b.end();
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  // Two lookups refused: the part tried again after a refusal, and opened nothing meanwhile.
+  await eventually(() => refused >= 2 || undefined, { what: 'the leader looked up twice while none is known' });
   t.is(b.watchers, 0);
   known = true;
   await eventually(() => b.watchers === 1 || undefined, { what: 'watched again once a leader is known' });
