@@ -230,11 +230,13 @@ const SNAPSHOTS_FIELD = 4;
  * acknowledgement, the bytes it was decoded from (`adoptTaskBytes`), so
  * that the manifest joins them instead of encoding every snapshot again.
  * An acknowledgement in the regular form is decoded by `ack-decoder.ts`,
- * to the same object the service's deserializer makes of it, with its
- * snapshots' bytes in the same pass; every other request goes to the
- * service's deserializer, and its snapshots' bytes are split out of it
- * afterwards. Requests that did not decode, or whose bytes do not split
- * into as many snapshots as were decoded, are left as they are.
+ * to the same object the service's deserializer makes of it (which is
+ * therefore proto-loader's for ckpt.v1 with `LOADER_OPTIONS`, as every
+ * ckpt service definition's is), with its snapshots' bytes in the same
+ * pass; every other request goes to the service's deserializer, and its
+ * snapshots' bytes are split out of it afterwards. Requests that did not
+ * decode, or whose bytes do not split into as many snapshots as were
+ * decoded, are left as they are.
  */
 export function withAcknowledgementBytes(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
   const attach = service.Attach;

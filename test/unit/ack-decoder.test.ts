@@ -17,6 +17,7 @@ import { loadPackageDefinition } from '../../src/proto/package-definition.js';
 import { decodeAcknowledgement, MAX_SHARED_DEPTH } from '../../src/server/ack-decoder.js';
 import { snapshotEncodings, withAcknowledgementBytes } from '../../src/server/attach.js';
 import { tolerantDeserializers } from '../../src/server/handlers.js';
+import { withEncodedReplies } from '../../src/server/reply-stream.js';
 import { adoptTaskBytes, taskBytes } from '../../src/store/manifest-encoding.js';
 
 // The server's own service definition (proto-loader), as grpc-server.ts composes it.
@@ -24,9 +25,8 @@ const service = (grpc.loadPackageDefinition(loadPackageDefinition()) as unknown 
   .service;
 const generic = service.Attach.requestDeserialize as (bytes: Buffer) => unknown;
 const tolerant = tolerantDeserializers(service).Attach!.requestDeserialize as (bytes: Buffer) => unknown;
-const composed = withAcknowledgementBytes(tolerantDeserializers(service)).Attach!.requestDeserialize as (
-  bytes: Buffer,
-) => unknown;
+const composed = withAcknowledgementBytes(withEncodedReplies(tolerantDeserializers(service))).Attach!
+  .requestDeserialize as (bytes: Buffer) => unknown;
 
 const root = protobuf.Root.fromJSON(JSON.parse(DESCRIPTOR_JSON) as protobuf.INamespace);
 const attachType = root.lookupType('ckpt.v1.AttachRequest');
