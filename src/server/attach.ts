@@ -22,6 +22,7 @@ import { requireDecoded } from './handlers.js';
 import type { Logger } from '../log/index.js';
 import { replyStream } from './reply-stream.js';
 import { adoptTaskBytes } from '../store/manifest-encoding.js';
+import { decodeAcknowledgement, type DecodedAcknowledgement } from './ack-decoder.js';
 
 type AttachCall = grpc.ServerDuplexStream<AttachRequest__Output, AttachResponse>;
 
@@ -228,8 +229,14 @@ const SNAPSHOTS_FIELD = 4;
  * `service` whose `Attach` requests keep, for each snapshot of an
  * acknowledgement, the bytes it was decoded from (`adoptTaskBytes`), so
  * that the manifest joins them instead of encoding every snapshot again.
- * Requests that did not decode, or whose bytes do not split into as many
- * snapshots as were decoded, are left as they are.
+ * An acknowledgement in the regular form is decoded by `ack-decoder.ts`,
+ * to the same object the service's deserializer makes of it (which is
+ * therefore proto-loader's for ckpt.v1 with `LOADER_OPTIONS`, as every
+ * ckpt service definition's is), with its snapshots' bytes in the same
+ * pass; every other request goes to the service's deserializer, and its
+ * snapshots' bytes are split out of it afterwards. Requests that did not
+ * decode, or whose bytes do not split into as many snapshots as were
+ * decoded, are left as they are.
  */
 export function withAcknowledgementBytes(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
   const attach = service.Attach;
@@ -240,6 +247,8 @@ export function withAcknowledgementBytes(service: grpc.ServiceDefinition): grpc.
     Attach: {
       ...attach,
       requestDeserialize: (bytes: Buffer): unknown => {
+        const decoded = decodeAcknowledgement(bytes);
+        if (decoded !== undefined) return adoptDecodedBytes(bytes, decoded);
         const message = deserialize(bytes) as Partial<AttachRequest__Output> | null;
         const snapshots = message?.acknowledge?.snapshots;
         if (Array.isArray(snapshots) && snapshots.length > 0) {
@@ -250,6 +259,20 @@ export function withAcknowledgementBytes(service: grpc.ServiceDefinition): grpc.
       },
     },
   };
+}
+
+/**
+ * The request `decodeAcknowledgement` made, its snapshots keeping their
+ * bytes, copied out of `bytes` in one piece.
+ */
+function adoptDecodedBytes(bytes: Buffer, decoded: DecodedAcknowledgement): AttachRequest__Output {
+  const ranges = decoded.snapshotRanges;
+  const snapshots = decoded.request.acknowledge.snapshots;
+  if (snapshots.length === 0) return decoded.request;
+  const base = ranges[0]!;
+  const region = Buffer.from(bytes.subarray(base, ranges[ranges.length - 1]));
+  snapshots.forEach((s, i) => adoptTaskBytes(s, region.subarray(ranges[2 * i]! - base, ranges[2 * i + 1]! - base)));
+  return decoded.request;
 }
 
 /**
