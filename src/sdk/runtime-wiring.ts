@@ -19,7 +19,8 @@ import type { EdgeIntake } from './edge-intake.js';
 import type { WorkerEventMap } from './events.js';
 import type { JobGraph } from './graph.js';
 import type { WorkerConfig } from './options.js';
-import { TaskRunner, type RunnerOptions } from './task-runner.js';
+import type { RunnerOptions } from './runner-options.js';
+import { TaskRunner } from './task-runner.js';
 import type { AnyTask } from './task.js';
 import type { WorkerMetrics } from './worker-metrics.js';
 
