@@ -144,23 +144,23 @@ export class Coordinator {
       observer: options.observer,
     });
     this.queries = new JobQueries(this.jobs, options.store);
-    this.savepoints = new Savepoints({
+    // What savepoints and the changes of a job both work with.
+    const fenced = {
       store: options.store,
       fence: this.fence,
       guard: () => options.leadership?.guard,
       now: this.now,
       log: this.log,
+      requireRunning: () => this.requireRunning(),
+    };
+    this.savepoints = new Savepoints({
+      ...fenced,
       runtime: (jobId) => this.jobs.get(jobId),
       cancel: (jobId) => this.cancelJob(jobId),
       savepointsChanged: (jobId) => this.cleanup.savepointsChanged(jobId),
-      requireRunning: () => this.requireRunning(),
     });
     this.changes = new JobChanges({
-      store: options.store,
-      fence: this.fence,
-      guard: () => options.leadership?.guard,
-      now: this.now,
-      log: this.log,
+      ...fenced,
       limits: this.limits,
       jobs: this.jobs,
       savepoints: this.savepoints,
@@ -168,7 +168,6 @@ export class Coordinator {
         this.cleanup.canceled(jobId);
         this.sessions.jobCanceled(jobId);
       },
-      requireRunning: () => this.requireRunning(),
     });
     this.sessions = new WorkerSessions({
       logger: options.logger,

@@ -11,34 +11,27 @@ import type { JobSpec } from '../gen/ckpt/v1/JobSpec.js';
 import type { SavepointRef } from '../gen/ckpt/v1/SavepointRef.js';
 import { CkptError } from '../core/errors.js';
 import { checkCount, type Limits } from '../core/limits.js';
-import type { CheckpointStore, LeaderGuard } from '../core/ports.js';
 import { validateJobSpec } from '../core/validate.js';
 import { sameSpec } from '../store/job-checks.js';
 import { specBytes } from '../store/spec-encoding.js';
-import type { Logger } from '../log/index.js';
 import { jobInfo } from './job-queries.js';
 import type { JobRegistry } from './job-registry.js';
 import type { RollBack } from './job-rollback.js';
-import type { LeadershipFence } from './leadership-fence.js';
-import type { Savepoints } from './savepoints.js';
+import type { SavepointDeps, Savepoints } from './savepoints.js';
 
 /** Tasks from which a submitted spec is checked, stored and registered in separate turns of the event loop. */
 const LARGE_SPEC_TASKS = 10_000;
 
-/** What the changes of a job work with. */
-export interface JobChangesDeps {
-  store: CheckpointStore;
-  fence: LeadershipFence;
-  guard: () => LeaderGuard | undefined;
-  now: () => number;
-  log: Logger;
+/** What the changes of a job work with: what savepoints work with, and more. */
+export interface JobChangesDeps extends Pick<
+  SavepointDeps,
+  'store' | 'fence' | 'guard' | 'now' | 'log' | 'requireRunning'
+> {
   limits: Limits;
   jobs: JobRegistry;
   savepoints: Savepoints;
   /** A job was canceled: its state cleanup and its sessions are told. */
   canceled: (jobId: string) => void;
-  /** Throws unless the coordinator runs (it is not starting or stopping). */
-  requireRunning: () => void;
 }
 
 /** Where a job starts from: a savepoint, and whether its state may leave tasks unrestored. */
