@@ -4,29 +4,27 @@
  * that does that job: the job registry routes a call to its job
  * (`job-registry.ts`), the job's runtime carries out the protocol
  * (`job-runtime.ts`), the worker sessions own hellos, heartbeats, hung
- * tasks and standbys (`worker-sessions.ts`), and the queries read
- * (`job-queries.ts`). Protocol decisions live in `JobTracker`.
+ * tasks and standbys (`worker-sessions.ts`), submitting, canceling and
+ * restoring a job change it (`job-changes.ts`), and the queries read
+ * (`job-queries.ts`).
+ * Protocol decisions live in `JobTracker`.
  */
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
 import type { JobInfo__Output } from '../gen/ckpt/v1/JobInfo.js';
 import type { JobSpec } from '../gen/ckpt/v1/JobSpec.js';
 import type { CheckpointStatistics__Output } from '../gen/ckpt/v1/CheckpointStatistics.js';
-import type { SavepointRef } from '../gen/ckpt/v1/SavepointRef.js';
 import type { CheckpointInit } from '../core/checkpoint.js';
 import { CkptError, type LeadershipLostError } from '../core/errors.js';
 import { DEFAULT_ID_BLOCK_SIZE } from '../core/id-allocator.js';
-import { checkCount, DEFAULT_LIMITS, type Limits } from '../core/limits.js';
+import { DEFAULT_LIMITS, type Limits } from '../core/limits.js';
 import type { CheckpointStore, ControlBus, LeaderGuard } from '../core/ports.js';
 import { DEFAULT_STATE_URI_SCHEMES } from '../core/snapshot-checks.js';
-import { validateJobSpec } from '../core/validate.js';
-import { sameSpec } from '../store/job-checks.js';
-import { specBytes } from '../store/spec-encoding.js';
 import type { Logger } from '../log/index.js';
 import { recordAcks, recordDeclines, type AckCall, type AckResult, type DeclineCall } from './checkpoint-calls.js';
 import { CheckpointEvents } from './events.js';
-import { jobInfo, JobQueries, type CheckpointDetails } from './job-queries.js';
+import { JobQueries, type CheckpointDetails } from './job-queries.js';
 import { JobRegistry } from './job-registry.js';
+import { JobChanges, type SubmitFrom, type Submitted } from './job-changes.js';
 import type { RollBack } from './job-rollback.js';
 import { LeadershipFence } from './leadership-fence.js';
 import type { CoordinatorObserver } from './observer.js';
@@ -41,9 +39,6 @@ import {
 } from './state-settings.js';
 import type { GarbageReport } from './state-sweeper.js';
 import type { StoredPiece } from '../gen/ckpt/v1/StoredPiece.js';
-
-/** Tasks from which a submitted spec is checked, stored and registered in separate turns of the event loop. */
-const LARGE_SPEC_TASKS = 10_000;
 
 /** Options of a coordinator; see `src/config` for their defaults. */
 export interface CoordinatorOptions {
@@ -104,6 +99,7 @@ export class Coordinator {
   readonly savepoints: Savepoints;
   /** The worker sessions and standbys of every job. */
   readonly sessions: WorkerSessions;
+  private readonly changes: JobChanges;
   private readonly cleanup: StateCleanup;
   private sweeper: NodeJS.Timeout | undefined;
   private stateSweeper: NodeJS.Timeout | undefined;
@@ -148,16 +144,30 @@ export class Coordinator {
       observer: options.observer,
     });
     this.queries = new JobQueries(this.jobs, options.store);
-    this.savepoints = new Savepoints({
+    // What savepoints and the changes of a job both work with.
+    const fenced = {
       store: options.store,
       fence: this.fence,
       guard: () => options.leadership?.guard,
       now: this.now,
       log: this.log,
+      requireRunning: () => this.requireRunning(),
+    };
+    this.savepoints = new Savepoints({
+      ...fenced,
       runtime: (jobId) => this.jobs.get(jobId),
       cancel: (jobId) => this.cancelJob(jobId),
       savepointsChanged: (jobId) => this.cleanup.savepointsChanged(jobId),
-      requireRunning: () => this.requireRunning(),
+    });
+    this.changes = new JobChanges({
+      ...fenced,
+      limits: this.limits,
+      jobs: this.jobs,
+      savepoints: this.savepoints,
+      canceled: (jobId) => {
+        this.cleanup.canceled(jobId);
+        this.sessions.jobCanceled(jobId);
+      },
     });
     this.sessions = new WorkerSessions({
       logger: options.logger,
@@ -249,49 +259,8 @@ export class Coordinator {
   // --- jobs -------------------------------------------------------------------
 
   /** Registers a job; the same spec again is a no-op. */
-  async submitJob(
-    input: JobSpec | null | undefined,
-    from?: { savepoint: SavepointRef | null | undefined; allowNonRestoredState: boolean },
-  ): Promise<{ job: JobInfo__Output; created: boolean }> {
-    this.requireRunning();
-    const spec = validateJobSpec(input, this.limits);
-    // A spec of 100,000 tasks takes a good part of a second to check and as much to encode: timers (the
-    // election lease's keepalive, heartbeat sweeps) run in between.
-    if (spec.tasks.length >= LARGE_SPEC_TASKS) {
-      await nextTurn();
-      // Encoded now, in a turn of its own: the store, every welcome and every answer about the job take it.
-      specBytes(spec);
-      await nextTurn();
-      this.requireRunning();
-    }
-    const existing = this.jobs.find(spec.jobId);
-    if (existing !== undefined) {
-      if (sameSpec(existing.tracker.spec, spec)) return { job: jobInfo(existing), created: false };
-      throw new CkptError('JOB_EXISTS', `job ${spec.jobId} exists with another spec`, { jobId: spec.jobId });
-    }
-    if (this.jobs.quarantineReason(spec.jobId) !== undefined) this.jobs.get(spec.jobId);
-    const held = this.jobs.jobCount + this.jobs.quarantinedCount;
-    if (held >= this.limits.maxJobs) {
-      throw new CkptError('LIMIT_REACHED', `the coordinator holds ${held} jobs, its limit`, { jobId: spec.jobId });
-    }
-    const guard = this.options.leadership?.guard;
-    const savepoint = from?.savepoint ?? undefined;
-    const { job, created } =
-      savepoint === undefined
-        ? await this.fence.run(() => this.options.store.createJob(spec, this.now(), guard))
-        : await this.savepoints.createJob(spec, savepoint, from?.allowNonRestoredState === true);
-    if (!created && !sameSpec(job.spec, spec)) {
-      throw new CkptError('JOB_EXISTS', `job ${spec.jobId} exists with another spec`, { jobId: spec.jobId });
-    }
-    const known = this.jobs.find(spec.jobId);
-    // A job another leader stored: its statistics go on from what it stored.
-    const statistics = known !== undefined || created ? undefined : await this.options.store.readStatistics(spec.jobId);
-    const runtime =
-      known ??
-      this.jobs.add(statistics === undefined ? job : { ...job, statistics }, created ? 'restoring' : 'resuming');
-    runtime.start();
-    this.log.info({ jobId: spec.jobId, tasks: spec.tasks.length, created }, 'job submitted');
-    return { job: jobInfo(runtime), created };
+  submitJob(input: JobSpec | null | undefined, from?: SubmitFrom): Promise<Submitted> {
+    return this.changes.submit(input, from);
   }
 
   /** A job, or a quarantined one with its reason. */
@@ -309,37 +278,13 @@ export class Coordinator {
   }
 
   /** Cancels a job: pending checkpoints abort, workers are told. */
-  async cancelJob(jobId: unknown): Promise<JobInfo__Output> {
-    this.requireRunning();
-    const runtime = this.jobs.get(jobId);
-    if (runtime.tracker.state !== 'JOB_STATE_CANCELED') {
-      const guard = this.options.leadership?.guard;
-      await this.fence.run(() =>
-        this.options.store.updateJob(runtime.jobId, runtime.tracker.spec, 'JOB_STATE_CANCELED', guard),
-      );
-      runtime.tracker.cancel();
-      runtime.abortAll('ABORT_REASON_JOB_CANCELED', `job ${runtime.jobId} was canceled`);
-      runtime.stop();
-      this.cleanup.canceled(runtime.jobId);
-      this.sessions.jobCanceled(runtime.jobId);
-      this.log.info({ jobId: runtime.jobId }, 'job canceled');
-    }
-    return jobInfo(runtime);
+  cancelJob(jobId: unknown): Promise<JobInfo__Output> {
+    return this.changes.cancel(jobId);
   }
 
-  /**
-   * Restores a job to a retained checkpoint (0: the latest): pending
-   * checkpoints abort, the epoch rises with the checkpoint stored as the
-   * restore point, and every task restores from it. A refused call changes
-   * nothing.
-   */
-  async restoreJob(jobId: unknown, checkpointId: unknown): Promise<RollBack> {
-    this.requireRunning();
-    const runtime = this.jobs.get(jobId);
-    const id = checkCount(checkpointId ?? 0, 'checkpoint_id', Number.MAX_SAFE_INTEGER, { jobId: runtime.jobId });
-    const restored = await this.fence.run(() => runtime.restore(id));
-    this.log.info({ jobId: runtime.jobId, ...restored }, 'job restored to a checkpoint');
-    return restored;
+  /** Restores a job to a retained checkpoint (0: the latest); see `JobChanges.restore`. */
+  restoreJob(jobId: unknown, checkpointId: unknown): Promise<RollBack> {
+    return this.changes.restore(jobId, checkpointId);
   }
 
   /** Standbys of a job waiting for their tasks. */

@@ -16,7 +16,7 @@ import { snapshotContext } from './context.js';
 import type { DataPlane } from './data-plane.js';
 import type { ContextCell } from './context.js';
 import { elapsedMs, restoredState, uploadSnapshot, type SnapshotUpload } from './snapshot-upload.js';
-import type { RestoreRequest } from './task-runner.js';
+import type { RestoreRequest } from './runner-options.js';
 import type { StateBackend } from './state/index.js';
 import type { PieceCodec } from './state/compression.js';
 import type { KeyGroupRange } from '../core/key-groups.js';

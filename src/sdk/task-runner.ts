@@ -11,83 +11,38 @@
  *
  * What the loop takes next from its inputs, paused while an output is over
  * its flow-control window, is `TaskIntake`'s; the timer of aligned
- * checkpoints that wait too long is `AlignmentTimeouts`.
+ * checkpoints that wait too long is `AlignmentTimeouts` (both built in
+ * `task-inputs.ts`). The aligner's checkpoint actions go to
+ * `onCheckpointAction`; the runner's options are in `runner-options.ts`.
  *
  * Phases: `idle` until the first restore, `restoring`, `active`, `halted`
  * (a recovery stopped it; a restore follows), `failed` (it threw; the job
  * rolls back), `closed`.
  */
-import type { NatsConnection } from '@nats-io/nats-core';
 import { CkptError } from '../core/errors.js';
+import { onCheckpointAction, type CheckpointActionTarget } from './checkpoint-actions.js';
 import type { SnapshotType } from '../gen/ckpt/v1/SnapshotType.js';
 import type { TaskHealth } from '../gen/ckpt/v1/TaskHealth.js';
-import type { TaskSnapshot__Output } from '../gen/ckpt/v1/TaskSnapshot.js';
-import type { Logger } from '../log/index.js';
-import type { TaskResult } from '../worker-protocol/index.js';
-import { InputAligner, type AlignAction, type AlignmentMode } from './alignment.js';
-import { AlignmentTimeouts } from './alignment-timeouts.js';
+import type { AlignAction, InputAligner } from './alignment.js';
+import type { AlignmentTimeouts } from './alignment-timeouts.js';
 import { createTaskContext, type ContextCell } from './context.js';
-import type { DataPlane } from './data-plane.js';
 import { Fifo } from './fifo.js';
-import { ReaderCredits } from './flow-control.js';
+import type { ReaderCredits } from './flow-control.js';
 import { isPromiseLike } from './promise-like.js';
-import { SourceLane } from './source-lane.js';
+import type { SourceLane } from './source-lane.js';
 import { dataRecord } from './record.js';
 import type { EmitOptions } from './router.js';
-import { TaskIntake } from './task-intake.js';
+import type { TaskIntake } from './task-intake.js';
+import { taskInputs } from './task-inputs.js';
 import { TaskOutput } from './task-output.js';
 import { IDLE, TaskLoop } from './task-loop.js';
-import { Snapshotter, type SnapshotEvent, type SnapshotPoint, type SnapshotterOptions } from './snapshotter.js';
-import type { StateBackend } from './state/index.js';
+import type { RestoreRequest, RunnerOptions } from './runner-options.js';
+import { Snapshotter, type SnapshotPoint } from './snapshotter.js';
 import type { TaskCounts } from './worker-metrics.js';
-import { isSourceTask, type AnyTask, type DataRecord, type SourceMessage, type SourcePosition } from './task.js';
+import { isSourceTask, type DataRecord, type SourceMessage, type SourcePosition } from './task.js';
 
 /** Where a task runner is in its life. */
 export type RunnerPhase = 'idle' | 'restoring' | 'active' | 'halted' | 'failed' | 'closed';
-
-/**
- * What a runner works with; the key groups and codec of its keyed state,
- * and the trigger times of checkpoints, go to its snapshotter.
- */
-export interface RunnerOptions extends Pick<SnapshotterOptions, 'keyGroups' | 'codec' | 'triggeredAtMs'> {
-  jobId: string;
-  taskId: string;
-  task: AnyTask;
-  inputs: readonly string[];
-  outputs: readonly string[];
-  mode: AlignmentMode;
-  /** ALIGNED mode: a checkpoint waiting this long to align is taken unaligned (the policy's `aligned_checkpoint_timeout_ms`); 0: never. */
-  alignedCheckpointTimeoutMs?: number;
-  plane: DataPlane;
-  backend: StateBackend;
-  nats: NatsConnection;
-  logger: Logger;
-  /** A source reads ahead at most this many messages. */
-  maxQueuedSourceMessages: number;
-  /** The window of the task's input edges (`WorkerOptions.flowControlWindow`); 0: no credits sent. */
-  flowControlWindow: number;
-  /** How long a call of an ended run is waited for before it is abandoned. */
-  abandonCallAfterMs: number;
-  /** Where the task counts its records in and out (the worker's metrics); undefined: not counted. */
-  counts?: TaskCounts | undefined;
-  /** The task's acknowledgement or decline of a checkpoint. */
-  onResult(checkpointId: number, epoch: number, result: TaskResult): void;
-  /** The task took a snapshot (for listeners). */
-  onSnapshot(event: SnapshotEvent): void;
-  /** The task failed in `epoch`. */
-  onFailure(taskId: string, epoch: number, error: CkptError): void;
-}
-
-/** What a restore brings back. */
-export interface RestoreRequest {
-  epoch: number;
-  checkpointId: number;
-  /** The task's entry of the manifest; undefined for none. */
-  snapshot: TaskSnapshot__Output | undefined;
-  /** The job whose savepoint the checkpoint maps, whose pieces may be read too ('' for none). */
-  sourceJobId?: string;
-  signal: AbortSignal;
-}
 
 /** Control work: runs synchronously unless it returns a promise, which the loop waits for. */
 type Work = () => unknown;
@@ -102,6 +57,8 @@ export class TaskRunner {
   readonly #control = new Fifo<Work>();
   readonly #sourceLane: SourceLane;
   readonly #snapshots: Snapshotter;
+  /** Where the aligner's checkpoint actions go. */
+  readonly #checkpoints: CheckpointActionTarget;
   readonly #loop: TaskLoop;
   readonly #counts: TaskCounts | undefined;
   /** What the loop takes next; nothing while an output is over its window. */
@@ -123,29 +80,23 @@ export class TaskRunner {
     this.isSource = isSourceTask(options.task);
     this.#output = new TaskOutput(options.taskId, options.outputs, options.plane, options.logger, options.counts);
     this.#counts = options.counts;
-    this.#credits =
-      options.inputs.length > 0 && options.flowControlWindow > 0
-        ? new ReaderCredits(options.taskId, options.inputs, options.flowControlWindow, (from, to, credit) =>
-            options.plane.publishCredit(from, to, credit),
-          )
-        : undefined;
-    this.#aligner =
-      options.inputs.length > 0
-        ? new InputAligner(options.inputs, options.mode, Date.now, options.alignedCheckpointTimeoutMs ?? 0)
-        : undefined;
-    this.#sourceLane = new SourceLane(options.maxQueuedSourceMessages, () => this.#wake());
-    const aligner = this.#aligner;
-    this.#timeouts = new AlignmentTimeouts({ nextTimeout: () => aligner?.nextTimeout(), wake: () => this.#wake() });
-    this.#intake = new TaskIntake({
-      aligner,
-      sourceLane: this.#sourceLane,
-      flow: options.plane.flowOf(options.taskId),
-      timeouts: this.#timeouts,
-    });
+    const inputs = taskInputs(options, () => this.#wake());
+    this.#credits = inputs.credits;
+    this.#aligner = inputs.aligner;
+    this.#sourceLane = inputs.sourceLane;
+    this.#timeouts = inputs.timeouts;
+    this.#intake = inputs.intake;
     this.#snapshots = new Snapshotter({
       ...options,
       isCurrent: (generation) => generation === this.#generation,
     });
+    this.#checkpoints = {
+      snapshots: this.#snapshots,
+      point: (checkpointId, startedAtMs) => this.#point(checkpointId, startedAtMs),
+      decline: (checkpointId, message) =>
+        options.onResult(checkpointId, this.#epoch, { kind: 'decline', taskId: this.taskId, message }),
+      logger: options.logger,
+    };
     this.#loop = new TaskLoop({
       step: () => this.#step(),
       closed: () => this.#phase === 'closed',
@@ -338,44 +289,16 @@ export class TaskRunner {
   }
 
   #onAction(action: AlignAction<DataRecord>): unknown {
-    switch (action.kind) {
-      case 'process': {
-        this.#processed += 1;
-        if (this.#counts !== undefined) this.#counts.recordsIn += 1;
-        const { record, input } = action;
-        this.#credits?.processed(input);
-        if (action.inFlightFor !== undefined) {
-          this.#snapshots.recordInFlight(action.inFlightFor, { from: input, key: record.key, value: record.value });
-        }
-        const task = this.#o.task;
-        return isSourceTask(task) ? undefined : task.process(record, this.#requireContext());
-      }
-      case 'snapshot':
-        return action.unaligned
-          ? this.#snapshots.open(this.#point(action.checkpointId, action.startedAtMs))
-          : this.#snapshots.snapshot(this.#point(action.checkpointId, action.startedAtMs), action.alignmentMs);
-      case 'in-flight':
-        for (const record of action.records) {
-          this.#snapshots.recordInFlight([action.checkpointId], {
-            from: action.input,
-            key: record.key,
-            value: record.value,
-          });
-        }
-        return undefined;
-      case 'finish':
-        this.#snapshots.finish(action.checkpointId, action.alignmentMs);
-        return undefined;
-      case 'cancel':
-        this.#snapshots.drop(action.checkpointId);
-        this.#o.logger.debug({ checkpointId: action.checkpointId, reason: action.reason }, 'alignment cancelled');
-        this.#o.onResult(action.checkpointId, this.#epoch, {
-          kind: 'decline',
-          taskId: this.taskId,
-          message: `barrier alignment cancelled: ${action.reason}`,
-        });
-        return undefined;
+    if (action.kind !== 'process') return onCheckpointAction(action, this.#checkpoints);
+    this.#processed += 1;
+    if (this.#counts !== undefined) this.#counts.recordsIn += 1;
+    const { record, input } = action;
+    this.#credits?.processed(input);
+    if (action.inFlightFor !== undefined) {
+      this.#snapshots.recordInFlight(action.inFlightFor, { from: input, key: record.key, value: record.value });
     }
+    const task = this.#o.task;
+    return isSourceTask(task) ? undefined : task.process(record, this.#requireContext());
   }
 
   /** Handles one source message; its position counts once it is handled. */

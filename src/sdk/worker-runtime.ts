@@ -1,62 +1,36 @@
 /**
  * What a worker runs once its session is welcomed: the task runners wired
  * to the job graph, the data and control subscriptions, acknowledgement
- * batching, and the handling of the coordinator's commands in epochs
- * (state cleanup commands go to `StateCommands`; when the tasks of an epoch
- * start, and the triggers held until then, to `EpochGate`).
+ * batching (each built in `runtime-wiring.ts`), and the handling of the
+ * coordinator's commands in epochs (state cleanup commands go to
+ * `StateCommands`; when the tasks of an epoch start, and the triggers held
+ * until then, to `EpochGate`).
  *
  * The session alone moves the worker: its welcome, restores and starts set
  * the epoch, confirm leader terms and checkpoint ids. What arrives on NATS
  * is checked against them (`ControlIntake`, `EdgeIntake`) and never moves
  * them; see the broadcasts' handling in `Broadcasts`.
  */
-import { pieceCodecOf } from './state/compression.js';
-import type { EventEmitter } from 'node:events';
-import type { NatsConnection } from '@nats-io/nats-core';
-import { ControlIntake, DropLog, jobSubjects } from '../bus/index.js';
-import { AckBatcher, createAckSender, subscribeControl, type WorkerSession } from '../worker-protocol/index.js';
-import type { CoordinatorClient } from '../client/index.js';
+import { ControlIntake, DropLog } from '../bus/index.js';
+import { AckBatcher } from '../worker-protocol/index.js';
 import { CkptError } from '../core/errors.js';
-import type { AttachRequest } from '../gen/ckpt/v1/AttachRequest.js';
 import type { AttachResponse__Output } from '../gen/ckpt/v1/AttachResponse.js';
 import type { RestoreCommand__Output } from '../gen/ckpt/v1/RestoreCommand.js';
 import type { StartCommand__Output } from '../gen/ckpt/v1/StartCommand.js';
 import type { TaskHealth } from '../gen/ckpt/v1/TaskHealth.js';
 import type { Welcome__Output } from '../gen/ckpt/v1/Welcome.js';
-import type { Logger } from '../log/index.js';
 import { Broadcasts } from './broadcasts.js';
 import { DataPlane } from './data-plane.js';
 import { EdgeIntake } from './edge-intake.js';
 import { EpochGate } from './epoch-gate.js';
 import { CREDIT_TICK_MS } from './flow-control.js';
-import type { WorkerEventMap } from './events.js';
 import { jobGraph, type JobGraph } from './graph.js';
-import type { WorkerConfig } from './options.js';
+import { newTaskRunner, runtimeAckSender, subscribeRuntime, type RuntimeDeps } from './runtime-wiring.js';
 import { StateCommands } from './state-commands.js';
-import { TaskRunner } from './task-runner.js';
+import type { TaskRunner } from './task-runner.js';
 import type { AnyTask } from './task.js';
 import { TriggerTimes } from './trigger-times.js';
 import { alignmentModeOf, checkWiring } from './wiring.js';
-import type { WorkerMetrics } from './worker-metrics.js';
-
-/** What a runtime is built from. */
-export interface RuntimeDeps {
-  config: WorkerConfig;
-  welcome: Welcome__Output;
-  tasks: ReadonlyMap<string, AnyTask>;
-  nc: NatsConnection;
-  client: CoordinatorClient;
-  events: EventEmitter<WorkerEventMap>;
-  /** Sends a message on the session (queued while it reconnects). */
-  send(request: AttachRequest): void;
-  /** The session, for acknowledgements sent in it and the token of calls. */
-  session: Pick<WorkerSession, 'connected' | 'request' | 'sessionToken'>;
-  /** The worker's metrics, when it has them: the tasks count their records there. */
-  metrics: Pick<WorkerMetrics, 'counts'> | undefined;
-  /** Aborted when the worker stops. */
-  signal: AbortSignal;
-  logger: Logger;
-}
 
 /** The leader term and highest checkpoint id a worker's session confirmed. */
 export interface ConfirmedBeliefs {
@@ -267,56 +241,23 @@ export class WorkerRuntime {
   // --- wiring ---------------------------------------------------------------
 
   #addRunner(taskId: string, task: AnyTask, plane: DataPlane, mode: ReturnType<typeof alignmentModeOf>): void {
-    const { config } = this.#d;
-    const runner = new TaskRunner({
-      jobId: config.jobId,
-      taskId,
-      task,
-      inputs: this.#graph.inputsOf(taskId),
-      outputs: this.#graph.outputsOf(taskId),
-      mode,
-      alignedCheckpointTimeoutMs: alignedTimeoutOf(this.#d.welcome.spec?.policy?.alignedCheckpointTimeoutMs),
-      plane,
-      backend: config.state,
-      keyGroups: this.#graph.keyGroupsOf(taskId),
-      codec: pieceCodecOf(this.#d.welcome.spec?.policy?.compression, 'policy.compression', { jobId: config.jobId }),
-      nats: this.#d.nc,
-      logger: this.#d.logger.child({ taskId }),
-      maxQueuedSourceMessages: config.maxQueuedSourceMessages,
-      flowControlWindow: config.flowControlWindow,
-      abandonCallAfterMs: config.abandonCallAfterMs,
-      triggeredAtMs: (checkpointId) => this.#triggerTimes.of(checkpointId),
-      counts: this.#d.metrics?.counts(taskId),
-      onResult: (checkpointId, epoch, result) => this.#batcher.add(checkpointId, epoch, result),
-      onSnapshot: (event) => this.#d.events.emit('snapshot', event),
-      onFailure: (failed, epoch, error) => this.#taskFailed(failed, epoch, error),
-    });
+    const runner = newTaskRunner(
+      this.#d,
+      this.#graph,
+      { taskId, task, plane, mode },
+      {
+        triggeredAtMs: (checkpointId) => this.#triggerTimes.of(checkpointId),
+        onResult: (checkpointId, epoch, result) => this.#batcher.add(checkpointId, epoch, result),
+        onFailure: (failed, epoch, error) => this.#taskFailed(failed, epoch, error),
+      },
+    );
     this.#runners.set(taskId, runner);
     if (this.#graph.inputsOf(taskId).length === 0) this.#broadcasts.addSource(runner);
   }
 
-  async #subscribe(plane: DataPlane): Promise<void> {
-    const readers = new Map<string, readonly string[]>();
-    for (const taskId of this.#runners.keys()) {
-      const inputs = this.#graph.inputsOf(taskId);
-      if (inputs.length > 0) readers.set(taskId, inputs);
-    }
-    const subjects = jobSubjects(this.#d.welcome.controlSubjectPrefix);
-    const onError = (err: unknown, subject: string): void =>
-      this.#d.logger.warn({ err, subject }, 'subscription failed');
-    const producers = new Map<string, readonly string[]>();
-    for (const taskId of this.#runners.keys()) producers.set(taskId, this.#graph.outputsOf(taskId));
-    // Side by side: each subscribes at once and then waits for the server's answer to its flush, so that the three
-    // cost one round trip instead of three (a restarted worker handles its restore only after them).
-    const subscribed = await Promise.allSettled([
-      // Triggers also without sources: their times are what tasks reading barriers measure their start delay from.
-      subscribeControl(this.#d.nc, subjects, this.#intake, true, onError),
-      plane.subscribe(readers, (edge, msg) => this.#edges.receive(edge, msg)),
-      plane.subscribeCredits(producers),
-    ]);
-    for (const s of subscribed) if (s.status === 'fulfilled') this.#unsubscribe.push(s.value);
-    const failed = subscribed.find((s) => s.status === 'rejected');
-    if (failed !== undefined) throw failed.reason;
+  #subscribe(plane: DataPlane): Promise<void> {
+    const intakes = { taskIds: this.#runners.keys(), control: this.#intake, edges: this.#edges };
+    return subscribeRuntime(this.#d, this.#graph, plane, intakes, this.#unsubscribe);
   }
 
   #tickCredits(): void {
@@ -325,30 +266,8 @@ export class WorkerRuntime {
     for (const runner of this.#runners.values()) runner.tickCredits(now);
   }
 
-  #ackSender(): ReturnType<typeof createAckSender> {
-    const { config, client, session, signal, logger, events } = this.#d;
-    return createAckSender({
-      client,
-      session,
-      acknowledgeVia: config.acknowledgeVia,
-      jobId: config.jobId,
-      workerId: config.workerId,
-      deadlineMs: config.ackDeadlineMs,
-      retryTimeoutMs: config.ackRetryTimeoutMs,
-      maxRequestBytes: config.maxAckRequestBytes,
-      backoff: config.reconnect,
-      isCurrent: (epoch) => epoch === this.epoch && !this.#closed,
-      signal,
-      logger,
-      onSending: (checkpointId, epoch) => this.#intake.ackSent(epoch, checkpointId),
-      onAnswer: (kind, checkpointId, epoch, accepted) => {
-        if (kind === 'ack') this.#intake.ackAnswered(epoch, checkpointId, accepted);
-        else if (accepted) this.#intake.beliefs.confirm(checkpointId);
-      },
-      onAcked: (e) => events.emit('checkpoint-acked', e),
-      onDeclined: (e) => events.emit('checkpoint-declined', e),
-      onFailed: (e) => events.emit('ack-failed', e),
-    });
+  #ackSender(): ReturnType<typeof runtimeAckSender> {
+    return runtimeAckSender(this.#d, this.#intake, (epoch) => epoch === this.epoch && !this.#closed);
   }
 
   // --- commands -------------------------------------------------------------
@@ -452,10 +371,4 @@ export class WorkerRuntime {
     const message = `${what}: records and barriers in flight may be lost`;
     this.#taskFailed(taskId, this.epoch, new CkptError('UNAVAILABLE', message));
   }
-}
-
-/** The policy's aligned checkpoint timeout (validated by the coordinator); anything but a positive number is off. */
-function alignedTimeoutOf(value: unknown): number {
-  const ms = Number(value ?? 0);
-  return Number.isFinite(ms) && ms > 0 ? ms : 0;
 }

@@ -19,7 +19,7 @@ import { jobGroupOf } from '../core/job-groups.js';
 import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
 import type { JobInfo__Output } from '../gen/ckpt/v1/JobInfo.js';
 import type { CoordinatorProvider } from './coordinator-host.js';
-import { localSource, remoteSource, type QuerySource } from './dashboard-api.js';
+import { localSource, remoteSource, type QuerySource } from './dashboard-sources.js';
 import { GroupWatch } from './group-watch.js';
 import type { JobGroup } from './job-group.js';
 

@@ -18,7 +18,7 @@
  */
 import { backoffDelayMs, type BackoffConfig } from '../core/backoff.js';
 import type { CheckpointSummary__Output } from '../gen/ckpt/v1/CheckpointSummary.js';
-import type { QuerySource } from './dashboard-api.js';
+import type { QuerySource } from './dashboard-sources.js';
 
 /** Pauses before a group's part is opened again: from 100 ms, doubling up to 1 s. */
 const REOPEN_BACKOFF: BackoffConfig = { initialDelayMs: 100, maxDelayMs: 1000, multiplier: 2, jitter: 0.2 };

@@ -7,7 +7,7 @@
  */
 import test from 'ava';
 import type { CheckpointSummary__Output } from '../../src/gen/ckpt/v1/CheckpointSummary.js';
-import type { QuerySource } from '../../src/server/dashboard-api.js';
+import type { QuerySource } from '../../src/server/dashboard-sources.js';
 import { GroupWatch } from '../../src/server/group-watch.js';
 import { eventually } from '../helpers/wait.js';
 
