@@ -183,6 +183,13 @@ function bigJobRows(ctx: ScenarioContext, s: BigJobSamples): Row[] {
         `the checkpoints and the recoveries; ${mib(s.rssAfterBytes)} MiB after the checkpoints; ${setup}`,
     },
     ms(
+      `${n}.coordinator_cpu_per_checkpoint`,
+      s.cpuMs / Math.max(1, s.latencyMs.length),
+      `the coordinator process's CPU time (user and system, /proc) over the checkpoints (and the floor's rounds ` +
+        `between them, where it is idle), ${significant(s.cpuMs)} ms, divided by the ${s.latencyMs.length} ` +
+        `checkpoints; ${setup}`,
+    ),
+    ms(
       `${n}.recovery.detection_to_ready.max`,
       Math.max(...detection),
       recoveryText,

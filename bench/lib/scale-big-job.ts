@@ -17,6 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createCoordinatorClient, type CoordinatorClient } from '../../src/client/index.js';
 import type { JobSpec } from '../../src/gen/ckpt/v1/JobSpec.js';
+import { processCpuMs } from '../wordcount-stack.js';
 import { forkBenchChild, type BenchChild } from './bench-child.js';
 import { sourcesJob, timedCheckpoint, waitRunning } from './bench-job.js';
 import { CheckpointWatch } from './checkpoint-watch.js';
@@ -72,6 +73,8 @@ export interface BigJobSamples {
   peakRssBytes: number;
   /** Its resident set after the checkpoints, bytes. */
   rssAfterBytes: number;
+  /** The coordinator's CPU time (user and system) over the checkpoints, ms. */
+  cpuMs: number;
   /** Per kill: detection to every task ready, the kill to every task ready, detection to the restore sent, ms. */
   recoveries: Array<{
     detectionToReadyMs: number;
@@ -147,7 +150,9 @@ export async function runBigJob(ctx: ScenarioContext, plan: BigJobPlan): Promise
     await waitRunning(client, jobId, plan.tasks);
     const attachMs = Date.now() - attachStarted;
     ctx.log(`job of ${plan.tasks} tasks running in ${plan.processes} worker processes after ${attachMs} ms`);
+    const cpuBefore = await processCpuMs(coordinator.pid);
     const samples = await checkpoints(fixture, plan);
+    samples.cpuMs = (await processCpuMs(coordinator.pid)) - cpuBefore;
     samples.attachMs = attachMs;
     samples.rssAfterBytes = await rssBytes(coordinator.pid, 'VmRSS');
     samples.recoveries = await recoveries(fixture, plan);
@@ -217,6 +222,7 @@ async function checkpoints(f: Fixture, plan: BigJobPlan): Promise<BigJobSamples>
     acks: [],
     peakRssBytes: 0,
     rssAfterBytes: 0,
+    cpuMs: 0,
     recoveries: [],
     commit: undefined,
     attachMs: 0,

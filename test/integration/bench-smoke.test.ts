@@ -60,6 +60,7 @@ const EXPECTED = [
   'scale.n2000.latency.p50',
   'scale.n2000.coordinator_rss_peak',
   'scale.n2000.recovery.detection_to_ready.max',
+  'scale.n2000.coordinator_cpu_per_checkpoint',
   'scale.jobs16.commit.p99',
   'scale.jobs16.coordinator_cpu_per_checkpoint',
   'groups.p99_ratio',
