@@ -16,6 +16,8 @@ export interface LocalServersOptions {
   signal?: AbortSignal;
   /** Time each server has to become healthy. Default: `DEFAULT_START_TIMEOUT_MS` (15 s). */
   startTimeoutMs?: number;
+  /** More command-line arguments of etcd (e.g. its compaction). */
+  etcdArgs?: readonly string[];
 }
 
 /** A running etcd and NATS pair. */
@@ -32,7 +34,9 @@ export interface LocalServers {
  * removed, when this process exits.
  */
 export async function startLocalServers(options: LocalServersOptions = {}): Promise<LocalServers> {
-  const [etcd, nats] = await Promise.allSettled([startEtcd(options), startNats(options)]);
+  const { etcdArgs, ...common } = options;
+  const etcdOptions = etcdArgs === undefined ? common : { ...common, extraArgs: etcdArgs };
+  const [etcd, nats] = await Promise.allSettled([startEtcd(etcdOptions), startNats(common)]);
   if (etcd.status === 'fulfilled' && nats.status === 'fulfilled') {
     const servers = { etcd: etcd.value, nats: nats.value };
     return { ...servers, stop: () => stopAll(servers) };
