@@ -80,7 +80,11 @@ test('the oldest candidacy leads under a key named by its lease; stop(true) hand
   await eventually(() => b.leadership.leader === 'a:1', { what: 'b naming a as the leader' });
   t.is(b.leadership.state, 'campaigning');
 
-  const kv = (await etcdClient(t, servers.etcdUrl).getAll().prefix(`${prefix}election/leader/`).exec()).kvs;
+  // b may name the leader before its own candidacy's key is written: wait for that key.
+  const etcd = etcdClient(t, servers.etcdUrl);
+  const keys = async (): Promise<number> => (await etcd.getAll().prefix(`${prefix}election/leader/`).keys()).length;
+  await eventually(async () => (await keys()) >= 2 || undefined, { what: "b's candidacy key" });
+  const kv = (await etcd.getAll().prefix(`${prefix}election/leader/`).exec()).kvs;
   t.is(kv.length, 2, 'one key per candidate');
   const own = kv.find((k) => k.key.toString() === first.key);
   t.is(own?.value.toString(), 'a:1');
