@@ -25,7 +25,7 @@
 import { median, significant, spread } from './lib/percentiles.js';
 import type { Row, Scenario, ScenarioContext } from './lib/row.js';
 import { BIG_JOB_HEARTBEAT_TIMEOUT_MS, runBigJob, type BigJobPlan, type BigJobSamples } from './lib/scale-big-job.js';
-import { runManyJobs, type ManyJobsPlan, type ManyJobsSamples } from './lib/scale-many-jobs.js';
+import { runManyJobs, type ManyJobsPlan, type ManyJobsSamples, type PhaseLoad } from './lib/scale-many-jobs.js';
 import { coresText } from './lib/system.js';
 
 /** Latency p50 ÷ floor p50 at most, one big job. */
@@ -220,7 +220,7 @@ function manyJobsRows(ctx: ScenarioContext, s: ManyJobsSamples): Row[] {
   const commitText =
     `trigger to complete as the workers see it: from a trigger's arrival at a job's simulated worker to the ` +
     `arrival of that checkpoint's complete broadcast; ${s.commitMs.length} checkpoints ` +
-    `(${significant(s.commitMs.length / seconds)}/s); ${setup}`;
+    `(${significant(s.commitMs.length / seconds)}/s); ${loadText(s.load.ckpt, 'the coordinator')}; ${setup}`;
   const floorText =
     `the floor, after the ckpt phase with the coordinator stopped, for as long: ${jobs} jobs, each a round every ` +
     `${intervalMs} ms (skipped while its previous one runs: ${s.floorOutcome.skipped}; failed: ` +
@@ -229,7 +229,7 @@ function manyJobsRows(ctx: ScenarioContext, s: ManyJobsSamples): Row[] {
     `bare gRPC stream, one etcd transaction of the keys and values the coordinator committed for one of its ` +
     `checkpoints (${s.sample.putBytes} B of puts, ${s.sample.parts} parts) guarded as the store guards a commit, ` +
     `then a CheckpointComplete on NATS; timed in the worker process from the trigger's arrival to the ` +
-    `complete's; ${s.floorMs.length} rounds; ${setup}`;
+    `complete's; ${s.floorMs.length} rounds; ${loadText(s.load.floor, "the floor's process")}; ${setup}`;
   const ms = (id: string, value: number, conditions: string, ratioTo?: number, target?: number): Row => ({
     id: `scale.jobs${jobs}.${id}`,
     value: significant(value),
@@ -273,6 +273,16 @@ function manyJobsRows(ctx: ScenarioContext, s: ManyJobsSamples): Row[] {
         `set ${significant(s.peakRssBytes / 1024 ** 2)} MiB; ${setup}`,
     },
   ];
+}
+
+/** How busy a phase kept the machine, for a row's conditions. */
+function loadText(load: PhaseLoad, own: string): string {
+  const cores =
+    load.processCores === undefined
+      ? ''
+      : `etcd, the NATS server, the worker processes and ${own} used ${significant(load.processCores, 3)} cores ` +
+        `(their CPU time per second, /proc); `;
+  return `${cores}the machine's CPU (every core, /proc/stat) was ${Math.round(load.machineBusy * 100)} % busy`;
 }
 
 /** `, 3 with "deadline exceeded"`: why floor rounds failed, for a row's conditions. */

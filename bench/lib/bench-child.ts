@@ -64,6 +64,11 @@ export class BenchChild {
     void this.#exited.then(() => this.#failAll(this.#exitError()));
   }
 
+  /** The child's process id (undefined if it could not be started). */
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
   /** Sends `request` once the child listens and resolves with the handler's value; rejects with its error. */
   async request<T>(request: ChildRequest): Promise<T> {
     await this.#ready;

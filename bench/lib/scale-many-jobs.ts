@@ -21,6 +21,7 @@ import { simulatedSnapshot } from '../../test/sim/index.js';
 import { processCpuMs } from '../wordcount-stack.js';
 import { forkBenchChild, type BenchChild } from './bench-child.js';
 import { sourcesJob } from './bench-job.js';
+import { busyShare, machineCpu } from './system.js';
 import { startCoordinatorChild } from './coordinator-child.js';
 import type { ScenarioContext } from './row.js';
 import { RssSampler, SCALE_FLOOR_CHILD, SCALE_WORKER_CHILD } from './scale-big-job.js';
@@ -52,6 +53,8 @@ export interface ManyJobsSamples {
   cpuMs: number;
   /** The phase's length, ms. */
   phaseMs: number;
+  /** How busy the machine and the benchmark's processes were over the ckpt phase, and over the floor's. */
+  load: { ckpt: PhaseLoad; floor: PhaseLoad };
   peakRssBytes: number;
   floorOutcome: ScaleLoadOutcome;
   sample: CommitSizes;
@@ -98,12 +101,14 @@ export async function runManyJobs(ctx: ScenarioContext, plan: ManyJobsPlan): Pro
       durationMs: plan.durationMs,
       messages: 1,
     };
+    const floorLoad = await measurePhaseLoad(ctx, [...children, floor]);
     const floorOutcome = await floor.request<ScaleLoadOutcome>({ kind: 'load', ...load });
+    const loads = { ckpt: ckpt.load, floor: await floorLoad() };
     const taken = await Promise.all(children.map((child) => child.request<ScaleLatencies>({ kind: 'latencies' })));
     const floorMs = taken.flatMap((t) => t.floorRounds);
     ctx.log(`floor: ${floorOutcome.rounds} rounds (${floorOutcome.skipped} skipped, ${floorOutcome.failed} failed)`);
     for (const [message, count] of Object.entries(floorOutcome.failures)) ctx.log(`floor: ${count} failed: ${message}`);
-    return { plan, ...ckpt, floorMs, floorOutcome, ackBytes };
+    return { plan, ...ckpt, floorMs, floorOutcome, ackBytes, load: loads };
   } finally {
     await Promise.all([...children, floor].map((child) => child.stop()));
   }
@@ -122,7 +127,7 @@ async function ckptPhase(
   plan: ManyJobsPlan,
   prefix: string,
   p: Processes,
-): Promise<Omit<ManyJobsSamples, 'plan' | 'floorMs' | 'floorOutcome' | 'ackBytes'>> {
+): Promise<Omit<ManyJobsSamples, 'plan' | 'floorMs' | 'floorOutcome' | 'ackBytes' | 'load'> & { load: PhaseLoad }> {
   const coordinator = await startCoordinatorChild({ etcd: ctx.etcd, nats: ctx.nats, prefix });
   const client = createCoordinatorClient(coordinator.address);
   const query = createQueryClient(coordinator.address);
@@ -153,13 +158,16 @@ async function ckptPhase(
     await p.floor.request<void>({ kind: 'watch', prefix: `/${prefix}/jobs/${p.specs[0]?.jobId}/` });
     const sample = await p.floor.request<CommitSizes>({ kind: 'sample', jobId: p.specs[0]?.jobId });
     await Promise.all(p.children.map((child) => child.request<ScaleLatencies>({ kind: 'latencies' })));
+    const phaseLoad = await measurePhaseLoad(ctx, p.children, coordinator.pid);
     const cpuBefore = await processCpuMs(coordinator.pid);
     const startedAt = Date.now();
     await delay(plan.durationMs);
     const cpuMs = (await processCpuMs(coordinator.pid)) - cpuBefore;
+    const load = await phaseLoad();
     const phaseMs = Date.now() - startedAt;
     const taken = await Promise.all(p.children.map((child) => child.request<ScaleLatencies>({ kind: 'latencies' })));
-    return { commitMs: taken.flatMap((t) => t.checkpoints), cpuMs, phaseMs, peakRssBytes: rss.peak, sample };
+    const commitMs = taken.flatMap((t) => t.checkpoints);
+    return { commitMs, cpuMs, phaseMs, peakRssBytes: rss.peak, sample, load };
   } finally {
     rss.stop();
     client.close();
@@ -168,6 +176,37 @@ async function ckptPhase(
     // The simulated workers go with their sessions; the processes stay for the floor.
     await Promise.all(p.children.map((child) => child.request<void>({ kind: 'close' })));
   }
+}
+
+/** How busy the machine, and the benchmark's own processes, were over a phase. */
+export interface PhaseLoad {
+  /** The share of the machine's CPU (every core, /proc/stat) busy, 0 to 1: other work on the machine counts too. */
+  machineBusy: number;
+  /**
+   * The CPU time of the phase's processes (etcd, the NATS server, the worker processes, and the floor's process or
+   * the coordinator) per second of the phase: cores in use; undefined when the servers' process ids are not known.
+   */
+  processCores: number | undefined;
+}
+
+/** Starts measuring a phase's load; the function returned ends the measurement. */
+async function measurePhaseLoad(
+  ctx: ScenarioContext,
+  children: readonly BenchChild[],
+  ...pids: number[]
+): Promise<() => Promise<PhaseLoad>> {
+  const servers = ctx.serverPids;
+  const all = [...pids, ...children.map((c) => c.pid ?? 0)];
+  const known = servers !== undefined && all.every((pid) => pid > 0);
+  const measured = known ? [...all, servers.etcd, servers.nats] : [];
+  const cpuMs = async (): Promise<number> =>
+    (await Promise.all(measured.map((pid) => processCpuMs(pid)))).reduce((sum, ms) => sum + ms, 0);
+  const [machineBefore, cpuBefore, from] = [await machineCpu(), await cpuMs(), performance.now()];
+  return async () => {
+    const [machineAfter, cpuAfter] = [await machineCpu(), await cpuMs()];
+    const processCores = known ? (cpuAfter - cpuBefore) / (performance.now() - from) : undefined;
+    return { machineBusy: busyShare(machineBefore, machineAfter), processCores };
+  };
 }
 
 /** Resolves once `jobs` jobs run with all `tasks` attached (the listing pages through every job). */

@@ -3,6 +3,7 @@
  * conditions: the etcd and NATS server versions (etcd's `/version`, NATS's
  * `/varz`) and the cores this process may use.
  */
+import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 
 /** The servers and the machine a run measured. */
@@ -46,4 +47,28 @@ async function versionField(url: string, field: string): Promise<string> {
   } catch (err) {
     return `(version unknown: ${url}: ${err instanceof Error ? err.message : String(err)})`;
   }
+}
+
+/** The machine's CPU time from /proc/stat, in clock ticks: all of it, and the part not idle. */
+export interface MachineCpu {
+  total: number;
+  busy: number;
+}
+
+/** Reads the machine's CPU time (every core: user, nice, system, irq, softirq, steal busy; idle and iowait not). */
+export async function machineCpu(): Promise<MachineCpu> {
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n', 1)[0] ?? '';
+  const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  if (line.startsWith('cpu ') === false || ticks.length < 8 || ticks.some((t) => !Number.isFinite(t))) {
+    throw new Error(`/proc/stat does not start with the machine's cpu line: ${line}`);
+  }
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = ticks;
+  const busy = user! + nice! + system! + irq! + softirq! + steal!;
+  return { total: busy + idle! + iowait!, busy };
+}
+
+/** The share of the machine's CPU (every core) busy between two readings, 0 to 1. */
+export function busyShare(before: MachineCpu, after: MachineCpu): number {
+  const total = after.total - before.total;
+  return total > 0 ? (after.busy - before.busy) / total : 0;
 }
