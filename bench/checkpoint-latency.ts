@@ -22,7 +22,7 @@ import { sourcesJob, timedCheckpoint, waitRunning } from './lib/bench-job.js';
 import { CheckpointFloor, type FloorRound } from './lib/checkpoint-floor.js';
 import { CheckpointWatch } from './lib/checkpoint-watch.js';
 import { CommitCapture, CommitReplay, type CapturedCommit } from './lib/commit-capture.js';
-import { startCoordinatorChild } from './lib/coordinator-child.js';
+import { COORDINATOR_NODE_FLAGS, startCoordinatorChild } from './lib/coordinator-child.js';
 import { median, significant, spread } from './lib/percentiles.js';
 import type { Row, Scenario, ScenarioContext } from './lib/row.js';
 import { SdkWorkerPool } from './lib/sdk-pool.js';
@@ -201,7 +201,7 @@ function conditionTexts(
     `${tasks} source tasks (no edges) in ${workers} SDK worker(s) (src/sdk createWorker, default options: ` +
     `acknowledgements batched per checkpoint in the session, ackBatchMs 5), one per process, ${perWorker} tasks ` +
     `each; every task takes an empty snapshot, which is not stored (no state: the floor pays for none); ` +
-    `coordinator \`ckpt coordinator\` in its own process (log level info, to a file) on single-member ` +
+    `coordinator \`ckpt coordinator\` in its own process (node ${COORDINATOR_NODE_FLAGS.join(' ')}, log level info, to a file) on single-member ` +
     `${ctx.system.etcd} and ${ctx.system.nats}; ${count} sequential checkpoints, each triggered by ` +
     `TriggerCheckpoint(wait) once the one before was committed and followed by one floor round, after ` +
     `${WARMUP_CHECKPOINTS} warm-up pairs; Node.js ${process.version}, all on ${coresText(ctx.system)}`;

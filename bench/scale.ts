@@ -26,6 +26,7 @@ import { median, significant, spread } from './lib/percentiles.js';
 import type { Row, Scenario, ScenarioContext } from './lib/row.js';
 import { BIG_JOB_HEARTBEAT_TIMEOUT_MS, runBigJob, type BigJobPlan, type BigJobSamples } from './lib/scale-big-job.js';
 import { runManyJobs, type ManyJobsPlan, type ManyJobsSamples, type PhaseLoad } from './lib/scale-many-jobs.js';
+import { COORDINATOR_NODE_FLAGS } from './lib/coordinator-child.js';
 import { coresText } from './lib/system.js';
 
 /** Latency p50 ÷ floor p50 at most, one big job. */
@@ -121,7 +122,7 @@ function bigJobRows(ctx: ScenarioContext, s: BigJobSamples): Row[] {
     `(test/sim on src/worker-protocol, the SDK's session and acknowledgement batching, ackBatchMs 5, at most 1000 ` +
     `snapshots per acknowledgement message, HTTP/2 keepalive timeout 30 s), ` +
     `${Math.floor(tasks / processes)}-${Math.ceil(tasks / processes)} tasks each, every task acknowledging a ` +
-    `sim:// state handle of 1024 B; coordinator \`ckpt coordinator\` in its own process (log level info, to a ` +
+    `sim:// state handle of 1024 B; coordinator \`ckpt coordinator\` in its own process (node ${COORDINATOR_NODE_FLAGS.join(' ')}, log level info, to a ` +
     `file, heartbeat timeout ${BIG_JOB_HEARTBEAT_TIMEOUT_MS} ms) on single-member ${ctx.system.etcd} and ${ctx.system.nats}; ${s.latencyMs.length} sequential ` +
     `checkpoints by TriggerCheckpoint(wait), each followed by one floor round, after ${s.plan.warmup} warm-up ` +
     `pairs; Node.js ${process.version}, all on ${coresText(ctx.system)}`;
@@ -215,7 +216,7 @@ function manyJobsRows(ctx: ScenarioContext, s: ManyJobsSamples): Row[] {
   const setup =
     `${jobs} jobs of ${tasksPerJob} source tasks, each checkpointing every ${intervalMs} ms (policy intervalMs), ` +
     `their simulated workers (one per job, test/sim) spread over ${processes} worker processes; one coordinator ` +
-    `\`ckpt coordinator\` (log level info, to a file) on single-member ${ctx.system.etcd} and ${ctx.system.nats}; ` +
+    `\`ckpt coordinator\` (node ${COORDINATOR_NODE_FLAGS.join(' ')}, log level info, to a file) on single-member ${ctx.system.etcd} and ${ctx.system.nats}; ` +
     `measured for ${seconds} s once every job ran; Node.js ${process.version}, all on ${coresText(ctx.system)}`;
   const commitText =
     `trigger to complete as the workers see it: from a trigger's arrival at a job's simulated worker to the ` +

@@ -1,6 +1,7 @@
 /**
  * A coordinator as users run it, `ckpt coordinator`, in a process of its
- * own so that its CPU is apart from the workers' and the benchmark's; it
+ * own so that its CPU is apart from the workers' and the benchmark's, with
+ * the V8 flags it is deployed with (`COORDINATOR_NODE_FLAGS`); it
  * logs at info level to a temporary file, removed when it stops. With
  * `CKPT_BENCH_CPU_PROF_DIR` set, it runs with `--cpu-prof` and writes a
  * `.cpuprofile` there when it stops.
@@ -25,6 +26,14 @@ const SETPRIV = '/usr/bin/setpriv';
 const TAIL_LINES = 40;
 /** How often the log is read while waiting for the election. */
 const ELECTION_POLL_MS = 25;
+
+/**
+ * The V8 flags of the deployed coordinator (deploy/kubernetes/base/coordinator.yaml's NODE_OPTIONS, less the heap
+ * limit): young generation semi-spaces of 32 MiB rather than 16, which make scavenges half as frequent. At 1,000 jobs
+ * the coordinator spent about 14 % less CPU per checkpoint with them (2.31 ms rather than 2.68, in one comparison on
+ * a loaded machine).
+ */
+export const COORDINATOR_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=32'];
 
 /** Options of `startCoordinatorChild`. */
 export interface CoordinatorChildOptions {
@@ -54,7 +63,8 @@ export interface CoordinatorChild {
 export async function startCoordinatorChild(options: CoordinatorChildOptions): Promise<CoordinatorChild> {
   const address = `127.0.0.1:${await freePort()}`;
   const cpuProfileDir = process.env.CKPT_BENCH_CPU_PROF_DIR || undefined;
-  const nodeFlags = cpuProfileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', cpuProfileDir];
+  const profile = cpuProfileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', cpuProfileDir];
+  const nodeFlags = [...COORDINATOR_NODE_FLAGS, ...profile];
   const args = [
     ...nodeFlags,
     '--import=tsx',
