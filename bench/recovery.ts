@@ -32,6 +32,7 @@ import { coresText, type SystemFacts } from './lib/system.js';
 import { isMain, runStandalone } from './standalone.js';
 import {
   preloadInput,
+  processCpuMs,
   startBenchStack,
   startWorkers,
   stopWorkers,
@@ -75,6 +76,12 @@ interface KillFigures {
   detectionToReady: number;
   /** Restarts: the new worker process's start to its session opened ("worker attached"). */
   restartToAttach: number;
+  /**
+   * Restarts: the CPU time (user and system, every thread) the new process
+   * had used when every task was ready, read as the harness sees that log
+   * line: what its start costs, whatever else the machine runs.
+   */
+  restartCpuMs?: number;
   /** The killed tasks' new session (the restarted process, or the standby promoted) to every task ready. */
   attachToReady: number;
   /** Detection to the new epoch stored, `recover` broadcast and restore commands issued to the live workers. */
@@ -175,11 +182,12 @@ async function restartPhase(
     const { figures: f, next } = await killOne(coordinator, jobId, worker, ready, 'worker attached', () =>
       worker.start(),
     );
-    figures.push({ ...f, launch });
+    const restartCpuMs = await processCpuMs(worker.pid);
+    figures.push({ ...f, launch, restartCpuMs });
     ready = next;
     ctx.log(
       `restart kill ${k + 1} (worker-${k % WORKERS}, ${launch}): kill to ready ${f.killToReady} ms, detection to ready ${f.detectionToReady} ms, ` +
-        `new process to its attach ${f.restartToAttach} ms`,
+        `new process to its attach ${f.restartToAttach} ms, its CPU by every task ready ${restartCpuMs} ms`,
     );
   }
   await coordinator.client.cancelJob({ jobId });
@@ -313,7 +321,8 @@ function rows(
         `${p50((k) => k.attachToReady)} ms`
       : `no standbys: the killed worker is started again as soon as it has exited, so both figures include that ` +
         `process's start; p50 of the parts: detection to the new epoch and its restore commands issued ` +
-        `${p50((k) => k.detectionToRestore)} ms, new process to its attach ${p50((k) => k.restartToAttach)} ms, ` +
+        `${p50((k) => k.detectionToRestore)} ms, new process to its attach ${p50((k) => k.restartToAttach)} ms ` +
+        `(its CPU time, every thread, by every task ready ${p50((k) => k.restartCpuMs ?? 0)} ms), ` +
         `its attach to every task ready ${p50((k) => k.attachToReady)} ms`;
   const conditions =
     `64 tasks (${SHAPE.splits} splits, ${SHAPE.counts} counts, 1 sink) in ${WORKERS} worker processes of ` +

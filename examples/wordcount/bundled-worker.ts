@@ -5,9 +5,10 @@
  * holding the worker, the SDK and their dependencies: node neither resolves
  * nor reads the few hundred modules of the compiled tree. The code cache
  * (worker.bundle.cjs.v8cache, written by `make build` through
- * `--write-code-cache`) spares V8 compiling the bundle's two megabytes again
- * at every start. Together they bring a worker process to its flag parsing
- * in about 0.12 s of CPU instead of 0.35 s.
+ * `--write-code-cache`) spares V8 compiling the bundle's 1.3 megabytes
+ * (esbuild drops its comments and indentation) again at every start.
+ * Together they bring a worker process to its flag parsing in about 0.12 s
+ * of CPU instead of 0.35 s.
  *
  *   node dist/examples/wordcount/bundled-worker.js --coordinator ... (as worker.ts)
  *   node dist/examples/wordcount/bundled-worker.js --write-code-cache

@@ -3,16 +3,17 @@
  * every process, for a worker built into a V8 startup snapshot
  * (`node --build-snapshot`): the protobuf root of ckpt.v1, and the encoders
  * and decoders protobufjs generates for a message type on its first use,
- * for the messages of a session's start (hello, welcome with the job spec,
- * restore with state handles, ready, start, heartbeat) and of the barrier
- * plane. Call it while the snapshot is built; processes started from the
+ * for every message type a session and the barrier plane exchange, and
+ * encoded and decoded once, for a sample of the messages of a session's
+ * start (hello, welcome with the job spec, restore with state handles,
+ * ready, start, heartbeat) and of the barrier plane. Call it while the snapshot is built; processes started from the
  * snapshot find it done. Only computation: nothing connects, nothing is
  * scheduled.
  */
 import type { AttachRequest } from '../gen/ckpt/v1/AttachRequest.js';
 import type { AttachResponse } from '../gen/ckpt/v1/AttachResponse.js';
 import type { JobSpec } from '../gen/ckpt/v1/JobSpec.js';
-import { codec } from '../proto/index.js';
+import { codec, prepareCodecs } from '../proto/index.js';
 
 /** A small spec, for a welcome sample when the worker names none. */
 const SAMPLE_SPEC: JobSpec = {
@@ -39,6 +40,8 @@ export function warmUpCodecs(spec: JobSpec = SAMPLE_SPEC): void {
       { start: { jobId: 'job', epoch: 2, term: 1 } },
     ],
   };
+  // Every type a session's messages and the barrier plane's hold, also those the samples leave out.
+  prepareCodecs(['AttachRequest', 'AttachResponse', ...Object.keys(CONTROL_SAMPLES)]);
   for (const message of samples.requests) requests.decode(requests.encode(message));
   for (const message of samples.responses) responses.decode(responses.encode(message));
   for (const [name, message] of Object.entries(CONTROL_SAMPLES)) {
