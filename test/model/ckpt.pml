@@ -491,7 +491,12 @@ end:
   /* src/coordinator/job-rollback.ts JobRollback.rollBack: after the commits in flight,
      abort what is pending, raise the epoch in etcd (src/store/job-records.ts bumpEpoch,
      guarded by the leader key), enter the epoch (src/core/job-tracker.ts enterEpoch:
-     attempt 'restoring') and send every session its restore (AttemptControl.restoreAll). */
+     attempt 'restoring') and send every session its restore (AttemptControl.restoreAll).
+     One step here, after the commit under way. In the code the abort and the bump come
+     after the restart backoff's wait (RestartBackoff.wait), during which the last
+     acknowledgement of a pending checkpoint can start its commit: abortAll leaves it, and
+     enterEpoch throws while it is pending. The model has neither that wait nor
+     TaskFailure (the recovery that does not abort first); see the model's gaps. */
   :: atomic { cl[c] && crec[c] && !ccommit[c] ->
        abortPending(c);
        if
