@@ -52,6 +52,11 @@
  *   NO_ACK_ALL       the coordinator commits without the sink's acknowledgement
  *   EARLY_START      the StartCommand goes out once the source is ready, not every task
  *   NO_COMMIT        the coordinator never commits (liveness must fail)
+ *
+ * ROLLBACK_WINDOW is not a broken rule but the code's own order of a recovery (the
+ * restart backoff's wait before the abort and the epoch bump), with task failures as
+ * the only faults: its counterexample shows a recovery entering its new epoch while a
+ * commit is under way, where src/core/job-tracker.ts enterEpoch throws.
  */
 
 #ifndef MAXFAULTS
@@ -121,9 +126,10 @@ byte cdet[NC];   /* sessions that ended, not yet handled */
 byte cpend[NC];  /* the pending checkpoint; 0: none */
 byte cacked[NC]; /* tasks that acknowledged it */
 bool ccommit[NC];/* its commit is under way */
-bool crec[NC];   /* a recovery is under way */
+byte crec[NC];   /* a recovery is under way (ROLLBACK_WINDOW: 1 asked, 2 backing off) */
 byte ccompl[NC]; /* a committed id whose CheckpointComplete is still to be published */
 byte ccomplEp[NC];
+byte crow[NC];   /* recoveries in a row since the last commit (RestartBackoff), ROLLBACK_WINDOW only */
 
 /* ---- workers ---- */
 byte sc[NW];     /* the coordinator of the session; NOC: none */
@@ -277,7 +283,10 @@ inline abortPending(c) {
 /* src/coordinator/job-rollback.ts JobRollback.recover: joins the recovery under way. */
 inline recover(c) {
   abortPending(c);
-  crec[c] = 1
+  if
+  :: crec[c] == 0 -> crec[c] = 1
+  :: else -> skip
+  fi
 }
 
 /* A worker attaches to coordinator c with a hello naming epoch he, and handles the
@@ -340,6 +349,32 @@ inline serve(c, w) {
   m = 0; a = 0; b = 0
 }
 
+/* src/coordinator/job-rollback.ts JobRollback.rollBack from abortAll on: abort what is
+   pending, raise the epoch in etcd (src/store/job-records.ts bumpEpoch, guarded by the
+   leader key), enter the epoch (src/core/job-tracker.ts enterEpoch: attempt 'restoring')
+   and send every session its restore (AttemptControl.restoreAll). */
+inline rollBack(c) {
+  abortPending(c);
+  if
+  :: e_leader == ct[c] ->
+     e_epoch++;
+     assert(e_epoch < MAXEP);
+     /* src/core/job-tracker.ts enterEpoch throws while a checkpoint is pending: none
+        may be, a commit under way neither. */
+     assert(!ccommit[c]);
+     cep[c] = e_epoch;
+     catt[c] = RESTORING; crdy[c] = 0; crec[c] = 0; g_started = 0;
+     for (w : 0 .. NW - 1) {
+       if
+       :: (cattm[c] & bit(w)) != 0 -> sendRestore(c, w)
+       :: else -> skip
+       fi
+     }
+     w = 0
+  :: else -> stepDown(c)
+  fi
+}
+
 proctype Coordinator(byte c) {
   mtype m;
   byte a, b, w, v, id, sw;
@@ -369,7 +404,7 @@ end:
        :: else -> catt[c] = RESUMING
        fi;
        cattm[c] = 0; crdy[c] = 0; cdet[c] = 0; cpend[c] = 0; cacked[c] = 0;
-       ccommit[c] = 0; crec[c] = 0; g_started = 0
+       ccommit[c] = 0; crec[c] = 0; g_started = 0; crow[c] = 0
      }
 
   /* src/server/leadership.ts: the leader steps down when its key is gone or its lease
@@ -464,7 +499,7 @@ end:
           /* latest is monotonic, committed ids strictly increase. */
           assert(id > e_latest);
           e_latest = id; m_epoch[id] = cep[c]; clat[c] = id;
-          g_commits++; g_clean = 1;
+          g_commits++; g_clean = 1; crow[c] = 0;
           ccompl[c] = id; ccomplEp[c] = cep[c];
           cpend[c] = 0; cacked[c] = 0; ccommit[c] = 0
        :: else ->
@@ -489,32 +524,25 @@ end:
      }
 
   /* src/coordinator/job-rollback.ts JobRollback.rollBack: after the commits in flight,
-     abort what is pending, raise the epoch in etcd (src/store/job-records.ts bumpEpoch,
-     guarded by the leader key), enter the epoch (src/core/job-tracker.ts enterEpoch:
-     attempt 'restoring') and send every session its restore (AttemptControl.restoreAll).
-     One step here, after the commit under way. In the code the abort and the bump come
+     the rollback (inline rollBack) in one step. In the code the abort and the bump come
      after the restart backoff's wait (RestartBackoff.wait), during which the last
      acknowledgement of a pending checkpoint can start its commit: abortAll leaves it, and
-     enterEpoch throws while it is pending. The model has neither that wait nor
-     TaskFailure (the recovery that does not abort first); see the model's gaps. */
-  :: atomic { cl[c] && crec[c] && !ccommit[c] ->
-       abortPending(c);
+     enterEpoch throws while it is pending. Only -DROLLBACK_WINDOW models that wait, with
+     TaskFailure (the one recovery that does not abort first) as the faults. */
+#ifdef ROLLBACK_WINDOW
+  /* The code's order: after the commits queued so far, the restart backoff's wait when
+     this recovery follows another without a commit between (RestartBackoff.wait; crec 2),
+     then the rollback. Without a wait nothing comes between: the awaits resolve at once. */
+  :: atomic { cl[c] && crec[c] == 1 && !ccommit[c] ->
        if
-       :: e_leader == ct[c] ->
-          e_epoch++;
-          assert(e_epoch < MAXEP);
-          cep[c] = e_epoch;
-          catt[c] = RESTORING; crdy[c] = 0; crec[c] = 0; g_started = 0;
-          for (w : 0 .. NW - 1) {
-            if
-            :: (cattm[c] & bit(w)) != 0 -> sendRestore(c, w)
-            :: else -> skip
-            fi
-          }
-          w = 0
-       :: else -> stepDown(c)
+       :: crow[c] > 0 -> crow[c]++; crec[c] = 2
+       :: else -> crow[c]++; rollBack(c)
        fi
      }
+  :: atomic { cl[c] && crec[c] == 2 -> rollBack(c) }
+#else
+  :: atomic { cl[c] && crec[c] != 0 && !ccommit[c] -> rollBack(c) }
+#endif
 
   /* src/core/job-timer.ts (JobTimer): a checkpoint past its deadline aborts; here only
      when nothing else can move, i.e. a fault lost what it waits for. */
@@ -841,6 +869,7 @@ proctype Faults() {
   byte w, j, sw;
 end:
   do
+#ifndef ROLLBACK_WINDOW
   :: atomic { FAULT_OK && nempty(trig) -> trig?_,_,_; fault() }
   :: atomic { FAULT_OK && nempty(cmpl) -> cmpl?_,_,_; fault() }
   :: atomic { FAULT_OK && (sc[0] != NOC || sc[1] != NOC || sc[2] != NOC) ->
@@ -859,6 +888,24 @@ end:
        fi;
        crashWorker(w); fault(); w = 0
      }
+#endif
+#ifdef ROLLBACK_WINDOW
+  /* A task fails and its worker reports it (TaskFailure): src/coordinator/worker-sessions.ts
+     WorkerSessions.failed starts a recovery of the job's epoch without aborting first. */
+  :: atomic { FAULT_OK && (sc[0] != NOC && wph[0] != IDLE || sc[1] != NOC && wph[1] != IDLE ||
+                           sc[2] != NOC && wph[2] != IDLE) ->
+       if
+       :: sc[0] != NOC && wph[0] != IDLE -> w = 0
+       :: sc[1] != NOC && wph[1] != IDLE -> w = 1
+       :: sc[2] != NOC && wph[2] != IDLE -> w = 2
+       fi;
+       if
+       :: cl[sc[w]] && wep[w] == cep[sc[w]] && crec[sc[w]] == 0 -> crec[sc[w]] = 1
+       :: else -> skip
+       fi;
+       fault(); w = 0
+     }
+#else
   /* The leader's lease expires (etcd deletes its key); the leader has not noticed. */
   :: atomic { FAULT_OK && e_leader != 0 -> e_leader = 0; fault() }
   /* A coordinator crashes: its lease goes with it, its sessions end. */
@@ -873,6 +920,7 @@ end:
        fi;
        stepDown(w); ccompl[w] = 0; ccomplEp[w] = 0; fault(); w = 0
      }
+#endif
   od
 }
 

@@ -147,6 +147,13 @@ export function modelRuns(options: { quick?: boolean } = {}): ModelRun[] {
       names: v.names,
     })),
     {
+      name: 'ROLLBACK_WINDOW',
+      what: "the code's recovery order (abort and bump after the restart backoff's wait), two task failures: a commit starts in the wait and enterEpoch meets it",
+      defines: ['-DMAXFAULTS=2', '-DMAXID=4', '-DMAXREC=1', '-DROLLBACK_WINDOW'],
+      expect: 'violated',
+      names: 'assert(!(ccommit[c]))',
+    },
+    {
       name: 'NO_COMMIT',
       what: 'the coordinator never commits: liveness must fail',
       defines: [...LIVENESS_DEFINES, '-DNO_COMMIT'],
