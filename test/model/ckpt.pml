@@ -196,7 +196,7 @@ inline flushSession(w) {
 }
 
 /* A session ends: the stream closes at both ends (src/coordinator/worker-sessions.ts
-   WorkerSessions.detach sees it; the worker reconnects, src/worker-protocol/attach.ts). */
+   WorkerSessions.close sees it; the worker reconnects, src/worker-protocol/attach.ts). */
 inline breakSession(w) {
   if
   :: sc[w] != NOC ->
@@ -233,7 +233,8 @@ inline stepDown(c) {
   ccommit[c] = 0; crec[c] = 0
 }
 
-/* Sends on a session only while it lasts (a broken stream takes nothing). */
+/* Sends on a session only while it lasts (src/coordinator/sessions.ts Session.channel:
+   a broken stream takes nothing). */
 inline csend(c, w, m, a, b, d) {
   if
   :: sc[w] == c -> assert(nfull(c2w[w])); c2w[w]!m, a, b, d
@@ -292,12 +293,12 @@ inline recover(c) {
 /* A worker attaches to coordinator c with a hello naming epoch he, and handles the
    Welcome: one step here (the hello and the Welcome are the first two messages of a new
    stream, nothing can come between them on it). Coordinator side:
-   src/coordinator/worker-sessions.ts WorkerSessions.open/attach, the Welcome
+   src/coordinator/worker-sessions.ts WorkerSessions.open/attachTasks, the Welcome
    (src/coordinator/reply-encoding.ts welcomeReply), then
    src/coordinator/attempt-control.ts AttemptControl.onAttach: while restoring, the
    session gets the RestoreCommand; a new leader that is resuming takes a hello of the
    current epoch as ready; any other hello makes the job recover. Worker side
-   (src/worker-protocol/session.ts): the Welcome confirms the term; it resumes when the
+   (src/worker-protocol/session.ts WorkerSession): the Welcome confirms the term; it resumes when the
    Welcome names the hello's epoch, else enters the Welcome's epoch (PROTOCOL.md §4). */
 inline attach(c, w, he) {
   sc[w] = c;
@@ -380,7 +381,7 @@ proctype Coordinator(byte c) {
   byte a, b, w, v, id, sw;
 end:
   do
-  /* src/server/leadership.ts Leadership.campaign (src/server/election.ts Candidacy):
+  /* src/server/leadership.ts Leadership #campaign (src/server/election.ts Candidacy):
      the key with the lowest create revision leads; its create revision is the term.
      src/coordinator/job-changes.ts and job-registry.ts: the new leader loads the job
      from etcd, 'restoring' when it creates it, else 'resuming'; src/core/job-tracker.ts:
@@ -411,7 +412,7 @@ end:
      lost (watch, watchdog), at the latest when a fenced write is refused. */
   :: atomic { cl[c] && e_leader != ct[c] -> stepDown(c) }
 
-  /* src/coordinator/worker-sessions.ts WorkerSessions.detach: the session's tasks
+  /* src/coordinator/worker-sessions.ts WorkerSessions.close: the session's tasks
      detach, pending checkpoints abort, and unless the job was restoring it recovers
      (src/coordinator/attempt-control.ts AttemptControl.onDetach). */
   :: atomic { cl[c] && cdet[c] != 0 ->
@@ -544,7 +545,7 @@ end:
   :: atomic { cl[c] && crec[c] != 0 && !ccommit[c] -> rollBack(c) }
 #endif
 
-  /* src/core/job-timer.ts (JobTimer): a checkpoint past its deadline aborts; here only
+  /* src/coordinator/job-timer.ts JobTimer: a checkpoint past its deadline aborts; here only
      when nothing else can move, i.e. a fault lost what it waits for. */
   :: atomic { timeout && cl[c] && cpend[c] != 0 && !ccommit[c] -> cpend[c] = 0; cacked[c] = 0 }
   od
@@ -583,8 +584,8 @@ inline publishUpTo(upTo) {
   j = 0
 }
 
-/* The worker's epoch changes: src/sdk/worker-runtime.ts (entering an epoch halts the
-   tasks), src/bus/checkpoint-beliefs.ts enterEpoch, src/sdk/epoch-gate.ts entered. */
+/* The worker's epoch changes: src/sdk/worker-runtime.ts #enterEpoch (entering an epoch halts
+   the tasks), src/bus/checkpoint-beliefs.ts enterEpoch, src/sdk/epoch-gate.ts entered. */
 inline enterEpoch(w, e) {
   wep[w] = e;
   wph[w] = IDLE;
@@ -679,7 +680,7 @@ inline ack(w, id) {
   fi
 }
 
-/* A RestoreCommand: src/sdk/worker-runtime.ts (restore) and src/sdk/state-commands.ts;
+/* A RestoreCommand: src/sdk/worker-runtime.ts #restore and src/sdk/state-commands.ts;
    each task fetches its part of the manifest from etcd and restores; the sink publishes
    what its snapshot staged (src/sdk/sink-jetstream.ts restore); TasksReady. */
 inline restoreFrom(w, e, cid) {
@@ -759,9 +760,9 @@ proctype Worker(byte w) {
   byte a, b, d, j, r, v;
 end:
   do
-  /* src/worker-protocol/attach.ts: attach to the leader (one that believes it leads and
+  /* src/worker-protocol/attach.ts awaitWelcome: attach to the leader (one that believes it leads and
      whose term is not below the confirmed one: a Welcome of a lower term would be closed
-     at once, src/worker-protocol/session.ts), hello naming the epoch the tasks restored
+     at once, src/worker-protocol/session.ts WorkerSession), hello naming the epoch the tasks restored
      and run in, else 0 (PROTOCOL.md §5.5). */
   :: atomic { wc[w] == NONE && sc[w] == NOC &&
               (cl[0] && ct[0] >= wterm[w] && (cdet[0] & bit(w)) == 0 ||
@@ -802,7 +803,7 @@ end:
        m = 0; a = 0; b = 0; d = 0
      }
 
-  /* S: the source reads its input once started (src/sdk/source-lane.ts). */
+  /* S: the source reads its input once started (src/sdk/source-lane.ts SourceLane). */
   :: atomic { w == 0 && wph[0] == RUN && spos < MAXREC && nfull(d01) ->
        spos++; d01!REC, wep[0], spos
      }
