@@ -22,6 +22,8 @@ system-deps:
 	command -v promtool >/dev/null && command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v go >/dev/null || missing="$$missing golang-go"; \
+	command -v spin >/dev/null || missing="$$missing spin"; \
+	command -v gcc >/dev/null || missing="$$missing gcc"; \
 	test -d /usr/share/gocode/src/google.golang.org/grpc || missing="$$missing golang-google-grpc-dev"; \
 	test -d /usr/share/gocode/src/google.golang.org/protobuf || missing="$$missing golang-google-protobuf-dev"; \
 	test -d /usr/share/gocode/src/github.com/nats-io/nats.go || missing="$$missing golang-github-nats-io-go-nats-dev"; \
@@ -65,8 +67,19 @@ breaking: node_modules/.installed
 	@.ci/buf-against "$(BUF_AGAINST)" .tmp/buf-against.tar
 	npx buf breaking --against .tmp/buf-against.tar
 
-# Every test; then, alone, the benchmark harness's smoke test (it runs the
-# word count from dist/, hence build). Each ava run has a deadline
+# The spin model of the checkpoint, recovery and fencing protocol
+# (test/model/ckpt.pml, proto/PROTOCOL.md §15): the good model's safety and
+# liveness, the reachability probes and every bad variant, each compiled and
+# searched in a temporary directory (a few minutes). MODEL_ARGS is passed on:
+# --quick, --only safety,NO_EPOCH_GUARD, --fair. make test runs the same
+# checks (test/model/model.test.ts), the good model's safety with --quick.
+.PHONY: model
+model: node_modules/.installed system-deps
+	node --import tsx test/model/run-model.ts $(MODEL_ARGS)
+
+# Every test (the spin model's checks in test/model among them); then, alone,
+# the benchmark harness's smoke test (it runs the word count from dist/, hence
+# build). Each ava run has a deadline
 # (.ci/within): a run that hangs fails, saying so, rather than running on.
 TEST_DEADLINE ?= 45m
 SMOKE_DEADLINE ?= 20m
