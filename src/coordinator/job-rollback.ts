@@ -170,8 +170,9 @@ export class JobRollback {
     if (plan.restoreTo === undefined) await this.restartBackoff.wait();
     if (this.deps.stopped()) return undefined;
     // A commit while waiting may have dropped the checkpoint: checked again before anything changes.
-    const restoreTo = plan.restoreTo === undefined ? undefined : tracker.checkRestore(plan.restoreTo);
-    this.deps.abortAll(plan.reason, plan.why);
+    let restoreTo = plan.restoreTo === undefined ? undefined : tracker.checkRestore(plan.restoreTo);
+    if (!(await this.abortPending(plan))) return undefined;
+    if (plan.restoreTo !== undefined) restoreTo = tracker.checkRestore(plan.restoreTo);
     const epoch = await this.bumpEpoch(restoreTo);
     if (epoch === undefined) return undefined;
     tracker.enterEpoch(epoch, restoreTo);
@@ -183,6 +184,25 @@ export class JobRollback {
     log.info({ epoch, checkpointId }, 'job recovery: every task restores');
     this.deps.recovered(epoch, checkpointId);
     return { epoch, checkpointId };
+  }
+
+  /**
+   * Aborts every pending checkpoint, and waits for those whose commit
+   * began: no checkpoint of the old epoch may be pending when the new one
+   * is entered. A commit can begin while the recovery waits (for the
+   * commits in flight, or its restart backoff): the last acknowledgement
+   * of a pending checkpoint arrives meanwhile. The abort leaves such a
+   * checkpoint to its commit, and the epoch must not rise under it. No
+   * checkpoint starts while a rollback runs, so this ends. False when the
+   * coordinator stopped meanwhile.
+   */
+  private async abortPending(plan: RollBackPlan): Promise<boolean> {
+    for (;;) {
+      this.deps.abortAll(plan.reason, plan.why);
+      if (this.deps.tracker.pendingCheckpoints().length === 0) return true;
+      await this.deps.commits.settled();
+      if (this.deps.stopped()) return false;
+    }
   }
 
   /**

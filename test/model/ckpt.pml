@@ -53,10 +53,12 @@
  *   EARLY_START      the StartCommand goes out once the source is ready, not every task
  *   NO_COMMIT        the coordinator never commits (liveness must fail)
  *
- * ROLLBACK_WINDOW is not a broken rule but the code's own order of a recovery (the
- * restart backoff's wait before the abort and the epoch bump), with task failures as
- * the only faults: its counterexample shows a recovery entering its new epoch while a
- * commit is under way, where src/core/job-tracker.ts enterEpoch throws.
+ * ROLLBACK_WINDOW is the coordinator's order of a recovery as it was before the model
+ * found it wrong (the restart backoff's wait, then the abort and the epoch bump at once,
+ * without waiting for a commit that began during the wait), with task failures as the
+ * only faults: its counterexample shows a recovery entering its new epoch while a commit
+ * is under way, where src/core/job-tracker.ts enterEpoch throws. The code now waits
+ * for such commits (JobRollback.abortPending), which the rollback step's guard models.
  */
 
 #ifndef MAXFAULTS
@@ -528,7 +530,8 @@ end:
      the rollback (inline rollBack) in one step. In the code the abort and the bump come
      after the restart backoff's wait (RestartBackoff.wait), during which the last
      acknowledgement of a pending checkpoint can start its commit: abortAll leaves it, and
-     enterEpoch throws while it is pending. Only -DROLLBACK_WINDOW models that wait, with
+     JobRollback.abortPending waits for it before the bump (the guard !ccommit[c] here).
+     -DROLLBACK_WINDOW models the order before abortPending, which did not wait, with
      TaskFailure (the one recovery that does not abort first) as the faults. */
 #ifdef ROLLBACK_WINDOW
   /* The code's order: after the commits queued so far, the restart backoff's wait when

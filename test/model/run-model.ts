@@ -148,7 +148,7 @@ export function modelRuns(options: { quick?: boolean } = {}): ModelRun[] {
     })),
     {
       name: 'ROLLBACK_WINDOW',
-      what: "the code's recovery order (abort and bump after the restart backoff's wait), two task failures: a commit starts in the wait and enterEpoch meets it",
+      what: "the recovery order before JobRollback.abortPending (abort and bump right after the restart backoff's wait), two task failures: a commit starts in the wait and enterEpoch meets it",
       defines: ['-DMAXFAULTS=2', '-DMAXID=4', '-DMAXREC=1', '-DROLLBACK_WINDOW'],
       expect: 'violated',
       names: 'assert(!(ccommit[c]))',
