@@ -4,6 +4,7 @@
  * validation of it, and the tracker's periodic schedule following it.
  */
 import test from 'ava';
+import { runningTracker } from '../helpers/job-tracker.js';
 import {
   AdaptiveInterval,
   chooseInterval,
@@ -12,7 +13,6 @@ import {
   type AdaptiveBounds,
 } from '../../src/core/adaptive-interval.js';
 import { CkptError } from '../../src/core/errors.js';
-import { JobTracker } from '../../src/core/job-tracker.js';
 import { DEFAULT_BUDGET_PERMILLE, resolvePolicy } from '../../src/core/policy.js';
 import { validateJobSpec } from '../../src/core/validate.js';
 import type { CheckpointPolicy } from '../../src/gen/ckpt/v1/CheckpointPolicy.js';
@@ -191,17 +191,7 @@ test('the tracker schedules by the adapted interval and reports it', (t) => {
     tasks: [{ taskId: 'src' }],
     policy: { intervalMs: 1000, adaptive, tolerableFailures: -1 },
   });
-  const j = new JobTracker({
-    spec,
-    state: 'JOB_STATE_RUNNING',
-    createdAtMs: 0,
-    epoch: 1,
-    latestCheckpointId: 0,
-    idFloor: 1,
-    retainedCheckpointIds: [],
-    attempt: 'restoring',
-  });
-  j.ids.reserved(j.ids.floorToReserve(10));
+  const j = runningTracker(spec);
   j.attach('w', ['src']);
   j.markReady('w', 1, ['src']);
   t.like(j.interval, { intervalMs: 1000, reason: 'no checkpoint completed yet: base interval 1000 ms' });

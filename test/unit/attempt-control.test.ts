@@ -6,6 +6,7 @@
  * job has left. Checkpoint 0 (a first start) restores without reading etcd.
  */
 import test from 'ava';
+import { runningTracker } from '../helpers/job-tracker.js';
 import type { AttachResponse } from '../../src/gen/ckpt/v1/AttachResponse.js';
 import type { CheckpointStore } from '../../src/core/ports.js';
 import { JobTracker } from '../../src/core/job-tracker.js';
@@ -22,18 +23,7 @@ interface Harness {
 }
 
 function harness(): Harness {
-  const spec = validateJobSpec({ jobId: 'j', tasks: [{ taskId: 'src' }, { taskId: 'sink', inputs: ['src'] }] });
-  const tracker = new JobTracker({
-    spec,
-    state: 'JOB_STATE_RUNNING',
-    createdAtMs: 0,
-    epoch: 1,
-    latestCheckpointId: 0,
-    idFloor: 1,
-    retainedCheckpointIds: [],
-    attempt: 'restoring',
-  });
-  tracker.ids.reserved(tracker.ids.floorToReserve(10));
+  const tracker = runningTracker();
   const registry = new SessionRegistry();
   const recoveries: string[] = [];
   // Nothing here has a committed checkpoint: a restore of checkpoint 0 reads no manifest.

@@ -12,11 +12,10 @@ import test from 'ava';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { CheckpointStore } from '../../src/core/ports.js';
 import type { TaskSnapshot__Output } from '../../src/gen/ckpt/v1/TaskSnapshot.js';
-import { JobTracker } from '../../src/core/job-tracker.js';
-import { validateJobSpec } from '../../src/core/validate.js';
 import type { JobBroadcasts } from '../../src/coordinator/job-broadcasts.js';
 import { JobRollback } from '../../src/coordinator/job-rollback.js';
 import { silentLogger } from '../../src/log/index.js';
+import { runningTracker } from '../helpers/job-tracker.js';
 
 const TASKS = ['src', 'sink'];
 
@@ -33,18 +32,7 @@ function snapshot(taskId: string): TaskSnapshot__Output {
 }
 
 function harness() {
-  const spec = validateJobSpec({ jobId: 'j', tasks: [{ taskId: 'src' }, { taskId: 'sink', inputs: ['src'] }] });
-  const tracker = new JobTracker({
-    spec,
-    state: 'JOB_STATE_RUNNING',
-    createdAtMs: 0,
-    epoch: 1,
-    latestCheckpointId: 0,
-    idFloor: 1,
-    retainedCheckpointIds: [],
-    attempt: 'restoring',
-  });
-  tracker.ids.reserved(tracker.ids.floorToReserve(10));
+  const tracker = runningTracker();
   tracker.attach('w', TASKS);
   tracker.markReady('w', 1, TASKS);
   const commits = { chain: Promise.resolve() };

@@ -1,4 +1,5 @@
 import test from 'ava';
+import { runningTracker, SOURCE_AND_SINK } from '../helpers/job-tracker.js';
 import { CkptError } from '../../src/core/errors.js';
 import { JobTracker } from '../../src/core/job-tracker.js';
 import { validateJobSpec } from '../../src/core/validate.js';
@@ -9,20 +10,7 @@ function tracker(
   policy: CheckpointPolicy = {},
   extra: Partial<Omit<ConstructorParameters<typeof JobTracker>[0], 'attempt'>> = {},
 ): JobTracker {
-  const spec = validateJobSpec({ jobId: 'j', tasks: [{ taskId: 'src' }, { taskId: 'sink', inputs: ['src'] }], policy });
-  const t = new JobTracker({
-    spec,
-    state: 'JOB_STATE_RUNNING',
-    createdAtMs: 0,
-    epoch: 1,
-    latestCheckpointId: 0,
-    idFloor: 1,
-    retainedCheckpointIds: [],
-    attempt: 'restoring',
-    ...extra,
-  });
-  t.ids.reserved(t.ids.floorToReserve(10));
-  return t;
+  return runningTracker({ ...SOURCE_AND_SINK, policy }, extra);
 }
 
 /** Attaches tasks and reports them ready, as a worker does after its restore. */

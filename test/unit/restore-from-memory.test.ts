@@ -3,11 +3,10 @@
  * manifest the commit kept, without reading it back from etcd.
  */
 import test from 'ava';
+import { runningTracker, SOURCE_AND_SINK } from '../helpers/job-tracker.js';
 import type { AttachResponse } from '../../src/gen/ckpt/v1/AttachResponse.js';
 import type { Manifest__Output } from '../../src/gen/ckpt/v1/Manifest.js';
 import type { CheckpointStore } from '../../src/core/ports.js';
-import { JobTracker } from '../../src/core/job-tracker.js';
-import { validateJobSpec } from '../../src/core/validate.js';
 import { AttemptControl } from '../../src/coordinator/attempt-control.js';
 import { SessionRegistry } from '../../src/coordinator/sessions.js';
 import { silentLogger } from '../../src/log/index.js';
@@ -30,18 +29,12 @@ function manifest(checkpointId: number): Manifest__Output {
 }
 
 test('a recovery restores the last committed checkpoint from memory', async (t) => {
-  const spec = validateJobSpec({ jobId: 'j', tasks: [{ taskId: 'src' }, { taskId: 'sink', inputs: ['src'] }] });
-  const tracker = new JobTracker({
-    spec,
-    state: 'JOB_STATE_RUNNING',
-    createdAtMs: 0,
+  const tracker = runningTracker(SOURCE_AND_SINK, {
     epoch: 2,
     latestCheckpointId: 5,
     idFloor: 6,
     retainedCheckpointIds: [4, 5],
-    attempt: 'restoring',
   });
-  tracker.ids.reserved(tracker.ids.floorToReserve(10));
   const reads: number[] = [];
   const store = {
     readManifest: (_jobId: string, checkpointId: number) => {
