@@ -6,9 +6,9 @@
  * for every message type a session and the barrier plane exchange, and
  * encoded and decoded once, for a sample of the messages of a session's
  * start (hello, welcome with the job spec, restore with state handles,
- * ready, start, heartbeat) and of the barrier plane. Call it while the snapshot is built; processes started from the
- * snapshot find it done. Only computation: nothing connects, nothing is
- * scheduled.
+ * ready, start, heartbeat) and of the barrier plane. Call it while the
+ * snapshot is built; processes started from the snapshot find it done.
+ * Only computation: nothing connects, nothing is scheduled.
  */
 import type { AttachRequest } from '../gen/ckpt/v1/AttachRequest.js';
 import type { AttachResponse } from '../gen/ckpt/v1/AttachResponse.js';

@@ -7,6 +7,7 @@
  * whose resident memory is sampled while the job runs for a minute.
  */
 import { readFile } from 'node:fs/promises';
+import { setInterval } from 'node:timers/promises';
 import test from 'ava';
 import { readStream } from '../../examples/wordcount/verify.js';
 import type { JobSpec } from '../../src/index.js';
@@ -17,6 +18,8 @@ const SOURCE_RATE = 2000;
 const SINK_RATE = SOURCE_RATE / 10;
 const PAYLOAD_BYTES = 2048;
 const RUN_MS = 60_000;
+/** How often each worker's resident memory is read. */
+const RSS_SAMPLE_MS = 1000;
 /**
  * The most a worker's resident memory may grow after its first samples.
  * Without flow control the sink's worker queues what the source makes and
@@ -78,19 +81,28 @@ test.serial(
       const began = Date.now();
       t.log(`job running; sampling worker memory for ${RUN_MS / 1000} s`);
 
-      // Resident memory of each worker once a second; the first samples (5 s in) are the baseline.
+      // Resident memory of each worker once a second; the first samples (5 s in) are the baseline. A worker
+      // that exits fails the test at once.
       const rss = new Map<string, number[]>([...stack.workers.keys()].map((id) => [id, []]));
-      while (Date.now() - began < RUN_MS) {
-        await new Promise((r) => setTimeout(r, 1000));
-        for (const [id, child] of stack.workers) {
-          if (child.exitCode !== null || child.pid === undefined) throw new Error(`worker ${id} exited`);
-          rss.get(id)?.push(await rssOf(child.pid));
+      const exited = new AbortController();
+      for (const [id, child] of stack.workers) {
+        if (child.exitCode !== null) throw new Error(`worker ${id} exited`);
+        child.once('exit', () => exited.abort(new Error(`worker ${id} exited`)));
+      }
+      try {
+        for await (const _ of setInterval(RSS_SAMPLE_MS, undefined, { signal: exited.signal })) {
+          for (const [id, child] of stack.workers) rss.get(id)?.push(await rssOf(child.pid ?? 0));
+          const seconds = Math.round((Date.now() - began) / 1000);
+          if (seconds % 10 === 0) {
+            const mib = [...rss].map(([id, s]) => `${id} ${((s.at(-1) ?? 0) / 2 ** 20).toFixed(0)} MiB`).join(', ');
+            t.log(
+              `${seconds} s: ${generated} records generated, ${completed} checkpoints, epoch ${job().epoch}; ${mib}`,
+            );
+          }
+          if (Date.now() - began >= RUN_MS) break;
         }
-        const seconds = Math.round((Date.now() - began) / 1000);
-        if (seconds % 10 === 0) {
-          const mib = [...rss].map(([id, s]) => `${id} ${((s.at(-1) ?? 0) / 2 ** 20).toFixed(0)} MiB`).join(', ');
-          t.log(`${seconds} s: ${generated} records generated, ${completed} checkpoints, epoch ${job().epoch}; ${mib}`);
-        }
+      } catch (err) {
+        throw exited.signal.aborted ? exited.signal.reason : err;
       }
       edge.unsubscribe();
       const epoch = job().epoch;
